@@ -1,0 +1,686 @@
+"""The application surface: commands take and return IDs and plain values.
+
+Every command names its actor (agency code + staff id); the agency's recorded permission table and
+the staff member's recorded roles decide whether it may run. Business rules live in the aggregates'
+guards; a refused command saves nothing. Library errors become flagledger errors here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import (
+    IntegrityError as LibIntegrityError,
+)
+from eventsourcing.persistence import (
+    OperationalError,
+    PersistenceError,
+    StoredEvent,
+)
+
+from ledger.domain.agencies import Agency, Staff
+from ledger.domain.base import LedgerAggregate
+from ledger.domain.cases import CHECKLIST_ITEMS, ProtectionCase
+from ledger.domain.flags import BodyRequest, FlagRequest, Protection
+from ledger.domain.identity import AccessRecord, ProxyRegistration, PseudonymLink
+from ledger.domain.keys import KeyRegistry
+from ledger.domain.provision import ProbeNotice, ProvisionRequest
+from ledger.domain.types import (
+    Action,
+    AgencyKind,
+    Applicant,
+    Flag,
+    ProvisionStatus,
+    Reason,
+    RequestKind,
+    Role,
+    agency_code,
+    parse_enum,
+    staff_id,
+)
+from ledger.envelope import Envelope
+from ledger.errors import (
+    ChainError,
+    ConfigurationError,
+    FlagLedgerError,
+    InputError,
+    NotFoundError,
+    PermissionDenied,
+    StateConflict,
+    StorageError,
+    UntrustedKeyError,
+)
+from ledger.mapper import SignedEventStore, SignedMapper
+from ledger.pseudonym import Pseudonymizer, is_pseudonym
+from ledger.signing import KeyRecord, KeyRing, Signer
+
+__all__ = ["Actor", "FlagLedger", "FlagStateReader", "QuerierAnswer"]
+
+A = TypeVar("A", bound=LedgerAggregate)
+KEY_TOPIC_PREFIX = "ledger.domain.keys:"
+SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Actor:
+    agency: str
+    staff: str
+
+    @classmethod
+    def parse(cls, value: str) -> Actor:
+        """``131016/tanaka`` → Actor("131016", "tanaka")."""
+        agency, sep, who = value.partition("/")
+        if not sep:
+            raise InputError(f"actor {value!r} must look like AGENCY/STAFF (e.g. 131016/tanaka)")
+        return cls(agency_code(agency), staff_id(who))
+
+    def __str__(self) -> str:
+        return f"{self.agency}/{self.staff}"
+
+
+class FlagStateReader(Protocol):
+    """Nationwide flag state as the request path reads it: flag → agencies holding it."""
+
+    def flags_for(self, subject: str) -> dict[str, list[str]]: ...
+
+
+@dataclass(frozen=True)
+class QuerierAnswer:
+    """What the querying agency (and anyone asking at its counter) learns. A held request and any other
+    manual answer look exactly alike: no status, code, field or wording reveals a flag."""
+
+    request_id: str
+    status: str  # "answered" | "in_progress" | "not_provided"
+    message: str
+
+    IN_PROGRESS = "提供機関で手作業による確認を行っています。回答までしばらくお待ちください。"
+    ANSWERED = "情報が提供されました。"
+    NOT_PROVIDED = "提供機関の判断により、情報は提供されませんでした。"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FlagLedger(Application[UUID]):
+    name = "flagledger"
+    log_section_size = 1000
+    is_snapshotting_enabled = False
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        signers: dict[str, Signer],
+        anchors: Sequence[KeyRecord],
+        pseudonymizer: Pseudonymizer,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.keyring = KeyRing()
+        self.signers = dict(signers)
+        self._anchors = {a.key_id: a for a in anchors}
+        self.pseudonymize = pseudonymizer
+        self.clock = clock
+        self.flag_state: FlagStateReader | None = None
+        self.hosted = frozenset(self.signers)
+        self._vouched: set[str] = set()
+        try:
+            super().__init__(env=env)
+        except (PersistenceError, OperationalError) as exc:
+            raise StorageError(f"cannot open the event store: {exc}") from exc
+        events = self.events
+        assert isinstance(events, SignedEventStore)
+        self.signed_store: SignedEventStore = events
+        self.signed_store.default_origin = self._single_origin
+        self.load_keyring()
+
+    # -- wiring --------------------------------------------------------------------------------
+    def construct_mapper(self) -> SignedMapper:
+        return SignedMapper(
+            transcoder=self.construct_transcoder(),
+            cipher=self.factory.cipher(),
+            compressor=None,
+            keyring=self.keyring,
+            signers=self.signers,
+        )
+
+    def construct_event_store(self) -> SignedEventStore:
+        mapper = self.mapper
+        assert isinstance(mapper, SignedMapper)
+        return SignedEventStore(mapper, self.recorder)
+
+    @property
+    def signed_mapper(self) -> SignedMapper:
+        m = self.mapper
+        assert isinstance(m, SignedMapper)
+        return m
+
+    def _single_origin(self) -> str:
+        if len(self.hosted) == 1:
+            return next(iter(self.hosted))
+        raise ConfigurationError("several agencies are hosted here: say which one originates the events")
+
+    # -- the key registry ----------------------------------------------------------------------
+    def load_keyring(self) -> None:
+        """Rebuild the key registry from the log's key events, verifying each as it is applied."""
+        start = 1
+        batch: list[tuple[Envelope, StoredEvent]] = []
+        while True:
+            page = self.recorder.select_notifications(start=start, limit=1000, topics=self._key_topics())
+            for n in page:
+                env = self.signed_mapper.open(n.state)
+                if batch and batch[-1][0].seal.signature != env.seal.signature:
+                    self.apply_key_events(batch)
+                    batch = []
+                batch.append((env, n))
+            if len(page) < 1000:
+                break
+            start = page[-1].id + 1
+        if batch:
+            self.apply_key_events(batch)
+
+    @staticmethod
+    def _key_topics() -> list[str]:
+        prefix = "ledger.domain.keys:KeyRegistry."
+        return [prefix + e for e in ("Opened", "KeyAdded", "KeyRetired", "KeyRevoked", "RemoteKeyTrusted")]
+
+    def apply_key_events(self, batch: Sequence[tuple[Envelope, StoredEvent]]) -> None:
+        """Verify one sealed batch of key events and fold it into the registry.
+
+        A KeyAdded is trusted if signed by a key of the same agency valid at the time (rotation), or
+        self-signed by a key anchored for this node (a hosted agency's genesis) or vouched for by a local
+        administrator (RemoteKeyTrusted).
+        """
+        mapper = self.signed_mapper
+        tentative: list[str] = []
+        for env, row in batch:
+            mapper.check_row(row, env)
+            h = env.header
+            if h.topic.endswith(".KeyAdded"):
+                ev: Any = mapper.decode(env)
+                vouched = ev.key_id in self._anchors or ev.key_id in self._vouched
+                if h.key_id == ev.key_id and vouched and ev.key_id not in {r.key_id for r in self.keyring.records()}:
+                    self.keyring.add(KeyRecord(h.origin, ev.key_id, ev.public_hex, datetime.fromisoformat(ev.valid_from)))
+                    tentative.append(ev.key_id)
+        try:
+            for env, _ in batch:
+                mapper.verify(env)
+                self._fold_key_event(env)
+        except FlagLedgerError:
+            for key_id in tentative:
+                self.keyring.discard(key_id)
+            raise
+
+    def _fold_key_event(self, env: Envelope) -> None:
+        h = env.header
+        ev: Any = self.signed_mapper.decode(env)
+        kind = h.topic.rsplit(".", 1)[1]
+        if kind == "KeyAdded":
+            self.keyring.add(KeyRecord(h.origin, ev.key_id, ev.public_hex, datetime.fromisoformat(ev.valid_from)))
+        elif kind == "KeyRetired":
+            self.keyring.retire(ev.key_id, datetime.fromisoformat(ev.valid_until))
+        elif kind == "KeyRevoked":
+            self.keyring.revoke(ev.key_id, datetime.fromisoformat(ev.effective_from), ev.reason)
+        elif kind == "RemoteKeyTrusted" and h.origin in self.hosted:
+            self._vouched.add(ev.key_id)
+            if ev.key_id not in {r.key_id for r in self.keyring.records()}:
+                self.keyring.add(
+                    KeyRecord(ev.remote_agency, ev.key_id, ev.public_hex, datetime.fromisoformat(ev.valid_from))
+                )
+
+    # -- persistence helpers -------------------------------------------------------------------
+    def save_as(self, origin: str, *aggregates: LedgerAggregate | None) -> list[int]:
+        """Save aggregates as one sealed batch originated by ``origin``; returns notification ids."""
+        try:
+            recordings = self.save(*aggregates, origin=origin)
+        except LibIntegrityError as exc:
+            raise StateConflict(f"a concurrent change got there first; reload and try again ({exc})") from exc
+        except (PersistenceError, OperationalError) as exc:
+            raise StorageError(f"the event store refused the write: {exc}") from exc
+        keys = [(self.signed_mapper.open(r.notification.state), r.notification) for r in recordings
+                if r.notification.topic.startswith(KEY_TOPIC_PREFIX)]
+        if keys:
+            self.apply_key_events(keys)
+        return [r.notification.id for r in recordings]
+
+    def load(self, cls: type[A], aggregate_id: UUID, what: str) -> A:
+        try:
+            agg = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFoundError(f"unknown {what} {aggregate_id}") from None
+        except (PersistenceError, OperationalError) as exc:
+            raise StorageError(f"cannot read {what}: {exc}") from exc
+        if not isinstance(agg, cls):
+            raise NotFoundError(f"{aggregate_id} is not a {what}")
+        return agg
+
+    def find(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        try:
+            return self.load(cls, aggregate_id, cls.__name__)
+        except NotFoundError:
+            return None
+
+    # -- identities, permissions ----------------------------------------------------------------
+    def subject(self, number_or_pseudonym: str) -> str:
+        return self.pseudonymize.subject(number_or_pseudonym)
+
+    def agency(self, code: str) -> Agency:
+        return self.load(Agency, Agency.create_id(code), f"agency {code}")
+
+    def staff(self, agency: str, who: str) -> Staff:
+        return self.load(Staff, Staff.create_id(agency, who), f"staff member {agency}/{who}")
+
+    def authorise(self, actor: Actor, action: Action) -> tuple[Agency, Staff]:
+        if actor.agency not in self.hosted:
+            raise PermissionDenied(f"agency {actor.agency} is not hosted on this node", code="foreign_agency")
+        agency = self.agency(actor.agency)
+        try:
+            member = self.staff(actor.agency, actor.staff)
+        except NotFoundError:
+            raise PermissionDenied(f"{actor} is not enrolled", code="unknown_staff") from None
+        if not member.active:
+            raise PermissionDenied(f"{actor} is deactivated", code="inactive_staff")
+        if not agency.allows(set(member.roles), action):
+            raise PermissionDenied(
+                f"{actor} (roles: {', '.join(member.roles) or 'none'}) may not {action.value} at {actor.agency}",
+                code="role_not_permitted",
+            )
+        return agency, member
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def register_agency(
+        self, code: str, name: str, kind: str, *, administrator: str, approvals_required: int = 1
+    ) -> str:
+        """Register a hosted agency with its first administrator and its self-signed key (``init``)."""
+        agency_code(code)
+        staff_id(administrator)
+        parse_enum(AgencyKind, kind, "agency kind")
+        signer = self.signers.get(code)
+        if signer is None:
+            raise ConfigurationError(f"no signing key for agency {code} on this node")
+        if self.find(Agency, Agency.create_id(code)) is not None:
+            raise StateConflict(f"agency {code} is already registered")
+        registry = KeyRegistry(agency=code)
+        anchor = self._anchors[signer.key_id]
+        registry.add_key(key_id=signer.key_id, public_hex=signer.public_raw.hex(), valid_from=anchor.valid_from.isoformat())
+        self.save_as(code, registry)
+        agency = Agency(code=code, name=name, kind=kind, approvals_required=approvals_required)
+        admin = Staff(agency=code, staff_id=administrator, name=administrator,
+                      roles=[Role.ADMINISTRATOR.value], by=SYSTEM)
+        self.save_as(code, agency, admin)
+        return code
+
+    def register_remote_agency(self, actor: Actor, code: str, name: str, kind: str, key_id: str,
+                               public_hex: str, valid_from: datetime) -> None:
+        """Vouch for another agency's first key, exchanged out of band (the trust anchor for its events)."""
+        self.authorise(actor, Action.ADMINISTER)
+        agency_code(code)
+        parse_enum(AgencyKind, kind, "agency kind")
+        registry = self.load(KeyRegistry, KeyRegistry.create_id(actor.agency), "key registry")
+        registry.trust_remote(remote_agency=code, key_id=key_id, public_hex=public_hex,
+                              valid_from=valid_from.isoformat(), by=actor.staff)
+        self.save_as(actor.agency, registry)
+
+    def enroll_staff(self, actor: Actor, who: str, name: str, roles: Sequence[str]) -> str:
+        self.authorise(actor, Action.ADMINISTER)
+        staff_id(who)
+        parsed = [parse_enum(Role, r, "role").value for r in roles]
+        if self.find(Staff, Staff.create_id(actor.agency, who)) is not None:
+            raise StateConflict(f"{actor.agency}/{who} is already enrolled")
+        self.save_as(actor.agency, Staff(agency=actor.agency, staff_id=who, name=name, roles=parsed, by=actor.staff))
+        return who
+
+    def grant_role(self, actor: Actor, who: str, role: str) -> None:
+        self.authorise(actor, Action.ADMINISTER)
+        member = self.staff(actor.agency, who)
+        member.grant_role(parse_enum(Role, role, "role"), by=actor.staff)
+        self.save_as(actor.agency, member)
+
+    def revoke_role(self, actor: Actor, who: str, role: str) -> None:
+        self.authorise(actor, Action.ADMINISTER)
+        member = self.staff(actor.agency, who)
+        member.revoke_role(parse_enum(Role, role, "role"), by=actor.staff)
+        self.save_as(actor.agency, member)
+
+    def deactivate_staff(self, actor: Actor, who: str) -> None:
+        self.authorise(actor, Action.ADMINISTER)
+        member = self.staff(actor.agency, who)
+        member.deactivate(by=actor.staff)
+        self.save_as(actor.agency, member)
+
+    def grant_permission(self, actor: Actor, role: str, action: str) -> None:
+        agency, _ = self.authorise(actor, Action.ADMINISTER)
+        agency.grant(parse_enum(Role, role, "role"), parse_enum(Action, action, "action"), by=actor.staff)
+        self.save_as(actor.agency, agency)
+
+    def revoke_permission(self, actor: Actor, role: str, action: str) -> None:
+        agency, _ = self.authorise(actor, Action.ADMINISTER)
+        agency.revoke(parse_enum(Role, role, "role"), parse_enum(Action, action, "action"), by=actor.staff)
+        self.save_as(actor.agency, agency)
+
+    def set_approval_policy(self, actor: Actor, approvals_required: int) -> None:
+        agency, _ = self.authorise(actor, Action.ADMINISTER)
+        agency.set_approvals_required(approvals_required, by=actor.staff)
+        self.save_as(actor.agency, agency)
+
+    # -- keys -------------------------------------------------------------------------------------
+    def rotate_key(self, actor: Actor, new_signer: Signer, valid_from: datetime) -> str:
+        """Announce ``new_signer`` (signed by the current key) and retire the current key at ``valid_from``."""
+        self.authorise(actor, Action.ADMINISTER)
+        old = self.signers[actor.agency]
+        registry = self.load(KeyRegistry, KeyRegistry.create_id(actor.agency), "key registry")
+        registry.add_key(key_id=new_signer.key_id, public_hex=new_signer.public_raw.hex(),
+                         valid_from=valid_from.isoformat())
+        registry.retire(old.key_id, valid_until=(valid_from + timedelta(days=1)).isoformat())
+        self.save_as(actor.agency, registry)
+        self.signers[actor.agency] = new_signer
+        self.signed_mapper.signers[actor.agency] = new_signer
+        return new_signer.key_id
+
+    def revoke_key(self, actor: Actor, key_id: str, reason: str, effective_from: datetime | None = None) -> None:
+        self.authorise(actor, Action.ADMINISTER)
+        if self.signers[actor.agency].key_id == key_id:
+            raise StateConflict("rotate to a new key before revoking the current one")
+        registry = self.load(KeyRegistry, KeyRegistry.create_id(actor.agency), "key registry")
+        registry.revoke(key_id, (effective_from or self.clock()).isoformat(), reason, by=actor.staff)
+        self.save_as(actor.agency, registry)
+
+    # -- intake (Point 1) --------------------------------------------------------------------------
+    def open_case(
+        self,
+        actor: Actor,
+        victim: str,
+        *,
+        perpetrators: Sequence[str] = (),
+        reason: str = Reason.DV.value,
+        checklist: dict[str, bool] | None = None,
+        proxies_to_cancel: Sequence[str] = (),
+        notes: str = "",
+    ) -> UUID:
+        self.authorise(actor, Action.OPEN_CASE)
+        parse_enum(Reason, reason, "reason")
+        checklist = dict(checklist or {})
+        unknown = set(checklist) - set(CHECKLIST_ITEMS)
+        if unknown:
+            raise InputError(f"unknown checklist items: {', '.join(sorted(unknown))}")
+        full = {item: bool(checklist.get(item, False)) for item in CHECKLIST_ITEMS}
+        case = ProtectionCase(
+            agency=actor.agency,
+            victim=self.subject(victim),
+            perpetrators=[self.subject(p) for p in perpetrators],
+            reason=reason,
+            checklist=full,
+            proxies_to_cancel=[self.subject(p) for p in proxies_to_cancel],
+            notes=notes,
+            opened_by=actor.staff,
+        )
+        self.save_as(actor.agency, case)
+        return case.id
+
+    def case(self, case_id: UUID) -> ProtectionCase:
+        return self.load(ProtectionCase, case_id, "case")
+
+    def add_perpetrator(self, actor: Actor, case_id: UUID, subject: str) -> None:
+        self.authorise(actor, Action.OPEN_CASE)
+        case = self._own(self.case(case_id), actor)
+        case.add_perpetrator(self.subject(subject), by=actor.staff)
+        self.save_as(actor.agency, case)
+
+    def _own(self, agg: A, actor: Actor) -> A:
+        if agg.agency != actor.agency:
+            raise PermissionDenied(f"that belongs to agency {agg.agency}, not {actor.agency}", code="other_agency")
+        return agg
+
+    # -- flags: request, approve, execute (Points 2, 6, 7) ------------------------------------------
+    def request_flags(
+        self,
+        actor: Actor,
+        subject: str,
+        flags: Sequence[str],
+        *,
+        kind: str = RequestKind.SET.value,
+        reason: str = Reason.DV.value,
+        review_date: date | None = None,
+        case_id: UUID | None = None,
+        explanation: str = "",
+        body_request_id: UUID | None = None,
+    ) -> UUID:
+        agency, _ = self.authorise(actor, Action.REQUEST_FLAG)
+        k = parse_enum(RequestKind, kind, "request kind")
+        parse_enum(Reason, reason, "reason")
+        if not flags:
+            raise InputError("name at least one flag (NON_DISCLOSURE, NO_AUTO_RESPONSE)")
+        fl = sorted({parse_enum(Flag, f, "flag").value for f in flags})
+        subj = self.subject(subject)
+        if case_id is not None:
+            self._own(self.case(case_id), actor)
+        if body_request_id is not None:
+            body = self.load(BodyRequest, body_request_id, "protection-body request")
+            if body.municipality != actor.agency:
+                raise PermissionDenied("that protection-body request was sent to another municipality")
+        protection = self.find(Protection, Protection.create_id(actor.agency, subj))
+        today = self.clock().date()
+        if k is RequestKind.SET:
+            review = review_date or today + timedelta(days=365)
+        elif k is RequestKind.RENEW:
+            if protection is None:
+                raise NotFoundError(f"agency {actor.agency} holds no flag on this subject to renew")
+            protection.check_held(fl)
+            review = review_date or today + timedelta(days=365)
+        else:
+            if protection is None:
+                raise NotFoundError(f"agency {actor.agency} holds no flag on this subject to release")
+            protection.check_held(fl)
+            if not explanation.strip():
+                raise InputError("record the explanation given to the person (Point 6) before requesting release")
+            review = None
+        if review is not None and review <= today:
+            raise InputError("the review date must be in the future")
+        request = FlagRequest(
+            agency=actor.agency, kind=k.value, subject=subj, flags=fl, reason=reason,
+            review_date=review.isoformat() if review else None, requested_by=actor.staff,
+            approvals_required=agency.approvals_required, case_id=case_id, explanation=explanation,
+            body_request_id=body_request_id,
+        )
+        self.save_as(actor.agency, request)
+        return request.id
+
+    def flag_request(self, request_id: UUID) -> FlagRequest:
+        return self.load(FlagRequest, request_id, "flag request")
+
+    def approve_request(self, actor: Actor, request_id: UUID, note: str = "") -> str:
+        self.authorise(actor, Action.APPROVE_FLAG)
+        request = self._own(self.flag_request(request_id), actor)
+        request.approve(actor.staff, note)
+        self.save_as(actor.agency, request)
+        return request.status
+
+    def reject_request(self, actor: Actor, request_id: UUID, reason: str) -> None:
+        self.authorise(actor, Action.APPROVE_FLAG)
+        request = self._own(self.flag_request(request_id), actor)
+        request.reject(actor.staff, reason)
+        self.save_as(actor.agency, request)
+
+    def execute_request(self, actor: Actor, request_id: UUID) -> None:
+        """The designated operator applies an approved request to the agency's flags."""
+        self.authorise(actor, Action.EXECUTE_FLAG)
+        request = self._own(self.flag_request(request_id), actor)
+        request.execute(actor.staff)
+        pid = Protection.create_id(actor.agency, request.subject)
+        protection = self.find(Protection, pid) or Protection(agency=actor.agency, subject=request.subject)
+        if request.kind == RequestKind.SET.value:
+            assert request.review_date is not None
+            protection.set_flags(request.flags, request.id, actor.staff, request.reason, request.review_date)
+        elif request.kind == RequestKind.RENEW.value:
+            assert request.review_date is not None
+            protection.renew(request.flags, request.id, actor.staff, request.review_date)
+        else:
+            protection.release(request.flags, request.id, actor.staff, "see request explanation")
+        self.save_as(actor.agency, request, protection)
+
+    def protection(self, agency: str, subject: str) -> Protection | None:
+        return self.find(Protection, Protection.create_id(agency, self.subject(subject)))
+
+    # -- protection bodies ----------------------------------------------------------------------------
+    def send_body_request(
+        self, actor: Actor, municipality: str, subject: str, flags: Sequence[str], reason: str = Reason.DV.value
+    ) -> UUID:
+        agency, _ = self.authorise(actor, Action.SEND_BODY_REQUEST)
+        if not AgencyKind(agency.kind).is_protection_body:
+            raise PermissionDenied("only support centres and child guidance centres send protection requests")
+        agency_code(municipality)
+        parse_enum(Reason, reason, "reason")
+        fl = sorted({parse_enum(Flag, f, "flag").value for f in flags})
+        if not fl:
+            raise InputError("name at least one flag")
+        body = BodyRequest(agency=actor.agency, municipality=municipality, subject=self.subject(subject),
+                           flags=fl, reason=reason, sent_by=actor.staff)
+        self.save_as(actor.agency, body)
+        return body.id
+
+    # -- information provision (Points 4, 5) ---------------------------------------------------------
+    def _national_flags(self, subject: str) -> dict[str, list[str]]:
+        if self.flag_state is None:
+            raise ConfigurationError("no nationwide flag state is wired: build the app with ledger.bootstrap")
+        return self.flag_state.flags_for(subject)
+
+    def request_provision(
+        self,
+        actor: Actor,
+        provider: str,
+        subject: str,
+        *,
+        legal_item: int,
+        procedure: str,
+        info_kind: str,
+        applicant: str = Applicant.UNKNOWN.value,
+    ) -> QuerierAnswer:
+        """Agency ``actor.agency`` queries ``provider`` (hosted here) about ``subject``."""
+        self.authorise(actor, Action.REQUEST_PROVISION)
+        agency_code(provider)
+        if provider not in self.hosted:
+            raise NotFoundError(f"providing agency {provider} is not served by this node")
+        if not isinstance(legal_item, int) or not 1 <= legal_item <= 200:
+            raise InputError("legal_item must be the item number of table 2 (別表第二), 1-200")
+        if not procedure.strip() or not info_kind.strip():
+            raise InputError("procedure and info_kind are required")
+        parse_enum(Applicant, applicant, "applicant")
+        subj = self.subject(subject)
+        request = ProvisionRequest(agency=provider, querier=actor.agency, subject=subj, legal_item=legal_item,
+                                   procedure=procedure, info_kind=info_kind, applicant=applicant)
+        state = self._national_flags(subj)
+        holders = state.get(Flag.NO_AUTO_RESPONSE.value, [])
+        to_save: list[LedgerAggregate] = [request]
+        if holders:
+            request.hold(flags=sorted(state))
+            all_holders = sorted({a for hs in state.values() for a in hs})
+            to_save.append(ProbeNotice(agency=provider, holders=all_holders, request_id=request.id,
+                                       querier=actor.agency, procedure=procedure, legal_item=legal_item))
+        else:
+            request.provide_automatically()
+            if state:  # protected, but automatic answers allowed: the holders still hear of it
+                all_holders = sorted({a for hs in state.values() for a in hs})
+                to_save.append(ProbeNotice(agency=provider, holders=all_holders, request_id=request.id,
+                                           querier=actor.agency, procedure=procedure, legal_item=legal_item))
+        self.save_as(provider, *to_save)
+        return self.querier_answer(request.id)
+
+    def provision_request(self, request_id: UUID) -> ProvisionRequest:
+        return self.load(ProvisionRequest, request_id, "provision request")
+
+    def querier_answer(self, request_id: UUID) -> QuerierAnswer:
+        r = self.provision_request(request_id)
+        if r.status in (ProvisionStatus.PROVIDED.value, ProvisionStatus.PROVIDED_MANUALLY.value):
+            return QuerierAnswer(str(r.id), "answered", QuerierAnswer.ANSWERED)
+        if r.status == ProvisionStatus.REFUSED.value:
+            return QuerierAnswer(str(r.id), "not_provided", QuerierAnswer.NOT_PROVIDED)
+        return QuerierAnswer(str(r.id), "in_progress", QuerierAnswer.IN_PROGRESS)
+
+    def propose_decision(
+        self, actor: Actor, request_id: UUID, decision: str, applicant_check: str, note: str = ""
+    ) -> None:
+        """A reviewer at the provider proposes to provide or refuse a held request (after Point 5's check)."""
+        self.authorise(actor, Action.REVIEW_HELD)
+        parse_enum(Applicant, applicant_check, "applicant check")
+        request = self._own(self.provision_request(request_id), actor)
+        request.propose(decision, applicant_check, actor.staff, note)
+        self.save_as(actor.agency, request)
+
+    def approve_decision(self, actor: Actor, request_id: UUID) -> str:
+        self.authorise(actor, Action.APPROVE_HELD)
+        request = self._own(self.provision_request(request_id), actor)
+        request.approve_decision(actor.staff)
+        self.save_as(actor.agency, request)
+        assert request.status is not None
+        return request.status
+
+    # -- identity and proxies ----------------------------------------------------------------------
+    def link_numbers(self, actor: Actor, old: str, new: str) -> tuple[str, str]:
+        """Record an individual-number change; protection follows the person to the new pseudonym."""
+        self.authorise(actor, Action.REQUEST_FLAG)
+        o, n = self.subject(old), self.subject(new)
+        if o == n:
+            raise InputError("old and new numbers are the same")
+        if self.find(PseudonymLink, PseudonymLink.create_id(o)) is not None:
+            raise StateConflict("that old number is already linked to a new one")
+        self.save_as(actor.agency, PseudonymLink(agency=actor.agency, old=o, new=n, by=actor.staff))
+        return o, n
+
+    def register_proxy(self, actor: Actor, subject: str, proxy: str) -> UUID:
+        self.authorise(actor, Action.OPEN_CASE)
+        s, p = self.subject(subject), self.subject(proxy)
+        existing = self.find(ProxyRegistration, ProxyRegistration.create_id(s, p))
+        if existing is not None:
+            raise StateConflict("that proxy is already registered")
+        reg = ProxyRegistration(agency=actor.agency, subject=s, proxy=p, by=actor.staff)
+        self.save_as(actor.agency, reg)
+        return reg.id
+
+    def cancel_proxy(self, actor: Actor, subject: str, proxy: str, reason: str = "") -> None:
+        self.authorise(actor, Action.OPEN_CASE)
+        s, p = self.subject(subject), self.subject(proxy)
+        reg = self.load(ProxyRegistration, ProxyRegistration.create_id(s, p), "proxy registration")
+        reg.cancel(by=actor.staff, reason=reason)
+        self.save_as(actor.agency, reg)
+
+    def record_access(self, actor: Actor, subject: str, what: str, purpose: str) -> UUID:
+        """Record a read of protected details; callers do this *before* showing them."""
+        self.authorise(actor, Action.VIEW_PROTECTED)
+        if not purpose.strip():
+            raise InputError("say why the protected details are read (purpose)")
+        rec = AccessRecord(agency=actor.agency, staff=actor.staff, subject=self.subject(subject),
+                           what=what, purpose=purpose)
+        self.save_as(actor.agency, rec)
+        return rec.id
+
+    # -- reading the log ------------------------------------------------------------------------------
+    def envelopes(self, start: int = 1, page: int = 1000, stop: int | None = None) -> Iterator[tuple[int, StoredEvent, Envelope]]:
+        """Stream (notification id, row, envelope) in log order, page by page (bounded memory)."""
+        mapper = self.signed_mapper
+        while True:
+            rows = self.recorder.select_notifications(start=start, limit=page, stop=stop)
+            for n in rows:
+                yield n.id, n, mapper.open(n.state)
+            if len(rows) < page:
+                return
+            start = rows[-1].id + 1
+
+    def max_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+
+def is_local_only(topic: str) -> bool:
+    """Whether events of this topic stay on the node (intake notes, approvals, staff, access reads)."""
+    from eventsourcing.utils import resolve_topic
+
+    cls_name = topic.split(":", 1)[1].split(".", 1)[0] if ":" in topic else ""
+    owner = resolve_topic(topic.split(":", 1)[0] + ":" + cls_name)
+    return not getattr(owner, "SHARED", False)
+
+
+_ = (is_pseudonym, ChainError, FlagLedgerError)

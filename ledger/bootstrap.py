@@ -1,0 +1,160 @@
+"""The one place that wires a node: configuration → keys → ledger → projections.
+
+Nothing connects to a database at import time; :func:`open_node` does, and :meth:`Node.close` lets go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ledger.app import Actor, FlagLedger
+from ledger.config import AgencyEntry, NodeConfig
+from ledger.errors import ConfigurationError
+from ledger.pseudonym import Pseudonymizer
+from ledger.signing import KeyRecord, Signer
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from projections.base import Projection, Projector
+    from projections.flag_state import NationwideState
+
+__all__ = ["AgencySpec", "Node", "add_agency", "init_node", "open_node"]
+
+
+@dataclass(frozen=True)
+class AgencySpec:
+    code: str
+    name: str
+    kind: str
+    administrator: str = "admin"
+    approvals_required: int = 1
+
+
+class CaughtUpState:
+    """Nationwide state read after applying any events not yet projected (in-process consistency)."""
+
+    def __init__(self, projector: Projector, state: NationwideState) -> None:
+        self.projector = projector
+        self.state = state
+
+    def flags_for(self, subject: str) -> dict[str, list[str]]:
+        self.projector.catch_up()
+        return self.state.flags_for(subject)
+
+
+@dataclass
+class Node:
+    config: NodeConfig
+    app: FlagLedger
+    engine: Engine
+    projector: Projector
+    state: NationwideState
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.app.close()
+
+
+def _signers_and_anchors(config: NodeConfig) -> tuple[dict[str, Signer], list[KeyRecord]]:
+    signers: dict[str, Signer] = {}
+    anchors: list[KeyRecord] = []
+    for entry in config.agencies:
+        for k in entry.keys:
+            anchors.append(KeyRecord(entry.code, k["key_id"], k["public_hex"], datetime.fromisoformat(k["valid_from"])))
+        if entry.keys:
+            current = entry.current_key
+            signers[entry.code] = Signer.load(entry.code, config.secrets_dir / current["file"])
+    return signers, anchors
+
+
+def default_projections() -> list[Projection]:
+    from projections.registry import all_projections
+
+    return all_projections()
+
+
+def open_node(
+    data_dir: Path,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    projections: Sequence[Projection] | None = None,
+) -> Node:
+    from projections.base import Projector, create_engine
+    from projections.flag_state import NationwideState
+
+    config = NodeConfig.load(data_dir)
+    signers, anchors = _signers_and_anchors(config)
+    kwargs = {"clock": clock} if clock is not None else {}
+    app = FlagLedger(
+        config.ledger_env(), signers=signers, anchors=anchors,
+        pseudonymizer=Pseudonymizer(config.pseudonym_secret()), **kwargs,
+    )
+    engine = create_engine(config.views_url())
+    projector = Projector(app, engine, projections if projections is not None else default_projections())
+    projector.create_tables()
+    state = NationwideState(engine)
+    app.flag_state = CaughtUpState(projector, state)
+    return Node(config, app, engine, projector, state)
+
+
+def _new_key(config: NodeConfig, code: str, valid_from: datetime) -> dict[str, str]:
+    signer = Signer.generate(code)
+    fname = f"{code}-{signer.key_id.split(':')[1]}.pem"
+    config.ensure_secrets_dir()
+    signer.save(config.secrets_dir / fname)
+    return {"key_id": signer.key_id, "public_hex": signer.public_raw.hex(), "valid_from": valid_from.isoformat(),
+            "file": fname}
+
+
+def init_node(
+    data_dir: Path,
+    agencies: Sequence[AgencySpec],
+    *,
+    database_url: str | None = None,
+    encryption: bool = True,
+    pseudonym_key_file: Path | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Node:
+    """Create a data directory hosting ``agencies``: keys, secrets, config, and their registration events."""
+    if (data_dir / "config.json").exists():
+        raise ConfigurationError(f"{data_dir} is already initialised; use `flagledger agency add` to host more")
+    config = NodeConfig(data_dir=data_dir, database_url=database_url, encryption=encryption)
+    config.apply_environment()
+    config.ensure_secrets_dir()
+    config.create_missing_secrets(pseudonym_key_file)
+    config.save()
+    for spec in agencies:
+        add_agency(data_dir, spec, clock=clock).close()
+    return open_node(data_dir, clock=clock)
+
+
+def add_agency(data_dir: Path, spec: AgencySpec, *, clock: Callable[[], datetime] | None = None) -> Node:
+    config = NodeConfig.load(data_dir)
+    if any(a.code == spec.code for a in config.agencies):
+        raise ConfigurationError(f"agency {spec.code} is already hosted in {data_dir}")
+    now = (clock or (lambda: datetime.now(UTC)))()
+    # valid a little before now so events stamped in the same second by a skewed clock still verify
+    config.agencies.append(AgencyEntry(code=spec.code, keys=[_new_key(config, spec.code, now - timedelta(minutes=5))]))
+    config.save()
+    node = open_node(data_dir, clock=clock)
+    node.app.register_agency(spec.code, spec.name, spec.kind, administrator=spec.administrator,
+                             approvals_required=spec.approvals_required)
+    return node
+
+
+def rotate_key(node: Node, actor: Actor) -> str:
+    """Generate a new key for the actor's agency, announce it in the ledger and make it current."""
+    now = node.app.clock()
+    entry = node.config.agency(actor.agency)
+    new = _new_key(node.config, actor.agency, now)
+    signer = Signer.load(actor.agency, node.config.secrets_dir / new["file"])
+    node.app.rotate_key(actor, signer, now)
+    entry.keys.append(new)
+    node.config.save()
+    return signer.key_id

@@ -1,0 +1,190 @@
+"""A node's data directory: configuration, secrets and (by default) the embedded SQLite databases.
+
+Layout::
+
+    DATA_DIR/config.json            hosted agencies, their key ids, database and broker settings
+    DATA_DIR/secrets/               0700; signing keys (PEM), cipher key, pseudonym secret — never in git
+    DATA_DIR/ledger.sqlite          the signed event log (embedded default)
+    DATA_DIR/views.sqlite           projections (embedded default)
+
+Environment overrides: ``FLAGLEDGER_DATA_DIR``, ``FLAGLEDGER_DATABASE_URL`` (``postgresql://user@host:port/db``),
+``FLAGLEDGER_PSEUDONYM_KEY_FILE``, ``FLAGLEDGER_CIPHER_KEY_FILE``, ``FLAGLEDGER_ENCRYPTION`` (``on``/``off``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets as pysecrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from ledger.errors import ConfigurationError
+
+__all__ = ["AgencyEntry", "NodeConfig", "default_data_dir"]
+
+CONFIG_FILE = "config.json"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("FLAGLEDGER_DATA_DIR", "./flagledger-data"))
+
+
+@dataclass
+class AgencyEntry:
+    code: str
+    keys: list[dict[str, str]] = field(default_factory=list)  # key_id, public_hex, valid_from, file
+
+    @property
+    def current_key(self) -> dict[str, str]:
+        return self.keys[-1]
+
+
+@dataclass
+class NodeConfig:
+    data_dir: Path
+    agencies: list[AgencyEntry] = field(default_factory=list)
+    database_url: str | None = None
+    encryption: bool = True
+    kafka: dict[str, Any] = field(default_factory=dict)
+
+    # -- files --------------------------------------------------------------------------------
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    @property
+    def path(self) -> Path:
+        return self.data_dir / CONFIG_FILE
+
+    @classmethod
+    def load(cls, data_dir: Path) -> NodeConfig:
+        path = data_dir / CONFIG_FILE
+        if not path.exists():
+            raise ConfigurationError(
+                f"{data_dir} is not a flagledger data directory (no {CONFIG_FILE}); "
+                "run `flagledger init --data-dir DIR --agency CODE ...` first"
+            )
+        try:
+            raw = json.loads(path.read_text())
+            cfg = cls(
+                data_dir=data_dir,
+                agencies=[AgencyEntry(**a) for a in raw.get("agencies", [])],
+                database_url=raw.get("database_url"),
+                encryption=bool(raw.get("encryption", True)),
+                kafka=dict(raw.get("kafka", {})),
+            )
+        except (ValueError, TypeError) as exc:
+            raise ConfigurationError(f"{path} is not valid: {exc}") from exc
+        cfg.apply_environment()
+        return cfg
+
+    def apply_environment(self) -> None:
+        url = os.environ.get("FLAGLEDGER_DATABASE_URL")
+        if url:
+            self.database_url = url
+        enc = os.environ.get("FLAGLEDGER_ENCRYPTION")
+        if enc:
+            self.encryption = enc.lower() not in ("0", "off", "false", "no")
+
+    def save(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        data = {
+            "agencies": [asdict(a) for a in self.agencies],
+            "database_url": self.database_url,
+            "encryption": self.encryption,
+            "kafka": self.kafka,
+        }
+        self.path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+    def agency(self, code: str) -> AgencyEntry:
+        for a in self.agencies:
+            if a.code == code:
+                return a
+        raise ConfigurationError(f"agency {code} is not hosted in {self.data_dir}")
+
+    # -- secrets ------------------------------------------------------------------------------
+    def _secret_file(self, env: str, name: str) -> Path:
+        override = os.environ.get(env)
+        return Path(override) if override else self.secrets_dir / name
+
+    def ensure_secrets_dir(self) -> None:
+        self.secrets_dir.mkdir(parents=True, exist_ok=True)
+        self.secrets_dir.chmod(0o700)
+
+    def pseudonym_secret(self) -> bytes:
+        path = self._secret_file("FLAGLEDGER_PSEUDONYM_KEY_FILE", "pseudonym.key")
+        try:
+            return bytes.fromhex(path.read_text().strip())
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(
+                f"cannot read the pseudonym secret {path}: {exc}. Every agency of a deployment must share "
+                "it: copy it from the deployment's secret store or set FLAGLEDGER_PSEUDONYM_KEY_FILE"
+            ) from exc
+
+    def cipher_key(self) -> str:
+        path = self._secret_file("FLAGLEDGER_CIPHER_KEY_FILE", "cipher.key")
+        try:
+            key = path.read_text().strip()
+            base64.b64decode(key, validate=True)
+            return key
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read the at-rest cipher key {path}: {exc}") from exc
+
+    def write_secret(self, name: str, text: str, *, overwrite: bool = False) -> Path:
+        self.ensure_secrets_dir()
+        path = self.secrets_dir / name
+        if path.exists() and not overwrite:
+            return path
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text + "\n")
+        return path
+
+    def create_missing_secrets(self, pseudonym_key_file: Path | None = None) -> None:
+        if pseudonym_key_file is not None:
+            try:
+                secret = pseudonym_key_file.read_text().strip()
+                bytes.fromhex(secret)
+            except (OSError, ValueError) as exc:
+                raise ConfigurationError(f"cannot read pseudonym secret {pseudonym_key_file}: {exc}") from exc
+            self.write_secret("pseudonym.key", secret, overwrite=True)
+        else:
+            self.write_secret("pseudonym.key", pysecrets.token_hex(32))
+        self.write_secret("cipher.key", base64.b64encode(pysecrets.token_bytes(32)).decode())
+
+    # -- eventsourcing environment ---------------------------------------------------------------
+    def ledger_env(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        if self.database_url:
+            u = urlparse(self.database_url)
+            if u.scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+                raise ConfigurationError(f"unsupported database URL scheme {u.scheme!r}; use postgresql://")
+            env.update(
+                PERSISTENCE_MODULE="eventsourcing.postgres",
+                POSTGRES_DBNAME=(u.path or "/").lstrip("/") or "postgres",
+                POSTGRES_HOST=u.hostname or "127.0.0.1",
+                POSTGRES_PORT=str(u.port or 5432),
+                POSTGRES_USER=u.username or "postgres",
+                POSTGRES_PASSWORD=u.password or "",
+                CREATE_TABLE="y",
+            )
+        else:
+            env.update(
+                PERSISTENCE_MODULE="eventsourcing.sqlite",
+                SQLITE_DBNAME=str(self.data_dir / "ledger.sqlite"),
+                SQLITE_LOCK_TIMEOUT="30",
+                CREATE_TABLE="y",
+            )
+        if self.encryption:
+            env.update(CIPHER_TOPIC="eventsourcing.cryptography:AESCipher", CIPHER_KEY=self.cipher_key())
+        return env
+
+    def views_url(self) -> str:
+        if self.database_url:
+            u = urlparse(self.database_url)
+            return "postgresql+psycopg://" + self.database_url.split("://", 1)[1] if u.scheme else ""
+        return f"sqlite:///{self.data_dir / 'views.sqlite'}"

@@ -1,0 +1,26 @@
+"""What every flagledger aggregate shares: an owning agency and whether its events leave the node."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+NAMESPACE = uuid5(NAMESPACE_URL, "https://flagledger.example/ns")
+
+
+def stable_id(*parts: str) -> UUID:
+    return uuid5(NAMESPACE, "/".join(parts))
+
+
+class LedgerAggregate(Aggregate):
+    """``agency`` is the code of the agency that owns (and alone may write) the aggregate.
+
+    ``SHARED`` says whether the aggregate's events are published to other agencies; local ones
+    (intake notes, approvals, staff, reads of protected details) never leave the node.
+    """
+
+    SHARED = False
+    if TYPE_CHECKING:  # set by each subclass's creation event; not a dataclass field
+        agency: str

@@ -1,0 +1,162 @@
+"""Flag requests with their approval chain, and the flags an agency holds on a subject."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from ledger.domain.base import LedgerAggregate, stable_id
+from ledger.domain.types import RequestKind, RequestStatus
+from ledger.errors import NotFoundError, SelfApprovalError, StateConflict
+
+
+class FlagRequest(LedgerAggregate):
+    """Request → approvals (four eyes, chain length per agency policy) → executed by an operator."""
+
+    @event("Requested")
+    def __init__(
+        self,
+        agency: str,
+        kind: str,
+        subject: str,
+        flags: list[str],
+        reason: str,
+        review_date: str | None,
+        requested_by: str,
+        approvals_required: int,
+        case_id: UUID | None,
+        explanation: str,
+        body_request_id: UUID | None,
+    ) -> None:
+        self.agency = agency
+        self.kind = kind
+        self.subject = subject
+        self.flags = sorted(flags)
+        self.reason = reason
+        self.review_date = review_date
+        self.requested_by = requested_by
+        self.approvals_required = approvals_required
+        self.case_id = case_id
+        self.explanation = explanation
+        self.body_request_id = body_request_id
+        self.approvals: list[str] = []
+        self.status = RequestStatus.PENDING.value
+        self.decided_by: str | None = None
+
+    def check_pending(self) -> None:
+        if self.status != RequestStatus.PENDING.value:
+            raise StateConflict(f"request is {self.status}, not pending")
+
+    def check_not_requester(self, staff: str, what: str) -> None:
+        if staff == self.requested_by:
+            raise SelfApprovalError(f"the requester cannot {what} their own request (four eyes)")
+
+    def approve(self, by: str, note: str = "") -> None:
+        self.check_pending()
+        self.check_not_requester(by, "approve")
+        if by in self.approvals:
+            raise SelfApprovalError(f"{by} has already approved this request; another approver is needed")
+        self._approved(by=by, note=note)
+
+    @event("Approved")
+    def _approved(self, by: str, note: str) -> None:
+        self.approvals.append(by)
+        if len(self.approvals) >= self.approvals_required:
+            self.status = RequestStatus.APPROVED.value
+
+    def reject(self, by: str, reason: str) -> None:
+        self.check_pending()
+        self.check_not_requester(by, "reject")
+        self._rejected(by=by, reason=reason)
+
+    @event("Rejected")
+    def _rejected(self, by: str, reason: str) -> None:
+        self.status = RequestStatus.REJECTED.value
+        self.decided_by = by
+
+    def execute(self, by: str) -> None:
+        if self.status != RequestStatus.APPROVED.value:
+            raise StateConflict(
+                f"request is {self.status}: it needs {self.approvals_required} approval(s) before an operator acts"
+            )
+        self._executed(by=by)
+
+    @event("Executed")
+    def _executed(self, by: str) -> None:
+        self.status = RequestStatus.EXECUTED.value
+        self.decided_by = by
+
+
+class Protection(LedgerAggregate):
+    """The flags one agency holds on one subject (pseudonym). Shared: it is what protects everywhere."""
+
+    SHARED = True
+
+    @staticmethod
+    def create_id(agency: str, subject: str, **_: Any) -> UUID:
+        return stable_id("protection", agency, subject)
+
+    @event("Opened")
+    def __init__(self, agency: str, subject: str) -> None:
+        self.agency = agency
+        self.subject = subject
+        self.flags: dict[str, dict[str, Any]] = {}
+
+    def active(self, flag: str) -> bool:
+        return flag in self.flags
+
+    def set_flags(self, flags: list[str], request_id: UUID, by: str, reason: str, review_date: str) -> None:
+        already = [f for f in flags if f in self.flags]
+        if already:
+            raise StateConflict(f"{', '.join(already)} already set by {self.agency}: renew instead")
+        self._set(agency=self.agency, subject=self.subject, flags=sorted(flags), request_id=request_id, by=by, reason=reason, review_date=review_date)
+
+    @event("FlagsSet")
+    def _set(self, agency: str, subject: str, flags: list[str], request_id: UUID, by: str, reason: str, review_date: str) -> None:
+        for f in flags:
+            self.flags[f] = {"request_id": request_id, "reason": reason, "review_date": review_date}
+
+    def check_held(self, flags: list[str]) -> None:
+        missing = [f for f in flags if f not in self.flags]
+        if missing:
+            raise NotFoundError(f"agency {self.agency} does not hold {', '.join(missing)} on this subject")
+
+    def release(self, flags: list[str], request_id: UUID, by: str, explanation: str) -> None:
+        self.check_held(flags)
+        self._released(agency=self.agency, subject=self.subject, flags=sorted(flags), request_id=request_id, by=by, explanation=explanation)
+
+    @event("FlagsReleased")
+    def _released(self, agency: str, subject: str, flags: list[str], request_id: UUID, by: str, explanation: str) -> None:
+        for f in flags:
+            del self.flags[f]
+
+    def renew(self, flags: list[str], request_id: UUID, by: str, review_date: str) -> None:
+        self.check_held(flags)
+        stale = [f for f in flags if self.flags[f]["review_date"] >= review_date]
+        if stale:
+            raise StateConflict(f"the new review date must be later than the current one for {', '.join(stale)}")
+        self._renewed(agency=self.agency, subject=self.subject, flags=sorted(flags), request_id=request_id, by=by, review_date=review_date)
+
+    @event("FlagsRenewed")
+    def _renewed(self, agency: str, subject: str, flags: list[str], request_id: UUID, by: str, review_date: str) -> None:
+        for f in flags:
+            self.flags[f]["review_date"] = review_date
+
+
+class BodyRequest(LedgerAggregate):
+    """A protection body (support centre, child guidance centre) asks a municipality to set flags."""
+
+    SHARED = True
+
+    @event("Sent")
+    def __init__(
+        self, agency: str, municipality: str, subject: str, flags: list[str], reason: str, sent_by: str
+    ) -> None:
+        self.agency = agency
+        self.municipality = municipality
+        self.subject = subject
+        self.flags = sorted(flags)
+        self.reason = reason
+        self.sent_by = sent_by

@@ -1,0 +1,65 @@
+"""Identifier changes, proxies and reads of protected details."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from ledger.domain.base import LedgerAggregate, stable_id
+from ledger.errors import StateConflict
+
+
+class PseudonymLink(LedgerAggregate):
+    """A number change: the old pseudonym now also names the person known by the new one."""
+
+    SHARED = True
+
+    @staticmethod
+    def create_id(old: str, **_: Any) -> UUID:
+        return stable_id("link", old)
+
+    @event("Linked")
+    def __init__(self, agency: str, old: str, new: str, by: str) -> None:
+        self.agency = agency
+        self.old = old
+        self.new = new
+
+
+class ProxyRegistration(LedgerAggregate):
+    """A registered Mynaportal proxy (代理人) for a subject."""
+
+    SHARED = True
+
+    @staticmethod
+    def create_id(subject: str, proxy: str, **_: Any) -> UUID:
+        return stable_id("proxy", subject, proxy)
+
+    @event("Registered")
+    def __init__(self, agency: str, subject: str, proxy: str, by: str) -> None:
+        self.agency = agency
+        self.subject = subject
+        self.proxy = proxy
+        self.active = True
+
+    def cancel(self, by: str, reason: str) -> None:
+        if not self.active:
+            raise StateConflict("the proxy registration is already cancelled")
+        self._cancelled(by=by, reason=reason)
+
+    @event("Cancelled")
+    def _cancelled(self, by: str, reason: str) -> None:
+        self.active = False
+
+
+class AccessRecord(LedgerAggregate):
+    """Every read of protected details (who, when, what, why) is itself a ledger event."""
+
+    @event("ProtectedDetailsRead")
+    def __init__(self, agency: str, staff: str, subject: str, what: str, purpose: str) -> None:
+        self.agency = agency
+        self.staff = staff
+        self.subject = subject
+        self.what = what
+        self.purpose = purpose

@@ -1,0 +1,100 @@
+"""Information provision (情報照会・提供): a query about a subject, decided at the providing agency."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from ledger.domain.base import LedgerAggregate
+from ledger.domain.types import ProvisionStatus
+from ledger.errors import SelfApprovalError, StateConflict
+
+
+class ProvisionRequest(LedgerAggregate):
+    """Owned by the providing agency, whose intermediate server receives the query.
+
+    Every request is a provision record (情報提供等記録) from the moment it is received; its outcome
+    follows. A held request is only ever left by an approved decision: it cannot be lost.
+    """
+
+    SHARED = True
+
+    @event("Received")
+    def __init__(
+        self,
+        agency: str,
+        querier: str,
+        subject: str,
+        legal_item: int,
+        procedure: str,
+        info_kind: str,
+        applicant: str,
+    ) -> None:
+        self.agency = agency
+        self.querier = querier
+        self.subject = subject
+        self.legal_item = legal_item
+        self.procedure = procedure
+        self.info_kind = info_kind
+        self.applicant = applicant
+        self.status: str | None = None
+        self.proposal: dict[str, str] | None = None
+
+    @event("AutoProvided")
+    def provide_automatically(self) -> None:
+        self.status = ProvisionStatus.PROVIDED.value
+
+    @event("Held")
+    def hold(self, flags: list[str]) -> None:
+        self.status = ProvisionStatus.HELD.value
+
+    def check_held(self) -> None:
+        if self.status != ProvisionStatus.HELD.value:
+            raise StateConflict(f"request is {self.status}, not held")
+
+    def propose(self, decision: str, applicant_check: str, by: str, note: str) -> None:
+        self.check_held()
+        if decision not in ("provide", "refuse"):
+            raise StateConflict("decision must be 'provide' or 'refuse'")
+        self._proposed(decision=decision, applicant_check=applicant_check, by=by, note=note)
+
+    @event("DecisionProposed")
+    def _proposed(self, decision: str, applicant_check: str, by: str, note: str) -> None:
+        self.proposal = {"decision": decision, "applicant_check": applicant_check, "by": by}
+
+    def approve_decision(self, by: str) -> None:
+        self.check_held()
+        if self.proposal is None:
+            raise StateConflict("no decision has been proposed for this held request")
+        if self.proposal["by"] == by:
+            raise SelfApprovalError("the reviewer who proposed the decision cannot approve it (four eyes)")
+        if self.proposal["decision"] == "provide":
+            self._provided_manually(approved_by=by)
+        else:
+            self._refused(approved_by=by)
+
+    @event("ManuallyProvided")
+    def _provided_manually(self, approved_by: str) -> None:
+        self.status = ProvisionStatus.PROVIDED_MANUALLY.value
+
+    @event("Refused")
+    def _refused(self, approved_by: str) -> None:
+        self.status = ProvisionStatus.REFUSED.value
+
+
+class ProbeNotice(LedgerAggregate):
+    """Tells the agency that set a flag that someone asked about the protected person (§51 BMG style)."""
+
+    SHARED = True
+
+    @event("Sent")
+    def __init__(
+        self, agency: str, holders: list[str], request_id: UUID, querier: str, procedure: str, legal_item: int
+    ) -> None:
+        self.agency = agency
+        self.holders = sorted(holders)
+        self.request_id = request_id
+        self.querier = querier
+        self.procedure = procedure
+        self.legal_item = legal_item

@@ -1,0 +1,128 @@
+"""Plain values of the domain: agency kinds, roles, actions, flags, reasons."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import TypeVar
+
+from ledger.errors import InputError
+
+
+class AgencyKind(StrEnum):
+    MUNICIPALITY = "municipality"
+    PREFECTURE = "prefecture"
+    NATIONAL = "national"
+    SUPPORT_CENTRE = "support_centre"  # 配偶者暴力相談支援センター
+    CHILD_GUIDANCE_CENTRE = "child_guidance_centre"  # 児童相談所
+
+    @property
+    def is_protection_body(self) -> bool:
+        return self in (AgencyKind.SUPPORT_CENTRE, AgencyKind.CHILD_GUIDANCE_CENTRE)
+
+
+class Flag(StrEnum):
+    NON_DISCLOSURE = "NON_DISCLOSURE"  # 不開示フラグ
+    NO_AUTO_RESPONSE = "NO_AUTO_RESPONSE"  # 自動応答不可フラグ
+
+
+class Reason(StrEnum):
+    DV = "dv"
+    STALKING = "stalking"
+    CHILD_ABUSE = "child_abuse"
+    OTHER = "other"
+
+
+class Role(StrEnum):
+    REQUESTER = "requester"
+    APPROVER = "approver"
+    OPERATOR = "operator"  # 担当者: the designated person who sets and releases
+    COUNTER = "counter"
+    REVIEWER = "reviewer"  # decides held provision requests
+    AUDITOR = "auditor"
+    ADMINISTRATOR = "administrator"
+
+
+class Action(StrEnum):
+    OPEN_CASE = "open_case"
+    REQUEST_FLAG = "request_flag"  # set, release, renew requests
+    APPROVE_FLAG = "approve_flag"
+    EXECUTE_FLAG = "execute_flag"
+    SEND_BODY_REQUEST = "send_body_request"  # protection body asks a municipality
+    REQUEST_PROVISION = "request_provision"
+    REVIEW_HELD = "review_held"
+    APPROVE_HELD = "approve_held"
+    COUNTER_LOOKUP = "counter_lookup"
+    VIEW_PROTECTED = "view_protected"  # the full (unfiltered) details, e.g. which agency protects
+    AUDIT = "audit"
+    ADMINISTER = "administer"  # staff, roles, permissions, keys, policy
+
+
+class RequestKind(StrEnum):
+    SET = "set"
+    RELEASE = "release"
+    RENEW = "renew"
+
+
+class RequestStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXECUTED = "executed"
+    WITHDRAWN = "withdrawn"
+
+
+class ProvisionStatus(StrEnum):
+    PROVIDED = "provided"  # answered automatically
+    HELD = "held"  # waiting for a reviewer (NO_AUTO_RESPONSE)
+    PROVIDED_MANUALLY = "provided_manually"
+    REFUSED = "refused"
+
+
+class Applicant(StrEnum):
+    """Who stands behind a provision request, as confirmed with the querying agency (Point 5)."""
+
+    PROTECTED_PERSON = "protected_person"
+    KNOWN_PERPETRATOR = "known_perpetrator"
+    UNKNOWN = "unknown"
+
+
+DEFAULT_PERMISSIONS: dict[Role, frozenset[Action]] = {
+    Role.REQUESTER: frozenset({Action.OPEN_CASE, Action.REQUEST_FLAG, Action.SEND_BODY_REQUEST}),
+    Role.APPROVER: frozenset({Action.APPROVE_FLAG, Action.APPROVE_HELD}),
+    Role.OPERATOR: frozenset({Action.EXECUTE_FLAG}),
+    Role.COUNTER: frozenset({Action.COUNTER_LOOKUP, Action.REQUEST_PROVISION}),
+    Role.REVIEWER: frozenset({Action.REVIEW_HELD, Action.VIEW_PROTECTED}),
+    Role.AUDITOR: frozenset({Action.AUDIT, Action.VIEW_PROTECTED}),
+    Role.ADMINISTRATOR: frozenset({Action.ADMINISTER}),
+}
+
+_CODE = re.compile(r"^[0-9]{6}$|^[A-Z0-9][A-Z0-9_-]{1,31}$")
+_STAFF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def agency_code(value: str) -> str:
+    """An agency code: a 6-digit 全国地方公共団体コード, or an upper-case identifier for other bodies."""
+    if not isinstance(value, str) or not _CODE.match(value):
+        raise InputError(
+            f"invalid agency code {value!r}: use the 6-digit local government code (e.g. 131016) "
+            "or an upper-case identifier (e.g. SC-TOKYO)"
+        )
+    return value
+
+
+def staff_id(value: str) -> str:
+    if not isinstance(value, str) or not _STAFF.match(value):
+        raise InputError(f"invalid staff id {value!r}: letters, digits, '.', '_' or '-', at most 64")
+    return value
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def parse_enum(kind: type[E], value: str, what: str) -> E:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)
+        raise InputError(f"unknown {what} {value!r}; expected one of: {allowed}") from None

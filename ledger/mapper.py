@@ -1,0 +1,265 @@
+"""Signing and verification hooked into eventsourcing's mapping, so nothing reaches the store unsigned.
+
+:class:`SignedMapper` refuses the library's one-event-at-a-time ``to_stored_event``: the only way to
+produce a stored event is :meth:`SignedMapper.seal`, which the :class:`SignedEventStore` calls for
+every ``save``. Reading always verifies (signature, key validity, row/header agreement) and a full
+stream read also checks the hash chain.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    Cipher,
+    Compressor,
+    EventStore,
+    Mapper,
+    Recording,
+    StoredEvent,
+    Transcoder,
+)
+from eventsourcing.utils import get_topic, resolve_topic
+
+from ledger.envelope import GENESIS, Envelope, Header, batch_message, seal_batch
+from ledger.errors import ChainError, ConfigurationError, IntegrityError, SignatureError
+from ledger.signing import KeyRing, Signer
+
+__all__ = ["SignedEventStore", "SignedMapper"]
+
+import hashlib
+
+Head = tuple[int, str]  # (version, leaf hash hex) of a stream's latest event
+
+
+class SignedMapper(Mapper[UUID]):
+    def __init__(
+        self,
+        transcoder: Transcoder,
+        compressor: Compressor | None = None,
+        cipher: Cipher | None = None,
+        *,
+        keyring: KeyRing | None = None,
+        signers: dict[str, Signer] | None = None,
+    ) -> None:
+        super().__init__(transcoder=transcoder, compressor=compressor, cipher=cipher)
+        self.keyring = keyring if keyring is not None else KeyRing()
+        self.signers: dict[str, Signer] = signers if signers is not None else {}
+
+    # -- writing -------------------------------------------------------------------------------
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        raise IntegrityError("events are only stored sealed: save them through the SignedEventStore")
+
+    def seal(
+        self, domain_events: Sequence[DomainEventProtocol[UUID]], origin: str, heads: dict[UUID, Head]
+    ) -> list[tuple[StoredEvent, Envelope]]:
+        """Envelope, chain and sign ``domain_events`` as one batch for agency ``origin``.
+
+        ``heads`` gives the latest stored (version, hash) of each stream that already has events;
+        it is updated in place so consecutive events of one stream chain within the batch.
+        """
+        signer = self.signers.get(origin)
+        if signer is None:
+            raise ConfigurationError(f"this node holds no signing key for agency {origin}")
+        headers: list[bytes] = []
+        payloads: list[bytes] = []
+        rows: list[tuple[UUID, int, str]] = []
+        for e in domain_events:
+            state = dict(vars(e))
+            originator_id = state.pop("originator_id")
+            version = state.pop("originator_version")
+            class_version = getattr(type(e), "class_version", 1)
+            if class_version > 1:
+                state["class_version"] = class_version
+            payload = self.transcoder.encode(state)
+            topic = get_topic(type(e))
+            head = heads.get(originator_id)
+            if version == 1:
+                prev = GENESIS
+            elif head is not None and head[0] == version - 1:
+                prev = head[1]
+            else:
+                raise ChainError(
+                    f"cannot chain {topic} v{version} of stream {originator_id}: previous event not found"
+                )
+            ts = cast(datetime, state.get("timestamp"))
+            header = Header(
+                event_id=uuid.uuid4().hex,
+                origin=origin,
+                key_id=signer.key_id,
+                stream=str(originator_id),
+                version=version,
+                prev=prev,
+                topic=topic,
+                time=ts.isoformat(),
+                digest=hashlib.sha256(payload).hexdigest(),
+            ).to_bytes()
+            headers.append(header)
+            payloads.append(payload)
+            rows.append((originator_id, version, topic))
+            from ledger.merkle import leaf_hash
+
+            heads[originator_id] = (version, leaf_hash(header).hex())
+        envelopes = seal_batch(headers, payloads, signer.key_id, signer.sign)
+        out = []
+        for (oid, version, topic), env in zip(rows, envelopes, strict=True):
+            out.append((StoredEvent(oid, version, topic, self.protect(env.to_bytes())), env))
+        return out
+
+    def protect(self, envelope_bytes: bytes) -> bytes:
+        """At-rest encryption (the signature inside stays checkable after decryption)."""
+        return self.cipher.encrypt(envelope_bytes) if self.cipher else envelope_bytes
+
+    # -- reading -------------------------------------------------------------------------------
+    def open(self, stored_state: bytes) -> Envelope:
+        """Decrypt and parse (no verification)."""
+        raw = stored_state
+        if self.cipher:
+            try:
+                raw = self.cipher.decrypt(stored_state)
+            except Exception as exc:  # the library raises ValueError or InvalidTag
+                raise SignatureError(f"stored event cannot be decrypted: {exc}", code="undecryptable") from exc
+        return Envelope.from_bytes(raw)
+
+    def verify(self, env: Envelope) -> None:
+        """Signature, key validity and payload digest of one envelope, standing alone."""
+        h = env.header
+        env.check_digest()
+        message = batch_message(h.key_id, env.batch_root(), env.seal.size)
+        self.keyring.verify(h.origin, h.key_id, h.timestamp, message, env.seal.signature)
+
+    def check_row(self, stored: StoredEvent, env: Envelope) -> None:
+        h = env.header
+        if h.stream != str(stored.originator_id) or h.version != stored.originator_version or (
+            h.topic != stored.topic
+        ):
+            raise ChainError(
+                f"row ({stored.originator_id}, v{stored.originator_version}) does not match its signed "
+                f"header ({h.stream}, v{h.version})"
+            )
+
+    def decode(self, env: Envelope) -> DomainEventProtocol[UUID]:
+        cls = resolve_topic(env.header.topic)
+        try:
+            state: dict[str, Any] = self.transcoder.decode(env.payload)
+        except Exception as exc:
+            raise IntegrityError(f"payload of {env.header.topic} cannot be decoded: {exc}", code="malformed") from exc
+        state["originator_id"] = UUID(env.header.stream)
+        state["originator_version"] = env.header.version
+        class_version = getattr(cls, "class_version", 1)
+        from_version = state.pop("class_version", 1)
+        while from_version < class_version:
+            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+            from_version += 1
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", state)
+        return cast(DomainEventProtocol[UUID], event)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        env = self.open(stored_event.state)
+        self.check_row(stored_event, env)
+        self.verify(env)
+        return self.decode(env)
+
+
+class SignedEventStore(EventStore[UUID]):
+    """Seals every saved batch and checks stream chains on read."""
+
+    mapper: SignedMapper
+
+    def __init__(self, mapper: SignedMapper, recorder: AggregateRecorder, heads_cache: int = 65536) -> None:
+        super().__init__(mapper=mapper, recorder=recorder)
+        self._heads: OrderedDict[UUID, Head] = OrderedDict()
+        self._heads_cache = heads_cache
+        self.default_origin: Callable[[], str] | None = None
+
+    def head(self, originator_id: UUID) -> Head | None:
+        cached = self._heads.get(originator_id)
+        if cached is not None:
+            return cached
+        rows = self.recorder.select_events(originator_id, desc=True, limit=1)
+        if not rows:
+            return None
+        env = self.mapper.open(rows[0].state)
+        self.mapper.check_row(rows[0], env)
+        return (rows[0].originator_version, env.hash_hex)
+
+    def remember(self, originator_id: UUID, head: Head) -> None:
+        self._heads[originator_id] = head
+        self._heads.move_to_end(originator_id)
+        if len(self._heads) > self._heads_cache:
+            self._heads.popitem(last=False)
+
+    def forget(self) -> None:
+        self._heads.clear()
+
+    def put(self, domain_events: Sequence[DomainEventProtocol[UUID]], **kwargs: Any) -> list[Recording[UUID]]:
+        origin = kwargs.pop("origin", None)
+        if origin is None:
+            if self.default_origin is None:
+                raise ConfigurationError("no originating agency given for the events being saved")
+            origin = self.default_origin()
+        heads: dict[UUID, Head] = {}
+        for e in domain_events:
+            if e.originator_version > 1 and e.originator_id not in heads:
+                head = self.head(e.originator_id)
+                if head is not None:
+                    heads[e.originator_id] = head
+        sealed = self.mapper.seal(domain_events, origin, heads)
+        stored = [s for s, _ in sealed]
+        try:
+            ids = self.recorder.insert_events(stored, **kwargs)
+        except Exception:
+            for e in domain_events:  # a refused write must not leave stale heads behind
+                self._heads.pop(e.originator_id, None)
+            raise
+        for oid, head in heads.items():
+            self.remember(oid, head)
+        from eventsourcing.persistence import Notification
+
+        recordings = []
+        if ids:
+            for d, s, n_id in zip(domain_events, stored, ids, strict=True):
+                recordings.append(Recording(d, Notification(s.originator_id, s.originator_version, s.topic, s.state, n_id)))
+        return recordings
+
+    def get(
+        self,
+        originator_id: UUID,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[DomainEventProtocol[UUID]]:
+        rows = self.recorder.select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
+        return self._checked(originator_id, rows, check_chain=(gt is None and not desc))
+
+    def _checked(
+        self, originator_id: UUID, rows: Sequence[StoredEvent], check_chain: bool
+    ) -> Iterator[DomainEventProtocol[UUID]]:
+        prev = GENESIS
+        expected = 1
+        env: Envelope | None = None
+        for row in rows:
+            env = self.mapper.open(row.state)
+            self.mapper.check_row(row, env)
+            if check_chain:
+                if row.originator_version != expected or env.header.prev != prev:
+                    raise ChainError(
+                        f"stream {originator_id} is broken at v{row.originator_version} "
+                        f"(expected v{expected} chained to {prev[:12]}…)"
+                    )
+                prev = env.hash_hex
+                expected += 1
+            self.mapper.verify(env)
+            yield self.mapper.decode(env)
+        if check_chain and env is not None:
+            self.remember(originator_id, (env.header.version, env.hash_hex))

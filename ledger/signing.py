@@ -1,0 +1,166 @@
+"""Agency signing keys and the key registry used to check every stored event.
+
+A key id names its agency and the key's fingerprint (``131016:1f2e3d4c5b6a7988``), so a signature can
+never be checked against another agency's key by accident.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from ledger.errors import ConfigurationError, SignatureError, UntrustedKeyError
+
+__all__ = ["KeyRecord", "KeyRing", "Signer", "key_id_for", "public_key_from_hex"]
+
+
+def key_id_for(agency: str, public_raw: bytes) -> str:
+    return f"{agency}:{hashlib.sha256(public_raw).hexdigest()[:16]}"
+
+
+def public_key_from_hex(value: str) -> Ed25519PublicKey:
+    try:
+        return Ed25519PublicKey.from_public_bytes(bytes.fromhex(value))
+    except ValueError as exc:
+        raise UntrustedKeyError(f"malformed Ed25519 public key {value[:16]!r}…") from exc
+
+
+class Signer:
+    """Holds one agency's private signing key (never written to the ledger)."""
+
+    def __init__(self, agency: str, private_key: Ed25519PrivateKey) -> None:
+        self.agency = agency
+        self._private = private_key
+        self.public_key = private_key.public_key()
+        self.public_raw = self.public_key.public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        self.key_id = key_id_for(agency, self.public_raw)
+
+    @classmethod
+    def generate(cls, agency: str) -> Signer:
+        return cls(agency, Ed25519PrivateKey.generate())
+
+    def sign(self, message: bytes) -> bytes:
+        return self._private.sign(message)
+
+    def save(self, path: Path) -> None:
+        pem = self._private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600, exist_ok=True)
+        path.write_bytes(pem)
+        path.chmod(0o600)
+
+    @classmethod
+    def load(cls, agency: str, path: Path) -> Signer:
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read signing key {path}: {exc}") from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ConfigurationError(f"{path} is not an Ed25519 private key")
+        return cls(agency, key)
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    agency: str
+    key_id: str
+    public_hex: str
+    valid_from: datetime
+    valid_until: datetime | None = None
+    revoked_from: datetime | None = None
+    revocation_reason: str = ""
+
+
+@dataclass
+class KeyRing:
+    """Agency → keys with validity periods; fed from the ledger's key events.
+
+    Verified batch signatures are remembered (key id, message, signature) so that a batch of events
+    sealed by one signature costs one Ed25519 verification, not one per event.
+    """
+
+    _records: dict[str, KeyRecord] = field(default_factory=dict)
+    _public: dict[str, Ed25519PublicKey] = field(default_factory=dict)
+    _verified: dict[tuple[str, bytes, bytes], None] = field(default_factory=dict)
+    cache_size: int = 4096
+
+    def add(self, record: KeyRecord) -> None:
+        if record.key_id != key_id_for(record.agency, bytes.fromhex(record.public_hex)):
+            raise UntrustedKeyError(f"key id {record.key_id} does not match its public key")
+        existing = self._records.get(record.key_id)
+        if existing is not None and existing.revoked_from is not None:
+            return  # a revoked key never comes back
+        self._records[record.key_id] = record
+        self._public[record.key_id] = public_key_from_hex(record.public_hex)
+
+    def discard(self, key_id: str) -> None:
+        self._records.pop(key_id, None)
+        self._public.pop(key_id, None)
+
+    def retire(self, key_id: str, valid_until: datetime) -> None:
+        rec = self.get(key_id)
+        self._records[key_id] = replace(rec, valid_until=valid_until)
+
+    def revoke(self, key_id: str, effective_from: datetime, reason: str) -> None:
+        rec = self.get(key_id)
+        self._records[key_id] = replace(rec, revoked_from=effective_from, revocation_reason=reason)
+        self._verified.clear()
+
+    def get(self, key_id: str) -> KeyRecord:
+        try:
+            return self._records[key_id]
+        except KeyError:
+            raise UntrustedKeyError(f"unknown signing key {key_id}", code="unknown_key") from None
+
+    def records(self) -> list[KeyRecord]:
+        return list(self._records.values())
+
+    def knows_agency(self, agency: str) -> bool:
+        return any(r.agency == agency for r in self._records.values())
+
+    def check_key(self, agency: str, key_id: str, at: datetime) -> Ed25519PublicKey:
+        """The public key if ``key_id`` belongs to ``agency`` and was valid at ``at``; else UntrustedKeyError."""
+        rec = self._records.get(key_id)
+        if rec is None:
+            if not self.knows_agency(agency):
+                raise UntrustedKeyError(f"unknown agency {agency}: no key registered", code="unknown_agency")
+            raise UntrustedKeyError(f"unknown signing key {key_id} for agency {agency}", code="unknown_key")
+        if rec.agency != agency:
+            raise UntrustedKeyError(f"key {key_id} belongs to {rec.agency}, not {agency}", code="wrong_agency")
+        if rec.revoked_from is not None and at >= rec.revoked_from:
+            raise UntrustedKeyError(
+                f"key {key_id} was revoked from {rec.revoked_from.isoformat()} ({rec.revocation_reason})",
+                code="revoked_key",
+            )
+        if at < rec.valid_from:
+            raise UntrustedKeyError(
+                f"key {key_id} is not valid before {rec.valid_from.isoformat()}", code="key_not_yet_valid"
+            )
+        if rec.valid_until is not None and at >= rec.valid_until:
+            raise UntrustedKeyError(
+                f"key {key_id} expired at {rec.valid_until.isoformat()}", code="key_expired"
+            )
+        return self._public[key_id]
+
+    def verify(self, agency: str, key_id: str, at: datetime, message: bytes, signature: bytes) -> None:
+        public = self.check_key(agency, key_id, at)
+        cache_key = (key_id, message, signature)
+        if cache_key in self._verified:
+            return
+        try:
+            public.verify(signature, message)
+        except InvalidSignature:
+            raise SignatureError(f"signature by {key_id} does not verify") from None
+        if len(self._verified) >= self.cache_size:
+            self._verified.pop(next(iter(self._verified)))
+        self._verified[cache_key] = None

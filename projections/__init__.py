@@ -1,0 +1,1 @@
+"""Read models rebuilt purely from the signed event log."""

@@ -1,0 +1,145 @@
+"""Projection machinery: follow the log, apply events, commit rows and position together.
+
+Each projection's rows and its tracking position are written in the same transaction, so a crash
+between them is impossible: a restart resumes exactly after the last committed position, and a
+rebuild from position 0 produces the same rows as incremental processing.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, String, Table, event, select
+from sqlalchemy import create_engine as sa_create_engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger.app import FlagLedger
+from ledger.envelope import Envelope
+from ledger.errors import StorageError
+
+__all__ = ["Projection", "Projector", "create_engine", "metadata", "upsert"]
+
+metadata = MetaData()
+
+tracking = Table(
+    "projection_tracking",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+
+Progress = Callable[[int, int], None]
+
+
+def create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa_create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return sa_create_engine(url, pool_pre_ping=True)
+
+
+def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
+    """Insert or update by primary key, one executemany for all rows."""
+    if not rows:
+        return
+    ins: Any = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    updates = {c: ins.excluded[c] for c in rows[0] if c not in keys}
+    stmt = ins.on_conflict_do_update(index_elements=list(keys), set_=updates) if updates else (
+        ins.on_conflict_do_nothing(index_elements=list(keys))
+    )
+    conn.execute(stmt, list(rows))
+
+
+class Projection(ABC):
+    """A read model. ``topics`` lists the event topics it reads (all others are skipped unread)."""
+
+    name: str
+    tables: Sequence[Table]
+    topics: frozenset[str]
+
+    @abstractmethod
+    def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None: ...
+
+
+class Projector:
+    def __init__(self, app: FlagLedger, engine: Engine, projections: Iterable[Projection], page: int = 1000):
+        self.app = app
+        self.engine = engine
+        self.projections = list(projections)
+        self.page = page
+        self.by_name = {p.name: p for p in self.projections}
+
+    def create_tables(self) -> None:
+        try:
+            metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot create projection tables: {exc}") from exc
+
+    def positions(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = dict(conn.execute(select(tracking.c.name, tracking.c.position)).all())
+        return {p.name: int(rows.get(p.name, 0)) for p in self.projections}
+
+    def catch_up(self, progress: Progress | None = None, stop: int | None = None) -> int:
+        """Apply every event after each projection's position; returns the events applied."""
+        positions = self.positions()
+        start = min(positions.values(), default=0) + 1
+        applied = 0
+        end = stop if stop is not None else self.app.max_position()
+        mapper = self.app.signed_mapper
+        wanted = frozenset().union(*(p.topics for p in self.projections))
+        while start <= end:
+            rows = self.app.recorder.select_notifications(start=start, limit=self.page, stop=end)
+            if not rows:
+                break
+            try:
+                with self.engine.begin() as conn:
+                    for n in rows:
+                        if n.topic not in wanted:
+                            continue
+                        env = mapper.open(n.state)
+                        mapper.check_row(n, env)
+                        mapper.verify(env)
+                        ev = mapper.decode(env)
+                        for p in self.projections:
+                            if n.id > positions[p.name] and n.topic in p.topics:
+                                p.handle(conn, ev, env, n.id)
+                        applied += 1
+                    last = rows[-1].id
+                    for p in self.projections:
+                        if last > positions[p.name]:
+                            upsert(conn, tracking, [{"name": p.name, "position": last}], ["name"])
+                            positions[p.name] = last
+            except SQLAlchemyError as exc:
+                raise StorageError(
+                    f"projection update failed at position {rows[0].id}: {exc}; nothing of this page was "
+                    "kept — fix the database and run `flagledger projections rebuild` or restart the node"
+                ) from exc
+            if progress is not None:
+                progress(rows[-1].id, end)
+            start = rows[-1].id + 1
+        return applied
+
+    def reset(self, names: Iterable[str] | None = None) -> list[str]:
+        chosen = [self.by_name[n] for n in names] if names else self.projections
+        with self.engine.begin() as conn:
+            for p in chosen:
+                for t in reversed(p.tables):
+                    conn.execute(t.delete())
+                conn.execute(tracking.delete().where(tracking.c.name == p.name))
+        return [p.name for p in chosen]
+
+    def rebuild(self, names: Iterable[str] | None = None, progress: Progress | None = None) -> int:
+        self.reset(names)
+        return self.catch_up(progress)

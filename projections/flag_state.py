@@ -1,0 +1,150 @@
+"""Per-agency and nationwide flag state, and the request-path lookup that reads it.
+
+The nationwide state is kept per *person* (a group of pseudonyms joined by number changes), with one
+row per (person, flag, holding agency). The request path is one indexed statement: resolve the alias,
+read the holders. A flag is released nationwide only when its last holder row is gone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Boolean, Column, Connection, Engine, Integer, String, Table, bindparam, func, select
+
+from ledger.envelope import Envelope
+from projections.base import Projection, metadata, upsert
+
+__all__ = ["FlagStateProjection", "NationwideState"]
+
+PROTECTION = "ledger.domain.flags:Protection."
+LINK = "ledger.domain.identity:PseudonymLink.Linked"
+
+agency_flags = Table(
+    "agency_flags",
+    metadata,
+    Column("agency", String(32), primary_key=True),
+    Column("subject", String(40), primary_key=True),
+    Column("flag", String(24), primary_key=True),
+    Column("active", Boolean, nullable=False),
+    Column("since", String(40), nullable=False),
+    Column("request_id", String(36), nullable=False),
+    Column("reason", String(24), nullable=False),
+    Column("review_date", String(10)),
+    Column("released_at", String(40)),
+)
+
+flag_history = Table(
+    "flag_history",
+    metadata,
+    Column("position", Integer, primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("agency", String(32), nullable=False, index=True),
+    Column("subject", String(40), nullable=False, index=True),
+    Column("flag", String(24), nullable=False),
+    Column("action", String(12), nullable=False),
+    Column("at", String(40), nullable=False),
+    Column("request_id", String(36), nullable=False),
+    Column("review_date", String(10)),
+)
+
+subject_alias = Table(
+    "subject_alias",
+    metadata,
+    Column("pseudonym", String(40), primary_key=True),
+    Column("person", String(40), nullable=False, index=True),
+)
+
+national_flags = Table(
+    "national_flags",
+    metadata,
+    Column("person", String(40), primary_key=True),
+    Column("flag", String(24), primary_key=True),
+    Column("agency", String(32), primary_key=True),
+    Column("since", String(40), nullable=False),
+)
+
+
+def resolve_person(conn: Connection, pseudonym: str) -> str:
+    person = conn.execute(select(subject_alias.c.person).where(subject_alias.c.pseudonym == pseudonym)).scalar()
+    return str(person) if person is not None else pseudonym
+
+
+class FlagStateProjection(Projection):
+    name = "flag_state"
+    tables = (agency_flags, flag_history, national_flags, subject_alias)
+    topics = frozenset({PROTECTION + "FlagsSet", PROTECTION + "FlagsReleased", PROTECTION + "FlagsRenewed", LINK})
+
+    def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None:
+        topic = env.header.topic
+        at = env.header.time
+        if topic == LINK:
+            self._link(conn, event.old, event.new)
+            return
+        agency, subject = event.agency, event.subject
+        person = resolve_person(conn, subject)
+        action = topic.rsplit(".", 1)[1]
+        for seq, flag in enumerate(event.flags):
+            rid = str(event.request_id)
+            if action == "FlagsSet":
+                upsert(conn, agency_flags, [{
+                    "agency": agency, "subject": subject, "flag": flag, "active": True, "since": at,
+                    "request_id": rid, "reason": event.reason, "review_date": event.review_date,
+                    "released_at": None,
+                }], ["agency", "subject", "flag"])
+                upsert(conn, national_flags, [{"person": person, "flag": flag, "agency": agency, "since": at}],
+                       ["person", "flag", "agency"])
+                kind, review = "set", event.review_date
+            elif action == "FlagsRenewed":
+                conn.execute(agency_flags.update().where(
+                    (agency_flags.c.agency == agency) & (agency_flags.c.subject == subject)
+                    & (agency_flags.c.flag == flag)).values(review_date=event.review_date))
+                kind, review = "renew", event.review_date
+            else:
+                conn.execute(agency_flags.update().where(
+                    (agency_flags.c.agency == agency) & (agency_flags.c.subject == subject)
+                    & (agency_flags.c.flag == flag)).values(active=False, released_at=at))
+                conn.execute(national_flags.delete().where(
+                    (national_flags.c.person == person) & (national_flags.c.flag == flag)
+                    & (national_flags.c.agency == agency)))
+                kind, review = "release", None
+            conn.execute(flag_history.insert().values(
+                position=position, seq=seq, agency=agency, subject=subject, flag=flag, action=kind, at=at,
+                request_id=rid, review_date=review))
+
+    @staticmethod
+    def _link(conn: Connection, old: str, new: str) -> None:
+        p_old, p_new = resolve_person(conn, old), resolve_person(conn, new)
+        upsert(conn, subject_alias, [{"pseudonym": old, "person": p_new}, {"pseudonym": new, "person": p_new}],
+               ["pseudonym"])
+        if p_old == p_new:
+            return
+        conn.execute(subject_alias.update().where(subject_alias.c.person == p_old).values(person=p_new))
+        moved = [dict(r._mapping) for r in conn.execute(select(national_flags).where(national_flags.c.person == p_old))]
+        for r in moved:
+            r["person"] = p_new
+        if moved:
+            ins: Any = upsert
+            ins(conn, national_flags, moved, ["person", "flag", "agency"])
+        conn.execute(national_flags.delete().where(national_flags.c.person == p_old))
+
+
+class NationwideState:
+    """The request-path read: flag → holding agencies for a pseudonym (any of the person's aliases)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        person = func.coalesce(
+            select(subject_alias.c.person).where(subject_alias.c.pseudonym == bindparam("p")).scalar_subquery(),
+            bindparam("p"),
+        )
+        self._stmt = select(national_flags.c.flag, national_flags.c.agency).where(national_flags.c.person == person)
+
+    def flags_for(self, subject: str) -> dict[str, list[str]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(self._stmt, {"p": subject}).all()
+        out: dict[str, list[str]] = {}
+        for flag, agency in rows:
+            out.setdefault(flag, []).append(agency)
+        for holders in out.values():
+            holders.sort()
+        return out

@@ -1,0 +1,98 @@
+"""Shared fixtures: nodes on SQLite and on a throw-away PostgreSQL database, staff, and people."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ledger.app import Actor
+from ledger.bootstrap import AgencySpec, Node, init_node
+from tests.support.people import individual_number
+from tests.support.postgres import temp_database
+
+A, B, C = "131016", "131024", "131032"  # three Tokyo wards as municipalities A, B, C
+SC = "SC-TOKYO"  # a spousal-violence support centre
+
+DEFAULT_AGENCIES = (
+    AgencySpec(A, "A市", "municipality"),
+    AgencySpec(B, "B市", "municipality"),
+    AgencySpec(C, "C市", "municipality"),
+    AgencySpec(SC, "東京都配偶者暴力相談支援センター", "support_centre"),
+)
+
+STAFF_ROLES = {
+    "req": ["requester"],
+    "apr": ["approver"],
+    "apr2": ["approver"],
+    "op": ["operator"],
+    "counter": ["counter"],
+    "rev": ["reviewer"],
+    "aud": ["auditor"],
+}
+
+
+def enrol_standard_staff(node: Node, codes: tuple[str, ...] | None = None) -> None:
+    """Enrol the same cast at each hosted agency: req, apr, apr2, op, counter, rev, aud."""
+    for code in codes or tuple(sorted(node.app.hosted)):
+        admin = Actor(code, "admin")
+        for who, roles in STAFF_ROLES.items():
+            node.app.enroll_staff(admin, who, who, roles)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None for the embedded SQLite default, or the URL of a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+    else:
+        with temp_database() as url:
+            yield url
+
+
+NodeFactory = Callable[..., Node]
+
+
+@pytest.fixture
+def make_node(tmp_path: Path) -> Iterator[NodeFactory]:
+    """Build nodes in fresh data directories; every node made is closed at the end."""
+    made: list[Node] = []
+
+    def factory(
+        agencies: tuple[AgencySpec, ...] = DEFAULT_AGENCIES,
+        *,
+        database_url: str | None = None,
+        name: str = "node",
+        staff: bool = True,
+        encryption: bool = True,
+        pseudonym_key_file: Path | None = None,
+    ) -> Node:
+        node = init_node(tmp_path / f"{name}-{len(made)}", agencies, database_url=database_url,
+                         encryption=encryption, pseudonym_key_file=pseudonym_key_file)
+        made.append(node)
+        if staff:
+            enrol_standard_staff(node)
+        return node
+
+    yield factory
+    for node in made:
+        node.close()
+
+
+@pytest.fixture
+def node(make_node: NodeFactory, backend: str | None) -> Node:
+    """A node hosting A, B, C and a support centre, with the standard staff, on each backend."""
+    return make_node(database_url=backend)
+
+
+@pytest.fixture
+def sqlite_node(make_node: NodeFactory) -> Node:
+    return make_node()
+
+
+@pytest.fixture
+def person() -> Callable[[], str]:
+    rng = random.Random(20261125)
+    return lambda: individual_number(rng)

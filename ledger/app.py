@@ -53,7 +53,6 @@ from ledger.errors import (
     PermissionDenied,
     StateConflict,
     StorageError,
-    UntrustedKeyError,
 )
 from ledger.mapper import SignedEventStore, SignedMapper
 from ledger.pseudonym import Pseudonymizer, is_pseudonym
@@ -204,8 +203,14 @@ class FlagLedger(Application[UUID]):
             if h.topic.endswith(".KeyAdded"):
                 ev: Any = mapper.decode(env)
                 vouched = ev.key_id in self._anchors or ev.key_id in self._vouched
-                if h.key_id == ev.key_id and vouched and ev.key_id not in {r.key_id for r in self.keyring.records()}:
-                    self.keyring.add(KeyRecord(h.origin, ev.key_id, ev.public_hex, datetime.fromisoformat(ev.valid_from)))
+                if (
+                    h.key_id == ev.key_id
+                    and vouched
+                    and ev.key_id not in {r.key_id for r in self.keyring.records()}
+                ):
+                    self.keyring.add(
+                        KeyRecord(h.origin, ev.key_id, ev.public_hex, datetime.fromisoformat(ev.valid_from))
+                    )
                     tentative.append(ev.key_id)
         try:
             for env, _ in batch:
@@ -221,7 +226,9 @@ class FlagLedger(Application[UUID]):
         ev: Any = self.signed_mapper.decode(env)
         kind = h.topic.rsplit(".", 1)[1]
         if kind == "KeyAdded":
-            self.keyring.add(KeyRecord(h.origin, ev.key_id, ev.public_hex, datetime.fromisoformat(ev.valid_from)))
+            self.keyring.add(
+                KeyRecord(h.origin, ev.key_id, ev.public_hex, datetime.fromisoformat(ev.valid_from))
+            )
         elif kind == "KeyRetired":
             self.keyring.retire(ev.key_id, datetime.fromisoformat(ev.valid_until))
         elif kind == "KeyRevoked":
@@ -230,7 +237,9 @@ class FlagLedger(Application[UUID]):
             self._vouched.add(ev.key_id)
             if ev.key_id not in {r.key_id for r in self.keyring.records()}:
                 self.keyring.add(
-                    KeyRecord(ev.remote_agency, ev.key_id, ev.public_hex, datetime.fromisoformat(ev.valid_from))
+                    KeyRecord(
+                        ev.remote_agency, ev.key_id, ev.public_hex, datetime.fromisoformat(ev.valid_from)
+                    )
                 )
 
     # -- persistence helpers -------------------------------------------------------------------
@@ -242,15 +251,18 @@ class FlagLedger(Application[UUID]):
             raise StateConflict(f"a concurrent change got there first; reload and try again ({exc})") from exc
         except (PersistenceError, OperationalError) as exc:
             raise StorageError(f"the event store refused the write: {exc}") from exc
-        keys = [(self.signed_mapper.open(r.notification.state), r.notification) for r in recordings
-                if r.notification.topic.startswith(KEY_TOPIC_PREFIX)]
+        keys = [
+            (self.signed_mapper.open(r.notification.state), r.notification)
+            for r in recordings
+            if r.notification.topic.startswith(KEY_TOPIC_PREFIX)
+        ]
         if keys:
             self.apply_key_events(keys)
         return [r.notification.id for r in recordings]
 
     def load(self, cls: type[A], aggregate_id: UUID, what: str) -> A:
         try:
-            agg = self.repository.get(aggregate_id)
+            agg: object = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise NotFoundError(f"unknown {what} {aggregate_id}") from None
         except (PersistenceError, OperationalError) as exc:
@@ -287,7 +299,8 @@ class FlagLedger(Application[UUID]):
             raise PermissionDenied(f"{actor} is deactivated", code="inactive_staff")
         if not agency.allows(set(member.roles), action):
             raise PermissionDenied(
-                f"{actor} (roles: {', '.join(member.roles) or 'none'}) may not {action.value} at {actor.agency}",
+                f"{actor} (roles: {', '.join(member.roles) or 'none'}) "
+                f"may not {action.value} at {actor.agency}",
                 code="role_not_permitted",
             )
         return agency, member
@@ -307,23 +320,43 @@ class FlagLedger(Application[UUID]):
             raise StateConflict(f"agency {code} is already registered")
         registry = KeyRegistry(agency=code)
         anchor = self._anchors[signer.key_id]
-        registry.add_key(key_id=signer.key_id, public_hex=signer.public_raw.hex(), valid_from=anchor.valid_from.isoformat())
+        registry.add_key(
+            key_id=signer.key_id, public_hex=signer.public_raw.hex(), valid_from=anchor.valid_from.isoformat()
+        )
         self.save_as(code, registry)
         agency = Agency(code=code, name=name, kind=kind, approvals_required=approvals_required)
-        admin = Staff(agency=code, staff_id=administrator, name=administrator,
-                      roles=[Role.ADMINISTRATOR.value], by=SYSTEM)
+        admin = Staff(
+            agency=code,
+            staff_id=administrator,
+            name=administrator,
+            roles=[Role.ADMINISTRATOR.value],
+            by=SYSTEM,
+        )
         self.save_as(code, agency, admin)
         return code
 
-    def register_remote_agency(self, actor: Actor, code: str, name: str, kind: str, key_id: str,
-                               public_hex: str, valid_from: datetime) -> None:
+    def register_remote_agency(
+        self,
+        actor: Actor,
+        code: str,
+        name: str,
+        kind: str,
+        key_id: str,
+        public_hex: str,
+        valid_from: datetime,
+    ) -> None:
         """Vouch for another agency's first key, exchanged out of band (the trust anchor for its events)."""
         self.authorise(actor, Action.ADMINISTER)
         agency_code(code)
         parse_enum(AgencyKind, kind, "agency kind")
         registry = self.load(KeyRegistry, KeyRegistry.create_id(actor.agency), "key registry")
-        registry.trust_remote(remote_agency=code, key_id=key_id, public_hex=public_hex,
-                              valid_from=valid_from.isoformat(), by=actor.staff)
+        registry.trust_remote(
+            remote_agency=code,
+            key_id=key_id,
+            public_hex=public_hex,
+            valid_from=valid_from.isoformat(),
+            by=actor.staff,
+        )
         self.save_as(actor.agency, registry)
 
     def enroll_staff(self, actor: Actor, who: str, name: str, roles: Sequence[str]) -> str:
@@ -332,7 +365,9 @@ class FlagLedger(Application[UUID]):
         parsed = [parse_enum(Role, r, "role").value for r in roles]
         if self.find(Staff, Staff.create_id(actor.agency, who)) is not None:
             raise StateConflict(f"{actor.agency}/{who} is already enrolled")
-        self.save_as(actor.agency, Staff(agency=actor.agency, staff_id=who, name=name, roles=parsed, by=actor.staff))
+        self.save_as(
+            actor.agency, Staff(agency=actor.agency, staff_id=who, name=name, roles=parsed, by=actor.staff)
+        )
         return who
 
     def grant_role(self, actor: Actor, who: str, role: str) -> None:
@@ -370,19 +405,24 @@ class FlagLedger(Application[UUID]):
 
     # -- keys -------------------------------------------------------------------------------------
     def rotate_key(self, actor: Actor, new_signer: Signer, valid_from: datetime) -> str:
-        """Announce ``new_signer`` (signed by the current key) and retire the current key at ``valid_from``."""
+        """Announce ``new_signer`` (signed by the current key); retire the current one at ``valid_from``."""
         self.authorise(actor, Action.ADMINISTER)
         old = self.signers[actor.agency]
         registry = self.load(KeyRegistry, KeyRegistry.create_id(actor.agency), "key registry")
-        registry.add_key(key_id=new_signer.key_id, public_hex=new_signer.public_raw.hex(),
-                         valid_from=valid_from.isoformat())
+        registry.add_key(
+            key_id=new_signer.key_id,
+            public_hex=new_signer.public_raw.hex(),
+            valid_from=valid_from.isoformat(),
+        )
         registry.retire(old.key_id, valid_until=(valid_from + timedelta(days=1)).isoformat())
         self.save_as(actor.agency, registry)
         self.signers[actor.agency] = new_signer
         self.signed_mapper.signers[actor.agency] = new_signer
         return new_signer.key_id
 
-    def revoke_key(self, actor: Actor, key_id: str, reason: str, effective_from: datetime | None = None) -> None:
+    def revoke_key(
+        self, actor: Actor, key_id: str, reason: str, effective_from: datetime | None = None
+    ) -> None:
         self.authorise(actor, Action.ADMINISTER)
         if self.signers[actor.agency].key_id == key_id:
             raise StateConflict("rotate to a new key before revoking the current one")
@@ -433,7 +473,9 @@ class FlagLedger(Application[UUID]):
 
     def _own(self, agg: A, actor: Actor) -> A:
         if agg.agency != actor.agency:
-            raise PermissionDenied(f"that belongs to agency {agg.agency}, not {actor.agency}", code="other_agency")
+            raise PermissionDenied(
+                f"that belongs to agency {agg.agency}, not {actor.agency}", code="other_agency"
+            )
         return agg
 
     # -- flags: request, approve, execute (Points 2, 6, 7) ------------------------------------------
@@ -477,14 +519,23 @@ class FlagLedger(Application[UUID]):
                 raise NotFoundError(f"agency {actor.agency} holds no flag on this subject to release")
             protection.check_held(fl)
             if not explanation.strip():
-                raise InputError("record the explanation given to the person (Point 6) before requesting release")
+                raise InputError(
+                    "record the explanation given to the person (Point 6) before requesting release"
+                )
             review = None
         if review is not None and review <= today:
             raise InputError("the review date must be in the future")
         request = FlagRequest(
-            agency=actor.agency, kind=k.value, subject=subj, flags=fl, reason=reason,
-            review_date=review.isoformat() if review else None, requested_by=actor.staff,
-            approvals_required=agency.approvals_required, case_id=case_id, explanation=explanation,
+            agency=actor.agency,
+            kind=k.value,
+            subject=subj,
+            flags=fl,
+            reason=reason,
+            review_date=review.isoformat() if review else None,
+            requested_by=actor.staff,
+            approvals_required=agency.approvals_required,
+            case_id=case_id,
+            explanation=explanation,
             body_request_id=body_request_id,
         )
         self.save_as(actor.agency, request)
@@ -528,7 +579,12 @@ class FlagLedger(Application[UUID]):
 
     # -- protection bodies ----------------------------------------------------------------------------
     def send_body_request(
-        self, actor: Actor, municipality: str, subject: str, flags: Sequence[str], reason: str = Reason.DV.value
+        self,
+        actor: Actor,
+        municipality: str,
+        subject: str,
+        flags: Sequence[str],
+        reason: str = Reason.DV.value,
     ) -> UUID:
         agency, _ = self.authorise(actor, Action.SEND_BODY_REQUEST)
         if not AgencyKind(agency.kind).is_protection_body:
@@ -538,8 +594,14 @@ class FlagLedger(Application[UUID]):
         fl = sorted({parse_enum(Flag, f, "flag").value for f in flags})
         if not fl:
             raise InputError("name at least one flag")
-        body = BodyRequest(agency=actor.agency, municipality=municipality, subject=self.subject(subject),
-                           flags=fl, reason=reason, sent_by=actor.staff)
+        body = BodyRequest(
+            agency=actor.agency,
+            municipality=municipality,
+            subject=self.subject(subject),
+            flags=fl,
+            reason=reason,
+            sent_by=actor.staff,
+        )
         self.save_as(actor.agency, body)
         return body.id
 
@@ -571,22 +633,45 @@ class FlagLedger(Application[UUID]):
             raise InputError("procedure and info_kind are required")
         parse_enum(Applicant, applicant, "applicant")
         subj = self.subject(subject)
-        request = ProvisionRequest(agency=provider, querier=actor.agency, subject=subj, legal_item=legal_item,
-                                   procedure=procedure, info_kind=info_kind, applicant=applicant)
+        request = ProvisionRequest(
+            agency=provider,
+            querier=actor.agency,
+            subject=subj,
+            legal_item=legal_item,
+            procedure=procedure,
+            info_kind=info_kind,
+            applicant=applicant,
+        )
         state = self._national_flags(subj)
         holders = state.get(Flag.NO_AUTO_RESPONSE.value, [])
         to_save: list[LedgerAggregate] = [request]
         if holders:
             request.hold(flags=sorted(state))
             all_holders = sorted({a for hs in state.values() for a in hs})
-            to_save.append(ProbeNotice(agency=provider, holders=all_holders, request_id=request.id,
-                                       querier=actor.agency, procedure=procedure, legal_item=legal_item))
+            to_save.append(
+                ProbeNotice(
+                    agency=provider,
+                    holders=all_holders,
+                    request_id=request.id,
+                    querier=actor.agency,
+                    procedure=procedure,
+                    legal_item=legal_item,
+                )
+            )
         else:
             request.provide_automatically()
             if state:  # protected, but automatic answers allowed: the holders still hear of it
                 all_holders = sorted({a for hs in state.values() for a in hs})
-                to_save.append(ProbeNotice(agency=provider, holders=all_holders, request_id=request.id,
-                                           querier=actor.agency, procedure=procedure, legal_item=legal_item))
+                to_save.append(
+                    ProbeNotice(
+                        agency=provider,
+                        holders=all_holders,
+                        request_id=request.id,
+                        querier=actor.agency,
+                        procedure=procedure,
+                        legal_item=legal_item,
+                    )
+                )
         self.save_as(provider, *to_save)
         return self.querier_answer(request.id)
 
@@ -653,13 +738,16 @@ class FlagLedger(Application[UUID]):
         self.authorise(actor, Action.VIEW_PROTECTED)
         if not purpose.strip():
             raise InputError("say why the protected details are read (purpose)")
-        rec = AccessRecord(agency=actor.agency, staff=actor.staff, subject=self.subject(subject),
-                           what=what, purpose=purpose)
+        rec = AccessRecord(
+            agency=actor.agency, staff=actor.staff, subject=self.subject(subject), what=what, purpose=purpose
+        )
         self.save_as(actor.agency, rec)
         return rec.id
 
     # -- reading the log ------------------------------------------------------------------------------
-    def envelopes(self, start: int = 1, page: int = 1000, stop: int | None = None) -> Iterator[tuple[int, StoredEvent, Envelope]]:
+    def envelopes(
+        self, start: int = 1, page: int = 1000, stop: int | None = None
+    ) -> Iterator[tuple[int, StoredEvent, Envelope]]:
         """Stream (notification id, row, envelope) in log order, page by page (bounded memory)."""
         mapper = self.signed_mapper
         while True:

@@ -22,7 +22,9 @@ class Finding:
     code: str
 
     def __str__(self) -> str:
-        return f"position {self.position} ({self.topic} v{self.version} of stream {self.stream}): {self.reason}"
+        return (
+            f"position {self.position} ({self.topic} v{self.version} of stream {self.stream}): {self.reason}"
+        )
 
 
 @dataclass
@@ -37,7 +39,9 @@ class VerifyReport:
         return self.first_bad is None
 
 
-def verify_log(app: FlagLedger, progress: Callable[[int, int], None] | None = None, page: int = 1000) -> VerifyReport:
+def verify_log(
+    app: FlagLedger, progress: Callable[[int, int], None] | None = None, page: int = 1000
+) -> VerifyReport:
     """Check every event in log order; stop at the first bad one.
 
     Per event: the row agrees with its signed header, the payload with its digest, the batch signature
@@ -59,11 +63,16 @@ def verify_log(app: FlagLedger, progress: Callable[[int, int], None] | None = No
                 mapper.check_row(n, env)
                 expected_version, expected_prev = heads.get(stream, (0, GENESIS))
                 if version != expected_version + 1:
-                    raise _Bad(f"stream jumps from v{expected_version} to v{version}: an event is missing or "
-                               "out of order", "broken_chain")
+                    raise _Bad(
+                        f"stream jumps from v{expected_version} to v{version}: an event is missing or "
+                        "out of order",
+                        "broken_chain",
+                    )
                 if env.header.prev != expected_prev:
-                    raise _Bad("does not chain to the previous event of its stream (edited, deleted or reordered)",
-                               "broken_chain")
+                    raise _Bad(
+                        "does not chain to the previous event of its stream (edited, deleted or reordered)",
+                        "broken_chain",
+                    )
                 mapper.verify(env)
                 mapper.decode(env)
             except _Bad as bad:

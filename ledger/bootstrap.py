@@ -66,7 +66,9 @@ def _signers_and_anchors(config: NodeConfig) -> tuple[dict[str, Signer], list[Ke
     anchors: list[KeyRecord] = []
     for entry in config.agencies:
         for k in entry.keys:
-            anchors.append(KeyRecord(entry.code, k["key_id"], k["public_hex"], datetime.fromisoformat(k["valid_from"])))
+            anchors.append(
+                KeyRecord(entry.code, k["key_id"], k["public_hex"], datetime.fromisoformat(k["valid_from"]))
+            )
         if entry.keys:
             current = entry.current_key
             signers[entry.code] = Signer.load(entry.code, config.secrets_dir / current["file"])
@@ -92,8 +94,11 @@ def open_node(
     signers, anchors = _signers_and_anchors(config)
     kwargs = {"clock": clock} if clock is not None else {}
     app = FlagLedger(
-        config.ledger_env(), signers=signers, anchors=anchors,
-        pseudonymizer=Pseudonymizer(config.pseudonym_secret()), **kwargs,
+        config.ledger_env(),
+        signers=signers,
+        anchors=anchors,
+        pseudonymizer=Pseudonymizer(config.pseudonym_secret()),
+        **kwargs,
     )
     engine = create_engine(config.views_url())
     projector = Projector(app, engine, projections if projections is not None else default_projections())
@@ -108,8 +113,12 @@ def _new_key(config: NodeConfig, code: str, valid_from: datetime) -> dict[str, s
     fname = f"{code}-{signer.key_id.split(':')[1]}.pem"
     config.ensure_secrets_dir()
     signer.save(config.secrets_dir / fname)
-    return {"key_id": signer.key_id, "public_hex": signer.public_raw.hex(), "valid_from": valid_from.isoformat(),
-            "file": fname}
+    return {
+        "key_id": signer.key_id,
+        "public_hex": signer.public_raw.hex(),
+        "valid_from": valid_from.isoformat(),
+        "file": fname,
+    }
 
 
 def init_node(
@@ -123,7 +132,9 @@ def init_node(
 ) -> Node:
     """Create a data directory hosting ``agencies``: keys, secrets, config, and their registration events."""
     if (data_dir / "config.json").exists():
-        raise ConfigurationError(f"{data_dir} is already initialised; use `flagledger agency add` to host more")
+        raise ConfigurationError(
+            f"{data_dir} is already initialised; use `flagledger agency add` to host more"
+        )
     config = NodeConfig(data_dir=data_dir, database_url=database_url, encryption=encryption)
     config.apply_environment()
     config.ensure_secrets_dir()
@@ -140,11 +151,18 @@ def add_agency(data_dir: Path, spec: AgencySpec, *, clock: Callable[[], datetime
         raise ConfigurationError(f"agency {spec.code} is already hosted in {data_dir}")
     now = (clock or (lambda: datetime.now(UTC)))()
     # valid a little before now so events stamped in the same second by a skewed clock still verify
-    config.agencies.append(AgencyEntry(code=spec.code, keys=[_new_key(config, spec.code, now - timedelta(minutes=5))]))
+    config.agencies.append(
+        AgencyEntry(code=spec.code, keys=[_new_key(config, spec.code, now - timedelta(minutes=5))])
+    )
     config.save()
     node = open_node(data_dir, clock=clock)
-    node.app.register_agency(spec.code, spec.name, spec.kind, administrator=spec.administrator,
-                             approvals_required=spec.approvals_required)
+    node.app.register_agency(
+        spec.code,
+        spec.name,
+        spec.kind,
+        administrator=spec.administrator,
+        approvals_required=spec.approvals_required,
+    )
     return node
 
 

@@ -38,7 +38,9 @@ MAGIC = b"FLE1"
 GENESIS = "0" * 64
 _U32 = struct.Struct(">I")
 _SEAL = struct.Struct(">IIB")
-_HEADER_KEYS = frozenset({"v", "id", "origin", "key", "stream", "version", "prev", "topic", "time", "enc", "digest"})
+_HEADER_KEYS = frozenset(
+    {"v", "id", "origin", "key", "stream", "version", "prev", "topic", "time", "enc", "digest"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +90,16 @@ class Header:
         if len(d["prev"]) != 64 or len(d["digest"]) != 64 or d["version"] < 1:
             raise IntegrityError("envelope header has a malformed hash or version", code="malformed")
         return cls(
-            event_id=d["id"], origin=d["origin"], key_id=d["key"], stream=d["stream"], version=d["version"],
-            prev=d["prev"], topic=d["topic"], time=d["time"], digest=d["digest"], enc=d["enc"],
+            event_id=d["id"],
+            origin=d["origin"],
+            key_id=d["key"],
+            stream=d["stream"],
+            version=d["version"],
+            prev=d["prev"],
+            topic=d["topic"],
+            time=d["time"],
+            digest=d["digest"],
+            enc=d["enc"],
         )
 
     @property
@@ -145,9 +155,14 @@ class Envelope:
         s = self.seal
         return b"".join(
             (
-                MAGIC, _U32.pack(len(self.header_bytes)), self.header_bytes,
-                _U32.pack(len(self.payload)), self.payload,
-                _SEAL.pack(s.index, s.size, len(s.path)), *s.path, s.signature,
+                MAGIC,
+                _U32.pack(len(self.header_bytes)),
+                self.header_bytes,
+                _U32.pack(len(self.payload)),
+                self.payload,
+                _SEAL.pack(s.index, s.size, len(s.path)),
+                *s.path,
+                s.signature,
             )
         )
 
@@ -217,9 +232,7 @@ def _paths(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
     return node_hash(left_root, right_root), left_paths + right_paths
 
 
-def seal_batch(
-    headers: Sequence[bytes], payloads: Sequence[bytes], key_id: str, sign: Any
-) -> list[Envelope]:
+def seal_batch(headers: Sequence[bytes], payloads: Sequence[bytes], key_id: str, sign: Any) -> list[Envelope]:
     """Seal events saved together under one signature of their Merkle root."""
     leaves = [leaf_hash(h) for h in headers]
     root, paths = _paths(leaves)

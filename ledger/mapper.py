@@ -125,7 +125,9 @@ class SignedMapper(Mapper[UUID]):
             try:
                 raw = self.cipher.decrypt(stored_state)
             except Exception as exc:  # the library raises ValueError or InvalidTag
-                raise SignatureError(f"stored event cannot be decrypted: {exc}", code="undecryptable") from exc
+                raise SignatureError(
+                    f"stored event cannot be decrypted: {exc}", code="undecryptable"
+                ) from exc
         return Envelope.from_bytes(raw)
 
     def verify(self, env: Envelope) -> None:
@@ -137,8 +139,10 @@ class SignedMapper(Mapper[UUID]):
 
     def check_row(self, stored: StoredEvent, env: Envelope) -> None:
         h = env.header
-        if h.stream != str(stored.originator_id) or h.version != stored.originator_version or (
-            h.topic != stored.topic
+        if (
+            h.stream != str(stored.originator_id)
+            or h.version != stored.originator_version
+            or (h.topic != stored.topic)
         ):
             raise ChainError(
                 f"row ({stored.originator_id}, v{stored.originator_version}) does not match its signed "
@@ -150,7 +154,9 @@ class SignedMapper(Mapper[UUID]):
         try:
             state: dict[str, Any] = self.transcoder.decode(env.payload)
         except Exception as exc:
-            raise IntegrityError(f"payload of {env.header.topic} cannot be decoded: {exc}", code="malformed") from exc
+            raise IntegrityError(
+                f"payload of {env.header.topic} cannot be decoded: {exc}", code="malformed"
+            ) from exc
         state["originator_id"] = UUID(env.header.stream)
         state["originator_version"] = env.header.version
         class_version = getattr(cls, "class_version", 1)
@@ -227,7 +233,9 @@ class SignedEventStore(EventStore[UUID]):
         recordings = []
         if ids:
             for d, s, n_id in zip(domain_events, stored, ids, strict=True):
-                recordings.append(Recording(d, Notification(s.originator_id, s.originator_version, s.topic, s.state, n_id)))
+                recordings.append(
+                    Recording(d, Notification(s.originator_id, s.originator_version, s.topic, s.state, n_id))
+                )
         return recordings
 
     def get(

@@ -129,14 +129,16 @@ class KeyRing:
         return any(r.agency == agency for r in self._records.values())
 
     def check_key(self, agency: str, key_id: str, at: datetime) -> Ed25519PublicKey:
-        """The public key if ``key_id`` belongs to ``agency`` and was valid at ``at``; else UntrustedKeyError."""
+        """The public key if ``key_id`` is ``agency``'s and valid at ``at``; else UntrustedKeyError."""
         rec = self._records.get(key_id)
         if rec is None:
             if not self.knows_agency(agency):
                 raise UntrustedKeyError(f"unknown agency {agency}: no key registered", code="unknown_agency")
             raise UntrustedKeyError(f"unknown signing key {key_id} for agency {agency}", code="unknown_key")
         if rec.agency != agency:
-            raise UntrustedKeyError(f"key {key_id} belongs to {rec.agency}, not {agency}", code="wrong_agency")
+            raise UntrustedKeyError(
+                f"key {key_id} belongs to {rec.agency}, not {agency}", code="wrong_agency"
+            )
         if rec.revoked_from is not None and at >= rec.revoked_from:
             raise UntrustedKeyError(
                 f"key {key_id} was revoked from {rec.revoked_from.isoformat()} ({rec.revocation_reason})",

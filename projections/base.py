@@ -55,8 +55,10 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys:
         return
     ins: Any = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
     updates = {c: ins.excluded[c] for c in rows[0] if c not in keys}
-    stmt = ins.on_conflict_do_update(index_elements=list(keys), set_=updates) if updates else (
-        ins.on_conflict_do_nothing(index_elements=list(keys))
+    stmt = (
+        ins.on_conflict_do_update(index_elements=list(keys), set_=updates)
+        if updates
+        else (ins.on_conflict_do_nothing(index_elements=list(keys)))
     )
     conn.execute(stmt, list(rows))
 
@@ -88,7 +90,9 @@ class Projector:
 
     def positions(self) -> dict[str, int]:
         with self.engine.connect() as conn:
-            rows = dict(conn.execute(select(tracking.c.name, tracking.c.position)).all())
+            rows: dict[str, int] = {
+                str(name): int(pos) for name, pos in conn.execute(select(tracking.c.name, tracking.c.position))
+            }
         return {p.name: int(rows.get(p.name, 0)) for p in self.projections}
 
     def catch_up(self, progress: Progress | None = None, stop: int | None = None) -> int:

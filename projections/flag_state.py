@@ -65,14 +65,18 @@ national_flags = Table(
 
 
 def resolve_person(conn: Connection, pseudonym: str) -> str:
-    person = conn.execute(select(subject_alias.c.person).where(subject_alias.c.pseudonym == pseudonym)).scalar()
+    person = conn.execute(
+        select(subject_alias.c.person).where(subject_alias.c.pseudonym == pseudonym)
+    ).scalar()
     return str(person) if person is not None else pseudonym
 
 
 class FlagStateProjection(Projection):
     name = "flag_state"
     tables = (agency_flags, flag_history, national_flags, subject_alias)
-    topics = frozenset({PROTECTION + "FlagsSet", PROTECTION + "FlagsReleased", PROTECTION + "FlagsRenewed", LINK})
+    topics = frozenset(
+        {PROTECTION + "FlagsSet", PROTECTION + "FlagsReleased", PROTECTION + "FlagsRenewed", LINK}
+    )
 
     def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None:
         topic = env.header.topic
@@ -86,40 +90,90 @@ class FlagStateProjection(Projection):
         for seq, flag in enumerate(event.flags):
             rid = str(event.request_id)
             if action == "FlagsSet":
-                upsert(conn, agency_flags, [{
-                    "agency": agency, "subject": subject, "flag": flag, "active": True, "since": at,
-                    "request_id": rid, "reason": event.reason, "review_date": event.review_date,
-                    "released_at": None,
-                }], ["agency", "subject", "flag"])
-                upsert(conn, national_flags, [{"person": person, "flag": flag, "agency": agency, "since": at}],
-                       ["person", "flag", "agency"])
+                upsert(
+                    conn,
+                    agency_flags,
+                    [
+                        {
+                            "agency": agency,
+                            "subject": subject,
+                            "flag": flag,
+                            "active": True,
+                            "since": at,
+                            "request_id": rid,
+                            "reason": event.reason,
+                            "review_date": event.review_date,
+                            "released_at": None,
+                        }
+                    ],
+                    ["agency", "subject", "flag"],
+                )
+                upsert(
+                    conn,
+                    national_flags,
+                    [{"person": person, "flag": flag, "agency": agency, "since": at}],
+                    ["person", "flag", "agency"],
+                )
                 kind, review = "set", event.review_date
             elif action == "FlagsRenewed":
-                conn.execute(agency_flags.update().where(
-                    (agency_flags.c.agency == agency) & (agency_flags.c.subject == subject)
-                    & (agency_flags.c.flag == flag)).values(review_date=event.review_date))
+                conn.execute(
+                    agency_flags.update()
+                    .where(
+                        (agency_flags.c.agency == agency)
+                        & (agency_flags.c.subject == subject)
+                        & (agency_flags.c.flag == flag)
+                    )
+                    .values(review_date=event.review_date)
+                )
                 kind, review = "renew", event.review_date
             else:
-                conn.execute(agency_flags.update().where(
-                    (agency_flags.c.agency == agency) & (agency_flags.c.subject == subject)
-                    & (agency_flags.c.flag == flag)).values(active=False, released_at=at))
-                conn.execute(national_flags.delete().where(
-                    (national_flags.c.person == person) & (national_flags.c.flag == flag)
-                    & (national_flags.c.agency == agency)))
+                conn.execute(
+                    agency_flags.update()
+                    .where(
+                        (agency_flags.c.agency == agency)
+                        & (agency_flags.c.subject == subject)
+                        & (agency_flags.c.flag == flag)
+                    )
+                    .values(active=False, released_at=at)
+                )
+                conn.execute(
+                    national_flags.delete().where(
+                        (national_flags.c.person == person)
+                        & (national_flags.c.flag == flag)
+                        & (national_flags.c.agency == agency)
+                    )
+                )
                 kind, review = "release", None
-            conn.execute(flag_history.insert().values(
-                position=position, seq=seq, agency=agency, subject=subject, flag=flag, action=kind, at=at,
-                request_id=rid, review_date=review))
+            conn.execute(
+                flag_history.insert().values(
+                    position=position,
+                    seq=seq,
+                    agency=agency,
+                    subject=subject,
+                    flag=flag,
+                    action=kind,
+                    at=at,
+                    request_id=rid,
+                    review_date=review,
+                )
+            )
 
     @staticmethod
     def _link(conn: Connection, old: str, new: str) -> None:
         p_old, p_new = resolve_person(conn, old), resolve_person(conn, new)
-        upsert(conn, subject_alias, [{"pseudonym": old, "person": p_new}, {"pseudonym": new, "person": p_new}],
-               ["pseudonym"])
+        upsert(
+            conn,
+            subject_alias,
+            [{"pseudonym": old, "person": p_new}, {"pseudonym": new, "person": p_new}],
+            ["pseudonym"],
+        )
         if p_old == p_new:
             return
         conn.execute(subject_alias.update().where(subject_alias.c.person == p_old).values(person=p_new))
-        moved = [dict(r._mapping) for r in conn.execute(select(national_flags).where(national_flags.c.person == p_old))]
+        moved = [
+            dict(r._mapping)
+            for r in conn.execute(select(national_flags).where(national_flags.c.person == p_old))
+        ]
         for r in moved:
             r["person"] = p_new
         if moved:
@@ -134,10 +188,14 @@ class NationwideState:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         person = func.coalesce(
-            select(subject_alias.c.person).where(subject_alias.c.pseudonym == bindparam("p")).scalar_subquery(),
+            select(subject_alias.c.person)
+            .where(subject_alias.c.pseudonym == bindparam("p"))
+            .scalar_subquery(),
             bindparam("p"),
         )
-        self._stmt = select(national_flags.c.flag, national_flags.c.agency).where(national_flags.c.person == person)
+        self._stmt = select(national_flags.c.flag, national_flags.c.agency).where(
+            national_flags.c.person == person
+        )
 
     def flags_for(self, subject: str) -> dict[str, list[str]]:
         with self.engine.connect() as conn:

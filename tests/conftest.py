@@ -69,8 +69,13 @@ def make_node(tmp_path: Path) -> Iterator[NodeFactory]:
         encryption: bool = True,
         pseudonym_key_file: Path | None = None,
     ) -> Node:
-        node = init_node(tmp_path / f"{name}-{len(made)}", agencies, database_url=database_url,
-                         encryption=encryption, pseudonym_key_file=pseudonym_key_file)
+        node = init_node(
+            tmp_path / f"{name}-{len(made)}",
+            agencies,
+            database_url=database_url,
+            encryption=encryption,
+            pseudonym_key_file=pseudonym_key_file,
+        )
         made.append(node)
         if staff:
             enrol_standard_staff(node)

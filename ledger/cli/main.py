@@ -26,8 +26,15 @@ from ledger.errors import (
     StorageError,
 )
 
-EXIT = {NotFoundError: 3, PermissionDenied: 4, RuleViolation: 5, IntegrityError: 6, StorageError: 7,
-        ConfigurationError: 7, InputError: 2}
+EXIT = {
+    NotFoundError: 3,
+    PermissionDenied: 4,
+    RuleViolation: 5,
+    IntegrityError: 6,
+    StorageError: 7,
+    ConfigurationError: 7,
+    InputError: 2,
+}
 
 Handler = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, Handler] = {}
@@ -86,18 +93,31 @@ def command(name: str) -> Callable[[Handler], Handler]:
 @command("init")
 def _init(args: argparse.Namespace) -> int:
     spec = AgencySpec(args.agency, args.name, args.kind, args.admin, args.approvals)
-    node = init_node(Path(args.data_dir), [spec], database_url=args.database_url,
-                     encryption=not args.no_encryption, pseudonym_key_file=args.pseudonym_key_file)
+    node = init_node(
+        Path(args.data_dir),
+        [spec],
+        database_url=args.database_url,
+        encryption=not args.no_encryption,
+        pseudonym_key_file=args.pseudonym_key_file,
+    )
     args._node = node
     signer = node.app.signers[args.agency]
-    out({"data_dir": str(args.data_dir), "agency": args.agency, "administrator": f"{args.agency}/{args.admin}",
-         "key_id": signer.key_id})
+    out(
+        {
+            "data_dir": str(args.data_dir),
+            "agency": args.agency,
+            "administrator": f"{args.agency}/{args.admin}",
+            "key_id": signer.key_id,
+        }
+    )
     return 0
 
 
 @command("agency add")
 def _agency_add(args: argparse.Namespace) -> int:
-    node = add_agency(Path(args.data_dir), AgencySpec(args.agency, args.name, args.kind, args.admin, args.approvals))
+    node = add_agency(
+        Path(args.data_dir), AgencySpec(args.agency, args.name, args.kind, args.admin, args.approvals)
+    )
     args._node = node
     out({"agency": args.agency, "key_id": node.app.signers[args.agency].key_id})
     return 0
@@ -108,8 +128,15 @@ def _agency_list(args: argparse.Namespace) -> int:
     node = _node(args)
     for code in sorted(node.app.hosted):
         a = node.app.agency(code)
-        out({"code": a.code, "name": a.name, "kind": a.kind, "approvals_required": a.approvals_required,
-             "permissions": a.permissions})
+        out(
+            {
+                "code": a.code,
+                "name": a.name,
+                "kind": a.kind,
+                "approvals_required": a.approvals_required,
+                "permissions": a.permissions,
+            }
+        )
     return 0
 
 
@@ -171,8 +198,16 @@ def _key_revoke(args: argparse.Namespace) -> int:
 @command("key list")
 def _key_list(args: argparse.Namespace) -> int:
     for r in _node(args).app.keyring.records():
-        out({"agency": r.agency, "key_id": r.key_id, "public_hex": r.public_hex, "valid_from": r.valid_from,
-             "valid_until": r.valid_until, "revoked_from": r.revoked_from})
+        out(
+            {
+                "agency": r.agency,
+                "key_id": r.key_id,
+                "public_hex": r.public_hex,
+                "valid_from": r.valid_from,
+                "valid_until": r.valid_until,
+                "revoked_from": r.revoked_from,
+            }
+        )
     return 0
 
 
@@ -180,8 +215,13 @@ def _key_list(args: argparse.Namespace) -> int:
 @command("case open")
 def _case_open(args: argparse.Namespace) -> int:
     case_id = _node(args).app.open_case(
-        args.actor, args.victim, perpetrators=args.perpetrator, reason=args.reason,
-        checklist={c: True for c in args.check}, proxies_to_cancel=args.proxy, notes=args.notes,
+        args.actor,
+        args.victim,
+        perpetrators=args.perpetrator,
+        reason=args.reason,
+        checklist={c: True for c in args.check},
+        proxies_to_cancel=args.proxy,
+        notes=args.notes,
     )
     out({"case_id": str(case_id)})
     return 0
@@ -190,8 +230,15 @@ def _case_open(args: argparse.Namespace) -> int:
 @command("flag request")
 def _flag_request(args: argparse.Namespace) -> int:
     rid = _node(args).app.request_flags(
-        args.actor, args.subject, args.flag, kind=args.kind, reason=args.reason, review_date=args.review_date,
-        case_id=args.case, explanation=args.explanation, body_request_id=args.body_request,
+        args.actor,
+        args.subject,
+        args.flag,
+        kind=args.kind,
+        reason=args.reason,
+        review_date=args.review_date,
+        case_id=args.case,
+        explanation=args.explanation,
+        body_request_id=args.body_request,
     )
     out({"request_id": str(rid), "status": "pending"})
     return 0
@@ -232,7 +279,9 @@ def _flag_show(args: argparse.Namespace) -> int:
 
 @command("body send")
 def _body_send(args: argparse.Namespace) -> int:
-    bid = _node(args).app.send_body_request(args.actor, args.municipality, args.subject, args.flag, args.reason)
+    bid = _node(args).app.send_body_request(
+        args.actor, args.municipality, args.subject, args.flag, args.reason
+    )
     out({"body_request_id": str(bid)})
     return 0
 
@@ -240,8 +289,13 @@ def _body_send(args: argparse.Namespace) -> int:
 @command("provision request")
 def _prov_request(args: argparse.Namespace) -> int:
     ans = _node(args).app.request_provision(
-        args.actor, args.provider, args.subject, legal_item=args.item, procedure=args.procedure,
-        info_kind=args.info_kind, applicant=args.applicant,
+        args.actor,
+        args.provider,
+        args.subject,
+        legal_item=args.item,
+        procedure=args.procedure,
+        info_kind=args.info_kind,
+        applicant=args.applicant,
     )
     out({"request_id": ans.request_id, "status": ans.status, "message": ans.message})
     return 0
@@ -249,7 +303,9 @@ def _prov_request(args: argparse.Namespace) -> int:
 
 @command("provision propose")
 def _prov_propose(args: argparse.Namespace) -> int:
-    _node(args).app.propose_decision(args.actor, args.request_id, args.decision, args.applicant_check, args.note)
+    _node(args).app.propose_decision(
+        args.actor, args.request_id, args.decision, args.applicant_check, args.note
+    )
     return 0
 
 
@@ -294,8 +350,11 @@ def _audit_verify(args: argparse.Namespace) -> int:
     report = verify_log(_node(args).app, progress=None if args.quiet else progress_printer("verify"))
     if report.first_bad is not None:
         print(f"FAILED: first bad event at {report.first_bad} [{report.first_bad.code}]", file=sys.stderr)
-        print("Next: restore the database from a backup and check it with `flagledger audit verify`; "
-              "the events before this position verified.", file=sys.stderr)
+        print(
+            "Next: restore the database from a backup and check it with `flagledger audit verify`; "
+            "the events before this position verified.",
+            file=sys.stderr,
+        )
         return 6
     out({"ok": True, "events": report.events, "streams": report.streams, "signed_batches": report.batches})
     return 0
@@ -308,8 +367,10 @@ def _proj_rebuild(args: argparse.Namespace) -> int:
     if names:
         unknown = set(names) - set(node.projector.by_name)
         if unknown:
-            raise InputError(f"unknown projection {', '.join(sorted(unknown))}; known: "
-                             f"{', '.join(sorted(node.projector.by_name))}")
+            raise InputError(
+                f"unknown projection {', '.join(sorted(unknown))}; known: "
+                f"{', '.join(sorted(node.projector.by_name))}"
+            )
     n = node.projector.rebuild(names, progress=progress_printer("rebuild"))
     out({"rebuilt": names or sorted(node.projector.by_name), "events": n})
     return 0
@@ -322,8 +383,11 @@ def _choices(enum: Any) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", default=os.environ.get("FLAGLEDGER_DATA_DIR", "./flagledger-data"),
-                        help="node data directory (env FLAGLEDGER_DATA_DIR; default ./flagledger-data)")
+    common.add_argument(
+        "--data-dir",
+        default=os.environ.get("FLAGLEDGER_DATA_DIR", "./flagledger-data"),
+        help="node data directory (env FLAGLEDGER_DATA_DIR; default ./flagledger-data)",
+    )
     p = argparse.ArgumentParser(prog="flagledger", description=__doc__, parents=[common])
     groups = p.add_subparsers(dest="group", required=True, metavar="COMMAND")
 
@@ -332,8 +396,14 @@ def build_parser() -> argparse.ArgumentParser:
         return s
 
     def actor(s: argparse.ArgumentParser) -> None:
-        s.add_argument("--as", dest="actor", type=_actor, required=True, metavar="AGENCY/STAFF",
-                       help="who acts, e.g. 131016/tanaka")
+        s.add_argument(
+            "--as",
+            dest="actor",
+            type=_actor,
+            required=True,
+            metavar="AGENCY/STAFF",
+            help="who acts, e.g. 131016/tanaka",
+        )
 
     def agency_args(s: argparse.ArgumentParser) -> None:
         s.add_argument("--agency", required=True, help="agency code (6-digit local government code)")
@@ -344,9 +414,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub(groups, "init", "create a data directory, keys and the first hosted agency")
     agency_args(s)
-    s.add_argument("--database-url", default=None, help="postgresql://user@host:port/db (default: embedded SQLite)")
+    s.add_argument(
+        "--database-url", default=None, help="postgresql://user@host:port/db (default: embedded SQLite)"
+    )
     s.add_argument("--no-encryption", action="store_true", help="store events without at-rest encryption")
-    s.add_argument("--pseudonym-key-file", type=Path, default=None, help="the deployment's shared pseudonym secret")
+    s.add_argument(
+        "--pseudonym-key-file", type=Path, default=None, help="the deployment's shared pseudonym secret"
+    )
     s.set_defaults(cmd="init")
 
     g = sub(groups, "agency", "hosted agencies").add_subparsers(dest="sub", required=True)
@@ -407,11 +481,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reason", default="dv", choices=_choices(Reason))
     from ledger.domain.cases import CHECKLIST_ITEMS
 
-    s.add_argument("--check", action="append", default=[], choices=CHECKLIST_ITEMS, help="checklist item done")
+    s.add_argument(
+        "--check", action="append", default=[], choices=CHECKLIST_ITEMS, help="checklist item done"
+    )
     s.add_argument("--notes", default="")
     s.set_defaults(cmd="case open")
 
-    g = sub(groups, "flag", "flag requests, approvals, setting and release").add_subparsers(dest="sub", required=True)
+    g = sub(groups, "flag", "flag requests, approvals, setting and release").add_subparsers(
+        dest="sub", required=True
+    )
     s = sub(g, "request", "request to set, release or renew flags")
     actor(s)
     s.add_argument("--subject", required=True, help="individual number or pseudonym")
@@ -508,7 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-Extension = Callable[[Any, Callable[..., argparse.ArgumentParser], Callable[[argparse.ArgumentParser], None]], None]
+Extension = Callable[
+    [Any, Callable[..., argparse.ArgumentParser], Callable[[argparse.ArgumentParser], None]], None
+]
 EXTENSIONS: list[Extension] = []
 
 

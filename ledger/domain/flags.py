@@ -8,7 +8,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate, stable_id
-from ledger.domain.types import RequestKind, RequestStatus
+from ledger.domain.types import RequestStatus
 from ledger.errors import NotFoundError, SelfApprovalError, StateConflict
 
 
@@ -79,7 +79,8 @@ class FlagRequest(LedgerAggregate):
     def execute(self, by: str) -> None:
         if self.status != RequestStatus.APPROVED.value:
             raise StateConflict(
-                f"request is {self.status}: it needs {self.approvals_required} approval(s) before an operator acts"
+                f"request is {self.status}: it needs {self.approvals_required} approval(s) "
+                "before an operator acts"
             )
         self._executed(by=by)
 
@@ -111,10 +112,27 @@ class Protection(LedgerAggregate):
         already = [f for f in flags if f in self.flags]
         if already:
             raise StateConflict(f"{', '.join(already)} already set by {self.agency}: renew instead")
-        self._set(agency=self.agency, subject=self.subject, flags=sorted(flags), request_id=request_id, by=by, reason=reason, review_date=review_date)
+        self._set(
+            agency=self.agency,
+            subject=self.subject,
+            flags=sorted(flags),
+            request_id=request_id,
+            by=by,
+            reason=reason,
+            review_date=review_date,
+        )
 
     @event("FlagsSet")
-    def _set(self, agency: str, subject: str, flags: list[str], request_id: UUID, by: str, reason: str, review_date: str) -> None:
+    def _set(
+        self,
+        agency: str,
+        subject: str,
+        flags: list[str],
+        request_id: UUID,
+        by: str,
+        reason: str,
+        review_date: str,
+    ) -> None:
         for f in flags:
             self.flags[f] = {"request_id": request_id, "reason": reason, "review_date": review_date}
 
@@ -125,10 +143,19 @@ class Protection(LedgerAggregate):
 
     def release(self, flags: list[str], request_id: UUID, by: str, explanation: str) -> None:
         self.check_held(flags)
-        self._released(agency=self.agency, subject=self.subject, flags=sorted(flags), request_id=request_id, by=by, explanation=explanation)
+        self._released(
+            agency=self.agency,
+            subject=self.subject,
+            flags=sorted(flags),
+            request_id=request_id,
+            by=by,
+            explanation=explanation,
+        )
 
     @event("FlagsReleased")
-    def _released(self, agency: str, subject: str, flags: list[str], request_id: UUID, by: str, explanation: str) -> None:
+    def _released(
+        self, agency: str, subject: str, flags: list[str], request_id: UUID, by: str, explanation: str
+    ) -> None:
         for f in flags:
             del self.flags[f]
 
@@ -136,11 +163,22 @@ class Protection(LedgerAggregate):
         self.check_held(flags)
         stale = [f for f in flags if self.flags[f]["review_date"] >= review_date]
         if stale:
-            raise StateConflict(f"the new review date must be later than the current one for {', '.join(stale)}")
-        self._renewed(agency=self.agency, subject=self.subject, flags=sorted(flags), request_id=request_id, by=by, review_date=review_date)
+            raise StateConflict(
+                f"the new review date must be later than the current one for {', '.join(stale)}"
+            )
+        self._renewed(
+            agency=self.agency,
+            subject=self.subject,
+            flags=sorted(flags),
+            request_id=request_id,
+            by=by,
+            review_date=review_date,
+        )
 
     @event("FlagsRenewed")
-    def _renewed(self, agency: str, subject: str, flags: list[str], request_id: UUID, by: str, review_date: str) -> None:
+    def _renewed(
+        self, agency: str, subject: str, flags: list[str], request_id: UUID, by: str, review_date: str
+    ) -> None:
         for f in flags:
             self.flags[f]["review_date"] = review_date
 

@@ -27,8 +27,12 @@ class KeyRegistry(LedgerAggregate):
 
     @event("KeyAdded")
     def add_key(self, key_id: str, public_hex: str, valid_from: str) -> None:
-        self.keys[key_id] = {"public_hex": public_hex, "valid_from": valid_from, "valid_until": None,
-                             "revoked_from": None}
+        self.keys[key_id] = {
+            "public_hex": public_hex,
+            "valid_from": valid_from,
+            "valid_until": None,
+            "revoked_from": None,
+        }
 
     def check_known(self, key_id: str) -> None:
         if key_id not in self.keys:
@@ -53,5 +57,7 @@ class KeyRegistry(LedgerAggregate):
         self.keys[key_id]["revoked_from"] = effective_from
 
     @event("RemoteKeyTrusted")
-    def trust_remote(self, remote_agency: str, key_id: str, public_hex: str, valid_from: str, by: str) -> None:
+    def trust_remote(
+        self, remote_agency: str, key_id: str, public_hex: str, valid_from: str, by: str
+    ) -> None:
         """An administrator of this agency vouches for another agency's key (out-of-band exchange)."""

@@ -23,7 +23,9 @@ def ensure_server() -> None:
             if attempt == 0:
                 subprocess.run(
                     "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
-                    shell=True, check=False, capture_output=True,
+                    shell=True,
+                    check=False,
+                    capture_output=True,
                 )
                 time.sleep(2)
     raise RuntimeError("PostgreSQL at 127.0.0.1:5432 is not reachable and could not be started")

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh machine and run one job.
+#   bash deploy/dev.sh demo   — the main job: the seed scenario on the embedded SQLite default
+#   bash deploy/dev.sh test   — lint, type-check and every default test (SQLite, PostgreSQL, Kafka broker)
+#   bash deploy/dev.sh long   — the long suites (marked `long`)
+#   bash deploy/dev.sh bench  — the benchmark table (tests/perf)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+setup() {
+  if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+  fi
+  # reinstall only when the dependency list changed
+  local stamp=.venv/.flagledger-deps
+  local want
+  want=$(sha256sum pyproject.toml | cut -d' ' -f1)-${1:-base}
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    if [ "${1:-base}" = test ]; then
+      .venv/bin/python -m pip install -q -e ".[test]"
+    else
+      .venv/bin/python -m pip install -q -e .
+    fi
+    echo "$want" > "$stamp"
+  fi
+}
+
+ensure_postgres() {
+  if ! .venv/bin/python -c "import psycopg; psycopg.connect('host=127.0.0.1 port=5432 user=postgres dbname=postgres', connect_timeout=3).close()" 2>/dev/null; then
+    echo "starting PostgreSQL…" >&2
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
+    sleep 2
+  fi
+}
+
+ensure_browser() {
+  if [ -f deploy/browser-deps.sh ]; then
+    bash deploy/browser-deps.sh
+  fi
+}
+
+case "${1:-}" in
+  demo)
+    setup base
+    shift
+    exec .venv/bin/flagledger demo "$@"
+    ;;
+  test)
+    setup test
+    ensure_postgres
+    ensure_browser
+    .venv/bin/ruff check ledger projections consumers tests
+    .venv/bin/mypy
+    exec .venv/bin/python -m pytest -q -m "not long" "${@:2}"
+    ;;
+  long)
+    setup test
+    ensure_postgres
+    exec .venv/bin/python -m pytest -q -m long "${@:2}"
+    ;;
+  bench)
+    setup test
+    ensure_postgres
+    exec .venv/bin/python -m tests.perf.bench "${@:2}"
+    ;;
+  *)
+    echo "usage: bash deploy/dev.sh demo|test|long|bench [args…]" >&2
+    exit 2
+    ;;
+esac

@@ -90,9 +90,8 @@ class Projector:
 
     def positions(self) -> dict[str, int]:
         with self.engine.connect() as conn:
-            rows: dict[str, int] = {
-                str(name): int(pos) for name, pos in conn.execute(select(tracking.c.name, tracking.c.position))
-            }
+            result = conn.execute(select(tracking.c.name, tracking.c.position))
+            rows: dict[str, int] = {str(name): int(pos) for name, pos in result}
         return {p.name: int(rows.get(p.name, 0)) for p in self.projections}
 
     def catch_up(self, progress: Progress | None = None, stop: int | None = None) -> int:

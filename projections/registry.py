@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from projections.base import Projection
 from projections.flag_state import FlagStateProjection
+from projections.portal import PortalProjection
+from projections.queues import QueueProjection
+from projections.timeline import TimelineProjection
 
 
 def all_projections() -> list[Projection]:
-    return [FlagStateProjection()]
+    return [FlagStateProjection(), PortalProjection(), QueueProjection(), TimelineProjection()]

@@ -1,0 +1,145 @@
+"""What Mynaportal can show: provision records, flag intervals and proxy registrations.
+
+The rows are stored raw (per pseudonym, per agency, with canonical UTC times); whether a record is hidden is
+decided when it is read (see :mod:`projections.views`), from the *intervals* during which any agency held
+``NON_DISCLOSURE`` on any pseudonym of the person. Deciding at read time, not at write time, is what makes
+late-arriving flag events (replicated from another node, stamped earlier than records already projected)
+and later number changes re-hide records without rewriting them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Column, Connection, Index, Integer, String, Table
+
+from ledger.envelope import Envelope
+from projections.base import Projection, metadata, upsert
+
+__all__ = [
+    "OPEN_END",
+    "PortalProjection",
+    "canonical_time",
+    "flag_intervals",
+    "portal_proxies",
+    "portal_records",
+]
+
+PROVISION = "ledger.domain.provision:ProvisionRequest."
+PROTECTION = "ledger.domain.flags:Protection."
+PROXY = "ledger.domain.identity:ProxyRegistration."
+
+# An interval still open ends "never": later than any canonical time (they all start with a 4-digit year).
+OPEN_END = "9999-12-31T23:59:59.999999Z"
+
+
+def canonical_time(value: str) -> str:
+    """One spelling per instant (UTC, microseconds, ``Z``), so times from any node compare as strings."""
+    return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+portal_records = Table(
+    "portal_records",
+    metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("provider", String(32), nullable=False),
+    Column("querier", String(32), nullable=False, index=True),
+    Column("subject", String(40), nullable=False),
+    Column("legal_item", Integer, nullable=False),
+    Column("procedure", String(200), nullable=False),
+    Column("info_kind", String(200), nullable=False),
+    Column("applicant", String(24), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("decided_at", String(32)),
+    Index("ix_portal_records_subject_created", "subject", "created_at"),
+)
+
+flag_intervals = Table(
+    "portal_flag_intervals",
+    metadata,
+    Column("agency", String(32), primary_key=True),
+    Column("subject", String(40), primary_key=True),
+    Column("flag", String(24), primary_key=True),
+    Column("started", String(32), primary_key=True),
+    Column("ended", String(32)),  # NULL while the agency still holds the flag
+    Column("request_id", String(36), nullable=False),
+    Index("ix_portal_flag_intervals_subject", "subject", "flag"),
+)
+
+portal_proxies = Table(
+    "portal_proxies",
+    metadata,
+    Column("subject", String(40), primary_key=True),
+    Column("proxy", String(40), primary_key=True),
+    Column("active", Boolean, nullable=False),
+    Column("registered_at", String(32), nullable=False),
+    Column("cancelled_at", String(32)),
+    Column("registration_id", String(36), nullable=False, unique=True),
+    Index("ix_portal_proxies_proxy", "proxy"),
+)
+
+_OUTCOME = {
+    "AutoProvided": "provided",
+    "Held": "held",
+    "ManuallyProvided": "provided_manually",
+    "Refused": "refused",
+}
+
+
+class PortalProjection(Projection):
+    name = "portal"
+    tables = (portal_records, flag_intervals, portal_proxies)
+    topics = frozenset(
+        {PROVISION + e for e in ("Received", *_OUTCOME)}
+        | {PROTECTION + "FlagsSet", PROTECTION + "FlagsReleased"}
+        | {PROXY + "Registered", PROXY + "Cancelled"}
+    )
+
+    def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None:
+        h = env.header
+        kind = h.topic.rsplit(".", 1)[1]
+        at = canonical_time(h.time)
+        if h.topic.startswith(PROVISION):
+            self._provision(conn, kind, event, h.stream, at, position)
+        elif h.topic.startswith(PROTECTION):
+            self._flags(conn, kind, event, at)
+        elif kind == "Registered":
+            upsert(conn, portal_proxies, [{"subject": event.subject, "proxy": event.proxy, "active": True,
+                                           "registered_at": at, "cancelled_at": None,
+                                           "registration_id": h.stream}], ["subject", "proxy"])
+        else:
+            # the Cancelled event carries only its own fields: its stream names the registration
+            conn.execute(portal_proxies.update().where(portal_proxies.c.registration_id == h.stream)
+                         .values(active=False, cancelled_at=at))
+
+    @staticmethod
+    def _provision(conn: Connection, kind: str, event: Any, stream: str, at: str, position: int) -> None:
+        if kind == "Received":
+            upsert(conn, portal_records, [{
+                "request_id": stream, "provider": event.agency, "querier": event.querier,
+                "subject": event.subject, "legal_item": int(event.legal_item), "procedure": event.procedure,
+                "info_kind": event.info_kind, "applicant": event.applicant, "created_at": at,
+                "position": position, "status": "received", "decided_at": None,
+            }], ["request_id"])
+            return
+        values: dict[str, Any] = {"status": _OUTCOME[kind]}
+        if kind != "Held":
+            values["decided_at"] = at
+        conn.execute(portal_records.update().where(portal_records.c.request_id == stream).values(**values))
+
+    @staticmethod
+    def _flags(conn: Connection, kind: str, event: Any, at: str) -> None:
+        for flag in event.flags:
+            if kind == "FlagsSet":
+                row = {"agency": event.agency, "subject": event.subject, "flag": flag, "started": at,
+                       "ended": None, "request_id": str(event.request_id)}
+                upsert(conn, flag_intervals, [row], ["agency", "subject", "flag", "started"])
+            else:
+                # events of one Protection stream arrive in stream order, so the open interval is its own
+                conn.execute(flag_intervals.update().where(
+                    (flag_intervals.c.agency == event.agency) & (flag_intervals.c.subject == event.subject)
+                    & (flag_intervals.c.flag == flag) & flag_intervals.c.ended.is_(None)
+                ).values(ended=at))

@@ -1,0 +1,156 @@
+"""Work queues: flag requests awaiting approval, held provision requests, requests from protection bodies.
+
+Reviews due are read from the flag-state projection's ``agency_flags`` (its review dates) by
+:mod:`projections.views`; they need no table of their own.
+
+Held provision requests: the ``Received`` event carries the request's attributes and the ``Held`` or
+``AutoProvided`` event that follows it (same stream, same sealed batch) carries none, so a row is written on
+``Received`` and deleted again on ``AutoProvided``: the table only keeps requests that were ever held.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Column, Connection, Index, Integer, String, Table, select
+
+from ledger.envelope import Envelope
+from projections.base import Projection, metadata, upsert
+from projections.portal import canonical_time
+
+__all__ = ["QueueProjection", "body_queue", "flag_queue", "held_queue"]
+
+FLAG_REQUEST = "ledger.domain.flags:FlagRequest."
+BODY_SENT = "ledger.domain.flags:BodyRequest.Sent"
+PROVISION = "ledger.domain.provision:ProvisionRequest."
+
+flag_queue = Table(
+    "queue_flag_requests",
+    metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("agency", String(32), nullable=False),
+    Column("kind", String(12), nullable=False),
+    Column("subject", String(40), nullable=False),
+    Column("flags", String(80), nullable=False),  # comma-separated, sorted
+    Column("reason", String(24), nullable=False),
+    Column("review_date", String(10)),
+    Column("requested_by", String(64), nullable=False),
+    Column("requested_at", String(32), nullable=False),
+    Column("approvals_required", Integer, nullable=False),
+    Column("approvals", String(400), nullable=False),  # comma-separated staff ids, in order
+    Column("status", String(12), nullable=False),
+    Column("decided_by", String(64)),
+    Column("updated_at", String(32), nullable=False),
+    Column("body_request_id", String(36), index=True),
+    Index("ix_queue_flag_requests_agency_status", "agency", "status"),
+)
+
+held_queue = Table(
+    "queue_held_requests",
+    metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("provider", String(32), nullable=False),
+    Column("querier", String(32), nullable=False),
+    Column("subject", String(40), nullable=False),
+    Column("legal_item", Integer, nullable=False),
+    Column("procedure", String(200), nullable=False),
+    Column("info_kind", String(200), nullable=False),
+    Column("applicant", String(24), nullable=False),  # as stated by the querying agency
+    Column("received_at", String(32), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("proposal", String(12)),
+    Column("applicant_check", String(24)),  # as confirmed with the querying agency (Point 5)
+    Column("proposed_by", String(64)),
+    Column("decided_by", String(64)),
+    Column("decided_at", String(32)),
+    Index("ix_queue_held_provider_status", "provider", "status", "received_at"),
+)
+
+body_queue = Table(
+    "queue_body_requests",
+    metadata,
+    Column("body_request_id", String(36), primary_key=True),
+    Column("body", String(32), nullable=False),
+    Column("municipality", String(32), nullable=False, index=True),
+    Column("subject", String(40), nullable=False),
+    Column("flags", String(80), nullable=False),
+    Column("reason", String(24), nullable=False),
+    Column("sent_by", String(64), nullable=False),
+    Column("sent_at", String(32), nullable=False),
+)
+
+
+class QueueProjection(Projection):
+    name = "work_queues"
+    tables = (flag_queue, held_queue, body_queue)
+    topics = frozenset(
+        {FLAG_REQUEST + e for e in ("Requested", "Approved", "Rejected", "Executed")}
+        | {BODY_SENT}
+        | {PROVISION + e for e in ("Received", "AutoProvided", "Held", "DecisionProposed", "ManuallyProvided",
+                                   "Refused")}
+    )
+
+    def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None:
+        h = env.header
+        kind = h.topic.rsplit(".", 1)[1]
+        at = canonical_time(h.time)
+        if h.topic.startswith(FLAG_REQUEST):
+            self._flag_request(conn, kind, event, h.stream, at)
+        elif h.topic == BODY_SENT:
+            upsert(conn, body_queue, [{
+                "body_request_id": h.stream, "body": event.agency, "municipality": event.municipality,
+                "subject": event.subject, "flags": ",".join(sorted(event.flags)), "reason": event.reason,
+                "sent_by": event.sent_by, "sent_at": at,
+            }], ["body_request_id"])
+        else:
+            self._provision(conn, kind, event, h.stream, at)
+
+    @staticmethod
+    def _flag_request(conn: Connection, kind: str, event: Any, stream: str, at: str) -> None:
+        where = flag_queue.c.request_id == stream
+        if kind == "Requested":
+            upsert(conn, flag_queue, [{
+                "request_id": stream, "agency": event.agency, "kind": event.kind, "subject": event.subject,
+                "flags": ",".join(sorted(event.flags)), "reason": event.reason,
+                "review_date": event.review_date,
+                "requested_by": event.requested_by, "requested_at": at,
+                "approvals_required": int(event.approvals_required), "approvals": "", "status": "pending",
+                "decided_by": None, "updated_at": at,
+                "body_request_id": str(event.body_request_id) if event.body_request_id else None,
+            }], ["request_id"])
+        elif kind == "Approved":
+            row = conn.execute(
+                select(flag_queue.c.approvals, flag_queue.c.approvals_required).where(where)).first()
+            if row is None:
+                return
+            approvals = [a for a in str(row.approvals).split(",") if a] + [event.by]
+            status = "approved" if len(approvals) >= int(row.approvals_required) else "pending"
+            conn.execute(flag_queue.update().where(where).values(
+                approvals=",".join(approvals), status=status, updated_at=at))
+        else:
+            status = "rejected" if kind == "Rejected" else "executed"
+            conn.execute(flag_queue.update().where(where).values(
+                status=status, decided_by=event.by, updated_at=at))
+
+    @staticmethod
+    def _provision(conn: Connection, kind: str, event: Any, stream: str, at: str) -> None:
+        where = held_queue.c.request_id == stream
+        if kind == "Received":
+            upsert(conn, held_queue, [{
+                "request_id": stream, "provider": event.agency, "querier": event.querier,
+                "subject": event.subject, "legal_item": int(event.legal_item), "procedure": event.procedure,
+                "info_kind": event.info_kind,
+                "applicant": event.applicant, "received_at": at, "status": "received", "proposal": None,
+                "applicant_check": None, "proposed_by": None, "decided_by": None, "decided_at": None,
+            }], ["request_id"])
+        elif kind == "AutoProvided":
+            conn.execute(held_queue.delete().where(where))
+        elif kind == "Held":
+            conn.execute(held_queue.update().where(where).values(status="held"))
+        elif kind == "DecisionProposed":
+            conn.execute(held_queue.update().where(where).values(
+                proposal=event.decision, applicant_check=event.applicant_check, proposed_by=event.by))
+        else:
+            status = "provided_manually" if kind == "ManuallyProvided" else "refused"
+            conn.execute(held_queue.update().where(where).values(
+                status=status, decided_by=event.approved_by, decided_at=at))

@@ -1,0 +1,99 @@
+"""The auditors' subject timeline: every event about a person, in log order, with who did it.
+
+An event is "about" a pseudonym when its creation event names it (``subject``, ``victim``, ``perpetrators``,
+``old``/``new``, ``proxy``) or when it belongs to a stream whose creation event did (approvals, decisions,
+cancellations carry only their own fields). Probe notices are about the subject of the request they report.
+Rows are per pseudonym; :mod:`projections.views` gathers all pseudonyms of the person when reading.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Connection, String, Table, Text, select
+
+from ledger.envelope import Envelope
+from projections.base import Projection, metadata, upsert
+from projections.portal import canonical_time
+
+__all__ = ["TimelineProjection", "timeline_events", "timeline_streams"]
+
+timeline_streams = Table(
+    "timeline_streams",
+    metadata,
+    Column("stream", String(36), primary_key=True),
+    Column("subject", String(40), primary_key=True),
+)
+
+timeline_events = Table(
+    "timeline_events",
+    metadata,
+    Column("position", BigInteger, primary_key=True),
+    Column("subject", String(40), primary_key=True, index=True),
+    Column("stream", String(36), nullable=False),
+    Column("event", String(80), nullable=False),  # e.g. FlagRequest.Approved
+    Column("at", String(32), nullable=False),
+    Column("agency", String(32), nullable=False),  # originating agency
+    Column("actor", String(64)),  # staff id, when the event names one
+    Column("detail", Text, nullable=False),  # the event's own fields, JSON
+)
+
+# event class → its topics (module:Class.Event)
+_TOPICS = {
+    "ledger.domain.cases:ProtectionCase": ("Opened", "PerpetratorAdded", "ChecklistUpdated", "Closed"),
+    "ledger.domain.flags:FlagRequest": ("Requested", "Approved", "Rejected", "Executed"),
+    "ledger.domain.flags:Protection": ("Opened", "FlagsSet", "FlagsReleased", "FlagsRenewed"),
+    "ledger.domain.flags:BodyRequest": ("Sent",),
+    "ledger.domain.provision:ProvisionRequest": (
+        "Received", "AutoProvided", "Held", "DecisionProposed", "ManuallyProvided", "Refused"),
+    "ledger.domain.provision:ProbeNotice": ("Sent",),
+    "ledger.domain.identity:PseudonymLink": ("Linked",),
+    "ledger.domain.identity:ProxyRegistration": ("Registered", "Cancelled"),
+    "ledger.domain.identity:AccessRecord": ("ProtectedDetailsRead",),
+}
+_ACTOR_FIELDS = ("by", "requested_by", "opened_by", "sent_by", "approved_by", "staff")
+_SKIP = frozenset({"timestamp", "originator_id", "originator_version", "originator_topic"})
+
+
+def _named_subjects(event: Any) -> list[str]:
+    names: list[str] = []
+    for field in ("subject", "victim", "old", "new", "proxy"):
+        value = getattr(event, field, None)
+        if isinstance(value, str) and value:
+            names.append(value)
+    names.extend(str(p) for p in getattr(event, "perpetrators", None) or ())
+    return list(dict.fromkeys(names))
+
+
+class TimelineProjection(Projection):
+    name = "timeline"
+    tables = (timeline_events, timeline_streams)
+    topics = frozenset(f"{cls}.{e}" for cls, events in _TOPICS.items() for e in events)
+
+    def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None:
+        h = env.header
+        short = h.topic.split(":", 1)[1]
+        if short == "ProbeNotice.Sent":
+            subjects = self._stream_subjects(conn, str(event.request_id))
+        else:
+            named = _named_subjects(event)
+            if named:
+                upsert(conn, timeline_streams, [{"stream": h.stream, "subject": s} for s in named],
+                       ["stream", "subject"])
+            subjects = self._stream_subjects(conn, h.stream)
+        if not subjects:
+            return
+        actor = next((str(getattr(event, f)) for f in _ACTOR_FIELDS if getattr(event, f, None)), None)
+        detail = json.dumps({k: v for k, v in sorted(vars(event).items()) if k not in _SKIP},
+                            ensure_ascii=False, default=str, sort_keys=True)
+        upsert(conn, timeline_events, [{
+            "position": position, "subject": s, "stream": h.stream, "event": short,
+            "at": canonical_time(h.time), "agency": h.origin, "actor": actor, "detail": detail,
+        } for s in subjects], ["position", "subject"])
+
+    @staticmethod
+    def _stream_subjects(conn: Connection, stream: str) -> list[str]:
+        rows = conn.execute(select(timeline_streams.c.subject).where(timeline_streams.c.stream == stream)
+                            .order_by(timeline_streams.c.subject)).scalars().all()
+        return [str(s) for s in rows]

@@ -1,0 +1,520 @@
+"""Query functions over the projections, with the role filtering each audience needs.
+
+Audiences and what they may learn:
+
+* **Mynaportal** (:func:`portal_records`, :func:`self_information`): whoever logs in with the subject's
+  credentials (the subject, or anyone holding the subject's card: the system cannot tell them apart) or a
+  *registered, active* proxy. Everyone gets the same filtered view; anyone else gets nothing.
+  A record is hidden when it was created before the end of any ``NON_DISCLOSURE`` interval that any agency
+  held on any pseudonym of the person (an open interval ends never). That hides every record while the
+  flag applies, and keeps hidden, after release, every record that was hidden (those created while the
+  flag applied and those before it); records created after the last release are shown. Self-information
+  (what agencies hold about the person, modelled as the items they have provided about the person) is not
+  shown at all while ``NO_AUTO_RESPONSE`` applies nationwide.
+* **Staff** (:func:`nationwide_view`, :func:`counter_view`): staff of any agency see *that* a person is
+  protected, which flags, and opaque liaison references; only staff of a holding agency, or staff allowed
+  to ``view_protected`` who state a purpose (the read is recorded first), see which agencies hold them.
+* **The agency itself** (:func:`agency_flag_state`, :func:`work_queue`).
+* **Auditors** (:func:`subject_timeline`): everything about the person, recorded as a read.
+
+Every function taking a ``Node`` first applies events not yet projected, so reads follow writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from ledger.app import Actor, QuerierAnswer
+from ledger.bootstrap import Node
+from ledger.domain.types import Action, Flag
+from ledger.errors import InputError, NotFoundError, PermissionDenied
+from projections.flag_state import agency_flags, flag_history, resolve_person, subject_alias
+from projections.portal import OPEN_END, flag_intervals, portal_proxies
+from projections.portal import portal_records as records
+from projections.queues import body_queue, flag_queue, held_queue
+from projections.timeline import timeline_events
+
+__all__ = [
+    "AgencyFlag",
+    "CounterAnswer",
+    "CounterView",
+    "HeldRequest",
+    "Holding",
+    "NationwideView",
+    "PendingApproval",
+    "PortalRecord",
+    "PortalView",
+    "ProtectionBodyRequest",
+    "ReviewDue",
+    "SelfInfoView",
+    "TimelineEntry",
+    "WorkQueue",
+    "agency_flag_state",
+    "aliases",
+    "counter_view",
+    "liaison_ref",
+    "nationwide_view",
+    "portal_records",
+    "resolve_liaison",
+    "self_information",
+    "subject_timeline",
+    "work_queue",
+]
+
+ND = Flag.NON_DISCLOSURE.value
+NAR = Flag.NO_AUTO_RESPONSE.value
+ANSWERED = ("provided", "provided_manually")
+
+
+# -- people ---------------------------------------------------------------------------------------------
+def aliases(conn: Connection, subject: str) -> list[str]:
+    """Every pseudonym of the person ``subject`` names (number changes join them)."""
+    person = resolve_person(conn, subject)
+    others = conn.execute(select(subject_alias.c.pseudonym).where(subject_alias.c.person == person)).scalars()
+    return sorted({subject, person, *(str(o) for o in others)})
+
+
+def _fresh(node: Node) -> None:
+    node.projector.catch_up()
+
+
+def _staff_at(node: Node, actor: Actor) -> None:
+    """Any active staff member of an agency hosted here (Point 3: every department sees the protection)."""
+    if actor.agency not in node.app.hosted:
+        raise PermissionDenied(f"agency {actor.agency} is not hosted on this node", code="foreign_agency")
+    try:
+        member = node.app.staff(actor.agency, actor.staff)
+    except NotFoundError:
+        raise PermissionDenied(f"{actor} is not enrolled", code="unknown_staff") from None
+    if not member.active:
+        raise PermissionDenied(f"{actor} is deactivated", code="inactive_staff")
+
+
+# -- Mynaportal -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PortalRecord:
+    request_id: str
+    created_at: str
+    querier: str
+    provider: str
+    procedure: str
+    legal_item: int
+    info_kind: str
+    outcome: str  # "provided" | "in_progress" | "not_provided": a held request looks like any manual one
+
+
+@dataclass(frozen=True)
+class PortalView:
+    access: str  # "self" (the subject's credentials or card) | "proxy" | "none"
+    records: tuple[PortalRecord, ...]
+
+
+def _access(conn: Connection, viewer: str, subject: str) -> tuple[str, list[str]]:
+    subjects = aliases(conn, subject)
+    if viewer in subjects:
+        return "self", subjects
+    viewers = aliases(conn, viewer)
+    active = conn.execute(select(func.count()).select_from(portal_proxies).where(
+        portal_proxies.c.subject.in_(subjects) & portal_proxies.c.proxy.in_(viewers)
+        & portal_proxies.c.active.is_(True))).scalar_one()
+    return ("proxy" if active else "none"), subjects
+
+
+def nd_cutoff(conn: Connection, subjects: Sequence[str]) -> str | None:
+    """Records created before this instant are hidden (None: the person was never under NON_DISCLOSURE)."""
+    value = conn.execute(select(func.max(func.coalesce(flag_intervals.c.ended, OPEN_END))).where(
+        flag_intervals.c.subject.in_(list(subjects)) & (flag_intervals.c.flag == ND))).scalar()
+    return str(value) if value is not None else None
+
+
+def _outcome(status: str) -> str:
+    if status in ANSWERED:
+        return "provided"
+    return "not_provided" if status == "refused" else "in_progress"
+
+
+def visible_records(conn: Connection, subjects: Sequence[str]) -> list[PortalRecord]:
+    cutoff = nd_cutoff(conn, subjects)
+    stmt = select(records).where(records.c.subject.in_(list(subjects)))
+    if cutoff is not None:
+        stmt = stmt.where(records.c.created_at >= cutoff)
+    rows = conn.execute(stmt.order_by(records.c.created_at, records.c.request_id)).all()
+    return [PortalRecord(r.request_id, r.created_at, r.querier, r.provider, r.procedure, r.legal_item,
+                         r.info_kind, _outcome(r.status)) for r in rows]
+
+
+def portal_records(node: Node, viewer: str, subject: str) -> PortalView:
+    """The provision-record display (情報提供等記録表示) of ``subject`` for whoever logged in as ``viewer``.
+
+    ``viewer`` is the pseudonym (or number) whose credentials were used: ``viewer == subject`` is the
+    subject or anyone with the subject's card; otherwise only an active proxy registration gives access.
+    """
+    _fresh(node)
+    v, s = node.app.subject(viewer), node.app.subject(subject)
+    with node.engine.connect() as conn:
+        access, subjects = _access(conn, v, s)
+        if access == "none":
+            return PortalView("none", ())
+        return PortalView(access, tuple(visible_records(conn, subjects)))
+
+
+@dataclass(frozen=True)
+class Holding:
+    agency: str
+    info_kind: str
+    since: str
+
+
+@dataclass(frozen=True)
+class SelfInfoView:
+    access: str
+    withheld: bool  # NO_AUTO_RESPONSE applies: nothing is displayed automatically
+    holdings: tuple[Holding, ...]
+
+    MESSAGE = "この情報は自動では表示されません。お住まいの市区町村の窓口にお問い合わせください。"
+
+
+def nar_applies(conn: Connection, subjects: Sequence[str]) -> bool:
+    n = conn.execute(select(func.count()).select_from(flag_intervals).where(
+        flag_intervals.c.subject.in_(list(subjects)) & (flag_intervals.c.flag == NAR)
+        & flag_intervals.c.ended.is_(None))).scalar_one()
+    return bool(n)
+
+
+def self_information(node: Node, viewer: str, subject: str) -> SelfInfoView:
+    """Self-information display (自己情報表示): which agency holds which kind of information on the subject.
+
+    Modelled from the provision records: an agency that provided ``info_kind`` about the subject holds a
+    registered copy (副本) of it. Withheld entirely while ``NO_AUTO_RESPONSE`` applies nationwide.
+    """
+    _fresh(node)
+    v, s = node.app.subject(viewer), node.app.subject(subject)
+    with node.engine.connect() as conn:
+        access, subjects = _access(conn, v, s)
+        if access == "none":
+            return SelfInfoView("none", False, ())
+        if nar_applies(conn, subjects):
+            return SelfInfoView(access, True, ())
+        rows = conn.execute(
+            select(records.c.provider, records.c.info_kind, func.min(records.c.created_at))
+            .where(records.c.subject.in_(subjects) & records.c.status.in_(ANSWERED))
+            .group_by(records.c.provider, records.c.info_kind)
+            .order_by(records.c.provider, records.c.info_kind)).all()
+    return SelfInfoView(access, False, tuple(Holding(str(a), str(k), str(t)) for a, k, t in rows))
+
+
+# -- staff: nationwide state and the counter -----------------------------------------------------------------
+def liaison_ref(secret: bytes, agency: str, subject: str) -> str:
+    """An opaque handle on one holding (agency, pseudonym): any node of the deployment derives the same one,
+    only the holding agency can resolve it, and nobody can test agency codes against it without the secret."""
+    mac = hmac.new(secret, f"liaison\x00{agency}\x00{subject}".encode(), hashlib.sha256).hexdigest()
+    return "L-" + mac[:20]
+
+
+@dataclass(frozen=True)
+class NationwideView:
+    subject: str
+    protected: bool
+    flags: tuple[str, ...]
+    liaison: tuple[str, ...]  # contact the protecting side through these; never an agency code
+    holders: tuple[str, ...] | None  # None: not for this viewer
+    basis: str  # "other_agency" | "holding_agency" | "authorised"
+
+
+def _holdings(conn: Connection, subjects: Sequence[str]) -> list[tuple[str, str, str]]:
+    rows = conn.execute(select(agency_flags.c.agency, agency_flags.c.subject, agency_flags.c.flag).where(
+        agency_flags.c.subject.in_(list(subjects)) & agency_flags.c.active.is_(True))).all()
+    return [(str(a), str(s), str(f)) for a, s, f in rows]
+
+
+def nationwide_view(node: Node, actor: Actor, subject: str, *, purpose: str | None = None) -> NationwideView:
+    """Is this person protected anywhere, as staff member ``actor`` may see it.
+
+    With ``purpose``, a staff member allowed to ``view_protected`` sees the holding agencies; the read is
+    recorded (an AccessRecord event) before anything is returned.
+    """
+    _staff_at(node, actor)
+    _fresh(node)
+    s = node.app.subject(subject)
+    with node.engine.connect() as conn:
+        held = _holdings(conn, aliases(conn, s))
+    secret = node.config.pseudonym_secret()
+    flags = tuple(sorted({f for _, _, f in held}))
+    liaison = tuple(sorted({liaison_ref(secret, a, p) for a, p, _ in held}))
+    holders = tuple(sorted({a for a, _, _ in held}))
+    if actor.agency in holders:
+        return NationwideView(s, bool(held), flags, liaison, holders, "holding_agency")
+    if purpose is not None:
+        if not purpose.strip():
+            raise InputError("say why the protecting agencies are read (purpose)")
+        # recorded before it is shown; raises PermissionDenied for staff not allowed to view_protected
+        node.app.record_access(actor, s, "nationwide holders", purpose)
+        return NationwideView(s, bool(held), flags, liaison, holders, "authorised")
+    return NationwideView(s, bool(held), flags, liaison, None, "other_agency")
+
+
+@dataclass(frozen=True)
+class LiaisonTarget:
+    subject: str
+    flags: tuple[str, ...]
+
+
+def resolve_liaison(node: Node, actor: Actor, token: str) -> LiaisonTarget:
+    """The holding agency's contact point (Point 5) turns a liaison reference back into its own holding."""
+    node.app.authorise(actor, Action.VIEW_PROTECTED)
+    _fresh(node)
+    secret = node.config.pseudonym_secret()
+    with node.engine.connect() as conn:
+        rows = conn.execute(select(agency_flags.c.subject, agency_flags.c.flag).where(
+            (agency_flags.c.agency == actor.agency) & agency_flags.c.active.is_(True))).all()
+    flags = sorted(str(f) for s, f in rows if liaison_ref(secret, actor.agency, str(s)) == token)
+    subject = next((str(s) for s, _ in rows if liaison_ref(secret, actor.agency, str(s)) == token), None)
+    if subject is None:
+        raise NotFoundError("that liaison reference names no protection held by your agency")
+    return LiaisonTarget(subject, tuple(flags))
+
+
+@dataclass(frozen=True)
+class CounterAnswer:
+    request_id: str
+    asked_at: str
+    procedure: str
+    info_kind: str
+    status: str  # as QuerierAnswer: "answered" | "in_progress" | "not_provided"
+    message: str
+    provider: str | None  # None whenever the subject is protected or nothing was provided
+
+
+@dataclass(frozen=True)
+class CounterView:
+    subject: str
+    protection: NationwideView
+    answers: tuple[CounterAnswer, ...]
+
+    NOTICE = "保護対象者です。本人以外からの問合せには、情報が秘匿されている前提で対応してください。"
+
+
+def counter_view(node: Node, actor: Actor, subject: str) -> CounterView:
+    """What counter staff at ``actor.agency`` can tell someone asking about their queries on ``subject``
+    (Point 4: they see the protection first and answer on the premise that the information is secret)."""
+    node.app.authorise(actor, Action.COUNTER_LOOKUP)
+    protection = nationwide_view(node, actor, subject)
+    with node.engine.connect() as conn:
+        rows = conn.execute(select(records).where(
+            (records.c.querier == actor.agency)
+            & records.c.subject.in_(aliases(conn, protection.subject))
+        ).order_by(records.c.created_at, records.c.request_id)).all()
+    answers = []
+    for r in rows:
+        if r.status in ANSWERED:
+            status, message = "answered", QuerierAnswer.ANSWERED
+        elif r.status == "refused":
+            status, message = "not_provided", QuerierAnswer.NOT_PROVIDED
+        else:
+            status, message = "in_progress", QuerierAnswer.IN_PROGRESS
+        provider = r.provider if status == "answered" and not protection.protected else None
+        answers.append(CounterAnswer(r.request_id, r.created_at, r.procedure, r.info_kind, status, message,
+                                     provider))
+    return CounterView(protection.subject, protection, tuple(answers))
+
+
+# -- the agency's own state and queues ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class FlagEvent:
+    action: str  # "set" | "renew" | "release"
+    at: str
+    request_id: str
+    review_date: str | None
+
+
+@dataclass(frozen=True)
+class AgencyFlag:
+    agency: str
+    subject: str
+    flag: str
+    active: bool
+    since: str
+    request_id: str
+    reason: str
+    review_date: str | None
+    released_at: str | None
+    history: tuple[FlagEvent, ...]
+
+
+def agency_flag_state(node: Node, actor: Actor, subject: str | None = None) -> list[AgencyFlag]:
+    """The flags ``actor.agency`` holds (or held), with their history; optionally for one person only."""
+    _staff_at(node, actor)
+    _fresh(node)
+    with node.engine.connect() as conn:
+        stmt = select(agency_flags).where(agency_flags.c.agency == actor.agency)
+        if subject is not None:
+            stmt = stmt.where(agency_flags.c.subject.in_(aliases(conn, node.app.subject(subject))))
+        rows = conn.execute(stmt.order_by(agency_flags.c.subject, agency_flags.c.flag)).all()
+        hist = conn.execute(select(flag_history).where(
+            (flag_history.c.agency == actor.agency)
+            & flag_history.c.subject.in_(sorted({r.subject for r in rows}))
+        ).order_by(flag_history.c.position, flag_history.c.seq)).all()
+    out = []
+    for r in rows:
+        events = tuple(FlagEvent(h.action, h.at, h.request_id, h.review_date) for h in hist
+                       if h.subject == r.subject and h.flag == r.flag)
+        out.append(AgencyFlag(r.agency, r.subject, r.flag, bool(r.active), r.since, r.request_id, r.reason,
+                              r.review_date, r.released_at, events))
+    return out
+
+
+@dataclass(frozen=True)
+class PendingApproval:
+    request_id: str
+    kind: str
+    subject: str
+    flags: tuple[str, ...]
+    requested_by: str
+    requested_at: str
+    approvals: tuple[str, ...]
+    approvals_required: int
+    status: str  # "pending" (needs approvals) | "approved" (waits for the operator)
+
+
+@dataclass(frozen=True)
+class HeldRequest:
+    request_id: str
+    querier: str
+    subject: str
+    legal_item: int
+    procedure: str
+    info_kind: str
+    received_at: str
+    applicant: str  # protected_person | known_perpetrator | unknown (confirmed check if any, else as stated)
+    proposal: str | None
+    proposed_by: str | None
+
+
+@dataclass(frozen=True)
+class ReviewDue:
+    subject: str
+    flag: str
+    review_date: str
+    days_left: int
+    request_id: str
+
+
+@dataclass(frozen=True)
+class ProtectionBodyRequest:
+    body_request_id: str
+    body: str
+    subject: str
+    flags: tuple[str, ...]
+    reason: str
+    sent_at: str
+    decided: bool
+    outcome: str | None  # status of the flag request made on it: pending/approved/rejected/executed
+
+
+@dataclass(frozen=True)
+class WorkQueue:
+    agency: str
+    approvals: tuple[PendingApproval, ...]
+    held: tuple[HeldRequest, ...]
+    reviews_due: tuple[ReviewDue, ...]
+    body_requests: tuple[ProtectionBodyRequest, ...]
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(v for v in (value or "").split(",") if v)
+
+
+def pending_approvals(conn: Connection, agency: str) -> list[PendingApproval]:
+    rows = conn.execute(select(flag_queue).where(
+        (flag_queue.c.agency == agency) & flag_queue.c.status.in_(("pending", "approved"))
+    ).order_by(flag_queue.c.requested_at, flag_queue.c.request_id)).all()
+    return [PendingApproval(r.request_id, r.kind, r.subject, _split(r.flags), r.requested_by, r.requested_at,
+                            _split(r.approvals), r.approvals_required, r.status) for r in rows]
+
+
+def held_requests(conn: Connection, agency: str) -> list[HeldRequest]:
+    rows = conn.execute(select(held_queue).where(
+        (held_queue.c.provider == agency) & (held_queue.c.status == "held")
+    ).order_by(held_queue.c.received_at, held_queue.c.request_id)).all()
+    return [HeldRequest(r.request_id, r.querier, r.subject, r.legal_item, r.procedure, r.info_kind,
+                        r.received_at, r.applicant_check or r.applicant, r.proposal, r.proposed_by)
+            for r in rows]
+
+
+def reviews_due(conn: Connection, agency: str, today: date, within_days: int = 30) -> list[ReviewDue]:
+    limit = (today + timedelta(days=within_days)).isoformat()
+    rows = conn.execute(select(agency_flags).where(
+        (agency_flags.c.agency == agency) & agency_flags.c.active.is_(True)
+        & agency_flags.c.review_date.is_not(None) & (agency_flags.c.review_date <= limit)
+    ).order_by(agency_flags.c.review_date, agency_flags.c.subject, agency_flags.c.flag)).all()
+    return [ReviewDue(r.subject, r.flag, r.review_date, (date.fromisoformat(r.review_date) - today).days,
+                      r.request_id) for r in rows]
+
+
+def body_requests(conn: Connection, agency: str) -> list[ProtectionBodyRequest]:
+    rows = conn.execute(select(body_queue).where(body_queue.c.municipality == agency)
+                        .order_by(body_queue.c.sent_at, body_queue.c.body_request_id)).all()
+    out = []
+    for r in rows:
+        statuses = conn.execute(select(flag_queue.c.status).where(
+            flag_queue.c.body_request_id == r.body_request_id
+        ).order_by(flag_queue.c.requested_at)).scalars().all()
+        outcome = str(statuses[-1]) if statuses else None
+        out.append(ProtectionBodyRequest(r.body_request_id, r.body, r.subject, _split(r.flags), r.reason,
+                                         r.sent_at, outcome in ("rejected", "executed"), outcome))
+    return out
+
+
+def work_queue(node: Node, actor: Actor, today: date | None = None) -> WorkQueue:
+    """Everything waiting for staff of ``actor.agency``."""
+    _staff_at(node, actor)
+    _fresh(node)
+    day = today or node.app.clock().date()
+    with node.engine.connect() as conn:
+        a = actor.agency
+        return WorkQueue(a, tuple(pending_approvals(conn, a)), tuple(held_requests(conn, a)),
+                         tuple(reviews_due(conn, a, day)), tuple(body_requests(conn, a)))
+
+
+# -- auditors ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TimelineEntry:
+    position: int
+    at: str
+    event: str
+    agency: str
+    actor: str | None
+    subject: str
+    detail: dict[str, Any]
+
+
+def timeline_rows(conn: Connection, subjects: Sequence[str]) -> list[TimelineEntry]:
+    rows = conn.execute(select(timeline_events).where(timeline_events.c.subject.in_(list(subjects)))
+                        .order_by(timeline_events.c.position, timeline_events.c.subject)).all()
+    seen: set[int] = set()
+    out = []
+    for r in rows:
+        if r.position in seen:  # one event about two pseudonyms of the same person (a number change)
+            continue
+        seen.add(r.position)
+        out.append(TimelineEntry(r.position, r.at, r.event, r.agency, r.actor, r.subject,
+                                 json.loads(r.detail)))
+    return out
+
+
+def subject_timeline(node: Node, actor: Actor, subject: str, purpose: str) -> list[TimelineEntry]:
+    """Every event about the person, in log order. Auditors only; the read itself is recorded first."""
+    node.app.authorise(actor, Action.AUDIT)
+    s = node.app.subject(subject)
+    node.app.record_access(actor, s, "subject timeline", purpose)
+    _fresh(node)
+    with node.engine.connect() as conn:
+        return timeline_rows(conn, aliases(conn, s))

@@ -1,0 +1,96 @@
+"""`flagledger demo` — the newcomer's first command — plays the seed and is itself a leak check."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledger.cli import demo
+from projections import views
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from ledger.cli.main import main; sys.exit(main())", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def test_the_demo_shows_the_leaks_before_protection_and_none_after(tmp_path: Path) -> None:
+    proc = run_cli("demo", "--data-dir", str(tmp_path / "demo"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = proc.stdout
+    before, _, after = text.partition("Intake, approvals and flag setting at B")
+    assert "B市 (131024) ⚠LEAK" in before, "without flags, Y learns B"
+    assert "⚠LEAK" not in after
+    assert "protection holds at C with no flag set there" in after and "🔒" in after
+    assert "OK:" in text
+    assert (tmp_path / "demo" / "config.json").exists()
+
+
+def test_the_demo_refuses_a_data_directory_in_use(tmp_path: Path) -> None:
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "something").write_text("x")
+    proc = run_cli("demo", "--data-dir", str(tmp_path / "used"))
+    assert proc.returncode == 2 and "not empty" in proc.stderr
+
+
+def test_every_protected_step_is_checked_from_the_views_output(tmp_path: Path) -> None:
+    result = demo.run_demo(tmp_path / "d", emit=lambda step: None)
+    assert result.ok and result.seconds < 30
+    protected = [s for s in result.steps if s.protected]
+    assert len(protected) >= 6 and not any(s.leaks or s.failed for s in protected)
+    assert any(s.leaks for s in result.steps if not s.protected), "the unprotected steps show the leaks"
+
+
+def test_the_demo_fails_when_a_view_stops_hiding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sabotage the portal filter: the demo must notice from what the views return, and fail."""
+    monkeypatch.setattr(views, "nd_cutoff", lambda conn, subjects: None)
+    result = demo.run_demo(tmp_path / "d", emit=lambda step: None)
+    assert not result.ok
+    leaking = [s.title for s in result.steps if s.protected and s.leaks]
+    assert any("Case 1 with flags" in t for t in leaking)
+
+
+def test_the_view_commands_read_the_demo_node(tmp_path: Path) -> None:
+    import json
+
+    data = tmp_path / "d"
+    assert demo.run_demo(data, emit=lambda step: None).ok
+    proc = run_cli(
+        "view", "nationwide", "--data-dir", str(data), "--as", "131032/counter", "--subject", demo.X_NUMBER
+    )
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout)
+    assert seen["protected"] is False and seen["holders"] is None, "released at the end of the demo"
+    proc = run_cli(
+        "view", "portal", "--data-dir", str(data), "--viewer", demo.Y_NUMBER, "--subject", demo.Y_NUMBER
+    )
+    assert [r["querier"] for r in json.loads(proc.stdout)["records"]] == ["131032"], (
+        "only the post-release record"
+    )
+    proc = run_cli("view", "positions", "--data-dir", str(data))
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert {r["projection"] for r in rows} >= {"flag_state", "portal", "work_queues", "timeline"}
+    assert all(r["behind"] == 0 for r in rows)
+    proc = run_cli(
+        "view",
+        "timeline",
+        "--data-dir",
+        str(data),
+        "--as",
+        "131016/counter",
+        "--subject",
+        demo.X_NUMBER,
+        "--purpose",
+        "curious",
+    )
+    assert proc.returncode == 4, "only auditors read timelines"

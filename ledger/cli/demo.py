@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import tempfile
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -617,10 +619,26 @@ def print_step(step: Step, stream: TextIO = sys.stdout) -> None:
         print("   ✓ no view Y can reach names B or C", file=stream)
 
 
+@contextmanager
+def _demo_environment() -> Iterator[None]:
+    """The demo always runs on embedded SQLite with its own secrets: never on a deployment's database or keys
+    that FLAGLEDGER_* variables may point at."""
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("FLAGLEDGER_")}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
 def run_demo(data_dir: Path, emit: Callable[[Step], None] = print_step) -> DemoResult:
     started = time.perf_counter()
     if data_dir.exists() and any(data_dir.iterdir()):
         raise InputError(f"{data_dir} is not empty: the demo needs a fresh data directory")
+    with _demo_environment():
+        return _play(data_dir, emit, started)
+
+
+def _play(data_dir: Path, emit: Callable[[Step], None], started: float) -> DemoResult:
     node = init_node(
         data_dir,
         [

@@ -34,6 +34,7 @@ __all__ = ["Demo", "DemoResult", "run_demo"]
 
 A, B, C = "131016", "131024", "131032"
 NAMES = {A: "A市", B: "B市", C: "C市"}
+LETTER = {A: "A", B: "B", C: "C"}
 CAST = {
     "req": ["requester"],
     "apr": ["approver"],
@@ -108,10 +109,19 @@ class Step:
     number: int
     title: str
     protected: bool  # after protection: a leak here fails the demo
-    story: list[str] = field(default_factory=list)
-    tables: list[Table] = field(default_factory=list)
+    items: list[str | Table] = field(default_factory=list)  # what happened and what was seen, in order
     leaks: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+
+    def say(self, *lines: str) -> None:
+        self.items.extend(lines)
+
+    def show(self, *tables: Table) -> None:
+        self.items.extend(tables)
+
+    @property
+    def tables(self) -> list[Table]:
+        return [t for t in self.items if isinstance(t, Table)]
 
     def expect(self, ok: bool, what: str) -> None:
         if not ok:
@@ -215,7 +225,7 @@ class Demo:
             f"access: {view.access}; the ledger holds {total} record(s) about {self.person(subject)}, "
             f"{len(view.records)} shown"
         )
-        s.tables.append(t)
+        s.show(t)
         return t
 
     def self_info_table(self, s: Step, title: str, viewer: str, subject: str) -> Table:
@@ -229,7 +239,7 @@ class Demo:
             raw.append([h.agency, "", ""])
         self.scan(s, t, raw, self.secret)
         t.note = f"access: {view.access}; withheld (NO_AUTO_RESPONSE): {view.withheld}"
-        s.tables.append(t)
+        s.show(t)
         return t
 
     def counter_table(self, s: Step, at: str, subject: str) -> Any:
@@ -256,14 +266,16 @@ class Demo:
             ["protected", "flags", "liaison ref", "holding agency"],
         )
         notice.add(
-            "yes — " + cv.NOTICE if p.protected else "no",
+            "yes" if p.protected else "no",
             ", ".join(p.flags) or "—",
             ", ".join(p.liaison) or "—",
             ", ".join(p.holders) if p.holders is not None else "(not shown)",
             marks=["", "", "", SAFE if p.holders is None and p.protected else ""],
         )
+        if p.protected:
+            notice.note = cv.NOTICE
         self.scan(s, notice, [["", "", "", ",".join(p.holders or ())]], self.secret)
-        s.tables += [notice, t]
+        s.show(notice, t)
         return cv
 
     def queue_table(self, s: Step, agency: str) -> Any:
@@ -300,7 +312,7 @@ class Demo:
                 b.sent_at[11:19],
                 b.outcome or "undecided",
             )
-        s.tables.append(t)
+        s.show(t)
         return q
 
     def flags_table(self, s: Step, agency: str) -> list[Any]:
@@ -318,15 +330,15 @@ class Demo:
                 r.review_date or "—",
                 " → ".join(h.action for h in r.history),
             )
-        s.tables.append(t)
+        s.show(t)
         return rows
 
     def approve_and_execute(self, s: Step, agency: str, rid: Any) -> None:
         for who in ("apr", "apr2"):
             status = self.app.approve_request(self.who(agency, who), rid)
-            s.story.append(f"{NAMES[agency]}/{who} approves → {status}")
+            s.say(f"{LETTER[agency]}/{who} approves → {status}")
         self.app.execute_request(self.who(agency, "op"), rid)
-        s.story.append(f"{NAMES[agency]}/op (designated operator) executes the request")
+        s.say(f"{LETTER[agency]}/op (designated operator) executes the request")
 
     # the scenes
     def run(self) -> list[Step]:
@@ -355,13 +367,13 @@ class Demo:
         self.app.enroll_staff(self.who(B, "admin"), "chief", "chief", ["requester", "approver"])
         self.app.set_approval_policy(self.who(B, "admin"), 2)
         self.app.register_proxy(self.who(A, "req"), self.x, self.y)
-        s.story += [
+        s.say(
             "staff at each agency: req, apr, apr2, op, counter, rev, aud (roles by name)",
             "B also has a section chief who may both request and approve",
             "B requires two approvals (approval chain, Point 2)",
             "A registers Y as X's Mynaportal proxy (they are still a couple)",
             "X flees from A to B.",
-        ]
+        )
         self.done(s)
 
     def case1_unprotected(self) -> None:
@@ -375,10 +387,10 @@ class Demo:
             info_kind="地方税関係情報",
             applicant="unknown",
         )
-        s.story.append("B's counter queries A for Y's local-tax information (別表第二 item 74, 児童手当)")
+        s.say("B's counter queries A for Y's local-tax information (別表第二 item 74, 児童手当)")
         self.secret = {B}
         self.portal_table(s, "Y's Mynaportal: provision records about Y", self.y, self.y)
-        s.story.append("→ Y reads 'B queried A about me' and learns where X is.")
+        s.say("→ Y reads 'B queried A about me' and learns where X is.")
         self.done(s)
 
     def case2_unprotected(self) -> None:
@@ -391,11 +403,9 @@ class Demo:
             procedure="児童手当(Yの申請)",
             info_kind="地方税関係情報",
         )
-        s.story.append(
-            "Y applies at A; A's counter queries B for X's local-tax information; answered at once"
-        )
+        s.say("Y applies at A; A's counter queries B for X's local-tax information; answered at once")
         self.counter_table(s, A, self.x)
-        s.story.append("→ Y asks A's counter about the result and learns B.")
+        s.say("→ Y asks A's counter about the result and learns B.")
         self.done(s)
 
     def misuse_unprotected(self) -> None:
@@ -421,10 +431,10 @@ class Demo:
             proxies_to_cancel=[self.y],
             notes="consultation; spouse Y lives in A",
         )
-        s.story.append("B opens a protection case: victim X, perpetrator Y; restrictions explained (Point 1)")
+        s.say("B opens a protection case: victim X, perpetrator Y; restrictions explained (Point 1)")
         r_y = self.app.request_flags(self.who(B, "req"), self.y, [ND], case_id=case)
         r_x = self.app.request_flags(self.who(B, "chief"), self.x, [NAR, ND], case_id=case)
-        s.story.append(
+        s.say(
             "B/req requests NON_DISCLOSURE on Y (case 1); B/chief requests NO_AUTO_RESPONSE + "
             "NON_DISCLOSURE on X"
         )
@@ -434,7 +444,7 @@ class Demo:
             self.app.approve_request(self.who(B, "chief"), r_x)
             s.expect(False, "the requester could approve their own request")
         except SelfApprovalError as exc:
-            s.story.append(f"B/chief tries to approve the request they made → refused: {exc}")
+            s.say(f"B/chief tries to approve the request they made → refused: {exc}")
         for rid in (r_y, r_x):
             self.approve_and_execute(s, B, rid)
         rows = self.flags_table(s, B)
@@ -485,7 +495,7 @@ class Demo:
                 "A confirms the applicant is Y (Point 5)",
             )
             self.app.approve_decision(self.who(B, "apr"), UUID(rid))
-            s.story.append(
+            s.say(
                 "B/rev confirms with A: the applicant is the known perpetrator → propose refuse; "
                 "B/apr approves"
             )
@@ -506,7 +516,7 @@ class Demo:
         t = self.portal_table(s, "X's provision records, Y as (still registered) proxy", self.y, self.x)
         s.expect(not t.rows, "the proxy sees exactly what X sees: nothing")
         self.app.cancel_proxy(self.who(B, "req"), self.x, self.y, "intake advice (Point 1)")
-        s.story.append("B cancels Y's proxy registration, as advised at intake")
+        s.say("B cancels Y's proxy registration, as advised at intake")
         view = self.views.portal_records(self.node, self.y, self.x)
         t2 = self.portal_table(s, "X's provision records, Y after the cancellation", self.y, self.x)
         s.expect(view.access == "none" and not t2.rows, "a cancelled proxy sees nothing")
@@ -517,7 +527,7 @@ class Demo:
     def move_to_c(self) -> None:
         s = self.step("X moves on to C: protection holds at C with no flag set there", True)
         self.secret = {B, C}
-        s.story.append("X moves to C and files her tax return there; nobody at C sets a flag")
+        s.say("X moves to C and files her tax return there; nobody at C sets a flag")
         ans = self.app.request_provision(
             self.who(A, "counter"),
             C,
@@ -530,7 +540,7 @@ class Demo:
         self.app.request_provision(
             self.who(C, "counter"), A, self.y, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
         )
-        s.story.append("case 2 at C: A queries C about X (held); case 1 at C: C queries A about Y")
+        s.say("case 2 at C: A queries C about X (held); case 1 at C: C queries A about Y")
         t = self.portal_table(s, "Y's Mynaportal: provision records about Y", self.y, self.y)
         s.expect(not t.rows, "Y sees no record mentioning C")
         self.counter_table(s, A, self.x)
@@ -547,7 +557,7 @@ class Demo:
             marks=["", "", "", SAFE if cv.holders is None else ""],
         )
         self.scan(s, t2, [["", "", "", ",".join(cv.holders or ())]], {B})
-        s.tables.append(t2)
+        s.show(t2)
         s.expect(cv.protected and set(cv.flags) == {ND, NAR}, "C's staff see X protected with both flags")
         rows = self.flags_table(s, C)
         s.expect(not rows, "C holds no flag of its own")
@@ -555,7 +565,7 @@ class Demo:
         s.expect(any(h.subject == self.x and h.querier == A for h in q.held), "C's queue holds A's request")
         if cv.liaison:
             target = self.views.resolve_liaison(self.node, self.who(B, "rev"), cv.liaison[0])
-            s.story.append(
+            s.say(
                 f"C contacts the protecting side through {cv.liaison[0]}; B's contact point resolves "
                 f"it to {self.person(target.subject)} ({', '.join(target.flags)})"
             )
@@ -572,7 +582,7 @@ class Demo:
                 kind="release",
                 explanation="explained which restrictions are lifted (Point 6)",
             )
-            s.story.append(f"B/req requests release of {'+'.join(flags)} on {self.person(subject)}")
+            s.say(f"B/req requests release of {'+'.join(flags)} on {self.person(subject)}")
             self.approve_and_execute(s, B, rid)
         rows = self.flags_table(s, B)
         s.expect(not any(r.active for r in rows), "B holds no active flag any more")
@@ -582,7 +592,7 @@ class Demo:
         self.app.request_provision(
             self.who(C, "counter"), A, self.y, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
         )
-        s.story.append("after release, C queries A about Y once more")
+        s.say("after release, C queries A about Y once more")
         t = self.portal_table(s, "Y's Mynaportal after release", self.y, self.y, released_at=released_at)
         s.expect(len(t.rows) == 1, "only the record created after release is shown")
         t.note += " — records up to the release stay hidden (sticky); newer ones are shown"
@@ -598,7 +608,7 @@ class Demo:
         t = Table("subject timeline of X", ["#", "event", "agency", "actor"])
         for e in entries:
             t.add(str(e.position), e.event, self.agency(e.agency), e.actor or "—")
-        s.tables.append(t)
+        s.show(t)
         s.expect(any(e.event == "FlagRequest.Approved" for e in entries), "approvals are on the timeline")
         self.done(s)
 
@@ -606,10 +616,8 @@ class Demo:
 def print_step(step: Step, stream: TextIO = sys.stdout) -> None:
     tag = "  [after protection: checked]" if step.protected else ""
     print(f"\n== Step {step.number}. {step.title}{tag}", file=stream)
-    for line in step.story:
-        print(f"   · {line}", file=stream)
-    for t in step.tables:
-        print(t.render(), file=stream)
+    for item in step.items:
+        print(item.render() if isinstance(item, Table) else f"   · {item}", file=stream)
     for leak in step.leaks:
         verdict = "LEAK (fails the demo)" if step.protected else "leak (expected: not protected yet)"
         print(f"   ⚠ {verdict}: {leak}", file=stream)

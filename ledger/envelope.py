@@ -30,7 +30,7 @@ from functools import cached_property
 from typing import Any
 
 from ledger.errors import IntegrityError, SignatureError
-from ledger.merkle import leaf_hash, node_hash
+from ledger.merkle import leaf_hash, node_hash, root_from_inclusion
 
 __all__ = ["GENESIS", "Envelope", "Header", "batch_message", "seal_batch"]
 
@@ -142,7 +142,7 @@ class Envelope:
         return self.leaf_hash.hex()
 
     def batch_root(self) -> bytes:
-        root = root_from_path(self.leaf_hash, self.seal.index, self.seal.size, self.seal.path)
+        root = root_from_inclusion(self.leaf_hash, self.seal.index, self.seal.size, self.seal.path)
         if root is None:
             raise SignatureError("malformed batch inclusion path", code="malformed")
         return root
@@ -193,28 +193,6 @@ class Envelope:
         except (ValueError, struct.error, TypeError) as exc:
             raise IntegrityError(f"malformed envelope: {exc}", code="malformed") from exc
         return cls(bytes(header), bytes(payload), Seal(index, size, path, bytes(signature)))
-
-
-def root_from_path(leaf: bytes, index: int, size: int, path: Sequence[bytes]) -> bytes | None:
-    """RFC 9162 §2.1.3.2: the root implied by an inclusion path, or None if the path cannot fit."""
-    if not 0 <= index < size:
-        return None
-    fn, sn = index, size - 1
-    r = leaf
-    for p in path:
-        if len(p) != 32 or sn == 0:
-            return None
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    return r if sn == 0 else None
 
 
 def _paths(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:

@@ -390,9 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = argparse.ArgumentParser(prog="flagledger", description=__doc__, parents=[common])
     groups = p.add_subparsers(dest="group", required=True, metavar="COMMAND")
+    # sub-commands accept --data-dir too, without their default overriding one given before the sub-command
+    inner = argparse.ArgumentParser(add_help=False)
+    inner.add_argument("--data-dir", default=argparse.SUPPRESS, help="node data directory")
 
     def sub(parent: Any, name: str, help_: str) -> argparse.ArgumentParser:
-        s: argparse.ArgumentParser = parent.add_parser(name, help=help_, parents=[common])
+        s: argparse.ArgumentParser = parent.add_parser(name, help=help_, parents=[inner])
         return s
 
     def actor(s: argparse.ArgumentParser) -> None:

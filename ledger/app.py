@@ -643,35 +643,22 @@ class FlagLedger(Application[UUID]):
             applicant=applicant,
         )
         state = self._national_flags(subj)
-        holders = state.get(Flag.NO_AUTO_RESPONSE.value, [])
         to_save: list[LedgerAggregate] = [request]
-        if holders:
+        if state.get(Flag.NO_AUTO_RESPONSE.value):
             request.hold(flags=sorted(state))
-            all_holders = sorted({a for hs in state.values() for a in hs})
+        else:
+            request.provide_automatically()
+        if state:  # the agencies protecting the person hear of every request about them, held or not
             to_save.append(
                 ProbeNotice(
                     agency=provider,
-                    holders=all_holders,
+                    holders=sorted({a for hs in state.values() for a in hs}),
                     request_id=request.id,
                     querier=actor.agency,
                     procedure=procedure,
                     legal_item=legal_item,
                 )
             )
-        else:
-            request.provide_automatically()
-            if state:  # protected, but automatic answers allowed: the holders still hear of it
-                all_holders = sorted({a for hs in state.values() for a in hs})
-                to_save.append(
-                    ProbeNotice(
-                        agency=provider,
-                        holders=all_holders,
-                        request_id=request.id,
-                        querier=actor.agency,
-                        procedure=procedure,
-                        legal_item=legal_item,
-                    )
-                )
         self.save_as(provider, *to_save)
         return self.querier_answer(request.id)
 

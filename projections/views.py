@@ -473,14 +473,31 @@ def body_requests(conn: Connection, agency: str) -> list[ProtectionBodyRequest]:
     return out
 
 
+def _may(node: Node, actor: Actor, *actions: Action) -> bool:
+    for action in actions:
+        try:
+            node.app.authorise(actor, action)
+            return True
+        except PermissionDenied:
+            pass
+    return False
+
+
 def work_queue(node: Node, actor: Actor, today: date | None = None) -> WorkQueue:
-    """Everything waiting for staff of ``actor.agency``."""
+    """Everything waiting for staff of ``actor.agency``.
+
+    Held requests name the querying agency (the reviewer calls it back, Point 5), which may be where a
+    protected person now lives: they are listed only for staff who decide them (review_held, approve_held),
+    never for, say, the counter clerk a perpetrator talks to.
+    """
     _staff_at(node, actor)
     _fresh(node)
     day = today or node.app.clock().date()
+    deciders = _may(node, actor, Action.REVIEW_HELD, Action.APPROVE_HELD)
     with node.engine.connect() as conn:
         a = actor.agency
-        return WorkQueue(a, tuple(pending_approvals(conn, a)), tuple(held_requests(conn, a)),
+        held = tuple(held_requests(conn, a)) if deciders else ()
+        return WorkQueue(a, tuple(pending_approvals(conn, a)), held,
                          tuple(reviews_due(conn, a, day)), tuple(body_requests(conn, a)))
 
 

@@ -250,8 +250,10 @@ def nationwide_view(node: Node, actor: Actor, subject: str, *, purpose: str | No
     flags = tuple(sorted({f for _, _, f in held}))
     liaison = tuple(sorted({liaison_ref(secret, a, p) for a, p, _ in held}))
     holders = tuple(sorted({a for a, _, _ in held}))
-    if actor.agency in holders:
-        return NationwideView(s, bool(held), flags, liaison, holders, "holding_agency")
+    if actor.agency in holders and purpose is None:
+        # its own holding only: another holder may be where the victim lives now, and this may be the
+        # counter of the municipality she fled (other holders: a purposeful, recorded read, below)
+        return NationwideView(s, bool(held), flags, liaison, (actor.agency,), "holding_agency")
     if purpose is not None:
         if not purpose.strip():
             raise InputError("say why the protecting agencies are read (purpose)")

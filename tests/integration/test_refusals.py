@@ -1,0 +1,143 @@
+"""Every refusal of the core workflows raises our documented error and changes nothing in the log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+from uuid import uuid4
+
+import pytest
+
+from ledger.app import Actor
+from ledger.bootstrap import Node
+from ledger.errors import (
+    FlagLedgerError,
+    InputError,
+    NotFoundError,
+    PermissionDenied,
+    SelfApprovalError,
+    StateConflict,
+)
+from tests.conftest import SC, A, B
+
+
+def _refused(node: Node, error: type[FlagLedgerError], action: Callable[[], object]) -> FlagLedgerError:
+    before = node.app.max_position()
+    with pytest.raises(error) as info:
+        action()
+    assert node.app.max_position() == before, "a refused command must not write"
+    return info.value
+
+
+@pytest.fixture
+def pending(node: Node, person: Callable[[], str]) -> tuple[Node, str, object]:
+    x = person()
+    rid = node.app.request_flags(Actor(B, "req"), x, ["NO_AUTO_RESPONSE"])
+    return node, x, rid
+
+
+def test_the_requester_cannot_approve_their_own_request(pending) -> None:
+    node, _, rid = pending
+    node.app.grant_role(Actor(B, "admin"), "req", "approver")
+    err = _refused(node, SelfApprovalError, lambda: node.app.approve_request(Actor(B, "req"), rid))
+    assert "four eyes" in str(err)
+
+
+def test_one_approver_cannot_count_twice_when_two_are_required(node: Node, person) -> None:
+    node.app.set_approval_policy(Actor(B, "admin"), 2)
+    rid = node.app.request_flags(Actor(B, "req"), person(), ["NON_DISCLOSURE"])
+    assert node.app.approve_request(Actor(B, "apr"), rid) == "pending"
+    _refused(node, SelfApprovalError, lambda: node.app.approve_request(Actor(B, "apr"), rid))
+    _refused(node, StateConflict, lambda: node.app.execute_request(Actor(B, "op"), rid))
+    assert node.app.approve_request(Actor(B, "apr2"), rid) == "approved"
+
+
+def test_wrong_role_and_wrong_agency_are_refused(pending) -> None:
+    node, _, rid = pending
+    err = _refused(node, PermissionDenied, lambda: node.app.approve_request(Actor(B, "counter"), rid))
+    assert err.code == "role_not_permitted"
+    err = _refused(node, PermissionDenied, lambda: node.app.approve_request(Actor(A, "apr"), rid))
+    assert err.code == "other_agency"
+
+
+def test_execute_before_approval_is_refused(pending) -> None:
+    node, _, rid = pending
+    _refused(node, StateConflict, lambda: node.app.execute_request(Actor(B, "op"), rid))
+
+
+def test_release_by_an_agency_that_does_not_hold_the_flag_is_refused(pending) -> None:
+    node, x, rid = pending
+    node.app.approve_request(Actor(B, "apr"), rid)
+    node.app.execute_request(Actor(B, "op"), rid)
+    _refused(
+        node,
+        NotFoundError,
+        lambda: node.app.request_flags(Actor(A, "req"), x, ["NO_AUTO_RESPONSE"], kind="release", explanation="x"),
+    )
+    _refused(  # B holds NO_AUTO_RESPONSE but not NON_DISCLOSURE
+        node,
+        NotFoundError,
+        lambda: node.app.request_flags(Actor(B, "req"), x, ["NON_DISCLOSURE"], kind="release", explanation="x"),
+    )
+    _refused(  # Point 6: the explanation given to the person must be recorded
+        node,
+        InputError,
+        lambda: node.app.request_flags(Actor(B, "req"), x, ["NO_AUTO_RESPONSE"], kind="release"),
+    )
+
+
+def test_unknown_deactivated_and_foreign_staff_are_refused(pending) -> None:
+    node, _, rid = pending
+    err = _refused(node, PermissionDenied, lambda: node.app.approve_request(Actor(B, "nobody"), rid))
+    assert err.code == "unknown_staff"
+    node.app.deactivate_staff(Actor(B, "admin"), "apr")
+    err = _refused(node, PermissionDenied, lambda: node.app.approve_request(Actor(B, "apr"), rid))
+    assert err.code == "inactive_staff"
+    err = _refused(node, PermissionDenied, lambda: node.app.approve_request(Actor("999999", "apr"), rid))
+    assert err.code == "foreign_agency"
+
+
+def test_unknown_ids_and_bad_inputs_are_refused(node: Node, person) -> None:
+    app = node.app
+    _refused(node, NotFoundError, lambda: app.approve_request(Actor(B, "apr"), uuid4()))
+    _refused(node, InputError, lambda: app.request_flags(Actor(B, "req"), "123456789012", ["NON_DISCLOSURE"]))
+    _refused(node, InputError, lambda: app.request_flags(Actor(B, "req"), person(), ["NO_SUCH_FLAG"]))
+    _refused(node, InputError, lambda: app.request_flags(Actor(B, "req"), person(), []))
+    yesterday = date.today() - timedelta(days=1)
+    _refused(
+        node, InputError, lambda: app.request_flags(Actor(B, "req"), person(), ["NON_DISCLOSURE"], review_date=yesterday)
+    )
+    _refused(
+        node,
+        InputError,
+        lambda: app.request_provision(Actor(A, "counter"), B, person(), legal_item=0, procedure="p", info_kind="i"),
+    )
+
+
+def test_only_protection_bodies_send_body_requests_and_only_to_the_addressee(node: Node, person) -> None:
+    app = node.app
+    node.app.enroll_staff(Actor(A, "admin"), "bodyreq", "b", ["requester"])
+    _refused(node, PermissionDenied, lambda: app.send_body_request(Actor(A, "req"), B, person(), ["NON_DISCLOSURE"]))
+    bid = app.send_body_request(Actor(SC, "req"), B, person(), ["NON_DISCLOSURE"])
+    _refused(
+        node,
+        PermissionDenied,
+        lambda: app.request_flags(Actor(A, "req"), person(), ["NON_DISCLOSURE"], body_request_id=bid),
+    )
+
+
+def test_a_held_request_cannot_be_decided_by_one_person(node: Node, person) -> None:
+    app = node.app
+    x = person()
+    rid = app.request_flags(Actor(B, "req"), x, ["NO_AUTO_RESPONSE"])
+    app.approve_request(Actor(B, "apr"), rid)
+    app.execute_request(Actor(B, "op"), rid)
+    answer = app.request_provision(Actor(A, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税")
+    from uuid import UUID
+
+    held = UUID(answer.request_id)
+    _refused(node, StateConflict, lambda: app.approve_decision(Actor(B, "apr"), held))  # nothing proposed yet
+    app.grant_role(Actor(B, "admin"), "rev", "approver")
+    app.propose_decision(Actor(B, "rev"), held, "provide", "unknown")
+    _refused(node, SelfApprovalError, lambda: app.approve_decision(Actor(B, "rev"), held))
+    assert app.querier_answer(held).status == "in_progress"

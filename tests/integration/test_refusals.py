@@ -105,7 +105,9 @@ def test_unknown_ids_and_bad_inputs_are_refused(node: Node, person) -> None:
     _refused(node, InputError, lambda: app.request_flags(Actor(B, "req"), person(), []))
     yesterday = date.today() - timedelta(days=1)
     _refused(
-        node, InputError, lambda: app.request_flags(Actor(B, "req"), person(), ["NON_DISCLOSURE"], review_date=yesterday)
+        node,
+        InputError,
+        lambda: app.request_flags(Actor(B, "req"), person(), ["NON_DISCLOSURE"], review_date=yesterday),
     )
     _refused(
         node,

@@ -40,8 +40,10 @@ def _stream_rows(node: Node, topic_prefix: str) -> list[tuple[int, str, int, str
 
 def test_an_edited_row_is_named(protected: Node) -> None:
     pos, _, _, _, state = _stream_rows(protected, "ledger.domain.flags:Protection.FlagsSet")[0]
-    edited = state.replace(b"NON_DISCLOSURE", b"NON_DISCLOSURF") if b"NON_DISCLOSURE" in state else (
-        state[:40] + bytes([state[40] ^ 1]) + state[41:]
+    edited = (
+        state.replace(b"NON_DISCLOSURE", b"NON_DISCLOSURF")
+        if b"NON_DISCLOSURE" in state
+        else (state[:40] + bytes([state[40] ^ 1]) + state[41:])
     )
     store.set_state(protected, pos, edited)
     report = verify_log(protected.app)
@@ -74,8 +76,15 @@ def _forge(node: Node, signer: Signer, stream: str, time: str) -> bytes:
     import hashlib
 
     header = Header(
-        event_id="f" * 32, origin=B, key_id=signer.key_id, stream=stream, version=1, prev="0" * 64,
-        topic="ledger.domain.flags:Protection.Opened", time=time, digest=hashlib.sha256(payload).hexdigest(),
+        event_id="f" * 32,
+        origin=B,
+        key_id=signer.key_id,
+        stream=stream,
+        version=1,
+        prev="0" * 64,
+        topic="ledger.domain.flags:Protection.Opened",
+        time=time,
+        digest=hashlib.sha256(payload).hexdigest(),
     ).to_bytes()
     env: Envelope = seal_batch([header], [payload], signer.key_id, signer.sign)[0]
     return env.to_bytes()

@@ -1,0 +1,136 @@
+"""Municipal staff drive the ledger from the console; bad input gets a clear error and a telling exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledger.cli.main import _load_extensions, build_parser, main
+from tests.support.people import individual_number
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_a_flag_is_requested_approved_and_set_from_the_console(tmp_path: Path, capsys) -> None:
+    d = str(tmp_path / "b")
+    code, out, _ = run(capsys, "--data-dir", d, "init", "--agency", "131024", "--name", "B市", "--kind", "municipality")
+    assert code == 0 and json.loads(out)["key_id"].startswith("131024:")
+    for who, role in (("sato", "requester"), ("suzuki", "approver"), ("takahashi", "operator"), ("ito", "counter")):
+        assert run(capsys, "--data-dir", d, "staff", "enroll", "--as", "131024/admin", who, "--role", role)[0] == 0
+    x = individual_number()
+    code, out, _ = run(
+        capsys, "--data-dir", d, "flag", "request", "--as", "131024/sato", "--subject", x, "--flag", "NO_AUTO_RESPONSE"
+    )
+    rid = json.loads(out)["request_id"]
+    code, _, err = run(capsys, "--data-dir", d, "flag", "approve", "--as", "131024/sato", rid)
+    assert code == 4 and "approve" in err  # a requester has no approver role
+    assert run(capsys, "--data-dir", d, "flag", "approve", "--as", "131024/suzuki", rid)[0] == 0
+    code, out, _ = run(capsys, "--data-dir", d, "flag", "execute", "--as", "131024/takahashi", rid)
+    assert json.loads(out)["status"] == "executed"
+    code, out, _ = run(
+        capsys,
+        "--data-dir",
+        d,
+        "provision",
+        "request",
+        "--as",
+        "131024/ito",
+        "--provider",
+        "131024",
+        "--subject",
+        x,
+        "--item",
+        "74",
+        "--procedure",
+        "児童手当",
+        "--info-kind",
+        "地方税関係情報",
+    )
+    assert json.loads(out)["status"] == "in_progress"
+    code, out, _ = run(capsys, "--data-dir", d, "audit", "verify", "--quiet")
+    assert code == 0 and json.loads(out)["ok"] is True
+    assert x not in (tmp_path / "b" / "config.json").read_text()
+
+
+def test_unknown_ids_bad_arguments_and_missing_data_dirs(tmp_path: Path, capsys) -> None:
+    d = str(tmp_path / "a")
+    run(capsys, "--data-dir", d, "init", "--agency", "131016", "--name", "A市", "--kind", "municipality")
+    code, _, err = run(
+        capsys, "--data-dir", d, "flag", "approve", "--as", "131016/admin", "00000000-0000-4000-8000-000000000000"
+    )
+    assert code in (3, 4)  # admin has no approver role: refused before the lookup
+    run(capsys, "--data-dir", d, "staff", "enroll", "--as", "131016/admin", "apr", "--role", "approver")
+    code, _, err = run(
+        capsys, "--data-dir", d, "flag", "approve", "--as", "131016/apr", "00000000-0000-4000-8000-000000000000"
+    )
+    assert code == 3 and "unknown flag request" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data-dir", d, "flag", "approve", "--as", "131016/apr", "not-a-uuid"])
+    assert exit_info.value.code == 2
+    assert "not a request/case id" in capsys.readouterr().err
+    code, _, err = run(
+        capsys,
+        "--data-dir",
+        d,
+        "flag",
+        "request",
+        "--as",
+        "131016/admin",
+        "--subject",
+        "123456789012",
+        "--flag",
+        "NON_DISCLOSURE",
+    )
+    assert code in (2, 4)
+    code, _, err = run(capsys, "--data-dir", str(tmp_path / "missing"), "agency", "list")
+    assert code == 7 and "flagledger init" in err
+
+
+def _all_commands() -> list[list[str]]:
+    _load_extensions()
+    parser = build_parser()
+    found: list[list[str]] = []
+
+    def walk(p, prefix: list[str]) -> None:  # type: ignore[no-untyped-def]
+        for action in p._actions:
+            if action.__class__.__name__ == "_SubParsersAction":
+                for name, sub in action.choices.items():
+                    walk(sub, [*prefix, name])
+                return
+        found.append(prefix)
+
+    walk(parser, [])
+    return found
+
+
+def test_every_command_has_help(capsys) -> None:
+    commands = _all_commands()
+    assert ["audit", "verify"] in commands and ["flag", "request"] in commands
+    for argv in commands:
+        with pytest.raises(SystemExit) as info:
+            main([*argv, "--help"])
+        assert info.value.code == 0, argv
+        assert "usage: flagledger" in capsys.readouterr().out
+
+
+def test_the_installed_console_script_honours_the_environment(tmp_path: Path) -> None:
+    env = {**os.environ, "FLAGLEDGER_DATA_DIR": str(tmp_path / "env")}
+    exe = Path(sys.executable).with_name("flagledger")
+    subprocess.run(
+        [str(exe), "init", "--agency", "131016", "--name", "A", "--kind", "municipality"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    assert (tmp_path / "env" / "config.json").exists()
+    done = subprocess.run([str(exe), "agency", "list"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and '"code": "131016"' in done.stdout

@@ -135,6 +135,14 @@ def nd_cutoff(conn: Connection, subjects: Sequence[str]) -> str | None:
     return str(value) if value is not None else None
 
 
+def protection_cutoff(conn: Connection, subjects: Sequence[str]) -> str | None:
+    """As :func:`nd_cutoff`, over every flag: records created before this instant belong to a time the
+    person was (or was about to be) protected, and stay sticky for every view (None: never protected)."""
+    value = conn.execute(select(func.max(func.coalesce(flag_intervals.c.ended, OPEN_END))).where(
+        flag_intervals.c.subject.in_(list(subjects)))).scalar()
+    return str(value) if value is not None else None
+
+
 def _outcome(status: str) -> str:
     if status in ANSWERED:
         return "provided"
@@ -310,10 +318,11 @@ def counter_view(node: Node, actor: Actor, subject: str) -> CounterView:
     node.app.authorise(actor, Action.COUNTER_LOOKUP)
     protection = nationwide_view(node, actor, subject)
     with node.engine.connect() as conn:
+        subjects = aliases(conn, protection.subject)
         rows = conn.execute(select(records).where(
-            (records.c.querier == actor.agency)
-            & records.c.subject.in_(aliases(conn, protection.subject))
+            (records.c.querier == actor.agency) & records.c.subject.in_(subjects)
         ).order_by(records.c.created_at, records.c.request_id)).all()
+        cutoff = protection_cutoff(conn, subjects)
     answers = []
     for r in rows:
         if r.status in ANSWERED:
@@ -322,7 +331,9 @@ def counter_view(node: Node, actor: Actor, subject: str) -> CounterView:
             status, message = "not_provided", QuerierAnswer.NOT_PROVIDED
         else:
             status, message = "in_progress", QuerierAnswer.IN_PROGRESS
-        provider = r.provider if status == "answered" and not protection.protected else None
+        # sticky, as on the portal: after release, answers from before it still do not name the provider
+        sticky = cutoff is not None and r.created_at < cutoff
+        provider = r.provider if status == "answered" and not protection.protected and not sticky else None
         answers.append(CounterAnswer(r.request_id, r.created_at, r.procedure, r.info_kind, status, message,
                                      provider))
     return CounterView(protection.subject, protection, tuple(answers))

@@ -211,9 +211,12 @@ def self_information(node: Node, viewer: str, subject: str) -> SelfInfoView:
             return SelfInfoView("none", False, ())
         if nar_applies(conn, subjects):
             return SelfInfoView(access, True, ())
+        # sticky, as the provision records: nothing learnt from records made before the last release
+        cutoff = protection_cutoff(conn, subjects) or ""
         rows = conn.execute(
             select(records.c.provider, records.c.info_kind, func.min(records.c.created_at))
-            .where(records.c.subject.in_(subjects) & records.c.status.in_(ANSWERED))
+            .where(records.c.subject.in_(subjects) & records.c.status.in_(ANSWERED)
+                   & (records.c.created_at >= cutoff))
             .group_by(records.c.provider, records.c.info_kind)
             .order_by(records.c.provider, records.c.info_kind)).all()
     return SelfInfoView(access, False, tuple(Holding(str(a), str(k), str(t)) for a, k, t in rows))

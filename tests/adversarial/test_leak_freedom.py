@@ -1,0 +1,68 @@
+"""Leak-freedom: generated histories of the seed's threat, the invariant checked after every step.
+
+CI runs a few dozen histories; the long job (``-m long``) runs ``FLAGLEDGER_HISTORIES`` of them (10,000 by
+default). See tests/adversarial/README.md for the claim, the scope and the figures of the last long run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from ledger.bootstrap import Node, init_node
+from tests.adversarial.threat import AGENCIES, LeakMachine, prepare_node
+
+CI_HISTORIES = int(os.environ.get("FLAGLEDGER_CI_HISTORIES", "40"))
+LONG_HISTORIES = int(os.environ.get("FLAGLEDGER_HISTORIES", "10000"))
+
+
+@pytest.fixture(scope="module")
+def shared_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    """One node hosting A–E for all histories of a run: each history brings fresh people."""
+    node = init_node(tmp_path_factory.mktemp("leak") / "node", AGENCIES)
+    prepare_node(node)
+    LeakMachine.node = node
+    yield node
+    LeakMachine.node = None
+    node.close()
+
+
+def run_histories(count: int, steps: int, report: Path | None = None) -> None:
+    LeakMachine.histories = LeakMachine.steps = LeakMachine.armed_checks = LeakMachine.protected_histories = 0
+    started = time.perf_counter()
+    run_state_machine_as_test(
+        LeakMachine,
+        settings=settings(
+            max_examples=count,
+            stateful_step_count=steps,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
+    seconds = time.perf_counter() - started
+    line = (
+        f"histories={LeakMachine.histories} with_protection_and_flight={LeakMachine.protected_histories} "
+        f"steps={LeakMachine.steps} armed_checks={LeakMachine.armed_checks} leaks=0 seconds={seconds:.0f}"
+    )
+    print(line)
+    if report is not None:
+        report.write_text(line + "\n")
+
+
+def test_generated_histories_leak_nothing(shared_node: Node) -> None:
+    """CI: a few dozen histories of up to 25 steps; a leak fails with the shrunk history printed."""
+    run_histories(CI_HISTORIES, 25)
+
+
+@pytest.mark.long
+def test_ten_thousand_generated_histories_leak_nothing(shared_node: Node) -> None:
+    """The long job: FLAGLEDGER_HISTORIES histories (default 10,000) of up to 30 steps each."""
+    out = os.environ.get("FLAGLEDGER_HISTORIES_REPORT")
+    run_histories(LONG_HISTORIES, 30, Path(out) if out else None)

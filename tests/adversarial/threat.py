@@ -1,0 +1,489 @@
+"""The threat of DOMAIN.md as a hypothesis state machine, and the leak check run after every step.
+
+One node hosts municipalities A–E. X (the victim) and Y (one or two perpetrators) live in A; Y may be X's
+registered Mynaportal proxy and holds X's card. X flees A→B→C… (any municipality but A), numbers change,
+agencies query each other in both directions (case 1: X's municipality asks A about Y; case 2: Y applies at
+A and A asks X's municipality about X; case 3: X's municipality asks A about X's own earlier data), held
+requests are decided, and any municipality — A included — protects (NO_AUTO_RESPONSE + NON_DISCLOSURE on X,
+NON_DISCLOSURE on every Y, as the seed prescribes), renews or releases through the real approval chain
+(request → approvals → designated operator). Every command is a real ``FlagLedger`` command and every view is
+read through :mod:`projections.views`, the functions Mynaportal, the counter and the work queues use.
+
+What "protection approved" covers (the scope of the invariant)
+---------------------------------------------------------------
+* The invariant is armed once some municipality has *executed* a protection (requested, approved by the
+  chain, applied by the operator): before that the seed's leaks are the known, accepted risk.
+* **Secret**: every municipality X has lived in since fleeing A. **Visitable**: every other municipality
+  (A at least): Y may stand at their counters, and staff there may look at their work queues.
+* **In-scope records**: every provision request about X or a Y, except those made after the last release
+  while no municipality protected X any more. The product keeps every record hidden that was created before
+  the end of the last NON_DISCLOSURE interval (the sticky rule), so a record made after a full release may
+  legitimately show where X lives now; when protection is applied again, those records are back in scope
+  (they were created before the new, open interval ends).
+* The views checked, after every step: Y's own provision records (with each of Y's numbers); X's provision
+  records and self-information through X's card (each of X's numbers: the card is the old one, and we also
+  assume the worst, that Y got the new one) and through Y's proxy registration (active or cancelled); the
+  counter view (answers, nationwide protection screen) and the work queue that staff at each visitable
+  municipality can open, about X and each Y; and every querier answer of every request. None may name a
+  secret municipality through an in-scope record (a self-information holding is in scope unless an
+  out-of-scope answered record accounts for it); the nationwide protection screen may never name one.
+* Also after every request: a held request's ``QuerierAnswer`` equals any other unanswered one (same
+  fields, status and wording); every request about a protected person produces a ``ProbeNotice`` naming
+  exactly the municipalities that hold flags on that person.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, ClassVar
+from uuid import UUID
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from ledger.app import Actor, QuerierAnswer
+from ledger.bootstrap import AgencySpec, Node
+from projections import views
+from tests.support.people import individual_number
+
+A, B, C, D, E = "131016", "131024", "131032", "131041", "131059"
+MUNICIPALITIES = (A, B, C, D, E)
+AGENCIES = tuple(
+    AgencySpec(code, f"{name}市", "municipality") for code, name in zip(MUNICIPALITIES, "ABCDE", strict=True)
+)
+TWO_APPROVALS = (B, D)  # these municipalities run a two-step approval chain
+ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
+X_FLAGS, Y_FLAGS = [NAR, ND], [ND]
+PROBE_TOPIC = "ledger.domain.provision:ProbeNotice.Sent"
+
+# fields that hold identifiers or times, never an agency code (a hex id may contain six digits by chance)
+ID_FIELDS = frozenset({
+    "request_id", "subject", "created_at", "asked_at", "received_at", "requested_at", "sent_at", "since",
+    "liaison", "body_request_id", "review_date", "at",
+})
+
+
+def prepare_node(node: Node) -> None:
+    """Staff cast at every municipality, and the longer approval chains."""
+    from tests.conftest import enrol_standard_staff
+
+    enrol_standard_staff(node)
+    for code in TWO_APPROVALS:
+        node.app.set_approval_policy(Actor(code, "admin"), 2)
+
+
+def strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every (field path, string) inside a view, skipping identifier and time fields."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            if f.name not in ID_FIELDS:
+                yield from strings(getattr(value, f.name), f"{path}.{f.name}")
+    elif isinstance(value, (tuple, list)):
+        for i, v in enumerate(value):
+            yield from strings(v, f"{path}[{i}]")
+    elif isinstance(value, str):
+        yield path, value
+
+
+def named(value: Any, secret: Iterable[str]) -> list[str]:
+    codes = tuple(secret)
+    return [f"{p}={s!r}" for p, s in strings(value) if any(c in s for c in codes)]
+
+
+@dataclass
+class Request:
+    rid: str
+    querier: str
+    provider: str
+    about: str  # "X" or "Y0", "Y1"
+    info_kind: str
+    held: bool
+    status: str = "answered"  # as the querier sees it
+
+
+@dataclass
+class Pending:
+    kind: str  # set | release | renew
+    rids: list[Any]
+    approved: bool = False
+
+
+@dataclass
+class Holding:
+    x_number: str
+    y_numbers: list[str]
+    review: int  # days from today
+
+
+class Leak(AssertionError):
+    """A view the perpetrator can reach names where the victim lives or lived since fleeing."""
+
+
+class LeakMachine(RuleBasedStateMachine):
+    """One generated history per run; the node is shared between histories (fresh people each time)."""
+
+    node: ClassVar[Node | None] = None
+    histories: ClassVar[int] = 0
+    steps: ClassVar[int] = 0
+    armed_checks: ClassVar[int] = 0  # invariant checks made while protection was in scope
+    protected_histories: ClassVar[int] = 0
+    counter = itertools.count()
+
+    def __init__(self) -> None:
+        super().__init__()
+        assert LeakMachine.node is not None, "set LeakMachine.node before running the machine"
+        self.n = LeakMachine.node
+        self.app = self.n.app
+        seed = int.from_bytes(os.urandom(8), "big") ^ next(LeakMachine.counter)
+        self.rng = random.Random(seed)
+        self.x_numbers: list[str] = []
+        self.y_numbers: list[list[str]] = []
+        self.proxies: list[int] = []  # perpetrators registered as X's proxy (by index)
+        self.proxy_active: dict[int, bool] = {}
+        self.residence = A
+        self.lived: set[str] = set()
+        self.requests: dict[str, Request] = {}
+        self.after_release: set[str] = set()  # requests made after a full release, while unprotected
+        self.ever_protected = False
+        self.holdings: dict[str, Holding] = {}
+        self.pending: dict[str, Pending] = {}
+        self.review_day = 365
+        self.counted = False
+        LeakMachine.histories += 1
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def person(self) -> str:
+        return individual_number(self.rng)
+
+    def who(self, agency: str, staff: str) -> Actor:
+        return Actor(agency, staff)
+
+    @property
+    def x(self) -> str:
+        return self.x_numbers[-1]
+
+    def y(self, k: int) -> str:
+        return self.y_numbers[k][-1]
+
+    @property
+    def in_force(self) -> bool:
+        return bool(self.holdings)
+
+    @property
+    def secret(self) -> set[str]:
+        return set(self.lived)
+
+    @property
+    def visitable(self) -> list[str]:
+        return [m for m in MUNICIPALITIES if m not in self.lived]
+
+    def in_scope(self, rid: str) -> bool:
+        return rid not in self.after_release
+
+    def _step(self) -> None:
+        LeakMachine.steps += 1
+
+    # -- set-up: X and Y in A, Y possibly X's proxy ---------------------------------------------------
+    @initialize(perpetrators=st.integers(1, 2), proxy=st.booleans(), early=st.sampled_from(["", "query", "protect"]),
+                to=st.sampled_from(MUNICIPALITIES[1:]))
+    def spouses_in_a_then_x_flees(self, perpetrators: int, proxy: bool, early: str, to: str) -> None:
+        """X and Y live in A (Y perhaps X's proxy); perhaps A queries or protects first; X flees."""
+        self.x_numbers = [self.person()]
+        self.y_numbers = [[self.person()] for _ in range(perpetrators)]
+        if proxy:
+            self.app.register_proxy(self.who(A, "req"), self.x, self.y(0))
+            self.proxies.append(0)
+            self.proxy_active[0] = True
+        if early == "protect":
+            self.protect_at_once(A)
+        self.flee(to)
+        if early == "query":
+            self.case1_residence_queries_a_about_y(0)
+
+    # -- moves and identities ---------------------------------------------------------------------------
+    @rule(to=st.sampled_from(MUNICIPALITIES[1:]))
+    def flee(self, to: str) -> None:
+        """X moves (first away from A, later on); she never goes back to A, where Y lives."""
+        self._step()
+        self.residence = to
+        self.lived.add(to)
+
+    @precondition(lambda self: len(self.x_numbers) < 3)
+    @rule()
+    def change_x_number(self) -> None:
+        """X's municipality changes her individual number (the old card becomes the stolen one)."""
+        self._step()
+        new = self.person()
+        self.app.link_numbers(self.who(self.residence, "req"), self.x, new)
+        self.x_numbers.append(new)
+
+    @precondition(lambda self: len(self.y_numbers[0]) < 3)
+    @rule()
+    def change_y_number(self) -> None:
+        self._step()
+        new = self.person()
+        self.app.link_numbers(self.who(A, "req"), self.y(0), new)
+        self.y_numbers[0].append(new)
+
+    @precondition(lambda self: any(self.proxy_active.values()))
+    @rule()
+    def cancel_proxy(self) -> None:
+        """The protecting side cancels Y's proxy registration (Point 1's advice)."""
+        self._step()
+        for k, active in self.proxy_active.items():
+            if active:
+                self.app.cancel_proxy(self.who(self.residence, "req"), self.x_numbers[0], self.y_numbers[k][0],
+                                      "intake advice")
+                self.proxy_active[k] = False
+
+    # -- flags through the approval chain -----------------------------------------------------------------
+    @rule(at=st.sampled_from(("residence", *MUNICIPALITIES)))
+    def request_protection(self, at: str) -> None:
+        """Any municipality (most often X's own) asks to protect X and Y."""
+        self._step()
+        at = self.residence if at == "residence" else at
+        if at in self.holdings or at in self.pending:
+            return
+        review = self.app.clock().date() + timedelta(days=self.review_day)
+        rids = [self.app.request_flags(self.who(at, "req"), self.x, X_FLAGS, review_date=review)]
+        for k in range(len(self.y_numbers)):
+            rids.append(self.app.request_flags(self.who(at, "req"), self.y(k), Y_FLAGS, review_date=review))
+        self.pending[at] = Pending("set", rids)
+
+    @rule(at=st.sampled_from(("residence", *MUNICIPALITIES)))
+    def protect_at_once(self, at: str) -> None:
+        """Request, full approval chain and execution in one step (the usual path, made likely)."""
+        at = self.residence if at == "residence" else at
+        if at in self.holdings or at in self.pending:
+            return
+        self.request_protection(at)
+        if at in self.pending:
+            self.decide_flag_request(sorted(a for a, p in self.pending.items() if not p.approved).index(at), True)
+            self.execute_flag_request(sorted(a for a, p in self.pending.items() if p.approved).index(at))
+
+    @precondition(lambda self: bool(self.holdings))
+    @rule(pick=st.integers(0, 4), release=st.booleans())
+    def request_release_or_renewal(self, pick: int, release: bool) -> None:
+        self._step()
+        at = sorted(self.holdings)[pick % len(self.holdings)]
+        held = self.holdings[at]
+        if at in self.pending:
+            return
+        who = self.who(at, "req")
+        if release:
+            rids = [self.app.request_flags(who, held.x_number, X_FLAGS, kind="release", explanation="Point 6")]
+            rids += [self.app.request_flags(who, y, Y_FLAGS, kind="release", explanation="Point 6")
+                     for y in held.y_numbers]
+            self.pending[at] = Pending("release", rids)
+        else:
+            self.review_day += 30
+            review = self.app.clock().date() + timedelta(days=self.review_day)
+            rids = [self.app.request_flags(who, held.x_number, X_FLAGS, kind="renew", review_date=review)]
+            rids += [self.app.request_flags(who, y, Y_FLAGS, kind="renew", review_date=review)
+                     for y in held.y_numbers]
+            self.pending[at] = Pending("renew", rids)
+
+    @precondition(lambda self: any(not p.approved for p in self.pending.values()))
+    @rule(pick=st.integers(0, 4), approve=st.sampled_from([True, True, True, False]))
+    def decide_flag_request(self, pick: int, approve: bool) -> None:
+        """The approval chain approves (or, now and then, rejects) a pending request."""
+        self._step()
+        waiting = sorted(a for a, p in self.pending.items() if not p.approved)
+        at = waiting[pick % len(waiting)]
+        p = self.pending[at]
+        if not approve:
+            for rid in p.rids:
+                self.app.reject_request(self.who(at, "apr"), rid, "not enough grounds yet")
+            del self.pending[at]
+            return
+        for rid in p.rids:
+            status = self.app.approve_request(self.who(at, "apr"), rid)
+            if at in TWO_APPROVALS:
+                assert status == "pending", "a two-step chain is not complete after one approval"
+                status = self.app.approve_request(self.who(at, "apr2"), rid)
+            assert status == "approved"
+        p.approved = True
+
+    @precondition(lambda self: any(p.approved for p in self.pending.values()))
+    @rule(pick=st.integers(0, 4))
+    def execute_flag_request(self, pick: int) -> None:
+        """The designated operator applies an approved request."""
+        self._step()
+        ready = sorted(a for a, p in self.pending.items() if p.approved)
+        at = ready[pick % len(ready)]
+        p = self.pending[at]
+        for rid in p.rids:
+            self.app.execute_request(self.who(at, "op"), rid)
+        del self.pending[at]
+        if p.kind == "set":
+            if not self.in_force:
+                self.after_release.clear()  # records made since the last release are hidden again
+            reqs = [self.app.flag_request(r) for r in p.rids]
+            numbers = {s: n for n in (*self.x_numbers, *itertools.chain(*self.y_numbers))
+                       for s in [self.app.subject(n)]}
+            self.holdings[at] = Holding(numbers[reqs[0].subject], [numbers[r.subject] for r in reqs[1:]],
+                                        self.review_day)
+            self.ever_protected = True
+        elif p.kind == "release":
+            del self.holdings[at]
+
+    # -- provision requests in both directions ------------------------------------------------------------
+    def _query(self, querier: str, provider: str, about: str, number: str, info_kind: str) -> None:
+        before = self.app.max_position()
+        answer = self.app.request_provision(self.who(querier, "counter"), provider, number, legal_item=74,
+                                            procedure="児童手当", info_kind=info_kind)
+        protected_x = about == "X" and self.in_force
+        r = Request(answer.request_id, querier, provider, about, info_kind, held=protected_x,
+                    status="in_progress" if protected_x else "answered")
+        self.requests[r.rid] = r
+        if self.ever_protected and not self.in_force:
+            self.after_release.add(r.rid)
+        assert dataclasses.astuple(answer) == (r.rid, r.status, QUERIER_MESSAGES[r.status]), (
+            f"querier answer {answer} differs from the expected {r.status} answer"
+        )
+        self.check_probe_notice(before, r)
+
+    @precondition(lambda self: self.residence != A)
+    @rule(k=st.integers(0, 1))
+    def case1_residence_queries_a_about_y(self, k: int) -> None:
+        self._step()
+        k = k % len(self.y_numbers)
+        self._query(self.residence, A, f"Y{k}", self.y(k), "地方税関係情報")
+
+    @precondition(lambda self: self.residence != A)
+    @rule()
+    def case2_a_queries_residence_about_x(self) -> None:
+        """Y applies at A for something that needs X's information; A asks where X lives now."""
+        self._step()
+        self._query(A, self.residence, "X", self.x, "地方税関係情報")
+
+    @precondition(lambda self: self.residence != A)
+    @rule()
+    def case3_residence_queries_a_about_x(self) -> None:
+        """X applies where she lives now; that municipality asks A for her data from before she fled."""
+        self._step()
+        self._query(self.residence, A, "X", self.x, "住民票関係情報")
+
+    @precondition(lambda self: any(r.status == "in_progress" for r in self.requests.values()))
+    @rule(pick=st.integers(0, 10), provide=st.booleans())
+    def decide_held_request(self, pick: int, provide: bool) -> None:
+        """The provider's reviewer proposes (after Point 5's check with the querier), an approver approves."""
+        self._step()
+        held = sorted(r.rid for r in self.requests.values() if r.status == "in_progress")
+        r = self.requests[held[pick % len(held)]]
+        decision = "provide" if provide else "refuse"
+        self.app.propose_decision(self.who(r.provider, "rev"), UUID(r.rid), decision, "known_perpetrator")
+        self.app.approve_decision(self.who(r.provider, "apr"), UUID(r.rid))
+        r.status = "answered" if provide else "not_provided"
+
+    # -- the checks ----------------------------------------------------------------------------------------
+    def check_probe_notice(self, before: int, r: Request) -> None:
+        """Every request about a protected person tells exactly the holding municipalities."""
+        notices: dict[str, list[str]] = {}
+        for _, _, env in self.app.envelopes(start=before + 1):
+            if env.header.topic == PROBE_TOPIC:
+                ev: Any = self.app.signed_mapper.decode(env)
+                notices[str(ev.request_id)] = list(ev.holders)
+        if self.in_force:
+            assert r.rid in notices, f"no ProbeNotice for request {r.rid} about protected {r.about}"
+            assert sorted(notices[r.rid]) == sorted(self.holdings), (
+                f"ProbeNotice names {notices[r.rid]}, the holders are {sorted(self.holdings)}"
+            )
+        else:
+            assert r.rid not in notices, "a ProbeNotice about a person nobody protects"
+
+    def _leaks(self, what: str, view: Any, allowed: set[str] | None = None) -> list[str]:
+        return [f"{what}: {hit}" for hit in named(view, self.secret)]
+
+    @invariant()
+    def no_view_y_can_reach_names_where_x_lives(self) -> None:
+        if not self.x_numbers or not self.ever_protected or not self.lived:
+            return
+        LeakMachine.armed_checks += 1
+        if not self.counted:
+            self.counted = True
+            LeakMachine.protected_histories += 1
+        found: list[str] = []
+        # Y's own provision records, with each of Y's numbers
+        for k, numbers in enumerate(self.y_numbers):
+            for n in {numbers[0], numbers[-1]}:  # every number names the same person: first and current
+                found += self.portal_leaks(f"Y{k}'s own records", views.portal_records(self.n, n, n))
+        # X's records and self-information through X's card (old and current number) and the proxy
+        card_views = [(n, n) for n in {self.x_numbers[0], self.x}]
+        card_views += [(self.y_numbers[k][0], self.x) for k in self.proxies]
+        for viewer, subject in card_views:
+            found += self.portal_leaks(f"X's records as {viewer[:4]}…", views.portal_records(self.n, viewer, subject))
+            found += self.self_info_leaks(views.self_information(self.n, viewer, subject))
+        # counters and work queues at every municipality Y can visit
+        subjects = {"X": self.x, **{f"Y{k}": self.y(k) for k in range(len(self.y_numbers))}}
+        # A, where Y lives and queries are made, and every other visitable municipality that holds or is
+        # deciding flags (elsewhere no query is made and the protection screen names no holder at all)
+        for m in [v for v in self.visitable if v == A or v in self.holdings or v in self.pending]:
+            for about, number in subjects.items():
+                cv = views.counter_view(self.n, self.who(m, "counter"), number)
+                found += self.counter_leaks(f"{m}'s counter about {about}", cv)
+            found += self.queue_leaks(m, views.work_queue(self.n, self.who(m, "counter")))
+        # the querier answers
+        for r in self.requests.values():
+            ans = self.app.querier_answer(UUID(r.rid))
+            found += self._leaks(f"querier answer {r.rid}", ans)
+            assert (ans.status, ans.message) == (r.status, QUERIER_MESSAGES[r.status]), (
+                f"querier answer of {r.rid}: {ans}, expected {r.status}"
+            )
+        if found:
+            raise Leak("a view the perpetrator can reach names a secret municipality "
+                       f"{sorted(self.secret)}:\n  " + "\n  ".join(found))
+
+    def portal_leaks(self, what: str, view: views.PortalView) -> list[str]:
+        return [f"{what}, record {rec.request_id}: {hit}" for rec in view.records
+                if self.in_scope(rec.request_id) for hit in named(rec, self.secret)]
+
+    def self_info_leaks(self, view: views.SelfInfoView) -> list[str]:
+        accounted = {(r.provider, r.info_kind) for r in self.requests.values()
+                     if not self.in_scope(r.rid) and r.about == "X" and r.status == "answered"}
+        return [f"X's self-information: {hit}" for h in view.holdings
+                if (h.agency, h.info_kind) not in accounted for hit in named(h, self.secret)]
+
+    def counter_leaks(self, what: str, cv: views.CounterView) -> list[str]:
+        out = [f"{what}, protection screen: {hit}" for hit in named(cv.protection, self.secret)]
+        for a in cv.answers:
+            if self.in_scope(a.request_id):
+                out += [f"{what}, answer {a.request_id}: {hit}" for hit in named(a, self.secret)]
+            r = self.requests.get(a.request_id)
+            if r is not None and r.status == "in_progress":
+                assert (a.status, a.message) == ("in_progress", QuerierAnswer.IN_PROGRESS), (
+                    f"{what}: a held request shows as {a.status!r} / {a.message!r}"
+                )
+        return out
+
+    def queue_leaks(self, m: str, q: views.WorkQueue) -> list[str]:
+        mine = {self.app.subject(n) for n in (*self.x_numbers, *itertools.chain(*self.y_numbers))}
+        out = []
+        for entry in (*q.approvals, *q.held, *q.reviews_due, *q.body_requests):
+            rid = getattr(entry, "request_id", None)
+            if entry.subject in mine and (rid is None or self.in_scope(rid)):
+                out += [f"{m}'s work queue (counter staff), {type(entry).__name__} {rid}: {hit}"
+                        for hit in named(entry, self.secret)]
+        return out
+
+    def teardown(self) -> None:
+        """Progress of a long run, for its report (FLAGLEDGER_HISTORIES_REPORT), every 50 histories."""
+        report = os.environ.get("FLAGLEDGER_HISTORIES_REPORT")
+        if report and LeakMachine.histories % 50 == 0:
+            with open(report + ".progress", "w") as f:
+                f.write(f"histories={LeakMachine.histories} with_protection_and_flight="
+                        f"{LeakMachine.protected_histories} steps={LeakMachine.steps} "
+                        f"armed_checks={LeakMachine.armed_checks} leaks=0\n")
+
+
+QUERIER_MESSAGES = {
+    "answered": QuerierAnswer.ANSWERED,
+    "in_progress": QuerierAnswer.IN_PROGRESS,
+    "not_provided": QuerierAnswer.NOT_PROVIDED,
+}

@@ -26,7 +26,7 @@ from eventsourcing.persistence import (
     StoredEvent,
     Transcoder,
 )
-from eventsourcing.utils import get_topic, resolve_topic
+from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
 from ledger.envelope import GENESIS, Envelope, Header, batch_message, seal_batch
 from ledger.errors import ChainError, ConfigurationError, IntegrityError, SignatureError
@@ -150,23 +150,31 @@ class SignedMapper(Mapper[UUID]):
             )
 
     def decode(self, env: Envelope) -> DomainEventProtocol[UUID]:
-        cls = resolve_topic(env.header.topic)
-        try:
-            state: dict[str, Any] = self.transcoder.decode(env.payload)
-        except Exception as exc:
-            raise IntegrityError(
-                f"payload of {env.header.topic} cannot be decoded: {exc}", code="malformed"
-            ) from exc
-        state["originator_id"] = UUID(env.header.stream)
+        try:  # only ever our own errors, even for an envelope nobody verified (tests/adversarial)
+            cls = resolve_topic(env.header.topic)
+            stream = UUID(env.header.stream)
+        except (TopicError, ValueError) as exc:
+            raise IntegrityError(f"unknown event topic or stream: {exc}", code="malformed") from exc
+        if not isinstance(cls, type) or not isinstance(state := self._payload(env), dict):
+            raise IntegrityError(f"{env.header.topic} is not an event with a mapping payload", code="malformed")
+        state["originator_id"] = stream
         state["originator_version"] = env.header.version
         class_version = getattr(cls, "class_version", 1)
         from_version = state.pop("class_version", 1)
         while from_version < class_version:
             getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
             from_version += 1
-        event = object.__new__(cls)
+        event: Any = object.__new__(cls)
         object.__setattr__(event, "__dict__", state)
         return cast(DomainEventProtocol[UUID], event)
+
+    def _payload(self, env: Envelope) -> Any:
+        try:
+            return self.transcoder.decode(env.payload)
+        except Exception as exc:
+            raise IntegrityError(
+                f"payload of {env.header.topic} cannot be decoded: {exc}", code="malformed"
+            ) from exc
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         env = self.open(stored_event.state)

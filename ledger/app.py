@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
+from cryptography.hazmat.primitives import serialization
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     IntegrityError as LibIntegrityError,
@@ -53,10 +54,11 @@ from ledger.errors import (
     PermissionDenied,
     StateConflict,
     StorageError,
+    UntrustedKeyError,
 )
 from ledger.mapper import SignedEventStore, SignedMapper
 from ledger.pseudonym import Pseudonymizer, is_pseudonym
-from ledger.signing import KeyRecord, KeyRing, Signer
+from ledger.signing import KeyRecord, KeyRing, Signer, key_id_for, public_key_from_hex
 
 __all__ = ["Actor", "FlagLedger", "FlagStateReader", "QuerierAnswer"]
 
@@ -349,6 +351,10 @@ class FlagLedger(Application[UUID]):
         self.authorise(actor, Action.ADMINISTER)
         agency_code(code)
         parse_enum(AgencyKind, kind, "agency kind")
+        public = public_key_from_hex(public_hex)  # refuse a malformed key before anything is recorded
+        raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        if key_id != key_id_for(code, raw):
+            raise UntrustedKeyError(f"key id {key_id} does not match agency {code} and that public key")
         registry = self.load(KeyRegistry, KeyRegistry.create_id(actor.agency), "key registry")
         registry.trust_remote(
             remote_agency=code,

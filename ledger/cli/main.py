@@ -123,6 +123,21 @@ def _agency_add(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("agency trust")
+def _agency_trust(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    try:
+        valid_from = datetime.fromisoformat(args.valid_from)
+    except ValueError:
+        raise InputError(f"--valid-from {args.valid_from!r} is not an ISO 8601 time") from None
+    _node(args).app.register_remote_agency(
+        args.actor, args.agency, args.name, args.kind, args.key_id, args.public_key, valid_from
+    )
+    out({"trusted": args.agency, "key_id": args.key_id})
+    return 0
+
+
 @command("agency list")
 def _agency_list(args: argparse.Namespace) -> int:
     node = _node(args)
@@ -431,6 +446,15 @@ def build_parser() -> argparse.ArgumentParser:
     agency_args(s)
     s.set_defaults(cmd="agency add")
     sub(g, "list", "list hosted agencies").set_defaults(cmd="agency list")
+    s = sub(g, "trust", "vouch for another agency's first signing key (exchanged out of band; see `key list`)")
+    actor(s)
+    s.add_argument("--agency", required=True)
+    s.add_argument("--name", required=True)
+    s.add_argument("--kind", required=True, choices=_choices(AgencyKind))
+    s.add_argument("--key-id", required=True)
+    s.add_argument("--public-key", required=True, help="hex of the raw Ed25519 public key")
+    s.add_argument("--valid-from", required=True, help="ISO 8601 time the key became valid")
+    s.set_defaults(cmd="agency trust")
 
     g = sub(groups, "staff", "staff and roles").add_subparsers(dest="sub", required=True)
     s = sub(g, "enroll", "enrol a staff member")

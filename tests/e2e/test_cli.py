@@ -134,3 +134,80 @@ def test_the_installed_console_script_honours_the_environment(tmp_path: Path) ->
     assert (tmp_path / "env" / "config.json").exists()
     done = subprocess.run([str(exe), "agency", "list"], env=env, capture_output=True, text=True)
     assert done.returncode == 0 and '"code": "131016"' in done.stdout
+
+
+def test_an_administrator_vouches_for_another_agencys_key(tmp_path: Path, capsys) -> None:
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    run(capsys, "--data-dir", a, "init", "--agency", "131016", "--name", "A市", "--kind", "municipality")
+    run(capsys, "--data-dir", b, "init", "--agency", "131024", "--name", "B市", "--kind", "municipality")
+    code, out, _ = run(capsys, "--data-dir", b, "key", "list")
+    key = json.loads(out.splitlines()[0])
+    code, out, err = run(
+        capsys,
+        "--data-dir",
+        a,
+        "agency",
+        "trust",
+        "--as",
+        "131016/admin",
+        "--agency",
+        "131024",
+        "--name",
+        "B市",
+        "--kind",
+        "municipality",
+        "--key-id",
+        key["key_id"],
+        "--public-key",
+        key["public_hex"],
+        "--valid-from",
+        key["valid_from"],
+    )
+    assert code == 0, err
+    code, out, _ = run(capsys, "--data-dir", a, "key", "list")
+    assert key["key_id"] in out
+    code, _, err = run(
+        capsys,
+        "--data-dir",
+        a,
+        "agency",
+        "trust",
+        "--as",
+        "131016/admin",
+        "--agency",
+        "131032",
+        "--name",
+        "C",
+        "--kind",
+        "municipality",
+        "--key-id",
+        "131032:00",
+        "--public-key",
+        "zz",
+        "--valid-from",
+        "yesterday",
+    )
+    assert code == 2 and "ISO 8601" in err
+    code, _, err = run(
+        capsys,
+        "--data-dir",
+        a,
+        "agency",
+        "trust",
+        "--as",
+        "131016/admin",
+        "--agency",
+        "131032",
+        "--name",
+        "C",
+        "--kind",
+        "municipality",
+        "--key-id",
+        "131032:00",
+        "--public-key",
+        "zz",
+        "--valid-from",
+        key["valid_from"],
+    )
+    assert code == 6 and "public key" in err
+    assert run(capsys, "--data-dir", a, "audit", "verify", "--quiet")[0] == 0  # the refused trust left nothing behind

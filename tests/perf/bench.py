@@ -1,0 +1,242 @@
+"""Benchmarks with same-run baselines: ``python -m tests.perf.bench [--events N] [--runs K] [--only NAME]``.
+
+Each figure runs K times; the table shows medians and the ratio to a baseline measured in the same run on the
+same machine. Results are saved as JSON in tests/perf/results/. The exit code says only whether it ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
+
+from ledger.app import Actor
+from ledger.audit import verify_log
+from ledger.bootstrap import AgencySpec, Node, init_node
+from ledger.domain.identity import AccessRecord
+from tests.support.postgres import temp_database
+
+RESULTS = Path(__file__).parent / "results"
+B = "131024"
+
+
+class PlainRecord(Aggregate):
+    """The baseline's equivalent of AccessRecord: one creation event with the same fields."""
+
+    @event("ProtectedDetailsRead")
+    def __init__(self, agency: str, staff: str, subject: str, what: str, purpose: str) -> None:
+        self.agency = agency
+
+
+def _records(n: int) -> list[dict[str, str]]:
+    return [
+        {"agency": B, "staff": "aud", "subject": f"p{uuid4().hex}", "what": "holders", "purpose": "監査"}
+        for _ in range(n)
+    ]
+
+
+def _node(tmp: Path, database_url: str | None) -> Node:
+    node = init_node(tmp / uuid4().hex, [AgencySpec(B, "B市", "municipality")], database_url=database_url)
+    node.app.enroll_staff(Actor(B, "admin"), "aud", "aud", ["auditor"])
+    return node
+
+
+def signed_append(node: Node, events: int) -> float:
+    rows = _records(events)
+    t = time.perf_counter()
+    for i in range(0, events, 100):
+        node.app.save_as(B, *(AccessRecord(**r) for r in rows[i : i + 100]))
+    return events / (time.perf_counter() - t)
+
+
+def plain_append(env: dict[str, str], events: int) -> float:
+    app: Application[Any] = Application(env=env)
+    rows = _records(events)
+    t = time.perf_counter()
+    for i in range(0, events, 100):
+        app.save(*(PlainRecord(**r) for r in rows[i : i + 100]))
+    rate = events / (time.perf_counter() - t)
+    app.close()
+    return rate
+
+
+def raw_decode(node: Node) -> float:
+    app = node.app
+    mapper = app.signed_mapper
+    n, start, t = 0, 1, time.perf_counter()
+    while True:
+        page = app.recorder.select_notifications(start=start, limit=1000)
+        for row in page:
+            raw = mapper.cipher.decrypt(row.state) if mapper.cipher else row.state
+            json.loads(raw[raw.index(b"{") : raw.index(b"}") + 1])
+            n += 1
+        if len(page) < 1000:
+            break
+        start = page[-1].id + 1
+    return n / (time.perf_counter() - t)
+
+
+def audit_verify(node: Node) -> float:
+    t = time.perf_counter()
+    report = verify_log(node.app)
+    assert report.ok
+    return report.events / (time.perf_counter() - t)
+
+
+def rebuild(node: Node) -> float:
+    t = time.perf_counter()
+    node.projector.rebuild()
+    return node.app.max_position() / (time.perf_counter() - t)
+
+
+def request_path(node: Node, subjects: int) -> tuple[float, float]:
+    """p99 (µs) of the nationwide-state lookup vs a raw sqlite3 point lookup, with `subjects` protected rows."""
+    from projections.flag_state import national_flags
+
+    people = [f"p{i:032x}" for i in range(subjects)]
+    with node.engine.begin() as conn:
+        conn.execute(
+            national_flags.insert(),
+            [{"person": p, "flag": "NO_AUTO_RESPONSE", "agency": B, "since": "2026-01-01"} for p in people],
+        )
+    probes = random.Random(7).choices(people, k=5000)
+    state = node.state
+    lat = []
+    for p in probes:
+        t = time.perf_counter_ns()
+        state.flags_for(p)
+        lat.append(time.perf_counter_ns() - t)
+    db = sqlite3.connect(node.config.data_dir / "views.sqlite")
+    raw = []
+    for p in probes:
+        t = time.perf_counter_ns()
+        db.execute("SELECT flag, agency FROM national_flags WHERE person = ?", (p,)).fetchall()
+        raw.append(time.perf_counter_ns() - t)
+    db.close()
+
+    def p99(xs: list[int]) -> float:
+        return sorted(xs)[int(len(xs) * 0.99)] / 1000
+
+    return p99(lat), p99(raw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.perf.bench")
+    ap.add_argument("--events", type=int, default=20_000, help="events per append run and in the log (default 20k)")
+    ap.add_argument("--subjects", type=int, default=200_000, help="protected people for the request path")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-postgres", action="store_true")
+    args = ap.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="flagledger-bench-"))
+    table: list[dict[str, Any]] = []
+
+    def figure(name: str, ours: Callable[[], float], base: Callable[[], float], unit: str, target: str) -> None:
+        o = statistics.median(ours() for _ in range(args.runs))
+        b = statistics.median(base() for _ in range(args.runs))
+        table.append(
+            {
+                "figure": name,
+                "ours": round(o, 1),
+                "baseline": round(b, 1),
+                "ratio": round(o / b, 3),
+                "unit": unit,
+                "target": target,
+            }
+        )
+        print(f"{name:48s} {o:12.1f} {b:12.1f} {o / b:7.2f}×  {unit:10s} target {target}", flush=True)
+
+    try:
+        print(f"{'figure':48s} {'ours':>12s} {'baseline':>12s} {'ratio':>8s}")
+        node = _node(tmp, None)
+        sqlite_env = {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
+            "CIPHER_KEY": node.config.cipher_key(),
+        }
+        figure(
+            "signed append, SQLite, batches of 100",
+            lambda: signed_append(node, args.events),
+            lambda: plain_append({**sqlite_env, "SQLITE_DBNAME": str(tmp / f"{uuid4().hex}.db")}, args.events),
+            "events/s",
+            "≥0.8× and ≥14k/s",
+        )
+        figure(
+            "audit verify of the whole log",
+            lambda: audit_verify(node),
+            lambda: raw_decode(node),
+            "events/s",
+            "≥0.5× and ≥50k/s",
+        )
+        figure(
+            "projection rebuild (all projections)", lambda: rebuild(node), lambda: raw_decode(node), "events/s", "≥0.5×"
+        )
+        ours_p99, raw_p99 = request_path(node, args.subjects)
+        table.append(
+            {
+                "figure": "request-path decision p99",
+                "ours": ours_p99,
+                "baseline": raw_p99,
+                "ratio": round(ours_p99 / raw_p99, 3),
+                "unit": "µs",
+                "target": "p99 ≤ 100 µs",
+            }
+        )
+        print(f"{'request-path decision p99 (µs; lower is better)':48s} {ours_p99:12.1f} {raw_p99:12.1f}")
+        node.close()
+        if not args.no_postgres:
+            with temp_database() as url, temp_database() as url2:
+                pg = _node(tmp, url)
+                from urllib.parse import urlparse
+
+                u = urlparse(url2)
+                pg_env = {
+                    "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                    "POSTGRES_DBNAME": u.path.lstrip("/"),
+                    "POSTGRES_HOST": "127.0.0.1",
+                    "POSTGRES_PORT": "5432",
+                    "POSTGRES_USER": "postgres",
+                    "POSTGRES_PASSWORD": "",
+                    "CREATE_TABLE": "y",
+                    "CIPHER_TOPIC": sqlite_env["CIPHER_TOPIC"],
+                    "CIPHER_KEY": sqlite_env["CIPHER_KEY"],
+                }
+                figure(
+                    "signed append, PostgreSQL, batches of 100",
+                    lambda: signed_append(pg, args.events),
+                    lambda: plain_append(pg_env, args.events),
+                    "events/s",
+                    "≥0.8×",
+                )
+                pg.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    machine = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "system": platform.platform(),
+    }
+    out.write_text(json.dumps({"machine": machine, "args": vars(args), "figures": table}, indent=2, ensure_ascii=False))
+    print(f"saved {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

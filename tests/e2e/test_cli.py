@@ -142,72 +142,17 @@ def test_an_administrator_vouches_for_another_agencys_key(tmp_path: Path, capsys
     run(capsys, "--data-dir", b, "init", "--agency", "131024", "--name", "B市", "--kind", "municipality")
     code, out, _ = run(capsys, "--data-dir", b, "key", "list")
     key = json.loads(out.splitlines()[0])
-    code, out, err = run(
-        capsys,
-        "--data-dir",
-        a,
-        "agency",
-        "trust",
-        "--as",
-        "131016/admin",
-        "--agency",
-        "131024",
-        "--name",
-        "B市",
-        "--kind",
-        "municipality",
-        "--key-id",
-        key["key_id"],
-        "--public-key",
-        key["public_hex"],
-        "--valid-from",
-        key["valid_from"],
-    )
+
+    def trust(agency: str, key_id: str, public: str, valid_from: str) -> tuple[int, str, str]:
+        argv = ["--data-dir", a, "agency", "trust", "--as", "131016/admin", "--agency", agency, "--name", agency]
+        argv += ["--kind", "municipality", "--key-id", key_id, "--public-key", public, "--valid-from", valid_from]
+        return run(capsys, *argv)
+
+    code, _, err = trust("131024", key["key_id"], key["public_hex"], key["valid_from"])
     assert code == 0, err
-    code, out, _ = run(capsys, "--data-dir", a, "key", "list")
-    assert key["key_id"] in out
-    code, _, err = run(
-        capsys,
-        "--data-dir",
-        a,
-        "agency",
-        "trust",
-        "--as",
-        "131016/admin",
-        "--agency",
-        "131032",
-        "--name",
-        "C",
-        "--kind",
-        "municipality",
-        "--key-id",
-        "131032:00",
-        "--public-key",
-        "zz",
-        "--valid-from",
-        "yesterday",
-    )
+    assert key["key_id"] in run(capsys, "--data-dir", a, "key", "list")[1]
+    code, _, err = trust("131032", "131032:00", "zz", "yesterday")
     assert code == 2 and "ISO 8601" in err
-    code, _, err = run(
-        capsys,
-        "--data-dir",
-        a,
-        "agency",
-        "trust",
-        "--as",
-        "131016/admin",
-        "--agency",
-        "131032",
-        "--name",
-        "C",
-        "--kind",
-        "municipality",
-        "--key-id",
-        "131032:00",
-        "--public-key",
-        "zz",
-        "--valid-from",
-        key["valid_from"],
-    )
+    code, _, err = trust("131032", "131032:00", "zz", key["valid_from"])
     assert code == 6 and "public key" in err
     assert run(capsys, "--data-dir", a, "audit", "verify", "--quiet")[0] == 0  # the refused trust left nothing behind

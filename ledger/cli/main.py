@@ -598,7 +598,8 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--reason", default="")
         s.set_defaults(cmd=f"proxy {name}")
 
-    g = sub(groups, "audit", "verification").add_subparsers(dest="sub", required=True)
+    g = sub(groups, "audit", "verification, proofs, replay and reports").add_subparsers(dest="sub", required=True)
+    GROUPS["audit"] = g
     s = sub(g, "verify", "check every signature and chain link")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(cmd="audit verify")
@@ -617,13 +618,21 @@ Extension = Callable[
     [Any, Callable[..., argparse.ArgumentParser], Callable[[argparse.ArgumentParser], None]], None
 ]
 EXTENSIONS: list[Extension] = []
+# Sub-command groups that extension modules add to (e.g. ``GROUPS["audit"]``); filled by build_parser.
+GROUPS: dict[str, Any] = {}
 
 
 def _load_extensions() -> None:
     """Sub-commands that live with their package (demo, consumers) register themselves here."""
     import importlib
 
-    for mod in ("ledger.cli.demo", "consumers.cli", "ledger.cli.audit_extra"):
+    for mod in (
+        "ledger.cli.demo",
+        "consumers.cli",
+        "ledger.cli.audit_proofs",
+        "ledger.cli.audit_replay",
+        "ledger.cli.serve",
+    ):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:

@@ -754,6 +754,16 @@ class FlagLedger(Application[UUID]):
     def max_position(self) -> int:
         return self.recorder.max_notification_id() or 0
 
+    # -- checkpoints ------------------------------------------------------------------------------------
+    def sign_checkpoint(self, agency: str | None = None, *, force: bool = False) -> list[Any]:
+        """"Checkpoint now": sign the log as it stands for ``agency`` (default: every hosted agency).
+
+        Returns the :class:`ledger.checkpoints.Checkpoint` objects signed (none if nothing new was logged).
+        """
+        from ledger.checkpoints import sign_checkpoint
+
+        return list(sign_checkpoint(self, agency, force=force))
+
 
 def is_local_only(topic: str) -> bool:
     """Whether events of this topic stay on the node (intake notes, approvals, staff, access reads)."""

@@ -63,6 +63,7 @@ __all__ = [
     "holds",
     "latest_checkpoint",
     "lift_hold",
+    "proof_document",
     "sign_checkpoint",
     "statement",
     "verify_checkpoints",
@@ -393,15 +394,16 @@ def verify_checkpoints(
             good_row = (position, str(row.originator_id), row.originator_version, row.topic)
         here = by_position.get(position)
         if here is not None and here.own and here.cp.tree_size > tree.size:
+            pos, stream, version, topic = good_row
             problems.append(
                 _Problem(
-                    tree.size,
-                    position,
-                    here.stream,
-                    here.version,
-                    row.topic,
-                    f"checkpoint recorded at leaf index {tree.size} covers {here.cp.tree_size} events, but only "
-                    f"{tree.size} precede it: events before it were deleted",
+                    good,
+                    pos,
+                    stream,
+                    version,
+                    topic,
+                    f"the checkpoint at position {position} covers {here.cp.tree_size} events but only "
+                    f"{tree.size} precede it: an event at leaf index {good}..{tree.size} was deleted",
                     "truncated",
                 )
             )
@@ -580,7 +582,13 @@ def build_proof(
             "the log no longer matches the latest checkpoint: run `flagledger audit verify`",
             code="checkpoint_mismatch",
         )
-    public_hex = app.keyring.get(cp.key_id).public_hex
+    return proof_document(cp, leaves, index, header, app.keyring.get(cp.key_id).public_hex)
+
+
+def proof_document(
+    cp: Checkpoint, leaves: Sequence[bytes], index: int, header: bytes, public_hex: str
+) -> dict[str, Any]:
+    """The JSON an auditor files: the event header, its inclusion path, the signed checkpoint and its key."""
     return {
         "format": PROOF_FORMAT,
         "event_id": json.loads(header)["id"],

@@ -25,7 +25,7 @@ AUD = Actor(B, "aud")
 
 
 @pytest.fixture
-def logged(make_node: Callable[..., Node], backend: str | None, person) -> Node:
+def logged(make_node: Callable[..., Node], backend: str | None, person: Callable[[], str]) -> Node:
     node = make_node(AGENCIES, database_url=backend)
     rid = node.app.request_flags(Actor(B, "req"), person(), ["NON_DISCLOSURE"])
     node.app.approve_request(Actor(B, "apr"), rid)

@@ -352,6 +352,9 @@ def verify_checkpoints(
         _verify_with_keyring(app, t)
         roots.setdefault(t.tree_size, []).append((f"the trusted checkpoint signed {t.time}", t))
     bad_position = problems[0].position if problems else None
+    report.checkpoints = len(seen)
+    if not roots and bad_position is None:
+        return  # no root to recompute: spare the second read of the log
 
     # pass 2: every leaf once; roots compared as the tree reaches each checkpoint's size
     tree = CompactRange()
@@ -435,7 +438,6 @@ def verify_checkpoints(
             )
     if mismatch is not None:
         problems.append(mismatch)
-    report.checkpoints = len(seen)
     if not problems or report.first_bad is not None:
         return
     first = min(problems, key=lambda p: p.index if p.index >= 0 else 1 << 62)

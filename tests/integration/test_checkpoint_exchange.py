@@ -192,3 +192,21 @@ def test_over_the_broker_the_fork_and_held_events_are_listed_and_an_operator_rel
     outcomes = [replay_parked(b, r["id"]).kind for r in rows[1:]]
     assert "parked" not in outcomes
     assert b.app.flag_state is not None and b.app.flag_state.flags_for(b.app.subject(x))
+
+
+@pytest.mark.kafka
+def test_the_long_running_node_signs_checkpoints_periodically(
+    bootstrap: str, make_node: Callable[..., Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledger.checkpoints import CHECKPOINT_TOPIC, latest_checkpoint
+    from ledger.cli.main import main
+
+    a = make_node((AgencySpec(A, "A市", "municipality"),), name="a")
+    group = f"g{uuid.uuid4().hex[:8]}"
+    for name, value in (("BOOTSTRAP_SERVERS", bootstrap), ("TOPIC", f"events-{group}"), ("GROUP_ID", group),
+                        ("DEAD_LETTER_TOPIC", f"dlq-{group}"), ("FETCH_MAX_WAIT_MS", "10")):  # fmt: skip
+        monkeypatch.setenv(f"FLAGLEDGER_KAFKA_{name}", value)
+    assert main(["--data-dir", str(a.config.data_dir), "node", "--seconds", "3", "--checkpoint-every", "0.2"]) == 0
+    signed = [r for r in store.rows(a) if r[3] == CHECKPOINT_TOPIC]
+    assert len(signed) == 1  # signed at start; later rounds found only the checkpoint itself new
+    assert latest_checkpoint(a.app).tree_size == len(store.rows(a)) - 2

@@ -13,6 +13,7 @@ from consumers.kafka_io import Consumer, Relay, ensure_topics, parked, replay_pa
 from consumers.settings import KafkaSettings
 from ledger.checkpoints import Checkpointer
 from ledger.cli.main import EXTENSIONS, _node, command, out
+from ledger.errors import FlagLedgerError
 
 
 def _stopper(seconds: float | None) -> Any:
@@ -68,7 +69,10 @@ def _run_node(args: argparse.Namespace) -> int:
     try:
         while not until():
             if args.checkpoint_every > 0 and time.monotonic() >= next_checkpoint:
-                checkpointer.sign()  # before the relay, so peers get it in this round
+                try:
+                    checkpointer.sign()  # before the relay, so peers get it in this round
+                except FlagLedgerError as exc:  # e.g. a rewritten log: keep serving, shout, retry next interval
+                    log.error("ALARM: checkpoint not signed: [%s] %s", exc.code, exc)
                 next_checkpoint = time.monotonic() + args.checkpoint_every
             relay.run_once()
             consumer.poll_once()

@@ -104,7 +104,7 @@ def verify_log(
     report.streams = len(heads)
     from ledger.checkpoints import verify_checkpoints  # imported here: it imports this module
 
-    verify_checkpoints(app, report, trusted, page=page)
+    verify_checkpoints(app, report, trusted, progress, page)
     return report
 
 

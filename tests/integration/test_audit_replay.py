@@ -105,7 +105,7 @@ def test_a_replay_at_the_logs_end_equals_the_live_views(node: Node, backend, tmp
     live = snapshot(node.engine)
     last = max(t for _, t in recorded_times(node))
     with target_for(backend, tmp_path) as target:
-        url, engine, summary = audit_replay(node, AUDITOR, as_of=last, target=target, page=7)
+        _, engine, summary = audit_replay(node, AUDITOR, as_of=last, target=target, page=7)
         try:
             assert summary.events_left_out == 0 and summary.until_position == node.app.max_position()
             assert snapshot(engine) == live

@@ -22,7 +22,7 @@ from consumers.ingest import PendingStore, ingest
 from consumers.outbox import publishable
 from ledger.app import Actor
 from ledger.bootstrap import AgencySpec, Node
-from ledger.errors import InputError, NotFoundError, PermissionDenied, StateConflict
+from ledger.errors import InputError, IntegrityError, NotFoundError, PermissionDenied, StateConflict
 from projections.audit_views import audit_replay, flags_then, would_hold_then
 from projections.base import Projector, create_engine, tracking
 from projections.registry import all_projections
@@ -311,3 +311,54 @@ def test_an_event_ingested_late_counts_at_its_recorded_time_and_a_prefix_replay_
     assert not held("before", as_of=before_flag)
     assert not held("prefix", as_of=None, until=known_at_t)  # but this node did not know it yet
     assert held("now", as_of=None, until=a.app.max_position())
+
+
+def test_a_sealed_batch_is_kept_or_left_out_whole(sqlite_node: Node, tmp_path, person) -> None:
+    """Executing a request saves the request's Executed and the protection's FlagsSet together: at an instant
+    between their stamps the batch had not been committed, so neither had happened."""
+    node, x = sqlite_node, person()
+    set_flags(node, B, x, ["NO_AUTO_RESPONSE"])
+    envs = [env for _, _, env in node.app.envelopes()]
+    batch = [e for e in envs if e.seal.signature == envs[-1].seal.signature]
+    topics = [e.header.topic.split(":")[1] for e in batch]
+    assert "FlagRequest.Executed" in topics and "Protection.FlagsSet" in topics
+    first, last = min(e.header.timestamp for e in batch), max(e.header.timestamp for e in batch)
+    assert first < last
+
+    def state(name: str, at: datetime) -> tuple[str, dict[str, list[str]]]:
+        _, engine, _ = audit_replay(node, AUDITOR, as_of=at, target=str(tmp_path / f"{name}.sqlite"))
+        try:
+            from projections.flag_state import NationwideState
+            from projections.queues import flag_queue
+
+            with engine.connect() as conn:
+                status = conn.execute(select(flag_queue.c.status)).scalar_one()
+            return status, NationwideState(engine).flags_for(node.app.subject(x))
+        finally:
+            engine.dispose()
+
+    assert state("inside", first) == ("approved", {})
+    assert state("after", last) == ("executed", {"NO_AUTO_RESPONSE": [B]})
+
+
+def test_a_tampered_event_stops_the_replay_and_the_unfinished_target_is_never_answered_from(
+    sqlite_node: Node, tmp_path, person
+) -> None:
+    from tests.support.store import rows, set_state
+
+    node, x = sqlite_node, person()
+    set_flags(node, B, x, ["NO_AUTO_RESPONSE"])
+    ask(node, C, A, x)
+    position, *_, state = rows(node)[-3]
+    set_state(node, position, state[:-1] + bytes([state[-1] ^ 1]))
+    target = str(tmp_path / "bad.sqlite")
+    with pytest.raises(IntegrityError, match=f"position {position}"):
+        audit_replay(node, AUDITOR, as_of=datetime.now(UTC), target=target, page=2)
+    engine = create_engine(f"sqlite:///{target}")
+    try:
+        info = read_replay_info(engine)
+        assert info is not None and not info.finished and info.last_position < position
+        with pytest.raises(StateConflict, match="did not finish"):
+            would_hold_then(node, AUDITOR, engine, x, C, "監査")
+    finally:
+        engine.dispose()

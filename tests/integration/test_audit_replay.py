@@ -105,9 +105,15 @@ def test_a_replay_at_the_logs_end_equals_the_live_views(node: Node, backend, tmp
     live = snapshot(node.engine)
     last = max(t for _, t in recorded_times(node))
     with target_for(backend, tmp_path) as target:
-        _, engine, summary = audit_replay(node, AUDITOR, as_of=last, target=target, page=7)
+        seen: list[tuple[int, int]] = []
+        _, engine, summary = audit_replay(node, AUDITOR, as_of=last, target=target, page=7,
+                                          progress=lambda done, total: seen.append((done, total)))
         try:
-            assert summary.events_left_out == 0 and summary.until_position == node.app.max_position()
+            end = node.app.max_position()
+            assert summary.events_left_out == 0 and summary.until_position == end
+            # progress page by page, to the end
+            assert len(seen) >= end // 7 and seen[-1] == (end, end)
+            assert [d for d, _ in seen] == sorted({d for d, _ in seen})
             assert snapshot(engine) == live
             info = read_replay_info(engine)
             assert info is not None and info.finished and info.generated_by == str(AUDITOR)

@@ -30,7 +30,7 @@ from ledger.domain.cases import CHECKLIST_ITEMS, ProtectionCase
 from ledger.domain.flags import BodyRequest, FlagRequest, Protection
 from ledger.domain.identity import AccessRecord, ProxyRegistration, PseudonymLink
 from ledger.domain.keys import KeyRegistry
-from ledger.domain.provision import ProbeNotice, ProvisionRequest
+from ledger.domain.provision import ProbeNotice, ProvisionRequest, must_hold
 from ledger.domain.types import (
     Action,
     AgencyKind,
@@ -653,7 +653,7 @@ class FlagLedger(Application[UUID]):
         )
         state = self._national_flags(subj)
         to_save: list[LedgerAggregate] = [request]
-        if state.get(Flag.NO_AUTO_RESPONSE.value):
+        if must_hold(state):
             request.hold(flags=sorted(state))
         else:
             request.provide_automatically()

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from uuid import UUID
 
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate
-from ledger.domain.types import ProvisionStatus
+from ledger.domain.types import Flag, ProvisionStatus
 from ledger.errors import SelfApprovalError, StateConflict
+
+
+def must_hold(national_flags: Mapping[str, Sequence[str]]) -> bool:
+    """The holding rule of the request path (Point 4): a request about a person is held for manual review
+    whenever any agency holds ``NO_AUTO_RESPONSE`` on them nationwide, whoever asks and whatever for.
+
+    ``national_flags`` is the nationwide state of the person: flag → holding agencies. The live request path
+    (:meth:`ledger.app.FlagLedger.request_provision`) and the auditors' as-of replay both decide with this.
+    """
+    return bool(national_flags.get(Flag.NO_AUTO_RESPONSE.value))
 
 
 class ProvisionRequest(LedgerAggregate):

@@ -210,3 +210,28 @@ def test_the_long_running_node_signs_checkpoints_periodically(
     signed = [r for r in store.rows(a) if r[3] == CHECKPOINT_TOPIC]
     assert len(signed) == 1  # signed at start; later rounds found only the checkpoint itself new
     assert latest_checkpoint(a.app).tree_size == len(store.rows(a)) - 2
+
+
+def test_a_second_version_of_a_held_checkpoint_is_equivocation_and_holds_the_agency(pair: tuple[Node, Node]) -> None:
+    """A shows B one checkpoint, then another with the same place in its checkpoint stream (both signed by A)."""
+    import hashlib
+
+    from ledger.envelope import Envelope, Header, seal_batch
+
+    a, b = pair
+    a.app.sign_checkpoint()
+    _, done = ship(a, b)
+    shown = next(Envelope.from_bytes(raw) for raw, _ in done if b"CheckpointSigned" in raw)
+    payload = shown.payload.replace(b'"time":"', b'"time":"1', 1)  # any other content under the same version
+    assert payload != shown.payload
+    h = shown.header
+    header = Header(
+        event_id=uuid.uuid4().hex, origin=h.origin, key_id=h.key_id, stream=h.stream, version=h.version,
+        prev=h.prev, topic=h.topic, time=h.time, digest=hashlib.sha256(payload).hexdigest(),
+    ).to_bytes()  # fmt: skip
+    signer = a.app.signers[A]
+    other = seal_batch([header], [payload], signer.key_id, signer.sign)[0]
+    outcome = ingest(b.app, other.to_bytes(), PendingStore(b.app, b.engine))
+    assert outcome.kind == "parked" and outcome.code == "checkpoint_fork" and "differs" in outcome.reason
+    assert [h["agency"] for h in holds(b.app)] == [A]
+    assert ingest(b.app, done[0][0]).code == "agency_held"  # even a duplicate waits for the operator

@@ -235,3 +235,23 @@ def test_a_second_version_of_a_held_checkpoint_is_equivocation_and_holds_the_age
     assert outcome.kind == "parked" and outcome.code == "checkpoint_fork" and "differs" in outcome.reason
     assert [h["agency"] for h in holds(b.app)] == [A]
     assert ingest(b.app, done[0][0]).code == "agency_held"  # even a duplicate waits for the operator
+
+
+def test_a_peer_s_copy_of_the_latest_checkpoint_reveals_a_truncated_origin_log(
+    pair: tuple[Node, Node], person, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ledger.cli.main import main
+
+    a, b = pair
+    _protect(a, A, person())
+    a.app.sign_checkpoint()
+    ship(a, b)
+    rows = store.rows(a)
+    for position, *_ in rows[-5:]:  # the flag's last events and the checkpoint covering them
+        store.delete(a, position)
+    assert verify_log(a.app).ok  # from inside A's log alone, the tail is not missed
+    kept = str(tmp_path / "from-b.json")
+    assert main(["--data-dir", str(b.config.data_dir), "audit", "latest-checkpoint", "--agency", A, "--export", kept]) == 0
+    capsys.readouterr()
+    code = main(["--data-dir", str(a.config.data_dir), "audit", "verify", "--quiet", "--checkpoint", kept])
+    assert code == 6 and "[truncated]" in capsys.readouterr().err

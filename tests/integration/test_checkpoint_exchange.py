@@ -251,7 +251,8 @@ def test_a_peer_s_copy_of_the_latest_checkpoint_reveals_a_truncated_origin_log(
         store.delete(a, position)
     assert verify_log(a.app).ok  # from inside A's log alone, the tail is not missed
     kept = str(tmp_path / "from-b.json")
-    assert main(["--data-dir", str(b.config.data_dir), "audit", "latest-checkpoint", "--agency", A, "--export", kept]) == 0
+    at_b = ["--data-dir", str(b.config.data_dir)]
+    assert main([*at_b, "audit", "latest-checkpoint", "--agency", A, "--export", kept]) == 0
     capsys.readouterr()
     code = main(["--data-dir", str(a.config.data_dir), "audit", "verify", "--quiet", "--checkpoint", kept])
     assert code == 6 and "[truncated]" in capsys.readouterr().err

@@ -256,3 +256,23 @@ def test_a_peer_s_copy_of_the_latest_checkpoint_reveals_a_truncated_origin_log(
     capsys.readouterr()
     code = main(["--data-dir", str(a.config.data_dir), "audit", "verify", "--quiet", "--checkpoint", kept])
     assert code == 6 and "[truncated]" in capsys.readouterr().err
+
+
+def test_a_forked_checkpoint_waiting_behind_a_gap_is_parked_not_lost(pair: tuple[Node, Node]) -> None:
+    a, b = pair
+    a.app.sign_checkpoint()
+    _fork(a)
+    msgs = [raw for _, _, raw in publishable(a.app)]
+    cps = [raw for raw in msgs if b"CheckpointLog" in raw]
+    _opened, signed, forked = cps  # Opened, the true checkpoint, the fork
+    pending = PendingStore(b.app, b.engine)
+    kept: list[tuple[Outcome, bytes]] = []
+    pending.on_parked = lambda outcome, raw: kept.append((outcome, raw))
+    for raw in msgs:
+        if raw is not signed:
+            ingest(b.app, raw, pending)  # the fork arrives first and waits for the true checkpoint
+    assert ingest(b.app, signed, pending).kind == "applied"
+    [(outcome, raw)] = kept
+    assert raw == forked and outcome.code == "checkpoint_fork"
+    assert [h["agency"] for h in holds(b.app)] == [A]
+    assert pending.waiting() == []

@@ -127,6 +127,7 @@ class Consumer:
         self.node = node
         self.settings = settings
         self.pending = PendingStore(node.app, node.engine)
+        self.pending.on_parked = lambda outcome, raw: self._park(outcome, raw, "released from ingest_pending")
         self.counts: dict[str, int] = {}
         self._dlq: Any = None
         ensure_topics(settings)  # subscribing to a topic that does not exist yet waits for a metadata refresh

@@ -289,6 +289,8 @@ def replay(
         raise InputError("the as-of instant needs a UTC offset")
     if until is not None and until < 0:
         raise InputError("--until-position must be 0 or a positive log position")
+    if not 1 <= page <= 10_000:
+        raise InputError("--page must be between 1 and 10000 events")
     label = canonical_time(as_of.isoformat()) if as_of is not None else None
     end = min(until, app.max_position()) if until is not None else app.max_position()
     projector = Projector(app, engine, all_projections(), page=page)

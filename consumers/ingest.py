@@ -16,8 +16,9 @@ from eventsourcing.utils import resolve_topic
 from sqlalchemy import Column, Integer, LargeBinary, String, Table, select
 
 from ledger.app import FlagLedger, is_local_only
+from ledger.checkpoints import CHECKPOINT_TOPIC, check_incoming, hold_agency, hold_reason, is_checkpoint_topic
 from ledger.envelope import GENESIS, Envelope
-from ledger.errors import FlagLedgerError, StateConflict
+from ledger.errors import FlagLedgerError, IntegrityError, StateConflict
 from projections.base import metadata
 
 __all__ = ["Outcome", "PendingStore", "ingest"]
@@ -108,27 +109,51 @@ def ingest(app: FlagLedger, raw: bytes, pending: PendingStore | None = None) -> 
             return Outcome("own")
         _check_schema(env)
         app.signed_mapper.verify(env)
-        app.signed_mapper.decode(env)
+        event = app.signed_mapper.decode(env)
     except (FlagLedgerError, ValueError) as exc:
         return Outcome("parked", str(exc), getattr(exc, "code", "malformed"))
+    held = hold_reason(app, h.origin)
+    if held is not None:  # kept (parked), not applied, until an operator lifts the hold and replays it
+        return Outcome(
+            "parked",
+            f"agency {h.origin} is on hold ({held}); after `flagledger audit release {h.origin}` replay this",
+            "agency_held",
+        )
     stream = UUID(h.stream)
     head = app.signed_store.head(stream)
     head_version, head_hash = head if head is not None else (0, GENESIS)
     if h.version <= head_version:
-        return _duplicate_or_fork(app, env)
+        return _hold_on_checkpoint_fork(app, env, _duplicate_or_fork(app, env))
     if h.version > head_version + 1:
         if pending is None:
             return Outcome("parked", f"gap: v{head_version + 1} of stream {h.stream} is missing", "gap")
         pending.hold(env, raw)
         return Outcome("held_gap", f"waiting for v{head_version + 1} of stream {h.stream}", "gap")
     if h.prev != head_hash:
-        return Outcome("parked", f"v{h.version} of stream {h.stream} does not chain to v{head_version}", "fork")
+        forked = Outcome("parked", f"v{h.version} of stream {h.stream} does not chain to v{head_version}", "fork")
+        return _hold_on_checkpoint_fork(app, env, forked)
+    if h.topic == CHECKPOINT_TOPIC:
+        try:
+            check_incoming(app, env, event)
+        except IntegrityError as exc:
+            return _hold_on_checkpoint_fork(app, env, Outcome("parked", str(exc), exc.code))
     applied = _append(app, env, raw)
     # an event that was waiting behind this one follows (and, recursively, the rest of its stream)
     nxt = pending.take(h.stream, h.version + 1) if pending is not None else None
     if nxt is not None:
         applied += ingest(app, nxt, pending).applied
     return Outcome("applied", applied=applied)
+
+
+def _hold_on_checkpoint_fork(app: FlagLedger, env: Envelope, outcome: Outcome) -> Outcome:
+    """A checkpoint that does not extend the last one held from its agency: that agency showed two histories.
+    Its stream is held (nothing more from it is applied) until an operator resolves it; see the README."""
+    if outcome.kind != "parked" or not is_checkpoint_topic(env.header.topic):
+        return outcome
+    origin = env.header.origin
+    reason = f"checkpoint fork from agency {origin}: {outcome.reason}"
+    hold_agency(app, origin, reason, "checkpoint_fork")
+    return Outcome("parked", f"{reason}; agency {origin} is now on hold", "checkpoint_fork")
 
 
 def _duplicate_or_fork(app: FlagLedger, env: Envelope) -> Outcome:

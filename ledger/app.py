@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
 from cryptography.hazmat.primitives import serialization
@@ -59,6 +59,9 @@ from ledger.errors import (
 from ledger.mapper import SignedEventStore, SignedMapper
 from ledger.pseudonym import Pseudonymizer, is_pseudonym
 from ledger.signing import KeyRecord, KeyRing, Signer, key_id_for, public_key_from_hex
+
+if TYPE_CHECKING:
+    from ledger.checkpoints import Checkpoint
 
 __all__ = ["Actor", "FlagLedger", "FlagStateReader", "QuerierAnswer"]
 
@@ -753,6 +756,16 @@ class FlagLedger(Application[UUID]):
 
     def max_position(self) -> int:
         return self.recorder.max_notification_id() or 0
+
+    # -- checkpoints ------------------------------------------------------------------------------------
+    def sign_checkpoint(self, agency: str | None = None, *, force: bool = False) -> list[Checkpoint]:
+        """"Checkpoint now": sign the log as it stands for ``agency`` (default: every hosted agency).
+
+        Returns the :class:`ledger.checkpoints.Checkpoint` objects signed (none if nothing new was logged).
+        """
+        from ledger.checkpoints import sign_checkpoint
+
+        return sign_checkpoint(self, agency, force=force)
 
 
 def is_local_only(topic: str) -> bool:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ledger.app import FlagLedger
 from ledger.envelope import GENESIS
 from ledger.errors import FlagLedgerError
+
+if TYPE_CHECKING:
+    from ledger.checkpoints import Checkpoint
 
 __all__ = ["Finding", "VerifyReport", "verify_log"]
 
@@ -20,6 +24,7 @@ class Finding:
     topic: str
     reason: str
     code: str
+    index: int | None = None  # leaf index in the checkpointed tree, when a checkpoint check found it
 
     def __str__(self) -> str:
         return (
@@ -33,6 +38,7 @@ class VerifyReport:
     streams: int = 0
     batches: int = 0
     first_bad: Finding | None = None
+    checkpoints: int = 0
 
     @property
     def ok(self) -> bool:
@@ -40,13 +46,17 @@ class VerifyReport:
 
 
 def verify_log(
-    app: FlagLedger, progress: Callable[[int, int], None] | None = None, page: int = 1000
+    app: FlagLedger,
+    progress: Callable[[int, int], None] | None = None,
+    page: int = 1000,
+    trusted: Sequence[Checkpoint] = (),
 ) -> VerifyReport:
     """Check every event in log order; stop at the first bad one.
 
     Per event: the row agrees with its signed header, the payload with its digest, the batch signature
     with a key valid at the event's time, and ``prev`` with the hash of the stream's previous event
-    (so an edited, deleted or reordered event breaks the chain of its stream).
+    (so an edited, deleted or reordered event breaks the chain of its stream). Then the checkpoints
+    (:func:`ledger.checkpoints.verify_checkpoints`), plus ``trusted`` ones kept outside this log.
     """
     mapper = app.signed_mapper
     heads: dict[str, tuple[int, str]] = {}
@@ -92,6 +102,9 @@ def verify_log(
             break
         start = rows[-1].id + 1
     report.streams = len(heads)
+    from ledger.checkpoints import verify_checkpoints  # imported here: it imports this module
+
+    verify_checkpoints(app, report, trusted, progress, page)
     return report
 
 

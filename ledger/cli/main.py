@@ -362,16 +362,32 @@ def _proxy_cancel(args: argparse.Namespace) -> int:
 def _audit_verify(args: argparse.Namespace) -> int:
     from ledger.audit import verify_log
 
-    report = verify_log(_node(args).app, progress=None if args.quiet else progress_printer("verify"))
+    trusted = []
+    if args.checkpoint:
+        from ledger.cli.audit_proofs import load_checkpoint
+
+        trusted = [load_checkpoint(f) for f in args.checkpoint]
+    app = _node(args).app
+    report = verify_log(app, progress=None if args.quiet else progress_printer("verify"), trusted=trusted)
     if report.first_bad is not None:
         print(f"FAILED: first bad event at {report.first_bad} [{report.first_bad.code}]", file=sys.stderr)
+        if report.first_bad.index is not None:
+            print(f"first bad leaf index: {report.first_bad.index}", file=sys.stderr)
         print(
             "Next: restore the database from a backup and check it with `flagledger audit verify`; "
             "the events before this position verified.",
             file=sys.stderr,
         )
         return 6
-    out({"ok": True, "events": report.events, "streams": report.streams, "signed_batches": report.batches})
+    out(
+        {
+            "ok": True,
+            "events": report.events,
+            "streams": report.streams,
+            "signed_batches": report.batches,
+            "checkpoints": report.checkpoints,
+        }
+    )
     return 0
 
 
@@ -602,6 +618,12 @@ def build_parser() -> argparse.ArgumentParser:
     GROUPS["audit"] = g
     s = sub(g, "verify", "check every signature and chain link")
     s.add_argument("--quiet", action="store_true")
+    s.add_argument(
+        "--checkpoint",
+        action="append",
+        metavar="FILE",
+        help="also check a signed checkpoint kept outside this log (catches a truncated log); repeatable",
+    )
     s.set_defaults(cmd="audit verify")
 
     g = sub(groups, "projections", "read models").add_subparsers(dest="sub", required=True)

@@ -10,8 +10,9 @@ Sections, for events *recorded* in the period (inclusive bounds, signed event ti
   end (and later, if it was decided after the period).
 * ``reads.csv`` — every recorded read of protected details (``AccessRecord``), who, what, why.
 * ``summary.csv`` — title, node, period, generation time and author, the verification result of the whole
-  log (:func:`ledger.audit.verify_log`) and the Merkle root of the log as it stood at the period's end
-  (:class:`ledger.log_tree.PrefixRoot`).
+  log (:func:`ledger.audit.verify_log`, which also recomputes every checkpoint's root and checks its
+  signature), the newest checkpoint a hosted agency signed at or before the period's end, and the Merkle root
+  of the log as it stood at the period's end (:class:`ledger.log_tree.PrefixRoot`, same leaves).
 
 The log is read once, a page at a time; rows go straight to their CSV file and to a part file of the HTML,
 so memory does not grow with the period. Request context (kind, subject, outcome) comes from the live
@@ -35,6 +36,7 @@ from sqlalchemy import select
 from ledger.app import Actor
 from ledger.audit import VerifyReport, verify_log
 from ledger.bootstrap import Node
+from ledger.checkpoints import CHECKPOINT_TOPIC, Checkpoint
 from ledger.domain.agencies import Staff
 from ledger.domain.types import Action
 from ledger.errors import InputError, StateConflict
@@ -180,6 +182,7 @@ def audit_report(
     tree = PrefixRoot(end)
     end_label = canonical_time(end.isoformat())
     total = node.app.max_position()
+    checkpoint: Checkpoint | None = None
     try:
         for position, _, env in node.app.envelopes():
             tree.add(position, env)
@@ -187,6 +190,10 @@ def audit_report(
                 progress(position, total)
             h = env.header
             t = h.timestamp.astimezone(UTC)
+            if h.topic == CHECKPOINT_TOPIC and h.origin in node.app.hosted and t <= end:
+                cp = Checkpoint.from_event(h.origin, node.app.signed_mapper.decode(env))
+                if checkpoint is None or cp.tree_size >= checkpoint.tree_size:
+                    checkpoint = cp
             if not start <= t <= end:
                 continue
             topic = h.topic.split(":", 1)[1] if ":" in h.topic else h.topic
@@ -236,6 +243,10 @@ def audit_report(
         "verified_streams": str(verification.streams),
         "verified_signed_batches": str(verification.batches),
         "first_bad_event": "" if first_bad is None else f"{first_bad} [{first_bad.code}]",
+        "checkpoint_at_period_end": "none signed" if checkpoint is None else (
+            f"{checkpoint.origin} tree_size {checkpoint.tree_size} at {checkpoint.time} key {checkpoint.key_id}"),
+        "checkpoint_root": "" if checkpoint is None else checkpoint.root.hex(),
+        "checkpoint_tree_size": "" if checkpoint is None else str(checkpoint.tree_size),
         "merkle_leaf": "SHA-256(0x00 || signed envelope header) per log position (RFC 6962)",
         "merkle_tree_size_at_period_end": str(tree.size),
         "merkle_last_position_at_period_end": str(tree.last_position),
@@ -303,7 +314,7 @@ def _write_html(path: Path, meta: dict[str, str], sections: Sequence[_Section], 
         status = '<span class="ok">verified</span>' if ok else '<span class="bad">VERIFICATION FAILED</span>'
         fh.write(f"<p>Log: {status}</p>\n<table class=\"meta\"><tbody>\n")
         for k, v in meta.items():
-            fh.write(f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>\n")
+            fh.write(f"<tr><td>{_esc(k.replace('_', ' ').capitalize())}</td><td>{_esc(v)}</td></tr>\n")
         fh.write("</tbody></table>\n")
         for s in sections:
             s.write_html(fh)

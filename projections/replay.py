@@ -6,9 +6,9 @@ every sealed batch whose events were all recorded at or before ``T``, and leaves
 
 * A batch (the events one command saved together, under one signature) is kept or left out whole: it was
   committed after the last of its events was stamped, so at ``T`` either all of it or none of it existed.
-* A stream stops at its first left-out event: if a clock stepped back, a later event of the same aggregate
-  stamped ``<= T`` is left out too, so no aggregate appears with a gap in its history. Such events are
-  counted (``out_of_order``) and the replay says so.
+* A stream stops at its first left-out event: if a clock stepped back, a later batch continuing that stream
+  is left out too even though it is stamped ``<= T`` (and so are the other streams it touches), so no
+  aggregate appears with a gap in its history. Such events are counted (``out_of_order``).
 * **Events ingested from other agencies.** Their recorded time is the *originating* agency's signed time,
   not the moment this node received them (which is not recorded in a signed form). A flag set at agency B
   at 10:00 and ingested here at 12:00 therefore counts in a replay as of 11:00: the replay shows what had
@@ -289,6 +289,8 @@ def replay(
         raise InputError("the as-of instant needs a UTC offset")
     if until is not None and until < 0:
         raise InputError("--until-position must be 0 or a positive log position")
+    if not 1 <= page <= 10_000:
+        raise InputError("--page must be between 1 and 10000 events")
     label = canonical_time(as_of.isoformat()) if as_of is not None else None
     end = min(until, app.max_position()) if until is not None else app.max_position()
     projector = Projector(app, engine, all_projections(), page=page)
@@ -396,22 +398,20 @@ def _apply(
     new_cuts: set[str] = set()
     applied = left_out = out_of_order = 0
     for batch, kept in zip(chunk, keep, strict=True):
+        streams = [env.header.stream for _, env in batch]
+        behind = kept and any(s in cut for s in streams)  # continues a stream already cut at T
+        if not kept or behind:
+            left_out += len(batch)
+            out_of_order += len(batch) if behind else 0
+            new_cuts.update(s for s in streams if s not in cut)
+            cut.update(streams)
+            continue
         for n, env in batch:
-            stream = env.header.stream
-            if not kept or stream in cut:
-                left_out += 1
-                out_of_order += int(kept)
-                if stream not in cut:
-                    cut.add(stream)
-                    new_cuts.add(stream)
-                continue
             wanted = [p for p in projector.projections if n.topic in p.topics]
-            if not wanted:
-                applied += 1
-                continue
-            ev: Any = mapper.decode(env)
-            for p in wanted:
-                p.handle(conn, ev, env, n.id)
+            if wanted:
+                ev: Any = mapper.decode(env)
+                for p in wanted:
+                    p.handle(conn, ev, env, n.id)
             applied += 1
     if new_cuts:
         upsert(conn, cut_streams, [{"stream": s} for s in sorted(new_cuts)], ["stream"])

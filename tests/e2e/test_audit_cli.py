@@ -82,6 +82,7 @@ def test_bad_arguments_get_clear_errors_and_non_zero_exits(sqlite_node: Node, ca
         (2, "individual number", ["--as-of", now, "--subject", "12345", "--purpose", "p"]),
         (3, "nothing in the log", ["--as-of", now, "--subject", person(), "--purpose", "p"]),
         (2, "unsupported target", ["--as-of", now, "--target", "mysql://x/y"]),
+        (2, "--page", ["--as-of", now, "--page", "0"]),
     ]
     for want, message, extra in cases:
         code, _, err = run(capsys, node, "audit", "replay", "--as", f"{A}/aud", "--quiet", *extra)
@@ -199,8 +200,10 @@ def test_the_reports_root_is_the_log_as_it_stood_at_the_periods_end(sqlite_node:
                                                                     tmp_path) -> None:
     node, x = sqlite_node, person()
     protect(node, B, x, ["NON_DISCLOSURE"])
+    (checkpoint,) = node.app.sign_checkpoint(B)
     size, end = node.app.max_position(), datetime.now(UTC)
     protect(node, B, x, ["NON_DISCLOSURE"], kind="release")  # after the period: not in the root
+    node.app.sign_checkpoint(B)  # nor this checkpoint
     code, lines, err = run(capsys, node, "audit", "report", "--as", f"{A}/aud", "--from", "2020-01-01T00:00:00Z",
                            "--to", end.isoformat(), "--out", str(tmp_path / "r"), "--quiet")
     assert code == 0, err
@@ -208,3 +211,8 @@ def test_the_reports_root_is_the_log_as_it_stood_at_the_periods_end(sqlite_node:
     assert lines[0]["merkle_tree_size"] == size < len(leaves)
     assert lines[0]["merkle_root"] == root_hash(leaves[:size]).hex()
     assert lines[0]["rows"]["flags"] == 1
+    # the checkpoint signed in the period is named, and its root is the report's root over the same leaves
+    meta = {r["key"]: r["value"] for r in _read(tmp_path / "r" / "summary.csv")}
+    assert meta["checkpoint_root"] == checkpoint.root.hex() == root_hash(leaves[:checkpoint.tree_size]).hex()
+    assert meta["checkpoint_tree_size"] == str(checkpoint.tree_size) and meta["verification"] == "ok"
+    assert meta["checkpoint_at_period_end"].startswith(f"{B} tree_size {checkpoint.tree_size}")

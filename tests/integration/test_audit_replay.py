@@ -368,3 +368,43 @@ def test_a_tampered_event_stops_the_replay_and_the_unfinished_target_is_never_an
             would_hold_then(node, AUDITOR, engine, x, C, "監査")
     finally:
         engine.dispose()
+
+
+def test_a_stream_stops_at_its_first_event_after_t_even_if_a_clock_stepped_back(
+    sqlite_node: Node, tmp_path, person, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Approved is stamped after T, then the clock steps back and Executed (with FlagsSet, one batch) is
+    stamped before T: the request cannot have been executed without its approval, so that batch is left out."""
+    import eventsourcing.domain
+
+    node, x = sqlite_node, person()
+    ask(node, A, A, x)
+    base = datetime.now(UTC) + timedelta(hours=1)  # keys are valid from before now: the future verifies
+    clock = {"now": base}
+    monkeypatch.setattr(eventsourcing.domain, "datetime_now_with_tzinfo", lambda: clock["now"])
+    rid = node.app.request_flags(Actor(B, "req"), x, ["NO_AUTO_RESPONSE"])
+    clock["now"] = base + timedelta(hours=2)
+    node.app.approve_request(Actor(B, "apr"), rid)
+    clock["now"] = base + timedelta(hours=1)  # stepped back
+    node.app.execute_request(Actor(B, "op"), rid)
+    monkeypatch.undo()
+
+    at = base + timedelta(minutes=90)
+    for page in (1000, 1):  # one chunk, or a chunk per batch (the cut is then read back from the target)
+        _, engine, summary = audit_replay(node, AUDITOR, as_of=at, target=str(tmp_path / f"stepped{page}.sqlite"),
+                                          page=page)
+        try:
+            from projections.queues import flag_queue
+
+            assert summary.out_of_order >= 2 and summary.events_left_out == summary.out_of_order + 1
+            with engine.connect() as conn:
+                assert conn.execute(select(flag_queue.c.status)).scalar_one() == "pending"
+            assert not would_hold_then(node, AUDITOR, engine, x, C, "監査").held
+        finally:
+            engine.dispose()
+    _, engine, summary = audit_replay(node, AUDITOR, as_of=base + timedelta(hours=3),
+                                      target=str(tmp_path / "later.sqlite"))
+    try:
+        assert summary.out_of_order == 0 and would_hold_then(node, AUDITOR, engine, x, C, "監査").held
+    finally:
+        engine.dispose()

@@ -104,11 +104,13 @@ def ingest(app: FlagLedger, raw: bytes, pending: PendingStore | None = None) -> 
     try:
         env = Envelope.from_bytes(raw)
         h = env.header
-        if h.origin in app.hosted:
-            return Outcome("own")
         _check_schema(env)
         app.signed_mapper.verify(env)
         app.signed_mapper.decode(env)
+        if h.origin in app.hosted:
+            # our own event read back from the topic: skipped only if it is the very event our log holds
+            # (a forgery naming a hosted agency would otherwise vanish without being parked)
+            return _own(app, env)
     except (FlagLedgerError, ValueError) as exc:
         return Outcome("parked", str(exc), getattr(exc, "code", "malformed"))
     stream = UUID(h.stream)
@@ -129,6 +131,14 @@ def ingest(app: FlagLedger, raw: bytes, pending: PendingStore | None = None) -> 
     if nxt is not None:
         applied += ingest(app, nxt, pending).applied
     return Outcome("applied", applied=applied)
+
+
+def _own(app: FlagLedger, env: Envelope) -> Outcome:
+    if _duplicate_or_fork(app, env).kind == "duplicate":
+        return Outcome("own")
+    h = env.header
+    return Outcome("parked", f"v{h.version} of stream {h.stream} claims agency {h.origin}, hosted here, "
+                             "but is not the event this node holds", "forged_own")
 
 
 def _duplicate_or_fork(app: FlagLedger, env: Envelope) -> Outcome:

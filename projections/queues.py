@@ -178,6 +178,9 @@ class QueueProjection(Projection):
         where = held_queue.c.request_id == stream
         if kind == "Received":
             upsert(conn, request_subjects, [{"request_id": stream, "subject": event.subject}], ["request_id"])
+            # on another node the notice (its own stream) may have arrived before the request it names
+            conn.execute(probe_queue.update().where(
+                (probe_queue.c.request_id == stream) & (probe_queue.c.subject == "")).values(subject=event.subject))
             upsert(conn, held_queue, [{
                 "request_id": stream, "provider": event.agency, "querier": event.querier,
                 "subject": event.subject, "legal_item": int(event.legal_item), "procedure": event.procedure,

@@ -180,3 +180,18 @@ def test_the_valid_messages_apply_exactly_once(pair: Pair) -> None:
     assert {ingest(pair.a.app, raw, pending).kind for raw in pair.applied + pair.fresh} == {"duplicate"}
     pair.applied.extend(pair.fresh)
     pair.fresh.clear()
+
+
+@pytest.mark.long
+def test_atheris_coverage_guided_fuzzing_of_ingest() -> None:
+    """Long job, optional dependency: ``FLAGLEDGER_ATHERIS_RUNS`` (default 20,000) atheris inputs."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("atheris", reason='install the fuzz extra: pip install -e ".[fuzz]"')
+    runs = os.environ.get("FLAGLEDGER_ATHERIS_RUNS", "20000")
+    done = subprocess.run([sys.executable, "-m", "tests.adversarial.fuzz_ingest_atheris", f"-atheris_runs={runs}"],
+                          capture_output=True, text=True, timeout=3600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert f"Done {runs}" in done.stderr

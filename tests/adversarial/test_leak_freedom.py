@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -33,11 +33,13 @@ def shared_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     node.close()
 
 
-def run_histories(count: int, steps: int, report: Path | None = None) -> None:
+def run_histories(count: int, steps: int, report: Path | None = None, *,
+                  machine: type[LeakMachine] = LeakMachine, extra: Callable[[], str] = lambda: "") -> None:
     LeakMachine.histories = LeakMachine.steps = LeakMachine.armed_checks = LeakMachine.protected_histories = 0
+    LeakMachine.progress_extra = extra
     started = time.perf_counter()
     run_state_machine_as_test(
-        LeakMachine,
+        machine,
         settings=settings(
             max_examples=count,
             stateful_step_count=steps,
@@ -49,8 +51,9 @@ def run_histories(count: int, steps: int, report: Path | None = None) -> None:
     seconds = time.perf_counter() - started
     line = (
         f"histories={LeakMachine.histories} with_protection_and_flight={LeakMachine.protected_histories} "
-        f"steps={LeakMachine.steps} armed_checks={LeakMachine.armed_checks} leaks=0 seconds={seconds:.0f}"
-    )
+        f"steps={LeakMachine.steps} armed_checks={LeakMachine.armed_checks} leaks=0 seconds={seconds:.0f} "
+        f"{extra()}"
+    ).strip()
     print(line)
     if report is not None:
         report.write_text(line + "\n")

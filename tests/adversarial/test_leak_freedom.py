@@ -18,7 +18,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from ledger.bootstrap import Node, init_node
 from tests.adversarial.threat import AGENCIES, LeakMachine, prepare_node
 
-CI_HISTORIES = int(os.environ.get("FLAGLEDGER_CI_HISTORIES", "40"))
+CI_HISTORIES = int(os.environ.get("FLAGLEDGER_CI_HISTORIES", "15"))
 LONG_HISTORIES = int(os.environ.get("FLAGLEDGER_HISTORIES", "10000"))
 
 

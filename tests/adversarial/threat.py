@@ -493,9 +493,9 @@ class LeakMachine(RuleBasedStateMachine):
         return out
 
     def teardown(self) -> None:
-        """Progress of a long run, for its report (FLAGLEDGER_HISTORIES_REPORT), every 50 histories."""
+        """Progress of a long run, for its report (FLAGLEDGER_HISTORIES_REPORT), every 10 histories."""
         report = os.environ.get("FLAGLEDGER_HISTORIES_REPORT")
-        if report and LeakMachine.histories % 50 == 0:
+        if report and LeakMachine.histories % 10 == 0:
             with open(report + ".progress", "w") as f:
                 f.write(f"histories={LeakMachine.histories} with_protection_and_flight="
                         f"{LeakMachine.protected_histories} steps={LeakMachine.steps} "

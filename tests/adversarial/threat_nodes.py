@@ -32,6 +32,7 @@ procedure, subject — while no other agency's queue and no counter clerk's queu
 from __future__ import annotations
 
 import dataclasses
+import random
 from dataclasses import dataclass
 from typing import ClassVar
 from uuid import UUID
@@ -174,6 +175,26 @@ class NodesLeakMachine(LeakMachine):
         """Some messages reach one node, in an order of the model's choosing (gaps are held back)."""
         self._step()
         self.deliver_to(dst, picks)
+
+    @rule(dst=st.integers(0, 2), rnd=st.randoms(use_true_random=False), reverse=st.booleans())
+    def deliver_out_of_order(self, dst: int, rnd: random.Random, reverse: bool) -> None:
+        """Part of what is in flight to one node arrives shuffled or reversed (later events of a stream first)."""
+        self._step()
+        self.collect()
+        queue = self.network.inflight[dst]
+        if not queue:
+            return
+        chosen = list(range(len(queue)))
+        if reverse:
+            chosen.reverse()
+        else:
+            rnd.shuffle(chosen)
+        chosen = chosen[: rnd.randint(1, len(chosen))]
+        batch = [queue[i] for i in chosen]
+        for i in sorted(chosen, reverse=True):
+            del queue[i]
+        for raw in batch:
+            self.deliver(dst, raw)
 
     @precondition(lambda self: any(self.network.delivered))
     @rule(dst=st.integers(0, 2), pick=st.integers(0, 59))

@@ -25,7 +25,7 @@ from ledger.envelope import Envelope, Header
 from tests.adversarial.threat import NAR, ND, A, B, prepare_node
 from tests.support.people import individual_number
 
-FUZZ = settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Leak-freedom: generated histories of the seed's threat, the invariant checked after every step.
 
-CI runs a few dozen histories; the long job (``-m long``) runs ``FLAGLEDGER_HISTORIES`` of them (10,000 by
+CI runs a few histories; the long job (``-m long``) runs ``FLAGLEDGER_HISTORIES`` of them (10,000 by
 default). See tests/adversarial/README.md for the claim, the scope and the figures of the last long run.
 """
 
@@ -18,7 +18,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from ledger.bootstrap import Node, init_node
 from tests.adversarial.threat import AGENCIES, LeakMachine, prepare_node
 
-CI_HISTORIES = int(os.environ.get("FLAGLEDGER_CI_HISTORIES", "15"))
+CI_HISTORIES = int(os.environ.get("FLAGLEDGER_CI_HISTORIES", "8"))
 LONG_HISTORIES = int(os.environ.get("FLAGLEDGER_HISTORIES", "10000"))
 
 
@@ -60,7 +60,7 @@ def run_histories(count: int, steps: int, report: Path | None = None, *,
 
 
 def test_generated_histories_leak_nothing(shared_node: Node) -> None:
-    """CI: a few dozen histories of up to 25 steps; a leak fails with the shrunk history printed."""
+    """CI: a few histories of up to 25 steps; a leak fails with the shrunk history printed."""
     run_histories(CI_HISTORIES, 25)
 
 

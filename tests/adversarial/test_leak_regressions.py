@@ -1,7 +1,8 @@
 """Counterexamples the leak-freedom machine found, each kept as a fixed story.
 
-Every test here was a shrunk history printed by tests/adversarial/test_leak_freedom.py; it failed on the
-product before the fix named in its docstring and must never fail again.
+Every test here was a shrunk history printed by tests/adversarial/test_leak_freedom.py (one node) or
+test_leak_freedom_nodes.py (three nodes); it failed on the product before the fix named in its docstring and
+must never fail again.
 """
 
 from __future__ import annotations

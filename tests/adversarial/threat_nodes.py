@@ -38,7 +38,7 @@ from typing import ClassVar
 from uuid import UUID
 
 from hypothesis import strategies as st
-from hypothesis.stateful import invariant, precondition, rule
+from hypothesis.stateful import initialize, invariant, precondition, rule
 
 from consumers.ingest import PendingStore, ingest
 from consumers.outbox import publishable
@@ -99,6 +99,16 @@ class NodesLeakMachine(LeakMachine):
         self.probes: dict[str, Probe] = {}
         # what the previous history left in flight arrives now: each history starts with the nodes in step
         self.deliver_everything(check=False)
+
+    @initialize(perpetrators=st.integers(1, 2), proxy=st.booleans(), early=st.sampled_from(["", "query", "protect"]),
+                to=st.sampled_from(MUNICIPALITIES[1:]), protect_there=st.booleans())
+    def spouses_in_a_then_x_flees(self, perpetrators: int, proxy: bool, early: str, to: str,  # type: ignore[override]
+                                  protect_there: bool) -> None:
+        """As on one node; half the histories also protect where X fled at once (the delivery rules dilute
+        the protection rules, and a history without protection checks nothing)."""
+        super().spouses_in_a_then_x_flees(perpetrators, proxy, early, to)
+        if protect_there:
+            self.protect_at_once("residence")
 
     def at(self, agency: str) -> FlagLedger:
         return self.all[NODE_OF[agency]].app

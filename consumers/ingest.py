@@ -117,11 +117,13 @@ def ingest(app: FlagLedger, raw: bytes, pending: PendingStore | None = None) -> 
     try:
         env = Envelope.from_bytes(raw)
         h = env.header
-        if h.origin in app.hosted:
-            return Outcome("own")
         _check_schema(env)
         app.signed_mapper.verify(env)
         event = app.signed_mapper.decode(env)
+        if h.origin in app.hosted:
+            # our own event read back from the topic: skipped only if it is the very event our log holds
+            # (a forgery naming a hosted agency would otherwise vanish without being parked)
+            return _own(app, env)
     except (FlagLedgerError, ValueError) as exc:
         return Outcome("parked", str(exc), getattr(exc, "code", "malformed"))
     held = hold_reason(app, h.origin)
@@ -169,6 +171,14 @@ def _hold_on_checkpoint_fork(app: FlagLedger, env: Envelope, outcome: Outcome) -
     reason = f"checkpoint fork from agency {origin}: {outcome.reason}"
     hold_agency(app, origin, reason, "checkpoint_fork")
     return Outcome("parked", f"{reason}; agency {origin} is now on hold", "checkpoint_fork")
+
+
+def _own(app: FlagLedger, env: Envelope) -> Outcome:
+    if _duplicate_or_fork(app, env).kind == "duplicate":
+        return Outcome("own")
+    h = env.header
+    return Outcome("parked", f"v{h.version} of stream {h.stream} claims agency {h.origin}, hosted here, "
+                             "but is not the event this node holds", "forged_own")
 
 
 def _duplicate_or_fork(app: FlagLedger, env: Envelope) -> Outcome:

@@ -99,6 +99,7 @@ def _init(args: argparse.Namespace) -> int:
         database_url=args.database_url,
         encryption=not args.no_encryption,
         pseudonym_key_file=args.pseudonym_key_file,
+        signing_key_file=args.signing_key_file,
     )
     args._node = node
     signer = node.app.signers[args.agency]
@@ -116,7 +117,9 @@ def _init(args: argparse.Namespace) -> int:
 @command("agency add")
 def _agency_add(args: argparse.Namespace) -> int:
     node = add_agency(
-        Path(args.data_dir), AgencySpec(args.agency, args.name, args.kind, args.admin, args.approvals)
+        Path(args.data_dir),
+        AgencySpec(args.agency, args.name, args.kind, args.admin, args.approvals),
+        signing_key_file=args.signing_key_file,
     )
     args._node = node
     out({"agency": args.agency, "key_id": node.app.signers[args.agency].key_id})
@@ -429,6 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--kind", required=True, choices=_choices(AgencyKind))
         s.add_argument("--admin", default="admin", help="first administrator's staff id")
         s.add_argument("--approvals", type=int, default=1, help="approvals needed per request (default 1)")
+        s.add_argument(
+            "--signing-key-file",
+            type=Path,
+            default=None,
+            help="adopt this Ed25519 private key (PEM, e.g. a mounted secret) instead of generating one",
+        )
 
     s = sub(groups, "init", "create a data directory, keys and the first hosted agency")
     agency_args(s)

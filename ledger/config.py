@@ -164,9 +164,11 @@ class NodeConfig:
             except (OSError, ValueError) as exc:
                 raise ConfigurationError(f"cannot read pseudonym secret {pseudonym_key_file}: {exc}") from exc
             self.write_secret("pseudonym.key", secret, overwrite=True)
-        else:
+        elif not os.environ.get("FLAGLEDGER_PSEUDONYM_KEY_FILE"):
             self.write_secret("pseudonym.key", pysecrets.token_hex(32))
-        self.write_secret("cipher.key", base64.b64encode(pysecrets.token_bytes(32)).decode())
+        # a secret mounted from the deployment's store is read where it is, never copied into the data directory
+        if not os.environ.get("FLAGLEDGER_CIPHER_KEY_FILE"):
+            self.write_secret("cipher.key", base64.b64encode(pysecrets.token_bytes(32)).decode())
 
     # -- eventsourcing environment ---------------------------------------------------------------
     def ledger_env(self) -> dict[str, str]:

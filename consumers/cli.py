@@ -143,8 +143,8 @@ def _register(groups: Any, sub: Any, actor: Any) -> None:
     s.set_defaults(cmd="consumers replay")
     g = sub(groups, "topics", "broker topics").add_subparsers(dest="sub", required=True)
     s = sub(g, "ensure", "create the events and dead-letter topics")
-    s.add_argument("--partitions", type=int, default=12)
-    s.add_argument("--replication", type=int, default=1)
+    s.add_argument("--partitions", type=int, default=None, help="default: kafka setting partitions")
+    s.add_argument("--replication", type=int, default=None, help="default: kafka setting replication_factor")
     s.set_defaults(cmd="topics ensure")
 
 

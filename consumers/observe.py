@@ -145,7 +145,7 @@ class NodeMetrics:
         r = self.registry
         self.log_head = Gauge("flagledger_log_head_position", "Position of the last event in the local log", registry=r)
         self.relay_lag = Gauge(
-            "flagledger_relay_lag_events", "Local events not yet handed to the relay's position", registry=r
+            "flagledger_relay_lag_events", "Shareable events of this node's agencies not yet published", registry=r
         )
         self.consumer_lag = Gauge(
             "flagledger_consumer_lag_messages",
@@ -188,6 +188,7 @@ class NodeMetrics:
         from sqlalchemy import func, select
 
         from consumers.kafka_io import parked_messages
+        from consumers.outbox import publishable
         from projections.flag_state import agency_flags
         from projections.queues import held_queue
 
@@ -223,9 +224,10 @@ class NodeMetrics:
         positions = node.projector.positions()
         checkpoint = self._checkpoints(node)
         lag = consumer.lag()
+        unpublished = sum(1 for _ in publishable(node.app, relay.position()))
         with self.lock:
             self.log_head.set(head)
-            self.relay_lag.set(max(head - relay.position(), 0))
+            self.relay_lag.set(unpublished)
             self.consumer_lag.set(lag)
             self.projection_lag.set(max([head - p for p in positions.values()] + [0]))
             for outcome, n in consumer.counts.items():

@@ -188,11 +188,11 @@ def add_agency(
     return node
 
 
-def rotate_key(node: Node, actor: Actor) -> str:
-    """Generate a new key for the actor's agency, announce it in the ledger and make it current."""
+def rotate_key(node: Node, actor: Actor, signing_key_file: Path | None = None) -> str:
+    """Generate (or adopt ``signing_key_file``) a new key for the actor's agency, announce it, make it current."""
     now = node.app.clock()
     entry = node.config.agency(actor.agency)
-    new = _new_key(node.config, actor.agency, now)
+    new = _new_key(node.config, actor.agency, now, signing_key_file)
     signer = Signer.load(actor.agency, node.config.secrets_dir / new["file"])
     node.app.rotate_key(actor, signer, now)
     entry.keys.append(new)

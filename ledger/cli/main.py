@@ -203,7 +203,7 @@ def _policy(args: argparse.Namespace) -> int:
 
 @command("key rotate")
 def _key_rotate(args: argparse.Namespace) -> int:
-    out({"key_id": rotate_key(_node(args), args.actor)})
+    out({"key_id": rotate_key(_node(args), args.actor, args.signing_key_file)})
     return 0
 
 
@@ -500,6 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub(groups, "key", "signing keys").add_subparsers(dest="sub", required=True)
     s = sub(g, "rotate", "create a new signing key and retire the current one")
     actor(s)
+    s.add_argument(
+        "--signing-key-file", type=Path, default=None, help="adopt this new Ed25519 key (PEM, a mounted secret)"
+    )
     s.set_defaults(cmd="key rotate")
     s = sub(g, "revoke", "revoke a (retired) key")
     actor(s)

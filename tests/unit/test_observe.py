@@ -81,3 +81,21 @@ def test_init_adopts_a_mounted_signing_key_without_copying_it(tmp_path: Path) ->
     with pytest.raises(ConfigurationError, match="exactly one agency"):
         init_node(tmp_path / "two", [AgencySpec("131016", "A市", "municipality"),
                                      AgencySpec("131024", "B市", "municipality")], signing_key_file=key)
+
+
+def test_rotation_adopts_a_new_mounted_key(tmp_path: Path) -> None:
+    from ledger.app import Actor
+    from ledger.audit import verify_log
+    from ledger.bootstrap import rotate_key
+
+    node = init_node(tmp_path / "data", [AgencySpec("131016", "A市", "municipality")], encryption=False)
+    try:
+        new = Signer.generate("131016")
+        new.save(tmp_path / "mounted" / "signing_key_2")
+        assert rotate_key(node, Actor("131016", "admin"), tmp_path / "mounted" / "signing_key_2") == new.key_id
+        node.app.enroll_staff(Actor("131016", "admin"), "req", "req", ["requester"])
+        [(_, _, last)] = node.app.envelopes(start=node.app.max_position())
+        assert last.header.key_id == new.key_id, "events after the rotation are signed with the adopted key"
+        assert verify_log(node.app).first_bad is None
+    finally:
+        node.close()

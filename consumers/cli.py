@@ -90,8 +90,11 @@ def _run_node(args: argparse.Namespace) -> int:
             }
             status_file.write_text(json.dumps(status))
             if time.monotonic() - measured >= 1.0:  # a snapshot a second is plenty for a 15 s scrape
-                metrics.update(node, relay, consumer)
                 measured = time.monotonic()
+                try:
+                    metrics.update(node, relay, consumer)
+                except Exception:  # a failed measurement must not stop replication; /healthz goes stale instead
+                    log.exception("metrics snapshot failed")
         log.info("stopping: %s", status_file.read_text() if status_file.exists() else "{}")
     finally:
         if server is not None:

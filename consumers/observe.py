@@ -295,7 +295,13 @@ class HealthServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self.httpd = ThreadingHTTPServer((settings.metrics_host, settings.metrics_port), Handler)
+        try:
+            self.httpd = ThreadingHTTPServer((settings.metrics_host, settings.metrics_port), Handler)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {exc}; "
+                "choose another FLAGLEDGER_METRICS_PORT (or --metrics-port)"
+            ) from exc
         self.httpd.daemon_threads = True
         self.port = int(self.httpd.server_address[1])
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="flagledger-metrics", daemon=True)

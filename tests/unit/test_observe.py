@@ -99,3 +99,12 @@ def test_rotation_adopts_a_new_mounted_key(tmp_path: Path) -> None:
         assert verify_log(node.app).first_bad is None
     finally:
         node.close()
+
+
+def test_a_taken_metrics_port_is_a_configuration_error() -> None:
+    first = HealthServer(NodeMetrics(), ObserveSettings(metrics_port=0))
+    try:
+        with pytest.raises(ConfigurationError, match="cannot serve metrics"):
+            HealthServer(NodeMetrics(), ObserveSettings(metrics_port=first.port))
+    finally:
+        first.close()

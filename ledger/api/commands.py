@@ -10,6 +10,7 @@ from fastapi import APIRouter
 
 from ledger.api.deps import Caller, LockedNode
 from ledger.api.schemas import (
+    ERROR_RESPONSES,
     ApproveIn,
     BodyRequestIn,
     BodyRequestOut,
@@ -29,7 +30,7 @@ from ledger.errors import NotFoundError
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1", tags=["commands"])
+router = APIRouter(prefix="/api/v1", tags=["commands"], responses=ERROR_RESPONSES)
 
 
 

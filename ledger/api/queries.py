@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 
 from ledger.api.deps import Caller, LockedNode
 from ledger.api.schemas import (
+    ERROR_RESPONSES,
     LiaisonOut,
     LiaisonQuery,
     NationwideQuery,
@@ -28,7 +29,7 @@ from projections import views
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1", tags=["queries"])
+router = APIRouter(prefix="/api/v1", tags=["queries"], responses=ERROR_RESPONSES)
 
 
 @router.get("/whoami", response_model=WhoAmI, summary="the caller, as the token says")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -195,3 +195,30 @@ class RequestPathOut(BaseModel):
     """How a provision request about the subject would be answered by a provider on this node."""
 
     path: Literal["automatic", "manual"]
+
+
+# -- errors -------------------------------------------------------------------------------------------------
+class ErrorOut(BaseModel):
+    code: str = Field(description="stable reason code, e.g. role_not_permitted, four_eyes, conflict, not_found")
+    message: str
+
+
+class FieldError(BaseModel):
+    loc: list[str]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(BaseModel):
+    code: Literal["invalid_input"]
+    message: str
+    fields: list[FieldError] = Field(default_factory=list, description="absent when the ledger refused a value")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "missing, malformed, forged, expired or revoked token"},
+    403: {"model": ErrorOut, "description": "refused (the code never tells whether a person is protected)"},
+    404: {"model": ErrorOut, "description": "unknown subject, agency or request"},
+    409: {"model": ErrorOut, "description": "conflicts with the current state (e.g. already approved)"},
+    422: {"model": ValidationErrorOut, "description": "invalid input"},
+}

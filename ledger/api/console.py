@@ -48,10 +48,24 @@ def _csrf(node: Node, who: Principal) -> str:
     return hmac.new(token_secret(node), f"csrf\x00{who.token_id}".encode(), hashlib.sha256).hexdigest()
 
 
+def _allowed(node: Node, who: Principal | None) -> set[str]:
+    """Actions the caller may take, so pages offer only the buttons that would work (the server still checks)."""
+    can: set[str] = set()
+    if who is None:
+        return can
+    for action in Action:
+        try:
+            who.require(node, action)
+            can.add(action.value)
+        except FlagLedgerError:
+            pass
+    return can
+
+
 def _page(request: Request, node: Node, who: Principal | None, name: str, status: int = 200,
           **context: Any) -> HTMLResponse:
     ctx = {
-        "who": who, "csrf": _csrf(node, who) if who else "", "flag_labels": FLAG_LABELS,
+        "who": who, "can": _allowed(node, who), "csrf": _csrf(node, who) if who else "", "flag_labels": FLAG_LABELS,
         "applicant_labels": APPLICANT_LABELS, "kind_labels": KIND_LABELS, "status_labels": STATUS_LABELS,
         "notice": NOTICES.get(request.query_params.get("done", "")), **context,
     }

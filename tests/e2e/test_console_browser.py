@@ -113,6 +113,7 @@ def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
 
     # the banner at another agency's counter: protected, flags, liaison reference, never B
     clerk = sign_in(browser, server, node, A, "counter")
+    assert clerk.locator("header nav a:has-text('保留中の照会')").count() == 0, "held requests: deciders only"
     clerk.click("text=窓口照会")
     clerk.fill("#subject", x)
     clerk.click("button:has-text('照会')")
@@ -135,6 +136,7 @@ def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
     held.locator("input[value=refuse]").check()
     held.locator("button:has-text('判断案を登録')").click()
     assert "判断案を登録しました" in rev.locator(".notice").inner_text()
+    assert rev.locator("button:has-text('判断を承認')").count() == 0, "the reviewer does not approve their own"
     shot(rev, "05-held-request-proposed")
     decider = sign_in(browser, server, node, C, "apr")
     decider.goto(f"{server}/console/held")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -37,10 +40,25 @@ def _serve(args: argparse.Namespace) -> int:
 
     from ledger.api import create_app
 
+    class Server(uvicorn.Server):
+        """Stops on SIGTERM/SIGINT like uvicorn, then returns instead of re-raising the signal, so the node
+        is closed and the exit status is 0 (a clean stop, not a kill)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
     node = _node(args)
     print(f"flagledger: serving {sorted(node.app.hosted)} on http://{args.host}:{args.port} "
           f"(console: /console/, API: /api/v1/, OpenAPI: /openapi.json)", file=sys.stderr)
-    uvicorn.run(create_app(node), host=args.host, port=args.port, log_level="info", access_log=args.access_log)
+    config = uvicorn.Config(create_app(node), host=args.host, port=args.port, log_level="info",
+                            access_log=args.access_log, lifespan="off")
+    Server(config).run()
     return 0
 
 

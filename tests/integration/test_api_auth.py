@@ -7,6 +7,7 @@ import base64
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -110,3 +111,17 @@ def test_the_cli_issues_a_token_the_api_accepts(make_node: NodeFactory, capsys: 
     assert _who(node, {"Authorization": f"Bearer {issued['token']}"})[0] == 200
     assert main(["--data-dir", data_dir, "staff", "token", "--as", f"{A}/counter", "counter"]) == 4
     assert "role_not_permitted" in capsys.readouterr().err
+
+
+def test_every_operation_of_the_document_needs_a_token(sqlite_node: Node) -> None:
+    doc = json.loads((Path(__file__).resolve().parents[2] / "deploy" / "openapi.json").read_text())
+    http = client(sqlite_node)
+    calls = 0
+    for path, ops in doc["paths"].items():
+        url = path.replace("{request_id}", "00000000-0000-0000-0000-000000000000")
+        for method in ops:
+            r = http.request(method.upper(), url, json={})
+            assert r.status_code == 401 and r.json()["code"] == "unauthenticated", (method, path, r.text)
+            assert r.headers["www-authenticate"] == "Bearer"
+            calls += 1
+    assert calls >= 20

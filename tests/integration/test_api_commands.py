@@ -156,6 +156,9 @@ def test_unknown_ids_are_404_and_bad_input_is_422_with_fields(api: Api, person: 
         body = {"reason": "r"} if path.endswith("reject") else {}
         assert _unchanged(api, lambda p=path, b=body: api.post(f"{B}/apr", p, b, 404))["code"] == "not_found"
     assert api.get(f"{B}/apr", f"/flag-requests/{missing}", status=404)["code"] == "not_found"
+    theirs = api.post(f"{A}/req", "/flag-requests", {"subject": person(), "flags": [ND]}, 201)["request_id"]
+    assert api.get(f"{B}/apr", f"/flag-requests/{theirs}", status=404)["code"] == "not_found", \
+        "another agency's request is as if it did not exist"
     assert api.post(f"{B}/op", f"/flag-requests/{missing}/execute", status=404)["code"] == "not_found"
     assert api.post(f"{B}/rev", f"/provision-requests/{missing}/propose",
                     {"decision": "provide", "applicant_check": "unknown"}, 404)["code"] == "not_found"

@@ -84,11 +84,14 @@ def test_approve_execute_and_decide_a_held_request_through_forms(sqlite_node: No
 
 def test_reviews_and_the_recorded_timeline(sqlite_node: Node, person: Callable[[], str]) -> None:
     x = person()
-    Api(sqlite_node).protect(B, x, [ND])
+    api = Api(sqlite_node)
+    api.post(f"{B}/req", "/cases", {"victim": x, "notes": "<script>alert(1)</script>"}, 201)
+    api.protect(B, x, [ND])
     http, csrf = signed_in(sqlite_node, B, "aud")
     assert "見直し期限" in http.get("/console/reviews").text
     page = http.post("/console/timeline", data={"subject": x, "purpose": "監査", "csrf": csrf})
     assert page.status_code == 200 and "Protection.FlagsSet" in page.text
+    assert "ProtectionCase" in page.text and "<script>alert" not in page.text, "recorded text is escaped"
     assert access_reads(sqlite_node) == [(B, "aud", "subject timeline")]
     clerk, clerk_csrf = signed_in(sqlite_node, B, "counter")
     assert clerk.post("/console/timeline", data={"subject": x, "purpose": "x", "csrf": clerk_csrf}).status_code == 403

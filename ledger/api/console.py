@@ -98,7 +98,7 @@ def home(request: Request, node: LockedNode, session: Session = None) -> Respons
         queue = views.work_queue(node, who.actor)
     except FlagLedgerError as exc:
         return _refused(request, node, None, exc)
-    return _page(request, node, who, "home.html", queue=queue)
+    return _page(request, node, who, "home.html", queue=queue, agency_name=node.app.agency(who.actor.agency).name)
 
 
 @router.get("/login", response_class=HTMLResponse)

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.api.auth import AuthError
@@ -41,6 +41,13 @@ FORBIDDEN_MESSAGES = {
     "four_eyes": "the same person may not request and approve or decide (four eyes)",
     "forbidden": "not allowed",
 }
+
+
+_CONSOLE_422 = (
+    '<!doctype html><html lang="ja"><meta charset="utf-8"><title>入力エラー</title>'
+    "<p>入力内容に誤りがあります。必須項目を入力し、ページを再読み込みしてからやり直してください。</p>"
+    '<p><a href="/console/">ホームへ戻る</a></p></html>'
+)
 
 
 def status_for(exc: FlagLedgerError) -> int:
@@ -80,8 +87,11 @@ async def _ledger_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(exc), status_code=status, headers=_headers(status))
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if request.url.path.startswith("/console"):
+        # a console form with a missing or oversized field: a page, not JSON, and no input echoed
+        return HTMLResponse(_CONSOLE_422, status_code=422)
     # the offending input is left out: it may be an individual number
     fields = [
         {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}

@@ -146,6 +146,17 @@ def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
     assert node.app.querier_answer(UUID(q)).status == "not_provided"
     shot(decider, "06-held-request-decided")
 
+    # an auditor reads the person's timeline, stating a purpose; the read itself is recorded and shown
+    aud = sign_in(browser, server, node, B, "aud")
+    aud.click("header nav >> text=対象者の履歴（監査）")
+    aud.fill("#subject", x)
+    aud.fill("#purpose", "苦情調査")
+    aud.click("button:has-text('表示')")
+    events = aud.locator("table").inner_text()
+    assert "Protection.FlagsSet" in events and "ProvisionRequest" in events
+    assert "AccessRecord.ProtectedDetailsRead" in events, "the auditor's own read is on the timeline"
+    shot(aud, "07-auditor-timeline")
+
     # signing out ends the session
     decider.click("button:has-text('サインアウト')")
     assert "サインアウトしました" in decider.locator(".notice").inner_text()

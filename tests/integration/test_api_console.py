@@ -22,7 +22,7 @@ def signed_in(node: Node, agency: str, staff: str) -> tuple[TestClient, str]:
     cookie = r.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
     home = http.get("/console/")
-    assert home.status_code == 200 and f"{agency} / {staff}" in home.text
+    assert home.status_code == 200 and f"{agency} / {staff}" in home.text and f"市（{agency}）の業務一覧" in home.text
     csrf = re.search(r'<meta name="csrf" content="([0-9a-f]{64})">', home.text)
     assert csrf is not None
     return http, csrf.group(1)
@@ -51,8 +51,11 @@ def test_counter_banner_at_another_agency_and_no_banner_for_others(sqlite_node: 
     assert "保護フラグの登録はありません" in page.text and "保護対象者です" not in page.text
     stale = http.post("/console/counter", data={"subject": x, "csrf": "0" * 64})
     assert stale.status_code == 403 and "csrf" in stale.text and "保護対象者です" not in stale.text
+    missing = http.post("/console/counter", data={"subject": x})
+    assert missing.status_code == 422 and "入力内容に誤りがあります" in missing.text and x not in missing.text
     http, _ = signed_in(sqlite_node, A, "req")
     assert http.get("/console/counter").status_code == 403
+    assert "窓口照会" not in http.get("/console/").text, "no counter entry for staff without counter_lookup"
 
 
 def test_approve_execute_and_decide_a_held_request_through_forms(sqlite_node: Node,

@@ -1,4 +1,5 @@
 """The staff console's pages over HTTP (no browser): sign-in cookie, CSRF, banner, queues, refusals.
+The counter banner runs on SQLite and PostgreSQL (the ``node`` fixture), the rest on SQLite.
 The same flows in real Chromium are in tests/e2e/test_console_browser.py."""
 
 from __future__ import annotations
@@ -39,11 +40,10 @@ def test_sign_in_needs_a_valid_token_and_pages_need_a_session(sqlite_node: Node)
     assert r.status_code == 303 and 'flagledger_session=""' in r.headers["set-cookie"]
 
 
-def test_counter_banner_at_another_agency_and_no_banner_for_others(sqlite_node: Node,
-                                                                   person: Callable[[], str]) -> None:
+def test_counter_banner_at_another_agency_and_no_banner_for_others(node: Node, person: Callable[[], str]) -> None:
     x, y = person(), person()
-    Api(sqlite_node).protect(B, x, [ND, NAR])
-    http, csrf = signed_in(sqlite_node, A, "counter")
+    Api(node).protect(B, x, [ND, NAR])
+    http, csrf = signed_in(node, A, "counter")
     page = http.post("/console/counter", data={"subject": x, "csrf": csrf})
     assert page.status_code == 200 and "保護対象者です" in page.text and "不開示" in page.text
     assert B not in page.text, "staff of another agency never see which agency protects the person"
@@ -53,7 +53,7 @@ def test_counter_banner_at_another_agency_and_no_banner_for_others(sqlite_node: 
     assert stale.status_code == 403 and "csrf" in stale.text and "保護対象者です" not in stale.text
     missing = http.post("/console/counter", data={"subject": x})
     assert missing.status_code == 422 and "入力内容に誤りがあります" in missing.text and x not in missing.text
-    http, _ = signed_in(sqlite_node, A, "req")
+    http, _ = signed_in(node, A, "req")
     assert http.get("/console/counter").status_code == 403
     assert "窓口照会" not in http.get("/console/").text, "no counter entry for staff without counter_lookup"
 

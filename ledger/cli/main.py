@@ -482,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(cmd="agency trust")
 
     g = sub(groups, "staff", "staff and roles").add_subparsers(dest="sub", required=True)
+    GROUPS["staff"] = g
     s = sub(g, "enroll", "enrol a staff member")
     actor(s)
     s.add_argument("staff")

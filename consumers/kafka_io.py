@@ -53,11 +53,19 @@ def _producer(settings: KafkaSettings) -> Any:
 def ensure_topics(settings: KafkaSettings, partitions: int | None = None, replication: int | None = None) -> list[str]:
     """Create the events and dead-letter topics if missing (sizes default to the settings); returns those created."""
     from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    from ledger.errors import ConfigurationError
 
     partitions = partitions or settings.partitions
     replication = replication or settings.replication_factor
-    admin = KafkaAdminClient(**settings.client_options())
+    try:
+        admin = KafkaAdminClient(**settings.client_options())
+    except KafkaError as exc:
+        raise ConfigurationError(
+            f"cannot reach the Kafka brokers {settings.bootstrap_servers}: {exc}; check "
+            "FLAGLEDGER_KAFKA_BOOTSTRAP_SERVERS and the security settings, and that the brokers are up"
+        ) from exc
     created = []
     try:
         existing = set(admin.list_topics())

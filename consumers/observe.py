@@ -43,7 +43,7 @@ ENV = {
     "liveness_seconds": "FLAGLEDGER_LIVENESS_SECONDS",
 }
 REVIEW_WINDOW_DAYS = 30  # as the work queue's "reviews due"
-CHECKPOINT_TOPIC = "ledger.domain.checkpoints:CheckpointLog."
+CHECKPOINT_TOPIC = "ledger.domain.checkpoints:CheckpointLog.CheckpointSigned"
 
 
 @dataclass(frozen=True)
@@ -122,9 +122,7 @@ class _CheckpointScan:
         for position, _, env in node.app.envelopes(start=self.position + 1):
             self.position = position
             h = env.header
-            if h.origin in node.app.hosted and h.topic.startswith(CHECKPOINT_TOPIC) and not h.topic.endswith(
-                ".Opened"
-            ):
+            if h.topic == CHECKPOINT_TOPIC and h.origin in node.app.hosted:
                 at = datetime.fromisoformat(h.time)
                 at = at if at.tzinfo else at.replace(tzinfo=UTC)
                 self.latest = at if self.latest is None else max(self.latest, at)

@@ -106,7 +106,11 @@ class Relay:
         if self._producer is None:
             ensure_topics(self.settings)
             self._producer = _producer(self.settings)
-        sent, last = 0, self.position()
+        sent, start = 0, self.position()
+        last = start
+        # everything up to here is scanned below: the position may pass events that are not ours to publish
+        # (other agencies' events, local-only ones), so the next round does not read them again
+        scanned = self.node.app.max_position()
         for position, origin, raw in publishable(self.node.app, last):
             self._producer.send(self.settings.topic, key=origin.encode(), value=raw)
             sent, last = sent + 1, position
@@ -115,8 +119,9 @@ class Relay:
                 self.reset(last)
         if sent:
             self._producer.flush()
-            self.reset(last)
             log.info("relay: published %d events up to position %d", sent, last)
+        if max(last, scanned) > start:
+            self.reset(max(last, scanned))
         return sent
 
     def close(self) -> None:

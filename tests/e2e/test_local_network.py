@@ -8,6 +8,7 @@ would); everything between agencies travels through the node processes and the b
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -88,9 +89,11 @@ def metrics(state: dict[str, Any], code: str) -> dict[str, float]:
     }
 
 
-def cli(net: ModuleType, root: Path, code: str, *args: str) -> subprocess.CompletedProcess[str]:
+def audit_verify(net: ModuleType, root: Path, code: str) -> subprocess.Popen[str]:
+    """`flagledger audit verify` as an operator runs it against one node (its variables, its database)."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}, **net.environment(root, code)}
-    return subprocess.run([FLAGLEDGER, *args], env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.Popen([FLAGLEDGER, "audit", "verify", "--quiet"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def eventually(check: Callable[[], bool], what: str, seconds: float = 30) -> None:
@@ -144,7 +147,8 @@ def test_seed_across_three_nodes(network, person, monkeypatch: pytest.MonkeyPatc
                       "flagledger_projection_lag_events", "flagledger_log_head_position"):
             assert gauge in m, f"{gauge} missing from /metrics"
         assert m["flagledger_parked_messages"] == 0
-        assert "flagledger_checkpoint_age_seconds" not in m, "no checkpoints are written yet: the metric is unset"
+        # the node signs a checkpoint when it starts (then every --checkpoint-every seconds)
+        assert 0 <= m["flagledger_checkpoint_age_seconds"] < 600, "the node's first checkpoint is recent"
         eventually(lambda: any(e.event == "ProbeNotice.Sent" and e.agency == A
                                for e in views.subject_timeline(b, Actor(B, "aud"), x, "e2e: probes")),
                    "A's probe about X reaches B")
@@ -160,9 +164,14 @@ def test_seed_across_three_nodes(network, person, monkeypatch: pytest.MonkeyPatc
         shown = views.portal_records(a, x, x).records
         assert len(shown) == 1 and shown[0].request_id == after.request_id, "only the record after release shows"
 
-    for code in (A, B, SC):
-        done = cli(net, root, code, "audit", "verify", "--quiet")
-        assert done.returncode == 0, f"audit verify failed at {code}: {done.stderr}"
+    entries = [json.loads(line) for line in (root / "node-b.log").read_text().splitlines() if line.startswith("{")]
+    assert any(e.get("logger") == "flagledger.node" and e["message"].startswith("serving /metrics") for e in entries)
+    assert any(e.get("logger") == "flagledger.consumers" and "relay: published" in e["message"] for e in entries)
+
+    verifying = {code: audit_verify(net, root, code) for code in (A, B, SC)}  # in parallel: three processes
+    for code, proc in verifying.items():
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and '"ok": true' in out, f"audit verify failed at {code}: {err}"
     net.stop(root, progress=lambda _: None)  # no node process catches up while projections are rebuilt
     for code in (A, B, SC):
         with staff_node(net, root, code) as node:

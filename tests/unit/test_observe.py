@@ -7,6 +7,7 @@ import logging
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,3 +109,30 @@ def test_a_taken_metrics_port_is_a_configuration_error() -> None:
             HealthServer(NodeMetrics(), ObserveSettings(metrics_port=first.port))
     finally:
         first.close()
+
+
+def test_checkpoint_age_reads_only_this_nodes_signed_checkpoints_incrementally() -> None:
+    # checkpoints are written by ledger.domain.checkpoints (another module); the scan reads envelope headers only,
+    # so a stand-in log of headers is enough to pin down which events count
+    from types import SimpleNamespace
+
+    from consumers.observe import CHECKPOINT_TOPIC, latest_checkpoint_time
+
+    def env(topic: str, origin: str, at: str) -> SimpleNamespace:
+        return SimpleNamespace(header=SimpleNamespace(topic=topic, origin=origin, time=at))
+
+    log = [
+        env(CHECKPOINT_TOPIC.replace("CheckpointSigned", "Opened"), "131016", "2026-11-25T01:00:00+00:00"),
+        env(CHECKPOINT_TOPIC, "131016", "2026-11-25T02:00:00+00:00"),
+        env(CHECKPOINT_TOPIC, "131024", "2026-11-25T05:00:00+00:00"),  # a peer's checkpoint, ingested
+    ]
+    app = SimpleNamespace(hosted={"131016"}, envelopes=lambda start=1: ((i, None, e) for i, e in
+                                                                         enumerate(log, 1) if i >= start))
+    scan = latest_checkpoint_time()
+    node: Any = SimpleNamespace(app=app)
+    assert scan(node).isoformat() == "2026-11-25T02:00:00+00:00"
+    assert scan.position == 3
+    log.append(env(CHECKPOINT_TOPIC, "131016", "2026-11-25T03:00:00"))  # naive time: read as UTC
+    assert scan(node).isoformat() == "2026-11-25T03:00:00+00:00"
+    empty = latest_checkpoint_time()
+    assert empty(SimpleNamespace(app=SimpleNamespace(hosted={"131016"}, envelopes=lambda start=1: iter(())))) is None

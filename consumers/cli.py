@@ -57,15 +57,28 @@ def _consume(args: argparse.Namespace) -> int:
 
 @command("node")
 def _run_node(args: argparse.Namespace) -> int:
-    """Relay + consume + projections in one process; SIGTERM stops it cleanly between polls."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    log = logging.getLogger("flagledger.node")
+    """Relay + consume + projections in one process; SIGTERM stops it cleanly between polls.
+
+    Metrics, health and readiness (consumers.observe) are served when a metrics port is configured.
+    """
+    from consumers.observe import HealthServer, NodeMetrics, ObserveSettings, configure_logging
+
     node = _node(args)
+    observe = ObserveSettings.from_config(
+        node.config, metrics_port=args.metrics_port, metrics_host=args.metrics_host, log_format=args.log_format
+    )
+    configure_logging(observe.log_format)
+    log = logging.getLogger("flagledger.node")
     settings = KafkaSettings.from_config(node.config)
     relay, consumer = Relay(node, settings), Consumer(node, settings)
     status_file = node.config.data_dir / "node-status.json"
+    metrics = NodeMetrics()
+    server = HealthServer(metrics, observe) if observe.metrics_port else None
+    if server is not None:
+        log.info("serving /metrics, /healthz, /readyz on %s:%d", observe.metrics_host, server.port)
     until = _stopper(args.seconds)
     checkpointer, next_checkpoint = Checkpointer(node.app), time.monotonic()
+    measured = 0.0
     try:
         while not until():
             if args.checkpoint_every > 0 and time.monotonic() >= next_checkpoint:
@@ -85,8 +98,16 @@ def _run_node(args: argparse.Namespace) -> int:
                 "parked": len(parked(node)),
             }
             status_file.write_text(json.dumps(status))
+            if time.monotonic() - measured >= 1.0:  # a snapshot a second is plenty for a 15 s scrape
+                measured = time.monotonic()
+                try:
+                    metrics.update(node, relay, consumer)
+                except Exception:  # a failed measurement must not stop replication; /healthz goes stale instead
+                    log.exception("metrics snapshot failed")
         log.info("stopping: %s", status_file.read_text() if status_file.exists() else "{}")
     finally:
+        if server is not None:
+            server.close()
         relay.close()
         consumer.close()
     return 0
@@ -130,6 +151,9 @@ def _register(groups: Any, sub: Any, actor: Any) -> None:
         metavar="SECONDS",
         help="sign a log checkpoint this often when something new was logged (0: never; default 300)",
     )
+    s.add_argument("--metrics-port", type=int, default=None, help="serve /metrics /healthz /readyz")
+    s.add_argument("--metrics-host", default=None, help="address to bind (env …_METRICS_HOST; default 127.0.0.1)")
+    s.add_argument("--log-format", choices=["text", "json"], default=None, help="env FLAGLEDGER_LOG_FORMAT")
     s.set_defaults(cmd="node")
     g = sub(groups, "consumers", "parked (poison) messages").add_subparsers(dest="sub", required=True)
     sub(g, "parked", "list parked messages").set_defaults(cmd="consumers parked")
@@ -138,8 +162,8 @@ def _register(groups: Any, sub: Any, actor: Any) -> None:
     s.set_defaults(cmd="consumers replay")
     g = sub(groups, "topics", "broker topics").add_subparsers(dest="sub", required=True)
     s = sub(g, "ensure", "create the events and dead-letter topics")
-    s.add_argument("--partitions", type=int, default=12)
-    s.add_argument("--replication", type=int, default=1)
+    s.add_argument("--partitions", type=int, default=None, help="default: kafka setting partitions")
+    s.add_argument("--replication", type=int, default=None, help="default: kafka setting replication_factor")
     s.set_defaults(cmd="topics ensure")
 
 

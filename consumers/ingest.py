@@ -7,6 +7,8 @@ for the caller to park (dead-letter topic + local table); nothing about it reach
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 from uuid import UUID
@@ -22,6 +24,8 @@ from ledger.errors import FlagLedgerError, IntegrityError, StateConflict
 from projections.base import metadata
 
 __all__ = ["Outcome", "PendingStore", "ingest"]
+
+log = logging.getLogger("flagledger.consumers")
 
 Kind = Literal["applied", "duplicate", "own", "held_gap", "parked"]
 
@@ -51,6 +55,14 @@ class PendingStore:
         assert isinstance(engine, Engine)
         self.engine = engine
         self.app = app
+        # where an event released from the gap and then refused goes (the consumer's parked table); else logged
+        self.on_parked: Callable[[Outcome, bytes], None] | None = None
+
+    def parked(self, outcome: Outcome, raw: bytes) -> None:
+        if self.on_parked is not None:
+            self.on_parked(outcome, raw)
+        else:
+            log.error("event released from a gap was refused and is not applied: [%s] %s", outcome.code, outcome.reason)
 
     def hold(self, env: Envelope, raw: bytes) -> None:
         from projections.base import upsert
@@ -105,11 +117,13 @@ def ingest(app: FlagLedger, raw: bytes, pending: PendingStore | None = None) -> 
     try:
         env = Envelope.from_bytes(raw)
         h = env.header
-        if h.origin in app.hosted:
-            return Outcome("own")
         _check_schema(env)
         app.signed_mapper.verify(env)
         event = app.signed_mapper.decode(env)
+        if h.origin in app.hosted:
+            # our own event read back from the topic: skipped only if it is the very event our log holds
+            # (a forgery naming a hosted agency would otherwise vanish without being parked)
+            return _own(app, env)
     except (FlagLedgerError, ValueError) as exc:
         return Outcome("parked", str(exc), getattr(exc, "code", "malformed"))
     held = hold_reason(app, h.origin)
@@ -141,7 +155,10 @@ def ingest(app: FlagLedger, raw: bytes, pending: PendingStore | None = None) -> 
     # an event that was waiting behind this one follows (and, recursively, the rest of its stream)
     nxt = pending.take(h.stream, h.version + 1) if pending is not None else None
     if nxt is not None:
-        applied += ingest(app, nxt, pending).applied
+        after = ingest(app, nxt, pending)
+        applied += after.applied
+        if after.kind == "parked" and pending is not None:
+            pending.parked(after, nxt)  # e.g. a forked checkpoint that waited behind a gap: keep it as evidence
     return Outcome("applied", applied=applied)
 
 
@@ -154,6 +171,14 @@ def _hold_on_checkpoint_fork(app: FlagLedger, env: Envelope, outcome: Outcome) -
     reason = f"checkpoint fork from agency {origin}: {outcome.reason}"
     hold_agency(app, origin, reason, "checkpoint_fork")
     return Outcome("parked", f"{reason}; agency {origin} is now on hold", "checkpoint_fork")
+
+
+def _own(app: FlagLedger, env: Envelope) -> Outcome:
+    if _duplicate_or_fork(app, env).kind == "duplicate":
+        return Outcome("own")
+    h = env.header
+    return Outcome("parked", f"v{h.version} of stream {h.stream} claims agency {h.origin}, hosted here, "
+                             "but is not the event this node holds", "forged_own")
 
 
 def _duplicate_or_fork(app: FlagLedger, env: Envelope) -> Outcome:

@@ -47,21 +47,17 @@ parked_messages = Table(
 def _producer(settings: KafkaSettings) -> Any:
     from kafka import KafkaProducer
 
-    return KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
-        security_protocol=settings.security_protocol,
-        linger_ms=5,
-    )
+    return KafkaProducer(acks="all", enable_idempotence=True, linger_ms=5, **settings.client_options())
 
 
-def ensure_topics(settings: KafkaSettings, partitions: int = 1, replication: int = 1) -> list[str]:
-    """Create the events and dead-letter topics if missing; returns the ones created."""
+def ensure_topics(settings: KafkaSettings, partitions: int | None = None, replication: int | None = None) -> list[str]:
+    """Create the events and dead-letter topics if missing (sizes default to the settings); returns those created."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, security_protocol=settings.security_protocol)
+    partitions = partitions or settings.partitions
+    replication = replication or settings.replication_factor
+    admin = KafkaAdminClient(**settings.client_options())
     created = []
     try:
         existing = set(admin.list_topics())
@@ -127,12 +123,12 @@ class Consumer:
         self.node = node
         self.settings = settings
         self.pending = PendingStore(node.app, node.engine)
+        self.pending.on_parked = lambda outcome, raw: self._park(outcome, raw, "released from ingest_pending")
         self.counts: dict[str, int] = {}
         self._dlq: Any = None
         ensure_topics(settings)  # subscribing to a topic that does not exist yet waits for a metadata refresh
         self._consumer = KafkaConsumer(
             settings.topic,
-            bootstrap_servers=settings.bootstrap_servers,
             group_id=settings.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -140,7 +136,7 @@ class Consumer:
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
             max_poll_interval_ms=settings.max_poll_interval_ms,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
-            security_protocol=settings.security_protocol,
+            **settings.client_options(),
         )
 
     def poll_once(self, timeout_ms: int = 1000) -> int:
@@ -180,6 +176,14 @@ class Consumer:
         )
         self._dlq.flush()
         log.warning("parked %s: [%s] %s", source, outcome.code, outcome.reason)
+
+    def lag(self) -> int:
+        """Messages on this member's assigned partitions not yet processed (end offset − position)."""
+        assigned = list(self._consumer.assignment())
+        if not assigned:
+            return 0
+        ends = self._consumer.end_offsets(assigned)
+        return sum(max(int(ends.get(tp, 0)) - int(self._consumer.position(tp)), 0) for tp in assigned)
 
     def run(self, until: Callable[[], bool], timeout_ms: int = 1000) -> None:
         while not until():

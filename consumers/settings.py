@@ -2,12 +2,17 @@
 
 Broker-specific tuning (group timeouts, fetch wait) is configuration, not code: Tansu in tests wants short
 group timeouts; Apache Kafka in production runs with its defaults or the operator's values.
+
+Security (TLS, SASL/SCRAM or mTLS towards the inter-agency broker) is configuration too. The SASL password
+is read from a file (``sasl_password_file``, a mounted secret), never from the config file or the
+environment itself.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from ledger.config import NodeConfig
@@ -16,6 +21,9 @@ from ledger.errors import ConfigurationError
 __all__ = ["KafkaSettings"]
 
 ENV_PREFIX = "FLAGLEDGER_KAFKA_"
+
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 @dataclass(frozen=True)
@@ -28,7 +36,16 @@ class KafkaSettings:
     heartbeat_interval_ms: int = 3000
     max_poll_interval_ms: int = 300000
     fetch_max_wait_ms: int = 100
+    # what a node creates when the topics are missing (`topics ensure` and the relay's first start)
+    partitions: int = 1
+    replication_factor: int = 1
     security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password_file: str = ""
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""  # mTLS: this agency's client certificate
+    ssl_keyfile: str = ""
 
     @classmethod
     def from_config(cls, config: NodeConfig) -> KafkaSettings:
@@ -51,4 +68,51 @@ class KafkaSettings:
         settings = cls(**typed)
         if not settings.group_id:
             settings = cls(**{**typed, "group_id": "flagledger-" + "-".join(sorted(a.code for a in config.agencies))})
+        settings.check()
         return settings
+
+    def check(self) -> None:
+        """Refuse a security configuration that kafka-python would only reject at the first connection."""
+        if self.security_protocol not in PROTOCOLS:
+            raise ConfigurationError(
+                f"kafka security_protocol {self.security_protocol!r} is not one of {', '.join(PROTOCOLS)}"
+            )
+        if self.security_protocol.startswith("SASL_"):
+            if self.sasl_mechanism not in MECHANISMS:
+                raise ConfigurationError(
+                    f"kafka security_protocol {self.security_protocol} needs sasl_mechanism "
+                    f"({', '.join(MECHANISMS)}), got {self.sasl_mechanism!r}"
+                )
+            if not self.sasl_username or not self.sasl_password_file:
+                raise ConfigurationError(
+                    "kafka SASL needs sasl_username and sasl_password_file (FLAGLEDGER_KAFKA_SASL_USERNAME, "
+                    "FLAGLEDGER_KAFKA_SASL_PASSWORD_FILE)"
+                )
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise ConfigurationError("kafka mTLS needs both ssl_certfile and ssl_keyfile")
+        if self.partitions < 1 or self.replication_factor < 1:
+            raise ConfigurationError("kafka partitions and replication_factor must be at least 1")
+
+    def client_options(self) -> dict[str, Any]:
+        """The connection and security keyword arguments every kafka-python client of a node gets."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "security_protocol": self.security_protocol,
+        }
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+                value = getattr(self, name)
+                if value:
+                    options[name] = value
+        if self.security_protocol.startswith("SASL_"):
+            path = Path(self.sasl_password_file)
+            try:
+                password = path.read_text().strip()
+            except OSError as exc:
+                raise ConfigurationError(f"cannot read the kafka SASL password file {path}: {exc}") from exc
+            options.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=password,
+            )
+        return options

@@ -4,6 +4,7 @@
 #   bash deploy/dev.sh test   — lint, type-check and every default test (SQLite, PostgreSQL, Kafka broker)
 #   bash deploy/dev.sh long   — the long suites (marked `long`)
 #   bash deploy/dev.sh bench  — the benchmark table (tests/perf)
+#   bash deploy/dev.sh network up|env CODE|status|down — three agency nodes on Tansu + local PostgreSQL (deploy/local)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -65,8 +66,13 @@ case "${1:-}" in
     ensure_postgres
     exec .venv/bin/python -m tests.perf.bench "${@:2}"
     ;;
+  network)
+    setup test
+    ensure_postgres
+    exec .venv/bin/python deploy/local/network.py "${@:2}"
+    ;;
   *)
-    echo "usage: bash deploy/dev.sh demo|test|long|bench [args…]" >&2
+    echo "usage: bash deploy/dev.sh demo|test|long|bench|network [args…]" >&2
     exit 2
     ;;
 esac

@@ -633,6 +633,39 @@ class FlagLedger(Application[UUID]):
     ) -> QuerierAnswer:
         """Agency ``actor.agency`` queries ``provider`` (hosted here) about ``subject``."""
         self.authorise(actor, Action.REQUEST_PROVISION)
+        return self._provision(actor.agency, provider, subject, legal_item=legal_item, procedure=procedure,
+                               info_kind=info_kind, applicant=applicant)
+
+    def receive_query(
+        self,
+        querier: str,
+        provider: str,
+        subject: str,
+        *,
+        legal_item: int,
+        procedure: str,
+        info_kind: str,
+        applicant: str = Applicant.UNKNOWN.value,
+    ) -> QuerierAnswer:
+        """A query from an agency served by another node, as the information-provision network delivers it
+        to ``provider``'s intermediate server. The network authenticates the querier, so no staff of ours
+        is involved; the answer is what the network relays back (the querier's node learns the rest from
+        the provider's published events, exactly as for :meth:`request_provision`)."""
+        agency_code(querier)
+        return self._provision(querier, provider, subject, legal_item=legal_item, procedure=procedure,
+                               info_kind=info_kind, applicant=applicant)
+
+    def _provision(
+        self,
+        querier: str,
+        provider: str,
+        subject: str,
+        *,
+        legal_item: int,
+        procedure: str,
+        info_kind: str,
+        applicant: str,
+    ) -> QuerierAnswer:
         agency_code(provider)
         if provider not in self.hosted:
             raise NotFoundError(f"providing agency {provider} is not served by this node")
@@ -644,7 +677,7 @@ class FlagLedger(Application[UUID]):
         subj = self.subject(subject)
         request = ProvisionRequest(
             agency=provider,
-            querier=actor.agency,
+            querier=querier,
             subject=subj,
             legal_item=legal_item,
             procedure=procedure,
@@ -663,7 +696,7 @@ class FlagLedger(Application[UUID]):
                     agency=provider,
                     holders=sorted({a for hs in state.values() for a in hs}),
                     request_id=request.id,
-                    querier=actor.agency,
+                    querier=querier,
                     procedure=procedure,
                     legal_item=legal_item,
                 )

@@ -108,11 +108,19 @@ def open_node(
     return Node(config, app, engine, projector, state)
 
 
-def _new_key(config: NodeConfig, code: str, valid_from: datetime) -> dict[str, str]:
-    signer = Signer.generate(code)
-    fname = f"{code}-{signer.key_id.split(':')[1]}.pem"
-    config.ensure_secrets_dir()
-    signer.save(config.secrets_dir / fname)
+def _new_key(
+    config: NodeConfig, code: str, valid_from: datetime, existing: Path | None = None
+) -> dict[str, str]:
+    if existing is not None:
+        # a key generated in the deployment's secret store (e.g. a Compose or Kubernetes secret) stays there:
+        # config.json records where it is mounted, never its bytes
+        signer = Signer.load(code, existing)
+        fname = str(existing.absolute())
+    else:
+        signer = Signer.generate(code)
+        fname = f"{code}-{signer.key_id.split(':')[1]}.pem"
+        config.ensure_secrets_dir()
+        signer.save(config.secrets_dir / fname)
     return {
         "key_id": signer.key_id,
         "public_hex": signer.public_raw.hex(),
@@ -129,8 +137,14 @@ def init_node(
     encryption: bool = True,
     pseudonym_key_file: Path | None = None,
     clock: Callable[[], datetime] | None = None,
+    signing_key_file: Path | None = None,
 ) -> Node:
-    """Create a data directory hosting ``agencies``: keys, secrets, config, and their registration events."""
+    """Create a data directory hosting ``agencies``: keys, secrets, config, and their registration events.
+
+    ``signing_key_file`` (one agency only): adopt that Ed25519 PEM instead of generating a key.
+    """
+    if signing_key_file is not None and len(agencies) != 1:
+        raise ConfigurationError("a signing key file can be given for exactly one agency")
     if (data_dir / "config.json").exists():
         raise ConfigurationError(
             f"{data_dir} is already initialised; use `flagledger agency add` to host more"
@@ -141,18 +155,26 @@ def init_node(
     config.create_missing_secrets(pseudonym_key_file)
     config.save()
     for spec in agencies:
-        add_agency(data_dir, spec, clock=clock).close()
+        add_agency(data_dir, spec, clock=clock, signing_key_file=signing_key_file).close()
     return open_node(data_dir, clock=clock)
 
 
-def add_agency(data_dir: Path, spec: AgencySpec, *, clock: Callable[[], datetime] | None = None) -> Node:
+def add_agency(
+    data_dir: Path,
+    spec: AgencySpec,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    signing_key_file: Path | None = None,
+) -> Node:
     config = NodeConfig.load(data_dir)
     if any(a.code == spec.code for a in config.agencies):
         raise ConfigurationError(f"agency {spec.code} is already hosted in {data_dir}")
     now = (clock or (lambda: datetime.now(UTC)))()
     # valid a little before now so events stamped in the same second by a skewed clock still verify
     config.agencies.append(
-        AgencyEntry(code=spec.code, keys=[_new_key(config, spec.code, now - timedelta(minutes=5))])
+        AgencyEntry(
+            code=spec.code, keys=[_new_key(config, spec.code, now - timedelta(minutes=5), signing_key_file)]
+        )
     )
     config.save()
     node = open_node(data_dir, clock=clock)
@@ -166,11 +188,11 @@ def add_agency(data_dir: Path, spec: AgencySpec, *, clock: Callable[[], datetime
     return node
 
 
-def rotate_key(node: Node, actor: Actor) -> str:
-    """Generate a new key for the actor's agency, announce it in the ledger and make it current."""
+def rotate_key(node: Node, actor: Actor, signing_key_file: Path | None = None) -> str:
+    """Generate (or adopt ``signing_key_file``) a new key for the actor's agency, announce it, make it current."""
     now = node.app.clock()
     entry = node.config.agency(actor.agency)
-    new = _new_key(node.config, actor.agency, now)
+    new = _new_key(node.config, actor.agency, now, signing_key_file)
     signer = Signer.load(actor.agency, node.config.secrets_dir / new["file"])
     node.app.rotate_key(actor, signer, now)
     entry.keys.append(new)

@@ -438,6 +438,8 @@ def verify_checkpoints(
             )
     if mismatch is not None:
         problems.append(mismatch)
+    if progress is not None:
+        progress(end, end)
     if not problems or report.first_bad is not None:
         return
     first = min(problems, key=lambda p: p.index if p.index >= 0 else 1 << 62)

@@ -8,7 +8,9 @@ Layout::
     DATA_DIR/views.sqlite           projections (embedded default)
 
 Environment overrides: ``FLAGLEDGER_DATA_DIR``, ``FLAGLEDGER_DATABASE_URL`` (``postgresql://user@host:port/db``),
+``FLAGLEDGER_DATABASE_PASSWORD_FILE`` (the database password from a mounted secret; never saved in config.json),
 ``FLAGLEDGER_PSEUDONYM_KEY_FILE``, ``FLAGLEDGER_CIPHER_KEY_FILE``, ``FLAGLEDGER_ENCRYPTION`` (``on``/``off``).
+A signing key's ``file`` in config.json is relative to ``secrets/`` or absolute (e.g. a mounted secret).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class NodeConfig:
     database_url: str | None = None
     encryption: bool = True
     kafka: dict[str, Any] = field(default_factory=dict)
+    observability: dict[str, Any] = field(default_factory=dict)  # metrics port, log format (consumers.observe)
+    database_password: str | None = field(default=None, repr=False)  # from a secret file; never saved
 
     # -- files --------------------------------------------------------------------------------
     @property
@@ -76,6 +80,7 @@ class NodeConfig:
                 database_url=raw.get("database_url"),
                 encryption=bool(raw.get("encryption", True)),
                 kafka=dict(raw.get("kafka", {})),
+                observability=dict(raw.get("observability", {})),
             )
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"{path} is not valid: {exc}") from exc
@@ -89,6 +94,12 @@ class NodeConfig:
         enc = os.environ.get("FLAGLEDGER_ENCRYPTION")
         if enc:
             self.encryption = enc.lower() not in ("0", "off", "false", "no")
+        password_file = os.environ.get("FLAGLEDGER_DATABASE_PASSWORD_FILE")
+        if password_file:
+            try:
+                self.database_password = Path(password_file).read_text().strip()
+            except OSError as exc:
+                raise ConfigurationError(f"cannot read the database password file {password_file}: {exc}") from exc
 
     def save(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -97,6 +108,7 @@ class NodeConfig:
             "database_url": self.database_url,
             "encryption": self.encryption,
             "kafka": self.kafka,
+            "observability": self.observability,
         }
         self.path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
@@ -152,9 +164,11 @@ class NodeConfig:
             except (OSError, ValueError) as exc:
                 raise ConfigurationError(f"cannot read pseudonym secret {pseudonym_key_file}: {exc}") from exc
             self.write_secret("pseudonym.key", secret, overwrite=True)
-        else:
+        elif not os.environ.get("FLAGLEDGER_PSEUDONYM_KEY_FILE"):
             self.write_secret("pseudonym.key", pysecrets.token_hex(32))
-        self.write_secret("cipher.key", base64.b64encode(pysecrets.token_bytes(32)).decode())
+        # a secret mounted from the deployment's store is read where it is, never copied into the data directory
+        if not os.environ.get("FLAGLEDGER_CIPHER_KEY_FILE"):
+            self.write_secret("cipher.key", base64.b64encode(pysecrets.token_bytes(32)).decode())
 
     # -- eventsourcing environment ---------------------------------------------------------------
     def ledger_env(self) -> dict[str, str]:
@@ -169,7 +183,7 @@ class NodeConfig:
                 POSTGRES_HOST=u.hostname or "127.0.0.1",
                 POSTGRES_PORT=str(u.port or 5432),
                 POSTGRES_USER=u.username or "postgres",
-                POSTGRES_PASSWORD=u.password or "",
+                POSTGRES_PASSWORD=self.database_password or u.password or "",
                 CREATE_TABLE="y",
             )
         else:
@@ -186,5 +200,13 @@ class NodeConfig:
     def views_url(self) -> str:
         if self.database_url:
             u = urlparse(self.database_url)
-            return "postgresql+psycopg://" + self.database_url.split("://", 1)[1] if u.scheme else ""
+            if not u.scheme:
+                return ""
+            rest = self.database_url.split("://", 1)[1]
+            if self.database_password is not None:
+                from urllib.parse import quote
+
+                user = quote(u.username or "postgres", safe="")
+                rest = f"{user}:{quote(self.database_password, safe='')}@" + rest.rsplit("@", 1)[-1]
+            return "postgresql+psycopg://" + rest
         return f"sqlite:///{self.data_dir / 'views.sqlite'}"

@@ -3,6 +3,10 @@
 Each projection's rows and its tracking position are written in the same transaction, so a crash
 between them is impossible: a restart resumes exactly after the last committed position, and a
 rebuild from position 0 produces the same rows as incremental processing.
+
+Several processes may catch up one database at once (the ``node`` process, a staff command, the API). On
+PostgreSQL each page is applied under a transaction-scoped advisory lock and the positions are re-read
+inside it, so a page another process applied meanwhile is skipped, not applied twice.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, String, Table, event, select
+from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, String, Table, event, select, text
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -32,6 +36,8 @@ tracking = Table(
 )
 
 Progress = Callable[[int, int], None]
+
+CATCH_UP_LOCK = 0x666C6167_6C656467 & 0x7FFFFFFFFFFFFFFF  # "flagledg": one lock per projection database
 
 
 def create_engine(url: str) -> Engine:
@@ -90,8 +96,11 @@ class Projector:
 
     def positions(self) -> dict[str, int]:
         with self.engine.connect() as conn:
-            result = conn.execute(select(tracking.c.name, tracking.c.position))
-            rows: dict[str, int] = {str(name): int(pos) for name, pos in result}
+            return self._positions(conn)
+
+    def _positions(self, conn: Connection) -> dict[str, int]:
+        result = conn.execute(select(tracking.c.name, tracking.c.position))
+        rows: dict[str, int] = {str(name): int(pos) for name, pos in result}
         return {p.name: int(rows.get(p.name, 0)) for p in self.projections}
 
     def catch_up(self, progress: Progress | None = None, stop: int | None = None) -> int:
@@ -108,6 +117,9 @@ class Projector:
                 break
             try:
                 with self.engine.begin() as conn:
+                    if conn.dialect.name == "postgresql":
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CATCH_UP_LOCK})
+                        positions = self._positions(conn)
                     for n in rows:
                         if n.topic not in wanted:
                             continue

@@ -1,4 +1,5 @@
-"""Work queues: flag requests awaiting approval, held provision requests, requests from protection bodies.
+"""Work queues: flag requests awaiting approval, held provision requests, requests from protection bodies,
+and probe notices (someone asked about a person this agency protects).
 
 Reviews due are read from the flag-state projection's ``agency_flags`` (its review dates) by
 :mod:`projections.views`; they need no table of their own.
@@ -6,6 +7,9 @@ Reviews due are read from the flag-state projection's ``agency_flags`` (its revi
 Held provision requests: the ``Received`` event carries the request's attributes and the ``Held`` or
 ``AutoProvided`` event that follows it (same stream, same sealed batch) carries none, so a row is written on
 ``Received`` and deleted again on ``AutoProvided``: the table only keeps requests that were ever held.
+
+Probe notices: one row per (request, holding agency) named by a ``ProbeNotice``, whichever node received the
+request; the notice reaches the holders' nodes like any other shared event (consumers/ingest.py).
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from ledger.envelope import Envelope
 from projections.base import Projection, metadata, upsert
 from projections.portal import canonical_time
 
-__all__ = ["QueueProjection", "body_queue", "flag_queue", "held_queue"]
+__all__ = ["QueueProjection", "body_queue", "flag_queue", "held_queue", "probe_queue"]
 
 FLAG_REQUEST = "ledger.domain.flags:FlagRequest."
 BODY_SENT = "ledger.domain.flags:BodyRequest.Sent"
 PROVISION = "ledger.domain.provision:ProvisionRequest."
+PROBE_SENT = "ledger.domain.provision:ProbeNotice.Sent"
 
 flag_queue = Table(
     "queue_flag_requests",
@@ -79,13 +84,36 @@ body_queue = Table(
     Column("sent_at", String(32), nullable=False),
 )
 
+probe_queue = Table(
+    "queue_probe_notices",
+    metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("holder", String(32), primary_key=True),
+    Column("notice_id", String(36), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("querier", String(32), nullable=False),
+    Column("subject", String(40), nullable=False),
+    Column("legal_item", Integer, nullable=False),
+    Column("procedure", String(200), nullable=False),
+    Column("sent_at", String(32), nullable=False),
+    Index("ix_queue_probe_holder", "holder", "sent_at"),
+)
+
+# every provision request's subject, so a probe notice (which names only the request) can show about whom
+request_subjects = Table(
+    "queue_request_subjects",
+    metadata,
+    Column("request_id", String(36), primary_key=True),
+    Column("subject", String(40), nullable=False),
+)
+
 
 class QueueProjection(Projection):
     name = "work_queues"
-    tables = (flag_queue, held_queue, body_queue)
+    tables = (flag_queue, held_queue, body_queue, probe_queue, request_subjects)
     topics = frozenset(
         {FLAG_REQUEST + e for e in ("Requested", "Approved", "Rejected", "Executed")}
-        | {BODY_SENT}
+        | {BODY_SENT, PROBE_SENT}
         | {PROVISION + e for e in ("Received", "AutoProvided", "Held", "DecisionProposed", "ManuallyProvided",
                                    "Refused")}
     )
@@ -102,8 +130,21 @@ class QueueProjection(Projection):
                 "subject": event.subject, "flags": ",".join(sorted(event.flags)), "reason": event.reason,
                 "sent_by": event.sent_by, "sent_at": at,
             }], ["body_request_id"])
+        elif h.topic == PROBE_SENT:
+            upsert(conn, probe_queue, [{
+                "request_id": str(event.request_id), "holder": holder, "notice_id": h.stream,
+                "provider": event.agency, "querier": event.querier, "subject": self._subject(conn, event),
+                "legal_item": int(event.legal_item), "procedure": event.procedure, "sent_at": at,
+            } for holder in sorted(set(event.holders))], ["request_id", "holder"])
         else:
             self._provision(conn, kind, event, h.stream, at)
+
+    @staticmethod
+    def _subject(conn: Connection, event: Any) -> str:
+        """The notice names the request, not the person: the request's ``Received`` came earlier in the log."""
+        value = conn.execute(select(request_subjects.c.subject).where(
+            request_subjects.c.request_id == str(event.request_id))).scalar()
+        return str(value) if value is not None else ""
 
     @staticmethod
     def _flag_request(conn: Connection, kind: str, event: Any, stream: str, at: str) -> None:
@@ -136,6 +177,10 @@ class QueueProjection(Projection):
     def _provision(conn: Connection, kind: str, event: Any, stream: str, at: str) -> None:
         where = held_queue.c.request_id == stream
         if kind == "Received":
+            upsert(conn, request_subjects, [{"request_id": stream, "subject": event.subject}], ["request_id"])
+            # on another node the notice (its own stream) may have arrived before the request it names
+            conn.execute(probe_queue.update().where(
+                (probe_queue.c.request_id == stream) & (probe_queue.c.subject == "")).values(subject=event.subject))
             upsert(conn, held_queue, [{
                 "request_id": stream, "provider": event.agency, "querier": event.querier,
                 "subject": event.subject, "legal_item": int(event.legal_item), "procedure": event.procedure,

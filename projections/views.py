@@ -39,7 +39,7 @@ from ledger.errors import InputError, NotFoundError, PermissionDenied
 from projections.flag_state import agency_flags, flag_history, resolve_person, subject_alias
 from projections.portal import OPEN_END, flag_intervals, portal_proxies
 from projections.portal import portal_records as records
-from projections.queues import body_queue, flag_queue, held_queue
+from projections.queues import body_queue, flag_queue, held_queue, probe_queue
 from projections.timeline import timeline_events
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "PendingApproval",
     "PortalRecord",
     "PortalView",
+    "ProbeNoticeEntry",
     "ProtectionBodyRequest",
     "ReviewDue",
     "SelfInfoView",
@@ -436,12 +437,26 @@ class ProtectionBodyRequest:
 
 
 @dataclass(frozen=True)
+class ProbeNoticeEntry:
+    """Someone asked about a person this agency protects (held or answered, on any node)."""
+
+    request_id: str
+    subject: str
+    querier: str  # the requesting agency
+    provider: str
+    legal_item: int
+    procedure: str
+    at: str
+
+
+@dataclass(frozen=True)
 class WorkQueue:
     agency: str
     approvals: tuple[PendingApproval, ...]
     held: tuple[HeldRequest, ...]
     reviews_due: tuple[ReviewDue, ...]
     body_requests: tuple[ProtectionBodyRequest, ...]
+    probes: tuple[ProbeNoticeEntry, ...] = ()
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -489,6 +504,13 @@ def body_requests(conn: Connection, agency: str) -> list[ProtectionBodyRequest]:
     return out
 
 
+def probe_notices(conn: Connection, agency: str) -> list[ProbeNoticeEntry]:
+    rows = conn.execute(select(probe_queue).where(probe_queue.c.holder == agency)
+                        .order_by(probe_queue.c.sent_at, probe_queue.c.request_id)).all()
+    return [ProbeNoticeEntry(r.request_id, r.subject, r.querier, r.provider, r.legal_item, r.procedure, r.sent_at)
+            for r in rows]
+
+
 def _may(node: Node, actor: Actor, *actions: Action) -> bool:
     for action in actions:
         try:
@@ -502,9 +524,9 @@ def _may(node: Node, actor: Actor, *actions: Action) -> bool:
 def work_queue(node: Node, actor: Actor, today: date | None = None) -> WorkQueue:
     """Everything waiting for staff of ``actor.agency``.
 
-    Held requests name the querying agency (the reviewer calls it back, Point 5), which may be where a
-    protected person now lives: they are listed only for staff who decide them (review_held, approve_held),
-    never for, say, the counter clerk a perpetrator talks to.
+    Held requests and probe notices name the querying agency (the reviewer calls it back, Point 5), which
+    may be where a protected person now lives: they are listed only for staff who decide held requests
+    (review_held, approve_held), never for, say, the counter clerk a perpetrator talks to.
     """
     _staff_at(node, actor)
     _fresh(node)
@@ -513,8 +535,9 @@ def work_queue(node: Node, actor: Actor, today: date | None = None) -> WorkQueue
     with node.engine.connect() as conn:
         a = actor.agency
         held = tuple(held_requests(conn, a)) if deciders else ()
+        probes = tuple(probe_notices(conn, a)) if deciders else ()
         return WorkQueue(a, tuple(pending_approvals(conn, a)), held,
-                         tuple(reviews_due(conn, a, day)), tuple(body_requests(conn, a)))
+                         tuple(reviews_due(conn, a, day)), tuple(body_requests(conn, a)), probes)
 
 
 # -- auditors ------------------------------------------------------------------------------------------------

@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ledger.checkpoints import Checkpoint, build_proof, check_proof, holds, lift_hold, sign_checkpoint
+from ledger.checkpoints import (
+    Checkpoint,
+    build_proof,
+    check_proof,
+    holds,
+    latest_checkpoint,
+    lift_hold,
+    sign_checkpoint,
+)
 from ledger.cli.main import EXTENSIONS, GROUPS, _node, command, out
 from ledger.errors import InputError
 
@@ -37,6 +45,16 @@ def _checkpoint(args: argparse.Namespace) -> int:
     if args.export:
         Path(args.export).write_text(json.dumps(signed[-1].to_json(), indent=2) + "\n")
     out({"signed": [cp.to_json() for cp in signed]})
+    return 0
+
+
+@command("audit latest-checkpoint")
+def _latest(args: argparse.Namespace) -> int:
+    # a peer holds every checkpoint an agency published: this copy lets that agency check its own log's tail
+    cp = latest_checkpoint(_node(args).app, args.agency)
+    if args.export:
+        Path(args.export).write_text(json.dumps(cp.to_json(), indent=2) + "\n")
+    out(cp.to_json())
     return 0
 
 
@@ -88,6 +106,10 @@ def _register(groups: Any, sub: Any, actor: Any) -> None:
     s.add_argument("--force", action="store_true", help="sign even if nothing new was logged")
     s.add_argument("--export", metavar="FILE", help="also write the signed checkpoint to FILE (keep it elsewhere)")
     s.set_defaults(cmd="audit checkpoint")
+    s = sub(g, "latest-checkpoint", "show (and export) the latest checkpoint held from an agency, own or a peer's")
+    s.add_argument("--agency", default=None, help="whose (default: the latest of any hosted agency)")
+    s.add_argument("--export", metavar="FILE", help="also write it to FILE, for `audit verify --checkpoint FILE`")
+    s.set_defaults(cmd="audit latest-checkpoint")
     s = sub(g, "prove", "print an inclusion proof of one event against the latest checkpoint")
     s.add_argument("event_id", nargs="?", default=None, help="the event id of the envelope header")
     s.add_argument("--position", type=int, default=None, help="or the event's log position")

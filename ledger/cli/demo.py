@@ -312,6 +312,15 @@ class Demo:
                 b.sent_at[11:19],
                 b.outcome or "undecided",
             )
+        for n in q.probes:
+            t.add(
+                "probe notice",
+                f"{n.procedure} (item {n.legal_item})",
+                self.person(n.subject),
+                self.agency(n.querier),
+                n.at[11:19],
+                f"asked {self.agency(n.provider)}",
+            )
         s.show(t)
         return q
 

@@ -99,6 +99,7 @@ def _init(args: argparse.Namespace) -> int:
         database_url=args.database_url,
         encryption=not args.no_encryption,
         pseudonym_key_file=args.pseudonym_key_file,
+        signing_key_file=args.signing_key_file,
     )
     args._node = node
     signer = node.app.signers[args.agency]
@@ -116,7 +117,9 @@ def _init(args: argparse.Namespace) -> int:
 @command("agency add")
 def _agency_add(args: argparse.Namespace) -> int:
     node = add_agency(
-        Path(args.data_dir), AgencySpec(args.agency, args.name, args.kind, args.admin, args.approvals)
+        Path(args.data_dir),
+        AgencySpec(args.agency, args.name, args.kind, args.admin, args.approvals),
+        signing_key_file=args.signing_key_file,
     )
     args._node = node
     out({"agency": args.agency, "key_id": node.app.signers[args.agency].key_id})
@@ -200,7 +203,7 @@ def _policy(args: argparse.Namespace) -> int:
 
 @command("key rotate")
 def _key_rotate(args: argparse.Namespace) -> int:
-    out({"key_id": rotate_key(_node(args), args.actor)})
+    out({"key_id": rotate_key(_node(args), args.actor, args.signing_key_file)})
     return 0
 
 
@@ -445,6 +448,12 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--kind", required=True, choices=_choices(AgencyKind))
         s.add_argument("--admin", default="admin", help="first administrator's staff id")
         s.add_argument("--approvals", type=int, default=1, help="approvals needed per request (default 1)")
+        s.add_argument(
+            "--signing-key-file",
+            type=Path,
+            default=None,
+            help="adopt this Ed25519 private key (PEM, e.g. a mounted secret) instead of generating one",
+        )
 
     s = sub(groups, "init", "create a data directory, keys and the first hosted agency")
     agency_args(s)
@@ -473,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(cmd="agency trust")
 
     g = sub(groups, "staff", "staff and roles").add_subparsers(dest="sub", required=True)
+    GROUPS["staff"] = g
     s = sub(g, "enroll", "enrol a staff member")
     actor(s)
     s.add_argument("staff")
@@ -507,6 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub(groups, "key", "signing keys").add_subparsers(dest="sub", required=True)
     s = sub(g, "rotate", "create a new signing key and retire the current one")
     actor(s)
+    s.add_argument(
+        "--signing-key-file", type=Path, default=None, help="adopt this new Ed25519 key (PEM, a mounted secret)"
+    )
     s.set_defaults(cmd="key rotate")
     s = sub(g, "revoke", "revoke a (retired) key")
     actor(s)

@@ -2,7 +2,7 @@
 
 ``Envelope.from_bytes``, ``SignedMapper.open`` (at-rest cipher), ``verify`` and ``decode`` may only raise
 flagledger's own errors (``FlagLedgerError`` subclasses); a mutated envelope never verifies; nothing is
-written. consumers/ingest.py did not exist when this was written: the consumer handler is not fuzzed here.
+written. The consumer handler (consumers/ingest.py) is fuzzed in test_hostile_ingest.py.
 """
 
 from __future__ import annotations

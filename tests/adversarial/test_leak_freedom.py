@@ -1,6 +1,6 @@
 """Leak-freedom: generated histories of the seed's threat, the invariant checked after every step.
 
-CI runs a few dozen histories; the long job (``-m long``) runs ``FLAGLEDGER_HISTORIES`` of them (10,000 by
+CI runs a few histories; the long job (``-m long``) runs ``FLAGLEDGER_HISTORIES`` of them (10,000 by
 default). See tests/adversarial/README.md for the claim, the scope and the figures of the last long run.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from ledger.bootstrap import Node, init_node
 from tests.adversarial.threat import AGENCIES, LeakMachine, prepare_node
 
-CI_HISTORIES = int(os.environ.get("FLAGLEDGER_CI_HISTORIES", "40"))
+CI_HISTORIES = int(os.environ.get("FLAGLEDGER_CI_HISTORIES", "8"))
 LONG_HISTORIES = int(os.environ.get("FLAGLEDGER_HISTORIES", "10000"))
 
 
@@ -33,11 +33,13 @@ def shared_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     node.close()
 
 
-def run_histories(count: int, steps: int, report: Path | None = None) -> None:
+def run_histories(count: int, steps: int, report: Path | None = None, *,
+                  machine: type[LeakMachine] = LeakMachine, extra: Callable[[], str] = lambda: "") -> None:
     LeakMachine.histories = LeakMachine.steps = LeakMachine.armed_checks = LeakMachine.protected_histories = 0
+    LeakMachine.progress_extra = extra
     started = time.perf_counter()
     run_state_machine_as_test(
-        LeakMachine,
+        machine,
         settings=settings(
             max_examples=count,
             stateful_step_count=steps,
@@ -49,15 +51,16 @@ def run_histories(count: int, steps: int, report: Path | None = None) -> None:
     seconds = time.perf_counter() - started
     line = (
         f"histories={LeakMachine.histories} with_protection_and_flight={LeakMachine.protected_histories} "
-        f"steps={LeakMachine.steps} armed_checks={LeakMachine.armed_checks} leaks=0 seconds={seconds:.0f}"
-    )
+        f"steps={LeakMachine.steps} armed_checks={LeakMachine.armed_checks} leaks=0 seconds={seconds:.0f} "
+        f"{extra()}"
+    ).strip()
     print(line)
     if report is not None:
         report.write_text(line + "\n")
 
 
 def test_generated_histories_leak_nothing(shared_node: Node) -> None:
-    """CI: a few dozen histories of up to 25 steps; a leak fails with the shrunk history printed."""
+    """CI: a few histories of up to 25 steps; a leak fails with the shrunk history printed."""
     run_histories(CI_HISTORIES, 25)
 
 

@@ -1,7 +1,8 @@
 """Counterexamples the leak-freedom machine found, each kept as a fixed story.
 
-Every test here was a shrunk history printed by tests/adversarial/test_leak_freedom.py; it failed on the
-product before the fix named in its docstring and must never fail again.
+Every test here was a shrunk history printed by tests/adversarial/test_leak_freedom.py (one node) or
+test_leak_freedom_nodes.py (three nodes); it failed on the product before the fix named in its docstring and
+must never fail again.
 """
 
 from __future__ import annotations
@@ -112,3 +113,41 @@ def test_after_release_self_information_does_not_show_holdings_learnt_before_it(
     assert views.self_information(node, x, x).holdings == ()
     query(node, A, C, x)
     assert [h.agency for h in views.self_information(node, x, x).holdings] == [C]
+
+
+def test_a_probe_notice_that_arrives_before_its_request_still_names_the_person(tmp_path: Path) -> None:
+    """Found by the three-node machine (threat_nodes.py): the ProbeNotice and the request it names are two
+    streams, so another node may ingest the notice first. B's queue then listed the probe with an empty
+    subject, for good: B could not tell whom someone was asking about. Fix (projections/queues.py): the
+    request's ``Received`` fills in the subject of notices that came ahead of it."""
+    from consumers.ingest import PendingStore, ingest
+    from consumers.outbox import publishable
+    from ledger.envelope import Envelope
+    from tests.adversarial.threat import AGENCIES
+    from tests.adversarial.threat_nodes import trust_everyone
+
+    key = tmp_path / "pseudonym.key"
+    key.write_text("11" * 32)
+    a, b = (init_node(tmp_path / n, [spec], pseudonym_key_file=key)
+            for n, spec in (("a", AGENCIES[0]), ("b", AGENCIES[1])))
+    try:
+        for n in (a, b):
+            prepare_node(n)
+        trust_everyone([a, b])
+        x = individual_number()
+        for raw in (r for _, _, r in publishable(a.app)):
+            ingest(b.app, raw, PendingStore(b.app, b.engine))
+        protect(b, B, x, [])
+        for raw in (r for _, _, r in publishable(b.app)):
+            assert ingest(a.app, raw, PendingStore(a.app, a.engine)).kind == "applied"
+        after = a.app.max_position()
+        rid = a.app.receive_query(B, A, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報").request_id
+        fresh = [raw for p, _, raw in publishable(a.app) if p > after]
+        notice_first = sorted(fresh, key=lambda r: "ProbeNotice" not in Envelope.from_bytes(r).header.topic)
+        for raw in notice_first:
+            assert ingest(b.app, raw, PendingStore(b.app, b.engine)).kind == "applied"
+        (probe,) = [p for p in views.work_queue(b, Actor(B, "rev")).probes if p.request_id == rid]
+        assert probe.subject == b.app.subject(x) and probe.querier == B
+    finally:
+        a.close()
+        b.close()

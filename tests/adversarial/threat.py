@@ -38,7 +38,7 @@ import dataclasses
 import itertools
 import os
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -47,7 +47,7 @@ from uuid import UUID
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from ledger.app import Actor, QuerierAnswer
+from ledger.app import Actor, FlagLedger, QuerierAnswer
 from ledger.bootstrap import AgencySpec, Node
 from projections import views
 from tests.support.people import individual_number
@@ -89,6 +89,16 @@ def strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
             yield from strings(v, f"{path}[{i}]")
     elif isinstance(value, str):
         yield path, value
+
+
+def probe_notices(app: FlagLedger, before: int) -> dict[str, list[str]]:
+    """request id → holders named, for every ProbeNotice in ``app``'s log after position ``before``."""
+    notices: dict[str, list[str]] = {}
+    for _, _, env in app.envelopes(start=before + 1):
+        if env.header.topic == PROBE_TOPIC:
+            ev: Any = app.signed_mapper.decode(env)
+            notices[str(ev.request_id)] = list(ev.holders)
+    return notices
 
 
 def named(value: Any, secret: Iterable[str]) -> list[str]:
@@ -133,13 +143,12 @@ class LeakMachine(RuleBasedStateMachine):
     steps: ClassVar[int] = 0
     armed_checks: ClassVar[int] = 0  # invariant checks made while protection was in scope
     protected_histories: ClassVar[int] = 0
+    progress_extra: ClassVar[Callable[[], str]] = staticmethod(lambda: "")
     counter = itertools.count()
 
     def __init__(self) -> None:
         super().__init__()
-        assert LeakMachine.node is not None, "set LeakMachine.node before running the machine"
-        self.n = LeakMachine.node
-        self.app = self.n.app
+        self.setup_nodes()
         seed = int.from_bytes(os.urandom(8), "big") ^ next(LeakMachine.counter)
         self.rng = random.Random(seed)
         self.x_numbers: list[str] = []
@@ -158,6 +167,18 @@ class LeakMachine(RuleBasedStateMachine):
         LeakMachine.histories += 1
 
     # -- helpers ------------------------------------------------------------------------------------
+    def setup_nodes(self) -> None:
+        assert LeakMachine.node is not None, "set LeakMachine.node before running the machine"
+        self.n = LeakMachine.node
+        self.app = self.n.app
+
+    def at(self, agency: str) -> FlagLedger:
+        """The ledger of the node that hosts ``agency`` (one node here; a subclass spreads them)."""
+        return self.app
+
+    def before_cancel_proxy(self) -> None:
+        """Hook: the multi-node model makes sure the registration reached the cancelling node."""
+
     def person(self) -> str:
         return individual_number(self.rng)
 
@@ -197,7 +218,7 @@ class LeakMachine(RuleBasedStateMachine):
         self.x_numbers = [self.person()]
         self.y_numbers = [[self.person()] for _ in range(perpetrators)]
         if proxy:
-            self.app.register_proxy(self.who(A, "req"), self.x, self.y(0))
+            self.at(A).register_proxy(self.who(A, "req"), self.x, self.y(0))
             self.proxies.append(0)
             self.proxy_active[0] = True
         if early == "protect":
@@ -220,7 +241,7 @@ class LeakMachine(RuleBasedStateMachine):
         """X's municipality changes her individual number (the old card becomes the stolen one)."""
         self._step()
         new = self.person()
-        self.app.link_numbers(self.who(self.residence, "req"), self.x, new)
+        self.at(self.residence).link_numbers(self.who(self.residence, "req"), self.x, new)
         self.x_numbers.append(new)
 
     @precondition(lambda self: len(self.y_numbers[0]) < 3)
@@ -228,7 +249,7 @@ class LeakMachine(RuleBasedStateMachine):
     def change_y_number(self) -> None:
         self._step()
         new = self.person()
-        self.app.link_numbers(self.who(A, "req"), self.y(0), new)
+        self.at(A).link_numbers(self.who(A, "req"), self.y(0), new)
         self.y_numbers[0].append(new)
 
     @precondition(lambda self: any(self.proxy_active.values()))
@@ -236,10 +257,11 @@ class LeakMachine(RuleBasedStateMachine):
     def cancel_proxy(self) -> None:
         """The protecting side cancels Y's proxy registration (Point 1's advice)."""
         self._step()
+        self.before_cancel_proxy()
         for k, active in self.proxy_active.items():
             if active:
-                self.app.cancel_proxy(self.who(self.residence, "req"), self.x_numbers[0], self.y_numbers[k][0],
-                                      "intake advice")
+                self.at(self.residence).cancel_proxy(self.who(self.residence, "req"), self.x_numbers[0],
+                                                     self.y_numbers[k][0], "intake advice")
                 self.proxy_active[k] = False
 
     # -- flags through the approval chain -----------------------------------------------------------------
@@ -251,9 +273,9 @@ class LeakMachine(RuleBasedStateMachine):
         if at in self.holdings or at in self.pending:
             return
         review = self.app.clock().date() + timedelta(days=self.review_day)
-        rids = [self.app.request_flags(self.who(at, "req"), self.x, X_FLAGS, review_date=review)]
+        rids = [self.at(at).request_flags(self.who(at, "req"), self.x, X_FLAGS, review_date=review)]
         for k in range(len(self.y_numbers)):
-            rids.append(self.app.request_flags(self.who(at, "req"), self.y(k), Y_FLAGS, review_date=review))
+            rids.append(self.at(at).request_flags(self.who(at, "req"), self.y(k), Y_FLAGS, review_date=review))
         self.pending[at] = Pending("set", rids)
 
     @rule(at=st.sampled_from(("residence", *MUNICIPALITIES)))
@@ -276,16 +298,17 @@ class LeakMachine(RuleBasedStateMachine):
         if at in self.pending:
             return
         who = self.who(at, "req")
+        app = self.at(at)
         if release:
-            rids = [self.app.request_flags(who, held.x_number, X_FLAGS, kind="release", explanation="Point 6")]
-            rids += [self.app.request_flags(who, y, Y_FLAGS, kind="release", explanation="Point 6")
+            rids = [app.request_flags(who, held.x_number, X_FLAGS, kind="release", explanation="Point 6")]
+            rids += [app.request_flags(who, y, Y_FLAGS, kind="release", explanation="Point 6")
                      for y in held.y_numbers]
             self.pending[at] = Pending("release", rids)
         else:
             self.review_day += 30
             review = self.app.clock().date() + timedelta(days=self.review_day)
-            rids = [self.app.request_flags(who, held.x_number, X_FLAGS, kind="renew", review_date=review)]
-            rids += [self.app.request_flags(who, y, Y_FLAGS, kind="renew", review_date=review)
+            rids = [app.request_flags(who, held.x_number, X_FLAGS, kind="renew", review_date=review)]
+            rids += [app.request_flags(who, y, Y_FLAGS, kind="renew", review_date=review)
                      for y in held.y_numbers]
             self.pending[at] = Pending("renew", rids)
 
@@ -299,14 +322,14 @@ class LeakMachine(RuleBasedStateMachine):
         p = self.pending[at]
         if not approve:
             for rid in p.rids:
-                self.app.reject_request(self.who(at, "apr"), rid, "not enough grounds yet")
+                self.at(at).reject_request(self.who(at, "apr"), rid, "not enough grounds yet")
             del self.pending[at]
             return
         for rid in p.rids:
-            status = self.app.approve_request(self.who(at, "apr"), rid)
+            status = self.at(at).approve_request(self.who(at, "apr"), rid)
             if at in TWO_APPROVALS:
                 assert status == "pending", "a two-step chain is not complete after one approval"
-                status = self.app.approve_request(self.who(at, "apr2"), rid)
+                status = self.at(at).approve_request(self.who(at, "apr2"), rid)
             assert status == "approved"
         p.approved = True
 
@@ -319,12 +342,12 @@ class LeakMachine(RuleBasedStateMachine):
         at = ready[pick % len(ready)]
         p = self.pending[at]
         for rid in p.rids:
-            self.app.execute_request(self.who(at, "op"), rid)
+            self.at(at).execute_request(self.who(at, "op"), rid)
         del self.pending[at]
         if p.kind == "set":
             if not self.in_force:
                 self.after_release.clear()  # records made since the last release are hidden again
-            reqs = [self.app.flag_request(r) for r in p.rids]
+            reqs = [self.at(at).flag_request(r) for r in p.rids]
             numbers = {s: n for n in (*self.x_numbers, *itertools.chain(*self.y_numbers))
                        for s in [self.app.subject(n)]}
             self.holdings[at] = Holding(numbers[reqs[0].subject], [numbers[r.subject] for r in reqs[1:]],
@@ -347,7 +370,7 @@ class LeakMachine(RuleBasedStateMachine):
         assert dataclasses.astuple(answer) == (r.rid, r.status, QUERIER_MESSAGES[r.status]), (
             f"querier answer {answer} differs from the expected {r.status} answer"
         )
-        self.check_probe_notice(before, r)
+        self.check_probe_notice(self.app, before, r)
 
     @precondition(lambda self: self.residence != A)
     @rule(k=st.integers(0, 1))
@@ -378,18 +401,15 @@ class LeakMachine(RuleBasedStateMachine):
         held = sorted(r.rid for r in self.requests.values() if r.status == "in_progress")
         r = self.requests[held[pick % len(held)]]
         decision = "provide" if provide else "refuse"
-        self.app.propose_decision(self.who(r.provider, "rev"), UUID(r.rid), decision, "known_perpetrator")
-        self.app.approve_decision(self.who(r.provider, "apr"), UUID(r.rid))
+        self.at(r.provider).propose_decision(self.who(r.provider, "rev"), UUID(r.rid), decision,
+                                             "known_perpetrator")
+        self.at(r.provider).approve_decision(self.who(r.provider, "apr"), UUID(r.rid))
         r.status = "answered" if provide else "not_provided"
 
     # -- the checks ----------------------------------------------------------------------------------------
-    def check_probe_notice(self, before: int, r: Request) -> None:
+    def check_probe_notice(self, app: FlagLedger, before: int, r: Request) -> None:
         """Every request about a protected person tells exactly the holding municipalities."""
-        notices: dict[str, list[str]] = {}
-        for _, _, env in self.app.envelopes(start=before + 1):
-            if env.header.topic == PROBE_TOPIC:
-                ev: Any = self.app.signed_mapper.decode(env)
-                notices[str(ev.request_id)] = list(ev.holders)
+        notices = probe_notices(app, before)
         if self.in_force:
             assert r.rid in notices, f"no ProbeNotice for request {r.rid} about protected {r.about}"
             assert sorted(notices[r.rid]) == sorted(self.holdings), (
@@ -473,13 +493,13 @@ class LeakMachine(RuleBasedStateMachine):
         return out
 
     def teardown(self) -> None:
-        """Progress of a long run, for its report (FLAGLEDGER_HISTORIES_REPORT), every 50 histories."""
+        """Progress of a long run, for its report (FLAGLEDGER_HISTORIES_REPORT), every 10 histories."""
         report = os.environ.get("FLAGLEDGER_HISTORIES_REPORT")
-        if report and LeakMachine.histories % 50 == 0:
+        if report and LeakMachine.histories % 10 == 0:
             with open(report + ".progress", "w") as f:
                 f.write(f"histories={LeakMachine.histories} with_protection_and_flight="
                         f"{LeakMachine.protected_histories} steps={LeakMachine.steps} "
-                        f"armed_checks={LeakMachine.armed_checks} leaks=0\n")
+                        f"armed_checks={LeakMachine.armed_checks} leaks=0 {LeakMachine.progress_extra()}\n")
 
 
 QUERIER_MESSAGES = {

@@ -210,3 +210,69 @@ def test_the_long_running_node_signs_checkpoints_periodically(
     signed = [r for r in store.rows(a) if r[3] == CHECKPOINT_TOPIC]
     assert len(signed) == 1  # signed at start; later rounds found only the checkpoint itself new
     assert latest_checkpoint(a.app).tree_size == len(store.rows(a)) - 2
+
+
+def test_a_second_version_of_a_held_checkpoint_is_equivocation_and_holds_the_agency(pair: tuple[Node, Node]) -> None:
+    """A shows B one checkpoint, then another with the same place in its checkpoint stream (both signed by A)."""
+    import hashlib
+
+    from ledger.envelope import Envelope, Header, seal_batch
+
+    a, b = pair
+    a.app.sign_checkpoint()
+    _, done = ship(a, b)
+    shown = next(Envelope.from_bytes(raw) for raw, _ in done if b"CheckpointSigned" in raw)
+    payload = shown.payload.replace(b'"time":"', b'"time":"1', 1)  # any other content under the same version
+    assert payload != shown.payload
+    h = shown.header
+    header = Header(
+        event_id=uuid.uuid4().hex, origin=h.origin, key_id=h.key_id, stream=h.stream, version=h.version,
+        prev=h.prev, topic=h.topic, time=h.time, digest=hashlib.sha256(payload).hexdigest(),
+    ).to_bytes()  # fmt: skip
+    signer = a.app.signers[A]
+    other = seal_batch([header], [payload], signer.key_id, signer.sign)[0]
+    outcome = ingest(b.app, other.to_bytes(), PendingStore(b.app, b.engine))
+    assert outcome.kind == "parked" and outcome.code == "checkpoint_fork" and "differs" in outcome.reason
+    assert [h["agency"] for h in holds(b.app)] == [A]
+    assert ingest(b.app, done[0][0]).code == "agency_held"  # even a duplicate waits for the operator
+
+
+def test_a_peer_s_copy_of_the_latest_checkpoint_reveals_a_truncated_origin_log(
+    pair: tuple[Node, Node], person, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ledger.cli.main import main
+
+    a, b = pair
+    _protect(a, A, person())
+    a.app.sign_checkpoint()
+    ship(a, b)
+    rows = store.rows(a)
+    for position, *_ in rows[-5:]:  # the flag's last events and the checkpoint covering them
+        store.delete(a, position)
+    assert verify_log(a.app).ok  # from inside A's log alone, the tail is not missed
+    kept = str(tmp_path / "from-b.json")
+    at_b = ["--data-dir", str(b.config.data_dir)]
+    assert main([*at_b, "audit", "latest-checkpoint", "--agency", A, "--export", kept]) == 0
+    capsys.readouterr()
+    code = main(["--data-dir", str(a.config.data_dir), "audit", "verify", "--quiet", "--checkpoint", kept])
+    assert code == 6 and "[truncated]" in capsys.readouterr().err
+
+
+def test_a_forked_checkpoint_waiting_behind_a_gap_is_parked_not_lost(pair: tuple[Node, Node]) -> None:
+    a, b = pair
+    a.app.sign_checkpoint()
+    _fork(a)
+    msgs = [raw for _, _, raw in publishable(a.app)]
+    cps = [raw for raw in msgs if b"CheckpointLog" in raw]
+    _opened, signed, forked = cps  # Opened, the true checkpoint, the fork
+    pending = PendingStore(b.app, b.engine)
+    kept: list[tuple[Outcome, bytes]] = []
+    pending.on_parked = lambda outcome, raw: kept.append((outcome, raw))
+    for raw in msgs:
+        if raw is not signed:
+            ingest(b.app, raw, pending)  # the fork arrives first and waits for the true checkpoint
+    assert ingest(b.app, signed, pending).kind == "applied"
+    [(outcome, raw)] = kept
+    assert raw == forked and outcome.code == "checkpoint_fork"
+    assert [h["agency"] for h in holds(b.app)] == [A]
+    assert pending.waiting() == []

@@ -1,0 +1,285 @@
+"""The staff console: server-rendered pages with Japanese labels (English in the code).
+
+Sign-in exchanges a token from ``flagledger staff token`` for a session cookie (HttpOnly, SameSite=Strict,
+Path=/console) that holds the same token, so the token's expiry, roles and the staff member's standing are
+checked on every page. Every form carries a CSRF field derived from the session; pages never show which
+agency protects a person to staff of other agencies (the views filter, the templates only render).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Cookie, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from ledger.api.auth import AuthError, Principal, token_secret, verify_token
+from ledger.api.deps import COOKIE, LockedNode
+from ledger.api.errors import error_body, status_for
+from ledger.bootstrap import Node
+from ledger.domain.types import Action
+from ledger.errors import FlagLedgerError, InputError, PermissionDenied
+from projections import views
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+FLAG_LABELS = {"NON_DISCLOSURE": "不開示", "NO_AUTO_RESPONSE": "自動応答不可"}
+APPLICANT_LABELS = {"protected_person": "保護対象者本人", "known_perpetrator": "加害者", "unknown": "不明"}
+KIND_LABELS = {"set": "設定", "release": "解除", "renew": "更新"}
+STATUS_LABELS = {"pending": "承認待ち", "approved": "承認済み（実行待ち）", "rejected": "却下", "executed": "実行済み",
+                 "answered": "回答済み", "in_progress": "確認中", "not_provided": "不提供"}
+NOTICES = {
+    "approved": "承認しました。", "rejected": "却下しました。", "executed": "実行しました。",
+    "proposed": "判断案を登録しました。承認者の承認を待っています。", "decided": "判断を確定しました。",
+    "signed_out": "サインアウトしました。",
+}
+Session = Annotated[str | None, Cookie(alias=COOKIE)]
+
+
+def _csrf(node: Node, who: Principal) -> str:
+    return hmac.new(token_secret(node), f"csrf\x00{who.token_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def _allowed(node: Node, who: Principal | None) -> set[str]:
+    """Actions the caller may take, so pages offer only the buttons that would work (the server still checks)."""
+    can: set[str] = set()
+    if who is None:
+        return can
+    for action in Action:
+        try:
+            who.require(node, action)
+            can.add(action.value)
+        except FlagLedgerError:
+            pass
+    return can
+
+
+def _page(request: Request, node: Node, who: Principal | None, name: str, status: int = 200,
+          **context: Any) -> HTMLResponse:
+    ctx = {
+        "who": who, "can": _allowed(node, who), "csrf": _csrf(node, who) if who else "", "flag_labels": FLAG_LABELS,
+        "applicant_labels": APPLICANT_LABELS, "kind_labels": KIND_LABELS, "status_labels": STATUS_LABELS,
+        "notice": NOTICES.get(request.query_params.get("done", "")), **context,
+    }
+    return templates.TemplateResponse(request, name, ctx, status_code=status)
+
+
+def _refused(request: Request, node: Node, who: Principal | None, exc: FlagLedgerError) -> Response:
+    if isinstance(exc, AuthError):
+        return RedirectResponse("/console/login?expired=1", status_code=303)
+    body = error_body(exc)
+    return _page(request, node, who, "error.html", status=status_for(exc), error=body)
+
+
+def _session(node: Node, token: str | None) -> Principal:
+    if not token:
+        raise AuthError("no console session")
+    return verify_token(node, token)
+
+
+def _check_csrf(node: Node, who: Principal, value: str) -> None:
+    if not hmac.compare_digest(_csrf(node, who), value):
+        raise PermissionDenied("the form is stale or not from this console; reload the page", code="csrf")
+
+
+# -- sign in and out -------------------------------------------------------------------------------------------
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, node: LockedNode, session: Session = None) -> Response:
+    try:
+        who = _session(node, session)
+        queue = views.work_queue(node, who.actor)
+    except FlagLedgerError as exc:
+        return _refused(request, node, None, exc)
+    return _page(request, node, who, "home.html", queue=queue, agency_name=node.app.agency(who.actor.agency).name)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, node: LockedNode) -> Response:
+    expired = request.query_params.get("expired") == "1"
+    return _page(request, node, None, "login.html", error=None, expired=expired)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(request: Request, node: LockedNode, token: Annotated[str, Form(max_length=4096)]) -> Response:
+    try:
+        who = verify_token(node, token)
+    except AuthError as exc:
+        return _page(request, node, None, "login.html", status=401, error=str(exc), expired=False)
+    response = RedirectResponse("/console/", status_code=303)
+    max_age = max(0, int((who.expires_at - node.app.clock()).total_seconds()))
+    response.set_cookie(COOKIE, token.strip(), max_age=max_age, path="/console", httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https")
+    return response
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/console/login?done=signed_out", status_code=303)
+    response.delete_cookie(COOKIE, path="/console")
+    return response
+
+
+# -- counter ---------------------------------------------------------------------------------------------------
+@router.get("/counter", response_class=HTMLResponse)
+def counter_form(request: Request, node: LockedNode, session: Session = None) -> Response:
+    try:
+        who = _session(node, session)
+        who.require(node, Action.COUNTER_LOOKUP)
+    except FlagLedgerError as exc:
+        return _refused(request, node, None, exc)
+    return _page(request, node, who, "counter.html", view=None)
+
+
+@router.post("/counter", response_class=HTMLResponse)
+def counter(request: Request, node: LockedNode, subject: Annotated[str, Form(max_length=64)],
+            csrf: Annotated[str, Form(max_length=128)], session: Session = None) -> Response:
+    who = None
+    try:
+        who = _session(node, session)
+        _check_csrf(node, who, csrf)
+        who.require(node, Action.COUNTER_LOOKUP)
+        view = views.counter_view(node, who.actor, subject)
+    except FlagLedgerError as exc:
+        return _refused(request, node, who, exc)
+    return _page(request, node, who, "counter.html", view=view)
+
+
+# -- approvals ----------------------------------------------------------------------------------------------------
+@router.get("/approvals", response_class=HTMLResponse)
+def approvals(request: Request, node: LockedNode, session: Session = None) -> Response:
+    try:
+        who = _session(node, session)
+        queue = views.work_queue(node, who.actor)
+    except FlagLedgerError as exc:
+        return _refused(request, node, None, exc)
+    return _page(request, node, who, "approvals.html", queue=queue)
+
+
+@router.post("/approvals/{request_id}/{decision}")
+def decide_flag_request(request: Request, node: LockedNode, request_id: UUID, decision: str,
+                        csrf: Annotated[str, Form(max_length=128)],
+                        reason: Annotated[str, Form(max_length=2000)] = "",
+                        session: Session = None) -> Response:
+    who = None
+    try:
+        who = _session(node, session)
+        _check_csrf(node, who, csrf)
+        if decision == "approve":
+            who.require(node, Action.APPROVE_FLAG)
+            node.app.approve_request(who.actor, request_id)
+            done = "approved"
+        elif decision == "reject":
+            who.require(node, Action.APPROVE_FLAG)
+            if not reason.strip():
+                raise InputError("却下の理由を入力してください (a reason is required to reject)")
+            node.app.reject_request(who.actor, request_id, reason)
+            done = "rejected"
+        elif decision == "execute":
+            who.require(node, Action.EXECUTE_FLAG)
+            node.app.execute_request(who.actor, request_id)
+            done = "executed"
+        else:
+            raise InputError(f"unknown decision {decision!r}")
+    except FlagLedgerError as exc:
+        return _refused(request, node, who, exc)
+    return RedirectResponse(f"/console/approvals?done={done}", status_code=303)
+
+
+# -- held provision requests ------------------------------------------------------------------------------------------
+@router.get("/held", response_class=HTMLResponse)
+def held(request: Request, node: LockedNode, session: Session = None) -> Response:
+    who = None
+    try:
+        who = _session(node, session)
+        queue = views.work_queue(node, who.actor)
+        if not queue.held and not _decides(node, who):
+            raise PermissionDenied("only reviewers and approvers see held requests", code="role_not_permitted")
+    except FlagLedgerError as exc:
+        return _refused(request, node, who, exc)
+    return _page(request, node, who, "held.html", queue=queue)
+
+
+def _decides(node: Node, who: Principal) -> bool:
+    for action in (Action.REVIEW_HELD, Action.APPROVE_HELD):
+        try:
+            who.require(node, action)
+            return True
+        except PermissionDenied:
+            pass
+    return False
+
+
+@router.post("/held/{request_id}/propose")
+def propose(request: Request, node: LockedNode, request_id: UUID, csrf: Annotated[str, Form(max_length=128)],
+            decision: Annotated[str, Form(max_length=16)], applicant_check: Annotated[str, Form(max_length=32)],
+            note: Annotated[str, Form(max_length=2000)] = "", session: Session = None) -> Response:
+    who = None
+    try:
+        who = _session(node, session)
+        _check_csrf(node, who, csrf)
+        who.require(node, Action.REVIEW_HELD)
+        node.app.propose_decision(who.actor, request_id, decision, applicant_check, note)
+    except FlagLedgerError as exc:
+        return _refused(request, node, who, exc)
+    return RedirectResponse("/console/held?done=proposed", status_code=303)
+
+
+@router.post("/held/{request_id}/approve")
+def approve_decision(request: Request, node: LockedNode, request_id: UUID,
+                     csrf: Annotated[str, Form(max_length=128)], session: Session = None) -> Response:
+    who = None
+    try:
+        who = _session(node, session)
+        _check_csrf(node, who, csrf)
+        who.require(node, Action.APPROVE_HELD)
+        node.app.approve_decision(who.actor, request_id)
+    except FlagLedgerError as exc:
+        return _refused(request, node, who, exc)
+    return RedirectResponse("/console/held?done=decided", status_code=303)
+
+
+# -- reviews due, timeline ------------------------------------------------------------------------------------------
+@router.get("/reviews", response_class=HTMLResponse)
+def reviews(request: Request, node: LockedNode, session: Session = None) -> Response:
+    try:
+        who = _session(node, session)
+        queue = views.work_queue(node, who.actor)
+    except FlagLedgerError as exc:
+        return _refused(request, node, None, exc)
+    return _page(request, node, who, "reviews.html", queue=queue, today=node.app.clock().date())
+
+
+@router.get("/timeline", response_class=HTMLResponse)
+def timeline_form(request: Request, node: LockedNode, session: Session = None) -> Response:
+    who = None
+    try:
+        who = _session(node, session)
+        who.require(node, Action.AUDIT)
+    except FlagLedgerError as exc:
+        return _refused(request, node, who, exc)
+    return _page(request, node, who, "timeline.html", entries=None, subject="")
+
+
+@router.post("/timeline", response_class=HTMLResponse)
+def timeline(request: Request, node: LockedNode, subject: Annotated[str, Form(max_length=64)],
+             purpose: Annotated[str, Form(max_length=500)], csrf: Annotated[str, Form(max_length=128)],
+             session: Session = None) -> Response:
+    who = None
+    try:
+        who = _session(node, session)
+        _check_csrf(node, who, csrf)
+        who.require(node, Action.AUDIT)
+        entries = views.subject_timeline(node, who.actor, subject, purpose)
+    except FlagLedgerError as exc:
+        return _refused(request, node, who, exc)
+    return _page(request, node, who, "timeline.html", entries=entries, subject=node.app.subject(subject))
+
+

@@ -1,0 +1,224 @@
+"""Request and response bodies of the HTTP API (the views' dataclasses serve as response models too).
+
+Strings are bounded and may not carry control characters or lone surrogates: the ledger stores what it is
+given for good, so junk is refused here with a 422 naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from ledger.domain.cases import CHECKLIST_ITEMS
+from ledger.domain.types import Applicant, Flag, Reason, RequestKind
+
+_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def _clean(value: str) -> str:
+    if _BAD.search(value):
+        raise ValueError("control characters and lone surrogates are not allowed")
+    return value
+
+
+Subject = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=40),
+    AfterValidator(_clean),
+    Field(description="12-digit individual number (hyphens allowed) or its pseudonym p<32 hex>; never put it "
+                      "in a URL"),
+]
+AgencyCode = Annotated[str, StringConstraints(min_length=1, max_length=32), AfterValidator(_clean)]
+Note = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_clean)]
+Purpose = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(_clean)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_clean)]
+FlagName = Literal["NON_DISCLOSURE", "NO_AUTO_RESPONSE"]
+ReasonName = Literal["dv", "stalking", "child_abuse", "other"]
+ApplicantName = Literal["protected_person", "known_perpetrator", "unknown"]
+ChecklistItem = Literal[
+    "flag_restrictions_explained",
+    "resident_record_move_recommended",
+    "number_change_recommended",
+    "proxy_cancellation_advised",
+]
+
+assert {f.value for f in Flag} == {"NON_DISCLOSURE", "NO_AUTO_RESPONSE"}
+assert {r.value for r in Reason} == {"dv", "stalking", "child_abuse", "other"}
+assert {a.value for a in Applicant} == {"protected_person", "known_perpetrator", "unknown"}
+assert set(CHECKLIST_ITEMS) == set(ChecklistItem.__args__)  # type: ignore[attr-defined]
+assert {k.value for k in RequestKind} == {"set", "release", "renew"}
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- commands -----------------------------------------------------------------------------------------------
+class CaseIn(Body):
+    victim: Subject
+    perpetrators: list[Subject] = Field(default_factory=list, max_length=20)
+    reason: ReasonName = "dv"
+    checklist: list[ChecklistItem] = Field(default_factory=list, description="checklist items done")
+    proxies_to_cancel: list[Subject] = Field(default_factory=list, max_length=20)
+    notes: Note = ""
+
+
+class CaseOut(BaseModel):
+    case_id: UUID
+
+
+class FlagRequestIn(Body):
+    subject: Subject
+    flags: list[FlagName] = Field(min_length=1, max_length=2)
+    kind: Literal["set", "release", "renew"] = "set"
+    reason: ReasonName = "dv"
+    review_date: date | None = None
+    case_id: UUID | None = None
+    explanation: Note = Field("", description="explanation given to the person (required to release)")
+    body_request_id: UUID | None = None
+
+
+class RequestStatusOut(BaseModel):
+    request_id: UUID
+    status: str
+
+
+class FlagRequestOut(BaseModel):
+    request_id: UUID
+    agency: str
+    kind: str
+    subject: str
+    flags: list[str]
+    reason: str
+    review_date: str | None
+    requested_by: str
+    approvals_required: int
+    status: str
+
+
+class ApproveIn(Body):
+    note: Note = ""
+
+
+class RejectIn(Body):
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_clean)]
+
+
+class ExecutedOut(BaseModel):
+    request_id: UUID
+    status: str
+    kind: str
+    flags: list[str]
+
+
+class BodyRequestIn(Body):
+    municipality: AgencyCode
+    subject: Subject
+    flags: list[FlagName] = Field(min_length=1, max_length=2)
+    reason: ReasonName = "dv"
+
+
+class BodyRequestOut(BaseModel):
+    body_request_id: UUID
+
+
+class ProvisionIn(Body):
+    provider: AgencyCode
+    subject: Subject
+    legal_item: int = Field(ge=1, le=200, description="item number of table 2 (別表第二)")
+    procedure: ShortText
+    info_kind: ShortText
+    applicant: ApplicantName = "unknown"
+
+
+class QuerierAnswerOut(BaseModel):
+    """All the querying side ever learns: a held request looks exactly like any other manual answer."""
+
+    request_id: UUID
+    status: Literal["answered", "in_progress", "not_provided"]
+    message: str
+
+
+class ProposeIn(Body):
+    decision: Literal["provide", "refuse"]
+    applicant_check: ApplicantName
+    note: Note = ""
+
+
+# -- queries ------------------------------------------------------------------------------------------------
+class WhoAmI(BaseModel):
+    agency: str
+    staff: str
+    roles: list[str]
+    expires_at: str
+
+
+class SubjectQuery(Body):
+    subject: Subject
+
+
+class OptionalSubjectQuery(Body):
+    subject: Subject | None = None
+
+
+class NationwideQuery(Body):
+    subject: Subject
+    purpose: Purpose | None = Field(
+        None, description="with a purpose, staff allowed to view_protected see the holding agencies (recorded)")
+
+
+class PurposeQuery(Body):
+    subject: Subject
+    purpose: Purpose
+
+
+class PortalQuery(Body):
+    viewer: Subject = Field(description="whose credentials logged in to the portal")
+    subject: Subject
+
+
+class LiaisonQuery(Body):
+    reference: Annotated[str, StringConstraints(pattern=r"^L-[0-9a-f]{20}$")]
+    purpose: Purpose
+
+
+class LiaisonOut(BaseModel):
+    subject: str
+    flags: list[str]
+
+
+class RequestPathOut(BaseModel):
+    """How a provision request about the subject would be answered by a provider on this node."""
+
+    path: Literal["automatic", "manual"]
+
+
+# -- errors -------------------------------------------------------------------------------------------------
+class ErrorOut(BaseModel):
+    code: str = Field(description="stable reason code, e.g. role_not_permitted, four_eyes, conflict, not_found")
+    message: str
+
+
+class FieldError(BaseModel):
+    loc: list[str]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(BaseModel):
+    code: Literal["invalid_input"]
+    message: str
+    fields: list[FieldError] = Field(default_factory=list, description="absent when the ledger refused a value")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "missing, malformed, forged, expired or revoked token"},
+    403: {"model": ErrorOut, "description": "refused (the code never tells whether a person is protected)"},
+    404: {"model": ErrorOut, "description": "unknown subject, agency or request"},
+    409: {"model": ErrorOut, "description": "conflicts with the current state (e.g. already approved)"},
+    422: {"model": ValidationErrorOut, "description": "invalid input"},
+}

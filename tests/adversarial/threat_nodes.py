@@ -1,0 +1,391 @@
+"""The threat of DOMAIN.md across three agency nodes, with the network in the model's hands.
+
+Same people, moves and commands as :class:`tests.adversarial.threat.LeakMachine`, but the municipalities live
+on three nodes (separate data directories, one pseudonym secret, each trusting the others' keys):
+
+    node 0: A (where Y lives) and D      node 1: B and E      node 2: C
+
+Each command runs on the node hosting the agency that issues it; a query from an agency on another node
+reaches the provider's node through the information-provision network (``FlagLedger.receive_query``). Every
+event a node may share travels to the other nodes through ``consumers.ingest`` (in-process, no broker), and
+the model chooses when: messages wait in flight, are delivered in any order, late, or twice; an event ahead
+of a gap in its stream must be held back, not applied (the log does not grow). ``sync`` delivers everything.
+
+What is checked, after every step, on every node
+------------------------------------------------
+The invariant of ``threat.py`` (no view the perpetrator can reach names a municipality X has lived in since
+fleeing), read on every node: Y's own records, X's records and self-information through the card and the
+proxy, and the counters and counter-staff work queues of the visitable municipalities (on their own nodes).
+A node can only protect what it has heard of: a view about a person is checked on a node once that node
+knows a flag on that person (its nationwide state names a holder, after ingest): before that, the window is
+the replication delay, which no design without synchronous coordination closes. ``sync`` checks that this
+arming is not vacuous: once everything is delivered, every node's nationwide state names exactly the
+model's holders, and no event is left held back.
+
+Also checked: a request is held whenever its provider's node has heard everything and X is protected, and
+then looks to the querier (its answer, its counter) exactly like any slow manual answer; every request made
+on a node that has heard everything sends a ``ProbeNotice`` naming exactly the model's holders, and after
+``sync`` every holder's work queue (on its own node) lists the probe — requesting agency, provider,
+procedure, subject — while no other agency's queue and no counter clerk's queue does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass
+from typing import ClassVar
+from uuid import UUID
+
+from hypothesis import strategies as st
+from hypothesis.stateful import initialize, invariant, precondition, rule
+
+from consumers.ingest import PendingStore, ingest
+from consumers.outbox import publishable
+from ledger.app import Actor, FlagLedger, QuerierAnswer
+from ledger.bootstrap import Node
+from ledger.domain.identity import ProxyRegistration
+from ledger.domain.provision import ProvisionRequest
+from projections import views
+from tests.adversarial.threat import (
+    MUNICIPALITIES,
+    NAR,
+    ND,
+    QUERIER_MESSAGES,
+    A,
+    B,
+    C,
+    D,
+    E,
+    LeakMachine,
+    Request,
+    named,
+    probe_notices,
+)
+
+NODE_OF = {A: 0, D: 0, B: 1, E: 1, C: 2}
+LAYOUT = ((A, D), (B, E), (C,))
+
+
+@dataclass
+class Probe:
+    holders: list[str] | None  # the ProbeNotice's holders (None: no notice was sent)
+    subject: str
+    procedure: str
+
+
+@dataclass
+class Network:
+    """Messages published but not yet delivered, per destination node, and what each node already got."""
+
+    cursor: list[int]
+    inflight: list[list[bytes]]
+    delivered: list[list[bytes]]
+
+
+class NodesLeakMachine(LeakMachine):
+    nodes: ClassVar[list[Node] | None] = None
+    net: ClassVar[Network | None] = None
+    deliveries: ClassVar[int] = 0
+    held_back: ClassVar[int] = 0  # deliveries that arrived ahead of a gap and were held back
+    duplicates: ClassVar[int] = 0
+
+    def setup_nodes(self) -> None:
+        assert NodesLeakMachine.nodes is not None and NodesLeakMachine.net is not None, "set nodes and net first"
+        self.all = NodesLeakMachine.nodes
+        self.network = NodesLeakMachine.net
+        self.n = self.all[0]
+        self.app = self.n.app
+        self.probes: dict[str, Probe] = {}
+        # what the previous history left in flight arrives now: each history starts with the nodes in step
+        self.deliver_everything(check=False)
+
+    @initialize(perpetrators=st.integers(1, 2), proxy=st.booleans(), early=st.sampled_from(["", "query", "protect"]),
+                to=st.sampled_from(MUNICIPALITIES[1:]), protect_there=st.booleans())
+    def spouses_in_a_then_x_flees(self, perpetrators: int, proxy: bool, early: str, to: str,  # type: ignore[override]
+                                  protect_there: bool) -> None:
+        """As on one node; half the histories also protect where X fled at once (the delivery rules dilute
+        the protection rules, and a history without protection checks nothing)."""
+        super().spouses_in_a_then_x_flees(perpetrators, proxy, early, to)
+        if protect_there:
+            self.protect_at_once("residence")
+
+    def at(self, agency: str) -> FlagLedger:
+        return self.all[NODE_OF[agency]].app
+
+    def node_of(self, agency: str) -> Node:
+        return self.all[NODE_OF[agency]]
+
+    def before_cancel_proxy(self) -> None:
+        """The registration was made at A; X's municipality cancels it once its node has it."""
+        app = self.at(self.residence)
+        reg = ProxyRegistration.create_id(app.subject(self.x_numbers[0]), app.subject(self.y_numbers[0][0]))
+        if app.find(ProxyRegistration, reg) is None:
+            self.deliver_to(NODE_OF[self.residence], None)
+
+    # -- the network ------------------------------------------------------------------------------------
+    def collect(self) -> None:
+        """Everything the nodes published since last time goes in flight to every other node."""
+        net = self.network
+        for src, node in enumerate(self.all):
+            for position, _, raw in publishable(node.app, net.cursor[src]):
+                for dst in range(len(self.all)):
+                    if dst != src:
+                        net.inflight[dst].append(raw)
+                net.cursor[src] = position
+
+    def deliver(self, dst: int, raw: bytes) -> None:
+        node = self.all[dst]
+        before = node.app.max_position()
+        outcome = ingest(node.app, raw, PendingStore(node.app, node.engine))
+        assert outcome.kind in ("applied", "duplicate", "held_gap"), f"a valid message was {outcome}"
+        if outcome.kind == "held_gap":
+            NodesLeakMachine.held_back += 1
+            assert node.app.max_position() == before, "an event ahead of a gap was applied"
+        elif outcome.kind == "duplicate":
+            NodesLeakMachine.duplicates += 1
+            assert node.app.max_position() == before, "a duplicate was applied again"
+        else:
+            assert node.app.max_position() == before + outcome.applied
+        NodesLeakMachine.deliveries += 1
+        delivered = self.network.delivered[dst]
+        delivered.append(raw)
+        del delivered[:-60]  # enough old messages to redeliver, bounded memory over 10,000 histories
+
+    def deliver_to(self, dst: int, picks: list[int] | None) -> None:
+        """Deliver to node ``dst`` the messages ``picks`` chooses (any order), or all of them in order."""
+        self.collect()
+        queue = self.network.inflight[dst]
+        if picks is None:
+            while queue:
+                self.deliver(dst, queue.pop(0))
+            return
+        for p in picks:
+            if queue:
+                self.deliver(dst, queue.pop(p % len(queue)))
+
+    def deliver_everything(self, check: bool = True) -> None:
+        for _ in range(2):  # events produced while delivering (none today) would go round once more
+            for dst in range(len(self.all)):
+                self.deliver_to(dst, None)
+        for node in self.all:
+            assert PendingStore(node.app, node.engine).waiting() == [], "an event is still held back after sync"
+        if check:
+            self.check_synced_state()
+            self.check_probes_reached_the_holders()
+
+    def synced(self, node_index: int) -> bool:
+        """Whether a node has heard everything published so far (nothing in flight to it, nothing held back)."""
+        self.collect()
+        node = self.all[node_index]
+        return not self.network.inflight[node_index] and not PendingStore(node.app, node.engine).waiting()
+
+    @rule(dst=st.integers(0, 2), picks=st.lists(st.integers(0, 50), min_size=1, max_size=6))
+    def deliver_some(self, dst: int, picks: list[int]) -> None:
+        """Some messages reach one node, in an order of the model's choosing (gaps are held back)."""
+        self._step()
+        self.deliver_to(dst, picks)
+
+    @rule(dst=st.integers(0, 2), rnd=st.randoms(use_true_random=False), reverse=st.booleans())
+    def deliver_out_of_order(self, dst: int, rnd: random.Random, reverse: bool) -> None:
+        """Part of what is in flight to one node arrives shuffled or reversed (later events of a stream first)."""
+        self._step()
+        self.collect()
+        queue = self.network.inflight[dst]
+        if not queue:
+            return
+        chosen = list(range(len(queue)))
+        if reverse:
+            chosen.reverse()
+        else:
+            rnd.shuffle(chosen)
+        chosen = chosen[: rnd.randint(1, len(chosen))]
+        batch = [queue[i] for i in chosen]
+        for i in sorted(chosen, reverse=True):
+            del queue[i]
+        for raw in batch:
+            self.deliver(dst, raw)
+
+    @precondition(lambda self: any(self.network.delivered))
+    @rule(dst=st.integers(0, 2), pick=st.integers(0, 59))
+    def redeliver(self, dst: int, pick: int) -> None:
+        """The network delivers a message a second time (a consumer restarted before committing offsets)."""
+        self._step()
+        old = self.network.delivered[dst]
+        if old:
+            raw = old[pick % len(old)]
+            node = self.all[dst]
+            before = node.app.max_position()
+            outcome = ingest(node.app, raw, PendingStore(node.app, node.engine))
+            assert outcome.kind in ("duplicate", "held_gap"), f"a redelivered message was {outcome}"
+            assert node.app.max_position() == before, "a redelivered message changed the log"
+            NodesLeakMachine.duplicates += 1
+
+    @rule()
+    def sync(self) -> None:
+        """Everything in flight arrives."""
+        self._step()
+        self.deliver_everything()
+
+    # -- queries across nodes ---------------------------------------------------------------------------
+    def _query(self, querier: str, provider: str, about: str, number: str, info_kind: str) -> None:
+        p = NODE_OF[provider]
+        app = self.all[p].app
+        heard_all = self.synced(p)
+        before = app.max_position()
+        if NODE_OF[querier] == p:
+            answer = app.request_provision(self.who(querier, "counter"), provider, number, legal_item=74,
+                                           procedure="児童手当", info_kind=info_kind)
+        else:
+            answer = app.receive_query(querier, provider, number, legal_item=74, procedure="児童手当",
+                                       info_kind=info_kind)
+        r = Request(answer.request_id, querier, provider, about, info_kind, held=answer.status == "in_progress",
+                    status=answer.status)
+        self.requests[r.rid] = r
+        if self.ever_protected and not self.in_force:
+            self.after_release.add(r.rid)
+        assert answer.status in ("answered", "in_progress")
+        assert (answer.status, answer.message) == (r.status, QUERIER_MESSAGES[r.status]), (
+            f"querier answer {answer} is not the plain {r.status} answer"
+        )
+        notice = probe_notices(app, before).get(r.rid)
+        self.probes[r.rid] = Probe(notice, app.subject(number), "児童手当")
+        if heard_all:
+            expected = about == "X" and self.in_force
+            assert r.held == expected, (
+                f"request {r.rid} about {about} at {provider}, which has heard everything: held={r.held}, "
+                f"expected {expected} (holders {sorted(self.holdings)})"
+            )
+            self.check_probe_notice(app, before, r)
+
+    # -- checks -----------------------------------------------------------------------------------------
+    def knows(self, node: Node, number: str) -> set[str]:
+        """The flags ``node`` has heard of on the person ``number`` names (its nationwide state)."""
+        return set(node.state.flags_for(node.app.subject(number)))
+
+    def check_synced_state(self) -> None:
+        """After sync the arming is not vacuous: every node knows exactly the model's holders."""
+        for i, node in enumerate(self.all):
+            node.projector.catch_up()
+            subjects = [self.x, *(self.y(k) for k in range(len(self.y_numbers)))] if self.x_numbers else []
+            for s, flags in zip(subjects, [[NAR, ND]] + [[ND]] * len(self.y_numbers), strict=True):
+                state = node.state.flags_for(node.app.subject(s))
+                for flag in flags:
+                    assert sorted(state.get(flag, [])) == sorted(self.holdings), (
+                        f"node {i} after sync: {flag} held by {state.get(flag)}, the model says "
+                        f"{sorted(self.holdings)}"
+                    )
+
+    def check_probes_reached_the_holders(self) -> None:
+        """Every notice sent is in each named holder's work queue (deciders), and nowhere else."""
+        queues: dict[str, dict[str, views.ProbeNoticeEntry]] = {}
+        for m in MUNICIPALITIES:
+            node = self.node_of(m)
+            queues[m] = {p.request_id: p for p in views.work_queue(node, self.who(m, "rev")).probes}
+            assert views.work_queue(node, self.who(m, "counter")).probes == (), f"{m}'s counter sees probes"
+        for rid, probe in self.probes.items():
+            r = self.requests[rid]
+            for m in MUNICIPALITIES:
+                entry = queues[m].get(rid)
+                if probe.holders is not None and m in probe.holders:
+                    assert entry is not None, f"holder {m} never heard of request {rid} about {r.about}"
+                    got = (entry.querier, entry.provider, entry.procedure, entry.subject)
+                    assert got == (r.querier, r.provider, probe.procedure, probe.subject), (
+                        f"{m}'s probe notice of {rid} reads {got}"
+                    )
+                else:
+                    assert entry is None, f"{m} holds no flag named by request {rid}'s notice yet lists it"
+
+    @invariant()
+    def no_view_y_can_reach_names_where_x_lives(self) -> None:
+        if not self.x_numbers or not self.ever_protected or not self.lived:
+            return
+        self.collect()
+        found: list[str] = []
+        armed = False
+        for i, node in enumerate(self.all):
+            node.projector.catch_up()
+            found += self.node_leaks(i, node)
+            armed = armed or bool(self.knows(node, self.x))
+        for m in [v for v in self.visitable if v == A or v in self.holdings or v in self.pending]:
+            found += self.counter_and_queue_leaks(m)
+        for r in self.requests.values():
+            found += self.answer_leaks(r)
+        if armed:
+            LeakMachine.armed_checks += 1
+            if not self.counted:
+                self.counted = True
+                LeakMachine.protected_histories += 1
+        if found:
+            raise AssertionError("a view the perpetrator can reach names a secret municipality "
+                                 f"{sorted(self.secret)}:\n  " + "\n  ".join(found))
+
+    def node_leaks(self, i: int, node: Node) -> list[str]:
+        found: list[str] = []
+        for k, numbers in enumerate(self.y_numbers):
+            for n in {numbers[0], numbers[-1]}:
+                if ND in self.knows(node, n):
+                    found += self.portal_leaks(f"node {i}: Y{k}'s own records",
+                                               views.portal_records(node, n, n))
+        card_views = [(n, n) for n in {self.x_numbers[0], self.x}]
+        card_views += [(self.y_numbers[k][0], self.x) for k in self.proxies]
+        for viewer, subject in card_views:
+            known = self.knows(node, subject)
+            if ND in known:
+                found += self.portal_leaks(f"node {i}: X's records as {viewer[:4]}…",
+                                           views.portal_records(node, viewer, subject))
+            if known:
+                found += [f"node {i}: {hit}" for hit in
+                          self.self_info_leaks(views.self_information(node, viewer, subject))]
+        return found
+
+    def counter_and_queue_leaks(self, m: str) -> list[str]:
+        node = self.node_of(m)
+        found: list[str] = []
+        subjects = {"X": self.x, **{f"Y{k}": self.y(k) for k in range(len(self.y_numbers))}}
+        for about, number in subjects.items():
+            if self.knows(node, number):
+                cv = views.counter_view(node, self.who(m, "counter"), number)
+                found += self.counter_leaks(f"{m}'s counter about {about}", cv)
+        q = views.work_queue(node, self.who(m, "counter"))
+        assert q.held == () and q.probes == (), f"{m}'s counter clerk sees held requests or probe notices"
+        if self.knows(node, self.x):
+            found += self.queue_leaks(m, q)
+        return found
+
+    def answer_leaks(self, r: Request) -> list[str]:
+        """The querier's answer, on the provider's node and (once it has the request) on the querier's."""
+        found: list[str] = []
+        provider_app = self.at(r.provider)
+        ans = provider_app.querier_answer(UUID(r.rid))
+        found += [f"querier answer {r.rid}: {hit}" for hit in named(ans, self.secret)]
+        assert (ans.status, ans.message) == (r.status, QUERIER_MESSAGES[r.status]), (
+            f"querier answer of {r.rid}: {ans}, expected {r.status}"
+        )
+        querier_app = self.at(r.querier)
+        if querier_app is not provider_app and querier_app.find(ProvisionRequest, UUID(r.rid)) is not None:
+            there = querier_app.querier_answer(UUID(r.rid))
+            assert there.status in (r.status, "in_progress"), f"{r.rid} on the querier's node reads {there}"
+            assert dataclasses.astuple(there) == (r.rid, there.status, QUERIER_MESSAGES[there.status])
+            if there.status == "in_progress":
+                assert there.message == QuerierAnswer.IN_PROGRESS
+        return found
+
+
+def fresh_network(nodes: list[Node]) -> Network:
+    return Network([0] * len(nodes), [[] for _ in nodes], [[] for _ in nodes])
+
+
+def trust_everyone(nodes: list[Node]) -> None:
+    """Each node vouches for every other node's agencies' first keys (exchanged out of band)."""
+    for here in nodes:
+        admin = Actor(sorted(here.app.hosted)[0], "admin")
+        for there in nodes:
+            if there is here:
+                continue
+            for code in sorted(there.app.hosted):
+                signer = there.app.signers[code]
+                record = next(r for r in there.app.keyring.records() if r.key_id == signer.key_id)
+                here.app.register_remote_agency(admin, code, code, "municipality", signer.key_id,
+                                                signer.public_raw.hex(), record.valid_from)
+

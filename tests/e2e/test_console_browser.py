@@ -1,0 +1,164 @@
+"""The staff console in real headless Chromium (Debian's /usr/bin/chromium driven by Playwright for Python),
+against `uvicorn` serving a real SQLite node: sign in, approve a flag, the banner at another agency's
+counter, deciding a held request. Screenshots go to tests/artifacts/console/ (gitignored).
+
+Chromium comes from `deploy/browser-deps.sh` (called by `bash deploy/dev.sh test`); `playwright install` is
+never used.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+import uvicorn
+
+from ledger.api import create_app
+from ledger.app import Actor
+from ledger.bootstrap import Node
+from tests.conftest import A, B, C
+from tests.support.api import token
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
+VIEWPORT = {"width": 1366, "height": 768}
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: bash deploy/browser-deps.sh")
+
+
+@pytest.fixture
+def server(sqlite_node: Node) -> Iterator[str]:
+    """uvicorn on a free loopback port, in a thread; stopped (and joined) at the end."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(sqlite_node), log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the console server did not start within 20 s")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def sign_in(browser: Any, base: str, node: Node, agency: str, staff: str) -> Any:
+    page = browser.new_context(viewport=VIEWPORT, locale="ja-JP").new_page()
+    page.goto(f"{base}/console/")
+    assert page.url.endswith("/console/login?expired=1"), "no session: the console sends you to sign in"
+    page.fill("#token", token(node, agency, staff))
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/console/")
+    assert page.locator("header .who").inner_text().startswith(f"{agency} / {staff}")
+    return page
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= VIEWPORT["width"], f"{name}: page is {width}px wide, more than a 1366px screen"
+
+
+def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
+                                   person: Callable[[], str]) -> None:
+    node, x = sqlite_node, person()
+    rid = str(node.app.request_flags(Actor(B, "req"), x, ["NON_DISCLOSURE", "NO_AUTO_RESPONSE"]))
+
+    # sign in with a token; a forged one is refused on the page
+    page = browser.new_context(viewport=VIEWPORT).new_page()
+    page.goto(f"{server}/console/login")
+    page.fill("#token", "fl1.forged.token")
+    page.click("button[type=submit]")
+    assert "サインインできません" in page.locator(".error").inner_text()
+    shot(page, "01-sign-in-refused")
+
+    # approve the flag at B, then B's operator executes it
+    apr = sign_in(browser, server, node, B, "apr")
+    shot(apr, "02-home")
+    apr.click("text=承認待ち")
+    row = apr.locator(f"tr[data-request='{rid}']")
+    assert "承認待ち" in row.inner_text() and "不開示" in row.inner_text()
+    shot(apr, "03-approval-queue")
+    row.locator("button:has-text('承認')").click()
+    assert "承認しました" in apr.locator(".notice").inner_text()
+    assert node.app.flag_request(UUID(rid)).status == "approved"
+    op = sign_in(browser, server, node, B, "op")
+    op.goto(f"{server}/console/approvals")
+    op.locator(f"tr[data-request='{rid}'] button:has-text('実行')").click()
+    assert "実行しました" in op.locator(".notice").inner_text()
+
+    # the banner at another agency's counter: protected, flags, liaison reference, never B
+    clerk = sign_in(browser, server, node, A, "counter")
+    assert clerk.locator("header nav a:has-text('保留中の照会')").count() == 0, "held requests: deciders only"
+    clerk.click("text=窓口照会")
+    clerk.fill("#subject", x)
+    clerk.click("button:has-text('照会')")
+    banner = clerk.locator("#protection-banner")
+    assert banner.is_visible() and "保護対象者です" in banner.inner_text()
+    assert "不開示" in banner.inner_text() and "自動応答不可" in banner.inner_text() and "L-" in banner.inner_text()
+    assert B not in clerk.content(), "staff of another agency never learn which agency protects the person"
+    color = banner.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert color == "rgb(176, 0, 32)", "a clear (red) banner"
+    shot(clerk, "04-counter-banner-other-agency")
+
+    # a query from A to provider C is held; C's reviewer checks who asks and proposes, C's approver decides
+    q = node.app.request_provision(Actor(A, "counter"), C, x, legal_item=74, procedure="児童手当",
+                                   info_kind="地方税関係情報").request_id
+    rev = sign_in(browser, server, node, C, "rev")
+    rev.click("text=保留中の照会")
+    held = rev.locator(f"tr[data-request='{q}']")
+    assert A in held.inner_text() and "児童手当" in held.inner_text()
+    held.locator("select[name=applicant_check]").select_option("known_perpetrator")
+    held.locator("input[value=refuse]").check()
+    held.locator("button:has-text('判断案を登録')").click()
+    assert "判断案を登録しました" in rev.locator(".notice").inner_text()
+    assert rev.locator("button:has-text('判断を承認')").count() == 0, "the reviewer does not approve their own"
+    shot(rev, "05-held-request-proposed")
+    decider = sign_in(browser, server, node, C, "apr")
+    decider.goto(f"{server}/console/held")
+    decider.locator(f"tr[data-request='{q}'] button:has-text('判断を承認')").click()
+    assert "判断を確定しました" in decider.locator(".notice").inner_text()
+    assert decider.locator(f"tr[data-request='{q}']").count() == 0
+    assert node.app.querier_answer(UUID(q)).status == "not_provided"
+    shot(decider, "06-held-request-decided")
+
+    # an auditor reads the person's timeline, stating a purpose; the read itself is recorded and shown
+    aud = sign_in(browser, server, node, B, "aud")
+    aud.click("header nav >> text=対象者の履歴（監査）")
+    aud.fill("#subject", x)
+    aud.fill("#purpose", "苦情調査")
+    aud.click("button:has-text('表示')")
+    events = aud.locator("table").inner_text()
+    assert "Protection.FlagsSet" in events and "ProvisionRequest" in events
+    assert "AccessRecord.ProtectedDetailsRead" in events, "the auditor's own read is on the timeline"
+    shot(aud, "07-auditor-timeline")
+
+    # signing out ends the session
+    decider.click("button:has-text('サインアウト')")
+    assert "サインアウトしました" in decider.locator(".notice").inner_text()
+    decider.goto(f"{server}/console/held")
+    assert "/console/login" in decider.url

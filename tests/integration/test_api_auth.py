@@ -1,0 +1,127 @@
+"""Bearer tokens: issued by an administrator (API helper and `flagledger staff token`), refused with 401 when
+missing, malformed, forged, altered, expired, from another node or for a deactivated staff member."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from ledger.api.auth import issue_token
+from ledger.app import Actor
+from ledger.bootstrap import Node
+from ledger.cli.main import main
+from ledger.errors import InputError, PermissionDenied
+from tests.conftest import A, B, NodeFactory
+from tests.support.api import auth, client, token
+
+
+def _who(node: Node, headers: dict[str, str]) -> tuple[int, dict[str, object]]:
+    r = client(node).get("/api/v1/whoami", headers=headers)
+    return r.status_code, r.json()
+
+
+def test_a_token_names_agency_staff_roles_and_expiry(sqlite_node: Node) -> None:
+    status, body = _who(sqlite_node, auth(sqlite_node, B, "rev"))
+    assert status == 200 and body["agency"] == B and body["staff"] == "rev" and body["roles"] == ["reviewer"]
+
+
+@pytest.mark.parametrize("header", [
+    None,
+    "Bearer",
+    "Basic dXNlcjpwYXNz",
+    "Bearer nonsense",
+    "Bearer fl1.e30.AAAA",
+    "Bearer fl1.!!!.!!!",
+])
+def test_missing_or_malformed_tokens_are_401(sqlite_node: Node, header: str | None) -> None:
+    status, body = _who(sqlite_node, {"Authorization": header} if header else {})
+    assert status == 401 and body["code"] == "unauthenticated"
+
+
+def test_forged_altered_or_foreign_tokens_are_401(make_node: NodeFactory) -> None:
+    node, other = make_node(), make_node(name="other")
+    good = token(node, B, "req")
+    prefix, body, mac = good.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    claims["roles"] = ["requester", "approver"]  # privilege escalation attempt
+    raised = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    for bad in (f"{prefix}.{raised}.{mac}", f"{prefix}.{body}.{mac[:-2]}AA", token(other, B, "req")):
+        status, out = _who(node, {"Authorization": f"Bearer {bad}"})
+        assert status == 401 and out["code"] == "unauthenticated", bad
+    r = client(node).get("/api/v1/whoami", headers={"Authorization": f"Bearer {good}"})
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+
+
+def test_expired_tokens_and_deactivated_staff_are_401(sqlite_node: Node) -> None:
+    node = sqlite_node
+    headers = auth(node, B, "apr", ttl=timedelta(minutes=5))
+    real = node.app.clock
+    node.app.clock = lambda: real() + timedelta(minutes=6)
+    try:
+        status, body = _who(node, headers)
+    finally:
+        node.app.clock = real
+    assert status == 401 and "expired" in str(body["message"])
+    assert _who(node, headers)[0] == 200
+    node.app.deactivate_staff(Actor(B, "admin"), "apr")
+    status, body = _who(node, headers)
+    assert status == 401 and "deactivated" in str(body["message"])
+
+
+def test_a_role_revoked_after_issue_stops_counting_and_tokens_can_be_narrowed(sqlite_node: Node,
+                                                                            person: Callable[[], str]) -> None:
+    node = sqlite_node
+    node.app.grant_role(Actor(B, "admin"), "req", "counter")
+    narrow = auth(node, B, "req", roles=("counter",))
+    http = client(node)
+    r = http.post("/api/v1/flag-requests", json={"subject": person(), "flags": ["NON_DISCLOSURE"]}, headers=narrow)
+    assert r.status_code == 403 and r.json()["code"] == "token_scope"
+    full = auth(node, B, "req")
+    node.app.revoke_role(Actor(B, "admin"), "req", "requester")
+    r = http.post("/api/v1/flag-requests", json={"subject": person(), "flags": ["NON_DISCLOSURE"]}, headers=full)
+    assert r.status_code == 403 and r.json()["code"] == "role_not_permitted"
+
+
+def test_only_administrators_issue_tokens_for_their_own_active_staff(sqlite_node: Node) -> None:
+    node = sqlite_node
+    with pytest.raises(PermissionDenied):
+        issue_token(node, Actor(B, "apr"), "req")
+    with pytest.raises(PermissionDenied):
+        issue_token(node, Actor("999999", "admin"), "req")
+    with pytest.raises(InputError):
+        issue_token(node, Actor(B, "admin"), "req", ttl=timedelta(hours=13))
+    with pytest.raises(InputError):
+        issue_token(node, Actor(B, "admin"), "req", roles=("approver",))
+    node.app.deactivate_staff(Actor(B, "admin"), "op")
+    with pytest.raises(InputError):
+        issue_token(node, Actor(B, "admin"), "op")
+
+
+def test_the_cli_issues_a_token_the_api_accepts(make_node: NodeFactory, capsys: pytest.CaptureFixture[str]) -> None:
+    node = make_node()
+    data_dir = str(node.config.data_dir)
+    assert main(["--data-dir", data_dir, "staff", "token", "--as", f"{A}/admin", "counter", "--ttl", "15m"]) == 0
+    issued = json.loads(capsys.readouterr().out)
+    assert issued["agency"] == A and issued["staff"] == "counter" and issued["roles"] == ["counter"]
+    assert _who(node, {"Authorization": f"Bearer {issued['token']}"})[0] == 200
+    assert main(["--data-dir", data_dir, "staff", "token", "--as", f"{A}/counter", "counter"]) == 4
+    assert "role_not_permitted" in capsys.readouterr().err
+
+
+def test_every_operation_of_the_document_needs_a_token(sqlite_node: Node) -> None:
+    doc = json.loads((Path(__file__).resolve().parents[2] / "deploy" / "openapi.json").read_text())
+    http = client(sqlite_node)
+    calls = 0
+    for path, ops in doc["paths"].items():
+        url = path.replace("{request_id}", "00000000-0000-0000-0000-000000000000")
+        for method in ops:
+            r = http.request(method.upper(), url, json={})
+            assert r.status_code == 401 and r.json()["code"] == "unauthenticated", (method, path, r.text)
+            assert r.headers["www-authenticate"] == "Bearer"
+            calls += 1
+    assert calls >= 20

@@ -1,0 +1,101 @@
+"""The staff console's pages over HTTP (no browser): sign-in cookie, CSRF, banner, queues, refusals.
+The counter banner runs on SQLite and PostgreSQL (the ``node`` fixture), the rest on SQLite.
+The same flows in real Chromium are in tests/e2e/test_console_browser.py."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from uuid import UUID
+
+from fastapi.testclient import TestClient
+
+from ledger.bootstrap import Node
+from tests.conftest import A, B, C
+from tests.integration.test_api_commands import NAR, ND, Api
+from tests.support.api import access_reads, client, token
+
+
+def signed_in(node: Node, agency: str, staff: str) -> tuple[TestClient, str]:
+    http = client(node)
+    r = http.post("/console/login", data={"token": token(node, agency, staff)}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/console/"
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
+    home = http.get("/console/")
+    assert home.status_code == 200 and f"{agency} / {staff}" in home.text and f"市（{agency}）の業務一覧" in home.text
+    csrf = re.search(r'<meta name="csrf" content="([0-9a-f]{64})">', home.text)
+    assert csrf is not None
+    return http, csrf.group(1)
+
+
+def test_sign_in_needs_a_valid_token_and_pages_need_a_session(sqlite_node: Node) -> None:
+    http = client(sqlite_node)
+    r = http.get("/console/", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/console/login")
+    r = http.post("/console/login", data={"token": "fl1.forged.token"})
+    assert r.status_code == 401 and "サインインできません" in r.text and "set-cookie" not in r.headers
+    http, _ = signed_in(sqlite_node, B, "apr")
+    r = http.post("/console/logout", follow_redirects=False)
+    assert r.status_code == 303 and 'flagledger_session=""' in r.headers["set-cookie"]
+
+
+def test_counter_banner_at_another_agency_and_no_banner_for_others(node: Node, person: Callable[[], str]) -> None:
+    x, y = person(), person()
+    Api(node).protect(B, x, [ND, NAR])
+    http, csrf = signed_in(node, A, "counter")
+    page = http.post("/console/counter", data={"subject": x, "csrf": csrf})
+    assert page.status_code == 200 and "保護対象者です" in page.text and "不開示" in page.text
+    assert B not in page.text, "staff of another agency never see which agency protects the person"
+    page = http.post("/console/counter", data={"subject": y, "csrf": csrf})
+    assert "保護フラグの登録はありません" in page.text and "保護対象者です" not in page.text
+    stale = http.post("/console/counter", data={"subject": x, "csrf": "0" * 64})
+    assert stale.status_code == 403 and "csrf" in stale.text and "保護対象者です" not in stale.text
+    missing = http.post("/console/counter", data={"subject": x})
+    assert missing.status_code == 422 and "入力内容に誤りがあります" in missing.text and x not in missing.text
+    http, _ = signed_in(node, A, "req")
+    assert http.get("/console/counter").status_code == 403
+    assert "窓口照会" not in http.get("/console/").text, "no counter entry for staff without counter_lookup"
+
+
+def test_approve_execute_and_decide_a_held_request_through_forms(sqlite_node: Node,
+                                                                 person: Callable[[], str]) -> None:
+    api, x = Api(sqlite_node), person()
+    rid = api.post(f"{B}/req", "/flag-requests", {"subject": x, "flags": [NAR]}, 201)["request_id"]
+    http, csrf = signed_in(sqlite_node, B, "apr")
+    assert rid in http.get("/console/approvals").text
+    r = http.post(f"/console/approvals/{rid}/approve", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303 and sqlite_node.app.flag_request(UUID(rid)).status == "approved"
+    again = http.post(f"/console/approvals/{rid}/approve", data={"csrf": csrf})
+    assert again.status_code == 409 and "conflict" in again.text
+    op, op_csrf = signed_in(sqlite_node, B, "op")
+    assert op.post(f"/console/approvals/{rid}/execute", data={"csrf": op_csrf}).status_code == 200
+    q = api.post(f"{A}/counter", "/provision-requests", {"provider": C, "subject": x, "legal_item": 1,
+                                                         "procedure": "p", "info_kind": "k"}, 201)["request_id"]
+    rev, rev_csrf = signed_in(sqlite_node, C, "rev")
+    assert q in rev.get("/console/held").text
+    r = rev.post(f"/console/held/{q}/propose", data={"csrf": rev_csrf, "decision": "refuse",
+                                                     "applicant_check": "known_perpetrator"})
+    assert r.status_code == 200 and "判断案を登録しました" in r.text
+    apr, apr_csrf = signed_in(sqlite_node, C, "apr")
+    r = apr.post(f"/console/held/{q}/approve", data={"csrf": apr_csrf})
+    assert r.status_code == 200 and "判断を確定しました" in r.text and q not in r.text
+    assert api.get(f"{A}/counter", f"/provision-requests/{q}")["status"] == "not_provided"
+    counter, _ = signed_in(sqlite_node, C, "counter")
+    assert counter.get("/console/held").status_code == 403
+
+
+def test_reviews_and_the_recorded_timeline(sqlite_node: Node, person: Callable[[], str]) -> None:
+    x = person()
+    api = Api(sqlite_node)
+    api.post(f"{B}/req", "/cases", {"victim": x, "notes": "<script>alert(1)</script>"}, 201)
+    api.protect(B, x, [ND])
+    http, csrf = signed_in(sqlite_node, B, "aud")
+    assert "見直し期限" in http.get("/console/reviews").text
+    page = http.post("/console/timeline", data={"subject": x, "purpose": "監査", "csrf": csrf})
+    assert page.status_code == 200 and "Protection.FlagsSet" in page.text
+    assert "ProtectionCase" in page.text and "<script>alert" not in page.text, "recorded text is escaped"
+    assert access_reads(sqlite_node) == [(B, "aud", "subject timeline")]
+    clerk, clerk_csrf = signed_in(sqlite_node, B, "counter")
+    assert clerk.post("/console/timeline", data={"subject": x, "purpose": "x", "csrf": clerk_csrf}).status_code == 403
+    assert len(access_reads(sqlite_node)) == 1

@@ -1,0 +1,35 @@
+"""HTTP API helpers for tests: a TestClient on a real node and tokens issued the way the CLI issues them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+
+from ledger.api import create_app
+from ledger.api.auth import issue_token
+from ledger.app import Actor
+from ledger.bootstrap import Node
+
+
+def client(node: Node) -> TestClient:
+    return TestClient(create_app(node), raise_server_exceptions=False)
+
+
+def token(node: Node, agency: str, staff: str, *, roles: tuple[str, ...] | None = None,
+          ttl: timedelta = timedelta(hours=1)) -> str:
+    return issue_token(node, Actor(agency, "admin"), staff, roles=roles, ttl=ttl)[0]
+
+
+def auth(node: Node, agency: str, staff: str, **kw: object) -> dict[str, str]:
+    return {"Authorization": "Bearer " + token(node, agency, staff, **kw)}  # type: ignore[arg-type]
+
+
+def access_reads(node: Node) -> list[tuple[str, str, str]]:
+    """(agency, staff, what) of every recorded read of protected details, in log order."""
+    out = []
+    for _, _, env in node.app.envelopes():
+        if env.header.topic.endswith("AccessRecord.ProtectedDetailsRead"):
+            ev = node.app.signed_mapper.decode(env)
+            out.append((str(ev.agency), str(ev.staff), str(ev.what)))  # type: ignore[attr-defined]
+    return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -63,7 +63,7 @@ def audit_replay(
     Returns the target URL, an engine on it (the caller disposes of it) and what the replay did.
     """
     node.app.authorise(actor, Action.AUDIT)
-    label = as_of.strftime("%Y%m%dT%H%M%S%fZ") if as_of is not None else f"position-{until}"
+    label = as_of.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ") if as_of is not None else f"position-{until}"
     url = resolve_target(node.config, target, label)
     engine = open_target(url)
     try:

@@ -31,6 +31,8 @@ def _replay(args: argparse.Namespace) -> int:
         raise InputError("--requester goes with --would-hold")
     if args.subject:
         _need(args, "purpose")
+    if args.reuse:
+        _need(args, "target")
     node = _node(args)
     if args.subject:  # a bad number fails now, not after a long replay
         node.app.subject(args.subject)

@@ -83,6 +83,7 @@ def test_bad_arguments_get_clear_errors_and_non_zero_exits(sqlite_node: Node, ca
         (3, "nothing in the log", ["--as-of", now, "--subject", person(), "--purpose", "p"]),
         (2, "unsupported target", ["--as-of", now, "--target", "mysql://x/y"]),
         (2, "--page", ["--as-of", now, "--page", "0"]),
+        (2, "--target", ["--as-of", now, "--reuse"]),
     ]
     for want, message, extra in cases:
         code, _, err = run(capsys, node, "audit", "replay", "--as", f"{A}/aud", "--quiet", *extra)

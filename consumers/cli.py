@@ -9,9 +9,18 @@ import signal
 import time
 from typing import Any
 
-from consumers.kafka_io import Consumer, Relay, ensure_topics, parked, replay_parked
+from consumers.kafka_io import (
+    BrokerUnavailable,
+    Consumer,
+    Relay,
+    ensure_topics,
+    parked,
+    replay_parked,
+    retry_delay,
+)
 from consumers.settings import KafkaSettings
 from ledger.cli.main import EXTENSIONS, _node, command, out
+from ledger.errors import StateConflict, StorageError
 
 
 def _stopper(seconds: float | None) -> Any:
@@ -63,17 +72,27 @@ def _run_node(args: argparse.Namespace) -> int:
     relay, consumer = Relay(node, settings), Consumer(node, settings)
     status_file = node.config.data_dir / "node-status.json"
     until = _stopper(args.seconds)
+    failures = 0
     try:
         while not until():
-            relay.run_once()
-            consumer.poll_once()
-            node.projector.catch_up()
+            try:
+                relay.run_once()
+                consumer.poll_once()
+                node.projector.catch_up()
+                failures = 0
+            except (StorageError, StateConflict, BrokerUnavailable) as exc:
+                failures += 1  # the database or broker is away: nothing is lost, try again after a pause
+                delay = retry_delay(failures)
+                log.error("node: %s [%s]; retrying in %.1f s", exc, exc.code, delay)
+                time.sleep(delay)
+                continue
             lag = node.app.max_position() - relay.position()
             status = {
                 "relay_position": relay.position(),
                 "relay_lag": lag,
                 "counts": consumer.counts,
                 "parked": len(parked(node)),
+                "republished_after_loss": relay.republished_after_loss,
             }
             status_file.write_text(json.dumps(status))
         log.info("stopping: %s", status_file.read_text() if status_file.exists() else "{}")

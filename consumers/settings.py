@@ -29,6 +29,7 @@ class KafkaSettings:
     max_poll_interval_ms: int = 300000
     fetch_max_wait_ms: int = 100
     security_protocol: str = "PLAINTEXT"
+    loss_check_seconds: int = 30  # how often the relay checks that the broker still holds what it published
 
     @classmethod
     def from_config(cls, config: NodeConfig) -> KafkaSettings:

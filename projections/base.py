@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.app import FlagLedger
 from ledger.envelope import Envelope
 from ledger.errors import StorageError
+from ledger.faultpoint import faultpoint
 
 __all__ = ["Projection", "Projector", "create_engine", "metadata", "upsert"]
 
@@ -119,6 +120,7 @@ class Projector:
                             if n.id > positions[p.name] and n.topic in p.topics:
                                 p.handle(conn, ev, env, n.id)
                         applied += 1
+                        faultpoint("projector.mid_page")
                     last = rows[-1].id
                     for p in self.projections:
                         if last > positions[p.name]:

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, String, Table, event, select
+from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, String, Table, event, select, text
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -33,6 +33,7 @@ tracking = Table(
 )
 
 Progress = Callable[[int, int], None]
+PROJECTOR_LOCK = 0x666C6167  # the advisory lock key of projection writers on PostgreSQL ("flag")
 
 
 def create_engine(url: str) -> Engine:
@@ -91,9 +92,20 @@ class Projector:
 
     def positions(self) -> dict[str, int]:
         with self.engine.connect() as conn:
-            result = conn.execute(select(tracking.c.name, tracking.c.position))
-            rows: dict[str, int] = {str(name): int(pos) for name, pos in result}
+            return self._positions(conn)
+
+    def _positions(self, conn: Connection) -> dict[str, int]:
+        result = conn.execute(select(tracking.c.name, tracking.c.position))
+        rows: dict[str, int] = {str(name): int(pos) for name, pos in result}
         return {p.name: int(rows.get(p.name, 0)) for p in self.projections}
+
+    @staticmethod
+    def _lock(conn: Connection) -> None:
+        """Serialise projection writers of one database until the end of ``conn``'s transaction."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PROJECTOR_LOCK})
+        else:  # SQLite: a write as the transaction's first statement takes the database's write lock
+            conn.execute(tracking.update().where(tracking.c.name == "").values(position=0))
 
     def catch_up(self, progress: Progress | None = None, stop: int | None = None) -> int:
         """Apply every event after each projection's position; returns the events applied."""
@@ -109,6 +121,10 @@ class Projector:
                 break
             try:
                 with self.engine.begin() as conn:
+                    # another process of this node (the `node` loop, a CLI command, a rebuild) may have
+                    # projected these events since we looked: lock, then re-read where each projection is
+                    self._lock(conn)
+                    positions = self._positions(conn)
                     for n in rows:
                         if n.topic not in wanted:
                             continue
@@ -139,6 +155,7 @@ class Projector:
     def reset(self, names: Iterable[str] | None = None) -> list[str]:
         chosen = [self.by_name[n] for n in names] if names else self.projections
         with self.engine.begin() as conn:
+            self._lock(conn)
             for p in chosen:
                 for t in reversed(p.tables):
                     conn.execute(t.delete())

@@ -37,13 +37,12 @@ def kafka_env(address: str, tag: str, **extra: str) -> dict[str, str]:
         "FLAGLEDGER_KAFKA_BOOTSTRAP_SERVERS": address,
         "FLAGLEDGER_KAFKA_TOPIC": f"events-{tag}",
         "FLAGLEDGER_KAFKA_DEAD_LETTER_TOPIC": f"dlq-{tag}",
-        "FLAGLEDGER_KAFKA_GROUP_ID": f"g-{tag}",
         # a restarted member rejoins in ~4 s instead of ~11 s (the dead one is dropped sooner)
         "FLAGLEDGER_KAFKA_SESSION_TIMEOUT_MS": "2000",
         "FLAGLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
         "FLAGLEDGER_KAFKA_MAX_POLL_INTERVAL_MS": "4000",
         "FLAGLEDGER_KAFKA_FETCH_MAX_WAIT_MS": "10",
-        "FLAGLEDGER_KAFKA_LOSS_CHECK_SECONDS": "1",
+        "FLAGLEDGER_KAFKA_LOSS_CHECK_SECONDS": "2",
         **extra,
     }
 
@@ -82,6 +81,8 @@ class Victim:
 
 def start(data_dir: Path, *args: str, env: dict[str, str], log: Path, faultpoint: str | None = None) -> Victim:
     full = dict(env)
+    # one consumer group per agency node, as in production (members of one group would split partitions)
+    full.setdefault("FLAGLEDGER_KAFKA_GROUP_ID", f"g-{env['FLAGLEDGER_KAFKA_TOPIC']}-{data_dir.name}")
     if faultpoint:
         full["FLAGLEDGER_FAULTPOINT"] = faultpoint
     fh = log.open("ab")

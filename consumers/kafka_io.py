@@ -76,6 +76,9 @@ def _producer(settings: KafkaSettings) -> Any:
         enable_idempotence=True,
         security_protocol=settings.security_protocol,
         linger_ms=5,
+        delivery_timeout_ms=settings.delivery_timeout_ms,
+        request_timeout_ms=min(30000, settings.delivery_timeout_ms // 2),
+        max_block_ms=settings.delivery_timeout_ms,
     )
 
 
@@ -203,6 +206,7 @@ class Relay:
                 )
                 self.reset(0)
                 self.republished_after_loss += 1
+                self._drop_producer()  # the new broker does not know its producer id: sends would be refused
             self._next_check = time.monotonic() + self.settings.loss_check_seconds
         if self._producer is None:
             self._producer = _producer(self.settings)

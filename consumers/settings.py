@@ -29,6 +29,7 @@ class KafkaSettings:
     max_poll_interval_ms: int = 300000
     fetch_max_wait_ms: int = 100
     security_protocol: str = "PLAINTEXT"
+    delivery_timeout_ms: int = 120000  # a send not acknowledged by then fails and is retried from the position
     loss_check_seconds: int = 30  # how often the relay checks that the broker still holds what it published
 
     @classmethod

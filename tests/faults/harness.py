@@ -43,6 +43,7 @@ def kafka_env(address: str, tag: str, **extra: str) -> dict[str, str]:
         "FLAGLEDGER_KAFKA_MAX_POLL_INTERVAL_MS": "4000",
         "FLAGLEDGER_KAFKA_FETCH_MAX_WAIT_MS": "10",
         "FLAGLEDGER_KAFKA_LOSS_CHECK_SECONDS": "2",
+        "FLAGLEDGER_KAFKA_DELIVERY_TIMEOUT_MS": "8000",
         **extra,
     }
 

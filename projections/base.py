@@ -65,6 +65,16 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys:
     conn.execute(stmt, list(rows))
 
 
+def _storage_error(what: str, exc: Exception, then: str = "") -> StorageError:
+    if "full" in str(exc).lower():
+        return StorageError(
+            f"{what}: the disk holding the views database is full ({exc}); nothing was kept. Free space on "
+            "that filesystem (or grow the volume), then repeat the command",
+            code="disk_full",
+        )
+    return StorageError(f"{what}: {exc}" + (f"; {then}" if then else ""))
+
+
 class Projection(ABC):
     """A read model. ``topics`` lists the event topics it reads (all others are skipped unread)."""
 
@@ -88,7 +98,7 @@ class Projector:
         try:
             metadata.create_all(self.engine)
         except SQLAlchemyError as exc:
-            raise StorageError(f"cannot create projection tables: {exc}") from exc
+            raise _storage_error("cannot create projection tables", exc) from exc
 
     def positions(self) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -143,9 +153,11 @@ class Projector:
                             upsert(conn, tracking, [{"name": p.name, "position": last}], ["name"])
                             positions[p.name] = last
             except SQLAlchemyError as exc:
-                raise StorageError(
-                    f"projection update failed at position {rows[0].id}: {exc}; nothing of this page was "
-                    "kept — fix the database and run `flagledger projections rebuild` or restart the node"
+                raise _storage_error(
+                    f"projection update failed at position {rows[0].id}",
+                    exc,
+                    "nothing of this page was kept — fix the database and run `flagledger projections rebuild` "
+                    "or restart the node",
                 ) from exc
             if progress is not None:
                 progress(rows[-1].id, end)

@@ -328,16 +328,23 @@ class Consumer:
 
     def _park(self, outcome: Outcome, raw: bytes, source: str) -> None:
         with self.node.engine.begin() as conn:
-            conn.execute(
-                parked_messages.insert().values(
-                    at=clock.now().isoformat(),
-                    code=outcome.code,
-                    reason=outcome.reason,
-                    source=source,
-                    envelope=raw,
-                    status="parked",
+            # redelivered after a crash before the offset commit: it is parked already, once is enough
+            seen = conn.execute(
+                select(parked_messages.c.id).where(
+                    (parked_messages.c.source == source) & (parked_messages.c.envelope == raw)
                 )
-            )
+            ).first()
+            if seen is None:
+                conn.execute(
+                    parked_messages.insert().values(
+                        at=clock.now().isoformat(),
+                        code=outcome.code,
+                        reason=outcome.reason,
+                        source=source,
+                        envelope=raw,
+                        status="parked",
+                    )
+                )
         if self._dlq is None:
             self._dlq = _producer(self.settings)
         self._dlq.send(

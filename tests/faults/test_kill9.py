@@ -21,6 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from consumers.kafka_io import parked
+from ledger.bootstrap import open_node
+from tests.conftest import B
 from tests.faults.checks import assert_node_sound, completeness
 from tests.faults.harness import FLAGLEDGER, Pair, kafka_env, make_pair, start, wait_until
 from tests.support.tansu import broker
@@ -43,6 +46,7 @@ KINDS = [
 @dataclass
 class Tally:
     faults: Counter[str]
+    poison: int = 0  # garbage messages sent: each must be parked exactly once
     survived: int = 0  # victims that finished before the kill landed (not counted as faults)
     published: int = 0
     lost: int = 0
@@ -57,6 +61,8 @@ def relay_clean(pair: Pair, env: dict[str, str]) -> None:
 
 def consume_until_complete(pair: Pair, env: dict[str, str], log: Path) -> None:
     expected = pair.expected_from_b()
+    if pair.b_events_at_a() >= expected:
+        return  # the victim got everything in before it died; the next round's consumer re-reads its batch
     consumer = start(pair.a_dir, "consume", env=env, log=log)
     try:
         ok = wait_until(lambda: pair.b_events_at_a() >= expected, 90, step=0.25)
@@ -64,6 +70,32 @@ def consume_until_complete(pair: Pair, env: dict[str, str], log: Path) -> None:
     finally:
         # -SIGTERM: stopped while still starting up (before its handler was installed), also a clean stop
         assert consumer.stop() in (0, -15), consumer.output()[-3000:]
+
+
+def send_poison(address: str, topic: str, i: int) -> int:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=address, acks="all")
+    producer.send(topic, key=B.encode(), value=f"garbage {i}".encode())
+    producer.flush()
+    producer.close()
+    return 1
+
+
+def log_size(pair: Pair) -> int:
+    node = open_node(pair.a_dir)
+    try:
+        return node.app.max_position()
+    finally:
+        node.close()
+
+
+def parked_count(pair: Pair) -> int:
+    node = open_node(pair.a_dir)
+    try:
+        return len(parked(node))
+    finally:
+        node.close()
 
 
 def inject(pair: Pair, env: dict[str, str], victim: str, point: str | None, rng: random.Random) -> bool:
@@ -90,7 +122,7 @@ def inject(pair: Pair, env: dict[str, str], victim: str, point: str | None, rng:
         wait_until(lambda: proc.proc.poll() is not None, 25)
         return proc.kill()
     assert victim == "rebuild"
-    spec = f"{point}:{rng.randint(1, 200)}" if point else None
+    spec = f"{point}:{rng.randint(1, max(1, log_size(pair) // 3))}" if point else None  # most events are projected
     proc = start(pair.a_dir, "projections", "rebuild", env=env, log=log, faultpoint=spec)
     if point is None:
         time.sleep(rng.uniform(0.5, 1.8))
@@ -107,6 +139,8 @@ def run_faults(pair: Pair, address: str, schedule: list[tuple[str, str | None]],
     for i, (victim, point) in enumerate(schedule, 1):
         pair.protect_at_b(rng.randint(3, 8))
         pair.probe_at_a(2)
+        if i == 1 or rng.random() < 0.2:
+            tally.poison += send_poison(address, env["FLAGLEDGER_KAFKA_TOPIC"], i)
         held_before = pair.held_requests_at_a()
         if inject(pair, env, victim, point, rng):
             tally.faults[f"{victim}@{point or 'random'}"] += 1
@@ -119,6 +153,7 @@ def run_faults(pair: Pair, address: str, schedule: list[tuple[str, str | None]],
         published, missing, extra = completeness(pair.a_dir, pair.b_dir)
         tally.published, tally.lost, tally.duplicates = published, tally.lost + missing, tally.duplicates + extra
         assert (missing, extra) == (0, 0), f"after {victim}@{point}: {missing} lost, {extra} extra"
+        assert parked_count(pair) == tally.poison, "every poison message parked exactly once"
         if progress:
             Path(progress + ".progress").write_text(
                 f"{i}/{len(schedule)} faults={sum(tally.faults.values())} lost={tally.lost} "

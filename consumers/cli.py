@@ -9,11 +9,19 @@ import signal
 import time
 from typing import Any
 
-from consumers.kafka_io import Consumer, Relay, ensure_topics, parked, replay_parked
+from consumers.kafka_io import (
+    BrokerUnavailable,
+    Consumer,
+    Relay,
+    ensure_topics,
+    parked,
+    replay_parked,
+    retry_delay,
+)
 from consumers.settings import KafkaSettings
 from ledger.checkpoints import Checkpointer
 from ledger.cli.main import EXTENSIONS, _node, command, out
-from ledger.errors import FlagLedgerError
+from ledger.errors import FlagLedgerError, StateConflict, StorageError
 
 
 def _stopper(seconds: float | None) -> Any:
@@ -79,6 +87,7 @@ def _run_node(args: argparse.Namespace) -> int:
     until = _stopper(args.seconds)
     checkpointer, next_checkpoint = Checkpointer(node.app), time.monotonic()
     measured = 0.0
+    failures = 0
     try:
         while not until():
             if args.checkpoint_every > 0 and time.monotonic() >= next_checkpoint:
@@ -87,15 +96,24 @@ def _run_node(args: argparse.Namespace) -> int:
                 except FlagLedgerError as exc:  # e.g. a rewritten log: keep serving, shout, retry next interval
                     log.error("ALARM: checkpoint not signed: [%s] %s", exc.code, exc)
                 next_checkpoint = time.monotonic() + args.checkpoint_every
-            relay.run_once()
-            consumer.poll_once()
-            node.projector.catch_up()
+            try:
+                relay.run_once()
+                consumer.poll_once()
+                node.projector.catch_up()
+                failures = 0
+            except (StorageError, StateConflict, BrokerUnavailable) as exc:
+                failures += 1  # the database or broker is away: nothing is lost, try again after a pause
+                delay = retry_delay(failures)
+                log.error("node: %s [%s]; retrying in %.1f s", exc, exc.code, delay)
+                time.sleep(delay)
+                continue
             lag = node.app.max_position() - relay.position()
             status = {
                 "relay_position": relay.position(),
                 "relay_lag": lag,
                 "counts": consumer.counts,
                 "parked": len(parked(node)),
+                "republished_after_loss": relay.republished_after_loss,
             }
             status_file.write_text(json.dumps(status))
             if time.monotonic() - measured >= 1.0:  # a snapshot a second is plenty for a 15 s scrape

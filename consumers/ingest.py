@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from typing import Literal
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError as LibIntegrityError
+from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.utils import resolve_topic
 from sqlalchemy import Column, Integer, LargeBinary, String, Table, select
 
 from ledger.app import FlagLedger, is_local_only
 from ledger.checkpoints import CHECKPOINT_TOPIC, check_incoming, hold_agency, hold_reason, is_checkpoint_topic
 from ledger.envelope import GENESIS, Envelope
-from ledger.errors import FlagLedgerError, IntegrityError, StateConflict
+from ledger.errors import FlagLedgerError, IntegrityError, StateConflict, StorageError
 from projections.base import metadata
 
 __all__ = ["Outcome", "PendingStore", "ingest"]
@@ -75,21 +76,22 @@ class PendingStore:
                 ["stream", "version"],
             )
 
-    def take(self, stream: str, version: int) -> bytes | None:
-        with self.engine.begin() as conn:
+    def peek(self, stream: str, version: int) -> bytes | None:
+        with self.engine.connect() as conn:
             row = conn.execute(
                 select(pending_events.c.envelope).where(
                     (pending_events.c.stream == stream) & (pending_events.c.version == version)
                 )
             ).first()
-            if row is None:
-                return None
+        return None if row is None else bytes(row[0])
+
+    def drop(self, stream: str, version: int) -> None:
+        with self.engine.begin() as conn:
             conn.execute(
                 pending_events.delete().where(
                     (pending_events.c.stream == stream) & (pending_events.c.version == version)
                 )
             )
-            return bytes(row[0])
 
     def waiting(self) -> list[tuple[str, int]]:
         with self.engine.connect() as conn:
@@ -152,14 +154,32 @@ def ingest(app: FlagLedger, raw: bytes, pending: PendingStore | None = None) -> 
         except IntegrityError as exc:
             return _hold_on_checkpoint_fork(app, env, Outcome("parked", str(exc), exc.code))
     applied = _append(app, env, raw)
-    # an event that was waiting behind this one follows (and, recursively, the rest of its stream)
-    nxt = pending.take(h.stream, h.version + 1) if pending is not None else None
-    if nxt is not None:
-        after = ingest(app, nxt, pending)
-        applied += after.applied
-        if after.kind == "parked" and pending is not None:
-            pending.parked(after, nxt)  # e.g. a forked checkpoint that waited behind a gap: keep it as evidence
+    if pending is not None:
+        applied += _release_waiting(app, pending, h.stream, h.version + 1)
     return Outcome("applied", applied=applied)
+
+
+def _release_waiting(app: FlagLedger, pending: PendingStore, stream: str, version: int) -> int:
+    """Apply the events that were waiting behind a filled gap, in order.
+
+    Each is dropped from the pending table only after it is in the ledger: a crash in between leaves it
+    pending, and the next arrival finds it a duplicate and drops it then (it was lost before this order).
+    """
+    applied = 0
+    while (raw := pending.peek(stream, version)) is not None:
+        outcome = ingest(app, raw)
+        if outcome.kind == "applied":
+            applied += outcome.applied
+        elif outcome.kind == "parked":
+            # e.g. a forked checkpoint that waited behind a gap: kept as evidence in `consumers parked`
+            pending.parked(outcome, raw)
+            pending.drop(stream, version)
+            return applied
+        elif outcome.kind != "duplicate":
+            return applied  # still a gap: the operator sees it in the pending table
+        pending.drop(stream, version)
+        version += 1
+    return applied
 
 
 def _hold_on_checkpoint_fork(app: FlagLedger, env: Envelope, outcome: Outcome) -> Outcome:
@@ -200,8 +220,13 @@ def _append(app: FlagLedger, env: Envelope, raw: bytes) -> int:
     stored = StoredEvent(UUID(h.stream), h.version, h.topic, app.signed_mapper.protect(raw))
     try:
         app.recorder.insert_events([stored])
-    except Exception as exc:  # a concurrent ingest of the same event: the unique key refuses the second
+    except LibIntegrityError as exc:  # a concurrent ingest of the same event: the unique key refuses the second
         raise StateConflict(f"could not append v{h.version} of stream {h.stream}: {exc}") from exc
+    except PersistenceError as exc:  # connection lost, disk full, …: nothing of this event was kept
+        raise StorageError(
+            f"could not append v{h.version} of stream {h.stream}: {exc}; nothing was kept — the message is "
+            "delivered again once the database is back"
+        ) from exc
     app.signed_store.remember(UUID(h.stream), (h.version, env.hash_hex))
     if h.topic.startswith("ledger.domain.keys:"):
         app.apply_key_events([(env, stored)])

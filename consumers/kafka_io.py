@@ -6,21 +6,26 @@ the local ``parked_messages`` table) and acknowledged so that it never blocks it
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
+from eventsourcing.persistence import PersistenceError
 from sqlalchemy import BigInteger, Column, Integer, LargeBinary, String, Table, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from consumers.ingest import Outcome, PendingStore, ingest
 from consumers.outbox import publishable
 from consumers.settings import KafkaSettings
+from ledger import clock
 from ledger.bootstrap import Node
+from ledger.errors import FlagLedgerError, StateConflict, StorageError
+from ledger.faultpoint import faultpoint
 from projections.base import metadata, upsert
 
-__all__ = ["Consumer", "Relay", "ensure_topics", "parked", "replay_parked"]
+__all__ = ["BrokerUnavailable", "Consumer", "Relay", "ensure_topics", "parked", "replay_parked"]
 
 log = logging.getLogger("flagledger.consumers")
 
@@ -30,6 +35,24 @@ relay_position = Table(
     Column("topic", String(200), primary_key=True),
     Column("position", BigInteger, nullable=False),
 )
+
+# Where the relay's last record landed in each partition, and its digest: if the broker no longer holds it
+# there, the broker lost data (a memory broker restarted, a topic was deleted) and everything is republished.
+relay_marks = Table(
+    "relay_marks",
+    metadata,
+    Column("topic", String(200), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("offset", BigInteger, nullable=False),
+    Column("digest", String(64), nullable=False),
+)
+
+
+class BrokerUnavailable(FlagLedgerError):
+    """The broker cannot be reached or refused a request; nothing local is lost, the loop retries."""
+
+    code = "broker_unavailable"
+
 
 parked_messages = Table(
     "parked_messages",
@@ -47,7 +70,15 @@ parked_messages = Table(
 def _producer(settings: KafkaSettings) -> Any:
     from kafka import KafkaProducer
 
-    return KafkaProducer(acks="all", enable_idempotence=True, linger_ms=5, **settings.client_options())
+    return KafkaProducer(
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        delivery_timeout_ms=settings.delivery_timeout_ms,
+        request_timeout_ms=min(30000, settings.delivery_timeout_ms // 2),
+        max_block_ms=settings.delivery_timeout_ms,
+        **settings.client_options(),
+    )
 
 
 def ensure_topics(settings: KafkaSettings, partitions: int | None = None, replication: int | None = None) -> list[str]:
@@ -83,12 +114,19 @@ def ensure_topics(settings: KafkaSettings, partitions: int | None = None, replic
 
 
 class Relay:
-    """Publishes the outbox in log order and records how far it got only after the broker acknowledged."""
+    """Publishes the outbox in log order and records how far it got only after the broker acknowledged.
+
+    Before publishing (and every ``loss_check_seconds`` after) it checks that the broker still holds the
+    last record it acknowledged; if not, the broker lost data and the relay republishes from the start —
+    peers skip what they already hold as duplicates, so this is always safe.
+    """
 
     def __init__(self, node: Node, settings: KafkaSettings) -> None:
         self.node = node
         self.settings = settings
         self._producer: Any = None
+        self._next_check = 0.0
+        self.republished_after_loss = 0
 
     def position(self) -> int:
         with self.node.engine.connect() as conn:
@@ -101,28 +139,123 @@ class Relay:
         """Republish from ``position`` (e.g. after the broker lost its data); ingest de-duplicates."""
         with self.node.engine.begin() as conn:
             upsert(conn, relay_position, [{"topic": self.settings.topic, "position": position}], ["topic"])
+            if position == 0:
+                conn.execute(relay_marks.delete().where(relay_marks.c.topic == self.settings.topic))
+
+    def _save(self, position: int, marks: dict[int, tuple[int, str]]) -> None:
+        with self.node.engine.begin() as conn:
+            upsert(conn, relay_position, [{"topic": self.settings.topic, "position": position}], ["topic"])
+            rows = [
+                {"topic": self.settings.topic, "partition": p, "offset": o, "digest": d}
+                for p, (o, d) in marks.items()
+            ]
+            upsert(conn, relay_marks, rows, ["topic", "partition"])
+
+    def marks(self) -> dict[int, tuple[int, str]]:
+        with self.node.engine.connect() as conn:
+            rows = conn.execute(
+                select(relay_marks.c.partition, relay_marks.c.offset, relay_marks.c.digest).where(
+                    relay_marks.c.topic == self.settings.topic
+                )
+            ).all()
+        return {int(p): (int(o), str(d)) for p, o, d in rows}
+
+    def broker_lost_data(self) -> bool:
+        """Whether the record at each of our marks is gone or different (creates missing topics first)."""
+        created = ensure_topics(self.settings)
+        marks = self.marks()
+        if not marks:
+            return False
+        if self.settings.topic in created:
+            return True
+        from kafka import KafkaConsumer, TopicPartition
+
+        reader = KafkaConsumer(
+            enable_auto_commit=False,
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+            **self.settings.client_options(),
+        )
+        try:
+            for partition, (offset, digest) in marks.items():
+                # read the record back (Tansu's ListOffsets is not reliable, and a position past the end
+                # of a recreated log answers nothing): absent or different means the broker lost data
+                tp = TopicPartition(self.settings.topic, partition)
+                reader.assign([tp])
+                reader.seek(tp, offset)
+                found = None
+                deadline = time.monotonic() + 3
+                while found is None and time.monotonic() < deadline:
+                    found = next((r for r in reader.poll(timeout_ms=200).get(tp, []) if r.offset == offset), None)
+                if found is None or hashlib.sha256(bytes(found.value)).hexdigest() != digest:
+                    return True
+            return False
+        finally:
+            reader.close()
 
     def run_once(self, batch: int = 1000) -> int:
+        from kafka.errors import KafkaError
+
+        try:
+            return self._publish(batch)
+        except KafkaError as exc:  # a fresh producer next time: a restarted broker forgot this one's id
+            self._drop_producer()
+            raise BrokerUnavailable(
+                f"publishing to {self.settings.bootstrap_servers} failed: {exc!r}; nothing is lost — the relay "
+                "resumes from its saved position"
+            ) from exc
+
+    def _publish(self, batch: int) -> int:
+        if self._producer is None or time.monotonic() >= self._next_check:
+            if self.broker_lost_data():
+                log.warning(
+                    "relay: the broker no longer holds what it acknowledged (restarted memory broker or "
+                    "deleted topic): republishing %s from the start",
+                    self.settings.topic,
+                )
+                self.reset(0)
+                self.republished_after_loss += 1
+                self._drop_producer()  # the new broker does not know its producer id: sends would be refused
+            self._next_check = time.monotonic() + self.settings.loss_check_seconds
         if self._producer is None:
-            ensure_topics(self.settings)
             self._producer = _producer(self.settings)
         sent, start = 0, self.position()
         last = start
         # everything up to here is scanned below: the position may pass events that are not ours to publish
         # (other agencies' events, local-only ones), so the next round does not read them again
         scanned = self.node.app.max_position()
+        pending: dict[str, tuple[Any, str]] = {}  # per key: the future of its latest record and its digest
         for position, origin, raw in publishable(self.node.app, last):
-            self._producer.send(self.settings.topic, key=origin.encode(), value=raw)
+            future = self._producer.send(self.settings.topic, key=origin.encode(), value=raw)
+            pending[origin] = (future, hashlib.sha256(raw).hexdigest())
             sent, last = sent + 1, position
             if sent % batch == 0:
-                self._producer.flush()
-                self.reset(last)
-        if sent:
-            self._producer.flush()
+                self._flush_and_save(last, pending)
+        if pending:
+            self._flush_and_save(last, pending)
             log.info("relay: published %d events up to position %d", sent, last)
         if max(last, scanned) > start:
             self.reset(max(last, scanned))
         return sent
+
+    def _flush_and_save(self, last: int, pending: dict[str, tuple[Any, str]]) -> None:
+        self._producer.flush()
+        marks: dict[int, tuple[int, str]] = {}
+        for future, digest in pending.values():
+            meta = future.get(timeout=30)  # raises the broker's error if this record was refused
+            if meta.offset > marks.get(meta.partition, (-1, ""))[0]:
+                marks[meta.partition] = (meta.offset, digest)
+        faultpoint("relay.after_produce")
+        self._save(last, marks)
+        pending.clear()
+
+    def _drop_producer(self) -> None:
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=1)
+            except Exception:  # closing a producer whose broker vanished may raise anything
+                log.debug("relay: closing the old producer failed", exc_info=True)
+        self._producer = None
+        self._next_check = 0.0
 
     def close(self) -> None:
         if self._producer is not None:
@@ -139,9 +272,9 @@ class Consumer:
         self.pending.on_parked = lambda outcome, raw: self._park(outcome, raw, "released from ingest_pending")
         self.counts: dict[str, int] = {}
         self._dlq: Any = None
+        self._reassigned: set[Any] = set()
         ensure_topics(settings)  # subscribing to a topic that does not exist yet waits for a metadata refresh
         self._consumer = KafkaConsumer(
-            settings.topic,
             group_id=settings.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -151,35 +284,81 @@ class Consumer:
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             **settings.client_options(),
         )
+        self._consumer.subscribe([settings.topic], listener=_reassignment_listener(self))
 
     def poll_once(self, timeout_ms: int = 1000) -> int:
-        """Poll, ingest each record, catch up projections, then commit offsets. Returns records handled."""
+        """Poll, ingest each record, catch up projections, then commit offsets. Returns records handled.
+
+        If anything fails before the offsets are committed, the consumer is rewound to the start of this
+        poll, so every record of it is delivered again (those already applied come back as duplicates)
+        and the error is raised for the caller to retry: a record is never skipped in memory.
+        """
         records = self._consumer.poll(timeout_ms=timeout_ms)
+        if self._reassigned:
+            self._resume_from_committed()
+            return 0  # what this poll fetched may come from a stale position: it is fetched again
         handled = 0
-        for tp, batch in records.items():
-            for record in batch:
-                outcome = ingest(self.node.app, bytes(record.value), self.pending)
-                self.counts[outcome.kind] = self.counts.get(outcome.kind, 0) + 1
-                if outcome.kind == "parked":
-                    self._park(outcome, bytes(record.value), f"{tp.topic}/{tp.partition}@{record.offset}")
-                handled += 1
+        try:
+            for tp, batch in records.items():
+                for record in batch:
+                    faultpoint("consumer.polled")
+                    outcome = ingest(self.node.app, bytes(record.value), self.pending)
+                    self.counts[outcome.kind] = self.counts.get(outcome.kind, 0) + 1
+                    if outcome.kind == "parked":
+                        self._park(outcome, bytes(record.value), f"{tp.topic}/{tp.partition}@{record.offset}")
+                    handled += 1
+            if handled:
+                self.node.projector.catch_up()
+        except BaseException as exc:
+            for tp, batch in records.items():
+                if batch:
+                    self._consumer.seek(tp, batch[0].offset)
+            if isinstance(exc, SQLAlchemyError | PersistenceError):
+                raise StorageError(f"the database failed while ingesting: {exc}; the batch will be retried") from exc
+            raise
         if handled:
-            self.node.projector.catch_up()
-            self._consumer.commit()  # the positions of this poll: last processed + 1 per partition
+            faultpoint("consumer.after_db_commit")
+            self._commit()
         return handled
+
+    def _resume_from_committed(self) -> None:
+        assigned, self._reassigned = set(self._reassigned), set()
+        for tp in assigned:
+            committed = self._consumer.committed(tp)
+            if committed is None:
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, committed)
+        log.info("consume: assigned %s; resuming from the committed offsets (or the start)", sorted(assigned))
+
+    def _commit(self) -> None:
+        from kafka.errors import KafkaError
+
+        try:
+            self._consumer.commit()  # the positions of this poll: last processed + 1 per partition
+        except KafkaError as exc:  # a rebalance or a restarted broker: the group will redeliver, ingest dedupes
+            self.counts["commit_failed"] = self.counts.get("commit_failed", 0) + 1
+            log.warning("offset commit failed (%r): these records will be delivered again and skipped", exc)
 
     def _park(self, outcome: Outcome, raw: bytes, source: str) -> None:
         with self.node.engine.begin() as conn:
-            conn.execute(
-                parked_messages.insert().values(
-                    at=datetime.now(UTC).isoformat(),
-                    code=outcome.code,
-                    reason=outcome.reason,
-                    source=source,
-                    envelope=raw,
-                    status="parked",
+            # redelivered after a crash before the offset commit: it is parked already, once is enough
+            seen = conn.execute(
+                select(parked_messages.c.id).where(
+                    (parked_messages.c.source == source) & (parked_messages.c.envelope == raw)
                 )
-            )
+            ).first()
+            if seen is None:
+                conn.execute(
+                    parked_messages.insert().values(
+                        at=clock.now().isoformat(),
+                        code=outcome.code,
+                        reason=outcome.reason,
+                        source=source,
+                        envelope=raw,
+                        status="parked",
+                    )
+                )
         if self._dlq is None:
             self._dlq = _producer(self.settings)
         self._dlq.send(
@@ -199,13 +378,44 @@ class Consumer:
         return sum(max(int(ends.get(tp, 0)) - int(self._consumer.position(tp)), 0) for tp in assigned)
 
     def run(self, until: Callable[[], bool], timeout_ms: int = 1000) -> None:
+        """Poll until ``until()``; a database or broker outage is logged and retried with backoff."""
+        failures = 0
         while not until():
-            self.poll_once(timeout_ms)
+            try:
+                self.poll_once(timeout_ms)
+                failures = 0
+            except (StorageError, StateConflict, BrokerUnavailable) as exc:
+                failures += 1
+                delay = retry_delay(failures)
+                log.error("consume: %s [%s]; retrying in %.1f s", exc, exc.code, delay)
+                time.sleep(delay)
 
     def close(self) -> None:
         self._consumer.close()
         if self._dlq is not None:
             self._dlq.close()
+
+
+def _reassignment_listener(owner: Consumer) -> Any:
+    """Notes every (re)assignment; :meth:`Consumer.poll_once` then resumes those partitions from the group's
+    committed offsets, or from the start if the group has none.
+
+    kafka-python keeps its in-memory position when it is handed the same partition again, so after a broker
+    that lost its data comes back (a memory broker restarted, a topic recreated) it would resume at an offset
+    of the *old* log and silently skip everything before it in the new one. Reading from the start instead is
+    always safe: ingest skips what the ledger already holds as duplicates. (The callback runs on kafka-python's
+    IO thread, where blocking calls such as ``committed()`` are refused: the work is done in ``poll_once``.)
+    """
+    from kafka import ConsumerRebalanceListener
+
+    class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+        def on_partitions_revoked(self, revoked: Any) -> None:
+            pass
+
+        def on_partitions_assigned(self, assigned: Any) -> None:
+            owner._reassigned.update(assigned)
+
+    return Listener()
 
 
 def parked(node: Node) -> list[dict[str, Any]]:
@@ -228,6 +438,10 @@ def replay_parked(node: Node, parked_id: int) -> Outcome:
             conn.execute(parked_messages.update().where(parked_messages.c.id == parked_id).values(status="replayed"))
         node.projector.catch_up()
     return outcome
+
+
+def retry_delay(failures: int) -> float:
+    return float(min(30.0, 0.5 * 2 ** min(failures - 1, 6)))
 
 
 def wait_for(predicate: Callable[[], bool], seconds: float) -> bool:

@@ -46,6 +46,8 @@ class KafkaSettings:
     ssl_cafile: str = ""
     ssl_certfile: str = ""  # mTLS: this agency's client certificate
     ssl_keyfile: str = ""
+    delivery_timeout_ms: int = 120000  # a send not acknowledged by then fails and is retried from the position
+    loss_check_seconds: int = 30  # how often the relay checks that the broker still holds what it published
 
     @classmethod
     def from_config(cls, config: NodeConfig) -> KafkaSettings:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
@@ -24,6 +24,7 @@ from eventsourcing.persistence import (
     StoredEvent,
 )
 
+from ledger import clock
 from ledger.domain.agencies import Agency, Staff
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.cases import CHECKLIST_ITEMS, ProtectionCase
@@ -108,7 +109,7 @@ class QuerierAnswer:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 class FlagLedger(Application[UUID]):
@@ -255,7 +256,16 @@ class FlagLedger(Application[UUID]):
         except LibIntegrityError as exc:
             raise StateConflict(f"a concurrent change got there first; reload and try again ({exc})") from exc
         except (PersistenceError, OperationalError) as exc:
-            raise StorageError(f"the event store refused the write: {exc}") from exc
+            if "full" in str(exc).lower():
+                raise StorageError(
+                    f"the disk holding the event store is full ({exc}): nothing was recorded. Free space on that "
+                    "filesystem (or grow the volume), then repeat the command",
+                    code="disk_full",
+                ) from exc
+            raise StorageError(
+                f"the event store refused the write: {exc}; nothing was recorded. Check the database, then "
+                "repeat the command"
+            ) from exc
         keys = [
             (self.signed_mapper.open(r.notification.state), r.notification)
             for r in recordings

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ledger import clock as wall_clock
 from ledger.app import Actor, FlagLedger
 from ledger.config import AgencyEntry, NodeConfig
 from ledger.errors import ConfigurationError
@@ -169,7 +170,7 @@ def add_agency(
     config = NodeConfig.load(data_dir)
     if any(a.code == spec.code for a in config.agencies):
         raise ConfigurationError(f"agency {spec.code} is already hosted in {data_dir}")
-    now = (clock or (lambda: datetime.now(UTC)))()
+    now = (clock or wall_clock.now)()
     # valid a little before now so events stamped in the same second by a skewed clock still verify
     config.agencies.append(
         AgencyEntry(

@@ -29,7 +29,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
 from ledger.envelope import GENESIS, Envelope, Header, batch_message, seal_batch
-from ledger.errors import ChainError, ConfigurationError, IntegrityError, SignatureError
+from ledger.errors import ChainError, ConfigurationError, IntegrityError, SignatureError, UntrustedKeyError
 from ledger.signing import KeyRing, Signer
 
 __all__ = ["SignedEventStore", "SignedMapper"]
@@ -90,6 +90,7 @@ class SignedMapper(Mapper[UUID]):
                     f"cannot chain {topic} v{version} of stream {originator_id}: previous event not found"
                 )
             ts = cast(datetime, state.get("timestamp"))
+            self._check_signable(origin, signer.key_id, ts)
             header = Header(
                 event_id=uuid.uuid4().hex,
                 origin=origin,
@@ -112,6 +113,25 @@ class SignedMapper(Mapper[UUID]):
         for (oid, version, topic), env in zip(rows, envelopes, strict=True):
             out.append((StoredEvent(oid, version, topic, self.protect(env.to_bytes())), env))
         return out
+
+    def _check_signable(self, origin: str, key_id: str, at: datetime) -> None:
+        """Refuse to sign what no verifier would accept: an event stamped outside the key's validity.
+
+        Happens when this node's clock moved back past its key's ``valid_from`` (the key was made while
+        the clock ran ahead) or the key was retired or revoked; signing anyway would write events that
+        ``audit verify`` and every peer reject. A key not in the registry yet is the agency's genesis key,
+        being registered by this very batch.
+        """
+        try:
+            self.keyring.check_key(origin, key_id, at)
+        except UntrustedKeyError as exc:
+            if exc.code in ("unknown_key", "unknown_agency"):
+                return
+            raise UntrustedKeyError(
+                f"refusing to sign at {at.isoformat()}: {exc}. Nothing was recorded. If this node's clock is "
+                "wrong, correct it; if the key is retired or revoked, rotate to a new one (`flagledger key rotate`)",
+                code=exc.code,
+            ) from exc
 
     def protect(self, envelope_bytes: bytes) -> bytes:
         """At-rest encryption (the signature inside stays checkable after decryption)."""

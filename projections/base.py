@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.app import FlagLedger
 from ledger.envelope import Envelope
 from ledger.errors import StorageError
+from ledger.faultpoint import faultpoint
 
 __all__ = ["Projection", "Projector", "create_engine", "metadata", "upsert"]
 
@@ -36,8 +37,7 @@ tracking = Table(
 )
 
 Progress = Callable[[int, int], None]
-
-CATCH_UP_LOCK = 0x666C6167_6C656467 & 0x7FFFFFFFFFFFFFFF  # "flagledg": one lock per projection database
+PROJECTOR_LOCK = 0x666C6167  # the advisory lock key of projection writers on PostgreSQL ("flag")
 
 
 def create_engine(url: str) -> Engine:
@@ -69,6 +69,16 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys:
     conn.execute(stmt, list(rows))
 
 
+def _storage_error(what: str, exc: Exception, then: str = "") -> StorageError:
+    if "full" in str(exc).lower():
+        return StorageError(
+            f"{what}: the disk holding the views database is full ({exc}); nothing was kept. Free space on "
+            "that filesystem (or grow the volume), then repeat the command",
+            code="disk_full",
+        )
+    return StorageError(f"{what}: {exc}" + (f"; {then}" if then else ""))
+
+
 class Projection(ABC):
     """A read model. ``topics`` lists the event topics it reads (all others are skipped unread)."""
 
@@ -92,7 +102,7 @@ class Projector:
         try:
             metadata.create_all(self.engine)
         except SQLAlchemyError as exc:
-            raise StorageError(f"cannot create projection tables: {exc}") from exc
+            raise _storage_error("cannot create projection tables", exc) from exc
 
     def positions(self) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -102,6 +112,14 @@ class Projector:
         result = conn.execute(select(tracking.c.name, tracking.c.position))
         rows: dict[str, int] = {str(name): int(pos) for name, pos in result}
         return {p.name: int(rows.get(p.name, 0)) for p in self.projections}
+
+    @staticmethod
+    def _lock(conn: Connection) -> None:
+        """Serialise projection writers of one database until the end of ``conn``'s transaction."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PROJECTOR_LOCK})
+        else:  # SQLite: a write as the transaction's first statement takes the database's write lock
+            conn.execute(tracking.update().where(tracking.c.name == "").values(position=0))
 
     def catch_up(self, progress: Progress | None = None, stop: int | None = None) -> int:
         """Apply every event after each projection's position; returns the events applied."""
@@ -117,9 +135,10 @@ class Projector:
                 break
             try:
                 with self.engine.begin() as conn:
-                    if conn.dialect.name == "postgresql":
-                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CATCH_UP_LOCK})
-                        positions = self._positions(conn)
+                    # another process of this node (the `node` loop, a CLI command, a rebuild) may have
+                    # projected these events since we looked: lock, then re-read where each projection is
+                    self._lock(conn)
+                    positions = self._positions(conn)
                     for n in rows:
                         if n.topic not in wanted:
                             continue
@@ -131,15 +150,18 @@ class Projector:
                             if n.id > positions[p.name] and n.topic in p.topics:
                                 p.handle(conn, ev, env, n.id)
                         applied += 1
+                        faultpoint("projector.mid_page")
                     last = rows[-1].id
                     for p in self.projections:
                         if last > positions[p.name]:
                             upsert(conn, tracking, [{"name": p.name, "position": last}], ["name"])
                             positions[p.name] = last
             except SQLAlchemyError as exc:
-                raise StorageError(
-                    f"projection update failed at position {rows[0].id}: {exc}; nothing of this page was "
-                    "kept — fix the database and run `flagledger projections rebuild` or restart the node"
+                raise _storage_error(
+                    f"projection update failed at position {rows[0].id}",
+                    exc,
+                    "nothing of this page was kept — fix the database and run `flagledger projections rebuild` "
+                    "or restart the node",
                 ) from exc
             if progress is not None:
                 progress(rows[-1].id, end)
@@ -149,6 +171,7 @@ class Projector:
     def reset(self, names: Iterable[str] | None = None) -> list[str]:
         chosen = [self.by_name[n] for n in names] if names else self.projections
         with self.engine.begin() as conn:
+            self._lock(conn)
             for p in chosen:
                 for t in reversed(p.tables):
                     conn.execute(t.delete())

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
+
+from ledger import clock
 
 NAMESPACE = uuid5(NAMESPACE_URL, "https://flagledger.example/ns")
 
@@ -22,5 +25,14 @@ class LedgerAggregate(Aggregate):
     """
 
     SHARED = False
+
+    class Event(Aggregate.Event):
+        @staticmethod
+        def create_timestamp() -> datetime:
+            return clock.now()  # the node's clock, so key validity and event times agree on a skewed node
+
+    class Created(Event, Aggregate.Created):
+        pass
+
     if TYPE_CHECKING:  # set by each subclass's creation event; not a dataclass field
         agency: str

@@ -19,8 +19,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.app import FlagLedger
 from ledger.envelope import Envelope
 from ledger.errors import StorageError
+from projections.page import PageWriter
 
-__all__ = ["Projection", "Projector", "create_engine", "metadata", "upsert"]
+__all__ = ["BatchedProjection", "PageWriter", "Projection", "Projector", "create_engine", "metadata", "upsert"]
 
 metadata = MetaData()
 
@@ -74,6 +75,18 @@ class Projection(ABC):
     def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None: ...
 
 
+class BatchedProjection(Projection):
+    """A projection whose writes go through the page's :class:`PageWriter` (one executemany per shape)."""
+
+    @abstractmethod
+    def apply(self, w: PageWriter, event: Any, env: Envelope, position: int) -> None: ...
+
+    def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None:
+        w = PageWriter(conn)
+        self.apply(w, event, env, position)
+        w.flush()
+
+
 class Projector:
     def __init__(self, app: FlagLedger, engine: Engine, projections: Iterable[Projection], page: int = 1000):
         self.app = app
@@ -108,6 +121,7 @@ class Projector:
                 break
             try:
                 with self.engine.begin() as conn:
+                    w = PageWriter(conn)
                     for n in rows:
                         if n.topic not in wanted:
                             continue
@@ -117,8 +131,12 @@ class Projector:
                         ev = mapper.decode(env)
                         for p in self.projections:
                             if n.id > positions[p.name] and n.topic in p.topics:
-                                p.handle(conn, ev, env, n.id)
+                                if isinstance(p, BatchedProjection):
+                                    p.apply(w, ev, env, n.id)
+                                else:
+                                    p.handle(w.conn, ev, env, n.id)
                         applied += 1
+                    w.flush()
                     last = rows[-1].id
                     for p in self.projections:
                         if last > positions[p.name]:

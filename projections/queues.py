@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Column, Connection, Index, Integer, String, Table, select
 
 from ledger.envelope import Envelope
-from projections.base import Projection, metadata, upsert
+from projections.base import BatchedProjection, PageWriter, metadata, upsert
 from projections.portal import canonical_time
 
 __all__ = ["QueueProjection", "body_queue", "flag_queue", "held_queue"]
@@ -80,7 +80,7 @@ body_queue = Table(
 )
 
 
-class QueueProjection(Projection):
+class QueueProjection(BatchedProjection):
     name = "work_queues"
     tables = (flag_queue, held_queue, body_queue)
     topics = frozenset(
@@ -90,20 +90,20 @@ class QueueProjection(Projection):
                                    "Refused")}
     )
 
-    def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None:
+    def apply(self, w: PageWriter, event: Any, env: Envelope, position: int) -> None:
         h = env.header
         kind = h.topic.rsplit(".", 1)[1]
         at = canonical_time(h.time)
         if h.topic.startswith(FLAG_REQUEST):
-            self._flag_request(conn, kind, event, h.stream, at)
+            self._flag_request(w.conn, kind, event, h.stream, at)
         elif h.topic == BODY_SENT:
-            upsert(conn, body_queue, [{
+            w.upsert(body_queue, {
                 "body_request_id": h.stream, "body": event.agency, "municipality": event.municipality,
                 "subject": event.subject, "flags": ",".join(sorted(event.flags)), "reason": event.reason,
                 "sent_by": event.sent_by, "sent_at": at,
-            }], ["body_request_id"])
+            })
         else:
-            self._provision(conn, kind, event, h.stream, at)
+            self._provision(w, kind, event, h.stream, at)
 
     @staticmethod
     def _flag_request(conn: Connection, kind: str, event: Any, stream: str, at: str) -> None:
@@ -133,24 +133,23 @@ class QueueProjection(Projection):
                 status=status, decided_by=event.by, updated_at=at))
 
     @staticmethod
-    def _provision(conn: Connection, kind: str, event: Any, stream: str, at: str) -> None:
-        where = held_queue.c.request_id == stream
+    def _provision(w: PageWriter, kind: str, event: Any, stream: str, at: str) -> None:
+        key = {"request_id": stream}
         if kind == "Received":
-            upsert(conn, held_queue, [{
+            w.upsert(held_queue, {
                 "request_id": stream, "provider": event.agency, "querier": event.querier,
                 "subject": event.subject, "legal_item": int(event.legal_item), "procedure": event.procedure,
                 "info_kind": event.info_kind,
                 "applicant": event.applicant, "received_at": at, "status": "received", "proposal": None,
                 "applicant_check": None, "proposed_by": None, "decided_by": None, "decided_at": None,
-            }], ["request_id"])
+            })
         elif kind == "AutoProvided":
-            conn.execute(held_queue.delete().where(where))
+            w.delete(held_queue, key)
         elif kind == "Held":
-            conn.execute(held_queue.update().where(where).values(status="held"))
+            w.update(held_queue, key, {"status": "held"})
         elif kind == "DecisionProposed":
-            conn.execute(held_queue.update().where(where).values(
-                proposal=event.decision, applicant_check=event.applicant_check, proposed_by=event.by))
+            w.update(held_queue, key, {
+                "proposal": event.decision, "applicant_check": event.applicant_check, "proposed_by": event.by})
         else:
             status = "provided_manually" if kind == "ManuallyProvided" else "refused"
-            conn.execute(held_queue.update().where(where).values(
-                status=status, decided_by=event.approved_by, decided_at=at))
+            w.update(held_queue, key, {"status": status, "decided_by": event.approved_by, "decided_at": at})

@@ -26,14 +26,15 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 from typing import Any
 
 from ledger.errors import IntegrityError, SignatureError
-from ledger.merkle import leaf_hash, node_hash, root_from_inclusion
+from ledger.merkle import leaf_hash, node_hash
 
 __all__ = ["GENESIS", "Envelope", "Header", "batch_message", "seal_batch"]
 
+_sha256 = hashlib.sha256
+_decode_json = json.JSONDecoder().decode
 MAGIC = b"FLE1"
 GENESIS = "0" * 64
 _U32 = struct.Struct(">I")
@@ -78,14 +79,28 @@ class Header:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Header:
+        d: Any
         try:
-            d: Any = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise IntegrityError(f"envelope header is not JSON: {exc}", code="malformed") from exc
-        if not isinstance(d, dict) or set(d) != _HEADER_KEYS or d["v"] != 1:
+            d = _decode_json(raw.decode())
+        except ValueError:  # not plain UTF-8 JSON: let json.loads decide exactly as it always did
+            try:
+                d = json.loads(raw)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise IntegrityError(f"envelope header is not JSON: {exc}", code="malformed") from exc
+        if type(d) is not dict or d.keys() != _HEADER_KEYS or d["v"] != 1:
             raise IntegrityError("envelope header has the wrong fields or version", code="malformed")
-        str_fields = ("id", "origin", "key", "stream", "prev", "topic", "time", "enc", "digest")
-        if not all(isinstance(d[k], str) for k in str_fields) or type(d["version"]) is not int:
+        if not (
+            type(d["id"]) is str
+            and type(d["origin"]) is str
+            and type(d["key"]) is str
+            and type(d["stream"]) is str
+            and type(d["prev"]) is str
+            and type(d["topic"]) is str
+            and type(d["time"]) is str
+            and type(d["enc"]) is str
+            and type(d["digest"]) is str
+            and type(d["version"]) is int
+        ):
             raise IntegrityError("envelope header field has the wrong type", code="malformed")
         if len(d["prev"]) != 64 or len(d["digest"]) != 64 or d["version"] < 1:
             raise IntegrityError("envelope header has a malformed hash or version", code="malformed")
@@ -129,23 +144,62 @@ class Envelope:
     payload: bytes
     seal: Seal
 
-    @cached_property
+    # functools.cached_property takes a lock on every first access (Python 3.11): a plain memo is
+    # several µs cheaper per event read (figures "audit verify", "projection rebuild")
+    @property
     def header(self) -> Header:
-        return Header.from_bytes(self.header_bytes)
+        d = self.__dict__
+        h: Header | None = d.get("_header")
+        if h is None:
+            h = d["_header"] = Header.from_bytes(self.header_bytes)
+        return h
 
-    @cached_property
+    @property
     def leaf_hash(self) -> bytes:
-        return leaf_hash(self.header_bytes)
+        d = self.__dict__
+        h: bytes | None = d.get("_leaf")
+        if h is None:
+            h = d["_leaf"] = _sha256(b"\x00" + self.header_bytes).digest()
+        return h
 
     @property
     def hash_hex(self) -> str:
         return self.leaf_hash.hex()
 
-    def batch_root(self) -> bytes:
-        root = root_from_inclusion(self.leaf_hash, self.seal.index, self.seal.size, self.seal.path)
-        if root is None:
-            raise SignatureError("malformed batch inclusion path", code="malformed")
-        return root
+    def batch_root(self, nodes: dict[bytes, bytes] | None = None) -> bytes:
+        """The Merkle root this event's inclusion path implies (RFC 9162 §2.1.3.2, as ``root_from_inclusion``).
+
+        ``nodes`` memoises interior hashes (``left ‖ right`` → hash) across the events of one batch: their
+        paths share upper nodes, so a batch of n costs about n hashes instead of n·log n (figure "audit
+        verify"). A memo only ever holds true SHA-256 results, so it cannot change any outcome.
+        """
+        s = self.seal
+        fn, sn = s.index, s.size - 1
+        if not 0 <= fn <= sn:
+            raise SignatureError("seal index outside its batch", code="malformed")
+        r = self.leaf_hash
+        for p in s.path:
+            if sn == 0:
+                raise SignatureError("malformed batch inclusion path (too long)", code="malformed")
+            if fn & 1 or fn == sn:
+                pair = p + r
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+            else:
+                pair = r + p
+            if nodes is None:
+                r = _sha256(b"\x01" + pair).digest()
+            else:
+                known = nodes.get(pair)
+                if known is None:
+                    known = nodes[pair] = _sha256(b"\x01" + pair).digest()
+                r = known
+            fn >>= 1
+            sn >>= 1
+        if sn != 0:
+            raise SignatureError("malformed batch inclusion path (too short)", code="malformed")
+        return r
 
     def check_digest(self) -> None:
         if hashlib.sha256(self.payload).hexdigest() != self.header.digest:

@@ -35,6 +35,8 @@ __all__ = ["GENESIS", "Envelope", "Header", "batch_message", "seal_batch"]
 
 _sha256 = hashlib.sha256
 _decode_json = json.JSONDecoder().decode
+# canonical header JSON; one encoder instance (json.dumps with options builds a new one per call)
+_encode_header = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 MAGIC = b"FLE1"
 GENESIS = "0" * 64
 _U32 = struct.Struct(">I")
@@ -58,7 +60,7 @@ class Header:
     enc: str = "json"
 
     def to_bytes(self) -> bytes:
-        return json.dumps(
+        return _encode_header(
             {
                 "v": 1,
                 "id": self.event_id,
@@ -71,10 +73,7 @@ class Header:
                 "time": self.time,
                 "enc": self.enc,
                 "digest": self.digest,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
+            }
         ).encode()
 
     @classmethod

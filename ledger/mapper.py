@@ -8,7 +8,7 @@ stream read also checks the hash chain.
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -31,6 +31,7 @@ from eventsourcing.utils import TopicError, get_topic, resolve_topic
 from ledger.cipher import reuse_key_schedule
 from ledger.envelope import GENESIS, Envelope, Header, batch_message, seal_batch
 from ledger.errors import ChainError, ConfigurationError, IntegrityError, SignatureError
+from ledger.merkle import leaf_hash
 from ledger.signing import KeyRing, Signer
 
 __all__ = ["SignedEventStore", "SignedMapper"]
@@ -75,7 +76,9 @@ class SignedMapper(Mapper[UUID]):
         headers: list[bytes] = []
         payloads: list[bytes] = []
         rows: list[tuple[UUID, int, str]] = []
-        for e in domain_events:
+        # random event ids (32 hex digits like uuid4().hex) from one read of the OS generator per batch
+        ids = os.urandom(16 * len(domain_events)).hex()
+        for i, e in enumerate(domain_events):
             state = dict(vars(e))
             originator_id = state.pop("originator_id")
             version = state.pop("originator_version")
@@ -95,7 +98,7 @@ class SignedMapper(Mapper[UUID]):
                 )
             ts = cast(datetime, state.get("timestamp"))
             header = Header(
-                event_id=uuid.uuid4().hex,
+                event_id=ids[32 * i : 32 * (i + 1)],
                 origin=origin,
                 key_id=signer.key_id,
                 stream=str(originator_id),
@@ -108,8 +111,6 @@ class SignedMapper(Mapper[UUID]):
             headers.append(header)
             payloads.append(payload)
             rows.append((originator_id, version, topic))
-            from ledger.merkle import leaf_hash
-
             heads[originator_id] = (version, leaf_hash(header).hex())
         envelopes = seal_batch(headers, payloads, signer.key_id, signer.sign)
         out = []

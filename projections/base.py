@@ -7,6 +7,7 @@ rebuild from position 0 produces the same rows as incremental processing.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -94,6 +95,9 @@ class Projector:
         self.projections = list(projections)
         self.page = page
         self.by_name = {p.name: p for p in self.projections}
+        # the request path catches up before each decision while a consumer loop catches up after each
+        # poll: two catch-ups at once in one process would both apply the page after the same position
+        self._lock = threading.RLock()
 
     def create_tables(self) -> None:
         try:
@@ -109,6 +113,10 @@ class Projector:
 
     def catch_up(self, progress: Progress | None = None, stop: int | None = None) -> int:
         """Apply every event after each projection's position; returns the events applied."""
+        with self._lock:
+            return self._catch_up(progress, stop)
+
+    def _catch_up(self, progress: Progress | None, stop: int | None) -> int:
         positions = self.positions()
         start = min(positions.values(), default=0) + 1
         applied = 0
@@ -162,5 +170,6 @@ class Projector:
         return [p.name for p in chosen]
 
     def rebuild(self, names: Iterable[str] | None = None, progress: Progress | None = None) -> int:
-        self.reset(names)
-        return self.catch_up(progress)
+        with self._lock:
+            self.reset(names)
+            return self.catch_up(progress)

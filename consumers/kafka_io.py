@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, LargeBinary, String, Table, select
 
-from consumers.ingest import Outcome, PendingStore, ingest
+from consumers.ingest import Outcome, PendingStore, ingest, ingest_many
 from consumers.outbox import publishable
 from consumers.settings import KafkaSettings
 from ledger.bootstrap import Node
@@ -148,8 +148,9 @@ class Consumer:
         records = self._consumer.poll(timeout_ms=timeout_ms)
         handled = 0
         for tp, batch in records.items():
-            for record in batch:
-                outcome = ingest(self.node.app, bytes(record.value), self.pending)
+            # one transaction for the poll's events (ingest_many decides each exactly as ingest would)
+            outcomes = ingest_many(self.node.app, [bytes(r.value) for r in batch], self.pending)
+            for record, outcome in zip(batch, outcomes, strict=True):
                 self.counts[outcome.kind] = self.counts.get(outcome.kind, 0) + 1
                 if outcome.kind == "parked":
                     self._park(outcome, bytes(record.value), f"{tp.topic}/{tp.partition}@{record.offset}")

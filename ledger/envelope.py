@@ -23,10 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from ledger.errors import IntegrityError, SignatureError
 from ledger.merkle import leaf_hash, node_hash
@@ -34,6 +34,7 @@ from ledger.merkle import leaf_hash, node_hash
 __all__ = ["GENESIS", "Envelope", "Header", "batch_message", "seal_batch"]
 
 _sha256 = hashlib.sha256
+T = TypeVar("T")
 _decode_json = json.JSONDecoder().decode
 # canonical header JSON; one encoder instance (json.dumps with options builds a new one per call)
 _encode_header = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
@@ -46,8 +47,9 @@ _HEADER_KEYS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(NamedTuple):
+    """The signed header's fields (immutable; a NamedTuple builds several µs faster than a frozen dataclass)."""
+
     event_id: str
     origin: str
     key_id: str
@@ -137,29 +139,45 @@ class Seal:
     signature: bytes
 
 
+class _memo(Generic[T]):
+    """``functools.cached_property`` without its lock (taken on every first access in Python 3.11).
+
+    A non-data descriptor: the first read stores the value in the instance ``__dict__``, which then
+    shadows the descriptor, so every later read is a plain attribute lookup. Envelope reads ``header``
+    about ten times per event (figures "audit verify", "projection rebuild", "ingest").
+    """
+
+    def __init__(self, func: Callable[[Any], T]) -> None:
+        self.func = func
+        self.name = func.__name__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _memo[T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+    def __get__(self, obj: object | None, owner: type | None = None) -> T | _memo[T]:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.func(obj)
+        return value
+
+
 @dataclass(frozen=True)
 class Envelope:
     header_bytes: bytes
     payload: bytes
     seal: Seal
 
-    # functools.cached_property takes a lock on every first access (Python 3.11): a plain memo is
-    # several µs cheaper per event read (figures "audit verify", "projection rebuild")
-    @property
+    @_memo
     def header(self) -> Header:
-        d = self.__dict__
-        h: Header | None = d.get("_header")
-        if h is None:
-            h = d["_header"] = Header.from_bytes(self.header_bytes)
-        return h
+        return Header.from_bytes(self.header_bytes)
 
-    @property
+    @_memo
     def leaf_hash(self) -> bytes:
-        d = self.__dict__
-        h: bytes | None = d.get("_leaf")
-        if h is None:
-            h = d["_leaf"] = _sha256(b"\x00" + self.header_bytes).digest()
-        return h
+        return _sha256(b"\x00" + self.header_bytes).digest()
 
     @property
     def hash_hex(self) -> str:

@@ -10,6 +10,7 @@ and later number changes re-hide records without rewriting them.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Column, Connection, Index, Integer, String, Table
@@ -34,6 +35,7 @@ PROXY = "ledger.domain.identity:ProxyRegistration."
 OPEN_END = "9999-12-31T23:59:59.999999Z"
 
 
+@lru_cache(maxsize=8192)  # three projections ask for the same event's time (figure "projection rebuild")
 def canonical_time(value: str) -> str:
     """One spelling per instant (UTC, microseconds, ``Z``), so times from any node compare as strings."""
     return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

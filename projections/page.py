@@ -19,6 +19,7 @@ tracking position still commits with the rows or not at all.
 from __future__ import annotations
 
 from collections.abc import Hashable
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table, and_, bindparam
@@ -74,13 +75,16 @@ class _Pending:
     def __init__(self, table: Table) -> None:
         self.table = table
         self.keys = tuple(c.name for c in table.primary_key.columns)
+        self._getter = itemgetter(*self.keys)
         self.upserts: dict[Key, dict[str, Any]] = {}
         self.updates: dict[Key, dict[str, Any]] = {}
         self.deletes: dict[Key, None] = {}
 
     def key(self, values: dict[str, Any]) -> Key:
         try:
-            return tuple(values[k] for k in self.keys)
+            if len(self.keys) == 1:
+                return (values[self.keys[0]],)
+            return self._getter(values)  # type: ignore[no-any-return]
         except KeyError as exc:
             raise ValueError(f"{self.table.name}: the whole primary key {self.keys} is needed") from exc
 
@@ -94,14 +98,14 @@ class PageWriter:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._dialect = conn.dialect.name
-        self._tables: dict[str, _Pending] = {}
+        self._tables: dict[Table, _Pending] = {}
         # per-page memo a projection may keep of rows it has read or written (cleared with the page)
         self.memo: dict[Hashable, Any] = {}
 
     def _pending(self, table: Table) -> _Pending:
-        p = self._tables.get(table.name)
+        p = self._tables.get(table)
         if p is None:
-            p = self._tables[table.name] = _Pending(table)
+            p = self._tables[table] = _Pending(table)
         return p
 
     @property

@@ -153,12 +153,12 @@ def machine(load: tuple[float, float, float]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.perf.bench")
-    ap.add_argument("--events", type=int, default=20_000, help="events per append run (default 20k)")
+    ap.add_argument("--events", type=int, default=10_000, help="events per append run and in the audited log")
     ap.add_argument("--subjects", type=int, default=200_000, help="protected people for the request path")
-    ap.add_argument("--kafka-events", type=int, default=5_000, help="events ingested from Kafka per run")
-    ap.add_argument("--samples", type=int, default=100, help="flags propagated B → A per run")
+    ap.add_argument("--kafka-events", type=int, default=3_000, help="events ingested from Kafka per run")
+    ap.add_argument("--samples", type=int, default=50, help="flags propagated B → A per run")
     ap.add_argument("--records", type=int, default=1_000_000, help="provision records stored for the portal view")
-    ap.add_argument("--memory-events", type=int, default=100_000, help="signed log size for the memory figure")
+    ap.add_argument("--memory-events", type=int, default=50_000, help="signed log size for the memory figure")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--long", action="store_true", help="10M portal records and a 10M-event log (hours)")
     ap.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated groups of {', '.join(GROUPS)}")
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                 r = peak_rss(data_dir, what)
                 tenths = r["by_tenth_mb"]
                 first = tenths.get("1", tenths.get("0", r["opened_mb"]))
-                row(f"peak RSS, {what} of {args.memory_events:,} events (MB)", r["ru_maxrss_mb"], None, "MB",
+                row(f"peak RSS, {what} of {args.memory_events:,} events (MB)", r["vm_hwm_mb"], None, "MB",
                     "flat, ≤ 300 MB", rss=r, growth_after_first_tenth_mb=round(r["peak_mb"] - first, 1))
         if "postgres" in only:
             with temp_database() as url, temp_database() as url2:

@@ -16,7 +16,7 @@ from eventsourcing.persistence import PersistenceError
 from sqlalchemy import BigInteger, Column, Integer, LargeBinary, String, Table, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from consumers.ingest import Outcome, PendingStore, ingest
+from consumers.ingest import Outcome, PendingStore, ingest, ingest_many
 from consumers.outbox import publishable
 from consumers.settings import KafkaSettings
 from ledger import clock
@@ -300,9 +300,11 @@ class Consumer:
         handled = 0
         try:
             for tp, batch in records.items():
-                for record in batch:
+                for _ in batch:
                     faultpoint("consumer.polled")
-                    outcome = ingest(self.node.app, bytes(record.value), self.pending)
+                # one transaction for the poll's events (ingest_many decides each exactly as ingest would)
+                outcomes = ingest_many(self.node.app, [bytes(r.value) for r in batch], self.pending)
+                for record, outcome in zip(batch, outcomes, strict=True):
                     self.counts[outcome.kind] = self.counts.get(outcome.kind, 0) + 1
                     if outcome.kind == "parked":
                         self._park(outcome, bytes(record.value), f"{tp.topic}/{tp.partition}@{record.offset}")

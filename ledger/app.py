@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
 from cryptography.hazmat.primitives import serialization
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError as LibIntegrityError,
 )
 from eventsourcing.persistence import (
     OperationalError,
     PersistenceError,
+    Recording,
     StoredEvent,
 )
 
@@ -249,6 +250,23 @@ class FlagLedger(Application[UUID]):
                 )
 
     # -- persistence helpers -------------------------------------------------------------------
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """The library's ``save``, collecting our aggregates' events without its runtime-Protocol
+        ``isinstance`` checks (a fifth of the time of a batched save; figure "signed append")."""
+        processing = ProcessingEvent[UUID]()
+        for obj in objs:
+            if isinstance(obj, LedgerAggregate):
+                processing.events.extend(obj.collect_events())
+                processing.aggregates[obj.id] = obj
+            elif obj is not None:
+                processing.collect_events(obj)
+        processing.saved_kwargs.update(kwargs)
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        self.notify(processing.events)  # the library still calls its deprecated hook
+        return recordings
+
     def save_as(self, origin: str, *aggregates: LedgerAggregate | None) -> list[int]:
         """Save aggregates as one sealed batch originated by ``origin``; returns notification ids."""
         try:

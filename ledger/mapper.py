@@ -8,7 +8,7 @@ stream read also checks the hash chain.
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -28,8 +28,10 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
+from ledger.cipher import reuse_key_schedule
 from ledger.envelope import GENESIS, Envelope, Header, batch_message, seal_batch
 from ledger.errors import ChainError, ConfigurationError, IntegrityError, SignatureError, UntrustedKeyError
+from ledger.merkle import leaf_hash
 from ledger.signing import KeyRing, Signer
 
 __all__ = ["SignedEventStore", "SignedMapper"]
@@ -49,9 +51,12 @@ class SignedMapper(Mapper[UUID]):
         keyring: KeyRing | None = None,
         signers: dict[str, Signer] | None = None,
     ) -> None:
-        super().__init__(transcoder=transcoder, compressor=compressor, cipher=cipher)
+        super().__init__(transcoder=transcoder, compressor=compressor, cipher=reuse_key_schedule(cipher))
         self.keyring = keyring if keyring is not None else KeyRing()
         self.signers: dict[str, Signer] = signers if signers is not None else {}
+        # interior Merkle hashes of the batch being read (see Envelope.batch_root); reset per signature
+        self._nodes: dict[bytes, bytes] = {}
+        self._nodes_of = b""
 
     # -- writing -------------------------------------------------------------------------------
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
@@ -71,7 +76,9 @@ class SignedMapper(Mapper[UUID]):
         headers: list[bytes] = []
         payloads: list[bytes] = []
         rows: list[tuple[UUID, int, str]] = []
-        for e in domain_events:
+        # random event ids (32 hex digits like uuid4().hex) from one read of the OS generator per batch
+        ids = os.urandom(16 * len(domain_events)).hex()
+        for i, e in enumerate(domain_events):
             state = dict(vars(e))
             originator_id = state.pop("originator_id")
             version = state.pop("originator_version")
@@ -92,7 +99,7 @@ class SignedMapper(Mapper[UUID]):
             ts = cast(datetime, state.get("timestamp"))
             self._check_signable(origin, signer.key_id, ts)
             header = Header(
-                event_id=uuid.uuid4().hex,
+                event_id=ids[32 * i : 32 * (i + 1)],
                 origin=origin,
                 key_id=signer.key_id,
                 stream=str(originator_id),
@@ -105,8 +112,6 @@ class SignedMapper(Mapper[UUID]):
             headers.append(header)
             payloads.append(payload)
             rows.append((originator_id, version, topic))
-            from ledger.merkle import leaf_hash
-
             heads[originator_id] = (version, leaf_hash(header).hex())
         envelopes = seal_batch(headers, payloads, signer.key_id, signer.sign)
         out = []
@@ -154,8 +159,13 @@ class SignedMapper(Mapper[UUID]):
         """Signature, key validity and payload digest of one envelope, standing alone."""
         h = env.header
         env.check_digest()
-        message = batch_message(h.key_id, env.batch_root(), env.seal.size)
-        self.keyring.verify(h.origin, h.key_id, h.timestamp, message, env.seal.signature)
+        seal = env.seal
+        nodes = self._nodes
+        if seal.signature != self._nodes_of or len(nodes) > 4 * seal.size + 64:
+            nodes = self._nodes = {}
+            self._nodes_of = seal.signature
+        message = batch_message(h.key_id, env.batch_root(nodes), seal.size)
+        self.keyring.verify(h.origin, h.key_id, h.timestamp, message, seal.signature)
 
     def check_row(self, stored: StoredEvent, env: Envelope) -> None:
         h = env.header

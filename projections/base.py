@@ -11,6 +11,7 @@ inside it, so a page another process applied meanwhile is skipped, not applied t
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -24,8 +25,9 @@ from ledger.app import FlagLedger
 from ledger.envelope import Envelope
 from ledger.errors import StorageError
 from ledger.faultpoint import faultpoint
+from projections.page import PageWriter
 
-__all__ = ["Projection", "Projector", "create_engine", "metadata", "upsert"]
+__all__ = ["BatchedProjection", "PageWriter", "Projection", "Projector", "create_engine", "metadata", "upsert"]
 
 metadata = MetaData()
 
@@ -90,6 +92,18 @@ class Projection(ABC):
     def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None: ...
 
 
+class BatchedProjection(Projection):
+    """A projection whose writes go through the page's :class:`PageWriter` (one executemany per shape)."""
+
+    @abstractmethod
+    def apply(self, w: PageWriter, event: Any, env: Envelope, position: int) -> None: ...
+
+    def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None:
+        w = PageWriter(conn)
+        self.apply(w, event, env, position)
+        w.flush()
+
+
 class Projector:
     def __init__(self, app: FlagLedger, engine: Engine, projections: Iterable[Projection], page: int = 1000):
         self.app = app
@@ -97,6 +111,9 @@ class Projector:
         self.projections = list(projections)
         self.page = page
         self.by_name = {p.name: p for p in self.projections}
+        # the request path catches up before each decision while a consumer loop catches up after each
+        # poll: two catch-ups at once in one process would both apply the page after the same position
+        self._threads = threading.RLock()  # one catch-up at a time within this process
 
     def create_tables(self) -> None:
         try:
@@ -123,6 +140,10 @@ class Projector:
 
     def catch_up(self, progress: Progress | None = None, stop: int | None = None) -> int:
         """Apply every event after each projection's position; returns the events applied."""
+        with self._threads:
+            return self._catch_up(progress, stop)
+
+    def _catch_up(self, progress: Progress | None, stop: int | None) -> int:
         positions = self.positions()
         start = min(positions.values(), default=0) + 1
         applied = 0
@@ -139,6 +160,7 @@ class Projector:
                     # projected these events since we looked: lock, then re-read where each projection is
                     self._lock(conn)
                     positions = self._positions(conn)
+                    w = PageWriter(conn)
                     for n in rows:
                         if n.topic not in wanted:
                             continue
@@ -148,9 +170,13 @@ class Projector:
                         ev = mapper.decode(env)
                         for p in self.projections:
                             if n.id > positions[p.name] and n.topic in p.topics:
-                                p.handle(conn, ev, env, n.id)
+                                if isinstance(p, BatchedProjection):
+                                    p.apply(w, ev, env, n.id)
+                                else:
+                                    p.handle(w.conn, ev, env, n.id)
                         applied += 1
                         faultpoint("projector.mid_page")
+                    w.flush()
                     last = rows[-1].id
                     for p in self.projections:
                         if last > positions[p.name]:
@@ -179,5 +205,6 @@ class Projector:
         return [p.name for p in chosen]
 
     def rebuild(self, names: Iterable[str] | None = None, progress: Progress | None = None) -> int:
-        self.reset(names)
-        return self.catch_up(progress)
+        with self._threads:
+            self.reset(names)
+            return self.catch_up(progress)

@@ -10,12 +10,13 @@ and later number changes re-hide records without rewriting them.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Column, Connection, Index, Integer, String, Table
 
 from ledger.envelope import Envelope
-from projections.base import Projection, metadata, upsert
+from projections.base import BatchedProjection, PageWriter, metadata, upsert
 
 __all__ = [
     "OPEN_END",
@@ -34,6 +35,7 @@ PROXY = "ledger.domain.identity:ProxyRegistration."
 OPEN_END = "9999-12-31T23:59:59.999999Z"
 
 
+@lru_cache(maxsize=8192)  # three projections ask for the same event's time (figure "projection rebuild")
 def canonical_time(value: str) -> str:
     """One spelling per instant (UTC, microseconds, ``Z``), so times from any node compare as strings."""
     return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -89,7 +91,7 @@ _OUTCOME = {
 }
 
 
-class PortalProjection(Projection):
+class PortalProjection(BatchedProjection):
     name = "portal"
     tables = (portal_records, flag_intervals, portal_proxies)
     topics = frozenset(
@@ -98,37 +100,36 @@ class PortalProjection(Projection):
         | {PROXY + "Registered", PROXY + "Cancelled"}
     )
 
-    def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None:
+    def apply(self, w: PageWriter, event: Any, env: Envelope, position: int) -> None:
         h = env.header
         kind = h.topic.rsplit(".", 1)[1]
         at = canonical_time(h.time)
         if h.topic.startswith(PROVISION):
-            self._provision(conn, kind, event, h.stream, at, position)
+            self._provision(w, kind, event, h.stream, at, position)
         elif h.topic.startswith(PROTECTION):
-            self._flags(conn, kind, event, at)
+            self._flags(w.conn, kind, event, at)
         elif kind == "Registered":
-            upsert(conn, portal_proxies, [{"subject": event.subject, "proxy": event.proxy, "active": True,
-                                           "registered_at": at, "cancelled_at": None,
-                                           "registration_id": h.stream}], ["subject", "proxy"])
+            w.upsert(portal_proxies, {"subject": event.subject, "proxy": event.proxy, "active": True,
+                                      "registered_at": at, "cancelled_at": None, "registration_id": h.stream})
         else:
             # the Cancelled event carries only its own fields: its stream names the registration
-            conn.execute(portal_proxies.update().where(portal_proxies.c.registration_id == h.stream)
-                         .values(active=False, cancelled_at=at))
+            w.conn.execute(portal_proxies.update().where(portal_proxies.c.registration_id == h.stream)
+                           .values(active=False, cancelled_at=at))
 
     @staticmethod
-    def _provision(conn: Connection, kind: str, event: Any, stream: str, at: str, position: int) -> None:
+    def _provision(w: PageWriter, kind: str, event: Any, stream: str, at: str, position: int) -> None:
         if kind == "Received":
-            upsert(conn, portal_records, [{
+            w.upsert(portal_records, {
                 "request_id": stream, "provider": event.agency, "querier": event.querier,
                 "subject": event.subject, "legal_item": int(event.legal_item), "procedure": event.procedure,
                 "info_kind": event.info_kind, "applicant": event.applicant, "created_at": at,
                 "position": position, "status": "received", "decided_at": None,
-            }], ["request_id"])
+            })
             return
         values: dict[str, Any] = {"status": _OUTCOME[kind]}
         if kind != "Held":
             values["decided_at"] = at
-        conn.execute(portal_records.update().where(portal_records.c.request_id == stream).values(**values))
+        w.update(portal_records, {"request_id": stream}, values)
 
     @staticmethod
     def _flags(conn: Connection, kind: str, event: Any, at: str) -> None:

@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy import Column, Connection, Index, Integer, String, Table, select
 
 from ledger.envelope import Envelope
-from projections.base import Projection, metadata, upsert
+from projections.base import BatchedProjection, PageWriter, metadata, upsert
 from projections.portal import canonical_time
 
-__all__ = ["QueueProjection", "body_queue", "flag_queue", "held_queue", "probe_queue"]
+__all__ = ["QueueProjection", "body_queue", "flag_queue", "held_queue", "probe_queue", "request_subjects"]
 
 FLAG_REQUEST = "ledger.domain.flags:FlagRequest."
 BODY_SENT = "ledger.domain.flags:BodyRequest.Sent"
@@ -92,7 +92,6 @@ probe_queue = Table(
     Column("notice_id", String(36), nullable=False),
     Column("provider", String(32), nullable=False),
     Column("querier", String(32), nullable=False),
-    Column("subject", String(40), nullable=False),
     Column("legal_item", Integer, nullable=False),
     Column("procedure", String(200), nullable=False),
     Column("sent_at", String(32), nullable=False),
@@ -108,7 +107,7 @@ request_subjects = Table(
 )
 
 
-class QueueProjection(Projection):
+class QueueProjection(BatchedProjection):
     name = "work_queues"
     tables = (flag_queue, held_queue, body_queue, probe_queue, request_subjects)
     topics = frozenset(
@@ -118,33 +117,27 @@ class QueueProjection(Projection):
                                    "Refused")}
     )
 
-    def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None:
+    def apply(self, w: PageWriter, event: Any, env: Envelope, position: int) -> None:
         h = env.header
         kind = h.topic.rsplit(".", 1)[1]
         at = canonical_time(h.time)
         if h.topic.startswith(FLAG_REQUEST):
-            self._flag_request(conn, kind, event, h.stream, at)
+            self._flag_request(w.conn, kind, event, h.stream, at)
         elif h.topic == BODY_SENT:
-            upsert(conn, body_queue, [{
+            w.upsert(body_queue, {
                 "body_request_id": h.stream, "body": event.agency, "municipality": event.municipality,
                 "subject": event.subject, "flags": ",".join(sorted(event.flags)), "reason": event.reason,
                 "sent_by": event.sent_by, "sent_at": at,
-            }], ["body_request_id"])
+            })
         elif h.topic == PROBE_SENT:
-            upsert(conn, probe_queue, [{
-                "request_id": str(event.request_id), "holder": holder, "notice_id": h.stream,
-                "provider": event.agency, "querier": event.querier, "subject": self._subject(conn, event),
-                "legal_item": int(event.legal_item), "procedure": event.procedure, "sent_at": at,
-            } for holder in sorted(set(event.holders))], ["request_id", "holder"])
+            for holder in sorted(set(event.holders)):
+                w.upsert(probe_queue, {
+                    "request_id": str(event.request_id), "holder": holder, "notice_id": h.stream,
+                    "provider": event.agency, "querier": event.querier, "legal_item": int(event.legal_item),
+                    "procedure": event.procedure, "sent_at": at,
+                })
         else:
-            self._provision(conn, kind, event, h.stream, at)
-
-    @staticmethod
-    def _subject(conn: Connection, event: Any) -> str:
-        """The notice names the request, not the person: the request's ``Received`` came earlier in the log."""
-        value = conn.execute(select(request_subjects.c.subject).where(
-            request_subjects.c.request_id == str(event.request_id))).scalar()
-        return str(value) if value is not None else ""
+            self._provision(w, kind, event, h.stream, at)
 
     @staticmethod
     def _flag_request(conn: Connection, kind: str, event: Any, stream: str, at: str) -> None:
@@ -174,28 +167,25 @@ class QueueProjection(Projection):
                 status=status, decided_by=event.by, updated_at=at))
 
     @staticmethod
-    def _provision(conn: Connection, kind: str, event: Any, stream: str, at: str) -> None:
-        where = held_queue.c.request_id == stream
+    def _provision(w: PageWriter, kind: str, event: Any, stream: str, at: str) -> None:
+        key = {"request_id": stream}
         if kind == "Received":
-            upsert(conn, request_subjects, [{"request_id": stream, "subject": event.subject}], ["request_id"])
-            # on another node the notice (its own stream) may have arrived before the request it names
-            conn.execute(probe_queue.update().where(
-                (probe_queue.c.request_id == stream) & (probe_queue.c.subject == "")).values(subject=event.subject))
-            upsert(conn, held_queue, [{
+            # a probe notice names the request, not the person; on another node it may arrive first
+            w.upsert(request_subjects, {"request_id": stream, "subject": event.subject})
+            w.upsert(held_queue, {
                 "request_id": stream, "provider": event.agency, "querier": event.querier,
                 "subject": event.subject, "legal_item": int(event.legal_item), "procedure": event.procedure,
                 "info_kind": event.info_kind,
                 "applicant": event.applicant, "received_at": at, "status": "received", "proposal": None,
                 "applicant_check": None, "proposed_by": None, "decided_by": None, "decided_at": None,
-            }], ["request_id"])
+            })
         elif kind == "AutoProvided":
-            conn.execute(held_queue.delete().where(where))
+            w.delete(held_queue, key)
         elif kind == "Held":
-            conn.execute(held_queue.update().where(where).values(status="held"))
+            w.update(held_queue, key, {"status": "held"})
         elif kind == "DecisionProposed":
-            conn.execute(held_queue.update().where(where).values(
-                proposal=event.decision, applicant_check=event.applicant_check, proposed_by=event.by))
+            w.update(held_queue, key, {
+                "proposal": event.decision, "applicant_check": event.applicant_check, "proposed_by": event.by})
         else:
             status = "provided_manually" if kind == "ManuallyProvided" else "refused"
-            conn.execute(held_queue.update().where(where).values(
-                status=status, decided_by=event.approved_by, decided_at=at))
+            w.update(held_queue, key, {"status": status, "decided_by": event.approved_by, "decided_at": at})

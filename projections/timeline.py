@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Connection, String, Table, Text, select
+from sqlalchemy import BigInteger, Column, String, Table, Text, select
 
 from ledger.envelope import Envelope
-from projections.base import Projection, metadata, upsert
+from projections.base import BatchedProjection, PageWriter, metadata
 from projections.portal import canonical_time
 
 __all__ = ["TimelineProjection", "timeline_events", "timeline_streams"]
@@ -66,34 +66,50 @@ def _named_subjects(event: Any) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-class TimelineProjection(Projection):
+class TimelineProjection(BatchedProjection):
     name = "timeline"
     tables = (timeline_events, timeline_streams)
     topics = frozenset(f"{cls}.{e}" for cls, events in _TOPICS.items() for e in events)
 
-    def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None:
+    def apply(self, w: PageWriter, event: Any, env: Envelope, position: int) -> None:
         h = env.header
         short = h.topic.split(":", 1)[1]
         if short == "ProbeNotice.Sent":
-            subjects = self._stream_subjects(conn, str(event.request_id))
+            subjects = self._stream_subjects(w, str(event.request_id))
         else:
             named = _named_subjects(event)
-            if named:
-                upsert(conn, timeline_streams, [{"stream": h.stream, "subject": s} for s in named],
-                       ["stream", "subject"])
-            subjects = self._stream_subjects(conn, h.stream)
+            if h.version == 1:
+                # a stream's first event precedes the rest of it in the log: nothing of it is stored yet
+                subjects = self._remember(w, h.stream, named)
+            else:
+                subjects = self._stream_subjects(w, h.stream)
+                if named and not set(named) <= set(subjects):
+                    subjects = self._remember(w, h.stream, [*subjects, *named])
+            for s in named:
+                w.upsert(timeline_streams, {"stream": h.stream, "subject": s})
         if not subjects:
             return
         actor = next((str(getattr(event, f)) for f in _ACTOR_FIELDS if getattr(event, f, None)), None)
         detail = json.dumps({k: v for k, v in sorted(vars(event).items()) if k not in _SKIP},
                             ensure_ascii=False, default=str, sort_keys=True)
-        upsert(conn, timeline_events, [{
-            "position": position, "subject": s, "stream": h.stream, "event": short,
-            "at": canonical_time(h.time), "agency": h.origin, "actor": actor, "detail": detail,
-        } for s in subjects], ["position", "subject"])
+        at = canonical_time(h.time)
+        for s in subjects:
+            w.upsert(timeline_events, {
+                "position": position, "subject": s, "stream": h.stream, "event": short,
+                "at": at, "agency": h.origin, "actor": actor, "detail": detail,
+            })
 
     @staticmethod
-    def _stream_subjects(conn: Connection, stream: str) -> list[str]:
-        rows = conn.execute(select(timeline_streams.c.subject).where(timeline_streams.c.stream == stream)
-                            .order_by(timeline_streams.c.subject)).scalars().all()
-        return [str(s) for s in rows]
+    def _remember(w: PageWriter, stream: str, subjects: list[str]) -> list[str]:
+        known = sorted(set(subjects))
+        w.memo[("timeline_streams", stream)] = known
+        return known
+
+    @classmethod
+    def _stream_subjects(cls, w: PageWriter, stream: str) -> list[str]:
+        known: list[str] | None = w.memo.get(("timeline_streams", stream))
+        if known is not None:
+            return known
+        rows = w.conn.execute(select(timeline_streams.c.subject).where(timeline_streams.c.stream == stream)
+                              .order_by(timeline_streams.c.subject)).scalars().all()
+        return cls._remember(w, stream, [str(s) for s in rows])

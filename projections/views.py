@@ -39,7 +39,7 @@ from ledger.errors import InputError, NotFoundError, PermissionDenied
 from projections.flag_state import agency_flags, flag_history, resolve_person, subject_alias
 from projections.portal import OPEN_END, flag_intervals, portal_proxies
 from projections.portal import portal_records as records
-from projections.queues import body_queue, flag_queue, held_queue, probe_queue
+from projections.queues import body_queue, flag_queue, held_queue, probe_queue, request_subjects
 from projections.timeline import timeline_events
 
 __all__ = [
@@ -505,8 +505,13 @@ def body_requests(conn: Connection, agency: str) -> list[ProtectionBodyRequest]:
 
 
 def probe_notices(conn: Connection, agency: str) -> list[ProbeNoticeEntry]:
-    rows = conn.execute(select(probe_queue).where(probe_queue.c.holder == agency)
-                        .order_by(probe_queue.c.sent_at, probe_queue.c.request_id)).all()
+    subject = func.coalesce(request_subjects.c.subject, "")  # "" while the request itself has not arrived
+    rows = conn.execute(
+        select(probe_queue, subject.label("subject"))
+        .select_from(probe_queue.outerjoin(request_subjects, request_subjects.c.request_id == probe_queue.c.request_id))
+        .where(probe_queue.c.holder == agency)
+        .order_by(probe_queue.c.sent_at, probe_queue.c.request_id)
+    ).all()
     return [ProbeNoticeEntry(r.request_id, r.subject, r.querier, r.provider, r.legal_item, r.procedure, r.sent_at)
             for r in rows]
 

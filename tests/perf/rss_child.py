@@ -1,0 +1,59 @@
+"""Child process of the memory figure: ``python rss_child.py rebuild|audit DATA_DIR``.
+
+Prints one JSON line: resident set size (MB) after opening the node, at each tenth of the work, the peak
+sampled per page and ``VmHWM`` (the kernel's own peak for this process image). ``ru_maxrss`` is not used: on
+Linux it survives ``exec`` and so reports the parent's peak (the benchmark itself) as the child's.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).parents[2]))
+
+
+def main() -> None:
+    from ledger.audit import verify_log
+    from ledger.bootstrap import open_node
+
+    what, data_dir = sys.argv[1], Path(sys.argv[2])
+    proc = psutil.Process()
+    mb = lambda: proc.memory_info().rss / 2**20  # noqa: E731
+    node = open_node(data_dir)
+    opened = mb()
+    tenths: dict[int, float] = {}
+    peak = opened
+
+    def progress(position: int, end: int) -> None:
+        nonlocal peak
+        rss = mb()
+        peak = max(peak, rss)
+        tenths.setdefault(min(10, position * 10 // max(end, 1)), rss)
+
+    if what == "rebuild":
+        events = node.projector.rebuild(progress=progress)
+    else:
+        report = verify_log(node.app, progress=progress)
+        assert report.ok, report.first_bad
+        events = report.events
+    node.close()
+    print(json.dumps({
+        "what": what, "events": events, "opened_mb": round(opened, 1), "peak_mb": round(peak, 1),
+        "by_tenth_mb": {k: round(v, 1) for k, v in sorted(tenths.items())},
+        "vm_hwm_mb": round(vm_hwm_kb() / 1024, 1),
+    }))
+
+
+def vm_hwm_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status (not Linux?)")
+
+
+if __name__ == "__main__":
+    main()

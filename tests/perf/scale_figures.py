@@ -1,0 +1,103 @@
+"""Figures at scale: the portal view with many provision records stored, and peak memory of rebuild and audit.
+
+The portal's records are bulk-loaded **directly into the projection table** (``portal_records``) with one
+``executemany`` per 50k rows, not through the ledger: signing and projecting 1M (10M) requests would take
+the default mode from minutes to hours on this machine and measures nothing the read path depends on
+(the read sees the same rows and indexes either way). The memory figures, in contrast, run on a real
+signed log built through the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ledger.bootstrap import AgencySpec, Node, init_node
+from ledger.domain.provision import ProvisionRequest
+from projections.portal import flag_intervals, portal_records
+from projections.views import portal_records as portal_view
+from tests.support.people import individual_number
+
+__all__ = ["build_signed_log", "peak_rss", "portal_store", "portal_view_p99"]
+
+B, A = "131024", "131016"
+
+
+def build_signed_log(node: Node, events: int, per_batch: int = 50, progress: bool = False) -> None:
+    """``events`` signed events through the ledger: provision requests received and answered (every 10th held)."""
+    done = 0
+    for i in range(0, events // 2, per_batch):
+        batch = []
+        for j in range(min(per_batch, events // 2 - i)):
+            r = ProvisionRequest(agency=B, querier=A, subject=f"p{uuid.uuid4().hex}", legal_item=74,
+                                 procedure="児童手当", info_kind="地方税関係情報", applicant="unknown")
+            if j % 10 == 0:
+                r.hold(flags=["NO_AUTO_RESPONSE"])
+            else:
+                r.provide_automatically()
+            batch.append(r)
+        node.app.save_as(B, *batch)
+        done += 2 * len(batch)
+        if progress and done % 100_000 < 2 * per_batch:
+            print(f"  … {done:,} of {events:,} events signed", file=sys.stderr, flush=True)
+
+
+def portal_store(tmp: Path, records: int) -> tuple[Node, str, float]:
+    """A node with ``records`` provision records stored; (node, the probed subject's number, seconds to load)."""
+    node = init_node(tmp / uuid.uuid4().hex, [AgencySpec(B, "B市", "municipality")])
+    rng = random.Random(5)
+    number = individual_number(rng)
+    me = node.app.subject(number)
+    t0 = time.perf_counter()
+    cols = [c.name for c in portal_records.columns]
+    sql = f"INSERT INTO {portal_records.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+    others = [f"p{uuid.UUID(int=rng.getrandbits(128)).hex}" for _ in range(max(1, records // 20))]
+    mine = 40  # the subject's own records among the rest (about 20 per person)
+    with node.engine.begin() as conn:
+        for start in range(0, records, 50_000):
+            rows = []
+            for k in range(start, min(records, start + 50_000)):
+                subject = me if k % max(1, records // mine) == 0 else others[k % len(others)]
+                rows.append((str(uuid.UUID(int=rng.getrandbits(128))), B, A, subject, 74, "児童手当",
+                             "地方税関係情報", "unknown", f"2026-{1 + k % 12:02d}-01T00:00:{k % 60:02d}.000000Z",
+                             k + 1, "provided", None))
+            conn.exec_driver_sql(sql, rows)
+            if records >= 1_000_000 and (start // 50_000) % 20 == 19:
+                print(f"  … {start + 50_000:,} of {records:,} portal records loaded", file=sys.stderr, flush=True)
+        # the subject was protected for a while: the view must apply the NON_DISCLOSURE cutoff
+        conn.execute(flag_intervals.insert().values(agency=B, subject=me, flag="NON_DISCLOSURE",
+                                                    started="2026-03-01T00:00:00.000000Z",
+                                                    ended="2026-04-01T00:00:00.000000Z", request_id=str(uuid.uuid4())))
+    return node, number, time.perf_counter() - t0
+
+
+def portal_view_p99(node: Node, number: str, probes: int = 2000) -> tuple[float, float]:
+    """(p99 ms, p50 ms) of the full portal view (catch-up, pseudonym, access, cutoff, records) of one subject."""
+    view = portal_view(node, number, number)
+    assert view.access == "self" and view.records, f"the portal shows nothing for the subject ({view})"
+    lat = []
+    for _ in range(probes):
+        t = time.perf_counter_ns()
+        portal_view(node, number, number)
+        lat.append(time.perf_counter_ns() - t)
+    lat.sort()
+    return lat[min(len(lat) - 1, int(len(lat) * 0.99))] / 1e6, lat[len(lat) // 2] / 1e6
+
+
+RSS_CHILD = Path(__file__).with_name("rss_child.py")
+
+
+def peak_rss(data_dir: Path, what: str) -> dict[str, Any]:
+    """Run ``rebuild`` or ``audit`` on the node in ``data_dir`` in a fresh process; its RSS as it goes (MB)."""
+    out = subprocess.run([sys.executable, str(RSS_CHILD), what, str(data_dir)], capture_output=True, text=True,
+                         check=False, cwd=Path(__file__).parents[2])
+    if out.returncode != 0:
+        raise RuntimeError(f"{what} in a subprocess failed:\n{out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result

@@ -53,7 +53,8 @@ from ledger.app import FlagLedger
 from ledger.config import NodeConfig
 from ledger.envelope import Envelope
 from ledger.errors import FlagLedgerError, InputError, IntegrityError, StateConflict, StorageError
-from projections.base import Projector, create_engine, tracking, upsert
+from projections.base import BatchedProjection, Projector, create_engine, tracking, upsert
+from projections.page import PageWriter
 from projections.portal import canonical_time
 from projections.registry import all_projections
 
@@ -397,6 +398,7 @@ def _apply(
             select(cut_streams.c.stream).where(cut_streams.c.stream.in_(sorted(later)))).scalars())
     new_cuts: set[str] = set()
     applied = left_out = out_of_order = 0
+    w = PageWriter(conn)
     for batch, kept in zip(chunk, keep, strict=True):
         streams = [env.header.stream for _, env in batch]
         behind = kept and any(s in cut for s in streams)  # continues a stream already cut at T
@@ -410,9 +412,13 @@ def _apply(
             wanted = [p for p in projector.projections if n.topic in p.topics]
             if wanted:
                 ev: Any = mapper.decode(env)
-                for p in wanted:
-                    p.handle(conn, ev, env, n.id)
+                for p in wanted:  # exactly as the live projector applies a page
+                    if isinstance(p, BatchedProjection):
+                        p.apply(w, ev, env, n.id)
+                    else:
+                        p.handle(w.conn, ev, env, n.id)
             applied += 1
+    w.flush()
     if new_cuts:
         upsert(conn, cut_streams, [{"stream": s} for s in sorted(new_cuts)], ["stream"])
     return applied, left_out, out_of_order

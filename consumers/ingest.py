@@ -139,7 +139,13 @@ def ingest(app: FlagLedger, raw: bytes, pending: PendingStore | None = None) -> 
     head = app.signed_store.head(stream)
     head_version, head_hash = head if head is not None else (0, GENESIS)
     if h.version <= head_version:
-        return _hold_on_checkpoint_fork(app, env, _duplicate_or_fork(app, env))
+        outcome = _duplicate_or_fork(app, env)
+        if outcome.kind == "duplicate" and pending is not None:
+            # the redelivery after a failure that struck while releasing the events behind a gap: finish that
+            released = _release_waiting(app, pending, h.stream, head_version + 1)
+            if released:
+                return Outcome("applied", applied=released)
+        return _hold_on_checkpoint_fork(app, env, outcome)
     if h.version > head_version + 1:
         if pending is None:
             return Outcome("parked", f"gap: v{head_version + 1} of stream {h.stream} is missing", "gap")

@@ -80,6 +80,16 @@ class Victim:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+RUNNING: list[Victim] = []  # every process started, so a failing test cannot leave one behind (see conftest)
+
+
+def kill_leftovers() -> None:
+    while RUNNING:
+        victim = RUNNING.pop()
+        if victim.proc.poll() is None:
+            victim.kill()
+
+
 def start(data_dir: Path, *args: str, env: dict[str, str], log: Path, faultpoint: str | None = None) -> Victim:
     full = dict(env)
     # one consumer group per agency node, as in production (members of one group would split partitions)
@@ -91,7 +101,9 @@ def start(data_dir: Path, *args: str, env: dict[str, str], log: Path, faultpoint
         [FLAGLEDGER, "--data-dir", str(data_dir), *args], env=full, stdout=fh, stderr=subprocess.STDOUT
     )
     fh.close()
-    return Victim(proc, log)
+    victim = Victim(proc, log)
+    RUNNING.append(victim)
+    return victim
 
 
 def wait_until(predicate: Callable[[], bool], seconds: float, step: float = 0.1) -> bool:

@@ -79,6 +79,12 @@ def _run_node(args: argparse.Namespace) -> int:
     log = logging.getLogger("flagledger.node")
     settings = KafkaSettings.from_config(node.config)
     relay, consumer = Relay(node, settings), Consumer(node, settings)
+    api = None
+    if args.serve_port is not None:
+        from ledger.cli.serve import ApiThread
+
+        api = ApiThread(node, args.serve_host, args.serve_port)
+        log.info("serving the HTTP API and console on http://%s:%d", args.serve_host, args.serve_port)
     status_file = node.config.data_dir / "node-status.json"
     metrics = NodeMetrics()
     server = HealthServer(metrics, observe) if observe.metrics_port else None
@@ -124,6 +130,8 @@ def _run_node(args: argparse.Namespace) -> int:
                     log.exception("metrics snapshot failed")
         log.info("stopping: %s", status_file.read_text() if status_file.exists() else "{}")
     finally:
+        if api is not None:
+            api.close()
         if server is not None:
             server.close()
         relay.close()
@@ -171,6 +179,8 @@ def _register(groups: Any, sub: Any, actor: Any) -> None:
     )
     s.add_argument("--metrics-port", type=int, default=None, help="serve /metrics /healthz /readyz")
     s.add_argument("--metrics-host", default=None, help="address to bind (env …_METRICS_HOST; default 127.0.0.1)")
+    s.add_argument("--serve-port", type=int, default=None, help="also serve the HTTP API and console on this port")
+    s.add_argument("--serve-host", default="127.0.0.1", help="address for --serve-port (default 127.0.0.1)")
     s.add_argument("--log-format", choices=["text", "json"], default=None, help="env FLAGLEDGER_LOG_FORMAT")
     s.set_defaults(cmd="node")
     g = sub(groups, "consumers", "parked (poison) messages").add_subparsers(dest="sub", required=True)

@@ -62,6 +62,36 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class ApiThread:
+    """The API and console inside ``flagledger node``: uvicorn in a daemon thread beside the node loop.
+
+    Both share the node; projection writers are serialised by the projector's locks, so the request path's
+    catch-up and the loop's never apply a page twice. Signals stay with the node loop (only the main thread
+    may install handlers), which stops this server on the way out.
+    """
+
+    def __init__(self, node: Any, host: str, port: int) -> None:
+        import threading
+
+        import uvicorn
+
+        from ledger.api import create_app
+
+        class _InThread(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        config = uvicorn.Config(create_app(node), host=host, port=port, log_level="warning", lifespan="off")
+        self.server = _InThread(config)
+        self.thread = threading.Thread(target=self.server.run, name="flagledger-api", daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
 @command("openapi")
 def _openapi(args: argparse.Namespace) -> int:
     from ledger.api.app import openapi_text

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e.test_demo import run_cli
 
@@ -62,3 +63,50 @@ def test_serve_answers_with_a_cli_token_and_stops_on_sigterm(tmp_path: Path) -> 
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "123456789018" not in out + err, "an individual number never reaches the server's log"
+
+
+@pytest.mark.kafka
+def test_the_node_process_serves_the_api_beside_replication_and_stops_both_on_sigterm(tmp_path: Path) -> None:
+    """`flagledger node --serve-port` answers API calls while its loop relays and projects; SIGTERM stops both."""
+    from tests.support.tansu import broker
+
+    data = str(tmp_path / "node")
+    assert run_cli("init", "--data-dir", data, "--agency", "131016", "--name", "A市", "--kind",
+                   "municipality").returncode == 0
+    assert run_cli("staff", "enroll", "--data-dir", data, "--as", "131016/admin", "tanaka", "--role",
+                   "counter").returncode == 0
+    token = json.loads(run_cli("staff", "token", "--data-dir", data, "--as", "131016/admin", "tanaka").stdout)["token"]
+    port = _free_port()
+    with broker() as bootstrap:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}
+        env.update(FLAGLEDGER_KAFKA_BOOTSTRAP_SERVERS=bootstrap, FLAGLEDGER_KAFKA_SESSION_TIMEOUT_MS="6000",
+                   FLAGLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS="1000", FLAGLEDGER_KAFKA_MAX_POLL_INTERVAL_MS="10000")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from ledger.cli.main import main; sys.exit(main())",
+             "node", "--data-dir", data, "--serve-port", str(port)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    httpx.get(f"{base}/openapi.json", timeout=1)
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise AssertionError("the node's API did not come up") from None
+                    time.sleep(0.2)
+            me = httpx.get(f"{base}/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})
+            assert me.status_code == 200 and me.json()["staff"] == "tanaka"
+            status = Path(data) / "node-status.json"
+            while not status.exists():  # the replication loop runs beside the server
+                assert time.monotonic() < deadline and proc.poll() is None, "the node loop did not run"
+                time.sleep(0.2)
+            assert json.loads(status.read_text())["relay_position"] >= 1
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{base}/openapi.json", timeout=1)

@@ -7,12 +7,11 @@ import logging
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from consumers.observe import HealthServer, JsonFormatter, NodeMetrics, ObserveSettings
-from ledger.bootstrap import AgencySpec, init_node
+from ledger.bootstrap import AgencySpec, Node, init_node
 from ledger.config import NodeConfig
 from ledger.errors import ConfigurationError
 from ledger.signing import Signer
@@ -111,28 +110,17 @@ def test_a_taken_metrics_port_is_a_configuration_error() -> None:
         first.close()
 
 
-def test_checkpoint_age_reads_only_this_nodes_signed_checkpoints_incrementally() -> None:
-    # checkpoints are written by ledger.domain.checkpoints (another module); the scan reads envelope headers only,
-    # so a stand-in log of headers is enough to pin down which events count
-    from types import SimpleNamespace
+def test_checkpoint_age_is_unset_until_the_node_signs_and_then_follows_its_latest_checkpoint(
+    sqlite_node: Node,
+) -> None:
+    from consumers.observe import latest_checkpoint_time
+    from ledger.checkpoints import latest_checkpoint
 
-    from consumers.observe import CHECKPOINT_TOPIC, latest_checkpoint_time
-
-    def env(topic: str, origin: str, at: str) -> SimpleNamespace:
-        return SimpleNamespace(header=SimpleNamespace(topic=topic, origin=origin, time=at))
-
-    log = [
-        env(CHECKPOINT_TOPIC.replace("CheckpointSigned", "Opened"), "131016", "2026-11-25T01:00:00+00:00"),
-        env(CHECKPOINT_TOPIC, "131016", "2026-11-25T02:00:00+00:00"),
-        env(CHECKPOINT_TOPIC, "131024", "2026-11-25T05:00:00+00:00"),  # a peer's checkpoint, ingested
-    ]
-    app = SimpleNamespace(hosted={"131016"}, envelopes=lambda start=1: ((i, None, e) for i, e in
-                                                                         enumerate(log, 1) if i >= start))
-    scan = latest_checkpoint_time()
-    node: Any = SimpleNamespace(app=app)
-    assert scan(node).isoformat() == "2026-11-25T02:00:00+00:00"
-    assert scan.position == 3
-    log.append(env(CHECKPOINT_TOPIC, "131016", "2026-11-25T03:00:00"))  # naive time: read as UTC
-    assert scan(node).isoformat() == "2026-11-25T03:00:00+00:00"
-    empty = latest_checkpoint_time()
-    assert empty(SimpleNamespace(app=SimpleNamespace(hosted={"131016"}, envelopes=lambda start=1: iter(())))) is None
+    assert latest_checkpoint_time(sqlite_node) is None, "no checkpoint yet: the gauge stays unset"
+    sqlite_node.app.sign_checkpoint()
+    first = latest_checkpoint_time(sqlite_node)
+    assert first is not None and first == latest_checkpoint(sqlite_node.app).timestamp
+    sqlite_node.app.sign_checkpoint()  # the checkpoint event itself is new to the log: a larger tree
+    second = latest_checkpoint_time(sqlite_node)
+    assert second is not None and second >= first
+    assert latest_checkpoint(sqlite_node.app).tree_size > 1

@@ -24,15 +24,32 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_serve_answers_with_a_cli_token_and_stops_on_sigterm(tmp_path: Path) -> None:
-    data = str(tmp_path / "node")
+def _enrolled_with_token(data: str) -> str:
+    """A fresh node with one counter clerk; returns the clerk's CLI-issued token."""
     assert run_cli("init", "--data-dir", data, "--agency", "131016", "--name", "A市", "--kind",
                    "municipality").returncode == 0
     assert run_cli("staff", "enroll", "--data-dir", data, "--as", "131016/admin", "tanaka", "--role",
                    "counter").returncode == 0
     issued = run_cli("staff", "token", "--data-dir", data, "--as", "131016/admin", "tanaka", "--ttl", "10m")
     assert issued.returncode == 0, issued.stderr
-    token = json.loads(issued.stdout)["token"]
+    return str(json.loads(issued.stdout)["token"])
+
+
+def _wait_until_serving(base: str, proc: subprocess.Popen[str], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            httpx.get(f"{base}/openapi.json", timeout=1)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise AssertionError(f"nothing serves {base}") from None
+            time.sleep(0.2)
+
+
+def test_serve_answers_with_a_cli_token_and_stops_on_sigterm(tmp_path: Path) -> None:
+    data = str(tmp_path / "node")
+    token = _enrolled_with_token(data)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}
     proc = subprocess.Popen(
@@ -42,15 +59,7 @@ def test_serve_answers_with_a_cli_token_and_stops_on_sigterm(tmp_path: Path) -> 
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/openapi.json", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError("flagledger serve did not come up") from None
-                time.sleep(0.2)
+        _wait_until_serving(base, proc, 30)
         me = httpx.get(f"{base}/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})
         assert me.status_code == 200 and me.json()["staff"] == "tanaka"
         assert httpx.get(f"{base}/api/v1/whoami").status_code == 401
@@ -71,11 +80,7 @@ def test_the_node_process_serves_the_api_beside_replication_and_stops_both_on_si
     from tests.support.tansu import broker
 
     data = str(tmp_path / "node")
-    assert run_cli("init", "--data-dir", data, "--agency", "131016", "--name", "A市", "--kind",
-                   "municipality").returncode == 0
-    assert run_cli("staff", "enroll", "--data-dir", data, "--as", "131016/admin", "tanaka", "--role",
-                   "counter").returncode == 0
-    token = json.loads(run_cli("staff", "token", "--data-dir", data, "--as", "131016/admin", "tanaka").stdout)["token"]
+    token = _enrolled_with_token(data)
     port = _free_port()
     with broker() as bootstrap:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}
@@ -88,15 +93,8 @@ def test_the_node_process_serves_the_api_beside_replication_and_stops_both_on_si
         )
         try:
             base = f"http://127.0.0.1:{port}"
+            _wait_until_serving(base, proc, 60)
             deadline = time.monotonic() + 60
-            while True:
-                try:
-                    httpx.get(f"{base}/openapi.json", timeout=1)
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise AssertionError("the node's API did not come up") from None
-                    time.sleep(0.2)
             me = httpx.get(f"{base}/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})
             assert me.status_code == 200 and me.json()["staff"] == "tanaka"
             status = Path(data) / "node-status.json"

@@ -104,7 +104,7 @@ def _run_node(args: argparse.Namespace) -> int:
                 next_checkpoint = time.monotonic() + args.checkpoint_every
             try:
                 relay.run_once()
-                consumer.poll_once()
+                consumer.poll_once(settings.poll_timeout_ms)
                 node.projector.catch_up()
                 failures = 0
             except (StorageError, StateConflict, BrokerUnavailable) as exc:

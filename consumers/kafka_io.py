@@ -231,9 +231,11 @@ class Relay:
             if sent % batch == 0:
                 self._flush_and_save(last, pending)
         if pending:
-            self._flush_and_save(last, pending)
+            # one transaction per round (figure "nationwide propagation"): the acknowledged records' position
+            # and everything scanned after them, which held nothing of ours to publish
+            self._flush_and_save(max(last, scanned), pending)
             log.info("relay: published %d events up to position %d", sent, last)
-        if max(last, scanned) > start:
+        elif max(last, scanned) > start:
             self.reset(max(last, scanned))
         return sent
 

@@ -36,6 +36,9 @@ class KafkaSettings:
     heartbeat_interval_ms: int = 3000
     max_poll_interval_ms: int = 300000
     fetch_max_wait_ms: int = 100
+    # the `node` loop relays, then polls for at most this long: a local event waits up to this before it is
+    # published (figure "nationwide propagation"; it was 1000)
+    poll_timeout_ms: int = 100
     # what a node creates when the topics are missing (`topics ensure` and the relay's first start)
     partitions: int = 1
     replication_factor: int = 1

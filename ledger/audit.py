@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ledger.app import FlagLedger
 from ledger.envelope import GENESIS
 from ledger.errors import FlagLedgerError
+from ledger.stream_heads import DEFAULT_CAPACITY, StreamHeads
 
 if TYPE_CHECKING:
     from ledger.checkpoints import Checkpoint
@@ -39,6 +40,7 @@ class VerifyReport:
     batches: int = 0
     first_bad: Finding | None = None
     checkpoints: int = 0
+    heads_spilled: int = 0  # stream heads written to the temporary table (memory bound reached)
 
     @property
     def ok(self) -> bool:
@@ -50,6 +52,7 @@ def verify_log(
     progress: Callable[[int, int], None] | None = None,
     page: int = 1000,
     trusted: Sequence[Checkpoint] = (),
+    heads_in_memory: int = DEFAULT_CAPACITY,
 ) -> VerifyReport:
     """Check every event in log order; stop at the first bad one.
 
@@ -57,9 +60,23 @@ def verify_log(
     with a key valid at the event's time, and ``prev`` with the hash of the stream's previous event
     (so an edited, deleted or reordered event breaks the chain of its stream). Then the checkpoints
     (:func:`ledger.checkpoints.verify_checkpoints`), plus ``trusted`` ones kept outside this log.
+    At most ``heads_in_memory`` stream heads are kept in memory; older ones spill to a temporary table
+    (:mod:`ledger.stream_heads`).
     """
+    with StreamHeads(heads_in_memory) as heads:
+        report = _verify_events(app, heads, progress, page)
+    if report.first_bad is not None:
+        return report
+    from ledger.checkpoints import verify_checkpoints  # imported here: it imports this module
+
+    verify_checkpoints(app, report, trusted, progress, page)
+    return report
+
+
+def _verify_events(
+    app: FlagLedger, heads: StreamHeads, progress: Callable[[int, int], None] | None, page: int
+) -> VerifyReport:
     mapper = app.signed_mapper
-    heads: dict[str, tuple[int, str]] = {}
     report = VerifyReport()
     last_sig = b""
     end = app.max_position()
@@ -71,7 +88,8 @@ def verify_log(
             try:
                 env = mapper.open(n.state)
                 mapper.check_row(n, env)
-                expected_version, expected_prev = heads.get(stream, (0, GENESIS))
+                head = heads.get(stream)
+                expected_version, expected_prev = head if head is not None else (0, GENESIS)
                 if version != expected_version + 1:
                     raise _Bad(
                         f"stream jumps from v{expected_version} to v{version}: an event is missing or "
@@ -91,7 +109,7 @@ def verify_log(
             except FlagLedgerError as exc:
                 report.first_bad = Finding(n.id, stream, version, n.topic, str(exc), exc.code)
                 return report
-            heads[stream] = (version, env.hash_hex)
+            heads.set(stream, version, env.hash_hex, new=head is None)
             report.events += 1
             if env.seal.signature != last_sig:
                 report.batches += 1
@@ -101,10 +119,8 @@ def verify_log(
         if len(rows) < page:
             break
         start = rows[-1].id + 1
-    report.streams = len(heads)
-    from ledger.checkpoints import verify_checkpoints  # imported here: it imports this module
-
-    verify_checkpoints(app, report, trusted, progress, page)
+    report.streams = heads.streams
+    report.heads_spilled = heads.spilled
     return report
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, String, Table, event, select, text
@@ -61,14 +62,20 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys:
     """Insert or update by primary key, one executemany for all rows."""
     if not rows:
         return
-    ins: Any = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-    updates = {c: ins.excluded[c] for c in rows[0] if c not in keys}
-    stmt = (
+    conn.execute(_upsert_statement(conn.dialect.name, table, tuple(rows[0]), tuple(keys)), list(rows))
+
+
+@lru_cache(maxsize=512)
+def _upsert_statement(dialect: str, table: Table, columns: tuple[str, ...], keys: tuple[str, ...]) -> Any:
+    """Built once per shape: building the construct cost more than executing it for the few rows of a
+    Kafka poll (figure "nationwide propagation")."""
+    ins: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    updates = {c: ins.excluded[c] for c in columns if c not in keys}
+    return (
         ins.on_conflict_do_update(index_elements=list(keys), set_=updates)
         if updates
         else (ins.on_conflict_do_nothing(index_elements=list(keys)))
     )
-    conn.execute(stmt, list(rows))
 
 
 def _storage_error(what: str, exc: Exception, then: str = "") -> StorageError:
@@ -178,10 +185,11 @@ class Projector:
                         faultpoint("projector.mid_page")
                     w.flush()
                     last = rows[-1].id
-                    for p in self.projections:
-                        if last > positions[p.name]:
-                            upsert(conn, tracking, [{"name": p.name, "position": last}], ["name"])
-                            positions[p.name] = last
+                    # one executemany for every projection's position: a page of a few events (a Kafka poll
+                    # during propagation) otherwise pays one statement per projection
+                    moved = [p.name for p in self.projections if last > positions[p.name]]
+                    upsert(conn, tracking, [{"name": name, "position": last} for name in moved], ["name"])
+                    positions.update(dict.fromkeys(moved, last))
             except SQLAlchemyError as exc:
                 raise _storage_error(
                     f"projection update failed at position {rows[0].id}",

@@ -39,6 +39,7 @@ from ledger.errors import InputError, NotFoundError, PermissionDenied
 from projections.flag_state import agency_flags, flag_history, resolve_person, subject_alias
 from projections.portal import OPEN_END, flag_intervals, portal_proxies
 from projections.portal import portal_records as records
+from projections.portal_read import PortalReader
 from projections.queues import body_queue, flag_queue, held_queue, probe_queue, request_subjects
 from projections.timeline import timeline_events
 
@@ -129,16 +130,10 @@ def _access(conn: Connection, viewer: str, subject: str) -> tuple[str, list[str]
     return ("proxy" if active else "none"), subjects
 
 
-def nd_cutoff(conn: Connection, subjects: Sequence[str]) -> str | None:
-    """Records created before this instant are hidden (None: the person was never under NON_DISCLOSURE)."""
-    value = conn.execute(select(func.max(func.coalesce(flag_intervals.c.ended, OPEN_END))).where(
-        flag_intervals.c.subject.in_(list(subjects)) & (flag_intervals.c.flag == ND))).scalar()
-    return str(value) if value is not None else None
-
-
 def protection_cutoff(conn: Connection, subjects: Sequence[str]) -> str | None:
-    """As :func:`nd_cutoff`, over every flag: records created before this instant belong to a time the
-    person was (or was about to be) protected, and stay sticky for every view (None: never protected)."""
+    """As the portal's ``NON_DISCLOSURE`` cutoff (:func:`projections.portal_read.nd_cutoff`), over every
+    flag: records created before this instant belong to a time the person was (or was about to be)
+    protected, and stay sticky for every view (None: never protected)."""
     value = conn.execute(select(func.max(func.coalesce(flag_intervals.c.ended, OPEN_END))).where(
         flag_intervals.c.subject.in_(list(subjects)))).scalar()
     return str(value) if value is not None else None
@@ -150,29 +145,27 @@ def _outcome(status: str) -> str:
     return "not_provided" if status == "refused" else "in_progress"
 
 
-def visible_records(conn: Connection, subjects: Sequence[str]) -> list[PortalRecord]:
-    cutoff = nd_cutoff(conn, subjects)
-    stmt = select(records).where(records.c.subject.in_(list(subjects)))
-    if cutoff is not None:
-        stmt = stmt.where(records.c.created_at >= cutoff)
-    rows = conn.execute(stmt.order_by(records.c.created_at, records.c.request_id)).all()
-    return [PortalRecord(r.request_id, r.created_at, r.querier, r.provider, r.procedure, r.legal_item,
-                         r.info_kind, _outcome(r.status)) for r in rows]
-
-
 def portal_records(node: Node, viewer: str, subject: str) -> PortalView:
     """The provision-record display (情報提供等記録表示) of ``subject`` for whoever logged in as ``viewer``.
 
     ``viewer`` is the pseudonym (or number) whose credentials were used: ``viewer == subject`` is the
     subject or anyone with the subject's card; otherwise only an active proxy registration gives access.
     """
-    _fresh(node)
-    v, s = node.app.subject(viewer), node.app.subject(subject)
-    with node.engine.connect() as conn:
-        access, subjects = _access(conn, v, s)
-        if access == "none":
-            return PortalView("none", ())
-        return PortalView(access, tuple(visible_records(conn, subjects)))
+    reader = _portal_reader(node)
+    reader.fresh()
+    access, rows = reader.view(node.app.subject(viewer), node.app.subject(subject))
+    return PortalView(access, tuple(PortalRecord(rid, at, querier, provider, procedure, int(item), kind,
+                                                 _outcome(status))
+                                    for rid, at, querier, provider, procedure, item, kind, status in rows))
+
+
+def _portal_reader(node: Node) -> PortalReader:
+    reader = node.extra.get("portal_reader")
+    if not isinstance(reader, PortalReader):
+        reader = PortalReader(node.engine, [p.name for p in node.projector.projections], node.app.max_position,
+                              node.projector.catch_up)
+        node.extra["portal_reader"] = reader
+    return reader
 
 
 @dataclass(frozen=True)

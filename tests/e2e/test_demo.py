@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import literal
 
 from ledger.cli import demo
-from projections import views
+from projections import portal_read
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -53,7 +54,7 @@ def test_every_protected_step_is_checked_from_the_views_output(tmp_path: Path) -
 
 def test_the_demo_fails_when_a_view_stops_hiding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Sabotage the portal filter: the demo must notice from what the views return, and fail."""
-    monkeypatch.setattr(views, "nd_cutoff", lambda conn, subjects: None)
+    monkeypatch.setattr(portal_read, "nd_cutoff", lambda name: literal(""))
     result = demo.run_demo(tmp_path / "d", emit=lambda step: None)
     assert not result.ok
     leaking = [s.title for s in result.steps if s.protected and s.leaks]

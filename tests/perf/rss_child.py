@@ -1,4 +1,4 @@
-"""Child process of the memory figure: ``python rss_child.py rebuild|audit DATA_DIR``.
+"""Child process of the memory figure: ``python rss_child.py rebuild|audit DATA_DIR [HEADS_IN_MEMORY]``.
 
 Prints one JSON line: resident set size (MB) after opening the node, at each tenth of the work, the peak
 sampled per page and ``VmHWM`` (the kernel's own peak for this process image). ``ru_maxrss`` is not used: on
@@ -21,11 +21,13 @@ def main() -> None:
     from ledger.bootstrap import open_node
 
     what, data_dir = sys.argv[1], Path(sys.argv[2])
+    heads = {"heads_in_memory": int(sys.argv[3])} if len(sys.argv) > 3 else {}
     proc = psutil.Process()
     mb = lambda: proc.memory_info().rss / 2**20  # noqa: E731
     node = open_node(data_dir)
     opened = mb()
     tenths: dict[int, float] = {}
+    spilled = 0
     peak = opened
 
     def progress(position: int, end: int) -> None:
@@ -37,12 +39,14 @@ def main() -> None:
     if what == "rebuild":
         events = node.projector.rebuild(progress=progress)
     else:
-        report = verify_log(node.app, progress=progress)
+        report = verify_log(node.app, progress=progress, **heads)
         assert report.ok, report.first_bad
         events = report.events
+        spilled = report.heads_spilled
     node.close()
     print(json.dumps({
-        "what": what, "events": events, "opened_mb": round(opened, 1), "peak_mb": round(peak, 1),
+        "what": what, "events": events, **({"heads_spilled": spilled} if what == "audit" else {}),
+        "opened_mb": round(opened, 1), "peak_mb": round(peak, 1),
         "by_tenth_mb": {k: round(v, 1) for k, v in sorted(tenths.items())},
         "vm_hwm_mb": round(vm_hwm_kb() / 1024, 1),
     }))

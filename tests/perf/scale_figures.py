@@ -93,10 +93,12 @@ def portal_view_p99(node: Node, number: str, probes: int = 2000) -> tuple[float,
 RSS_CHILD = Path(__file__).with_name("rss_child.py")
 
 
-def peak_rss(data_dir: Path, what: str) -> dict[str, Any]:
-    """Run ``rebuild`` or ``audit`` on the node in ``data_dir`` in a fresh process; its RSS as it goes (MB)."""
-    out = subprocess.run([sys.executable, str(RSS_CHILD), what, str(data_dir)], capture_output=True, text=True,
-                         check=False, cwd=Path(__file__).parents[2])
+def peak_rss(data_dir: Path, what: str, heads: int | None = None) -> dict[str, Any]:
+    """Run ``rebuild`` or ``audit`` on the node in ``data_dir`` in a fresh process; its RSS as it goes (MB).
+
+    ``heads``: the audit's in-memory stream-head cap (default: ``ledger.stream_heads.DEFAULT_CAPACITY``)."""
+    cmd = [sys.executable, str(RSS_CHILD), what, str(data_dir), *([str(heads)] if heads is not None else [])]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=Path(__file__).parents[2])
     if out.returncode != 0:
         raise RuntimeError(f"{what} in a subprocess failed:\n{out.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])

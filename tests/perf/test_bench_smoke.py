@@ -29,7 +29,9 @@ def test_the_benchmark_produces_every_figure(tmp_path, monkeypatch) -> None:
         "portal view, one subject, 3,000 records p99 (ms)",
         "peak RSS, rebuild of 400 events (MB)",
         "peak RSS, audit of 400 events (MB)",
+        "peak RSS, audit (heads capped at 10) of 400 events (MB)",
     }
+    assert figures["peak RSS, audit (heads capped at 10) of 400 events (MB)"]["rss"]["heads_spilled"] > 0
     assert all(f["ours"] > 0 for f in figures.values())
     assert all(f["baseline"] > 0 for f in figures.values() if f["baseline"] is not None)
     assert result["machine"]["cpus"] and "load_average_at_start" in result["machine"]

@@ -191,9 +191,23 @@ class SignedMapper(Mapper[UUID]):
         state["originator_version"] = env.header.version
         class_version = getattr(cls, "class_version", 1)
         from_version = state.pop("class_version", 1)
-        while from_version < class_version:
-            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
-            from_version += 1
+        if not isinstance(from_version, int) or from_version < 1:
+            raise IntegrityError(f"{env.header.topic} has a bad class_version {from_version!r}", code="malformed")
+        if from_version > class_version:
+            # written by a newer release: decoding it with our older class could silently drop fields
+            raise IntegrityError(
+                f"{env.header.topic} v{from_version} was written by a newer flagledger (this node knows up to "
+                f"v{class_version}); upgrade this node, then replay the message (`flagledger consumers replay`)",
+                code="newer_schema",
+            )
+        try:
+            while from_version < class_version:
+                getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+                from_version += 1
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(
+                f"{env.header.topic} cannot be upcast from v{from_version}: {exc}", code="malformed"
+            ) from exc
         event: Any = object.__new__(cls)
         object.__setattr__(event, "__dict__", state)
         return cast(DomainEventProtocol[UUID], event)

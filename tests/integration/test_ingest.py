@@ -127,3 +127,32 @@ def test_an_unknown_agency_is_parked_until_an_administrator_trusts_it(make_node,
     first = next(raw for _, _, raw in publishable(b.app))
     outcome = ingest(a.app, first)
     assert outcome.kind == "parked" and outcome.code == "unknown_agency"
+
+
+def test_an_event_from_a_newer_release_is_parked_until_this_node_is_upgraded(pair, person) -> None:
+    """B runs a newer flagledger whose event class is at v99: A must not decode it with its older class
+    (fields would be dropped silently) but park it, saying what to do, and change nothing."""
+    import hashlib
+
+    from ledger.envelope import Header, seal_batch
+
+    a, b = pair
+    _protect(b, person())
+    raw = next(raw for _, _, raw in publishable(b.app)
+               if ":Protection." in (h := Envelope.from_bytes(raw).header).topic and h.version == 1)
+    env = Envelope.from_bytes(raw)
+    assert env.payload.startswith(b"{")
+    payload = b'{"class_version":99,' + env.payload[1:]
+    h = env.header
+    header = Header(
+        event_id=h.event_id, origin=h.origin, key_id=h.key_id, stream=h.stream, version=h.version, prev=h.prev,
+        topic=h.topic, time=h.time, digest=hashlib.sha256(payload).hexdigest(),
+    ).to_bytes()
+    signer = b.app.signers[B]
+    newer = seal_batch([header], [payload], signer.key_id, signer.sign)[0].to_bytes()
+    before = a.app.max_position()
+    outcome = ingest(a.app, newer)
+    assert outcome.kind == "parked" and outcome.code == "newer_schema"
+    assert "upgrade this node" in outcome.reason
+    assert a.app.max_position() == before
+    assert ingest(a.app, raw).kind == "applied", "the same event at the version A knows still applies"

@@ -24,8 +24,8 @@ from consumers.outbox import publishable
 from ledger.app import Actor
 from ledger.bootstrap import AgencySpec, Node, init_node
 from tests.adversarial.threat import NAR, ND, A, B, prepare_node
-from tests.adversarial.threat_nodes import trust_everyone
 from tests.support.people import individual_number
+from tests.support.trust import trust_everyone
 
 
 def build(root: Path) -> tuple[Node, Node, list[bytes]]:

@@ -24,6 +24,7 @@ from ledger.bootstrap import AgencySpec, Node, init_node
 from ledger.envelope import Envelope, Header
 from tests.adversarial.threat import NAR, ND, A, B, prepare_node
 from tests.support.people import individual_number
+from tests.support.trust import trust
 
 FUZZ = settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
@@ -34,14 +35,6 @@ class Pair:
     b: Node
     applied: list[bytes]  # B's messages A's node holds
     fresh: list[bytes]  # B's messages A's node has not seen: accepting a forgery of one would change state
-
-
-def trust(here: Node, there: Node) -> None:
-    code = next(iter(there.app.hosted))
-    signer = there.app.signers[code]
-    record = next(r for r in there.app.keyring.records() if r.key_id == signer.key_id)
-    here.app.register_remote_agency(Actor(next(iter(here.app.hosted)), "admin"), code, code, "municipality",
-                                    signer.key_id, signer.public_raw.hex(), record.valid_from)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ import pytest
 from ledger.bootstrap import Node, init_node
 from tests.adversarial.test_leak_freedom import run_histories
 from tests.adversarial.threat import AGENCIES, prepare_node
-from tests.adversarial.threat_nodes import LAYOUT, NodesLeakMachine, fresh_network, trust_everyone
+from tests.adversarial.threat_nodes import LAYOUT, NodesLeakMachine, fresh_network
+from tests.support.trust import trust_everyone
 
 CI_HISTORIES = int(os.environ.get("FLAGLEDGER_CI_NODE_HISTORIES", "4"))
 LONG_HISTORIES = int(os.environ.get("FLAGLEDGER_NODE_HISTORIES", "10000"))

@@ -124,7 +124,7 @@ def test_a_probe_notice_that_arrives_before_its_request_still_names_the_person(t
     from consumers.outbox import publishable
     from ledger.envelope import Envelope
     from tests.adversarial.threat import AGENCIES
-    from tests.adversarial.threat_nodes import trust_everyone
+    from tests.support.trust import trust_everyone
 
     key = tmp_path / "pseudonym.key"
     key.write_text("11" * 32)

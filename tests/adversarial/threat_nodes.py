@@ -42,7 +42,7 @@ from hypothesis.stateful import initialize, invariant, precondition, rule
 
 from consumers.ingest import PendingStore, ingest
 from consumers.outbox import publishable
-from ledger.app import Actor, FlagLedger, QuerierAnswer
+from ledger.app import FlagLedger, QuerierAnswer
 from ledger.bootstrap import Node
 from ledger.domain.identity import ProxyRegistration
 from ledger.domain.provision import ProvisionRequest
@@ -374,18 +374,4 @@ class NodesLeakMachine(LeakMachine):
 
 def fresh_network(nodes: list[Node]) -> Network:
     return Network([0] * len(nodes), [[] for _ in nodes], [[] for _ in nodes])
-
-
-def trust_everyone(nodes: list[Node]) -> None:
-    """Each node vouches for every other node's agencies' first keys (exchanged out of band)."""
-    for here in nodes:
-        admin = Actor(sorted(here.app.hosted)[0], "admin")
-        for there in nodes:
-            if there is here:
-                continue
-            for code in sorted(there.app.hosted):
-                signer = there.app.signers[code]
-                record = next(r for r in there.app.keyring.records() if r.key_id == signer.key_id)
-                here.app.register_remote_agency(admin, code, code, "municipality", signer.key_id,
-                                                signer.public_raw.hex(), record.valid_from)
 

@@ -21,6 +21,7 @@ from ledger.bootstrap import AgencySpec, open_node
 from projections.flag_state import national_flags
 from tests.conftest import A, B
 from tests.support.tansu import broker
+from tests.support.trust import trust
 
 pytestmark = pytest.mark.kafka
 FLAGLEDGER = str(Path(sys.executable).with_name("flagledger"))
@@ -31,11 +32,7 @@ def test_sigkill_mid_stream_then_restart(make_node, tmp_path: Path, person) -> N
     key.write_text(secrets.token_hex(32))
     a = make_node((AgencySpec(A, "A市", "municipality"),), name="a", pseudonym_key_file=key)
     b = make_node((AgencySpec(B, "B市", "municipality"),), name="b", pseudonym_key_file=key)
-    signer = b.app.signers[B]
-    valid_from = next(r for r in b.app.keyring.records() if r.key_id == signer.key_id).valid_from
-    a.app.register_remote_agency(
-        Actor(A, "admin"), B, "B市", "municipality", signer.key_id, signer.public_raw.hex(), valid_from
-    )
+    trust(a, b, B, "B市")
     people = [person() for _ in range(30)]
     for x in people:
         rid = b.app.request_flags(Actor(B, "req"), x, ["NO_AUTO_RESPONSE"])

@@ -24,6 +24,7 @@ from ledger.bootstrap import AgencySpec, Node, open_node
 from ledger.envelope import Envelope
 from tests.conftest import A, B
 from tests.support.people import individual_number
+from tests.support.trust import trust
 
 FLAGLEDGER = str(Path(sys.executable).with_name("flagledger"))
 
@@ -192,18 +193,8 @@ def make_pair(make_node: Callable[..., Node], tmp_path: Path, seed: int, a_datab
         (AgencySpec(A, "A市", "municipality"),), name="a", pseudonym_key_file=key, database_url=a_database_url
     )
     b = make_node((AgencySpec(B, "B市", "municipality"),), name="b", pseudonym_key_file=key)
-    for here, there, code, name in ((a, b, B, "B市"), (b, a, A, "A市")):
-        signer = there.app.signers[code]
-        valid_from = next(r for r in there.app.keyring.records() if r.key_id == signer.key_id).valid_from
-        here.app.register_remote_agency(
-            Actor(next(iter(here.app.hosted)), "admin"),
-            code,
-            name,
-            "municipality",
-            signer.key_id,
-            signer.public_raw.hex(),
-            valid_from,
-        )
+    trust(a, b, B, "B市")
+    trust(b, a, A, "A市")
     pair = Pair(a.config.data_dir, b.config.data_dir, tmp_path, random.Random(seed))
     a.close()
     b.close()

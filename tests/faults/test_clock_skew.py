@@ -32,6 +32,7 @@ from ledger.envelope import Envelope
 from ledger.errors import UntrustedKeyError
 from tests.conftest import A, B, enrol_standard_staff
 from tests.faults.checks import assert_node_sound
+from tests.support.trust import trust
 
 HOURS = 3600
 
@@ -43,20 +44,6 @@ def skew(monkeypatch: pytest.MonkeyPatch, hours: float) -> Iterator[None]:
         yield
     finally:
         monkeypatch.delenv(clock.ENV)
-
-
-def trust(here: Node, there: Node, code: str) -> None:
-    signer = there.app.signers[code]
-    record = next(r for r in there.app.keyring.records() if r.key_id == signer.key_id)
-    here.app.register_remote_agency(
-        Actor(next(iter(here.app.hosted)), "admin"),
-        code,
-        code,
-        "municipality",
-        signer.key_id,
-        signer.public_raw.hex(),
-        record.valid_from,
-    )
 
 
 def protect(node: Node, people: list[str]) -> None:

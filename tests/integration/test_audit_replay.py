@@ -29,6 +29,7 @@ from projections.registry import all_projections
 from projections.replay import parse_instant, read_replay_info, replay
 from tests.conftest import A, B, C
 from tests.support.postgres import temp_database
+from tests.support.trust import trust
 
 AUDITOR = Actor(A, "aud")
 Snapshot = dict[str, list[tuple[Any, ...]]]
@@ -281,12 +282,8 @@ def pair(make_node, tmp_path: Path) -> tuple[Node, Node]:
     key.write_text(secrets.token_hex(32))
     a = make_node((AgencySpec(A, "A市", "municipality"),), name="a", pseudonym_key_file=key)
     b = make_node((AgencySpec(B, "B市", "municipality"),), name="b", pseudonym_key_file=key)
-    for here, there in ((a, b), (b, a)):
-        code = next(iter(there.app.hosted))
-        signer = there.app.signers[code]
-        record = next(r for r in there.app.keyring.records() if r.key_id == signer.key_id)
-        here.app.register_remote_agency(Actor(next(iter(here.app.hosted)), "admin"), code, code, "municipality",
-                                        signer.key_id, signer.public_raw.hex(), record.valid_from)
+    trust(a, b)
+    trust(b, a)
     return a, b
 
 

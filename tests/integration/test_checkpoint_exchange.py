@@ -26,16 +26,7 @@ from ledger.errors import IntegrityError, StateConflict
 from tests.conftest import A, B
 from tests.support import store
 from tests.support.tansu import broker
-
-
-def _trust(here: Node, there: Node) -> None:
-    code = next(iter(there.app.hosted))
-    signer = there.app.signers[code]
-    record = next(r for r in there.app.keyring.records() if r.key_id == signer.key_id)
-    here.app.register_remote_agency(
-        Actor(next(iter(here.app.hosted)), "admin"), code, code, "municipality", signer.key_id,
-        signer.public_raw.hex(), record.valid_from,
-    )  # fmt: skip
+from tests.support.trust import trust
 
 
 @pytest.fixture
@@ -45,8 +36,8 @@ def pair(make_node: Callable[..., Node], tmp_path: Path, backend: str | None) ->
     key.write_text(secrets.token_hex(32))
     a = make_node((AgencySpec(A, "A市", "municipality"),), name="a", pseudonym_key_file=key, database_url=backend)
     b = make_node((AgencySpec(B, "B市", "municipality"),), name="b", pseudonym_key_file=key)
-    _trust(a, b)
-    _trust(b, a)
+    trust(a, b)
+    trust(b, a)
     return a, b
 
 
@@ -162,7 +153,7 @@ def test_over_the_broker_the_fork_and_held_events_are_listed_and_an_operator_rel
     key.write_text(secrets.token_hex(32))
     a = make_node((AgencySpec(A, "A市", "municipality"),), name="a", pseudonym_key_file=key)
     b = make_node((AgencySpec(B, "B市", "municipality"),), name="b", pseudonym_key_file=key)
-    _trust(b, a)
+    trust(b, a)
     group = f"g{uuid.uuid4().hex[:8]}"
     cfg = KafkaSettings(
         bootstrap_servers=bootstrap, topic=f"events-{group}", dead_letter_topic=f"dlq-{group}", group_id=group,

@@ -18,6 +18,7 @@ from ledger.audit import verify_log
 from ledger.bootstrap import AgencySpec, Node
 from ledger.envelope import Envelope
 from tests.conftest import A, B
+from tests.support.trust import trust
 
 
 @pytest.fixture
@@ -26,19 +27,8 @@ def pair(make_node, tmp_path: Path, backend: str | None) -> tuple[Node, Node]:
     key.write_text(secrets.token_hex(32))
     a = make_node((AgencySpec(A, "A市", "municipality"),), name="a", pseudonym_key_file=key, database_url=backend)
     b = make_node((AgencySpec(B, "B市", "municipality"),), name="b", pseudonym_key_file=key)
-    for here, there in ((a, b), (b, a)):
-        code = next(iter(there.app.hosted))
-        signer = there.app.signers[code]
-        record = next(r for r in there.app.keyring.records() if r.key_id == signer.key_id)
-        here.app.register_remote_agency(
-            Actor(next(iter(here.app.hosted)), "admin"),
-            code,
-            code,
-            "municipality",
-            signer.key_id,
-            signer.public_raw.hex(),
-            record.valid_from,
-        )
+    trust(a, b)
+    trust(b, a)
     return a, b
 
 

@@ -19,14 +19,12 @@ from ledger.audit import verify_log
 from ledger.bootstrap import AgencySpec, Node
 from tests.conftest import A, B
 from tests.integration.test_projections_rebuild import snapshot
+from tests.support.trust import trust
 
 
 def _node_a(make_node, key: Path, b: Node, name: str) -> Node:
     a = make_node((AgencySpec(A, "A市", "municipality"),), name=name, pseudonym_key_file=key)
-    signer = b.app.signers[B]
-    record = next(r for r in b.app.keyring.records() if r.key_id == signer.key_id)
-    a.app.register_remote_agency(Actor(A, "admin"), B, "B市", "municipality", signer.key_id,
-                                 signer.public_raw.hex(), record.valid_from)
+    trust(a, b, B, "B市")
     return a
 
 

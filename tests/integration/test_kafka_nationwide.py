@@ -16,6 +16,7 @@ from ledger.app import Actor
 from ledger.bootstrap import AgencySpec, Node
 from tests.conftest import A, B
 from tests.support.tansu import broker
+from tests.support.trust import trust
 
 pytestmark = pytest.mark.kafka
 
@@ -45,11 +46,7 @@ def pair(make_node, tmp_path: Path) -> tuple[Node, Node]:
     key.write_text(secrets.token_hex(32))
     a = make_node((AgencySpec(A, "A市", "municipality"),), name="a", pseudonym_key_file=key)
     b = make_node((AgencySpec(B, "B市", "municipality"),), name="b", pseudonym_key_file=key)
-    signer = b.app.signers[B]
-    record = next(r for r in b.app.keyring.records() if r.key_id == signer.key_id)
-    a.app.register_remote_agency(
-        Actor(A, "admin"), B, "B市", "municipality", signer.key_id, signer.public_raw.hex(), record.valid_from
-    )
+    trust(a, b, B, "B市")
     return a, b
 
 

@@ -18,6 +18,7 @@ from ledger.bootstrap import AgencySpec, Node
 from ledger.cli.main import main
 from projections import views
 from tests.conftest import A, B, C
+from tests.support.trust import trust
 
 NAR, ND = "NO_AUTO_RESPONSE", "NON_DISCLOSURE"
 
@@ -73,13 +74,8 @@ def two_nodes(make_node, tmp_path: Path) -> tuple[Node, Node]:
     key.write_text(secrets.token_hex(32))
     a = make_node((AgencySpec(A, "A市", "municipality"),), name="a", pseudonym_key_file=key)
     b = make_node((AgencySpec(B, "B市", "municipality"),), name="b", pseudonym_key_file=key)
-    for here, there in ((a, b), (b, a)):
-        code = next(iter(there.app.hosted))
-        signer = there.app.signers[code]
-        record = next(r for r in there.app.keyring.records() if r.key_id == signer.key_id)
-        here.app.register_remote_agency(Actor(next(iter(here.app.hosted)), "admin"), code, code,
-                                        "municipality", signer.key_id, signer.public_raw.hex(),
-                                        record.valid_from)
+    trust(a, b)
+    trust(b, a)
     return a, b
 
 

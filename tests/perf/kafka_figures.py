@@ -23,6 +23,7 @@ from ledger.bootstrap import AgencySpec, Node, init_node
 from ledger.domain.provision import ProvisionRequest
 from tests.conftest import A, B, enrol_standard_staff
 from tests.support.people import individual_number
+from tests.support.trust import trust
 
 __all__ = ["kafka_ingest", "kafka_latency_p99", "propagation_p99", "settings"]
 
@@ -49,11 +50,7 @@ def pair(tmp: Path) -> tuple[Node, Node]:
     b = init_node(tmp / uuid.uuid4().hex, [AgencySpec(B, "B市", "municipality")], pseudonym_key_file=key)
     enrol_standard_staff(a)
     enrol_standard_staff(b)
-    signer = b.app.signers[B]
-    record = next(r for r in b.app.keyring.records() if r.key_id == signer.key_id)
-    a.app.register_remote_agency(
-        Actor(A, "admin"), B, "B市", "municipality", signer.key_id, signer.public_raw.hex(), record.valid_from
-    )
+    trust(a, b, B, "B市")
     return a, b
 
 

@@ -20,13 +20,13 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from ledger.checkpoints import latest_checkpoint
-from ledger.config import NodeConfig
+from ledger.config import NodeConfig, typed_settings
 from ledger.errors import ConfigurationError, NotFoundError
 
 if TYPE_CHECKING:
@@ -60,18 +60,7 @@ class ObserveSettings:
             if os.environ.get(env):
                 values[name] = os.environ[env]
         values.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigurationError(f"unknown observability settings: {', '.join(sorted(unknown))}")
-        try:
-            typed: dict[str, Any] = {
-                f.name: int(values[f.name]) if f.type == "int" else str(values[f.name])
-                for f in fields(cls)
-                if f.name in values
-            }
-        except ValueError as exc:
-            raise ConfigurationError(f"bad observability setting: {exc}") from exc
-        settings = cls(**typed)
+        settings = cls(**typed_settings(cls, values, "observability"))
         if settings.log_format not in ("text", "json"):
             raise ConfigurationError(f"log_format must be text or json, not {settings.log_format!r}")
         if not 0 <= settings.metrics_port < 65536:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ledger.config import NodeConfig
+from ledger.config import NodeConfig, typed_settings
 from ledger.errors import ConfigurationError
 
 __all__ = ["KafkaSettings"]
@@ -59,17 +59,7 @@ class KafkaSettings:
             env = os.environ.get(ENV_PREFIX + f.name.upper())
             if env is not None:
                 values[f.name] = env
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigurationError(f"unknown kafka settings: {', '.join(sorted(unknown))}")
-        try:
-            typed: dict[str, Any] = {
-                f.name: int(values[f.name]) if f.type == "int" else str(values[f.name])
-                for f in fields(cls)
-                if f.name in values
-            }
-        except ValueError as exc:
-            raise ConfigurationError(f"bad kafka setting: {exc}") from exc
+        typed = typed_settings(cls, values, "kafka")
         settings = cls(**typed)
         if not settings.group_id:
             settings = cls(**{**typed, "group_id": "flagledger-" + "-".join(sorted(a.code for a in config.agencies))})

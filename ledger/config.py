@@ -19,14 +19,14 @@ import base64
 import json
 import os
 import secrets as pysecrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from ledger.errors import ConfigurationError
 
-__all__ = ["AgencyEntry", "NodeConfig", "default_data_dir"]
+__all__ = ["AgencyEntry", "NodeConfig", "default_data_dir", "typed_settings"]
 
 CONFIG_FILE = "config.json"
 
@@ -210,3 +210,20 @@ class NodeConfig:
                 rest = f"{user}:{quote(self.database_password, safe='')}@" + rest.rsplit("@", 1)[-1]
             return "postgresql+psycopg://" + rest
         return f"sqlite:///{self.data_dir / 'views.sqlite'}"
+
+
+def typed_settings(cls: Any, values: dict[str, Any], what: str) -> dict[str, Any]:
+    """``values`` (config file, environment, flags) as keyword arguments for the settings dataclass ``cls``:
+    each converted to its field's ``int`` or ``str`` type; unknown names and unparsable numbers are refused."""
+    names = {f.name for f in fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise ConfigurationError(f"unknown {what} settings: {', '.join(sorted(unknown))}")
+    try:
+        return {
+            f.name: int(values[f.name]) if f.type == "int" else str(values[f.name])
+            for f in fields(cls)
+            if f.name in values
+        }
+    except ValueError as exc:
+        raise ConfigurationError(f"bad {what} setting: {exc}") from exc

@@ -135,6 +135,8 @@ class FlagLedger(Application[UUID]):
         self.flag_state: FlagStateReader | None = None
         self.hosted = frozenset(self.signers)
         self._vouched: set[str] = set()
+        # read paths' permission decisions, valid only at one log position (see permit)
+        self._permits: tuple[int, dict[tuple[str, str, Action | None], PermissionDenied | None]] = (-1, {})
         try:
             super().__init__(env=env)
         except (PersistenceError, OperationalError) as exc:
@@ -337,6 +339,46 @@ class FlagLedger(Application[UUID]):
                 code="role_not_permitted",
             )
         return agency, member
+
+    def permit(self, actor: Actor, action: Action | None = None) -> None:
+        """The read paths' check: ``authorise`` (or, with no action, "an active staff member of a hosted
+        agency"), answered from memory while the log has not grown since the same question was answered.
+
+        Every staff or agency change is an event, so a log that has not grown means the decision still stands;
+        one that has grown (in any process writing to this log) drops every remembered decision. A decision
+        is stored only under the position read *before* it was made, so one made on a newer state never
+        outlives that newer position. Views call this several times per screen (figure "portal view" and the
+        leak-freedom suites); commands keep calling ``authorise``, which loads the aggregates they change.
+        """
+        at = self.max_position()
+        memo = self._permits
+        if memo[0] != at:
+            memo = self._permits = (at, {})
+        key = (actor.agency, actor.staff, action)
+        if key in memo[1]:
+            refused = memo[1][key]
+        else:
+            try:
+                if action is None:
+                    self._active_member(actor)
+                else:
+                    self.authorise(actor, action)
+                refused = None
+            except PermissionDenied as exc:
+                refused = exc
+            memo[1][key] = refused
+        if refused is not None:
+            raise PermissionDenied(str(refused), code=refused.code)
+
+    def _active_member(self, actor: Actor) -> None:
+        if actor.agency not in self.hosted:
+            raise PermissionDenied(f"agency {actor.agency} is not hosted on this node", code="foreign_agency")
+        try:
+            member = self.staff(actor.agency, actor.staff)
+        except NotFoundError:
+            raise PermissionDenied(f"{actor} is not enrolled", code="unknown_staff") from None
+        if not member.active:
+            raise PermissionDenied(f"{actor} is deactivated", code="inactive_staff")
 
     # -- set-up ---------------------------------------------------------------------------------
     def register_agency(

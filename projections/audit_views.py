@@ -62,7 +62,7 @@ def audit_replay(
 
     Returns the target URL, an engine on it (the caller disposes of it) and what the replay did.
     """
-    node.app.authorise(actor, Action.AUDIT)
+    node.app.permit(actor, Action.AUDIT)
     label = as_of.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ") if as_of is not None else f"position-{until}"
     url = resolve_target(node.config, target, label)
     engine = open_target(url)
@@ -136,7 +136,7 @@ def _subject_then(node: Node, engine: Engine, subject: str) -> tuple[ReplayInfo,
 
 def flags_then(node: Node, actor: Actor, engine: Engine, subject: str, purpose: str) -> SubjectFlagsThen:
     """Which flags applied to ``subject`` at the replay's instant, per agency and nationwide."""
-    node.app.authorise(actor, Action.AUDIT)
+    node.app.permit(actor, Action.AUDIT)
     info, s, names = _subject_then(node, engine, subject)
     node.app.record_access(actor, s, f"as-of replay {info.as_of or info.until_position}: flags", purpose)
     nationwide = NationwideState(engine).flags_for(s)
@@ -170,7 +170,7 @@ def would_hold_then(
     :class:`NationwideState` reads it. (The rule does not depend on who asks; the requester is part of the
     question and of the recorded read.)
     """
-    node.app.authorise(actor, Action.AUDIT)
+    node.app.permit(actor, Action.AUDIT)
     agency_code(requester)
     info, s, _ = _subject_then(node, engine, subject)
     node.app.record_access(

@@ -90,14 +90,7 @@ def _fresh(node: Node) -> None:
 
 def _staff_at(node: Node, actor: Actor) -> None:
     """Any active staff member of an agency hosted here (Point 3: every department sees the protection)."""
-    if actor.agency not in node.app.hosted:
-        raise PermissionDenied(f"agency {actor.agency} is not hosted on this node", code="foreign_agency")
-    try:
-        member = node.app.staff(actor.agency, actor.staff)
-    except NotFoundError:
-        raise PermissionDenied(f"{actor} is not enrolled", code="unknown_staff") from None
-    if not member.active:
-        raise PermissionDenied(f"{actor} is deactivated", code="inactive_staff")
+    node.app.permit(actor)
 
 
 # -- Mynaportal -----------------------------------------------------------------------------------------
@@ -276,7 +269,7 @@ class LiaisonTarget:
 
 def resolve_liaison(node: Node, actor: Actor, token: str) -> LiaisonTarget:
     """The holding agency's contact point (Point 5) turns a liaison reference back into its own holding."""
-    node.app.authorise(actor, Action.VIEW_PROTECTED)
+    node.app.permit(actor, Action.VIEW_PROTECTED)
     _fresh(node)
     secret = node.config.pseudonym_secret()
     with node.engine.connect() as conn:
@@ -312,7 +305,7 @@ class CounterView:
 def counter_view(node: Node, actor: Actor, subject: str) -> CounterView:
     """What counter staff at ``actor.agency`` can tell someone asking about their queries on ``subject``
     (Point 4: they see the protection first and answer on the premise that the information is secret)."""
-    node.app.authorise(actor, Action.COUNTER_LOOKUP)
+    node.app.permit(actor, Action.COUNTER_LOOKUP)
     protection = nationwide_view(node, actor, subject)
     with node.engine.connect() as conn:
         subjects = aliases(conn, protection.subject)
@@ -512,7 +505,7 @@ def probe_notices(conn: Connection, agency: str) -> list[ProbeNoticeEntry]:
 def _may(node: Node, actor: Actor, *actions: Action) -> bool:
     for action in actions:
         try:
-            node.app.authorise(actor, action)
+            node.app.permit(actor, action)
             return True
         except PermissionDenied:
             pass
@@ -566,7 +559,7 @@ def timeline_rows(conn: Connection, subjects: Sequence[str]) -> list[TimelineEnt
 
 def subject_timeline(node: Node, actor: Actor, subject: str, purpose: str) -> list[TimelineEntry]:
     """Every event about the person, in log order. Auditors only; the read itself is recorded first."""
-    node.app.authorise(actor, Action.AUDIT)
+    node.app.permit(actor, Action.AUDIT)
     s = node.app.subject(subject)
     node.app.record_access(actor, s, "subject timeline", purpose)
     _fresh(node)

@@ -37,7 +37,7 @@ def run_histories(count: int, steps: int, report: Path | None = None, *,
                   machine: type[LeakMachine] = LeakMachine, extra: Callable[[], str] = lambda: "") -> None:
     LeakMachine.histories = LeakMachine.steps = LeakMachine.armed_checks = LeakMachine.protected_histories = 0
     LeakMachine.progress_extra = extra
-    started = time.perf_counter()
+    started = LeakMachine.started = time.perf_counter()
     run_state_machine_as_test(
         machine,
         settings=settings(

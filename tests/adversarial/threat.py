@@ -38,6 +38,7 @@ import dataclasses
 import itertools
 import os
 import random
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -143,6 +144,7 @@ class LeakMachine(RuleBasedStateMachine):
     steps: ClassVar[int] = 0
     armed_checks: ClassVar[int] = 0  # invariant checks made while protection was in scope
     protected_histories: ClassVar[int] = 0
+    started: ClassVar[float] = 0.0
     progress_extra: ClassVar[Callable[[], str]] = staticmethod(lambda: "")
     counter = itertools.count()
 
@@ -499,7 +501,8 @@ class LeakMachine(RuleBasedStateMachine):
             with open(report + ".progress", "w") as f:
                 f.write(f"histories={LeakMachine.histories} with_protection_and_flight="
                         f"{LeakMachine.protected_histories} steps={LeakMachine.steps} "
-                        f"armed_checks={LeakMachine.armed_checks} leaks=0 {LeakMachine.progress_extra()}\n")
+                        f"armed_checks={LeakMachine.armed_checks} leaks=0 "
+                        f"seconds={time.perf_counter() - LeakMachine.started:.0f} {LeakMachine.progress_extra()}\n")
 
 
 QUERIER_MESSAGES = {

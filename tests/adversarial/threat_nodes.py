@@ -128,11 +128,13 @@ class NodesLeakMachine(LeakMachine):
         """Everything the nodes published since last time goes in flight to every other node."""
         net = self.network
         for src, node in enumerate(self.all):
-            for position, _, raw in publishable(node.app, net.cursor[src]):
+            end = node.app.max_position()
+            for _, _, raw in publishable(node.app, net.cursor[src]):
                 for dst in range(len(self.all)):
                     if dst != src:
                         net.inflight[dst].append(raw)
-                net.cursor[src] = position
+            # past what it replicated and its local-only events too, or every collect re-reads that tail
+            net.cursor[src] = end
 
     def deliver(self, dst: int, raw: bytes) -> None:
         node = self.all[dst]

@@ -11,6 +11,7 @@ inside it, so a page another process applied meanwhile is skipped, not applied t
 
 from __future__ import annotations
 
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -25,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.app import FlagLedger
 from ledger.envelope import Envelope
 from ledger.errors import StorageError
+from ledger.faultpoint import ENV as FAULTPOINT_ENV
 from ledger.faultpoint import faultpoint
 from projections.page import PageWriter
 
@@ -156,33 +158,44 @@ class Projector:
         applied = 0
         end = stop if stop is not None else self.app.max_position()
         mapper = self.app.signed_mapper
-        wanted = frozenset().union(*(p.topics for p in self.projections))
+        # topic → the projections reading it, in projection order: one dict lookup per event instead of
+        # a membership test per projection (figure "projection rebuild")
+        readers: dict[str, list[Projection]] = {}
+        for p in self.projections:
+            for topic in p.topics:
+                readers.setdefault(topic, []).append(p)
         while start <= end:
             rows = self.app.recorder.select_notifications(start=start, limit=self.page, stop=end)
             if not rows:
                 break
+            armed = bool(os.environ.get(FAULTPOINT_ENV))  # the fault seam, looked up once a page
             try:
                 with self.engine.begin() as conn:
                     # another process of this node (the `node` loop, a CLI command, a rebuild) may have
                     # projected these events since we looked: lock, then re-read where each projection is
                     self._lock(conn)
                     positions = self._positions(conn)
+                    # the usual case (a rebuild, a catch-up of projections that move together): every
+                    # projection is behind the whole page, so no event needs its position compared
+                    behind_all = max(positions.values(), default=0) < rows[0].id
                     w = PageWriter(conn)
                     for n in rows:
-                        if n.topic not in wanted:
+                        wanted = readers.get(n.topic)
+                        if wanted is None:
                             continue
                         env = mapper.open(n.state)
                         mapper.check_row(n, env)
                         mapper.verify(env)
                         ev = mapper.decode(env)
-                        for p in self.projections:
-                            if n.id > positions[p.name] and n.topic in p.topics:
+                        for p in wanted:
+                            if behind_all or n.id > positions[p.name]:
                                 if isinstance(p, BatchedProjection):
                                     p.apply(w, ev, env, n.id)
                                 else:
                                     p.handle(w.conn, ev, env, n.id)
                         applied += 1
-                        faultpoint("projector.mid_page")
+                        if armed:
+                            faultpoint("projector.mid_page")
                     w.flush()
                     last = rows[-1].id
                     # one executemany for every projection's position: a page of a few events (a Kafka poll

@@ -158,12 +158,7 @@ class Projector:
         applied = 0
         end = stop if stop is not None else self.app.max_position()
         mapper = self.app.signed_mapper
-        # topic → the projections reading it, in projection order: one dict lookup per event instead of
-        # a membership test per projection (figure "projection rebuild")
-        readers: dict[str, list[Projection]] = {}
-        for p in self.projections:
-            for topic in p.topics:
-                readers.setdefault(topic, []).append(p)
+        readers = self._readers()
         while start <= end:
             rows = self.app.recorder.select_notifications(start=start, limit=self.page, stop=end)
             if not rows:
@@ -187,12 +182,9 @@ class Projector:
                         mapper.check_row(n, env)
                         mapper.verify(env)
                         ev = mapper.decode(env)
-                        for p in wanted:
-                            if behind_all or n.id > positions[p.name]:
-                                if isinstance(p, BatchedProjection):
-                                    p.apply(w, ev, env, n.id)
-                                else:
-                                    p.handle(w.conn, ev, env, n.id)
+                        for name, apply, batched in wanted:
+                            if behind_all or n.id > positions[name]:
+                                apply(w if batched else w.conn, ev, env, n.id)
                         applied += 1
                         if armed:
                             faultpoint("projector.mid_page")
@@ -214,6 +206,21 @@ class Projector:
                 progress(rows[-1].id, end)
             start = rows[-1].id + 1
         return applied
+
+    def _readers(self) -> dict[str, list[tuple[str, Callable[[Any, Any, Envelope, int], None], bool]]]:
+        """Topic → (name, apply or handle, batched?) of the projections reading it, in projection order.
+
+        One dict lookup per event instead of a membership and an ``isinstance`` (ABC) test per projection
+        and event (figure "projection rebuild"); a batched projection's ``apply`` gets the page's writer,
+        any other's ``handle`` the connection with the writer's pending rows flushed first.
+        """
+        readers: dict[str, list[tuple[str, Callable[[Any, Any, Envelope, int], None], bool]]] = {}
+        for p in self.projections:
+            batched = isinstance(p, BatchedProjection)
+            apply = p.apply if isinstance(p, BatchedProjection) else p.handle
+            for topic in p.topics:
+                readers.setdefault(topic, []).append((p.name, apply, batched))
+        return readers
 
     def reset(self, names: Iterable[str] | None = None) -> list[str]:
         chosen = [self.by_name[n] for n in names] if names else self.projections

@@ -41,17 +41,23 @@ class _Driver:
     the rows go to the driver as they are, inside the page's transaction like any other statement.
     """
 
-    __slots__ = ("names", "positional", "processors", "sql")
+    __slots__ = ("_get", "processors", "sql", "stmt")
 
     def __init__(self, stmt: Any, dialect: Dialect, columns: tuple[str, ...] | None) -> None:
+        self.stmt = stmt
         compiled = stmt.compile(dialect=dialect, column_keys=list(columns) if columns is not None else None)
-        self.sql: str = compiled.string
-        self.positional: bool = bool(dialect.positional)
-        self.names: tuple[str, ...] = tuple(compiled.positiontup or ()) if self.positional else tuple(compiled.binds)
-        procs = {n: b.type.dialect_impl(dialect).bind_processor(dialect) for n, b in compiled.binds.items()}
+        binds = compiled.binds
         self.processors: tuple[tuple[str, Callable[[Any], Any]], ...] = tuple(
-            (n, f) for n, f in procs.items() if f is not None
+            (n, f) for n in binds if (f := binds[n].type.dialect_impl(dialect).bind_processor(dialect)) is not None
         )
+        # bind names SQLAlchemy would rename for the driver: leave such a statement to SQLAlchemy (none here)
+        self.sql: str | None = None if getattr(compiled, "escaped_bind_names", None) else compiled.string
+        if dialect.positional:
+            get = itemgetter(*(compiled.positiontup or ()))
+            one = len(compiled.positiontup or ()) == 1
+            self._get: Callable[[dict[str, Any]], Params] = (lambda v: (get(v),)) if one else get
+        else:
+            self._get = dict
 
     def params(self, values: dict[str, Any]) -> Params:
         """The driver's parameters for one row given by bind name."""
@@ -59,12 +65,14 @@ class _Driver:
             values = dict(values)
             for n, f in self.processors:
                 values[n] = f(values[n])
-        if self.positional:
-            return tuple(values[n] for n in self.names)
-        return values
+        return self._get(values)
 
     def run(self, conn: Connection, values: list[dict[str, Any]]) -> None:
-        conn.exec_driver_sql(self.sql, [self.params(v) for v in values])
+        if self.sql is None:
+            conn.execute(self.stmt, values)
+            return
+        rows = [self.params(v) for v in values] if self.processors else list(map(self._get, values))
+        conn.exec_driver_sql(self.sql, rows)
 
 
 # prebuilt statements by (dialect, table, shape): building an upsert per row cost as much as running it
@@ -111,16 +119,16 @@ class _Pending:
     def __init__(self, table: Table) -> None:
         self.table = table
         self.keys = tuple(c.name for c in table.primary_key.columns)
-        self._getter = itemgetter(*self.keys)
+        getter = itemgetter(*self.keys)
+        first = self.keys[0]
+        self._key: Callable[[dict[str, Any]], Key] = (lambda v: (v[first],)) if len(self.keys) == 1 else getter
         self.upserts: dict[Key, dict[str, Any]] = {}
         self.updates: dict[Key, dict[str, Any]] = {}
         self.deletes: dict[Key, None] = {}
 
     def key(self, values: dict[str, Any]) -> Key:
         try:
-            if len(self.keys) == 1:
-                return (values[self.keys[0]],)
-            return self._getter(values)  # type: ignore[no-any-return]
+            return self._key(values)
         except KeyError as exc:
             raise ValueError(f"{self.table.name}: the whole primary key {self.keys} is needed") from exc
 
@@ -151,20 +159,26 @@ class PageWriter:
         return self._conn
 
     def upsert(self, table: Table, row: dict[str, Any]) -> None:
-        p = self._pending(table)
+        p = self._tables.get(table)
+        if p is None:
+            p = self._pending(table)
         k = p.key(row)
-        pending = p.upserts.get(k)
+        upserts = p.upserts
+        pending = upserts.get(k)
         if pending is not None:
             pending.update(row)
             return
-        queued = p.updates.pop(k, None)
-        if queued is not None:  # keep the update's order before the upsert: send it now
-            self._send_updates(p, {k: queued})
-        p.upserts[k] = dict(row)
+        if p.updates:
+            queued = p.updates.pop(k, None)
+            if queued is not None:  # keep the update's order before the upsert: send it now
+                self._send_updates(p, {k: queued})
+        upserts[k] = dict(row)
 
     def update(self, table: Table, key: dict[str, Any], values: dict[str, Any]) -> None:
         """``UPDATE table SET values WHERE primary key = key`` (no row: nothing happens)."""
-        p = self._pending(table)
+        p = self._tables.get(table)
+        if p is None:
+            p = self._pending(table)
         k = p.key(key)
         pending = p.upserts.get(k)
         if pending is not None:
@@ -173,7 +187,9 @@ class PageWriter:
             p.updates.setdefault(k, {}).update(values)
 
     def delete(self, table: Table, key: dict[str, Any]) -> None:
-        p = self._pending(table)
+        p = self._tables.get(table)
+        if p is None:
+            p = self._pending(table)
         k = p.key(key)
         p.upserts.pop(k, None)
         p.updates.pop(k, None)

@@ -54,6 +54,7 @@ _TOPICS = {
 }
 _ACTOR_FIELDS = ("by", "requested_by", "opened_by", "sent_by", "approved_by", "staff")
 _SUBJECT_FIELDS = ("subject", "victim", "old", "new", "proxy")
+_SHORT: dict[str, str] = {}  # topic → "Class.Event"
 _SKIP = frozenset({"timestamp", "originator_id", "originator_version", "originator_topic"})
 # one encoder for every detail (``json.dumps`` with options builds one per call); sort_keys orders the keys
 _DETAIL = json.JSONEncoder(ensure_ascii=False, default=str, sort_keys=True)
@@ -101,7 +102,8 @@ class TimelineProjection(BatchedProjection):
 
     def apply(self, w: PageWriter, event: Any, env: Envelope, position: int) -> None:
         h = env.header
-        short = h.topic.split(":", 1)[1]
+        stream = h.stream
+        short = _SHORT.get(h.topic) or _SHORT.setdefault(h.topic, h.topic.split(":", 1)[1])
         fields = _fields(event)
         if short == "ProbeNotice.Sent":
             subjects = self._stream_subjects(w, str(event.request_id))
@@ -109,28 +111,32 @@ class TimelineProjection(BatchedProjection):
             named = _named_subjects(event, fields)
             if h.version == 1:
                 # a stream's first event precedes the rest of it in the log: nothing of it is stored yet
-                subjects = self._remember(w, h.stream, named)
+                subjects = self._remember(w, stream, named)
             else:
-                subjects = self._stream_subjects(w, h.stream)
+                subjects = self._stream_subjects(w, stream)
                 if named and not set(named) <= set(subjects):
-                    subjects = self._remember(w, h.stream, [*subjects, *named])
+                    subjects = self._remember(w, stream, [*subjects, *named])
             for s in named:
-                w.upsert(timeline_streams, {"stream": h.stream, "subject": s})
+                w.upsert(timeline_streams, {"stream": stream, "subject": s})
         if not subjects:
             return
-        get = fields.get if fields is not None else lambda f: getattr(event, f, None)
-        actor = next((str(v) for f in _ACTOR_FIELDS if (v := get(f))), None)
+        actor = None
+        for f in _ACTOR_FIELDS:
+            v = fields.get(f) if fields is not None else getattr(event, f, None)
+            if v:
+                actor = str(v)
+                break
         detail = _DETAIL.encode({k: v for k, v in vars(event).items() if k not in _SKIP})
         at = canonical_time(h.time)
         for s in subjects:
             w.upsert(timeline_events, {
-                "position": position, "subject": s, "stream": h.stream, "event": short,
+                "position": position, "subject": s, "stream": stream, "event": short,
                 "at": at, "agency": h.origin, "actor": actor, "detail": detail,
             })
 
     @staticmethod
     def _remember(w: PageWriter, stream: str, subjects: list[str]) -> list[str]:
-        known = sorted(set(subjects))
+        known = sorted(set(subjects)) if len(subjects) > 1 else list(subjects)
         w.memo[("timeline_streams", stream)] = known
         return known
 

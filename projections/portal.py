@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Connection, Index, Integer, String, Table
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table
 
 from ledger.envelope import Envelope
-from projections.base import BatchedProjection, PageWriter, metadata, upsert
+from projections.base import BatchedProjection, PageWriter, metadata
 
 __all__ = [
     "OPEN_END",
@@ -112,7 +112,7 @@ class PortalProjection(BatchedProjection):
         if h.topic.startswith(PROVISION):
             self._provision(w, kind, event, h.stream, at, position)
         elif h.topic.startswith(PROTECTION):
-            self._flags(w.conn, kind, event, at)
+            self._flags(w, kind, event, at)
         elif kind == "Registered":
             w.upsert(portal_proxies, {"subject": event.subject, "proxy": event.proxy, "active": True,
                                       "registered_at": at, "cancelled_at": None, "registration_id": h.stream})
@@ -137,15 +137,15 @@ class PortalProjection(BatchedProjection):
         w.update(portal_records, {"request_id": stream}, values)
 
     @staticmethod
-    def _flags(conn: Connection, kind: str, event: Any, at: str) -> None:
+    def _flags(w: PageWriter, kind: str, event: Any, at: str) -> None:
         for flag in event.flags:
             if kind == "FlagsSet":
-                row = {"agency": event.agency, "subject": event.subject, "flag": flag, "started": at,
-                       "ended": None, "request_id": str(event.request_id)}
-                upsert(conn, flag_intervals, [row], ["agency", "subject", "flag", "started"])
+                # an upsert by the whole primary key: batched with the page's other writes
+                w.upsert(flag_intervals, {"agency": event.agency, "subject": event.subject, "flag": flag,
+                                          "started": at, "ended": None, "request_id": str(event.request_id)})
             else:
                 # events of one Protection stream arrive in stream order, so the open interval is its own
-                conn.execute(flag_intervals.update().where(
+                w.conn.execute(flag_intervals.update().where(
                     (flag_intervals.c.agency == event.agency) & (flag_intervals.c.subject == event.subject)
                     & (flag_intervals.c.flag == flag) & flag_intervals.c.ended.is_(None)
                 ).values(ended=at))

@@ -50,12 +50,18 @@ class _Driver:
         self.processors: tuple[tuple[str, Callable[[Any], Any]], ...] = tuple(
             (n, f) for n in binds if (f := binds[n].type.dialect_impl(dialect).bind_processor(dialect)) is not None
         )
-        # bind names SQLAlchemy would rename for the driver: leave such a statement to SQLAlchemy (none here)
-        self.sql: str | None = None if getattr(compiled, "escaped_bind_names", None) else compiled.string
-        if dialect.positional:
-            get = itemgetter(*(compiled.positiontup or ()))
-            one = len(compiled.positiontup or ()) == 1
-            self._get: Callable[[dict[str, Any]], Params] = (lambda v: (get(v),)) if one else get
+        # left to SQLAlchemy's own execution (none of the projections' tables): bind names it would rename
+        # for the driver, and column defaults, which it fills in per row
+        table = getattr(stmt, "table", None)
+        defaults = table is not None and any(c.default is not None or c.onupdate is not None for c in table.columns)
+        self.sql: str | None = (
+            None if defaults or getattr(compiled, "escaped_bind_names", None) else compiled.string
+        )
+        order = tuple(compiled.positiontup or ())
+        if dialect.positional and len(order) < 2:  # itemgetter of one name gives the value, not a tuple
+            self._get: Callable[[dict[str, Any]], Params] = lambda v: tuple(v[n] for n in order)
+        elif dialect.positional:
+            self._get = itemgetter(*order)
         else:
             self._get = dict
 
@@ -80,12 +86,10 @@ _STATEMENTS: dict[tuple[str, Table, str, tuple[str, ...]], _Driver] = {}
 
 
 def _driver(dialect: Dialect, table: Table, kind: str, cols: tuple[str, ...]) -> _Driver:
-    k = (dialect.name, table, kind, cols)
+    # the driver too: two drivers of one database (psycopg, psycopg2) render parameters differently
+    k = (f"{dialect.dialect_description}:{dialect.paramstyle}", table, kind, cols)
     d = _STATEMENTS.get(k)
     if d is None:
-        if any(c.default is not None or c.onupdate is not None for c in table.columns):
-            # Python-side defaults are filled in by SQLAlchemy's own execution: not by a fixed string
-            raise ValueError(f"{table.name}: PageWriter needs tables without Python-side column defaults")
         if kind == "upsert":
             d = _Driver(_upsert_construct(dialect.name, table, cols), dialect, cols)
         elif kind == "update":

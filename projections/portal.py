@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Connection, Index, Integer, String, Table
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table
 
 from ledger.envelope import Envelope
-from projections.base import BatchedProjection, PageWriter, metadata, upsert
+from projections.base import BatchedProjection, PageWriter, metadata
 
 __all__ = [
     "OPEN_END",
@@ -38,7 +38,12 @@ OPEN_END = "9999-12-31T23:59:59.999999Z"
 @lru_cache(maxsize=8192)  # three projections ask for the same event's time (figure "projection rebuild")
 def canonical_time(value: str) -> str:
     """One spelling per instant (UTC, microseconds, ``Z``), so times from any node compare as strings."""
-    return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    at = datetime.fromisoformat(value).astimezone(UTC)
+    if at.year >= 1000:
+        # the same characters as the strftime below, at a tenth of its cost (figure "projection rebuild");
+        # strftime's %Y does not pad years before 1000, isoformat does, so those keep the strftime
+        return at.isoformat(timespec="microseconds")[:-6] + "Z"
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 portal_records = Table(
@@ -107,7 +112,7 @@ class PortalProjection(BatchedProjection):
         if h.topic.startswith(PROVISION):
             self._provision(w, kind, event, h.stream, at, position)
         elif h.topic.startswith(PROTECTION):
-            self._flags(w.conn, kind, event, at)
+            self._flags(w, kind, event, at)
         elif kind == "Registered":
             w.upsert(portal_proxies, {"subject": event.subject, "proxy": event.proxy, "active": True,
                                       "registered_at": at, "cancelled_at": None, "registration_id": h.stream})
@@ -132,15 +137,15 @@ class PortalProjection(BatchedProjection):
         w.update(portal_records, {"request_id": stream}, values)
 
     @staticmethod
-    def _flags(conn: Connection, kind: str, event: Any, at: str) -> None:
+    def _flags(w: PageWriter, kind: str, event: Any, at: str) -> None:
         for flag in event.flags:
             if kind == "FlagsSet":
-                row = {"agency": event.agency, "subject": event.subject, "flag": flag, "started": at,
-                       "ended": None, "request_id": str(event.request_id)}
-                upsert(conn, flag_intervals, [row], ["agency", "subject", "flag", "started"])
+                # an upsert by the whole primary key: batched with the page's other writes
+                w.upsert(flag_intervals, {"agency": event.agency, "subject": event.subject, "flag": flag,
+                                          "started": at, "ended": None, "request_id": str(event.request_id)})
             else:
                 # events of one Protection stream arrive in stream order, so the open interval is its own
-                conn.execute(flag_intervals.update().where(
+                w.conn.execute(flag_intervals.update().where(
                     (flag_intervals.c.agency == event.agency) & (flag_intervals.c.subject == event.subject)
                     & (flag_intervals.c.flag == flag) & flag_intervals.c.ended.is_(None)
                 ).values(ended=at))

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, Connection, Index, Integer, String, Table, select
+from sqlalchemy import Column, Index, Integer, String, Table, select
 
 from ledger.envelope import Envelope
-from projections.base import BatchedProjection, PageWriter, metadata, upsert
+from projections.base import BatchedProjection, PageWriter, metadata
 from projections.portal import canonical_time
 
 __all__ = ["QueueProjection", "body_queue", "flag_queue", "held_queue", "probe_queue", "request_subjects"]
@@ -122,7 +122,7 @@ class QueueProjection(BatchedProjection):
         kind = h.topic.rsplit(".", 1)[1]
         at = canonical_time(h.time)
         if h.topic.startswith(FLAG_REQUEST):
-            self._flag_request(w.conn, kind, event, h.stream, at)
+            self._flag_request(w, kind, event, h.stream, at)
         elif h.topic == BODY_SENT:
             w.upsert(body_queue, {
                 "body_request_id": h.stream, "body": event.agency, "municipality": event.municipality,
@@ -140,10 +140,12 @@ class QueueProjection(BatchedProjection):
             self._provision(w, kind, event, h.stream, at)
 
     @staticmethod
-    def _flag_request(conn: Connection, kind: str, event: Any, stream: str, at: str) -> None:
-        where = flag_queue.c.request_id == stream
+    def _flag_request(w: PageWriter, kind: str, event: Any, stream: str, at: str) -> None:
+        # writes by primary key go through the page's writer (batched); the approval count needs a read,
+        # which sends the page's pending writes first
+        key = {"request_id": stream}
         if kind == "Requested":
-            upsert(conn, flag_queue, [{
+            w.upsert(flag_queue, {
                 "request_id": stream, "agency": event.agency, "kind": event.kind, "subject": event.subject,
                 "flags": ",".join(sorted(event.flags)), "reason": event.reason,
                 "review_date": event.review_date,
@@ -151,20 +153,18 @@ class QueueProjection(BatchedProjection):
                 "approvals_required": int(event.approvals_required), "approvals": "", "status": "pending",
                 "decided_by": None, "updated_at": at,
                 "body_request_id": str(event.body_request_id) if event.body_request_id else None,
-            }], ["request_id"])
+            })
         elif kind == "Approved":
-            row = conn.execute(
-                select(flag_queue.c.approvals, flag_queue.c.approvals_required).where(where)).first()
+            row = w.conn.execute(select(flag_queue.c.approvals, flag_queue.c.approvals_required)
+                                 .where(flag_queue.c.request_id == stream)).first()
             if row is None:
                 return
             approvals = [a for a in str(row.approvals).split(",") if a] + [event.by]
             status = "approved" if len(approvals) >= int(row.approvals_required) else "pending"
-            conn.execute(flag_queue.update().where(where).values(
-                approvals=",".join(approvals), status=status, updated_at=at))
+            w.update(flag_queue, key, {"approvals": ",".join(approvals), "status": status, "updated_at": at})
         else:
             status = "rejected" if kind == "Rejected" else "executed"
-            conn.execute(flag_queue.update().where(where).values(
-                status=status, decided_by=event.by, updated_at=at))
+            w.update(flag_queue, key, {"status": status, "decided_by": event.by, "updated_at": at})
 
     @staticmethod
     def _provision(w: PageWriter, kind: str, event: Any, stream: str, at: str) -> None:

@@ -9,7 +9,7 @@ the Merkle paths built recursively. Here the same bytes come from a template and
   event class (topic) encoded once; the per-event fields are hex digests, a UUID, an ISO time and an int,
   which JSON never escapes. Anything else falls back to ``Header(...).to_bytes()``.
 * :func:`merkle_paths` — RFC 6962's tree bottom-up (an unpaired node is promoted, which is the same tree as
-  the recursive split at the largest power of two), each leaf's inclusion path leaf-to-root.
+  the recursive split at the largest power of two), each leaf's inclusion path leaf-to-root as one ``bytes``.
 * :func:`envelope_bytes` — the layout of ``Envelope.to_bytes``.
 
 ``tests/unit/test_batch_writer.py`` proves each byte-identical to :mod:`ledger.envelope` (headers with odd
@@ -26,6 +26,7 @@ from hashlib import sha256
 from uuid import UUID
 
 from ledger.envelope import MAGIC, Header
+from ledger.merkle import HASH_SIZE
 
 __all__ = ["HeaderTemplate", "envelope_bytes", "merkle_paths"]
 
@@ -67,35 +68,31 @@ class HeaderTemplate:
         ).to_bytes()
 
 
-def merkle_paths(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
-    """(root, each leaf's inclusion path) of RFC 6962's tree over ``leaves`` (at least one)."""
-    n = len(leaves)
-    paths: list[list[bytes]] = [[] for _ in range(n)]
-    level = list(leaves)
-    # spans[j]: the leaves under node j of the current level (contiguous, so a range)
-    spans = [(i, i + 1) for i in range(n)]
+def merkle_paths(leaves: Sequence[bytes]) -> tuple[bytes, list[bytes]]:
+    """(root, each leaf's inclusion path as one ``bytes``: the sibling hashes leaf-to-root, concatenated)
+    of RFC 6962's tree over ``leaves`` (at least one)."""
+    levels = [list(leaves)]
+    level = levels[0]
     while len(level) > 1:
-        nxt: list[bytes] = []
-        nspans: list[tuple[int, int]] = []
-        last = len(level) - 1
-        for j in range(0, last, 2):
-            left, right = level[j], level[j + 1]
-            (a, b), (c, d) = spans[j], spans[j + 1]
-            for k in range(a, b):
-                paths[k].append(right)
-            for k in range(c, d):
-                paths[k].append(left)
-            nxt.append(sha256(b"\x01" + left + right).digest())
-            nspans.append((a, d))
-        if len(level) & 1:  # the unpaired last node moves up unchanged
-            nxt.append(level[last])
-            nspans.append(spans[last])
-        level, spans = nxt, nspans
-    return level[0], paths
+        n = len(level)
+        up = [sha256(b"\x01" + level[j] + level[j + 1]).digest() for j in range(0, n - 1, 2)]
+        if n & 1:  # the unpaired last node moves up unchanged
+            up.append(level[-1])
+        levels.append(up)
+        level = up
+    # top-down: a node's path is its sibling (none if it was promoted) followed by its parent's path, so
+    # every path is one concatenation from the level above (2n in all, not n·log n appends)
+    above = [b""]
+    for nodes in reversed(levels[:-1]):
+        n = len(nodes)
+        paths = [nodes[j ^ 1] + above[j >> 1] for j in range(n - (n & 1))]
+        if n & 1:
+            paths.append(above[(n - 1) >> 1])
+        above = paths
+    return level[0], above
 
 
-def envelope_bytes(header: bytes, payload: bytes, index: int, size: int, path: Sequence[bytes],
-                   signature: bytes) -> bytes:
-    """``Envelope(header, payload, Seal(index, size, path, signature)).to_bytes()``."""
+def envelope_bytes(header: bytes, payload: bytes, index: int, size: int, path: bytes, signature: bytes) -> bytes:
+    """``Envelope(header, payload, Seal(index, size, path, signature)).to_bytes()`` (``path`` concatenated)."""
     return b"".join((MAGIC, _U32(len(header)), header, _U32(len(payload)), payload,
-                     _SEAL(index, size, len(path)), *path, signature))
+                     _SEAL(index, size, len(path) // HASH_SIZE), path, signature))

@@ -85,6 +85,7 @@ class SignedMapper(Mapper[UUID]):
         payloads: list[bytes] = []
         leaves: list[bytes] = []
         rows: list[tuple[UUID, int, str]] = []
+        kinds: dict[type, tuple[str, int]] = {}  # event class → (topic, class_version)
         earliest = latest = None
         # random event ids (32 hex digits like uuid4().hex) from one read of the OS generator per batch
         ids = os.urandom(16 * len(domain_events)).hex()
@@ -93,11 +94,13 @@ class SignedMapper(Mapper[UUID]):
             originator_id = state.pop("originator_id")
             version = state.pop("originator_version")
             cls = type(e)
-            class_version = getattr(cls, "class_version", 1)
+            kind = kinds.get(cls)
+            if kind is None:
+                kind = kinds[cls] = (get_topic(cls), getattr(cls, "class_version", 1))
+            topic, class_version = kind
             if class_version > 1:
                 state["class_version"] = class_version
             payload = encode(state)
-            topic = get_topic(cls)
             if version == 1:
                 prev = GENESIS
             else:
@@ -271,6 +274,16 @@ class SignedEventStore(EventStore[UUID]):
         if len(self._heads) > self._heads_cache:
             self._heads.popitem(last=False)
 
+    def _remember_all(self, heads: dict[UUID, Head]) -> None:
+        """``remember`` each of a saved batch's heads (inlined: one call per batch, not per event)."""
+        cache = self._heads
+        move = cache.move_to_end
+        for oid, head in heads.items():
+            cache[oid] = head
+            move(oid)
+        while len(cache) > self._heads_cache:
+            cache.popitem(last=False)
+
     def forget(self) -> None:
         self._heads.clear()
 
@@ -293,8 +306,7 @@ class SignedEventStore(EventStore[UUID]):
             for e in domain_events:  # a refused write must not leave stale heads behind
                 self._heads.pop(e.originator_id, None)
             raise
-        for oid, head in heads.items():
-            self.remember(oid, head)
+        self._remember_all(heads)
         recordings = []
         if ids:
             for d, s, n_id in zip(domain_events, stored, ids, strict=True):

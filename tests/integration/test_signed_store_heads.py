@@ -28,3 +28,11 @@ def test_the_heads_cache_is_bounded_and_evicted_streams_still_chain(make_node: N
     assert store._heads[first.id][0] == 2
     report = verify_log(node.app)
     assert report.ok, report.first_bad
+
+
+def test_saving_nothing_records_nothing(make_node: NodeFactory) -> None:
+    node = make_node((AgencySpec(B, "B市", "municipality"),), staff=False)
+    before = node.app.max_position()
+    assert node.app.save_as(B) == []
+    assert node.app.signed_mapper.seal([], B, {}) == []
+    assert node.app.max_position() == before

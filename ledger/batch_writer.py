@@ -37,7 +37,10 @@ _json_str = json.JSONEncoder(ensure_ascii=False).encode
 
 
 class HeaderTemplate:
-    """Canonical header bytes of one batch's events (one origin, one key)."""
+    """Canonical header bytes of one batch's events (one origin, one key).
+
+    ``event_id``, ``prev`` and ``digest`` go in as they are: the sealer only ever passes hex it made itself
+    (random ids, SHA-256 hex digests, leaf hashes of stored or verified envelopes, ``GENESIS``)."""
 
     def __init__(self, origin: str, key_id: str) -> None:
         self.origin = origin

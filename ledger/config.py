@@ -185,6 +185,8 @@ class NodeConfig:
                 POSTGRES_USER=u.username or "postgres",
                 POSTGRES_PASSWORD=self.database_password or u.password or "",
                 CREATE_TABLE="y",
+                # the library's recorder, sending a batch's rows as binary arrays (see ledger/pg_recorder.py)
+                APPLICATION_RECORDER_TOPIC="ledger.pg_recorder:BinaryInsertRecorder",
             )
         else:
             env.update(

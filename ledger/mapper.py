@@ -22,22 +22,24 @@ from eventsourcing.persistence import (
     Compressor,
     EventStore,
     Mapper,
+    Notification,
     Recording,
     StoredEvent,
     Transcoder,
 )
 from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
+from ledger.batch_writer import HeaderTemplate, envelope_bytes, merkle_paths
 from ledger.cipher import reuse_key_schedule
-from ledger.envelope import GENESIS, Envelope, Header, batch_message, seal_batch
+from ledger.envelope import GENESIS, Envelope, batch_message
 from ledger.errors import ChainError, ConfigurationError, IntegrityError, SignatureError, UntrustedKeyError
-from ledger.merkle import leaf_hash
 from ledger.signing import KeyRing, Signer
 
 __all__ = ["SignedEventStore", "SignedMapper"]
 
 import hashlib
 
+_sha256 = hashlib.sha256
 Head = tuple[int, str]  # (version, leaf hash hex) of a stream's latest event
 
 
@@ -64,60 +66,77 @@ class SignedMapper(Mapper[UUID]):
 
     def seal(
         self, domain_events: Sequence[DomainEventProtocol[UUID]], origin: str, heads: dict[UUID, Head]
-    ) -> list[tuple[StoredEvent, Envelope]]:
+    ) -> list[StoredEvent]:
         """Envelope, chain and sign ``domain_events`` as one batch for agency ``origin``.
 
         ``heads`` gives the latest stored (version, hash) of each stream that already has events;
         it is updated in place so consecutive events of one stream chain within the batch.
+        The bytes are those of ``seal_batch`` over ``Header``s, built by :mod:`ledger.batch_writer`.
         """
         signer = self.signers.get(origin)
         if signer is None:
             raise ConfigurationError(f"this node holds no signing key for agency {origin}")
+        if not domain_events:
+            return []
+        key_id = signer.key_id
+        template = HeaderTemplate(origin, key_id)
+        encode = self.transcoder.encode
         headers: list[bytes] = []
         payloads: list[bytes] = []
+        leaves: list[bytes] = []
         rows: list[tuple[UUID, int, str]] = []
+        kinds: dict[type, tuple[str, int]] = {}  # event class → (topic, class_version)
+        earliest = latest = None
         # random event ids (32 hex digits like uuid4().hex) from one read of the OS generator per batch
         ids = os.urandom(16 * len(domain_events)).hex()
         for i, e in enumerate(domain_events):
             state = dict(vars(e))
             originator_id = state.pop("originator_id")
             version = state.pop("originator_version")
-            class_version = getattr(type(e), "class_version", 1)
+            cls = type(e)
+            kind = kinds.get(cls)
+            if kind is None:
+                kind = kinds[cls] = (get_topic(cls), getattr(cls, "class_version", 1))
+            topic, class_version = kind
             if class_version > 1:
                 state["class_version"] = class_version
-            payload = self.transcoder.encode(state)
-            topic = get_topic(type(e))
-            head = heads.get(originator_id)
+            payload = encode(state)
             if version == 1:
                 prev = GENESIS
-            elif head is not None and head[0] == version - 1:
-                prev = head[1]
             else:
-                raise ChainError(
-                    f"cannot chain {topic} v{version} of stream {originator_id}: previous event not found"
-                )
+                head = heads.get(originator_id)
+                if head is None or head[0] != version - 1:
+                    raise ChainError(
+                        f"cannot chain {topic} v{version} of stream {originator_id}: previous event not found"
+                    )
+                prev = head[1]
             ts = cast(datetime, state.get("timestamp"))
-            self._check_signable(origin, signer.key_id, ts)
-            header = Header(
-                event_id=ids[32 * i : 32 * (i + 1)],
-                origin=origin,
-                key_id=signer.key_id,
-                stream=str(originator_id),
-                version=version,
-                prev=prev,
-                topic=topic,
-                time=ts.isoformat(),
-                digest=hashlib.sha256(payload).hexdigest(),
-            ).to_bytes()
+            if earliest is None or ts < earliest:
+                earliest = ts
+            if latest is None or ts > latest:
+                latest = ts
+            header = template.build(
+                ids[32 * i : 32 * (i + 1)], originator_id, version, prev, topic, ts, _sha256(payload).hexdigest()
+            )
+            leaf = _sha256(b"\x00" + header).digest()
             headers.append(header)
             payloads.append(payload)
+            leaves.append(leaf)
             rows.append((originator_id, version, topic))
-            heads[originator_id] = (version, leaf_hash(header).hex())
-        envelopes = seal_batch(headers, payloads, signer.key_id, signer.sign)
-        out = []
-        for (oid, version, topic), env in zip(rows, envelopes, strict=True):
-            out.append((StoredEvent(oid, version, topic, self.protect(env.to_bytes())), env))
-        return out
+            heads[originator_id] = (version, leaf.hex())
+        # key validity is one interval [valid_from, min(retired, revoked)): if the batch's earliest and
+        # latest times are inside it, every event's time is, so two checks stand for one per event
+        assert earliest is not None and latest is not None
+        self._check_signable(origin, key_id, earliest)
+        self._check_signable(origin, key_id, latest)
+        size = len(leaves)
+        root, paths = merkle_paths(leaves)
+        signature = signer.sign(batch_message(key_id, root, size))
+        protect = self.protect
+        return [
+            StoredEvent(oid, version, topic, protect(envelope_bytes(h, p, i, size, path, signature)))
+            for i, ((oid, version, topic), h, p, path) in enumerate(zip(rows, headers, payloads, paths, strict=True))
+        ]
 
     def _check_signable(self, origin: str, key_id: str, at: datetime) -> None:
         """Refuse to sign what no verifier would accept: an event stamped outside the key's validity.
@@ -255,6 +274,16 @@ class SignedEventStore(EventStore[UUID]):
         if len(self._heads) > self._heads_cache:
             self._heads.popitem(last=False)
 
+    def _remember_all(self, heads: dict[UUID, Head]) -> None:
+        """``remember`` each of a saved batch's heads (inlined: one call per batch, not per event)."""
+        cache = self._heads
+        move = cache.move_to_end
+        for oid, head in heads.items():
+            cache[oid] = head
+            move(oid)
+        while len(cache) > self._heads_cache:
+            cache.popitem(last=False)
+
     def forget(self) -> None:
         self._heads.clear()
 
@@ -270,18 +299,14 @@ class SignedEventStore(EventStore[UUID]):
                 head = self.head(e.originator_id)
                 if head is not None:
                     heads[e.originator_id] = head
-        sealed = self.mapper.seal(domain_events, origin, heads)
-        stored = [s for s, _ in sealed]
+        stored = self.mapper.seal(domain_events, origin, heads)
         try:
             ids = self.recorder.insert_events(stored, **kwargs)
         except Exception:
             for e in domain_events:  # a refused write must not leave stale heads behind
                 self._heads.pop(e.originator_id, None)
             raise
-        for oid, head in heads.items():
-            self.remember(oid, head)
-        from eventsourcing.persistence import Notification
-
+        self._remember_all(heads)
         recordings = []
         if ids:
             for d, s, n_id in zip(domain_events, stored, ids, strict=True):

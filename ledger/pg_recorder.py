@@ -14,10 +14,11 @@ stream version (our ``StateConflict``), and the notification ids returned in the
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
@@ -41,6 +42,24 @@ class BinaryInsertRecorder(PostgresApplicationRecorder):
             table=Identifier(self.events_table_name),
             id_type=Identifier(self.datastore.originator_id_type),
         )
+
+    def create_table(self) -> None:
+        """The library's ``CREATE … IF NOT EXISTS``, retried when another process runs it at the same moment.
+
+        Two processes opening one new database together (a node and a CLI command, a restarted consumer)
+        can collide inside PostgreSQL's catalog ("tuple concurrently updated", a duplicate key in
+        ``pg_type``, "relation … already exists") even though every statement is idempotent; a short retry
+        sees the other's tables.
+        """
+        for attempt in range(6):
+            try:
+                super().create_table()
+                return
+            except PersistenceError as exc:
+                text = str(exc)
+                if attempt == 5 or not any(m in text for m in ("concurrently", "duplicate key", "already exists")):
+                    raise
+            time.sleep(0.05 * (attempt + 1))
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -71,3 +71,36 @@ def test_a_concurrent_save_through_the_ledger_is_a_state_conflict(make_node: Nod
             node.app.save_as(B, twin)
         node.app.signed_store.forget()
         assert node.app.load(AccessRecord, record.id, "record").agency == B
+
+
+def test_processes_opening_one_new_database_together_all_get_the_tables() -> None:
+    """Eight openers race on a new database's CREATE … IF NOT EXISTS; none fails, all see one table."""
+    import threading
+    from urllib.parse import urlparse
+
+    from eventsourcing.postgres import PostgresDatastore
+
+    with temp_database() as url:
+        u = urlparse(url)
+        barrier = threading.Barrier(8)
+        errors: list[BaseException] = []
+
+        def open_store() -> None:
+            datastore = PostgresDatastore(dbname=u.path.lstrip("/"), host=u.hostname or "127.0.0.1",
+                                          port=str(u.port or 5432), user=u.username or "postgres", password="")
+            try:
+                recorder = BinaryInsertRecorder(datastore)
+                barrier.wait()
+                recorder.create_table()
+                recorder.insert_events(_events([b"hello"]))
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+            finally:
+                datastore.close()
+
+        threads = [threading.Thread(target=open_store) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []

@@ -38,6 +38,10 @@ __all__ = ["SignedEventStore", "SignedMapper"]
 
 import hashlib
 
+_sha256 = hashlib.sha256
+_new_object = object.__new__
+_set_attr = object.__setattr__
+
 Head = tuple[int, str]  # (version, leaf hash hex) of a stream's latest event
 
 
@@ -158,7 +162,8 @@ class SignedMapper(Mapper[UUID]):
     def verify(self, env: Envelope) -> None:
         """Signature, key validity and payload digest of one envelope, standing alone."""
         h = env.header
-        env.check_digest()
+        if _sha256(env.payload).hexdigest() != h.digest:  # Envelope.check_digest, inlined (once per event read)
+            raise SignatureError("payload does not match the signed digest")
         seal = env.seal
         nodes = self._nodes
         if seal.signature != self._nodes_of or len(nodes) > 4 * seal.size + 64:
@@ -170,33 +175,44 @@ class SignedMapper(Mapper[UUID]):
     def check_row(self, stored: StoredEvent, env: Envelope) -> None:
         h = env.header
         if (
-            h.stream != str(stored.originator_id)
-            or h.version != stored.originator_version
-            or (h.topic != stored.topic)
+            h.version != stored.originator_version
+            or h.topic != stored.topic
+            or h.stream != str(stored.originator_id)
         ):
             raise ChainError(
                 f"row ({stored.originator_id}, v{stored.originator_version}) does not match its signed "
                 f"header ({h.stream}, v{h.version})"
             )
 
-    def decode(self, env: Envelope) -> DomainEventProtocol[UUID]:
+    def decode(self, env: Envelope, originator_id: UUID | None = None) -> DomainEventProtocol[UUID]:
+        """The domain event of ``env``. ``originator_id``: the row's id, given by a caller whose
+        :meth:`check_row` passed (the header names exactly ``str(originator_id)``), saves parsing it again."""
+        h = env.header
         try:  # only ever our own errors, even for an envelope nobody verified (tests/adversarial)
-            cls = resolve_topic(env.header.topic)
-            stream = UUID(env.header.stream)
+            cls = resolve_topic(h.topic)
+            stream = UUID(h.stream) if originator_id is None else originator_id
         except (TopicError, ValueError) as exc:
             raise IntegrityError(f"unknown event topic or stream: {exc}", code="malformed") from exc
         if not isinstance(cls, type) or not isinstance(state := self._payload(env), dict):
-            raise IntegrityError(f"{env.header.topic} is not an event with a mapping payload", code="malformed")
+            raise IntegrityError(f"{h.topic} is not an event with a mapping payload", code="malformed")
         state["originator_id"] = stream
-        state["originator_version"] = env.header.version
+        state["originator_version"] = h.version
         class_version = getattr(cls, "class_version", 1)
         from_version = state.pop("class_version", 1)
+        if type(from_version) is not int or from_version != class_version:  # (1.0 == 1: type first)
+            self._upcast(h.topic, cls, state, from_version, class_version)
+        event: Any = _new_object(cls)
+        _set_attr(event, "__dict__", state)
+        return cast(DomainEventProtocol[UUID], event)
+
+    @staticmethod
+    def _upcast(topic: str, cls: type, state: dict[str, Any], from_version: Any, class_version: int) -> None:
         if not isinstance(from_version, int) or from_version < 1:
-            raise IntegrityError(f"{env.header.topic} has a bad class_version {from_version!r}", code="malformed")
+            raise IntegrityError(f"{topic} has a bad class_version {from_version!r}", code="malformed")
         if from_version > class_version:
             # written by a newer release: decoding it with our older class could silently drop fields
             raise IntegrityError(
-                f"{env.header.topic} v{from_version} was written by a newer flagledger (this node knows up to "
+                f"{topic} v{from_version} was written by a newer flagledger (this node knows up to "
                 f"v{class_version}); upgrade this node, then replay the message (`flagledger consumers replay`)",
                 code="newer_schema",
             )
@@ -206,11 +222,8 @@ class SignedMapper(Mapper[UUID]):
                 from_version += 1
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(
-                f"{env.header.topic} cannot be upcast from v{from_version}: {exc}", code="malformed"
+                f"{topic} cannot be upcast from v{from_version}: {exc}", code="malformed"
             ) from exc
-        event: Any = object.__new__(cls)
-        object.__setattr__(event, "__dict__", state)
-        return cast(DomainEventProtocol[UUID], event)
 
     def _payload(self, env: Envelope) -> Any:
         try:

@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING
 from ledger.app import FlagLedger
 from ledger.envelope import GENESIS
 from ledger.errors import FlagLedgerError
+from ledger.log_rows import LogRow, log_rows
 from ledger.stream_heads import DEFAULT_CAPACITY, StreamHeads
 
 if TYPE_CHECKING:
-    from eventsourcing.persistence import Notification
-
     from ledger.checkpoints import Checkpoint
 
 __all__ = ["Finding", "VerifyReport", "verify_log"]
@@ -80,7 +79,7 @@ def _verify_events(
 ) -> VerifyReport:
     mapper = app.signed_mapper
     # bound once: this loop runs per event (figure "audit verify of the whole log")
-    open_, check_row, verify, decode = mapper.open, mapper.check_row, mapper.verify, mapper.decode
+    open_, check_fields, verify, decodes = mapper.open, mapper.check_fields, mapper.verify, mapper.check_decodes
     get_head, set_head = heads.get, heads.set
     report = VerifyReport()
     last_sig = b""
@@ -88,13 +87,14 @@ def _verify_events(
     end = app.max_position()
     start = 1
     while True:
-        rows = app.recorder.select_notifications(start=start, limit=page)
+        rows = log_rows(app.recorder, start, page)
         for n in rows:
+            _, row_stream, _, version, topic, state = n
             try:
-                env = open_(n.state)
-                check_row(n, env)
+                env = open_(state)
+                check_fields(env, row_stream, version, topic)
                 h = env.header
-                stream = h.stream  # check_row: equal to str(n.originator_id)
+                stream = h.stream  # the row's, as check_fields found
                 head = get_head(stream)
                 expected_version, expected_prev = head if head is not None else _NO_HEAD
                 if h.version != expected_version + 1:
@@ -109,7 +109,7 @@ def _verify_events(
                         "broken_chain",
                     )
                 verify(env)
-                decode(env, n.originator_id)
+                decodes(env)  # check_fields matched the header's stream to str(UUID) of the row's
             except _Bad as bad:
                 report.first_bad = _finding(n, bad.reason, bad.code)
             except FlagLedgerError as exc:
@@ -117,16 +117,16 @@ def _verify_events(
             if report.first_bad is not None:
                 report.events, report.batches = events, batches
                 return report
-            set_head(stream, h.version, env.hash_hex, new=head is None)
+            set_head(stream, version, env.hash_hex, new=head is None)
             events += 1
             if env.seal.signature != last_sig:
                 batches += 1
                 last_sig = env.seal.signature
         if progress is not None and rows:
-            progress(rows[-1].id, end)
+            progress(rows[-1][0], end)
         if len(rows) < page:
             break
-        start = rows[-1].id + 1
+        start = rows[-1][0] + 1
     report.events, report.batches = events, batches
     report.streams = heads.streams
     report.heads_spilled = heads.spilled
@@ -136,8 +136,9 @@ def _verify_events(
 _NO_HEAD = (0, GENESIS)
 
 
-def _finding(n: Notification, reason: str, code: str) -> Finding:
-    return Finding(n.id, str(n.originator_id), n.originator_version, n.topic, reason, code)
+def _finding(n: LogRow, reason: str, code: str) -> Finding:
+    position, stream, stored, version, topic, _ = n
+    return Finding(position, stream if stream is not None else str(stored), version, topic, reason, code)
 
 
 class _Bad(Exception):

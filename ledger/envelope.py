@@ -32,7 +32,7 @@ from typing import Any, Generic, NamedTuple, TypeVar, overload
 from ledger.errors import IntegrityError, SignatureError
 from ledger.merkle import leaf_hash, node_hash
 
-__all__ = ["GENESIS", "Envelope", "Header", "batch_message", "seal_batch"]
+__all__ = ["GENESIS", "Envelope", "Header", "RootMemo", "batch_message", "seal_batch"]
 
 _sha256 = hashlib.sha256
 T = TypeVar("T")
@@ -152,6 +152,15 @@ class Header(NamedTuple):
             raise IntegrityError(f"envelope time {self.time!r} is not ISO 8601", code="malformed") from exc
 
 
+class RootMemo:
+    """The last inclusion-path computation of :meth:`Envelope.batch_root`: (path, state per level, root)."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last: tuple[bytes, list[tuple[int, int, bytes]], bytes] | None = None
+
+
 def batch_message(key_id: str, root: bytes, size: int) -> bytes:
     """What the agency key signs for a sealed batch."""
     return b"flagledger/batch/v1\x00" + key_id.encode() + b"\x00" + root + _U32.pack(size)
@@ -160,7 +169,7 @@ def batch_message(key_id: str, root: bytes, size: int) -> bytes:
 class Seal(NamedTuple):
     """Where an event sits in its sealed batch; ``path`` is its inclusion path, n×32 bytes as stored."""
 
-    index: int
+    leaf_index: int  # (not ``index``: a tuple's method)
     size: int
     path: bytes
     signature: bytes
@@ -192,11 +201,19 @@ class _memo(Generic[T]):
         return value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Envelope:
     header_bytes: bytes
     payload: bytes
     seal: Seal
+
+    def __init__(self, header_bytes: bytes, payload: bytes, seal: Seal) -> None:
+        # the fields straight into __dict__: a frozen dataclass's own __init__ goes through object.__setattr__
+        # for each (once per event read)
+        d = self.__dict__
+        d["header_bytes"] = header_bytes
+        d["payload"] = payload
+        d["seal"] = seal
 
     @_memo
     def header(self) -> Header:
@@ -210,42 +227,70 @@ class Envelope:
     def hash_hex(self) -> str:
         return self.leaf_hash.hex()
 
-    def batch_root(self, nodes: dict[bytes, bytes] | None = None) -> bytes:
+    def batch_root(self, memo: RootMemo | None = None) -> bytes:
         """The Merkle root this event's inclusion path implies (RFC 9162 §2.1.3.2, as ``root_from_inclusion``).
 
-        ``nodes`` memoises interior hashes (``left ‖ right`` → hash) across the events of one batch: their
-        paths share upper nodes, so a batch of n costs about n hashes instead of n·log n (figure "audit
-        verify"). A memo only ever holds true SHA-256 results, so it cannot change any outcome.
+        ``memo`` keeps the last computation made with it. Its state at each level (index and last index
+        at that level, node hash) plus the rest of its path are all the rest of the computation depends
+        on: where this event's state and path suffix are the same, the rest is the same computation, so
+        its root is taken as computed. Events of one batch read in order meet at their common ancestor
+        (about two hashes each instead of log₂ n; figures "audit verify", "ingest"), and whatever the
+        memo holds, the outcome is the one computing every level gives.
         """
         s = self.seal
-        fn, sn = s.index, s.size - 1
+        fn, sn = s.leaf_index, s.size - 1
         if not 0 <= fn <= sn:
             raise SignatureError("seal index outside its batch", code="malformed")
         r = self.leaf_hash
         path = s.path
-        for at in range(0, len(path), 32):
+        last = memo.last if memo is not None else None  # one read: a consistent snapshot across threads
+        done: list[tuple[int, int, bytes]]
+        if last is None:
+            lpath, done, lroot = b"", [], b""
+        else:
+            lpath, done, lroot = last
+        known = len(done)
+        steps: list[tuple[int, int, bytes]] = []
+        for level, at in enumerate(range(0, len(path), 32)):
+            if level < known:
+                d = done[level]
+                if d[2] == r and d[0] == fn and d[1] == sn and path[at:] == lpath[at:]:
+                    steps += done[level:]  # the rest is the memo's computation, input for input
+                    root = lroot
+                    break
             if sn == 0:
                 raise SignatureError("malformed batch inclusion path (too long)", code="malformed")
+            steps.append((fn, sn, r))
             p = path[at : at + 32]
-            if fn & 1 or fn == sn:
-                pair = p + r
+            if (
+                level < known
+                and d[0] == fn ^ 1
+                and d[1] == sn
+                and d[2] == p
+                and lpath[at : at + 32] == r
+            ):
+                # the memo's node here was our sibling and combined with us: its parent is the one we make
+                r = done[level + 1][2] if level + 1 < known else lroot
+                if fn & 1 or fn == sn:
+                    while not fn & 1 and fn != 0:
+                        fn >>= 1
+                        sn >>= 1
+            elif fn & 1 or fn == sn:
+                r = _sha256(b"\x01" + p + r).digest()
                 while not fn & 1 and fn != 0:
                     fn >>= 1
                     sn >>= 1
             else:
-                pair = r + p
-            if nodes is None:
-                r = _sha256(b"\x01" + pair).digest()
-            else:
-                known = nodes.get(pair)
-                if known is None:
-                    known = nodes[pair] = _sha256(b"\x01" + pair).digest()
-                r = known
+                r = _sha256(b"\x01" + r + p).digest()
             fn >>= 1
             sn >>= 1
-        if sn != 0:
-            raise SignatureError("malformed batch inclusion path (too short)", code="malformed")
-        return r
+        else:
+            if sn != 0:
+                raise SignatureError("malformed batch inclusion path (too short)", code="malformed")
+            root = r
+        if memo is not None:
+            memo.last = (path, steps, root)
+        return root
 
     def check_digest(self) -> None:
         if hashlib.sha256(self.payload).hexdigest() != self.header.digest:
@@ -260,7 +305,7 @@ class Envelope:
                 self.header_bytes,
                 _U32.pack(len(self.payload)),
                 self.payload,
-                _SEAL.pack(s.index, s.size, len(s.path) // 32),
+                _SEAL.pack(s.leaf_index, s.size, len(s.path) // 32),
                 s.path,
                 s.signature,
             )

@@ -29,7 +29,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
 from ledger.cipher import reuse_key_schedule
-from ledger.envelope import GENESIS, Envelope, Header, batch_message, seal_batch
+from ledger.envelope import GENESIS, Envelope, Header, RootMemo, seal_batch
 from ledger.errors import ChainError, ConfigurationError, IntegrityError, SignatureError, UntrustedKeyError
 from ledger.merkle import leaf_hash
 from ledger.signing import KeyRing, Signer
@@ -58,9 +58,8 @@ class SignedMapper(Mapper[UUID]):
         super().__init__(transcoder=transcoder, compressor=compressor, cipher=reuse_key_schedule(cipher))
         self.keyring = keyring if keyring is not None else KeyRing()
         self.signers: dict[str, Signer] = signers if signers is not None else {}
-        # interior Merkle hashes of the batch being read (see Envelope.batch_root); reset per signature
-        self._nodes: dict[bytes, bytes] = {}
-        self._nodes_of = b""
+        # the last batch root computed on reading (see Envelope.batch_root)
+        self._roots = RootMemo()
 
     # -- writing -------------------------------------------------------------------------------
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
@@ -165,23 +164,19 @@ class SignedMapper(Mapper[UUID]):
         if _sha256(env.payload).hexdigest() != h.digest:  # Envelope.check_digest, inlined (once per event read)
             raise SignatureError("payload does not match the signed digest")
         seal = env.seal
-        nodes = self._nodes
-        if seal.signature != self._nodes_of or len(nodes) > 4 * seal.size + 64:
-            nodes = self._nodes = {}
-            self._nodes_of = seal.signature
-        message = batch_message(h.key_id, env.batch_root(nodes), seal.size)
-        self.keyring.verify(h.origin, h.key_id, h.timestamp, message, seal.signature)
+        root = env.batch_root(self._roots)
+        self.keyring.verify_root(h.origin, h.key_id, h.timestamp, root, seal.size, seal.signature)
 
     def check_row(self, stored: StoredEvent, env: Envelope) -> None:
+        self.check_fields(env, str(stored.originator_id), stored.originator_version, stored.topic)
+
+    @staticmethod
+    def check_fields(env: Envelope, stream: str | None, version: int, topic: str) -> None:
+        """The row's columns (stream as ``str(UUID)``; None: the stored id is no UUID) must be its signed header's."""
         h = env.header
-        if (
-            h.version != stored.originator_version
-            or h.topic != stored.topic
-            or h.stream != str(stored.originator_id)
-        ):
+        if h.version != version or h.topic != topic or h.stream != stream:
             raise ChainError(
-                f"row ({stored.originator_id}, v{stored.originator_version}) does not match its signed "
-                f"header ({h.stream}, v{h.version})"
+                f"row ({stream}, v{version}) does not match its signed header ({h.stream}, v{h.version})"
             )
 
     def decode(self, env: Envelope, originator_id: UUID | None = None) -> DomainEventProtocol[UUID]:
@@ -204,6 +199,23 @@ class SignedMapper(Mapper[UUID]):
         event: Any = _new_object(cls)
         _set_attr(event, "__dict__", state)
         return cast(DomainEventProtocol[UUID], event)
+
+    def check_decodes(self, env: Envelope) -> None:
+        """Raise what :meth:`decode` raises, without building the event (``audit verify``).
+
+        Only for an envelope whose header the caller matched to a stored row (:meth:`check_fields` with the
+        row's stream as ``str(UUID)``): its stream is then a UUID's text, the one check of decode left out.
+        """
+        h = env.header
+        try:
+            cls = resolve_topic(h.topic)
+        except (TopicError, ValueError) as exc:
+            raise IntegrityError(f"unknown event topic or stream: {exc}", code="malformed") from exc
+        if not isinstance(cls, type) or not isinstance(state := self._payload(env), dict):
+            raise IntegrityError(f"{h.topic} is not an event with a mapping payload", code="malformed")
+        from_version = state.get("class_version", 1)
+        if type(from_version) is not int or from_version != getattr(cls, "class_version", 1):
+            self.decode(env)  # upcast (which may fail) or refuse, exactly as decode does
 
     @staticmethod
     def _upcast(topic: str, cls: type, state: dict[str, Any], from_version: Any, class_version: int) -> None:

@@ -201,10 +201,10 @@ class SignedMapper(Mapper[UUID]):
         return cast(DomainEventProtocol[UUID], event)
 
     def check_decodes(self, env: Envelope) -> None:
-        """Raise what :meth:`decode` raises, without building the event (``audit verify``).
+        """Raise what :meth:`decode` raises, without building the event (``audit verify``, ``ingest_many``).
 
-        Only for an envelope whose header the caller matched to a stored row (:meth:`check_fields` with the
-        row's stream as ``str(UUID)``): its stream is then a UUID's text, the one check of decode left out.
+        Only for an envelope whose stream the caller knows to be a UUID's text (``UUID(header.stream)``
+        parsed, or :meth:`check_fields` matched it to a row's ``str(UUID)``): the one check of decode left out.
         """
         h = env.header
         try:

@@ -21,6 +21,7 @@ from eventsourcing.persistence import (
     Cipher,
     Compressor,
     EventStore,
+    JSONTranscoder,
     Mapper,
     Recording,
     StoredEvent,
@@ -60,6 +61,10 @@ class SignedMapper(Mapper[UUID]):
         self.signers: dict[str, Signer] = signers if signers is not None else {}
         # the last batch root computed on reading (see Envelope.batch_root)
         self._roots = RootMemo()
+        # the library's JSON transcoder's own scanner (its object hook decodes the transcoded values)
+        self._scan: Callable[[str, int], tuple[Any, int]] | None = (
+            cast(Any, self.transcoder.decoder).scan_once if type(self.transcoder) is JSONTranscoder else None
+        )
 
     # -- writing -------------------------------------------------------------------------------
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
@@ -238,6 +243,18 @@ class SignedMapper(Mapper[UUID]):
             ) from exc
 
     def _payload(self, env: Envelope) -> Any:
+        scan = self._scan
+        if scan is not None:
+            # JSONDecoder.decode without its two Python frames and whitespace matching: a payload that
+            # scans whole from its first character is decoded, hooks and all, exactly as decode() would
+            # (~0.6 µs of ~3 per event read); anything else goes to the transcoder, which decides as before
+            try:
+                text = env.payload.decode()
+                value, end = scan(text, 0)
+                if end == len(text):
+                    return value
+            except Exception:  # decode() below raises (or not) exactly as it always did
+                pass
         try:
             return self.transcoder.decode(env.payload)
         except Exception as exc:

@@ -121,3 +121,27 @@ def test_decode_with_the_rows_stream_is_decode(node: Node) -> None:
         assert type(a) is type(b) and vars(a) == vars(b)
     with contextlib.suppress(FlagLedgerError):
         mapper.decode(_forged(env, header={"stream": "not-a-uuid"}))
+
+
+MORE_PAYLOADS = [b" {}", b"{} ", b"{}x", b"{}{}", b"", b"\xef\xbb\xbf{}", b'{"a": NaN}', b'{"a": 1e400}',
+                 b'{"a": "\\u00e9", "b": [1, {"_type_": "uuid_hex", "_data_": "00000000000000000000000000000001"}]}',
+                 b'{"_type_": "uuid_hex", "_data_": "zz"}', b'{"_type_": "uuid_hex", "_data_": 1}',
+                 b'{"_type_": "decimal_str", "_data_": "1.5", "x": 1}', b'"\\ud800"', b"[1, 2", b"1", b"true",
+                 b'{"x": "\x01"}', "{\"x\": \"児童手当\"}".encode(), "{\"x\": \"児童手当\"}".encode("utf-16")]
+
+
+def test_payload_scan_decodes_as_the_transcoder(node: Node) -> None:
+    mapper = node.app.signed_mapper
+    assert mapper._scan is not None  # the fast path is in use with the library's JSON transcoder
+    env = next(iter(node.app.envelopes()))[2]
+    for payload in [e.payload for _, _, e in node.app.envelopes()] + PAYLOADS + MORE_PAYLOADS:
+        forged = Envelope(env.header_bytes, payload, env.seal)
+        try:
+            expected: Any = ("ok", mapper.transcoder.decode(payload))
+        except Exception as exc:
+            expected = ("refused", f"payload of {env.header.topic} cannot be decoded: {exc}")
+        try:
+            got: Any = ("ok", mapper._payload(forged))
+        except FlagLedgerError as exc:
+            got = ("refused", str(exc))
+        assert got == expected, payload

@@ -362,6 +362,6 @@ class SignedEventStore(EventStore[UUID]):
                 prev = env.hash_hex
                 expected += 1
             self.mapper.verify(env)
-            yield self.mapper.decode(env)
+            yield self.mapper.decode(env, row.originator_id)  # check_row: the header names str() of it
         if check_chain and env is not None:
             self.remember(originator_id, (env.header.version, env.hash_hex))

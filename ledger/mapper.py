@@ -362,6 +362,8 @@ class SignedEventStore(EventStore[UUID]):
                 prev = env.hash_hex
                 expected += 1
             self.mapper.verify(env)
-            yield self.mapper.decode(env, row.originator_id)  # check_row: the header names str() of it
+            # check_row: the header names str() of the row's UUID, which decode would otherwise parse again
+            oid = row.originator_id
+            yield self.mapper.decode(env, oid if isinstance(oid, UUID) else None)
         if check_chain and env is not None:
             self.remember(originator_id, (env.header.version, env.hash_hex))

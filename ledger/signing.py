@@ -96,7 +96,7 @@ class KeyRing:
     cache_size: int = 4096
     # (key id, root, size, signature) of the last batch verify_root verified: its next events skip building
     # the batch message and the cache look-up (figures "audit verify", "ingest")
-    _last_root: tuple[str, bytes, int, bytes] | None = None
+    _last_root: tuple[str, bytes, int, bytes] | None = field(default=None, compare=False, repr=False)
 
     def add(self, record: KeyRecord) -> None:
         if record.key_id != key_id_for(record.agency, bytes.fromhex(record.public_hex)):

@@ -47,6 +47,9 @@ class Outcome:
     applied: int = 0  # events appended, including held ones released by this one
 
 
+_APPLIED_ONE = Outcome("applied", applied=1)  # immutable: one instance serves every event applied alone
+
+
 class PendingStore:
     """Events that arrived ahead of a gap in their stream, kept until the missing ones arrive."""
 
@@ -99,19 +102,27 @@ class PendingStore:
             return [(str(s), int(v)) for s, v in rows]
 
 
-def _check_schema(env: Envelope) -> None:
-    """The topic must name a shared event class of ours; anything else is a schema violation."""
+# topics found to name a shared flagledger event class: a fact of this code, not of any message, so it is
+# kept for the life of the process (a topic failing the check is checked again each time, and refused)
+_shared_topics: set[str] = set()
+
+
+def _check_schema(env: Envelope) -> UUID:
+    """The topic must name a shared event class of ours and the stream a UUID (returned); anything else is a
+    schema violation (``FlagLedgerError`` with code ``schema``, or ``ValueError`` for the stream)."""
     topic = env.header.topic
-    if not topic.startswith("ledger.domain.") or ":" not in topic:
-        raise FlagLedgerError(f"topic {topic!r} is not a flagledger event", code="schema")
-    try:
-        resolve_topic(topic)
-        local = is_local_only(topic)
-    except Exception as exc:  # the library raises TopicError / ValueError / AttributeError
-        raise FlagLedgerError(f"unknown event topic {topic!r}", code="schema") from exc
-    if local:
-        raise FlagLedgerError(f"{topic} is local-only and must never be published", code="schema")
-    UUID(env.header.stream)
+    if topic not in _shared_topics:
+        if not topic.startswith("ledger.domain.") or ":" not in topic:
+            raise FlagLedgerError(f"topic {topic!r} is not a flagledger event", code="schema")
+        try:
+            resolve_topic(topic)
+            local = is_local_only(topic)
+        except Exception as exc:  # the library raises TopicError / ValueError / AttributeError
+            raise FlagLedgerError(f"unknown event topic {topic!r}", code="schema") from exc
+        if local:
+            raise FlagLedgerError(f"{topic} is local-only and must never be published", code="schema")
+        _shared_topics.add(topic)
+    return UUID(env.header.stream)
 
 
 def ingest(app: FlagLedger, raw: bytes, pending: PendingStore | None = None) -> Outcome:
@@ -119,9 +130,9 @@ def ingest(app: FlagLedger, raw: bytes, pending: PendingStore | None = None) -> 
     try:
         env = Envelope.from_bytes(raw)
         h = env.header
-        _check_schema(env)
+        stream = _check_schema(env)
         app.signed_mapper.verify(env)
-        event = app.signed_mapper.decode(env)
+        event = app.signed_mapper.decode(env, stream)
         if h.origin in app.hosted:
             # our own event read back from the topic: skipped only if it is the very event our log holds
             # (a forgery naming a hosted agency would otherwise vanish without being parked)
@@ -135,7 +146,6 @@ def ingest(app: FlagLedger, raw: bytes, pending: PendingStore | None = None) -> 
             f"agency {h.origin} is on hold ({held}); after `flagledger audit release {h.origin}` replay this",
             "agency_held",
         )
-    stream = UUID(h.stream)
     head = app.signed_store.head(stream)
     head_version, head_hash = head if head is not None else (0, GENESIS)
     if h.version <= head_version:
@@ -159,7 +169,7 @@ def ingest(app: FlagLedger, raw: bytes, pending: PendingStore | None = None) -> 
             check_incoming(app, env, event)
         except IntegrityError as exc:
             return _hold_on_checkpoint_fork(app, env, Outcome("parked", str(exc), exc.code))
-    applied = _append(app, env, raw)
+    applied = _append(app, env, raw, stream)
     if pending is not None:
         applied += _release_waiting(app, pending, h.stream, h.version + 1)
     return Outcome("applied", applied=applied)
@@ -221,9 +231,9 @@ def _duplicate_or_fork(app: FlagLedger, env: Envelope) -> Outcome:
     )
 
 
-def _append(app: FlagLedger, env: Envelope, raw: bytes) -> int:
+def _append(app: FlagLedger, env: Envelope, raw: bytes, stream: UUID) -> int:
     h = env.header
-    stored = StoredEvent(UUID(h.stream), h.version, h.topic, app.signed_mapper.protect(raw))
+    stored = StoredEvent(stream, h.version, h.topic, app.signed_mapper.protect(raw))
     try:
         app.recorder.insert_events([stored])
     except LibIntegrityError as exc:  # a concurrent ingest of the same event: the unique key refuses the second
@@ -233,7 +243,7 @@ def _append(app: FlagLedger, env: Envelope, raw: bytes) -> int:
             f"could not append v{h.version} of stream {h.stream}: {exc}; nothing was kept — the message is "
             "delivered again once the database is back"
         ) from exc
-    app.signed_store.remember(UUID(h.stream), (h.version, env.hash_hex))
+    app.signed_store.remember(stream, (h.version, env.hash_hex))
     if h.topic.startswith("ledger.domain.keys:"):
         app.apply_key_events([(env, stored)])
     return 1
@@ -250,7 +260,7 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
     first), each staged event is decided again on its own.
     """
     out: list[Outcome] = []
-    staged: list[tuple[int, Envelope, bytes]] = []
+    staged: list[tuple[int, Envelope, bytes, UUID]] = []
     staged_hash: dict[tuple[str, int], bytes] = {}
     heads: dict[UUID, tuple[int, str]] = {}
     waiting = set(pending.waiting()) if pending is not None else set()
@@ -264,23 +274,22 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
     def flush() -> None:
         if not staged:
             return
-        mapper = app.signed_mapper
-        rows = [
-            StoredEvent(UUID(e.header.stream), e.header.version, e.header.topic, mapper.protect(r))
-            for _, e, r in staged
-        ]
+        protect = app.signed_mapper.protect
+        rows = [StoredEvent(stream, e.header.version, e.header.topic, protect(r)) for _, e, r, stream in staged]
         try:
             app.recorder.insert_events(rows)
         except Exception:  # decided again one by one: duplicates and forks are named as ingest names them
-            for index, _, r in staged:
+            for index, _, r, _ in staged:
                 out[index] = ingest(app, r, pending)
         else:
-            for _, e, _ in staged:
-                app.signed_store.remember(UUID(e.header.stream), (e.header.version, e.hash_hex))
+            remember = app.signed_store.remember
+            for _, e, _, stream in staged:
+                remember(stream, (e.header.version, e.hash_hex))
         staged.clear()
         staged_hash.clear()
         heads.clear()
 
+    verify, check_decodes = app.signed_mapper.verify, app.signed_mapper.check_decodes
     for raw in raws:
         try:
             env = Envelope.from_bytes(raw)
@@ -300,13 +309,12 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
                 waiting = set(pending.waiting()) if pending is not None else set()
                 held.clear()
                 continue
-            _check_schema(env)
-            app.signed_mapper.verify(env)
-            app.signed_mapper.decode(env)
+            stream = _check_schema(env)
+            verify(env)
+            check_decodes(env)  # (the stream is a UUID: _check_schema parsed it)
         except (FlagLedgerError, ValueError) as exc:
             out.append(Outcome("parked", str(exc), getattr(exc, "code", "malformed")))
             continue
-        stream = UUID(h.stream)
         head = heads.get(stream)
         if head is None and h.version > 1:
             # a first event is staged unread: if its stream exists after all, the store's unique key
@@ -333,9 +341,9 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
             out.append(Outcome("parked", f"v{h.version} of stream {h.stream} does not chain to v{head_version}",
                                "fork"))
         else:
-            staged.append((len(out), env, raw))
+            staged.append((len(out), env, raw, stream))
             staged_hash[(h.stream, h.version)] = env.leaf_hash
             heads[stream] = (h.version, env.hash_hex)
-            out.append(Outcome("applied", applied=1))
+            out.append(_APPLIED_ONE)
     flush()
     return out

@@ -14,10 +14,12 @@ stream version (our ``StateConflict``), and the notification ids returned in the
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
@@ -51,15 +53,16 @@ class BinaryInsertRecorder(PostgresApplicationRecorder):
         ``pg_type``, "relation … already exists") even though every statement is idempotent; a short retry
         sees the other's tables.
         """
-        for attempt in range(6):
+        for attempt in range(10):
             try:
                 super().create_table()
                 return
-            except PersistenceError as exc:
+            except (PersistenceError, psycopg.Error) as exc:  # register_type_adapters raises psycopg's own
                 text = str(exc)
-                if attempt == 5 or not any(m in text for m in ("concurrently", "duplicate key", "already exists")):
+                if attempt == 9 or not any(m in text for m in ("concurrently", "duplicate key", "already exists")):
                     raise
-            time.sleep(0.05 * (attempt + 1))
+            # jittered: openers that collided once would otherwise collide again in step
+            time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

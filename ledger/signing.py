@@ -15,6 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ledger.envelope import batch_message
 from ledger.errors import ConfigurationError, SignatureError, UntrustedKeyError
 
 __all__ = ["KeyRecord", "KeyRing", "Signer", "key_id_for", "public_key_from_hex"]
@@ -93,6 +94,9 @@ class KeyRing:
     _public: dict[str, Ed25519PublicKey] = field(default_factory=dict)
     _verified: dict[tuple[str, bytes, bytes], None] = field(default_factory=dict)
     cache_size: int = 4096
+    # (key id, root, size, signature) of the last batch verify_root verified: its next events skip building
+    # the batch message and the cache look-up (figures "audit verify", "ingest")
+    _last_root: tuple[str, bytes, int, bytes] | None = field(default=None, compare=False, repr=False)
 
     def add(self, record: KeyRecord) -> None:
         if record.key_id != key_id_for(record.agency, bytes.fromhex(record.public_hex)):
@@ -115,6 +119,7 @@ class KeyRing:
         rec = self.get(key_id)
         self._records[key_id] = replace(rec, revoked_from=effective_from, revocation_reason=reason)
         self._verified.clear()
+        self._last_root = None
 
     def get(self, key_id: str) -> KeyRecord:
         try:
@@ -166,3 +171,12 @@ class KeyRing:
         if len(self._verified) >= self.cache_size:
             self._verified.pop(next(iter(self._verified)))
         self._verified[cache_key] = None
+
+    def verify_root(self, agency: str, key_id: str, at: datetime, root: bytes, size: int, signature: bytes) -> None:
+        """:meth:`verify` of a sealed batch's message (:func:`ledger.envelope.batch_message`)."""
+        last = self._last_root
+        if last is not None and last[3] == signature and last[1] == root and last[0] == key_id and last[2] == size:
+            self.check_key(agency, key_id, at)  # verified for this very message: only the key's validity at ``at``
+            return
+        self.verify(agency, key_id, at, batch_message(key_id, root, size), signature)
+        self._last_root = (key_id, root, size, signature)

@@ -41,12 +41,16 @@ class StreamHeads:
         return (int(row[0]), str(row[1])) if row is not None else None
 
     def set(self, stream: str, version: int, hash_hex: str, *, new: bool) -> None:
-        """Record the stream's new head; ``new``: ``get`` found none (counts the stream)."""
+        """Record the stream's new head, after ``get`` of it; ``new``: ``get`` found none (counts the stream).
+
+        ``get`` made a cached head the most recent; a head not cached goes in as the most recent, so the
+        order needs no move here (one per event of ``audit verify``).
+        """
         if new:
             self.streams += 1
-        self._hot[stream] = (version, hash_hex)
-        self._hot.move_to_end(stream)
-        if len(self._hot) > self.capacity:
+        hot = self._hot
+        hot[stream] = (version, hash_hex)
+        if len(hot) > self.capacity:
             self._spill(max(1, self.capacity // 4))
 
     def _spill(self, count: int) -> None:

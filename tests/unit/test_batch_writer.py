@@ -83,7 +83,7 @@ def test_envelopes_are_byte_identical_to_seal_batch_and_verify() -> None:
             raw = envelope_bytes(headers[i], payloads[i], i, n, paths[i], signature)
             assert raw == env.to_bytes()
             back = Envelope.from_bytes(raw)
-            assert back.seal == Seal(i, n, tuple(paths[i][k : k + 32] for k in range(0, len(paths[i]), 32)), signature)
+            assert back.seal == Seal(i, n, bytes(paths[i]), signature)
             assert back.batch_root() == root
             signer.public_key.verify(back.seal.signature, batch_message(signer.key_id, back.batch_root(), n))
 

@@ -145,6 +145,7 @@ class LeakMachine(RuleBasedStateMachine):
     armed_checks: ClassVar[int] = 0  # invariant checks made while protection was in scope
     protected_histories: ClassVar[int] = 0
     started: ClassVar[float] = 0.0
+    restarts: ClassVar[int] = 0  # hypothesis engines restarted after FlakyStrategyDefinition (long runs)
     progress_extra: ClassVar[Callable[[], str]] = staticmethod(lambda: "")
     counter = itertools.count()
 
@@ -502,7 +503,8 @@ class LeakMachine(RuleBasedStateMachine):
                 f.write(f"histories={LeakMachine.histories} with_protection_and_flight="
                         f"{LeakMachine.protected_histories} steps={LeakMachine.steps} "
                         f"armed_checks={LeakMachine.armed_checks} leaks=0 "
-                        f"seconds={time.perf_counter() - LeakMachine.started:.0f} {LeakMachine.progress_extra()}\n")
+                        f"seconds={time.perf_counter() - LeakMachine.started:.0f} "
+                        f"engine_restarts={LeakMachine.restarts} {LeakMachine.progress_extra()}\n")
 
 
 QUERIER_MESSAGES = {

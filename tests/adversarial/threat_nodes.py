@@ -32,7 +32,6 @@ procedure, subject — while no other agency's queue and no counter clerk's queu
 from __future__ import annotations
 
 import dataclasses
-import random
 from dataclasses import dataclass
 from typing import ClassVar
 from uuid import UUID
@@ -188,20 +187,25 @@ class NodesLeakMachine(LeakMachine):
         self._step()
         self.deliver_to(dst, picks)
 
-    @rule(dst=st.integers(0, 2), rnd=st.randoms(use_true_random=False), reverse=st.booleans())
-    def deliver_out_of_order(self, dst: int, rnd: random.Random, reverse: bool) -> None:
-        """Part of what is in flight to one node arrives shuffled or reversed (later events of a stream first)."""
+    @rule(dst=st.integers(0, 2), keys=st.lists(st.integers(0, 1000), min_size=1, max_size=12), reverse=st.booleans())
+    def deliver_out_of_order(self, dst: int, keys: list[int], reverse: bool) -> None:
+        """Part of what is in flight to one node arrives shuffled or reversed (later events of a stream first).
+
+        The order comes from ``keys``, drawn whatever the queue holds: hypothesis replays a history only if
+        its draws do not depend on state shared between histories (``st.randoms`` drew once per queued
+        message, and the long run stopped with FlakyStrategyDefinition).
+        """
         self._step()
         self.collect()
         queue = self.network.inflight[dst]
         if not queue:
             return
-        chosen = list(range(len(queue)))
+        n = len(queue)
+        take = min(len(keys), n)
         if reverse:
-            chosen.reverse()
+            chosen = list(range(n - 1, n - 1 - take, -1))  # the latest messages, newest first
         else:
-            rnd.shuffle(chosen)
-        chosen = chosen[: rnd.randint(1, len(chosen))]
+            chosen = sorted(range(n), key=lambda i: (keys[i % len(keys)], -i))[:take]
         batch = [queue[i] for i in chosen]
         for i in sorted(chosen, reverse=True):
             del queue[i]

@@ -6,6 +6,7 @@ CI runs a handful of histories; the long job (``-m long``) runs ``FLAGLEDGER_NOD
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ledger.bootstrap import Node, init_node
-from tests.adversarial.test_leak_freedom import run_histories
+from tests.adversarial.test_leak_freedom import ROTATE_EVERY, run_histories
 from tests.adversarial.threat import AGENCIES, prepare_node
 from tests.adversarial.threat_nodes import LAYOUT, NodesLeakMachine, fresh_network
 from tests.support.trust import trust_everyone
@@ -23,10 +24,9 @@ CI_HISTORIES = int(os.environ.get("FLAGLEDGER_CI_NODE_HISTORIES", "4"))
 LONG_HISTORIES = int(os.environ.get("FLAGLEDGER_NODE_HISTORIES", "10000"))
 
 
-@pytest.fixture(scope="module")
-def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
-    """Nodes {A, D}, {B, E}, {C}: one pseudonym secret, every key vouched for, all histories share them."""
-    root = tmp_path_factory.mktemp("leak-nodes")
+def fresh_nodes(root: Path) -> list[Node]:
+    """Nodes {A, D}, {B, E}, {C}: one pseudonym secret, every key vouched for, shared by a run's histories."""
+    root.mkdir(parents=True, exist_ok=True)
     key = root / "pseudonym.key"
     key.write_text(secrets.token_hex(32))
     specs = {a.code: a for a in AGENCIES}
@@ -37,10 +37,19 @@ def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]
     trust_everyone(nodes)
     NodesLeakMachine.nodes = nodes
     NodesLeakMachine.net = fresh_network(nodes)
-    yield nodes
-    NodesLeakMachine.nodes = NodesLeakMachine.net = None
-    for node in nodes:
+    return nodes
+
+
+def close_nodes() -> None:
+    for node in NodesLeakMachine.nodes or []:
         node.close()
+    NodesLeakMachine.nodes = NodesLeakMachine.net = None
+
+
+@pytest.fixture(scope="module")
+def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]]:
+    yield fresh_nodes(tmp_path_factory.mktemp("leak-nodes"))
+    close_nodes()  # the latest three (the long run rotates them)
 
 
 def network_line() -> str:
@@ -54,7 +63,14 @@ def test_generated_histories_across_three_nodes_leak_nothing(three_nodes: list[N
 
 
 @pytest.mark.long
-def test_ten_thousand_histories_across_three_nodes_leak_nothing(three_nodes: list[Node]) -> None:
+def test_ten_thousand_histories_across_three_nodes_leak_nothing(three_nodes: list[Node], tmp_path: Path) -> None:
     """The long job: FLAGLEDGER_NODE_HISTORIES histories (default 10,000) of up to 30 steps each."""
     out = os.environ.get("FLAGLEDGER_HISTORIES_REPORT")
-    run_histories(LONG_HISTORIES, 30, Path(out) if out else None, machine=NodesLeakMachine, extra=network_line)
+    fresh = itertools.count(1)
+
+    def rotate() -> None:
+        close_nodes()
+        fresh_nodes(tmp_path / f"nodes{next(fresh)}")
+
+    run_histories(LONG_HISTORIES, 30, Path(out) if out else None, machine=NodesLeakMachine, extra=network_line,
+                  rotate=rotate, segment=ROTATE_EVERY)

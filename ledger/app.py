@@ -323,15 +323,8 @@ class FlagLedger(Application[UUID]):
         return self.load(Staff, Staff.create_id(agency, who), f"staff member {agency}/{who}")
 
     def authorise(self, actor: Actor, action: Action) -> tuple[Agency, Staff]:
-        if actor.agency not in self.hosted:
-            raise PermissionDenied(f"agency {actor.agency} is not hosted on this node", code="foreign_agency")
+        member = self._active_member(actor)
         agency = self.agency(actor.agency)
-        try:
-            member = self.staff(actor.agency, actor.staff)
-        except NotFoundError:
-            raise PermissionDenied(f"{actor} is not enrolled", code="unknown_staff") from None
-        if not member.active:
-            raise PermissionDenied(f"{actor} is deactivated", code="inactive_staff")
         if not agency.allows(set(member.roles), action):
             raise PermissionDenied(
                 f"{actor} (roles: {', '.join(member.roles) or 'none'}) "
@@ -370,7 +363,7 @@ class FlagLedger(Application[UUID]):
         if refused is not None:
             raise PermissionDenied(str(refused), code=refused.code)
 
-    def _active_member(self, actor: Actor) -> None:
+    def _active_member(self, actor: Actor) -> Staff:
         if actor.agency not in self.hosted:
             raise PermissionDenied(f"agency {actor.agency} is not hosted on this node", code="foreign_agency")
         try:
@@ -379,6 +372,7 @@ class FlagLedger(Application[UUID]):
             raise PermissionDenied(f"{actor} is not enrolled", code="unknown_staff") from None
         if not member.active:
             raise PermissionDenied(f"{actor} is deactivated", code="inactive_staff")
+        return member
 
     # -- set-up ---------------------------------------------------------------------------------
     def register_agency(

@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Boolean, Column, Connection, Engine, Integer, MetaData, String, Table, event, select
 
-from projections.base import create_engine, upsert
-from projections.page import PageWriter, _driver, _upsert_construct
+from projections.base import create_engine
+from projections.page import _driver, _upsert_construct
+from tests.support.page_ops import apply_ops, start_page
 from tests.support.postgres import temp_database
 
 meta = MetaData()
@@ -70,25 +71,8 @@ def test_driver_writes_equal_sqlalchemy_writes(engine: Engine) -> None:
     @given(existing=st.lists(keys, max_size=4, unique=True), batch=ops)
     def check(existing: list[tuple[str, int]], batch: list[Any]) -> None:
         with engine.begin() as conn:
-            for t in (plain, paged):
-                conn.execute(t.delete())
-                for a, b in existing:
-                    conn.execute(t.insert().values(a=a, b=b, x="old", y=-1, z=True))
-            w = PageWriter(conn)
-            for op, (a, b), vals in batch:
-                key = {"a": a, "b": b}
-                if op == "upsert":
-                    upsert(conn, plain, [{**key, **vals}], ["a", "b"])
-                    w.upsert(paged, {**key, **vals})
-                elif op == "update":
-                    conn.execute(plain.update().where((plain.c.a == a) & (plain.c.b == b)).values(**vals))
-                    w.update(paged, key, vals)
-                elif op == "delete":
-                    conn.execute(plain.delete().where((plain.c.a == a) & (plain.c.b == b)))
-                    w.delete(paged, key)
-                else:
-                    w.flush()
-            w.flush()
+            w = start_page(conn, plain, paged, existing, x="old", y=-1, z=True)
+            apply_ops(conn, w, plain, paged, batch)
             assert rows(conn, paged) == rows(conn, plain)
 
     check()

@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, select
 
-from projections.base import create_engine, upsert
+from projections.base import create_engine
 from projections.page import PageWriter
+from tests.support.page_ops import apply_ops, start_page
 
 meta = MetaData()
 plain = Table("plain", meta, Column("a", String(4), primary_key=True), Column("b", Integer, primary_key=True),
@@ -49,27 +50,8 @@ def test_folded_writes_equal_writes_one_by_one(tmp_path: Path) -> None:
     @given(existing=st.lists(keys, max_size=4, unique=True), batch=ops)
     def check(existing: list[tuple[str, int]], batch: list[Any]) -> None:
         with engine.begin() as conn:
-            for t in (plain, paged):
-                conn.execute(t.delete())
-                for a, b in existing:  # rows from earlier pages
-                    conn.execute(t.insert().values(a=a, b=b, x="old", y=-1))
-            w = PageWriter(conn)
-            for op, (a, b), vals in batch:
-                key = {"a": a, "b": b}
-                if op == "upsert":
-                    upsert(conn, plain, [{**key, **vals}], ["a", "b"])
-                    w.upsert(paged, {**key, **vals})
-                elif op == "update":
-                    conn.execute(plain.update().where((plain.c.a == a) & (plain.c.b == b)).values(**vals))
-                    w.update(paged, key, vals)
-                elif op == "delete":
-                    conn.execute(plain.delete().where((plain.c.a == a) & (plain.c.b == b)))
-                    w.delete(paged, key)
-                elif op == "read":
-                    assert rows(w.conn, paged) == rows(conn, plain), "a read missed an earlier write"
-                else:
-                    w.flush()
-            w.flush()
+            w = start_page(conn, plain, paged, existing, x="old", y=-1)
+            apply_ops(conn, w, plain, paged, batch)
             assert rows(conn, paged) == rows(conn, plain)
 
     check()

@@ -138,13 +138,14 @@ class FlagStateProjection(Projection):
                     )
                     .values(active=False, released_at=at)
                 )
-                conn.execute(
-                    national_flags.delete().where(
-                        (national_flags.c.person == person)
-                        & (national_flags.c.flag == flag)
-                        & (national_flags.c.agency == agency)
+                if not self._still_held(conn, agency, flag, person):
+                    conn.execute(
+                        national_flags.delete().where(
+                            (national_flags.c.person == person)
+                            & (national_flags.c.flag == flag)
+                            & (national_flags.c.agency == agency)
+                        )
                     )
-                )
                 kind, review = "release", None
             conn.execute(
                 flag_history.insert().values(
@@ -159,6 +160,25 @@ class FlagStateProjection(Projection):
                     review_date=review,
                 )
             )
+
+    @staticmethod
+    def _still_held(conn: Connection, agency: str, flag: str, person: str) -> bool:
+        """Whether ``agency`` still holds ``flag`` on another of the person's numbers.
+
+        Streams are ordered one by one, not with each other: the release of an old number's protection may
+        reach a node after the same agency protected the person's new number (seen in the three-node
+        leak-freedom run). The nationwide row is the person's, so it goes only when no number of theirs is
+        still flagged by that agency.
+        """
+        numbers = select(subject_alias.c.pseudonym).where(subject_alias.c.person == person)
+        return conn.execute(
+            select(agency_flags.c.subject).where(
+                (agency_flags.c.agency == agency)
+                & (agency_flags.c.flag == flag)
+                & agency_flags.c.active.is_(True)
+                & (agency_flags.c.subject.in_(numbers) | (agency_flags.c.subject == person))
+            ).limit(1)
+        ).first() is not None
 
     @staticmethod
     def _link(conn: Connection, old: str, new: str) -> None:

@@ -1,0 +1,71 @@
+"""A flag on a person's new number survives the late arrival of the release of their old number.
+
+Streams reach other nodes in order one by one, not with each other. Found by the three-node leak-freedom run:
+A released its protection of X's old number, X's number was changed, A protected the new number — and at B's
+node the release arrived after the new protection and deleted A's nationwide NO_AUTO_RESPONSE on X, so B's
+node no longer held requests about X for A's sake. Fixed in projections/flag_state.py (``_still_held``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from consumers.ingest import PendingStore, ingest
+from consumers.outbox import publishable
+from ledger.app import Actor
+from ledger.bootstrap import AgencySpec, Node
+from ledger.envelope import Envelope
+from tests.conftest import A, B
+from tests.support.people import individual_number
+from tests.support.trust import trust
+
+NAR = "NO_AUTO_RESPONSE"
+
+
+def decided(node: Node, rid: object) -> None:
+    node.app.approve_request(Actor(A, "apr"), rid)
+    node.app.execute_request(Actor(A, "op"), rid)
+
+
+def test_a_late_release_of_the_old_number_leaves_the_new_number_protected(make_node, tmp_path: Path) -> None:
+    import random
+
+    key = tmp_path / "pseudonym.key"
+    key.write_text(secrets.token_hex(32))
+    a = make_node((AgencySpec(A, "A市", "municipality"),), name="a", pseudonym_key_file=key)
+    b = make_node((AgencySpec(B, "B市", "municipality"),), name="b", pseudonym_key_file=key)
+    trust(a, b)
+    trust(b, a)
+    rng = random.Random(5)
+    old, new = individual_number(rng), individual_number(rng)
+
+    decided(a, a.app.request_flags(Actor(A, "req"), old, [NAR]))
+    decided(a, a.app.request_flags(Actor(A, "req"), old, [NAR], kind="release", explanation="Point 6"))
+    a.app.link_numbers(Actor(A, "req"), old, new)
+    decided(a, a.app.request_flags(Actor(A, "req"), new, [NAR]))
+    a.projector.catch_up()
+    assert a.state.flags_for(a.app.subject(new)) == {NAR: [A]}  # at home, in the order it happened
+
+    messages = [raw for _, _, raw in publishable(a.app)]
+    released = [m for m in messages if Envelope.from_bytes(m).header.topic.endswith("FlagsReleased")]
+    assert len(released) == 1
+    late = [m for m in messages if m not in released] + released  # the old stream's release comes last
+    pending = PendingStore(b.app, b.engine)
+    for raw in late:
+        assert ingest(b.app, raw, pending).kind == "applied"
+
+    def held_at_b() -> dict[str, list[str]]:
+        b.projector.catch_up()
+        return b.state.flags_for(b.app.subject(new))
+
+    assert held_at_b() == {NAR: [A]}, "A's protection of the new number was lost at B's node"
+    b.projector.rebuild()
+    assert held_at_b() == {NAR: [A]}, "a rebuild in the same order must agree"
+
+    # releasing the new number does end it everywhere (the row is not kept forever)
+    before = a.app.max_position()
+    decided(a, a.app.request_flags(Actor(A, "req"), new, [NAR], kind="release", explanation="Point 6"))
+    for _, _, raw in publishable(a.app, before):
+        assert ingest(b.app, raw, pending).kind == "applied"
+    assert held_at_b() == {}

@@ -8,7 +8,6 @@ shows what this node knew instead). On SQLite and PostgreSQL (views and targets)
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ from sqlalchemy import Engine, select
 from consumers.ingest import PendingStore, ingest
 from consumers.outbox import publishable
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, Node
+from ledger.bootstrap import Node
 from ledger.errors import InputError, IntegrityError, NotFoundError, PermissionDenied, StateConflict
 from projections.audit_views import audit_replay, flags_then, would_hold_then
 from projections.base import Projector, create_engine, tracking
@@ -29,7 +28,7 @@ from projections.registry import all_projections
 from projections.replay import parse_instant, read_replay_info, replay
 from tests.conftest import A, B, C
 from tests.support.postgres import temp_database
-from tests.support.trust import trust
+from tests.support.trust import agency_pair
 
 AUDITOR = Actor(A, "aud")
 Snapshot = dict[str, list[tuple[Any, ...]]]
@@ -278,13 +277,7 @@ def test_parse_instant_normalises_to_utc() -> None:
 # -- events from another agency ---------------------------------------------------------------------------------
 @pytest.fixture
 def pair(make_node, tmp_path: Path) -> tuple[Node, Node]:
-    key = tmp_path / "pseudonym.key"
-    key.write_text(secrets.token_hex(32))
-    a = make_node((AgencySpec(A, "A市", "municipality"),), name="a", pseudonym_key_file=key)
-    b = make_node((AgencySpec(B, "B市", "municipality"),), name="b", pseudonym_key_file=key)
-    trust(a, b)
-    trust(b, a)
-    return a, b
+    return agency_pair(make_node, tmp_path)
 
 
 def test_an_event_ingested_late_counts_at_its_recorded_time_and_a_prefix_replay_shows_what_was_known(

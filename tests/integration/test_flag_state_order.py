@@ -8,17 +8,16 @@ node no longer held requests about X for A's sake. Fixed in projections/flag_sta
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 from consumers.ingest import PendingStore, ingest
 from consumers.outbox import publishable
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, Node
+from ledger.bootstrap import Node
 from ledger.envelope import Envelope
-from tests.conftest import A, B
+from tests.conftest import A
 from tests.support.people import individual_number
-from tests.support.trust import trust
+from tests.support.trust import agency_pair
 
 NAR = "NO_AUTO_RESPONSE"
 
@@ -31,12 +30,7 @@ def decided(node: Node, rid: object) -> None:
 def test_a_late_release_of_the_old_number_leaves_the_new_number_protected(make_node, tmp_path: Path) -> None:
     import random
 
-    key = tmp_path / "pseudonym.key"
-    key.write_text(secrets.token_hex(32))
-    a = make_node((AgencySpec(A, "A市", "municipality"),), name="a", pseudonym_key_file=key)
-    b = make_node((AgencySpec(B, "B市", "municipality"),), name="b", pseudonym_key_file=key)
-    trust(a, b)
-    trust(b, a)
+    a, b = agency_pair(make_node, tmp_path)
     rng = random.Random(5)
     old, new = individual_number(rng), individual_number(rng)
 

@@ -5,7 +5,6 @@ the counter staff anyone can talk to learn nothing from it."""
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 from uuid import UUID
 
@@ -14,11 +13,11 @@ import pytest
 from consumers.ingest import PendingStore, ingest
 from consumers.outbox import publishable
 from ledger.app import Actor, QuerierAnswer
-from ledger.bootstrap import AgencySpec, Node
+from ledger.bootstrap import Node
 from ledger.cli.main import main
 from projections import views
 from tests.conftest import A, B, C
-from tests.support.trust import trust
+from tests.support.trust import agency_pair
 
 NAR, ND = "NO_AUTO_RESPONSE", "NON_DISCLOSURE"
 
@@ -70,13 +69,7 @@ def test_a_rebuild_gives_the_same_probe_queue(sqlite_node: Node, person) -> None
 
 @pytest.fixture
 def two_nodes(make_node, tmp_path: Path) -> tuple[Node, Node]:
-    key = tmp_path / "pseudonym.key"
-    key.write_text(secrets.token_hex(32))
-    a = make_node((AgencySpec(A, "A市", "municipality"),), name="a", pseudonym_key_file=key)
-    b = make_node((AgencySpec(B, "B市", "municipality"),), name="b", pseudonym_key_file=key)
-    trust(a, b)
-    trust(b, a)
-    return a, b
+    return agency_pair(make_node, tmp_path)
 
 
 def ship(src: Node, dst: Node, after: int = 0) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ledger.app import Actor
-from ledger.bootstrap import Node
+from ledger.bootstrap import AgencySpec, Node
 
-__all__ = ["trust", "trust_everyone"]
+__all__ = ["agency_pair", "trust", "trust_everyone"]
 
 
 def trust(here: Node, there: Node, code: str | None = None, name: str | None = None) -> None:
@@ -29,3 +31,16 @@ def trust_everyone(nodes: Sequence[Node]) -> None:
             if there is not here:
                 for code in sorted(there.app.hosted):
                     trust(here, there, code)
+
+
+def agency_pair(make_node: Callable[..., Node], tmp_path: Path) -> tuple[Node, Node]:
+    """Municipality A on one node, B on another: one pseudonym secret, each vouching for the other's key."""
+    from tests.conftest import A, B
+
+    key = tmp_path / "pseudonym.key"
+    key.write_text(secrets.token_hex(32))
+    a = make_node((AgencySpec(A, "A市", "municipality"),), name="a", pseudonym_key_file=key)
+    b = make_node((AgencySpec(B, "B市", "municipality"),), name="b", pseudonym_key_file=key)
+    trust(a, b)
+    trust(b, a)
+    return a, b

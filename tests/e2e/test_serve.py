@@ -35,6 +35,15 @@ def _enrolled_with_token(data: str) -> str:
     return str(json.loads(issued.stdout)["token"])
 
 
+def _start(*args: str, **env: str) -> subprocess.Popen[str]:
+    """``flagledger ARGS`` as a real process, with none of this shell's FLAGLEDGER_ settings but ``env``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}
+    return subprocess.Popen(
+        [sys.executable, "-c", "import sys; from ledger.cli.main import main; sys.exit(main())", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**clean, **env},
+    )
+
+
 def _wait_until_serving(base: str, proc: subprocess.Popen[str], seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while True:
@@ -51,12 +60,7 @@ def test_serve_answers_with_a_cli_token_and_stops_on_sigterm(tmp_path: Path) -> 
     data = str(tmp_path / "node")
     token = _enrolled_with_token(data)
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from ledger.cli.main import main; sys.exit(main())",
-         "serve", "--data-dir", data, "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
+    proc = _start("serve", "--data-dir", data, "--port", str(port))
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_until_serving(base, proc, 30)
@@ -83,14 +87,9 @@ def test_the_node_process_serves_the_api_beside_replication_and_stops_both_on_si
     token = _enrolled_with_token(data)
     port = _free_port()
     with broker() as bootstrap:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}
-        env.update(FLAGLEDGER_KAFKA_BOOTSTRAP_SERVERS=bootstrap, FLAGLEDGER_KAFKA_SESSION_TIMEOUT_MS="6000",
-                   FLAGLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS="1000", FLAGLEDGER_KAFKA_MAX_POLL_INTERVAL_MS="10000")
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from ledger.cli.main import main; sys.exit(main())",
-             "node", "--data-dir", data, "--serve-port", str(port)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        )
+        proc = _start("node", "--data-dir", data, "--serve-port", str(port),
+                      FLAGLEDGER_KAFKA_BOOTSTRAP_SERVERS=bootstrap, FLAGLEDGER_KAFKA_SESSION_TIMEOUT_MS="6000",
+                      FLAGLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS="1000", FLAGLEDGER_KAFKA_MAX_POLL_INTERVAL_MS="10000")
         try:
             base = f"http://127.0.0.1:{port}"
             _wait_until_serving(base, proc, 60)

@@ -50,8 +50,8 @@ def _records(n: int) -> list[dict[str, str]]:
     ]
 
 
-def _node(tmp: Path, database_url: str | None) -> Node:
-    node = init_node(tmp / uuid4().hex, [AgencySpec(B, "B市", "municipality")], database_url=database_url)
+def _node(tmp: Path, database_url: str | None, name: str | None = None) -> Node:
+    node = init_node(tmp / (name or uuid4().hex), [AgencySpec(B, "B市", "municipality")], database_url=database_url)
     node.app.enroll_staff(Actor(B, "admin"), "aud", "aud", ["auditor"])
     return node
 
@@ -151,6 +151,29 @@ def machine(load: tuple[float, float, float]) -> dict[str, Any]:
     }
 
 
+def memory_log(tmp: Path, keep: Path | None, events: int) -> Path:
+    """The data directory of a signed log of ``events`` events: built now, or reused from ``keep``."""
+    from tests.perf.scale_figures import build_signed_log
+
+    marker = keep / "flagledger-bench-events" if keep is not None else None
+    if keep is not None and marker is not None and marker.exists():
+        built = int(marker.read_text())
+        if built != events:
+            raise SystemExit(f"--memory-log {keep} holds a log of {built:,} events, not {events:,}: "
+                             f"pass --memory-events {built} or another directory")
+        print(f"  (reusing the signed log of {built:,} events in {keep})", flush=True)
+        return keep / "node"
+    mem = _node(keep if keep is not None else tmp, None, name="node" if keep is not None else None)
+    t = time.perf_counter()
+    build_signed_log(mem, events, progress=True)
+    print(f"  (signed log of {events:,} events built in {time.perf_counter() - t:.0f} s)", flush=True)
+    data_dir = mem.config.data_dir
+    mem.close()
+    if marker is not None:
+        marker.write_text(str(events))
+    return data_dir
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.perf.bench")
     ap.add_argument("--events", type=int, default=10_000, help="events per append run and in the audited log")
@@ -159,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=50, help="flags propagated B → A per run")
     ap.add_argument("--records", type=int, default=1_000_000, help="provision records stored for the portal view")
     ap.add_argument("--memory-events", type=int, default=50_000, help="signed log size for the memory figure")
+    ap.add_argument("--memory-log", type=Path, default=None,
+                    help="keep the memory figure's signed log in this directory and reuse it when run again "
+                         "(building 10M events takes most of the long mode)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--long", action="store_true", help="10M portal records and a 10M-event log (hours)")
     ap.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated groups of {', '.join(GROUPS)}")
@@ -253,13 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         if "memory" in only:
             from tests.perf.scale_figures import build_signed_log, peak_rss
 
-            mem = _node(tmp, None)
-            t = time.perf_counter()
-            build_signed_log(mem, args.memory_events, progress=True)
-            print(f"  (signed log of {args.memory_events:,} events built in {time.perf_counter() - t:.0f} s)",
-                  flush=True)
-            data_dir = mem.config.data_dir
-            mem.close()
+            data_dir = memory_log(tmp, args.memory_log, args.memory_events)
             # the audit's heads are capped at 100k streams by default; the capped run shows, at this size,
             # what a 10M-event log does past the cap (heads spilled to a temporary table)
             cap = max(1, args.memory_events // 40)
@@ -299,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    result = {"machine": machine(loadavg), "args": vars(args), "seconds": round(time.perf_counter() - started),
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    result = {"machine": machine(loadavg), "args": settings, "seconds": round(time.perf_counter() - started),
               "figures": table}
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
     print(f"saved {out} ({result['seconds']} s)")

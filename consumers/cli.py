@@ -78,7 +78,14 @@ def _run_node(args: argparse.Namespace) -> int:
     configure_logging(observe.log_format)
     log = logging.getLogger("flagledger.node")
     settings = KafkaSettings.from_config(node.config)
-    relay, consumer = Relay(node, settings), Consumer(node, settings)
+    follower = None
+    if args.projections == "process":
+        from projections.follower import Follower
+
+        follower = Follower(node.config.data_dir, node.engine)
+        follower.start()
+        log.info("projections are caught up by a second process (pid %s)", follower.pid)
+    relay, consumer = Relay(node, settings), Consumer(node, settings, project=follower is None)
     api = None
     if args.serve_port is not None:
         from ledger.cli.serve import ApiThread
@@ -105,7 +112,10 @@ def _run_node(args: argparse.Namespace) -> int:
             try:
                 relay.run_once()
                 consumer.poll_once(settings.poll_timeout_ms)
-                node.projector.catch_up()
+                if follower is not None and follower.ensure_running():
+                    follower.poke()  # after every round: checkpoints and API writes are events too
+                else:
+                    node.projector.catch_up()
                 failures = 0
             except (StorageError, StateConflict, BrokerUnavailable) as exc:
                 failures += 1  # the database or broker is away: nothing is lost, try again after a pause
@@ -120,6 +130,8 @@ def _run_node(args: argparse.Namespace) -> int:
                 "counts": consumer.counts,
                 "parked": len(parked(node)),
                 "republished_after_loss": relay.republished_after_loss,
+                "projections": args.projections,
+                **({"projections_restarts": follower.restarts} if follower is not None else {}),
             }
             status_file.write_text(json.dumps(status))
             if time.monotonic() - measured >= 1.0:  # a snapshot a second is plenty for a 15 s scrape
@@ -136,6 +148,8 @@ def _run_node(args: argparse.Namespace) -> int:
             server.close()
         relay.close()
         consumer.close()
+        if follower is not None:
+            follower.close()
     return 0
 
 
@@ -182,6 +196,13 @@ def _register(groups: Any, sub: Any, actor: Any) -> None:
     s.add_argument("--serve-port", type=int, default=None, help="also serve the HTTP API and console on this port")
     s.add_argument("--serve-host", default="127.0.0.1", help="address for --serve-port (default 127.0.0.1)")
     s.add_argument("--log-format", choices=["text", "json"], default=None, help="env FLAGLEDGER_LOG_FORMAT")
+    s.add_argument(
+        "--projections",
+        choices=["process", "inline"],
+        default="process",
+        help="catch projections up in a second process (default; ingest and projections use two cores) "
+        "or inline after each poll (one core)",
+    )
     s.set_defaults(cmd="node")
     g = sub(groups, "consumers", "parked (poison) messages").add_subparsers(dest="sub", required=True)
     sub(g, "parked", "list parked messages").set_defaults(cmd="consumers parked")

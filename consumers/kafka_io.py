@@ -265,11 +265,14 @@ class Relay:
 
 
 class Consumer:
-    def __init__(self, node: Node, settings: KafkaSettings) -> None:
+    def __init__(self, node: Node, settings: KafkaSettings, project: bool = True) -> None:
+        """``project=False``: leave the projections to a :class:`~projections.follower.Follower` (the node
+        loop); readers catch up themselves, so nothing reads a view that misses an applied event."""
         from kafka import KafkaConsumer
 
         self.node = node
         self.settings = settings
+        self.project = project
         self.pending = PendingStore(node.app, node.engine)
         self.pending.on_parked = lambda outcome, raw: self._park(outcome, raw, "released from ingest_pending")
         self.counts: dict[str, int] = {}
@@ -289,7 +292,8 @@ class Consumer:
         self._consumer.subscribe([settings.topic], listener=_reassignment_listener(self))
 
     def poll_once(self, timeout_ms: int = 1000) -> int:
-        """Poll, ingest each record, catch up projections, then commit offsets. Returns records handled.
+        """Poll, ingest each record, catch up projections (if ``project``), then commit offsets. Returns records
+        handled.
 
         If anything fails before the offsets are committed, the consumer is rewound to the start of this
         poll, so every record of it is delivered again (those already applied come back as duplicates)
@@ -311,7 +315,7 @@ class Consumer:
                     if outcome.kind == "parked":
                         self._park(outcome, bytes(record.value), f"{tp.topic}/{tp.partition}@{record.offset}")
                     handled += 1
-            if handled:
+            if handled and self.project:
                 self.node.projector.catch_up()
         except BaseException as exc:
             for tp, batch in records.items():

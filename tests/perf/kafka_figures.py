@@ -1,8 +1,8 @@
 """Figures through the real Tansu broker: Kafka ingest throughput and nationwide propagation latency.
 
 Two nodes as in production: B publishes its outbox with the :class:`~consumers.kafka_io.Relay`, A consumes
-with the :class:`~consumers.kafka_io.Consumer` (verify, append with the original signature, project, then
-commit offsets). Baselines are measured in the same run: a plain eventsourcing batched save of the same
+with the :class:`~consumers.kafka_io.Consumer` (verify, append with the original signature, commit offsets)
+and projects in its second process (:class:`~projections.follower.Follower`), as ``consumers node`` runs. Baselines are measured in the same run: a plain eventsourcing batched save of the same
 number of events, and kafka-python's own end-to-end latency with the relay's producer settings.
 """
 
@@ -21,6 +21,7 @@ from consumers.settings import KafkaSettings
 from ledger.app import Actor
 from ledger.bootstrap import AgencySpec, Node, init_node
 from ledger.domain.provision import ProvisionRequest
+from projections.follower import Follower
 from tests.conftest import A, B, enrol_standard_staff
 from tests.support.people import individual_number
 from tests.support.trust import trust
@@ -66,29 +67,42 @@ def provision_requests(node: Node, events: int, per_batch: int = 50) -> None:
         node.app.save_as(B, *batch)
 
 
-def _consume_until(consumer: Consumer, applied: int, seconds: float = 600) -> None:
+def _consume_until(consumer: Consumer, applied: int, follower: Follower | None = None, seconds: float = 600) -> None:
     deadline = time.monotonic() + seconds
     while consumer.counts.get("applied", 0) < applied:
         if time.monotonic() > deadline:
             raise RuntimeError(f"consumer stuck at {consumer.counts} (wanted {applied} applied)")
         consumer.poll_once(200)
+        if follower is not None:
+            follower.poke()
 
 
 def kafka_ingest(tmp: Path, address: str, events: int) -> float:
-    """Events/s that A consumes, verifies, appends and projects (after its consumer group has joined)."""
+    """Events/s that A consumes, verifies, appends and projects (after its consumer group has joined).
+
+    As the node loop runs it: the consumer ingests, a :class:`~projections.follower.Follower` process
+    projects, woken after each poll; the clock stops when every projection has reached the last event.
+    """
     a, b = pair(tmp)
     cfg = settings(address)
-    relay, consumer = Relay(b, cfg), Consumer(a, cfg)
+    relay, consumer = Relay(b, cfg), Consumer(a, cfg, project=False)
+    follower = Follower(a.config.data_dir, a.engine)
     try:
+        follower.start()
         provision_requests(b, 2)  # warm-up: the group join (~3 s on Tansu) is not ingest
         relay.run_once()
-        _consume_until(consumer, 2)
+        _consume_until(consumer, 2, follower)
+        if not follower.wait_for(a.app.max_position(), 60):
+            raise RuntimeError("the projections process did not catch up the warm-up events")
         provision_requests(b, events)
         relay.run_once()
         t = time.perf_counter()
-        _consume_until(consumer, 2 + events)
+        _consume_until(consumer, 2 + events, follower)
+        if not follower.wait_for(a.app.max_position(), 600):
+            raise RuntimeError(f"the projections process stopped at {follower.position()} (alive: {follower.alive()})")
         return events / (time.perf_counter() - t)
     finally:
+        follower.close()
         relay.close()
         consumer.close()
         a.close()
@@ -103,7 +117,7 @@ def p99(xs: list[float]) -> float:
 class _Loops:
     """Relay (B) and consumer (A) running continuously in their own threads, as the node loop does."""
 
-    def __init__(self, relay: Relay, consumer: Consumer) -> None:
+    def __init__(self, relay: Relay, consumer: Consumer, follower: Follower) -> None:
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
 
@@ -114,7 +128,8 @@ class _Loops:
 
         def consume_loop() -> None:
             while not self.stop.is_set():
-                consumer.poll_once(50)
+                if consumer.poll_once(50):
+                    follower.poke()
 
         self.threads = [threading.Thread(target=self._guard(f), daemon=True) for f in (relay_loop, consume_loop)]
         for t in self.threads:
@@ -138,16 +153,19 @@ class _Loops:
 def propagation_p99(tmp: Path, address: str, samples: int) -> float:
     """ms from a flag set at B (its execution committed) until A's request path holds for that person.
 
-    Both nodes, the relay and the consumer share this one process (and its interpreter lock); in production
-    they are separate processes on separate machines, so this is an upper bound.
+    Both nodes, the relay and the consumer share this one process (and its interpreter lock), A's projections
+    run in A's second process as in the node loop; in production the nodes are on separate machines, so this
+    is an upper bound.
     """
     a, b = pair(tmp)
     cfg = settings(address)
-    relay, consumer = Relay(b, cfg), Consumer(a, cfg)
+    relay, consumer = Relay(b, cfg), Consumer(a, cfg, project=False)
+    follower = Follower(a.config.data_dir, a.engine)
+    follower.start()
     rng = random.Random(11)
-    loops = _Loops(relay, consumer)
-    # A's consumer projects each poll before committing it: read the projected state without catching up
-    # again, so the measuring thread does not compete with relay and consumer for the interpreter
+    loops = _Loops(relay, consumer, follower)
+    # as the node runs: A's consumer ingests and wakes its projections process. The state is read without
+    # catching up, so what it shows the child has projected (and the measuring thread takes no part)
     state = a.state
     latencies: list[float] = []
     try:
@@ -169,6 +187,7 @@ def propagation_p99(tmp: Path, address: str, samples: int) -> float:
                 latencies.append((time.perf_counter() - t) * 1000)
     finally:
         loops.close()
+        follower.close()
         relay.close()
         consumer.close()
         a.close()

@@ -108,8 +108,9 @@ _shared_topics: set[str] = set()
 
 
 def _check_schema(env: Envelope) -> UUID:
-    """The topic must name a shared event class of ours and the stream a UUID (returned); anything else is a
-    schema violation (``FlagLedgerError`` with code ``schema``, or ``ValueError`` for the stream)."""
+    """The topic must name a shared event class of ours and the stream a UUID in canonical text (returned);
+    anything else is a schema violation (``FlagLedgerError`` with code ``schema``, or ``ValueError`` for a
+    stream that is no UUID at all)."""
     topic = env.header.topic
     if topic not in _shared_topics:
         if not topic.startswith("ledger.domain.") or ":" not in topic:
@@ -122,7 +123,12 @@ def _check_schema(env: Envelope) -> UUID:
         if local:
             raise FlagLedgerError(f"{topic} is local-only and must never be published", code="schema")
         _shared_topics.add(topic)
-    return UUID(env.header.stream)
+    stream = UUID(env.header.stream)
+    if str(stream) != env.header.stream:
+        # UUID() also reads upper case, braces and a "urn:uuid:" prefix, but the log's rows are read back as
+        # str(UUID): a stream spelled otherwise would be stored and then fail every audit as a broken chain
+        raise FlagLedgerError(f"stream id {env.header.stream!r} is not in canonical form ({stream})", code="schema")
+    return stream
 
 
 def ingest(app: FlagLedger, raw: bytes, pending: PendingStore | None = None) -> Outcome:

@@ -74,6 +74,8 @@ class HeaderTemplate:
 def merkle_paths(leaves: Sequence[bytes]) -> tuple[bytes, list[bytes]]:
     """(root, each leaf's inclusion path as one ``bytes``: the sibling hashes leaf-to-root, concatenated)
     of RFC 6962's tree over ``leaves`` (at least one)."""
+    if not leaves:
+        raise ValueError("no Merkle paths in an empty batch")
     levels = [list(leaves)]
     level = levels[0]
     while len(level) > 1:

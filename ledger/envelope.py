@@ -358,7 +358,10 @@ def _paths(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
 
 
 def seal_batch(headers: Sequence[bytes], payloads: Sequence[bytes], key_id: str, sign: Any) -> list[Envelope]:
-    """Seal events saved together under one signature of their Merkle root."""
+    """Seal events saved together under one signature of their Merkle root (at least one event)."""
+    if not headers or len(headers) != len(payloads):
+        # RFC 9162 defines no inclusion proof in an empty tree: sealing nothing is a caller's mistake
+        raise ValueError(f"cannot seal {len(headers)} headers with {len(payloads)} payloads (need one each, ≥ 1)")
     leaves = [leaf_hash(h) for h in headers]
     root, paths = _paths(leaves)
     signature: bytes = sign(batch_message(key_id, root, len(leaves)))

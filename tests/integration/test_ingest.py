@@ -146,3 +146,32 @@ def test_an_event_from_a_newer_release_is_parked_until_this_node_is_upgraded(pai
     assert "upgrade this node" in outcome.reason
     assert a.app.max_position() == before
     assert ingest(a.app, raw).kind == "applied", "the same event at the version A knows still applies"
+
+
+@pytest.mark.parametrize("spelling", [str.upper, lambda s: s.replace("-", ""), lambda s: "{" + s + "}"])
+def test_a_signed_event_naming_its_stream_in_another_spelling_is_parked_not_stored(pair, person, spelling) -> None:
+    """UUID() reads many spellings of one stream id; the log reads rows back as str(UUID). An event spelled
+    otherwise, correctly signed, would be stored and then fail every audit as a broken chain: park it."""
+    import hashlib
+
+    from consumers.ingest import ingest_many
+    from ledger.envelope import Header, seal_batch
+
+    a, b = pair
+    _protect(b, person())
+    raw = next(raw for _, _, raw in publishable(b.app) if Envelope.from_bytes(raw).header.version == 1)
+    h = Envelope.from_bytes(raw).header
+    payload = Envelope.from_bytes(raw).payload
+    header = Header(
+        event_id=h.event_id, origin=h.origin, key_id=h.key_id, stream=spelling(h.stream), version=h.version,
+        prev=h.prev, topic=h.topic, time=h.time, digest=hashlib.sha256(payload).hexdigest(),
+    ).to_bytes()
+    signer = b.app.signers[B]
+    odd = seal_batch([header], [payload], signer.key_id, signer.sign)[0].to_bytes()
+    before = a.app.max_position()
+    for outcome in (ingest(a.app, odd), *ingest_many(a.app, [odd])):
+        assert (outcome.kind, outcome.code) == ("parked", "schema"), outcome
+        assert "canonical form" in outcome.reason
+    assert a.app.max_position() == before
+    assert ingest(a.app, raw).kind == "applied", "the same event spelled canonically applies"
+    assert verify_log(a.app).ok

@@ -2,8 +2,9 @@
 
 Two nodes as in production: B publishes its outbox with the :class:`~consumers.kafka_io.Relay`, A consumes
 with the :class:`~consumers.kafka_io.Consumer` (verify, append with the original signature, commit offsets)
-and projects in its second process (:class:`~projections.follower.Follower`), as ``consumers node`` runs. Baselines are measured in the same run: a plain eventsourcing batched save of the same
-number of events, and kafka-python's own end-to-end latency with the relay's producer settings.
+and projects in its second process (:class:`~projections.follower.Follower`), as ``consumers node`` runs.
+Baselines are measured in the same run: a plain eventsourcing batched save of the same number of events,
+and kafka-python's own end-to-end latency with the relay's producer settings.
 """
 
 from __future__ import annotations

@@ -92,3 +92,13 @@ def test_header_template_uuid_is_the_canonical_text() -> None:
     u = UUID("0123456789abcdef0123456789abcdef")
     got = HeaderTemplate("o", "k").build("e", u, 1, GENESIS, "t", datetime(2026, 1, 1, tzinfo=UTC), "d" * 64)
     assert b'"stream":"01234567-89ab-cdef-0123-456789abcdef"' in got
+
+
+def test_sealing_nothing_is_refused_not_an_endless_recursion() -> None:
+    signer = Signer.generate("131024")
+    with pytest.raises(ValueError, match="cannot seal 0 headers"):
+        seal_batch([], [], signer.key_id, signer.sign)
+    with pytest.raises(ValueError, match="cannot seal 2 headers with 1 payloads"):
+        seal_batch([b"h1", b"h2"], [b"p"], signer.key_id, signer.sign)
+    with pytest.raises(ValueError, match="empty batch"):
+        merkle_paths([])

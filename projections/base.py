@@ -28,6 +28,7 @@ from ledger.envelope import Envelope
 from ledger.errors import StorageError
 from ledger.faultpoint import ENV as FAULTPOINT_ENV
 from ledger.faultpoint import faultpoint
+from ledger.log_rows import log_rows
 from projections.page import PageWriter
 
 __all__ = ["BatchedProjection", "PageWriter", "Projection", "Projector", "create_engine", "metadata", "upsert"]
@@ -158,9 +159,14 @@ class Projector:
         applied = 0
         end = stop if stop is not None else self.app.max_position()
         mapper = self.app.signed_mapper
+        open_, check_fields, verify, decode = mapper.open, mapper.check_fields, mapper.verify, mapper.decode
         readers = self._readers()
         while start <= end:
-            rows = self.app.recorder.select_notifications(start=start, limit=self.page, stop=end)
+            # plain tuples, as `audit verify` reads (ledger/log_rows.py): the same rows without a Notification
+            # and a UUID made per row and turned back into text to compare with the header (figure "rebuild")
+            rows = log_rows(self.app.recorder, start, self.page)
+            if rows and rows[-1][0] > end:
+                rows = [r for r in rows if r[0] <= end]
             if not rows:
                 break
             armed = bool(os.environ.get(FAULTPOINT_ENV))  # the fault seam, looked up once a page
@@ -172,24 +178,24 @@ class Projector:
                     positions = self._positions(conn)
                     # the usual case (a rebuild, a catch-up of projections that move together): every
                     # projection is behind the whole page, so no event needs its position compared
-                    behind_all = max(positions.values(), default=0) < rows[0].id
+                    behind_all = max(positions.values(), default=0) < rows[0][0]
                     w = PageWriter(conn)
-                    for n in rows:
-                        wanted = readers.get(n.topic)
+                    for position, row_stream, _, version, topic, state in rows:
+                        wanted = readers.get(topic)
                         if wanted is None:
                             continue
-                        env = mapper.open(n.state)
-                        mapper.check_row(n, env)
-                        mapper.verify(env)
-                        ev = mapper.decode(env)
+                        env = open_(state)
+                        check_fields(env, row_stream, version, topic)
+                        verify(env)
+                        ev = decode(env)
                         for name, apply, batched in wanted:
-                            if behind_all or n.id > positions[name]:
-                                apply(w if batched else w.conn, ev, env, n.id)
+                            if behind_all or position > positions[name]:
+                                apply(w if batched else w.conn, ev, env, position)
                         applied += 1
                         if armed:
                             faultpoint("projector.mid_page")
                     w.flush()
-                    last = rows[-1].id
+                    last = rows[-1][0]
                     # one executemany for every projection's position: a page of a few events (a Kafka poll
                     # during propagation) otherwise pays one statement per projection
                     moved = [p.name for p in self.projections if last > positions[p.name]]
@@ -197,14 +203,14 @@ class Projector:
                     positions.update(dict.fromkeys(moved, last))
             except SQLAlchemyError as exc:
                 raise _storage_error(
-                    f"projection update failed at position {rows[0].id}",
+                    f"projection update failed at position {rows[0][0]}",
                     exc,
                     "nothing of this page was kept — fix the database and run `flagledger projections rebuild` "
                     "or restart the node",
                 ) from exc
             if progress is not None:
-                progress(rows[-1].id, end)
-            start = rows[-1].id + 1
+                progress(rows[-1][0], end)
+            start = rows[-1][0] + 1
         return applied
 
     def _readers(self) -> dict[str, list[tuple[str, Callable[[Any, Any, Envelope, int], None], bool]]]:

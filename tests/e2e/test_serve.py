@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.e2e.test_demo import run_cli
@@ -100,10 +101,17 @@ def test_the_node_process_serves_the_api_beside_replication_and_stops_both_on_si
             while not status.exists():  # the replication loop runs beside the server
                 assert time.monotonic() < deadline and proc.poll() is None, "the node loop did not run"
                 time.sleep(0.2)
-            assert json.loads(status.read_text())["relay_position"] >= 1
+            state = json.loads(status.read_text())
+            assert state["relay_position"] >= 1
+            # its views are caught up by a second process of the node, which goes when the node goes
+            assert (state["projections"], state["projections_restarts"]) == ("process", 0)
+            children = psutil.Process(proc.pid).children(recursive=True)
+            follower = [c for c in children if "projections.follower" in " ".join(c.cmdline())]
+            assert len(follower) == 1, [c.cmdline() for c in children]
         finally:
             proc.send_signal(signal.SIGTERM)
             _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
+    assert not follower[0].is_running() or follower[0].status() == psutil.STATUS_ZOMBIE
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{base}/openapi.json", timeout=1)

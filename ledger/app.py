@@ -852,7 +852,10 @@ class FlagLedger(Application[UUID]):
             start = rows[-1].id + 1
 
     def max_position(self) -> int:
-        return self.recorder.max_notification_id() or 0
+        try:
+            return self.recorder.max_notification_id() or 0
+        except PersistenceError as exc:  # e.g. the connection was lost: nothing changed, ask again later
+            raise StorageError(f"cannot read the log's last position: {exc}") from exc
 
     # -- checkpoints ------------------------------------------------------------------------------------
     def sign_checkpoint(self, agency: str | None = None, *, force: bool = False) -> list[Checkpoint]:

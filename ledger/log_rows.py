@@ -12,7 +12,9 @@ import re
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder
+from eventsourcing.persistence import ApplicationRecorder, PersistenceError
+
+from ledger.errors import StorageError
 
 __all__ = ["LogRow", "log_rows", "stream_text"]
 
@@ -43,7 +45,19 @@ _SQLITE_ROWS = (
 
 
 def log_rows(recorder: ApplicationRecorder, start: int, limit: int) -> list[LogRow]:
-    """Up to ``limit`` rows from position ``start`` (inclusive), in log order."""
+    """Up to ``limit`` rows from position ``start`` (inclusive), in log order.
+
+    A database that fails while being read (connection lost, server restarted, file unreadable) raises our
+    ``StorageError``: nothing was read, so the caller can retry the same page."""
+    import sqlite3
+
+    try:
+        return _rows(recorder, start, limit)
+    except (PersistenceError, sqlite3.Error) as exc:
+        raise StorageError(f"cannot read the log from position {start}: {exc}") from exc
+
+
+def _rows(recorder: ApplicationRecorder, start: int, limit: int) -> list[LogRow]:
     from eventsourcing.postgres import PostgresApplicationRecorder
     from eventsourcing.sqlite import SQLiteApplicationRecorder
 
@@ -65,6 +79,7 @@ def log_rows(recorder: ApplicationRecorder, start: int, limit: int) -> list[LogR
 
 
 def _postgres_rows(recorder: Any, start: int, limit: int) -> list[LogRow]:
+    import psycopg
     from psycopg.sql import SQL, Identifier
 
     # a uuid column's text is always the canonical str(UUID)
@@ -72,10 +87,14 @@ def _postgres_rows(recorder: Any, start: int, limit: int) -> list[LogRow]:
         "SELECT notification_id, originator_id::text AS originator_id, originator_version, topic, state "
         "FROM {schema}.{table} WHERE notification_id>=%s ORDER BY notification_id LIMIT %s"
     ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
-    with recorder.datastore.get_connection() as conn, conn.cursor() as curs:  # as the library's own select
-        curs.execute(sql, (start, limit), prepare=True)
-        return [
-            (r["notification_id"], r["originator_id"], r["originator_id"], r["originator_version"], r["topic"],
-             bytes(r["state"]))
-            for r in curs.fetchall()
-        ]
+    try:
+        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:  # as the library's own select
+            curs.execute(sql, (start, limit), prepare=True)
+            rows = curs.fetchall()
+    except psycopg.Error as exc:
+        raise StorageError(f"cannot read the log from position {start}: {exc}") from exc
+    return [
+        (r["notification_id"], r["originator_id"], r["originator_id"], r["originator_version"], r["topic"],
+         bytes(r["state"]))
+        for r in rows
+    ]

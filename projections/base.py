@@ -132,8 +132,11 @@ class Projector:
             raise _storage_error("cannot create projection tables", exc) from exc
 
     def positions(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            return self._positions(conn)
+        try:
+            with self.engine.connect() as conn:
+                return self._positions(conn)
+        except SQLAlchemyError as exc:
+            raise _storage_error("cannot read the projections' positions", exc) from exc
 
     def _positions(self, conn: Connection) -> dict[str, int]:
         result = conn.execute(select(tracking.c.name, tracking.c.position))

@@ -120,3 +120,35 @@ def test_consumer_on_postgres_survives_terminated_backends(make_node, tmp_path: 
         assert_node_sound(pair.a_dir)
         published, missing, extra = completeness(pair.a_dir, pair.b_dir)
         assert published == len(expected) and (missing, extra) == (0, 0)
+
+
+def test_the_projections_process_on_postgres_survives_terminated_backends(make_node) -> None:
+    """The node's second process (projections.follower) has its backends terminated again and again while
+    it projects: it logs, backs off and retries — it neither dies nor keeps half a page — and ends where a
+    rebuild ends."""
+    from projections.follower import Follower
+    from tests.integration.test_projection_follower import provision_requests
+
+    with temp_database() as url:
+        database = url.rsplit("/", 1)[1]
+        node = make_node((AgencySpec(B, "B市", "municipality"),), database_url=url)
+        provision_requests(node, 3000)  # 6,000 events: six pages to cut into
+        end = node.app.max_position()
+        follower = Follower(node.config.data_dir, node.engine, idle_seconds=0.05)
+        follower.start()
+        try:
+            cuts = 0
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline:
+                follower.poke()
+                cuts += terminate_backends(database)
+                time.sleep(0.1)
+            assert cuts > 0
+            assert follower.wait_for(end, 120), f"stuck at {follower.position()} of {end}"
+            assert follower.ensure_running() and follower.restarts == 0  # it survived every cut
+        finally:
+            follower.close()
+        live = projection_dump(node)
+        assert len(live["portal_records"]) == 3000
+        node.projector.rebuild()
+        assert live == projection_dump(node)

@@ -35,6 +35,7 @@ __all__ = ["Follower"]
 log = logging.getLogger("flagledger.projections")
 
 IDLE_SECONDS = 0.5  # catch up this often unwoken: events written by other processes of the node (API, CLI)
+RESTART_PAUSE = 10.0  # after a failed start, how long the node projects inline before trying again
 _ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -49,6 +50,7 @@ class Follower:
         self.engine = engine
         self.idle_seconds = idle_seconds
         self.restarts = 0
+        self._next_start = 0.0
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
@@ -109,6 +111,8 @@ class Follower:
         so the caller projects inline for this round."""
         if self.alive():
             return True
+        if time.monotonic() < self._next_start:
+            return False  # a start failed a moment ago: project inline for now, try again later
         code = self._process.returncode if self._process is not None else None
         log.error("the projections process exited (code %s); starting a new one, projecting inline meanwhile", code)
         self.close(timeout=5)
@@ -116,7 +120,8 @@ class Follower:
         try:
             self.start()
         except StorageError as exc:
-            log.error("%s", exc)
+            self._next_start = time.monotonic() + RESTART_PAUSE
+            log.error("%s; trying again in %.0f s", exc, RESTART_PAUSE)
         return False
 
     def wait_for(self, position: int, seconds: float) -> bool:
@@ -156,6 +161,7 @@ def follow(data_dir: Path, idle: float) -> int:
         print(f"{type(exc).__name__}: {exc}".replace("\n", " "), flush=True)
         return 1
     print("ready", flush=True)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # nobody reads stdout from now on: a full pipe would block
     wake = sys.stdin.fileno()
     failures, retry_at = 0, 0.0
     try:

@@ -146,3 +146,6 @@ def test_a_child_that_cannot_open_the_node_says_why(tmp_path: Path, node: Node) 
     with pytest.raises(StorageError, match=r"projections process did not start .*no-such-node"):
         f.start(timeout=60)
     assert not f.alive()
+    # the node loop asks each round: one new attempt, then inline projection until the pause has passed
+    assert f.ensure_running() is False and f.restarts == 1
+    assert f.ensure_running() is False and f.restarts == 1

@@ -837,6 +837,33 @@ class FlagLedger(Application[UUID]):
         self.save_as(actor.agency, rec)
         return rec.id
 
+    def record_listing(self, actor: Actor, subjects: Sequence[str], what: str, purpose: str,
+                       allowed: Sequence[Action]) -> list[UUID]:
+        """Record that a listing showed protected details of ``subjects`` (one record each, saved together).
+
+        A listing is authorised by the work it serves (``allowed``: any one of them), not by
+        ``view_protected``: an approver of held requests must see the queue they decide. Callers record
+        *before* showing the listing, as with ``record_access``.
+        """
+        denied: PermissionDenied | None = None
+        for action in allowed:
+            try:
+                self.authorise(actor, action)
+                break
+            except PermissionDenied as exc:
+                denied = exc
+        else:
+            raise denied or PermissionDenied(f"{actor} may not read {what}", code="role_not_permitted")
+        if not purpose.strip():
+            raise InputError("say why the protected details are read (purpose)")
+        records = [
+            AccessRecord(agency=actor.agency, staff=actor.staff, subject=self.subject(s), what=what, purpose=purpose)
+            for s in dict.fromkeys(subjects)
+        ]
+        if records:
+            self.save_as(actor.agency, *records)
+        return [r.id for r in records]
+
     # -- reading the log ------------------------------------------------------------------------------
     def envelopes(
         self, start: int = 1, page: int = 1000, stop: int | None = None

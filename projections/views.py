@@ -443,6 +443,7 @@ class WorkQueue:
     reviews_due: tuple[ReviewDue, ...]
     body_requests: tuple[ProtectionBodyRequest, ...]
     probes: tuple[ProbeNoticeEntry, ...] = ()
+    held_waiting: int = 0  # held requests waiting, counted for deciders even when not listed
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -512,12 +513,18 @@ def _may(node: Node, actor: Actor, *actions: Action) -> bool:
     return False
 
 
-def work_queue(node: Node, actor: Actor, today: date | None = None) -> WorkQueue:
+HELD_LISTING = "held-request queue"
+HELD_LISTING_PURPOSE = "review of held requests"
+
+
+def work_queue(node: Node, actor: Actor, today: date | None = None, *, held: bool = True) -> WorkQueue:
     """Everything waiting for staff of ``actor.agency``.
 
     Held requests and probe notices name the querying agency (the reviewer calls it back, Point 5), which
     may be where a protected person now lives: they are listed only for staff who decide held requests
-    (review_held, approve_held), never for, say, the counter clerk a perpetrator talks to.
+    (review_held, approve_held), never for, say, the counter clerk a perpetrator talks to. Listing them is a
+    read of protected details, so it is recorded first (one ``AccessRecord`` per person shown); with
+    ``held=False`` (a page that only counts them) they are counted, not listed, and nothing is recorded.
     """
     _staff_at(node, actor)
     _fresh(node)
@@ -525,10 +532,16 @@ def work_queue(node: Node, actor: Actor, today: date | None = None) -> WorkQueue
     deciders = _may(node, actor, Action.REVIEW_HELD, Action.APPROVE_HELD)
     with node.engine.connect() as conn:
         a = actor.agency
-        held = tuple(held_requests(conn, a)) if deciders else ()
-        probes = tuple(probe_notices(conn, a)) if deciders else ()
-        return WorkQueue(a, tuple(pending_approvals(conn, a)), held,
-                         tuple(reviews_due(conn, a, day)), tuple(body_requests(conn, a)), probes)
+        waiting = tuple(held_requests(conn, a)) if deciders else ()
+        probes = tuple(probe_notices(conn, a)) if deciders and held else ()
+        queue = WorkQueue(a, tuple(pending_approvals(conn, a)), waiting if held else (),
+                          tuple(reviews_due(conn, a, day)), tuple(body_requests(conn, a)), probes,
+                          held_waiting=len(waiting))
+    shown = [h.subject for h in queue.held] + [p.subject for p in queue.probes if p.subject]
+    if shown:
+        node.app.record_listing(actor, shown, HELD_LISTING, HELD_LISTING_PURPOSE,
+                                (Action.REVIEW_HELD, Action.APPROVE_HELD))
+    return queue
 
 
 # -- auditors ------------------------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def _check_csrf(node: Node, who: Principal, value: str) -> None:
 def home(request: Request, node: LockedNode, session: Session = None) -> Response:
     try:
         who = _session(node, session)
-        queue = views.work_queue(node, who.actor)
+        queue = views.work_queue(node, who.actor, held=False)
     except FlagLedgerError as exc:
         return _refused(request, node, None, exc)
     return _page(request, node, who, "home.html", queue=queue, agency_name=node.app.agency(who.actor.agency).name)
@@ -157,7 +157,7 @@ def counter(request: Request, node: LockedNode, subject: Annotated[str, Form(max
 def approvals(request: Request, node: LockedNode, session: Session = None) -> Response:
     try:
         who = _session(node, session)
-        queue = views.work_queue(node, who.actor)
+        queue = views.work_queue(node, who.actor, held=False)
     except FlagLedgerError as exc:
         return _refused(request, node, None, exc)
     return _page(request, node, who, "approvals.html", queue=queue)
@@ -251,7 +251,7 @@ def approve_decision(request: Request, node: LockedNode, request_id: UUID,
 def reviews(request: Request, node: LockedNode, session: Session = None) -> Response:
     try:
         who = _session(node, session)
-        queue = views.work_queue(node, who.actor)
+        queue = views.work_queue(node, who.actor, held=False)
     except FlagLedgerError as exc:
         return _refused(request, node, None, exc)
     return _page(request, node, who, "reviews.html", queue=queue, today=node.app.clock().date())

@@ -100,4 +100,8 @@ def test_the_work_queue_lists_approvals_reviews_and_held_requests_for_deciders(s
     api.post(f"{C}/counter", "/provision-requests", {"provider": A, "subject": y, **ASK}, 201)
     assert len(api.get(f"{A}/rev", "/queue")["held"]) == 1
     assert api.get(f"{A}/counter", "/queue")["held"] == [], "held requests only for those who decide them"
+    reads = [(e["actor"], e["detail"]["what"])
+             for e in api.post(f"{A}/aud", "/queries/timeline", {"subject": x, "purpose": "監査"})
+             if e["event"] == "AccessRecord.ProtectedDetailsRead"]
+    assert reads[0] == ("rev", "held-request queue"), "the reviewer's listing was recorded before it was shown"
     assert api.get(f"{A}/rev", "/queue?today=yesterday", status=422)["code"] == "invalid_input"

@@ -30,7 +30,7 @@ from ledger.domain.agencies import Agency, Staff
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.cases import CHECKLIST_ITEMS, ProtectionCase
 from ledger.domain.flags import BodyRequest, FlagRequest, Protection
-from ledger.domain.identity import AccessRecord, ProxyRegistration, PseudonymLink
+from ledger.domain.identity import AccessRecord, ProxyRegistration, PseudonymLink, ReportRecord, TokenGrant
 from ledger.domain.keys import KeyRegistry
 from ledger.domain.provision import ProbeNotice, ProvisionRequest, must_hold
 from ledger.domain.types import (
@@ -863,6 +863,23 @@ class FlagLedger(Application[UUID]):
         if records:
             self.save_as(actor.agency, *records)
         return [r.id for r in records]
+
+    def record_token_grant(self, issuer: Actor, staff: str, roles: Sequence[str], expires_at: datetime,
+                           token_id: str) -> UUID:
+        """Record an API token's grant (never the token) before it is handed out."""
+        self.authorise(issuer, Action.ADMINISTER)
+        grant = TokenGrant(agency=issuer.agency, issuer=issuer.staff, staff=staff, roles=list(roles),
+                           expires_at=expires_at.isoformat(), token_id=token_id)
+        self.save_as(issuer.agency, grant)
+        return grant.id
+
+    def record_report(self, actor: Actor, period_from: datetime, period_to: datetime, out_dir: str) -> UUID:
+        """Record that an auditor generates a period report (it names people), before it is written."""
+        self.authorise(actor, Action.AUDIT)
+        rec = ReportRecord(agency=actor.agency, staff=actor.staff, period_from=period_from.isoformat(),
+                           period_to=period_to.isoformat(), out_dir=out_dir)
+        self.save_as(actor.agency, rec)
+        return rec.id
 
     # -- reading the log ------------------------------------------------------------------------------
     def envelopes(

@@ -8,7 +8,9 @@ Sections, for events *recorded* in the period (inclusive bounds, signed event ti
   (and the name the agency enrolled them under) and the request it decided.
 * ``held.csv`` — every provision request held in the period, who asked, and its outcome by the period's
   end (and later, if it was decided after the period).
-* ``reads.csv`` — every recorded read of protected details (``AccessRecord``), who, what, why.
+* ``reads.csv`` — every recorded read of protected details (``AccessRecord``), who, what, why; and every
+  report generated (``ReportRecord``: the report lists people, so making one is recorded before it is written).
+* ``tokens.csv`` — every API token issued (``TokenGrant``): by whom, to whom, which roles, until when.
 * ``summary.csv`` — title, node, period, generation time and author, the verification result of the whole
   log (:func:`ledger.audit.verify_log`, which also recomputes every checkpoint's root and checks its
   signature), the newest checkpoint a hosted agency signed at or before the period's end, and the Merkle root
@@ -158,6 +160,7 @@ def audit_report(
         raise InputError(f"{out_dir} is not a directory")
     if (out_dir / "report.html").exists():
         raise StateConflict(f"{out_dir} already holds a report: choose a new directory (reports are not overwritten)")
+    node.app.record_report(actor, start, end, str(out_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
     generated = datetime.now(UTC)
     node.projector.catch_up()
@@ -177,6 +180,9 @@ def audit_report(
             "decided_by", "decided_at", "position"]),
         "reads": _Section(out_dir, "reads", "Reads of protected details", [
             "time", "agency", "staff", "staff_name", "subject", "what", "purpose", "position"]),
+        "tokens": _Section(out_dir, "tokens", "API tokens issued", [
+            "time", "agency", "issued_by", "issued_by_name", "staff", "staff_name", "roles", "expires_at",
+            "token_id", "position"]),
     }
     summary_counts: Counter[tuple[str, str, str]] = Counter()
     tree = PrefixRoot(end)
@@ -212,6 +218,13 @@ def audit_report(
                 _approval(node, sections["approvals"], names, topic, ev, h.origin, h.stream, at, position)
             elif topic == "ProvisionRequest.Held":
                 _held(node, sections["held"], h.origin, h.stream, at, ev, end_label, position)
+            elif topic == "TokenGrant.Issued":
+                sections["tokens"].add([at, ev.agency, ev.issuer, names(ev.agency, ev.issuer), ev.staff,
+                                        names(ev.agency, ev.staff), " ".join(ev.roles), ev.expires_at,
+                                        ev.token_id, position])
+            elif topic == "ReportRecord.Generated":
+                sections["reads"].add([at, ev.agency, ev.staff, names(ev.agency, ev.staff), "", "audit report",
+                                       f"period {ev.period_from} to {ev.period_to}", position])
             else:
                 sections["reads"].add([at, ev.agency, ev.staff, names(ev.agency, ev.staff), ev.subject, ev.what,
                                        ev.purpose, position])
@@ -271,7 +284,7 @@ def audit_report(
 _WANTED = frozenset({
     "Protection.FlagsSet", "Protection.FlagsReleased", "Protection.FlagsRenewed",
     "FlagRequest.Approved", "FlagRequest.Rejected", "FlagRequest.Executed",
-    "ProvisionRequest.Held", "AccessRecord.ProtectedDetailsRead",
+    "ProvisionRequest.Held", "AccessRecord.ProtectedDetailsRead", "TokenGrant.Issued", "ReportRecord.Generated",
 })
 
 

@@ -63,3 +63,34 @@ class AccessRecord(LedgerAggregate):
         self.subject = subject
         self.what = what
         self.purpose = purpose
+
+
+class TokenGrant(LedgerAggregate):
+    """An API token issued by an administrator: who may act as whom, with which roles, until when.
+
+    The token itself is never stored (it is a bearer secret); its id lets an auditor tie a token seen in
+    a proxy's log to the grant.
+    """
+
+    @event("Issued")
+    def __init__(self, agency: str, issuer: str, staff: str, roles: list[str], expires_at: str,
+                 token_id: str) -> None:
+        self.agency = agency
+        self.issuer = issuer
+        self.staff = staff
+        self.roles = roles
+        self.expires_at = expires_at
+        self.token_id = token_id
+
+
+class ReportRecord(LedgerAggregate):
+    """An auditor's period report was generated: it lists people, held requests and reads, so making it is
+    itself a read of protected details, recorded before the report is written."""
+
+    @event("Generated")
+    def __init__(self, agency: str, staff: str, period_from: str, period_to: str, out_dir: str) -> None:
+        self.agency = agency
+        self.staff = staff
+        self.period_from = period_from
+        self.period_to = period_to
+        self.out_dir = out_dir

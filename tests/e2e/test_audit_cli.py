@@ -15,6 +15,7 @@ from uuid import UUID
 
 import pytest
 
+from ledger.api.auth import issue_token
 from ledger.app import Actor
 from ledger.bootstrap import Node
 from ledger.cli.main import main
@@ -146,6 +147,7 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
     pending = node.app.request_provision(Actor(C, "counter"), A, x, legal_item=9, procedure="生活保護",
                                          info_kind="住民票")
     node.app.record_access(Actor(A, "aud"), x, "nationwide holders", HOSTILE_PURPOSE)
+    _, grant = issue_token(node, Actor(B, "admin"), "evil", ttl=timedelta(hours=1), roles=("approver",))
     protect(node, B, x, ["NON_DISCLOSURE"], kind="release")
     protect(node, C, y, ["NON_DISCLOSURE"])
     end = datetime.now(UTC) + timedelta(minutes=1)
@@ -157,7 +159,7 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
     result = lines[0]
     assert result["verified"] is True
     for name in ("report.html", "summary.csv", "flags.csv", "flag_summary.csv", "approvals.csv", "held.csv",
-                 "reads.csv"):
+                 "reads.csv", "tokens.csv"):
         assert (out / name).is_file(), name
     assert not list(out.glob(".*.part"))
 
@@ -184,7 +186,12 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
     assert held_rows[held.request_id]["decided_by"] == "apr" and held_rows[held.request_id]["querier"] == C
     assert held_rows[pending.request_id]["outcome_at_period_end"] == "held (pending)"
     reads = _read(out / "reads.csv")
-    assert [(r["staff"], r["purpose"]) for r in reads] == [("aud", HOSTILE_PURPOSE)]
+    assert [(r["staff"], r["what"]) for r in reads] == [("aud", "nationwide holders"), ("aud", "audit report")]
+    assert reads[0]["purpose"] == HOSTILE_PURPOSE and reads[1]["purpose"].startswith("period ")
+    (token,) = _read(out / "tokens.csv")
+    assert (token["agency"], token["issued_by"], token["staff"], token["staff_name"], token["roles"]) == (
+        B, "admin", "evil", HOSTILE_NAME, "approver")
+    assert token["token_id"] == grant.token_id and token["expires_at"] == grant.expires_at.isoformat()
 
     meta = {r["key"]: r["value"] for r in _read(out / "summary.csv")}
     leaves = [env.leaf_hash for _, _, env in node.app.envelopes()]

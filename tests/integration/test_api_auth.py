@@ -89,6 +89,7 @@ def test_a_role_revoked_after_issue_stops_counting_and_tokens_can_be_narrowed(sq
 
 def test_only_administrators_issue_tokens_for_their_own_active_staff(sqlite_node: Node) -> None:
     node = sqlite_node
+    before = node.app.max_position()
     with pytest.raises(PermissionDenied):
         issue_token(node, Actor(B, "apr"), "req")
     with pytest.raises(PermissionDenied):
@@ -97,9 +98,17 @@ def test_only_administrators_issue_tokens_for_their_own_active_staff(sqlite_node
         issue_token(node, Actor(B, "admin"), "req", ttl=timedelta(hours=13))
     with pytest.raises(InputError):
         issue_token(node, Actor(B, "admin"), "req", roles=("approver",))
+    assert node.app.max_position() == before, "a refused issue records nothing"
     node.app.deactivate_staff(Actor(B, "admin"), "op")
     with pytest.raises(InputError):
         issue_token(node, Actor(B, "admin"), "op")
+    after_refusal = node.app.max_position()
+    _, who = issue_token(node, Actor(B, "admin"), "req")
+    (grant,) = [ev for _, _, env in node.app.envelopes(start=after_refusal + 1)
+                if (ev := node.app.signed_mapper.decode(env)).__class__.__qualname__ == "TokenGrant.Issued"]
+    assert (grant.agency, grant.issuer, grant.staff, grant.roles, grant.token_id) == (
+        B, "admin", "req", list(who.roles), who.token_id), "the grant is in the signed log, the token is not"
+    assert not any(hasattr(grant, f) for f in ("token", "mac", "secret"))
 
 
 def test_the_cli_issues_a_token_the_api_accepts(make_node: NodeFactory, capsys: pytest.CaptureFixture[str]) -> None:

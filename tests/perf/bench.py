@@ -14,6 +14,7 @@ import random
 import shutil
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -315,16 +316,28 @@ def main(argv: list[str] | None = None) -> int:
                     "≥0.8×",
                 )
                 pg.close()
+    except BaseException as exc:
+        # a long run that fails (or is stopped) late keeps the figures it has: saved, marked incomplete
+        if table:
+            _save(args, loadavg, started, table, incomplete=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    _save(args, loadavg, started, table)
+    return 0
+
+
+def _save(args: argparse.Namespace, loadavg: tuple[float, float, float], started: float,
+          table: list[dict[str, Any]], incomplete: str | None = None) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     result = {"machine": machine(loadavg), "args": settings, "seconds": round(time.perf_counter() - started),
-              "figures": table}
+              "figures": table, **({"incomplete": incomplete} if incomplete is not None else {})}
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
-    print(f"saved {out} ({result['seconds']} s)")
-    return 0
+    print(f"saved {out} ({result['seconds']} s){' — INCOMPLETE: ' + incomplete if incomplete else ''}",
+          file=sys.stderr if incomplete else sys.stdout, flush=True)
+    return out
 
 
 if __name__ == "__main__":

@@ -35,3 +35,18 @@ def test_the_benchmark_produces_every_figure(tmp_path, monkeypatch) -> None:
     assert all(f["ours"] > 0 for f in figures.values())
     assert all(f["baseline"] > 0 for f in figures.values() if f["baseline"] is not None)
     assert result["machine"]["cpus"] and "load_average_at_start" in result["machine"]
+
+
+def test_a_run_stopped_late_keeps_the_figures_it_has(tmp_path, monkeypatch) -> None:
+    # a kept memory log of another size stops the run at the memory figure, after the append figure was taken
+    monkeypatch.setattr(bench, "RESULTS", tmp_path / "results")
+    kept = tmp_path / "log"
+    kept.mkdir()
+    (kept / "flagledger-bench-events").write_text("123")
+    with pytest.raises(SystemExit, match="holds a log of 123 events"):
+        bench.main(["--events", "200", "--runs", "1", "--only", "append,memory", "--memory-events", "400",
+                    "--memory-log", str(kept), "--no-postgres"])
+    [saved] = list((tmp_path / "results").glob("*.json"))
+    result = json.loads(saved.read_text())
+    assert [f["figure"] for f in result["figures"]] == ["signed append, SQLite, batches of 100"]
+    assert "holds a log of 123 events" in result["incomplete"]

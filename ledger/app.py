@@ -829,36 +829,35 @@ class FlagLedger(Application[UUID]):
     def record_access(self, actor: Actor, subject: str, what: str, purpose: str) -> UUID:
         """Record a read of protected details; callers do this *before* showing them."""
         self.authorise(actor, Action.VIEW_PROTECTED)
-        if not purpose.strip():
-            raise InputError("say why the protected details are read (purpose)")
-        rec = AccessRecord(
-            agency=actor.agency, staff=actor.staff, subject=self.subject(subject), what=what, purpose=purpose
-        )
-        self.save_as(actor.agency, rec)
-        return rec.id
+        (rid,) = self._record_reads(actor, [subject], what, purpose)
+        return rid
 
     def record_listing(self, actor: Actor, subjects: Sequence[str], what: str, purpose: str,
                        allowed: Sequence[Action]) -> list[UUID]:
         """Record that a listing showed protected details of ``subjects`` (one record each, saved together).
 
         A listing is authorised by the work it serves (``allowed``: any one of them), not by
-        ``view_protected``: an approver of held requests must see the queue they decide. Callers record
-        *before* showing the listing, as with ``record_access``.
+        ``view_protected``: an approver of held requests must see the queue they decide. Checked with
+        ``permit``, as the listing's own view just did (so answered from memory). Callers record *before*
+        showing the listing, as with ``record_access``.
         """
         denied: PermissionDenied | None = None
         for action in allowed:
             try:
-                self.authorise(actor, action)
+                self.permit(actor, action)
                 break
             except PermissionDenied as exc:
                 denied = exc
         else:
             raise denied or PermissionDenied(f"{actor} may not read {what}", code="role_not_permitted")
+        return self._record_reads(actor, subjects, what, purpose)
+
+    def _record_reads(self, actor: Actor, subjects: Sequence[str], what: str, purpose: str) -> list[UUID]:
         if not purpose.strip():
             raise InputError("say why the protected details are read (purpose)")
         records = [
-            AccessRecord(agency=actor.agency, staff=actor.staff, subject=self.subject(s), what=what, purpose=purpose)
-            for s in dict.fromkeys(subjects)
+            AccessRecord(agency=actor.agency, staff=actor.staff, subject=s, what=what, purpose=purpose)
+            for s in dict.fromkeys(self.subject(s) for s in subjects)
         ]
         if records:
             self.save_as(actor.agency, *records)

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from ledger.app import Actor
 from ledger.bootstrap import Node
+from ledger.domain.types import Action
+from ledger.errors import InputError, PermissionDenied
 from projections import views
 from tests.conftest import A, B, C
 from tests.integration.test_projections_views import NAR, protect, query
@@ -55,3 +59,14 @@ def test_a_queue_that_lists_no_held_request_records_nothing(node: Node, person: 
     assert counted.held == () and counted.held_waiting == 1, "a page that only counts gets the number"
     assert views.work_queue(node, Actor(A, "apr")).held == (), "A holds nothing about x"
     assert node.app.max_position() == before, "nothing was listed, so nothing was recorded"
+
+
+def test_recording_a_listing_is_refused_to_staff_who_do_not_do_that_work(node: Node, person: Any) -> None:
+    x = person()
+    before = node.app.max_position()
+    deciders = (Action.REVIEW_HELD, Action.APPROVE_HELD)
+    with pytest.raises(PermissionDenied):
+        node.app.record_listing(Actor(B, "counter"), [x], views.HELD_LISTING, views.HELD_LISTING_PURPOSE, deciders)
+    with pytest.raises(InputError, match="purpose"):
+        node.app.record_listing(Actor(B, "rev"), [x], views.HELD_LISTING, " ", deciders)
+    assert node.app.max_position() == before, "a refused record saves nothing"

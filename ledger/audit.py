@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ledger.app import FlagLedger
+from ledger.audit_workers import MIN_EVENTS, default_workers, verify_in_workers
 from ledger.envelope import GENESIS
-from ledger.errors import FlagLedgerError
+from ledger.errors import FlagLedgerError, InputError
 from ledger.log_rows import LogRow, log_rows
 from ledger.stream_heads import DEFAULT_CAPACITY, StreamHeads
 
@@ -54,6 +55,8 @@ def verify_log(
     page: int = 1000,
     trusted: Sequence[Checkpoint] = (),
     heads_in_memory: int = DEFAULT_CAPACITY,
+    workers: int | None = None,
+    min_events: int = MIN_EVENTS,
 ) -> VerifyReport:
     """Check every event in log order; stop at the first bad one.
 
@@ -63,9 +66,21 @@ def verify_log(
     (:func:`ledger.checkpoints.verify_checkpoints`), plus ``trusted`` ones kept outside this log.
     At most ``heads_in_memory`` stream heads are kept in memory; older ones spill to a temporary table
     (:mod:`ledger.stream_heads`).
+
+    With ``workers`` > 1 (default: one per CPU) and a log of at least ``min_events`` events, worker processes
+    check the events and this one the chains (:mod:`ledger.audit_workers`); the report is the same as with one
+    process.
     """
+    if workers is None:
+        workers = default_workers()
+    if workers < 1:
+        raise InputError("--workers must be at least 1")
     with StreamHeads(heads_in_memory) as heads:
-        report = _verify_events(app, heads, progress, page)
+        if workers > 1 and app.max_position() >= min_events and _store_is_shared(app):
+            report = VerifyReport()
+            verify_in_workers(app, heads, report, workers, page, progress)
+        else:
+            report = _verify_events(app, heads, progress, page)
     if report.first_bad is not None:
         return report
     from ledger.checkpoints import verify_checkpoints  # imported here: it imports this module
@@ -96,22 +111,10 @@ def _verify_events(
                 h = env.header
                 stream = h.stream  # the row's, as check_fields found
                 head = get_head(stream)
-                expected_version, expected_prev = head if head is not None else _NO_HEAD
-                if h.version != expected_version + 1:
-                    raise _Bad(
-                        f"stream jumps from v{expected_version} to v{h.version}: an event is missing or "
-                        "out of order",
-                        "broken_chain",
-                    )
-                if h.prev != expected_prev:
-                    raise _Bad(
-                        "does not chain to the previous event of its stream (edited, deleted or reordered)",
-                        "broken_chain",
-                    )
-                verify(env)
-                decodes(env)  # check_fields matched the header's stream to str(UUID) of the row's
-            except _Bad as bad:
-                report.first_bad = _finding(n, bad.reason, bad.code)
+                report.first_bad = chain_finding(n[0], stream, version, topic, h.prev, head)
+                if report.first_bad is None:
+                    verify(env)
+                    decodes(env)  # check_fields matched the header's stream to str(UUID) of the row's
             except FlagLedgerError as exc:
                 report.first_bad = _finding(n, str(exc), exc.code)
             if report.first_bad is not None:
@@ -136,13 +139,35 @@ def _verify_events(
 _NO_HEAD = (0, GENESIS)
 
 
+def chain_finding(
+    position: int, stream: str, version: int, topic: str, prev: str, head: tuple[int, str] | None
+) -> Finding | None:
+    """What is wrong with an event's link to its stream's ``head`` (latest verified version and hash), if anything."""
+    expected_version, expected_prev = head if head is not None else _NO_HEAD
+    if version != expected_version + 1:
+        return Finding(
+            position, stream, version, topic,
+            f"stream jumps from v{expected_version} to v{version}: an event is missing or out of order",
+            "broken_chain",
+        )
+    if prev != expected_prev:
+        return Finding(
+            position, stream, version, topic,
+            "does not chain to the previous event of its stream (edited, deleted or reordered)",
+            "broken_chain",
+        )
+    return None
+
+
+def _store_is_shared(app: FlagLedger) -> bool:
+    """Whether another process can open this store (an in-memory SQLite database is this process's alone)."""
+    name = str(app.env.get("SQLITE_DBNAME", ""))
+    return app.env.get("PERSISTENCE_MODULE") != "eventsourcing.sqlite" or not (
+        name == ":memory:" or "mode=memory" in name
+    )
+
+
 def _finding(n: LogRow, reason: str, code: str) -> Finding:
     position, stream, stored, version, topic, _ = n
     return Finding(position, stream if stream is not None else str(stored), version, topic, reason, code)
 
-
-class _Bad(Exception):
-    def __init__(self, reason: str, code: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.code = code

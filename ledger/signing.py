@@ -7,6 +7,7 @@ never be checked against another agency's key by accident.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -97,6 +98,17 @@ class KeyRing:
     # (key id, root, size, signature) of the last batch verify_root verified: its next events skip building
     # the batch message and the cache look-up (figures "audit verify", "ingest")
     _last_root: tuple[str, bytes, int, bytes] | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_records(cls, records: Iterable[KeyRecord]) -> KeyRing:
+        """A registry holding exactly ``records`` (as :meth:`records` returned them), revocations included."""
+        ring = cls()
+        for record in records:
+            if record.key_id != key_id_for(record.agency, bytes.fromhex(record.public_hex)):
+                raise UntrustedKeyError(f"key id {record.key_id} does not match its public key")
+            ring._records[record.key_id] = record
+            ring._public[record.key_id] = public_key_from_hex(record.public_hex)
+        return ring
 
     def add(self, record: KeyRecord) -> None:
         if record.key_id != key_id_for(record.agency, bytes.fromhex(record.public_hex)):

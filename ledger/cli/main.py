@@ -371,7 +371,9 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
         trusted = [load_checkpoint(f) for f in args.checkpoint]
     app = _node(args).app
-    report = verify_log(app, progress=None if args.quiet else progress_printer("verify"), trusted=trusted)
+    report = verify_log(
+        app, progress=None if args.quiet else progress_printer("verify"), trusted=trusted, workers=args.workers
+    )
     if report.first_bad is not None:
         print(f"FAILED: first bad event at {report.first_bad} [{report.first_bad.code}]", file=sys.stderr)
         if report.first_bad.index is not None:
@@ -636,6 +638,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="FILE",
         help="also check a signed checkpoint kept outside this log (catches a truncated log); repeatable",
+    )
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes checking signatures (default: one per CPU; a log under 50,000 events is checked in one)",
     )
     s.set_defaults(cmd="audit verify")
 

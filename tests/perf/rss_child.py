@@ -1,7 +1,9 @@
 """Child process of the memory figure: ``python rss_child.py rebuild|audit DATA_DIR [HEADS_IN_MEMORY]``.
 
 Prints one JSON line: resident set size (MB) after opening the node, at each tenth of the work, the peak
-sampled per page and ``VmHWM`` (the kernel's own peak for this process image). ``ru_maxrss`` is not used: on
+sampled per page and ``VmHWM`` (the kernel's own peak for this process image). The audit's worker processes
+(``ledger.audit_workers``) are sampled with it: ``workers_peak_mb`` is the largest sum of their ``VmHWM`` seen,
+and ``total_mb`` (own ``VmHWM`` plus that) is what the memory figure reports. ``ru_maxrss`` is not used: on
 Linux it survives ``exec`` and so reports the parent's peak (the benchmark itself) as the child's.
 """
 
@@ -29,11 +31,14 @@ def main() -> None:
     tenths: dict[int, float] = {}
     spilled = 0
     peak = opened
+    workers_peak = 0.0
 
     def progress(position: int, end: int) -> None:
-        nonlocal peak
+        nonlocal peak, workers_peak
         rss = mb()
         peak = max(peak, rss)
+        workers = sum(vm_hwm_kb(c.pid) for c in proc.children(recursive=True)) / 1024
+        workers_peak = max(workers_peak, workers)
         tenths.setdefault(min(10, position * 10 // max(end, 1)), rss)
 
     if what == "rebuild":
@@ -49,14 +54,20 @@ def main() -> None:
         "opened_mb": round(opened, 1), "peak_mb": round(peak, 1),
         "by_tenth_mb": {k: round(v, 1) for k, v in sorted(tenths.items())},
         "vm_hwm_mb": round(vm_hwm_kb() / 1024, 1),
+        "workers_peak_mb": round(workers_peak, 1),
+        "total_mb": round(vm_hwm_kb() / 1024 + workers_peak, 1),
     }))
 
 
-def vm_hwm_kb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def vm_hwm_kb(pid: int | str = "self") -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # a worker that ended between listing and reading
+        return 0
+    for line in status.splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
-    raise RuntimeError("no VmHWM in /proc/self/status (not Linux?)")
+    raise RuntimeError(f"no VmHWM in /proc/{pid}/status (not Linux?)")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.kafka
 
 def test_the_benchmark_produces_every_figure(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
-    args = ["--events", "200", "--subjects", "500", "--kafka-events", "100", "--samples", "3", "--records", "3000",
-            "--memory-events", "400", "--runs", "1", "--no-postgres"]
+    args = ["--events", "200", "--log-events", "300", "--subjects", "500", "--kafka-events", "100", "--samples", "3",
+            "--records", "3000", "--memory-events", "400", "--runs", "1", "--no-postgres"]
     assert bench.main(args) == 0
     [saved] = list(tmp_path.glob("*.json"))
     result = json.loads(saved.read_text())

@@ -1,0 +1,214 @@
+"""``audit verify`` on several cores: worker processes check the events, this process checks the chains.
+
+Everything ``audit verify`` checks of one event alone — the row against its signed header, the payload against
+its digest, the batch signature against a key valid at the event's time, that the payload decodes — needs
+nothing from any other event, and is nine tenths of the work (figure "audit verify of the whole log"). Worker
+processes do it for pages of the log (position ranges), each reading its pages from the store itself, and
+send back per event only what the chain check needs: stream, version, ``prev`` and the event's own hash.
+This process takes the pages in log order and checks each stream's chain exactly as the one-process audit
+does, with the same bounded :class:`~ledger.stream_heads.StreamHeads`.
+
+The first bad event is the same one the one-process audit names: a worker stops at the first event of its
+page that fails, and says whether it failed before its chain link would have been checked (it could not be
+read, or its row disagrees with its header) or after (signature, digest, decoding); this process checks the
+chain of every event before it, and of that event too in the second case, and reports whichever comes first.
+
+Workers are *spawned* (not forked): a forked child would inherit this process's open database connections,
+which SQLite forbids using or closing across a fork. Starting one costs a few hundred milliseconds, so small
+logs are checked in this process (``min_events``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import TYPE_CHECKING, Any
+
+from ledger.errors import FlagLedgerError, StorageError
+
+if TYPE_CHECKING:
+    from ledger.app import FlagLedger
+    from ledger.audit import Finding, VerifyReport
+    from ledger.mapper import SignedMapper
+    from ledger.signing import KeyRecord
+    from ledger.stream_heads import StreamHeads
+
+__all__ = ["MIN_EVENTS", "default_workers", "verify_in_workers"]
+
+MIN_EVENTS = 50_000  # below this a one-process audit finishes in about the time a worker takes to start
+
+# per event that passed the worker's checks: position, stream, version, topic, prev, own hash (hex), and
+# whether its batch signature differs from the previous event's in the page (the first event's: True)
+Link = tuple[int, str, int, str, str, str, bool]
+
+
+def default_workers() -> int:
+    """One worker per CPU, at most 4 (each holds ~60 MB); the chain check here is a tenth of the work."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class CheckerSpec:
+    """What a worker needs to check events as the auditing process would: the store and the key registry."""
+
+    env: dict[str, str]
+    keys: tuple[KeyRecord, ...]
+
+
+@dataclass(frozen=True)
+class PageResult:
+    links: list[Link]
+    first_signature: bytes  # of the first event that passed (b"": none did)
+    last_signature: bytes  # of the last event that passed
+    finding: Finding | None = None  # the first event of the page that failed
+    chain_first: bool = False  # the failing event is the last link: check its chain before the finding
+    error: str | None = None  # the page could not be read (storage): the audit stops with this
+
+
+# -- in the worker process --------------------------------------------------------------------------------
+_checker: _PageChecker | None = None
+
+
+def _start_worker(spec: CheckerSpec) -> None:
+    global _checker
+    _checker = _PageChecker(spec)
+
+
+def _check_page(start: int, stop: int, limit: int) -> PageResult:
+    assert _checker is not None, "worker used before it started"
+    return _checker.check(start, stop, limit)
+
+
+class _PageChecker:
+    def __init__(self, spec: CheckerSpec) -> None:
+        from eventsourcing.persistence import InfrastructureFactory, JSONTranscoder
+        from eventsourcing.utils import Environment
+
+        from ledger.app import FlagLedger
+        from ledger.mapper import SignedMapper
+        from ledger.signing import KeyRing
+
+        env = dict(spec.env)
+        env["CREATE_TABLE"] = "n"  # the auditing process opened the store: only read it here
+        factory = InfrastructureFactory.construct(Environment(FlagLedger.name, env))
+        transcoder = factory.transcoder()
+        if isinstance(transcoder, JSONTranscoder):
+            FlagLedger.register_transcodings(None, transcoder)  # type: ignore[arg-type]
+        self.recorder = factory.application_recorder()
+        self.mapper = SignedMapper(transcoder, cipher=factory.cipher(), keyring=KeyRing.from_records(spec.keys))
+
+    def check(self, start: int, stop: int, limit: int) -> PageResult:
+        try:
+            return _check_rows(self.mapper, _read(self.recorder, start, stop, limit))
+        except StorageError as exc:
+            return PageResult([], b"", b"", error=str(exc))
+
+
+def _read(recorder: Any, start: int, stop: int, limit: int) -> list[Any]:
+    from ledger.log_rows import log_rows
+
+    rows = log_rows(recorder, start, limit)
+    return [r for r in rows if r[0] <= stop] if rows and rows[-1][0] > stop else rows
+
+
+def _check_rows(mapper: SignedMapper, rows: list[Any]) -> PageResult:
+    """The one-event checks of ``audit verify`` (``ledger.audit._verify_events``) for one page, in order."""
+    from ledger.audit import _finding
+
+    open_, check_fields, verify, decodes = mapper.open, mapper.check_fields, mapper.verify, mapper.check_decodes
+    links: list[Link] = []
+    add = links.append
+    first_sig = last_sig = b""
+    for n in rows:
+        position, row_stream, _, version, topic, state = n
+        try:
+            env = open_(state)
+            check_fields(env, row_stream, version, topic)
+        except FlagLedgerError as exc:
+            return PageResult(links, first_sig, last_sig, _finding(n, str(exc), exc.code))
+        h = env.header
+        sig = env.seal.signature
+        add((position, h.stream, version, topic, h.prev, env.hash_hex, sig != last_sig))
+        try:
+            verify(env)
+            decodes(env)
+        except FlagLedgerError as exc:
+            return PageResult(links, first_sig, last_sig, _finding(n, str(exc), exc.code), chain_first=True)
+        if not first_sig:
+            first_sig = sig
+        last_sig = sig
+    return PageResult(links, first_sig, last_sig)
+
+
+# -- in the auditing process ------------------------------------------------------------------------------
+def verify_in_workers(
+    app: FlagLedger,
+    heads: StreamHeads,
+    report: VerifyReport,
+    workers: int,
+    page: int,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Fill ``report`` (events, batches, streams, first_bad) for the log up to its current end."""
+    from ledger.audit import chain_finding
+
+    end = app.max_position()
+    spec = CheckerSpec(dict(app.env), tuple(app.keyring.records()))
+    get_head, set_head = heads.get, heads.set
+    events = batches = 0
+    last_sig = b""
+    pages = iter(range(1, end + 1, page))
+    in_flight: deque[Future[PageResult]] = deque()
+    try:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
+                                 initargs=(spec,)) as pool:
+
+            def submit() -> None:
+                start = next(pages, None)
+                if start is not None:
+                    in_flight.append(pool.submit(_check_page, start, min(end, start + page - 1), page))
+
+            for _ in range(2 * workers):  # enough queued that no worker waits for this process
+                submit()
+            while in_flight:
+                result = in_flight.popleft().result()
+                submit()
+                if result.error is not None:
+                    raise StorageError(result.error)
+                checked = len(result.links) - (1 if result.chain_first else 0)
+                for i, (position, stream, version, topic, prev, own, new_batch) in enumerate(result.links):
+                    head = get_head(stream)
+                    bad = chain_finding(position, stream, version, topic, prev, head)
+                    if bad is not None:
+                        report.first_bad = bad
+                        break
+                    if i == checked:  # the failing event: its chain held, so the worker's finding stands
+                        break
+                    set_head(stream, version, own, new=head is None)
+                    events += 1
+                    if new_batch if i else result.first_signature != last_sig:
+                        batches += 1
+                if report.first_bad is None and result.finding is not None:
+                    report.first_bad = result.finding
+                if report.first_bad is not None:
+                    for f in in_flight:
+                        f.cancel()
+                    break
+                if result.first_signature:
+                    last_sig = result.last_signature
+                if progress is not None and result.links:
+                    progress(result.links[-1][0], end)
+    except BrokenProcessPool as exc:
+        raise StorageError(
+            f"an audit worker process died ({exc}); nothing was concluded. Run `flagledger audit verify "
+            "--workers 1` to check the log in one process"
+        ) from exc
+    report.events, report.batches = events, batches
+    if report.first_bad is None:  # as the one-process audit: a failed report counts no streams
+        report.streams = heads.streams
+        report.heads_spilled = heads.spilled

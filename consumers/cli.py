@@ -162,7 +162,7 @@ def _parked(args: argparse.Namespace) -> int:
 
 @command("consumers replay")
 def _replay(args: argparse.Namespace) -> int:
-    outcome = replay_parked(_node(args), args.id)
+    outcome = replay_parked(_node(args), args.id, accept_revoked_key=args.accept_revoked_key)
     out({"id": args.id, "outcome": outcome.kind, "reason": outcome.reason})
     return 0 if outcome.kind != "parked" else 5
 
@@ -208,6 +208,11 @@ def _register(groups: Any, sub: Any, actor: Any) -> None:
     sub(g, "parked", "list parked messages").set_defaults(cmd="consumers parked")
     s = sub(g, "replay", "re-run a parked message after fixing its cause")
     s.add_argument("id", type=int)
+    s.add_argument(
+        "--accept-revoked-key",
+        action="store_true",
+        help="apply an event signed by a key revoked since (code revoked_key_late), once its agency confirmed it",
+    )
     s.set_defaults(cmd="consumers replay")
     g = sub(groups, "topics", "broker topics").add_subparsers(dest="sub", required=True)
     s = sub(g, "ensure", "create the events and dead-letter topics")

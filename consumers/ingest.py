@@ -131,8 +131,14 @@ def _check_schema(env: Envelope) -> UUID:
     return stream
 
 
-def ingest(app: FlagLedger, raw: bytes, pending: PendingStore | None = None) -> Outcome:
-    """Apply one published envelope to the local ledger, exactly once and in stream order."""
+def ingest(
+    app: FlagLedger, raw: bytes, pending: PendingStore | None = None, *, accept_revoked_key: bool = False
+) -> Outcome:
+    """Apply one published envelope to the local ledger, exactly once and in stream order.
+
+    ``accept_revoked_key``: an operator confirmed with the originating agency that this event, signed by a
+    key revoked since, is genuine (``consumers replay ID --accept-revoked-key``); see :func:`_revoked_late`.
+    """
     try:
         env = Envelope.from_bytes(raw)
         h = env.header
@@ -170,6 +176,9 @@ def ingest(app: FlagLedger, raw: bytes, pending: PendingStore | None = None) -> 
     if h.prev != head_hash:
         forked = Outcome("parked", f"v{h.version} of stream {h.stream} does not chain to v{head_version}", "fork")
         return _hold_on_checkpoint_fork(app, env, forked)
+    late = None if accept_revoked_key else _revoked_late(app, env)
+    if late is not None:
+        return late
     if h.topic == CHECKPOINT_TOPIC:
         try:
             check_incoming(app, env, event)
@@ -179,6 +188,30 @@ def ingest(app: FlagLedger, raw: bytes, pending: PendingStore | None = None) -> 
     if pending is not None:
         applied += _release_waiting(app, pending, h.stream, h.version + 1)
     return Outcome("applied", applied=applied)
+
+
+def _revoked_late(app: FlagLedger, env: Envelope) -> Outcome | None:
+    """Park a new event signed by a key this node already knows to be revoked.
+
+    Such an event verifies (it is stamped before the revocation took effect), but whoever stole the key can
+    stamp an event with any time: a backdated removal of a flag, chained to the stream's current head, would
+    lift a protection nationwide. A genuine event signed before the revocation reaches us before it (an
+    agency's events share one partition, in its log order), so one arriving after it is kept for an operator
+    to confirm with the originating agency. Redeliveries of events we hold were found duplicates before this.
+    """
+    h = env.header
+    rec = app.keyring.revoked(h.key_id)
+    if rec is None:
+        return None
+    assert rec.revoked_from is not None
+    return Outcome(
+        "parked",
+        f"v{h.version} of stream {h.stream} ({h.topic}, stamped {h.time}) is signed by key {h.key_id}, revoked "
+        f"from {rec.revoked_from.isoformat()} ({rec.revocation_reason or 'no reason given'}) and arrived after "
+        f"the revocation: whoever holds a stolen key can backdate events. Confirm with agency {h.origin} that "
+        f"it sent event {h.event_id}, then `flagledger consumers replay ID --accept-revoked-key`",
+        "revoked_key_late",
+    )
 
 
 def _release_waiting(app: FlagLedger, pending: PendingStore, stream: str, version: int) -> int:
@@ -296,19 +329,21 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
         heads.clear()
 
     verify, check_decodes = app.signed_mapper.verify, app.signed_mapper.check_decodes
+    revoked = app.keyring.revoked
     for raw in raws:
         try:
             env = Envelope.from_bytes(raw)
             h = env.header
             # what needs more than a chain check goes through ingest() itself, after what is staged: our own
             # events read back (forgeries naming us are parked), keys, checkpoints (fork checks and holds),
-            # agencies on hold, and events a held successor waits for
+            # agencies on hold, events a held successor waits for, and events under a revoked key
             if (
                 h.origin in app.hosted
                 or h.topic.startswith("ledger.domain.keys:")
                 or is_checkpoint_topic(h.topic)
                 or (h.stream, h.version + 1) in waiting
                 or on_hold(h.origin)
+                or revoked(h.key_id) is not None
             ):
                 flush()
                 out.append(ingest(app, raw, pending))

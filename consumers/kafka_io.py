@@ -432,18 +432,23 @@ def parked(node: Node) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k != "envelope"} for r in rows]
 
 
-def replay_parked(node: Node, parked_id: int) -> Outcome:
-    """Re-run one parked message after its cause was fixed (e.g. the agency's key is now trusted)."""
+def replay_parked(node: Node, parked_id: int, *, accept_revoked_key: bool = False) -> Outcome:
+    """Re-run one parked message after its cause was fixed (e.g. the agency's key is now trusted).
+
+    ``accept_revoked_key``: the operator confirmed with the originating agency that the event, signed by a key
+    revoked since, is genuine; the message is then marked ``accepted_revoked`` rather than ``replayed``."""
     with node.engine.connect() as conn:
         row = conn.execute(select(parked_messages).where(parked_messages.c.id == parked_id)).mappings().first()
     if row is None:
         from ledger.errors import NotFoundError
 
         raise NotFoundError(f"no parked message {parked_id}")
-    outcome = ingest(node.app, bytes(row["envelope"]), PendingStore(node.app, node.engine))
+    outcome = ingest(node.app, bytes(row["envelope"]), PendingStore(node.app, node.engine),
+                     accept_revoked_key=accept_revoked_key)
     if outcome.kind in ("applied", "duplicate", "held_gap"):
+        status = "accepted_revoked" if accept_revoked_key and row["code"] == "revoked_key_late" else "replayed"
         with node.engine.begin() as conn:
-            conn.execute(parked_messages.update().where(parked_messages.c.id == parked_id).values(status="replayed"))
+            conn.execute(parked_messages.update().where(parked_messages.c.id == parked_id).values(status=status))
         node.projector.catch_up()
     return outcome
 

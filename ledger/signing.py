@@ -139,6 +139,11 @@ class KeyRing:
         except KeyError:
             raise UntrustedKeyError(f"unknown signing key {key_id}", code="unknown_key") from None
 
+    def revoked(self, key_id: str) -> KeyRecord | None:
+        """The key's record if it is revoked (from any time), else None."""
+        rec = self._records.get(key_id)
+        return rec if rec is not None and rec.revoked_from is not None else None
+
     def records(self) -> list[KeyRecord]:
         return list(self._records.values())
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -28,7 +29,7 @@ from ledger.envelope import Envelope
 from ledger.errors import StorageError
 from ledger.faultpoint import ENV as FAULTPOINT_ENV
 from ledger.faultpoint import faultpoint
-from ledger.log_rows import log_rows
+from ledger.log_rows import LogRow, log_rows
 from projections.page import PageWriter
 
 __all__ = ["BatchedProjection", "PageWriter", "Projection", "Projector", "create_engine", "metadata", "upsert"]
@@ -43,6 +44,8 @@ tracking = Table(
 )
 
 Progress = Callable[[int, int], None]
+# topic → (projection name, apply or handle, batched?) of the projections reading it
+Readers = dict[str, list[tuple[str, Callable[[Any, Any, Envelope, int], None], bool]]]
 PROJECTOR_LOCK = 0x666C6167  # the advisory lock key of projection writers on PostgreSQL ("flag")
 
 
@@ -153,16 +156,14 @@ class Projector:
 
     def catch_up(self, progress: Progress | None = None, stop: int | None = None) -> int:
         """Apply every event after each projection's position; returns the events applied."""
-        with self._threads:
-            return self._catch_up(progress, stop)
+        with self._threads, self.engine.connect() as conn:
+            return self._catch_up(conn, progress, stop)
 
-    def _catch_up(self, progress: Progress | None, stop: int | None) -> int:
+    def _catch_up(self, conn: Connection, progress: Progress | None, stop: int | None) -> int:
         positions = self.positions()
         start = min(positions.values(), default=0) + 1
         applied = 0
         end = stop if stop is not None else self.app.max_position()
-        mapper = self.app.signed_mapper
-        open_, check_fields, verify, decode = mapper.open, mapper.check_fields, mapper.verify, mapper.decode
         readers = self._readers()
         while start <= end:
             # plain tuples, as `audit verify` reads (ledger/log_rows.py): the same rows without a Notification
@@ -172,38 +173,9 @@ class Projector:
                 rows = [r for r in rows if r[0] <= end]
             if not rows:
                 break
-            armed = bool(os.environ.get(FAULTPOINT_ENV))  # the fault seam, looked up once a page
             try:
-                with self.engine.begin() as conn:
-                    # another process of this node (the `node` loop, a CLI command, a rebuild) may have
-                    # projected these events since we looked: lock, then re-read where each projection is
-                    self._lock(conn)
-                    positions = self._positions(conn)
-                    # the usual case (a rebuild, a catch-up of projections that move together): every
-                    # projection is behind the whole page, so no event needs its position compared
-                    behind_all = max(positions.values(), default=0) < rows[0][0]
-                    w = PageWriter(conn)
-                    for position, row_stream, _, version, topic, state in rows:
-                        wanted = readers.get(topic)
-                        if wanted is None:
-                            continue
-                        env = open_(state)
-                        check_fields(env, row_stream, version, topic)
-                        verify(env)
-                        ev = decode(env)
-                        for name, apply, batched in wanted:
-                            if behind_all or position > positions[name]:
-                                apply(w if batched else w.conn, ev, env, position)
-                        applied += 1
-                        if armed:
-                            faultpoint("projector.mid_page")
-                    w.flush()
-                    last = rows[-1][0]
-                    # one executemany for every projection's position: a page of a few events (a Kafka poll
-                    # during propagation) otherwise pays one statement per projection
-                    moved = [p.name for p in self.projections if last > positions[p.name]]
-                    upsert(conn, tracking, [{"name": name, "position": last} for name in moved], ["name"])
-                    positions.update(dict.fromkeys(moved, last))
+                with conn.begin():
+                    applied += self._apply_page(conn, rows, readers)
             except SQLAlchemyError as exc:
                 raise _storage_error(
                     f"projection update failed at position {rows[0][0]}",
@@ -216,14 +188,50 @@ class Projector:
             start = rows[-1][0] + 1
         return applied
 
-    def _readers(self) -> dict[str, list[tuple[str, Callable[[Any, Any, Envelope, int], None], bool]]]:
+    def _apply_page(self, conn: Connection, rows: Sequence[LogRow], readers: Readers) -> int:
+        """One page in the open transaction of ``conn``: the events, then every projection's position."""
+        mapper = self.app.signed_mapper
+        open_, check_fields, verify, decode = mapper.open, mapper.check_fields, mapper.verify, mapper.decode
+        armed = bool(os.environ.get(FAULTPOINT_ENV))  # the fault seam, looked up once a page
+        # another process of this node (the `node` loop, a CLI command, a rebuild) may have projected these
+        # events since we looked: lock, then re-read where each projection is
+        self._lock(conn)
+        positions = self._positions(conn)
+        # the usual case (a rebuild, a catch-up of projections that move together): every projection is
+        # behind the whole page, so no event needs its position compared
+        behind_all = max(positions.values(), default=0) < rows[0][0]
+        applied = 0
+        w = PageWriter(conn)
+        for position, row_stream, _, version, topic, state in rows:
+            wanted = readers.get(topic)
+            if wanted is None:
+                continue
+            env = open_(state)
+            check_fields(env, row_stream, version, topic)
+            verify(env)
+            ev = decode(env)
+            for name, apply, batched in wanted:
+                if behind_all or position > positions[name]:
+                    apply(w if batched else w.conn, ev, env, position)
+            applied += 1
+            if armed:
+                faultpoint("projector.mid_page")
+        w.flush()
+        last = rows[-1][0]
+        # one executemany for every projection's position: a page of a few events (a Kafka poll during
+        # propagation) otherwise pays one statement per projection
+        moved = [p.name for p in self.projections if last > positions[p.name]]
+        upsert(conn, tracking, [{"name": name, "position": last} for name in moved], ["name"])
+        return applied
+
+    def _readers(self) -> Readers:
         """Topic → (name, apply or handle, batched?) of the projections reading it, in projection order.
 
         One dict lookup per event instead of a membership and an ``isinstance`` (ABC) test per projection
         and event (figure "projection rebuild"); a batched projection's ``apply`` gets the page's writer,
         any other's ``handle`` the connection with the writer's pending rows flushed first.
         """
-        readers: dict[str, list[tuple[str, Callable[[Any, Any, Envelope, int], None], bool]]] = {}
+        readers: Readers = {}
         for p in self.projections:
             batched = isinstance(p, BatchedProjection)
             apply = p.apply if isinstance(p, BatchedProjection) else p.handle
@@ -244,4 +252,30 @@ class Projector:
     def rebuild(self, names: Iterable[str] | None = None, progress: Progress | None = None) -> int:
         with self._threads:
             self.reset(names)
-            return self.catch_up(progress)
+            with self.engine.connect() as conn, _bulk_writes(conn):
+                return self._catch_up(conn, progress, None)
+
+
+@contextmanager
+def _bulk_writes(conn: Connection) -> Iterator[None]:
+    """SQLite settings for a rebuild's one connection, put back after it.
+
+    A page of a rebuild dirties far more database pages than the WAL's default 1000-page checkpoint
+    threshold, so almost every commit also checkpointed and synced the database file (a fifth of a rebuild
+    of 300k events). Checkpointing every 64 MB of WAL instead, and a 16 MB page cache, cut the rebuild's time
+    by about 15% (figure "projection rebuild"); every commit stays as durable as before (``synchronous``
+    is untouched). Only here: on the live path a large checkpoint would stall whichever small write met it.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    before = [(p, conn.exec_driver_sql(f"PRAGMA {p}").scalar()) for p in ("wal_autocheckpoint", "cache_size")]
+    conn.exec_driver_sql("PRAGMA wal_autocheckpoint=16384")
+    conn.exec_driver_sql("PRAGMA cache_size=-16384")
+    conn.commit()  # (the pragma reads began the driver's transaction)
+    try:
+        yield
+    finally:
+        for pragma, value in before:
+            conn.exec_driver_sql(f"PRAGMA {pragma}={int(value or 0)}")
+        conn.commit()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, select
@@ -249,3 +250,30 @@ def test_a_projector_killed_mid_page_resumes_exactly_once(node: Node, tmp_path: 
     node.projector.catch_up()  # resume after the kill
     assert snapshot(node) == expected
     committed_state_is_exactly_the_pages_before(node, partial, positions)
+
+
+def test_a_rebuild_puts_back_the_connection_settings_it_changed(node: Node) -> None:
+    """The rebuild's bulk SQLite settings (rarer WAL checkpoints, a bigger cache) end with it: every pooled
+    connection afterwards checkpoints as usual, so no live write meets a 64 MB checkpoint."""
+    from projections.base import BULK_PRAGMAS
+
+    if node.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's own settings; a PostgreSQL rebuild changes none")
+    seen: list[dict[str, int]] = []
+
+    def progress(_: int, __: int) -> None:
+        with node.engine.connect() as other:  # another connection of the pool: untouched during the rebuild
+            seen.append({p: other.exec_driver_sql(f"PRAGMA {p}").scalar() for p, _ in BULK_PRAGMAS})
+
+    with node.engine.connect() as conn:
+        usual = {p: conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p, _ in BULK_PRAGMAS}
+    assert usual != dict(BULK_PRAGMAS)
+    node.projector.rebuild(progress=progress)
+    assert seen and all(s == usual for s in seen)
+    engine_pool = [node.engine.connect() for _ in range(3)]  # the rebuild's own connection is among them
+    try:
+        for conn in engine_pool:
+            assert {p: conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p, _ in BULK_PRAGMAS} == usual
+    finally:
+        for conn in engine_pool:
+            conn.close()

@@ -27,6 +27,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ledger.errors import FlagLedgerError, StorageError
@@ -47,9 +48,20 @@ MIN_EVENTS = 50_000  # below this a one-process audit finishes in about the time
 Link = tuple[int, str, int, str, str, str, bool]
 
 
-def default_workers() -> int:
-    """One worker per CPU, at most 4 (each holds ~60 MB); the chain check here is a tenth of the work."""
-    return max(1, min(4, os.cpu_count() or 1))
+def default_workers(cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """One worker per CPU this process may use, at most 4 (each holds ~60 MB); the chain check is a tenth of the work.
+
+    "May use": the CPUs it is pinned to and, in a container, its CPU quota (cgroup v2 ``cpu.max``) — a pod
+    limited to half a CPU on a 32-CPU host gets one process, not four competing for that half.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = cgroup.read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, int(quota) // int(period))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 limit readable: the CPUs are the limit
+    return max(1, min(4, cpus))
 
 
 @dataclass(frozen=True)

@@ -154,11 +154,9 @@ class Follower:
 def follow(data_dir: Path, idle: float) -> int:
     """The child: open the node, then catch up whenever woken (or every ``idle`` seconds) until stdin ends."""
     from ledger.bootstrap import open_node
-    from projections.base import bulk_writer
 
     try:
         node = open_node(data_dir)
-        bulk_writer(node.engine)  # this process only projects (figure "ingest from Kafka")
     except Exception as exc:  # told to the parent, which says what to do next
         print(f"{type(exc).__name__}: {exc}".replace("\n", " "), flush=True)
         return 1

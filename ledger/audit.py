@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ledger.app import FlagLedger
-from ledger.audit_workers import MIN_EVENTS, default_workers, verify_in_workers
+from ledger.audit_workers import MIN_EVENTS, ChainCheck, check_rows, default_workers, verify_in_workers
 from ledger.envelope import GENESIS
-from ledger.errors import FlagLedgerError, InputError
+from ledger.errors import InputError
 from ledger.log_rows import LogRow, log_rows
 from ledger.stream_heads import DEFAULT_CAPACITY, StreamHeads
 
@@ -92,47 +92,22 @@ def verify_log(
 def _verify_events(
     app: FlagLedger, heads: StreamHeads, progress: Callable[[int, int], None] | None, page: int
 ) -> VerifyReport:
+    """The audit in this process: each page checked in place, then its chains (as the workers' pages are)."""
     mapper = app.signed_mapper
-    # bound once: this loop runs per event (figure "audit verify of the whole log")
-    open_, check_fields, verify, decodes = mapper.open, mapper.check_fields, mapper.verify, mapper.check_decodes
-    get_head, set_head = heads.get, heads.set
     report = VerifyReport()
-    last_sig = b""
-    events = batches = 0
+    chain = ChainCheck(heads, report)
     end = app.max_position()
     start = 1
     while True:
         rows = log_rows(app.recorder, start, page)
-        for n in rows:
-            _, row_stream, _, version, topic, state = n
-            try:
-                env = open_(state)
-                check_fields(env, row_stream, version, topic)
-                h = env.header
-                stream = h.stream  # the row's, as check_fields found
-                head = get_head(stream)
-                report.first_bad = chain_finding(n[0], stream, version, topic, h.prev, head)
-                if report.first_bad is None:
-                    verify(env)
-                    decodes(env)  # check_fields matched the header's stream to str(UUID) of the row's
-            except FlagLedgerError as exc:
-                report.first_bad = _finding(n, str(exc), exc.code)
-            if report.first_bad is not None:
-                report.events, report.batches = events, batches
-                return report
-            set_head(stream, version, env.hash_hex, new=head is None)
-            events += 1
-            if env.seal.signature != last_sig:
-                batches += 1
-                last_sig = env.seal.signature
+        if not chain.take(check_rows(mapper, rows)):
+            return report
         if progress is not None and rows:
             progress(rows[-1][0], end)
         if len(rows) < page:
             break
         start = rows[-1][0] + 1
-    report.events, report.batches = events, batches
-    report.streams = heads.streams
-    report.heads_spilled = heads.spilled
+    chain.finish()
     return report
 
 

@@ -5,13 +5,12 @@ its digest, the batch signature against a key valid at the event's time, that th
 nothing from any other event, and is nine tenths of the work (figure "audit verify of the whole log"). Worker
 processes do it for pages of the log (position ranges), each reading its pages from the store itself, and
 send back per event only what the chain check needs: stream, version, ``prev`` and the event's own hash.
-This process takes the pages in log order and checks each stream's chain exactly as the one-process audit
-does, with the same bounded :class:`~ledger.stream_heads.StreamHeads`.
-
-The first bad event is the same one the one-process audit names: a worker stops at the first event of its
-page that fails, and says whether it failed before its chain link would have been checked (it could not be
-read, or its row disagrees with its header) or after (signature, digest, decoding); this process checks the
-chain of every event before it, and of that event too in the second case, and reports whichever comes first.
+This process takes the pages in log order and checks each stream's chain (:class:`ChainCheck`, with the
+bounded :class:`~ledger.stream_heads.StreamHeads`). The one-process audit runs the same two steps on each page
+in place, so both name the same first bad event: :func:`check_rows` stops at the first event of a page that
+fails and says whether it failed before its chain link would have been checked (it could not be read, or its
+row disagrees with its header) or after (signature, digest, decoding); the chain check covers every event
+before it, and that event too in the second case, and reports whichever comes first.
 
 Workers are *spawned* (not forked): a forked child would inherit this process's open database connections,
 which SQLite forbids using or closing across a fork. Starting one costs a few hundred milliseconds, so small
@@ -22,24 +21,25 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ledger.errors import FlagLedgerError, StorageError
 
 if TYPE_CHECKING:
     from ledger.app import FlagLedger
     from ledger.audit import Finding, VerifyReport
+    from ledger.log_rows import LogRow
     from ledger.mapper import SignedMapper
     from ledger.signing import KeyRecord
     from ledger.stream_heads import StreamHeads
 
-__all__ = ["MIN_EVENTS", "default_workers", "verify_in_workers"]
+__all__ = ["MIN_EVENTS", "ChainCheck", "check_rows", "default_workers", "verify_in_workers"]
 
 MIN_EVENTS = 50_000  # below this a one-process audit finishes in about the time a worker takes to start
 
@@ -115,21 +115,17 @@ class _PageChecker:
         self.mapper = SignedMapper(transcoder, cipher=factory.cipher(), keyring=KeyRing.from_records(spec.keys))
 
     def check(self, start: int, stop: int, limit: int) -> PageResult:
+        from ledger.log_rows import log_rows
+
         try:
-            return _check_rows(self.mapper, _read(self.recorder, start, stop, limit))
+            return check_rows(self.mapper, log_rows(self.recorder, start, limit, stop=stop))
         except StorageError as exc:
             return PageResult([], b"", b"", error=str(exc))
 
 
-def _read(recorder: Any, start: int, stop: int, limit: int) -> list[Any]:
-    from ledger.log_rows import log_rows
-
-    rows = log_rows(recorder, start, limit)
-    return [r for r in rows if r[0] <= stop] if rows and rows[-1][0] > stop else rows
-
-
-def _check_rows(mapper: SignedMapper, rows: list[Any]) -> PageResult:
-    """The one-event checks of ``audit verify`` (``ledger.audit._verify_events``) for one page, in order."""
+def check_rows(mapper: SignedMapper, rows: Sequence[LogRow]) -> PageResult:
+    """The checks of ``audit verify`` that need no other event, for one page in order, stopping at the first
+    failure; the chain check follows in :class:`ChainCheck`."""
     from ledger.audit import _finding
 
     open_, check_fields, verify, decodes = mapper.open, mapper.check_fields, mapper.verify, mapper.check_decodes
@@ -158,6 +154,59 @@ def _check_rows(mapper: SignedMapper, rows: list[Any]) -> PageResult:
 
 
 # -- in the auditing process ------------------------------------------------------------------------------
+class ChainCheck:
+    """The auditing process's part: each checked page's links, in log order, against every stream's chain.
+
+    Used for the pages of the workers and, in one process, for pages checked in place by :func:`check_rows`,
+    so both audits decide in one place which event is the first bad one and what was counted before it.
+    """
+
+    def __init__(self, heads: StreamHeads, report: VerifyReport) -> None:
+        self.heads = heads
+        self.report = report
+        self.events = self.batches = 0
+        self.last_sig = b""
+
+    def take(self, result: PageResult) -> bool:
+        """Check one page's links; False once the first bad event is found (then the report names it)."""
+        from ledger.audit import chain_finding
+
+        if result.error is not None:
+            raise StorageError(result.error)
+        get_head, set_head = self.heads.get, self.heads.set  # bound once: this loop runs per event
+        report = self.report
+        events, batches = self.events, self.batches
+        checked = len(result.links) - (1 if result.chain_first else 0)
+        for i, (position, stream, version, topic, prev, own, new_batch) in enumerate(result.links):
+            head = get_head(stream)
+            bad = chain_finding(position, stream, version, topic, prev, head)
+            if bad is not None:
+                report.first_bad = bad
+                break
+            if i == checked:  # the failing event: its chain held, so the page's finding stands
+                break
+            set_head(stream, version, own, new=head is None)
+            events += 1
+            if new_batch if i else result.first_signature != self.last_sig:
+                batches += 1
+        self.events, self.batches = events, batches
+        if report.first_bad is None and result.finding is not None:
+            report.first_bad = result.finding
+        if report.first_bad is not None:
+            self.finish()
+            return False
+        if result.first_signature:
+            self.last_sig = result.last_signature
+        return True
+
+    def finish(self) -> None:
+        report = self.report
+        report.events, report.batches = self.events, self.batches
+        if report.first_bad is None:  # a failed report counts no streams
+            report.streams = self.heads.streams
+            report.heads_spilled = self.heads.spilled
+
+
 def verify_in_workers(
     app: FlagLedger,
     heads: StreamHeads,
@@ -167,13 +216,9 @@ def verify_in_workers(
     progress: Callable[[int, int], None] | None,
 ) -> None:
     """Fill ``report`` (events, batches, streams, first_bad) for the log up to its current end."""
-    from ledger.audit import chain_finding
-
     end = app.max_position()
     spec = CheckerSpec(dict(app.env), tuple(app.keyring.records()))
-    get_head, set_head = heads.get, heads.set
-    events = batches = 0
-    last_sig = b""
+    chain = ChainCheck(heads, report)
     pages = iter(range(1, end + 1, page))
     in_flight: deque[Future[PageResult]] = deque()
     try:
@@ -190,29 +235,10 @@ def verify_in_workers(
             while in_flight:
                 result = in_flight.popleft().result()
                 submit()
-                if result.error is not None:
-                    raise StorageError(result.error)
-                checked = len(result.links) - (1 if result.chain_first else 0)
-                for i, (position, stream, version, topic, prev, own, new_batch) in enumerate(result.links):
-                    head = get_head(stream)
-                    bad = chain_finding(position, stream, version, topic, prev, head)
-                    if bad is not None:
-                        report.first_bad = bad
-                        break
-                    if i == checked:  # the failing event: its chain held, so the worker's finding stands
-                        break
-                    set_head(stream, version, own, new=head is None)
-                    events += 1
-                    if new_batch if i else result.first_signature != last_sig:
-                        batches += 1
-                if report.first_bad is None and result.finding is not None:
-                    report.first_bad = result.finding
-                if report.first_bad is not None:
+                if not chain.take(result):
                     for f in in_flight:
                         f.cancel()
-                    break
-                if result.first_signature:
-                    last_sig = result.last_signature
+                    return
                 if progress is not None and result.links:
                     progress(result.links[-1][0], end)
     except BrokenProcessPool as exc:
@@ -220,7 +246,4 @@ def verify_in_workers(
             f"an audit worker process died ({exc}); nothing was concluded. Run `flagledger audit verify "
             "--workers 1` to check the log in one process"
         ) from exc
-    report.events, report.batches = events, batches
-    if report.first_bad is None:  # as the one-process audit: a failed report counts no streams
-        report.streams = heads.streams
-        report.heads_spilled = heads.spilled
+    chain.finish()

@@ -44,17 +44,20 @@ _SQLITE_ROWS = (
 )
 
 
-def log_rows(recorder: ApplicationRecorder, start: int, limit: int) -> list[LogRow]:
-    """Up to ``limit`` rows from position ``start`` (inclusive), in log order.
+def log_rows(recorder: ApplicationRecorder, start: int, limit: int, stop: int | None = None) -> list[LogRow]:
+    """Up to ``limit`` rows from position ``start`` (inclusive), in log order; none after ``stop`` if given.
 
     A database that fails while being read (connection lost, server restarted, file unreadable) raises our
     ``StorageError``: nothing was read, so the caller can retry the same page."""
     import sqlite3
 
     try:
-        return _rows(recorder, start, limit)
+        rows = _rows(recorder, start, limit)
     except (PersistenceError, sqlite3.Error) as exc:
         raise StorageError(f"cannot read the log from position {start}: {exc}") from exc
+    if stop is not None and rows and rows[-1][0] > stop:
+        return [r for r in rows if r[0] <= stop]
+    return rows
 
 
 def _rows(recorder: ApplicationRecorder, start: int, limit: int) -> list[LogRow]:

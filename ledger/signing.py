@@ -103,11 +103,8 @@ class KeyRing:
     def from_records(cls, records: Iterable[KeyRecord]) -> KeyRing:
         """A registry holding exactly ``records`` (as :meth:`records` returned them), revocations included."""
         ring = cls()
-        for record in records:
-            if record.key_id != key_id_for(record.agency, bytes.fromhex(record.public_hex)):
-                raise UntrustedKeyError(f"key id {record.key_id} does not match its public key")
-            ring._records[record.key_id] = record
-            ring._public[record.key_id] = public_key_from_hex(record.public_hex)
+        for record in records:  # one record per key id: none is a re-add over a revoked key
+            ring.add(record)
         return ring
 
     def add(self, record: KeyRecord) -> None:

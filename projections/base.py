@@ -176,9 +176,7 @@ class Projector:
         while start <= end:
             # plain tuples, as `audit verify` reads (ledger/log_rows.py): the same rows without a Notification
             # and a UUID made per row and turned back into text to compare with the header (figure "rebuild")
-            rows = log_rows(self.app.recorder, start, self.page)
-            if rows and rows[-1][0] > end:
-                rows = [r for r in rows if r[0] <= end]
+            rows = log_rows(self.app.recorder, start, self.page, stop=end)
             if not rows:
                 break
             try:

@@ -26,8 +26,8 @@ from ledger.merkle import (
     verify_inclusion,
 )
 
-# The shared/ folder beside the repository checkout (…/main/tests/unit/test_merkle.py → …/shared).
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "testvectors" / "rfc6962"
+# RFC 6962 vectors from transparency-dev/merkle, copied in with their licence (tests/vectors/rfc6962/LICENSE).
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "rfc6962"
 
 
 def _cases(kind: str) -> list[Any]:
@@ -40,7 +40,7 @@ def _cases(kind: str) -> list[Any]:
 def _load(path: Path | None) -> dict[str, Any]:
     if path is None:
         pytest.fail(
-            f"RFC 6962 test vectors not found under {VECTORS} (expected the shared/ folder beside the checkout)"
+            f"RFC 6962 test vectors not found under {VECTORS}"
         )
     data: dict[str, Any] = json.loads(path.read_text())
     return data

@@ -129,6 +129,7 @@ def _run_node(args: argparse.Namespace) -> int:
                 "relay_lag": lag,
                 "counts": consumer.counts,
                 "parked": len(parked(node)),
+                "incidents": _incident_status(node, consumer),
                 "republished_after_loss": relay.republished_after_loss,
                 "projections": args.projections,
                 **({"projections_restarts": follower.restarts} if follower is not None else {}),
@@ -151,6 +152,15 @@ def _run_node(args: argparse.Namespace) -> int:
         if follower is not None:
             follower.close()
     return 0
+
+
+def _incident_status(node: Any, consumer: Consumer) -> dict[str, Any]:
+    """Incidents raised by this process per kind, and those open per alerted agency (as projected)."""
+    from consumers.observe import open_incidents
+
+    with node.engine.connect() as conn:
+        open_now = open_incidents(conn, sorted(node.app.hosted))
+    return {"raised": dict(consumer.incidents), "open": open_now}
 
 
 @command("consumers parked")

@@ -21,11 +21,13 @@ from consumers.outbox import publishable
 from consumers.settings import KafkaSettings
 from ledger import clock
 from ledger.bootstrap import Node
+from ledger.domain.incidents import Incident
 from ledger.errors import FlagLedgerError, StateConflict, StorageError
 from ledger.faultpoint import faultpoint
+from ledger.incidents import ParkedMessage, raise_incidents
 from projections.base import metadata, upsert
 
-__all__ = ["BrokerUnavailable", "Consumer", "Relay", "ensure_topics", "parked", "replay_parked"]
+__all__ = ["BrokerUnavailable", "Consumer", "Relay", "ensure_topics", "park", "parked", "replay_parked"]
 
 log = logging.getLogger("flagledger.consumers")
 
@@ -276,6 +278,7 @@ class Consumer:
         self.pending = PendingStore(node.app, node.engine)
         self.pending.on_parked = lambda outcome, raw: self._park(outcome, raw, "released from ingest_pending")
         self.counts: dict[str, int] = {}
+        self.incidents: dict[str, int] = {}  # incidents raised by this consumer, per kind (for the metric)
         self._dlq: Any = None
         self._reassigned: set[Any] = set()
         ensure_topics(settings)  # subscribing to a topic that does not exist yet waits for a metadata refresh
@@ -349,24 +352,8 @@ class Consumer:
             log.warning("offset commit failed (%r): these records will be delivered again and skipped", exc)
 
     def _park(self, outcome: Outcome, raw: bytes, source: str) -> None:
-        with self.node.engine.begin() as conn:
-            # redelivered after a crash before the offset commit: it is parked already, once is enough
-            seen = conn.execute(
-                select(parked_messages.c.id).where(
-                    (parked_messages.c.source == source) & (parked_messages.c.envelope == raw)
-                )
-            ).first()
-            if seen is None:
-                conn.execute(
-                    parked_messages.insert().values(
-                        at=clock.now().isoformat(),
-                        code=outcome.code,
-                        reason=outcome.reason,
-                        source=source,
-                        envelope=raw,
-                        status="parked",
-                    )
-                )
+        for incident in park(self.node, outcome, raw, source):
+            self.incidents[incident.kind] = self.incidents.get(incident.kind, 0) + 1
         if self._dlq is None:
             self._dlq = _producer(self.settings)
         self._dlq.send(
@@ -426,6 +413,36 @@ def _reassignment_listener(owner: Consumer) -> Any:
     return Listener()
 
 
+def park(node: Node, outcome: Outcome, raw: bytes, source: str) -> list[Incident]:
+    """Keep a refused message in ``parked_messages`` (once: a redelivery finds its row) and raise the
+    incidents it calls for (ledger/incidents.py; none for a fault, none twice). Returns the incidents raised now.
+
+    The row is committed before any incident is raised: if raising fails, the caller's retry finds the row
+    and raises them then.
+    """
+    with node.engine.begin() as conn:
+        # redelivered after a crash before the offset commit: it is parked already, once is enough
+        seen = conn.execute(
+            select(parked_messages.c.id).where(
+                (parked_messages.c.source == source) & (parked_messages.c.envelope == raw)
+            )
+        ).scalar()
+        if seen is None:
+            key = conn.execute(
+                parked_messages.insert().values(
+                    at=clock.now().isoformat(),
+                    code=outcome.code,
+                    reason=outcome.reason,
+                    source=source,
+                    envelope=raw,
+                    status="parked",
+                )
+            ).inserted_primary_key
+            assert key is not None
+            seen = key[0]
+    return raise_incidents(node, ParkedMessage(int(seen), outcome.code, outcome.reason, source, raw))
+
+
 def parked(node: Node) -> list[dict[str, Any]]:
     with node.engine.connect() as conn:
         rows = conn.execute(select(parked_messages).order_by(parked_messages.c.id)).mappings().all()
@@ -443,8 +460,16 @@ def replay_parked(node: Node, parked_id: int, *, accept_revoked_key: bool = Fals
         from ledger.errors import NotFoundError
 
         raise NotFoundError(f"no parked message {parked_id}")
-    outcome = ingest(node.app, bytes(row["envelope"]), PendingStore(node.app, node.engine),
-                     accept_revoked_key=accept_revoked_key)
+    pending = PendingStore(node.app, node.engine)
+
+    def park_released(refused: Outcome, released: bytes) -> None:
+        park(node, refused, released, "released from ingest_pending")
+
+    pending.on_parked = park_released
+    raw = bytes(row["envelope"])
+    outcome = ingest(node.app, raw, pending, accept_revoked_key=accept_revoked_key)
+    if outcome.kind == "parked":  # still refused, perhaps for a new reason (an agency held since, a fork)
+        raise_incidents(node, ParkedMessage(parked_id, outcome.code, outcome.reason, str(row["source"]), raw))
     if outcome.kind in ("applied", "duplicate", "held_gap"):
         status = "accepted_revoked" if accept_revoked_key and row["code"] == "revoked_key_late" else "replayed"
         with node.engine.begin() as conn:

@@ -27,15 +27,24 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.checkpoints import latest_checkpoint
 from ledger.config import NodeConfig, typed_settings
+from ledger.domain.incidents import IncidentKind
 from ledger.errors import ConfigurationError, NotFoundError
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+    from sqlalchemy import Connection
 
     from consumers.kafka_io import Consumer, Relay
     from ledger.bootstrap import Node
 
-__all__ = ["HealthServer", "NodeMetrics", "ObserveSettings", "configure_logging", "latest_checkpoint_time"]
+__all__ = [
+    "HealthServer",
+    "NodeMetrics",
+    "ObserveSettings",
+    "configure_logging",
+    "latest_checkpoint_time",
+    "open_incidents",
+]
 
 ENV = {
     "metrics_port": "FLAGLEDGER_METRICS_PORT",
@@ -103,6 +112,20 @@ def latest_checkpoint_time(node: Node) -> datetime | None:
         return None
 
 
+def open_incidents(conn: Connection, agencies: list[str]) -> dict[str, int]:
+    """Open (unacknowledged) incidents per agency, as projected (projections/incidents.py)."""
+    from sqlalchemy import func, select
+
+    from projections.incidents import incidents
+
+    rows = conn.execute(
+        select(incidents.c.agency, func.count())
+        .where(incidents.c.status == "open", incidents.c.agency.in_(agencies))
+        .group_by(incidents.c.agency)
+    ).all()
+    return {str(a): int(n) for a, n in rows}
+
+
 # -- metrics -------------------------------------------------------------------------------------------------
 class NodeMetrics:
     """Gauges of one node, in a registry of its own (several nodes may run in one test process)."""
@@ -142,11 +165,25 @@ class NodeMetrics:
             ["agency"],
             registry=r,
         )
+        self.incidents_raised = Counter(
+            "flagledger_incidents_raised",
+            "Security incidents raised from parked messages (forged signature, fork, foreign writer, revoked key "
+            "used late), by kind; one per message and alerted agency",
+            ["kind"],
+            registry=r,
+        )
+        for kind in IncidentKind:  # every kind is exported from the start, so an alert rule sees 0 before 1
+            self.incidents_raised.labels(kind.value)
+        self.incidents_open = Gauge(
+            "flagledger_incidents_open", "Security incidents not yet acknowledged, per alerted agency", ["agency"],
+            registry=r,
+        )
         self.last_loop = Gauge(
             "flagledger_last_loop_timestamp_seconds", "When the node loop last completed a round", registry=r
         )
         self._checkpoint_age: Gauge | None = None
         self._counted: dict[str, int] = {}
+        self._raised: dict[str, int] = {}
         self.lock = threading.Lock()
         self.last_round = 0.0  # monotonic
         self.ready = False
@@ -189,6 +226,7 @@ class NodeMetrics:
             parked = conn.execute(
                 select(func.count()).select_from(parked_messages).where(parked_messages.c.status == "parked")
             ).scalar_one()
+            alerts = open_incidents(conn, hosted)
         positions = node.projector.positions()
         checkpoint = latest_checkpoint_time(node)
         lag = consumer.lag()
@@ -204,9 +242,15 @@ class NodeMetrics:
                     self.ingested.labels(outcome).inc(delta)
                 self._counted[outcome] = n
             self.parked.set(int(parked))
+            for kind, n in consumer.incidents.items():
+                delta = n - self._raised.get(kind, 0)
+                if delta > 0:
+                    self.incidents_raised.labels(kind).inc(delta)
+                self._raised[kind] = n
             for code in hosted:
                 self.held.labels(code).set(int(held.get(code, 0)))
                 self.reviews.labels(code).set(int(reviews.get(code, 0)))
+                self.incidents_open.labels(code).set(alerts.get(code, 0))
             if checkpoint is not None:
                 self._checkpoint_gauge().set((datetime.now(UTC) - checkpoint).total_seconds())
             self.last_loop.set(time.time())

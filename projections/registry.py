@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from projections.base import Projection
 from projections.flag_state import FlagStateProjection
+from projections.incidents import IncidentProjection
 from projections.portal import PortalProjection
 from projections.queues import QueueProjection
 from projections.timeline import TimelineProjection
 
 
 def all_projections() -> list[Projection]:
-    return [FlagStateProjection(), PortalProjection(), QueueProjection(), TimelineProjection()]
+    return [FlagStateProjection(), PortalProjection(), QueueProjection(), TimelineProjection(), IncidentProjection()]

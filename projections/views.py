@@ -36,7 +36,9 @@ from ledger.app import Actor, QuerierAnswer
 from ledger.bootstrap import Node
 from ledger.domain.types import Action, Flag
 from ledger.errors import InputError, NotFoundError, PermissionDenied
+from ledger.incidents import READ_ACTIONS
 from projections.flag_state import agency_flags, flag_history, resolve_person, subject_alias
+from projections.incidents import incidents as incident_table
 from projections.portal import OPEN_END, flag_intervals, portal_proxies
 from projections.portal import portal_records as records
 from projections.portal_read import PortalReader
@@ -49,6 +51,7 @@ __all__ = [
     "CounterView",
     "HeldRequest",
     "Holding",
+    "IncidentEntry",
     "NationwideView",
     "PendingApproval",
     "PortalRecord",
@@ -436,6 +439,25 @@ class ProbeNoticeEntry:
 
 
 @dataclass(frozen=True)
+class IncidentEntry:
+    """An open security incident raised for this agency (ledger/incidents.py): a parked message that forged a
+    signature, forked a stream, wrote another agency's stream or used a revoked key. ``origin`` is the agency
+    the message claims; ``subjects`` the persons (pseudonyms) of the targeted record."""
+
+    incident_id: str
+    kind: str  # forged_signature | fork | foreign_writer | revoked_key_late
+    code: str
+    origin: str
+    stream: str
+    version: int
+    topic: str
+    subjects: tuple[str, ...]
+    parked_id: int
+    origin_held: bool
+    raised_at: str
+
+
+@dataclass(frozen=True)
 class WorkQueue:
     agency: str
     approvals: tuple[PendingApproval, ...]
@@ -444,6 +466,8 @@ class WorkQueue:
     body_requests: tuple[ProtectionBodyRequest, ...]
     probes: tuple[ProbeNoticeEntry, ...] = ()
     held_waiting: int = 0  # held requests waiting, counted for deciders even when not listed
+    incidents: tuple[IncidentEntry, ...] = ()
+    incidents_open: int = 0  # open incidents, counted for their readers even when not listed
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -503,6 +527,14 @@ def probe_notices(conn: Connection, agency: str) -> list[ProbeNoticeEntry]:
             for r in rows]
 
 
+def open_incidents(conn: Connection, agency: str) -> list[IncidentEntry]:
+    t = incident_table
+    rows = conn.execute(select(t).where((t.c.agency == agency) & (t.c.status == "open"))
+                        .order_by(t.c.raised_at, t.c.incident_id)).all()
+    return [IncidentEntry(r.incident_id, r.kind, r.code, r.origin, r.stream, r.version, r.topic, _split(r.subjects),
+                          r.parked_id, bool(r.origin_held), r.raised_at) for r in rows]
+
+
 def _may(node: Node, actor: Actor, *actions: Action) -> bool:
     for action in actions:
         try:
@@ -515,6 +547,8 @@ def _may(node: Node, actor: Actor, *actions: Action) -> bool:
 
 HELD_LISTING = "held-request queue"
 HELD_LISTING_PURPOSE = "review of held requests"
+INCIDENT_LISTING = "incident queue"
+INCIDENT_LISTING_PURPOSE = "security incidents raised for this agency"
 
 
 def work_queue(node: Node, actor: Actor, today: date | None = None, *, held: bool = True) -> WorkQueue:
@@ -525,22 +559,31 @@ def work_queue(node: Node, actor: Actor, today: date | None = None, *, held: boo
     (review_held, approve_held), never for, say, the counter clerk a perpetrator talks to. Listing them is a
     read of protected details, so it is recorded first (one ``AccessRecord`` per person shown); with
     ``held=False`` (a page that only counts them) they are counted, not listed, and nothing is recorded.
+
+    Open security incidents (a forged signature, a fork, a foreign writer, a revoked key's late use aimed at
+    this agency's records) are listed, the same way, for staff who act on them (``ledger.incidents``:
+    deciders of held requests, administrators, auditors), and the listing is recorded like the held queue's.
     """
     _staff_at(node, actor)
     _fresh(node)
     day = today or node.app.clock().date()
     deciders = _may(node, actor, Action.REVIEW_HELD, Action.APPROVE_HELD)
+    responders = _may(node, actor, *READ_ACTIONS)
     with node.engine.connect() as conn:
         a = actor.agency
         waiting = tuple(held_requests(conn, a)) if deciders else ()
         probes = tuple(probe_notices(conn, a)) if deciders and held else ()
+        alerts = tuple(open_incidents(conn, a)) if responders else ()
         queue = WorkQueue(a, tuple(pending_approvals(conn, a)), waiting if held else (),
                           tuple(reviews_due(conn, a, day)), tuple(body_requests(conn, a)), probes,
-                          held_waiting=len(waiting))
+                          held_waiting=len(waiting), incidents=alerts if held else (), incidents_open=len(alerts))
     shown = [h.subject for h in queue.held] + [p.subject for p in queue.probes if p.subject]
     if shown:
         node.app.record_listing(actor, shown, HELD_LISTING, HELD_LISTING_PURPOSE,
                                 (Action.REVIEW_HELD, Action.APPROVE_HELD))
+    named = [s for i in queue.incidents for s in i.subjects]
+    if named:
+        node.app.record_listing(actor, named, INCIDENT_LISTING, INCIDENT_LISTING_PURPOSE, READ_ACTIONS)
     return queue
 
 

@@ -673,6 +673,7 @@ def _load_extensions() -> None:
     for mod in (
         "ledger.cli.demo",
         "consumers.cli",
+        "consumers.incident_cli",
         "ledger.cli.audit_proofs",
         "ledger.cli.audit_replay",
         "ledger.cli.serve",

@@ -132,8 +132,8 @@ def _in_log(node: Node, incident: Incident, raw: bytes | None) -> bool | None:
         return None
     try:
         env = Envelope.from_bytes(raw)
-        rows = node.app.recorder.select_events(UUID(incident.stream), gt=incident.version - 1,
-                                               lte=incident.version)
+        rows = node.app.recorder.select_events(UUID(incident.stream), gt=incident.stream_version - 1,
+                                               lte=incident.stream_version)
     except (FlagLedgerError, ValueError):
         return None
     return bool(rows) and node.app.signed_mapper.open(rows[0].state).leaf_hash == env.leaf_hash
@@ -159,7 +159,7 @@ def _record(incident: Incident, node: Node) -> dict[str, Any]:
         "code": incident.code,
         "seen_at": _seen(incident).isoformat(),
         "stream": incident.stream,
-        "version": incident.version,
+        "version": incident.stream_version,
         "topic": incident.topic,
         "event_id": incident.event_id,
         "claimed_origin": incident.origin,

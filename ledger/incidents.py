@@ -179,7 +179,7 @@ def raise_incidents(node: Node, parked: ParkedMessage) -> list[Incident]:
         "origin": origin,
         "key_id": scrub(h.key_id, 120) if h is not None else "",
         "stream": stream,
-        "version": h.version if h is not None else 0,
+        "stream_version": h.version if h is not None else 0,
         "topic": scrub(h.topic, 200) if h is not None else "",
         "event_id": scrub(h.event_id, 64) if h is not None else "",
         "stamped": scrub(h.time, 40) if h is not None else "",
@@ -205,7 +205,7 @@ def raise_incidents(node: Node, parked: ParkedMessage) -> list[Incident]:
             continue  # another process raised it first
         alarm.error(
             "ALARM: incident %s (%s) for agency %s: parked message %s [%s] on stream %s v%s claiming agency %s",
-            iid, kind.value, agency, parked.id, parked.code, stream or "-", fields["version"], origin or "-",
+            iid, kind.value, agency, parked.id, parked.code, stream or "-", fields["stream_version"], origin or "-",
         )
         raised.append(incident)
     return raised
@@ -251,6 +251,8 @@ def acknowledge(app: FlagLedger, actor: Actor, incident: UUID, note: str) -> Inc
     authorise_any(app, actor, ACKNOWLEDGE_ACTIONS)
     if len(note) > NOTE_MAX:
         raise InputError(f"note is longer than {NOTE_MAX} characters")
+    if _DIGIT_RUN.search(note):
+        raise InputError("note must not contain an individual number (12 digits): name the person by pseudonym")
     found = app.find(Incident, incident)
     if found is None or found.agency != actor.agency:
         raise NotFoundError(f"no incident {incident} at agency {actor.agency}")

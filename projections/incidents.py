@@ -51,7 +51,8 @@ class IncidentProjection(BatchedProjection):
         if h.topic == RAISED:
             w.upsert(incidents, {
                 "incident_id": h.stream, "agency": event.agency, "kind": event.kind, "code": event.code,
-                "origin": event.origin, "stream": event.stream, "version": int(event.version), "topic": event.topic,
+                "origin": event.origin, "stream": event.stream, "version": int(event.stream_version),
+                "topic": event.topic,
                 "subjects": ",".join([*event.subjects, *event.claimed_subjects]),
                 "parked_id": int(event.parked_id), "origin_held": int(bool(event.origin_held)), "raised_at": at,
                 "status": "open", "acknowledged_by": None, "acknowledged_at": None,

@@ -78,7 +78,7 @@ class Incident(LedgerAggregate):
         origin: str,
         key_id: str,
         stream: str,
-        version: int,
+        stream_version: int,
         topic: str,
         event_id: str,
         stamped: str,
@@ -98,7 +98,7 @@ class Incident(LedgerAggregate):
         self.origin = origin
         self.key_id = key_id
         self.stream = stream
-        self.version = version
+        self.stream_version = stream_version  # (not `version`: the aggregate's own)
         self.topic = topic
         self.event_id = event_id
         self.stamped = stamped

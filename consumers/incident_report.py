@@ -136,7 +136,11 @@ def _in_log(node: Node, incident: Incident, raw: bytes | None) -> bool | None:
                                                lte=incident.stream_version)
     except (FlagLedgerError, ValueError):
         return None
-    return bool(rows) and node.app.signed_mapper.open(rows[0].state).leaf_hash == env.leaf_hash
+    if not rows:
+        return False
+    held = node.app.signed_mapper.open(rows[0].state)
+    # the header (leaf) and the payload: an altered payload under a genuine header is not the event held
+    return held.leaf_hash == env.leaf_hash and held.payload == env.payload
 
 
 def _parked(node: Node, parked_id: int) -> tuple[str, bytes] | None:

@@ -71,9 +71,9 @@ KIND_TEXT: dict[str, tuple[str, str]] = {
 
 _NEXT_ALWAYS: list[tuple[str, str]] = [
     (
-        "記録に名前のある保護対象者（仮名で示す者）について、担当者が直ちに本人の安全と、転居・連絡先変更の要否を"
-        "確認してください。仮名から本人を特定するには、自機関の相談記録を使います。",
-        "Check now on the safety of every protected person named below (by pseudonym), including whether they need "
+        "「4. 誰の情報か」に仮名で示す保護対象者について、担当者が直ちに本人の安全と、転居・連絡先変更の要否を確認してください。"
+        "仮名から本人を特定するには、自機関の相談記録を使います。",
+        "Check now on the safety of every protected person listed under 4 (by pseudonym), including whether they need "
         "to move; find who they are from your agency's own case records.",
     ),
     (
@@ -108,6 +108,14 @@ _NEXT_BY_KIND: dict[str, tuple[str, str]] = {
         "apply it with `flagledger consumers replay ID --accept-revoked-key`.",
     ),
 }
+_NEXT_OWN_KEY = (
+    "自機関の署名で正しく署名された、このノードが書いていないイベントが届きました。自機関の署名鍵が漏えいしたか、"
+    "このノードのバックアップが別の場所で動いている可能性があります。鍵を更新し（`flagledger key rotate`）、古い鍵を"
+    "失効させてください（`flagledger key revoke`）。",
+    "An event properly signed with your own agency's key, which this node never wrote, arrived: your signing key may "
+    "have leaked, or a backup of this node is running elsewhere. Rotate the key (`flagledger key rotate`) and revoke "
+    "the old one (`flagledger key revoke`).",
+)
 _NEXT_LAST = (
     "対応を終えたら、事案を確認済みにしてください（`flagledger incident ack ID --as AGENCY/STAFF --note …`）。"
     "確認済みの事案も、この報告には残ります。",
@@ -252,7 +260,12 @@ def draft(node: Node, actor: Actor, *, since: datetime | None = None, until: dat
         },
         "next": [
             {"ja": ja, "en": en}
-            for ja, en in [*_NEXT_ALWAYS, *(_NEXT_BY_KIND[k] for k in IncidentKind if kinds[k]), _NEXT_LAST]
+            for ja, en in [
+                *_NEXT_ALWAYS,
+                *(_NEXT_BY_KIND[k] for k in IncidentKind if kinds[k]),
+                *([_NEXT_OWN_KEY] if any(i.code == "forged_own" for i in chosen) else []),
+                _NEXT_LAST,
+            ]
         ],
     }
     reads = [

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from ledger.api import commands, console, queries
+from ledger.api import commands, console, incidents, queries
 from ledger.api.errors import install_error_handlers
 from ledger.bootstrap import Node
 
@@ -40,6 +40,7 @@ def create_app(node: Node | None = None) -> FastAPI:
     app.include_router(commands.router)
     app.include_router(queries.router)
     app.include_router(console.router)
+    app.include_router(incidents.router)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

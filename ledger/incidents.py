@@ -34,7 +34,14 @@ from ledger import clock
 from ledger.domain.incidents import Incident, incident_kind
 from ledger.domain.types import Action
 from ledger.envelope import Envelope
-from ledger.errors import FlagLedgerError, InputError, NotFoundError, PermissionDenied, StateConflict
+from ledger.errors import (
+    FlagLedgerError,
+    InputError,
+    NotFoundError,
+    PermissionDenied,
+    StateConflict,
+    StorageError,
+)
 from ledger.pseudonym import is_pseudonym
 
 if TYPE_CHECKING:
@@ -68,8 +75,9 @@ ACKNOWLEDGE_ACTIONS = (Action.ADMINISTER, Action.REVIEW_HELD, Action.APPROVE_HEL
 REPORT_ACTIONS = (Action.ADMINISTER, Action.AUDIT)
 # payload fields that name a person (as a pseudonym) in some shared event
 _PERSON_FIELDS = ("subject", "old", "new", "proxy")
-# a run of 12 or more digits, possibly grouped with '-' or ' ': what an individual number looks like in text
-_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9](?:[- ]?[0-9]){11,}(?![0-9])")
+# a run of 12 or more digits (any script's, e.g. full-width), possibly grouped with a dash, dot or space: what
+# an individual number looks like in text. An identifier that happens to hold such a run loses it too.
+_DIGIT_RUN = re.compile(r"(?<!\d)\d(?:[\s.\-‐－・]?\d){11,}(?!\d)")
 
 
 @dataclass(frozen=True)
@@ -167,17 +175,21 @@ def raise_incidents(node: Node, parked: ParkedMessage) -> list[Incident]:
         except ValueError:
             stream = ""
     found = _stream_origin(app, stream) if stream else None
+    if found is None and stream:
+        stream = scrub(stream, 36)  # verbatim only if this node holds the stream (not the message's choice)
     owner = found[0] if found is not None else ""
     subjects = _persons(vars(found[1])) if found is not None else []
     concerned = [owner] if owner in app.hosted else sorted(app.hosted)
     origin = scrub(h.origin, 40) if h is not None else ""
+    known = h is not None and any(r.key_id == h.key_id for r in app.keyring.records())
+    key_id = "" if h is None else h.key_id if known else scrub(h.key_id, 120)
     fields: dict[str, Any] = {
         "kind": kind.value,
         "code": parked.code,
         "message": message,
         "fingerprint": fingerprint(_secret(node), message),
         "origin": origin,
-        "key_id": scrub(h.key_id, 120) if h is not None else "",
+        "key_id": key_id,  # verbatim only if it names a key this node knows (not the message's choice)
         "stream": stream,
         "stream_version": h.version if h is not None else 0,
         "topic": scrub(h.topic, 200) if h is not None else "",
@@ -203,6 +215,13 @@ def raise_incidents(node: Node, parked: ParkedMessage) -> list[Incident]:
             app.save_as(agency, incident)
         except StateConflict:
             continue  # another process raised it first
+        except StorageError:
+            raise  # the database is away: the caller retries (the parked row is kept; nothing is raised twice)
+        except FlagLedgerError as exc:  # e.g. the agency's key is not yet valid on a clock set back
+            alarm.error("ALARM: incident for agency %s about parked message %s could not be recorded [%s]; "
+                        "the message stays parked: `flagledger consumers replay %s` raises it once fixed",
+                        agency, parked.id, exc.code, parked.id)
+            continue
         alarm.error(
             "ALARM: incident %s (%s) for agency %s: parked message %s [%s] on stream %s v%s claiming agency %s",
             iid, kind.value, agency, parked.id, parked.code, stream or "-", fields["stream_version"], origin or "-",

@@ -71,8 +71,8 @@ KIND_TEXT: dict[str, tuple[str, str]] = {
 
 _NEXT_ALWAYS: list[tuple[str, str]] = [
     (
-        "「4. 誰の情報か」に仮名で示す保護対象者について、担当者が直ちに本人の安全と、転居・連絡先変更の要否を確認してください。"
-        "仮名から本人を特定するには、自機関の相談記録を使います。",
+        "「4. 誰の情報か」に仮名で示す保護対象者について、担当者が直ちに本人の安全と、"
+        "転居・連絡先変更の要否を確認してください。仮名から本人を特定するには、自機関の相談記録を使います。",
         "Check now on the safety of every protected person listed under 4 (by pseudonym), including whether they need "
         "to move; find who they are from your agency's own case records.",
     ),

@@ -24,6 +24,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from consumers.kafka_io import parked_messages
 from ledger import clock
@@ -157,7 +158,7 @@ def _parked(node: Node, parked_id: int) -> tuple[str, bytes] | None:
             row = conn.execute(
                 select(parked_messages.c.status, parked_messages.c.envelope).where(parked_messages.c.id == parked_id)
             ).first()
-    except Exception as exc:  # the driver's errors: the report says the row could not be read
+    except SQLAlchemyError as exc:
         raise StorageError(f"cannot read parked message {parked_id}: {exc}") from exc
     return None if row is None else (str(row[0]), bytes(row[1]))
 

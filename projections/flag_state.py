@@ -86,7 +86,8 @@ class FlagStateProjection(Projection):
         if topic == LINK:
             self._link(conn, event.old, event.new)
             return
-        agency, subject = event.agency, event.subject
+        # the holder is the event's signer, never the payload's ``agency``: a peer cannot name another agency
+        agency, subject = env.header.origin, event.subject
         person = resolve_person(conn, subject)
         action = topic.rsplit(".", 1)[1]
         for seq, flag in enumerate(event.flags):

@@ -24,11 +24,12 @@ a rebuild from the log. Memory: see ``docs/security-views.md`` (about 0.5 kB per
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from eventsourcing.utils import get_topic
 
@@ -36,7 +37,7 @@ from ledger.domain.flags import Protection
 from ledger.domain.identity import ProxyRegistration, PseudonymLink
 from ledger.domain.types import Flag
 from ledger.envelope import GENESIS, Envelope
-from ledger.errors import ChainError, FlagLedgerError, IntegrityError, UntrustedKeyError
+from ledger.errors import ChainError, FlagLedgerError, IntegrityError, StorageError, UntrustedKeyError
 from projections.portal import OPEN_END, canonical_time
 
 if TYPE_CHECKING:
@@ -112,12 +113,14 @@ class VerifiedState:
         self._heads: dict[str, bytes] = {}  # stream → version (4 bytes) + leaf hash of its last event
         self._pairs: dict[Pair, Pair] = {}  # one tuple per (flag, agency) pair
         self._names: dict[str, str] = {}  # one string per agency code and flag name
+        self._last = _last_position(app)
+
 
     # -- following the log ---------------------------------------------------------------------------
     def fresh(self) -> None:
         """Apply the events appended since the last look (by any process): one query when there are none."""
         with self._lock:
-            end = self.app.max_position()
+            end = self._last()
             if end > self.position:
                 self._follow(end)
 
@@ -318,6 +321,36 @@ class VerifiedState:
                 "streams": len(self._heads),
             }
 
+
+
+def _last_position(app: Any) -> Callable[[], int]:
+    """The log's last position, as ``app.max_position``; on a SQLite file, from a per-thread read-only
+    connection: the library's transaction and pool cost ~15 µs of the request path's budget (figure
+    "request-path decision"), a prepared ``MAX(rowid)`` on a connection kept open about 2 µs."""
+    from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+    recorder = getattr(app, "recorder", None)
+    if not isinstance(recorder, SQLiteApplicationRecorder):
+        return cast(Callable[[], int], app.max_position)
+    pool = recorder.datastore.pool
+    if pool.is_sqlite_memory_mode:
+        return cast(Callable[[], int], app.max_position)
+    path, sql = pool.db_name, recorder.select_max_notification_id_statement
+    local = threading.local()
+
+    def last() -> int:
+        db: sqlite3.Connection | None = getattr(local, "db", None)
+        try:
+            if db is None:
+                db = local.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+                db.execute("PRAGMA query_only = 1")
+            row = db.execute(sql).fetchone()
+        except sqlite3.Error as exc:
+            local.db = None
+            raise StorageError(f"cannot read the log's last position: {exc}") from exc
+        return int(row[0] or 0)
+
+    return last
 
 
 RECEIVED = "ledger.domain.provision:ProvisionRequest.Received"

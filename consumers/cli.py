@@ -22,6 +22,7 @@ from consumers.settings import KafkaSettings
 from ledger.checkpoints import Checkpointer
 from ledger.cli.main import EXTENSIONS, _node, command, out
 from ledger.errors import FlagLedgerError, StateConflict, StorageError
+from ledger.files import write_private
 
 
 def _stopper(seconds: float | None) -> Any:
@@ -133,7 +134,7 @@ def _run_node(args: argparse.Namespace) -> int:
                 "projections": args.projections,
                 **({"projections_restarts": follower.restarts} if follower is not None else {}),
             }
-            status_file.write_text(json.dumps(status))
+            write_private(status_file, json.dumps(status))
             if time.monotonic() - measured >= 1.0:  # a snapshot a second is plenty for a 15 s scrape
                 measured = time.monotonic()
                 try:

@@ -80,6 +80,7 @@ def open_node(
     from projections.verified import VerifiedState
 
     config = NodeConfig.load(data_dir)
+    config.secure_files()
     signers, anchors = _signers_and_anchors(config)
     kwargs = {"clock": clock} if clock is not None else {}
     app = FlagLedger(

@@ -25,6 +25,7 @@ from ledger.errors import (
     RuleViolation,
     StorageError,
 )
+from ledger.files import private_umask
 
 EXIT = {
     NotFoundError: 3,
@@ -685,6 +686,7 @@ def _load_extensions() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    private_umask()  # every file this process (and its children) creates: 0600, directories 0700
     _load_extensions()
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -676,6 +676,7 @@ def _load_extensions() -> None:
         "consumers.cli",
         "ledger.cli.audit_proofs",
         "ledger.cli.audit_replay",
+        "ledger.cli.views_check",
         "ledger.cli.serve",
     ):
         try:

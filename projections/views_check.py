@@ -112,11 +112,12 @@ def _scratch(node: Node, scratch: str | None) -> Iterator[tuple[Engine, str]]:
     """An engine on an empty scratch location, and its URL (password hidden); cleaned up afterwards."""
     live = node.config.views_url()
     if scratch is not None:
-        engine, url = _given_scratch(node, scratch, live), scratch
+        engine = _given_scratch(node, scratch, live)
+        where = engine.url.render_as_string(hide_password=True)
         try:
             if set(_table_names(engine)) & {t.name for t in view_tables(node)}:
-                raise StateConflict(f"{safe_url(url)} already holds views: give an empty scratch database")
-            yield engine, safe_url(url)
+                raise StateConflict(f"{where} already holds views: give an empty scratch database")
+            yield engine, where
         finally:
             engine.dispose()
         return

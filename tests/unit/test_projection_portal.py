@@ -19,8 +19,7 @@ from sqlalchemy import Engine
 from ledger.domain.identity import ProxyRegistration
 from projections.base import create_engine, metadata
 from projections.flag_state import FlagStateProjection
-from projections.portal import PortalProjection, canonical_time
-from projections.portal import portal_records
+from projections.portal import PortalProjection, canonical_time, portal_records
 from projections.portal_read import PortalReader
 from projections.verified import RecordFacts, VerifiedState
 

@@ -132,6 +132,8 @@ class NodeConfig:
         """The data directory 0700 and its databases 0600 (created so before SQLite creates them: SQLite gives
         its ``-wal``/``-shm`` files the database file's mode). See ``ledger/files.py``."""
         private_dir(self.data_dir)
+        if self.path.exists():
+            private_file(self.path)
         if not self.database_url:
             for name in ("ledger.sqlite", "views.sqlite"):
                 private_file(self.data_dir / name)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -170,3 +171,49 @@ def test_a_release_signed_by_another_agency_on_the_holder_s_stream_lifts_nothing
     assert views.portal_records(node, s.x, s.x).records == ()
     assert [(f.agency, f.flag, f.active) for f in views.agency_flag_state(node, Actor(B, "apr"), s.x)] == [
         (B, ND, True), (B, NAR, True)]
+
+
+def _ledger_rows(node: Node, topic_suffix: str) -> list[int]:
+    import sqlite3
+
+    with sqlite3.connect(node.config.data_dir / "ledger.sqlite") as db:
+        return [r for (r,) in db.execute("SELECT rowid FROM stored_events WHERE topic LIKE ? ORDER BY rowid",
+                                          ("%" + topic_suffix,))]
+
+
+@pytest.mark.parametrize("damage", ["edited", "deleted_mid_stream"])
+def test_a_damaged_log_stops_decisions_instead_of_answering(sqlite_node: Node, person: Callable[[], str],
+                                                            damage: str) -> None:
+    """Insider with the data directory edits the event store itself: X's FlagsSet altered, or removed from the
+    middle of her protection's stream. A node opened afterwards cannot verify its way past that event, so it
+    refuses every decision (IntegrityError naming the position) rather than answer a query about X automatically.
+    (Removing a stream's *last* event leaves no broken link: the signed tree heads and `audit verify` catch that.)"""
+    import sqlite3
+
+    from ledger.errors import IntegrityError
+
+    node = sqlite_node
+    s = story(node, person)
+    if damage == "deleted_mid_stream":  # a renewal: the stream goes on after FlagsSet
+        rid = node.app.request_flags(Actor(B, "req"), s.x, [ND], kind="renew",
+                                     review_date=date.today() + timedelta(days=700))
+        node.app.approve_request(Actor(B, "apr"), rid)
+        node.app.execute_request(Actor(B, "op"), rid)
+    (flags_set,) = _ledger_rows(node, "Protection.FlagsSet")
+    # the first event that does not verify: the edited one, or the one after the gap
+    named = flags_set if damage == "edited" else _ledger_rows(node, "Protection.FlagsRenewed")[0]
+    with sqlite3.connect(node.config.data_dir / "ledger.sqlite") as db:
+        if damage == "edited":
+            (state,) = db.execute("SELECT state FROM stored_events WHERE rowid = ?", (flags_set,)).fetchone()
+            db.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (state[:-1] + bytes([state[-1] ^ 1]),
+                                                                              flags_set))
+        else:
+            db.execute("DELETE FROM stored_events WHERE rowid = ?", (flags_set,))
+    restarted = open_node(node.config.data_dir)
+    try:
+        with pytest.raises(IntegrityError, match=f"position {named} "):
+            query(restarted, C, B, s.x)
+        with pytest.raises(IntegrityError):
+            views.portal_records(restarted, s.x, s.x)
+    finally:
+        restarted.close()

@@ -17,7 +17,10 @@ Audiences and what they may learn:
 * **The agency itself** (:func:`agency_flag_state`, :func:`work_queue`).
 * **Auditors** (:func:`subject_timeline`): everything about the person, recorded as a read.
 
-Every function taking a ``Node`` first applies events not yet projected, so reads follow writes.
+Every function taking a ``Node`` first applies events not yet projected, so reads follow writes. Whatever
+decides what an audience may see (who is protected, the portal's access and cutoff, what a shown record says)
+comes from the verified log (:mod:`projections.verified`), not from rows of the views database; listings (work
+queues, an agency's own flags, timelines) read the views, which ``flagledger audit views`` checks.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from consumers.settings import KafkaSettings
 from ledger.checkpoints import Checkpointer
 from ledger.cli.main import EXTENSIONS, _node, command, out
 from ledger.errors import FlagLedgerError, StateConflict, StorageError
+from ledger.files import write_private
 
 
 def _stopper(seconds: float | None) -> Any:
@@ -97,6 +98,13 @@ def _run_node(args: argparse.Namespace) -> int:
     server = HealthServer(metrics, observe) if observe.metrics_port else None
     if server is not None:
         log.info("serving /metrics, /healthz, /readyz on %s:%d", observe.metrics_host, server.port)
+    from consumers.views_audit import ScheduledViewsAudit
+
+    views_audit = ScheduledViewsAudit(node.config.data_dir, args.audit_views_every)
+    try:
+        node.state.fresh()  # the decisions' state built from the verified log now, not at the first request
+    except FlagLedgerError as exc:  # replication goes on; every decision fails until the log is repaired
+        log.error("ALARM: the decisions' state cannot be built: [%s] %s", exc.code, exc)
     until = _stopper(args.seconds)
     checkpointer, next_checkpoint = Checkpointer(node.app), time.monotonic()
     measured = 0.0
@@ -123,6 +131,8 @@ def _run_node(args: argparse.Namespace) -> int:
                 log.error("node: %s [%s]; retrying in %.1f s", exc, exc.code, delay)
                 time.sleep(delay)
                 continue
+            if views_audit.tick():
+                metrics.views_audit(views_audit.last)
             lag = node.app.max_position() - relay.position()
             status = {
                 "relay_position": relay.position(),
@@ -133,8 +143,9 @@ def _run_node(args: argparse.Namespace) -> int:
                 "republished_after_loss": relay.republished_after_loss,
                 "projections": args.projections,
                 **({"projections_restarts": follower.restarts} if follower is not None else {}),
+                "audit_views": views_audit.status(),
             }
-            status_file.write_text(json.dumps(status))
+            write_private(status_file, json.dumps(status))
             if time.monotonic() - measured >= 1.0:  # a snapshot a second is plenty for a 15 s scrape
                 measured = time.monotonic()
                 try:
@@ -143,6 +154,7 @@ def _run_node(args: argparse.Namespace) -> int:
                     log.exception("metrics snapshot failed")
         log.info("stopping: %s", status_file.read_text() if status_file.exists() else "{}")
     finally:
+        views_audit.close()
         if api is not None:
             api.close()
         if server is not None:
@@ -200,6 +212,14 @@ def _register(groups: Any, sub: Any, actor: Any) -> None:
         default=300.0,
         metavar="SECONDS",
         help="sign a log checkpoint this often when something new was logged (0: never; default 300)",
+    )
+    s.add_argument(
+        "--audit-views-every",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="run `audit views` in a child process at start and this long after each run ends; the result goes to "
+        "node-status.json and the flagledger_views_audit_* metrics (0: never; default 3600)",
     )
     s.add_argument("--metrics-port", type=int, default=None, help="serve /metrics /healthz /readyz")
     s.add_argument("--metrics-host", default=None, help="address to bind (env …_METRICS_HOST; default 127.0.0.1)")

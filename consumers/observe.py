@@ -182,6 +182,7 @@ class NodeMetrics:
             "flagledger_last_loop_timestamp_seconds", "When the node loop last completed a round", registry=r
         )
         self._checkpoint_age: Gauge | None = None
+        self._views_audit: tuple[Gauge, Gauge, Gauge, Gauge] | None = None
         self._counted: dict[str, int] = {}
         self._raised: dict[str, int] = {}
         self.lock = threading.Lock()
@@ -256,6 +257,33 @@ class NodeMetrics:
             self.last_loop.set(time.time())
             self.last_round = time.monotonic()
             self.ready = True
+
+    def views_audit(self, last: dict[str, Any] | None) -> None:
+        """The last scheduled ``audit views`` (consumers.views_audit); the gauges appear with the first result."""
+        if last is None:
+            return
+        from prometheus_client import Gauge
+
+        with self.lock:
+            if self._views_audit is None:
+                r = self.registry
+                self._views_audit = (
+                    Gauge("flagledger_views_audit_ok",
+                          "1: the last `audit views` found every view equal to a rebuild from the log; 0: it found a "
+                          "difference or failed", registry=r),
+                    Gauge("flagledger_views_audit_difference",
+                          "1: the last `audit views` found a view row that differs from the log (see node-status.json)",
+                          registry=r),
+                    Gauge("flagledger_views_audit_last_run_timestamp_seconds",
+                          "When the last `audit views` finished", registry=r),
+                    Gauge("flagledger_views_audit_duration_seconds", "How long the last `audit views` took",
+                          registry=r),
+                )
+            ok, difference, finished, seconds = self._views_audit
+            ok.set(1 if last.get("result") == "equal" else 0)
+            difference.set(1 if last.get("result") == "different" else 0)
+            finished.set(datetime.fromisoformat(str(last["finished_at"])).timestamp())
+            seconds.set(float(last.get("seconds") or 0.0))
 
     def _checkpoint_gauge(self) -> Any:
         if self._checkpoint_age is None:

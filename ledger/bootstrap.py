@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from projections.base import Projection, Projector
-    from projections.flag_state import NationwideState
+    from projections.verified import VerifiedState
 
 __all__ = ["AgencySpec", "Node", "add_agency", "init_node", "open_node"]
 
@@ -36,25 +36,13 @@ class AgencySpec:
     approvals_required: int = 1
 
 
-class CaughtUpState:
-    """Nationwide state read after applying any events not yet projected (in-process consistency)."""
-
-    def __init__(self, projector: Projector, state: NationwideState) -> None:
-        self.projector = projector
-        self.state = state
-
-    def flags_for(self, subject: str) -> dict[str, list[str]]:
-        self.projector.catch_up()
-        return self.state.flags_for(subject)
-
-
 @dataclass
 class Node:
     config: NodeConfig
     app: FlagLedger
     engine: Engine
     projector: Projector
-    state: NationwideState
+    state: VerifiedState  # what security decisions read: derived from verified events (projections.verified)
     extra: dict[str, object] = field(default_factory=dict)
 
     def close(self) -> None:
@@ -89,9 +77,10 @@ def open_node(
     projections: Sequence[Projection] | None = None,
 ) -> Node:
     from projections.base import Projector, create_engine
-    from projections.flag_state import NationwideState
+    from projections.verified import VerifiedState
 
     config = NodeConfig.load(data_dir)
+    config.secure_files()
     signers, anchors = _signers_and_anchors(config)
     kwargs = {"clock": clock} if clock is not None else {}
     app = FlagLedger(
@@ -104,8 +93,9 @@ def open_node(
     engine = create_engine(config.views_url())
     projector = Projector(app, engine, projections if projections is not None else default_projections())
     projector.create_tables()
-    state = NationwideState(engine)
-    app.flag_state = CaughtUpState(projector, state)
+    # the request path decides from the verified log, not from rows of the views database
+    state = VerifiedState(app)
+    app.flag_state = state
     return Node(config, app, engine, projector, state)
 
 

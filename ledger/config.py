@@ -2,6 +2,7 @@
 
 Layout::
 
+    DATA_DIR/                       0700; every file in it 0600 (ledger/files.py)
     DATA_DIR/config.json            hosted agencies, their key ids, database and broker settings
     DATA_DIR/secrets/               0700; signing keys (PEM), cipher key, pseudonym secret — never in git
     DATA_DIR/ledger.sqlite          the signed event log (embedded default)
@@ -25,6 +26,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ledger.errors import ConfigurationError
+from ledger.files import private_dir, private_file, write_private
 
 __all__ = ["AgencyEntry", "NodeConfig", "default_data_dir", "typed_settings"]
 
@@ -102,7 +104,7 @@ class NodeConfig:
                 raise ConfigurationError(f"cannot read the database password file {password_file}: {exc}") from exc
 
     def save(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         data = {
             "agencies": [asdict(a) for a in self.agencies],
             "database_url": self.database_url,
@@ -110,7 +112,7 @@ class NodeConfig:
             "kafka": self.kafka,
             "observability": self.observability,
         }
-        self.path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        write_private(self.path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
     def agency(self, code: str) -> AgencyEntry:
         for a in self.agencies:
@@ -124,8 +126,21 @@ class NodeConfig:
         return Path(override) if override else self.secrets_dir / name
 
     def ensure_secrets_dir(self) -> None:
-        self.secrets_dir.mkdir(parents=True, exist_ok=True)
-        self.secrets_dir.chmod(0o700)
+        private_dir(self.secrets_dir)
+
+    def secure_files(self) -> None:
+        """The data directory 0700 and its databases 0600 (created so before SQLite creates them: SQLite gives
+        its ``-wal``/``-shm`` files the database file's mode). See ``ledger/files.py``."""
+        private_dir(self.data_dir)
+        if self.path.exists():
+            private_file(self.path)
+        if not self.database_url:
+            for name in ("ledger.sqlite", "views.sqlite"):
+                private_file(self.data_dir / name)
+                for companion in ("-wal", "-shm"):
+                    path = self.data_dir / (name + companion)
+                    if path.exists():
+                        private_file(path)
 
     def pseudonym_secret(self) -> bytes:
         path = self._secret_file("FLAGLEDGER_PSEUDONYM_KEY_FILE", "pseudonym.key")

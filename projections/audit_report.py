@@ -42,6 +42,7 @@ from ledger.checkpoints import CHECKPOINT_TOPIC, Checkpoint
 from ledger.domain.agencies import Staff
 from ledger.domain.types import Action
 from ledger.errors import InputError, StateConflict
+from ledger.files import open_private, private_dir
 from ledger.log_tree import PrefixRoot
 from projections.portal import canonical_time
 from projections.queues import flag_queue, held_queue
@@ -75,8 +76,8 @@ class _Section:
         self.path = out / f"{name}.csv"
         self.part = out / f".{name}.html.part"
         self.rows = 0
-        self._csv: IO[str] = self.path.open("w", newline="", encoding="utf-8")
-        self._html: IO[str] = self.part.open("w", encoding="utf-8")
+        self._csv: IO[str] = open_private(self.path, "w", newline="", encoding="utf-8")
+        self._html: IO[str] = open_private(self.part, "w", encoding="utf-8")
         self._writer = csv.writer(self._csv)
         self._writer.writerow(self.columns)
 
@@ -161,7 +162,7 @@ def audit_report(
     if (out_dir / "report.html").exists():
         raise StateConflict(f"{out_dir} already holds a report: choose a new directory (reports are not overwritten)")
     node.app.record_report(actor, start, end, str(out_dir))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)  # a report names people: 0700, its files 0600 (ledger/files.py)
     generated = datetime.now(UTC)
     node.projector.catch_up()
     verification = verify_log(node.app, progress=verify_progress)
@@ -267,7 +268,7 @@ def audit_report(
         **{f"rows_{s.name}": str(s.rows) for s in ordered},
     }
     summary_csv = out_dir / "summary.csv"
-    with summary_csv.open("w", newline="", encoding="utf-8") as fh:
+    with open_private(summary_csv, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["key", "value"])
         for k, v in meta.items():
@@ -316,7 +317,7 @@ def _held(node: Node, section: _Section, origin: str, stream: str, at: str, ev: 
 
 
 def _write_html(path: Path, meta: dict[str, str], sections: Sequence[_Section], ok: bool) -> None:
-    with path.open("w", encoding="utf-8") as fh:
+    with open_private(path, "w", encoding="utf-8") as fh:
         fh.write('<!DOCTYPE html>\n<html lang="ja"><head><meta charset="utf-8">\n')
         fh.write('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
                  'style-src \'unsafe-inline\'">\n')

@@ -5,8 +5,9 @@ Every function takes an auditor (``Action.AUDIT``). Answers that name a person's
 hold which flags on them) are recorded as reads of protected details (an ``AccessRecord`` event) *before*
 anything is returned, as :func:`projections.views.subject_timeline` does. Answers about the past read a
 finished replay target (:mod:`projections.replay`), never the live views; the hold decision is the request
-path's own rule (:func:`ledger.domain.provision.must_hold`) over the request path's own nationwide read
-(:class:`projections.flag_state.NationwideState`), only pointed at the replayed database.
+path's own rule (:func:`ledger.domain.provision.must_hold`) over the nationwide state as the views hold it
+(:class:`projections.flag_state.NationwideState`), pointed at the replayed database (rebuilt from the verified
+log by the replay itself, so no live row is trusted).
 """
 
 from __future__ import annotations

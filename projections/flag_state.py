@@ -1,8 +1,9 @@
-"""Per-agency and nationwide flag state, and the request-path lookup that reads it.
+"""Per-agency and nationwide flag state as views, and the nationwide lookup over them.
 
 The nationwide state is kept per *person* (a group of pseudonyms joined by number changes), with one
-row per (person, flag, holding agency). The request path is one indexed statement: resolve the alias,
-read the holders. A flag is released nationwide only when its last holder row is gone.
+row per (person, flag, holding agency). A flag is released nationwide only when its last holder row is gone.
+The holder is the event's signer. Staff listings read these rows; the live request path does not (it decides
+from :mod:`projections.verified`); :class:`NationwideState` answers over a replayed database (auditors' as-of).
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ class FlagStateProjection(Projection):
         if topic == LINK:
             self._link(conn, event.old, event.new)
             return
-        agency, subject = event.agency, event.subject
+        # the holder is the event's signer, never the payload's ``agency``: a peer cannot name another agency
+        agency, subject = env.header.origin, event.subject
         person = resolve_person(conn, subject)
         action = topic.rsplit(".", 1)[1]
         for seq, flag in enumerate(event.flags):
@@ -205,7 +207,7 @@ class FlagStateProjection(Projection):
 
 
 class NationwideState:
-    """The request-path read: flag → holding agencies for a pseudonym (any of the person's aliases).
+    """Flag → holding agencies for a pseudonym (any of the person's aliases), read from the views tables.
 
     On SQLite the one statement runs on a per-thread read-only ``sqlite3`` connection: checking a
     connection out of SQLAlchemy's pool and executing through Core cost ~100 µs of the request path's

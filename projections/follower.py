@@ -4,9 +4,9 @@ The node loop (``flagledger consumers node``) spends about half of each Kafka po
 and half projecting; in one interpreter the two add up (figure "ingest from Kafka"). Here the projector
 runs in a process of its own (``python -m projections.follower DATA_DIR``), opened from the same data
 directory, and the loop only wakes it after each poll. Nothing about consistency depends on it: every reader
-catches up itself before it answers (``CaughtUpState``, the views' ``_fresh``), several processes may catch
-up one database at once (see ``projections.base``), and a follower that dies loses no event — the node
-starts a new one and meanwhile projects inline.
+catches up itself before it answers (the decisions' ``VerifiedState``, the views' ``_fresh``), several
+processes may catch up one database at once (see ``projections.base``), and a follower that dies loses no
+event — the node starts a new one and meanwhile projects inline.
 
 The child is a plain subprocess, not ``multiprocessing``: ``spawn`` would re-import the parent's main
 module and ``fork`` would copy the parent's database connections and Kafka network thread. Its stdin is

@@ -1,11 +1,16 @@
 """The Mynaportal read path with its statements built once (figure "portal view").
 
-Building ~6 SQLAlchemy statements, checking connections out of the pool and asking the projector where it
+Building SQLAlchemy statements, checking connections out of the pool and asking the projector where it
 stands cost milliseconds per view, against a 2 ms target for a subject among millions of records. Here the
-person's pseudonyms, the proxy check and the ``NON_DISCLOSURE`` cutoff are subqueries of three statements
-built once; on SQLite they run on a per-thread read-only ``sqlite3`` connection (as
-:class:`projections.flag_state.NationwideState` does). The rules are those of :mod:`projections.views`:
-the same aliases, the same cutoff (any interval of any pseudonym, open ones ending never), the same order.
+statements are built once; on SQLite they run on a per-thread read-only ``sqlite3`` connection.
+
+What decides (whose credentials open whose records, which records the ``NON_DISCLOSURE`` cutoff hides, and
+what a shown record says) comes from the verified log (:mod:`projections.verified`): the person's pseudonyms,
+proxies and cutoff from :class:`~projections.verified.VerifiedState`, each candidate record from its signed
+``Received`` event (:class:`~projections.verified.RecordCheck`). The views only say which records exist and
+their outcome: a row deleted there is missing from the page, a row edited there cannot show a record of
+someone else, or one made while the person was protected. The rules are those of :mod:`projections.views`:
+any ``NON_DISCLOSURE`` period of any pseudonym (open ones ending never), the same order.
 """
 
 from __future__ import annotations
@@ -15,44 +20,28 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Select, bindparam, func, literal, select, union
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Engine, bindparam, select
 
 from projections.base import tracking
-from projections.flag_state import subject_alias
-from projections.portal import OPEN_END, flag_intervals, portal_proxies, portal_records
+from projections.portal import OPEN_END, portal_records
+from projections.verified import Person, RecordFacts, VerifiedState
 
-__all__ = ["PortalReader", "RecordRow", "nd_cutoff"]
+__all__ = ["Facts", "PortalReader", "RecordRow", "candidates_statement"]
 
-ND = "NON_DISCLOSURE"
 # request_id, created_at, querier, provider, procedure, legal_item, info_kind, status
 RecordRow = tuple[str, str, str, str, str, int, str, str]
+Facts = Callable[[str, int], RecordFacts | None]  # (request id, position) → the signed facts, or None
 
 
-def _aliases(name: str) -> Select[Any]:
-    """Every pseudonym of the person the pseudonym bound to ``name`` names (as ``views.aliases``)."""
-    person = func.coalesce(
-        select(subject_alias.c.person).where(subject_alias.c.pseudonym == bindparam(name)).scalar_subquery(),
-        bindparam(name),
-    )
-    return select(union(
-        select(bindparam(name).label("p")),
-        select(person.label("p")),
-        select(subject_alias.c.pseudonym.label("p")).where(subject_alias.c.person == person),
-    ).subquery().c.p)
+def candidates_statement() -> Any:
+    """One pseudonym's records created at or after a cutoff: (request id, position, status), index order.
 
-
-def _in_aliases(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
-    return column.in_(_aliases(name))
-
-
-def nd_cutoff(name: str) -> ColumnElement[Any]:
-    """Records created before this instant are hidden: the latest end of any ``NON_DISCLOSURE`` interval
-    on any pseudonym of the person (open ones end never); "" (hides nothing) if there was none."""
-    latest = select(func.max(func.coalesce(flag_intervals.c.ended, OPEN_END))).where(
-        _in_aliases(flag_intervals.c.subject, name) & (flag_intervals.c.flag == literal(ND))
-    ).scalar_subquery()
-    return func.coalesce(latest, literal(""))
+    The cutoff only narrows the candidates (a row whose time was moved earlier is merely left out); each one
+    is then decided on its signed time."""
+    r = portal_records.c
+    return (select(r.request_id, r.position, r.status)
+            .where((r.subject == bindparam("s")) & (r.created_at >= bindparam("c")))
+            .order_by(r.created_at, r.request_id))
 
 
 class _Prepared:
@@ -77,24 +66,14 @@ class PortalReader:
     """Access and visible records of one subject for one viewer, with the projections caught up first."""
 
     def __init__(self, engine: Engine, names: Sequence[str], last_event: Callable[[], int],
-                 catch_up: Callable[[], object]) -> None:
+                 catch_up: Callable[[], object], state: VerifiedState, facts: Facts) -> None:
         self.engine = engine
         self.names = tuple(names)
         self.last_event = last_event
         self.catch_up = catch_up
-        self._aliases = _Prepared(_aliases("s"), engine)
-        self._proxy = _Prepared(
-            select(func.count()).select_from(portal_proxies).where(
-                _in_aliases(portal_proxies.c.subject, "s") & _in_aliases(portal_proxies.c.proxy, "v")
-                & portal_proxies.c.active.is_(True)),
-            engine)
-        r = portal_records.c
-        self._records = _Prepared(
-            select(r.request_id, r.created_at, r.querier, r.provider, r.procedure, r.legal_item, r.info_kind,
-                   r.status)
-            .where(_in_aliases(r.subject, "s") & (r.created_at >= nd_cutoff("s")))
-            .order_by(r.created_at, r.request_id),
-            engine)
+        self.state = state
+        self.facts = facts
+        self._records = _Prepared(candidates_statement(), engine)
         self._positions = _Prepared(select(tracking.c.name, tracking.c.position), engine)
         self._sqlite_path: str | None = None
         if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
@@ -127,12 +106,27 @@ class PortalReader:
 
     def view(self, viewer: str, subject: str) -> tuple[str, list[RecordRow]]:
         """("self" | "proxy" | "none", the visible records' rows in display order) — pseudonyms in."""
-        subjects = {str(p) for (p,) in self._run(self._aliases, {"s": subject})}
-        if viewer in subjects:
-            access = "self"
-        else:
-            (n,) = self._run(self._proxy, {"s": subject, "v": viewer})[0]
-            access = "proxy" if n else "none"
+        access, person = self.state.portal_access(viewer, subject)
         if access == "none":
             return access, []
-        return access, self._run(self._records, {"s": subject})
+        return access, self.visible(person)
+
+    def visible(self, person: Person) -> list[RecordRow]:
+        """The person's records the portal shows: made at or after the end of their last ``NON_DISCLOSURE``."""
+        cutoff = person.nd_cutoff
+        if cutoff == OPEN_END:  # protected now: every record is hidden, nothing to read
+            return []
+        return [(f.request_id, f.created_at, f.querier, f.provider, f.procedure, f.legal_item, f.info_kind, status)
+                for f, status in self.records(person, cutoff)]
+
+    def records(self, person: Person, cutoff: str) -> list[tuple[RecordFacts, str]]:
+        """(signed facts, outcome) of the person's records made at or after ``cutoff``, in display order."""
+        names = set(person.aliases)
+        found: dict[str, tuple[RecordFacts, str]] = {}
+        for p in person.aliases:
+            for rid, position, status in self._run(self._records, {"s": p, "c": cutoff}):
+                facts = self.facts(str(rid), int(position))
+                if facts is None or facts.subject not in names or facts.created_at < cutoff:
+                    continue  # a row the log does not bear out (edited or moved): not shown
+                found.setdefault(facts.request_id, (facts, str(status)))
+        return sorted(found.values(), key=lambda fs: (fs[0].created_at, fs[0].request_id))

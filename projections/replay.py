@@ -53,6 +53,7 @@ from ledger.app import FlagLedger
 from ledger.config import NodeConfig
 from ledger.envelope import Envelope
 from ledger.errors import FlagLedgerError, InputError, IntegrityError, StateConflict, StorageError
+from ledger.files import private_dir, private_file
 from projections.base import BatchedProjection, Projector, create_engine, tracking, upsert
 from projections.page import PageWriter
 from projections.portal import canonical_time
@@ -163,11 +164,10 @@ def resolve_target(config: NodeConfig, target: str | None, label: str) -> str:
     A ``postgresql://`` URL names an existing, empty database; anything else is a path to a SQLite file.
     """
     if target is None:
-        folder = config.data_dir / "audit"
-        folder.mkdir(parents=True, exist_ok=True)
-        folder.chmod(0o700)
+        folder = private_dir(config.data_dir / "audit")
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        return f"sqlite:///{(folder / f'replay-{label}-at-{stamp}.sqlite').resolve()}"
+        # created 0600 before SQLite opens it (its -wal/-shm files take the database file's mode)
+        return f"sqlite:///{private_file(folder / f'replay-{label}-at-{stamp}.sqlite').resolve()}"
     if "://" in target:
         scheme, rest = target.split("://", 1)
         if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
@@ -191,6 +191,8 @@ def resolve_target(config: NodeConfig, target: str | None, label: str) -> str:
     if path.is_dir():
         raise InputError(f"{path} is a directory: give a file name for the replay database")
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        private_file(path)  # a replay holds protected details: 0600 (an existing file keeps its mode)
     return f"sqlite:///{path}"
 
 

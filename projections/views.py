@@ -17,7 +17,10 @@ Audiences and what they may learn:
 * **The agency itself** (:func:`agency_flag_state`, :func:`work_queue`).
 * **Auditors** (:func:`subject_timeline`): everything about the person, recorded as a read.
 
-Every function taking a ``Node`` first applies events not yet projected, so reads follow writes.
+Every function taking a ``Node`` first applies events not yet projected, so reads follow writes. Whatever
+decides what an audience may see (who is protected, the portal's access and cutoff, what a shown record says)
+comes from the verified log (:mod:`projections.verified`), not from rows of the views database; listings (work
+queues, an agency's own flags, timelines) read the views, which ``flagledger audit views`` checks.
 """
 
 from __future__ import annotations
@@ -39,11 +42,11 @@ from ledger.errors import InputError, NotFoundError, PermissionDenied
 from ledger.incidents import READ_ACTIONS
 from projections.flag_state import agency_flags, flag_history, resolve_person, subject_alias
 from projections.incidents import incidents as incident_table
-from projections.portal import OPEN_END, flag_intervals, portal_proxies
 from projections.portal import portal_records as records
 from projections.portal_read import PortalReader
 from projections.queues import body_queue, flag_queue, held_queue, probe_queue, request_subjects
 from projections.timeline import timeline_events
+from projections.verified import RecordCheck
 
 __all__ = [
     "AgencyFlag",
@@ -115,26 +118,6 @@ class PortalView:
     records: tuple[PortalRecord, ...]
 
 
-def _access(conn: Connection, viewer: str, subject: str) -> tuple[str, list[str]]:
-    subjects = aliases(conn, subject)
-    if viewer in subjects:
-        return "self", subjects
-    viewers = aliases(conn, viewer)
-    active = conn.execute(select(func.count()).select_from(portal_proxies).where(
-        portal_proxies.c.subject.in_(subjects) & portal_proxies.c.proxy.in_(viewers)
-        & portal_proxies.c.active.is_(True))).scalar_one()
-    return ("proxy" if active else "none"), subjects
-
-
-def protection_cutoff(conn: Connection, subjects: Sequence[str]) -> str | None:
-    """As the portal's ``NON_DISCLOSURE`` cutoff (:func:`projections.portal_read.nd_cutoff`), over every
-    flag: records created before this instant belong to a time the person was (or was about to be)
-    protected, and stay sticky for every view (None: never protected)."""
-    value = conn.execute(select(func.max(func.coalesce(flag_intervals.c.ended, OPEN_END))).where(
-        flag_intervals.c.subject.in_(list(subjects)))).scalar()
-    return str(value) if value is not None else None
-
-
 def _outcome(status: str) -> str:
     if status in ANSWERED:
         return "provided"
@@ -146,6 +129,7 @@ def portal_records(node: Node, viewer: str, subject: str) -> PortalView:
 
     ``viewer`` is the pseudonym (or number) whose credentials were used: ``viewer == subject`` is the
     subject or anyone with the subject's card; otherwise only an active proxy registration gives access.
+    Who may look and what is hidden are decided from the verified log (:mod:`projections.portal_read`).
     """
     reader = _portal_reader(node)
     reader.fresh()
@@ -155,11 +139,18 @@ def portal_records(node: Node, viewer: str, subject: str) -> PortalView:
                                     for rid, at, querier, provider, procedure, item, kind, status in rows))
 
 
+def _record_check(node: Node) -> RecordCheck:
+    check = node.extra.get("record_check")
+    if not isinstance(check, RecordCheck):
+        check = node.extra["record_check"] = RecordCheck(node.app)
+    return check
+
+
 def _portal_reader(node: Node) -> PortalReader:
     reader = node.extra.get("portal_reader")
     if not isinstance(reader, PortalReader):
         reader = PortalReader(node.engine, [p.name for p in node.projector.projections], node.app.max_position,
-                              node.projector.catch_up)
+                              node.projector.catch_up, node.state, _record_check(node).facts)
         node.extra["portal_reader"] = reader
     return reader
 
@@ -180,36 +171,27 @@ class SelfInfoView:
     MESSAGE = "この情報は自動では表示されません。お住まいの市区町村の窓口にお問い合わせください。"
 
 
-def nar_applies(conn: Connection, subjects: Sequence[str]) -> bool:
-    n = conn.execute(select(func.count()).select_from(flag_intervals).where(
-        flag_intervals.c.subject.in_(list(subjects)) & (flag_intervals.c.flag == NAR)
-        & flag_intervals.c.ended.is_(None))).scalar_one()
-    return bool(n)
-
-
 def self_information(node: Node, viewer: str, subject: str) -> SelfInfoView:
     """Self-information display (自己情報表示): which agency holds which kind of information on the subject.
 
     Modelled from the provision records: an agency that provided ``info_kind`` about the subject holds a
-    registered copy (副本) of it. Withheld entirely while ``NO_AUTO_RESPONSE`` applies nationwide.
+    registered copy (副本) of it. Withheld entirely while ``NO_AUTO_RESPONSE`` applies nationwide. Access,
+    withholding and the sticky cutoff are decided from the verified log, each record from its signed event.
     """
-    _fresh(node)
-    v, s = node.app.subject(viewer), node.app.subject(subject)
-    with node.engine.connect() as conn:
-        access, subjects = _access(conn, v, s)
-        if access == "none":
-            return SelfInfoView("none", False, ())
-        if nar_applies(conn, subjects):
-            return SelfInfoView(access, True, ())
-        # sticky, as the provision records: nothing learnt from records made before the last release
-        cutoff = protection_cutoff(conn, subjects) or ""
-        rows = conn.execute(
-            select(records.c.provider, records.c.info_kind, func.min(records.c.created_at))
-            .where(records.c.subject.in_(subjects) & records.c.status.in_(ANSWERED)
-                   & (records.c.created_at >= cutoff))
-            .group_by(records.c.provider, records.c.info_kind)
-            .order_by(records.c.provider, records.c.info_kind)).all()
-    return SelfInfoView(access, False, tuple(Holding(str(a), str(k), str(t)) for a, k, t in rows))
+    reader = _portal_reader(node)
+    reader.fresh()
+    access, person = node.state.portal_access(node.app.subject(viewer), node.app.subject(subject))
+    if access == "none":
+        return SelfInfoView("none", False, ())
+    if person.nar:
+        return SelfInfoView(access, True, ())
+    # sticky, as the provision records: nothing learnt from records made before the last release
+    first: dict[tuple[str, str], str] = {}
+    for facts, status in reader.records(person, person.cutoff or ""):
+        if status in ANSWERED:
+            key = (facts.provider, facts.info_kind)
+            first[key] = min(first.get(key, facts.created_at), facts.created_at)
+    return SelfInfoView(access, False, tuple(Holding(a, k, t) for (a, k), t in sorted(first.items())))
 
 
 # -- staff: nationwide state and the counter -----------------------------------------------------------------
@@ -230,12 +212,6 @@ class NationwideView:
     basis: str  # "other_agency" | "holding_agency" | "authorised"
 
 
-def _holdings(conn: Connection, subjects: Sequence[str]) -> list[tuple[str, str, str]]:
-    rows = conn.execute(select(agency_flags.c.agency, agency_flags.c.subject, agency_flags.c.flag).where(
-        agency_flags.c.subject.in_(list(subjects)) & agency_flags.c.active.is_(True))).all()
-    return [(str(a), str(s), str(f)) for a, s, f in rows]
-
-
 def nationwide_view(node: Node, actor: Actor, subject: str, *, purpose: str | None = None) -> NationwideView:
     """Is this person protected anywhere, as staff member ``actor`` may see it.
 
@@ -243,10 +219,8 @@ def nationwide_view(node: Node, actor: Actor, subject: str, *, purpose: str | No
     recorded (an AccessRecord event) before anything is returned.
     """
     _staff_at(node, actor)
-    _fresh(node)
     s = node.app.subject(subject)
-    with node.engine.connect() as conn:
-        held = _holdings(conn, aliases(conn, s))
+    held = node.state.person(s).holdings  # from the verified log: a deleted view row unprotects nobody
     secret = node.config.pseudonym_secret()
     flags = tuple(sorted({f for _, _, f in held}))
     liaison = tuple(sorted({liaison_ref(secret, a, p) for a, p, _ in held}))
@@ -273,11 +247,8 @@ class LiaisonTarget:
 def resolve_liaison(node: Node, actor: Actor, token: str) -> LiaisonTarget:
     """The holding agency's contact point (Point 5) turns a liaison reference back into its own holding."""
     node.app.permit(actor, Action.VIEW_PROTECTED)
-    _fresh(node)
     secret = node.config.pseudonym_secret()
-    with node.engine.connect() as conn:
-        rows = conn.execute(select(agency_flags.c.subject, agency_flags.c.flag).where(
-            (agency_flags.c.agency == actor.agency) & agency_flags.c.active.is_(True))).all()
+    rows = node.state.holdings_of(actor.agency)
     flags = sorted(str(f) for s, f in rows if liaison_ref(secret, actor.agency, str(s)) == token)
     subject = next((str(s) for s, _ in rows if liaison_ref(secret, actor.agency, str(s)) == token), None)
     if subject is None:
@@ -310,14 +281,18 @@ def counter_view(node: Node, actor: Actor, subject: str) -> CounterView:
     (Point 4: they see the protection first and answer on the premise that the information is secret)."""
     node.app.permit(actor, Action.COUNTER_LOOKUP)
     protection = nationwide_view(node, actor, subject)
+    _fresh(node)
+    person = node.state.person(protection.subject)
+    names = set(person.aliases)
+    check = _record_check(node)
     with node.engine.connect() as conn:
-        subjects = aliases(conn, protection.subject)
-        rows = conn.execute(select(records).where(
-            (records.c.querier == actor.agency) & records.c.subject.in_(subjects)
-        ).order_by(records.c.created_at, records.c.request_id)).all()
-        cutoff = protection_cutoff(conn, subjects)
+        rows = conn.execute(select(records.c.request_id, records.c.position, records.c.status).where(
+            (records.c.querier == actor.agency) & records.c.subject.in_(person.aliases))).all()
     answers = []
     for r in rows:
+        facts = check.facts(str(r.request_id), int(r.position))
+        if facts is None or facts.subject not in names or facts.querier != actor.agency:
+            continue  # a row the log does not bear out (edited or moved): not shown
         if r.status in ANSWERED:
             status, message = "answered", QuerierAnswer.ANSWERED
         elif r.status == "refused":
@@ -325,10 +300,11 @@ def counter_view(node: Node, actor: Actor, subject: str) -> CounterView:
         else:
             status, message = "in_progress", QuerierAnswer.IN_PROGRESS
         # sticky, as on the portal: after release, answers from before it still do not name the provider
-        sticky = cutoff is not None and r.created_at < cutoff
-        provider = r.provider if status == "answered" and not protection.protected and not sticky else None
-        answers.append(CounterAnswer(r.request_id, r.created_at, r.procedure, r.info_kind, status, message,
-                                     provider))
+        sticky = person.cutoff is not None and facts.created_at < person.cutoff
+        provider = facts.provider if status == "answered" and not person.protected and not sticky else None
+        answers.append(CounterAnswer(facts.request_id, facts.created_at, facts.procedure, facts.info_kind, status,
+                                     message, provider))
+    answers.sort(key=lambda a: (a.asked_at, a.request_id))
     return CounterView(protection.subject, protection, tuple(answers))
 
 

@@ -19,6 +19,7 @@ from ledger.checkpoints import (
 )
 from ledger.cli.main import EXTENSIONS, GROUPS, _node, command, out
 from ledger.errors import InputError
+from ledger.files import write_private
 
 
 def read_json(path: str) -> Any:
@@ -43,7 +44,7 @@ def _checkpoint(args: argparse.Namespace) -> int:
         out({"signed": [], "note": "nothing new since the last checkpoint (use --force to sign anyway)"})
         return 0
     if args.export:
-        Path(args.export).write_text(json.dumps(signed[-1].to_json(), indent=2) + "\n")
+        write_private(Path(args.export), json.dumps(signed[-1].to_json(), indent=2) + "\n")
     out({"signed": [cp.to_json() for cp in signed]})
     return 0
 
@@ -53,7 +54,7 @@ def _latest(args: argparse.Namespace) -> int:
     # a peer holds every checkpoint an agency published: this copy lets that agency check its own log's tail
     cp = latest_checkpoint(_node(args).app, args.agency)
     if args.export:
-        Path(args.export).write_text(json.dumps(cp.to_json(), indent=2) + "\n")
+        write_private(Path(args.export), json.dumps(cp.to_json(), indent=2) + "\n")
     out(cp.to_json())
     return 0
 
@@ -65,7 +66,7 @@ def _prove(args: argparse.Namespace) -> int:
     proof = build_proof(_node(args).app, event_id=args.event_id, position=args.position, agency=args.agency)
     text = json.dumps(proof, indent=2, ensure_ascii=False)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        write_private(Path(args.out), text + "\n")
         print(f"wrote {args.out}", file=sys.stderr)
     else:
         print(text)

@@ -25,6 +25,7 @@ from ledger.errors import (
     RuleViolation,
     StorageError,
 )
+from ledger.files import private_umask
 
 EXIT = {
     NotFoundError: 3,
@@ -676,6 +677,7 @@ def _load_extensions() -> None:
         "consumers.incident_cli",
         "ledger.cli.audit_proofs",
         "ledger.cli.audit_replay",
+        "ledger.cli.views_check",
         "ledger.cli.serve",
     ):
         try:
@@ -686,6 +688,7 @@ def _load_extensions() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    private_umask()  # every file this process (and its children) creates: 0600, directories 0700
     _load_extensions()
     parser = build_parser()
     args = parser.parse_args(argv)

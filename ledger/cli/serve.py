@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from ledger.cli.main import EXTENSIONS, GROUPS, _node, command, out
+from ledger.errors import FlagLedgerError
 
 
 def _ttl(value: str) -> timedelta:
@@ -54,6 +55,10 @@ def _serve(args: argparse.Namespace) -> int:
                     signal.signal(sig, handler)
 
     node = _node(args)
+    try:
+        node.state.fresh()  # the decisions' state, built before the first request rather than by it
+    except FlagLedgerError as exc:  # the log does not verify: every decision fails until it is repaired
+        print(f"flagledger: ALARM: [{exc.code}] {exc}", file=sys.stderr)
     print(f"flagledger: serving {sorted(node.app.hosted)} on http://{args.host}:{args.port} "
           f"(console: /console/, API: /api/v1/, OpenAPI: /openapi.json)", file=sys.stderr)
     config = uvicorn.Config(create_app(node), host=args.host, port=args.port, log_level="info",

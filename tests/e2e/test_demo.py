@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import literal
 
 from ledger.cli import demo
-from projections import portal_read
+from projections.verified import VerifiedState
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -54,7 +54,9 @@ def test_every_protected_step_is_checked_from_the_views_output(tmp_path: Path) -
 
 def test_the_demo_fails_when_a_view_stops_hiding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Sabotage the portal filter: the demo must notice from what the views return, and fail."""
-    monkeypatch.setattr(portal_read, "nd_cutoff", lambda name: literal(""))
+    real = VerifiedState._person_now
+    monkeypatch.setattr(VerifiedState, "_person_now",
+                        lambda self, subject: dataclasses.replace(real(self, subject), nd_cutoff=""))
     result = demo.run_demo(tmp_path / "d", emit=lambda step: None)
     assert not result.ok
     leaking = [s.title for s in result.steps if s.protected and s.leaks]

@@ -107,21 +107,30 @@ def rebuild(node: Node) -> float:
 
 
 def request_path(node: Node, subjects: int) -> tuple[float, float]:
-    """p99 (µs) of the nationwide-state lookup vs a raw sqlite3 point lookup, with `subjects` protected rows."""
+    """p99 (µs) of the request path's decision read (the verified state, its look at the log's last position
+    included) vs a raw sqlite3 point lookup of the old views table, with `subjects` protected people."""
+    from types import SimpleNamespace
+
     from projections.flag_state import national_flags
 
     people = [f"p{i:032x}" for i in range(subjects)]
-    with node.engine.begin() as conn:
+    with node.engine.begin() as conn:  # the baseline's rows
         conn.execute(
             national_flags.insert(),
             [{"person": p, "flag": "NO_AUTO_RESPONSE", "agency": B, "since": "2026-01-01"} for p in people],
         )
+    # the decision's state filled through its own fold, as if each person's FlagsSet had been read from the log
+    # (signing 200k events would measure signing); the read is the same whichever way the state was filled
+    header = SimpleNamespace(topic="ledger.domain.flags:Protection.FlagsSet", origin=B, time="2026-01-01T00:00:00Z")
+    for p in people:
+        node.state.apply(SimpleNamespace(header=header), SimpleNamespace(subject=p, flags=["NO_AUTO_RESPONSE"]))  # type: ignore[arg-type]
     probes = random.Random(7).choices(people, k=5000)
-    state = node.state
+    decide = node.app.flag_state
+    assert decide is not None
     lat = []
     for p in probes:
         t = time.perf_counter_ns()
-        state.flags_for(p)
+        decide.flags_for(p)
         lat.append(time.perf_counter_ns() - t)
     db = sqlite3.connect(node.config.data_dir / "views.sqlite")
     raw = []
@@ -268,19 +277,22 @@ def main(argv: list[str] | None = None) -> int:
                     "p99 ≤ 50 ms",
                 )
         if "portal" in only:
-            from tests.perf.scale_figures import portal_store, portal_view_p99
+            from tests.perf.scale_figures import portal_store, portal_view_cold, portal_view_p99
 
             store, number, loaded = portal_store(tmp, args.records)  # built once, probed in every run
-            p99s, p50s = [], []
+            p99s, p50s, colds = [], [], []
             for _ in range(args.runs):
+                colds.append(portal_view_cold(store, number))
                 p, median = portal_view_p99(store, number)
                 p99s.append(p)
                 p50s.append(median)
             store.close()
             row(f"portal view, one subject, {args.records:,} records p99 (ms)", statistics.median(p99s), None,
                 "ms", "p99 ≤ 2 ms", runs={"ours": [round(x, 3) for x in p99s]},
-                p50_ms=round(statistics.median(p50s), 3),
-                note=f"records bulk-loaded into portal_records (executemany) in {loaded:.0f} s")
+                p50_ms=round(statistics.median(p50s), 3), first_view_ms=round(statistics.median(colds), 3),
+                note=f"other people's records bulk-loaded into portal_records (executemany) in {loaded:.0f} s; "
+                     "the subject's own records are real events, each checked against its signed event on the "
+                     "first view of a process (first_view_ms)")
         if "memory" in only:
             from tests.perf.scale_figures import build_signed_log, peak_rss
 

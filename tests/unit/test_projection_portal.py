@@ -1,8 +1,9 @@
 """Portal hiding decided from NON_DISCLOSURE intervals, whatever order the events arrive in.
 
 Events replicated from other nodes may arrive after records that were created later than them (their
-timestamps are earlier than rows already projected). These stories drive the projections' ``handle`` with
-events in such orders, on a real SQLite database, and read through the same query the portal uses.
+timestamps are earlier than rows already projected). These stories drive the projections' ``handle`` and the
+verified state's ``apply`` with events in such orders, on a real SQLite database, and read through the same
+reader the portal uses (threat: the perpetrator reading the portal as the subject, a proxy or a card holder).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from sqlalchemy import Engine
 from ledger.domain.identity import ProxyRegistration
 from projections.base import create_engine, metadata
 from projections.flag_state import FlagStateProjection
-from projections.portal import PortalProjection, canonical_time
+from projections.portal import PortalProjection, canonical_time, portal_records
 from projections.portal_read import PortalReader
-from projections.views import _access, nar_applies
+from projections.verified import RecordFacts, VerifiedState
 
 A, B, C = "131016", "131024", "131032"
 OLD, NEW, OTHER = "p" + "1" * 32, "p" + "2" * 32, "p" + "3" * 32
@@ -37,17 +38,31 @@ class Log:
         self.engine = engine
         self.position = 0
         self.projections = [FlagStateProjection(), PortalProjection()]
-        # the portal's own read path (nothing to catch up: events are applied here one by one)
-        self.reader = PortalReader(engine, [], lambda: 0, lambda: None)
+        # the decisions' state, fed the same events (no log to follow: its last position stays 0)
+        self.state = VerifiedState(SimpleNamespace(max_position=lambda: 0))  # type: ignore[arg-type]
+        # the portal's own read path (nothing to catch up: events are applied here one by one); a record's
+        # signed facts are its projected row here (tests/integration/test_view_tamper.py reads the log)
+        self.reader = PortalReader(engine, [], lambda: 0, lambda: None, self.state, self.facts)
+
+    def facts(self, request_id: str, position: int) -> RecordFacts | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(portal_records.select().where(portal_records.c.request_id == request_id)).first()
+        if r is None:
+            return None
+        return RecordFacts(r.request_id, r.subject, r.created_at, r.querier, r.provider, r.procedure,
+                           r.legal_item, r.info_kind)
 
     def add(self, topic: str, stream: str, at: str, **fields: Any) -> None:
         self.position += 1
-        env = SimpleNamespace(header=SimpleNamespace(topic=topic, time=at, stream=stream, origin=B))
+        origin = fields.get("agency", B)  # honest events: signed by the agency they name
+        env = SimpleNamespace(header=SimpleNamespace(topic=topic, time=at, stream=stream, origin=origin))
         event = SimpleNamespace(**fields)
         with self.engine.begin() as conn:
             for p in self.projections:
                 if topic in p.topics:
                     p.handle(conn, event, env, self.position)  # type: ignore[arg-type]
+        if topic in self.state.topics:
+            self.state.apply(env, event)  # type: ignore[arg-type]
 
     def record(self, rid: str, subject: str, at: str, querier: str = B, provider: str = A) -> None:
         self.add(
@@ -88,8 +103,7 @@ class Log:
 
     def access(self, viewer: str, subject: str) -> str:
         """The portal's access decision, checked against the one self-information uses."""
-        with self.engine.connect() as conn:
-            expected = _access(conn, viewer, subject)[0]
+        expected = self.state.portal_access(viewer, subject)[0]
         assert self.reader.view(viewer, subject)[0] == expected
         return expected
 
@@ -140,8 +154,7 @@ def test_hiding_is_nationwide_the_latest_holder_decides(log: Log) -> None:
 def test_no_auto_response_is_tracked_separately_from_non_disclosure(log: Log) -> None:
     log.flag("FlagsSet", B, OLD, t(1), ("NO_AUTO_RESPONSE",))
     log.record("r02", OLD, t(2))
-    with log.engine.connect() as conn:
-        assert nar_applies(conn, [OLD])
+    assert log.state.person(OLD).nar
     assert log.visible(OLD) == ["r02"], "NO_AUTO_RESPONSE alone does not hide provision records"
 
 

@@ -1,0 +1,425 @@
+"""Security decisions from the signed log, not from view rows anyone with database access can edit.
+
+Whether a provision request is held, which provision records the portal hides, who may look at them (the
+person, any of their numbers, an active proxy), whether self-information is withheld and whether a counter
+may name a provider are decided here, from an in-memory state derived from *verified* events only:
+
+* who holds which flag on which pseudonym (the holding agency is the event's signer, ``header.origin``,
+  never the payload's ``agency`` field: a peer cannot set or release another agency's flag by naming it);
+* when ``NON_DISCLOSURE`` (and any flag) last ended on each pseudonym, for the portal's sticky cutoff;
+* which pseudonyms name one person (number changes), as ``projections.flag_state`` joins them;
+* which proxy registrations are active.
+
+It is built from the log on first use and followed before each decision: one look at the log's last
+position, and only the new events of these aggregates read. Every event read is checked as the projector and
+the as-of replay check it (the row against its signed header, the payload digest, the batch signature with a
+key valid at the event's time) and chained to the previous event of its stream; an event that fails stops the
+state there with an ``IntegrityError`` naming its position, and every decision fails until the log is fixed
+(a request then gets no automatic answer; the portal shows nothing).
+
+The views (``agency_flags``, ``national_flags``, ``portal_flag_intervals``, ``subject_alias``,
+``portal_proxies``) still exist for staff listings and reports; ``flagledger audit views`` compares them with
+a rebuild from the log. Memory: see ``docs/security-views.md`` (about 0.5 kB per protected person).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from eventsourcing.utils import get_topic
+
+from ledger.domain.flags import Protection
+from ledger.domain.identity import ProxyRegistration, PseudonymLink
+from ledger.domain.types import Flag
+from ledger.envelope import GENESIS, Envelope
+from ledger.errors import ChainError, FlagLedgerError, IntegrityError, StorageError, UntrustedKeyError
+from projections.portal import OPEN_END, canonical_time
+
+if TYPE_CHECKING:
+    from ledger.app import FlagLedger
+
+__all__ = ["Person", "RecordCheck", "RecordFacts", "VerifiedState", "state_topics"]
+
+ND = Flag.NON_DISCLOSURE.value
+NAR = Flag.NO_AUTO_RESPONSE.value
+Pair = tuple[str, str]  # (flag, holding agency)
+
+
+def _event_topics(cls: type) -> list[str]:
+    """Every event topic of an aggregate class (new event kinds are followed without listing them here)."""
+    base: type = cls.Event  # type: ignore[attr-defined]
+    return sorted(get_topic(v) for v in vars(cls).values() if isinstance(v, type) and issubclass(v, base))
+
+
+def state_topics() -> list[str]:
+    return _event_topics(Protection) + _event_topics(PseudonymLink) + _event_topics(ProxyRegistration)
+
+
+PROTECTION = get_topic(Protection) + "."
+LINK = get_topic(PseudonymLink) + "."
+PROXY = get_topic(ProxyRegistration) + "."
+USED = frozenset({PROTECTION + "FlagsSet", PROTECTION + "FlagsReleased", LINK + "Linked", PROXY + "Registered",
+                  PROXY + "Cancelled"})  # the topics apply() folds in
+
+
+@dataclass(frozen=True)
+class Person:
+    """What the verified log says about the person one pseudonym names, at one log position."""
+
+    subject: str
+    aliases: tuple[str, ...]  # every pseudonym of the person, sorted (the subject included)
+    holdings: tuple[tuple[str, str, str], ...]  # (agency, pseudonym, flag) held now, sorted
+    nd_cutoff: str  # records created before this are hidden on the portal ("": never NON_DISCLOSURE)
+    cutoff: str | None  # the same over every flag (None: never protected)
+
+    @property
+    def protected(self) -> bool:
+        return bool(self.holdings)
+
+    @property
+    def nar(self) -> bool:
+        return any(f == NAR for _, _, f in self.holdings)
+
+    def flags(self) -> dict[str, list[str]]:
+        """Flag → holding agencies (the request path's view of the person)."""
+        out: dict[str, set[str]] = {}
+        for agency, _, flag in self.holdings:
+            out.setdefault(flag, set()).add(agency)
+        return {f: sorted(a) for f, a in sorted(out.items())}
+
+
+class VerifiedState:
+    """The decisions' state, built from verified events and followed from the log (see the module docstring).
+
+    Thread-safe: the API answers from several threads; one lock covers catching up and reading.
+    """
+
+    def __init__(self, app: FlagLedger, page: int = 1000) -> None:
+        self.app = app
+        self.page = page
+        self.topics = state_topics()
+        self.position = 0  # every event up to here is applied
+        self._lock = threading.RLock()
+        self._held: dict[str, tuple[Pair, ...]] = {}  # pseudonym → (flag, agency) pairs held now
+        self._ended_nd: dict[str, str] = {}  # pseudonym → latest end of a NON_DISCLOSURE holding
+        self._ended_any: dict[str, str] = {}  # pseudonym → latest end of any holding
+        self._person: dict[str, str] = {}  # pseudonym → person (only pseudonyms joined by a number change)
+        self._members: dict[str, set[str]] = {}  # person → its pseudonyms (idem)
+        self._proxies: dict[str, tuple[str, ...]] = {}  # subject → active proxies
+        self._registrations: dict[str, Pair] = {}  # registration stream → (subject, proxy)
+        self._heads: dict[str, bytes] = {}  # stream → version (4 bytes) + leaf hash of its last event
+        self._pairs: dict[Pair, Pair] = {}  # one tuple per (flag, agency) pair
+        self._names: dict[str, str] = {}  # one string per agency code and flag name
+        self._last = _last_position(app)
+
+
+    # -- following the log ---------------------------------------------------------------------------
+    def fresh(self) -> None:
+        """Apply the events appended since the last look (by any process): one query when there are none."""
+        with self._lock:
+            end = self._last()
+            if end > self.position:
+                self._follow(end)
+
+    def _follow(self, end: int) -> None:
+        recorder, mapper = self.app.recorder, self.app.signed_mapper
+        start = self.position + 1
+        reloaded = False
+        while start <= end:
+            rows = recorder.select_notifications(start=start, limit=self.page, stop=end, topics=self.topics)
+            for n in rows:
+                try:
+                    env = mapper.open(n.state)
+                    mapper.check_row(n, env)
+                    try:
+                        mapper.verify(env)
+                    except UntrustedKeyError:
+                        if reloaded:
+                            raise
+                        # a key registered by another process of this node (rotation, trust): read the
+                        # registry again once, then decide
+                        reloaded = True
+                        self.app.load_keyring()
+                        mapper.verify(env)
+                    self._chain(env)
+                    if n.topic in USED:
+                        self.apply(env, mapper.decode(env))
+                    else:  # e.g. Protection.Opened: its chain link counts, its fields decide nothing
+                        mapper.check_decodes(env)
+                except FlagLedgerError as exc:
+                    raise IntegrityError(
+                        f"position {n.id} ({n.topic}) does not verify: {exc}. Decisions stop here until the log "
+                        "is repaired; run `flagledger audit verify` to see what is wrong",
+                        code=exc.code,
+                    ) from exc
+                self.position = n.id
+            if len(rows) < self.page:
+                break
+            start = rows[-1].id + 1
+        self.position = end
+
+    def _chain(self, env: Envelope) -> None:
+        h = env.header
+        head = self._heads.get(h.stream)
+        if head is None:
+            ok = h.version == 1 and h.prev == GENESIS
+        else:
+            ok = h.version == int.from_bytes(head[:4], "big") + 1 and h.prev == head[4:].hex()
+        if not ok:
+            raise ChainError(f"v{h.version} of stream {h.stream} does not chain to the stream's previous event")
+        self._heads[h.stream] = h.version.to_bytes(4, "big") + env.leaf_hash
+
+    def apply(self, env: Envelope, event: Any) -> None:
+        """Fold one verified (and chained) event into the state."""
+        h = env.header
+        topic = h.topic
+        if topic.startswith(PROTECTION):
+            kind = topic[len(PROTECTION):]
+            if kind == "FlagsSet":
+                self._set(self._name(h.origin), str(event.subject), event.flags)
+            elif kind == "FlagsReleased":
+                self._release(self._name(h.origin), str(event.subject), event.flags, canonical_time(h.time))
+        elif topic == LINK + "Linked":
+            self._link(str(event.old), str(event.new))
+        elif topic == PROXY + "Registered":
+            subject, proxy = str(event.subject), str(event.proxy)
+            self._registrations[h.stream] = (subject, proxy)
+            current = self._proxies.get(subject, ())
+            if proxy not in current:
+                self._proxies[subject] = (*current, proxy)
+        elif topic == PROXY + "Cancelled":
+            reg = self._registrations.get(h.stream)
+            if reg is not None:
+                subject, proxy = reg
+                left = tuple(p for p in self._proxies.get(subject, ()) if p != proxy)
+                if left:
+                    self._proxies[subject] = left
+                else:
+                    self._proxies.pop(subject, None)
+
+    def _name(self, value: str) -> str:
+        return self._names.setdefault(value, value)
+
+    def _pair(self, flag: str, agency: str) -> Pair:
+        pair = (self._name(flag), agency)
+        return self._pairs.setdefault(pair, pair)
+
+    def _set(self, agency: str, subject: str, flags: Iterable[str]) -> None:
+        held = self._held.get(subject, ())
+        for flag in flags:
+            pair = self._pair(str(flag), agency)
+            if pair not in held:
+                held = (*held, pair)
+        self._held[subject] = held
+
+    def _release(self, agency: str, subject: str, flags: Iterable[str], at: str) -> None:
+        held = self._held.get(subject, ())
+        for flag in flags:
+            pair = self._pair(str(flag), agency)
+            if pair not in held:
+                continue  # nothing held: no holding ends (as the portal's intervals: none was open)
+            held = tuple(p for p in held if p != pair)
+            if pair[0] == ND and at > self._ended_nd.get(subject, ""):
+                self._ended_nd[subject] = at
+            if at > self._ended_any.get(subject, ""):
+                self._ended_any[subject] = at
+        if held:
+            self._held[subject] = held
+        else:
+            self._held.pop(subject, None)
+
+    def _resolve(self, pseudonym: str) -> str:
+        return self._person.get(pseudonym, pseudonym)
+
+    def _link(self, old: str, new: str) -> None:
+        """As ``FlagStateProjection._link``: both numbers now name the new number's person."""
+        p_old, p_new = self._resolve(old), self._resolve(new)
+        members = self._members.setdefault(p_new, set())
+        for p in (old, new):
+            previous = self._person.get(p)
+            if previous is not None and previous != p_new:
+                self._members.get(previous, set()).discard(p)
+            self._person[p] = p_new
+            members.add(p)
+        if p_old != p_new:
+            for p in self._members.pop(p_old, set()):
+                self._person[p] = p_new
+                members.add(p)
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def _aliases(self, subject: str) -> tuple[str, ...]:
+        person = self._resolve(subject)
+        return tuple(sorted({subject, person, *self._members.get(person, ())}))
+
+    def flags_for(self, subject: str) -> dict[str, list[str]]:
+        """The request path's read: flag → holding agencies on the person ``subject`` names, nationwide."""
+        with self._lock:
+            self.fresh()
+            person = self._person.get(subject)
+            if person is None:  # the usual case: a person with one number
+                held = self._held.get(subject)
+                if not held:
+                    return {}
+                out: dict[str, list[str]] = {}
+                for flag, agency in held:
+                    out.setdefault(flag, []).append(agency)
+            else:
+                found: dict[str, set[str]] = {}
+                for p in self._aliases(subject):
+                    for flag, agency in self._held.get(p, ()):
+                        found.setdefault(flag, set()).add(agency)
+                out = {f: list(a) for f, a in found.items()}
+        for holders in out.values():
+            holders.sort()
+        return out
+
+    def person(self, subject: str) -> Person:
+        """Everything the decisions about ``subject``'s person need, read at one log position."""
+        with self._lock:
+            self.fresh()
+            return self._person_now(subject)
+
+    def _person_now(self, subject: str) -> Person:
+        names = self._aliases(subject)
+        holdings = sorted({(a, p, f) for p in names for f, a in self._held.get(p, ())})
+        nd_open = any(f == ND for _, _, f in holdings)
+        nd_ended = max((self._ended_nd.get(p, "") for p in names), default="")
+        any_ended = max((self._ended_any.get(p, "") for p in names), default="")
+        nd_cutoff = OPEN_END if nd_open else nd_ended
+        cutoff = OPEN_END if holdings else (any_ended or None)
+        return Person(subject, names, tuple(holdings), nd_cutoff, cutoff)
+
+    def portal_access(self, viewer: str, subject: str) -> tuple[str, Person]:
+        """("self" | "proxy" | "none", the subject's person): the subject's credentials (any of their
+        numbers) or an active proxy registration between any number of each."""
+        with self._lock:
+            self.fresh()
+            person = self._person_now(subject)
+            if viewer in person.aliases:
+                return "self", person
+            viewers = set(self._aliases(viewer))
+            for p in person.aliases:
+                if viewers.intersection(self._proxies.get(p, ())):
+                    return "proxy", person
+            return "none", person
+
+    def holdings_of(self, agency: str) -> list[tuple[str, str]]:
+        """(pseudonym, flag) of every flag ``agency`` holds now (the liaison resolution reads this)."""
+        with self._lock:
+            self.fresh()
+            return sorted((p, f) for p, held in self._held.items() for f, a in held if a == agency)
+
+    def size(self) -> dict[str, int]:
+        """How much the state holds (for the memory figure and `view positions`)."""
+        with self._lock:
+            return {
+                "position": self.position,
+                "protected_pseudonyms": len(self._held),
+                "released_pseudonyms": len(self._ended_any),
+                "linked_pseudonyms": len(self._person),
+                "proxied_subjects": len(self._proxies),
+                "streams": len(self._heads),
+            }
+
+
+
+def _last_position(app: Any) -> Callable[[], int]:
+    """The log's last position, as ``app.max_position``; on a SQLite file, from a per-thread read-only
+    connection: the library's transaction and pool cost ~15 µs of the request path's budget (figure
+    "request-path decision"), a prepared ``MAX(rowid)`` on a connection kept open about 2 µs."""
+    from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+    recorder = getattr(app, "recorder", None)
+    if not isinstance(recorder, SQLiteApplicationRecorder):
+        return cast(Callable[[], int], app.max_position)
+    pool = recorder.datastore.pool
+    if pool.is_sqlite_memory_mode:
+        return cast(Callable[[], int], app.max_position)
+    path, sql = pool.db_name, recorder.select_max_notification_id_statement
+    local = threading.local()
+
+    def last() -> int:
+        db: sqlite3.Connection | None = getattr(local, "db", None)
+        try:
+            if db is None:
+                db = local.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+                db.execute("PRAGMA query_only = 1")
+            row = db.execute(sql).fetchone()
+        except sqlite3.Error as exc:
+            local.db = None
+            raise StorageError(f"cannot read the log's last position: {exc}") from exc
+        return int(row[0] or 0)
+
+    return last
+
+
+RECEIVED = "ledger.domain.provision:ProvisionRequest.Received"
+
+
+@dataclass(frozen=True)
+class RecordFacts:
+    """A provision record's fields as its signed ``Received`` event states them."""
+
+    request_id: str
+    subject: str
+    created_at: str  # canonical UTC
+    querier: str
+    provider: str  # the event's signer: the providing agency records every request it receives
+    procedure: str
+    legal_item: int
+    info_kind: str
+
+
+class RecordCheck:
+    """A provision record's row checked against the event it says it was projected from.
+
+    The portal, self-information and counter views list record rows from the views (their outcome, and which
+    ones exist); what decides whether one is shown — whose record it is and when it was made — and the fields
+    shown come from the signed ``Received`` event at the row's ``position``, verified. A row whose position
+    holds no such event for its request id is not shown. Events never change, so each is verified once
+    (``cache`` most recent kept).
+    """
+
+    def __init__(self, app: FlagLedger, cache: int = 16384) -> None:
+        self.app = app
+        self.cache = cache
+        self._lock = threading.Lock()
+        self._seen: OrderedDict[int, RecordFacts | None] = OrderedDict()
+
+    def facts(self, request_id: str, position: int) -> RecordFacts | None:
+        with self._lock:
+            if position in self._seen:
+                self._seen.move_to_end(position)
+                found = self._seen[position]
+                return found if found is not None and found.request_id == request_id else None
+        found = self._read(position)
+        with self._lock:
+            self._seen[position] = found
+            if len(self._seen) > self.cache:
+                self._seen.popitem(last=False)
+        return found if found is not None and found.request_id == request_id else None
+
+    def _read(self, position: int) -> RecordFacts | None:
+        mapper = self.app.signed_mapper
+        rows = self.app.recorder.select_notifications(start=position, limit=1, stop=position)
+        if not rows or rows[0].topic != RECEIVED:
+            return None
+        n = rows[0]
+        try:
+            env = mapper.open(n.state)
+            mapper.check_row(n, env)
+            mapper.verify(env)
+            ev: Any = mapper.decode(env)
+        except FlagLedgerError as exc:
+            raise IntegrityError(
+                f"position {position} ({n.topic}) does not verify: {exc}; run `flagledger audit verify`",
+                code=exc.code,
+            ) from exc
+        h = env.header
+        return RecordFacts(h.stream, str(ev.subject), canonical_time(h.time), str(ev.querier), h.origin,
+                           str(ev.procedure), int(ev.legal_item), str(ev.info_kind))

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from ledger.app import Actor
 from ledger.bootstrap import Node
 from ledger.cli.main import main
-from projections.views_check import check_views
+from projections.views_check import check_views, view_tables
 from tests.conftest import A, B, C
 
 ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
@@ -68,7 +68,8 @@ def test_a_clean_node_passes_and_the_scratch_is_removed(node: Node, person: Call
     code, report, err = run(capsys, node)
     assert code == 0, err
     assert report["ok"] is True and report["first_difference"] is None
-    assert report["position"] == node.app.max_position() and report["tables"] == 14 and report["rows"] > 30
+    assert report["position"] == node.app.max_position() and report["rows"] > 30
+    assert report["tables"] == len(view_tables(node)) >= 14
     assert "rebuild:" in err and "compare:" in err, "progress on stderr"
     assert scratch_left(node) == []
 

@@ -20,6 +20,7 @@ from sqlalchemy import Column, Integer, LargeBinary, String, Table, select
 
 from ledger.app import FlagLedger, is_local_only
 from ledger.checkpoints import CHECKPOINT_TOPIC, check_incoming, hold_agency, hold_reason, is_checkpoint_topic
+from ledger.domain.event_fields import check_event
 from ledger.envelope import GENESIS, Envelope
 from ledger.errors import FlagLedgerError, IntegrityError, StateConflict, StorageError
 from projections.base import metadata
@@ -145,6 +146,7 @@ def ingest(
         stream = _check_schema(env)
         app.signed_mapper.verify(env)
         event = app.signed_mapper.decode(env, stream)
+        check_event(event, peer=True)  # every field within its bound: parked `oversize` / `schema` otherwise
         if h.origin in app.hosted:
             # our own event read back from the topic: skipped only if it is the very event our log holds
             # (a forgery naming a hosted agency would otherwise vanish without being parked)
@@ -328,7 +330,7 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
         staged_hash.clear()
         heads.clear()
 
-    verify, check_decodes = app.signed_mapper.verify, app.signed_mapper.check_decodes
+    verify, decode = app.signed_mapper.verify, app.signed_mapper.decode
     revoked = app.keyring.revoked
     for raw in raws:
         try:
@@ -352,7 +354,7 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
                 continue
             stream = _check_schema(env)
             verify(env)
-            check_decodes(env)  # (the stream is a UUID: _check_schema parsed it)
+            check_event(decode(env, stream), peer=True)  # decodes, and every field within its bound
         except (FlagLedgerError, ValueError) as exc:
             out.append(Outcome("parked", str(exc), getattr(exc, "code", "malformed")))
             continue

@@ -29,6 +29,7 @@ from ledger import clock
 from ledger.domain.agencies import Agency, Staff
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.cases import CHECKLIST_ITEMS, ProtectionCase
+from ledger.domain.event_fields import check_event
 from ledger.domain.flags import BodyRequest, FlagRequest, Protection
 from ledger.domain.identity import AccessRecord, ProxyRegistration, PseudonymLink, ReportRecord, TokenGrant
 from ledger.domain.keys import KeyRegistry
@@ -263,6 +264,8 @@ class FlagLedger(Application[UUID]):
             elif obj is not None:
                 processing.collect_events(obj)
         processing.saved_kwargs.update(kwargs)
+        for e in processing.events:  # every field within its bound, or nothing is saved (InputError)
+            check_event(e)
         recordings = self._record(processing)
         self._take_snapshots(processing)
         self._notify(recordings)

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 from ledger import clock as wall_clock
 from ledger.app import Actor, FlagLedger
 from ledger.config import AgencyEntry, NodeConfig
+from ledger.domain.types import agency_code
 from ledger.errors import ConfigurationError
 from ledger.pseudonym import Pseudonymizer
 from ledger.signing import KeyRecord, Signer
+from ledger.stream_ids import StreamIds
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -90,6 +92,7 @@ def open_node(
 ) -> Node:
     from projections.base import Projector, create_engine
     from projections.flag_state import NationwideState
+    from projections.proxy_index import ProxyIndex
 
     config = NodeConfig.load(data_dir)
     signers, anchors = _signers_and_anchors(config)
@@ -99,6 +102,7 @@ def open_node(
         signers=signers,
         anchors=anchors,
         pseudonymizer=Pseudonymizer(config.pseudonym_secret()),
+        ids=StreamIds(config.id_keys()),
         **kwargs,
     )
     engine = create_engine(config.views_url())
@@ -106,6 +110,7 @@ def open_node(
     projector.create_tables()
     state = NationwideState(engine)
     app.flag_state = CaughtUpState(projector, state)
+    app.proxy_index = ProxyIndex(projector, engine)
     return Node(config, app, engine, projector, state)
 
 
@@ -168,9 +173,11 @@ def add_agency(
     signing_key_file: Path | None = None,
 ) -> Node:
     config = NodeConfig.load(data_dir)
+    agency_code(spec.code)  # before it names any file under secrets/
     if any(a.code == spec.code for a in config.agencies):
         raise ConfigurationError(f"agency {spec.code} is already hosted in {data_dir}")
     now = (clock or wall_clock.now)()
+    config.create_id_key(spec.code)
     # valid a little before now so events stamped in the same second by a skewed clock still verify
     config.agencies.append(
         AgencyEntry(

@@ -526,7 +526,7 @@ def lift_hold(app: FlagLedger, actor: Actor, held: str, note: str) -> None:
         raise InputError("say what was checked before lifting the hold (--note)")
     hold = app.find(AgencyHold, AgencyHold.create_id(held))
     if hold is None or not hold.active:
-        raise StateConflict(f"agency {held} is not on hold")
+        raise StateConflict("that agency is not on hold")
     hold.lift(by=str(actor), note=note)
     app.save_as(hold.agency, hold)
 

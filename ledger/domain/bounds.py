@@ -20,6 +20,7 @@ from ledger.errors import InputError
 __all__ = [
     "ACTOR",
     "AGENCY_CODE",
+    "DATE",
     "ENUM",
     "INFO_KIND",
     "KEY_ID",

@@ -146,7 +146,6 @@ def ingest(
         stream = _check_schema(env)
         app.signed_mapper.verify(env)
         event = app.signed_mapper.decode(env, stream)
-        check_event(event, peer=True)  # every field within its bound: parked `oversize` / `schema` otherwise
         if h.origin in app.hosted:
             # our own event read back from the topic: skipped only if it is the very event our log holds
             # (a forgery naming a hosted agency would otherwise vanish without being parked)
@@ -186,10 +185,24 @@ def ingest(
             check_incoming(app, env, event)
         except IntegrityError as exc:
             return _hold_on_checkpoint_fork(app, env, Outcome("parked", str(exc), exc.code))
+    bad = _out_of_bounds(event)
+    if bad is not None:
+        return bad
     applied = _append(app, env, raw, stream)
     if pending is not None:
         applied += _release_waiting(app, pending, h.stream, h.version + 1)
     return Outcome("applied", applied=applied)
+
+
+def _out_of_bounds(event: object) -> Outcome | None:
+    """Park a peer's event with a field outside its rule (ledger.domain.event_fields): over its bound
+    (``oversize``), of the wrong type or shape, missing or unknown (``schema``). Decided last, just before the
+    append, so a duplicate, a fork or a revoked key is named as such first."""
+    try:
+        check_event(event, peer=True)
+    except FlagLedgerError as exc:
+        return Outcome("parked", str(exc), exc.code)
+    return None
 
 
 def _revoked_late(app: FlagLedger, env: Envelope) -> Outcome | None:
@@ -330,7 +343,7 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
         staged_hash.clear()
         heads.clear()
 
-    verify, decode = app.signed_mapper.verify, app.signed_mapper.decode
+    verify, check_decodes, decode = app.signed_mapper.verify, app.signed_mapper.check_decodes, app.signed_mapper.decode
     revoked = app.keyring.revoked
     for raw in raws:
         try:
@@ -354,7 +367,7 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
                 continue
             stream = _check_schema(env)
             verify(env)
-            check_event(decode(env, stream), peer=True)  # decodes, and every field within its bound
+            check_decodes(env)  # (the stream is a UUID: _check_schema parsed it)
         except (FlagLedgerError, ValueError) as exc:
             out.append(Outcome("parked", str(exc), getattr(exc, "code", "malformed")))
             continue
@@ -383,6 +396,8 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
         elif h.prev != head_hash:
             out.append(Outcome("parked", f"v{h.version} of stream {h.stream} does not chain to v{head_version}",
                                "fork"))
+        elif (bad := _out_of_bounds(decode(env, stream))) is not None:
+            out.append(bad)
         else:
             staged.append((len(out), env, raw, stream))
             staged_hash[(h.stream, h.version)] = env.leaf_hash

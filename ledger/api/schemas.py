@@ -26,7 +26,7 @@ def _clean(value: str) -> str:
 
 def _text(bound: bounds.Bound) -> StringConstraints:
     """The field's one bound (ledger.domain.bounds), as the views, the CLI and ingest apply it."""
-    return StringConstraints(min_length=bound.min, max_length=bound.max)
+    return StringConstraints(min_length=bound.min or None, max_length=bound.max)
 
 
 Subject = Annotated[

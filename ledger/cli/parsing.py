@@ -23,6 +23,7 @@ _HEX_KEY = Bound(64)
 _EVENT_ID = Bound(64)
 _LIAISON = Bound(24)  # L-<20 hex>
 _TTL = Bound(16)  # 900, 15m, 8h
+_UUID = Bound(45)  # a request or case id (UUID text, or urn:uuid:…)
 
 # option (argparse ``dest``) → the bound of the field it fills (tests/unit/test_cli_bounds.py checks that every
 # text option of every command is here)
@@ -35,7 +36,8 @@ CLI_BOUNDS: dict[str, Bound] = {
     "provider": bounds.AGENCY_CODE, "municipality": bounds.AGENCY_CODE, "requester": bounds.AGENCY_CODE,
     "subject": bounds.SUBJECT, "victim": bounds.SUBJECT, "perpetrator": bounds.SUBJECT, "proxy": bounds.SUBJECT,
     "old": bounds.SUBJECT, "new": bounds.SUBJECT, "viewer": bounds.SUBJECT, "key_id": bounds.KEY_ID,
-    "public_key": _HEX_KEY, "event_id": _EVENT_ID, "token": _LIAISON, "role": bounds.ENUM,
+    "request_id": _UUID, "case": _UUID, "body_request": _UUID, "public_key": _HEX_KEY, "event_id": _EVENT_ID,
+    "token": _LIAISON, "role": bounds.ENUM,
     # times
     "valid_from": bounds.TIME, "as_of": bounds.TIME, "start": bounds.TIME, "end": bounds.TIME,
     "review_date": bounds.DATE, "today": bounds.DATE, "ttl": _TTL,
@@ -53,6 +55,8 @@ class SafeParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` whose refusals (exit 2) name the option and never quote the value."""
 
     def _get_value(self, action: argparse.Action, arg_string: str) -> Any:
+        if isinstance(action, argparse._SubParsersAction):  # the sub-command's parser checks its own arguments
+            return arg_string
         if isinstance(arg_string, str):
             why = bounds.bad_text(arg_string)
             if why is not None:

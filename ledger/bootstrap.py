@@ -149,6 +149,8 @@ def init_node(
 
     ``signing_key_file`` (one agency only): adopt that Ed25519 PEM instead of generating a key.
     """
+    for spec in agencies:  # before anything is written
+        agency_code(spec.code)
     if signing_key_file is not None and len(agencies) != 1:
         raise ConfigurationError("a signing key file can be given for exactly one agency")
     if (data_dir / "config.json").exists():

@@ -66,11 +66,8 @@ def test_overrides_name_real_events_and_fields() -> None:
         assert key in classes and set(fields) <= classes[key], key
 
 
-class Ev:
-    """A bare event object with a given state, as the mapper builds one from a payload."""
-
-
 def _event(cls: type, **state: Any) -> Any:
+    """An event object with a given state, as the mapper builds one from a peer's payload."""
     event: Any = object.__new__(cls)
     event.__dict__.update(state)
     return event

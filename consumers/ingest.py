@@ -343,7 +343,7 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
         staged_hash.clear()
         heads.clear()
 
-    verify, check_decodes, decode = app.signed_mapper.verify, app.signed_mapper.check_decodes, app.signed_mapper.decode
+    verify, decode = app.signed_mapper.verify, app.signed_mapper.decode
     revoked = app.keyring.revoked
     for raw in raws:
         try:
@@ -367,7 +367,7 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
                 continue
             stream = _check_schema(env)
             verify(env)
-            check_decodes(env)  # (the stream is a UUID: _check_schema parsed it)
+            event = decode(env, stream)  # raises what check_decodes would; the event's fields are checked last
         except (FlagLedgerError, ValueError) as exc:
             out.append(Outcome("parked", str(exc), getattr(exc, "code", "malformed")))
             continue
@@ -396,7 +396,7 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
         elif h.prev != head_hash:
             out.append(Outcome("parked", f"v{h.version} of stream {h.stream} does not chain to v{head_version}",
                                "fork"))
-        elif (bad := _out_of_bounds(decode(env, stream))) is not None:
+        elif (bad := _out_of_bounds(event)) is not None:
             out.append(bad)
         else:
             staged.append((len(out), env, raw, stream))

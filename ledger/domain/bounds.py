@@ -70,6 +70,7 @@ PATH = Bound(1024)  # where an audit report was written
 # What no stored text may hold: control characters other than tab and newlines, and lone surrogates (argv
 # bytes that are not UTF-8 arrive as surrogate escapes; JSON can spell them as \ud800).
 _BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+find_bad = _BAD.search  # (for the hot paths that check many fields: None when the text is clean)
 
 
 def bad_text(value: str) -> str | None:

@@ -36,18 +36,28 @@ def _schema(field: str, what: str) -> InputError:
     return InputError(f"{field} must be {what}", field=field, code="schema")
 
 
+# Each rule answers a valid value in one or two cheap tests (every saved and every ingested event passes through
+# here: figures "signed append", "ingest") and only works out which error to raise when the value is not.
+
 def text(bound: Bound) -> Rule:
+    least, most, bad = bound.min, bound.max, bounds.find_bad
+
     def rule(field: str, value: Any) -> None:
+        if type(value) is str and least <= len(value) <= most and bad(value) is None:
+            return
         check_text(field, value, bound)
 
     return rule
 
 
 def shaped(pattern: str, bound: Bound, what: str) -> Rule:
-    """Text of a fixed shape (codes, ids, hex); longer than ``bound`` is ``oversize``, else ``schema``."""
+    """Text of a fixed shape (codes, ids, hex), no longer than ``bound`` by its pattern; longer than ``bound`` is
+    ``oversize``, any other mismatch ``schema``."""
     match = re.compile(pattern).fullmatch
 
     def rule(field: str, value: Any) -> None:
+        if type(value) is str and match(value):
+            return
         check_text(field, value, bound)
         if not match(value):
             raise _schema(field, what)
@@ -59,9 +69,10 @@ def enum(kind: type[StrEnum] | tuple[str, ...]) -> Rule:
     allowed = frozenset(m.value for m in kind) if isinstance(kind, type) else frozenset(kind)
 
     def rule(field: str, value: Any) -> None:
+        if type(value) is str and value in allowed:
+            return
         check_text(field, value, bounds.ENUM)
-        if value not in allowed:
-            raise _schema(field, "one of " + ", ".join(sorted(allowed)))
+        raise _schema(field, "one of " + ", ".join(sorted(allowed)))
 
     return rule
 
@@ -79,14 +90,18 @@ def uuid(field: str, value: Any) -> None:
         raise _schema(field, "an id (UUID)")
 
 
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}").fullmatch
+
+
 def day(field: str, value: Any) -> None:
     check_text(field, value, bounds.DATE)
     try:
-        date.fromisoformat(value)
+        if _DAY(value):
+            date.fromisoformat(value)
+            return
     except ValueError:
-        raise _schema(field, "a date (YYYY-MM-DD)") from None
-    if len(value) != 10:
-        raise _schema(field, "a date (YYYY-MM-DD)")
+        pass
+    raise _schema(field, "a date (YYYY-MM-DD)")
 
 
 def moment(field: str, value: Any) -> None:
@@ -214,8 +229,8 @@ def check_event(event: object, *, peer: bool = False) -> None:
     :data:`bounds.NOTE` until rules are added (a test keeps the table complete).
     """
     cls = type(event)
-    state: Mapping[str, Any] = vars(event)
-    rules = _rules(cls)
+    state: Mapping[str, Any] = event.__dict__
+    rules = _RULES.get(cls) or _rules(cls)
     if rules is None:
         if peer:
             raise InputError(f"{event_key(cls)} has no field rules in this release", code="schema")

@@ -537,7 +537,7 @@ class FlagLedger(Application[UUID]):
         checklist = dict(checklist or {})
         unknown = set(checklist) - set(CHECKLIST_ITEMS)
         if unknown:
-            raise InputError(f"unknown checklist items: {', '.join(sorted(unknown))}")
+            raise InputError(f"unknown checklist items; known: {', '.join(CHECKLIST_ITEMS)}", field="checklist")
         full = {item: bool(checklist.get(item, False)) for item in CHECKLIST_ITEMS}
         case = ProtectionCase(
             agency=actor.agency,

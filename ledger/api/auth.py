@@ -97,7 +97,7 @@ def issue_token(
     """An administrator of ``issuer.agency`` issues a token for one of its active staff members."""
     node.app.authorise(issuer, Action.ADMINISTER)
     if not timedelta(seconds=30) <= ttl <= MAX_TTL:
-        raise InputError(f"token lifetime must be between 30 seconds and {MAX_TTL} (got {ttl})")
+        raise InputError(f"token lifetime must be between 30 seconds and {MAX_TTL}", field="ttl")
     member = node.app.staff(issuer.agency, staff)
     if not member.active:
         raise InputError("the staff member is deactivated: no token", field="staff")

@@ -91,6 +91,7 @@ def _brute_force(found: set[bytes], pseudonyms: list[str], codes: Iterable[str])
 def test_trying_every_agency_code_over_a_copy_of_the_ledger_names_no_protecting_agency(
     sqlite_node: Node, person, tmp_path: Path
 ) -> None:
+    """An insider with a copy of the database (no secrets) and the broker operator: the attack of issue 16."""
     node = sqlite_node
     x, y, z, x_new = person(), person(), person(), person()
     _protect(node, B, x, ["NO_AUTO_RESPONSE", "NON_DISCLOSURE"])

@@ -94,6 +94,7 @@ PROPOSE_NOTE = "propose-note"
 def test_the_api_takes_a_field_at_its_bound_and_answers_422_naming_it_one_over(
     sqlite_node: Node, person: Callable[[], str], field: str
 ) -> None:
+    """API callers (and the perpetrator reading answers): 422 names the field, never echoes the value."""
     node = sqlite_node
     http = client(node)
     if field == PROPOSE_NOTE:
@@ -116,6 +117,7 @@ def test_the_api_takes_a_field_at_its_bound_and_answers_422_naming_it_one_over(
 
 @pytest.mark.parametrize("item", [True, "74", 74.5, 0, 201])
 def test_legal_item_true_is_not_item_1(sqlite_node: Node, person: Callable[[], str], item: object) -> None:
+    """API callers: JSON true was read as item 1 (a query under a legal basis nobody asked for)."""
     http = client(sqlite_node)
     headers = auth(sqlite_node, A, "counter")  # (issuing the token is recorded)
     before = sqlite_node.app.max_position()
@@ -156,6 +158,7 @@ CLI: dict[str, tuple[bounds.Bound, Callable[[Node, Callable[[], str]], list[str]
 def test_the_cli_takes_an_option_at_its_bound_and_exits_2_naming_it_one_over(
     sqlite_node: Node, person: Callable[[], str], capsys: pytest.CaptureFixture[str], option: str
 ) -> None:
+    """A shell user: refused before anything is stored, the option named, the value not echoed."""
     bound, argv = CLI[option]
     args = argv(sqlite_node, person)  # (which may record a request to act on)
     before = sqlite_node.app.max_position()
@@ -192,6 +195,7 @@ def test_cli_errors_name_the_field_not_the_number_typed_into_it(
 
 
 def test_in_process_an_oversize_field_raises_and_nothing_is_stored(sqlite_node: Node, person) -> None:
+    """A peer agency's query relayed in process (receive_query) and every command: checked before signing."""
     app = sqlite_node.app
     before = app.max_position()
     for call in (
@@ -288,6 +292,8 @@ def env_topic(raw: bytes) -> str:
 def test_a_peers_event_one_over_a_bound_is_parked_and_one_at_it_fits_every_view(
     peer: tuple[Node, Node], person: Callable[[], str], case: str
 ) -> None:
+    """A peer agency sends a signed event with a field one over its bound: parked, the views and the request
+    path keep working; at the bound it is applied and fits every view column (PostgreSQL included)."""
     a, b = peer
     topic, bound, build = PEER[case]
     assert [o.kind for _, o in _ship(a, b, 0)].count("parked") == 0

@@ -20,6 +20,7 @@ from sqlalchemy import Column, Integer, LargeBinary, String, Table, select
 
 from ledger.app import FlagLedger, is_local_only
 from ledger.checkpoints import CHECKPOINT_TOPIC, check_incoming, hold_agency, hold_reason, is_checkpoint_topic
+from ledger.domain.event_fields import check_event
 from ledger.envelope import GENESIS, Envelope
 from ledger.errors import FlagLedgerError, IntegrityError, StateConflict, StorageError
 from projections.base import metadata
@@ -184,10 +185,24 @@ def ingest(
             check_incoming(app, env, event)
         except IntegrityError as exc:
             return _hold_on_checkpoint_fork(app, env, Outcome("parked", str(exc), exc.code))
+    bad = _out_of_bounds(event)
+    if bad is not None:
+        return bad
     applied = _append(app, env, raw, stream)
     if pending is not None:
         applied += _release_waiting(app, pending, h.stream, h.version + 1)
     return Outcome("applied", applied=applied)
+
+
+def _out_of_bounds(event: object) -> Outcome | None:
+    """Park a peer's event with a field outside its rule (ledger.domain.event_fields): over its bound
+    (``oversize``), of the wrong type or shape, missing or unknown (``schema``). Decided last, just before the
+    append, so a duplicate, a fork or a revoked key is named as such first."""
+    try:
+        check_event(event, peer=True)
+    except FlagLedgerError as exc:
+        return Outcome("parked", str(exc), exc.code)
+    return None
 
 
 def _revoked_late(app: FlagLedger, env: Envelope) -> Outcome | None:
@@ -328,7 +343,7 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
         staged_hash.clear()
         heads.clear()
 
-    verify, check_decodes = app.signed_mapper.verify, app.signed_mapper.check_decodes
+    verify, decode = app.signed_mapper.verify, app.signed_mapper.decode
     revoked = app.keyring.revoked
     for raw in raws:
         try:
@@ -352,7 +367,7 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
                 continue
             stream = _check_schema(env)
             verify(env)
-            check_decodes(env)  # (the stream is a UUID: _check_schema parsed it)
+            event = decode(env, stream)  # raises what check_decodes would; the event's fields are checked last
         except (FlagLedgerError, ValueError) as exc:
             out.append(Outcome("parked", str(exc), getattr(exc, "code", "malformed")))
             continue
@@ -381,6 +396,8 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
         elif h.prev != head_hash:
             out.append(Outcome("parked", f"v{h.version} of stream {h.stream} does not chain to v{head_version}",
                                "fork"))
+        elif (bad := _out_of_bounds(event)) is not None:
+            out.append(bad)
         else:
             staged.append((len(out), env, raw, stream))
             staged_hash[(h.stream, h.version)] = env.leaf_hash

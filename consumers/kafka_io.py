@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from eventsourcing.persistence import PersistenceError
-from sqlalchemy import BigInteger, Column, Integer, LargeBinary, String, Table, select
+from sqlalchemy import BigInteger, Column, Integer, LargeBinary, String, Table, Text, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from consumers.ingest import Outcome, PendingStore, ingest, ingest_many
@@ -62,7 +62,7 @@ parked_messages = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at", String(40), nullable=False),
     Column("code", String(40), nullable=False),
-    Column("reason", String(2000), nullable=False),
+    Column("reason", Text, nullable=False),  # it may quote a peer's header fields: never too long to park
     Column("source", String(200), nullable=False),
     Column("envelope", LargeBinary, nullable=False),
     Column("status", String(16), nullable=False, default="parked"),

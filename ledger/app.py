@@ -29,6 +29,7 @@ from ledger import clock
 from ledger.domain.agencies import Agency, Staff
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.cases import CHECKLIST_ITEMS, ProtectionCase
+from ledger.domain.event_fields import check_event
 from ledger.domain.flags import BodyRequest, FlagRequest, Protection
 from ledger.domain.identity import AccessRecord, ProxyRegistration, PseudonymLink, ReportRecord, TokenGrant
 from ledger.domain.keys import KeyRegistry
@@ -61,11 +62,12 @@ from ledger.errors import (
 from ledger.mapper import SignedEventStore, SignedMapper
 from ledger.pseudonym import Pseudonymizer, is_pseudonym
 from ledger.signing import KeyRecord, KeyRing, Signer, key_id_for, public_key_from_hex
+from ledger.stream_ids import StreamIds
 
 if TYPE_CHECKING:
     from ledger.checkpoints import Checkpoint
 
-__all__ = ["Actor", "FlagLedger", "FlagStateReader", "QuerierAnswer"]
+__all__ = ["Actor", "FlagLedger", "FlagStateReader", "ProxyIndex", "QuerierAnswer"]
 
 A = TypeVar("A", bound=LedgerAggregate)
 KEY_TOPIC_PREFIX = "ledger.domain.keys:"
@@ -82,11 +84,17 @@ class Actor:
         """``131016/tanaka`` → Actor("131016", "tanaka")."""
         agency, sep, who = value.partition("/")
         if not sep:
-            raise InputError(f"actor {value!r} must look like AGENCY/STAFF (e.g. 131016/tanaka)")
-        return cls(agency_code(agency), staff_id(who))
+            raise InputError("the actor must look like AGENCY/STAFF (e.g. 131016/tanaka)", field="actor")
+        return cls(agency_code(agency, "the actor's agency"), staff_id(who, "the actor's staff id"))
 
     def __str__(self) -> str:
         return f"{self.agency}/{self.staff}"
+
+
+class ProxyIndex(Protocol):
+    """The proxy registrations of a pair of pseudonyms, any agency's (stream ids, from the views)."""
+
+    def registrations(self, subject: str, proxy: str) -> list[UUID]: ...
 
 
 class FlagStateReader(Protocol):
@@ -125,6 +133,7 @@ class FlagLedger(Application[UUID]):
         signers: dict[str, Signer],
         anchors: Sequence[KeyRecord],
         pseudonymizer: Pseudonymizer,
+        ids: StreamIds,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.keyring = KeyRing()
@@ -133,6 +142,8 @@ class FlagLedger(Application[UUID]):
         self.pseudonymize = pseudonymizer
         self.clock = clock
         self.flag_state: FlagStateReader | None = None
+        self.proxy_index: ProxyIndex | None = None
+        self.ids = ids  # keyed ids of the hosted agencies' streams about people (ledger.stream_ids)
         self.hosted = frozenset(self.signers)
         self._vouched: set[str] = set()
         # read paths' permission decisions, valid only at one log position (see permit)
@@ -263,6 +274,8 @@ class FlagLedger(Application[UUID]):
             elif obj is not None:
                 processing.collect_events(obj)
         processing.saved_kwargs.update(kwargs)
+        for e in processing.events:  # every field within its bound, or nothing is saved (InputError)
+            check_event(e)
         recordings = self._record(processing)
         self._take_snapshots(processing)
         self._notify(recordings)
@@ -317,10 +330,12 @@ class FlagLedger(Application[UUID]):
         return self.pseudonymize.subject(number_or_pseudonym)
 
     def agency(self, code: str) -> Agency:
-        return self.load(Agency, Agency.create_id(code), f"agency {code}")
+        return self.load(Agency, Agency.create_id(code), "agency")
 
     def staff(self, agency: str, who: str) -> Staff:
-        return self.load(Staff, Staff.create_id(agency, who), f"staff member {agency}/{who}")
+        if not self.ids.hosts(agency):  # staff are local: only the hosted agencies' are here
+            raise NotFoundError("unknown staff member")
+        return self.load(Staff, self.ids.staff(agency, who), "staff member")
 
     def authorise(self, actor: Actor, action: Action) -> tuple[Agency, Staff]:
         member = self._active_member(actor)
@@ -365,13 +380,13 @@ class FlagLedger(Application[UUID]):
 
     def _active_member(self, actor: Actor) -> Staff:
         if actor.agency not in self.hosted:
-            raise PermissionDenied(f"agency {actor.agency} is not hosted on this node", code="foreign_agency")
+            raise PermissionDenied("the acting agency is not hosted on this node", code="foreign_agency")
         try:
             member = self.staff(actor.agency, actor.staff)
         except NotFoundError:
-            raise PermissionDenied(f"{actor} is not enrolled", code="unknown_staff") from None
+            raise PermissionDenied("the acting staff member is not enrolled", code="unknown_staff") from None
         if not member.active:
-            raise PermissionDenied(f"{actor} is deactivated", code="inactive_staff")
+            raise PermissionDenied("the acting staff member is deactivated", code="inactive_staff")
         return member
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -395,6 +410,7 @@ class FlagLedger(Application[UUID]):
         self.save_as(code, registry)
         agency = Agency(code=code, name=name, kind=kind, approvals_required=approvals_required)
         admin = Staff(
+            id=self.ids.staff(code, administrator),
             agency=code,
             staff_id=administrator,
             name=administrator,
@@ -421,7 +437,7 @@ class FlagLedger(Application[UUID]):
         public = public_key_from_hex(public_hex)  # refuse a malformed key before anything is recorded
         raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         if key_id != key_id_for(code, raw):
-            raise UntrustedKeyError(f"key id {key_id} does not match agency {code} and that public key")
+            raise UntrustedKeyError("the key id does not match that agency and public key")
         registry = self.load(KeyRegistry, KeyRegistry.create_id(actor.agency), "key registry")
         registry.trust_remote(
             remote_agency=code,
@@ -436,10 +452,11 @@ class FlagLedger(Application[UUID]):
         self.authorise(actor, Action.ADMINISTER)
         staff_id(who)
         parsed = [parse_enum(Role, r, "role").value for r in roles]
-        if self.find(Staff, Staff.create_id(actor.agency, who)) is not None:
-            raise StateConflict(f"{actor.agency}/{who} is already enrolled")
+        sid = self.ids.staff(actor.agency, who)
+        if self.find(Staff, sid) is not None:
+            raise StateConflict("that staff id is already enrolled at this agency")
         self.save_as(
-            actor.agency, Staff(agency=actor.agency, staff_id=who, name=name, roles=parsed, by=actor.staff)
+            actor.agency, Staff(id=sid, agency=actor.agency, staff_id=who, name=name, roles=parsed, by=actor.staff)
         )
         return who
 
@@ -520,7 +537,7 @@ class FlagLedger(Application[UUID]):
         checklist = dict(checklist or {})
         unknown = set(checklist) - set(CHECKLIST_ITEMS)
         if unknown:
-            raise InputError(f"unknown checklist items: {', '.join(sorted(unknown))}")
+            raise InputError(f"unknown checklist items; known: {', '.join(CHECKLIST_ITEMS)}", field="checklist")
         full = {item: bool(checklist.get(item, False)) for item in CHECKLIST_ITEMS}
         case = ProtectionCase(
             agency=actor.agency,
@@ -578,7 +595,7 @@ class FlagLedger(Application[UUID]):
             body = self.load(BodyRequest, body_request_id, "protection-body request")
             if body.municipality != actor.agency:
                 raise PermissionDenied("that protection-body request was sent to another municipality")
-        protection = self.find(Protection, Protection.create_id(actor.agency, subj))
+        protection = self.find(Protection, self.ids.protection(actor.agency, subj))
         today = self.clock().date()
         if k is RequestKind.SET:
             review = review_date or today + timedelta(days=365)
@@ -635,8 +652,8 @@ class FlagLedger(Application[UUID]):
         self.authorise(actor, Action.EXECUTE_FLAG)
         request = self._own(self.flag_request(request_id), actor)
         request.execute(actor.staff)
-        pid = Protection.create_id(actor.agency, request.subject)
-        protection = self.find(Protection, pid) or Protection(agency=actor.agency, subject=request.subject)
+        pid = self.ids.protection(actor.agency, request.subject)
+        protection = self.find(Protection, pid) or Protection(id=pid, agency=actor.agency, subject=request.subject)
         if request.kind == RequestKind.SET.value:
             assert request.review_date is not None
             protection.set_flags(request.flags, request.id, actor.staff, request.reason, request.review_date)
@@ -648,7 +665,11 @@ class FlagLedger(Application[UUID]):
         self.save_as(actor.agency, request, protection)
 
     def protection(self, agency: str, subject: str) -> Protection | None:
-        return self.find(Protection, Protection.create_id(agency, self.subject(subject)))
+        """The flags hosted agency ``agency`` holds on ``subject``. Another agency's protection is not found by
+        person on any node but its own: its id is keyed with that agency's secret (ledger.stream_ids)."""
+        if not self.ids.hosts(agency):
+            raise NotFoundError("only the protections of agencies hosted here are found by person")
+        return self.find(Protection, self.ids.protection(agency, self.subject(subject)))
 
     # -- protection bodies ----------------------------------------------------------------------------
     def send_body_request(
@@ -662,7 +683,7 @@ class FlagLedger(Application[UUID]):
         agency, _ = self.authorise(actor, Action.SEND_BODY_REQUEST)
         if not AgencyKind(agency.kind).is_protection_body:
             raise PermissionDenied("only support centres and child guidance centres send protection requests")
-        agency_code(municipality)
+        agency_code(municipality, "municipality")
         parse_enum(Reason, reason, "reason")
         fl = sorted({parse_enum(Flag, f, "flag").value for f in flags})
         if not fl:
@@ -715,7 +736,7 @@ class FlagLedger(Application[UUID]):
         to ``provider``'s intermediate server. The network authenticates the querier, so no staff of ours
         is involved; the answer is what the network relays back (the querier's node learns the rest from
         the provider's published events, exactly as for :meth:`request_provision`)."""
-        agency_code(querier)
+        agency_code(querier, "querier")
         return self._provision(querier, provider, subject, legal_item=legal_item, procedure=procedure,
                                info_kind=info_kind, applicant=applicant)
 
@@ -730,9 +751,9 @@ class FlagLedger(Application[UUID]):
         info_kind: str,
         applicant: str,
     ) -> QuerierAnswer:
-        agency_code(provider)
-        if provider not in self.hosted:
-            raise NotFoundError(f"providing agency {provider} is not served by this node")
+        agency_code(provider, "provider")
+        if provider not in self.hosted:  # (never echoed: it may be an individual number typed in the wrong field)
+            raise NotFoundError("the providing agency is not served by this node")
         if not isinstance(legal_item, int) or not 1 <= legal_item <= 200:
             raise InputError("legal_item must be the item number of table 2 (別表第二), 1-200")
         if not procedure.strip() or not info_kind.strip():
@@ -804,25 +825,43 @@ class FlagLedger(Application[UUID]):
         o, n = self.subject(old), self.subject(new)
         if o == n:
             raise InputError("old and new numbers are the same")
-        if self.find(PseudonymLink, PseudonymLink.create_id(o)) is not None:
+        lid = self.ids.link(actor.agency, o)
+        if self.find(PseudonymLink, lid) is not None:
             raise StateConflict("that old number is already linked to a new one")
-        self.save_as(actor.agency, PseudonymLink(agency=actor.agency, old=o, new=n, by=actor.staff))
+        self.save_as(actor.agency, PseudonymLink(id=lid, agency=actor.agency, old=o, new=n, by=actor.staff))
         return o, n
 
     def register_proxy(self, actor: Actor, subject: str, proxy: str) -> UUID:
         self.authorise(actor, Action.OPEN_CASE)
         s, p = self.subject(subject), self.subject(proxy)
-        existing = self.find(ProxyRegistration, ProxyRegistration.create_id(s, p))
-        if existing is not None:
+        rid = self.ids.proxy(actor.agency, s, p)
+        existing = self.find_proxy_registration(s, p)
+        if self.find(ProxyRegistration, rid) is not None or (existing is not None and existing.active):
             raise StateConflict("that proxy is already registered")
-        reg = ProxyRegistration(agency=actor.agency, subject=s, proxy=p, by=actor.staff)
+        reg = ProxyRegistration(id=rid, agency=actor.agency, subject=s, proxy=p, by=actor.staff)
         self.save_as(actor.agency, reg)
         return reg.id
+
+    def find_proxy_registration(self, subject: str, proxy: str) -> ProxyRegistration | None:
+        """The registration of ``proxy`` for ``subject`` by whichever agency made it (an active one first).
+
+        A hosted agency's own is found by its keyed id; a peer's only through :attr:`proxy_index` (its id is
+        keyed with the peer's secret), and what the index names is loaded from the verified log and must be
+        a registration of exactly this pair, so an edited index row can point nowhere else."""
+        s, p = self.subject(subject), self.subject(proxy)
+        ids = [self.ids.proxy(a, s, p) for a in sorted(self.hosted)]
+        if self.proxy_index is not None:
+            ids += self.proxy_index.registrations(s, p)
+        found = [r for r in (self.find(ProxyRegistration, i) for i in dict.fromkeys(ids))
+                 if r is not None and (r.subject, r.proxy) == (s, p)]
+        return next((r for r in found if r.active), found[0] if found else None)
 
     def cancel_proxy(self, actor: Actor, subject: str, proxy: str, reason: str = "") -> None:
         self.authorise(actor, Action.OPEN_CASE)
         s, p = self.subject(subject), self.subject(proxy)
-        reg = self.load(ProxyRegistration, ProxyRegistration.create_id(s, p), "proxy registration")
+        reg = self.find_proxy_registration(s, p)
+        if reg is None:
+            raise NotFoundError("unknown proxy registration")
         reg.cancel(by=actor.staff, reason=reason)
         self.save_as(actor.agency, reg)
 

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 from ledger import clock as wall_clock
 from ledger.app import Actor, FlagLedger
 from ledger.config import AgencyEntry, NodeConfig
+from ledger.domain.types import agency_code
 from ledger.errors import ConfigurationError
 from ledger.pseudonym import Pseudonymizer
 from ledger.signing import KeyRecord, Signer
+from ledger.stream_ids import StreamIds
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -77,6 +79,7 @@ def open_node(
     projections: Sequence[Projection] | None = None,
 ) -> Node:
     from projections.base import Projector, create_engine
+    from projections.proxy_index import ProxyIndex
     from projections.verified import VerifiedState
 
     config = NodeConfig.load(data_dir)
@@ -88,6 +91,7 @@ def open_node(
         signers=signers,
         anchors=anchors,
         pseudonymizer=Pseudonymizer(config.pseudonym_secret()),
+        ids=StreamIds(config.id_keys()),
         **kwargs,
     )
     engine = create_engine(config.views_url())
@@ -96,6 +100,7 @@ def open_node(
     # the request path decides from the verified log, not from rows of the views database
     state = VerifiedState(app)
     app.flag_state = state
+    app.proxy_index = ProxyIndex(projector, engine)
     return Node(config, app, engine, projector, state)
 
 
@@ -134,6 +139,8 @@ def init_node(
 
     ``signing_key_file`` (one agency only): adopt that Ed25519 PEM instead of generating a key.
     """
+    for spec in agencies:  # before anything is written
+        agency_code(spec.code)
     if signing_key_file is not None and len(agencies) != 1:
         raise ConfigurationError("a signing key file can be given for exactly one agency")
     if (data_dir / "config.json").exists():
@@ -158,9 +165,11 @@ def add_agency(
     signing_key_file: Path | None = None,
 ) -> Node:
     config = NodeConfig.load(data_dir)
+    agency_code(spec.code)  # before it names any file under secrets/
     if any(a.code == spec.code for a in config.agencies):
         raise ConfigurationError(f"agency {spec.code} is already hosted in {data_dir}")
     now = (clock or wall_clock.now)()
+    config.create_id_key(spec.code)
     # valid a little before now so events stamped in the same second by a skewed clock still verify
     config.agencies.append(
         AgencyEntry(

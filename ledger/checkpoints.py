@@ -31,6 +31,7 @@ from uuid import UUID
 
 from cryptography.exceptions import InvalidSignature
 
+from ledger.domain.bounds import NOTE, fit_text
 from ledger.domain.checkpoints import AgencyHold, CheckpointLog
 from ledger.envelope import Envelope
 from ledger.errors import FlagLedgerError, InputError, IntegrityError, NotFoundError, StateConflict
@@ -512,7 +513,7 @@ def hold_agency(app: FlagLedger, held: str, reason: str, code: str) -> None:
     hold = app.find(AgencyHold, AgencyHold.create_id(held)) or AgencyHold(agency=recorder, held=held)
     if hold.active:
         return
-    hold.place(reason, code)
+    hold.place(fit_text(reason, NOTE), code)  # the reason may quote a peer's fields: never too long to record
     app.save_as(hold.agency, hold)
 
 
@@ -525,7 +526,7 @@ def lift_hold(app: FlagLedger, actor: Actor, held: str, note: str) -> None:
         raise InputError("say what was checked before lifting the hold (--note)")
     hold = app.find(AgencyHold, AgencyHold.create_id(held))
     if hold is None or not hold.active:
-        raise StateConflict(f"agency {held} is not on hold")
+        raise StateConflict("that agency is not on hold")
     hold.lift(by=str(actor), note=note)
     app.save_as(hold.agency, hold)
 

@@ -4,7 +4,8 @@ Layout::
 
     DATA_DIR/                       0700; every file in it 0600 (ledger/files.py)
     DATA_DIR/config.json            hosted agencies, their key ids, database and broker settings
-    DATA_DIR/secrets/               0700; signing keys (PEM), cipher key, pseudonym secret — never in git
+    DATA_DIR/secrets/               0700; signing keys (PEM), cipher key, pseudonym secret, each hosted
+                                    agency's stream id key (AGENCY-id.key, see ledger.stream_ids) — never in git
     DATA_DIR/ledger.sqlite          the signed event log (embedded default)
     DATA_DIR/views.sqlite           projections (embedded default)
 
@@ -160,6 +161,33 @@ class NodeConfig:
             return key
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"cannot read the at-rest cipher key {path}: {exc}") from exc
+
+    @staticmethod
+    def id_key_name(code: str) -> str:
+        return f"{code}-id.key"
+
+    def create_id_key(self, code: str) -> None:
+        """The agency's own stream id key (ledger.stream_ids), made once when it is first hosted here.
+
+        Back it up with the data directory: without it the agency no longer finds its own protections by
+        person (the events stay verifiable, but a new flag would open a second stream)."""
+        from ledger.stream_ids import ID_KEY_BYTES
+
+        self.write_secret(self.id_key_name(code), pysecrets.token_hex(ID_KEY_BYTES))
+
+    def id_keys(self) -> dict[str, bytes]:
+        """Each hosted agency's stream id key."""
+        keys: dict[str, bytes] = {}
+        for entry in self.agencies:
+            path = self.secrets_dir / self.id_key_name(entry.code)
+            try:
+                keys[entry.code] = bytes.fromhex(path.read_text().strip())
+            except (OSError, ValueError) as exc:
+                raise ConfigurationError(
+                    f"cannot read the stream id key of agency {entry.code} ({path}): {exc}. Restore it from the "
+                    "data directory's backup: without it the agency's own streams about people cannot be found"
+                ) from exc
+        return keys
 
     def write_secret(self, name: str, text: str, *, overwrite: bool = False) -> Path:
         self.ensure_secrets_dir()

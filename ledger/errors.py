@@ -56,7 +56,13 @@ class ConfigurationError(FlagLedgerError):
 
 
 class InputError(FlagLedgerError, ValueError):
+    """``field`` names the offending input (the API's 422 ``fields``); the value itself is never echoed."""
+
     code = "invalid_input"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.field = field
 
 
 class NotFoundError(FlagLedgerError, LookupError):

@@ -30,7 +30,7 @@ def public_key_from_hex(value: str) -> Ed25519PublicKey:
     try:
         return Ed25519PublicKey.from_public_bytes(bytes.fromhex(value))
     except ValueError as exc:
-        raise UntrustedKeyError(f"malformed Ed25519 public key {value[:16]!r}…") from exc
+        raise UntrustedKeyError("malformed Ed25519 public key (64 hex digits expected)") from exc
 
 
 class Signer:

@@ -39,9 +39,8 @@ from ledger.app import Actor
 from ledger.audit import VerifyReport, verify_log
 from ledger.bootstrap import Node
 from ledger.checkpoints import CHECKPOINT_TOPIC, Checkpoint
-from ledger.domain.agencies import Staff
 from ledger.domain.types import Action
-from ledger.errors import InputError, StateConflict
+from ledger.errors import InputError, NotFoundError, StateConflict
 from ledger.files import open_private, private_dir
 from ledger.log_tree import PrefixRoot
 from projections.portal import canonical_time
@@ -131,8 +130,10 @@ class _Names:
             return ""
         key = (agency, staff)
         if key not in self.cache:
-            member = self.node.app.find(Staff, Staff.create_id(agency, staff))
-            self.cache[key] = member.name if member is not None else ""
+            try:  # staff are local: a peer's are not on this node (nor can their ids be computed here)
+                self.cache[key] = self.node.app.staff(agency, staff).name
+            except NotFoundError:
+                self.cache[key] = ""
         return self.cache[key]
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Boolean, Column, Connection, Engine, Integer, String, Table, bindparam, func, select
 
+from ledger.domain import bounds
 from ledger.envelope import Envelope
 from projections.base import Projection, metadata, upsert
 
@@ -25,14 +26,14 @@ LINK = "ledger.domain.identity:PseudonymLink.Linked"
 agency_flags = Table(
     "agency_flags",
     metadata,
-    Column("agency", String(32), primary_key=True),
-    Column("subject", String(40), primary_key=True),
-    Column("flag", String(24), primary_key=True),
+    Column("agency", String(bounds.AGENCY_CODE.max), primary_key=True),
+    Column("subject", String(bounds.SUBJECT.max), primary_key=True),
+    Column("flag", String(bounds.ENUM.max), primary_key=True),
     Column("active", Boolean, nullable=False),
     Column("since", String(40), nullable=False),
     Column("request_id", String(36), nullable=False),
-    Column("reason", String(24), nullable=False),
-    Column("review_date", String(10)),
+    Column("reason", String(bounds.ENUM.max), nullable=False),
+    Column("review_date", String(bounds.DATE.max)),
     Column("released_at", String(40)),
 )
 
@@ -41,28 +42,28 @@ flag_history = Table(
     metadata,
     Column("position", Integer, primary_key=True),
     Column("seq", Integer, primary_key=True),
-    Column("agency", String(32), nullable=False, index=True),
-    Column("subject", String(40), nullable=False, index=True),
-    Column("flag", String(24), nullable=False),
+    Column("agency", String(bounds.AGENCY_CODE.max), nullable=False, index=True),
+    Column("subject", String(bounds.SUBJECT.max), nullable=False, index=True),
+    Column("flag", String(bounds.ENUM.max), nullable=False),
     Column("action", String(12), nullable=False),
     Column("at", String(40), nullable=False),
     Column("request_id", String(36), nullable=False),
-    Column("review_date", String(10)),
+    Column("review_date", String(bounds.DATE.max)),
 )
 
 subject_alias = Table(
     "subject_alias",
     metadata,
-    Column("pseudonym", String(40), primary_key=True),
-    Column("person", String(40), nullable=False, index=True),
+    Column("pseudonym", String(bounds.SUBJECT.max), primary_key=True),
+    Column("person", String(bounds.SUBJECT.max), nullable=False, index=True),
 )
 
 national_flags = Table(
     "national_flags",
     metadata,
-    Column("person", String(40), primary_key=True),
-    Column("flag", String(24), primary_key=True),
-    Column("agency", String(32), primary_key=True),
+    Column("person", String(bounds.SUBJECT.max), primary_key=True),
+    Column("flag", String(bounds.ENUM.max), primary_key=True),
+    Column("agency", String(bounds.AGENCY_CODE.max), primary_key=True),
     Column("since", String(40), nullable=False),
 )
 

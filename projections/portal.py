@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table
 
+from ledger.domain import bounds
 from ledger.envelope import Envelope
 from projections.base import BatchedProjection, PageWriter, metadata
 
@@ -50,13 +51,13 @@ portal_records = Table(
     "portal_records",
     metadata,
     Column("request_id", String(36), primary_key=True),
-    Column("provider", String(32), nullable=False),
-    Column("querier", String(32), nullable=False, index=True),
-    Column("subject", String(40), nullable=False),
+    Column("provider", String(bounds.AGENCY_CODE.max), nullable=False),
+    Column("querier", String(bounds.AGENCY_CODE.max), nullable=False, index=True),
+    Column("subject", String(bounds.SUBJECT.max), nullable=False),
     Column("legal_item", Integer, nullable=False),
-    Column("procedure", String(200), nullable=False),
-    Column("info_kind", String(200), nullable=False),
-    Column("applicant", String(24), nullable=False),
+    Column("procedure", String(bounds.PROCEDURE.max), nullable=False),
+    Column("info_kind", String(bounds.INFO_KIND.max), nullable=False),
+    Column("applicant", String(bounds.ENUM.max), nullable=False),
     Column("created_at", String(32), nullable=False),
     Column("position", BigInteger, nullable=False),
     Column("status", String(24), nullable=False),
@@ -67,9 +68,9 @@ portal_records = Table(
 flag_intervals = Table(
     "portal_flag_intervals",
     metadata,
-    Column("agency", String(32), primary_key=True),
-    Column("subject", String(40), primary_key=True),
-    Column("flag", String(24), primary_key=True),
+    Column("agency", String(bounds.AGENCY_CODE.max), primary_key=True),
+    Column("subject", String(bounds.SUBJECT.max), primary_key=True),
+    Column("flag", String(bounds.ENUM.max), primary_key=True),
     Column("started", String(32), primary_key=True),
     Column("ended", String(32)),  # NULL while the agency still holds the flag
     Column("request_id", String(36), nullable=False),
@@ -79,8 +80,8 @@ flag_intervals = Table(
 portal_proxies = Table(
     "portal_proxies",
     metadata,
-    Column("subject", String(40), primary_key=True),
-    Column("proxy", String(40), primary_key=True),
+    Column("subject", String(bounds.SUBJECT.max), primary_key=True),
+    Column("proxy", String(bounds.SUBJECT.max), primary_key=True),
     Column("active", Boolean, nullable=False),
     Column("registered_at", String(32), nullable=False),
     Column("cancelled_at", String(32)),

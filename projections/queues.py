@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, Index, Integer, String, Table, select
+from sqlalchemy import Column, Index, Integer, String, Table, Text, select
 
+from ledger.domain import bounds
 from ledger.envelope import Envelope
 from projections.base import BatchedProjection, PageWriter, metadata
 from projections.portal import canonical_time
@@ -33,18 +34,18 @@ flag_queue = Table(
     "queue_flag_requests",
     metadata,
     Column("request_id", String(36), primary_key=True),
-    Column("agency", String(32), nullable=False),
+    Column("agency", String(bounds.AGENCY_CODE.max), nullable=False),
     Column("kind", String(12), nullable=False),
-    Column("subject", String(40), nullable=False),
+    Column("subject", String(bounds.SUBJECT.max), nullable=False),
     Column("flags", String(80), nullable=False),  # comma-separated, sorted
-    Column("reason", String(24), nullable=False),
-    Column("review_date", String(10)),
-    Column("requested_by", String(64), nullable=False),
+    Column("reason", String(bounds.ENUM.max), nullable=False),
+    Column("review_date", String(bounds.DATE.max)),
+    Column("requested_by", String(bounds.STAFF_ID.max), nullable=False),
     Column("requested_at", String(32), nullable=False),
     Column("approvals_required", Integer, nullable=False),
-    Column("approvals", String(400), nullable=False),  # comma-separated staff ids, in order
+    Column("approvals", Text, nullable=False),  # comma-separated staff ids, in order
     Column("status", String(12), nullable=False),
-    Column("decided_by", String(64)),
+    Column("decided_by", String(bounds.STAFF_ID.max)),
     Column("updated_at", String(32), nullable=False),
     Column("body_request_id", String(36), index=True),
     Index("ix_queue_flag_requests_agency_status", "agency", "status"),
@@ -54,19 +55,19 @@ held_queue = Table(
     "queue_held_requests",
     metadata,
     Column("request_id", String(36), primary_key=True),
-    Column("provider", String(32), nullable=False),
-    Column("querier", String(32), nullable=False),
-    Column("subject", String(40), nullable=False),
+    Column("provider", String(bounds.AGENCY_CODE.max), nullable=False),
+    Column("querier", String(bounds.AGENCY_CODE.max), nullable=False),
+    Column("subject", String(bounds.SUBJECT.max), nullable=False),
     Column("legal_item", Integer, nullable=False),
-    Column("procedure", String(200), nullable=False),
-    Column("info_kind", String(200), nullable=False),
-    Column("applicant", String(24), nullable=False),  # as stated by the querying agency
+    Column("procedure", String(bounds.PROCEDURE.max), nullable=False),
+    Column("info_kind", String(bounds.INFO_KIND.max), nullable=False),
+    Column("applicant", String(bounds.ENUM.max), nullable=False),  # as stated by the querying agency
     Column("received_at", String(32), nullable=False),
     Column("status", String(24), nullable=False),
     Column("proposal", String(12)),
-    Column("applicant_check", String(24)),  # as confirmed with the querying agency (Point 5)
-    Column("proposed_by", String(64)),
-    Column("decided_by", String(64)),
+    Column("applicant_check", String(bounds.ENUM.max)),  # as confirmed with the querying agency (Point 5)
+    Column("proposed_by", String(bounds.STAFF_ID.max)),
+    Column("decided_by", String(bounds.STAFF_ID.max)),
     Column("decided_at", String(32)),
     Index("ix_queue_held_provider_status", "provider", "status", "received_at"),
 )
@@ -75,12 +76,12 @@ body_queue = Table(
     "queue_body_requests",
     metadata,
     Column("body_request_id", String(36), primary_key=True),
-    Column("body", String(32), nullable=False),
-    Column("municipality", String(32), nullable=False, index=True),
-    Column("subject", String(40), nullable=False),
+    Column("body", String(bounds.AGENCY_CODE.max), nullable=False),
+    Column("municipality", String(bounds.AGENCY_CODE.max), nullable=False, index=True),
+    Column("subject", String(bounds.SUBJECT.max), nullable=False),
     Column("flags", String(80), nullable=False),
-    Column("reason", String(24), nullable=False),
-    Column("sent_by", String(64), nullable=False),
+    Column("reason", String(bounds.ENUM.max), nullable=False),
+    Column("sent_by", String(bounds.STAFF_ID.max), nullable=False),
     Column("sent_at", String(32), nullable=False),
 )
 
@@ -88,12 +89,12 @@ probe_queue = Table(
     "queue_probe_notices",
     metadata,
     Column("request_id", String(36), primary_key=True),
-    Column("holder", String(32), primary_key=True),
+    Column("holder", String(bounds.AGENCY_CODE.max), primary_key=True),
     Column("notice_id", String(36), nullable=False),
-    Column("provider", String(32), nullable=False),
-    Column("querier", String(32), nullable=False),
+    Column("provider", String(bounds.AGENCY_CODE.max), nullable=False),
+    Column("querier", String(bounds.AGENCY_CODE.max), nullable=False),
     Column("legal_item", Integer, nullable=False),
-    Column("procedure", String(200), nullable=False),
+    Column("procedure", String(bounds.PROCEDURE.max), nullable=False),
     Column("sent_at", String(32), nullable=False),
     Index("ix_queue_probe_holder", "holder", "sent_at"),
 )
@@ -103,7 +104,7 @@ request_subjects = Table(
     "queue_request_subjects",
     metadata,
     Column("request_id", String(36), primary_key=True),
-    Column("subject", String(40), nullable=False),
+    Column("subject", String(bounds.SUBJECT.max), nullable=False),
 )
 
 

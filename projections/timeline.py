@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, String, Table, Text, select
 
+from ledger.domain import bounds
 from ledger.envelope import Envelope
 from projections.base import BatchedProjection, PageWriter, metadata
 from projections.portal import canonical_time
@@ -23,19 +24,19 @@ timeline_streams = Table(
     "timeline_streams",
     metadata,
     Column("stream", String(36), primary_key=True),
-    Column("subject", String(40), primary_key=True),
+    Column("subject", String(bounds.SUBJECT.max), primary_key=True),
 )
 
 timeline_events = Table(
     "timeline_events",
     metadata,
     Column("position", BigInteger, primary_key=True),
-    Column("subject", String(40), primary_key=True, index=True),
+    Column("subject", String(bounds.SUBJECT.max), primary_key=True, index=True),
     Column("stream", String(36), nullable=False),
     Column("event", String(80), nullable=False),  # e.g. FlagRequest.Approved
     Column("at", String(32), nullable=False),
-    Column("agency", String(32), nullable=False),  # originating agency
-    Column("actor", String(64)),  # staff id, when the event names one
+    Column("agency", String(bounds.AGENCY_CODE.max), nullable=False),  # originating agency
+    Column("actor", String(bounds.STAFF_ID.max)),  # staff id, when the event names one
     Column("detail", Text, nullable=False),  # the event's own fields, JSON
 )
 

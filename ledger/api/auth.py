@@ -97,14 +97,14 @@ def issue_token(
     """An administrator of ``issuer.agency`` issues a token for one of its active staff members."""
     node.app.authorise(issuer, Action.ADMINISTER)
     if not timedelta(seconds=30) <= ttl <= MAX_TTL:
-        raise InputError(f"token lifetime must be between 30 seconds and {MAX_TTL} (got {ttl})")
+        raise InputError(f"token lifetime must be between 30 seconds and {MAX_TTL}", field="ttl")
     member = node.app.staff(issuer.agency, staff)
     if not member.active:
-        raise InputError(f"{issuer.agency}/{staff} is deactivated: no token")
+        raise InputError("the staff member is deactivated: no token", field="staff")
     held = set(member.roles)
     wanted = {parse_enum(Role, r, "role").value for r in roles} if roles else held
     if not wanted <= held:
-        raise InputError(f"{issuer.agency}/{staff} does not hold role(s) {', '.join(sorted(wanted - held))}")
+        raise InputError(f"the staff member does not hold role(s) {', '.join(sorted(wanted - held))}", field="role")
     now = node.app.clock()
     principal = Principal(Actor(issuer.agency, staff), tuple(sorted(wanted)), now + ttl, secrets.token_hex(8))
     payload = {

@@ -72,7 +72,7 @@ def request_flags(body: FlagRequestIn, node: LockedNode, who: Caller) -> Request
 def flag_request(request_id: UUID, node: LockedNode, who: Caller) -> FlagRequestOut:
     r = node.app.flag_request(request_id)
     if r.agency != who.actor.agency:  # another agency's request: as if it did not exist
-        raise NotFoundError(f"unknown flag request {request_id}")
+        raise NotFoundError("unknown flag request")
     return FlagRequestOut(
         request_id=r.id, agency=r.agency, kind=r.kind, subject=r.subject, flags=list(r.flags), reason=r.reason,
         review_date=r.review_date, requested_by=r.requested_by, approvals_required=r.approvals_required,
@@ -126,7 +126,7 @@ def request_provision(body: ProvisionIn, node: LockedNode, who: Caller) -> Queri
 def provision_status(request_id: UUID, node: LockedNode, who: Caller) -> QuerierAnswerOut:
     r = node.app.provision_request(request_id)
     if who.actor.agency not in (r.querier, r.agency):
-        raise NotFoundError(f"unknown provision request {request_id}")
+        raise NotFoundError("unknown provision request")
     ans = node.app.querier_answer(request_id)
     return QuerierAnswerOut(request_id=request_id, status=ans.status, message=ans.message)  # type: ignore[arg-type]
 

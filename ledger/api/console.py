@@ -22,6 +22,7 @@ from ledger.api.auth import AuthError, Principal, token_secret, verify_token
 from ledger.api.deps import COOKIE, LockedNode
 from ledger.api.errors import error_body, status_for
 from ledger.bootstrap import Node
+from ledger.domain import bounds
 from ledger.domain.types import Action
 from ledger.errors import FlagLedgerError, InputError, PermissionDenied
 from projections import views
@@ -139,7 +140,7 @@ def counter_form(request: Request, node: LockedNode, session: Session = None) ->
 
 
 @router.post("/counter", response_class=HTMLResponse)
-def counter(request: Request, node: LockedNode, subject: Annotated[str, Form(max_length=64)],
+def counter(request: Request, node: LockedNode, subject: Annotated[str, Form(max_length=bounds.SUBJECT.max)],
             csrf: Annotated[str, Form(max_length=128)], session: Session = None) -> Response:
     who = None
     try:
@@ -166,7 +167,7 @@ def approvals(request: Request, node: LockedNode, session: Session = None) -> Re
 @router.post("/approvals/{request_id}/{decision}")
 def decide_flag_request(request: Request, node: LockedNode, request_id: UUID, decision: str,
                         csrf: Annotated[str, Form(max_length=128)],
-                        reason: Annotated[str, Form(max_length=2000)] = "",
+                        reason: Annotated[str, Form(max_length=bounds.NOTE.max)] = "",
                         session: Session = None) -> Response:
     who = None
     try:
@@ -187,7 +188,7 @@ def decide_flag_request(request: Request, node: LockedNode, request_id: UUID, de
             node.app.execute_request(who.actor, request_id)
             done = "executed"
         else:
-            raise InputError(f"unknown decision {decision!r}")
+            raise InputError("unknown decision", field="decision")
     except FlagLedgerError as exc:
         return _refused(request, node, who, exc)
     return RedirectResponse(f"/console/approvals?done={done}", status_code=303)
@@ -220,7 +221,7 @@ def _decides(node: Node, who: Principal) -> bool:
 @router.post("/held/{request_id}/propose")
 def propose(request: Request, node: LockedNode, request_id: UUID, csrf: Annotated[str, Form(max_length=128)],
             decision: Annotated[str, Form(max_length=16)], applicant_check: Annotated[str, Form(max_length=32)],
-            note: Annotated[str, Form(max_length=2000)] = "", session: Session = None) -> Response:
+            note: Annotated[str, Form(max_length=bounds.NOTE.max)] = "", session: Session = None) -> Response:
     who = None
     try:
         who = _session(node, session)
@@ -269,8 +270,8 @@ def timeline_form(request: Request, node: LockedNode, session: Session = None) -
 
 
 @router.post("/timeline", response_class=HTMLResponse)
-def timeline(request: Request, node: LockedNode, subject: Annotated[str, Form(max_length=64)],
-             purpose: Annotated[str, Form(max_length=500)], csrf: Annotated[str, Form(max_length=128)],
+def timeline(request: Request, node: LockedNode, subject: Annotated[str, Form(max_length=bounds.SUBJECT.max)],
+             purpose: Annotated[str, Form(max_length=bounds.PURPOSE.max)], csrf: Annotated[str, Form(max_length=128)],
              session: Session = None) -> Response:
     who = None
     try:

@@ -72,6 +72,10 @@ def error_body(exc: FlagLedgerError) -> dict[str, Any]:
         return {"code": exc.code, "message": FORBIDDEN_MESSAGES.get(exc.code, FORBIDDEN_MESSAGES["forbidden"])}
     if status >= 500:
         return {"code": exc.code, "message": "the ledger cannot serve this now; operators: see the server log"}
+    if isinstance(exc, InputError) and exc.field is not None:
+        # as a schema refusal reads: the field named, its value never echoed
+        return {"code": "invalid_input", "message": str(exc),
+                "fields": [{"loc": ["body", exc.field], "msg": str(exc), "type": exc.code}]}
     return {"code": exc.code, "message": str(exc)}
 
 

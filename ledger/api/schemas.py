@@ -6,36 +6,41 @@ given for good, so junk is refused here with a 422 naming the field.
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from ledger.domain import bounds
 from ledger.domain.cases import CHECKLIST_ITEMS
 from ledger.domain.types import Applicant, Flag, Reason, RequestKind
 
-_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-
 
 def _clean(value: str) -> str:
-    if _BAD.search(value):
-        raise ValueError("control characters and lone surrogates are not allowed")
+    why = bounds.bad_text(value)
+    if why is not None:
+        raise ValueError(f"the text {why}")
     return value
+
+
+def _text(bound: bounds.Bound) -> StringConstraints:
+    """The field's one bound (ledger.domain.bounds), as the views, the CLI and ingest apply it."""
+    return StringConstraints(min_length=bound.min or None, max_length=bound.max)
 
 
 Subject = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=40),
+    _text(bounds.SUBJECT),
     AfterValidator(_clean),
     Field(description="12-digit individual number (hyphens allowed) or its pseudonym p<32 hex>; never put it "
                       "in a URL"),
 ]
-AgencyCode = Annotated[str, StringConstraints(min_length=1, max_length=32), AfterValidator(_clean)]
-Note = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_clean)]
-Purpose = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(_clean)]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_clean)]
+AgencyCode = Annotated[str, StringConstraints(min_length=1, max_length=bounds.AGENCY_CODE.max), AfterValidator(_clean)]
+Note = Annotated[str, _text(bounds.NOTE), AfterValidator(_clean)]
+Purpose = Annotated[str, StringConstraints(min_length=1, max_length=bounds.PURPOSE.max), AfterValidator(_clean)]
+Procedure = Annotated[str, _text(bounds.PROCEDURE), AfterValidator(_clean)]
+InfoKind = Annotated[str, _text(bounds.INFO_KIND), AfterValidator(_clean)]
 FlagName = Literal["NON_DISCLOSURE", "NO_AUTO_RESPONSE"]
 ReasonName = Literal["dv", "stalking", "child_abuse", "other"]
 ApplicantName = Literal["protected_person", "known_perpetrator", "unknown"]
@@ -105,7 +110,7 @@ class ApproveIn(Body):
 
 
 class RejectIn(Body):
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_clean)]
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=bounds.NOTE.max), AfterValidator(_clean)]
 
 
 class ExecutedOut(BaseModel):
@@ -129,9 +134,10 @@ class BodyRequestOut(BaseModel):
 class ProvisionIn(Body):
     provider: AgencyCode
     subject: Subject
-    legal_item: int = Field(ge=1, le=200, description="item number of table 2 (別表第二)")
-    procedure: ShortText
-    info_kind: ShortText
+    # strict: JSON true is not item 1, nor "74" item 74
+    legal_item: int = Field(ge=1, le=200, strict=True, description="item number of table 2 (別表第二)")
+    procedure: Procedure
+    info_kind: InfoKind
     applicant: ApplicantName = "unknown"
 
 

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from ledger.app import Actor
 from ledger.bootstrap import AgencySpec, Node, add_agency, init_node, open_node, rotate_key
+from ledger.cli.parsing import SafeParser
 from ledger.domain.types import Action, AgencyKind, Applicant, Flag, Reason, RequestKind, Role
 from ledger.errors import (
     ConfigurationError,
@@ -59,14 +60,14 @@ def _uuid(value: str) -> UUID:
     try:
         return UUID(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a request/case id (UUID): {value!r}") from None
+        raise argparse.ArgumentTypeError("not a request/case id (UUID)") from None
 
 
 def _date(value: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+        raise argparse.ArgumentTypeError("not a date (YYYY-MM-DD)") from None
 
 
 def _actor(value: str) -> Actor:
@@ -134,7 +135,7 @@ def _agency_trust(args: argparse.Namespace) -> int:
     try:
         valid_from = datetime.fromisoformat(args.valid_from)
     except ValueError:
-        raise InputError(f"--valid-from {args.valid_from!r} is not an ISO 8601 time") from None
+        raise InputError("--valid-from is not an ISO 8601 time", field="valid_from") from None
     _node(args).app.register_remote_agency(
         args.actor, args.agency, args.name, args.kind, args.key_id, args.public_key, valid_from
     )
@@ -425,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("FLAGLEDGER_DATA_DIR", "./flagledger-data"),
         help="node data directory (env FLAGLEDGER_DATA_DIR; default ./flagledger-data)",
     )
-    p = argparse.ArgumentParser(prog="flagledger", description=__doc__, parents=[common])
+    p = SafeParser(prog="flagledger", description=__doc__, parents=[common])
     groups = p.add_subparsers(dest="group", required=True, metavar="COMMAND")
     # sub-commands accept --data-dir too, without their default overriding one given before the sub-command
     inner = argparse.ArgumentParser(add_help=False)

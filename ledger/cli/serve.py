@@ -22,7 +22,7 @@ def _ttl(value: str) -> timedelta:
             return timedelta(seconds=float(value[:-1]) * units[value[-1]])
         return timedelta(seconds=float(value))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a lifetime (e.g. 900, 15m, 8h): {value!r}") from None
+        raise argparse.ArgumentTypeError("not a lifetime (e.g. 900, 15m, 8h)") from None
 
 
 @command("staff token")

@@ -17,6 +17,7 @@ class Agency(LedgerAggregate):
 
     @staticmethod
     def create_id(code: str, **_: Any) -> UUID:
+        # public on purpose: it names an agency, no person, and every node looks agencies up by code
         return stable_id("agency", code)
 
     @event("Registered")
@@ -62,12 +63,11 @@ class Agency(LedgerAggregate):
 
 
 class Staff(LedgerAggregate):
-    @staticmethod
-    def create_id(agency: str, staff_id: str, **_: Any) -> UUID:
-        return stable_id("staff", agency, staff_id)
-
+    # ``id``: the agency's keyed id for the staff id (FlagLedger.ids.staff; see ledger.stream_ids)
     @event("Enrolled")
-    def __init__(self, agency: str, staff_id: str, name: str, roles: list[str], by: str) -> None:
+    def __init__(
+        self, id: UUID, agency: str, staff_id: str, name: str, roles: list[str], by: str
+    ) -> None:
         self.agency = agency
         self.staff_id = staff_id
         self.name = name

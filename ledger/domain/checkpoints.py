@@ -26,6 +26,7 @@ class CheckpointLog(LedgerAggregate):
 
     @staticmethod
     def create_id(agency: str, **_: Any) -> UUID:
+        # public on purpose: it names an agency, no person, and peers read it to check each new checkpoint
         return stable_id("checkpoints", agency)
 
     @event("Opened")
@@ -90,6 +91,7 @@ class AgencyHold(LedgerAggregate):
 
     @staticmethod
     def create_id(held: str, **_: Any) -> UUID:
+        # public: it names the held agency, no person (local: never published)
         return stable_id("hold", held)
 
     @event("Opened")

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from ledger.domain.base import LedgerAggregate, stable_id
+from ledger.domain.base import LedgerAggregate
 from ledger.domain.types import RequestStatus
 from ledger.errors import NotFoundError, SelfApprovalError, StateConflict
 
@@ -95,12 +95,10 @@ class Protection(LedgerAggregate):
 
     SHARED = True
 
-    @staticmethod
-    def create_id(agency: str, subject: str, **_: Any) -> UUID:
-        return stable_id("protection", agency, subject)
-
+    # ``id``: the owning agency's keyed id for the subject (FlagLedger.ids.protection), never derivable from
+    # the agency code and the pseudonym (see ledger.stream_ids)
     @event("Opened")
-    def __init__(self, agency: str, subject: str) -> None:
+    def __init__(self, id: UUID, agency: str, subject: str) -> None:
         self.agency = agency
         self.subject = subject
         self.flags: dict[str, dict[str, Any]] = {}

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
 
-from ledger.domain.base import LedgerAggregate, stable_id
+from ledger.domain.base import LedgerAggregate
 from ledger.errors import StateConflict
 
 
@@ -16,12 +15,9 @@ class PseudonymLink(LedgerAggregate):
 
     SHARED = True
 
-    @staticmethod
-    def create_id(old: str, **_: Any) -> UUID:
-        return stable_id("link", old)
-
+    # ``id``: the linking agency's keyed id for ``old`` (FlagLedger.ids.link; see ledger.stream_ids)
     @event("Linked")
-    def __init__(self, agency: str, old: str, new: str, by: str) -> None:
+    def __init__(self, id: UUID, agency: str, old: str, new: str, by: str) -> None:
         self.agency = agency
         self.old = old
         self.new = new
@@ -32,12 +28,9 @@ class ProxyRegistration(LedgerAggregate):
 
     SHARED = True
 
-    @staticmethod
-    def create_id(subject: str, proxy: str, **_: Any) -> UUID:
-        return stable_id("proxy", subject, proxy)
-
+    # ``id``: the registering agency's keyed id for the pair (FlagLedger.ids.proxy; see ledger.stream_ids)
     @event("Registered")
-    def __init__(self, agency: str, subject: str, proxy: str, by: str) -> None:
+    def __init__(self, id: UUID, agency: str, subject: str, proxy: str, by: str) -> None:
         self.agency = agency
         self.subject = subject
         self.proxy = proxy

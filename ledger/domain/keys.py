@@ -18,6 +18,7 @@ class KeyRegistry(LedgerAggregate):
 
     @staticmethod
     def create_id(agency: str, **_: Any) -> UUID:
+        # public on purpose: it names an agency, no person, and every peer must find it to check signatures
         return stable_id("keys", agency)
 
     @event("Opened")

@@ -101,19 +101,22 @@ _CODE = re.compile(r"^[0-9]{6}$|^[A-Z0-9][A-Z0-9_-]{1,31}$")
 _STAFF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-def agency_code(value: str) -> str:
-    """An agency code: a 6-digit 全国地方公共団体コード, or an upper-case identifier for other bodies."""
-    if not isinstance(value, str) or not _CODE.match(value):
+def agency_code(value: str, field: str = "agency") -> str:
+    """An agency code: a 6-digit 全国地方公共団体コード, or an upper-case identifier for other bodies.
+
+    Refusals name ``field``, never the value: a number typed into the wrong field must not be echoed."""
+    if not isinstance(value, str) or not _CODE.fullmatch(value):
         raise InputError(
-            f"invalid agency code {value!r}: use the 6-digit local government code (e.g. 131016) "
-            "or an upper-case identifier (e.g. SC-TOKYO)"
+            f"{field} is not an agency code: use the 6-digit local government code (e.g. 131016) "
+            "or an upper-case identifier (e.g. SC-TOKYO)",
+            field=field,
         )
     return value
 
 
-def staff_id(value: str) -> str:
-    if not isinstance(value, str) or not _STAFF.match(value):
-        raise InputError(f"invalid staff id {value!r}: letters, digits, '.', '_' or '-', at most 64")
+def staff_id(value: str, field: str = "staff") -> str:
+    if not isinstance(value, str) or not _STAFF.fullmatch(value):
+        raise InputError(f"{field} is not a staff id: letters, digits, '.', '_' or '-', at most 64", field=field)
     return value
 
 
@@ -125,4 +128,4 @@ def parse_enum(kind: type[E], value: str, what: str) -> E:
         return kind(value)
     except ValueError:
         allowed = ", ".join(m.value for m in kind)
-        raise InputError(f"unknown {what} {value!r}; expected one of: {allowed}") from None
+        raise InputError(f"unknown {what}; expected one of: {allowed}", field=what) from None

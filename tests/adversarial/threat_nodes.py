@@ -43,7 +43,6 @@ from consumers.ingest import PendingStore, ingest
 from consumers.outbox import publishable
 from ledger.app import FlagLedger, QuerierAnswer
 from ledger.bootstrap import Node
-from ledger.domain.identity import ProxyRegistration
 from ledger.domain.provision import ProvisionRequest
 from projections import views
 from tests.adversarial.threat import (
@@ -118,8 +117,7 @@ class NodesLeakMachine(LeakMachine):
     def before_cancel_proxy(self) -> None:
         """The registration was made at A; X's municipality cancels it once its node has it."""
         app = self.at(self.residence)
-        reg = ProxyRegistration.create_id(app.subject(self.x_numbers[0]), app.subject(self.y_numbers[0][0]))
-        if app.find(ProxyRegistration, reg) is None:
+        if app.find_proxy_registration(self.x_numbers[0], self.y_numbers[0][0]) is None:
             self.deliver_to(NODE_OF[self.residence], None)
 
     # -- the network ------------------------------------------------------------------------------------

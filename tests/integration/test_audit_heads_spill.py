@@ -31,7 +31,7 @@ def interleaved(make_node: Callable[..., Node], backend: str | None) -> Node:
         r.hold(flags=["NO_AUTO_RESPONSE"])
     node.app.save_as(B, *reqs)
     for r in reqs:
-        r.propose("provide", "checked", "rev1", "")
+        r.propose("provide", "unknown", "rev1", "")
     node.app.save_as(B, *reqs)
     return node
 

@@ -36,7 +36,7 @@ def logged(request: pytest.FixtureRequest, make_node: Callable[..., Node], backe
     node.app.save_as(B, *reqs[::2])
     node.app.save_as(B, *reqs[1::2])
     for r in reqs[:20]:
-        r.propose("provide", "checked", "rev1", "")
+        r.propose("provide", "unknown", "rev1", "")
         node.app.save_as(B, r)  # batches of one
     return node
 

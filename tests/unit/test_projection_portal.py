@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from ledger.domain.identity import ProxyRegistration
 from projections.base import create_engine, metadata
 from projections.flag_state import FlagStateProjection
 from projections.portal import PortalProjection, canonical_time, portal_records
@@ -170,7 +169,7 @@ def test_a_number_change_joins_the_old_flag_and_the_new_records_in_either_order(
 
 
 def test_proxy_access_follows_registration_and_cancellation(log: Log) -> None:
-    reg = str(ProxyRegistration.create_id(OLD, OTHER))
+    reg = "5f0c7d0e-8a41-4c33-9d7e-1b2f3a4c5d6e"  # a registration's (keyed) stream id
     assert log.access(OTHER, OLD) == "none"
     log.add(
         "ledger.domain.identity:ProxyRegistration.Registered",

@@ -1,0 +1,107 @@
+"""The command line refuses, with exit 2 and the option named, every value over its field's bound, every value
+that is not UTF-8 text, and every malformed number or choice, and never echoes what was typed.
+
+Threats: **the perpetrator** (an individual number typed into the wrong option must not come back on the
+terminal, in job logs or shell-history scrapers) and **a shell user** (junk typed once is stored for good:
+refused before anything runs, and never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+
+import pytest
+
+from ledger.cli import main as cli
+from ledger.cli.parsing import CLI_BOUNDS
+
+SECRET = "1234-5678-9012"
+TYPED = (int, float)  # numbers: parsed (and refused without echo) by SafeParser itself
+FILLER = "00000000-0000-4000-8000-000000000000"  # fits every positional before the one tested
+
+
+def _commands() -> Iterator[tuple[list[str], argparse.Action]]:
+    """(the sub-command and any positional arguments before this one, the argument), for every argument."""
+    cli._load_extensions()
+    parser = cli.build_parser()
+
+    def walk(p: argparse.ArgumentParser, path: list[str]) -> Iterator[tuple[list[str], argparse.Action]]:
+        before: list[str] = []
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, [*path, name])
+            elif action.nargs != 0 and not isinstance(action, argparse._HelpAction):
+                # an option is refused before any positional is read; a positional needs the ones before it
+                yield ([*path] if action.option_strings else [*path, *before]), action
+                if not action.option_strings:
+                    before.append(str(next(iter(action.choices))) if action.choices else FILLER)
+
+    yield from walk(parser, [])
+
+
+ALL = list(_commands())
+BOUNDED = [(path, a) for path, a in ALL if a.dest in CLI_BOUNDS and a.choices is None]
+
+
+def _argv(path: list[str], action: argparse.Action, value: str) -> list[str]:
+    return [*path, action.option_strings[-1], value] if action.option_strings else [*path, value]
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    return int(stop.value.code or 0), capsys.readouterr().err
+
+
+def test_every_text_option_has_a_bound() -> None:
+    unbounded = sorted({
+        f"{' '.join(path)} {a.dest}" for path, a in ALL
+        if a.dest not in CLI_BOUNDS and a.choices is None and a.type not in TYPED
+    })
+    assert not unbounded, f"add these options to ledger/cli/parsing.py CLI_BOUNDS: {unbounded}"
+    assert len(BOUNDED) > 60
+
+
+@pytest.mark.parametrize(("path", "action"), BOUNDED, ids=[f"{' '.join(p)}:{a.dest}" for p, a in BOUNDED])
+def test_one_character_over_the_bound_is_exit_2_naming_the_option(
+    path: list[str], action: argparse.Action, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bound = CLI_BOUNDS[action.dest].max
+    code, err = _run(_argv(path, action, SECRET + "x" * bound), capsys)
+    assert code == 2
+    name = action.option_strings[-1] if action.option_strings else action.dest
+    assert f"argument {name}" in err or name in err, err
+    assert f"at most {bound} characters" in err and SECRET not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("junk", ["ab\udcffcd", "\udc80", "tab\x1bescape", "nul\x00"])
+def test_text_that_is_not_utf8_or_holds_control_characters_is_exit_2(
+    junk: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Invalid UTF-8 in argv reaches Python as surrogate escapes; it used to fail in the JSON encoder with a
+    traceback after the command had started."""
+    code, err = _run(["case", "open", "--as", "131016/req", "--victim", "123456789018", "--notes", junk], capsys)
+    assert code == 2 and "argument --notes" in err and "Traceback" not in err
+    assert junk not in err
+
+
+@pytest.mark.parametrize("item", ["true", "7x", "1234-5678-9012", "1.5"])
+def test_a_table_item_that_is_no_whole_number_is_exit_2_without_echo(
+    item: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _run(["provision", "request", "--as", "131016/counter", "--provider", "131024", "--subject",
+                      "123456789018", "--item", item, "--procedure", "p", "--info-kind", "i"], capsys)
+    assert code == 2 and "argument --item: must be a whole number" in err and item not in err
+
+
+def test_a_wrong_choice_or_stray_argument_is_not_echoed(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _run(["flag", "request", "--as", "131016/req", "--subject", "123456789018", "--flag", SECRET], capsys)
+    assert code == 2 and "argument --flag: choose from" in err and SECRET not in err
+    code, err = _run(["flag", "show", "--as", "131016/req", "--subject", "1234", SECRET], capsys)
+    assert code == 2 and "1 unrecognized argument(s)" in err and SECRET not in err
+    code, err = _run(["flag", "approve", "--as", "131016/apr", SECRET], capsys)
+    assert code == 2 and "request_id" in err and SECRET not in err
+    code, err = _run(["flag", "show", "--as", SECRET, "--subject", "1"], capsys)
+    assert code == 2 and "argument --as" in err and SECRET not in err

@@ -191,7 +191,7 @@ def decide_flag_request(request: Request, node: LockedNode, request_id: UUID, de
             node.app.execute_request(who.actor, request_id)
             done = "executed"
         else:
-            raise InputError(f"unknown decision {decision!r}")
+            raise InputError("unknown decision: approve, reject or execute")
     except FlagLedgerError as exc:
         return _refused(request, node, who, exc)
     return RedirectResponse(f"/console/approvals?done={done}", status_code=303)

@@ -18,11 +18,18 @@ from consumers.kafka_io import (
     replay_parked,
     retry_delay,
 )
+from consumers.revoked_acceptance import accept_revoked
 from consumers.settings import KafkaSettings
 from ledger.checkpoints import Checkpointer
-from ledger.cli.main import EXTENSIONS, _node, command, out
-from ledger.errors import FlagLedgerError, StateConflict, StorageError
+from ledger.cli.main import EXTENSIONS, _actor, _node, command, out
+from ledger.errors import FlagLedgerError, InputError, StateConflict, StorageError
 from ledger.files import write_private
+
+
+def _parked_id(value: str) -> int:
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+        raise argparse.ArgumentTypeError("not a parked message id (see `consumers parked`)")
+    return int(value)
 
 
 def _stopper(seconds: float | None) -> Any:
@@ -184,7 +191,17 @@ def _parked(args: argparse.Namespace) -> int:
 
 @command("consumers replay")
 def _replay(args: argparse.Namespace) -> int:
-    outcome = replay_parked(_node(args), args.id, accept_revoked_key=args.accept_revoked_key)
+    if args.accept_revoked_key:
+        if args.actor is None:
+            raise InputError("--accept-revoked-key needs --as AGENCY/STAFF (an administrator; a second one approves)")
+        step = accept_revoked(_node(args), args.id, args.actor, args.note)
+        if step.outcome is None:
+            out({"id": args.id, "outcome": "proposed", "acceptance": step.acceptance_id,
+                 "next": f"a second administrator: consumers replay {args.id} --accept-revoked-key --as AGENCY/STAFF"})
+            return 0
+        outcome = step.outcome
+    else:
+        outcome = replay_parked(_node(args), args.id)
     out({"id": args.id, "outcome": outcome.kind, "reason": outcome.reason})
     return 0 if outcome.kind != "parked" else 5
 
@@ -237,12 +254,16 @@ def _register(groups: Any, sub: Any, actor: Any) -> None:
     g = sub(groups, "consumers", "parked (poison) messages").add_subparsers(dest="sub", required=True)
     sub(g, "parked", "list parked messages").set_defaults(cmd="consumers parked")
     s = sub(g, "replay", "re-run a parked message after fixing its cause")
-    s.add_argument("id", type=int)
+    s.add_argument("id", type=_parked_id)
     s.add_argument(
         "--accept-revoked-key",
         action="store_true",
-        help="apply an event signed by a key revoked since (code revoked_key_late), once its agency confirmed it",
+        help="apply an event signed by a key revoked since (code revoked_key_late), once its agency confirmed it: "
+        "one administrator proposes (--as, --note), a second one approves (--as); each step is a ledger event",
     )
+    s.add_argument("--as", dest="actor", type=_actor, default=None, metavar="AGENCY/STAFF",
+                   help="the administrator taking this step (with --accept-revoked-key)")
+    s.add_argument("--note", default="", help="how the originating agency confirmed it sent the event (proposer)")
     s.set_defaults(cmd="consumers replay")
     g = sub(groups, "topics", "broker topics").add_subparsers(dest="sub", required=True)
     s = sub(g, "ensure", "create the events and dead-letter topics")

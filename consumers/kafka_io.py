@@ -18,11 +18,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from consumers.ingest import Outcome, PendingStore, ingest, ingest_many
 from consumers.outbox import publishable
+from consumers.revoked_acceptance import approved_acceptance
 from consumers.settings import KafkaSettings
 from ledger import clock
 from ledger.bootstrap import Node
 from ledger.domain.incidents import Incident
-from ledger.errors import FlagLedgerError, StateConflict, StorageError
+from ledger.errors import FlagLedgerError, SelfApprovalError, StateConflict, StorageError
 from ledger.faultpoint import faultpoint
 from ledger.incidents import ParkedMessage, raise_incidents
 from projections.base import metadata, upsert
@@ -452,14 +453,21 @@ def parked(node: Node) -> list[dict[str, Any]]:
 def replay_parked(node: Node, parked_id: int, *, accept_revoked_key: bool = False) -> Outcome:
     """Re-run one parked message after its cause was fixed (e.g. the agency's key is now trusted).
 
-    ``accept_revoked_key``: the operator confirmed with the originating agency that the event, signed by a key
-    revoked since, is genuine; the message is then marked ``accepted_revoked`` rather than ``replayed``."""
+    ``accept_revoked_key``: two administrators approved applying exactly these bytes, signed by a key revoked
+    since (:mod:`consumers.revoked_acceptance`); the message is then marked ``accepted_revoked`` rather than
+    ``replayed``. Without a recorded approval it is refused and nothing is applied."""
     with node.engine.connect() as conn:
         row = conn.execute(select(parked_messages).where(parked_messages.c.id == parked_id)).mappings().first()
     if row is None:
         from ledger.errors import NotFoundError
 
         raise NotFoundError(f"no parked message {parked_id}")
+    if accept_revoked_key and approved_acceptance(node.app, bytes(row["envelope"])) is None:
+        raise SelfApprovalError(
+            f"applying parked message {parked_id} under a revoked key needs two administrators: "
+            f"`flagledger consumers replay {parked_id} --accept-revoked-key --as AGENCY/STAFF --note …`, then the "
+            "same by a second administrator"
+        )
     pending = PendingStore(node.app, node.engine)
 
     def park_released(refused: Outcome, released: bytes) -> None:

@@ -44,6 +44,7 @@ from ledger.domain.types import (
     RequestKind,
     Role,
     agency_code,
+    calendar_day,
     parse_enum,
     staff_id,
 )
@@ -312,12 +313,18 @@ class FlagLedger(Application[UUID]):
         try:
             agg: object = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
-            raise NotFoundError(f"unknown {what} {aggregate_id}") from None
+            raise self._unknown(what, aggregate_id) from None
         except (PersistenceError, OperationalError) as exc:
             raise StorageError(f"cannot read {what}: {exc}") from exc
-        if not isinstance(agg, cls):
-            raise NotFoundError(f"{aggregate_id} is not a {what}")
+        if not isinstance(agg, cls):  # another kind of object under that id: answered as if there were none
+            raise self._unknown(what, aggregate_id)
         return agg
+
+    @staticmethod
+    def _unknown(what: str, aggregate_id: UUID) -> NotFoundError:
+        """The one answer for an id that names nothing the caller may act on: unknown, another kind of
+        object, or another agency's (requests, cases, protections) — so no answer tells them apart."""
+        return NotFoundError(f"unknown {what}")
 
     def find(self, cls: type[A], aggregate_id: UUID) -> A | None:
         try:
@@ -557,15 +564,15 @@ class FlagLedger(Application[UUID]):
 
     def add_perpetrator(self, actor: Actor, case_id: UUID, subject: str) -> None:
         self.authorise(actor, Action.OPEN_CASE)
-        case = self._own(self.case(case_id), actor)
+        case = self._own(self.case(case_id), actor, "case")
         case.add_perpetrator(self.subject(subject), by=actor.staff)
         self.save_as(actor.agency, case)
 
-    def _own(self, agg: A, actor: Actor) -> A:
+    def _own(self, agg: A, actor: Actor, what: str) -> A:
+        """``agg`` if ``actor``'s agency owns it; another agency's is answered exactly like an unknown id
+        (a refusal naming the owner would tell a querier which agency holds the request or the case)."""
         if agg.agency != actor.agency:
-            raise PermissionDenied(
-                f"that belongs to agency {agg.agency}, not {actor.agency}", code="other_agency"
-            )
+            raise self._unknown(what, agg.id)
         return agg
 
     # -- flags: request, approve, execute (Points 2, 6, 7) ------------------------------------------
@@ -590,11 +597,11 @@ class FlagLedger(Application[UUID]):
         fl = sorted({parse_enum(Flag, f, "flag").value for f in flags})
         subj = self.subject(subject)
         if case_id is not None:
-            self._own(self.case(case_id), actor)
+            self._own(self.case(case_id), actor, "case")
         if body_request_id is not None:
             body = self.load(BodyRequest, body_request_id, "protection-body request")
-            if body.municipality != actor.agency:
-                raise PermissionDenied("that protection-body request was sent to another municipality")
+            if body.municipality != actor.agency:  # sent to another municipality: as if unknown
+                raise self._unknown("protection-body request", body_request_id)
         protection = self.find(Protection, self.ids.protection(actor.agency, subj))
         today = self.clock().date()
         if k is RequestKind.SET:
@@ -615,6 +622,8 @@ class FlagLedger(Application[UUID]):
             review = None
         if review is not None and review <= today:
             raise InputError("the review date must be in the future")
+        if review is not None:
+            calendar_day(review, "review_date")
         request = FlagRequest(
             agency=actor.agency,
             kind=k.value,
@@ -636,21 +645,21 @@ class FlagLedger(Application[UUID]):
 
     def approve_request(self, actor: Actor, request_id: UUID, note: str = "") -> str:
         self.authorise(actor, Action.APPROVE_FLAG)
-        request = self._own(self.flag_request(request_id), actor)
+        request = self._own(self.flag_request(request_id), actor, "flag request")
         request.approve(actor.staff, note)
         self.save_as(actor.agency, request)
         return request.status
 
     def reject_request(self, actor: Actor, request_id: UUID, reason: str) -> None:
         self.authorise(actor, Action.APPROVE_FLAG)
-        request = self._own(self.flag_request(request_id), actor)
+        request = self._own(self.flag_request(request_id), actor, "flag request")
         request.reject(actor.staff, reason)
         self.save_as(actor.agency, request)
 
     def execute_request(self, actor: Actor, request_id: UUID) -> None:
         """The designated operator applies an approved request to the agency's flags."""
         self.authorise(actor, Action.EXECUTE_FLAG)
-        request = self._own(self.flag_request(request_id), actor)
+        request = self._own(self.flag_request(request_id), actor, "flag request")
         request.execute(actor.staff)
         pid = self.ids.protection(actor.agency, request.subject)
         protection = self.find(Protection, pid) or Protection(id=pid, agency=actor.agency, subject=request.subject)
@@ -792,6 +801,15 @@ class FlagLedger(Application[UUID]):
     def provision_request(self, request_id: UUID) -> ProvisionRequest:
         return self.load(ProvisionRequest, request_id, "provision request")
 
+    def provision_answer(self, actor: Actor, request_id: UUID) -> QuerierAnswer:
+        """What staff of ``actor``'s agency may see of a provision request: the querier's answer, to the
+        querying or the providing agency only; any other agency's request is answered like an unknown one."""
+        self.permit(actor)
+        r = self.provision_request(request_id)
+        if actor.agency not in (r.querier, r.agency):
+            raise self._unknown("provision request", request_id)
+        return self.querier_answer(request_id)
+
     def querier_answer(self, request_id: UUID) -> QuerierAnswer:
         r = self.provision_request(request_id)
         if r.status in (ProvisionStatus.PROVIDED.value, ProvisionStatus.PROVIDED_MANUALLY.value):
@@ -806,14 +824,16 @@ class FlagLedger(Application[UUID]):
         """A reviewer at the provider proposes to provide or refuse a held request (after Point 5's check)."""
         self.authorise(actor, Action.REVIEW_HELD)
         parse_enum(Applicant, applicant_check, "applicant check")
-        request = self._own(self.provision_request(request_id), actor)
+        request = self._own(self.provision_request(request_id), actor, "provision request")
         request.propose(decision, applicant_check, actor.staff, note)
         self.save_as(actor.agency, request)
 
-    def approve_decision(self, actor: Actor, request_id: UUID) -> str:
+    def approve_decision(self, actor: Actor, request_id: UUID, proposal_version: int) -> str:
+        """Approve the proposal ``proposal_version`` (the version of the DecisionProposed event the approver
+        was shown: ``HeldRequest.proposal_version``); a stale one is refused with ``stale_proposal``."""
         self.authorise(actor, Action.APPROVE_HELD)
-        request = self._own(self.provision_request(request_id), actor)
-        request.approve_decision(actor.staff)
+        request = self._own(self.provision_request(request_id), actor, "provision request")
+        request.approve_decision(actor.staff, proposal_version)
         self.save_as(actor.agency, request)
         assert request.status is not None
         return request.status

@@ -56,6 +56,7 @@ class NodeConfig:
     encryption: bool = True
     kafka: dict[str, Any] = field(default_factory=dict)
     observability: dict[str, Any] = field(default_factory=dict)  # metrics port, log format (consumers.observe)
+    http: dict[str, Any] = field(default_factory=dict)  # session cookie, trusted proxy (ledger.api.settings)
     database_password: str | None = field(default=None, repr=False)  # from a secret file; never saved
 
     # -- files --------------------------------------------------------------------------------
@@ -84,6 +85,7 @@ class NodeConfig:
                 encryption=bool(raw.get("encryption", True)),
                 kafka=dict(raw.get("kafka", {})),
                 observability=dict(raw.get("observability", {})),
+                http=dict(raw.get("http", {})),
             )
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"{path} is not valid: {exc}") from exc
@@ -112,6 +114,7 @@ class NodeConfig:
             "encryption": self.encryption,
             "kafka": self.kafka,
             "observability": self.observability,
+            **({"http": self.http} if self.http else {}),
         }
         write_private(self.path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 

@@ -67,6 +67,7 @@ held_queue = Table(
     Column("proposal", String(12)),
     Column("applicant_check", String(bounds.ENUM.max)),  # as confirmed with the querying agency (Point 5)
     Column("proposed_by", String(bounds.STAFF_ID.max)),
+    Column("proposal_version", Integer),  # the DecisionProposed event's version: an approval names it
     Column("decided_by", String(bounds.STAFF_ID.max)),
     Column("decided_at", String(32)),
     Index("ix_queue_held_provider_status", "provider", "status", "received_at"),
@@ -178,7 +179,8 @@ class QueueProjection(BatchedProjection):
                 "subject": event.subject, "legal_item": int(event.legal_item), "procedure": event.procedure,
                 "info_kind": event.info_kind,
                 "applicant": event.applicant, "received_at": at, "status": "received", "proposal": None,
-                "applicant_check": None, "proposed_by": None, "decided_by": None, "decided_at": None,
+                "applicant_check": None, "proposed_by": None, "proposal_version": None, "decided_by": None,
+                "decided_at": None,
             })
         elif kind == "AutoProvided":
             w.delete(held_queue, key)
@@ -186,7 +188,8 @@ class QueueProjection(BatchedProjection):
             w.update(held_queue, key, {"status": "held"})
         elif kind == "DecisionProposed":
             w.update(held_queue, key, {
-                "proposal": event.decision, "applicant_check": event.applicant_check, "proposed_by": event.by})
+                "proposal": event.decision, "applicant_check": event.applicant_check, "proposed_by": event.by,
+                "proposal_version": int(event.originator_version)})
         else:
             status = "provided_manually" if kind == "ManuallyProvided" else "refused"
             w.update(held_queue, key, {"status": status, "decided_by": event.approved_by, "decided_at": at})

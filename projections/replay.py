@@ -51,6 +51,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from ledger.app import FlagLedger
 from ledger.config import NodeConfig
+from ledger.domain.types import parse_moment
 from ledger.envelope import Envelope
 from ledger.errors import FlagLedgerError, InputError, IntegrityError, StateConflict, StorageError
 from ledger.files import private_dir, private_file
@@ -121,24 +122,13 @@ class ReplayInfo:
 
 # -- arguments ---------------------------------------------------------------------------------------------
 def parse_instant(value: str, what: str = "--as-of") -> datetime:
-    """An ISO 8601 instant *with* a UTC offset (``2026-11-25T10:00:00+09:00`` or ``...Z``).
+    """An ISO 8601 instant *with* a UTC offset (``2026-11-25T10:00:00+09:00`` or ``...Z``), as UTC.
 
     A bare local time is refused rather than guessed: an auditor's "10:00" in JST and a server's in UTC are
     nine hours apart, and a replay at the wrong instant answers the wrong question without any sign of it.
+    One outside the ledger's calendar (``ledger.domain.types.FIRST_DAY``…``LAST_DAY``) is refused too.
     """
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise InputError(
-            f"{what} {value!r} is not an ISO 8601 time; write e.g. 2026-11-25T10:00:00+09:00 or "
-            "2026-11-25T01:00:00Z"
-        ) from None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise InputError(
-            f"{what} {value!r} has no UTC offset; add one (e.g. +09:00 for JST, Z for UTC) so the "
-            "instant is unambiguous"
-        )
-    return moment.astimezone(UTC)
+    return parse_moment(value, what)
 
 
 def safe_url(url: str) -> str:

@@ -37,7 +37,7 @@ from sqlalchemy import Connection, func, select
 
 from ledger.app import Actor, QuerierAnswer
 from ledger.bootstrap import Node
-from ledger.domain.types import Action, Flag
+from ledger.domain.types import Action, Flag, calendar_day
 from ledger.errors import InputError, NotFoundError, PermissionDenied
 from ledger.incidents import READ_ACTIONS
 from projections.flag_state import agency_flags, flag_history, resolve_person, subject_alias
@@ -244,8 +244,12 @@ class LiaisonTarget:
     flags: tuple[str, ...]
 
 
-def resolve_liaison(node: Node, actor: Actor, token: str) -> LiaisonTarget:
-    """The holding agency's contact point (Point 5) turns a liaison reference back into its own holding."""
+def resolve_liaison(node: Node, actor: Actor, token: str, *, purpose: str) -> LiaisonTarget:
+    """The holding agency's contact point (Point 5) turns a liaison reference back into its own holding.
+
+    The read is recorded (an ``AccessRecord`` naming ``purpose``) before anything is returned, whoever asks
+    (API, console, CLI): a lookup nobody recorded is exactly what a curious insider would want.
+    """
     node.app.permit(actor, Action.VIEW_PROTECTED)
     secret = node.config.pseudonym_secret()
     rows = node.state.holdings_of(actor.agency)
@@ -253,6 +257,7 @@ def resolve_liaison(node: Node, actor: Actor, token: str) -> LiaisonTarget:
     subject = next((str(s) for s, _ in rows if liaison_ref(secret, actor.agency, str(s)) == token), None)
     if subject is None:
         raise NotFoundError("that liaison reference names no protection held by your agency")
+    node.app.record_access(actor, subject, "liaison reference", purpose)
     return LiaisonTarget(subject, tuple(flags))
 
 
@@ -378,6 +383,7 @@ class HeldRequest:
     applicant: str  # protected_person | known_perpetrator | unknown (confirmed check if any, else as stated)
     proposal: str | None
     proposed_by: str | None
+    proposal_version: int | None = None  # name it when approving: a proposal replaced since is refused
 
 
 @dataclass(frozen=True)
@@ -463,7 +469,8 @@ def held_requests(conn: Connection, agency: str) -> list[HeldRequest]:
         (held_queue.c.provider == agency) & (held_queue.c.status == "held")
     ).order_by(held_queue.c.received_at, held_queue.c.request_id)).all()
     return [HeldRequest(r.request_id, r.querier, r.subject, r.legal_item, r.procedure, r.info_kind,
-                        r.received_at, r.applicant_check or r.applicant, r.proposal, r.proposed_by)
+                        r.received_at, r.applicant_check or r.applicant, r.proposal, r.proposed_by,
+                        r.proposal_version)
             for r in rows]
 
 
@@ -542,7 +549,7 @@ def work_queue(node: Node, actor: Actor, today: date | None = None, *, held: boo
     """
     _staff_at(node, actor)
     _fresh(node)
-    day = today or node.app.clock().date()
+    day = calendar_day(today, "today") if today is not None else node.app.clock().date()
     deciders = _may(node, actor, Action.REVIEW_HELD, Action.APPROVE_HELD)
     responders = _may(node, actor, *READ_ACTIONS)
     with node.engine.connect() as conn:

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 
 from ledger.api import commands, console, incidents, queries
 from ledger.api.errors import install_error_handlers
+from ledger.api.settings import HttpSettings
 from ledger.bootstrap import Node
 
 __all__ = ["create_app", "openapi_document"]
@@ -35,6 +36,7 @@ def create_app(node: Node | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.node = node
+    app.state.http = HttpSettings.from_config(node.config if node is not None else None)
     app.state.lock = threading.Lock()
     install_error_handlers(app)
     app.include_router(commands.router)

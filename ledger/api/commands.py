@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from ledger.api.deps import Caller, LockedNode
 from ledger.api.schemas import (
     ERROR_RESPONSES,
+    ApproveDecisionIn,
     ApproveIn,
     BodyRequestIn,
     BodyRequestOut,
@@ -124,10 +125,7 @@ def request_provision(body: ProvisionIn, node: LockedNode, who: Caller) -> Queri
 @router.get("/provision-requests/{request_id}", response_model=QuerierAnswerOut,
             summary="the answer as the querying agency sees it")
 def provision_status(request_id: UUID, node: LockedNode, who: Caller) -> QuerierAnswerOut:
-    r = node.app.provision_request(request_id)
-    if who.actor.agency not in (r.querier, r.agency):
-        raise NotFoundError("unknown provision request")
-    ans = node.app.querier_answer(request_id)
+    ans = node.app.provision_answer(who.actor, request_id)
     return QuerierAnswerOut(request_id=request_id, status=ans.status, message=ans.message)  # type: ignore[arg-type]
 
 
@@ -140,7 +138,8 @@ def propose(request_id: UUID, body: ProposeIn, node: LockedNode, who: Caller) ->
 
 
 @router.post("/provision-requests/{request_id}/approve", response_model=RequestStatusOut,
-             summary="approve the proposed decision on a held request")
-def approve_decision(request_id: UUID, node: LockedNode, who: Caller) -> RequestStatusOut:
+             summary="approve the proposed decision on a held request, naming the proposal seen")
+def approve_decision(request_id: UUID, body: ApproveDecisionIn, node: LockedNode, who: Caller) -> RequestStatusOut:
     who.require(node, Action.APPROVE_HELD)
-    return RequestStatusOut(request_id=request_id, status=node.app.approve_decision(who.actor, request_id))
+    status = node.app.approve_decision(who.actor, request_id, body.proposal_version)
+    return RequestStatusOut(request_id=request_id, status=status)

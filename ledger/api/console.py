@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from ledger.api.auth import AuthError, Principal, token_secret, verify_token
 from ledger.api.deps import COOKIE, LockedNode
 from ledger.api.errors import error_body, status_for
+from ledger.api.settings import HttpSettings
 from ledger.bootstrap import Node
 from ledger.domain import bounds
 from ledger.domain.types import Action
@@ -116,8 +117,11 @@ def login(request: Request, node: LockedNode, token: Annotated[str, Form(max_len
         return _page(request, node, None, "login.html", status=401, error=str(exc), expired=False)
     response = RedirectResponse("/console/", status_code=303)
     max_age = max(0, int((who.expires_at - node.app.clock()).total_seconds()))
+    # Secure always, unless configured for plain-HTTP local development (ledger/api/settings.py); the scheme
+    # reflects X-Forwarded-Proto only when the proxy is trusted by configuration
+    settings: HttpSettings = request.app.state.http
     response.set_cookie(COOKIE, token.strip(), max_age=max_age, path="/console", httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https")
+                        samesite="strict", secure=settings.cookie_secure(request.url.scheme))
     return response
 
 
@@ -188,7 +192,7 @@ def decide_flag_request(request: Request, node: LockedNode, request_id: UUID, de
             node.app.execute_request(who.actor, request_id)
             done = "executed"
         else:
-            raise InputError("unknown decision", field="decision")
+            raise InputError("unknown decision: approve, reject or execute", field="decision")
     except FlagLedgerError as exc:
         return _refused(request, node, who, exc)
     return RedirectResponse(f"/console/approvals?done={done}", status_code=303)
@@ -235,13 +239,16 @@ def propose(request: Request, node: LockedNode, request_id: UUID, csrf: Annotate
 
 @router.post("/held/{request_id}/approve")
 def approve_decision(request: Request, node: LockedNode, request_id: UUID,
-                     csrf: Annotated[str, Form(max_length=128)], session: Session = None) -> Response:
+                     csrf: Annotated[str, Form(max_length=128)],
+                     proposal_version: Annotated[int, Form(ge=1, le=2**31 - 1)],
+                     session: Session = None) -> Response:
     who = None
     try:
         who = _session(node, session)
         _check_csrf(node, who, csrf)
         who.require(node, Action.APPROVE_HELD)
-        node.app.approve_decision(who.actor, request_id)
+        # the proposal the page showed: one proposed again since is refused (stale_proposal), not approved
+        node.app.approve_decision(who.actor, request_id, proposal_version)
     except FlagLedgerError as exc:
         return _refused(request, node, who, exc)
     return RedirectResponse("/console/held?done=decided", status_code=303)

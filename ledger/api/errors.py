@@ -37,7 +37,6 @@ FORBIDDEN_MESSAGES = {
     "inactive_staff": "the staff member is deactivated",
     "role_not_permitted": "your roles do not allow this action",
     "token_scope": "your token's roles do not cover this action",
-    "other_agency": "that belongs to another agency",
     "four_eyes": "the same person may not request and approve or decide (four eyes)",
     "forbidden": "not allowed",
 }

@@ -7,13 +7,14 @@ anything is returned (the views do it for the nationwide holders and the timelin
 
 from __future__ import annotations
 
-from datetime import date
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from ledger.api.deps import Caller, LockedNode
 from ledger.api.schemas import (
     ERROR_RESPONSES,
+    Day,
     LiaisonOut,
     LiaisonQuery,
     NationwideQuery,
@@ -84,7 +85,7 @@ def self_information(body: PortalQuery, node: LockedNode, who: Caller) -> views.
 
 @router.get("/queue", response_model=views.WorkQueue,
             summary="approvals, held requests (deciders only), reviews due, protection-body requests")
-def queue(node: LockedNode, who: Caller, today: date | None = Query(None)) -> views.WorkQueue:  # noqa: B008
+def queue(node: LockedNode, who: Caller, today: Annotated[Day | None, Query()] = None) -> views.WorkQueue:
     return views.work_queue(node, who.actor, today)
 
 
@@ -99,6 +100,5 @@ def timeline(body: PurposeQuery, node: LockedNode, who: Caller) -> list[views.Ti
              summary="your agency's contact point resolves a liaison reference (recorded)")
 def liaison(body: LiaisonQuery, node: LockedNode, who: Caller) -> LiaisonOut:
     who.require(node, Action.VIEW_PROTECTED)
-    target = views.resolve_liaison(node, who.actor, body.reference)
-    node.app.record_access(who.actor, target.subject, "liaison reference", body.purpose)
+    target = views.resolve_liaison(node, who.actor, body.reference, purpose=body.purpose)  # recorded first
     return LiaisonOut(subject=target.subject, flags=list(target.flags))

@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from ledger.domain import bounds
 from ledger.domain.cases import CHECKLIST_ITEMS
-from ledger.domain.types import Applicant, Flag, Reason, RequestKind
+from ledger.domain.types import FIRST_DAY, LAST_DAY, Applicant, Flag, Reason, RequestKind, calendar_day
 
 
 def _clean(value: str) -> str:
@@ -37,6 +37,14 @@ Subject = Annotated[
                       "in a URL"),
 ]
 AgencyCode = Annotated[str, StringConstraints(min_length=1, max_length=bounds.AGENCY_CODE.max), AfterValidator(_clean)]
+
+
+def _in_calendar(value: date) -> date:
+    calendar_day(value, "the date")  # far from date.max, where adding the 30 days of "reviews due" overflows
+    return value
+
+
+Day = Annotated[date, AfterValidator(_in_calendar), Field(description=f"YYYY-MM-DD, {FIRST_DAY} to {LAST_DAY}")]
 Note = Annotated[str, _text(bounds.NOTE), AfterValidator(_clean)]
 Purpose = Annotated[str, StringConstraints(min_length=1, max_length=bounds.PURPOSE.max), AfterValidator(_clean)]
 Procedure = Annotated[str, _text(bounds.PROCEDURE), AfterValidator(_clean)]
@@ -81,7 +89,7 @@ class FlagRequestIn(Body):
     flags: list[FlagName] = Field(min_length=1, max_length=2)
     kind: Literal["set", "release", "renew"] = "set"
     reason: ReasonName = "dv"
-    review_date: date | None = None
+    review_date: Day | None = None
     case_id: UUID | None = None
     explanation: Note = Field("", description="explanation given to the person (required to release)")
     body_request_id: UUID | None = None
@@ -153,6 +161,11 @@ class ProposeIn(Body):
     decision: Literal["provide", "refuse"]
     applicant_check: ApplicantName
     note: Note = ""
+
+
+class ApproveDecisionIn(Body):
+    proposal_version: int = Field(ge=1, le=2**31 - 1, description="the proposal approved, as the held-request "
+                                  "queue showed it (`proposal_version`); a proposal replaced since is 409")
 
 
 # -- queries ------------------------------------------------------------------------------------------------

@@ -503,7 +503,11 @@ class Demo:
                 "known_perpetrator",
                 "A confirms the applicant is Y (Point 5)",
             )
-            self.app.approve_decision(self.who(B, "apr"), UUID(rid))
+            # the approver approves the proposal the queue shows (by its version), nothing proposed later
+            shown = self.views.work_queue(self.node, self.who(B, "apr"))
+            version = next(h.proposal_version for h in shown.held if h.request_id == rid)
+            assert version is not None
+            self.app.approve_decision(self.who(B, "apr"), UUID(rid), version)
             s.say(
                 "B/rev confirms with A: the applicant is the known perpetrator → propose refuse; "
                 "B/apr approves"
@@ -573,7 +577,8 @@ class Demo:
         q = self.queue_table(s, C)
         s.expect(any(h.subject == self.x and h.querier == A for h in q.held), "C's queue holds A's request")
         if cv.liaison:
-            target = self.views.resolve_liaison(self.node, self.who(B, "rev"), cv.liaison[0])
+            target = self.views.resolve_liaison(self.node, self.who(B, "rev"), cv.liaison[0],
+                                                purpose="C asks B to contact the protected person")
             s.say(
                 f"C contacts the protecting side through {cv.liaison[0]}; B's contact point resolves "
                 f"it to {self.person(target.subject)} ({', '.join(target.flags)})"
@@ -776,7 +781,8 @@ def _view_timeline(args: argparse.Namespace) -> int:
 def _view_liaison(args: argparse.Namespace) -> int:
     from projections.views import resolve_liaison
 
-    out(_json(resolve_liaison(_view_node(args), args.actor, args.token)))
+    # recorded (an AccessRecord) before it is printed, as the API's /queries/liaison
+    out(_json(resolve_liaison(_view_node(args), args.actor, args.token, purpose=args.purpose)))
     return 0
 
 
@@ -838,9 +844,10 @@ def _extend(
     s.add_argument("--subject", required=True)
     s.add_argument("--purpose", required=True)
     s.set_defaults(cmd="view timeline")
-    s = sub(g, "liaison", "resolve a liaison reference to your agency's holding")
+    s = sub(g, "liaison", "resolve a liaison reference to your agency's holding (the read is recorded)")
     actor(s)
     s.add_argument("token")
+    s.add_argument("--purpose", required=True, help="why the protected person is looked up (recorded)")
     s.set_defaults(cmd="view liaison")
     sub(g, "positions", "each projection's position against the log head").set_defaults(cmd="view positions")
 

@@ -15,7 +15,17 @@ from uuid import UUID
 from ledger.app import Actor
 from ledger.bootstrap import AgencySpec, Node, add_agency, init_node, open_node, rotate_key
 from ledger.cli.parsing import SafeParser
-from ledger.domain.types import Action, AgencyKind, Applicant, Flag, Reason, RequestKind, Role
+from ledger.domain.types import (
+    Action,
+    AgencyKind,
+    Applicant,
+    Flag,
+    Reason,
+    RequestKind,
+    Role,
+    parse_day,
+    parse_moment,
+)
 from ledger.errors import (
     ConfigurationError,
     FlagLedgerError,
@@ -64,10 +74,17 @@ def _uuid(value: str) -> UUID:
 
 
 def _date(value: str) -> date:
+    """argparse names the option; the message never repeats what was typed."""
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError("not a date (YYYY-MM-DD)") from None
+        return parse_day(value, "the date")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _proposal_version(value: str) -> int:
+    if not (value.isascii() and value.isdigit() and len(value) <= 10 and 1 <= int(value) < 2**31):
+        raise argparse.ArgumentTypeError("not a proposal version (a positive whole number from `view queue`)")
+    return int(value)
 
 
 def _actor(value: str) -> Actor:
@@ -130,12 +147,7 @@ def _agency_add(args: argparse.Namespace) -> int:
 
 @command("agency trust")
 def _agency_trust(args: argparse.Namespace) -> int:
-    from datetime import datetime
-
-    try:
-        valid_from = datetime.fromisoformat(args.valid_from)
-    except ValueError:
-        raise InputError("--valid-from is not an ISO 8601 time", field="valid_from") from None
+    valid_from = parse_moment(args.valid_from, "--valid-from")
     _node(args).app.register_remote_agency(
         args.actor, args.agency, args.name, args.kind, args.key_id, args.public_key, valid_from
     )
@@ -331,14 +343,14 @@ def _prov_propose(args: argparse.Namespace) -> int:
 
 @command("provision approve")
 def _prov_approve(args: argparse.Namespace) -> int:
-    status = _node(args).app.approve_decision(args.actor, args.request_id)
+    status = _node(args).app.approve_decision(args.actor, args.request_id, args.proposal)
     out({"request_id": str(args.request_id), "status": status})
     return 0
 
 
 @command("provision status")
 def _prov_status(args: argparse.Namespace) -> int:
-    ans = _node(args).app.querier_answer(args.request_id)
+    ans = _node(args).app.provision_answer(args.actor, args.request_id)
     out({"request_id": ans.request_id, "status": ans.status, "message": ans.message})
     return 0
 
@@ -482,7 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kind", required=True, choices=_choices(AgencyKind))
     s.add_argument("--key-id", required=True)
     s.add_argument("--public-key", required=True, help="hex of the raw Ed25519 public key")
-    s.add_argument("--valid-from", required=True, help="ISO 8601 time the key became valid")
+    s.add_argument(
+        "--valid-from", required=True, help="ISO 8601 time with UTC offset the key became valid (see `key list`)"
+    )
     s.set_defaults(cmd="agency trust")
 
     g = sub(groups, "staff", "staff and roles").add_subparsers(dest="sub", required=True)
@@ -609,8 +623,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub(g, "approve", "approve the proposed decision on a held request")
     actor(s)
     s.add_argument("request_id", type=_uuid)
+    s.add_argument(
+        "--proposal",
+        type=_proposal_version,
+        required=True,
+        metavar="VERSION",
+        help="the proposal you approve: its proposal_version in `view queue`; one proposed again since is refused",
+    )
     s.set_defaults(cmd="provision approve")
-    s = sub(g, "status", "what the querying agency sees")
+    s = sub(g, "status", "what the querying agency sees (the querying or the providing agency only)")
+    actor(s)
     s.add_argument("request_id", type=_uuid)
     s.set_defaults(cmd="provision status")
 

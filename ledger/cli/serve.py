@@ -21,7 +21,7 @@ def _ttl(value: str) -> timedelta:
         if value[-1:] in units:
             return timedelta(seconds=float(value[:-1]) * units[value[-1]])
         return timedelta(seconds=float(value))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: e.g. 1e300h, beyond any timedelta
         raise argparse.ArgumentTypeError("not a lifetime (e.g. 900, 15m, 8h)") from None
 
 
@@ -40,6 +40,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ledger.api import create_app
+    from ledger.api.settings import HttpSettings
 
     class Server(uvicorn.Server):
         """Stops on SIGTERM/SIGINT like uvicorn, then returns instead of re-raising the signal, so the node
@@ -59,10 +60,14 @@ def _serve(args: argparse.Namespace) -> int:
         node.state.fresh()  # the decisions' state, built before the first request rather than by it
     except FlagLedgerError as exc:  # the log does not verify: every decision fails until it is repaired
         print(f"flagledger: ALARM: [{exc.code}] {exc}", file=sys.stderr)
+    http = HttpSettings.from_config(node.config)
     print(f"flagledger: serving {sorted(node.app.hosted)} on http://{args.host}:{args.port} "
           f"(console: /console/, API: /api/v1/, OpenAPI: /openapi.json)", file=sys.stderr)
+    if http.insecure_cookie:
+        print("flagledger: WARNING: http insecure_cookie is on: console sessions over plain HTTP (local "
+              "development only)", file=sys.stderr)
     config = uvicorn.Config(create_app(node), host=args.host, port=args.port, log_level="info",
-                            access_log=args.access_log, lifespan="off")
+                            access_log=args.access_log, lifespan="off", **http.uvicorn_options())
     Server(config).run()
     return 0
 
@@ -81,13 +86,16 @@ class ApiThread:
         import uvicorn
 
         from ledger.api import create_app
+        from ledger.api.settings import HttpSettings
 
         class _InThread(uvicorn.Server):
             @contextlib.contextmanager
             def capture_signals(self) -> Iterator[None]:
                 yield
 
-        config = uvicorn.Config(create_app(node), host=host, port=port, log_level="warning", lifespan="off")
+        options = HttpSettings.from_config(node.config).uvicorn_options()
+        config = uvicorn.Config(create_app(node), host=host, port=port, log_level="warning", lifespan="off",
+                                **options)
         self.server = _InThread(config)
         self.thread = threading.Thread(target=self.server.run, name="flagledger-api", daemon=True)
         self.thread.start()

@@ -51,6 +51,7 @@ class ProvisionRequest(LedgerAggregate):
         self.applicant = applicant
         self.status: str | None = None
         self.proposal: dict[str, str] | None = None
+        self.proposal_version: int | None = None  # the version of the DecisionProposed event standing now
 
     @event("AutoProvided")
     def provide_automatically(self) -> None:
@@ -73,24 +74,34 @@ class ProvisionRequest(LedgerAggregate):
     @event("DecisionProposed")
     def _proposed(self, decision: str, applicant_check: str, by: str, note: str) -> None:
         self.proposal = {"decision": decision, "applicant_check": applicant_check, "by": by}
+        self.proposal_version = self.version + 1  # this event's own version (applied before it is counted)
 
-    def approve_decision(self, by: str) -> None:
+    def approve_decision(self, by: str, proposal_version: int) -> None:
+        """Approve the proposal the approver saw, named by its version: a proposal replaced since (the
+        reviewer proposed again after the approver looked) is refused, so no one approves what they never saw."""
         self.check_held()
-        if self.proposal is None:
+        if self.proposal is None or self.proposal_version is None:
             raise StateConflict("no decision has been proposed for this held request")
         if self.proposal["by"] == by:
             raise SelfApprovalError("the reviewer who proposed the decision cannot approve it (four eyes)")
+        if proposal_version != self.proposal_version:
+            raise StateConflict(
+                "the proposal you approve is not the current one (it was proposed again since): reload the held "
+                "request, review the current proposal and approve that one",
+                code="stale_proposal",
+            )
         if self.proposal["decision"] == "provide":
-            self._provided_manually(approved_by=by)
+            self._provided_manually(approved_by=by, proposal_version=proposal_version)
         else:
-            self._refused(approved_by=by)
+            self._refused(approved_by=by, proposal_version=proposal_version)
 
+    # ``proposal_version`` names the DecisionProposed event approved; events recorded before it existed lack it
     @event("ManuallyProvided")
-    def _provided_manually(self, approved_by: str) -> None:
+    def _provided_manually(self, approved_by: str, proposal_version: int | None = None) -> None:
         self.status = ProvisionStatus.PROVIDED_MANUALLY.value
 
     @event("Refused")
-    def _refused(self, approved_by: str) -> None:
+    def _refused(self, approved_by: str, proposal_version: int | None = None) -> None:
         self.status = ProvisionStatus.REFUSED.value
 
 

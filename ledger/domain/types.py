@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import TypeVar
 
@@ -129,3 +130,43 @@ def parse_enum(kind: type[E], value: str, what: str) -> E:
     except ValueError:
         allowed = ", ".join(m.value for m in kind)
         raise InputError(f"unknown {what}; expected one of: {allowed}", field=what) from None
+
+
+# The calendar the ledger accepts at every edge (CLI, API, in-process callers): wide enough for any review date
+# or audit period, and far from date.min/date.max, next to which adding a day or a time zone overflows.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+
+
+def calendar_day(value: date, what: str) -> date:
+    """``value`` if it lies in the ledger's calendar; otherwise an ``InputError`` naming ``what`` (never the
+    value: whatever was typed there is not repeated)."""
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise InputError(f"{what} must be a date from {FIRST_DAY} to {LAST_DAY}")
+    return value
+
+
+def parse_day(text: str, what: str) -> date:
+    """A ``YYYY-MM-DD`` date within the ledger's calendar, or an ``InputError`` naming ``what``."""
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(f"{what} is not a date (YYYY-MM-DD)") from None
+    return calendar_day(day, what)
+
+
+def parse_moment(text: str, what: str) -> datetime:
+    """An ISO 8601 instant *with* a UTC offset, within the ledger's calendar, as UTC; or an ``InputError``
+    naming ``what``. A bare local time is refused rather than guessed (an auditor's "10:00" in JST and a
+    server's in UTC are nine hours apart)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(
+            f"{what} is not an ISO 8601 time; write e.g. 2026-11-25T10:00:00+09:00 or 2026-11-25T01:00:00Z"
+        ) from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InputError(f"{what} has no UTC offset; add one (e.g. +09:00 for JST, Z for UTC)")
+    calendar_day(moment.date(), what)  # far from the ends, so the conversion below cannot overflow
+    return moment.astimezone(UTC)
+

@@ -406,7 +406,8 @@ class LeakMachine(RuleBasedStateMachine):
         decision = "provide" if provide else "refuse"
         self.at(r.provider).propose_decision(self.who(r.provider, "rev"), UUID(r.rid), decision,
                                              "known_perpetrator")
-        self.at(r.provider).approve_decision(self.who(r.provider, "apr"), UUID(r.rid))
+        seen = self.at(r.provider).provision_request(UUID(r.rid)).proposal_version  # what the approver is shown
+        self.at(r.provider).approve_decision(self.who(r.provider, "apr"), UUID(r.rid), seen)
         r.status = "answered" if provide else "not_provided"
 
     # -- the checks ----------------------------------------------------------------------------------------

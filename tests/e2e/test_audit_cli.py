@@ -143,7 +143,8 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
     held = node.app.request_provision(Actor(C, "counter"), A, x, legal_item=9, procedure="生活保護<b>",
                                       info_kind="住民票")
     node.app.propose_decision(Actor(A, "rev"), UUID(held.request_id), "refuse", "known_perpetrator")
-    node.app.approve_decision(Actor(A, "apr"), UUID(held.request_id))
+    node.app.approve_decision(Actor(A, "apr"), UUID(held.request_id),
+                              node.app.provision_request(UUID(held.request_id)).proposal_version)
     pending = node.app.request_provision(Actor(C, "counter"), A, x, legal_item=9, procedure="生活保護",
                                          info_kind="住民票")
     node.app.record_access(Actor(A, "aud"), x, "nationwide holders", HOSTILE_PURPOSE)

@@ -174,7 +174,8 @@ class Pair:
                     self.held_at_a.add(answer.request_id)
                     if self.rng.random() < 0.3:
                         node.app.propose_decision(Actor(A, "rev"), request.id, "refuse", "known_perpetrator")
-                        node.app.approve_decision(Actor(A, "apr"), request.id)
+                        seen = node.app.provision_request(request.id).proposal_version
+                        node.app.approve_decision(Actor(A, "apr"), request.id, seen)
         finally:
             node.close()
 

@@ -78,7 +78,10 @@ def test_the_whole_workflow_over_http(node: Node, person: Callable[[], str]) -> 
     assert [h["request_id"] for h in held] == [asked["request_id"]]
     api.post("131032/rev", f"/provision-requests/{asked['request_id']}/propose",
              {"decision": "refuse", "applicant_check": "known_perpetrator", "note": "加害者からの照会"})
-    assert api.post("131032/apr", f"/provision-requests/{asked['request_id']}/approve")["status"] == "refused"
+    (shown,) = api.get("131032/apr", "/queue")["held"]
+    assert shown["proposal"] == "refuse" and shown["proposal_version"] >= 3
+    assert api.post("131032/apr", f"/provision-requests/{asked['request_id']}/approve",
+                    {"proposal_version": shown["proposal_version"]})["status"] == "refused"
     assert api.get(f"{A}/counter", f"/provision-requests/{asked['request_id']}")["status"] == "not_provided"
     assert api.get("131032/rev", "/queue")["held"] == []
 
@@ -134,8 +137,8 @@ def test_roles_and_four_eyes_are_403_with_their_codes(api: Api, person: Callable
                                             403))["code"] == "role_not_permitted"
     assert _unchanged(api, lambda: api.post(f"{B}/counter", f"/flag-requests/{rid}/approve", {},
                                             403))["code"] == "role_not_permitted"
-    assert _unchanged(api, lambda: api.post(f"{A}/apr", f"/flag-requests/{rid}/approve", {},
-                                            403))["code"] == "other_agency"
+    theirs = _unchanged(api, lambda: api.post(f"{A}/apr", f"/flag-requests/{rid}/approve", {}, 404))
+    assert theirs == {"code": "not_found", "message": f"unknown flag request {rid}"}, "as if it did not exist"
     assert _unchanged(api, lambda: api.post(f"{B}/op", f"/flag-requests/{rid}/execute", status=409))["code"] \
         == "conflict", "not approved yet"
     assert _unchanged(api, lambda: api.post(f"{B}/apr", "/body-requests", {"municipality": A, "subject": x,
@@ -156,7 +159,7 @@ def test_unknown_ids_are_404_and_bad_input_is_422_with_fields(api: Api, person: 
     missing = str(uuid4())
     for path in (f"/flag-requests/{missing}/approve", f"/flag-requests/{missing}/reject",
                  f"/provision-requests/{missing}/approve"):
-        body = {"reason": "r"} if path.endswith("reject") else {}
+        body = {"reason": "r"} if path.endswith("reject") else {"proposal_version": 3} if "provision" in path else {}
         assert _unchanged(api, lambda p=path, b=body: api.post(f"{B}/apr", p, b, 404))["code"] == "not_found"
     assert api.get(f"{B}/apr", f"/flag-requests/{missing}", status=404)["code"] == "not_found"
     theirs = api.post(f"{A}/req", "/flag-requests", {"subject": person(), "flags": [ND]}, 201)["request_id"]
@@ -197,10 +200,11 @@ def test_held_decisions_refusals(api: Api, person: Callable[[], str]) -> None:
     api.protect(B, x, [NAR])
     rid = api.post(f"{A}/counter", "/provision-requests", {"provider": A, "subject": x, "legal_item": 3,
                                                            "procedure": "p", "info_kind": "k"}, 201)["request_id"]
-    assert api.post(f"{A}/apr", f"/provision-requests/{rid}/approve", status=409)["code"] == "conflict", \
-        "nothing proposed yet"
+    assert api.post(f"{A}/apr", f"/provision-requests/{rid}/approve", {"proposal_version": 3},
+                    409)["code"] == "conflict", "nothing proposed yet"
     assert api.post(f"{B}/rev", f"/provision-requests/{rid}/propose",
-                    {"decision": "provide", "applicant_check": "unknown"}, 403)["code"] == "other_agency"
+                    {"decision": "provide", "applicant_check": "unknown"}, 404) == {
+        "code": "not_found", "message": f"unknown provision request {rid}"}
     assert api.post(f"{A}/counter", f"/provision-requests/{rid}/propose",
                     {"decision": "provide", "applicant_check": "unknown"}, 403)["code"] == "role_not_permitted"
     assert api.post(f"{A}/rev", f"/provision-requests/{rid}/propose",
@@ -208,5 +212,9 @@ def test_held_decisions_refusals(api: Api, person: Callable[[], str]) -> None:
         "body", "decision"]
     api.post(f"{A}/rev", f"/provision-requests/{rid}/propose",
              {"decision": "provide", "applicant_check": "protected_person"})
-    assert api.post(f"{A}/apr", f"/provision-requests/{rid}/approve")["status"] == "provided_manually"
+    assert api.post(f"{A}/apr", f"/provision-requests/{rid}/approve", {}, 422)["fields"][0]["loc"] == [
+        "body", "proposal_version"], "an approval names the proposal it approves"
+    (shown,) = api.get(f"{A}/apr", "/queue")["held"]
+    assert api.post(f"{A}/apr", f"/provision-requests/{rid}/approve",
+                    {"proposal_version": shown["proposal_version"]})["status"] == "provided_manually"
     assert api.get(f"{A}/counter", f"/provision-requests/{rid}")["status"] == "answered"

@@ -78,7 +78,9 @@ def test_approve_execute_and_decide_a_held_request_through_forms(sqlite_node: No
                                                      "applicant_check": "known_perpetrator"})
     assert r.status_code == 200 and "判断案を登録しました" in r.text
     apr, apr_csrf = signed_in(sqlite_node, C, "apr")
-    r = apr.post(f"/console/held/{q}/approve", data={"csrf": apr_csrf})
+    version = re.search(r'name="proposal_version" value="(\d+)"', apr.get("/console/held").text)
+    assert version is not None, "the approve form names the proposal shown"
+    r = apr.post(f"/console/held/{q}/approve", data={"csrf": apr_csrf, "proposal_version": version.group(1)})
     assert r.status_code == 200 and "判断を確定しました" in r.text and q not in r.text
     assert api.get(f"{A}/counter", f"/provision-requests/{q}")["status"] == "not_provided"
     counter, _ = signed_in(sqlite_node, C, "counter")

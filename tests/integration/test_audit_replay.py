@@ -69,7 +69,8 @@ def history(node: Node, people: list[str], rounds: int, person: Callable[[], str
                 from uuid import UUID
 
                 node.app.propose_decision(Actor(A, "rev"), UUID(held.request_id), "refuse", "known_perpetrator")
-                node.app.approve_decision(Actor(A, "apr"), UUID(held.request_id))
+                node.app.approve_decision(Actor(A, "apr"), UUID(held.request_id),
+                                          node.app.provision_request(UUID(held.request_id)).proposal_version)
         if i % 4 == 2:
             set_flags(node, B, people[(i - 2) % len(people)], ["NO_AUTO_RESPONSE", "NON_DISCLOSURE"], "release")
         if i == 3:

@@ -104,7 +104,8 @@ class World:
                 if waiting:
                     agency, rid = waiting[0]
                     app.propose_decision(Actor(agency, "rev"), UUID(rid), op[1], "unknown")
-                    app.approve_decision(Actor(agency, "apr"), UUID(rid))
+                    app.approve_decision(Actor(agency, "apr"), UUID(rid),
+                                         app.provision_request(UUID(rid)).proposal_version)
             else:
                 app.send_body_request(Actor(SC, "req"), op[1], self.people[op[2]], ["NON_DISCLOSURE"])
         except FlagLedgerError:

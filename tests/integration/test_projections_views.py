@@ -156,10 +156,10 @@ def test_other_agencies_see_that_a_person_is_protected_but_not_where(node: Node,
         if e.event == "AccessRecord.ProtectedDetailsRead"
     ]
     assert [r.detail["what"] for r in reads][:1] == ["nationwide holders"], "the read was recorded first"
-    target = views.resolve_liaison(node, Actor(B, "rev"), at_a.liaison[0])
+    target = views.resolve_liaison(node, Actor(B, "rev"), at_a.liaison[0], purpose="A asks B to call her")
     assert target.subject == node.app.subject(x) and target.flags == (ND, NAR)
     with pytest.raises(NotFoundError):
-        views.resolve_liaison(node, Actor(C, "rev"), at_a.liaison[0])
+        views.resolve_liaison(node, Actor(C, "rev"), at_a.liaison[0], purpose="curious")
 
 
 def test_the_counter_never_names_the_provider_of_a_protected_person(node: Node, person: Any) -> None:
@@ -205,7 +205,7 @@ def test_work_queues_list_what_waits_for_each_agency(node: Node, person: Any) ->
         (first, A, "known_perpetrator"),
         (second, C, "protected_person"),
     ], "oldest first, with the relation"
-    app.approve_decision(Actor(B, "apr"), UUID(first))
+    app.approve_decision(Actor(B, "apr"), UUID(first), held[0].proposal_version)
     assert [h.request_id for h in views.work_queue(node, Actor(B, "apr")).held] == [second]
     assert views.work_queue(node, Actor(A, "apr")).held == (), "A provides nothing about x"
 

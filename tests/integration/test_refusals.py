@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -18,7 +18,7 @@ from ledger.errors import (
     SelfApprovalError,
     StateConflict,
 )
-from tests.conftest import SC, A, B
+from tests.conftest import SC, A, B, C
 
 
 def _refused(node: Node, error: type[FlagLedgerError], action: Callable[[], object]) -> FlagLedgerError:
@@ -52,12 +52,14 @@ def test_one_approver_cannot_count_twice_when_two_are_required(node: Node, perso
     assert node.app.approve_request(Actor(B, "apr2"), rid) == "approved"
 
 
-def test_wrong_role_and_wrong_agency_are_refused(pending) -> None:
+def test_wrong_role_is_refused_and_another_agencys_request_is_as_if_unknown(pending) -> None:
+    """Threat: a peer agency (its staff probing ids). Another agency's request is answered exactly like an
+    unknown id: a refusal naming the owner would tell them which agency holds the request."""
     node, _, rid = pending
     err = _refused(node, PermissionDenied, lambda: node.app.approve_request(Actor(B, "counter"), rid))
     assert err.code == "role_not_permitted"
-    err = _refused(node, PermissionDenied, lambda: node.app.approve_request(Actor(A, "apr"), rid))
-    assert err.code == "other_agency"
+    err = _refused(node, NotFoundError, lambda: node.app.approve_request(Actor(A, "apr"), rid))
+    assert str(err) == f"unknown flag request {rid}" and B not in str(err)
 
 
 def test_execute_before_approval_is_refused(pending) -> None:
@@ -121,11 +123,12 @@ def test_only_protection_bodies_send_body_requests_and_only_to_the_addressee(nod
     node.app.enroll_staff(Actor(A, "admin"), "bodyreq", "b", ["requester"])
     _refused(node, PermissionDenied, lambda: app.send_body_request(Actor(A, "req"), B, person(), ["NON_DISCLOSURE"]))
     bid = app.send_body_request(Actor(SC, "req"), B, person(), ["NON_DISCLOSURE"])
-    _refused(
+    err = _refused(  # sent to another municipality: as if there were no such request
         node,
-        PermissionDenied,
+        NotFoundError,
         lambda: app.request_flags(Actor(A, "req"), person(), ["NON_DISCLOSURE"], body_request_id=bid),
     )
+    assert str(err) == f"unknown protection-body request {bid}"
 
 
 def test_a_held_request_cannot_be_decided_by_one_person(node: Node, person) -> None:
@@ -138,8 +141,49 @@ def test_a_held_request_cannot_be_decided_by_one_person(node: Node, person) -> N
     from uuid import UUID
 
     held = UUID(answer.request_id)
-    _refused(node, StateConflict, lambda: app.approve_decision(Actor(B, "apr"), held))  # nothing proposed yet
+    _refused(node, StateConflict, lambda: app.approve_decision(Actor(B, "apr"), held, 1))  # nothing proposed yet
     app.grant_role(Actor(B, "admin"), "rev", "approver")
     app.propose_decision(Actor(B, "rev"), held, "provide", "unknown")
-    _refused(node, SelfApprovalError, lambda: app.approve_decision(Actor(B, "rev"), held))
+    seen = app.provision_request(held).proposal_version
+    _refused(node, SelfApprovalError, lambda: app.approve_decision(Actor(B, "rev"), held, seen))
     assert app.querier_answer(held).status == "in_progress"
+
+
+def test_other_agencies_requests_and_cases_answer_exactly_like_unknown_ones(node: Node, person) -> None:
+    """Threat: a peer agency's staff (or a perpetrator at its counter) probing ids. For every command that acts
+    on an agency's own request or case, another agency's object and an id naming nothing give the same error
+    class, code and message pattern, name no agency, and write nothing."""
+    app = node.app
+    x = person()
+    case = app.open_case(Actor(B, "req"), x)
+    flag = app.request_flags(Actor(B, "req"), x, ["NO_AUTO_RESPONSE"])
+    protect = app.request_flags(Actor(B, "req"), person(), ["NO_AUTO_RESPONSE"])
+    app.approve_request(Actor(B, "apr"), protect)
+    app.execute_request(Actor(B, "op"), protect)
+    protected = app.flag_request(protect).subject
+    held = UUID(app.request_provision(Actor(A, "counter"), B, protected, legal_item=1, procedure="p",
+                                      info_kind="k").request_id)
+    app.propose_decision(Actor(B, "rev"), held, "refuse", "unknown")
+    version = app.provision_request(held).proposal_version
+    commands: list[tuple[str, Callable[[str, UUID], object]]] = [
+        ("case", lambda c, i: app.add_perpetrator(Actor(c, "req"), i, person())),
+        ("case", lambda c, i: app.request_flags(Actor(c, "req"), person(), ["NON_DISCLOSURE"], case_id=i)),
+        ("flag request", lambda c, i: app.approve_request(Actor(c, "apr"), i)),
+        ("flag request", lambda c, i: app.reject_request(Actor(c, "apr"), i, "no")),
+        ("flag request", lambda c, i: app.execute_request(Actor(c, "op"), i)),
+        ("provision request", lambda c, i: app.propose_decision(Actor(c, "rev"), i, "provide", "unknown")),
+        ("provision request", lambda c, i: app.approve_decision(Actor(c, "apr"), i, version)),
+        ("provision request", lambda c, i: app.provision_answer(Actor(c, "counter"), i)),
+    ]
+    owned = {"case": case, "flag request": flag, "provision request": held}
+    for what, run in commands:
+        theirs, missing = owned[what], uuid4()
+        for agency in (C, SC):  # C neither asked nor provides; SC is another kind of agency
+            err = _refused(node, NotFoundError, lambda r=run, a=agency, t=theirs: r(a, t))
+            unknown = _refused(node, NotFoundError, lambda r=run, a=agency, m=missing: r(a, m))
+            assert err.code == unknown.code == "not_found", what
+            assert (str(err), str(unknown)) == (f"unknown {what} {theirs}", f"unknown {what} {missing}")
+            assert B not in str(err) and A not in str(err)
+    # an id of another kind of object is not told apart either
+    err = _refused(node, NotFoundError, lambda: app.approve_request(Actor(B, "apr"), held))
+    assert str(err) == f"unknown flag request {held}"

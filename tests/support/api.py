@@ -13,7 +13,8 @@ from ledger.bootstrap import Node
 
 
 def client(node: Node) -> TestClient:
-    return TestClient(create_app(node), raise_server_exceptions=False)
+    # https: the session cookie is Secure (ledger/api/settings.py), and a client keeps it off plain HTTP
+    return TestClient(create_app(node), base_url="https://testserver", raise_server_exceptions=False)
 
 
 def token(node: Node, agency: str, staff: str, *, roles: tuple[str, ...] | None = None,

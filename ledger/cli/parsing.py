@@ -24,6 +24,8 @@ _EVENT_ID = Bound(64)
 _LIAISON = Bound(24)  # L-<20 hex>
 _TTL = Bound(16)  # 900, 15m, 8h
 _UUID = Bound(45)  # a request or case id (UUID text, or urn:uuid:…)
+_PARKED_ID = Bound(18)  # a parked message's row id
+_PROPOSAL = Bound(10)  # a held request's proposal version
 
 # option (argparse ``dest``) → the bound of the field it fills (tests/unit/test_cli_bounds.py checks that every
 # text option of every command is here)
@@ -37,14 +39,15 @@ CLI_BOUNDS: dict[str, Bound] = {
     "subject": bounds.SUBJECT, "victim": bounds.SUBJECT, "perpetrator": bounds.SUBJECT, "proxy": bounds.SUBJECT,
     "old": bounds.SUBJECT, "new": bounds.SUBJECT, "viewer": bounds.SUBJECT, "key_id": bounds.KEY_ID,
     "request_id": _UUID, "case": _UUID, "body_request": _UUID, "public_key": _HEX_KEY, "event_id": _EVENT_ID,
-    "token": _LIAISON, "role": bounds.ENUM,
+    "token": _LIAISON, "role": bounds.ENUM, "incident_id": _UUID, "incident": _UUID, "id": _PARKED_ID,
+    "proposal": _PROPOSAL,
     # times
     "valid_from": bounds.TIME, "as_of": bounds.TIME, "start": bounds.TIME, "end": bounds.TIME,
-    "review_date": bounds.DATE, "today": bounds.DATE, "ttl": _TTL,
+    "review_date": bounds.DATE, "today": bounds.DATE, "ttl": _TTL, "since": bounds.TIME, "until": bounds.TIME,
     # places
     "data_dir": bounds.PATH, "demo_dir": bounds.PATH, "database_url": bounds.PATH, "checkpoint": bounds.PATH,
     "export": bounds.PATH, "file": bounds.PATH, "out": bounds.PATH, "output": bounds.PATH,
-    "target": bounds.PATH, "pseudonym_key_file": bounds.PATH, "signing_key_file": bounds.PATH,
+    "target": bounds.PATH, "scratch": bounds.PATH, "pseudonym_key_file": bounds.PATH, "signing_key_file": bounds.PATH,
     "host": _HOST, "metrics_host": _HOST, "serve_host": _HOST,
 }
 

@@ -22,6 +22,7 @@ from uuid import UUID
 from ledger.domain import bounds
 from ledger.domain.bounds import Bound, check_text
 from ledger.domain.cases import CHECKLIST_ITEMS
+from ledger.domain.incidents import IncidentKind
 from ledger.domain.types import Action, AgencyKind, Applicant, Flag, Reason, RequestKind, Role
 from ledger.errors import InputError
 
@@ -153,6 +154,14 @@ def hex_digits(n: int) -> Rule:
 
 
 HASH = hex_digits(64)
+CODE = shaped(r"[a-z_]{1,40}", Bound(40), "a reason code")
+_UUID_TEXT = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def boolean(field: str, value: Any) -> None:
+    if type(value) is not bool:
+        raise _schema(field, "true or false")
+
 SIZE = integer(0, 2**63 - 1)
 PEOPLE = 20  # persons named on one case (the API's limit too)
 
@@ -192,8 +201,30 @@ BY_EVENT: dict[str, dict[str, Rule]] = {
     "Protection.FlagsSet": {"reason": enum(Reason)},
     "BodyRequest.Sent": {"reason": enum(Reason)},
     "ProtectionCase.Opened": {"reason": enum(Reason)},
-    "AgencyHold.Placed": {"code": shaped(r"[a-z_]{1,40}", Bound(40), "a reason code")},
+    "AgencyHold.Placed": {"code": CODE},
     "AgencyHold.Lifted": {"by": ACTOR},
+    "ProvisionRequest.ManuallyProvided": {"proposal_version": optional(integer(1, 2**31 - 1))},
+    "ProvisionRequest.Refused": {"proposal_version": optional(integer(1, 2**31 - 1))},
+    # local-only records of what a parked message claimed: its header fields are the sender's, kept scrubbed
+    # and bounded (ledger.incidents.scrub), so they are words here, not the shapes a valid header would have
+    "Incident.Raised": {
+        "kind": enum(IncidentKind), "code": CODE, "message": HASH, "fingerprint": HASH,
+        "origin": text(Bound(40)), "key_id": text(Bound(120)), "stream": text(Bound(36)), "stream_version": SIZE,
+        "topic": text(Bound(200)), "event_id": text(Bound(64)), "stamped": text(Bound(40)),
+        "owner": text(bounds.AGENCY_CODE), "subjects": list_of(PSEUDONYM, 1000),
+        "claimed_subjects": list_of(PSEUDONYM, 1000), "parked_id": SIZE, "source": text(Bound(200)),
+        "origin_held": boolean,
+    },
+    "Incident.Acknowledged": {"at": moment},
+    "IncidentReport.Drafted": {
+        "incidents": list_of(shaped(_UUID_TEXT, Bound(36), "an id"), 100_000),
+        "subjects": list_of(PSEUDONYM, 100_000), "destination": text(bounds.PATH),
+    },
+    "RevokedKeyAcceptance.Proposed": {
+        "digest": HASH, "parked_id": SIZE, "event_id": text(Bound(64)), "origin": text(Bound(40)),
+        "key_id": text(Bound(120)), "stream": text(Bound(36)), "version": SIZE, "topic": text(Bound(200)),
+        "proposed_by": STAFF,
+    },
 }
 
 

@@ -162,7 +162,7 @@ def test_a_release_signed_by_another_agency_on_the_holder_s_stream_lifts_nothing
     from ledger.domain.flags import Protection
 
     s = story(node, person)
-    protection = node.app.find(Protection, Protection.create_id(B, s.x))
+    protection = node.app.find(Protection, node.app.ids.protection(B, s.x))
     assert protection is not None
     protection.release([ND, NAR], protection.flags[ND]["request_id"], "op", "forged")
     node.app.save_as(A, protection)

@@ -59,7 +59,7 @@ def test_wrong_role_is_refused_and_another_agencys_request_is_as_if_unknown(pend
     err = _refused(node, PermissionDenied, lambda: node.app.approve_request(Actor(B, "counter"), rid))
     assert err.code == "role_not_permitted"
     err = _refused(node, NotFoundError, lambda: node.app.approve_request(Actor(A, "apr"), rid))
-    assert str(err) == f"unknown flag request {rid}" and B not in str(err)
+    assert str(err) == "unknown flag request" and B not in str(err)
 
 
 def test_execute_before_approval_is_refused(pending) -> None:
@@ -128,7 +128,7 @@ def test_only_protection_bodies_send_body_requests_and_only_to_the_addressee(nod
         NotFoundError,
         lambda: app.request_flags(Actor(A, "req"), person(), ["NON_DISCLOSURE"], body_request_id=bid),
     )
-    assert str(err) == f"unknown protection-body request {bid}"
+    assert str(err) == "unknown protection-body request"
 
 
 def test_a_held_request_cannot_be_decided_by_one_person(node: Node, person) -> None:
@@ -182,8 +182,8 @@ def test_other_agencies_requests_and_cases_answer_exactly_like_unknown_ones(node
             err = _refused(node, NotFoundError, lambda r=run, a=agency, t=theirs: r(a, t))
             unknown = _refused(node, NotFoundError, lambda r=run, a=agency, m=missing: r(a, m))
             assert err.code == unknown.code == "not_found", what
-            assert (str(err), str(unknown)) == (f"unknown {what} {theirs}", f"unknown {what} {missing}")
+            assert (str(err), str(unknown)) == (f"unknown {what}", f"unknown {what}")
             assert B not in str(err) and A not in str(err)
     # an id of another kind of object is not told apart either
     err = _refused(node, NotFoundError, lambda: app.approve_request(Actor(B, "apr"), held))
-    assert str(err) == f"unknown flag request {held}"
+    assert str(err) == "unknown flag request"

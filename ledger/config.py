@@ -16,6 +16,7 @@ A signing key's ``file`` in config.json is relative to ``secrets/`` or absolute 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets as pysecrets
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from ledger.capacity import ONE_SHOT, PoolSizes
 from ledger.errors import ConfigurationError
 
 __all__ = ["AgencyEntry", "NodeConfig", "default_data_dir", "typed_settings"]
@@ -53,6 +55,7 @@ class NodeConfig:
     encryption: bool = True
     kafka: dict[str, Any] = field(default_factory=dict)
     observability: dict[str, Any] = field(default_factory=dict)  # metrics port, log format (consumers.observe)
+    capacity: dict[str, Any] = field(default_factory=dict)  # connection pools, API concurrency (ledger.capacity)
     database_password: str | None = field(default=None, repr=False)  # from a secret file; never saved
 
     # -- files --------------------------------------------------------------------------------
@@ -81,6 +84,7 @@ class NodeConfig:
                 encryption=bool(raw.get("encryption", True)),
                 kafka=dict(raw.get("kafka", {})),
                 observability=dict(raw.get("observability", {})),
+                capacity=dict(raw.get("capacity", {})),
             )
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"{path} is not valid: {exc}") from exc
@@ -109,6 +113,7 @@ class NodeConfig:
             "encryption": self.encryption,
             "kafka": self.kafka,
             "observability": self.observability,
+            **({"capacity": self.capacity} if self.capacity else {}),
         }
         self.path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
@@ -151,9 +156,21 @@ class NodeConfig:
         path = self.secrets_dir / name
         if path.exists() and not overwrite:
             return path
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text + "\n")
+        # written whole under a private name, then put in place in one step: two threads (API requests) or
+        # processes asking at once never read a half-written secret, and only the first one's is kept
+        tmp = path.with_name(f".{name}.{os.getpid()}.{pysecrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text + "\n")
+            if overwrite:
+                os.replace(tmp, path)
+            else:
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         return path
 
     def create_missing_secrets(self, pseudonym_key_file: Path | None = None) -> None:
@@ -171,7 +188,8 @@ class NodeConfig:
             self.write_secret("cipher.key", base64.b64encode(pysecrets.token_bytes(32)).decode())
 
     # -- eventsourcing environment ---------------------------------------------------------------
-    def ledger_env(self) -> dict[str, str]:
+    def ledger_env(self, pools: PoolSizes = ONE_SHOT) -> dict[str, str]:
+        """The event store's settings; on PostgreSQL its pool keeps ``pools.size`` connections open."""
         env: dict[str, str] = {}
         if self.database_url:
             u = urlparse(self.database_url)
@@ -184,6 +202,8 @@ class NodeConfig:
                 POSTGRES_PORT=str(u.port or 5432),
                 POSTGRES_USER=u.username or "postgres",
                 POSTGRES_PASSWORD=self.database_password or u.password or "",
+                POSTGRES_POOL_SIZE=str(pools.size),
+                POSTGRES_MAX_OVERFLOW=str(pools.overflow),
                 CREATE_TABLE="y",
                 # the library's recorder, sending a batch's rows as binary arrays (see ledger/pg_recorder.py)
                 APPLICATION_RECORDER_TOPIC="ledger.pg_recorder:BinaryInsertRecorder",

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from ledger.app import Actor
 from ledger.bootstrap import AgencySpec, Node, add_agency, init_node, open_node, rotate_key
+from ledger.capacity import ONE_SHOT, PoolSizes
 from ledger.domain.types import Action, AgencyKind, Applicant, Flag, Reason, RequestKind, Role
 from ledger.errors import (
     ConfigurationError,
@@ -75,8 +76,10 @@ def _actor(value: str) -> Actor:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _node(args: argparse.Namespace) -> Node:
-    node = open_node(Path(args.data_dir))
+def _node(args: argparse.Namespace, pools: PoolSizes | None = ONE_SHOT) -> Node:
+    """The node, holding one database connection per pool (a one-shot command); a process serving many
+    requests passes ``pools=None`` for its configured capacity (``ledger.capacity``)."""
+    node = open_node(Path(args.data_dir), pools=pools)
     args._node = node
     return node
 
@@ -100,6 +103,7 @@ def _init(args: argparse.Namespace) -> int:
         encryption=not args.no_encryption,
         pseudonym_key_file=args.pseudonym_key_file,
         signing_key_file=args.signing_key_file,
+        pools=ONE_SHOT,
     )
     args._node = node
     signer = node.app.signers[args.agency]
@@ -120,6 +124,7 @@ def _agency_add(args: argparse.Namespace) -> int:
         Path(args.data_dir),
         AgencySpec(args.agency, args.name, args.kind, args.admin, args.approvals),
         signing_key_file=args.signing_key_file,
+        pools=ONE_SHOT,
     )
     args._node = node
     out({"agency": args.agency, "key_id": node.app.signers[args.agency].key_id})

@@ -15,7 +15,7 @@ import os
 import random
 import signal
 import socket
-import statistics
+import ssl
 import subprocess
 import sys
 import time
@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +63,7 @@ def make_cast(data_dir: Path, database_url: str | None = None, people: int = 60,
         admin = Actor(AGENCY, "admin")
         for who, role in ROLES.items():
             node.app.enroll_staff(admin, who, who, [role])
-        tokens = {who: issue_token(node, admin, who, ttl=__import__("datetime").timedelta(hours=8))[0]
-                  for who in ROLES}
+        tokens = {who: issue_token(node, admin, who, ttl=timedelta(hours=8))[0] for who in ROLES}
     finally:
         node.close()
     rng = random.Random(seed)
@@ -85,9 +85,8 @@ def cli_env(cast: Cast, **extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def flagledger(*args: str, cwd: Path | None = None) -> list[str]:
-    """The argv running ``flagledger ARGS`` with this interpreter (from ``cwd``'s sources when given)."""
-    del cwd
+def flagledger(*args: str) -> list[str]:
+    """The argv running ``flagledger ARGS`` with this interpreter (a checkout's sources: run it in that cwd)."""
     return [sys.executable, "-c", "import sys; from ledger.cli.main import main; sys.exit(main())", *args]
 
 
@@ -95,16 +94,27 @@ def flagledger(*args: str, cwd: Path | None = None) -> list[str]:
 class Server:
     proc: subprocess.Popen[str]
     base: str
-    stopped_in: float | None = None
+    stopped_in: float | None = None  # seconds from SIGTERM to exit; None: still running, or killed after 30 s
     output: str = ""
+
+    def terminate(self, wait: float = 30.0) -> None:
+        """SIGTERM, then wait for the exit (killed after ``wait`` seconds, leaving ``stopped_in`` None)."""
+        if self.proc.poll() is not None and self.stopped_in is not None:
+            return
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.output = self.proc.communicate(timeout=wait)[0]
+            self.stopped_in = time.monotonic() - started
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.output = self.proc.communicate()[0]
 
 
 @contextmanager
 def serving(cast: Cast, *, source: Path | None = None, wait: float = 60.0, **env: str) -> Iterator[Server]:
-    """`flagledger serve` on a free loopback port (``source``: run another checkout's code, for a baseline).
-
-    On the way out the server gets SIGTERM; ``stopped_in`` is how long it took to exit (None: it had to be
-    killed after 30 s)."""
+    """`flagledger serve` on a free loopback port (``source``: run another checkout's code, for a baseline),
+    stopped with SIGTERM on the way out unless the caller did."""
     port = free_port()
     proc = subprocess.Popen(flagledger("serve", "--port", str(port)), cwd=source, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -122,14 +132,8 @@ def serving(cast: Cast, *, source: Path | None = None, wait: float = 60.0, **env
                 time.sleep(0.2)
         yield server
     finally:
-        started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            server.output = proc.communicate(timeout=30)[0]
-            server.stopped_in = time.monotonic() - started
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            server.output = proc.communicate()[0]
+        if server.stopped_in is None:
+            server.terminate()
 
 
 @dataclass
@@ -146,6 +150,7 @@ class LoadResult:
     conflicts: Counter[str] = field(default_factory=Counter)  # operation → 409 answers
     bodies_5xx: list[str] = field(default_factory=list)
     conflict_messages: set[str] = field(default_factory=set)
+    other_refusals: list[str] = field(default_factory=list)  # 4xx other than 409: none expected
 
     @property
     def requests(self) -> int:
@@ -180,14 +185,19 @@ class _Work:
 
 
 async def run_load(base: str, cast: Cast, *, clients: int, seconds: float, write_share: float = 0.3,
-                   timeout: float = 30.0, seed: int = 7) -> LoadResult:
-    """``clients`` keep-alive clients, each sending one request after another for ``seconds``."""
-    result = LoadResult()
+                   timeout: float = 30.0, seed: int = 7, until_refused: bool = False,
+                   result: LoadResult | None = None) -> LoadResult:
+    """``clients`` keep-alive clients, each sending one request after another for ``seconds``.
+
+    ``until_refused``: a client stops at its first transport error (the server is shutting down) instead of
+    counting it and going on. ``result``: count into this one (another thread may watch it grow)."""
+    result = result if result is not None else LoadResult()
     work = _Work()
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # plain http: one unused context, not 200 loading CA bundles
     stop_at = time.monotonic() + seconds
     started = time.monotonic()
     await asyncio.gather(*(_client(base, cast, work, result, random.Random(seed * 1000 + i), stop_at,
-                                   write_share, timeout) for i in range(clients)))
+                                   write_share, timeout, until_refused, tls) for i in range(clients)))
     result.seconds = time.monotonic() - started
     return result
 
@@ -196,11 +206,13 @@ Op = Callable[[httpx.AsyncClient, random.Random], Any]
 
 
 async def _client(base: str, cast: Cast, work: _Work, result: LoadResult, rng: random.Random, stop_at: float,
-                  write_share: float, timeout: float) -> None:
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with httpx.AsyncClient(base_url=base, timeout=timeout, limits=limits) as http:
+                  write_share: float, timeout: float, until_refused: bool, tls: ssl.SSLContext) -> None:
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)  # one terminal, one connection
+    async with httpx.AsyncClient(base_url=base, timeout=timeout, limits=limits, verify=tls) as http:
         while time.monotonic() < stop_at:
-            await _one(http, cast, work, result, rng, write_share)
+            answered = await _one(http, cast, work, result, rng, write_share)
+            if until_refused and not answered:
+                return
 
 
 def _auth(cast: Cast, who: str) -> dict[str, str]:
@@ -208,14 +220,15 @@ def _auth(cast: Cast, who: str) -> dict[str, str]:
 
 
 async def _one(http: httpx.AsyncClient, cast: Cast, work: _Work, result: LoadResult, rng: random.Random,
-               write_share: float) -> None:
+               write_share: float) -> bool:
+    """One request; False if no answer came (timeout, connection refused or cut)."""
     person = rng.choice(cast.people)
     if rng.random() < write_share:
         kind = rng.choices(["request", "approve", "execute", "provision", "recorded", "case"],
                            weights=[4, 4, 3, 3, 2, 1])[0]
     else:
         kind = rng.choice(["whoami", "counter", "agency_flags", "request_path", "queue", "nationwide"])
-    if kind == "approve" and not work.pending or kind == "execute" and not work.approved:
+    if (kind == "approve" and not work.pending) or (kind == "execute" and not work.approved):
         kind = "request"
     rid = ""
     if kind == "request":
@@ -254,15 +267,15 @@ async def _one(http: httpx.AsyncClient, cast: Cast, work: _Work, result: LoadRes
         r = await http.request(method, url, headers=_auth(cast, who), json=body)
     except httpx.TimeoutException:
         result.timeouts += 1
-        return
+        return False
     except httpx.TransportError as exc:
         result.transport_errors[type(exc).__name__] += 1
-        return
+        return False
     result.latencies.append(time.monotonic() - began)
     result.statuses[r.status_code] += 1
     if r.status_code >= 500:
         result.bodies_5xx.append(r.text[:300])
-        return
+        return True
     if r.status_code == 409:
         result.conflicts[kind] += 1
         result.conflict_messages.add(str(r.json().get("message", "")))
@@ -270,9 +283,10 @@ async def _one(http: httpx.AsyncClient, cast: Cast, work: _Work, result: LoadRes
             work.pending.remove(rid)
         if kind == "execute" and rid in work.approved:
             work.approved.remove(rid)
-        return
+        return True
     if r.status_code >= 300:
-        return
+        result.other_refusals.append(f"{kind} {r.status_code} {r.text[:200]}")
+        return True
     data = r.json()
     if kind == "request":
         result.acknowledged[FLAG_REQUESTED] += 1
@@ -293,6 +307,10 @@ async def _one(http: httpx.AsyncClient, cast: Cast, work: _Work, result: LoadRes
         result.acknowledged[ACCESS_READ] += 1
     elif kind == "case":
         result.acknowledged[CASE_OPENED] += 1
+    elif kind == "queue":  # a decider's listing of held requests records one read per person shown
+        shown = {h["subject"] for h in data["held"]} | {p["subject"] for p in data["probes"] if p["subject"]}
+        result.acknowledged[ACCESS_READ] += len(shown)
+    return True
 
 
 def cli_writer(cast: Cast, stop: Callable[[], bool], acknowledged: Counter[str], failures: list[str]) -> None:
@@ -309,15 +327,34 @@ def cli_writer(cast: Cast, stop: Callable[[], bool], acknowledged: Counter[str],
             failures.append(f"exit {done.returncode}: {done.stderr.strip()[-300:]}")
 
 
-def count_topics(cast: Cast) -> Counter[str]:
-    """Events in the node's log by topic suffix (``Class.Event``)."""
-    from ledger.bootstrap import open_node
+@dataclass
+class Census:
+    """The node's log, counted: events by topic suffix (``Class.Event``), approvals and executions per request."""
 
-    node = open_node(cast.data_dir)
+    topics: Counter[str]
+    approvals: Counter[str]
+    executions: Counter[str]
+
+
+def census(cast: Cast) -> Census:
+    from ledger.bootstrap import open_node
+    from ledger.capacity import ONE_SHOT
+
+    node = open_node(cast.data_dir, pools=ONE_SHOT)
+    topics: Counter[str] = Counter()
+    approvals: Counter[str] = Counter()
+    executions: Counter[str] = Counter()
     try:
-        return Counter(env.header.topic.rsplit(":", 1)[-1] for _, _, env in node.app.envelopes())
+        for _, _, env in node.app.envelopes():
+            topic = env.header.topic.rsplit(":", 1)[-1]
+            topics[topic] += 1
+            if topic == APPROVED:
+                approvals[env.header.stream] += 1
+            elif topic == EXECUTED:
+                executions[env.header.stream] += 1
     finally:
         node.close()
+    return Census(topics, approvals, executions)
 
 
 def report(label: str, result: LoadResult) -> str:
@@ -325,6 +362,3 @@ def report(label: str, result: LoadResult) -> str:
     return (f"{label}: {s['requests']} requests in {s['seconds']} s = {s['per_second']}/s, p50 {s['p50_ms']} ms, "
             f"p99 {s['p99_ms']} ms, timeouts {s['timeouts']}, statuses {json.dumps(s['statuses'])}")
 
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")

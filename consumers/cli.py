@@ -79,7 +79,7 @@ def _run_node(args: argparse.Namespace) -> int:
     """
     from consumers.observe import HealthServer, NodeMetrics, ObserveSettings, configure_logging
 
-    node = _node(args)
+    node = _node(args, pools=None)  # the configured capacity: it may serve the API beside its loop
     observe = ObserveSettings.from_config(
         node.config, metrics_port=args.metrics_port, metrics_host=args.metrics_host, log_format=args.log_format
     )

@@ -7,6 +7,7 @@ guards; a refused command saves nothing. Library errors become flagledger errors
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -68,7 +69,10 @@ from ledger.stream_ids import StreamIds
 if TYPE_CHECKING:
     from ledger.checkpoints import Checkpoint
 
-__all__ = ["Actor", "FlagLedger", "FlagStateReader", "ProxyIndex", "QuerierAnswer"]
+__all__ = ["CONCURRENT_CHANGE", "Actor", "FlagLedger", "FlagStateReader", "ProxyIndex", "QuerierAnswer"]
+
+log = logging.getLogger("flagledger.ledger")
+CONCURRENT_CHANGE = "someone else changed this at the same time; nothing was recorded: reload it and try again"
 
 A = TypeVar("A", bound=LedgerAggregate)
 KEY_TOPIC_PREFIX = "ledger.domain.keys:"
@@ -288,7 +292,9 @@ class FlagLedger(Application[UUID]):
         try:
             recordings = self.save(*aggregates, origin=origin)
         except LibIntegrityError as exc:
-            raise StateConflict(f"a concurrent change got there first; reload and try again ({exc})") from exc
+            # the driver's words (constraint, key values) are for the log, never for the person at the screen
+            log.info("save refused by the store's unique key: %s", exc)
+            raise StateConflict(CONCURRENT_CHANGE, code="concurrent_change") from exc
         except (PersistenceError, OperationalError) as exc:
             if "full" in str(exc).lower():
                 raise StorageError(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ledger import clock as wall_clock
 from ledger.app import Actor, FlagLedger
+from ledger.capacity import Capacity, PoolSizes
 from ledger.config import AgencyEntry, NodeConfig
 from ledger.domain.types import agency_code
 from ledger.errors import ConfigurationError
@@ -77,24 +78,29 @@ def open_node(
     *,
     clock: Callable[[], datetime] | None = None,
     projections: Sequence[Projection] | None = None,
+    pools: PoolSizes | None = None,
 ) -> Node:
+    """Open the node of ``data_dir``. ``pools``: the PostgreSQL connections of each of its two pools (default:
+    the configured capacity, for a process serving requests; one-shot commands pass ``ONE_SHOT``)."""
     from projections.base import Projector, create_engine
     from projections.proxy_index import ProxyIndex
     from projections.verified import VerifiedState
 
     config = NodeConfig.load(data_dir)
     config.secure_files()
+    if pools is None:
+        pools = Capacity.from_config(config).pools
     signers, anchors = _signers_and_anchors(config)
     kwargs = {"clock": clock} if clock is not None else {}
     app = FlagLedger(
-        config.ledger_env(),
+        config.ledger_env(pools),
         signers=signers,
         anchors=anchors,
         pseudonymizer=Pseudonymizer(config.pseudonym_secret()),
         ids=StreamIds(config.id_keys()),
         **kwargs,
     )
-    engine = create_engine(config.views_url())
+    engine = create_engine(config.views_url(), pools)
     projector = Projector(app, engine, projections if projections is not None else default_projections())
     projector.create_tables()
     # the request path decides from the verified log, not from rows of the views database
@@ -134,6 +140,7 @@ def init_node(
     pseudonym_key_file: Path | None = None,
     clock: Callable[[], datetime] | None = None,
     signing_key_file: Path | None = None,
+    pools: PoolSizes | None = None,
 ) -> Node:
     """Create a data directory hosting ``agencies``: keys, secrets, config, and their registration events.
 
@@ -153,8 +160,8 @@ def init_node(
     config.create_missing_secrets(pseudonym_key_file)
     config.save()
     for spec in agencies:
-        add_agency(data_dir, spec, clock=clock, signing_key_file=signing_key_file).close()
-    return open_node(data_dir, clock=clock)
+        add_agency(data_dir, spec, clock=clock, signing_key_file=signing_key_file, pools=pools).close()
+    return open_node(data_dir, clock=clock, pools=pools)
 
 
 def add_agency(
@@ -163,6 +170,7 @@ def add_agency(
     *,
     clock: Callable[[], datetime] | None = None,
     signing_key_file: Path | None = None,
+    pools: PoolSizes | None = None,
 ) -> Node:
     config = NodeConfig.load(data_dir)
     agency_code(spec.code)  # before it names any file under secrets/
@@ -177,7 +185,7 @@ def add_agency(
         )
     )
     config.save()
-    node = open_node(data_dir, clock=clock)
+    node = open_node(data_dir, clock=clock, pools=pools)
     node.app.register_agency(
         spec.code,
         spec.name,

@@ -18,6 +18,7 @@ A signing key's ``file`` in config.json is relative to ``secrets/`` or absolute 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets as pysecrets
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from ledger.capacity import ONE_SHOT, PoolSizes
 from ledger.errors import ConfigurationError
 from ledger.files import private_dir, private_file, write_private
 
@@ -57,6 +59,7 @@ class NodeConfig:
     kafka: dict[str, Any] = field(default_factory=dict)
     observability: dict[str, Any] = field(default_factory=dict)  # metrics port, log format (consumers.observe)
     http: dict[str, Any] = field(default_factory=dict)  # session cookie, trusted proxy (ledger.api.settings)
+    capacity: dict[str, Any] = field(default_factory=dict)  # connection pools, API concurrency (ledger.capacity)
     database_password: str | None = field(default=None, repr=False)  # from a secret file; never saved
 
     # -- files --------------------------------------------------------------------------------
@@ -86,6 +89,7 @@ class NodeConfig:
                 kafka=dict(raw.get("kafka", {})),
                 observability=dict(raw.get("observability", {})),
                 http=dict(raw.get("http", {})),
+                capacity=dict(raw.get("capacity", {})),
             )
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"{path} is not valid: {exc}") from exc
@@ -115,6 +119,7 @@ class NodeConfig:
             "kafka": self.kafka,
             "observability": self.observability,
             **({"http": self.http} if self.http else {}),
+            **({"capacity": self.capacity} if self.capacity else {}),
         }
         write_private(self.path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
@@ -197,9 +202,21 @@ class NodeConfig:
         path = self.secrets_dir / name
         if path.exists() and not overwrite:
             return path
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text + "\n")
+        # written whole under a private name, then put in place in one step: two threads (API requests) or
+        # processes asking at once never read a half-written secret, and only the first one's is kept
+        tmp = path.with_name(f".{name}.{os.getpid()}.{pysecrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text + "\n")
+            if overwrite:
+                os.replace(tmp, path)
+            else:
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         return path
 
     def create_missing_secrets(self, pseudonym_key_file: Path | None = None) -> None:
@@ -217,7 +234,8 @@ class NodeConfig:
             self.write_secret("cipher.key", base64.b64encode(pysecrets.token_bytes(32)).decode())
 
     # -- eventsourcing environment ---------------------------------------------------------------
-    def ledger_env(self) -> dict[str, str]:
+    def ledger_env(self, pools: PoolSizes = ONE_SHOT) -> dict[str, str]:
+        """The event store's settings; on PostgreSQL its pool keeps ``pools.size`` connections open."""
         env: dict[str, str] = {}
         if self.database_url:
             u = urlparse(self.database_url)
@@ -230,6 +248,8 @@ class NodeConfig:
                 POSTGRES_PORT=str(u.port or 5432),
                 POSTGRES_USER=u.username or "postgres",
                 POSTGRES_PASSWORD=self.database_password or u.password or "",
+                POSTGRES_POOL_SIZE=str(pools.size),
+                POSTGRES_MAX_OVERFLOW=str(pools.overflow),
                 CREATE_TABLE="y",
                 # the library's recorder, sending a batch's rows as binary arrays (see ledger/pg_recorder.py)
                 APPLICATION_RECORDER_TOPIC="ledger.pg_recorder:BinaryInsertRecorder",

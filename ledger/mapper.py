@@ -9,6 +9,7 @@ stream read also checks the hash chain.
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -28,6 +29,7 @@ from eventsourcing.persistence import (
     StoredEvent,
     Transcoder,
 )
+from eventsourcing.persistence import IntegrityError as LibIntegrityError
 from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
 from ledger.batch_writer import HeaderTemplate, envelope_bytes, merkle_paths
@@ -296,12 +298,19 @@ class SignedEventStore(EventStore[UUID]):
         super().__init__(mapper=mapper, recorder=recorder)
         self._heads: OrderedDict[UUID, Head] = OrderedDict()
         self._heads_cache = heads_cache
+        # API requests read and save on many threads at once: a reader that began before a save may finish
+        # after it, so heads only ever move forward, and each update of the cache is one step under this lock
+        self._heads_lock = threading.Lock()
         self.default_origin: Callable[[], str] | None = None
 
     def head(self, originator_id: UUID) -> Head | None:
         cached = self._heads.get(originator_id)
         if cached is not None:
             return cached
+        return self.stored_head(originator_id)
+
+    def stored_head(self, originator_id: UUID) -> Head | None:
+        """The stream's head as the store holds it now (not the cache)."""
         rows = self.recorder.select_events(originator_id, desc=True, limit=1)
         if not rows:
             return None
@@ -310,23 +319,41 @@ class SignedEventStore(EventStore[UUID]):
         return (rows[0].originator_version, env.hash_hex)
 
     def remember(self, originator_id: UUID, head: Head) -> None:
-        self._heads[originator_id] = head
-        self._heads.move_to_end(originator_id)
-        if len(self._heads) > self._heads_cache:
-            self._heads.popitem(last=False)
+        with self._heads_lock:
+            self._remember(originator_id, head)
+            while len(self._heads) > self._heads_cache:
+                self._heads.popitem(last=False)
+
+    def _remember(self, originator_id: UUID, head: Head) -> None:
+        cache = self._heads
+        cached = cache.get(originator_id)
+        if cached is not None and cached[0] > head[0]:
+            return  # another thread saved a later event while this one read the stream
+        cache[originator_id] = head
+        cache.move_to_end(originator_id)
 
     def _remember_all(self, heads: dict[UUID, Head]) -> None:
-        """``remember`` each of a saved batch's heads (inlined: one call per batch, not per event)."""
-        cache = self._heads
-        move = cache.move_to_end
-        for oid, head in heads.items():
-            cache[oid] = head
-            move(oid)
-        while len(cache) > self._heads_cache:
-            cache.popitem(last=False)
+        """``remember`` each of a saved batch's heads (one lock and one trim per batch, not per event)."""
+        with self._heads_lock:
+            for oid, head in heads.items():
+                self._remember(oid, head)
+            while len(self._heads) > self._heads_cache:
+                self._heads.popitem(last=False)
 
     def forget(self) -> None:
-        self._heads.clear()
+        with self._heads_lock:
+            self._heads.clear()
+
+    def _head_before(self, originator_id: UUID, version: int) -> Head | None:
+        """The head an event at ``version`` chains to. A cached head that is not ``version - 1`` is checked
+        against the store: the stream may have moved on (another thread or process saved first: the same
+        conflict the store's unique key reports, raised before signing) or the cache may be behind."""
+        head = self.head(originator_id)
+        if head is None or head[0] != version - 1:
+            head = self.stored_head(originator_id)
+        if head is not None and head[0] >= version:
+            raise LibIntegrityError(f"stream {originator_id} is at v{head[0]}, past the v{version - 1} read")
+        return head
 
     def put(self, domain_events: Sequence[DomainEventProtocol[UUID]], **kwargs: Any) -> list[Recording[UUID]]:
         origin = kwargs.pop("origin", None)
@@ -337,15 +364,16 @@ class SignedEventStore(EventStore[UUID]):
         heads: dict[UUID, Head] = {}
         for e in domain_events:
             if e.originator_version > 1 and e.originator_id not in heads:
-                head = self.head(e.originator_id)
+                head = self._head_before(e.originator_id, e.originator_version)
                 if head is not None:
                     heads[e.originator_id] = head
         stored = self.mapper.seal(domain_events, origin, heads)
         try:
             ids = self.recorder.insert_events(stored, **kwargs)
         except Exception:
-            for e in domain_events:  # a refused write must not leave stale heads behind
-                self._heads.pop(e.originator_id, None)
+            with self._heads_lock:  # a refused write must not leave stale heads behind
+                for e in domain_events:
+                    self._heads.pop(e.originator_id, None)
             raise
         self._remember_all(heads)
         recordings = []

@@ -6,6 +6,7 @@ never be checked against another agency's key by accident.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -145,7 +146,7 @@ class KeyRing:
         return list(self._records.values())
 
     def knows_agency(self, agency: str) -> bool:
-        return any(r.agency == agency for r in self._records.values())
+        return any(r.agency == agency for r in list(self._records.values()))  # a snapshot: keys come on any thread
 
     def check_key(self, agency: str, key_id: str, at: datetime) -> Ed25519PublicKey:
         """The public key if ``key_id`` is ``agency``'s and valid at ``at``; else UntrustedKeyError."""
@@ -182,9 +183,12 @@ class KeyRing:
             public.verify(signature, message)
         except InvalidSignature:
             raise SignatureError(f"signature by {key_id} does not verify") from None
-        if len(self._verified) >= self.cache_size:
-            self._verified.pop(next(iter(self._verified)))
-        self._verified[cache_key] = None
+        verified = self._verified
+        if len(verified) >= self.cache_size:
+            # API requests verify on many threads: another may have evicted (or revoke() cleared) the oldest
+            with contextlib.suppress(StopIteration, KeyError, RuntimeError):
+                del verified[next(iter(verified))]
+        verified[cache_key] = None
 
     def verify_root(self, agency: str, key_id: str, at: datetime, root: bytes, size: int, signature: bytes) -> None:
         """:meth:`verify` of a sealed batch's message (:func:`ledger.envelope.batch_message`)."""

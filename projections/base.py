@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.app import FlagLedger
+from ledger.capacity import PoolSizes, retry_while_server_full
 from ledger.envelope import Envelope
 from ledger.errors import StorageError
 from ledger.faultpoint import ENV as FAULTPOINT_ENV
@@ -57,7 +58,9 @@ Readers = dict[str, list[tuple[str, Callable[[Any, Any, Envelope, int], None], b
 PROJECTOR_LOCK = 0x666C6167  # the advisory lock key of projection writers on PostgreSQL ("flag")
 
 
-def create_engine(url: str) -> Engine:
+def create_engine(url: str, pools: PoolSizes | None = None) -> Engine:
+    """The views' engine. ``pools`` (PostgreSQL): connections kept open and opened beyond them when busy; a
+    connection refused because the server is full is tried again (``ledger.capacity``)."""
     if url.startswith("sqlite"):
         engine = sa_create_engine(url, connect_args={"timeout": 30})
 
@@ -69,7 +72,14 @@ def create_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return sa_create_engine(url, pool_pre_ping=True)
+    sizes = {"pool_size": pools.size, "max_overflow": pools.overflow} if pools is not None else {}
+    engine = sa_create_engine(url, pool_pre_ping=True, **sizes)
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        return retry_while_server_full(lambda: dialect.connect(*cargs, **cparams))
+
+    return engine
 
 
 def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
@@ -164,11 +174,21 @@ class Projector:
 
     def catch_up(self, progress: Progress | None = None, stop: int | None = None) -> int:
         """Apply every event after each projection's position; returns the events applied."""
+        # the usual call (a read, with nothing logged since the last one) finds every projection at the log's
+        # end: it answers without queueing behind another thread's catch-up. The end is read first, so
+        # whatever this caller wrote before asking is at or before it.
+        end = stop if stop is not None else self.app.max_position()
+        if min(self.positions().values(), default=0) >= end:
+            return 0
         with self._threads, self.engine.connect() as conn:
             return self._catch_up(conn, progress, stop)
 
     def _catch_up(self, conn: Connection, progress: Progress | None, stop: int | None) -> int:
-        positions = self.positions()
+        try:  # on the one connection this catch-up holds (a one-shot command's pool has two at most)
+            positions = self._positions(conn)
+            conn.rollback()  # the read began a transaction; each page below runs in its own
+        except SQLAlchemyError as exc:
+            raise _storage_error("cannot read the projections' positions", exc) from exc
         start = min(positions.values(), default=0) + 1
         applied = 0
         end = stop if stop is not None else self.app.max_position()

@@ -154,9 +154,10 @@ class Follower:
 def follow(data_dir: Path, idle: float) -> int:
     """The child: open the node, then catch up whenever woken (or every ``idle`` seconds) until stdin ends."""
     from ledger.bootstrap import open_node
+    from ledger.capacity import ONE_SHOT
 
     try:
-        node = open_node(data_dir)
+        node = open_node(data_dir, pools=ONE_SHOT)  # one thread: one connection per pool
     except Exception as exc:  # told to the parent, which says what to do next
         print(f"{type(exc).__name__}: {exc}".replace("\n", " "), flush=True)
         return 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,8 +10,10 @@ from fastapi import FastAPI, Request, Response
 
 from ledger.api import commands, console, incidents, queries
 from ledger.api.errors import install_error_handlers
+from ledger.api.gate import ConcurrencyGate
 from ledger.api.settings import HttpSettings
 from ledger.bootstrap import Node
+from ledger.capacity import Capacity
 
 __all__ = ["create_app", "openapi_document"]
 
@@ -26,8 +27,9 @@ person is protected), 404 unknown, 409 conflict, 422 invalid input (`fields` nam
 """
 
 
-def create_app(node: Node | None = None) -> FastAPI:
-    """The ASGI app serving ``node`` (None: only for producing the OpenAPI document)."""
+def create_app(node: Node | None = None, concurrency: int | None = None) -> FastAPI:
+    """The ASGI app serving ``node`` (None: only for producing the OpenAPI document), working on at most
+    ``concurrency`` requests at once (default: the node's configured capacity; see ``ledger.api.gate``)."""
     app = FastAPI(
         title="flagledger",
         version="1",
@@ -37,7 +39,6 @@ def create_app(node: Node | None = None) -> FastAPI:
     )
     app.state.node = node
     app.state.http = HttpSettings.from_config(node.config if node is not None else None)
-    app.state.lock = threading.Lock()
     install_error_handlers(app)
     app.include_router(commands.router)
     app.include_router(queries.router)
@@ -56,6 +57,9 @@ def create_app(node: Node | None = None) -> FastAPI:
         )
         return response
 
+    if concurrency is None:
+        concurrency = Capacity.from_config(node.config).api_concurrency if node is not None else 1
+    app.add_middleware(ConcurrencyGate, limit=concurrency)  # added last: the outermost of ours
     return app
 
 

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter
 
-from ledger.api.deps import Caller, LockedNode
+from ledger.api.deps import Caller, CurrentNode
 from ledger.api.schemas import (
     ERROR_RESPONSES,
     ApproveDecisionIn,
@@ -37,7 +37,7 @@ router = APIRouter(prefix="/api/v1", tags=["commands"], responses=ERROR_RESPONSE
 
 
 @router.post("/cases", response_model=CaseOut, status_code=201, summary="open a protection case (相談受付)")
-def open_case(body: CaseIn, node: LockedNode, who: Caller) -> CaseOut:
+def open_case(body: CaseIn, node: CurrentNode, who: Caller) -> CaseOut:
     who.require(node, Action.OPEN_CASE)
     case_id = node.app.open_case(
         who.actor,
@@ -53,7 +53,7 @@ def open_case(body: CaseIn, node: LockedNode, who: Caller) -> CaseOut:
 
 @router.post("/flag-requests", response_model=RequestStatusOut, status_code=201,
              summary="request to set, release or renew flags")
-def request_flags(body: FlagRequestIn, node: LockedNode, who: Caller) -> RequestStatusOut:
+def request_flags(body: FlagRequestIn, node: CurrentNode, who: Caller) -> RequestStatusOut:
     who.require(node, Action.REQUEST_FLAG)
     rid = node.app.request_flags(
         who.actor,
@@ -70,7 +70,7 @@ def request_flags(body: FlagRequestIn, node: LockedNode, who: Caller) -> Request
 
 
 @router.get("/flag-requests/{request_id}", response_model=FlagRequestOut, summary="one of your agency's requests")
-def flag_request(request_id: UUID, node: LockedNode, who: Caller) -> FlagRequestOut:
+def flag_request(request_id: UUID, node: CurrentNode, who: Caller) -> FlagRequestOut:
     r = node.app.flag_request(request_id)
     if r.agency != who.actor.agency:  # another agency's request: as if it did not exist
         raise NotFoundError("unknown flag request")
@@ -82,13 +82,13 @@ def flag_request(request_id: UUID, node: LockedNode, who: Caller) -> FlagRequest
 
 
 @router.post("/flag-requests/{request_id}/approve", response_model=RequestStatusOut, summary="approve a request")
-def approve(request_id: UUID, body: ApproveIn, node: LockedNode, who: Caller) -> RequestStatusOut:
+def approve(request_id: UUID, body: ApproveIn, node: CurrentNode, who: Caller) -> RequestStatusOut:
     who.require(node, Action.APPROVE_FLAG)
     return RequestStatusOut(request_id=request_id, status=node.app.approve_request(who.actor, request_id, body.note))
 
 
 @router.post("/flag-requests/{request_id}/reject", response_model=RequestStatusOut, summary="reject a request")
-def reject(request_id: UUID, body: RejectIn, node: LockedNode, who: Caller) -> RequestStatusOut:
+def reject(request_id: UUID, body: RejectIn, node: CurrentNode, who: Caller) -> RequestStatusOut:
     who.require(node, Action.APPROVE_FLAG)
     node.app.reject_request(who.actor, request_id, body.reason)
     return RequestStatusOut(request_id=request_id, status="rejected")
@@ -96,7 +96,7 @@ def reject(request_id: UUID, body: RejectIn, node: LockedNode, who: Caller) -> R
 
 @router.post("/flag-requests/{request_id}/execute", response_model=ExecutedOut,
              summary="apply an approved request (designated operator)")
-def execute(request_id: UUID, node: LockedNode, who: Caller) -> ExecutedOut:
+def execute(request_id: UUID, node: CurrentNode, who: Caller) -> ExecutedOut:
     who.require(node, Action.EXECUTE_FLAG)
     node.app.execute_request(who.actor, request_id)
     r = node.app.flag_request(request_id)
@@ -105,7 +105,7 @@ def execute(request_id: UUID, node: LockedNode, who: Caller) -> ExecutedOut:
 
 @router.post("/body-requests", response_model=BodyRequestOut, status_code=201,
              summary="a protection body asks a municipality to set flags")
-def send_body_request(body: BodyRequestIn, node: LockedNode, who: Caller) -> BodyRequestOut:
+def send_body_request(body: BodyRequestIn, node: CurrentNode, who: Caller) -> BodyRequestOut:
     who.require(node, Action.SEND_BODY_REQUEST)
     bid = node.app.send_body_request(who.actor, body.municipality, body.subject, list(body.flags), body.reason)
     return BodyRequestOut(body_request_id=bid)
@@ -113,7 +113,7 @@ def send_body_request(body: BodyRequestIn, node: LockedNode, who: Caller) -> Bod
 
 @router.post("/provision-requests", response_model=QuerierAnswerOut, status_code=201,
              summary="query a providing agency about a subject (情報照会)")
-def request_provision(body: ProvisionIn, node: LockedNode, who: Caller) -> QuerierAnswerOut:
+def request_provision(body: ProvisionIn, node: CurrentNode, who: Caller) -> QuerierAnswerOut:
     who.require(node, Action.REQUEST_PROVISION)
     ans = node.app.request_provision(
         who.actor, body.provider, body.subject, legal_item=body.legal_item, procedure=body.procedure,
@@ -124,14 +124,14 @@ def request_provision(body: ProvisionIn, node: LockedNode, who: Caller) -> Queri
 
 @router.get("/provision-requests/{request_id}", response_model=QuerierAnswerOut,
             summary="the answer as the querying agency sees it")
-def provision_status(request_id: UUID, node: LockedNode, who: Caller) -> QuerierAnswerOut:
+def provision_status(request_id: UUID, node: CurrentNode, who: Caller) -> QuerierAnswerOut:
     ans = node.app.provision_answer(who.actor, request_id)
     return QuerierAnswerOut(request_id=request_id, status=ans.status, message=ans.message)  # type: ignore[arg-type]
 
 
 @router.post("/provision-requests/{request_id}/propose", response_model=RequestStatusOut,
              summary="propose to provide or refuse a held request, after checking who asks (Point 5)")
-def propose(request_id: UUID, body: ProposeIn, node: LockedNode, who: Caller) -> RequestStatusOut:
+def propose(request_id: UUID, body: ProposeIn, node: CurrentNode, who: Caller) -> RequestStatusOut:
     who.require(node, Action.REVIEW_HELD)
     node.app.propose_decision(who.actor, request_id, body.decision, body.applicant_check, body.note)
     return RequestStatusOut(request_id=request_id, status="held")
@@ -139,7 +139,7 @@ def propose(request_id: UUID, body: ProposeIn, node: LockedNode, who: Caller) ->
 
 @router.post("/provision-requests/{request_id}/approve", response_model=RequestStatusOut,
              summary="approve the proposed decision on a held request, naming the proposal seen")
-def approve_decision(request_id: UUID, body: ApproveDecisionIn, node: LockedNode, who: Caller) -> RequestStatusOut:
+def approve_decision(request_id: UUID, body: ApproveDecisionIn, node: CurrentNode, who: Caller) -> RequestStatusOut:
     who.require(node, Action.APPROVE_HELD)
     status = node.app.approve_decision(who.actor, request_id, body.proposal_version)
     return RequestStatusOut(request_id=request_id, status=status)

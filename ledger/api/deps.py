@@ -1,9 +1,14 @@
-"""Request-scoped pieces shared by the routers: the node (one at a time) and the authenticated caller."""
+"""Request-scoped pieces shared by the routers: the node and the authenticated caller.
+
+Requests share one node without a lock around them: reads run side by side, and each write is one sealed
+batch that the event store serialises (SQLite's writer lock, PostgreSQL's table lock); a write racing another
+on the same stream loses at the unique (stream, version) key and answers 409. The pieces of the node kept in
+memory are safe for that (see ``docs/concurrency.md``); how many requests run at once is bounded by
+:class:`ledger.api.gate.ConcurrencyGate`, below the worker threads and the database connections.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,30 +17,25 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ledger.api.auth import AuthError, Principal, verify_token
 from ledger.bootstrap import Node
 
-__all__ = ["COOKIE", "Caller", "LockedNode", "caller", "locked_node"]
+__all__ = ["COOKIE", "Caller", "CurrentNode", "LockedNode", "caller", "current_node"]
 
 COOKIE = "flagledger_session"
 bearer = HTTPBearer(auto_error=False, description="token from `flagledger staff token --as AGENCY/ADMIN STAFF`")
 
 
-def _lock(request: Request) -> threading.Lock:
-    lock: threading.Lock = request.app.state.lock
-    return lock
+async def current_node(request: Request) -> Node:
+    """The node serving this app (async: a plain attribute read needs no worker thread)."""
+    node: Node = request.app.state.node
+    return node
 
 
-def locked_node(request: Request) -> Iterator[Node]:
-    """The node, held for the whole request: the ledger application and its projector are used by one
-    request at a time (a staff console's load; reads follow writes without interleaving)."""
-    with _lock(request):
-        node: Node = request.app.state.node
-        yield node
-
-
-LockedNode = Annotated[Node, Depends(locked_node)]
+CurrentNode = Annotated[Node, Depends(current_node)]
+# the name the routers used while a lock was held around every request (kept for the console's imports)
+LockedNode = CurrentNode
 
 
 def caller(
-    node: LockedNode, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    node: CurrentNode, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthError("send `Authorization: Bearer <token>` (issued by `flagledger staff token`)")

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from ledger.app import Actor
 from ledger.bootstrap import AgencySpec, Node, add_agency, init_node, open_node, rotate_key
+from ledger.capacity import ONE_SHOT, PoolSizes
 from ledger.cli.parsing import SafeParser
 from ledger.domain.types import (
     Action,
@@ -94,8 +95,10 @@ def _actor(value: str) -> Actor:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _node(args: argparse.Namespace) -> Node:
-    node = open_node(Path(args.data_dir))
+def _node(args: argparse.Namespace, pools: PoolSizes | None = ONE_SHOT) -> Node:
+    """The node, holding one database connection per pool (a one-shot command); a process serving many
+    requests passes ``pools=None`` for its configured capacity (``ledger.capacity``)."""
+    node = open_node(Path(args.data_dir), pools=pools)
     args._node = node
     return node
 
@@ -119,6 +122,7 @@ def _init(args: argparse.Namespace) -> int:
         encryption=not args.no_encryption,
         pseudonym_key_file=args.pseudonym_key_file,
         signing_key_file=args.signing_key_file,
+        pools=ONE_SHOT,
     )
     args._node = node
     signer = node.app.signers[args.agency]
@@ -139,6 +143,7 @@ def _agency_add(args: argparse.Namespace) -> int:
         Path(args.data_dir),
         AgencySpec(args.agency, args.name, args.kind, args.admin, args.approvals),
         signing_key_file=args.signing_key_file,
+        pools=ONE_SHOT,
     )
     args._node = node
     out({"agency": args.agency, "key_id": node.app.signers[args.agency].key_id})

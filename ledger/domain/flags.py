@@ -56,8 +56,8 @@ class FlagRequest(LedgerAggregate):
     def approve(self, by: str, note: str = "") -> None:
         self.check_pending()
         self.check_not_requester(by, "approve")
-        if by in self.approvals:
-            raise SelfApprovalError(f"{by} has already approved this request; another approver is needed")
+        if by in self.approvals:  # not a four-eyes refusal (403): the state already holds this approval (409)
+            raise StateConflict(f"{by} has already approved this request; another approver is needed")
         self._approved(by=by, note=note)
 
     @event("Approved")
@@ -77,11 +77,15 @@ class FlagRequest(LedgerAggregate):
         self.decided_by = by
 
     def execute(self, by: str) -> None:
-        if self.status != RequestStatus.APPROVED.value:
+        if self.status == RequestStatus.EXECUTED.value:
+            raise StateConflict(f"this request was already executed by {self.decided_by}: nothing more to do")
+        if self.status == RequestStatus.PENDING.value:
             raise StateConflict(
-                f"request is {self.status}: it needs {self.approvals_required} approval(s) "
-                "before an operator acts"
+                f"request is pending: it needs {self.approvals_required} approval(s) before an operator acts "
+                f"({len(self.approvals)} so far)"
             )
+        if self.status != RequestStatus.APPROVED.value:
+            raise StateConflict(f"request is {self.status}: it cannot be executed")
         self._executed(by=by)
 
     @event("Executed")

@@ -115,3 +115,19 @@ def test_the_node_process_serves_the_api_beside_replication_and_stops_both_on_si
     assert not follower[0].is_running() or follower[0].status() == psutil.STATUS_ZOMBIE
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{base}/openapi.json", timeout=1)
+
+
+def test_serve_on_a_busy_port_says_so_before_claiming_to_serve(tmp_path: Path) -> None:
+    """Defends the operator (the administrator) from a server that reports "serving" and is not: a busy port
+    is a configuration error (exit 7) named before anything else is said."""
+    data = str(tmp_path / "node")
+    _enrolled_with_token(data)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = _start("serve", "--data-dir", data, "--port", str(port))
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 7, err
+    assert "cannot listen on 127.0.0.1:" in err and "another process is listening there" in err
+    assert "serving" not in err and "Traceback" not in err

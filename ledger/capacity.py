@@ -1,0 +1,122 @@
+"""How much one flagledger process takes on at once: PostgreSQL connections and concurrent API requests.
+
+A process has two connection pools: the event store's (the eventsourcing library's psycopg pool) and the
+views' (SQLAlchemy). Each keeps ``size`` connections open and opens up to ``overflow`` more while busy. A
+one-shot command (``flagledger flag approve …``) works on one thread and takes the minimum, :data:`ONE_SHOT`;
+``serve`` and ``node`` answer several API requests at once and take the configured sizes. A server whose
+``max_connections`` are all taken for a moment (a burst of commands) refuses new connections; both pools then
+wait for a slot, retrying for up to ``CONNECT_WAIT`` seconds, instead of failing the command.
+
+Settings: ``config.json`` ``"capacity": {"pool_size": 4, "pool_overflow": 8, "api_concurrency": 8,
+"shutdown_timeout": 10}``, overridden by ``FLAGLEDGER_DATABASE_POOL_SIZE``, ``FLAGLEDGER_DATABASE_POOL_OVERFLOW``,
+``FLAGLEDGER_API_CONCURRENCY``, ``FLAGLEDGER_SHUTDOWN_TIMEOUT`` (and ``flagledger serve`` flags).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ledger.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ledger.config import NodeConfig
+
+__all__ = ["CONNECT_WAIT", "ONE_SHOT", "Capacity", "PoolSizes", "retry_while_server_full", "server_full"]
+
+CONNECT_WAIT = 30.0  # seconds, as the event store's pool waits for a connection
+TOO_MANY_CONNECTIONS = "53300"  # SQLSTATE: the server has no free connection slot
+# a refused *connection* carries no SQLSTATE in psycopg (no result came back): the server's words tell it
+FULL_SERVER_WORDS = ("too many clients", "too many connections", "remaining connection slots are reserved")
+MAX_API_CONCURRENCY = 32  # anyio's 40 worker threads, less room for the node loop and a margin
+ENV = {
+    "pool_size": "FLAGLEDGER_DATABASE_POOL_SIZE",
+    "pool_overflow": "FLAGLEDGER_DATABASE_POOL_OVERFLOW",
+    "api_concurrency": "FLAGLEDGER_API_CONCURRENCY",
+    "shutdown_timeout": "FLAGLEDGER_SHUTDOWN_TIMEOUT",
+}
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PoolSizes:
+    """Connections of each of a process's two pools: ``size`` kept open, up to ``overflow`` more when busy."""
+
+    size: int
+    overflow: int
+
+    @property
+    def most(self) -> int:
+        return self.size + self.overflow
+
+
+# one thread, one connection of each pool; the second covers a nested use instead of waiting for the first
+ONE_SHOT = PoolSizes(1, 1)
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What a long-running process (``serve``, ``node``) takes on at once."""
+
+    pool_size: int = 4
+    pool_overflow: int = 8
+    api_concurrency: int = 8  # requests worked on at once; the rest wait in order (ledger.api.gate)
+    shutdown_timeout: int = 10  # seconds SIGTERM waits for requests in progress before cancelling the rest
+
+    @classmethod
+    def from_config(cls, config: NodeConfig | None, **overrides: Any) -> Capacity:
+        from ledger.config import typed_settings
+
+        values: dict[str, Any] = dict(config.capacity) if config is not None else {}
+        for name, env in ENV.items():
+            if os.environ.get(env):
+                values[name] = os.environ[env]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        capacity = cls(**typed_settings(cls, values, "capacity"))
+        capacity.check()
+        return capacity
+
+    def check(self) -> None:
+        if self.pool_size < 1 or self.pool_overflow < 0:
+            raise ConfigurationError("capacity: pool_size must be at least 1 and pool_overflow at least 0")
+        if not 1 <= self.api_concurrency <= MAX_API_CONCURRENCY:
+            raise ConfigurationError(f"capacity: api_concurrency must be 1-{MAX_API_CONCURRENCY}")
+        if self.pool_size + self.pool_overflow < self.api_concurrency + 2:
+            # every request admitted needs a connection of each pool, and the node loop one more
+            raise ConfigurationError(
+                "capacity: pool_size + pool_overflow must be at least api_concurrency + 2 "
+                f"({self.pool_size} + {self.pool_overflow} < {self.api_concurrency} + 2)"
+            )
+        if self.shutdown_timeout < 1:
+            raise ConfigurationError("capacity: shutdown_timeout must be at least 1 second")
+
+    @property
+    def pools(self) -> PoolSizes:
+        return PoolSizes(self.pool_size, self.pool_overflow)
+
+
+def server_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL refusing a connection because every slot is taken."""
+    if getattr(exc, "sqlstate", None) == TOO_MANY_CONNECTIONS:
+        return True
+    text = str(exc).lower()
+    return any(words in text for words in FULL_SERVER_WORDS)
+
+
+def retry_while_server_full(connect: Callable[[], T], wait: float = CONNECT_WAIT) -> T:
+    """``connect()``, tried again with growing pauses while the server answers "too many clients"."""
+    deadline = time.monotonic() + wait
+    pause = 0.05
+    while True:
+        try:
+            return connect()
+        except Exception as exc:
+            if not server_full(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause * random.uniform(0.5, 1.5))  # spread a burst's retries out
+        pause = min(pause * 2, 1.0)

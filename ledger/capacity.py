@@ -33,6 +33,7 @@ TOO_MANY_CONNECTIONS = "53300"  # SQLSTATE: the server has no free connection sl
 # a refused *connection* carries no SQLSTATE in psycopg (no result came back): the server's words tell it
 FULL_SERVER_WORDS = ("too many clients", "too many connections", "remaining connection slots are reserved")
 MAX_API_CONCURRENCY = 32  # anyio's 40 worker threads, less room for the node loop and a margin
+MAX_SQLITE_CONCURRENCY = 13  # the event store library's SQLite pool (15), less the node loop and a margin
 ENV = {
     "pool_size": "FLAGLEDGER_DATABASE_POOL_SIZE",
     "pool_overflow": "FLAGLEDGER_DATABASE_POOL_OVERFLOW",
@@ -78,14 +79,16 @@ class Capacity:
                 values[name] = os.environ[env]
         values.update({k: v for k, v in overrides.items() if v is not None})
         capacity = cls(**typed_settings(cls, values, "capacity"))
-        capacity.check()
+        capacity.check(sqlite=config is not None and not config.database_url)
         return capacity
 
-    def check(self) -> None:
+    def check(self, sqlite: bool = False) -> None:
         if self.pool_size < 1 or self.pool_overflow < 0:
             raise ConfigurationError("capacity: pool_size must be at least 1 and pool_overflow at least 0")
-        if not 1 <= self.api_concurrency <= MAX_API_CONCURRENCY:
-            raise ConfigurationError(f"capacity: api_concurrency must be 1-{MAX_API_CONCURRENCY}")
+        # the library's SQLite pool holds 15 connections, whatever is configured
+        most = MAX_SQLITE_CONCURRENCY if sqlite else MAX_API_CONCURRENCY
+        if not 1 <= self.api_concurrency <= most:
+            raise ConfigurationError(f"capacity: api_concurrency must be 1-{most}" + (" on SQLite" if sqlite else ""))
         if self.pool_size + self.pool_overflow < self.api_concurrency + 2:
             # every request admitted needs a connection of each pool, and the node loop one more
             raise ConfigurationError(

@@ -53,6 +53,7 @@ def test_capacity_comes_from_the_config_file_then_the_environment_then_flags(tmp
     ({"pool_overflow": -1}, "pool_overflow at least 0"),
     ({"api_concurrency": 0}, "api_concurrency must be 1-32"),
     ({"api_concurrency": 33, "pool_overflow": 40}, "api_concurrency must be 1-32"),
+    ({"api_concurrency": 14, "pool_overflow": 40, "sqlite": True}, "api_concurrency must be 1-13 on SQLite"),
     ({"api_concurrency": 12}, "pool_size + pool_overflow must be at least api_concurrency + 2"),
     ({"shutdown_timeout": 0}, "shutdown_timeout"),
     ({"threads": 4}, "unknown capacity settings"),
@@ -62,8 +63,10 @@ def test_settings_that_could_starve_a_request_are_refused(tmp_path: Path, settin
                                                           words: str) -> None:
     """Defends the request path (the perpetrator gains from an outage): more requests admitted than there are
     connections would make admitted requests wait on each other, so such settings do not start."""
+    sqlite = bool(settings.pop("sqlite", False))
+    config = NodeConfig(data_dir=tmp_path, capacity=settings, database_url=None if sqlite else PG)
     with pytest.raises(ConfigurationError, match=words.replace("+", r"\+")):
-        Capacity.from_config(NodeConfig(data_dir=tmp_path, capacity=settings))
+        Capacity.from_config(config)
 
 
 def test_the_gate_admits_at_most_what_the_worker_threads_can_serve() -> None:

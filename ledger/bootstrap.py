@@ -87,7 +87,9 @@ def open_node(
     *,
     clock: Callable[[], datetime] | None = None,
     projections: Sequence[Projection] | None = None,
+    audit: bool = False,
 ) -> Node:
+    """``audit``: for ``audit verify`` (reads envelope v1; a key event that fails is left for the audit to name)."""
     from projections.base import Projector, create_engine
     from projections.flag_state import NationwideState
 
@@ -99,6 +101,7 @@ def open_node(
         signers=signers,
         anchors=anchors,
         pseudonymizer=Pseudonymizer(config.pseudonym_secret()),
+        audit=audit,
         **kwargs,
     )
     engine = create_engine(config.views_url())

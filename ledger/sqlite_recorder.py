@@ -1,0 +1,64 @@
+"""The SQLite application recorder, advancing the log head (:mod:`ledger.log_head`) in every insert transaction.
+
+The library's recorder inserts a batch in one ``BEGIN`` … ``COMMIT``; SQLite lets one writer at a time hold
+the database. Here the transaction's *first* statement is a write to the head row (``UPDATE … RETURNING``):
+in WAL mode a deferred transaction that starts by writing waits (busy timeout) for the write lock and then
+reads the latest committed head, so two processes saving at once take turns and each batch signs the log
+exactly as it stood before it. Everything else — the table, the rowid positions, the returned ids — is the
+library's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+
+from ledger.log_head import LogHead, head_missing, plain_leaf, rows_to_insert
+
+__all__ = ["TOPIC", "LogHeadSQLiteRecorder"]
+
+TOPIC = "ledger.sqlite_recorder:LogHeadSQLiteRecorder"
+
+
+class LogHeadSQLiteRecorder(SQLiteApplicationRecorder):
+    seals_batches = True  # SignedEventStore.put hands it pending batches (keyword ``batch``)
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name)
+        self.head_table = f"{events_table_name}_head"
+        self.create_table_statements.append(
+            f"CREATE TABLE IF NOT EXISTS {self.head_table} (id INTEGER PRIMARY KEY CHECK (id = 1), "
+            "size INTEGER NOT NULL, root BLOB NOT NULL, frontier BLOB NOT NULL)"
+        )
+        self.leaf_of: Callable[[bytes], bytes] = plain_leaf
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        # first a write: the transaction holds the write lock from here (see the module's docstring)
+        c.execute(f"UPDATE {self.head_table} SET id = id WHERE id = 1 RETURNING size, root, frontier")
+        row = c.fetchone()
+        if row is not None:
+            head = LogHead.from_row(row[0], row[1], row[2])
+        else:
+            c.execute(f"SELECT EXISTS (SELECT 1 FROM {self.events_table_name})")
+            if c.fetchone()[0]:
+                raise head_missing()
+            head = LogHead.empty()
+        rows, after = rows_to_insert(head, stored_events, kwargs, self.leaf_of)
+        ids = super()._insert_events(c, rows)
+        c.execute(
+            f"INSERT OR REPLACE INTO {self.head_table} (id, size, root, frontier) VALUES (1, ?, ?, ?)",
+            (after.size, after.root, after.frontier_bytes()),
+        )
+        return ids
+
+    def read_head(self) -> LogHead | None:
+        """The head row as committed now (None: there is none), checked for agreement with itself."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT size, root, frontier FROM {self.head_table} WHERE id = 1")
+            row = c.fetchone()
+        return None if row is None else LogHead.from_row(row[0], row[1], row[2])

@@ -249,7 +249,8 @@ class FlagLedger(Application[UUID]):
                             KeyRecord(h.origin, ev.key_id, ev.public_hex, datetime.fromisoformat(ev.valid_from))
                         )
                         tentative.append(ev.key_id)
-            for env, row in batch:
+            for env, stored in batch:
+                row = stored  # (named in the error below)
                 mapper.verify(env)
                 self._fold_key_event(env)
         except (FlagLedgerError, AttributeError, TypeError, ValueError) as exc:

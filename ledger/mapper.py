@@ -77,11 +77,10 @@ class PreparedBatch:
         size = len(self.leaves)
         signature = self.signer.sign(batch_message(self.key_id, self.root, size, log_size, log_root))
         protect = self.protect
+        rows = zip(self.rows, self.headers, self.payloads, self.paths, strict=True)
         self.sealed = [
-            StoredEvent(oid, version, topic, protect(envelope_bytes(h, p, i, size, path, signature, log_size, log_root)))
-            for i, ((oid, version, topic), h, p, path) in enumerate(
-                zip(self.rows, self.headers, self.payloads, self.paths, strict=True)
-            )
+            StoredEvent(oid, v, topic, protect(envelope_bytes(h, p, i, size, path, signature, log_size, log_root)))
+            for i, ((oid, v, topic), h, p, path) in enumerate(rows)
         ]
         return self.sealed
 

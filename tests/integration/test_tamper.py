@@ -52,13 +52,15 @@ def test_an_edited_row_is_named(protected: Node) -> None:
         protected.app.protection(B, str(protected.extra["subject"]))
 
 
-def test_a_deleted_middle_event_breaks_its_stream(protected: Node) -> None:
+def test_a_deleted_middle_event_is_named_where_it_was(protected: Node) -> None:
+    """An insider deletes an approval: its stream jumps, and the hole in the positions names the deleted one."""
     _requested, approved, executed = _stream_rows(protected, "ledger.domain.flags:FlagRequest.")
     store.delete(protected, approved[0])
     report = verify_log(protected.app)
     assert report.first_bad is not None
-    assert report.first_bad.position == executed[0]
-    assert report.first_bad.code == "broken_chain"
+    assert report.first_bad.position == approved[0]
+    assert report.first_bad.code == "deleted"
+    assert f"at position {executed[0]}" in report.first_bad.reason
 
 
 def test_swapped_events_are_named(protected: Node) -> None:

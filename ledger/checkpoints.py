@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +34,14 @@ from cryptography.exceptions import InvalidSignature
 
 from ledger.domain.checkpoints import AgencyHold, CheckpointLog
 from ledger.envelope import Envelope
-from ledger.errors import FlagLedgerError, InputError, IntegrityError, NotFoundError, StateConflict
+from ledger.errors import (
+    ConfigurationError,
+    FlagLedgerError,
+    InputError,
+    IntegrityError,
+    NotFoundError,
+    StateConflict,
+)
 from ledger.merkle import (
     EMPTY_ROOT,
     consistency_proof,
@@ -48,6 +56,7 @@ from ledger.signing import key_id_for, public_key_from_hex
 if TYPE_CHECKING:
     from ledger.app import Actor, FlagLedger
     from ledger.audit_types import Finding
+    from ledger.config import NodeConfig
     from ledger.log_check import TreeHead
 
 __all__ = [
@@ -55,6 +64,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointFork",
     "CheckpointHeads",
+    "CheckpointSettings",
     "Checkpointer",
     "build_proof",
     "check_incoming",
@@ -182,6 +192,35 @@ def _verify_with_keyring(app: FlagLedger, cp: Checkpoint) -> None:
 # -- the log's leaves --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """When the node signs a tree head on its own: once ``every_events`` events were logged since the last one,
+    or ``every_seconds`` after it if anything was (0 turns that trigger off). From config.json's ``checkpoints``
+    section, overridden by ``FLAGLEDGER_CHECKPOINT_EVERY_EVENTS`` / ``FLAGLEDGER_CHECKPOINT_EVERY_SECONDS``."""
+
+    every_events: int = 1000
+    every_seconds: float = 60.0
+
+    @classmethod
+    def from_config(cls, config: NodeConfig) -> CheckpointSettings:
+        values: dict[str, Any] = dict(config.checkpoints)
+        unknown = set(values) - {"every_events", "every_seconds"}
+        if unknown:
+            raise ConfigurationError(f"unknown checkpoints settings: {', '.join(sorted(unknown))}")
+        for name in ("every_events", "every_seconds"):
+            env = os.environ.get(f"FLAGLEDGER_CHECKPOINT_{name.upper()}")
+            if env is not None:
+                values[name] = env
+        try:
+            settings = cls(int(values.get("every_events", cls.every_events)),
+                           float(values.get("every_seconds", cls.every_seconds)))
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"bad checkpoints setting: {exc}") from exc
+        if settings.every_events < 0 or not settings.every_seconds >= 0:
+            raise ConfigurationError("checkpoints every_events and every_seconds must be 0 (off) or more")
+        return settings
+
+
 class Checkpointer:
     """Signs checkpoints for a long-running node, reading only the events stored since its last call.
 
@@ -194,6 +233,24 @@ class Checkpointer:
         self.leaves: list[bytes] = []
         self.position = 0
         self.content = 0  # leaves up to the last event that is not itself a checkpoint
+        self.signed_content: int | None = None  # ``content`` when sign_due last signed (None: not yet)
+        self.signed_at = 0.0
+
+    def sign_due(self, settings: CheckpointSettings, now: float) -> list[Checkpoint]:
+        """Sign (every hosted agency) if ``settings`` say a tree head is due at ``now`` (monotonic seconds):
+        at the first call, once ``every_events`` events were logged since the last call that signed, or
+        ``every_seconds`` after it if anything was. An agency whose last checkpoint covers everything is
+        skipped as in :meth:`sign`."""
+        self.refresh()
+        if self.signed_content is not None:
+            new = self.content - self.signed_content
+            by_count = settings.every_events > 0 and new >= settings.every_events
+            by_time = settings.every_seconds > 0 and new > 0 and now - self.signed_at >= settings.every_seconds
+            if not (by_count or by_time):
+                return []
+        signed = self.sign()
+        self.signed_content, self.signed_at = self.content, now
+        return signed
 
     def refresh(self) -> None:
         for position, row, env in self.app.envelopes(start=self.position + 1):

@@ -53,6 +53,7 @@ class NodeConfig:
     encryption: bool = True
     kafka: dict[str, Any] = field(default_factory=dict)
     observability: dict[str, Any] = field(default_factory=dict)  # metrics port, log format (consumers.observe)
+    checkpoints: dict[str, Any] = field(default_factory=dict)  # tree heads: every_events, every_seconds
     database_password: str | None = field(default=None, repr=False)  # from a secret file; never saved
 
     # -- files --------------------------------------------------------------------------------
@@ -81,6 +82,7 @@ class NodeConfig:
                 encryption=bool(raw.get("encryption", True)),
                 kafka=dict(raw.get("kafka", {})),
                 observability=dict(raw.get("observability", {})),
+                checkpoints=dict(raw.get("checkpoints", {})),
             )
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"{path} is not valid: {exc}") from exc
@@ -109,6 +111,7 @@ class NodeConfig:
             "encryption": self.encryption,
             "kafka": self.kafka,
             "observability": self.observability,
+            **({"checkpoints": self.checkpoints} if self.checkpoints else {}),
         }
         self.path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 

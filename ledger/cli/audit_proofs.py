@@ -1,4 +1,5 @@
-"""CLI: ``audit checkpoint``, ``audit prove``, ``audit check-proof`` (offline), ``audit holds``, ``audit release``."""
+"""CLI: ``audit checkpoint``, ``audit head``, ``audit prove``, ``audit check-proof`` (offline), ``audit holds``,
+``audit release``."""
 
 from __future__ import annotations
 
@@ -45,6 +46,18 @@ def _checkpoint(args: argparse.Namespace) -> int:
     if args.export:
         Path(args.export).write_text(json.dumps(signed[-1].to_json(), indent=2) + "\n")
     out({"signed": [cp.to_json() for cp in signed]})
+    return 0
+
+
+@command("audit head")
+def _head(args: argparse.Namespace) -> int:
+    """The node's current signed tree head, to keep outside the log (``audit verify --against FILE``)."""
+    app = _node(args).app
+    sign_checkpoint(app, args.agency)  # only if something was logged since the last one
+    cp = latest_checkpoint(app, args.agency)
+    if args.out:
+        Path(args.out).write_text(json.dumps(cp.to_json(), indent=2) + "\n")
+    out(cp.to_json())
     return 0
 
 
@@ -106,9 +119,13 @@ def _register(groups: Any, sub: Any, actor: Any) -> None:
     s.add_argument("--force", action="store_true", help="sign even if nothing new was logged")
     s.add_argument("--export", metavar="FILE", help="also write the signed checkpoint to FILE (keep it elsewhere)")
     s.set_defaults(cmd="audit checkpoint")
+    s = sub(g, "head", "sign a tree head if anything was logged since the last one, and print (and export) it")
+    s.add_argument("--agency", default=None, help="whose (default: the latest of any hosted agency)")
+    s.add_argument("--out", metavar="FILE", help="also write it to FILE, to keep outside this node")
+    s.set_defaults(cmd="audit head")
     s = sub(g, "latest-checkpoint", "show (and export) the latest checkpoint held from an agency, own or a peer's")
     s.add_argument("--agency", default=None, help="whose (default: the latest of any hosted agency)")
-    s.add_argument("--export", metavar="FILE", help="also write it to FILE, for `audit verify --checkpoint FILE`")
+    s.add_argument("--export", metavar="FILE", help="also write it to FILE, for `audit verify --against FILE`")
     s.set_defaults(cmd="audit latest-checkpoint")
     s = sub(g, "prove", "print an inclusion proof of one event against the latest checkpoint")
     s.add_argument("event_id", nargs="?", default=None, help="the event id of the envelope header")

@@ -58,12 +58,18 @@ def verify_log(
     report.checkpoints = checkpoints
     report.tree_size, report.own_batches_checked, report.v1_events = log.tree.size, log.v2_own, log.v1_events
     problem = app.key_problem
-    if problem is not None and (report.first_bad is None or (
-        problem.position is not None and problem.position < report.first_bad.position
-    )):
-        report.first_bad = Finding(problem.position or 0, problem.stream, problem.version, problem.topic,
-                                   f"this key event cannot be applied: {problem.reason}", problem.code)
+    if problem is not None:
+        bad = report.first_bad
+        # a key event that failed leaves the keys it would have added unknown: an event found bad for that
+        # reason (even one before it, in the same batch) is explained by it, so the key event is named
+        earlier = problem.position is not None and bad is not None and problem.position < bad.position
+        if bad is None or bad.code in _UNKNOWN_KEY or earlier:
+            report.first_bad = Finding(problem.position or 0, problem.stream, problem.version, problem.topic,
+                                       f"this key event cannot be applied: {problem.reason}", problem.code)
     return report
+
+
+_UNKNOWN_KEY = frozenset({"unknown_key", "unknown_agency"})
 
 
 def _log_check(app: FlagLedger, trusted: Sequence[Checkpoint], page: int) -> tuple[LogCheck, int]:

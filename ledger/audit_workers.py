@@ -138,6 +138,10 @@ def check_rows(mapper: SignedMapper, rows: Sequence[LogRow]) -> PageResult:
     first_sig = last_sig = b""
     for n in rows:
         position, row_stream, _, version, topic, state = n
+        if state is None:
+            return PageResult(links, first_sig, last_sig, _finding(
+                n, "the stored event is not a byte string (its cell holds text or a number: edited outside "
+                "flagledger)", "malformed"))
         try:
             env = open_(state)
             check_fields(env, row_stream, version, topic)

@@ -211,14 +211,16 @@ class CheckpointSettings:
             env = os.environ.get(f"FLAGLEDGER_CHECKPOINT_{name.upper()}")
             if env is not None:
                 values[name] = env
-        try:
-            settings = cls(int(values.get("every_events", cls.every_events)),
-                           float(values.get("every_seconds", cls.every_seconds)))
-        except (TypeError, ValueError) as exc:
-            raise ConfigurationError(f"bad checkpoints setting: {exc}") from exc
-        if settings.every_events < 0 or not settings.every_seconds >= 0:
-            raise ConfigurationError("checkpoints every_events and every_seconds must be 0 (off) or more")
-        return settings
+        parsed: dict[str, Any] = {}
+        for name, kind in (("every_events", int), ("every_seconds", float)):
+            if name in values:
+                try:
+                    parsed[name] = kind(values[name])
+                except (TypeError, ValueError):
+                    raise ConfigurationError(f"checkpoints setting {name} is not a number") from None
+                if not parsed[name] >= 0:
+                    raise ConfigurationError(f"checkpoints setting {name} must be 0 (off) or more")
+        return cls(**parsed)
 
 
 class Checkpointer:

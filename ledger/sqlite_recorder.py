@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 
 from ledger.log_head import LogHead, head_missing, plain_leaf, rows_to_insert
@@ -34,6 +34,52 @@ class LogHeadSQLiteRecorder(SQLiteApplicationRecorder):
             "size INTEGER NOT NULL, root BLOB NOT NULL, frontier BLOB NOT NULL)"
         )
         self.leaf_of: Callable[[bytes], bytes] = plain_leaf
+        # the state cell as bytes whatever its type (see select_notifications)
+        self.select_events_statement = (
+            "SELECT originator_id, originator_version, topic, CAST(state AS BLOB) AS state "
+            f"FROM {self.events_table_name} WHERE originator_id=? "
+        )
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        """The library's query, with the state cell read as bytes whatever its type: SQLite lets anyone store
+        text there, and text that is not UTF-8 would fail the whole page (``audit verify`` names such a cell:
+        :mod:`ledger.log_rows`)."""
+        where: list[str] = []
+        params: list[int | str] = []
+        if start is not None:
+            where.append("rowid>=?" if inclusive_of_start else "rowid>?")
+            params.append(start)
+        if stop is not None:
+            where.append("rowid<=?")
+            params.append(stop)
+        if topics:
+            where.append(f"topic IN ({','.join('?' * len(topics))})")
+            params.extend(topics)
+        statement = (
+            f"SELECT rowid, originator_id, originator_version, topic, CAST(state AS BLOB) AS state "
+            f"FROM {self.events_table_name} {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY rowid LIMIT ?"
+        )
+        params.append(limit)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement, params)
+            return [
+                Notification(
+                    id=row["rowid"],
+                    originator_id=self.convert_originator_id(row["originator_id"]),
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=row["state"],
+                )
+                for row in c.fetchall()
+            ]
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -118,12 +118,13 @@ class LogCheck:
         own = origin in self.hosted
         b = self.batch
         if b is not None and not (own and signature == b.signature and leaf_index == b.next):
-            if own and signature == b.signature:
+            if own and signature == b.signature and leaf_index < b.next:
                 return self._named(position, "moved", f"event {b.next} of the batch signed by {b.origin} at position "
                                    f"{b.first} should be here, but its event {leaf_index} is: rows were moved")
+            gone = leaf_index - b.next if own and signature == b.signature else b.size - b.next
             return self._named(position, "missing", f"the batch signed by {b.origin} at position {b.first} has "
                                f"{b.size} events, but its event {b.next} is not at position {position}: "
-                               f"{b.size - b.next} of its events were deleted or moved")
+                               f"{gone} of its events were deleted or moved away")
         if own:
             if log_size < 0:
                 if self.v2_own:

@@ -59,7 +59,7 @@ def test_a_deleted_middle_event_is_named_where_it_was(protected: Node) -> None:
     report = verify_log(protected.app)
     assert report.first_bad is not None
     assert report.first_bad.position == approved[0]
-    assert report.first_bad.code == "deleted"
+    assert report.first_bad.code == "missing"
     assert f"at position {executed[0]}" in report.first_bad.reason
 
 

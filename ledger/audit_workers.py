@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["MIN_EVENTS", "ChainCheck", "check_rows", "default_workers", "verify_in_workers"]
 
 MIN_EVENTS = 50_000  # below this a one-process audit finishes in about the time a worker takes to start
+_UNKNOWN_KEY = frozenset({"unknown_key", "unknown_agency"})
 
 # per event that passed the worker's checks: position, stream, version, topic, prev, own hash (hex), whether
 # its batch signature differs from the previous event's in the page (the first event's: True), and for the
@@ -212,8 +213,8 @@ class ChainCheck:
         self.events, self.batches = events, batches
         if report.first_bad is None and result.finding is not None:
             finding = result.finding
-            if finding.position > log.last_position:  # an event that could not even be read: note its position
-                see(finding.position)
+            if finding.code in _UNKNOWN_KEY:  # its key's registration may be what is missing
+                finding = self._hole_before(finding, "is signed by a key this log does not register")
             report.first_bad = finding
         if report.first_bad is not None:
             self.finish()
@@ -221,6 +222,22 @@ class ChainCheck:
         if result.first_signature:
             self.last_sig = result.last_signature
         return True
+
+    def _hole_before(self, bad: Finding, what: str) -> Finding:
+        """``bad`` may be the effect of an event deleted before it: name the first hole in the log's positions
+        since the last vouched-for event, if there is one before it (see :mod:`ledger.log_check`)."""
+        from ledger.audit_types import Finding
+
+        log = self.log
+        if log.gap is None or log.gap >= bad.position:
+            return bad
+        return Finding(
+            log.gap, "", 0, "",
+            f"position {log.gap} is missing from the log: the event at position {bad.position} ({bad.topic} "
+            f"v{bad.version} of stream {bad.stream}) {what} ({bad.reason}), and no event since position "
+            f"{log.vouched_position} is vouched for by this node's signed batches",
+            "missing", log.gap_index,
+        )
 
     def _hole_first(self, bad: Finding, head: tuple[int, str] | None) -> Finding:
         """A stream that skips versions is missing an event: name the first hole in the log's positions since

@@ -44,6 +44,7 @@ from ledger.errors import (
 )
 from ledger.merkle import (
     EMPTY_ROOT,
+    CompactRange,
     consistency_proof,
     inclusion_proof,
     leaf_hash,
@@ -321,6 +322,23 @@ class Checkpointer:
 def sign_checkpoint(app: FlagLedger, agency: str | None = None, *, force: bool = False) -> list[Checkpoint]:
     """"Checkpoint now": read the log once and sign for ``agency`` (default: every hosted agency)."""
     return Checkpointer(app).sign(None if agency is None else [agency], force=force)
+
+
+def sign_head(app: FlagLedger, agency: str | None = None) -> Checkpoint:
+    """A tree head over the whole log as it is now, signed by ``agency`` (default: the first hosted one) and
+    *not* recorded: to be kept outside this node (``audit head --out``), it covers every event, including the
+    checkpoint just recorded — unlike that checkpoint, which covers only what precedes it. Same statement and
+    JSON as a checkpoint, so ``audit verify --against`` reads either."""
+    code = agency if agency is not None else sorted(app.hosted)[0]
+    signer = app.signers.get(code)
+    if signer is None:
+        raise NotFoundError(f"agency {code} is not hosted on this node")
+    tree = CompactRange()
+    for _, _, env in app.envelopes():
+        tree.append(env.leaf_hash)
+    root, time = tree.root(), app.clock().isoformat()
+    signature = signer.sign(statement(code, tree.size, root, time, signer.key_id))
+    return Checkpoint(code, tree.size, root, time, signer.key_id, signature)
 
 
 def latest_checkpoint(app: FlagLedger, agency: str | None = None) -> Checkpoint:

@@ -112,8 +112,6 @@ class LogCheck:
         signature: bytes,
     ) -> Finding | None:
         """Check one event that passed every per-event check and its chain link; append its leaf."""
-        if self.stop is not None and self.stop.position == position:
-            return replace(self.stop, index=self.tree.size)
         tree = self.tree
         own = origin in self.hosted
         b = self.batch
@@ -147,6 +145,11 @@ class LogCheck:
                     if b.next == size:
                         self.batch = None
                 self.v2_own += 1
+        if self.stop is not None and self.stop.position == position:
+            # a checkpoint that does not extend its agency's last one held: the last one may have been deleted
+            if self.stop.code == "checkpoint_fork" and self.gap is not None:
+                return self._named(position, "missing", f"{self.stop.reason} (at position {position})")
+            return replace(self.stop, index=tree.size)
         cover = self.covers.get(position)
         if cover is not None and cover.size > tree.size:
             return self._here(position, stream, version, topic, "bad_checkpoint",

@@ -17,6 +17,7 @@ from ledger.checkpoints import (
     latest_checkpoint,
     lift_hold,
     sign_checkpoint,
+    sign_head,
 )
 from ledger.cli.main import EXTENSIONS, GROUPS, _node, command, out
 from ledger.errors import InputError
@@ -53,8 +54,8 @@ def _checkpoint(args: argparse.Namespace) -> int:
 def _head(args: argparse.Namespace) -> int:
     """The node's current signed tree head, to keep outside the log (``audit verify --against FILE``)."""
     app = _node(args).app
-    sign_checkpoint(app, args.agency)  # only if something was logged since the last one
-    cp = latest_checkpoint(app, args.agency)
+    sign_checkpoint(app, args.agency)  # recorded and published to peers, if anything was logged since the last
+    cp = sign_head(app, args.agency)  # and one over everything, that checkpoint included, to keep elsewhere
     if args.out:
         Path(args.out).write_text(json.dumps(cp.to_json(), indent=2) + "\n")
     out(cp.to_json())
@@ -119,7 +120,7 @@ def _register(groups: Any, sub: Any, actor: Any) -> None:
     s.add_argument("--force", action="store_true", help="sign even if nothing new was logged")
     s.add_argument("--export", metavar="FILE", help="also write the signed checkpoint to FILE (keep it elsewhere)")
     s.set_defaults(cmd="audit checkpoint")
-    s = sub(g, "head", "sign a tree head if anything was logged since the last one, and print (and export) it")
+    s = sub(g, "head", "sign a checkpoint if anything is new, then a tree head over the whole log to keep elsewhere")
     s.add_argument("--agency", default=None, help="whose (default: the latest of any hosted agency)")
     s.add_argument("--out", metavar="FILE", help="also write it to FILE, to keep outside this node")
     s.set_defaults(cmd="audit head")

@@ -59,11 +59,13 @@ def verify_log(
     report.tree_size, report.own_batches_checked, report.v1_events = log.tree.size, log.v2_own, log.v1_events
     problem = app.key_problem
     if problem is not None:
+        # a key event that could not be applied when the node was opened (the walk re-checks it like any
+        # event, with this node's own keys from its config): named if nothing earlier is — unless all it
+        # showed is a key the log does not register, the effect of a key event deleted or moved, which the
+        # walk names where it was
         bad = report.first_bad
-        # a key event that failed leaves the keys it would have added unknown: an event found bad for that
-        # reason (even one before it, in the same batch) is explained by it, so the key event is named
         earlier = problem.position is not None and bad is not None and problem.position < bad.position
-        if bad is None or bad.code in _UNKNOWN_KEY or earlier:
+        if bad is None or (earlier and problem.code not in _UNKNOWN_KEY):
             report.first_bad = Finding(problem.position or 0, problem.stream, problem.version, problem.topic,
                                        f"this key event cannot be applied: {problem.reason}", problem.code)
     return report

@@ -175,13 +175,13 @@ class LogCheck:
         tree = self.tree
         b = self.batch
         if b is not None:
-            return self._named(self.last_position + 1, "truncated", f"the log ends inside the batch signed by "
-                               f"{b.origin} at position {b.first}: its last {b.size - b.next} event(s) were deleted")
+            return self._tail(f"the log ends inside the batch signed by {b.origin} at position {b.first}: its last "
+                              f"{b.size - b.next} event(s) are missing")
         beyond = [h for size, hs in self.by_size.items() if size > tree.size for h in hs]
         if beyond:
             h = max(beyond, key=lambda x: x.size)
-            return self._named(self.last_position + 1, "truncated", f"the log holds {tree.size} events but {h.label} "
-                               f"covers {h.size}: {h.size - tree.size} event(s) were deleted (a truncated log)")
+            return self._tail(f"the log holds {tree.size} events but {h.label} covers {h.size}: "
+                              f"{h.size - tree.size} event(s) are missing")
         if self.head_row_error is not None:
             return self._named(self.last_position + 1, "head_corrupt", self.head_row_error)
         if self.head_row is None and self.v2_own:
@@ -213,6 +213,16 @@ class LogCheck:
         if not topic and position != here:
             reason = f"position {position} is missing from the log: {reason}"
         return Finding(position, stream, version, topic, reason, code, index)
+
+    def _tail(self, reason: str) -> Finding:
+        """Events missing, noticed at the end: where the positions have a hole since the vouched-for events,
+        there (deleted from the middle), else right after the last event (the tail was cut)."""
+        if self.gap is not None:
+            return Finding(self.gap, "", 0, "", f"position {self.gap} is missing from the log: {reason}"
+                           f"{self._bound(self.last_position)}", "missing", self.gap_index)
+        end = self.last_position + 1
+        return Finding(end, "", 0, "", f"{reason}: the log was cut after position {self.last_position} "
+                       "(a truncated log)", "truncated", self.tree.size)
 
     def _here(self, position: int, stream: str, version: int, topic: str, code: str, reason: str) -> Finding:
         return Finding(position, stream, version, topic, reason, code, self.tree.size)

@@ -236,7 +236,8 @@ class Checkpointer:
         self.leaves: list[bytes] = []
         self.position = 0
         self.content = 0  # leaves up to the last event that is not itself a checkpoint
-        self.signed_content: int | None = None  # ``content`` when sign_due last signed (None: not yet)
+        self.logged = 0  # events read that are not checkpoints
+        self.signed_logged: int | None = None  # ``logged`` when sign_due last signed (None: not yet)
         self.signed_at = 0.0
 
     def sign_due(self, settings: CheckpointSettings, now: float) -> list[Checkpoint]:
@@ -245,14 +246,14 @@ class Checkpointer:
         ``every_seconds`` after it if anything was. An agency whose last checkpoint covers everything is
         skipped as in :meth:`sign`."""
         self.refresh()
-        if self.signed_content is not None:
-            new = self.content - self.signed_content
+        if self.signed_logged is not None:
+            new = self.logged - self.signed_logged
             by_count = settings.every_events > 0 and new >= settings.every_events
             by_time = settings.every_seconds > 0 and new > 0 and now - self.signed_at >= settings.every_seconds
             if not (by_count or by_time):
                 return []
         signed = self.sign()
-        self.signed_content, self.signed_at = self.content, now
+        self.signed_logged, self.signed_at = self.logged, now
         return signed
 
     def refresh(self) -> None:
@@ -261,6 +262,7 @@ class Checkpointer:
             self.position = position
             if not row.topic.startswith(_CHECKPOINT_STREAM_PREFIX):
                 self.content = len(self.leaves)
+                self.logged += 1
 
     def sign(self, agencies: Iterable[str] | None = None, *, force: bool = False) -> list[Checkpoint]:
         """Sign a checkpoint for each of ``agencies`` (default: every hosted one) over the log as it is now.

@@ -113,3 +113,19 @@ class RawLog:
             c.execute(f"DELETE FROM {self.head}")
             c.execute(self._q(f"INSERT INTO {self.head} (id, size, root, frontier) VALUES (1, ?, ?, ?)"),
                       (tree.size, tree.root(), b"".join(tree.frontier())))
+
+    def set_state(self, position: int, state: bytes) -> None:
+        with self._conn() as c:
+            c.execute(self._q(f"UPDATE {self.events} SET state = ? WHERE {self.pos} = ?"), (state, position))
+
+    def insert(self, stream: str, version: int, topic: str, state: bytes) -> int:
+        """A row appended after the last one (no log head advanced: the insider writes the table directly)."""
+        end = max((r.position for r in self.rows()), default=0) + 1
+        with self._conn() as c:
+            c.execute(self._q(f"INSERT INTO {self.events} ({self.pos}, originator_id, originator_version, topic, "
+                              "state) VALUES (?, ?, ?, ?, ?)"), (end, stream, version, topic, state))
+        return end
+
+    def drop_head(self) -> None:
+        with self._conn() as c:
+            c.execute(f"DELETE FROM {self.head}")

@@ -14,9 +14,12 @@ carrying the predecessor's size/root and an RFC 6962 consistency proof from it, 
 shared events can still check each checkpoint extends the last one it holds (:func:`check_incoming`).
 A checkpoint covers only events stored before it, so a checkpoint at leaf index ``p`` claims ``tree_size <= p``.
 
-**What verifying adds** to the per-stream chain of :mod:`ledger.audit`: deleting a stream's last event(s),
-whole single-event streams, reordering rows of different streams and truncating the log all change the
-tree, so the first own checkpoint whose root no longer matches names where trust ends.
+**What they add** to the signed log heads every batch of this node carries (:mod:`ledger.log_check`): they are
+shared, so a peer holds this node's latest head and checks each new one extends it (a fork holds the agency); a
+copy kept elsewhere (a peer's, or :func:`sign_head`'s export) catches a cut tail that nothing inside the log
+shows once the head row is rewritten. The node signs one every N events or T seconds (:class:`CheckpointSettings`,
+:meth:`Checkpointer.sign_due`). ``audit verify`` reads the checkpoint events first (:func:`collect_checkpoints`)
+and compares their roots in its one pass over the log.
 """
 
 from __future__ import annotations

@@ -76,9 +76,23 @@ class LogHead:
         return cls(int(size), bytes(root), tuple(hashes))
 
     def extend(self, leaves: Sequence[bytes]) -> LogHead:
-        tree = CompactRange.from_frontier(self.size, self.frontier)
-        tree.extend(leaves)
-        return LogHead(tree.size, tree.root(), tuple(tree.frontier()))
+        """The head after ``leaves`` (32-byte leaf hashes) are appended: :class:`CompactRange`'s carries, inlined
+        (once per event of every batch saved or ingested; figure "signed append")."""
+        size = self.size
+        stack = list(self.frontier)  # subtree roots, largest first; their sizes are the set bits of ``size``
+        for leaf in leaves:
+            if len(leaf) != HASH_SIZE:
+                raise ValueError("a log leaf is 32 bytes")
+            h, n = leaf, size
+            while n & 1:  # merge equal perfect subtrees, like a carry in binary addition
+                h = _sha256(b"\x01" + stack.pop() + h).digest()
+                n >>= 1
+            stack.append(h)
+            size += 1
+        root = stack[-1] if stack else EMPTY_ROOT
+        for left in reversed(stack[:-1]):
+            root = _sha256(b"\x01" + left + root).digest()
+        return LogHead(size, root, tuple(stack))
 
     def frontier_bytes(self) -> bytes:
         return b"".join(self.frontier)

@@ -96,10 +96,9 @@ class LogHeadSQLiteRecorder(SQLiteApplicationRecorder):
             head = LogHead.empty()
         rows, after = rows_to_insert(head, stored_events, kwargs, self.leaf_of)
         ids = super()._insert_events(c, rows)
-        c.execute(
-            f"INSERT OR REPLACE INTO {self.head_table} (id, size, root, frontier) VALUES (1, ?, ?, ?)",
-            (after.size, after.root, after.frontier_bytes()),
-        )
+        write = "UPDATE {t} SET size = ?, root = ?, frontier = ? WHERE id = 1" if row is not None else (
+            "INSERT INTO {t} (size, root, frontier, id) VALUES (?, ?, ?, 1)")
+        c.execute(write.format(t=self.head_table), (after.size, after.root, after.frontier_bytes()))
         return ids
 
     def read_head(self) -> LogHead | None:

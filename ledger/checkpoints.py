@@ -418,6 +418,9 @@ def collect_checkpoints(app: FlagLedger, trusted: Sequence[Checkpoint] = (), pag
             break
         start = rows[-1].id + 1
     for t in trusted:
+        if t.origin not in app.hosted:  # another node's log: comparing it with this one means nothing
+            raise InputError(f"the tree head kept elsewhere is signed by agency {t.origin}, which this node does "
+                             "not host: pass a head of this node's own agencies")
         _verify_with_keyring(app, t)
         heads.append(TreeHead(f"the checkpoint kept elsewhere (agency {t.origin}, signed {t.time})", t.tree_size,
                               t.root))

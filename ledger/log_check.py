@@ -34,9 +34,6 @@ from ledger.merkle import CompactRange
 
 __all__ = ["LogCheck", "TreeHead"]
 
-UNVOUCHED_KEPT = 1 << 20  # positions of not-yet-vouched leaves remembered for naming (8 MB at most)
-
-
 @dataclass(frozen=True)
 class TreeHead:
     """A signed (or recorded) claim about the log's first ``size`` leaves, to compare with the rebuilt tree."""
@@ -74,7 +71,8 @@ class LogCheck:
         self.last_position = 0
         self.gap: int | None = None  # first position missing from the numbering after the vouched leaves
         self.gap_index = 0  # the leaf index that position would have had
-        self.unvouched: list[tuple[int, str, int, str]] = []  # (position, stream, version, topic) after them
+        # the first event after them: (position, stream, version, topic)
+        self.unvouched: tuple[int, str, int, str] | None = None
         self.batch: _Batch | None = None
         self.v1_events = 0
         self.v2_own = 0
@@ -159,9 +157,9 @@ class LogCheck:
             self.vouched = tree.size
             self.vouched_position = position
             self.gap = None
-            self.unvouched.clear()
-        elif len(self.unvouched) < UNVOUCHED_KEPT:
-            self.unvouched.append((position, stream, version, topic))
+            self.unvouched = None
+        elif self.unvouched is None:
+            self.unvouched = (position, stream, version, topic)
         heads = self.by_size.get(tree.size)
         if heads is not None:
             root = tree.root()
@@ -195,8 +193,8 @@ class LogCheck:
         else the first event not vouched for, else ``here``."""
         if self.gap is not None and self.gap <= here:
             return self.gap, "", 0, "", self.gap_index
-        if self.unvouched and self.unvouched[0][0] <= here:
-            return (*self.unvouched[0], self.vouched)
+        if self.unvouched is not None and self.unvouched[0] <= here:
+            return (*self.unvouched, self.vouched)
         return here, "", 0, "", self.tree.size
 
     def _bound(self, here: int) -> str:

@@ -113,3 +113,18 @@ def test_tree_head_settings_come_from_config_and_environment(
         with pytest.raises(ConfigurationError) as err:
             CheckpointSettings.from_config(config)
         assert "many" not in str(err.value)  # the field is named, the value not echoed
+
+
+def test_a_head_signed_for_another_node_s_log_is_refused_as_the_head_to_compare(
+    make_node: Callable[..., Node], tmp_path: Path
+) -> None:
+    """A head describes its signer's own log: B's log is not A's, so checking A's log against it is refused."""
+    from ledger.checkpoints import latest_checkpoint
+    from ledger.errors import InputError
+
+    a, b = agency_pair(make_node, tmp_path)
+    a.app.sign_checkpoint()
+    with pytest.raises(InputError) as err:
+        verify_log(b.app, trusted=[latest_checkpoint(a.app)])
+    assert "does not host" in str(err.value)
+    assert verify_log(a.app, trusted=[latest_checkpoint(a.app)]).ok

@@ -234,27 +234,17 @@ class ChainCheck:
         return Finding(
             log.gap, "", 0, "",
             f"position {log.gap} is missing from the log: the event at position {bad.position} ({bad.topic} "
-            f"v{bad.version} of stream {bad.stream}) {what} ({bad.reason}), and no event since position "
-            f"{log.vouched_position} is vouched for by this node's signed batches",
+            f"v{bad.version} of stream {bad.stream}) {what}, and no event since position {log.vouched_position} "
+            f"is vouched for by this node's signed batches ({bad.reason})",
             "missing", log.gap_index,
         )
 
     def _hole_first(self, bad: Finding, head: tuple[int, str] | None) -> Finding:
-        """A stream that skips versions is missing an event: name the first hole in the log's positions since
-        the last vouched-for event, if there is one before this event (see :mod:`ledger.log_check`)."""
-        from ledger.audit_types import Finding
-
-        log = self.log
+        """A stream that skips versions is missing an event: the first hole in the positions, if before it."""
         expected = (head[0] if head is not None else 0) + 1
-        if bad.version <= expected or log.gap is None or log.gap >= bad.position:
+        if bad.version <= expected:
             return bad
-        return Finding(
-            log.gap, bad.stream, expected, "",
-            f"position {log.gap} is missing from the log: stream {bad.stream} jumps from v{expected - 1} to "
-            f"v{bad.version} at position {bad.position} ({bad.topic}), and no event since position "
-            f"{log.vouched_position} is vouched for by this node's signed batches",
-            "missing", log.gap_index,
-        )
+        return self._hole_before(bad, f"skips its stream from v{expected - 1} to v{bad.version}")
 
     def finish(self) -> None:
         report = self.report

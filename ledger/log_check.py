@@ -85,7 +85,6 @@ class LogCheck:
                          self.head_row.size, self.head_row.root)
             )
         self.by_size = by_size
-        self.largest = max(by_size, default=0)
 
     # -- per event --------------------------------------------------------------------------------------
     def see(self, position: int) -> None:
@@ -180,11 +179,13 @@ class LogCheck:
             h = max(beyond, key=lambda x: x.size)
             return self._tail(f"the log holds {tree.size} events but {h.label} covers {h.size}: "
                               f"{h.size - tree.size} event(s) are missing")
+        # the row describes the log as a whole: named after its last event
+        end = self.last_position + 1
         if self.head_row_error is not None:
-            return self._named(self.last_position + 1, "head_corrupt", self.head_row_error)
+            return Finding(end, "", 0, "", self.head_row_error, "head_corrupt", tree.size)
         if self.head_row is None and self.v2_own:
-            return self._named(self.last_position + 1, "head_missing", "the log head row is missing (deleted?); "
-                               "compare the log with a peer's or an exported tree head (`audit verify --against`)")
+            return Finding(end, "", 0, "", "the log head row is missing (deleted?): compare the log with a peer's or "
+                           "an exported tree head (`audit verify --against`)", "head_missing", tree.size)
         return None
 
     # -- naming -----------------------------------------------------------------------------------------

@@ -176,7 +176,6 @@ def test_a_state_cell_holding_text_is_named(make_node: Callable[..., Node]) -> N
     """SQLite stores whatever it is given: a state rewritten as text (not UTF-8) used to stop the audit with a
     storage error naming no event."""
     import sqlite3
-
     from uuid import UUID
 
     node = make_node(AGENCIES)

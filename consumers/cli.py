@@ -20,7 +20,7 @@ from consumers.kafka_io import (
 )
 from consumers.revoked_acceptance import accept_revoked
 from consumers.settings import KafkaSettings
-from ledger.checkpoints import Checkpointer
+from ledger.checkpoints import Checkpointer, CheckpointSettings
 from ledger.cli.main import EXTENSIONS, _actor, _node, command, out
 from ledger.errors import FlagLedgerError, InputError, StateConflict, StorageError
 from ledger.files import write_private
@@ -113,17 +113,23 @@ def _run_node(args: argparse.Namespace) -> int:
     except FlagLedgerError as exc:  # replication goes on; every decision fails until the log is repaired
         log.error("ALARM: the decisions' state cannot be built: [%s] %s", exc.code, exc)
     until = _stopper(args.seconds)
-    checkpointer, next_checkpoint = Checkpointer(node.app), time.monotonic()
+    heads = CheckpointSettings.from_config(node.config)
+    if args.checkpoint_every is not None:
+        heads = CheckpointSettings(heads.every_events, args.checkpoint_every)
+    if args.checkpoint_events is not None:
+        heads = CheckpointSettings(args.checkpoint_events, heads.every_seconds)
+    checkpointer, next_try = Checkpointer(node.app), 0.0
     measured = 0.0
     failures = 0
     try:
         while not until():
-            if args.checkpoint_every > 0 and time.monotonic() >= next_checkpoint:
+            if (heads.every_events or heads.every_seconds) and time.monotonic() >= next_try:
                 try:
-                    checkpointer.sign()  # before the relay, so peers get it in this round
-                except FlagLedgerError as exc:  # e.g. a rewritten log: keep serving, shout, retry next interval
+                    # a signed tree head every N events or T seconds, before the relay so peers get it this round
+                    checkpointer.sign_due(heads, time.monotonic())
+                except FlagLedgerError as exc:  # e.g. a rewritten log: keep serving, shout, retry a bit later
                     log.error("ALARM: checkpoint not signed: [%s] %s", exc.code, exc)
-                next_checkpoint = time.monotonic() + args.checkpoint_every
+                    next_try = time.monotonic() + max(1.0, float(heads.every_seconds or 60))
             try:
                 relay.run_once()
                 consumer.poll_once(settings.poll_timeout_ms)
@@ -226,9 +232,18 @@ def _register(groups: Any, sub: Any, actor: Any) -> None:
     s.add_argument(
         "--checkpoint-every",
         type=float,
-        default=300.0,
+        default=None,
         metavar="SECONDS",
-        help="sign a log checkpoint this often when something new was logged (0: never; default 300)",
+        help="sign a tree head (checkpoint) this long after the last when something new was logged (0: off; "
+        "default: config `checkpoints.every_seconds`, env FLAGLEDGER_CHECKPOINT_EVERY_SECONDS, else 60)",
+    )
+    s.add_argument(
+        "--checkpoint-events",
+        type=int,
+        default=None,
+        metavar="N",
+        help="and as soon as N events were logged since the last (0: off; default: config "
+        "`checkpoints.every_events`, env FLAGLEDGER_CHECKPOINT_EVERY_EVENTS, else 1000)",
     )
     s.add_argument(
         "--audit-views-every",

@@ -55,6 +55,7 @@ from ledger.errors import (
     ConfigurationError,
     FlagLedgerError,
     InputError,
+    IntegrityError,
     NotFoundError,
     PermissionDenied,
     StateConflict,
@@ -140,8 +141,13 @@ class FlagLedger(Application[UUID]):
         pseudonymizer: Pseudonymizer,
         ids: StreamIds,
         clock: Callable[[], datetime] = _now,
+        audit: bool = False,
     ) -> None:
+        """``audit``: opened for ``audit verify`` — envelope v1 is read, and a key event that fails is recorded
+        in :attr:`key_problem` (for the audit to name) instead of refusing to open."""
         self.keyring = KeyRing()
+        self.key_problem: KeyProblem | None = None
+        self._audit = audit
         self.signers = dict(signers)
         self._anchors = {a.key_id: a for a in anchors}
         self.pseudonymize = pseudonymizer
@@ -153,6 +159,11 @@ class FlagLedger(Application[UUID]):
         self._vouched: set[str] = set()
         # read paths' permission decisions, valid only at one log position (see permit)
         self._permits: tuple[int, dict[tuple[str, str, Action | None], PermissionDenied | None]] = (-1, {})
+        env = dict(env)
+        # the recorders that advance the log head in every insert transaction (ledger.log_head)
+        recorder = _LOG_HEAD_RECORDERS.get(env.get("PERSISTENCE_MODULE", ""))
+        if recorder is not None:
+            env.setdefault("APPLICATION_RECORDER_TOPIC", recorder)
         try:
             super().__init__(env=env)
         except (PersistenceError, OperationalError) as exc:
@@ -161,6 +172,9 @@ class FlagLedger(Application[UUID]):
         assert isinstance(events, SignedEventStore)
         self.signed_store: SignedEventStore = events
         self.signed_store.default_origin = self._single_origin
+        if hasattr(self.recorder, "leaf_of"):
+            self.recorder.leaf_of = self.signed_mapper.leaf_of_state
+        self.signed_mapper.read_v1 = audit
         self.load_keyring()
 
     # -- wiring --------------------------------------------------------------------------------
@@ -192,12 +206,31 @@ class FlagLedger(Application[UUID]):
     # -- the key registry ----------------------------------------------------------------------
     def load_keyring(self) -> None:
         """Rebuild the key registry from the log's key events, verifying each as it is applied."""
+        try:
+            self._load_keys()
+        except KeyEventError as exc:
+            if not self._audit:
+                raise
+            # the audit names this event as the first bad one (or an earlier one); keys after it stay unknown
+            self.key_problem = exc.problem
+        if self._audit:
+            # this node's own keys, as its config.json lists them, even where the log lost their registration:
+            # its events still verify, and the audit names the missing key event itself (ledger.log_check)
+            known = {r.key_id for r in self.keyring.records()}
+            for anchor in self._anchors.values():
+                if anchor.key_id not in known:
+                    self.keyring.add(anchor)
+
+    def _load_keys(self) -> None:
         start = 1
         batch: list[tuple[Envelope, StoredEvent]] = []
         while True:
             page = self.recorder.select_notifications(start=start, limit=1000, topics=self._key_topics())
             for n in page:
-                env = self.signed_mapper.open(n.state)
+                try:
+                    env = self.signed_mapper.open(n.state)
+                except FlagLedgerError as exc:
+                    raise KeyEventError.at(n, exc) from exc
                 if batch and batch[-1][0].seal.signature != env.seal.signature:
                     self.apply_key_events(batch)
                     batch = []
@@ -222,29 +255,34 @@ class FlagLedger(Application[UUID]):
         """
         mapper = self.signed_mapper
         tentative: list[str] = []
-        for env, row in batch:
-            mapper.check_row(row, env)
-            h = env.header
-            if h.topic.endswith(".KeyAdded"):
-                ev: Any = mapper.decode(env)
-                vouched = ev.key_id in self._anchors or ev.key_id in self._vouched
-                if (
-                    h.key_id == ev.key_id
-                    and vouched
-                    and ev.key_id not in {r.key_id for r in self.keyring.records()}
-                ):
-                    self.keyring.add(
-                        KeyRecord(h.origin, ev.key_id, ev.public_hex, datetime.fromisoformat(ev.valid_from))
-                    )
-                    tentative.append(ev.key_id)
+        row: StoredEvent | None = None
         try:
-            for env, _ in batch:
+            for env, row in batch:
+                mapper.check_row(row, env)
+                h = env.header
+                if h.topic.endswith(".KeyAdded"):
+                    ev: Any = mapper.decode(env)
+                    vouched = ev.key_id in self._anchors or ev.key_id in self._vouched
+                    if (
+                        h.key_id == ev.key_id
+                        and vouched
+                        and ev.key_id not in {r.key_id for r in self.keyring.records()}
+                    ):
+                        self.keyring.add(
+                            KeyRecord(h.origin, ev.key_id, ev.public_hex, datetime.fromisoformat(ev.valid_from))
+                        )
+                        tentative.append(ev.key_id)
+            for env, stored in batch:
+                row = stored  # (named in the error below)
                 mapper.verify(env)
                 self._fold_key_event(env)
-        except FlagLedgerError:
+        except (FlagLedgerError, AttributeError, TypeError, ValueError) as exc:
+            # (a payload missing a field, or a malformed date, raises the latter three)
             for key_id in tentative:
                 self.keyring.discard(key_id)
-            raise
+            if row is None or isinstance(exc, KeyEventError):
+                raise
+            raise KeyEventError.at(row, exc) from exc
 
     def _fold_key_event(self, env: Envelope) -> None:
         h = env.header
@@ -974,6 +1012,45 @@ class FlagLedger(Application[UUID]):
         from ledger.checkpoints import sign_checkpoint
 
         return sign_checkpoint(self, agency, force=force)
+
+
+_LOG_HEAD_RECORDERS = {
+    "eventsourcing.sqlite": "ledger.sqlite_recorder:LogHeadSQLiteRecorder",
+    "eventsourcing.postgres": "ledger.pg_recorder:BinaryInsertRecorder",
+}
+
+
+@dataclass(frozen=True)
+class KeyProblem:
+    """A key-registry event that could not be applied: where it is and why (for ``audit verify`` to name)."""
+
+    position: int | None
+    stream: str
+    version: int
+    topic: str
+    reason: str
+    code: str
+
+
+class KeyEventError(IntegrityError):
+    """A key-registry event of the log failed to verify or apply; the node cannot trust the keys after it."""
+
+    code = "bad_key_event"
+
+    def __init__(self, problem: KeyProblem) -> None:
+        where = f"position {problem.position}" if problem.position is not None else "an event"
+        super().__init__(
+            f"the key event at {where} ({problem.topic} v{problem.version} of stream {problem.stream}) cannot be "
+            f"applied: {problem.reason}. Run `flagledger audit verify`",
+            code=problem.code,
+        )
+        self.problem = problem
+
+    @classmethod
+    def at(cls, row: Any, exc: Exception) -> KeyEventError:
+        code = exc.code if isinstance(exc, FlagLedgerError) else "malformed"
+        return cls(KeyProblem(getattr(row, "id", None), str(row.originator_id), row.originator_version,
+                              str(row.topic), str(exc), code))
 
 
 def is_local_only(topic: str) -> bool:

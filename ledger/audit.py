@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ledger.app import FlagLedger
+from ledger.audit_types import Finding, VerifyReport
 from ledger.audit_workers import MIN_EVENTS, ChainCheck, check_rows, default_workers, verify_in_workers
 from ledger.envelope import GENESIS
-from ledger.errors import InputError
+from ledger.errors import FlagLedgerError, InputError
+from ledger.log_check import LogCheck
 from ledger.log_rows import LogRow, log_rows
 from ledger.stream_heads import DEFAULT_CAPACITY, StreamHeads
 
@@ -17,36 +18,6 @@ if TYPE_CHECKING:
     from ledger.checkpoints import Checkpoint
 
 __all__ = ["Finding", "VerifyReport", "verify_log"]
-
-
-@dataclass(frozen=True)
-class Finding:
-    position: int
-    stream: str
-    version: int
-    topic: str
-    reason: str
-    code: str
-    index: int | None = None  # leaf index in the checkpointed tree, when a checkpoint check found it
-
-    def __str__(self) -> str:
-        return (
-            f"position {self.position} ({self.topic} v{self.version} of stream {self.stream}): {self.reason}"
-        )
-
-
-@dataclass
-class VerifyReport:
-    events: int = 0
-    streams: int = 0
-    batches: int = 0
-    first_bad: Finding | None = None
-    checkpoints: int = 0
-    heads_spilled: int = 0  # stream heads written to the temporary table (memory bound reached)
-
-    @property
-    def ok(self) -> bool:
-        return self.first_bad is None
 
 
 def verify_log(
@@ -58,12 +29,14 @@ def verify_log(
     workers: int | None = None,
     min_events: int = MIN_EVENTS,
 ) -> VerifyReport:
-    """Check every event in log order; stop at the first bad one.
+    """Check every event in log order, and the log as a whole; stop at the first bad event.
 
     Per event: the row agrees with its signed header, the payload with its digest, the batch signature
     with a key valid at the event's time, and ``prev`` with the hash of the stream's previous event
-    (so an edited, deleted or reordered event breaks the chain of its stream). Then the checkpoints
-    (:func:`ledger.checkpoints.verify_checkpoints`), plus ``trusted`` ones kept outside this log.
+    (so an edited, deleted or reordered event breaks the chain of its stream). The whole log
+    (:mod:`ledger.log_check`): the tree rebuilt from every event must be the one each of this node's batches
+    signed before it, and match every checkpoint of this node's agencies, every ``trusted`` one kept outside
+    this log (a peer's copy, an exported head: catches a truncated tail) and the log head row.
     At most ``heads_in_memory`` stream heads are kept in memory; older ones spill to a temporary table
     (:mod:`ledger.stream_heads`).
 
@@ -75,27 +48,56 @@ def verify_log(
         workers = default_workers()
     if workers < 1:
         raise InputError("--workers must be at least 1")
+    log, checkpoints = _log_check(app, trusted, page)
     with StreamHeads(heads_in_memory) as heads:
         if workers > 1 and app.max_position() >= min_events and _store_is_shared(app):
             report = VerifyReport()
-            verify_in_workers(app, heads, report, workers, page, progress)
+            verify_in_workers(app, heads, report, workers, page, progress, log)
         else:
-            report = _verify_events(app, heads, progress, page)
-    if report.first_bad is not None:
-        return report
-    from ledger.checkpoints import verify_checkpoints  # imported here: it imports this module
-
-    verify_checkpoints(app, report, trusted, progress, page)
+            report = _verify_events(app, heads, progress, page, log)
+    report.checkpoints = checkpoints
+    report.tree_size, report.own_batches_checked, report.v1_events = log.tree.size, log.v2_own, log.v1_events
+    problem = app.key_problem
+    if problem is not None:
+        # a key event that could not be applied when the node was opened (the walk re-checks it like any
+        # event, with this node's own keys from its config): named if nothing earlier is — unless all it
+        # showed is a key the log does not register, the effect of a key event deleted or moved, which the
+        # walk names where it was
+        bad = report.first_bad
+        earlier = problem.position is not None and bad is not None and problem.position < bad.position
+        if bad is None or (earlier and problem.code not in _UNKNOWN_KEY):
+            report.first_bad = Finding(problem.position or 0, problem.stream, problem.version, problem.topic,
+                                       f"this key event cannot be applied: {problem.reason}", problem.code)
     return report
 
 
+_UNKNOWN_KEY = frozenset({"unknown_key", "unknown_agency"})
+
+
+def _log_check(app: FlagLedger, trusted: Sequence[Checkpoint], page: int) -> tuple[LogCheck, int]:
+    """The whole-log check, primed with the head row (read first: it describes a prefix of what is read
+    after it, whoever writes meanwhile) and the checkpoints."""
+    from ledger.checkpoints import collect_checkpoints  # imported here: it imports this package's types
+
+    head_row, head_error = None, None
+    read_head = getattr(app.recorder, "read_head", None)
+    if read_head is not None:
+        try:
+            head_row = read_head()
+        except FlagLedgerError as exc:
+            head_error = str(exc)
+    found = collect_checkpoints(app, trusted, page)
+    log = LogCheck(frozenset(app.hosted), found.heads, found.covers, found.stop, head_row, head_error)
+    return log, found.count
+
+
 def _verify_events(
-    app: FlagLedger, heads: StreamHeads, progress: Callable[[int, int], None] | None, page: int
+    app: FlagLedger, heads: StreamHeads, progress: Callable[[int, int], None] | None, page: int, log: LogCheck
 ) -> VerifyReport:
     """The audit in this process: each page checked in place, then its chains (as the workers' pages are)."""
     mapper = app.signed_mapper
     report = VerifyReport()
-    chain = ChainCheck(heads, report)
+    chain = ChainCheck(heads, report, log)
     end = app.max_position()
     start = 1
     while True:

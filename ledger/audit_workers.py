@@ -33,7 +33,8 @@ from ledger.errors import FlagLedgerError, StorageError
 
 if TYPE_CHECKING:
     from ledger.app import FlagLedger
-    from ledger.audit import Finding, VerifyReport
+    from ledger.audit_types import Finding, VerifyReport
+    from ledger.log_check import LogCheck
     from ledger.log_rows import LogRow
     from ledger.mapper import SignedMapper
     from ledger.signing import KeyRecord
@@ -42,10 +43,13 @@ if TYPE_CHECKING:
 __all__ = ["MIN_EVENTS", "ChainCheck", "check_rows", "default_workers", "verify_in_workers"]
 
 MIN_EVENTS = 50_000  # below this a one-process audit finishes in about the time a worker takes to start
+_UNKNOWN_KEY = frozenset({"unknown_key", "unknown_agency"})
 
-# per event that passed the worker's checks: position, stream, version, topic, prev, own hash (hex), and
-# whether its batch signature differs from the previous event's in the page (the first event's: True)
-Link = tuple[int, str, int, str, str, str, bool]
+# per event that passed the worker's checks: position, stream, version, topic, prev, own hash (hex), whether
+# its batch signature differs from the previous event's in the page (the first event's: True), and for the
+# check of the whole log (ledger.log_check): origin, own hash (bytes), index in its batch, batch size, the
+# log head the batch signed (size −1 for envelope v1) and the batch signature
+Link = tuple[int, str, int, str, str, str, bool, str, bytes, int, int, int, bytes, bytes]
 
 
 def default_workers(cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
@@ -113,6 +117,7 @@ class _PageChecker:
             FlagLedger.register_transcodings(None, transcoder)  # type: ignore[arg-type]
         self.recorder = factory.application_recorder()
         self.mapper = SignedMapper(transcoder, cipher=factory.cipher(), keyring=KeyRing.from_records(spec.keys))
+        self.mapper.read_v1 = True  # as the auditing process's mapper
 
     def check(self, start: int, stop: int, limit: int) -> PageResult:
         from ledger.log_rows import log_rows
@@ -134,14 +139,21 @@ def check_rows(mapper: SignedMapper, rows: Sequence[LogRow]) -> PageResult:
     first_sig = last_sig = b""
     for n in rows:
         position, row_stream, _, version, topic, state = n
+        if state is None:
+            return PageResult(links, first_sig, last_sig, _finding(
+                n, "the stored event is not a byte string (its cell holds text or a number: edited outside "
+                "flagledger)", "malformed"))
         try:
             env = open_(state)
             check_fields(env, row_stream, version, topic)
         except FlagLedgerError as exc:
             return PageResult(links, first_sig, last_sig, _finding(n, str(exc), exc.code))
         h = env.header
-        sig = env.seal.signature
-        add((position, h.stream, version, topic, h.prev, env.hash_hex, sig != last_sig))
+        s = env.seal
+        sig = s.signature
+        leaf = env.leaf_hash
+        add((position, h.stream, version, topic, h.prev, leaf.hex(), sig != last_sig, h.origin, leaf, s.leaf_index,
+             s.size, s.log_size, s.log_root, sig))
         try:
             verify(env)
             decodes(env)
@@ -161,9 +173,10 @@ class ChainCheck:
     so both audits decide in one place which event is the first bad one and what was counted before it.
     """
 
-    def __init__(self, heads: StreamHeads, report: VerifyReport) -> None:
+    def __init__(self, heads: StreamHeads, report: VerifyReport, log: LogCheck) -> None:
         self.heads = heads
         self.report = report
+        self.log = log
         self.events = self.batches = 0
         self.last_sig = b""
 
@@ -174,16 +187,24 @@ class ChainCheck:
         if result.error is not None:
             raise StorageError(result.error)
         get_head, set_head = self.heads.get, self.heads.set  # bound once: this loop runs per event
+        log = self.log
+        see, add = log.see, log.add
         report = self.report
         events, batches = self.events, self.batches
         checked = len(result.links) - (1 if result.chain_first else 0)
-        for i, (position, stream, version, topic, prev, own, new_batch) in enumerate(result.links):
+        for i, link in enumerate(result.links):
+            position, stream, version, topic, prev, own, new_batch = link[:7]
+            see(position)
             head = get_head(stream)
             bad = chain_finding(position, stream, version, topic, prev, head)
             if bad is not None:
-                report.first_bad = bad
+                report.first_bad = self._hole_first(bad, head)
                 break
             if i == checked:  # the failing event: its chain held, so the page's finding stands
+                break
+            bad = add(position, stream, version, topic, *link[7:])
+            if bad is not None:
+                report.first_bad = bad
                 break
             set_head(stream, version, own, new=head is None)
             events += 1
@@ -191,7 +212,10 @@ class ChainCheck:
                 batches += 1
         self.events, self.batches = events, batches
         if report.first_bad is None and result.finding is not None:
-            report.first_bad = result.finding
+            finding = result.finding
+            if finding.code in _UNKNOWN_KEY:  # its key's registration may be what is missing
+                finding = self._hole_before(finding, "is signed by a key this log does not register")
+            report.first_bad = finding
         if report.first_bad is not None:
             self.finish()
             return False
@@ -199,8 +223,33 @@ class ChainCheck:
             self.last_sig = result.last_signature
         return True
 
+    def _hole_before(self, bad: Finding, what: str) -> Finding:
+        """``bad`` may be the effect of an event deleted before it: name the first hole in the log's positions
+        since the last vouched-for event, if there is one before it (see :mod:`ledger.log_check`)."""
+        from ledger.audit_types import Finding
+
+        log = self.log
+        if log.gap is None or log.gap >= bad.position:
+            return bad
+        return Finding(
+            log.gap, "", 0, "",
+            f"position {log.gap} is missing from the log: the event at position {bad.position} ({bad.topic} "
+            f"v{bad.version} of stream {bad.stream}) {what}, and no event since position {log.vouched_position} "
+            f"is vouched for by this node's signed batches ({bad.reason})",
+            "missing", log.gap_index,
+        )
+
+    def _hole_first(self, bad: Finding, head: tuple[int, str] | None) -> Finding:
+        """A stream that skips versions is missing an event: the first hole in the positions, if before it."""
+        expected = (head[0] if head is not None else 0) + 1
+        if bad.version <= expected:
+            return bad
+        return self._hole_before(bad, f"skips its stream from v{expected - 1} to v{bad.version}")
+
     def finish(self) -> None:
         report = self.report
+        if report.first_bad is None:
+            report.first_bad = self.log.finish()
         report.events, report.batches = self.events, self.batches
         if report.first_bad is None:  # a failed report counts no streams
             report.streams = self.heads.streams
@@ -214,11 +263,12 @@ def verify_in_workers(
     workers: int,
     page: int,
     progress: Callable[[int, int], None] | None,
+    log: LogCheck,
 ) -> None:
     """Fill ``report`` (events, batches, streams, first_bad) for the log up to its current end."""
     end = app.max_position()
     spec = CheckerSpec(dict(app.env), tuple(app.keyring.records()))
-    chain = ChainCheck(heads, report)
+    chain = ChainCheck(heads, report, log)
     pages = iter(range(1, end + 1, page))
     in_flight: deque[Future[PageResult]] = deque()
     try:

@@ -10,7 +10,8 @@ the Merkle paths built recursively. Here the same bytes come from a template and
   which JSON never escapes. Anything else falls back to ``Header(...).to_bytes()``.
 * :func:`merkle_paths` — RFC 6962's tree bottom-up (an unpaired node is promoted, which is the same tree as
   the recursive split at the largest power of two), each leaf's inclusion path leaf-to-root as one ``bytes``.
-* :func:`envelope_bytes` — the layout of ``Envelope.to_bytes``.
+* :func:`envelope_bytes` — the layout of ``Envelope.to_bytes`` (format v2: with the log head the batch
+  commits to and its extension records).
 
 ``tests/unit/test_batch_writer.py`` proves each byte-identical to :mod:`ledger.envelope` (headers with odd
 topics and agencies, trees of 1-300 leaves, envelopes read back and verified by ``Envelope``).
@@ -25,13 +26,14 @@ from datetime import datetime
 from hashlib import sha256
 from uuid import UUID
 
-from ledger.envelope import MAGIC, Header
+from ledger.envelope import MAGIC, Header, check_extensions
 from ledger.merkle import HASH_SIZE
 
-__all__ = ["HeaderTemplate", "envelope_bytes", "merkle_paths"]
+__all__ = ["HeaderTemplate", "check_log_head", "envelope_bytes", "merkle_paths"]
 
 _U32 = struct.Struct(">I").pack
 _SEAL = struct.Struct(">IIB").pack
+_LOG = struct.Struct(">Q32sH").pack
 # the same options as ledger.envelope's canonical header encoder: only the string fields need it
 _json_str = json.JSONEncoder(ensure_ascii=False).encode
 
@@ -55,11 +57,11 @@ class HeaderTemplate:
             return self._slow(event_id, stream, version, prev, topic, time, digest)
         tail = self._topics.get(topic)
         if tail is None:
-            tail = self._topics[topic] = f'","topic":{_json_str(topic)},"v":1,"version":'
-        # keys in sorted order: digest enc id key origin prev stream time topic v version
+            tail = self._topics[topic] = f'","topic":{_json_str(topic)},"v":2,"version":'
+        # keys in sorted order: commit digest enc id key origin prev stream time topic v version
         return (
-            f'{{"digest":"{digest}","enc":"json","id":"{event_id}"{self._prefix}{prev}","stream":"{stream}'
-            f'","time":"{time.isoformat()}{tail}{version}}}'
+            f'{{"commit":"sha256","digest":"{digest}","enc":"json","id":"{event_id}"{self._prefix}{prev}'
+            f'","stream":"{stream}","time":"{time.isoformat()}{tail}{version}}}'
         ).encode()
 
     def _slow(
@@ -97,7 +99,18 @@ def merkle_paths(leaves: Sequence[bytes]) -> tuple[bytes, list[bytes]]:
     return level[0], above
 
 
-def envelope_bytes(header: bytes, payload: bytes, index: int, size: int, path: bytes, signature: bytes) -> bytes:
-    """``Envelope(header, payload, Seal(index, size, path, signature)).to_bytes()`` (``path`` concatenated)."""
+def envelope_bytes(header: bytes, payload: bytes, index: int, size: int, path: bytes, signature: bytes,
+                   log_size: int, log_root: bytes, ext: bytes = b"") -> bytes:
+    """``Envelope(header, payload, Seal(index, size, path, signature, log_size, log_root, ext)).to_bytes()``
+    (``path`` concatenated; ``log_root`` 32 bytes)."""
     return b"".join((MAGIC, _U32(len(header)), header, _U32(len(payload)), payload,
-                     _SEAL(index, size, len(path) // HASH_SIZE), path, signature))
+                     _SEAL(index, size, len(path) // HASH_SIZE), path, _LOG(log_size, log_root, len(ext)), ext,
+                     signature))
+
+
+def check_log_head(log_size: int, log_root: bytes, ext: bytes = b"") -> None:
+    """What :func:`envelope_bytes` would otherwise write wrongly (``struct`` pads a short root with zeros)."""
+    if type(log_size) is not int or log_size < 0 or len(log_root) != HASH_SIZE:
+        raise ValueError("a log head is a non-negative size and a 32-byte root")
+    if ext:
+        check_extensions(ext)

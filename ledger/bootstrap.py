@@ -79,9 +79,11 @@ def open_node(
     clock: Callable[[], datetime] | None = None,
     projections: Sequence[Projection] | None = None,
     pools: PoolSizes | None = None,
+    audit: bool = False,
 ) -> Node:
     """Open the node of ``data_dir``. ``pools``: the PostgreSQL connections of each of its two pools (default:
-    the configured capacity, for a process serving requests; one-shot commands pass ``ONE_SHOT``)."""
+    the configured capacity, for a process serving requests; one-shot commands pass ``ONE_SHOT``). ``audit``: for
+    ``audit verify`` (reads envelope v1; a key event that fails is left for the audit to name)."""
     from projections.base import Projector, create_engine
     from projections.proxy_index import ProxyIndex
     from projections.verified import VerifiedState
@@ -98,6 +100,7 @@ def open_node(
         anchors=anchors,
         pseudonymizer=Pseudonymizer(config.pseudonym_secret()),
         ids=StreamIds(config.id_keys()),
+        audit=audit,
         **kwargs,
     )
     engine = create_engine(config.views_url(), pools)

@@ -14,16 +14,20 @@ carrying the predecessor's size/root and an RFC 6962 consistency proof from it, 
 shared events can still check each checkpoint extends the last one it holds (:func:`check_incoming`).
 A checkpoint covers only events stored before it, so a checkpoint at leaf index ``p`` claims ``tree_size <= p``.
 
-**What verifying adds** to the per-stream chain of :mod:`ledger.audit`: deleting a stream's last event(s),
-whole single-event streams, reordering rows of different streams and truncating the log all change the
-tree, so the first own checkpoint whose root no longer matches names where trust ends.
+**What they add** to the signed log heads every batch of this node carries (:mod:`ledger.log_check`): they are
+shared, so a peer holds this node's latest head and checks each new one extends it (a fork holds the agency); a
+copy kept elsewhere (a peer's, or :func:`sign_head`'s export) catches a cut tail that nothing inside the log
+shows once the head row is rewritten. The node signs one every N events or T seconds (:class:`CheckpointSettings`,
+:meth:`Checkpointer.sign_due`). ``audit verify`` reads the checkpoint events first (:func:`collect_checkpoints`)
+and compares their roots in its one pass over the log.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -34,7 +38,14 @@ from cryptography.exceptions import InvalidSignature
 from ledger.domain.bounds import NOTE, fit_text
 from ledger.domain.checkpoints import AgencyHold, CheckpointLog
 from ledger.envelope import Envelope
-from ledger.errors import FlagLedgerError, InputError, IntegrityError, NotFoundError, StateConflict
+from ledger.errors import (
+    ConfigurationError,
+    FlagLedgerError,
+    InputError,
+    IntegrityError,
+    NotFoundError,
+    StateConflict,
+)
 from ledger.merkle import (
     EMPTY_ROOT,
     CompactRange,
@@ -49,16 +60,21 @@ from ledger.signing import key_id_for, public_key_from_hex
 
 if TYPE_CHECKING:
     from ledger.app import Actor, FlagLedger
-    from ledger.audit import VerifyReport
+    from ledger.audit_types import Finding
+    from ledger.config import NodeConfig
+    from ledger.log_check import TreeHead
 
 __all__ = [
     "CHECKPOINT_TOPIC",
     "Checkpoint",
     "CheckpointFork",
+    "CheckpointHeads",
+    "CheckpointSettings",
     "Checkpointer",
     "build_proof",
     "check_incoming",
     "check_proof",
+    "collect_checkpoints",
     "hold_agency",
     "hold_reason",
     "holds",
@@ -67,7 +83,6 @@ __all__ = [
     "proof_document",
     "sign_checkpoint",
     "statement",
-    "verify_checkpoints",
 ]
 
 log = logging.getLogger("flagledger.checkpoints")
@@ -182,6 +197,37 @@ def _verify_with_keyring(app: FlagLedger, cp: Checkpoint) -> None:
 # -- the log's leaves --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """When the node signs a tree head on its own: once ``every_events`` events were logged since the last one,
+    or ``every_seconds`` after it if anything was (0 turns that trigger off). From config.json's ``checkpoints``
+    section, overridden by ``FLAGLEDGER_CHECKPOINT_EVERY_EVENTS`` / ``FLAGLEDGER_CHECKPOINT_EVERY_SECONDS``."""
+
+    every_events: int = 1000
+    every_seconds: float = 60.0
+
+    @classmethod
+    def from_config(cls, config: NodeConfig) -> CheckpointSettings:
+        values: dict[str, Any] = dict(config.checkpoints)
+        unknown = set(values) - {"every_events", "every_seconds"}
+        if unknown:
+            raise ConfigurationError(f"unknown checkpoints settings: {', '.join(sorted(unknown))}")
+        for name in ("every_events", "every_seconds"):
+            env = os.environ.get(f"FLAGLEDGER_CHECKPOINT_{name.upper()}")
+            if env is not None:
+                values[name] = env
+        parsed: dict[str, Any] = {}
+        for name, kind in (("every_events", int), ("every_seconds", float)):
+            if name in values:
+                try:
+                    parsed[name] = kind(values[name])
+                except (TypeError, ValueError):
+                    raise ConfigurationError(f"checkpoints setting {name} is not a number") from None
+                if not parsed[name] >= 0:
+                    raise ConfigurationError(f"checkpoints setting {name} must be 0 (off) or more")
+        return cls(**parsed)
+
+
 class Checkpointer:
     """Signs checkpoints for a long-running node, reading only the events stored since its last call.
 
@@ -194,6 +240,25 @@ class Checkpointer:
         self.leaves: list[bytes] = []
         self.position = 0
         self.content = 0  # leaves up to the last event that is not itself a checkpoint
+        self.logged = 0  # events read that are not checkpoints
+        self.signed_logged: int | None = None  # ``logged`` when sign_due last signed (None: not yet)
+        self.signed_at = 0.0
+
+    def sign_due(self, settings: CheckpointSettings, now: float) -> list[Checkpoint]:
+        """Sign (every hosted agency) if ``settings`` say a tree head is due at ``now`` (monotonic seconds):
+        at the first call, once ``every_events`` events were logged since the last call that signed, or
+        ``every_seconds`` after it if anything was. An agency whose last checkpoint covers everything is
+        skipped as in :meth:`sign`."""
+        self.refresh()
+        if self.signed_logged is not None:
+            new = self.logged - self.signed_logged
+            by_count = settings.every_events > 0 and new >= settings.every_events
+            by_time = settings.every_seconds > 0 and new > 0 and now - self.signed_at >= settings.every_seconds
+            if not (by_count or by_time):
+                return []
+        signed = self.sign()
+        self.signed_logged, self.signed_at = self.logged, now
+        return signed
 
     def refresh(self) -> None:
         for position, row, env in self.app.envelopes(start=self.position + 1):
@@ -201,6 +266,7 @@ class Checkpointer:
             self.position = position
             if not row.topic.startswith(_CHECKPOINT_STREAM_PREFIX):
                 self.content = len(self.leaves)
+                self.logged += 1
 
     def sign(self, agencies: Iterable[str] | None = None, *, force: bool = False) -> list[Checkpoint]:
         """Sign a checkpoint for each of ``agencies`` (default: every hosted one) over the log as it is now.
@@ -264,6 +330,23 @@ def sign_checkpoint(app: FlagLedger, agency: str | None = None, *, force: bool =
     return Checkpointer(app).sign(None if agency is None else [agency], force=force)
 
 
+def sign_head(app: FlagLedger, agency: str | None = None) -> Checkpoint:
+    """A tree head over the whole log as it is now, signed by ``agency`` (default: the first hosted one) and
+    *not* recorded: to be kept outside this node (``audit head --out``), it covers every event, including the
+    checkpoint just recorded — unlike that checkpoint, which covers only what precedes it. Same statement and
+    JSON as a checkpoint, so ``audit verify --against`` reads either."""
+    code = agency if agency is not None else sorted(app.hosted)[0]
+    signer = app.signers.get(code)
+    if signer is None:
+        raise NotFoundError(f"agency {code} is not hosted on this node")
+    tree = CompactRange()
+    for _, _, env in app.envelopes():
+        tree.append(env.leaf_hash)
+    root, time = tree.root(), app.clock().isoformat()
+    signature = signer.sign(statement(code, tree.size, root, time, signer.key_id))
+    return Checkpoint(code, tree.size, root, time, signer.key_id, signature)
+
+
 def latest_checkpoint(app: FlagLedger, agency: str | None = None) -> Checkpoint:
     """The newest checkpoint signed by ``agency`` (default: the largest of any hosted agency)."""
     best: Checkpoint | None = None
@@ -286,47 +369,34 @@ def latest_checkpoint(app: FlagLedger, agency: str | None = None) -> Checkpoint:
 
 
 @dataclass
-class _Seen:
-    position: int
-    stream: str
-    version: int
-    cp: Checkpoint
-    own: bool
+class CheckpointHeads:
+    """What the checkpoints give ``audit verify``'s check of the whole log (:class:`ledger.log_check.LogCheck`)."""
+
+    heads: list[TreeHead]  # this node's checkpoints in the log and the trusted ones: roots to compare
+    covers: dict[int, TreeHead]  # this node's checkpoint events by position (each covers only what precedes it)
+    stop: Finding | None  # the first checkpoint event bad on its own (signature, consistency with the last)
+    count: int  # checkpoint events read before it
 
 
-@dataclass
-class _Problem:
-    index: int
-    position: int
-    stream: str
-    version: int
-    topic: str
-    reason: str
-    code: str
+def collect_checkpoints(app: FlagLedger, trusted: Sequence[Checkpoint] = (), page: int = 1000) -> CheckpointHeads:
+    """Read the checkpoint events alone (one indexed pass) and the ``trusted`` ones kept outside this log.
 
-
-def verify_checkpoints(
-    app: FlagLedger,
-    report: VerifyReport,
-    trusted: Sequence[Checkpoint] = (),
-    progress: Callable[[int, int], None] | None = None,
-    page: int = 1000,
-) -> None:
-    """Check every checkpoint in the log, and ``trusted`` ones kept elsewhere, against the log.
-
-    Each checkpoint's signature (key valid at its time) and its consistency proof from the previous
-    checkpoint of the same agency; for this node's own agencies (and ``trusted``) the root recomputed
-    over the first ``tree_size`` leaves, that it was recorded after those leaves, and that the log still
-    holds them. The first problem (lowest leaf index) becomes ``report.first_bad``. Two passes: the
-    checkpoint events alone, then every leaf once through a :class:`CompactRange` (O(log n) memory).
+    Each checkpoint's signature (key valid at its time) and its consistency proof from the previous checkpoint
+    of the same agency are checked here; the first that fails is returned as ``stop`` for the walk over the log
+    to name when it reaches it (unless something before it is bad). The roots of this node's own checkpoints
+    and of ``trusted`` ones are compared by the walk as the rebuilt tree reaches their sizes. A trusted
+    checkpoint whose signature does not verify is refused at once (IntegrityError ``bad_checkpoint``).
     """
-    from ledger.audit import Finding
+    from ledger.audit_types import Finding
+    from ledger.log_check import TreeHead
 
-    problems: list[_Problem] = []
-    seen: list[_Seen] = []
+    heads: list[TreeHead] = []
+    covers: dict[int, TreeHead] = {}
+    stop: Finding | None = None
+    count = 0
     last: dict[str, Checkpoint] = {}
     start = 1
-    while True:  # pass 1: the checkpoint events only
+    while stop is None:
         rows = app.recorder.select_notifications(start=start, limit=page, topics=[CHECKPOINT_TOPIC])
         for n in rows:
             stream, version = str(n.originator_id), n.originator_version
@@ -336,117 +406,26 @@ def verify_checkpoints(
                 _verify_with_keyring(app, cp)
                 _check_extends(last.get(cp.origin), cp)
             except FlagLedgerError as exc:
-                problems.append(_Problem(-1, n.id, stream, version, n.topic, str(exc), exc.code))
+                stop = Finding(n.id, stream, version, n.topic, str(exc), exc.code)
                 break
+            count += 1
             last[cp.origin] = cp
-            seen.append(_Seen(n.id, stream, version, cp, cp.origin in app.hosted))
-        if problems or len(rows) < page:
+            if cp.origin in app.hosted:
+                head = TreeHead(f"the checkpoint at position {n.id} (agency {cp.origin}, signed {cp.time})",
+                                cp.tree_size, cp.root, n.id)
+                heads.append(head)
+                covers[n.id] = head
+        if len(rows) < page:
             break
         start = rows[-1].id + 1
-    by_position = {s.position: s for s in seen}
-    sizes = sorted({s.cp.tree_size for s in seen if s.own} | {t.tree_size for t in trusted})
-    roots: dict[int, list[tuple[str, Checkpoint]]] = {}
-    for s in seen:
-        if s.own:
-            roots.setdefault(s.cp.tree_size, []).append((f"checkpoint at position {s.position}", s.cp))
     for t in trusted:
+        if t.origin not in app.hosted:  # another node's log: comparing it with this one means nothing
+            raise InputError(f"the tree head kept elsewhere is signed by agency {t.origin}, which this node does "
+                             "not host: pass a head of this node's own agencies")
         _verify_with_keyring(app, t)
-        roots.setdefault(t.tree_size, []).append((f"the trusted checkpoint signed {t.time}", t))
-    bad_position = problems[0].position if problems else None
-    report.checkpoints = len(seen)
-    if not roots and bad_position is None:
-        return  # no root to recompute: spare the second read of the log
-
-    # pass 2: every leaf once; roots compared as the tree reaches each checkpoint's size
-    tree = CompactRange()
-    good = 0  # the largest checkpointed size whose root matched: leaves below it are vouched for
-    good_row: tuple[int, str, int, str] = (0, "", 0, "")
-    pending = iter(sizes)
-    nxt = next(pending, None)
-    end = app.max_position()
-    mismatch: _Problem | None = None
-
-    def compare() -> _Problem | None:
-        nonlocal good, good_row
-        root = tree.root()
-        for label, cp in roots.get(tree.size, []):
-            if cp.root != root:
-                pos, stream, version, topic = good_row
-                return _Problem(
-                    good,
-                    pos,
-                    stream,
-                    version,
-                    topic,
-                    f"the first {cp.tree_size} events no longer match {label} (agency {cp.origin}, signed "
-                    f"{cp.time}): an event at leaf index {good}..{cp.tree_size - 1} was deleted, inserted, "
-                    f"reordered or edited",
-                    "checkpoint_mismatch",
-                )
-        return None
-
-    for position, row, env in app.envelopes(page=page):
-        while nxt is not None and nxt == tree.size:
-            mismatch = compare()
-            if mismatch is not None:
-                break
-            good = tree.size
-            nxt = next(pending, None)
-        if mismatch is not None:
-            break
-        if tree.size == good:
-            good_row = (position, str(row.originator_id), row.originator_version, row.topic)
-        here = by_position.get(position)
-        if here is not None and here.own and here.cp.tree_size > tree.size:
-            pos, stream, version, topic = good_row
-            problems.append(
-                _Problem(
-                    good,
-                    pos,
-                    stream,
-                    version,
-                    topic,
-                    f"the checkpoint at position {position} covers {here.cp.tree_size} events but only "
-                    f"{tree.size} precede it: an event at leaf index {good}..{tree.size} was deleted",
-                    "truncated",
-                )
-            )
-            break
-        if bad_position is not None and position == bad_position:
-            problems[0].index = tree.size
-        tree.append(env.leaf_hash)
-        if progress is not None and tree.size % page == 0:
-            progress(position, end)
-    else:
-        while nxt is not None and nxt == tree.size and mismatch is None:
-            mismatch = compare()
-            if mismatch is None:
-                good = tree.size
-                nxt = next(pending, None)
-        if mismatch is None and nxt is not None:
-            cover = max(cp.tree_size for cps in roots.values() for _, cp in cps)
-            problems.append(
-                _Problem(
-                    tree.size,
-                    end,
-                    "",
-                    0,
-                    "",
-                    f"the log ends after {tree.size} events but a checkpoint covers {cover}: the last "
-                    f"{cover - tree.size} event(s) were deleted (truncated log)",
-                    "truncated",
-                )
-            )
-    if mismatch is not None:
-        problems.append(mismatch)
-    if progress is not None:
-        progress(end, end)
-    if not problems or report.first_bad is not None:
-        return
-    first = min(problems, key=lambda p: p.index if p.index >= 0 else 1 << 62)
-    report.first_bad = Finding(
-        first.position, first.stream, first.version, first.topic, first.reason, first.code, first.index
-    )
+        heads.append(TreeHead(f"the checkpoint kept elsewhere (agency {t.origin}, signed {t.time})", t.tree_size,
+                              t.root))
+    return CheckpointHeads(heads, covers, stop, count)
 
 
 def _check_extends(prev: Checkpoint | None, cp: Checkpoint) -> None:

@@ -60,6 +60,7 @@ class NodeConfig:
     observability: dict[str, Any] = field(default_factory=dict)  # metrics port, log format (consumers.observe)
     http: dict[str, Any] = field(default_factory=dict)  # session cookie, trusted proxy (ledger.api.settings)
     capacity: dict[str, Any] = field(default_factory=dict)  # connection pools, API concurrency (ledger.capacity)
+    checkpoints: dict[str, Any] = field(default_factory=dict)  # tree heads: every_events, every_seconds
     database_password: str | None = field(default=None, repr=False)  # from a secret file; never saved
 
     # -- files --------------------------------------------------------------------------------
@@ -90,6 +91,7 @@ class NodeConfig:
                 observability=dict(raw.get("observability", {})),
                 http=dict(raw.get("http", {})),
                 capacity=dict(raw.get("capacity", {})),
+                checkpoints=dict(raw.get("checkpoints", {})),
             )
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"{path} is not valid: {exc}") from exc
@@ -120,6 +122,7 @@ class NodeConfig:
             "observability": self.observability,
             **({"http": self.http} if self.http else {}),
             **({"capacity": self.capacity} if self.capacity else {}),
+            **({"checkpoints": self.checkpoints} if self.checkpoints else {}),
         }
         write_private(self.path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 

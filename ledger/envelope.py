@@ -1,21 +1,39 @@
-"""The signed envelope every stored and published event travels in.
+"""The signed envelope every stored and published event travels in (format v2, ``FLE2``).
 
-Layout (before the at-rest cipher; big-endian lengths)::
+Layout (before the at-rest cipher; big-endian integers)::
 
-    b"FLE1" | u32 len | header | u32 len | payload | u32 index | u32 size | u8 n | n×32 path | 64 signature
+    b"FLE2" | u32 len | header | u32 len | payload
+           | u32 index | u32 size | u8 n | n×32 path                      the event's place in its batch
+           | u64 log_size | 32 log_root                                   the local log before the batch
+           | u16 len | extensions                                         signed, batch-wide (TLV)
+           | 64 signature
 
-* ``header`` is canonical JSON (sorted keys) naming the event id, originating agency, signing key id,
-  stream id and version, the hash of the stream's previous event, the event topic, its time, the payload
-  encoding and the SHA-256 of the payload bytes exactly as stored.
-* The event's *leaf hash* is RFC 6962's ``SHA-256(0x00 ‖ header)``; the next event of the stream names
-  it as ``prev``, so the per-stream hash chain covers every field and, through the digest, the payload.
-* Events saved together are *sealed* together: one Ed25519 signature over the RFC 6962 Merkle root of
-  their leaf hashes, each event carrying its index, the batch size and its inclusion path. A lone event
-  is a batch of one (empty path, the root is its own leaf hash). This amortises signing and verifying
-  (figure "signed append" / "audit verify") without weakening anything: an event still verifies alone.
-* Because the signature covers the payload *digest*, a payload may later be encrypted under a
-  per-subject key (``enc``) — or the ciphertext destroyed at the end of retention — and every
-  signature and chain link still verifies.
+* ``header`` is canonical JSON (sorted keys, no spaces) naming the event id, originating agency, signing key
+  id, stream id and version, the hash of the stream's previous event, the event topic, its time, the payload
+  encoding (``enc``), what the digest commits to (``commit``; ``"sha256"``: SHA-256 of the payload bytes
+  exactly as stored), the digest, and ``"v":2``. A header with a field this release does not know, or a
+  commitment kind it does not know, is refused as ``newer_envelope`` (park it, upgrade, replay): later
+  formats *add* header fields (e.g. a per-subject data key's id and its wrapping for each recipient agency,
+  or a hiding commitment such as ``"commit":"hmac-sha256"``) instead of changing the layout.
+* The event's *leaf hash* is RFC 6962's ``SHA-256(0x00 ‖ header)``; the next event of the stream names it as
+  ``prev``, so the per-stream hash chain covers every header field and, through the digest, the payload.
+* Events saved together are *sealed* together: one Ed25519 signature over :func:`batch_message` — the RFC
+  6962 Merkle root of their leaf hashes and the batch size, **the size and root of the local log just before
+  the batch** (every stored event, own and ingested, in notification order: :mod:`ledger.log_tree`) and the
+  extension records. Each event carries its index, the batch size, its inclusion path and those batch-wide
+  fields, so it verifies alone. The node's batches therefore form a signed chain of tree heads: deleting,
+  truncating or reordering anything before a batch changes the log it committed to (``audit verify``).
+* ``extensions`` are records ``u16 type | u16 len | value`` in strictly ascending type order (one spelling
+  per content, since they are signed). A type with the high bit set is *critical*: a reader that does not
+  know it refuses the envelope (``newer_envelope``); others are skipped (still signed). None is defined yet;
+  the space is kept for batch-wide additions such as per-recipient key wrapping.
+* Because the signature covers the payload *digest*, a payload may later be encrypted under a per-subject key
+  (``enc``) — or the ciphertext destroyed at the end of retention — and every signature and chain link still
+  verifies.
+
+Format v1 (``FLE1``: no ``commit`` header field, ``"v":1``, no log head and no extensions in the seal, the
+message ``flagledger/batch/v1``) is still *parsed*, so that ``audit verify`` can check a log written before v2;
+the mapper refuses it everywhere else (:attr:`ledger.mapper.SignedMapper.read_v1`). See docs/tamper-evidence.md.
 """
 
 from __future__ import annotations
@@ -30,35 +48,64 @@ from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from ledger.errors import IntegrityError, SignatureError
-from ledger.merkle import leaf_hash, node_hash
+from ledger.merkle import EMPTY_ROOT, leaf_hash, node_hash
 
-__all__ = ["GENESIS", "Envelope", "Header", "RootMemo", "batch_message", "seal_batch"]
+__all__ = [
+    "COMMIT_SHA256",
+    "GENESIS",
+    "MAGIC",
+    "MAGIC_V1",
+    "Envelope",
+    "Header",
+    "RootMemo",
+    "Seal",
+    "batch_message",
+    "check_extensions",
+    "seal_batch",
+]
 
 _sha256 = hashlib.sha256
 T = TypeVar("T")
 _decode_json = json.JSONDecoder().decode
 # canonical header JSON; one encoder instance (json.dumps with options builds a new one per call)
 _encode_header = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-MAGIC = b"FLE1"
+MAGIC = b"FLE2"
+MAGIC_V1 = b"FLE1"
 GENESIS = "0" * 64
+COMMIT_SHA256 = "sha256"
+COMMITS = frozenset({COMMIT_SHA256})  # commitment kinds this release checks
 _U32 = struct.Struct(">I")
 _PREFIX = struct.Struct(">4sI")  # magic, header length
 _SEAL = struct.Struct(">IIB")
-_HEADER_KEYS = frozenset(
+_LOG = struct.Struct(">Q32sH")  # log size, log root, extensions length
+_EXT = struct.Struct(">HH")
+_U16 = struct.Struct(">H")
+CRITICAL = 0x8000
+_HEADER_KEYS_V1 = frozenset(
     {"v", "id", "origin", "key", "stream", "version", "prev", "topic", "time", "enc", "digest"}
 )
-# The canonical header exactly as ``Header.to_bytes`` writes it (sorted keys, no spaces), with every string
+_HEADER_KEYS = _HEADER_KEYS_V1 | {"commit"}
+# The canonical v2 header exactly as ``Header.to_bytes`` writes it (sorted keys, no spaces), with every string
 # free of what JSON would escape (quote, backslash, control characters): for such text a JSON decoder returns
 # each string exactly as written, so matching it and slicing out the values gives the very Header the JSON
 # path gives, at about half the cost (figures "audit verify", "ingest"). Anything else — another key order,
-# whitespace, escapes, "v": 1.0, a version with 19+ digits — takes the JSON path, which decides as before.
+# whitespace, escapes, "v": 2.0, a version with 19+ digits, another commitment kind, a v1 header — takes the
+# JSON path, which decides as before.
 _STR = r'[^"\\\x00-\x1f]*'
 _HASH = r'[^"\\\x00-\x1f]{64}'
 _canonical_header = re.compile(
-    rf'\{{"digest":"({_HASH})","enc":"({_STR})","id":"({_STR})","key":"({_STR})","origin":"({_STR})",'
-    rf'"prev":"({_HASH})","stream":"({_STR})","time":"({_STR})","topic":"({_STR})","v":1,'
+    rf'\{{"commit":"sha256","digest":"({_HASH})","enc":"({_STR})","id":"({_STR})","key":"({_STR})",'
+    rf'"origin":"({_STR})","prev":"({_HASH})","stream":"({_STR})","time":"({_STR})","topic":"({_STR})","v":2,'
     r'"version":([1-9][0-9]{0,17})\}'
 ).fullmatch
+
+
+def _newer(what: str) -> IntegrityError:
+    return IntegrityError(
+        f"{what}: written by a newer flagledger. Upgrade this node, then replay the message "
+        "(`flagledger consumers replay`)",
+        code="newer_envelope",
+    )
 
 
 class Header(NamedTuple):
@@ -74,23 +121,26 @@ class Header(NamedTuple):
     time: str
     digest: str
     enc: str = "json"
+    commit: str = COMMIT_SHA256  # what ``digest`` commits to
+    v: int = 2  # the envelope format the header belongs to (1: read for audits only)
 
     def to_bytes(self) -> bytes:
-        return _encode_header(
-            {
-                "v": 1,
-                "id": self.event_id,
-                "origin": self.origin,
-                "key": self.key_id,
-                "stream": self.stream,
-                "version": self.version,
-                "prev": self.prev,
-                "topic": self.topic,
-                "time": self.time,
-                "enc": self.enc,
-                "digest": self.digest,
-            }
-        ).encode()
+        fields: dict[str, Any] = {
+            "v": self.v,
+            "id": self.event_id,
+            "origin": self.origin,
+            "key": self.key_id,
+            "stream": self.stream,
+            "version": self.version,
+            "prev": self.prev,
+            "topic": self.topic,
+            "time": self.time,
+            "enc": self.enc,
+            "digest": self.digest,
+        }
+        if self.v != 1:
+            fields["commit"] = self.commit
+        return _encode_header(fields).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Header:
@@ -100,7 +150,9 @@ class Header(NamedTuple):
             m = None
         if m is not None:
             digest, enc, event_id, key_id, origin, prev, stream, time, topic, version = m.groups()
-            return tuple.__new__(cls, (event_id, origin, key_id, stream, int(version), prev, topic, time, digest, enc))
+            return tuple.__new__(
+                cls, (event_id, origin, key_id, stream, int(version), prev, topic, time, digest, enc, COMMIT_SHA256, 2)
+            )
         return cls.from_json(raw)
 
     @classmethod
@@ -114,8 +166,18 @@ class Header(NamedTuple):
                 d = json.loads(raw)
             except (ValueError, UnicodeDecodeError) as exc:
                 raise IntegrityError(f"envelope header is not JSON: {exc}", code="malformed") from exc
-        if type(d) is not dict or d.keys() != _HEADER_KEYS or d["v"] != 1:
+        if type(d) is not dict or type(d.get("v")) is not int:
             raise IntegrityError("envelope header has the wrong fields or version", code="malformed")
+        v = d["v"]
+        if v > 2:
+            raise _newer(f"envelope header version {v}")
+        keys = _HEADER_KEYS if v == 2 else _HEADER_KEYS_V1
+        if v not in (1, 2) or not keys <= d.keys():
+            raise IntegrityError("envelope header has the wrong fields or version", code="malformed")
+        if d.keys() != keys:
+            if v == 1:
+                raise IntegrityError("envelope header has the wrong fields or version", code="malformed")
+            raise _newer("envelope header has fields this release does not know")
         if not (
             type(d["id"]) is str
             and type(d["origin"]) is str
@@ -127,10 +189,14 @@ class Header(NamedTuple):
             and type(d["enc"]) is str
             and type(d["digest"]) is str
             and type(d["version"]) is int
+            and (v == 1 or type(d["commit"]) is str)
         ):
             raise IntegrityError("envelope header field has the wrong type", code="malformed")
         if len(d["prev"]) != 64 or len(d["digest"]) != 64 or d["version"] < 1:
             raise IntegrityError("envelope header has a malformed hash or version", code="malformed")
+        commit = d["commit"] if v == 2 else COMMIT_SHA256
+        if commit not in COMMITS:
+            raise _newer("envelope header names a commitment kind this release does not know")
         return cls(
             event_id=d["id"],
             origin=d["origin"],
@@ -142,6 +208,8 @@ class Header(NamedTuple):
             time=d["time"],
             digest=d["digest"],
             enc=d["enc"],
+            commit=commit,
+            v=v,
         )
 
     @property
@@ -161,18 +229,58 @@ class RootMemo:
         self.last: tuple[bytes, list[tuple[int, int, bytes]], bytes] | None = None
 
 
-def batch_message(key_id: str, root: bytes, size: int) -> bytes:
-    """What the agency key signs for a sealed batch."""
-    return b"flagledger/batch/v1\x00" + key_id.encode() + b"\x00" + root + _U32.pack(size)
+_LOG_MSG = struct.Struct(">IQ")
+
+
+def batch_message(
+    key_id: str, root: bytes, size: int, log_size: int = -1, log_root: bytes = b"", ext: bytes = b""
+) -> bytes:
+    """What the agency key signs for a sealed batch: v2 (``log_size`` ≥ 0) commits to the log before it
+    and to the extension records; v1 (``log_size`` −1) only to the batch."""
+    if log_size < 0:
+        return b"flagledger/batch/v1\x00" + key_id.encode() + b"\x00" + root + _U32.pack(size)
+    return b"".join(
+        (b"flagledger/batch/v2\x00", key_id.encode(), b"\x00", root, _LOG_MSG.pack(size, log_size), log_root,
+         _U16.pack(len(ext)), ext)
+    )
+
+
+def check_extensions(ext: bytes) -> None:
+    """Refuse extension records that are malformed, out of order, or critical and unknown (none is known yet)."""
+    at, last = 0, -1
+    while at < len(ext):
+        if at + 4 > len(ext):
+            raise IntegrityError("malformed envelope extension record", code="malformed")
+        kind, n = _EXT.unpack_from(ext, at)
+        at += 4 + n
+        if at > len(ext) or kind <= last:
+            raise IntegrityError("malformed or unordered envelope extension records", code="malformed")
+        last = kind
+        if kind & CRITICAL:
+            raise _newer(f"envelope extension {kind:#06x} is critical and unknown")
 
 
 class Seal(NamedTuple):
-    """Where an event sits in its sealed batch; ``path`` is its inclusion path, n×32 bytes as stored."""
+    """Where an event sits in its sealed batch and what the batch signed besides its root.
+
+    ``path`` is the inclusion path, n×32 bytes as stored; ``log_size``/``log_root`` the local log just before
+    the batch (−1/b"" in a v1 envelope); ``ext`` the batch's extension records as stored.
+    """
 
     leaf_index: int  # (not ``index``: a tuple's method)
     size: int
     path: bytes
     signature: bytes
+    log_size: int = -1
+    log_root: bytes = b""
+    ext: bytes = b""
+
+    @property
+    def v1(self) -> bool:
+        return self.log_size < 0
+
+    def message(self, key_id: str, root: bytes) -> bytes:
+        return batch_message(key_id, root, self.size, self.log_size, self.log_root, self.ext)
 
 
 class _memo(Generic[T]):
@@ -217,7 +325,10 @@ class Envelope:
 
     @_memo
     def header(self) -> Header:
-        return Header.from_bytes(self.header_bytes)
+        h = Header.from_bytes(self.header_bytes)
+        if (h.v == 1) != (self.seal.log_size < 0):
+            raise IntegrityError("envelope header version does not match its format", code="malformed")
+        return h
 
     @_memo
     def leaf_hash(self) -> bytes:
@@ -298,6 +409,11 @@ class Envelope:
 
     def to_bytes(self) -> bytes:
         s = self.seal
+        if s.log_size < 0:
+            return b"".join(
+                (MAGIC_V1, _U32.pack(len(self.header_bytes)), self.header_bytes, _U32.pack(len(self.payload)),
+                 self.payload, _SEAL.pack(s.leaf_index, s.size, len(s.path) // 32), s.path, s.signature)
+            )
         return b"".join(
             (
                 MAGIC,
@@ -307,6 +423,8 @@ class Envelope:
                 self.payload,
                 _SEAL.pack(s.leaf_index, s.size, len(s.path) // 32),
                 s.path,
+                _LOG.pack(s.log_size, s.log_root, len(s.ext)),
+                s.ext,
                 s.signature,
             )
         )
@@ -318,7 +436,7 @@ class Envelope:
             if type(raw) is not bytes:
                 raw = bytes(raw)
             magic, hlen = _PREFIX.unpack_from(raw)
-            if magic != MAGIC:
+            if magic != MAGIC and magic != MAGIC_V1:
                 raise ValueError("not a flagledger envelope (bad magic)")
             hend = 8 + hlen
             (plen,) = _U32.unpack_from(raw, hend)
@@ -326,20 +444,35 @@ class Envelope:
             pend = pstart + plen
             index, size, n = _SEAL.unpack_from(raw, pend)
             path_at = pend + 9
-            sig_at = path_at + 32 * n
+            path_end = path_at + 32 * n
+            if magic == MAGIC:
+                log_size, log_root, elen = _LOG.unpack_from(raw, path_end)
+                ext_at = path_end + 42
+                sig_at = ext_at + elen
+            else:
+                log_size, log_root, ext_at = -1, b"", path_end
+                sig_at = path_end
             # every offset above was read inside raw; raw ending exactly after the signature means every
             # part has its full stated length
             if len(raw) != sig_at + 64:
                 raise ValueError("truncated or trailing bytes")
             if size < 1 or index >= size:
                 raise ValueError("seal index outside its batch")
+            if log_size > _MAX_LOG:
+                raise ValueError("log size out of range")
         except (ValueError, struct.error, TypeError) as exc:
             raise IntegrityError(f"malformed envelope: {exc}", code="malformed") from exc
+        ext = raw[ext_at:sig_at]
+        if ext:
+            check_extensions(ext)
         return cls(
             raw[8:hend],
             raw[pstart:pend],
-            tuple.__new__(Seal, (index, size, raw[path_at:sig_at], raw[sig_at:])),
+            tuple.__new__(Seal, (index, size, raw[path_at:path_end], raw[sig_at:], log_size, log_root, ext)),
         )
+
+
+_MAX_LOG = (1 << 63) - 1  # a log size fits a signed 64-bit column (PostgreSQL bigint)
 
 
 def _paths(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
@@ -357,16 +490,29 @@ def _paths(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
     return node_hash(left_root, right_root), left_paths + right_paths
 
 
-def seal_batch(headers: Sequence[bytes], payloads: Sequence[bytes], key_id: str, sign: Any) -> list[Envelope]:
-    """Seal events saved together under one signature of their Merkle root (at least one event)."""
+def seal_batch(
+    headers: Sequence[bytes],
+    payloads: Sequence[bytes],
+    key_id: str,
+    sign: Any,
+    log_size: int = 0,
+    log_root: bytes = EMPTY_ROOT,
+    ext: bytes = b"",
+) -> list[Envelope]:
+    """Seal events saved together under one signature of their Merkle root and of the log before them
+    (``log_size`` leaves with root ``log_root``; −1 and b"" write the v1 format, for tests of old logs)."""
     if not headers or len(headers) != len(payloads):
         # RFC 9162 defines no inclusion proof in an empty tree: sealing nothing is a caller's mistake
         raise ValueError(f"cannot seal {len(headers)} headers with {len(payloads)} payloads (need one each, ≥ 1)")
+    if log_size < 0:
+        log_root, ext = b"", b""
+    elif len(log_root) != 32:
+        raise ValueError("a log root is 32 bytes")
     leaves = [leaf_hash(h) for h in headers]
     root, paths = _paths(leaves)
-    signature: bytes = sign(batch_message(key_id, root, len(leaves)))
     size = len(leaves)
+    signature: bytes = sign(batch_message(key_id, root, size, log_size, log_root, ext))
     return [
-        Envelope(h, p, Seal(i, size, b"".join(path), signature))
+        Envelope(h, p, Seal(i, size, b"".join(path), signature, log_size, log_root, ext))
         for i, (h, p, path) in enumerate(zip(headers, payloads, paths, strict=True))
     ]

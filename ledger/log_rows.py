@@ -19,7 +19,8 @@ from ledger.errors import StorageError
 __all__ = ["LogRow", "log_rows", "stream_text"]
 
 # position, stream as str(UUID) (None: the stored id is no UUID), the stored id, version, topic, stored state
-LogRow = tuple[int, str | None, Any, int, str, bytes]
+# (None: the cell holds no byte string)
+LogRow = tuple[int, str | None, Any, int, str, bytes | None]
 
 _hex32 = re.compile("[0-9a-f]{32}").fullmatch  # what the SQLite recorder stores (UUID.hex)
 _canonical = re.compile("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
@@ -39,8 +40,11 @@ def stream_text(stored: Any) -> str | None:
         return None
 
 
+# a state cell that is not a BLOB (SQLite lets anyone store text or a number there) is read as None, for the
+# audit to name; reading text that is not UTF-8 would otherwise fail the whole page, naming no event
 _SQLITE_ROWS = (
-    "SELECT rowid, originator_id, originator_version, topic, state FROM {table} WHERE rowid >= ? ORDER BY rowid LIMIT ?"
+    "SELECT rowid, originator_id, originator_version, topic, CASE WHEN typeof(state) = 'blob' THEN state END "
+    "FROM {table} WHERE rowid >= ? ORDER BY rowid LIMIT ?"
 )
 
 

@@ -32,13 +32,14 @@ from eventsourcing.persistence import (
 from eventsourcing.persistence import IntegrityError as LibIntegrityError
 from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
-from ledger.batch_writer import HeaderTemplate, envelope_bytes, merkle_paths
+from ledger.batch_writer import HeaderTemplate, check_log_head, envelope_bytes, merkle_paths
 from ledger.cipher import reuse_key_schedule
 from ledger.envelope import GENESIS, Envelope, RootMemo, batch_message
 from ledger.errors import ChainError, ConfigurationError, IntegrityError, SignatureError, UntrustedKeyError
+from ledger.merkle import EMPTY_ROOT
 from ledger.signing import KeyRing, Signer
 
-__all__ = ["SignedEventStore", "SignedMapper"]
+__all__ = ["PreparedBatch", "SignedEventStore", "SignedMapper"]
 
 import hashlib
 
@@ -47,6 +48,43 @@ _new_object = object.__new__
 _set_attr = object.__setattr__
 
 Head = tuple[int, str]  # (version, leaf hash hex) of a stream's latest event
+
+
+class PreparedBatch:
+    """A batch enveloped, chained and hashed, waiting for the log head it signs (:class:`ledger.log_head.PendingBatch`).
+
+    The recorder calls :meth:`seal` inside its insert transaction, holding the store's write lock, with the
+    size and root of the log just before the batch; what costs most per event (encoding, hashing, the Merkle
+    paths) is done before the lock is taken, the signature and the envelope bytes under it.
+    """
+
+    __slots__ = ("headers", "key_id", "leaves", "paths", "payloads", "protect", "root", "rows", "sealed", "signer")
+
+    def __init__(
+        self,
+        rows: list[tuple[UUID, int, str]],
+        headers: list[bytes],
+        payloads: list[bytes],
+        leaves: list[bytes],
+        signer: Signer,
+        protect: Callable[[bytes], bytes],
+    ) -> None:
+        self.rows, self.headers, self.payloads, self.leaves = rows, headers, payloads, leaves
+        self.signer, self.key_id, self.protect = signer, signer.key_id, protect
+        self.root, self.paths = merkle_paths(leaves)
+        self.sealed: list[StoredEvent] = []
+
+    def seal(self, log_size: int, log_root: bytes) -> list[StoredEvent]:
+        check_log_head(log_size, log_root)
+        size = len(self.leaves)
+        signature = self.signer.sign(batch_message(self.key_id, self.root, size, log_size, log_root))
+        protect = self.protect
+        rows = zip(self.rows, self.headers, self.payloads, self.paths, strict=True)
+        self.sealed = [
+            StoredEvent(oid, v, topic, protect(envelope_bytes(h, p, i, size, path, signature, log_size, log_root)))
+            for i, ((oid, v, topic), h, p, path) in enumerate(rows)
+        ]
+        return self.sealed
 
 
 class SignedMapper(Mapper[UUID]):
@@ -64,6 +102,8 @@ class SignedMapper(Mapper[UUID]):
         self.signers: dict[str, Signer] = signers if signers is not None else {}
         # the last batch root computed on reading (see Envelope.batch_root)
         self._roots = RootMemo()
+        # envelope v1 (no log head) is read only by `audit verify`, which sets this; everything else refuses it
+        self.read_v1 = False
         # the library's JSON transcoder's own scanner (its object hook decodes the transcoded values)
         self._scan: Callable[[str, int], tuple[Any, int]] | None = (
             cast(Any, self.transcoder.decoder).scan_once if type(self.transcoder) is JSONTranscoder else None
@@ -74,19 +114,32 @@ class SignedMapper(Mapper[UUID]):
         raise IntegrityError("events are only stored sealed: save them through the SignedEventStore")
 
     def seal(
-        self, domain_events: Sequence[DomainEventProtocol[UUID]], origin: str, heads: dict[UUID, Head]
+        self,
+        domain_events: Sequence[DomainEventProtocol[UUID]],
+        origin: str,
+        heads: dict[UUID, Head],
+        log_size: int = 0,
+        log_root: bytes = EMPTY_ROOT,
     ) -> list[StoredEvent]:
-        """Envelope, chain and sign ``domain_events`` as one batch for agency ``origin``.
+        """:meth:`prepare` and seal at once, over the given log head (tests; the store seals in the recorder)."""
+        batch = self.prepare(domain_events, origin, heads)
+        return [] if batch is None else batch.seal(log_size, log_root)
+
+    def prepare(
+        self, domain_events: Sequence[DomainEventProtocol[UUID]], origin: str, heads: dict[UUID, Head]
+    ) -> PreparedBatch | None:
+        """Envelope, chain and hash ``domain_events`` as one batch for agency ``origin`` (None: no events).
 
         ``heads`` gives the latest stored (version, hash) of each stream that already has events;
         it is updated in place so consecutive events of one stream chain within the batch.
-        The bytes are those of ``seal_batch`` over ``Header``s, built by :mod:`ledger.batch_writer`.
+        The bytes are those of ``seal_batch`` over ``Header``s, built by :mod:`ledger.batch_writer`;
+        the signature is made by :meth:`PreparedBatch.seal` once the log head is known.
         """
         signer = self.signers.get(origin)
         if signer is None:
             raise ConfigurationError(f"this node holds no signing key for agency {origin}")
         if not domain_events:
-            return []
+            return None
         key_id = signer.key_id
         template = HeaderTemplate(origin, key_id)
         encode = self.transcoder.encode
@@ -138,14 +191,7 @@ class SignedMapper(Mapper[UUID]):
         assert earliest is not None and latest is not None
         self._check_signable(origin, key_id, earliest)
         self._check_signable(origin, key_id, latest)
-        size = len(leaves)
-        root, paths = merkle_paths(leaves)
-        signature = signer.sign(batch_message(key_id, root, size))
-        protect = self.protect
-        return [
-            StoredEvent(oid, version, topic, protect(envelope_bytes(h, p, i, size, path, signature)))
-            for i, ((oid, version, topic), h, p, path) in enumerate(zip(rows, headers, payloads, paths, strict=True))
-        ]
+        return PreparedBatch(rows, headers, payloads, leaves, signer, self.protect)
 
     def _check_signable(self, origin: str, key_id: str, at: datetime) -> None:
         """Refuse to sign what no verifier would accept: an event stamped outside the key's validity.
@@ -183,14 +229,24 @@ class SignedMapper(Mapper[UUID]):
                 ) from exc
         return Envelope.from_bytes(raw)
 
+    def leaf_of_state(self, stored_state: bytes) -> bytes:
+        """The log leaf of a stored row (the recorders' ``leaf_of``: an ingested event advances the log head)."""
+        return self.open(stored_state).leaf_hash
+
     def verify(self, env: Envelope) -> None:
         """Signature, key validity and payload digest of one envelope, standing alone."""
         h = env.header
         if _sha256(env.payload).hexdigest() != h.digest:  # Envelope.check_digest, inlined (once per event read)
             raise SignatureError("payload does not match the signed digest")
         seal = env.seal
+        if seal.log_size < 0 and not self.read_v1:
+            raise IntegrityError(
+                "envelope format v1 (no log head) is read only by `flagledger audit verify`: this node writes and "
+                "accepts v2 (see docs/tamper-evidence.md)",
+                code="old_envelope",
+            )
         root = env.batch_root(self._roots)
-        self.keyring.verify_root(h.origin, h.key_id, h.timestamp, root, seal.size, seal.signature)
+        self.keyring.verify_root(h.origin, h.key_id, h.timestamp, root, seal)
 
     def check_row(self, stored: StoredEvent, env: Envelope) -> None:
         self.check_fields(env, str(stored.originator_id), stored.originator_version, stored.topic)
@@ -367,9 +423,16 @@ class SignedEventStore(EventStore[UUID]):
                 head = self._head_before(e.originator_id, e.originator_version)
                 if head is not None:
                     heads[e.originator_id] = head
-        stored = self.mapper.seal(domain_events, origin, heads)
+        if not getattr(self.recorder, "seals_batches", False):  # else it would store the unsealed rows below
+            raise ConfigurationError(f"{type(self.recorder).__name__} does not seal batches over the log head")
+        batch = self.mapper.prepare(domain_events, origin, heads)
+        if batch is None:
+            return []
+        # the recorder seals the batch over the log head inside its insert transaction (ledger.log_head);
+        # the rows passed name the events (stream, version, topic) for any reader of the arguments
+        unsealed = [StoredEvent(oid, version, topic, b"") for oid, version, topic in batch.rows]
         try:
-            ids = self.recorder.insert_events(stored, **kwargs)
+            ids = self.recorder.insert_events(unsealed, batch=batch, **kwargs)
         except Exception:
             with self._heads_lock:  # a refused write must not leave stale heads behind
                 for e in domain_events:
@@ -377,6 +440,7 @@ class SignedEventStore(EventStore[UUID]):
             raise
         self._remember_all(heads)
         recordings = []
+        stored = batch.sealed
         if ids:
             for d, s, n_id in zip(domain_events, stored, ids, strict=True):
                 recordings.append(

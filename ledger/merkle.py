@@ -187,6 +187,28 @@ class CompactRange:
         for leaf in leaf_hashes:
             self.append(leaf)
 
+    @classmethod
+    def from_frontier(cls, size: int, hashes: Sequence[bytes]) -> CompactRange:
+        """The range over ``size`` leaves whose perfect subtrees (largest first) have the roots ``hashes`` —
+        what :meth:`frontier` returned. Raises ``ValueError`` if the count does not fit ``size``."""
+        if type(size) is not int or size < 0:
+            raise ValueError(f"a tree size must be a non-negative int, not {size!r}")
+        sizes = [1 << b for b in range(size.bit_length() - 1, -1, -1) if size >> b & 1]
+        if len(sizes) != len(hashes) or not all(_is_hash(h) for h in hashes):
+            raise ValueError(f"a frontier of a {size}-leaf tree has {len(sizes)} hashes of {HASH_SIZE} bytes")
+        r = cls()
+        r._stack = list(zip(sizes, hashes, strict=True))
+        r._size = size
+        return r
+
+    def frontier(self) -> list[bytes]:
+        """The roots of the perfect subtrees the leaves so far decompose into, largest (leftmost) first:
+        with the size, everything needed to go on appending (see :meth:`from_frontier`)."""
+        return [h for _, h in self._stack]
+
+    def copy(self) -> CompactRange:
+        return CompactRange.from_frontier(self._size, self.frontier())
+
     def root(self) -> bytes:
         """MTH of the leaves appended so far (``EMPTY_ROOT`` if none); O(log n) hashes."""
         if not self._stack:

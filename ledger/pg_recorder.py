@@ -10,21 +10,28 @@ zips them row by row), which psycopg passes through without touching the bytes. 
 library's, unchanged: one transaction, ``LOCK TABLE … IN EXCLUSIVE MODE`` (insert order = commit order, so
 readers tailing the log never skip a gap), ``NOTIFY``, the primary key refusing a second event at the same
 stream version (our ``StateConflict``), and the notification ids returned in the order of the events.
+
+The insert transaction also reads and advances the log head (:mod:`ledger.log_head`) under that same table
+lock: a pending batch is signed over the head only once the lock is held, so concurrent writers (API server,
+CLI commands, the consumer) each sign the log exactly as it stood before their batch.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import PersistenceError, StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
+
+from ledger.log_head import LogHead, head_missing, plain_leaf, rows_to_insert
 
 __all__ = ["TOPIC", "BinaryInsertRecorder"]
 
@@ -32,6 +39,8 @@ TOPIC = "ledger.pg_recorder:BinaryInsertRecorder"
 
 
 class BinaryInsertRecorder(PostgresApplicationRecorder):
+    seals_batches = True  # SignedEventStore.put hands it pending batches (keyword ``batch``)
+
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         # the originator id column has the datastore's type (uuid or text), as in the library's table
@@ -44,6 +53,26 @@ class BinaryInsertRecorder(PostgresApplicationRecorder):
             table=Identifier(self.events_table_name),
             id_type=Identifier(self.datastore.originator_id_type),
         )
+        self.head_table = f"{self.events_table_name}_head"
+        self.check_identifier_length(self.head_table)
+        head = {"schema": Identifier(self.datastore.schema), "head": Identifier(self.head_table)}
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{head} (id int PRIMARY KEY CHECK (id = 1), "
+                "size bigint NOT NULL, root bytea NOT NULL, frontier bytea NOT NULL)"
+            ).format(**head)
+        )
+        self.select_head_statement = SQL("SELECT size, root, frontier FROM {schema}.{head} WHERE id = 1").format(
+            **head
+        )
+        self.any_event_statement = SQL("SELECT EXISTS (SELECT 1 FROM {schema}.{table}) AS any").format(
+            schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
+        )
+        self.write_head_statement = SQL(
+            "INSERT INTO {schema}.{head} (id, size, root, frontier) VALUES (1, %s, %s, %s) "
+            "ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size, root = EXCLUDED.root, frontier = EXCLUDED.frontier"
+        ).format(**head)
+        self.leaf_of: Callable[[bytes], bytes] = plain_leaf
 
     def create_table(self) -> None:
         """The library's ``CREATE … IF NOT EXISTS``, retried when another process runs it at the same moment.
@@ -64,11 +93,57 @@ class BinaryInsertRecorder(PostgresApplicationRecorder):
             # jittered: openers that collided once would otherwise collide again in step
             time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))
 
-    def _insert_stored_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        self._lock_table(curs)
-        self._notify_channel(curs)
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """The library's insert (pipelined, one transaction, table lock first), with the log head read after
+        the lock is taken, the pending batch sealed over it, and the head written after the rows."""
+        if not stored_events and kwargs.get("batch") is None:
+            return []
+        exc: Exception | None = None
+        ids: Sequence[int] | None = None
+        with self.datastore.get_connection() as conn:
+            with conn.pipeline() as pipeline, conn.transaction():
+                with conn.cursor() as curs:
+                    self._lock_table(curs)
+                    self._notify_channel(curs)
+                    curs.execute(self.select_head_statement, prepare=True)
+                    pipeline.sync()
+                    row = curs.fetchone()
+                    if row is not None:
+                        head = LogHead.from_row(row["size"], row["root"], row["frontier"])
+                    else:
+                        curs.execute(self.any_event_statement)
+                        pipeline.sync()
+                        found = curs.fetchone()
+                        if found is not None and found["any"]:
+                            raise head_missing()
+                        head = LogHead.empty()
+                rows, after = rows_to_insert(head, stored_events, kwargs, self.leaf_of)
+                with conn.cursor() as curs:
+                    try:
+                        self._insert_rows(curs, rows)
+                        # sync now, so a uniqueness violation raises IntegrityError here (as the library does)
+                        pipeline.sync()
+                        ids = self._fetch_ids_after_insert_events(curs, rows)
+                    except Exception as e:  # re-raised after the pipeline exits (avoids psycopg's warning)
+                        exc = e
+                if exc is None:
+                    with conn.cursor() as curs:
+                        curs.execute(
+                            self.write_head_statement, (after.size, after.root, after.frontier_bytes()), prepare=True
+                        )
+            if exc is not None:
+                raise exc
+        return ids
+
+    def read_head(self) -> LogHead | None:
+        """The head row as committed now (None: there is none), checked for agreement with itself."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_head_statement, prepare=True)
+            row = curs.fetchone()
+        return None if row is None else LogHead.from_row(row["size"], row["root"], row["frontier"])
+
+    def _insert_rows(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]) -> None:
         curs.execute(
             self.insert_binary_statement,
             (
@@ -79,3 +154,10 @@ class BinaryInsertRecorder(PostgresApplicationRecorder):
             ),
             prepare=True,
         )
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        # only reached through the library's own insert path, which this class replaces: refuse rather than
+        # write rows the log head does not count
+        raise NotImplementedError("rows are inserted by BinaryInsertRecorder.insert_events")

@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.envelope import batch_message
+from ledger.envelope import Seal, batch_message
 from ledger.errors import ConfigurationError, SignatureError, UntrustedKeyError
 
 __all__ = ["KeyRecord", "KeyRing", "Signer", "key_id_for", "public_key_from_hex"]
@@ -96,9 +96,9 @@ class KeyRing:
     _public: dict[str, Ed25519PublicKey] = field(default_factory=dict)
     _verified: dict[tuple[str, bytes, bytes], None] = field(default_factory=dict)
     cache_size: int = 4096
-    # (key id, root, size, signature) of the last batch verify_root verified: its next events skip building
-    # the batch message and the cache look-up (figures "audit verify", "ingest")
-    _last_root: tuple[str, bytes, int, bytes] | None = field(default=None, compare=False, repr=False)
+    # (key id, root, seal) of the last batch verify_root verified: its next events skip building the batch
+    # message and the cache look-up (figures "audit verify", "ingest")
+    _last_root: tuple[str, bytes, Seal] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_records(cls, records: Iterable[KeyRecord]) -> KeyRing:
@@ -190,11 +190,23 @@ class KeyRing:
                 del verified[next(iter(verified))]
         verified[cache_key] = None
 
-    def verify_root(self, agency: str, key_id: str, at: datetime, root: bytes, size: int, signature: bytes) -> None:
-        """:meth:`verify` of a sealed batch's message (:func:`ledger.envelope.batch_message`)."""
+    def verify_root(self, agency: str, key_id: str, at: datetime, root: bytes, seal: Seal) -> None:
+        """:meth:`verify` of a sealed batch's message (:func:`ledger.envelope.batch_message`): its ``root``
+        and what ``seal`` carries besides the event's own place (size, log head, extensions, signature)."""
         last = self._last_root
-        if last is not None and last[3] == signature and last[1] == root and last[0] == key_id and last[2] == size:
-            self.check_key(agency, key_id, at)  # verified for this very message: only the key's validity at ``at``
-            return
-        self.verify(agency, key_id, at, batch_message(key_id, root, size), signature)
-        self._last_root = (key_id, root, size, signature)
+        if last is not None:
+            ls = last[2]
+            if (
+                ls.signature == seal.signature
+                and last[1] == root
+                and last[0] == key_id
+                and ls.size == seal.size
+                and ls.log_size == seal.log_size
+                and ls.log_root == seal.log_root
+                and ls.ext == seal.ext
+            ):
+                self.check_key(agency, key_id, at)  # verified for this very message: only the key's validity
+                return
+        message = batch_message(key_id, root, seal.size, seal.log_size, seal.log_root, seal.ext)
+        self.verify(agency, key_id, at, message, seal.signature)
+        self._last_root = (key_id, root, seal)

@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.app import FlagLedger
 from ledger.capacity import PoolSizes, retry_while_server_full
 from ledger.envelope import Envelope
-from ledger.errors import StorageError
+from ledger.errors import IntegrityError, StorageError
 from ledger.faultpoint import ENV as FAULTPOINT_ENV
 from ledger.faultpoint import faultpoint
 from ledger.log_rows import LogRow, log_rows
@@ -232,6 +232,8 @@ class Projector:
             wanted = readers.get(topic)
             if wanted is None:
                 continue
+            if state is None:  # a cell holding no byte string (ledger.log_rows): `audit verify` names it
+                raise IntegrityError(f"the stored event at position {position} is not a byte string")
             env = open_(state)
             check_fields(env, row_stream, version, topic)
             verify(env)

@@ -1,4 +1,5 @@
-"""CLI: ``audit checkpoint``, ``audit prove``, ``audit check-proof`` (offline), ``audit holds``, ``audit release``."""
+"""CLI: ``audit checkpoint``, ``audit head``, ``audit prove``, ``audit check-proof`` (offline), ``audit holds``,
+``audit release``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ledger.checkpoints import (
     latest_checkpoint,
     lift_hold,
     sign_checkpoint,
+    sign_head,
 )
 from ledger.cli.main import EXTENSIONS, GROUPS, _node, command, out
 from ledger.errors import InputError
@@ -46,6 +48,18 @@ def _checkpoint(args: argparse.Namespace) -> int:
     if args.export:
         write_private(Path(args.export), json.dumps(signed[-1].to_json(), indent=2) + "\n")
     out({"signed": [cp.to_json() for cp in signed]})
+    return 0
+
+
+@command("audit head")
+def _head(args: argparse.Namespace) -> int:
+    """The node's current signed tree head, to keep outside the log (``audit verify --against FILE``)."""
+    app = _node(args).app
+    sign_checkpoint(app, args.agency)  # recorded and published to peers, if anything was logged since the last
+    cp = sign_head(app, args.agency)  # and one over everything, that checkpoint included, to keep elsewhere
+    if args.out:
+        Path(args.out).write_text(json.dumps(cp.to_json(), indent=2) + "\n")
+    out(cp.to_json())
     return 0
 
 
@@ -107,9 +121,13 @@ def _register(groups: Any, sub: Any, actor: Any) -> None:
     s.add_argument("--force", action="store_true", help="sign even if nothing new was logged")
     s.add_argument("--export", metavar="FILE", help="also write the signed checkpoint to FILE (keep it elsewhere)")
     s.set_defaults(cmd="audit checkpoint")
+    s = sub(g, "head", "sign a checkpoint if anything is new, then a tree head over the whole log to keep elsewhere")
+    s.add_argument("--agency", default=None, help="whose (default: the latest of any hosted agency)")
+    s.add_argument("--out", metavar="FILE", help="also write it to FILE, to keep outside this node")
+    s.set_defaults(cmd="audit head")
     s = sub(g, "latest-checkpoint", "show (and export) the latest checkpoint held from an agency, own or a peer's")
     s.add_argument("--agency", default=None, help="whose (default: the latest of any hosted agency)")
-    s.add_argument("--export", metavar="FILE", help="also write it to FILE, for `audit verify --checkpoint FILE`")
+    s.add_argument("--export", metavar="FILE", help="also write it to FILE, for `audit verify --against FILE`")
     s.set_defaults(cmd="audit latest-checkpoint")
     s = sub(g, "prove", "print an inclusion proof of one event against the latest checkpoint")
     s.add_argument("event_id", nargs="?", default=None, help="the event id of the envelope header")

@@ -389,7 +389,9 @@ def _audit_verify(args: argparse.Namespace) -> int:
         from ledger.cli.audit_proofs import load_checkpoint
 
         trusted = [load_checkpoint(f) for f in args.checkpoint]
-    app = _node(args).app
+    # opened for the audit: a log in envelope v1 is read, a key event that fails is named below
+    args._node = open_node(Path(args.data_dir), pools=ONE_SHOT, audit=True)
+    app = args._node.app
     report = verify_log(
         app, progress=None if args.quiet else progress_printer("verify"), trusted=trusted, workers=args.workers
     )
@@ -410,6 +412,8 @@ def _audit_verify(args: argparse.Namespace) -> int:
             "streams": report.streams,
             "signed_batches": report.batches,
             "checkpoints": report.checkpoints,
+            "log_size": report.tree_size,
+            **({"v1_events": report.v1_events} if report.v1_events else {}),
         }
     )
     return 0
@@ -663,10 +667,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub(g, "verify", "check every signature and chain link")
     s.add_argument("--quiet", action="store_true")
     s.add_argument(
+        "--against",
         "--checkpoint",
+        dest="checkpoint",
         action="append",
-        metavar="FILE",
-        help="also check a signed checkpoint kept outside this log (catches a truncated log); repeatable",
+        metavar="HEAD_FILE",
+        help="also check a signed tree head kept outside this log (`audit head --out`, or a peer's "
+        "`audit latest-checkpoint --export`): catches a truncated log; repeatable",
     )
     s.add_argument(
         "--workers",

@@ -92,6 +92,36 @@ def test_verify_counts_checkpoints_and_a_kept_checkpoint_catches_truncation(
             store.delete(node, position)
     finally:
         node.close()
+    code, _, err = run(capsys, "--data-dir", data_dir, "audit", "verify", "--quiet")
+    assert code == 6 and "[truncated]" in err and "log head row" in err  # the tripwire…
+    node = open_node(Path(data_dir))
+    try:
+        store.forge_head(node)  # …which an attacker rewrites (no key needed)
+    finally:
+        node.close()
     assert run(capsys, "--data-dir", data_dir, "audit", "verify", "--quiet")[0] == 0
     code, _, err = run(capsys, "--data-dir", data_dir, "audit", "verify", "--quiet", "--checkpoint", kept)
     assert code == 6 and "[truncated]" in err and f"first bad leaf index: {len(rows) - 3}" in err
+    assert f"position {rows[-3][0]}:" in err
+
+
+def test_an_exported_head_catches_a_cut_tail_the_head_row_no_longer_shows(
+    data_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An insider cuts the last batches and rewrites the head row; the head exported before says so."""
+    from ledger.bootstrap import open_node
+
+    head = str(tmp_path / "head.json")
+    code, out, _ = run(capsys, "--data-dir", data_dir, "audit", "head", "--out", head)
+    assert code == 0 and json.loads(Path(head).read_text())["tree_size"] == json.loads(out)["tree_size"]
+    node = open_node(Path(data_dir))
+    try:
+        *_, cut, checkpoint = store.batches(node)
+        for position in cut + checkpoint:
+            store.delete(node, position)
+        store.forge_head(node)
+    finally:
+        node.close()
+    assert run(capsys, "--data-dir", data_dir, "audit", "verify", "--quiet")[0] == 0
+    code, _, err = run(capsys, "--data-dir", data_dir, "audit", "verify", "--quiet", "--against", head)
+    assert code == 6 and "[truncated]" in err and f"position {cut[0]}:" in err

@@ -94,15 +94,14 @@ def test_an_edited_payload_is_the_same_first_bad_event(logged: Node) -> None:
     _same(alone, split)
 
 
-def test_a_deleted_event_is_the_same_broken_link(logged: Node) -> None:
+def test_a_deleted_event_is_the_same_missing_position(logged: Node) -> None:
     rows = _provision_rows(logged)
     proposed = {r[1] for r in rows if r[2] == 3}
     held = [r for r in rows if r[2] == 2 and r[1] in proposed][-1]  # late in the log, with a next event
-    later = next(r for r in rows if r[1] == held[1] and r[2] == 3)
     store.delete(logged, held[0])
     alone, split = _both(logged)
-    assert alone.first_bad is not None and alone.first_bad.code == "broken_chain"
-    assert alone.first_bad.position == later[0]
+    assert alone.first_bad is not None and alone.first_bad.code == "missing"
+    assert alone.first_bad.position == held[0]
     _same(alone, split)
 
 
@@ -122,29 +121,38 @@ def test_a_truncated_envelope_is_the_same_finding(logged: Node) -> None:
     _same(alone, split)
 
 
-def test_the_earlier_of_a_broken_link_and_a_bad_signature_is_named(logged: Node) -> None:
-    """A worker finds the bad digest late in a page; the broken link earlier in the log must still win."""
+def test_the_earlier_of_a_deletion_and_a_bad_signature_is_named(logged: Node) -> None:
+    """A worker finds the bad digest late in a page; the deletion earlier in the log must still win."""
     rows = _provision_rows(logged)
     held = next(r for r in rows if r[2] == 2)
-    later = next(r for r in rows if r[1] == held[1] and r[2] == 3)
     _edit_payload(logged, _proposals(logged)[-1])
     store.delete(logged, held[0])
     alone, split = _both(logged)
-    assert alone.first_bad is not None and alone.first_bad.position == later[0]
+    assert alone.first_bad is not None and alone.first_bad.position == held[0]
     _same(alone, split)
 
 
-def test_a_bad_event_whose_link_is_also_broken_is_named_for_the_link(logged: Node) -> None:
-    """One event both unlinked (its predecessor deleted) and edited: the chain is checked first, as alone."""
+def test_an_edited_event_after_a_deleted_one_is_second(logged: Node) -> None:
+    """One event both unlinked (its predecessor deleted) and edited: the deletion, earlier, is named, as alone."""
     rows = _provision_rows(logged)
     victim = _proposals(logged)[15]
     held = next(r for r in rows if r[1] == victim[1] and r[2] == 2)
     store.delete(logged, held[0])
     _edit_payload(logged, victim)
     alone, split = _both(logged)
-    assert alone.first_bad is not None and alone.first_bad.position == victim[0]
-    expected = "undecryptable" if logged.config.encryption else "broken_chain"
-    assert alone.first_bad.code == expected, alone.first_bad
+    assert alone.first_bad is not None and alone.first_bad.position == held[0], alone.first_bad
+    assert alone.first_bad.code == "missing"
+    _same(alone, split)
+
+
+def test_a_truncated_tail_is_the_same_finding(logged: Node) -> None:
+    """The last batches of one event (proposals) cut off, the head row left as it was: named alike."""
+    cut = _proposals(logged)[-3:]
+    for row in cut:
+        store.delete(logged, row[0])
+    alone, split = _both(logged)
+    assert alone.first_bad is not None and alone.first_bad.code == "truncated"
+    assert alone.first_bad.position == cut[0][0]
     _same(alone, split)
 
 

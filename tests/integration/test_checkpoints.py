@@ -57,16 +57,17 @@ def test_checkpoints_verify_are_counted_and_an_idle_node_signs_nothing(logged: N
     assert latest_checkpoint(logged.app) == second
 
 
-def test_a_deleted_read_record_is_caught_by_the_next_checkpoint(logged: Node) -> None:
+def test_a_deleted_read_record_is_caught_by_the_next_signed_batch(logged: Node) -> None:
     before = _sign(logged)
     deleted = _read(logged, "court order")
     _sign(logged)
     store.delete(logged, deleted)
     report = verify_log(logged.app)
-    assert report.first_bad is not None and report.first_bad.code in ("truncated", "checkpoint_mismatch")
-    # the first leaf no checkpoint vouches for: the deleted read is the event right after `before`'s own record
-    assert report.first_bad.index == before.tree_size
-    assert f"{before.tree_size}.." in report.first_bad.reason
+    assert report.first_bad is not None and report.first_bad.code == "missing"
+    # the checkpoint's batch signed the log before it: the deleted read is named, right after `before`'s
+    # own two events (its log's Opened and the checkpoint)
+    assert report.first_bad.position == deleted
+    assert report.first_bad.index == before.tree_size + 2
 
 
 def test_reordered_reads_of_different_streams_are_caught_and_the_node_refuses_to_sign(logged: Node) -> None:
@@ -75,8 +76,8 @@ def test_reordered_reads_of_different_streams_are_caught_and_the_node_refuses_to
     _sign(logged)
     _swap(logged, p, q)
     report = verify_log(logged.app)
-    assert report.first_bad is not None and report.first_bad.code == "checkpoint_mismatch"
-    assert report.first_bad.index == before.tree_size
+    assert report.first_bad is not None and report.first_bad.code in ("missing", "moved")
+    assert report.first_bad.position == p and report.first_bad.index == before.tree_size + 2
     _read(logged, "third")
     with pytest.raises(IntegrityError) as err:
         logged.app.sign_checkpoint(B)
@@ -87,12 +88,20 @@ def test_a_truncated_log_is_caught_against_a_checkpoint_kept_elsewhere(logged: N
     kept = _sign(logged)  # e.g. exported with `audit checkpoint --export`, or held by a peer
     rows = store.rows(logged)
     assert kept.tree_size == len(rows) - 2
-    for position, *_ in rows[-4:]:  # the last two events and the checkpoint (Opened, Signed) that covered them
+    # the last batch before the checkpoint and the checkpoint's own (its log's Opened, the Signed): whole
+    # batches, so no batch shows a missing event
+    *_, flag, checkpoint = store.batches(logged)
+    assert len(checkpoint) == 2
+    for position in flag + checkpoint:
         store.delete(logged, position)
+    tripped = verify_log(logged.app)  # the head row still counts them…
+    assert tripped.first_bad is not None and tripped.first_bad.code == "truncated"
+    store.forge_head(logged)  # …until the attacker rewrites it too: it holds no signature
     assert verify_log(logged.app).ok  # nothing inside the log shows the tail is gone…
     report = verify_log(logged.app, trusted=[Checkpoint.from_json(kept.to_json())])
     assert report.first_bad is not None and report.first_bad.code == "truncated"
-    assert report.first_bad.index == kept.tree_size - 2  # …but the kept checkpoint names the first missing leaf
+    # …but the kept checkpoint names the first missing leaf and position
+    assert report.first_bad.index == kept.tree_size - len(flag) and report.first_bad.position == flag[0]
 
 
 def test_events_deleted_just_before_a_checkpoint_are_caught(logged: Node) -> None:
@@ -102,8 +111,8 @@ def test_events_deleted_just_before_a_checkpoint_are_caught(logged: Node) -> Non
     _sign(logged)
     store.delete(logged, last)
     report = verify_log(logged.app)
-    assert report.first_bad is not None and report.first_bad.code == "truncated"
-    assert report.first_bad.index == before.tree_size
+    assert report.first_bad is not None and report.first_bad.code == "missing"
+    assert report.first_bad.position == last and report.first_bad.index == before.tree_size + 3
 
 
 def _forge_checkpoint(node: Node, root: bytes, signature: bytes | None = None) -> int:

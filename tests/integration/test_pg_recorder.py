@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from uuid import uuid4
 
 import pytest
@@ -26,6 +27,11 @@ def _events(states: list[bytes]) -> list[StoredEvent]:
     return [StoredEvent(uuid4(), 1, f"tests:T{i}", s) for i, s in enumerate(states)]
 
 
+def _leaves(events: list[StoredEvent]) -> list[bytes]:
+    """Log leaves for rows that are no envelopes (every row inserted enters the log head: ledger.log_head)."""
+    return [hashlib.sha256(e.state).digest() for e in events]
+
+
 def test_the_node_uses_the_binary_recorder_and_rows_round_trip(make_node: NodeFactory) -> None:
     with temp_database() as url:
         node = make_node(database_url=url, staff=False)
@@ -33,8 +39,11 @@ def test_the_node_uses_the_binary_recorder_and_rows_round_trip(make_node: NodeFa
         recorder = node.app.recorder
         assert isinstance(recorder, BinaryInsertRecorder)
         before = recorder.max_notification_id() or 0
+        head = recorder.read_head()
         events = _events(AWKWARD)
-        ids = recorder.insert_events(events)
+        ids = recorder.insert_events(events, leaves=_leaves(events))
+        after = recorder.read_head()
+        assert head is not None and after is not None and after.size == head.size + len(events)
         assert ids is not None and list(ids) == list(range(before + 1, before + 1 + len(events)))
         stored = rows(node)[-len(events):]
         assert [(p, s, v, t, st) for p, s, v, t, st in stored] == [
@@ -53,12 +62,13 @@ def test_a_taken_version_refuses_the_whole_batch(make_node: NodeFactory) -> None
         node = make_node(database_url=url, staff=False)
         recorder = node.app.recorder
         first = _events([b"one"])
-        recorder.insert_events(first)
-        count = len(rows(node))
+        recorder.insert_events(first, leaves=_leaves(first))
+        count, head = len(rows(node)), recorder.read_head()
         clash = [*_events([b"new"]), StoredEvent(first[0].originator_id, 1, "tests:T", b"again")]
         with pytest.raises(LibIntegrityError):
-            recorder.insert_events(clash)
+            recorder.insert_events(clash, leaves=_leaves(clash))
         assert len(rows(node)) == count  # nothing of the refused batch was kept
+        assert recorder.read_head() == head  # nor counted in the log head
 
 
 def test_a_concurrent_save_through_the_ledger_is_a_state_conflict(make_node: NodeFactory) -> None:
@@ -92,7 +102,8 @@ def test_processes_opening_one_new_database_together_all_get_the_tables() -> Non
                 recorder = BinaryInsertRecorder(datastore)
                 barrier.wait()
                 recorder.create_table()
-                recorder.insert_events(_events([b"hello"]))
+                hello = _events([b"hello"])
+                recorder.insert_events(hello, leaves=_leaves(hello))
             except BaseException as exc:  # collected and asserted below
                 errors.append(exc)
             finally:

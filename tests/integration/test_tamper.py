@@ -52,13 +52,15 @@ def test_an_edited_row_is_named(protected: Node) -> None:
         protected.app.protection(B, str(protected.extra["subject"]))
 
 
-def test_a_deleted_middle_event_breaks_its_stream(protected: Node) -> None:
+def test_a_deleted_middle_event_is_named_where_it_was(protected: Node) -> None:
+    """An insider deletes an approval: its stream jumps, and the hole in the positions names the deleted one."""
     _requested, approved, executed = _stream_rows(protected, "ledger.domain.flags:FlagRequest.")
     store.delete(protected, approved[0])
     report = verify_log(protected.app)
     assert report.first_bad is not None
-    assert report.first_bad.position == executed[0]
-    assert report.first_bad.code == "broken_chain"
+    assert report.first_bad.position == approved[0]
+    assert report.first_bad.code == "missing"
+    assert f"at position {executed[0]}" in report.first_bad.reason
 
 
 def test_swapped_events_are_named(protected: Node) -> None:
@@ -143,3 +145,59 @@ def test_cli_audit_verify_fails_and_names_the_position(protected: Node, capsys: 
     err = capsys.readouterr().err
     assert code == 6
     assert f"position {pos}" in err
+
+
+def test_a_mid_log_flags_set_deleted_with_the_checkpoint_streams_is_named_not_position_1(
+    protected: Node, person: Callable[[], str]
+) -> None:
+    """The insider removes the checkpoints too, hoping nothing is left to compare: the batches after them still
+    signed the log, and the deleted FlagsSet is named (not the first event of the log)."""
+    from tests.support.tamper import RawLog
+
+    app = protected.app
+    app.sign_checkpoint()
+    rid = app.request_flags(Actor(B, "req"), app.subject(person()), ["NO_AUTO_RESPONSE"])
+    app.approve_request(Actor(B, "apr"), rid)
+    app.execute_request(Actor(B, "op"), rid)
+    app.sign_checkpoint()
+    app.record_access(Actor(B, "aud"), person(), "address", "court order")
+    raw = RawLog(protected)
+    rows = raw.rows()
+    flags = [r.position for r in rows if r.topic == "ledger.domain.flags:Protection.FlagsSet"]
+    checkpoints = [r.position for r in rows if r.topic.startswith("ledger.domain.checkpoints:CheckpointLog.")]
+    raw.delete([flags[-1], *checkpoints])
+    raw.forge_head()
+    report = verify_log(protected.app)
+    assert report.first_bad is not None and report.first_bad.position == min(flags[-1], *checkpoints) > 1
+    assert report.first_bad.code == "missing"
+
+
+def test_a_state_cell_holding_text_is_named(make_node: Callable[..., Node]) -> None:
+    """SQLite stores whatever it is given: a state rewritten as text (not UTF-8) used to stop the audit with a
+    storage error naming no event."""
+    import sqlite3
+    from uuid import UUID
+
+    node = make_node(AGENCIES)
+    pos, stream, *_ = store.rows(node)[-1]
+    with sqlite3.connect(node.config.data_dir / "ledger.sqlite") as conn:
+        conn.execute("UPDATE stored_events SET state = CAST(state AS TEXT) WHERE rowid = ?", (pos,))
+    report = verify_log(node.app)
+    assert report.first_bad is not None and report.first_bad.position == pos and report.first_bad.code == "malformed"
+    node.app.signed_store.forget()
+    node.app.repository.get(UUID(stream))  # the aggregate still loads: the cell is read as the bytes it holds
+
+
+def test_a_corrupted_key_row_is_named_by_audit_verify_and_stops_everything_else(
+    make_node: Callable[..., Node], backend: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ledger.cli.main import main
+
+    node = make_node(AGENCIES, database_url=backend)
+    pos, *_, state = next(r for r in store.rows(node) if r[3].endswith("KeyRegistry.KeyAdded"))
+    store.set_state(node, pos, state[:-1] + bytes([state[-1] ^ 1]))
+    data_dir = str(node.config.data_dir)
+    assert main(["--data-dir", data_dir, "audit", "verify", "--quiet"]) == 6
+    assert f"first bad event at position {pos} (ledger.domain.keys:KeyRegistry.KeyAdded" in capsys.readouterr().err
+    assert main(["--data-dir", data_dir, "staff", "enroll", "--as", f"{B}/admin", "sato", "--role", "requester"]) == 6
+    assert f"the key event at position {pos}" in capsys.readouterr().err

@@ -59,3 +59,33 @@ def delete(node: Node, position: int) -> None:
         "DELETE FROM flagledger_events WHERE notification_id = %s",
         (position,),
     )
+
+
+def forge_head(node: Node) -> None:
+    """Rewrite the log head row to match the rows as they are now, as an attacker without any key can: it is
+    only hashes of the signed headers (ledger.log_head). What still catches a cut tail is a signed head."""
+    from ledger.merkle import CompactRange
+
+    tree = CompactRange(node.app.signed_mapper.open(state).leaf_hash for *_, state in rows(node))
+    values = (tree.size, tree.root(), b"".join(tree.frontier()))
+    execute(
+        node,
+        "INSERT OR REPLACE INTO stored_events_head (id, size, root, frontier) VALUES (1, ?, ?, ?)",
+        "INSERT INTO flagledger_events_head (id, size, root, frontier) VALUES (1, %s, %s, %s) ON CONFLICT (id) "
+        "DO UPDATE SET size = EXCLUDED.size, root = EXCLUDED.root, frontier = EXCLUDED.frontier",
+        values,
+    )
+
+
+def batches(node: Node) -> list[list[int]]:
+    """The log's positions grouped by sealed batch (events sharing one signature), in log order."""
+    groups: list[list[int]] = []
+    last = b""
+    for position, *_, state in rows(node):
+        signature = node.app.signed_mapper.open(state).seal.signature
+        if groups and signature == last:
+            groups[-1].append(position)
+        else:
+            groups.append([position])
+        last = signature
+    return groups

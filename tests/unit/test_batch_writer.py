@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from ledger.batch_writer import HeaderTemplate, envelope_bytes, merkle_paths
+from ledger.batch_writer import HeaderTemplate, check_log_head, envelope_bytes, merkle_paths
 from ledger.envelope import GENESIS, Envelope, Header, Seal, _paths, batch_message, seal_batch
 from ledger.merkle import leaf_hash, root_hash
 from ledger.signing import Signer
@@ -76,16 +76,27 @@ def test_envelopes_are_byte_identical_to_seal_batch_and_verify() -> None:
     for n in (1, 2, 3, 7, 64, 100, 129):
         headers = [os.urandom(rng.randrange(1, 400)) for _ in range(n)]
         payloads = [os.urandom(rng.randrange(0, 900)) for _ in range(n)]
-        reference = seal_batch(headers, payloads, signer.key_id, signer.sign)  # Ed25519 is deterministic
+        log_size, log_root = rng.randrange(0, 1 << 40), os.urandom(32)
+        # Ed25519 is deterministic
+        reference = seal_batch(headers, payloads, signer.key_id, signer.sign, log_size, log_root)
         root, paths = merkle_paths([leaf_hash(h) for h in headers])
-        signature = signer.sign(batch_message(signer.key_id, root, n))
+        signature = signer.sign(batch_message(signer.key_id, root, n, log_size, log_root))
         for i, env in enumerate(reference):
-            raw = envelope_bytes(headers[i], payloads[i], i, n, paths[i], signature)
-            assert raw == env.to_bytes()
+            raw = envelope_bytes(headers[i], payloads[i], i, n, paths[i], signature, log_size, log_root)
+            assert raw == env.to_bytes() and raw[:4] == b"FLE2"
             back = Envelope.from_bytes(raw)
-            assert back.seal == Seal(i, n, bytes(paths[i]), signature)
+            assert back.seal == Seal(i, n, bytes(paths[i]), signature, log_size, log_root, b"")
             assert back.batch_root() == root
-            signer.public_key.verify(back.seal.signature, batch_message(signer.key_id, back.batch_root(), n))
+            signer.public_key.verify(back.seal.signature, back.seal.message(signer.key_id, back.batch_root()))
+
+
+def test_a_short_log_root_is_refused_not_padded() -> None:
+    with pytest.raises(ValueError):
+        check_log_head(0, b"\x01" * 31)
+    with pytest.raises(ValueError):
+        check_log_head(-1, b"\x01" * 32)
+    with pytest.raises(ValueError):
+        seal_batch([b"h"], [b"p"], "k", lambda m: b"s" * 64, 3, b"\x01" * 31)
 
 
 def test_header_template_uuid_is_the_canonical_text() -> None:

@@ -2,7 +2,7 @@
 
 * ``Header.from_bytes`` (canonical header matched by one regular expression) against ``Header.from_json`` (the
   JSON path every header took before): same Header or the same refusal, for any header text.
-* ``Envelope.from_bytes`` against the parser it replaced (kept below as ``_old_envelope``).
+* ``Envelope.from_bytes`` against a step-by-step reference parser of both layouts (``_old_envelope``).
 * ``Envelope.batch_root`` with a memo (reusing the last computation) against no memo and against
   ``ledger.merkle.root_from_inclusion``, in any reading order, with tampered paths, indexes and sizes.
 * ``stream_text`` against ``str(UUID(...))``, the row id the library's reader made.
@@ -42,7 +42,8 @@ def _outcome(f: Any, *args: Any) -> Any:
 
 def _header(**changes: Any) -> dict[str, Any]:
     h = {
-        "v": 1,
+        "v": 2,
+        "commit": "sha256",
         "id": uuid4().hex,
         "origin": "131024",
         "key": "131024:0123456789abcdef",
@@ -83,6 +84,9 @@ VALUES = (
 @example(field="version", value=True, spelling="canonical")
 @example(field="v", value=1.0, spelling="canonical")
 @example(field="v", value=True, spelling="canonical")
+@example(field="v", value=1, spelling="canonical")
+@example(field="v", value=3, spelling="canonical")
+@example(field="commit", value="hmac-sha256", spelling="canonical")
 def test_header_fast_path_decides_as_the_json_path(field: str, value: Any, spelling: str) -> None:
     d = _header(**{field: value})
     if spelling == "canonical":
@@ -125,11 +129,12 @@ def test_header_fast_path_covers_what_seal_writes() -> None:
 # -- envelope -----------------------------------------------------------------------------------------------
 
 
-def _old_envelope(raw: bytes) -> tuple[bytes, bytes, int, int, bytes, bytes]:
-    """The parser before the fast path (path joined back into bytes to compare)."""
-    u32, seal = struct.Struct(">I"), struct.Struct(">IIB")
+def _old_envelope(raw: bytes) -> tuple[bytes, bytes, int, int, bytes, bytes, int, bytes, bytes]:
+    """A step-by-step reference parser of both layouts (v1 ``FLE1``; v2 ``FLE2`` with log head and extensions)."""
+    u32, seal, log, u16 = struct.Struct(">I"), struct.Struct(">IIB"), struct.Struct(">Q32s"), struct.Struct(">H")
     try:
-        if raw[:4] != MAGIC:
+        magic = raw[:4]
+        if magic not in (b"FLE1", b"FLE2"):
             raise ValueError("bad magic")
         pos = 4
         (hlen,) = u32.unpack_from(raw, pos)
@@ -144,26 +149,45 @@ def _old_envelope(raw: bytes) -> tuple[bytes, bytes, int, int, bytes, bytes]:
         pos += seal.size
         path = tuple(raw[pos + 32 * i : pos + 32 * (i + 1)] for i in range(n))
         pos += 32 * n
+        log_size, log_root, ext = -1, b"", b""
+        if magic == b"FLE2":
+            log_size, log_root = log.unpack_from(raw, pos)
+            pos += log.size
+            (elen,) = u16.unpack_from(raw, pos)
+            pos += 2
+            ext = raw[pos : pos + elen]
+            pos += elen
         signature = raw[pos : pos + 64]
         pos += 64
         if len(header) != hlen or len(payload) != plen or len(signature) != 64 or pos != len(raw):
             raise ValueError("truncated or trailing bytes")
         if size < 1 or index >= size:
             raise ValueError("seal index outside its batch")
+        if log_size >= 1 << 63:
+            raise ValueError("log size out of range")
     except (ValueError, struct.error, TypeError) as exc:
         raise IntegrityError(f"malformed envelope: {exc}", code="malformed") from exc
-    return bytes(header), bytes(payload), index, size, b"".join(path), bytes(signature)
+    if ext:
+        from ledger.envelope import check_extensions
+
+        check_extensions(bytes(ext))
+    return (bytes(header), bytes(payload), index, size, b"".join(path), bytes(signature), log_size, bytes(log_root),
+            bytes(ext))
 
 
-def _new_envelope(raw: bytes) -> tuple[bytes, bytes, int, int, bytes, bytes]:
+def _new_envelope(raw: bytes) -> tuple[bytes, bytes, int, int, bytes, bytes, int, bytes, bytes]:
     e = Envelope.from_bytes(raw)
-    return e.header_bytes, e.payload, e.seal.leaf_index, e.seal.size, e.seal.path, e.seal.signature
+    s = e.seal
+    return e.header_bytes, e.payload, s.leaf_index, s.size, s.path, s.signature, s.log_size, s.log_root, s.ext
 
 
 def _valid_envelopes() -> list[bytes]:
     signer = Signer.generate("131024")
     headers = [_canonical(_header(version=i + 1)) for i in range(5)]
-    return [e.to_bytes() for e in seal_batch(headers, [b"{}"] * 5, signer.key_id, signer.sign)]
+    v2 = seal_batch(headers, [b"{}"] * 5, signer.key_id, signer.sign, 1234, os.urandom(32))
+    v1_headers = [_canonical({k: v for k, v in _header(v=1).items() if k != "commit"}) for _ in range(2)]
+    v1 = seal_batch(v1_headers, [b"{}"] * 2, signer.key_id, signer.sign, -1)
+    return [e.to_bytes() for e in v2 + v1]
 
 
 ENVELOPES = _valid_envelopes()
@@ -190,7 +214,8 @@ def test_envelope_parser_decides_as_the_old_one_on_mutated_envelopes(data: st.Da
         i = data.draw(st.integers(0, len(raw)))
         raw[i:i] = data.draw(st.binary(min_size=1, max_size=40))
     else:  # a length field, the seal's index/size/path count set to something else
-        at = data.draw(st.sampled_from([4, 4 + 4 + 200, len(raw) - 64 - 9 - 32 * 3]))
+        tail = 64 + (42 if raw[:4] == b"FLE2" else 0)  # signature, and v2's log head and extensions length
+        at = data.draw(st.sampled_from([4, 4 + 4 + 200, len(raw) - tail - 9 - 32 * 3, len(raw) - 64 - 2]))
         width = data.draw(st.sampled_from([1, 4]))
         raw[at : at + width] = data.draw(st.binary(min_size=width, max_size=width))
     assert _outcome(_new_envelope, bytes(raw)) == _outcome(_old_envelope, bytes(raw))
@@ -321,30 +346,37 @@ def test_stream_text_is_str_of_the_uuid_the_library_reads(value: Any) -> None:
 
 
 def test_verify_root_refuses_what_verify_refuses_even_right_after_the_same_batch() -> None:
+    """The remembered batch is only a shortcut: a seal differing in anything signed (size, log head,
+    extensions, signature) or a key not valid then is refused, right after the same batch verified."""
     signer = Signer.generate("131024")
     start = datetime(2026, 1, 1, tzinfo=UTC)
     ring = KeyRing()
     ring.add(KeyRecord("131024", signer.key_id, signer.public_raw.hex(), start))
-    root, size = os.urandom(32), 10
-    sig = signer.sign(batch_message(signer.key_id, root, size))
+    root, size, log_size, log_root = os.urandom(32), 10, 500, os.urandom(32)
+    sig = signer.sign(batch_message(signer.key_id, root, size, log_size, log_root))
+    seal = Seal(0, size, b"", sig, log_size, log_root)
     at = start + timedelta(days=1)
-    ring.verify_root("131024", signer.key_id, at, root, size, sig)
-    ring.verify_root("131024", signer.key_id, at, root, size, sig)  # the remembered batch
+    ring.verify_root("131024", signer.key_id, at, root, seal)
+    ring.verify_root("131024", signer.key_id, at, root, seal)  # the remembered batch
     cases: list[tuple[tuple[Any, ...], type[Exception]]] = [
-        (("131024", signer.key_id, start - timedelta(seconds=1), root, size, sig), UntrustedKeyError),
-        (("131016", signer.key_id, at, root, size, sig), UntrustedKeyError),
-        (("131024", signer.key_id, at, os.urandom(32), size, sig), SignatureError),
-        (("131024", signer.key_id, at, root, size + 1, sig), SignatureError),
-        (("131024", signer.key_id, at, root, size, bytes(64)), SignatureError),
+        (("131024", signer.key_id, start - timedelta(seconds=1), root, seal), UntrustedKeyError),
+        (("131016", signer.key_id, at, root, seal), UntrustedKeyError),
+        (("131024", signer.key_id, at, os.urandom(32), seal), SignatureError),
+        (("131024", signer.key_id, at, root, seal._replace(size=size + 1)), SignatureError),
+        (("131024", signer.key_id, at, root, seal._replace(signature=bytes(64))), SignatureError),
+        (("131024", signer.key_id, at, root, seal._replace(log_size=log_size - 1)), SignatureError),
+        (("131024", signer.key_id, at, root, seal._replace(log_root=os.urandom(32))), SignatureError),
+        (("131024", signer.key_id, at, root, seal._replace(ext=b"\x00\x01\x00\x00")), SignatureError),
+        (("131024", signer.key_id, at, root, seal._replace(log_size=-1, log_root=b"")), SignatureError),
     ]
     for args, error in cases:
         with pytest.raises(error):
             ring.verify_root(*args)
-        agency, key_id, when, r, n, s = args
+        agency, key_id, when, r, s = args
         with pytest.raises(error):
-            ring.verify(agency, key_id, when, batch_message(key_id, r, n), s)
-        ring.verify_root("131024", signer.key_id, at, root, size, sig)  # remembered again before the next case
+            ring.verify(agency, key_id, when, s.message(key_id, r), s.signature)
+        ring.verify_root("131024", signer.key_id, at, root, seal)  # remembered again before the next case
     ring.revoke(signer.key_id, at, "lost")
     with pytest.raises(UntrustedKeyError):
-        ring.verify_root("131024", signer.key_id, at, root, size, sig)
-    ring.verify_root("131024", signer.key_id, at - timedelta(seconds=1), root, size, sig)
+        ring.verify_root("131024", signer.key_id, at, root, seal)
+    ring.verify_root("131024", signer.key_id, at - timedelta(seconds=1), root, seal)

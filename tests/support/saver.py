@@ -9,6 +9,7 @@ two of these at once race for the store's write lock (tests/integration/test_log
 
 from __future__ import annotations
 
+import hashlib
 import random
 import sys
 import time
@@ -16,6 +17,10 @@ from pathlib import Path
 
 from ledger.bootstrap import open_node
 from ledger.domain.identity import AccessRecord
+
+
+def _pseudonym(seed: str) -> str:
+    return "p" + hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
 def main(data_dir: str, agency: str, count: int, tag: str, gate: str) -> None:
@@ -29,7 +34,7 @@ def main(data_dir: str, agency: str, count: int, tag: str, gate: str) -> None:
         saved = 0
         while saved < count:
             n = min(count - saved, rng.randint(1, 4))
-            records = [AccessRecord(agency=agency, staff="aud", subject=f"p{tag}{saved + i:030d}", what=tag,
+            records = [AccessRecord(agency=agency, staff="aud", subject=_pseudonym(f"{tag}{saved + i}"), what=tag,
                                     purpose="concurrency") for i in range(n)]
             node.app.save_as(agency, *records)
             saved += n

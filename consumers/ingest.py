@@ -19,6 +19,7 @@ from eventsourcing.utils import resolve_topic
 from sqlalchemy import Column, Integer, LargeBinary, String, Table, select
 
 from ledger.app import FlagLedger, is_local_only
+from ledger.authority import ANY_WRITER_TOPICS, NOT_OWNER, foreign_writer_reason, payload_violation
 from ledger.checkpoints import CHECKPOINT_TOPIC, check_incoming, hold_agency, hold_reason, is_checkpoint_topic
 from ledger.envelope import GENESIS, Envelope
 from ledger.errors import FlagLedgerError, IntegrityError, StateConflict, StorageError
@@ -149,8 +150,11 @@ def ingest(
             # our own event read back from the topic: skipped only if it is the very event our log holds
             # (a forgery naming a hosted agency would otherwise vanish without being parked)
             return _own(app, env)
+        bad = payload_violation(h.topic, h.origin, vars(event), stream, h.version)
     except (FlagLedgerError, ValueError) as exc:
         return Outcome("parked", str(exc), getattr(exc, "code", "malformed"))
+    if bad is not None:  # e.g. a new stream opened in another agency's name
+        return _foreign(env, bad)
     held = hold_reason(app, h.origin)
     if held is not None:  # kept (parked), not applied, until an operator lifts the hold and replays it
         return Outcome(
@@ -159,6 +163,8 @@ def ingest(
             "agency_held",
         )
     head = app.signed_store.head(stream)
+    if head is not None and h.version > 1 and not _owns(app, stream, h.origin, h.topic):
+        return _foreign(env, NOT_OWNER)  # (a stream not here yet: held behind the gap, checked on release)
     head_version, head_hash = head if head is not None else (0, GENESIS)
     if h.version <= head_version:
         outcome = _duplicate_or_fork(app, env)
@@ -188,6 +194,17 @@ def ingest(
     if pending is not None:
         applied += _release_waiting(app, pending, h.stream, h.version + 1)
     return Outcome("applied", applied=applied)
+
+
+def _owns(app: FlagLedger, stream: UUID, origin: str, topic: str) -> bool:
+    """Whether ``origin`` may append ``topic`` to ``stream``, which this node holds (:mod:`ledger.authority`)."""
+    return topic in ANY_WRITER_TOPICS or app.signed_store.owner(stream) == origin
+
+
+def _foreign(env: Envelope, why: str) -> Outcome:
+    """Park an event its signer may not write: never applied, kept with a reason naming no payload value."""
+    h = env.header
+    return Outcome("parked", foreign_writer_reason(h.stream, h.version, h.topic, h.origin, why), "foreign_writer")
 
 
 def _revoked_late(app: FlagLedger, env: Envelope) -> Outcome | None:
@@ -283,6 +300,8 @@ def _append(app: FlagLedger, env: Envelope, raw: bytes, stream: UUID) -> int:
             "delivered again once the database is back"
         ) from exc
     app.signed_store.remember(stream, (h.version, env.hash_hex))
+    if h.version == 1:
+        app.signed_store.remember_owner(stream, h.origin)
     if h.topic.startswith("ledger.domain.keys:"):
         app.apply_key_events([(env, stored)])
     return 1
@@ -302,6 +321,7 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
     staged: list[tuple[int, Envelope, bytes, UUID]] = []
     staged_hash: dict[tuple[str, int], bytes] = {}
     heads: dict[UUID, tuple[int, str]] = {}
+    owners: dict[UUID, str] = {}  # the owner of each stream staged (its v1 may be staged, not yet stored)
     waiting = set(pending.waiting()) if pending is not None else set()
     held: dict[str, bool] = {}  # per origin: is that agency on hold (cleared whenever ingest() decides one)
 
@@ -321,12 +341,15 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
             for index, _, r, _ in staged:
                 out[index] = ingest(app, r, pending)
         else:
-            remember = app.signed_store.remember
+            remember, remember_owner = app.signed_store.remember, app.signed_store.remember_owner
             for _, e, _, stream in staged:
                 remember(stream, (e.header.version, e.hash_hex))
+                if e.header.version == 1:
+                    remember_owner(stream, e.header.origin)
         staged.clear()
         staged_hash.clear()
         heads.clear()
+        owners.clear()
 
     verify, check_decodes = app.signed_mapper.verify, app.signed_mapper.check_decodes
     revoked = app.keyring.revoked
@@ -352,15 +375,25 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
                 continue
             stream = _check_schema(env)
             verify(env)
-            check_decodes(env)  # (the stream is a UUID: _check_schema parsed it)
+            state = check_decodes(env)  # (the stream is a UUID: _check_schema parsed it)
+            bad = payload_violation(h.topic, h.origin, state, stream, h.version)
         except (FlagLedgerError, ValueError) as exc:
             out.append(Outcome("parked", str(exc), getattr(exc, "code", "malformed")))
+            continue
+        if bad is not None:
+            out.append(_foreign(env, bad))
             continue
         head = heads.get(stream)
         if head is None and h.version > 1:
             # a first event is staged unread: if its stream exists after all, the store's unique key
             # refuses the batch and flush() decides each event on its own (duplicate or fork, as ingest)
             head = app.signed_store.head(stream)
+        if head is not None and h.version > 1 and h.topic not in ANY_WRITER_TOPICS:
+            owner = owners.get(stream) or app.signed_store.owner(stream)
+            if owner != h.origin:
+                out.append(_foreign(env, NOT_OWNER))
+                continue
+            owners[stream] = h.origin
         head_version, head_hash = head if head is not None else (0, GENESIS)
         if h.version <= head_version:
             mine = staged_hash.get((h.stream, h.version))
@@ -385,6 +418,8 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
             staged.append((len(out), env, raw, stream))
             staged_hash[(h.stream, h.version)] = env.leaf_hash
             heads[stream] = (h.version, env.hash_hex)
+            if h.version == 1:
+                owners[stream] = h.origin
             out.append(_APPLIED_ONE)
     flush()
     return out

@@ -25,7 +25,7 @@ from ledger.errors import FlagLedgerError, StateConflict, StorageError
 from ledger.faultpoint import faultpoint
 from projections.base import metadata, upsert
 
-__all__ = ["BrokerUnavailable", "Consumer", "Relay", "ensure_topics", "parked", "replay_parked"]
+__all__ = ["BrokerUnavailable", "Consumer", "Relay", "ensure_topics", "park_locally", "parked", "replay_parked"]
 
 log = logging.getLogger("flagledger.consumers")
 
@@ -349,24 +349,7 @@ class Consumer:
             log.warning("offset commit failed (%r): these records will be delivered again and skipped", exc)
 
     def _park(self, outcome: Outcome, raw: bytes, source: str) -> None:
-        with self.node.engine.begin() as conn:
-            # redelivered after a crash before the offset commit: it is parked already, once is enough
-            seen = conn.execute(
-                select(parked_messages.c.id).where(
-                    (parked_messages.c.source == source) & (parked_messages.c.envelope == raw)
-                )
-            ).first()
-            if seen is None:
-                conn.execute(
-                    parked_messages.insert().values(
-                        at=clock.now().isoformat(),
-                        code=outcome.code,
-                        reason=outcome.reason,
-                        source=source,
-                        envelope=raw,
-                        status="parked",
-                    )
-                )
+        park_locally(self.node, outcome, raw, source)
         if self._dlq is None:
             self._dlq = _producer(self.settings)
         self._dlq.send(
@@ -426,6 +409,28 @@ def _reassignment_listener(owner: Consumer) -> Any:
     return Listener()
 
 
+def park_locally(node: Node, outcome: Outcome, raw: bytes, source: str) -> None:
+    """Keep a parked message in the local ``parked_messages`` table (once: a redelivery after a crash before
+    the offset commit finds it there already)."""
+    with node.engine.begin() as conn:
+        seen = conn.execute(
+            select(parked_messages.c.id).where(
+                (parked_messages.c.source == source) & (parked_messages.c.envelope == raw)
+            )
+        ).first()
+        if seen is None:
+            conn.execute(
+                parked_messages.insert().values(
+                    at=clock.now().isoformat(),
+                    code=outcome.code,
+                    reason=outcome.reason,
+                    source=source,
+                    envelope=raw,
+                    status="parked",
+                )
+            )
+
+
 def parked(node: Node) -> list[dict[str, Any]]:
     with node.engine.connect() as conn:
         rows = conn.execute(select(parked_messages).order_by(parked_messages.c.id)).mappings().all()
@@ -443,13 +448,20 @@ def replay_parked(node: Node, parked_id: int, *, accept_revoked_key: bool = Fals
         from ledger.errors import NotFoundError
 
         raise NotFoundError(f"no parked message {parked_id}")
-    outcome = ingest(node.app, bytes(row["envelope"]), PendingStore(node.app, node.engine),
-                     accept_revoked_key=accept_revoked_key)
+    pending = PendingStore(node.app, node.engine)
+    # events this one releases from behind a gap and that are refused are kept too, not only logged
+    pending.on_parked = lambda released, raw: park_locally(node, released, raw, "released from ingest_pending")
+    outcome = ingest(node.app, bytes(row["envelope"]), pending, accept_revoked_key=accept_revoked_key)
     if outcome.kind in ("applied", "duplicate", "held_gap"):
         status = "accepted_revoked" if accept_revoked_key and row["code"] == "revoked_key_late" else "replayed"
         with node.engine.begin() as conn:
             conn.execute(parked_messages.update().where(parked_messages.c.id == parked_id).values(status=status))
         node.projector.catch_up()
+    elif (outcome.code, outcome.reason) != (row["code"], row["reason"]):
+        # parked again for another cause (e.g. its key is trusted now, but its signer does not own the stream)
+        with node.engine.begin() as conn:
+            conn.execute(parked_messages.update().where(parked_messages.c.id == parked_id)
+                         .values(code=outcome.code, reason=outcome.reason[:2000]))
     return outcome
 
 

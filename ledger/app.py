@@ -7,6 +7,7 @@ guards; a refused command saves nothing. Library errors become flagledger errors
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Actor", "FlagLedger", "FlagStateReader", "QuerierAnswer"]
 
+log = logging.getLogger("flagledger.ledger")
 A = TypeVar("A", bound=LedgerAggregate)
 KEY_TOPIC_PREFIX = "ledger.domain.keys:"
 SYSTEM = "system"
@@ -233,6 +235,8 @@ class FlagLedger(Application[UUID]):
     def _fold_key_event(self, env: Envelope) -> None:
         h = env.header
         ev: Any = self.signed_mapper.decode(env)
+        if not self._may_write_key_event(env, vars(ev)):
+            return
         kind = h.topic.rsplit(".", 1)[1]
         if kind == "KeyAdded":
             self.keyring.add(
@@ -250,6 +254,24 @@ class FlagLedger(Application[UUID]):
                         ev.remote_agency, ev.key_id, ev.public_hex, datetime.fromisoformat(ev.valid_from)
                     )
                 )
+
+    def _may_write_key_event(self, env: Envelope, payload: dict[str, Any]) -> bool:
+        """A key event its signer may not write (another agency's registry or key) is never folded in.
+
+        Ingest parks such events and sealing refuses them, so only one written straight into the store gets
+        here: the registry ignores it (another agency's key stays usable, this node still opens) and
+        ``audit verify`` names it."""
+        from ledger.authority import ANY_WRITER_TOPICS, payload_violation
+
+        h = env.header
+        bad = payload_violation(h.topic, h.origin, payload, h.stream, h.version)
+        if (bad is None and h.version > 1 and h.topic not in ANY_WRITER_TOPICS
+                and self.signed_store.owner(UUID(h.stream)) != h.origin):
+            bad = "not the registry's owner"
+        if bad is not None:
+            log.error("key event v%s of stream %s (%s) by agency %s is ignored: %s; run `flagledger audit verify`",
+                      h.version, h.stream, h.topic, h.origin, bad)
+        return bad is None
 
     # -- persistence helpers -------------------------------------------------------------------
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:

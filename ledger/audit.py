@@ -62,8 +62,9 @@ def verify_log(
 
     Per event: the row agrees with its signed header, the payload with its digest, the batch signature
     with a key valid at the event's time, and ``prev`` with the hash of the stream's previous event
-    (so an edited, deleted or reordered event breaks the chain of its stream). Then the checkpoints
-    (:func:`ledger.checkpoints.verify_checkpoints`), plus ``trusted`` ones kept outside this log.
+    (so an edited, deleted or reordered event breaks the chain of its stream); and its signer may write it
+    (:mod:`ledger.authority`: the stream's owner, a payload in the signer's own name; code ``foreign_writer``).
+    Then the checkpoints (:func:`ledger.checkpoints.verify_checkpoints`), plus ``trusted`` ones kept outside this log.
     At most ``heads_in_memory`` stream heads are kept in memory; older ones spill to a temporary table
     (:mod:`ledger.stream_heads`).
 
@@ -115,10 +116,10 @@ _NO_HEAD = (0, GENESIS)
 
 
 def chain_finding(
-    position: int, stream: str, version: int, topic: str, prev: str, head: tuple[int, str] | None
+    position: int, stream: str, version: int, topic: str, prev: str, head: tuple[int, str, str] | None
 ) -> Finding | None:
     """What is wrong with an event's link to its stream's ``head`` (latest verified version and hash), if anything."""
-    expected_version, expected_prev = head if head is not None else _NO_HEAD
+    expected_version, expected_prev = (head[0], head[1]) if head is not None else _NO_HEAD
     if version != expected_version + 1:
         return Finding(
             position, stream, version, topic,
@@ -132,6 +133,14 @@ def chain_finding(
             "broken_chain",
         )
     return None
+
+
+def owner_finding(position: int, stream: str, version: int, topic: str, origin: str) -> Finding:
+    """An event signed by an agency that does not own its stream (:mod:`ledger.authority`)."""
+    from ledger.authority import NOT_OWNER, foreign_writer_reason
+
+    return Finding(position, stream, version, topic, foreign_writer_reason(stream, version, topic, origin, NOT_OWNER),
+                   "foreign_writer")
 
 
 def _store_is_shared(app: FlagLedger) -> bool:

@@ -43,9 +43,9 @@ __all__ = ["MIN_EVENTS", "ChainCheck", "check_rows", "default_workers", "verify_
 
 MIN_EVENTS = 50_000  # below this a one-process audit finishes in about the time a worker takes to start
 
-# per event that passed the worker's checks: position, stream, version, topic, prev, own hash (hex), and
-# whether its batch signature differs from the previous event's in the page (the first event's: True)
-Link = tuple[int, str, int, str, str, str, bool]
+# per event that passed the worker's checks: position, stream, version, topic, prev, own hash (hex), whether
+# its batch signature differs from the previous event's in the page (the first event's: True), and its signer
+Link = tuple[int, str, int, str, str, str, bool, str]
 
 
 def default_workers(cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
@@ -127,6 +127,7 @@ def check_rows(mapper: SignedMapper, rows: Sequence[LogRow]) -> PageResult:
     """The checks of ``audit verify`` that need no other event, for one page in order, stopping at the first
     failure; the chain check follows in :class:`ChainCheck`."""
     from ledger.audit import _finding
+    from ledger.authority import foreign_writer_reason, payload_violation
 
     open_, check_fields, verify, decodes = mapper.open, mapper.check_fields, mapper.verify, mapper.check_decodes
     links: list[Link] = []
@@ -141,12 +142,15 @@ def check_rows(mapper: SignedMapper, rows: Sequence[LogRow]) -> PageResult:
             return PageResult(links, first_sig, last_sig, _finding(n, str(exc), exc.code))
         h = env.header
         sig = env.seal.signature
-        add((position, h.stream, version, topic, h.prev, env.hash_hex, sig != last_sig))
+        add((position, h.stream, version, topic, h.prev, env.hash_hex, sig != last_sig, h.origin))
         try:
             verify(env)
-            decodes(env)
+            bad = payload_violation(topic, h.origin, decodes(env), h.stream, version)
         except FlagLedgerError as exc:
             return PageResult(links, first_sig, last_sig, _finding(n, str(exc), exc.code), chain_first=True)
+        if bad is not None:  # e.g. a stream opened in another agency's name
+            reason = foreign_writer_reason(h.stream, version, topic, h.origin, bad)
+            return PageResult(links, first_sig, last_sig, _finding(n, reason, "foreign_writer"), chain_first=True)
         if not first_sig:
             first_sig = sig
         last_sig = sig
@@ -169,7 +173,8 @@ class ChainCheck:
 
     def take(self, result: PageResult) -> bool:
         """Check one page's links; False once the first bad event is found (then the report names it)."""
-        from ledger.audit import chain_finding
+        from ledger.audit import chain_finding, owner_finding
+        from ledger.authority import ANY_WRITER_TOPICS
 
         if result.error is not None:
             raise StorageError(result.error)
@@ -177,15 +182,17 @@ class ChainCheck:
         report = self.report
         events, batches = self.events, self.batches
         checked = len(result.links) - (1 if result.chain_first else 0)
-        for i, (position, stream, version, topic, prev, own, new_batch) in enumerate(result.links):
+        for i, (position, stream, version, topic, prev, own, new_batch, origin) in enumerate(result.links):
             head = get_head(stream)
             bad = chain_finding(position, stream, version, topic, prev, head)
+            if bad is None and head is not None and head[2] != origin and topic not in ANY_WRITER_TOPICS:
+                bad = owner_finding(position, stream, version, topic, origin)  # another agency's stream
             if bad is not None:
                 report.first_bad = bad
                 break
             if i == checked:  # the failing event: its chain held, so the page's finding stands
                 break
-            set_head(stream, version, own, new=head is None)
+            set_head(stream, version, own, new=head is None, owner=origin if head is None else head[2])
             events += 1
             if new_batch if i else result.first_signature != self.last_sig:
                 batches += 1

@@ -30,10 +30,18 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
+from ledger.authority import ANY_WRITER_TOPICS, NOT_OWNER, foreign_writer_reason, payload_violation
 from ledger.batch_writer import HeaderTemplate, envelope_bytes, merkle_paths
 from ledger.cipher import reuse_key_schedule
 from ledger.envelope import GENESIS, Envelope, RootMemo, batch_message
-from ledger.errors import ChainError, ConfigurationError, IntegrityError, SignatureError, UntrustedKeyError
+from ledger.errors import (
+    ChainError,
+    ConfigurationError,
+    IntegrityError,
+    PermissionDenied,
+    SignatureError,
+    UntrustedKeyError,
+)
 from ledger.signing import KeyRing, Signer
 
 __all__ = ["SignedEventStore", "SignedMapper"]
@@ -72,14 +80,24 @@ class SignedMapper(Mapper[UUID]):
         raise IntegrityError("events are only stored sealed: save them through the SignedEventStore")
 
     def seal(
-        self, domain_events: Sequence[DomainEventProtocol[UUID]], origin: str, heads: dict[UUID, Head]
+        self,
+        domain_events: Sequence[DomainEventProtocol[UUID]],
+        origin: str,
+        heads: dict[UUID, Head],
+        owners: dict[UUID, str] | None = None,
     ) -> list[StoredEvent]:
         """Envelope, chain and sign ``domain_events`` as one batch for agency ``origin``.
 
         ``heads`` gives the latest stored (version, hash) of each stream that already has events;
-        it is updated in place so consecutive events of one stream chain within the batch.
+        it is updated in place so consecutive events of one stream chain within the batch. ``owners`` gives
+        the owning agency (the signer of its v1) of each of those streams; the streams this batch opens are
+        added to it. An event ``origin`` may not write (:mod:`ledger.authority`: another agency's stream, a
+        payload in another agency's name) is refused with ``PermissionDenied`` (code ``foreign_writer``)
+        before anything is signed — e.g. agency A releasing B's ``Protection`` it holds a replica of.
         The bytes are those of ``seal_batch`` over ``Header``s, built by :mod:`ledger.batch_writer`.
         """
+        if owners is None:
+            owners = {}
         signer = self.signers.get(origin)
         if signer is None:
             raise ConfigurationError(f"this node holds no signing key for agency {origin}")
@@ -107,6 +125,16 @@ class SignedMapper(Mapper[UUID]):
             topic, class_version = kind
             if class_version > 1:
                 state["class_version"] = class_version
+            bad = payload_violation(topic, origin, state, originator_id, version)
+            if version == 1:
+                owners[originator_id] = origin
+            elif bad is None and owners.get(originator_id) != origin and topic not in ANY_WRITER_TOPICS:
+                bad = NOT_OWNER
+            if bad is not None:
+                raise PermissionDenied(
+                    foreign_writer_reason(str(originator_id), version, topic, origin, bad) + "; nothing was recorded",
+                    code="foreign_writer",
+                )
             payload = encode(state)
             if version == 1:
                 prev = GENESIS
@@ -223,8 +251,9 @@ class SignedMapper(Mapper[UUID]):
         _set_attr(event, "__dict__", state)
         return cast(DomainEventProtocol[UUID], event)
 
-    def check_decodes(self, env: Envelope) -> None:
-        """Raise what :meth:`decode` raises, without building the event (``audit verify``, ``ingest_many``).
+    def check_decodes(self, env: Envelope) -> dict[str, Any]:
+        """Raise what :meth:`decode` raises, without building the event (``audit verify``, ``ingest_many``);
+        returns the event's fields (its payload, upcast), for the authority check.
 
         Only for an envelope whose stream the caller knows to be a UUID's text (``UUID(header.stream)``
         parsed, or :meth:`check_fields` matched it to a row's ``str(UUID)``): the one check of decode left out.
@@ -238,7 +267,9 @@ class SignedMapper(Mapper[UUID]):
             raise IntegrityError(f"{h.topic} is not an event with a mapping payload", code="malformed")
         from_version = state.get("class_version", 1)
         if type(from_version) is not int or from_version != getattr(cls, "class_version", 1):
-            self.decode(env)  # upcast (which may fail) or refuse, exactly as decode does
+            # upcast (which may fail) or refuse, exactly as decode does
+            return vars(self.decode(env))
+        return state
 
     @staticmethod
     def _upcast(topic: str, cls: type, state: dict[str, Any], from_version: Any, class_version: int) -> None:
@@ -296,6 +327,8 @@ class SignedEventStore(EventStore[UUID]):
         super().__init__(mapper=mapper, recorder=recorder)
         self._heads: OrderedDict[UUID, Head] = OrderedDict()
         self._heads_cache = heads_cache
+        # stream → its owning agency (the signer of its v1; never changes), bounded like the heads
+        self._owners: OrderedDict[UUID, str] = OrderedDict()
         self.default_origin: Callable[[], str] | None = None
 
     def head(self, originator_id: UUID) -> Head | None:
@@ -307,7 +340,31 @@ class SignedEventStore(EventStore[UUID]):
             return None
         env = self.mapper.open(rows[0].state)
         self.mapper.check_row(rows[0], env)
+        if rows[0].originator_version == 1:
+            self.remember_owner(originator_id, env.header.origin)
         return (rows[0].originator_version, env.hash_hex)
+
+    def owner(self, originator_id: UUID) -> str | None:
+        """The agency owning the stream: the signer of its v1 in the local log (None: no such stream here).
+
+        Who may append to a stream is decided against this (:mod:`ledger.authority`); cached, since it never
+        changes, so ingest reads the v1 row once per stream at most."""
+        cached = self._owners.get(originator_id)
+        if cached is not None:
+            return cached
+        rows = self.recorder.select_events(originator_id, lte=1)
+        if not rows:
+            return None
+        env = self.mapper.open(rows[0].state)
+        self.mapper.check_row(rows[0], env)
+        self.remember_owner(originator_id, env.header.origin)
+        return env.header.origin
+
+    def remember_owner(self, originator_id: UUID, origin: str) -> None:
+        owners = self._owners
+        owners[originator_id] = origin
+        if len(owners) > self._heads_cache:
+            owners.popitem(last=False)
 
     def remember(self, originator_id: UUID, head: Head) -> None:
         self._heads[originator_id] = head
@@ -327,6 +384,7 @@ class SignedEventStore(EventStore[UUID]):
 
     def forget(self) -> None:
         self._heads.clear()
+        self._owners.clear()
 
     def put(self, domain_events: Sequence[DomainEventProtocol[UUID]], **kwargs: Any) -> list[Recording[UUID]]:
         origin = kwargs.pop("origin", None)
@@ -335,12 +393,17 @@ class SignedEventStore(EventStore[UUID]):
                 raise ConfigurationError("no originating agency given for the events being saved")
             origin = self.default_origin()
         heads: dict[UUID, Head] = {}
+        owners: dict[UUID, str] = {}
         for e in domain_events:
-            if e.originator_version > 1 and e.originator_id not in heads:
-                head = self.head(e.originator_id)
+            oid = e.originator_id
+            if e.originator_version > 1 and oid not in heads:
+                head = self.head(oid)
                 if head is not None:
-                    heads[e.originator_id] = head
-        stored = self.mapper.seal(domain_events, origin, heads)
+                    heads[oid] = head
+                    owner = self.owner(oid)
+                    if owner is not None:
+                        owners[oid] = owner
+        stored = self.mapper.seal(domain_events, origin, heads, owners)
         try:
             ids = self.recorder.insert_events(stored, **kwargs)
         except Exception:
@@ -348,6 +411,8 @@ class SignedEventStore(EventStore[UUID]):
                 self._heads.pop(e.originator_id, None)
             raise
         self._remember_all(heads)
+        for oid, owner in owners.items():
+            self.remember_owner(oid, owner)
         recordings = []
         if ids:
             for d, s, n_id in zip(domain_events, stored, ids, strict=True):

@@ -86,7 +86,9 @@ class FlagStateProjection(Projection):
         if topic == LINK:
             self._link(conn, event.old, event.new)
             return
-        agency, subject = event.agency, event.subject
+        # the holder is the verified signer, never the payload's word: the authority checks (ledger.authority)
+        # keep the two equal on every path into the log, and this keeps a payload naming another agency inert
+        agency, subject = env.header.origin, event.subject
         person = resolve_person(conn, subject)
         action = topic.rsplit(".", 1)[1]
         for seq, flag in enumerate(event.flags):

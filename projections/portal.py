@@ -112,7 +112,7 @@ class PortalProjection(BatchedProjection):
         if h.topic.startswith(PROVISION):
             self._provision(w, kind, event, h.stream, at, position)
         elif h.topic.startswith(PROTECTION):
-            self._flags(w, kind, event, at)
+            self._flags(w, kind, event, h.origin, at)  # the holder: the verified signer, not the payload
         elif kind == "Registered":
             w.upsert(portal_proxies, {"subject": event.subject, "proxy": event.proxy, "active": True,
                                       "registered_at": at, "cancelled_at": None, "registration_id": h.stream})
@@ -137,15 +137,15 @@ class PortalProjection(BatchedProjection):
         w.update(portal_records, {"request_id": stream}, values)
 
     @staticmethod
-    def _flags(w: PageWriter, kind: str, event: Any, at: str) -> None:
+    def _flags(w: PageWriter, kind: str, event: Any, agency: str, at: str) -> None:
         for flag in event.flags:
             if kind == "FlagsSet":
                 # an upsert by the whole primary key: batched with the page's other writes
-                w.upsert(flag_intervals, {"agency": event.agency, "subject": event.subject, "flag": flag,
+                w.upsert(flag_intervals, {"agency": agency, "subject": event.subject, "flag": flag,
                                           "started": at, "ended": None, "request_id": str(event.request_id)})
             else:
                 # events of one Protection stream arrive in stream order, so the open interval is its own
                 w.conn.execute(flag_intervals.update().where(
-                    (flag_intervals.c.agency == event.agency) & (flag_intervals.c.subject == event.subject)
+                    (flag_intervals.c.agency == agency) & (flag_intervals.c.subject == event.subject)
                     & (flag_intervals.c.flag == flag) & flag_intervals.c.ended.is_(None)
                 ).values(ended=at))

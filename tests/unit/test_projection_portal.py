@@ -42,7 +42,9 @@ class Log:
 
     def add(self, topic: str, stream: str, at: str, **fields: Any) -> None:
         self.position += 1
-        env = SimpleNamespace(header=SimpleNamespace(topic=topic, time=at, stream=stream, origin=B))
+        # the signer is the agency the event names (ingest, sealing and the audit refuse anything else)
+        signer = fields.get("agency", B)
+        env = SimpleNamespace(header=SimpleNamespace(topic=topic, time=at, stream=stream, origin=signer))
         event = SimpleNamespace(**fields)
         with self.engine.begin() as conn:
             for p in self.projections:

@@ -36,6 +36,9 @@ pending_events = Table(
     metadata,
     Column("stream", String(36), primary_key=True),
     Column("version", Integer, primary_key=True),
+    # several events may wait for one place: until the stream's v1 arrives nobody can tell the owner's event
+    # from a peer's forgery of it, so neither may push the other out; each is decided when released
+    Column("leaf", String(64), primary_key=True),
     Column("envelope", LargeBinary, nullable=False),
 )
 
@@ -52,7 +55,8 @@ _APPLIED_ONE = Outcome("applied", applied=1)  # immutable: one instance serves e
 
 
 class PendingStore:
-    """Events that arrived ahead of a gap in their stream, kept until the missing ones arrive."""
+    """Events that arrived ahead of a gap in their stream, kept until the missing ones arrive (every event
+    that arrived for a place, each under its own hash: see ``leaf``)."""
 
     def __init__(self, app: FlagLedger, engine: object) -> None:
         from sqlalchemy import Engine
@@ -76,18 +80,20 @@ class PendingStore:
             upsert(
                 conn,
                 pending_events,
-                [{"stream": env.header.stream, "version": env.header.version, "envelope": raw}],
-                ["stream", "version"],
+                [{"stream": env.header.stream, "version": env.header.version, "leaf": env.hash_hex,
+                  "envelope": raw}],
+                ["stream", "version", "leaf"],
             )
 
-    def peek(self, stream: str, version: int) -> bytes | None:
+    def candidates(self, stream: str, version: int) -> list[bytes]:
+        """The events waiting for ``version`` of ``stream`` (usually one; more when someone forged or forked it)."""
         with self.engine.connect() as conn:
-            row = conn.execute(
+            rows = conn.execute(
                 select(pending_events.c.envelope).where(
                     (pending_events.c.stream == stream) & (pending_events.c.version == version)
-                )
-            ).first()
-        return None if row is None else bytes(row[0])
+                ).order_by(pending_events.c.leaf)
+            )
+            return [bytes(r[0]) for r in rows]
 
     def drop(self, stream: str, version: int) -> None:
         with self.engine.begin() as conn:
@@ -99,7 +105,7 @@ class PendingStore:
 
     def waiting(self) -> list[tuple[str, int]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(pending_events.c.stream, pending_events.c.version))
+            rows = conn.execute(select(pending_events.c.stream, pending_events.c.version).distinct())
             return [(str(s), int(v)) for s, v in rows]
 
 
@@ -192,6 +198,7 @@ def ingest(
             return _hold_on_checkpoint_fork(app, env, Outcome("parked", str(exc), exc.code))
     applied = _append(app, env, raw, stream)
     if pending is not None:
+        _settle(app, pending, h.stream, h.version)
         applied += _release_waiting(app, pending, h.stream, h.version + 1)
     return Outcome("applied", applied=applied)
 
@@ -234,24 +241,43 @@ def _revoked_late(app: FlagLedger, env: Envelope) -> Outcome | None:
 def _release_waiting(app: FlagLedger, pending: PendingStore, stream: str, version: int) -> int:
     """Apply the events that were waiting behind a filled gap, in order.
 
-    Each is dropped from the pending table only after it is in the ledger: a crash in between leaves it
-    pending, and the next arrival finds it a duplicate and drops it then (it was lost before this order).
+    Of several events waiting for one place, the one its stream's owner wrote applies and the others are
+    parked (a peer's forgery as ``foreign_writer``, a second history as ``fork``). Each is dropped from the
+    pending table only after it is in the ledger or parked: a crash in between leaves it pending, and the next
+    arrival finds it a duplicate and drops it then (it was lost before this order).
     """
     applied = 0
-    while (raw := pending.peek(stream, version)) is not None:
-        outcome = ingest(app, raw)
-        if outcome.kind == "applied":
-            applied += outcome.applied
-        elif outcome.kind == "parked":
-            # e.g. a forked checkpoint that waited behind a gap: kept as evidence in `consumers parked`
-            pending.parked(outcome, raw)
-            pending.drop(stream, version)
-            return applied
-        elif outcome.kind != "duplicate":
-            return applied  # still a gap: the operator sees it in the pending table
+    while raws := pending.candidates(stream, version):
+        placed = False  # this version is in the ledger now
+        for raw in raws:
+            outcome = ingest(app, raw)
+            if outcome.kind == "applied":
+                applied += outcome.applied
+                placed = True
+            elif outcome.kind == "duplicate":
+                placed = True
+            elif outcome.kind == "parked":
+                # e.g. a forgery or a forked checkpoint that waited behind a gap: kept as evidence
+                pending.parked(outcome, raw)
+            else:
+                return applied  # still a gap: the operator sees it in the pending table
         pending.drop(stream, version)
+        if not placed:
+            return applied
         version += 1
     return applied
+
+
+def _settle(app: FlagLedger, pending: PendingStore, stream: str, version: int) -> None:
+    """``version`` of ``stream`` has just entered the ledger directly: whatever still waited for that place (a
+    forgery held before anyone could tell, a fork) is decided now — parked — instead of waiting for good."""
+    raws = pending.candidates(stream, version)
+    for raw in raws:
+        outcome = ingest(app, raw)
+        if outcome.kind == "parked":
+            pending.parked(outcome, raw)
+    if raws:
+        pending.drop(stream, version)
 
 
 def _hold_on_checkpoint_fork(app: FlagLedger, env: Envelope, outcome: Outcome) -> Outcome:
@@ -359,12 +385,14 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
             h = env.header
             # what needs more than a chain check goes through ingest() itself, after what is staged: our own
             # events read back (forgeries naming us are parked), keys, checkpoints (fork checks and holds),
-            # agencies on hold, events a held successor waits for, and events under a revoked key
+            # agencies on hold, events a held successor waits for (or held ones compete with), and events under a
+            # revoked key
             if (
                 h.origin in app.hosted
                 or h.topic.startswith("ledger.domain.keys:")
                 or is_checkpoint_topic(h.topic)
                 or (h.stream, h.version + 1) in waiting
+                or (h.stream, h.version) in waiting
                 or on_hold(h.origin)
                 or revoked(h.key_id) is not None
             ):

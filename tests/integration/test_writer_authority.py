@@ -39,10 +39,11 @@ from ledger.domain.agencies import Agency
 from ledger.domain.flags import Protection
 from ledger.domain.keys import KeyRegistry
 from ledger.domain.types import Action
+from ledger.envelope import Envelope
 from ledger.errors import PermissionDenied
 from ledger.signing import KeyRecord, Signer
 from tests.conftest import SC, A, B, C, NodeFactory, enrol_standard_staff
-from tests.support.forge import ANY_AGENCY_TOPICS, SHARED_TOPICS, Forgery, forge, forgeries
+from tests.support.forge import ANY_AGENCY_TOPICS, SHARED_TOPICS, Forgery, forge, forgeries, templates
 from tests.support.people import individual_number
 from tests.support.postgres import temp_database
 from tests.support.store import delete
@@ -226,8 +227,6 @@ def test_batched_ingest_parks_every_forgery_and_applies_the_rest(
     t = target(make_node, world, backend)
     history = [raw for _, _, raw in publishable(world.owner.app)]
     last_of: dict[str, int] = {}
-    from ledger.envelope import Envelope
-
     for i, raw in enumerate(history):
         last_of[Envelope.from_bytes(raw).header.stream] = i
     batch: list[bytes] = []
@@ -312,6 +311,40 @@ def _release_round(t: Node, world: World, batch: list[Forgery], history: list[by
         released.add(f.topic)
     if check_x:
         assert_x_still_protected(t, world, C)
+
+
+@pytest.mark.parametrize("forgery_first", [True, False], ids=["forgery-first", "owner-first"])
+def test_a_forgery_waiting_for_the_same_place_does_not_push_the_owners_event_out(
+    make_node: NodeFactory, world: World, backend: str | None, forgery_first: bool
+) -> None:
+    """B's v4 of a held provision request (ManuallyProvided) and A's forgery of v4 (Refused) reach C ahead of
+    v1-v3: until v1 arrives nobody can tell them apart, so both wait; when the gap fills, B's applies and A's is
+    parked. (The pending table kept one event per place: whichever came last replaced the other, so a peer could
+    knock an owner's event out, or have its forgery applied.)"""
+    t = target(make_node, world, backend)
+    peer, owner = world.peer.app, world.owner.app
+    stream = templates(peer, [B])[(B, "ledger.domain.provision:ProvisionRequest.ManuallyProvided")].stream
+    mine = [raw for _, _, raw in publishable(owner) if Envelope.from_bytes(raw).header.stream == str(stream)]
+    assert len(mine) == 4
+    topic = "ledger.domain.provision:ProvisionRequest.Refused"
+    f = Forgery("their_stream", B, topic, stream, 4, forge(peer, A, topic, stream, 4, {"approved_by": "apr"}))
+    pending = PendingStore(t.app, t.engine)
+    kept: list[tuple[Outcome, bytes]] = []
+    pending.on_parked = lambda outcome, raw: kept.append((outcome, raw))
+    ship(world.owner, t, pending, skip=frozenset(mine))  # B's keys (and everything else) first
+    for raw in ([f.raw, mine[3]] if forgery_first else [mine[3], f.raw]):
+        got = ingest(t.app, raw, pending)
+        assert got.kind == "held_gap", got
+    assert pending.waiting() == [(str(stream), 4)]
+    for raw in mine[:3]:
+        got = ingest(t.app, raw, pending)
+        assert got.kind == "applied", got
+    assert [raw for _, raw in kept] == [f.raw]
+    assert_foreign(kept[0][0], f, world)
+    assert pending.waiting() == []
+    rows = t.app.recorder.select_events(stream)
+    assert len(rows) == 4 and t.app.signed_mapper.open(rows[3].state).to_bytes() == mine[3], "v4 is B's own"
+    assert t.app.provision_request(stream).status == "provided_manually"
 
 
 # -- entry path 4: replay of a parked message -------------------------------------------------------------------

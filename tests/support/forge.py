@@ -28,7 +28,18 @@ from ledger.app import FlagLedger
 from ledger.domain.base import LedgerAggregate
 from ledger.envelope import GENESIS
 
-__all__ = ["ANY_AGENCY_TOPICS", "SHARED_TOPICS", "Forgery", "Template", "forge", "forgeries", "templates"]
+__all__ = [
+    "ANY_AGENCY_TOPICS",
+    "KINDS",
+    "SHARED_TOPICS",
+    "Forgery",
+    "Template",
+    "TemplateIndex",
+    "forge",
+    "forge_kind",
+    "forgeries",
+    "templates",
+]
 
 
 def _shared_topics() -> list[str]:
@@ -47,6 +58,7 @@ def _shared_topics() -> list[str]:
 
 
 SHARED_TOPICS = _shared_topics()
+_SHARED = frozenset(SHARED_TOPICS)
 # the one shared event another agency may append (docs/authority.md): a proxy cancellation only takes access away
 ANY_AGENCY_TOPICS = frozenset({"ledger.domain.identity:ProxyRegistration.Cancelled"})
 
@@ -76,19 +88,33 @@ class Forgery:
         return f"{self.topic.split(':')[1]}/{self.kind}"
 
 
+class TemplateIndex:
+    """(origin, topic) → the latest shared event of that topic each agency originated, as ``app``'s log holds it;
+    :meth:`update` reads only what the log gained since (the leak-freedom model forges at every step)."""
+
+    def __init__(self, app: FlagLedger) -> None:
+        self.app = app
+        self.position = 0
+        self.latest: dict[tuple[str, str], Template] = {}
+
+    def update(self) -> dict[tuple[str, str], Template]:
+        shared = _SHARED
+        decode = self.app.signed_mapper.decode
+        for position, row, env in self.app.envelopes(start=self.position + 1):
+            h = env.header
+            self.position = position
+            if h.topic in shared:
+                state = dict(vars(decode(env)))
+                state.pop("originator_id")
+                state.pop("originator_version")
+                self.latest[(h.origin, h.topic)] = Template(h.origin, h.topic, row.originator_id, h.version, state)
+        return self.latest
+
+
 def templates(app: FlagLedger, victims: Iterable[str]) -> dict[tuple[str, str], Template]:
     """(victim, topic) → the latest shared event of that topic the victim originated, as ``app``'s log holds it."""
     wanted = set(victims)
-    shared = set(SHARED_TOPICS)
-    out: dict[tuple[str, str], Template] = {}
-    for _, row, env in app.envelopes():
-        h = env.header
-        if h.origin in wanted and h.topic in shared:
-            state = dict(vars(app.signed_mapper.decode(env)))
-            state.pop("originator_id")
-            state.pop("originator_version")
-            out[(h.origin, h.topic)] = Template(h.origin, h.topic, row.originator_id, h.version, state)
-    return out
+    return {k: t for k, t in TemplateIndex(app).update().items() if k[0] in wanted}
 
 
 def forge(peer: FlagLedger, signer: str, topic: str, stream: UUID, version: int, fields: dict[str, Any]) -> bytes:
@@ -120,27 +146,36 @@ def _in_own_name(fields: dict[str, Any], victim: str, signer: str, signer_key: s
     return out
 
 
-def forgeries(peer: FlagLedger, signer: str, victims: Iterable[str],
-              kinds: Iterable[str] = ("their_stream", "own_name", "new_stream")) -> list[Forgery]:
+KINDS = ("their_stream", "own_name", "new_stream")
+
+
+def forge_kind(peer: FlagLedger, signer: str, t: Template, kind: str) -> Forgery | None:
+    """One forgery of ``kind`` by ``signer`` (hosted on ``peer``) copying the victim's event ``t``: appended at the
+    next version of ``peer``'s copy of its stream, in the victim's name (``their_stream``) or the signer's own
+    (``own_name``), or opening a new stream in the victim's name (``new_stream``). None: the event names nobody,
+    so the last two kinds would be the signer's own business."""
+    victim, topic = t.origin, t.topic
+    own = _in_own_name(t.fields, victim, signer, peer.signers[signer].key_id)
+    if kind != "their_stream" and own == t.fields:
+        return None
+    if kind == "new_stream":
+        stream = uuid4()
+        return Forgery(kind, victim, topic, stream, 1, forge(peer, signer, topic, stream, 1, t.fields))
+    head = peer.signed_store.head(t.stream)
+    version = (head[0] if head is not None else t.version) + 1
+    fields = t.fields if kind == "their_stream" else own
+    return Forgery(kind, victim, topic, t.stream, version, forge(peer, signer, topic, t.stream, version, fields))
+
+
+def forgeries(peer: FlagLedger, signer: str, victims: Iterable[str], kinds: Iterable[str] = KINDS) -> list[Forgery]:
     """Every forgery ``signer`` (hosted on ``peer``) can try on ``victims``' streams and names, one per (event type,
-    kind) the victims' published events show. Appends go at the next version of ``peer``'s copy of the stream."""
-    kinds = set(kinds)
-    key = peer.signers[signer].key_id
+    kind) the victims' published events show (the proxy cancellation another agency may append left out)."""
     out: list[Forgery] = []
-    for (victim, topic), t in sorted(templates(peer, victims).items()):
+    for (_, topic), t in sorted(templates(peer, victims).items()):
         if topic in ANY_AGENCY_TOPICS:
             continue
-        head = peer.signed_store.head(t.stream)
-        version = (head[0] if head is not None else t.version) + 1
-        own = _in_own_name(t.fields, victim, signer, key)
-        names_victim = own != t.fields
-        if "their_stream" in kinds:
-            out.append(Forgery("their_stream", victim, topic, t.stream, version,
-                               forge(peer, signer, topic, t.stream, version, t.fields)))
-        if "own_name" in kinds and names_victim:
-            out.append(Forgery("own_name", victim, topic, t.stream, version,
-                               forge(peer, signer, topic, t.stream, version, own)))
-        if "new_stream" in kinds and names_victim:
-            stream = uuid4()
-            out.append(Forgery("new_stream", victim, topic, stream, 1, forge(peer, signer, topic, stream, 1, t.fields)))
+        for kind in kinds:
+            f = forge_kind(peer, signer, t, kind)
+            if f is not None:
+                out.append(f)
     return out

@@ -276,15 +276,19 @@ class NodesLeakMachine(LeakMachine):
 
         The types come from what the victim has published that the attacker's node holds (its latest event of each
         type is the template); ``picks`` index them whatever they are, so the draws do not depend on shared state.
+        Even picks take one of the two most recent, whose streams are likeliest still in flight to the third node
+        (there the forgery waits behind the gap and is parked when the owner's events arrive).
         """
         self._step()
         node = self.node_of(attacker)
         index = NodesLeakMachine.indexes.setdefault(node.config.data_dir, TemplateIndex(node.app))
         latest = index.update()
         target = [m for m in (A, B, C, D, E) if m != attacker][victim]
-        topics = sorted(t for (origin, t) in latest if origin == target and t not in ANY_AGENCY_TOPICS)
+        topics = sorted((t for (origin, t) in latest if origin == target and t not in ANY_AGENCY_TOPICS),
+                        key=lambda t: -index.positions[(target, t)])
         for p in picks if topics else []:
-            template = latest[(target, topics[p % len(topics)])]
+            chosen = topics[(p // 2) % min(2, len(topics))] if p % 2 == 0 else topics[p % len(topics)]
+            template = latest[(target, chosen)]
             forgery = forge_kind(node.app, attacker, template, kind) or forge_kind(node.app, attacker, template,
                                                                                 "their_stream")
             assert forgery is not None

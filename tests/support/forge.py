@@ -96,6 +96,7 @@ class TemplateIndex:
         self.app = app
         self.position = 0
         self.latest: dict[tuple[str, str], Template] = {}
+        self.positions: dict[tuple[str, str], int] = {}  # where each template is in the log (recent = larger)
 
     def update(self) -> dict[tuple[str, str], Template]:
         shared = _SHARED
@@ -108,6 +109,7 @@ class TemplateIndex:
                 state.pop("originator_id")
                 state.pop("originator_version")
                 self.latest[(h.origin, h.topic)] = Template(h.origin, h.topic, row.originator_id, h.version, state)
+                self.positions[(h.origin, h.topic)] = position
         return self.latest
 
 

@@ -19,7 +19,7 @@ from eventsourcing.utils import resolve_topic
 from sqlalchemy import Column, Integer, LargeBinary, String, Table, select
 
 from ledger.app import FlagLedger, is_local_only
-from ledger.authority import ANY_WRITER_TOPICS, NOT_OWNER, foreign_writer_reason, payload_violation
+from ledger.authority import Owner, append_violation, foreign_writer_reason, payload_violation
 from ledger.checkpoints import CHECKPOINT_TOPIC, check_incoming, hold_agency, hold_reason, is_checkpoint_topic
 from ledger.envelope import GENESIS, Envelope
 from ledger.errors import FlagLedgerError, IntegrityError, StateConflict, StorageError
@@ -169,8 +169,10 @@ def ingest(
             "agency_held",
         )
     head = app.signed_store.head(stream)
-    if head is not None and h.version > 1 and not _owns(app, stream, h.origin, h.topic):
-        return _foreign(env, NOT_OWNER)  # (a stream not here yet: held behind the gap, checked on release)
+    if head is not None and h.version > 1:  # (a stream not here yet: held behind the gap, checked on release)
+        bad = append_violation(h.topic, h.origin, app.signed_store.owner(stream))
+        if bad is not None:
+            return _foreign(env, bad)
     head_version, head_hash = head if head is not None else (0, GENESIS)
     if h.version <= head_version:
         outcome = _duplicate_or_fork(app, env)
@@ -201,11 +203,6 @@ def ingest(
         _settle(app, pending, h.stream, h.version)
         applied += _release_waiting(app, pending, h.stream, h.version + 1)
     return Outcome("applied", applied=applied)
-
-
-def _owns(app: FlagLedger, stream: UUID, origin: str, topic: str) -> bool:
-    """Whether ``origin`` may append ``topic`` to ``stream``, which this node holds (:mod:`ledger.authority`)."""
-    return topic in ANY_WRITER_TOPICS or app.signed_store.owner(stream) == origin
 
 
 def _foreign(env: Envelope, why: str) -> Outcome:
@@ -327,7 +324,7 @@ def _append(app: FlagLedger, env: Envelope, raw: bytes, stream: UUID) -> int:
         ) from exc
     app.signed_store.remember(stream, (h.version, env.hash_hex))
     if h.version == 1:
-        app.signed_store.remember_owner(stream, h.origin)
+        app.signed_store.remember_owner(stream, (h.origin, h.topic.rpartition(".")[0]))
     if h.topic.startswith("ledger.domain.keys:"):
         app.apply_key_events([(env, stored)])
     return 1
@@ -347,7 +344,7 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
     staged: list[tuple[int, Envelope, bytes, UUID]] = []
     staged_hash: dict[tuple[str, int], bytes] = {}
     heads: dict[UUID, tuple[int, str]] = {}
-    owners: dict[UUID, str] = {}  # the owner of each stream staged (its v1 may be staged, not yet stored)
+    owners: dict[UUID, Owner] = {}  # the owner of each stream staged (its v1 may be staged, not yet stored)
     waiting = set(pending.waiting()) if pending is not None else set()
     held: dict[str, bool] = {}  # per origin: is that agency on hold (cleared whenever ingest() decides one)
 
@@ -371,7 +368,7 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
             for _, e, _, stream in staged:
                 remember(stream, (e.header.version, e.hash_hex))
                 if e.header.version == 1:
-                    remember_owner(stream, e.header.origin)
+                    remember_owner(stream, (e.header.origin, e.header.topic.rpartition(".")[0]))
         staged.clear()
         staged_hash.clear()
         heads.clear()
@@ -416,12 +413,14 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
             # a first event is staged unread: if its stream exists after all, the store's unique key
             # refuses the batch and flush() decides each event on its own (duplicate or fork, as ingest)
             head = app.signed_store.head(stream)
-        if head is not None and h.version > 1 and h.topic not in ANY_WRITER_TOPICS:
+        if head is not None and h.version > 1:
             owner = owners.get(stream) or app.signed_store.owner(stream)
-            if owner != h.origin:
-                out.append(_foreign(env, NOT_OWNER))
+            bad = append_violation(h.topic, h.origin, owner)
+            if bad is not None:
+                out.append(_foreign(env, bad))
                 continue
-            owners[stream] = h.origin
+            if owner is not None:
+                owners[stream] = owner
         head_version, head_hash = head if head is not None else (0, GENESIS)
         if h.version <= head_version:
             mine = staged_hash.get((h.stream, h.version))
@@ -447,7 +446,7 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
             staged_hash[(h.stream, h.version)] = env.leaf_hash
             heads[stream] = (h.version, env.hash_hex)
             if h.version == 1:
-                owners[stream] = h.origin
+                owners[stream] = (h.origin, h.topic.rpartition(".")[0])
             out.append(_APPLIED_ONE)
     flush()
     return out

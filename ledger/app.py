@@ -261,13 +261,12 @@ class FlagLedger(Application[UUID]):
         Ingest parks such events and sealing refuses them, so only one written straight into the store gets
         here: the registry ignores it (another agency's key stays usable, this node still opens) and
         ``audit verify`` names it."""
-        from ledger.authority import ANY_WRITER_TOPICS, payload_violation
+        from ledger.authority import append_violation, payload_violation
 
         h = env.header
         bad = payload_violation(h.topic, h.origin, payload, h.stream, h.version)
-        if (bad is None and h.version > 1 and h.topic not in ANY_WRITER_TOPICS
-                and self.signed_store.owner(UUID(h.stream)) != h.origin):
-            bad = "not the registry's owner"
+        if bad is None and h.version > 1:
+            bad = append_violation(h.topic, h.origin, self.signed_store.owner(UUID(h.stream)))
         if bad is not None:
             log.error("key event v%s of stream %s (%s) by agency %s is ignored: %s; run `flagledger audit verify`",
                       h.version, h.stream, h.topic, h.origin, bad)

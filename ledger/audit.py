@@ -116,7 +116,7 @@ _NO_HEAD = (0, GENESIS)
 
 
 def chain_finding(
-    position: int, stream: str, version: int, topic: str, prev: str, head: tuple[int, str, str] | None
+    position: int, stream: str, version: int, topic: str, prev: str, head: tuple[int, str, str, str] | None
 ) -> Finding | None:
     """What is wrong with an event's link to its stream's ``head`` (latest verified version and hash), if anything."""
     expected_version, expected_prev = (head[0], head[1]) if head is not None else _NO_HEAD
@@ -135,11 +135,11 @@ def chain_finding(
     return None
 
 
-def owner_finding(position: int, stream: str, version: int, topic: str, origin: str) -> Finding:
-    """An event signed by an agency that does not own its stream (:mod:`ledger.authority`)."""
-    from ledger.authority import NOT_OWNER, foreign_writer_reason
+def owner_finding(position: int, stream: str, version: int, topic: str, origin: str, why: str) -> Finding:
+    """An event its signer may not append to its stream (:func:`ledger.authority.append_violation` says ``why``)."""
+    from ledger.authority import foreign_writer_reason
 
-    return Finding(position, stream, version, topic, foreign_writer_reason(stream, version, topic, origin, NOT_OWNER),
+    return Finding(position, stream, version, topic, foreign_writer_reason(stream, version, topic, origin, why),
                    "foreign_writer")
 
 

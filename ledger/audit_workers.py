@@ -27,6 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from sys import intern
 from typing import TYPE_CHECKING
 
 from ledger.errors import FlagLedgerError, StorageError
@@ -174,7 +175,7 @@ class ChainCheck:
     def take(self, result: PageResult) -> bool:
         """Check one page's links; False once the first bad event is found (then the report names it)."""
         from ledger.audit import chain_finding, owner_finding
-        from ledger.authority import ANY_WRITER_TOPICS
+        from ledger.authority import append_violation
 
         if result.error is not None:
             raise StorageError(result.error)
@@ -185,14 +186,19 @@ class ChainCheck:
         for i, (position, stream, version, topic, prev, own, new_batch, origin) in enumerate(result.links):
             head = get_head(stream)
             bad = chain_finding(position, stream, version, topic, prev, head)
-            if bad is None and head is not None and head[2] != origin and topic not in ANY_WRITER_TOPICS:
-                bad = owner_finding(position, stream, version, topic, origin)  # another agency's stream
+            if bad is None and head is not None and (head[2] != origin or topic.rpartition(".")[0] != head[3]):
+                why = append_violation(topic, origin, (head[2], head[3]))  # another agency's stream, or aggregate
+                if why is not None:
+                    bad = owner_finding(position, stream, version, topic, origin, why)
             if bad is not None:
                 report.first_bad = bad
                 break
             if i == checked:  # the failing event: its chain held, so the page's finding stands
                 break
-            set_head(stream, version, own, new=head is None, owner=origin if head is None else head[2])
+            if head is None:
+                set_head(stream, version, own, new=True, owner=origin, aggregate=intern(topic.rpartition(".")[0]))
+            else:
+                set_head(stream, version, own, new=False, owner=head[2], aggregate=head[3])
             events += 1
             if new_batch if i else result.first_signature != self.last_sig:
                 batches += 1

@@ -6,7 +6,8 @@ acts on its own streams and for nothing else (the threat model's "peer agency"),
 
 * **writer**: who may append it to a stream. ``owner``: only the stream's owning agency, which is the agency
   that signed the stream's first event (v1) — fixed for the stream's life, whatever later events or payloads
-  say. ``any agency``: any agency node (one event type today, with the reason in its row).
+  say. ``any agency``: any agency node (one event type today, with the reason in its row). Either way only to a
+  stream of the event's own aggregate (:func:`append_violation`).
 * **party**: for the aggregates two parties take part in (provision requests, protection-body requests, probe
   notices, proxy registrations), which party that writer is and that the other one never appends — checked
   against what :mod:`ledger.app` does today.
@@ -45,11 +46,15 @@ from uuid import UUID
 __all__ = [
     "ANY_WRITER_TOPICS",
     "END",
+    "NOT_OWNER",
     "START",
     "TABLE",
     "NodeKind",
+    "Owner",
     "Rule",
     "Writer",
+    "aggregate_of",
+    "append_violation",
     "foreign_writer_reason",
     "markdown",
     "node_kind",
@@ -267,6 +272,32 @@ def foreign_writer_reason(stream: str, version: int, topic: str, origin: str, wh
 
 
 NOT_OWNER = "the stream belongs to another agency (the signer of its v1)"
+
+# a stream's owner: (owning agency, the stream's aggregate — its v1's topic without the event name)
+Owner = tuple[str, str]
+
+
+def aggregate_of(topic: str) -> str:
+    """``ledger.domain.flags:Protection.FlagsSet`` → ``ledger.domain.flags:Protection``."""
+    return topic.rpartition(".")[0]
+
+
+def append_violation(topic: str, origin: str, owner: Owner | None) -> str | None:
+    """What makes signer ``origin`` no writer of ``topic`` on a stream whose v1 says ``owner``, or None.
+
+    Only the owner appends, except to the topics any agency may write (:data:`ANY_WRITER_TOPICS`); and an event
+    only ever goes on a stream of its own aggregate (else that exception would let anyone append a proxy
+    cancellation to another agency's protection, taking the place of the owner's next event).
+    ``owner`` None: the stream's v1 is unknown, which no caller should ask about (refused, to be safe).
+    """
+    if owner is None:
+        return NOT_OWNER
+    agency, aggregate = owner
+    if topic.rpartition(".")[0] != aggregate:
+        return f"the stream holds {aggregate.partition(':')[2]} events, not this one"
+    if origin != agency and topic not in ANY_WRITER_TOPICS:
+        return NOT_OWNER
+    return None
 
 
 def markdown() -> str:

@@ -30,7 +30,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
-from ledger.authority import ANY_WRITER_TOPICS, NOT_OWNER, foreign_writer_reason, payload_violation
+from ledger.authority import Owner, append_violation, foreign_writer_reason, payload_violation
 from ledger.batch_writer import HeaderTemplate, envelope_bytes, merkle_paths
 from ledger.cipher import reuse_key_schedule
 from ledger.envelope import GENESIS, Envelope, RootMemo, batch_message
@@ -84,14 +84,14 @@ class SignedMapper(Mapper[UUID]):
         domain_events: Sequence[DomainEventProtocol[UUID]],
         origin: str,
         heads: dict[UUID, Head],
-        owners: dict[UUID, str] | None = None,
+        owners: dict[UUID, Owner] | None = None,
     ) -> list[StoredEvent]:
         """Envelope, chain and sign ``domain_events`` as one batch for agency ``origin``.
 
         ``heads`` gives the latest stored (version, hash) of each stream that already has events;
         it is updated in place so consecutive events of one stream chain within the batch. ``owners`` gives
-        the owning agency (the signer of its v1) of each of those streams; the streams this batch opens are
-        added to it. An event ``origin`` may not write (:mod:`ledger.authority`: another agency's stream, a
+        the owner of each of those streams (the signer of its v1 and its aggregate); the streams this batch opens
+        are added to it. An event ``origin`` may not write (:mod:`ledger.authority`: another agency's stream, a
         payload in another agency's name) is refused with ``PermissionDenied`` (code ``foreign_writer``)
         before anything is signed — e.g. agency A releasing B's ``Protection`` it holds a replica of.
         The bytes are those of ``seal_batch`` over ``Header``s, built by :mod:`ledger.batch_writer`.
@@ -127,9 +127,9 @@ class SignedMapper(Mapper[UUID]):
                 state["class_version"] = class_version
             bad = payload_violation(topic, origin, state, originator_id, version)
             if version == 1:
-                owners[originator_id] = origin
-            elif bad is None and owners.get(originator_id) != origin and topic not in ANY_WRITER_TOPICS:
-                bad = NOT_OWNER
+                owners[originator_id] = (origin, topic.rpartition(".")[0])
+            elif bad is None:
+                bad = append_violation(topic, origin, owners.get(originator_id))
             if bad is not None:
                 raise PermissionDenied(
                     foreign_writer_reason(str(originator_id), version, topic, origin, bad) + "; nothing was recorded",
@@ -327,8 +327,8 @@ class SignedEventStore(EventStore[UUID]):
         super().__init__(mapper=mapper, recorder=recorder)
         self._heads: OrderedDict[UUID, Head] = OrderedDict()
         self._heads_cache = heads_cache
-        # stream → its owning agency (the signer of its v1; never changes), bounded like the heads
-        self._owners: OrderedDict[UUID, str] = OrderedDict()
+        # stream → its owner (the signer of its v1 and its aggregate; never changes), bounded like the heads
+        self._owners: OrderedDict[UUID, Owner] = OrderedDict()
         self.default_origin: Callable[[], str] | None = None
 
     def head(self, originator_id: UUID) -> Head | None:
@@ -341,14 +341,13 @@ class SignedEventStore(EventStore[UUID]):
         env = self.mapper.open(rows[0].state)
         self.mapper.check_row(rows[0], env)
         if rows[0].originator_version == 1:
-            self.remember_owner(originator_id, env.header.origin)
+            self.remember_owner(originator_id, (env.header.origin, env.header.topic.rpartition(".")[0]))
         return (rows[0].originator_version, env.hash_hex)
 
-    def owner(self, originator_id: UUID) -> str | None:
-        """The agency owning the stream: the signer of its v1 in the local log (None: no such stream here).
-
-        Who may append to a stream is decided against this (:mod:`ledger.authority`); cached, since it never
-        changes, so ingest reads the v1 row once per stream at most."""
+    def owner(self, originator_id: UUID) -> Owner | None:
+        """The stream's owner: the agency that signed its v1 in the local log, and its aggregate (None: no such
+        stream here). Who may append what to a stream is decided against this (:mod:`ledger.authority`); cached,
+        since it never changes, so ingest reads the v1 row once per stream at most."""
         cached = self._owners.get(originator_id)
         if cached is not None:
             return cached
@@ -357,12 +356,13 @@ class SignedEventStore(EventStore[UUID]):
             return None
         env = self.mapper.open(rows[0].state)
         self.mapper.check_row(rows[0], env)
-        self.remember_owner(originator_id, env.header.origin)
-        return env.header.origin
+        owner = (env.header.origin, env.header.topic.rpartition(".")[0])
+        self.remember_owner(originator_id, owner)
+        return owner
 
-    def remember_owner(self, originator_id: UUID, origin: str) -> None:
+    def remember_owner(self, originator_id: UUID, owner: Owner) -> None:
         owners = self._owners
-        owners[originator_id] = origin
+        owners[originator_id] = owner
         if len(owners) > self._heads_cache:
             owners.popitem(last=False)
 
@@ -393,7 +393,7 @@ class SignedEventStore(EventStore[UUID]):
                 raise ConfigurationError("no originating agency given for the events being saved")
             origin = self.default_origin()
         heads: dict[UUID, Head] = {}
-        owners: dict[UUID, str] = {}
+        owners: dict[UUID, Owner] = {}
         for e in domain_events:
             oid = e.originator_id
             if e.originator_version > 1 and oid not in heads:

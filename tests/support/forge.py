@@ -132,7 +132,7 @@ def forge(peer: FlagLedger, signer: str, topic: str, stream: UUID, version: int,
         heads[stream] = (version - 1, prev)
     # the peer's patched build: no payload check, and it calls every stream its own
     with mock.patch("ledger.mapper.payload_violation", lambda *_: None, create=True):
-        (stored,) = peer.signed_mapper.seal([event], signer, heads, {stream: signer})
+        (stored,) = peer.signed_mapper.seal([event], signer, heads, {stream: (signer, topic.rpartition(".")[0])})
     return peer.signed_mapper.open(stored.state).to_bytes()
 
 
@@ -148,15 +148,25 @@ def _in_own_name(fields: dict[str, Any], victim: str, signer: str, signer_key: s
     return out
 
 
-KINDS = ("their_stream", "own_name", "new_stream")
+KINDS = ("their_stream", "own_name", "new_stream", "cancel_elsewhere")
+CANCEL = "ledger.domain.identity:ProxyRegistration.Cancelled"
 
 
 def forge_kind(peer: FlagLedger, signer: str, t: Template, kind: str) -> Forgery | None:
     """One forgery of ``kind`` by ``signer`` (hosted on ``peer``) copying the victim's event ``t``: appended at the
     next version of ``peer``'s copy of its stream, in the victim's name (``their_stream``) or the signer's own
     (``own_name``), or opening a new stream in the victim's name (``new_stream``). None: the event names nobody,
-    so the last two kinds would be the signer's own business."""
+    so the last two kinds would be the signer's own business. ``cancel_elsewhere``: the one event any agency may
+    append (a proxy cancellation) appended to the victim's stream of another aggregate instead (None on a proxy
+    registration's own stream)."""
     victim, topic = t.origin, t.topic
+    if kind == "cancel_elsewhere":
+        if topic.rpartition(".")[0] == CANCEL.rpartition(".")[0]:
+            return None
+        head = peer.signed_store.head(t.stream)
+        version = (head[0] if head is not None else t.version) + 1
+        raw = forge(peer, signer, CANCEL, t.stream, version, {"by": "req", "reason": "intake advice"})
+        return Forgery(kind, victim, CANCEL, t.stream, version, raw)
     own = _in_own_name(t.fields, victim, signer, peer.signers[signer].key_id)
     if kind != "their_stream" and own == t.fields:
         return None
@@ -171,13 +181,17 @@ def forge_kind(peer: FlagLedger, signer: str, t: Template, kind: str) -> Forgery
 
 def forgeries(peer: FlagLedger, signer: str, victims: Iterable[str], kinds: Iterable[str] = KINDS) -> list[Forgery]:
     """Every forgery ``signer`` (hosted on ``peer``) can try on ``victims``' streams and names, one per (event type,
-    kind) the victims' published events show (the proxy cancellation another agency may append left out)."""
+    kind) the victims' published events show; the proxy cancellation any agency may append is tried only where it
+    does not belong (``cancel_elsewhere``, once per stream)."""
     out: list[Forgery] = []
+    cancelled: set[UUID] = set()
     for (_, topic), t in sorted(templates(peer, victims).items()):
-        if topic in ANY_AGENCY_TOPICS:
-            continue
-        for kind in kinds:
+        for kind in kinds if topic not in ANY_AGENCY_TOPICS else ():
+            if kind == "cancel_elsewhere" and t.stream in cancelled:
+                continue
             f = forge_kind(peer, signer, t, kind)
             if f is not None:
                 out.append(f)
+                if kind == "cancel_elsewhere":
+                    cancelled.add(t.stream)
     return out

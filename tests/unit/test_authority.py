@@ -20,10 +20,12 @@ import ledger.domain
 from ledger.authority import (
     ANY_WRITER_TOPICS,
     END,
+    NOT_OWNER,
     START,
     TABLE,
     NodeKind,
     Writer,
+    append_violation,
     markdown,
     payload_violation,
 )
@@ -122,6 +124,21 @@ def test_a_registry_or_agency_stream_is_only_opened_at_the_signers_own_id() -> N
     assert payload_violation(opened, A, {"agency": A}, KeyRegistry.create_id(agency=B), 1) is not None
     registered = "ledger.domain.agencies:Agency.Registered"
     assert payload_violation(registered, A, {"code": A}, Agency.create_id(code=B), 1) is not None
+
+
+def test_only_the_owner_appends_and_only_events_of_the_streams_own_aggregate() -> None:
+    """The proxy cancellation any agency may append goes on proxy registrations only: on another agency's
+    protection it would take the place of the owner's next event on every node that took it first."""
+    protection = (B, "ledger.domain.flags:Protection")
+    released = "ledger.domain.flags:Protection.FlagsReleased"
+    cancel = "ledger.domain.identity:ProxyRegistration.Cancelled"
+    assert append_violation(released, B, protection) is None
+    assert append_violation(released, A, protection) == NOT_OWNER
+    assert append_violation(cancel, A, (B, "ledger.domain.identity:ProxyRegistration")) is None
+    elsewhere = append_violation(cancel, A, protection)
+    assert elsewhere is not None and "Protection" in elsewhere and B not in elsewhere
+    assert append_violation(cancel, B, protection) is not None, "not even its owner mixes aggregates on a stream"
+    assert append_violation(released, B, None) is not None, "a stream of unknown owner takes nothing"
 
 
 def test_an_unknown_topic_has_no_writer() -> None:

@@ -268,7 +268,7 @@ def payload_violation(
 
 def foreign_writer_reason(stream: str, version: int, topic: str, origin: str, why: str) -> str:
     """The parking / audit reason: stream, version, topic and signer; no payload value, no owner named."""
-    return f"v{version} of stream {stream} ({topic}) signed by agency {origin}: {why}; only the owner writes"
+    return f"v{version} of stream {stream} ({topic}) signed by agency {origin}: {why} (docs/authority.md)"
 
 
 NOT_OWNER = "the stream belongs to another agency (the signer of its v1)"

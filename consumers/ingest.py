@@ -19,6 +19,7 @@ from eventsourcing.utils import resolve_topic
 from sqlalchemy import Column, Integer, LargeBinary, String, Table, select
 
 from ledger.app import FlagLedger, is_local_only
+from ledger.authority import Owner, append_violation, foreign_writer_reason, payload_violation
 from ledger.checkpoints import CHECKPOINT_TOPIC, check_incoming, hold_agency, hold_reason, is_checkpoint_topic
 from ledger.domain.event_fields import check_event
 from ledger.envelope import GENESIS, Envelope
@@ -36,6 +37,9 @@ pending_events = Table(
     metadata,
     Column("stream", String(36), primary_key=True),
     Column("version", Integer, primary_key=True),
+    # several events may wait for one place: until the stream's v1 arrives nobody can tell the owner's event
+    # from a peer's forgery of it, so neither may push the other out; each is decided when released
+    Column("leaf", String(64), primary_key=True),
     Column("envelope", LargeBinary, nullable=False),
 )
 
@@ -52,7 +56,8 @@ _APPLIED_ONE = Outcome("applied", applied=1)  # immutable: one instance serves e
 
 
 class PendingStore:
-    """Events that arrived ahead of a gap in their stream, kept until the missing ones arrive."""
+    """Events that arrived ahead of a gap in their stream, kept until the missing ones arrive (every event
+    that arrived for a place, each under its own hash: see ``leaf``)."""
 
     def __init__(self, app: FlagLedger, engine: object) -> None:
         from sqlalchemy import Engine
@@ -76,18 +81,20 @@ class PendingStore:
             upsert(
                 conn,
                 pending_events,
-                [{"stream": env.header.stream, "version": env.header.version, "envelope": raw}],
-                ["stream", "version"],
+                [{"stream": env.header.stream, "version": env.header.version, "leaf": env.hash_hex,
+                  "envelope": raw}],
+                ["stream", "version", "leaf"],
             )
 
-    def peek(self, stream: str, version: int) -> bytes | None:
+    def candidates(self, stream: str, version: int) -> list[bytes]:
+        """The events waiting for ``version`` of ``stream`` (usually one; more when someone forged or forked it)."""
         with self.engine.connect() as conn:
-            row = conn.execute(
+            rows = conn.execute(
                 select(pending_events.c.envelope).where(
                     (pending_events.c.stream == stream) & (pending_events.c.version == version)
-                )
-            ).first()
-        return None if row is None else bytes(row[0])
+                ).order_by(pending_events.c.leaf)
+            )
+            return [bytes(r[0]) for r in rows]
 
     def drop(self, stream: str, version: int) -> None:
         with self.engine.begin() as conn:
@@ -99,7 +106,7 @@ class PendingStore:
 
     def waiting(self) -> list[tuple[str, int]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(pending_events.c.stream, pending_events.c.version))
+            rows = conn.execute(select(pending_events.c.stream, pending_events.c.version).distinct())
             return [(str(s), int(v)) for s, v in rows]
 
 
@@ -150,8 +157,11 @@ def ingest(
             # our own event read back from the topic: skipped only if it is the very event our log holds
             # (a forgery naming a hosted agency would otherwise vanish without being parked)
             return _own(app, env)
+        bad = payload_violation(h.topic, h.origin, vars(event), stream, h.version)
     except (FlagLedgerError, ValueError) as exc:
         return Outcome("parked", str(exc), getattr(exc, "code", "malformed"))
+    if bad is not None:  # e.g. a new stream opened in another agency's name
+        return _foreign(env, bad)
     held = hold_reason(app, h.origin)
     if held is not None:  # kept (parked), not applied, until an operator lifts the hold and replays it
         return Outcome(
@@ -160,6 +170,10 @@ def ingest(
             "agency_held",
         )
     head = app.signed_store.head(stream)
+    if head is not None and h.version > 1:  # (a stream not here yet: held behind the gap, checked on release)
+        bad = append_violation(h.topic, h.origin, app.signed_store.owner(stream))
+        if bad is not None:
+            return _foreign(env, bad)
     head_version, head_hash = head if head is not None else (0, GENESIS)
     if h.version <= head_version:
         outcome = _duplicate_or_fork(app, env)
@@ -185,11 +199,12 @@ def ingest(
             check_incoming(app, env, event)
         except IntegrityError as exc:
             return _hold_on_checkpoint_fork(app, env, Outcome("parked", str(exc), exc.code))
-    bad = _out_of_bounds(event)
-    if bad is not None:
-        return bad
+    oversize = _out_of_bounds(event)
+    if oversize is not None:
+        return oversize
     applied = _append(app, env, raw, stream)
     if pending is not None:
+        _settle(app, pending, h.stream, h.version)
         applied += _release_waiting(app, pending, h.stream, h.version + 1)
     return Outcome("applied", applied=applied)
 
@@ -203,6 +218,10 @@ def _out_of_bounds(event: object) -> Outcome | None:
     except FlagLedgerError as exc:
         return Outcome("parked", str(exc), exc.code)
     return None
+def _foreign(env: Envelope, why: str) -> Outcome:
+    """Park an event its signer may not write: never applied, kept with a reason naming no payload value."""
+    h = env.header
+    return Outcome("parked", foreign_writer_reason(h.stream, h.version, h.topic, h.origin, why), "foreign_writer")
 
 
 def _revoked_late(app: FlagLedger, env: Envelope) -> Outcome | None:
@@ -232,24 +251,43 @@ def _revoked_late(app: FlagLedger, env: Envelope) -> Outcome | None:
 def _release_waiting(app: FlagLedger, pending: PendingStore, stream: str, version: int) -> int:
     """Apply the events that were waiting behind a filled gap, in order.
 
-    Each is dropped from the pending table only after it is in the ledger: a crash in between leaves it
-    pending, and the next arrival finds it a duplicate and drops it then (it was lost before this order).
+    Of several events waiting for one place, the one its stream's owner wrote applies and the others are
+    parked (a peer's forgery as ``foreign_writer``, a second history as ``fork``). Each is dropped from the
+    pending table only after it is in the ledger or parked: a crash in between leaves it pending, and the next
+    arrival finds it a duplicate and drops it then (it was lost before this order).
     """
     applied = 0
-    while (raw := pending.peek(stream, version)) is not None:
-        outcome = ingest(app, raw)
-        if outcome.kind == "applied":
-            applied += outcome.applied
-        elif outcome.kind == "parked":
-            # e.g. a forked checkpoint that waited behind a gap: kept as evidence in `consumers parked`
-            pending.parked(outcome, raw)
-            pending.drop(stream, version)
-            return applied
-        elif outcome.kind != "duplicate":
-            return applied  # still a gap: the operator sees it in the pending table
+    while raws := pending.candidates(stream, version):
+        placed = False  # this version is in the ledger now
+        for raw in raws:
+            outcome = ingest(app, raw)
+            if outcome.kind == "applied":
+                applied += outcome.applied
+                placed = True
+            elif outcome.kind == "duplicate":
+                placed = True
+            elif outcome.kind == "parked":
+                # e.g. a forgery or a forked checkpoint that waited behind a gap: kept as evidence
+                pending.parked(outcome, raw)
+            else:
+                return applied  # still a gap: the operator sees it in the pending table
         pending.drop(stream, version)
+        if not placed:
+            return applied
         version += 1
     return applied
+
+
+def _settle(app: FlagLedger, pending: PendingStore, stream: str, version: int) -> None:
+    """``version`` of ``stream`` has just entered the ledger directly: whatever still waited for that place (a
+    forgery held before anyone could tell, a fork) is decided now — parked — instead of waiting for good."""
+    raws = pending.candidates(stream, version)
+    for raw in raws:
+        outcome = ingest(app, raw)
+        if outcome.kind == "parked":
+            pending.parked(outcome, raw)
+    if raws:
+        pending.drop(stream, version)
 
 
 def _hold_on_checkpoint_fork(app: FlagLedger, env: Envelope, outcome: Outcome) -> Outcome:
@@ -298,6 +336,8 @@ def _append(app: FlagLedger, env: Envelope, raw: bytes, stream: UUID) -> int:
             "delivered again once the database is back"
         ) from exc
     app.signed_store.remember(stream, (h.version, env.hash_hex))
+    if h.version == 1:
+        app.signed_store.remember_owner(stream, (h.origin, h.topic.rpartition(".")[0]))
     if h.topic.startswith("ledger.domain.keys:"):
         app.apply_key_events([(env, stored)])
     return 1
@@ -317,6 +357,7 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
     staged: list[tuple[int, Envelope, bytes, UUID]] = []
     staged_hash: dict[tuple[str, int], bytes] = {}
     heads: dict[UUID, tuple[int, str]] = {}
+    owners: dict[UUID, Owner] = {}  # the owner of each stream staged (its v1 may be staged, not yet stored)
     waiting = set(pending.waiting()) if pending is not None else set()
     held: dict[str, bool] = {}  # per origin: is that agency on hold (cleared whenever ingest() decides one)
 
@@ -336,12 +377,15 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
             for index, _, r, _ in staged:
                 out[index] = ingest(app, r, pending)
         else:
-            remember = app.signed_store.remember
+            remember, remember_owner = app.signed_store.remember, app.signed_store.remember_owner
             for _, e, _, stream in staged:
                 remember(stream, (e.header.version, e.hash_hex))
+                if e.header.version == 1:
+                    remember_owner(stream, (e.header.origin, e.header.topic.rpartition(".")[0]))
         staged.clear()
         staged_hash.clear()
         heads.clear()
+        owners.clear()
 
     verify, decode = app.signed_mapper.verify, app.signed_mapper.decode
     revoked = app.keyring.revoked
@@ -351,12 +395,14 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
             h = env.header
             # what needs more than a chain check goes through ingest() itself, after what is staged: our own
             # events read back (forgeries naming us are parked), keys, checkpoints (fork checks and holds),
-            # agencies on hold, events a held successor waits for, and events under a revoked key
+            # agencies on hold, events a held successor waits for (or held ones compete with), and events under a
+            # revoked key
             if (
                 h.origin in app.hosted
                 or h.topic.startswith("ledger.domain.keys:")
                 or is_checkpoint_topic(h.topic)
                 or (h.stream, h.version + 1) in waiting
+                or (h.stream, h.version) in waiting
                 or on_hold(h.origin)
                 or revoked(h.key_id) is not None
             ):
@@ -368,14 +414,26 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
             stream = _check_schema(env)
             verify(env)
             event = decode(env, stream)  # raises what check_decodes would; the event's fields are checked last
+            bad = payload_violation(h.topic, h.origin, vars(event), stream, h.version)
         except (FlagLedgerError, ValueError) as exc:
             out.append(Outcome("parked", str(exc), getattr(exc, "code", "malformed")))
+            continue
+        if bad is not None:
+            out.append(_foreign(env, bad))
             continue
         head = heads.get(stream)
         if head is None and h.version > 1:
             # a first event is staged unread: if its stream exists after all, the store's unique key
             # refuses the batch and flush() decides each event on its own (duplicate or fork, as ingest)
             head = app.signed_store.head(stream)
+        if head is not None and h.version > 1:
+            owner = owners.get(stream) or app.signed_store.owner(stream)
+            bad = append_violation(h.topic, h.origin, owner)
+            if bad is not None:
+                out.append(_foreign(env, bad))
+                continue
+            if owner is not None:
+                owners[stream] = owner
         head_version, head_hash = head if head is not None else (0, GENESIS)
         if h.version <= head_version:
             mine = staged_hash.get((h.stream, h.version))
@@ -396,12 +454,14 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
         elif h.prev != head_hash:
             out.append(Outcome("parked", f"v{h.version} of stream {h.stream} does not chain to v{head_version}",
                                "fork"))
-        elif (bad := _out_of_bounds(event)) is not None:
-            out.append(bad)
+        elif (oversize := _out_of_bounds(event)) is not None:
+            out.append(oversize)
         else:
             staged.append((len(out), env, raw, stream))
             staged_hash[(h.stream, h.version)] = env.leaf_hash
             heads[stream] = (h.version, env.hash_hex)
+            if h.version == 1:
+                owners[stream] = (h.origin, h.topic.rpartition(".")[0])
             out.append(_APPLIED_ONE)
     flush()
     return out

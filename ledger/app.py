@@ -75,6 +75,7 @@ __all__ = ["CONCURRENT_CHANGE", "Actor", "FlagLedger", "FlagStateReader", "Proxy
 log = logging.getLogger("flagledger.ledger")
 CONCURRENT_CHANGE = "someone else changed this at the same time; nothing was recorded: reload it and try again"
 
+log = logging.getLogger("flagledger.ledger")
 A = TypeVar("A", bound=LedgerAggregate)
 KEY_TOPIC_PREFIX = "ledger.domain.keys:"
 SYSTEM = "system"
@@ -287,6 +288,8 @@ class FlagLedger(Application[UUID]):
     def _fold_key_event(self, env: Envelope) -> None:
         h = env.header
         ev: Any = self.signed_mapper.decode(env)
+        if not self._may_write_key_event(env, vars(ev)):
+            return
         kind = h.topic.rsplit(".", 1)[1]
         if kind == "KeyAdded":
             self.keyring.add(
@@ -304,6 +307,23 @@ class FlagLedger(Application[UUID]):
                         ev.remote_agency, ev.key_id, ev.public_hex, datetime.fromisoformat(ev.valid_from)
                     )
                 )
+
+    def _may_write_key_event(self, env: Envelope, payload: dict[str, Any]) -> bool:
+        """A key event its signer may not write (another agency's registry or key) is never folded in.
+
+        Ingest parks such events and sealing refuses them, so only one written straight into the store gets
+        here: the registry ignores it (another agency's key stays usable, this node still opens) and
+        ``audit verify`` names it."""
+        from ledger.authority import append_violation, payload_violation
+
+        h = env.header
+        bad = payload_violation(h.topic, h.origin, payload, h.stream, h.version)
+        if bad is None and h.version > 1:
+            bad = append_violation(h.topic, h.origin, self.signed_store.owner(UUID(h.stream)))
+        if bad is not None:
+            log.error("key event v%s of stream %s (%s) by agency %s is ignored: %s; run `flagledger audit verify`",
+                      h.version, h.stream, h.topic, h.origin, bad)
+        return bad is None
 
     # -- persistence helpers -------------------------------------------------------------------
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:

@@ -33,10 +33,11 @@ def verify_log(
 
     Per event: the row agrees with its signed header, the payload with its digest, the batch signature
     with a key valid at the event's time, and ``prev`` with the hash of the stream's previous event
-    (so an edited, deleted or reordered event breaks the chain of its stream). The whole log
-    (:mod:`ledger.log_check`): the tree rebuilt from every event must be the one each of this node's batches
-    signed before it, and match every checkpoint of this node's agencies, every ``trusted`` one kept outside
-    this log (a peer's copy, an exported head: catches a truncated tail) and the log head row.
+    (so an edited, deleted or reordered event breaks the chain of its stream); and its signer may write it
+    (:mod:`ledger.authority`: the stream's owner, a payload in the signer's own name; code ``foreign_writer``).
+    The whole log (:mod:`ledger.log_check`): the tree rebuilt from every event must be the one each of this
+    node's batches signed before it, and match every checkpoint of this node's agencies, every ``trusted`` one
+    kept outside this log (a peer's copy, an exported head: catches a truncated tail) and the log head row.
     At most ``heads_in_memory`` stream heads are kept in memory; older ones spill to a temporary table
     (:mod:`ledger.stream_heads`).
 
@@ -117,10 +118,10 @@ _NO_HEAD = (0, GENESIS)
 
 
 def chain_finding(
-    position: int, stream: str, version: int, topic: str, prev: str, head: tuple[int, str] | None
+    position: int, stream: str, version: int, topic: str, prev: str, head: tuple[int, str, str, str] | None
 ) -> Finding | None:
     """What is wrong with an event's link to its stream's ``head`` (latest verified version and hash), if anything."""
-    expected_version, expected_prev = head if head is not None else _NO_HEAD
+    expected_version, expected_prev = (head[0], head[1]) if head is not None else _NO_HEAD
     if version != expected_version + 1:
         return Finding(
             position, stream, version, topic,
@@ -134,6 +135,14 @@ def chain_finding(
             "broken_chain",
         )
     return None
+
+
+def owner_finding(position: int, stream: str, version: int, topic: str, origin: str, why: str) -> Finding:
+    """An event its signer may not append to its stream (:func:`ledger.authority.append_violation` says ``why``)."""
+    from ledger.authority import foreign_writer_reason
+
+    return Finding(position, stream, version, topic, foreign_writer_reason(stream, version, topic, origin, why),
+                   "foreign_writer")
 
 
 def _store_is_shared(app: FlagLedger) -> bool:

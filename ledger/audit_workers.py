@@ -27,6 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from sys import intern
 from typing import TYPE_CHECKING
 
 from ledger.errors import FlagLedgerError, StorageError
@@ -132,6 +133,7 @@ def check_rows(mapper: SignedMapper, rows: Sequence[LogRow]) -> PageResult:
     """The checks of ``audit verify`` that need no other event, for one page in order, stopping at the first
     failure; the chain check follows in :class:`ChainCheck`."""
     from ledger.audit import _finding
+    from ledger.authority import foreign_writer_reason, payload_violation
 
     open_, check_fields, verify, decodes = mapper.open, mapper.check_fields, mapper.verify, mapper.check_decodes
     links: list[Link] = []
@@ -156,9 +158,12 @@ def check_rows(mapper: SignedMapper, rows: Sequence[LogRow]) -> PageResult:
              s.size, s.log_size, s.log_root, sig))
         try:
             verify(env)
-            decodes(env)
+            bad = payload_violation(topic, h.origin, decodes(env), h.stream, version)
         except FlagLedgerError as exc:
             return PageResult(links, first_sig, last_sig, _finding(n, str(exc), exc.code), chain_first=True)
+        if bad is not None:  # e.g. a stream opened in another agency's name
+            reason = foreign_writer_reason(h.stream, version, topic, h.origin, bad)
+            return PageResult(links, first_sig, last_sig, _finding(n, reason, "foreign_writer"), chain_first=True)
         if not first_sig:
             first_sig = sig
         last_sig = sig
@@ -182,7 +187,8 @@ class ChainCheck:
 
     def take(self, result: PageResult) -> bool:
         """Check one page's links; False once the first bad event is found (then the report names it)."""
-        from ledger.audit import chain_finding
+        from ledger.audit import chain_finding, owner_finding
+        from ledger.authority import append_violation
 
         if result.error is not None:
             raise StorageError(result.error)
@@ -193,10 +199,14 @@ class ChainCheck:
         events, batches = self.events, self.batches
         checked = len(result.links) - (1 if result.chain_first else 0)
         for i, link in enumerate(result.links):
-            position, stream, version, topic, prev, own, new_batch = link[:7]
+            position, stream, version, topic, prev, own, new_batch, origin = link[:8]
             see(position)
             head = get_head(stream)
             bad = chain_finding(position, stream, version, topic, prev, head)
+            if bad is None and head is not None and (head[2] != origin or topic.rpartition(".")[0] != head[3]):
+                why = append_violation(topic, origin, (head[2], head[3]))  # another agency's stream, or aggregate
+                if why is not None:
+                    bad = owner_finding(position, stream, version, topic, origin, why)
             if bad is not None:
                 report.first_bad = self._hole_first(bad, head)
                 break
@@ -206,7 +216,10 @@ class ChainCheck:
             if bad is not None:
                 report.first_bad = bad
                 break
-            set_head(stream, version, own, new=head is None)
+            if head is None:
+                set_head(stream, version, own, new=True, owner=origin, aggregate=intern(topic.rpartition(".")[0]))
+            else:
+                set_head(stream, version, own, new=False, owner=head[2], aggregate=head[3])
             events += 1
             if new_batch if i else result.first_signature != self.last_sig:
                 batches += 1
@@ -239,7 +252,7 @@ class ChainCheck:
             "missing", log.gap_index,
         )
 
-    def _hole_first(self, bad: Finding, head: tuple[int, str] | None) -> Finding:
+    def _hole_first(self, bad: Finding, head: tuple[int, str, str, str] | None) -> Finding:
         """A stream that skips versions is missing an event: the first hole in the positions, if before it."""
         expected = (head[0] if head is not None else 0) + 1
         if bad.version <= expected:

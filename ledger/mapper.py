@@ -32,10 +32,18 @@ from eventsourcing.persistence import (
 from eventsourcing.persistence import IntegrityError as LibIntegrityError
 from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
+from ledger.authority import Owner, append_violation, foreign_writer_reason, payload_violation
 from ledger.batch_writer import HeaderTemplate, check_log_head, envelope_bytes, merkle_paths
 from ledger.cipher import reuse_key_schedule
 from ledger.envelope import GENESIS, Envelope, RootMemo, batch_message
-from ledger.errors import ChainError, ConfigurationError, IntegrityError, SignatureError, UntrustedKeyError
+from ledger.errors import (
+    ChainError,
+    ConfigurationError,
+    IntegrityError,
+    PermissionDenied,
+    SignatureError,
+    UntrustedKeyError,
+)
 from ledger.merkle import EMPTY_ROOT
 from ledger.signing import KeyRing, Signer
 
@@ -120,21 +128,32 @@ class SignedMapper(Mapper[UUID]):
         heads: dict[UUID, Head],
         log_size: int = 0,
         log_root: bytes = EMPTY_ROOT,
+        owners: dict[UUID, Owner] | None = None,
     ) -> list[StoredEvent]:
         """:meth:`prepare` and seal at once, over the given log head (tests; the store seals in the recorder)."""
-        batch = self.prepare(domain_events, origin, heads)
+        batch = self.prepare(domain_events, origin, heads, owners)
         return [] if batch is None else batch.seal(log_size, log_root)
 
     def prepare(
-        self, domain_events: Sequence[DomainEventProtocol[UUID]], origin: str, heads: dict[UUID, Head]
+        self,
+        domain_events: Sequence[DomainEventProtocol[UUID]],
+        origin: str,
+        heads: dict[UUID, Head],
+        owners: dict[UUID, Owner] | None = None,
     ) -> PreparedBatch | None:
         """Envelope, chain and hash ``domain_events`` as one batch for agency ``origin`` (None: no events).
 
         ``heads`` gives the latest stored (version, hash) of each stream that already has events;
-        it is updated in place so consecutive events of one stream chain within the batch.
+        it is updated in place so consecutive events of one stream chain within the batch. ``owners`` gives
+        the owner of each of those streams (the signer of its v1 and its aggregate); the streams this batch opens
+        are added to it. An event ``origin`` may not write (:mod:`ledger.authority`: another agency's stream, a
+        payload in another agency's name) is refused with ``PermissionDenied`` (code ``foreign_writer``)
+        before anything is signed — e.g. agency A releasing B's ``Protection`` it holds a replica of.
         The bytes are those of ``seal_batch`` over ``Header``s, built by :mod:`ledger.batch_writer`;
         the signature is made by :meth:`PreparedBatch.seal` once the log head is known.
         """
+        if owners is None:
+            owners = {}
         signer = self.signers.get(origin)
         if signer is None:
             raise ConfigurationError(f"this node holds no signing key for agency {origin}")
@@ -162,6 +181,16 @@ class SignedMapper(Mapper[UUID]):
             topic, class_version = kind
             if class_version > 1:
                 state["class_version"] = class_version
+            bad = payload_violation(topic, origin, state, originator_id, version)
+            if version == 1:
+                owners[originator_id] = (origin, topic.rpartition(".")[0])
+            elif bad is None:
+                bad = append_violation(topic, origin, owners.get(originator_id))
+            if bad is not None:
+                raise PermissionDenied(
+                    foreign_writer_reason(str(originator_id), version, topic, origin, bad) + "; nothing was recorded",
+                    code="foreign_writer",
+                )
             payload = encode(state)
             if version == 1:
                 prev = GENESIS
@@ -281,8 +310,9 @@ class SignedMapper(Mapper[UUID]):
         _set_attr(event, "__dict__", state)
         return cast(DomainEventProtocol[UUID], event)
 
-    def check_decodes(self, env: Envelope) -> None:
-        """Raise what :meth:`decode` raises, without building the event (``audit verify``, ``ingest_many``).
+    def check_decodes(self, env: Envelope) -> dict[str, Any]:
+        """Raise what :meth:`decode` raises, without building the event (``audit verify``, ``ingest_many``);
+        returns the event's fields (its payload, upcast), for the authority check.
 
         Only for an envelope whose stream the caller knows to be a UUID's text (``UUID(header.stream)``
         parsed, or :meth:`check_fields` matched it to a row's ``str(UUID)``): the one check of decode left out.
@@ -296,7 +326,9 @@ class SignedMapper(Mapper[UUID]):
             raise IntegrityError(f"{h.topic} is not an event with a mapping payload", code="malformed")
         from_version = state.get("class_version", 1)
         if type(from_version) is not int or from_version != getattr(cls, "class_version", 1):
-            self.decode(env)  # upcast (which may fail) or refuse, exactly as decode does
+            # upcast (which may fail) or refuse, exactly as decode does
+            return vars(self.decode(env))
+        return state
 
     @staticmethod
     def _upcast(topic: str, cls: type, state: dict[str, Any], from_version: Any, class_version: int) -> None:
@@ -357,6 +389,8 @@ class SignedEventStore(EventStore[UUID]):
         # API requests read and save on many threads at once: a reader that began before a save may finish
         # after it, so heads only ever move forward, and each update of the cache is one step under this lock
         self._heads_lock = threading.Lock()
+        # stream → its owner (the signer of its v1 and its aggregate; never changes), bounded like the heads
+        self._owners: OrderedDict[UUID, Owner] = OrderedDict()
         self.default_origin: Callable[[], str] | None = None
 
     def head(self, originator_id: UUID) -> Head | None:
@@ -372,7 +406,32 @@ class SignedEventStore(EventStore[UUID]):
             return None
         env = self.mapper.open(rows[0].state)
         self.mapper.check_row(rows[0], env)
+        if rows[0].originator_version == 1:
+            self.remember_owner(originator_id, (env.header.origin, env.header.topic.rpartition(".")[0]))
         return (rows[0].originator_version, env.hash_hex)
+
+    def owner(self, originator_id: UUID) -> Owner | None:
+        """The stream's owner: the agency that signed its v1 in the local log, and its aggregate (None: no such
+        stream here). Who may append what to a stream is decided against this (:mod:`ledger.authority`); cached,
+        since it never changes, so ingest reads the v1 row once per stream at most."""
+        cached = self._owners.get(originator_id)
+        if cached is not None:
+            return cached
+        rows = self.recorder.select_events(originator_id, lte=1)
+        if not rows:
+            return None
+        env = self.mapper.open(rows[0].state)
+        self.mapper.check_row(rows[0], env)
+        owner = (env.header.origin, env.header.topic.rpartition(".")[0])
+        self.remember_owner(originator_id, owner)
+        return owner
+
+    def remember_owner(self, originator_id: UUID, owner: Owner) -> None:
+        with self._heads_lock:  # (API threads share this cache too)
+            owners = self._owners
+            owners[originator_id] = owner
+            if len(owners) > self._heads_cache:
+                owners.popitem(last=False)
 
     def remember(self, originator_id: UUID, head: Head) -> None:
         with self._heads_lock:
@@ -399,6 +458,7 @@ class SignedEventStore(EventStore[UUID]):
     def forget(self) -> None:
         with self._heads_lock:
             self._heads.clear()
+            self._owners.clear()
 
     def _head_before(self, originator_id: UUID, version: int) -> Head | None:
         """The head an event at ``version`` chains to. A cached head that is not ``version - 1`` is checked
@@ -418,14 +478,19 @@ class SignedEventStore(EventStore[UUID]):
                 raise ConfigurationError("no originating agency given for the events being saved")
             origin = self.default_origin()
         heads: dict[UUID, Head] = {}
+        owners: dict[UUID, Owner] = {}
         for e in domain_events:
-            if e.originator_version > 1 and e.originator_id not in heads:
-                head = self._head_before(e.originator_id, e.originator_version)
+            oid = e.originator_id
+            if e.originator_version > 1 and oid not in heads:
+                head = self._head_before(oid, e.originator_version)
                 if head is not None:
-                    heads[e.originator_id] = head
+                    heads[oid] = head
+                    owner = self.owner(oid)
+                    if owner is not None:
+                        owners[oid] = owner
         if not getattr(self.recorder, "seals_batches", False):  # else it would store the unsealed rows below
             raise ConfigurationError(f"{type(self.recorder).__name__} does not seal batches over the log head")
-        batch = self.mapper.prepare(domain_events, origin, heads)
+        batch = self.mapper.prepare(domain_events, origin, heads, owners)
         if batch is None:
             return []
         # the recorder seals the batch over the log head inside its insert transaction (ledger.log_head);
@@ -439,6 +504,8 @@ class SignedEventStore(EventStore[UUID]):
                     self._heads.pop(e.originator_id, None)
             raise
         self._remember_all(heads)
+        for oid, owner in owners.items():
+            self.remember_owner(oid, owner)
         recordings = []
         stored = batch.sealed
         if ids:

@@ -88,7 +88,8 @@ class FlagStateProjection(Projection):
         if topic == LINK:
             self._link(conn, event.old, event.new)
             return
-        # the holder is the event's signer, never the payload's ``agency``: a peer cannot name another agency
+        # the holder is the verified signer, never the payload's word: the authority checks (ledger.authority)
+        # keep the two equal on every path into the log, and this keeps a payload naming another agency inert
         agency, subject = env.header.origin, event.subject
         person = resolve_person(conn, subject)
         action = topic.rsplit(".", 1)[1]

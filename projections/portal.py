@@ -113,7 +113,7 @@ class PortalProjection(BatchedProjection):
         if h.topic.startswith(PROVISION):
             self._provision(w, kind, event, h.stream, at, position)
         elif h.topic.startswith(PROTECTION):
-            self._flags(w, kind, event, h.origin, at)
+            self._flags(w, kind, event, h.origin, at)  # the holder: the verified signer, not the payload
         elif kind == "Registered":
             w.upsert(portal_proxies, {"subject": event.subject, "proxy": event.proxy, "active": True,
                                       "registered_at": at, "cancelled_at": None, "registration_id": h.stream})

@@ -22,6 +22,13 @@ the replication delay, which no design without synchronous coordination closes. 
 arming is not vacuous: once everything is delivered, every node's nationwide state names exactly the
 model's holders, and no event is left held back.
 
+**A malicious peer** (``malicious_peer_writes``): at any step any municipality's node, running a patched flagledger
+(``tests/support/forge.py``), appends events of any shared type to another agency's streams — in that agency's name
+or its own — or opens streams in its name, signed with its own valid key, and sends them straight to every other
+node. Each must be parked as ``foreign_writer`` on arrival, or held back when that node does not have the stream yet
+and parked when the gap fills; none is ever applied (the log never grows by one), and the invariant above holds
+after the step as after any other. After a run every node's ``audit verify`` passes (no foreign writer in any log).
+
 Also checked: a request is held whenever its provider's node has heard everything and X is protected, and
 then looks to the querier (its answer, its counter) exactly like any slow manual answer; every request made
 on a node that has heard everything sends a ``ProbeNotice`` naming exactly the model's holders, and after
@@ -32,14 +39,16 @@ procedure, subject — while no other agency's queue and no counter clerk's queu
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 from uuid import UUID
 
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, rule
 
-from consumers.ingest import PendingStore, ingest
+from consumers.ingest import Outcome, PendingStore, ingest
 from consumers.outbox import publishable
 from ledger.app import FlagLedger, QuerierAnswer
 from ledger.bootstrap import Node
@@ -60,6 +69,7 @@ from tests.adversarial.threat import (
     named,
     probe_notices,
 )
+from tests.support.forge import ANY_AGENCY_TOPICS, KINDS, Forgery, TemplateIndex, forge_kind
 
 NODE_OF = {A: 0, D: 0, B: 1, E: 1, C: 2}
 LAYOUT = ((A, D), (B, E), (C,))
@@ -87,6 +97,19 @@ class NodesLeakMachine(LeakMachine):
     deliveries: ClassVar[int] = 0
     held_back: ClassVar[int] = 0  # deliveries that arrived ahead of a gap and were held back
     duplicates: ClassVar[int] = 0
+    # the malicious peer: forgeries sent (each to every other node), deliveries parked on arrival, held back and
+    # parked on release, applied (must stay 0), event types tried; digests of its forgeries (bounded: 32 B each)
+    forged: ClassVar[int] = 0
+    forged_parked: ClassVar[int] = 0
+    forged_held: ClassVar[int] = 0
+    forged_released: ClassVar[int] = 0
+    forged_applied: ClassVar[int] = 0
+    # outcomes other than parked foreign_writer / held back: counted as well as asserted, since the run's engine
+    # restarts (FlakyStrategyDefinition) must not hide one
+    forged_unexpected: ClassVar[int] = 0
+    forged_topics: ClassVar[set[str]] = set()
+    forged_digests: ClassVar[set[bytes]] = set()
+    indexes: ClassVar[dict[Path, TemplateIndex]] = {}
 
     def setup_nodes(self) -> None:
         assert NodesLeakMachine.nodes is not None and NodesLeakMachine.net is not None, "set nodes and net first"
@@ -133,10 +156,24 @@ class NodesLeakMachine(LeakMachine):
             # past what it replicated and its local-only events too, or every collect re-reads that tail
             net.cursor[src] = end
 
+    @staticmethod
+    def pending_store(node: Node) -> PendingStore:
+        store = PendingStore(node.app, node.engine)
+        store.on_parked = NodesLeakMachine.released_and_refused
+        return store
+
+    @staticmethod
+    def released_and_refused(outcome: Outcome, raw: bytes) -> None:
+        """An event released from behind a gap and refused: only ever one of the malicious peer's forgeries."""
+        if hashlib.sha256(raw).digest() not in NodesLeakMachine.forged_digests or outcome.code != "foreign_writer":
+            NodesLeakMachine.forged_unexpected += 1
+            raise AssertionError(f"refused when released from behind a gap, not as a forgery: {outcome}")
+        NodesLeakMachine.forged_released += 1
+
     def deliver(self, dst: int, raw: bytes) -> None:
         node = self.all[dst]
         before = node.app.max_position()
-        outcome = ingest(node.app, raw, PendingStore(node.app, node.engine))
+        outcome = ingest(node.app, raw, self.pending_store(node))
         assert outcome.kind in ("applied", "duplicate", "held_gap"), f"a valid message was {outcome}"
         if outcome.kind == "held_gap":
             NodesLeakMachine.held_back += 1
@@ -224,10 +261,56 @@ class NodesLeakMachine(LeakMachine):
             raw = old[pick % len(old)]
             node = self.all[dst]
             before = node.app.max_position()
-            outcome = ingest(node.app, raw, PendingStore(node.app, node.engine))
+            outcome = ingest(node.app, raw, self.pending_store(node))
             assert outcome.kind in ("duplicate", "held_gap"), f"a redelivered message was {outcome}"
             assert node.app.max_position() == before, "a redelivered message changed the log"
             NodesLeakMachine.duplicates += 1
+
+    @rule(attacker=st.sampled_from((A, B, C, D, E)), victim=st.integers(0, 3), kind=st.sampled_from(KINDS),
+          picks=st.lists(st.integers(0, 10**6), min_size=1, max_size=4))
+    def malicious_peer_writes(self, attacker: str, victim: int, kind: str, picks: list[int]) -> None:
+        """A municipality's patched node writes events of the picked shared types on another agency's streams (or
+        opens streams in its name) and sends them to every other node: parked or held back, never applied.
+
+        The types come from what the victim has published that the attacker's node holds (its latest event of each
+        type is the template); ``picks`` index them whatever they are, so the draws do not depend on shared state.
+        Even picks take one of the two most recent, whose streams are likeliest still in flight to the third node
+        (there the forgery waits behind the gap and is parked when the owner's events arrive).
+        """
+        self._step()
+        node = self.node_of(attacker)
+        index = NodesLeakMachine.indexes.setdefault(node.config.data_dir, TemplateIndex(node.app))
+        latest = index.update()
+        target = [m for m in (A, B, C, D, E) if m != attacker][victim]
+        topics = sorted((t for (origin, t) in latest if origin == target and t not in ANY_AGENCY_TOPICS),
+                        key=lambda t: -index.positions[(target, t)])
+        for p in picks if topics else []:
+            chosen = topics[(p // 2) % min(2, len(topics))] if p % 2 == 0 else topics[p % len(topics)]
+            template = latest[(target, chosen)]
+            forgery = forge_kind(node.app, attacker, template, kind) or forge_kind(node.app, attacker, template,
+                                                                                "their_stream")
+            assert forgery is not None
+            self.send_forgery(NODE_OF[attacker], forgery)
+
+    def send_forgery(self, src: int, f: Forgery) -> None:
+        NodesLeakMachine.forged += 1
+        NodesLeakMachine.forged_topics.add(f.topic)
+        NodesLeakMachine.forged_digests.add(hashlib.sha256(f.raw).digest())
+        for dst, node in enumerate(self.all):
+            if dst == src:
+                continue
+            before = node.app.max_position()
+            outcome = ingest(node.app, f.raw, self.pending_store(node))
+            if node.app.max_position() != before:
+                NodesLeakMachine.forged_applied += 1
+                raise AssertionError(f"node {dst} applied the malicious peer's {f.label} ({outcome})")
+            if outcome.kind == "held_gap":  # the stream is not there yet: its owner is decided on release
+                NodesLeakMachine.forged_held += 1
+            else:
+                if (outcome.kind, outcome.code) != ("parked", "foreign_writer"):
+                    NodesLeakMachine.forged_unexpected += 1
+                    raise AssertionError(f"{f.label} at node {dst}: {outcome}")
+                NodesLeakMachine.forged_parked += 1
 
     @rule()
     def sync(self) -> None:

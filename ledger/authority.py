@@ -211,6 +211,19 @@ def _rules() -> list[Rule]:
              agency_fields=("agency",), other_agency_fields=("held",)),
         Rule(_D + "checkpoints:AgencyHold.Placed", False, own, _NODE + " (on a checkpoint fork)"),
         Rule(_D + "checkpoints:AgencyHold.Lifted", False, own, _admin("audit release")),
+        # -- incidents and parked messages (local) -------------------------------------------------------
+        Rule(_D + "incidents:Incident.Raised", False, own, _NODE + " (a parked message was evidence of an attack)",
+             agency_fields=("agency",), other_agency_fields=("origin", "owner", "key_id"),
+             note="`origin`, `owner`, `key_id` are what the parked message named: evidence, not authority"),
+        Rule(_D + "incidents:Incident.Acknowledged", False, own, "administrator, auditor or held-request decider "
+             "(`incident ack`)"),
+        Rule(_D + "incidents:IncidentReport.Drafted", False, own, "administrator or auditor (`incident report`)",
+             agency_fields=("agency",)),
+        Rule(_D + "parked:RevokedKeyAcceptance.Proposed", False, own,
+             _admin("consumers replay --accept-revoked-key"), agency_fields=("agency",),
+             other_agency_fields=("origin", "key_id")),
+        Rule(_D + "parked:RevokedKeyAcceptance.Approved", False, own,
+             _admin("consumers replay --accept-revoked-key") + ", not the proposer"),
     ]
 
 

@@ -68,7 +68,8 @@ def network_line() -> str:
     m = NodesLeakMachine
     return (f"deliveries={m.deliveries} held_back={m.held_back} duplicates={m.duplicates} "
             f"malicious: forged={m.forged} parked_on_arrival={m.forged_parked} held_then_parked="
-            f"{m.forged_released}/{m.forged_held} applied={m.forged_applied} event_types={len(m.forged_topics)}")
+            f"{m.forged_released}/{m.forged_held} applied={m.forged_applied} unexpected={m.forged_unexpected} "
+            f"event_types={len(m.forged_topics)}")
 
 
 def test_generated_histories_across_three_nodes_leak_nothing(three_nodes: list[Node]) -> None:

@@ -132,7 +132,7 @@ def forge(peer: FlagLedger, signer: str, topic: str, stream: UUID, version: int,
         heads[stream] = (version - 1, prev)
     # the peer's patched build: no payload check, and it calls every stream its own
     with mock.patch("ledger.mapper.payload_violation", lambda *_: None, create=True):
-        (stored,) = peer.signed_mapper.seal([event], signer, heads, {stream: (signer, topic.rpartition(".")[0])})
+        (stored,) = peer.signed_mapper.seal([event], signer, heads, owners={stream: (signer, topic.rpartition(".")[0])})
     return peer.signed_mapper.open(stored.state).to_bytes()
 
 

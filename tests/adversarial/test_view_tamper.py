@@ -157,15 +157,22 @@ def test_a_release_signed_by_another_agency_on_the_holder_s_stream_lifts_nothing
 ) -> None:
     """A peer agency (attack 1 of issue 16, the part decided here): A loads B's protection of X, releases it and
     saves it under A's own key, so the event chains onto B's stream and carries ``agency: B`` in its payload.
-    The holder is the signer, so the event releases only what A holds on X (nothing): X stays protected by B
-    for the request path, the portal and the views. (Ingest also parks such events: the authority checks.)"""
-    from ledger.domain.flags import Protection
+    Sealing, ingest and the audit refuse it (ledger.authority); here an insider writes it straight into the store,
+    past all three. The holder is the signer, so the event releases only what A holds on X (nothing): X stays
+    protected by B for the request path, the portal and the views."""
+    from eventsourcing.persistence import StoredEvent
+
+    from tests.support.forge import forge
 
     s = story(node, person)
-    protection = node.app.find(Protection, node.app.ids.protection(B, s.x))
-    assert protection is not None
-    protection.release([ND, NAR], protection.flags[ND]["request_id"], "op", "forged")
-    node.app.save_as(A, protection)
+    stream = node.app.ids.protection(B, s.x)
+    head = node.app.signed_store.head(stream)
+    assert head is not None
+    topic = "ledger.domain.flags:Protection.FlagsReleased"
+    fields = {"agency": B, "subject": node.app.subject(s.x), "flags": [NAR, ND], "request_id": UUID(int=7),
+              "by": "op", "explanation": "forged"}
+    raw = forge(node.app, A, topic, stream, head[0] + 1, fields)
+    node.app.recorder.insert_events([StoredEvent(stream, head[0] + 1, topic, node.app.signed_mapper.protect(raw))])
     assert node.app.flag_state is not None and node.app.flag_state.flags_for(s.x) == {ND: [B], NAR: [B]}
     assert node.app.provision_request(UUID(query(node, C, B, s.x).request_id)).status == "held"
     assert views.portal_records(node, s.x, s.x).records == ()

@@ -34,6 +34,7 @@ from tests.conftest import A, B, C
 from tests.integration.test_checkpoint_exchange import _fork as fork_checkpoints
 from tests.integration.test_revoked_key_backdating import scene as revoked_scene  # noqa: F401 (a fixture)
 from tests.support.forgery import published, resigned, tampered
+from tests.support.ship import ship
 from tests.support.trust import trust
 
 FLAGS = ["NO_AUTO_RESPONSE", "NON_DISCLOSURE"]
@@ -46,16 +47,6 @@ class Nodes:
     x: str  # X's individual number (never stored)
     pseudonym: str
     shipped: int
-
-
-def ship(src: Node, dst: Node, after: int = 0) -> int:
-    pending = PendingStore(dst.app, dst.engine)
-    last = after
-    for position, _, raw in publishable(src.app, after):
-        assert ingest(dst.app, raw, pending).kind == "applied"
-        last = position
-    dst.projector.catch_up()
-    return last
 
 
 def protect(node: Node, agency: str, x: str) -> None:

@@ -32,6 +32,7 @@ from ledger.clock import ENV as SKEW
 from ledger.envelope import Envelope
 from ledger.errors import InputError, PermissionDenied, SelfApprovalError, StateConflict
 from tests.conftest import A, B
+from tests.support.ship import ship
 from tests.support.trust import trust
 
 FLAGS = ["NO_AUTO_RESPONSE", "NON_DISCLOSURE"]
@@ -48,7 +49,7 @@ def scene(make_node, tmp_path: Path, backend: str | None, person, monkeypatch: p
     rid = b.app.request_flags(Actor(B, "req"), x, FLAGS)
     b.app.approve_request(Actor(B, "apr"), rid)
     b.app.execute_request(Actor(B, "op"), rid)
-    shipped = _ship(b, a, 0)
+    shipped = ship(b, a, 0)
     assert _ask(a, x) == "in_progress"
 
     # the theft: the old key and a copy of the database, taken while B's files are consistent
@@ -61,7 +62,7 @@ def scene(make_node, tmp_path: Path, backend: str | None, person, monkeypatch: p
 
     rotate_key(b, Actor(B, "admin"))
     b.app.revoke_key(Actor(B, "admin"), stolen_key, "signing key stolen")
-    shipped = _ship(b, a, shipped)
+    shipped = ship(b, a, shipped)
     revoked = a.app.keyring.revoked(stolen_key)
     assert revoked is not None and revoked.revoked_from is not None
 
@@ -76,16 +77,6 @@ def scene(make_node, tmp_path: Path, backend: str | None, person, monkeypatch: p
     yield a, b, x, forged
     thief.close()
     b.close()
-
-
-def _ship(src: Node, dst: Node, after: int) -> int:
-    pending = PendingStore(dst.app, dst.engine)
-    last = after
-    for position, _, raw in publishable(src.app, after):
-        assert ingest(dst.app, raw, pending).kind == "applied"
-        last = position
-    dst.projector.catch_up()
-    return last
 
 
 def _ask(a: Node, x: str) -> str:

@@ -158,6 +158,8 @@ def ingest(
             # (a forgery naming a hosted agency would otherwise vanish without being parked)
             return _own(app, env)
         bad = payload_violation(h.topic, h.origin, vars(event), stream, h.version)
+    except (StorageError, StateConflict):
+        raise  # a failed read of our own stream is the database's fault, not the message's: retried
     except (FlagLedgerError, ValueError) as exc:
         return Outcome("parked", str(exc), getattr(exc, "code", "malformed"))
     if bad is not None:  # e.g. a new stream opened in another agency's name
@@ -415,6 +417,8 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
             verify(env)
             event = decode(env, stream)  # raises what check_decodes would; the event's fields are checked last
             bad = payload_violation(h.topic, h.origin, vars(event), stream, h.version)
+        except (StorageError, StateConflict):
+            raise  # the database failed (or another writer won) in flush() or ingest(): retried, never parked
         except (FlagLedgerError, ValueError) as exc:
             out.append(Outcome("parked", str(exc), getattr(exc, "code", "malformed")))
             continue

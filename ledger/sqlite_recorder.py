@@ -8,13 +8,25 @@ exactly as it stood before it. Everything else — the table, the rowid position
 library's.
 """
 
+# eventsourcing internals used (issue #17; the library is pinned at 9.5.6 in pyproject.toml):
+#   none private. This class overrides the public ``insert_events`` and ``select_notifications`` and reads the
+#   public attributes ``datastore``, ``events_table_name``, ``insert_events_statement``,
+#   ``select_events_statement``, ``create_table_statements`` and ``convert_originator_id``. Until issue #17 it
+#   overrode the private ``_insert_events`` and called ``super()._insert_events``; the rows are now inserted
+#   here with the library's own statement. tests/integration/test_recorder_contract.py runs the library's
+#   recorder test cases against this class, so an upgrade that changes any of the above fails there first.
+# Elsewhere (listed, not changed here): ledger/app.py ``FlagLedger.save`` calls ``Application._record``,
+#   ``_take_snapshots`` and ``_notify`` (the library's ``save`` without its per-object Protocol checks);
+#   ledger/pg_recorder.py overrides ``_insert_stored_events`` to refuse it (see there).
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from ledger.log_head import LogHead, head_missing, plain_leaf, rows_to_insert
 
@@ -81,24 +93,32 @@ class LogHeadSQLiteRecorder(SQLiteApplicationRecorder):
                 for row in c.fetchall()
             ]
 
-    def _insert_events(
-        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        # first a write: the transaction holds the write lock from here (see the module's docstring)
-        c.execute(f"UPDATE {self.head_table} SET id = id WHERE id = 1 RETURNING size, root, frontier")
-        row = c.fetchone()
-        if row is not None:
-            head = LogHead.from_row(row[0], row[1], row[2])
-        else:
-            c.execute(f"SELECT EXISTS (SELECT 1 FROM {self.events_table_name})")
-            if c.fetchone()[0]:
-                raise head_missing()
-            head = LogHead.empty()
-        rows, after = rows_to_insert(head, stored_events, kwargs, self.leaf_of)
-        ids = super()._insert_events(c, rows)
-        write = "UPDATE {t} SET size = ?, root = ?, frontier = ? WHERE id = 1" if row is not None else (
-            "INSERT INTO {t} (size, root, frontier, id) VALUES (?, ?, ?, 1)")
-        c.execute(write.format(t=self.head_table), (after.size, after.root, after.frontier_bytes()))
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """The library's insert (one ``BEGIN`` … ``COMMIT``, a row per event, the rowids returned), preceded
+        by the head row's write lock and followed by the advanced head, in the same transaction."""
+        with self.datastore.transaction(commit=True) as c:
+            # first a write: the transaction holds the write lock from here (see the module's docstring)
+            c.execute(f"UPDATE {self.head_table} SET id = id WHERE id = 1 RETURNING size, root, frontier")
+            row = c.fetchone()
+            if row is not None:
+                head = LogHead.from_row(row[0], row[1], row[2])
+            else:
+                c.execute(f"SELECT EXISTS (SELECT 1 FROM {self.events_table_name})")
+                if c.fetchone()[0]:
+                    raise head_missing()
+                head = LogHead.empty()
+            rows, after = rows_to_insert(head, stored_events, kwargs, self.leaf_of)
+            ids: list[int] = []
+            for e in rows:
+                oid = e.originator_id
+                c.execute(
+                    self.insert_events_statement,
+                    (oid.hex if isinstance(oid, UUID) else oid, e.originator_version, e.topic, e.state),
+                )
+                ids.append(c.lastrowid)
+            write = "UPDATE {t} SET size = ?, root = ?, frontier = ? WHERE id = 1" if row is not None else (
+                "INSERT INTO {t} (size, root, frontier, id) VALUES (?, ?, ?, 1)")
+            c.execute(write.format(t=self.head_table), (after.size, after.root, after.frontier_bytes()))
         return ids
 
     def read_head(self) -> LogHead | None:

@@ -1,0 +1,19 @@
+"""Every domain test body runs with I/O refused (tests/support/no_io.py): no files, sockets, databases or
+processes. A domain module that needs any of them to be constructed fails here, naming the operation."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+import pytest
+
+from tests.support.no_io import Guard
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    Guard.armed = True
+    try:
+        yield
+    finally:
+        Guard.armed = False

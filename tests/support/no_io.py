@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-__all__ = ["IOInDomainTest", "Guard"]
+__all__ = ["Guard", "IOInDomainTest"]
 
 # audit events that reach outside the process (see the "Audit events table" of the Python docs)
 REFUSED = ("open", "os.", "shutil.", "socket.", "sqlite3.", "subprocess.", "ctypes.", "urllib.", "http.")

@@ -8,7 +8,7 @@ import pytest
 
 from ledger.domain.flags import BodyRequest, FlagRequest, Protection
 from ledger.errors import NotFoundError, SelfApprovalError, StateConflict
-from tests.support.domain import A, SC, emitted, pseudonym
+from tests.support.domain import SC, A, emitted, pseudonym
 
 VICTIM = pseudonym("victim")
 

@@ -111,6 +111,7 @@ class TestSQLiteNonInterleaving(SQLiteContract, NonInterleavingNotificationIDsBa
 @pytest.mark.postgres
 class PostgresContract(HeadChecked):
     originator_id_type: OriginatorIdType = "uuid"
+    schema = "public"
     pool_size = 1
     datastore: PostgresDatastore
     dbname: str
@@ -120,6 +121,9 @@ class PostgresContract(HeadChecked):
         self.made = []
         self._db = iter_database()
         self.dbname = next(self._db).rsplit("/", 1)[1]
+        if self.schema != "public":
+            with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={self.dbname}") as conn:
+                conn.execute(f'CREATE SCHEMA "{self.schema}"')
         self.datastore = PostgresDatastore(
             self.dbname,
             "127.0.0.1",
@@ -130,6 +134,7 @@ class PostgresContract(HeadChecked):
             max_overflow=0,
             max_waiting=0,
             originator_id_type=self.originator_id_type,
+            schema=self.schema,
         )
 
     def tearDown(self) -> None:
@@ -186,7 +191,7 @@ class TestPostgresApplicationRecorder(PostgresContract, ApplicationRecorderTestC
 
         def hold_lock() -> None:
             with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={self.dbname}") as conn:
-                conn.execute("LOCK TABLE stored_events IN EXCLUSIVE MODE")
+                conn.execute(f'LOCK TABLE "{self.schema}".stored_events IN EXCLUSIVE MODE')
                 locked.set()
                 release.wait(timeout=60)
 
@@ -216,6 +221,23 @@ class TestPostgresApplicationRecorder(PostgresContract, ApplicationRecorderTestC
 @pytest.mark.postgres
 class TestPostgresApplicationRecorderTextIds(TestPostgresApplicationRecorder):
     originator_id_type = "text"
+
+
+@pytest.mark.postgres
+class TestPostgresApplicationRecorderWithSchema(TestPostgresApplicationRecorder):
+    """The datastore's schema (POSTGRES_SCHEMA) names the events table, its head row and the lock taken."""
+
+    schema = "ledger_events"
+
+    def test_the_tables_are_in_the_schema(self) -> None:
+        recorder = self.create_recorder()
+        recorder.insert_events([StoredEvent(uuid4(), 1, "topic1", b"x")])
+        with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={self.dbname}") as conn:
+            tables = conn.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema <> "
+                "'information_schema' AND table_schema NOT LIKE 'pg_%' ORDER BY 2"
+            ).fetchall()
+        assert tables == [(self.schema, "stored_events"), (self.schema, "stored_events_head")]
 
 
 @pytest.mark.postgres

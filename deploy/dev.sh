@@ -5,6 +5,7 @@
 #   bash deploy/dev.sh long   — the long suites (marked `long`)
 #   bash deploy/dev.sh bench  — the benchmark table (tests/perf)
 #   bash deploy/dev.sh network up|env CODE|status|down — three agency nodes on Tansu + local PostgreSQL (deploy/local)
+# Each installs from deploy/requirements*.lock; after changing a dependency in pyproject.toml run bash deploy/lock.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -13,16 +14,22 @@ setup() {
   if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
   fi
-  # reinstall only when the dependency list changed
+  # the pinned, hashed versions CI tested (deploy/lock.sh makes them from pyproject.toml); `test` adds the test extra
+  local kind=${1:-base} lock=deploy/requirements.lock
+  if [ "$kind" = test ]; then lock=deploy/requirements-test.lock; fi
+  # reinstall only when the dependency list or its lock changed
   local stamp=.venv/.flagledger-deps
   local want
-  want=$(sha256sum pyproject.toml | cut -d' ' -f1)-${1:-base}
+  want=$(cat pyproject.toml "$lock" | sha256sum | cut -d' ' -f1)-$kind
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    if [ "${1:-base}" = test ]; then
-      .venv/bin/python -m pip install -q -e ".[test]"
-    else
-      .venv/bin/python -m pip install -q -e .
+    .venv/bin/python -m pip install -q --require-hashes -r "$lock"
+    .venv/bin/python -m pip install -q --no-deps -e .
+    # a dependency added to pyproject.toml but not yet locked would be missing: stop and say how to fix it
+    if ! .venv/bin/python -m pip check >/dev/null; then
+      .venv/bin/python -m pip check >&2 || true
+      echo "$lock does not cover pyproject.toml: run bash deploy/lock.sh" >&2
+      exit 7
     fi
     echo "$want" > "$stamp"
   fi

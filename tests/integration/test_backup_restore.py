@@ -1,4 +1,4 @@
-"""The backup and restore procedure of deploy/README.md, end to end: pg_dump an agency's database, restore it
+"""The backup and restore procedure of docs/operations.md, end to end: pg_dump an agency's database, restore it
 into an empty one, and prove the restore with `flagledger audit verify` and a projection rebuild."""
 
 from __future__ import annotations

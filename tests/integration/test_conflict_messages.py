@@ -122,7 +122,7 @@ def test_a_slow_reader_never_moves_a_stream_head_back(sqlite_node: Node, person:
 def test_a_second_approval_by_the_same_approver_is_a_409_conflict(sqlite_node: Node,
                                                                    person: Callable[[], str]) -> None:
     """Defends four eyes (the administrator): the same person approving twice is refused as a conflict with
-    the state, as the README promises (409), and adds nothing."""
+    the state, as docs/api.md promises (409), and adds nothing."""
     node = sqlite_node
     node.app.set_approval_policy(Actor(B, "admin"), 2)
     rid = node.app.request_flags(Actor(B, "req"), person(), [ND])

@@ -47,7 +47,7 @@ def test_one_approver_cannot_count_twice_when_two_are_required(node: Node, perso
     node.app.set_approval_policy(Actor(B, "admin"), 2)
     rid = node.app.request_flags(Actor(B, "req"), person(), ["NON_DISCLOSURE"])
     assert node.app.approve_request(Actor(B, "apr"), rid) == "pending"
-    # the same approver again is a conflict with the recorded state (409, as the README says), not four eyes
+    # the same approver again is a conflict with the recorded state (409, as docs/api.md says), not four eyes
     err = _refused(node, StateConflict, lambda: node.app.approve_request(Actor(B, "apr"), rid))
     assert not isinstance(err, SelfApprovalError) and "already approved" in str(err)
     _refused(node, StateConflict, lambda: node.app.execute_request(Actor(B, "op"), rid))

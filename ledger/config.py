@@ -58,9 +58,14 @@ class NodeEnvironment(BaseSettings):
     )
     database_password_file: Path | None = Field(None, validation_alias="FLAGLEDGER_DATABASE_PASSWORD_FILE")
 
+    @classmethod
+    def read(cls) -> NodeEnvironment:
+        none: dict[str, Any] = {}  # every field from the environment (the alias-only fields confuse mypy)
+        return cls(**none)
+
 
 def default_data_dir() -> Path:
-    return NodeEnvironment().data_dir
+    return NodeEnvironment.read().data_dir
 
 
 @dataclass
@@ -119,7 +124,7 @@ class NodeConfig:
         return cfg
 
     def apply_environment(self) -> None:
-        env = NodeEnvironment()
+        env = NodeEnvironment.read()
         if env.database_url:
             self.database_url = env.database_url
         if env.encryption is not None:

@@ -49,7 +49,7 @@ def _on_unless_off(value: Any) -> bool | None:
 class NodeEnvironment(BaseSettings):
     """The node-wide environment overrides (each section's own are in its model, ledger.settings)."""
 
-    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(case_sensitive=True, env_ignore_empty=True, extra="ignore", frozen=True)
 
     data_dir: Path = Field(Path("./flagledger-data"), validation_alias="FLAGLEDGER_DATA_DIR")
     database_url: str | None = Field(None, validation_alias="FLAGLEDGER_DATABASE_URL")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BeforeValidator, ValidationError
+from pydantic import AliasGenerator, BeforeValidator, ValidationError
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ledger.errors import ConfigurationError
@@ -43,9 +43,12 @@ Flag = Annotated[bool, BeforeValidator(_flag)]
 
 
 def section_config(env_prefix: str = "", *, env_ignore_empty: bool = False) -> SettingsConfigDict:
-    """The model configuration of a section: unknown names refused, numbers read from text, frozen."""
+    """The model configuration of a section: each field read from ``env_prefix`` + its name in capitals (unless
+    it names its variable, ``validation_alias``), exactly so spelled; unknown names refused; frozen."""
     return SettingsConfigDict(
-        env_prefix=env_prefix,
+        # the exact variable names: a lower-case look-alike is not read (the demo clears FLAGLEDGER_* alone)
+        case_sensitive=True,
+        alias_generator=AliasGenerator(validation_alias=lambda name: env_prefix + name.upper()),
         env_ignore_empty=env_ignore_empty,
         extra="forbid",
         frozen=True,
@@ -94,11 +97,7 @@ class Section(BaseSettings):
 
     @classmethod
     def env_name(cls, name: str) -> str:
-        field = cls.model_fields[name]
-        alias = field.validation_alias
-        if isinstance(alias, str):
-            return alias
-        return (str(cls.model_config.get("env_prefix", "")) + name).upper()
+        return str(cls.model_fields[name].validation_alias)
 
     @classmethod
     def env_names(cls) -> set[str]:

@@ -30,6 +30,8 @@ def test_the_environment_overrides_the_file_and_an_option_overrides_both(
     config.save()
     loaded = NodeConfig.load(tmp_path)
     assert KafkaSettings.from_config(loaded).topic == "from-file"
+    monkeypatch.setenv("flagledger_kafka_topic", "look-alike")
+    assert KafkaSettings.from_config(loaded).topic == "from-file", "only the exact name (the demo clears those)"
     monkeypatch.setenv("FLAGLEDGER_KAFKA_TOPIC", "from-env")
     kafka = KafkaSettings.from_config(loaded)
     assert (kafka.topic, kafka.partitions) == ("from-env", 3), "only the variable set overrides"

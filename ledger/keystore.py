@@ -131,15 +131,18 @@ class FileKeyStore:
         self.directory = directory
         self.mounted = dict(mounted or {})
 
-    def _path(self, name: str) -> Path:
-        if name in self.mounted:
-            return self.mounted[name]
-        path = Path(name)
-        if path.is_absolute():  # a signing key config.json records where the deployment mounts it
-            return path
-        if path.name != name or name in ("", ".", ".."):
+    def _own(self, name: str) -> Path:
+        """Where ``name`` is kept in the directory: the only place this store writes."""
+        if Path(name).name != name or name in ("", ".", ".."):
             raise ConfigurationError(f"{name!r} is not a secret's name")
         return self.directory / name
+
+    def _path(self, name: str) -> Path:
+        """Where ``name`` is read: mounted, at the absolute path config.json records for a signing key the
+        deployment mounts, or in the directory."""
+        if name in self.mounted:
+            return self.mounted[name]
+        return Path(name) if Path(name).is_absolute() else self._own(name)
 
     def _read(self, name: str) -> bytes:
         try:
@@ -149,8 +152,8 @@ class FileKeyStore:
 
     def _write(self, name: str, data: bytes, *, replace: bool) -> None:
         # an imported secret is this directory's own copy, even where the environment mounts another
-        path = self.directory / name if name in self.mounted else self._path(name)
-        private_dir(path.parent)
+        path = self._own(name)
+        private_dir(self.directory)
         if not replace and path.exists():
             return
         create_private(path, data, replace=replace)

@@ -110,6 +110,11 @@ def test_a_secret_is_made_once_and_names_stay_inside_the_directory(tmp_path: Pat
     for bad in ("../escape.key", "sub/dir.key", ".."):
         with pytest.raises(ConfigurationError):
             store.get(bad)
+        with pytest.raises(ConfigurationError):
+            store.create(bad, "cc" * 32)
+    with pytest.raises(ConfigurationError):
+        store.create(str(tmp_path / "outside.key"), "cc" * 32)  # an absolute name is read, never written
+    assert not (tmp_path / "outside.key").exists() and not (tmp_path / "escape.key").exists()
     mounted = tmp_path / "mounted-cipher"
     mounted.write_text("c2VjcmV0\n")
     store = FileKeyStore(tmp_path / "secrets", {"cipher.key": mounted})

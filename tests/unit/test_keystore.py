@@ -22,6 +22,7 @@ from ledger.api.auth import issue_token, verify_token
 from ledger.app import Actor
 from ledger.audit import verify_log
 from ledger.bootstrap import AgencySpec, Node, init_node, open_node, rotate_key
+from ledger.cli.main import main
 from ledger.config import NodeConfig
 from ledger.errors import ConfigurationError
 from ledger.keystore import FileKeyStore, Keys, KeySettings, open_keystore
@@ -142,6 +143,7 @@ from datetime import timedelta
 from pathlib import Path
 from ledger.app import Actor
 from ledger.api.auth import issue_token
+from ledger.cli.main import main
 from ledger.bootstrap import AgencySpec, init_node
 data, person = Path(sys.argv[1]), sys.argv[2]
 node = init_node(data, [AgencySpec("131016", "A市", "municipality")], encryption=True)
@@ -159,7 +161,9 @@ node.close()
 """
 
 
-def test_a_data_directory_made_before_the_key_store_opens_and_verifies(tmp_path: Path) -> None:
+def test_a_data_directory_made_before_the_key_store_opens_and_verifies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Defends an upgrade (the administrator's): a data directory the code before the key store made opens with
     it unchanged — its signatures verify, its tokens, pseudonyms and stream ids are the same — and no key file
     is rewritten."""
@@ -190,4 +194,7 @@ def test_a_data_directory_made_before_the_key_store_opens_and_verifies(tmp_path:
         assert verify_log(node.app).ok
     finally:
         node.close()
+    capsys.readouterr()
+    assert main(["--data-dir", str(data), "audit", "verify", "--quiet"]) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["ok"] is True
     assert {p.name: (p.read_bytes(), p.stat().st_mode) for p in (data / "secrets").iterdir()} == files

@@ -113,11 +113,9 @@ def _run_node(args: argparse.Namespace) -> int:
     except FlagLedgerError as exc:  # replication goes on; every decision fails until the log is repaired
         log.error("ALARM: the decisions' state cannot be built: [%s] %s", exc.code, exc)
     until = _stopper(args.seconds)
-    heads = CheckpointSettings.from_config(node.config)
-    if args.checkpoint_every is not None:
-        heads = CheckpointSettings(heads.every_events, args.checkpoint_every)
-    if args.checkpoint_events is not None:
-        heads = CheckpointSettings(args.checkpoint_events, heads.every_seconds)
+    heads = CheckpointSettings.from_config(
+        node.config, every_events=args.checkpoint_events, every_seconds=args.checkpoint_every
+    )
     checkpointer, next_try = Checkpointer(node.app), 0.0
     measured = 0.0
     failures = 0

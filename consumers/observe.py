@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ledger.checkpoints import latest_checkpoint
-from ledger.config import NodeConfig, typed_settings
+from ledger.config import NodeConfig
 from ledger.domain.incidents import IncidentKind
 from ledger.errors import ConfigurationError, NotFoundError
+from ledger.settings import Section, section_config
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -46,17 +45,13 @@ __all__ = [
     "open_incidents",
 ]
 
-ENV = {
-    "metrics_port": "FLAGLEDGER_METRICS_PORT",
-    "metrics_host": "FLAGLEDGER_METRICS_HOST",
-    "log_format": "FLAGLEDGER_LOG_FORMAT",
-    "liveness_seconds": "FLAGLEDGER_LIVENESS_SECONDS",
-}
 REVIEW_WINDOW_DAYS = 30  # as the work queue's "reviews due"
 
 
-@dataclass(frozen=True)
-class ObserveSettings:
+class ObserveSettings(Section):
+    model_config = section_config("FLAGLEDGER_", env_ignore_empty=True)
+    section: ClassVar[str] = "observability"
+
     metrics_port: int = 0  # 0: no HTTP endpoint
     metrics_host: str = "127.0.0.1"
     log_format: str = "text"
@@ -64,12 +59,7 @@ class ObserveSettings:
 
     @classmethod
     def from_config(cls, config: NodeConfig | None, **overrides: Any) -> ObserveSettings:
-        values: dict[str, Any] = dict(config.observability) if config is not None else {}
-        for name, env in ENV.items():
-            if os.environ.get(env):
-                values[name] = os.environ[env]
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        settings = cls(**typed_settings(cls, values, "observability"))
+        settings = cls.load(config.observability if config is not None else None, **overrides)
         if settings.log_format not in ("text", "json"):
             raise ConfigurationError(f"log_format must be text or json, not {settings.log_format!r}")
         if not 0 <= settings.metrics_port < 65536:

@@ -10,24 +10,24 @@ environment itself.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from ledger.config import NodeConfig, typed_settings
+from ledger.config import NodeConfig
 from ledger.errors import ConfigurationError
+from ledger.keystore import read_secret_file
+from ledger.settings import Section, section_config
 
 __all__ = ["KafkaSettings"]
-
-ENV_PREFIX = "FLAGLEDGER_KAFKA_"
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
-@dataclass(frozen=True)
-class KafkaSettings:
+class KafkaSettings(Section):
+    model_config = section_config("FLAGLEDGER_KAFKA_")
+    section: ClassVar[str] = "kafka"
+
     bootstrap_servers: str = "127.0.0.1:9092"
     topic: str = "flagledger.events"
     dead_letter_topic: str = "flagledger.dead-letter"
@@ -54,15 +54,10 @@ class KafkaSettings:
 
     @classmethod
     def from_config(cls, config: NodeConfig) -> KafkaSettings:
-        values: dict[str, Any] = dict(config.kafka)
-        for f in fields(cls):
-            env = os.environ.get(ENV_PREFIX + f.name.upper())
-            if env is not None:
-                values[f.name] = env
-        typed = typed_settings(cls, values, "kafka")
-        settings = cls(**typed)
+        settings = cls.load(config.kafka)
         if not settings.group_id:
-            settings = cls(**{**typed, "group_id": "flagledger-" + "-".join(sorted(a.code for a in config.agencies))})
+            group = "flagledger-" + "-".join(sorted(a.code for a in config.agencies))
+            settings = cls.load(config.kafka, group_id=group)
         settings.check()
         return settings
 
@@ -100,11 +95,7 @@ class KafkaSettings:
                 if value:
                     options[name] = value
         if self.security_protocol.startswith("SASL_"):
-            path = Path(self.sasl_password_file)
-            try:
-                password = path.read_text().strip()
-            except OSError as exc:
-                raise ConfigurationError(f"cannot read the kafka SASL password file {path}: {exc}") from exc
+            password = read_secret_file(Path(self.sasl_password_file), "kafka SASL password")
             options.update(
                 sasl_mechanism=self.sasl_mechanism,
                 sasl_plain_username=self.sasl_username,

@@ -17,6 +17,7 @@ from ledger.capacity import Capacity, PoolSizes
 from ledger.config import AgencyEntry, NodeConfig
 from ledger.domain.types import agency_code
 from ledger.errors import ConfigurationError
+from ledger.keystore import Keys, KeyStore, open_keystore
 from ledger.pseudonym import Pseudonymizer
 from ledger.signing import KeyRecord, Signer
 from ledger.stream_ids import StreamIds
@@ -46,6 +47,7 @@ class Node:
     engine: Engine
     projector: Projector
     state: VerifiedState  # what security decisions read: derived from verified events (projections.verified)
+    keys: Keys  # every secret of the node (ledger.keystore)
     extra: dict[str, object] = field(default_factory=dict)
 
     def close(self) -> None:
@@ -53,7 +55,7 @@ class Node:
         self.app.close()
 
 
-def _signers_and_anchors(config: NodeConfig) -> tuple[dict[str, Signer], list[KeyRecord]]:
+def _signers_and_anchors(config: NodeConfig, keys: Keys) -> tuple[dict[str, Signer], list[KeyRecord]]:
     signers: dict[str, Signer] = {}
     anchors: list[KeyRecord] = []
     for entry in config.agencies:
@@ -63,7 +65,7 @@ def _signers_and_anchors(config: NodeConfig) -> tuple[dict[str, Signer], list[Ke
             )
         if entry.keys:
             current = entry.current_key
-            signers[entry.code] = Signer.load(entry.code, config.secrets_dir / current["file"])
+            signers[entry.code] = keys.signer(entry.code, current["file"])
     return signers, anchors
 
 
@@ -80,10 +82,12 @@ def open_node(
     projections: Sequence[Projection] | None = None,
     pools: PoolSizes | None = None,
     audit: bool = False,
+    keystore: KeyStore | None = None,
 ) -> Node:
     """Open the node of ``data_dir``. ``pools``: the PostgreSQL connections of each of its two pools (default:
     the configured capacity, for a process serving requests; one-shot commands pass ``ONE_SHOT``). ``audit``: for
-    ``audit verify`` (reads envelope v1; a key event that fails is left for the audit to name)."""
+    ``audit verify`` (reads envelope v1; a key event that fails is left for the audit to name). ``keystore``: the
+    node's secrets from this store instead of the configured one (ledger.keystore.open_keystore)."""
     from projections.base import Projector, create_engine
     from projections.proxy_index import ProxyIndex
     from projections.verified import VerifiedState
@@ -92,14 +96,15 @@ def open_node(
     config.secure_files()
     if pools is None:
         pools = Capacity.from_config(config).pools
-    signers, anchors = _signers_and_anchors(config)
+    keys = Keys(keystore if keystore is not None else open_keystore(config))
+    signers, anchors = _signers_and_anchors(config, keys)
     kwargs = {"clock": clock} if clock is not None else {}
     app = FlagLedger(
-        config.ledger_env(pools),
+        config.ledger_env(pools, keys.cipher_key() if config.encryption else None),
         signers=signers,
         anchors=anchors,
-        pseudonymizer=Pseudonymizer(config.pseudonym_secret()),
-        ids=StreamIds(config.id_keys()),
+        pseudonymizer=Pseudonymizer(keys.pseudonym_secret()),
+        ids=StreamIds(keys.id_keys(entry.code for entry in config.agencies)),
         audit=audit,
         **kwargs,
     )
@@ -110,27 +115,18 @@ def open_node(
     state = VerifiedState(app)
     app.flag_state = state
     app.proxy_index = ProxyIndex(projector, engine)
-    return Node(config, app, engine, projector, state)
+    return Node(config, app, engine, projector, state, keys)
 
 
-def _new_key(
-    config: NodeConfig, code: str, valid_from: datetime, existing: Path | None = None
-) -> dict[str, str]:
-    if existing is not None:
-        # a key generated in the deployment's secret store (e.g. a Compose or Kubernetes secret) stays there:
-        # config.json records where it is mounted, never its bytes
-        signer = Signer.load(code, existing)
-        fname = str(existing.absolute())
-    else:
-        signer = Signer.generate(code)
-        fname = f"{code}-{signer.key_id.split(':')[1]}.pem"
-        config.ensure_secrets_dir()
-        signer.save(config.secrets_dir / fname)
+def _new_key(keys: Keys, code: str, valid_from: datetime, existing: Path | None = None) -> dict[str, str]:
+    # a key generated in the deployment's secret store (e.g. a Compose or Kubernetes secret) stays there:
+    # config.json records its name in the key store (with the file backend, where it is mounted)
+    name, signer = keys.new_signer(code, adopt=existing)
     return {
         "key_id": signer.key_id,
         "public_hex": signer.public_raw.hex(),
         "valid_from": valid_from.isoformat(),
-        "file": fname,
+        "file": name,
     }
 
 
@@ -144,10 +140,12 @@ def init_node(
     clock: Callable[[], datetime] | None = None,
     signing_key_file: Path | None = None,
     pools: PoolSizes | None = None,
+    keystore: KeyStore | None = None,
 ) -> Node:
     """Create a data directory hosting ``agencies``: keys, secrets, config, and their registration events.
 
-    ``signing_key_file`` (one agency only): adopt that Ed25519 PEM instead of generating a key.
+    ``signing_key_file`` (one agency only): adopt that Ed25519 PEM instead of generating a key. ``keystore``: the
+    secrets in this store instead of the configured one (then pass it to every ``open_node`` too).
     """
     for spec in agencies:  # before anything is written
         agency_code(spec.code)
@@ -159,12 +157,13 @@ def init_node(
         )
     config = NodeConfig(data_dir=data_dir, database_url=database_url, encryption=encryption)
     config.apply_environment()
-    config.ensure_secrets_dir()
-    config.create_missing_secrets(pseudonym_key_file)
+    Keys(keystore if keystore is not None else open_keystore(config)).create_missing(pseudonym_key_file)
     config.save()
     for spec in agencies:
-        add_agency(data_dir, spec, clock=clock, signing_key_file=signing_key_file, pools=pools).close()
-    return open_node(data_dir, clock=clock, pools=pools)
+        add_agency(
+            data_dir, spec, clock=clock, signing_key_file=signing_key_file, pools=pools, keystore=keystore
+        ).close()
+    return open_node(data_dir, clock=clock, pools=pools, keystore=keystore)
 
 
 def add_agency(
@@ -174,21 +173,21 @@ def add_agency(
     clock: Callable[[], datetime] | None = None,
     signing_key_file: Path | None = None,
     pools: PoolSizes | None = None,
+    keystore: KeyStore | None = None,
 ) -> Node:
     config = NodeConfig.load(data_dir)
-    agency_code(spec.code)  # before it names any file under secrets/
+    agency_code(spec.code)  # before it names any secret
     if any(a.code == spec.code for a in config.agencies):
         raise ConfigurationError(f"agency {spec.code} is already hosted in {data_dir}")
     now = (clock or wall_clock.now)()
-    config.create_id_key(spec.code)
+    keys = Keys(keystore if keystore is not None else open_keystore(config))
+    keys.create_id_key(spec.code)
     # valid a little before now so events stamped in the same second by a skewed clock still verify
     config.agencies.append(
-        AgencyEntry(
-            code=spec.code, keys=[_new_key(config, spec.code, now - timedelta(minutes=5), signing_key_file)]
-        )
+        AgencyEntry(code=spec.code, keys=[_new_key(keys, spec.code, now - timedelta(minutes=5), signing_key_file)])
     )
     config.save()
-    node = open_node(data_dir, clock=clock, pools=pools)
+    node = open_node(data_dir, clock=clock, pools=pools, keystore=keystore)
     node.app.register_agency(
         spec.code,
         spec.name,
@@ -203,8 +202,8 @@ def rotate_key(node: Node, actor: Actor, signing_key_file: Path | None = None) -
     """Generate (or adopt ``signing_key_file``) a new key for the actor's agency, announce it, make it current."""
     now = node.app.clock()
     entry = node.config.agency(actor.agency)
-    new = _new_key(node.config, actor.agency, now, signing_key_file)
-    signer = Signer.load(actor.agency, node.config.secrets_dir / new["file"])
+    new = _new_key(node.keys, actor.agency, now, signing_key_file)
+    signer = node.keys.signer(actor.agency, new["file"])
     node.app.rotate_key(actor, signer, now)
     entry.keys.append(new)
     node.config.save()

@@ -14,14 +14,16 @@ Settings: ``config.json`` ``"capacity": {"pool_size": 4, "pool_overflow": 8, "ap
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from pydantic import Field
 
 from ledger.errors import ConfigurationError
+from ledger.settings import Section, section_config
 
 if TYPE_CHECKING:
     from ledger.config import NodeConfig
@@ -34,12 +36,6 @@ TOO_MANY_CONNECTIONS = "53300"  # SQLSTATE: the server has no free connection sl
 FULL_SERVER_WORDS = ("too many clients", "too many connections", "remaining connection slots are reserved")
 MAX_API_CONCURRENCY = 32  # anyio's 40 worker threads, less room for the node loop and a margin
 MAX_SQLITE_CONCURRENCY = 13  # the event store library's SQLite pool (15), less the node loop and a margin
-ENV = {
-    "pool_size": "FLAGLEDGER_DATABASE_POOL_SIZE",
-    "pool_overflow": "FLAGLEDGER_DATABASE_POOL_OVERFLOW",
-    "api_concurrency": "FLAGLEDGER_API_CONCURRENCY",
-    "shutdown_timeout": "FLAGLEDGER_SHUTDOWN_TIMEOUT",
-}
 
 T = TypeVar("T")
 
@@ -60,25 +56,22 @@ class PoolSizes:
 ONE_SHOT = PoolSizes(1, 1)
 
 
-@dataclass(frozen=True)
-class Capacity:
+class Capacity(Section):
     """What a long-running process (``serve``, ``node``) takes on at once."""
 
-    pool_size: int = 4
-    pool_overflow: int = 8
-    api_concurrency: int = 8  # requests worked on at once; the rest wait in order (ledger.api.gate)
-    shutdown_timeout: int = 10  # seconds SIGTERM waits for requests in progress before cancelling the rest
+    model_config = section_config(env_ignore_empty=True)
+    section: ClassVar[str] = "capacity"
+
+    pool_size: int = Field(4, validation_alias="FLAGLEDGER_DATABASE_POOL_SIZE")
+    pool_overflow: int = Field(8, validation_alias="FLAGLEDGER_DATABASE_POOL_OVERFLOW")
+    # requests worked on at once; the rest wait in order (ledger.api.gate)
+    api_concurrency: int = Field(8, validation_alias="FLAGLEDGER_API_CONCURRENCY")
+    # seconds SIGTERM waits for requests in progress before cancelling the rest
+    shutdown_timeout: int = Field(10, validation_alias="FLAGLEDGER_SHUTDOWN_TIMEOUT")
 
     @classmethod
     def from_config(cls, config: NodeConfig | None, **overrides: Any) -> Capacity:
-        from ledger.config import typed_settings
-
-        values: dict[str, Any] = dict(config.capacity) if config is not None else {}
-        for name, env in ENV.items():
-            if os.environ.get(env):
-                values[name] = os.environ[env]
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        capacity = cls(**typed_settings(cls, values, "capacity"))
+        capacity = cls.load(config.capacity if config is not None else None, **overrides)
         capacity.check(sqlite=config is not None and not config.database_url)
         return capacity
 

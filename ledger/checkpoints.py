@@ -26,20 +26,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 from cryptography.exceptions import InvalidSignature
+from pydantic import Field
 
 from ledger.domain.bounds import NOTE, fit_text
 from ledger.domain.checkpoints import AgencyHold, CheckpointLog
 from ledger.envelope import Envelope
 from ledger.errors import (
-    ConfigurationError,
     FlagLedgerError,
     InputError,
     IntegrityError,
@@ -56,6 +55,7 @@ from ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from ledger.settings import Section, section_config
 from ledger.signing import key_id_for, public_key_from_hex
 
 if TYPE_CHECKING:
@@ -197,35 +197,20 @@ def _verify_with_keyring(app: FlagLedger, cp: Checkpoint) -> None:
 # -- the log's leaves --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CheckpointSettings:
+class CheckpointSettings(Section):
     """When the node signs a tree head on its own: once ``every_events`` events were logged since the last one,
     or ``every_seconds`` after it if anything was (0 turns that trigger off). From config.json's ``checkpoints``
     section, overridden by ``FLAGLEDGER_CHECKPOINT_EVERY_EVENTS`` / ``FLAGLEDGER_CHECKPOINT_EVERY_SECONDS``."""
 
-    every_events: int = 1000
-    every_seconds: float = 60.0
+    model_config = section_config("FLAGLEDGER_CHECKPOINT_")
+    section: ClassVar[str] = "checkpoints"
+
+    every_events: int = Field(1000, ge=0)
+    every_seconds: float = Field(60.0, ge=0)
 
     @classmethod
-    def from_config(cls, config: NodeConfig) -> CheckpointSettings:
-        values: dict[str, Any] = dict(config.checkpoints)
-        unknown = set(values) - {"every_events", "every_seconds"}
-        if unknown:
-            raise ConfigurationError(f"unknown checkpoints settings: {', '.join(sorted(unknown))}")
-        for name in ("every_events", "every_seconds"):
-            env = os.environ.get(f"FLAGLEDGER_CHECKPOINT_{name.upper()}")
-            if env is not None:
-                values[name] = env
-        parsed: dict[str, Any] = {}
-        for name, kind in (("every_events", int), ("every_seconds", float)):
-            if name in values:
-                try:
-                    parsed[name] = kind(values[name])
-                except (TypeError, ValueError):
-                    raise ConfigurationError(f"checkpoints setting {name} is not a number") from None
-                if not parsed[name] >= 0:
-                    raise ConfigurationError(f"checkpoints setting {name} must be 0 (off) or more")
-        return cls(**parsed)
+    def from_config(cls, config: NodeConfig, **options: Any) -> CheckpointSettings:
+        return cls.load(config.checkpoints, **options)
 
 
 class Checkpointer:

@@ -9,35 +9,63 @@ Layout::
     DATA_DIR/ledger.sqlite          the signed event log (embedded default)
     DATA_DIR/views.sqlite           projections (embedded default)
 
-Environment overrides: ``FLAGLEDGER_DATA_DIR``, ``FLAGLEDGER_DATABASE_URL`` (``postgresql://user@host:port/db``),
-``FLAGLEDGER_DATABASE_PASSWORD_FILE`` (the database password from a mounted secret; never saved in config.json),
-``FLAGLEDGER_PSEUDONYM_KEY_FILE``, ``FLAGLEDGER_CIPHER_KEY_FILE``, ``FLAGLEDGER_ENCRYPTION`` (``on``/``off``).
-A signing key's ``file`` in config.json is relative to ``secrets/`` or absolute (e.g. a mounted secret).
+Environment overrides (:class:`NodeEnvironment`): ``FLAGLEDGER_DATA_DIR``, ``FLAGLEDGER_DATABASE_URL``
+(``postgresql://user@host:port/db``), ``FLAGLEDGER_DATABASE_PASSWORD_FILE`` (the database password from a mounted
+secret; never saved in config.json), ``FLAGLEDGER_ENCRYPTION`` (``on``/``off``). The secrets are read and made
+through the key store (ledger.keystore; ``keys`` section, ``FLAGLEDGER_PSEUDONYM_KEY_FILE``,
+``FLAGLEDGER_CIPHER_KEY_FILE``). A signing key's ``file`` in config.json is its name in the key store: with the
+file backend, relative to ``secrets/`` or absolute (e.g. a mounted secret). The other sections' settings are
+typed by their own models (ledger.settings).
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import json
-import os
-import secrets as pysecrets
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+from typing import Annotated, Any
+from urllib.parse import quote, urlparse
+
+from pydantic import BeforeValidator, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.capacity import ONE_SHOT, PoolSizes
 from ledger.errors import ConfigurationError
 from ledger.files import private_dir, private_file, write_private
+from ledger.keystore import read_secret_file
 
-__all__ = ["AgencyEntry", "NodeConfig", "default_data_dir", "typed_settings"]
+__all__ = ["AgencyEntry", "NodeConfig", "NodeEnvironment", "default_data_dir"]
 
 CONFIG_FILE = "config.json"
 
 
+def _on_unless_off(value: Any) -> bool | None:
+    # at-rest encryption stays on for anything but a clear "off": a typo must not switch it off
+    if value is None:
+        return None
+    return str(value).strip().lower() not in ("0", "off", "false", "no")
+
+
+class NodeEnvironment(BaseSettings):
+    """The node-wide environment overrides (each section's own are in its model, ledger.settings)."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, env_ignore_empty=True, extra="ignore", frozen=True)
+
+    data_dir: Path = Field(Path("./flagledger-data"), validation_alias="FLAGLEDGER_DATA_DIR")
+    database_url: str | None = Field(None, validation_alias="FLAGLEDGER_DATABASE_URL")
+    encryption: Annotated[bool | None, BeforeValidator(_on_unless_off)] = Field(
+        None, validation_alias="FLAGLEDGER_ENCRYPTION"
+    )
+    database_password_file: Path | None = Field(None, validation_alias="FLAGLEDGER_DATABASE_PASSWORD_FILE")
+
+    @classmethod
+    def read(cls) -> NodeEnvironment:
+        none: dict[str, Any] = {}  # every field from the environment (the alias-only fields confuse mypy)
+        return cls(**none)
+
+
 def default_data_dir() -> Path:
-    return Path(os.environ.get("FLAGLEDGER_DATA_DIR", "./flagledger-data"))
+    return NodeEnvironment.read().data_dir
 
 
 @dataclass
@@ -61,12 +89,8 @@ class NodeConfig:
     http: dict[str, Any] = field(default_factory=dict)  # session cookie, trusted proxy (ledger.api.settings)
     capacity: dict[str, Any] = field(default_factory=dict)  # connection pools, API concurrency (ledger.capacity)
     checkpoints: dict[str, Any] = field(default_factory=dict)  # tree heads: every_events, every_seconds
+    keys: dict[str, Any] = field(default_factory=dict)  # the key store's backend (ledger.keystore)
     database_password: str | None = field(default=None, repr=False)  # from a secret file; never saved
-
-    # -- files --------------------------------------------------------------------------------
-    @property
-    def secrets_dir(self) -> Path:
-        return self.data_dir / "secrets"
 
     @property
     def path(self) -> Path:
@@ -92,6 +116,7 @@ class NodeConfig:
                 http=dict(raw.get("http", {})),
                 capacity=dict(raw.get("capacity", {})),
                 checkpoints=dict(raw.get("checkpoints", {})),
+                keys=dict(raw.get("keys", {})),
             )
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"{path} is not valid: {exc}") from exc
@@ -99,18 +124,13 @@ class NodeConfig:
         return cfg
 
     def apply_environment(self) -> None:
-        url = os.environ.get("FLAGLEDGER_DATABASE_URL")
-        if url:
-            self.database_url = url
-        enc = os.environ.get("FLAGLEDGER_ENCRYPTION")
-        if enc:
-            self.encryption = enc.lower() not in ("0", "off", "false", "no")
-        password_file = os.environ.get("FLAGLEDGER_DATABASE_PASSWORD_FILE")
-        if password_file:
-            try:
-                self.database_password = Path(password_file).read_text().strip()
-            except OSError as exc:
-                raise ConfigurationError(f"cannot read the database password file {password_file}: {exc}") from exc
+        env = NodeEnvironment.read()
+        if env.database_url:
+            self.database_url = env.database_url
+        if env.encryption is not None:
+            self.encryption = env.encryption
+        if env.database_password_file is not None:
+            self.database_password = read_secret_file(env.database_password_file, "database password")
 
     def save(self) -> None:
         private_dir(self.data_dir)
@@ -123,6 +143,7 @@ class NodeConfig:
             **({"http": self.http} if self.http else {}),
             **({"capacity": self.capacity} if self.capacity else {}),
             **({"checkpoints": self.checkpoints} if self.checkpoints else {}),
+            **({"keys": self.keys} if self.keys else {}),
         }
         write_private(self.path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
@@ -132,13 +153,11 @@ class NodeConfig:
                 return a
         raise ConfigurationError(f"agency {code} is not hosted in {self.data_dir}")
 
-    # -- secrets ------------------------------------------------------------------------------
-    def _secret_file(self, env: str, name: str) -> Path:
-        override = os.environ.get(env)
-        return Path(override) if override else self.secrets_dir / name
-
-    def ensure_secrets_dir(self) -> None:
-        private_dir(self.secrets_dir)
+    # -- files ------------------------------------------------------------------------------------
+    @property
+    def secrets_dir(self) -> Path:
+        """The file key store's directory (ledger.keystore)."""
+        return self.data_dir / "secrets"
 
     def secure_files(self) -> None:
         """The data directory 0700 and its databases 0600 (created so before SQLite creates them: SQLite gives
@@ -154,91 +173,10 @@ class NodeConfig:
                     if path.exists():
                         private_file(path)
 
-    def pseudonym_secret(self) -> bytes:
-        path = self._secret_file("FLAGLEDGER_PSEUDONYM_KEY_FILE", "pseudonym.key")
-        try:
-            return bytes.fromhex(path.read_text().strip())
-        except (OSError, ValueError) as exc:
-            raise ConfigurationError(
-                f"cannot read the pseudonym secret {path}: {exc}. Every agency of a deployment must share "
-                "it: copy it from the deployment's secret store or set FLAGLEDGER_PSEUDONYM_KEY_FILE"
-            ) from exc
-
-    def cipher_key(self) -> str:
-        path = self._secret_file("FLAGLEDGER_CIPHER_KEY_FILE", "cipher.key")
-        try:
-            key = path.read_text().strip()
-            base64.b64decode(key, validate=True)
-            return key
-        except (OSError, ValueError) as exc:
-            raise ConfigurationError(f"cannot read the at-rest cipher key {path}: {exc}") from exc
-
-    @staticmethod
-    def id_key_name(code: str) -> str:
-        return f"{code}-id.key"
-
-    def create_id_key(self, code: str) -> None:
-        """The agency's own stream id key (ledger.stream_ids), made once when it is first hosted here.
-
-        Back it up with the data directory: without it the agency no longer finds its own protections by
-        person (the events stay verifiable, but a new flag would open a second stream)."""
-        from ledger.stream_ids import ID_KEY_BYTES
-
-        self.write_secret(self.id_key_name(code), pysecrets.token_hex(ID_KEY_BYTES))
-
-    def id_keys(self) -> dict[str, bytes]:
-        """Each hosted agency's stream id key."""
-        keys: dict[str, bytes] = {}
-        for entry in self.agencies:
-            path = self.secrets_dir / self.id_key_name(entry.code)
-            try:
-                keys[entry.code] = bytes.fromhex(path.read_text().strip())
-            except (OSError, ValueError) as exc:
-                raise ConfigurationError(
-                    f"cannot read the stream id key of agency {entry.code} ({path}): {exc}. Restore it from the "
-                    "data directory's backup: without it the agency's own streams about people cannot be found"
-                ) from exc
-        return keys
-
-    def write_secret(self, name: str, text: str, *, overwrite: bool = False) -> Path:
-        self.ensure_secrets_dir()
-        path = self.secrets_dir / name
-        if path.exists() and not overwrite:
-            return path
-        # written whole under a private name, then put in place in one step: two threads (API requests) or
-        # processes asking at once never read a half-written secret, and only the first one's is kept
-        tmp = path.with_name(f".{name}.{os.getpid()}.{pysecrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text + "\n")
-            if overwrite:
-                os.replace(tmp, path)
-            else:
-                with contextlib.suppress(FileExistsError):
-                    os.link(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        return path
-
-    def create_missing_secrets(self, pseudonym_key_file: Path | None = None) -> None:
-        if pseudonym_key_file is not None:
-            try:
-                secret = pseudonym_key_file.read_text().strip()
-                bytes.fromhex(secret)
-            except (OSError, ValueError) as exc:
-                raise ConfigurationError(f"cannot read pseudonym secret {pseudonym_key_file}: {exc}") from exc
-            self.write_secret("pseudonym.key", secret, overwrite=True)
-        elif not os.environ.get("FLAGLEDGER_PSEUDONYM_KEY_FILE"):
-            self.write_secret("pseudonym.key", pysecrets.token_hex(32))
-        # a secret mounted from the deployment's store is read where it is, never copied into the data directory
-        if not os.environ.get("FLAGLEDGER_CIPHER_KEY_FILE"):
-            self.write_secret("cipher.key", base64.b64encode(pysecrets.token_bytes(32)).decode())
-
     # -- eventsourcing environment ---------------------------------------------------------------
-    def ledger_env(self, pools: PoolSizes = ONE_SHOT) -> dict[str, str]:
-        """The event store's settings; on PostgreSQL its pool keeps ``pools.size`` connections open."""
+    def ledger_env(self, pools: PoolSizes = ONE_SHOT, cipher_key: str | None = None) -> dict[str, str]:
+        """The event store's settings; on PostgreSQL its pool keeps ``pools.size`` connections open.
+        ``cipher_key``: the at-rest key from the key store (ledger.keystore.Keys.cipher_key), when encrypting."""
         env: dict[str, str] = {}
         if self.database_url:
             u = urlparse(self.database_url)
@@ -265,7 +203,9 @@ class NodeConfig:
                 CREATE_TABLE="y",
             )
         if self.encryption:
-            env.update(CIPHER_TOPIC="eventsourcing.cryptography:AESCipher", CIPHER_KEY=self.cipher_key())
+            if cipher_key is None:
+                raise ConfigurationError("the event store is encrypted: its cipher key comes from the key store")
+            env.update(CIPHER_TOPIC="eventsourcing.cryptography:AESCipher", CIPHER_KEY=cipher_key)
         return env
 
     def views_url(self) -> str:
@@ -275,26 +215,8 @@ class NodeConfig:
                 return ""
             rest = self.database_url.split("://", 1)[1]
             if self.database_password is not None:
-                from urllib.parse import quote
-
                 user = quote(u.username or "postgres", safe="")
                 rest = f"{user}:{quote(self.database_password, safe='')}@" + rest.rsplit("@", 1)[-1]
             return "postgresql+psycopg://" + rest
         return f"sqlite:///{self.data_dir / 'views.sqlite'}"
 
-
-def typed_settings(cls: Any, values: dict[str, Any], what: str) -> dict[str, Any]:
-    """``values`` (config file, environment, flags) as keyword arguments for the settings dataclass ``cls``:
-    each converted to its field's ``int`` or ``str`` type; unknown names and unparsable numbers are refused."""
-    names = {f.name for f in fields(cls)}
-    unknown = set(values) - names
-    if unknown:
-        raise ConfigurationError(f"unknown {what} settings: {', '.join(sorted(unknown))}")
-    try:
-        return {
-            f.name: int(values[f.name]) if f.type == "int" else str(values[f.name])
-            for f in fields(cls)
-            if f.name in values
-        }
-    except ValueError as exc:
-        raise ConfigurationError(f"bad {what} setting: {exc}") from exc

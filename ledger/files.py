@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
     "PRIVATE_DIR",
     "PRIVATE_FILE",
+    "create_private",
     "open_private",
     "private_dir",
     "private_file",
@@ -62,6 +64,30 @@ def write_private(path: Path, data: str | bytes, *, encoding: str = "utf-8") -> 
         fh.write(raw)
     with contextlib.suppress(PermissionError):
         os.chmod(path, PRIVATE_FILE)
+
+
+def create_private(path: Path, data: bytes, *, replace: bool = False) -> bool:
+    """Put ``data`` at ``path`` whole, mode 0600, unless a file is there already (``replace``: in any case).
+    Whether this call's ``data`` was put there.
+
+    Written under a private name, then put in place in one step: two threads (API requests) or processes asking
+    at once never read a half-written file, and without ``replace`` only the first one's is kept."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        if replace:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def _opener(path: str, flags: int) -> int:

@@ -11,7 +11,7 @@ agency hosted here, since any of them may be the target. Each gets its own :clas
 key, listed in its own work queue and acknowledged by its own staff.
 
 **Once per parked message**: an incident's id follows from the agency and the message's *fingerprint*, an
-HMAC of the message's SHA-256 under this node's own secret (``secrets/incident-id.key``, made on first use;
+HMAC of the message's SHA-256 under this node's own secret (``incident-id.key`` in the key store, made on first use;
 never shared). A redelivered or republished message maps to the same id, finds the incident in the log and
 raises nothing; two processes racing to raise it meet the store's unique key. The id reveals nothing to whoever
 lacks the secret (it is not derived from public inputs).
@@ -24,7 +24,6 @@ import hmac
 import json
 import logging
 import re
-import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -65,7 +64,6 @@ __all__ = [
 alarm = logging.getLogger("flagledger.alarm")
 
 RAISED = "ledger.domain.incidents:Incident.Raised"
-SECRET_FILE = "incident-id.key"
 NOTE_MAX = 2000
 # who sees incidents in the work queue, who acknowledges them, who drafts the breach report: the staff who
 # act on a protected person's safety (deciders of held requests) and on the node's security (administrators);
@@ -103,13 +101,7 @@ def _secret(node: Node) -> bytes:
     cached = node.extra.get("incident_secret")
     if isinstance(cached, bytes):
         return cached
-    path = node.config.write_secret(SECRET_FILE, secrets.token_hex(32))
-    try:
-        secret = bytes.fromhex(path.read_text().strip())
-    except (OSError, ValueError) as exc:
-        from ledger.errors import ConfigurationError
-
-        raise ConfigurationError(f"cannot read the incident id secret {path}: {exc}") from exc
+    secret = node.keys.incident_secret()
     node.extra["incident_secret"] = secret
     return secret
 

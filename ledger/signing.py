@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -19,8 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ledger.envelope import Seal, batch_message
 from ledger.errors import ConfigurationError, SignatureError, UntrustedKeyError
+from ledger.files import write_private
 
-__all__ = ["KeyRecord", "KeyRing", "Signer", "key_id_for", "public_key_from_hex"]
+__all__ = ["KeyRecord", "KeyRing", "Signer", "SigningKey", "key_id_for", "public_key_from_hex"]
 
 
 def key_id_for(agency: str, public_raw: bytes) -> str:
@@ -34,10 +36,20 @@ def public_key_from_hex(value: str) -> Ed25519PublicKey:
         raise UntrustedKeyError("malformed Ed25519 public key (64 hex digits expected)") from exc
 
 
-class Signer:
-    """Holds one agency's private signing key (never written to the ledger)."""
+class SigningKey(Protocol):
+    """An Ed25519 private key as a key store hands it out: it signs, and tells its public key. Software keys
+    (``Ed25519PrivateKey``) are one; a hardware backend's handle, whose private half never leaves the device,
+    is another (ledger.keystore)."""
 
-    def __init__(self, agency: str, private_key: Ed25519PrivateKey) -> None:
+    def sign(self, data: bytes) -> bytes: ...
+
+    def public_key(self) -> Ed25519PublicKey: ...
+
+
+class Signer:
+    """Holds one agency's signing key (never written to the ledger); the key comes from the key store."""
+
+    def __init__(self, agency: str, private_key: SigningKey) -> None:
         self.agency = agency
         self._private = private_key
         self.public_key = private_key.public_key()
@@ -54,23 +66,15 @@ class Signer:
         return self._private.sign(message)
 
     def save(self, path: Path) -> None:
+        """Export a software key as PKCS#8 PEM, for deployment tooling making a mounted secret (a node keeps its
+        own keys in its key store, ledger.keystore)."""
+        if not isinstance(self._private, Ed25519PrivateKey):
+            raise ConfigurationError(f"the signing key {self.key_id} cannot be exported")
         pem = self._private.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600, exist_ok=True)
-        path.write_bytes(pem)
-        path.chmod(0o600)
-
-    @classmethod
-    def load(cls, agency: str, path: Path) -> Signer:
-        try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except (OSError, ValueError) as exc:
-            raise ConfigurationError(f"cannot read signing key {path}: {exc}") from exc
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ConfigurationError(f"{path} is not an Ed25519 private key")
-        return cls(agency, key)
+        write_private(path, pem)
 
 
 @dataclass(frozen=True)

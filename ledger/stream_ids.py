@@ -4,8 +4,9 @@ A stream id is stored in the clear beside every event (the database's key, the b
 index). Derived from public inputs — ``uuid5("protection/<agency>/<pseudonym>")`` — it let anyone holding a copy
 of the encrypted log, and a pseudonym shown at any counter, try the ~1,800 local government codes (or every
 6-digit one) and learn which agency protects the person, without any key. Here the id is an HMAC-SHA256 under a
-secret of the *owning* agency (``DATA_DIR/secrets/<AGENCY>-id.key``, made at ``init`` / ``agency add``, never
-shared, never published): without that secret the id is indistinguishable from a random one.
+secret of the *owning* agency (``<AGENCY>-id.key`` in the key store, ledger.keystore: with the file backend
+``DATA_DIR/secrets/<AGENCY>-id.key``; made at ``init`` / ``agency add``, never shared, never published): without
+that secret the id is indistinguishable from a random one.
 
 Only the owner ever computes these ids. Peers store and chain another agency's events under the id its
 envelope names, and every view is keyed by the events' fields, so no node needs another agency's key. Ids

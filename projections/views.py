@@ -221,7 +221,7 @@ def nationwide_view(node: Node, actor: Actor, subject: str, *, purpose: str | No
     _staff_at(node, actor)
     s = node.app.subject(subject)
     held = node.state.person(s).holdings  # from the verified log: a deleted view row unprotects nobody
-    secret = node.config.pseudonym_secret()
+    secret = node.keys.pseudonym_secret()
     flags = tuple(sorted({f for _, _, f in held}))
     liaison = tuple(sorted({liaison_ref(secret, a, p) for a, p, _ in held}))
     holders = tuple(sorted({a for a, _, _ in held}))
@@ -251,7 +251,7 @@ def resolve_liaison(node: Node, actor: Actor, token: str, *, purpose: str) -> Li
     (API, console, CLI): a lookup nobody recorded is exactly what a curious insider would want.
     """
     node.app.permit(actor, Action.VIEW_PROTECTED)
-    secret = node.config.pseudonym_secret()
+    secret = node.keys.pseudonym_secret()
     rows = node.state.holdings_of(actor.agency)
     flags = sorted(str(f) for s, f in rows if liaison_ref(secret, actor.agency, str(s)) == token)
     subject = next((str(s) for s, _ in rows if liaison_ref(secret, actor.agency, str(s)) == token), None)

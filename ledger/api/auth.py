@@ -1,10 +1,10 @@
 """Short-lived bearer tokens for the HTTP API and the console, bound to an agency, a staff member and roles.
 
 A token is ``fl1.<payload>.<mac>``: the payload (base64url JSON) names agency, staff, roles, issue and expiry
-times and a random id; the MAC is HMAC-SHA256 under the node's API secret (``secrets/api-token.key``, made on
-first use, never in the ledger). Tokens are checked on every call against the *current* ledger state: a
+times and a random id; the MAC is HMAC-SHA256 under the node's API secret (``api-token.key`` in the key store,
+made on first use, never in the ledger). Tokens are checked on every call against the *current* ledger state: a
 deactivated staff member's tokens stop working at once, and a role revoked since issue stops counting
-(the token's roles only ever narrow what the recorded permission table allows). Rotating the secret file
+(the token's roles only ever narrow what the recorded permission table allows). Rotating the secret
 revokes every token of the node.
 """
 
@@ -34,7 +34,6 @@ __all__ = [
 ]
 
 PREFIX = "fl1"
-SECRET_FILE = "api-token.key"
 DEFAULT_TTL = timedelta(hours=1)
 MAX_TTL = timedelta(hours=12)  # one working day at most: a lost token must not outlive the shift
 
@@ -65,13 +64,7 @@ class Principal:
 
 def token_secret(node: Node) -> bytes:
     """The node's token MAC secret, created with 256 random bits the first time it is needed."""
-    path = node.config.write_secret(SECRET_FILE, secrets.token_hex(32))
-    try:
-        return bytes.fromhex(path.read_text().strip())
-    except (OSError, ValueError) as exc:
-        from ledger.errors import ConfigurationError
-
-        raise ConfigurationError(f"cannot read the API token secret {path}: {exc}") from exc
+    return node.keys.api_token_secret()
 
 
 def _b64(data: bytes) -> str:

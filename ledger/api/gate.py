@@ -18,7 +18,7 @@ from ledger.capacity import MAX_API_CONCURRENCY, Capacity
 
 __all__ = ["DEFAULT_CONCURRENCY", "MAX_CONCURRENCY", "ConcurrencyGate"]
 
-DEFAULT_CONCURRENCY = Capacity.api_concurrency
+DEFAULT_CONCURRENCY: int = Capacity.model_fields["api_concurrency"].default
 MAX_CONCURRENCY = MAX_API_CONCURRENCY
 
 

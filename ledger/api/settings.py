@@ -12,43 +12,34 @@ From the data directory's config (``http`` section), overridden by ``FLAGLEDGER_
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import field_validator
 
 from ledger.config import NodeConfig
-from ledger.errors import ConfigurationError
+from ledger.settings import Flag, Section, section_config
 
 __all__ = ["HttpSettings"]
 
-ENV_PREFIX = "FLAGLEDGER_HTTP_"
-_TRUE, _FALSE = ("1", "on", "true", "yes"), ("0", "off", "false", "no", "")
 
+class HttpSettings(Section):
+    model_config = section_config("FLAGLEDGER_HTTP_")
+    section: ClassVar[str] = "http"
 
-@dataclass(frozen=True)
-class HttpSettings:
-    insecure_cookie: bool = False
-    trust_proxy: bool = False
+    insecure_cookie: Flag = False
+    trust_proxy: Flag = False
     forwarded_allow_ips: str = "127.0.0.1"
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is empty: name the proxy's address")
+        return value.strip()
 
     @classmethod
     def from_config(cls, config: NodeConfig | None) -> HttpSettings:
-        values: dict[str, Any] = dict(config.http) if config is not None else {}
-        for f in fields(cls):
-            env = os.environ.get(ENV_PREFIX + f.name.upper())
-            if env is not None:
-                values[f.name] = env
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigurationError(f"unknown http settings: {', '.join(sorted(unknown))}")
-        ips = str(values.get("forwarded_allow_ips", cls.forwarded_allow_ips)).strip()
-        if not ips:
-            raise ConfigurationError("http setting forwarded_allow_ips is empty: name the proxy's address")
-        return cls(
-            insecure_cookie=_flag(values.get("insecure_cookie", False), "insecure_cookie"),
-            trust_proxy=_flag(values.get("trust_proxy", False), "trust_proxy"),
-            forwarded_allow_ips=ips,
-        )
+        return cls.load(config.http if config is not None else None)
 
     def uvicorn_options(self) -> dict[str, Any]:
         """Keyword arguments for ``uvicorn.Config``: proxy headers only from the configured proxy."""
@@ -60,13 +51,3 @@ class HttpSettings:
         """Whether the session cookie carries ``Secure`` for a request that arrived as ``scheme``."""
         return not self.insecure_cookie or scheme == "https"
 
-
-def _flag(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConfigurationError(f"http setting {name} must be on or off")

@@ -104,10 +104,10 @@ def test_tree_head_settings_come_from_config_and_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = NodeConfig(data_dir=tmp_path)
-    assert CheckpointSettings.from_config(config) == CheckpointSettings(1000, 60.0)
+    assert CheckpointSettings.from_config(config) == CheckpointSettings(every_events=1000, every_seconds=60.0)
     config.checkpoints = {"every_events": 50}
     monkeypatch.setenv("FLAGLEDGER_CHECKPOINT_EVERY_SECONDS", "7.5")
-    assert CheckpointSettings.from_config(config) == CheckpointSettings(50, 7.5)
+    assert CheckpointSettings.from_config(config) == CheckpointSettings(every_events=50, every_seconds=7.5)
     for bad in ({"every_events": "many"}, {"every_events": -1}, {"often": 1}):
         config.checkpoints = bad
         with pytest.raises(ConfigurationError) as err:

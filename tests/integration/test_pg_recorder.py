@@ -35,7 +35,7 @@ def _leaves(events: list[StoredEvent]) -> list[bytes]:
 def test_the_node_uses_the_binary_recorder_and_rows_round_trip(make_node: NodeFactory) -> None:
     with temp_database() as url:
         node = make_node(database_url=url, staff=False)
-        assert node.config.ledger_env()["APPLICATION_RECORDER_TOPIC"] == TOPIC
+        assert node.config.ledger_env(cipher_key=node.keys.cipher_key())["APPLICATION_RECORDER_TOPIC"] == TOPIC
         recorder = node.app.recorder
         assert isinstance(recorder, BinaryInsertRecorder)
         before = recorder.max_notification_id() or 0

@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         sqlite_env = {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "CIPHER_TOPIC": "eventsourcing.cryptography:AESCipher",
-            "CIPHER_KEY": node.config.cipher_key(),
+            "CIPHER_KEY": node.keys.cipher_key(),
         }
         if "append" in only:
             figure(

@@ -9,16 +9,14 @@ import functools
 import importlib.util
 import re
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from consumers.observe import ENV as OBSERVE_ENV
 from consumers.observe import ObserveSettings
-from consumers.settings import ENV_PREFIX, KafkaSettings
+from consumers.settings import KafkaSettings
 from ledger.config import NodeConfig
 from ledger.errors import ConfigurationError
 
@@ -50,10 +48,8 @@ def app_keys() -> set[str]:
     for package in ("ledger", "consumers", "projections"):
         for path in (REPO / package).rglob("*.py"):
             names |= set(re.findall(r"[\"'](FLAGLEDGER_[A-Z_]+)[\"']", path.read_text()))
-    names |= {ENV_PREFIX + f.name.upper() for f in fields(KafkaSettings)}
-    names |= set(OBSERVE_ENV.values())
-    names.discard(ENV_PREFIX)
-    return names
+    names |= KafkaSettings.env_names() | ObserveSettings.env_names()
+    return {name for name in names if not name.endswith("_")}  # a prefix (section_config) is no variable
 
 
 @functools.cache

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from ledger.capacity import ONE_SHOT
 from ledger.cli import audit_proofs, audit_replay
-from ledger.cli.base import adopt, command, data_dir, node, out, progress_printer
-from ledger.cli.parsing import WHOLE, group, option
+from ledger.cli.base import adopt, command, data_dir, group, node, out, progress_printer
+from ledger.cli.parsing import WHOLE, option
 
 
 @command(None, "verify", help="check every signature and chain link")

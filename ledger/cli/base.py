@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,7 +13,7 @@ import click
 
 from ledger.bootstrap import Node, open_node
 from ledger.capacity import ONE_SHOT, PoolSizes
-from ledger.cli.parsing import ACTOR, SafeCommand, option
+from ledger.cli.parsing import ACTOR, SafeCommand, SafeGroup, option
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,3 +91,13 @@ def command(
         return cmd
 
     return make
+
+
+def group(name: str, help_: str, commands: Sequence[click.Command] = ()) -> SafeGroup:
+    """A command group holding ``commands`` (more are added where they are defined, by :func:`command`);
+    ``--data-dir`` is accepted at its level too (``flagledger audit --data-dir D verify``)."""
+    g = SafeGroup(name, help=help_)
+    data_dir_option()(g)
+    for c in commands:
+        g.add_command(c)
+    return g

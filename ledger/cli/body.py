@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ledger.app import Actor
-from ledger.cli.base import as_actor, command, node, out
-from ledger.cli.parsing import choices, group, option
+from ledger.cli.base import as_actor, command, group, node, out
+from ledger.cli.parsing import choices, option
 from ledger.domain.types import Flag, Reason
 
 body = group("body", "protection-body requests")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ledger.app import Actor
-from ledger.cli.base import as_actor, command, node, out
-from ledger.cli.parsing import PARKED_ID, argument, group, option
+from ledger.cli.base import as_actor, command, group, node, out
+from ledger.cli.parsing import PARKED_ID, argument, option
 from ledger.errors import InputError
 
 consumers = group("consumers", "parked (poison) messages")

@@ -6,8 +6,8 @@ from datetime import date
 from uuid import UUID
 
 from ledger.app import Actor
-from ledger.cli.base import as_actor, command, node, out
-from ledger.cli.parsing import DAY, UUID_ID, argument, choices, group, option
+from ledger.cli.base import as_actor, command, group, node, out
+from ledger.cli.parsing import DAY, UUID_ID, argument, choices, option
 from ledger.domain.types import Action, Flag, Reason, RequestKind
 
 flag = group("flag", "flag requests, approvals, setting and release")

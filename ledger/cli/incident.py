@@ -10,9 +10,9 @@ from uuid import UUID
 
 from consumers.incident_report import DEFAULT_PURPOSE
 from ledger.app import Actor
-from ledger.cli.base import as_actor, command, node
+from ledger.cli.base import as_actor, command, group, node
 from ledger.cli.base import out as emit  # (`out` is also the name of the --out option)
-from ledger.cli.parsing import UUID_ID, argument, group, option
+from ledger.cli.parsing import UUID_ID, argument, option
 from ledger.errors import InputError
 
 incident = group("incident", "security incidents: forged signatures, forks, foreign writers, revoked keys")

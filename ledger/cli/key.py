@@ -6,8 +6,8 @@ from pathlib import Path
 
 from ledger.app import Actor
 from ledger.bootstrap import rotate_key
-from ledger.cli.base import as_actor, command, node, out
-from ledger.cli.parsing import PATH, argument, group, option
+from ledger.cli.base import as_actor, command, group, node, out
+from ledger.cli.parsing import PATH, argument, option
 
 key = group("key", "signing keys")
 

@@ -13,7 +13,7 @@ tests/unit/test_cli_bounds.py walks the command tree and checks that every text 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -240,11 +240,3 @@ class SafeGroup(click.Group):
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             raise click.UsageError(f"argument COMMAND: choose from {', '.join(self.commands)}", ctx)
         return super().resolve_command(ctx, args)
-
-
-def group(name: str, help_: str, commands: Sequence[click.Command] = ()) -> SafeGroup:
-    """A command group holding ``commands``: composed where it is defined, no registry to fill at import."""
-    g = SafeGroup(name, help=help_)
-    for c in commands:
-        g.add_command(c)
-    return g

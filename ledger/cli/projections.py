@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ledger.cli.base import command, node, out, progress_printer
-from ledger.cli.parsing import argument, group
+from ledger.cli.base import command, group, node, out, progress_printer
+from ledger.cli.parsing import argument
 from ledger.errors import InputError
 
 projections = group("projections", "read models")

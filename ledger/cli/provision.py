@@ -5,8 +5,8 @@ from __future__ import annotations
 from uuid import UUID
 
 from ledger.app import Actor
-from ledger.cli.base import as_actor, command, node, out
-from ledger.cli.parsing import PROPOSAL_VERSION, UUID_ID, WHOLE, OneOf, argument, choices, group, option
+from ledger.cli.base import as_actor, command, group, node, out
+from ledger.cli.parsing import PROPOSAL_VERSION, UUID_ID, WHOLE, OneOf, argument, choices, option
 from ledger.domain.types import Applicant
 
 provision = group("provision", "information provision requests")

@@ -4,8 +4,8 @@ victim sees until cancelled)."""
 from __future__ import annotations
 
 from ledger.app import Actor
-from ledger.cli.base import as_actor, command, node, out
-from ledger.cli.parsing import group, option
+from ledger.cli.base import as_actor, command, group, node, out
+from ledger.cli.parsing import option
 
 proxy = group("proxy", "Mynaportal proxies")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ledger.app import Actor
-from ledger.cli.base import as_actor, command, node, out
-from ledger.cli.parsing import TTL, argument, choices, group, option
+from ledger.cli.base import as_actor, command, group, node, out
+from ledger.cli.parsing import TTL, argument, choices, option
 from ledger.domain.types import Role
 
 staff = group("staff", "staff and roles")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ledger.cli.base import command, node, out
-from ledger.cli.parsing import WHOLE, group, option
+from ledger.cli.base import command, group, node, out
+from ledger.cli.parsing import WHOLE, option
 
 topics = group("topics", "broker topics")
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from ledger.app import Actor
 from ledger.bootstrap import Node
-from ledger.cli.base import as_actor, command, node, out
-from ledger.cli.parsing import DAY, argument, group, option
+from ledger.cli.base import as_actor, command, group, node, out
+from ledger.cli.parsing import DAY, argument, option
 
 view = group("view", "read-model queries (portal, counter, queues, flags, timeline)")
 

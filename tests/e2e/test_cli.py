@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import click
+import pytest
 
 from ledger.cli.main import cli, main
 from tests.support.people import individual_number

@@ -75,8 +75,8 @@ def adopt(opened: Node) -> Node:
 
 
 def as_actor(required: bool = True, help_: str = "who acts, e.g. 131016/tanaka") -> Callable[[F], F]:
-    return option("--as", "actor", type=ACTOR, required=required, default=None, metavar="AGENCY/STAFF",
-                  help=help_)
+    # (no explicit default=None: to Click a default given is a value present, and --as would not be required)
+    return option("--as", "actor", type=ACTOR, required=required, metavar="AGENCY/STAFF", help=help_)
 
 
 def command(

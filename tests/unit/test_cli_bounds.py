@@ -104,3 +104,36 @@ def test_a_wrong_choice_or_stray_argument_is_not_echoed(capsys: pytest.CaptureFi
     assert code == 2 and "request_id" in err and SECRET not in err
     code, err = _run(["flag", "show", "--as", SECRET, "--subject", "1"], capsys)
     assert code == 2 and "argument --as" in err and SECRET not in err
+
+
+def _sample(param: click.Parameter) -> str:
+    """A value that parses for ``param``'s type."""
+    from ledger.cli import parsing
+
+    if isinstance(param.type, OneOf):
+        return param.type.choices[0]
+    return {parsing.WHOLE: "1", parsing.NUMBER: "1", parsing.DAY: "2026-01-01", parsing.UUID_ID: FILLER,
+            parsing.ACTOR: "131016/x", parsing.PROPOSAL_VERSION: "1", parsing.PARKED_ID: "1"}.get(param.type, "x")
+
+
+REQUIRED = [(path, p) for path, p in ALL if isinstance(p, click.Option) and p.required]
+
+
+@pytest.mark.parametrize(("path", "param"), REQUIRED, ids=[f"{' '.join(p)}:{a.name}" for p, a in REQUIRED])
+def test_a_required_option_left_out_is_exit_2_naming_it(
+    path: list[str], param: click.Option, capsys: pytest.CaptureFixture[str], tmp_path: object
+) -> None:
+    """Every other parameter given: the one left out is refused before anything runs (Click counts a default
+    of None as a value, which once made --as optional and the command fail later on a missing actor)."""
+    leaf = cli.cli
+    for name in path:
+        assert isinstance(leaf, click.Group)
+        leaf = leaf.commands[name]
+    argv = ["--data-dir", f"{tmp_path}/missing", *path]
+    for other in leaf.params:
+        if isinstance(other, click.Argument):
+            argv.append(_sample(other))
+        elif other is not param and other.required:
+            argv += [other.opts[-1], _sample(other)]
+    code, err = _run(argv, capsys)
+    assert code == 2 and f"the following arguments are required: {hint(param)}" in err, err

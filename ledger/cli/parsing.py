@@ -234,6 +234,12 @@ class SafeGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, c.get_short_help_str(limit=200)) for name, c in self.commands.items() if not c.hidden]
+        if rows:  # each summary whole, wrapped (Click cuts them at the terminal's width with "...")
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:

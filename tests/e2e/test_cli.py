@@ -111,6 +111,7 @@ def _all_commands() -> list[list[str]]:
 
 
 def test_every_command_has_help(capsys) -> None:
+    """A shell user: every command, found in Click's own tree, explains itself and takes --data-dir."""
     commands = _all_commands()
     assert ["audit", "verify"] in commands and ["flag", "request"] in commands and ["node"] in commands
     for argv in commands:
@@ -123,7 +124,8 @@ def test_every_command_has_help(capsys) -> None:
 
 
 def test_the_top_level_help_says_what_the_tool_is_and_lists_every_group(capsys) -> None:
-    """A newcomer's first look: what flagledger is, and every group under a heading."""
+    """A shell user's first look (a newcomer): what flagledger is, and every group under a heading; no command
+    at all is exit 2 with the same help."""
     with pytest.raises(SystemExit) as info:
         main(["--help"])
     shown = capsys.readouterr().out

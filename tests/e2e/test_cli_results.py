@@ -33,6 +33,8 @@ def run(capsys: pytest.CaptureFixture[str], d: str, *argv: str) -> tuple[Any, st
 
 
 def test_every_change_prints_what_it_did(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An administrator / shell user sees each change acknowledged; the perpetrator's and victim's numbers typed
+    into `proxy` are answered with pseudonyms only."""
     d = str(tmp_path / "a")
     run(capsys, d, "init", "--agency", A, "--name", "A市", "--kind", "municipality")
     for who, role in (("req", "requester"), ("apr", "approver"), ("op", "operator"), ("counter", "counter"),
@@ -79,7 +81,8 @@ def test_every_change_prints_what_it_did(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_a_rebuild_prints_figures_that_agree_with_its_progress(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    """It printed "events": 8 beside its own "16/16": now each figure says what it counts."""
+    """A shell user (an operator after an upgrade) reading the result: it printed "events": 8 beside its own
+    "16/16"; now each figure says what it counts and the log positions agree with the progress line."""
     d = str(tmp_path / "a")
     run(capsys, d, "init", "--agency", A, "--name", "A市", "--kind", "municipality")
     run(capsys, d, "staff", "enroll", "--as", f"{A}/admin", "req", "--role", "requester")

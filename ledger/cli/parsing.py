@@ -1,22 +1,33 @@
-"""The command line's argument parser: every value within its field's bound, and no error echoing a value.
+"""The command line's parameters: every value within its field's bound, and no error echoing a value.
 
-argparse's own messages quote what was typed (``invalid int value: '1234-5678-…'``, ``invalid choice: …``,
-``unrecognized arguments: …``): a mistyped individual number would land on the terminal, in shell history
-scrapers and in job logs. Here every refusal names the option and says what is expected, never the value.
-Bytes that are not UTF-8 (Python hands them over as surrogate escapes) and control characters are refused
-before anything runs, instead of failing later with a traceback.
+Click's own messages quote what was typed (``'1234-5678-…' is not a valid integer``, ``No such command …``,
+``Got unexpected extra argument (…)``): a mistyped individual number would land on the terminal, in shell
+history scrapers and in job logs. Here every refusal names the parameter and says what is expected, never the
+value. Bytes that are not UTF-8 (Python hands them over as surrogate escapes) and control characters are
+refused before anything runs, instead of failing later with a traceback.
+
+Every parameter is a :class:`Option` or :class:`Argument` from here (through :func:`option` and
+:func:`argument`), every command a :class:`SafeCommand`, every group a :class:`SafeGroup`;
+tests/unit/test_cli_bounds.py walks the command tree and checks that every text parameter has a bound.
 """
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import UUID
 
+import click
+
+from ledger.app import Actor
 from ledger.domain import bounds
 from ledger.domain.bounds import Bound
+from ledger.domain.types import parse_day
+from ledger.errors import InputError
 
-__all__ = ["CLI_BOUNDS", "SafeParser"]
+__all__ = ["CLI_BOUNDS", "Argument", "Option", "SafeCommand", "SafeGroup", "argument", "option"]
 
 _HOST = Bound(255)
 _HEX_KEY = Bound(64)
@@ -27,8 +38,8 @@ _UUID = Bound(45)  # a request or case id (UUID text, or urn:uuid:…)
 _PARKED_ID = Bound(18)  # a parked message's row id
 _PROPOSAL = Bound(10)  # a held request's proposal version
 
-# option (argparse ``dest``) → the bound of the field it fills (tests/unit/test_cli_bounds.py checks that every
-# text option of every command is here)
+# parameter name (Click's ``param.name``) → the bound of the field it fills (tests/unit/test_cli_bounds.py checks
+# that every text parameter of every command is here)
 CLI_BOUNDS: dict[str, Bound] = {
     # free text
     "procedure": bounds.PROCEDURE, "info_kind": bounds.INFO_KIND, "notes": bounds.NOTE, "note": bounds.NOTE,
@@ -51,42 +62,187 @@ CLI_BOUNDS: dict[str, Bound] = {
     "host": _HOST, "metrics_host": _HOST, "serve_host": _HOST,
 }
 
-_KINDS = {"int": "a whole number", "float": "a number"}
 
+# -- value types: each refusal says what is expected, never what was typed -----------------------------------
+class _Type(click.ParamType[Any]):
+    """A type whose conversion is ``parse(text)``; ValueError/InputError become ``expected`` (or the
+    InputError's own text when ``own_message``), without the value."""
 
-class SafeParser(argparse.ArgumentParser):
-    """``argparse.ArgumentParser`` whose refusals (exit 2) name the option and never quote the value."""
+    def __init__(self, name: str, parse: Callable[[str], Any], expected: str, own_message: bool = False) -> None:
+        self.name, self.parse, self.expected, self.own_message = name, parse, expected, own_message
 
-    def _get_value(self, action: argparse.Action, arg_string: str) -> Any:
-        if isinstance(action, argparse._SubParsersAction):  # the sub-command's parser checks its own arguments
-            return arg_string
-        if isinstance(arg_string, str):
-            why = bounds.bad_text(arg_string)
-            if why is not None:
-                raise argparse.ArgumentError(action, f"the value {why}")
-            bound = CLI_BOUNDS.get(action.dest)
-            if bound is not None and len(arg_string) > bound.max:
-                raise argparse.ArgumentError(action, f"at most {bound.max} characters")
-        type_func = self._registry_get("type", action.type, action.type)
-        if not callable(type_func):
-            raise argparse.ArgumentError(action, f"{type_func!r} is not callable")
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):  # a default, already of its type
+            return value
         try:
-            return type_func(arg_string)
-        except argparse.ArgumentTypeError as exc:  # our own type functions say what is expected, no value
-            raise argparse.ArgumentError(action, str(exc)) from None
-        except (TypeError, ValueError):
-            name = getattr(action.type, "__name__", "value")
-            raise argparse.ArgumentError(action, f"must be {_KINDS.get(name, 'a valid ' + name)}") from None
+            return self.parse(value)
+        except InputError as exc:
+            self.fail(str(exc) if self.own_message else self.expected, param, ctx)
+        except (ValueError, OverflowError):
+            self.fail(self.expected, param, ctx)
 
-    def _check_value(self, action: argparse.Action, value: Any) -> None:
-        if action.choices is not None and value not in action.choices:
-            choices = ", ".join(map(str, action.choices))
-            raise argparse.ArgumentError(action, f"choose from {choices}")
 
-    def parse_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> argparse.Namespace:
-        parsed, extra = self.parse_known_args(args, namespace)
-        if extra:
-            self.error(f"{len(extra)} unrecognized argument(s); see --help")
-        return parsed
+class OneOf(click.ParamType[str]):
+    """A fixed set of words (Click's Choice quotes the refused value)."""
+
+    name = "choice"
+
+    def __init__(self, choices: Iterable[str]) -> None:
+        self.choices = tuple(choices)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "{" + ",".join(self.choices) + "}"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value not in self.choices:
+            self.fail(f"choose from {', '.join(self.choices)}", param, ctx)
+        return value
+
+
+def _uuid(value: str) -> UUID:
+    return UUID(value)
+
+
+def _date(value: str) -> date:
+    return parse_day(value, "the date")
+
+
+def _proposal_version(value: str) -> int:
+    if not (value.isascii() and value.isdigit() and len(value) <= 10 and 1 <= int(value) < 2**31):
+        raise ValueError(value)
+    return int(value)
+
+
+def _parked_id(value: str) -> int:
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+        raise ValueError(value)
+    return int(value)
+
+
+def _ttl(value: str) -> timedelta:
+    """``900``, ``15m``, ``8h`` → a timedelta."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    if value[-1:] in units:
+        return timedelta(seconds=float(value[:-1]) * units[value[-1]])
+    return timedelta(seconds=float(value))
+
+
+WHOLE = _Type("integer", int, "must be a whole number")
+NUMBER = _Type("float", float, "must be a number")
+PATH = _Type("path", Path, "must be a path")
+UUID_ID = _Type("uuid", _uuid, "not a request/case id (UUID)")
+DAY = _Type("date", _date, "not a date", own_message=True)
+PROPOSAL_VERSION = _Type("version", _proposal_version,
+                         "not a proposal version (a positive whole number from `view queue`)")
+PARKED_ID = _Type("id", _parked_id, "not a parked message id (see `consumers parked`)")
+TTL = _Type("ttl", _ttl, "not a lifetime (e.g. 900, 15m, 8h)")
+ACTOR = _Type("actor", Actor.parse, "not AGENCY/STAFF", own_message=True)
+NUMBER_TYPES = (WHOLE, NUMBER)  # numbers: refused without echo by their type, so they need no text bound
+
+
+def choices(enum: Any) -> OneOf:
+    return OneOf(m.value for m in enum)
+
+
+# -- parameters ----------------------------------------------------------------------------------------------
+def _texts(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _texts(v)
+
+
+class _Checked(click.Parameter):
+    """Refuses text that is not UTF-8, holds control characters or is over the parameter's bound, before its
+    type reads it."""
+
+    def type_cast_value(self, ctx: click.Context, value: Any) -> Any:
+        bound = CLI_BOUNDS.get(self.name or "")
+        for text in _texts(value):
+            why = bounds.bad_text(text)
+            if why is not None:
+                raise click.BadParameter(f"the value {why}", ctx, self)
+            if bound is not None and len(text) > bound.max:
+                raise click.BadParameter(f"at most {bound.max} characters", ctx, self)
+        return super().type_cast_value(ctx, value)
+
+
+class Option(_Checked, click.Option):
+    pass
+
+
+class Argument(_Checked, click.Argument):
+    pass
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def option(*decls: str, **attrs: Any) -> Callable[[F], F]:
+    return click.option(*decls, cls=Option, **attrs)
+
+
+def argument(*decls: str, **attrs: Any) -> Callable[[F], F]:
+    return click.argument(*decls, cls=Argument, **attrs)
+
+
+def hint(param: click.Parameter | None) -> str:
+    """How argparse named a parameter in its messages, kept for scripts that read them: ``--opt`` (all its
+    spellings joined by /) or the argument's name."""
+    if param is None:
+        return "value"
+    if isinstance(param, click.Option):
+        return "/".join(param.opts)
+    return param.name or "value"
+
+
+# -- commands and groups -------------------------------------------------------------------------------------
+HELP = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+class SafeCommand(click.Command):
+    """A command that counts stray arguments instead of quoting them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("context_settings", HELP)
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        allowed, ctx.allow_extra_args = ctx.allow_extra_args, True
+        try:
+            rest = super().parse_args(ctx, args)
+        finally:
+            ctx.allow_extra_args = allowed
+        if rest and not allowed:
+            raise click.UsageError(f"{len(rest)} unrecognized argument(s); see --help", ctx)
+        return rest
+
+
+class SafeGroup(click.Group):
+    """A group whose sub-commands are :class:`SafeCommand` and :class:`SafeGroup`, listed in the order they
+    were added (the order of the work, not the alphabet), and which names a mistyped sub-command's choices
+    without quoting it."""
+
+    command_class = SafeCommand
+    group_class = type
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("context_settings", HELP)
+        super().__init__(*args, **kwargs)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, c.get_short_help_str(limit=200)) for name, c in self.commands.items() if not c.hidden]
+        if rows:  # each summary whole, wrapped (Click cuts them at the terminal's width with "...")
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            raise click.UsageError(f"argument COMMAND: choose from {', '.join(self.commands)}", ctx)
+        return super().resolve_command(ctx, args)

@@ -1,43 +1,21 @@
-"""CLI: ``flagledger serve`` (HTTP API + staff console) and ``flagledger staff token``."""
+"""``flagledger serve`` (the HTTP API and staff console), ``flagledger openapi``, and the API thread that
+``flagledger node --serve-port`` runs beside its loop."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import signal
 import socket
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from ledger.capacity import Capacity
-from ledger.cli.main import EXTENSIONS, GROUPS, _node, command, out
+from ledger.cli.base import command, data_dir, node, out
+from ledger.cli.parsing import WHOLE, option
 from ledger.config import NodeConfig
 from ledger.errors import ConfigurationError, FlagLedgerError
-
-
-def _ttl(value: str) -> timedelta:
-    """``900``, ``15m``, ``8h`` → a timedelta."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    try:
-        if value[-1:] in units:
-            return timedelta(seconds=float(value[:-1]) * units[value[-1]])
-        return timedelta(seconds=float(value))
-    except (ValueError, OverflowError):  # OverflowError: e.g. 1e300h, beyond any timedelta
-        raise argparse.ArgumentTypeError("not a lifetime (e.g. 900, 15m, 8h)") from None
-
-
-@command("staff token")
-def _staff_token(args: argparse.Namespace) -> int:
-    from ledger.api.auth import issue_token
-
-    token, who = issue_token(_node(args), args.actor, args.staff, ttl=args.ttl, roles=tuple(args.role or ()))
-    out({"token": token, "agency": who.actor.agency, "staff": who.actor.staff, "roles": list(who.roles),
-         "expires_at": who.expires_at.isoformat()})
-    return 0
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -74,8 +52,15 @@ def _uvicorn_config(node: Any, capacity: Capacity, **kwargs: Any) -> Any:
                           **HttpSettings.from_config(node.config).uvicorn_options(), **kwargs)
 
 
-@command("serve")
-def _serve(args: argparse.Namespace) -> int:
+@command(None, "serve", help="serve the HTTP API and the staff console")
+@option("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; put TLS in front)")
+@option("--port", type=WHOLE, default=8080)
+@option("--access-log", is_flag=True, help="log each request line (paths never hold numbers)")
+@option("--concurrency", type=WHOLE, default=None, metavar="N",
+        help="requests worked on at once, the rest wait in order (default 8; config capacity)")
+@option("--shutdown-timeout", type=WHOLE, default=None, metavar="SECONDS",
+        help="on SIGTERM, how long requests in progress may finish (default 10)")
+def serve(host: str, port: int, access_log: bool, concurrency: int | None, shutdown_timeout: int | None) -> int:
     import uvicorn
 
     from ledger.api.settings import HttpSettings
@@ -93,25 +78,26 @@ def _serve(args: argparse.Namespace) -> int:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
 
-    capacity = Capacity.from_config(NodeConfig.load(Path(args.data_dir)), api_concurrency=args.concurrency,
-                                    shutdown_timeout=args.shutdown_timeout)
-    sock = listen(args.host, args.port)
+    capacity = Capacity.from_config(NodeConfig.load(data_dir()), api_concurrency=concurrency,
+                                    shutdown_timeout=shutdown_timeout)
+    sock = listen(host, port)
     try:
-        node = _node(args, pools=capacity.pools)
+        opened = node(pools=capacity.pools)
         try:
-            node.state.fresh()  # the decisions' state, built before the first request rather than by it
+            opened.state.fresh()  # the decisions' state, built before the first request rather than by it
         except FlagLedgerError as exc:  # the log does not verify: every decision fails until it is repaired
             print(f"flagledger: ALARM: [{exc.code}] {exc}", file=sys.stderr)
-        print(f"flagledger: serving {sorted(node.app.hosted)} on http://{args.host}:{args.port} "
+        print(f"flagledger: serving {sorted(opened.app.hosted)} on http://{host}:{port} "
               f"(console: /console/, API: /api/v1/, OpenAPI: /openapi.json; {capacity.api_concurrency} requests "
               "at a time)", file=sys.stderr)
-        if HttpSettings.from_config(node.config).insecure_cookie:
+        if HttpSettings.from_config(opened.config).insecure_cookie:
             print("flagledger: WARNING: http insecure_cookie is on: console sessions over plain HTTP (local "
                   "development only)", file=sys.stderr)
-        config = _uvicorn_config(node, capacity, log_level="info", access_log=args.access_log)
+        config = _uvicorn_config(opened, capacity, log_level="info", access_log=access_log)
         Server(config).run(sockets=[sock])
     finally:
         sock.close()
+    out({"stopped": "serve", "url": f"http://{host}:{port}"})
     return 0
 
 
@@ -148,40 +134,16 @@ class ApiThread:
         self.sock.close()
 
 
-@command("openapi")
-def _openapi(args: argparse.Namespace) -> int:
+@command(None, "openapi", help="print the HTTP API's OpenAPI document")
+@option("--output", default=None, help="write it to this file (e.g. deploy/openapi.json)")
+def openapi(output: str | None) -> int:
     from ledger.api.app import openapi_text
 
     text = openapi_text()
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
             fh.write(text)
+        out({"wrote": output})
     else:
         sys.stdout.write(text)
     return 0
-
-
-def _register(groups: Any, sub: Any, actor: Any) -> None:
-    s = sub(groups, "serve", "serve the HTTP API and the staff console")
-    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; put TLS in front)")
-    s.add_argument("--port", type=int, default=8080)
-    s.add_argument("--access-log", action="store_true", help="log each request line (paths never hold numbers)")
-    s.add_argument("--concurrency", type=int, default=None, metavar="N",
-                   help="requests worked on at once, the rest wait in order (default 8; config capacity)")
-    s.add_argument("--shutdown-timeout", type=int, default=None, metavar="SECONDS",
-                   help="on SIGTERM, how long requests in progress may finish (default 10)")
-    s.set_defaults(cmd="serve")
-    s = sub(groups, "openapi", "print the HTTP API's OpenAPI document")
-    s.add_argument("--output", default=None, help="write it to this file (e.g. deploy/openapi.json)")
-    s.set_defaults(cmd="openapi")
-    staff = GROUPS.get("staff")
-    if staff is not None:
-        s = sub(staff, "token", "issue a short-lived API/console token for a staff member")
-        actor(s)
-        s.add_argument("staff")
-        s.add_argument("--ttl", type=_ttl, default=timedelta(hours=1), help="lifetime: 900, 15m, 8h (max 12h)")
-        s.add_argument("--role", action="append", default=None, help="narrow the token to these roles")
-        s.set_defaults(cmd="staff token")
-
-
-EXTENSIONS.append(_register)

@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
-from ledger.cli.main import _load_extensions, build_parser, main
+from ledger.cli.main import cli, main
 from tests.support.people import individual_number
 
 
@@ -96,30 +97,48 @@ def test_unknown_ids_bad_arguments_and_missing_data_dirs(tmp_path: Path, capsys)
 
 
 def _all_commands() -> list[list[str]]:
-    _load_extensions()
-    parser = build_parser()
     found: list[list[str]] = []
 
-    def walk(p, prefix: list[str]) -> None:  # type: ignore[no-untyped-def]
-        for action in p._actions:
-            if action.__class__.__name__ == "_SubParsersAction":
-                for name, sub in action.choices.items():
-                    walk(sub, [*prefix, name])
-                return
-        found.append(prefix)
+    def walk(c: click.Command, prefix: list[str]) -> None:
+        if isinstance(c, click.Group):
+            for name, sub in c.commands.items():
+                walk(sub, [*prefix, name])
+        else:
+            found.append(prefix)
 
-    walk(parser, [])
+    walk(cli, [])
     return found
 
 
 def test_every_command_has_help(capsys) -> None:
+    """A shell user: every command, found in Click's own tree, explains itself and takes --data-dir."""
     commands = _all_commands()
-    assert ["audit", "verify"] in commands and ["flag", "request"] in commands
+    assert ["audit", "verify"] in commands and ["flag", "request"] in commands and ["node"] in commands
     for argv in commands:
         with pytest.raises(SystemExit) as info:
             main([*argv, "--help"])
         assert info.value.code == 0, argv
-        assert "usage: flagledger" in capsys.readouterr().out
+        shown = capsys.readouterr().out
+        assert f"Usage: flagledger {' '.join(argv)} " in shown, argv
+        assert "--data-dir" in shown or argv == ["demo"], argv
+
+
+def test_the_top_level_help_says_what_the_tool_is_and_lists_every_group(capsys) -> None:
+    """A shell user's first look (a newcomer): what flagledger is, and every group under a heading; no command
+    at all is exit 2 with the same help."""
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    shown = capsys.readouterr().out
+    assert info.value.code == 0
+    text = " ".join(shown.split())  # (however the terminal's width wrapped it)
+    assert "a signed, event-sourced ledger" in text and "NON_DISCLOSURE" in text and "flagledger demo" in text
+    for heading in ("Set-up:", "Daily work:", "Audit and incidents:", "Running a node:", "Trying it:"):
+        assert heading in shown
+    listed = {line.split()[0] for line in shown.splitlines() if line.startswith("  ") and line.split()}
+    assert set(cli.commands) <= listed, set(cli.commands) - listed
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2 and "Usage: flagledger" in capsys.readouterr().err, "no command: the help, exit 2"
 
 
 def test_the_installed_console_script_honours_the_environment(tmp_path: Path) -> None:

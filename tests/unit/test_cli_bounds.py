@@ -8,45 +8,44 @@ refused before anything runs, and never a traceback).
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator
 
+import click
 import pytest
 
 from ledger.cli import main as cli
-from ledger.cli.parsing import CLI_BOUNDS
+from ledger.cli.parsing import CLI_BOUNDS, NUMBER_TYPES, OneOf, hint
 
 SECRET = "1234-5678-9012"
-TYPED = (int, float)  # numbers: parsed (and refused without echo) by SafeParser itself
 FILLER = "00000000-0000-4000-8000-000000000000"  # fits every positional before the one tested
 
 
-def _commands() -> Iterator[tuple[list[str], argparse.Action]]:
-    """(the sub-command and any positional arguments before this one, the argument), for every argument."""
-    cli._load_extensions()
-    parser = cli.build_parser()
+def _commands() -> Iterator[tuple[list[str], click.Parameter]]:
+    """(the sub-command and any positional arguments before this one, the parameter), for every parameter that
+    takes a value, of every command, found through Click's own command tree."""
 
-    def walk(p: argparse.ArgumentParser, path: list[str]) -> Iterator[tuple[list[str], argparse.Action]]:
+    def walk(c: click.Command, path: list[str]) -> Iterator[tuple[list[str], click.Parameter]]:
+        if isinstance(c, click.Group):
+            for name, sub in c.commands.items():
+                yield from walk(sub, [*path, name])
         before: list[str] = []
-        for action in p._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for name, sub in action.choices.items():
-                    yield from walk(sub, [*path, name])
-            elif action.nargs != 0 and not isinstance(action, argparse._HelpAction):
-                # an option is refused before any positional is read; a positional needs the ones before it
-                yield ([*path] if action.option_strings else [*path, *before]), action
-                if not action.option_strings:
-                    before.append(str(next(iter(action.choices))) if action.choices else FILLER)
+        for param in c.params:
+            if isinstance(param, click.Option) and (param.is_flag or param.hidden):
+                continue
+            # an option is refused before any positional is read; a positional needs the ones before it
+            yield ([*path] if isinstance(param, click.Option) else [*path, *before]), param
+            if isinstance(param, click.Argument):
+                before.append(param.type.choices[0] if isinstance(param.type, OneOf) else FILLER)
 
-    yield from walk(parser, [])
+    yield from walk(cli.cli, [])
 
 
 ALL = list(_commands())
-BOUNDED = [(path, a) for path, a in ALL if a.dest in CLI_BOUNDS and a.choices is None]
+BOUNDED = [(path, p) for path, p in ALL if p.name in CLI_BOUNDS and not isinstance(p.type, OneOf)]
 
 
-def _argv(path: list[str], action: argparse.Action, value: str) -> list[str]:
-    return [*path, action.option_strings[-1], value] if action.option_strings else [*path, value]
+def _argv(path: list[str], param: click.Parameter, value: str) -> list[str]:
+    return [*path, param.opts[-1], value] if isinstance(param, click.Option) else [*path, value]
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -57,22 +56,22 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
 
 def test_every_text_option_has_a_bound() -> None:
     unbounded = sorted({
-        f"{' '.join(path)} {a.dest}" for path, a in ALL
-        if a.dest not in CLI_BOUNDS and a.choices is None and a.type not in TYPED
+        f"{' '.join(path)} {p.name}" for path, p in ALL
+        if p.name not in CLI_BOUNDS and not isinstance(p.type, OneOf) and p.type not in NUMBER_TYPES
     })
     assert not unbounded, f"add these options to ledger/cli/parsing.py CLI_BOUNDS: {unbounded}"
     assert len(BOUNDED) > 60
 
 
-@pytest.mark.parametrize(("path", "action"), BOUNDED, ids=[f"{' '.join(p)}:{a.dest}" for p, a in BOUNDED])
+@pytest.mark.parametrize(("path", "param"), BOUNDED, ids=[f"{' '.join(p)}:{a.name}" for p, a in BOUNDED])
 def test_one_character_over_the_bound_is_exit_2_naming_the_option(
-    path: list[str], action: argparse.Action, capsys: pytest.CaptureFixture[str]
+    path: list[str], param: click.Parameter, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bound = CLI_BOUNDS[action.dest].max
-    code, err = _run(_argv(path, action, SECRET + "x" * bound), capsys)
+    assert param.name is not None
+    bound = CLI_BOUNDS[param.name].max
+    code, err = _run(_argv(path, param, SECRET + "x" * bound), capsys)
     assert code == 2
-    name = action.option_strings[-1] if action.option_strings else action.dest
-    assert f"argument {name}" in err or name in err, err
+    assert f"argument {hint(param)}: " in err, err
     assert f"at most {bound} characters" in err and SECRET not in err and "Traceback" not in err
 
 
@@ -105,3 +104,36 @@ def test_a_wrong_choice_or_stray_argument_is_not_echoed(capsys: pytest.CaptureFi
     assert code == 2 and "request_id" in err and SECRET not in err
     code, err = _run(["flag", "show", "--as", SECRET, "--subject", "1"], capsys)
     assert code == 2 and "argument --as" in err and SECRET not in err
+
+
+def _sample(param: click.Parameter) -> str:
+    """A value that parses for ``param``'s type."""
+    from ledger.cli import parsing
+
+    if isinstance(param.type, OneOf):
+        return param.type.choices[0]
+    return {parsing.WHOLE: "1", parsing.NUMBER: "1", parsing.DAY: "2026-01-01", parsing.UUID_ID: FILLER,
+            parsing.ACTOR: "131016/x", parsing.PROPOSAL_VERSION: "1", parsing.PARKED_ID: "1"}.get(param.type, "x")
+
+
+REQUIRED = [(path, p) for path, p in ALL if isinstance(p, click.Option) and p.required]
+
+
+@pytest.mark.parametrize(("path", "param"), REQUIRED, ids=[f"{' '.join(p)}:{a.name}" for p, a in REQUIRED])
+def test_a_required_option_left_out_is_exit_2_naming_it(
+    path: list[str], param: click.Option, capsys: pytest.CaptureFixture[str], tmp_path: object
+) -> None:
+    """Every other parameter given: the one left out is refused before anything runs (Click counts a default
+    of None as a value, which once made --as optional and the command fail later on a missing actor)."""
+    leaf = cli.cli
+    for name in path:
+        assert isinstance(leaf, click.Group)
+        leaf = leaf.commands[name]
+    argv = ["--data-dir", f"{tmp_path}/missing", *path]
+    for other in leaf.params:
+        if isinstance(other, click.Argument):
+            argv.append(_sample(other))
+        elif other is not param and other.required:
+            argv += [other.opts[-1], _sample(other)]
+    code, err = _run(argv, capsys)
+    assert code == 2 and f"the following arguments are required: {hint(param)}" in err, err

@@ -1,0 +1,51 @@
+"""``flagledger init``: a new data directory, its keys and the first hosted agency."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ledger.bootstrap import AgencySpec, init_node
+from ledger.capacity import ONE_SHOT
+from ledger.cli.base import adopt, command, data_dir, data_dir_text, out
+from ledger.cli.parsing import PATH, WHOLE, choices, option
+from ledger.domain.types import AgencyKind
+
+
+def agency_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """What defines a hosted agency (``init`` and ``agency add``)."""
+    for decorate in reversed((
+        option("--agency", required=True, help="agency code (6-digit local government code)"),
+        option("--name", required=True),
+        option("--kind", required=True, type=choices(AgencyKind)),
+        option("--admin", default="admin", help="first administrator's staff id"),
+        option("--approvals", type=WHOLE, default=1, help="approvals needed per request (default 1)"),
+        option("--signing-key-file", type=PATH, default=None,
+               help="adopt this Ed25519 private key (PEM, e.g. a mounted secret) instead of generating one"),
+    )):
+        fn = decorate(fn)
+    return fn
+
+
+@command(None, "init", help="create a data directory, keys and the first hosted agency")
+@agency_options
+@option("--database-url", default=None, help="postgresql://user@host:port/db (default: embedded SQLite)")
+@option("--no-encryption", is_flag=True, help="store events without at-rest encryption")
+@option("--pseudonym-key-file", type=PATH, default=None, help="the deployment's shared pseudonym secret")
+def init(agency: str, name: str, kind: str, admin: str, approvals: int, signing_key_file: Path | None,
+         database_url: str | None, no_encryption: bool, pseudonym_key_file: Path | None) -> int:
+    where = data_dir()
+    node = adopt(init_node(
+        where,
+        [AgencySpec(agency, name, kind, admin, approvals)],
+        database_url=database_url,
+        encryption=not no_encryption,
+        pseudonym_key_file=pseudonym_key_file,
+        signing_key_file=signing_key_file,
+        pools=ONE_SHOT,
+    ))
+    out({"data_dir": data_dir_text(), "agency": agency, "administrator": f"{agency}/{admin}",
+         "key_id": node.app.signers[agency].key_id})
+    return 0
+

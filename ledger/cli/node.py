@@ -1,0 +1,86 @@
+"""``flagledger node`` (relay + consume + projections until SIGTERM; the loop is ``ledger.runtime.node``),
+``flagledger relay`` and ``flagledger consume`` (one step of it each)."""
+
+from __future__ import annotations
+
+import logging
+
+from ledger.cli.base import command, node, out
+from ledger.cli.parsing import NUMBER, WHOLE, OneOf, option
+
+
+@command(None, "relay", help="publish this node's shared events to Kafka (outbox relay)")
+@option("--from-start", is_flag=True, help="republish everything (after a broker lost data)")
+def relay(from_start: bool) -> int:
+    from consumers.kafka_io import Relay
+    from consumers.settings import KafkaSettings
+
+    opened = node()
+    outbox = Relay(opened, KafkaSettings.from_config(opened.config))
+    try:
+        if from_start:
+            outbox.reset(0)
+        sent = outbox.run_once()
+        out({"published": sent, "position": outbox.position()})
+    finally:
+        outbox.close()
+    return 0
+
+
+@command(None, "consume", help="ingest other agencies' events from Kafka")
+@option("--seconds", type=NUMBER, default=None, help="stop after this long (default: until SIGTERM)")
+def consume(seconds: float | None) -> int:
+    from consumers.kafka_io import Consumer
+    from consumers.settings import KafkaSettings
+    from ledger.runtime.node import stopper
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    opened = node()
+    consumer = Consumer(opened, KafkaSettings.from_config(opened.config))
+    try:
+        consumer.run(stopper(seconds))
+    finally:
+        consumer.close()
+    out({"counts": consumer.counts})
+    return 0
+
+
+@command(None, "node", help="relay + consume + projections until SIGTERM")
+@option("--seconds", type=NUMBER, default=None)
+@option("--checkpoint-every", type=NUMBER, default=None, metavar="SECONDS",
+        help="sign a tree head (checkpoint) this long after the last when something new was logged (0: off; "
+             "default: config `checkpoints.every_seconds`, env FLAGLEDGER_CHECKPOINT_EVERY_SECONDS, else 60)")
+@option("--checkpoint-events", type=WHOLE, default=None, metavar="N",
+        help="and as soon as N events were logged since the last (0: off; default: config "
+             "`checkpoints.every_events`, env FLAGLEDGER_CHECKPOINT_EVERY_EVENTS, else 1000)")
+@option("--audit-views-every", type=NUMBER, default=3600.0, metavar="SECONDS",
+        help="run `audit views` in a child process at start and this long after each run ends; the result goes "
+             "to node-status.json and the flagledger_views_audit_* metrics (0: never; default 3600)")
+@option("--metrics-port", type=WHOLE, default=None, help="serve /metrics /healthz /readyz")
+@option("--metrics-host", default=None, help="address to bind (env …_METRICS_HOST; default 127.0.0.1)")
+@option("--serve-port", type=WHOLE, default=None, help="also serve the HTTP API and console on this port")
+@option("--serve-host", default="127.0.0.1", help="address for --serve-port (default 127.0.0.1)")
+@option("--log-format", type=OneOf(["text", "json"]), default=None, help="env FLAGLEDGER_LOG_FORMAT")
+@option("--projections", type=OneOf(["process", "inline"]), default="process",
+        help="catch projections up in a second process (default; ingest and projections use two cores) "
+             "or inline after each poll (one core)")
+def node_(seconds: float | None, checkpoint_every: float | None, checkpoint_events: int | None,
+          audit_views_every: float, metrics_port: int | None, metrics_host: str | None, serve_port: int | None,
+          serve_host: str, log_format: str | None, projections: str) -> int:
+    from ledger.runtime.node import Closeable, NodeOptions, run
+
+    opened = node(pools=None)  # the configured capacity: it may serve the API beside its loop
+    options = NodeOptions(seconds, checkpoint_every, checkpoint_events, audit_views_every, metrics_port,
+                          metrics_host, log_format, projections)
+
+    def start_api() -> Closeable:
+        from ledger.cli.serve import ApiThread
+
+        api = ApiThread(opened, serve_host, serve_port or 0)
+        logging.getLogger("flagledger.node").info(
+            "serving the HTTP API and console on http://%s:%d", serve_host, serve_port)
+        return api
+
+    status = run(opened, options, start_api if serve_port is not None else None)
+    out({"stopped": "node", **status})
+    return 0

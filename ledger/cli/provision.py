@@ -1,0 +1,62 @@
+"""``flagledger provision …``: information provision requests, held ones decided by two people."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from ledger.app import Actor
+from ledger.cli.base import as_actor, command, group, node, out
+from ledger.cli.parsing import PROPOSAL_VERSION, UUID_ID, WHOLE, OneOf, argument, choices, option
+from ledger.domain.types import Applicant
+
+provision = group("provision", "information provision requests")
+
+
+@command(provision, "request", help="query a providing agency about a subject")
+@as_actor()
+@option("--provider", required=True)
+@option("--subject", required=True)
+@option("--item", type=WHOLE, required=True, help="table 2 item number")
+@option("--procedure", required=True)
+@option("--info-kind", required=True)
+@option("--applicant", default="unknown", type=choices(Applicant))
+def request(actor: Actor, provider: str, subject: str, item: int, procedure: str, info_kind: str,
+            applicant: str) -> int:
+    ans = node().app.request_provision(actor, provider, subject, legal_item=item, procedure=procedure,
+                                       info_kind=info_kind, applicant=applicant)
+    out({"request_id": ans.request_id, "status": ans.status, "message": ans.message})
+    return 0
+
+
+@command(provision, "propose", help="propose to provide or refuse a held request")
+@as_actor()
+@argument("request_id", type=UUID_ID)
+@option("--decision", required=True, type=OneOf(["provide", "refuse"]))
+@option("--applicant-check", required=True, type=choices(Applicant))
+@option("--note", default="")
+def propose(actor: Actor, request_id: UUID, decision: str, applicant_check: str, note: str) -> int:
+    node().app.propose_decision(actor, request_id, decision, applicant_check, note)
+    out({"request_id": str(request_id), "proposed": decision,
+         "next": "a second person approves it: `view queue` shows its proposal_version, then "
+                 "`provision approve REQUEST_ID --proposal VERSION`"})
+    return 0
+
+
+@command(provision, "approve", help="approve the proposed decision on a held request")
+@as_actor()
+@argument("request_id", type=UUID_ID)
+@option("--proposal", type=PROPOSAL_VERSION, required=True, metavar="VERSION",
+        help="the proposal you approve: its proposal_version in `view queue`; one proposed again since is refused")
+def approve(actor: Actor, request_id: UUID, proposal: int) -> int:
+    status = node().app.approve_decision(actor, request_id, proposal)
+    out({"request_id": str(request_id), "status": status})
+    return 0
+
+
+@command(provision, "status", help="what the querying agency sees (the querying or the providing agency only)")
+@as_actor()
+@argument("request_id", type=UUID_ID)
+def status(actor: Actor, request_id: UUID) -> int:
+    ans = node().app.provision_answer(actor, request_id)
+    out({"request_id": ans.request_id, "status": ans.status, "message": ans.message})
+    return 0

@@ -1,0 +1,66 @@
+"""``flagledger staff …``: staff members, their roles, and short-lived API/console tokens."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from ledger.app import Actor
+from ledger.cli.base import as_actor, command, group, node, out
+from ledger.cli.parsing import TTL, argument, choices, option
+from ledger.domain.types import Role
+
+staff = group("staff", "staff and roles")
+
+
+@command(staff, "enroll", help="enrol a staff member")
+@as_actor()
+@argument("staff")
+@option("--name", default="")
+@option("--role", type=choices(Role), multiple=True, required=True)
+def enroll(actor: Actor, staff: str, name: str, role: tuple[str, ...]) -> int:
+    node().app.enroll_staff(actor, staff, name or staff, list(role))
+    out({"enrolled": f"{actor.agency}/{staff}", "roles": sorted(set(role))})
+    return 0
+
+
+@command(staff, "grant-role", help="grant a role")
+@as_actor()
+@argument("staff")
+@argument("role", type=choices(Role))
+def grant_role(actor: Actor, staff: str, role: str) -> int:
+    node().app.grant_role(actor, staff, role)
+    out({"staff": f"{actor.agency}/{staff}", "granted": role})
+    return 0
+
+
+@command(staff, "revoke-role", help="revoke a role")
+@as_actor()
+@argument("staff")
+@argument("role", type=choices(Role))
+def revoke_role(actor: Actor, staff: str, role: str) -> int:
+    node().app.revoke_role(actor, staff, role)
+    out({"staff": f"{actor.agency}/{staff}", "revoked": role})
+    return 0
+
+
+@command(staff, "deactivate", help="deactivate a staff member")
+@as_actor()
+@argument("staff")
+def deactivate(actor: Actor, staff: str) -> int:
+    node().app.deactivate_staff(actor, staff)
+    out({"deactivated": f"{actor.agency}/{staff}"})
+    return 0
+
+
+@command(staff, "token", help="issue a short-lived API/console token for a staff member")
+@as_actor()
+@argument("staff")
+@option("--ttl", type=TTL, default=timedelta(hours=1), help="lifetime: 900, 15m, 8h (max 12h)")
+@option("--role", multiple=True, help="narrow the token to these roles")
+def token(actor: Actor, staff: str, ttl: timedelta, role: tuple[str, ...]) -> int:
+    from ledger.api.auth import issue_token
+
+    issued, who = issue_token(node(), actor, staff, ttl=ttl, roles=role)
+    out({"token": issued, "agency": who.actor.agency, "staff": who.actor.staff, "roles": list(who.roles),
+         "expires_at": who.expires_at.isoformat()})
+    return 0

@@ -9,15 +9,10 @@ import signal
 import time
 from typing import Any
 
-from consumers.kafka_io import (
-    BrokerUnavailable,
-    Consumer,
-    Relay,
-    ensure_topics,
-    parked,
-    replay_parked,
-    retry_delay,
-)
+from consumers.broker import BrokerUnavailable, ensure_topics, retry_delay
+from consumers.inbox import Consumer
+from consumers.outbox import Relay
+from consumers.parked import parked, replay_parked
 from consumers.revoked_acceptance import accept_revoked
 from consumers.settings import KafkaSettings
 from ledger.checkpoints import Checkpointer, CheckpointSettings

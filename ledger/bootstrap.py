@@ -106,6 +106,9 @@ def open_node(
     engine = create_engine(config.views_url(), pools)
     projector = Projector(app, engine, projections if projections is not None else default_projections())
     projector.create_tables()
+    from consumers.tables import metadata as operational
+
+    operational.create_all(engine)
     # the request path decides from the verified log, not from rows of the views database
     state = VerifiedState(app)
     app.flag_state = state

@@ -112,12 +112,13 @@ def open_node(
     from consumers.migrations import upgrade
 
     upgrade(engine)
-    stale = projector.sync_schema()
+    # (`audit verify` reads the log itself and changes no view: a rebuild would stop at what it must name)
+    stale = projector.create_tables() if audit else projector.sync_schema()
     # the request path decides from the verified log, not from rows of the views database
     state = VerifiedState(app)
     app.flag_state = state
     app.proxy_index = ProxyIndex(projector, engine)
-    if stale and not audit:  # (`audit verify` reads the log itself; a rebuild would stop at what it must name)
+    if stale:
         _rebuild(projector, stale)
     return Node(config, app, engine, projector, state)
 

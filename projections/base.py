@@ -148,13 +148,15 @@ class Projector:
         # poll: two catch-ups at once in one process would both apply the page after the same position
         self._threads = threading.RLock()  # one catch-up at a time within this process
 
-    def create_tables(self) -> None:
-        """Every table at once, as they are now: for a scratch database of its own (a replay, ``audit views``)."""
+    def create_tables(self) -> list[str]:
+        """Every missing table, as they are now, none recreated (returns no name): for a scratch database of its
+        own (a replay, ``audit views``) and for ``audit verify``, which changes no view."""
         try:
             state_metadata.create_all(self.engine)
             metadata.create_all(self.engine)
         except SQLAlchemyError as exc:
             raise _storage_error("cannot create projection tables", exc) from exc
+        return []
 
     def fingerprints(self) -> dict[str, str]:
         dialect = self.engine.dialect

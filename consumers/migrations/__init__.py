@@ -10,7 +10,7 @@ Several processes may open one database at once (the ``node`` loop, a staff comm
 runs in one transaction under a lock — a PostgreSQL advisory lock, SQLite's write lock — and the version is
 read again under it, so exactly one process migrates and the others find the database at head.
 
-A new revision: ``alembic -c <(printf '[alembic]\\nscript_location = consumers/migrations\\n') revision -m …``
+A new revision: ``alembic -c <(printf '[alembic]\\nscript_location = consumers/migrations\\n') revision --rev-id 0004 -m …``
 writes the file; set :data:`HEAD` to it (a test checks the two agree).
 """
 

@@ -44,6 +44,7 @@ __all__ = [
     "create_engine",
     "metadata",
     "state_metadata",
+    "storage_error",
     "tracking",
     "upsert",
 ]
@@ -102,7 +103,8 @@ def _upsert_statement(dialect: str, table: Table, columns: tuple[str, ...], keys
     )
 
 
-def _storage_error(what: str, exc: Exception, then: str = "") -> StorageError:
+def storage_error(what: str, exc: Exception, then: str = "") -> StorageError:
+    """The views database failed: a StorageError saying what to do (``disk_full`` when its disk is full)."""
     if "full" in str(exc).lower():
         return StorageError(
             f"{what}: the disk holding the views database is full ({exc}); nothing was kept. Free space on "
@@ -155,7 +157,7 @@ class Projector:
             state_metadata.create_all(self.engine)
             metadata.create_all(self.engine)
         except SQLAlchemyError as exc:
-            raise _storage_error("cannot create projection tables", exc) from exc
+            raise storage_error("cannot create projection tables", exc) from exc
         return []
 
     def fingerprints(self) -> dict[str, str]:
@@ -190,7 +192,7 @@ class Projector:
                 upsert(conn, projection_schema, [{"name": p.name, "fingerprint": wanted[p.name]} for p in stale],
                        ["name"])
         except SQLAlchemyError as exc:
-            raise _storage_error("cannot recreate the projection tables whose definition changed", exc) from exc
+            raise storage_error("cannot recreate the projection tables whose definition changed", exc) from exc
         return [p.name for p in stale]
 
     def _stale(self, conn: Connection, wanted: dict[str, str]) -> list[Projection]:
@@ -219,7 +221,7 @@ class Projector:
             with self.engine.connect() as conn:
                 return self._positions(conn)
         except SQLAlchemyError as exc:
-            raise _storage_error("cannot read the projections' positions", exc) from exc
+            raise storage_error("cannot read the projections' positions", exc) from exc
 
     def _positions(self, conn: Connection) -> dict[str, int]:
         result = conn.execute(select(tracking.c.name, tracking.c.position))
@@ -250,7 +252,7 @@ class Projector:
             positions = self._positions(conn)
             conn.rollback()  # the read began a transaction; each page below runs in its own
         except SQLAlchemyError as exc:
-            raise _storage_error("cannot read the projections' positions", exc) from exc
+            raise storage_error("cannot read the projections' positions", exc) from exc
         start = min(positions.values(), default=0) + 1
         applied = 0
         end = stop if stop is not None else self.app.max_position()
@@ -265,7 +267,7 @@ class Projector:
                 with conn.begin():
                     applied += self._apply_page(conn, rows, readers)
             except SQLAlchemyError as exc:
-                raise _storage_error(
+                raise storage_error(
                     f"projection update failed at position {rows[0][0]}",
                     exc,
                     "nothing of this page was kept — fix the database and run `flagledger projections rebuild` "

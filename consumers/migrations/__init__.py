@@ -10,8 +10,11 @@ Several processes may open one database at once (the ``node`` loop, a staff comm
 runs in one transaction under a lock — a PostgreSQL advisory lock, SQLite's write lock — and the version is
 read again under it, so exactly one process migrates and the others find the database at head.
 
-A new revision: ``alembic -c <(printf '[alembic]\\nscript_location = consumers/migrations\\n') revision --rev-id 0004 -m …``
-writes the file; set :data:`HEAD` to it (a test checks the two agree).
+A new revision (the file, from the repository's root)::
+
+    alembic -c <(printf '[alembic]\\nscript_location = consumers/migrations\\n') revision --rev-id 0004 -m …
+
+then set :data:`HEAD` to it (a test checks the two agree).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.errors import StorageError
+from projections.base import storage_error
 
 __all__ = ["HEAD", "current", "upgrade"]
 
@@ -55,9 +58,9 @@ def upgrade(engine: Engine) -> str | None:
                 _run(conn)
             return found
     except SQLAlchemyError as exc:
-        raise StorageError(
-            f"cannot migrate the node's operational tables: {exc}; nothing of the migration was kept — fix the "
-            "database (see the error) and open the node again"
+        raise storage_error(
+            "cannot migrate the node's operational tables", exc,
+            "nothing of the migration was kept — fix the database and open the node again",
         ) from exc
 
 

@@ -205,7 +205,9 @@ class Projector:
         while); the projections left untouched skip what they already hold."""
         if not names:
             return 0
-        log.info("projections %s changed definition: rebuilding them from the log", ", ".join(names))
+        if end := self.app.max_position():
+            log.info("projections %s are new or their definition changed: rebuilding them from the %d events of "
+                     "the log", ", ".join(names), end)
         last = [0.0]
 
         def logged(position: int, end: int) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, Engine, Table, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from projections.base import storage_error
@@ -53,9 +53,13 @@ def upgrade(engine: Engine) -> str | None:
         with engine.connect() as conn, conn.begin():
             _lock(conn)
             found = current(conn)  # again, under the lock: another process may have migrated meanwhile
-            if found != HEAD:
+            if found == HEAD:
+                return found
+            if found is None and not _holds_any(conn):
+                _create_at_head(conn)
+            else:
                 log.info("migrating the node's operational tables from %s to %s", found or "nothing", HEAD)
-                _run(conn)
+                _migrate(conn)
             return found
     except SQLAlchemyError as exc:
         raise storage_error(
@@ -72,14 +76,39 @@ def _lock(conn: Connection) -> None:
     # SQLite: a write as the transaction's first statement takes the database's write lock (the driver begins
     # the transaction only before a write); the version table is created for that write, empty, as Alembic
     # would create it, and Alembic then finds it
+    _version_table(conn)
+    conn.execute(text(f"DELETE FROM {VERSION_TABLE} WHERE 0 = 1"))
+
+
+def _version_table(conn: Connection) -> None:
     conn.execute(text(
         f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL, "
         f"CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num))"
     ))
-    conn.execute(text(f"DELETE FROM {VERSION_TABLE} WHERE 0 = 1"))
 
 
-def _run(conn: Connection) -> None:
+def _tables() -> list[Table]:
+    from consumers.tables import metadata as operational
+    from projections.schema import state_metadata
+
+    return [*operational.sorted_tables, *state_metadata.sorted_tables]
+
+
+def _holds_any(conn: Connection) -> bool:
+    return bool({t.name for t in _tables()} & set(inspect(conn).get_table_names()))
+
+
+def _create_at_head(conn: Connection) -> None:
+    """A new database: today's tables at once, recorded at head — as Alembic's cookbook advises, and what the
+    revisions make of an empty database (``tests/integration/test_migrations.py`` compares the two). It spares
+    every new node importing Alembic and running each revision."""
+    for table in _tables():
+        table.create(conn)
+    _version_table(conn)
+    conn.execute(text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:head)"), {"head": HEAD})
+
+
+def _migrate(conn: Connection) -> None:
     from alembic import command
     from alembic.config import Config
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import (
     BigInteger,
     Column,
+    Engine,
     Integer,
     LargeBinary,
     MetaData,
@@ -36,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 import consumers.migrations
-from consumers.migrations import HEAD, current, upgrade
+from consumers.migrations import HEAD, _lock, _migrate, current, upgrade
 from consumers.outbox import publishable
 from consumers.tables import parked_messages, pending_events
 from ledger.app import Actor
@@ -171,3 +173,40 @@ def test_a_fingerprint_follows_the_tables_ddl_and_the_version() -> None:
         assert base != fingerprint("p", 1, [table(Column("proposal_version", Integer))], dialect)
         assert base != fingerprint("p", 1, [Table("t", MetaData(), Column("id", Integer, primary_key=True),
                                                   Column("note", String(40)))], dialect)
+
+
+def schema(engine: Engine) -> dict[str, object]:
+    found = inspect(engine)
+    return {
+        name: (
+            [(c["name"], str(c["type"]), c["nullable"], str(c.get("default"))) for c in found.get_columns(name)],
+            found.get_pk_constraint(name)["constrained_columns"],
+            sorted(str(ix) for ix in found.get_indexes(name)),
+        )
+        for name in sorted(found.get_table_names())
+    }
+
+
+def test_a_new_database_gets_what_the_revisions_make_of_an_empty_one(backend: str | None, tmp_path: Path) -> None:
+    """A new node's tables are created at head at once (no Alembic run): they must be exactly what running every
+    revision makes, or an upgraded node and a new one would differ."""
+    with ExitStack() as stack:
+        if backend is None:
+            urls = [f"sqlite:///{tmp_path / f'{n}.sqlite'}" for n in ("new", "migrated")]
+        else:
+            urls = [stack.enter_context(temp_database()).replace("postgresql://", "postgresql+psycopg://")
+                    for _ in range(2)]
+        new, migrated = (create_engine(u) for u in urls)
+        try:
+            assert upgrade(new) is None
+            with migrated.connect() as conn, conn.begin():
+                _lock(conn)
+                _migrate(conn)
+            for engine in (new, migrated):
+                with engine.connect() as conn:
+                    assert current(conn) == HEAD
+            assert schema(new) == schema(migrated)
+            assert {"relay_marks", "ingest_pending", "projection_schema"} <= set(schema(new))
+        finally:
+            new.dispose()
+            migrated.dispose()

@@ -26,7 +26,7 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from consumers.kafka_io import parked_messages
+from consumers.tables import parked_messages
 from ledger import clock
 from ledger.app import Actor
 from ledger.bootstrap import Node

@@ -16,15 +16,15 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError as LibIntegrityError
 from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.utils import resolve_topic
-from sqlalchemy import Column, Integer, LargeBinary, String, Table, select
+from sqlalchemy import select
 
+from consumers.tables import pending_events
 from ledger.app import FlagLedger, is_local_only
 from ledger.authority import Owner, append_violation, foreign_writer_reason, payload_violation
 from ledger.checkpoints import CHECKPOINT_TOPIC, check_incoming, hold_agency, hold_reason, is_checkpoint_topic
 from ledger.domain.event_fields import check_event
 from ledger.envelope import GENESIS, Envelope
 from ledger.errors import FlagLedgerError, IntegrityError, StateConflict, StorageError
-from projections.base import metadata
 
 __all__ = ["Outcome", "PendingStore", "ingest", "ingest_many"]
 
@@ -32,16 +32,6 @@ log = logging.getLogger("flagledger.consumers")
 
 Kind = Literal["applied", "duplicate", "own", "held_gap", "parked"]
 
-pending_events = Table(
-    "ingest_pending",
-    metadata,
-    Column("stream", String(36), primary_key=True),
-    Column("version", Integer, primary_key=True),
-    # several events may wait for one place: until the stream's v1 arrives nobody can tell the owner's event
-    # from a peer's forgery of it, so neither may push the other out; each is decided when released
-    Column("leaf", String(64), primary_key=True),
-    Column("envelope", LargeBinary, nullable=False),
-)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from sqlalchemy import Connection
 
-    from consumers.kafka_io import Consumer, Relay
+    from consumers.inbox import Consumer
+    from consumers.outbox import Relay
     from ledger.bootstrap import Node
 
 __all__ = [
@@ -183,8 +184,8 @@ class NodeMetrics:
         """Take a snapshot (called from the node loop, between polls)."""
         from sqlalchemy import func, select
 
-        from consumers.kafka_io import parked_messages
         from consumers.outbox import publishable
+        from consumers.tables import parked_messages
         from projections.flag_state import agency_flags
         from projections.queues import held_queue
 

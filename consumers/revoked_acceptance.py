@@ -3,7 +3,7 @@
 The first run proposes (a ``RevokedKeyAcceptance.Proposed`` event naming the parked message, the event in it
 and how the originating agency confirmed it); the second run, by a different administrator of the same
 agency, approves (``…Approved``) and replays. Nothing is applied on one person's word, and the ledger says
-who let which event in. :func:`consumers.kafka_io.replay_parked` refuses ``accept_revoked_key`` for any
+who let which event in. :func:`consumers.parked.replay_parked` refuses ``accept_revoked_key`` for any
 message without such an approval, so no other caller can skip the two steps.
 """
 
@@ -58,7 +58,8 @@ def accept_revoked(node: Node, parked_id: int, actor: Actor, note: str = "") -> 
     a different administrator of the same agency. A message replayed already, or parked for another reason,
     is refused (exit 5) before anything is recorded.
     """
-    from consumers.kafka_io import parked_messages, replay_parked
+    from consumers.parked import replay_parked
+    from consumers.tables import parked_messages
 
     app = node.app
     app.authorise(actor, Action.ADMINISTER)

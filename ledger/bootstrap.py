@@ -5,6 +5,7 @@ Nothing connects to a database at import time; :func:`open_node` does, and :meth
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from projections.verified import VerifiedState
 
 __all__ = ["AgencySpec", "Node", "add_agency", "init_node", "open_node"]
+
+log = logging.getLogger("flagledger.bootstrap")
 
 
 @dataclass(frozen=True)
@@ -110,12 +113,29 @@ def open_node(
     )
     engine = create_engine(config.views_url(), pools)
     projector = Projector(app, engine, projections if projections is not None else default_projections())
-    projector.create_tables()
+    # the operational tables migrated to head, then any projection whose definition changed recreated
+    from consumers.migrations import upgrade
+
+    upgrade(engine)
+    # (`audit verify` reads the log itself and changes no view: a rebuild would stop at what it must name)
+    stale = projector.create_tables() if audit else projector.sync_schema()
     # the request path decides from the verified log, not from rows of the views database
     state = VerifiedState(app)
     app.flag_state = state
     app.proxy_index = ProxyIndex(projector, engine)
+    if stale:
+        _rebuild(projector, stale)
     return Node(config, app, engine, projector, state, keys)
+
+
+def _rebuild(projector: Projector, names: Sequence[str]) -> None:
+    """Rebuild the recreated projections now, with their progress logged, rather than in the first request."""
+    from ledger.errors import FlagLedgerError
+
+    try:
+        projector.rebuild_stale(names)
+    except FlagLedgerError as exc:  # a log that does not verify: each read of the views names it from now on
+        log.error("rebuilding %s stopped: %s [%s]", ", ".join(names), exc, exc.code)
 
 
 def _new_key(keys: Keys, code: str, valid_from: datetime, existing: Path | None = None) -> dict[str, str]:

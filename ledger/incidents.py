@@ -1,6 +1,6 @@
 """Raising, reading and acknowledging security incidents (:mod:`ledger.domain.incidents`).
 
-**Raised where messages are parked** (``consumers/kafka_io.py``): ingest decides, the parking site records the
+**Raised where messages are parked** (``consumers/parked.py``): ingest decides, the parking site records the
 parked message and then calls :func:`raise_incidents`, which raises nothing for a parking code that is a fault
 rather than an attack (:data:`ledger.domain.incidents.INCIDENT_CODES`).
 

@@ -11,15 +11,17 @@ inside it, so a page another process applied meanwhile is skipped, not applied t
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, String, Table, event, select, text
+from sqlalchemy import Connection, Engine, MetaData, Table, event, select, text
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -32,6 +34,7 @@ from ledger.faultpoint import ENV as FAULTPOINT_ENV
 from ledger.faultpoint import faultpoint
 from ledger.log_rows import LogRow, log_rows
 from projections.page import PageWriter
+from projections.schema import fingerprint, projection_schema, state_metadata, tracking
 
 __all__ = [
     "BatchedProjection",
@@ -40,17 +43,15 @@ __all__ = [
     "Projector",
     "create_engine",
     "metadata",
+    "state_metadata",
+    "storage_error",
+    "tracking",
     "upsert",
 ]
 
-metadata = MetaData()
+log = logging.getLogger("flagledger.projections")
 
-tracking = Table(
-    "projection_tracking",
-    metadata,
-    Column("name", String(64), primary_key=True),
-    Column("position", BigInteger, nullable=False),
-)
+metadata = MetaData()  # the projection tables: rebuildable from the log (their bookkeeping: projections.schema)
 
 Progress = Callable[[int, int], None]
 # topic → (projection name, apply or handle, batched?) of the projections reading it
@@ -102,7 +103,8 @@ def _upsert_statement(dialect: str, table: Table, columns: tuple[str, ...], keys
     )
 
 
-def _storage_error(what: str, exc: Exception, then: str = "") -> StorageError:
+def storage_error(what: str, exc: Exception, then: str = "") -> StorageError:
+    """The views database failed: a StorageError saying what to do (``disk_full`` when its disk is full)."""
     if "full" in str(exc).lower():
         return StorageError(
             f"{what}: the disk holding the views database is full ({exc}); nothing was kept. Free space on "
@@ -118,6 +120,8 @@ class Projection(ABC):
     name: str
     tables: Sequence[Table]
     topics: frozenset[str]
+    # raised when what the rows mean changes while the tables stay as they were: the projection is rebuilt
+    schema_version: int = 1
 
     @abstractmethod
     def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None: ...
@@ -146,18 +150,80 @@ class Projector:
         # poll: two catch-ups at once in one process would both apply the page after the same position
         self._threads = threading.RLock()  # one catch-up at a time within this process
 
-    def create_tables(self) -> None:
+    def create_tables(self) -> list[str]:
+        """Every missing table, as they are now, none recreated (returns no name): for a scratch database of its
+        own (a replay, ``audit views``) and for ``audit verify``, which changes no view."""
         try:
+            state_metadata.create_all(self.engine)
             metadata.create_all(self.engine)
         except SQLAlchemyError as exc:
-            raise _storage_error("cannot create projection tables", exc) from exc
+            raise storage_error("cannot create projection tables", exc) from exc
+        return []
+
+    def fingerprints(self) -> dict[str, str]:
+        dialect = self.engine.dialect
+        # (a wrapper that only delegates name, tables and topics, as a test's slowed projection, is version 1)
+        return {p.name: fingerprint(p.name, getattr(p, "schema_version", 1), p.tables, dialect)
+                for p in self.projections}
+
+    def sync_schema(self) -> list[str]:
+        """Drop and recreate the tables of every projection whose fingerprint (``projections.schema``) is not
+        the stored one — a definition changed, or the database predates fingerprints — and forget its
+        position, so the next catch-up rebuilds it from the log; the others are left untouched. Returns the
+        names of those recreated. The bookkeeping tables must exist (``consumers.migrations.upgrade``)."""
+        wanted = self.fingerprints()
+        mine = {t for p in self.projections for t in p.tables}
+        try:
+            # tables of projections this projector does not maintain (a node opened with a few of them)
+            if others := [t for t in metadata.sorted_tables if t not in mine]:
+                metadata.create_all(self.engine, tables=others)
+            with self.engine.connect() as conn:  # the usual open: nothing changed, nothing locked
+                if self._stale(conn, wanted) == []:
+                    return []
+            with self.engine.begin() as conn:
+                self._lock(conn)
+                stale = self._stale(conn, wanted)  # again, under the lock: another process may have done it
+                for p in stale:
+                    for table in reversed(p.tables):
+                        table.drop(conn, checkfirst=True)
+                    for table in p.tables:
+                        table.create(conn)
+                    conn.execute(tracking.delete().where(tracking.c.name == p.name))
+                upsert(conn, projection_schema, [{"name": p.name, "fingerprint": wanted[p.name]} for p in stale],
+                       ["name"])
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot recreate the projection tables whose definition changed", exc) from exc
+        return [p.name for p in stale]
+
+    def _stale(self, conn: Connection, wanted: dict[str, str]) -> list[Projection]:
+        stored = {str(n): str(f) for n, f in conn.execute(select(projection_schema.c.name,
+                                                                 projection_schema.c.fingerprint))}
+        return [p for p in self.projections if stored.get(p.name) != wanted[p.name]]
+
+    def rebuild_stale(self, names: Sequence[str]) -> int:
+        """Catch up after :meth:`sync_schema` recreated ``names``, logging the progress (a long log takes a
+        while); the projections left untouched skip what they already hold."""
+        if not names:
+            return 0
+        if end := self.app.max_position():
+            log.info("projections %s are new or their definition changed: rebuilding them from the %d events of "
+                     "the log", ", ".join(names), end)
+        last = [0.0]
+
+        def logged(position: int, end: int) -> None:
+            if time.monotonic() - last[0] >= 5 or position >= end:
+                last[0] = time.monotonic()
+                log.info("rebuilding %s: %d/%d", ", ".join(names), position, end)
+
+        with self._threads, self.engine.connect() as conn, _bulk_writes(conn):
+            return self._catch_up(conn, logged, None)
 
     def positions(self) -> dict[str, int]:
         try:
             with self.engine.connect() as conn:
                 return self._positions(conn)
         except SQLAlchemyError as exc:
-            raise _storage_error("cannot read the projections' positions", exc) from exc
+            raise storage_error("cannot read the projections' positions", exc) from exc
 
     def _positions(self, conn: Connection) -> dict[str, int]:
         result = conn.execute(select(tracking.c.name, tracking.c.position))
@@ -188,7 +254,7 @@ class Projector:
             positions = self._positions(conn)
             conn.rollback()  # the read began a transaction; each page below runs in its own
         except SQLAlchemyError as exc:
-            raise _storage_error("cannot read the projections' positions", exc) from exc
+            raise storage_error("cannot read the projections' positions", exc) from exc
         start = min(positions.values(), default=0) + 1
         applied = 0
         end = stop if stop is not None else self.app.max_position()
@@ -203,7 +269,7 @@ class Projector:
                 with conn.begin():
                     applied += self._apply_page(conn, rows, readers)
             except SQLAlchemyError as exc:
-                raise _storage_error(
+                raise storage_error(
                     f"projection update failed at position {rows[0][0]}",
                     exc,
                     "nothing of this page was kept — fix the database and run `flagledger projections rebuild` "

@@ -12,7 +12,7 @@ consumers = group("consumers", "parked (poison) messages")
 
 @command(consumers, "parked", help="list parked messages")
 def parked() -> int:
-    from consumers.kafka_io import parked as parked_rows
+    from consumers.parked import parked as parked_rows
 
     for row in parked_rows(node()):
         out(row)
@@ -27,7 +27,7 @@ def parked() -> int:
 @as_actor(required=False, help_="the administrator taking this step (with --accept-revoked-key)")
 @option("--note", default="", help="how the originating agency confirmed it sent the event (proposer)")
 def replay(id: int, accept_revoked_key: bool, actor: Actor | None, note: str) -> int:
-    from consumers.kafka_io import replay_parked
+    from consumers.parked import replay_parked
     from consumers.revoked_acceptance import accept_revoked
 
     if accept_revoked_key:

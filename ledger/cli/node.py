@@ -12,7 +12,7 @@ from ledger.cli.parsing import NUMBER, WHOLE, OneOf, option
 @command(None, "relay", help="publish this node's shared events to Kafka (outbox relay)")
 @option("--from-start", is_flag=True, help="republish everything (after a broker lost data)")
 def relay(from_start: bool) -> int:
-    from consumers.kafka_io import Relay
+    from consumers.outbox import Relay
     from consumers.settings import KafkaSettings
 
     opened = node()
@@ -30,7 +30,7 @@ def relay(from_start: bool) -> int:
 @command(None, "consume", help="ingest other agencies' events from Kafka")
 @option("--seconds", type=NUMBER, default=None, help="stop after this long (default: until SIGTERM)")
 def consume(seconds: float | None) -> int:
-    from consumers.kafka_io import Consumer
+    from consumers.inbox import Consumer
     from consumers.settings import KafkaSettings
     from ledger.runtime.node import stopper
 

@@ -12,7 +12,7 @@ topics = group("topics", "broker topics")
 @option("--partitions", type=WHOLE, default=None, help="default: kafka setting partitions")
 @option("--replication", type=WHOLE, default=None, help="default: kafka setting replication_factor")
 def ensure(partitions: int | None, replication: int | None) -> int:
-    from consumers.kafka_io import ensure_topics
+    from consumers.broker import ensure_topics
     from consumers.settings import KafkaSettings
 
     opened = node()

@@ -16,7 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from consumers.kafka_io import BrokerUnavailable, Consumer, Relay, parked, retry_delay
+from consumers.broker import BrokerUnavailable, retry_delay
+from consumers.inbox import Consumer
+from consumers.outbox import Relay
+from consumers.parked import parked
 from consumers.settings import KafkaSettings
 from ledger.bootstrap import Node
 from ledger.checkpoints import Checkpointer, CheckpointSettings

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from consumers.incident_report import draft, render_markdown
 from consumers.ingest import ingest
-from consumers.kafka_io import park
 from consumers.outbox import publishable
+from consumers.parked import park
 from ledger.app import Actor
 from ledger.bootstrap import AgencySpec, Node, init_node
 from ledger.envelope import Envelope, Header

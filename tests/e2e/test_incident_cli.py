@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from consumers.ingest import ingest
-from consumers.kafka_io import park
+from consumers.parked import park
 from ledger.app import Actor
 from ledger.bootstrap import AgencySpec, Node
 from ledger.cli.main import main

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from consumers.kafka_io import wait_for
+from consumers.broker import wait_for
 from ledger.app import Actor
 from ledger.bootstrap import Node, open_node
 from projections import views

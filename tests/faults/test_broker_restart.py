@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from consumers.kafka_io import relay_position
 from consumers.outbox import publishable
+from consumers.tables import relay_position
 from ledger.bootstrap import open_node
 from ledger.envelope import Envelope
 from tests.conftest import A

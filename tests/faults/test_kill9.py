@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.kafka_io import parked
+from consumers.parked import parked
 from ledger.bootstrap import open_node
 from tests.conftest import B
 from tests.faults.checks import assert_node_sound, completeness

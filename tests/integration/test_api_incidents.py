@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from consumers.ingest import ingest
-from consumers.kafka_io import park
+from consumers.parked import park
 from ledger.bootstrap import Node
 from tests.conftest import A, B
 from tests.integration.test_api_commands import NAR, ND, Api

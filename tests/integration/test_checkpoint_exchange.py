@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from consumers.broker import wait_for
+from consumers.inbox import Consumer
 from consumers.ingest import Outcome, PendingStore, ingest
-from consumers.kafka_io import Consumer, Relay, parked, replay_parked, wait_for
-from consumers.outbox import publishable
+from consumers.outbox import Relay, publishable
+from consumers.parked import parked, replay_parked
 from consumers.settings import KafkaSettings
 from ledger.app import Actor
 from ledger.audit import verify_log

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from consumers.ingest import Outcome, PendingStore, ingest
-from consumers.kafka_io import park, parked, replay_parked
 from consumers.outbox import publishable
+from consumers.parked import park, parked, replay_parked
 from ledger.app import Actor
 from ledger.audit import verify_log
 from ledger.bootstrap import AgencySpec, Node

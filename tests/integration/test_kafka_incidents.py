@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from consumers.kafka_io import Consumer, Relay, parked, wait_for
+from consumers.broker import wait_for
+from consumers.inbox import Consumer
 from consumers.observe import NodeMetrics
+from consumers.outbox import Relay
+from consumers.parked import parked
 from consumers.settings import KafkaSettings
 from ledger.app import Actor
 from ledger.bootstrap import AgencySpec, Node

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from consumers.kafka_io import Consumer, Relay, parked, replay_parked, wait_for
+from consumers.broker import wait_for
+from consumers.inbox import Consumer
+from consumers.outbox import Relay
+from consumers.parked import parked, replay_parked
 from consumers.settings import KafkaSettings
 from ledger.app import Actor
 from ledger.bootstrap import AgencySpec, Node

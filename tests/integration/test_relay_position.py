@@ -7,8 +7,7 @@ import uuid
 
 import pytest
 
-from consumers.kafka_io import Relay
-from consumers.outbox import publishable
+from consumers.outbox import Relay, publishable
 from ledger.app import Actor
 from tests.conftest import A, B
 from tests.integration.test_ingest import pair, ship  # noqa: F401 - the two-node fixture

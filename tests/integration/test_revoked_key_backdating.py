@@ -21,9 +21,10 @@ from pathlib import Path
 import pytest
 
 from consumers.ingest import PendingStore, ingest, ingest_many
-from consumers.kafka_io import parked, parked_messages, replay_parked
 from consumers.outbox import publishable
+from consumers.parked import parked, replay_parked
 from consumers.revoked_acceptance import accept_revoked
+from consumers.tables import parked_messages
 from ledger.app import Actor
 from ledger.audit import verify_log
 from ledger.bootstrap import AgencySpec, Node, open_node, rotate_key

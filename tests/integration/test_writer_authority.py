@@ -29,8 +29,8 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from consumers.ingest import Outcome, PendingStore, ingest, ingest_many
-from consumers.kafka_io import park, parked, replay_parked
 from consumers.outbox import publishable
+from consumers.parked import park, parked, replay_parked
 from ledger.app import Actor
 from ledger.audit import verify_log
 from ledger.bootstrap import AgencySpec, Node, init_node

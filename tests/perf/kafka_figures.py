@@ -1,7 +1,7 @@
 """Figures through the real Tansu broker: Kafka ingest throughput and nationwide propagation latency.
 
-Two nodes as in production: B publishes its outbox with the :class:`~consumers.kafka_io.Relay`, A consumes
-with the :class:`~consumers.kafka_io.Consumer` (verify, append with the original signature, commit offsets)
+Two nodes as in production: B publishes its outbox with the :class:`~consumers.outbox.Relay`, A consumes
+with the :class:`~consumers.inbox.Consumer` (verify, append with the original signature, commit offsets)
 and projects in its second process (:class:`~projections.follower.Follower`), as ``consumers node`` runs.
 Baselines are measured in the same run: a plain eventsourcing batched save of the same number of events,
 and kafka-python's own end-to-end latency with the relay's producer settings.
@@ -17,7 +17,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from consumers.kafka_io import Consumer, Relay, _producer, ensure_topics
+from consumers.broker import ensure_topics, new_producer
+from consumers.inbox import Consumer
+from consumers.outbox import Relay
 from consumers.settings import KafkaSettings
 from ledger.app import Actor
 from ledger.bootstrap import AgencySpec, Node, init_node
@@ -202,7 +204,7 @@ def kafka_latency_p99(address: str, samples: int) -> float:
 
     cfg = settings(address)
     ensure_topics(cfg)
-    producer = _producer(cfg)
+    producer = new_producer(cfg)
     consumer = KafkaConsumer(bootstrap_servers=address, fetch_max_wait_ms=cfg.fetch_max_wait_ms,
                              enable_auto_commit=False)
     tp = TopicPartition(cfg.topic, 0)

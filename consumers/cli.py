@@ -20,7 +20,7 @@ from consumers.kafka_io import (
 )
 from consumers.revoked_acceptance import accept_revoked
 from consumers.settings import KafkaSettings
-from ledger.checkpoints import Checkpointer, CheckpointSettings
+from ledger.audit.checkpoints import Checkpointer, CheckpointSettings
 from ledger.cli.main import EXTENSIONS, _actor, _node, command, out
 from ledger.errors import FlagLedgerError, InputError, StateConflict, StorageError
 from ledger.files import write_private
@@ -75,9 +75,9 @@ def _consume(args: argparse.Namespace) -> int:
 def _run_node(args: argparse.Namespace) -> int:
     """Relay + consume + projections in one process; SIGTERM stops it cleanly between polls.
 
-    Metrics, health and readiness (consumers.observe) are served when a metrics port is configured.
+    Metrics, health and readiness (ledger.runtime.observe) are served when a metrics port is configured.
     """
-    from consumers.observe import HealthServer, NodeMetrics, ObserveSettings, configure_logging
+    from ledger.runtime.observe import HealthServer, NodeMetrics, ObserveSettings, configure_logging
 
     node = _node(args, pools=None)  # the configured capacity: it may serve the API beside its loop
     observe = ObserveSettings.from_config(
@@ -88,7 +88,7 @@ def _run_node(args: argparse.Namespace) -> int:
     settings = KafkaSettings.from_config(node.config)
     follower = None
     if args.projections == "process":
-        from projections.follower import Follower
+        from ledger.runtime.follower import Follower
 
         follower = Follower(node.config.data_dir, node.engine)
         follower.start()
@@ -105,7 +105,7 @@ def _run_node(args: argparse.Namespace) -> int:
     server = HealthServer(metrics, observe) if observe.metrics_port else None
     if server is not None:
         log.info("serving /metrics, /healthz, /readyz on %s:%d", observe.metrics_host, server.port)
-    from consumers.views_audit import ScheduledViewsAudit
+    from ledger.runtime.views_audit import ScheduledViewsAudit
 
     views_audit = ScheduledViewsAudit(node.config.data_dir, args.audit_views_every)
     try:
@@ -181,7 +181,7 @@ def _run_node(args: argparse.Namespace) -> int:
 
 def _incident_status(node: Any, consumer: Consumer) -> dict[str, Any]:
     """Incidents raised by this process per kind, and those open per alerted agency (as projected)."""
-    from consumers.observe import open_incidents
+    from ledger.runtime.observe import open_incidents
 
     with node.engine.connect() as conn:
         open_now = open_incidents(conn, sorted(node.app.hosted))

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from consumers.incident_report import DEFAULT_PURPOSE, draft, render_markdown, write_private
+from ledger.app.incidents import acknowledge
 from ledger.cli.main import EXTENSIONS, _node, _uuid, command, out
 from ledger.errors import InputError
-from ledger.incidents import acknowledge
 
 
 def _time(value: str | None, name: str) -> datetime | None:

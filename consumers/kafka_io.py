@@ -21,11 +21,11 @@ from consumers.outbox import publishable
 from consumers.revoked_acceptance import approved_acceptance
 from consumers.settings import KafkaSettings
 from ledger import clock
-from ledger.bootstrap import Node
+from ledger.app.incidents import ParkedMessage, raise_incidents
 from ledger.domain.incidents import Incident
 from ledger.errors import FlagLedgerError, SelfApprovalError, StateConflict, StorageError
 from ledger.faultpoint import faultpoint
-from ledger.incidents import ParkedMessage, raise_incidents
+from ledger.runtime.bootstrap import Node
 from projections.base import metadata, upsert
 
 __all__ = ["BrokerUnavailable", "Consumer", "Relay", "ensure_topics", "park", "parked", "replay_parked"]
@@ -269,7 +269,7 @@ class Relay:
 
 class Consumer:
     def __init__(self, node: Node, settings: KafkaSettings, project: bool = True) -> None:
-        """``project=False``: leave the projections to a :class:`~projections.follower.Follower` (the node
+        """``project=False``: leave the projections to a :class:`~ledger.runtime.follower.Follower` (the node
         loop); readers catch up themselves, so nothing reads a view that misses an applied event."""
         from kafka import KafkaConsumer
 
@@ -416,7 +416,7 @@ def _reassignment_listener(owner: Consumer) -> Any:
 
 def park(node: Node, outcome: Outcome, raw: bytes, source: str) -> list[Incident]:
     """Keep a refused message in ``parked_messages`` (once: a redelivery finds its row) and raise the
-    incidents it calls for (ledger/incidents.py; none for a fault, none twice). Returns the incidents raised now.
+    incidents it calls for (ledger/app/incidents.py; none for a fault, none twice). Returns the incidents raised now.
 
     The row is committed before any incident is raised: if raising fails, the caller's retry finds the row
     and raises them then.

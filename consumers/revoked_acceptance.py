@@ -18,12 +18,12 @@ from sqlalchemy import select
 from ledger.app import Actor, FlagLedger
 from ledger.domain.parked import RevokedKeyAcceptance
 from ledger.domain.types import Action
-from ledger.envelope import Envelope
 from ledger.errors import FlagLedgerError, InputError, IntegrityError, NotFoundError, StateConflict
+from ledger.log.envelope import Envelope
 
 if TYPE_CHECKING:
     from consumers.ingest import Outcome
-    from ledger.bootstrap import Node
+    from ledger.runtime.bootstrap import Node
 
 __all__ = ["Acceptance", "accept_revoked", "approved_acceptance", "message_digest"]
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ledger.config import NodeConfig, typed_settings
 from ledger.errors import ConfigurationError
+from ledger.runtime.config import NodeConfig, typed_settings
 
 __all__ = ["KafkaSettings"]
 

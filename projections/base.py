@@ -25,12 +25,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.app import FlagLedger
-from ledger.capacity import PoolSizes, retry_while_server_full
-from ledger.envelope import Envelope
+from ledger.app.capacity import PoolSizes, retry_while_server_full
 from ledger.errors import IntegrityError, StorageError
 from ledger.faultpoint import ENV as FAULTPOINT_ENV
 from ledger.faultpoint import faultpoint
-from ledger.log_rows import LogRow, log_rows
+from ledger.log.envelope import Envelope
+from ledger.log.rows import LogRow, log_rows
 from projections.page import PageWriter
 
 __all__ = [
@@ -60,7 +60,7 @@ PROJECTOR_LOCK = 0x666C6167  # the advisory lock key of projection writers on Po
 
 def create_engine(url: str, pools: PoolSizes | None = None) -> Engine:
     """The views' engine. ``pools`` (PostgreSQL): connections kept open and opened beyond them when busy; a
-    connection refused because the server is full is tried again (``ledger.capacity``)."""
+    connection refused because the server is full is tried again (``ledger.app.capacity``)."""
     if url.startswith("sqlite"):
         engine = sa_create_engine(url, connect_args={"timeout": 30})
 
@@ -194,7 +194,7 @@ class Projector:
         end = stop if stop is not None else self.app.max_position()
         readers = self._readers()
         while start <= end:
-            # plain tuples, as `audit verify` reads (ledger/log_rows.py): the same rows without a Notification
+            # plain tuples, as `audit verify` reads (ledger/log/rows.py): the same rows without a Notification
             # and a UUID made per row and turned back into text to compare with the header (figure "rebuild")
             rows = log_rows(self.app.recorder, start, self.page, stop=end)
             if not rows:
@@ -232,7 +232,7 @@ class Projector:
             wanted = readers.get(topic)
             if wanted is None:
                 continue
-            if state is None:  # a cell holding no byte string (ledger.log_rows): `audit verify` names it
+            if state is None:  # a cell holding no byte string (ledger.log.rows): `audit verify` names it
                 raise IntegrityError(f"the stored event at position {position} is not a byte string")
             env = open_(state)
             check_fields(env, row_stream, version, topic)

@@ -36,10 +36,10 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from ledger.app import Actor, QuerierAnswer
-from ledger.bootstrap import Node
+from ledger.app.incidents import READ_ACTIONS
 from ledger.domain.types import Action, Flag, calendar_day
 from ledger.errors import InputError, NotFoundError, PermissionDenied
-from ledger.incidents import READ_ACTIONS
+from ledger.runtime.bootstrap import Node
 from projections.flag_state import agency_flags, flag_history, resolve_person, subject_alias
 from projections.incidents import incidents as incident_table
 from projections.portal import portal_records as records
@@ -422,7 +422,7 @@ class ProbeNoticeEntry:
 
 @dataclass(frozen=True)
 class IncidentEntry:
-    """An open security incident raised for this agency (ledger/incidents.py): a parked message that forged a
+    """An open security incident raised for this agency (ledger/app/incidents.py): a parked message that forged a
     signature, forked a stream, wrote another agency's stream or used a revoked key. ``origin`` is the agency
     the message claims; ``subjects`` the persons (pseudonyms) of the targeted record."""
 
@@ -544,7 +544,7 @@ def work_queue(node: Node, actor: Actor, today: date | None = None, *, held: boo
     ``held=False`` (a page that only counts them) they are counted, not listed, and nothing is recorded.
 
     Open security incidents (a forged signature, a fork, a foreign writer, a revoked key's late use aimed at
-    this agency's records) are listed, the same way, for staff who act on them (``ledger.incidents``:
+    this agency's records) are listed, the same way, for staff who act on them (``ledger.app.incidents``:
     deciders of held requests, administrators, auditors), and the listing is recorded like the held queue's.
     """
     _staff_at(node, actor)

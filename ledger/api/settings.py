@@ -16,8 +16,8 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ledger.config import NodeConfig
 from ledger.errors import ConfigurationError
+from ledger.runtime.config import NodeConfig
 
 __all__ = ["HttpSettings"]
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ledger.checkpoints import (
+from ledger.audit.checkpoints import (
     Checkpoint,
     build_proof,
     check_proof,

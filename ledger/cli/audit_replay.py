@@ -19,8 +19,8 @@ def _need(args: argparse.Namespace, *names: str) -> None:
 
 @command("audit replay")
 def _replay(args: argparse.Namespace) -> int:
-    from projections.audit_views import audit_replay, flags_then, would_hold_then
-    from projections.replay import parse_instant, safe_url
+    from ledger.audit.replay import parse_instant, safe_url
+    from ledger.audit.views import audit_replay, flags_then, would_hold_then
 
     if (args.as_of is None) == (args.until_position is None):
         raise InputError("give exactly one of --as-of TIMESTAMP or --until-position N")
@@ -53,7 +53,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 @command("audit timeline")
 def _timeline(args: argparse.Namespace) -> int:
-    from projections.audit_views import audit_timeline
+    from ledger.audit.views import audit_timeline
 
     for e in audit_timeline(_node(args), args.actor, args.subject, args.purpose):
         out(dataclasses.asdict(e))
@@ -62,8 +62,8 @@ def _timeline(args: argparse.Namespace) -> int:
 
 @command("audit report")
 def _report(args: argparse.Namespace) -> int:
-    from projections.audit_report import audit_report
-    from projections.replay import parse_instant
+    from ledger.audit.replay import parse_instant
+    from ledger.audit.report import audit_report
 
     start, end = parse_instant(args.start, "--from"), parse_instant(args.end, "--to")
     result = audit_report(

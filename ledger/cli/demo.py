@@ -25,10 +25,10 @@ from typing import Any, TextIO
 from sqlalchemy import func, select
 
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, Node, init_node
 from ledger.cli.main import EXTENSIONS, _date, command, out
 from ledger.errors import InputError, SelfApprovalError
-from ledger.pseudonym import check_digit
+from ledger.log.pseudonym import check_digit
+from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 
 __all__ = ["Demo", "DemoResult", "run_demo"]
 
@@ -712,7 +712,7 @@ def _json(value: Any) -> Any:
 
 
 def _view_node(args: argparse.Namespace) -> Node:
-    from ledger.bootstrap import open_node
+    from ledger.runtime.bootstrap import open_node
 
     node = open_node(Path(args.data_dir))
     args._node = node

@@ -13,8 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, Node, add_agency, init_node, open_node, rotate_key
-from ledger.capacity import ONE_SHOT, PoolSizes
+from ledger.app.capacity import ONE_SHOT, PoolSizes
 from ledger.cli.parsing import SafeParser
 from ledger.domain.types import (
     Action,
@@ -38,6 +37,7 @@ from ledger.errors import (
     StorageError,
 )
 from ledger.files import private_umask
+from ledger.runtime.bootstrap import AgencySpec, Node, add_agency, init_node, open_node, rotate_key
 
 EXIT = {
     NotFoundError: 3,
@@ -97,7 +97,7 @@ def _actor(value: str) -> Actor:
 
 def _node(args: argparse.Namespace, pools: PoolSizes | None = ONE_SHOT) -> Node:
     """The node, holding one database connection per pool (a one-shot command); a process serving many
-    requests passes ``pools=None`` for its configured capacity (``ledger.capacity``)."""
+    requests passes ``pools=None`` for its configured capacity (``ledger.app.capacity``)."""
     node = open_node(Path(args.data_dir), pools=pools)
     args._node = node
     return node
@@ -382,7 +382,7 @@ def _proxy_cancel(args: argparse.Namespace) -> int:
 # -- audit, projections ------------------------------------------------------------------------------
 @command("audit verify")
 def _audit_verify(args: argparse.Namespace) -> int:
-    from ledger.audit import verify_log
+    from ledger.audit.verify import verify_log
 
     trusted = []
     if args.checkpoint:

@@ -13,10 +13,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ledger.capacity import Capacity
+from ledger.app.capacity import Capacity
 from ledger.cli.main import EXTENSIONS, GROUPS, _node, command, out
-from ledger.config import NodeConfig
 from ledger.errors import ConfigurationError, FlagLedgerError
+from ledger.runtime.config import NodeConfig
 
 
 def _ttl(value: str) -> timedelta:

@@ -1,4 +1,4 @@
-"""CLI: ``audit views`` (logic in projections.views_check)."""
+"""CLI: ``audit views`` (logic in ledger.audit.views_check)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _progress() -> Callable[[str, int, int], None]:
 
 @command("audit views")
 def _audit_views(args: argparse.Namespace) -> int:
-    from projections.views_check import check_views
+    from ledger.audit.views_check import check_views
 
     report = check_views(_node(args), scratch=args.scratch, page=args.page,
                          progress=None if args.quiet else _progress())

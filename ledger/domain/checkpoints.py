@@ -2,7 +2,7 @@
 checkpoints fork.
 
 A checkpoint commits the agency's node to the first ``tree_size`` events of its local log (see
-:mod:`ledger.checkpoints` for what a leaf is). Checkpoints are shared so that peers can check each new
+:mod:`ledger.audit.checkpoints` for what a leaf is). Checkpoints are shared so that peers can check each new
 one extends the last they hold; an :class:`AgencyHold` is local: it records why this node stopped
 applying another agency's events and who lifted the hold.
 """
@@ -16,7 +16,7 @@ from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate, stable_id
 from ledger.errors import RuleViolation, StateConflict
-from ledger.merkle import EMPTY_ROOT
+from ledger.log.merkle import EMPTY_ROOT
 
 
 class CheckpointLog(LedgerAggregate):

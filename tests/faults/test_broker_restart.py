@@ -18,8 +18,8 @@ from sqlalchemy import select
 
 from consumers.kafka_io import relay_position
 from consumers.outbox import publishable
-from ledger.bootstrap import open_node
-from ledger.envelope import Envelope
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import open_node
 from tests.conftest import A
 from tests.faults.checks import assert_node_sound, completeness
 from tests.faults.harness import Pair, kafka_env, make_pair, start, wait_until

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from consumers.kafka_io import Consumer, Relay, parked, wait_for
-from consumers.observe import NodeMetrics
 from consumers.settings import KafkaSettings
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, Node
-from ledger.incidents import incidents_of
+from ledger.app.incidents import incidents_of
+from ledger.runtime.bootstrap import AgencySpec, Node
+from ledger.runtime.observe import NodeMetrics
 from projections.views import work_queue
 from tests.conftest import A, B
 from tests.support.forgery import published, resigned, tampered

@@ -13,7 +13,7 @@ import pytest
 from consumers.kafka_io import Consumer, Relay, parked, replay_parked, wait_for
 from consumers.settings import KafkaSettings
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, Node
+from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import A, B
 from tests.support.tansu import broker
 from tests.support.trust import trust

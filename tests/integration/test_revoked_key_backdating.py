@@ -25,12 +25,12 @@ from consumers.kafka_io import parked, parked_messages, replay_parked
 from consumers.outbox import publishable
 from consumers.revoked_acceptance import accept_revoked
 from ledger.app import Actor
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec, Node, open_node, rotate_key
+from ledger.audit.verify import verify_log
 from ledger.cli.main import main
 from ledger.clock import ENV as SKEW
-from ledger.envelope import Envelope
 from ledger.errors import InputError, PermissionDenied, SelfApprovalError, StateConflict
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import AgencySpec, Node, open_node, rotate_key
 from tests.conftest import A, B
 from tests.support.ship import ship
 from tests.support.trust import trust

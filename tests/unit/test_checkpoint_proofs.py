@@ -1,4 +1,4 @@
-"""Proof documents and checkpoint chains built by ledger.checkpoints, checked by its own offline verifier
+"""Proof documents and checkpoint chains built by ledger.audit.checkpoints, checked by its own offline verifier
 on random trees of up to 10,000 leaves — and every kind of tampering rejected."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ledger.checkpoints import Checkpoint, CheckpointFork, _check_extends, check_proof, proof_document, statement
+from ledger.audit.checkpoints import Checkpoint, CheckpointFork, _check_extends, check_proof, proof_document, statement
 from ledger.errors import InputError, IntegrityError
-from ledger.merkle import EMPTY_ROOT, consistency_proof, leaf_hash, root_hash
-from ledger.signing import Signer
+from ledger.log.merkle import EMPTY_ROOT, consistency_proof, leaf_hash, root_hash
+from ledger.log.signing import Signer
 
 SIGNER = Signer.generate("131016")
 OTHER = Signer.generate("131016")

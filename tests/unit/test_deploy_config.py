@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
-from consumers.observe import ENV as OBSERVE_ENV
-from consumers.observe import ObserveSettings
 from consumers.settings import ENV_PREFIX, KafkaSettings
-from ledger.config import NodeConfig
 from ledger.errors import ConfigurationError
+from ledger.runtime.config import NodeConfig
+from ledger.runtime.observe import ENV as OBSERVE_ENV
+from ledger.runtime.observe import ObserveSettings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "deploy" / "compose" / "compose.yaml"

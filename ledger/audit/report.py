@@ -12,9 +12,9 @@ Sections, for events *recorded* in the period (inclusive bounds, signed event ti
   report generated (``ReportRecord``: the report lists people, so making one is recorded before it is written).
 * ``tokens.csv`` — every API token issued (``TokenGrant``): by whom, to whom, which roles, until when.
 * ``summary.csv`` — title, node, period, generation time and author, the verification result of the whole
-  log (:func:`ledger.audit.verify_log`, which also recomputes every checkpoint's root and checks its
+  log (:func:`ledger.audit.verify.verify_log`, which also recomputes every checkpoint's root and checks its
   signature), the newest checkpoint a hosted agency signed at or before the period's end, and the Merkle root
-  of the log as it stood at the period's end (:class:`ledger.log_tree.PrefixRoot`, same leaves).
+  of the log as it stood at the period's end (:class:`ledger.log.tree.PrefixRoot`, same leaves).
 
 The log is read once, a page at a time; rows go straight to their CSV file and to a part file of the HTML,
 so memory does not grow with the period. Request context (kind, subject, outcome) comes from the live
@@ -36,13 +36,13 @@ from typing import IO, Any
 from sqlalchemy import select
 
 from ledger.app import Actor
-from ledger.audit import VerifyReport, verify_log
-from ledger.bootstrap import Node
-from ledger.checkpoints import CHECKPOINT_TOPIC, Checkpoint
+from ledger.audit.checkpoints import CHECKPOINT_TOPIC, Checkpoint
+from ledger.audit.verify import VerifyReport, verify_log
 from ledger.domain.types import Action
 from ledger.errors import InputError, NotFoundError, StateConflict
 from ledger.files import open_private, private_dir
-from ledger.log_tree import PrefixRoot
+from ledger.log.tree import PrefixRoot
+from ledger.runtime.bootstrap import Node
 from projections.portal import canonical_time
 from projections.queues import flag_queue, held_queue
 

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 from ledger import clock as wall_clock
 from ledger.app import Actor, FlagLedger
-from ledger.capacity import Capacity, PoolSizes
-from ledger.config import AgencyEntry, NodeConfig
+from ledger.app.capacity import Capacity, PoolSizes
 from ledger.domain.types import agency_code
 from ledger.errors import ConfigurationError
-from ledger.pseudonym import Pseudonymizer
-from ledger.signing import KeyRecord, Signer
-from ledger.stream_ids import StreamIds
+from ledger.log.pseudonym import Pseudonymizer
+from ledger.log.signing import KeyRecord, Signer
+from ledger.log.stream_ids import StreamIds
+from ledger.runtime.config import AgencyEntry, NodeConfig
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

@@ -1,9 +1,9 @@
 """The local log's head — its size, RFC 6962 root and compact-range frontier — kept beside the events.
 
-Every batch the node seals commits to the log just before it (:func:`ledger.envelope.batch_message`), and the
+Every batch the node seals commits to the log just before it (:func:`ledger.log.envelope.batch_message`), and the
 log grows from several processes at once (the API server, CLI commands, the consumer; on SQLite and on
-PostgreSQL). So the head is read and advanced by the recorders (:mod:`ledger.sqlite_recorder`,
-:mod:`ledger.pg_recorder`) *inside the insert transaction, under the store's write lock*: the head a batch
+PostgreSQL). So the head is read and advanced by the recorders (:mod:`ledger.log.sqlite_recorder`,
+:mod:`ledger.log.pg_recorder`) *inside the insert transaction, under the store's write lock*: the head a batch
 signs is exactly the log before it, whoever else is writing. The frontier (one hash per set bit of the size)
 is all that appending needs, so a batch costs one small row read and one small row write, and ingested
 events — stored with their origin's signature — advance the head the same way.
@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from eventsourcing.persistence import StoredEvent
 
 from ledger.errors import IntegrityError
-from ledger.merkle import EMPTY_ROOT, HASH_SIZE, CompactRange
+from ledger.log.merkle import EMPTY_ROOT, HASH_SIZE, CompactRange
 
 __all__ = ["LogHead", "PendingBatch", "head_missing", "plain_leaf", "rows_to_insert"]
 
@@ -109,7 +109,7 @@ def head_missing() -> IntegrityError:
 
 def plain_leaf(state: bytes) -> bytes:
     """The log leaf of a stored envelope kept unencrypted: ``SHA-256(0x00 ‖ header)``."""
-    from ledger.envelope import Envelope
+    from ledger.log.envelope import Envelope
 
     return Envelope.from_bytes(state).leaf_hash
 

@@ -38,12 +38,12 @@ from sqlalchemy import Connection, Engine, Table, event, func, select, text
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.bootstrap import Node
+from ledger.audit.replay import safe_url
 from ledger.errors import InputError, StateConflict, StorageError
 from ledger.files import private_dir, private_file
+from ledger.runtime.bootstrap import Node
 from projections.base import Projector, _bulk_writes, create_engine, tracking
 from projections.registry import all_projections
-from projections.replay import safe_url
 
 __all__ = ["Difference", "ViewsReport", "check_views", "view_tables"]
 
@@ -152,7 +152,7 @@ def _scratch(node: Node, scratch: str | None) -> Iterator[tuple[Engine, str]]:
 
 
 def _given_scratch(node: Node, scratch: str, live: str) -> Engine:
-    from projections.replay import _same_pg_database
+    from ledger.audit.replay import _same_pg_database
 
     if "://" in scratch:
         scheme, rest = scratch.split("://", 1)

@@ -2,7 +2,7 @@
 
 The node loop (``flagledger consumers node``) spends about half of each Kafka poll verifying and appending
 and half projecting; in one interpreter the two add up (figure "ingest from Kafka"). Here the projector
-runs in a process of its own (``python -m projections.follower DATA_DIR``), opened from the same data
+runs in a process of its own (``python -m ledger.runtime.follower DATA_DIR``), opened from the same data
 directory, and the loop only wakes it after each poll. Nothing about consistency depends on it: every reader
 catches up itself before it answers (the decisions' ``VerifiedState``, the views' ``_fresh``), several
 processes may catch up one database at once (see ``projections.base``), and a follower that dies loses no
@@ -57,7 +57,7 @@ class Follower:
         """Start the child and wait until it has opened the node (raises ``StorageError`` if it cannot)."""
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
         process = subprocess.Popen(
-            [sys.executable, "-m", "projections.follower", str(self.data_dir), str(self.idle_seconds)],
+            [sys.executable, "-m", "ledger.runtime.follower", str(self.data_dir), str(self.idle_seconds)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -153,8 +153,8 @@ class Follower:
 
 def follow(data_dir: Path, idle: float) -> int:
     """The child: open the node, then catch up whenever woken (or every ``idle`` seconds) until stdin ends."""
-    from ledger.bootstrap import open_node
-    from ledger.capacity import ONE_SHOT
+    from ledger.app.capacity import ONE_SHOT
+    from ledger.runtime.bootstrap import open_node
 
     try:
         node = open_node(data_dir, pools=ONE_SHOT)  # one thread: one connection per pool

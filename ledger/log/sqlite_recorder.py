@@ -1,4 +1,4 @@
-"""The SQLite application recorder, advancing the log head (:mod:`ledger.log_head`) in every insert transaction.
+"""The SQLite application recorder, advancing the log head (:mod:`ledger.log.head`) in every insert transaction.
 
 The library's recorder inserts a batch in one ``BEGIN`` … ``COMMIT``; SQLite lets one writer at a time hold
 the database. Here the transaction's *first* statement is a write to the head row (``UPDATE … RETURNING``):
@@ -16,11 +16,11 @@ from typing import Any
 from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 
-from ledger.log_head import LogHead, head_missing, plain_leaf, rows_to_insert
+from ledger.log.head import LogHead, head_missing, plain_leaf, rows_to_insert
 
 __all__ = ["TOPIC", "LogHeadSQLiteRecorder"]
 
-TOPIC = "ledger.sqlite_recorder:LogHeadSQLiteRecorder"
+TOPIC = "ledger.log.sqlite_recorder:LogHeadSQLiteRecorder"
 
 
 class LogHeadSQLiteRecorder(SQLiteApplicationRecorder):
@@ -51,7 +51,7 @@ class LogHeadSQLiteRecorder(SQLiteApplicationRecorder):
     ) -> Sequence[Notification]:
         """The library's query, with the state cell read as bytes whatever its type: SQLite lets anyone store
         text there, and text that is not UTF-8 would fail the whole page (``audit verify`` names such a cell:
-        :mod:`ledger.log_rows`)."""
+        :mod:`ledger.log.rows`)."""
         where: list[str] = []
         params: list[int | str] = []
         if start is not None:

@@ -6,7 +6,7 @@ nothing from any other event, and is nine tenths of the work (figure "audit veri
 processes do it for pages of the log (position ranges), each reading its pages from the store itself, and
 send back per event only what the chain check needs: stream, version, ``prev`` and the event's own hash.
 This process takes the pages in log order and checks each stream's chain (:class:`ChainCheck`, with the
-bounded :class:`~ledger.stream_heads.StreamHeads`). The one-process audit runs the same two steps on each page
+bounded :class:`~ledger.log.stream_heads.StreamHeads`). The one-process audit runs the same two steps on each page
 in place, so both name the same first bad event: :func:`check_rows` stops at the first event of a page that
 fails and says whether it failed before its chain link would have been checked (it could not be read, or its
 row disagrees with its header) or after (signature, digest, decoding); the chain check covers every event
@@ -34,12 +34,12 @@ from ledger.errors import FlagLedgerError, StorageError
 
 if TYPE_CHECKING:
     from ledger.app import FlagLedger
-    from ledger.audit_types import Finding, VerifyReport
-    from ledger.log_check import LogCheck
-    from ledger.log_rows import LogRow
-    from ledger.mapper import SignedMapper
-    from ledger.signing import KeyRecord
-    from ledger.stream_heads import StreamHeads
+    from ledger.audit.types import Finding, VerifyReport
+    from ledger.log.check import LogCheck
+    from ledger.log.mapper import SignedMapper
+    from ledger.log.rows import LogRow
+    from ledger.log.signing import KeyRecord
+    from ledger.log.stream_heads import StreamHeads
 
 __all__ = ["MIN_EVENTS", "ChainCheck", "check_rows", "default_workers", "verify_in_workers"]
 
@@ -48,7 +48,7 @@ _UNKNOWN_KEY = frozenset({"unknown_key", "unknown_agency"})
 
 # per event that passed the worker's checks: position, stream, version, topic, prev, own hash (hex), whether
 # its batch signature differs from the previous event's in the page (the first event's: True), and for the
-# check of the whole log (ledger.log_check): origin, own hash (bytes), index in its batch, batch size, the
+# check of the whole log (ledger.log.check): origin, own hash (bytes), index in its batch, batch size, the
 # log head the batch signed (size −1 for envelope v1) and the batch signature
 Link = tuple[int, str, int, str, str, str, bool, str, bytes, int, int, int, bytes, bytes]
 
@@ -107,8 +107,8 @@ class _PageChecker:
         from eventsourcing.utils import Environment
 
         from ledger.app import FlagLedger
-        from ledger.mapper import SignedMapper
-        from ledger.signing import KeyRing
+        from ledger.log.mapper import SignedMapper
+        from ledger.log.signing import KeyRing
 
         env = dict(spec.env)
         env["CREATE_TABLE"] = "n"  # the auditing process opened the store: only read it here
@@ -121,7 +121,7 @@ class _PageChecker:
         self.mapper.read_v1 = True  # as the auditing process's mapper
 
     def check(self, start: int, stop: int, limit: int) -> PageResult:
-        from ledger.log_rows import log_rows
+        from ledger.log.rows import log_rows
 
         try:
             return check_rows(self.mapper, log_rows(self.recorder, start, limit, stop=stop))
@@ -132,8 +132,8 @@ class _PageChecker:
 def check_rows(mapper: SignedMapper, rows: Sequence[LogRow]) -> PageResult:
     """The checks of ``audit verify`` that need no other event, for one page in order, stopping at the first
     failure; the chain check follows in :class:`ChainCheck`."""
-    from ledger.audit import _finding
-    from ledger.authority import foreign_writer_reason, payload_violation
+    from ledger.audit.verify import _finding
+    from ledger.domain.authority import foreign_writer_reason, payload_violation
 
     open_, check_fields, verify, decodes = mapper.open, mapper.check_fields, mapper.verify, mapper.check_decodes
     links: list[Link] = []
@@ -187,8 +187,8 @@ class ChainCheck:
 
     def take(self, result: PageResult) -> bool:
         """Check one page's links; False once the first bad event is found (then the report names it)."""
-        from ledger.audit import chain_finding, owner_finding
-        from ledger.authority import append_violation
+        from ledger.audit.verify import chain_finding, owner_finding
+        from ledger.domain.authority import append_violation
 
         if result.error is not None:
             raise StorageError(result.error)
@@ -238,8 +238,8 @@ class ChainCheck:
 
     def _hole_before(self, bad: Finding, what: str) -> Finding:
         """``bad`` may be the effect of an event deleted before it: name the first hole in the log's positions
-        since the last vouched-for event, if there is one before it (see :mod:`ledger.log_check`)."""
-        from ledger.audit_types import Finding
+        since the last vouched-for event, if there is one before it (see :mod:`ledger.log.check`)."""
+        from ledger.audit.types import Finding
 
         log = self.log
         if log.gap is None or log.gap >= bad.position:

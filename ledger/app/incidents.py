@@ -33,7 +33,6 @@ from uuid import UUID
 from ledger import clock
 from ledger.domain.incidents import Incident, incident_kind
 from ledger.domain.types import Action
-from ledger.envelope import Envelope
 from ledger.errors import (
     FlagLedgerError,
     InputError,
@@ -42,11 +41,12 @@ from ledger.errors import (
     StateConflict,
     StorageError,
 )
-from ledger.pseudonym import is_pseudonym
+from ledger.log.envelope import Envelope
+from ledger.log.pseudonym import is_pseudonym
 
 if TYPE_CHECKING:
     from ledger.app import Actor, FlagLedger
-    from ledger.bootstrap import Node
+    from ledger.runtime.bootstrap import Node
 
 __all__ = [
     "ACKNOWLEDGE_ACTIONS",
@@ -156,7 +156,7 @@ def _claimed_persons(env: Envelope) -> list[str]:
 def raise_incidents(node: Node, parked: ParkedMessage) -> list[Incident]:
     """Raise the incidents one parked message calls for (none for a fault, none already raised); returns the
     incidents raised now. Each is saved on its own, signed by the alerted agency."""
-    from ledger.checkpoints import hold_reason
+    from ledger.audit.checkpoints import hold_reason
 
     kind = incident_kind(parked.code)
     if kind is None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ledger.envelope import Envelope
-from ledger.merkle import CompactRange
+from ledger.log.envelope import Envelope
+from ledger.log.merkle import CompactRange
 
 __all__ = ["PrefixRoot", "log_leaf"]
 

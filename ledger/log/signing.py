@@ -17,8 +17,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.envelope import Seal, batch_message
 from ledger.errors import ConfigurationError, SignatureError, UntrustedKeyError
+from ledger.log.envelope import Seal, batch_message
 
 __all__ = ["KeyRecord", "KeyRing", "Signer", "key_id_for", "public_key_from_hex"]
 
@@ -191,7 +191,7 @@ class KeyRing:
         verified[cache_key] = None
 
     def verify_root(self, agency: str, key_id: str, at: datetime, root: bytes, seal: Seal) -> None:
-        """:meth:`verify` of a sealed batch's message (:func:`ledger.envelope.batch_message`): its ``root``
+        """:meth:`verify` of a sealed batch's message (:func:`ledger.log.envelope.batch_message`): its ``root``
         and what ``seal`` carries besides the event's own place (size, log head, extensions, signature)."""
         last = self._last_root
         if last is not None:

@@ -50,11 +50,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from ledger.app import FlagLedger
-from ledger.config import NodeConfig
 from ledger.domain.types import parse_moment
-from ledger.envelope import Envelope
 from ledger.errors import FlagLedgerError, InputError, IntegrityError, StateConflict, StorageError
 from ledger.files import private_dir, private_file
+from ledger.log.envelope import Envelope
+from ledger.runtime.config import NodeConfig
 from projections.base import BatchedProjection, Projector, create_engine, tracking, upsert
 from projections.page import PageWriter
 from projections.portal import canonical_time

@@ -1,8 +1,8 @@
 """``audit verify``'s check of the log as a whole: the tree rebuilt from every event against every signed head.
 
-The per-stream chains (:mod:`ledger.audit`) see an edited event and a hole in the middle of a stream, but not
+The per-stream chains (:mod:`ledger.audit.verify`) see an edited event and a hole in the middle of a stream, but not
 a deleted last event of a stream, a deleted single-event stream, rows of different streams swapped, or a
-truncated log. Those change the local log's RFC 6962 tree (:mod:`ledger.log_tree`), and the tree is signed
+truncated log. Those change the local log's RFC 6962 tree (:mod:`ledger.log.tree`), and the tree is signed
 over and over:
 
 * **every batch this node sealed** (origin hosted here, envelope v2) carries the size and root of the log just
@@ -12,7 +12,7 @@ over and over:
   a size and root; those of this node's agencies in the log, and ones kept elsewhere (``--against``: exported,
   or a peer's copy) are compared when the rebuilt tree reaches their size; one covering more than the log holds
   means its tail was cut;
-* the **log head row** the recorders keep (:mod:`ledger.log_head`) is compared the same way — a tripwire only,
+* the **log head row** the recorders keep (:mod:`ledger.log.head`) is compared the same way — a tripwire only,
   as anyone with write access can rewrite it.
 
 **Which position is named.** Each own batch that matches *vouches* for every leaf up to its last event. When
@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ledger.audit_types import Finding
-from ledger.log_head import LogHead
-from ledger.merkle import CompactRange
+from ledger.audit.types import Finding
+from ledger.log.head import LogHead
+from ledger.log.merkle import CompactRange
 
 __all__ = ["LogCheck", "TreeHead"]
 
@@ -60,7 +60,7 @@ class LogCheck:
     hosted: frozenset[str]
     heads: list[TreeHead] = field(default_factory=list)
     covers: dict[int, TreeHead] = field(default_factory=dict)  # own checkpoint events by position
-    stop: Finding | None = None  # a checkpoint found bad on its own (ledger.checkpoints), named when reached
+    stop: Finding | None = None  # a checkpoint found bad on its own (ledger.audit.checkpoints), named when reached
     head_row: LogHead | None = None
     head_row_error: str | None = None  # the head row could not be read as a head (edited?)
 

@@ -1,6 +1,6 @@
-"""The bytes :meth:`ledger.mapper.SignedMapper.seal` writes, built without the reading side's objects.
+"""The bytes :meth:`ledger.log.mapper.SignedMapper.seal` writes, built without the reading side's objects.
 
-:mod:`ledger.envelope` defines the format and reads it (``Header``, ``Envelope``, ``seal_batch``). Writing a
+:mod:`ledger.log.envelope` defines the format and reads it (``Header``, ``Envelope``, ``seal_batch``). Writing a
 batch through those objects costs about 15 µs per event over plain eventsourcing (figure "signed append"): a
 header dict sorted and JSON-encoded per event, every leaf hashed twice, two frozen dataclasses per event and
 the Merkle paths built recursively. Here the same bytes come from a template and one ``join``:
@@ -13,7 +13,7 @@ the Merkle paths built recursively. Here the same bytes come from a template and
 * :func:`envelope_bytes` — the layout of ``Envelope.to_bytes`` (format v2: with the log head the batch
   commits to and its extension records).
 
-``tests/unit/test_batch_writer.py`` proves each byte-identical to :mod:`ledger.envelope` (headers with odd
+``tests/unit/test_batch_writer.py`` proves each byte-identical to :mod:`ledger.log.envelope` (headers with odd
 topics and agencies, trees of 1-300 leaves, envelopes read back and verified by ``Envelope``).
 """
 
@@ -26,15 +26,15 @@ from datetime import datetime
 from hashlib import sha256
 from uuid import UUID
 
-from ledger.envelope import MAGIC, Header, check_extensions
-from ledger.merkle import HASH_SIZE
+from ledger.log.envelope import MAGIC, Header, check_extensions
+from ledger.log.merkle import HASH_SIZE
 
 __all__ = ["HeaderTemplate", "check_log_head", "envelope_bytes", "merkle_paths"]
 
 _U32 = struct.Struct(">I").pack
 _SEAL = struct.Struct(">IIB").pack
 _LOG = struct.Struct(">Q32sH").pack
-# the same options as ledger.envelope's canonical header encoder: only the string fields need it
+# the same options as ledger.log.envelope's canonical header encoder: only the string fields need it
 _json_str = json.JSONEncoder(ensure_ascii=False).encode
 
 

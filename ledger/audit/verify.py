@@ -6,16 +6,16 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ledger.app import FlagLedger
-from ledger.audit_types import Finding, VerifyReport
-from ledger.audit_workers import MIN_EVENTS, ChainCheck, check_rows, default_workers, verify_in_workers
-from ledger.envelope import GENESIS
+from ledger.audit.types import Finding, VerifyReport
+from ledger.audit.workers import MIN_EVENTS, ChainCheck, check_rows, default_workers, verify_in_workers
 from ledger.errors import FlagLedgerError, InputError
-from ledger.log_check import LogCheck
-from ledger.log_rows import LogRow, log_rows
-from ledger.stream_heads import DEFAULT_CAPACITY, StreamHeads
+from ledger.log.check import LogCheck
+from ledger.log.envelope import GENESIS
+from ledger.log.rows import LogRow, log_rows
+from ledger.log.stream_heads import DEFAULT_CAPACITY, StreamHeads
 
 if TYPE_CHECKING:
-    from ledger.checkpoints import Checkpoint
+    from ledger.audit.checkpoints import Checkpoint
 
 __all__ = ["Finding", "VerifyReport", "verify_log"]
 
@@ -34,15 +34,15 @@ def verify_log(
     Per event: the row agrees with its signed header, the payload with its digest, the batch signature
     with a key valid at the event's time, and ``prev`` with the hash of the stream's previous event
     (so an edited, deleted or reordered event breaks the chain of its stream); and its signer may write it
-    (:mod:`ledger.authority`: the stream's owner, a payload in the signer's own name; code ``foreign_writer``).
-    The whole log (:mod:`ledger.log_check`): the tree rebuilt from every event must be the one each of this
+    (:mod:`ledger.domain.authority`: the stream's owner, a payload in the signer's own name; code ``foreign_writer``).
+    The whole log (:mod:`ledger.log.check`): the tree rebuilt from every event must be the one each of this
     node's batches signed before it, and match every checkpoint of this node's agencies, every ``trusted`` one
     kept outside this log (a peer's copy, an exported head: catches a truncated tail) and the log head row.
     At most ``heads_in_memory`` stream heads are kept in memory; older ones spill to a temporary table
-    (:mod:`ledger.stream_heads`).
+    (:mod:`ledger.log.stream_heads`).
 
     With ``workers`` > 1 (default: one per CPU) and a log of at least ``min_events`` events, worker processes
-    check the events and this one the chains (:mod:`ledger.audit_workers`); the report is the same as with one
+    check the events and this one the chains (:mod:`ledger.audit.workers`); the report is the same as with one
     process.
     """
     if workers is None:
@@ -78,7 +78,7 @@ _UNKNOWN_KEY = frozenset({"unknown_key", "unknown_agency"})
 def _log_check(app: FlagLedger, trusted: Sequence[Checkpoint], page: int) -> tuple[LogCheck, int]:
     """The whole-log check, primed with the head row (read first: it describes a prefix of what is read
     after it, whoever writes meanwhile) and the checkpoints."""
-    from ledger.checkpoints import collect_checkpoints  # imported here: it imports this package's types
+    from ledger.audit.checkpoints import collect_checkpoints  # imported here: it imports this package's types
 
     head_row, head_error = None, None
     read_head = getattr(app.recorder, "read_head", None)
@@ -138,8 +138,9 @@ def chain_finding(
 
 
 def owner_finding(position: int, stream: str, version: int, topic: str, origin: str, why: str) -> Finding:
-    """An event its signer may not append to its stream (:func:`ledger.authority.append_violation` says ``why``)."""
-    from ledger.authority import foreign_writer_reason
+    """An event its signer may not append to its stream
+    (:func:`ledger.domain.authority.append_violation` says ``why``)."""
+    from ledger.domain.authority import foreign_writer_reason
 
     return Finding(position, stream, version, topic, foreign_writer_reason(stream, version, topic, origin, why),
                    "foreign_writer")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ledger.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from ledger.config import NodeConfig
+    from ledger.runtime.config import NodeConfig
 
 __all__ = ["CONNECT_WAIT", "ONE_SHOT", "Capacity", "PoolSizes", "retry_while_server_full", "server_full"]
 
@@ -71,7 +71,7 @@ class Capacity:
 
     @classmethod
     def from_config(cls, config: NodeConfig | None, **overrides: Any) -> Capacity:
-        from ledger.config import typed_settings
+        from ledger.runtime.config import typed_settings
 
         values: dict[str, Any] = dict(config.capacity) if config is not None else {}
         for name, env in ENV.items():

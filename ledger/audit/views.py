@@ -4,7 +4,7 @@ held then, and a person's whole timeline.
 Every function takes an auditor (``Action.AUDIT``). Answers that name a person's protection (which agencies
 hold which flags on them) are recorded as reads of protected details (an ``AccessRecord`` event) *before*
 anything is returned, as :func:`projections.views.subject_timeline` does. Answers about the past read a
-finished replay target (:mod:`projections.replay`), never the live views; the hold decision is the request
+finished replay target (:mod:`ledger.audit.replay`), never the live views; the hold decision is the request
 path's own rule (:func:`ledger.domain.provision.must_hold`) over the nationwide state as the views hold it
 (:class:`projections.flag_state.NationwideState`), pointed at the replayed database (rebuilt from the verified
 log by the replay itself, so no live row is trusted).
@@ -20,12 +20,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.app import Actor
-from ledger.bootstrap import Node
-from ledger.domain.provision import must_hold
-from ledger.domain.types import Action, agency_code
-from ledger.errors import InputError, NotFoundError, StateConflict, StorageError
-from projections.flag_state import NationwideState, agency_flags
-from projections.replay import (
+from ledger.audit.replay import (
     Progress,
     ReplayInfo,
     ReplaySummary,
@@ -34,6 +29,11 @@ from projections.replay import (
     replay,
     resolve_target,
 )
+from ledger.domain.provision import must_hold
+from ledger.domain.types import Action, agency_code
+from ledger.errors import InputError, NotFoundError, StateConflict, StorageError
+from ledger.runtime.bootstrap import Node
+from projections.flag_state import NationwideState, agency_flags
 from projections.timeline import timeline_events
 from projections.views import TimelineEntry, aliases, subject_timeline
 

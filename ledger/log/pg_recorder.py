@@ -11,7 +11,7 @@ library's, unchanged: one transaction, ``LOCK TABLE … IN EXCLUSIVE MODE`` (ins
 readers tailing the log never skip a gap), ``NOTIFY``, the primary key refusing a second event at the same
 stream version (our ``StateConflict``), and the notification ids returned in the order of the events.
 
-The insert transaction also reads and advances the log head (:mod:`ledger.log_head`) under that same table
+The insert transaction also reads and advances the log head (:mod:`ledger.log.head`) under that same table
 lock: a pending batch is signed over the head only once the lock is held, so concurrent writers (API server,
 CLI commands, the consumer) each sign the log exactly as it stood before their batch.
 """
@@ -31,11 +31,11 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from ledger.log_head import LogHead, head_missing, plain_leaf, rows_to_insert
+from ledger.log.head import LogHead, head_missing, plain_leaf, rows_to_insert
 
 __all__ = ["TOPIC", "BinaryInsertRecorder"]
 
-TOPIC = "ledger.pg_recorder:BinaryInsertRecorder"
+TOPIC = "ledger.log.pg_recorder:BinaryInsertRecorder"
 
 
 class BinaryInsertRecorder(PostgresApplicationRecorder):

@@ -49,7 +49,6 @@ from ledger.domain.types import (
     parse_enum,
     staff_id,
 )
-from ledger.envelope import Envelope
 from ledger.errors import (
     ChainError,
     ConfigurationError,
@@ -62,13 +61,14 @@ from ledger.errors import (
     StorageError,
     UntrustedKeyError,
 )
-from ledger.mapper import SignedEventStore, SignedMapper
-from ledger.pseudonym import Pseudonymizer, is_pseudonym
-from ledger.signing import KeyRecord, KeyRing, Signer, key_id_for, public_key_from_hex
-from ledger.stream_ids import StreamIds
+from ledger.log.envelope import Envelope
+from ledger.log.mapper import SignedEventStore, SignedMapper
+from ledger.log.pseudonym import Pseudonymizer, is_pseudonym
+from ledger.log.signing import KeyRecord, KeyRing, Signer, key_id_for, public_key_from_hex
+from ledger.log.stream_ids import StreamIds
 
 if TYPE_CHECKING:
-    from ledger.checkpoints import Checkpoint
+    from ledger.audit.checkpoints import Checkpoint
 
 __all__ = ["CONCURRENT_CHANGE", "Actor", "FlagLedger", "FlagStateReader", "ProxyIndex", "QuerierAnswer"]
 
@@ -155,13 +155,13 @@ class FlagLedger(Application[UUID]):
         self.clock = clock
         self.flag_state: FlagStateReader | None = None
         self.proxy_index: ProxyIndex | None = None
-        self.ids = ids  # keyed ids of the hosted agencies' streams about people (ledger.stream_ids)
+        self.ids = ids  # keyed ids of the hosted agencies' streams about people (ledger.log.stream_ids)
         self.hosted = frozenset(self.signers)
         self._vouched: set[str] = set()
         # read paths' permission decisions, valid only at one log position (see permit)
         self._permits: tuple[int, dict[tuple[str, str, Action | None], PermissionDenied | None]] = (-1, {})
         env = dict(env)
-        # the recorders that advance the log head in every insert transaction (ledger.log_head)
+        # the recorders that advance the log head in every insert transaction (ledger.log.head)
         recorder = _LOG_HEAD_RECORDERS.get(env.get("PERSISTENCE_MODULE", ""))
         if recorder is not None:
             env.setdefault("APPLICATION_RECORDER_TOPIC", recorder)
@@ -216,7 +216,7 @@ class FlagLedger(Application[UUID]):
             self.key_problem = exc.problem
         if self._audit:
             # this node's own keys, as its config.json lists them, even where the log lost their registration:
-            # its events still verify, and the audit names the missing key event itself (ledger.log_check)
+            # its events still verify, and the audit names the missing key event itself (ledger.log.check)
             known = {r.key_id for r in self.keyring.records()}
             for anchor in self._anchors.values():
                 if anchor.key_id not in known:
@@ -314,7 +314,7 @@ class FlagLedger(Application[UUID]):
         Ingest parks such events and sealing refuses them, so only one written straight into the store gets
         here: the registry ignores it (another agency's key stays usable, this node still opens) and
         ``audit verify`` names it."""
-        from ledger.authority import append_violation, payload_violation
+        from ledger.domain.authority import append_violation, payload_violation
 
         h = env.header
         bad = payload_violation(h.topic, h.origin, payload, h.stream, h.version)
@@ -739,7 +739,7 @@ class FlagLedger(Application[UUID]):
 
     def protection(self, agency: str, subject: str) -> Protection | None:
         """The flags hosted agency ``agency`` holds on ``subject``. Another agency's protection is not found by
-        person on any node but its own: its id is keyed with that agency's secret (ledger.stream_ids)."""
+        person on any node but its own: its id is keyed with that agency's secret (ledger.log.stream_ids)."""
         if not self.ids.hosts(agency):
             raise NotFoundError("only the protections of agencies hosted here are found by person")
         return self.find(Protection, self.ids.protection(agency, self.subject(subject)))
@@ -775,7 +775,7 @@ class FlagLedger(Application[UUID]):
     # -- information provision (Points 4, 5) ---------------------------------------------------------
     def _national_flags(self, subject: str) -> dict[str, list[str]]:
         if self.flag_state is None:
-            raise ConfigurationError("no nationwide flag state is wired: build the app with ledger.bootstrap")
+            raise ConfigurationError("no nationwide flag state is wired: build the app with ledger.runtime.bootstrap")
         return self.flag_state.flags_for(subject)
 
     def request_provision(
@@ -1027,16 +1027,16 @@ class FlagLedger(Application[UUID]):
     def sign_checkpoint(self, agency: str | None = None, *, force: bool = False) -> list[Checkpoint]:
         """"Checkpoint now": sign the log as it stands for ``agency`` (default: every hosted agency).
 
-        Returns the :class:`ledger.checkpoints.Checkpoint` objects signed (none if nothing new was logged).
+        Returns the :class:`ledger.audit.checkpoints.Checkpoint` objects signed (none if nothing new was logged).
         """
-        from ledger.checkpoints import sign_checkpoint
+        from ledger.audit.checkpoints import sign_checkpoint
 
         return sign_checkpoint(self, agency, force=force)
 
 
 _LOG_HEAD_RECORDERS = {
-    "eventsourcing.sqlite": "ledger.sqlite_recorder:LogHeadSQLiteRecorder",
-    "eventsourcing.postgres": "ledger.pg_recorder:BinaryInsertRecorder",
+    "eventsourcing.sqlite": "ledger.log.sqlite_recorder:LogHeadSQLiteRecorder",
+    "eventsourcing.postgres": "ledger.log.pg_recorder:BinaryInsertRecorder",
 }
 
 

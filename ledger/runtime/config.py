@@ -5,7 +5,7 @@ Layout::
     DATA_DIR/                       0700; every file in it 0600 (ledger/files.py)
     DATA_DIR/config.json            hosted agencies, their key ids, database and broker settings
     DATA_DIR/secrets/               0700; signing keys (PEM), cipher key, pseudonym secret, each hosted
-                                    agency's stream id key (AGENCY-id.key, see ledger.stream_ids) — never in git
+                                    agency's stream id key (AGENCY-id.key, see ledger.log.stream_ids) — never in git
     DATA_DIR/ledger.sqlite          the signed event log (embedded default)
     DATA_DIR/views.sqlite           projections (embedded default)
 
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from ledger.capacity import ONE_SHOT, PoolSizes
+from ledger.app.capacity import ONE_SHOT, PoolSizes
 from ledger.errors import ConfigurationError
 from ledger.files import private_dir, private_file, write_private
 
@@ -57,9 +57,9 @@ class NodeConfig:
     database_url: str | None = None
     encryption: bool = True
     kafka: dict[str, Any] = field(default_factory=dict)
-    observability: dict[str, Any] = field(default_factory=dict)  # metrics port, log format (consumers.observe)
+    observability: dict[str, Any] = field(default_factory=dict)  # metrics port, log format (ledger.runtime.observe)
     http: dict[str, Any] = field(default_factory=dict)  # session cookie, trusted proxy (ledger.api.settings)
-    capacity: dict[str, Any] = field(default_factory=dict)  # connection pools, API concurrency (ledger.capacity)
+    capacity: dict[str, Any] = field(default_factory=dict)  # connection pools, API concurrency (ledger.app.capacity)
     checkpoints: dict[str, Any] = field(default_factory=dict)  # tree heads: every_events, every_seconds
     database_password: str | None = field(default=None, repr=False)  # from a secret file; never saved
 
@@ -178,11 +178,11 @@ class NodeConfig:
         return f"{code}-id.key"
 
     def create_id_key(self, code: str) -> None:
-        """The agency's own stream id key (ledger.stream_ids), made once when it is first hosted here.
+        """The agency's own stream id key (ledger.log.stream_ids), made once when it is first hosted here.
 
         Back it up with the data directory: without it the agency no longer finds its own protections by
         person (the events stay verifiable, but a new flag would open a second stream)."""
-        from ledger.stream_ids import ID_KEY_BYTES
+        from ledger.log.stream_ids import ID_KEY_BYTES
 
         self.write_secret(self.id_key_name(code), pysecrets.token_hex(ID_KEY_BYTES))
 
@@ -254,8 +254,8 @@ class NodeConfig:
                 POSTGRES_POOL_SIZE=str(pools.size),
                 POSTGRES_MAX_OVERFLOW=str(pools.overflow),
                 CREATE_TABLE="y",
-                # the library's recorder, sending a batch's rows as binary arrays (see ledger/pg_recorder.py)
-                APPLICATION_RECORDER_TOPIC="ledger.pg_recorder:BinaryInsertRecorder",
+                # the library's recorder, sending a batch's rows as binary arrays (see ledger/log/pg_recorder.py)
+                APPLICATION_RECORDER_TOPIC="ledger.log.pg_recorder:BinaryInsertRecorder",
             )
         else:
             env.update(

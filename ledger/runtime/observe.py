@@ -25,17 +25,17 @@ from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from ledger.checkpoints import latest_checkpoint
-from ledger.config import NodeConfig, typed_settings
+from ledger.audit.checkpoints import latest_checkpoint
 from ledger.domain.incidents import IncidentKind
 from ledger.errors import ConfigurationError, NotFoundError
+from ledger.runtime.config import NodeConfig, typed_settings
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from sqlalchemy import Connection
 
     from consumers.kafka_io import Consumer, Relay
-    from ledger.bootstrap import Node
+    from ledger.runtime.bootstrap import Node
 
 __all__ = [
     "HealthServer",
@@ -259,7 +259,7 @@ class NodeMetrics:
             self.ready = True
 
     def views_audit(self, last: dict[str, Any] | None) -> None:
-        """The last scheduled ``audit views`` (consumers.views_audit); the gauges appear with the first result."""
+        """The last scheduled ``audit views`` (ledger.runtime.views_audit); the gauges appear with the first result."""
         if last is None:
             return
         from prometheus_client import Gauge

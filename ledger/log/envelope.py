@@ -19,7 +19,7 @@ Layout (before the at-rest cipher; big-endian integers)::
   ``prev``, so the per-stream hash chain covers every header field and, through the digest, the payload.
 * Events saved together are *sealed* together: one Ed25519 signature over :func:`batch_message` — the RFC
   6962 Merkle root of their leaf hashes and the batch size, **the size and root of the local log just before
-  the batch** (every stored event, own and ingested, in notification order: :mod:`ledger.log_tree`) and the
+  the batch** (every stored event, own and ingested, in notification order: :mod:`ledger.log.tree`) and the
   extension records. Each event carries its index, the batch size, its inclusion path and those batch-wide
   fields, so it verifies alone. The node's batches therefore form a signed chain of tree heads: deleting,
   truncating or reordering anything before a batch changes the log it committed to (``audit verify``).
@@ -33,7 +33,7 @@ Layout (before the at-rest cipher; big-endian integers)::
 
 Format v1 (``FLE1``: no ``commit`` header field, ``"v":1``, no log head and no extensions in the seal, the
 message ``flagledger/batch/v1``) is still *parsed*, so that ``audit verify`` can check a log written before v2;
-the mapper refuses it everywhere else (:attr:`ledger.mapper.SignedMapper.read_v1`). See docs/tamper-evidence.md.
+the mapper refuses it everywhere else (:attr:`ledger.log.mapper.SignedMapper.read_v1`). See docs/tamper-evidence.md.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from ledger.errors import IntegrityError, SignatureError
-from ledger.merkle import EMPTY_ROOT, leaf_hash, node_hash
+from ledger.log.merkle import EMPTY_ROOT, leaf_hash, node_hash
 
 __all__ = [
     "COMMIT_SHA256",

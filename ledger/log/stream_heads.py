@@ -20,7 +20,7 @@ DEFAULT_CAPACITY = 100_000  # ~30 MB of heads in memory before any spill
 
 class StreamHeads:
     """stream → (version, hash hex) of its last verified event, its owner (the signer of its v1) and its aggregate
-    (see :mod:`ledger.authority`); ``None`` for a stream not seen yet."""
+    (see :mod:`ledger.domain.authority`); ``None`` for a stream not seen yet."""
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         if capacity < 1:

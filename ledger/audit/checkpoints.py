@@ -14,7 +14,7 @@ carrying the predecessor's size/root and an RFC 6962 consistency proof from it, 
 shared events can still check each checkpoint extends the last one it holds (:func:`check_incoming`).
 A checkpoint covers only events stored before it, so a checkpoint at leaf index ``p`` claims ``tree_size <= p``.
 
-**What they add** to the signed log heads every batch of this node carries (:mod:`ledger.log_check`): they are
+**What they add** to the signed log heads every batch of this node carries (:mod:`ledger.log.check`): they are
 shared, so a peer holds this node's latest head and checks each new one extends it (a fork holds the agency); a
 copy kept elsewhere (a peer's, or :func:`sign_head`'s export) catches a cut tail that nothing inside the log
 shows once the head row is rewritten. The node signs one every N events or T seconds (:class:`CheckpointSettings`,
@@ -37,7 +37,6 @@ from cryptography.exceptions import InvalidSignature
 
 from ledger.domain.bounds import NOTE, fit_text
 from ledger.domain.checkpoints import AgencyHold, CheckpointLog
-from ledger.envelope import Envelope
 from ledger.errors import (
     ConfigurationError,
     FlagLedgerError,
@@ -46,7 +45,8 @@ from ledger.errors import (
     NotFoundError,
     StateConflict,
 )
-from ledger.merkle import (
+from ledger.log.envelope import Envelope
+from ledger.log.merkle import (
     EMPTY_ROOT,
     CompactRange,
     consistency_proof,
@@ -56,13 +56,13 @@ from ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from ledger.signing import key_id_for, public_key_from_hex
+from ledger.log.signing import key_id_for, public_key_from_hex
 
 if TYPE_CHECKING:
     from ledger.app import Actor, FlagLedger
-    from ledger.audit_types import Finding
-    from ledger.config import NodeConfig
-    from ledger.log_check import TreeHead
+    from ledger.audit.types import Finding
+    from ledger.log.check import TreeHead
+    from ledger.runtime.config import NodeConfig
 
 __all__ = [
     "CHECKPOINT_TOPIC",
@@ -370,7 +370,7 @@ def latest_checkpoint(app: FlagLedger, agency: str | None = None) -> Checkpoint:
 
 @dataclass
 class CheckpointHeads:
-    """What the checkpoints give ``audit verify``'s check of the whole log (:class:`ledger.log_check.LogCheck`)."""
+    """What the checkpoints give ``audit verify``'s check of the whole log (:class:`ledger.log.check.LogCheck`)."""
 
     heads: list[TreeHead]  # this node's checkpoints in the log and the trusted ones: roots to compare
     covers: dict[int, TreeHead]  # this node's checkpoint events by position (each covers only what precedes it)
@@ -387,8 +387,8 @@ def collect_checkpoints(app: FlagLedger, trusted: Sequence[Checkpoint] = (), pag
     and of ``trusted`` ones are compared by the walk as the rebuilt tree reaches their sizes. A trusted
     checkpoint whose signature does not verify is refused at once (IntegrityError ``bad_checkpoint``).
     """
-    from ledger.audit_types import Finding
-    from ledger.log_check import TreeHead
+    from ledger.audit.types import Finding
+    from ledger.log.check import TreeHead
 
     heads: list[TreeHead] = []
     covers: dict[int, TreeHead] = {}

@@ -32,10 +32,7 @@ from eventsourcing.persistence import (
 from eventsourcing.persistence import IntegrityError as LibIntegrityError
 from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
-from ledger.authority import Owner, append_violation, foreign_writer_reason, payload_violation
-from ledger.batch_writer import HeaderTemplate, check_log_head, envelope_bytes, merkle_paths
-from ledger.cipher import reuse_key_schedule
-from ledger.envelope import GENESIS, Envelope, RootMemo, batch_message
+from ledger.domain.authority import Owner, append_violation, foreign_writer_reason, payload_violation
 from ledger.errors import (
     ChainError,
     ConfigurationError,
@@ -44,8 +41,11 @@ from ledger.errors import (
     SignatureError,
     UntrustedKeyError,
 )
-from ledger.merkle import EMPTY_ROOT
-from ledger.signing import KeyRing, Signer
+from ledger.log.batch_writer import HeaderTemplate, check_log_head, envelope_bytes, merkle_paths
+from ledger.log.cipher import reuse_key_schedule
+from ledger.log.envelope import GENESIS, Envelope, RootMemo, batch_message
+from ledger.log.merkle import EMPTY_ROOT
+from ledger.log.signing import KeyRing, Signer
 
 __all__ = ["PreparedBatch", "SignedEventStore", "SignedMapper"]
 
@@ -59,7 +59,7 @@ Head = tuple[int, str]  # (version, leaf hash hex) of a stream's latest event
 
 
 class PreparedBatch:
-    """A batch enveloped, chained and hashed, waiting for the log head it signs (:class:`ledger.log_head.PendingBatch`).
+    """A batch enveloped, chained and hashed, waiting for the log head it signs (:class:`ledger.log.head.PendingBatch`).
 
     The recorder calls :meth:`seal` inside its insert transaction, holding the store's write lock, with the
     size and root of the log just before the batch; what costs most per event (encoding, hashing, the Merkle
@@ -146,10 +146,10 @@ class SignedMapper(Mapper[UUID]):
         ``heads`` gives the latest stored (version, hash) of each stream that already has events;
         it is updated in place so consecutive events of one stream chain within the batch. ``owners`` gives
         the owner of each of those streams (the signer of its v1 and its aggregate); the streams this batch opens
-        are added to it. An event ``origin`` may not write (:mod:`ledger.authority`: another agency's stream, a
+        are added to it. An event ``origin`` may not write (:mod:`ledger.domain.authority`: another agency's stream, a
         payload in another agency's name) is refused with ``PermissionDenied`` (code ``foreign_writer``)
         before anything is signed — e.g. agency A releasing B's ``Protection`` it holds a replica of.
-        The bytes are those of ``seal_batch`` over ``Header``s, built by :mod:`ledger.batch_writer`;
+        The bytes are those of ``seal_batch`` over ``Header``s, built by :mod:`ledger.log.batch_writer`;
         the signature is made by :meth:`PreparedBatch.seal` once the log head is known.
         """
         if owners is None:
@@ -412,7 +412,7 @@ class SignedEventStore(EventStore[UUID]):
 
     def owner(self, originator_id: UUID) -> Owner | None:
         """The stream's owner: the agency that signed its v1 in the local log, and its aggregate (None: no such
-        stream here). Who may append what to a stream is decided against this (:mod:`ledger.authority`); cached,
+        stream here). Who may append what to a stream is decided against this (:mod:`ledger.domain.authority`); cached,
         since it never changes, so ingest reads the v1 row once per stream at most."""
         cached = self._owners.get(originator_id)
         if cached is not None:
@@ -493,7 +493,7 @@ class SignedEventStore(EventStore[UUID]):
         batch = self.mapper.prepare(domain_events, origin, heads, owners)
         if batch is None:
             return []
-        # the recorder seals the batch over the log head inside its insert transaction (ledger.log_head);
+        # the recorder seals the batch over the log head inside its insert transaction (ledger.log.head);
         # the rows passed name the events (stream, version, topic) for any reader of the arguments
         unsealed = [StoredEvent(oid, version, topic, b"") for oid, version, topic in batch.rows]
         try:

@@ -1,0 +1,1 @@
+"""The log layer: envelopes, seals, signatures, Merkle trees, ciphers and the one store."""

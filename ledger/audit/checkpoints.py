@@ -46,7 +46,8 @@ from ledger.errors import (
     StateConflict,
 )
 from ledger.log.envelope import Envelope
-from ledger.log.merkle import (
+from ledger.log.signing import key_id_for, public_key_from_hex
+from ledger.merkle import (
     EMPTY_ROOT,
     CompactRange,
     consistency_proof,
@@ -56,12 +57,11 @@ from ledger.log.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from ledger.log.signing import key_id_for, public_key_from_hex
 
 if TYPE_CHECKING:
     from ledger.app import Actor, FlagLedger
-    from ledger.audit.types import Finding
     from ledger.log.check import TreeHead
+    from ledger.log.findings import Finding
     from ledger.runtime.config import NodeConfig
 
 __all__ = [
@@ -387,8 +387,8 @@ def collect_checkpoints(app: FlagLedger, trusted: Sequence[Checkpoint] = (), pag
     and of ``trusted`` ones are compared by the walk as the rebuilt tree reaches their sizes. A trusted
     checkpoint whose signature does not verify is refused at once (IntegrityError ``bad_checkpoint``).
     """
-    from ledger.audit.types import Finding
     from ledger.log.check import TreeHead
+    from ledger.log.findings import Finding
 
     heads: list[TreeHead] = []
     covers: dict[int, TreeHead] = {}

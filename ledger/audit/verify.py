@@ -6,11 +6,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ledger.app import FlagLedger
-from ledger.audit.types import Finding, VerifyReport
 from ledger.audit.workers import MIN_EVENTS, ChainCheck, check_rows, default_workers, verify_in_workers
 from ledger.errors import FlagLedgerError, InputError
 from ledger.log.check import LogCheck
 from ledger.log.envelope import GENESIS
+from ledger.log.findings import Finding, VerifyReport
 from ledger.log.rows import LogRow, log_rows
 from ledger.log.stream_heads import DEFAULT_CAPACITY, StreamHeads
 

@@ -34,8 +34,8 @@ from ledger.errors import FlagLedgerError, StorageError
 
 if TYPE_CHECKING:
     from ledger.app import FlagLedger
-    from ledger.audit.types import Finding, VerifyReport
     from ledger.log.check import LogCheck
+    from ledger.log.findings import Finding, VerifyReport
     from ledger.log.mapper import SignedMapper
     from ledger.log.rows import LogRow
     from ledger.log.signing import KeyRecord
@@ -239,7 +239,7 @@ class ChainCheck:
     def _hole_before(self, bad: Finding, what: str) -> Finding:
         """``bad`` may be the effect of an event deleted before it: name the first hole in the log's positions
         since the last vouched-for event, if there is one before it (see :mod:`ledger.log.check`)."""
-        from ledger.audit.types import Finding
+        from ledger.log.findings import Finding
 
         log = self.log
         if log.gap is None or log.gap >= bad.position:

@@ -16,7 +16,7 @@ from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate, stable_id
 from ledger.errors import RuleViolation, StateConflict
-from ledger.log.merkle import EMPTY_ROOT
+from ledger.merkle import EMPTY_ROOT
 
 
 class CheckpointLog(LedgerAggregate):

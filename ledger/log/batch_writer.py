@@ -27,7 +27,7 @@ from hashlib import sha256
 from uuid import UUID
 
 from ledger.log.envelope import MAGIC, Header, check_extensions
-from ledger.log.merkle import HASH_SIZE
+from ledger.merkle import HASH_SIZE
 
 __all__ = ["HeaderTemplate", "check_log_head", "envelope_bytes", "merkle_paths"]
 

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ledger.audit.types import Finding
+from ledger.log.findings import Finding
 from ledger.log.head import LogHead
-from ledger.log.merkle import CompactRange
+from ledger.merkle import CompactRange
 
 __all__ = ["LogCheck", "TreeHead"]
 

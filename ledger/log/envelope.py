@@ -48,7 +48,7 @@ from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from ledger.errors import IntegrityError, SignatureError
-from ledger.log.merkle import EMPTY_ROOT, leaf_hash, node_hash
+from ledger.merkle import EMPTY_ROOT, leaf_hash, node_hash
 
 __all__ = [
     "COMMIT_SHA256",

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from eventsourcing.persistence import StoredEvent
 
 from ledger.errors import IntegrityError
-from ledger.log.merkle import EMPTY_ROOT, HASH_SIZE, CompactRange
+from ledger.merkle import EMPTY_ROOT, HASH_SIZE, CompactRange
 
 __all__ = ["LogHead", "PendingBatch", "head_missing", "plain_leaf", "rows_to_insert"]
 

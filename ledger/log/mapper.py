@@ -44,8 +44,8 @@ from ledger.errors import (
 from ledger.log.batch_writer import HeaderTemplate, check_log_head, envelope_bytes, merkle_paths
 from ledger.log.cipher import reuse_key_schedule
 from ledger.log.envelope import GENESIS, Envelope, RootMemo, batch_message
-from ledger.log.merkle import EMPTY_ROOT
 from ledger.log.signing import KeyRing, Signer
+from ledger.merkle import EMPTY_ROOT
 
 __all__ = ["PreparedBatch", "SignedEventStore", "SignedMapper"]
 

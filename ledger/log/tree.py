@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ledger.log.envelope import Envelope
-from ledger.log.merkle import CompactRange
+from ledger.merkle import CompactRange
 
 __all__ = ["PrefixRoot", "log_leaf"]
 

@@ -18,7 +18,7 @@ import pytest
 from ledger.api.auth import issue_token
 from ledger.app import Actor
 from ledger.cli.main import main
-from ledger.log.merkle import root_hash
+from ledger.merkle import root_hash
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
 

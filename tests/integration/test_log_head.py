@@ -20,7 +20,7 @@ from ledger.audit.checkpoints import CHECKPOINT_TOPIC, Checkpointer, CheckpointS
 from ledger.audit.verify import verify_log
 from ledger.domain.identity import AccessRecord
 from ledger.errors import ConfigurationError, IntegrityError
-from ledger.log.merkle import CompactRange
+from ledger.merkle import CompactRange
 from ledger.runtime.bootstrap import AgencySpec, Node
 from ledger.runtime.config import NodeConfig
 from tests.conftest import B

@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from ledger.log.merkle import CompactRange
+from ledger.merkle import CompactRange
 from ledger.runtime.bootstrap import Node
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from ledger.log.batch_writer import HeaderTemplate, check_log_head, envelope_bytes, merkle_paths
 from ledger.log.envelope import GENESIS, Envelope, Header, Seal, _paths, batch_message, seal_batch
-from ledger.log.merkle import leaf_hash, root_hash
 from ledger.log.signing import Signer
+from ledger.merkle import leaf_hash, root_hash
 
 ODD = ['plain', 'with "quotes"', "back\\slash", "line\nbreak\ttab\x01", "日本語の機関", "emoji 🚩", "\u2028\u2029", ""]
 

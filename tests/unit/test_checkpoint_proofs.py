@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from ledger.audit.checkpoints import Checkpoint, CheckpointFork, _check_extends, check_proof, proof_document, statement
 from ledger.errors import InputError, IntegrityError
-from ledger.log.merkle import EMPTY_ROOT, consistency_proof, leaf_hash, root_hash
 from ledger.log.signing import Signer
+from ledger.merkle import EMPTY_ROOT, consistency_proof, leaf_hash, root_hash
 
 SIGNER = Signer.generate("131016")
 OTHER = Signer.generate("131016")

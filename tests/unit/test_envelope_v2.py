@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from ledger.errors import IntegrityError
 from ledger.log.envelope import GENESIS, MAGIC, MAGIC_V1, Envelope, Header, Seal, check_extensions, seal_batch
 from ledger.log.head import LogHead
-from ledger.log.merkle import EMPTY_ROOT, CompactRange, root_hash
 from ledger.log.signing import KeyRecord, KeyRing, Signer
+from ledger.merkle import EMPTY_ROOT, CompactRange, root_hash
 
 AGENCY = "131024"
 

@@ -1,4 +1,4 @@
-"""ledger.log.merkle against transparency-dev's RFC 6962 vectors, the RFC's example tree, and itself on random trees."""
+"""ledger.merkle against transparency-dev's RFC 6962 vectors, the RFC's example tree, and itself on random trees."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ledger.log.merkle import (
+from ledger.merkle import (
     EMPTY_ROOT,
     CompactRange,
     consistency_proof,

@@ -4,7 +4,7 @@
   JSON path every header took before): same Header or the same refusal, for any header text.
 * ``Envelope.from_bytes`` against a step-by-step reference parser of both layouts (``_old_envelope``).
 * ``Envelope.batch_root`` with a memo (reusing the last computation) against no memo and against
-  ``ledger.log.merkle.root_from_inclusion``, in any reading order, with tampered paths, indexes and sizes.
+  ``ledger.merkle.root_from_inclusion``, in any reading order, with tampered paths, indexes and sizes.
 * ``stream_text`` against ``str(UUID(...))``, the row id the library's reader made.
 * ``KeyRing.verify_root`` (last verified batch remembered) still refuses what ``verify`` refuses.
 """
@@ -26,9 +26,9 @@ from hypothesis import strategies as st
 
 from ledger.errors import FlagLedgerError, IntegrityError, SignatureError, UntrustedKeyError
 from ledger.log.envelope import GENESIS, MAGIC, Envelope, Header, RootMemo, Seal, batch_message, seal_batch
-from ledger.log.merkle import leaf_hash, root_from_inclusion
 from ledger.log.rows import stream_text
 from ledger.log.signing import KeyRecord, KeyRing, Signer
+from ledger.merkle import leaf_hash, root_from_inclusion
 
 FUZZ = settings(max_examples=400, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 

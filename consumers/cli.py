@@ -20,7 +20,7 @@ from consumers.kafka_io import (
 )
 from consumers.revoked_acceptance import accept_revoked
 from consumers.settings import KafkaSettings
-from ledger.audit.checkpoints import Checkpointer, CheckpointSettings
+from ledger.app.checkpoints import Checkpointer, CheckpointSettings
 from ledger.cli.main import EXTENSIONS, _actor, _node, command, out
 from ledger.errors import FlagLedgerError, InputError, StateConflict, StorageError
 from ledger.files import write_private

@@ -29,8 +29,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from consumers.kafka_io import parked_messages
 from ledger import clock
 from ledger.app import Actor
+from ledger.app.holds import holds
 from ledger.app.incidents import REPORT_ACTIONS, authorise_any, incidents_of, scrub
-from ledger.audit.checkpoints import holds
 from ledger.domain.identity import AccessRecord
 from ledger.domain.incidents import Incident, IncidentKind, IncidentReport
 from ledger.errors import FlagLedgerError, InputError, StorageError

@@ -19,7 +19,8 @@ from eventsourcing.utils import resolve_topic
 from sqlalchemy import Column, Integer, LargeBinary, String, Table, select
 
 from ledger.app import FlagLedger, is_local_only
-from ledger.audit.checkpoints import CHECKPOINT_TOPIC, check_incoming, hold_agency, hold_reason, is_checkpoint_topic
+from ledger.app.checkpoints import CHECKPOINT_TOPIC, is_checkpoint_topic
+from ledger.app.holds import check_incoming, hold_agency, hold_reason
 from ledger.domain.authority import Owner, append_violation, foreign_writer_reason, payload_violation
 from ledger.domain.event_fields import check_event
 from ledger.errors import FlagLedgerError, IntegrityError, StateConflict, StorageError

@@ -68,7 +68,7 @@ from ledger.log.signing import KeyRecord, KeyRing, Signer, key_id_for, public_ke
 from ledger.log.stream_ids import StreamIds
 
 if TYPE_CHECKING:
-    from ledger.audit.checkpoints import Checkpoint
+    from ledger.app.checkpoints import Checkpoint
 
 __all__ = ["CONCURRENT_CHANGE", "Actor", "FlagLedger", "FlagStateReader", "ProxyIndex", "QuerierAnswer"]
 
@@ -1027,9 +1027,9 @@ class FlagLedger(Application[UUID]):
     def sign_checkpoint(self, agency: str | None = None, *, force: bool = False) -> list[Checkpoint]:
         """"Checkpoint now": sign the log as it stands for ``agency`` (default: every hosted agency).
 
-        Returns the :class:`ledger.audit.checkpoints.Checkpoint` objects signed (none if nothing new was logged).
+        Returns the :class:`ledger.app.checkpoints.Checkpoint` objects signed (none if nothing new was logged).
         """
-        from ledger.audit.checkpoints import sign_checkpoint
+        from ledger.app.checkpoints import sign_checkpoint
 
         return sign_checkpoint(self, agency, force=force)
 

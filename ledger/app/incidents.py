@@ -156,7 +156,7 @@ def _claimed_persons(env: Envelope) -> list[str]:
 def raise_incidents(node: Node, parked: ParkedMessage) -> list[Incident]:
     """Raise the incidents one parked message calls for (none for a fault, none already raised); returns the
     incidents raised now. Each is saved on its own, signed by the alerted agency."""
-    from ledger.audit.checkpoints import hold_reason
+    from ledger.app.holds import hold_reason
 
     kind = incident_kind(parked.code)
     if kind is None:

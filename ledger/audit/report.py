@@ -36,7 +36,7 @@ from typing import IO, Any
 from sqlalchemy import select
 
 from ledger.app import Actor
-from ledger.audit.checkpoints import CHECKPOINT_TOPIC, Checkpoint
+from ledger.app.checkpoints import CHECKPOINT_TOPIC, Checkpoint
 from ledger.audit.verify import VerifyReport, verify_log
 from ledger.domain.types import Action
 from ledger.errors import InputError, NotFoundError, StateConflict

@@ -15,7 +15,7 @@ from ledger.log.rows import LogRow, log_rows
 from ledger.log.stream_heads import DEFAULT_CAPACITY, StreamHeads
 
 if TYPE_CHECKING:
-    from ledger.audit.checkpoints import Checkpoint
+    from ledger.app.checkpoints import Checkpoint
 
 __all__ = ["Finding", "VerifyReport", "verify_log"]
 

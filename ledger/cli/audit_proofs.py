@@ -9,16 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ledger.audit.checkpoints import (
-    Checkpoint,
-    build_proof,
-    check_proof,
-    holds,
-    latest_checkpoint,
-    lift_hold,
-    sign_checkpoint,
-    sign_head,
-)
+from ledger.app.checkpoints import Checkpoint, latest_checkpoint, sign_checkpoint, sign_head
+from ledger.app.holds import holds, lift_hold
+from ledger.audit.proofs import build_proof, check_proof
 from ledger.cli.main import EXTENSIONS, GROUPS, _node, command, out
 from ledger.errors import InputError
 from ledger.files import write_private

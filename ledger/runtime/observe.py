@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from ledger.audit.checkpoints import latest_checkpoint
+from ledger.app.checkpoints import latest_checkpoint
 from ledger.domain.incidents import IncidentKind
 from ledger.errors import ConfigurationError, NotFoundError
 from ledger.runtime.config import NodeConfig, typed_settings

@@ -18,7 +18,8 @@ from consumers.kafka_io import Consumer, Relay, parked, replay_parked, wait_for
 from consumers.outbox import publishable
 from consumers.settings import KafkaSettings
 from ledger.app import Actor
-from ledger.audit.checkpoints import holds, lift_hold, statement
+from ledger.app.checkpoints import statement
+from ledger.app.holds import holds, lift_hold
 from ledger.audit.verify import verify_log
 from ledger.domain.checkpoints import CheckpointLog
 from ledger.errors import IntegrityError, StateConflict
@@ -189,7 +190,7 @@ def test_over_the_broker_the_fork_and_held_events_are_listed_and_an_operator_rel
 def test_the_long_running_node_signs_checkpoints_periodically(
     bootstrap: str, make_node: Callable[..., Node], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ledger.audit.checkpoints import CHECKPOINT_TOPIC, latest_checkpoint
+    from ledger.app.checkpoints import CHECKPOINT_TOPIC, latest_checkpoint
     from ledger.cli.main import main
 
     a = make_node((AgencySpec(A, "A市", "municipality"),), name="a")

@@ -22,8 +22,8 @@ from consumers.ingest import Outcome, PendingStore, ingest
 from consumers.kafka_io import park, parked, replay_parked
 from consumers.outbox import publishable
 from ledger.app import Actor
+from ledger.app.holds import holds
 from ledger.app.incidents import acknowledge, incidents_of
-from ledger.audit.checkpoints import holds
 from ledger.audit.verify import verify_log
 from ledger.domain.incidents import Incident
 from ledger.errors import InputError, NotFoundError, PermissionDenied, StateConflict

@@ -24,7 +24,7 @@ import pytest
 from consumers.ingest import PendingStore, ingest
 from consumers.outbox import publishable
 from ledger.app import Actor
-from ledger.audit.checkpoints import Checkpoint, latest_checkpoint, sign_head
+from ledger.app.checkpoints import Checkpoint, latest_checkpoint, sign_head
 from ledger.audit.verify import verify_log
 from ledger.log.envelope import Envelope
 from ledger.runtime.bootstrap import AgencySpec, Node, open_node

@@ -113,7 +113,7 @@ def test_a_taken_metrics_port_is_a_configuration_error() -> None:
 def test_checkpoint_age_is_unset_until_the_node_signs_and_then_follows_its_latest_checkpoint(
     sqlite_node: Node,
 ) -> None:
-    from ledger.audit.checkpoints import latest_checkpoint
+    from ledger.app.checkpoints import latest_checkpoint
     from ledger.runtime.observe import latest_checkpoint_time
 
     assert latest_checkpoint_time(sqlite_node) is None, "no checkpoint yet: the gauge stays unset"

@@ -75,9 +75,9 @@ def _consume(args: argparse.Namespace) -> int:
 def _run_node(args: argparse.Namespace) -> int:
     """Relay + consume + projections in one process; SIGTERM stops it cleanly between polls.
 
-    Metrics, health and readiness (ledger.runtime.observe) are served when a metrics port is configured.
+    Metrics, health and readiness (ledger.node.observe) are served when a metrics port is configured.
     """
-    from ledger.runtime.observe import HealthServer, NodeMetrics, ObserveSettings, configure_logging
+    from ledger.node.observe import HealthServer, NodeMetrics, ObserveSettings, configure_logging
 
     node = _node(args, pools=None)  # the configured capacity: it may serve the API beside its loop
     observe = ObserveSettings.from_config(
@@ -181,7 +181,7 @@ def _run_node(args: argparse.Namespace) -> int:
 
 def _incident_status(node: Any, consumer: Consumer) -> dict[str, Any]:
     """Incidents raised by this process per kind, and those open per alerted agency (as projected)."""
-    from ledger.runtime.observe import open_incidents
+    from ledger.node.observe import open_incidents
 
     with node.engine.connect() as conn:
         open_now = open_incidents(conn, sorted(node.app.hosted))

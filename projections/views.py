@@ -39,9 +39,9 @@ from ledger.app import Actor, QuerierAnswer
 from ledger.app.incidents import READ_ACTIONS
 from ledger.domain.types import Action, Flag, calendar_day
 from ledger.errors import InputError, NotFoundError, PermissionDenied
-from ledger.runtime.bootstrap import Node
 from projections.flag_state import agency_flags, flag_history, resolve_person, subject_alias
 from projections.incidents import incidents as incident_table
+from projections.node import NodeParts
 from projections.portal import portal_records as records
 from projections.portal_read import PortalReader
 from projections.queues import body_queue, flag_queue, held_queue, probe_queue, request_subjects
@@ -90,11 +90,11 @@ def aliases(conn: Connection, subject: str) -> list[str]:
     return sorted({subject, person, *(str(o) for o in others)})
 
 
-def _fresh(node: Node) -> None:
+def _fresh(node: NodeParts) -> None:
     node.projector.catch_up()
 
 
-def _staff_at(node: Node, actor: Actor) -> None:
+def _staff_at(node: NodeParts, actor: Actor) -> None:
     """Any active staff member of an agency hosted here (Point 3: every department sees the protection)."""
     node.app.permit(actor)
 
@@ -124,7 +124,7 @@ def _outcome(status: str) -> str:
     return "not_provided" if status == "refused" else "in_progress"
 
 
-def portal_records(node: Node, viewer: str, subject: str) -> PortalView:
+def portal_records(node: NodeParts, viewer: str, subject: str) -> PortalView:
     """The provision-record display (情報提供等記録表示) of ``subject`` for whoever logged in as ``viewer``.
 
     ``viewer`` is the pseudonym (or number) whose credentials were used: ``viewer == subject`` is the
@@ -139,14 +139,14 @@ def portal_records(node: Node, viewer: str, subject: str) -> PortalView:
                                     for rid, at, querier, provider, procedure, item, kind, status in rows))
 
 
-def _record_check(node: Node) -> RecordCheck:
+def _record_check(node: NodeParts) -> RecordCheck:
     check = node.extra.get("record_check")
     if not isinstance(check, RecordCheck):
         check = node.extra["record_check"] = RecordCheck(node.app)
     return check
 
 
-def _portal_reader(node: Node) -> PortalReader:
+def _portal_reader(node: NodeParts) -> PortalReader:
     reader = node.extra.get("portal_reader")
     if not isinstance(reader, PortalReader):
         reader = PortalReader(node.engine, [p.name for p in node.projector.projections], node.app.max_position,
@@ -171,7 +171,7 @@ class SelfInfoView:
     MESSAGE = "この情報は自動では表示されません。お住まいの市区町村の窓口にお問い合わせください。"
 
 
-def self_information(node: Node, viewer: str, subject: str) -> SelfInfoView:
+def self_information(node: NodeParts, viewer: str, subject: str) -> SelfInfoView:
     """Self-information display (自己情報表示): which agency holds which kind of information on the subject.
 
     Modelled from the provision records: an agency that provided ``info_kind`` about the subject holds a
@@ -212,7 +212,7 @@ class NationwideView:
     basis: str  # "other_agency" | "holding_agency" | "authorised"
 
 
-def nationwide_view(node: Node, actor: Actor, subject: str, *, purpose: str | None = None) -> NationwideView:
+def nationwide_view(node: NodeParts, actor: Actor, subject: str, *, purpose: str | None = None) -> NationwideView:
     """Is this person protected anywhere, as staff member ``actor`` may see it.
 
     With ``purpose``, a staff member allowed to ``view_protected`` sees the holding agencies; the read is
@@ -244,7 +244,7 @@ class LiaisonTarget:
     flags: tuple[str, ...]
 
 
-def resolve_liaison(node: Node, actor: Actor, token: str, *, purpose: str) -> LiaisonTarget:
+def resolve_liaison(node: NodeParts, actor: Actor, token: str, *, purpose: str) -> LiaisonTarget:
     """The holding agency's contact point (Point 5) turns a liaison reference back into its own holding.
 
     The read is recorded (an ``AccessRecord`` naming ``purpose``) before anything is returned, whoever asks
@@ -281,7 +281,7 @@ class CounterView:
     NOTICE = "保護対象者です。本人以外からの問合せには、情報が秘匿されている前提で対応してください。"
 
 
-def counter_view(node: Node, actor: Actor, subject: str) -> CounterView:
+def counter_view(node: NodeParts, actor: Actor, subject: str) -> CounterView:
     """What counter staff at ``actor.agency`` can tell someone asking about their queries on ``subject``
     (Point 4: they see the protection first and answer on the premise that the information is secret)."""
     node.app.permit(actor, Action.COUNTER_LOOKUP)
@@ -336,7 +336,7 @@ class AgencyFlag:
     history: tuple[FlagEvent, ...]
 
 
-def agency_flag_state(node: Node, actor: Actor, subject: str | None = None) -> list[AgencyFlag]:
+def agency_flag_state(node: NodeParts, actor: Actor, subject: str | None = None) -> list[AgencyFlag]:
     """The flags ``actor.agency`` holds (or held), with their history; optionally for one person only."""
     _staff_at(node, actor)
     _fresh(node)
@@ -518,7 +518,7 @@ def open_incidents(conn: Connection, agency: str) -> list[IncidentEntry]:
                           r.parked_id, bool(r.origin_held), r.raised_at) for r in rows]
 
 
-def _may(node: Node, actor: Actor, *actions: Action) -> bool:
+def _may(node: NodeParts, actor: Actor, *actions: Action) -> bool:
     for action in actions:
         try:
             node.app.permit(actor, action)
@@ -534,7 +534,7 @@ INCIDENT_LISTING = "incident queue"
 INCIDENT_LISTING_PURPOSE = "security incidents raised for this agency"
 
 
-def work_queue(node: Node, actor: Actor, today: date | None = None, *, held: bool = True) -> WorkQueue:
+def work_queue(node: NodeParts, actor: Actor, today: date | None = None, *, held: bool = True) -> WorkQueue:
     """Everything waiting for staff of ``actor.agency``.
 
     Held requests and probe notices name the querying agency (the reviewer calls it back, Point 5), which
@@ -596,7 +596,7 @@ def timeline_rows(conn: Connection, subjects: Sequence[str]) -> list[TimelineEnt
     return out
 
 
-def subject_timeline(node: Node, actor: Actor, subject: str, purpose: str) -> list[TimelineEntry]:
+def subject_timeline(node: NodeParts, actor: Actor, subject: str, purpose: str) -> list[TimelineEntry]:
     """Every event about the person, in log order. Auditors only; the read itself is recorded first."""
     node.app.permit(actor, Action.AUDIT)
     s = node.app.subject(subject)

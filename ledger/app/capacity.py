@@ -17,14 +17,23 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ledger.errors import ConfigurationError
+from ledger.typed_settings import typed_settings
 
-if TYPE_CHECKING:
-    from ledger.runtime.config import NodeConfig
+
+class _Configured(Protocol):
+    """What :meth:`Capacity.from_config` reads of a node's configuration (``ledger.runtime.config`` sits above
+    this layer, so it is named by shape)."""
+
+    @property
+    def capacity(self) -> Mapping[str, Any]: ...
+
+    @property
+    def database_url(self) -> str | None: ...
 
 __all__ = ["CONNECT_WAIT", "ONE_SHOT", "Capacity", "PoolSizes", "retry_while_server_full", "server_full"]
 
@@ -70,9 +79,7 @@ class Capacity:
     shutdown_timeout: int = 10  # seconds SIGTERM waits for requests in progress before cancelling the rest
 
     @classmethod
-    def from_config(cls, config: NodeConfig | None, **overrides: Any) -> Capacity:
-        from ledger.runtime.config import typed_settings
-
+    def from_config(cls, config: _Configured | None, **overrides: Any) -> Capacity:
         values: dict[str, Any] = dict(config.capacity) if config is not None else {}
         for name, env in ENV.items():
             if os.environ.get(env):

@@ -27,7 +27,7 @@ import re
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from ledger import clock
@@ -45,8 +45,27 @@ from ledger.log.envelope import Envelope
 from ledger.log.pseudonym import is_pseudonym
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ledger.app import Actor, FlagLedger
-    from ledger.runtime.bootstrap import Node
+
+
+class _Secrets(Protocol):
+    def write_secret(self, name: str, text: str, *, overwrite: bool = False) -> Path: ...
+
+
+class Node(Protocol):
+    """What raising incidents takes of a running node (``ledger.runtime.bootstrap.Node``, a layer above,
+    satisfies it): its ledger, its secrets and its per-process cache."""
+
+    @property
+    def app(self) -> FlagLedger: ...
+
+    @property
+    def config(self) -> _Secrets: ...
+
+    @property
+    def extra(self) -> dict[str, object]: ...
 
 __all__ = [
     "ACKNOWLEDGE_ACTIONS",

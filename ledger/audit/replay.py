@@ -54,8 +54,8 @@ from ledger.domain.types import parse_moment
 from ledger.errors import FlagLedgerError, InputError, IntegrityError, StateConflict, StorageError
 from ledger.files import private_dir, private_file
 from ledger.log.envelope import Envelope
-from ledger.runtime.config import NodeConfig
 from projections.base import BatchedProjection, Projector, create_engine, tracking, upsert
+from projections.node import NodeSettings
 from projections.page import PageWriter
 from projections.portal import canonical_time
 from projections.registry import all_projections
@@ -147,7 +147,7 @@ def _same_pg_database(a: str, b: str) -> bool:
     )
 
 
-def resolve_target(config: NodeConfig, target: str | None, label: str) -> str:
+def resolve_target(config: NodeSettings, target: str | None, label: str) -> str:
     """The SQLAlchemy URL of the replay target; refuses anything that is the node's own databases.
 
     ``None`` makes a new SQLite file under ``DATA_DIR/audit/`` (0700: a replay holds protected details).

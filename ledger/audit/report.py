@@ -42,7 +42,7 @@ from ledger.domain.types import Action
 from ledger.errors import InputError, NotFoundError, StateConflict
 from ledger.files import open_private, private_dir
 from ledger.log.tree import PrefixRoot
-from ledger.runtime.bootstrap import Node
+from projections.node import NodeParts
 from projections.portal import canonical_time
 from projections.queues import flag_queue, held_queue
 
@@ -121,7 +121,7 @@ class ReportResult:
 class _Names:
     """Staff display names (as enrolled) for the report, looked up once each."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: NodeParts) -> None:
         self.node = node
         self.cache: dict[tuple[str, str], str] = {}
 
@@ -142,7 +142,7 @@ def _flags(value: Any) -> str:
 
 
 def audit_report(
-    node: Node,
+    node: NodeParts,
     actor: Actor,
     start: datetime,
     end: datetime,
@@ -290,7 +290,7 @@ _WANTED = frozenset({
 })
 
 
-def _approval(node: Node, section: _Section, names: _Names, topic: str, ev: Any, origin: str, stream: str,
+def _approval(node: NodeParts, section: _Section, names: _Names, topic: str, ev: Any, origin: str, stream: str,
               at: str, position: int) -> None:
     with node.engine.connect() as conn:
         req = conn.execute(select(flag_queue).where(flag_queue.c.request_id == stream)).first()
@@ -302,7 +302,7 @@ def _approval(node: Node, section: _Section, names: _Names, topic: str, ev: Any,
                  req.requested_by if req else "", req.approvals_required if req else "", position])
 
 
-def _held(node: Node, section: _Section, origin: str, stream: str, at: str, ev: Any, end_label: str,
+def _held(node: NodeParts, section: _Section, origin: str, stream: str, at: str, ev: Any, end_label: str,
           position: int) -> None:
     with node.engine.connect() as conn:
         r = conn.execute(select(held_queue).where(held_queue.c.request_id == stream)).first()

@@ -32,8 +32,8 @@ from ledger.audit.replay import (
 from ledger.domain.provision import must_hold
 from ledger.domain.types import Action, agency_code
 from ledger.errors import InputError, NotFoundError, StateConflict, StorageError
-from ledger.runtime.bootstrap import Node
 from projections.flag_state import NationwideState, agency_flags
+from projections.node import NodeParts
 from projections.timeline import timeline_events
 from projections.views import TimelineEntry, aliases, subject_timeline
 
@@ -49,7 +49,7 @@ __all__ = [
 
 
 def audit_replay(
-    node: Node,
+    node: NodeParts,
     actor: Actor,
     *,
     as_of: datetime | None,
@@ -117,7 +117,7 @@ def _known(engine: Engine, subjects: Sequence[str]) -> bool:
     return bool(n)
 
 
-def _subject_then(node: Node, engine: Engine, subject: str) -> tuple[ReplayInfo, str, list[str]]:
+def _subject_then(node: NodeParts, engine: Engine, subject: str) -> tuple[ReplayInfo, str, list[str]]:
     info = _finished(engine)
     s = node.app.subject(subject)
     try:
@@ -135,7 +135,7 @@ def _subject_then(node: Node, engine: Engine, subject: str) -> tuple[ReplayInfo,
     return info, s, names
 
 
-def flags_then(node: Node, actor: Actor, engine: Engine, subject: str, purpose: str) -> SubjectFlagsThen:
+def flags_then(node: NodeParts, actor: Actor, engine: Engine, subject: str, purpose: str) -> SubjectFlagsThen:
     """Which flags applied to ``subject`` at the replay's instant, per agency and nationwide."""
     node.app.permit(actor, Action.AUDIT)
     info, s, names = _subject_then(node, engine, subject)
@@ -163,7 +163,7 @@ class HoldAnswer:
 
 
 def would_hold_then(
-    node: Node, actor: Actor, engine: Engine, subject: str, requester: str, purpose: str
+    node: NodeParts, actor: Actor, engine: Engine, subject: str, requester: str, purpose: str
 ) -> HoldAnswer:
     """Would a provision request about ``subject`` from ``requester`` have been held at the replay's instant.
 
@@ -183,7 +183,7 @@ def would_hold_then(
                       holders)
 
 
-def audit_timeline(node: Node, actor: Actor, subject: str, purpose: str) -> list[TimelineEntry]:
+def audit_timeline(node: NodeParts, actor: Actor, subject: str, purpose: str) -> list[TimelineEntry]:
     """Every event about the person (all their pseudonyms), in log order; the read is recorded first."""
     entries = subject_timeline(node, actor, subject, purpose)
     # the read just recorded is about the person too; a person the log otherwise never names is a typo

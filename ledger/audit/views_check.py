@@ -41,8 +41,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.audit.replay import safe_url
 from ledger.errors import InputError, StateConflict, StorageError
 from ledger.files import private_dir, private_file
-from ledger.runtime.bootstrap import Node
 from projections.base import Projector, _bulk_writes, create_engine, tracking
+from projections.node import NodeParts
 from projections.registry import all_projections
 
 __all__ = ["Difference", "ViewsReport", "check_views", "view_tables"]
@@ -92,7 +92,7 @@ class ViewsReport:
                 "started_at": self.started_at, "seconds": round(self.seconds, 3), "scratch": self.scratch}
 
 
-def view_tables(node: Node) -> list[Table]:
+def view_tables(node: NodeParts) -> list[Table]:
     """Every table of the node's projections, in projection order."""
     return [t for p in node.projector.projections for t in p.tables]
 
@@ -108,7 +108,7 @@ class _ScratchProjector(Projector):
 
 # -- the scratch location --------------------------------------------------------------------------------------
 @contextmanager
-def _scratch(node: Node, scratch: str | None) -> Iterator[tuple[Engine, str]]:
+def _scratch(node: NodeParts, scratch: str | None) -> Iterator[tuple[Engine, str]]:
     """An engine on an empty scratch location, and its URL (password hidden); cleaned up afterwards."""
     live = node.config.views_url()
     if scratch is not None:
@@ -151,7 +151,7 @@ def _scratch(node: Node, scratch: str | None) -> Iterator[tuple[Engine, str]]:
             Path(str(path) + suffix).unlink(missing_ok=True)
 
 
-def _given_scratch(node: Node, scratch: str, live: str) -> Engine:
+def _given_scratch(node: NodeParts, scratch: str, live: str) -> Engine:
     from ledger.audit.replay import _same_pg_database
 
     if "://" in scratch:
@@ -243,7 +243,7 @@ def _compare_table(table: Table, rebuilt: Connection, live: Connection,
     return n, None
 
 
-def check_views(node: Node, *, scratch: str | None = None, progress: Progress | None = None,
+def check_views(node: NodeParts, *, scratch: str | None = None, progress: Progress | None = None,
                 page: int = 1000, attempts: int = 5) -> ViewsReport:
     """Rebuild every view into a scratch location and compare it with the live views (see the module)."""
     if not 1 <= page <= 10_000:
@@ -286,7 +286,7 @@ class _Ticker:
             self.progress("compare", self.done, self.total)
 
 
-def _compare(node: Node, projector: Projector, engine: Engine, live_engine: Engine, tables: Sequence[Table],
+def _compare(node: NodeParts, projector: Projector, engine: Engine, live_engine: Engine, tables: Sequence[Table],
              names: Sequence[str], end: int, report: ViewsReport, progress: Progress | None,
              attempts: int) -> ViewsReport:
     for _ in range(attempts):

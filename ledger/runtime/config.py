@@ -22,7 +22,7 @@ import contextlib
 import json
 import os
 import secrets as pysecrets
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 from ledger.app.capacity import ONE_SHOT, PoolSizes
 from ledger.errors import ConfigurationError
 from ledger.files import private_dir, private_file, write_private
+from ledger.typed_settings import typed_settings
 
 __all__ = ["AgencyEntry", "NodeConfig", "default_data_dir", "typed_settings"]
 
@@ -57,7 +58,7 @@ class NodeConfig:
     database_url: str | None = None
     encryption: bool = True
     kafka: dict[str, Any] = field(default_factory=dict)
-    observability: dict[str, Any] = field(default_factory=dict)  # metrics port, log format (ledger.runtime.observe)
+    observability: dict[str, Any] = field(default_factory=dict)  # metrics port, log format (ledger.node.observe)
     http: dict[str, Any] = field(default_factory=dict)  # session cookie, trusted proxy (ledger.api.settings)
     capacity: dict[str, Any] = field(default_factory=dict)  # connection pools, API concurrency (ledger.app.capacity)
     checkpoints: dict[str, Any] = field(default_factory=dict)  # tree heads: every_events, every_seconds
@@ -281,20 +282,3 @@ class NodeConfig:
                 rest = f"{user}:{quote(self.database_password, safe='')}@" + rest.rsplit("@", 1)[-1]
             return "postgresql+psycopg://" + rest
         return f"sqlite:///{self.data_dir / 'views.sqlite'}"
-
-
-def typed_settings(cls: Any, values: dict[str, Any], what: str) -> dict[str, Any]:
-    """``values`` (config file, environment, flags) as keyword arguments for the settings dataclass ``cls``:
-    each converted to its field's ``int`` or ``str`` type; unknown names and unparsable numbers are refused."""
-    names = {f.name for f in fields(cls)}
-    unknown = set(values) - names
-    if unknown:
-        raise ConfigurationError(f"unknown {what} settings: {', '.join(sorted(unknown))}")
-    try:
-        return {
-            f.name: int(values[f.name]) if f.type == "int" else str(values[f.name])
-            for f in fields(cls)
-            if f.name in values
-        }
-    except ValueError as exc:
-        raise ConfigurationError(f"bad {what} setting: {exc}") from exc

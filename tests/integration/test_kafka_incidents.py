@@ -15,8 +15,8 @@ from consumers.kafka_io import Consumer, Relay, parked, wait_for
 from consumers.settings import KafkaSettings
 from ledger.app import Actor
 from ledger.app.incidents import incidents_of
+from ledger.node.observe import NodeMetrics
 from ledger.runtime.bootstrap import AgencySpec, Node
-from ledger.runtime.observe import NodeMetrics
 from projections.views import work_queue
 from tests.conftest import A, B
 from tests.support.forgery import published, resigned, tampered

@@ -18,9 +18,9 @@ import yaml
 
 from consumers.settings import ENV_PREFIX, KafkaSettings
 from ledger.errors import ConfigurationError
+from ledger.node.observe import ENV as OBSERVE_ENV
+from ledger.node.observe import ObserveSettings
 from ledger.runtime.config import NodeConfig
-from ledger.runtime.observe import ENV as OBSERVE_ENV
-from ledger.runtime.observe import ObserveSettings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "deploy" / "compose" / "compose.yaml"

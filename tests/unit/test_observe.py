@@ -12,9 +12,9 @@ import pytest
 
 from ledger.errors import ConfigurationError
 from ledger.log.signing import Signer
+from ledger.node.observe import HealthServer, JsonFormatter, NodeMetrics, ObserveSettings
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from ledger.runtime.config import NodeConfig
-from ledger.runtime.observe import HealthServer, JsonFormatter, NodeMetrics, ObserveSettings
 
 
 def get(port: int, path: str) -> tuple[int, str]:
@@ -114,7 +114,7 @@ def test_checkpoint_age_is_unset_until_the_node_signs_and_then_follows_its_lates
     sqlite_node: Node,
 ) -> None:
     from ledger.app.checkpoints import latest_checkpoint
-    from ledger.runtime.observe import latest_checkpoint_time
+    from ledger.node.observe import latest_checkpoint_time
 
     assert latest_checkpoint_time(sqlite_node) is None, "no checkpoint yet: the gauge stays unset"
     sqlite_node.app.sign_checkpoint()

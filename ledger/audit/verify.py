@@ -9,9 +9,8 @@ from ledger.app import FlagLedger
 from ledger.audit.workers import MIN_EVENTS, ChainCheck, check_rows, default_workers, verify_in_workers
 from ledger.errors import FlagLedgerError, InputError
 from ledger.log.check import LogCheck
-from ledger.log.envelope import GENESIS
 from ledger.log.findings import Finding, VerifyReport
-from ledger.log.rows import LogRow, log_rows
+from ledger.log.rows import log_rows
 from ledger.log.stream_heads import DEFAULT_CAPACITY, StreamHeads
 
 if TYPE_CHECKING:
@@ -114,47 +113,9 @@ def _verify_events(
     return report
 
 
-_NO_HEAD = (0, GENESIS)
-
-
-def chain_finding(
-    position: int, stream: str, version: int, topic: str, prev: str, head: tuple[int, str, str, str] | None
-) -> Finding | None:
-    """What is wrong with an event's link to its stream's ``head`` (latest verified version and hash), if anything."""
-    expected_version, expected_prev = (head[0], head[1]) if head is not None else _NO_HEAD
-    if version != expected_version + 1:
-        return Finding(
-            position, stream, version, topic,
-            f"stream jumps from v{expected_version} to v{version}: an event is missing or out of order",
-            "broken_chain",
-        )
-    if prev != expected_prev:
-        return Finding(
-            position, stream, version, topic,
-            "does not chain to the previous event of its stream (edited, deleted or reordered)",
-            "broken_chain",
-        )
-    return None
-
-
-def owner_finding(position: int, stream: str, version: int, topic: str, origin: str, why: str) -> Finding:
-    """An event its signer may not append to its stream
-    (:func:`ledger.domain.authority.append_violation` says ``why``)."""
-    from ledger.domain.authority import foreign_writer_reason
-
-    return Finding(position, stream, version, topic, foreign_writer_reason(stream, version, topic, origin, why),
-                   "foreign_writer")
-
-
 def _store_is_shared(app: FlagLedger) -> bool:
     """Whether another process can open this store (an in-memory SQLite database is this process's alone)."""
     name = str(app.env.get("SQLITE_DBNAME", ""))
     return app.env.get("PERSISTENCE_MODULE") != "eventsourcing.sqlite" or not (
         name == ":memory:" or "mode=memory" in name
     )
-
-
-def _finding(n: LogRow, reason: str, code: str) -> Finding:
-    position, stream, stored, version, topic, _ = n
-    return Finding(position, stream if stream is not None else str(stored), version, topic, reason, code)
-

@@ -132,8 +132,8 @@ class _PageChecker:
 def check_rows(mapper: SignedMapper, rows: Sequence[LogRow]) -> PageResult:
     """The checks of ``audit verify`` that need no other event, for one page in order, stopping at the first
     failure; the chain check follows in :class:`ChainCheck`."""
-    from ledger.audit.verify import _finding
     from ledger.domain.authority import foreign_writer_reason, payload_violation
+    from ledger.log.findings import row_finding
 
     open_, check_fields, verify, decodes = mapper.open, mapper.check_fields, mapper.verify, mapper.check_decodes
     links: list[Link] = []
@@ -142,14 +142,14 @@ def check_rows(mapper: SignedMapper, rows: Sequence[LogRow]) -> PageResult:
     for n in rows:
         position, row_stream, _, version, topic, state = n
         if state is None:
-            return PageResult(links, first_sig, last_sig, _finding(
+            return PageResult(links, first_sig, last_sig, row_finding(
                 n, "the stored event is not a byte string (its cell holds text or a number: edited outside "
                 "flagledger)", "malformed"))
         try:
             env = open_(state)
             check_fields(env, row_stream, version, topic)
         except FlagLedgerError as exc:
-            return PageResult(links, first_sig, last_sig, _finding(n, str(exc), exc.code))
+            return PageResult(links, first_sig, last_sig, row_finding(n, str(exc), exc.code))
         h = env.header
         s = env.seal
         sig = s.signature
@@ -160,10 +160,10 @@ def check_rows(mapper: SignedMapper, rows: Sequence[LogRow]) -> PageResult:
             verify(env)
             bad = payload_violation(topic, h.origin, decodes(env), h.stream, version)
         except FlagLedgerError as exc:
-            return PageResult(links, first_sig, last_sig, _finding(n, str(exc), exc.code), chain_first=True)
+            return PageResult(links, first_sig, last_sig, row_finding(n, str(exc), exc.code), chain_first=True)
         if bad is not None:  # e.g. a stream opened in another agency's name
             reason = foreign_writer_reason(h.stream, version, topic, h.origin, bad)
-            return PageResult(links, first_sig, last_sig, _finding(n, reason, "foreign_writer"), chain_first=True)
+            return PageResult(links, first_sig, last_sig, row_finding(n, reason, "foreign_writer"), chain_first=True)
         if not first_sig:
             first_sig = sig
         last_sig = sig
@@ -187,8 +187,8 @@ class ChainCheck:
 
     def take(self, result: PageResult) -> bool:
         """Check one page's links; False once the first bad event is found (then the report names it)."""
-        from ledger.audit.verify import chain_finding, owner_finding
         from ledger.domain.authority import append_violation
+        from ledger.log.findings import chain_finding, owner_finding
 
         if result.error is not None:
             raise StorageError(result.error)

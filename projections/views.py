@@ -37,6 +37,7 @@ from sqlalchemy import Connection, func, select
 
 from ledger.app import Actor, QuerierAnswer
 from ledger.app.incidents import READ_ACTIONS
+from ledger.app.values import is_answered
 from ledger.domain.types import Action, Flag, calendar_day
 from ledger.errors import InputError, NotFoundError, PermissionDenied
 from projections.flag_state import agency_flags, flag_history, resolve_person, subject_alias
@@ -79,7 +80,6 @@ __all__ = [
 
 ND = Flag.NON_DISCLOSURE.value
 NAR = Flag.NO_AUTO_RESPONSE.value
-ANSWERED = ("provided", "provided_manually")
 
 
 # -- people ---------------------------------------------------------------------------------------------
@@ -119,9 +119,9 @@ class PortalView:
 
 
 def _outcome(status: str) -> str:
-    if status in ANSWERED:
-        return "provided"
-    return "not_provided" if status == "refused" else "in_progress"
+    """The querier's answer (QuerierAnswer.of) in the portal's words: "answered" is "provided" there."""
+    answer = QuerierAnswer.of("", status).status
+    return "provided" if answer == "answered" else answer
 
 
 def portal_records(node: NodeParts, viewer: str, subject: str) -> PortalView:
@@ -188,7 +188,7 @@ def self_information(node: NodeParts, viewer: str, subject: str) -> SelfInfoView
     # sticky, as the provision records: nothing learnt from records made before the last release
     first: dict[tuple[str, str], str] = {}
     for facts, status in reader.records(person, person.cutoff or ""):
-        if status in ANSWERED:
+        if is_answered(status):
             key = (facts.provider, facts.info_kind)
             first[key] = min(first.get(key, facts.created_at), facts.created_at)
     return SelfInfoView(access, False, tuple(Holding(a, k, t) for (a, k), t in sorted(first.items())))
@@ -298,12 +298,8 @@ def counter_view(node: NodeParts, actor: Actor, subject: str) -> CounterView:
         facts = check.facts(str(r.request_id), int(r.position))
         if facts is None or facts.subject not in names or facts.querier != actor.agency:
             continue  # a row the log does not bear out (edited or moved): not shown
-        if r.status in ANSWERED:
-            status, message = "answered", QuerierAnswer.ANSWERED
-        elif r.status == "refused":
-            status, message = "not_provided", QuerierAnswer.NOT_PROVIDED
-        else:
-            status, message = "in_progress", QuerierAnswer.IN_PROGRESS
+        answer = QuerierAnswer.of(facts.request_id, r.status)
+        status, message = answer.status, answer.message
         # sticky, as on the portal: after release, answers from before it still do not name the provider
         sticky = person.cutoff is not None and facts.created_at < person.cutoff
         provider = facts.provider if status == "answered" and not person.protected and not sticky else None

@@ -32,17 +32,15 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 
+from ledger.app.access import LedgerAccess
 from ledger.domain.checkpoints import CheckpointLog
 from ledger.errors import ConfigurationError, FlagLedgerError, InputError, IntegrityError, NotFoundError
 from ledger.log.signing import key_id_for, public_key_from_hex
 from ledger.merkle import EMPTY_ROOT, CompactRange, consistency_proof, root_hash, verify_consistency
-
-if TYPE_CHECKING:
-    from ledger.app import FlagLedger
 
 __all__ = [
     "CHECKPOINT_STREAM_PREFIX",
@@ -166,7 +164,7 @@ class Checkpoint:
         return cp
 
 
-def verify_with_keyring(app: FlagLedger, cp: Checkpoint) -> None:
+def verify_with_keyring(app: LedgerAccess, cp: Checkpoint) -> None:
     try:
         app.keyring.verify(cp.origin, cp.key_id, cp.timestamp, cp.statement(), cp.signature)
     except FlagLedgerError as exc:
@@ -214,7 +212,7 @@ class Checkpointer:
     re-read the whole log; a fresh instance (the CLI) reads it once.
     """
 
-    def __init__(self, app: FlagLedger) -> None:
+    def __init__(self, app: LedgerAccess) -> None:
         self.app = app
         self.leaves: list[bytes] = []
         self.position = 0
@@ -304,12 +302,12 @@ class Checkpointer:
         return Checkpoint(agency, n, root, time, signer.key_id, signature, prev_size, prev_root, tuple(proof))
 
 
-def sign_checkpoint(app: FlagLedger, agency: str | None = None, *, force: bool = False) -> list[Checkpoint]:
+def sign_checkpoint(app: LedgerAccess, agency: str | None = None, *, force: bool = False) -> list[Checkpoint]:
     """"Checkpoint now": read the log once and sign for ``agency`` (default: every hosted agency)."""
     return Checkpointer(app).sign(None if agency is None else [agency], force=force)
 
 
-def sign_head(app: FlagLedger, agency: str | None = None) -> Checkpoint:
+def sign_head(app: LedgerAccess, agency: str | None = None) -> Checkpoint:
     """A tree head over the whole log as it is now, signed by ``agency`` (default: the first hosted one) and
     *not* recorded: to be kept outside this node (``audit head --out``), it covers every event, including the
     checkpoint just recorded — unlike that checkpoint, which covers only what precedes it. Same statement and
@@ -326,7 +324,7 @@ def sign_head(app: FlagLedger, agency: str | None = None) -> Checkpoint:
     return Checkpoint(code, tree.size, root, time, signer.key_id, signature)
 
 
-def latest_checkpoint(app: FlagLedger, agency: str | None = None) -> Checkpoint:
+def latest_checkpoint(app: LedgerAccess, agency: str | None = None) -> Checkpoint:
     """The newest checkpoint signed by ``agency`` (default: the largest of any hosted agency)."""
     best: Checkpoint | None = None
     for code in [agency] if agency is not None else sorted(app.hosted):

@@ -8,7 +8,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from ledger.app.access import LedgerAccess
 from ledger.app.checkpoints import CHECKPOINT_TOPIC, Checkpoint, verify_with_keyring
+from ledger.app.values import Actor
 from ledger.domain.bounds import NOTE, fit_text
 from ledger.domain.checkpoints import AgencyHold
 from ledger.domain.types import Action
@@ -16,7 +18,6 @@ from ledger.errors import InputError, IntegrityError, StateConflict
 from ledger.merkle import EMPTY_ROOT, verify_consistency
 
 if TYPE_CHECKING:
-    from ledger.app import Actor, FlagLedger
     from ledger.log.envelope import Envelope
 
 __all__ = ["CheckpointFork", "check_extends", "check_incoming", "hold_agency", "hold_reason", "holds", "lift_hold"]
@@ -44,7 +45,7 @@ def check_extends(prev: Checkpoint | None, cp: Checkpoint) -> None:
         )
 
 
-def check_incoming(app: FlagLedger, env: Envelope, event: Any) -> None:
+def check_incoming(app: LedgerAccess, env: Envelope, event: Any) -> None:
     """Check a peer's ``CheckpointSigned`` before it is appended: signed by the agency's key and consistent
     with the last checkpoint this node holds from that agency (the previous event of the same stream, which
     stream order guarantees is already here). Raises :class:`CheckpointFork` or IntegrityError."""
@@ -59,12 +60,12 @@ def check_incoming(app: FlagLedger, env: Envelope, event: Any) -> None:
     check_extends(prev, cp)
 
 
-def _hold_row_topic(app: FlagLedger, held: str) -> str | None:
+def _hold_row_topic(app: LedgerAccess, held: str) -> str | None:
     rows = app.recorder.select_events(AgencyHold.create_id(held), desc=True, limit=1)
     return rows[0].topic if rows else None
 
 
-def hold_reason(app: FlagLedger, agency: str) -> str | None:
+def hold_reason(app: LedgerAccess, agency: str) -> str | None:
     """Why this node holds ``agency``'s stream, or None. One indexed read (no cache: an operator may lift
     the hold from another process)."""
     topic = _hold_row_topic(app, agency)
@@ -74,7 +75,7 @@ def hold_reason(app: FlagLedger, agency: str) -> str | None:
     return hold.reason
 
 
-def hold_agency(app: FlagLedger, held: str, reason: str, code: str) -> None:
+def hold_agency(app: LedgerAccess, held: str, reason: str, code: str) -> None:
     """Record (as a local ledger event) that ``held``'s events are no longer applied, and raise the alarm."""
     alarm.error("ALARM: agency %s is on hold: %s", held, reason)
     recorder = sorted(app.hosted)[0]  # any hosted agency may record the node's own decision
@@ -85,7 +86,7 @@ def hold_agency(app: FlagLedger, held: str, reason: str, code: str) -> None:
     app.save_as(hold.agency, hold)
 
 
-def lift_hold(app: FlagLedger, actor: Actor, held: str, note: str) -> None:
+def lift_hold(app: LedgerAccess, actor: Actor, held: str, note: str) -> None:
     """An administrator lifts a hold after resolving the fork out of band; parked events can then be replayed."""
     app.authorise(actor, Action.ADMINISTER)
     if not note.strip():
@@ -97,7 +98,7 @@ def lift_hold(app: FlagLedger, actor: Actor, held: str, note: str) -> None:
     app.save_as(hold.agency, hold)
 
 
-def holds(app: FlagLedger) -> list[dict[str, Any]]:
+def holds(app: LedgerAccess) -> list[dict[str, Any]]:
     """Every agency currently held, with the recorded reason."""
     out: list[dict[str, Any]] = []
     for n in _select_topic(app, "ledger.domain.checkpoints:AgencyHold.Placed"):
@@ -107,7 +108,7 @@ def holds(app: FlagLedger) -> list[dict[str, Any]]:
     return out
 
 
-def _select_topic(app: FlagLedger, topic: str) -> list[Any]:
+def _select_topic(app: LedgerAccess, topic: str) -> list[Any]:
     out: list[Any] = []
     start = 1
     while True:

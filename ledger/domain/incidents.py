@@ -30,7 +30,7 @@ class IncidentKind(StrEnum):
     REVOKED_KEY_LATE = "revoked_key_late"
 
 
-# parking code (consumers/ingest.py, ledger/log/signing.py, ledger/audit/checkpoints.py) → incident kind. Codes not
+# parking code (consumers/ingest.py, ledger/log/signing.py, ledger/app/holds.py) → incident kind. Codes not
 # listed are faults, not attacks: malformed or unknown topics (a bug or an older node), gaps, an agency not
 # yet trusted, a key not yet valid or expired (a wrong clock), an agency already on hold (raised when held).
 INCIDENT_CODES: dict[str, IncidentKind] = {

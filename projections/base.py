@@ -38,6 +38,7 @@ __all__ = [
     "PageWriter",
     "Projection",
     "Projector",
+    "bulk_writes",
     "create_engine",
     "metadata",
     "upsert",
@@ -280,16 +281,16 @@ class Projector:
     def rebuild(self, names: Iterable[str] | None = None, progress: Progress | None = None) -> int:
         with self._threads:
             self.reset(names)
-            with self.engine.connect() as conn, _bulk_writes(conn):
+            with self.engine.connect() as conn, bulk_writes(conn):
                 return self._catch_up(conn, progress, None)
 
 
-# SQLite settings of a connection that writes projections in bulk (see _bulk_writes)
+# SQLite settings of a connection that writes projections in bulk (see bulk_writes)
 BULK_PRAGMAS = (("wal_autocheckpoint", 16384), ("cache_size", -16384))
 
 
 @contextmanager
-def _bulk_writes(conn: Connection) -> Iterator[None]:
+def bulk_writes(conn: Connection) -> Iterator[None]:
     """SQLite settings for a rebuild's one connection, put back after it.
 
     A page of a rebuild dirties far more database pages than the WAL's default 1000-page checkpoint

@@ -68,6 +68,7 @@ __all__ = [
     "replay",
     "resolve_target",
     "safe_url",
+    "same_pg_database",
 ]
 
 # The replay's own bookkeeping lives on its own MetaData, so live view databases never get these tables.
@@ -139,7 +140,7 @@ def safe_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
-def _same_pg_database(a: str, b: str) -> bool:
+def same_pg_database(a: str, b: str) -> bool:
     ua, ub = make_url(a), make_url(b)
     return (
         (ua.host or "127.0.0.1", ua.port or 5432, ua.database or "postgres")
@@ -163,7 +164,7 @@ def resolve_target(config: NodeSettings, target: str | None, label: str) -> str:
         if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
             url = "postgresql+psycopg://" + rest
             live = config.views_url()
-            if live.startswith("postgresql") and _same_pg_database(url, live):
+            if live.startswith("postgresql") and same_pg_database(url, live):
                 raise InputError(
                     f"{safe_url(url)} is this node's own database: replay into a separate, empty database "
                     "(create one, e.g. `createdb flagledger_audit`)"

@@ -41,7 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.audit.replay import safe_url
 from ledger.errors import InputError, StateConflict, StorageError
 from ledger.files import private_dir, private_file
-from projections.base import Projector, _bulk_writes, create_engine, tracking
+from projections.base import Projector, bulk_writes, create_engine, tracking
 from projections.node import NodeParts
 from projections.registry import all_projections
 
@@ -152,13 +152,13 @@ def _scratch(node: NodeParts, scratch: str | None) -> Iterator[tuple[Engine, str
 
 
 def _given_scratch(node: NodeParts, scratch: str, live: str) -> Engine:
-    from ledger.audit.replay import _same_pg_database
+    from ledger.audit.replay import same_pg_database
 
     if "://" in scratch:
         scheme, rest = scratch.split("://", 1)
         if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
             url = "postgresql+psycopg://" + rest
-            if live.startswith("postgresql") and _same_pg_database(url, live):
+            if live.startswith("postgresql") and same_pg_database(url, live):
                 raise InputError(f"{safe_url(url)} is this node's own database: give an empty scratch database "
                                  "(or no --scratch: a scratch schema is made in it)")
             return create_engine(url)
@@ -260,7 +260,7 @@ def check_views(node: NodeParts, *, scratch: str | None = None, progress: Progre
             end = node.app.max_position()
             rebuild: Callable[[int, int], None] | None = (
                 (lambda done, total: progress("rebuild", done, total)) if progress is not None else None)
-            with engine.connect() as conn, _bulk_writes(conn):
+            with engine.connect() as conn, bulk_writes(conn):
                 projector._catch_up(conn, rebuild, end)
             live_engine = _snapshot_engine(node.config.views_url())
             try:

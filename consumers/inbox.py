@@ -18,9 +18,9 @@ from consumers.broker import BrokerUnavailable, ensure_topics, new_producer, ret
 from consumers.ingest import Outcome, PendingStore, ingest_many
 from consumers.parked import park
 from consumers.settings import KafkaSettings
-from ledger.bootstrap import Node
 from ledger.errors import StateConflict, StorageError
 from ledger.faultpoint import faultpoint
+from ledger.runtime.bootstrap import Node
 
 __all__ = ["Consumer"]
 
@@ -29,7 +29,7 @@ log = logging.getLogger("flagledger.consumers")
 
 class Consumer:
     def __init__(self, node: Node, settings: KafkaSettings, project: bool = True) -> None:
-        """``project=False``: leave the projections to a :class:`~projections.follower.Follower` (the node
+        """``project=False``: leave the projections to a :class:`~ledger.runtime.follower.Follower` (the node
         loop); readers catch up themselves, so nothing reads a view that misses an applied event."""
         from kafka import KafkaConsumer
 

@@ -7,7 +7,7 @@ number), what was done (parked and not applied â€” checked against the log now â
 acknowledgements) and what to do next. A draft of facts, not a decision: whether and when to report is for the
 agency's privacy officer.
 
-Everything comes from the log (incidents are loaded and verified from their events, :func:`ledger.incidents.
+Everything comes from the log (incidents are loaded and verified from their events, :func:`ledger.app.incidents.
 incidents_of`) and from the parked message itself, never from a view. Drafting is a read of protected details:
 an ``IncidentReport.Drafted`` event and one ``AccessRecord`` per person named are saved, together, before the
 report is returned.
@@ -26,16 +26,16 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from consumers.tables import parked_messages
 from ledger import clock
 from ledger.app import Actor
-from ledger.bootstrap import Node
-from ledger.checkpoints import holds
+from ledger.app.holds import holds
+from ledger.app.incidents import REPORT_ACTIONS, authorise_any, incidents_of, scrub
 from ledger.domain.identity import AccessRecord
 from ledger.domain.incidents import Incident, IncidentKind, IncidentReport
-from ledger.envelope import Envelope
 from ledger.errors import FlagLedgerError, InputError, StorageError
-from ledger.incidents import REPORT_ACTIONS, authorise_any, incidents_of, scrub
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import Node
+from ledger.runtime.tables import parked_messages
 
 __all__ = ["DEFAULT_PURPOSE", "KIND_TEXT", "draft", "render_markdown", "write_private"]
 

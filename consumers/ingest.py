@@ -18,13 +18,14 @@ from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.utils import resolve_topic
 from sqlalchemy import select
 
-from consumers.tables import pending_events
 from ledger.app import FlagLedger, is_local_only
-from ledger.authority import Owner, append_violation, foreign_writer_reason, payload_violation
-from ledger.checkpoints import CHECKPOINT_TOPIC, check_incoming, hold_agency, hold_reason, is_checkpoint_topic
+from ledger.app.checkpoints import CHECKPOINT_TOPIC, is_checkpoint_topic
+from ledger.app.holds import check_incoming, hold_agency, hold_reason
+from ledger.domain.authority import Owner, append_violation, foreign_writer_reason, payload_violation
 from ledger.domain.event_fields import check_event
-from ledger.envelope import GENESIS, Envelope
 from ledger.errors import FlagLedgerError, IntegrityError, StateConflict, StorageError
+from ledger.log.envelope import GENESIS, Envelope
+from ledger.runtime.tables import pending_events
 
 __all__ = ["Outcome", "PendingStore", "ingest", "ingest_many"]
 

@@ -13,10 +13,10 @@ from sqlalchemy import select
 
 from consumers.broker import BrokerUnavailable, ensure_topics, new_producer
 from consumers.settings import KafkaSettings
-from consumers.tables import relay_marks, relay_position
 from ledger.app import FlagLedger, is_local_only
-from ledger.bootstrap import Node
 from ledger.faultpoint import faultpoint
+from ledger.runtime.bootstrap import Node
+from ledger.runtime.tables import relay_marks, relay_position
 from projections.base import upsert
 
 __all__ = ["Relay", "publishable"]

@@ -3,25 +3,42 @@ and replayed once their cause is fixed."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from sqlalchemy import select
 
 from consumers.ingest import Outcome, PendingStore, ingest
-from consumers.revoked_acceptance import approved_acceptance
-from consumers.tables import parked_messages
 from ledger import clock
-from ledger.bootstrap import Node
+from ledger.app import FlagLedger
+from ledger.app.incidents import ParkedMessage, raise_incidents
 from ledger.domain.incidents import Incident
+from ledger.domain.parked import RevokedKeyAcceptance
 from ledger.errors import SelfApprovalError
-from ledger.incidents import ParkedMessage, raise_incidents
+from ledger.runtime.bootstrap import Node
+from ledger.runtime.tables import parked_messages
 
-__all__ = ["park", "parked", "replay_parked"]
+__all__ = ["approved_acceptance", "message_digest", "park", "parked", "replay_parked"]
+
+
+def message_digest(raw: bytes) -> str:
+    """The id of a parked message's exact bytes (what a revoked-key acceptance names)."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+def approved_acceptance(app: FlagLedger, raw: bytes) -> RevokedKeyAcceptance | None:
+    """An approved acceptance of exactly these message bytes by any agency hosted here, or None."""
+    digest = message_digest(raw)
+    for agency in sorted(app.hosted):
+        found = app.find(RevokedKeyAcceptance, RevokedKeyAcceptance.create_id(agency, digest))
+        if found is not None and found.approved_by is not None:
+            return found
+    return None
 
 
 def park(node: Node, outcome: Outcome, raw: bytes, source: str) -> list[Incident]:
     """Keep a refused message in ``parked_messages`` (once: a redelivery finds its row) and raise the
-    incidents it calls for (ledger/incidents.py; none for a fault, none twice). Returns the incidents raised now.
+    incidents it calls for (ledger/app/incidents.py; none for a fault, none twice). Returns the incidents raised now.
 
     The row is committed before any incident is raised: if raising fails, the caller's retry finds the row
     and raises them then.

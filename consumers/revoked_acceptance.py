@@ -9,21 +9,21 @@ message without such an approval, so no other caller can skip the two steps.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from ledger.app import Actor, FlagLedger
+from consumers.parked import approved_acceptance, message_digest, replay_parked
+from ledger.app import Actor
 from ledger.domain.parked import RevokedKeyAcceptance
 from ledger.domain.types import Action
-from ledger.envelope import Envelope
 from ledger.errors import FlagLedgerError, InputError, IntegrityError, NotFoundError, StateConflict
+from ledger.log.envelope import Envelope
 
 if TYPE_CHECKING:
     from consumers.ingest import Outcome
-    from ledger.bootstrap import Node
+    from ledger.runtime.bootstrap import Node
 
 __all__ = ["Acceptance", "accept_revoked", "approved_acceptance", "message_digest"]
 
@@ -37,19 +37,6 @@ class Acceptance:
     outcome: Outcome | None  # the replay's, once approved
 
 
-def message_digest(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()
-
-
-def approved_acceptance(app: FlagLedger, raw: bytes) -> RevokedKeyAcceptance | None:
-    """An approved acceptance of exactly these message bytes by any agency hosted here, or None."""
-    digest = message_digest(raw)
-    for agency in sorted(app.hosted):
-        found = app.find(RevokedKeyAcceptance, RevokedKeyAcceptance.create_id(agency, digest))
-        if found is not None and found.approved_by is not None:
-            return found
-    return None
-
 
 def accept_revoked(node: Node, parked_id: int, actor: Actor, note: str = "") -> Acceptance:
     """One step of applying a ``revoked_key_late`` message: propose it, or approve and replay it.
@@ -58,8 +45,7 @@ def accept_revoked(node: Node, parked_id: int, actor: Actor, note: str = "") -> 
     a different administrator of the same agency. A message replayed already, or parked for another reason,
     is refused (exit 5) before anything is recorded.
     """
-    from consumers.parked import replay_parked
-    from consumers.tables import parked_messages
+    from ledger.runtime.tables import parked_messages
 
     app = node.app
     app.authorise(actor, Action.ADMINISTER)

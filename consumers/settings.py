@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ledger.config import NodeConfig
 from ledger.errors import ConfigurationError
-from ledger.keystore import read_secret_file
+from ledger.runtime.config import NodeConfig
+from ledger.runtime.keystore import read_secret_file
 from ledger.settings import Section, section_config
 
 __all__ = ["KafkaSettings"]

@@ -27,12 +27,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.app import FlagLedger
-from ledger.capacity import PoolSizes, retry_while_server_full
-from ledger.envelope import Envelope
+from ledger.app.capacity import PoolSizes, retry_while_server_full
 from ledger.errors import IntegrityError, StorageError
 from ledger.faultpoint import ENV as FAULTPOINT_ENV
 from ledger.faultpoint import faultpoint
-from ledger.log_rows import LogRow, log_rows
+from ledger.log.envelope import Envelope
+from ledger.log.rows import LogRow, log_rows
 from projections.page import PageWriter
 from projections.schema import fingerprint, projection_schema, state_metadata, tracking
 
@@ -41,6 +41,7 @@ __all__ = [
     "PageWriter",
     "Projection",
     "Projector",
+    "bulk_writes",
     "create_engine",
     "metadata",
     "state_metadata",
@@ -61,7 +62,7 @@ PROJECTOR_LOCK = 0x666C6167  # the advisory lock key of projection writers on Po
 
 def create_engine(url: str, pools: PoolSizes | None = None) -> Engine:
     """The views' engine. ``pools`` (PostgreSQL): connections kept open and opened beyond them when busy; a
-    connection refused because the server is full is tried again (``ledger.capacity``)."""
+    connection refused because the server is full is tried again (``ledger.app.capacity``)."""
     if url.startswith("sqlite"):
         engine = sa_create_engine(url, connect_args={"timeout": 30})
 
@@ -170,7 +171,7 @@ class Projector:
         """Drop and recreate the tables of every projection whose fingerprint (``projections.schema``) is not
         the stored one — a definition changed, or the database predates fingerprints — and forget its
         position, so the next catch-up rebuilds it from the log; the others are left untouched. Returns the
-        names of those recreated. The bookkeeping tables must exist (``consumers.migrations.upgrade``)."""
+        names of those recreated. The bookkeeping tables must exist (``ledger.runtime.migrations.upgrade``)."""
         wanted = self.fingerprints()
         mine = {t for p in self.projections for t in p.tables}
         try:
@@ -215,7 +216,7 @@ class Projector:
                 last[0] = time.monotonic()
                 log.info("rebuilding %s: %d/%d", ", ".join(names), position, end)
 
-        with self._threads, self.engine.connect() as conn, _bulk_writes(conn):
+        with self._threads, self.engine.connect() as conn, bulk_writes(conn):
             return self._catch_up(conn, logged, None)
 
     def positions(self) -> dict[str, int]:
@@ -260,7 +261,7 @@ class Projector:
         end = stop if stop is not None else self.app.max_position()
         readers = self._readers()
         while start <= end:
-            # plain tuples, as `audit verify` reads (ledger/log_rows.py): the same rows without a Notification
+            # plain tuples, as `audit verify` reads (ledger/log/rows.py): the same rows without a Notification
             # and a UUID made per row and turned back into text to compare with the header (figure "rebuild")
             rows = log_rows(self.app.recorder, start, self.page, stop=end)
             if not rows:
@@ -298,7 +299,7 @@ class Projector:
             wanted = readers.get(topic)
             if wanted is None:
                 continue
-            if state is None:  # a cell holding no byte string (ledger.log_rows): `audit verify` names it
+            if state is None:  # a cell holding no byte string (ledger.log.rows): `audit verify` names it
                 raise IntegrityError(f"the stored event at position {position} is not a byte string")
             env = open_(state)
             check_fields(env, row_stream, version, topic)
@@ -346,16 +347,16 @@ class Projector:
     def rebuild(self, names: Iterable[str] | None = None, progress: Progress | None = None) -> int:
         with self._threads:
             self.reset(names)
-            with self.engine.connect() as conn, _bulk_writes(conn):
+            with self.engine.connect() as conn, bulk_writes(conn):
                 return self._catch_up(conn, progress, None)
 
 
-# SQLite settings of a connection that writes projections in bulk (see _bulk_writes)
+# SQLite settings of a connection that writes projections in bulk (see bulk_writes)
 BULK_PRAGMAS = (("wal_autocheckpoint", 16384), ("cache_size", -16384))
 
 
 @contextmanager
-def _bulk_writes(conn: Connection) -> Iterator[None]:
+def bulk_writes(conn: Connection) -> Iterator[None]:
     """SQLite settings for a rebuild's one connection, put back after it.
 
     A page of a rebuild dirties far more database pages than the WAL's default 1000-page checkpoint

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Boolean, Column, Connection, Engine, Integer, String, Table, bindparam, func, select
 
 from ledger.domain import bounds
-from ledger.envelope import Envelope
+from ledger.log.envelope import Envelope
 from projections.base import Projection, metadata, upsert
 
 __all__ = ["FlagStateProjection", "NationwideState"]
@@ -88,7 +88,7 @@ class FlagStateProjection(Projection):
         if topic == LINK:
             self._link(conn, event.old, event.new)
             return
-        # the holder is the verified signer, never the payload's word: the authority checks (ledger.authority)
+        # the holder is the verified signer, never the payload's word: the authority checks (ledger.domain.authority)
         # keep the two equal on every path into the log, and this keeps a payload naming another agency inert
         agency, subject = env.header.origin, event.subject
         person = resolve_person(conn, subject)

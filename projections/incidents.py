@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Column, Index, Integer, String, Table
 
-from ledger.envelope import Envelope
+from ledger.log.envelope import Envelope
 from projections.base import BatchedProjection, PageWriter, metadata
 from projections.portal import canonical_time
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table
 
 from ledger.domain import bounds
-from ledger.envelope import Envelope
+from ledger.log.envelope import Envelope
 from projections.base import BatchedProjection, PageWriter, metadata
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Which proxy registrations name a pair of pseudonyms, whichever agency made them (``FlagLedger.proxy_index``).
 
-A registration's stream id is keyed with its agency's own secret (ledger.stream_ids), so another agency
+A registration's stream id is keyed with its agency's own secret (ledger.log.stream_ids), so another agency
 cancelling it (Point 1: the victim's municipality cancels the perpetrator's proxy registration, made
 elsewhere) finds it here. The app loads what this names from the verified log and checks it is that pair.
 """

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Column, Index, Integer, String, Table, Text, select
 
 from ledger.domain import bounds
-from ledger.envelope import Envelope
+from ledger.log.envelope import Envelope
 from projections.base import BatchedProjection, PageWriter, metadata
 from projections.portal import canonical_time
 

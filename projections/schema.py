@@ -7,7 +7,7 @@ of its tables (and their indexes) as this database's dialect would create them, 
 ``schema_version``, which is raised when the meaning of its rows changes while the tables stay as they were.
 
 These two tables are the projections' own and live apart from the projection tables' ``metadata``; they are
-migrated with the node's operational tables (``consumers/migrations``), never dropped.
+migrated with the node's operational tables (``ledger/runtime/migrations``), never dropped.
 """
 
 from __future__ import annotations

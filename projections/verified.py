@@ -36,8 +36,8 @@ from eventsourcing.utils import get_topic
 from ledger.domain.flags import Protection
 from ledger.domain.identity import ProxyRegistration, PseudonymLink
 from ledger.domain.types import Flag
-from ledger.envelope import GENESIS, Envelope
 from ledger.errors import ChainError, FlagLedgerError, IntegrityError, StorageError, UntrustedKeyError
+from ledger.log.envelope import GENESIS, Envelope
 from projections.portal import OPEN_END, canonical_time
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, Node, init_node
+from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.support.people import individual_number
 from tests.support.postgres import temp_database
 

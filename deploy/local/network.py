@@ -125,7 +125,7 @@ def _write_secret(path: Path, text: str) -> None:
 def make_secrets(root: Path) -> None:
     """The files the Compose file takes as secrets (deploy/compose/make-secrets.sh makes the same with openssl)."""
     sys.path.insert(0, str(REPO))
-    from ledger.signing import Signer
+    from ledger.log.signing import Signer
 
     _write_secret(root / "secrets" / "shared" / "pseudonym_key", secrets.token_hex(32))
     for a in AGENCIES:

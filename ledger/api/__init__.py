@@ -1,5 +1,5 @@
 """The HTTP API and the staff console of one node (FastAPI). Nothing connects at import: :func:`create_app`
-takes a node opened by :func:`ledger.bootstrap.open_node`."""
+takes a node opened by :func:`ledger.runtime.bootstrap.open_node`."""
 
 from __future__ import annotations
 

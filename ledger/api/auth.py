@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ledger.app import Actor
-from ledger.bootstrap import Node
 from ledger.domain.types import Action, Role, parse_enum
 from ledger.errors import FlagLedgerError, InputError, NotFoundError, PermissionDenied
+from ledger.runtime.bootstrap import Node
 
 __all__ = [
     "DEFAULT_TTL",

@@ -22,10 +22,10 @@ from ledger.api.auth import AuthError, Principal, token_secret, verify_token
 from ledger.api.deps import COOKIE, LockedNode
 from ledger.api.errors import error_body, status_for
 from ledger.api.settings import HttpSettings
-from ledger.bootstrap import Node
 from ledger.domain import bounds
 from ledger.domain.types import Action
 from ledger.errors import FlagLedgerError, InputError, PermissionDenied
+from ledger.runtime.bootstrap import Node
 from projections import views
 
 __all__ = ["router"]

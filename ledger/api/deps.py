@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ledger.api.auth import AuthError, Principal, verify_token
-from ledger.bootstrap import Node
+from ledger.runtime.bootstrap import Node
 
 __all__ = ["COOKIE", "Caller", "CurrentNode", "LockedNode", "caller", "current_node"]
 

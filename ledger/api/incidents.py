@@ -1,4 +1,4 @@
-"""Acknowledging a security incident raised for the caller's agency (ledger/incidents.py); the open ones are
+"""Acknowledging a security incident raised for the caller's agency (ledger/app/incidents.py); the open ones are
 listed by ``GET /api/v1/queue`` (field ``incidents``)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 
 from ledger.api.deps import Caller, LockedNode
 from ledger.api.schemas import ERROR_RESPONSES, Body, Note
+from ledger.app.incidents import ACKNOWLEDGE_ACTIONS, acknowledge
 from ledger.errors import PermissionDenied
-from ledger.incidents import ACKNOWLEDGE_ACTIONS, acknowledge
 
 __all__ = ["router"]
 

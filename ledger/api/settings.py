@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from pydantic import field_validator
 
-from ledger.config import NodeConfig
+from ledger.runtime.config import NodeConfig
 from ledger.settings import Flag, Section, section_config
 
 __all__ = ["HttpSettings"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, add_agency
-from ledger.capacity import ONE_SHOT
+from ledger.app.capacity import ONE_SHOT
 from ledger.cli.base import adopt, as_actor, command, data_dir, group, node, out
 from ledger.cli.init import agency_options
 from ledger.cli.parsing import choices, option
 from ledger.domain.types import AgencyKind, parse_moment
+from ledger.runtime.bootstrap import AgencySpec, add_agency
 
 agency = group("agency", "hosted agencies, and the peers whose keys this node trusts")
 

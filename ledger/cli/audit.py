@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from ledger.capacity import ONE_SHOT
+from ledger.app.capacity import ONE_SHOT
 from ledger.cli import audit_proofs, audit_replay
 from ledger.cli.base import adopt, command, data_dir, group, node, out, progress_printer
 from ledger.cli.parsing import WHOLE, option
@@ -20,8 +20,8 @@ from ledger.cli.parsing import WHOLE, option
 @option("--workers", type=WHOLE, default=None, metavar="N",
         help="processes checking signatures (default: one per CPU; a log under 50,000 events is checked in one)")
 def verify(quiet: bool, checkpoint: tuple[str, ...], workers: int | None) -> int:
-    from ledger.audit import verify_log
-    from ledger.bootstrap import open_node
+    from ledger.audit.verify import verify_log
+    from ledger.runtime.bootstrap import open_node
 
     trusted = [audit_proofs.load_checkpoint(f) for f in checkpoint]
     # opened for the audit: a log in envelope v1 is read, a key event that fails is named below
@@ -67,7 +67,7 @@ def _phases() -> Callable[[str, int, int], None]:
 @option("--page", type=WHOLE, default=1000, help="events per transaction of the rebuild (default 1000)")
 @option("--quiet", is_flag=True, help="no progress on stderr")
 def views(scratch: str | None, page: int, quiet: bool) -> int:
-    from projections.views_check import check_views
+    from ledger.audit.views_check import check_views
 
     report = check_views(node(), scratch=scratch, page=page, progress=None if quiet else _phases())
     out(report.to_json())

@@ -9,22 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from ledger.app import Actor
-from ledger.checkpoints import (
-    Checkpoint,
-    build_proof,
-    lift_hold,
-    sign_checkpoint,
-    sign_head,
-)
-from ledger.checkpoints import (
-    check_proof as check_inclusion,
-)
-from ledger.checkpoints import (
-    holds as agency_holds,
-)
-from ledger.checkpoints import (
-    latest_checkpoint as latest,
-)
+from ledger.app.checkpoints import Checkpoint, sign_checkpoint, sign_head
+from ledger.app.checkpoints import latest_checkpoint as latest
+from ledger.app.holds import holds as agency_holds
+from ledger.app.holds import lift_hold
+from ledger.audit.proofs import build_proof
+from ledger.audit.proofs import check_proof as check_inclusion
 from ledger.cli.base import as_actor, command, node
 from ledger.cli.base import out as emit  # (`out` is also the name of the --out option)
 from ledger.cli.parsing import WHOLE, argument, option

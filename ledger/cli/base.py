@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 
 import click
 
-from ledger.bootstrap import Node, open_node
-from ledger.capacity import ONE_SHOT, PoolSizes
+from ledger.app.capacity import ONE_SHOT, PoolSizes
 from ledger.cli.parsing import ACTOR, SafeCommand, SafeGroup, option
+from ledger.runtime.bootstrap import Node, open_node
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,7 +62,7 @@ def data_dir() -> Path:
 
 def node(pools: PoolSizes | None = ONE_SHOT, audit: bool = False) -> Node:
     """This command's node, holding one database connection per pool (a one-shot command); a process serving
-    many requests passes ``pools=None`` for its configured capacity (``ledger.capacity``)."""
+    many requests passes ``pools=None`` for its configured capacity (``ledger.app.capacity``)."""
     opened = open_node(data_dir(), pools=pools, audit=audit)
     adopt(opened)
     return opened

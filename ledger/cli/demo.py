@@ -20,11 +20,11 @@ from typing import TextIO
 
 import click
 
-from ledger.bootstrap import AgencySpec, init_node
 from ledger.cli.demo_story import Demo
 from ledger.cli.demo_tables import NAMES, X_NUMBER, Y_NUMBER, A, B, C, DemoResult, Step, Table
 from ledger.cli.parsing import SafeCommand, option
 from ledger.errors import InputError
+from ledger.runtime.bootstrap import AgencySpec, init_node
 
 __all__ = ["NAMES", "X_NUMBER", "Y_NUMBER", "Demo", "DemoResult", "Step", "print_step", "run_demo"]
 

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from ledger.app import Actor
-from ledger.bootstrap import Node
-from ledger.pseudonym import check_digit
+from ledger.log.pseudonym import check_digit
+from ledger.runtime.bootstrap import Node
 
 A, B, C = "131016", "131024", "131032"
 NAMES = {A: "A市", B: "B市", C: "C市"}

@@ -61,7 +61,7 @@ def report(actor: Actor, since: str | None, until: str | None, incident: tuple[U
 @argument("incident_id", type=UUID_ID)
 @option("--note", required=True, help="what was done (e.g. person contacted, sender called)")
 def ack(actor: Actor, incident_id: UUID, note: str) -> int:
-    from ledger.incidents import acknowledge
+    from ledger.app.incidents import acknowledge
 
     acknowledged = acknowledge(node().app, actor, incident_id, note)
     emit({"incident": str(acknowledged.id), "acknowledged_by": str(actor), "at": acknowledged.acknowledged_at})

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ledger.bootstrap import AgencySpec, init_node
-from ledger.capacity import ONE_SHOT
+from ledger.app.capacity import ONE_SHOT
 from ledger.cli.base import adopt, command, data_dir, data_dir_text, out
 from ledger.cli.parsing import PATH, WHOLE, choices, option
 from ledger.domain.types import AgencyKind
+from ledger.runtime.bootstrap import AgencySpec, init_node
 
 
 def agency_options(fn: Callable[..., Any]) -> Callable[..., Any]:

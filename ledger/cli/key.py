@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ledger.app import Actor
-from ledger.bootstrap import rotate_key
 from ledger.cli.base import as_actor, command, group, node, out
 from ledger.cli.parsing import PATH, argument, option
+from ledger.runtime.bootstrap import rotate_key
 
 key = group("key", "signing keys")
 

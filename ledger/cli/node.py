@@ -1,4 +1,4 @@
-"""``flagledger node`` (relay + consume + projections until SIGTERM; the loop is ``ledger.runtime.node``),
+"""``flagledger node`` (relay + consume + projections until SIGTERM; the loop is ``ledger.node.loop``),
 ``flagledger relay`` and ``flagledger consume`` (one step of it each)."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def relay(from_start: bool) -> int:
 def consume(seconds: float | None) -> int:
     from consumers.inbox import Consumer
     from consumers.settings import KafkaSettings
-    from ledger.runtime.node import stopper
+    from ledger.node.loop import stopper
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     opened = node()
@@ -67,7 +67,7 @@ def consume(seconds: float | None) -> int:
 def node_(seconds: float | None, checkpoint_every: float | None, checkpoint_events: int | None,
           audit_views_every: float, metrics_port: int | None, metrics_host: str | None, serve_port: int | None,
           serve_host: str, log_format: str | None, projections: str) -> int:
-    from ledger.runtime.node import Closeable, NodeOptions, run
+    from ledger.node.loop import Closeable, NodeOptions, run
 
     opened = node(pools=None)  # the configured capacity: it may serve the API beside its loop
     options = NodeOptions(seconds, checkpoint_every, checkpoint_events, audit_views_every, metrics_port,

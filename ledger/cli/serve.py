@@ -11,11 +11,11 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from ledger.capacity import Capacity
+from ledger.app.capacity import Capacity
 from ledger.cli.base import command, data_dir, node, out
 from ledger.cli.parsing import WHOLE, option
-from ledger.config import NodeConfig
 from ledger.errors import ConfigurationError, FlagLedgerError
+from ledger.runtime.config import NodeConfig
 
 
 def listen(host: str, port: int) -> socket.socket:

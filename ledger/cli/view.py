@@ -7,9 +7,9 @@ from datetime import date
 from typing import Any
 
 from ledger.app import Actor
-from ledger.bootstrap import Node
 from ledger.cli.base import as_actor, command, group, node, out
 from ledger.cli.parsing import DAY, argument, option
+from ledger.runtime.bootstrap import Node
 
 view = group("view", "read-model queries (portal, counter, queues, flags, timeline)")
 

@@ -15,7 +15,7 @@ NAMESPACE = uuid5(NAMESPACE_URL, "https://flagledger.example/ns")
 
 def stable_id(*parts: str) -> UUID:
     """An id anyone can compute from ``parts``: only for streams that name no person (an agency's registry,
-    keys, checkpoints). Streams about a person take a keyed id (:mod:`ledger.stream_ids`) as ``id``."""
+    keys, checkpoints). Streams about a person take a keyed id (:mod:`ledger.log.stream_ids`) as ``id``."""
     return uuid5(NAMESPACE, "/".join(parts))
 
 

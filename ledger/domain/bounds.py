@@ -48,7 +48,7 @@ class Bound:
     min: int = 0
 
 
-# identifiers (their shape is checked too: ledger.domain.types, ledger.pseudonym)
+# identifiers (their shape is checked too: ledger.domain.types, ledger.log.pseudonym)
 AGENCY_CODE = Bound(32)  # a 6-digit local government code or an upper-case identifier (SC-TOKYO)
 STAFF_ID = Bound(64)
 ACTOR = Bound(AGENCY_CODE.max + 1 + STAFF_ID.max)  # AGENCY/STAFF

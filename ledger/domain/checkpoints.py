@@ -2,7 +2,7 @@
 checkpoints fork.
 
 A checkpoint commits the agency's node to the first ``tree_size`` events of its local log (see
-:mod:`ledger.checkpoints` for what a leaf is). Checkpoints are shared so that peers can check each new
+:mod:`ledger.audit.checkpoints` for what a leaf is). Checkpoints are shared so that peers can check each new
 one extends the last they hold; an :class:`AgencyHold` is local: it records why this node stopped
 applying another agency's events and who lifted the hold.
 """

@@ -206,7 +206,7 @@ BY_EVENT: dict[str, dict[str, Rule]] = {
     "ProvisionRequest.ManuallyProvided": {"proposal_version": optional(integer(1, 2**31 - 1))},
     "ProvisionRequest.Refused": {"proposal_version": optional(integer(1, 2**31 - 1))},
     # local-only records of what a parked message claimed: its header fields are the sender's, kept scrubbed
-    # and bounded (ledger.incidents.scrub), so they are words here, not the shapes a valid header would have
+    # and bounded (ledger.app.incidents.scrub), so they are words here, not the shapes a valid header would have
     "Incident.Raised": {
         "kind": enum(IncidentKind), "code": CODE, "message": HASH, "fingerprint": HASH,
         "origin": text(Bound(40)), "key_id": text(Bound(120)), "stream": text(Bound(36)), "stream_version": SIZE,

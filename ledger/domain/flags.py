@@ -100,7 +100,7 @@ class Protection(LedgerAggregate):
     SHARED = True
 
     # ``id``: the owning agency's keyed id for the subject (FlagLedger.ids.protection), never derivable from
-    # the agency code and the pseudonym (see ledger.stream_ids)
+    # the agency code and the pseudonym (see ledger.log.stream_ids)
     @event("Opened")
     def __init__(self, id: UUID, agency: str, subject: str) -> None:
         self.agency = agency

@@ -15,7 +15,7 @@ class PseudonymLink(LedgerAggregate):
 
     SHARED = True
 
-    # ``id``: the linking agency's keyed id for ``old`` (FlagLedger.ids.link; see ledger.stream_ids)
+    # ``id``: the linking agency's keyed id for ``old`` (FlagLedger.ids.link; see ledger.log.stream_ids)
     @event("Linked")
     def __init__(self, id: UUID, agency: str, old: str, new: str, by: str) -> None:
         self.agency = agency
@@ -28,7 +28,7 @@ class ProxyRegistration(LedgerAggregate):
 
     SHARED = True
 
-    # ``id``: the registering agency's keyed id for the pair (FlagLedger.ids.proxy; see ledger.stream_ids)
+    # ``id``: the registering agency's keyed id for the pair (FlagLedger.ids.proxy; see ledger.log.stream_ids)
     @event("Registered")
     def __init__(self, id: UUID, agency: str, subject: str, proxy: str, by: str) -> None:
         self.agency = agency

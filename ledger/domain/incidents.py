@@ -5,7 +5,7 @@ A parked message is an *incident* when its reason is evidence of an attack or a 
 fault: a signature that does not verify or a key that may not sign it, two histories of one stream, a writer
 that does not own the stream, a new event under a key revoked before it arrived. One :class:`Incident` is
 raised per parked message and agency concerned, so each agency acknowledges its own; see
-:mod:`ledger.incidents` for who is concerned and how redelivery is kept from raising it twice.
+:mod:`ledger.app.incidents` for who is concerned and how redelivery is kept from raising it twice.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class IncidentKind(StrEnum):
     REVOKED_KEY_LATE = "revoked_key_late"
 
 
-# parking code (consumers/ingest.py, ledger/signing.py, ledger/checkpoints.py) → incident kind. Codes not
+# parking code (consumers/ingest.py, ledger/log/signing.py, ledger/app/holds.py) → incident kind. Codes not
 # listed are faults, not attacks: malformed or unknown topics (a bug or an older node), gaps, an agency not
 # yet trusted, a key not yet valid or expired (a wrong clock), an agency already on hold (raised when held).
 INCIDENT_CODES: dict[str, IncidentKind] = {
@@ -58,7 +58,7 @@ class Incident(LedgerAggregate):
     bounded and scrubbed of anything shaped like an individual number before it is recorded; ``owner`` and
     ``subjects`` come from this node's own verified log, ``claimed_subjects`` (pseudonyms only) from the
     message. ``message`` is the SHA-256 of the message's bytes (to find it among parked and dead-lettered
-    ones); ``fingerprint`` is an HMAC of it under this node's own secret (:func:`ledger.incidents.fingerprint`),
+    ones); ``fingerprint`` is an HMAC of it under this node's own secret (:func:`ledger.app.incidents.fingerprint`),
     from which the id follows: a redelivered message finds its incident, and the id reveals nothing to
     whoever lacks the secret.
     """

@@ -22,7 +22,7 @@ with atheris.instrument_imports():
 
 from consumers.outbox import publishable
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, Node, init_node
+from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.adversarial.threat import NAR, ND, A, B, prepare_node
 from tests.support.people import individual_number
 from tests.support.trust import trust_everyone

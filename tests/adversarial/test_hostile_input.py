@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.app import Actor
-from ledger.bootstrap import Node, init_node
-from ledger.envelope import Envelope
 from ledger.errors import FlagLedgerError
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import Node, init_node
 from tests.adversarial.threat import AGENCIES, ND, A, B, prepare_node
 from tests.support.people import individual_number
 
@@ -120,12 +120,12 @@ def test_decoding_a_parsed_but_unverified_envelope_raises_only_our_errors(node: 
     """decode() alone on forged headers (bad topic, stream, payload) — as a careless caller might use it."""
     import json
 
-    from ledger.envelope import Header
+    from ledger.log.envelope import Header
 
     env = Envelope.from_bytes(data.draw(st.sampled_from(valid_envelopes(node))))
     header = json.loads(env.header_bytes)
     header["topic"] = data.draw(st.sampled_from([
-        "os:system", "nope", "ledger.domain.flags:Nope.Event", "ledger.envelope:Envelope", header["topic"]]))
+        "os:system", "nope", "ledger.domain.flags:Nope.Event", "ledger.log.envelope:Envelope", header["topic"]]))
     header["stream"] = data.draw(st.sampled_from(["not-a-uuid", header["stream"]]))
     forged = Envelope(Header.from_bytes(json.dumps(header).encode()).to_bytes(),
                       data.draw(st.sampled_from([env.payload, b"{", b"[]", b"\xff"])), env.seal)

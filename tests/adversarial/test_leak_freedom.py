@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.errors import FlakyStrategyDefinition
 from hypothesis.stateful import run_state_machine_as_test
 
-from ledger.bootstrap import Node, init_node
+from ledger.runtime.bootstrap import Node, init_node
 from tests.adversarial.threat import AGENCIES, LeakMachine, prepare_node
 
 CI_HISTORIES = int(os.environ.get("FLAGLEDGER_CI_HISTORIES", "8"))

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from consumers.ingest import PendingStore
-from ledger.audit import verify_log
-from ledger.bootstrap import Node, init_node
+from ledger.audit.verify import verify_log
+from ledger.runtime.bootstrap import Node, init_node
 from tests.adversarial.test_leak_freedom import ROTATE_EVERY, run_histories
 from tests.adversarial.threat import AGENCIES, MUNICIPALITIES, prepare_node
 from tests.adversarial.threat_nodes import LAYOUT, NODE_OF, NodesLeakMachine, fresh_network

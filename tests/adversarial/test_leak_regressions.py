@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ledger.app import Actor
-from ledger.bootstrap import Node, init_node
+from ledger.runtime.bootstrap import Node, init_node
 from projections import views
 from tests.adversarial.threat import AGENCIES, NAR, ND, A, B, C, named, prepare_node
 from tests.support.people import individual_number
@@ -122,7 +122,7 @@ def test_a_probe_notice_that_arrives_before_its_request_still_names_the_person(t
     request's ``Received`` fills in the subject of notices that came ahead of it."""
     from consumers.ingest import PendingStore, ingest
     from consumers.outbox import publishable
-    from ledger.envelope import Envelope
+    from ledger.log.envelope import Envelope
     from tests.adversarial.threat import AGENCIES
     from tests.support.trust import trust_everyone
 

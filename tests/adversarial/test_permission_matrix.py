@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, Node, init_node
 from ledger.domain.types import DEFAULT_PERMISSIONS, Action, Role
 from ledger.errors import FlagLedgerError, NotFoundError, PermissionDenied
-from ledger.signing import Signer
+from ledger.log.signing import Signer
+from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from projections import views
 from tests.conftest import SC, A, B, enrol_standard_staff
 from tests.support.people import individual_number

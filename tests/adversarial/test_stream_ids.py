@@ -27,8 +27,8 @@ import pytest
 from consumers.ingest import PendingStore, ingest
 from consumers.outbox import publishable
 from ledger.app import Actor
-from ledger.bootstrap import Node
 from ledger.errors import NotFoundError
+from ledger.runtime.bootstrap import Node
 from projections.views import counter_view
 from tests.conftest import SC, A, B, C
 from tests.support.trust import agency_pair

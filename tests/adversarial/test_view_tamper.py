@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import text
 
 from ledger.app import Actor
-from ledger.bootstrap import Node, open_node
+from ledger.runtime.bootstrap import Node, open_node
 from projections import views
 from tests.conftest import A, B, C
 
@@ -157,8 +157,8 @@ def test_a_release_signed_by_another_agency_on_the_holder_s_stream_lifts_nothing
 ) -> None:
     """A peer agency (attack 1 of issue 16, the part decided here): A loads B's protection of X, releases it and
     saves it under A's own key, so the event chains onto B's stream and carries ``agency: B`` in its payload.
-    Sealing, ingest and the audit refuse it (ledger.authority); here an insider writes it straight into the store,
-    past all three. The holder is the signer, so the event releases only what A holds on X (nothing): X stays
+    Sealing, ingest and the audit refuse it (ledger.domain.authority); here an insider writes it straight into the
+    store, past all three. The holder is the signer, so the event releases only what A holds on X (nothing): X stays
     protected by B for the request path, the portal and the views."""
     from eventsourcing.persistence import StoredEvent
 

@@ -49,7 +49,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from ledger.app import Actor, FlagLedger, QuerierAnswer
-from ledger.bootstrap import AgencySpec, Node
+from ledger.runtime.bootstrap import AgencySpec, Node
 from projections import views
 from tests.support.people import individual_number
 

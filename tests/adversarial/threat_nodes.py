@@ -51,8 +51,8 @@ from hypothesis.stateful import initialize, invariant, rule
 from consumers.ingest import Outcome, PendingStore, ingest
 from consumers.outbox import publishable
 from ledger.app import FlagLedger, QuerierAnswer
-from ledger.bootstrap import Node
 from ledger.domain.provision import ProvisionRequest
+from ledger.runtime.bootstrap import Node
 from projections import views
 from tests.adversarial.threat import (
     MUNICIPALITIES,

@@ -17,9 +17,9 @@ import pytest
 
 from ledger.api.auth import issue_token
 from ledger.app import Actor
-from ledger.bootstrap import Node
 from ledger.cli.main import main
 from ledger.merkle import root_hash
+from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
 
 HOSTILE_NAME = '<script>alert("name")</script>'

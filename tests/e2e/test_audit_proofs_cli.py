@@ -79,7 +79,7 @@ def test_prove_an_unknown_event_and_before_any_checkpoint(data_dir: str, capsys:
 def test_verify_counts_checkpoints_and_a_kept_checkpoint_catches_truncation(
     data_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ledger.bootstrap import open_node
+    from ledger.runtime.bootstrap import open_node
 
     kept = str(tmp_path / "kept.json")
     assert run(capsys, "--data-dir", data_dir, "audit", "checkpoint", "--export", kept)[0] == 0
@@ -109,7 +109,7 @@ def test_an_exported_head_catches_a_cut_tail_the_head_row_no_longer_shows(
     data_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An insider cuts the last batches and rewrites the head row; the head exported before says so."""
-    from ledger.bootstrap import open_node
+    from ledger.runtime.bootstrap import open_node
 
     head = str(tmp_path / "head.json")
     code, out, _ = run(capsys, "--data-dir", data_dir, "audit", "head", "--out", head)

@@ -15,8 +15,8 @@ from uuid import uuid4
 import pytest
 
 from ledger.app import Actor
-from ledger.bootstrap import Node
 from ledger.cli.main import main
+from ledger.runtime.bootstrap import Node
 from projections import views
 from tests.conftest import SC, A, B, C
 from tests.support.api import access_reads

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from ledger.bootstrap import open_node
 from ledger.cli.main import main
+from ledger.runtime.bootstrap import open_node
 from tests.support.people import individual_number
 
 A = "131016"

@@ -21,7 +21,7 @@ import uvicorn
 
 from ledger.api import create_app
 from ledger.app import Actor
-from ledger.bootstrap import Node
+from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
 from tests.support.api import token
 

@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from consumers.outbox import publishable
 from ledger.app import Actor
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec, open_node
+from ledger.audit.verify import verify_log
+from ledger.runtime.bootstrap import AgencySpec, open_node
 from projections.flag_state import national_flags
 from tests.conftest import A, B
 from tests.support.tansu import broker

@@ -23,10 +23,10 @@ import pytest
 from consumers.ingest import ingest
 from consumers.parked import park
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, Node
 from ledger.cli.main import main
-from ledger.envelope import Envelope, seal_batch
-from ledger.signing import Signer
+from ledger.log.envelope import Envelope, seal_batch
+from ledger.log.signing import Signer
+from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import B, C
 from tests.support.forgery import published, resigned, tampered
 

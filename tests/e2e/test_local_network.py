@@ -23,7 +23,7 @@ import pytest
 
 from consumers.broker import wait_for
 from ledger.app import Actor
-from ledger.bootstrap import Node, open_node
+from ledger.runtime.bootstrap import Node, open_node
 from projections import views
 from tests.integration.test_projections_rebuild import snapshot
 

@@ -106,7 +106,7 @@ def test_the_node_process_serves_the_api_beside_replication_and_stops_both_on_si
             # its views are caught up by a second process of the node, which goes when the node goes
             assert (state["projections"], state["projections_restarts"]) == ("process", 0)
             children = psutil.Process(proc.pid).children(recursive=True)
-            follower = [c for c in children if "projections.follower" in " ".join(c.cmdline())]
+            follower = [c for c in children if "ledger.runtime.follower" in " ".join(c.cmdline())]
             assert len(follower) == 1, [c.cmdline() for c in children]
         finally:
             proc.send_signal(signal.SIGTERM)

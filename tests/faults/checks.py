@@ -24,10 +24,10 @@ from uuid import UUID
 from sqlalchemy import select
 
 from consumers.outbox import publishable
-from ledger.audit import verify_log
-from ledger.bootstrap import Node, open_node
+from ledger.audit.verify import verify_log
 from ledger.domain.types import ProvisionStatus
-from ledger.envelope import Envelope
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import Node, open_node
 from projections.queues import held_queue
 
 __all__ = [

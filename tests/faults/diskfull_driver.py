@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ledger.app import Actor
-from ledger.audit import verify_log
-from ledger.bootstrap import open_node
+from ledger.audit.verify import verify_log
 from ledger.errors import FlagLedgerError
+from ledger.runtime.bootstrap import open_node
 from tests.conftest import B
 from tests.support.people import individual_number
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from consumers.outbox import publishable
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, Node, open_node
-from ledger.envelope import Envelope
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import AgencySpec, Node, open_node
 from tests.conftest import A, B
 from tests.support.people import individual_number
 from tests.support.trust import trust

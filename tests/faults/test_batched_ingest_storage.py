@@ -20,9 +20,9 @@ from eventsourcing.persistence import OperationalError
 
 from consumers.ingest import PendingStore, ingest_many
 from consumers.outbox import publishable
-from ledger.bootstrap import open_node
-from ledger.envelope import Envelope
 from ledger.errors import StorageError
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import open_node
 from tests.faults.harness import make_pair
 
 KEYS = "ledger.domain.keys:"

@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import select
 
 from consumers.outbox import publishable
-from consumers.tables import relay_position
-from ledger.bootstrap import open_node
-from ledger.envelope import Envelope
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import open_node
+from ledger.runtime.tables import relay_position
 from tests.conftest import A
 from tests.faults.checks import assert_node_sound, completeness
 from tests.faults.harness import Pair, kafka_env, make_pair, start, wait_until

@@ -26,10 +26,10 @@ from consumers.ingest import PendingStore, ingest
 from consumers.outbox import publishable
 from ledger import clock
 from ledger.app import Actor
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec, Node, rotate_key
-from ledger.envelope import Envelope
+from ledger.audit.verify import verify_log
 from ledger.errors import UntrustedKeyError
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import AgencySpec, Node, rotate_key
 from tests.conftest import A, B, enrol_standard_staff
 from tests.faults.checks import assert_node_sound
 from tests.support.trust import trust

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ledger.app import Actor
-from ledger.bootstrap import Node
-from ledger.envelope import Envelope
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import Node
 from projections.base import Projection, Projector
 from tests.conftest import B
 from tests.faults.checks import projection_dump

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.bootstrap import AgencySpec
+from ledger.runtime.bootstrap import AgencySpec
 from tests.conftest import B
 from tests.faults.checks import assert_node_sound
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from consumers.parked import parked
-from ledger.bootstrap import open_node
+from ledger.runtime.bootstrap import open_node
 from tests.conftest import B
 from tests.faults.checks import assert_node_sound, completeness
 from tests.faults.harness import FLAGLEDGER, Pair, kafka_env, make_pair, start, wait_until

@@ -22,9 +22,9 @@ import pytest
 from sqlalchemy import Connection, text
 
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec
-from ledger.envelope import Envelope
 from ledger.errors import StorageError
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import AgencySpec
 from projections.base import Projection, Projector
 from tests.conftest import B
 from tests.faults.checks import assert_node_sound, completeness, projection_dump
@@ -123,10 +123,10 @@ def test_consumer_on_postgres_survives_terminated_backends(make_node, tmp_path: 
 
 
 def test_the_projections_process_on_postgres_survives_terminated_backends(make_node) -> None:
-    """The node's second process (projections.follower) has its backends terminated again and again while
+    """The node's second process (ledger.runtime.follower) has its backends terminated again and again while
     it projects: it logs, backs off and retries — it neither dies nor keeps half a page — and ends where a
     rebuild ends."""
-    from projections.follower import Follower
+    from ledger.runtime.follower import Follower
     from tests.integration.test_projection_follower import provision_requests
 
     with temp_database() as url:

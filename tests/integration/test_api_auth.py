@@ -13,9 +13,9 @@ import pytest
 
 from ledger.api.auth import issue_token
 from ledger.app import Actor
-from ledger.bootstrap import Node
 from ledger.cli.main import main
 from ledger.errors import InputError, PermissionDenied
+from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, NodeFactory
 from tests.support.api import auth, client, token
 

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ledger.app import Actor
-from ledger.bootstrap import Node
+from ledger.runtime.bootstrap import Node
 from tests.conftest import SC, A, B
 from tests.support.api import auth, client
 

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from fastapi.testclient import TestClient
 
-from ledger.bootstrap import Node
+from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
 from tests.integration.test_api_commands import NAR, ND, Api
 from tests.support.api import access_reads, client, token

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from consumers.ingest import ingest
 from consumers.parked import park
-from ledger.bootstrap import Node
+from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B
 from tests.integration.test_api_commands import NAR, ND, Api
 from tests.integration.test_api_console import signed_in

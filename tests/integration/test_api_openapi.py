@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 
 from ledger.api import create_app
 from ledger.app import Actor
-from ledger.bootstrap import Node
+from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
 from tests.support.api import client, token
 from tests.support.people import individual_number

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, timedelta
 
-from ledger.bootstrap import Node
+from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
 from tests.integration.test_api_commands import NAR, ND, Api
 from tests.support.api import access_reads

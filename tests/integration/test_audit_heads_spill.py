@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import pytest
 
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec, Node
+from ledger.audit.verify import verify_log
 from ledger.domain.provision import ProvisionRequest
+from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import A, B
 from tests.support import store
 

@@ -20,12 +20,12 @@ from sqlalchemy import Engine, select
 from consumers.ingest import PendingStore, ingest
 from consumers.outbox import publishable
 from ledger.app import Actor
-from ledger.bootstrap import Node
+from ledger.audit.replay import parse_instant, read_replay_info, replay
+from ledger.audit.views import audit_replay, flags_then, would_hold_then
 from ledger.errors import InputError, IntegrityError, NotFoundError, PermissionDenied, StateConflict
-from projections.audit_views import audit_replay, flags_then, would_hold_then
+from ledger.runtime.bootstrap import Node
 from projections.base import Projector, create_engine, tracking
 from projections.registry import all_projections
-from projections.replay import parse_instant, read_replay_info, replay
 from tests.conftest import A, B, C
 from tests.support.postgres import temp_database
 from tests.support.trust import agency_pair

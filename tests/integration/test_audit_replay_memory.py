@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from ledger.app import Actor
-from ledger.bootstrap import Node
-from projections.replay import open_target, replay
+from ledger.audit.replay import open_target, replay
+from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B
 
 

@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import text
 
 from ledger.app import Actor
-from ledger.bootstrap import Node
+from ledger.audit.views_check import check_views, view_tables
 from ledger.cli.main import main
-from projections.views_check import check_views, view_tables
+from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
 
 ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"

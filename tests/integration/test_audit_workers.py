@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import pytest
 
-from ledger.audit import VerifyReport, verify_log
-from ledger.bootstrap import AgencySpec, Node
+from ledger.audit.verify import VerifyReport, verify_log
 from ledger.domain.provision import ProvisionRequest
+from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import A, B
 from tests.support import store
 

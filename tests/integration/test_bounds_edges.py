@@ -24,13 +24,13 @@ from sqlalchemy import select
 from consumers.ingest import Outcome, PendingStore, ingest
 from consumers.outbox import publishable
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, Node
 from ledger.cli.main import main as cli
 from ledger.domain import bounds
 from ledger.domain.flags import Protection
 from ledger.domain.identity import ProxyRegistration
 from ledger.domain.provision import ProbeNotice, ProvisionRequest
 from ledger.errors import InputError
+from ledger.runtime.bootstrap import AgencySpec, Node
 from projections.portal import portal_records
 from projections.queues import probe_queue
 from tests.conftest import A, B
@@ -283,7 +283,7 @@ def _ship(a: Node, b: Node, start: int) -> list[tuple[str, Outcome]]:
 
 
 def env_topic(raw: bytes) -> str:
-    from ledger.envelope import Envelope
+    from ledger.log.envelope import Envelope
 
     return Envelope.from_bytes(raw).header.topic.split(":", 1)[1]
 

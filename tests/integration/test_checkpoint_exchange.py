@@ -20,11 +20,12 @@ from consumers.outbox import Relay, publishable
 from consumers.parked import parked, replay_parked
 from consumers.settings import KafkaSettings
 from ledger.app import Actor
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec, Node
-from ledger.checkpoints import holds, lift_hold, statement
+from ledger.app.checkpoints import statement
+from ledger.app.holds import holds, lift_hold
+from ledger.audit.verify import verify_log
 from ledger.domain.checkpoints import CheckpointLog
 from ledger.errors import IntegrityError, StateConflict
+from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import A, B
 from tests.support import store
 from tests.support.tansu import broker
@@ -191,7 +192,7 @@ def test_over_the_broker_the_fork_and_held_events_are_listed_and_an_operator_rel
 def test_the_long_running_node_signs_checkpoints_periodically(
     bootstrap: str, make_node: Callable[..., Node], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ledger.checkpoints import CHECKPOINT_TOPIC, latest_checkpoint
+    from ledger.app.checkpoints import CHECKPOINT_TOPIC, latest_checkpoint
     from ledger.cli.main import main
 
     a = make_node((AgencySpec(A, "A市", "municipality"),), name="a")
@@ -209,7 +210,7 @@ def test_a_second_version_of_a_held_checkpoint_is_equivocation_and_holds_the_age
     """A shows B one checkpoint, then another with the same place in its checkpoint stream (both signed by A)."""
     import hashlib
 
-    from ledger.envelope import Envelope, Header, seal_batch
+    from ledger.log.envelope import Envelope, Header, seal_batch
 
     a, b = pair
     a.app.sign_checkpoint()

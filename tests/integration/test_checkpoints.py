@@ -12,11 +12,12 @@ import psycopg
 import pytest
 
 from ledger.app import Actor
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec, Node
-from ledger.checkpoints import Checkpoint, build_proof, check_proof, latest_checkpoint, statement
+from ledger.app.checkpoints import Checkpoint, latest_checkpoint, statement
+from ledger.audit.proofs import build_proof, check_proof
+from ledger.audit.verify import verify_log
 from ledger.domain.checkpoints import CheckpointLog
 from ledger.errors import IntegrityError, NotFoundError
+from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import B
 from tests.support import store
 

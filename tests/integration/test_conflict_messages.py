@@ -14,8 +14,8 @@ from uuid import UUID
 import pytest
 
 from ledger.app import CONCURRENT_CHANGE, Actor
-from ledger.bootstrap import Node, open_node
 from ledger.errors import FlagLedgerError, StateConflict
+from ledger.runtime.bootstrap import Node, open_node
 from tests.conftest import B
 from tests.e2e.test_demo import run_cli
 from tests.support.api import auth, client

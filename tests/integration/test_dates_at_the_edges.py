@@ -14,10 +14,10 @@ from datetime import date
 import pytest
 
 from ledger.app import Actor
-from ledger.bootstrap import Node
 from ledger.cli.main import main
 from ledger.domain.types import LAST_DAY
 from ledger.errors import InputError
+from ledger.runtime.bootstrap import Node
 from projections import views
 from tests.conftest import B
 from tests.support.api import auth, client

@@ -18,11 +18,11 @@ import pytest
 from consumers.ingest import ingest
 from consumers.outbox import publishable
 from ledger.app import Actor
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec, Node, open_node
+from ledger.audit.verify import verify_log
 from ledger.domain.identity import AccessRecord
-from ledger.envelope import GENESIS, Envelope, Header, seal_batch
 from ledger.errors import IntegrityError
+from ledger.log.envelope import GENESIS, Envelope, Header, seal_batch
+from ledger.runtime.bootstrap import AgencySpec, Node, open_node
 from tests.conftest import B
 from tests.support.tamper import RawLog
 from tests.support.trust import agency_pair

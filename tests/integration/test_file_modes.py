@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, init_node, open_node
-from projections.audit_report import audit_report
+from ledger.audit.report import audit_report
+from ledger.runtime.bootstrap import AgencySpec, init_node, open_node
 from tests.conftest import enrol_standard_staff
 from tests.support.people import individual_number
 

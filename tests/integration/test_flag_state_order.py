@@ -13,8 +13,8 @@ from pathlib import Path
 from consumers.ingest import PendingStore, ingest
 from consumers.outbox import publishable
 from ledger.app import Actor
-from ledger.bootstrap import Node
-from ledger.envelope import Envelope
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import Node
 from tests.conftest import A
 from tests.support.people import individual_number
 from tests.support.trust import agency_pair

@@ -19,10 +19,10 @@ from uuid import UUID
 import pytest
 
 from ledger.app import Actor
-from ledger.bootstrap import Node
 from ledger.cli.main import main
 from ledger.domain.provision import ProvisionRequest
 from ledger.errors import StateConflict
+from ledger.runtime.bootstrap import Node
 from projections import views
 from tests.conftest import A, B
 from tests.integration.test_api_console import signed_in

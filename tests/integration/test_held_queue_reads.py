@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from ledger.app import Actor
-from ledger.bootstrap import Node
 from ledger.domain.types import Action
 from ledger.errors import InputError, PermissionDenied
+from ledger.runtime.bootstrap import Node
 from projections import views
 from tests.conftest import A, B, C
 from tests.integration.test_projections_views import NAR, protect, query

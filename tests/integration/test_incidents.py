@@ -22,13 +22,13 @@ from consumers.ingest import Outcome, PendingStore, ingest
 from consumers.outbox import publishable
 from consumers.parked import park, parked, replay_parked
 from ledger.app import Actor
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec, Node
-from ledger.checkpoints import holds
+from ledger.app.holds import holds
+from ledger.app.incidents import acknowledge, incidents_of
+from ledger.audit.verify import verify_log
 from ledger.domain.incidents import Incident
-from ledger.envelope import Envelope
 from ledger.errors import InputError, NotFoundError, PermissionDenied, StateConflict
-from ledger.incidents import acknowledge, incidents_of
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import AgencySpec, Node
 from projections.views import work_queue
 from tests.conftest import A, B, C
 from tests.integration.test_checkpoint_exchange import _fork as fork_checkpoints

@@ -14,9 +14,9 @@ import pytest
 from consumers.ingest import Outcome, PendingStore, ingest
 from consumers.outbox import publishable
 from ledger.app import Actor
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec, Node
-from ledger.envelope import Envelope
+from ledger.audit.verify import verify_log
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import A, B
 from tests.support.trust import trust
 
@@ -124,7 +124,7 @@ def test_an_event_from_a_newer_release_is_parked_until_this_node_is_upgraded(pai
     (fields would be dropped silently) but park it, saying what to do, and change nothing."""
     import hashlib
 
-    from ledger.envelope import Header, seal_batch
+    from ledger.log.envelope import Header, seal_batch
 
     a, b = pair
     _protect(b, person())
@@ -155,7 +155,7 @@ def test_a_signed_event_naming_its_stream_in_another_spelling_is_parked_not_stor
     import hashlib
 
     from consumers.ingest import ingest_many
-    from ledger.envelope import Header, seal_batch
+    from ledger.log.envelope import Header, seal_batch
 
     a, b = pair
     _protect(b, person())

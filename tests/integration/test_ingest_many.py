@@ -15,8 +15,8 @@ from pathlib import Path
 from consumers.ingest import PendingStore, ingest, ingest_many
 from consumers.outbox import publishable
 from ledger.app import Actor
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec, Node
+from ledger.audit.verify import verify_log
+from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import A, B
 from tests.integration.test_projections_rebuild import snapshot
 from tests.support.trust import trust

@@ -13,13 +13,13 @@ import pytest
 
 from consumers.broker import wait_for
 from consumers.inbox import Consumer
-from consumers.observe import NodeMetrics
 from consumers.outbox import Relay
 from consumers.parked import parked
 from consumers.settings import KafkaSettings
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, Node
-from ledger.incidents import incidents_of
+from ledger.app.incidents import incidents_of
+from ledger.node.observe import NodeMetrics
+from ledger.runtime.bootstrap import AgencySpec, Node
 from projections.views import work_queue
 from tests.conftest import A, B
 from tests.support.forgery import published, resigned, tampered

@@ -16,7 +16,7 @@ from consumers.outbox import Relay
 from consumers.parked import parked, replay_parked
 from consumers.settings import KafkaSettings
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, Node
+from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import A, B
 from tests.support.tansu import broker
 from tests.support.trust import trust

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ledger.app import Actor
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec, open_node, rotate_key
+from ledger.audit.verify import verify_log
 from ledger.errors import StateConflict, UntrustedKeyError
-from ledger.signing import KeyRecord, KeyRing, Signer
+from ledger.log.signing import KeyRecord, KeyRing, Signer
+from ledger.runtime.bootstrap import AgencySpec, open_node, rotate_key
 from tests.conftest import A, B
 
 

@@ -16,13 +16,13 @@ import pytest
 from consumers.ingest import PendingStore, ingest
 from consumers.outbox import publishable
 from ledger.app import Actor
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec, Node
-from ledger.checkpoints import CHECKPOINT_TOPIC, Checkpointer, CheckpointSettings
-from ledger.config import NodeConfig
+from ledger.app.checkpoints import CHECKPOINT_TOPIC, Checkpointer, CheckpointSettings
+from ledger.audit.verify import verify_log
 from ledger.domain.identity import AccessRecord
 from ledger.errors import ConfigurationError, IntegrityError
 from ledger.merkle import CompactRange
+from ledger.runtime.bootstrap import AgencySpec, Node
+from ledger.runtime.config import NodeConfig
 from tests.conftest import B
 from tests.support import store
 from tests.support.tamper import RawLog
@@ -119,7 +119,7 @@ def test_a_head_signed_for_another_node_s_log_is_refused_as_the_head_to_compare(
     make_node: Callable[..., Node], tmp_path: Path
 ) -> None:
     """A head describes its signer's own log: B's log is not A's, so checking A's log against it is refused."""
-    from ledger.checkpoints import latest_checkpoint
+    from ledger.app.checkpoints import latest_checkpoint
     from ledger.errors import InputError
 
     a, b = agency_pair(make_node, tmp_path)

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec, Node
+from ledger.audit.verify import verify_log
+from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import B
 from tests.support import store
 

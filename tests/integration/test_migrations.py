@@ -37,13 +37,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-import consumers.migrations
-from consumers.migrations import HEAD, _lock, _migrate, current, upgrade
+import ledger.runtime.migrations
 from consumers.outbox import publishable
-from consumers.tables import parked_messages, pending_events
 from ledger.app import Actor
-from ledger.bootstrap import Node, open_node
-from ledger.envelope import Envelope
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import Node, open_node
+from ledger.runtime.migrations import HEAD, _lock, _migrate, current, upgrade
+from ledger.runtime.tables import parked_messages, pending_events
 from projections.base import create_engine
 from projections.flag_state import agency_flags
 from projections.queues import QueueProjection, held_queue
@@ -69,7 +69,7 @@ def empty_url(backend: str | None, tmp_path: Path) -> Iterator[str]:
 
 def test_head_is_the_last_revision_of_the_scripts() -> None:
     config = Config()
-    config.set_main_option("script_location", str(Path(consumers.migrations.__file__).parent))
+    config.set_main_option("script_location", str(Path(ledger.runtime.migrations.__file__).parent))
     assert ScriptDirectory.from_config(config).get_heads() == [HEAD]
 
 
@@ -117,7 +117,7 @@ def test_a_database_of_an_older_shape_is_converted_keeping_what_waits(empty_url:
 
 MIGRATE = """
 import sys, time
-from consumers.migrations import upgrade
+from ledger.runtime.migrations import upgrade
 from projections.base import create_engine
 engine = create_engine(sys.argv[1])
 time.sleep(max(0.0, float(sys.argv[2]) - time.time()))

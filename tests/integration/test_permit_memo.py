@@ -11,8 +11,8 @@ from collections.abc import Callable
 import pytest
 
 from ledger.app import Actor
-from ledger.bootstrap import Node, open_node
 from ledger.errors import PermissionDenied
+from ledger.runtime.bootstrap import Node, open_node
 from projections import views
 from tests.conftest import B
 

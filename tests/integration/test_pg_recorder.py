@@ -12,7 +12,7 @@ from eventsourcing.persistence import StoredEvent
 
 from ledger.domain.identity import AccessRecord
 from ledger.errors import StateConflict
-from ledger.pg_recorder import TOPIC, BinaryInsertRecorder
+from ledger.log.pg_recorder import TOPIC, BinaryInsertRecorder
 from tests.conftest import B, NodeFactory
 from tests.support.postgres import temp_database
 from tests.support.store import rows
@@ -28,7 +28,7 @@ def _events(states: list[bytes]) -> list[StoredEvent]:
 
 
 def _leaves(events: list[StoredEvent]) -> list[bytes]:
-    """Log leaves for rows that are no envelopes (every row inserted enters the log head: ledger.log_head)."""
+    """Log leaves for rows that are no envelopes (every row inserted enters the log head: ledger.log.head)."""
     return [hashlib.sha256(e.state).digest() for e in events]
 
 

@@ -13,8 +13,8 @@ import pytest
 from consumers.ingest import PendingStore, ingest
 from consumers.outbox import publishable
 from ledger.app import Actor, QuerierAnswer
-from ledger.bootstrap import Node
 from ledger.cli.main import main
+from ledger.runtime.bootstrap import Node
 from projections import views
 from tests.conftest import A, B, C
 from tests.support.trust import agency_pair

@@ -1,4 +1,4 @@
-"""The node's projections caught up by a second process (``projections.follower``).
+"""The node's projections caught up by a second process (``ledger.runtime.follower``).
 
 Stories: what the ledger appends reaches the views through the child, not the writer; a child killed in
 the middle of a page is replaced and its replacement ends exactly where a rebuild ends (nothing applied
@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 
 from ledger.app import Actor
-from ledger.bootstrap import Node
 from ledger.domain.provision import ProvisionRequest
 from ledger.errors import StorageError
 from ledger.faultpoint import ENV as FAULTPOINT_ENV
-from projections.follower import Follower
+from ledger.runtime.bootstrap import Node
+from ledger.runtime.follower import Follower
 from tests.conftest import A, B
 from tests.integration.test_projections_rebuild import snapshot
 from tests.support.people import individual_number
@@ -114,8 +114,8 @@ def test_the_child_stops_when_its_node_process_dies(node: Node) -> None:
         f"""
         import sys, time
         from pathlib import Path
-        from ledger.bootstrap import open_node
-        from projections.follower import Follower
+        from ledger.runtime.bootstrap import open_node
+        from ledger.runtime.follower import Follower
         node = open_node(Path({str(node.config.data_dir)!r}))
         f = Follower(node.config.data_dir, node.engine)
         f.start()

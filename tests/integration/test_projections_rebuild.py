@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 from sqlalchemy import Connection, select
 
 from ledger.app import Actor
-from ledger.bootstrap import Node
-from ledger.envelope import Envelope
 from ledger.errors import FlagLedgerError
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import Node
 from projections.base import Projection, Projector
 from projections.registry import all_projections
 from projections.views import held_requests
@@ -203,7 +203,7 @@ def test_an_exception_part_way_through_a_page_keeps_nothing_of_that_page(node: N
 SLOW_PROJECTOR = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from ledger.bootstrap import open_node
+    from ledger.runtime.bootstrap import open_node
     from projections.registry import all_projections
 
     class Slow:

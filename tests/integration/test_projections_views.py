@@ -13,8 +13,8 @@ from uuid import UUID
 import pytest
 
 from ledger.app import Actor
-from ledger.bootstrap import Node
 from ledger.errors import NotFoundError, PermissionDenied
+from ledger.runtime.bootstrap import Node
 from projections import views
 from tests.conftest import SC, A, B, C
 

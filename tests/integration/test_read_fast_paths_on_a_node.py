@@ -17,11 +17,11 @@ from uuid import uuid4
 import pytest
 
 from ledger.app import Actor
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec, Node
-from ledger.envelope import Envelope, Header
+from ledger.audit.verify import verify_log
 from ledger.errors import FlagLedgerError
-from ledger.log_rows import log_rows
+from ledger.log.envelope import Envelope, Header
+from ledger.log.rows import log_rows
+from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import B
 from tests.support import store
 
@@ -96,7 +96,7 @@ PAYLOADS = [b"{", b"[]", b"\xff", b"null", b'{"class_version": 1.0}', b'{"class_
             b'{"class_version": 0}', b'{"class_version": 2}', b'{"class_version": 99}', b'{"class_version": "1"}',
             b'{"timestamp": {"_type_": "nope", "_data_": 1}}',
             b'{"timestamp": {"_type_": "datetime_iso", "_data_": 1}}']
-TOPICS = ["os:system", "nope", "ledger.domain.flags:Nope.Event", "ledger.envelope:Envelope"]
+TOPICS = ["os:system", "nope", "ledger.domain.flags:Nope.Event", "ledger.log.envelope:Envelope"]
 
 
 def test_check_decodes_refuses_what_decode_refuses(node: Node) -> None:

@@ -30,9 +30,9 @@ from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 from eventsourcing.tests.persistence import ApplicationRecorderTestCase, NonInterleavingNotificationIDsBaseCase
 
+from ledger.log.pg_recorder import BinaryInsertRecorder
+from ledger.log.sqlite_recorder import LogHeadSQLiteRecorder
 from ledger.merkle import root_hash
-from ledger.pg_recorder import BinaryInsertRecorder
-from ledger.sqlite_recorder import LogHeadSQLiteRecorder
 from tests.support.postgres import temp_database
 
 OriginatorIdType = Literal["uuid", "text"]

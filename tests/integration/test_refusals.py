@@ -9,7 +9,6 @@ from uuid import UUID, uuid4
 import pytest
 
 from ledger.app import Actor
-from ledger.bootstrap import Node
 from ledger.errors import (
     FlagLedgerError,
     InputError,
@@ -18,6 +17,7 @@ from ledger.errors import (
     SelfApprovalError,
     StateConflict,
 )
+from ledger.runtime.bootstrap import Node
 from tests.conftest import SC, A, B, C
 
 

@@ -24,14 +24,14 @@ from consumers.ingest import PendingStore, ingest, ingest_many
 from consumers.outbox import publishable
 from consumers.parked import parked, replay_parked
 from consumers.revoked_acceptance import accept_revoked
-from consumers.tables import parked_messages
 from ledger.app import Actor
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec, Node, open_node, rotate_key
+from ledger.audit.verify import verify_log
 from ledger.cli.main import main
 from ledger.clock import ENV as SKEW
-from ledger.envelope import Envelope
 from ledger.errors import InputError, PermissionDenied, SelfApprovalError, StateConflict
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import AgencySpec, Node, open_node, rotate_key
+from ledger.runtime.tables import parked_messages
 from tests.conftest import A, B
 from tests.support.ship import ship
 from tests.support.trust import trust

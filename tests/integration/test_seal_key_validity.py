@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from ledger.bootstrap import AgencySpec
 from ledger.domain.identity import AccessRecord
 from ledger.errors import UntrustedKeyError
+from ledger.runtime.bootstrap import AgencySpec
 from tests.conftest import B, NodeFactory
 
 

@@ -3,9 +3,9 @@ a stream whose head was evicted still chains, from the head read back from the d
 
 from __future__ import annotations
 
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec
+from ledger.audit.verify import verify_log
 from ledger.domain.provision import ProvisionRequest
+from ledger.runtime.bootstrap import AgencySpec
 from tests.conftest import A, B, NodeFactory
 
 

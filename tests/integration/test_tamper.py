@@ -8,11 +8,11 @@ from collections.abc import Callable
 import pytest
 
 from ledger.app import Actor
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec, Node
-from ledger.envelope import Envelope, Header, seal_batch
+from ledger.audit.verify import verify_log
 from ledger.errors import IntegrityError
-from ledger.signing import Signer
+from ledger.log.envelope import Envelope, Header, seal_batch
+from ledger.log.signing import Signer
+from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import B
 from tests.support import store
 

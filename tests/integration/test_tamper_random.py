@@ -24,10 +24,10 @@ import pytest
 from consumers.ingest import PendingStore, ingest
 from consumers.outbox import publishable
 from ledger.app import Actor
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec, Node, open_node
-from ledger.checkpoints import Checkpoint, latest_checkpoint, sign_head
-from ledger.envelope import Envelope
+from ledger.app.checkpoints import Checkpoint, latest_checkpoint, sign_head
+from ledger.audit.verify import verify_log
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import AgencySpec, Node, open_node
 from tests.conftest import A, B, C
 from tests.support.people import individual_number
 from tests.support.tamper import RawLog, Row

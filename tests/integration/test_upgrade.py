@@ -25,16 +25,16 @@ import pytest
 from sqlalchemy import MetaData, inspect, select
 
 from consumers.ingest import PendingStore, ingest
-from consumers.migrations import HEAD, current, upgrade
-from consumers.tables import parked_messages, pending_events, relay_position
-from ledger.bootstrap import open_node
-from ledger.config import NodeConfig
-from ledger.envelope import Envelope
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import open_node
+from ledger.runtime.config import NodeConfig
+from ledger.runtime.migrations import HEAD, current, upgrade
+from ledger.runtime.tables import parked_messages, pending_events, relay_position
 from projections.base import create_engine
 from projections.schema import projection_schema
 from tests.integration.upgrade_source import VIEWS_JSON, dump, view_tables
 
-OLD = "7b68d94"  # the last commit before consumers/migrations and the projection fingerprints
+OLD = "7b68d94"  # the last commit before ledger/runtime/migrations and the projection fingerprints
 # a commit whose ingest_pending is keyed by (stream, version) — before 27a5304 was merged — yet whose data
 # directories today's code can open (keyed stream ids, envelope v2): revision 0002 converts its databases
 OLDER = "0e2db11"

@@ -6,8 +6,8 @@ from datetime import date, timedelta
 from uuid import UUID
 
 from ledger.app import Actor, QuerierAnswer
-from ledger.bootstrap import Node
 from ledger.domain.provision import ProbeNotice
+from ledger.runtime.bootstrap import Node
 from tests.conftest import SC, A, B, C
 
 

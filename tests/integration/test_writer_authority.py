@@ -32,16 +32,16 @@ from consumers.ingest import Outcome, PendingStore, ingest, ingest_many
 from consumers.outbox import publishable
 from consumers.parked import park, parked, replay_parked
 from ledger.app import Actor
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec, Node, init_node
+from ledger.audit.verify import verify_log
 from ledger.cli.main import main
 from ledger.domain.agencies import Agency
 from ledger.domain.flags import Protection
 from ledger.domain.keys import KeyRegistry
 from ledger.domain.types import Action
-from ledger.envelope import Envelope
 from ledger.errors import PermissionDenied
-from ledger.signing import KeyRecord, Signer
+from ledger.log.envelope import Envelope
+from ledger.log.signing import KeyRecord, Signer
+from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.conftest import SC, A, B, C, NodeFactory, enrol_standard_staff
 from tests.support.forge import ANY_AGENCY_TOPICS, SHARED_TOPICS, Forgery, forge, forgeries, templates
 from tests.support.people import individual_number

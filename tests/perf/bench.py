@@ -27,10 +27,10 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
 from ledger.app import Actor
-from ledger.audit import verify_log
-from ledger.audit_workers import MIN_EVENTS
-from ledger.bootstrap import AgencySpec, Node, init_node
+from ledger.audit.verify import verify_log
+from ledger.audit.workers import MIN_EVENTS
 from ledger.domain.identity import AccessRecord
+from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.support.postgres import temp_database
 
 RESULTS = Path(__file__).parent / "results"

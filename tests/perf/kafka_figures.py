@@ -2,7 +2,7 @@
 
 Two nodes as in production: B publishes its outbox with the :class:`~consumers.outbox.Relay`, A consumes
 with the :class:`~consumers.inbox.Consumer` (verify, append with the original signature, commit offsets)
-and projects in its second process (:class:`~projections.follower.Follower`), as ``consumers node`` runs.
+and projects in its second process (:class:`~ledger.runtime.follower.Follower`), as ``consumers node`` runs.
 Baselines are measured in the same run: a plain eventsourcing batched save of the same number of events,
 and kafka-python's own end-to-end latency with the relay's producer settings.
 """
@@ -22,9 +22,9 @@ from consumers.inbox import Consumer
 from consumers.outbox import Relay
 from consumers.settings import KafkaSettings
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, Node, init_node
 from ledger.domain.provision import ProvisionRequest
-from projections.follower import Follower
+from ledger.runtime.bootstrap import AgencySpec, Node, init_node
+from ledger.runtime.follower import Follower
 from tests.conftest import A, B, enrol_standard_staff
 from tests.support.people import individual_number
 from tests.support.trust import trust
@@ -83,7 +83,7 @@ def _consume_until(consumer: Consumer, applied: int, follower: Follower | None =
 def kafka_ingest(tmp: Path, address: str, events: int) -> float:
     """Events/s that A consumes, verifies, appends and projects (after its consumer group has joined).
 
-    As the node loop runs it: the consumer ingests, a :class:`~projections.follower.Follower` process
+    As the node loop runs it: the consumer ingests, a :class:`~ledger.runtime.follower.Follower` process
     projects, woken after each poll; the clock stops when every projection has reached the last event.
     """
     a, b = pair(tmp)

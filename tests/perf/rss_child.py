@@ -2,7 +2,7 @@
 
 Prints one JSON line: resident set size (MB) after opening the node, at each tenth of the work, the peak
 sampled per page and ``VmHWM`` (the kernel's own peak for this process image). The audit's worker processes
-(``ledger.audit_workers``) are sampled with it: ``workers_peak_mb`` is the largest sum of their ``VmHWM`` seen,
+(``ledger.audit.workers``) are sampled with it: ``workers_peak_mb`` is the largest sum of their ``VmHWM`` seen,
 and ``total_mb`` (own ``VmHWM`` plus that) is what the memory figure reports. ``ru_maxrss`` is not used: on
 Linux it survives ``exec`` and so reports the parent's peak (the benchmark itself) as the child's.
 """
@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).parents[2]))
 
 
 def main() -> None:
-    from ledger.audit import verify_log
-    from ledger.bootstrap import open_node
+    from ledger.audit.verify import verify_log
+    from ledger.runtime.bootstrap import open_node
 
     what, data_dir = sys.argv[1], Path(sys.argv[2])
     heads = {"heads_in_memory": int(sys.argv[3])} if len(sys.argv) > 3 else {}

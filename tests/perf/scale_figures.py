@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, Node, init_node
 from ledger.domain.provision import ProvisionRequest
+from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from projections.portal import portal_records
 from projections.views import portal_records as portal_view
 from tests.support.people import individual_number
@@ -130,7 +130,7 @@ RSS_CHILD = Path(__file__).with_name("rss_child.py")
 def peak_rss(data_dir: Path, what: str, heads: int | None = None) -> dict[str, Any]:
     """Run ``rebuild`` or ``audit`` on the node in ``data_dir`` in a fresh process; its RSS as it goes (MB).
 
-    ``heads``: the audit's in-memory stream-head cap (default: ``ledger.stream_heads.DEFAULT_CAPACITY``)."""
+    ``heads``: the audit's in-memory stream-head cap (default: ``ledger.log.stream_heads.DEFAULT_CAPACITY``)."""
     cmd = [sys.executable, str(RSS_CHILD), what, str(data_dir), *([str(heads)] if heads is not None else [])]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=Path(__file__).parents[2])
     if out.returncode != 0:

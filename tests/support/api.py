@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from ledger.api import create_app
 from ledger.api.auth import issue_token
 from ledger.app import Actor
-from ledger.bootstrap import Node
+from ledger.runtime.bootstrap import Node
 
 
 def client(node: Node) -> TestClient:

@@ -26,7 +26,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 import ledger.domain
 from ledger.app import FlagLedger
 from ledger.domain.base import LedgerAggregate
-from ledger.envelope import GENESIS
+from ledger.log.envelope import GENESIS
 
 __all__ = [
     "ANY_AGENCY_TOPICS",
@@ -131,7 +131,7 @@ def forge(peer: FlagLedger, signer: str, topic: str, stream: UUID, version: int,
         prev = peer.signed_mapper.open(rows[0].state).hash_hex if rows else GENESIS
         heads[stream] = (version - 1, prev)
     # the peer's patched build: no payload check, and it calls every stream its own
-    with mock.patch("ledger.mapper.payload_violation", lambda *_: None, create=True):
+    with mock.patch("ledger.log.mapper.payload_violation", lambda *_: None, create=True):
         (stored,) = peer.signed_mapper.seal([event], signer, heads, owners={stream: (signer, topic.rpartition(".")[0])})
     return peer.signed_mapper.open(stored.state).to_bytes()
 

@@ -6,9 +6,9 @@ import hashlib
 import uuid
 
 from consumers.outbox import publishable
-from ledger.bootstrap import Node
-from ledger.envelope import Envelope, seal_batch
-from ledger.signing import Signer
+from ledger.log.envelope import Envelope, seal_batch
+from ledger.log.signing import Signer
+from ledger.runtime.bootstrap import Node
 
 __all__ = ["published", "resigned", "tampered"]
 

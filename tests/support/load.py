@@ -31,7 +31,7 @@ import httpx
 
 from ledger.api.auth import issue_token
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, Node, init_node
+from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.support.people import individual_number
 
 AGENCY = "131016"
@@ -337,8 +337,8 @@ class Census:
 
 
 def census(cast: Cast) -> Census:
-    from ledger.bootstrap import open_node
-    from ledger.capacity import ONE_SHOT
+    from ledger.app.capacity import ONE_SHOT
+    from ledger.runtime.bootstrap import open_node
 
     node = open_node(cast.data_dir, pools=ONE_SHOT)
     topics: Counter[str] = Counter()

@@ -1,4 +1,5 @@
-"""A second key-store backend, in memory: what a hardware backend would be to the node (ledger.keystore.KeyStore).
+"""A second key-store backend, in memory: what a hardware backend would be to the node
+(ledger.runtime.keystore.KeyStore).
 
 Its signing keys are handles that sign without handing their private half out (as a device's would); nothing it
 holds ever reaches a file.
@@ -12,8 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger.errors import ConfigurationError
-from ledger.keystore import KeyStore, signing_key_name
-from ledger.signing import SigningKey
+from ledger.log.signing import SigningKey
+from ledger.runtime.keystore import KeyStore, signing_key_name
 
 
 class DeviceKey:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from ledger.pseudonym import check_digit
+from ledger.log.pseudonym import check_digit
 
 
 def individual_number(rng: random.Random | None = None) -> str:

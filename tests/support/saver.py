@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from ledger.bootstrap import open_node
 from ledger.domain.identity import AccessRecord
+from ledger.runtime.bootstrap import open_node
 
 
 def _pseudonym(seed: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from consumers.ingest import PendingStore, ingest
 from consumers.outbox import publishable
-from ledger.bootstrap import Node
+from ledger.runtime.bootstrap import Node
 
 __all__ = ["ship"]
 

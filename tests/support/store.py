@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from ledger.bootstrap import Node
+from ledger.runtime.bootstrap import Node
 
 
 def rows(node: Node) -> list[tuple[int, str, int, str, bytes]]:
@@ -63,7 +63,7 @@ def delete(node: Node, position: int) -> None:
 
 def forge_head(node: Node) -> None:
     """Rewrite the log head row to match the rows as they are now, as an attacker without any key can: it is
-    only hashes of the signed headers (ledger.log_head). What still catches a cut tail is a signed head."""
+    only hashes of the signed headers (ledger.log.head). What still catches a cut tail is a signed head."""
     from ledger.merkle import CompactRange
 
     tree = CompactRange(node.app.signed_mapper.open(state).leaf_hash for *_, state in rows(node))

@@ -11,8 +11,8 @@ from typing import Any
 
 import psycopg
 
-from ledger.bootstrap import Node
 from ledger.merkle import CompactRange
+from ledger.runtime.bootstrap import Node
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ledger.app import Actor
-from ledger.bootstrap import AgencySpec, Node
+from ledger.runtime.bootstrap import AgencySpec, Node
 
 __all__ = ["agency_pair", "trust", "trust_everyone"]
 

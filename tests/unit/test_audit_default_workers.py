@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ledger.audit_workers import default_workers
+from ledger.audit.workers import default_workers
 
 CPUS = len(os.sched_getaffinity(0))
 

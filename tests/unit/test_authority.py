@@ -17,7 +17,8 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 
 import ledger.domain
-from ledger.authority import (
+from ledger.domain.agencies import Agency
+from ledger.domain.authority import (
     ANY_WRITER_TOPICS,
     END,
     NOT_OWNER,
@@ -29,7 +30,6 @@ from ledger.authority import (
     markdown,
     payload_violation,
 )
-from ledger.domain.agencies import Agency
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.keys import KeyRegistry
 
@@ -65,7 +65,7 @@ def test_every_event_type_in_the_domain_has_exactly_one_row() -> None:
     events = event_classes()
     assert len(events) >= 40, "the domain's event classes were not found"
     missing = sorted(set(events) - set(TABLE))
-    assert not missing, f"event types without a row in ledger/authority.py: {missing}"
+    assert not missing, f"event types without a row in ledger/domain/authority.py: {missing}"
     stale = sorted(set(TABLE) - set(events))
     assert not stale, f"rows naming no event type of ledger/domain: {stale}"
 
@@ -147,8 +147,8 @@ def test_an_unknown_topic_has_no_writer() -> None:
 
 @pytest.mark.parametrize("path", ["docs/authority.md"])
 def test_the_docs_list_the_table_as_the_code_has_it(path: str) -> None:
-    """docs/authority.md holds `python -m ledger.authority`'s output between its markers."""
+    """docs/authority.md holds `python -m ledger.domain.authority`'s output between its markers."""
     text = (ROOT / path).read_text()
     assert START in text and END in text, f"{path} lost its table markers"
     table = text.split(START, 1)[1].split(END, 1)[0]
-    assert table == markdown(), f"{path} is out of date: `python -m ledger.authority --write {path}`"
+    assert table == markdown(), f"{path} is out of date: `python -m ledger.domain.authority --write {path}`"

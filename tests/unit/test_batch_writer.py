@@ -1,4 +1,4 @@
-"""ledger.batch_writer writes exactly the bytes ledger.envelope defines (Header, seal_batch, Envelope)."""
+"""ledger.log.batch_writer writes exactly the bytes ledger.log.envelope defines (Header, seal_batch, Envelope)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from ledger.batch_writer import HeaderTemplate, check_log_head, envelope_bytes, merkle_paths
-from ledger.envelope import GENESIS, Envelope, Header, Seal, _paths, batch_message, seal_batch
+from ledger.log.batch_writer import HeaderTemplate, check_log_head, envelope_bytes, merkle_paths
+from ledger.log.envelope import GENESIS, Envelope, Header, Seal, _paths, batch_message, seal_batch
+from ledger.log.signing import Signer
 from ledger.merkle import leaf_hash, root_hash
-from ledger.signing import Signer
 
 ODD = ['plain', 'with "quotes"', "back\\slash", "line\nbreak\ttab\x01", "日本語の機関", "emoji 🚩", "\u2028\u2029", ""]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from ledger.api.gate import ConcurrencyGate
-from ledger.capacity import ONE_SHOT, Capacity, PoolSizes, server_full
-from ledger.config import NodeConfig
+from ledger.app.capacity import ONE_SHOT, Capacity, PoolSizes, server_full
 from ledger.errors import ConfigurationError
+from ledger.runtime.config import NodeConfig
 from projections.base import create_engine
 
 PG = "postgresql://flagledger@db:5432/agency_a"

@@ -1,4 +1,4 @@
-"""Proof documents and checkpoint chains built by ledger.checkpoints, checked by its own offline verifier
+"""Proof documents and checkpoint chains built by ledger.audit.checkpoints, checked by its own offline verifier
 on random trees of up to 10,000 leaves — and every kind of tampering rejected."""
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ledger.checkpoints import Checkpoint, CheckpointFork, _check_extends, check_proof, proof_document, statement
+from ledger.app.checkpoints import Checkpoint, statement
+from ledger.app.holds import CheckpointFork, check_extends
+from ledger.audit.proofs import check_proof, proof_document
 from ledger.errors import InputError, IntegrityError
+from ledger.log.signing import Signer
 from ledger.merkle import EMPTY_ROOT, consistency_proof, leaf_hash, root_hash
-from ledger.signing import Signer
 
 SIGNER = Signer.generate("131016")
 OTHER = Signer.generate("131016")
@@ -108,17 +110,17 @@ def test_checkpoint_chains_extend_and_forks_are_caught(size2: int, m: int, d: in
     size1 = m % (size2 + 1)
     first = _checkpoint(leaves[:size1])
     second = _checkpoint(leaves, prev=first)
-    _check_extends(None, first)
-    _check_extends(first, second)
+    check_extends(None, first)
+    check_extends(first, second)
     # a fork: the same agency signs a history that differs at one leaf below size1
     if size1 > 0:
         forked = list(leaves)
         forked[d % size1] = leaf_hash(b"rewritten")
         with pytest.raises(CheckpointFork):
-            _check_extends(first, _checkpoint(forked, prev=_checkpoint(forked[:size1])))
+            check_extends(first, _checkpoint(forked, prev=_checkpoint(forked[:size1])))
         # or claims the true predecessor with a proof from its own rewritten history
         lie = _checkpoint(forked, prev=first)
         with pytest.raises(CheckpointFork):
-            _check_extends(first, lie)
+            check_extends(first, lie)
     with pytest.raises(CheckpointFork):
-        _check_extends(None, second if size1 else _checkpoint(leaves, prev=_checkpoint(leaves[:1])))
+        check_extends(None, second if size1 else _checkpoint(leaves, prev=_checkpoint(leaves[:1])))

@@ -6,7 +6,7 @@ import pytest
 from eventsourcing.cryptography import AESCipher
 from eventsourcing.utils import Environment
 
-from ledger.cipher import ReusedAESCipher, reuse_key_schedule
+from ledger.log.cipher import ReusedAESCipher, reuse_key_schedule
 
 
 def library_cipher() -> AESCipher:

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from consumers.observe import ObserveSettings
 from consumers.settings import KafkaSettings
-from ledger.config import NodeConfig
 from ledger.errors import ConfigurationError
+from ledger.node.observe import ObserveSettings
+from ledger.runtime.config import NodeConfig
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "deploy" / "compose" / "compose.yaml"

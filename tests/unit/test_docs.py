@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.pseudonym import valid_individual_number
+from ledger.log.pseudonym import valid_individual_number
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from ledger.api.settings import HttpSettings
-from ledger.config import NodeConfig
 from ledger.errors import ConfigurationError
+from ledger.runtime.config import NodeConfig
 
 
 @pytest.fixture(autouse=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from ledger.app.incidents import fingerprint, incident_id, scrub
 from ledger.domain.incidents import INCIDENT_CODES, Incident, IncidentKind, incident_kind
 from ledger.errors import InputError, StateConflict
-from ledger.incidents import fingerprint, incident_id, scrub
 
 
 def test_attacks_raise_and_faults_do_not() -> None:

@@ -1,4 +1,4 @@
-"""Every secret of a node comes through one key store (ledger.keystore): the file backend keeps today's files
+"""Every secret of a node comes through one key store (ledger.runtime.keystore): the file backend keeps today's files
 byte for byte, and a second backend serves a whole node without a caller knowing.
 
 Threats: an insider with one agency's data directory (the secrets stay 0600 in a 0700 directory, and a
@@ -20,18 +20,18 @@ import pytest
 
 from ledger.api.auth import issue_token, verify_token
 from ledger.app import Actor
-from ledger.audit import verify_log
-from ledger.bootstrap import AgencySpec, Node, init_node, open_node, rotate_key
+from ledger.audit.verify import verify_log
 from ledger.cli.main import main
-from ledger.config import NodeConfig
 from ledger.errors import ConfigurationError
-from ledger.keystore import FileKeyStore, Keys, KeySettings, open_keystore
+from ledger.runtime.bootstrap import AgencySpec, Node, init_node, open_node, rotate_key
+from ledger.runtime.config import NodeConfig
+from ledger.runtime.keystore import FileKeyStore, Keys, KeySettings, open_keystore
 from tests.support.memory_keystore import MemoryKeyStore, as_key_store
 from tests.support.people import individual_number
 
 A, B = "131016", "131024"
 REPO = Path(__file__).resolve().parents[2]
-BEFORE_THE_KEY_STORE = "7b68d94d945888e50aa9fdf8cf9d37f73d8eb6d6"  # the commit before ledger/keystore.py
+BEFORE_THE_KEY_STORE = "7b68d94d945888e50aa9fdf8cf9d37f73d8eb6d6"  # the commit before ledger/runtime/keystore.py
 
 
 def _staff(node: Node, code: str) -> None:
@@ -185,7 +185,7 @@ def test_a_data_directory_made_before_the_key_store_opens_and_verifies(
     files = {p.name: (p.read_bytes(), p.stat().st_mode) for p in (data / "secrets").iterdir()}
     node = open_node(data)
     try:
-        assert Path(sys.modules["ledger.keystore"].__file__ or "").is_relative_to(REPO), "the new code opens it"
+        assert Path(sys.modules["ledger.runtime.keystore"].__file__ or "").is_relative_to(REPO), "the new code opens it"
         assert verify_log(node.app).ok
         assert verify_token(node, before["token"]).actor == Actor(A, "req")
         assert node.app.subject(person) == before["subject"]

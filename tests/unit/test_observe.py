@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from consumers.observe import HealthServer, JsonFormatter, NodeMetrics, ObserveSettings
-from ledger.bootstrap import AgencySpec, Node, init_node
-from ledger.config import NodeConfig
 from ledger.errors import ConfigurationError
-from ledger.signing import Signer
+from ledger.log.signing import Signer
+from ledger.node.observe import HealthServer, JsonFormatter, NodeMetrics, ObserveSettings
+from ledger.runtime.bootstrap import AgencySpec, Node, init_node
+from ledger.runtime.config import NodeConfig
 
 
 def get(port: int, path: str) -> tuple[int, str]:
@@ -85,8 +85,8 @@ def test_init_adopts_a_mounted_signing_key_without_copying_it(tmp_path: Path) ->
 
 def test_rotation_adopts_a_new_mounted_key(tmp_path: Path) -> None:
     from ledger.app import Actor
-    from ledger.audit import verify_log
-    from ledger.bootstrap import rotate_key
+    from ledger.audit.verify import verify_log
+    from ledger.runtime.bootstrap import rotate_key
 
     node = init_node(tmp_path / "data", [AgencySpec("131016", "A市", "municipality")], encryption=False)
     try:
@@ -113,8 +113,8 @@ def test_a_taken_metrics_port_is_a_configuration_error() -> None:
 def test_checkpoint_age_is_unset_until_the_node_signs_and_then_follows_its_latest_checkpoint(
     sqlite_node: Node,
 ) -> None:
-    from consumers.observe import latest_checkpoint_time
-    from ledger.checkpoints import latest_checkpoint
+    from ledger.app.checkpoints import latest_checkpoint
+    from ledger.node.observe import latest_checkpoint_time
 
     assert latest_checkpoint_time(sqlite_node) is None, "no checkpoint yet: the gauge stays unset"
     sqlite_node.app.sign_checkpoint()

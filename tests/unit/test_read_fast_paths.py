@@ -24,11 +24,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ledger.envelope import GENESIS, MAGIC, Envelope, Header, RootMemo, Seal, batch_message, seal_batch
 from ledger.errors import FlagLedgerError, IntegrityError, SignatureError, UntrustedKeyError
-from ledger.log_rows import stream_text
+from ledger.log.envelope import GENESIS, MAGIC, Envelope, Header, RootMemo, Seal, batch_message, seal_batch
+from ledger.log.rows import stream_text
+from ledger.log.signing import KeyRecord, KeyRing, Signer
 from ledger.merkle import leaf_hash, root_from_inclusion
-from ledger.signing import KeyRecord, KeyRing, Signer
 
 FUZZ = settings(max_examples=400, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
@@ -120,7 +120,7 @@ def test_header_fast_path_covers_what_seal_writes() -> None:
     """The fast path is taken for real headers (else it would be dead weight): Header.to_bytes round-trips."""
     h = Header(uuid4().hex, "131024", "131024:0123456789abcdef", str(uuid4()), 7, GENESIS,
                "ledger.domain.flags:Protection.FlagsSet", datetime.now(UTC).isoformat(), "f" * 64)
-    from ledger.envelope import _canonical_header
+    from ledger.log.envelope import _canonical_header
 
     assert _canonical_header(h.to_bytes().decode()) is not None
     assert Header.from_bytes(h.to_bytes()) == h == Header.from_json(h.to_bytes())
@@ -168,7 +168,7 @@ def _old_envelope(raw: bytes) -> tuple[bytes, bytes, int, int, bytes, bytes, int
     except (ValueError, struct.error, TypeError) as exc:
         raise IntegrityError(f"malformed envelope: {exc}", code="malformed") from exc
     if ext:
-        from ledger.envelope import check_extensions
+        from ledger.log.envelope import check_extensions
 
         check_extensions(bytes(ext))
     return (bytes(header), bytes(payload), index, size, b"".join(path), bytes(signature), log_size, bytes(log_root),

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from consumers.observe import ObserveSettings
 from consumers.settings import KafkaSettings
 from ledger.api.settings import HttpSettings
-from ledger.capacity import Capacity
-from ledger.checkpoints import CheckpointSettings
-from ledger.config import NodeConfig
+from ledger.app.capacity import Capacity
+from ledger.app.checkpoints import CheckpointSettings
 from ledger.errors import ConfigurationError
-from ledger.keystore import KeySettings
+from ledger.node.observe import ObserveSettings
+from ledger.runtime.config import NodeConfig
+from ledger.runtime.keystore import KeySettings
 
 
 def test_the_environment_overrides_the_file_and_an_option_overrides_both(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.stream_heads import StreamHeads
+from ledger.log.stream_heads import StreamHeads
 
 
 def test_spilled_heads_come_back_exactly_and_new_streams_are_counted_once() -> None:

@@ -1,0 +1,154 @@
+"""Access: identities, the permission decision (with its per-position memo for read paths), and the
+local records of who read what."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TypeVar
+from uuid import UUID
+
+from ledger.app.store import LedgerStore
+from ledger.app.values import Actor
+from ledger.domain.agencies import Agency, Staff
+from ledger.domain.base import LedgerAggregate
+from ledger.domain.identity import AccessRecord, ReportRecord, TokenGrant
+from ledger.domain.types import (
+    Action,
+)
+from ledger.errors import (
+    InputError,
+    NotFoundError,
+    PermissionDenied,
+)
+
+A = TypeVar("A", bound=LedgerAggregate)
+
+
+class LedgerAccess(LedgerStore):
+    """Who may do what (the agency's permission table, the staff member's roles), and the records of reads."""
+
+    # -- identities, permissions ----------------------------------------------------------------
+    def subject(self, number_or_pseudonym: str) -> str:
+        return self.pseudonymize.subject(number_or_pseudonym)
+
+    def agency(self, code: str) -> Agency:
+        return self.load(Agency, Agency.create_id(code), "agency")
+
+    def staff(self, agency: str, who: str) -> Staff:
+        if not self.ids.hosts(agency):  # staff are local: only the hosted agencies' are here
+            raise NotFoundError("unknown staff member")
+        return self.load(Staff, self.ids.staff(agency, who), "staff member")
+
+    def authorise(self, actor: Actor, action: Action) -> tuple[Agency, Staff]:
+        member = self._active_member(actor)
+        agency = self.agency(actor.agency)
+        if not agency.allows(set(member.roles), action):
+            raise PermissionDenied(
+                f"{actor} (roles: {', '.join(member.roles) or 'none'}) "
+                f"may not {action.value} at {actor.agency}",
+                code="role_not_permitted",
+            )
+        return agency, member
+
+    def permit(self, actor: Actor, action: Action | None = None) -> None:
+        """The read paths' check: ``authorise`` (or, with no action, "an active staff member of a hosted
+        agency"), answered from memory while the log has not grown since the same question was answered.
+
+        Every staff or agency change is an event, so a log that has not grown means the decision still stands;
+        one that has grown (in any process writing to this log) drops every remembered decision. A decision
+        is stored only under the position read *before* it was made, so one made on a newer state never
+        outlives that newer position. Views call this several times per screen (figure "portal view" and the
+        leak-freedom suites); commands keep calling ``authorise``, which loads the aggregates they change.
+        """
+        at = self.max_position()
+        memo = self._permits
+        if memo[0] != at:
+            memo = self._permits = (at, {})
+        key = (actor.agency, actor.staff, action)
+        if key in memo[1]:
+            refused = memo[1][key]
+        else:
+            try:
+                if action is None:
+                    self._active_member(actor)
+                else:
+                    self.authorise(actor, action)
+                refused = None
+            except PermissionDenied as exc:
+                refused = exc
+            memo[1][key] = refused
+        if refused is not None:
+            raise PermissionDenied(str(refused), code=refused.code)
+
+    def _active_member(self, actor: Actor) -> Staff:
+        if actor.agency not in self.hosted:
+            raise PermissionDenied("the acting agency is not hosted on this node", code="foreign_agency")
+        try:
+            member = self.staff(actor.agency, actor.staff)
+        except NotFoundError:
+            raise PermissionDenied("the acting staff member is not enrolled", code="unknown_staff") from None
+        if not member.active:
+            raise PermissionDenied("the acting staff member is deactivated", code="inactive_staff")
+        return member
+
+    def _own(self, agg: A, actor: Actor, what: str) -> A:
+        """``agg`` if ``actor``'s agency owns it; another agency's is answered exactly like an unknown id
+        (a refusal naming the owner would tell a querier which agency holds the request or the case)."""
+        if agg.agency != actor.agency:
+            raise self._unknown(what, agg.id)
+        return agg
+
+    def record_access(self, actor: Actor, subject: str, what: str, purpose: str) -> UUID:
+        """Record a read of protected details; callers do this *before* showing them."""
+        self.authorise(actor, Action.VIEW_PROTECTED)
+        (rid,) = self._record_reads(actor, [subject], what, purpose)
+        return rid
+
+    def record_listing(self, actor: Actor, subjects: Sequence[str], what: str, purpose: str,
+                       allowed: Sequence[Action]) -> list[UUID]:
+        """Record that a listing showed protected details of ``subjects`` (one record each, saved together).
+
+        A listing is authorised by the work it serves (``allowed``: any one of them), not by
+        ``view_protected``: an approver of held requests must see the queue they decide. Checked with
+        ``permit``, as the listing's own view just did (so answered from memory). Callers record *before*
+        showing the listing, as with ``record_access``.
+        """
+        denied: PermissionDenied | None = None
+        for action in allowed:
+            try:
+                self.permit(actor, action)
+                break
+            except PermissionDenied as exc:
+                denied = exc
+        else:
+            raise denied or PermissionDenied(f"{actor} may not read {what}", code="role_not_permitted")
+        return self._record_reads(actor, subjects, what, purpose)
+
+    def _record_reads(self, actor: Actor, subjects: Sequence[str], what: str, purpose: str) -> list[UUID]:
+        if not purpose.strip():
+            raise InputError("say why the protected details are read (purpose)")
+        records = [
+            AccessRecord(agency=actor.agency, staff=actor.staff, subject=s, what=what, purpose=purpose)
+            for s in dict.fromkeys(self.subject(s) for s in subjects)
+        ]
+        if records:
+            self.save_as(actor.agency, *records)
+        return [r.id for r in records]
+
+    def record_token_grant(self, issuer: Actor, staff: str, roles: Sequence[str], expires_at: datetime,
+                           token_id: str) -> UUID:
+        """Record an API token's grant (never the token) before it is handed out."""
+        self.authorise(issuer, Action.ADMINISTER)
+        grant = TokenGrant(agency=issuer.agency, issuer=issuer.staff, staff=staff, roles=list(roles),
+                           expires_at=expires_at.isoformat(), token_id=token_id)
+        self.save_as(issuer.agency, grant)
+        return grant.id
+
+    def record_report(self, actor: Actor, period_from: datetime, period_to: datetime, out_dir: str) -> UUID:
+        """Record that an auditor generates a period report (it names people), before it is written."""
+        self.authorise(actor, Action.AUDIT)
+        rec = ReportRecord(agency=actor.agency, staff=actor.staff, period_from=period_from.isoformat(),
+                           period_to=period_to.isoformat(), out_dir=out_dir)
+        self.save_as(actor.agency, rec)
+        return rec.id

@@ -1,0 +1,172 @@
+"""Set-up commands: agencies (hosted and remote), staff and roles, permissions, the approval policy, key
+rotation and revocation, and signing checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives import serialization
+
+from ledger.app.access import LedgerAccess
+from ledger.app.checkpoints import Checkpoint, sign_checkpoint
+from ledger.app.values import SYSTEM, Actor
+from ledger.domain.agencies import Agency, Staff
+from ledger.domain.keys import KeyRegistry
+from ledger.domain.types import (
+    Action,
+    AgencyKind,
+    Role,
+    agency_code,
+    parse_enum,
+    staff_id,
+)
+from ledger.errors import (
+    ConfigurationError,
+    StateConflict,
+    UntrustedKeyError,
+)
+from ledger.log.signing import Signer, key_id_for, public_key_from_hex
+
+
+class AgencyCommands(LedgerAccess):
+    """Agencies, staff, permissions, approval policy, signing keys and checkpoints."""
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def register_agency(
+        self, code: str, name: str, kind: str, *, administrator: str, approvals_required: int = 1
+    ) -> str:
+        """Register a hosted agency with its first administrator and its self-signed key (``init``)."""
+        agency_code(code)
+        staff_id(administrator)
+        parse_enum(AgencyKind, kind, "agency kind")
+        signer = self.signers.get(code)
+        if signer is None:
+            raise ConfigurationError(f"no signing key for agency {code} on this node")
+        if self.find(Agency, Agency.create_id(code)) is not None:
+            raise StateConflict(f"agency {code} is already registered")
+        registry = KeyRegistry(agency=code)
+        anchor = self._anchors[signer.key_id]
+        registry.add_key(
+            key_id=signer.key_id, public_hex=signer.public_raw.hex(), valid_from=anchor.valid_from.isoformat()
+        )
+        self.save_as(code, registry)
+        agency = Agency(code=code, name=name, kind=kind, approvals_required=approvals_required)
+        admin = Staff(
+            id=self.ids.staff(code, administrator),
+            agency=code,
+            staff_id=administrator,
+            name=administrator,
+            roles=[Role.ADMINISTRATOR.value],
+            by=SYSTEM,
+        )
+        self.save_as(code, agency, admin)
+        return code
+
+    def register_remote_agency(
+        self,
+        actor: Actor,
+        code: str,
+        name: str,
+        kind: str,
+        key_id: str,
+        public_hex: str,
+        valid_from: datetime,
+    ) -> None:
+        """Vouch for another agency's first key, exchanged out of band (the trust anchor for its events)."""
+        self.authorise(actor, Action.ADMINISTER)
+        agency_code(code)
+        parse_enum(AgencyKind, kind, "agency kind")
+        public = public_key_from_hex(public_hex)  # refuse a malformed key before anything is recorded
+        raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        if key_id != key_id_for(code, raw):
+            raise UntrustedKeyError("the key id does not match that agency and public key")
+        registry = self.load(KeyRegistry, KeyRegistry.create_id(actor.agency), "key registry")
+        registry.trust_remote(
+            remote_agency=code,
+            key_id=key_id,
+            public_hex=public_hex,
+            valid_from=valid_from.isoformat(),
+            by=actor.staff,
+        )
+        self.save_as(actor.agency, registry)
+
+    def enroll_staff(self, actor: Actor, who: str, name: str, roles: Sequence[str]) -> str:
+        self.authorise(actor, Action.ADMINISTER)
+        staff_id(who)
+        parsed = [parse_enum(Role, r, "role").value for r in roles]
+        sid = self.ids.staff(actor.agency, who)
+        if self.find(Staff, sid) is not None:
+            raise StateConflict("that staff id is already enrolled at this agency")
+        self.save_as(
+            actor.agency, Staff(id=sid, agency=actor.agency, staff_id=who, name=name, roles=parsed, by=actor.staff)
+        )
+        return who
+
+    def grant_role(self, actor: Actor, who: str, role: str) -> None:
+        self.authorise(actor, Action.ADMINISTER)
+        member = self.staff(actor.agency, who)
+        member.grant_role(parse_enum(Role, role, "role"), by=actor.staff)
+        self.save_as(actor.agency, member)
+
+    def revoke_role(self, actor: Actor, who: str, role: str) -> None:
+        self.authorise(actor, Action.ADMINISTER)
+        member = self.staff(actor.agency, who)
+        member.revoke_role(parse_enum(Role, role, "role"), by=actor.staff)
+        self.save_as(actor.agency, member)
+
+    def deactivate_staff(self, actor: Actor, who: str) -> None:
+        self.authorise(actor, Action.ADMINISTER)
+        member = self.staff(actor.agency, who)
+        member.deactivate(by=actor.staff)
+        self.save_as(actor.agency, member)
+
+    def grant_permission(self, actor: Actor, role: str, action: str) -> None:
+        agency, _ = self.authorise(actor, Action.ADMINISTER)
+        agency.grant(parse_enum(Role, role, "role"), parse_enum(Action, action, "action"), by=actor.staff)
+        self.save_as(actor.agency, agency)
+
+    def revoke_permission(self, actor: Actor, role: str, action: str) -> None:
+        agency, _ = self.authorise(actor, Action.ADMINISTER)
+        agency.revoke(parse_enum(Role, role, "role"), parse_enum(Action, action, "action"), by=actor.staff)
+        self.save_as(actor.agency, agency)
+
+    def set_approval_policy(self, actor: Actor, approvals_required: int) -> None:
+        agency, _ = self.authorise(actor, Action.ADMINISTER)
+        agency.set_approvals_required(approvals_required, by=actor.staff)
+        self.save_as(actor.agency, agency)
+
+    # -- keys -------------------------------------------------------------------------------------
+    def rotate_key(self, actor: Actor, new_signer: Signer, valid_from: datetime) -> str:
+        """Announce ``new_signer`` (signed by the current key); retire the current one at ``valid_from``."""
+        self.authorise(actor, Action.ADMINISTER)
+        old = self.signers[actor.agency]
+        registry = self.load(KeyRegistry, KeyRegistry.create_id(actor.agency), "key registry")
+        registry.add_key(
+            key_id=new_signer.key_id,
+            public_hex=new_signer.public_raw.hex(),
+            valid_from=valid_from.isoformat(),
+        )
+        registry.retire(old.key_id, valid_until=(valid_from + timedelta(days=1)).isoformat())
+        self.save_as(actor.agency, registry)
+        self.signers[actor.agency] = new_signer
+        self.signed_mapper.signers[actor.agency] = new_signer
+        return new_signer.key_id
+
+    def revoke_key(
+        self, actor: Actor, key_id: str, reason: str, effective_from: datetime | None = None
+    ) -> None:
+        self.authorise(actor, Action.ADMINISTER)
+        if self.signers[actor.agency].key_id == key_id:
+            raise StateConflict("rotate to a new key before revoking the current one")
+        registry = self.load(KeyRegistry, KeyRegistry.create_id(actor.agency), "key registry")
+        registry.revoke(key_id, (effective_from or self.clock()).isoformat(), reason, by=actor.staff)
+        self.save_as(actor.agency, registry)
+
+    # -- checkpoints ------------------------------------------------------------------------------------
+    def sign_checkpoint(self, agency: str | None = None, *, force: bool = False) -> list[Checkpoint]:
+        """"Checkpoint now": sign the log as it stands for ``agency`` (default: every hosted agency).
+
+        Returns the :class:`ledger.app.checkpoints.Checkpoint` objects signed (none if nothing new was logged).
+        """
+        return sign_checkpoint(self, agency, force=force)

@@ -1,0 +1,206 @@
+"""Commands on protection: intake of a case (Point 1), flag requests, approval and execution (Points 2, 6,
+7), and requests from protection bodies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from uuid import UUID
+
+from ledger.app.access import LedgerAccess
+from ledger.app.values import Actor
+from ledger.domain.cases import CHECKLIST_ITEMS, ProtectionCase
+from ledger.domain.flags import BodyRequest, FlagRequest, Protection
+from ledger.domain.types import (
+    Action,
+    AgencyKind,
+    Flag,
+    Reason,
+    RequestKind,
+    agency_code,
+    calendar_day,
+    parse_enum,
+)
+from ledger.errors import (
+    InputError,
+    NotFoundError,
+    PermissionDenied,
+)
+
+
+class FlagCommands(LedgerAccess):
+    """Protection cases, flag requests and their approval and execution, protection-body requests."""
+
+    # -- intake (Point 1) --------------------------------------------------------------------------
+    def open_case(
+        self,
+        actor: Actor,
+        victim: str,
+        *,
+        perpetrators: Sequence[str] = (),
+        reason: str = Reason.DV.value,
+        checklist: dict[str, bool] | None = None,
+        proxies_to_cancel: Sequence[str] = (),
+        notes: str = "",
+    ) -> UUID:
+        self.authorise(actor, Action.OPEN_CASE)
+        parse_enum(Reason, reason, "reason")
+        checklist = dict(checklist or {})
+        unknown = set(checklist) - set(CHECKLIST_ITEMS)
+        if unknown:
+            raise InputError(f"unknown checklist items; known: {', '.join(CHECKLIST_ITEMS)}", field="checklist")
+        full = {item: bool(checklist.get(item, False)) for item in CHECKLIST_ITEMS}
+        case = ProtectionCase(
+            agency=actor.agency,
+            victim=self.subject(victim),
+            perpetrators=[self.subject(p) for p in perpetrators],
+            reason=reason,
+            checklist=full,
+            proxies_to_cancel=[self.subject(p) for p in proxies_to_cancel],
+            notes=notes,
+            opened_by=actor.staff,
+        )
+        self.save_as(actor.agency, case)
+        return case.id
+
+    def case(self, case_id: UUID) -> ProtectionCase:
+        return self.load(ProtectionCase, case_id, "case")
+
+    def add_perpetrator(self, actor: Actor, case_id: UUID, subject: str) -> None:
+        self.authorise(actor, Action.OPEN_CASE)
+        case = self._own(self.case(case_id), actor, "case")
+        case.add_perpetrator(self.subject(subject), by=actor.staff)
+        self.save_as(actor.agency, case)
+
+    # -- flags: request, approve, execute (Points 2, 6, 7) ------------------------------------------
+    def request_flags(
+        self,
+        actor: Actor,
+        subject: str,
+        flags: Sequence[str],
+        *,
+        kind: str = RequestKind.SET.value,
+        reason: str = Reason.DV.value,
+        review_date: date | None = None,
+        case_id: UUID | None = None,
+        explanation: str = "",
+        body_request_id: UUID | None = None,
+    ) -> UUID:
+        agency, _ = self.authorise(actor, Action.REQUEST_FLAG)
+        k = parse_enum(RequestKind, kind, "request kind")
+        parse_enum(Reason, reason, "reason")
+        if not flags:
+            raise InputError("name at least one flag (NON_DISCLOSURE, NO_AUTO_RESPONSE)")
+        fl = sorted({parse_enum(Flag, f, "flag").value for f in flags})
+        subj = self.subject(subject)
+        if case_id is not None:
+            self._own(self.case(case_id), actor, "case")
+        if body_request_id is not None:
+            body = self.load(BodyRequest, body_request_id, "protection-body request")
+            if body.municipality != actor.agency:  # sent to another municipality: as if unknown
+                raise self._unknown("protection-body request", body_request_id)
+        protection = self.find(Protection, self.ids.protection(actor.agency, subj))
+        today = self.clock().date()
+        if k is RequestKind.SET:
+            review = review_date or today + timedelta(days=365)
+        elif k is RequestKind.RENEW:
+            if protection is None:
+                raise NotFoundError(f"agency {actor.agency} holds no flag on this subject to renew")
+            protection.check_held(fl)
+            review = review_date or today + timedelta(days=365)
+        else:
+            if protection is None:
+                raise NotFoundError(f"agency {actor.agency} holds no flag on this subject to release")
+            protection.check_held(fl)
+            if not explanation.strip():
+                raise InputError(
+                    "record the explanation given to the person (Point 6) before requesting release"
+                )
+            review = None
+        if review is not None and review <= today:
+            raise InputError("the review date must be in the future")
+        if review is not None:
+            calendar_day(review, "review_date")
+        request = FlagRequest(
+            agency=actor.agency,
+            kind=k.value,
+            subject=subj,
+            flags=fl,
+            reason=reason,
+            review_date=review.isoformat() if review else None,
+            requested_by=actor.staff,
+            approvals_required=agency.approvals_required,
+            case_id=case_id,
+            explanation=explanation,
+            body_request_id=body_request_id,
+        )
+        self.save_as(actor.agency, request)
+        return request.id
+
+    def flag_request(self, request_id: UUID) -> FlagRequest:
+        return self.load(FlagRequest, request_id, "flag request")
+
+    def approve_request(self, actor: Actor, request_id: UUID, note: str = "") -> str:
+        self.authorise(actor, Action.APPROVE_FLAG)
+        request = self._own(self.flag_request(request_id), actor, "flag request")
+        request.approve(actor.staff, note)
+        self.save_as(actor.agency, request)
+        return request.status
+
+    def reject_request(self, actor: Actor, request_id: UUID, reason: str) -> None:
+        self.authorise(actor, Action.APPROVE_FLAG)
+        request = self._own(self.flag_request(request_id), actor, "flag request")
+        request.reject(actor.staff, reason)
+        self.save_as(actor.agency, request)
+
+    def execute_request(self, actor: Actor, request_id: UUID) -> None:
+        """The designated operator applies an approved request to the agency's flags."""
+        self.authorise(actor, Action.EXECUTE_FLAG)
+        request = self._own(self.flag_request(request_id), actor, "flag request")
+        request.execute(actor.staff)
+        pid = self.ids.protection(actor.agency, request.subject)
+        protection = self.find(Protection, pid) or Protection(id=pid, agency=actor.agency, subject=request.subject)
+        if request.kind == RequestKind.SET.value:
+            assert request.review_date is not None
+            protection.set_flags(request.flags, request.id, actor.staff, request.reason, request.review_date)
+        elif request.kind == RequestKind.RENEW.value:
+            assert request.review_date is not None
+            protection.renew(request.flags, request.id, actor.staff, request.review_date)
+        else:
+            protection.release(request.flags, request.id, actor.staff, "see request explanation")
+        self.save_as(actor.agency, request, protection)
+
+    def protection(self, agency: str, subject: str) -> Protection | None:
+        """The flags hosted agency ``agency`` holds on ``subject``. Another agency's protection is not found by
+        person on any node but its own: its id is keyed with that agency's secret (ledger.log.stream_ids)."""
+        if not self.ids.hosts(agency):
+            raise NotFoundError("only the protections of agencies hosted here are found by person")
+        return self.find(Protection, self.ids.protection(agency, self.subject(subject)))
+
+    # -- protection bodies ----------------------------------------------------------------------------
+    def send_body_request(
+        self,
+        actor: Actor,
+        municipality: str,
+        subject: str,
+        flags: Sequence[str],
+        reason: str = Reason.DV.value,
+    ) -> UUID:
+        agency, _ = self.authorise(actor, Action.SEND_BODY_REQUEST)
+        if not AgencyKind(agency.kind).is_protection_body:
+            raise PermissionDenied("only support centres and child guidance centres send protection requests")
+        agency_code(municipality, "municipality")
+        parse_enum(Reason, reason, "reason")
+        fl = sorted({parse_enum(Flag, f, "flag").value for f in flags})
+        if not fl:
+            raise InputError("name at least one flag")
+        body = BodyRequest(
+            agency=actor.agency,
+            municipality=municipality,
+            subject=self.subject(subject),
+            flags=fl,
+            reason=reason,
+            sent_by=actor.staff,
+        )
+        self.save_as(actor.agency, body)
+        return body.id

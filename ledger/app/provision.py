@@ -1,0 +1,152 @@
+"""Information provision (Points 4, 5): a query answered automatically or held for a reviewer, and what the
+querier learns (:meth:`QuerierAnswer.of`, the one mapping)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from ledger.app.access import LedgerAccess
+from ledger.app.values import Actor, QuerierAnswer
+from ledger.domain.base import LedgerAggregate
+from ledger.domain.provision import ProbeNotice, ProvisionRequest, must_hold
+from ledger.domain.types import (
+    Action,
+    Applicant,
+    agency_code,
+    parse_enum,
+)
+from ledger.errors import (
+    ConfigurationError,
+    InputError,
+    NotFoundError,
+)
+
+
+class ProvisionCommands(LedgerAccess):
+    """Information provision between agencies and the held-request review."""
+
+    # -- information provision (Points 4, 5) ---------------------------------------------------------
+    def _national_flags(self, subject: str) -> dict[str, list[str]]:
+        if self.flag_state is None:
+            raise ConfigurationError("no nationwide flag state is wired: build the app with ledger.runtime.bootstrap")
+        return self.flag_state.flags_for(subject)
+
+    def request_provision(
+        self,
+        actor: Actor,
+        provider: str,
+        subject: str,
+        *,
+        legal_item: int,
+        procedure: str,
+        info_kind: str,
+        applicant: str = Applicant.UNKNOWN.value,
+    ) -> QuerierAnswer:
+        """Agency ``actor.agency`` queries ``provider`` (hosted here) about ``subject``."""
+        self.authorise(actor, Action.REQUEST_PROVISION)
+        return self._provision(actor.agency, provider, subject, legal_item=legal_item, procedure=procedure,
+                               info_kind=info_kind, applicant=applicant)
+
+    def receive_query(
+        self,
+        querier: str,
+        provider: str,
+        subject: str,
+        *,
+        legal_item: int,
+        procedure: str,
+        info_kind: str,
+        applicant: str = Applicant.UNKNOWN.value,
+    ) -> QuerierAnswer:
+        """A query from an agency served by another node, as the information-provision network delivers it
+        to ``provider``'s intermediate server. The network authenticates the querier, so no staff of ours
+        is involved; the answer is what the network relays back (the querier's node learns the rest from
+        the provider's published events, exactly as for :meth:`request_provision`)."""
+        agency_code(querier, "querier")
+        return self._provision(querier, provider, subject, legal_item=legal_item, procedure=procedure,
+                               info_kind=info_kind, applicant=applicant)
+
+    def _provision(
+        self,
+        querier: str,
+        provider: str,
+        subject: str,
+        *,
+        legal_item: int,
+        procedure: str,
+        info_kind: str,
+        applicant: str,
+    ) -> QuerierAnswer:
+        agency_code(provider, "provider")
+        if provider not in self.hosted:  # (never echoed: it may be an individual number typed in the wrong field)
+            raise NotFoundError("the providing agency is not served by this node")
+        if not isinstance(legal_item, int) or not 1 <= legal_item <= 200:
+            raise InputError("legal_item must be the item number of table 2 (別表第二), 1-200")
+        if not procedure.strip() or not info_kind.strip():
+            raise InputError("procedure and info_kind are required")
+        parse_enum(Applicant, applicant, "applicant")
+        subj = self.subject(subject)
+        request = ProvisionRequest(
+            agency=provider,
+            querier=querier,
+            subject=subj,
+            legal_item=legal_item,
+            procedure=procedure,
+            info_kind=info_kind,
+            applicant=applicant,
+        )
+        state = self._national_flags(subj)
+        to_save: list[LedgerAggregate] = [request]
+        if must_hold(state):
+            request.hold(flags=sorted(state))
+        else:
+            request.provide_automatically()
+        if state:  # the agencies protecting the person hear of every request about them, held or not
+            to_save.append(
+                ProbeNotice(
+                    agency=provider,
+                    holders=sorted({a for hs in state.values() for a in hs}),
+                    request_id=request.id,
+                    querier=querier,
+                    procedure=procedure,
+                    legal_item=legal_item,
+                )
+            )
+        self.save_as(provider, *to_save)
+        return self.querier_answer(request.id)
+
+    def provision_request(self, request_id: UUID) -> ProvisionRequest:
+        return self.load(ProvisionRequest, request_id, "provision request")
+
+    def provision_answer(self, actor: Actor, request_id: UUID) -> QuerierAnswer:
+        """What staff of ``actor``'s agency may see of a provision request: the querier's answer, to the
+        querying or the providing agency only; any other agency's request is answered like an unknown one."""
+        self.permit(actor)
+        r = self.provision_request(request_id)
+        if actor.agency not in (r.querier, r.agency):
+            raise self._unknown("provision request", request_id)
+        return self.querier_answer(request_id)
+
+    def querier_answer(self, request_id: UUID) -> QuerierAnswer:
+        r = self.provision_request(request_id)
+        return QuerierAnswer.of(str(r.id), r.status)
+
+    def propose_decision(
+        self, actor: Actor, request_id: UUID, decision: str, applicant_check: str, note: str = ""
+    ) -> None:
+        """A reviewer at the provider proposes to provide or refuse a held request (after Point 5's check)."""
+        self.authorise(actor, Action.REVIEW_HELD)
+        parse_enum(Applicant, applicant_check, "applicant check")
+        request = self._own(self.provision_request(request_id), actor, "provision request")
+        request.propose(decision, applicant_check, actor.staff, note)
+        self.save_as(actor.agency, request)
+
+    def approve_decision(self, actor: Actor, request_id: UUID, proposal_version: int) -> str:
+        """Approve the proposal ``proposal_version`` (the version of the DecisionProposed event the approver
+        was shown: ``HeldRequest.proposal_version``); a stale one is refused with ``stale_proposal``."""
+        self.authorise(actor, Action.APPROVE_HELD)
+        request = self._own(self.provision_request(request_id), actor, "provision request")
+        request.approve_decision(actor.staff, proposal_version)
+        self.save_as(actor.agency, request)
+        assert request.status is not None
+        return request.status

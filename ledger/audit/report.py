@@ -1,0 +1,336 @@
+"""The auditor's period report: one self-contained HTML file and one CSV file per section.
+
+Sections, for events *recorded* in the period (inclusive bounds, signed event times):
+
+* ``flags.csv`` — every flag set, released or renewed, per agency, with the operator who applied it;
+  ``flag_summary.csv`` — counts per agency and flag.
+* ``approvals.csv`` — every approval, rejection and execution of a flag request, with the staff member
+  (and the name the agency enrolled them under) and the request it decided.
+* ``held.csv`` — every provision request held in the period, who asked, and its outcome by the period's
+  end (and later, if it was decided after the period).
+* ``reads.csv`` — every recorded read of protected details (``AccessRecord``), who, what, why; and every
+  report generated (``ReportRecord``: the report lists people, so making one is recorded before it is written).
+* ``tokens.csv`` — every API token issued (``TokenGrant``): by whom, to whom, which roles, until when.
+* ``summary.csv`` — title, node, period, generation time and author, the verification result of the whole
+  log (:func:`ledger.audit.verify.verify_log`, which also recomputes every checkpoint's root and checks its
+  signature), the newest checkpoint a hosted agency signed at or before the period's end, and the Merkle root
+  of the log as it stood at the period's end (:class:`ledger.log.tree.PrefixRoot`, same leaves).
+
+The log is read once, a page at a time; rows go straight to their CSV file and to a part file of the HTML,
+so memory does not grow with the period. Request context (kind, subject, outcome) comes from the live
+projections, caught up first. Every value is HTML-escaped; CSV cells that a spreadsheet would run as a
+formula are prefixed with ``'``.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import select
+
+from ledger.app import Actor
+from ledger.app.checkpoints import CHECKPOINT_TOPIC, Checkpoint
+from ledger.audit.verify import VerifyReport, verify_log
+from ledger.domain.types import Action
+from ledger.errors import InputError, NotFoundError, StateConflict
+from ledger.files import open_private, private_dir
+from ledger.log.tree import PrefixRoot
+from projections.node import NodeParts
+from projections.portal import canonical_time
+from projections.queues import flag_queue, held_queue
+
+__all__ = ["ReportResult", "audit_report"]
+
+Progress = Callable[[int, int], None]
+
+_CSS = """
+body{font-family:system-ui,"Hiragino Sans","Noto Sans JP",sans-serif;margin:2em;color:#111;font-size:14px}
+h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #999}
+table{border-collapse:collapse;width:100%;margin:.5em 0}th,td{border:1px solid #bbb;padding:3px 6px;
+text-align:left;vertical-align:top;word-break:break-all}th{background:#eee}
+.meta td:first-child{font-weight:bold;width:16em}.ok{color:#060;font-weight:bold}.bad{color:#a00;font-weight:bold}
+.empty{color:#666;font-style:italic}@media print{body{margin:0}h2{page-break-after:avoid}}
+"""
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA) else text
+
+
+class _Section:
+    """One CSV file plus the rows of one HTML table, both written as rows arrive."""
+
+    def __init__(self, out: Path, name: str, title: str, columns: Sequence[str]) -> None:
+        self.name, self.title, self.columns = name, title, list(columns)
+        self.path = out / f"{name}.csv"
+        self.part = out / f".{name}.html.part"
+        self.rows = 0
+        self._csv: IO[str] = open_private(self.path, "w", newline="", encoding="utf-8")
+        self._html: IO[str] = open_private(self.part, "w", encoding="utf-8")
+        self._writer = csv.writer(self._csv)
+        self._writer.writerow(self.columns)
+
+    def add(self, row: Sequence[object]) -> None:
+        self._writer.writerow([_cell(v) for v in row])
+        self._html.write("<tr>" + "".join(f"<td>{_esc(v)}</td>" for v in row) + "</tr>\n")
+        self.rows += 1
+
+    def close(self) -> None:
+        self._csv.close()
+        self._html.close()
+
+    def write_html(self, fh: IO[str]) -> None:
+        fh.write(f'<h2 id="{_esc(self.name)}">{_esc(self.title)} ({self.rows})</h2>\n')
+        if not self.rows:
+            fh.write('<p class="empty">none in this period</p>\n')
+            return
+        fh.write("<table><thead><tr>" + "".join(f"<th>{_esc(c)}</th>" for c in self.columns)
+                 + "</tr></thead><tbody>\n")
+        with self.part.open(encoding="utf-8") as part:
+            for line in part:
+                fh.write(line)
+        fh.write("</tbody></table>\n")
+
+
+def _esc(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+@dataclass
+class ReportResult:
+    out_dir: Path
+    files: list[Path]
+    rows: dict[str, int]
+    verification: VerifyReport
+    tree_size: int
+    root_hex: str
+    root_position: int
+    summary: dict[str, str] = field(default_factory=dict)
+
+
+class _Names:
+    """Staff display names (as enrolled) for the report, looked up once each."""
+
+    def __init__(self, node: NodeParts) -> None:
+        self.node = node
+        self.cache: dict[tuple[str, str], str] = {}
+
+    def __call__(self, agency: str, staff: str | None) -> str:
+        if not staff:
+            return ""
+        key = (agency, staff)
+        if key not in self.cache:
+            try:  # staff are local: a peer's are not on this node (nor can their ids be computed here)
+                self.cache[key] = self.node.app.staff(agency, staff).name
+            except NotFoundError:
+                self.cache[key] = ""
+        return self.cache[key]
+
+
+def _flags(value: Any) -> str:
+    return ",".join(sorted(str(f) for f in value or ()))
+
+
+def audit_report(
+    node: NodeParts,
+    actor: Actor,
+    start: datetime,
+    end: datetime,
+    out_dir: Path,
+    *,
+    progress: Progress | None = None,
+    verify_progress: Progress | None = None,
+) -> ReportResult:
+    """Write the report for events recorded in ``[start, end]`` into ``out_dir`` (see the module docstring)."""
+    _, author = node.app.authorise(actor, Action.AUDIT)
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InputError("--from and --to need a UTC offset")
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    if start > end:
+        raise InputError(f"--from ({start.isoformat()}) is after --to ({end.isoformat()})")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir} is not a directory")
+    if (out_dir / "report.html").exists():
+        raise StateConflict(f"{out_dir} already holds a report: choose a new directory (reports are not overwritten)")
+    node.app.record_report(actor, start, end, str(out_dir))
+    private_dir(out_dir)  # a report names people: 0700, its files 0600 (ledger/files.py)
+    generated = datetime.now(UTC)
+    node.projector.catch_up()
+    verification = verify_log(node.app, progress=verify_progress)
+
+    names = _Names(node)
+    sections = {
+        "flags": _Section(out_dir, "flags", "Flags set, released and renewed", [
+            "time", "agency", "action", "flags", "subject", "request_id", "reason", "review_date",
+            "applied_by", "applied_by_name", "position"]),
+        "approvals": _Section(out_dir, "approvals", "Flag request decisions and their approvers", [
+            "time", "agency", "request_id", "step", "staff", "staff_name", "note", "request_kind", "subject",
+            "flags", "requested_by", "approvals_required", "position"]),
+        "held": _Section(out_dir, "held", "Held provision requests and their outcomes", [
+            "held_at", "provider", "request_id", "querier", "subject", "legal_item", "procedure", "info_kind",
+            "applicant", "flags_at_hold", "proposal", "proposed_by", "outcome_at_period_end", "outcome_now",
+            "decided_by", "decided_at", "position"]),
+        "reads": _Section(out_dir, "reads", "Reads of protected details", [
+            "time", "agency", "staff", "staff_name", "subject", "what", "purpose", "position"]),
+        "tokens": _Section(out_dir, "tokens", "API tokens issued", [
+            "time", "agency", "issued_by", "issued_by_name", "staff", "staff_name", "roles", "expires_at",
+            "token_id", "position"]),
+    }
+    summary_counts: Counter[tuple[str, str, str]] = Counter()
+    tree = PrefixRoot(end)
+    end_label = canonical_time(end.isoformat())
+    total = node.app.max_position()
+    checkpoint: Checkpoint | None = None
+    try:
+        for position, _, env in node.app.envelopes():
+            tree.add(position, env)
+            if progress is not None and position % 1000 == 0:
+                progress(position, total)
+            h = env.header
+            t = h.timestamp.astimezone(UTC)
+            if h.topic == CHECKPOINT_TOPIC and h.origin in node.app.hosted and t <= end:
+                cp = Checkpoint.from_event(h.origin, node.app.signed_mapper.decode(env))
+                if checkpoint is None or cp.tree_size >= checkpoint.tree_size:
+                    checkpoint = cp
+            if not start <= t <= end:
+                continue
+            topic = h.topic.split(":", 1)[1] if ":" in h.topic else h.topic
+            if topic not in _WANTED:
+                continue
+            ev: Any = node.app.signed_mapper.decode(env)
+            at = canonical_time(h.time)
+            if topic.startswith("Protection.Flags"):
+                action = {"FlagsSet": "set", "FlagsReleased": "release", "FlagsRenewed": "renew"}[topic[11:]]
+                for f in ev.flags:
+                    summary_counts[(ev.agency, f, action)] += 1
+                sections["flags"].add([at, ev.agency, action, _flags(ev.flags), ev.subject, ev.request_id,
+                                       getattr(ev, "reason", ""), getattr(ev, "review_date", ""), ev.by,
+                                       names(ev.agency, ev.by), position])
+            elif topic.startswith("FlagRequest."):
+                _approval(node, sections["approvals"], names, topic, ev, h.origin, h.stream, at, position)
+            elif topic == "ProvisionRequest.Held":
+                _held(node, sections["held"], h.origin, h.stream, at, ev, end_label, position)
+            elif topic == "TokenGrant.Issued":
+                sections["tokens"].add([at, ev.agency, ev.issuer, names(ev.agency, ev.issuer), ev.staff,
+                                        names(ev.agency, ev.staff), " ".join(ev.roles), ev.expires_at,
+                                        ev.token_id, position])
+            elif topic == "ReportRecord.Generated":
+                sections["reads"].add([at, ev.agency, ev.staff, names(ev.agency, ev.staff), "", "audit report",
+                                       f"period {ev.period_from} to {ev.period_to}", position])
+            else:
+                sections["reads"].add([at, ev.agency, ev.staff, names(ev.agency, ev.staff), ev.subject, ev.what,
+                                       ev.purpose, position])
+        if progress is not None:
+            progress(total, total)
+        summary_section = _Section(out_dir, "flag_summary", "Flag changes per agency", [
+            "agency", "flag", "set", "released", "renewed"])
+        for agency, flag in sorted({(a, f) for a, f, _ in summary_counts}):
+            summary_section.add([agency, flag, summary_counts[(agency, flag, "set")],
+                                 summary_counts[(agency, flag, "release")],
+                                 summary_counts[(agency, flag, "renew")]])
+        summary_section.close()
+    finally:
+        for s in sections.values():
+            s.close()
+    ordered = [summary_section, *sections.values()]
+
+    hosted = ", ".join(f"{c} {node.app.agency(c).name}" for c in sorted(node.app.hosted))
+    first_bad = verification.first_bad
+    meta = {
+        "title": "flagledger audit report",
+        "node": hosted,
+        "period_from": canonical_time(start.isoformat()),
+        "period_to": end_label,
+        "generated_at": canonical_time(generated.isoformat()),
+        "generated_by": f"{actor} ({author.name})",
+        "verification": "ok" if first_bad is None else "FAILED",
+        "verified_events": str(verification.events),
+        "verified_streams": str(verification.streams),
+        "verified_signed_batches": str(verification.batches),
+        "first_bad_event": "" if first_bad is None else f"{first_bad} [{first_bad.code}]",
+        "checkpoint_at_period_end": "none signed" if checkpoint is None else (
+            f"{checkpoint.origin} tree_size {checkpoint.tree_size} at {checkpoint.time} key {checkpoint.key_id}"),
+        "checkpoint_root": "" if checkpoint is None else checkpoint.root.hex(),
+        "checkpoint_tree_size": "" if checkpoint is None else str(checkpoint.tree_size),
+        "merkle_leaf": "SHA-256(0x00 || signed envelope header) per log position (RFC 6962)",
+        "merkle_tree_size_at_period_end": str(tree.size),
+        "merkle_last_position_at_period_end": str(tree.last_position),
+        "merkle_root_at_period_end": tree.root().hex(),
+        **{f"rows_{s.name}": str(s.rows) for s in ordered},
+    }
+    summary_csv = out_dir / "summary.csv"
+    with open_private(summary_csv, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["key", "value"])
+        for k, v in meta.items():
+            w.writerow([_cell(k), _cell(v)])
+    report = out_dir / "report.html"
+    _write_html(report, meta, ordered, first_bad is None)
+    for s in ordered:
+        s.part.unlink(missing_ok=True)
+    return ReportResult(out_dir, [report, summary_csv, *(s.path for s in ordered)],
+                        {s.name: s.rows for s in ordered}, verification, tree.size, tree.root().hex(),
+                        tree.last_position, meta)
+
+
+_WANTED = frozenset({
+    "Protection.FlagsSet", "Protection.FlagsReleased", "Protection.FlagsRenewed",
+    "FlagRequest.Approved", "FlagRequest.Rejected", "FlagRequest.Executed",
+    "ProvisionRequest.Held", "AccessRecord.ProtectedDetailsRead", "TokenGrant.Issued", "ReportRecord.Generated",
+})
+
+
+def _approval(node: NodeParts, section: _Section, names: _Names, topic: str, ev: Any, origin: str, stream: str,
+              at: str, position: int) -> None:
+    with node.engine.connect() as conn:
+        req = conn.execute(select(flag_queue).where(flag_queue.c.request_id == stream)).first()
+    step = topic.split(".", 1)[1].lower()
+    note = "" if step == "executed" else (getattr(ev, "note", None) or getattr(ev, "reason", ""))
+    agency = req.agency if req is not None else origin
+    section.add([at, agency, stream, step, ev.by, names(agency, ev.by), note,
+                 req.kind if req else "", req.subject if req else "", req.flags if req else "",
+                 req.requested_by if req else "", req.approvals_required if req else "", position])
+
+
+def _held(node: NodeParts, section: _Section, origin: str, stream: str, at: str, ev: Any, end_label: str,
+          position: int) -> None:
+    with node.engine.connect() as conn:
+        r = conn.execute(select(held_queue).where(held_queue.c.request_id == stream)).first()
+    if r is None:  # projections not caught up with this request: still report the hold itself
+        section.add([at, origin, stream, "", "", "", "", "", "", _flags(ev.flags), "", "", "held", "", "", "",
+                     position])
+        return
+    decided = r.decided_at is not None and r.decided_at <= end_label
+    then = r.status if decided else "held (pending)"
+    section.add([at, r.provider, stream, r.querier, r.subject, r.legal_item, r.procedure, r.info_kind,
+                 r.applicant_check or r.applicant, _flags(ev.flags), r.proposal or "", r.proposed_by or "", then,
+                 r.status, r.decided_by or "", r.decided_at or "", position])
+
+
+def _write_html(path: Path, meta: dict[str, str], sections: Sequence[_Section], ok: bool) -> None:
+    with open_private(path, "w", encoding="utf-8") as fh:
+        fh.write('<!DOCTYPE html>\n<html lang="ja"><head><meta charset="utf-8">\n')
+        fh.write('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+                 'style-src \'unsafe-inline\'">\n')
+        fh.write(f"<title>{_esc(meta['title'])} {_esc(meta['period_from'])} – {_esc(meta['period_to'])}</title>\n")
+        fh.write(f"<style>{_CSS}</style></head><body>\n")
+        fh.write(f"<h1>{_esc(meta['title'])}</h1>\n")
+        fh.write(f"<p>{_esc(meta['node'])}: {_esc(meta['period_from'])} – {_esc(meta['period_to'])}</p>\n")
+        status = '<span class="ok">verified</span>' if ok else '<span class="bad">VERIFICATION FAILED</span>'
+        fh.write(f"<p>Log: {status}</p>\n<table class=\"meta\"><tbody>\n")
+        for k, v in meta.items():
+            fh.write(f"<tr><td>{_esc(k.replace('_', ' ').capitalize())}</td><td>{_esc(v)}</td></tr>\n")
+        fh.write("</tbody></table>\n")
+        for s in sections:
+            s.write_html(fh)
+        fh.write("</body></html>\n")

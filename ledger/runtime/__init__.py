@@ -1,0 +1,1 @@
+"""The runtime layer: configuration, the one bootstrap, the projection follower, the views audit schedule."""

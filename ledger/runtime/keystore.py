@@ -1,0 +1,333 @@
+"""Every secret of a node behind one interface: :class:`KeyStore` (the backend) and :class:`Keys` (what callers ask).
+
+Secrets by name (the file backend's names are today's file names under ``DATA_DIR/secrets``):
+
+* ``pseudonym.key`` — the deployment's pseudonym secret, shared by every agency (ledger.log.pseudonym), hex
+* ``cipher.key`` — the event store's at-rest cipher key, base64
+* ``AGENCY-id.key`` — each hosted agency's stream id key (ledger.log.stream_ids), hex
+* ``api-token.key`` — the MAC secret of API tokens and console CSRF tokens (ledger.api.auth), hex
+* ``incident-id.key`` — the keyed fingerprint of incident messages (ledger.app.incidents), hex
+* ``AGENCY-<fingerprint>.pem`` — an agency's Ed25519 signing key; config.json names it per key
+
+The backend is chosen in one place, :func:`open_keystore`, from config.json's ``keys`` section (``backend``,
+overridden by ``FLAGLEDGER_KEYS_BACKEND``); ``file`` (:class:`FileKeyStore`) is the default and the only one
+shipped. A hardware backend implements :class:`KeyStore` — its signing keys as handles that sign inside the
+device (:class:`ledger.log.signing.SigningKey`) — and is added to :data:`BACKENDS`; no caller changes.
+
+Secrets the deployment mounts from its own store (``FLAGLEDGER_PSEUDONYM_KEY_FILE``, ``FLAGLEDGER_CIPHER_KEY_FILE``,
+a signing key adopted at ``init``/``keys rotate``) are read where they are and never copied into the data
+directory. A secret handed over as a file (the database password, the Kafka SASL password, a pseudonym secret to
+import) is read by :func:`read_secret_file`.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets as pysecrets
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import Field
+
+from ledger.errors import ConfigurationError
+from ledger.files import create_private, private_dir
+from ledger.log.signing import Signer, SigningKey, key_id_for
+from ledger.log.stream_ids import ID_KEY_BYTES
+from ledger.settings import Section, section_config
+
+__all__ = [
+    "BACKENDS",
+    "FileKeyStore",
+    "KeySettings",
+    "KeyStore",
+    "Keys",
+    "open_keystore",
+    "read_secret_file",
+]
+
+PSEUDONYM = "pseudonym.key"
+CIPHER = "cipher.key"
+API_TOKEN = "api-token.key"
+INCIDENT_ID = "incident-id.key"
+
+
+class KeyStore(Protocol):
+    """Where a node's secrets live. Text secrets (hex or base64) by name; signing keys as signing handles."""
+
+    def get(self, name: str) -> str:
+        """The secret ``name``; ConfigurationError (saying why, not what) if it cannot be read."""
+        ...
+
+    def create(self, name: str, value: str) -> None:
+        """Keep ``value`` as ``name`` unless a secret of that name exists (the first of two racing callers
+        wins; read it back with :meth:`get`). A secret mounted from the deployment's store is never written."""
+        ...
+
+    def replace(self, name: str, value: str) -> None:
+        """Keep ``value`` as ``name``, replacing what was there."""
+        ...
+
+    def exists(self, name: str) -> bool: ...
+
+    def names(self) -> list[str]:
+        """Every secret held, sorted."""
+        ...
+
+    def where(self, name: str) -> str:
+        """Where ``name`` lives, for messages to the operator (a path, a slot); never the secret."""
+        ...
+
+    def signing_key(self, name: str) -> SigningKey: ...
+
+    def new_signing_key(self, agency: str) -> tuple[str, SigningKey]:
+        """A new Ed25519 key of ``agency``, kept; its name (for config.json) and the key."""
+        ...
+
+    def adopt_signing_key(self, source: Path) -> str:
+        """The name under which the Ed25519 PEM at ``source`` (made in the deployment's secret store) is used."""
+        ...
+
+
+def read_secret_file(path: Path, what: str) -> str:
+    """A secret handed over as a file (a mounted secret, an import), stripped of surrounding whitespace."""
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read the {what} file {path}: {exc}") from exc
+
+
+def _pem_key(data: bytes, where: str) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except ValueError as exc:
+        raise ConfigurationError(f"cannot read signing key {where}: {exc}") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigurationError(f"{where} is not an Ed25519 private key")
+    return key
+
+
+def _pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def signing_key_name(agency: str, key: SigningKey) -> str:
+    public_raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return f"{agency}-{key_id_for(agency, public_raw).split(':')[1]}.pem"
+
+
+class FileKeyStore:
+    """Today's files: one per secret in ``directory`` (0700, each file 0600, see ledger/files.py), the text
+    secrets as one line, signing keys as PKCS#8 PEM. ``mounted``: names read from elsewhere (read-only)."""
+
+    def __init__(self, directory: Path, mounted: Mapping[str, Path] | None = None) -> None:
+        self.directory = directory
+        self.mounted = dict(mounted or {})
+
+    def _own(self, name: str) -> Path:
+        """Where ``name`` is kept in the directory: the only place this store writes."""
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise ConfigurationError(f"{name!r} is not a secret's name")
+        return self.directory / name
+
+    def _path(self, name: str) -> Path:
+        """Where ``name`` is read: mounted, at the absolute path config.json records for a signing key the
+        deployment mounts, or in the directory."""
+        if name in self.mounted:
+            return self.mounted[name]
+        return Path(name) if Path(name).is_absolute() else self._own(name)
+
+    def _read(self, name: str) -> bytes:
+        try:
+            return self._path(name).read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(str(exc)) from exc
+
+    def _write(self, name: str, data: bytes, *, replace: bool) -> None:
+        # an imported secret is this directory's own copy, even where the environment mounts another
+        path = self._own(name)
+        private_dir(self.directory)
+        if not replace and path.exists():
+            return
+        create_private(path, data, replace=replace)
+
+    def get(self, name: str) -> str:
+        try:
+            return self._read(name).decode().strip()
+        except UnicodeDecodeError as exc:
+            raise ConfigurationError(str(exc)) from exc
+
+    def create(self, name: str, value: str) -> None:
+        if name not in self.mounted:
+            self._write(name, (value + "\n").encode(), replace=False)
+
+    def replace(self, name: str, value: str) -> None:
+        self._write(name, (value + "\n").encode(), replace=True)
+
+    def exists(self, name: str) -> bool:
+        return self._path(name).exists()
+
+    def names(self) -> list[str]:
+        own = (
+            [p.name for p in self.directory.iterdir() if p.is_file() and not p.name.startswith(".")]
+            if self.directory.is_dir()
+            else []
+        )
+        return sorted({*own, *(name for name, path in self.mounted.items() if path.exists())})
+
+    def where(self, name: str) -> str:
+        return str(self._path(name))
+
+    def signing_key(self, name: str) -> SigningKey:
+        try:
+            data = self._read(name)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"cannot read signing key {self.where(name)}: {exc}") from exc
+        return _pem_key(data, self.where(name))
+
+    def new_signing_key(self, agency: str) -> tuple[str, SigningKey]:
+        key = Ed25519PrivateKey.generate()
+        name = signing_key_name(agency, key)
+        self._write(name, _pem(key), replace=True)
+        return name, key
+
+    def adopt_signing_key(self, source: Path) -> str:
+        name = str(source.absolute())
+        self.signing_key(name)  # refused now if it is no Ed25519 key, not at the first signature
+        return name
+
+
+class KeySettings(Section):
+    """config.json's ``keys`` section."""
+
+    model_config = section_config(env_ignore_empty=True)
+    section: ClassVar[str] = "keys"
+
+    backend: Literal["file"] = Field("file", validation_alias="FLAGLEDGER_KEYS_BACKEND")
+    # secrets mounted from the deployment's store, read where they are
+    pseudonym_key_file: str = Field("", validation_alias="FLAGLEDGER_PSEUDONYM_KEY_FILE")
+    cipher_key_file: str = Field("", validation_alias="FLAGLEDGER_CIPHER_KEY_FILE")
+
+
+class _Config(Protocol):
+    """What choosing a backend reads of a node's configuration (``ledger.runtime.config.NodeConfig``, which
+    reads secret files through this module, so it is named by shape)."""
+
+    @property
+    def secrets_dir(self) -> Path: ...
+
+    @property
+    def keys(self) -> Mapping[str, Any]: ...
+
+
+def _file_store(config: _Config, settings: KeySettings) -> KeyStore:
+    mounted = {PSEUDONYM: settings.pseudonym_key_file, CIPHER: settings.cipher_key_file}
+    return FileKeyStore(config.secrets_dir, {name: Path(path) for name, path in mounted.items() if path})
+
+
+# the one place a backend is chosen: config.json ``"keys": {"backend": ...}``
+BACKENDS: dict[str, Callable[[_Config, KeySettings], KeyStore]] = {"file": _file_store}
+
+
+def open_keystore(config: _Config) -> KeyStore:
+    settings = KeySettings.load(config.keys)
+    return BACKENDS[settings.backend](config, settings)
+
+
+class Keys:
+    """A node's secrets as its parts use them, from whichever :class:`KeyStore` backs the node."""
+
+    def __init__(self, store: KeyStore) -> None:
+        self.store = store
+
+    def _hex(self, name: str, what: str, hint: str = "") -> bytes:
+        try:
+            return bytes.fromhex(self.store.get(name))
+        except (ConfigurationError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read the {what} {self.store.where(name)}: {exc}{hint}") from exc
+
+    def _made_once(self, name: str, what: str) -> bytes:
+        """A node-local secret, made with 256 random bits the first time it is needed."""
+        self.store.create(name, pysecrets.token_hex(32))
+        return self._hex(name, what)
+
+    # -- made at init ---------------------------------------------------------------------------------
+    def create_missing(self, pseudonym_from: Path | None = None) -> None:
+        """The secrets ``init`` makes: the pseudonym secret (imported from ``pseudonym_from`` if given: every
+        agency of a deployment shares one) and the cipher key; a mounted one is left where it is."""
+        if pseudonym_from is not None:
+            secret = read_secret_file(pseudonym_from, "pseudonym secret")
+            try:
+                bytes.fromhex(secret)
+            except ValueError as exc:
+                raise ConfigurationError(f"cannot read pseudonym secret {pseudonym_from}: {exc}") from exc
+            self.store.replace(PSEUDONYM, secret)
+        else:
+            self.store.create(PSEUDONYM, pysecrets.token_hex(32))
+        self.store.create(CIPHER, base64.b64encode(pysecrets.token_bytes(32)).decode())
+
+    def pseudonym_secret(self) -> bytes:
+        return self._hex(
+            PSEUDONYM,
+            "pseudonym secret",
+            ". Every agency of a deployment must share it: copy it from the deployment's secret store or set "
+            "FLAGLEDGER_PSEUDONYM_KEY_FILE",
+        )
+
+    def cipher_key(self) -> str:
+        try:
+            key = self.store.get(CIPHER)
+            base64.b64decode(key, validate=True)
+            return key
+        except (ConfigurationError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read the at-rest cipher key {self.store.where(CIPHER)}: {exc}") from exc
+
+    # -- per agency -----------------------------------------------------------------------------------
+    @staticmethod
+    def id_key_name(code: str) -> str:
+        return f"{code}-id.key"
+
+    def create_id_key(self, code: str) -> None:
+        """The agency's own stream id key (ledger.log.stream_ids), made once when it is first hosted here.
+
+        Back it up with the data directory: without it the agency no longer finds its own protections by
+        person (the events stay verifiable, but a new flag would open a second stream)."""
+        self.store.create(self.id_key_name(code), pysecrets.token_hex(ID_KEY_BYTES))
+
+    def id_keys(self, codes: Iterable[str]) -> dict[str, bytes]:
+        """Each hosted agency's stream id key."""
+        keys: dict[str, bytes] = {}
+        for code in codes:
+            name = self.id_key_name(code)
+            try:
+                keys[code] = bytes.fromhex(self.store.get(name))
+            except (ConfigurationError, ValueError) as exc:
+                raise ConfigurationError(
+                    f"cannot read the stream id key of agency {code} ({self.store.where(name)}): {exc}. Restore it "
+                    "from the data directory's backup: without it the agency's own streams about people cannot "
+                    "be found"
+                ) from exc
+        return keys
+
+    def signer(self, agency: str, name: str) -> Signer:
+        return Signer(agency, self.store.signing_key(name))
+
+    def new_signer(self, agency: str, adopt: Path | None = None) -> tuple[str, Signer]:
+        """A new signing key of ``agency`` (or the one at ``adopt``, made in the deployment's secret store):
+        its name for config.json, and its signer."""
+        if adopt is not None:
+            name = self.store.adopt_signing_key(adopt)
+            return name, self.signer(agency, name)
+        name, key = self.store.new_signing_key(agency)
+        return name, Signer(agency, key)
+
+    # -- node-local, made on first use ----------------------------------------------------------------
+    def api_token_secret(self) -> bytes:
+        return self._made_once(API_TOKEN, "API token secret")
+
+    def incident_secret(self) -> bytes:
+        return self._made_once(INCIDENT_ID, "incident id secret")

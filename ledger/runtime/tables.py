@@ -1,0 +1,58 @@
+"""The operational tables: state a node cannot rebuild from its log (relay progress, parked and held messages).
+
+They live on their own :data:`metadata`, apart from the projections' (``projections.base.metadata``), because
+they are never dropped and rebuilt: their schema changes only through the migrations in
+:mod:`ledger.runtime.migrations`. (The projections' own bookkeeping, ``projection_tracking`` and
+``projection_schema``, stays in ``projections/base.py`` for the projections to reach without importing this
+package, and is migrated here too.)
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, String, Table, Text
+
+__all__ = ["metadata", "parked_messages", "pending_events", "relay_marks", "relay_position"]
+
+metadata = MetaData()
+
+relay_position = Table(
+    "relay_position",
+    metadata,
+    Column("topic", String(200), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+
+# Where the relay's last record landed in each partition, and its digest: if the broker no longer holds it
+# there, the broker lost data (a memory broker restarted, a topic was deleted) and everything is republished.
+relay_marks = Table(
+    "relay_marks",
+    metadata,
+    Column("topic", String(200), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("offset", BigInteger, nullable=False),
+    Column("digest", String(64), nullable=False),
+)
+
+parked_messages = Table(
+    "parked_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(40), nullable=False),
+    Column("code", String(40), nullable=False),
+    Column("reason", Text, nullable=False),  # it may quote a peer's header fields: never too long to park
+    Column("source", String(200), nullable=False),
+    Column("envelope", LargeBinary, nullable=False),
+    Column("status", String(16), nullable=False, default="parked"),
+)
+
+# Events that arrived ahead of a gap in their stream (consumers.ingest.PendingStore).
+pending_events = Table(
+    "ingest_pending",
+    metadata,
+    Column("stream", String(36), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    # several events may wait for one place: until the stream's v1 arrives nobody can tell the owner's event
+    # from a peer's forgery of it, so neither may push the other out; each is decided when released
+    Column("leaf", String(64), primary_key=True),
+    Column("envelope", LargeBinary, nullable=False),
+)

@@ -1,0 +1,275 @@
+"""The agency itself: its own flags and its work queues."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import Connection, func, select
+
+from ledger.app import Actor
+from ledger.app.incidents import READ_ACTIONS
+from ledger.domain.types import Action, calendar_day
+from ledger.errors import PermissionDenied
+from projections.flag_state import agency_flags, flag_history
+from projections.incidents import incidents as incident_table
+from projections.node import NodeParts
+from projections.queues import body_queue, flag_queue, held_queue, probe_queue, request_subjects
+from projections.view_reads import aliases, fresh, staff_at
+
+
+# -- the agency's own state and queues ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class FlagEvent:
+    action: str  # "set" | "renew" | "release"
+    at: str
+    request_id: str
+    review_date: str | None
+
+
+@dataclass(frozen=True)
+class AgencyFlag:
+    agency: str
+    subject: str
+    flag: str
+    active: bool
+    since: str
+    request_id: str
+    reason: str
+    review_date: str | None
+    released_at: str | None
+    history: tuple[FlagEvent, ...]
+
+
+def agency_flag_state(node: NodeParts, actor: Actor, subject: str | None = None) -> list[AgencyFlag]:
+    """The flags ``actor.agency`` holds (or held), with their history; optionally for one person only."""
+    staff_at(node, actor)
+    fresh(node)
+    with node.engine.connect() as conn:
+        stmt = select(agency_flags).where(agency_flags.c.agency == actor.agency)
+        if subject is not None:
+            stmt = stmt.where(agency_flags.c.subject.in_(aliases(conn, node.app.subject(subject))))
+        rows = conn.execute(stmt.order_by(agency_flags.c.subject, agency_flags.c.flag)).all()
+        hist = conn.execute(select(flag_history).where(
+            (flag_history.c.agency == actor.agency)
+            & flag_history.c.subject.in_(sorted({r.subject for r in rows}))
+        ).order_by(flag_history.c.position, flag_history.c.seq)).all()
+    out = []
+    for r in rows:
+        events = tuple(FlagEvent(h.action, h.at, h.request_id, h.review_date) for h in hist
+                       if h.subject == r.subject and h.flag == r.flag)
+        out.append(AgencyFlag(r.agency, r.subject, r.flag, bool(r.active), r.since, r.request_id, r.reason,
+                              r.review_date, r.released_at, events))
+    return out
+
+
+@dataclass(frozen=True)
+class PendingApproval:
+    request_id: str
+    kind: str
+    subject: str
+    flags: tuple[str, ...]
+    requested_by: str
+    requested_at: str
+    approvals: tuple[str, ...]
+    approvals_required: int
+    status: str  # "pending" (needs approvals) | "approved" (waits for the operator)
+
+
+@dataclass(frozen=True)
+class HeldRequest:
+    request_id: str
+    querier: str
+    subject: str
+    legal_item: int
+    procedure: str
+    info_kind: str
+    received_at: str
+    applicant: str  # protected_person | known_perpetrator | unknown (confirmed check if any, else as stated)
+    proposal: str | None
+    proposed_by: str | None
+    proposal_version: int | None = None  # name it when approving: a proposal replaced since is refused
+
+
+@dataclass(frozen=True)
+class ReviewDue:
+    subject: str
+    flag: str
+    review_date: str
+    days_left: int
+    request_id: str
+
+
+@dataclass(frozen=True)
+class ProtectionBodyRequest:
+    body_request_id: str
+    body: str
+    subject: str
+    flags: tuple[str, ...]
+    reason: str
+    sent_at: str
+    decided: bool
+    outcome: str | None  # status of the flag request made on it: pending/approved/rejected/executed
+
+
+@dataclass(frozen=True)
+class ProbeNoticeEntry:
+    """Someone asked about a person this agency protects (held or answered, on any node)."""
+
+    request_id: str
+    subject: str
+    querier: str  # the requesting agency
+    provider: str
+    legal_item: int
+    procedure: str
+    at: str
+
+
+@dataclass(frozen=True)
+class IncidentEntry:
+    """An open security incident raised for this agency (ledger/app/incidents.py): a parked message that forged a
+    signature, forked a stream, wrote another agency's stream or used a revoked key. ``origin`` is the agency
+    the message claims; ``subjects`` the persons (pseudonyms) of the targeted record."""
+
+    incident_id: str
+    kind: str  # forged_signature | fork | foreign_writer | revoked_key_late
+    code: str
+    origin: str
+    stream: str
+    version: int
+    topic: str
+    subjects: tuple[str, ...]
+    parked_id: int
+    origin_held: bool
+    raised_at: str
+
+
+@dataclass(frozen=True)
+class WorkQueue:
+    agency: str
+    approvals: tuple[PendingApproval, ...]
+    held: tuple[HeldRequest, ...]
+    reviews_due: tuple[ReviewDue, ...]
+    body_requests: tuple[ProtectionBodyRequest, ...]
+    probes: tuple[ProbeNoticeEntry, ...] = ()
+    held_waiting: int = 0  # held requests waiting, counted for deciders even when not listed
+    incidents: tuple[IncidentEntry, ...] = ()
+    incidents_open: int = 0  # open incidents, counted for their readers even when not listed
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(v for v in (value or "").split(",") if v)
+
+
+def pending_approvals(conn: Connection, agency: str) -> list[PendingApproval]:
+    rows = conn.execute(select(flag_queue).where(
+        (flag_queue.c.agency == agency) & flag_queue.c.status.in_(("pending", "approved"))
+    ).order_by(flag_queue.c.requested_at, flag_queue.c.request_id)).all()
+    return [PendingApproval(r.request_id, r.kind, r.subject, _split(r.flags), r.requested_by, r.requested_at,
+                            _split(r.approvals), r.approvals_required, r.status) for r in rows]
+
+
+def held_requests(conn: Connection, agency: str) -> list[HeldRequest]:
+    rows = conn.execute(select(held_queue).where(
+        (held_queue.c.provider == agency) & (held_queue.c.status == "held")
+    ).order_by(held_queue.c.received_at, held_queue.c.request_id)).all()
+    return [HeldRequest(r.request_id, r.querier, r.subject, r.legal_item, r.procedure, r.info_kind,
+                        r.received_at, r.applicant_check or r.applicant, r.proposal, r.proposed_by,
+                        r.proposal_version)
+            for r in rows]
+
+
+def reviews_due(conn: Connection, agency: str, today: date, within_days: int = 30) -> list[ReviewDue]:
+    limit = (today + timedelta(days=within_days)).isoformat()
+    rows = conn.execute(select(agency_flags).where(
+        (agency_flags.c.agency == agency) & agency_flags.c.active.is_(True)
+        & agency_flags.c.review_date.is_not(None) & (agency_flags.c.review_date <= limit)
+    ).order_by(agency_flags.c.review_date, agency_flags.c.subject, agency_flags.c.flag)).all()
+    return [ReviewDue(r.subject, r.flag, r.review_date, (date.fromisoformat(r.review_date) - today).days,
+                      r.request_id) for r in rows]
+
+
+def body_requests(conn: Connection, agency: str) -> list[ProtectionBodyRequest]:
+    rows = conn.execute(select(body_queue).where(body_queue.c.municipality == agency)
+                        .order_by(body_queue.c.sent_at, body_queue.c.body_request_id)).all()
+    out = []
+    for r in rows:
+        statuses = conn.execute(select(flag_queue.c.status).where(
+            flag_queue.c.body_request_id == r.body_request_id
+        ).order_by(flag_queue.c.requested_at)).scalars().all()
+        outcome = str(statuses[-1]) if statuses else None
+        out.append(ProtectionBodyRequest(r.body_request_id, r.body, r.subject, _split(r.flags), r.reason,
+                                         r.sent_at, outcome in ("rejected", "executed"), outcome))
+    return out
+
+
+def probe_notices(conn: Connection, agency: str) -> list[ProbeNoticeEntry]:
+    subject = func.coalesce(request_subjects.c.subject, "")  # "" while the request itself has not arrived
+    rows = conn.execute(
+        select(probe_queue, subject.label("subject"))
+        .select_from(probe_queue.outerjoin(request_subjects, request_subjects.c.request_id == probe_queue.c.request_id))
+        .where(probe_queue.c.holder == agency)
+        .order_by(probe_queue.c.sent_at, probe_queue.c.request_id)
+    ).all()
+    return [ProbeNoticeEntry(r.request_id, r.subject, r.querier, r.provider, r.legal_item, r.procedure, r.sent_at)
+            for r in rows]
+
+
+def open_incidents(conn: Connection, agency: str) -> list[IncidentEntry]:
+    t = incident_table
+    rows = conn.execute(select(t).where((t.c.agency == agency) & (t.c.status == "open"))
+                        .order_by(t.c.raised_at, t.c.incident_id)).all()
+    return [IncidentEntry(r.incident_id, r.kind, r.code, r.origin, r.stream, r.version, r.topic, _split(r.subjects),
+                          r.parked_id, bool(r.origin_held), r.raised_at) for r in rows]
+
+
+def _may(node: NodeParts, actor: Actor, *actions: Action) -> bool:
+    for action in actions:
+        try:
+            node.app.permit(actor, action)
+            return True
+        except PermissionDenied:
+            pass
+    return False
+
+
+HELD_LISTING = "held-request queue"
+HELD_LISTING_PURPOSE = "review of held requests"
+INCIDENT_LISTING = "incident queue"
+INCIDENT_LISTING_PURPOSE = "security incidents raised for this agency"
+
+
+def work_queue(node: NodeParts, actor: Actor, today: date | None = None, *, held: bool = True) -> WorkQueue:
+    """Everything waiting for staff of ``actor.agency``.
+
+    Held requests and probe notices name the querying agency (the reviewer calls it back, Point 5), which
+    may be where a protected person now lives: they are listed only for staff who decide held requests
+    (review_held, approve_held), never for, say, the counter clerk a perpetrator talks to. Listing them is a
+    read of protected details, so it is recorded first (one ``AccessRecord`` per person shown); with
+    ``held=False`` (a page that only counts them) they are counted, not listed, and nothing is recorded.
+
+    Open security incidents (a forged signature, a fork, a foreign writer, a revoked key's late use aimed at
+    this agency's records) are listed, the same way, for staff who act on them (``ledger.app.incidents``:
+    deciders of held requests, administrators, auditors), and the listing is recorded like the held queue's.
+    """
+    staff_at(node, actor)
+    fresh(node)
+    day = calendar_day(today, "today") if today is not None else node.app.clock().date()
+    deciders = _may(node, actor, Action.REVIEW_HELD, Action.APPROVE_HELD)
+    responders = _may(node, actor, *READ_ACTIONS)
+    with node.engine.connect() as conn:
+        a = actor.agency
+        waiting = tuple(held_requests(conn, a)) if deciders else ()
+        probes = tuple(probe_notices(conn, a)) if deciders and held else ()
+        alerts = tuple(open_incidents(conn, a)) if responders else ()
+        queue = WorkQueue(a, tuple(pending_approvals(conn, a)), waiting if held else (),
+                          tuple(reviews_due(conn, a, day)), tuple(body_requests(conn, a)), probes,
+                          held_waiting=len(waiting), incidents=alerts if held else (), incidents_open=len(alerts))
+    shown = [h.subject for h in queue.held] + [p.subject for p in queue.probes if p.subject]
+    if shown:
+        node.app.record_listing(actor, shown, HELD_LISTING, HELD_LISTING_PURPOSE,
+                                (Action.REVIEW_HELD, Action.APPROVE_HELD))
+    named = [s for i in queue.incidents for s in i.subjects]
+    if named:
+        node.app.record_listing(actor, named, INCIDENT_LISTING, INCIDENT_LISTING_PURPOSE, READ_ACTIONS)
+    return queue

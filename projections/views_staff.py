@@ -1,0 +1,132 @@
+"""Staff of any agency: the nationwide protection state, liaison references and the counter (see
+:mod:`projections.views` for the rules)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from ledger.app import Actor, QuerierAnswer
+from ledger.domain.types import Action
+from ledger.errors import InputError, NotFoundError
+from projections.node import NodeParts
+from projections.portal import portal_records as records
+from projections.view_reads import fresh, record_check, staff_at
+
+
+# -- staff: nationwide state and the counter -----------------------------------------------------------------
+def liaison_ref(secret: bytes, agency: str, subject: str) -> str:
+    """An opaque handle on one holding (agency, pseudonym): any node of the deployment derives the same one,
+    only the holding agency can resolve it, and nobody can test agency codes against it without the secret."""
+    mac = hmac.new(secret, f"liaison\x00{agency}\x00{subject}".encode(), hashlib.sha256).hexdigest()
+    return "L-" + mac[:20]
+
+
+@dataclass(frozen=True)
+class NationwideView:
+    subject: str
+    protected: bool
+    flags: tuple[str, ...]
+    liaison: tuple[str, ...]  # contact the protecting side through these; never an agency code
+    holders: tuple[str, ...] | None  # None: not for this viewer
+    basis: str  # "other_agency" | "holding_agency" | "authorised"
+
+
+def nationwide_view(node: NodeParts, actor: Actor, subject: str, *, purpose: str | None = None) -> NationwideView:
+    """Is this person protected anywhere, as staff member ``actor`` may see it.
+
+    With ``purpose``, a staff member allowed to ``view_protected`` sees the holding agencies; the read is
+    recorded (an AccessRecord event) before anything is returned.
+    """
+    staff_at(node, actor)
+    s = node.app.subject(subject)
+    held = node.state.person(s).holdings  # from the verified log: a deleted view row unprotects nobody
+    secret = node.keys.pseudonym_secret()
+    flags = tuple(sorted({f for _, _, f in held}))
+    liaison = tuple(sorted({liaison_ref(secret, a, p) for a, p, _ in held}))
+    holders = tuple(sorted({a for a, _, _ in held}))
+    if actor.agency in holders and purpose is None:
+        # its own holding only: another holder may be where the victim lives now, and this may be the
+        # counter of the municipality she fled (other holders: a purposeful, recorded read, below)
+        return NationwideView(s, bool(held), flags, liaison, (actor.agency,), "holding_agency")
+    if purpose is not None:
+        if not purpose.strip():
+            raise InputError("say why the protecting agencies are read (purpose)")
+        # recorded before it is shown; raises PermissionDenied for staff not allowed to view_protected
+        node.app.record_access(actor, s, "nationwide holders", purpose)
+        return NationwideView(s, bool(held), flags, liaison, holders, "authorised")
+    return NationwideView(s, bool(held), flags, liaison, None, "other_agency")
+
+
+@dataclass(frozen=True)
+class LiaisonTarget:
+    subject: str
+    flags: tuple[str, ...]
+
+
+def resolve_liaison(node: NodeParts, actor: Actor, token: str, *, purpose: str) -> LiaisonTarget:
+    """The holding agency's contact point (Point 5) turns a liaison reference back into its own holding.
+
+    The read is recorded (an ``AccessRecord`` naming ``purpose``) before anything is returned, whoever asks
+    (API, console, CLI): a lookup nobody recorded is exactly what a curious insider would want.
+    """
+    node.app.permit(actor, Action.VIEW_PROTECTED)
+    secret = node.keys.pseudonym_secret()
+    rows = node.state.holdings_of(actor.agency)
+    flags = sorted(str(f) for s, f in rows if liaison_ref(secret, actor.agency, str(s)) == token)
+    subject = next((str(s) for s, _ in rows if liaison_ref(secret, actor.agency, str(s)) == token), None)
+    if subject is None:
+        raise NotFoundError("that liaison reference names no protection held by your agency")
+    node.app.record_access(actor, subject, "liaison reference", purpose)
+    return LiaisonTarget(subject, tuple(flags))
+
+
+@dataclass(frozen=True)
+class CounterAnswer:
+    request_id: str
+    asked_at: str
+    procedure: str
+    info_kind: str
+    status: str  # as QuerierAnswer: "answered" | "in_progress" | "not_provided"
+    message: str
+    provider: str | None  # None whenever the subject is protected or nothing was provided
+
+
+@dataclass(frozen=True)
+class CounterView:
+    subject: str
+    protection: NationwideView
+    answers: tuple[CounterAnswer, ...]
+
+    NOTICE = "保護対象者です。本人以外からの問合せには、情報が秘匿されている前提で対応してください。"
+
+
+def counter_view(node: NodeParts, actor: Actor, subject: str) -> CounterView:
+    """What counter staff at ``actor.agency`` can tell someone asking about their queries on ``subject``
+    (Point 4: they see the protection first and answer on the premise that the information is secret)."""
+    node.app.permit(actor, Action.COUNTER_LOOKUP)
+    protection = nationwide_view(node, actor, subject)
+    fresh(node)
+    person = node.state.person(protection.subject)
+    names = set(person.aliases)
+    check = record_check(node)
+    with node.engine.connect() as conn:
+        rows = conn.execute(select(records.c.request_id, records.c.position, records.c.status).where(
+            (records.c.querier == actor.agency) & records.c.subject.in_(person.aliases))).all()
+    answers = []
+    for r in rows:
+        facts = check.facts(str(r.request_id), int(r.position))
+        if facts is None or facts.subject not in names or facts.querier != actor.agency:
+            continue  # a row the log does not bear out (edited or moved): not shown
+        answer = QuerierAnswer.of(facts.request_id, r.status)
+        status, message = answer.status, answer.message
+        # sticky, as on the portal: after release, answers from before it still do not name the provider
+        sticky = person.cutoff is not None and facts.created_at < person.cutoff
+        provider = facts.provider if status == "answered" and not person.protected and not sticky else None
+        answers.append(CounterAnswer(facts.request_id, facts.created_at, facts.procedure, facts.info_kind, status,
+                                     message, provider))
+    answers.sort(key=lambda a: (a.asked_at, a.request_id))
+    return CounterView(protection.subject, protection, tuple(answers))

@@ -23,7 +23,7 @@ from consumers.settings import KafkaSettings
 from ledger import clock
 from ledger.bootstrap import Node
 from ledger.domain.incidents import Incident
-from ledger.errors import FlagLedgerError, SelfApprovalError, StateConflict, StorageError
+from ledger.errors import BrokerUnavailable, SelfApprovalError, StateConflict, StorageError
 from ledger.faultpoint import faultpoint
 from ledger.incidents import ParkedMessage, raise_incidents
 from projections.base import metadata, upsert
@@ -49,12 +49,6 @@ relay_marks = Table(
     Column("offset", BigInteger, nullable=False),
     Column("digest", String(64), nullable=False),
 )
-
-
-class BrokerUnavailable(FlagLedgerError):
-    """The broker cannot be reached or refused a request; nothing local is lost, the loop retries."""
-
-    code = "broker_unavailable"
 
 
 parked_messages = Table(

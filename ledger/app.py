@@ -55,12 +55,14 @@ from ledger.errors import (
     ConfigurationError,
     FlagLedgerError,
     InputError,
-    IntegrityError,
+    KeyEventError,
+    KeyProblem,
     NotFoundError,
     PermissionDenied,
     StateConflict,
     StorageError,
     UntrustedKeyError,
+    is_disk_full,
 )
 from ledger.mapper import SignedEventStore, SignedMapper
 from ledger.pseudonym import Pseudonymizer, is_pseudonym
@@ -173,6 +175,7 @@ class FlagLedger(Application[UUID]):
         assert isinstance(events, SignedEventStore)
         self.signed_store: SignedEventStore = events
         self.signed_store.default_origin = self._single_origin
+        self.signed_store.door.fold_keys = self.apply_key_events  # every stored key event, saved or received
         if hasattr(self.recorder, "leaf_of"):
             self.recorder.leaf_of = self.signed_mapper.leaf_of_state
         self.signed_mapper.read_v1 = audit
@@ -354,7 +357,7 @@ class FlagLedger(Application[UUID]):
             log.info("save refused by the store's unique key: %s", exc)
             raise StateConflict(CONCURRENT_CHANGE, code="concurrent_change") from exc
         except (PersistenceError, OperationalError) as exc:
-            if "full" in str(exc).lower():
+            if is_disk_full(exc):
                 raise StorageError(
                     f"the disk holding the event store is full ({exc}): nothing was recorded. Free space on that "
                     "filesystem (or grow the volume), then repeat the command",
@@ -364,13 +367,7 @@ class FlagLedger(Application[UUID]):
                 f"the event store refused the write: {exc}; nothing was recorded. Check the database, then "
                 "repeat the command"
             ) from exc
-        keys = [
-            (self.signed_mapper.open(r.notification.state), r.notification)
-            for r in recordings
-            if r.notification.topic.startswith(KEY_TOPIC_PREFIX)
-        ]
-        if keys:
-            self.apply_key_events(keys)
+        # (its key events are in the key registry: the store's door folded them in, ledger.store_door)
         return [r.notification.id for r in recordings]
 
     def load(self, cls: type[A], aggregate_id: UUID, what: str) -> A:
@@ -1038,39 +1035,6 @@ _LOG_HEAD_RECORDERS = {
     "eventsourcing.sqlite": "ledger.sqlite_recorder:LogHeadSQLiteRecorder",
     "eventsourcing.postgres": "ledger.pg_recorder:BinaryInsertRecorder",
 }
-
-
-@dataclass(frozen=True)
-class KeyProblem:
-    """A key-registry event that could not be applied: where it is and why (for ``audit verify`` to name)."""
-
-    position: int | None
-    stream: str
-    version: int
-    topic: str
-    reason: str
-    code: str
-
-
-class KeyEventError(IntegrityError):
-    """A key-registry event of the log failed to verify or apply; the node cannot trust the keys after it."""
-
-    code = "bad_key_event"
-
-    def __init__(self, problem: KeyProblem) -> None:
-        where = f"position {problem.position}" if problem.position is not None else "an event"
-        super().__init__(
-            f"the key event at {where} ({problem.topic} v{problem.version} of stream {problem.stream}) cannot be "
-            f"applied: {problem.reason}. Run `flagledger audit verify`",
-            code=problem.code,
-        )
-        self.problem = problem
-
-    @classmethod
-    def at(cls, row: Any, exc: Exception) -> KeyEventError:
-        code = exc.code if isinstance(exc, FlagLedgerError) else "malformed"
-        return cls(KeyProblem(getattr(row, "id", None), str(row.originator_id), row.originator_version,
-                              str(row.topic), str(exc), code))
 
 
 def is_local_only(topic: str) -> bool:

@@ -39,6 +39,7 @@ from ledger.domain.bounds import NOTE, fit_text
 from ledger.domain.checkpoints import AgencyHold, CheckpointLog
 from ledger.envelope import Envelope
 from ledger.errors import (
+    CheckpointFork,
     ConfigurationError,
     FlagLedgerError,
     InputError,
@@ -442,10 +443,6 @@ def _check_extends(prev: Checkpoint | None, cp: Checkpoint) -> None:
             f"agency {cp.origin}'s checkpoint of size {cp.tree_size} (root {cp.root.hex()[:16]}…) is not "
             f"consistent with its checkpoint of size {cp.prev_size}: a fork or rewritten history"
         )
-
-
-class CheckpointFork(IntegrityError):
-    code = "checkpoint_fork"
 
 
 # -- exchange: checking a peer's checkpoint, holding its stream -----------------------------------------

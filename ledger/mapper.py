@@ -24,7 +24,6 @@ from eventsourcing.persistence import (
     EventStore,
     JSONTranscoder,
     Mapper,
-    Notification,
     Recording,
     StoredEvent,
     Transcoder,
@@ -46,6 +45,7 @@ from ledger.errors import (
 )
 from ledger.merkle import EMPTY_ROOT
 from ledger.signing import KeyRing, Signer
+from ledger.store_door import StoreDoor
 
 __all__ = ["PreparedBatch", "SignedEventStore", "SignedMapper"]
 
@@ -392,6 +392,8 @@ class SignedEventStore(EventStore[UUID]):
         # stream → its owner (the signer of its v1 and its aggregate; never changes), bounded like the heads
         self._owners: OrderedDict[UUID, Owner] = OrderedDict()
         self.default_origin: Callable[[], str] | None = None
+        # every write goes in through this door (ledger.store_door): saves sealed here and peers' events
+        self.door = StoreDoor(recorder, self, mapper.protect, mapper.open)
 
     def head(self, originator_id: UUID) -> Head | None:
         cached = self._heads.get(originator_id)
@@ -447,7 +449,13 @@ class SignedEventStore(EventStore[UUID]):
         cache[originator_id] = head
         cache.move_to_end(originator_id)
 
-    def _remember_all(self, heads: dict[UUID, Head]) -> None:
+    def drop_heads(self, originator_ids: Sequence[UUID]) -> None:
+        """Forget these streams' heads: a refused write must not leave stale heads behind."""
+        with self._heads_lock:
+            for oid in originator_ids:
+                self._heads.pop(oid, None)
+
+    def remember_all(self, heads: dict[UUID, Head]) -> None:
         """``remember`` each of a saved batch's heads (one lock and one trim per batch, not per event)."""
         with self._heads_lock:
             for oid, head in heads.items():
@@ -496,24 +504,7 @@ class SignedEventStore(EventStore[UUID]):
         # the recorder seals the batch over the log head inside its insert transaction (ledger.log_head);
         # the rows passed name the events (stream, version, topic) for any reader of the arguments
         unsealed = [StoredEvent(oid, version, topic, b"") for oid, version, topic in batch.rows]
-        try:
-            ids = self.recorder.insert_events(unsealed, batch=batch, **kwargs)
-        except Exception:
-            with self._heads_lock:  # a refused write must not leave stale heads behind
-                for e in domain_events:
-                    self._heads.pop(e.originator_id, None)
-            raise
-        self._remember_all(heads)
-        for oid, owner in owners.items():
-            self.remember_owner(oid, owner)
-        recordings = []
-        stored = batch.sealed
-        if ids:
-            for d, s, n_id in zip(domain_events, stored, ids, strict=True):
-                recordings.append(
-                    Recording(d, Notification(s.originator_id, s.originator_version, s.topic, s.state, n_id))
-                )
-        return recordings
+        return self.door.save(domain_events, unsealed, heads, owners, batch=batch, **kwargs)
 
     def get(
         self,

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from ledger.app import Actor
 from ledger.bootstrap import Node
 from ledger.domain.types import Action, Role, parse_enum
-from ledger.errors import FlagLedgerError, InputError, NotFoundError, PermissionDenied
+from ledger.errors import AuthError, InputError, NotFoundError, PermissionDenied
 
 __all__ = [
     "DEFAULT_TTL",
@@ -37,12 +37,6 @@ PREFIX = "fl1"
 SECRET_FILE = "api-token.key"
 DEFAULT_TTL = timedelta(hours=1)
 MAX_TTL = timedelta(hours=12)  # one working day at most: a lost token must not outlive the shift
-
-
-class AuthError(FlagLedgerError):
-    """The caller is not authenticated (HTTP 401): missing, malformed, forged, expired or revoked token."""
-
-    code = "unauthenticated"
 
 
 @dataclass(frozen=True)

@@ -18,14 +18,14 @@ from fastapi import APIRouter, Cookie, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from ledger.api.auth import AuthError, Principal, token_secret, verify_token
+from ledger.api.auth import Principal, token_secret, verify_token
 from ledger.api.deps import COOKIE, LockedNode
 from ledger.api.errors import error_body, status_for
 from ledger.api.settings import HttpSettings
 from ledger.bootstrap import Node
 from ledger.domain import bounds
 from ledger.domain.types import Action
-from ledger.errors import FlagLedgerError, InputError, PermissionDenied
+from ledger.errors import AuthError, FlagLedgerError, InputError, PermissionDenied
 from projections import views
 
 __all__ = ["router"]

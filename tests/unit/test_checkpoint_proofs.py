@@ -11,8 +11,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ledger.checkpoints import Checkpoint, CheckpointFork, _check_extends, check_proof, proof_document, statement
-from ledger.errors import InputError, IntegrityError
+from ledger.checkpoints import Checkpoint, _check_extends, check_proof, proof_document, statement
+from ledger.errors import CheckpointFork, InputError, IntegrityError
 from ledger.merkle import EMPTY_ROOT, consistency_proof, leaf_hash, root_hash
 from ledger.signing import Signer
 

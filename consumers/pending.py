@@ -1,0 +1,79 @@
+"""Events that arrived ahead of a gap in their stream, kept in ``ingest_pending`` until the missing ones arrive."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import Column, Engine, Integer, LargeBinary, String, Table, select
+
+from consumers.decide import Outcome
+from ledger.app import FlagLedger
+from ledger.envelope import Envelope
+from projections.base import metadata, upsert
+
+__all__ = ["PendingStore", "pending_events"]
+
+log = logging.getLogger("flagledger.consumers")
+
+pending_events = Table(
+    "ingest_pending",
+    metadata,
+    Column("stream", String(36), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    # several events may wait for one place: until the stream's v1 arrives nobody can tell the owner's event
+    # from a peer's forgery of it, so neither may push the other out; each is decided when released
+    Column("leaf", String(64), primary_key=True),
+    Column("envelope", LargeBinary, nullable=False),
+)
+
+
+class PendingStore:
+    """Events that arrived ahead of a gap in their stream, kept until the missing ones arrive (every event
+    that arrived for a place, each under its own hash: see ``leaf``)."""
+
+    def __init__(self, app: FlagLedger, engine: object) -> None:
+        assert isinstance(engine, Engine)
+        self.engine = engine
+        self.app = app
+        # where an event released from the gap and then refused goes (the consumer's parked table); else logged
+        self.on_parked: Callable[[Outcome, bytes], None] | None = None
+
+    def parked(self, outcome: Outcome, raw: bytes) -> None:
+        if self.on_parked is not None:
+            self.on_parked(outcome, raw)
+        else:
+            log.error("event released from a gap was refused and is not applied: [%s] %s", outcome.code, outcome.reason)
+
+    def hold(self, env: Envelope, raw: bytes) -> None:
+        with self.engine.begin() as conn:
+            upsert(
+                conn,
+                pending_events,
+                [{"stream": env.header.stream, "version": env.header.version, "leaf": env.hash_hex,
+                  "envelope": raw}],
+                ["stream", "version", "leaf"],
+            )
+
+    def candidates(self, stream: str, version: int) -> list[bytes]:
+        """The events waiting for ``version`` of ``stream`` (usually one; more when someone forged or forked it)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(pending_events.c.envelope).where(
+                    (pending_events.c.stream == stream) & (pending_events.c.version == version)
+                ).order_by(pending_events.c.leaf)
+            )
+            return [bytes(r[0]) for r in rows]
+
+    def drop(self, stream: str, version: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                pending_events.delete().where(
+                    (pending_events.c.stream == stream) & (pending_events.c.version == version)
+                )
+            )
+
+    def waiting(self) -> list[tuple[str, int]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(pending_events.c.stream, pending_events.c.version).distinct())
+            return [(str(s), int(v)) for s, v in rows]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import time
@@ -18,12 +17,12 @@ from consumers.kafka_io import (
     replay_parked,
     retry_delay,
 )
+from consumers.node_status import ParkedWatch, StatusFile
 from consumers.revoked_acceptance import accept_revoked
 from consumers.settings import KafkaSettings
 from ledger.checkpoints import Checkpointer, CheckpointSettings
 from ledger.cli.main import EXTENSIONS, _actor, _node, command, out
 from ledger.errors import FlagLedgerError, InputError, StateConflict, StorageError
-from ledger.files import write_private
 
 
 def _parked_id(value: str) -> int:
@@ -101,6 +100,7 @@ def _run_node(args: argparse.Namespace) -> int:
         api = ApiThread(node, args.serve_host, args.serve_port)
         log.info("serving the HTTP API and console on http://%s:%d", args.serve_host, args.serve_port)
     status_file = node.config.data_dir / "node-status.json"
+    status_out, parked_count = StatusFile(status_file), ParkedWatch(node.engine).count
     metrics = NodeMetrics()
     server = HealthServer(metrics, observe) if observe.metrics_port else None
     if server is not None:
@@ -151,14 +151,14 @@ def _run_node(args: argparse.Namespace) -> int:
                 "relay_position": relay.position(),
                 "relay_lag": lag,
                 "counts": consumer.counts,
-                "parked": len(parked(node)),
+                "parked": parked_count(),
                 "incidents": _incident_status(node, consumer),
                 "republished_after_loss": relay.republished_after_loss,
                 "projections": args.projections,
                 **({"projections_restarts": follower.restarts} if follower is not None else {}),
                 "audit_views": views_audit.status(),
             }
-            write_private(status_file, json.dumps(status))
+            status_out.write(status)
             if time.monotonic() - measured >= 1.0:  # a snapshot a second is plenty for a 15 s scrape
                 measured = time.monotonic()
                 try:

@@ -34,7 +34,7 @@ from ledger.checkpoints import holds
 from ledger.domain.identity import AccessRecord
 from ledger.domain.incidents import Incident, IncidentKind, IncidentReport
 from ledger.envelope import Envelope
-from ledger.errors import FlagLedgerError, InputError, StorageError
+from ledger.errors import Code, FlagLedgerError, InputError, StorageError
 from ledger.incidents import REPORT_ACTIONS, authorise_any, incidents_of, scrub
 
 __all__ = ["DEFAULT_PURPOSE", "KIND_TEXT", "draft", "render_markdown", "write_private"]
@@ -264,7 +264,7 @@ def draft(node: Node, actor: Actor, *, since: datetime | None = None, until: dat
             for ja, en in [
                 *_NEXT_ALWAYS,
                 *(_NEXT_BY_KIND[k] for k in IncidentKind if kinds[k]),
-                *([_NEXT_OWN_KEY] if any(i.code == "forged_own" for i in chosen) else []),
+                *([_NEXT_OWN_KEY] if any(i.code == Code.FORGED_OWN for i in chosen) else []),
                 _NEXT_LAST,
             ]
         ],

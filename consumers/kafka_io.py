@@ -23,7 +23,7 @@ from consumers.settings import KafkaSettings
 from ledger import clock
 from ledger.bootstrap import Node
 from ledger.domain.incidents import Incident
-from ledger.errors import BrokerUnavailable, SelfApprovalError, StateConflict, StorageError
+from ledger.errors import BrokerUnavailable, Code, SelfApprovalError, StateConflict, StorageError
 from ledger.faultpoint import faultpoint
 from ledger.incidents import ParkedMessage, raise_incidents
 from projections.base import metadata, upsert
@@ -473,7 +473,7 @@ def replay_parked(node: Node, parked_id: int, *, accept_revoked_key: bool = Fals
     if outcome.kind == "parked":  # still refused, perhaps for a new reason (an agency held since, a fork)
         raise_incidents(node, ParkedMessage(parked_id, outcome.code, outcome.reason, str(row["source"]), raw))
     if outcome.kind in ("applied", "duplicate", "held_gap"):
-        status = "accepted_revoked" if accept_revoked_key and row["code"] == "revoked_key_late" else "replayed"
+        status = "accepted_revoked" if accept_revoked_key and row["code"] == Code.REVOKED_KEY_LATE else "replayed"
         with node.engine.begin() as conn:
             conn.execute(parked_messages.update().where(parked_messages.c.id == parked_id).values(status=status))
         node.projector.catch_up()

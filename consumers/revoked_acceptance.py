@@ -19,7 +19,7 @@ from ledger.app import Actor, FlagLedger
 from ledger.domain.parked import RevokedKeyAcceptance
 from ledger.domain.types import Action
 from ledger.envelope import Envelope
-from ledger.errors import FlagLedgerError, InputError, IntegrityError, NotFoundError, StateConflict
+from ledger.errors import Code, FlagLedgerError, InputError, IntegrityError, NotFoundError, StateConflict
 
 if TYPE_CHECKING:
     from consumers.ingest import Outcome
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Acceptance", "accept_revoked", "approved_acceptance", "message_digest"]
 
-REVOKED_KEY_LATE = "revoked_key_late"
+REVOKED_KEY_LATE = Code.REVOKED_KEY_LATE
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from ledger.app import FlagLedger
 from ledger.audit_types import Finding, VerifyReport
 from ledger.audit_workers import MIN_EVENTS, ChainCheck, check_rows, default_workers, verify_in_workers
 from ledger.envelope import GENESIS
-from ledger.errors import FlagLedgerError, InputError
+from ledger.errors import Code, FlagLedgerError, InputError
 from ledger.log_check import LogCheck
 from ledger.log_rows import LogRow, log_rows
 from ledger.stream_heads import DEFAULT_CAPACITY, StreamHeads
@@ -126,13 +126,13 @@ def chain_finding(
         return Finding(
             position, stream, version, topic,
             f"stream jumps from v{expected_version} to v{version}: an event is missing or out of order",
-            "broken_chain",
+            Code.BROKEN_CHAIN,
         )
     if prev != expected_prev:
         return Finding(
             position, stream, version, topic,
             "does not chain to the previous event of its stream (edited, deleted or reordered)",
-            "broken_chain",
+            Code.BROKEN_CHAIN,
         )
     return None
 
@@ -142,7 +142,7 @@ def owner_finding(position: int, stream: str, version: int, topic: str, origin: 
     from ledger.authority import foreign_writer_reason
 
     return Finding(position, stream, version, topic, foreign_writer_reason(stream, version, topic, origin, why),
-                   "foreign_writer")
+                   Code.FOREIGN_WRITER)
 
 
 def _store_is_shared(app: FlagLedger) -> bool:

@@ -53,7 +53,7 @@ from ledger.app import FlagLedger
 from ledger.config import NodeConfig
 from ledger.domain.types import parse_moment
 from ledger.envelope import Envelope
-from ledger.errors import FlagLedgerError, InputError, IntegrityError, StateConflict, StorageError
+from ledger.errors import Code, FlagLedgerError, InputError, IntegrityError, StateConflict, StorageError
 from ledger.files import private_dir, private_file
 from projections.base import BatchedProjection, Projector, create_engine, tracking, upsert
 from projections.page import PageWriter
@@ -256,7 +256,7 @@ def _batch_time(batch: Sequence[Row]) -> datetime:
         return max(env.header.timestamp.astimezone(UTC) for _, env in batch)
     except TypeError as exc:  # a naive time cannot be placed on the time line
         n = batch[0][0]
-        raise IntegrityError(f"position {n.id}: event time has no UTC offset", code="malformed") from exc
+        raise IntegrityError(f"position {n.id}: event time has no UTC offset", code=Code.MALFORMED) from exc
 
 
 # -- the replay ---------------------------------------------------------------------------------------------

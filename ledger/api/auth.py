@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from ledger.app import Actor
 from ledger.bootstrap import Node
 from ledger.domain.types import Action, Role, parse_enum
-from ledger.errors import AuthError, InputError, NotFoundError, PermissionDenied
+from ledger.errors import AuthError, Code, InputError, NotFoundError, PermissionDenied
 
 __all__ = [
     "DEFAULT_TTL",
@@ -53,7 +53,7 @@ class Principal:
         agency, _ = node.app.authorise(self.actor, action)
         if not agency.allows(set(self.roles), action):
             raise PermissionDenied(
-                f"this token (roles: {', '.join(self.roles)}) does not cover {action.value}", code="token_scope"
+                f"this token (roles: {', '.join(self.roles)}) does not cover {action.value}", code=Code.TOKEN_SCOPE
             )
 
 

@@ -5,7 +5,7 @@
 returns the outcome. :func:`consumers.ingest.ingest` decides against the store (:class:`StoreView`);
 :func:`consumers.ingest.ingest_many` against the store overlaid with what it staged earlier in the same batch.
 Both call these two functions and nothing else decides, so a rule added here holds for both paths
-(``tests/unit/test_ingest_decision.py`` runs hostile envelopes through both and compares).
+(``tests/integration/test_ingest_decision.py`` runs hostile envelopes through both and compares).
 
 The decision only reads, with one exception: a checkpoint that forks its agency's history holds that agency
 (:func:`_hold_on_checkpoint_fork`), recorded before the outcome is returned so that nothing more of it applies.

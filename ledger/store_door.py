@@ -115,13 +115,19 @@ class StoreDoor:
         what = f"v{h.version} of stream {h.stream}" + (f" and {len(items) - 1} more" if len(items) > 1 else "")
         try:
             self.recorder.insert_events(rows)
-        except LibIntegrityError as exc:  # a concurrent ingest of the same event: the unique key refuses the second
-            raise StateConflict(f"could not append {what}: {exc}") from exc
-        except PersistenceError as exc:  # connection lost, disk full, …: nothing of these events was kept
-            raise StorageError(
-                f"could not append {what}: {exc}; nothing was kept — the message is delivered again once the "
-                "database is back"
-            ) from exc
+        except BaseException as exc:
+            # the memo may be behind the store now: another writer filled the place (the unique key refused this
+            # one), or the connection died after the database committed. The next decision must read the heads
+            # from the store, or it would append the same place again and be refused on every redelivery.
+            self.memo.drop_heads([stream for _, _, stream in items])
+            if isinstance(exc, LibIntegrityError):  # a concurrent ingest of the same event: refused the second
+                raise StateConflict(f"could not append {what}: {exc}") from exc
+            if isinstance(exc, PersistenceError):  # connection lost, disk full, …: nothing of these was kept
+                raise StorageError(
+                    f"could not append {what}: {exc}; nothing was kept — the message is delivered again once the "
+                    "database is back"
+                ) from exc
+            raise
         heads: dict[UUID, Head] = {}
         keys: list[tuple[Envelope, StoredEvent]] = []
         for (env, _, stream), row in zip(items, rows, strict=True):

@@ -96,8 +96,8 @@ def admit(app: FlagLedger, env: Envelope, view: LedgerView) -> tuple[UUID, objec
     """(stream, decoded event) of an envelope that is ours to decide, or its outcome: a schema violation, a
     signature that does not verify, a payload its signer may not write (all parked), or our own event read
     back (``own``, or parked as a forgery). A database failure is raised, never taken for the message's fault."""
-    h = env.header
     try:
+        h = env.header  # (read lazily: a header that is no JSON raises here)
         stream = _check_schema(env)
         app.signed_mapper.verify(env)
         event = app.signed_mapper.decode(env, stream)

@@ -72,6 +72,8 @@ def mix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mix]:
             o.stream == h.stream and o.version == 2 for o in versions))
         broken = bytearray(from_b[-1])
         broken[len(broken) // 2] ^= 0x55
+        unreadable = bytearray(from_b[0])  # the envelope's frame intact, its header no JSON (read lazily)
+        unreadable[9] = 0xE3
         messages = [
             *from_a,
             *from_b[:k],
@@ -82,6 +84,7 @@ def mix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mix]:
             *from_b[:3],  # redelivered
             from_b[-1][: len(from_b[-1]) // 2],
             bytes(broken),
+            bytes(unreadable),
             *forged[40:80],
         ]
     finally:

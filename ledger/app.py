@@ -79,7 +79,6 @@ CONCURRENT_CHANGE = "someone else changed this at the same time; nothing was rec
 
 log = logging.getLogger("flagledger.ledger")
 A = TypeVar("A", bound=LedgerAggregate)
-KEY_TOPIC_PREFIX = "ledger.domain.keys:"
 SYSTEM = "system"
 
 

@@ -40,6 +40,7 @@ from ledger.domain.checkpoints import AgencyHold, CheckpointLog
 from ledger.envelope import Envelope
 from ledger.errors import (
     CheckpointFork,
+    Code,
     ConfigurationError,
     FlagLedgerError,
     InputError,
@@ -122,23 +123,23 @@ class Checkpoint:
         try:
             return datetime.fromisoformat(self.time)
         except ValueError as exc:
-            raise IntegrityError(f"checkpoint time {self.time!r} is not ISO 8601", code="bad_checkpoint") from exc
+            raise IntegrityError(f"checkpoint time {self.time!r} is not ISO 8601", code=Code.BAD_CHECKPOINT) from exc
 
     def check_signature(self, public_hex: str) -> None:
         """Offline check against a given public key, which must also be the one the key id names."""
         try:
             raw = bytes.fromhex(public_hex)
         except ValueError as exc:
-            raise IntegrityError("the public key is not hex", code="bad_checkpoint") from exc
+            raise IntegrityError("the public key is not hex", code=Code.BAD_CHECKPOINT) from exc
         if key_id_for(self.origin, raw) != self.key_id:
             raise IntegrityError(
-                f"public key does not match key id {self.key_id} of agency {self.origin}", code="bad_checkpoint"
+                f"public key does not match key id {self.key_id} of agency {self.origin}", code=Code.BAD_CHECKPOINT
             )
         try:
             public_key_from_hex(public_hex).verify(self.signature, self.statement())
         except (InvalidSignature, FlagLedgerError):
             raise IntegrityError(
-                f"checkpoint signature by {self.key_id} does not verify", code="bad_checkpoint"
+                f"checkpoint signature by {self.key_id} does not verify", code=Code.BAD_CHECKPOINT
             ) from None
 
     def to_json(self) -> dict[str, Any]:
@@ -182,9 +183,9 @@ class Checkpoint:
                 consistency,
             )
         except (AttributeError, TypeError, ValueError) as exc:
-            raise IntegrityError(f"malformed checkpoint event: {exc}", code="bad_checkpoint") from exc
+            raise IntegrityError(f"malformed checkpoint event: {exc}", code=Code.BAD_CHECKPOINT) from exc
         if len(cp.root) != 32 or len(cp.prev_root) != 32:
-            raise IntegrityError("checkpoint root is not 32 bytes", code="bad_checkpoint")
+            raise IntegrityError("checkpoint root is not 32 bytes", code=Code.BAD_CHECKPOINT)
         return cp
 
 
@@ -192,7 +193,7 @@ def _verify_with_keyring(app: FlagLedger, cp: Checkpoint) -> None:
     try:
         app.keyring.verify(cp.origin, cp.key_id, cp.timestamp, cp.statement(), cp.signature)
     except FlagLedgerError as exc:
-        raise IntegrityError(f"checkpoint signature: {exc}", code="bad_checkpoint") from exc
+        raise IntegrityError(f"checkpoint signature: {exc}", code=Code.BAD_CHECKPOINT) from exc
 
 
 # -- the log's leaves --------------------------------------------------------------------------------
@@ -299,7 +300,7 @@ class Checkpointer:
             raise IntegrityError(
                 f"the log holds {n} events but agency {agency}'s last checkpoint covers {prev_size}: "
                 "events were deleted; run `flagledger audit verify`",
-                code="truncated",
+                code=Code.TRUNCATED,
             )
         root = root_hash(leaves)
         proof = consistency_proof(leaves, prev_size)
@@ -307,7 +308,7 @@ class Checkpointer:
             raise IntegrityError(
                 f"the log no longer extends agency {agency}'s checkpoint of size {prev_size}: history was "
                 "rewritten; not signing. Run `flagledger audit verify` to find the first bad event",
-                code="checkpoint_mismatch",
+                code=Code.CHECKPOINT_MISMATCH,
             )
         time = app.clock().isoformat()
         signature = signer.sign(statement(agency, n, root, time, signer.key_id))
@@ -551,7 +552,7 @@ def build_proof(
         raise IntegrityError(
             f"the log holds {len(leaves)} events but the checkpoint covers {cp.tree_size}: "
             "run `flagledger audit verify`",
-            code="truncated",
+            code=Code.TRUNCATED,
         )
     if index is None:
         raise NotFoundError(
@@ -561,7 +562,7 @@ def build_proof(
     if root_hash(leaves) != cp.root:
         raise IntegrityError(
             "the log no longer matches the latest checkpoint: run `flagledger audit verify`",
-            code="checkpoint_mismatch",
+            code=Code.CHECKPOINT_MISMATCH,
         )
     return proof_document(cp, leaves, index, header, app.keyring.get(cp.key_id).public_hex)
 
@@ -596,7 +597,7 @@ def check_proof(doc: Any, expected_public_key: str | None = None) -> dict[str, A
     if not isinstance(public, str):
         raise InputError("the proof carries no public_key")
     if expected_public_key is not None and public.lower() != expected_public_key.lower():
-        raise IntegrityError("the proof is signed by a different key than the one you trust", code="bad_checkpoint")
+        raise IntegrityError("the proof is signed by a different key than the one you trust", code=Code.BAD_CHECKPOINT)
     cp.check_signature(public)
     try:
         index, size = doc["leaf_index"], doc["tree_size"]
@@ -607,18 +608,18 @@ def check_proof(doc: Any, expected_public_key: str | None = None) -> dict[str, A
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"malformed proof: {exc}") from exc
     if size != cp.tree_size or root != cp.root:
-        raise IntegrityError("the proof's tree size or root is not the signed checkpoint's", code="bad_proof")
+        raise IntegrityError("the proof's tree size or root is not the signed checkpoint's", code=Code.BAD_PROOF)
     if header is not None:
         if not isinstance(header, str) or leaf_hash(header.encode()) != leaf:
-            raise IntegrityError("the event header does not hash to the leaf hash", code="bad_proof")
+            raise IntegrityError("the event header does not hash to the leaf hash", code=Code.BAD_PROOF)
         try:
             if json.loads(header).get("id") != doc.get("event_id"):
-                raise IntegrityError("the event id is not the header's", code="bad_proof")
+                raise IntegrityError("the event id is not the header's", code=Code.BAD_PROOF)
         except ValueError as exc:
-            raise IntegrityError("the event header is not JSON", code="bad_proof") from exc
+            raise IntegrityError("the event header is not JSON", code=Code.BAD_PROOF) from exc
     if not verify_inclusion(leaf, index, size, path, root):
         raise IntegrityError(
-            f"the inclusion proof does not lead from leaf {index} to the checkpoint root", code="bad_proof"
+            f"the inclusion proof does not lead from leaf {index} to the checkpoint root", code=Code.BAD_PROOF
         )
     return {
         "ok": True,

@@ -7,15 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from consumers.settings import KafkaSettings
-from ledger.errors import FlagLedgerError
+from ledger.errors import BrokerUnavailable
 
 __all__ = ["BrokerUnavailable", "ensure_topics", "new_producer", "retry_delay", "wait_for"]
 
-
-class BrokerUnavailable(FlagLedgerError):
-    """The broker cannot be reached or refused a request; nothing local is lost, the loop retries."""
-
-    code = "broker_unavailable"
 
 
 def new_producer(settings: KafkaSettings) -> Any:

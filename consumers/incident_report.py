@@ -32,7 +32,7 @@ from ledger.app.holds import holds
 from ledger.app.incidents import REPORT_ACTIONS, authorise_any, incidents_of, scrub
 from ledger.domain.identity import AccessRecord
 from ledger.domain.incidents import Incident, IncidentKind, IncidentReport
-from ledger.errors import FlagLedgerError, InputError, StorageError
+from ledger.errors import Code, FlagLedgerError, InputError, StorageError
 from ledger.log.envelope import Envelope
 from ledger.runtime.bootstrap import Node
 from ledger.runtime.tables import parked_messages
@@ -264,7 +264,7 @@ def draft(node: Node, actor: Actor, *, since: datetime | None = None, until: dat
             for ja, en in [
                 *_NEXT_ALWAYS,
                 *(_NEXT_BY_KIND[k] for k in IncidentKind if kinds[k]),
-                *([_NEXT_OWN_KEY] if any(i.code == "forged_own" for i in chosen) else []),
+                *([_NEXT_OWN_KEY] if any(i.code == Code.FORGED_OWN for i in chosen) else []),
                 _NEXT_LAST,
             ]
         ],

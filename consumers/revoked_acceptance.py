@@ -18,7 +18,7 @@ from consumers.parked import approved_acceptance, message_digest, replay_parked
 from ledger.app import Actor
 from ledger.domain.parked import RevokedKeyAcceptance
 from ledger.domain.types import Action
-from ledger.errors import FlagLedgerError, InputError, IntegrityError, NotFoundError, StateConflict
+from ledger.errors import Code, FlagLedgerError, InputError, IntegrityError, NotFoundError, StateConflict
 from ledger.log.envelope import Envelope
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Acceptance", "accept_revoked", "approved_acceptance", "message_digest"]
 
-REVOKED_KEY_LATE = "revoked_key_late"
+REVOKED_KEY_LATE = Code.REVOKED_KEY_LATE
 
 
 @dataclass(frozen=True)

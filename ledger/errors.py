@@ -14,18 +14,35 @@ infrastructure errors are wrapped (``raise ... from exc``) at the boundary where
     ├── IntegrityError            the log cannot be trusted
     │   ├── SignatureError        missing, malformed or forged signature
     │   ├── UntrustedKeyError     unknown, not-yet-valid, expired or revoked key
-    │   └── ChainError            a stream's hash chain is broken (edit, delete, reorder)
-    └── StorageError              the database failed (wraps the driver's error)
+    │   ├── ChainError            a stream's hash chain is broken (edit, delete, reorder)
+    │   ├── CheckpointFork        a peer's checkpoint does not extend the last one held from it
+    │   └── KeyEventError         a key-registry event of the log cannot be applied (:class:`KeyProblem`)
+    ├── AuthError                 the API caller is not authenticated (HTTP 401)
+    ├── BrokerUnavailable         the Kafka broker cannot be reached; nothing local is lost, retried
+    └── StorageError              the database failed (wraps the driver's error; :func:`is_disk_full`)
+
+Every ``code`` any flagledger error or ingest outcome carries is a constant of :class:`Code`: the values are
+an interface (API bodies, CLI messages, parked rows, incident reports, tests), so they are spelled once here.
 """
 
 from __future__ import annotations
 
+import errno
+from dataclasses import dataclass
+from typing import Any, Final
+
 __all__ = [
+    "AuthError",
+    "BrokerUnavailable",
     "ChainError",
+    "CheckpointFork",
+    "Code",
     "ConfigurationError",
     "FlagLedgerError",
     "InputError",
     "IntegrityError",
+    "KeyEventError",
+    "KeyProblem",
     "NotFoundError",
     "PermissionDenied",
     "RuleViolation",
@@ -34,7 +51,70 @@ __all__ = [
     "StateConflict",
     "StorageError",
     "UntrustedKeyError",
+    "is_disk_full",
 ]
+
+
+class Code:
+    """The stable machine-readable reasons (``FlagLedgerError.code``, ``Outcome.code`` of ingest)."""
+
+    # the exception tree's defaults
+    ERROR: Final = "error"
+    CONFIGURATION: Final = "configuration"
+    INVALID_INPUT: Final = "invalid_input"
+    NOT_FOUND: Final = "not_found"
+    FORBIDDEN: Final = "forbidden"
+    RULE_VIOLATION: Final = "rule_violation"
+    FOUR_EYES: Final = "four_eyes"
+    CONFLICT: Final = "conflict"
+    INTEGRITY: Final = "integrity"
+    BAD_SIGNATURE: Final = "bad_signature"
+    UNTRUSTED_KEY: Final = "untrusted_key"
+    BROKEN_CHAIN: Final = "broken_chain"
+    CHECKPOINT_FORK: Final = "checkpoint_fork"
+    BAD_KEY_EVENT: Final = "bad_key_event"
+    UNAUTHENTICATED: Final = "unauthenticated"
+    BROKER_UNAVAILABLE: Final = "broker_unavailable"
+    STORAGE: Final = "storage"
+    # storage
+    DISK_FULL: Final = "disk_full"
+    CONCURRENT_CHANGE: Final = "concurrent_change"
+    HEAD_MISSING: Final = "head_missing"
+    HEAD_CORRUPT: Final = "head_corrupt"
+    # envelopes, payloads and keys
+    MALFORMED: Final = "malformed"
+    SCHEMA: Final = "schema"
+    OVERSIZE: Final = "oversize"
+    TRUNCATED: Final = "truncated"
+    UNDECRYPTABLE: Final = "undecryptable"
+    OLD_ENVELOPE: Final = "old_envelope"
+    NEWER_ENVELOPE: Final = "newer_envelope"
+    NEWER_SCHEMA: Final = "newer_schema"
+    UNKNOWN_KEY: Final = "unknown_key"
+    KEY_NOT_YET_VALID: Final = "key_not_yet_valid"
+    KEY_EXPIRED: Final = "key_expired"
+    REVOKED_KEY: Final = "revoked_key"
+    # ingest of a peer's events
+    GAP: Final = "gap"
+    FORK: Final = "fork"
+    AGENCY_HELD: Final = "agency_held"
+    FORGED_OWN: Final = "forged_own"
+    FOREIGN_WRITER: Final = "foreign_writer"
+    REVOKED_KEY_LATE: Final = "revoked_key_late"
+    # checkpoints and proofs
+    BAD_CHECKPOINT: Final = "bad_checkpoint"
+    CHECKPOINT_MISMATCH: Final = "checkpoint_mismatch"
+    BAD_PROOF: Final = "bad_proof"
+    # people, agencies, permissions
+    ROLE_NOT_PERMITTED: Final = "role_not_permitted"
+    INACTIVE_STAFF: Final = "inactive_staff"
+    UNKNOWN_AGENCY: Final = "unknown_agency"
+    UNKNOWN_STAFF: Final = "unknown_staff"
+    WRONG_AGENCY: Final = "wrong_agency"
+    FOREIGN_AGENCY: Final = "foreign_agency"
+    STALE_PROPOSAL: Final = "stale_proposal"
+    TOKEN_SCOPE: Final = "token_scope"
+    CSRF: Final = "csrf"
 
 
 class FlagLedgerError(Exception):
@@ -43,7 +123,7 @@ class FlagLedgerError(Exception):
     ``code`` is a stable machine-readable reason (used by the CLI and API); the message is for people.
     """
 
-    code = "error"
+    code: str = Code.ERROR
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -52,13 +132,13 @@ class FlagLedgerError(Exception):
 
 
 class ConfigurationError(FlagLedgerError):
-    code = "configuration"
+    code = Code.CONFIGURATION
 
 
 class InputError(FlagLedgerError, ValueError):
     """``field`` names the offending input (the API's 422 ``fields``); the value itself is never echoed."""
 
-    code = "invalid_input"
+    code = Code.INVALID_INPUT
 
     def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
         super().__init__(message, code=code)
@@ -66,40 +146,117 @@ class InputError(FlagLedgerError, ValueError):
 
 
 class NotFoundError(FlagLedgerError, LookupError):
-    code = "not_found"
+    code = Code.NOT_FOUND
 
 
 class PermissionDenied(FlagLedgerError):
-    code = "forbidden"
+    code = Code.FORBIDDEN
 
 
 class RuleViolation(FlagLedgerError):
-    code = "rule_violation"
+    code = Code.RULE_VIOLATION
 
 
 class SelfApprovalError(RuleViolation):
-    code = "four_eyes"
+    code = Code.FOUR_EYES
 
 
 class StateConflict(RuleViolation):
-    code = "conflict"
+    code = Code.CONFLICT
 
 
 class IntegrityError(FlagLedgerError):
-    code = "integrity"
+    code = Code.INTEGRITY
 
 
 class SignatureError(IntegrityError):
-    code = "bad_signature"
+    code = Code.BAD_SIGNATURE
 
 
 class UntrustedKeyError(IntegrityError):
-    code = "untrusted_key"
+    code = Code.UNTRUSTED_KEY
 
 
 class ChainError(IntegrityError):
-    code = "broken_chain"
+    code = Code.BROKEN_CHAIN
 
 
 class StorageError(FlagLedgerError):
-    code = "storage"
+    code = Code.STORAGE
+
+
+class CheckpointFork(IntegrityError):
+    code = Code.CHECKPOINT_FORK
+
+
+@dataclass(frozen=True)
+class KeyProblem:
+    """A key-registry event that could not be applied: where it is and why (for ``audit verify`` to name)."""
+
+    position: int | None
+    stream: str
+    version: int
+    topic: str
+    reason: str
+    code: str
+
+
+class KeyEventError(IntegrityError):
+    """A key-registry event of the log failed to verify or apply; the node cannot trust the keys after it."""
+
+    code = Code.BAD_KEY_EVENT
+
+    def __init__(self, problem: KeyProblem) -> None:
+        where = f"position {problem.position}" if problem.position is not None else "an event"
+        super().__init__(
+            f"the key event at {where} ({problem.topic} v{problem.version} of stream {problem.stream}) cannot be "
+            f"applied: {problem.reason}. Run `flagledger audit verify`",
+            code=problem.code,
+        )
+        self.problem = problem
+
+    @classmethod
+    def at(cls, row: Any, exc: Exception) -> KeyEventError:
+        code = exc.code if isinstance(exc, FlagLedgerError) else Code.MALFORMED
+        return cls(KeyProblem(getattr(row, "id", None), str(row.originator_id), row.originator_version,
+                              str(row.topic), str(exc), code))
+
+
+class AuthError(FlagLedgerError):
+    """The caller is not authenticated (HTTP 401): missing, malformed, forged, expired or revoked token."""
+
+    code = Code.UNAUTHENTICATED
+
+
+class BrokerUnavailable(FlagLedgerError):
+    """The broker cannot be reached or refused a request; nothing local is lost, the loop retries."""
+
+    code = Code.BROKER_UNAVAILABLE
+
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_SQLITE_FULL = 13  # SQLITE_FULL, the primary result code (sqlite3.Error.sqlite_errorcode may be an extended one)
+_PG_DISK_FULL = "53100"  # SQLSTATE disk_full
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or any error it wraps: ``__cause__``, ``__context__``, SQLAlchemy's ``orig``) says the
+    filesystem is full: errno ENOSPC/EDQUOT, SQLite's SQLITE_FULL, PostgreSQL's SQLSTATE 53100. Decided by
+    those codes, never by the wording, which differs by driver, version and locale."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _FULL_ERRNOS:
+            return True
+        sqlite_code = getattr(e, "sqlite_errorcode", None)
+        if isinstance(sqlite_code, int) and sqlite_code & 0xFF == _SQLITE_FULL:
+            return True
+        if getattr(e, "sqlstate", None) == _PG_DISK_FULL or getattr(e, "pgcode", None) == _PG_DISK_FULL:
+            return True
+        orig = getattr(e, "orig", None)
+        todo.extend((e.__cause__, e.__context__, orig if isinstance(orig, BaseException) else None))
+    return False

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "private_dir",
     "private_file",
     "private_umask",
+    "replace_private",
     "write_private",
 ]
 
@@ -88,6 +90,26 @@ def create_private(path: Path, data: bytes, *, replace: bool = False) -> bool:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def replace_private(path: Path, data: str | bytes, *, encoding: str = "utf-8") -> None:
+    """Replace ``path`` with ``data`` atomically, mode 0600: a reader sees the old file or the new one, never a
+    truncated one (``node-status.json`` is rewritten several times a second while monitoring reads it).
+
+    The new content goes to a private temporary file beside ``path`` (``mkstemp`` creates it 0600) and is
+    renamed over it. No fsync: this is for state that is rewritten soon anyway; after a power cut the file is
+    the old or the new version, or empty, and the next write repairs it.
+    """
+    raw = data.encode(encoding) if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def _opener(path: str, flags: int) -> int:

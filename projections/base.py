@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.app import FlagLedger
 from ledger.app.capacity import PoolSizes, retry_while_server_full
-from ledger.errors import IntegrityError, StorageError
+from ledger.errors import Code, IntegrityError, StorageError, is_disk_full
 from ledger.faultpoint import ENV as FAULTPOINT_ENV
 from ledger.faultpoint import faultpoint
 from ledger.log.envelope import Envelope
@@ -106,11 +106,11 @@ def _upsert_statement(dialect: str, table: Table, columns: tuple[str, ...], keys
 
 def storage_error(what: str, exc: Exception, then: str = "") -> StorageError:
     """The views database failed: a StorageError saying what to do (``disk_full`` when its disk is full)."""
-    if "full" in str(exc).lower():
+    if is_disk_full(exc):
         return StorageError(
             f"{what}: the disk holding the views database is full ({exc}); nothing was kept. Free space on "
             "that filesystem (or grow the volume), then repeat the command",
-            code="disk_full",
+            code=Code.DISK_FULL,
         )
     return StorageError(f"{what}: {exc}" + (f"; {then}" if then else ""))
 

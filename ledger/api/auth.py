@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from ledger.app import Actor
 from ledger.domain.types import Action, Role, parse_enum
-from ledger.errors import FlagLedgerError, InputError, NotFoundError, PermissionDenied
+from ledger.errors import AuthError, Code, InputError, NotFoundError, PermissionDenied
 from ledger.runtime.bootstrap import Node
 
 __all__ = [
@@ -38,12 +38,6 @@ DEFAULT_TTL = timedelta(hours=1)
 MAX_TTL = timedelta(hours=12)  # one working day at most: a lost token must not outlive the shift
 
 
-class AuthError(FlagLedgerError):
-    """The caller is not authenticated (HTTP 401): missing, malformed, forged, expired or revoked token."""
-
-    code = "unauthenticated"
-
-
 @dataclass(frozen=True)
 class Principal:
     """Who is calling, as proven by a verified token."""
@@ -58,7 +52,7 @@ class Principal:
         agency, _ = node.app.authorise(self.actor, action)
         if not agency.allows(set(self.roles), action):
             raise PermissionDenied(
-                f"this token (roles: {', '.join(self.roles)}) does not cover {action.value}", code="token_scope"
+                f"this token (roles: {', '.join(self.roles)}) does not cover {action.value}", code=Code.TOKEN_SCOPE
             )
 
 

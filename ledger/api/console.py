@@ -18,13 +18,13 @@ from fastapi import APIRouter, Cookie, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from ledger.api.auth import AuthError, Principal, token_secret, verify_token
+from ledger.api.auth import Principal, token_secret, verify_token
 from ledger.api.deps import COOKIE, LockedNode
 from ledger.api.errors import error_body, status_for
 from ledger.api.settings import HttpSettings
 from ledger.domain import bounds
 from ledger.domain.types import Action
-from ledger.errors import FlagLedgerError, InputError, PermissionDenied
+from ledger.errors import AuthError, Code, FlagLedgerError, InputError, PermissionDenied
 from ledger.runtime.bootstrap import Node
 from projections import views
 
@@ -89,7 +89,7 @@ def _session(node: Node, token: str | None) -> Principal:
 
 def _check_csrf(node: Node, who: Principal, value: str) -> None:
     if not hmac.compare_digest(_csrf(node, who), value):
-        raise PermissionDenied("the form is stale or not from this console; reload the page", code="csrf")
+        raise PermissionDenied("the form is stale or not from this console; reload the page", code=Code.CSRF)
 
 
 # -- sign in and out -------------------------------------------------------------------------------------------
@@ -206,7 +206,7 @@ def held(request: Request, node: LockedNode, session: Session = None) -> Respons
         who = _session(node, session)
         queue = views.work_queue(node, who.actor)
         if not queue.held and not _decides(node, who):
-            raise PermissionDenied("only reviewers and approvers see held requests", code="role_not_permitted")
+            raise PermissionDenied("only reviewers and approvers see held requests", code=Code.ROLE_NOT_PERMITTED)
     except FlagLedgerError as exc:
         return _refused(request, node, who, exc)
     return _page(request, node, who, "held.html", queue=queue)

@@ -14,7 +14,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ledger.api.auth import AuthError, Principal, verify_token
+from ledger.api.auth import Principal, verify_token
+from ledger.errors import AuthError
 from ledger.runtime.bootstrap import Node
 
 __all__ = ["COOKIE", "Caller", "CurrentNode", "LockedNode", "caller", "current_node"]

@@ -14,8 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.api.auth import AuthError
 from ledger.errors import (
+    AuthError,
     ConfigurationError,
     FlagLedgerError,
     InputError,

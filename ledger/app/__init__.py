@@ -11,12 +11,11 @@ from ledger.app.values import (
     SYSTEM,
     Actor,
     FlagStateReader,
-    KeyEventError,
-    KeyProblem,
     ProxyIndex,
     QuerierAnswer,
     is_local_only,
 )
+from ledger.errors import KeyEventError, KeyProblem
 
 __all__ = [
     "CONCURRENT_CHANGE",

@@ -14,7 +14,7 @@ from ledger.app.values import Actor
 from ledger.domain.bounds import NOTE, fit_text
 from ledger.domain.checkpoints import AgencyHold
 from ledger.domain.types import Action
-from ledger.errors import InputError, IntegrityError, StateConflict
+from ledger.errors import CheckpointFork, InputError, StateConflict
 from ledger.merkle import EMPTY_ROOT, verify_consistency
 
 if TYPE_CHECKING:
@@ -23,10 +23,6 @@ if TYPE_CHECKING:
 __all__ = ["CheckpointFork", "check_extends", "check_incoming", "hold_agency", "hold_reason", "holds", "lift_hold"]
 
 alarm = logging.getLogger("flagledger.alarm")
-
-
-class CheckpointFork(IntegrityError):
-    code = "checkpoint_fork"
 
 
 def check_extends(prev: Checkpoint | None, cp: Checkpoint) -> None:

@@ -33,6 +33,7 @@ from ledger import clock
 from ledger.domain.incidents import Incident, incident_kind
 from ledger.domain.types import Action
 from ledger.errors import (
+    Code,
     FlagLedgerError,
     InputError,
     NotFoundError,
@@ -146,7 +147,7 @@ def _stream_origin(app: FlagLedger, stream: str) -> tuple[str, Any] | None:
         return env.header.origin, app.signed_mapper.decode(env)
     except (FlagLedgerError, ValueError) as exc:
         alarm.error("incident: the first event of stream %s does not verify here [%s]", stream,
-                    getattr(exc, "code", "malformed"))
+                    getattr(exc, "code", Code.MALFORMED))
         return None
 
 
@@ -250,7 +251,7 @@ def authorise_any(app: FlagLedger, actor: Actor, actions: Sequence[Action]) -> N
             return
         except PermissionDenied as exc:
             denied = exc
-    raise denied or PermissionDenied(f"{actor} may not handle incidents", code="role_not_permitted")
+    raise denied or PermissionDenied(f"{actor} may not handle incidents", code=Code.ROLE_NOT_PERMITTED)
 
 
 def _raised_rows(app: FlagLedger) -> Iterator[Any]:

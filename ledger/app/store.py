@@ -19,14 +19,16 @@ from eventsourcing.persistence import (
     StoredEvent,
 )
 
-from ledger.app.values import CONCURRENT_CHANGE, KEY_TOPIC_PREFIX
+from ledger.app.values import CONCURRENT_CHANGE
 from ledger.app.wiring import LedgerWiring
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.event_fields import check_event
 from ledger.errors import (
+    Code,
     NotFoundError,
     StateConflict,
     StorageError,
+    is_disk_full,
 )
 from ledger.log.envelope import Envelope
 
@@ -67,25 +69,19 @@ class LedgerStore(LedgerWiring):
         except LibIntegrityError as exc:
             # the driver's words (constraint, key values) are for the log, never for the person at the screen
             log.info("save refused by the store's unique key: %s", exc)
-            raise StateConflict(CONCURRENT_CHANGE, code="concurrent_change") from exc
+            raise StateConflict(CONCURRENT_CHANGE, code=Code.CONCURRENT_CHANGE) from exc
         except (PersistenceError, OperationalError) as exc:
-            if "full" in str(exc).lower():
+            if is_disk_full(exc):
                 raise StorageError(
                     f"the disk holding the event store is full ({exc}): nothing was recorded. Free space on that "
                     "filesystem (or grow the volume), then repeat the command",
-                    code="disk_full",
+                    code=Code.DISK_FULL,
                 ) from exc
             raise StorageError(
                 f"the event store refused the write: {exc}; nothing was recorded. Check the database, then "
                 "repeat the command"
             ) from exc
-        keys = [
-            (self.signed_mapper.open(r.notification.state), r.notification)
-            for r in recordings
-            if r.notification.topic.startswith(KEY_TOPIC_PREFIX)
-        ]
-        if keys:
-            self.apply_key_events(keys)
+        # (its key events are in the key registry: the store's door folded them in, ledger.log.store_door)
         return [r.notification.id for r in recordings]
 
     def load(self, cls: type[A], aggregate_id: UUID, what: str) -> A:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 from ledger.domain.base import LedgerAggregate
@@ -15,9 +15,7 @@ from ledger.domain.types import (
     staff_id,
 )
 from ledger.errors import (
-    FlagLedgerError,
     InputError,
-    IntegrityError,
 )
 
 log = logging.getLogger("flagledger.ledger")
@@ -26,7 +24,6 @@ A = TypeVar("A", bound=LedgerAggregate)
 CONCURRENT_CHANGE = "someone else changed this at the same time; nothing was recorded: reload it and try again"
 
 log = logging.getLogger("flagledger.ledger")
-KEY_TOPIC_PREFIX = "ledger.domain.keys:"
 SYSTEM = "system"
 
 
@@ -90,39 +87,6 @@ def is_answered(status: str | None) -> bool:
     """Whether a provision request with this status gave the querier the information."""
     return status in ANSWERED_STATUSES
 
-
-
-@dataclass(frozen=True)
-class KeyProblem:
-    """A key-registry event that could not be applied: where it is and why (for ``audit verify`` to name)."""
-
-    position: int | None
-    stream: str
-    version: int
-    topic: str
-    reason: str
-    code: str
-
-
-class KeyEventError(IntegrityError):
-    """A key-registry event of the log failed to verify or apply; the node cannot trust the keys after it."""
-
-    code = "bad_key_event"
-
-    def __init__(self, problem: KeyProblem) -> None:
-        where = f"position {problem.position}" if problem.position is not None else "an event"
-        super().__init__(
-            f"the key event at {where} ({problem.topic} v{problem.version} of stream {problem.stream}) cannot be "
-            f"applied: {problem.reason}. Run `flagledger audit verify`",
-            code=problem.code,
-        )
-        self.problem = problem
-
-    @classmethod
-    def at(cls, row: Any, exc: Exception) -> KeyEventError:
-        code = exc.code if isinstance(exc, FlagLedgerError) else "malformed"
-        return cls(KeyProblem(getattr(row, "id", None), str(row.originator_id), row.originator_version,
-                              str(row.topic), str(exc), code))
 
 
 def is_local_only(topic: str) -> bool:

@@ -17,13 +17,15 @@ from eventsourcing.persistence import (
 )
 
 from ledger import clock
-from ledger.app.values import FlagStateReader, KeyEventError, KeyProblem, ProxyIndex
+from ledger.app.values import FlagStateReader, ProxyIndex
 from ledger.domain.types import (
     Action,
 )
 from ledger.errors import (
     ConfigurationError,
     FlagLedgerError,
+    KeyEventError,
+    KeyProblem,
     PermissionDenied,
     StorageError,
 )
@@ -93,6 +95,7 @@ class LedgerWiring(Application[UUID]):
         assert isinstance(events, SignedEventStore)
         self.signed_store: SignedEventStore = events
         self.signed_store.default_origin = self._single_origin
+        self.signed_store.door.fold_keys = self.apply_key_events  # every stored key event, saved or received
         if hasattr(self.recorder, "leaf_of"):
             self.recorder.leaf_of = self.signed_mapper.leaf_of_state
         self.signed_mapper.read_v1 = audit

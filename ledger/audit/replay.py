@@ -51,7 +51,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from ledger.app import FlagLedger
 from ledger.domain.types import parse_moment
-from ledger.errors import FlagLedgerError, InputError, IntegrityError, StateConflict, StorageError
+from ledger.errors import Code, FlagLedgerError, InputError, IntegrityError, StateConflict, StorageError
 from ledger.files import private_dir, private_file
 from ledger.log.envelope import Envelope
 from projections.base import BatchedProjection, Projector, create_engine, tracking, upsert
@@ -257,7 +257,7 @@ def _batch_time(batch: Sequence[Row]) -> datetime:
         return max(env.header.timestamp.astimezone(UTC) for _, env in batch)
     except TypeError as exc:  # a naive time cannot be placed on the time line
         n = batch[0][0]
-        raise IntegrityError(f"position {n.id}: event time has no UTC offset", code="malformed") from exc
+        raise IntegrityError(f"position {n.id}: event time has no UTC offset", code=Code.MALFORMED) from exc
 
 
 # -- the replay ---------------------------------------------------------------------------------------------

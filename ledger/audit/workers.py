@@ -30,7 +30,7 @@ from pathlib import Path
 from sys import intern
 from typing import TYPE_CHECKING
 
-from ledger.errors import FlagLedgerError, StorageError
+from ledger.errors import Code, FlagLedgerError, StorageError
 
 if TYPE_CHECKING:
     from ledger.app import FlagLedger
@@ -144,7 +144,7 @@ def check_rows(mapper: SignedMapper, rows: Sequence[LogRow]) -> PageResult:
         if state is None:
             return PageResult(links, first_sig, last_sig, row_finding(
                 n, "the stored event is not a byte string (its cell holds text or a number: edited outside "
-                "flagledger)", "malformed"))
+                "flagledger)", Code.MALFORMED))
         try:
             env = open_(state)
             check_fields(env, row_stream, version, topic)
@@ -163,7 +163,7 @@ def check_rows(mapper: SignedMapper, rows: Sequence[LogRow]) -> PageResult:
             return PageResult(links, first_sig, last_sig, row_finding(n, str(exc), exc.code), chain_first=True)
         if bad is not None:  # e.g. a stream opened in another agency's name
             reason = foreign_writer_reason(h.stream, version, topic, h.origin, bad)
-            return PageResult(links, first_sig, last_sig, row_finding(n, reason, "foreign_writer"), chain_first=True)
+            return PageResult(links, first_sig, last_sig, row_finding(n, reason, Code.FOREIGN_WRITER), chain_first=True)
         if not first_sig:
             first_sig = sig
         last_sig = sig

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ledger.errors import InputError
+from ledger.errors import Code, InputError
 
 __all__ = [
     "ACTOR",
@@ -88,7 +88,7 @@ def check_text(field: str, value: object, bound: Bound) -> str:
     if not isinstance(value, str):
         raise InputError(f"{field} must be text", field=field)
     if len(value) > bound.max:
-        raise InputError(f"{field} is longer than {bound.max} characters", field=field, code="oversize")
+        raise InputError(f"{field} is longer than {bound.max} characters", field=field, code=Code.OVERSIZE)
     if len(value) < bound.min:
         raise InputError(f"{field} is required", field=field)
     why = bad_text(value)

@@ -24,7 +24,7 @@ from ledger.domain.bounds import Bound, check_text
 from ledger.domain.cases import CHECKLIST_ITEMS
 from ledger.domain.incidents import IncidentKind
 from ledger.domain.types import Action, AgencyKind, Applicant, Flag, Reason, RequestKind, Role
-from ledger.errors import InputError
+from ledger.errors import Code, InputError
 
 __all__ = ["BY_EVENT", "BY_NAME", "Rule", "check_event", "event_key"]
 
@@ -34,7 +34,7 @@ BASE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "or
 
 
 def _schema(field: str, what: str) -> InputError:
-    return InputError(f"{field} must be {what}", field=field, code="schema")
+    return InputError(f"{field} must be {what}", field=field, code=Code.SCHEMA)
 
 
 # Each rule answers a valid value in one or two cheap tests (every saved and every ingested event passes through
@@ -126,7 +126,7 @@ def list_of(rule: Rule, most: int) -> Rule:
         if not isinstance(value, list):
             raise _schema(field, "a list")
         if len(value) > most:
-            raise InputError(f"{field} has more than {most} entries", field=field, code="oversize")
+            raise InputError(f"{field} has more than {most} entries", field=field, code=Code.OVERSIZE)
         for item in value:
             rule(field, item)
 
@@ -264,7 +264,7 @@ def check_event(event: object, *, peer: bool = False) -> None:
     rules = _RULES.get(cls) or _rules(cls)
     if rules is None:
         if peer:
-            raise InputError(f"{event_key(cls)} has no field rules in this release", code="schema")
+            raise InputError(f"{event_key(cls)} has no field rules in this release", code=Code.SCHEMA)
         for field, value in state.items():
             if field not in BASE_FIELDS and isinstance(value, str):
                 check_text(field, value, bounds.NOTE)
@@ -273,8 +273,8 @@ def check_event(event: object, *, peer: bool = False) -> None:
         fields = state.keys() - BASE_FIELDS
         missing = sorted(rules.keys() - fields)
         if missing:
-            raise InputError(f"{event_key(cls)} lacks its field {missing[0]}", field=missing[0], code="schema")
+            raise InputError(f"{event_key(cls)} lacks its field {missing[0]}", field=missing[0], code=Code.SCHEMA)
         if fields != rules.keys():  # the sender's own key names are not echoed either
-            raise InputError(f"{event_key(cls)} has a field this release does not know", code="schema")
+            raise InputError(f"{event_key(cls)} has a field this release does not know", code=Code.SCHEMA)
     for field, rule in rules.items():
         rule(field, state.get(field))

@@ -18,7 +18,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate
-from ledger.errors import InputError, StateConflict
+from ledger.errors import Code, InputError, StateConflict
 
 __all__ = ["INCIDENT_CODES", "Incident", "IncidentKind", "IncidentReport", "incident_kind"]
 
@@ -34,15 +34,15 @@ class IncidentKind(StrEnum):
 # listed are faults, not attacks: malformed or unknown topics (a bug or an older node), gaps, an agency not
 # yet trusted, a key not yet valid or expired (a wrong clock), an agency already on hold (raised when held).
 INCIDENT_CODES: dict[str, IncidentKind] = {
-    "bad_signature": IncidentKind.FORGED_SIGNATURE,
-    "unknown_key": IncidentKind.FORGED_SIGNATURE,
-    "wrong_agency": IncidentKind.FORGED_SIGNATURE,
-    "revoked_key": IncidentKind.FORGED_SIGNATURE,  # stamped after its key's revocation: a stolen key's use
-    "fork": IncidentKind.FORK,
-    "checkpoint_fork": IncidentKind.FORK,
-    "forged_own": IncidentKind.FORK,
-    "foreign_writer": IncidentKind.FOREIGN_WRITER,
-    "revoked_key_late": IncidentKind.REVOKED_KEY_LATE,
+    Code.BAD_SIGNATURE: IncidentKind.FORGED_SIGNATURE,
+    Code.UNKNOWN_KEY: IncidentKind.FORGED_SIGNATURE,
+    Code.WRONG_AGENCY: IncidentKind.FORGED_SIGNATURE,
+    Code.REVOKED_KEY: IncidentKind.FORGED_SIGNATURE,  # stamped after its key's revocation: a stolen key's use
+    Code.FORK: IncidentKind.FORK,
+    Code.CHECKPOINT_FORK: IncidentKind.FORK,
+    Code.FORGED_OWN: IncidentKind.FORK,
+    Code.FOREIGN_WRITER: IncidentKind.FOREIGN_WRITER,
+    Code.REVOKED_KEY_LATE: IncidentKind.REVOKED_KEY_LATE,
 }
 
 

@@ -9,7 +9,7 @@ from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.types import Flag, ProvisionStatus
-from ledger.errors import SelfApprovalError, StateConflict
+from ledger.errors import Code, SelfApprovalError, StateConflict
 
 
 def must_hold(national_flags: Mapping[str, Sequence[str]]) -> bool:
@@ -88,7 +88,7 @@ class ProvisionRequest(LedgerAggregate):
             raise StateConflict(
                 "the proposal you approve is not the current one (it was proposed again since): reload the held "
                 "request, review the current proposal and approve that one",
-                code="stale_proposal",
+                code=Code.STALE_PROPOSAL,
             )
         if self.proposal["decision"] == "provide":
             self._provided_manually(approved_by=by, proposal_version=proposal_version)

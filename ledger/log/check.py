@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from ledger.errors import Code
 from ledger.log.findings import Finding
 from ledger.log.head import LogHead
 from ledger.merkle import CompactRange
@@ -144,7 +145,7 @@ class LogCheck:
                 self.v2_own += 1
         if self.stop is not None and self.stop.position == position:
             # a checkpoint that does not extend its agency's last one held: the last one may have been deleted
-            if self.stop.code == "checkpoint_fork" and self.gap is not None:
+            if self.stop.code == Code.CHECKPOINT_FORK and self.gap is not None:
                 return self._named(position, "missing", f"{self.stop.reason} (at position {position})")
             return replace(self.stop, index=tree.size)
         cover = self.covers.get(position)
@@ -221,7 +222,7 @@ class LogCheck:
                            f"{self._bound(self.last_position)}", "missing", self.gap_index)
         end = self.last_position + 1
         return Finding(end, "", 0, "", f"{reason}: the log was cut after position {self.last_position} "
-                       "(a truncated log)", "truncated", self.tree.size)
+                       "(a truncated log)", Code.TRUNCATED, self.tree.size)
 
     def _here(self, position: int, stream: str, version: int, topic: str, code: str, reason: str) -> Finding:
         return Finding(position, stream, version, topic, reason, code, self.tree.size)

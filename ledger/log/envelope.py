@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
-from ledger.errors import IntegrityError, SignatureError
+from ledger.errors import Code, IntegrityError, SignatureError
 from ledger.merkle import EMPTY_ROOT, leaf_hash, node_hash
 
 __all__ = [
@@ -104,7 +104,7 @@ def _newer(what: str) -> IntegrityError:
     return IntegrityError(
         f"{what}: written by a newer flagledger. Upgrade this node, then replay the message "
         "(`flagledger consumers replay`)",
-        code="newer_envelope",
+        code=Code.NEWER_ENVELOPE,
     )
 
 
@@ -165,18 +165,18 @@ class Header(NamedTuple):
             try:
                 d = json.loads(raw)
             except (ValueError, UnicodeDecodeError) as exc:
-                raise IntegrityError(f"envelope header is not JSON: {exc}", code="malformed") from exc
+                raise IntegrityError(f"envelope header is not JSON: {exc}", code=Code.MALFORMED) from exc
         if type(d) is not dict or type(d.get("v")) is not int:
-            raise IntegrityError("envelope header has the wrong fields or version", code="malformed")
+            raise IntegrityError("envelope header has the wrong fields or version", code=Code.MALFORMED)
         v = d["v"]
         if v > 2:
             raise _newer(f"envelope header version {v}")
         keys = _HEADER_KEYS if v == 2 else _HEADER_KEYS_V1
         if v not in (1, 2) or not keys <= d.keys():
-            raise IntegrityError("envelope header has the wrong fields or version", code="malformed")
+            raise IntegrityError("envelope header has the wrong fields or version", code=Code.MALFORMED)
         if d.keys() != keys:
             if v == 1:
-                raise IntegrityError("envelope header has the wrong fields or version", code="malformed")
+                raise IntegrityError("envelope header has the wrong fields or version", code=Code.MALFORMED)
             raise _newer("envelope header has fields this release does not know")
         if not (
             type(d["id"]) is str
@@ -191,9 +191,9 @@ class Header(NamedTuple):
             and type(d["version"]) is int
             and (v == 1 or type(d["commit"]) is str)
         ):
-            raise IntegrityError("envelope header field has the wrong type", code="malformed")
+            raise IntegrityError("envelope header field has the wrong type", code=Code.MALFORMED)
         if len(d["prev"]) != 64 or len(d["digest"]) != 64 or d["version"] < 1:
-            raise IntegrityError("envelope header has a malformed hash or version", code="malformed")
+            raise IntegrityError("envelope header has a malformed hash or version", code=Code.MALFORMED)
         commit = d["commit"] if v == 2 else COMMIT_SHA256
         if commit not in COMMITS:
             raise _newer("envelope header names a commitment kind this release does not know")
@@ -217,7 +217,7 @@ class Header(NamedTuple):
         try:
             return datetime.fromisoformat(self.time)
         except ValueError as exc:
-            raise IntegrityError(f"envelope time {self.time!r} is not ISO 8601", code="malformed") from exc
+            raise IntegrityError(f"envelope time {self.time!r} is not ISO 8601", code=Code.MALFORMED) from exc
 
 
 class RootMemo:
@@ -250,11 +250,11 @@ def check_extensions(ext: bytes) -> None:
     at, last = 0, -1
     while at < len(ext):
         if at + 4 > len(ext):
-            raise IntegrityError("malformed envelope extension record", code="malformed")
+            raise IntegrityError("malformed envelope extension record", code=Code.MALFORMED)
         kind, n = _EXT.unpack_from(ext, at)
         at += 4 + n
         if at > len(ext) or kind <= last:
-            raise IntegrityError("malformed or unordered envelope extension records", code="malformed")
+            raise IntegrityError("malformed or unordered envelope extension records", code=Code.MALFORMED)
         last = kind
         if kind & CRITICAL:
             raise _newer(f"envelope extension {kind:#06x} is critical and unknown")
@@ -327,7 +327,7 @@ class Envelope:
     def header(self) -> Header:
         h = Header.from_bytes(self.header_bytes)
         if (h.v == 1) != (self.seal.log_size < 0):
-            raise IntegrityError("envelope header version does not match its format", code="malformed")
+            raise IntegrityError("envelope header version does not match its format", code=Code.MALFORMED)
         return h
 
     @_memo
@@ -351,7 +351,7 @@ class Envelope:
         s = self.seal
         fn, sn = s.leaf_index, s.size - 1
         if not 0 <= fn <= sn:
-            raise SignatureError("seal index outside its batch", code="malformed")
+            raise SignatureError("seal index outside its batch", code=Code.MALFORMED)
         r = self.leaf_hash
         path = s.path
         last = memo.last if memo is not None else None  # one read: a consistent snapshot across threads
@@ -370,7 +370,7 @@ class Envelope:
                     root = lroot
                     break
             if sn == 0:
-                raise SignatureError("malformed batch inclusion path (too long)", code="malformed")
+                raise SignatureError("malformed batch inclusion path (too long)", code=Code.MALFORMED)
             steps.append((fn, sn, r))
             p = path[at : at + 32]
             if (
@@ -397,7 +397,7 @@ class Envelope:
             sn >>= 1
         else:
             if sn != 0:
-                raise SignatureError("malformed batch inclusion path (too short)", code="malformed")
+                raise SignatureError("malformed batch inclusion path (too short)", code=Code.MALFORMED)
             root = r
         if memo is not None:
             memo.last = (path, steps, root)
@@ -461,7 +461,7 @@ class Envelope:
             if log_size > _MAX_LOG:
                 raise ValueError("log size out of range")
         except (ValueError, struct.error, TypeError) as exc:
-            raise IntegrityError(f"malformed envelope: {exc}", code="malformed") from exc
+            raise IntegrityError(f"malformed envelope: {exc}", code=Code.MALFORMED) from exc
         ext = raw[ext_at:sig_at]
         if ext:
             check_extensions(ext)

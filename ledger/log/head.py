@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from eventsourcing.persistence import StoredEvent
 
-from ledger.errors import IntegrityError
+from ledger.errors import Code, IntegrityError
 from ledger.merkle import EMPTY_ROOT, HASH_SIZE, CompactRange
 
 __all__ = ["LogHead", "PendingBatch", "head_missing", "plain_leaf", "rows_to_insert"]
@@ -71,7 +71,7 @@ class LogHead:
             raise IntegrityError(
                 "the log head row does not agree with itself (edited?): nothing was recorded. Run "
                 "`flagledger audit verify`",
-                code="head_corrupt",
+                code=Code.HEAD_CORRUPT,
             )
         return cls(int(size), bytes(root), tuple(hashes))
 
@@ -103,7 +103,7 @@ def head_missing() -> IntegrityError:
         "this log has events but no log head row: it was written before envelope v2 (or the row was deleted). "
         "It can be checked with `flagledger audit verify` but nothing more is appended to it; start a fresh "
         "data directory (see docs/tamper-evidence.md)",
-        code="head_missing",
+        code=Code.HEAD_MISSING,
     )
 
 

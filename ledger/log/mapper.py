@@ -24,7 +24,6 @@ from eventsourcing.persistence import (
     EventStore,
     JSONTranscoder,
     Mapper,
-    Notification,
     Recording,
     StoredEvent,
     Transcoder,
@@ -35,6 +34,7 @@ from eventsourcing.utils import TopicError, get_topic, resolve_topic
 from ledger.domain.authority import Owner, append_violation, foreign_writer_reason, payload_violation
 from ledger.errors import (
     ChainError,
+    Code,
     ConfigurationError,
     IntegrityError,
     PermissionDenied,
@@ -45,6 +45,7 @@ from ledger.log.batch_writer import HeaderTemplate, check_log_head, envelope_byt
 from ledger.log.cipher import reuse_key_schedule
 from ledger.log.envelope import GENESIS, Envelope, RootMemo, batch_message
 from ledger.log.signing import KeyRing, Signer
+from ledger.log.store_door import StoreDoor
 from ledger.merkle import EMPTY_ROOT
 
 __all__ = ["PreparedBatch", "SignedEventStore", "SignedMapper"]
@@ -189,7 +190,7 @@ class SignedMapper(Mapper[UUID]):
             if bad is not None:
                 raise PermissionDenied(
                     foreign_writer_reason(str(originator_id), version, topic, origin, bad) + "; nothing was recorded",
-                    code="foreign_writer",
+                    code=Code.FOREIGN_WRITER,
                 )
             payload = encode(state)
             if version == 1:
@@ -254,7 +255,7 @@ class SignedMapper(Mapper[UUID]):
                 raw = self.cipher.decrypt(stored_state)
             except Exception as exc:  # the library raises ValueError or InvalidTag
                 raise SignatureError(
-                    f"stored event cannot be decrypted: {exc}", code="undecryptable"
+                    f"stored event cannot be decrypted: {exc}", code=Code.UNDECRYPTABLE
                 ) from exc
         return Envelope.from_bytes(raw)
 
@@ -272,7 +273,7 @@ class SignedMapper(Mapper[UUID]):
             raise IntegrityError(
                 "envelope format v1 (no log head) is read only by `flagledger audit verify`: this node writes and "
                 "accepts v2 (see docs/tamper-evidence.md)",
-                code="old_envelope",
+                code=Code.OLD_ENVELOPE,
             )
         root = env.batch_root(self._roots)
         self.keyring.verify_root(h.origin, h.key_id, h.timestamp, root, seal)
@@ -297,9 +298,9 @@ class SignedMapper(Mapper[UUID]):
             cls = resolve_topic(h.topic)
             stream = UUID(h.stream) if originator_id is None else originator_id
         except (TopicError, ValueError) as exc:
-            raise IntegrityError(f"unknown event topic or stream: {exc}", code="malformed") from exc
+            raise IntegrityError(f"unknown event topic or stream: {exc}", code=Code.MALFORMED) from exc
         if not isinstance(cls, type) or not isinstance(state := self._payload(env), dict):
-            raise IntegrityError(f"{h.topic} is not an event with a mapping payload", code="malformed")
+            raise IntegrityError(f"{h.topic} is not an event with a mapping payload", code=Code.MALFORMED)
         state["originator_id"] = stream
         state["originator_version"] = h.version
         class_version = getattr(cls, "class_version", 1)
@@ -321,9 +322,9 @@ class SignedMapper(Mapper[UUID]):
         try:
             cls = resolve_topic(h.topic)
         except (TopicError, ValueError) as exc:
-            raise IntegrityError(f"unknown event topic or stream: {exc}", code="malformed") from exc
+            raise IntegrityError(f"unknown event topic or stream: {exc}", code=Code.MALFORMED) from exc
         if not isinstance(cls, type) or not isinstance(state := self._payload(env), dict):
-            raise IntegrityError(f"{h.topic} is not an event with a mapping payload", code="malformed")
+            raise IntegrityError(f"{h.topic} is not an event with a mapping payload", code=Code.MALFORMED)
         from_version = state.get("class_version", 1)
         if type(from_version) is not int or from_version != getattr(cls, "class_version", 1):
             # upcast (which may fail) or refuse, exactly as decode does
@@ -333,13 +334,13 @@ class SignedMapper(Mapper[UUID]):
     @staticmethod
     def _upcast(topic: str, cls: type, state: dict[str, Any], from_version: Any, class_version: int) -> None:
         if not isinstance(from_version, int) or from_version < 1:
-            raise IntegrityError(f"{topic} has a bad class_version {from_version!r}", code="malformed")
+            raise IntegrityError(f"{topic} has a bad class_version {from_version!r}", code=Code.MALFORMED)
         if from_version > class_version:
             # written by a newer release: decoding it with our older class could silently drop fields
             raise IntegrityError(
                 f"{topic} v{from_version} was written by a newer flagledger (this node knows up to "
                 f"v{class_version}); upgrade this node, then replay the message (`flagledger consumers replay`)",
-                code="newer_schema",
+                code=Code.NEWER_SCHEMA,
             )
         try:
             while from_version < class_version:
@@ -347,7 +348,7 @@ class SignedMapper(Mapper[UUID]):
                 from_version += 1
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(
-                f"{topic} cannot be upcast from v{from_version}: {exc}", code="malformed"
+                f"{topic} cannot be upcast from v{from_version}: {exc}", code=Code.MALFORMED
             ) from exc
 
     def _payload(self, env: Envelope) -> Any:
@@ -367,7 +368,7 @@ class SignedMapper(Mapper[UUID]):
             return self.transcoder.decode(env.payload)
         except Exception as exc:
             raise IntegrityError(
-                f"payload of {env.header.topic} cannot be decoded: {exc}", code="malformed"
+                f"payload of {env.header.topic} cannot be decoded: {exc}", code=Code.MALFORMED
             ) from exc
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
@@ -392,6 +393,8 @@ class SignedEventStore(EventStore[UUID]):
         # stream → its owner (the signer of its v1 and its aggregate; never changes), bounded like the heads
         self._owners: OrderedDict[UUID, Owner] = OrderedDict()
         self.default_origin: Callable[[], str] | None = None
+        # every write goes in through this door (ledger.log.store_door): saves sealed here and peers' events
+        self.door = StoreDoor(recorder, self, mapper.protect, mapper.open)
 
     def head(self, originator_id: UUID) -> Head | None:
         cached = self._heads.get(originator_id)
@@ -447,7 +450,13 @@ class SignedEventStore(EventStore[UUID]):
         cache[originator_id] = head
         cache.move_to_end(originator_id)
 
-    def _remember_all(self, heads: dict[UUID, Head]) -> None:
+    def drop_heads(self, originator_ids: Sequence[UUID]) -> None:
+        """Forget these streams' heads: a refused write must not leave stale heads behind."""
+        with self._heads_lock:
+            for oid in originator_ids:
+                self._heads.pop(oid, None)
+
+    def remember_all(self, heads: dict[UUID, Head]) -> None:
         """``remember`` each of a saved batch's heads (one lock and one trim per batch, not per event)."""
         with self._heads_lock:
             for oid, head in heads.items():
@@ -496,24 +505,7 @@ class SignedEventStore(EventStore[UUID]):
         # the recorder seals the batch over the log head inside its insert transaction (ledger.log.head);
         # the rows passed name the events (stream, version, topic) for any reader of the arguments
         unsealed = [StoredEvent(oid, version, topic, b"") for oid, version, topic in batch.rows]
-        try:
-            ids = self.recorder.insert_events(unsealed, batch=batch, **kwargs)
-        except Exception:
-            with self._heads_lock:  # a refused write must not leave stale heads behind
-                for e in domain_events:
-                    self._heads.pop(e.originator_id, None)
-            raise
-        self._remember_all(heads)
-        for oid, owner in owners.items():
-            self.remember_owner(oid, owner)
-        recordings = []
-        stored = batch.sealed
-        if ids:
-            for d, s, n_id in zip(domain_events, stored, ids, strict=True):
-                recordings.append(
-                    Recording(d, Notification(s.originator_id, s.originator_version, s.topic, s.state, n_id))
-                )
-        return recordings
+        return self.door.save(domain_events, unsealed, heads, owners, batch=batch, **kwargs)
 
     def get(
         self,

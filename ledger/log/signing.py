@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.errors import ConfigurationError, SignatureError, UntrustedKeyError
+from ledger.errors import Code, ConfigurationError, SignatureError, UntrustedKeyError
 from ledger.files import write_private
 from ledger.log.envelope import Seal, batch_message
 
@@ -139,7 +139,7 @@ class KeyRing:
         try:
             return self._records[key_id]
         except KeyError:
-            raise UntrustedKeyError(f"unknown signing key {key_id}", code="unknown_key") from None
+            raise UntrustedKeyError(f"unknown signing key {key_id}", code=Code.UNKNOWN_KEY) from None
 
     def revoked(self, key_id: str) -> KeyRecord | None:
         """The key's record if it is revoked (from any time), else None."""
@@ -157,24 +157,24 @@ class KeyRing:
         rec = self._records.get(key_id)
         if rec is None:
             if not self.knows_agency(agency):
-                raise UntrustedKeyError(f"unknown agency {agency}: no key registered", code="unknown_agency")
-            raise UntrustedKeyError(f"unknown signing key {key_id} for agency {agency}", code="unknown_key")
+                raise UntrustedKeyError(f"unknown agency {agency}: no key registered", code=Code.UNKNOWN_AGENCY)
+            raise UntrustedKeyError(f"unknown signing key {key_id} for agency {agency}", code=Code.UNKNOWN_KEY)
         if rec.agency != agency:
             raise UntrustedKeyError(
-                f"key {key_id} belongs to {rec.agency}, not {agency}", code="wrong_agency"
+                f"key {key_id} belongs to {rec.agency}, not {agency}", code=Code.WRONG_AGENCY
             )
         if rec.revoked_from is not None and at >= rec.revoked_from:
             raise UntrustedKeyError(
                 f"key {key_id} was revoked from {rec.revoked_from.isoformat()} ({rec.revocation_reason})",
-                code="revoked_key",
+                code=Code.REVOKED_KEY,
             )
         if at < rec.valid_from:
             raise UntrustedKeyError(
-                f"key {key_id} is not valid before {rec.valid_from.isoformat()}", code="key_not_yet_valid"
+                f"key {key_id} is not valid before {rec.valid_from.isoformat()}", code=Code.KEY_NOT_YET_VALID
             )
         if rec.valid_until is not None and at >= rec.valid_until:
             raise UntrustedKeyError(
-                f"key {key_id} expired at {rec.valid_until.isoformat()}", code="key_expired"
+                f"key {key_id} expired at {rec.valid_until.isoformat()}", code=Code.KEY_EXPIRED
             )
         return self._public[key_id]
 

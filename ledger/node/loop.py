@@ -8,7 +8,6 @@ Metrics, health and readiness (ledger.node.observe) are served when a metrics po
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import time
@@ -18,12 +17,11 @@ from typing import Any, Protocol
 
 from consumers.broker import BrokerUnavailable, retry_delay
 from consumers.inbox import Consumer
+from consumers.node_status import ParkedWatch, StatusFile
 from consumers.outbox import Relay
-from consumers.parked import parked
 from consumers.settings import KafkaSettings
 from ledger.app.checkpoints import Checkpointer, CheckpointSettings
 from ledger.errors import FlagLedgerError, StateConflict, StorageError
-from ledger.files import write_private
 from ledger.runtime.bootstrap import Node
 
 
@@ -80,6 +78,7 @@ def run(
     relay, consumer = Relay(node, settings), Consumer(node, settings, project=follower is None)
     api = start_api() if start_api is not None else None
     status_file = node.config.data_dir / "node-status.json"
+    status_out, parked_count = StatusFile(status_file), ParkedWatch(node.engine).count
     metrics = NodeMetrics()
     server = HealthServer(metrics, observe) if observe.metrics_port else None
     if server is not None:
@@ -129,14 +128,14 @@ def run(
                 "relay_position": relay.position(),
                 "relay_lag": lag,
                 "counts": consumer.counts,
-                "parked": len(parked(node)),
+                "parked": parked_count(),
                 "incidents": _incident_status(node, consumer),
                 "republished_after_loss": relay.republished_after_loss,
                 "projections": options.projections,
                 **({"projections_restarts": follower.restarts} if follower is not None else {}),
                 "audit_views": views_audit.status(),
             }
-            write_private(status_file, json.dumps(status))
+            status_out.write(status)
             if time.monotonic() - measured >= 1.0:  # a snapshot a second is plenty for a 15 s scrape
                 measured = time.monotonic()
                 try:

@@ -12,9 +12,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ledger.app.checkpoints import Checkpoint, statement
-from ledger.app.holds import CheckpointFork, check_extends
+from ledger.app.holds import check_extends
 from ledger.audit.proofs import check_proof, proof_document
-from ledger.errors import InputError, IntegrityError
+from ledger.errors import CheckpointFork, InputError, IntegrityError
 from ledger.log.signing import Signer
 from ledger.merkle import EMPTY_ROOT, consistency_proof, leaf_hash, root_hash
 

@@ -1,0 +1,49 @@
+"""Every error code is spelled once, in ``ledger.errors.Code``, and the values stay what they were.
+
+Threat: none directly — the codes are an interface: API bodies, CLI messages (``flagledger: error [code]``),
+parked rows, incident rules (``ledger/domain/incidents.py`` maps codes to incident kinds) and operators'
+alerting read them. A renamed value would silently stop an incident from being raised.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import ledger.errors as errors
+from ledger.domain.incidents import INCIDENT_CODES
+from ledger.errors import Code
+
+# the values as they were before they were gathered here (issue 17): none may change
+PUBLISHED = {
+    "agency_held", "bad_checkpoint", "bad_key_event", "bad_proof", "bad_signature", "broken_chain",
+    "broker_unavailable", "checkpoint_fork", "checkpoint_mismatch", "concurrent_change", "configuration", "conflict",
+    "csrf", "disk_full", "error", "forbidden", "foreign_agency", "foreign_writer", "forged_own", "fork", "four_eyes",
+    "gap", "head_corrupt", "head_missing", "inactive_staff", "integrity", "invalid_input", "key_expired",
+    "key_not_yet_valid", "malformed", "newer_envelope", "newer_schema", "not_found", "old_envelope", "oversize",
+    "revoked_key", "revoked_key_late", "role_not_permitted", "rule_violation", "schema", "stale_proposal", "storage",
+    "token_scope", "truncated", "unauthenticated", "undecryptable", "unknown_agency", "unknown_key", "unknown_staff",
+    "untrusted_key", "wrong_agency",
+}
+
+
+def constants() -> dict[str, str]:
+    return {k: v for k, v in vars(Code).items() if k.isupper()}
+
+
+def test_every_published_code_is_a_constant_with_its_old_value() -> None:
+    values = constants()
+    assert set(values.values()) == PUBLISHED
+    assert len(set(values.values())) == len(values), "two constants spell one code"
+    for name, value in values.items():
+        assert value == name.lower(), name
+
+
+def test_every_exception_of_the_tree_carries_a_code_of_the_list() -> None:
+    tree = [c for _, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, errors.FlagLedgerError)]
+    assert len(tree) >= 17
+    for cls in tree:
+        assert cls.code in PUBLISHED, cls
+
+
+def test_the_incident_rules_name_codes_of_the_list() -> None:
+    assert set(INCIDENT_CODES) <= PUBLISHED

@@ -13,12 +13,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from consumers.kafka_io import parked_messages
 from sqlalchemy import create_engine
 
 from consumers.node_status import ParkedWatch, StatusFile
 from ledger import files
 from ledger.files import replace_private
+from ledger.runtime.tables import parked_messages
 
 
 def test_replace_private_is_0600_whatever_the_umask_and_leaves_no_temporary_file(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ statements are built once; on SQLite they run on a per-thread read-only ``sqlite
 What decides (whose credentials open whose records, which records the ``NON_DISCLOSURE`` cutoff hides, and
 what a shown record says) comes from the verified log (:mod:`projections.verified`): the person's pseudonyms,
 proxies and cutoff from :class:`~projections.verified.VerifiedState`, each candidate record from its signed
-``Received`` event (:class:`~projections.verified.RecordCheck`). The views only say which records exist and
+``Received`` event (:class:`~projections.record_check.RecordCheck`). The views only say which records exist and
 their outcome: a row deleted there is missing from the page, a row edited there cannot show a record of
 someone else, or one made while the person was protected. The rules are those of :mod:`projections.views`:
 any ``NON_DISCLOSURE`` period of any pseudonym (open ones ending never), the same order.
@@ -24,7 +24,8 @@ from sqlalchemy import Engine, bindparam, select
 
 from projections.base import tracking
 from projections.portal import OPEN_END, portal_records
-from projections.verified import Person, RecordFacts, VerifiedState
+from projections.record_check import RecordFacts
+from projections.verified import Person, VerifiedState
 
 __all__ = ["Facts", "PortalReader", "RecordRow", "candidates_statement"]
 

@@ -9,7 +9,7 @@ from ledger.app import Actor
 from projections.flag_state import resolve_person, subject_alias
 from projections.node import NodeParts
 from projections.portal_read import PortalReader
-from projections.verified import RecordCheck
+from projections.record_check import RecordCheck
 
 __all__ = ["aliases", "fresh", "portal_reader", "record_check", "staff_at"]
 

@@ -30,8 +30,9 @@ from ledger.errors import (
     StorageError,
 )
 from ledger.log.envelope import Envelope
-from ledger.log.mapper import SignedEventStore, SignedMapper
+from ledger.log.mapper import SignedMapper
 from ledger.log.pseudonym import Pseudonymizer
+from ledger.log.signed_store import SignedEventStore
 from ledger.log.signing import KeyRecord, KeyRing, Signer
 from ledger.log.stream_ids import StreamIds
 

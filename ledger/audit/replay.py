@@ -20,9 +20,9 @@ Applying kept events in log order (not in time order) is what the live projector
 or after the last recorded time equals the live views, and a replay at the time of a position ``P`` of a
 purely local log equals a rebuild of the log truncated at ``P``.
 
-The live views are never touched: the replay writes only to its target, which must be empty (or a finished
-replay as of the same instant, reused as it is). Memory stays bounded: the log is read a page at a time, and
-the streams cut at ``T`` are kept in a table of the target, not in memory.
+The live views are never touched: the replay writes only to its target (:mod:`ledger.audit.replay_target`),
+which must be empty (or a finished replay as of the same instant, reused as it is). Memory stays bounded: the
+log is read a page at a time, and the streams cut at ``T`` are kept in a table of the target, not in memory.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from eventsourcing.persistence import Notification
@@ -46,16 +45,12 @@ from sqlalchemy import (
     inspect,
     select,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.app import FlagLedger
-from ledger.domain.types import parse_moment
 from ledger.errors import Code, FlagLedgerError, InputError, IntegrityError, StateConflict, StorageError
-from ledger.files import private_dir, private_file
 from ledger.log.envelope import Envelope
-from projections.base import BatchedProjection, Projector, create_engine, tracking, upsert
-from projections.node import NodeSettings
+from projections.base import BatchedProjection, Projector, tracking, upsert
 from projections.page import PageWriter
 from projections.portal import canonical_time
 from projections.registry import all_projections
@@ -63,12 +58,8 @@ from projections.registry import all_projections
 __all__ = [
     "ReplayInfo",
     "ReplaySummary",
-    "parse_instant",
     "read_replay_info",
     "replay",
-    "resolve_target",
-    "safe_url",
-    "same_pg_database",
 ]
 
 # The replay's own bookkeeping lives on its own MetaData, so live view databases never get these tables.
@@ -119,72 +110,6 @@ class ReplayInfo:
     generated_by: str
     started_at: str
     finished_at: str | None
-
-
-# -- arguments ---------------------------------------------------------------------------------------------
-def parse_instant(value: str, what: str = "--as-of") -> datetime:
-    """An ISO 8601 instant *with* a UTC offset (``2026-11-25T10:00:00+09:00`` or ``...Z``), as UTC.
-
-    A bare local time is refused rather than guessed: an auditor's "10:00" in JST and a server's in UTC are
-    nine hours apart, and a replay at the wrong instant answers the wrong question without any sign of it.
-    One outside the ledger's calendar (``ledger.domain.types.FIRST_DAY``…``LAST_DAY``) is refused too.
-    """
-    return parse_moment(value, what)
-
-
-def safe_url(url: str) -> str:
-    """The URL with any password hidden, for messages and output."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database URL>"
-
-
-def same_pg_database(a: str, b: str) -> bool:
-    ua, ub = make_url(a), make_url(b)
-    return (
-        (ua.host or "127.0.0.1", ua.port or 5432, ua.database or "postgres")
-        == (ub.host or "127.0.0.1", ub.port or 5432, ub.database or "postgres")
-    )
-
-
-def resolve_target(config: NodeSettings, target: str | None, label: str) -> str:
-    """The SQLAlchemy URL of the replay target; refuses anything that is the node's own databases.
-
-    ``None`` makes a new SQLite file under ``DATA_DIR/audit/`` (0700: a replay holds protected details).
-    A ``postgresql://`` URL names an existing, empty database; anything else is a path to a SQLite file.
-    """
-    if target is None:
-        folder = private_dir(config.data_dir / "audit")
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        # created 0600 before SQLite opens it (its -wal/-shm files take the database file's mode)
-        return f"sqlite:///{private_file(folder / f'replay-{label}-at-{stamp}.sqlite').resolve()}"
-    if "://" in target:
-        scheme, rest = target.split("://", 1)
-        if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
-            url = "postgresql+psycopg://" + rest
-            live = config.views_url()
-            if live.startswith("postgresql") and same_pg_database(url, live):
-                raise InputError(
-                    f"{safe_url(url)} is this node's own database: replay into a separate, empty database "
-                    "(create one, e.g. `createdb flagledger_audit`)"
-                )
-            return url
-        if scheme != "sqlite":
-            raise InputError(f"unsupported target {safe_url(target)}: give a postgresql:// URL or a file path")
-        path = Path(rest[1:] if rest.startswith("/") else rest)
-    else:
-        path = Path(target)
-    path = path.expanduser().resolve()
-    live_files = {(config.data_dir / n).resolve() for n in ("views.sqlite", "ledger.sqlite")}
-    if path in live_files:
-        raise InputError(f"{path} is one of this node's own databases: choose another target file")
-    if path.is_dir():
-        raise InputError(f"{path} is a directory: give a file name for the replay database")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        private_file(path)  # a replay holds protected details: 0600 (an existing file keeps its mode)
-    return f"sqlite:///{path}"
 
 
 # -- the target's state --------------------------------------------------------------------------------------
@@ -415,11 +340,3 @@ def _apply(
     if new_cuts:
         upsert(conn, cut_streams, [{"stream": s} for s in sorted(new_cuts)], ["stream"])
     return applied, left_out, out_of_order
-
-
-def open_target(url: str) -> Engine:
-    """An engine on a replay target (SQLite pragmas as for the live views)."""
-    try:
-        return create_engine(url)
-    except (ArgumentError, SQLAlchemyError, ModuleNotFoundError) as exc:
-        raise InputError(f"cannot use {safe_url(url)} as a replay target: {exc}") from exc

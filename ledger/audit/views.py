@@ -20,15 +20,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.app import Actor
-from ledger.audit.replay import (
-    Progress,
-    ReplayInfo,
-    ReplaySummary,
-    open_target,
-    read_replay_info,
-    replay,
-    resolve_target,
-)
+from ledger.audit.replay import Progress, ReplayInfo, ReplaySummary, read_replay_info, replay
+from ledger.audit.replay_target import open_target, resolve_target
 from ledger.domain.provision import must_hold
 from ledger.domain.types import Action, agency_code
 from ledger.errors import InputError, NotFoundError, StateConflict, StorageError

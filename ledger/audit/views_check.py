@@ -38,7 +38,7 @@ from sqlalchemy import Connection, Engine, Table, event, func, select, text
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.audit.replay import safe_url
+from ledger.audit.replay_target import safe_url
 from ledger.errors import InputError, StateConflict, StorageError
 from ledger.files import private_dir, private_file
 from projections.base import Projector, bulk_writes, create_engine, tracking
@@ -152,7 +152,7 @@ def _scratch(node: NodeParts, scratch: str | None) -> Iterator[tuple[Engine, str
 
 
 def _given_scratch(node: NodeParts, scratch: str, live: str) -> Engine:
-    from ledger.audit.replay import same_pg_database
+    from ledger.audit.replay_target import same_pg_database
 
     if "://" in scratch:
         scheme, rest = scratch.split("://", 1)

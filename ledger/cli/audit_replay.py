@@ -38,7 +38,7 @@ def _need(command: str, **given: object) -> None:
 def replay(actor: Actor, as_of: str | None, until_position: int | None, target: str | None, reuse: bool,
            subject: str | None, would_hold: bool, requester: str | None, purpose: str | None, page: int,
            quiet: bool) -> int:
-    from ledger.audit.replay import parse_instant, safe_url
+    from ledger.audit.replay_target import parse_instant, safe_url
     from ledger.audit.views import audit_replay, flags_then, would_hold_then
 
     if (as_of is None) == (until_position is None):
@@ -91,7 +91,7 @@ def timeline(actor: Actor, subject: str, purpose: str) -> int:
 @option("--out", required=True, metavar="DIR", help="directory for report.html and the CSV files")
 @option("--quiet", is_flag=True, help="no progress on stderr")
 def report(actor: Actor, start: str, end: str, out: str, quiet: bool) -> int:
-    from ledger.audit.replay import parse_instant
+    from ledger.audit.replay_target import parse_instant
     from ledger.audit.report import audit_report
 
     since, until = parse_instant(start, "--from"), parse_instant(end, "--to")

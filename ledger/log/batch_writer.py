@@ -26,7 +26,8 @@ from datetime import datetime
 from hashlib import sha256
 from uuid import UUID
 
-from ledger.log.envelope import MAGIC, Header, check_extensions
+from ledger.log.envelope import MAGIC, check_extensions
+from ledger.log.header import Header
 from ledger.merkle import HASH_SIZE
 
 __all__ = ["HeaderTemplate", "check_log_head", "envelope_bytes", "merkle_paths"]

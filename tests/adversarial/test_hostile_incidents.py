@@ -22,7 +22,8 @@ from consumers.ingest import ingest
 from consumers.outbox import publishable
 from consumers.parked import park
 from ledger.app import Actor
-from ledger.log.envelope import Envelope, Header
+from ledger.log.envelope import Envelope
+from ledger.log.header import Header
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.adversarial.threat import NAR, ND, A, B, prepare_node
 from tests.support.people import individual_number

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from consumers.ingest import Outcome, PendingStore, ingest
 from consumers.outbox import publishable
 from ledger.app import Actor
-from ledger.log.envelope import Envelope, Header
+from ledger.log.envelope import Envelope
+from ledger.log.header import Header
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.adversarial.threat import NAR, ND, A, B, prepare_node
 from tests.support.people import individual_number

@@ -120,7 +120,7 @@ def test_decoding_a_parsed_but_unverified_envelope_raises_only_our_errors(node: 
     """decode() alone on forged headers (bad topic, stream, payload) — as a careless caller might use it."""
     import json
 
-    from ledger.log.envelope import Header
+    from ledger.log.header import Header
 
     env = Envelope.from_bytes(data.draw(st.sampled_from(valid_envelopes(node))))
     header = json.loads(env.header_bytes)

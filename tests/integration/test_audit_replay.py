@@ -20,7 +20,8 @@ from sqlalchemy import Engine, select
 from consumers.ingest import PendingStore, ingest
 from consumers.outbox import publishable
 from ledger.app import Actor
-from ledger.audit.replay import parse_instant, read_replay_info, replay
+from ledger.audit.replay import read_replay_info, replay
+from ledger.audit.replay_target import parse_instant
 from ledger.audit.views import audit_replay, flags_then, would_hold_then
 from ledger.errors import InputError, IntegrityError, NotFoundError, PermissionDenied, StateConflict
 from ledger.runtime.bootstrap import Node

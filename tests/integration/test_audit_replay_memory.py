@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from ledger.app import Actor
-from ledger.audit.replay import open_target, replay
+from ledger.audit.replay import replay
+from ledger.audit.replay_target import open_target
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B
 

@@ -210,7 +210,8 @@ def test_a_second_version_of_a_held_checkpoint_is_equivocation_and_holds_the_age
     """A shows B one checkpoint, then another with the same place in its checkpoint stream (both signed by A)."""
     import hashlib
 
-    from ledger.log.envelope import Envelope, Header, seal_batch
+    from ledger.log.envelope import Envelope, seal_batch
+    from ledger.log.header import Header
 
     a, b = pair
     a.app.sign_checkpoint()

@@ -21,7 +21,8 @@ from ledger.app import Actor
 from ledger.audit.verify import verify_log
 from ledger.domain.identity import AccessRecord
 from ledger.errors import IntegrityError
-from ledger.log.envelope import GENESIS, Envelope, Header, seal_batch
+from ledger.log.envelope import GENESIS, Envelope, seal_batch
+from ledger.log.header import Header
 from ledger.runtime.bootstrap import AgencySpec, Node, open_node
 from tests.conftest import B
 from tests.support.tamper import RawLog

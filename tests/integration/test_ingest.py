@@ -124,7 +124,8 @@ def test_an_event_from_a_newer_release_is_parked_until_this_node_is_upgraded(pai
     (fields would be dropped silently) but park it, saying what to do, and change nothing."""
     import hashlib
 
-    from ledger.log.envelope import Header, seal_batch
+    from ledger.log.envelope import seal_batch
+    from ledger.log.header import Header
 
     a, b = pair
     _protect(b, person())
@@ -155,7 +156,8 @@ def test_a_signed_event_naming_its_stream_in_another_spelling_is_parked_not_stor
     import hashlib
 
     from consumers.ingest import ingest_many
-    from ledger.log.envelope import Header, seal_batch
+    from ledger.log.envelope import seal_batch
+    from ledger.log.header import Header
 
     a, b = pair
     _protect(b, person())

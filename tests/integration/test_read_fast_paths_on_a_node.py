@@ -19,7 +19,8 @@ import pytest
 from ledger.app import Actor
 from ledger.audit.verify import verify_log
 from ledger.errors import FlagLedgerError
-from ledger.log.envelope import Envelope, Header
+from ledger.log.envelope import Envelope
+from ledger.log.header import Header
 from ledger.log.rows import log_rows
 from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import B

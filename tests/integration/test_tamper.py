@@ -10,7 +10,8 @@ import pytest
 from ledger.app import Actor
 from ledger.audit.verify import verify_log
 from ledger.errors import IntegrityError
-from ledger.log.envelope import Envelope, Header, seal_batch
+from ledger.log.envelope import Envelope, seal_batch
+from ledger.log.header import Header
 from ledger.log.signing import Signer
 from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import B

@@ -5,7 +5,7 @@ The portal's records of *other* people are bulk-loaded **directly into the proje
 (10M) requests would take the default mode from minutes to hours on this machine and measures nothing the read
 path depends on (the read sees the same rows and indexes either way). The probed subject's own records, and the
 protection period that hides some of them, are real ledger events: the portal shows a record only as its signed
-event states it (``projections.verified.RecordCheck``). The memory figures run on a real signed log.
+event states it (``projections.record_check.RecordCheck``). The memory figures run on a real signed log.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from ledger.log.batch_writer import HeaderTemplate, check_log_head, envelope_bytes, merkle_paths
-from ledger.log.envelope import GENESIS, Envelope, Header, Seal, _paths, batch_message, seal_batch
+from ledger.log.envelope import GENESIS, Envelope, Seal, _paths, batch_message, seal_batch
+from ledger.log.header import Header
 from ledger.log.signing import Signer
 from ledger.merkle import leaf_hash, root_hash
 

@@ -19,8 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.errors import IntegrityError
-from ledger.log.envelope import GENESIS, MAGIC, MAGIC_V1, Envelope, Header, Seal, check_extensions, seal_batch
+from ledger.log.envelope import GENESIS, MAGIC, MAGIC_V1, Envelope, Seal, check_extensions, seal_batch
 from ledger.log.head import LogHead
+from ledger.log.header import Header
 from ledger.log.signing import KeyRecord, KeyRing, Signer
 from ledger.merkle import EMPTY_ROOT, CompactRange, root_hash
 
@@ -49,7 +50,7 @@ def test_a_v2_header_names_its_version_and_commitment_and_takes_the_fast_path() 
     raw = _header().to_bytes()
     d = json.loads(raw)
     assert d["v"] == 2 and d["commit"] == "sha256"
-    from ledger.log.envelope import _canonical_header
+    from ledger.log.header import _canonical_header
 
     assert _canonical_header(raw.decode()) is not None
     assert Header.from_bytes(raw) == Header.from_json(raw) == _header()._replace(event_id=d["id"], time=d["time"])

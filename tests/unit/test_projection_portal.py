@@ -20,7 +20,8 @@ from projections.base import create_engine, metadata
 from projections.flag_state import FlagStateProjection
 from projections.portal import PortalProjection, canonical_time, portal_records
 from projections.portal_read import PortalReader
-from projections.verified import RecordFacts, VerifiedState
+from projections.record_check import RecordFacts
+from projections.verified import VerifiedState
 
 A, B, C = "131016", "131024", "131032"
 OLD, NEW, OTHER = "p" + "1" * 32, "p" + "2" * 32, "p" + "3" * 32

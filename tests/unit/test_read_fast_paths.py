@@ -25,7 +25,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ledger.errors import FlagLedgerError, IntegrityError, SignatureError, UntrustedKeyError
-from ledger.log.envelope import GENESIS, MAGIC, Envelope, Header, RootMemo, Seal, batch_message, seal_batch
+from ledger.log.envelope import GENESIS, MAGIC, Envelope, RootMemo, Seal, batch_message, seal_batch
+from ledger.log.header import Header
 from ledger.log.rows import stream_text
 from ledger.log.signing import KeyRecord, KeyRing, Signer
 from ledger.merkle import leaf_hash, root_from_inclusion
@@ -120,7 +121,7 @@ def test_header_fast_path_covers_what_seal_writes() -> None:
     """The fast path is taken for real headers (else it would be dead weight): Header.to_bytes round-trips."""
     h = Header(uuid4().hex, "131024", "131024:0123456789abcdef", str(uuid4()), 7, GENESIS,
                "ledger.domain.flags:Protection.FlagsSet", datetime.now(UTC).isoformat(), "f" * 64)
-    from ledger.log.envelope import _canonical_header
+    from ledger.log.header import _canonical_header
 
     assert _canonical_header(h.to_bytes().decode()) is not None
     assert Header.from_bytes(h.to_bytes()) == h == Header.from_json(h.to_bytes())

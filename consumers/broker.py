@@ -12,7 +12,6 @@ from ledger.errors import BrokerUnavailable
 __all__ = ["BrokerUnavailable", "ensure_topics", "new_producer", "retry_delay", "wait_for"]
 
 
-
 def new_producer(settings: KafkaSettings) -> Any:
     from kafka import KafkaProducer
 

@@ -198,9 +198,7 @@ def _check_schema(env: Envelope) -> UUID:
     if str(stream) != env.header.stream:
         # UUID() also reads upper case, braces and a "urn:uuid:" prefix, but the log's rows are read back as
         # str(UUID): a stream spelled otherwise would be stored and then fail every audit as a broken chain
-        raise FlagLedgerError(
-            f"stream id {env.header.stream!r} is not in canonical form ({stream})", code=Code.SCHEMA
-        )
+        raise FlagLedgerError(f"stream id {env.header.stream!r} is not in canonical form ({stream})", code=Code.SCHEMA)
     return stream
 
 
@@ -218,9 +216,7 @@ def _out_of_bounds(event: object) -> Outcome | None:
 def _foreign(env: Envelope, why: str) -> Outcome:
     """Park an event its signer may not write: never applied, kept with a reason naming no payload value."""
     h = env.header
-    return Outcome(
-        "parked", foreign_writer_reason(h.stream, h.version, h.topic, h.origin, why), Code.FOREIGN_WRITER
-    )
+    return Outcome("parked", foreign_writer_reason(h.stream, h.version, h.topic, h.origin, why), Code.FOREIGN_WRITER)
 
 
 def _revoked_late(app: FlagLedger, env: Envelope) -> Outcome | None:
@@ -262,8 +258,12 @@ def _own(env: Envelope, view: LedgerView) -> Outcome:
     if _duplicate_or_fork(env, view).kind == "duplicate":
         return Outcome("own")
     h = env.header
-    return Outcome("parked", f"v{h.version} of stream {h.stream} claims agency {h.origin}, hosted here, "
-                             "but is not the event this node holds", Code.FORGED_OWN)
+    return Outcome(
+        "parked",
+        f"v{h.version} of stream {h.stream} claims agency {h.origin}, hosted here, "
+        "but is not the event this node holds",
+        Code.FORGED_OWN,
+    )
 
 
 _DUPLICATE = Outcome("duplicate")

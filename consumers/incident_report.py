@@ -141,8 +141,9 @@ def _in_log(node: Node, incident: Incident, raw: bytes | None) -> bool | None:
         return None
     try:
         env = Envelope.from_bytes(raw)
-        rows = node.app.recorder.select_events(UUID(incident.stream), gt=incident.stream_version - 1,
-                                               lte=incident.stream_version)
+        rows = node.app.recorder.select_events(
+            UUID(incident.stream), gt=incident.stream_version - 1, lte=incident.stream_version
+        )
     except (FlagLedgerError, ValueError):
         return None
     if not rows:
@@ -191,8 +192,9 @@ def _record(incident: Incident, node: Node) -> dict[str, Any]:
     }
 
 
-def _select(found: list[Incident], since: datetime | None, until: datetime | None,
-            ids: list[UUID] | None) -> list[Incident]:
+def _select(
+    found: list[Incident], since: datetime | None, until: datetime | None, ids: list[UUID] | None
+) -> list[Incident]:
     chosen = [i for i in found if (since is None or _seen(i) >= since) and (until is None or _seen(i) < until)]
     if ids:
         wanted = set(ids)
@@ -205,8 +207,16 @@ def _select(found: list[Incident], since: datetime | None, until: datetime | Non
     return chosen
 
 
-def draft(node: Node, actor: Actor, *, since: datetime | None = None, until: datetime | None = None,
-          ids: list[UUID] | None = None, purpose: str = DEFAULT_PURPOSE, destination: str = "stdout") -> Draft:
+def draft(
+    node: Node,
+    actor: Actor,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    ids: list[UUID] | None = None,
+    purpose: str = DEFAULT_PURPOSE,
+    destination: str = "stdout",
+) -> Draft:
     """The facts of ``actor.agency``'s incidents (all, or those seen in [since, until), or the ones named).
 
     The read is recorded (``IncidentReport.Drafted`` and one ``AccessRecord`` per person named) before the
@@ -238,7 +248,8 @@ def draft(node: Node, actor: Actor, *, since: datetime | None = None, until: dat
         "period": {"from": since.isoformat() if since else None, "to": until.isoformat() if until else None},
         "what": [
             {"kind": k, "count": kinds[k], "ja": KIND_TEXT[k][0], "en": KIND_TEXT[k][1]}
-            for k in IncidentKind if kinds[k]
+            for k in IncidentKind
+            if kinds[k]
         ],
         "when": {
             "first_seen": min(_seen(i) for i in chosen).isoformat() if chosen else None,
@@ -251,11 +262,11 @@ def draft(node: Node, actor: Actor, *, since: datetime | None = None, until: dat
             "parked_not_applied": [r["incident"] for r in records if r["in_log_now"] is False],
             "in_log_now": [r["incident"] for r in records if r["in_log_now"]],
             "origins_held_when_raised": sorted({i.origin for i in chosen if i.origin_held}),
-            "origins_on_hold_now": [{"agency": h["agency"], "reason": scrub(str(h["reason"]), 500)}
-                                    for h in held_now],
+            "origins_on_hold_now": [{"agency": h["agency"], "reason": scrub(str(h["reason"]), 500)} for h in held_now],
             "acknowledged": [
                 {"incident": r["incident"], "by": r["acknowledged_by"], "at": r["acknowledged_at"], "note": r["note"]}
-                for r in records if r["acknowledged_by"]
+                for r in records
+                if r["acknowledged_by"]
             ],
             "open": [r["incident"] for r in records if not r["acknowledged_by"]],
         },
@@ -273,8 +284,14 @@ def draft(node: Node, actor: Actor, *, since: datetime | None = None, until: dat
         AccessRecord(agency=actor.agency, staff=actor.staff, subject=s, what=READ_WHAT, purpose=purpose)
         for s in subjects
     ]
-    record = IncidentReport(agency=actor.agency, staff=actor.staff, purpose=purpose,
-                            incidents=[str(i.id) for i in chosen], subjects=subjects, destination=destination)
+    record = IncidentReport(
+        agency=actor.agency,
+        staff=actor.staff,
+        purpose=purpose,
+        incidents=[str(i.id) for i in chosen],
+        subjects=subjects,
+        destination=destination,
+    )
     app.save_as(actor.agency, record, *reads)
     return Draft(facts, subjects)
 
@@ -349,11 +366,15 @@ def render_markdown(facts: dict[str, Any]) -> str:
     lines += [f"  - {_cell(r['incident'])}: {_yes_no(r['in_log_now'])} in the log now" for r in facts["records"]]
     held = done["origins_held_when_raised"]
     lines.append(f"- 検知時に保留中だった送信元 / Agencies on hold when raised: {', '.join(held) or '-'}")
-    lines.append("- 現在保留中の送信元 / Agencies on hold now: "
-                 + (", ".join(f"{h['agency']} ({_cell(h['reason'])})" for h in done["origins_on_hold_now"]) or "-"))
+    lines.append(
+        "- 現在保留中の送信元 / Agencies on hold now: "
+        + (", ".join(f"{h['agency']} ({_cell(h['reason'])})" for h in done["origins_on_hold_now"]) or "-")
+    )
     lines.append("- 確認済み / Acknowledged:")
-    lines += [f"  - {_cell(k['incident'])}: {_cell(k['by'])} at {_cell(k['at'])}: {_cell(k['note'])}"
-              for k in done["acknowledged"]] or ["  - -"]
+    lines += [
+        f"  - {_cell(k['incident'])}: {_cell(k['by'])} at {_cell(k['at'])}: {_cell(k['note'])}"
+        for k in done["acknowledged"]
+    ] or ["  - -"]
     lines.append(f"- 未確認 / Still open: {', '.join(done['open']) or '-'}")
     lines += ["", "## 6. 次にすること / What to do next", ""]
     for n, step in enumerate(facts["next"], 1):

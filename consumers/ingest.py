@@ -45,9 +45,7 @@ def ingest(
         return admitted
     stream, event = admitted
     h = env.header
-    outcome = decide(
-        app, env, stream, event, view, can_hold=pending is not None, accept_revoked_key=accept_revoked_key
-    )
+    outcome = decide(app, env, stream, event, view, can_hold=pending is not None, accept_revoked_key=accept_revoked_key)
     if outcome is APPLY:
         app.signed_store.door.receive([(env, raw, stream)])
         applied = 1

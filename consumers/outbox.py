@@ -74,8 +74,7 @@ class Relay:
         with self.node.engine.begin() as conn:
             upsert(conn, relay_position, [{"topic": self.settings.topic, "position": position}], ["topic"])
             rows = [
-                {"topic": self.settings.topic, "partition": p, "offset": o, "digest": d}
-                for p, (o, d) in marks.items()
+                {"topic": self.settings.topic, "partition": p, "offset": o, "digest": d} for p, (o, d) in marks.items()
             ]
             upsert(conn, relay_marks, rows, ["topic", "partition"])
 

@@ -108,6 +108,9 @@ def replay_parked(node: Node, parked_id: int, *, accept_revoked_key: bool = Fals
     elif (outcome.code, outcome.reason) != (row["code"], row["reason"]):
         # parked again for another cause (e.g. its key is trusted now, but its signer does not own the stream)
         with node.engine.begin() as conn:
-            conn.execute(parked_messages.update().where(parked_messages.c.id == parked_id)
-                         .values(code=outcome.code, reason=outcome.reason[:2000]))
+            conn.execute(
+                parked_messages.update()
+                .where(parked_messages.c.id == parked_id)
+                .values(code=outcome.code, reason=outcome.reason[:2000])
+            )
     return outcome

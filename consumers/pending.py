@@ -17,6 +17,7 @@ __all__ = ["PendingStore", "pending_events"]
 
 log = logging.getLogger("flagledger.consumers")
 
+
 class PendingStore:
     """Events that arrived ahead of a gap in their stream, kept until the missing ones arrive (every event
     that arrived for a place, each under its own hash: see ``leaf``)."""
@@ -39,8 +40,7 @@ class PendingStore:
             upsert(
                 conn,
                 pending_events,
-                [{"stream": env.header.stream, "version": env.header.version, "leaf": env.hash_hex,
-                  "envelope": raw}],
+                [{"stream": env.header.stream, "version": env.header.version, "leaf": env.hash_hex, "envelope": raw}],
                 ["stream", "version", "leaf"],
             )
 
@@ -48,9 +48,9 @@ class PendingStore:
         """The events waiting for ``version`` of ``stream`` (usually one; more when someone forged or forked it)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(pending_events.c.envelope).where(
-                    (pending_events.c.stream == stream) & (pending_events.c.version == version)
-                ).order_by(pending_events.c.leaf)
+                select(pending_events.c.envelope)
+                .where((pending_events.c.stream == stream) & (pending_events.c.version == version))
+                .order_by(pending_events.c.leaf)
             )
             return [bytes(r[0]) for r in rows]
 

@@ -37,7 +37,6 @@ class Acceptance:
     outcome: Outcome | None  # the replay's, once approved
 
 
-
 def accept_revoked(node: Node, parked_id: int, actor: Actor, note: str = "") -> Acceptance:
     """One step of applying a ``revoked_key_late`` message: propose it, or approve and replay it.
 
@@ -71,8 +70,16 @@ def accept_revoked(node: Node, parked_id: int, actor: Actor, note: str = "") -> 
         except (FlagLedgerError, ValueError) as exc:
             raise IntegrityError(f"parked message {parked_id} no longer decodes") from exc
         acceptance = RevokedKeyAcceptance(
-            agency=actor.agency, digest=digest, parked_id=parked_id, event_id=h.event_id, origin=h.origin,
-            key_id=h.key_id, stream=h.stream, version=h.version, topic=h.topic, proposed_by=actor.staff,
+            agency=actor.agency,
+            digest=digest,
+            parked_id=parked_id,
+            event_id=h.event_id,
+            origin=h.origin,
+            key_id=h.key_id,
+            stream=h.stream,
+            version=h.version,
+            topic=h.topic,
+            proposed_by=actor.staff,
             note=note,
         )
         app.save_as(actor.agency, acceptance)

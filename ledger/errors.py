@@ -218,8 +218,11 @@ class KeyEventError(IntegrityError):
     @classmethod
     def at(cls, row: Any, exc: Exception) -> KeyEventError:
         code = exc.code if isinstance(exc, FlagLedgerError) else Code.MALFORMED
-        return cls(KeyProblem(getattr(row, "id", None), str(row.originator_id), row.originator_version,
-                              str(row.topic), str(exc), code))
+        return cls(
+            KeyProblem(
+                getattr(row, "id", None), str(row.originator_id), row.originator_version, str(row.topic), str(exc), code
+            )
+        )
 
 
 class AuthError(FlagLedgerError):

@@ -164,8 +164,9 @@ class Projector:
     def fingerprints(self) -> dict[str, str]:
         dialect = self.engine.dialect
         # (a wrapper that only delegates name, tables and topics, as a test's slowed projection, is version 1)
-        return {p.name: fingerprint(p.name, getattr(p, "schema_version", 1), p.tables, dialect)
-                for p in self.projections}
+        return {
+            p.name: fingerprint(p.name, getattr(p, "schema_version", 1), p.tables, dialect) for p in self.projections
+        }
 
     def sync_schema(self) -> list[str]:
         """Drop and recreate the tables of every projection whose fingerprint (``projections.schema``) is not
@@ -190,15 +191,17 @@ class Projector:
                     for table in p.tables:
                         table.create(conn)
                     conn.execute(tracking.delete().where(tracking.c.name == p.name))
-                upsert(conn, projection_schema, [{"name": p.name, "fingerprint": wanted[p.name]} for p in stale],
-                       ["name"])
+                upsert(
+                    conn, projection_schema, [{"name": p.name, "fingerprint": wanted[p.name]} for p in stale], ["name"]
+                )
         except SQLAlchemyError as exc:
             raise storage_error("cannot recreate the projection tables whose definition changed", exc) from exc
         return [p.name for p in stale]
 
     def _stale(self, conn: Connection, wanted: dict[str, str]) -> list[Projection]:
-        stored = {str(n): str(f) for n, f in conn.execute(select(projection_schema.c.name,
-                                                                 projection_schema.c.fingerprint))}
+        stored = {
+            str(n): str(f) for n, f in conn.execute(select(projection_schema.c.name, projection_schema.c.fingerprint))
+        }
         return [p for p in self.projections if stored.get(p.name) != wanted[p.name]]
 
     def rebuild_stale(self, names: Sequence[str]) -> int:
@@ -207,8 +210,11 @@ class Projector:
         if not names:
             return 0
         if end := self.app.max_position():
-            log.info("projections %s are new or their definition changed: rebuilding them from the %d events of "
-                     "the log", ", ".join(names), end)
+            log.info(
+                "projections %s are new or their definition changed: rebuilding them from the %d events of the log",
+                ", ".join(names),
+                end,
+            )
         last = [0.0]
 
         def logged(position: int, end: int) -> None:

@@ -69,18 +69,14 @@ national_flags = Table(
 
 
 def resolve_person(conn: Connection, pseudonym: str) -> str:
-    person = conn.execute(
-        select(subject_alias.c.person).where(subject_alias.c.pseudonym == pseudonym)
-    ).scalar()
+    person = conn.execute(select(subject_alias.c.person).where(subject_alias.c.pseudonym == pseudonym)).scalar()
     return str(person) if person is not None else pseudonym
 
 
 class FlagStateProjection(Projection):
     name = "flag_state"
     tables = (agency_flags, flag_history, national_flags, subject_alias)
-    topics = frozenset(
-        {PROTECTION + "FlagsSet", PROTECTION + "FlagsReleased", PROTECTION + "FlagsRenewed", LINK}
-    )
+    topics = frozenset({PROTECTION + "FlagsSet", PROTECTION + "FlagsReleased", PROTECTION + "FlagsRenewed", LINK})
 
     def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None:
         topic = env.header.topic
@@ -175,14 +171,19 @@ class FlagStateProjection(Projection):
         still flagged by that agency.
         """
         numbers = select(subject_alias.c.pseudonym).where(subject_alias.c.person == person)
-        return conn.execute(
-            select(agency_flags.c.subject).where(
-                (agency_flags.c.agency == agency)
-                & (agency_flags.c.flag == flag)
-                & agency_flags.c.active.is_(True)
-                & (agency_flags.c.subject.in_(numbers) | (agency_flags.c.subject == person))
-            ).limit(1)
-        ).first() is not None
+        return (
+            conn.execute(
+                select(agency_flags.c.subject)
+                .where(
+                    (agency_flags.c.agency == agency)
+                    & (agency_flags.c.flag == flag)
+                    & agency_flags.c.active.is_(True)
+                    & (agency_flags.c.subject.in_(numbers) | (agency_flags.c.subject == person))
+                )
+                .limit(1)
+            ).first()
+            is not None
+        )
 
     @staticmethod
     def _link(conn: Connection, old: str, new: str) -> None:
@@ -196,10 +197,7 @@ class FlagStateProjection(Projection):
         if p_old == p_new:
             return
         conn.execute(subject_alias.update().where(subject_alias.c.person == p_old).values(person=p_new))
-        moved = [
-            dict(r._mapping)
-            for r in conn.execute(select(national_flags).where(national_flags.c.person == p_old))
-        ]
+        moved = [dict(r._mapping) for r in conn.execute(select(national_flags).where(national_flags.c.person == p_old))]
         for r in moved:
             r["person"] = p_new
         if moved:
@@ -219,14 +217,10 @@ class NationwideState:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         person = func.coalesce(
-            select(subject_alias.c.person)
-            .where(subject_alias.c.pseudonym == bindparam("p"))
-            .scalar_subquery(),
+            select(subject_alias.c.person).where(subject_alias.c.pseudonym == bindparam("p")).scalar_subquery(),
             bindparam("p"),
         )
-        self._stmt = select(national_flags.c.flag, national_flags.c.agency).where(
-            national_flags.c.person == person
-        )
+        self._stmt = select(national_flags.c.flag, national_flags.c.agency).where(national_flags.c.person == person)
         self._sqlite_path: str | None = None
         if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
             self._sqlite_path = engine.url.database

@@ -49,14 +49,29 @@ class IncidentProjection(BatchedProjection):
         h = env.header
         at = canonical_time(h.time)
         if h.topic == RAISED:
-            w.upsert(incidents, {
-                "incident_id": h.stream, "agency": event.agency, "kind": event.kind, "code": event.code,
-                "origin": event.origin, "stream": event.stream, "version": int(event.stream_version),
-                "topic": event.topic,
-                "subjects": ",".join([*event.subjects, *event.claimed_subjects]),
-                "parked_id": int(event.parked_id), "origin_held": int(bool(event.origin_held)), "raised_at": at,
-                "status": "open", "acknowledged_by": None, "acknowledged_at": None,
-            })
+            w.upsert(
+                incidents,
+                {
+                    "incident_id": h.stream,
+                    "agency": event.agency,
+                    "kind": event.kind,
+                    "code": event.code,
+                    "origin": event.origin,
+                    "stream": event.stream,
+                    "version": int(event.stream_version),
+                    "topic": event.topic,
+                    "subjects": ",".join([*event.subjects, *event.claimed_subjects]),
+                    "parked_id": int(event.parked_id),
+                    "origin_held": int(bool(event.origin_held)),
+                    "raised_at": at,
+                    "status": "open",
+                    "acknowledged_by": None,
+                    "acknowledged_at": None,
+                },
+            )
         else:
-            w.update(incidents, {"incident_id": h.stream},
-                     {"status": "acknowledged", "acknowledged_by": event.by, "acknowledged_at": at})
+            w.update(
+                incidents,
+                {"incident_id": h.stream},
+                {"status": "acknowledged", "acknowledged_by": event.by, "acknowledged_at": at},
+            )

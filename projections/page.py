@@ -54,9 +54,7 @@ class _Driver:
         # for the driver, and column defaults, which it fills in per row
         table = getattr(stmt, "table", None)
         defaults = table is not None and any(c.default is not None or c.onupdate is not None for c in table.columns)
-        self.sql: str | None = (
-            None if defaults or getattr(compiled, "escaped_bind_names", None) else compiled.string
-        )
+        self.sql: str | None = None if defaults or getattr(compiled, "escaped_bind_names", None) else compiled.string
         order = tuple(compiled.positiontup or ())
         if dialect.positional and len(order) < 2:  # itemgetter of one name gives the value, not a tuple
             self._get: Callable[[dict[str, Any]], Params] = lambda v: tuple(v[n] for n in order)

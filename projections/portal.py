@@ -115,22 +115,45 @@ class PortalProjection(BatchedProjection):
         elif h.topic.startswith(PROTECTION):
             self._flags(w, kind, event, h.origin, at)  # the holder: the verified signer, not the payload
         elif kind == "Registered":
-            w.upsert(portal_proxies, {"subject": event.subject, "proxy": event.proxy, "active": True,
-                                      "registered_at": at, "cancelled_at": None, "registration_id": h.stream})
+            w.upsert(
+                portal_proxies,
+                {
+                    "subject": event.subject,
+                    "proxy": event.proxy,
+                    "active": True,
+                    "registered_at": at,
+                    "cancelled_at": None,
+                    "registration_id": h.stream,
+                },
+            )
         else:
             # the Cancelled event carries only its own fields: its stream names the registration
-            w.conn.execute(portal_proxies.update().where(portal_proxies.c.registration_id == h.stream)
-                           .values(active=False, cancelled_at=at))
+            w.conn.execute(
+                portal_proxies.update()
+                .where(portal_proxies.c.registration_id == h.stream)
+                .values(active=False, cancelled_at=at)
+            )
 
     @staticmethod
     def _provision(w: PageWriter, kind: str, event: Any, stream: str, at: str, position: int) -> None:
         if kind == "Received":
-            w.upsert(portal_records, {
-                "request_id": stream, "provider": event.agency, "querier": event.querier,
-                "subject": event.subject, "legal_item": int(event.legal_item), "procedure": event.procedure,
-                "info_kind": event.info_kind, "applicant": event.applicant, "created_at": at,
-                "position": position, "status": "received", "decided_at": None,
-            })
+            w.upsert(
+                portal_records,
+                {
+                    "request_id": stream,
+                    "provider": event.agency,
+                    "querier": event.querier,
+                    "subject": event.subject,
+                    "legal_item": int(event.legal_item),
+                    "procedure": event.procedure,
+                    "info_kind": event.info_kind,
+                    "applicant": event.applicant,
+                    "created_at": at,
+                    "position": position,
+                    "status": "received",
+                    "decided_at": None,
+                },
+            )
             return
         values: dict[str, Any] = {"status": _OUTCOME[kind]}
         if kind != "Held":
@@ -143,11 +166,26 @@ class PortalProjection(BatchedProjection):
         for flag in event.flags:
             if kind == "FlagsSet":
                 # an upsert by the whole primary key: batched with the page's other writes
-                w.upsert(flag_intervals, {"agency": agency, "subject": event.subject, "flag": flag,
-                                          "started": at, "ended": None, "request_id": str(event.request_id)})
+                w.upsert(
+                    flag_intervals,
+                    {
+                        "agency": agency,
+                        "subject": event.subject,
+                        "flag": flag,
+                        "started": at,
+                        "ended": None,
+                        "request_id": str(event.request_id),
+                    },
+                )
             else:
                 # events of one Protection stream arrive in stream order, so the open interval is its own
-                w.conn.execute(flag_intervals.update().where(
-                    (flag_intervals.c.agency == agency) & (flag_intervals.c.subject == event.subject)
-                    & (flag_intervals.c.flag == flag) & flag_intervals.c.ended.is_(None)
-                ).values(ended=at))
+                w.conn.execute(
+                    flag_intervals.update()
+                    .where(
+                        (flag_intervals.c.agency == agency)
+                        & (flag_intervals.c.subject == event.subject)
+                        & (flag_intervals.c.flag == flag)
+                        & flag_intervals.c.ended.is_(None)
+                    )
+                    .values(ended=at)
+                )

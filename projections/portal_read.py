@@ -40,9 +40,11 @@ def candidates_statement() -> Any:
     The cutoff only narrows the candidates (a row whose time was moved earlier is merely left out); each one
     is then decided on its signed time."""
     r = portal_records.c
-    return (select(r.request_id, r.position, r.status)
-            .where((r.subject == bindparam("s")) & (r.created_at >= bindparam("c")))
-            .order_by(r.created_at, r.request_id))
+    return (
+        select(r.request_id, r.position, r.status)
+        .where((r.subject == bindparam("s")) & (r.created_at >= bindparam("c")))
+        .order_by(r.created_at, r.request_id)
+    )
 
 
 class _Prepared:
@@ -66,8 +68,15 @@ class _Prepared:
 class PortalReader:
     """Access and visible records of one subject for one viewer, with the projections caught up first."""
 
-    def __init__(self, engine: Engine, names: Sequence[str], last_event: Callable[[], int],
-                 catch_up: Callable[[], object], state: VerifiedState, facts: Facts) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        names: Sequence[str],
+        last_event: Callable[[], int],
+        catch_up: Callable[[], object],
+        state: VerifiedState,
+        facts: Facts,
+    ) -> None:
         self.engine = engine
         self.names = tuple(names)
         self.last_event = last_event
@@ -117,8 +126,10 @@ class PortalReader:
         cutoff = person.nd_cutoff
         if cutoff == OPEN_END:  # protected now: every record is hidden, nothing to read
             return []
-        return [(f.request_id, f.created_at, f.querier, f.provider, f.procedure, f.legal_item, f.info_kind, status)
-                for f, status in self.records(person, cutoff)]
+        return [
+            (f.request_id, f.created_at, f.querier, f.provider, f.procedure, f.legal_item, f.info_kind, status)
+            for f, status in self.records(person, cutoff)
+        ]
 
     def records(self, person: Person, cutoff: str) -> list[tuple[RecordFacts, str]]:
         """(signed facts, outcome) of the person's records made at or after ``cutoff``, in display order."""

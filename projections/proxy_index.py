@@ -25,8 +25,15 @@ class ProxyIndex:
     def registrations(self, subject: str, proxy: str) -> list[UUID]:
         self.projector.catch_up()
         with self.engine.connect() as conn:
-            rows = conn.execute(select(portal_proxies.c.registration_id).where(
-                (portal_proxies.c.subject == subject) & (portal_proxies.c.proxy == proxy))).scalars().all()
+            rows = (
+                conn.execute(
+                    select(portal_proxies.c.registration_id).where(
+                        (portal_proxies.c.subject == subject) & (portal_proxies.c.proxy == proxy)
+                    )
+                )
+                .scalars()
+                .all()
+            )
         out: list[UUID] = []
         for r in rows:
             try:

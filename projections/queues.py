@@ -115,8 +115,10 @@ class QueueProjection(BatchedProjection):
     topics = frozenset(
         {FLAG_REQUEST + e for e in ("Requested", "Approved", "Rejected", "Executed")}
         | {BODY_SENT, PROBE_SENT}
-        | {PROVISION + e for e in ("Received", "AutoProvided", "Held", "DecisionProposed", "ManuallyProvided",
-                                   "Refused")}
+        | {
+            PROVISION + e
+            for e in ("Received", "AutoProvided", "Held", "DecisionProposed", "ManuallyProvided", "Refused")
+        }
     )
 
     def apply(self, w: PageWriter, event: Any, env: Envelope, position: int) -> None:
@@ -126,18 +128,34 @@ class QueueProjection(BatchedProjection):
         if h.topic.startswith(FLAG_REQUEST):
             self._flag_request(w, kind, event, h.stream, at)
         elif h.topic == BODY_SENT:
-            w.upsert(body_queue, {
-                "body_request_id": h.stream, "body": event.agency, "municipality": event.municipality,
-                "subject": event.subject, "flags": ",".join(sorted(event.flags)), "reason": event.reason,
-                "sent_by": event.sent_by, "sent_at": at,
-            })
+            w.upsert(
+                body_queue,
+                {
+                    "body_request_id": h.stream,
+                    "body": event.agency,
+                    "municipality": event.municipality,
+                    "subject": event.subject,
+                    "flags": ",".join(sorted(event.flags)),
+                    "reason": event.reason,
+                    "sent_by": event.sent_by,
+                    "sent_at": at,
+                },
+            )
         elif h.topic == PROBE_SENT:
             for holder in sorted(set(event.holders)):
-                w.upsert(probe_queue, {
-                    "request_id": str(event.request_id), "holder": holder, "notice_id": h.stream,
-                    "provider": event.agency, "querier": event.querier, "legal_item": int(event.legal_item),
-                    "procedure": event.procedure, "sent_at": at,
-                })
+                w.upsert(
+                    probe_queue,
+                    {
+                        "request_id": str(event.request_id),
+                        "holder": holder,
+                        "notice_id": h.stream,
+                        "provider": event.agency,
+                        "querier": event.querier,
+                        "legal_item": int(event.legal_item),
+                        "procedure": event.procedure,
+                        "sent_at": at,
+                    },
+                )
         else:
             self._provision(w, kind, event, h.stream, at)
 
@@ -147,18 +165,30 @@ class QueueProjection(BatchedProjection):
         # which sends the page's pending writes first
         key = {"request_id": stream}
         if kind == "Requested":
-            w.upsert(flag_queue, {
-                "request_id": stream, "agency": event.agency, "kind": event.kind, "subject": event.subject,
-                "flags": ",".join(sorted(event.flags)), "reason": event.reason,
-                "review_date": event.review_date,
-                "requested_by": event.requested_by, "requested_at": at,
-                "approvals_required": int(event.approvals_required), "approvals": "", "status": "pending",
-                "decided_by": None, "updated_at": at,
-                "body_request_id": str(event.body_request_id) if event.body_request_id else None,
-            })
+            w.upsert(
+                flag_queue,
+                {
+                    "request_id": stream,
+                    "agency": event.agency,
+                    "kind": event.kind,
+                    "subject": event.subject,
+                    "flags": ",".join(sorted(event.flags)),
+                    "reason": event.reason,
+                    "review_date": event.review_date,
+                    "requested_by": event.requested_by,
+                    "requested_at": at,
+                    "approvals_required": int(event.approvals_required),
+                    "approvals": "",
+                    "status": "pending",
+                    "decided_by": None,
+                    "updated_at": at,
+                    "body_request_id": str(event.body_request_id) if event.body_request_id else None,
+                },
+            )
         elif kind == "Approved":
-            row = w.conn.execute(select(flag_queue.c.approvals, flag_queue.c.approvals_required)
-                                 .where(flag_queue.c.request_id == stream)).first()
+            row = w.conn.execute(
+                select(flag_queue.c.approvals, flag_queue.c.approvals_required).where(flag_queue.c.request_id == stream)
+            ).first()
             if row is None:
                 return
             approvals = [a for a in str(row.approvals).split(",") if a] + [event.by]
@@ -174,22 +204,42 @@ class QueueProjection(BatchedProjection):
         if kind == "Received":
             # a probe notice names the request, not the person; on another node it may arrive first
             w.upsert(request_subjects, {"request_id": stream, "subject": event.subject})
-            w.upsert(held_queue, {
-                "request_id": stream, "provider": event.agency, "querier": event.querier,
-                "subject": event.subject, "legal_item": int(event.legal_item), "procedure": event.procedure,
-                "info_kind": event.info_kind,
-                "applicant": event.applicant, "received_at": at, "status": "received", "proposal": None,
-                "applicant_check": None, "proposed_by": None, "proposal_version": None, "decided_by": None,
-                "decided_at": None,
-            })
+            w.upsert(
+                held_queue,
+                {
+                    "request_id": stream,
+                    "provider": event.agency,
+                    "querier": event.querier,
+                    "subject": event.subject,
+                    "legal_item": int(event.legal_item),
+                    "procedure": event.procedure,
+                    "info_kind": event.info_kind,
+                    "applicant": event.applicant,
+                    "received_at": at,
+                    "status": "received",
+                    "proposal": None,
+                    "applicant_check": None,
+                    "proposed_by": None,
+                    "proposal_version": None,
+                    "decided_by": None,
+                    "decided_at": None,
+                },
+            )
         elif kind == "AutoProvided":
             w.delete(held_queue, key)
         elif kind == "Held":
             w.update(held_queue, key, {"status": "held"})
         elif kind == "DecisionProposed":
-            w.update(held_queue, key, {
-                "proposal": event.decision, "applicant_check": event.applicant_check, "proposed_by": event.by,
-                "proposal_version": int(event.originator_version)})
+            w.update(
+                held_queue,
+                key,
+                {
+                    "proposal": event.decision,
+                    "applicant_check": event.applicant_check,
+                    "proposed_by": event.by,
+                    "proposal_version": int(event.originator_version),
+                },
+            )
         else:
             status = "provided_manually" if kind == "ManuallyProvided" else "refused"
             w.update(held_queue, key, {"status": status, "decided_by": event.approved_by, "decided_at": at})

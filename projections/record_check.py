@@ -84,5 +84,13 @@ class RecordCheck:
                 code=exc.code,
             ) from exc
         h = env.header
-        return RecordFacts(h.stream, str(ev.subject), canonical_time(h.time), str(ev.querier), h.origin,
-                           str(ev.procedure), int(ev.legal_item), str(ev.info_kind))
+        return RecordFacts(
+            h.stream,
+            str(ev.subject),
+            canonical_time(h.time),
+            str(ev.querier),
+            h.origin,
+            str(ev.procedure),
+            int(ev.legal_item),
+            str(ev.info_kind),
+        )

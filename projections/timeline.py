@@ -47,7 +47,13 @@ _TOPICS = {
     "ledger.domain.flags:Protection": ("Opened", "FlagsSet", "FlagsReleased", "FlagsRenewed"),
     "ledger.domain.flags:BodyRequest": ("Sent",),
     "ledger.domain.provision:ProvisionRequest": (
-        "Received", "AutoProvided", "Held", "DecisionProposed", "ManuallyProvided", "Refused"),
+        "Received",
+        "AutoProvided",
+        "Held",
+        "DecisionProposed",
+        "ManuallyProvided",
+        "Refused",
+    ),
     "ledger.domain.provision:ProbeNotice": ("Sent",),
     "ledger.domain.identity:PseudonymLink": ("Linked",),
     "ledger.domain.identity:ProxyRegistration": ("Registered", "Cancelled"),
@@ -130,10 +136,19 @@ class TimelineProjection(BatchedProjection):
         detail = _DETAIL.encode({k: v for k, v in vars(event).items() if k not in _SKIP})
         at = canonical_time(h.time)
         for s in subjects:
-            w.upsert(timeline_events, {
-                "position": position, "subject": s, "stream": stream, "event": short,
-                "at": at, "agency": h.origin, "actor": actor, "detail": detail,
-            })
+            w.upsert(
+                timeline_events,
+                {
+                    "position": position,
+                    "subject": s,
+                    "stream": stream,
+                    "event": short,
+                    "at": at,
+                    "agency": h.origin,
+                    "actor": actor,
+                    "detail": detail,
+                },
+            )
 
     @staticmethod
     def _remember(w: PageWriter, stream: str, subjects: list[str]) -> list[str]:
@@ -146,6 +161,13 @@ class TimelineProjection(BatchedProjection):
         known: list[str] | None = w.memo.get(("timeline_streams", stream))
         if known is not None:
             return known
-        rows = w.conn.execute(select(timeline_streams.c.subject).where(timeline_streams.c.stream == stream)
-                              .order_by(timeline_streams.c.subject)).scalars().all()
+        rows = (
+            w.conn.execute(
+                select(timeline_streams.c.subject)
+                .where(timeline_streams.c.stream == stream)
+                .order_by(timeline_streams.c.subject)
+            )
+            .scalars()
+            .all()
+        )
         return cls._remember(w, stream, [str(s) for s in rows])

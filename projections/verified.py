@@ -65,8 +65,9 @@ def state_topics() -> list[str]:
 PROTECTION = get_topic(Protection) + "."
 LINK = get_topic(PseudonymLink) + "."
 PROXY = get_topic(ProxyRegistration) + "."
-USED = frozenset({PROTECTION + "FlagsSet", PROTECTION + "FlagsReleased", LINK + "Linked", PROXY + "Registered",
-                  PROXY + "Cancelled"})  # the topics apply() folds in
+USED = frozenset(
+    {PROTECTION + "FlagsSet", PROTECTION + "FlagsReleased", LINK + "Linked", PROXY + "Registered", PROXY + "Cancelled"}
+)  # the topics apply() folds in
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,6 @@ class VerifiedState:
         self._pairs: dict[Pair, Pair] = {}  # one tuple per (flag, agency) pair
         self._names: dict[str, str] = {}  # one string per agency code and flag name
         self._last = _last_position(app)
-
 
     # -- following the log ---------------------------------------------------------------------------
     def fresh(self) -> None:
@@ -181,7 +181,7 @@ class VerifiedState:
         h = env.header
         topic = h.topic
         if topic.startswith(PROTECTION):
-            kind = topic[len(PROTECTION):]
+            kind = topic[len(PROTECTION) :]
             if kind == "FlagsSet":
                 self._set(self._name(h.origin), str(event.subject), event.flags)
             elif kind == "FlagsReleased":
@@ -327,7 +327,6 @@ class VerifiedState:
                 "proxied_subjects": len(self._proxies),
                 "streams": len(self._heads),
             }
-
 
 
 def _last_position(app: Any) -> Callable[[], int]:

@@ -13,6 +13,7 @@ from projections.record_check import RecordCheck
 
 __all__ = ["aliases", "fresh", "portal_reader", "record_check", "staff_at"]
 
+
 # -- people ---------------------------------------------------------------------------------------------
 def aliases(conn: Connection, subject: str) -> list[str]:
     """Every pseudonym of the person ``subject`` names (number changes join them)."""
@@ -30,7 +31,6 @@ def staff_at(node: NodeParts, actor: Actor) -> None:
     node.app.permit(actor)
 
 
-
 def record_check(node: NodeParts) -> RecordCheck:
     check = node.extra.get("record_check")
     if not isinstance(check, RecordCheck):
@@ -41,7 +41,13 @@ def record_check(node: NodeParts) -> RecordCheck:
 def portal_reader(node: NodeParts) -> PortalReader:
     reader = node.extra.get("portal_reader")
     if not isinstance(reader, PortalReader):
-        reader = PortalReader(node.engine, [p.name for p in node.projector.projections], node.app.max_position,
-                              node.projector.catch_up, node.state, record_check(node).facts)
+        reader = PortalReader(
+            node.engine,
+            [p.name for p in node.projector.projections],
+            node.app.max_position,
+            node.projector.catch_up,
+            node.state,
+            record_check(node).facts,
+        )
         node.extra["portal_reader"] = reader
     return reader

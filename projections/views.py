@@ -114,7 +114,6 @@ __all__ = [
 ]
 
 
-
 # -- auditors ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TimelineEntry:
@@ -128,16 +127,18 @@ class TimelineEntry:
 
 
 def timeline_rows(conn: Connection, subjects: Sequence[str]) -> list[TimelineEntry]:
-    rows = conn.execute(select(timeline_events).where(timeline_events.c.subject.in_(list(subjects)))
-                        .order_by(timeline_events.c.position, timeline_events.c.subject)).all()
+    rows = conn.execute(
+        select(timeline_events)
+        .where(timeline_events.c.subject.in_(list(subjects)))
+        .order_by(timeline_events.c.position, timeline_events.c.subject)
+    ).all()
     seen: set[int] = set()
     out = []
     for r in rows:
         if r.position in seen:  # one event about two pseudonyms of the same person (a number change)
             continue
         seen.add(r.position)
-        out.append(TimelineEntry(r.position, r.at, r.event, r.agency, r.actor, r.subject,
-                                 json.loads(r.detail)))
+        out.append(TimelineEntry(r.position, r.at, r.event, r.agency, r.actor, r.subject, json.loads(r.detail)))
     return out
 
 

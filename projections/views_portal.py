@@ -46,10 +46,13 @@ def portal_records(node: NodeParts, viewer: str, subject: str) -> PortalView:
     reader = portal_reader(node)
     reader.fresh()
     access, rows = reader.view(node.app.subject(viewer), node.app.subject(subject))
-    return PortalView(access, tuple(PortalRecord(rid, at, querier, provider, procedure, int(item), kind,
-                                                 _outcome(status))
-                                    for rid, at, querier, provider, procedure, item, kind, status in rows))
-
+    return PortalView(
+        access,
+        tuple(
+            PortalRecord(rid, at, querier, provider, procedure, int(item), kind, _outcome(status))
+            for rid, at, querier, provider, procedure, item, kind, status in rows
+        ),
+    )
 
 
 @dataclass(frozen=True)

@@ -50,16 +50,34 @@ def agency_flag_state(node: NodeParts, actor: Actor, subject: str | None = None)
         if subject is not None:
             stmt = stmt.where(agency_flags.c.subject.in_(aliases(conn, node.app.subject(subject))))
         rows = conn.execute(stmt.order_by(agency_flags.c.subject, agency_flags.c.flag)).all()
-        hist = conn.execute(select(flag_history).where(
-            (flag_history.c.agency == actor.agency)
-            & flag_history.c.subject.in_(sorted({r.subject for r in rows}))
-        ).order_by(flag_history.c.position, flag_history.c.seq)).all()
+        hist = conn.execute(
+            select(flag_history)
+            .where(
+                (flag_history.c.agency == actor.agency) & flag_history.c.subject.in_(sorted({r.subject for r in rows}))
+            )
+            .order_by(flag_history.c.position, flag_history.c.seq)
+        ).all()
     out = []
     for r in rows:
-        events = tuple(FlagEvent(h.action, h.at, h.request_id, h.review_date) for h in hist
-                       if h.subject == r.subject and h.flag == r.flag)
-        out.append(AgencyFlag(r.agency, r.subject, r.flag, bool(r.active), r.since, r.request_id, r.reason,
-                              r.review_date, r.released_at, events))
+        events = tuple(
+            FlagEvent(h.action, h.at, h.request_id, h.review_date)
+            for h in hist
+            if h.subject == r.subject and h.flag == r.flag
+        )
+        out.append(
+            AgencyFlag(
+                r.agency,
+                r.subject,
+                r.flag,
+                bool(r.active),
+                r.since,
+                r.request_id,
+                r.reason,
+                r.review_date,
+                r.released_at,
+                events,
+            )
+        )
     return out
 
 
@@ -162,44 +180,99 @@ def _split(value: str | None) -> tuple[str, ...]:
 
 
 def pending_approvals(conn: Connection, agency: str) -> list[PendingApproval]:
-    rows = conn.execute(select(flag_queue).where(
-        (flag_queue.c.agency == agency) & flag_queue.c.status.in_(("pending", "approved"))
-    ).order_by(flag_queue.c.requested_at, flag_queue.c.request_id)).all()
-    return [PendingApproval(r.request_id, r.kind, r.subject, _split(r.flags), r.requested_by, r.requested_at,
-                            _split(r.approvals), r.approvals_required, r.status) for r in rows]
+    rows = conn.execute(
+        select(flag_queue)
+        .where((flag_queue.c.agency == agency) & flag_queue.c.status.in_(("pending", "approved")))
+        .order_by(flag_queue.c.requested_at, flag_queue.c.request_id)
+    ).all()
+    return [
+        PendingApproval(
+            r.request_id,
+            r.kind,
+            r.subject,
+            _split(r.flags),
+            r.requested_by,
+            r.requested_at,
+            _split(r.approvals),
+            r.approvals_required,
+            r.status,
+        )
+        for r in rows
+    ]
 
 
 def held_requests(conn: Connection, agency: str) -> list[HeldRequest]:
-    rows = conn.execute(select(held_queue).where(
-        (held_queue.c.provider == agency) & (held_queue.c.status == "held")
-    ).order_by(held_queue.c.received_at, held_queue.c.request_id)).all()
-    return [HeldRequest(r.request_id, r.querier, r.subject, r.legal_item, r.procedure, r.info_kind,
-                        r.received_at, r.applicant_check or r.applicant, r.proposal, r.proposed_by,
-                        r.proposal_version)
-            for r in rows]
+    rows = conn.execute(
+        select(held_queue)
+        .where((held_queue.c.provider == agency) & (held_queue.c.status == "held"))
+        .order_by(held_queue.c.received_at, held_queue.c.request_id)
+    ).all()
+    return [
+        HeldRequest(
+            r.request_id,
+            r.querier,
+            r.subject,
+            r.legal_item,
+            r.procedure,
+            r.info_kind,
+            r.received_at,
+            r.applicant_check or r.applicant,
+            r.proposal,
+            r.proposed_by,
+            r.proposal_version,
+        )
+        for r in rows
+    ]
 
 
 def reviews_due(conn: Connection, agency: str, today: date, within_days: int = 30) -> list[ReviewDue]:
     limit = (today + timedelta(days=within_days)).isoformat()
-    rows = conn.execute(select(agency_flags).where(
-        (agency_flags.c.agency == agency) & agency_flags.c.active.is_(True)
-        & agency_flags.c.review_date.is_not(None) & (agency_flags.c.review_date <= limit)
-    ).order_by(agency_flags.c.review_date, agency_flags.c.subject, agency_flags.c.flag)).all()
-    return [ReviewDue(r.subject, r.flag, r.review_date, (date.fromisoformat(r.review_date) - today).days,
-                      r.request_id) for r in rows]
+    rows = conn.execute(
+        select(agency_flags)
+        .where(
+            (agency_flags.c.agency == agency)
+            & agency_flags.c.active.is_(True)
+            & agency_flags.c.review_date.is_not(None)
+            & (agency_flags.c.review_date <= limit)
+        )
+        .order_by(agency_flags.c.review_date, agency_flags.c.subject, agency_flags.c.flag)
+    ).all()
+    return [
+        ReviewDue(r.subject, r.flag, r.review_date, (date.fromisoformat(r.review_date) - today).days, r.request_id)
+        for r in rows
+    ]
 
 
 def body_requests(conn: Connection, agency: str) -> list[ProtectionBodyRequest]:
-    rows = conn.execute(select(body_queue).where(body_queue.c.municipality == agency)
-                        .order_by(body_queue.c.sent_at, body_queue.c.body_request_id)).all()
+    rows = conn.execute(
+        select(body_queue)
+        .where(body_queue.c.municipality == agency)
+        .order_by(body_queue.c.sent_at, body_queue.c.body_request_id)
+    ).all()
     out = []
     for r in rows:
-        statuses = conn.execute(select(flag_queue.c.status).where(
-            flag_queue.c.body_request_id == r.body_request_id
-        ).order_by(flag_queue.c.requested_at)).scalars().all()
+        statuses = (
+            conn.execute(
+                select(flag_queue.c.status)
+                .where(flag_queue.c.body_request_id == r.body_request_id)
+                .order_by(flag_queue.c.requested_at)
+            )
+            .scalars()
+            .all()
+        )
         outcome = str(statuses[-1]) if statuses else None
-        out.append(ProtectionBodyRequest(r.body_request_id, r.body, r.subject, _split(r.flags), r.reason,
-                                         r.sent_at, outcome in ("rejected", "executed"), outcome))
+        out.append(
+            ProtectionBodyRequest(
+                r.body_request_id,
+                r.body,
+                r.subject,
+                _split(r.flags),
+                r.reason,
+                r.sent_at,
+                outcome in ("rejected", "executed"),
+                outcome,
+            )
+        )
     return out
 
 
@@ -211,16 +284,33 @@ def probe_notices(conn: Connection, agency: str) -> list[ProbeNoticeEntry]:
         .where(probe_queue.c.holder == agency)
         .order_by(probe_queue.c.sent_at, probe_queue.c.request_id)
     ).all()
-    return [ProbeNoticeEntry(r.request_id, r.subject, r.querier, r.provider, r.legal_item, r.procedure, r.sent_at)
-            for r in rows]
+    return [
+        ProbeNoticeEntry(r.request_id, r.subject, r.querier, r.provider, r.legal_item, r.procedure, r.sent_at)
+        for r in rows
+    ]
 
 
 def open_incidents(conn: Connection, agency: str) -> list[IncidentEntry]:
     t = incident_table
-    rows = conn.execute(select(t).where((t.c.agency == agency) & (t.c.status == "open"))
-                        .order_by(t.c.raised_at, t.c.incident_id)).all()
-    return [IncidentEntry(r.incident_id, r.kind, r.code, r.origin, r.stream, r.version, r.topic, _split(r.subjects),
-                          r.parked_id, bool(r.origin_held), r.raised_at) for r in rows]
+    rows = conn.execute(
+        select(t).where((t.c.agency == agency) & (t.c.status == "open")).order_by(t.c.raised_at, t.c.incident_id)
+    ).all()
+    return [
+        IncidentEntry(
+            r.incident_id,
+            r.kind,
+            r.code,
+            r.origin,
+            r.stream,
+            r.version,
+            r.topic,
+            _split(r.subjects),
+            r.parked_id,
+            bool(r.origin_held),
+            r.raised_at,
+        )
+        for r in rows
+    ]
 
 
 def _may(node: NodeParts, actor: Actor, *actions: Action) -> bool:
@@ -262,13 +352,22 @@ def work_queue(node: NodeParts, actor: Actor, today: date | None = None, *, held
         waiting = tuple(held_requests(conn, a)) if deciders else ()
         probes = tuple(probe_notices(conn, a)) if deciders and held else ()
         alerts = tuple(open_incidents(conn, a)) if responders else ()
-        queue = WorkQueue(a, tuple(pending_approvals(conn, a)), waiting if held else (),
-                          tuple(reviews_due(conn, a, day)), tuple(body_requests(conn, a)), probes,
-                          held_waiting=len(waiting), incidents=alerts if held else (), incidents_open=len(alerts))
+        queue = WorkQueue(
+            a,
+            tuple(pending_approvals(conn, a)),
+            waiting if held else (),
+            tuple(reviews_due(conn, a, day)),
+            tuple(body_requests(conn, a)),
+            probes,
+            held_waiting=len(waiting),
+            incidents=alerts if held else (),
+            incidents_open=len(alerts),
+        )
     shown = [h.subject for h in queue.held] + [p.subject for p in queue.probes if p.subject]
     if shown:
-        node.app.record_listing(actor, shown, HELD_LISTING, HELD_LISTING_PURPOSE,
-                                (Action.REVIEW_HELD, Action.APPROVE_HELD))
+        node.app.record_listing(
+            actor, shown, HELD_LISTING, HELD_LISTING_PURPOSE, (Action.REVIEW_HELD, Action.APPROVE_HELD)
+        )
     named = [s for i in queue.incidents for s in i.subjects]
     if named:
         node.app.record_listing(actor, named, INCIDENT_LISTING, INCIDENT_LISTING_PURPOSE, READ_ACTIONS)

@@ -114,8 +114,11 @@ def counter_view(node: NodeParts, actor: Actor, subject: str) -> CounterView:
     names = set(person.aliases)
     check = record_check(node)
     with node.engine.connect() as conn:
-        rows = conn.execute(select(records.c.request_id, records.c.position, records.c.status).where(
-            (records.c.querier == actor.agency) & records.c.subject.in_(person.aliases))).all()
+        rows = conn.execute(
+            select(records.c.request_id, records.c.position, records.c.status).where(
+                (records.c.querier == actor.agency) & records.c.subject.in_(person.aliases)
+            )
+        ).all()
     answers = []
     for r in rows:
         facts = check.facts(str(r.request_id), int(r.position))
@@ -126,7 +129,10 @@ def counter_view(node: NodeParts, actor: Actor, subject: str) -> CounterView:
         # sticky, as on the portal: after release, answers from before it still do not name the provider
         sticky = person.cutoff is not None and facts.created_at < person.cutoff
         provider = facts.provider if status == "answered" and not person.protected and not sticky else None
-        answers.append(CounterAnswer(facts.request_id, facts.created_at, facts.procedure, facts.info_kind, status,
-                                     message, provider))
+        answers.append(
+            CounterAnswer(
+                facts.request_id, facts.created_at, facts.procedure, facts.info_kind, status, message, provider
+            )
+        )
     answers.sort(key=lambda a: (a.asked_at, a.request_id))
     return CounterView(protection.subject, protection, tuple(answers))

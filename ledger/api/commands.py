@@ -34,8 +34,6 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1", tags=["commands"], responses=ERROR_RESPONSES)
 
 
-
-
 @router.post("/cases", response_model=CaseOut, status_code=201, summary="open a protection case (相談受付)")
 def open_case(body: CaseIn, node: CurrentNode, who: Caller) -> CaseOut:
     who.require(node, Action.OPEN_CASE)
@@ -51,8 +49,9 @@ def open_case(body: CaseIn, node: CurrentNode, who: Caller) -> CaseOut:
     return CaseOut(case_id=case_id)
 
 
-@router.post("/flag-requests", response_model=RequestStatusOut, status_code=201,
-             summary="request to set, release or renew flags")
+@router.post(
+    "/flag-requests", response_model=RequestStatusOut, status_code=201, summary="request to set, release or renew flags"
+)
 def request_flags(body: FlagRequestIn, node: CurrentNode, who: Caller) -> RequestStatusOut:
     who.require(node, Action.REQUEST_FLAG)
     rid = node.app.request_flags(
@@ -75,8 +74,15 @@ def flag_request(request_id: UUID, node: CurrentNode, who: Caller) -> FlagReques
     if r.agency != who.actor.agency:  # another agency's request: as if it did not exist
         raise NotFoundError("unknown flag request")
     return FlagRequestOut(
-        request_id=r.id, agency=r.agency, kind=r.kind, subject=r.subject, flags=list(r.flags), reason=r.reason,
-        review_date=r.review_date, requested_by=r.requested_by, approvals_required=r.approvals_required,
+        request_id=r.id,
+        agency=r.agency,
+        kind=r.kind,
+        subject=r.subject,
+        flags=list(r.flags),
+        reason=r.reason,
+        review_date=r.review_date,
+        requested_by=r.requested_by,
+        approvals_required=r.approvals_required,
         status=r.status,
     )
 
@@ -94,8 +100,11 @@ def reject(request_id: UUID, body: RejectIn, node: CurrentNode, who: Caller) -> 
     return RequestStatusOut(request_id=request_id, status="rejected")
 
 
-@router.post("/flag-requests/{request_id}/execute", response_model=ExecutedOut,
-             summary="apply an approved request (designated operator)")
+@router.post(
+    "/flag-requests/{request_id}/execute",
+    response_model=ExecutedOut,
+    summary="apply an approved request (designated operator)",
+)
 def execute(request_id: UUID, node: CurrentNode, who: Caller) -> ExecutedOut:
     who.require(node, Action.EXECUTE_FLAG)
     node.app.execute_request(who.actor, request_id)
@@ -103,42 +112,64 @@ def execute(request_id: UUID, node: CurrentNode, who: Caller) -> ExecutedOut:
     return ExecutedOut(request_id=request_id, status=r.status, kind=r.kind, flags=list(r.flags))
 
 
-@router.post("/body-requests", response_model=BodyRequestOut, status_code=201,
-             summary="a protection body asks a municipality to set flags")
+@router.post(
+    "/body-requests",
+    response_model=BodyRequestOut,
+    status_code=201,
+    summary="a protection body asks a municipality to set flags",
+)
 def send_body_request(body: BodyRequestIn, node: CurrentNode, who: Caller) -> BodyRequestOut:
     who.require(node, Action.SEND_BODY_REQUEST)
     bid = node.app.send_body_request(who.actor, body.municipality, body.subject, list(body.flags), body.reason)
     return BodyRequestOut(body_request_id=bid)
 
 
-@router.post("/provision-requests", response_model=QuerierAnswerOut, status_code=201,
-             summary="query a providing agency about a subject (情報照会)")
+@router.post(
+    "/provision-requests",
+    response_model=QuerierAnswerOut,
+    status_code=201,
+    summary="query a providing agency about a subject (情報照会)",
+)
 def request_provision(body: ProvisionIn, node: CurrentNode, who: Caller) -> QuerierAnswerOut:
     who.require(node, Action.REQUEST_PROVISION)
     ans = node.app.request_provision(
-        who.actor, body.provider, body.subject, legal_item=body.legal_item, procedure=body.procedure,
-        info_kind=body.info_kind, applicant=body.applicant,
+        who.actor,
+        body.provider,
+        body.subject,
+        legal_item=body.legal_item,
+        procedure=body.procedure,
+        info_kind=body.info_kind,
+        applicant=body.applicant,
     )
     return QuerierAnswerOut(request_id=UUID(ans.request_id), status=ans.status, message=ans.message)  # type: ignore[arg-type]
 
 
-@router.get("/provision-requests/{request_id}", response_model=QuerierAnswerOut,
-            summary="the answer as the querying agency sees it")
+@router.get(
+    "/provision-requests/{request_id}",
+    response_model=QuerierAnswerOut,
+    summary="the answer as the querying agency sees it",
+)
 def provision_status(request_id: UUID, node: CurrentNode, who: Caller) -> QuerierAnswerOut:
     ans = node.app.provision_answer(who.actor, request_id)
     return QuerierAnswerOut(request_id=request_id, status=ans.status, message=ans.message)  # type: ignore[arg-type]
 
 
-@router.post("/provision-requests/{request_id}/propose", response_model=RequestStatusOut,
-             summary="propose to provide or refuse a held request, after checking who asks (Point 5)")
+@router.post(
+    "/provision-requests/{request_id}/propose",
+    response_model=RequestStatusOut,
+    summary="propose to provide or refuse a held request, after checking who asks (Point 5)",
+)
 def propose(request_id: UUID, body: ProposeIn, node: CurrentNode, who: Caller) -> RequestStatusOut:
     who.require(node, Action.REVIEW_HELD)
     node.app.propose_decision(who.actor, request_id, body.decision, body.applicant_check, body.note)
     return RequestStatusOut(request_id=request_id, status="held")
 
 
-@router.post("/provision-requests/{request_id}/approve", response_model=RequestStatusOut,
-             summary="approve the proposed decision on a held request, naming the proposal seen")
+@router.post(
+    "/provision-requests/{request_id}/approve",
+    response_model=RequestStatusOut,
+    summary="approve the proposed decision on a held request, naming the proposal seen",
+)
 def approve_decision(request_id: UUID, body: ApproveDecisionIn, node: CurrentNode, who: Caller) -> RequestStatusOut:
     who.require(node, Action.APPROVE_HELD)
     status = node.app.approve_decision(who.actor, request_id, body.proposal_version)

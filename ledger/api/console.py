@@ -36,11 +36,21 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 FLAG_LABELS = {"NON_DISCLOSURE": "不開示", "NO_AUTO_RESPONSE": "自動応答不可"}
 APPLICANT_LABELS = {"protected_person": "保護対象者本人", "known_perpetrator": "加害者", "unknown": "不明"}
 KIND_LABELS = {"set": "設定", "release": "解除", "renew": "更新"}
-STATUS_LABELS = {"pending": "承認待ち", "approved": "承認済み（実行待ち）", "rejected": "却下", "executed": "実行済み",
-                 "answered": "回答済み", "in_progress": "確認中", "not_provided": "不提供"}
+STATUS_LABELS = {
+    "pending": "承認待ち",
+    "approved": "承認済み（実行待ち）",
+    "rejected": "却下",
+    "executed": "実行済み",
+    "answered": "回答済み",
+    "in_progress": "確認中",
+    "not_provided": "不提供",
+}
 NOTICES = {
-    "approved": "承認しました。", "rejected": "却下しました。", "executed": "実行しました。",
-    "proposed": "判断案を登録しました。承認者の承認を待っています。", "decided": "判断を確定しました。",
+    "approved": "承認しました。",
+    "rejected": "却下しました。",
+    "executed": "実行しました。",
+    "proposed": "判断案を登録しました。承認者の承認を待っています。",
+    "decided": "判断を確定しました。",
     "signed_out": "サインアウトしました。",
 }
 Session = Annotated[str | None, Cookie(alias=COOKIE)]
@@ -64,12 +74,19 @@ def _allowed(node: Node, who: Principal | None) -> set[str]:
     return can
 
 
-def _page(request: Request, node: Node, who: Principal | None, name: str, status: int = 200,
-          **context: Any) -> HTMLResponse:
+def _page(
+    request: Request, node: Node, who: Principal | None, name: str, status: int = 200, **context: Any
+) -> HTMLResponse:
     ctx = {
-        "who": who, "can": _allowed(node, who), "csrf": _csrf(node, who) if who else "", "flag_labels": FLAG_LABELS,
-        "applicant_labels": APPLICANT_LABELS, "kind_labels": KIND_LABELS, "status_labels": STATUS_LABELS,
-        "notice": NOTICES.get(request.query_params.get("done", "")), **context,
+        "who": who,
+        "can": _allowed(node, who),
+        "csrf": _csrf(node, who) if who else "",
+        "flag_labels": FLAG_LABELS,
+        "applicant_labels": APPLICANT_LABELS,
+        "kind_labels": KIND_LABELS,
+        "status_labels": STATUS_LABELS,
+        "notice": NOTICES.get(request.query_params.get("done", "")),
+        **context,
     }
     return templates.TemplateResponse(request, name, ctx, status_code=status)
 
@@ -120,8 +137,15 @@ def login(request: Request, node: LockedNode, token: Annotated[str, Form(max_len
     # Secure always, unless configured for plain-HTTP local development (ledger/api/settings.py); the scheme
     # reflects X-Forwarded-Proto only when the proxy is trusted by configuration
     settings: HttpSettings = request.app.state.http
-    response.set_cookie(COOKIE, token.strip(), max_age=max_age, path="/console", httponly=True,
-                        samesite="strict", secure=settings.cookie_secure(request.url.scheme))
+    response.set_cookie(
+        COOKIE,
+        token.strip(),
+        max_age=max_age,
+        path="/console",
+        httponly=True,
+        samesite="strict",
+        secure=settings.cookie_secure(request.url.scheme),
+    )
     return response
 
 
@@ -144,8 +168,13 @@ def counter_form(request: Request, node: LockedNode, session: Session = None) ->
 
 
 @router.post("/counter", response_class=HTMLResponse)
-def counter(request: Request, node: LockedNode, subject: Annotated[str, Form(max_length=bounds.SUBJECT.max)],
-            csrf: Annotated[str, Form(max_length=128)], session: Session = None) -> Response:
+def counter(
+    request: Request,
+    node: LockedNode,
+    subject: Annotated[str, Form(max_length=bounds.SUBJECT.max)],
+    csrf: Annotated[str, Form(max_length=128)],
+    session: Session = None,
+) -> Response:
     who = None
     try:
         who = _session(node, session)
@@ -169,10 +198,15 @@ def approvals(request: Request, node: LockedNode, session: Session = None) -> Re
 
 
 @router.post("/approvals/{request_id}/{decision}")
-def decide_flag_request(request: Request, node: LockedNode, request_id: UUID, decision: str,
-                        csrf: Annotated[str, Form(max_length=128)],
-                        reason: Annotated[str, Form(max_length=bounds.NOTE.max)] = "",
-                        session: Session = None) -> Response:
+def decide_flag_request(
+    request: Request,
+    node: LockedNode,
+    request_id: UUID,
+    decision: str,
+    csrf: Annotated[str, Form(max_length=128)],
+    reason: Annotated[str, Form(max_length=bounds.NOTE.max)] = "",
+    session: Session = None,
+) -> Response:
     who = None
     try:
         who = _session(node, session)
@@ -223,9 +257,16 @@ def _decides(node: Node, who: Principal) -> bool:
 
 
 @router.post("/held/{request_id}/propose")
-def propose(request: Request, node: LockedNode, request_id: UUID, csrf: Annotated[str, Form(max_length=128)],
-            decision: Annotated[str, Form(max_length=16)], applicant_check: Annotated[str, Form(max_length=32)],
-            note: Annotated[str, Form(max_length=bounds.NOTE.max)] = "", session: Session = None) -> Response:
+def propose(
+    request: Request,
+    node: LockedNode,
+    request_id: UUID,
+    csrf: Annotated[str, Form(max_length=128)],
+    decision: Annotated[str, Form(max_length=16)],
+    applicant_check: Annotated[str, Form(max_length=32)],
+    note: Annotated[str, Form(max_length=bounds.NOTE.max)] = "",
+    session: Session = None,
+) -> Response:
     who = None
     try:
         who = _session(node, session)
@@ -238,10 +279,14 @@ def propose(request: Request, node: LockedNode, request_id: UUID, csrf: Annotate
 
 
 @router.post("/held/{request_id}/approve")
-def approve_decision(request: Request, node: LockedNode, request_id: UUID,
-                     csrf: Annotated[str, Form(max_length=128)],
-                     proposal_version: Annotated[int, Form(ge=1, le=2**31 - 1)],
-                     session: Session = None) -> Response:
+def approve_decision(
+    request: Request,
+    node: LockedNode,
+    request_id: UUID,
+    csrf: Annotated[str, Form(max_length=128)],
+    proposal_version: Annotated[int, Form(ge=1, le=2**31 - 1)],
+    session: Session = None,
+) -> Response:
     who = None
     try:
         who = _session(node, session)
@@ -277,9 +322,14 @@ def timeline_form(request: Request, node: LockedNode, session: Session = None) -
 
 
 @router.post("/timeline", response_class=HTMLResponse)
-def timeline(request: Request, node: LockedNode, subject: Annotated[str, Form(max_length=bounds.SUBJECT.max)],
-             purpose: Annotated[str, Form(max_length=bounds.PURPOSE.max)], csrf: Annotated[str, Form(max_length=128)],
-             session: Session = None) -> Response:
+def timeline(
+    request: Request,
+    node: LockedNode,
+    subject: Annotated[str, Form(max_length=bounds.SUBJECT.max)],
+    purpose: Annotated[str, Form(max_length=bounds.PURPOSE.max)],
+    csrf: Annotated[str, Form(max_length=128)],
+    session: Session = None,
+) -> Response:
     who = None
     try:
         who = _session(node, session)
@@ -289,5 +339,3 @@ def timeline(request: Request, node: LockedNode, subject: Annotated[str, Form(ma
     except FlagLedgerError as exc:
         return _refused(request, node, who, exc)
     return _page(request, node, who, "timeline.html", entries=entries, subject=node.app.subject(subject))
-
-

@@ -73,8 +73,11 @@ def error_body(exc: FlagLedgerError) -> dict[str, Any]:
         return {"code": exc.code, "message": "the ledger cannot serve this now; operators: see the server log"}
     if isinstance(exc, InputError) and exc.field is not None:
         # as a schema refusal reads: the field named, its value never echoed
-        return {"code": "invalid_input", "message": str(exc),
-                "fields": [{"loc": ["body", exc.field], "msg": str(exc), "type": exc.code}]}
+        return {
+            "code": "invalid_input",
+            "message": str(exc),
+            "fields": [{"loc": ["body", exc.field], "msg": str(exc), "type": exc.code}],
+        }
     return {"code": exc.code, "message": str(exc)}
 
 
@@ -100,21 +103,26 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
         for e in exc.errors()
     ]
-    return JSONResponse({"code": "invalid_input", "message": "the request is not valid", "fields": fields},
-                        status_code=422)
+    return JSONResponse(
+        {"code": "invalid_input", "message": "the request is not valid", "fields": fields}, status_code=422
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = {401: "unauthenticated", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return JSONResponse({"code": code, "message": str(exc.detail)}, status_code=exc.status_code,
-                        headers=exc.headers or _headers(exc.status_code))
+    return JSONResponse(
+        {"code": code, "message": str(exc.detail)},
+        status_code=exc.status_code,
+        headers=exc.headers or _headers(exc.status_code),
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("%s %s: unexpected error", request.method, request.url.path)
-    return JSONResponse({"code": "internal", "message": "internal error; operators: see the server log"},
-                        status_code=500)
+    return JSONResponse(
+        {"code": "internal", "message": "internal error; operators: see the server log"}, status_code=500
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

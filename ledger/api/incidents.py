@@ -28,8 +28,11 @@ class IncidentAckOut(BaseModel):
     acknowledged_at: str
 
 
-@router.post("/incidents/{incident_id}/acknowledge", response_model=IncidentAckOut,
-             summary="acknowledge a security incident raised for your agency")
+@router.post(
+    "/incidents/{incident_id}/acknowledge",
+    response_model=IncidentAckOut,
+    summary="acknowledge a security incident raised for your agency",
+)
 def acknowledge_incident(incident_id: UUID, body: IncidentAckIn, node: LockedNode, who: Caller) -> IncidentAckOut:
     refused: PermissionDenied | None = None
     for action in ACKNOWLEDGE_ACTIONS:  # the token's roles must cover one of the actions that acknowledge
@@ -42,5 +45,6 @@ def acknowledge_incident(incident_id: UUID, body: IncidentAckIn, node: LockedNod
         assert refused is not None
         raise refused
     incident = acknowledge(node.app, who.actor, incident_id, body.note)
-    return IncidentAckOut(incident_id=incident.id, acknowledged_by=str(who.actor),
-                          acknowledged_at=str(incident.acknowledged_at))
+    return IncidentAckOut(
+        incident_id=incident.id, acknowledged_by=str(who.actor), acknowledged_at=str(incident.acknowledged_at)
+    )

@@ -35,33 +35,46 @@ router = APIRouter(prefix="/api/v1", tags=["queries"], responses=ERROR_RESPONSES
 
 @router.get("/whoami", response_model=WhoAmI, summary="the caller, as the token says")
 def whoami(node: CurrentNode, who: Caller) -> WhoAmI:
-    return WhoAmI(agency=who.actor.agency, staff=who.actor.staff, roles=list(who.roles),
-                  expires_at=who.expires_at.isoformat())
+    return WhoAmI(
+        agency=who.actor.agency, staff=who.actor.staff, roles=list(who.roles), expires_at=who.expires_at.isoformat()
+    )
 
 
-@router.post("/queries/agency-flags", response_model=list[views.AgencyFlag],
-             summary="flags your agency holds or held (optionally for one person), with history")
+@router.post(
+    "/queries/agency-flags",
+    response_model=list[views.AgencyFlag],
+    summary="flags your agency holds or held (optionally for one person), with history",
+)
 def agency_flags(body: OptionalSubjectQuery, node: CurrentNode, who: Caller) -> list[views.AgencyFlag]:
     return views.agency_flag_state(node, who.actor, body.subject)
 
 
-@router.post("/queries/nationwide", response_model=views.NationwideView,
-             summary="is this person protected anywhere (holders only with a recorded purpose)")
+@router.post(
+    "/queries/nationwide",
+    response_model=views.NationwideView,
+    summary="is this person protected anywhere (holders only with a recorded purpose)",
+)
 def nationwide(body: NationwideQuery, node: CurrentNode, who: Caller) -> views.NationwideView:
     if body.purpose is not None:
         who.require(node, Action.VIEW_PROTECTED)
     return views.nationwide_view(node, who.actor, body.subject, purpose=body.purpose)
 
 
-@router.post("/queries/counter", response_model=views.CounterView,
-             summary="the counter view: protection banner and your agency's answers about the person")
+@router.post(
+    "/queries/counter",
+    response_model=views.CounterView,
+    summary="the counter view: protection banner and your agency's answers about the person",
+)
 def counter(body: SubjectQuery, node: CurrentNode, who: Caller) -> views.CounterView:
     who.require(node, Action.COUNTER_LOOKUP)
     return views.counter_view(node, who.actor, body.subject)
 
 
-@router.post("/queries/request-path", response_model=RequestPathOut,
-             summary="would a provision request about this person be answered automatically or by hand")
+@router.post(
+    "/queries/request-path",
+    response_model=RequestPathOut,
+    summary="would a provision request about this person be answered automatically or by hand",
+)
 def request_path(body: SubjectQuery, node: CurrentNode, who: Caller) -> RequestPathOut:
     # the same knowledge as the counter view's banner (every department sees the protection, Point 3)
     who.require(node, Action.COUNTER_LOOKUP)
@@ -69,35 +82,50 @@ def request_path(body: SubjectQuery, node: CurrentNode, who: Caller) -> RequestP
     return RequestPathOut(path="manual" if flags.get(Flag.NO_AUTO_RESPONSE.value) else "automatic")
 
 
-@router.post("/queries/portal-records", response_model=views.PortalView,
-             summary="Mynaportal provision-record display of a subject for a viewer (system callers)")
+@router.post(
+    "/queries/portal-records",
+    response_model=views.PortalView,
+    summary="Mynaportal provision-record display of a subject for a viewer (system callers)",
+)
 def portal_records(body: PortalQuery, node: CurrentNode, who: Caller) -> views.PortalView:
     who.require(node, Action.COUNTER_LOOKUP)
     return views.portal_records(node, body.viewer, body.subject)
 
 
-@router.post("/queries/self-information", response_model=views.SelfInfoView,
-             summary="Mynaportal self-information display of a subject for a viewer (system callers)")
+@router.post(
+    "/queries/self-information",
+    response_model=views.SelfInfoView,
+    summary="Mynaportal self-information display of a subject for a viewer (system callers)",
+)
 def self_information(body: PortalQuery, node: CurrentNode, who: Caller) -> views.SelfInfoView:
     who.require(node, Action.COUNTER_LOOKUP)
     return views.self_information(node, body.viewer, body.subject)
 
 
-@router.get("/queue", response_model=views.WorkQueue,
-            summary="approvals, held requests (deciders only), reviews due, protection-body requests")
+@router.get(
+    "/queue",
+    response_model=views.WorkQueue,
+    summary="approvals, held requests (deciders only), reviews due, protection-body requests",
+)
 def queue(node: CurrentNode, who: Caller, today: Annotated[Day | None, Query()] = None) -> views.WorkQueue:
     return views.work_queue(node, who.actor, today)
 
 
-@router.post("/queries/timeline", response_model=list[views.TimelineEntry],
-             summary="every event about the person (auditors; the read is recorded first)")
+@router.post(
+    "/queries/timeline",
+    response_model=list[views.TimelineEntry],
+    summary="every event about the person (auditors; the read is recorded first)",
+)
 def timeline(body: PurposeQuery, node: CurrentNode, who: Caller) -> list[views.TimelineEntry]:
     who.require(node, Action.AUDIT)
     return views.subject_timeline(node, who.actor, body.subject, body.purpose)
 
 
-@router.post("/queries/liaison", response_model=LiaisonOut,
-             summary="your agency's contact point resolves a liaison reference (recorded)")
+@router.post(
+    "/queries/liaison",
+    response_model=LiaisonOut,
+    summary="your agency's contact point resolves a liaison reference (recorded)",
+)
 def liaison(body: LiaisonQuery, node: CurrentNode, who: Caller) -> LiaisonOut:
     who.require(node, Action.VIEW_PROTECTED)
     target = views.resolve_liaison(node, who.actor, body.reference, purpose=body.purpose)  # recorded first

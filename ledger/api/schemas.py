@@ -33,8 +33,7 @@ Subject = Annotated[
     str,
     _text(bounds.SUBJECT),
     AfterValidator(_clean),
-    Field(description="12-digit individual number (hyphens allowed) or its pseudonym p<32 hex>; never put it "
-                      "in a URL"),
+    Field(description="12-digit individual number (hyphens allowed) or its pseudonym p<32 hex>; never put it in a URL"),
 ]
 AgencyCode = Annotated[str, StringConstraints(min_length=1, max_length=bounds.AGENCY_CODE.max), AfterValidator(_clean)]
 
@@ -164,8 +163,12 @@ class ProposeIn(Body):
 
 
 class ApproveDecisionIn(Body):
-    proposal_version: int = Field(ge=1, le=2**31 - 1, description="the proposal approved, as the held-request "
-                                  "queue showed it (`proposal_version`); a proposal replaced since is 409")
+    proposal_version: int = Field(
+        ge=1,
+        le=2**31 - 1,
+        description="the proposal approved, as the held-request "
+        "queue showed it (`proposal_version`); a proposal replaced since is 409",
+    )
 
 
 # -- queries ------------------------------------------------------------------------------------------------
@@ -187,7 +190,8 @@ class OptionalSubjectQuery(Body):
 class NationwideQuery(Body):
     subject: Subject
     purpose: Purpose | None = Field(
-        None, description="with a purpose, staff allowed to view_protected see the holding agencies (recorded)")
+        None, description="with a purpose, staff allowed to view_protected see the holding agencies (recorded)"
+    )
 
 
 class PurposeQuery(Body):

@@ -50,4 +50,3 @@ class HttpSettings(Section):
     def cookie_secure(self, scheme: str) -> bool:
         """Whether the session cookie carries ``Secure`` for a request that arrived as ``scheme``."""
         return not self.insecure_cookie or scheme == "https"
-

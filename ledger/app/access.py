@@ -45,8 +45,7 @@ class LedgerAccess(LedgerStore):
         agency = self.agency(actor.agency)
         if not agency.allows(set(member.roles), action):
             raise PermissionDenied(
-                f"{actor} (roles: {', '.join(member.roles) or 'none'}) "
-                f"may not {action.value} at {actor.agency}",
+                f"{actor} (roles: {', '.join(member.roles) or 'none'}) may not {action.value} at {actor.agency}",
                 code="role_not_permitted",
             )
         return agency, member
@@ -105,8 +104,9 @@ class LedgerAccess(LedgerStore):
         (rid,) = self._record_reads(actor, [subject], what, purpose)
         return rid
 
-    def record_listing(self, actor: Actor, subjects: Sequence[str], what: str, purpose: str,
-                       allowed: Sequence[Action]) -> list[UUID]:
+    def record_listing(
+        self, actor: Actor, subjects: Sequence[str], what: str, purpose: str, allowed: Sequence[Action]
+    ) -> list[UUID]:
         """Record that a listing showed protected details of ``subjects`` (one record each, saved together).
 
         A listing is authorised by the work it serves (``allowed``: any one of them), not by
@@ -136,19 +136,31 @@ class LedgerAccess(LedgerStore):
             self.save_as(actor.agency, *records)
         return [r.id for r in records]
 
-    def record_token_grant(self, issuer: Actor, staff: str, roles: Sequence[str], expires_at: datetime,
-                           token_id: str) -> UUID:
+    def record_token_grant(
+        self, issuer: Actor, staff: str, roles: Sequence[str], expires_at: datetime, token_id: str
+    ) -> UUID:
         """Record an API token's grant (never the token) before it is handed out."""
         self.authorise(issuer, Action.ADMINISTER)
-        grant = TokenGrant(agency=issuer.agency, issuer=issuer.staff, staff=staff, roles=list(roles),
-                           expires_at=expires_at.isoformat(), token_id=token_id)
+        grant = TokenGrant(
+            agency=issuer.agency,
+            issuer=issuer.staff,
+            staff=staff,
+            roles=list(roles),
+            expires_at=expires_at.isoformat(),
+            token_id=token_id,
+        )
         self.save_as(issuer.agency, grant)
         return grant.id
 
     def record_report(self, actor: Actor, period_from: datetime, period_to: datetime, out_dir: str) -> UUID:
         """Record that an auditor generates a period report (it names people), before it is written."""
         self.authorise(actor, Action.AUDIT)
-        rec = ReportRecord(agency=actor.agency, staff=actor.staff, period_from=period_from.isoformat(),
-                           period_to=period_to.isoformat(), out_dir=out_dir)
+        rec = ReportRecord(
+            agency=actor.agency,
+            staff=actor.staff,
+            period_from=period_from.isoformat(),
+            period_to=period_to.isoformat(),
+            out_dir=out_dir,
+        )
         self.save_as(actor.agency, rec)
         return rec.id

@@ -153,9 +153,7 @@ class AgencyCommands(LedgerAccess):
         self.signed_mapper.signers[actor.agency] = new_signer
         return new_signer.key_id
 
-    def revoke_key(
-        self, actor: Actor, key_id: str, reason: str, effective_from: datetime | None = None
-    ) -> None:
+    def revoke_key(self, actor: Actor, key_id: str, reason: str, effective_from: datetime | None = None) -> None:
         self.authorise(actor, Action.ADMINISTER)
         if self.signers[actor.agency].key_id == key_id:
             raise StateConflict("rotate to a new key before revoking the current one")
@@ -165,7 +163,7 @@ class AgencyCommands(LedgerAccess):
 
     # -- checkpoints ------------------------------------------------------------------------------------
     def sign_checkpoint(self, agency: str | None = None, *, force: bool = False) -> list[Checkpoint]:
-        """"Checkpoint now": sign the log as it stands for ``agency`` (default: every hosted agency).
+        """ "Checkpoint now": sign the log as it stands for ``agency`` (default: every hosted agency).
 
         Returns the :class:`ledger.app.checkpoints.Checkpoint` objects signed (none if nothing new was logged).
         """

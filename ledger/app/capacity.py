@@ -36,6 +36,7 @@ class _Configured(Protocol):
     @property
     def database_url(self) -> str | None: ...
 
+
 __all__ = ["CONNECT_WAIT", "ONE_SHOT", "Capacity", "PoolSizes", "retry_while_server_full", "server_full"]
 
 CONNECT_WAIT = 30.0  # seconds, as the event store's pool waits for a connection

@@ -289,7 +289,7 @@ class Checkpointer:
 
 
 def sign_checkpoint(app: LedgerAccess, agency: str | None = None, *, force: bool = False) -> list[Checkpoint]:
-    """"Checkpoint now": read the log once and sign for ``agency`` (default: every hosted agency)."""
+    """ "Checkpoint now": read the log once and sign for ``agency`` (default: every hosted agency)."""
     return Checkpointer(app).sign(None if agency is None else [agency], force=force)
 
 

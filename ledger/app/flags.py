@@ -113,9 +113,7 @@ class FlagCommands(LedgerAccess):
                 raise NotFoundError(f"agency {actor.agency} holds no flag on this subject to release")
             protection.check_held(fl)
             if not explanation.strip():
-                raise InputError(
-                    "record the explanation given to the person (Point 6) before requesting release"
-                )
+                raise InputError("record the explanation given to the person (Point 6) before requesting release")
             review = None
         if review is not None and review <= today:
             raise InputError("the review date must be in the future")

@@ -54,8 +54,11 @@ class IdentityCommands(LedgerAccess):
         ids = [self.ids.proxy(a, s, p) for a in sorted(self.hosted)]
         if self.proxy_index is not None:
             ids += self.proxy_index.registrations(s, p)
-        found = [r for r in (self.find(ProxyRegistration, i) for i in dict.fromkeys(ids))
-                 if r is not None and (r.subject, r.proxy) == (s, p)]
+        found = [
+            r
+            for r in (self.find(ProxyRegistration, i) for i in dict.fromkeys(ids))
+            if r is not None and (r.subject, r.proxy) == (s, p)
+        ]
         return next((r for r in found if r.active), found[0] if found else None)
 
     def cancel_proxy(self, actor: Actor, subject: str, proxy: str, reason: str = "") -> None:

@@ -45,7 +45,6 @@ from ledger.log.envelope import Envelope
 from ledger.log.pseudonym import is_pseudonym
 
 if TYPE_CHECKING:
-
     from ledger.app import Actor, FlagLedger
 
 
@@ -65,6 +64,7 @@ class Node(Protocol):
 
     @property
     def extra(self) -> dict[str, object]: ...
+
 
 __all__ = [
     "ACKNOWLEDGE_ACTIONS",
@@ -146,8 +146,11 @@ def _stream_origin(app: FlagLedger, stream: str) -> tuple[str, Any] | None:
         app.signed_mapper.verify(env)
         return env.header.origin, app.signed_mapper.decode(env)
     except (FlagLedgerError, ValueError) as exc:
-        alarm.error("incident: the first event of stream %s does not verify here [%s]", stream,
-                    getattr(exc, "code", Code.MALFORMED))
+        alarm.error(
+            "incident: the first event of stream %s does not verify here [%s]",
+            stream,
+            getattr(exc, "code", Code.MALFORMED),
+        )
         return None
 
 
@@ -229,13 +232,25 @@ def raise_incidents(node: Node, parked: ParkedMessage) -> list[Incident]:
         except StorageError:
             raise  # the database is away: the caller retries (the parked row is kept; nothing is raised twice)
         except FlagLedgerError as exc:  # e.g. the agency's key is not yet valid on a clock set back
-            alarm.error("ALARM: incident for agency %s about parked message %s could not be recorded [%s]; "
-                        "the message stays parked: `flagledger consumers replay %s` raises it once fixed",
-                        agency, parked.id, exc.code, parked.id)
+            alarm.error(
+                "ALARM: incident for agency %s about parked message %s could not be recorded [%s]; "
+                "the message stays parked: `flagledger consumers replay %s` raises it once fixed",
+                agency,
+                parked.id,
+                exc.code,
+                parked.id,
+            )
             continue
         alarm.error(
             "ALARM: incident %s (%s) for agency %s: parked message %s [%s] on stream %s v%s claiming agency %s",
-            iid, kind.value, agency, parked.id, parked.code, stream or "-", fields["stream_version"], origin or "-",
+            iid,
+            kind.value,
+            agency,
+            parked.id,
+            parked.code,
+            stream or "-",
+            fields["stream_version"],
+            origin or "-",
         )
         raised.append(incident)
     return raised

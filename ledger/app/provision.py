@@ -44,8 +44,15 @@ class ProvisionCommands(LedgerAccess):
     ) -> QuerierAnswer:
         """Agency ``actor.agency`` queries ``provider`` (hosted here) about ``subject``."""
         self.authorise(actor, Action.REQUEST_PROVISION)
-        return self._provision(actor.agency, provider, subject, legal_item=legal_item, procedure=procedure,
-                               info_kind=info_kind, applicant=applicant)
+        return self._provision(
+            actor.agency,
+            provider,
+            subject,
+            legal_item=legal_item,
+            procedure=procedure,
+            info_kind=info_kind,
+            applicant=applicant,
+        )
 
     def receive_query(
         self,
@@ -63,8 +70,15 @@ class ProvisionCommands(LedgerAccess):
         is involved; the answer is what the network relays back (the querier's node learns the rest from
         the provider's published events, exactly as for :meth:`request_provision`)."""
         agency_code(querier, "querier")
-        return self._provision(querier, provider, subject, legal_item=legal_item, procedure=procedure,
-                               info_kind=info_kind, applicant=applicant)
+        return self._provision(
+            querier,
+            provider,
+            subject,
+            legal_item=legal_item,
+            procedure=procedure,
+            info_kind=info_kind,
+            applicant=applicant,
+        )
 
     def _provision(
         self,

@@ -88,7 +88,6 @@ def is_answered(status: str | None) -> bool:
     return status in ANSWERED_STATUSES
 
 
-
 def is_local_only(topic: str) -> bool:
     """Whether events of this topic stay on the node (intake notes, approvals, staff, access reads)."""
     from eventsourcing.utils import resolve_topic

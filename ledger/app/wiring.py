@@ -38,7 +38,7 @@ from ledger.log.stream_ids import StreamIds
 
 log = logging.getLogger("flagledger.ledger")
 
-_LOG_HEAD_RECORDERS =  {
+_LOG_HEAD_RECORDERS = {
     "eventsourcing.sqlite": "ledger.log.sqlite_recorder:LogHeadSQLiteRecorder",
     "eventsourcing.postgres": "ledger.log.pg_recorder:BinaryInsertRecorder",
 }
@@ -46,7 +46,6 @@ _LOG_HEAD_RECORDERS =  {
 
 def _now() -> datetime:
     return clock.now()
-
 
 
 class LedgerWiring(Application[UUID]):
@@ -216,9 +215,7 @@ class LedgerWiring(Application[UUID]):
             return
         kind = h.topic.rsplit(".", 1)[1]
         if kind == "KeyAdded":
-            self.keyring.add(
-                KeyRecord(h.origin, ev.key_id, ev.public_hex, datetime.fromisoformat(ev.valid_from))
-            )
+            self.keyring.add(KeyRecord(h.origin, ev.key_id, ev.public_hex, datetime.fromisoformat(ev.valid_from)))
         elif kind == "KeyRetired":
             self.keyring.retire(ev.key_id, datetime.fromisoformat(ev.valid_until))
         elif kind == "KeyRevoked":
@@ -227,9 +224,7 @@ class LedgerWiring(Application[UUID]):
             self._vouched.add(ev.key_id)
             if ev.key_id not in {r.key_id for r in self.keyring.records()}:
                 self.keyring.add(
-                    KeyRecord(
-                        ev.remote_agency, ev.key_id, ev.public_hex, datetime.fromisoformat(ev.valid_from)
-                    )
+                    KeyRecord(ev.remote_agency, ev.key_id, ev.public_hex, datetime.fromisoformat(ev.valid_from))
                 )
 
     def _may_write_key_event(self, env: Envelope, payload: dict[str, Any]) -> bool:
@@ -245,6 +240,12 @@ class LedgerWiring(Application[UUID]):
         if bad is None and h.version > 1:
             bad = append_violation(h.topic, h.origin, self.signed_store.owner(UUID(h.stream)))
         if bad is not None:
-            log.error("key event v%s of stream %s (%s) by agency %s is ignored: %s; run `flagledger audit verify`",
-                      h.version, h.stream, h.topic, h.origin, bad)
+            log.error(
+                "key event v%s of stream %s (%s) by agency %s is ignored: %s; run `flagledger audit verify`",
+                h.version,
+                h.stream,
+                h.topic,
+                h.origin,
+                bad,
+            )
         return bad is None

@@ -60,8 +60,12 @@ def collect_checkpoints(app: FlagLedger, trusted: Sequence[Checkpoint] = (), pag
             count += 1
             last[cp.origin] = cp
             if cp.origin in app.hosted:
-                head = TreeHead(f"the checkpoint at position {n.id} (agency {cp.origin}, signed {cp.time})",
-                                cp.tree_size, cp.root, n.id)
+                head = TreeHead(
+                    f"the checkpoint at position {n.id} (agency {cp.origin}, signed {cp.time})",
+                    cp.tree_size,
+                    cp.root,
+                    n.id,
+                )
                 heads.append(head)
                 covers[n.id] = head
         if len(rows) < page:
@@ -69,9 +73,12 @@ def collect_checkpoints(app: FlagLedger, trusted: Sequence[Checkpoint] = (), pag
         start = rows[-1].id + 1
     for t in trusted:
         if t.origin not in app.hosted:  # another node's log: comparing it with this one means nothing
-            raise InputError(f"the tree head kept elsewhere is signed by agency {t.origin}, which this node does "
-                             "not host: pass a head of this node's own agencies")
+            raise InputError(
+                f"the tree head kept elsewhere is signed by agency {t.origin}, which this node does "
+                "not host: pass a head of this node's own agencies"
+            )
         verify_with_keyring(app, t)
-        heads.append(TreeHead(f"the checkpoint kept elsewhere (agency {t.origin}, signed {t.time})", t.tree_size,
-                              t.root))
+        heads.append(
+            TreeHead(f"the checkpoint kept elsewhere (agency {t.origin}, signed {t.time})", t.tree_size, t.root)
+        )
     return CheckpointHeads(heads, covers, stop, count)

@@ -216,8 +216,11 @@ def replay(
     try:
         existing = read_replay_info(engine)
         if existing is not None:
-            if reuse and existing.finished and existing.as_of == label and (
-                until is None or existing.until_position == end
+            if (
+                reuse
+                and existing.finished
+                and existing.as_of == label
+                and (until is None or existing.until_position == end)
             ):
                 return _summary_of(engine, existing)
             raise StateConflict(
@@ -233,14 +236,23 @@ def replay(
         projector.create_tables()
         replay_metadata.create_all(engine)
         with engine.begin() as conn:
-            conn.execute(replay_info.insert().values(
-                id=1, as_of=label, until_position=end, last_position=0, events_read=0, events_applied=0,
-                events_left_out=0, out_of_order=0, generated_by=generated_by,
-                started_at=canonical_time(datetime.now(UTC).isoformat())))
+            conn.execute(
+                replay_info.insert().values(
+                    id=1,
+                    as_of=label,
+                    until_position=end,
+                    last_position=0,
+                    events_read=0,
+                    events_applied=0,
+                    events_left_out=0,
+                    out_of_order=0,
+                    generated_by=generated_by,
+                    started_at=canonical_time(datetime.now(UTC).isoformat()),
+                )
+            )
         counts = _run(app, engine, projector, as_of, end, page, progress)
         with engine.begin() as conn:
-            conn.execute(replay_info.update().values(
-                finished_at=canonical_time(datetime.now(UTC).isoformat())))
+            conn.execute(replay_info.update().values(finished_at=canonical_time(datetime.now(UTC).isoformat())))
     except SQLAlchemyError as exc:
         raise StorageError(
             f"the replay target failed: {exc}; the target is left unfinished (never answered from): "
@@ -252,8 +264,15 @@ def replay(
 def _summary_of(engine: Engine, info: ReplayInfo) -> ReplaySummary:
     with engine.connect() as conn:
         row = conn.execute(select(replay_info)).one()
-    return ReplaySummary(info.as_of, int(row.until_position), int(row.events_read), int(row.events_applied),
-                         int(row.events_left_out), int(row.out_of_order), reused=True)
+    return ReplaySummary(
+        info.as_of,
+        int(row.until_position),
+        int(row.events_read),
+        int(row.events_applied),
+        int(row.events_left_out),
+        int(row.out_of_order),
+        reused=True,
+    )
 
 
 def _run(
@@ -278,9 +297,15 @@ def _run(
             applied, left_out, out_of_order = applied + a, left_out + lo, out_of_order + ooo
             for p in projector.projections:
                 upsert(conn, tracking, [{"name": p.name, "position": last}], ["name"])
-            conn.execute(replay_info.update().values(
-                last_position=last, events_read=read, events_applied=applied, events_left_out=left_out,
-                out_of_order=out_of_order))
+            conn.execute(
+                replay_info.update().values(
+                    last_position=last,
+                    events_read=read,
+                    events_applied=applied,
+                    events_left_out=left_out,
+                    out_of_order=out_of_order,
+                )
+            )
         if progress is not None:
             progress(last, end)
         chunk.clear()
@@ -308,12 +333,13 @@ def _apply(
     """Apply the kept events of one chunk of batches; returns (applied, left out, out of order)."""
     mapper = app.signed_mapper
     keep = [as_of is None or _batch_time(b) <= as_of for b in chunk]
-    later = {env.header.stream for b, k in zip(chunk, keep, strict=True) if k for _, env in b
-             if env.header.version > 1}
+    later = {env.header.stream for b, k in zip(chunk, keep, strict=True) if k for _, env in b if env.header.version > 1}
     cut: set[str] = set()
     if as_of is not None and later:
-        cut.update(str(s) for s in conn.execute(
-            select(cut_streams.c.stream).where(cut_streams.c.stream.in_(sorted(later)))).scalars())
+        cut.update(
+            str(s)
+            for s in conn.execute(select(cut_streams.c.stream).where(cut_streams.c.stream.in_(sorted(later)))).scalars()
+        )
     new_cuts: set[str] = set()
     applied = left_out = out_of_order = 0
     w = PageWriter(conn)

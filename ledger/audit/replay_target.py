@@ -43,9 +43,10 @@ def safe_url(url: str) -> str:
 
 def same_pg_database(a: str, b: str) -> bool:
     ua, ub = make_url(a), make_url(b)
-    return (
-        (ua.host or "127.0.0.1", ua.port or 5432, ua.database or "postgres")
-        == (ub.host or "127.0.0.1", ub.port or 5432, ub.database or "postgres")
+    return (ua.host or "127.0.0.1", ua.port or 5432, ua.database or "postgres") == (
+        ub.host or "127.0.0.1",
+        ub.port or 5432,
+        ub.database or "postgres",
     )
 
 

@@ -94,8 +94,7 @@ class _Section:
         if not self.rows:
             fh.write('<p class="empty">none in this period</p>\n')
             return
-        fh.write("<table><thead><tr>" + "".join(f"<th>{_esc(c)}</th>" for c in self.columns)
-                 + "</tr></thead><tbody>\n")
+        fh.write("<table><thead><tr>" + "".join(f"<th>{_esc(c)}</th>" for c in self.columns) + "</tr></thead><tbody>\n")
         with self.part.open(encoding="utf-8") as part:
             for line in part:
                 fh.write(line)
@@ -170,21 +169,91 @@ def audit_report(
 
     names = _Names(node)
     sections = {
-        "flags": _Section(out_dir, "flags", "Flags set, released and renewed", [
-            "time", "agency", "action", "flags", "subject", "request_id", "reason", "review_date",
-            "applied_by", "applied_by_name", "position"]),
-        "approvals": _Section(out_dir, "approvals", "Flag request decisions and their approvers", [
-            "time", "agency", "request_id", "step", "staff", "staff_name", "note", "request_kind", "subject",
-            "flags", "requested_by", "approvals_required", "position"]),
-        "held": _Section(out_dir, "held", "Held provision requests and their outcomes", [
-            "held_at", "provider", "request_id", "querier", "subject", "legal_item", "procedure", "info_kind",
-            "applicant", "flags_at_hold", "proposal", "proposed_by", "outcome_at_period_end", "outcome_now",
-            "decided_by", "decided_at", "position"]),
-        "reads": _Section(out_dir, "reads", "Reads of protected details", [
-            "time", "agency", "staff", "staff_name", "subject", "what", "purpose", "position"]),
-        "tokens": _Section(out_dir, "tokens", "API tokens issued", [
-            "time", "agency", "issued_by", "issued_by_name", "staff", "staff_name", "roles", "expires_at",
-            "token_id", "position"]),
+        "flags": _Section(
+            out_dir,
+            "flags",
+            "Flags set, released and renewed",
+            [
+                "time",
+                "agency",
+                "action",
+                "flags",
+                "subject",
+                "request_id",
+                "reason",
+                "review_date",
+                "applied_by",
+                "applied_by_name",
+                "position",
+            ],
+        ),
+        "approvals": _Section(
+            out_dir,
+            "approvals",
+            "Flag request decisions and their approvers",
+            [
+                "time",
+                "agency",
+                "request_id",
+                "step",
+                "staff",
+                "staff_name",
+                "note",
+                "request_kind",
+                "subject",
+                "flags",
+                "requested_by",
+                "approvals_required",
+                "position",
+            ],
+        ),
+        "held": _Section(
+            out_dir,
+            "held",
+            "Held provision requests and their outcomes",
+            [
+                "held_at",
+                "provider",
+                "request_id",
+                "querier",
+                "subject",
+                "legal_item",
+                "procedure",
+                "info_kind",
+                "applicant",
+                "flags_at_hold",
+                "proposal",
+                "proposed_by",
+                "outcome_at_period_end",
+                "outcome_now",
+                "decided_by",
+                "decided_at",
+                "position",
+            ],
+        ),
+        "reads": _Section(
+            out_dir,
+            "reads",
+            "Reads of protected details",
+            ["time", "agency", "staff", "staff_name", "subject", "what", "purpose", "position"],
+        ),
+        "tokens": _Section(
+            out_dir,
+            "tokens",
+            "API tokens issued",
+            [
+                "time",
+                "agency",
+                "issued_by",
+                "issued_by_name",
+                "staff",
+                "staff_name",
+                "roles",
+                "expires_at",
+                "token_id",
+                "position",
+            ],
+        ),
     }
     summary_counts: Counter[tuple[str, str, str]] = Counter()
     tree = PrefixRoot(end)
@@ -213,31 +282,72 @@ def audit_report(
                 action = {"FlagsSet": "set", "FlagsReleased": "release", "FlagsRenewed": "renew"}[topic[11:]]
                 for f in ev.flags:
                     summary_counts[(ev.agency, f, action)] += 1
-                sections["flags"].add([at, ev.agency, action, _flags(ev.flags), ev.subject, ev.request_id,
-                                       getattr(ev, "reason", ""), getattr(ev, "review_date", ""), ev.by,
-                                       names(ev.agency, ev.by), position])
+                sections["flags"].add(
+                    [
+                        at,
+                        ev.agency,
+                        action,
+                        _flags(ev.flags),
+                        ev.subject,
+                        ev.request_id,
+                        getattr(ev, "reason", ""),
+                        getattr(ev, "review_date", ""),
+                        ev.by,
+                        names(ev.agency, ev.by),
+                        position,
+                    ]
+                )
             elif topic.startswith("FlagRequest."):
                 _approval(node, sections["approvals"], names, topic, ev, h.origin, h.stream, at, position)
             elif topic == "ProvisionRequest.Held":
                 _held(node, sections["held"], h.origin, h.stream, at, ev, end_label, position)
             elif topic == "TokenGrant.Issued":
-                sections["tokens"].add([at, ev.agency, ev.issuer, names(ev.agency, ev.issuer), ev.staff,
-                                        names(ev.agency, ev.staff), " ".join(ev.roles), ev.expires_at,
-                                        ev.token_id, position])
+                sections["tokens"].add(
+                    [
+                        at,
+                        ev.agency,
+                        ev.issuer,
+                        names(ev.agency, ev.issuer),
+                        ev.staff,
+                        names(ev.agency, ev.staff),
+                        " ".join(ev.roles),
+                        ev.expires_at,
+                        ev.token_id,
+                        position,
+                    ]
+                )
             elif topic == "ReportRecord.Generated":
-                sections["reads"].add([at, ev.agency, ev.staff, names(ev.agency, ev.staff), "", "audit report",
-                                       f"period {ev.period_from} to {ev.period_to}", position])
+                sections["reads"].add(
+                    [
+                        at,
+                        ev.agency,
+                        ev.staff,
+                        names(ev.agency, ev.staff),
+                        "",
+                        "audit report",
+                        f"period {ev.period_from} to {ev.period_to}",
+                        position,
+                    ]
+                )
             else:
-                sections["reads"].add([at, ev.agency, ev.staff, names(ev.agency, ev.staff), ev.subject, ev.what,
-                                       ev.purpose, position])
+                sections["reads"].add(
+                    [at, ev.agency, ev.staff, names(ev.agency, ev.staff), ev.subject, ev.what, ev.purpose, position]
+                )
         if progress is not None:
             progress(total, total)
-        summary_section = _Section(out_dir, "flag_summary", "Flag changes per agency", [
-            "agency", "flag", "set", "released", "renewed"])
+        summary_section = _Section(
+            out_dir, "flag_summary", "Flag changes per agency", ["agency", "flag", "set", "released", "renewed"]
+        )
         for agency, flag in sorted({(a, f) for a, f, _ in summary_counts}):
-            summary_section.add([agency, flag, summary_counts[(agency, flag, "set")],
-                                 summary_counts[(agency, flag, "release")],
-                                 summary_counts[(agency, flag, "renew")]])
+            summary_section.add(
+                [
+                    agency,
+                    flag,
+                    summary_counts[(agency, flag, "set")],
+                    summary_counts[(agency, flag, "release")],
+                    summary_counts[(agency, flag, "renew")],
+                ]
+            )
         summary_section.close()
     finally:
         for s in sections.values():
@@ -258,8 +368,9 @@ def audit_report(
         "verified_streams": str(verification.streams),
         "verified_signed_batches": str(verification.batches),
         "first_bad_event": "" if first_bad is None else f"{first_bad} [{first_bad.code}]",
-        "checkpoint_at_period_end": "none signed" if checkpoint is None else (
-            f"{checkpoint.origin} tree_size {checkpoint.tree_size} at {checkpoint.time} key {checkpoint.key_id}"),
+        "checkpoint_at_period_end": "none signed"
+        if checkpoint is None
+        else (f"{checkpoint.origin} tree_size {checkpoint.tree_size} at {checkpoint.time} key {checkpoint.key_id}"),
         "checkpoint_root": "" if checkpoint is None else checkpoint.root.hex(),
         "checkpoint_tree_size": "" if checkpoint is None else str(checkpoint.tree_size),
         "merkle_leaf": "SHA-256(0x00 || signed envelope header) per log position (RFC 6962)",
@@ -278,56 +389,116 @@ def audit_report(
     _write_html(report, meta, ordered, first_bad is None)
     for s in ordered:
         s.part.unlink(missing_ok=True)
-    return ReportResult(out_dir, [report, summary_csv, *(s.path for s in ordered)],
-                        {s.name: s.rows for s in ordered}, verification, tree.size, tree.root().hex(),
-                        tree.last_position, meta)
+    return ReportResult(
+        out_dir,
+        [report, summary_csv, *(s.path for s in ordered)],
+        {s.name: s.rows for s in ordered},
+        verification,
+        tree.size,
+        tree.root().hex(),
+        tree.last_position,
+        meta,
+    )
 
 
-_WANTED = frozenset({
-    "Protection.FlagsSet", "Protection.FlagsReleased", "Protection.FlagsRenewed",
-    "FlagRequest.Approved", "FlagRequest.Rejected", "FlagRequest.Executed",
-    "ProvisionRequest.Held", "AccessRecord.ProtectedDetailsRead", "TokenGrant.Issued", "ReportRecord.Generated",
-})
+_WANTED = frozenset(
+    {
+        "Protection.FlagsSet",
+        "Protection.FlagsReleased",
+        "Protection.FlagsRenewed",
+        "FlagRequest.Approved",
+        "FlagRequest.Rejected",
+        "FlagRequest.Executed",
+        "ProvisionRequest.Held",
+        "AccessRecord.ProtectedDetailsRead",
+        "TokenGrant.Issued",
+        "ReportRecord.Generated",
+    }
+)
 
 
-def _approval(node: NodeParts, section: _Section, names: _Names, topic: str, ev: Any, origin: str, stream: str,
-              at: str, position: int) -> None:
+def _approval(
+    node: NodeParts,
+    section: _Section,
+    names: _Names,
+    topic: str,
+    ev: Any,
+    origin: str,
+    stream: str,
+    at: str,
+    position: int,
+) -> None:
     with node.engine.connect() as conn:
         req = conn.execute(select(flag_queue).where(flag_queue.c.request_id == stream)).first()
     step = topic.split(".", 1)[1].lower()
     note = "" if step == "executed" else (getattr(ev, "note", None) or getattr(ev, "reason", ""))
     agency = req.agency if req is not None else origin
-    section.add([at, agency, stream, step, ev.by, names(agency, ev.by), note,
-                 req.kind if req else "", req.subject if req else "", req.flags if req else "",
-                 req.requested_by if req else "", req.approvals_required if req else "", position])
+    section.add(
+        [
+            at,
+            agency,
+            stream,
+            step,
+            ev.by,
+            names(agency, ev.by),
+            note,
+            req.kind if req else "",
+            req.subject if req else "",
+            req.flags if req else "",
+            req.requested_by if req else "",
+            req.approvals_required if req else "",
+            position,
+        ]
+    )
 
 
-def _held(node: NodeParts, section: _Section, origin: str, stream: str, at: str, ev: Any, end_label: str,
-          position: int) -> None:
+def _held(
+    node: NodeParts, section: _Section, origin: str, stream: str, at: str, ev: Any, end_label: str, position: int
+) -> None:
     with node.engine.connect() as conn:
         r = conn.execute(select(held_queue).where(held_queue.c.request_id == stream)).first()
     if r is None:  # projections not caught up with this request: still report the hold itself
-        section.add([at, origin, stream, "", "", "", "", "", "", _flags(ev.flags), "", "", "held", "", "", "",
-                     position])
+        section.add(
+            [at, origin, stream, "", "", "", "", "", "", _flags(ev.flags), "", "", "held", "", "", "", position]
+        )
         return
     decided = r.decided_at is not None and r.decided_at <= end_label
     then = r.status if decided else "held (pending)"
-    section.add([at, r.provider, stream, r.querier, r.subject, r.legal_item, r.procedure, r.info_kind,
-                 r.applicant_check or r.applicant, _flags(ev.flags), r.proposal or "", r.proposed_by or "", then,
-                 r.status, r.decided_by or "", r.decided_at or "", position])
+    section.add(
+        [
+            at,
+            r.provider,
+            stream,
+            r.querier,
+            r.subject,
+            r.legal_item,
+            r.procedure,
+            r.info_kind,
+            r.applicant_check or r.applicant,
+            _flags(ev.flags),
+            r.proposal or "",
+            r.proposed_by or "",
+            then,
+            r.status,
+            r.decided_by or "",
+            r.decided_at or "",
+            position,
+        ]
+    )
 
 
 def _write_html(path: Path, meta: dict[str, str], sections: Sequence[_Section], ok: bool) -> None:
     with open_private(path, "w", encoding="utf-8") as fh:
         fh.write('<!DOCTYPE html>\n<html lang="ja"><head><meta charset="utf-8">\n')
-        fh.write('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-                 'style-src \'unsafe-inline\'">\n')
+        fh.write(
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
+        )
         fh.write(f"<title>{_esc(meta['title'])} {_esc(meta['period_from'])} – {_esc(meta['period_to'])}</title>\n")
         fh.write(f"<style>{_CSS}</style></head><body>\n")
         fh.write(f"<h1>{_esc(meta['title'])}</h1>\n")
         fh.write(f"<p>{_esc(meta['node'])}: {_esc(meta['period_from'])} – {_esc(meta['period_to'])}</p>\n")
         status = '<span class="ok">verified</span>' if ok else '<span class="bad">VERIFICATION FAILED</span>'
-        fh.write(f"<p>Log: {status}</p>\n<table class=\"meta\"><tbody>\n")
+        fh.write(f'<p>Log: {status}</p>\n<table class="meta"><tbody>\n')
         for k, v in meta.items():
             fh.write(f"<tr><td>{_esc(k.replace('_', ' ').capitalize())}</td><td>{_esc(v)}</td></tr>\n")
         fh.write("</tbody></table>\n")

@@ -66,8 +66,14 @@ def verify_log(
         bad = report.first_bad
         earlier = problem.position is not None and bad is not None and problem.position < bad.position
         if bad is None or (earlier and problem.code not in _UNKNOWN_KEY):
-            report.first_bad = Finding(problem.position or 0, problem.stream, problem.version, problem.topic,
-                                       f"this key event cannot be applied: {problem.reason}", problem.code)
+            report.first_bad = Finding(
+                problem.position or 0,
+                problem.stream,
+                problem.version,
+                problem.topic,
+                f"this key event cannot be applied: {problem.reason}",
+                problem.code,
+            )
     return report
 
 

@@ -61,8 +61,16 @@ def audit_replay(
     url = resolve_target(node.config, target, label)
     engine = open_target(url)
     try:
-        summary = replay(node.app, engine, as_of=as_of, until=until, generated_by=str(actor), reuse=reuse,
-                         progress=progress, page=page)
+        summary = replay(
+            node.app,
+            engine,
+            as_of=as_of,
+            until=until,
+            generated_by=str(actor),
+            reuse=reuse,
+            progress=progress,
+            page=page,
+        )
     except BaseException:
         engine.dispose()
         raise
@@ -105,8 +113,9 @@ class SubjectFlagsThen:
 def _known(engine: Engine, subjects: Sequence[str]) -> bool:
     """Whether anything in the replayed log is about one of these pseudonyms."""
     with engine.connect() as conn:
-        n = conn.execute(select(func.count()).select_from(timeline_events)
-                         .where(timeline_events.c.subject.in_(list(subjects)))).scalar_one()
+        n = conn.execute(
+            select(func.count()).select_from(timeline_events).where(timeline_events.c.subject.in_(list(subjects)))
+        ).scalar_one()
     return bool(n)
 
 
@@ -135,12 +144,26 @@ def flags_then(node: NodeParts, actor: Actor, engine: Engine, subject: str, purp
     node.app.record_access(actor, s, f"as-of replay {info.as_of or info.until_position}: flags", purpose)
     nationwide = NationwideState(engine).flags_for(s)
     with engine.connect() as conn:
-        rows = conn.execute(select(agency_flags).where(agency_flags.c.subject.in_(names))
-                            .order_by(agency_flags.c.agency, agency_flags.c.subject, agency_flags.c.flag)).all()
-    held = tuple(AgencyFlagThen(r.agency, r.subject, r.flag, bool(r.active), r.since, r.released_at,
-                                r.request_id, r.reason, r.review_date) for r in rows)
-    return SubjectFlagsThen(info.as_of, info.until_position, s, tuple(names), bool(nationwide),
-                            {f: tuple(h) for f, h in sorted(nationwide.items())}, held)
+        rows = conn.execute(
+            select(agency_flags)
+            .where(agency_flags.c.subject.in_(names))
+            .order_by(agency_flags.c.agency, agency_flags.c.subject, agency_flags.c.flag)
+        ).all()
+    held = tuple(
+        AgencyFlagThen(
+            r.agency, r.subject, r.flag, bool(r.active), r.since, r.released_at, r.request_id, r.reason, r.review_date
+        )
+        for r in rows
+    )
+    return SubjectFlagsThen(
+        info.as_of,
+        info.until_position,
+        s,
+        tuple(names),
+        bool(nationwide),
+        {f: tuple(h) for f, h in sorted(nationwide.items())},
+        held,
+    )
 
 
 @dataclass(frozen=True)
@@ -168,12 +191,11 @@ def would_hold_then(
     agency_code(requester)
     info, s, _ = _subject_then(node, engine, subject)
     node.app.record_access(
-        actor, s, f"as-of replay {info.as_of or info.until_position}: would a request from {requester} be held",
-        purpose)
+        actor, s, f"as-of replay {info.as_of or info.until_position}: would a request from {requester} be held", purpose
+    )
     state = NationwideState(engine).flags_for(s)
     holders = tuple(sorted({a for hs in state.values() for a in hs}))
-    return HoldAnswer(info.as_of, info.until_position, s, requester, must_hold(state), tuple(sorted(state)),
-                      holders)
+    return HoldAnswer(info.as_of, info.until_position, s, requester, must_hold(state), tuple(sorted(state)), holders)
 
 
 def audit_timeline(node: NodeParts, actor: Actor, subject: str, purpose: str) -> list[TimelineEntry]:
@@ -182,5 +204,6 @@ def audit_timeline(node: NodeParts, actor: Actor, subject: str, purpose: str) ->
     # the read just recorded is about the person too; a person the log otherwise never names is a typo
     if all(e.event == "AccessRecord.ProtectedDetailsRead" for e in entries):
         raise NotFoundError(
-            "nothing in the log is about this subject (other than reads of protected details): check the number")
+            "nothing in the log is about this subject (other than reads of protected details): check the number"
+        )
     return entries

@@ -67,8 +67,13 @@ class Difference:
         return f"table {self.table}, row ({key}): {what}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"table": self.table, "key": {k: str(v) for k, v in self.key.items()}, "kind": self.kind,
-                "columns": list(self.columns), "text": str(self)}
+        return {
+            "table": self.table,
+            "key": {k: str(v) for k, v in self.key.items()},
+            "kind": self.kind,
+            "columns": list(self.columns),
+            "text": str(self),
+        }
 
 
 @dataclass
@@ -87,9 +92,16 @@ class ViewsReport:
         return self.first_difference is None
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "position": self.position, "tables": self.tables, "rows": self.rows,
-                "first_difference": None if self.first_difference is None else self.first_difference.to_json(),
-                "started_at": self.started_at, "seconds": round(self.seconds, 3), "scratch": self.scratch}
+        return {
+            "ok": self.ok,
+            "position": self.position,
+            "tables": self.tables,
+            "rows": self.rows,
+            "first_difference": None if self.first_difference is None else self.first_difference.to_json(),
+            "started_at": self.started_at,
+            "seconds": round(self.seconds, 3),
+            "scratch": self.scratch,
+        }
 
 
 def view_tables(node: NodeParts) -> list[Table]:
@@ -159,8 +171,10 @@ def _given_scratch(node: NodeParts, scratch: str, live: str) -> Engine:
         if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
             url = "postgresql+psycopg://" + rest
             if live.startswith("postgresql") and same_pg_database(url, live):
-                raise InputError(f"{safe_url(url)} is this node's own database: give an empty scratch database "
-                                 "(or no --scratch: a scratch schema is made in it)")
+                raise InputError(
+                    f"{safe_url(url)} is this node's own database: give an empty scratch database "
+                    "(or no --scratch: a scratch schema is made in it)"
+                )
             return create_engine(url)
         if scheme != "sqlite":
             raise InputError(f"unsupported scratch {safe_url(scratch)}: give a postgresql:// URL or a file path")
@@ -222,8 +236,9 @@ def _ordered(conn: Connection, table: Table) -> Iterator[tuple[tuple[Any, ...], 
         yield tuple(m[n] for n in names), m
 
 
-def _compare_table(table: Table, rebuilt: Connection, live: Connection,
-                   tick: Callable[[], None]) -> tuple[int, Difference | None]:
+def _compare_table(
+    table: Table, rebuilt: Connection, live: Connection, tick: Callable[[], None]
+) -> tuple[int, Difference | None]:
     names = [c.name for c in table.primary_key.columns]
     left, right = _ordered(rebuilt, table), _ordered(live, table)
     a, b = next(left, None), next(right, None)
@@ -243,8 +258,14 @@ def _compare_table(table: Table, rebuilt: Connection, live: Connection,
     return n, None
 
 
-def check_views(node: NodeParts, *, scratch: str | None = None, progress: Progress | None = None,
-                page: int = 1000, attempts: int = 5) -> ViewsReport:
+def check_views(
+    node: NodeParts,
+    *,
+    scratch: str | None = None,
+    progress: Progress | None = None,
+    page: int = 1000,
+    attempts: int = 5,
+) -> ViewsReport:
     """Rebuild every view into a scratch location and compare it with the live views (see the module)."""
     if not 1 <= page <= 10_000:
         raise InputError("--page must be between 1 and 10000 events")
@@ -259,13 +280,13 @@ def check_views(node: NodeParts, *, scratch: str | None = None, progress: Progre
             projector.create_tables()
             end = node.app.max_position()
             rebuild: Callable[[int, int], None] | None = (
-                (lambda done, total: progress("rebuild", done, total)) if progress is not None else None)
+                (lambda done, total: progress("rebuild", done, total)) if progress is not None else None
+            )
             with engine.connect() as conn, bulk_writes(conn):
                 projector._catch_up(conn, rebuild, end)
             live_engine = _snapshot_engine(node.config.views_url())
             try:
-                report = _compare(node, projector, engine, live_engine, tables, names, end, report, progress,
-                                  attempts)
+                report = _compare(node, projector, engine, live_engine, tables, names, end, report, progress, attempts)
             finally:
                 live_engine.dispose()
         except SQLAlchemyError as exc:
@@ -286,9 +307,18 @@ class _Ticker:
             self.progress("compare", self.done, self.total)
 
 
-def _compare(node: NodeParts, projector: Projector, engine: Engine, live_engine: Engine, tables: Sequence[Table],
-             names: Sequence[str], end: int, report: ViewsReport, progress: Progress | None,
-             attempts: int) -> ViewsReport:
+def _compare(
+    node: NodeParts,
+    projector: Projector,
+    engine: Engine,
+    live_engine: Engine,
+    tables: Sequence[Table],
+    names: Sequence[str],
+    end: int,
+    report: ViewsReport,
+    progress: Progress | None,
+    attempts: int,
+) -> ViewsReport:
     for _ in range(attempts):
         node.projector.catch_up()
         with live_engine.connect() as live, live.begin():
@@ -316,5 +346,7 @@ def _compare(node: NodeParts, projector: Projector, engine: Engine, live_engine:
                 if progress is not None:
                     progress("compare", total, total)
             return report
-    raise StateConflict("the live views kept moving under the check (a projection rebuild running?): run "
-                        "`flagledger audit views` again once it has finished")
+    raise StateConflict(
+        "the live views kept moving under the check (a projection rebuild running?): run "
+        "`flagledger audit views` again once it has finished"
+    )

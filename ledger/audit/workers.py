@@ -142,9 +142,17 @@ def check_rows(mapper: SignedMapper, rows: Sequence[LogRow]) -> PageResult:
     for n in rows:
         position, row_stream, _, version, topic, state = n
         if state is None:
-            return PageResult(links, first_sig, last_sig, row_finding(
-                n, "the stored event is not a byte string (its cell holds text or a number: edited outside "
-                "flagledger)", Code.MALFORMED))
+            return PageResult(
+                links,
+                first_sig,
+                last_sig,
+                row_finding(
+                    n,
+                    "the stored event is not a byte string (its cell holds text or a number: edited outside "
+                    "flagledger)",
+                    Code.MALFORMED,
+                ),
+            )
         try:
             env = open_(state)
             check_fields(env, row_stream, version, topic)
@@ -154,8 +162,24 @@ def check_rows(mapper: SignedMapper, rows: Sequence[LogRow]) -> PageResult:
         s = env.seal
         sig = s.signature
         leaf = env.leaf_hash
-        add((position, h.stream, version, topic, h.prev, leaf.hex(), sig != last_sig, h.origin, leaf, s.leaf_index,
-             s.size, s.log_size, s.log_root, sig))
+        add(
+            (
+                position,
+                h.stream,
+                version,
+                topic,
+                h.prev,
+                leaf.hex(),
+                sig != last_sig,
+                h.origin,
+                leaf,
+                s.leaf_index,
+                s.size,
+                s.log_size,
+                s.log_root,
+                sig,
+            )
+        )
         try:
             verify(env)
             bad = payload_violation(topic, h.origin, decodes(env), h.stream, version)
@@ -245,11 +269,15 @@ class ChainCheck:
         if log.gap is None or log.gap >= bad.position:
             return bad
         return Finding(
-            log.gap, "", 0, "",
+            log.gap,
+            "",
+            0,
+            "",
             f"position {log.gap} is missing from the log: the event at position {bad.position} ({bad.topic} "
             f"v{bad.version} of stream {bad.stream}) {what}, and no event since position {log.vouched_position} "
             f"is vouched for by this node's signed batches ({bad.reason})",
-            "missing", log.gap_index,
+            "missing",
+            log.gap_index,
         )
 
     def _hole_first(self, bad: Finding, head: tuple[int, str, str, str] | None) -> Finding:
@@ -285,8 +313,9 @@ def verify_in_workers(
     pages = iter(range(1, end + 1, page))
     in_flight: deque[Future[PageResult]] = deque()
     try:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
-                                 initargs=(spec,)) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=get_context("spawn"), initializer=_start_worker, initargs=(spec,)
+        ) as pool:
 
             def submit() -> None:
                 start = next(pages, None)

@@ -29,8 +29,15 @@ def list_() -> int:
     app = node().app
     for code in sorted(app.hosted):
         a = app.agency(code)
-        out({"code": a.code, "name": a.name, "kind": a.kind, "approvals_required": a.approvals_required,
-             "permissions": a.permissions})
+        out(
+            {
+                "code": a.code,
+                "name": a.name,
+                "kind": a.kind,
+                "approvals_required": a.approvals_required,
+                "permissions": a.permissions,
+            }
+        )
     return 0
 
 
@@ -41,8 +48,7 @@ def list_() -> int:
 @option("--kind", required=True, type=choices(AgencyKind))
 @option("--key-id", required=True)
 @option("--public-key", required=True, help="hex of the raw Ed25519 public key")
-@option("--valid-from", required=True,
-        help="ISO 8601 time with UTC offset the key became valid (see `key list`)")
+@option("--valid-from", required=True, help="ISO 8601 time with UTC offset the key became valid (see `key list`)")
 def trust(actor: Actor, agency: str, name: str, kind: str, key_id: str, public_key: str, valid_from: str) -> int:
     since = parse_moment(valid_from, "--valid-from")
     node().app.register_remote_agency(actor, agency, name, kind, key_id, public_key, since)

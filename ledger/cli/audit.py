@@ -14,11 +14,22 @@ from ledger.cli.parsing import WHOLE, option
 
 @command(None, "verify", help="check every signature and chain link")
 @option("--quiet", is_flag=True)
-@option("--against", "--checkpoint", "checkpoint", multiple=True, metavar="HEAD_FILE",
-        help="also check a signed tree head kept outside this log (`audit head --out`, or a peer's "
-             "`audit latest-checkpoint --export`): catches a truncated log; repeatable")
-@option("--workers", type=WHOLE, default=None, metavar="N",
-        help="processes checking signatures (default: one per CPU; a log under 50,000 events is checked in one)")
+@option(
+    "--against",
+    "--checkpoint",
+    "checkpoint",
+    multiple=True,
+    metavar="HEAD_FILE",
+    help="also check a signed tree head kept outside this log (`audit head --out`, or a peer's "
+    "`audit latest-checkpoint --export`): catches a truncated log; repeatable",
+)
+@option(
+    "--workers",
+    type=WHOLE,
+    default=None,
+    metavar="N",
+    help="processes checking signatures (default: one per CPU; a log under 50,000 events is checked in one)",
+)
 def verify(quiet: bool, checkpoint: tuple[str, ...], workers: int | None) -> int:
     from ledger.audit.verify import verify_log
     from ledger.runtime.bootstrap import open_node
@@ -26,24 +37,28 @@ def verify(quiet: bool, checkpoint: tuple[str, ...], workers: int | None) -> int
     trusted = [audit_proofs.load_checkpoint(f) for f in checkpoint]
     # opened for the audit: a log in envelope v1 is read, a key event that fails is named below
     app = adopt(open_node(data_dir(), pools=ONE_SHOT, audit=True)).app
-    report = verify_log(app, progress=None if quiet else progress_printer("verify"), trusted=trusted,
-                        workers=workers)
+    report = verify_log(app, progress=None if quiet else progress_printer("verify"), trusted=trusted, workers=workers)
     if report.first_bad is not None:
         print(f"FAILED: first bad event at {report.first_bad} [{report.first_bad.code}]", file=sys.stderr)
         if report.first_bad.index is not None:
             print(f"first bad leaf index: {report.first_bad.index}", file=sys.stderr)
-        print("Next: restore the database from a backup and check it with `flagledger audit verify`; "
-              "the events before this position verified.", file=sys.stderr)
+        print(
+            "Next: restore the database from a backup and check it with `flagledger audit verify`; "
+            "the events before this position verified.",
+            file=sys.stderr,
+        )
         return 6
-    out({
-        "ok": True,
-        "events": report.events,
-        "streams": report.streams,
-        "signed_batches": report.batches,
-        "checkpoints": report.checkpoints,
-        "log_size": report.tree_size,
-        **({"v1_events": report.v1_events} if report.v1_events else {}),
-    })
+    out(
+        {
+            "ok": True,
+            "events": report.events,
+            "streams": report.streams,
+            "signed_batches": report.batches,
+            "checkpoints": report.checkpoints,
+            "log_size": report.tree_size,
+            **({"v1_events": report.v1_events} if report.v1_events else {}),
+        }
+    )
     return 0
 
 
@@ -59,11 +74,19 @@ def _phases() -> Callable[[str, int, int], None]:
     return show
 
 
-@command(None, "views", help="rebuild every view from the log into a scratch location and compare it with the "
-                             "live views (exit 6 naming the first differing row)")
-@option("--scratch", default=None, metavar="URL_OR_PATH",
-        help="an empty SQLite file or postgresql:// database to rebuild into (default: a temporary file under "
-             "DATA_DIR/audit/, or a temporary schema in the node's PostgreSQL database)")
+@command(
+    None,
+    "views",
+    help="rebuild every view from the log into a scratch location and compare it with the "
+    "live views (exit 6 naming the first differing row)",
+)
+@option(
+    "--scratch",
+    default=None,
+    metavar="URL_OR_PATH",
+    help="an empty SQLite file or postgresql:// database to rebuild into (default: a temporary file under "
+    "DATA_DIR/audit/, or a temporary schema in the node's PostgreSQL database)",
+)
 @option("--page", type=WHOLE, default=1000, help="events per transaction of the rebuild (default 1000)")
 @option("--quiet", is_flag=True, help="no progress on stderr")
 def views(scratch: str | None, page: int, quiet: bool) -> int:
@@ -72,27 +95,36 @@ def views(scratch: str | None, page: int, quiet: bool) -> int:
     report = check_views(node(), scratch=scratch, page=page, progress=None if quiet else _phases())
     out(report.to_json())
     if report.first_difference is not None:
-        print(f"FAILED: the views differ from a rebuild from the log at position {report.position}: "
-              f"{report.first_difference}", file=sys.stderr)
-        print("Next: someone changed the views database (or a projection is wrong). Decisions do not read these "
-              "rows; staff listings do. Keep a copy of views.sqlite (or the views schema) as evidence, find who "
-              "had write access, then `flagledger projections rebuild` and run `flagledger audit views` again.",
-              file=sys.stderr)
+        print(
+            f"FAILED: the views differ from a rebuild from the log at position {report.position}: "
+            f"{report.first_difference}",
+            file=sys.stderr,
+        )
+        print(
+            "Next: someone changed the views database (or a projection is wrong). Decisions do not read these "
+            "rows; staff listings do. Keep a copy of views.sqlite (or the views schema) as evidence, find who "
+            "had write access, then `flagledger projections rebuild` and run `flagledger audit views` again.",
+            file=sys.stderr,
+        )
         return 6
     return 0
 
 
-audit = group("audit", "verification, proofs, replay and reports", [
-    verify,
-    audit_proofs.checkpoint,
-    audit_proofs.head,
-    audit_proofs.latest_checkpoint,
-    audit_proofs.prove,
-    audit_proofs.check_proof,
-    audit_proofs.holds,
-    audit_proofs.release,
-    audit_replay.replay,
-    audit_replay.timeline,
-    audit_replay.report,
-    views,
-])
+audit = group(
+    "audit",
+    "verification, proofs, replay and reports",
+    [
+        verify,
+        audit_proofs.checkpoint,
+        audit_proofs.head,
+        audit_proofs.latest_checkpoint,
+        audit_proofs.prove,
+        audit_proofs.check_proof,
+        audit_proofs.holds,
+        audit_proofs.release,
+        audit_replay.replay,
+        audit_replay.timeline,
+        audit_replay.report,
+        views,
+    ],
+)

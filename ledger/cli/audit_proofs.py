@@ -52,8 +52,9 @@ def checkpoint(agency: str | None, force: bool, export: str | None) -> int:
     return 0
 
 
-@command(None, "head",
-         help="sign a checkpoint if anything is new, then a tree head over the whole log to keep elsewhere")
+@command(
+    None, "head", help="sign a checkpoint if anything is new, then a tree head over the whole log to keep elsewhere"
+)
 @option("--agency", default=None, help="whose (default: the latest of any hosted agency)")
 @option("--out", default=None, metavar="FILE", help="also write it to FILE, to keep outside this node")
 def head(agency: str | None, out: str | None) -> int:
@@ -67,8 +68,7 @@ def head(agency: str | None, out: str | None) -> int:
     return 0
 
 
-@command(None, "latest-checkpoint",
-         help="show (and export) the latest checkpoint held from an agency, own or a peer's")
+@command(None, "latest-checkpoint", help="show (and export) the latest checkpoint held from an agency, own or a peer's")
 @option("--agency", default=None, help="whose (default: the latest of any hosted agency)")
 @option("--export", default=None, metavar="FILE", help="also write it to FILE, for `audit verify --against FILE`")
 def latest_checkpoint(agency: str | None, export: str | None) -> int:
@@ -120,9 +120,11 @@ def holds() -> int:
 @as_actor()
 def release(agency: str, note: str, actor: Actor) -> int:
     lift_hold(node().app, actor, agency, note)
-    emit({
-        "released": agency,
-        "next": "replay the messages parked with code agency_held: `flagledger consumers parked`, "
-        "then `flagledger consumers replay ID` for each, oldest first",
-    })
+    emit(
+        {
+            "released": agency,
+            "next": "replay the messages parked with code agency_held: `flagledger consumers parked`, "
+            "then `flagledger consumers replay ID` for each, oldest first",
+        }
+    )
     return 0

@@ -21,23 +21,47 @@ def _need(command: str, **given: object) -> None:
 
 @command(None, "replay", help="rebuild every projection as it stood at a past instant, into a separate database")
 @as_actor()
-@option("--as-of", default=None, metavar="TIMESTAMP",
-        help="ISO 8601 with UTC offset, e.g. 2026-11-25T10:00:00+09:00: events recorded at or before it")
-@option("--until-position", type=WHOLE, default=None, metavar="N",
-        help="instead of --as-of: the log prefix up to position N (what this node knew then)")
-@option("--target", default=None, metavar="URL_OR_PATH",
-        help="empty postgresql:// database or SQLite file (default: new file under DATA_DIR/audit/)")
+@option(
+    "--as-of",
+    default=None,
+    metavar="TIMESTAMP",
+    help="ISO 8601 with UTC offset, e.g. 2026-11-25T10:00:00+09:00: events recorded at or before it",
+)
+@option(
+    "--until-position",
+    type=WHOLE,
+    default=None,
+    metavar="N",
+    help="instead of --as-of: the log prefix up to position N (what this node knew then)",
+)
+@option(
+    "--target",
+    default=None,
+    metavar="URL_OR_PATH",
+    help="empty postgresql:// database or SQLite file (default: new file under DATA_DIR/audit/)",
+)
 @option("--reuse", is_flag=True, help="answer from a finished replay in --target as of the same instant")
 @option("--subject", default=None, help="which flags applied to this person then (number or pseudonym)")
-@option("--would-hold", is_flag=True,
-        help="would a provision request about --subject from --requester have been held then")
+@option(
+    "--would-hold", is_flag=True, help="would a provision request about --subject from --requester have been held then"
+)
 @option("--requester", default=None, metavar="AGENCY", help="the querying agency (with --would-hold)")
 @option("--purpose", default=None, help="why the person's protection is read (recorded)")
 @option("--page", type=WHOLE, default=1000, help="events per transaction (default 1000)")
 @option("--quiet", is_flag=True, help="no progress on stderr")
-def replay(actor: Actor, as_of: str | None, until_position: int | None, target: str | None, reuse: bool,
-           subject: str | None, would_hold: bool, requester: str | None, purpose: str | None, page: int,
-           quiet: bool) -> int:
+def replay(
+    actor: Actor,
+    as_of: str | None,
+    until_position: int | None,
+    target: str | None,
+    reuse: bool,
+    subject: str | None,
+    would_hold: bool,
+    requester: str | None,
+    purpose: str | None,
+    page: int,
+    quiet: bool,
+) -> int:
     from ledger.audit.replay_target import parse_instant, safe_url
     from ledger.audit.views import audit_replay, flags_then, would_hold_then
 
@@ -56,14 +80,22 @@ def replay(actor: Actor, as_of: str | None, until_position: int | None, target: 
     if subject:  # a bad number fails now, not after a long replay
         opened.app.subject(subject)
     url, engine, summary = audit_replay(
-        opened, actor, as_of=instant, until=until_position, target=target, reuse=reuse,
-        progress=None if quiet else progress_printer("replay"), page=page)
+        opened,
+        actor,
+        as_of=instant,
+        until=until_position,
+        target=target,
+        reuse=reuse,
+        progress=None if quiet else progress_printer("replay"),
+        page=page,
+    )
     try:
         emit({"replay": dataclasses.asdict(summary), "target": safe_url(url)})
         if would_hold:
             assert subject is not None and requester is not None and purpose is not None
-            emit({"would_hold": dataclasses.asdict(
-                would_hold_then(opened, actor, engine, subject, requester, purpose))})
+            emit(
+                {"would_hold": dataclasses.asdict(would_hold_then(opened, actor, engine, subject, requester, purpose))}
+            )
         elif subject:
             assert purpose is not None
             emit({"flags": dataclasses.asdict(flags_then(opened, actor, engine, subject, purpose))})
@@ -96,10 +128,22 @@ def report(actor: Actor, start: str, end: str, out: str, quiet: bool) -> int:
 
     since, until = parse_instant(start, "--from"), parse_instant(end, "--to")
     result = audit_report(
-        node(), actor, since, until, Path(out),
+        node(),
+        actor,
+        since,
+        until,
+        Path(out),
         progress=None if quiet else progress_printer("report"),
-        verify_progress=None if quiet else progress_printer("verify"))
-    emit({"out": str(result.out_dir), "files": [p.name for p in result.files], "rows": result.rows,
-          "verified": result.verification.ok, "merkle_tree_size": result.tree_size,
-          "merkle_root": result.root_hex})
+        verify_progress=None if quiet else progress_printer("verify"),
+    )
+    emit(
+        {
+            "out": str(result.out_dir),
+            "files": [p.name for p in result.files],
+            "rows": result.rows,
+            "verified": result.verification.ok,
+            "merkle_tree_size": result.tree_size,
+            "merkle_root": result.root_hex,
+        }
+    )
     return 0 if result.verification.ok else 6

@@ -44,11 +44,18 @@ def _remember_data_dir(ctx: click.Context, param: click.Parameter, value: Any) -
 def data_dir_option(top: bool = False) -> Callable[[F], F]:
     """``--data-dir``, accepted before the sub-command (``flagledger --data-dir D flag show``) and after it."""
     if top:
-        return option("--data-dir", envvar="FLAGLEDGER_DATA_DIR", default=DEFAULT_DATA_DIR, expose_value=False,
-                      callback=_remember_data_dir, show_envvar=True,
-                      help=f"node data directory (default {DEFAULT_DATA_DIR})")
-    return option("--data-dir", default=None, expose_value=False, callback=_remember_data_dir,
-                  help="node data directory")
+        return option(
+            "--data-dir",
+            envvar="FLAGLEDGER_DATA_DIR",
+            default=DEFAULT_DATA_DIR,
+            expose_value=False,
+            callback=_remember_data_dir,
+            show_envvar=True,
+            help=f"node data directory (default {DEFAULT_DATA_DIR})",
+        )
+    return option(
+        "--data-dir", default=None, expose_value=False, callback=_remember_data_dir, help="node data directory"
+    )
 
 
 def data_dir_text() -> str:

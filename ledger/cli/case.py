@@ -19,8 +19,15 @@ case = group("case", "intake (相談受付)")
 @option("--reason", default="dv", type=choices(Reason))
 @option("--check", multiple=True, type=OneOf(CHECKLIST_ITEMS), help="checklist item done")
 @option("--notes", default="")
-def open_(actor: Actor, victim: str, perpetrator: tuple[str, ...], proxy: tuple[str, ...], reason: str,
-          check: tuple[str, ...], notes: str) -> int:
+def open_(
+    actor: Actor,
+    victim: str,
+    perpetrator: tuple[str, ...],
+    proxy: tuple[str, ...],
+    reason: str,
+    check: tuple[str, ...],
+    notes: str,
+) -> int:
     case_id = node().app.open_case(
         actor,
         victim,

@@ -21,9 +21,12 @@ def parked() -> int:
 
 @command(consumers, "replay", help="re-run a parked message after fixing its cause")
 @argument("id", type=PARKED_ID)
-@option("--accept-revoked-key", is_flag=True,
-        help="apply an event signed by a key revoked since (code revoked_key_late), once its agency confirmed it: "
-             "one administrator proposes (--as, --note), a second one approves (--as); each step is a ledger event")
+@option(
+    "--accept-revoked-key",
+    is_flag=True,
+    help="apply an event signed by a key revoked since (code revoked_key_late), once its agency confirmed it: "
+    "one administrator proposes (--as, --note), a second one approves (--as); each step is a ledger event",
+)
 @as_actor(required=False, help_="the administrator taking this step (with --accept-revoked-key)")
 @option("--note", default="", help="how the originating agency confirmed it sent the event (proposer)")
 def replay(id: int, accept_revoked_key: bool, actor: Actor | None, note: str) -> int:
@@ -35,8 +38,14 @@ def replay(id: int, accept_revoked_key: bool, actor: Actor | None, note: str) ->
             raise InputError("--accept-revoked-key needs --as AGENCY/STAFF (an administrator; a second one approves)")
         step = accept_revoked(node(), id, actor, note)
         if step.outcome is None:
-            out({"id": id, "outcome": "proposed", "acceptance": step.acceptance_id,
-                 "next": f"a second administrator: consumers replay {id} --accept-revoked-key --as AGENCY/STAFF"})
+            out(
+                {
+                    "id": id,
+                    "outcome": "proposed",
+                    "acceptance": step.acceptance_id,
+                    "next": f"a second administrator: consumers replay {id} --accept-revoked-key --as AGENCY/STAFF",
+                }
+            )
             return 0
         outcome = step.outcome
     else:

@@ -79,16 +79,20 @@ def _play(data_dir: Path, emit: Callable[[Step], None], started: float) -> DemoR
 
 
 # its own --data-dir (a fresh directory, never the node's): so not the commands' shared option
-@click.command("demo", cls=SafeCommand,
-               help="play the seed scenario end to end on a fresh SQLite node (exit 1 on a leak)")
-@option("--data-dir", "demo_dir", default=None,
-        help="an empty directory to keep the demo's node in (default: a new temporary directory)")
+@click.command(
+    "demo", cls=SafeCommand, help="play the seed scenario end to end on a fresh SQLite node (exit 1 on a leak)"
+)
+@option(
+    "--data-dir",
+    "demo_dir",
+    default=None,
+    help="an empty directory to keep the demo's node in (default: a new temporary directory)",
+)
 def demo(demo_dir: str | None) -> int:
     data_dir = Path(demo_dir) if demo_dir else Path(tempfile.mkdtemp(prefix="flagledger-demo-"))
     print(f"flagledger demo — the seed, end to end, in {data_dir}")
     print(
-        f"X (victim) = {X_NUMBER}, Y (perpetrator) = {Y_NUMBER} (fictitious numbers; the ledger stores "
-        "only pseudonyms)"
+        f"X (victim) = {X_NUMBER}, Y (perpetrator) = {Y_NUMBER} (fictitious numbers; the ledger stores only pseudonyms)"
     )
     result = run_demo(data_dir)
     late = [s for s in result.steps if s.protected and s.leaks]
@@ -106,4 +110,3 @@ def demo(demo_dir: str | None) -> int:
         file=sys.stderr,
     )
     return 1
-

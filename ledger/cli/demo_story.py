@@ -41,9 +41,7 @@ class Demo(DemoViews):
         return self.steps
 
     def setup(self) -> None:
-        s = self.step(
-            "Set-up: one node hosting A, B, C; X and Y are spouses in A; Y is X's registered proxy", False
-        )
+        s = self.step("Set-up: one node hosting A, B, C; X and Y are spouses in A; Y is X's registered proxy", False)
         for code in (A, B, C):
             admin = self.who(code, "admin")
             for who, roles in CAST.items():
@@ -118,10 +116,7 @@ class Demo(DemoViews):
         s.say("B opens a protection case: victim X, perpetrator Y; restrictions explained (Point 1)")
         r_y = self.app.request_flags(self.who(B, "req"), self.y, [ND], case_id=case)
         r_x = self.app.request_flags(self.who(B, "chief"), self.x, [NAR, ND], case_id=case)
-        s.say(
-            "B/req requests NON_DISCLOSURE on Y (case 1); B/chief requests NO_AUTO_RESPONSE + "
-            "NON_DISCLOSURE on X"
-        )
+        s.say("B/req requests NON_DISCLOSURE on Y (case 1); B/chief requests NO_AUTO_RESPONSE + NON_DISCLOSURE on X")
         q = self.queue_table(s, B)
         s.expect(len(q.approvals) == 2, "B's queue lists both requests awaiting approval")
         try:
@@ -183,10 +178,7 @@ class Demo(DemoViews):
             version = next(h.proposal_version for h in shown.held if h.request_id == rid)
             assert version is not None
             self.app.approve_decision(self.who(B, "apr"), UUID(rid), version)
-            s.say(
-                "B/rev confirms with A: the applicant is the known perpetrator → propose refuse; "
-                "B/apr approves"
-            )
+            s.say("B/rev confirms with A: the applicant is the known perpetrator → propose refuse; B/apr approves")
         cv = self.counter_table(s, A, self.x)
         s.expect(any(a.status == "not_provided" for a in cv.answers), "the held request ends refused")
         self.done(s)
@@ -252,8 +244,9 @@ class Demo(DemoViews):
         q = self.queue_table(s, C)
         s.expect(any(h.subject == self.x and h.querier == A for h in q.held), "C's queue holds A's request")
         if cv.liaison:
-            target = self.views.resolve_liaison(self.node, self.who(B, "rev"), cv.liaison[0],
-                                                purpose="C asks B to contact the protected person")
+            target = self.views.resolve_liaison(
+                self.node, self.who(B, "rev"), cv.liaison[0], purpose="C asks B to contact the protected person"
+            )
             s.say(
                 f"C contacts the protecting side through {cv.liaison[0]}; B's contact point resolves "
                 f"it to {self.person(target.subject)} ({', '.join(target.flags)})"

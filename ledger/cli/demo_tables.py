@@ -66,10 +66,7 @@ class Table:
 
     def render(self) -> str:
         shown = [
-            [
-                f"{c} ⚠{LEAK}" if m == LEAK else (f"{c} 🔒" if m == SAFE else c)
-                for c, m in zip(r, ms, strict=True)
-            ]
+            [f"{c} ⚠{LEAK}" if m == LEAK else (f"{c} 🔒" if m == SAFE else c) for c, m in zip(r, ms, strict=True)]
             for r, ms in zip(self.rows, self.marks, strict=True)
         ]
         widths = [max([_width(h)] + [_width(r[i]) for r in shown]) for i, h in enumerate(self.columns)]
@@ -82,9 +79,7 @@ class Table:
         ]
         if not shown:
             out_lines.append("  | " + _pad("(nothing shown)", sum(widths) + 3 * (len(widths) - 1)) + " |")
-        out_lines += [
-            "  | " + " | ".join(_pad(c, w) for c, w in zip(r, widths, strict=True)) + " |" for r in shown
-        ]
+        out_lines += ["  | " + " | ".join(_pad(c, w) for c, w in zip(r, widths, strict=True)) + " |" for r in shown]
         out_lines.append("  " + line)
         if self.note:
             out_lines.append(f"  {self.note}")
@@ -182,9 +177,7 @@ class DemoViews:
             )
 
     # views as tables
-    def portal_table(
-        self, s: Step, title: str, viewer: str, subject: str, *, released_at: str | None = None
-    ) -> Table:
+    def portal_table(self, s: Step, title: str, viewer: str, subject: str, *, released_at: str | None = None) -> Table:
         view = self.views.portal_records(self.node, viewer, subject)
         t = Table(
             title,
@@ -267,9 +260,7 @@ class DemoViews:
 
     def queue_table(self, s: Step, agency: str) -> Any:
         q = self.views.work_queue(self.node, self.who(agency, "apr"))
-        t = Table(
-            f"{NAMES[agency]}'s work queue", ["queue", "what", "subject", "from / by", "since", "state"]
-        )
+        t = Table(f"{NAMES[agency]}'s work queue", ["queue", "what", "subject", "from / by", "since", "state"])
         for a in q.approvals:
             t.add(
                 "approval",

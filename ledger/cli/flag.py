@@ -23,10 +23,28 @@ flag = group("flag", "flag requests, approvals, setting and release")
 @option("--case", type=UUID_ID, default=None)
 @option("--explanation", default="", help="explanation given to the person (release)")
 @option("--body-request", type=UUID_ID, default=None)
-def request(actor: Actor, subject: str, flag: tuple[str, ...], kind: str, reason: str, review_date: date | None,
-            case: UUID | None, explanation: str, body_request: UUID | None) -> int:
-    rid = node().app.request_flags(actor, subject, list(flag), kind=kind, reason=reason, review_date=review_date,
-                                   case_id=case, explanation=explanation, body_request_id=body_request)
+def request(
+    actor: Actor,
+    subject: str,
+    flag: tuple[str, ...],
+    kind: str,
+    reason: str,
+    review_date: date | None,
+    case: UUID | None,
+    explanation: str,
+    body_request: UUID | None,
+) -> int:
+    rid = node().app.request_flags(
+        actor,
+        subject,
+        list(flag),
+        kind=kind,
+        reason=reason,
+        review_date=review_date,
+        case_id=case,
+        explanation=explanation,
+        body_request_id=body_request,
+    )
     out({"request_id": str(rid), "status": "pending"})
     return 0
 

@@ -30,8 +30,9 @@ def _time(value: str | None, name: str) -> datetime | None:
     return at
 
 
-@command(incident, "report",
-         help="draft the facts for a breach report to the PPC (個人情報保護委員会); the read is recorded")
+@command(
+    incident, "report", help="draft the facts for a breach report to the PPC (個人情報保護委員会); the read is recorded"
+)
 @as_actor()
 @option("--from", "since", default=None, help="incidents first seen at or after (ISO 8601 + offset)")
 @option("--to", "until", default=None, help="… and before this time")
@@ -39,18 +40,33 @@ def _time(value: str | None, name: str) -> datetime | None:
 @option("--purpose", default=DEFAULT_PURPOSE, help="why the report is drafted (recorded with the read)")
 @option("--json", "json_", is_flag=True, help="JSON instead of Markdown")
 @option("--out", default=None, metavar="FILE", help="write to FILE (mode 0600) instead of stdout")
-def report(actor: Actor, since: str | None, until: str | None, incident: tuple[UUID, ...], purpose: str,
-           json_: bool, out: str | None) -> int:
+def report(
+    actor: Actor,
+    since: str | None,
+    until: str | None,
+    incident: tuple[UUID, ...],
+    purpose: str,
+    json_: bool,
+    out: str | None,
+) -> int:
     from consumers.incident_report import draft, render_markdown, write_private
 
     destination = str(Path(out).resolve()) if out else "stdout"
-    result = draft(node(), actor, since=_time(since, "from"), until=_time(until, "to"), ids=list(incident) or None,
-                   purpose=purpose, destination=destination)
+    result = draft(
+        node(),
+        actor,
+        since=_time(since, "from"),
+        until=_time(until, "to"),
+        ids=list(incident) or None,
+        purpose=purpose,
+        destination=destination,
+    )
     text = json.dumps(result.facts, ensure_ascii=False, indent=2) + "\n" if json_ else render_markdown(result.facts)
     if out:
         write_private(Path(out), text)
-        print(f"wrote {out} (mode 0600; the draft names people by pseudonym: keep it like case records)",
-              file=sys.stderr)
+        print(
+            f"wrote {out} (mode 0600; the draft names people by pseudonym: keep it like case records)", file=sys.stderr
+        )
     else:
         sys.stdout.write(text)
     return 0

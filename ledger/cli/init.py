@@ -15,15 +15,21 @@ from ledger.runtime.bootstrap import AgencySpec, init_node
 
 def agency_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """What defines a hosted agency (``init`` and ``agency add``)."""
-    for decorate in reversed((
-        option("--agency", required=True, help="agency code (6-digit local government code)"),
-        option("--name", required=True),
-        option("--kind", required=True, type=choices(AgencyKind)),
-        option("--admin", default="admin", help="first administrator's staff id"),
-        option("--approvals", type=WHOLE, default=1, help="approvals needed per request (default 1)"),
-        option("--signing-key-file", type=PATH, default=None,
-               help="adopt this Ed25519 private key (PEM, e.g. a mounted secret) instead of generating one"),
-    )):
+    for decorate in reversed(
+        (
+            option("--agency", required=True, help="agency code (6-digit local government code)"),
+            option("--name", required=True),
+            option("--kind", required=True, type=choices(AgencyKind)),
+            option("--admin", default="admin", help="first administrator's staff id"),
+            option("--approvals", type=WHOLE, default=1, help="approvals needed per request (default 1)"),
+            option(
+                "--signing-key-file",
+                type=PATH,
+                default=None,
+                help="adopt this Ed25519 private key (PEM, e.g. a mounted secret) instead of generating one",
+            ),
+        )
+    ):
         fn = decorate(fn)
     return fn
 
@@ -33,19 +39,35 @@ def agency_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @option("--database-url", default=None, help="postgresql://user@host:port/db (default: embedded SQLite)")
 @option("--no-encryption", is_flag=True, help="store events without at-rest encryption")
 @option("--pseudonym-key-file", type=PATH, default=None, help="the deployment's shared pseudonym secret")
-def init(agency: str, name: str, kind: str, admin: str, approvals: int, signing_key_file: Path | None,
-         database_url: str | None, no_encryption: bool, pseudonym_key_file: Path | None) -> int:
+def init(
+    agency: str,
+    name: str,
+    kind: str,
+    admin: str,
+    approvals: int,
+    signing_key_file: Path | None,
+    database_url: str | None,
+    no_encryption: bool,
+    pseudonym_key_file: Path | None,
+) -> int:
     where = data_dir()
-    node = adopt(init_node(
-        where,
-        [AgencySpec(agency, name, kind, admin, approvals)],
-        database_url=database_url,
-        encryption=not no_encryption,
-        pseudonym_key_file=pseudonym_key_file,
-        signing_key_file=signing_key_file,
-        pools=ONE_SHOT,
-    ))
-    out({"data_dir": data_dir_text(), "agency": agency, "administrator": f"{agency}/{admin}",
-         "key_id": node.app.signers[agency].key_id})
+    node = adopt(
+        init_node(
+            where,
+            [AgencySpec(agency, name, kind, admin, approvals)],
+            database_url=database_url,
+            encryption=not no_encryption,
+            pseudonym_key_file=pseudonym_key_file,
+            signing_key_file=signing_key_file,
+            pools=ONE_SHOT,
+        )
+    )
+    out(
+        {
+            "data_dir": data_dir_text(),
+            "agency": agency,
+            "administrator": f"{agency}/{admin}",
+            "key_id": node.app.signers[agency].key_id,
+        }
+    )
     return 0
-

@@ -33,6 +33,14 @@ def revoke(actor: Actor, key_id: str, reason: str) -> int:
 @command(key, "list", help="list known keys")
 def list_() -> int:
     for r in node().app.keyring.records():
-        out({"agency": r.agency, "key_id": r.key_id, "public_hex": r.public_hex, "valid_from": r.valid_from,
-             "valid_until": r.valid_until, "revoked_from": r.revoked_from})
+        out(
+            {
+                "agency": r.agency,
+                "key_id": r.key_id,
+                "public_hex": r.public_hex,
+                "valid_from": r.valid_from,
+                "valid_until": r.valid_until,
+                "revoked_from": r.revoked_from,
+            }
+        )
     return 0

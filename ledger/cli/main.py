@@ -67,11 +67,17 @@ EXIT = {
 # the top-level help lists the commands under these headings, in this order
 SECTIONS: dict[str, list[click.Command]] = {
     "Set-up": [init.init, agency.agency, staff.staff, permission.permission, policy.policy, key.key],
-    "Daily work": [case.case, flag.flag, body.body, provision.provision, identity.identity, proxy.proxy,
-                   view.view],
+    "Daily work": [case.case, flag.flag, body.body, provision.provision, identity.identity, proxy.proxy, view.view],
     "Audit and incidents": [audit.audit, incident.incident, projections.projections],
-    "Running a node": [node.node_, node.relay, node.consume, consumers.consumers, topics.topics, serve.serve,
-                       serve.openapi],
+    "Running a node": [
+        node.node_,
+        node.relay,
+        node.consume,
+        consumers.consumers,
+        topics.topics,
+        serve.serve,
+        serve.openapi,
+    ],
     "Trying it": [demo.demo],
 }
 
@@ -83,8 +89,12 @@ class Root(SafeGroup):
                 formatter.write_dl([(c.name or "", c.get_short_help_str(limit=200)) for c in commands])
 
 
-@click.group("flagledger", cls=Root, epilog="`flagledger COMMAND --help` for each command's options. "
-             "Exit codes: 0 ok, 2 bad input, 3 not found, 4 permission, 5 rule, 6 integrity, 7 storage/config.")
+@click.group(
+    "flagledger",
+    cls=Root,
+    epilog="`flagledger COMMAND --help` for each command's options. "
+    "Exit codes: 0 ok, 2 bad input, 3 not found, 4 permission, 5 rule, 6 integrity, 7 storage/config.",
+)
 @data_dir_option(top=True)
 def cli() -> None:
     """flagledger keeps an agency's protection flags for victims of DV and stalking (不開示 NON_DISCLOSURE,

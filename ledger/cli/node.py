@@ -47,38 +47,75 @@ def consume(seconds: float | None) -> int:
 
 @command(None, "node", help="relay + consume + projections until SIGTERM")
 @option("--seconds", type=NUMBER, default=None)
-@option("--checkpoint-every", type=NUMBER, default=None, metavar="SECONDS",
-        help="sign a tree head (checkpoint) this long after the last when something new was logged (0: off; "
-             "default: config `checkpoints.every_seconds`, env FLAGLEDGER_CHECKPOINT_EVERY_SECONDS, else 60)")
-@option("--checkpoint-events", type=WHOLE, default=None, metavar="N",
-        help="and as soon as N events were logged since the last (0: off; default: config "
-             "`checkpoints.every_events`, env FLAGLEDGER_CHECKPOINT_EVERY_EVENTS, else 1000)")
-@option("--audit-views-every", type=NUMBER, default=3600.0, metavar="SECONDS",
-        help="run `audit views` in a child process at start and this long after each run ends; the result goes "
-             "to node-status.json and the flagledger_views_audit_* metrics (0: never; default 3600)")
+@option(
+    "--checkpoint-every",
+    type=NUMBER,
+    default=None,
+    metavar="SECONDS",
+    help="sign a tree head (checkpoint) this long after the last when something new was logged (0: off; "
+    "default: config `checkpoints.every_seconds`, env FLAGLEDGER_CHECKPOINT_EVERY_SECONDS, else 60)",
+)
+@option(
+    "--checkpoint-events",
+    type=WHOLE,
+    default=None,
+    metavar="N",
+    help="and as soon as N events were logged since the last (0: off; default: config "
+    "`checkpoints.every_events`, env FLAGLEDGER_CHECKPOINT_EVERY_EVENTS, else 1000)",
+)
+@option(
+    "--audit-views-every",
+    type=NUMBER,
+    default=3600.0,
+    metavar="SECONDS",
+    help="run `audit views` in a child process at start and this long after each run ends; the result goes "
+    "to node-status.json and the flagledger_views_audit_* metrics (0: never; default 3600)",
+)
 @option("--metrics-port", type=WHOLE, default=None, help="serve /metrics /healthz /readyz")
 @option("--metrics-host", default=None, help="address to bind (env …_METRICS_HOST; default 127.0.0.1)")
 @option("--serve-port", type=WHOLE, default=None, help="also serve the HTTP API and console on this port")
 @option("--serve-host", default="127.0.0.1", help="address for --serve-port (default 127.0.0.1)")
 @option("--log-format", type=OneOf(["text", "json"]), default=None, help="env FLAGLEDGER_LOG_FORMAT")
-@option("--projections", type=OneOf(["process", "inline"]), default="process",
-        help="catch projections up in a second process (default; ingest and projections use two cores) "
-             "or inline after each poll (one core)")
-def node_(seconds: float | None, checkpoint_every: float | None, checkpoint_events: int | None,
-          audit_views_every: float, metrics_port: int | None, metrics_host: str | None, serve_port: int | None,
-          serve_host: str, log_format: str | None, projections: str) -> int:
+@option(
+    "--projections",
+    type=OneOf(["process", "inline"]),
+    default="process",
+    help="catch projections up in a second process (default; ingest and projections use two cores) "
+    "or inline after each poll (one core)",
+)
+def node_(
+    seconds: float | None,
+    checkpoint_every: float | None,
+    checkpoint_events: int | None,
+    audit_views_every: float,
+    metrics_port: int | None,
+    metrics_host: str | None,
+    serve_port: int | None,
+    serve_host: str,
+    log_format: str | None,
+    projections: str,
+) -> int:
     from ledger.node.loop import Closeable, NodeOptions, run
 
     opened = node(pools=None)  # the configured capacity: it may serve the API beside its loop
-    options = NodeOptions(seconds, checkpoint_every, checkpoint_events, audit_views_every, metrics_port,
-                          metrics_host, log_format, projections)
+    options = NodeOptions(
+        seconds,
+        checkpoint_every,
+        checkpoint_events,
+        audit_views_every,
+        metrics_port,
+        metrics_host,
+        log_format,
+        projections,
+    )
 
     def start_api() -> Closeable:
         from ledger.cli.serve import ApiThread
 
         api = ApiThread(opened, serve_host, serve_port or 0)
         logging.getLogger("flagledger.node").info(
-            "serving the HTTP API and console on http://%s:%d", serve_host, serve_port)
+            "serving the HTTP API and console on http://%s:%d", serve_host, serve_port
+        )
         return api
 
     status = run(opened, options, start_api if serve_port is not None else None)

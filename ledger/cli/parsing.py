@@ -42,24 +42,67 @@ _PROPOSAL = Bound(10)  # a held request's proposal version
 # that every text parameter of every command is here)
 CLI_BOUNDS: dict[str, Bound] = {
     # free text
-    "procedure": bounds.PROCEDURE, "info_kind": bounds.INFO_KIND, "notes": bounds.NOTE, "note": bounds.NOTE,
-    "explanation": bounds.NOTE, "reason": bounds.NOTE, "purpose": bounds.PURPOSE, "name": bounds.NAME,
+    "procedure": bounds.PROCEDURE,
+    "info_kind": bounds.INFO_KIND,
+    "notes": bounds.NOTE,
+    "note": bounds.NOTE,
+    "explanation": bounds.NOTE,
+    "reason": bounds.NOTE,
+    "purpose": bounds.PURPOSE,
+    "name": bounds.NAME,
     # identifiers
-    "actor": bounds.ACTOR, "admin": bounds.STAFF_ID, "staff": bounds.STAFF_ID, "agency": bounds.AGENCY_CODE,
-    "provider": bounds.AGENCY_CODE, "municipality": bounds.AGENCY_CODE, "requester": bounds.AGENCY_CODE,
-    "subject": bounds.SUBJECT, "victim": bounds.SUBJECT, "perpetrator": bounds.SUBJECT, "proxy": bounds.SUBJECT,
-    "old": bounds.SUBJECT, "new": bounds.SUBJECT, "viewer": bounds.SUBJECT, "key_id": bounds.KEY_ID,
-    "request_id": _UUID, "case": _UUID, "body_request": _UUID, "public_key": _HEX_KEY, "event_id": _EVENT_ID,
-    "token": _LIAISON, "role": bounds.ENUM, "incident_id": _UUID, "incident": _UUID, "id": _PARKED_ID,
+    "actor": bounds.ACTOR,
+    "admin": bounds.STAFF_ID,
+    "staff": bounds.STAFF_ID,
+    "agency": bounds.AGENCY_CODE,
+    "provider": bounds.AGENCY_CODE,
+    "municipality": bounds.AGENCY_CODE,
+    "requester": bounds.AGENCY_CODE,
+    "subject": bounds.SUBJECT,
+    "victim": bounds.SUBJECT,
+    "perpetrator": bounds.SUBJECT,
+    "proxy": bounds.SUBJECT,
+    "old": bounds.SUBJECT,
+    "new": bounds.SUBJECT,
+    "viewer": bounds.SUBJECT,
+    "key_id": bounds.KEY_ID,
+    "request_id": _UUID,
+    "case": _UUID,
+    "body_request": _UUID,
+    "public_key": _HEX_KEY,
+    "event_id": _EVENT_ID,
+    "token": _LIAISON,
+    "role": bounds.ENUM,
+    "incident_id": _UUID,
+    "incident": _UUID,
+    "id": _PARKED_ID,
     "proposal": _PROPOSAL,
     # times
-    "valid_from": bounds.TIME, "as_of": bounds.TIME, "start": bounds.TIME, "end": bounds.TIME,
-    "review_date": bounds.DATE, "today": bounds.DATE, "ttl": _TTL, "since": bounds.TIME, "until": bounds.TIME,
+    "valid_from": bounds.TIME,
+    "as_of": bounds.TIME,
+    "start": bounds.TIME,
+    "end": bounds.TIME,
+    "review_date": bounds.DATE,
+    "today": bounds.DATE,
+    "ttl": _TTL,
+    "since": bounds.TIME,
+    "until": bounds.TIME,
     # places
-    "data_dir": bounds.PATH, "demo_dir": bounds.PATH, "database_url": bounds.PATH, "checkpoint": bounds.PATH,
-    "export": bounds.PATH, "file": bounds.PATH, "out": bounds.PATH, "output": bounds.PATH,
-    "target": bounds.PATH, "scratch": bounds.PATH, "pseudonym_key_file": bounds.PATH, "signing_key_file": bounds.PATH,
-    "host": _HOST, "metrics_host": _HOST, "serve_host": _HOST,
+    "data_dir": bounds.PATH,
+    "demo_dir": bounds.PATH,
+    "database_url": bounds.PATH,
+    "checkpoint": bounds.PATH,
+    "export": bounds.PATH,
+    "file": bounds.PATH,
+    "out": bounds.PATH,
+    "output": bounds.PATH,
+    "target": bounds.PATH,
+    "scratch": bounds.PATH,
+    "pseudonym_key_file": bounds.PATH,
+    "signing_key_file": bounds.PATH,
+    "host": _HOST,
+    "metrics_host": _HOST,
+    "serve_host": _HOST,
 }
 
 
@@ -132,8 +175,9 @@ NUMBER = _Type("float", float, "must be a number")
 PATH = _Type("path", Path, "must be a path")
 UUID_ID = _Type("uuid", _uuid, "not a request/case id (UUID)")
 DAY = _Type("date", _date, "not a date", own_message=True)
-PROPOSAL_VERSION = _Type("version", _proposal_version,
-                         "not a proposal version (a positive whole number from `view queue`)")
+PROPOSAL_VERSION = _Type(
+    "version", _proposal_version, "not a proposal version (a positive whole number from `view queue`)"
+)
 PARKED_ID = _Type("id", _parked_id, "not a parked message id (see `consumers parked`)")
 TTL = _Type("ttl", _ttl, "not a lifetime (e.g. 900, 15m, 8h)")
 ACTOR = _Type("actor", Actor.parse, "not AGENCY/STAFF", own_message=True)

@@ -20,10 +20,12 @@ provision = group("provision", "information provision requests")
 @option("--procedure", required=True)
 @option("--info-kind", required=True)
 @option("--applicant", default="unknown", type=choices(Applicant))
-def request(actor: Actor, provider: str, subject: str, item: int, procedure: str, info_kind: str,
-            applicant: str) -> int:
-    ans = node().app.request_provision(actor, provider, subject, legal_item=item, procedure=procedure,
-                                       info_kind=info_kind, applicant=applicant)
+def request(
+    actor: Actor, provider: str, subject: str, item: int, procedure: str, info_kind: str, applicant: str
+) -> int:
+    ans = node().app.request_provision(
+        actor, provider, subject, legal_item=item, procedure=procedure, info_kind=info_kind, applicant=applicant
+    )
     out({"request_id": ans.request_id, "status": ans.status, "message": ans.message})
     return 0
 
@@ -36,17 +38,27 @@ def request(actor: Actor, provider: str, subject: str, item: int, procedure: str
 @option("--note", default="")
 def propose(actor: Actor, request_id: UUID, decision: str, applicant_check: str, note: str) -> int:
     node().app.propose_decision(actor, request_id, decision, applicant_check, note)
-    out({"request_id": str(request_id), "proposed": decision,
-         "next": "a second person approves it: `view queue` shows its proposal_version, then "
-                 "`provision approve REQUEST_ID --proposal VERSION`"})
+    out(
+        {
+            "request_id": str(request_id),
+            "proposed": decision,
+            "next": "a second person approves it: `view queue` shows its proposal_version, then "
+            "`provision approve REQUEST_ID --proposal VERSION`",
+        }
+    )
     return 0
 
 
 @command(provision, "approve", help="approve the proposed decision on a held request")
 @as_actor()
 @argument("request_id", type=UUID_ID)
-@option("--proposal", type=PROPOSAL_VERSION, required=True, metavar="VERSION",
-        help="the proposal you approve: its proposal_version in `view queue`; one proposed again since is refused")
+@option(
+    "--proposal",
+    type=PROPOSAL_VERSION,
+    required=True,
+    metavar="VERSION",
+    help="the proposal you approve: its proposal_version in `view queue`; one proposed again since is refused",
+)
 def approve(actor: Actor, request_id: UUID, proposal: int) -> int:
     status = node().app.approve_decision(actor, request_id, proposal)
     out({"request_id": str(request_id), "status": status})

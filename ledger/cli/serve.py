@@ -45,21 +45,35 @@ def _uvicorn_config(node: Any, capacity: Capacity, **kwargs: Any) -> Any:
     from ledger.api import create_app
     from ledger.api.settings import HttpSettings
 
-    return uvicorn.Config(create_app(node, capacity.api_concurrency), lifespan="off",
-                          # SIGTERM: stop accepting, let requests in progress (and those admitted to wait) finish
-                          # for this long, then cancel the rest, which have not touched the ledger yet
-                          timeout_graceful_shutdown=capacity.shutdown_timeout,
-                          **HttpSettings.from_config(node.config).uvicorn_options(), **kwargs)
+    return uvicorn.Config(
+        create_app(node, capacity.api_concurrency),
+        lifespan="off",
+        # SIGTERM: stop accepting, let requests in progress (and those admitted to wait) finish
+        # for this long, then cancel the rest, which have not touched the ledger yet
+        timeout_graceful_shutdown=capacity.shutdown_timeout,
+        **HttpSettings.from_config(node.config).uvicorn_options(),
+        **kwargs,
+    )
 
 
 @command(None, "serve", help="serve the HTTP API and the staff console")
 @option("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; put TLS in front)")
 @option("--port", type=WHOLE, default=8080)
 @option("--access-log", is_flag=True, help="log each request line (paths never hold numbers)")
-@option("--concurrency", type=WHOLE, default=None, metavar="N",
-        help="requests worked on at once, the rest wait in order (default 8; config capacity)")
-@option("--shutdown-timeout", type=WHOLE, default=None, metavar="SECONDS",
-        help="on SIGTERM, how long requests in progress may finish (default 10)")
+@option(
+    "--concurrency",
+    type=WHOLE,
+    default=None,
+    metavar="N",
+    help="requests worked on at once, the rest wait in order (default 8; config capacity)",
+)
+@option(
+    "--shutdown-timeout",
+    type=WHOLE,
+    default=None,
+    metavar="SECONDS",
+    help="on SIGTERM, how long requests in progress may finish (default 10)",
+)
 def serve(host: str, port: int, access_log: bool, concurrency: int | None, shutdown_timeout: int | None) -> int:
     import uvicorn
 
@@ -78,8 +92,9 @@ def serve(host: str, port: int, access_log: bool, concurrency: int | None, shutd
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
 
-    capacity = Capacity.from_config(NodeConfig.load(data_dir()), api_concurrency=concurrency,
-                                    shutdown_timeout=shutdown_timeout)
+    capacity = Capacity.from_config(
+        NodeConfig.load(data_dir()), api_concurrency=concurrency, shutdown_timeout=shutdown_timeout
+    )
     sock = listen(host, port)
     try:
         opened = node(pools=capacity.pools)
@@ -87,12 +102,18 @@ def serve(host: str, port: int, access_log: bool, concurrency: int | None, shutd
             opened.state.fresh()  # the decisions' state, built before the first request rather than by it
         except FlagLedgerError as exc:  # the log does not verify: every decision fails until it is repaired
             print(f"flagledger: ALARM: [{exc.code}] {exc}", file=sys.stderr)
-        print(f"flagledger: serving {sorted(opened.app.hosted)} on http://{host}:{port} "
-              f"(console: /console/, API: /api/v1/, OpenAPI: /openapi.json; {capacity.api_concurrency} requests "
-              "at a time)", file=sys.stderr)
+        print(
+            f"flagledger: serving {sorted(opened.app.hosted)} on http://{host}:{port} "
+            f"(console: /console/, API: /api/v1/, OpenAPI: /openapi.json; {capacity.api_concurrency} requests "
+            "at a time)",
+            file=sys.stderr,
+        )
         if HttpSettings.from_config(opened.config).insecure_cookie:
-            print("flagledger: WARNING: http insecure_cookie is on: console sessions over plain HTTP (local "
-                  "development only)", file=sys.stderr)
+            print(
+                "flagledger: WARNING: http insecure_cookie is on: console sessions over plain HTTP (local "
+                "development only)",
+                file=sys.stderr,
+            )
         config = _uvicorn_config(opened, capacity, log_level="info", access_log=access_log)
         Server(config).run(sockets=[sock])
     finally:
@@ -124,8 +145,9 @@ class ApiThread:
         self.capacity = Capacity.from_config(node.config)
         config = _uvicorn_config(node, self.capacity, log_level="warning")
         self.server = _InThread(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       name="flagledger-api", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, name="flagledger-api", daemon=True
+        )
         self.thread.start()
 
     def close(self) -> None:

@@ -61,6 +61,13 @@ def token(actor: Actor, staff: str, ttl: timedelta, role: tuple[str, ...]) -> in
     from ledger.api.auth import issue_token
 
     issued, who = issue_token(node(), actor, staff, ttl=ttl, roles=role)
-    out({"token": issued, "agency": who.actor.agency, "staff": who.actor.staff, "roles": list(who.roles),
-         "expires_at": who.expires_at.isoformat()})
+    out(
+        {
+            "token": issued,
+            "agency": who.actor.agency,
+            "staff": who.actor.staff,
+            "roles": list(who.roles),
+            "expires_at": who.expires_at.isoformat(),
+        }
+    )
     return 0

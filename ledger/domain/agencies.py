@@ -65,9 +65,7 @@ class Agency(LedgerAggregate):
 class Staff(LedgerAggregate):
     # ``id``: the agency's keyed id for the staff id (FlagLedger.ids.staff; see ledger.log.stream_ids)
     @event("Enrolled")
-    def __init__(
-        self, id: UUID, agency: str, staff_id: str, name: str, roles: list[str], by: str
-    ) -> None:
+    def __init__(self, id: UUID, agency: str, staff_id: str, name: str, roles: list[str], by: str) -> None:
         self.agency = agency
         self.staff_id = staff_id
         self.name = name

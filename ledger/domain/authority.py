@@ -119,6 +119,7 @@ _ADMIN = "administrator (`administer`)"
 def _admin(command: str) -> str:
     return f"administrator (`administer`: `flagledger {command}`)"
 
+
 _SETUP = "the node at set-up (`flagledger init`)"
 _NODE = "the node itself (no staff)"
 _PROVIDER = (
@@ -131,25 +132,39 @@ def _rules() -> list[Rule]:
     own = Writer.OWNER
     return [
         # -- agencies: the permission table and policy are the agency's own (attack 2) -------------------
-        Rule(_D + "agencies:Agency.Registered", True, own, _SETUP, agency_fields=("code",),
-             stream_of=_agency_stream),
+        Rule(_D + "agencies:Agency.Registered", True, own, _SETUP, agency_fields=("code",), stream_of=_agency_stream),
         Rule(_D + "agencies:Agency.ApprovalPolicyChanged", True, own, _ADMIN),
         Rule(_D + "agencies:Agency.PermissionGranted", True, own, _ADMIN),
         Rule(_D + "agencies:Agency.PermissionRevoked", True, own, _ADMIN),
-        Rule(_D + "agencies:Staff.Enrolled", False, own, _ADMIN + "; the first administrator at set-up",
-             agency_fields=("agency",)),
+        Rule(
+            _D + "agencies:Staff.Enrolled",
+            False,
+            own,
+            _ADMIN + "; the first administrator at set-up",
+            agency_fields=("agency",),
+        ),
         Rule(_D + "agencies:Staff.RoleGranted", False, own, _ADMIN),
         Rule(_D + "agencies:Staff.RoleRevoked", False, own, _ADMIN),
         Rule(_D + "agencies:Staff.Deactivated", False, own, _ADMIN),
         # -- keys: only the registry's agency, and only about its own keys (attack 2) ----------------------
         Rule(_D + "keys:KeyRegistry.Opened", True, own, _SETUP, agency_fields=("agency",), stream_of=_keys_stream),
-        Rule(_D + "keys:KeyRegistry.KeyAdded", True, own, _admin("key rotate") + "; the genesis key at set-up",
-             key_fields=("key_id",)),
+        Rule(
+            _D + "keys:KeyRegistry.KeyAdded",
+            True,
+            own,
+            _admin("key rotate") + "; the genesis key at set-up",
+            key_fields=("key_id",),
+        ),
         Rule(_D + "keys:KeyRegistry.KeyRetired", True, own, _admin("key rotate"), key_fields=("key_id",)),
         Rule(_D + "keys:KeyRegistry.KeyRevoked", True, own, _admin("key revoke"), key_fields=("key_id",)),
-        Rule(_D + "keys:KeyRegistry.RemoteKeyTrusted", True, own, _admin("agency trust"),
-             other_agency_fields=("remote_agency", "key_id"),
-             note="folded into the key registry only on the node of the agency that vouched"),
+        Rule(
+            _D + "keys:KeyRegistry.RemoteKeyTrusted",
+            True,
+            own,
+            _admin("agency trust"),
+            other_agency_fields=("remote_agency", "key_id"),
+            note="folded into the key registry only on the node of the agency that vouched",
+        ),
         # -- intake, flag requests (local) ---------------------------------------------------------------
         Rule(_D + "cases:ProtectionCase.Opened", False, own, "requester (`open_case`)", agency_fields=("agency",)),
         Rule(_D + "cases:ProtectionCase.PerpetratorAdded", False, own, "requester (`open_case`)"),
@@ -162,68 +177,154 @@ def _rules() -> list[Rule]:
         # -- the flags an agency holds: what protects everywhere (attack 1) --------------------------------
         Rule(_D + "flags:Protection.Opened", True, own, "operator (`execute_flag`)", agency_fields=("agency",)),
         Rule(_D + "flags:Protection.FlagsSet", True, own, "operator (`execute_flag`)", agency_fields=("agency",)),
-        Rule(_D + "flags:Protection.FlagsRenewed", True, own, "operator (`execute_flag`)",
-             agency_fields=("agency",)),
-        Rule(_D + "flags:Protection.FlagsReleased", True, own, "operator (`execute_flag`)",
-             agency_fields=("agency",)),
-        Rule(_D + "flags:BodyRequest.Sent", True, own, "requester of a protection body (`send_body_request`)",
-             agency_fields=("agency",), other_agency_fields=("municipality",),
-             party="sending protection body (payload `agency`); the municipality (payload `municipality`) never "
-                   "appends: it answers with its own FlagRequest and Protection"),
+        Rule(_D + "flags:Protection.FlagsRenewed", True, own, "operator (`execute_flag`)", agency_fields=("agency",)),
+        Rule(_D + "flags:Protection.FlagsReleased", True, own, "operator (`execute_flag`)", agency_fields=("agency",)),
+        Rule(
+            _D + "flags:BodyRequest.Sent",
+            True,
+            own,
+            "requester of a protection body (`send_body_request`)",
+            agency_fields=("agency",),
+            other_agency_fields=("municipality",),
+            party="sending protection body (payload `agency`); the municipality (payload `municipality`) never "
+            "appends: it answers with its own FlagRequest and Protection",
+        ),
         # -- information provision -----------------------------------------------------------------------
-        Rule(_D + "provision:ProvisionRequest.Received", True, own,
-             "counter (`request_provision`) or the linkage network (`receive_query`)",
-             agency_fields=("agency",), other_agency_fields=("querier",), party=_PROVIDER),
-        Rule(_D + "provision:ProvisionRequest.AutoProvided", True, own, "the provider's node, with Received",
-             party=_PROVIDER),
-        Rule(_D + "provision:ProvisionRequest.Held", True, own, "the provider's node, with Received",
-             party=_PROVIDER),
-        Rule(_D + "provision:ProvisionRequest.DecisionProposed", True, own, "reviewer (`review_held`)",
-             party=_PROVIDER),
-        Rule(_D + "provision:ProvisionRequest.ManuallyProvided", True, own,
-             "approver (`approve_held`), not the proposer", party=_PROVIDER),
-        Rule(_D + "provision:ProvisionRequest.Refused", True, own, "approver (`approve_held`), not the proposer",
-             party=_PROVIDER),
-        Rule(_D + "provision:ProbeNotice.Sent", True, own, "the provider's node, with Received",
-             agency_fields=("agency",), other_agency_fields=("holders", "querier"),
-             party="provider that received the query (payload `agency`); the flag holders (payload `holders`) "
-                   "never append: they read it in their work queue"),
+        Rule(
+            _D + "provision:ProvisionRequest.Received",
+            True,
+            own,
+            "counter (`request_provision`) or the linkage network (`receive_query`)",
+            agency_fields=("agency",),
+            other_agency_fields=("querier",),
+            party=_PROVIDER,
+        ),
+        Rule(
+            _D + "provision:ProvisionRequest.AutoProvided",
+            True,
+            own,
+            "the provider's node, with Received",
+            party=_PROVIDER,
+        ),
+        Rule(_D + "provision:ProvisionRequest.Held", True, own, "the provider's node, with Received", party=_PROVIDER),
+        Rule(
+            _D + "provision:ProvisionRequest.DecisionProposed", True, own, "reviewer (`review_held`)", party=_PROVIDER
+        ),
+        Rule(
+            _D + "provision:ProvisionRequest.ManuallyProvided",
+            True,
+            own,
+            "approver (`approve_held`), not the proposer",
+            party=_PROVIDER,
+        ),
+        Rule(
+            _D + "provision:ProvisionRequest.Refused",
+            True,
+            own,
+            "approver (`approve_held`), not the proposer",
+            party=_PROVIDER,
+        ),
+        Rule(
+            _D + "provision:ProbeNotice.Sent",
+            True,
+            own,
+            "the provider's node, with Received",
+            agency_fields=("agency",),
+            other_agency_fields=("holders", "querier"),
+            party="provider that received the query (payload `agency`); the flag holders (payload `holders`) "
+            "never append: they read it in their work queue",
+        ),
         # -- identity ------------------------------------------------------------------------------------
-        Rule(_D + "identity:PseudonymLink.Linked", True, own, "requester (`request_flag`)",
-             agency_fields=("agency",)),
-        Rule(_D + "identity:ProxyRegistration.Registered", True, own, "requester (`open_case`)",
-             agency_fields=("agency",),
-             party="registering agency (payload `agency`, the stream's owner) opens it; see Cancelled"),
-        Rule(_D + "identity:ProxyRegistration.Cancelled", True, Writer.ANY_AGENCY, "requester (`open_case`)",
-             party="any agency: the victim's new municipality cancels the perpetrator's proxy registered where "
-                   "they lived together (intake advice, Point 1); the signer is recorded in the header",
-             note="the one event a non-owner may append: a cancellation only ever takes access away"),
-        Rule(_D + "identity:AccessRecord.ProtectedDetailsRead", False, own, "whoever read (`view_protected`, "
-             "or the work a listing serves)", agency_fields=("agency",)),
+        Rule(_D + "identity:PseudonymLink.Linked", True, own, "requester (`request_flag`)", agency_fields=("agency",)),
+        Rule(
+            _D + "identity:ProxyRegistration.Registered",
+            True,
+            own,
+            "requester (`open_case`)",
+            agency_fields=("agency",),
+            party="registering agency (payload `agency`, the stream's owner) opens it; see Cancelled",
+        ),
+        Rule(
+            _D + "identity:ProxyRegistration.Cancelled",
+            True,
+            Writer.ANY_AGENCY,
+            "requester (`open_case`)",
+            party="any agency: the victim's new municipality cancels the perpetrator's proxy registered where "
+            "they lived together (intake advice, Point 1); the signer is recorded in the header",
+            note="the one event a non-owner may append: a cancellation only ever takes access away",
+        ),
+        Rule(
+            _D + "identity:AccessRecord.ProtectedDetailsRead",
+            False,
+            own,
+            "whoever read (`view_protected`, or the work a listing serves)",
+            agency_fields=("agency",),
+        ),
         Rule(_D + "identity:TokenGrant.Issued", False, own, _ADMIN, agency_fields=("agency",)),
         Rule(_D + "identity:ReportRecord.Generated", False, own, "auditor (`audit`)", agency_fields=("agency",)),
         # -- checkpoints ---------------------------------------------------------------------------------
-        Rule(_D + "checkpoints:CheckpointLog.Opened", True, own, _NODE, agency_fields=("agency",),
-             stream_of=_checkpoints_stream),
-        Rule(_D + "checkpoints:CheckpointLog.CheckpointSigned", True, own, _NODE + " or `audit checkpoint`",
-             key_fields=("key_id",)),
-        Rule(_D + "checkpoints:AgencyHold.Opened", False, own, _NODE + " (on a checkpoint fork)",
-             agency_fields=("agency",), other_agency_fields=("held",)),
+        Rule(
+            _D + "checkpoints:CheckpointLog.Opened",
+            True,
+            own,
+            _NODE,
+            agency_fields=("agency",),
+            stream_of=_checkpoints_stream,
+        ),
+        Rule(
+            _D + "checkpoints:CheckpointLog.CheckpointSigned",
+            True,
+            own,
+            _NODE + " or `audit checkpoint`",
+            key_fields=("key_id",),
+        ),
+        Rule(
+            _D + "checkpoints:AgencyHold.Opened",
+            False,
+            own,
+            _NODE + " (on a checkpoint fork)",
+            agency_fields=("agency",),
+            other_agency_fields=("held",),
+        ),
         Rule(_D + "checkpoints:AgencyHold.Placed", False, own, _NODE + " (on a checkpoint fork)"),
         Rule(_D + "checkpoints:AgencyHold.Lifted", False, own, _admin("audit release")),
         # -- incidents and parked messages (local) -------------------------------------------------------
-        Rule(_D + "incidents:Incident.Raised", False, own, _NODE + " (a parked message was evidence of an attack)",
-             agency_fields=("agency",), other_agency_fields=("origin", "owner", "key_id"),
-             note="`origin`, `owner`, `key_id` are what the parked message named: evidence, not authority"),
-        Rule(_D + "incidents:Incident.Acknowledged", False, own, "administrator, auditor or held-request decider "
-             "(`incident ack`)"),
-        Rule(_D + "incidents:IncidentReport.Drafted", False, own, "administrator or auditor (`incident report`)",
-             agency_fields=("agency",)),
-        Rule(_D + "parked:RevokedKeyAcceptance.Proposed", False, own,
-             _admin("consumers replay --accept-revoked-key"), agency_fields=("agency",),
-             other_agency_fields=("origin", "key_id")),
-        Rule(_D + "parked:RevokedKeyAcceptance.Approved", False, own,
-             _admin("consumers replay --accept-revoked-key") + ", not the proposer"),
+        Rule(
+            _D + "incidents:Incident.Raised",
+            False,
+            own,
+            _NODE + " (a parked message was evidence of an attack)",
+            agency_fields=("agency",),
+            other_agency_fields=("origin", "owner", "key_id"),
+            note="`origin`, `owner`, `key_id` are what the parked message named: evidence, not authority",
+        ),
+        Rule(
+            _D + "incidents:Incident.Acknowledged",
+            False,
+            own,
+            "administrator, auditor or held-request decider (`incident ack`)",
+        ),
+        Rule(
+            _D + "incidents:IncidentReport.Drafted",
+            False,
+            own,
+            "administrator or auditor (`incident report`)",
+            agency_fields=("agency",),
+        ),
+        Rule(
+            _D + "parked:RevokedKeyAcceptance.Proposed",
+            False,
+            own,
+            _admin("consumers replay --accept-revoked-key"),
+            agency_fields=("agency",),
+            other_agency_fields=("origin", "key_id"),
+        ),
+        Rule(
+            _D + "parked:RevokedKeyAcceptance.Approved",
+            False,
+            own,
+            _admin("consumers replay --accept-revoked-key") + ", not the proposer",
+        ),
     ]
 
 
@@ -330,15 +431,25 @@ def markdown() -> str:
     for r in TABLE.values():
         writer = r.writer.value + (f" ({r.note})" if r.note else "")
         extra = fields(r.agency_fields) + (
-            f"; v1 only at `{r.topic.split(':')[1].split('.')[0]}.create_id(signer)`"
-            if r.stream_of is not None else ""
+            f"; v1 only at `{r.topic.split(':')[1].split('.')[0]}.create_id(signer)`" if r.stream_of is not None else ""
         )
         lines.append(
-            "| " + " | ".join(cell(c) for c in (
-                f"`{r.topic.removeprefix(_D)}`", "yes" if r.shared else "no", writer, r.party,
-                ", ".join(sorted(n.value for n in r.nodes)), extra, fields(r.key_fields),
-                fields(r.other_agency_fields), r.locally,
-            )) + " |"
+            "| "
+            + " | ".join(
+                cell(c)
+                for c in (
+                    f"`{r.topic.removeprefix(_D)}`",
+                    "yes" if r.shared else "no",
+                    writer,
+                    r.party,
+                    ", ".join(sorted(n.value for n in r.nodes)),
+                    extra,
+                    fields(r.key_fields),
+                    fields(r.other_agency_fields),
+                    r.locally,
+                )
+            )
+            + " |"
         )
     return "\n".join(lines) + "\n"
 

@@ -40,6 +40,7 @@ def _schema(field: str, what: str) -> InputError:
 # Each rule answers a valid value in one or two cheap tests (every saved and every ingested event passes through
 # here: figures "signed append", "ingest") and only works out which error to raise when the value is not.
 
+
 def text(bound: Bound) -> Rule:
     least, most, bad = bound.min, bound.max, bounds.find_bad
 
@@ -143,8 +144,7 @@ def checklist(field: str, value: Any) -> None:
 
 AGENCY = shaped(r"[0-9]{6}|[A-Z0-9][A-Z0-9_-]{1,31}", bounds.AGENCY_CODE, "an agency code")
 STAFF = shaped(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", bounds.STAFF_ID, "a staff id")
-ACTOR = shaped(r"([0-9]{6}|[A-Z0-9][A-Z0-9_-]{1,31})/[A-Za-z0-9][A-Za-z0-9._-]{0,63}", bounds.ACTOR,
-               "AGENCY/STAFF")
+ACTOR = shaped(r"([0-9]{6}|[A-Z0-9][A-Z0-9_-]{1,31})/[A-Za-z0-9][A-Za-z0-9._-]{0,63}", bounds.ACTOR, "AGENCY/STAFF")
 PSEUDONYM = shaped(r"p[0-9a-f]{32}", bounds.SUBJECT, "a pseudonym")
 KEY_ID = shaped(r"[A-Z0-9][A-Z0-9_-]{1,31}:[0-9a-f]{16}", bounds.KEY_ID, "a key id")
 
@@ -162,35 +162,79 @@ def boolean(field: str, value: Any) -> None:
     if type(value) is not bool:
         raise _schema(field, "true or false")
 
+
 SIZE = integer(0, 2**63 - 1)
 PEOPLE = 20  # persons named on one case (the API's limit too)
 
 BY_NAME: dict[str, Rule] = {
     # agencies and staff
-    "agency": AGENCY, "code": AGENCY, "querier": AGENCY, "municipality": AGENCY, "remote_agency": AGENCY,
-    "held": AGENCY, "holders": list_of(AGENCY, 64),
-    "by": STAFF, "requested_by": STAFF, "opened_by": STAFF, "sent_by": STAFF, "approved_by": STAFF,
-    "staff": STAFF, "issuer": STAFF, "staff_id": STAFF,
+    "agency": AGENCY,
+    "code": AGENCY,
+    "querier": AGENCY,
+    "municipality": AGENCY,
+    "remote_agency": AGENCY,
+    "held": AGENCY,
+    "holders": list_of(AGENCY, 64),
+    "by": STAFF,
+    "requested_by": STAFF,
+    "opened_by": STAFF,
+    "sent_by": STAFF,
+    "approved_by": STAFF,
+    "staff": STAFF,
+    "issuer": STAFF,
+    "staff_id": STAFF,
     "name": text(bounds.NAME),
-    "role": enum(Role), "roles": list_of(enum(Role), len(Role)), "action": enum(Action),
+    "role": enum(Role),
+    "roles": list_of(enum(Role), len(Role)),
+    "action": enum(Action),
     # people (always pseudonyms once inside)
-    "subject": PSEUDONYM, "victim": PSEUDONYM, "old": PSEUDONYM, "new": PSEUDONYM, "proxy": PSEUDONYM,
-    "perpetrators": list_of(PSEUDONYM, PEOPLE), "proxies_to_cancel": list_of(PSEUDONYM, PEOPLE),
+    "subject": PSEUDONYM,
+    "victim": PSEUDONYM,
+    "old": PSEUDONYM,
+    "new": PSEUDONYM,
+    "proxy": PSEUDONYM,
+    "perpetrators": list_of(PSEUDONYM, PEOPLE),
+    "proxies_to_cancel": list_of(PSEUDONYM, PEOPLE),
     # words
-    "notes": text(bounds.NOTE), "note": text(bounds.NOTE), "explanation": text(bounds.NOTE),
-    "reason": text(bounds.NOTE), "purpose": text(bounds.PURPOSE), "what": text(bounds.WHAT),
-    "procedure": text(bounds.PROCEDURE), "info_kind": text(bounds.INFO_KIND), "out_dir": text(bounds.PATH),
+    "notes": text(bounds.NOTE),
+    "note": text(bounds.NOTE),
+    "explanation": text(bounds.NOTE),
+    "reason": text(bounds.NOTE),
+    "purpose": text(bounds.PURPOSE),
+    "what": text(bounds.WHAT),
+    "procedure": text(bounds.PROCEDURE),
+    "info_kind": text(bounds.INFO_KIND),
+    "out_dir": text(bounds.PATH),
     # flags, requests, provision
-    "flags": list_of(enum(Flag), len(Flag)), "applicant": enum(Applicant), "applicant_check": enum(Applicant),
-    "decision": enum(("provide", "refuse")), "legal_item": integer(1, 200), "approvals_required": integer(1, 5),
-    "request_id": uuid, "case_id": optional(uuid), "body_request_id": optional(uuid),
-    "review_date": day, "checklist": checklist, "items": checklist,
+    "flags": list_of(enum(Flag), len(Flag)),
+    "applicant": enum(Applicant),
+    "applicant_check": enum(Applicant),
+    "decision": enum(("provide", "refuse")),
+    "legal_item": integer(1, 200),
+    "approvals_required": integer(1, 5),
+    "request_id": uuid,
+    "case_id": optional(uuid),
+    "body_request_id": optional(uuid),
+    "review_date": day,
+    "checklist": checklist,
+    "items": checklist,
     # times
-    "valid_from": moment, "valid_until": moment, "effective_from": moment, "expires_at": moment,
-    "period_from": moment, "period_to": moment, "time": moment,
+    "valid_from": moment,
+    "valid_until": moment,
+    "effective_from": moment,
+    "expires_at": moment,
+    "period_from": moment,
+    "period_to": moment,
+    "time": moment,
     # keys, tokens, checkpoints
-    "key_id": KEY_ID, "public_hex": hex_digits(64), "token_id": hex_digits(16),
-    "tree_size": SIZE, "prev_size": SIZE, "root": HASH, "prev_root": HASH, "signature": hex_digits(128),
+    "key_id": KEY_ID,
+    "public_hex": hex_digits(64),
+    "token_id": hex_digits(16),
+    "tree_size": SIZE,
+    "prev_size": SIZE,
+    "root": HASH,
+    "prev_root": HASH,
+    "signature": hex_digits(128),
     "consistency": list_of(HASH, 128),
 }
 
@@ -208,21 +252,39 @@ BY_EVENT: dict[str, dict[str, Rule]] = {
     # local-only records of what a parked message claimed: its header fields are the sender's, kept scrubbed
     # and bounded (ledger.app.incidents.scrub), so they are words here, not the shapes a valid header would have
     "Incident.Raised": {
-        "kind": enum(IncidentKind), "code": CODE, "message": HASH, "fingerprint": HASH,
-        "origin": text(Bound(40)), "key_id": text(Bound(120)), "stream": text(Bound(36)), "stream_version": SIZE,
-        "topic": text(Bound(200)), "event_id": text(Bound(64)), "stamped": text(Bound(40)),
-        "owner": text(bounds.AGENCY_CODE), "subjects": list_of(PSEUDONYM, 1000),
-        "claimed_subjects": list_of(PSEUDONYM, 1000), "parked_id": SIZE, "source": text(Bound(200)),
+        "kind": enum(IncidentKind),
+        "code": CODE,
+        "message": HASH,
+        "fingerprint": HASH,
+        "origin": text(Bound(40)),
+        "key_id": text(Bound(120)),
+        "stream": text(Bound(36)),
+        "stream_version": SIZE,
+        "topic": text(Bound(200)),
+        "event_id": text(Bound(64)),
+        "stamped": text(Bound(40)),
+        "owner": text(bounds.AGENCY_CODE),
+        "subjects": list_of(PSEUDONYM, 1000),
+        "claimed_subjects": list_of(PSEUDONYM, 1000),
+        "parked_id": SIZE,
+        "source": text(Bound(200)),
         "origin_held": boolean,
     },
     "Incident.Acknowledged": {"at": moment},
     "IncidentReport.Drafted": {
         "incidents": list_of(shaped(_UUID_TEXT, Bound(36), "an id"), 100_000),
-        "subjects": list_of(PSEUDONYM, 100_000), "destination": text(bounds.PATH),
+        "subjects": list_of(PSEUDONYM, 100_000),
+        "destination": text(bounds.PATH),
     },
     "RevokedKeyAcceptance.Proposed": {
-        "digest": HASH, "parked_id": SIZE, "event_id": text(Bound(64)), "origin": text(Bound(40)),
-        "key_id": text(Bound(120)), "stream": text(Bound(36)), "version": SIZE, "topic": text(Bound(200)),
+        "digest": HASH,
+        "parked_id": SIZE,
+        "event_id": text(Bound(64)),
+        "origin": text(Bound(40)),
+        "key_id": text(Bound(120)),
+        "stream": text(Bound(36)),
+        "version": SIZE,
+        "topic": text(Bound(200)),
         "proposed_by": STAFF,
     },
 }

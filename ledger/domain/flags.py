@@ -165,9 +165,7 @@ class Protection(LedgerAggregate):
         self.check_held(flags)
         stale = [f for f in flags if self.flags[f]["review_date"] >= review_date]
         if stale:
-            raise StateConflict(
-                f"the new review date must be later than the current one for {', '.join(stale)}"
-            )
+            raise StateConflict(f"the new review date must be later than the current one for {', '.join(stale)}")
         self._renewed(
             agency=self.agency,
             subject=self.subject,

@@ -66,8 +66,7 @@ class TokenGrant(LedgerAggregate):
     """
 
     @event("Issued")
-    def __init__(self, agency: str, issuer: str, staff: str, roles: list[str], expires_at: str,
-                 token_id: str) -> None:
+    def __init__(self, agency: str, issuer: str, staff: str, roles: list[str], expires_at: str, token_id: str) -> None:
         self.agency = agency
         self.issuer = issuer
         self.staff = staff

@@ -58,7 +58,5 @@ class KeyRegistry(LedgerAggregate):
         self.keys[key_id]["revoked_from"] = effective_from
 
     @event("RemoteKeyTrusted")
-    def trust_remote(
-        self, remote_agency: str, key_id: str, public_hex: str, valid_from: str, by: str
-    ) -> None:
+    def trust_remote(self, remote_agency: str, key_id: str, public_hex: str, valid_from: str, by: str) -> None:
         """An administrator of this agency vouches for another agency's key (out-of-band exchange)."""

@@ -169,4 +169,3 @@ def parse_moment(text: str, what: str) -> datetime:
         raise InputError(f"{what} has no UTC offset; add one (e.g. +09:00 for JST, Z for UTC)")
     calendar_day(moment.date(), what)  # far from the ends, so the conversion below cannot overflow
     return moment.astimezone(UTC)
-

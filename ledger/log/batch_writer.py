@@ -69,8 +69,15 @@ class HeaderTemplate:
         self, event_id: str, stream: object, version: int, prev: str, topic: str, time: datetime, digest: str
     ) -> bytes:
         return Header(
-            event_id=event_id, origin=self.origin, key_id=self.key_id, stream=str(stream), version=version,
-            prev=prev, topic=topic, time=time.isoformat(), digest=digest,
+            event_id=event_id,
+            origin=self.origin,
+            key_id=self.key_id,
+            stream=str(stream),
+            version=version,
+            prev=prev,
+            topic=topic,
+            time=time.isoformat(),
+            digest=digest,
         ).to_bytes()
 
 
@@ -100,13 +107,33 @@ def merkle_paths(leaves: Sequence[bytes]) -> tuple[bytes, list[bytes]]:
     return level[0], above
 
 
-def envelope_bytes(header: bytes, payload: bytes, index: int, size: int, path: bytes, signature: bytes,
-                   log_size: int, log_root: bytes, ext: bytes = b"") -> bytes:
+def envelope_bytes(
+    header: bytes,
+    payload: bytes,
+    index: int,
+    size: int,
+    path: bytes,
+    signature: bytes,
+    log_size: int,
+    log_root: bytes,
+    ext: bytes = b"",
+) -> bytes:
     """``Envelope(header, payload, Seal(index, size, path, signature, log_size, log_root, ext)).to_bytes()``
     (``path`` concatenated; ``log_root`` 32 bytes)."""
-    return b"".join((MAGIC, _U32(len(header)), header, _U32(len(payload)), payload,
-                     _SEAL(index, size, len(path) // HASH_SIZE), path, _LOG(log_size, log_root, len(ext)), ext,
-                     signature))
+    return b"".join(
+        (
+            MAGIC,
+            _U32(len(header)),
+            header,
+            _U32(len(payload)),
+            payload,
+            _SEAL(index, size, len(path) // HASH_SIZE),
+            path,
+            _LOG(log_size, log_root, len(ext)),
+            ext,
+            signature,
+        )
+    )
 
 
 def check_log_head(log_size: int, log_root: bytes, ext: bytes = b"") -> None:

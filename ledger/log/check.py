@@ -35,6 +35,7 @@ from ledger.merkle import CompactRange
 
 __all__ = ["LogCheck", "TreeHead"]
 
+
 @dataclass(frozen=True)
 class TreeHead:
     """A signed (or recorded) claim about the log's first ``size`` leaves, to compare with the rebuilt tree."""
@@ -82,8 +83,11 @@ class LogCheck:
             by_size.setdefault(h.size, []).append(h)
         if self.head_row is not None:
             by_size.setdefault(self.head_row.size, []).append(
-                TreeHead("the log head row (a tripwire: anyone with write access can rewrite it)",
-                         self.head_row.size, self.head_row.root)
+                TreeHead(
+                    "the log head row (a tripwire: anyone with write access can rewrite it)",
+                    self.head_row.size,
+                    self.head_row.root,
+                )
             )
         self.by_size = by_size
 
@@ -115,25 +119,42 @@ class LogCheck:
         b = self.batch
         if b is not None and not (own and signature == b.signature and leaf_index == b.next):
             if own and signature == b.signature and leaf_index < b.next:
-                return self._named(position, "moved", f"event {b.next} of the batch signed by {b.origin} at position "
-                                   f"{b.first} should be here, but its event {leaf_index} is: rows were moved")
+                return self._named(
+                    position,
+                    "moved",
+                    f"event {b.next} of the batch signed by {b.origin} at position "
+                    f"{b.first} should be here, but its event {leaf_index} is: rows were moved",
+                )
             gone = leaf_index - b.next if own and signature == b.signature else b.size - b.next
-            return self._named(position, "missing", f"the batch signed by {b.origin} at position {b.first} has "
-                               f"{b.size} events, but its event {b.next} is not at position {position}: "
-                               f"{gone} of its events were deleted or moved away")
+            return self._named(
+                position,
+                "missing",
+                f"the batch signed by {b.origin} at position {b.first} has "
+                f"{b.size} events, but its event {b.next} is not at position {position}: "
+                f"{gone} of its events were deleted or moved away",
+            )
         if own:
             if log_size < 0:
                 if self.v2_own:
-                    return self._here(position, stream, version, topic, "downgraded",
-                                      "an event of this node in envelope v1 after envelope v2 ones: written "
-                                      "outside flagledger")
+                    return self._here(
+                        position,
+                        stream,
+                        version,
+                        topic,
+                        "downgraded",
+                        "an event of this node in envelope v1 after envelope v2 ones: written outside flagledger",
+                    )
                 self.v1_events += 1
             else:
                 if b is None:
                     if leaf_index != 0:
-                        return self._named(position, "missing", f"the event at position {position} is event "
-                                           f"{leaf_index} of a batch signed by {origin} whose first {leaf_index} "
-                                           "event(s) are not right before it: deleted or moved")
+                        return self._named(
+                            position,
+                            "missing",
+                            f"the event at position {position} is event "
+                            f"{leaf_index} of a batch signed by {origin} whose first {leaf_index} "
+                            "event(s) are not right before it: deleted or moved",
+                        )
                     if log_size != tree.size or log_root != tree.root():
                         return self._mismatch(position, origin, log_size)
                     if size > 1:
@@ -150,8 +171,14 @@ class LogCheck:
             return replace(self.stop, index=tree.size)
         cover = self.covers.get(position)
         if cover is not None and cover.size > tree.size:
-            return self._here(position, stream, version, topic, "bad_checkpoint",
-                              f"{cover.label} covers {cover.size} events but only {tree.size} precede it")
+            return self._here(
+                position,
+                stream,
+                version,
+                topic,
+                "bad_checkpoint",
+                f"{cover.label} covers {cover.size} events but only {tree.size} precede it",
+            )
         tree.append(leaf)
         if own and log_size >= 0:
             self.vouched = tree.size
@@ -173,20 +200,32 @@ class LogCheck:
         tree = self.tree
         b = self.batch
         if b is not None:
-            return self._tail(f"the log ends inside the batch signed by {b.origin} at position {b.first}: its last "
-                              f"{b.size - b.next} event(s) are missing")
+            return self._tail(
+                f"the log ends inside the batch signed by {b.origin} at position {b.first}: its last "
+                f"{b.size - b.next} event(s) are missing"
+            )
         beyond = [h for size, hs in self.by_size.items() if size > tree.size for h in hs]
         if beyond:
             h = max(beyond, key=lambda x: x.size)
-            return self._tail(f"the log holds {tree.size} events but {h.label} covers {h.size}: "
-                              f"{h.size - tree.size} event(s) are missing")
+            return self._tail(
+                f"the log holds {tree.size} events but {h.label} covers {h.size}: "
+                f"{h.size - tree.size} event(s) are missing"
+            )
         # the row describes the log as a whole: named after its last event
         end = self.last_position + 1
         if self.head_row_error is not None:
             return Finding(end, "", 0, "", self.head_row_error, "head_corrupt", tree.size)
         if self.head_row is None and self.v2_own:
-            return Finding(end, "", 0, "", "the log head row is missing (deleted?): compare the log with a peer's or "
-                           "an exported tree head (`audit verify --against`)", "head_missing", tree.size)
+            return Finding(
+                end,
+                "",
+                0,
+                "",
+                "the log head row is missing (deleted?): compare the log with a peer's or "
+                "an exported tree head (`audit verify --against`)",
+                "head_missing",
+                tree.size,
+            )
         return None
 
     # -- naming -----------------------------------------------------------------------------------------
@@ -202,7 +241,9 @@ class LogCheck:
     def _bound(self, here: int) -> str:
         vouched = (
             f"the first {self.vouched} events (to position {self.vouched_position}) are vouched for by this node's "
-            "signed batches" if self.vouched else "no event before it is vouched for by this node's signed batches"
+            "signed batches"
+            if self.vouched
+            else "no event before it is vouched for by this node's signed batches"
         )
         return f"; {vouched}, so the first bad position is after that and at or before {here}"
 
@@ -218,11 +259,25 @@ class LogCheck:
         """Events missing, noticed at the end: where the positions have a hole since the vouched-for events,
         there (deleted from the middle), else right after the last event (the tail was cut)."""
         if self.gap is not None:
-            return Finding(self.gap, "", 0, "", f"position {self.gap} is missing from the log: {reason}"
-                           f"{self._bound(self.last_position)}", "missing", self.gap_index)
+            return Finding(
+                self.gap,
+                "",
+                0,
+                "",
+                f"position {self.gap} is missing from the log: {reason}{self._bound(self.last_position)}",
+                "missing",
+                self.gap_index,
+            )
         end = self.last_position + 1
-        return Finding(end, "", 0, "", f"{reason}: the log was cut after position {self.last_position} "
-                       "(a truncated log)", Code.TRUNCATED, self.tree.size)
+        return Finding(
+            end,
+            "",
+            0,
+            "",
+            f"{reason}: the log was cut after position {self.last_position} (a truncated log)",
+            Code.TRUNCATED,
+            self.tree.size,
+        )
 
     def _here(self, position: int, stream: str, version: int, topic: str, code: str, reason: str) -> Finding:
         return Finding(position, stream, version, topic, reason, code, self.tree.size)
@@ -235,18 +290,29 @@ class LogCheck:
             code, what = "moved", f"{found - log_size} event(s) before it were inserted or moved there"
         else:
             code, what = "moved", "the same number of events but not the same ones: replaced, reordered or moved"
-        return self._named(here, code, f"expected log size {log_size} (and its root) before the batch at position "
-                           f"{here}, signed by {origin}; found {found}: {what}")
+        return self._named(
+            here,
+            code,
+            f"expected log size {log_size} (and its root) before the batch at position "
+            f"{here}, signed by {origin}; found {found}: {what}",
+        )
 
     def _head_mismatch(self, h: TreeHead, here: int, stream: str, version: int, topic: str) -> Finding:
-        reason = (f"the first {h.size} events no longer match {h.label}: an event at or before position {here} "
-                  "was deleted, inserted, reordered or edited")
+        reason = (
+            f"the first {h.size} events no longer match {h.label}: an event at or before position {here} "
+            "was deleted, inserted, reordered or edited"
+        )
         if self.vouched >= h.size:
             # this node's own signed batches vouch for that prefix: the head is not one of this log
             where = h.position if h.position is not None else here
-            return Finding(where, stream if h.position is None else "", version if h.position is None else 0,
-                           topic if h.position is None else "",
-                           f"{h.label} does not match the log, which this node's signed batches vouch for up to "
-                           f"position {self.vouched_position}: it signs another history (a fork)",
-                           "checkpoint_mismatch", h.size)
+            return Finding(
+                where,
+                stream if h.position is None else "",
+                version if h.position is None else 0,
+                topic if h.position is None else "",
+                f"{h.label} does not match the log, which this node's signed batches vouch for up to "
+                f"position {self.vouched_position}: it signs another history (a fork)",
+                "checkpoint_mismatch",
+                h.size,
+            )
         return self._named(here, "checkpoint_mismatch", reason)

@@ -94,8 +94,16 @@ def batch_message(
     if log_size < 0:
         return b"flagledger/batch/v1\x00" + key_id.encode() + b"\x00" + root + _U32.pack(size)
     return b"".join(
-        (b"flagledger/batch/v2\x00", key_id.encode(), b"\x00", root, _LOG_MSG.pack(size, log_size), log_root,
-         _U16.pack(len(ext)), ext)
+        (
+            b"flagledger/batch/v2\x00",
+            key_id.encode(),
+            b"\x00",
+            root,
+            _LOG_MSG.pack(size, log_size),
+            log_root,
+            _U16.pack(len(ext)),
+            ext,
+        )
     )
 
 
@@ -227,13 +235,7 @@ class Envelope:
                 raise SignatureError("malformed batch inclusion path (too long)", code=Code.MALFORMED)
             steps.append((fn, sn, r))
             p = path[at : at + 32]
-            if (
-                level < known
-                and d[0] == fn ^ 1
-                and d[1] == sn
-                and d[2] == p
-                and lpath[at : at + 32] == r
-            ):
+            if level < known and d[0] == fn ^ 1 and d[1] == sn and d[2] == p and lpath[at : at + 32] == r:
                 # the memo's node here was our sibling and combined with us: its parent is the one we make
                 r = done[level + 1][2] if level + 1 < known else lroot
                 if fn & 1 or fn == sn:
@@ -265,8 +267,16 @@ class Envelope:
         s = self.seal
         if s.log_size < 0:
             return b"".join(
-                (MAGIC_V1, _U32.pack(len(self.header_bytes)), self.header_bytes, _U32.pack(len(self.payload)),
-                 self.payload, _SEAL.pack(s.leaf_index, s.size, len(s.path) // 32), s.path, s.signature)
+                (
+                    MAGIC_V1,
+                    _U32.pack(len(self.header_bytes)),
+                    self.header_bytes,
+                    _U32.pack(len(self.payload)),
+                    self.payload,
+                    _SEAL.pack(s.leaf_index, s.size, len(s.path) // 32),
+                    s.path,
+                    s.signature,
+                )
             )
         return b"".join(
             (

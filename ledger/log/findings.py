@@ -28,9 +28,7 @@ class Finding:
     def __str__(self) -> str:
         if not self.topic:  # a position with no event (deleted), or a problem of the log as a whole
             return f"position {self.position}: {self.reason}"
-        return (
-            f"position {self.position} ({self.topic} v{self.version} of stream {self.stream}): {self.reason}"
-        )
+        return f"position {self.position} ({self.topic} v{self.version} of stream {self.stream}): {self.reason}"
 
 
 @dataclass
@@ -60,13 +58,19 @@ def chain_finding(
     expected_version, expected_prev = (head[0], head[1]) if head is not None else _NO_HEAD
     if version != expected_version + 1:
         return Finding(
-            position, stream, version, topic,
+            position,
+            stream,
+            version,
+            topic,
             f"stream jumps from v{expected_version} to v{version}: an event is missing or out of order",
             "broken_chain",
         )
     if prev != expected_prev:
         return Finding(
-            position, stream, version, topic,
+            position,
+            stream,
+            version,
+            topic,
             "does not chain to the previous event of its stream (edited, deleted or reordered)",
             "broken_chain",
         )
@@ -76,12 +80,12 @@ def chain_finding(
 def owner_finding(position: int, stream: str, version: int, topic: str, origin: str, why: str) -> Finding:
     """An event its signer may not append to its stream
     (:func:`ledger.domain.authority.append_violation` says ``why``)."""
-    return Finding(position, stream, version, topic, foreign_writer_reason(stream, version, topic, origin, why),
-                   "foreign_writer")
+    return Finding(
+        position, stream, version, topic, foreign_writer_reason(stream, version, topic, origin, why), "foreign_writer"
+    )
 
 
 def row_finding(n: LogRow, reason: str, code: str) -> Finding:
     """A row found bad on its own (signature, seal, payload), named by its position and stream."""
     position, stream, stored, version, topic, _ = n
     return Finding(position, stream if stream is not None else str(stored), version, topic, reason, code)
-

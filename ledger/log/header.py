@@ -21,9 +21,7 @@ _decode_json = json.JSONDecoder().decode
 _encode_header = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 COMMIT_SHA256 = "sha256"
 COMMITS = frozenset({COMMIT_SHA256})  # commitment kinds this release checks
-_HEADER_KEYS_V1 = frozenset(
-    {"v", "id", "origin", "key", "stream", "version", "prev", "topic", "time", "enc", "digest"}
-)
+_HEADER_KEYS_V1 = frozenset({"v", "id", "origin", "key", "stream", "version", "prev", "topic", "time", "enc", "digest"})
 _HEADER_KEYS = _HEADER_KEYS_V1 | {"commit"}
 # The canonical v2 header exactly as ``Header.to_bytes`` writes it (sorted keys, no spaces), with every string
 # free of what JSON would escape (quote, backslash, control characters): for such text a JSON decoder returns

@@ -247,9 +247,7 @@ class SignedMapper(Mapper[UUID]):
             try:
                 raw = self.cipher.decrypt(stored_state)
             except Exception as exc:  # the library raises ValueError or InvalidTag
-                raise SignatureError(
-                    f"stored event cannot be decrypted: {exc}", code=Code.UNDECRYPTABLE
-                ) from exc
+                raise SignatureError(f"stored event cannot be decrypted: {exc}", code=Code.UNDECRYPTABLE) from exc
         return Envelope.from_bytes(raw)
 
     def leaf_of_state(self, stored_state: bytes) -> bytes:
@@ -279,9 +277,7 @@ class SignedMapper(Mapper[UUID]):
         """The row's columns (stream as ``str(UUID)``; None: the stored id is no UUID) must be its signed header's."""
         h = env.header
         if h.version != version or h.topic != topic or h.stream != stream:
-            raise ChainError(
-                f"row ({stream}, v{version}) does not match its signed header ({h.stream}, v{h.version})"
-            )
+            raise ChainError(f"row ({stream}, v{version}) does not match its signed header ({h.stream}, v{h.version})")
 
     def decode(self, env: Envelope, originator_id: UUID | None = None) -> DomainEventProtocol[UUID]:
         """The domain event of ``env``. ``originator_id``: the row's id, given by a caller whose
@@ -340,9 +336,7 @@ class SignedMapper(Mapper[UUID]):
                 getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
                 from_version += 1
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise IntegrityError(
-                f"{topic} cannot be upcast from v{from_version}: {exc}", code=Code.MALFORMED
-            ) from exc
+            raise IntegrityError(f"{topic} cannot be upcast from v{from_version}: {exc}", code=Code.MALFORMED) from exc
 
     def _payload(self, env: Envelope) -> Any:
         scan = self._scan

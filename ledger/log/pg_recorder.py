@@ -82,9 +82,7 @@ class BinaryInsertRecorder(PostgresApplicationRecorder):
                 "size bigint NOT NULL, root bytea NOT NULL, frontier bytea NOT NULL)"
             ).format(**head)
         )
-        self.select_head_statement = SQL("SELECT size, root, frontier FROM {schema}.{head} WHERE id = 1").format(
-            **head
-        )
+        self.select_head_statement = SQL("SELECT size, root, frontier FROM {schema}.{head} WHERE id = 1").format(**head)
         self.any_event_statement = SQL("SELECT EXISTS (SELECT 1 FROM {schema}.{table}) AS any").format(
             schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
         )
@@ -179,9 +177,7 @@ class BinaryInsertRecorder(PostgresApplicationRecorder):
             prepare=True,
         )
 
-    def _insert_stored_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
+    def _insert_stored_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         # only reached through the library's own insert path, which this class replaces: refuse rather than
         # write rows the log head does not count
         raise NotImplementedError("rows are inserted by BinaryInsertRecorder.insert_events")

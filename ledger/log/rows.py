@@ -101,7 +101,13 @@ def _postgres_rows(recorder: Any, start: int, limit: int) -> list[LogRow]:
     except psycopg.Error as exc:
         raise StorageError(f"cannot read the log from position {start}: {exc}") from exc
     return [
-        (r["notification_id"], r["originator_id"], r["originator_id"], r["originator_version"], r["topic"],
-         bytes(r["state"]))
+        (
+            r["notification_id"],
+            r["originator_id"],
+            r["originator_id"],
+            r["originator_version"],
+            r["topic"],
+            bytes(r["state"]),
+        )
         for r in rows
     ]

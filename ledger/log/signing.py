@@ -53,9 +53,7 @@ class Signer:
         self.agency = agency
         self._private = private_key
         self.public_key = private_key.public_key()
-        self.public_raw = self.public_key.public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
+        self.public_raw = self.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         self.key_id = key_id_for(agency, self.public_raw)
 
     @classmethod
@@ -160,9 +158,7 @@ class KeyRing:
                 raise UntrustedKeyError(f"unknown agency {agency}: no key registered", code=Code.UNKNOWN_AGENCY)
             raise UntrustedKeyError(f"unknown signing key {key_id} for agency {agency}", code=Code.UNKNOWN_KEY)
         if rec.agency != agency:
-            raise UntrustedKeyError(
-                f"key {key_id} belongs to {rec.agency}, not {agency}", code=Code.WRONG_AGENCY
-            )
+            raise UntrustedKeyError(f"key {key_id} belongs to {rec.agency}, not {agency}", code=Code.WRONG_AGENCY)
         if rec.revoked_from is not None and at >= rec.revoked_from:
             raise UntrustedKeyError(
                 f"key {key_id} was revoked from {rec.revoked_from.isoformat()} ({rec.revocation_reason})",
@@ -173,9 +169,7 @@ class KeyRing:
                 f"key {key_id} is not valid before {rec.valid_from.isoformat()}", code=Code.KEY_NOT_YET_VALID
             )
         if rec.valid_until is not None and at >= rec.valid_until:
-            raise UntrustedKeyError(
-                f"key {key_id} expired at {rec.valid_until.isoformat()}", code=Code.KEY_EXPIRED
-            )
+            raise UntrustedKeyError(f"key {key_id} expired at {rec.valid_until.isoformat()}", code=Code.KEY_EXPIRED)
         return self._public[key_id]
 
     def verify(self, agency: str, key_id: str, at: datetime, message: bytes, signature: bytes) -> None:

@@ -116,8 +116,11 @@ class LogHeadSQLiteRecorder(SQLiteApplicationRecorder):
                     (oid.hex if isinstance(oid, UUID) else oid, e.originator_version, e.topic, e.state),
                 )
                 ids.append(c.lastrowid)
-            write = "UPDATE {t} SET size = ?, root = ?, frontier = ? WHERE id = 1" if row is not None else (
-                "INSERT INTO {t} (size, root, frontier, id) VALUES (?, ?, ?, 1)")
+            write = (
+                "UPDATE {t} SET size = ?, root = ?, frontier = ? WHERE id = 1"
+                if row is not None
+                else ("INSERT INTO {t} (size, root, frontier, id) VALUES (?, ?, ?, 1)")
+            )
             c.execute(write.format(t=self.head_table), (after.size, after.root, after.frontier_bytes()))
         return ids
 

@@ -109,8 +109,9 @@ class StoreDoor:
         """
         if not items:
             return
-        rows = [StoredEvent(stream, env.header.version, env.header.topic, self.protect(raw))
-                for env, raw, stream in items]
+        rows = [
+            StoredEvent(stream, env.header.version, env.header.topic, self.protect(raw)) for env, raw, stream in items
+        ]
         h = items[0][0].header
         what = f"v{h.version} of stream {h.stream}" + (f" and {len(items) - 1} more" if len(items) > 1 else "")
         try:

@@ -43,9 +43,7 @@ class StreamHeads:
         ).fetchone()
         return (int(row[0]), str(row[1]), str(row[2]), str(row[3])) if row is not None else None
 
-    def set(
-        self, stream: str, version: int, hash_hex: str, *, new: bool, owner: str = "", aggregate: str = ""
-    ) -> None:
+    def set(self, stream: str, version: int, hash_hex: str, *, new: bool, owner: str = "", aggregate: str = "") -> None:
         """Record the stream's new head, after ``get`` of it; ``new``: ``get`` found none (counts the stream).
 
         ``get`` made a cached head the most recent; a head not cached goes in as the most recent, so the

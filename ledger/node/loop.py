@@ -54,15 +54,15 @@ def stopper(seconds: float | None) -> Callable[[], bool]:
     return lambda: stop["now"] or (deadline is not None and time.monotonic() > deadline)
 
 
-def run(
-    node: Node, options: NodeOptions, start_api: Callable[[], Closeable] | None = None
-) -> dict[str, Any]:
+def run(node: Node, options: NodeOptions, start_api: Callable[[], Closeable] | None = None) -> dict[str, Any]:
     """Run the loop on ``node`` until stopped and return the last status written to ``node-status.json``;
     ``start_api`` starts the HTTP API beside the loop (closed on the way out)."""
     from ledger.node.observe import HealthServer, NodeMetrics, ObserveSettings, configure_logging
 
     observe = ObserveSettings.from_config(
-        node.config, metrics_port=options.metrics_port, metrics_host=options.metrics_host,
+        node.config,
+        metrics_port=options.metrics_port,
+        metrics_host=options.metrics_host,
         log_format=options.log_format,
     )
     configure_logging(observe.log_format)

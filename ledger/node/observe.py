@@ -139,15 +139,20 @@ class NodeMetrics:
             "flagledger_projection_lag_events", "Events the slowest projection is behind the log", registry=r
         )
         self.ingested = Counter(
-            "flagledger_ingested_messages", "Messages ingested from other agencies, by outcome", ["outcome"],
+            "flagledger_ingested_messages",
+            "Messages ingested from other agencies, by outcome",
+            ["outcome"],
             registry=r,
         )
         self.parked = Gauge(
-            "flagledger_parked_messages", "Poison messages parked and not replayed (see `consumers parked`)",
+            "flagledger_parked_messages",
+            "Poison messages parked and not replayed (see `consumers parked`)",
             registry=r,
         )
         self.held = Gauge(
-            "flagledger_held_requests_waiting", "Provision requests held for a manual decision", ["agency"],
+            "flagledger_held_requests_waiting",
+            "Provision requests held for a manual decision",
+            ["agency"],
             registry=r,
         )
         self.reviews = Gauge(
@@ -166,7 +171,9 @@ class NodeMetrics:
         for kind in IncidentKind:  # every kind is exported from the start, so an alert rule sees 0 before 1
             self.incidents_raised.labels(kind.value)
         self.incidents_open = Gauge(
-            "flagledger_incidents_open", "Security incidents not yet acknowledged, per alerted agency", ["agency"],
+            "flagledger_incidents_open",
+            "Security incidents not yet acknowledged, per alerted agency",
+            ["agency"],
             registry=r,
         )
         self.last_loop = Gauge(
@@ -259,16 +266,25 @@ class NodeMetrics:
             if self._views_audit is None:
                 r = self.registry
                 self._views_audit = (
-                    Gauge("flagledger_views_audit_ok",
-                          "1: the last `audit views` found every view equal to a rebuild from the log; 0: it found a "
-                          "difference or failed", registry=r),
-                    Gauge("flagledger_views_audit_difference",
-                          "1: the last `audit views` found a view row that differs from the log (see node-status.json)",
-                          registry=r),
-                    Gauge("flagledger_views_audit_last_run_timestamp_seconds",
-                          "When the last `audit views` finished", registry=r),
-                    Gauge("flagledger_views_audit_duration_seconds", "How long the last `audit views` took",
-                          registry=r),
+                    Gauge(
+                        "flagledger_views_audit_ok",
+                        "1: the last `audit views` found every view equal to a rebuild from the log; 0: it found a "
+                        "difference or failed",
+                        registry=r,
+                    ),
+                    Gauge(
+                        "flagledger_views_audit_difference",
+                        "1: the last `audit views` found a view row that differs from the log (see node-status.json)",
+                        registry=r,
+                    ),
+                    Gauge(
+                        "flagledger_views_audit_last_run_timestamp_seconds",
+                        "When the last `audit views` finished",
+                        registry=r,
+                    ),
+                    Gauge(
+                        "flagledger_views_audit_duration_seconds", "How long the last `audit views` took", registry=r
+                    ),
                 )
             ok, difference, finished, seconds = self._views_audit
             ok.set(1 if last.get("result") == "equal" else 0)

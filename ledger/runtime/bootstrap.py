@@ -63,9 +63,7 @@ def _signers_and_anchors(config: NodeConfig, keys: Keys) -> tuple[dict[str, Sign
     anchors: list[KeyRecord] = []
     for entry in config.agencies:
         for k in entry.keys:
-            anchors.append(
-                KeyRecord(entry.code, k["key_id"], k["public_hex"], datetime.fromisoformat(k["valid_from"]))
-            )
+            anchors.append(KeyRecord(entry.code, k["key_id"], k["public_hex"], datetime.fromisoformat(k["valid_from"])))
         if entry.keys:
             current = entry.current_key
             signers[entry.code] = keys.signer(entry.code, current["file"])
@@ -172,9 +170,7 @@ def init_node(
     if signing_key_file is not None and len(agencies) != 1:
         raise ConfigurationError("a signing key file can be given for exactly one agency")
     if (data_dir / "config.json").exists():
-        raise ConfigurationError(
-            f"{data_dir} is already initialised; use `flagledger agency add` to host more"
-        )
+        raise ConfigurationError(f"{data_dir} is already initialised; use `flagledger agency add` to host more")
     config = NodeConfig(data_dir=data_dir, database_url=database_url, encryption=encryption)
     config.apply_environment()
     Keys(keystore if keystore is not None else open_keystore(config)).create_missing(pseudonym_key_file)

@@ -220,4 +220,3 @@ class NodeConfig:
                 rest = f"{user}:{quote(self.database_password, safe='')}@" + rest.rsplit("@", 1)[-1]
             return "postgresql+psycopg://" + rest
         return f"sqlite:///{self.data_dir / 'views.sqlite'}"
-

@@ -67,11 +67,18 @@ class ScheduledViewsAudit:
         private_dir(self.folder)
         out = open_private(self.folder / "views-check.out", "wb")
         err = open_private(self.folder / "views-check.err", "wb")
-        env = {**os.environ,
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
         # not `-m ledger.cli.main`: run as __main__, its sub-commands would register on another module object
-        cmd = [sys.executable, "-c", "import sys; from ledger.cli.main import main; sys.exit(main())",
-               "--data-dir", str(self.data_dir), "audit", "views", "--quiet"]
+        cmd = [
+            sys.executable,
+            "-c",
+            "import sys; from ledger.cli.main import main; sys.exit(main())",
+            "--data-dir",
+            str(self.data_dir),
+            "audit",
+            "views",
+            "--quiet",
+        ]
         self._files = (out, err)
         self._started_at = _now()
         self._process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)

@@ -64,14 +64,15 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
 
 def smuggled(x: str) -> st.SearchStrategy[str]:
     wide = x.translate({ord(d): chr(0xFF10 + int(d)) for d in "0123456789"})
-    spaced = " ".join(x[i:i + 4] for i in range(0, 12, 4))
-    return st.sampled_from([x, spaced, spaced.replace(" ", "-"), wide, "." .join(x)])
+    spaced = " ".join(x[i : i + 4] for i in range(0, 12, 4))
+    return st.sampled_from([x, spaced, spaced.replace(" ", "-"), wide, ".".join(x)])
 
 
 def forged_text(x: str) -> st.SearchStrategy[str]:
     noise = st.text(max_size=40)
-    return st.builds(lambda pre, n, post: pre + n + post, noise | st.just("<script>alert(1)</script>"), smuggled(x),
-                     noise) | st.text(max_size=300)
+    return st.builds(
+        lambda pre, n, post: pre + n + post, noise | st.just("<script>alert(1)</script>"), smuggled(x), noise
+    ) | st.text(max_size=300)
 
 
 def contains(value: str, x: str) -> bool:
@@ -91,8 +92,9 @@ def strings(obj: Any) -> list[str]:
 
 @FUZZ
 @given(data=st.data(), field=st.sampled_from(["key", "id"]))
-def test_a_forgers_header_text_never_reaches_an_incident_or_the_report(scene: Scene, data: st.DataObject,
-                                                                         field: str) -> None:
+def test_a_forgers_header_text_never_reaches_an_incident_or_the_report(
+    scene: Scene, data: st.DataObject, field: str
+) -> None:
     """Threat: a peer agency or the broker operator forging B's messages to plant X's individual number (or
     markup) in what A's staff read and what A sends to the PPC."""
     env = Envelope.from_bytes(data.draw(st.sampled_from(scene.messages)))

@@ -44,8 +44,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     key = root / "pseudonym.key"
     key.write_text(secrets.token_hex(32))
     a = init_node(root / "a", (AgencySpec(A, "A市", "municipality"),), pseudonym_key_file=key)
-    b = init_node(root / "b", (AgencySpec(B, "B市", "municipality", approvals_required=2),),
-                  pseudonym_key_file=key)
+    b = init_node(root / "b", (AgencySpec(B, "B市", "municipality", approvals_required=2),), pseudonym_key_file=key)
     for n in (a, b):
         prepare_node(n)
     trust(a, b)
@@ -71,9 +70,12 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
 
 def snapshot(node: Node) -> tuple[object, ...]:
     node.projector.catch_up()
-    return (node.app.max_position(), tuple(node.projector.positions().items()),
-            tuple(sorted(PendingStore(node.app, node.engine).waiting())),
-            tuple(sorted(r.key_id for r in node.app.keyring.records())))
+    return (
+        node.app.max_position(),
+        tuple(node.projector.positions().items()),
+        tuple(sorted(PendingStore(node.app, node.engine).waiting())),
+        tuple(sorted(r.key_id for r in node.app.keyring.records())),
+    )
 
 
 def parked(pair: Pair, raw: bytes) -> Outcome:
@@ -143,8 +145,7 @@ HEADER_FORGERIES = {
 
 @FUZZ
 @given(data=st.data(), field=st.sampled_from(sorted(HEADER_FORGERIES)))
-def test_forged_headers_on_valid_payloads_and_seals_are_parked(pair: Pair, data: st.DataObject,
-                                                               field: str) -> None:
+def test_forged_headers_on_valid_payloads_and_seals_are_parked(pair: Pair, data: st.DataObject, field: str) -> None:
     env = Envelope.from_bytes(data.draw(st.sampled_from(pair.applied + pair.fresh)))
     header = HEADER_FORGERIES[field](json.loads(env.header_bytes))
     forged = Envelope(Header.from_bytes(json.dumps(header).encode()).to_bytes(), env.payload, env.seal)
@@ -185,7 +186,11 @@ def test_atheris_coverage_guided_fuzzing_of_ingest() -> None:
 
     pytest.importorskip("atheris", reason='install the fuzz extra: pip install -e ".[fuzz]"')
     runs = os.environ.get("FLAGLEDGER_ATHERIS_RUNS", "20000")
-    done = subprocess.run([sys.executable, "-m", "tests.adversarial.fuzz_ingest_atheris", f"-atheris_runs={runs}"],
-                          capture_output=True, text=True, timeout=3600)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.adversarial.fuzz_ingest_atheris", f"-atheris_runs={runs}"],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     assert f"Done {runs}" in done.stderr

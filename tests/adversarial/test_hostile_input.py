@@ -124,10 +124,16 @@ def test_decoding_a_parsed_but_unverified_envelope_raises_only_our_errors(node: 
 
     env = Envelope.from_bytes(data.draw(st.sampled_from(valid_envelopes(node))))
     header = json.loads(env.header_bytes)
-    header["topic"] = data.draw(st.sampled_from([
-        "os:system", "nope", "ledger.domain.flags:Nope.Event", "ledger.log.envelope:Envelope", header["topic"]]))
+    header["topic"] = data.draw(
+        st.sampled_from(
+            ["os:system", "nope", "ledger.domain.flags:Nope.Event", "ledger.log.envelope:Envelope", header["topic"]]
+        )
+    )
     header["stream"] = data.draw(st.sampled_from(["not-a-uuid", header["stream"]]))
-    forged = Envelope(Header.from_bytes(json.dumps(header).encode()).to_bytes(),
-                      data.draw(st.sampled_from([env.payload, b"{", b"[]", b"\xff"])), env.seal)
+    forged = Envelope(
+        Header.from_bytes(json.dumps(header).encode()).to_bytes(),
+        data.draw(st.sampled_from([env.payload, b"{", b"[]", b"\xff"])),
+        env.seal,
+    )
     with contextlib.suppress(FlagLedgerError):
         node.app.signed_mapper.decode(forged)

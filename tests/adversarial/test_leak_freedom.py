@@ -44,9 +44,16 @@ def shared_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     del node
 
 
-def run_histories(count: int, steps: int, report: Path | None = None, *,
-                  machine: type[LeakMachine] = LeakMachine, extra: Callable[[], str] = lambda: "",
-                  rotate: Callable[[], None] | None = None, segment: int = 500) -> None:
+def run_histories(
+    count: int,
+    steps: int,
+    report: Path | None = None,
+    *,
+    machine: type[LeakMachine] = LeakMachine,
+    extra: Callable[[], str] = lambda: "",
+    rotate: Callable[[], None] | None = None,
+    segment: int = 500,
+) -> None:
     """``count`` histories of up to ``steps`` steps; with ``rotate``, fresh nodes every ``segment`` histories.
 
     Rotation keeps a long run's speed flat: on nodes that served thousands of histories every work queue and

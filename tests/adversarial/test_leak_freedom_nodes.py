@@ -34,8 +34,10 @@ def fresh_nodes(root: Path) -> list[Node]:
     key = root / "pseudonym.key"
     key.write_text(secrets.token_hex(32))
     specs = {a.code: a for a in AGENCIES}
-    nodes = [init_node(root / f"node{i}", [specs[c] for c in codes], pseudonym_key_file=key)
-             for i, codes in enumerate(LAYOUT)]
+    nodes = [
+        init_node(root / f"node{i}", [specs[c] for c in codes], pseudonym_key_file=key)
+        for i, codes in enumerate(LAYOUT)
+    ]
     for node in nodes:
         prepare_node(node)
     trust_everyone(nodes)
@@ -66,10 +68,12 @@ def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Node]
 
 def network_line() -> str:
     m = NodesLeakMachine
-    return (f"deliveries={m.deliveries} held_back={m.held_back} duplicates={m.duplicates} "
-            f"malicious: forged={m.forged} parked_on_arrival={m.forged_parked} held_then_parked="
-            f"{m.forged_released}/{m.forged_held} applied={m.forged_applied} unexpected={m.forged_unexpected} "
-            f"event_types={len(m.forged_topics)}")
+    return (
+        f"deliveries={m.deliveries} held_back={m.held_back} duplicates={m.duplicates} "
+        f"malicious: forged={m.forged} parked_on_arrival={m.forged_parked} held_then_parked="
+        f"{m.forged_released}/{m.forged_held} applied={m.forged_applied} unexpected={m.forged_unexpected} "
+        f"event_types={len(m.forged_topics)}"
+    )
 
 
 def test_generated_histories_across_three_nodes_leak_nothing(three_nodes: list[Node]) -> None:
@@ -113,7 +117,14 @@ def test_ten_thousand_histories_across_three_nodes_leak_nothing(three_nodes: lis
         close_nodes()
         fresh_nodes(tmp_path / f"nodes{next(fresh)}")
 
-    run_histories(LONG_HISTORIES, 30, Path(out) if out else None, machine=NodesLeakMachine, extra=network_line,
-                  rotate=rotate, segment=ROTATE_EVERY)
+    run_histories(
+        LONG_HISTORIES,
+        30,
+        Path(out) if out else None,
+        machine=NodesLeakMachine,
+        extra=network_line,
+        rotate=rotate,
+        segment=ROTATE_EVERY,
+    )
     assert NodesLeakMachine.forged_applied == NodesLeakMachine.forged_unexpected == 0
     audit_nodes()

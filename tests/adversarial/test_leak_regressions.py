@@ -51,8 +51,9 @@ def release(node: Node, at: str, x: str, ys: list[str]) -> None:
 
 
 def query(node: Node, querier: str, provider: str, subject: str) -> str:
-    return node.app.request_provision(Actor(querier, "counter"), provider, subject, legal_item=74,
-                                      procedure="児童手当", info_kind="地方税関係情報").request_id
+    return node.app.request_provision(
+        Actor(querier, "counter"), provider, subject, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    ).request_id
 
 
 def test_counter_staff_at_a_do_not_see_who_asked_a_about_the_protected_victim(node: Node) -> None:
@@ -128,8 +129,9 @@ def test_a_probe_notice_that_arrives_before_its_request_still_names_the_person(t
 
     key = tmp_path / "pseudonym.key"
     key.write_text("11" * 32)
-    a, b = (init_node(tmp_path / n, [spec], pseudonym_key_file=key)
-            for n, spec in (("a", AGENCIES[0]), ("b", AGENCIES[1])))
+    a, b = (
+        init_node(tmp_path / n, [spec], pseudonym_key_file=key) for n, spec in (("a", AGENCIES[0]), ("b", AGENCIES[1]))
+    )
     try:
         for n in (a, b):
             prepare_node(n)

@@ -38,9 +38,14 @@ def probe(role: Role | None) -> str:
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    n = init_node(tmp_path_factory.mktemp("perm") / "node", (
-        AgencySpec(A, "A市", "municipality"), AgencySpec(B, "B市", "municipality"),
-        AgencySpec(SC, "支援センター", "support_centre")))
+    n = init_node(
+        tmp_path_factory.mktemp("perm") / "node",
+        (
+            AgencySpec(A, "A市", "municipality"),
+            AgencySpec(B, "B市", "municipality"),
+            AgencySpec(SC, "支援センター", "support_centre"),
+        ),
+    )
     enrol_standard_staff(n)
     for code in (B, SC):
         for role in ROLES:
@@ -72,8 +77,11 @@ def held_request(node: Node, owner: str, proposed: bool = False) -> Any:
     querier = A if owner != A else B
     from uuid import UUID
 
-    held = UUID(node.app.request_provision(Actor(querier, "counter"), owner, x, legal_item=74, procedure="p",
-                                           info_kind="k").request_id)
+    held = UUID(
+        node.app.request_provision(
+            Actor(querier, "counter"), owner, x, legal_item=74, procedure="p", info_kind="k"
+        ).request_id
+    )
     if proposed:
         node.app.propose_decision(Actor(owner, "rev"), held, "refuse", "unknown")
     return held
@@ -124,60 +132,133 @@ def _undo_revoke(node: Node, owner: str, ctx: Any) -> None:
 
 
 COMMANDS = [
-    Command("open_case", Action.OPEN_CASE, False, nothing,
-            lambda n, a, c: n.app.open_case(a, individual_number())),
-    Command("add_perpetrator", Action.OPEN_CASE, True, case,
-            lambda n, a, c: n.app.add_perpetrator(a, c, individual_number())),
-    Command("register_proxy", Action.OPEN_CASE, False, nothing,
-            lambda n, a, c: n.app.register_proxy(a, individual_number(), individual_number())),
+    Command("open_case", Action.OPEN_CASE, False, nothing, lambda n, a, c: n.app.open_case(a, individual_number())),
+    Command(
+        "add_perpetrator",
+        Action.OPEN_CASE,
+        True,
+        case,
+        lambda n, a, c: n.app.add_perpetrator(a, c, individual_number()),
+    ),
+    Command(
+        "register_proxy",
+        Action.OPEN_CASE,
+        False,
+        nothing,
+        lambda n, a, c: n.app.register_proxy(a, individual_number(), individual_number()),
+    ),
     Command("cancel_proxy", Action.OPEN_CASE, False, proxy, lambda n, a, c: n.app.cancel_proxy(a, *c, "advice")),
-    Command("request_flags", Action.REQUEST_FLAG, False, nothing,
-            lambda n, a, c: n.app.request_flags(a, individual_number(), [ND])),
-    Command("link_numbers", Action.REQUEST_FLAG, False, nothing,
-            lambda n, a, c: n.app.link_numbers(a, individual_number(), individual_number())),
-    Command("approve_request", Action.APPROVE_FLAG, True, flag_request,
-            lambda n, a, c: n.app.approve_request(a, c)),
-    Command("reject_request", Action.APPROVE_FLAG, True, flag_request,
-            lambda n, a, c: n.app.reject_request(a, c, "no")),
-    Command("execute_request", Action.EXECUTE_FLAG, True, approved_request,
-            lambda n, a, c: n.app.execute_request(a, c)),
-    Command("send_body_request", Action.SEND_BODY_REQUEST, False, nothing,
-            lambda n, a, c: n.app.send_body_request(a, B, individual_number(), [ND, NAR])),
-    Command("request_provision", Action.REQUEST_PROVISION, False, nothing,
-            lambda n, a, c: n.app.request_provision(a, A, individual_number(), legal_item=74, procedure="p",
-                                                    info_kind="k")),
-    Command("propose_decision", Action.REVIEW_HELD, True, held_request,
-            lambda n, a, c: n.app.propose_decision(a, c, "provide", "unknown")),
-    Command("approve_decision", Action.APPROVE_HELD, True, lambda n, o: held_request(n, o, proposed=True),
-            lambda n, a, c: n.app.approve_decision(a, c, n.app.provision_request(c).proposal_version)),
-    Command("record_access", Action.VIEW_PROTECTED, False, nothing,
-            lambda n, a, c: n.app.record_access(a, individual_number(), "details", "Point 5 check")),
-    Command("resolve_liaison (view)", Action.VIEW_PROTECTED, False, nothing,
-            lambda n, a, c: _liaison(n, a)),
-    Command("counter_view (view)", Action.COUNTER_LOOKUP, False, nothing,
-            lambda n, a, c: views.counter_view(n, a, individual_number())),
-    Command("subject_timeline (view)", Action.AUDIT, False, nothing,
-            lambda n, a, c: views.subject_timeline(n, a, individual_number(), "yearly audit")),
-    Command("enroll_staff", Action.ADMINISTER, False, nothing,
-            lambda n, a, c: n.app.enroll_staff(a, fresh_name(), "new", ["counter"])),
-    Command("grant_role", Action.ADMINISTER, True, throwaway_staff,
-            lambda n, a, c: n.app.grant_role(a, c, "auditor")),
-    Command("revoke_role", Action.ADMINISTER, True, throwaway_staff,
-            lambda n, a, c: n.app.revoke_role(a, c, "counter")),
-    Command("deactivate_staff", Action.ADMINISTER, True, throwaway_staff,
-            lambda n, a, c: n.app.deactivate_staff(a, c)),
-    Command("grant_permission", Action.ADMINISTER, False, nothing,
-            lambda n, a, c: n.app.grant_permission(a, "counter", "audit"), _undo_grant),
-    Command("revoke_permission", Action.ADMINISTER, False, nothing,
-            lambda n, a, c: n.app.revoke_permission(a, "auditor", "audit"), _undo_revoke),
-    Command("set_approval_policy", Action.ADMINISTER, False, nothing,
-            lambda n, a, c: n.app.set_approval_policy(a, 1)),
-    Command("register_remote_agency", Action.ADMINISTER, False, nothing,
-            lambda n, a, c: _remote(n, a)),
-    Command("rotate_key", Action.ADMINISTER, False, nothing,
-            lambda n, a, c: n.app.rotate_key(a, Signer.generate(a.agency), datetime.now(UTC))),
-    Command("revoke_key", Action.ADMINISTER, False, rotated_old_key,
-            lambda n, a, c: n.app.revoke_key(a, c, "compromised")),
+    Command(
+        "request_flags",
+        Action.REQUEST_FLAG,
+        False,
+        nothing,
+        lambda n, a, c: n.app.request_flags(a, individual_number(), [ND]),
+    ),
+    Command(
+        "link_numbers",
+        Action.REQUEST_FLAG,
+        False,
+        nothing,
+        lambda n, a, c: n.app.link_numbers(a, individual_number(), individual_number()),
+    ),
+    Command("approve_request", Action.APPROVE_FLAG, True, flag_request, lambda n, a, c: n.app.approve_request(a, c)),
+    Command(
+        "reject_request", Action.APPROVE_FLAG, True, flag_request, lambda n, a, c: n.app.reject_request(a, c, "no")
+    ),
+    Command(
+        "execute_request", Action.EXECUTE_FLAG, True, approved_request, lambda n, a, c: n.app.execute_request(a, c)
+    ),
+    Command(
+        "send_body_request",
+        Action.SEND_BODY_REQUEST,
+        False,
+        nothing,
+        lambda n, a, c: n.app.send_body_request(a, B, individual_number(), [ND, NAR]),
+    ),
+    Command(
+        "request_provision",
+        Action.REQUEST_PROVISION,
+        False,
+        nothing,
+        lambda n, a, c: n.app.request_provision(a, A, individual_number(), legal_item=74, procedure="p", info_kind="k"),
+    ),
+    Command(
+        "propose_decision",
+        Action.REVIEW_HELD,
+        True,
+        held_request,
+        lambda n, a, c: n.app.propose_decision(a, c, "provide", "unknown"),
+    ),
+    Command(
+        "approve_decision",
+        Action.APPROVE_HELD,
+        True,
+        lambda n, o: held_request(n, o, proposed=True),
+        lambda n, a, c: n.app.approve_decision(a, c, n.app.provision_request(c).proposal_version),
+    ),
+    Command(
+        "record_access",
+        Action.VIEW_PROTECTED,
+        False,
+        nothing,
+        lambda n, a, c: n.app.record_access(a, individual_number(), "details", "Point 5 check"),
+    ),
+    Command("resolve_liaison (view)", Action.VIEW_PROTECTED, False, nothing, lambda n, a, c: _liaison(n, a)),
+    Command(
+        "counter_view (view)",
+        Action.COUNTER_LOOKUP,
+        False,
+        nothing,
+        lambda n, a, c: views.counter_view(n, a, individual_number()),
+    ),
+    Command(
+        "subject_timeline (view)",
+        Action.AUDIT,
+        False,
+        nothing,
+        lambda n, a, c: views.subject_timeline(n, a, individual_number(), "yearly audit"),
+    ),
+    Command(
+        "enroll_staff",
+        Action.ADMINISTER,
+        False,
+        nothing,
+        lambda n, a, c: n.app.enroll_staff(a, fresh_name(), "new", ["counter"]),
+    ),
+    Command("grant_role", Action.ADMINISTER, True, throwaway_staff, lambda n, a, c: n.app.grant_role(a, c, "auditor")),
+    Command(
+        "revoke_role", Action.ADMINISTER, True, throwaway_staff, lambda n, a, c: n.app.revoke_role(a, c, "counter")
+    ),
+    Command("deactivate_staff", Action.ADMINISTER, True, throwaway_staff, lambda n, a, c: n.app.deactivate_staff(a, c)),
+    Command(
+        "grant_permission",
+        Action.ADMINISTER,
+        False,
+        nothing,
+        lambda n, a, c: n.app.grant_permission(a, "counter", "audit"),
+        _undo_grant,
+    ),
+    Command(
+        "revoke_permission",
+        Action.ADMINISTER,
+        False,
+        nothing,
+        lambda n, a, c: n.app.revoke_permission(a, "auditor", "audit"),
+        _undo_revoke,
+    ),
+    Command("set_approval_policy", Action.ADMINISTER, False, nothing, lambda n, a, c: n.app.set_approval_policy(a, 1)),
+    Command("register_remote_agency", Action.ADMINISTER, False, nothing, lambda n, a, c: _remote(n, a)),
+    Command(
+        "rotate_key",
+        Action.ADMINISTER,
+        False,
+        nothing,
+        lambda n, a, c: n.app.rotate_key(a, Signer.generate(a.agency), datetime.now(UTC)),
+    ),
+    Command(
+        "revoke_key", Action.ADMINISTER, False, rotated_old_key, lambda n, a, c: n.app.revoke_key(a, c, "compromised")
+    ),
 ]
 
 
@@ -192,8 +273,9 @@ def _liaison(node: Node, actor: Actor) -> Any:
 
 def _remote(node: Node, actor: Actor) -> None:
     s = Signer.generate("REMOTE")
-    node.app.register_remote_agency(actor, f"R{next(counter)}", "remote", "municipality", s.key_id,
-                                    s.public_raw.hex(), datetime.now(UTC))
+    node.app.register_remote_agency(
+        actor, f"R{next(counter)}", "remote", "municipality", s.key_id, s.public_raw.hex(), datetime.now(UTC)
+    )
 
 
 def expected(role: Role | None, command: Command, agency: str, own: bool) -> bool:
@@ -224,8 +306,9 @@ def test_every_role_may_run_a_command_exactly_where_the_permission_table_says(
             # staff are named within the actor's agency: another agency's staff member cannot even be named;
             # another agency's request or case is answered exactly like an unknown one
             allowed = False
-            assert not own and (command.scoped or command.action is Action.ADMINISTER), \
+            assert not own and (command.scoped or command.action is Action.ADMINISTER), (
                 f"{command.name} by {actor}: not found"
+            )
         except FlagLedgerError as exc:  # a business rule after the permission check: still allowed
             allowed = True
             assert own, f"{command.name} by {actor} on another agency's object met {exc!r}, not a refusal"
@@ -234,12 +317,12 @@ def test_every_role_may_run_a_command_exactly_where_the_permission_table_says(
         if not allowed:
             assert node.app.max_position() == before, f"refused {command.name} by {actor} saved events"
         outcomes.append((role.value if role else "none", "own" if own else "other", allowed))
-    want = [(r.value if r else "none", "own" if o else "other", expected(r, command, agency, o))
-            for r, o in itertools.product(ROLES, (True, False))]
+    want = [
+        (r.value if r else "none", "own" if o else "other", expected(r, command, agency, o))
+        for r, o in itertools.product(ROLES, (True, False))
+    ]
     assert outcomes == want
 
 
 def test_the_matrix_covers_every_action() -> None:
     assert {c.action for c in COMMANDS} == set(Action)
-
-

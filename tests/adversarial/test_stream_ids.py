@@ -149,7 +149,8 @@ def test_a_peer_never_needs_another_agencys_ids(make_node, tmp_path: Path, perso
 
     assert sorted(p.name for p in a.config.secrets_dir.glob("*-id.key")) == [f"{A}-id.key"]
     assert a.app.flag_state is not None and a.app.flag_state.flags_for(a.app.subject(x_new)) == {
-        "NO_AUTO_RESPONSE": [B]}
+        "NO_AUTO_RESPONSE": [B]
+    }
     with pytest.raises(NotFoundError):
         a.app.protection(B, x)
     assert b.app.protection(B, x) is not None

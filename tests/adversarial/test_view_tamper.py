@@ -37,8 +37,9 @@ def protect(node: Node, agency: str, subject: str, flags: list[str]) -> None:
 
 
 def query(node: Node, querier: str, provider: str, subject: str) -> Any:
-    return node.app.request_provision(Actor(querier, "counter"), provider, subject, legal_item=74,
-                                      procedure="児童手当", info_kind="地方税関係情報")
+    return node.app.request_provision(
+        Actor(querier, "counter"), provider, subject, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    )
 
 
 @dataclass
@@ -71,8 +72,9 @@ def answers(node: Node, s: Story) -> dict[str, Any]:
         "y_portal": [r.request_id for r in views.portal_records(node, s.y, s.y).records],
         "x_self_info": views.self_information(node, s.x, s.x),
         "x_self_info_as_y": views.self_information(node, s.y, s.x).access,
-        "counter_at_a": [(a.request_id, a.provider)
-                         for a in views.counter_view(node, Actor(A, "counter"), s.x).answers],
+        "counter_at_a": [
+            (a.request_id, a.provider) for a in views.counter_view(node, Actor(A, "counter"), s.x).answers
+        ],
         "counter_protection": views.nationwide_view(node, Actor(A, "counter"), s.x).flags,
     }
 
@@ -169,28 +171,41 @@ def test_a_release_signed_by_another_agency_on_the_holder_s_stream_lifts_nothing
     head = node.app.signed_store.head(stream)
     assert head is not None
     topic = "ledger.domain.flags:Protection.FlagsReleased"
-    fields = {"agency": B, "subject": node.app.subject(s.x), "flags": [NAR, ND], "request_id": UUID(int=7),
-              "by": "op", "explanation": "forged"}
+    fields = {
+        "agency": B,
+        "subject": node.app.subject(s.x),
+        "flags": [NAR, ND],
+        "request_id": UUID(int=7),
+        "by": "op",
+        "explanation": "forged",
+    }
     raw = forge(node.app, A, topic, stream, head[0] + 1, fields)
     node.app.recorder.insert_events([StoredEvent(stream, head[0] + 1, topic, node.app.signed_mapper.protect(raw))])
     assert node.app.flag_state is not None and node.app.flag_state.flags_for(s.x) == {ND: [B], NAR: [B]}
     assert node.app.provision_request(UUID(query(node, C, B, s.x).request_id)).status == "held"
     assert views.portal_records(node, s.x, s.x).records == ()
     assert [(f.agency, f.flag, f.active) for f in views.agency_flag_state(node, Actor(B, "apr"), s.x)] == [
-        (B, ND, True), (B, NAR, True)]
+        (B, ND, True),
+        (B, NAR, True),
+    ]
 
 
 def _ledger_rows(node: Node, topic_suffix: str) -> list[int]:
     import sqlite3
 
     with sqlite3.connect(node.config.data_dir / "ledger.sqlite") as db:
-        return [r for (r,) in db.execute("SELECT rowid FROM stored_events WHERE topic LIKE ? ORDER BY rowid",
-                                          ("%" + topic_suffix,))]
+        return [
+            r
+            for (r,) in db.execute(
+                "SELECT rowid FROM stored_events WHERE topic LIKE ? ORDER BY rowid", ("%" + topic_suffix,)
+            )
+        ]
 
 
 @pytest.mark.parametrize("damage", ["edited", "deleted_mid_stream"])
-def test_a_damaged_log_stops_decisions_instead_of_answering(sqlite_node: Node, person: Callable[[], str],
-                                                            damage: str) -> None:
+def test_a_damaged_log_stops_decisions_instead_of_answering(
+    sqlite_node: Node, person: Callable[[], str], damage: str
+) -> None:
     """Insider with the data directory edits the event store itself: X's FlagsSet altered, or removed from the
     middle of her protection's stream. A node opened afterwards cannot verify its way past that event, so it
     refuses every decision (IntegrityError naming the position) rather than answer a query about X automatically.
@@ -202,8 +217,9 @@ def test_a_damaged_log_stops_decisions_instead_of_answering(sqlite_node: Node, p
     node = sqlite_node
     s = story(node, person)
     if damage == "deleted_mid_stream":  # a renewal: the stream goes on after FlagsSet
-        rid = node.app.request_flags(Actor(B, "req"), s.x, [ND], kind="renew",
-                                     review_date=date.today() + timedelta(days=700))
+        rid = node.app.request_flags(
+            Actor(B, "req"), s.x, [ND], kind="renew", review_date=date.today() + timedelta(days=700)
+        )
         node.app.approve_request(Actor(B, "apr"), rid)
         node.app.execute_request(Actor(B, "op"), rid)
     (flags_set,) = _ledger_rows(node, "Protection.FlagsSet")
@@ -212,8 +228,9 @@ def test_a_damaged_log_stops_decisions_instead_of_answering(sqlite_node: Node, p
     with sqlite3.connect(node.config.data_dir / "ledger.sqlite") as db:
         if damage == "edited":
             (state,) = db.execute("SELECT state FROM stored_events WHERE rowid = ?", (flags_set,)).fetchone()
-            db.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (state[:-1] + bytes([state[-1] ^ 1]),
-                                                                              flags_set))
+            db.execute(
+                "UPDATE stored_events SET state = ? WHERE rowid = ?", (state[:-1] + bytes([state[-1] ^ 1]), flags_set)
+            )
         else:
             db.execute("DELETE FROM stored_events WHERE rowid = ?", (flags_set,))
     restarted = open_node(node.config.data_dir)

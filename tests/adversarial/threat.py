@@ -64,10 +64,22 @@ X_FLAGS, Y_FLAGS = [NAR, ND], [ND]
 PROBE_TOPIC = "ledger.domain.provision:ProbeNotice.Sent"
 
 # fields that hold identifiers or times, never an agency code (a hex id may contain six digits by chance)
-ID_FIELDS = frozenset({
-    "request_id", "subject", "created_at", "asked_at", "received_at", "requested_at", "sent_at", "since",
-    "liaison", "body_request_id", "review_date", "at",
-})
+ID_FIELDS = frozenset(
+    {
+        "request_id",
+        "subject",
+        "created_at",
+        "asked_at",
+        "received_at",
+        "requested_at",
+        "sent_at",
+        "since",
+        "liaison",
+        "body_request_id",
+        "review_date",
+        "at",
+    }
+)
 
 
 def prepare_node(node: Node) -> None:
@@ -214,8 +226,12 @@ class LeakMachine(RuleBasedStateMachine):
         LeakMachine.steps += 1
 
     # -- set-up: X and Y in A, Y possibly X's proxy ---------------------------------------------------
-    @initialize(perpetrators=st.integers(1, 2), proxy=st.booleans(), early=st.sampled_from(["", "query", "protect"]),
-                to=st.sampled_from(MUNICIPALITIES[1:]))
+    @initialize(
+        perpetrators=st.integers(1, 2),
+        proxy=st.booleans(),
+        early=st.sampled_from(["", "query", "protect"]),
+        to=st.sampled_from(MUNICIPALITIES[1:]),
+    )
     def spouses_in_a_then_x_flees(self, perpetrators: int, proxy: bool, early: str, to: str) -> None:
         """X and Y live in A (Y perhaps X's proxy); perhaps A queries or protects first; X flees."""
         self.x_numbers = [self.person()]
@@ -263,8 +279,9 @@ class LeakMachine(RuleBasedStateMachine):
         self.before_cancel_proxy()
         for k, active in self.proxy_active.items():
             if active:
-                self.at(self.residence).cancel_proxy(self.who(self.residence, "req"), self.x_numbers[0],
-                                                     self.y_numbers[k][0], "intake advice")
+                self.at(self.residence).cancel_proxy(
+                    self.who(self.residence, "req"), self.x_numbers[0], self.y_numbers[k][0], "intake advice"
+                )
                 self.proxy_active[k] = False
 
     # -- flags through the approval chain -----------------------------------------------------------------
@@ -304,15 +321,13 @@ class LeakMachine(RuleBasedStateMachine):
         app = self.at(at)
         if release:
             rids = [app.request_flags(who, held.x_number, X_FLAGS, kind="release", explanation="Point 6")]
-            rids += [app.request_flags(who, y, Y_FLAGS, kind="release", explanation="Point 6")
-                     for y in held.y_numbers]
+            rids += [app.request_flags(who, y, Y_FLAGS, kind="release", explanation="Point 6") for y in held.y_numbers]
             self.pending[at] = Pending("release", rids)
         else:
             self.review_day += 30
             review = self.app.clock().date() + timedelta(days=self.review_day)
             rids = [app.request_flags(who, held.x_number, X_FLAGS, kind="renew", review_date=review)]
-            rids += [app.request_flags(who, y, Y_FLAGS, kind="renew", review_date=review)
-                     for y in held.y_numbers]
+            rids += [app.request_flags(who, y, Y_FLAGS, kind="renew", review_date=review) for y in held.y_numbers]
             self.pending[at] = Pending("renew", rids)
 
     @precondition(lambda self: any(not p.approved for p in self.pending.values()))
@@ -351,10 +366,12 @@ class LeakMachine(RuleBasedStateMachine):
             if not self.in_force:
                 self.after_release.clear()  # records made since the last release are hidden again
             reqs = [self.at(at).flag_request(r) for r in p.rids]
-            numbers = {s: n for n in (*self.x_numbers, *itertools.chain(*self.y_numbers))
-                       for s in [self.app.subject(n)]}
-            self.holdings[at] = Holding(numbers[reqs[0].subject], [numbers[r.subject] for r in reqs[1:]],
-                                        self.review_day)
+            numbers = {
+                s: n for n in (*self.x_numbers, *itertools.chain(*self.y_numbers)) for s in [self.app.subject(n)]
+            }
+            self.holdings[at] = Holding(
+                numbers[reqs[0].subject], [numbers[r.subject] for r in reqs[1:]], self.review_day
+            )
             self.ever_protected = True
         elif p.kind == "release":
             del self.holdings[at]
@@ -362,11 +379,19 @@ class LeakMachine(RuleBasedStateMachine):
     # -- provision requests in both directions ------------------------------------------------------------
     def _query(self, querier: str, provider: str, about: str, number: str, info_kind: str) -> None:
         before = self.app.max_position()
-        answer = self.app.request_provision(self.who(querier, "counter"), provider, number, legal_item=74,
-                                            procedure="児童手当", info_kind=info_kind)
+        answer = self.app.request_provision(
+            self.who(querier, "counter"), provider, number, legal_item=74, procedure="児童手当", info_kind=info_kind
+        )
         protected_x = about == "X" and self.in_force
-        r = Request(answer.request_id, querier, provider, about, info_kind, held=protected_x,
-                    status="in_progress" if protected_x else "answered")
+        r = Request(
+            answer.request_id,
+            querier,
+            provider,
+            about,
+            info_kind,
+            held=protected_x,
+            status="in_progress" if protected_x else "answered",
+        )
         self.requests[r.rid] = r
         if self.ever_protected and not self.in_force:
             self.after_release.add(r.rid)
@@ -404,8 +429,7 @@ class LeakMachine(RuleBasedStateMachine):
         held = sorted(r.rid for r in self.requests.values() if r.status == "in_progress")
         r = self.requests[held[pick % len(held)]]
         decision = "provide" if provide else "refuse"
-        self.at(r.provider).propose_decision(self.who(r.provider, "rev"), UUID(r.rid), decision,
-                                             "known_perpetrator")
+        self.at(r.provider).propose_decision(self.who(r.provider, "rev"), UUID(r.rid), decision, "known_perpetrator")
         seen = self.at(r.provider).provision_request(UUID(r.rid)).proposal_version  # what the approver is shown
         self.at(r.provider).approve_decision(self.who(r.provider, "apr"), UUID(r.rid), seen)
         r.status = "answered" if provide else "not_provided"
@@ -461,18 +485,31 @@ class LeakMachine(RuleBasedStateMachine):
                 f"querier answer of {r.rid}: {ans}, expected {r.status}"
             )
         if found:
-            raise Leak("a view the perpetrator can reach names a secret municipality "
-                       f"{sorted(self.secret)}:\n  " + "\n  ".join(found))
+            raise Leak(
+                "a view the perpetrator can reach names a secret municipality "
+                f"{sorted(self.secret)}:\n  " + "\n  ".join(found)
+            )
 
     def portal_leaks(self, what: str, view: views.PortalView) -> list[str]:
-        return [f"{what}, record {rec.request_id}: {hit}" for rec in view.records
-                if self.in_scope(rec.request_id) for hit in named(rec, self.secret)]
+        return [
+            f"{what}, record {rec.request_id}: {hit}"
+            for rec in view.records
+            if self.in_scope(rec.request_id)
+            for hit in named(rec, self.secret)
+        ]
 
     def self_info_leaks(self, view: views.SelfInfoView) -> list[str]:
-        accounted = {(r.provider, r.info_kind) for r in self.requests.values()
-                     if not self.in_scope(r.rid) and r.about == "X" and r.status == "answered"}
-        return [f"X's self-information: {hit}" for h in view.holdings
-                if (h.agency, h.info_kind) not in accounted for hit in named(h, self.secret)]
+        accounted = {
+            (r.provider, r.info_kind)
+            for r in self.requests.values()
+            if not self.in_scope(r.rid) and r.about == "X" and r.status == "answered"
+        }
+        return [
+            f"X's self-information: {hit}"
+            for h in view.holdings
+            if (h.agency, h.info_kind) not in accounted
+            for hit in named(h, self.secret)
+        ]
 
     def counter_leaks(self, what: str, cv: views.CounterView) -> list[str]:
         out = [f"{what}, protection screen: {hit}" for hit in named(cv.protection, self.secret)]
@@ -492,8 +529,10 @@ class LeakMachine(RuleBasedStateMachine):
         for entry in (*q.approvals, *q.held, *q.reviews_due, *q.body_requests):
             rid = getattr(entry, "request_id", None)
             if entry.subject in mine and (rid is None or self.in_scope(rid)):
-                out += [f"{m}'s work queue (counter staff), {type(entry).__name__} {rid}: {hit}"
-                        for hit in named(entry, self.secret)]
+                out += [
+                    f"{m}'s work queue (counter staff), {type(entry).__name__} {rid}: {hit}"
+                    for hit in named(entry, self.secret)
+                ]
         return out
 
     def teardown(self) -> None:
@@ -501,11 +540,13 @@ class LeakMachine(RuleBasedStateMachine):
         report = os.environ.get("FLAGLEDGER_HISTORIES_REPORT")
         if report and LeakMachine.histories % 10 == 0:
             with open(report + ".progress", "w") as f:
-                f.write(f"histories={LeakMachine.histories} with_protection_and_flight="
-                        f"{LeakMachine.protected_histories} steps={LeakMachine.steps} "
-                        f"armed_checks={LeakMachine.armed_checks} leaks=0 "
-                        f"seconds={time.perf_counter() - LeakMachine.started:.0f} "
-                        f"engine_restarts={LeakMachine.restarts} {LeakMachine.progress_extra()}\n")
+                f.write(
+                    f"histories={LeakMachine.histories} with_protection_and_flight="
+                    f"{LeakMachine.protected_histories} steps={LeakMachine.steps} "
+                    f"armed_checks={LeakMachine.armed_checks} leaks=0 "
+                    f"seconds={time.perf_counter() - LeakMachine.started:.0f} "
+                    f"engine_restarts={LeakMachine.restarts} {LeakMachine.progress_extra()}\n"
+                )
 
 
 QUERIER_MESSAGES = {

@@ -121,10 +121,21 @@ class NodesLeakMachine(LeakMachine):
         # what the previous history left in flight arrives now: each history starts with the nodes in step
         self.deliver_everything(check=False)
 
-    @initialize(perpetrators=st.integers(1, 2), proxy=st.booleans(), early=st.sampled_from(["", "query", "protect"]),
-                to=st.sampled_from(MUNICIPALITIES[1:]), protect_there=st.booleans())
-    def spouses_in_a_then_x_flees(self, perpetrators: int, proxy: bool, early: str, to: str,  # type: ignore[override]
-                                  protect_there: bool) -> None:
+    @initialize(
+        perpetrators=st.integers(1, 2),
+        proxy=st.booleans(),
+        early=st.sampled_from(["", "query", "protect"]),
+        to=st.sampled_from(MUNICIPALITIES[1:]),
+        protect_there=st.booleans(),
+    )
+    def spouses_in_a_then_x_flees(
+        self,
+        perpetrators: int,
+        proxy: bool,
+        early: str,
+        to: str,  # type: ignore[override]
+        protect_there: bool,
+    ) -> None:
         """As on one node; half the histories also protect where X fled at once (the delivery rules dilute
         the protection rules, and a history without protection checks nothing)."""
         super().spouses_in_a_then_x_flees(perpetrators, proxy, early, to)
@@ -266,8 +277,12 @@ class NodesLeakMachine(LeakMachine):
             assert node.app.max_position() == before, "a redelivered message changed the log"
             NodesLeakMachine.duplicates += 1
 
-    @rule(attacker=st.sampled_from((A, B, C, D, E)), victim=st.integers(0, 3), kind=st.sampled_from(KINDS),
-          picks=st.lists(st.integers(0, 10**6), min_size=1, max_size=4))
+    @rule(
+        attacker=st.sampled_from((A, B, C, D, E)),
+        victim=st.integers(0, 3),
+        kind=st.sampled_from(KINDS),
+        picks=st.lists(st.integers(0, 10**6), min_size=1, max_size=4),
+    )
     def malicious_peer_writes(self, attacker: str, victim: int, kind: str, picks: list[int]) -> None:
         """A municipality's patched node writes events of the picked shared types on another agency's streams (or
         opens streams in its name) and sends them to every other node: parked or held back, never applied.
@@ -282,13 +297,16 @@ class NodesLeakMachine(LeakMachine):
         index = NodesLeakMachine.indexes.setdefault(node.config.data_dir, TemplateIndex(node.app))
         latest = index.update()
         target = [m for m in (A, B, C, D, E) if m != attacker][victim]
-        topics = sorted((t for (origin, t) in latest if origin == target and t not in ANY_AGENCY_TOPICS),
-                        key=lambda t: -index.positions[(target, t)])
+        topics = sorted(
+            (t for (origin, t) in latest if origin == target and t not in ANY_AGENCY_TOPICS),
+            key=lambda t: -index.positions[(target, t)],
+        )
         for p in picks if topics else []:
             chosen = topics[(p // 2) % min(2, len(topics))] if p % 2 == 0 else topics[p % len(topics)]
             template = latest[(target, chosen)]
-            forgery = forge_kind(node.app, attacker, template, kind) or forge_kind(node.app, attacker, template,
-                                                                                "their_stream")
+            forgery = forge_kind(node.app, attacker, template, kind) or forge_kind(
+                node.app, attacker, template, "their_stream"
+            )
             assert forgery is not None
             self.send_forgery(NODE_OF[attacker], forgery)
 
@@ -325,13 +343,22 @@ class NodesLeakMachine(LeakMachine):
         heard_all = self.synced(p)
         before = app.max_position()
         if NODE_OF[querier] == p:
-            answer = app.request_provision(self.who(querier, "counter"), provider, number, legal_item=74,
-                                           procedure="児童手当", info_kind=info_kind)
+            answer = app.request_provision(
+                self.who(querier, "counter"), provider, number, legal_item=74, procedure="児童手当", info_kind=info_kind
+            )
         else:
-            answer = app.receive_query(querier, provider, number, legal_item=74, procedure="児童手当",
-                                       info_kind=info_kind)
-        r = Request(answer.request_id, querier, provider, about, info_kind, held=answer.status == "in_progress",
-                    status=answer.status)
+            answer = app.receive_query(
+                querier, provider, number, legal_item=74, procedure="児童手当", info_kind=info_kind
+            )
+        r = Request(
+            answer.request_id,
+            querier,
+            provider,
+            about,
+            info_kind,
+            held=answer.status == "in_progress",
+            status=answer.status,
+        )
         self.requests[r.rid] = r
         if self.ever_protected and not self.in_force:
             self.after_release.add(r.rid)
@@ -363,8 +390,7 @@ class NodesLeakMachine(LeakMachine):
                 state = node.state.flags_for(node.app.subject(s))
                 for flag in flags:
                     assert sorted(state.get(flag, [])) == sorted(self.holdings), (
-                        f"node {i} after sync: {flag} held by {state.get(flag)}, the model says "
-                        f"{sorted(self.holdings)}"
+                        f"node {i} after sync: {flag} held by {state.get(flag)}, the model says {sorted(self.holdings)}"
                     )
 
     def check_probes_reached_the_holders(self) -> None:
@@ -408,26 +434,29 @@ class NodesLeakMachine(LeakMachine):
                 self.counted = True
                 LeakMachine.protected_histories += 1
         if found:
-            raise AssertionError("a view the perpetrator can reach names a secret municipality "
-                                 f"{sorted(self.secret)}:\n  " + "\n  ".join(found))
+            raise AssertionError(
+                "a view the perpetrator can reach names a secret municipality "
+                f"{sorted(self.secret)}:\n  " + "\n  ".join(found)
+            )
 
     def node_leaks(self, i: int, node: Node) -> list[str]:
         found: list[str] = []
         for k, numbers in enumerate(self.y_numbers):
             for n in {numbers[0], numbers[-1]}:
                 if ND in self.knows(node, n):
-                    found += self.portal_leaks(f"node {i}: Y{k}'s own records",
-                                               views.portal_records(node, n, n))
+                    found += self.portal_leaks(f"node {i}: Y{k}'s own records", views.portal_records(node, n, n))
         card_views = [(n, n) for n in {self.x_numbers[0], self.x}]
         card_views += [(self.y_numbers[k][0], self.x) for k in self.proxies]
         for viewer, subject in card_views:
             known = self.knows(node, subject)
             if ND in known:
-                found += self.portal_leaks(f"node {i}: X's records as {viewer[:4]}…",
-                                           views.portal_records(node, viewer, subject))
+                found += self.portal_leaks(
+                    f"node {i}: X's records as {viewer[:4]}…", views.portal_records(node, viewer, subject)
+                )
             if known:
-                found += [f"node {i}: {hit}" for hit in
-                          self.self_info_leaks(views.self_information(node, viewer, subject))]
+                found += [
+                    f"node {i}: {hit}" for hit in self.self_info_leaks(views.self_information(node, viewer, subject))
+                ]
         return found
 
     def counter_and_queue_leaks(self, m: str) -> list[str]:
@@ -465,4 +494,3 @@ class NodesLeakMachine(LeakMachine):
 
 def fresh_network(nodes: list[Node]) -> Network:
     return Network([0] * len(nodes), [[] for _ in nodes], [[] for _ in nodes])
-

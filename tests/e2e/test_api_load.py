@@ -44,8 +44,15 @@ from tests.support.load import (
 
 CLIENTS = 200
 COUNTED = (FLAG_REQUESTED, APPROVED, EXECUTED, PROVISION, ACCESS_READ, CASE_OPENED)
-DRIVER_WORDS = ("unique constraint", "stored_events", "detail:", "duplicate key", "integrityerror", "psycopg",
-                "sqlite3")
+DRIVER_WORDS = (
+    "unique constraint",
+    "stored_events",
+    "detail:",
+    "duplicate key",
+    "integrityerror",
+    "psycopg",
+    "sqlite3",
+)
 
 
 def _busy_day(cast: Cast, seconds: float) -> None:
@@ -77,8 +84,11 @@ def _busy_day(cast: Cast, seconds: float) -> None:
         # SIGTERM under full load: answered requests stay answered, then the server goes, within seconds
         before = census(cast).topics
         during = LoadResult()
-        clients = threading.Thread(target=lambda: asyncio.run(run_load(
-            server.base, cast, clients=CLIENTS, seconds=90, until_refused=True, seed=8, result=during)))
+        clients = threading.Thread(
+            target=lambda: asyncio.run(
+                run_load(server.base, cast, clients=CLIENTS, seconds=90, until_refused=True, seed=8, result=during)
+            )
+        )
         clients.start()
         deadline = time.monotonic() + 60
         while during.requests < CLIENTS and time.monotonic() < deadline:  # every terminal busy again
@@ -93,10 +103,14 @@ def _busy_day(cast: Cast, seconds: float) -> None:
         for topic in COUNTED:
             written = after[topic] - before[topic]
             # an answer cut off by the shutdown may hide a write (counted here as unanswered), never the reverse
-            assert during.acknowledged[topic] <= written <= during.acknowledged[topic] + sum(
-                during.transport_errors.values()), (topic, during.summary())
-    verified = subprocess.run(flagledger("audit", "verify"), env=cli_env(cast), capture_output=True, text=True,
-                              timeout=300, check=False)
+            assert (
+                during.acknowledged[topic]
+                <= written
+                <= during.acknowledged[topic] + sum(during.transport_errors.values())
+            ), (topic, during.summary())
+    verified = subprocess.run(
+        flagledger("audit", "verify"), env=cli_env(cast), capture_output=True, text=True, timeout=300, check=False
+    )
     assert verified.returncode == 0, verified.stdout[-1000:] + verified.stderr[-1000:]
 
 

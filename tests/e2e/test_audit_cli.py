@@ -24,7 +24,7 @@ from tests.conftest import A, B, C
 
 HOSTILE_NAME = '<script>alert("name")</script>'
 HOSTILE_PURPOSE = "<img src=x onerror=alert(1)> 調査"
-FORMULA_NOTE = "=HYPERLINK(\"http://evil.example\",\"click\")"
+FORMULA_NOTE = '=HYPERLINK("http://evil.example","click")'
 
 
 def run(capsys: pytest.CaptureFixture[str], node: Node, *argv: str) -> tuple[int, list[dict], str]:
@@ -34,8 +34,9 @@ def run(capsys: pytest.CaptureFixture[str], node: Node, *argv: str) -> tuple[int
     return code, lines, captured.err
 
 
-def protect(node: Node, agency: str, x: str, flags: list[str], *, kind: str = "set", approver: str = "apr",
-            note: str = "") -> UUID:
+def protect(
+    node: Node, agency: str, x: str, flags: list[str], *, kind: str = "set", approver: str = "apr", note: str = ""
+) -> UUID:
     extra = {"kind": "release", "explanation": "本人に説明済み"} if kind == "release" else {}
     rid = node.app.request_flags(Actor(agency, "req"), x, flags, **extra)
     node.app.approve_request(Actor(agency, approver), rid, note)
@@ -50,21 +51,62 @@ def test_replay_answers_flags_and_holds_as_of_an_instant(sqlite_node: Node, caps
     protect(node, B, x, ["NO_AUTO_RESPONSE"], kind="release")
     t2 = datetime.now(UTC).astimezone()  # any offset is accepted when it is stated
 
-    code, lines, err = run(capsys, node, "audit", "replay", "--as", f"{A}/aud", "--as-of", t1.isoformat(),
-                           "--subject", x, "--would-hold", "--requester", C, "--purpose", "苦情調査")
+    code, lines, err = run(
+        capsys,
+        node,
+        "audit",
+        "replay",
+        "--as",
+        f"{A}/aud",
+        "--as-of",
+        t1.isoformat(),
+        "--subject",
+        x,
+        "--would-hold",
+        "--requester",
+        C,
+        "--purpose",
+        "苦情調査",
+    )
     assert code == 0, err
     assert "replay:" in err  # progress on stderr
     replayed, answer = lines
     assert replayed["target"].startswith("sqlite:///" + str(node.config.data_dir / "audit"))
     assert answer["would_hold"]["held"] is True and answer["would_hold"]["holders_notified"] == [B]
 
-    code, lines, _ = run(capsys, node, "audit", "replay", "--as", f"{A}/aud", "--as-of", t2.isoformat(),
-                         "--subject", x, "--purpose", "苦情調査", "--quiet")
+    code, lines, _ = run(
+        capsys,
+        node,
+        "audit",
+        "replay",
+        "--as",
+        f"{A}/aud",
+        "--as-of",
+        t2.isoformat(),
+        "--subject",
+        x,
+        "--purpose",
+        "苦情調査",
+        "--quiet",
+    )
     assert code == 0
     flags = lines[1]["flags"]
     assert flags["protected"] is False and flags["per_agency"][0]["active"] is False
-    code, lines, _ = run(capsys, node, "audit", "replay", "--as", f"{A}/aud", "--as-of", t1.isoformat(),
-                         "--subject", x, "--purpose", "苦情調査", "--quiet")
+    code, lines, _ = run(
+        capsys,
+        node,
+        "audit",
+        "replay",
+        "--as",
+        f"{A}/aud",
+        "--as-of",
+        t1.isoformat(),
+        "--subject",
+        x,
+        "--purpose",
+        "苦情調査",
+        "--quiet",
+    )
     assert lines[1]["flags"]["nationwide"] == {"NO_AUTO_RESPONSE": [B]}
     assert len(list((node.config.data_dir / "audit").glob("replay-*.sqlite"))) == 3
 
@@ -96,11 +138,37 @@ def test_bad_arguments_get_clear_errors_and_non_zero_exits(sqlite_node: Node, ca
     code, _, err = run(capsys, node, "audit", "timeline", "--as", f"{A}/aud", person(), "--purpose", "p")
     assert code == 3 and "nothing in the log" in err
     out = node.config.data_dir.parent / "r"
-    code, _, err = run(capsys, node, "audit", "report", "--as", f"{A}/aud", "--from", now,
-                       "--to", "2020-01-01T00:00:00Z", "--out", str(out), "--quiet")
+    code, _, err = run(
+        capsys,
+        node,
+        "audit",
+        "report",
+        "--as",
+        f"{A}/aud",
+        "--from",
+        now,
+        "--to",
+        "2020-01-01T00:00:00Z",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert code == 2 and "after --to" in err and not (out / "report.html").exists()
-    code, _, err = run(capsys, node, "audit", "report", "--as", f"{A}/op", "--from", "2020-01-01T00:00:00Z",
-                       "--to", now, "--out", str(out), "--quiet")
+    code, _, err = run(
+        capsys,
+        node,
+        "audit",
+        "report",
+        "--as",
+        f"{A}/op",
+        "--from",
+        "2020-01-01T00:00:00Z",
+        "--to",
+        now,
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert code == 4 and not out.exists()
 
 
@@ -115,9 +183,17 @@ def test_the_timeline_follows_the_person_across_a_number_change(sqlite_node: Nod
         code, entries, err = run(capsys, node, "audit", "timeline", "--as", f"{A}/aud", who, "--purpose", "監査")
         assert code == 0, err
         events = [e["event"] for e in entries]
-        for expected in ("FlagRequest.Requested", "FlagRequest.Approved", "FlagRequest.Executed",
-                         "Protection.FlagsSet", "PseudonymLink.Linked", "ProvisionRequest.Received",
-                         "ProvisionRequest.Held", "ProbeNotice.Sent", "AccessRecord.ProtectedDetailsRead"):
+        for expected in (
+            "FlagRequest.Requested",
+            "FlagRequest.Approved",
+            "FlagRequest.Executed",
+            "Protection.FlagsSet",
+            "PseudonymLink.Linked",
+            "ProvisionRequest.Received",
+            "ProvisionRequest.Held",
+            "ProbeNotice.Sent",
+            "AccessRecord.ProtectedDetailsRead",
+        ):
             assert expected in events, (expected, events)
         assert {e["subject"] for e in entries} >= {p_old, p_new}
         approval = next(e for e in entries if e["event"] == "FlagRequest.Approved")
@@ -140,13 +216,16 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
     node.app.enroll_staff(Actor(B, "admin"), "evil", HOSTILE_NAME, ["approver"])
     start = datetime.now(UTC)
     rid = protect(node, B, x, ["NO_AUTO_RESPONSE", "NON_DISCLOSURE"], approver="evil", note=FORMULA_NOTE)
-    held = node.app.request_provision(Actor(C, "counter"), A, x, legal_item=9, procedure="生活保護<b>",
-                                      info_kind="住民票")
+    held = node.app.request_provision(
+        Actor(C, "counter"), A, x, legal_item=9, procedure="生活保護<b>", info_kind="住民票"
+    )
     node.app.propose_decision(Actor(A, "rev"), UUID(held.request_id), "refuse", "known_perpetrator")
-    node.app.approve_decision(Actor(A, "apr"), UUID(held.request_id),
-                              node.app.provision_request(UUID(held.request_id)).proposal_version)
-    pending = node.app.request_provision(Actor(C, "counter"), A, x, legal_item=9, procedure="生活保護",
-                                         info_kind="住民票")
+    node.app.approve_decision(
+        Actor(A, "apr"), UUID(held.request_id), node.app.provision_request(UUID(held.request_id)).proposal_version
+    )
+    pending = node.app.request_provision(
+        Actor(C, "counter"), A, x, legal_item=9, procedure="生活保護", info_kind="住民票"
+    )
     node.app.record_access(Actor(A, "aud"), x, "nationwide holders", HOSTILE_PURPOSE)
     _, grant = issue_token(node, Actor(B, "admin"), "evil", ttl=timedelta(hours=1), roles=("approver",))
     protect(node, B, x, ["NON_DISCLOSURE"], kind="release")
@@ -154,13 +233,33 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
     end = datetime.now(UTC) + timedelta(minutes=1)
 
     out = tmp_path / "report"
-    code, lines, err = run(capsys, node, "audit", "report", "--as", f"{A}/aud", "--from", start.isoformat(),
-                           "--to", end.isoformat(), "--out", str(out))
+    code, lines, err = run(
+        capsys,
+        node,
+        "audit",
+        "report",
+        "--as",
+        f"{A}/aud",
+        "--from",
+        start.isoformat(),
+        "--to",
+        end.isoformat(),
+        "--out",
+        str(out),
+    )
     assert code == 0, err
     result = lines[0]
     assert result["verified"] is True
-    for name in ("report.html", "summary.csv", "flags.csv", "flag_summary.csv", "approvals.csv", "held.csv",
-                 "reads.csv", "tokens.csv"):
+    for name in (
+        "report.html",
+        "summary.csv",
+        "flags.csv",
+        "flag_summary.csv",
+        "approvals.csv",
+        "held.csv",
+        "reads.csv",
+        "tokens.csv",
+    ):
         assert (out / name).is_file(), name
     assert not list(out.glob(".*.part"))
 
@@ -172,7 +271,10 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
 
     flags = _read(out / "flags.csv")
     assert [(r["agency"], r["action"], r["flags"]) for r in flags] == [
-        (B, "set", "NON_DISCLOSURE,NO_AUTO_RESPONSE"), (B, "release", "NON_DISCLOSURE"), (C, "set", "NON_DISCLOSURE")]
+        (B, "set", "NON_DISCLOSURE,NO_AUTO_RESPONSE"),
+        (B, "release", "NON_DISCLOSURE"),
+        (C, "set", "NON_DISCLOSURE"),
+    ]
     assert all(r["applied_by"] == "op" for r in flags)
     summary = {(r["agency"], r["flag"]): (r["set"], r["released"]) for r in _read(out / "flag_summary.csv")}
     assert summary[(B, "NON_DISCLOSURE")] == ("1", "1") and summary[(C, "NON_DISCLOSURE")] == ("1", "0")
@@ -191,7 +293,12 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
     assert reads[0]["purpose"] == HOSTILE_PURPOSE and reads[1]["purpose"].startswith("period ")
     (token,) = _read(out / "tokens.csv")
     assert (token["agency"], token["issued_by"], token["staff"], token["staff_name"], token["roles"]) == (
-        B, "admin", "evil", HOSTILE_NAME, "approver")
+        B,
+        "admin",
+        "evil",
+        HOSTILE_NAME,
+        "approver",
+    )
     assert token["token_id"] == grant.token_id and token["expires_at"] == grant.expires_at.isoformat()
 
     meta = {r["key"]: r["value"] for r in _read(out / "summary.csv")}
@@ -200,21 +307,48 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
     assert meta["merkle_root_at_period_end"] == root_hash(leaves).hex() == result["merkle_root"]
     assert meta["generated_by"] == f"{A}/aud (aud)" and meta["period_to"].endswith("Z")
 
-    code, _, err = run(capsys, node, "audit", "report", "--as", f"{A}/aud", "--from", start.isoformat(),
-                       "--to", end.isoformat(), "--out", str(out), "--quiet")
+    code, _, err = run(
+        capsys,
+        node,
+        "audit",
+        "report",
+        "--as",
+        f"{A}/aud",
+        "--from",
+        start.isoformat(),
+        "--to",
+        end.isoformat(),
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert code == 5 and "already holds a report" in err
 
 
-def test_the_reports_root_is_the_log_as_it_stood_at_the_periods_end(sqlite_node: Node, capsys, person,
-                                                                    tmp_path) -> None:
+def test_the_reports_root_is_the_log_as_it_stood_at_the_periods_end(
+    sqlite_node: Node, capsys, person, tmp_path
+) -> None:
     node, x = sqlite_node, person()
     protect(node, B, x, ["NON_DISCLOSURE"])
     (checkpoint,) = node.app.sign_checkpoint(B)
     size, end = node.app.max_position(), datetime.now(UTC)
     protect(node, B, x, ["NON_DISCLOSURE"], kind="release")  # after the period: not in the root
     node.app.sign_checkpoint(B)  # nor this checkpoint
-    code, lines, err = run(capsys, node, "audit", "report", "--as", f"{A}/aud", "--from", "2020-01-01T00:00:00Z",
-                           "--to", end.isoformat(), "--out", str(tmp_path / "r"), "--quiet")
+    code, lines, err = run(
+        capsys,
+        node,
+        "audit",
+        "report",
+        "--as",
+        f"{A}/aud",
+        "--from",
+        "2020-01-01T00:00:00Z",
+        "--to",
+        end.isoformat(),
+        "--out",
+        str(tmp_path / "r"),
+        "--quiet",
+    )
     assert code == 0, err
     leaves = [env.leaf_hash for _, _, env in node.app.envelopes()]
     assert lines[0]["merkle_tree_size"] == size < len(leaves)
@@ -222,6 +356,6 @@ def test_the_reports_root_is_the_log_as_it_stood_at_the_periods_end(sqlite_node:
     assert lines[0]["rows"]["flags"] == 1
     # the checkpoint signed in the period is named, and its root is the report's root over the same leaves
     meta = {r["key"]: r["value"] for r in _read(tmp_path / "r" / "summary.csv")}
-    assert meta["checkpoint_root"] == checkpoint.root.hex() == root_hash(leaves[:checkpoint.tree_size]).hex()
+    assert meta["checkpoint_root"] == checkpoint.root.hex() == root_hash(leaves[: checkpoint.tree_size]).hex()
     assert meta["checkpoint_tree_size"] == str(checkpoint.tree_size) and meta["verification"] == "ok"
     assert meta["checkpoint_at_period_end"].startswith(f"{B} tree_size {checkpoint.tree_size}")

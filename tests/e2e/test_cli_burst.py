@@ -40,10 +40,25 @@ def test_fifty_commands_at_once_all_open_and_record(tmp_path: Path) -> None:
         watcher = threading.Thread(target=watch)
         watcher.start()
         try:
-            burst = [subprocess.Popen(
-                flagledger("flag", "request", "--as", f"{AGENCY}/req", "--subject", cast.people[i % len(cast.people)],
-                           "--flag", "NON_DISCLOSURE"),
-                env=cli_env(cast), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(COMMANDS)]
+            burst = [
+                subprocess.Popen(
+                    flagledger(
+                        "flag",
+                        "request",
+                        "--as",
+                        f"{AGENCY}/req",
+                        "--subject",
+                        cast.people[i % len(cast.people)],
+                        "--flag",
+                        "NON_DISCLOSURE",
+                    ),
+                    env=cli_env(cast),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                for i in range(COMMANDS)
+            ]
             results = [(p.wait(timeout=600), p.stderr.read() if p.stderr else "") for p in burst]
             for p in burst:
                 for stream in (p.stdout, p.stderr):

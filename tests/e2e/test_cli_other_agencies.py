@@ -39,15 +39,18 @@ def protect(node: Node, subject: str) -> None:
     node.app.execute_request(Actor(B, "op"), rid)
 
 
-def test_another_agencys_request_is_refused_exactly_like_an_unknown_one(sqlite_node: Node,
-                                                                        person: Callable[[], str],
-                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_another_agencys_request_is_refused_exactly_like_an_unknown_one(
+    sqlite_node: Node, person: Callable[[], str], capsys: pytest.CaptureFixture[str]
+) -> None:
     node = sqlite_node
     theirs = str(node.app.request_flags(Actor(B, "req"), person(), ["NON_DISCLOSURE"]))
     missing = str(uuid4())
     before = node.app.max_position()
-    for argv in (["flag", "approve", "--as", f"{A}/apr"], ["flag", "reject", "--as", f"{A}/apr", "--reason", "r"],
-                 ["flag", "execute", "--as", f"{A}/op"]):
+    for argv in (
+        ["flag", "approve", "--as", f"{A}/apr"],
+        ["flag", "reject", "--as", f"{A}/apr", "--reason", "r"],
+        ["flag", "execute", "--as", f"{A}/op"],
+    ):
         code, out, err = cli(node, capsys, *argv, theirs)
         code_unknown, _, err_unknown = cli(node, capsys, *argv, missing)
         assert (code, code_unknown) == (3, 3) and out == ""
@@ -62,8 +65,9 @@ def test_provision_status_needs_an_actor_and_shows_only_the_querier_and_the_prov
 ) -> None:
     node, x = sqlite_node, person()
     protect(node, x)
-    rid = node.app.request_provision(Actor(A, "counter"), B, x, legal_item=74, procedure="児童手当",
-                                     info_kind="地方税関係情報").request_id
+    rid = node.app.request_provision(
+        Actor(A, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    ).request_id
     code, _, err = cli(node, capsys, "provision", "status", rid)
     assert code == 2 and "--as" in err
     for asker in (f"{A}/counter", f"{B}/rev"):  # the querier, and the provider holding it
@@ -79,8 +83,9 @@ def test_provision_status_needs_an_actor_and_shows_only_the_querier_and_the_prov
     assert code == 4, "only enrolled, active staff"
 
 
-def test_view_liaison_records_the_read_before_it_shows_it(sqlite_node: Node, person: Callable[[], str],
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_view_liaison_records_the_read_before_it_shows_it(
+    sqlite_node: Node, person: Callable[[], str], capsys: pytest.CaptureFixture[str]
+) -> None:
     node, x = sqlite_node, person()
     protect(node, x)
     (ref,) = views.nationwide_view(node, Actor(C, "counter"), x).liaison
@@ -90,8 +95,11 @@ def test_view_liaison_records_the_read_before_it_shows_it(sqlite_node: Node, per
     code, out, _ = cli(node, capsys, "view", "liaison", "--as", f"{B}/rev", ref, "--purpose", "C asks B to call her")
     assert code == 0 and json.loads(out)["subject"] == node.app.subject(x)
     assert access_reads(node) == [(B, "rev", "liaison reference")]
-    reads = [e for e in views.subject_timeline(node, Actor(B, "aud"), x, "check")
-             if e.event == "AccessRecord.ProtectedDetailsRead"]
+    reads = [
+        e
+        for e in views.subject_timeline(node, Actor(B, "aud"), x, "check")
+        if e.event == "AccessRecord.ProtectedDetailsRead"
+    ]
     assert reads[0].detail["purpose"] == "C asks B to call her"
     code, _, _ = cli(node, capsys, "view", "liaison", "--as", f"{C}/rev", ref, "--purpose", "curious")
     assert code == 3, "only the holding agency resolves it"

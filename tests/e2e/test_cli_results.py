@@ -37,21 +37,36 @@ def test_every_change_prints_what_it_did(tmp_path: Path, capsys: pytest.CaptureF
     into `proxy` are answered with pseudonyms only."""
     d = str(tmp_path / "a")
     run(capsys, d, "init", "--agency", A, "--name", "A市", "--kind", "municipality")
-    for who, role in (("req", "requester"), ("apr", "approver"), ("op", "operator"), ("counter", "counter"),
-                      ("rev", "reviewer"), ("temp", "counter")):
+    for who, role in (
+        ("req", "requester"),
+        ("apr", "approver"),
+        ("op", "operator"),
+        ("counter", "counter"),
+        ("rev", "reviewer"),
+        ("temp", "counter"),
+    ):
         run(capsys, d, "staff", "enroll", "--as", f"{A}/admin", who, "--role", role)
 
     assert run(capsys, d, "staff", "grant-role", "--as", f"{A}/admin", "temp", "auditor")[0] == {
-        "staff": f"{A}/temp", "granted": "auditor"}
+        "staff": f"{A}/temp",
+        "granted": "auditor",
+    }
     assert run(capsys, d, "staff", "revoke-role", "--as", f"{A}/admin", "temp", "auditor")[0] == {
-        "staff": f"{A}/temp", "revoked": "auditor"}
+        "staff": f"{A}/temp",
+        "revoked": "auditor",
+    }
     assert run(capsys, d, "staff", "deactivate", "--as", f"{A}/admin", "temp")[0] == {"deactivated": f"{A}/temp"}
     assert run(capsys, d, "permission", "grant", "--as", f"{A}/admin", "counter", "audit")[0] == {
-        "agency": A, "role": "counter", "granted": "audit"}
+        "agency": A,
+        "role": "counter",
+        "granted": "audit",
+    }
     assert run(capsys, d, "permission", "revoke", "--as", f"{A}/admin", "counter", "audit")[0] == {
-        "agency": A, "role": "counter", "revoked": "audit"}
-    assert run(capsys, d, "policy", "approvals", "--as", f"{A}/admin", "1")[0] == {
-        "agency": A, "approvals_required": 1}
+        "agency": A,
+        "role": "counter",
+        "revoked": "audit",
+    }
+    assert run(capsys, d, "policy", "approvals", "--as", f"{A}/admin", "1")[0] == {"agency": A, "approvals_required": 1}
 
     victim, spouse = individual_number(), individual_number()
     registered, _ = run(capsys, d, "proxy", "register", "--as", f"{A}/req", "--subject", victim, "--proxy", spouse)
@@ -65,29 +80,58 @@ def test_every_change_prints_what_it_did(tmp_path: Path, capsys: pytest.CaptureF
     rid = run(capsys, d, "flag", "request", "--as", f"{A}/req", "--subject", victim, "--flag", "NO_AUTO_RESPONSE")[0]
     run(capsys, d, "flag", "approve", "--as", f"{A}/apr", rid["request_id"])
     run(capsys, d, "flag", "execute", "--as", f"{A}/op", rid["request_id"])
-    held, _ = run(capsys, d, "provision", "request", "--as", f"{A}/counter", "--provider", A, "--subject", victim,
-                  "--item", "74", "--procedure", "児童手当", "--info-kind", "地方税関係情報")
+    held, _ = run(
+        capsys,
+        d,
+        "provision",
+        "request",
+        "--as",
+        f"{A}/counter",
+        "--provider",
+        A,
+        "--subject",
+        victim,
+        "--item",
+        "74",
+        "--procedure",
+        "児童手当",
+        "--info-kind",
+        "地方税関係情報",
+    )
     assert held["status"] == "in_progress"
-    proposed, _ = run(capsys, d, "provision", "propose", "--as", f"{A}/rev", held["request_id"], "--decision",
-                      "refuse", "--applicant-check", "known_perpetrator")
+    proposed, _ = run(
+        capsys,
+        d,
+        "provision",
+        "propose",
+        "--as",
+        f"{A}/rev",
+        held["request_id"],
+        "--decision",
+        "refuse",
+        "--applicant-check",
+        "known_perpetrator",
+    )
     assert proposed["request_id"] == held["request_id"] and proposed["proposed"] == "refuse"
     assert "provision approve" in proposed["next"]
 
     old = run(capsys, d, "key", "list")[0]["key_id"]
     run(capsys, d, "key", "rotate", "--as", f"{A}/admin")
     assert run(capsys, d, "key", "revoke", "--as", f"{A}/admin", old, "--reason", "retired")[0] == {
-        "revoked": old, "by": f"{A}/admin"}
+        "revoked": old,
+        "by": f"{A}/admin",
+    }
 
 
-def test_a_rebuild_prints_figures_that_agree_with_its_progress(tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_rebuild_prints_figures_that_agree_with_its_progress(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A shell user (an operator after an upgrade) reading the result: it printed "events": 8 beside its own
     "16/16"; now each figure says what it counts and the log positions agree with the progress line."""
     d = str(tmp_path / "a")
     run(capsys, d, "init", "--agency", A, "--name", "A市", "--kind", "municipality")
     run(capsys, d, "staff", "enroll", "--as", f"{A}/admin", "req", "--role", "requester")
-    run(capsys, d, "flag", "request", "--as", f"{A}/req", "--subject", individual_number(), "--flag",
-        "NON_DISCLOSURE")
+    run(capsys, d, "flag", "request", "--as", f"{A}/req", "--subject", individual_number(), "--flag", "NON_DISCLOSURE")
     node = open_node(Path(d))
     try:
         head = node.app.max_position()

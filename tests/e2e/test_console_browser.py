@@ -83,8 +83,7 @@ def shot(page: Any, name: str) -> None:
     assert width <= VIEWPORT["width"], f"{name}: page is {width}px wide, more than a 1366px screen"
 
 
-def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
-                                   person: Callable[[], str]) -> None:
+def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node, person: Callable[[], str]) -> None:
     node, x = sqlite_node, person()
     rid = str(node.app.request_flags(Actor(B, "req"), x, ["NON_DISCLOSURE", "NO_AUTO_RESPONSE"]))
 
@@ -126,8 +125,9 @@ def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
     shot(clerk, "04-counter-banner-other-agency")
 
     # a query from A to provider C is held; C's reviewer checks who asks and proposes, C's approver decides
-    q = node.app.request_provision(Actor(A, "counter"), C, x, legal_item=74, procedure="児童手当",
-                                   info_kind="地方税関係情報").request_id
+    q = node.app.request_provision(
+        Actor(A, "counter"), C, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    ).request_id
     rev = sign_in(browser, server, node, C, "rev")
     rev.click("text=保留中の照会")
     held = rev.locator(f"tr[data-request='{q}']")

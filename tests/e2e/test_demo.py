@@ -55,8 +55,9 @@ def test_every_protected_step_is_checked_from_the_views_output(tmp_path: Path) -
 def test_the_demo_fails_when_a_view_stops_hiding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Sabotage the portal filter: the demo must notice from what the views return, and fail."""
     real = VerifiedState._person_now
-    monkeypatch.setattr(VerifiedState, "_person_now",
-                        lambda self, subject: dataclasses.replace(real(self, subject), nd_cutoff=""))
+    monkeypatch.setattr(
+        VerifiedState, "_person_now", lambda self, subject: dataclasses.replace(real(self, subject), nd_cutoff="")
+    )
     result = demo.run_demo(tmp_path / "d", emit=lambda step: None)
     assert not result.ok
     leaking = [s.title for s in result.steps if s.protected and s.leaks]
@@ -68,18 +69,12 @@ def test_the_view_commands_read_the_demo_node(tmp_path: Path) -> None:
 
     data = tmp_path / "d"
     assert demo.run_demo(data, emit=lambda step: None).ok
-    proc = run_cli(
-        "view", "nationwide", "--data-dir", str(data), "--as", "131032/counter", "--subject", demo.X_NUMBER
-    )
+    proc = run_cli("view", "nationwide", "--data-dir", str(data), "--as", "131032/counter", "--subject", demo.X_NUMBER)
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout)
     assert seen["protected"] is False and seen["holders"] is None, "released at the end of the demo"
-    proc = run_cli(
-        "view", "portal", "--data-dir", str(data), "--viewer", demo.Y_NUMBER, "--subject", demo.Y_NUMBER
-    )
-    assert [r["querier"] for r in json.loads(proc.stdout)["records"]] == ["131032"], (
-        "only the post-release record"
-    )
+    proc = run_cli("view", "portal", "--data-dir", str(data), "--viewer", demo.Y_NUMBER, "--subject", demo.Y_NUMBER)
+    assert [r["querier"] for r in json.loads(proc.stdout)["records"]] == ["131032"], "only the post-release record"
     proc = run_cli("view", "positions", "--data-dir", str(data))
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert {r["projection"] for r in rows} >= {"flag_state", "portal", "work_queues", "timeline"}

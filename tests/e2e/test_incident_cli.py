@@ -46,8 +46,9 @@ def unknown_key(raw: bytes, x: str) -> bytes:
     env = Envelope.from_bytes(raw)
     rogue = Signer.generate(B)
     payload = env.payload + b" "
-    header = env.header._replace(event_id=uuid.uuid4().hex, key_id=f"{B}:{HOSTILE}{x}",
-                                 digest=hashlib.sha256(payload).hexdigest())
+    header = env.header._replace(
+        event_id=uuid.uuid4().hex, key_id=f"{B}:{HOSTILE}{x}", digest=hashlib.sha256(payload).hexdigest()
+    )
     return seal_batch([header.to_bytes()], [payload], header.key_id, rogue.sign)[0].to_bytes()
 
 
@@ -55,8 +56,9 @@ def unknown_key(raw: bytes, x: str) -> bytes:
 def scene(make_node: Callable[..., Node], tmp_path: Path, person: Callable[[], str]) -> tuple[Node, str, list[Any]]:
     key = tmp_path / "pseudonym.key"
     key.write_text(secrets.token_hex(32))
-    node = make_node((AgencySpec(B, "B市", "municipality"), AgencySpec(C, "C市", "municipality")),
-                     pseudonym_key_file=key)
+    node = make_node(
+        (AgencySpec(B, "B市", "municipality"), AgencySpec(C, "C市", "municipality")), pseudonym_key_file=key
+    )
     x = person()
     rid = node.app.request_flags(Actor(B, "req"), x, ["NO_AUTO_RESPONSE", "NON_DISCLOSURE"])
     node.app.approve_request(Actor(B, "apr"), rid)
@@ -72,8 +74,11 @@ def scene(make_node: Callable[..., Node], tmp_path: Path, person: Callable[[], s
 
 
 def drafted(node: Node) -> list[Any]:
-    return [node.app.signed_mapper.decode(env) for _, _, env in node.app.envelopes()
-            if env.header.topic == "ledger.domain.incidents:IncidentReport.Drafted"]
+    return [
+        node.app.signed_mapper.decode(env)
+        for _, _, env in node.app.envelopes()
+        if env.header.topic == "ledger.domain.incidents:IncidentReport.Drafted"
+    ]
 
 
 def test_the_report_states_the_facts_in_a_private_file_and_no_individual_number(
@@ -92,9 +97,22 @@ def test_the_report_states_the_facts_in_a_private_file_and_no_individual_number(
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     text = out.read_text()
     stream = Envelope.from_bytes(published(node, B, "Protection.FlagsSet")).header.stream
-    for fact in ("署名の偽造・改ざんの疑い", "Forged or altered message", "記録の分岐", "Forked or rewritten history",
-                 "First seen", "Last seen", stream, "Protection.FlagsSet", pseudonym, "B市 (131024)",
-                 "no / 記録なし", "Still open", "転居", str(raised[0].id)):
+    for fact in (
+        "署名の偽造・改ざんの疑い",
+        "Forged or altered message",
+        "記録の分岐",
+        "Forked or rewritten history",
+        "First seen",
+        "Last seen",
+        stream,
+        "Protection.FlagsSet",
+        pseudonym,
+        "B市 (131024)",
+        "no / 記録なし",
+        "Still open",
+        "転居",
+        str(raised[0].id),
+    ):
         assert fact in text, fact
     assert f"| {stream} | 2 |" in text
     # ids and hashes are hex: with their hyphens dropped a random one can hold twelve digits in a row
@@ -113,7 +131,10 @@ def test_the_report_states_the_facts_in_a_private_file_and_no_individual_number(
     assert [w["count"] for w in facts["what"]] == [2, 1]
     assert facts["when"]["first_seen"] <= facts["when"]["last_seen"]
     assert {(r["stream"], r["version"], r["parked_message"], r["in_log_now"]) for r in facts["records"]} == {
-        (stream, 2, 1, False), (stream, 2, 2, False), (stream, 2, 3, False)}
+        (stream, 2, 1, False),
+        (stream, 2, 2, False),
+        (stream, 2, 3, False),
+    }
     assert facts["persons"] == {"pseudonyms": [pseudonym], "claimed_pseudonyms": []}
     assert sorted(facts["done"]["parked_not_applied"]) == sorted(str(i.id) for i in raised)
     assert x not in json_out and len(drafted(node)) == 2

@@ -33,9 +33,11 @@ REPO = Path(__file__).resolve().parents[2]
 FLAGLEDGER = str(Path(sys.executable).with_name("flagledger"))
 A, B, SC = "131016", "131024", "SC-TOKYO"
 ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
-STAFF = {A: {"counter": ["counter"], "rev": ["reviewer"]},
-         B: {"req": ["requester"], "apr": ["approver"], "op": ["operator"], "aud": ["auditor"]},
-         SC: {"req": ["requester"]}}
+STAFF = {
+    A: {"counter": ["counter"], "rev": ["reviewer"]},
+    B: {"req": ["requester"], "apr": ["approver"], "op": ["operator"], "aud": ["auditor"]},
+    SC: {"req": ["requester"]},
+}
 
 
 def load_network() -> ModuleType:
@@ -92,8 +94,9 @@ def metrics(state: dict[str, Any], code: str) -> dict[str, float]:
 def audit_verify(net: ModuleType, root: Path, code: str) -> subprocess.Popen[str]:
     """`flagledger audit verify` as an operator runs it against one node (its variables, its database)."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}, **net.environment(root, code)}
-    return subprocess.Popen([FLAGLEDGER, "audit", "verify", "--quiet"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [FLAGLEDGER, "audit", "verify", "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def eventually(check: Callable[[], bool], what: str, seconds: float = 30) -> None:
@@ -113,8 +116,9 @@ def test_seed_across_three_nodes(network, person, monkeypatch: pytest.MonkeyPatc
         assert subject == b.app.subject(x) == sc.app.subject(x), "one shared pseudonym secret"
 
         # before protection: A answers at once and X's portal at A shows the record
-        before = a.app.request_provision(Actor(A, "counter"), A, x, legal_item=74, procedure="児童手当",
-                                         info_kind="地方税関係情報")
+        before = a.app.request_provision(
+            Actor(A, "counter"), A, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+        )
         assert before.status == "answered"
         assert len(views.portal_records(a, x, x).records) == 1
 
@@ -131,35 +135,49 @@ def test_seed_across_three_nodes(network, person, monkeypatch: pytest.MonkeyPatc
         # nationwide effect at A: the next request is held, the old record disappears from the portal
         protected = lambda: bool(a.app.flag_state and a.app.flag_state.flags_for(subject))  # noqa: E731
         eventually(protected, "B's flags reach A")
-        held = a.app.request_provision(Actor(A, "counter"), A, x, legal_item=74, procedure="児童手当(Yの申請)",
-                                       info_kind="地方税関係情報")
+        held = a.app.request_provision(
+            Actor(A, "counter"), A, x, legal_item=74, procedure="児童手当(Yの申請)", info_kind="地方税関係情報"
+        )
         assert held.status == "in_progress"
         assert views.portal_records(a, x, x).records == ()
         counter = views.counter_view(a, Actor(A, "counter"), x)
         assert counter.protection.protected and counter.protection.holders is None, "A never learns who protects X"
 
         # the metrics endpoint of A counts the held request; B hears of A's probe
-        eventually(lambda: metrics(state, A).get(f'flagledger_held_requests_waiting{{agency="{A}"}}') == 1.0,
-                   "A's metrics show one held request", 10)
+        eventually(
+            lambda: metrics(state, A).get(f'flagledger_held_requests_waiting{{agency="{A}"}}') == 1.0,
+            "A's metrics show one held request",
+            10,
+        )
         m = metrics(state, A)
-        for gauge in ("flagledger_consumer_lag_messages", "flagledger_relay_lag_events",
-                      "flagledger_parked_messages", f'flagledger_reviews_due{{agency="{A}"}}',
-                      "flagledger_projection_lag_events", "flagledger_log_head_position"):
+        for gauge in (
+            "flagledger_consumer_lag_messages",
+            "flagledger_relay_lag_events",
+            "flagledger_parked_messages",
+            f'flagledger_reviews_due{{agency="{A}"}}',
+            "flagledger_projection_lag_events",
+            "flagledger_log_head_position",
+        ):
             assert gauge in m, f"{gauge} missing from /metrics"
         assert m["flagledger_parked_messages"] == 0
         # the node signs a checkpoint when it starts (then every --checkpoint-every seconds)
         assert 0 <= m["flagledger_checkpoint_age_seconds"] < 600, "the node's first checkpoint is recent"
-        eventually(lambda: any(e.event == "ProbeNotice.Sent" and e.agency == A
-                               for e in views.subject_timeline(b, Actor(B, "aud"), x, "e2e: probes")),
-                   "A's probe about X reaches B")
+        eventually(
+            lambda: any(
+                e.event == "ProbeNotice.Sent" and e.agency == A
+                for e in views.subject_timeline(b, Actor(B, "aud"), x, "e2e: probes")
+            ),
+            "A's probe about X reaches B",
+        )
 
         # release at B (no other holder) lifts the protection at A
         rel = b.app.request_flags(Actor(B, "req"), x, [NAR, ND], kind="release", explanation="explained")
         b.app.approve_request(Actor(B, "apr"), rel)
         b.app.execute_request(Actor(B, "op"), rel)
         eventually(lambda: not protected(), "the release reaches A")
-        after = a.app.request_provision(Actor(A, "counter"), A, x, legal_item=74, procedure="児童手当",
-                                        info_kind="地方税関係情報")
+        after = a.app.request_provision(
+            Actor(A, "counter"), A, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+        )
         assert after.status == "answered"
         shown = views.portal_records(a, x, x).records
         assert len(shown) == 1 and shown[0].request_id == after.request_id, "only the record after release shows"

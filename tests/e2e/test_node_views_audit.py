@@ -62,10 +62,21 @@ def test_the_node_reports_a_changed_view_row_in_its_status_and_metrics(tmp_path:
         db.execute("DELETE FROM agency_flags WHERE subject = ?", (subject,))
     port = _free_port()
     with broker() as bootstrap:
-        proc = _start("node", "--data-dir", str(data), "--audit-views-every", "1", "--metrics-port", str(port),
-                      "--projections", "inline", FLAGLEDGER_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-                      FLAGLEDGER_KAFKA_SESSION_TIMEOUT_MS="6000", FLAGLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS="1000",
-                      FLAGLEDGER_KAFKA_MAX_POLL_INTERVAL_MS="10000")
+        proc = _start(
+            "node",
+            "--data-dir",
+            str(data),
+            "--audit-views-every",
+            "1",
+            "--metrics-port",
+            str(port),
+            "--projections",
+            "inline",
+            FLAGLEDGER_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+            FLAGLEDGER_KAFKA_SESSION_TIMEOUT_MS="6000",
+            FLAGLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS="1000",
+            FLAGLEDGER_KAFKA_MAX_POLL_INTERVAL_MS="10000",
+        )
         try:
             status = data / "node-status.json"
             last = _wait("the first scheduled check", 90, lambda: _last_audit(status))
@@ -79,10 +90,15 @@ def test_the_node_reports_a_changed_view_row_in_its_status_and_metrics(tmp_path:
             assert (_metric(metrics, "flagledger_views_audit_last_run_timestamp_seconds") or 0) > time.time() - 120
             # the operator rebuilds the views; the next scheduled run finds them equal again
             assert run_cli("projections", "rebuild", "--data-dir", str(data)).returncode == 0
-            _wait("a check after the rebuild", 90,
-                  lambda: (_last_audit(status) or {}).get("result") == "equal")
-            _wait("the metric to follow", 10, lambda: _metric(
-                httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, "flagledger_views_audit_ok") == 1.0)
+            _wait("a check after the rebuild", 90, lambda: (_last_audit(status) or {}).get("result") == "equal")
+            _wait(
+                "the metric to follow",
+                10,
+                lambda: (
+                    _metric(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, "flagledger_views_audit_ok")
+                    == 1.0
+                ),
+            )
             state = json.loads(status.read_text())
             assert state["audit_views"]["runs"] >= 2 and state["audit_views"]["every_seconds"] == 1.0
         finally:

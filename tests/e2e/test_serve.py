@@ -27,10 +27,14 @@ def _free_port() -> int:
 
 def _enrolled_with_token(data: str) -> str:
     """A fresh node with one counter clerk; returns the clerk's CLI-issued token."""
-    assert run_cli("init", "--data-dir", data, "--agency", "131016", "--name", "A市", "--kind",
-                   "municipality").returncode == 0
-    assert run_cli("staff", "enroll", "--data-dir", data, "--as", "131016/admin", "tanaka", "--role",
-                   "counter").returncode == 0
+    assert (
+        run_cli("init", "--data-dir", data, "--agency", "131016", "--name", "A市", "--kind", "municipality").returncode
+        == 0
+    )
+    assert (
+        run_cli("staff", "enroll", "--data-dir", data, "--as", "131016/admin", "tanaka", "--role", "counter").returncode
+        == 0
+    )
     issued = run_cli("staff", "token", "--data-dir", data, "--as", "131016/admin", "tanaka", "--ttl", "10m")
     assert issued.returncode == 0, issued.stderr
     return str(json.loads(issued.stdout)["token"])
@@ -41,7 +45,10 @@ def _start(*args: str, **env: str) -> subprocess.Popen[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}
     return subprocess.Popen(
         [sys.executable, "-c", "import sys; from ledger.cli.main import main; sys.exit(main())", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**clean, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**clean, **env},
     )
 
 
@@ -69,8 +76,11 @@ def test_serve_answers_with_a_cli_token_and_stops_on_sigterm(tmp_path: Path) -> 
         assert me.status_code == 200 and me.json()["staff"] == "tanaka"
         assert httpx.get(f"{base}/api/v1/whoami").status_code == 401
         assert httpx.get(f"{base}/console/login").status_code == 200
-        counter = httpx.post(f"{base}/api/v1/queries/counter", json={"subject": "123456789018"},
-                             headers={"Authorization": f"Bearer {token}"})
+        counter = httpx.post(
+            f"{base}/api/v1/queries/counter",
+            json={"subject": "123456789018"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert counter.status_code == 200 and counter.json()["protection"]["protected"] is False
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -88,9 +98,17 @@ def test_the_node_process_serves_the_api_beside_replication_and_stops_both_on_si
     token = _enrolled_with_token(data)
     port = _free_port()
     with broker() as bootstrap:
-        proc = _start("node", "--data-dir", data, "--serve-port", str(port),
-                      FLAGLEDGER_KAFKA_BOOTSTRAP_SERVERS=bootstrap, FLAGLEDGER_KAFKA_SESSION_TIMEOUT_MS="6000",
-                      FLAGLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS="1000", FLAGLEDGER_KAFKA_MAX_POLL_INTERVAL_MS="10000")
+        proc = _start(
+            "node",
+            "--data-dir",
+            data,
+            "--serve-port",
+            str(port),
+            FLAGLEDGER_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+            FLAGLEDGER_KAFKA_SESSION_TIMEOUT_MS="6000",
+            FLAGLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS="1000",
+            FLAGLEDGER_KAFKA_MAX_POLL_INTERVAL_MS="10000",
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             _wait_until_serving(base, proc, 60)

@@ -40,7 +40,8 @@ def test_a_storage_failure_on_ingests_own_path_raises_and_parks_nothing(
     a = open_node(pair.a_dir)
     try:
         missing_keys = [
-            h for h in headers
+            h
+            for h in headers
             if h.topic.startswith(KEYS)
             and not a.app.recorder.select_events(UUID(h.stream), gt=h.version - 1, lte=h.version)
         ]

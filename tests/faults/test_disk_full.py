@@ -50,7 +50,11 @@ def test_disk_full_fails_clearly_keeps_the_log_valid_and_recovers(make_node, tmp
         f"exec {sys.executable} -m tests.faults.diskfull_driver {src} {mount} {out}"
     )
     run = subprocess.run(
-        ["unshare", "-m", "sh", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        ["unshare", "-m", "sh", "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert run.returncode == 0, run.stderr[-4000:]

@@ -70,7 +70,7 @@ def test_an_event_committed_without_acknowledgement_is_a_duplicate_when_redelive
             assert a.app.recorder.select_events(stream, gt=h.version - 1, lte=h.version), "it was committed"
             again = ingest_many(a.app, [raws[last]], pending) if batched else [ingest(a.app, raws[last], pending)]
             assert [o.kind for o in again] == ["duplicate"], again
-            rest = ingest_many(a.app, raws[last + 1:], pending)
+            rest = ingest_many(a.app, raws[last + 1 :], pending)
             assert all(o.kind in ("applied", "duplicate") for o in rest), rest
         finally:
             a.close()

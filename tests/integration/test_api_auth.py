@@ -30,14 +30,17 @@ def test_a_token_names_agency_staff_roles_and_expiry(sqlite_node: Node) -> None:
     assert status == 200 and body["agency"] == B and body["staff"] == "rev" and body["roles"] == ["reviewer"]
 
 
-@pytest.mark.parametrize("header", [
-    None,
-    "Bearer",
-    "Basic dXNlcjpwYXNz",
-    "Bearer nonsense",
-    "Bearer fl1.e30.AAAA",
-    "Bearer fl1.!!!.!!!",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "Bearer",
+        "Basic dXNlcjpwYXNz",
+        "Bearer nonsense",
+        "Bearer fl1.e30.AAAA",
+        "Bearer fl1.!!!.!!!",
+    ],
+)
 def test_missing_or_malformed_tokens_are_401(sqlite_node: Node, header: str | None) -> None:
     status, body = _who(sqlite_node, {"Authorization": header} if header else {})
     assert status == 401 and body["code"] == "unauthenticated"
@@ -73,8 +76,9 @@ def test_expired_tokens_and_deactivated_staff_are_401(sqlite_node: Node) -> None
     assert status == 401 and "deactivated" in str(body["message"])
 
 
-def test_a_role_revoked_after_issue_stops_counting_and_tokens_can_be_narrowed(sqlite_node: Node,
-                                                                            person: Callable[[], str]) -> None:
+def test_a_role_revoked_after_issue_stops_counting_and_tokens_can_be_narrowed(
+    sqlite_node: Node, person: Callable[[], str]
+) -> None:
     node = sqlite_node
     node.app.grant_role(Actor(B, "admin"), "req", "counter")
     narrow = auth(node, B, "req", roles=("counter",))
@@ -104,10 +108,18 @@ def test_only_administrators_issue_tokens_for_their_own_active_staff(sqlite_node
         issue_token(node, Actor(B, "admin"), "op")
     after_refusal = node.app.max_position()
     _, who = issue_token(node, Actor(B, "admin"), "req")
-    (grant,) = [ev for _, _, env in node.app.envelopes(start=after_refusal + 1)
-                if (ev := node.app.signed_mapper.decode(env)).__class__.__qualname__ == "TokenGrant.Issued"]
+    (grant,) = [
+        ev
+        for _, _, env in node.app.envelopes(start=after_refusal + 1)
+        if (ev := node.app.signed_mapper.decode(env)).__class__.__qualname__ == "TokenGrant.Issued"
+    ]
     assert (grant.agency, grant.issuer, grant.staff, grant.roles, grant.token_id) == (
-        B, "admin", "req", list(who.roles), who.token_id), "the grant is in the signed log, the token is not"
+        B,
+        "admin",
+        "req",
+        list(who.roles),
+        who.token_id,
+    ), "the grant is in the signed log, the token is not"
     assert not any(hasattr(grant, f) for f in ("token", "mac", "secret"))
 
 

@@ -58,8 +58,7 @@ def test_counter_banner_at_another_agency_and_no_banner_for_others(node: Node, p
     assert "窓口照会" not in http.get("/console/").text, "no counter entry for staff without counter_lookup"
 
 
-def test_approve_execute_and_decide_a_held_request_through_forms(sqlite_node: Node,
-                                                                 person: Callable[[], str]) -> None:
+def test_approve_execute_and_decide_a_held_request_through_forms(sqlite_node: Node, person: Callable[[], str]) -> None:
     api, x = Api(sqlite_node), person()
     rid = api.post(f"{B}/req", "/flag-requests", {"subject": x, "flags": [NAR]}, 201)["request_id"]
     http, csrf = signed_in(sqlite_node, B, "apr")
@@ -70,12 +69,18 @@ def test_approve_execute_and_decide_a_held_request_through_forms(sqlite_node: No
     assert again.status_code == 409 and "conflict" in again.text
     op, op_csrf = signed_in(sqlite_node, B, "op")
     assert op.post(f"/console/approvals/{rid}/execute", data={"csrf": op_csrf}).status_code == 200
-    q = api.post(f"{A}/counter", "/provision-requests", {"provider": C, "subject": x, "legal_item": 1,
-                                                         "procedure": "p", "info_kind": "k"}, 201)["request_id"]
+    q = api.post(
+        f"{A}/counter",
+        "/provision-requests",
+        {"provider": C, "subject": x, "legal_item": 1, "procedure": "p", "info_kind": "k"},
+        201,
+    )["request_id"]
     rev, rev_csrf = signed_in(sqlite_node, C, "rev")
     assert q in rev.get("/console/held").text
-    r = rev.post(f"/console/held/{q}/propose", data={"csrf": rev_csrf, "decision": "refuse",
-                                                     "applicant_check": "known_perpetrator"})
+    r = rev.post(
+        f"/console/held/{q}/propose",
+        data={"csrf": rev_csrf, "decision": "refuse", "applicant_check": "known_perpetrator"},
+    )
     assert r.status_code == 200 and "判断案を登録しました" in r.text
     apr, apr_csrf = signed_in(sqlite_node, C, "apr")
     version = re.search(r'name="proposal_version" value="(\d+)"', apr.get("/console/held").text)

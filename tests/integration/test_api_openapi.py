@@ -35,7 +35,8 @@ EXAMPLES = 8  # per operation and identity: ~21 operations x 2 identities x 8 ke
 def test_the_checked_in_document_is_the_served_one(sqlite_node: Node) -> None:
     served = client(sqlite_node).get("/openapi.json").json()
     assert json.loads(DOC.read_text()) == served, (
-        "deploy/openapi.json is stale: run `.venv/bin/flagledger openapi --output deploy/openapi.json`")
+        "deploy/openapi.json is stale: run `.venv/bin/flagledger openapi --output deploy/openapi.json`"
+    )
 
 
 def _seed(node: Node) -> tuple[list[str], list[str]]:
@@ -69,8 +70,13 @@ def test_fuzzing_the_document_finds_no_server_error(sqlite_node: Node, who: str)
     for operation in operations:
         strategy: Any = operation.as_strategy()
 
-        @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=strategy, signed=st.sampled_from([True, True, True, False]), data=st.data())
         def run(case: Any, signed: bool, data: st.DataObject) -> None:
             if isinstance(case.body, dict) and data.draw(st.booleans()):

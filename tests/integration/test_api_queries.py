@@ -31,8 +31,9 @@ def test_counter_view_shows_the_banner_but_never_the_protecting_agency(node: Nod
     assert access_reads(node) == [], "the banner is not a read of protected details"
 
 
-def test_refusals_are_the_same_whether_or_not_the_person_is_protected(sqlite_node: Node,
-                                                                     person: Callable[[], str]) -> None:
+def test_refusals_are_the_same_whether_or_not_the_person_is_protected(
+    sqlite_node: Node, person: Callable[[], str]
+) -> None:
     api, x, y = Api(sqlite_node), person(), person()
     api.protect(B, x, [ND, NAR])
     for subject in (x, y):
@@ -43,13 +44,13 @@ def test_refusals_are_the_same_whether_or_not_the_person_is_protected(sqlite_nod
             api.post(f"{A}/req", "/queries/request-path", {"subject": subject}, 403),
         ]
         assert [a["code"] for a in answers] == ["role_not_permitted"] * 4
-        assert answers == [
-            {"code": "role_not_permitted", "message": "your roles do not allow this action"}] * 4
+        assert answers == [{"code": "role_not_permitted", "message": "your roles do not allow this action"}] * 4
     assert access_reads(sqlite_node) == [], "refused reads record nothing"
 
 
-def test_reads_of_protected_details_are_recorded_before_they_are_shown(sqlite_node: Node,
-                                                                      person: Callable[[], str]) -> None:
+def test_reads_of_protected_details_are_recorded_before_they_are_shown(
+    sqlite_node: Node, person: Callable[[], str]
+) -> None:
     api, x = Api(sqlite_node), person()
     api.protect(B, x, [ND])
     holders = api.post(f"{A}/aud", "/queries/nationwide", {"subject": x, "purpose": "苦情調査"})
@@ -64,8 +65,10 @@ def test_reads_of_protected_details_are_recorded_before_they_are_shown(sqlite_no
     target = api.post(f"{B}/rev", "/queries/liaison", {"reference": ref, "purpose": "本人への連絡"})
     assert target == {"subject": sqlite_node.app.subject(x), "flags": [ND]}
     assert [r[:2] for r in access_reads(sqlite_node)] == [(A, "aud"), (C, "aud"), (B, "rev")]
-    assert api.post(f"{B}/rev", "/queries/liaison", {"reference": "B-131024", "purpose": "x"},
-                    422)["code"] == "invalid_input"
+    assert (
+        api.post(f"{B}/rev", "/queries/liaison", {"reference": "B-131024", "purpose": "x"}, 422)["code"]
+        == "invalid_input"
+    )
 
 
 def test_portal_views_for_subject_proxy_and_stranger(sqlite_node: Node, person: Callable[[], str]) -> None:
@@ -74,19 +77,24 @@ def test_portal_views_for_subject_proxy_and_stranger(sqlite_node: Node, person: 
     own = api.post(f"{A}/counter", "/queries/portal-records", {"viewer": x, "subject": x})
     assert own["access"] == "self" and [r["request_id"] for r in own["records"]] == [before["request_id"]]
     assert api.post(f"{A}/counter", "/queries/portal-records", {"viewer": stranger, "subject": x}) == {
-        "access": "none", "records": []}
+        "access": "none",
+        "records": [],
+    }
     info = api.post(f"{A}/counter", "/queries/self-information", {"viewer": x, "subject": x})
     assert info["access"] == "self" and not info["withheld"] and [h["agency"] for h in info["holdings"]] == [C]
     api.protect(B, x, [ND, NAR])
     assert api.post(f"{A}/counter", "/queries/portal-records", {"viewer": x, "subject": x})["records"] == []
     info = api.post(f"{A}/counter", "/queries/self-information", {"viewer": x, "subject": x})
     assert info["withheld"] and info["holdings"] == []
-    assert api.post(f"{A}/apr", "/queries/portal-records", {"viewer": x, "subject": x}, 403)["code"] \
+    assert (
+        api.post(f"{A}/apr", "/queries/portal-records", {"viewer": x, "subject": x}, 403)["code"]
         == "role_not_permitted"
+    )
 
 
-def test_the_work_queue_lists_approvals_reviews_and_held_requests_for_deciders(sqlite_node: Node,
-                                                                              person: Callable[[], str]) -> None:
+def test_the_work_queue_lists_approvals_reviews_and_held_requests_for_deciders(
+    sqlite_node: Node, person: Callable[[], str]
+) -> None:
     api, x, y = Api(sqlite_node), person(), person()
     soon = str(date.today() + timedelta(days=10))
     rid = api.post(f"{B}/req", "/flag-requests", {"subject": x, "flags": [NAR], "review_date": soon}, 201)
@@ -100,8 +108,10 @@ def test_the_work_queue_lists_approvals_reviews_and_held_requests_for_deciders(s
     api.post(f"{C}/counter", "/provision-requests", {"provider": A, "subject": y, **ASK}, 201)
     assert len(api.get(f"{A}/rev", "/queue")["held"]) == 1
     assert api.get(f"{A}/counter", "/queue")["held"] == [], "held requests only for those who decide them"
-    reads = [(e["actor"], e["detail"]["what"])
-             for e in api.post(f"{A}/aud", "/queries/timeline", {"subject": x, "purpose": "監査"})
-             if e["event"] == "AccessRecord.ProtectedDetailsRead"]
+    reads = [
+        (e["actor"], e["detail"]["what"])
+        for e in api.post(f"{A}/aud", "/queries/timeline", {"subject": x, "purpose": "監査"})
+        if e["event"] == "AccessRecord.ProtectedDetailsRead"
+    ]
     assert reads[0] == ("rev", "held-request queue"), "the reviewer's listing was recorded before it was shown"
     assert api.get(f"{A}/rev", "/queue?today=yesterday", status=422)["code"] == "invalid_input"

@@ -24,8 +24,18 @@ STREAMS = 12
 def interleaved(make_node: Callable[..., Node], backend: str | None) -> Node:
     """12 held provision requests, their events saved in rounds so that streams interleave in the log."""
     node = make_node(AGENCIES, database_url=backend, staff=False)
-    reqs = [ProvisionRequest(agency=B, querier=A, subject=f"p{i:032x}", legal_item=74, procedure="児童手当",
-                             info_kind="地方税関係情報", applicant="unknown") for i in range(STREAMS)]
+    reqs = [
+        ProvisionRequest(
+            agency=B,
+            querier=A,
+            subject=f"p{i:032x}",
+            legal_item=74,
+            procedure="児童手当",
+            info_kind="地方税関係情報",
+            applicant="unknown",
+        )
+        for i in range(STREAMS)
+    ]
     node.app.save_as(B, *reqs)
     for r in reqs:
         r.hold(flags=["NO_AUTO_RESPONSE"])

@@ -53,8 +53,9 @@ def set_flags(node: Node, agency: str, x: str, flags: list[str], kind: str = "se
 
 
 def ask(node: Node, querier: str, provider: str, x: str) -> str:
-    return node.app.request_provision(Actor(querier, "counter"), provider, x, legal_item=74,
-                                      procedure="児童手当", info_kind="地方税関係情報").status
+    return node.app.request_provision(
+        Actor(querier, "counter"), provider, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    ).status
 
 
 def history(node: Node, people: list[str], rounds: int, person: Callable[[], str], start: int = 0) -> None:
@@ -64,14 +65,18 @@ def history(node: Node, people: list[str], rounds: int, person: Callable[[], str
         ask(node, [A, B, C][i % 3], [A, B, C][(i + 1) % 3], x)
         if i % 4 == 0:
             set_flags(node, B, x, ["NO_AUTO_RESPONSE", "NON_DISCLOSURE"])
-            held = node.app.request_provision(Actor(C, "counter"), A, x, legal_item=9, procedure="生活保護",
-                                              info_kind="住民票関係情報")
+            held = node.app.request_provision(
+                Actor(C, "counter"), A, x, legal_item=9, procedure="生活保護", info_kind="住民票関係情報"
+            )
             if i % 8 == 0:
                 from uuid import UUID
 
                 node.app.propose_decision(Actor(A, "rev"), UUID(held.request_id), "refuse", "known_perpetrator")
-                node.app.approve_decision(Actor(A, "apr"), UUID(held.request_id),
-                                          node.app.provision_request(UUID(held.request_id)).proposal_version)
+                node.app.approve_decision(
+                    Actor(A, "apr"),
+                    UUID(held.request_id),
+                    node.app.provision_request(UUID(held.request_id)).proposal_version,
+                )
         if i % 4 == 2:
             set_flags(node, B, people[(i - 2) % len(people)], ["NO_AUTO_RESPONSE", "NON_DISCLOSURE"], "release")
         if i == 3:
@@ -108,8 +113,9 @@ def test_a_replay_at_the_logs_end_equals_the_live_views(node: Node, backend, tmp
     last = max(t for _, t in recorded_times(node))
     with target_for(backend, tmp_path) as target:
         seen: list[tuple[int, int]] = []
-        _, engine, summary = audit_replay(node, AUDITOR, as_of=last, target=target, page=7,
-                                          progress=lambda done, total: seen.append((done, total)))
+        _, engine, summary = audit_replay(
+            node, AUDITOR, as_of=last, target=target, page=7, progress=lambda done, total: seen.append((done, total))
+        )
         try:
             end = node.app.max_position()
             assert summary.events_left_out == 0 and summary.until_position == end
@@ -176,8 +182,10 @@ def test_a_flag_applies_between_set_and_release_and_holds_requests_only_then(
     for name, at in (("before", before), ("t1", t1), ("t2", t2), ("t3", t3)):
         _, engine, _ = audit_replay(node, AUDITOR, as_of=at, target=str(tmp_path / f"{name}.sqlite"))
         try:
-            answers[name] = (flags_then(node, AUDITOR, engine, x, "監査"),
-                             would_hold_then(node, AUDITOR, engine, x, C, "監査"))
+            answers[name] = (
+                flags_then(node, AUDITOR, engine, x, "監査"),
+                would_hold_then(node, AUDITOR, engine, x, C, "監査"),
+            )
         finally:
             engine.dispose()
 
@@ -186,7 +194,9 @@ def test_a_flag_applies_between_set_and_release_and_holds_requests_only_then(
     flags, hold = answers["t1"]
     assert flags.nationwide == {"NON_DISCLOSURE": (B,), "NO_AUTO_RESPONSE": (B,)}
     assert [(f.agency, f.flag, f.active) for f in flags.per_agency] == [
-        (B, "NON_DISCLOSURE", True), (B, "NO_AUTO_RESPONSE", True)]
+        (B, "NON_DISCLOSURE", True),
+        (B, "NO_AUTO_RESPONSE", True),
+    ]
     assert hold.held and hold.holders_notified == (B,) and hold.requester == C
     flags, hold = answers["t2"]
     assert flags.nationwide == {"NON_DISCLOSURE": (B,)} and not hold.held  # protected, but answered automatically
@@ -383,8 +393,9 @@ def test_a_stream_stops_at_its_first_event_after_t_even_if_a_clock_stepped_back(
 
     at = base + timedelta(minutes=90)
     for page in (1000, 1):  # one chunk, or a chunk per batch (the cut is then read back from the target)
-        _, engine, summary = audit_replay(node, AUDITOR, as_of=at, target=str(tmp_path / f"stepped{page}.sqlite"),
-                                          page=page)
+        _, engine, summary = audit_replay(
+            node, AUDITOR, as_of=at, target=str(tmp_path / f"stepped{page}.sqlite"), page=page
+        )
         try:
             from projections.queues import flag_queue
 
@@ -394,8 +405,9 @@ def test_a_stream_stops_at_its_first_event_after_t_even_if_a_clock_stepped_back(
             assert not would_hold_then(node, AUDITOR, engine, x, C, "監査").held
         finally:
             engine.dispose()
-    _, engine, summary = audit_replay(node, AUDITOR, as_of=base + timedelta(hours=3),
-                                      target=str(tmp_path / "later.sqlite"))
+    _, engine, summary = audit_replay(
+        node, AUDITOR, as_of=base + timedelta(hours=3), target=str(tmp_path / "later.sqlite")
+    )
     try:
         assert summary.out_of_order == 0 and would_hold_then(node, AUDITOR, engine, x, C, "監査").held
     finally:

@@ -1,6 +1,6 @@
 """A long replay runs in bounded memory: the peak does not grow with the log (``-m long``).
 
-    .venv/bin/python -m pytest -q -m long tests/integration/test_audit_replay_memory.py
+.venv/bin/python -m pytest -q -m long tests/integration/test_audit_replay_memory.py
 """
 
 from __future__ import annotations
@@ -20,8 +20,14 @@ from tests.conftest import A, B
 
 def _grow(node: Node, people: list[str], n: int) -> None:
     for i in range(n):
-        node.app.request_provision(Actor(A, "counter"), B, people[i % len(people)], legal_item=74,
-                                   procedure="児童手当", info_kind="地方税関係情報")
+        node.app.request_provision(
+            Actor(A, "counter"),
+            B,
+            people[i % len(people)],
+            legal_item=74,
+            procedure="児童手当",
+            info_kind="地方税関係情報",
+        )
 
 
 def _peak(node: Node, target: Path) -> int:

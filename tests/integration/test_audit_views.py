@@ -42,8 +42,9 @@ def busy_node(node: Node, person: Callable[[], str]) -> str:
         app.approve_request(Actor(agency, "apr"), rid)
         app.execute_request(Actor(agency, "op"), rid)
     for querier, subject in ((A, x), (C, y), (A, y)):
-        app.request_provision(Actor(querier, "counter"), B, subject, legal_item=74, procedure="児童手当",
-                              info_kind="地方税関係情報")
+        app.request_provision(
+            Actor(querier, "counter"), B, subject, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+        )
     app.register_proxy(Actor(A, "req"), y, person())
     app.link_numbers(Actor(B, "req"), y, new)
     return app.subject(x)
@@ -53,9 +54,14 @@ def scratch_left(node: Node) -> list[str]:
     """What the check left behind: files under DATA_DIR/audit/ or scratch schemas in the node's database."""
     if node.config.database_url:
         with node.engine.connect() as conn:
-            return [str(s) for s in conn.execute(text(
-                "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'flagledger_views%'"
-            )).scalars()]
+            return [
+                str(s)
+                for s in conn.execute(
+                    text(
+                        "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'flagledger_views%'"
+                    )
+                ).scalars()
+            ]
     folder = node.config.data_dir / "audit"
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
@@ -80,26 +86,49 @@ HELD_ID = "SELECT request_id FROM queue_held_requests WHERE subject = :x"
 @pytest.mark.parametrize(
     ("tampering", "table", "kind", "columns", "key"),
     [
-        ("DELETE FROM agency_flags WHERE subject = :x AND agency = :b AND flag = :nar", "agency_flags", "missing", [],
-         {"agency": B, "subject": "X", "flag": NAR}),
-        ("UPDATE queue_held_requests SET status = 'refused' WHERE subject = :x", "queue_held_requests", "changed",
-         ["status"], {"request_id": HELD_ID}),
-        ("INSERT INTO portal_flag_intervals (agency, subject, flag, started, ended, request_id) "
-         "VALUES (:b, :x, 'NON_DISCLOSURE', '2000-01-01T00:00:00.000000Z', NULL, 'forged')", "portal_flag_intervals",
-         "extra", [], {"agency": B, "subject": "X", "flag": ND, "started": "2000-01-01T00:00:00.000000Z"}),
+        (
+            "DELETE FROM agency_flags WHERE subject = :x AND agency = :b AND flag = :nar",
+            "agency_flags",
+            "missing",
+            [],
+            {"agency": B, "subject": "X", "flag": NAR},
+        ),
+        (
+            "UPDATE queue_held_requests SET status = 'refused' WHERE subject = :x",
+            "queue_held_requests",
+            "changed",
+            ["status"],
+            {"request_id": HELD_ID},
+        ),
+        (
+            "INSERT INTO portal_flag_intervals (agency, subject, flag, started, ended, request_id) "
+            "VALUES (:b, :x, 'NON_DISCLOSURE', '2000-01-01T00:00:00.000000Z', NULL, 'forged')",
+            "portal_flag_intervals",
+            "extra",
+            [],
+            {"agency": B, "subject": "X", "flag": ND, "started": "2000-01-01T00:00:00.000000Z"},
+        ),
     ],
     ids=["deleted", "edited", "inserted"],
 )
 def test_a_deleted_edited_or_inserted_view_row_is_named(
-    node: Node, person: Callable[[], str], capsys, tampering: str, table: str, kind: str, columns: list[str],
+    node: Node,
+    person: Callable[[], str],
+    capsys,
+    tampering: str,
+    table: str,
+    kind: str,
+    columns: list[str],
     key: dict[str, str],
 ) -> None:
     """Insider with the data directory changes one view row: exit 6 naming the table and the row's key."""
     x = busy_node(node, person)
     node.projector.catch_up()
     with node.engine.begin() as conn:
-        expected = {k: x if v == "X" else (str(conn.execute(text(v), {"x": x}).scalar_one()) if v == HELD_ID else v)
-                    for k, v in key.items()}
+        expected = {
+            k: x if v == "X" else (str(conn.execute(text(v), {"x": x}).scalar_one()) if v == HELD_ID else v)
+            for k, v in key.items()
+        }
         assert conn.execute(text(tampering), {"x": x, "b": B, "nar": NAR}).rowcount == 1
     code, report, err = run(capsys, node, "--quiet")
     assert code == 6
@@ -132,9 +161,26 @@ def test_a_scratch_file_of_ones_own_is_used_and_own_databases_are_refused(
     code, report, _ = run(capsys, sqlite_node, "--quiet", "--scratch", str(tmp_path / "scratch.sqlite"))
     assert code == 0 and report["scratch"].endswith("scratch.sqlite")
     assert (tmp_path / "scratch.sqlite").stat().st_mode & 0o777 == 0o600
-    code = main(["--data-dir", str(sqlite_node.config.data_dir), "audit", "views", "--quiet", "--scratch",
-                 str(tmp_path / "scratch.sqlite")])
+    code = main(
+        [
+            "--data-dir",
+            str(sqlite_node.config.data_dir),
+            "audit",
+            "views",
+            "--quiet",
+            "--scratch",
+            str(tmp_path / "scratch.sqlite"),
+        ]
+    )
     assert code == 5 and "already holds views" in capsys.readouterr().err
-    code = main(["--data-dir", str(sqlite_node.config.data_dir), "audit", "views", "--scratch",
-                 str(sqlite_node.config.data_dir / "views.sqlite")])
+    code = main(
+        [
+            "--data-dir",
+            str(sqlite_node.config.data_dir),
+            "audit",
+            "views",
+            "--scratch",
+            str(sqlite_node.config.data_dir / "views.sqlite"),
+        ]
+    )
     assert code == 2 and "own databases" in capsys.readouterr().err

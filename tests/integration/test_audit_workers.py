@@ -27,8 +27,18 @@ PAGE = 7
 @pytest.fixture(params=[True, False], ids=["encrypted", "plain"])
 def logged(request: pytest.FixtureRequest, make_node: Callable[..., Node], backend: str | None) -> Node:
     node = make_node(AGENCIES, database_url=backend, staff=False, encryption=request.param)
-    reqs = [ProvisionRequest(agency=B, querier=A, subject=f"p{i:032x}", legal_item=74, procedure="児童手当",
-                             info_kind="地方税関係情報", applicant="unknown") for i in range(REQUESTS)]
+    reqs = [
+        ProvisionRequest(
+            agency=B,
+            querier=A,
+            subject=f"p{i:032x}",
+            legal_item=74,
+            procedure="児童手当",
+            info_kind="地方税関係情報",
+            applicant="unknown",
+        )
+        for i in range(REQUESTS)
+    ]
     for i in range(0, REQUESTS, 8):
         node.app.save_as(B, *reqs[i : i + 8])
     for r in reqs:
@@ -50,7 +60,10 @@ def _both(node: Node, heads: int = 100_000) -> tuple[VerifyReport, VerifyReport]
 def _same(alone: VerifyReport, split: VerifyReport) -> None:
     assert split.first_bad == alone.first_bad
     assert (split.events, split.streams, split.batches, split.checkpoints) == (
-        alone.events, alone.streams, alone.batches, alone.checkpoints,
+        alone.events,
+        alone.streams,
+        alone.batches,
+        alone.checkpoints,
     )
 
 

@@ -72,18 +72,46 @@ def _held(node: Node, person: Callable[[], str]) -> str:
 
 API: dict[str, tuple[bounds.Bound, Setup]] = {
     "notes": (bounds.NOTE, lambda n, p: ("/api/v1/cases", A, "req", {"victim": p()})),
-    "explanation": (bounds.NOTE, lambda n, p: ("/api/v1/flag-requests", A, "req",
-                                               {"subject": p(), "flags": ["NON_DISCLOSURE"]})),
-    "note": (bounds.NOTE, lambda n, p: (
-        f"/api/v1/flag-requests/{n.app.request_flags(Actor(A, 'req'), p(), ['NON_DISCLOSURE'])}/approve",
-        A, "apr", {})),
-    "reason": (bounds.NOTE, lambda n, p: (
-        f"/api/v1/flag-requests/{n.app.request_flags(Actor(A, 'req'), p(), ['NON_DISCLOSURE'])}/reject",
-        A, "apr", {})),
-    "procedure": (bounds.PROCEDURE, lambda n, p: ("/api/v1/provision-requests", A, "counter",
-                                                  {"provider": B, "subject": p(), "legal_item": 74, "info_kind": "i"})),
-    "info_kind": (bounds.INFO_KIND, lambda n, p: ("/api/v1/provision-requests", A, "counter",
-                                                  {"provider": B, "subject": p(), "legal_item": 74, "procedure": "p"})),
+    "explanation": (
+        bounds.NOTE,
+        lambda n, p: ("/api/v1/flag-requests", A, "req", {"subject": p(), "flags": ["NON_DISCLOSURE"]}),
+    ),
+    "note": (
+        bounds.NOTE,
+        lambda n, p: (
+            f"/api/v1/flag-requests/{n.app.request_flags(Actor(A, 'req'), p(), ['NON_DISCLOSURE'])}/approve",
+            A,
+            "apr",
+            {},
+        ),
+    ),
+    "reason": (
+        bounds.NOTE,
+        lambda n, p: (
+            f"/api/v1/flag-requests/{n.app.request_flags(Actor(A, 'req'), p(), ['NON_DISCLOSURE'])}/reject",
+            A,
+            "apr",
+            {},
+        ),
+    ),
+    "procedure": (
+        bounds.PROCEDURE,
+        lambda n, p: (
+            "/api/v1/provision-requests",
+            A,
+            "counter",
+            {"provider": B, "subject": p(), "legal_item": 74, "info_kind": "i"},
+        ),
+    ),
+    "info_kind": (
+        bounds.INFO_KIND,
+        lambda n, p: (
+            "/api/v1/provision-requests",
+            A,
+            "counter",
+            {"provider": B, "subject": p(), "legal_item": 74, "procedure": "p"},
+        ),
+    ),
     "purpose": (bounds.PURPOSE, lambda n, p: ("/api/v1/queries/timeline", A, "aud", {"subject": p()})),
     "subject": (bounds.SUBJECT, lambda n, p: ("/api/v1/queries/counter", A, "counter", {})),
 }
@@ -121,8 +149,11 @@ def test_legal_item_true_is_not_item_1(sqlite_node: Node, person: Callable[[], s
     http = client(sqlite_node)
     headers = auth(sqlite_node, A, "counter")  # (issuing the token is recorded)
     before = sqlite_node.app.max_position()
-    answer = http.post("/api/v1/provision-requests", headers=headers, json={
-        "provider": B, "subject": person(), "legal_item": item, "procedure": "p", "info_kind": "i"})
+    answer = http.post(
+        "/api/v1/provision-requests",
+        headers=headers,
+        json={"provider": B, "subject": person(), "legal_item": item, "procedure": "p", "info_kind": "i"},
+    )
     assert answer.status_code == 422 and ["legal_item"] in [e["loc"][-1:] for e in answer.json()["fields"]]
     assert sqlite_node.app.max_position() == before
 
@@ -137,19 +168,69 @@ def _cli(node: Node, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[in
 
 
 CLI: dict[str, tuple[bounds.Bound, Callable[[Node, Callable[[], str]], list[str]]]] = {
-    "--procedure": (bounds.PROCEDURE, lambda n, p: ["provision", "request", "--as", f"{A}/counter", "--provider", B,
-                                                    "--subject", p(), "--item", "74", "--info-kind", "i"]),
-    "--info-kind": (bounds.INFO_KIND, lambda n, p: ["provision", "request", "--as", f"{A}/counter", "--provider", B,
-                                                    "--subject", p(), "--item", "74", "--procedure", "p"]),
+    "--procedure": (
+        bounds.PROCEDURE,
+        lambda n, p: [
+            "provision",
+            "request",
+            "--as",
+            f"{A}/counter",
+            "--provider",
+            B,
+            "--subject",
+            p(),
+            "--item",
+            "74",
+            "--info-kind",
+            "i",
+        ],
+    ),
+    "--info-kind": (
+        bounds.INFO_KIND,
+        lambda n, p: [
+            "provision",
+            "request",
+            "--as",
+            f"{A}/counter",
+            "--provider",
+            B,
+            "--subject",
+            p(),
+            "--item",
+            "74",
+            "--procedure",
+            "p",
+        ],
+    ),
     "--notes": (bounds.NOTE, lambda n, p: ["case", "open", "--as", f"{A}/req", "--victim", p()]),
-    "--explanation": (bounds.NOTE, lambda n, p: ["flag", "request", "--as", f"{A}/req", "--subject", p(),
-                                                 "--flag", "NON_DISCLOSURE"]),
-    "--note": (bounds.NOTE, lambda n, p: [
-        "flag", "approve", "--as", f"{A}/apr", str(n.app.request_flags(Actor(A, "req"), p(), ["NON_DISCLOSURE"]))]),
-    "--reason": (bounds.NOTE, lambda n, p: [
-        "flag", "reject", "--as", f"{A}/apr", str(n.app.request_flags(Actor(A, "req"), p(), ["NON_DISCLOSURE"]))]),
-    "--name": (bounds.NAME, lambda n, p: ["staff", "enroll", "--as", f"{A}/admin", f"s{secrets.token_hex(4)}",
-                                          "--role", "counter"]),
+    "--explanation": (
+        bounds.NOTE,
+        lambda n, p: ["flag", "request", "--as", f"{A}/req", "--subject", p(), "--flag", "NON_DISCLOSURE"],
+    ),
+    "--note": (
+        bounds.NOTE,
+        lambda n, p: [
+            "flag",
+            "approve",
+            "--as",
+            f"{A}/apr",
+            str(n.app.request_flags(Actor(A, "req"), p(), ["NON_DISCLOSURE"])),
+        ],
+    ),
+    "--reason": (
+        bounds.NOTE,
+        lambda n, p: [
+            "flag",
+            "reject",
+            "--as",
+            f"{A}/apr",
+            str(n.app.request_flags(Actor(A, "req"), p(), ["NON_DISCLOSURE"])),
+        ],
+    ),
+    "--name": (
+        bounds.NAME,
+        lambda n, p: ["staff", "enroll", "--as", f"{A}/admin", f"s{secrets.token_hex(4)}", "--role", "counter"],
+    ),
     "--purpose": (bounds.PURPOSE, lambda n, p: ["audit", "timeline", "--as", f"{A}/aud", _protected(n, p)]),
 }
 
@@ -175,20 +256,68 @@ def test_cli_errors_name_the_field_not_the_number_typed_into_it(
     """A number typed where the providing agency goes (issue 16: "providing agency 123-4567-8901-8…")."""
     number = person()
     typed = f"{number[:3]}-{number[3:7]}-{number[7:11]}-{number[11:]}"
-    code, err = _cli(sqlite_node, capsys, "provision", "request", "--as", f"{A}/counter", "--provider", typed,
-                     "--subject", person(), "--item", "74", "--procedure", "p", "--info-kind", "i")
+    code, err = _cli(
+        sqlite_node,
+        capsys,
+        "provision",
+        "request",
+        "--as",
+        f"{A}/counter",
+        "--provider",
+        typed,
+        "--subject",
+        person(),
+        "--item",
+        "74",
+        "--procedure",
+        "p",
+        "--info-kind",
+        "i",
+    )
     # (hyphenated, it even has an agency code's shape: refused as an agency not served here)
     assert code == 3 and "providing agency is not served" in err and typed not in err and number[3:7] not in err
-    code, err = _cli(sqlite_node, capsys, "provision", "request", "--as", f"{A}/counter", "--provider",
-                     typed.replace("-", " "), "--subject", person(), "--item", "74", "--procedure", "p",
-                     "--info-kind", "i")
+    code, err = _cli(
+        sqlite_node,
+        capsys,
+        "provision",
+        "request",
+        "--as",
+        f"{A}/counter",
+        "--provider",
+        typed.replace("-", " "),
+        "--subject",
+        person(),
+        "--item",
+        "74",
+        "--procedure",
+        "p",
+        "--info-kind",
+        "i",
+    )
     assert code == 2 and "provider is not an agency code" in err and number[3:7] not in err
-    code, err = _cli(sqlite_node, capsys, "provision", "request", "--as", f"{A}/counter", "--provider", "999999",
-                     "--subject", person(), "--item", "74", "--procedure", "p", "--info-kind", "i")
+    code, err = _cli(
+        sqlite_node,
+        capsys,
+        "provision",
+        "request",
+        "--as",
+        f"{A}/counter",
+        "--provider",
+        "999999",
+        "--subject",
+        person(),
+        "--item",
+        "74",
+        "--procedure",
+        "p",
+        "--info-kind",
+        "i",
+    )
     assert code == 3 and "999999" not in err
     fresh = sqlite_node.config.data_dir.parent / "fresh"
-    code = cli(["--data-dir", str(fresh), "init", "--agency", typed.replace("-", " "), "--name", "x",
-                "--kind", "municipality"])
+    code = cli(
+        ["--data-dir", str(fresh), "init", "--agency", typed.replace("-", " "), "--name", "x", "--kind", "municipality"]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "agency is not an agency code" in err and number[3:7] not in err
     assert not (fresh / "config.json").exists()
@@ -199,8 +328,9 @@ def test_in_process_an_oversize_field_raises_and_nothing_is_stored(sqlite_node: 
     app = sqlite_node.app
     before = app.max_position()
     for call in (
-        lambda: app.request_provision(Actor(A, "counter"), B, person(), legal_item=74,
-                                      procedure=over(bounds.PROCEDURE), info_kind="i"),
+        lambda: app.request_provision(
+            Actor(A, "counter"), B, person(), legal_item=74, procedure=over(bounds.PROCEDURE), info_kind="i"
+        ),
         lambda: app.receive_query(A, B, person(), legal_item=74, procedure="p", info_kind=over(bounds.INFO_KIND)),
         lambda: app.open_case(Actor(A, "req"), person(), notes=over(bounds.NOTE)),
         lambda: app.record_access(Actor(A, "aud"), person(), "holders", over(bounds.PURPOSE)),
@@ -210,8 +340,14 @@ def test_in_process_an_oversize_field_raises_and_nothing_is_stored(sqlite_node: 
             call()
         assert caught.value.code == "oversize" and caught.value.field and SECRET not in str(caught.value)
     assert app.max_position() == before
-    app.request_provision(Actor(A, "counter"), B, person(), legal_item=74, procedure=at_bound(bounds.PROCEDURE),
-                          info_kind=at_bound(bounds.INFO_KIND))
+    app.request_provision(
+        Actor(A, "counter"),
+        B,
+        person(),
+        legal_item=74,
+        procedure=at_bound(bounds.PROCEDURE),
+        info_kind=at_bound(bounds.INFO_KIND),
+    )
     sqlite_node.projector.catch_up()
 
 
@@ -234,8 +370,9 @@ def _probe(s: str, p: str, value: str) -> list[Any]:
 
 
 def _proposed(s: str, p: str, value: str) -> list[Any]:
-    r = ProvisionRequest(agency=B, querier=A, subject=s, legal_item=74, procedure="p", info_kind="i",
-                         applicant="unknown")
+    r = ProvisionRequest(
+        agency=B, querier=A, subject=s, legal_item=74, procedure="p", info_kind="i", applicant="unknown"
+    )
     r.hold(flags=["NO_AUTO_RESPONSE"])
     r.propose("refuse", "unknown", "rev", value)
     return [r]
@@ -307,8 +444,10 @@ def test_a_peers_event_one_over_a_bound_is_parked_and_one_at_it_fits_every_view(
     assert refused.kind == "parked" and refused.code == "oversize", refused
     assert case.split()[-1] in refused.reason and SECRET not in refused.reason
     a.projector.catch_up()  # the views and the request path still work
-    assert a.app.request_provision(Actor(A, "counter"), A, person(), legal_item=1, procedure="p",
-                                   info_kind="i").status == "answered"
+    assert (
+        a.app.request_provision(Actor(A, "counter"), A, person(), legal_item=1, procedure="p", info_kind="i").status
+        == "answered"
+    )
 
     start = b.app.max_position()
     value = "Q" * bound.max if case == "querier" else at_bound(bound)

@@ -21,8 +21,7 @@ from tests.e2e.test_demo import run_cli
 from tests.support.api import auth, client
 
 ND = "NON_DISCLOSURE"
-DRIVER_WORDS = ("unique constraint", "stored_events", "detail", "duplicate key", "integrityerror", "psycopg",
-                "sqlite")
+DRIVER_WORDS = ("unique constraint", "stored_events", "detail", "duplicate key", "integrityerror", "psycopg", "sqlite")
 
 
 def _approved(node: Node, subject: str) -> UUID:
@@ -32,12 +31,16 @@ def _approved(node: Node, subject: str) -> UUID:
 
 
 def _events(node: Node, suffix: str, stream: UUID) -> int:
-    return sum(1 for _, row, env in node.app.envelopes()
-               if env.header.topic.endswith(suffix) and env.header.stream == str(stream))
+    return sum(
+        1
+        for _, row, env in node.app.envelopes()
+        if env.header.topic.endswith(suffix) and env.header.stream == str(stream)
+    )
 
 
-def test_a_write_that_lost_the_race_says_someone_else_changed_it(node: Node, person: Callable[[], str],
-                                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_a_write_that_lost_the_race_says_someone_else_changed_it(
+    node: Node, person: Callable[[], str], caplog: pytest.LogCaptureFixture
+) -> None:
     """Defends the shell user and the administrator at the screen: a refused save names no table, constraint or
     key (the driver's text is for the operator's log) and records nothing."""
     rid = node.app.request_flags(Actor(B, "req"), person(), [ND])
@@ -88,7 +91,8 @@ def test_threads_racing_for_one_request_apply_it_once(node: Node, person: Callab
 
 
 def test_two_requests_interleaved_on_one_node_conflict_instead_of_breaking_the_chain(
-        node: Node, person: Callable[[], str]) -> None:
+    node: Node, person: Callable[[], str]
+) -> None:
     """Defends the record's integrity alarms from false alarms (the administrator and the auditor): request A
     reads a request, request B executes it, then A tries; A gets a plain conflict, not "broken chain" (which
     would read as tampering and answer 503), and the stream keeps one execution."""
@@ -119,8 +123,7 @@ def test_a_slow_reader_never_moves_a_stream_head_back(sqlite_node: Node, person:
     assert store.stored_head(rid) == newer
 
 
-def test_a_second_approval_by_the_same_approver_is_a_409_conflict(sqlite_node: Node,
-                                                                   person: Callable[[], str]) -> None:
+def test_a_second_approval_by_the_same_approver_is_a_409_conflict(sqlite_node: Node, person: Callable[[], str]) -> None:
     """Defends four eyes (the administrator): the same person approving twice is refused as a conflict with
     the state, as docs/api.md promises (409), and adds nothing."""
     node = sqlite_node

@@ -28,8 +28,10 @@ def one_slot() -> Iterator[tuple[str, str]]:
         with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
             admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 1')
         try:
-            yield (f"host=127.0.0.1 port=5432 user={role} dbname={db}",
-                   f"postgresql+psycopg://{role}@127.0.0.1:5432/{db}")
+            yield (
+                f"host=127.0.0.1 port=5432 user={role} dbname={db}",
+                f"postgresql+psycopg://{role}@127.0.0.1:5432/{db}",
+            )
         finally:
             with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
                 admin.execute(f'DROP ROLE IF EXISTS "{role}"')

@@ -41,12 +41,16 @@ def test_the_queue_answers_on_the_calendars_last_day(sqlite_node: Node) -> None:
     assert r.status_code == 200 and r.json()["reviews_due"] == []
 
 
-def test_a_review_date_outside_the_calendar_is_422_and_records_nothing(sqlite_node: Node,
-                                                                        person: Callable[[], str]) -> None:
+def test_a_review_date_outside_the_calendar_is_422_and_records_nothing(
+    sqlite_node: Node, person: Callable[[], str]
+) -> None:
     http, headers = client(sqlite_node), auth(sqlite_node, B, "req")
     before = sqlite_node.app.max_position()
-    r = http.post("/api/v1/flag-requests", json={"subject": person(), "flags": ["NON_DISCLOSURE"],
-                                                 "review_date": "9999-12-31"}, headers=headers)
+    r = http.post(
+        "/api/v1/flag-requests",
+        json={"subject": person(), "flags": ["NON_DISCLOSURE"], "review_date": "9999-12-31"},
+        headers=headers,
+    )
     assert r.status_code == 422 and [f["loc"] for f in r.json()["fields"]] == [["body", "review_date"]]
     assert "9999" not in r.text and sqlite_node.app.max_position() == before
 
@@ -73,20 +77,65 @@ def _cli_refusal(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[i
     [
         (["view", "queue", "--as", f"{B}/apr", "--today", "9999-12-31"], "--today"),
         (["view", "queue", "--as", f"{B}/apr", "--today", "0001-01-01"], "--today"),
-        (["flag", "request", "--as", f"{B}/req", "--subject", "p" + "0" * 32, "--flag", "NON_DISCLOSURE",
-          "--review-date", "9999-12-31"], "--review-date"),
+        (
+            [
+                "flag",
+                "request",
+                "--as",
+                f"{B}/req",
+                "--subject",
+                "p" + "0" * 32,
+                "--flag",
+                "NON_DISCLOSURE",
+                "--review-date",
+                "9999-12-31",
+            ],
+            "--review-date",
+        ),
         (["audit", "replay", "--as", f"{B}/aud", "--as-of", "0001-01-01T00:00:00+09:00"], "--as-of"),
         (["audit", "replay", "--as", f"{B}/aud", "--as-of", "9999-12-31T23:00:00-09:00"], "--as-of"),
-        (["audit", "report", "--as", f"{B}/aud", "--from", "9999-12-31T23:00:00-09:00", "--to",
-          "2026-01-01T00:00:00Z", "--out", "/nonexistent/r"], "--from"),
-        (["agency", "trust", "--as", f"{B}/admin", "--agency", "131099", "--name", "Z", "--kind", "municipality",
-          "--key-id", "131099:00", "--public-key", "00", "--valid-from", "0001-01-01T00:00:00+01:00"],
-         "--valid-from"),
+        (
+            [
+                "audit",
+                "report",
+                "--as",
+                f"{B}/aud",
+                "--from",
+                "9999-12-31T23:00:00-09:00",
+                "--to",
+                "2026-01-01T00:00:00Z",
+                "--out",
+                "/nonexistent/r",
+            ],
+            "--from",
+        ),
+        (
+            [
+                "agency",
+                "trust",
+                "--as",
+                f"{B}/admin",
+                "--agency",
+                "131099",
+                "--name",
+                "Z",
+                "--kind",
+                "municipality",
+                "--key-id",
+                "131099:00",
+                "--public-key",
+                "00",
+                "--valid-from",
+                "0001-01-01T00:00:00+01:00",
+            ],
+            "--valid-from",
+        ),
         (["staff", "token", "--as", f"{B}/admin", "apr", "--ttl", "1e300h"], "--ttl"),
     ],
 )
-def test_the_command_line_exits_2_naming_the_option(sqlite_node: Node, capsys: pytest.CaptureFixture[str],
-                                                    argv: list[str], named: str) -> None:
+def test_the_command_line_exits_2_naming_the_option(
+    sqlite_node: Node, capsys: pytest.CaptureFixture[str], argv: list[str], named: str
+) -> None:
     before = sqlite_node.app.max_position()
     code, err = _cli_refusal(capsys, ["--data-dir", str(sqlite_node.config.data_dir), *argv])
     assert code == 2, err

@@ -126,8 +126,12 @@ def test_an_event_of_this_node_in_v1_after_v2_ones_is_named(make_node: Callable[
     header = Header.from_bytes(batch.headers[0])._replace(v=1).to_bytes()
     (env,) = seal_batch([header], batch.payloads, signer.key_id, signer.sign, -1)
     raw = RawLog(node)
-    position = raw.insert(UUID(str(record.id)).hex if not node.config.database_url else str(record.id), 1,
-                          batch.rows[0][2], node.app.signed_mapper.protect(env.to_bytes()))
+    position = raw.insert(
+        UUID(str(record.id)).hex if not node.config.database_url else str(record.id),
+        1,
+        batch.rows[0][2],
+        node.app.signed_mapper.protect(env.to_bytes()),
+    )
     raw.forge_head()
     assert verify_log(node.app).first_bad.code == "old_envelope"  # type: ignore[union-attr]  # (not an audit)
     audited = open_node(node.config.data_dir, audit=True)

@@ -48,8 +48,13 @@ def modes(root: Path) -> dict[str, str]:
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}
-    return subprocess.run([sys.executable, "-c", "import sys; from ledger.cli.main import main; sys.exit(main())",
-                           *args], capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from ledger.cli.main import main; sys.exit(main())", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 def test_a_node_s_files_are_private_after_init_and_a_workflow_with_its_databases_open(tmp_path: Path) -> None:
@@ -61,8 +66,9 @@ def test_a_node_s_files_are_private_after_init_and_a_workflow_with_its_databases
         rid = node.app.request_flags(Actor(B, "req"), x, ["NON_DISCLOSURE"])
         node.app.approve_request(Actor(B, "apr"), rid)
         node.app.execute_request(Actor(B, "op"), rid)
-        node.app.request_provision(Actor(A, "counter"), B, x, legal_item=74, procedure="児童手当",
-                                   info_kind="地方税関係情報")
+        node.app.request_provision(
+            Actor(A, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+        )
         node.projector.catch_up()
         names = {p.name for p in (tmp_path / "node").iterdir()}
         assert {"ledger.sqlite-wal", "views.sqlite-wal", "ledger.sqlite-shm", "views.sqlite-shm"} <= names
@@ -89,17 +95,30 @@ def test_the_cli_writes_reports_exports_and_replays_privately(tmp_path: Path) ->
     and `audit replay` leave behind."""
     data = tmp_path / "demo"
     assert cli("demo", "--data-dir", str(data)).returncode == 0
-    assert cli("staff", "enroll", "--data-dir", str(data), "--as", f"{B}/admin", "aud2", "--role",
-               "auditor").returncode == 0
+    assert (
+        cli("staff", "enroll", "--data-dir", str(data), "--as", f"{B}/admin", "aud2", "--role", "auditor").returncode
+        == 0
+    )
     now = datetime.now(UTC)
-    done = cli("audit", "report", "--data-dir", str(data), "--as", f"{B}/aud2", "--quiet", "--from",
-               (now - timedelta(hours=1)).isoformat(), "--to", (now + timedelta(minutes=1)).isoformat(), "--out",
-               str(tmp_path / "reports" / "2026-12"))
+    done = cli(
+        "audit",
+        "report",
+        "--data-dir",
+        str(data),
+        "--as",
+        f"{B}/aud2",
+        "--quiet",
+        "--from",
+        (now - timedelta(hours=1)).isoformat(),
+        "--to",
+        (now + timedelta(minutes=1)).isoformat(),
+        "--out",
+        str(tmp_path / "reports" / "2026-12"),
+    )
     assert done.returncode == 0, done.stderr
     exported = cli("audit", "checkpoint", "--data-dir", str(data), "--export", str(tmp_path / "cp.json"))
     assert exported.returncode == 0, exported.stderr
-    replayed = cli("audit", "replay", "--data-dir", str(data), "--as", f"{B}/aud2", "--quiet", "--until-position",
-                   "10")
+    replayed = cli("audit", "replay", "--data-dir", str(data), "--as", f"{B}/aud2", "--quiet", "--until-position", "10")
     assert replayed.returncode == 0, replayed.stderr
     assert json.loads(replayed.stdout.splitlines()[0])["target"].startswith(f"sqlite:///{data / 'audit'}")
     assert modes(data) == {}

@@ -37,8 +37,9 @@ def held_request(node: Node, subject: str) -> UUID:
     rid = app.request_flags(Actor(B, "req"), subject, [NAR])
     app.approve_request(Actor(B, "apr"), rid)
     app.execute_request(Actor(B, "op"), rid)
-    answer = app.request_provision(Actor(A, "counter"), B, subject, legal_item=74, procedure="児童手当",
-                                   info_kind="地方税関係情報")
+    answer = app.request_provision(
+        Actor(A, "counter"), B, subject, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    )
     assert answer.status == "in_progress"
     return UUID(answer.request_id)
 
@@ -51,13 +52,17 @@ def shown_version(node: Node, request_id: UUID) -> int:
 
 
 def approval_events(node: Node, request_id: UUID) -> list[Any]:
-    return [node.app.signed_mapper.decode(env) for _, _, env in node.app.envelopes()
-            if env.header.stream == str(request_id)
-            and env.header.topic.rsplit(".", 1)[1] in ("ManuallyProvided", "Refused")]
+    return [
+        node.app.signed_mapper.decode(env)
+        for _, _, env in node.app.envelopes()
+        if env.header.stream == str(request_id)
+        and env.header.topic.rsplit(".", 1)[1] in ("ManuallyProvided", "Refused")
+    ]
 
 
-def test_an_approval_of_a_replaced_proposal_is_refused_and_applies_nothing(node: Node,
-                                                                         person: Callable[[], str]) -> None:
+def test_an_approval_of_a_replaced_proposal_is_refused_and_applies_nothing(
+    node: Node, person: Callable[[], str]
+) -> None:
     app = node.app
     rid = held_request(node, person())
     app.propose_decision(Actor(B, "rev"), rid, "refuse", "known_perpetrator", "加害者からの照会")
@@ -77,52 +82,60 @@ def test_an_approval_of_a_replaced_proposal_is_refused_and_applies_nothing(node:
     assert (approved.approved_by, approved.proposal_version) == ("apr", current)
 
 
-def test_an_approval_event_recorded_before_the_field_existed_still_loads(sqlite_node: Node,
-                                                                         person: Callable[[], str]) -> None:
+def test_an_approval_event_recorded_before_the_field_existed_still_loads(
+    sqlite_node: Node, person: Callable[[], str]
+) -> None:
     """The schema change is additive: an old ``Refused`` event (no ``proposal_version``) decodes and applies."""
     app = sqlite_node.app
     rid = held_request(sqlite_node, person())
     app.propose_decision(Actor(B, "rev"), rid, "refuse", "unknown")
     request = app.provision_request(rid)
-    old_state = {"originator_id": rid, "originator_version": request.version + 1,
-                 "timestamp": request.modified_on, "approved_by": "apr"}  # as a decoder builds it from old bytes
+    old_state = {
+        "originator_id": rid,
+        "originator_version": request.version + 1,
+        "timestamp": request.modified_on,
+        "approved_by": "apr",
+    }  # as a decoder builds it from old bytes
     old = object.__new__(ProvisionRequest.Refused)  # type: ignore[attr-defined]
     object.__setattr__(old, "__dict__", old_state)
     old.mutate(request)
     assert request.status == "refused"
 
 
-def test_over_http_the_approval_names_the_proposal_and_a_stale_one_is_409(sqlite_node: Node,
-                                                                          person: Callable[[], str]) -> None:
+def test_over_http_the_approval_names_the_proposal_and_a_stale_one_is_409(
+    sqlite_node: Node, person: Callable[[], str]
+) -> None:
     node, http = sqlite_node, client(sqlite_node)
     rev = {"Authorization": "Bearer " + token(node, B, "rev")}
     apr = {"Authorization": "Bearer " + token(node, B, "apr")}
     rid = held_request(node, person())
     propose = f"/api/v1/provision-requests/{rid}/propose"
-    assert http.post(propose, json={"decision": "refuse", "applicant_check": "known_perpetrator"},
-                     headers=rev).status_code == 200
+    assert (
+        http.post(propose, json={"decision": "refuse", "applicant_check": "known_perpetrator"}, headers=rev).status_code
+        == 200
+    )
     (seen,) = http.get("/api/v1/queue", headers=apr).json()["held"]
     assert seen["proposal"] == "refuse"
-    assert http.post(propose, json={"decision": "provide", "applicant_check": "unknown"},
-                     headers=rev).status_code == 200
+    assert (
+        http.post(propose, json={"decision": "provide", "applicant_check": "unknown"}, headers=rev).status_code == 200
+    )
     before = node.app.max_position()
-    r = http.post(f"/api/v1/provision-requests/{rid}/approve", json={"proposal_version": seen["proposal_version"]},
-                  headers=apr)
+    r = http.post(
+        f"/api/v1/provision-requests/{rid}/approve", json={"proposal_version": seen["proposal_version"]}, headers=apr
+    )
     assert r.status_code == 409 and r.json()["code"] == "stale_proposal"
     assert node.app.max_position() == before and node.app.querier_answer(rid).status == "in_progress"
     missing = http.post(f"/api/v1/provision-requests/{rid}/approve", json={}, headers=apr)
     assert missing.status_code == 422 and missing.json()["fields"][0]["loc"] == ["body", "proposal_version"]
 
 
-def test_in_the_console_the_form_carries_the_proposal_it_showed(sqlite_node: Node,
-                                                                person: Callable[[], str]) -> None:
+def test_in_the_console_the_form_carries_the_proposal_it_showed(sqlite_node: Node, person: Callable[[], str]) -> None:
     node = sqlite_node
     rid = held_request(node, person())
     node.app.propose_decision(Actor(B, "rev"), rid, "refuse", "known_perpetrator")
     apr, csrf = signed_in(node, B, "apr")
     page = apr.get("/console/held").text
-    form = re.search(rf'action="/console/held/{rid}/approve">.*?name="proposal_version" value="(\d+)"', page,
-                     re.S)
+    form = re.search(rf'action="/console/held/{rid}/approve">.*?name="proposal_version" value="(\d+)"', page, re.S)
     assert form is not None
     node.app.propose_decision(Actor(B, "rev"), rid, "provide", "unknown")  # after the page was shown
     before = node.app.max_position()
@@ -132,8 +145,9 @@ def test_in_the_console_the_form_carries_the_proposal_it_showed(sqlite_node: Nod
     assert apr.post(f"/console/held/{rid}/approve", data={"csrf": csrf}).status_code == 422
 
 
-def test_on_the_command_line_a_stale_proposal_exits_5(sqlite_node: Node, person: Callable[[], str],
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_on_the_command_line_a_stale_proposal_exits_5(
+    sqlite_node: Node, person: Callable[[], str], capsys: pytest.CaptureFixture[str]
+) -> None:
     node = sqlite_node
     d = str(node.config.data_dir)
     rid = held_request(node, person())

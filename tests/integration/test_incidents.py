@@ -59,8 +59,12 @@ def protect(node: Node, agency: str, x: str) -> None:
 def nodes(make_node: Callable[..., Node], tmp_path: Path, backend: str | None, person: Callable[[], str]) -> Nodes:
     key = tmp_path / "pseudonym.key"
     key.write_text(secrets.token_hex(32))
-    bc = make_node((AgencySpec(B, "B市", "municipality"), AgencySpec(C, "C市", "municipality")), name="bc",
-                   pseudonym_key_file=key, database_url=backend)
+    bc = make_node(
+        (AgencySpec(B, "B市", "municipality"), AgencySpec(C, "C市", "municipality")),
+        name="bc",
+        pseudonym_key_file=key,
+        database_url=backend,
+    )
     a = make_node((AgencySpec(A, "A市", "municipality"),), name="a", pseudonym_key_file=key)
     trust(a, bc, B)
     trust(a, bc, C)

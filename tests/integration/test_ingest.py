@@ -129,15 +129,25 @@ def test_an_event_from_a_newer_release_is_parked_until_this_node_is_upgraded(pai
 
     a, b = pair
     _protect(b, person())
-    raw = next(raw for _, _, raw in publishable(b.app)
-               if ":Protection." in (h := Envelope.from_bytes(raw).header).topic and h.version == 1)
+    raw = next(
+        raw
+        for _, _, raw in publishable(b.app)
+        if ":Protection." in (h := Envelope.from_bytes(raw).header).topic and h.version == 1
+    )
     env = Envelope.from_bytes(raw)
     assert env.payload.startswith(b"{")
     payload = b'{"class_version":99,' + env.payload[1:]
     h = env.header
     header = Header(
-        event_id=h.event_id, origin=h.origin, key_id=h.key_id, stream=h.stream, version=h.version, prev=h.prev,
-        topic=h.topic, time=h.time, digest=hashlib.sha256(payload).hexdigest(),
+        event_id=h.event_id,
+        origin=h.origin,
+        key_id=h.key_id,
+        stream=h.stream,
+        version=h.version,
+        prev=h.prev,
+        topic=h.topic,
+        time=h.time,
+        digest=hashlib.sha256(payload).hexdigest(),
     ).to_bytes()
     signer = b.app.signers[B]
     newer = seal_batch([header], [payload], signer.key_id, signer.sign)[0].to_bytes()
@@ -165,8 +175,15 @@ def test_a_signed_event_naming_its_stream_in_another_spelling_is_parked_not_stor
     h = Envelope.from_bytes(raw).header
     payload = Envelope.from_bytes(raw).payload
     header = Header(
-        event_id=h.event_id, origin=h.origin, key_id=h.key_id, stream=spelling(h.stream), version=h.version,
-        prev=h.prev, topic=h.topic, time=h.time, digest=hashlib.sha256(payload).hexdigest(),
+        event_id=h.event_id,
+        origin=h.origin,
+        key_id=h.key_id,
+        stream=spelling(h.stream),
+        version=h.version,
+        prev=h.prev,
+        topic=h.topic,
+        time=h.time,
+        digest=hashlib.sha256(payload).hexdigest(),
     ).to_bytes()
     signer = b.app.signers[B]
     odd = seal_batch([header], [payload], signer.key_id, signer.sign)[0].to_bytes()

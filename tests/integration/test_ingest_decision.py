@@ -68,8 +68,11 @@ def mix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mix]:
         # the first event of a stream B wrote more to comes last: what follows it waits (or, without a
         # pending store, is parked as a gap), and so do the forgeries chained to B's copy of that stream
         versions = [Envelope.from_bytes(raw).header for raw in from_b]
-        k = next(i for i, h in enumerate(versions) if h.version == 1 and any(
-            o.stream == h.stream and o.version == 2 for o in versions))
+        k = next(
+            i
+            for i, h in enumerate(versions)
+            if h.version == 1 and any(o.stream == h.stream and o.version == 2 for o in versions)
+        )
         broken = bytearray(from_b[-1])
         broken[len(broken) // 2] ^= 0x55
         unreadable = bytearray(from_b[0])  # the envelope's frame intact, its header no JSON (read lazily)
@@ -78,7 +81,7 @@ def mix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mix]:
             *from_a,
             *from_b[:k],
             b"not an envelope",
-            *from_b[k + 1:],
+            *from_b[k + 1 :],
             *forged[:40],
             from_b[k],  # the gap fills: what waited is released
             *from_b[:3],  # redelivered

@@ -31,12 +31,14 @@ def _node_a(make_node, key: Path, b: Node, name: str) -> Node:
 def _log(node: Node) -> list[tuple[str, int, str]]:
     """The log in order; the node's own streams about people (its staff) have ids keyed with its own secret,
     so two nodes hosting the same agency name them differently: those are compared by version and topic."""
+
     def stream(n: object) -> str:
         own = node.app.signed_mapper.open(n.state).header.origin in node.app.hosted  # type: ignore[attr-defined]
         return "own" if own else str(n.originator_id)  # type: ignore[attr-defined]
 
-    return [(stream(n), n.originator_version, n.topic)
-            for n in node.app.recorder.select_notifications(start=1, limit=1000)]
+    return [
+        (stream(n), n.originator_version, n.topic) for n in node.app.recorder.select_notifications(start=1, limit=1000)
+    ]
 
 
 def test_batched_ingest_equals_one_by_one(make_node, tmp_path: Path, person) -> None:
@@ -50,8 +52,9 @@ def test_batched_ingest_equals_one_by_one(make_node, tmp_path: Path, person) -> 
         b.app.execute_request(Actor(B, "op"), rid)
     for x in people:
         b.app.request_provision(Actor(B, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税")
-    release = b.app.request_flags(Actor(B, "req"), people[0], ["NO_AUTO_RESPONSE"], kind="release",
-                                  explanation="説明済み")
+    release = b.app.request_flags(
+        Actor(B, "req"), people[0], ["NO_AUTO_RESPONSE"], kind="release", explanation="説明済み"
+    )
     b.app.approve_request(Actor(B, "apr"), release)
     b.app.execute_request(Actor(B, "op"), release)
     published = [raw for _, _, raw in publishable(b.app)]

@@ -87,12 +87,19 @@ def test_forgeries_on_the_topic_reach_the_holders_queue_and_the_metric_once(
         assert relay.run_once() > 0
         put(bootstrap, topic, *forgeries)
         for consumer, node, agency in ((at_b, b, B), (at_a, a, A)):
-            raised = wait_for(lambda c=consumer, n=node, g=agency: c.poll_once(500) >= 0  # type: ignore[misc]
-                              and len(incidents_of(n.app, g)) >= 2, 45)
+            raised = wait_for(
+                lambda c=consumer, n=node, g=agency: (
+                    c.poll_once(500) >= 0  # type: ignore[misc]
+                    and len(incidents_of(n.app, g)) >= 2
+                ),
+                45,
+            )
             assert raised, (consumer.counts, parked(node))
         queue = work_queue(b, Actor(B, "rev"))
-        assert sorted((i.kind, i.code) for i in queue.incidents) == [("forged_signature", "bad_signature"),
-                                                                     ("fork", "forged_own")]
+        assert sorted((i.kind, i.code) for i in queue.incidents) == [
+            ("forged_signature", "bad_signature"),
+            ("fork", "forged_own"),
+        ]
         assert all(i.subjects == (b.app.subject(x),) and i.origin == B for i in queue.incidents)
         assert sorted(i.kind for i in work_queue(a, Actor(A, "rev")).incidents) == ["forged_signature", "fork"]
         assert b.app.flag_state is not None and set(b.app.flag_state.flags_for(b.app.subject(x))) == set(FLAGS)
@@ -132,8 +139,17 @@ def test_the_node_loop_reports_incidents_in_node_status(
                         ("SESSION_TIMEOUT_MS", "6000"), ("HEARTBEAT_INTERVAL_MS", "1000")):  # fmt: skip
         monkeypatch.setenv(f"FLAGLEDGER_KAFKA_{name}", value)
     put(bootstrap, topic, tampered(published(b, B, "Protection.FlagsSet")))
-    argv = ["--data-dir", str(b.config.data_dir), "node", "--seconds", "10", "--checkpoint-every", "0",
-            "--projections", "inline"]
+    argv = [
+        "--data-dir",
+        str(b.config.data_dir),
+        "node",
+        "--seconds",
+        "10",
+        "--checkpoint-every",
+        "0",
+        "--projections",
+        "inline",
+    ]
     assert main(argv) == 0
     status = json.loads((b.config.data_dir / "node-status.json").read_text())
     assert status["incidents"] == {"raised": {"forged_signature": 1}, "open": {B: 1}}, status

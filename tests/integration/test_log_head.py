@@ -62,8 +62,12 @@ def test_a_missing_or_edited_head_row_stops_writes_and_is_named(
     if damage == "deleted":
         raw.drop_head()
     else:
-        store.execute(node, "UPDATE stored_events_head SET size = size + 1",
-                      "UPDATE flagledger_events_head SET size = size + 1", ())
+        store.execute(
+            node,
+            "UPDATE stored_events_head SET size = size + 1",
+            "UPDATE flagledger_events_head SET size = size + 1",
+            (),
+        )
     before = node.app.max_position()
     with pytest.raises(IntegrityError) as err:
         node.app.record_access(AUD, person(), "address", "court order")
@@ -85,8 +89,9 @@ def test_the_node_signs_a_tree_head_every_n_events_or_t_seconds(
         return sum(1 for r in store.rows(node) if r[3] == CHECKPOINT_TOPIC)
 
     def one_event() -> None:
-        node.app.save_as(B, AccessRecord(agency=B, staff="aud", subject=node.app.subject(person()), what="a",
-                                         purpose="x"))
+        node.app.save_as(
+            B, AccessRecord(agency=B, staff="aud", subject=node.app.subject(person()), what="a", purpose="x")
+        )
 
     for _ in range(4):
         one_event()
@@ -100,9 +105,7 @@ def test_the_node_signs_a_tree_head_every_n_events_or_t_seconds(
     assert verify_log(node.app).ok
 
 
-def test_tree_head_settings_come_from_config_and_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_tree_head_settings_come_from_config_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = NodeConfig(data_dir=tmp_path)
     assert CheckpointSettings.from_config(config) == CheckpointSettings(every_events=1000, every_seconds=60.0)
     config.checkpoints = {"every_events": 50}

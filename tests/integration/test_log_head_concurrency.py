@@ -29,8 +29,10 @@ def test_two_processes_saving_at_once_leave_a_log_whose_batch_heads_all_verify(
     before = node.app.max_position()
     root = Path(__file__).resolve().parents[2]
     savers = [
-        subprocess.Popen([sys.executable, "-m", "tests.support.saver", str(node.config.data_dir), B, str(EACH), tag,
-                          str(tmp_path)], cwd=root)
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.support.saver", str(node.config.data_dir), B, str(EACH), tag, str(tmp_path)],
+            cwd=root,
+        )
         for tag in ("api", "cli")
     ]
     deadline = time.monotonic() + 120

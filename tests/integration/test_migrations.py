@@ -81,22 +81,47 @@ def test_a_database_of_an_older_shape_is_converted_keeping_what_waits(empty_url:
     node.app.approve_request(Actor(B, "apr"), rid)
     raw = next(raw for _, _, raw in publishable(node.app))
     old = MetaData()
-    Table("projection_tracking", old, Column("name", String(64), primary_key=True),
-          Column("position", BigInteger, nullable=False))
-    Table("relay_position", old, Column("topic", String(200), primary_key=True),
-          Column("position", BigInteger, nullable=False))
-    Table("parked_messages", old, Column("id", Integer, primary_key=True, autoincrement=True),
-          Column("at", String(40), nullable=False), Column("code", String(40), nullable=False),
-          Column("reason", String(2000), nullable=False), Column("source", String(200), nullable=False),
-          Column("envelope", LargeBinary, nullable=False), Column("status", String(16), nullable=False))
-    pending = Table("ingest_pending", old, Column("stream", String(36), primary_key=True),
-                    Column("version", Integer, primary_key=True), Column("envelope", LargeBinary, nullable=False))
+    Table(
+        "projection_tracking",
+        old,
+        Column("name", String(64), primary_key=True),
+        Column("position", BigInteger, nullable=False),
+    )
+    Table(
+        "relay_position",
+        old,
+        Column("topic", String(200), primary_key=True),
+        Column("position", BigInteger, nullable=False),
+    )
+    Table(
+        "parked_messages",
+        old,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("at", String(40), nullable=False),
+        Column("code", String(40), nullable=False),
+        Column("reason", String(2000), nullable=False),
+        Column("source", String(200), nullable=False),
+        Column("envelope", LargeBinary, nullable=False),
+        Column("status", String(16), nullable=False),
+    )
+    pending = Table(
+        "ingest_pending",
+        old,
+        Column("stream", String(36), primary_key=True),
+        Column("version", Integer, primary_key=True),
+        Column("envelope", LargeBinary, nullable=False),
+    )
     engine = create_engine(empty_url)
     try:
         old.create_all(engine)
         with engine.begin() as conn:
-            conn.execute(insert(pending), [{"stream": "s-1", "version": 2, "envelope": raw},
-                                           {"stream": "s-2", "version": 3, "envelope": b"\x00unreadable"}])
+            conn.execute(
+                insert(pending),
+                [
+                    {"stream": "s-1", "version": 2, "envelope": raw},
+                    {"stream": "s-2", "version": 3, "envelope": b"\x00unreadable"},
+                ],
+            )
         assert upgrade(engine) is None
         with engine.connect() as conn:
             assert current(conn) == HEAD
@@ -104,12 +129,17 @@ def test_a_database_of_an_older_shape_is_converted_keeping_what_waits(empty_url:
             assert found.has_table("relay_marks") and found.has_table("projection_schema")
             assert found.get_pk_constraint("ingest_pending")["constrained_columns"] == ["stream", "version", "leaf"]
             rows = sorted(tuple(r) for r in conn.execute(select(pending_events)))
-        assert rows == [("s-1", 2, Envelope.from_bytes(raw).hash_hex, raw),
-                        ("s-2", 3, hashlib.sha256(b"\x00unreadable").hexdigest(), b"\x00unreadable")]
+        assert rows == [
+            ("s-1", 2, Envelope.from_bytes(raw).hash_hex, raw),
+            ("s-2", 3, hashlib.sha256(b"\x00unreadable").hexdigest(), b"\x00unreadable"),
+        ]
         with engine.begin() as conn:  # another event for the same place now waits beside it
             conn.execute(insert(pending_events).values(stream="s-1", version=2, leaf="f" * 64, envelope=b"x"))
-            conn.execute(insert(parked_messages).values(at="t", code="c", reason="r" * 5000, source="s",
-                                                        envelope=b"e", status="parked"))
+            conn.execute(
+                insert(parked_messages).values(
+                    at="t", code="c", reason="r" * 5000, source="s", envelope=b"e", status="parked"
+                )
+            )
         assert upgrade(engine) == HEAD
     finally:
         engine.dispose()
@@ -127,8 +157,17 @@ print(repr(upgrade(engine)))
 
 def test_processes_opening_one_database_at_once_migrate_it_once(empty_url: str) -> None:
     start = time.time() + 4  # every process imported and connected by then
-    procs = [subprocess.Popen([sys.executable, "-c", MIGRATE, empty_url, str(start)], cwd=REPO, env=os.environ.copy(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATE, empty_url, str(start)],
+            cwd=REPO,
+            env=os.environ.copy(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [err[-2000:] for _, err in results]
     # exactly one found the database empty and migrated it; the others found it at head
@@ -171,8 +210,12 @@ def test_a_fingerprint_follows_the_tables_ddl_and_the_version() -> None:
         assert base == fingerprint("p", 1, [table()], dialect)
         assert base != fingerprint("p", 2, [table()], dialect)
         assert base != fingerprint("p", 1, [table(Column("proposal_version", Integer))], dialect)
-        assert base != fingerprint("p", 1, [Table("t", MetaData(), Column("id", Integer, primary_key=True),
-                                                  Column("note", String(40)))], dialect)
+        assert base != fingerprint(
+            "p",
+            1,
+            [Table("t", MetaData(), Column("id", Integer, primary_key=True), Column("note", String(40)))],
+            dialect,
+        )
 
 
 def schema(engine: Engine) -> dict[str, object]:
@@ -194,8 +237,9 @@ def test_a_new_database_gets_what_the_revisions_make_of_an_empty_one(backend: st
         if backend is None:
             urls = [f"sqlite:///{tmp_path / f'{n}.sqlite'}" for n in ("new", "migrated")]
         else:
-            urls = [stack.enter_context(temp_database()).replace("postgresql://", "postgresql+psycopg://")
-                    for _ in range(2)]
+            urls = [
+                stack.enter_context(temp_database()).replace("postgresql://", "postgresql+psycopg://") for _ in range(2)
+            ]
         new, migrated = (create_engine(u) for u in urls)
         try:
             assert upgrade(new) is None

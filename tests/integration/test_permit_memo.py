@@ -27,8 +27,9 @@ def test_a_deactivated_clerk_is_refused_on_the_next_screen(node: Node, person: C
     assert info.value.code == "inactive_staff"
 
 
-def test_a_revoked_role_is_refused_even_when_revoked_by_another_process(sqlite_node: Node,
-                                                                        person: Callable[[], str]) -> None:
+def test_a_revoked_role_is_refused_even_when_revoked_by_another_process(
+    sqlite_node: Node, person: Callable[[], str]
+) -> None:
     node, x = sqlite_node, person()
     views.counter_view(node, Actor(B, "counter"), x)
     other = open_node(node.config.data_dir)  # e.g. `flagledger staff revoke-role` beside the running node

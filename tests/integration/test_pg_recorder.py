@@ -45,10 +45,9 @@ def test_the_node_uses_the_binary_recorder_and_rows_round_trip(make_node: NodeFa
         after = recorder.read_head()
         assert head is not None and after is not None and after.size == head.size + len(events)
         assert ids is not None and list(ids) == list(range(before + 1, before + 1 + len(events)))
-        stored = rows(node)[-len(events):]
+        stored = rows(node)[-len(events) :]
         assert [(p, s, v, t, st) for p, s, v, t, st in stored] == [
-            (i, str(e.originator_id), e.originator_version, e.topic, e.state)
-            for i, e in zip(ids, events, strict=True)
+            (i, str(e.originator_id), e.originator_version, e.topic, e.state) for i, e in zip(ids, events, strict=True)
         ]
         # and the library's own read path sees the same rows
         notes = recorder.select_notifications(start=ids[0], limit=len(events))
@@ -96,8 +95,13 @@ def test_processes_opening_one_new_database_together_all_get_the_tables() -> Non
         errors: list[BaseException] = []
 
         def open_store() -> None:
-            datastore = PostgresDatastore(dbname=u.path.lstrip("/"), host=u.hostname or "127.0.0.1",
-                                          port=str(u.port or 5432), user=u.username or "postgres", password="")
+            datastore = PostgresDatastore(
+                dbname=u.path.lstrip("/"),
+                host=u.hostname or "127.0.0.1",
+                port=str(u.port or 5432),
+                user=u.username or "postgres",
+                password="",
+            )
             try:
                 recorder = BinaryInsertRecorder(datastore)
                 barrier.wait()

@@ -29,8 +29,9 @@ def protect(node: Node, at: str, subject: str, flags: list[str]) -> None:
 
 
 def ask(node: Node, querier: str, provider: str, subject: str, procedure: str = "児童手当") -> QuerierAnswer:
-    return node.app.request_provision(Actor(querier, "counter"), provider, subject, legal_item=74,
-                                      procedure=procedure, info_kind="地方税関係情報")
+    return node.app.request_provision(
+        Actor(querier, "counter"), provider, subject, legal_item=74, procedure=procedure, info_kind="地方税関係情報"
+    )
 
 
 def test_every_holder_hears_of_held_and_answered_requests_and_nobody_else_does(node: Node, person) -> None:
@@ -45,8 +46,7 @@ def test_every_holder_hears_of_held_and_answered_requests_and_nobody_else_does(n
     b_probes = {p.request_id: p for p in views.work_queue(node, Actor(B, "rev")).probes}
     assert set(b_probes) == {held.request_id, answered_y.request_id}
     p = b_probes[held.request_id]
-    assert (p.querier, p.provider, p.procedure, p.legal_item, p.subject) == (A, B, "児童手当", 74,
-                                                                            node.app.subject(x))
+    assert (p.querier, p.provider, p.procedure, p.legal_item, p.subject) == (A, B, "児童手当", 74, node.app.subject(x))
     assert p.at[:4].isdigit()
     assert b_probes[answered_y.request_id].querier == B and b_probes[answered_y.request_id].provider == A
     assert [q.request_id for q in views.work_queue(node, Actor(C, "apr")).probes] == [held.request_id]
@@ -91,15 +91,13 @@ def test_a_request_held_on_another_node_reaches_the_protecting_agency_s_queue(tw
     assert views.work_queue(b, Actor(B, "rev")).probes == (), "nothing has travelled yet"
     ship(a, b)
     (probe,) = views.work_queue(b, Actor(B, "rev")).probes
-    assert (probe.request_id, probe.querier, probe.provider, probe.procedure) == (held.request_id, A, A,
-                                                                                   "児童扶養手当")
+    assert (probe.request_id, probe.querier, probe.provider, probe.procedure) == (held.request_id, A, A, "児童扶養手当")
     assert probe.subject == b.app.subject(x)
     # a query from B's node, delivered by the network to A's node, is a probe too
     remote = a.app.receive_query(B, A, x, legal_item=74, procedure="就学援助", info_kind="地方税関係情報")
     assert remote.status == "in_progress"
     ship(a, b)
-    assert {p.request_id for p in views.work_queue(b, Actor(B, "apr")).probes} == {held.request_id,
-                                                                                   remote.request_id}
+    assert {p.request_id for p in views.work_queue(b, Actor(B, "apr")).probes} == {held.request_id, remote.request_id}
     # A's node keeps the notices too, but A protects nobody: no queue there shows them
     assert views.work_queue(a, Actor(A, "rev")).probes == ()
     assert views.work_queue(b, Actor(B, "counter")).probes == ()

@@ -39,8 +39,15 @@ def provision_requests(node: Node, requests: int) -> None:
     for i in range(0, requests, 50):
         batch = []
         for _ in range(min(50, requests - i)):
-            r = ProvisionRequest(agency=B, querier=A, subject=f"p{uuid.uuid4().hex}", legal_item=74,
-                                 procedure="児童手当", info_kind="地方税関係情報", applicant="unknown")
+            r = ProvisionRequest(
+                agency=B,
+                querier=A,
+                subject=f"p{uuid.uuid4().hex}",
+                legal_item=74,
+                procedure="児童手当",
+                info_kind="地方税関係情報",
+                applicant="unknown",
+            )
             r.provide_automatically()
             batch.append(r)
         node.app.save_as(B, *batch)

@@ -104,8 +104,9 @@ class World:
                 if waiting:
                     agency, rid = waiting[0]
                     app.propose_decision(Actor(agency, "rev"), UUID(rid), op[1], "unknown")
-                    app.approve_decision(Actor(agency, "apr"), UUID(rid),
-                                         app.provision_request(UUID(rid)).proposal_version)
+                    app.approve_decision(
+                        Actor(agency, "apr"), UUID(rid), app.provision_request(UUID(rid)).proposal_version
+                    )
             else:
                 app.send_body_request(Actor(SC, "req"), op[1], self.people[op[2]], ["NON_DISCLOSURE"])
         except FlagLedgerError:
@@ -163,9 +164,7 @@ class Exploding(Projection):
         self.inner.handle(conn, event, env, position)
 
 
-def committed_state_is_exactly_the_pages_before(
-    node: Node, partial: Snapshot, positions: dict[str, int]
-) -> None:
+def committed_state_is_exactly_the_pages_before(node: Node, partial: Snapshot, positions: dict[str, int]) -> None:
     (at,) = set(positions.values())
     node.projector.reset()
     node.projector.catch_up(stop=at)

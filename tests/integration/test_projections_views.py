@@ -78,9 +78,7 @@ def test_records_stay_hidden_after_release_and_new_ones_are_shown(node: Node, pe
     assert [h.action for h in state.history] == ["set", "release"]
 
 
-def test_release_at_one_agency_keeps_the_person_hidden_while_another_holds_the_flag(
-    node: Node, person: Any
-) -> None:
+def test_release_at_one_agency_keeps_the_person_hidden_while_another_holds_the_flag(node: Node, person: Any) -> None:
     x = person()
     protect(node, B, x, [ND])
     protect(node, C, x, [ND])
@@ -90,9 +88,7 @@ def test_release_at_one_agency_keeps_the_person_hidden_while_another_holds_the_f
     assert views.nationwide_view(node, Actor(A, "counter"), x).flags == (ND,)
 
 
-def test_proxies_see_exactly_what_the_subject_sees_and_cancelled_proxies_nothing(
-    node: Node, person: Any
-) -> None:
+def test_proxies_see_exactly_what_the_subject_sees_and_cancelled_proxies_nothing(node: Node, person: Any) -> None:
     x, y, stranger = person(), person(), person()
     node.app.register_proxy(Actor(A, "req"), x, y)
     first = query(node, A, B, x)
@@ -110,9 +106,7 @@ def test_proxies_see_exactly_what_the_subject_sees_and_cancelled_proxies_nothing
     release(node, B, x, [ND, NAR])
     later = query(node, A, B, x)
     assert shown(node, x, x) == [later], "the subject sees the record made after release"
-    assert views.portal_records(node, y, x) == views.PortalView("none", ()), (
-        "the cancelled proxy sees nothing"
-    )
+    assert views.portal_records(node, y, x) == views.PortalView("none", ()), "the cancelled proxy sees nothing"
     assert views.self_information(node, y, x) == views.SelfInfoView("none", False, ())
 
 
@@ -210,9 +204,7 @@ def test_work_queues_list_what_waits_for_each_agency(node: Node, person: Any) ->
     assert views.work_queue(node, Actor(A, "apr")).held == (), "A provides nothing about x"
 
 
-def test_the_timeline_shows_every_event_with_actors_and_approvals_to_auditors_only(
-    node: Node, person: Any
-) -> None:
+def test_the_timeline_shows_every_event_with_actors_and_approvals_to_auditors_only(node: Node, person: Any) -> None:
     x, y = person(), person()
     app = node.app
     app.open_case(Actor(B, "req"), x, perpetrators=[y])
@@ -233,8 +225,6 @@ def test_the_timeline_shows_every_event_with_actors_and_approvals_to_auditors_on
     assert ("Protection.FlagsSet", "op") in steps and ("ProvisionRequest.Held", None) in steps
     assert ("ProbeNotice.Sent", None) in steps
     assert steps[-1] == ("AccessRecord.ProtectedDetailsRead", "aud"), "the read itself is on the timeline"
-    assert entries[0].detail["victim"] == app.subject(x) and entries[0].detail["perpetrators"] == [
-        app.subject(y)
-    ]
+    assert entries[0].detail["victim"] == app.subject(x) and entries[0].detail["perpetrators"] == [app.subject(y)]
     perpetrator_view = [e.event for e in views.subject_timeline(node, Actor(B, "aud"), y, "audit")]
     assert perpetrator_view[0] == "ProtectionCase.Opened", "the case is about the perpetrator too"

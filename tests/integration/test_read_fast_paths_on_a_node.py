@@ -81,8 +81,9 @@ def test_a_tampered_stream_id_is_named_or_read_as_the_library_reads_it(node: Nod
 
 def _forged(env: Envelope, **changes: Any) -> Envelope:
     header = {**json.loads(env.header_bytes), **changes.pop("header", {})}
-    return Envelope(Header.from_bytes(json.dumps(header).encode()).to_bytes(), changes.get("payload", env.payload),
-                    env.seal)
+    return Envelope(
+        Header.from_bytes(json.dumps(header).encode()).to_bytes(), changes.get("payload", env.payload), env.seal
+    )
 
 
 def _outcome(f: Callable[[Envelope], Any], env: Envelope) -> tuple[str, str]:
@@ -93,10 +94,20 @@ def _outcome(f: Callable[[Envelope], Any], env: Envelope) -> tuple[str, str]:
     return ("ok", "")
 
 
-PAYLOADS = [b"{", b"[]", b"\xff", b"null", b'{"class_version": 1.0}', b'{"class_version": true}',
-            b'{"class_version": 0}', b'{"class_version": 2}', b'{"class_version": 99}', b'{"class_version": "1"}',
-            b'{"timestamp": {"_type_": "nope", "_data_": 1}}',
-            b'{"timestamp": {"_type_": "datetime_iso", "_data_": 1}}']
+PAYLOADS = [
+    b"{",
+    b"[]",
+    b"\xff",
+    b"null",
+    b'{"class_version": 1.0}',
+    b'{"class_version": true}',
+    b'{"class_version": 0}',
+    b'{"class_version": 2}',
+    b'{"class_version": 99}',
+    b'{"class_version": "1"}',
+    b'{"timestamp": {"_type_": "nope", "_data_": 1}}',
+    b'{"timestamp": {"_type_": "datetime_iso", "_data_": 1}}',
+]
 TOPICS = ["os:system", "nope", "ledger.domain.flags:Nope.Event", "ledger.log.envelope:Envelope"]
 
 
@@ -124,11 +135,27 @@ def test_decode_with_the_rows_stream_is_decode(node: Node) -> None:
         mapper.decode(_forged(env, header={"stream": "not-a-uuid"}))
 
 
-MORE_PAYLOADS = [b" {}", b"{} ", b"{}x", b"{}{}", b"", b"\xef\xbb\xbf{}", b'{"a": NaN}', b'{"a": 1e400}',
-                 b'{"a": "\\u00e9", "b": [1, {"_type_": "uuid_hex", "_data_": "00000000000000000000000000000001"}]}',
-                 b'{"_type_": "uuid_hex", "_data_": "zz"}', b'{"_type_": "uuid_hex", "_data_": 1}',
-                 b'{"_type_": "decimal_str", "_data_": "1.5", "x": 1}', b'"\\ud800"', b"[1, 2", b"1", b"true",
-                 b'{"x": "\x01"}', "{\"x\": \"児童手当\"}".encode(), "{\"x\": \"児童手当\"}".encode("utf-16")]
+MORE_PAYLOADS = [
+    b" {}",
+    b"{} ",
+    b"{}x",
+    b"{}{}",
+    b"",
+    b"\xef\xbb\xbf{}",
+    b'{"a": NaN}',
+    b'{"a": 1e400}',
+    b'{"a": "\\u00e9", "b": [1, {"_type_": "uuid_hex", "_data_": "00000000000000000000000000000001"}]}',
+    b'{"_type_": "uuid_hex", "_data_": "zz"}',
+    b'{"_type_": "uuid_hex", "_data_": 1}',
+    b'{"_type_": "decimal_str", "_data_": "1.5", "x": 1}',
+    b'"\\ud800"',
+    b"[1, 2",
+    b"1",
+    b"true",
+    b'{"x": "\x01"}',
+    '{"x": "児童手当"}'.encode(),
+    '{"x": "児童手当"}'.encode("utf-16"),
+]
 
 
 def test_payload_scan_decodes_as_the_transcoder(node: Node) -> None:

@@ -201,9 +201,7 @@ class TestPostgresApplicationRecorder(PostgresContract, ApplicationRecorderTestC
             assert locked.wait(timeout=10)
             with pytest.raises(OperationalError, match="lock timeout"):
                 # the retry decorator tries 10 times; one attempt is enough to show the timeout bites
-                BinaryInsertRecorder.insert_events.__wrapped__(
-                    recorder, [StoredEvent(uuid4(), 1, "topic1", b"during")]
-                )
+                BinaryInsertRecorder.insert_events.__wrapped__(recorder, [StoredEvent(uuid4(), 1, "topic1", b"during")])
         finally:
             release.set()
             holder.join(timeout=10)

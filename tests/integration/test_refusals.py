@@ -163,8 +163,9 @@ def test_other_agencies_requests_and_cases_answer_exactly_like_unknown_ones(node
     app.approve_request(Actor(B, "apr"), protect)
     app.execute_request(Actor(B, "op"), protect)
     protected = app.flag_request(protect).subject
-    held = UUID(app.request_provision(Actor(A, "counter"), B, protected, legal_item=1, procedure="p",
-                                      info_kind="k").request_id)
+    held = UUID(
+        app.request_provision(Actor(A, "counter"), B, protected, legal_item=1, procedure="p", info_kind="k").request_id
+    )
     app.propose_decision(Actor(B, "rev"), held, "refuse", "unknown")
     version = app.provision_request(held).proposal_version
     commands: list[tuple[str, Callable[[str, UUID], object]]] = [

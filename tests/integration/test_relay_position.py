@@ -33,8 +33,9 @@ def test_relay_position_passes_remote_events_and_publishes_own_ones(pair, person
             assert a.app.max_position() > own
             assert relay.run_once() == 0, "B's events are B's to publish"
             assert relay.position() == a.app.max_position(), "the position passes what was scanned"
-            a.app.request_provision(Actor(A, "counter"), A, person(), legal_item=74, procedure="児童手当",
-                                    info_kind="地方税関係情報")
+            a.app.request_provision(
+                Actor(A, "counter"), A, person(), legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+            )
             expected = len(list(publishable(a.app, relay.position())))
             assert expected > 0
             assert relay.run_once() == expected, "A's own new events are published"

@@ -112,9 +112,16 @@ def _park(a: Node, raw: bytes) -> int:
     outcome = ingest(a.app, raw, PendingStore(a.app, a.engine))
     assert outcome.code == "revoked_key_late"
     with a.engine.begin() as conn:
-        conn.execute(parked_messages.insert().values(
-            at="2026-11-26T00:00:00+00:00", code=outcome.code, reason=outcome.reason, source="b/0@7",
-            envelope=raw, status="parked"))
+        conn.execute(
+            parked_messages.insert().values(
+                at="2026-11-26T00:00:00+00:00",
+                code=outcome.code,
+                reason=outcome.reason,
+                source="b/0@7",
+                envelope=raw,
+                status="parked",
+            )
+        )
     [row] = [r for r in parked(a) if r["status"] == "parked"]
     return int(row["id"])
 
@@ -159,7 +166,12 @@ def test_an_event_the_agency_confirms_is_applied_after_two_administrators_agree(
     (proposed, p), (approved, ap) = _acceptance_events(a)
     assert (proposed, approved) == ("Proposed", "Approved")
     assert (p["proposed_by"], ap["by"], p["parked_id"], p["event_id"], p["key_id"]) == (
-        "admin", "admin2", parked_id, header.event_id, header.key_id)
+        "admin",
+        "admin2",
+        parked_id,
+        header.event_id,
+        header.key_id,
+    )
     assert p["digest"] == hashlib.sha256(forged[0]).hexdigest()
     assert not [t for _, _, t in publishable(a.app, before)], "local-only: never published"
     with pytest.raises(StateConflict):

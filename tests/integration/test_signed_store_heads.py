@@ -15,8 +15,15 @@ def test_the_heads_cache_is_bounded_and_evicted_streams_still_chain(make_node: N
     store._heads_cache = 3
     store.forget()
     requests = [
-        ProvisionRequest(agency=B, querier=A, subject=f"p{i:032x}", legal_item=74, procedure="児童手当",
-                         info_kind="地方税関係情報", applicant="unknown")
+        ProvisionRequest(
+            agency=B,
+            querier=A,
+            subject=f"p{i:032x}",
+            legal_item=74,
+            procedure="児童手当",
+            info_kind="地方税関係情報",
+            applicant="unknown",
+        )
         for i in range(5)
     ]
     node.app.save_as(B, *requests)

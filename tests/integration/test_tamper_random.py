@@ -62,8 +62,12 @@ class Log:
 def _build(make_node: Callable[..., Node], backend: str | None, tmp_path: Path, rounds: int) -> Log:
     key = tmp_path / "pseudonym.key"
     key.write_text(secrets.token_hex(32))
-    x = make_node((AgencySpec(A, "A市", "municipality"), AgencySpec(C, "C市", "municipality")), name="x",
-                  pseudonym_key_file=key, database_url=backend)
+    x = make_node(
+        (AgencySpec(A, "A市", "municipality"), AgencySpec(C, "C市", "municipality")),
+        name="x",
+        pseudonym_key_file=key,
+        database_url=backend,
+    )
     y = make_node((AgencySpec(B, "B市", "municipality"),), name="y", pseudonym_key_file=key)
     trust(x, y)
     trust(y, x, A)
@@ -75,8 +79,9 @@ def _build(make_node: Callable[..., Node], backend: str | None, tmp_path: Path, 
         _protect(x, A, people[0])
         _protect(y, B, people[1])
         x.app.record_access(Actor(A, "aud"), people[0], "address", "court order")  # a stream of one event
-        x.app.request_provision(Actor(A, "counter"), A, people[1], legal_item=74, procedure="児童手当",
-                                info_kind="地方税関係情報")
+        x.app.request_provision(
+            Actor(A, "counter"), A, people[1], legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+        )
         if r % 2:
             _protect(x, C, people[2])
         from_y = _ship(y, x, from_y)  # ingested events between x's own batches
@@ -96,8 +101,9 @@ class Attack:
     altered: frozenset[int]  # positions whose row was removed or moved
 
 
-def _attack(raw: RawLog, rows: list[Row], kind: str, rng: random.Random, peer_size: int,
-            signature: dict[int, bytes]) -> Attack:
+def _attack(
+    raw: RawLog, rows: list[Row], kind: str, rng: random.Random, peer_size: int, signature: dict[int, bytes]
+) -> Attack:
     positions = [r.position for r in rows]
     streams: dict[str, list[Row]] = {}
     for r in rows:
@@ -145,8 +151,19 @@ def _attack(raw: RawLog, rows: list[Row], kind: str, rng: random.Random, peer_si
     return Attack(kind, min(gone), True, frozenset(gone))
 
 
-KINDS = ["one", "stream", "stream_last", "tail", "tail_peer", "range", "batch", "checkpoints_and_flags", "swap",
-         "to_end", "restream"]
+KINDS = [
+    "one",
+    "stream",
+    "stream_last",
+    "tail",
+    "tail_peer",
+    "range",
+    "batch",
+    "checkpoints_and_flags",
+    "swap",
+    "to_end",
+    "restream",
+]
 
 
 def _run(log: Log, trials: int, seed: int, tmp_path: Path) -> dict[str, int]:
@@ -172,8 +189,7 @@ def _run(log: Log, trials: int, seed: int, tmp_path: Path) -> dict[str, int]:
         against = [log.held_by_peer] if kind == "tail_peer" else [] if inside and trial % 2 else [log.exported]
         audited = open_node(node.config.data_dir, audit=True)
         try:
-            report = verify_log(audited.app, trusted=[Checkpoint.from_json(h.to_json()) for h in against],
-                                workers=1)
+            report = verify_log(audited.app, trusted=[Checkpoint.from_json(h.to_json()) for h in against], workers=1)
         finally:
             audited.close()
         bad = report.first_bad

@@ -42,10 +42,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def old_tree(tmp_path: Path, commit: str) -> Path:
-    if subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", f"{commit}^{{commit}}"],
-                      capture_output=True).returncode != 0:
-        pytest.skip(f"this clone does not hold commit {commit} (a shallow clone?): fetch its history to run the "
-                    "upgrade test")
+    if (
+        subprocess.run(
+            ["git", "-C", str(REPO), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True
+        ).returncode
+        != 0
+    ):
+        pytest.skip(
+            f"this clone does not hold commit {commit} (a shallow clone?): fetch its history to run the upgrade test"
+        )
     tree = tmp_path / "old-code"
     tree.mkdir()
     archive = subprocess.run(["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True).stdout
@@ -59,7 +64,11 @@ def populate_with_old_code(tmp_path: Path, url: str | None, commit: str) -> Path
     root.mkdir()
     made = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("upgrade_source.py")), str(root), url or ""],
-        cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True, timeout=600,
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert made.returncode == 0, made.stderr[-3000:]
     assert json.loads(made.stdout.splitlines()[-1])["code"].startswith(str(tree)), "the old code did not run"
@@ -76,8 +85,13 @@ def operational(engine: Any) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def audit_verify(data_dir: Path) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-m", "ledger.cli.main", "--data-dir", str(data_dir), "audit", "verify",
-                           "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "ledger.cli.main", "--data-dir", str(data_dir), "audit", "verify", "--quiet"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     answer: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
     return answer
@@ -116,10 +130,12 @@ def test_a_data_directory_of_an_earlier_commit_upgrades_keeping_everything(
         assert any(m.startswith("rebuilding ") and "/" in m for m in messages), "the rebuild's progress is logged"
         migrated = operational(a.engine)
         assert {k: v for k, v in migrated.items() if k != "ingest_pending"} == {
-            k: v for k, v in kept.items() if k != "ingest_pending"}
+            k: v for k, v in kept.items() if k != "ingest_pending"
+        }
         # every held event kept, each under its envelope's leaf hash (the older code had no leaf column)
         assert sorted((s, v, e) for s, v, _, e in migrated["ingest_pending"]) == sorted(
-            (r[0], r[1], r[-1]) for r in kept["ingest_pending"])
+            (r[0], r[1], r[-1]) for r in kept["ingest_pending"]
+        )
         assert all(leaf == Envelope.from_bytes(env).hash_hex for _, _, leaf, env in migrated["ingest_pending"])
 
         late = (root / "late.bin").read_bytes()

@@ -120,11 +120,12 @@ def test_a_held_request_is_provided_or_refused_only_with_approval(node: Node, pe
         for _ in range(2)
     ]
     app.propose_decision(Actor(B, "rev"), ids[0], "provide", "protected_person", "本人の申請を確認")
-    assert app.approve_decision(Actor(B, "apr"), ids[0], app.provision_request(ids[0]).proposal_version) \
+    assert (
+        app.approve_decision(Actor(B, "apr"), ids[0], app.provision_request(ids[0]).proposal_version)
         == "provided_manually"
+    )
     app.propose_decision(Actor(B, "rev"), ids[1], "refuse", "known_perpetrator")
-    assert app.approve_decision(Actor(B, "apr"), ids[1], app.provision_request(ids[1]).proposal_version) \
-        == "refused"
+    assert app.approve_decision(Actor(B, "apr"), ids[1], app.provision_request(ids[1]).proposal_version) == "refused"
     assert app.querier_answer(ids[0]).status == "answered"
     assert app.querier_answer(ids[1]) == QuerierAnswer(str(ids[1]), "not_provided", QuerierAnswer.NOT_PROVIDED)
 

@@ -64,8 +64,15 @@ class World:
 def vouch(here: Node, code: str, record: KeyRecord) -> None:
     """``here``'s administrator vouches for ``code``'s first key (out of band, as `flagledger agency trust`)."""
     kind = "support_centre" if code == SC else "municipality"
-    here.app.register_remote_agency(Actor(sorted(here.app.hosted)[0], "admin"), code, code, kind, record.key_id,
-                                    record.public_hex, record.valid_from)
+    here.app.register_remote_agency(
+        Actor(sorted(here.app.hosted)[0], "admin"),
+        code,
+        code,
+        kind,
+        record.key_id,
+        record.public_hex,
+        record.valid_from,
+    )
 
 
 def first_key(node: Node, code: str) -> KeyRecord:
@@ -126,8 +133,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     key = root / "pseudonym.key"
     key.write_text(secrets.token_hex(32))
     peer = init_node(root / "peer", (AgencySpec(A, "A市", "municipality"),), pseudonym_key_file=key)
-    owner = init_node(root / "owner", (AgencySpec(B, "B市", "municipality"),
-                                       AgencySpec(SC, "支援センター", "support_centre")), pseudonym_key_file=key)
+    owner = init_node(
+        root / "owner",
+        (AgencySpec(B, "B市", "municipality"), AgencySpec(SC, "支援センター", "support_centre")),
+        pseudonym_key_file=key,
+    )
     for n in (peer, owner):
         enrol_standard_staff(n)
     genesis = {A: first_key(peer, A), B: first_key(owner, B), SC: first_key(owner, SC)}
@@ -145,8 +155,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 def target(make_node: NodeFactory, world: World, backend: str | None, trusting: tuple[str, ...] = (A, B, SC)) -> Node:
     """C's node, trusting the agencies named, before anything of theirs arrived."""
-    t = make_node((AgencySpec(C, "C市", "municipality"),), name="c", database_url=backend,
-                  pseudonym_key_file=world.key)
+    t = make_node((AgencySpec(C, "C市", "municipality"),), name="c", database_url=backend, pseudonym_key_file=world.key)
     for code in trusting:
         vouch(t, code, world.genesis[code])
     return t
@@ -183,8 +192,9 @@ def assert_x_still_protected(node: Node, world: World, provider: str) -> None:
     state = node.app.flag_state.flags_for(subject)
     assert state == {NAR: [B], ND: [B]}, state
     if provider == C:
-        answer = node.app.request_provision(Actor(C, "counter"), C, world.x, legal_item=74, procedure="児童手当",
-                                            info_kind="地方税")
+        answer = node.app.request_provision(
+            Actor(C, "counter"), C, world.x, legal_item=74, procedure="児童手当", info_kind="地方税"
+        )
     else:
         answer = node.app.receive_query(C, provider, world.x, legal_item=74, procedure="児童手当", info_kind="地方税")
     assert answer.status == "in_progress", answer
@@ -199,8 +209,9 @@ def test_every_shared_event_type_is_forged_on_another_agencys_stream(world: Worl
     assert {f.kind for f in world.forged} == {"their_stream", "own_name", "new_stream", "cancel_elsewhere"}
     # the one event any agency may append, on streams of every other shared aggregate of B's and SC's
     elsewhere = {f.stream for f in world.forged if f.kind == "cancel_elsewhere"}
-    assert len(elsewhere) >= 8 and all(f.topic in ANY_AGENCY_TOPICS for f in world.forged if f.stream in elsewhere
-                                       and f.kind == "cancel_elsewhere")
+    assert len(elsewhere) >= 8 and all(
+        f.topic in ANY_AGENCY_TOPICS for f in world.forged if f.stream in elsewhere and f.kind == "cancel_elsewhere"
+    )
     opened = {f.topic.split(":")[1] for f in world.forged if f.kind == "new_stream"}
     assert {"Protection.FlagsSet", "Agency.Registered", "KeyRegistry.Opened", "ProvisionRequest.Received"} <= opened
 
@@ -287,8 +298,9 @@ def test_a_forgery_held_back_behind_a_gap_is_parked_when_released(
     assert released == set(SHARED_TOPICS)  # the proxy cancellation: on other aggregates' streams
 
 
-def _release_round(t: Node, world: World, batch: list[Forgery], history: list[bytes], released: set[str],
-               check_x: bool) -> None:
+def _release_round(
+    t: Node, world: World, batch: list[Forgery], history: list[bytes], released: set[str], check_x: bool
+) -> None:
     pending = PendingStore(t.app, t.engine)
     kept: list[tuple[Outcome, bytes]] = []
     pending.on_parked = lambda outcome, raw: kept.append((outcome, raw))
@@ -336,7 +348,7 @@ def test_a_forgery_waiting_for_the_same_place_does_not_push_the_owners_event_out
     kept: list[tuple[Outcome, bytes]] = []
     pending.on_parked = lambda outcome, raw: kept.append((outcome, raw))
     ship(world.owner, t, pending, skip=frozenset(mine))  # B's keys (and everything else) first
-    for raw in ([f.raw, mine[3]] if forgery_first else [mine[3], f.raw]):
+    for raw in [f.raw, mine[3]] if forgery_first else [mine[3], f.raw]:
         got = ingest(t.app, raw, pending)
         assert got.kind == "held_gap", got
     assert pending.waiting() == [(str(stream), 4)]
@@ -412,8 +424,14 @@ def test_audit_verify_on_the_command_line_exits_6_naming_the_forged_release(
     peer, subject = world.peer.app, world.peer.app.subject(world.x)
     x_stream, topic = world.owner.app.ids.protection(B, subject), "ledger.domain.flags:Protection.FlagsReleased"
     version = peer.signed_store.head(x_stream)[0] + 1  # type: ignore[index]
-    fields = {"agency": B, "subject": subject, "flags": [NAR, ND], "request_id": UUID(int=7), "by": "op",
-              "explanation": "lifted by A"}
+    fields = {
+        "agency": B,
+        "subject": subject,
+        "flags": [NAR, ND],
+        "request_id": UUID(int=7),
+        "by": "op",
+        "explanation": "lifted by A",
+    }
     f = Forgery("their_stream", B, topic, x_stream, version, forge(peer, A, topic, x_stream, version, fields))
     assert_foreign(ingest(t.app, f.raw, PendingStore(t.app, t.engine)), f, world)
     position = _insert(t, f)
@@ -438,12 +456,30 @@ def test_a_peer_cannot_revoke_anothers_key_nor_grant_its_counter_administer(
     own_registry = KeyRegistry.create_id(agency=A)
     revoke = {"key_id": current, "effective_from": datetime.now(UTC).isoformat(), "reason": "stolen", "by": "admin"}
     attempts = [
-        forge(peer, A, "ledger.domain.keys:KeyRegistry.KeyRevoked", registry,
-              owner.signed_store.head(registry)[0] + 1, revoke),  # type: ignore[index]
-        forge(peer, A, "ledger.domain.keys:KeyRegistry.KeyRevoked", own_registry,
-              peer.signed_store.head(own_registry)[0] + 1, revoke),  # type: ignore[index]
-        forge(peer, A, "ledger.domain.agencies:Agency.PermissionGranted", agency,
-              owner.signed_store.head(agency)[0] + 1, {"role": "counter", "action": "administer", "by": "admin"}),  # type: ignore[index]
+        forge(
+            peer,
+            A,
+            "ledger.domain.keys:KeyRegistry.KeyRevoked",
+            registry,
+            owner.signed_store.head(registry)[0] + 1,
+            revoke,
+        ),  # type: ignore[index]
+        forge(
+            peer,
+            A,
+            "ledger.domain.keys:KeyRegistry.KeyRevoked",
+            own_registry,
+            peer.signed_store.head(own_registry)[0] + 1,
+            revoke,
+        ),  # type: ignore[index]
+        forge(
+            peer,
+            A,
+            "ledger.domain.agencies:Agency.PermissionGranted",
+            agency,
+            owner.signed_store.head(agency)[0] + 1,
+            {"role": "counter", "action": "administer", "by": "admin"},
+        ),  # type: ignore[index]
     ]
     for node in (world.owner, t):
         size = node.app.max_position()

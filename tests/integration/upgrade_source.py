@@ -32,8 +32,7 @@ def dump(engine: Any, tables: list[str]) -> dict[str, list[list[str]]]:
     meta.reflect(engine, only=tables)
     with engine.connect() as conn:
         return {
-            name: sorted([repr(v) for v in row] for row in conn.execute(select(meta.tables[name])))
-            for name in tables
+            name: sorted([repr(v) for v in row] for row in conn.execute(select(meta.tables[name]))) for name in tables
         }
 
 
@@ -53,8 +52,12 @@ def main(root: Path, url: str | None) -> None:
 
     key = root / "pseudonym.key"
     key.write_text(secrets.token_hex(32))
-    a = init_node(root / "a", (AgencySpec(A, "A市", "municipality"), AgencySpec(C, "C市", "municipality")),
-                  database_url=url, pseudonym_key_file=key)
+    a = init_node(
+        root / "a",
+        (AgencySpec(A, "A市", "municipality"), AgencySpec(C, "C市", "municipality")),
+        database_url=url,
+        pseudonym_key_file=key,
+    )
     b = init_node(root / "b", (AgencySpec(B, "B市", "municipality"),), pseudonym_key_file=key)
     for n in (a, b):
         enrol_standard_staff(n)
@@ -86,11 +89,19 @@ def main(root: Path, url: str | None) -> None:
     assert outcome.kind == "parked", outcome
     with a.engine.begin() as conn:
         if not hasattr(kafka_io, "park"):  # before incidents (b0b9a9a) the consumer parked with this insert
-            conn.execute(kafka_io.parked_messages.insert().values(
-                at="2026-12-06T12:00:00+00:00", code=outcome.code, reason=outcome.reason,
-                source="flagledger.events/0@42", envelope=forged, status="parked"))
-        upsert(conn, kafka_io.relay_position, [{"topic": "flagledger.events", "position": a.app.max_position()}],
-               ["topic"])
+            conn.execute(
+                kafka_io.parked_messages.insert().values(
+                    at="2026-12-06T12:00:00+00:00",
+                    code=outcome.code,
+                    reason=outcome.reason,
+                    source="flagledger.events/0@42",
+                    envelope=forged,
+                    status="parked",
+                )
+            )
+        upsert(
+            conn, kafka_io.relay_position, [{"topic": "flagledger.events", "position": a.app.max_position()}], ["topic"]
+        )
     if hasattr(kafka_io, "park"):
         kafka_io.park(a, outcome, forged, "flagledger.events/0@42")
     for n in (a, b):

@@ -41,8 +41,7 @@ def _one(source: Path | None, clients: int, seconds: float, database: str, timeo
             with temp_database("fl_perf") as url:
                 cast = make_cast(Path(tmp) / "node", url)
                 with serving(cast, source=source) as server:
-                    return asyncio.run(run_load(server.base, cast, clients=clients, seconds=seconds,
-                                                timeout=timeout))
+                    return asyncio.run(run_load(server.base, cast, clients=clients, seconds=seconds, timeout=timeout))
         cast = make_cast(Path(tmp) / "node")
         with serving(cast, source=source) as server:
             return asyncio.run(run_load(server.base, cast, clients=clients, seconds=seconds, timeout=timeout))
@@ -83,17 +82,34 @@ def main() -> int:
                 row["throughput_ratio"] = mine["per_second"] / baseline["per_second"]
                 row["p99_ratio"] = mine["p99_ms"] / baseline["p99_ms"]
             table[f"{clients} clients"] = row
-            print(f"{clients:>4} clients  ours: {mine['per_second']:.0f}/s p99 {mine['p99_ms']:.0f} ms   baseline: "
-                  + ("locked up (no answers within the client timeout)" if baseline["locked_up"] else
-                     f"{baseline['per_second']:.0f}/s p99 {baseline['p99_ms']:.0f} ms   "
-                     f"throughput {row['throughput_ratio']:.2f}x, p99 {row['p99_ratio']:.2f}x"), flush=True)
+            print(
+                f"{clients:>4} clients  ours: {mine['per_second']:.0f}/s p99 {mine['p99_ms']:.0f} ms   baseline: "
+                + (
+                    "locked up (no answers within the client timeout)"
+                    if baseline["locked_up"]
+                    else f"{baseline['per_second']:.0f}/s p99 {baseline['p99_ms']:.0f} ms   "
+                    f"throughput {row['throughput_ratio']:.2f}x, p99 {row['p99_ratio']:.2f}x"
+                ),
+                flush=True,
+            )
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS / f"{stamp}-api-load-{args.database}.json"
-    out.write_text(json.dumps({
-        "figure": "API load", "database": args.database, "baseline": args.baseline, "seconds": args.seconds,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average": os.getloadavg()},
-        "table": table}, indent=2, default=str) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "figure": "API load",
+                "database": args.database,
+                "baseline": args.baseline,
+                "seconds": args.seconds,
+                "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_average": os.getloadavg()},
+                "table": table,
+            },
+            indent=2,
+            default=str,
+        )
+        + "\n"
+    )
     print(f"saved {out.relative_to(REPO)}")
     return 0
 

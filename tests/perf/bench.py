@@ -170,8 +170,10 @@ def memory_log(tmp: Path, keep: Path | None, events: int) -> Path:
     if keep is not None and marker is not None and marker.exists():
         built = int(marker.read_text())
         if built != events:
-            raise SystemExit(f"--memory-log {keep} holds a log of {built:,} events, not {events:,}: "
-                             f"pass --memory-events {built} or another directory")
+            raise SystemExit(
+                f"--memory-log {keep} holds a log of {built:,} events, not {events:,}: "
+                f"pass --memory-events {built} or another directory"
+            )
         print(f"  (reusing the signed log of {built:,} events in {keep})", flush=True)
         return keep / "node"
     mem = _node(keep if keep is not None else tmp, None, name="node" if keep is not None else None)
@@ -188,17 +190,24 @@ def memory_log(tmp: Path, keep: Path | None, events: int) -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.perf.bench")
     ap.add_argument("--events", type=int, default=10_000, help="events per append run")
-    ap.add_argument("--log-events", type=int, default=200_000,
-                    help="events in the log that is audited and rebuilt (the audit starts worker processes from "
-                         f"{MIN_EVENTS:,})")
+    ap.add_argument(
+        "--log-events",
+        type=int,
+        default=200_000,
+        help=f"events in the log that is audited and rebuilt (the audit starts worker processes from {MIN_EVENTS:,})",
+    )
     ap.add_argument("--subjects", type=int, default=200_000, help="protected people for the request path")
     ap.add_argument("--kafka-events", type=int, default=3_000, help="events ingested from Kafka per run")
     ap.add_argument("--samples", type=int, default=50, help="flags propagated B → A per run")
     ap.add_argument("--records", type=int, default=1_000_000, help="provision records stored for the portal view")
     ap.add_argument("--memory-events", type=int, default=50_000, help="signed log size for the memory figure")
-    ap.add_argument("--memory-log", type=Path, default=None,
-                    help="keep the memory figure's signed log in this directory and reuse it when run again "
-                         "(building 10M events takes most of the long mode)")
+    ap.add_argument(
+        "--memory-log",
+        type=Path,
+        default=None,
+        help="keep the memory figure's signed log in this directory and reuse it when run again "
+        "(building 10M events takes most of the long mode)",
+    )
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--long", action="store_true", help="10M portal records and a 10M-event log (hours)")
     ap.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated groups of {', '.join(GROUPS)}")
@@ -213,8 +222,17 @@ def main(argv: list[str] | None = None) -> int:
 
     def row(name: str, ours: float, base: float | None, unit: str, target: str, **extra: Any) -> None:
         ratio = round(ours / base, 3) if base else None
-        table.append({"figure": name, "ours": round(ours, 3), "baseline": None if base is None else round(base, 3),
-                      "ratio": ratio, "unit": unit, "target": target, **extra})
+        table.append(
+            {
+                "figure": name,
+                "ours": round(ours, 3),
+                "baseline": None if base is None else round(base, 3),
+                "ratio": ratio,
+                "unit": unit,
+                "target": target,
+                **extra,
+            }
+        )
         b = f"{base:12.1f}" if base is not None else f"{'—':>12s}"
         r = f"{ratio:7.2f}×" if ratio is not None else f"{'':8s}"
         print(f"{name:48s} {ours:12.1f} {b} {r}  {unit:10s} target {target}", flush=True)
@@ -225,8 +243,14 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.runs):
             os_.append(ours())
             bs.append(base())
-        row(name, statistics.median(os_), statistics.median(bs), unit, target,
-            runs={"ours": [round(x, 1) for x in os_], "baseline": [round(x, 1) for x in bs]})
+        row(
+            name,
+            statistics.median(os_),
+            statistics.median(bs),
+            unit,
+            target,
+            runs={"ours": [round(x, 1) for x in os_], "baseline": [round(x, 1) for x in bs]},
+        )
 
     try:
         print(f"{'figure':48s} {'ours':>12s} {'baseline':>12s} {'ratio':>8s}", flush=True)
@@ -248,10 +272,20 @@ def main(argv: list[str] | None = None) -> int:
             from tests.perf.scale_figures import build_signed_log
 
             build_signed_log(node, args.log_events)  # provision requests: portal, queues and timeline have work
-            figure("audit verify of the whole log", lambda: audit_verify(node), lambda: raw_decode(node),
-                   "events/s", "≥0.5× and ≥50k/s")
-            figure("projection rebuild (all projections)", lambda: rebuild(node), lambda: raw_decode(node),
-                   "events/s", "≥0.5×")
+            figure(
+                "audit verify of the whole log",
+                lambda: audit_verify(node),
+                lambda: raw_decode(node),
+                "events/s",
+                "≥0.5× and ≥50k/s",
+            )
+            figure(
+                "projection rebuild (all projections)",
+                lambda: rebuild(node),
+                lambda: raw_decode(node),
+                "events/s",
+                "≥0.5×",
+            )
         if "request" in only:
             ours_p99, raw_p99 = request_path(node, args.subjects)
             row("request-path decision p99 (µs)", ours_p99, raw_p99, "µs", "p99 ≤ 100 µs")
@@ -264,8 +298,9 @@ def main(argv: list[str] | None = None) -> int:
                 figure(
                     "ingest from Kafka (consume+verify+append+project)",
                     lambda: kafka_figures.kafka_ingest(tmp, address, args.kafka_events),
-                    lambda: plain_append({**sqlite_env, "SQLITE_DBNAME": str(tmp / f"{uuid4().hex}.db")},
-                                         args.kafka_events),
+                    lambda: plain_append(
+                        {**sqlite_env, "SQLITE_DBNAME": str(tmp / f"{uuid4().hex}.db")}, args.kafka_events
+                    ),
                     "events/s",
                     "≥0.7× and ≥10k/s",
                 )
@@ -287,12 +322,19 @@ def main(argv: list[str] | None = None) -> int:
                 p99s.append(p)
                 p50s.append(median)
             store.close()
-            row(f"portal view, one subject, {args.records:,} records p99 (ms)", statistics.median(p99s), None,
-                "ms", "p99 ≤ 2 ms", runs={"ours": [round(x, 3) for x in p99s]},
-                p50_ms=round(statistics.median(p50s), 3), first_view_ms=round(statistics.median(colds), 3),
+            row(
+                f"portal view, one subject, {args.records:,} records p99 (ms)",
+                statistics.median(p99s),
+                None,
+                "ms",
+                "p99 ≤ 2 ms",
+                runs={"ours": [round(x, 3) for x in p99s]},
+                p50_ms=round(statistics.median(p50s), 3),
+                first_view_ms=round(statistics.median(colds), 3),
                 note=f"other people's records bulk-loaded into portal_records (executemany) in {loaded:.0f} s; "
-                     "the subject's own records are real events, each checked against its signed event on the "
-                     "first view of a process (first_view_ms)")
+                "the subject's own records are real events, each checked against its signed event on the "
+                "first view of a process (first_view_ms)",
+            )
         if "memory" in only:
             from tests.perf.scale_figures import build_signed_log, peak_rss
 
@@ -305,8 +347,15 @@ def main(argv: list[str] | None = None) -> int:
                 tenths = r["by_tenth_mb"]
                 first = tenths.get("1", tenths.get("0", r["opened_mb"]))
                 label = what if heads is None else f"{what} (heads capped at {heads:,})"
-                row(f"peak RSS, {label} of {args.memory_events:,} events (MB)", r["total_mb"], None, "MB",
-                    "flat, ≤ 300 MB", rss=r, growth_after_first_tenth_mb=round(r["peak_mb"] - first, 1))
+                row(
+                    f"peak RSS, {label} of {args.memory_events:,} events (MB)",
+                    r["total_mb"],
+                    None,
+                    "MB",
+                    "flat, ≤ 300 MB",
+                    rss=r,
+                    growth_after_first_tenth_mb=round(r["peak_mb"] - first, 1),
+                )
         if "postgres" in only:
             with temp_database() as url, temp_database() as url2:
                 pg = _node(tmp, url)
@@ -343,16 +392,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _save(args: argparse.Namespace, loadavg: tuple[float, float, float], started: float,
-          table: list[dict[str, Any]], incomplete: str | None = None) -> Path:
+def _save(
+    args: argparse.Namespace,
+    loadavg: tuple[float, float, float],
+    started: float,
+    table: list[dict[str, Any]],
+    incomplete: str | None = None,
+) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    result = {"machine": machine(loadavg), "args": settings, "seconds": round(time.perf_counter() - started),
-              "figures": table, **({"incomplete": incomplete} if incomplete is not None else {})}
+    result = {
+        "machine": machine(loadavg),
+        "args": settings,
+        "seconds": round(time.perf_counter() - started),
+        "figures": table,
+        **({"incomplete": incomplete} if incomplete is not None else {}),
+    }
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
-    print(f"saved {out} ({result['seconds']} s){' — INCOMPLETE: ' + incomplete if incomplete else ''}",
-          file=sys.stderr if incomplete else sys.stdout, flush=True)
+    print(
+        f"saved {out} ({result['seconds']} s){' — INCOMPLETE: ' + incomplete if incomplete else ''}",
+        file=sys.stderr if incomplete else sys.stdout,
+        flush=True,
+    )
     return out
 
 

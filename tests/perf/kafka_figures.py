@@ -63,8 +63,15 @@ def provision_requests(node: Node, events: int, per_batch: int = 50) -> None:
     for i in range(0, events // 2, per_batch):
         batch = []
         for _ in range(min(per_batch, events // 2 - i)):
-            r = ProvisionRequest(agency=B, querier=A, subject=f"p{uuid.uuid4().hex}", legal_item=74,
-                                 procedure="児童手当", info_kind="地方税関係情報", applicant="unknown")
+            r = ProvisionRequest(
+                agency=B,
+                querier=A,
+                subject=f"p{uuid.uuid4().hex}",
+                legal_item=74,
+                procedure="児童手当",
+                info_kind="地方税関係情報",
+                applicant="unknown",
+            )
             r.provide_automatically()
             batch.append(r)
         node.app.save_as(B, *batch)
@@ -205,8 +212,9 @@ def kafka_latency_p99(address: str, samples: int) -> float:
     cfg = settings(address)
     ensure_topics(cfg)
     producer = new_producer(cfg)
-    consumer = KafkaConsumer(bootstrap_servers=address, fetch_max_wait_ms=cfg.fetch_max_wait_ms,
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=address, fetch_max_wait_ms=cfg.fetch_max_wait_ms, enable_auto_commit=False
+    )
     tp = TopicPartition(cfg.topic, 0)
     consumer.assign([tp])
     consumer.seek_to_end(tp)

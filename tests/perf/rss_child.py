@@ -49,14 +49,21 @@ def main() -> None:
         events = report.events
         spilled = report.heads_spilled
     node.close()
-    print(json.dumps({
-        "what": what, "events": events, **({"heads_spilled": spilled} if what == "audit" else {}),
-        "opened_mb": round(opened, 1), "peak_mb": round(peak, 1),
-        "by_tenth_mb": {k: round(v, 1) for k, v in sorted(tenths.items())},
-        "vm_hwm_mb": round(vm_hwm_kb() / 1024, 1),
-        "workers_peak_mb": round(workers_peak, 1),
-        "total_mb": round(vm_hwm_kb() / 1024 + workers_peak, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "what": what,
+                "events": events,
+                **({"heads_spilled": spilled} if what == "audit" else {}),
+                "opened_mb": round(opened, 1),
+                "peak_mb": round(peak, 1),
+                "by_tenth_mb": {k: round(v, 1) for k, v in sorted(tenths.items())},
+                "vm_hwm_mb": round(vm_hwm_kb() / 1024, 1),
+                "workers_peak_mb": round(workers_peak, 1),
+                "total_mb": round(vm_hwm_kb() / 1024 + workers_peak, 1),
+            }
+        )
+    )
 
 
 def vm_hwm_kb(pid: int | str = "self") -> int:

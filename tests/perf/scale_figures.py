@@ -38,8 +38,15 @@ def build_signed_log(node: Node, events: int, per_batch: int = 50, progress: boo
     for i in range(0, events // 2, per_batch):
         batch = []
         for j in range(min(per_batch, events // 2 - i)):
-            r = ProvisionRequest(agency=B, querier=A, subject=f"p{uuid.uuid4().hex}", legal_item=74,
-                                 procedure="児童手当", info_kind="地方税関係情報", applicant="unknown")
+            r = ProvisionRequest(
+                agency=B,
+                querier=A,
+                subject=f"p{uuid.uuid4().hex}",
+                legal_item=74,
+                procedure="児童手当",
+                info_kind="地方税関係情報",
+                applicant="unknown",
+            )
             if j % 10 == 0:
                 r.hold(flags=["NO_AUTO_RESPONSE"])
             else:
@@ -73,9 +80,22 @@ def portal_store(tmp: Path, records: int) -> tuple[Node, str, float]:
             rows = []
             for k in range(start, min(records, start + 50_000)):
                 subject = others[k % len(others)]
-                rows.append((str(uuid.UUID(int=rng.getrandbits(128))), B, A, subject, 74, "児童手当",
-                             "地方税関係情報", "unknown", f"2026-{1 + k % 12:02d}-01T00:00:{k % 60:02d}.000000Z",
-                             k + 1, "provided", None))
+                rows.append(
+                    (
+                        str(uuid.UUID(int=rng.getrandbits(128))),
+                        B,
+                        A,
+                        subject,
+                        74,
+                        "児童手当",
+                        "地方税関係情報",
+                        "unknown",
+                        f"2026-{1 + k % 12:02d}-01T00:00:{k % 60:02d}.000000Z",
+                        k + 1,
+                        "provided",
+                        None,
+                    )
+                )
             conn.exec_driver_sql(sql, rows)
             if records >= 1_000_000 and (start // 50_000) % 20 == 19:
                 print(f"  … {start + 50_000:,} of {records:,} portal records loaded", file=sys.stderr, flush=True)
@@ -91,8 +111,9 @@ def portal_store(tmp: Path, records: int) -> tuple[Node, str, float]:
             rid = app.request_flags(Actor(B, "req"), me, ["NON_DISCLOSURE"], kind=kind, explanation="bench")
             app.approve_request(Actor(B, "apr"), rid)
             app.execute_request(Actor(B, "op"), rid)
-        app.request_provision(Actor(B, "counter"), B, me, legal_item=74, procedure="児童手当",
-                              info_kind="地方税関係情報")
+        app.request_provision(
+            Actor(B, "counter"), B, me, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+        )
     node.projector.catch_up()
     return node, number, time.perf_counter() - t0
 

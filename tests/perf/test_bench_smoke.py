@@ -13,8 +13,25 @@ pytestmark = pytest.mark.kafka
 
 def test_the_benchmark_produces_every_figure(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(bench, "RESULTS", tmp_path)
-    args = ["--events", "200", "--log-events", "300", "--subjects", "500", "--kafka-events", "100", "--samples", "3",
-            "--records", "3000", "--memory-events", "400", "--runs", "1", "--no-postgres"]
+    args = [
+        "--events",
+        "200",
+        "--log-events",
+        "300",
+        "--subjects",
+        "500",
+        "--kafka-events",
+        "100",
+        "--samples",
+        "3",
+        "--records",
+        "3000",
+        "--memory-events",
+        "400",
+        "--runs",
+        "1",
+        "--no-postgres",
+    ]
     assert bench.main(args) == 0
     [saved] = list(tmp_path.glob("*.json"))
     result = json.loads(saved.read_text())
@@ -44,8 +61,21 @@ def test_a_run_stopped_late_keeps_the_figures_it_has(tmp_path, monkeypatch) -> N
     kept.mkdir()
     (kept / "flagledger-bench-events").write_text("123")
     with pytest.raises(SystemExit, match="holds a log of 123 events"):
-        bench.main(["--events", "200", "--runs", "1", "--only", "append,memory", "--memory-events", "400",
-                    "--memory-log", str(kept), "--no-postgres"])
+        bench.main(
+            [
+                "--events",
+                "200",
+                "--runs",
+                "1",
+                "--only",
+                "append,memory",
+                "--memory-events",
+                "400",
+                "--memory-log",
+                str(kept),
+                "--no-postgres",
+            ]
+        )
     [saved] = list((tmp_path / "results").glob("*.json"))
     result = json.loads(saved.read_text())
     assert [f["figure"] for f in result["figures"]] == ["signed append, SQLite, batches of 100"]

@@ -17,8 +17,9 @@ def client(node: Node) -> TestClient:
     return TestClient(create_app(node), base_url="https://testserver", raise_server_exceptions=False)
 
 
-def token(node: Node, agency: str, staff: str, *, roles: tuple[str, ...] | None = None,
-          ttl: timedelta = timedelta(hours=1)) -> str:
+def token(
+    node: Node, agency: str, staff: str, *, roles: tuple[str, ...] | None = None, ttl: timedelta = timedelta(hours=1)
+) -> str:
     return issue_token(node, Actor(agency, "admin"), staff, roles=roles, ttl=ttl)[0]
 
 

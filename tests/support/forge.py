@@ -48,8 +48,12 @@ def _shared_topics() -> list[str]:
     for info in pkgutil.iter_modules(ledger.domain.__path__):
         module = importlib.import_module(f"ledger.domain.{info.name}")
         for agg in vars(module).values():
-            if not (isinstance(agg, type) and issubclass(agg, LedgerAggregate) and agg.__module__ == module.__name__
-                    and agg.SHARED):
+            if not (
+                isinstance(agg, type)
+                and issubclass(agg, LedgerAggregate)
+                and agg.__module__ == module.__name__
+                and agg.SHARED
+            ):
                 continue
             for name, ev in vars(agg).items():
                 if isinstance(ev, type) and issubclass(ev, Aggregate.Event) and name not in ("Event", "Created"):

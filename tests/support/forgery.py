@@ -15,8 +15,11 @@ __all__ = ["published", "resigned", "tampered"]
 
 def published(node: Node, origin: str, topic_suffix: str) -> bytes:
     """The last event ``origin`` published on ``node`` whose topic ends with ``topic_suffix`` (as sent)."""
-    found = [raw for _, o, raw in publishable(node.app) if o == origin
-             and Envelope.from_bytes(raw).header.topic.endswith(topic_suffix)]
+    found = [
+        raw
+        for _, o, raw in publishable(node.app)
+        if o == origin and Envelope.from_bytes(raw).header.topic.endswith(topic_suffix)
+    ]
     assert found, f"{origin} published no {topic_suffix}"
     return found[-1]
 
@@ -38,6 +41,10 @@ def resigned(raw: bytes, signer: Signer, *, skip: int = 0) -> bytes:
     properly signed by ``signer``: with the stream owner's key, a second history of that stream (a fork)."""
     env = Envelope.from_bytes(raw)
     payload = _other(env.payload)
-    header = env.header._replace(event_id=uuid.uuid4().hex, digest=hashlib.sha256(payload).hexdigest(),
-                                 key_id=signer.key_id, version=env.header.version + skip)
+    header = env.header._replace(
+        event_id=uuid.uuid4().hex,
+        digest=hashlib.sha256(payload).hexdigest(),
+        key_id=signer.key_id,
+        version=env.header.version + skip,
+    )
     return seal_batch([header.to_bytes()], [payload], signer.key_id, signer.sign)[0].to_bytes()

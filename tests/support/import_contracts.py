@@ -29,8 +29,10 @@ class ForbiddenExternalSubmodules(Contract):
                     continue
                 for detail in graph.get_import_details(importer=importer, imported=top):
                     line = " ".join(detail["line_contents"].replace(",", " ").split())
-                    if f" {forbidden} " in f" {line} " or f" {forbidden}." in f" {line}" or line.startswith(
-                        f"from {forbidden} "
+                    if (
+                        f" {forbidden} " in f" {line} "
+                        or f" {forbidden}." in f" {line}"
+                        or line.startswith(f"from {forbidden} ")
                     ):
                         found.append(f"{importer}:{detail['line_number']} {detail['line_contents']}")
         return ContractCheck(kept=not found, metadata={"found": found})

@@ -35,8 +35,15 @@ from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.support.people import individual_number
 
 AGENCY = "131016"
-ROLES = {"req": "requester", "apr": "approver", "apr2": "approver", "op": "operator", "counter": "counter",
-         "aud": "auditor", "rev": "reviewer"}
+ROLES = {
+    "req": "requester",
+    "apr": "approver",
+    "apr2": "approver",
+    "op": "operator",
+    "counter": "counter",
+    "aud": "auditor",
+    "rev": "reviewer",
+}
 # what each acknowledged write leaves in the log, by topic suffix (the test counts these in the log)
 FLAG_REQUESTED = "FlagRequest.Requested"
 APPROVED = "FlagRequest.Approved"
@@ -116,9 +123,14 @@ def serving(cast: Cast, *, source: Path | None = None, wait: float = 60.0, **env
     """`flagledger serve` on a free loopback port (``source``: run another checkout's code, for a baseline),
     stopped with SIGTERM on the way out unless the caller did."""
     port = free_port()
-    proc = subprocess.Popen(flagledger("serve", "--port", str(port)), cwd=source, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=cli_env(cast, **env, **({"PYTHONPATH": str(source)} if source else {})))
+    proc = subprocess.Popen(
+        flagledger("serve", "--port", str(port)),
+        cwd=source,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=cli_env(cast, **env, **({"PYTHONPATH": str(source)} if source else {})),
+    )
     server = Server(proc, f"http://127.0.0.1:{port}")
     try:
         deadline = time.monotonic() + wait
@@ -168,11 +180,17 @@ class LoadResult:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "requests": self.requests, "seconds": round(self.seconds, 1), "per_second": round(self.throughput, 1),
-            "p50_ms": round(1000 * self.percentile(50), 1), "p99_ms": round(1000 * self.percentile(99), 1),
-            "max_ms": round(1000 * max(self.latencies, default=0.0), 1), "timeouts": self.timeouts,
-            "statuses": dict(sorted(self.statuses.items())), "transport_errors": dict(self.transport_errors),
-            "acknowledged": dict(self.acknowledged), "conflicts": dict(self.conflicts),
+            "requests": self.requests,
+            "seconds": round(self.seconds, 1),
+            "per_second": round(self.throughput, 1),
+            "p50_ms": round(1000 * self.percentile(50), 1),
+            "p99_ms": round(1000 * self.percentile(99), 1),
+            "max_ms": round(1000 * max(self.latencies, default=0.0), 1),
+            "timeouts": self.timeouts,
+            "statuses": dict(sorted(self.statuses.items())),
+            "transport_errors": dict(self.transport_errors),
+            "acknowledged": dict(self.acknowledged),
+            "conflicts": dict(self.conflicts),
         }
 
 
@@ -184,9 +202,18 @@ class _Work:
         self.approved: list[str] = []
 
 
-async def run_load(base: str, cast: Cast, *, clients: int, seconds: float, write_share: float = 0.3,
-                   timeout: float = 30.0, seed: int = 7, until_refused: bool = False,
-                   result: LoadResult | None = None) -> LoadResult:
+async def run_load(
+    base: str,
+    cast: Cast,
+    *,
+    clients: int,
+    seconds: float,
+    write_share: float = 0.3,
+    timeout: float = 30.0,
+    seed: int = 7,
+    until_refused: bool = False,
+    result: LoadResult | None = None,
+) -> LoadResult:
     """``clients`` keep-alive clients, each sending one request after another for ``seconds``.
 
     ``until_refused``: a client stops at its first transport error (the server is shutting down) instead of
@@ -196,8 +223,23 @@ async def run_load(base: str, cast: Cast, *, clients: int, seconds: float, write
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # plain http: one unused context, not 200 loading CA bundles
     stop_at = time.monotonic() + seconds
     started = time.monotonic()
-    await asyncio.gather(*(_client(base, cast, work, result, random.Random(seed * 1000 + i), stop_at,
-                                   write_share, timeout, until_refused, tls) for i in range(clients)))
+    await asyncio.gather(
+        *(
+            _client(
+                base,
+                cast,
+                work,
+                result,
+                random.Random(seed * 1000 + i),
+                stop_at,
+                write_share,
+                timeout,
+                until_refused,
+                tls,
+            )
+            for i in range(clients)
+        )
+    )
     result.seconds = time.monotonic() - started
     return result
 
@@ -205,8 +247,18 @@ async def run_load(base: str, cast: Cast, *, clients: int, seconds: float, write
 Op = Callable[[httpx.AsyncClient, random.Random], Any]
 
 
-async def _client(base: str, cast: Cast, work: _Work, result: LoadResult, rng: random.Random, stop_at: float,
-                  write_share: float, timeout: float, until_refused: bool, tls: ssl.SSLContext) -> None:
+async def _client(
+    base: str,
+    cast: Cast,
+    work: _Work,
+    result: LoadResult,
+    rng: random.Random,
+    stop_at: float,
+    write_share: float,
+    timeout: float,
+    until_refused: bool,
+    tls: ssl.SSLContext,
+) -> None:
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)  # one terminal, one connection
     async with httpx.AsyncClient(base_url=base, timeout=timeout, limits=limits, verify=tls) as http:
         while time.monotonic() < stop_at:
@@ -219,22 +271,30 @@ def _auth(cast: Cast, who: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {cast.tokens[who]}"}
 
 
-async def _one(http: httpx.AsyncClient, cast: Cast, work: _Work, result: LoadResult, rng: random.Random,
-               write_share: float) -> bool:
+async def _one(
+    http: httpx.AsyncClient, cast: Cast, work: _Work, result: LoadResult, rng: random.Random, write_share: float
+) -> bool:
     """One request; False if no answer came (timeout, connection refused or cut)."""
     person = rng.choice(cast.people)
     if rng.random() < write_share:
-        kind = rng.choices(["request", "approve", "execute", "provision", "recorded", "case"],
-                           weights=[4, 4, 3, 3, 2, 1])[0]
+        kind = rng.choices(
+            ["request", "approve", "execute", "provision", "recorded", "case"], weights=[4, 4, 3, 3, 2, 1]
+        )[0]
     else:
         kind = rng.choice(["whoami", "counter", "agency_flags", "request_path", "queue", "nationwide"])
     if (kind == "approve" and not work.pending) or (kind == "execute" and not work.approved):
         kind = "request"
     rid = ""
     if kind == "request":
-        method, url, who, body = "POST", "/api/v1/flag-requests", "req", {
-            "subject": person, "flags": rng.choice([["NON_DISCLOSURE"], ["NO_AUTO_RESPONSE"],
-                                                    ["NON_DISCLOSURE", "NO_AUTO_RESPONSE"]])}
+        method, url, who, body = (
+            "POST",
+            "/api/v1/flag-requests",
+            "req",
+            {
+                "subject": person,
+                "flags": rng.choice([["NON_DISCLOSURE"], ["NO_AUTO_RESPONSE"], ["NON_DISCLOSURE", "NO_AUTO_RESPONSE"]]),
+            },
+        )
     elif kind == "approve":
         rid = rng.choice(work.pending[-20:])  # recent ones: several clients race for each
         method, url, who, body = "POST", f"/api/v1/flag-requests/{rid}/approve", rng.choice(["apr", "apr2"]), {}
@@ -242,12 +302,20 @@ async def _one(http: httpx.AsyncClient, cast: Cast, work: _Work, result: LoadRes
         rid = rng.choice(work.approved[-20:])
         method, url, who, body = "POST", f"/api/v1/flag-requests/{rid}/execute", "op", None
     elif kind == "provision":
-        method, url, who, body = "POST", "/api/v1/provision-requests", "counter", {
-            "provider": AGENCY, "subject": person, "legal_item": 74, "procedure": "児童手当",
-            "info_kind": "地方税関係情報"}
+        method, url, who, body = (
+            "POST",
+            "/api/v1/provision-requests",
+            "counter",
+            {
+                "provider": AGENCY,
+                "subject": person,
+                "legal_item": 74,
+                "procedure": "児童手当",
+                "info_kind": "地方税関係情報",
+            },
+        )
     elif kind == "recorded":
-        method, url, who, body = "POST", "/api/v1/queries/nationwide", "aud", {"subject": person,
-                                                                               "purpose": "監査"}
+        method, url, who, body = "POST", "/api/v1/queries/nationwide", "aud", {"subject": person, "purpose": "監査"}
     elif kind == "case":
         method, url, who, body = "POST", "/api/v1/cases", "req", {"victim": person}
     elif kind == "whoami":
@@ -318,9 +386,22 @@ def cli_writer(cast: Cast, stop: Callable[[], bool], acknowledged: Counter[str],
     rng = random.Random(99)
     while not stop():
         done = subprocess.run(
-            flagledger("flag", "request", "--as", f"{AGENCY}/req", "--subject", rng.choice(cast.people),
-                       "--flag", "NON_DISCLOSURE"),
-            capture_output=True, text=True, env=cli_env(cast), timeout=120, check=False)
+            flagledger(
+                "flag",
+                "request",
+                "--as",
+                f"{AGENCY}/req",
+                "--subject",
+                rng.choice(cast.people),
+                "--flag",
+                "NON_DISCLOSURE",
+            ),
+            capture_output=True,
+            text=True,
+            env=cli_env(cast),
+            timeout=120,
+            check=False,
+        )
         if done.returncode == 0:
             acknowledged[FLAG_REQUESTED] += 1
         else:
@@ -359,6 +440,7 @@ def census(cast: Cast) -> Census:
 
 def report(label: str, result: LoadResult) -> str:
     s = result.summary()
-    return (f"{label}: {s['requests']} requests in {s['seconds']} s = {s['per_second']}/s, p50 {s['p50_ms']} ms, "
-            f"p99 {s['p99_ms']} ms, timeouts {s['timeouts']}, statuses {json.dumps(s['statuses'])}")
-
+    return (
+        f"{label}: {s['requests']} requests in {s['seconds']} s = {s['per_second']}/s, p50 {s['p50_ms']} ms, "
+        f"p99 {s['p99_ms']} ms, timeouts {s['timeouts']}, statuses {json.dumps(s['statuses'])}"
+    )

@@ -14,8 +14,7 @@ def table_rows(conn: Connection, table: Table) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in conn.execute(select(table).order_by(table.c.a, table.c.b))]
 
 
-def start_page(conn: Connection, plain: Table, paged: Table, existing: list[tuple[str, int]],
-               **old: Any) -> PageWriter:
+def start_page(conn: Connection, plain: Table, paged: Table, existing: list[tuple[str, int]], **old: Any) -> PageWriter:
     """Both tables hold the same rows from earlier pages; a fresh writer on ``paged``."""
     for t in (plain, paged):
         conn.execute(t.delete())

@@ -34,8 +34,12 @@ def main(data_dir: str, agency: str, count: int, tag: str, gate: str) -> None:
         saved = 0
         while saved < count:
             n = min(count - saved, rng.randint(1, 4))
-            records = [AccessRecord(agency=agency, staff="aud", subject=_pseudonym(f"{tag}{saved + i}"), what=tag,
-                                    purpose="concurrency") for i in range(n)]
+            records = [
+                AccessRecord(
+                    agency=agency, staff="aud", subject=_pseudonym(f"{tag}{saved + i}"), what=tag, purpose="concurrency"
+                )
+                for i in range(n)
+            ]
             node.app.save_as(agency, *records)
             saved += n
             # a client thinks between writes (and SQLite's busy handler lets a waiting writer in only then)

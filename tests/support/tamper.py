@@ -54,23 +54,29 @@ class RawLog:
         with self._conn() as c:
             for t in ("pristine_events", "pristine_head"):
                 c.execute(f"DROP TABLE IF EXISTS {t}")
-            c.execute(f"CREATE TABLE pristine_events AS SELECT {self.pos} AS pos, originator_id, originator_version, "
-                      f"topic, state FROM {self.events}")
+            c.execute(
+                f"CREATE TABLE pristine_events AS SELECT {self.pos} AS pos, originator_id, originator_version, "
+                f"topic, state FROM {self.events}"
+            )
             c.execute(f"CREATE TABLE pristine_head AS SELECT * FROM {self.head}")
 
     def restore(self) -> None:
         with self._conn() as c:
             c.execute(f"DELETE FROM {self.events}")
-            c.execute(f"INSERT INTO {self.events} ({self.pos}, originator_id, originator_version, topic, state) "
-                      "SELECT pos, originator_id, originator_version, topic, state FROM pristine_events")
+            c.execute(
+                f"INSERT INTO {self.events} ({self.pos}, originator_id, originator_version, topic, state) "
+                "SELECT pos, originator_id, originator_version, topic, state FROM pristine_events"
+            )
             c.execute(f"DELETE FROM {self.head}")
             c.execute(f"INSERT INTO {self.head} SELECT * FROM pristine_head")
 
     # -- reading -----------------------------------------------------------------------------------------
     def rows(self) -> list[Row]:
         with self._conn() as c:
-            got = c.execute(f"SELECT {self.pos}, originator_id, originator_version, topic, state FROM {self.events} "
-                            f"ORDER BY {self.pos}").fetchall()
+            got = c.execute(
+                f"SELECT {self.pos}, originator_id, originator_version, topic, state FROM {self.events} "
+                f"ORDER BY {self.pos}"
+            ).fetchall()
         return [Row(int(p), str(s), int(v), str(t), bytes(st)) for p, s, v, t, st in got]
 
     # -- attacks -----------------------------------------------------------------------------------------
@@ -82,8 +88,10 @@ class RawLog:
     def restream(self, position: int, stream: str, version: int) -> None:
         """Move a row into another stream (its columns now claim that stream, at ``version``)."""
         with self._conn() as c:
-            c.execute(self._q(f"UPDATE {self.events} SET originator_id = ?, originator_version = ? "
-                              f"WHERE {self.pos} = ?"), (stream, version, position))
+            c.execute(
+                self._q(f"UPDATE {self.events} SET originator_id = ?, originator_version = ? WHERE {self.pos} = ?"),
+                (stream, version, position),
+            )
 
     def swap(self, p: int, q: int) -> None:
         """The two rows trade places in the log's order."""
@@ -92,8 +100,13 @@ class RawLog:
         with self._conn() as c:
             for here, there in ((p, q), (q, p)):
                 r = rows[there]
-                c.execute(self._q(f"INSERT INTO {self.events} ({self.pos}, originator_id, originator_version, topic, "
-                                  "state) VALUES (?, ?, ?, ?, ?)"), (here, r.stream, r.version, r.topic, r.state))
+                c.execute(
+                    self._q(
+                        f"INSERT INTO {self.events} ({self.pos}, originator_id, originator_version, topic, "
+                        "state) VALUES (?, ?, ?, ?, ?)"
+                    ),
+                    (here, r.stream, r.version, r.topic, r.state),
+                )
 
     def move_to_end(self, position: int) -> int:
         """The row deleted and inserted again after the last one; returns its new position."""
@@ -101,8 +114,13 @@ class RawLog:
         end = max(x.position for x in self.rows()) + 1
         self.delete([position])
         with self._conn() as c:
-            c.execute(self._q(f"INSERT INTO {self.events} ({self.pos}, originator_id, originator_version, topic, "
-                              "state) VALUES (?, ?, ?, ?, ?)"), (end, r.stream, r.version, r.topic, r.state))
+            c.execute(
+                self._q(
+                    f"INSERT INTO {self.events} ({self.pos}, originator_id, originator_version, topic, "
+                    "state) VALUES (?, ?, ?, ?, ?)"
+                ),
+                (end, r.stream, r.version, r.topic, r.state),
+            )
         return end
 
     def forge_head(self) -> None:
@@ -111,8 +129,10 @@ class RawLog:
         tree = CompactRange(open_(r.state).leaf_hash for r in self.rows())
         with self._conn() as c:
             c.execute(f"DELETE FROM {self.head}")
-            c.execute(self._q(f"INSERT INTO {self.head} (id, size, root, frontier) VALUES (1, ?, ?, ?)"),
-                      (tree.size, tree.root(), b"".join(tree.frontier())))
+            c.execute(
+                self._q(f"INSERT INTO {self.head} (id, size, root, frontier) VALUES (1, ?, ?, ?)"),
+                (tree.size, tree.root(), b"".join(tree.frontier())),
+            )
 
     def set_state(self, position: int, state: bytes) -> None:
         with self._conn() as c:
@@ -122,8 +142,13 @@ class RawLog:
         """A row appended after the last one (no log head advanced: the insider writes the table directly)."""
         end = max((r.position for r in self.rows()), default=0) + 1
         with self._conn() as c:
-            c.execute(self._q(f"INSERT INTO {self.events} ({self.pos}, originator_id, originator_version, topic, "
-                              "state) VALUES (?, ?, ?, ?, ?)"), (end, stream, version, topic, state))
+            c.execute(
+                self._q(
+                    f"INSERT INTO {self.events} ({self.pos}, originator_id, originator_version, topic, "
+                    "state) VALUES (?, ?, ?, ?, ?)"
+                ),
+                (end, stream, version, topic, state),
+            )
         return end
 
     def drop_head(self) -> None:

@@ -37,8 +37,19 @@ A, B = "131016", "131024"
 ROOT = Path(__file__).resolve().parents[2]
 # field names that name an agency or a signing key: each must be in one of a row's three field lists
 # (`code` names the agency only in Agency.*: AgencyHold.Placed's `code` is a reason code)
-AGENCY_NAMING = {"agency", "municipality", "querier", "holders", "remote_agency", "held", "key_id", "provider",
-                 "body", "origin", "signer"}
+AGENCY_NAMING = {
+    "agency",
+    "municipality",
+    "querier",
+    "holders",
+    "remote_agency",
+    "held",
+    "key_id",
+    "provider",
+    "body",
+    "origin",
+    "signer",
+}
 
 
 def event_classes() -> dict[str, type]:

@@ -16,13 +16,31 @@ from ledger.log.header import Header
 from ledger.log.signing import Signer
 from ledger.merkle import leaf_hash, root_hash
 
-ODD = ['plain', 'with "quotes"', "back\\slash", "line\nbreak\ttab\x01", "日本語の機関", "emoji 🚩", "\u2028\u2029", ""]
+ODD = ["plain", 'with "quotes"', "back\\slash", "line\nbreak\ttab\x01", "日本語の機関", "emoji 🚩", "\u2028\u2029", ""]
 
 
-def _reference(event_id: str, origin: str, key_id: str, stream: object, version: int, prev: str, topic: str,
-               time: datetime, digest: str) -> bytes:
-    return Header(event_id=event_id, origin=origin, key_id=key_id, stream=str(stream), version=version, prev=prev,
-                  topic=topic, time=time.isoformat(), digest=digest).to_bytes()
+def _reference(
+    event_id: str,
+    origin: str,
+    key_id: str,
+    stream: object,
+    version: int,
+    prev: str,
+    topic: str,
+    time: datetime,
+    digest: str,
+) -> bytes:
+    return Header(
+        event_id=event_id,
+        origin=origin,
+        key_id=key_id,
+        stream=str(stream),
+        version=version,
+        prev=prev,
+        topic=topic,
+        time=time.isoformat(),
+        digest=digest,
+    ).to_bytes()
 
 
 @pytest.mark.parametrize("origin", ODD)
@@ -37,8 +55,15 @@ def test_header_template_matches_header_to_bytes(origin: str, topic: str) -> Non
         datetime(2026, 1, 1, 9),  # naive
     ]
     for version, time in zip((1, 2, 17, 2**40), times, strict=True):
-        args = (os.urandom(16).hex(), uuid4(), version, hashlib.sha256(os.urandom(4)).hexdigest(), topic, time,
-                hashlib.sha256(b"p").hexdigest())
+        args = (
+            os.urandom(16).hex(),
+            uuid4(),
+            version,
+            hashlib.sha256(os.urandom(4)).hexdigest(),
+            topic,
+            time,
+            hashlib.sha256(b"p").hexdigest(),
+        )
         assert t.build(*args) == _reference(args[0], origin, key_id, *args[1:])
         assert Header.from_bytes(t.build(*args)).topic == topic
 
@@ -58,8 +83,9 @@ def test_header_template_falls_back_for_unusual_types() -> None:
     ]
     for stream, version, at in cases:
         got = t.build("e" * 32, stream, version, GENESIS, "t:T", at, "0" * 64)  # type: ignore[arg-type]
-        assert got == _reference("e" * 32, "131024", "131024:" + "cd" * 8, stream, version, GENESIS, "t:T", at,
-                                 "0" * 64)
+        assert got == _reference(
+            "e" * 32, "131024", "131024:" + "cd" * 8, stream, version, GENESIS, "t:T", at, "0" * 64
+        )
 
 
 def test_merkle_paths_match_envelope_paths_for_every_size_up_to_300() -> None:

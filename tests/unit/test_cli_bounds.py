@@ -55,10 +55,13 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
 
 
 def test_every_text_option_has_a_bound() -> None:
-    unbounded = sorted({
-        f"{' '.join(path)} {p.name}" for path, p in ALL
-        if p.name not in CLI_BOUNDS and not isinstance(p.type, OneOf) and p.type not in NUMBER_TYPES
-    })
+    unbounded = sorted(
+        {
+            f"{' '.join(path)} {p.name}"
+            for path, p in ALL
+            if p.name not in CLI_BOUNDS and not isinstance(p.type, OneOf) and p.type not in NUMBER_TYPES
+        }
+    )
     assert not unbounded, f"add these options to ledger/cli/parsing.py CLI_BOUNDS: {unbounded}"
     assert len(BOUNDED) > 60
 
@@ -90,8 +93,25 @@ def test_text_that_is_not_utf8_or_holds_control_characters_is_exit_2(
 def test_a_table_item_that_is_no_whole_number_is_exit_2_without_echo(
     item: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, err = _run(["provision", "request", "--as", "131016/counter", "--provider", "131024", "--subject",
-                      "123456789018", "--item", item, "--procedure", "p", "--info-kind", "i"], capsys)
+    code, err = _run(
+        [
+            "provision",
+            "request",
+            "--as",
+            "131016/counter",
+            "--provider",
+            "131024",
+            "--subject",
+            "123456789018",
+            "--item",
+            item,
+            "--procedure",
+            "p",
+            "--info-kind",
+            "i",
+        ],
+        capsys,
+    )
     assert code == 2 and "argument --item: must be a whole number" in err and item not in err
 
 
@@ -112,8 +132,15 @@ def _sample(param: click.Parameter) -> str:
 
     if isinstance(param.type, OneOf):
         return param.type.choices[0]
-    return {parsing.WHOLE: "1", parsing.NUMBER: "1", parsing.DAY: "2026-01-01", parsing.UUID_ID: FILLER,
-            parsing.ACTOR: "131016/x", parsing.PROPOSAL_VERSION: "1", parsing.PARKED_ID: "1"}.get(param.type, "x")
+    return {
+        parsing.WHOLE: "1",
+        parsing.NUMBER: "1",
+        parsing.DAY: "2026-01-01",
+        parsing.UUID_ID: FILLER,
+        parsing.ACTOR: "131016/x",
+        parsing.PROPOSAL_VERSION: "1",
+        parsing.PARKED_ID: "1",
+    }.get(param.type, "x")
 
 
 REQUIRED = [(path, p) for path, p in ALL if isinstance(p, click.Option) and p.required]

@@ -29,15 +29,28 @@ LIBPQ = {"PGSSLMODE", "PGSSLROOTCERT"}  # read by libpq under psycopg, documente
 
 # what a node cannot run without (the entrypoint's first start and the running node)
 REQUIRED = {
-    "FLAGLEDGER_DATA_DIR", "FLAGLEDGER_DATABASE_URL", "FLAGLEDGER_DATABASE_PASSWORD_FILE",
-    "FLAGLEDGER_CIPHER_KEY_FILE", "FLAGLEDGER_PSEUDONYM_KEY_FILE", "FLAGLEDGER_KAFKA_BOOTSTRAP_SERVERS",
-    "FLAGLEDGER_KAFKA_GROUP_ID", "FLAGLEDGER_KAFKA_REPLICATION_FACTOR", "FLAGLEDGER_METRICS_PORT",
-    "FLAGLEDGER_METRICS_HOST", "AGENCY_CODE", "AGENCY_NAME", "AGENCY_KIND", "AGENCY_SIGNING_KEY_FILE",
+    "FLAGLEDGER_DATA_DIR",
+    "FLAGLEDGER_DATABASE_URL",
+    "FLAGLEDGER_DATABASE_PASSWORD_FILE",
+    "FLAGLEDGER_CIPHER_KEY_FILE",
+    "FLAGLEDGER_PSEUDONYM_KEY_FILE",
+    "FLAGLEDGER_KAFKA_BOOTSTRAP_SERVERS",
+    "FLAGLEDGER_KAFKA_GROUP_ID",
+    "FLAGLEDGER_KAFKA_REPLICATION_FACTOR",
+    "FLAGLEDGER_METRICS_PORT",
+    "FLAGLEDGER_METRICS_HOST",
+    "AGENCY_CODE",
+    "AGENCY_NAME",
+    "AGENCY_KIND",
+    "AGENCY_SIGNING_KEY_FILE",
     "REGISTRY_DIR",
 }
 SECRET_FILES = {
-    "FLAGLEDGER_DATABASE_PASSWORD_FILE", "FLAGLEDGER_CIPHER_KEY_FILE", "FLAGLEDGER_PSEUDONYM_KEY_FILE",
-    "AGENCY_SIGNING_KEY_FILE", "FLAGLEDGER_KAFKA_SASL_PASSWORD_FILE",
+    "FLAGLEDGER_DATABASE_PASSWORD_FILE",
+    "FLAGLEDGER_CIPHER_KEY_FILE",
+    "FLAGLEDGER_PSEUDONYM_KEY_FILE",
+    "AGENCY_SIGNING_KEY_FILE",
+    "FLAGLEDGER_KAFKA_SASL_PASSWORD_FILE",
 }
 
 
@@ -170,8 +183,10 @@ def test_k8s_nodes_have_probes_resources_and_a_disruption_budget() -> None:
         assert any(p["spec"]["selector"]["matchLabels"].items() <= labels.items() for p in pdbs), name
     [kafka] = [d for d in docs if d["kind"] == "Kafka"]
     assert kafka["spec"]["kafka"]["config"]["min.insync.replicas"] == 2
-    assert all(listener["tls"] and listener["authentication"]["type"] == "scram-sha-512"
-               for listener in kafka["spec"]["kafka"]["listeners"])
+    assert all(
+        listener["tls"] and listener["authentication"]["type"] == "scram-sha-512"
+        for listener in kafka["spec"]["kafka"]["listeners"]
+    )
     users = {d["metadata"]["name"] for d in docs if d["kind"] == "KafkaUser"}
     assert users == {k8s_env(s)["FLAGLEDGER_KAFKA_SASL_USERNAME"] for s in k8s_nodes().values()}
 
@@ -184,8 +199,14 @@ def test_the_local_network_uses_the_compose_keys() -> None:
     spec.loader.exec_module(net)
     for agency in net.AGENCIES:
         local = net.node_environment(
-            agency, data_dir="d", database_url="postgresql://x@h/db", secrets_dir="/s", shared_secrets_dir="/s",
-            registry_dir="/r", bootstrap="h:1", metrics_port=1,
+            agency,
+            data_dir="d",
+            database_url="postgresql://x@h/db",
+            secrets_dir="/s",
+            shared_secrets_dir="/s",
+            registry_dir="/r",
+            bootstrap="h:1",
+            metrics_port=1,
         )
         service = compose_nodes()[agency.service]
         assert set(local) == set(service["environment"]), agency.service
@@ -196,8 +217,13 @@ def test_the_local_network_uses_the_compose_keys() -> None:
 def test_sasl_settings_reach_kafka_python_and_bad_ones_are_refused(tmp_path: Path, monkeypatch) -> None:
     password = tmp_path / "password"
     password.write_text("s3cret\n")
-    base = {"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512", "sasl_username": "agency-131016",
-            "sasl_password_file": str(password), "ssl_cafile": "/ca.crt"}
+    base = {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_username": "agency-131016",
+        "sasl_password_file": str(password),
+        "ssl_cafile": "/ca.crt",
+    }
     options = KafkaSettings(**base).client_options()
     assert options["sasl_plain_password"] == "s3cret" and options["sasl_plain_username"] == "agency-131016"
     assert options["security_protocol"] == "SASL_SSL" and options["ssl_cafile"] == "/ca.crt"

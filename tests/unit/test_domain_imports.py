@@ -13,11 +13,31 @@ from pathlib import Path
 import ledger.domain
 
 DOMAIN = Path(ledger.domain.__file__).parent
-FORBIDDEN_ROOTS = {"sqlalchemy", "kafka", "psycopg", "psycopg_pool", "sqlite3", "cryptography", "fastapi",
-                   "projections", "consumers"}
-FORBIDDEN = {"eventsourcing.persistence", "eventsourcing.application", "eventsourcing.sqlite",
-             "eventsourcing.postgres", "ledger.app", "ledger.runtime.bootstrap", "ledger.log.signing",
-             "ledger.log.cipher", "ledger.log.mapper", "ledger.log.pseudonym", "ledger.log.stream_ids", "ledger.files"}
+FORBIDDEN_ROOTS = {
+    "sqlalchemy",
+    "kafka",
+    "psycopg",
+    "psycopg_pool",
+    "sqlite3",
+    "cryptography",
+    "fastapi",
+    "projections",
+    "consumers",
+}
+FORBIDDEN = {
+    "eventsourcing.persistence",
+    "eventsourcing.application",
+    "eventsourcing.sqlite",
+    "eventsourcing.postgres",
+    "ledger.app",
+    "ledger.runtime.bootstrap",
+    "ledger.log.signing",
+    "ledger.log.cipher",
+    "ledger.log.mapper",
+    "ledger.log.pseudonym",
+    "ledger.log.stream_ids",
+    "ledger.files",
+}
 
 
 def test_the_domain_modules_pull_in_no_infrastructure() -> None:

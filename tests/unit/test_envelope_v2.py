@@ -29,9 +29,17 @@ AGENCY = "131024"
 
 
 def _header(**changes: object) -> Header:
-    h = Header(os.urandom(16).hex(), AGENCY, f"{AGENCY}:0123456789abcdef", "ed107a97-7fc0-47ca-a5c0-d2f345c67a42",
-               1, GENESIS, "ledger.domain.flags:Protection.Opened", datetime.now(UTC).isoformat(),
-               hashlib.sha256(b"{}").hexdigest())
+    h = Header(
+        os.urandom(16).hex(),
+        AGENCY,
+        f"{AGENCY}:0123456789abcdef",
+        "ed107a97-7fc0-47ca-a5c0-d2f345c67a42",
+        1,
+        GENESIS,
+        "ledger.domain.flags:Protection.Opened",
+        datetime.now(UTC).isoformat(),
+        hashlib.sha256(b"{}").hexdigest(),
+    )
     return h._replace(**changes)
 
 
@@ -94,8 +102,12 @@ def test_the_signature_covers_the_log_head_and_extensions_and_v1_cannot_be_faked
     assert (back.seal.log_size, back.seal.log_root, back.seal.ext) == (41, log_root, ext)
     _verify(ring, back)
     s = back.seal
-    for changed in (s._replace(log_size=40), s._replace(log_root=os.urandom(32)), s._replace(ext=b""),
-                    s._replace(log_size=-1, log_root=b"", ext=b"")):
+    for changed in (
+        s._replace(log_size=40),
+        s._replace(log_root=os.urandom(32)),
+        s._replace(ext=b""),
+        s._replace(log_size=-1, log_root=b"", ext=b""),
+    ):
         with pytest.raises(IntegrityError):  # a bad signature (or, stripped to v1, a header that says v2)
             _verify(_ring(signer), Envelope(back.header_bytes, back.payload, changed))
 
@@ -110,8 +122,9 @@ def test_extension_records_unknown_and_critical_are_refused_and_must_be_in_order
             check_extensions(bad)
         assert err.value.code == "malformed"
     signer = Signer.generate(AGENCY)
-    (env,) = seal_batch([_header().to_bytes()], [b"{}"], signer.key_id, signer.sign, 0, EMPTY_ROOT,
-                        struct.pack(">HH", 0x8003, 0))
+    (env,) = seal_batch(
+        [_header().to_bytes()], [b"{}"], signer.key_id, signer.sign, 0, EMPTY_ROOT, struct.pack(">HH", 0x8003, 0)
+    )
     with pytest.raises(IntegrityError) as err:
         Envelope.from_bytes(env.to_bytes())
     assert err.value.code == "newer_envelope"
@@ -133,8 +146,13 @@ def test_a_head_row_that_disagrees_with_itself_is_refused() -> None:
     tree = CompactRange([hashlib.sha256(b"a").digest(), hashlib.sha256(b"b").digest(), hashlib.sha256(b"c").digest()])
     frontier = b"".join(tree.frontier())
     LogHead.from_row(3, tree.root(), frontier)
-    for size, root, blob in ((4, tree.root(), frontier), (3, os.urandom(32), frontier), (3, tree.root(), frontier[:-1]),
-                             (-1, tree.root(), frontier), ("3", tree.root(), None)):
+    for size, root, blob in (
+        (4, tree.root(), frontier),
+        (3, os.urandom(32), frontier),
+        (3, tree.root(), frontier[:-1]),
+        (-1, tree.root(), frontier),
+        ("3", tree.root(), None),
+    ):
         with pytest.raises(IntegrityError) as err:
             LogHead.from_row(size, root, blob)
         assert err.value.code == "head_corrupt"

@@ -42,8 +42,12 @@ def event_classes() -> list[type]:
     out = []
     for agg in _aggregates():
         for value in vars(agg).values():
-            if (isinstance(value, type) and issubclass(value, LedgerAggregate.Event)
-                    and dataclasses.is_dataclass(value) and value.__name__ not in ("Event", "Created")):
+            if (
+                isinstance(value, type)
+                and issubclass(value, LedgerAggregate.Event)
+                and dataclasses.is_dataclass(value)
+                and value.__name__ not in ("Event", "Created")
+            ):
                 out.append(value)
     return out
 
@@ -76,9 +80,19 @@ def _event(cls: type, **state: Any) -> Any:
 def _valid_received(**over: Any) -> Any:
     from ledger.domain.provision import ProvisionRequest
 
-    state = dict(originator_id=uuid4(), originator_version=1, timestamp=None, originator_topic="t",
-                 agency="131016", querier="131024", subject="p" + "0" * 32, legal_item=74,
-                 procedure="児童手当", info_kind="地方税関係情報", applicant="unknown")
+    state = dict(
+        originator_id=uuid4(),
+        originator_version=1,
+        timestamp=None,
+        originator_topic="t",
+        agency="131016",
+        querier="131024",
+        subject="p" + "0" * 32,
+        legal_item=74,
+        procedure="児童手当",
+        info_kind="地方税関係情報",
+        applicant="unknown",
+    )
     state.update(over)
     return _event(ProvisionRequest.Received, **state)
 
@@ -98,11 +112,21 @@ def test_a_text_field_at_its_bound_passes_and_one_more_is_oversize(field: str, b
     assert field in str(caught.value) and SECRET not in str(caught.value)
 
 
-@pytest.mark.parametrize(("rule_field", "bound"), [
-    ("note", bounds.NOTE), ("notes", bounds.NOTE), ("explanation", bounds.NOTE), ("reason", bounds.NOTE),
-    ("purpose", bounds.PURPOSE), ("what", bounds.WHAT), ("name", bounds.NAME), ("procedure", bounds.PROCEDURE),
-    ("info_kind", bounds.INFO_KIND), ("out_dir", bounds.PATH),
-])
+@pytest.mark.parametrize(
+    ("rule_field", "bound"),
+    [
+        ("note", bounds.NOTE),
+        ("notes", bounds.NOTE),
+        ("explanation", bounds.NOTE),
+        ("reason", bounds.NOTE),
+        ("purpose", bounds.PURPOSE),
+        ("what", bounds.WHAT),
+        ("name", bounds.NAME),
+        ("procedure", bounds.PROCEDURE),
+        ("info_kind", bounds.INFO_KIND),
+        ("out_dir", bounds.PATH),
+    ],
+)
 def test_each_words_rule_is_its_bound(rule_field: str, bound: bounds.Bound) -> None:
     rule = BY_NAME[rule_field]
     rule(rule_field, "x" * bound.max)
@@ -111,10 +135,17 @@ def test_each_words_rule_is_its_bound(rule_field: str, bound: bounds.Bound) -> N
     assert caught.value.code == "oversize" and caught.value.field == rule_field
 
 
-@pytest.mark.parametrize(("rule_field", "at_bound"), [
-    ("agency", "A" * bounds.AGENCY_CODE.max), ("querier", "131016"), ("by", "s" * bounds.STAFF_ID.max),
-    ("subject", "p" + "a" * 32), ("key_id", "SC-TOKYO:" + "0" * 16), ("review_date", "2030-01-31"),
-])
+@pytest.mark.parametrize(
+    ("rule_field", "at_bound"),
+    [
+        ("agency", "A" * bounds.AGENCY_CODE.max),
+        ("querier", "131016"),
+        ("by", "s" * bounds.STAFF_ID.max),
+        ("subject", "p" + "a" * 32),
+        ("key_id", "SC-TOKYO:" + "0" * 16),
+        ("review_date", "2030-01-31"),
+    ],
+)
 def test_identifiers_are_bounded_and_shaped(rule_field: str, at_bound: str) -> None:
     rule = BY_NAME[rule_field]
     rule(rule_field, at_bound)
@@ -158,8 +189,17 @@ def test_legal_item_is_a_whole_number_of_table_two(item: object) -> None:
 def test_a_list_is_bounded_in_length_and_in_each_entry() -> None:
     from ledger.domain.provision import ProbeNotice
 
-    base = dict(originator_id=uuid4(), originator_version=1, timestamp=None, originator_topic="t", agency="131016",
-                request_id=uuid4(), querier="131024", procedure="p", legal_item=1)
+    base = dict(
+        originator_id=uuid4(),
+        originator_version=1,
+        timestamp=None,
+        originator_topic="t",
+        agency="131016",
+        request_id=uuid4(),
+        querier="131024",
+        procedure="p",
+        legal_item=1,
+    )
     check_event(_event(ProbeNotice.Sent, holders=["131024"] * 64, **base), peer=True)
     with pytest.raises(InputError) as many:
         check_event(_event(ProbeNotice.Sent, holders=["131024"] * 65, **base), peer=True)

@@ -46,8 +46,9 @@ def test_a_config_round_trips_through_the_file(tmp_path: Path) -> None:
     assert NodeConfig.load(tmp_path).http == {"trust_proxy": True}
 
 
-@pytest.mark.parametrize("http", [{"insecure_cookie": "ture"}, {"trust_proxy": 2}, {"forwarded_allow_ips": " "},
-                                  {"secure": False}])
+@pytest.mark.parametrize(
+    "http", [{"insecure_cookie": "ture"}, {"trust_proxy": 2}, {"forwarded_allow_ips": " "}, {"secure": False}]
+)
 def test_unreadable_settings_are_refused(tmp_path: Path, http: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         HttpSettings.from_config(config(tmp_path, **http))

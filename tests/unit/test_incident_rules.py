@@ -12,18 +12,36 @@ from ledger.errors import InputError, StateConflict
 
 def test_attacks_raise_and_faults_do_not() -> None:
     assert {incident_kind(c) for c in ("bad_signature", "unknown_key", "wrong_agency", "revoked_key")} == {
-        IncidentKind.FORGED_SIGNATURE}
+        IncidentKind.FORGED_SIGNATURE
+    }
     assert {incident_kind(c) for c in ("fork", "checkpoint_fork", "forged_own")} == {IncidentKind.FORK}
     assert incident_kind("foreign_writer") is IncidentKind.FOREIGN_WRITER
     assert incident_kind("revoked_key_late") is IncidentKind.REVOKED_KEY_LATE
-    for fault in ("malformed", "schema", "gap", "unknown_agency", "key_not_yet_valid", "key_expired", "agency_held",
-                  "newer_schema"):
+    for fault in (
+        "malformed",
+        "schema",
+        "gap",
+        "unknown_agency",
+        "key_not_yet_valid",
+        "key_expired",
+        "agency_held",
+        "newer_schema",
+    ):
         assert incident_kind(fault) is None, fault
     assert set(INCIDENT_CODES.values()) == set(IncidentKind)
 
 
-@pytest.mark.parametrize("planted", ["123456789018", "1234 5678 9018", "1234-5678-9018", "１２３４５６７８９０１８",
-                                     "1.2.3.4.5.6.7.8.9.0.1.8", "12345678901812345"])
+@pytest.mark.parametrize(
+    "planted",
+    [
+        "123456789018",
+        "1234 5678 9018",
+        "1234-5678-9018",
+        "１２３４５６７８９０１８",
+        "1.2.3.4.5.6.7.8.9.0.1.8",
+        "12345678901812345",
+    ],
+)
 def test_digit_runs_that_could_be_a_number_are_removed(planted: str) -> None:
     cleaned = scrub(f"key 131024:ab{planted}cd\n\x1b[2J", 200)
     assert planted not in cleaned and "[digits removed]" in cleaned and cleaned.isprintable()
@@ -39,9 +57,27 @@ def test_one_id_per_message_and_agency_under_the_node_secret() -> None:
 
 
 def test_an_incident_is_acknowledged_once_with_a_note() -> None:
-    fields = dict(agency="131024", kind="fork", code="fork", message="m", fingerprint="f", origin="131016",
-                  key_id="k", stream="s", stream_version=2, topic="t", event_id="e", stamped="t0", owner="131024",
-                  subjects=[], claimed_subjects=[], parked_id=1, source="src", reason="r", origin_held=False)
+    fields = dict(
+        agency="131024",
+        kind="fork",
+        code="fork",
+        message="m",
+        fingerprint="f",
+        origin="131016",
+        key_id="k",
+        stream="s",
+        stream_version=2,
+        topic="t",
+        event_id="e",
+        stamped="t0",
+        owner="131024",
+        subjects=[],
+        claimed_subjects=[],
+        parked_id=1,
+        source="src",
+        reason="r",
+        origin_held=False,
+    )
     incident = Incident(**fields)
     assert incident.open and incident.version == 1 and incident.stream_version == 2
     with pytest.raises(InputError):

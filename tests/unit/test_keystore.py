@@ -46,8 +46,9 @@ def test_a_second_backend_serves_a_whole_node(tmp_path: Path) -> None:
     rotation, pseudonyms, stream ids and API tokens all work from an in-memory store, and no secret is a file."""
     store = MemoryKeyStore()
     data = tmp_path / "node"
-    node = init_node(data, [AgencySpec(A, "A市", "municipality"), AgencySpec(B, "B市", "municipality")],
-                     keystore=as_key_store(store))
+    node = init_node(
+        data, [AgencySpec(A, "A市", "municipality"), AgencySpec(B, "B市", "municipality")], keystore=as_key_store(store)
+    )
     try:
         _staff(node, A)
         person = individual_number()
@@ -168,18 +169,32 @@ def test_a_data_directory_made_before_the_key_store_opens_and_verifies(
     it unchanged — its signatures verify, its tokens, pseudonyms and stream ids are the same — and no key file
     is rewritten."""
     git = shutil.which("git")
-    if git is None or subprocess.run([git, "-C", str(REPO), "cat-file", "-e", BEFORE_THE_KEY_STORE + "^{commit}"],
-                                     capture_output=True).returncode != 0:
+    if (
+        git is None
+        or subprocess.run(
+            [git, "-C", str(REPO), "cat-file", "-e", BEFORE_THE_KEY_STORE + "^{commit}"], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("the commit before the key store is not in this clone (shallow?)")
     old = tmp_path / "old-code"
     old.mkdir()
-    archive = subprocess.run([git, "-C", str(REPO), "archive", BEFORE_THE_KEY_STORE, "ledger", "projections",
-                              "consumers"], capture_output=True, check=True).stdout
+    archive = subprocess.run(
+        [git, "-C", str(REPO), "archive", BEFORE_THE_KEY_STORE, "ledger", "projections", "consumers"],
+        capture_output=True,
+        check=True,
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
     data, person = tmp_path / "data", individual_number()
     env = {**os.environ, "PYTHONPATH": str(old)}
-    made = subprocess.run([sys.executable, "-c", OLD_NODE, str(data), person], cwd=old, env=env,
-                          capture_output=True, text=True, check=True)
+    made = subprocess.run(
+        [sys.executable, "-c", OLD_NODE, str(data), person],
+        cwd=old,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     before = json.loads(made.stdout.strip().splitlines()[-1])
     assert Path(before["code"]).is_relative_to(old), "the old code made it"
     files = {p.name: (p.read_bytes(), p.stat().st_mode) for p in (data / "secrets").iterdir()}

@@ -39,9 +39,7 @@ def _cases(kind: str) -> list[Any]:
 
 def _load(path: Path | None) -> dict[str, Any]:
     if path is None:
-        pytest.fail(
-            f"RFC 6962 test vectors not found under {VECTORS}"
-        )
+        pytest.fail(f"RFC 6962 test vectors not found under {VECTORS}")
     data: dict[str, Any] = json.loads(path.read_text())
     return data
 

@@ -69,8 +69,9 @@ def test_init_adopts_a_mounted_signing_key_without_copying_it(tmp_path: Path) ->
     key = tmp_path / "mounted" / "signing_key"
     signer = Signer.generate("131016")
     signer.save(key)
-    node = init_node(tmp_path / "data", [AgencySpec("131016", "A市", "municipality")], signing_key_file=key,
-                     encryption=False)
+    node = init_node(
+        tmp_path / "data", [AgencySpec("131016", "A市", "municipality")], signing_key_file=key, encryption=False
+    )
     try:
         assert node.app.signers["131016"].key_id == signer.key_id
         entry = node.config.agency("131016").current_key
@@ -79,8 +80,11 @@ def test_init_adopts_a_mounted_signing_key_without_copying_it(tmp_path: Path) ->
     finally:
         node.close()
     with pytest.raises(ConfigurationError, match="exactly one agency"):
-        init_node(tmp_path / "two", [AgencySpec("131016", "A市", "municipality"),
-                                     AgencySpec("131024", "B市", "municipality")], signing_key_file=key)
+        init_node(
+            tmp_path / "two",
+            [AgencySpec("131016", "A市", "municipality"), AgencySpec("131024", "B市", "municipality")],
+            signing_key_file=key,
+        )
 
 
 def test_rotation_adopts_a_new_mounted_key(tmp_path: Path) -> None:

@@ -27,8 +27,11 @@ offsets = st.one_of(
 )
 
 
-@given(at=st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31)), tz=offsets,
-       spec=st.sampled_from(["auto", "seconds", "microseconds", "milliseconds"]))
+@given(
+    at=st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31)),
+    tz=offsets,
+    spec=st.sampled_from(["auto", "seconds", "microseconds", "milliseconds"]),
+)
 def test_canonical_time_equals_strftime(at: datetime, tz: Any, spec: str) -> None:
     value = at.replace(tzinfo=tz).isoformat(timespec=spec)
     assert canonical_time.__wrapped__(value) == _old(value)

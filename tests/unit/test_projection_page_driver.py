@@ -26,16 +26,28 @@ meta = MetaData()
 
 
 def _table(name: str) -> Table:
-    return Table(name, meta, Column("a", String(4), primary_key=True), Column("b", Integer, primary_key=True),
-                 Column("x", String(8)), Column("y", Integer), Column("z", Boolean))
+    return Table(
+        name,
+        meta,
+        Column("a", String(4), primary_key=True),
+        Column("b", Integer, primary_key=True),
+        Column("x", String(8)),
+        Column("y", Integer),
+        Column("z", Boolean),
+    )
 
 
 plain, paged = _table("drv_plain"), _table("drv_paged")
 
 keys = st.tuples(st.sampled_from(["k", "m"]), st.integers(0, 1))
-values = st.fixed_dictionaries({}, optional={
-    "x": st.sampled_from(["p", "q", None]), "y": st.integers(0, 9), "z": st.sampled_from([True, False, None]),
-})
+values = st.fixed_dictionaries(
+    {},
+    optional={
+        "x": st.sampled_from(["p", "q", None]),
+        "y": st.integers(0, 9),
+        "z": st.sampled_from([True, False, None]),
+    },
+)
 ops = st.lists(
     st.one_of(
         st.tuples(st.just("upsert"), keys, values),
@@ -88,8 +100,10 @@ def test_driver_sql_is_what_sqlalchemy_sends(engine: Engine) -> None:
     event.listen(engine, "before_cursor_execute", capture)
     try:
         with engine.begin() as conn:
-            conn.execute(_upsert_construct(engine.dialect.name, paged, cols),
-                         [{"a": "k", "b": 0, "z": True}, {"a": "m", "b": 1, "z": None}])
+            conn.execute(
+                _upsert_construct(engine.dialect.name, paged, cols),
+                [{"a": "k", "b": 0, "z": True}, {"a": "m", "b": 1, "z": None}],
+            )
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     assert sent[-1] == _driver(engine.dialect, paged, "upsert", cols).sql

@@ -19,10 +19,22 @@ from projections.page import PageWriter
 from tests.support.page_ops import apply_ops, start_page
 
 meta = MetaData()
-plain = Table("plain", meta, Column("a", String(4), primary_key=True), Column("b", Integer, primary_key=True),
-              Column("x", String(8)), Column("y", Integer))
-paged = Table("paged", meta, Column("a", String(4), primary_key=True), Column("b", Integer, primary_key=True),
-              Column("x", String(8)), Column("y", Integer))
+plain = Table(
+    "plain",
+    meta,
+    Column("a", String(4), primary_key=True),
+    Column("b", Integer, primary_key=True),
+    Column("x", String(8)),
+    Column("y", Integer),
+)
+paged = Table(
+    "paged",
+    meta,
+    Column("a", String(4), primary_key=True),
+    Column("b", Integer, primary_key=True),
+    Column("x", String(8)),
+    Column("y", Integer),
+)
 
 keys = st.tuples(st.sampled_from(["k", "m"]), st.integers(0, 1))
 values = st.fixed_dictionaries({}, optional={"x": st.sampled_from(["p", "q", "r"]), "y": st.integers(0, 9)})

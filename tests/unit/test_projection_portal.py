@@ -49,8 +49,9 @@ class Log:
             r = conn.execute(portal_records.select().where(portal_records.c.request_id == request_id)).first()
         if r is None:
             return None
-        return RecordFacts(r.request_id, r.subject, r.created_at, r.querier, r.provider, r.procedure,
-                           r.legal_item, r.info_kind)
+        return RecordFacts(
+            r.request_id, r.subject, r.created_at, r.querier, r.provider, r.procedure, r.legal_item, r.info_kind
+        )
 
     def add(self, topic: str, stream: str, at: str, **fields: Any) -> None:
         self.position += 1
@@ -79,9 +80,7 @@ class Log:
         )
         self.add("ledger.domain.provision:ProvisionRequest.AutoProvided", rid, at)
 
-    def flag(
-        self, kind: str, agency: str, subject: str, at: str, flags: tuple[str, ...] = ("NON_DISCLOSURE",)
-    ) -> None:
+    def flag(self, kind: str, agency: str, subject: str, at: str, flags: tuple[str, ...] = ("NON_DISCLOSURE",)) -> None:
         self.add(
             f"ledger.domain.flags:Protection.{kind}",
             f"prot-{agency}-{subject}",
@@ -162,9 +161,7 @@ def test_a_number_change_joins_the_old_flag_and_the_new_records_in_either_order(
     log.record("r05", NEW, t(5))
     log.flag("FlagsSet", B, OLD, t(1))
     assert log.visible(NEW) == ["r05"], "not linked yet: another person as far as the ledger knows"
-    log.add(
-        "ledger.domain.identity:PseudonymLink.Linked", "link-1", t(7), agency=B, old=OLD, new=NEW, by="req"
-    )
+    log.add("ledger.domain.identity:PseudonymLink.Linked", "link-1", t(7), agency=B, old=OLD, new=NEW, by="req")
     assert log.visible(NEW) == []
     assert log.visible(OLD) == []
 

@@ -69,11 +69,7 @@ def _canonical(d: dict[str, Any]) -> bytes:
 TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=12) | st.sampled_from(
     ['a"b', "a\\b", "\x00", "\x1f", "\u2028", "é", "児童手当", "", " ", "\ud7ff", "\ufeff"]
 )
-VALUES = (
-    TEXT
-    | st.integers(-3, 3)
-    | st.sampled_from([1.0, True, False, None, 10**18, 10**19, [], {}, "1", 2**63])
-)
+VALUES = TEXT | st.integers(-3, 3) | st.sampled_from([1.0, True, False, None, 10**18, 10**19, [], {}, "1", 2**63])
 
 
 @FUZZ
@@ -119,8 +115,17 @@ def test_header_fast_path_decides_as_the_json_path_on_mutated_bytes(data: st.Dat
 
 def test_header_fast_path_covers_what_seal_writes() -> None:
     """The fast path is taken for real headers (else it would be dead weight): Header.to_bytes round-trips."""
-    h = Header(uuid4().hex, "131024", "131024:0123456789abcdef", str(uuid4()), 7, GENESIS,
-               "ledger.domain.flags:Protection.FlagsSet", datetime.now(UTC).isoformat(), "f" * 64)
+    h = Header(
+        uuid4().hex,
+        "131024",
+        "131024:0123456789abcdef",
+        str(uuid4()),
+        7,
+        GENESIS,
+        "ledger.domain.flags:Protection.FlagsSet",
+        datetime.now(UTC).isoformat(),
+        "f" * 64,
+    )
     from ledger.log.header import _canonical_header
 
     assert _canonical_header(h.to_bytes().decode()) is not None
@@ -172,8 +177,17 @@ def _old_envelope(raw: bytes) -> tuple[bytes, bytes, int, int, bytes, bytes, int
         from ledger.log.envelope import check_extensions
 
         check_extensions(bytes(ext))
-    return (bytes(header), bytes(payload), index, size, b"".join(path), bytes(signature), log_size, bytes(log_root),
-            bytes(ext))
+    return (
+        bytes(header),
+        bytes(payload),
+        index,
+        size,
+        b"".join(path),
+        bytes(signature),
+        log_size,
+        bytes(log_root),
+        bytes(ext),
+    )
 
 
 def _new_envelope(raw: bytes) -> tuple[bytes, bytes, int, int, bytes, bytes, int, bytes, bytes]:
@@ -243,8 +257,10 @@ def _batch(size: int, rng: random.Random) -> tuple[list[Envelope], bytes]:
     headers = [rng.randbytes(40) for _ in range(size)]
     envs = seal_batch(headers, [b"{}"] * size, "131024:0123456789abcdef", lambda m: hashlib.sha512(m).digest())
     root = envs[0].batch_root()
-    assert all(root_from_inclusion(leaf_hash(h), i, size, _split(e.seal.path)) == root
-               for i, (h, e) in enumerate(zip(headers, envs, strict=True)))
+    assert all(
+        root_from_inclusion(leaf_hash(h), i, size, _split(e.seal.path)) == root
+        for i, (h, e) in enumerate(zip(headers, envs, strict=True))
+    )
     return envs, root
 
 
@@ -266,11 +282,13 @@ def _tampered(env: Envelope, rng: random.Random) -> Envelope:
     if how == "index":
         return Envelope(env.header_bytes, env.payload, Seal(rng.randrange(s.size + 2), s.size, s.path, s.signature))
     if how == "size":
-        return Envelope(env.header_bytes, env.payload, Seal(s.leaf_index, rng.randrange(1, s.size + 3), s.path,
-                                                            s.signature))
+        return Envelope(
+            env.header_bytes, env.payload, Seal(s.leaf_index, rng.randrange(1, s.size + 3), s.path, s.signature)
+        )
     if how == "swap_path":  # the path of the event before or after it in the batch
-        return Envelope(env.header_bytes, env.payload, Seal(s.leaf_index, s.size, s.path[32:] + s.path[:32],
-                                                            s.signature))
+        return Envelope(
+            env.header_bytes, env.payload, Seal(s.leaf_index, s.size, s.path[32:] + s.path[:32], s.signature)
+        )
     return Envelope(env.header_bytes + b" ", env.payload, s)
 
 
@@ -299,8 +317,7 @@ def test_batch_root_with_a_memo_is_the_root_without(seed: int) -> None:
         assert _root(env, memo) == expected
         if not isinstance(expected, tuple):
             s = env.seal
-            assert expected == root_from_inclusion(leaf_hash(env.header_bytes), s.leaf_index, s.size,
-                                                   _split(s.path))
+            assert expected == root_from_inclusion(leaf_hash(env.header_bytes), s.leaf_index, s.size, _split(s.path))
 
 
 def test_a_tampered_path_never_borrows_the_memos_root() -> None:
@@ -323,18 +340,20 @@ def test_a_tampered_path_never_borrows_the_memos_root() -> None:
 
 
 @FUZZ
-@given(value=st.one_of(
-    st.uuids().map(lambda u: u.hex),
-    st.uuids().map(str),
-    st.uuids().map(lambda u: u.hex.upper()),
-    st.uuids().map(lambda u: str(u).upper()),
-    st.uuids().map(lambda u: "{" + str(u) + "}"),
-    st.uuids().map(lambda u: "urn:uuid:" + str(u)),
-    st.uuids().map(lambda u: u.hex[:-1] + "g"),
-    st.text(max_size=40),
-    st.binary(max_size=20),
-    st.integers(),
-))
+@given(
+    value=st.one_of(
+        st.uuids().map(lambda u: u.hex),
+        st.uuids().map(str),
+        st.uuids().map(lambda u: u.hex.upper()),
+        st.uuids().map(lambda u: str(u).upper()),
+        st.uuids().map(lambda u: "{" + str(u) + "}"),
+        st.uuids().map(lambda u: "urn:uuid:" + str(u)),
+        st.uuids().map(lambda u: u.hex[:-1] + "g"),
+        st.text(max_size=40),
+        st.binary(max_size=20),
+        st.integers(),
+    )
+)
 def test_stream_text_is_str_of_the_uuid_the_library_reads(value: Any) -> None:
     try:
         expected: str | None = str(UUID(value))

@@ -25,8 +25,12 @@ from ledger.runtime.keystore import KeySettings
 def test_the_environment_overrides_the_file_and_an_option_overrides_both(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = NodeConfig(data_dir=tmp_path, kafka={"topic": "from-file", "partitions": 3},
-                        capacity={"pool_size": 5}, observability={"log_format": "json"})
+    config = NodeConfig(
+        data_dir=tmp_path,
+        kafka={"topic": "from-file", "partitions": 3},
+        capacity={"pool_size": 5},
+        observability={"log_format": "json"},
+    )
     config.save()
     loaded = NodeConfig.load(tmp_path)
     assert KafkaSettings.from_config(loaded).topic == "from-file"
@@ -59,22 +63,34 @@ def test_the_node_environment_overrides_config_json(tmp_path: Path, monkeypatch:
     assert not NodeConfig.load(tmp_path).encryption
 
 
-@pytest.mark.parametrize(("load", "words"), [
-    (lambda c: Capacity.from_config(c), "bad capacity setting pool_size (FLAGLEDGER_DATABASE_POOL_SIZE)"),
-    (lambda c: KafkaSettings.from_config(c), "bad kafka setting partitions (FLAGLEDGER_KAFKA_PARTITIONS)"),
-    (lambda c: ObserveSettings.from_config(c), "bad observability setting metrics_port (FLAGLEDGER_METRICS_PORT)"),
-    (lambda c: CheckpointSettings.from_config(c),
-     "bad checkpoints setting every_events (FLAGLEDGER_CHECKPOINT_EVERY_EVENTS)"),
-    (lambda c: HttpSettings.from_config(c), "bad http setting trust_proxy (FLAGLEDGER_HTTP_TRUST_PROXY): must be on"),
-    (lambda c: KeySettings.load(c.keys), "bad keys setting backend (FLAGLEDGER_KEYS_BACKEND)"),
-])
+@pytest.mark.parametrize(
+    ("load", "words"),
+    [
+        (lambda c: Capacity.from_config(c), "bad capacity setting pool_size (FLAGLEDGER_DATABASE_POOL_SIZE)"),
+        (lambda c: KafkaSettings.from_config(c), "bad kafka setting partitions (FLAGLEDGER_KAFKA_PARTITIONS)"),
+        (lambda c: ObserveSettings.from_config(c), "bad observability setting metrics_port (FLAGLEDGER_METRICS_PORT)"),
+        (
+            lambda c: CheckpointSettings.from_config(c),
+            "bad checkpoints setting every_events (FLAGLEDGER_CHECKPOINT_EVERY_EVENTS)",
+        ),
+        (
+            lambda c: HttpSettings.from_config(c),
+            "bad http setting trust_proxy (FLAGLEDGER_HTTP_TRUST_PROXY): must be on",
+        ),
+        (lambda c: KeySettings.load(c.keys), "bad keys setting backend (FLAGLEDGER_KEYS_BACKEND)"),
+    ],
+)
 def test_a_bad_value_names_the_setting_and_not_the_value(
     tmp_path: Path, load: Callable[[NodeConfig], object], words: str
 ) -> None:
     bad = "s3cret-typo"
     config = NodeConfig(
-        data_dir=tmp_path, capacity={"pool_size": bad}, kafka={"partitions": bad},
-        observability={"metrics_port": bad}, checkpoints={"every_events": bad}, http={"trust_proxy": bad},
+        data_dir=tmp_path,
+        capacity={"pool_size": bad},
+        kafka={"partitions": bad},
+        observability={"metrics_port": bad},
+        checkpoints={"every_events": bad},
+        http={"trust_proxy": bad},
         keys={"backend": bad},
     )
     with pytest.raises(ConfigurationError) as err:
@@ -84,8 +100,9 @@ def test_a_bad_value_names_the_setting_and_not_the_value(
     assert bad not in message and "pydantic" not in message and "validation error" not in message
 
 
-def test_a_bad_environment_value_is_refused_like_a_bad_file_value(monkeypatch: pytest.MonkeyPatch,
-                                                                   tmp_path: Path) -> None:
+def test_a_bad_environment_value_is_refused_like_a_bad_file_value(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("FLAGLEDGER_KAFKA_SESSION_TIMEOUT_MS", "ten seconds")
     with pytest.raises(ConfigurationError, match=r"session_timeout_ms \(FLAGLEDGER_KAFKA_SESSION_TIMEOUT_MS\)"):
         KafkaSettings.from_config(NodeConfig(data_dir=tmp_path))

@@ -63,7 +63,8 @@ def upgrade(engine: Engine) -> str | None:
             return found
     except SQLAlchemyError as exc:
         raise storage_error(
-            "cannot migrate the node's operational tables", exc,
+            "cannot migrate the node's operational tables",
+            exc,
             "nothing of the migration was kept — fix the database and open the node again",
         ) from exc
 
@@ -81,10 +82,12 @@ def _lock(conn: Connection) -> None:
 
 
 def _version_table(conn: Connection) -> None:
-    conn.execute(text(
-        f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL, "
-        f"CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num))"
-    ))
+    conn.execute(
+        text(
+            f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL, "
+            f"CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num))"
+        )
+    )
 
 
 def _tables() -> list[Table]:

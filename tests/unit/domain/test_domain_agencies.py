@@ -67,5 +67,9 @@ def test_staff_roles_and_deactivation() -> None:
     with pytest.raises(StateConflict, match="already deactivated"):
         s.deactivate("admin")
     assert not s.active and Staff.SHARED is False and Agency.SHARED is True
-    assert emitted(s) == [G + "Staff.Enrolled", G + "Staff.RoleGranted", G + "Staff.RoleRevoked",
-                          G + "Staff.Deactivated"]
+    assert emitted(s) == [
+        G + "Staff.Enrolled",
+        G + "Staff.RoleGranted",
+        G + "Staff.RoleRevoked",
+        G + "Staff.Deactivated",
+    ]

@@ -14,8 +14,16 @@ VICTIM, PERP = pseudonym("victim"), pseudonym("perpetrator")
 
 
 def case() -> ProtectionCase:
-    return ProtectionCase(agency=A, victim=VICTIM, perpetrators=[PERP], reason="dv",
-                          checklist={CHECKLIST_ITEMS[0]: True}, proxies_to_cancel=[], notes="intake", opened_by="req")
+    return ProtectionCase(
+        agency=A,
+        victim=VICTIM,
+        perpetrators=[PERP],
+        reason="dv",
+        checklist={CHECKLIST_ITEMS[0]: True},
+        proxies_to_cancel=[],
+        notes="intake",
+        opened_by="req",
+    )
 
 
 def test_the_victim_is_never_added_as_a_perpetrator_and_nobody_twice() -> None:
@@ -29,8 +37,10 @@ def test_the_victim_is_never_added_as_a_perpetrator_and_nobody_twice() -> None:
     second = pseudonym("second perpetrator")
     c.add_perpetrator(second, "req")
     assert c.perpetrators == [PERP, second]
-    assert emitted(c) == ["ledger.domain.cases:ProtectionCase.Opened",
-                          "ledger.domain.cases:ProtectionCase.PerpetratorAdded"]
+    assert emitted(c) == [
+        "ledger.domain.cases:ProtectionCase.Opened",
+        "ledger.domain.cases:ProtectionCase.PerpetratorAdded",
+    ]
 
 
 def test_a_closed_case_takes_no_more_changes_and_notes_stay_local() -> None:
@@ -49,5 +59,7 @@ def test_a_closed_case_takes_no_more_changes_and_notes_stay_local() -> None:
     for change in changes:
         with pytest.raises(StateConflict, match="closed"):
             change()
-    assert emitted(c)[-2:] == ["ledger.domain.cases:ProtectionCase.ChecklistUpdated",
-                               "ledger.domain.cases:ProtectionCase.Closed"]
+    assert emitted(c)[-2:] == [
+        "ledger.domain.cases:ProtectionCase.ChecklistUpdated",
+        "ledger.domain.cases:ProtectionCase.Closed",
+    ]

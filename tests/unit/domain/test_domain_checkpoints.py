@@ -17,8 +17,16 @@ T = "2026-11-25T10:00:00+00:00"
 
 
 def sign(log: CheckpointLog, size: int, root: str, prev_size: int, prev_root: str) -> None:
-    log.sign(tree_size=size, root=root, time=T, key_id=KEY, signature=SIG, prev_size=prev_size,
-             prev_root=prev_root, consistency=[])
+    log.sign(
+        tree_size=size,
+        root=root,
+        time=T,
+        key_id=KEY,
+        signature=SIG,
+        prev_size=prev_size,
+        prev_root=prev_root,
+        consistency=[],
+    )
 
 
 def test_each_checkpoint_names_the_latest_as_predecessor_and_never_shrinks() -> None:

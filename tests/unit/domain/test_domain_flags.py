@@ -15,9 +15,17 @@ VICTIM = pseudonym("victim")
 
 def request(approvals: int = 2, requested_by: str = "req") -> FlagRequest:
     return FlagRequest(
-        agency=A, kind="set", subject=VICTIM, flags=["NO_AUTO_RESPONSE", "NON_DISCLOSURE"], reason="dv",
-        review_date="2027-06-30", requested_by=requested_by, approvals_required=approvals, case_id=None,
-        explanation="", body_request_id=None,
+        agency=A,
+        kind="set",
+        subject=VICTIM,
+        flags=["NO_AUTO_RESPONSE", "NON_DISCLOSURE"],
+        reason="dv",
+        review_date="2027-06-30",
+        requested_by=requested_by,
+        approvals_required=approvals,
+        case_id=None,
+        explanation="",
+        body_request_id=None,
     )
 
 
@@ -106,7 +114,13 @@ def test_protection_sets_renews_and_releases_only_what_it_holds() -> None:
 
 def test_a_body_request_names_the_municipality_asked() -> None:
     """Threat: a peer agency — a support centre's request is addressed to one municipality, flags sorted."""
-    b = BodyRequest(agency=SC, municipality=A, subject=VICTIM, flags=["NO_AUTO_RESPONSE", "NON_DISCLOSURE"],
-                    reason="stalking", sent_by="staff1")
+    b = BodyRequest(
+        agency=SC,
+        municipality=A,
+        subject=VICTIM,
+        flags=["NO_AUTO_RESPONSE", "NON_DISCLOSURE"],
+        reason="stalking",
+        sent_by="staff1",
+    )
     assert (b.agency, b.municipality, b.flags) == (SC, A, ["NON_DISCLOSURE", "NO_AUTO_RESPONSE"])
     assert emitted(b) == ["ledger.domain.flags:BodyRequest.Sent"]

@@ -38,12 +38,26 @@ def test_reads_tokens_and_reports_are_recorded_and_stay_local() -> None:
     """Threat: an insider reading protected details unrecorded, and a peer agency seeing who read what."""
     records = [
         AccessRecord(agency=A, staff="rev", subject=pseudonym("victim"), what="holding agencies", purpose="review"),
-        TokenGrant(agency=A, issuer="admin", staff="rev", roles=["reviewer"], expires_at="2027-01-01T00:00:00+00:00",
-                   token_id="0123456789abcdef"),
-        ReportRecord(agency=A, staff="aud", period_from="2026-01-01T00:00:00+00:00",
-                     period_to="2026-12-31T00:00:00+00:00", out_dir="reports/2026"),
+        TokenGrant(
+            agency=A,
+            issuer="admin",
+            staff="rev",
+            roles=["reviewer"],
+            expires_at="2027-01-01T00:00:00+00:00",
+            token_id="0123456789abcdef",
+        ),
+        ReportRecord(
+            agency=A,
+            staff="aud",
+            period_from="2026-01-01T00:00:00+00:00",
+            period_to="2026-12-31T00:00:00+00:00",
+            out_dir="reports/2026",
+        ),
     ]
-    assert [emitted(r) for r in records] == [[ID + "AccessRecord.ProtectedDetailsRead"], [ID + "TokenGrant.Issued"],
-                                             [ID + "ReportRecord.Generated"]]
+    assert [emitted(r) for r in records] == [
+        [ID + "AccessRecord.ProtectedDetailsRead"],
+        [ID + "TokenGrant.Issued"],
+        [ID + "ReportRecord.Generated"],
+    ]
     assert not any(type(r).SHARED for r in records)
     assert PseudonymLink.SHARED and ProxyRegistration.SHARED

@@ -18,11 +18,22 @@ FINGERPRINT = hashlib.sha256(b"hmac of it").hexdigest()
 
 def raised(agency: str = A, fingerprint: str = FINGERPRINT) -> Incident:
     fields: dict[str, Any] = dict(
-        kind="forged_signature", code="bad_signature", message=MESSAGE, origin=B, key_id=f"{B}:0123456789abcdef",
-        stream="6f1c1a4e-0c1d-4b8e-9f00-000000000001", stream_version=3,
+        kind="forged_signature",
+        code="bad_signature",
+        message=MESSAGE,
+        origin=B,
+        key_id=f"{B}:0123456789abcdef",
+        stream="6f1c1a4e-0c1d-4b8e-9f00-000000000001",
+        stream_version=3,
         topic="ledger.domain.flags:Protection.FlagsReleased",
-        event_id="e1", stamped="2026-11-25T10:00:00+00:00", owner=B, subjects=[pseudonym("victim")],
-        claimed_subjects=[], parked_id=7, source="flagledger.events/0/42", reason="signature does not verify",
+        event_id="e1",
+        stamped="2026-11-25T10:00:00+00:00",
+        owner=B,
+        subjects=[pseudonym("victim")],
+        claimed_subjects=[],
+        parked_id=7,
+        source="flagledger.events/0/42",
+        reason="signature does not verify",
         origin_held=False,
     )
     return Incident(agency=agency, fingerprint=fingerprint, **fields)
@@ -51,7 +62,13 @@ def test_an_incident_is_acknowledged_once_and_with_a_note() -> None:
 
 def test_a_breach_report_draft_is_recorded_with_whom_it_names() -> None:
     """Threat: an insider drafting reports (which name people) unrecorded."""
-    r = IncidentReport(agency=A, staff="aud", purpose="breach report to the PPC", incidents=[str(raised().id)],
-                       subjects=[pseudonym("victim")], destination="reports/incident.json")
+    r = IncidentReport(
+        agency=A,
+        staff="aud",
+        purpose="breach report to the PPC",
+        incidents=[str(raised().id)],
+        subjects=[pseudonym("victim")],
+        destination="reports/incident.json",
+    )
     assert r.subjects == [pseudonym("victim")]
     assert emitted(r) == [N + "IncidentReport.Drafted"]

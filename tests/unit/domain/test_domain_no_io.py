@@ -33,4 +33,3 @@ def test_a_database_is_refused() -> None:
 def test_a_process_is_refused() -> None:
     with pytest.raises(IOInDomainTest, match="subprocess"):
         subprocess.run([sys.executable, "-c", "pass"], check=False)
-

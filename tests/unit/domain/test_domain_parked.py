@@ -16,10 +16,17 @@ R = "ledger.domain.parked:RevokedKeyAcceptance."
 
 def proposed(by: str = "admin1") -> RevokedKeyAcceptance:
     return RevokedKeyAcceptance(
-        agency=A, digest=DIGEST, parked_id=12, event_id="e9", origin=B, key_id=f"{B}:0123456789abcdef",
-        stream="6f1c1a4e-0c1d-4b8e-9f00-000000000002", version=4,
+        agency=A,
+        digest=DIGEST,
+        parked_id=12,
+        event_id="e9",
+        origin=B,
+        key_id=f"{B}:0123456789abcdef",
+        stream="6f1c1a4e-0c1d-4b8e-9f00-000000000002",
+        version=4,
         topic="ledger.domain.flags:Protection.FlagsReleased",
-        proposed_by=by, note="B confirmed by phone that it sent this release",
+        proposed_by=by,
+        note="B confirmed by phone that it sent this release",
     )
 
 

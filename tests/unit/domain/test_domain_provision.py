@@ -13,8 +13,15 @@ P = "ledger.domain.provision:ProvisionRequest."
 
 
 def received() -> ProvisionRequest:
-    return ProvisionRequest(agency=A, querier=B, subject=VICTIM, legal_item=9, procedure="児童手当",
-                            info_kind="地方税関係情報", applicant="unknown")
+    return ProvisionRequest(
+        agency=A,
+        querier=B,
+        subject=VICTIM,
+        legal_item=9,
+        procedure="児童手当",
+        info_kind="地方税関係情報",
+        applicant="unknown",
+    )
 
 
 def test_any_no_auto_response_anywhere_holds_the_request() -> None:
@@ -49,8 +56,13 @@ def test_a_held_request_is_decided_by_two_people_on_the_proposal_seen() -> None:
     assert r.status == "held"
     r.approve_decision("apr", current)
     assert r.status == "provided_manually"
-    assert emitted(r) == [P + "Received", P + "Held", P + "DecisionProposed", P + "DecisionProposed",
-                          P + "ManuallyProvided"]
+    assert emitted(r) == [
+        P + "Received",
+        P + "Held",
+        P + "DecisionProposed",
+        P + "DecisionProposed",
+        P + "ManuallyProvided",
+    ]
     with pytest.raises(StateConflict, match="not held"):
         r.propose("refuse", "unknown", "rev", "")
 
@@ -75,8 +87,9 @@ def test_a_refusal_is_final_and_an_automatic_answer_cannot_be_reviewed_into_anot
 
 def test_a_probe_notice_names_the_holders_sorted_and_is_shared() -> None:
     """Threat: the perpetrator probing unnoticed — the agencies that set flags are told who asked."""
-    n = ProbeNotice(agency=A, holders=["131032", B], request_id=received().id, querier=B, procedure="児童手当",
-                    legal_item=9)
+    n = ProbeNotice(
+        agency=A, holders=["131032", B], request_id=received().id, querier=B, procedure="児童手当", legal_item=9
+    )
     assert ProbeNotice.SHARED and ProvisionRequest.SHARED
     assert n.holders == ["131024", "131032"]
     assert emitted(n) == ["ledger.domain.provision:ProbeNotice.Sent"]

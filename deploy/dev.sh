@@ -60,6 +60,7 @@ case "${1:-}" in
     ensure_postgres
     ensure_browser
     .venv/bin/ruff check ledger projections consumers tests deploy
+    .venv/bin/ruff format --check ledger projections consumers tests deploy
     .venv/bin/mypy
     .venv/bin/lint-imports --no-cache
     exec .venv/bin/python -m pytest -q -m "not long" "${@:2}"

@@ -24,23 +24,22 @@ formula are prefixed with ``'``.
 
 from __future__ import annotations
 
-import csv
-import html
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from sqlalchemy import select
 
 from ledger.app import Actor
 from ledger.app.checkpoints import CHECKPOINT_TOPIC, Checkpoint
+from ledger.audit.report_format import Section, StaffNames, flag_list, write_html, write_summary
 from ledger.audit.verify import VerifyReport, verify_log
 from ledger.domain.types import Action
-from ledger.errors import InputError, NotFoundError, StateConflict
-from ledger.files import open_private, private_dir
+from ledger.errors import InputError, StateConflict
+from ledger.files import private_dir
 from ledger.log.tree import PrefixRoot
 from projections.node import NodeParts
 from projections.portal import canonical_time
@@ -49,60 +48,6 @@ from projections.queues import flag_queue, held_queue
 __all__ = ["ReportResult", "audit_report"]
 
 Progress = Callable[[int, int], None]
-
-_CSS = """
-body{font-family:system-ui,"Hiragino Sans","Noto Sans JP",sans-serif;margin:2em;color:#111;font-size:14px}
-h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #999}
-table{border-collapse:collapse;width:100%;margin:.5em 0}th,td{border:1px solid #bbb;padding:3px 6px;
-text-align:left;vertical-align:top;word-break:break-all}th{background:#eee}
-.meta td:first-child{font-weight:bold;width:16em}.ok{color:#060;font-weight:bold}.bad{color:#a00;font-weight:bold}
-.empty{color:#666;font-style:italic}@media print{body{margin:0}h2{page-break-after:avoid}}
-"""
-
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA) else text
-
-
-class _Section:
-    """One CSV file plus the rows of one HTML table, both written as rows arrive."""
-
-    def __init__(self, out: Path, name: str, title: str, columns: Sequence[str]) -> None:
-        self.name, self.title, self.columns = name, title, list(columns)
-        self.path = out / f"{name}.csv"
-        self.part = out / f".{name}.html.part"
-        self.rows = 0
-        self._csv: IO[str] = open_private(self.path, "w", newline="", encoding="utf-8")
-        self._html: IO[str] = open_private(self.part, "w", encoding="utf-8")
-        self._writer = csv.writer(self._csv)
-        self._writer.writerow(self.columns)
-
-    def add(self, row: Sequence[object]) -> None:
-        self._writer.writerow([_cell(v) for v in row])
-        self._html.write("<tr>" + "".join(f"<td>{_esc(v)}</td>" for v in row) + "</tr>\n")
-        self.rows += 1
-
-    def close(self) -> None:
-        self._csv.close()
-        self._html.close()
-
-    def write_html(self, fh: IO[str]) -> None:
-        fh.write(f'<h2 id="{_esc(self.name)}">{_esc(self.title)} ({self.rows})</h2>\n')
-        if not self.rows:
-            fh.write('<p class="empty">none in this period</p>\n')
-            return
-        fh.write("<table><thead><tr>" + "".join(f"<th>{_esc(c)}</th>" for c in self.columns) + "</tr></thead><tbody>\n")
-        with self.part.open(encoding="utf-8") as part:
-            for line in part:
-                fh.write(line)
-        fh.write("</tbody></table>\n")
-
-
-def _esc(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
 
 
 @dataclass
@@ -115,29 +60,6 @@ class ReportResult:
     root_hex: str
     root_position: int
     summary: dict[str, str] = field(default_factory=dict)
-
-
-class _Names:
-    """Staff display names (as enrolled) for the report, looked up once each."""
-
-    def __init__(self, node: NodeParts) -> None:
-        self.node = node
-        self.cache: dict[tuple[str, str], str] = {}
-
-    def __call__(self, agency: str, staff: str | None) -> str:
-        if not staff:
-            return ""
-        key = (agency, staff)
-        if key not in self.cache:
-            try:  # staff are local: a peer's are not on this node (nor can their ids be computed here)
-                self.cache[key] = self.node.app.staff(agency, staff).name
-            except NotFoundError:
-                self.cache[key] = ""
-        return self.cache[key]
-
-
-def _flags(value: Any) -> str:
-    return ",".join(sorted(str(f) for f in value or ()))
 
 
 def audit_report(
@@ -167,9 +89,9 @@ def audit_report(
     node.projector.catch_up()
     verification = verify_log(node.app, progress=verify_progress)
 
-    names = _Names(node)
+    names = StaffNames(node)
     sections = {
-        "flags": _Section(
+        "flags": Section(
             out_dir,
             "flags",
             "Flags set, released and renewed",
@@ -187,7 +109,7 @@ def audit_report(
                 "position",
             ],
         ),
-        "approvals": _Section(
+        "approvals": Section(
             out_dir,
             "approvals",
             "Flag request decisions and their approvers",
@@ -207,7 +129,7 @@ def audit_report(
                 "position",
             ],
         ),
-        "held": _Section(
+        "held": Section(
             out_dir,
             "held",
             "Held provision requests and their outcomes",
@@ -231,13 +153,13 @@ def audit_report(
                 "position",
             ],
         ),
-        "reads": _Section(
+        "reads": Section(
             out_dir,
             "reads",
             "Reads of protected details",
             ["time", "agency", "staff", "staff_name", "subject", "what", "purpose", "position"],
         ),
-        "tokens": _Section(
+        "tokens": Section(
             out_dir,
             "tokens",
             "API tokens issued",
@@ -287,7 +209,7 @@ def audit_report(
                         at,
                         ev.agency,
                         action,
-                        _flags(ev.flags),
+                        flag_list(ev.flags),
                         ev.subject,
                         ev.request_id,
                         getattr(ev, "reason", ""),
@@ -335,7 +257,7 @@ def audit_report(
                 )
         if progress is not None:
             progress(total, total)
-        summary_section = _Section(
+        summary_section = Section(
             out_dir, "flag_summary", "Flag changes per agency", ["agency", "flag", "set", "released", "renewed"]
         )
         for agency, flag in sorted({(a, f) for a, f, _ in summary_counts}):
@@ -380,13 +302,9 @@ def audit_report(
         **{f"rows_{s.name}": str(s.rows) for s in ordered},
     }
     summary_csv = out_dir / "summary.csv"
-    with open_private(summary_csv, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["key", "value"])
-        for k, v in meta.items():
-            w.writerow([_cell(k), _cell(v)])
+    write_summary(summary_csv, meta)
     report = out_dir / "report.html"
-    _write_html(report, meta, ordered, first_bad is None)
+    write_html(report, meta, ordered, first_bad is None)
     for s in ordered:
         s.part.unlink(missing_ok=True)
     return ReportResult(
@@ -419,8 +337,8 @@ _WANTED = frozenset(
 
 def _approval(
     node: NodeParts,
-    section: _Section,
-    names: _Names,
+    section: Section,
+    names: StaffNames,
     topic: str,
     ev: Any,
     origin: str,
@@ -453,13 +371,13 @@ def _approval(
 
 
 def _held(
-    node: NodeParts, section: _Section, origin: str, stream: str, at: str, ev: Any, end_label: str, position: int
+    node: NodeParts, section: Section, origin: str, stream: str, at: str, ev: Any, end_label: str, position: int
 ) -> None:
     with node.engine.connect() as conn:
         r = conn.execute(select(held_queue).where(held_queue.c.request_id == stream)).first()
     if r is None:  # projections not caught up with this request: still report the hold itself
         section.add(
-            [at, origin, stream, "", "", "", "", "", "", _flags(ev.flags), "", "", "held", "", "", "", position]
+            [at, origin, stream, "", "", "", "", "", "", flag_list(ev.flags), "", "", "held", "", "", "", position]
         )
         return
     decided = r.decided_at is not None and r.decided_at <= end_label
@@ -475,7 +393,7 @@ def _held(
             r.procedure,
             r.info_kind,
             r.applicant_check or r.applicant,
-            _flags(ev.flags),
+            flag_list(ev.flags),
             r.proposal or "",
             r.proposed_by or "",
             then,
@@ -485,23 +403,3 @@ def _held(
             position,
         ]
     )
-
-
-def _write_html(path: Path, meta: dict[str, str], sections: Sequence[_Section], ok: bool) -> None:
-    with open_private(path, "w", encoding="utf-8") as fh:
-        fh.write('<!DOCTYPE html>\n<html lang="ja"><head><meta charset="utf-8">\n')
-        fh.write(
-            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
-        )
-        fh.write(f"<title>{_esc(meta['title'])} {_esc(meta['period_from'])} – {_esc(meta['period_to'])}</title>\n")
-        fh.write(f"<style>{_CSS}</style></head><body>\n")
-        fh.write(f"<h1>{_esc(meta['title'])}</h1>\n")
-        fh.write(f"<p>{_esc(meta['node'])}: {_esc(meta['period_from'])} – {_esc(meta['period_to'])}</p>\n")
-        status = '<span class="ok">verified</span>' if ok else '<span class="bad">VERIFICATION FAILED</span>'
-        fh.write(f'<p>Log: {status}</p>\n<table class="meta"><tbody>\n')
-        for k, v in meta.items():
-            fh.write(f"<tr><td>{_esc(k.replace('_', ' ').capitalize())}</td><td>{_esc(v)}</td></tr>\n")
-        fh.write("</tbody></table>\n")
-        for s in sections:
-            s.write_html(fh)
-        fh.write("</body></html>\n")

@@ -1,0 +1,280 @@
+"""The writer-authority table itself: one :class:`Rule` per shared event type (who may write it, which payload
+fields must name the signer, which key fields must be the signer's keys, which node kinds may originate it).
+The checks that apply it and the page that renders it are in :mod:`ledger.domain.authority`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from uuid import UUID
+
+__all__ = ["AGENCY_NODES", "DOMAIN_PREFIX", "TABLE", "NodeKind", "Rule", "Writer"]
+
+
+class NodeKind(StrEnum):
+    AGENCY = "agency"  # a municipality's or protection body's node (every node today)
+    HUB = "hub"  # the linkage hub (情報提供ネットワークシステム), coming
+    PORTAL = "portal"  # Mynaportal, coming
+
+
+class Writer(StrEnum):
+    OWNER = "owner"  # the agency that signed the stream's v1
+    ANY_AGENCY = "any agency"
+
+
+AGENCY_NODES = frozenset({NodeKind.AGENCY})
+
+
+@dataclass(frozen=True)
+class Rule:
+    topic: str
+    shared: bool
+    writer: Writer
+    locally: str
+    agency_fields: tuple[str, ...] = ()
+    key_fields: tuple[str, ...] = ()
+    other_agency_fields: tuple[str, ...] = ()
+    party: str = ""
+    nodes: frozenset[NodeKind] = AGENCY_NODES
+    # the stream id a creation event must have, from the signer's agency (aggregates with one stream per agency:
+    # a peer cannot take another agency's registry id with a stream of its own)
+    stream_of: Callable[[str], UUID] | None = None
+    note: str = ""
+
+
+def _agency_stream(origin: str) -> UUID:
+    from ledger.domain.agencies import Agency
+
+    return Agency.create_id(code=origin)
+
+
+def _keys_stream(origin: str) -> UUID:
+    from ledger.domain.keys import KeyRegistry
+
+    return KeyRegistry.create_id(agency=origin)
+
+
+def _checkpoints_stream(origin: str) -> UUID:
+    from ledger.domain.checkpoints import CheckpointLog
+
+    return CheckpointLog.create_id(agency=origin)
+
+
+DOMAIN_PREFIX = _D = "ledger.domain."
+_ADMIN = "administrator (`administer`)"
+
+
+def _admin(command: str) -> str:
+    return f"administrator (`administer`: `flagledger {command}`)"
+
+
+_SETUP = "the node at set-up (`flagledger init`)"
+_NODE = "the node itself (no staff)"
+_PROVIDER = (
+    "provider (payload `agency`, the stream's owner); the querier (payload `querier`) never appends: "
+    "`FlagLedger._provision`, `propose_decision` and `approve_decision` all save as the provider"
+)
+
+
+def _rules() -> list[Rule]:
+    own = Writer.OWNER
+    return [
+        # -- agencies: the permission table and policy are the agency's own (attack 2) -------------------
+        Rule(_D + "agencies:Agency.Registered", True, own, _SETUP, agency_fields=("code",), stream_of=_agency_stream),
+        Rule(_D + "agencies:Agency.ApprovalPolicyChanged", True, own, _ADMIN),
+        Rule(_D + "agencies:Agency.PermissionGranted", True, own, _ADMIN),
+        Rule(_D + "agencies:Agency.PermissionRevoked", True, own, _ADMIN),
+        Rule(
+            _D + "agencies:Staff.Enrolled",
+            False,
+            own,
+            _ADMIN + "; the first administrator at set-up",
+            agency_fields=("agency",),
+        ),
+        Rule(_D + "agencies:Staff.RoleGranted", False, own, _ADMIN),
+        Rule(_D + "agencies:Staff.RoleRevoked", False, own, _ADMIN),
+        Rule(_D + "agencies:Staff.Deactivated", False, own, _ADMIN),
+        # -- keys: only the registry's agency, and only about its own keys (attack 2) ----------------------
+        Rule(_D + "keys:KeyRegistry.Opened", True, own, _SETUP, agency_fields=("agency",), stream_of=_keys_stream),
+        Rule(
+            _D + "keys:KeyRegistry.KeyAdded",
+            True,
+            own,
+            _admin("key rotate") + "; the genesis key at set-up",
+            key_fields=("key_id",),
+        ),
+        Rule(_D + "keys:KeyRegistry.KeyRetired", True, own, _admin("key rotate"), key_fields=("key_id",)),
+        Rule(_D + "keys:KeyRegistry.KeyRevoked", True, own, _admin("key revoke"), key_fields=("key_id",)),
+        Rule(
+            _D + "keys:KeyRegistry.RemoteKeyTrusted",
+            True,
+            own,
+            _admin("agency trust"),
+            other_agency_fields=("remote_agency", "key_id"),
+            note="folded into the key registry only on the node of the agency that vouched",
+        ),
+        # -- intake, flag requests (local) ---------------------------------------------------------------
+        Rule(_D + "cases:ProtectionCase.Opened", False, own, "requester (`open_case`)", agency_fields=("agency",)),
+        Rule(_D + "cases:ProtectionCase.PerpetratorAdded", False, own, "requester (`open_case`)"),
+        Rule(_D + "cases:ProtectionCase.ChecklistUpdated", False, own, "requester (`open_case`)"),
+        Rule(_D + "cases:ProtectionCase.Closed", False, own, "requester (`open_case`)"),
+        Rule(_D + "flags:FlagRequest.Requested", False, own, "requester (`request_flag`)", agency_fields=("agency",)),
+        Rule(_D + "flags:FlagRequest.Approved", False, own, "approver (`approve_flag`), not the requester"),
+        Rule(_D + "flags:FlagRequest.Rejected", False, own, "approver (`approve_flag`), not the requester"),
+        Rule(_D + "flags:FlagRequest.Executed", False, own, "operator (`execute_flag`)"),
+        # -- the flags an agency holds: what protects everywhere (attack 1) --------------------------------
+        Rule(_D + "flags:Protection.Opened", True, own, "operator (`execute_flag`)", agency_fields=("agency",)),
+        Rule(_D + "flags:Protection.FlagsSet", True, own, "operator (`execute_flag`)", agency_fields=("agency",)),
+        Rule(_D + "flags:Protection.FlagsRenewed", True, own, "operator (`execute_flag`)", agency_fields=("agency",)),
+        Rule(_D + "flags:Protection.FlagsReleased", True, own, "operator (`execute_flag`)", agency_fields=("agency",)),
+        Rule(
+            _D + "flags:BodyRequest.Sent",
+            True,
+            own,
+            "requester of a protection body (`send_body_request`)",
+            agency_fields=("agency",),
+            other_agency_fields=("municipality",),
+            party="sending protection body (payload `agency`); the municipality (payload `municipality`) never "
+            "appends: it answers with its own FlagRequest and Protection",
+        ),
+        # -- information provision -----------------------------------------------------------------------
+        Rule(
+            _D + "provision:ProvisionRequest.Received",
+            True,
+            own,
+            "counter (`request_provision`) or the linkage network (`receive_query`)",
+            agency_fields=("agency",),
+            other_agency_fields=("querier",),
+            party=_PROVIDER,
+        ),
+        Rule(
+            _D + "provision:ProvisionRequest.AutoProvided",
+            True,
+            own,
+            "the provider's node, with Received",
+            party=_PROVIDER,
+        ),
+        Rule(_D + "provision:ProvisionRequest.Held", True, own, "the provider's node, with Received", party=_PROVIDER),
+        Rule(
+            _D + "provision:ProvisionRequest.DecisionProposed", True, own, "reviewer (`review_held`)", party=_PROVIDER
+        ),
+        Rule(
+            _D + "provision:ProvisionRequest.ManuallyProvided",
+            True,
+            own,
+            "approver (`approve_held`), not the proposer",
+            party=_PROVIDER,
+        ),
+        Rule(
+            _D + "provision:ProvisionRequest.Refused",
+            True,
+            own,
+            "approver (`approve_held`), not the proposer",
+            party=_PROVIDER,
+        ),
+        Rule(
+            _D + "provision:ProbeNotice.Sent",
+            True,
+            own,
+            "the provider's node, with Received",
+            agency_fields=("agency",),
+            other_agency_fields=("holders", "querier"),
+            party="provider that received the query (payload `agency`); the flag holders (payload `holders`) "
+            "never append: they read it in their work queue",
+        ),
+        # -- identity ------------------------------------------------------------------------------------
+        Rule(_D + "identity:PseudonymLink.Linked", True, own, "requester (`request_flag`)", agency_fields=("agency",)),
+        Rule(
+            _D + "identity:ProxyRegistration.Registered",
+            True,
+            own,
+            "requester (`open_case`)",
+            agency_fields=("agency",),
+            party="registering agency (payload `agency`, the stream's owner) opens it; see Cancelled",
+        ),
+        Rule(
+            _D + "identity:ProxyRegistration.Cancelled",
+            True,
+            Writer.ANY_AGENCY,
+            "requester (`open_case`)",
+            party="any agency: the victim's new municipality cancels the perpetrator's proxy registered where "
+            "they lived together (intake advice, Point 1); the signer is recorded in the header",
+            note="the one event a non-owner may append: a cancellation only ever takes access away",
+        ),
+        Rule(
+            _D + "identity:AccessRecord.ProtectedDetailsRead",
+            False,
+            own,
+            "whoever read (`view_protected`, or the work a listing serves)",
+            agency_fields=("agency",),
+        ),
+        Rule(_D + "identity:TokenGrant.Issued", False, own, _ADMIN, agency_fields=("agency",)),
+        Rule(_D + "identity:ReportRecord.Generated", False, own, "auditor (`audit`)", agency_fields=("agency",)),
+        # -- checkpoints ---------------------------------------------------------------------------------
+        Rule(
+            _D + "checkpoints:CheckpointLog.Opened",
+            True,
+            own,
+            _NODE,
+            agency_fields=("agency",),
+            stream_of=_checkpoints_stream,
+        ),
+        Rule(
+            _D + "checkpoints:CheckpointLog.CheckpointSigned",
+            True,
+            own,
+            _NODE + " or `audit checkpoint`",
+            key_fields=("key_id",),
+        ),
+        Rule(
+            _D + "checkpoints:AgencyHold.Opened",
+            False,
+            own,
+            _NODE + " (on a checkpoint fork)",
+            agency_fields=("agency",),
+            other_agency_fields=("held",),
+        ),
+        Rule(_D + "checkpoints:AgencyHold.Placed", False, own, _NODE + " (on a checkpoint fork)"),
+        Rule(_D + "checkpoints:AgencyHold.Lifted", False, own, _admin("audit release")),
+        # -- incidents and parked messages (local) -------------------------------------------------------
+        Rule(
+            _D + "incidents:Incident.Raised",
+            False,
+            own,
+            _NODE + " (a parked message was evidence of an attack)",
+            agency_fields=("agency",),
+            other_agency_fields=("origin", "owner", "key_id"),
+            note="`origin`, `owner`, `key_id` are what the parked message named: evidence, not authority",
+        ),
+        Rule(
+            _D + "incidents:Incident.Acknowledged",
+            False,
+            own,
+            "administrator, auditor or held-request decider (`incident ack`)",
+        ),
+        Rule(
+            _D + "incidents:IncidentReport.Drafted",
+            False,
+            own,
+            "administrator or auditor (`incident report`)",
+            agency_fields=("agency",),
+        ),
+        Rule(
+            _D + "parked:RevokedKeyAcceptance.Proposed",
+            False,
+            own,
+            _admin("consumers replay --accept-revoked-key"),
+            agency_fields=("agency",),
+            other_agency_fields=("origin", "key_id"),
+        ),
+        Rule(
+            _D + "parked:RevokedKeyAcceptance.Approved",
+            False,
+            own,
+            _admin("consumers replay --accept-revoked-key") + ", not the proposer",
+        ),
+    ]
+
+
+TABLE: dict[str, Rule] = {r.topic: r for r in _rules()}

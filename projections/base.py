@@ -69,7 +69,7 @@ def create_engine(url: str, pools: PoolSizes | None = None) -> Engine:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _: Any) -> None:
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            _wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
@@ -82,6 +82,26 @@ def create_engine(url: str, pools: PoolSizes | None = None) -> Engine:
         return retry_while_server_full(lambda: dialect.connect(*cargs, **cparams))
 
     return engine
+
+
+def _wal(cur: Any, wait: float = 30.0) -> None:
+    """Put the database in WAL mode, waiting while another process holds it. Switching a new database's
+    journal may answer "database is locked" at once, without the busy timeout (found with four processes
+    opening one new database together: the node, its follower and two commands start this way)."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + wait
+    pause = 0.01
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
 
 
 def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:

@@ -7,12 +7,13 @@ Regenerate the document after changing the API: ``.venv/bin/flagledger openapi -
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -29,6 +30,7 @@ from tests.support.api import client, token
 from tests.support.people import individual_number
 
 DOC = Path(__file__).resolve().parents[2] / "deploy" / "openapi.json"
+SEED = int(os.environ.get("FLAGLEDGER_OPENAPI_SEED", "1"))
 EXAMPLES = 8  # per operation and identity: ~21 operations x 2 identities x 8 keeps it well under a minute
 
 
@@ -74,9 +76,11 @@ def test_fuzzing_the_document_finds_no_server_error(sqlite_node: Node, who: str)
             max_examples=EXAMPLES,
             deadline=None,
             database=None,
-            derandomize=True,
             suppress_health_check=list(HealthCheck),
         )
+        # a fixed seed, not derandomize: that one derives the seed from this function's source, so reformatting
+        # the file changed which cases were drawn (and the 201 below was no longer reached)
+        @seed(SEED)
         @given(case=strategy, signed=st.sampled_from([True, True, True, False]), data=st.data())
         def run(case: Any, signed: bool, data: st.DataObject) -> None:
             if isinstance(case.body, dict) and data.draw(st.booleans()):

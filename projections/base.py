@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -27,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.app import FlagLedger
-from ledger.app.capacity import PoolSizes, retry_while_server_full
+from ledger.app.capacity import PoolSizes, retry_while, retry_while_server_full
 from ledger.errors import Code, IntegrityError, StorageError, is_disk_full
 from ledger.faultpoint import ENV as FAULTPOINT_ENV
 from ledger.faultpoint import faultpoint
@@ -84,24 +85,15 @@ def create_engine(url: str, pools: PoolSizes | None = None) -> Engine:
     return engine
 
 
-def _wal(cur: Any, wait: float = 30.0) -> None:
+def _wal(cur: Any) -> None:
     """Put the database in WAL mode, waiting while another process holds it. Switching a new database's
     journal may answer "database is locked" at once, without the busy timeout (found with four processes
     opening one new database together: the node, its follower and two commands start this way)."""
-    import sqlite3
-    import time
+    retry_while(lambda: cur.execute("PRAGMA journal_mode=WAL"), _locked, wait=30.0)
 
-    deadline = time.monotonic() + wait
-    pause = 0.01
-    while True:
-        try:
-            cur.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.25)
+
+def _locked(exc: Exception) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 
 
 def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:

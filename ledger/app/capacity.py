@@ -37,7 +37,7 @@ class _Configured(Protocol):
     def database_url(self) -> str | None: ...
 
 
-__all__ = ["CONNECT_WAIT", "ONE_SHOT", "Capacity", "PoolSizes", "retry_while_server_full", "server_full"]
+__all__ = ["CONNECT_WAIT", "ONE_SHOT", "Capacity", "PoolSizes", "retry_while", "retry_while_server_full", "server_full"]
 
 CONNECT_WAIT = 30.0  # seconds, as the event store's pool waits for a connection
 TOO_MANY_CONNECTIONS = "53300"  # SQLSTATE: the server has no free connection slot
@@ -113,15 +113,21 @@ def server_full(exc: BaseException) -> bool:
     return any(words in text for words in FULL_SERVER_WORDS)
 
 
-def retry_while_server_full(connect: Callable[[], T], wait: float = CONNECT_WAIT) -> T:
-    """``connect()``, tried again with growing pauses while the server answers "too many clients"."""
+def retry_while(op: Callable[[], T], transient: Callable[[Exception], bool], wait: float) -> T:
+    """``op()``, tried again with growing, spread-out pauses while it fails with an error ``transient`` accepts,
+    for at most ``wait`` seconds; any other error, or the last one, is raised."""
     deadline = time.monotonic() + wait
     pause = 0.05
     while True:
         try:
-            return connect()
+            return op()
         except Exception as exc:
-            if not server_full(exc) or time.monotonic() + pause > deadline:
+            if not transient(exc) or time.monotonic() + pause > deadline:
                 raise
         time.sleep(pause * random.uniform(0.5, 1.5))  # spread a burst's retries out
         pause = min(pause * 2, 1.0)
+
+
+def retry_while_server_full(connect: Callable[[], T], wait: float = CONNECT_WAIT) -> T:
+    """``connect()``, tried again with growing pauses while the server answers "too many clients"."""
+    return retry_while(connect, server_full, wait)

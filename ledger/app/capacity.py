@@ -122,9 +122,11 @@ def retry_while(op: Callable[[], T], transient: Callable[[Exception], bool], wai
         try:
             return op()
         except Exception as exc:
-            if not transient(exc) or time.monotonic() + pause > deadline:
+            left = deadline - time.monotonic()
+            if not transient(exc) or left <= 0:
                 raise
-        time.sleep(pause * random.uniform(0.5, 1.5))  # spread a burst's retries out
+        # spread a burst's retries out, and keep trying until the wait is used up (not a pause short of it)
+        time.sleep(min(pause * random.uniform(0.5, 1.5), left))
         pause = min(pause * 2, 1.0)
 
 

@@ -2,7 +2,7 @@
 
 Transport-agnostic: the Kafka consumer loop, tests and the in-process demo all call :func:`ingest` (or
 :func:`ingest_many` for a poll's worth). Both take the one decision of :mod:`consumers.decide` and write through
-the store's one door (:mod:`ledger.log.store_door`). Outcomes never raise for bad input: a poison message comes
+the store's one door (:class:`ledger.log.store.StoreDoor`). Outcomes never raise for bad input: a poison message comes
 back as ``Outcome(kind="parked", reason=…)`` for the caller to park (dead-letter topic + local table); nothing
 about it reaches the ledger.
 """
@@ -21,7 +21,7 @@ from ledger.app.holds import hold_reason
 from ledger.domain.authority import Owner
 from ledger.errors import Code, FlagLedgerError, StateConflict, StorageError
 from ledger.log.envelope import Envelope
-from ledger.log.store_door import KEY_TOPIC_PREFIX, owner_of
+from ledger.log.store import KEY_TOPIC_PREFIX, owner_of
 
 __all__ = ["Outcome", "PendingStore", "ingest", "ingest_many"]
 

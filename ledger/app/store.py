@@ -81,7 +81,7 @@ class LedgerStore(LedgerWiring):
                 f"the event store refused the write: {exc}; nothing was recorded. Check the database, then "
                 "repeat the command"
             ) from exc
-        # (its key events are in the key registry: the store's door folded them in, ledger.log.store_door)
+        # (its key events are in the key registry: the store's door folded them in, ledger.log.store)
         return [r.notification.id for r in recordings]
 
     def load(self, cls: type[A], aggregate_id: UUID, what: str) -> A:

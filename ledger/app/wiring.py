@@ -32,8 +32,8 @@ from ledger.errors import (
 from ledger.log.envelope import Envelope
 from ledger.log.mapper import SignedMapper
 from ledger.log.pseudonym import Pseudonymizer
-from ledger.log.signed_store import SignedEventStore
 from ledger.log.signing import KeyRecord, KeyRing, Signer
+from ledger.log.store import SignedEventStore
 from ledger.log.stream_ids import StreamIds
 
 log = logging.getLogger("flagledger.ledger")

@@ -2,7 +2,7 @@
 
 :class:`SignedMapper` refuses the library's one-event-at-a-time ``to_stored_event``: the only way to
 produce a stored event is :meth:`SignedMapper.seal`, which the store
-(:class:`ledger.log.signed_store.SignedEventStore`) calls for every ``save``. Reading always verifies
+(:class:`ledger.log.store.SignedEventStore`) calls for every ``save``. Reading always verifies
 (signature, key validity, row/header agreement) and a full stream read also checks the hash chain.
 """
 

@@ -3,7 +3,7 @@
 Found by ``test_postgres_loss`` (terminated backends): B's key event was committed at A while A's consumer saw
 the connection drop. The store's memo of stream heads still named the version before, so every redelivery was
 decided "append" and refused by the unique key (``conflict``), for good: nothing more of B reached A. Now a
-failed insert forgets the memo of its streams (``ledger/log/store_door.py``, as a failed save always did) and the
+failed insert forgets the memo of its streams (``ledger/log/store.py``, as a failed save always did) and the
 redelivery reads the head from the store. Threat: no attacker, a database outage; what it defends is a peer's
 events (and so the protections they carry) reaching this node at all. Runs on SQLite and PostgreSQL.
 """

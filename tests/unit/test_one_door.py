@@ -1,4 +1,4 @@
-"""Events enter the store through one door (``ledger/log/store_door.py``), never through a recorder directly.
+"""Events enter the store through one door (``ledger/log/store.py``), never through a recorder directly.
 
 Threat: none directly — a second way in is how a write once skipped the head memo or the key registry update
 (ingest had its own insert, the batched ingest another). The recorders define ``insert_events``; the door is
@@ -23,4 +23,4 @@ def test_only_the_door_calls_insert_events() -> None:
                 if isinstance(node, ast.Attribute) and node.attr in ("insert_events", "_insert_events"):
                     callers.append(rel)
     assert callers, "the scan found no call at all: it is not looking where the code is"
-    assert set(callers) - RECORDERS == {"ledger/log/store_door.py"}, callers
+    assert set(callers) - RECORDERS == {"ledger/log/store.py"}, callers

@@ -10,6 +10,7 @@ can send. Now it is always ``Secure`` unless the node is configured for plain-HT
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
@@ -26,7 +27,17 @@ def _cookies_set(data: str, token: str, env: dict[str, str], forwarded_proto: st
         base = f"http://127.0.0.1:{port}"
         _wait_until_serving(base, proc, 30)
         headers = {"X-Forwarded-Proto": forwarded_proto} if forwarded_proto else {}
-        r = httpx.post(f"{base}/console/login", data={"token": token}, headers=headers)
+        form = httpx.get(f"{base}/console/login", headers=headers)
+        field = re.search(r'name="csrf" value="([0-9a-f]{64})"', form.text)
+        assert field is not None, form.text
+        # a Secure cookie is not sent back over plain HTTP by a client: hand it over as a browser on https would
+        nonce = re.search(r"flagledger_login=([0-9a-f]+)", form.headers["set-cookie"])
+        assert nonce is not None
+        r = httpx.post(
+            f"{base}/console/login",
+            data={"token": token, "csrf": field.group(1)},
+            headers={**headers, "Cookie": f"flagledger_login={nonce.group(1)}"},
+        )
         assert r.status_code == 303, r.text
         return r.headers.get_list("set-cookie")
     finally:

@@ -16,9 +16,18 @@ from tests.integration.test_api_commands import NAR, ND, Api
 from tests.support.api import access_reads, client, token
 
 
+def login_field(http: TestClient) -> str:
+    """Open the sign-in form (which sets its pre-sign-in cookie) and read its CSRF field."""
+    form = http.get("/console/login")
+    field = re.search(r'name="csrf" value="([0-9a-f]{64})"', form.text)
+    assert form.status_code == 200 and field is not None and "flagledger_login=" in form.headers["set-cookie"]
+    return field.group(1)
+
+
 def signed_in(node: Node, agency: str, staff: str) -> tuple[TestClient, str]:
     http = client(node)
-    r = http.post("/console/login", data={"token": token(node, agency, staff)}, follow_redirects=False)
+    data = {"token": token(node, agency, staff), "csrf": login_field(http)}
+    r = http.post("/console/login", data=data, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/console/"
     cookie = r.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
@@ -33,10 +42,34 @@ def test_sign_in_needs_a_valid_token_and_pages_need_a_session(sqlite_node: Node)
     http = client(sqlite_node)
     r = http.get("/console/", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/console/login")
-    r = http.post("/console/login", data={"token": "fl1.forged.token"})
-    assert r.status_code == 401 and "サインインできません" in r.text and "set-cookie" not in r.headers
-    http, _ = signed_in(sqlite_node, B, "apr")
-    r = http.post("/console/logout", follow_redirects=False)
+    r = http.post("/console/login", data={"token": "fl1.forged.token", "csrf": login_field(http)})
+    assert (
+        r.status_code == 401
+        and "サインインできません" in r.text
+        and "flagledger_session" not in r.headers["set-cookie"]
+    )
+    http, csrf = signed_in(sqlite_node, B, "apr")
+    r = http.post("/console/logout", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 303 and 'flagledger_session=""' in r.headers["set-cookie"]
+
+
+def test_another_site_can_neither_sign_a_browser_in_nor_sign_it_out(sqlite_node: Node) -> None:
+    """Threat: the perpetrator (or anyone) running a web page a clerk opens. Without the sign-in form's field,
+    a cross-site POST cannot plant a session of the attacker's choosing in the clerk's browser (login CSRF), and
+    without the session's field it cannot end the clerk's session."""
+    node = sqlite_node
+    http = client(node)
+    valid = token(node, B, "apr")
+    r = http.post("/console/login", data={"token": valid}, follow_redirects=False)  # no form opened, no field
+    assert r.status_code == 403 and "flagledger_session" not in r.headers.get("set-cookie", "")
+    login_field(http)  # the cookie is there now, but the attacker cannot know the field derived from it
+    r = http.post("/console/login", data={"token": valid, "csrf": "0" * 64}, follow_redirects=False)
+    assert r.status_code == 403 and "flagledger_session" not in r.headers.get("set-cookie", "")
+    http, csrf = signed_in(node, B, "apr")
+    r = http.post("/console/logout", data={"csrf": "0" * 64}, follow_redirects=False)
+    assert r.status_code == 403 and "flagledger_session" not in r.headers.get("set-cookie", "")
+    assert http.get("/console/", follow_redirects=False).status_code == 200, "the session is still there"
+    r = http.post("/console/logout", data={"csrf": csrf}, follow_redirects=False)
     assert r.status_code == 303 and 'flagledger_session=""' in r.headers["set-cookie"]
 
 

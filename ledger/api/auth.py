@@ -28,6 +28,7 @@ __all__ = [
     "MAX_TTL",
     "AuthError",
     "Principal",
+    "issue_own_token",
     "issue_token",
     "token_secret",
     "verify_token",
@@ -83,8 +84,7 @@ def issue_token(
 ) -> tuple[str, Principal]:
     """An administrator of ``issuer.agency`` issues a token for one of its active staff members."""
     node.app.authorise(issuer, Action.ADMINISTER)
-    if not timedelta(seconds=30) <= ttl <= MAX_TTL:
-        raise InputError(f"token lifetime must be between 30 seconds and {MAX_TTL}", field="ttl")
+    _check_ttl(ttl)
     member = node.app.staff(issuer.agency, staff)
     if not member.active:
         raise InputError("the staff member is deactivated: no token", field="staff")
@@ -92,21 +92,42 @@ def issue_token(
     wanted = {parse_enum(Role, r, "role").value for r in roles} if roles else held
     if not wanted <= held:
         raise InputError(f"the staff member does not hold role(s) {', '.join(sorted(wanted - held))}", field="role")
-    now = node.app.clock()
-    principal = Principal(Actor(issuer.agency, staff), tuple(sorted(wanted)), now + ttl, secrets.token_hex(8))
+    principal = Principal(
+        Actor(issuer.agency, staff), tuple(sorted(wanted)), node.app.clock() + ttl, secrets.token_hex(8)
+    )
+    # recorded before the token is handed out: an auditor sees every grant of access, never the token
+    node.app.record_token_grant(issuer, staff, principal.roles, principal.expires_at, principal.token_id)
+    return _token(node, principal), principal
+
+
+def issue_own_token(node: Node, actor: Actor, *, via: str, ttl: timedelta = DEFAULT_TTL) -> tuple[str, Principal]:
+    """A session for a staff member who has just proven who they are themselves (``via``: how, e.g. ``oidc``),
+    with the roles they hold now; recorded like an administrator's grant, with ``via`` instead of an issuer."""
+    _check_ttl(ttl)
+    member = node.app.staff(actor.agency, actor.staff)
+    if not member.active:
+        raise AuthError("staff member deactivated: no session")
+    principal = Principal(actor, tuple(sorted(member.roles)), node.app.clock() + ttl, secrets.token_hex(8))
+    node.app.record_sign_in(actor, principal.roles, principal.expires_at, principal.token_id, via)
+    return _token(node, principal), principal
+
+
+def _check_ttl(ttl: timedelta) -> None:
+    if not timedelta(seconds=30) <= ttl <= MAX_TTL:
+        raise InputError(f"token lifetime must be between 30 seconds and {MAX_TTL}", field="ttl")
+
+
+def _token(node: Node, principal: Principal) -> str:
     payload = {
         "agency": principal.actor.agency,
         "staff": principal.actor.staff,
         "roles": list(principal.roles),
-        "iat": int(now.timestamp()),
+        "iat": int(node.app.clock().timestamp()),
         "exp": int(principal.expires_at.timestamp()),
         "jti": principal.token_id,
     }
     body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
-    token = f"{PREFIX}.{body}.{_mac(token_secret(node), body)}"
-    # recorded before the token is handed out: an auditor sees every grant of access, never the token
-    node.app.record_token_grant(issuer, staff, principal.roles, principal.expires_at, principal.token_id)
-    return token, principal
+    return f"{PREFIX}.{body}.{_mac(token_secret(node), body)}"
 
 
 def verify_token(node: Node, token: str) -> Principal:

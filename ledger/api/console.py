@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
@@ -25,7 +24,6 @@ from fastapi.templating import Jinja2Templates
 from ledger.api.auth import Principal, token_secret, verify_token
 from ledger.api.deps import COOKIE, LockedNode
 from ledger.api.errors import error_body, status_for
-from ledger.api.settings import HttpSettings
 from ledger.domain import bounds
 from ledger.domain.types import Action
 from ledger.errors import AuthError, Code, FlagLedgerError, InputError, PermissionDenied
@@ -58,17 +56,10 @@ NOTICES = {
     "signed_out": "サインアウトしました。",
 }
 Session = Annotated[str | None, Cookie(alias=COOKIE)]
-LOGIN_COOKIE = "flagledger_login"  # the pre-sign-in nonce the sign-in form's CSRF field is derived from
-LoginNonce = Annotated[str | None, Cookie(alias=LOGIN_COOKIE)]
-LOGIN_FORM_TTL = 600  # seconds a sign-in form stays usable
 
 
 def _csrf(node: Node, who: Principal) -> str:
     return hmac.new(token_secret(node), f"csrf\x00{who.token_id}".encode(), hashlib.sha256).hexdigest()
-
-
-def _login_csrf(node: Node, nonce: str) -> str:
-    return hmac.new(token_secret(node), f"login\x00{nonce}".encode(), hashlib.sha256).hexdigest()
 
 
 def _allowed(node: Node, who: Principal | None) -> set[str]:
@@ -120,7 +111,7 @@ def _check_csrf(node: Node, who: Principal, value: str) -> None:
         raise PermissionDenied("the form is stale or not from this console; reload the page", code=Code.CSRF)
 
 
-# -- sign in and out -------------------------------------------------------------------------------------------
+# -- home (sign-in and sign-out: ledger/api/console_signin.py) -------------------------------------------------
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, node: LockedNode, session: Session = None) -> Response:
     try:
@@ -129,94 +120,6 @@ def home(request: Request, node: LockedNode, session: Session = None) -> Respons
     except FlagLedgerError as exc:
         return _refused(request, node, None, exc)
     return _page(request, node, who, "home.html", queue=queue, agency_name=node.app.agency(who.actor.agency).name)
-
-
-def _login_page(request: Request, node: Node, status: int = 200, error: str | None = None) -> Response:
-    """The sign-in form with a fresh pre-sign-in nonce cookie and the CSRF field derived from it."""
-    nonce = secrets.token_hex(16)
-    expired = request.query_params.get("expired") == "1"
-    response = _page(
-        request,
-        node,
-        None,
-        "login.html",
-        status=status,
-        error=error,
-        expired=expired,
-        login_csrf=_login_csrf(node, nonce),
-    )
-    settings: HttpSettings = request.app.state.http
-    response.set_cookie(
-        LOGIN_COOKIE,
-        nonce,
-        max_age=LOGIN_FORM_TTL,
-        path="/console",
-        httponly=True,
-        samesite="strict",
-        secure=settings.cookie_secure(request.url.scheme),
-    )
-    return response
-
-
-@router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, node: LockedNode) -> Response:
-    return _login_page(request, node)
-
-
-@router.post("/login", response_class=HTMLResponse)
-def login(
-    request: Request,
-    node: LockedNode,
-    token: Annotated[str, Form(max_length=4096)],
-    csrf: Annotated[str, Form(max_length=128)] = "",
-    nonce: LoginNonce = None,
-) -> Response:
-    if not nonce or not hmac.compare_digest(_login_csrf(node, nonce), csrf):
-        error = "サインイン画面の有効期限が切れたか、この画面からの送信ではありません。画面を読み込み直してください。"
-        return _login_page(request, node, status=403, error=error)
-    try:
-        who = verify_token(node, token)
-    except AuthError as exc:
-        return _login_page(request, node, status=401, error=str(exc))
-    response = RedirectResponse("/console/", status_code=303)
-    response.delete_cookie(LOGIN_COOKIE, path="/console")
-    max_age = max(0, int((who.expires_at - node.app.clock()).total_seconds()))
-    # Secure always, unless configured for plain-HTTP local development (ledger/api/settings.py); the scheme
-    # reflects X-Forwarded-Proto only when the proxy is trusted by configuration
-    settings: HttpSettings = request.app.state.http
-    response.set_cookie(
-        COOKIE,
-        token.strip(),
-        max_age=max_age,
-        path="/console",
-        httponly=True,
-        samesite="strict",
-        secure=settings.cookie_secure(request.url.scheme),
-    )
-    return response
-
-
-@router.post("/logout")
-def logout(
-    request: Request,
-    node: LockedNode,
-    csrf: Annotated[str, Form(max_length=128)] = "",
-    session: Session = None,
-) -> Response:
-    try:
-        who = _session(node, session)
-    except AuthError:
-        who = None  # no live session: nothing another site could end, the cookie is cleared below
-    if who is not None and not hmac.compare_digest(_csrf(node, who), csrf):
-        return _refused(
-            request,
-            node,
-            who,
-            PermissionDenied("the form is stale or not from this console; reload the page", code=Code.CSRF),
-        )
-    response = RedirectResponse("/console/login?done=signed_out", status_code=303)
-    response.delete_cookie(COOKIE, path="/console")
-    return response
 
 
 # -- counter ---------------------------------------------------------------------------------------------------

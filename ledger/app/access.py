@@ -152,6 +152,22 @@ class LedgerAccess(LedgerStore):
         self.save_as(issuer.agency, grant)
         return grant.id
 
+    def record_sign_in(self, actor: Actor, roles: Sequence[str], expires_at: datetime, token_id: str, via: str) -> UUID:
+        """Record a session a staff member obtained by signing in themselves (``via`` says how, e.g. ``oidc``),
+        before its token is handed out; only an active member of a hosted agency signs in."""
+        self.permit(actor)
+        grant = TokenGrant(
+            agency=actor.agency,
+            issuer=actor.staff,
+            staff=actor.staff,
+            roles=list(roles),
+            expires_at=expires_at.isoformat(),
+            token_id=token_id,
+            via=via,
+        )
+        self.save_as(actor.agency, grant)
+        return grant.id
+
     def record_report(self, actor: Actor, period_from: datetime, period_to: datetime, out_dir: str) -> UUID:
         """Record that an auditor generates a period report (it names people), before it is written."""
         self.authorise(actor, Action.AUDIT)

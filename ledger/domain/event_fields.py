@@ -182,6 +182,7 @@ BY_NAME: dict[str, Rule] = {
     "approved_by": STAFF,
     "staff": STAFF,
     "issuer": STAFF,
+    "via": shaped(r"[a-z_]{1,24}", Bound(24), "how a session was granted"),
     "staff_id": STAFF,
     "name": text(bounds.NAME),
     "role": enum(Role),

@@ -66,13 +66,23 @@ class TokenGrant(LedgerAggregate):
     """
 
     @event("Issued")
-    def __init__(self, agency: str, issuer: str, staff: str, roles: list[str], expires_at: str, token_id: str) -> None:
+    def __init__(
+        self,
+        agency: str,
+        issuer: str,
+        staff: str,
+        roles: list[str],
+        expires_at: str,
+        token_id: str,
+        via: str = "administrator",  # absent from grants recorded before sign-in through an identity provider
+    ) -> None:
         self.agency = agency
         self.issuer = issuer
         self.staff = staff
         self.roles = roles
         self.expires_at = expires_at
         self.token_id = token_id
+        self.via = via
 
 
 class ReportRecord(LedgerAggregate):

@@ -87,6 +87,7 @@ class NodeConfig:
     kafka: dict[str, Any] = field(default_factory=dict)
     observability: dict[str, Any] = field(default_factory=dict)  # metrics port, log format (ledger.node.observe)
     http: dict[str, Any] = field(default_factory=dict)  # session cookie, trusted proxy (ledger.api.settings)
+    oidc: dict[str, Any] = field(default_factory=dict)  # agencies' identity providers (ledger.api.oidc)
     capacity: dict[str, Any] = field(default_factory=dict)  # connection pools, API concurrency (ledger.app.capacity)
     checkpoints: dict[str, Any] = field(default_factory=dict)  # tree heads: every_events, every_seconds
     keys: dict[str, Any] = field(default_factory=dict)  # the key store's backend (ledger.runtime.keystore)
@@ -114,6 +115,7 @@ class NodeConfig:
                 kafka=dict(raw.get("kafka", {})),
                 observability=dict(raw.get("observability", {})),
                 http=dict(raw.get("http", {})),
+                oidc=dict(raw.get("oidc", {})),
                 capacity=dict(raw.get("capacity", {})),
                 checkpoints=dict(raw.get("checkpoints", {})),
                 keys=dict(raw.get("keys", {})),
@@ -141,6 +143,7 @@ class NodeConfig:
             "kafka": self.kafka,
             "observability": self.observability,
             **({"http": self.http} if self.http else {}),
+            **({"oidc": self.oidc} if self.oidc else {}),
             **({"capacity": self.capacity} if self.capacity else {}),
             **({"checkpoints": self.checkpoints} if self.checkpoints else {}),
             **({"keys": self.keys} if self.keys else {}),

@@ -1,0 +1,187 @@
+"""Signing in to the console and out of it: a token pasted into the form, or the agency's own identity provider
+(:mod:`ledger.api.oidc`); either way the session cookie holds a token checked on every page.
+
+The sign-in form has no session yet, so its CSRF field is derived from a random pre-sign-in cookie (another site
+cannot sign a browser in under a session of its choosing); sign-out needs the session's field (another site
+cannot sign staff out).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Cookie, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ledger.api import oidc
+from ledger.api.auth import Principal, issue_own_token, token_secret, verify_token
+from ledger.api.console import Session, _csrf, _page, _refused, _session
+from ledger.api.deps import COOKIE, LockedNode
+from ledger.api.settings import HttpSettings
+from ledger.errors import AuthError, Code, FlagLedgerError, PermissionDenied
+from ledger.runtime.bootstrap import Node
+
+__all__ = ["router"]
+
+log = logging.getLogger("flagledger.api.console")
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+LOGIN_COOKIE = "flagledger_login"  # the pre-sign-in nonce the sign-in form's CSRF field is derived from
+LoginNonce = Annotated[str | None, Cookie(alias=LOGIN_COOKIE)]
+LOGIN_FORM_TTL = 600  # seconds a sign-in form stays usable
+OIDC_COOKIE = "flagledger_oidc"  # binds a round trip through an identity provider to this browser
+OidcState = Annotated[str | None, Cookie(alias=OIDC_COOKIE)]
+
+
+def _login_csrf(node: Node, nonce: str) -> str:
+    return hmac.new(token_secret(node), f"login\x00{nonce}".encode(), hashlib.sha256).hexdigest()
+
+
+def login_page(request: Request, node: Node, status: int = 200, error: str | None = None) -> Response:
+    """The sign-in form with a fresh pre-sign-in nonce cookie and the CSRF field derived from it."""
+    nonce = secrets.token_hex(16)
+    expired = request.query_params.get("expired") == "1"
+    response = _page(
+        request,
+        node,
+        None,
+        "login.html",
+        status=status,
+        error=error,
+        expired=expired,
+        login_csrf=_login_csrf(node, nonce),
+        providers=[(code, node.app.agency(code).name) for code in sorted(oidc.providers(node))],
+    )
+    settings: HttpSettings = request.app.state.http
+    response.set_cookie(
+        LOGIN_COOKIE,
+        nonce,
+        max_age=LOGIN_FORM_TTL,
+        path="/console",
+        httponly=True,
+        samesite="strict",
+        secure=settings.cookie_secure(request.url.scheme),
+    )
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, node: LockedNode) -> Response:
+    return login_page(request, node)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    node: LockedNode,
+    token: Annotated[str, Form(max_length=4096)],
+    csrf: Annotated[str, Form(max_length=128)] = "",
+    nonce: LoginNonce = None,
+) -> Response:
+    if not nonce or not hmac.compare_digest(_login_csrf(node, nonce), csrf):
+        error = "サインイン画面の有効期限が切れたか、この画面からの送信ではありません。画面を読み込み直してください。"
+        return login_page(request, node, status=403, error=error)
+    try:
+        who = verify_token(node, token)
+    except AuthError as exc:
+        return login_page(request, node, status=401, error=str(exc))
+    return _signed_in(request, node, token.strip(), who)
+
+
+def _signed_in(request: Request, node: Node, token: str, who: Principal) -> Response:
+    """Hand the browser its session cookie and go to the home page."""
+    response = RedirectResponse("/console/", status_code=303)
+    response.delete_cookie(LOGIN_COOKIE, path="/console")
+    response.delete_cookie(OIDC_COOKIE, path="/console/oidc")
+    max_age = max(0, int((who.expires_at - node.app.clock()).total_seconds()))
+    # Secure always, unless configured for plain-HTTP local development (ledger/api/settings.py); the scheme
+    # reflects X-Forwarded-Proto only when the proxy is trusted by configuration
+    settings: HttpSettings = request.app.state.http
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=max_age,
+        path="/console",
+        httponly=True,
+        samesite="strict",
+        secure=settings.cookie_secure(request.url.scheme),
+    )
+    return response
+
+
+@router.post("/logout")
+def logout(
+    request: Request,
+    node: LockedNode,
+    csrf: Annotated[str, Form(max_length=128)] = "",
+    session: Session = None,
+) -> Response:
+    try:
+        who = _session(node, session)
+    except AuthError:
+        who = None  # no live session: nothing another site could end, the cookie is cleared below
+    if who is not None and not hmac.compare_digest(_csrf(node, who), csrf):
+        return _refused(
+            request,
+            node,
+            who,
+            PermissionDenied("the form is stale or not from this console; reload the page", code=Code.CSRF),
+        )
+    response = RedirectResponse("/console/login?done=signed_out", status_code=303)
+    response.delete_cookie(COOKIE, path="/console")
+    return response
+
+
+# -- through the agency's identity provider --------------------------------------------------------------------
+def _callback_uri(request: Request, agency: str) -> str:
+    return str(request.url_for("oidc_callback", agency=agency))
+
+
+@router.get("/oidc/{agency}/start")
+def oidc_start(request: Request, node: LockedNode, agency: str) -> Response:
+    try:
+        where, binding = oidc.begin(node, agency, _callback_uri(request, agency))
+    except FlagLedgerError as exc:
+        log.warning("identity-provider sign-in for %s not started: %s", agency, exc)
+        return login_page(request, node, status=404 if exc.code == Code.NOT_FOUND else 502, error=str(exc))
+    response = RedirectResponse(where, status_code=303)
+    settings: HttpSettings = request.app.state.http
+    # Lax, not Strict: the provider sends the browser back with a top-level cross-site navigation, on which a
+    # Strict cookie is withheld; the value is HMAC'd and bound to the state the provider echoes
+    response.set_cookie(
+        OIDC_COOKIE,
+        binding,
+        max_age=oidc.STATE_TTL,
+        path="/console/oidc",
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure(request.url.scheme),
+    )
+    return response
+
+
+@router.get("/oidc/{agency}/callback", name="oidc_callback")
+def oidc_callback(
+    request: Request,
+    node: LockedNode,
+    agency: str,
+    binding: OidcState = None,
+    state: str = "",
+    code: str = "",
+    error: str = "",
+) -> Response:
+    try:
+        if error or not code:
+            raise AuthError("the identity provider did not sign you in")
+        actor = oidc.finish(node, agency, binding, state, code, _callback_uri(request, agency))
+        token, who = issue_own_token(node, actor, via="oidc")
+    except FlagLedgerError as exc:
+        # the reason is for the operator's log; the page says only that sign-in failed
+        log.warning("identity-provider sign-in at %s refused: %s", agency, exc)
+        return login_page(request, node, status=401, error="サインインできませんでした。もう一度お試しください。")
+    return _signed_in(request, node, token, who)

@@ -47,6 +47,7 @@ class Principal:
     roles: tuple[str, ...]
     expires_at: datetime
     token_id: str
+    factors: tuple[str, ...] = ()  # how the person proved it was them beyond the first factor, e.g. ("key",)
 
     def require(self, node: Node, action: Action) -> None:
         """The recorded permission table (live roles) and the token's own roles must both allow ``action``."""
@@ -100,14 +101,19 @@ def issue_token(
     return _token(node, principal), principal
 
 
-def issue_own_token(node: Node, actor: Actor, *, via: str, ttl: timedelta = DEFAULT_TTL) -> tuple[str, Principal]:
-    """A session for a staff member who has just proven who they are themselves (``via``: how, e.g. ``oidc``),
-    with the roles they hold now; recorded like an administrator's grant, with ``via`` instead of an issuer."""
+def issue_own_token(
+    node: Node, actor: Actor, *, via: str, factors: tuple[str, ...] = (), ttl: timedelta = DEFAULT_TTL
+) -> tuple[str, Principal]:
+    """A session for a staff member who has just proven who they are themselves (``via``: how, e.g. ``oidc``;
+    ``factors``: what else they proved, e.g. ``("key",)`` for a security key), with the roles they hold now;
+    recorded like an administrator's grant, with ``via`` instead of an issuer."""
     _check_ttl(ttl)
     member = node.app.staff(actor.agency, actor.staff)
     if not member.active:
         raise AuthError("staff member deactivated: no session")
-    principal = Principal(actor, tuple(sorted(member.roles)), node.app.clock() + ttl, secrets.token_hex(8))
+    principal = Principal(
+        actor, tuple(sorted(member.roles)), node.app.clock() + ttl, secrets.token_hex(8), tuple(sorted(factors))
+    )
     node.app.record_sign_in(actor, principal.roles, principal.expires_at, principal.token_id, via)
     return _token(node, principal), principal
 
@@ -125,6 +131,7 @@ def _token(node: Node, principal: Principal) -> str:
         "iat": int(node.app.clock().timestamp()),
         "exp": int(principal.expires_at.timestamp()),
         "jti": principal.token_id,
+        **({"amr": list(principal.factors)} if principal.factors else {}),
     }
     body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
     return f"{PREFIX}.{body}.{_mac(token_secret(node), body)}"
@@ -148,6 +155,7 @@ def verify_token(node: Node, token: str) -> Principal:
         roles = tuple(str(r) for r in claims["roles"])
         exp = datetime.fromtimestamp(int(claims["exp"]), tz=node.app.clock().tzinfo)
         jti = str(claims["jti"])
+        factors = tuple(str(f) for f in claims.get("amr", ()))
     except (ValueError, KeyError, TypeError) as exc:
         raise AuthError("token payload is not valid") from exc
     if node.app.clock() >= exp:
@@ -160,4 +168,4 @@ def verify_token(node: Node, token: str) -> Principal:
         raise AuthError("token names no enrolled staff member") from None
     if not member.active:
         raise AuthError("staff member deactivated: token no longer accepted")
-    return Principal(actor, roles, exp, jti)
+    return Principal(actor, roles, exp, jti, factors)

@@ -54,6 +54,7 @@ NOTICES = {
     "proposed": "判断案を登録しました。承認者の承認を待っています。",
     "decided": "判断を確定しました。",
     "signed_out": "サインアウトしました。",
+    "key_registered": "セキュリティキーを登録しました。登録したキーで、もう一度サインインしてください。",
 }
 Session = Annotated[str | None, Cookie(alias=COOKIE)]
 
@@ -103,7 +104,12 @@ def _refused(request: Request, node: Node, who: Principal | None, exc: FlagLedge
 def _session(node: Node, token: str | None) -> Principal:
     if not token:
         raise AuthError("no console session")
-    return verify_token(node, token)
+    who = verify_token(node, token)
+    # a token that did not come through the security-key step (one minted by an administrator, copied into
+    # the cookie by hand) opens no console page for someone who has registered a key
+    if "key" not in who.factors and node.app.security_keys(who.actor.agency, who.actor.staff):
+        raise AuthError("this staff member signs in with a security key")
+    return who
 
 
 def _check_csrf(node: Node, who: Principal, value: str) -> None:

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Cookie, Form, Request
@@ -22,6 +23,7 @@ from ledger.api.auth import Principal, issue_own_token, token_secret, verify_tok
 from ledger.api.console import Session, _csrf, _page, _refused, _session
 from ledger.api.deps import COOKIE, LockedNode
 from ledger.api.settings import HttpSettings
+from ledger.app import Actor
 from ledger.errors import AuthError, Code, FlagLedgerError, PermissionDenied
 from ledger.runtime.bootstrap import Node
 
@@ -36,6 +38,8 @@ LoginNonce = Annotated[str | None, Cookie(alias=LOGIN_COOKIE)]
 LOGIN_FORM_TTL = 600  # seconds a sign-in form stays usable
 OIDC_COOKIE = "flagledger_oidc"  # binds a round trip through an identity provider to this browser
 OidcState = Annotated[str | None, Cookie(alias=OIDC_COOKIE)]
+PENDING_COOKIE = "flagledger_pending"  # the first factor passed, the security key still to come
+PENDING_TTL = 300
 
 
 def _login_csrf(node: Node, nonce: str) -> str:
@@ -90,10 +94,47 @@ def login(
         who = verify_token(node, token)
     except AuthError as exc:
         return login_page(request, node, status=401, error=str(exc))
-    return _signed_in(request, node, token.strip(), who)
+    if node.app.security_keys(who.actor.agency, who.actor.staff):
+        return _key_step(request, node, who.actor, "token")
+    return signed_in(request, node, token.strip(), who)
 
 
-def _signed_in(request: Request, node: Node, token: str, who: Principal) -> Response:
+def _key_step(request: Request, node: Node, actor: Actor, via: str) -> Response:
+    """The first factor is done and the person has a security key: on to it (ledger/api/console_keys.py)."""
+    response = RedirectResponse("/console/login/key", status_code=303)
+    settings: HttpSettings = request.app.state.http
+    response.set_cookie(
+        PENDING_COOKIE,
+        pending_value(node, actor, via),
+        max_age=PENDING_TTL,
+        path="/console/login",
+        httponly=True,
+        samesite="strict",
+        secure=settings.cookie_secure(request.url.scheme),
+    )
+    return response
+
+
+def _pending_mac(node: Node, body: str) -> str:
+    return hmac.new(token_secret(node), f"pending\x00{body}".encode(), hashlib.sha256).hexdigest()
+
+
+def pending_value(node: Node, actor: Actor, via: str) -> str:
+    body = ".".join([actor.agency, actor.staff, via, str(int(time.time()))])
+    return f"{body}.{_pending_mac(node, body)}"
+
+
+def read_pending(node: Node, value: str | None) -> tuple[Actor, str]:
+    """Who passed the first factor in this browser, and how; AuthError if nobody did (or too long ago)."""
+    parts = (value or "").split(".")
+    if len(parts) != 5 or not hmac.compare_digest(_pending_mac(node, ".".join(parts[:4])), parts[4]):
+        raise AuthError("sign in first")
+    if int(parts[3]) + PENDING_TTL < time.time():
+        raise AuthError("the sign-in took too long; start again")
+    return Actor(parts[0], parts[1]), parts[2]
+
+
+def signed_in(request: Request, node: Node, token: str, who: Principal) -> Response:
     """Hand the browser its session cookie and go to the home page."""
     response = RedirectResponse("/console/", status_code=303)
     response.delete_cookie(LOGIN_COOKIE, path="/console")
@@ -179,9 +220,11 @@ def oidc_callback(
         if error or not code:
             raise AuthError("the identity provider did not sign you in")
         actor = oidc.finish(node, agency, binding, state, code, _callback_uri(request, agency))
+        if node.app.security_keys(actor.agency, actor.staff):
+            return _key_step(request, node, actor, "oidc")
         token, who = issue_own_token(node, actor, via="oidc")
     except FlagLedgerError as exc:
         # the reason is for the operator's log; the page says only that sign-in failed
         log.warning("identity-provider sign-in at %s refused: %s", agency, exc)
         return login_page(request, node, status=401, error="サインインできませんでした。もう一度お試しください。")
-    return _signed_in(request, node, token, who)
+    return signed_in(request, node, token, who)

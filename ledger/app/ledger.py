@@ -6,16 +6,17 @@ from ledger.app.agencies import AgencyCommands
 from ledger.app.flags import FlagCommands
 from ledger.app.identity import IdentityCommands
 from ledger.app.provision import ProvisionCommands
+from ledger.app.security_keys import SecurityKeyCommands
 
 __all__ = ["FlagLedger"]
 
 
-class FlagLedger(AgencyCommands, FlagCommands, ProvisionCommands, IdentityCommands):
+class FlagLedger(AgencyCommands, FlagCommands, ProvisionCommands, IdentityCommands, SecurityKeyCommands):
     """The ledger of one node: commands take and return ids and plain values.
 
     Wiring and the key ring: :mod:`ledger.app.wiring`; saving and loading: :mod:`ledger.app.store`; access:
     :mod:`ledger.app.access`; commands by area: :mod:`ledger.app.agencies`, :mod:`ledger.app.flags`,
-    :mod:`ledger.app.provision`, :mod:`ledger.app.identity`.
+    :mod:`ledger.app.provision`, :mod:`ledger.app.identity`, :mod:`ledger.app.security_keys`.
     """
 
     name = "flagledger"

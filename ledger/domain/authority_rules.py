@@ -209,7 +209,23 @@ def _rules() -> list[Rule]:
             "whoever read (`view_protected`, or the work a listing serves)",
             agency_fields=("agency",),
         ),
-        Rule(_D + "identity:TokenGrant.Issued", False, own, _ADMIN, agency_fields=("agency",)),
+        Rule(
+            _D + "identity:TokenGrant.Issued",
+            False,
+            own,
+            _ADMIN + ", or the staff member signing in themselves (`via`)",
+            agency_fields=("agency",),
+        ),
+        Rule(
+            _D + "security_keys:SecurityKeys.Opened",
+            False,
+            own,
+            "the staff member registering a security key (console)",
+            agency_fields=("agency",),
+        ),
+        Rule(_D + "security_keys:SecurityKeys.Registered", False, own, "the staff member themselves (console)"),
+        Rule(_D + "security_keys:SecurityKeys.Used", False, own, "the staff member signing in (console)"),
+        Rule(_D + "security_keys:SecurityKeys.Removed", False, own, "the staff member, or " + _ADMIN),
         Rule(_D + "identity:ReportRecord.Generated", False, own, "auditor (`audit`)", agency_fields=("agency",)),
         # -- checkpoints ---------------------------------------------------------------------------------
         Rule(

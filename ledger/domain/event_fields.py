@@ -183,6 +183,10 @@ BY_NAME: dict[str, Rule] = {
     "staff": STAFF,
     "issuer": STAFF,
     "via": shaped(r"[a-z_]{1,24}", Bound(24), "how a session was granted"),
+    # WebAuthn (ledger.domain.security_keys): base64url credential id (≤ 1023 bytes) and COSE public key
+    "credential": shaped(r"[A-Za-z0-9_-]{16,1364}", Bound(1364), "a WebAuthn credential id"),
+    "cose_key": shaped(r"[A-Za-z0-9_-]{16,2048}", Bound(2048), "a COSE public key"),
+    "counter": integer(0, 2**32 - 1),
     "staff_id": STAFF,
     "name": text(bounds.NAME),
     "role": enum(Role),

@@ -24,6 +24,7 @@ from fastapi.templating import Jinja2Templates
 from ledger.api.auth import Principal, token_secret, verify_token
 from ledger.api.deps import COOKIE, LockedNode
 from ledger.api.errors import error_body, status_for
+from ledger.app import Actor
 from ledger.domain import bounds
 from ledger.domain.types import Action
 from ledger.errors import AuthError, Code, FlagLedgerError, InputError, PermissionDenied
@@ -55,6 +56,7 @@ NOTICES = {
     "decided": "判断を確定しました。",
     "signed_out": "サインアウトしました。",
     "key_registered": "セキュリティキーを登録しました。登録したキーで、もう一度サインインしてください。",
+    "totp_registered": "ワンタイムコードを登録しました。コードを使って、もう一度サインインしてください。",
 }
 Session = Annotated[str | None, Cookie(alias=COOKIE)]
 
@@ -105,11 +107,22 @@ def _session(node: Node, token: str | None) -> Principal:
     if not token:
         raise AuthError("no console session")
     who = verify_token(node, token)
-    # a token that did not come through the security-key step (one minted by an administrator, copied into
-    # the cookie by hand) opens no console page for someone who has registered a key
-    if "key" not in who.factors and node.app.security_keys(who.actor.agency, who.actor.staff):
-        raise AuthError("this staff member signs in with a security key")
+    # a token that did not come through the second step (one minted by an administrator, copied into the
+    # cookie by hand) opens no console page for someone who has registered a second factor
+    need = required_factor(node, who.actor)
+    if need is not None and not {"key", need} & set(who.factors):
+        raise AuthError("this staff member signs in with a second factor")
     return who
+
+
+def required_factor(node: Node, actor: Actor) -> str | None:
+    """The second factor ``actor`` has registered: "key" (a security key), else "totp" (one-time codes, if the
+    agency allows them), else None."""
+    if node.app.security_keys(actor.agency, actor.staff):
+        return "key"
+    if node.app.has_one_time_codes(actor.agency, actor.staff):
+        return "totp"
+    return None
 
 
 def _check_csrf(node: Node, who: Principal, value: str) -> None:

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ledger.api import oidc
 from ledger.api.auth import Principal, issue_own_token, token_secret, verify_token
-from ledger.api.console import Session, _csrf, _page, _refused, _session
+from ledger.api.console import Session, _csrf, _page, _refused, _session, required_factor
 from ledger.api.deps import COOKIE, LockedNode
 from ledger.api.settings import HttpSettings
 from ledger.app import Actor
@@ -94,14 +94,15 @@ def login(
         who = verify_token(node, token)
     except AuthError as exc:
         return login_page(request, node, status=401, error=str(exc))
-    if node.app.security_keys(who.actor.agency, who.actor.staff):
-        return _key_step(request, node, who.actor, "token")
+    need = required_factor(node, who.actor)
+    if need is not None:
+        return _second_step(request, node, who.actor, "token", need)
     return signed_in(request, node, token.strip(), who)
 
 
-def _key_step(request: Request, node: Node, actor: Actor, via: str) -> Response:
-    """The first factor is done and the person has a security key: on to it (ledger/api/console_keys.py)."""
-    response = RedirectResponse("/console/login/key", status_code=303)
+def _second_step(request: Request, node: Node, actor: Actor, via: str, factor: str) -> Response:
+    """The first factor is done and the person has a second one: on to it (ledger/api/console_keys.py)."""
+    response = RedirectResponse("/console/login/key" if factor == "key" else "/console/login/code", status_code=303)
     settings: HttpSettings = request.app.state.http
     response.set_cookie(
         PENDING_COOKIE,
@@ -220,8 +221,9 @@ def oidc_callback(
         if error or not code:
             raise AuthError("the identity provider did not sign you in")
         actor = oidc.finish(node, agency, binding, state, code, _callback_uri(request, agency))
-        if node.app.security_keys(actor.agency, actor.staff):
-            return _key_step(request, node, actor, "oidc")
+        need = required_factor(node, actor)
+        if need is not None:
+            return _second_step(request, node, actor, "oidc", need)
         token, who = issue_own_token(node, actor, via="oidc")
     except FlagLedgerError as exc:
         # the reason is for the operator's log; the page says only that sign-in failed

@@ -5,13 +5,16 @@ from __future__ import annotations
 from ledger.app.agencies import AgencyCommands
 from ledger.app.flags import FlagCommands
 from ledger.app.identity import IdentityCommands
+from ledger.app.one_time_codes import OneTimeCodeCommands
 from ledger.app.provision import ProvisionCommands
 from ledger.app.security_keys import SecurityKeyCommands
 
 __all__ = ["FlagLedger"]
 
 
-class FlagLedger(AgencyCommands, FlagCommands, ProvisionCommands, IdentityCommands, SecurityKeyCommands):
+class FlagLedger(
+    AgencyCommands, FlagCommands, ProvisionCommands, IdentityCommands, SecurityKeyCommands, OneTimeCodeCommands
+):
     """The ledger of one node: commands take and return ids and plain values.
 
     Wiring and the key ring: :mod:`ledger.app.wiring`; saving and loading: :mod:`ledger.app.store`; access:

@@ -226,6 +226,20 @@ def _rules() -> list[Rule]:
         Rule(_D + "security_keys:SecurityKeys.Registered", False, own, "the staff member themselves (console)"),
         Rule(_D + "security_keys:SecurityKeys.Used", False, own, "the staff member signing in (console)"),
         Rule(_D + "security_keys:SecurityKeys.Removed", False, own, "the staff member, or " + _ADMIN),
+        Rule(_D + "one_time_codes:SignInPolicy.Opened", False, own, _ADMIN, agency_fields=("agency",)),
+        Rule(_D + "one_time_codes:SignInPolicy.TotpAllowed", False, own, _ADMIN),
+        Rule(_D + "one_time_codes:SignInPolicy.TotpWithdrawn", False, own, _ADMIN),
+        Rule(
+            _D + "one_time_codes:OneTimeCodes.Registered",
+            False,
+            own,
+            "the staff member themselves (console)",
+            agency_fields=("agency",),
+        ),
+        Rule(_D + "one_time_codes:OneTimeCodes.Reregistered", False, own, "the staff member themselves (console)"),
+        Rule(_D + "one_time_codes:OneTimeCodes.Used", False, own, "the staff member signing in (console)"),
+        Rule(_D + "one_time_codes:OneTimeCodes.Failed", False, own, "whoever typed a wrong code (console)"),
+        Rule(_D + "one_time_codes:OneTimeCodes.Removed", False, own, "the staff member, or " + _ADMIN),
         Rule(_D + "identity:ReportRecord.Generated", False, own, "auditor (`audit`)", agency_fields=("agency",)),
         # -- checkpoints ---------------------------------------------------------------------------------
         Rule(

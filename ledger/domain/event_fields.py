@@ -187,6 +187,10 @@ BY_NAME: dict[str, Rule] = {
     "credential": shaped(r"[A-Za-z0-9_-]{16,1364}", Bound(1364), "a WebAuthn credential id"),
     "cose_key": shaped(r"[A-Za-z0-9_-]{16,2048}", Bound(2048), "a COSE public key"),
     "counter": integer(0, 2**32 - 1),
+    # TOTP (ledger.domain.one_time_codes): a base32 secret and a 30-second time step
+    "secret": shaped(r"[A-Z2-7]{16,64}", Bound(64), "a base32 TOTP secret"),
+    "step": integer(0, 2**40),
+    "at": moment,
     "staff_id": STAFF,
     "name": text(bounds.NAME),
     "role": enum(Role),

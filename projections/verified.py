@@ -7,7 +7,9 @@ may name a provider are decided here, from an in-memory state derived from *veri
 * who holds which flag on which pseudonym (the holding agency is the event's signer, ``header.origin``,
   never the payload's ``agency`` field: a peer cannot set or release another agency's flag by naming it);
 * when ``NON_DISCLOSURE`` (and any flag) last ended on each pseudonym, for the portal's sticky cutoff;
-* which pseudonyms name one person (number changes), as ``projections.flag_state`` joins them;
+* which pseudonyms name one person (number changes), as ``projections.flag_state`` joins them, which of them
+  are retired (the old number of an active link: its card is nobody's on the portal), and which holdings keep
+  protecting a number after an unlink because they were set through the link (``carried``);
 * which proxy registrations are active.
 
 A provision record row is checked against its own signed ``Received`` event by
@@ -66,8 +68,17 @@ PROTECTION = get_topic(Protection) + "."
 LINK = get_topic(PseudonymLink) + "."
 PROXY = get_topic(ProxyRegistration) + "."
 USED = frozenset(
-    {PROTECTION + "FlagsSet", PROTECTION + "FlagsReleased", LINK + "Linked", PROXY + "Registered", PROXY + "Cancelled"}
+    {
+        PROTECTION + "FlagsSet",
+        PROTECTION + "FlagsReleased",
+        LINK + "Linked",
+        LINK + "Relinked",
+        LINK + "Unlinked",
+        PROXY + "Registered",
+        PROXY + "Cancelled",
+    }
 )  # the topics apply() folds in
+Held = tuple[str, Pair]  # (pseudonym, (flag, agency)): one holding on one number
 
 
 @dataclass(frozen=True)
@@ -113,6 +124,12 @@ class VerifiedState:
         self._ended_any: dict[str, str] = {}  # pseudonym → latest end of any holding
         self._person: dict[str, str] = {}  # pseudonym → person (only pseudonyms joined by a number change)
         self._members: dict[str, set[str]] = {}  # person → its pseudonyms (idem)
+        self._links: dict[str, Pair] = {}  # link stream → (old, new), active links only
+        self._link_old: dict[str, str] = {}  # link stream → its old number (every link seen: Relinked names none)
+        self._in_links: dict[str, set[str]] = {}  # pseudonym → the active link streams it is in
+        self._through: set[Held] = set()  # holdings set on a number while it was linked
+        self._carried: dict[str, set[Held]] = {}  # pseudonym → holdings on another number that still protect it
+        self._carriers: dict[Held, set[str]] = {}  # the reverse of _carried
         self._proxies: dict[str, tuple[str, ...]] = {}  # subject → active proxies
         self._registrations: dict[str, Pair] = {}  # registration stream → (subject, proxy)
         self._heads: dict[str, bytes] = {}  # stream → version (4 bytes) + leaf hash of its last event
@@ -187,7 +204,13 @@ class VerifiedState:
             elif kind == "FlagsReleased":
                 self._release(self._name(h.origin), str(event.subject), event.flags, canonical_time(h.time))
         elif topic == LINK + "Linked":
-            self._link(str(event.old), str(event.new))
+            self._link(h.stream, str(event.old), str(event.new))
+        elif topic == LINK + "Relinked":
+            old = self._link_old.get(h.stream)
+            if old is not None:  # (its Linked is on the same chained stream, so always known)
+                self._link(h.stream, old, str(event.new))
+        elif topic == LINK + "Unlinked":
+            self._unlink(h.stream)
         elif topic == PROXY + "Registered":
             subject, proxy = str(event.subject), str(event.proxy)
             self._registrations[h.stream] = (subject, proxy)
@@ -213,10 +236,13 @@ class VerifiedState:
 
     def _set(self, agency: str, subject: str, flags: Iterable[str]) -> None:
         held = self._held.get(subject, ())
+        linked = subject in self._person
         for flag in flags:
             pair = self._pair(str(flag), agency)
             if pair not in held:
                 held = (*held, pair)
+            if linked:  # set through the link: kept on both sides if the link is undone
+                self._through.add((subject, pair))
         self._held[subject] = held
 
     def _release(self, agency: str, subject: str, flags: Iterable[str], at: str) -> None:
@@ -226,10 +252,17 @@ class VerifiedState:
             if pair not in held:
                 continue  # nothing held: no holding ends (as the portal's intervals: none was open)
             held = tuple(p for p in held if p != pair)
-            if pair[0] == ND and at > self._ended_nd.get(subject, ""):
-                self._ended_nd[subject] = at
-            if at > self._ended_any.get(subject, ""):
-                self._ended_any[subject] = at
+            self._through.discard((subject, pair))
+            # the holding ends for its own number and for every number it was carried to after an unlink
+            for number in (subject, *self._carriers.pop((subject, pair), ())):
+                if number != subject:
+                    self._carried[number].discard((subject, pair))
+                    if not self._carried[number]:
+                        del self._carried[number]
+                if pair[0] == ND and at > self._ended_nd.get(number, ""):
+                    self._ended_nd[number] = at
+                if at > self._ended_any.get(number, ""):
+                    self._ended_any[number] = at
         if held:
             self._held[subject] = held
         else:
@@ -238,8 +271,15 @@ class VerifiedState:
     def _resolve(self, pseudonym: str) -> str:
         return self._person.get(pseudonym, pseudonym)
 
-    def _link(self, old: str, new: str) -> None:
-        """As ``FlagStateProjection._link``: both numbers now name the new number's person."""
+    def _link(self, stream: str, old: str, new: str) -> None:
+        """As ``FlagStateProjection._link``: both numbers now name the new number's person; ``old`` is retired."""
+        self._links[stream] = (old, new)
+        self._link_old[stream] = old
+        for p in (old, new):
+            self._in_links.setdefault(p, set()).add(stream)
+        self._join(old, new)
+
+    def _join(self, old: str, new: str) -> None:
         p_old, p_new = self._resolve(old), self._resolve(new)
         members = self._members.setdefault(p_new, set())
         for p in (old, new):
@@ -253,6 +293,39 @@ class VerifiedState:
                 self._person[p] = p_new
                 members.add(p)
 
+    def _unlink(self, stream: str) -> None:
+        """A wrong link undone: the person's numbers are grouped again by the links left, and a holding set
+        through the link on one side keeps protecting the numbers now apart from it (``carried``), until its
+        holder releases it — an unlink never silently unprotects the real victim, whichever side that is.
+        A holding set before the link stays with its own number only (docs/operations.md, Number changes)."""
+        link = self._links.pop(stream, None)
+        if link is None:
+            return
+        for p in link:
+            streams = self._in_links.get(p, set())
+            streams.discard(stream)
+            if not streams:
+                self._in_links.pop(p, None)
+        members = self._members.pop(self._resolve(link[0]), set()) | set(link)
+        through = sorted((p, pair) for p in members for pair in self._held.get(p, ()) if (p, pair) in self._through)
+        # the portal's sticky cutoff never moves back: records hidden while the numbers were one person stay
+        # hidden on every one of them (else a proxy would see what a protection hid the moment it is unlinked)
+        for ended in (self._ended_nd, self._ended_any):
+            last = max((ended.get(p, "") for p in members), default="")
+            if last:
+                ended.update(dict.fromkeys(members, last))
+        for p in members:
+            self._person.pop(p, None)
+        for s_old, s_new in sorted(v for v in self._links.values() if v[0] in members):  # (old logs: chains)
+            self._join(s_old, s_new)
+        for held in through:
+            src = self._resolve(held[0])
+            for p in members:
+                if self._resolve(p) != src:
+                    self._carried.setdefault(p, set()).add(held)
+                    self._carriers.setdefault(held, set()).add(p)
+        self._through.difference_update([h for h in through if h[0] not in self._person])
+
     # -- reading ---------------------------------------------------------------------------------------
     def _aliases(self, subject: str) -> tuple[str, ...]:
         person = self._resolve(subject)
@@ -263,7 +336,7 @@ class VerifiedState:
         with self._lock:
             self.fresh()
             person = self._person.get(subject)
-            if person is None:  # the usual case: a person with one number
+            if person is None and subject not in self._carried:  # the usual case: a person with one number
                 held = self._held.get(subject)
                 if not held:
                     return {}
@@ -272,9 +345,8 @@ class VerifiedState:
                     out.setdefault(flag, []).append(agency)
             else:
                 found: dict[str, set[str]] = {}
-                for p in self._aliases(subject):
-                    for flag, agency in self._held.get(p, ()):
-                        found.setdefault(flag, set()).add(agency)
+                for agency, _, flag in self._holdings(self._aliases(subject)):
+                    found.setdefault(flag, set()).add(agency)
                 out = {f: list(a) for f, a in found.items()}
         for holders in out.values():
             holders.sort()
@@ -288,7 +360,7 @@ class VerifiedState:
 
     def _person_now(self, subject: str) -> Person:
         names = self._aliases(subject)
-        holdings = sorted({(a, p, f) for p in names for f, a in self._held.get(p, ())})
+        holdings = self._holdings(names)
         nd_open = any(f == ND for _, _, f in holdings)
         nd_ended = max((self._ended_nd.get(p, "") for p in names), default="")
         any_ended = max((self._ended_any.get(p, "") for p in names), default="")
@@ -296,12 +368,45 @@ class VerifiedState:
         cutoff = OPEN_END if holdings else (any_ended or None)
         return Person(subject, names, tuple(holdings), nd_cutoff, cutoff)
 
+    def _holdings(self, names: Iterable[str]) -> list[tuple[str, str, str]]:
+        """(agency, pseudonym, flag) held on ``names``, and held elsewhere but carried to them, sorted."""
+        found = set()
+        for p in names:
+            found.update((a, p, f) for f, a in self._held.get(p, ()))
+            found.update((a, src, f) for src, (f, a) in self._carried.get(p, ()))
+        return sorted(found)
+
+    def linked(self, pseudonym: str) -> tuple[str, str] | None:
+        """The active link (old, new) ``pseudonym`` is in, by any agency (the first, for old logs' chains)."""
+        with self._lock:
+            self.fresh()
+            streams = self._in_links.get(pseudonym)
+            return min(self._links[s] for s in streams) if streams else None
+
+    def retired(self, pseudonym: str) -> bool:
+        """The old number of an active link: since the number change its card names nobody."""
+        with self._lock:
+            self.fresh()
+            return self._retired(pseudonym)
+
+    def _retired(self, pseudonym: str) -> bool:
+        return any(self._links[s][0] == pseudonym for s in self._in_links.get(pseudonym, ()))
+
+    def carried(self, pseudonym: str) -> list[str]:
+        """Flags protecting ``pseudonym`` only because they were set on a number it was wrongly linked to."""
+        with self._lock:
+            self.fresh()
+            return sorted({f for _, (f, _) in self._carried.get(pseudonym, ())})
+
     def portal_access(self, viewer: str, subject: str) -> tuple[str, Person]:
-        """("self" | "proxy" | "none", the subject's person): the subject's credentials (any of their
-        numbers) or an active proxy registration between any number of each."""
+        """("self" | "proxy" | "none", the subject's person): the subject's credentials (any of their current
+        numbers) or an active proxy registration between any number of each. A retired card (the old number
+        of a number change) is nobody's: "none" for every subject, its own included."""
         with self._lock:
             self.fresh()
             person = self._person_now(subject)
+            if self._retired(viewer):
+                return "none", person
             if viewer in person.aliases:
                 return "self", person
             viewers = set(self._aliases(viewer))
@@ -324,6 +429,7 @@ class VerifiedState:
                 "protected_pseudonyms": len(self._held),
                 "released_pseudonyms": len(self._ended_any),
                 "linked_pseudonyms": len(self._person),
+                "carried_pseudonyms": len(self._carried),
                 "proxied_subjects": len(self._proxies),
                 "streams": len(self._heads),
             }

@@ -5,12 +5,14 @@ from __future__ import annotations
 from uuid import UUID
 
 from ledger.app.access import LedgerAccess
-from ledger.app.values import Actor
-from ledger.domain.identity import ProxyRegistration, PseudonymLink
+from ledger.app.values import Actor, FlagStateReader
+from ledger.domain.identity import LinkRequest, ProxyRegistration, PseudonymLink
 from ledger.domain.types import (
     Action,
 )
 from ledger.errors import (
+    Code,
+    ConfigurationError,
     InputError,
     NotFoundError,
     StateConflict,
@@ -20,18 +22,98 @@ from ledger.errors import (
 class IdentityCommands(LedgerAccess):
     """Number changes and proxy registrations."""
 
-    # -- identity and proxies ----------------------------------------------------------------------
-    def link_numbers(self, actor: Actor, old: str, new: str) -> tuple[str, str]:
-        """Record an individual-number change; protection follows the person to the new pseudonym."""
-        self.authorise(actor, Action.REQUEST_FLAG)
+    # -- number changes: four eyes at the linking agency (issue 18; docs/operations.md "Number changes") -----
+    def request_link(self, actor: Actor, old: str, new: str, reason: str) -> UUID:
+        """Ask to record an individual-number change (old → new); nothing links until another staff member
+        of this agency approves (:meth:`approve_link`). Refused now if either number is already linked."""
+        self.authorise(actor, Action.REQUEST_LINK)
         o, n = self.subject(old), self.subject(new)
         if o == n:
-            raise InputError("old and new numbers are the same")
-        lid = self.ids.link(actor.agency, o)
-        if self.find(PseudonymLink, lid) is not None:
-            raise StateConflict("that old number is already linked to a new one")
-        self.save_as(actor.agency, PseudonymLink(id=lid, agency=actor.agency, old=o, new=n, by=actor.staff))
-        return o, n
+            raise InputError("old and new numbers are the same", field="new")
+        self._check_linkable(actor.agency, o, n)
+        req = LinkRequest(
+            agency=actor.agency, kind="link", old=o, new=n, requested_by=actor.staff, reason=_reason(reason)
+        )
+        self.save_as(actor.agency, req)
+        return req.id
+
+    def request_unlink(self, actor: Actor, old: str, reason: str) -> UUID:
+        """Ask to undo this agency's link of ``old`` (a wrong link); four eyes as for a link."""
+        self.authorise(actor, Action.REQUEST_LINK)
+        o = self.subject(old)
+        link = self._own_link(actor.agency, o)
+        req = LinkRequest(
+            agency=actor.agency, kind="unlink", old=o, new=link.new, requested_by=actor.staff, reason=_reason(reason)
+        )
+        self.save_as(actor.agency, req)
+        return req.id
+
+    def approve_link(self, actor: Actor, request_id: UUID, note: str = "") -> dict[str, object]:
+        """Approve another staff member's link or unlink request: the link changes in the same sealed batch.
+
+        An unlink answers which protections keep covering each number because they were set on the other one
+        while the two were linked (``carried``: number → flags): they are kept, never silently dropped, and
+        the staff must review them with the holders (docs/operations.md)."""
+        self.authorise(actor, Action.APPROVE_LINK)
+        req = self._own(self.load(LinkRequest, request_id, "link request"), actor, "link request")
+        req.check_decidable(actor.staff)
+        lid = self.ids.link(actor.agency, req.old)
+        link = self.find(PseudonymLink, lid)
+        if req.kind == "link":
+            self._check_linkable(actor.agency, req.old, req.new)  # again: the log may have changed since
+            if link is None:
+                link = PseudonymLink(id=lid, agency=actor.agency, old=req.old, new=req.new, by=actor.staff)
+            else:
+                link.relink(req.new, by=actor.staff, request_id=req.id)
+        else:
+            link = self._own_link(actor.agency, req.old)
+            if link.new != req.new:
+                raise StateConflict("the link changed since the unlink was requested", code=Code.LINK_CONFLICT)
+            link.unlink(by=actor.staff, request_id=req.id, reason=req.reason)
+        numbers = (req.old, req.new)
+        before = {p: set(self._reader().flags_for(p)) for p in numbers}
+        req.approve(by=actor.staff, note=note)
+        self.save_as(actor.agency, req, link)
+        out: dict[str, object] = {"request_id": str(req.id), "kind": req.kind, "old": req.old, "new": req.new}
+        if req.kind == "unlink":
+            reader = self._reader()
+            out["carried"] = {p: reader.carried(p) for p in numbers}
+            out["no_longer_covered"] = {p: sorted(before[p] - set(reader.flags_for(p))) for p in numbers}
+        return out
+
+    def reject_link(self, actor: Actor, request_id: UUID, reason: str) -> None:
+        self.authorise(actor, Action.APPROVE_LINK)
+        req = self._own(self.load(LinkRequest, request_id, "link request"), actor, "link request")
+        req.reject(by=actor.staff, reason=_reason(reason))
+        self.save_as(actor.agency, req)
+
+    def _own_link(self, agency: str, old: str) -> PseudonymLink:
+        link = self.find(PseudonymLink, self.ids.link(agency, old))
+        if link is None or not link.active:
+            raise NotFoundError(
+                "this agency has no active link from that number (only the agency that linked it can undo it)"
+            )
+        return link
+
+    def _reader(self) -> FlagStateReader:
+        if self.flag_state is None:
+            raise ConfigurationError("no nationwide flag state is wired: build the app with ledger.runtime.bootstrap")
+        return self.flag_state
+
+    def _check_linkable(self, agency: str, old: str, new: str) -> None:
+        """Chains and cycles are refused: a number already in an active link, as old or new, by any agency,
+        cannot be linked again (a genuine second change: docs/operations.md "Number changes")."""
+        state = self._reader()
+        for number, which in ((old, "old"), (new, "new")):
+            if state.linked(number) is not None:
+                raise StateConflict(
+                    f"the {which} number is already linked to another number (a chain or cycle of number changes "
+                    "is refused); see docs/operations.md, Number changes",
+                    code=Code.LINK_CONFLICT,
+                )
+        link = self.find(PseudonymLink, self.ids.link(agency, old))
+        if link is not None and link.active:  # (the state says so too; this holds without it being fresh)
+            raise StateConflict("that old number is already linked to a new one", code=Code.LINK_CONFLICT)
 
     def register_proxy(self, actor: Actor, subject: str, proxy: str) -> UUID:
         self.authorise(actor, Action.OPEN_CASE)
@@ -69,3 +151,10 @@ class IdentityCommands(LedgerAccess):
             raise NotFoundError("unknown proxy registration")
         reg.cancel(by=actor.staff, reason=reason)
         self.save_as(actor.agency, reg)
+
+
+def _reason(text: str) -> str:
+    """A link request and its rejection state why: a number change joins two people's records."""
+    if not text.strip():
+        raise InputError("state the reason (e.g. the number-change notice 個人番号変更通知)", field="reason")
+    return text.strip()

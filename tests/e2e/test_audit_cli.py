@@ -21,6 +21,7 @@ from ledger.cli.main import main
 from ledger.merkle import root_hash
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
+from tests.support.links import link
 
 HOSTILE_NAME = '<script>alert("name")</script>'
 HOSTILE_PURPOSE = "<img src=x onerror=alert(1)> 調査"
@@ -175,7 +176,7 @@ def test_bad_arguments_get_clear_errors_and_non_zero_exits(sqlite_node: Node, ca
 def test_the_timeline_follows_the_person_across_a_number_change(sqlite_node: Node, capsys, person) -> None:
     node, old, new = sqlite_node, person(), person()
     protect(node, B, old, ["NON_DISCLOSURE", "NO_AUTO_RESPONSE"], note="DV避難")
-    node.app.link_numbers(Actor(B, "req"), old, new)
+    link(node.app, B, old, new)
     node.app.request_provision(Actor(C, "counter"), A, new, legal_item=74, procedure="児童手当", info_kind="地方税")
     p_old, p_new = node.app.subject(old), node.app.subject(new)
 

@@ -370,7 +370,7 @@ class VerifiedState:
 
     def _holdings(self, names: Iterable[str]) -> list[tuple[str, str, str]]:
         """(agency, pseudonym, flag) held on ``names``, and held elsewhere but carried to them, sorted."""
-        found = set()
+        found: set[tuple[str, str, str]] = set()
         for p in names:
             found.update((a, p, f) for f, a in self._held.get(p, ()))
             found.update((a, src, f) for src, (f, a) in self._carried.get(p, ()))

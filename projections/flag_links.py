@@ -88,8 +88,11 @@ def join(conn: Connection, national: Table, old: str, new: str) -> None:
     conn.execute(national.delete().where(national.c.person == p_old))
 
 
-def unlink(conn: Connection, flags: Table, history: Table, national: Table, stream: str) -> None:
-    """``Unlinked``: regroup the person's numbers by the links left; carry what was set through the link."""
+def unlink(
+    conn: Connection, flags: Table, history: Table, national: Table, stream: str, second_change: bool = False
+) -> None:
+    """``Unlinked``: regroup the person's numbers by the links left; carry what was set through the link (on a
+    ``second_change``, everything held)."""
     row = conn.execute(
         select(pseudonym_links.c.old, pseudonym_links.c.new, pseudonym_links.c.position).where(
             (pseudonym_links.c.stream == stream) & pseudonym_links.c.active.is_(True)
@@ -135,7 +138,7 @@ def unlink(conn: Connection, flags: Table, history: Table, national: Table, stre
         rows.append({"person": resolve_person(conn, c.pseudonym), "flag": c.flag, "agency": c.agency, "since": c.since})
     carried: list[dict[str, str]] = []
     for s, f, a, since in held:
-        if (s, f, a) not in set_after:
+        if not second_change and (s, f, a) not in set_after:
             continue
         for m in members:
             if resolve_person(conn, m) != resolve_person(conn, s):

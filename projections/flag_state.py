@@ -77,7 +77,8 @@ class FlagStateProjection(Projection):
         if topic.startswith(LINK):
             stream = env.header.stream
             if topic == UNLINKED:
-                flag_links.unlink(conn, agency_flags, flag_history, national_flags, stream)
+                second = getattr(event, "second_change", False) is True
+                flag_links.unlink(conn, agency_flags, flag_history, national_flags, stream, second)
             else:
                 old = event.old if topic == LINKED else None
                 flag_links.link(conn, national_flags, stream, old, event.new, position)

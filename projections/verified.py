@@ -127,6 +127,7 @@ class VerifiedState:
         self._links: dict[str, Pair] = {}  # link stream → (old, new), active links only
         self._link_old: dict[str, str] = {}  # link stream → its old number (every link seen: Relinked names none)
         self._in_links: dict[str, set[str]] = {}  # pseudonym → the active link streams it is in
+        self._superseded: dict[str, Pair] = {}  # old number → its link, undone for a second change: retired for good
         self._through: set[Held] = set()  # holdings set on a number while it was linked
         self._carried: dict[str, set[Held]] = {}  # pseudonym → holdings on another number that still protect it
         self._carriers: dict[Held, set[str]] = {}  # the reverse of _carried
@@ -210,7 +211,7 @@ class VerifiedState:
             if old is not None:  # (its Linked is on the same chained stream, so always known)
                 self._link(h.stream, old, str(event.new))
         elif topic == LINK + "Unlinked":
-            self._unlink(h.stream)
+            self._unlink(h.stream, getattr(event, "second_change", False) is True)
         elif topic == PROXY + "Registered":
             subject, proxy = str(event.subject), str(event.proxy)
             self._registrations[h.stream] = (subject, proxy)
@@ -293,11 +294,13 @@ class VerifiedState:
                 self._person[p] = p_new
                 members.add(p)
 
-    def _unlink(self, stream: str) -> None:
+    def _unlink(self, stream: str, second_change: bool) -> None:
         """A wrong link undone: the person's numbers are grouped again by the links left, and a holding set
         through the link on one side keeps protecting the numbers now apart from it (``carried``), until its
         holder releases it — an unlink never silently unprotects the real victim, whichever side that is.
-        A holding set before the link stays with its own number only (docs/operations.md, Number changes)."""
+        A holding set before the link stays with its own number only (docs/operations.md, Number changes); the
+        approval tells the staff which flags no longer cover a number. A ``second_change`` (the person's number
+        changed again) carries every holding both ways and keeps the old number retired for good."""
         link = self._links.pop(stream, None)
         if link is None:
             return
@@ -307,7 +310,11 @@ class VerifiedState:
             if not streams:
                 self._in_links.pop(p, None)
         members = self._members.pop(self._resolve(link[0]), set()) | set(link)
-        through = sorted((p, pair) for p in members for pair in self._held.get(p, ()) if (p, pair) in self._through)
+        through = sorted(
+            (p, pair) for p in members for pair in self._held.get(p, ()) if second_change or (p, pair) in self._through
+        )
+        if second_change:
+            self._superseded[link[0]] = link
         # the portal's sticky cutoff never moves back: records hidden while the numbers were one person stay
         # hidden on every one of them (else a proxy would see what a protection hid the moment it is unlinked)
         for ended in (self._ended_nd, self._ended_any):
@@ -377,11 +384,12 @@ class VerifiedState:
         return sorted(found)
 
     def linked(self, pseudonym: str) -> tuple[str, str] | None:
-        """The active link (old, new) ``pseudonym`` is in, by any agency (the first, for old logs' chains)."""
+        """The active link (old, new) ``pseudonym`` is in, by any agency (the first, for old logs' chains), or the
+        link a second change undid if it is that link's old number (retired for good); None: free to link."""
         with self._lock:
             self.fresh()
             streams = self._in_links.get(pseudonym)
-            return min(self._links[s] for s in streams) if streams else None
+            return min(self._links[s] for s in streams) if streams else self._superseded.get(pseudonym)
 
     def retired(self, pseudonym: str) -> bool:
         """The old number of an active link: since the number change its card names nobody."""
@@ -390,7 +398,9 @@ class VerifiedState:
             return self._retired(pseudonym)
 
     def _retired(self, pseudonym: str) -> bool:
-        return any(self._links[s][0] == pseudonym for s in self._in_links.get(pseudonym, ()))
+        return pseudonym in self._superseded or any(
+            self._links[s][0] == pseudonym for s in self._in_links.get(pseudonym, ())
+        )
 
     def carried(self, pseudonym: str) -> list[str]:
         """Flags protecting ``pseudonym`` only because they were set on a number it was wrongly linked to."""

@@ -37,13 +37,16 @@ class IdentityCommands(LedgerAccess):
         self.save_as(actor.agency, req)
         return req.id
 
-    def request_unlink(self, actor: Actor, old: str, reason: str) -> UUID:
-        """Ask to undo this agency's link of ``old`` (a wrong link); four eyes as for a link."""
+    def request_unlink(self, actor: Actor, old: str, reason: str, second_change: bool = False) -> UUID:
+        """Ask to undo this agency's link of ``old`` — a wrong link, or (``second_change``) to make room for the
+        person's next number change: then every protection stays on both numbers and ``old`` stays retired,
+        and the link's new number may be linked to the newer one. Four eyes as for a link."""
         self.authorise(actor, Action.REQUEST_LINK)
         o = self.subject(old)
         link = self._own_link(actor.agency, o)
+        kind = "second_change" if second_change else "unlink"
         req = LinkRequest(
-            agency=actor.agency, kind="unlink", old=o, new=link.new, requested_by=actor.staff, reason=_reason(reason)
+            agency=actor.agency, kind=kind, old=o, new=link.new, requested_by=actor.staff, reason=_reason(reason)
         )
         self.save_as(actor.agency, req)
         return req.id
@@ -51,9 +54,11 @@ class IdentityCommands(LedgerAccess):
     def approve_link(self, actor: Actor, request_id: UUID, note: str = "") -> dict[str, object]:
         """Approve another staff member's link or unlink request: the link changes in the same sealed batch.
 
-        An unlink answers which protections keep covering each number because they were set on the other one
-        while the two were linked (``carried``: number → flags): they are kept, never silently dropped, and
-        the staff must review them with the holders (docs/operations.md)."""
+        An unlink answers which protections keep covering each number only because they were held on the other
+        one (``carried``: number → flags; a wrong link carries what was set through it, a second change carries
+        everything): they are kept, never silently dropped, and reviewed with their holders; and which flags no
+        longer cover a number (``no_longer_covered``): set before the wrong link on the other number — if that
+        number is in fact the victim's, request them on it (docs/operations.md, Number changes)."""
         self.authorise(actor, Action.APPROVE_LINK)
         req = self._own(self.load(LinkRequest, request_id, "link request"), actor, "link request")
         req.check_decidable(actor.staff)
@@ -69,13 +74,13 @@ class IdentityCommands(LedgerAccess):
             link = self._own_link(actor.agency, req.old)
             if link.new != req.new:
                 raise StateConflict("the link changed since the unlink was requested", code=Code.LINK_CONFLICT)
-            link.unlink(by=actor.staff, request_id=req.id, reason=req.reason)
+            link.unlink(by=actor.staff, request_id=req.id, reason=req.reason, second_change=req.kind != "unlink")
         numbers = (req.old, req.new)
         before = {p: set(self._reader().flags_for(p)) for p in numbers}
         req.approve(by=actor.staff, note=note)
         self.save_as(actor.agency, req, link)
         out: dict[str, object] = {"request_id": str(req.id), "kind": req.kind, "old": req.old, "new": req.new}
-        if req.kind == "unlink":
+        if req.kind != "link":
             reader = self._reader()
             out["carried"] = {p: reader.carried(p) for p in numbers}
             out["no_longer_covered"] = {p: sorted(before[p] - set(reader.flags_for(p))) for p in numbers}

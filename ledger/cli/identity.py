@@ -27,13 +27,20 @@ def link(actor: Actor, old: str, new: str, reason: str) -> int:
     return 0
 
 
-@command(identity, "unlink", help="ask to undo this agency's wrong link of an old number")
+@command(identity, "unlink", help="ask to undo this agency's link of an old number (wrong link, or a second change)")
 @as_actor()
 @option("--old", required=True)
 @option("--reason", required=True)
-def unlink(actor: Actor, old: str, reason: str) -> int:
-    rid = node().app.request_unlink(actor, old, reason)
-    out({"request_id": str(rid), "kind": "unlink", "status": "pending"})
+@option(
+    "--second-change",
+    is_flag=True,
+    default=False,
+    help="the person's number changed again: keep every protection on both numbers and the old card retired, "
+    "then link the current number to the newer one",
+)
+def unlink(actor: Actor, old: str, reason: str, second_change: bool) -> int:
+    rid = node().app.request_unlink(actor, old, reason, second_change=second_change)
+    out({"request_id": str(rid), "kind": "second_change" if second_change else "unlink", "status": "pending"})
     return 0
 
 

@@ -213,6 +213,7 @@ BY_NAME: dict[str, Rule] = {
     "decision": enum(("provide", "refuse")),
     "legal_item": integer(1, 200),
     "approvals_required": integer(1, 5),
+    "second_change": boolean,
     "request_id": uuid,
     "case_id": optional(uuid),
     "body_request_id": optional(uuid),

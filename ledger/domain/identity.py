@@ -10,7 +10,10 @@ from ledger.domain.base import LedgerAggregate
 from ledger.domain.types import RequestStatus
 from ledger.errors import Code, InputError, SelfApprovalError, StateConflict
 
-LINK_KINDS = ("link", "unlink")
+# "second_change": the person's number changed again (old → new, then new → newer): the first link is undone
+# keeping every protection on both numbers and the old number retired, so that ``new`` may be linked to the newer
+# one (a chain is refused); see docs/operations.md, Number changes
+LINK_KINDS = ("link", "unlink", "second_change")
 
 
 class PseudonymLink(LedgerAggregate):
@@ -30,22 +33,25 @@ class PseudonymLink(LedgerAggregate):
         self.old = old
         self.new = new
         self.active = True
+        self.retired = False
 
-    def unlink(self, by: str, request_id: UUID, reason: str) -> None:
-        """Undo a wrong link (the numbers name two people again); see docs/operations.md for what protection
-        stays."""
+    def unlink(self, by: str, request_id: UUID, reason: str, second_change: bool = False) -> None:
+        """Undo a wrong link (the numbers name two people again), or make room for a second number change
+        (``second_change``: every protection stays on both numbers, the old one stays retired); see
+        docs/operations.md for what protection stays."""
         if not self.active:
             raise StateConflict("that link was already undone", code=Code.LINK_CONFLICT)
-        self._unlinked(by=by, request_id=request_id, reason=reason)
+        self._unlinked(by=by, request_id=request_id, reason=reason, second_change=second_change)
 
     @event("Unlinked")
-    def _unlinked(self, by: str, request_id: UUID, reason: str) -> None:
+    def _unlinked(self, by: str, request_id: UUID, reason: str, second_change: bool) -> None:
         self.active = False
+        self.retired = second_change  # a superseded old number is never linked again
 
     def relink(self, new: str, by: str, request_id: UUID) -> None:
         """Link the old number again, after an unlink (the stream id is the old number's: one stream per
         agency and old number)."""
-        if self.active:
+        if self.active or self.retired:
             raise StateConflict("that old number is already linked to a new one", code=Code.LINK_CONFLICT)
         if new == self.old:
             raise InputError("old and new numbers are the same", field="new")

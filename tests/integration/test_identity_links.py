@@ -193,3 +193,35 @@ def test_views_rebuilt_from_the_log_equal_the_live_ones_after_links_and_unlinks(
     node.projector.rebuild()
     assert {p: national(node, app.subject(p)) for p in (a, b, c)} == live
     assert live[c] == {ND: [A]} and live[b] == {}
+
+
+def test_a_second_number_change_keeps_every_protection_and_retires_both_old_cards(node: Node, person: Any) -> None:
+    """Threat: the perpetrator holding either of the victim's old cards after her number changed twice, and the
+    gap a second change could open (her newest number unprotected). V1→V2, then V2→V3: the chain is refused;
+    the documented path — unlink V1→V2 as a second change, then link V2→V3 — keeps every flag on every number,
+    and neither old card counts as her."""
+    app = node.app
+    v1, v2, v3 = person(), person(), person()
+    protect(node, B, v1, [ND])  # before the first change
+    link(app, C, v1, v2)
+    protect(node, A, v2, [NAR])  # after it
+    with pytest.raises(StateConflict) as chain:
+        app.request_link(Actor(C, "req"), v2, v3, "second notice")
+    assert chain.value.code == Code.LINK_CONFLICT
+    rid = app.request_unlink(Actor(C, "req"), v1, "second number change", second_change=True)
+    done = app.approve_link(Actor(C, "apr"), rid)
+    p1, p2, p3 = (app.subject(p) for p in (v1, v2, v3))
+    assert done["kind"] == "second_change" and done["no_longer_covered"] == {p1: [], p2: []}
+    assert done["carried"] == {p1: [NAR], p2: [ND]}
+    link(app, C, v2, v3)
+    for p in (p1, p2, p3):
+        assert node.state.flags_for(p) == {ND: [B], NAR: [A]}, p
+        assert national(node, p) == {ND: [B], NAR: [A]}, p
+    for card in (v1, v2):
+        for subject in (v1, v2, v3):
+            assert views.portal_records(node, card, subject).access == "none", "a retired card is nobody's"
+    assert views.portal_records(node, v3, v2).access == "self"
+    with pytest.raises(StateConflict):
+        app.request_link(Actor(A, "req"), v1, person(), "the oldest card, linked elsewhere")
+    with pytest.raises(StateConflict):
+        app.request_link(Actor(A, "req"), person(), v1, "a retired card as someone's new number")

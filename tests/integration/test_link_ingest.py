@@ -63,12 +63,8 @@ def test_a_forged_chain_in_one_batch_is_parked_after_its_first_link(
     path stages events unread by the state): the second is parked, the first applies."""
     a, b = agency_pair(make_node, tmp_path)
     w1, w2, w3 = (b.app.subject(person()) for _ in range(3))
-    first = forge(
-        b.app, B, LINKED, b.app.ids.link(B, w1), 1, {"agency": B, "old": w1, "new": w2, "by": "apr"}
-    )
-    second = forge(
-        b.app, B, LINKED, b.app.ids.link(B, w2), 1, {"agency": B, "old": w2, "new": w3, "by": "apr"}
-    )
+    first = forge(b.app, B, LINKED, b.app.ids.link(B, w1), 1, {"agency": B, "old": w1, "new": w2, "by": "apr"})
+    second = forge(b.app, B, LINKED, b.app.ids.link(B, w2), 1, {"agency": B, "old": w2, "new": w3, "by": "apr"})
     outcomes = ingest_many(a.app, [first, second], PendingStore(a.app, a.engine))
     assert [o.kind for o in outcomes] == ["applied", "parked"], outcomes
     assert outcomes[1].code == Code.LINK_CONFLICT

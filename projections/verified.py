@@ -43,6 +43,7 @@ from ledger.domain.types import Flag
 from ledger.errors import ChainError, FlagLedgerError, IntegrityError, StorageError, UntrustedKeyError
 from ledger.log.envelope import GENESIS, Envelope
 from projections.portal import OPEN_END, canonical_time
+from projections.verified_links import NumberLinks
 
 if TYPE_CHECKING:
     from ledger.app import FlagLedger
@@ -122,12 +123,7 @@ class VerifiedState:
         self._held: dict[str, tuple[Pair, ...]] = {}  # pseudonym → (flag, agency) pairs held now
         self._ended_nd: dict[str, str] = {}  # pseudonym → latest end of a NON_DISCLOSURE holding
         self._ended_any: dict[str, str] = {}  # pseudonym → latest end of any holding
-        self._person: dict[str, str] = {}  # pseudonym → person (only pseudonyms joined by a number change)
-        self._members: dict[str, set[str]] = {}  # person → its pseudonyms (idem)
-        self._links: dict[str, Pair] = {}  # link stream → (old, new), active links only
-        self._link_old: dict[str, str] = {}  # link stream → its old number (every link seen: Relinked names none)
-        self._in_links: dict[str, set[str]] = {}  # pseudonym → the active link streams it is in
-        self._superseded: dict[str, Pair] = {}  # old number → its link, undone for a second change: retired for good
+        self._links = NumberLinks()  # which pseudonyms name one person, which are retired
         self._through: set[Held] = set()  # holdings set on a number while it was linked
         self._carried: dict[str, set[Held]] = {}  # pseudonym → holdings on another number that still protect it
         self._carriers: dict[Held, set[str]] = {}  # the reverse of _carried
@@ -205,11 +201,9 @@ class VerifiedState:
             elif kind == "FlagsReleased":
                 self._release(self._name(h.origin), str(event.subject), event.flags, canonical_time(h.time))
         elif topic == LINK + "Linked":
-            self._link(h.stream, str(event.old), str(event.new))
+            self._links.link(h.stream, str(event.old), str(event.new))
         elif topic == LINK + "Relinked":
-            old = self._link_old.get(h.stream)
-            if old is not None:  # (its Linked is on the same chained stream, so always known)
-                self._link(h.stream, old, str(event.new))
+            self._links.link(h.stream, None, str(event.new))
         elif topic == LINK + "Unlinked":
             self._unlink(h.stream, getattr(event, "second_change", False) is True)
         elif topic == PROXY + "Registered":
@@ -237,7 +231,7 @@ class VerifiedState:
 
     def _set(self, agency: str, subject: str, flags: Iterable[str]) -> None:
         held = self._held.get(subject, ())
-        linked = subject in self._person
+        linked = subject in self._links.person
         for flag in flags:
             pair = self._pair(str(flag), agency)
             if pair not in held:
@@ -269,31 +263,6 @@ class VerifiedState:
         else:
             self._held.pop(subject, None)
 
-    def _resolve(self, pseudonym: str) -> str:
-        return self._person.get(pseudonym, pseudonym)
-
-    def _link(self, stream: str, old: str, new: str) -> None:
-        """As ``FlagStateProjection._link``: both numbers now name the new number's person; ``old`` is retired."""
-        self._links[stream] = (old, new)
-        self._link_old[stream] = old
-        for p in (old, new):
-            self._in_links.setdefault(p, set()).add(stream)
-        self._join(old, new)
-
-    def _join(self, old: str, new: str) -> None:
-        p_old, p_new = self._resolve(old), self._resolve(new)
-        members = self._members.setdefault(p_new, set())
-        for p in (old, new):
-            previous = self._person.get(p)
-            if previous is not None and previous != p_new:
-                self._members.get(previous, set()).discard(p)
-            self._person[p] = p_new
-            members.add(p)
-        if p_old != p_new:
-            for p in self._members.pop(p_old, set()):
-                self._person[p] = p_new
-                members.add(p)
-
     def _unlink(self, stream: str, second_change: bool) -> None:
         """A wrong link undone: the person's numbers are grouped again by the links left, and a holding set
         through the link on one side keeps protecting the numbers now apart from it (``carried``), until its
@@ -301,48 +270,36 @@ class VerifiedState:
         A holding set before the link stays with its own number only (docs/operations.md, Number changes); the
         approval tells the staff which flags no longer cover a number. A ``second_change`` (the person's number
         changed again) carries every holding both ways and keeps the old number retired for good."""
-        link = self._links.pop(stream, None)
-        if link is None:
+        links = self._links
+        members = links.unlink(stream, second_change)
+        if members is None:
             return
-        for p in link:
-            streams = self._in_links.get(p, set())
-            streams.discard(stream)
-            if not streams:
-                self._in_links.pop(p, None)
-        members = self._members.pop(self._resolve(link[0]), set()) | set(link)
         through = sorted(
             (p, pair) for p in members for pair in self._held.get(p, ()) if second_change or (p, pair) in self._through
         )
-        if second_change:
-            self._superseded[link[0]] = link
         # the portal's sticky cutoff never moves back: records hidden while the numbers were one person stay
         # hidden on every one of them (else a proxy would see what a protection hid the moment it is unlinked)
         for ended in (self._ended_nd, self._ended_any):
             last = max((ended.get(p, "") for p in members), default="")
             if last:
                 ended.update(dict.fromkeys(members, last))
-        for p in members:
-            self._person.pop(p, None)
-        for s_old, s_new in sorted(v for v in self._links.values() if v[0] in members):  # (old logs: chains)
-            self._join(s_old, s_new)
         for held in through:
-            src = self._resolve(held[0])
+            src = links.resolve(held[0])
             for p in members:
-                if self._resolve(p) != src:
+                if links.resolve(p) != src:
                     self._carried.setdefault(p, set()).add(held)
                     self._carriers.setdefault(held, set()).add(p)
-        self._through.difference_update([h for h in through if h[0] not in self._person])
+        self._through.difference_update([h for h in through if h[0] not in links.person])
 
     # -- reading ---------------------------------------------------------------------------------------
     def _aliases(self, subject: str) -> tuple[str, ...]:
-        person = self._resolve(subject)
-        return tuple(sorted({subject, person, *self._members.get(person, ())}))
+        return self._links.aliases(subject)
 
     def flags_for(self, subject: str) -> dict[str, list[str]]:
         """The request path's read: flag → holding agencies on the person ``subject`` names, nationwide."""
         with self._lock:
             self.fresh()
-            person = self._person.get(subject)
+            person = self._links.person.get(subject)
             if person is None and subject not in self._carried:  # the usual case: a person with one number
                 held = self._held.get(subject)
                 if not held:
@@ -388,19 +345,13 @@ class VerifiedState:
         link a second change undid if it is that link's old number (retired for good); None: free to link."""
         with self._lock:
             self.fresh()
-            streams = self._in_links.get(pseudonym)
-            return min(self._links[s] for s in streams) if streams else self._superseded.get(pseudonym)
+            return self._links.linked(pseudonym)
 
     def retired(self, pseudonym: str) -> bool:
         """The old number of an active link: since the number change its card names nobody."""
         with self._lock:
             self.fresh()
-            return self._retired(pseudonym)
-
-    def _retired(self, pseudonym: str) -> bool:
-        return pseudonym in self._superseded or any(
-            self._links[s][0] == pseudonym for s in self._in_links.get(pseudonym, ())
-        )
+            return self._links.retired(pseudonym)
 
     def carried(self, pseudonym: str) -> list[str]:
         """Flags protecting ``pseudonym`` only because they were set on a number it was wrongly linked to."""
@@ -415,7 +366,7 @@ class VerifiedState:
         with self._lock:
             self.fresh()
             person = self._person_now(subject)
-            if self._retired(viewer):
+            if self._links.retired(viewer):
                 return "none", person
             if viewer in person.aliases:
                 return "self", person
@@ -438,7 +389,7 @@ class VerifiedState:
                 "position": self.position,
                 "protected_pseudonyms": len(self._held),
                 "released_pseudonyms": len(self._ended_any),
-                "linked_pseudonyms": len(self._person),
+                "linked_pseudonyms": len(self._links.person),
                 "carried_pseudonyms": len(self._carried),
                 "proxied_subjects": len(self._proxies),
                 "streams": len(self._heads),

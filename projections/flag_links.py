@@ -16,6 +16,7 @@ from sqlalchemy import Boolean, Column, Connection, Integer, String, Table, sele
 
 from ledger.domain import bounds
 from projections.base import metadata, upsert
+from projections.portal import canonical_time
 
 __all__ = ["carried_flags", "join", "link", "pseudonym_links", "release_carried", "resolve_person", "subject_alias"]
 
@@ -34,6 +35,7 @@ pseudonym_links = Table(
     Column("new", String(bounds.SUBJECT.max), nullable=False),
     Column("active", Boolean, nullable=False),
     Column("position", Integer, nullable=False),  # of the Linked / Relinked that made it active
+    Column("at", String(40), nullable=False),  # its signed time (canonical)
 )
 
 carried_flags = Table(
@@ -52,7 +54,7 @@ def resolve_person(conn: Connection, pseudonym: str) -> str:
     return str(person) if person is not None else pseudonym
 
 
-def link(conn: Connection, national: Table, stream: str, old: str | None, new: str, position: int) -> None:
+def link(conn: Connection, national: Table, stream: str, old: str | None, new: str, position: int, at: str) -> None:
     """``Linked`` (``old`` given) or ``Relinked`` (``old`` None: the stream's own, from its Linked)."""
     if old is None:
         old = conn.execute(select(pseudonym_links.c.old).where(pseudonym_links.c.stream == stream)).scalar()
@@ -61,7 +63,7 @@ def link(conn: Connection, national: Table, stream: str, old: str | None, new: s
     upsert(
         conn,
         pseudonym_links,
-        [{"stream": stream, "old": old, "new": new, "active": True, "position": position}],
+        [{"stream": stream, "old": old, "new": new, "active": True, "position": position, "at": canonical_time(at)}],
         ["stream"],
     )
     join(conn, national, old, new)
@@ -94,13 +96,13 @@ def unlink(
     """``Unlinked``: regroup the person's numbers by the links left; carry what was set through the link (on a
     ``second_change``, everything held)."""
     row = conn.execute(
-        select(pseudonym_links.c.old, pseudonym_links.c.new, pseudonym_links.c.position).where(
+        select(pseudonym_links.c.old, pseudonym_links.c.new, pseudonym_links.c.position, pseudonym_links.c.at).where(
             (pseudonym_links.c.stream == stream) & pseudonym_links.c.active.is_(True)
         )
     ).first()
     if row is None:
         return
-    old, new, linked_at = str(row[0]), str(row[1]), int(row[2])
+    old, new, linked_at, linked_time = str(row[0]), str(row[1]), int(row[2]), str(row[3])
     conn.execute(pseudonym_links.update().where(pseudonym_links.c.stream == stream).values(active=False))
     person = resolve_person(conn, old)
     members = sorted(
@@ -114,6 +116,8 @@ def unlink(
             )
         )
     ]
+    # set through the link: after it in this log, or (whatever order the two reached this node in) a flag set on
+    # that number at or after the link's signed time (as projections.verified: in doubt, carried)
     set_after = {
         (str(s), str(f), str(a))
         for s, f, a in conn.execute(
@@ -122,6 +126,11 @@ def unlink(
             )
         )
     }
+    last_set: dict[str, str] = {}
+    for s, since in conn.execute(select(flags.c.subject, flags.c.since).where(flags.c.subject.in_(members))):
+        t = canonical_time(str(since))
+        if t > last_set.get(str(s), ""):
+            last_set[str(s)] = t
     conn.execute(subject_alias.delete().where(subject_alias.c.pseudonym.in_(members)))
     conn.execute(national.delete().where(national.c.person == person))
     left = conn.execute(
@@ -138,7 +147,7 @@ def unlink(
         rows.append({"person": resolve_person(conn, c.pseudonym), "flag": c.flag, "agency": c.agency, "since": c.since})
     carried: list[dict[str, str]] = []
     for s, f, a, since in held:
-        if not second_change and (s, f, a) not in set_after:
+        if not second_change and (s, f, a) not in set_after and last_set.get(s, "") < linked_time:
             continue
         for m in members:
             if resolve_person(conn, m) != resolve_person(conn, s):

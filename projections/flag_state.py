@@ -81,7 +81,7 @@ class FlagStateProjection(Projection):
                 flag_links.unlink(conn, agency_flags, flag_history, national_flags, stream, second)
             else:
                 old = event.old if topic == LINKED else None
-                flag_links.link(conn, national_flags, stream, old, event.new, position)
+                flag_links.link(conn, national_flags, stream, old, event.new, position, env.header.time)
             return
         # the holder is the verified signer, never the payload's word: the authority checks (ledger.domain.authority)
         # keep the two equal on every path into the log, and this keeps a payload naming another agency inert

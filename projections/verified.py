@@ -124,7 +124,8 @@ class VerifiedState:
         self._ended_nd: dict[str, str] = {}  # pseudonym → latest end of a NON_DISCLOSURE holding
         self._ended_any: dict[str, str] = {}  # pseudonym → latest end of any holding
         self._links = NumberLinks()  # which pseudonyms name one person, which are retired
-        self._through: set[Held] = set()  # holdings set on a number while it was linked
+        self._through: set[Held] = set()  # holdings set on a number while it was linked (in this log's order)
+        self._set_at: dict[str, str] = {}  # pseudonym → the signed time of the latest FlagsSet on it
         self._carried: dict[str, set[Held]] = {}  # pseudonym → holdings on another number that still protect it
         self._carriers: dict[Held, set[str]] = {}  # the reverse of _carried
         self._proxies: dict[str, tuple[str, ...]] = {}  # subject → active proxies
@@ -197,13 +198,13 @@ class VerifiedState:
         if topic.startswith(PROTECTION):
             kind = topic[len(PROTECTION) :]
             if kind == "FlagsSet":
-                self._set(self._name(h.origin), str(event.subject), event.flags)
+                self._set(self._name(h.origin), str(event.subject), event.flags, canonical_time(h.time))
             elif kind == "FlagsReleased":
                 self._release(self._name(h.origin), str(event.subject), event.flags, canonical_time(h.time))
         elif topic == LINK + "Linked":
-            self._links.link(h.stream, str(event.old), str(event.new))
+            self._links.link(h.stream, str(event.old), str(event.new), canonical_time(h.time))
         elif topic == LINK + "Relinked":
-            self._links.link(h.stream, None, str(event.new))
+            self._links.link(h.stream, None, str(event.new), canonical_time(h.time))
         elif topic == LINK + "Unlinked":
             self._unlink(h.stream, getattr(event, "second_change", False) is True)
         elif topic == PROXY + "Registered":
@@ -229,8 +230,10 @@ class VerifiedState:
         pair = (self._name(flag), agency)
         return self._pairs.setdefault(pair, pair)
 
-    def _set(self, agency: str, subject: str, flags: Iterable[str]) -> None:
+    def _set(self, agency: str, subject: str, flags: Iterable[str], at: str) -> None:
         held = self._held.get(subject, ())
+        if at > self._set_at.get(subject, ""):
+            self._set_at[subject] = at
         linked = subject in self._links.person
         for flag in flags:
             pair = self._pair(str(flag), agency)
@@ -271,11 +274,17 @@ class VerifiedState:
         approval tells the staff which flags no longer cover a number. A ``second_change`` (the person's number
         changed again) carries every holding both ways and keeps the old number retired for good."""
         links = self._links
-        members = links.unlink(stream, second_change)
-        if members is None:
+        undone = links.unlink(stream, second_change)
+        if undone is None:
             return
+        members, linked_at = undone
+        # set through the link: after it in this log, or (whatever order the two reached this node in) a flag set
+        # on that number at or after the link's signed time — so every node carries it; in doubt, carried
         through = sorted(
-            (p, pair) for p in members for pair in self._held.get(p, ()) if second_change or (p, pair) in self._through
+            (p, pair)
+            for p in members
+            for pair in self._held.get(p, ())
+            if second_change or (p, pair) in self._through or self._set_at.get(p, "") >= linked_at
         )
         # the portal's sticky cutoff never moves back: records hidden while the numbers were one person stay
         # hidden on every one of them (else a proxy would see what a protection hid the moment it is unlinked)

@@ -21,6 +21,7 @@ class NumberLinks:
         self.members: dict[str, set[str]] = {}  # person → its pseudonyms (idem)
         self._links: dict[str, Pair] = {}  # link stream → (old, new), active links only
         self._old: dict[str, str] = {}  # link stream → its old number (every link seen: Relinked names none)
+        self._at: dict[str, str] = {}  # link stream → when its active link was made (signed time, canonical)
         self._in_links: dict[str, set[str]] = {}  # pseudonym → the active link streams it is in
         self._superseded: dict[str, Pair] = {}  # old number → its link, undone for a second change: retired for good
 
@@ -31,7 +32,7 @@ class NumberLinks:
         person = self.resolve(subject)
         return tuple(sorted({subject, person, *self.members.get(person, ())}))
 
-    def link(self, stream: str, old: str | None, new: str) -> None:
+    def link(self, stream: str, old: str | None, new: str, at: str) -> None:
         """``Linked`` (``old`` given) or ``Relinked`` (``old`` None: the stream's own): as
         ``projections.flag_links.link``, both numbers now name the new number's person; ``old`` is retired."""
         old = old if old is not None else self._old.get(stream)
@@ -39,6 +40,7 @@ class NumberLinks:
             return
         self._links[stream] = (old, new)
         self._old[stream] = old
+        self._at[stream] = at
         for p in (old, new):
             self._in_links.setdefault(p, set()).add(stream)
         self._join(old, new)
@@ -57,12 +59,13 @@ class NumberLinks:
                 self.person[p] = p_new
                 members.add(p)
 
-    def unlink(self, stream: str, second_change: bool) -> set[str] | None:
-        """Undo the stream's link; the numbers its person had (regrouped by the links left), or None if the
-        link was not active. A ``second_change`` keeps the old number retired for good."""
+    def unlink(self, stream: str, second_change: bool) -> tuple[set[str], str] | None:
+        """Undo the stream's link; (the numbers its person had, regrouped by the links left; when the link was
+        made), or None if the link was not active. A ``second_change`` keeps the old number retired for good."""
         link = self._links.pop(stream, None)
         if link is None:
             return None
+        at = self._at.pop(stream, "")
         for p in link:
             streams = self._in_links.get(p, set())
             streams.discard(stream)
@@ -75,7 +78,7 @@ class NumberLinks:
             self.person.pop(p, None)
         for old, new in sorted(v for v in self._links.values() if v[0] in members):  # (old logs: chains)
             self._join(old, new)
-        return members
+        return members, at
 
     def linked(self, pseudonym: str) -> Pair | None:
         """The active link (old, new) ``pseudonym`` is in, by any agency (the first, for old logs' chains), or the

@@ -86,3 +86,32 @@ def test_only_the_linking_agency_undoes_its_link(make_node: NodeFactory, tmp_pat
     outcome = ingest(a.app, raw, PendingStore(a.app, a.engine))
     assert outcome.kind == "parked" and outcome.code == Code.FOREIGN_WRITER
     assert a.state.linked(a.app.subject(new)) == (a.app.subject(old), a.app.subject(new))
+
+
+def test_an_unlink_keeps_the_same_protection_on_every_node_whatever_the_arrival_order(
+    make_node: NodeFactory, tmp_path: Path, person: Any
+) -> None:
+    """Threat: the broker and the network (delivery order) against a wrongly linked victim — B protected the
+    stranger's number believing it hers before B's node had A's link. On A's node the flag arrives after the
+    link, on B's node before it; after A undoes the link both nodes keep the flag on the victim (by its signed
+    time it was set through the link), so no provider's node answers about her automatically."""
+    from tests.integration.test_projections_views import ND, protect
+
+    a, b = agency_pair(make_node, tmp_path)
+    victim, stranger = person(), person()
+    v, s = a.app.subject(victim), a.app.subject(stranger)
+    link(a.app, A, victim, stranger)
+    a_sent = 0
+    protect(b, B, stranger, [ND])  # on B's node: before the link arrives
+    for position, raw in published(a, a_sent):
+        assert ingest(b.app, raw, PendingStore(b.app, b.engine)).kind == "applied"
+        a_sent = position
+    for _, raw in published(b, 0):
+        assert ingest(a.app, raw, PendingStore(a.app, a.engine)).kind == "applied"
+    unlink(a.app, A, victim)
+    for _, raw in published(a, a_sent):
+        assert ingest(b.app, raw, PendingStore(b.app, b.engine)).kind == "applied"
+    for node in (a, b):
+        assert node.state.flags_for(v) == {ND: [B]}, node.config.data_dir
+        assert node.state.flags_for(s) == {ND: [B]}
+        assert node.state.carried(v) == [ND]

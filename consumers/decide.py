@@ -189,6 +189,10 @@ def _link_conflict(app: FlagLedger, env: Envelope, stream: UUID, event: object) 
     else:
         link = app.find(PseudonymLink, stream)
         numbers = (link.old if link is not None else "", str(getattr(event, "new", "")))
+    if numbers[0] == numbers[1]:
+        return Outcome(
+            "parked", f"v{h.version} of stream {h.stream} ({h.topic}) links a number to itself", Code.LINK_CONFLICT
+        )
     for number, which in zip(numbers, ("old", "new"), strict=True):
         if number and state.linked(number) is not None:
             return Outcome(

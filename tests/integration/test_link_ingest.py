@@ -65,9 +65,10 @@ def test_a_forged_chain_in_one_batch_is_parked_after_its_first_link(
     w1, w2, w3 = (b.app.subject(person()) for _ in range(3))
     first = forge(b.app, B, LINKED, b.app.ids.link(B, w1), 1, {"agency": B, "old": w1, "new": w2, "by": "apr"})
     second = forge(b.app, B, LINKED, b.app.ids.link(B, w2), 1, {"agency": B, "old": w2, "new": w3, "by": "apr"})
-    outcomes = ingest_many(a.app, [first, second], PendingStore(a.app, a.engine))
-    assert [o.kind for o in outcomes] == ["applied", "parked"], outcomes
-    assert outcomes[1].code == Code.LINK_CONFLICT
+    itself = forge(b.app, B, LINKED, b.app.ids.link(B, w3), 1, {"agency": B, "old": w3, "new": w3, "by": "apr"})
+    outcomes = ingest_many(a.app, [first, second, itself], PendingStore(a.app, a.engine))
+    assert [o.kind for o in outcomes] == ["applied", "parked", "parked"], outcomes
+    assert outcomes[1].code == outcomes[2].code == Code.LINK_CONFLICT
     assert a.state.linked(w3) is None and a.state.linked(w1) == (w1, w2)
 
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from eventsourcing.utils import get_topic
+
 from ledger.app.access import LedgerAccess
 from ledger.app.values import Actor, FlagStateReader
 from ledger.domain.identity import LinkRequest, ProxyRegistration, PseudonymLink
 from ledger.domain.types import (
     Action,
+    RequestStatus,
 )
 from ledger.errors import (
     Code,
     ConfigurationError,
     InputError,
     NotFoundError,
+    PermissionDenied,
     StateConflict,
 )
 
@@ -91,6 +95,28 @@ class IdentityCommands(LedgerAccess):
         req = self._own(self.load(LinkRequest, request_id, "link request"), actor, "link request")
         req.reject(by=actor.staff, reason=_reason(reason))
         self.save_as(actor.agency, req)
+
+    def pending_link_requests(self, actor: Actor) -> list[dict[str, str]]:
+        """The actor's agency's link, unlink and second-change requests still waiting for a decision (oldest
+        first), for its approvers and requesters; read from the log (each request verified as it is loaded)."""
+        try:
+            self.authorise(actor, Action.APPROVE_LINK)
+        except PermissionDenied:
+            self.authorise(actor, Action.REQUEST_LINK)
+        out: list[dict[str, str]] = []
+        start, topic = 1, get_topic(LinkRequest.Requested)  # type: ignore[attr-defined]
+        while True:
+            rows = self.recorder.select_notifications(start=start, limit=1000, topics=[topic])
+            for n in rows:
+                req = self.find(LinkRequest, UUID(str(n.originator_id)))
+                if req is not None and req.agency == actor.agency and req.status == RequestStatus.PENDING.value:
+                    out.append(
+                        {"request_id": str(req.id), "kind": req.kind, "old": req.old, "new": req.new,
+                         "requested_by": req.requested_by, "reason": req.reason}
+                    )  # fmt: skip
+            if len(rows) < 1000:
+                return out
+            start = rows[-1].id + 1
 
     def _own_link(self, agency: str, old: str) -> PseudonymLink:
         link = self.find(PseudonymLink, self.ids.link(agency, old))

@@ -62,3 +62,11 @@ def reject(actor: Actor, request_id: UUID, reason: str) -> int:
     node().app.reject_link(actor, request_id, reason)
     out({"request_id": str(request_id), "status": "rejected"})
     return 0
+
+
+@command(identity, "requests", help="this agency's link, unlink and second-change requests waiting for a decision")
+@as_actor()
+def requests(actor: Actor) -> int:
+    for row in node().app.pending_link_requests(actor):
+        out(row)
+    return 0

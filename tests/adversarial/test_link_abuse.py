@@ -62,8 +62,20 @@ def test_one_clerk_cannot_link_a_stranger_onto_a_victim(
     assert code == 5 and "four_eyes" in err
     assert views.portal_records(node, stranger, victim).access == "none"
     assert hers not in [r.request_id for r in views.portal_records(node, stranger, stranger).records]
+    code, out, err = cli(node, capsys, "identity", "requests", "--as", f"{C}/apr")
+    waiting = [json.loads(line) for line in out.splitlines()]
+    assert {(w["request_id"], w["requested_by"], w["kind"]) for w in waiting} == {
+        (rid, "req", "link"),
+        (own, "clerk", "link"),
+    }
+    assert cli(node, capsys, "identity", "requests", "--as", f"{A}/apr")[1] == "", "another agency's are not listed"
+    assert cli(node, capsys, "identity", "requests", "--as", f"{C}/counter")[0] == 4
     code, _, err = cli(node, capsys, "identity", "reject", "--as", f"{C}/apr", own, "--reason", "no notice seen")
     assert code == 0, err
+    assert [
+        json.loads(line)["request_id"]
+        for line in cli(node, capsys, "identity", "requests", "--as", f"{C}/req")[1].splitlines()
+    ] == [rid]
 
 
 def test_two_colluding_clerks_are_recorded_and_their_link_is_undone(

@@ -80,7 +80,7 @@ class IdentityCommands(LedgerAccess):
                 raise StateConflict("the link changed since the unlink was requested", code=Code.LINK_CONFLICT)
             link.unlink(by=actor.staff, request_id=req.id, reason=req.reason, second_change=req.kind != "unlink")
         numbers = (req.old, req.new)
-        before = {p: set(self._reader().flags_for(p)) for p in numbers}
+        before = {p: set(self._reader().flags_for(p)) for p in numbers} if req.kind != "link" else {}
         req.approve(by=actor.staff, note=note)
         self.save_as(actor.agency, req, link)
         out: dict[str, object] = {"request_id": str(req.id), "kind": req.kind, "old": req.old, "new": req.new}
@@ -136,12 +136,19 @@ class IdentityCommands(LedgerAccess):
         cannot be linked again (a genuine second change: docs/operations.md "Number changes")."""
         state = self._reader()
         for number, which in ((old, "old"), (new, "new")):
-            if state.linked(number) is not None:
-                raise StateConflict(
-                    f"the {which} number is already linked to another number (a chain or cycle of number changes "
-                    "is refused); see docs/operations.md, Number changes",
-                    code=Code.LINK_CONFLICT,
-                )
+            linked = state.linked(number)
+            if linked is None:
+                continue
+            hint = (
+                "; if the person's number changed again, first `identity unlink --old FIRST_OLD --second-change`"
+                if which == "old" and linked[1] == number
+                else ""
+            )
+            raise StateConflict(
+                f"the {which} number is already linked to another number (a chain or cycle of number changes "
+                f"is refused){hint}; see docs/operations.md, Number changes",
+                code=Code.LINK_CONFLICT,
+            )
         link = self.find(PseudonymLink, self.ids.link(agency, old))
         if link is not None and link.active:  # (the state says so too; this holds without it being fresh)
             raise StateConflict("that old number is already linked to a new one", code=Code.LINK_CONFLICT)

@@ -207,7 +207,7 @@ def test_a_second_number_change_keeps_every_protection_and_retires_both_old_card
     protect(node, A, v2, [NAR])  # after it
     with pytest.raises(StateConflict) as chain:
         app.request_link(Actor(C, "req"), v2, v3, "second notice")
-    assert chain.value.code == Code.LINK_CONFLICT
+    assert chain.value.code == Code.LINK_CONFLICT and "--second-change" in str(chain.value)
     rid = app.request_unlink(Actor(C, "req"), v1, "second number change", second_change=True)
     done = app.approve_link(Actor(C, "apr"), rid)
     p1, p2, p3 = (app.subject(p) for p in (v1, v2, v3))

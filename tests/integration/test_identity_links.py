@@ -112,6 +112,8 @@ def test_the_old_card_is_nobodys_after_the_number_change(node: Node, person: Any
     assert views.portal_records(node, old, old).access == "none"
     assert views.portal_records(node, old, new).access == "none"
     assert shown(node, old, old) == [] and shown(node, old, new) == []
+    assert views.self_information(node, old, old).access == "none", "nor its self-information"
+    assert views.self_information(node, new, old).access == "self"
     assert views.portal_records(node, new, old).access == "self"
     assert set(shown(node, new, new)) == {made, later}
 

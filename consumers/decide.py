@@ -17,17 +17,18 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 from uuid import UUID
 
-from eventsourcing.utils import resolve_topic
+from eventsourcing.utils import get_topic, resolve_topic
 
 from ledger.app import FlagLedger, is_local_only
 from ledger.app.checkpoints import CHECKPOINT_TOPIC, is_checkpoint_topic
 from ledger.app.holds import check_incoming, hold_agency, hold_reason
 from ledger.domain.authority import Owner, append_violation, foreign_writer_reason, payload_violation
 from ledger.domain.event_fields import check_event
+from ledger.domain.identity import PseudonymLink
 from ledger.errors import Code, FlagLedgerError, IntegrityError, StateConflict, StorageError
 from ledger.log.envelope import GENESIS, Envelope
 
-__all__ = ["APPLY", "LedgerView", "Outcome", "StoreView", "admit", "decide", "parse"]
+__all__ = ["APPLY", "LINK_TOPICS", "LedgerView", "Outcome", "StoreView", "admit", "decide", "parse"]
 
 Kind = Literal["applied", "duplicate", "own", "held_gap", "parked"]
 Head = tuple[int, str]
@@ -166,7 +167,42 @@ def decide(
     oversize = _out_of_bounds(event)
     if oversize is not None:
         return oversize
+    if h.topic in LINK_TOPICS:
+        return _link_conflict(app, env, stream, event) or APPLY
     return APPLY
+
+
+LINKED, RELINKED = get_topic(PseudonymLink) + ".Linked", get_topic(PseudonymLink) + ".Relinked"
+LINK_TOPICS = frozenset({LINKED, RELINKED})  # ingest_many sends these through ingest(): checked against the log
+
+
+def _link_conflict(app: FlagLedger, env: Envelope, stream: UUID, event: object) -> Outcome | None:
+    """Park a peer's number change that would chain or cycle: a number already in an active link (any
+    agency's) is never linked again — the rule the linking agency's own node applies (issue 18). A genuine
+    race (the peer unlinked first, its unlink not here yet) is applied by `consumers replay ID` once it is."""
+    h = env.header
+    state = app.flag_state
+    if state is None:  # every node opened through the bootstrap has it; without it nothing can be checked
+        return Outcome("parked", f"{h.topic}: no nationwide state to check the link against", Code.LINK_CONFLICT)
+    if h.topic == LINKED:
+        numbers = (str(getattr(event, "old", "")), str(getattr(event, "new", "")))
+    else:
+        link = app.find(PseudonymLink, stream)
+        numbers = (link.old if link is not None else "", str(getattr(event, "new", "")))
+    if numbers[0] == numbers[1]:
+        return Outcome(
+            "parked", f"v{h.version} of stream {h.stream} ({h.topic}) links a number to itself", Code.LINK_CONFLICT
+        )
+    for number, which in zip(numbers, ("old", "new"), strict=True):
+        if number and state.linked(number) is not None:
+            return Outcome(
+                "parked",
+                f"v{h.version} of stream {h.stream} ({h.topic}) signed by agency {h.origin}: its {which} number is "
+                "already linked to another number (chains and cycles are refused); once that link is undone "
+                "`flagledger consumers replay ID` applies it",
+                Code.LINK_CONFLICT,
+            )
+    return None
 
 
 def _refused(exc: Exception) -> Outcome:

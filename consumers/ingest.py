@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from uuid import UUID
 
-from consumers.decide import APPLY, Outcome, StoreView, admit, decide, parse
+from consumers.decide import APPLY, LINK_TOPICS, Outcome, StoreView, admit, decide, parse
 from consumers.pending import PendingStore
 from ledger.app import FlagLedger
 from ledger.app.checkpoints import is_checkpoint_topic
@@ -187,13 +187,15 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
             env = Envelope.from_bytes(raw)
             h = env.header
             # what needs more than a chain check goes through ingest() itself, after what is staged: our own
-            # events read back (forgeries naming us are parked), keys, checkpoints (fork checks and holds),
+            # events read back (forgeries naming us are parked), keys, checkpoints (fork checks and holds), number
+            # changes (checked against the log as written, chains and cycles parked),
             # agencies on hold, events a held successor waits for (or held ones compete with), and events under a
             # revoked key
             if (
                 h.origin in app.hosted
                 or h.topic.startswith(KEY_TOPIC_PREFIX)
                 or is_checkpoint_topic(h.topic)
+                or h.topic in LINK_TOPICS
                 or (h.stream, h.version + 1) in waiting
                 or (h.stream, h.version) in waiting
                 or view.on_hold(h.origin) is not None

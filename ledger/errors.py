@@ -101,6 +101,8 @@ class Code:
     FORGED_OWN: Final = "forged_own"
     FOREIGN_WRITER: Final = "foreign_writer"
     REVOKED_KEY_LATE: Final = "revoked_key_late"
+    # identity links (issue 18): a link that would join a number already linked (a chain or a cycle)
+    LINK_CONFLICT: Final = "link_conflict"
     # checkpoints and proofs
     BAD_CHECKPOINT: Final = "bad_checkpoint"
     CHECKPOINT_MISMATCH: Final = "checkpoint_mismatch"

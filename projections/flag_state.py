@@ -16,12 +16,15 @@ from sqlalchemy import Boolean, Column, Connection, Engine, Integer, String, Tab
 
 from ledger.domain import bounds
 from ledger.log.envelope import Envelope
+from projections import flag_links
 from projections.base import Projection, metadata, upsert
+from projections.flag_links import carried_flags, pseudonym_links, resolve_person, subject_alias
 
-__all__ = ["FlagStateProjection", "NationwideState"]
+__all__ = ["FlagStateProjection", "NationwideState", "resolve_person", "subject_alias"]
 
 PROTECTION = "ledger.domain.flags:Protection."
-LINK = "ledger.domain.identity:PseudonymLink.Linked"
+LINK = "ledger.domain.identity:PseudonymLink."
+LINKED, RELINKED, UNLINKED = LINK + "Linked", LINK + "Relinked", LINK + "Unlinked"
 
 agency_flags = Table(
     "agency_flags",
@@ -51,13 +54,6 @@ flag_history = Table(
     Column("review_date", String(bounds.DATE.max)),
 )
 
-subject_alias = Table(
-    "subject_alias",
-    metadata,
-    Column("pseudonym", String(bounds.SUBJECT.max), primary_key=True),
-    Column("person", String(bounds.SUBJECT.max), nullable=False, index=True),
-)
-
 national_flags = Table(
     "national_flags",
     metadata,
@@ -68,21 +64,24 @@ national_flags = Table(
 )
 
 
-def resolve_person(conn: Connection, pseudonym: str) -> str:
-    person = conn.execute(select(subject_alias.c.person).where(subject_alias.c.pseudonym == pseudonym)).scalar()
-    return str(person) if person is not None else pseudonym
-
-
 class FlagStateProjection(Projection):
     name = "flag_state"
-    tables = (agency_flags, flag_history, national_flags, subject_alias)
-    topics = frozenset({PROTECTION + "FlagsSet", PROTECTION + "FlagsReleased", PROTECTION + "FlagsRenewed", LINK})
+    tables = (agency_flags, flag_history, national_flags, subject_alias, pseudonym_links, carried_flags)
+    topics = frozenset(
+        {PROTECTION + "FlagsSet", PROTECTION + "FlagsReleased", PROTECTION + "FlagsRenewed", LINKED, RELINKED, UNLINKED}
+    )
 
     def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None:
         topic = env.header.topic
         at = env.header.time
-        if topic == LINK:
-            self._link(conn, event.old, event.new)
+        if topic.startswith(LINK):
+            stream = env.header.stream
+            if topic == UNLINKED:
+                second = getattr(event, "second_change", False) is True
+                flag_links.unlink(conn, agency_flags, flag_history, national_flags, stream, second)
+            else:
+                old = event.old if topic == LINKED else None
+                flag_links.link(conn, national_flags, stream, old, event.new, position, env.header.time)
             return
         # the holder is the verified signer, never the payload's word: the authority checks (ledger.domain.authority)
         # keep the two equal on every path into the log, and this keeps a payload naming another agency inert
@@ -138,6 +137,7 @@ class FlagStateProjection(Projection):
                     )
                     .values(active=False, released_at=at)
                 )
+                flag_links.release_carried(conn, national_flags, agency, subject, flag, self._still_held)
                 if not self._still_held(conn, agency, flag, person):
                     conn.execute(
                         national_flags.delete().where(
@@ -171,7 +171,16 @@ class FlagStateProjection(Projection):
         still flagged by that agency.
         """
         numbers = select(subject_alias.c.pseudonym).where(subject_alias.c.person == person)
-        return (
+        carried = conn.execute(
+            select(carried_flags.c.pseudonym)
+            .where(
+                (carried_flags.c.agency == agency)
+                & (carried_flags.c.flag == flag)
+                & (carried_flags.c.pseudonym.in_(numbers) | (carried_flags.c.pseudonym == person))
+            )
+            .limit(1)
+        ).first()
+        return carried is not None or (
             conn.execute(
                 select(agency_flags.c.subject)
                 .where(
@@ -184,26 +193,6 @@ class FlagStateProjection(Projection):
             ).first()
             is not None
         )
-
-    @staticmethod
-    def _link(conn: Connection, old: str, new: str) -> None:
-        p_old, p_new = resolve_person(conn, old), resolve_person(conn, new)
-        upsert(
-            conn,
-            subject_alias,
-            [{"pseudonym": old, "person": p_new}, {"pseudonym": new, "person": p_new}],
-            ["pseudonym"],
-        )
-        if p_old == p_new:
-            return
-        conn.execute(subject_alias.update().where(subject_alias.c.person == p_old).values(person=p_new))
-        moved = [dict(r._mapping) for r in conn.execute(select(national_flags).where(national_flags.c.person == p_old))]
-        for r in moved:
-            r["person"] = p_new
-        if moved:
-            ins: Any = upsert
-            ins(conn, national_flags, moved, ["person", "flag", "agency"])
-        conn.execute(national_flags.delete().where(national_flags.c.person == p_old))
 
 
 class NationwideState:

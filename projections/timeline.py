@@ -55,7 +55,8 @@ _TOPICS = {
         "Refused",
     ),
     "ledger.domain.provision:ProbeNotice": ("Sent",),
-    "ledger.domain.identity:PseudonymLink": ("Linked",),
+    "ledger.domain.identity:PseudonymLink": ("Linked", "Unlinked", "Relinked"),
+    "ledger.domain.identity:LinkRequest": ("Requested", "Approved", "Rejected"),
     "ledger.domain.identity:ProxyRegistration": ("Registered", "Cancelled"),
     "ledger.domain.identity:AccessRecord": ("ProtectedDetailsRead",),
 }

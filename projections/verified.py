@@ -7,7 +7,9 @@ may name a provider are decided here, from an in-memory state derived from *veri
 * who holds which flag on which pseudonym (the holding agency is the event's signer, ``header.origin``,
   never the payload's ``agency`` field: a peer cannot set or release another agency's flag by naming it);
 * when ``NON_DISCLOSURE`` (and any flag) last ended on each pseudonym, for the portal's sticky cutoff;
-* which pseudonyms name one person (number changes), as ``projections.flag_state`` joins them;
+* which pseudonyms name one person (number changes), as ``projections.flag_state`` joins them, which of them
+  are retired (the old number of an active link: its card is nobody's on the portal), and which holdings keep
+  protecting a number after an unlink because they were set through the link (``carried``);
 * which proxy registrations are active.
 
 A provision record row is checked against its own signed ``Received`` event by
@@ -41,6 +43,7 @@ from ledger.domain.types import Flag
 from ledger.errors import ChainError, FlagLedgerError, IntegrityError, StorageError, UntrustedKeyError
 from ledger.log.envelope import GENESIS, Envelope
 from projections.portal import OPEN_END, canonical_time
+from projections.verified_links import NumberLinks
 
 if TYPE_CHECKING:
     from ledger.app import FlagLedger
@@ -66,8 +69,17 @@ PROTECTION = get_topic(Protection) + "."
 LINK = get_topic(PseudonymLink) + "."
 PROXY = get_topic(ProxyRegistration) + "."
 USED = frozenset(
-    {PROTECTION + "FlagsSet", PROTECTION + "FlagsReleased", LINK + "Linked", PROXY + "Registered", PROXY + "Cancelled"}
+    {
+        PROTECTION + "FlagsSet",
+        PROTECTION + "FlagsReleased",
+        LINK + "Linked",
+        LINK + "Relinked",
+        LINK + "Unlinked",
+        PROXY + "Registered",
+        PROXY + "Cancelled",
+    }
 )  # the topics apply() folds in
+Held = tuple[str, Pair]  # (pseudonym, (flag, agency)): one holding on one number
 
 
 @dataclass(frozen=True)
@@ -111,8 +123,11 @@ class VerifiedState:
         self._held: dict[str, tuple[Pair, ...]] = {}  # pseudonym → (flag, agency) pairs held now
         self._ended_nd: dict[str, str] = {}  # pseudonym → latest end of a NON_DISCLOSURE holding
         self._ended_any: dict[str, str] = {}  # pseudonym → latest end of any holding
-        self._person: dict[str, str] = {}  # pseudonym → person (only pseudonyms joined by a number change)
-        self._members: dict[str, set[str]] = {}  # person → its pseudonyms (idem)
+        self._links = NumberLinks()  # which pseudonyms name one person, which are retired
+        self._through: set[Held] = set()  # holdings set on a number while it was linked (in this log's order)
+        self._set_at: dict[str, str] = {}  # pseudonym → the signed time of the latest FlagsSet on it
+        self._carried: dict[str, set[Held]] = {}  # pseudonym → holdings on another number that still protect it
+        self._carriers: dict[Held, set[str]] = {}  # the reverse of _carried
         self._proxies: dict[str, tuple[str, ...]] = {}  # subject → active proxies
         self._registrations: dict[str, Pair] = {}  # registration stream → (subject, proxy)
         self._heads: dict[str, bytes] = {}  # stream → version (4 bytes) + leaf hash of its last event
@@ -183,11 +198,15 @@ class VerifiedState:
         if topic.startswith(PROTECTION):
             kind = topic[len(PROTECTION) :]
             if kind == "FlagsSet":
-                self._set(self._name(h.origin), str(event.subject), event.flags)
+                self._set(self._name(h.origin), str(event.subject), event.flags, canonical_time(h.time))
             elif kind == "FlagsReleased":
                 self._release(self._name(h.origin), str(event.subject), event.flags, canonical_time(h.time))
         elif topic == LINK + "Linked":
-            self._link(str(event.old), str(event.new))
+            self._links.link(h.stream, str(event.old), str(event.new), canonical_time(h.time))
+        elif topic == LINK + "Relinked":
+            self._links.link(h.stream, None, str(event.new), canonical_time(h.time))
+        elif topic == LINK + "Unlinked":
+            self._unlink(h.stream, getattr(event, "second_change", False) is True)
         elif topic == PROXY + "Registered":
             subject, proxy = str(event.subject), str(event.proxy)
             self._registrations[h.stream] = (subject, proxy)
@@ -211,12 +230,17 @@ class VerifiedState:
         pair = (self._name(flag), agency)
         return self._pairs.setdefault(pair, pair)
 
-    def _set(self, agency: str, subject: str, flags: Iterable[str]) -> None:
+    def _set(self, agency: str, subject: str, flags: Iterable[str], at: str) -> None:
         held = self._held.get(subject, ())
+        if at > self._set_at.get(subject, ""):
+            self._set_at[subject] = at
+        linked = subject in self._links.person
         for flag in flags:
             pair = self._pair(str(flag), agency)
             if pair not in held:
                 held = (*held, pair)
+            if linked:  # set through the link: kept on both sides if the link is undone
+                self._through.add((subject, pair))
         self._held[subject] = held
 
     def _release(self, agency: str, subject: str, flags: Iterable[str], at: str) -> None:
@@ -226,44 +250,66 @@ class VerifiedState:
             if pair not in held:
                 continue  # nothing held: no holding ends (as the portal's intervals: none was open)
             held = tuple(p for p in held if p != pair)
-            if pair[0] == ND and at > self._ended_nd.get(subject, ""):
-                self._ended_nd[subject] = at
-            if at > self._ended_any.get(subject, ""):
-                self._ended_any[subject] = at
+            self._through.discard((subject, pair))
+            # the holding ends for its own number and for every number it was carried to after an unlink
+            for number in (subject, *self._carriers.pop((subject, pair), ())):
+                if number != subject:
+                    self._carried[number].discard((subject, pair))
+                    if not self._carried[number]:
+                        del self._carried[number]
+                if pair[0] == ND and at > self._ended_nd.get(number, ""):
+                    self._ended_nd[number] = at
+                if at > self._ended_any.get(number, ""):
+                    self._ended_any[number] = at
         if held:
             self._held[subject] = held
         else:
             self._held.pop(subject, None)
 
-    def _resolve(self, pseudonym: str) -> str:
-        return self._person.get(pseudonym, pseudonym)
-
-    def _link(self, old: str, new: str) -> None:
-        """As ``FlagStateProjection._link``: both numbers now name the new number's person."""
-        p_old, p_new = self._resolve(old), self._resolve(new)
-        members = self._members.setdefault(p_new, set())
-        for p in (old, new):
-            previous = self._person.get(p)
-            if previous is not None and previous != p_new:
-                self._members.get(previous, set()).discard(p)
-            self._person[p] = p_new
-            members.add(p)
-        if p_old != p_new:
-            for p in self._members.pop(p_old, set()):
-                self._person[p] = p_new
-                members.add(p)
+    def _unlink(self, stream: str, second_change: bool) -> None:
+        """A wrong link undone: the person's numbers are grouped again by the links left, and a holding set
+        through the link on one side keeps protecting the numbers now apart from it (``carried``), until its
+        holder releases it — an unlink never silently unprotects the real victim, whichever side that is.
+        A holding set before the link stays with its own number only (docs/operations.md, Number changes); the
+        approval tells the staff which flags no longer cover a number. A ``second_change`` (the person's number
+        changed again) carries every holding both ways and keeps the old number retired for good."""
+        links = self._links
+        undone = links.unlink(stream, second_change)
+        if undone is None:
+            return
+        members, linked_at = undone
+        # set through the link: after it in this log, or (whatever order the two reached this node in) a flag set
+        # on that number at or after the link's signed time — so every node carries it; in doubt, carried
+        through = sorted(
+            (p, pair)
+            for p in members
+            for pair in self._held.get(p, ())
+            if second_change or (p, pair) in self._through or self._set_at.get(p, "") >= linked_at
+        )
+        # the portal's sticky cutoff never moves back: records hidden while the numbers were one person stay
+        # hidden on every one of them (else a proxy would see what a protection hid the moment it is unlinked)
+        for ended in (self._ended_nd, self._ended_any):
+            last = max((ended.get(p, "") for p in members), default="")
+            if last:
+                ended.update(dict.fromkeys(members, last))
+        for held in through:
+            src = links.resolve(held[0])
+            for p in members:
+                if links.resolve(p) != src:
+                    self._carried.setdefault(p, set()).add(held)
+                    self._carriers.setdefault(held, set()).add(p)
+        self._through.difference_update([h for h in through if h[0] not in links.person])
 
     # -- reading ---------------------------------------------------------------------------------------
     def _aliases(self, subject: str) -> tuple[str, ...]:
-        person = self._resolve(subject)
-        return tuple(sorted({subject, person, *self._members.get(person, ())}))
+        return self._links.aliases(subject)
 
     def flags_for(self, subject: str) -> dict[str, list[str]]:
         """The request path's read: flag → holding agencies on the person ``subject`` names, nationwide."""
         with self._lock:
             self.fresh()
-            person = self._person.get(subject)
-            if person is None:  # the usual case: a person with one number
+            person = self._links.person.get(subject)
+            if person is None and subject not in self._carried:  # the usual case: a person with one number
                 held = self._held.get(subject)
                 if not held:
                     return {}
@@ -272,9 +318,8 @@ class VerifiedState:
                     out.setdefault(flag, []).append(agency)
             else:
                 found: dict[str, set[str]] = {}
-                for p in self._aliases(subject):
-                    for flag, agency in self._held.get(p, ()):
-                        found.setdefault(flag, set()).add(agency)
+                for agency, _, flag in self._holdings(self._aliases(subject)):
+                    found.setdefault(flag, set()).add(agency)
                 out = {f: list(a) for f, a in found.items()}
         for holders in out.values():
             holders.sort()
@@ -288,7 +333,7 @@ class VerifiedState:
 
     def _person_now(self, subject: str) -> Person:
         names = self._aliases(subject)
-        holdings = sorted({(a, p, f) for p in names for f, a in self._held.get(p, ())})
+        holdings = self._holdings(names)
         nd_open = any(f == ND for _, _, f in holdings)
         nd_ended = max((self._ended_nd.get(p, "") for p in names), default="")
         any_ended = max((self._ended_any.get(p, "") for p in names), default="")
@@ -296,12 +341,42 @@ class VerifiedState:
         cutoff = OPEN_END if holdings else (any_ended or None)
         return Person(subject, names, tuple(holdings), nd_cutoff, cutoff)
 
+    def _holdings(self, names: Iterable[str]) -> list[tuple[str, str, str]]:
+        """(agency, pseudonym, flag) held on ``names``, and held elsewhere but carried to them, sorted."""
+        found: set[tuple[str, str, str]] = set()
+        for p in names:
+            found.update((a, p, f) for f, a in self._held.get(p, ()))
+            found.update((a, src, f) for src, (f, a) in self._carried.get(p, ()))
+        return sorted(found)
+
+    def linked(self, pseudonym: str) -> tuple[str, str] | None:
+        """The active link (old, new) ``pseudonym`` is in, by any agency (the first, for old logs' chains), or the
+        link a second change undid if it is that link's old number (retired for good); None: free to link."""
+        with self._lock:
+            self.fresh()
+            return self._links.linked(pseudonym)
+
+    def retired(self, pseudonym: str) -> bool:
+        """The old number of an active link: since the number change its card names nobody."""
+        with self._lock:
+            self.fresh()
+            return self._links.retired(pseudonym)
+
+    def carried(self, pseudonym: str) -> list[str]:
+        """Flags protecting ``pseudonym`` only because they were set on a number it was wrongly linked to."""
+        with self._lock:
+            self.fresh()
+            return sorted({f for _, (f, _) in self._carried.get(pseudonym, ())})
+
     def portal_access(self, viewer: str, subject: str) -> tuple[str, Person]:
-        """("self" | "proxy" | "none", the subject's person): the subject's credentials (any of their
-        numbers) or an active proxy registration between any number of each."""
+        """("self" | "proxy" | "none", the subject's person): the subject's credentials (any of their current
+        numbers) or an active proxy registration between any number of each. A retired card (the old number
+        of a number change) is nobody's: "none" for every subject, its own included."""
         with self._lock:
             self.fresh()
             person = self._person_now(subject)
+            if self._links.retired(viewer):
+                return "none", person
             if viewer in person.aliases:
                 return "self", person
             viewers = set(self._aliases(viewer))
@@ -323,7 +398,8 @@ class VerifiedState:
                 "position": self.position,
                 "protected_pseudonyms": len(self._held),
                 "released_pseudonyms": len(self._ended_any),
-                "linked_pseudonyms": len(self._person),
+                "linked_pseudonyms": len(self._links.person),
+                "carried_pseudonyms": len(self._carried),
                 "proxied_subjects": len(self._proxies),
                 "streams": len(self._heads),
             }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, select
 
 from ledger.app import Actor
-from projections.flag_state import resolve_person, subject_alias
+from projections.flag_links import resolve_person, subject_alias
 from projections.node import NodeParts
 from projections.portal_read import PortalReader
 from projections.record_check import RecordCheck

@@ -55,6 +55,15 @@ class FlagStateReader(Protocol):
 
     def flags_for(self, subject: str) -> dict[str, list[str]]: ...
 
+    def linked(self, pseudonym: str) -> tuple[str, str] | None:
+        """The active link (old, new) ``pseudonym`` is part of, by any agency; None if none."""
+        ...
+
+    def carried(self, pseudonym: str) -> list[str]:
+        """Flags that protect ``pseudonym`` only because they were set on another number while the two were
+        linked (kept after the unlink until their holder releases them)."""
+        ...
+
 
 @dataclass(frozen=True)
 class QuerierAnswer:

@@ -287,9 +287,10 @@ def _run(
     read = applied = left_out = out_of_order = 0
     chunk: list[list[Row]] = []
     size = 0
+    reported = 0  # the last position progress was told of: each is told once
 
     def flush() -> None:
-        nonlocal read, applied, left_out, out_of_order, size
+        nonlocal read, applied, left_out, out_of_order, size, reported
         with engine.begin() as conn:
             a, lo, ooo = _apply(conn, app, projector, as_of, chunk)
             last = chunk[-1][-1][0].id
@@ -308,6 +309,7 @@ def _run(
             )
         if progress is not None:
             progress(last, end)
+            reported = last
         chunk.clear()
         size = 0
 
@@ -318,7 +320,7 @@ def _run(
             flush()
     if chunk:
         flush()
-    elif progress is not None:
+    elif progress is not None and reported != end:  # (a page that ended at the log's end told it already)
         progress(end, end)
     return read, applied, left_out, out_of_order
 

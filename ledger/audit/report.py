@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import select
 
@@ -37,6 +38,7 @@ from ledger.app import Actor
 from ledger.app.checkpoints import CHECKPOINT_TOPIC, Checkpoint
 from ledger.audit.report_format import Section, StaffNames, flag_list, write_html, write_summary
 from ledger.audit.verify import VerifyReport, verify_log
+from ledger.domain.identity import LinkRequest
 from ledger.domain.types import Action
 from ledger.errors import InputError, StateConflict
 from ledger.files import private_dir
@@ -112,7 +114,7 @@ def audit_report(
         "approvals": Section(
             out_dir,
             "approvals",
-            "Flag request decisions and their approvers",
+            "Flag request and number-change decisions and their approvers",
             [
                 "time",
                 "agency",
@@ -221,6 +223,14 @@ def audit_report(
                 )
             elif topic.startswith("FlagRequest."):
                 _approval(node, sections["approvals"], names, topic, ev, h.origin, h.stream, at, position)
+            elif topic.startswith("LinkRequest."):  # four eyes on a number change (issue 18): same columns
+                link = node.app.find(LinkRequest, UUID(h.stream))
+                if link is not None:
+                    step, note = topic.split(".", 1)[1].lower(), getattr(ev, "note", None) or getattr(ev, "reason", "")
+                    sections["approvals"].add(
+                        [at, link.agency, h.stream, step, ev.by, names(link.agency, ev.by), note, link.kind,
+                         f"{link.old} → {link.new}", "", link.requested_by, 1, position]
+                    )  # fmt: skip
             elif topic == "ProvisionRequest.Held":
                 _held(node, sections["held"], h.origin, h.stream, at, ev, end_label, position)
             elif topic == "TokenGrant.Issued":
@@ -327,6 +337,8 @@ _WANTED = frozenset(
         "FlagRequest.Approved",
         "FlagRequest.Rejected",
         "FlagRequest.Executed",
+        "LinkRequest.Approved",
+        "LinkRequest.Rejected",
         "ProvisionRequest.Held",
         "AccessRecord.ProtectedDetailsRead",
         "TokenGrant.Issued",

@@ -184,7 +184,32 @@ def _rules() -> list[Rule]:
             "never append: they read it in their work queue",
         ),
         # -- identity ------------------------------------------------------------------------------------
-        Rule(_D + "identity:PseudonymLink.Linked", True, own, "requester (`request_flag`)", agency_fields=("agency",)),
+        Rule(
+            _D + "identity:PseudonymLink.Linked",
+            True,
+            own,
+            "approver (`approve_link`) of a link request, not its requester (older logs: requester, `request_flag`)",
+            agency_fields=("agency",),
+        ),
+        Rule(
+            _D + "identity:PseudonymLink.Unlinked",
+            True,
+            own,
+            "approver (`approve_link`) of an unlink request, not its requester",
+            note="only the linking agency undoes its link; a peer's link that would chain or cycle is parked "
+            "(`link_conflict`)",
+        ),
+        Rule(
+            _D + "identity:PseudonymLink.Relinked",
+            True,
+            own,
+            "approver (`approve_link`) of a link request for an unlinked old number, not its requester",
+        ),
+        Rule(
+            _D + "identity:LinkRequest.Requested", False, own, "requester (`request_link`)", agency_fields=("agency",)
+        ),
+        Rule(_D + "identity:LinkRequest.Approved", False, own, "approver (`approve_link`), not the requester"),
+        Rule(_D + "identity:LinkRequest.Rejected", False, own, "approver (`approve_link`), not the requester"),
         Rule(
             _D + "identity:ProxyRegistration.Registered",
             True,

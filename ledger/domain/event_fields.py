@@ -22,6 +22,7 @@ from uuid import UUID
 from ledger.domain import bounds
 from ledger.domain.bounds import Bound, check_text
 from ledger.domain.cases import CHECKLIST_ITEMS
+from ledger.domain.identity import LINK_KINDS
 from ledger.domain.incidents import IncidentKind
 from ledger.domain.types import Action, AgencyKind, Applicant, Flag, Reason, RequestKind, Role
 from ledger.errors import Code, InputError
@@ -221,6 +222,7 @@ BY_NAME: dict[str, Rule] = {
     "decision": enum(("provide", "refuse")),
     "legal_item": integer(1, 200),
     "approvals_required": integer(1, 5),
+    "second_change": boolean,
     "request_id": uuid,
     "case_id": optional(uuid),
     "body_request_id": optional(uuid),
@@ -251,6 +253,7 @@ BY_NAME: dict[str, Rule] = {
 BY_EVENT: dict[str, dict[str, Rule]] = {
     "Agency.Registered": {"kind": enum(AgencyKind)},
     "FlagRequest.Requested": {"kind": enum(RequestKind), "reason": enum(Reason), "review_date": optional(day)},
+    "LinkRequest.Requested": {"kind": enum(LINK_KINDS)},
     "Protection.FlagsSet": {"reason": enum(Reason)},
     "BodyRequest.Sent": {"reason": enum(Reason)},
     "ProtectionCase.Opened": {"reason": enum(Reason)},

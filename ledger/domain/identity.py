@@ -7,11 +7,22 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate
-from ledger.errors import StateConflict
+from ledger.domain.types import RequestStatus
+from ledger.errors import Code, InputError, SelfApprovalError, StateConflict
+
+# "second_change": the person's number changed again (old → new, then new → newer): the first link is undone
+# keeping every protection on both numbers and the old number retired, so that ``new`` may be linked to the newer
+# one (a chain is refused); see docs/operations.md, Number changes
+LINK_KINDS = ("link", "unlink", "second_change")
 
 
 class PseudonymLink(LedgerAggregate):
-    """A number change: the old pseudonym now also names the person known by the new one."""
+    """A number change: the old pseudonym now also names the person known by the new one.
+
+    Since issue 18 a link is made, undone and made again only through a :class:`LinkRequest` that a second
+    staff member approved (``by`` is the approver); links in older logs were one person's act and still replay.
+    While active, the old number is *retired*: its card no longer counts as the person on the portal.
+    """
 
     SHARED = True
 
@@ -21,6 +32,78 @@ class PseudonymLink(LedgerAggregate):
         self.agency = agency
         self.old = old
         self.new = new
+        self.active = True
+        self.retired = False
+
+    def unlink(self, by: str, request_id: UUID, reason: str, second_change: bool = False) -> None:
+        """Undo a wrong link (the numbers name two people again), or make room for a second number change
+        (``second_change``: every protection stays on both numbers, the old one stays retired); see
+        docs/operations.md for what protection stays."""
+        if not self.active:
+            raise StateConflict("that link was already undone", code=Code.LINK_CONFLICT)
+        self._unlinked(by=by, request_id=request_id, reason=reason, second_change=second_change)
+
+    @event("Unlinked")
+    def _unlinked(self, by: str, request_id: UUID, reason: str, second_change: bool) -> None:
+        self.active = False
+        self.retired = second_change  # a superseded old number is never linked again
+
+    def relink(self, new: str, by: str, request_id: UUID) -> None:
+        """Link the old number again, after an unlink (the stream id is the old number's: one stream per
+        agency and old number)."""
+        if self.active or self.retired:
+            raise StateConflict("that old number is already linked to a new one", code=Code.LINK_CONFLICT)
+        if new == self.old:
+            raise InputError("old and new numbers are the same", field="new")
+        self._relinked(new=new, by=by, request_id=request_id)
+
+    @event("Relinked")
+    def _relinked(self, new: str, by: str, request_id: UUID) -> None:
+        self.new = new
+        self.active = True
+
+
+class LinkRequest(LedgerAggregate):
+    """A request to link (``kind`` "link") or unlink ("unlink") two numbers: four eyes at the linking agency
+    (local only; the link's own events are shared). The requester states the reason; a different staff member
+    approves or rejects it, and only an approval changes the link."""
+
+    @event("Requested")
+    def __init__(self, agency: str, kind: str, old: str, new: str, requested_by: str, reason: str) -> None:
+        if kind not in LINK_KINDS:
+            raise InputError(f"kind must be one of {', '.join(LINK_KINDS)}", field="kind")
+        self.agency = agency
+        self.kind = kind
+        self.old = old
+        self.new = new
+        self.requested_by = requested_by
+        self.reason = reason
+        self.status = RequestStatus.PENDING.value
+        self.decided_by: str | None = None
+
+    def check_decidable(self, by: str) -> None:
+        if self.status != RequestStatus.PENDING.value:
+            raise StateConflict(f"the link request is {self.status}, not pending")
+        if by == self.requested_by:
+            raise SelfApprovalError("the requester cannot decide their own link request (four eyes)")
+
+    def approve(self, by: str, note: str) -> None:
+        self.check_decidable(by)
+        self._approved(by=by, note=note)
+
+    @event("Approved")
+    def _approved(self, by: str, note: str) -> None:
+        self.status = RequestStatus.APPROVED.value
+        self.decided_by = by
+
+    def reject(self, by: str, reason: str) -> None:
+        self.check_decidable(by)
+        self._rejected(by=by, reason=reason)
+
+    @event("Rejected")
+    def _rejected(self, by: str, reason: str) -> None:
+        self.status = RequestStatus.REJECTED.value
+        self.decided_by = by
 
 
 class ProxyRegistration(LedgerAggregate):

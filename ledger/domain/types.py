@@ -57,6 +57,8 @@ class Action(StrEnum):
     VIEW_PROTECTED = "view_protected"  # the full (unfiltered) details, e.g. which agency protects
     AUDIT = "audit"
     ADMINISTER = "administer"  # staff, roles, permissions, keys, policy
+    REQUEST_LINK = "request_link"  # ask to link or unlink two individual numbers (issue 18)
+    APPROVE_LINK = "approve_link"  # approve or reject another staff member's link request
 
 
 class RequestKind(StrEnum):
@@ -89,8 +91,8 @@ class Applicant(StrEnum):
 
 
 DEFAULT_PERMISSIONS: dict[Role, frozenset[Action]] = {
-    Role.REQUESTER: frozenset({Action.OPEN_CASE, Action.REQUEST_FLAG, Action.SEND_BODY_REQUEST}),
-    Role.APPROVER: frozenset({Action.APPROVE_FLAG, Action.APPROVE_HELD}),
+    Role.REQUESTER: frozenset({Action.OPEN_CASE, Action.REQUEST_FLAG, Action.SEND_BODY_REQUEST, Action.REQUEST_LINK}),
+    Role.APPROVER: frozenset({Action.APPROVE_FLAG, Action.APPROVE_HELD, Action.APPROVE_LINK}),
     Role.OPERATOR: frozenset({Action.EXECUTE_FLAG}),
     Role.COUNTER: frozenset({Action.COUNTER_LOOKUP, Action.REQUEST_PROVISION}),
     Role.REVIEWER: frozenset({Action.REVIEW_HELD, Action.VIEW_PROTECTED}),

@@ -24,6 +24,7 @@ from ledger.log.envelope import Envelope
 from ledger.log.header import Header
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.adversarial.threat import NAR, ND, A, B, prepare_node
+from tests.support.links import link
 from tests.support.people import individual_number
 from tests.support.trust import trust
 
@@ -57,7 +58,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         b.app.approve_request(Actor(B, "apr2"), rid)
         b.app.execute_request(Actor(B, "op"), rid)
     b.app.receive_query(A, B, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報")
-    b.app.link_numbers(Actor(B, "req"), x, individual_number())
+    link(b.app, B, x, individual_number())
     pending = PendingStore(a.app, a.engine)
     for raw in first:
         assert ingest(a.app, raw, pending).kind == "applied"

@@ -97,6 +97,18 @@ def proxy(node: Node, owner: str) -> Any:
     return x, y
 
 
+def link_request(node: Node, owner: str) -> Any:
+    return node.app.request_link(Actor(owner, "req"), individual_number(), individual_number(), "change notice")
+
+
+def linked_number(node: Node, owner: str) -> Any:
+    old = individual_number()
+    node.app.approve_link(
+        Actor(owner, "apr"), node.app.request_link(Actor(owner, "req"), old, individual_number(), "n")
+    )
+    return old
+
+
 def throwaway_staff(node: Node, owner: str) -> Any:
     who = fresh_name()
     node.app.enroll_staff(Actor(owner, "admin"), who, who, ["counter"])
@@ -156,12 +168,21 @@ COMMANDS = [
         lambda n, a, c: n.app.request_flags(a, individual_number(), [ND]),
     ),
     Command(
-        "link_numbers",
-        Action.REQUEST_FLAG,
+        "request_link",
+        Action.REQUEST_LINK,
         False,
         nothing,
-        lambda n, a, c: n.app.link_numbers(a, individual_number(), individual_number()),
+        lambda n, a, c: n.app.request_link(a, individual_number(), individual_number(), "change notice"),
     ),
+    Command(
+        "request_unlink",
+        Action.REQUEST_LINK,
+        True,
+        linked_number,
+        lambda n, a, c: n.app.request_unlink(a, c, "wrong person"),
+    ),
+    Command("approve_link", Action.APPROVE_LINK, True, link_request, lambda n, a, c: n.app.approve_link(a, c)),
+    Command("reject_link", Action.APPROVE_LINK, True, link_request, lambda n, a, c: n.app.reject_link(a, c, "no")),
     Command("approve_request", Action.APPROVE_FLAG, True, flag_request, lambda n, a, c: n.app.approve_request(a, c)),
     Command(
         "reject_request", Action.APPROVE_FLAG, True, flag_request, lambda n, a, c: n.app.reject_request(a, c, "no")

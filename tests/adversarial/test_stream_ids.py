@@ -31,6 +31,7 @@ from ledger.errors import NotFoundError
 from ledger.runtime.bootstrap import Node
 from projections.views import counter_view
 from tests.conftest import SC, A, B, C
+from tests.support.links import link
 from tests.support.trust import agency_pair
 
 PUBLIC_NAMESPACE = uuid5(NAMESPACE_URL, "https://flagledger.example/ns")  # the one the old ids were made under
@@ -99,7 +100,7 @@ def test_trying_every_agency_code_over_a_copy_of_the_ledger_names_no_protecting_
     _protect(node, C, y, ["NO_AUTO_RESPONSE"])
     node.app.register_proxy(Actor(A, "req"), x, z)
     node.app.request_provision(Actor(A, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税")
-    node.app.link_numbers(Actor(B, "req"), x, x_new)
+    link(node.app, B, x, x_new)
     # what counter staff at A are shown: the pseudonyms the attacker starts from
     shown = [counter_view(node, Actor(A, "counter"), s).subject for s in (x, y, z, x_new)]
     assert all(s.startswith("p") for s in shown)
@@ -142,7 +143,7 @@ def test_a_peer_never_needs_another_agencys_ids(make_node, tmp_path: Path, perso
     x, y, x_new = person(), person(), person()
     _protect(b, B, x, ["NO_AUTO_RESPONSE"])
     b.app.register_proxy(Actor(B, "req"), x, y)
-    b.app.link_numbers(Actor(B, "req"), x, x_new)
+    link(b.app, B, x, x_new)
     pending = PendingStore(a.app, a.engine)
     outcomes = [ingest(a.app, raw, pending).kind for _, _, raw in publishable(b.app)]
     assert set(outcomes) <= {"applied", "duplicate"} and "applied" in outcomes

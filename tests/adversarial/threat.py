@@ -51,6 +51,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from ledger.app import Actor, FlagLedger, QuerierAnswer
 from ledger.runtime.bootstrap import AgencySpec, Node
 from projections import views
+from tests.support.links import link
 from tests.support.people import individual_number
 
 A, B, C, D, E = "131016", "131024", "131032", "131041", "131059"
@@ -254,21 +255,21 @@ class LeakMachine(RuleBasedStateMachine):
         self.residence = to
         self.lived.add(to)
 
-    @precondition(lambda self: len(self.x_numbers) < 3)
+    @precondition(lambda self: len(self.x_numbers) < 2)  # one change each: chains are refused (issue 18)
     @rule()
     def change_x_number(self) -> None:
         """X's municipality changes her individual number (the old card becomes the stolen one)."""
         self._step()
         new = self.person()
-        self.at(self.residence).link_numbers(self.who(self.residence, "req"), self.x, new)
+        link(self.at(self.residence), self.residence, self.x, new)
         self.x_numbers.append(new)
 
-    @precondition(lambda self: len(self.y_numbers[0]) < 3)
+    @precondition(lambda self: len(self.y_numbers[0]) < 2)
     @rule()
     def change_y_number(self) -> None:
         self._step()
         new = self.person()
-        self.at(A).link_numbers(self.who(A, "req"), self.y(0), new)
+        link(self.at(A), A, self.y(0), new)
         self.y_numbers[0].append(new)
 
     @precondition(lambda self: any(self.proxy_active.values()))

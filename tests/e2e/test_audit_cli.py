@@ -21,6 +21,7 @@ from ledger.cli.main import main
 from ledger.merkle import root_hash
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
+from tests.support.links import link
 
 HOSTILE_NAME = '<script>alert("name")</script>'
 HOSTILE_PURPOSE = "<img src=x onerror=alert(1)> 調査"
@@ -175,7 +176,7 @@ def test_bad_arguments_get_clear_errors_and_non_zero_exits(sqlite_node: Node, ca
 def test_the_timeline_follows_the_person_across_a_number_change(sqlite_node: Node, capsys, person) -> None:
     node, old, new = sqlite_node, person(), person()
     protect(node, B, old, ["NON_DISCLOSURE", "NO_AUTO_RESPONSE"], note="DV避難")
-    node.app.link_numbers(Actor(B, "req"), old, new)
+    link(node.app, B, old, new)
     node.app.request_provision(Actor(C, "counter"), A, new, legal_item=74, procedure="児童手当", info_kind="地方税")
     p_old, p_new = node.app.subject(old), node.app.subject(new)
 
@@ -230,6 +231,8 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
     _, grant = issue_token(node, Actor(B, "admin"), "evil", ttl=timedelta(hours=1), roles=("approver",))
     protect(node, B, x, ["NON_DISCLOSURE"], kind="release")
     protect(node, C, y, ["NON_DISCLOSURE"])
+    changed = person()
+    link(node.app, B, changed, person())  # a number change: four eyes, listed with the approvals (issue 18)
     end = datetime.now(UTC) + timedelta(minutes=1)
 
     out = tmp_path / "report"
@@ -284,6 +287,9 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
     assert first["note"] == "'" + FORMULA_NOTE  # … but never as a live spreadsheet formula
     assert first["requested_by"] == "req" and first["flags"] == "NON_DISCLOSURE,NO_AUTO_RESPONSE"
     assert {r["step"] for r in approvals} == {"approved", "executed"}
+    (number_change,) = [r for r in approvals if r["request_kind"] == "link"]
+    assert (number_change["agency"], number_change["staff"], number_change["requested_by"]) == (B, "apr", "req")
+    assert number_change["subject"].startswith(node.app.subject(changed) + " → ")
     held_rows = {r["request_id"]: r for r in _read(out / "held.csv")}
     assert held_rows[held.request_id]["outcome_at_period_end"] == "refused"
     assert held_rows[held.request_id]["decided_by"] == "apr" and held_rows[held.request_id]["querier"] == C

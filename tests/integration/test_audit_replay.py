@@ -28,6 +28,7 @@ from ledger.runtime.bootstrap import Node
 from projections.base import Projector, create_engine, tracking
 from projections.registry import all_projections
 from tests.conftest import A, B, C
+from tests.support.links import link
 from tests.support.postgres import temp_database
 from tests.support.trust import agency_pair
 
@@ -81,7 +82,7 @@ def history(node: Node, people: list[str], rounds: int, person: Callable[[], str
             set_flags(node, B, people[(i - 2) % len(people)], ["NO_AUTO_RESPONSE", "NON_DISCLOSURE"], "release")
         if i == 3:
             new = person()
-            node.app.link_numbers(Actor(A, "req"), people[0], new)
+            link(node.app, A, people[0], new)
             people[0] = new
         if i == 5:
             node.app.register_proxy(Actor(A, "req"), people[1], people[2])

@@ -22,6 +22,7 @@ from ledger.audit.views_check import check_views, view_tables
 from ledger.cli.main import main
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
+from tests.support.links import link
 
 ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
 
@@ -46,7 +47,7 @@ def busy_node(node: Node, person: Callable[[], str]) -> str:
             Actor(querier, "counter"), B, subject, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
         )
     app.register_proxy(Actor(A, "req"), y, person())
-    app.link_numbers(Actor(B, "req"), y, new)
+    link(app, B, y, new)
     return app.subject(x)
 
 

@@ -16,6 +16,7 @@ from ledger.app import Actor
 from ledger.log.envelope import Envelope
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A
+from tests.support.links import link
 from tests.support.people import individual_number
 from tests.support.trust import agency_pair
 
@@ -36,7 +37,7 @@ def test_a_late_release_of_the_old_number_leaves_the_new_number_protected(make_n
 
     decided(a, a.app.request_flags(Actor(A, "req"), old, [NAR]))
     decided(a, a.app.request_flags(Actor(A, "req"), old, [NAR], kind="release", explanation="Point 6"))
-    a.app.link_numbers(Actor(A, "req"), old, new)
+    link(a.app, A, old, new)
     decided(a, a.app.request_flags(Actor(A, "req"), new, [NAR]))
     a.projector.catch_up()
     assert a.state.flags_for(a.app.subject(new)) == {NAR: [A]}  # at home, in the order it happened

@@ -12,6 +12,7 @@ from ledger.errors import StateConflict, UntrustedKeyError
 from ledger.log.signing import KeyRecord, KeyRing, Signer
 from ledger.runtime.bootstrap import AgencySpec, open_node, rotate_key
 from tests.conftest import A, B
+from tests.support.links import link
 
 
 def test_rotation_signs_new_events_with_the_new_key_and_old_events_still_verify(make_node, person) -> None:
@@ -78,7 +79,7 @@ def test_no_raw_individual_number_reaches_any_database_file(make_node, person, e
     app.approve_request(Actor(B, "apr"), rid)
     app.execute_request(Actor(B, "op"), rid)
     app.request_provision(Actor(A, "counter"), B, victim, legal_item=74, procedure="児童手当", info_kind="地方税")
-    app.link_numbers(Actor(B, "req"), victim, new_number)
+    link(app, B, victim, new_number)
     app.register_proxy(Actor(A, "req"), perpetrator, proxy)
     node.projector.catch_up()
     assert app.flag_state is not None and app.flag_state.flags_for(app.subject(new_number))

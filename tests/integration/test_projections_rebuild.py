@@ -32,6 +32,7 @@ from projections.base import Projection, Projector
 from projections.registry import all_projections
 from projections.views import held_requests
 from tests.conftest import SC, A, B, C
+from tests.support.links import link, unlink
 from tests.support.people import individual_number
 
 AGENCIES = [A, B, C]
@@ -71,6 +72,7 @@ class World:
         self.node = node
         self.rng = random.Random(seed)
         self.people = [individual_number(self.rng) for _ in range(4)]
+        self.links: dict[int, tuple[str, str]] = {}  # person → (linking agency, old number) of its active link
 
     def apply(self, op: tuple[Any, ...]) -> None:
         app, kind = self.node.app, op[0]
@@ -89,10 +91,16 @@ class World:
                 rid = app.request_flags(Actor(op[1], "req"), self.people[op[2]], op[3], **extra)
                 app.approve_request(Actor(op[1], "apr"), rid)
                 app.execute_request(Actor(op[1], "op"), rid)
-            elif kind == "link":
-                new = individual_number(self.rng)
-                app.link_numbers(Actor(op[1], "req"), self.people[op[2]], new)
-                self.people[op[2]] = new
+            elif kind == "link":  # a number change, or undoing it (a chain is refused: issue 18)
+                done = self.links.pop(op[2], None)
+                if done is None:
+                    new = individual_number(self.rng)
+                    link(app, op[1], self.people[op[2]], new)
+                    self.links[op[2]] = (op[1], self.people[op[2]])
+                    self.people[op[2]] = new
+                else:
+                    unlink(app, done[0], done[1])
+                    self.people[op[2]] = done[1]
             elif kind == "proxy":
                 app.register_proxy(Actor(A, "req"), self.people[op[1]], self.people[op[2]])
             elif kind == "cancel":

@@ -17,6 +17,7 @@ from ledger.errors import NotFoundError, PermissionDenied
 from ledger.runtime.bootstrap import Node
 from projections import views
 from tests.conftest import SC, A, B, C
+from tests.support.links import link
 
 ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
 
@@ -122,7 +123,7 @@ def test_self_information_is_not_shown_while_no_auto_response_applies(node: Node
 def test_protection_follows_a_number_change(node: Node, person: Any) -> None:
     old, new = person(), person()
     protect(node, B, old, [ND, NAR])
-    node.app.link_numbers(Actor(C, "req"), old, new)
+    link(node.app, C, old, new)
     query(node, A, C, new)
     assert shown(node, new, new) == []
     assert shown(node, new, old) == [], "logging in with the new number is the same person"

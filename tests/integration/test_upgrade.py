@@ -120,9 +120,16 @@ def test_a_data_directory_of_an_earlier_commit_upgrades_keeping_everything(
                 assert current(conn) == HEAD
                 stored = dict(conn.execute(select(projection_schema.c.name, projection_schema.c.fingerprint)).all())
             assert stored == node.projector.fingerprints()
-            assert dump(node.engine, view_tables()) == before[name], f"{name}: views after the upgrade"
+            # the views the old code had equal what it projected; views added since (e.g. issue 18's link tables)
+            # have no old counterpart: they must equal a rebuild, as every view must
+            live = dump(node.engine, view_tables())
+            assert {t: live[t] for t in before[name]} == before[name], f"{name}: views after the upgrade"
+            assert set(before[name]) <= set(live)
+            if name == "b":  # its direct link, one clerk's act in the old code, still replays as a link
+                ((_, _, _, active, _, _),) = live["pseudonym_links"]  # (stream, old, new, active, position, at)
+                assert active == "True"
             node.projector.rebuild()
-            assert dump(node.engine, view_tables()) == before[name], f"{name}: views after a rebuild"
+            assert dump(node.engine, view_tables()) == live, f"{name}: views after a rebuild"
             # opened again: nothing left to migrate or rebuild
             assert upgrade(node.engine) == HEAD and node.projector.sync_schema() == []
         messages = [r.getMessage() for r in caplog.records]

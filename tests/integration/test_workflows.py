@@ -9,6 +9,7 @@ from ledger.app import Actor, QuerierAnswer
 from ledger.domain.provision import ProbeNotice
 from ledger.runtime.bootstrap import Node
 from tests.conftest import SC, A, B, C
+from tests.support.links import link
 
 
 def _protect(node: Node, who: str, flags: list[str], agency: str = B) -> UUID:
@@ -134,7 +135,7 @@ def test_a_number_change_carries_protection_to_the_new_pseudonym(node: Node, per
     app = node.app
     old, new = person(), person()
     _protect(node, old, ["NO_AUTO_RESPONSE"])
-    app.link_numbers(Actor(B, "req"), old, new)
+    link(app, B, old, new)
     answer = app.request_provision(Actor(A, "counter"), C, new, legal_item=74, procedure="p", info_kind="i")
     assert answer.status == "in_progress"
 

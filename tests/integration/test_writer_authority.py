@@ -44,6 +44,7 @@ from ledger.log.signing import KeyRecord, Signer
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.conftest import SC, A, B, C, NodeFactory, enrol_standard_staff
 from tests.support.forge import ANY_AGENCY_TOPICS, SHARED_TOPICS, Forgery, forge, forgeries, templates
+from tests.support.links import link, unlink
 from tests.support.people import individual_number
 from tests.support.postgres import temp_database
 from tests.support.store import delete, forge_head
@@ -120,7 +121,10 @@ def owner_history(owner: Node, x: str) -> None:
         app.approve_decision(Actor(B, "apr"), rid, app.provision_request(rid).proposal_version)
     stranger = individual_number()
     app.receive_query(C, B, stranger, legal_item=74, procedure="児童手当", info_kind="地方税")  # AutoProvided
-    app.link_numbers(Actor(B, "req"), individual_number(), individual_number())  # PseudonymLink.Linked
+    changed = individual_number()
+    link(app, B, changed, individual_number())  # PseudonymLink.Linked
+    unlink(app, B, changed)  # PseudonymLink.Unlinked
+    link(app, B, changed, individual_number())  # PseudonymLink.Relinked
     y = individual_number()
     app.register_proxy(Actor(B, "req"), x, y)  # ProxyRegistration.Registered
     app.cancel_proxy(Actor(B, "req"), x, y, "intake advice")  # ProxyRegistration.Cancelled
@@ -491,7 +495,7 @@ def test_a_peer_cannot_revoke_anothers_key_nor_grant_its_counter_administer(
         assert not node.app.agency(B).allows({"counter"}, Action.ADMINISTER)
     # B still signs with the key A tried to revoke, and C still takes its events (on a new stream: the streams
     # the other tests forge on stay as they were)
-    owner.link_numbers(Actor(B, "req"), individual_number(), individual_number())
+    link(owner, B, individual_number(), individual_number())
     assert ship(world.owner, t) == 1
 
 

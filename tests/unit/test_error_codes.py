@@ -44,6 +44,7 @@ PUBLISHED = {
     "invalid_input",
     "key_expired",
     "key_not_yet_valid",
+    "link_conflict",  # issue 18: a number change that would chain or cycle (refused here, parked from a peer)
     "malformed",
     "newer_envelope",
     "newer_schema",

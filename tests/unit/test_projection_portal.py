@@ -163,7 +163,8 @@ def test_a_number_change_joins_the_old_flag_and_the_new_records_in_either_order(
     assert log.visible(NEW) == ["r05"], "not linked yet: another person as far as the ledger knows"
     log.add("ledger.domain.identity:PseudonymLink.Linked", "link-1", t(7), agency=B, old=OLD, new=NEW, by="req")
     assert log.visible(NEW) == []
-    assert log.visible(OLD) == []
+    assert log.access(NEW, OLD) == "self", "the new card is the person's, for either number"
+    assert log.access(OLD, OLD) == "none", "the old card names nobody since the change (issue 18)"
 
 
 def test_proxy_access_follows_registration_and_cancellation(log: Log) -> None:

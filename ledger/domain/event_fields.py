@@ -147,7 +147,9 @@ STAFF = shaped(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", bounds.STAFF_ID, "a staff id"
 ACTOR = shaped(r"([0-9]{6}|[A-Z0-9][A-Z0-9_-]{1,31})/[A-Za-z0-9][A-Za-z0-9._-]{0,63}", bounds.ACTOR, "AGENCY/STAFF")
 # a staff id, or AGENCY/STAFF where a co-approving agency's administrator acted (break-glass role grants)
 STAFF_OR_ACTOR = shaped(
-    r"(([0-9]{6}|[A-Z0-9][A-Z0-9_-]{1,31})/)?[A-Za-z0-9][A-Za-z0-9._-]{0,63}", bounds.ACTOR, "a staff id or AGENCY/STAFF"
+    r"(([0-9]{6}|[A-Z0-9][A-Z0-9_-]{1,31})/)?[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+    bounds.ACTOR,
+    "a staff id or AGENCY/STAFF",
 )
 PSEUDONYM = shaped(r"p[0-9a-f]{32}", bounds.SUBJECT, "a pseudonym")
 KEY_ID = shaped(r"[A-Z0-9][A-Z0-9_-]{1,31}:[0-9a-f]{16}", bounds.KEY_ID, "a key id")

@@ -30,6 +30,16 @@ _PROPOSED = "ledger.domain.role_grants:RoleGrant.Proposed"
 BREAK_GLASS_KINDS = frozenset({AgencyKind.PREFECTURE.value})
 
 
+def is_own_prefecture(prefecture: str, agency: str) -> bool:
+    """Whether ``prefecture``'s code is that of ``agency``'s prefecture: a municipality's 全国地方公共団体コード
+    starts with its prefecture's two digits, and a prefecture's own code is those two digits, ``000`` and a check
+    digit (Tokyo 130001 for 131016). An agency without such a code (a support centre) may be co-approved by any
+    hosted prefecture."""
+    if not (agency.isdigit() and len(agency) == 6):
+        return True
+    return prefecture.isdigit() and len(prefecture) == 6 and prefecture[:2] == agency[:2] and prefecture[2:5] == "000"
+
+
 @dataclass(frozen=True)
 class GrantView:
     id: UUID
@@ -177,6 +187,12 @@ class RoleGrantCommands(LedgerAccess):
             )
         if not self.ids.hosts(grant.agency):
             raise NotFoundError("unknown role grant")
+        if not is_own_prefecture(actor.agency, grant.agency):
+            raise RuleViolation(
+                f"{actor.agency} is not the prefecture of {grant.agency} (local government codes: same first two "
+                "digits, 000 after them)",
+                code=Code.BREAK_GLASS_REFUSED,
+            )
         admins = self.active_administrators(grant.agency)
         if len(admins) != 1:
             raise RuleViolation(

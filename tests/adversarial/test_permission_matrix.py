@@ -6,6 +6,9 @@ commands that act on an agency's object), or the probe claims A's name (for comm
 is allowed exactly where ``DEFAULT_PERMISSIONS`` gives the role the command's action and the object is the
 agency's own (and, for protection-body requests, the agency is a protection body); a refused command raises
 ``PermissionDenied`` and saves nothing. An allowed one may still meet a business rule (never a permission one).
+Role grants (issue 18) are in it: proposing a privileged role, approving, rejecting, withdrawing and listing
+grants are the administrator's, and only at its own agency; the probes with a privileged role were themselves
+approved by a second administrator (tests/support/staff.py).
 """
 
 from __future__ import annotations

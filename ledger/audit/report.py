@@ -13,7 +13,8 @@ Sections, for events *recorded* in the period (inclusive bounds, signed event ti
 * ``tokens.csv`` — every API token issued (``TokenGrant``): by whom, to whom, which roles, until when.
 * ``staff.csv`` — every enrolment, role grant and revocation, deactivation, and role-grant proposal with its
   approval (naming both administrators; a break-glass co-approval is marked so), rejection or withdrawal
-  (:mod:`ledger.audit.report_staff`).
+  (:mod:`ledger.audit.report_staff`); and every change of a hosted agency's permission table and approval
+  policy.
 * ``summary.csv`` — title, node, period, generation time and author, the verification result of the whole
   log (:func:`ledger.audit.verify.verify_log`, which also recomputes every checkpoint's root and checks its
   signature), the newest checkpoint a hosted agency signed at or before the period's end, and the Merkle root
@@ -95,7 +96,7 @@ def audit_report(
 
     names = StaffNames(node)
     sections = report_sections(out_dir)
-    staff = StaffChanges(out_dir, names)
+    staff = StaffChanges(out_dir, names, node.app.hosted)
     sections["staff"] = staff.section
     summary_counts: Counter[tuple[str, str, str]] = Counter()
     tree = PrefixRoot(end)

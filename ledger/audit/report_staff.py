@@ -1,4 +1,5 @@
-"""The audit report's ``staff.csv``: every staff, role and role-grant change — who, what, when, approved by whom.
+"""The audit report's ``staff.csv``: every staff, role and role-grant change — who, what, when, approved by whom —
+and every change of a hosted agency's permission table and approval policy.
 
 Staff events carry no staff id after enrolment (their stream id is keyed, ledger/log/stream_ids.py), and role
 grant decisions name no staff member either; so every ``Staff.Enrolled`` and ``RoleGrant.Proposed`` of the log
@@ -9,6 +10,7 @@ years ago), and each later event of the same stream is reported under the member
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,9 @@ STAFF_TOPICS = frozenset(
         "RoleGrant.BreakGlassApproved",
         "RoleGrant.Rejected",
         "RoleGrant.Withdrawn",
+        "Agency.PermissionGranted",
+        "Agency.PermissionRevoked",
+        "Agency.ApprovalPolicyChanged",
     }
 )
 
@@ -51,7 +56,8 @@ COLUMNS = [
 class StaffChanges:
     """Reads staff and role-grant events in log order; :meth:`add` writes the period's into the section."""
 
-    def __init__(self, out_dir: Path, names: StaffNames) -> None:
+    def __init__(self, out_dir: Path, names: StaffNames, hosted: Collection[str]) -> None:
+        self.hosted = hosted
         self.section = Section(out_dir, "staff", "Staff, role and role-grant changes", COLUMNS)
         self.names = names
         self.members: dict[str, str] = {}  # Staff stream → staff id
@@ -60,7 +66,10 @@ class StaffChanges:
 
     def add(self, topic: str, ev: Any, origin: str, stream: str, at: str, position: int, in_period: bool) -> None:
         agency = getattr(ev, "agency", None) or origin
-        if topic == "Staff.Enrolled":
+        if topic.startswith("Agency."):  # what a role may do, and the approval chain: the agency's own only
+            if in_period and origin in self.hosted:
+                self._agency_change(topic, ev, origin, at, position)
+        elif topic == "Staff.Enrolled":
             self.members[stream] = ev.staff_id
             if in_period:
                 self._row(at, agency, ev.staff_id, "enrolled", " ".join(ev.roles), ev.by, "", "", "", "", position)
@@ -85,6 +94,14 @@ class StaffChanges:
                 )
         else:
             self._grant_decision(topic, ev, agency, stream, at, position, in_period)
+
+    def _agency_change(self, topic: str, ev: Any, agency: str, at: str, position: int) -> None:
+        if topic == "Agency.ApprovalPolicyChanged":
+            change, role, note = "approval policy changed", "", f"approvals required: {ev.approvals_required}"
+        else:
+            verb = "granted" if topic == "Agency.PermissionGranted" else "revoked"
+            change, role, note = f"permission {verb}", ev.role, ev.action
+        self._row(at, agency, "", change, role, ev.by, "", "", "", note, position)
 
     def _member_change(
         self, topic: str, ev: Any, agency: str, stream: str, at: str, position: int, in_period: bool

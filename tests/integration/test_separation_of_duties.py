@@ -222,6 +222,7 @@ def test_the_audit_report_lists_every_role_and_account_change(node: Node, tmp_pa
     node.app.enroll_staff(ADMIN, "aud", "aud", ["auditor"])
     node.app.revoke_role(ADMIN, "req", "requester")
     node.app.deactivate_staff(ADMIN, "req")
+    node.app.grant_permission(ADMIN, "counter", "audit")
     result = audit_report(node, Actor(A, "aud"), start, datetime.now(UTC) + timedelta(minutes=1), tmp_path / "r")
     with (tmp_path / "r" / "staff.csv").open(encoding="utf-8") as fh:
         rows = [
@@ -236,4 +237,5 @@ def test_the_audit_report_lists_every_role_and_account_change(node: Node, tmp_pa
     assert (B, "admin2", "role granted", "administrator", f"{P}/admin", "admin", f"{P}/admin") in rows
     assert (A, "req", "role revoked", "requester", "admin", "", "") in rows
     assert (A, "req", "deactivated", "", "admin", "", "") in rows
+    assert (A, "", "permission granted", "counter", "admin", "", "") in rows
     assert result.rows["staff"] == len(rows)

@@ -48,7 +48,8 @@ def roles(node: Node, agency: str, who: str) -> list[str]:
 
 
 def test_an_administrator_cannot_grant_itself_a_duty_role(node: Node) -> None:
-    """Threat: an administrator acting alone. An administrator grants itself requester (one step), approver or operator (proposed): all refused with
+    """Threat: an administrator acting alone.
+    An administrator grants itself requester (one step), approver or operator (proposed): all refused with
     code role_conflict, nothing recorded."""
     before = node.app.max_position()
     for role in ("requester", "approver", "operator"):
@@ -62,7 +63,8 @@ def test_an_administrator_cannot_grant_itself_a_duty_role(node: Node) -> None:
 
 
 def test_enrolling_an_administrator_with_a_duty_role_is_refused(node: Node) -> None:
-    """Threat: an administrator enrolling a stand-in. A stand-in with administrator and approver at once is refused; so is making an approver administrator."""
+    """Threat: an administrator enrolling a stand-in.
+    A stand-in with administrator and approver at once is refused; so is making an approver administrator."""
     before = node.app.max_position()
     with pytest.raises(RuleViolation) as refused:
         node.app.enroll_staff(ADMIN, "sock", "sock", ["administrator", "approver"])
@@ -74,7 +76,8 @@ def test_enrolling_an_administrator_with_a_duty_role_is_refused(node: Node) -> N
 
 
 def test_a_stand_in_approver_needs_a_second_administrator(node: Node) -> None:
-    """Threat: an administrator (or a shell user typing --as) enrolling `sock`. The administrator enrols ``sock`` as approver: sock is enrolled without it and a grant waits. Until a
+    """Threat: an administrator (or a shell user typing --as) enrolling `sock`.
+    The administrator enrols ``sock`` as approver: sock is enrolled without it and a grant waits. Until a
     second administrator approves, sock approves nothing; the proposer cannot approve its own grant, nor can
     sock; only admin2 can, and then the role counts."""
     (grant,) = node.app.enrol(ADMIN, "sock", "sock", ["approver"])
@@ -98,7 +101,8 @@ def test_a_stand_in_approver_needs_a_second_administrator(node: Node) -> None:
 
 
 def test_a_second_administrator_cannot_be_made_by_one(node: Node) -> None:
-    """Threat: an administrator enrolling `admin2`. At B (one administrator) ``admin2`` enrolled as administrator stays without the role: nobody at B can
+    """Threat: an administrator enrolling `admin2`.
+    At B (one administrator) ``admin2`` enrolled as administrator stays without the role: nobody at B can
     approve it, another municipality's administrator cannot either; only break-glass can."""
     (grant,) = node.app.enrol(Actor(B, "admin"), "admin2", "admin2", ["administrator"])
     assert roles(node, B, "admin2") == []
@@ -115,7 +119,8 @@ def test_a_second_administrator_cannot_be_made_by_one(node: Node) -> None:
 
 
 def test_break_glass_the_prefecture_co_approves_for_a_single_administrator(node: Node) -> None:
-    """Threat: a lone administrator, and break-glass used silently. B has one administrator: its prefecture's administrator co-approves, saying why; the approval is its own
+    """Threat: a lone administrator, and break-glass used silently.
+    B has one administrator: its prefecture's administrator co-approves, saying why; the approval is its own
     event (BreakGlassApproved) and the role is recorded as granted by P/admin, never silently."""
     (grant,) = node.app.enrol(Actor(B, "admin"), "admin2", "admin2", ["administrator"])
     with pytest.raises(NotFoundError):  # without --break-glass it is no approval the prefecture may give
@@ -143,7 +148,8 @@ def test_break_glass_the_prefecture_co_approves_for_a_single_administrator(node:
 
 
 def test_a_grant_can_be_rejected_or_withdrawn_and_lapses_with_its_proposer(node: Node) -> None:
-    """Threat: an administrator reviving a refused grant. Another administrator rejects, the proposer withdraws (not the other way round); a grant whose proposer
+    """Threat: an administrator reviving a refused grant.
+    Another administrator rejects, the proposer withdraws (not the other way round); a grant whose proposer
     was deactivated is not approved."""
     node.app.enroll_staff(ADMIN, "clerk", "clerk", ["counter"])
     first = node.app.grant_role(ADMIN, "clerk", "operator")
@@ -168,7 +174,8 @@ def test_a_grant_can_be_rejected_or_withdrawn_and_lapses_with_its_proposer(node:
 
 
 def test_roles_an_old_log_combined_stop_counting(node: Node) -> None:
-    """Threat: an administrator who became an approver before the rule. A log written before this rule may hold an administrator who is also an approver, or a permission table
+    """Threat: an administrator who became an approver before the rule.
+    A log written before this rule may hold an administrator who is also an approver, or a permission table
     giving counter the right to approve: those stop counting (code role_conflict, saying what to revoke); the
     administrator can still administer, and revoking the role ends the conflict."""
     sid = node.app.ids.staff(A, "legacy")
@@ -202,7 +209,8 @@ def test_roles_an_old_log_combined_stop_counting(node: Node) -> None:
     ],
 )
 def test_the_permission_table_cannot_route_around_the_rule(node: Node, role: str, action: str) -> None:
-    """Threat: an administrator editing the permission table. Giving a one-step role a privileged action, or the administrator role a duty, would make an approver or
+    """Threat: an administrator editing the permission table.
+    Giving a one-step role a privileged action, or the administrator role a duty, would make an approver or
     an administrator without the second administrator: refused, nothing recorded."""
     before = node.app.max_position()
     with pytest.raises(RuleViolation) as refused:
@@ -213,7 +221,8 @@ def test_the_permission_table_cannot_route_around_the_rule(node: Node, role: str
 
 
 def test_the_audit_report_lists_every_role_and_account_change(node: Node, tmp_path: Path) -> None:
-    """Threat: an administrator hiding a privilege. Who, what, when, approved by whom: enrolment, the proposal, its approval (both administrators), the role
+    """Threat: an administrator hiding a privilege.
+    Who, what, when, approved by whom: enrolment, the proposal, its approval (both administrators), the role
     taking effect, a break-glass approval marked so, a revocation and a deactivation."""
     start = datetime.now(UTC) - timedelta(seconds=1)
     enrol_approved(node, ADMIN, "apr", ["approver"])

@@ -21,6 +21,7 @@ from ledger.audit.report import audit_report
 from ledger.domain.agencies import Agency, Staff
 from ledger.errors import Code, NotFoundError, PermissionDenied, RuleViolation, SelfApprovalError, StateConflict
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
+from tests.support.api import auth, client
 from tests.support.people import individual_number
 from tests.support.staff import enrol_approved
 
@@ -248,3 +249,17 @@ def test_the_audit_report_lists_every_role_and_account_change(node: Node, tmp_pa
     assert (A, "req", "deactivated", "", "admin", "", "") in rows
     assert (A, "", "permission granted", "counter", "admin", "", "") in rows
     assert result.rows["staff"] == len(rows)
+
+
+def test_over_http_a_stale_conflicting_role_is_403_role_conflict(node: Node) -> None:
+    """Threat: an administrator holding an approver role from an older log, approving through the API."""
+    sid = node.app.ids.staff(A, "legacy")
+    node.app.save_as(
+        A, Staff(id=sid, agency=A, staff_id="legacy", name="legacy", roles=["administrator", "approver"], by="admin")
+    )
+    rid = node.app.request_flags(Actor(A, "req"), individual_number(), ["NON_DISCLOSURE"])
+    before = node.app.max_position()
+    answer = client(node).post(f"/api/v1/flag-requests/{rid}/approve", json={}, headers=auth(node, A, "legacy"))
+    assert answer.status_code == 403 and answer.json()["code"] == "role_conflict"
+    assert "separation of duties" in answer.json()["message"]
+    assert node.app.max_position() == before + 1  # only the token grant (recorded before it is handed out)

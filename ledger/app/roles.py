@@ -63,7 +63,7 @@ class GrantView:
             g.proposed_by,
             g.decided_by,
             g.decided_by_agency,
-            bool(getattr(g, "at_enrolment", False)),
+            g.at_enrolment,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -120,17 +120,18 @@ class RoleGrantCommands(LedgerAccess):
             self._check_break_glass(actor, grant)
         elif grant.agency != actor.agency:
             raise self._unknown("role grant", grant_id)  # another agency's grant: as if there were none
+        grant.check_open()
         member = self.staff(grant.agency, grant.staff_id)
         proposer = self.find(Staff, self.ids.staff(grant.agency, grant.proposed_by))
         if proposer is None or not proposer.active or Role.ADMINISTRATOR.value not in proposer.roles:
             raise StateConflict("the proposer is no longer an active administrator: propose the grant again")
+        self._check_grantable(member, Role(grant.role))  # (before anything changes: a refusal changes nothing)
         if break_glass:
             grant.approve_break_glass(actor.staff, actor.agency, note)
             by = f"{actor.agency}/{actor.staff}"  # not a staff id of this agency: never mistaken for one
         else:
             grant.approve(actor.staff, note)
             by = actor.staff
-        self._check_grantable(member, Role(grant.role))
         member.grant_role(Role(grant.role), by=by)
         self.save_as(grant.agency, grant, member)
         return GrantView.of(grant)

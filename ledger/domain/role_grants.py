@@ -34,11 +34,12 @@ class RoleGrant(LedgerAggregate):
         self.staff_id = staff_id
         self.role = role
         self.proposed_by = proposed_by
+        self.at_enrolment = at_enrolment
         self.status = GrantStatus.PENDING
         self.decided_by: str | None = None
         self.decided_by_agency: str | None = None
 
-    def _check_open(self) -> None:
+    def check_open(self) -> None:
         if self.status != GrantStatus.PENDING:
             raise StateConflict(f"this role grant is already {self.status}", code=Code.GRANT_CLOSED)
 
@@ -51,7 +52,7 @@ class RoleGrant(LedgerAggregate):
             raise SelfApprovalError("nobody approves a role for themselves")
 
     def approve(self, by: str, note: str) -> None:
-        self._check_open()
+        self.check_open()
         self._check_second_person(by, self.agency)
         self._approved(by=by, note=note)
 
@@ -63,7 +64,7 @@ class RoleGrant(LedgerAggregate):
 
     def approve_break_glass(self, by: str, by_agency: str, note: str) -> None:
         """A co-approving agency's administrator approves (the caller checked the agency may)."""
-        self._check_open()
+        self.check_open()
         if by_agency == self.agency:
             raise StateConflict("break-glass is another agency's co-approval; at this agency use approve")
         if not note.strip():
@@ -77,7 +78,7 @@ class RoleGrant(LedgerAggregate):
         self.decided_by_agency = by_agency
 
     def reject(self, by: str, reason: str) -> None:
-        self._check_open()
+        self.check_open()
         if by == self.proposed_by:
             raise StateConflict("the proposer withdraws a grant (withdraw-grant), others reject it")
         self._rejected(by=by, reason=reason)
@@ -89,7 +90,7 @@ class RoleGrant(LedgerAggregate):
         self.decided_by_agency = self.agency
 
     def withdraw(self, by: str, reason: str) -> None:
-        self._check_open()
+        self.check_open()
         if by != self.proposed_by:
             raise StateConflict("only the proposer withdraws a grant; another administrator rejects it")
         self._withdrawn(by=by, reason=reason)

@@ -82,3 +82,23 @@ def test_a_token_lifetime_out_of_range_is_a_clear_error(d: str, capsys, ttl: str
     code, out, err = run(capsys, d, "staff", "token", "--as", f"{A}/admin", "admin", "--ttl", ttl)
     assert code == 2 and out == "" and "Traceback" not in err
     assert "30 seconds" in err and "12 hours" in err.replace("12:00:00", "12 hours")
+
+
+def test_break_glass_from_the_console(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Threat: a lone administrator making a second one (a stand-in) alone, or break-glass used silently: B has
+    one administrator, so its prefecture (hosted here) co-approves with --break-glass and a note, and says so."""
+    d = str(tmp_path / "b")
+    assert run(capsys, d, "init", "--agency", "131024", "--name", "B市", "--kind", "municipality")[0] == 0
+    assert run(capsys, d, "agency", "add", "--agency", "130001", "--name", "東京都", "--kind", "prefecture")[0] == 0
+    code, out, _ = run(capsys, d, "staff", "enroll", "--as", "131024/admin", "tanaka", "--role", "administrator")
+    (grant,) = json.loads(out)["pending_grants"]
+    code, _, err = run(capsys, d, "staff", "approve-grant", "--as", "130001/admin", grant["grant"])
+    assert code == 3, "without --break-glass another agency's grant is unknown"
+    code, _, err = run(capsys, d, "staff", "approve-grant", "--as", "130001/admin", grant["grant"], "--break-glass")
+    assert code == 5 and "note" in err
+    code, out, err = run(
+        capsys, d, "staff", "approve-grant", "--as", "130001/admin", grant["grant"], "--break-glass", "--note", "called"
+    )
+    assert code == 0 and json.loads(out)["decided_by"] == "130001/admin (break-glass)" and "break-glass" in err
+    code, out, _ = run(capsys, d, "staff", "grants", "--as", "131024/tanaka", "--all")
+    assert code == 0 and json.loads(out)["status"] == "approved", "tanaka is an administrator now"

@@ -26,18 +26,21 @@ from tests.support.people import individual_number
 from tests.support.staff import enrol_approved
 
 A, B, P = "131016", "131024", "130001"  # two municipalities and their prefecture (Tokyo), one node
+OSAKA = "270008"  # another prefecture, also hosted here
 ADMIN, ADMIN2, PREF = Actor(A, "admin"), Actor(A, "admin2"), Actor(P, "admin")
 
 
 @pytest.fixture
-def node(tmp_path: Path) -> Iterator[Node]:
+def node(tmp_path: Path, backend: str | None) -> Iterator[Node]:
     n = init_node(
         tmp_path / "node",
         (
             AgencySpec(A, "A市", "municipality", second_administrator="admin2"),
             AgencySpec(B, "B市", "municipality"),  # a single administrator: only break-glass grants there
             AgencySpec(P, "東京都", "prefecture"),
+            AgencySpec(OSAKA, "大阪府", "prefecture"),
         ),
+        database_url=backend,
     )
     n.app.enroll_staff(ADMIN, "req", "req", ["requester"])
     yield n
@@ -128,6 +131,9 @@ def test_break_glass_the_prefecture_co_approves_for_a_single_administrator(node:
         node.app.approve_grant(PREF, grant.id)
     with pytest.raises(StateConflict):  # a note saying why is required
         node.app.approve_grant(PREF, grant.id, " ", break_glass=True)
+    with pytest.raises(RuleViolation) as elsewhere:  # a prefecture, but not B's
+        node.app.approve_grant(Actor(OSAKA, "admin"), grant.id, "helping out", break_glass=True)
+    assert elsewhere.value.code == Code.BREAK_GLASS_REFUSED and "not the prefecture" in str(elsewhere.value)
     before = node.app.max_position()
     done = node.app.approve_grant(
         PREF, grant.id, "B's only administrator called; confirmed by letter", break_glass=True

@@ -115,6 +115,10 @@ class Code:
     WRONG_AGENCY: Final = "wrong_agency"
     FOREIGN_AGENCY: Final = "foreign_agency"
     STALE_PROPOSAL: Final = "stale_proposal"
+    # separation of duties (ledger/domain/duties.py, role_grants.py)
+    ROLE_CONFLICT: Final = "role_conflict"
+    GRANT_CLOSED: Final = "grant_closed"
+    BREAK_GLASS_REFUSED: Final = "break_glass_refused"
     TOKEN_SCOPE: Final = "token_scope"
     CSRF: Final = "csrf"
 

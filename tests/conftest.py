@@ -12,6 +12,7 @@ from ledger.app import Actor
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.support.people import individual_number
 from tests.support.postgres import temp_database
+from tests.support.staff import enrol_approved
 
 A, B, C = "131016", "131024", "131032"  # three Tokyo wards as municipalities A, B, C
 SC = "SC-TOKYO"  # a spousal-violence support centre
@@ -35,11 +36,12 @@ STAFF_ROLES = {
 
 
 def enrol_standard_staff(node: Node, codes: tuple[str, ...] | None = None) -> None:
-    """Enrol the same cast at each hosted agency: req, apr, apr2, op, counter, rev, aud."""
+    """Enrol the same cast at each hosted agency: req, apr, apr2, op, counter, rev, aud (approver and operator
+    grants are approved by a second administrator, admin2: tests/support/staff.py)."""
     for code in codes or tuple(sorted(node.app.hosted)):
         admin = Actor(code, "admin")
         for who, roles in STAFF_ROLES.items():
-            node.app.enroll_staff(admin, who, who, roles)
+            enrol_approved(node, admin, who, roles)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

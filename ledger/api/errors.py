@@ -38,6 +38,8 @@ FORBIDDEN_MESSAGES = {
     "role_not_permitted": "your roles do not allow this action",
     "token_scope": "your token's roles do not cover this action",
     "four_eyes": "the same person may not request and approve or decide (four eyes)",
+    "role_conflict": "separation of duties: an administrator may not request, approve or execute, and a role may "
+    "not gain these through the permission table (docs/staff.md)",
     "forbidden": "not allowed",
 }
 

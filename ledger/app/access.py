@@ -12,11 +12,13 @@ from ledger.app.store import LedgerStore
 from ledger.app.values import Actor
 from ledger.domain.agencies import Agency, Staff
 from ledger.domain.base import LedgerAggregate
+from ledger.domain.duties import duty_refusal
 from ledger.domain.identity import AccessRecord, ReportRecord, TokenGrant
 from ledger.domain.types import (
     Action,
 )
 from ledger.errors import (
+    Code,
     InputError,
     NotFoundError,
     PermissionDenied,
@@ -48,6 +50,9 @@ class LedgerAccess(LedgerStore):
                 f"{actor} (roles: {', '.join(member.roles) or 'none'}) may not {action.value} at {actor.agency}",
                 code="role_not_permitted",
             )
+        conflict = duty_refusal(agency.permissions, member.roles, action)
+        if conflict is not None:
+            raise PermissionDenied(f"{actor}: {conflict}", code=Code.ROLE_CONFLICT)
         return agency, member
 
     def permit(self, actor: Actor, action: Action | None = None) -> None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from uuid import UUID
 
 from cryptography.hazmat.primitives import serialization
 
-from ledger.app.access import LedgerAccess
 from ledger.app.checkpoints import Checkpoint, sign_checkpoint
+from ledger.app.roles import GrantView, RoleGrantCommands
 from ledger.app.values import SYSTEM, Actor
 from ledger.domain.agencies import Agency, Staff
+from ledger.domain.duties import PRIVILEGED_ROLES
 from ledger.domain.keys import KeyRegistry
 from ledger.domain.types import (
     Action,
@@ -23,22 +25,35 @@ from ledger.domain.types import (
 )
 from ledger.errors import (
     ConfigurationError,
+    InputError,
     StateConflict,
     UntrustedKeyError,
 )
 from ledger.log.signing import Signer, key_id_for, public_key_from_hex
 
 
-class AgencyCommands(LedgerAccess):
+class AgencyCommands(RoleGrantCommands):
     """Agencies, staff, permissions, approval policy, signing keys and checkpoints."""
 
     # -- set-up ---------------------------------------------------------------------------------
     def register_agency(
-        self, code: str, name: str, kind: str, *, administrator: str, approvals_required: int = 1
+        self,
+        code: str,
+        name: str,
+        kind: str,
+        *,
+        administrator: str,
+        approvals_required: int = 1,
+        second_administrator: str | None = None,
     ) -> str:
-        """Register a hosted agency with its first administrator and its self-signed key (``init``)."""
+        """Register a hosted agency with its first administrator (and, if given, its second: privileged role
+        grants take two administrators, docs/staff.md) and its self-signed key (``init``)."""
         agency_code(code)
-        staff_id(administrator)
+        administrators = [staff_id(administrator)]
+        if second_administrator is not None:
+            administrators.append(staff_id(second_administrator, "second administrator"))
+            if second_administrator == administrator:
+                raise InputError("the second administrator must be another person", field="second administrator")
         parse_enum(AgencyKind, kind, "agency kind")
         signer = self.signers.get(code)
         if signer is None:
@@ -52,15 +67,18 @@ class AgencyCommands(LedgerAccess):
         )
         self.save_as(code, registry)
         agency = Agency(code=code, name=name, kind=kind, approvals_required=approvals_required)
-        admin = Staff(
-            id=self.ids.staff(code, administrator),
-            agency=code,
-            staff_id=administrator,
-            name=administrator,
-            roles=[Role.ADMINISTRATOR.value],
-            by=SYSTEM,
-        )
-        self.save_as(code, agency, admin)
+        admins = [
+            Staff(
+                id=self.ids.staff(code, who),
+                agency=code,
+                staff_id=who,
+                name=who,
+                roles=[Role.ADMINISTRATOR.value],
+                by=SYSTEM,
+            )
+            for who in administrators
+        ]
+        self.save_as(code, agency, *admins)
         return code
 
     def register_remote_agency(
@@ -92,22 +110,38 @@ class AgencyCommands(LedgerAccess):
         self.save_as(actor.agency, registry)
 
     def enroll_staff(self, actor: Actor, who: str, name: str, roles: Sequence[str]) -> str:
+        """Enrol ``who``; a privileged role among ``roles`` becomes a pending grant (see :meth:`enrol`)."""
+        self.enrol(actor, who, name, roles)
+        return who
+
+    def enrol(self, actor: Actor, who: str, name: str, roles: Sequence[str]) -> list[GrantView]:
+        """Enrol ``who`` with the one-step roles of ``roles`` and propose the privileged ones (approver,
+        operator, administrator: a second administrator approves, ledger/app/roles.py), all in one batch.
+        Returns the pending grants."""
         self.authorise(actor, Action.ADMINISTER)
         staff_id(who)
-        parsed = [parse_enum(Role, r, "role").value for r in roles]
+        parsed = sorted({parse_enum(Role, r, "role").value for r in roles})
+        self.check_role_set(who, parsed)
         sid = self.ids.staff(actor.agency, who)
         if self.find(Staff, sid) is not None:
             raise StateConflict("that staff id is already enrolled at this agency")
-        self.save_as(
-            actor.agency, Staff(id=sid, agency=actor.agency, staff_id=who, name=name, roles=parsed, by=actor.staff)
-        )
-        return who
+        now, later = self.split_privileged(parsed)
+        member = Staff(id=sid, agency=actor.agency, staff_id=who, name=name, roles=now, by=actor.staff)
+        grants = self.proposals(actor, who, later, "at enrolment", at_enrolment=True)
+        self.save_as(actor.agency, member, *grants)
+        return [GrantView.of(g) for g in grants]
 
-    def grant_role(self, actor: Actor, who: str, role: str) -> None:
+    def grant_role(self, actor: Actor, who: str, role: str) -> UUID | None:
+        """Grant a one-step role at once (None); a privileged one is proposed and its pending grant's id
+        returned (a second administrator approves it: :meth:`approve_grant`)."""
         self.authorise(actor, Action.ADMINISTER)
+        wanted = parse_enum(Role, role, "role")
+        if wanted in PRIVILEGED_ROLES:
+            return self.propose_role(actor, who, wanted.value)
         member = self.staff(actor.agency, who)
-        member.grant_role(parse_enum(Role, role, "role"), by=actor.staff)
+        member.grant_role(wanted, by=actor.staff)
         self.save_as(actor.agency, member)
+        return None
 
     def revoke_role(self, actor: Actor, who: str, role: str) -> None:
         self.authorise(actor, Action.ADMINISTER)

@@ -11,6 +11,10 @@ Sections, for events *recorded* in the period (inclusive bounds, signed event ti
 * ``reads.csv`` — every recorded read of protected details (``AccessRecord``), who, what, why; and every
   report generated (``ReportRecord``: the report lists people, so making one is recorded before it is written).
 * ``tokens.csv`` — every API token issued (``TokenGrant``): by whom, to whom, which roles, until when.
+* ``staff.csv`` — every enrolment, role grant and revocation, deactivation, and role-grant proposal with its
+  approval (naming both administrators; a break-glass co-approval is marked so), rejection or withdrawal
+  (:mod:`ledger.audit.report_staff`); and every change of a hosted agency's permission table and approval
+  policy.
 * ``summary.csv`` — title, node, period, generation time and author, the verification result of the whole
   log (:func:`ledger.audit.verify.verify_log`, which also recomputes every checkpoint's root and checks its
   signature), the newest checkpoint a hosted agency signed at or before the period's end, and the Merkle root
@@ -36,7 +40,8 @@ from sqlalchemy import select
 
 from ledger.app import Actor
 from ledger.app.checkpoints import CHECKPOINT_TOPIC, Checkpoint
-from ledger.audit.report_format import Section, StaffNames, flag_list, write_html, write_summary
+from ledger.audit.report_format import Section, StaffNames, flag_list, report_sections, write_html, write_summary
+from ledger.audit.report_staff import STAFF_TOPICS, StaffChanges
 from ledger.audit.verify import VerifyReport, verify_log
 from ledger.domain.identity import LinkRequest
 from ledger.domain.types import Action
@@ -92,93 +97,9 @@ def audit_report(
     verification = verify_log(node.app, progress=verify_progress)
 
     names = StaffNames(node)
-    sections = {
-        "flags": Section(
-            out_dir,
-            "flags",
-            "Flags set, released and renewed",
-            [
-                "time",
-                "agency",
-                "action",
-                "flags",
-                "subject",
-                "request_id",
-                "reason",
-                "review_date",
-                "applied_by",
-                "applied_by_name",
-                "position",
-            ],
-        ),
-        "approvals": Section(
-            out_dir,
-            "approvals",
-            "Flag request and number-change decisions and their approvers",
-            [
-                "time",
-                "agency",
-                "request_id",
-                "step",
-                "staff",
-                "staff_name",
-                "note",
-                "request_kind",
-                "subject",
-                "flags",
-                "requested_by",
-                "approvals_required",
-                "position",
-            ],
-        ),
-        "held": Section(
-            out_dir,
-            "held",
-            "Held provision requests and their outcomes",
-            [
-                "held_at",
-                "provider",
-                "request_id",
-                "querier",
-                "subject",
-                "legal_item",
-                "procedure",
-                "info_kind",
-                "applicant",
-                "flags_at_hold",
-                "proposal",
-                "proposed_by",
-                "outcome_at_period_end",
-                "outcome_now",
-                "decided_by",
-                "decided_at",
-                "position",
-            ],
-        ),
-        "reads": Section(
-            out_dir,
-            "reads",
-            "Reads of protected details",
-            ["time", "agency", "staff", "staff_name", "subject", "what", "purpose", "position"],
-        ),
-        "tokens": Section(
-            out_dir,
-            "tokens",
-            "API tokens issued",
-            [
-                "time",
-                "agency",
-                "issued_by",
-                "issued_by_name",
-                "staff",
-                "staff_name",
-                "roles",
-                "expires_at",
-                "token_id",
-                "position",
-            ],
-        ),
-    }
+    sections = report_sections(out_dir)
+    staff = StaffChanges(out_dir, names, node.app.hosted)
+    sections["staff"] = staff.section
     summary_counts: Counter[tuple[str, str, str]] = Counter()
     tree = PrefixRoot(end)
     end_label = canonical_time(end.isoformat())
@@ -195,10 +116,13 @@ def audit_report(
                 cp = Checkpoint.from_event(h.origin, node.app.signed_mapper.decode(env))
                 if checkpoint is None or cp.tree_size >= checkpoint.tree_size:
                     checkpoint = cp
-            if not start <= t <= end:
-                continue
+            in_period = start <= t <= end
             topic = h.topic.split(":", 1)[1] if ":" in h.topic else h.topic
-            if topic not in _WANTED:
+            if topic in STAFF_TOPICS:  # read before the period too: later events name no staff member
+                ev_ = node.app.signed_mapper.decode(env)
+                staff.add(topic, ev_, h.origin, str(h.stream), canonical_time(h.time), position, in_period)
+                continue
+            if not in_period or topic not in _WANTED:
                 continue
             ev: Any = node.app.signed_mapper.decode(env)
             at = canonical_time(h.time)

@@ -14,7 +14,16 @@ from ledger.errors import NotFoundError
 from ledger.files import open_private
 from projections.node import NodeParts
 
-__all__ = ["Section", "StaffNames", "csv_cell", "esc", "flag_list", "write_html", "write_summary"]
+__all__ = [
+    "Section",
+    "StaffNames",
+    "csv_cell",
+    "esc",
+    "flag_list",
+    "report_sections",
+    "write_html",
+    "write_summary",
+]
 
 _CSS = """
 body{font-family:system-ui,"Hiragino Sans","Noto Sans JP",sans-serif;margin:2em;color:#111;font-size:14px}
@@ -121,3 +130,94 @@ class StaffNames:
 
 def flag_list(value: Any) -> str:
     return ",".join(sorted(str(f) for f in value or ()))
+
+
+def report_sections(out_dir: Path) -> dict[str, Section]:
+    """The report's sections in their order (``flag_summary`` comes first, ``staff`` from report_staff)."""
+    return {
+        "flags": Section(
+            out_dir,
+            "flags",
+            "Flags set, released and renewed",
+            [
+                "time",
+                "agency",
+                "action",
+                "flags",
+                "subject",
+                "request_id",
+                "reason",
+                "review_date",
+                "applied_by",
+                "applied_by_name",
+                "position",
+            ],
+        ),
+        "approvals": Section(
+            out_dir,
+            "approvals",
+            "Flag request and number-change decisions and their approvers",
+            [
+                "time",
+                "agency",
+                "request_id",
+                "step",
+                "staff",
+                "staff_name",
+                "note",
+                "request_kind",
+                "subject",
+                "flags",
+                "requested_by",
+                "approvals_required",
+                "position",
+            ],
+        ),
+        "held": Section(
+            out_dir,
+            "held",
+            "Held provision requests and their outcomes",
+            [
+                "held_at",
+                "provider",
+                "request_id",
+                "querier",
+                "subject",
+                "legal_item",
+                "procedure",
+                "info_kind",
+                "applicant",
+                "flags_at_hold",
+                "proposal",
+                "proposed_by",
+                "outcome_at_period_end",
+                "outcome_now",
+                "decided_by",
+                "decided_at",
+                "position",
+            ],
+        ),
+        "reads": Section(
+            out_dir,
+            "reads",
+            "Reads of protected details",
+            ["time", "agency", "staff", "staff_name", "subject", "what", "purpose", "position"],
+        ),
+        "tokens": Section(
+            out_dir,
+            "tokens",
+            "API tokens issued",
+            [
+                "time",
+                "agency",
+                "issued_by",
+                "issued_by_name",
+                "staff",
+                "staff_name",
+                "roles",
+                "expires_at",
+                "token_id",
+                "position",
+            ],
+        ),
+    }

@@ -17,8 +17,16 @@ agency = group("agency", "hosted agencies, and the peers whose keys this node tr
 
 @command(agency, "add", help="host another agency on this node")
 @agency_options
-def add(agency: str, name: str, kind: str, admin: str, approvals: int, signing_key_file: Path | None) -> int:
-    spec = AgencySpec(agency, name, kind, admin, approvals)
+def add(
+    agency: str,
+    name: str,
+    kind: str,
+    admin: str,
+    second_admin: str | None,
+    approvals: int,
+    signing_key_file: Path | None,
+) -> int:
+    spec = AgencySpec(agency, name, kind, admin, approvals, second_admin)
     hosting = adopt(add_agency(data_dir(), spec, signing_key_file=signing_key_file, pools=ONE_SHOT))
     out({"agency": agency, "key_id": hosting.app.signers[agency].key_id})
     return 0

@@ -66,9 +66,9 @@ def _play(data_dir: Path, emit: Callable[[Step], None], started: float) -> DemoR
     node = init_node(
         data_dir,
         [
-            AgencySpec(A, "A市", "municipality"),
-            AgencySpec(B, "B市", "municipality"),
-            AgencySpec(C, "C市", "municipality"),
+            AgencySpec(A, "A市", "municipality", second_administrator="admin2"),
+            AgencySpec(B, "B市", "municipality", second_administrator="admin2"),
+            AgencySpec(C, "C市", "municipality", second_administrator="admin2"),
         ],
     )
     try:

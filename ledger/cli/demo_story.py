@@ -47,11 +47,16 @@ class Demo(DemoViews):
             for who, roles in CAST.items():
                 self.app.enroll_staff(admin, who, who, roles)
         self.app.enroll_staff(self.who(B, "admin"), "chief", "chief", ["requester", "approver"])
+        for code in (A, B, C):  # approver and operator grants take a second administrator (docs/staff.md)
+            second = self.who(code, "admin2")
+            for grant in self.app.role_grants(second):
+                self.app.approve_grant(second, grant.id)
         self.app.set_approval_policy(self.who(B, "admin"), 2)
         self.app.register_proxy(self.who(A, "req"), self.x, self.y)
         s.say(
             "staff at each agency: req, apr, apr2, op, counter, rev, aud (roles by name)",
             "B also has a section chief who may both request and approve",
+            "each approver and operator was proposed by admin and approved by admin2 (two administrators)",
             "B requires two approvals (approval chain, Point 2)",
             "A registers Y as X's Mynaportal proxy (they are still a couple)",
             "X flees from A to B.",

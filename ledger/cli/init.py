@@ -21,6 +21,12 @@ def agency_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             option("--name", required=True),
             option("--kind", required=True, type=choices(AgencyKind)),
             option("--admin", default="admin", help="first administrator's staff id"),
+            option(
+                "--second-admin",
+                default=None,
+                help="second administrator's staff id: granting approver, operator or administrator takes two "
+                "(docs/staff.md)",
+            ),
             option("--approvals", type=WHOLE, default=1, help="approvals needed per request (default 1)"),
             option(
                 "--signing-key-file",
@@ -44,6 +50,7 @@ def init(
     name: str,
     kind: str,
     admin: str,
+    second_admin: str | None,
     approvals: int,
     signing_key_file: Path | None,
     database_url: str | None,
@@ -54,7 +61,7 @@ def init(
     node = adopt(
         init_node(
             where,
-            [AgencySpec(agency, name, kind, admin, approvals)],
+            [AgencySpec(agency, name, kind, admin, approvals, second_admin)],
             database_url=database_url,
             encryption=not no_encryption,
             pseudonym_key_file=pseudonym_key_file,
@@ -67,6 +74,7 @@ def init(
             "data_dir": data_dir_text(),
             "agency": agency,
             "administrator": f"{agency}/{admin}",
+            **({"second_administrator": f"{agency}/{second_admin}"} if second_admin else {}),
             "key_id": node.app.signers[agency].key_id,
         }
     )

@@ -13,6 +13,7 @@ tests/unit/test_cli_bounds.py walks the command tree and checks that every text 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 from pathlib import Path
@@ -53,6 +54,7 @@ CLI_BOUNDS: dict[str, Bound] = {
     # identifiers
     "actor": bounds.ACTOR,
     "admin": bounds.STAFF_ID,
+    "second_admin": bounds.STAFF_ID,
     "staff": bounds.STAFF_ID,
     "agency": bounds.AGENCY_CODE,
     "provider": bounds.AGENCY_CODE,
@@ -75,6 +77,7 @@ CLI_BOUNDS: dict[str, Bound] = {
     "role": bounds.ENUM,
     "incident_id": _UUID,
     "incident": _UUID,
+    "grant": _UUID,
     "id": _PARKED_ID,
     "proposal": _PROPOSAL,
     # times
@@ -163,11 +166,13 @@ def _parked_id(value: str) -> int:
 
 
 def _ttl(value: str) -> timedelta:
-    """``900``, ``15m``, ``8h`` → a timedelta."""
+    """``900``, ``15m``, ``8h`` → a timedelta; ``inf``, ``nan`` and overflowing values are refused."""
     units = {"s": 1, "m": 60, "h": 3600}
-    if value[-1:] in units:
-        return timedelta(seconds=float(value[:-1]) * units[value[-1]])
-    return timedelta(seconds=float(value))
+    unit = units.get(value[-1:])
+    seconds = float(value[:-1]) * unit if unit else float(value)
+    if not math.isfinite(seconds):
+        raise ValueError(value)
+    return timedelta(seconds=seconds)
 
 
 WHOLE = _Type("integer", int, "must be a whole number")
@@ -179,7 +184,7 @@ PROPOSAL_VERSION = _Type(
     "version", _proposal_version, "not a proposal version (a positive whole number from `view queue`)"
 )
 PARKED_ID = _Type("id", _parked_id, "not a parked message id (see `consumers parked`)")
-TTL = _Type("ttl", _ttl, "not a lifetime (e.g. 900, 15m, 8h)")
+TTL = _Type("ttl", _ttl, "not a lifetime: give 30 seconds to 12 hours, e.g. 900, 15m, 8h")
 ACTOR = _Type("actor", Actor.parse, "not AGENCY/STAFF", own_message=True)
 NUMBER_TYPES = (WHOLE, NUMBER)  # numbers: refused without echo by their type, so they need no text bound
 

@@ -1,35 +1,102 @@
-"""``flagledger staff …``: staff members, their roles, and short-lived API/console tokens."""
+"""``flagledger staff …``: staff members, their roles, grants that take two administrators, and short-lived
+API/console tokens."""
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
+from uuid import UUID
 
 from ledger.app import Actor
 from ledger.cli.base import as_actor, command, group, node, out
-from ledger.cli.parsing import TTL, argument, choices, option
+from ledger.cli.parsing import TTL, UUID_ID, argument, choices, option
 from ledger.domain.types import Role
 
-staff = group("staff", "staff and roles")
+staff = group("staff", "staff, roles and role grants (approver, operator, administrator take two administrators)")
 
 
-@command(staff, "enroll", help="enrol a staff member")
+@command(staff, "enroll", help="enrol a staff member (a privileged role becomes a pending grant)")
 @as_actor()
 @argument("staff")
 @option("--name", default="")
 @option("--role", type=choices(Role), multiple=True, required=True)
 def enroll(actor: Actor, staff: str, name: str, role: tuple[str, ...]) -> int:
-    node().app.enroll_staff(actor, staff, name or staff, list(role))
-    out({"enrolled": f"{actor.agency}/{staff}", "roles": sorted(set(role))})
+    app = node().app
+    pending = app.enrol(actor, staff, name or staff, list(role))
+    granted = sorted(app.staff(actor.agency, staff).roles)
+    out(
+        {
+            "enrolled": f"{actor.agency}/{staff}",
+            "roles": granted,
+            "pending_grants": [{"grant": str(g.id), "role": g.role} for g in pending],
+        }
+    )
+    for g in pending:
+        print(
+            f"{g.role} waits for a second administrator of {actor.agency}: flagledger staff approve-grant {g.id}",
+            file=sys.stderr,
+        )
     return 0
 
 
-@command(staff, "grant-role", help="grant a role")
+@command(staff, "grant-role", help="grant a role; approver, operator and administrator are proposed (pending)")
 @as_actor()
 @argument("staff")
 @argument("role", type=choices(Role))
 def grant_role(actor: Actor, staff: str, role: str) -> int:
-    node().app.grant_role(actor, staff, role)
-    out({"staff": f"{actor.agency}/{staff}", "granted": role})
+    pending = node().app.grant_role(actor, staff, role)
+    if pending is None:
+        out({"staff": f"{actor.agency}/{staff}", "granted": role})
+    else:
+        out({"staff": f"{actor.agency}/{staff}", "proposed": role, "grant": str(pending), "status": "pending"})
+        print(
+            f"a second administrator of {actor.agency} approves it: flagledger staff approve-grant {pending}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+@command(staff, "grants", help="list role grants waiting for a second administrator")
+@as_actor()
+@option("--all", "all_", is_flag=True, help="also approved, rejected and withdrawn ones")
+def grants(actor: Actor, all_: bool) -> int:
+    for g in node().app.role_grants(actor, pending_only=not all_):
+        out(g.as_dict())
+    return 0
+
+
+@command(staff, "approve-grant", help="approve another administrator's role grant (it takes effect)")
+@as_actor()
+@argument("grant", type=UUID_ID)
+@option("--note", default="")
+@option(
+    "--break-glass",
+    is_flag=True,
+    help="co-approve, as a prefecture's administrator, a grant of an agency with a single administrator",
+)
+def approve_grant(actor: Actor, grant: UUID, note: str, break_glass: bool) -> int:
+    g = node().app.approve_grant(actor, grant, note, break_glass=break_glass)
+    out(g.as_dict())
+    if break_glass:
+        print(f"break-glass: recorded at {g.agency} as co-approved by {actor}", file=sys.stderr)
+    return 0
+
+
+@command(staff, "reject-grant", help="reject another administrator's role grant")
+@as_actor()
+@argument("grant", type=UUID_ID)
+@option("--reason", default="")
+def reject_grant(actor: Actor, grant: UUID, reason: str) -> int:
+    out(node().app.reject_grant(actor, grant, reason).as_dict())
+    return 0
+
+
+@command(staff, "withdraw-grant", help="withdraw a role grant you proposed")
+@as_actor()
+@argument("grant", type=UUID_ID)
+@option("--reason", default="")
+def withdraw_grant(actor: Actor, grant: UUID, reason: str) -> int:
+    out(node().app.withdraw_grant(actor, grant, reason).as_dict())
     return 0
 
 
@@ -55,7 +122,7 @@ def deactivate(actor: Actor, staff: str) -> int:
 @command(staff, "token", help="issue a short-lived API/console token for a staff member")
 @as_actor()
 @argument("staff")
-@option("--ttl", type=TTL, default=timedelta(hours=1), help="lifetime: 900, 15m, 8h (max 12h)")
+@option("--ttl", type=TTL, default=timedelta(hours=1), help="lifetime: 900, 15m, 8h (30 s to 12 h)")
 @option("--role", multiple=True, help="narrow the token to these roles")
 def token(actor: Actor, staff: str, ttl: timedelta, role: tuple[str, ...]) -> int:
     from ledger.api.auth import issue_token

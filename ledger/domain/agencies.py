@@ -8,8 +8,9 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate, stable_id
+from ledger.domain.duties import conflict_message, permission_conflict, role_conflict
 from ledger.domain.types import DEFAULT_PERMISSIONS, Action, Role
-from ledger.errors import InputError, StateConflict
+from ledger.errors import Code, InputError, RuleViolation, StateConflict
 
 
 class Agency(LedgerAggregate):
@@ -46,6 +47,9 @@ class Agency(LedgerAggregate):
     def grant(self, role: Role, action: Action, by: str) -> None:
         if action.value in self.permissions.get(role.value, ()):
             raise StateConflict(f"role {role} already may {action}")
+        why = permission_conflict(role.value, action.value)
+        if why is not None:
+            raise RuleViolation(f"role {role} may not be given {action}: {why}", code=Code.ROLE_CONFLICT)
         self._granted(role=role.value, action=action.value, by=by)
 
     @event("PermissionGranted")
@@ -75,6 +79,8 @@ class Staff(LedgerAggregate):
     def grant_role(self, role: Role, by: str) -> None:
         if role.value in self.roles:
             raise StateConflict(f"{self.staff_id} already has role {role}")
+        if role_conflict([*self.roles, role.value]):
+            raise RuleViolation(conflict_message(self.staff_id, [*self.roles, role.value]), code=Code.ROLE_CONFLICT)
         self._role_granted(role=role.value, by=by)
 
     @event("RoleGranted")

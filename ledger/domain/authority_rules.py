@@ -95,6 +95,25 @@ def _rules() -> list[Rule]:
         Rule(_D + "agencies:Staff.RoleGranted", False, own, _ADMIN),
         Rule(_D + "agencies:Staff.RoleRevoked", False, own, _ADMIN),
         Rule(_D + "agencies:Staff.Deactivated", False, own, _ADMIN),
+        # -- grants of privileged roles: two administrators, or break-glass (ledger/domain/role_grants.py) --
+        Rule(
+            _D + "role_grants:RoleGrant.Proposed",
+            False,
+            own,
+            _admin("staff grant-role") + " or `staff enroll` with a privileged role",
+            agency_fields=("agency",),
+        ),
+        Rule(_D + "role_grants:RoleGrant.Approved", False, own, _admin("staff approve-grant") + ", not the proposer"),
+        Rule(
+            _D + "role_grants:RoleGrant.BreakGlassApproved",
+            False,
+            own,
+            "a hosted prefecture's administrator (`staff approve-grant --break-glass`), only while the agency has a "
+            "single administrator; saved under the agency's own key",
+            other_agency_fields=("by_agency",),
+        ),
+        Rule(_D + "role_grants:RoleGrant.Rejected", False, own, _admin("staff reject-grant") + ", not the proposer"),
+        Rule(_D + "role_grants:RoleGrant.Withdrawn", False, own, "the proposer (`flagledger staff withdraw-grant`)"),
         # -- keys: only the registry's agency, and only about its own keys (attack 2) ----------------------
         Rule(_D + "keys:KeyRegistry.Opened", True, own, _SETUP, agency_fields=("agency",), stream_of=_keys_stream),
         Rule(

@@ -146,6 +146,12 @@ def checklist(field: str, value: Any) -> None:
 AGENCY = shaped(r"[0-9]{6}|[A-Z0-9][A-Z0-9_-]{1,31}", bounds.AGENCY_CODE, "an agency code")
 STAFF = shaped(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", bounds.STAFF_ID, "a staff id")
 ACTOR = shaped(r"([0-9]{6}|[A-Z0-9][A-Z0-9_-]{1,31})/[A-Za-z0-9][A-Za-z0-9._-]{0,63}", bounds.ACTOR, "AGENCY/STAFF")
+# a staff id, or AGENCY/STAFF where a co-approving agency's administrator acted (break-glass role grants)
+STAFF_OR_ACTOR = shaped(
+    r"(([0-9]{6}|[A-Z0-9][A-Z0-9_-]{1,31})/)?[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+    bounds.ACTOR,
+    "a staff id or AGENCY/STAFF",
+)
 PSEUDONYM = shaped(r"p[0-9a-f]{32}", bounds.SUBJECT, "a pseudonym")
 KEY_ID = shaped(r"[A-Z0-9][A-Z0-9_-]{1,31}:[0-9a-f]{16}", bounds.KEY_ID, "a key id")
 
@@ -175,12 +181,14 @@ BY_NAME: dict[str, Rule] = {
     "municipality": AGENCY,
     "remote_agency": AGENCY,
     "held": AGENCY,
+    "by_agency": AGENCY,
     "holders": list_of(AGENCY, 64),
     "by": STAFF,
     "requested_by": STAFF,
     "opened_by": STAFF,
     "sent_by": STAFF,
     "approved_by": STAFF,
+    "proposed_by": STAFF,
     "staff": STAFF,
     "issuer": STAFF,
     "via": shaped(r"[a-z_]{1,24}", Bound(24), "how a session was granted"),
@@ -259,6 +267,8 @@ BY_EVENT: dict[str, dict[str, Rule]] = {
     "ProtectionCase.Opened": {"reason": enum(Reason)},
     "AgencyHold.Placed": {"code": CODE},
     "AgencyHold.Lifted": {"by": ACTOR},
+    "Staff.RoleGranted": {"by": STAFF_OR_ACTOR},
+    "RoleGrant.Proposed": {"at_enrolment": boolean},
     "ProvisionRequest.ManuallyProvided": {"proposal_version": optional(integer(1, 2**31 - 1))},
     "ProvisionRequest.Refused": {"proposal_version": optional(integer(1, 2**31 - 1))},
     # local-only records of what a parked message claimed: its header fields are the sender's, kept scrubbed

@@ -41,6 +41,9 @@ class AgencySpec:
     kind: str
     administrator: str = "admin"
     approvals_required: int = 1
+    # the agency's second administrator, made at set-up like the first: privileged role grants take two
+    # administrators (docs/staff.md); without one only a prefecture's break-glass co-approval can grant them
+    second_administrator: str | None = None
 
 
 @dataclass
@@ -210,6 +213,7 @@ def add_agency(
         spec.kind,
         administrator=spec.administrator,
         approvals_required=spec.approvals_required,
+        second_administrator=spec.second_administrator,
     )
     return node
 

@@ -6,6 +6,9 @@ commands that act on an agency's object), or the probe claims A's name (for comm
 is allowed exactly where ``DEFAULT_PERMISSIONS`` gives the role the command's action and the object is the
 agency's own (and, for protection-body requests, the agency is a protection body); a refused command raises
 ``PermissionDenied`` and saves nothing. An allowed one may still meet a business rule (never a permission one).
+Role grants (issue 18) are in it: proposing a privileged role, approving, rejecting, withdrawing and listing
+grants are the administrator's, and only at its own agency; the probes with a privileged role were themselves
+approved by a second administrator (tests/support/staff.py).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from projections import views
 from tests.conftest import SC, A, B, enrol_standard_staff
 from tests.support.people import individual_number
+from tests.support.staff import enrol_approved
 
 ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
 ROLES: list[Role | None] = [*Role, None]
@@ -49,7 +53,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     enrol_standard_staff(n)
     for code in (B, SC):
         for role in ROLES:
-            n.app.enroll_staff(Actor(code, "admin"), probe(role), probe(role), [role.value] if role else [])
+            enrol_approved(n, Actor(code, "admin"), probe(role), [role.value] if role else [])
     yield n
     n.close()
 
@@ -113,6 +117,11 @@ def throwaway_staff(node: Node, owner: str) -> Any:
     who = fresh_name()
     node.app.enroll_staff(Actor(owner, "admin"), who, who, ["counter"])
     return who
+
+
+def pending_grant(node: Node, owner: str) -> Any:
+    """A grant of operator to a fresh counter clerk, proposed by the owner's first administrator."""
+    return node.app.grant_role(Actor(owner, "admin"), throwaway_staff(node, owner), "operator")
 
 
 def rotated_old_key(node: Node, owner: str) -> Any:
@@ -248,6 +257,24 @@ COMMANDS = [
         lambda n, a, c: n.app.enroll_staff(a, fresh_name(), "new", ["counter"]),
     ),
     Command("grant_role", Action.ADMINISTER, True, throwaway_staff, lambda n, a, c: n.app.grant_role(a, c, "auditor")),
+    Command(
+        "grant_role (privileged: proposed)",
+        Action.ADMINISTER,
+        True,
+        throwaway_staff,
+        lambda n, a, c: n.app.grant_role(a, c, "approver"),
+    ),
+    Command(
+        "enroll_staff (privileged: proposed)",
+        Action.ADMINISTER,
+        False,
+        nothing,
+        lambda n, a, c: n.app.enroll_staff(a, fresh_name(), "new", ["counter", "operator"]),
+    ),
+    Command("approve_grant", Action.ADMINISTER, True, pending_grant, lambda n, a, c: n.app.approve_grant(a, c)),
+    Command("reject_grant", Action.ADMINISTER, True, pending_grant, lambda n, a, c: n.app.reject_grant(a, c, "no")),
+    Command("withdraw_grant", Action.ADMINISTER, True, pending_grant, lambda n, a, c: n.app.withdraw_grant(a, c, "x")),
+    Command("role_grants (list)", Action.ADMINISTER, False, nothing, lambda n, a, c: n.app.role_grants(a)),
     Command(
         "revoke_role", Action.ADMINISTER, True, throwaway_staff, lambda n, a, c: n.app.revoke_role(a, c, "counter")
     ),

@@ -22,6 +22,7 @@ from ledger.merkle import root_hash
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
 from tests.support.links import link
+from tests.support.staff import enrol_approved
 
 HOSTILE_NAME = '<script>alert("name")</script>'
 HOSTILE_PURPOSE = "<img src=x onerror=alert(1)> 調査"
@@ -214,7 +215,7 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
     sqlite_node: Node, capsys, person, tmp_path
 ) -> None:
     node, x, y = sqlite_node, person(), person()
-    node.app.enroll_staff(Actor(B, "admin"), "evil", HOSTILE_NAME, ["approver"])
+    enrol_approved(node, Actor(B, "admin"), "evil", ["approver"], name=HOSTILE_NAME)
     start = datetime.now(UTC)
     rid = protect(node, B, x, ["NO_AUTO_RESPONSE", "NON_DISCLOSURE"], approver="evil", note=FORMULA_NOTE)
     held = node.app.request_provision(

@@ -23,10 +23,28 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 def test_a_flag_is_requested_approved_and_set_from_the_console(tmp_path: Path, capsys) -> None:
     d = str(tmp_path / "b")
-    code, out, _ = run(capsys, "--data-dir", d, "init", "--agency", "131024", "--name", "B市", "--kind", "municipality")
+    code, out, _ = run(
+        capsys,
+        "--data-dir",
+        d,
+        "init",
+        "--agency",
+        "131024",
+        "--name",
+        "B市",
+        "--kind",
+        "municipality",
+        "--second-admin",
+        "admin2",
+    )
     assert code == 0 and json.loads(out)["key_id"].startswith("131024:")
     for who, role in (("sato", "requester"), ("suzuki", "approver"), ("takahashi", "operator"), ("ito", "counter")):
-        assert run(capsys, "--data-dir", d, "staff", "enroll", "--as", "131024/admin", who, "--role", role)[0] == 0
+        code, out, _ = run(capsys, "--data-dir", d, "staff", "enroll", "--as", "131024/admin", who, "--role", role)
+        assert code == 0
+        for grant in json.loads(out)["pending_grants"]:  # approver, operator: a second administrator approves
+            assert (
+                run(capsys, "--data-dir", d, "staff", "approve-grant", "--as", "131024/admin2", grant["grant"])[0] == 0
+            )
     x = individual_number()
     code, out, _ = run(
         capsys, "--data-dir", d, "flag", "request", "--as", "131024/sato", "--subject", x, "--flag", "NO_AUTO_RESPONSE"
@@ -64,12 +82,27 @@ def test_a_flag_is_requested_approved_and_set_from_the_console(tmp_path: Path, c
 
 def test_unknown_ids_bad_arguments_and_missing_data_dirs(tmp_path: Path, capsys) -> None:
     d = str(tmp_path / "a")
-    run(capsys, "--data-dir", d, "init", "--agency", "131016", "--name", "A市", "--kind", "municipality")
+    run(
+        capsys,
+        "--data-dir",
+        d,
+        "init",
+        "--agency",
+        "131016",
+        "--name",
+        "A市",
+        "--kind",
+        "municipality",
+        "--second-admin",
+        "admin2",
+    )
     code, _, err = run(
         capsys, "--data-dir", d, "flag", "approve", "--as", "131016/admin", "00000000-0000-4000-8000-000000000000"
     )
     assert code in (3, 4)  # admin has no approver role: refused before the lookup
-    run(capsys, "--data-dir", d, "staff", "enroll", "--as", "131016/admin", "apr", "--role", "approver")
+    _, out, _ = run(capsys, "--data-dir", d, "staff", "enroll", "--as", "131016/admin", "apr", "--role", "approver")
+    (grant,) = json.loads(out)["pending_grants"]
+    run(capsys, "--data-dir", d, "staff", "approve-grant", "--as", "131016/admin2", grant["grant"])
     code, _, err = run(
         capsys, "--data-dir", d, "flag", "approve", "--as", "131016/apr", "00000000-0000-4000-8000-000000000000"
     )

@@ -36,7 +36,7 @@ def test_every_change_prints_what_it_did(tmp_path: Path, capsys: pytest.CaptureF
     """An administrator / shell user sees each change acknowledged; the perpetrator's and victim's numbers typed
     into `proxy` are answered with pseudonyms only."""
     d = str(tmp_path / "a")
-    run(capsys, d, "init", "--agency", A, "--name", "A市", "--kind", "municipality")
+    run(capsys, d, "init", "--agency", A, "--name", "A市", "--kind", "municipality", "--second-admin", "admin2")
     for who, role in (
         ("req", "requester"),
         ("apr", "approver"),
@@ -45,7 +45,10 @@ def test_every_change_prints_what_it_did(tmp_path: Path, capsys: pytest.CaptureF
         ("rev", "reviewer"),
         ("temp", "counter"),
     ):
-        run(capsys, d, "staff", "enroll", "--as", f"{A}/admin", who, "--role", role)
+        enrolled, _ = run(capsys, d, "staff", "enroll", "--as", f"{A}/admin", who, "--role", role)
+        for grant in enrolled["pending_grants"]:  # approver, operator: the second administrator approves
+            approved, _ = run(capsys, d, "staff", "approve-grant", "--as", f"{A}/admin2", grant["grant"])
+            assert approved["status"] == "approved" and approved["decided_by"] == "admin2"
 
     assert run(capsys, d, "staff", "grant-role", "--as", f"{A}/admin", "temp", "auditor")[0] == {
         "staff": f"{A}/temp",

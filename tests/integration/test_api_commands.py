@@ -17,6 +17,7 @@ from ledger.app import Actor
 from ledger.runtime.bootstrap import Node
 from tests.conftest import SC, A, B
 from tests.support.api import auth, client
+from tests.support.staff import grant_approved
 
 ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
 
@@ -195,7 +196,7 @@ def test_roles_and_four_eyes_are_403_with_their_codes(api: Api, person: Callable
         api, lambda: api.post(f"{B}/req", "/body-requests", {"municipality": A, "subject": x, "flags": [ND]}, 403)
     )
     assert body == {"code": "forbidden", "message": "not allowed"}, "only protection bodies; no detail leaks"
-    api.node.app.grant_role(Actor(B, "admin"), "req", "approver")
+    grant_approved(api.node, Actor(B, "admin"), "req", "approver")
     assert (
         _unchanged(api, lambda: api.post(f"{B}/req", f"/flag-requests/{rid}/approve", {}, 403))["code"] == "token_scope"
     ), "issued before the grant"

@@ -64,8 +64,11 @@ def test_a_missing_or_edited_head_row_stops_writes_and_is_named(
     else:
         store.execute(
             node,
-            "UPDATE stored_events_head SET size = size + 1",
-            "UPDATE flagledger_events_head SET size = size + 1",
+            # 2n+1 always has one more perfect subtree than n, so the row no longer agrees with itself. (size + 1
+            # did only for some n: from n = ...01 to ...10 the frontier has as many hashes and the same root —
+            # the issue 18 cast has such an n; such an edit is left to `audit verify`, see the issue 18 report)
+            "UPDATE stored_events_head SET size = size * 2 + 1",
+            "UPDATE flagledger_events_head SET size = size * 2 + 1",
             (),
         )
     before = node.app.max_position()

@@ -19,6 +19,7 @@ from ledger.errors import (
 )
 from ledger.runtime.bootstrap import Node
 from tests.conftest import SC, A, B, C
+from tests.support.staff import grant_approved
 
 
 def _refused(node: Node, error: type[FlagLedgerError], action: Callable[[], object]) -> FlagLedgerError:
@@ -38,7 +39,7 @@ def pending(node: Node, person: Callable[[], str]) -> tuple[Node, str, object]:
 
 def test_the_requester_cannot_approve_their_own_request(pending) -> None:
     node, _, rid = pending
-    node.app.grant_role(Actor(B, "admin"), "req", "approver")
+    grant_approved(node, Actor(B, "admin"), "req", "approver")
     err = _refused(node, SelfApprovalError, lambda: node.app.approve_request(Actor(B, "req"), rid))
     assert "four eyes" in str(err)
 
@@ -144,7 +145,7 @@ def test_a_held_request_cannot_be_decided_by_one_person(node: Node, person) -> N
 
     held = UUID(answer.request_id)
     _refused(node, StateConflict, lambda: app.approve_decision(Actor(B, "apr"), held, 1))  # nothing proposed yet
-    app.grant_role(Actor(B, "admin"), "rev", "approver")
+    grant_approved(node, Actor(B, "admin"), "rev", "approver")
     app.propose_decision(Actor(B, "rev"), held, "provide", "unknown")
     seen = app.provision_request(held).proposal_version
     _refused(node, SelfApprovalError, lambda: app.approve_decision(Actor(B, "rev"), held, seen))

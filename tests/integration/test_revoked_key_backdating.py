@@ -34,6 +34,7 @@ from ledger.runtime.bootstrap import AgencySpec, Node, open_node, rotate_key
 from ledger.runtime.tables import parked_messages
 from tests.conftest import A, B
 from tests.support.ship import ship
+from tests.support.staff import second_administrator
 from tests.support.trust import trust
 
 FLAGS = ["NO_AUTO_RESPONSE", "NON_DISCLOSURE"]
@@ -139,7 +140,7 @@ def test_an_event_the_agency_confirms_is_applied_after_two_administrators_agree(
     """The parked message is kept whole; one administrator proposes applying it (saying how B confirmed it),
     a second one approves, and only then is it applied and marked so in `consumers parked`."""
     a, _, _, forged = scene
-    a.app.enroll_staff(Actor(A, "admin"), "admin2", "admin2", ["administrator"])
+    second_administrator(a, A)  # as `init --second-admin admin2` makes it (tests/support/staff.py)
     parked_id = _park(a, forged[0])
     assert replay_parked(a, parked_id).kind == "parked", "a plain replay parks it again"
     before = a.app.max_position()
@@ -182,7 +183,7 @@ def test_an_event_the_agency_confirms_is_applied_after_two_administrators_agree(
 def test_an_approval_lets_in_only_the_bytes_that_were_proposed(scene) -> None:
     """An insider who swaps the parked bytes after the proposal gets a fresh proposal, not an approval."""
     a, _, _, forged = scene
-    a.app.enroll_staff(Actor(A, "admin"), "admin2", "admin2", ["administrator"])
+    second_administrator(a, A)  # as `init --second-admin admin2` makes it (tests/support/staff.py)
     parked_id = _park(a, forged[0])
     accept_revoked(a, parked_id, Actor(A, "admin"), "B confirmed event 1 by phone")
     with a.engine.begin() as conn:
@@ -196,7 +197,7 @@ def test_an_approval_lets_in_only_the_bytes_that_were_proposed(scene) -> None:
 
 def test_the_command_line_takes_two_administrators(scene, capsys: pytest.CaptureFixture[str]) -> None:
     a, _, _, forged = scene
-    a.app.enroll_staff(Actor(A, "admin"), "admin2", "admin2", ["administrator"])
+    second_administrator(a, A)  # as `init --second-admin admin2` makes it (tests/support/staff.py)
     parked_id = str(_park(a, forged[0]))
     d = str(a.config.data_dir)
 

@@ -199,7 +199,11 @@ def _run(log: Log, trials: int, seed: int, tmp_path: Path) -> dict[str, int]:
             assert bad.position == attack.first, context
         else:
             lower = max((e for e in batch_ends if e < attack.first), default=0) + 1
-            assert lower <= bad.position <= attack.first, context
+            # a peer's event moved onto ``first`` may fit there (its own chain is intact, and the peer's signature
+            # vouches for nothing about this log's order): then it is named at the latest where the next event of
+            # this node's own batches vouches for the order again
+            upper = min((p for p in own if p > attack.first and p not in attack.altered), default=attack.first)
+            assert lower <= bad.position <= max(attack.first, upper), context
         if trial % 40 == 7 and kind != "tail_peer":  # and the command an auditor runs says the same
             from ledger.cli.main import main
 

@@ -25,6 +25,7 @@ from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from projections.portal import portal_records
 from projections.views import portal_records as portal_view
 from tests.support.people import individual_number
+from tests.support.staff import enrol_approved
 
 __all__ = ["build_signed_log", "peak_rss", "portal_store", "portal_view_cold", "portal_view_p99"]
 
@@ -104,7 +105,7 @@ def portal_store(tmp: Path, records: int) -> tuple[Node, str, float]:
     # during it stay hidden, the ones after it are shown
     app, admin = node.app, Actor(B, "admin")
     for who, role in (("req", "requester"), ("apr", "approver"), ("op", "operator"), ("counter", "counter")):
-        app.enroll_staff(admin, who, who, [role])
+        enrol_approved(node, admin, who, [role])
     for i in range(mine):
         if i in (mine // 4, mine // 2):
             kind = "set" if i == mine // 4 else "release"

@@ -20,6 +20,7 @@ PUBLISHED = {
     "bad_key_event",
     "bad_proof",
     "bad_signature",
+    "break_glass_refused",  # issue 18: separation of duties
     "broken_chain",
     "broker_unavailable",
     "checkpoint_fork",
@@ -37,6 +38,7 @@ PUBLISHED = {
     "fork",
     "four_eyes",
     "gap",
+    "grant_closed",  # issue 18
     "head_corrupt",
     "head_missing",
     "inactive_staff",
@@ -53,6 +55,7 @@ PUBLISHED = {
     "oversize",
     "revoked_key",
     "revoked_key_late",
+    "role_conflict",  # issue 18
     "role_not_permitted",
     "rule_violation",
     "schema",

@@ -28,6 +28,7 @@ from ledger.runtime.config import NodeConfig
 from ledger.runtime.keystore import FileKeyStore, Keys, KeySettings, open_keystore
 from tests.support.memory_keystore import MemoryKeyStore, as_key_store
 from tests.support.people import individual_number
+from tests.support.staff import enrol_approved
 
 A, B = "131016", "131024"
 REPO = Path(__file__).resolve().parents[2]
@@ -36,9 +37,8 @@ BEFORE_THE_KEY_STORE = "7b68d94d945888e50aa9fdf8cf9d37f73d8eb6d6"  # the commit 
 
 def _staff(node: Node, code: str) -> None:
     admin = Actor(code, "admin")
-    node.app.enroll_staff(admin, "req", "req", ["requester"])
-    node.app.enroll_staff(admin, "apr", "apr", ["approver"])
-    node.app.enroll_staff(admin, "op", "op", ["operator"])
+    for who, role in (("req", "requester"), ("apr", "approver"), ("op", "operator")):
+        enrol_approved(node, admin, who, [role])
 
 
 def test_a_second_backend_serves_a_whole_node(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from ledger.runtime.bootstrap import Node
 from projections import views
 from tests.conftest import A, B, C
 from tests.support.links import link, unlink
+from tests.support.staff import enrol_approved
 
 ND = "NON_DISCLOSURE"
 
@@ -54,7 +55,7 @@ def test_one_clerk_cannot_link_a_stranger_onto_a_victim(
     assert views.portal_records(node, stranger, victim).access == "none"
     code, _, err = cli(node, capsys, "identity", "approve", "--as", f"{C}/req", rid)
     assert code == 4 and "role_not_permitted" in err
-    node.app.enroll_staff(Actor(C, "admin"), "clerk", "clerk", ["requester", "approver"])
+    enrol_approved(node, Actor(C, "admin"), "clerk", ["requester", "approver"], "clerk")
     code, out, err = cli(node, capsys, "identity", "link", "--as", f"{C}/clerk", "--old", victim, "--new", stranger,
                          "--reason", "窓口で依頼")  # fmt: skip
     own = json.loads(out)["request_id"]

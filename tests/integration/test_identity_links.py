@@ -19,6 +19,7 @@ from projections.flag_state import NationwideState
 from tests.conftest import A, B, C
 from tests.integration.test_projections_views import NAR, ND, protect, query, release, shown
 from tests.support.links import link, unlink
+from tests.support.staff import enrol_approved
 
 
 def national(node: Node, pseudonym: str) -> dict[str, list[str]]:
@@ -33,7 +34,7 @@ def test_a_link_takes_a_second_person_of_the_linking_agency(node: Node, person: 
     approver of another agency or a clerk without the approver role; only a second staff member's approval
     links, and both are recorded."""
     app = node.app
-    app.enroll_staff(Actor(C, "admin"), "both", "both", ["requester", "approver"])
+    enrol_approved(node, Actor(C, "admin"), "both", ["requester", "approver"], "both")
     victim, stranger = person(), person()
     query(node, A, B, victim)
     rid = app.request_link(Actor(C, "req"), victim, stranger, "number-change notice")
@@ -166,7 +167,7 @@ def test_only_the_linking_agency_unlinks_and_relinks_its_number(node: Node, pers
         app.request_unlink(Actor(A, "req"), old, "not ours")
     with pytest.raises(NotFoundError):
         app.request_unlink(Actor(B, "req"), wrong, "the new number is not an old one")
-    app.enroll_staff(Actor(B, "admin"), "both", "both", ["requester", "approver"])
+    enrol_approved(node, Actor(B, "admin"), "both", ["requester", "approver"], "both")
     rid = app.request_unlink(Actor(B, "both"), old, "wrong person")
     with pytest.raises(SelfApprovalError):
         app.approve_link(Actor(B, "both"), rid)

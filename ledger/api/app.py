@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from ledger.api import commands, console, incidents, queries
+from ledger.api import commands, console, incidents, queries, system
 from ledger.api.errors import install_error_handlers
 from ledger.api.gate import ConcurrencyGate
 from ledger.api.settings import HttpSettings
@@ -44,6 +44,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     app.include_router(queries.router)
     app.include_router(console.router)
     app.include_router(incidents.router)
+    app.include_router(system.router)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

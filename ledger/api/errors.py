@@ -38,6 +38,10 @@ FORBIDDEN_MESSAGES = {
     "role_not_permitted": "your roles do not allow this action",
     "token_scope": "your token's roles do not cover this action",
     "four_eyes": "the same person may not request and approve or decide (four eyes)",
+    "system_only": "only the portal's system account may do this, for the person or their proxy",
+    "staff_only": "a system account acts only as its kind, never as a staff member",
+    "system_role": "system accounts' roles and permissions belong to them alone",
+    "holders_withheld": "which agencies protect a person is never shown to another agency",
     "forbidden": "not allowed",
 }
 

@@ -9,8 +9,10 @@ from datetime import datetime, timedelta
 from cryptography.hazmat.primitives import serialization
 
 from ledger.app.access import LedgerAccess
+from ledger.app.accounts import staff_role
 from ledger.app.checkpoints import Checkpoint, sign_checkpoint
 from ledger.app.values import SYSTEM, Actor
+from ledger.domain.accounts import SystemAccount
 from ledger.domain.agencies import Agency, Staff
 from ledger.domain.keys import KeyRegistry
 from ledger.domain.types import (
@@ -94,10 +96,12 @@ class AgencyCommands(LedgerAccess):
     def enroll_staff(self, actor: Actor, who: str, name: str, roles: Sequence[str]) -> str:
         self.authorise(actor, Action.ADMINISTER)
         staff_id(who)
-        parsed = [parse_enum(Role, r, "role").value for r in roles]
+        parsed = [staff_role(r).value for r in roles]  # never a system kind's role (issue 18)
         sid = self.ids.staff(actor.agency, who)
         if self.find(Staff, sid) is not None:
             raise StateConflict("that staff id is already enrolled at this agency")
+        if self.find(SystemAccount, self.ids.system_account(actor.agency, who)) is not None:
+            raise StateConflict("a system account of this agency has that id: choose another for the staff member")
         self.save_as(
             actor.agency, Staff(id=sid, agency=actor.agency, staff_id=who, name=name, roles=parsed, by=actor.staff)
         )
@@ -106,7 +110,7 @@ class AgencyCommands(LedgerAccess):
     def grant_role(self, actor: Actor, who: str, role: str) -> None:
         self.authorise(actor, Action.ADMINISTER)
         member = self.staff(actor.agency, who)
-        member.grant_role(parse_enum(Role, role, "role"), by=actor.staff)
+        member.grant_role(staff_role(role), by=actor.staff)
         self.save_as(actor.agency, member)
 
     def revoke_role(self, actor: Actor, who: str, role: str) -> None:

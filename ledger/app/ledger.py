@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ledger.app.accounts import SystemAccountCommands
 from ledger.app.agencies import AgencyCommands
 from ledger.app.flags import FlagCommands
 from ledger.app.identity import IdentityCommands
@@ -10,7 +11,7 @@ from ledger.app.provision import ProvisionCommands
 __all__ = ["FlagLedger"]
 
 
-class FlagLedger(AgencyCommands, FlagCommands, ProvisionCommands, IdentityCommands):
+class FlagLedger(AgencyCommands, FlagCommands, ProvisionCommands, IdentityCommands, SystemAccountCommands):
     """The ledger of one node: commands take and return ids and plain values.
 
     Wiring and the key ring: :mod:`ledger.app.wiring`; saving and loading: :mod:`ledger.app.store`; access:

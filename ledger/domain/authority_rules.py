@@ -95,6 +95,15 @@ def _rules() -> list[Rule]:
         Rule(_D + "agencies:Staff.RoleGranted", False, own, _ADMIN),
         Rule(_D + "agencies:Staff.RoleRevoked", False, own, _ADMIN),
         Rule(_D + "agencies:Staff.Deactivated", False, own, _ADMIN),
+        Rule(
+            _D + "accounts:SystemAccount.Enrolled",
+            False,
+            own,
+            _admin("system enroll"),
+            agency_fields=("agency",),
+        ),
+        Rule(_D + "accounts:SystemAccount.SecretReplaced", False, own, _admin("system new-secret")),
+        Rule(_D + "accounts:SystemAccount.Deactivated", False, own, _admin("system deactivate")),
         # -- keys: only the registry's agency, and only about its own keys (attack 2) ----------------------
         Rule(_D + "keys:KeyRegistry.Opened", True, own, _SETUP, agency_fields=("agency",), stream_of=_keys_stream),
         Rule(

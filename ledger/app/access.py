@@ -16,6 +16,7 @@ from ledger.domain.base import LedgerAggregate
 from ledger.domain.identity import AccessRecord, ReportRecord, TokenGrant
 from ledger.domain.types import (
     SYSTEM_ONLY_ACTIONS,
+    SYSTEM_ONLY_ROLES,
     Action,
 )
 from ledger.errors import (
@@ -109,8 +110,11 @@ class LedgerAccess(LedgerStore):
             raise PermissionDenied("the system account is deactivated", code=Code.INACTIVE_STAFF)
         agency = self.agency(actor.agency)
         if not agency.allows(set(account.roles), action):
+            # a staff member's act (no system kind has it) is "staff_only"; another kind's, "role_not_permitted"
+            systems = agency.allows({r.value for r in SYSTEM_ONLY_ROLES}, action)
             raise PermissionDenied(
-                f"system account {actor} ({account.kind}) may not {action.value}", code=Code.ROLE_NOT_PERMITTED
+                f"system account {actor} ({account.kind}) may not {action.value}",
+                code=Code.ROLE_NOT_PERMITTED if systems else Code.STAFF_ONLY,
             )
         return agency, account
 

@@ -101,7 +101,14 @@ def _refused(request: Request, node: Node, who: Principal | None, exc: FlagLedge
 def _session(node: Node, token: str | None) -> Principal:
     if not token:
         raise AuthError("no console session")
-    return verify_token(node, token)
+    return _staff(verify_token(node, token))
+
+
+def _staff(who: Principal) -> Principal:
+    """The console is for staff: a system account (portal, gateway) has no session here (issue 18)."""
+    if who.is_system:
+        raise AuthError("the console is for staff members: a system account cannot sign in here")
+    return who
 
 
 def _check_csrf(node: Node, who: Principal, value: str) -> None:
@@ -129,7 +136,7 @@ def login_form(request: Request, node: LockedNode) -> Response:
 @router.post("/login", response_class=HTMLResponse)
 def login(request: Request, node: LockedNode, token: Annotated[str, Form(max_length=4096)]) -> Response:
     try:
-        who = verify_token(node, token)
+        who = _staff(verify_token(node, token))
     except AuthError as exc:
         return _page(request, node, None, "login.html", status=401, error=str(exc), expired=False)
     response = RedirectResponse("/console/", status_code=303)

@@ -91,6 +91,7 @@ def test_the_portal_signs_in_with_its_own_secret_and_acts_only_as_the_portal(
         r = http.post(path, json=payload, headers=h)
         assert (r.status_code, r.json()["code"]) == (403, "staff_only"), path
     assert http.get("/api/v1/queue", headers=h).json()["code"] == "staff_only"
+    assert http.post("/console/login", data={"token": body["token"]}).status_code == 401, "no console session"
     with pytest.raises(NotFoundError):  # an administrator cannot mint a (staff) token for the program
         issue_token(node, admin, "portal")
     with pytest.raises(AuthError):  # nor sign it in without its secret

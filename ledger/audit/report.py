@@ -1,6 +1,7 @@
 """The auditor's period report: one self-contained HTML file and one CSV file per section.
 
-Sections, for events *recorded* in the period (inclusive bounds, signed event times):
+Sections, for events *recorded* in the period (inclusive bounds, signed event times) and signed by the
+auditor's own agency (never another agency's: its flags would say who protects whom, issue 18):
 
 * ``flags.csv`` — every flag set, released or renewed, per agency, with the operator who applied it;
   ``flag_summary.csv`` — counts per agency and flag.
@@ -196,7 +197,9 @@ def audit_report(
             if not start <= t <= end:
                 continue
             topic = h.topic.split(":", 1)[1] if ":" in h.topic else h.topic
-            if topic not in _WANTED:
+            if topic not in _WANTED or h.origin != actor.agency:
+                # only what the auditor's own agency signed (issue 18): another agency's flags would say who
+                # protects whom, and its approvals, reads and tokens are its own business
                 continue
             ev: Any = node.app.signed_mapper.decode(env)
             at = canonical_time(h.time)

@@ -95,7 +95,7 @@ def _mac(secret: bytes, body: str) -> str:
     return _b64(hmac.new(secret, f"{PREFIX}.{body}".encode(), hashlib.sha256).digest())
 
 
-def _seal(node: Node, principal: Principal, issued_at: datetime) -> str:
+def _seal(node: Node, principal: Principal, issued_at: datetime, account_version: int | None = None) -> str:
     payload = {
         "agency": principal.actor.agency,
         "staff": principal.actor.staff,
@@ -106,6 +106,7 @@ def _seal(node: Node, principal: Principal, issued_at: datetime) -> str:
     }
     if principal.is_system:  # (staff tokens keep the payload they always had)
         payload["kind"] = KIND_SYSTEM
+        payload["sv"] = account_version  # the account as it stood: a new secret or deactivation ends the token
     body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
     return f"{PREFIX}.{body}.{_mac(token_secret(node), body)}"
 
@@ -147,7 +148,7 @@ def issue_system_token(
     acc = node.app.authenticate_system(agency, account, secret)
     now = node.app.clock()
     principal = Principal(Actor(agency, account), tuple(acc.roles), now + ttl, secrets.token_hex(8), KIND_SYSTEM)
-    token = _seal(node, principal, now)
+    token = _seal(node, principal, now, acc.version)
     node.app.record_system_token_grant(principal.actor, principal.roles, principal.expires_at, principal.token_id)
     return token, principal
 
@@ -184,6 +185,8 @@ def verify_token(node: Node, token: str) -> Principal:
             raise AuthError("token names no enrolled system account") from None
         if not account.active:
             raise AuthError("system account deactivated: token no longer accepted")
+        if claims.get("sv") != account.version:
+            raise AuthError("the system account's secret was replaced since: sign in again")
         return Principal(actor, roles, exp, jti, KIND_SYSTEM)
     if kind != KIND_STAFF:
         raise AuthError("token payload is not valid")

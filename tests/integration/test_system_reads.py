@@ -100,7 +100,11 @@ def test_the_portal_signs_in_with_its_own_secret_and_acts_only_as_the_portal(
     secret = node.app.replace_system_secret(admin, "portal")
     with pytest.raises(AuthError):
         issue_system_token(node, A, "portal", old)
-    issue_system_token(node, A, "portal", secret, ttl=timedelta(minutes=5))
+    r = http.post("/api/v1/queries/portal-records", json={"viewer": x, "subject": x}, headers=h)
+    assert r.status_code == 401, "a token from before the new secret ends with it"
+    fresh, _ = issue_system_token(node, A, "portal", secret, ttl=timedelta(minutes=5))
+    h = {"Authorization": "Bearer " + fresh}
+    assert http.post("/api/v1/queries/portal-records", json={"viewer": x, "subject": x}, headers=h).status_code == 200
     node.app.deactivate_system_account(admin, "portal")
     r = http.post("/api/v1/queries/portal-records", json={"viewer": x, "subject": x}, headers=h)
     assert r.status_code == 401

@@ -120,6 +120,10 @@ class Code:
     GRANT_CLOSED: Final = "grant_closed"
     BREAK_GLASS_REFUSED: Final = "break_glass_refused"
     TOKEN_SCOPE: Final = "token_scope"
+    SYSTEM_ONLY: Final = "system_only"  # only a system account of the right kind (the portal) may do this
+    STAFF_ONLY: Final = "staff_only"  # a system account asked for a staff member's view or act
+    SYSTEM_ROLE: Final = "system_role"  # a staff member was to get a system kind's role or action
+    HOLDERS_WITHHELD: Final = "holders_withheld"  # who protects a person is not shown to other agencies
     CSRF: Final = "csrf"
 
 

@@ -10,12 +10,14 @@ Audiences and what they may learn:
   flag applies, and keeps hidden, after release, every record that was hidden (those created while the
   flag applied and those before it); records created after the last release are shown. Self-information
   (what agencies hold about the person, modelled as the items they have provided about the person) is not
-  shown at all while ``NO_AUTO_RESPONSE`` applies nationwide.
+  shown at all while ``NO_AUTO_RESPONSE`` applies nationwide. Served (API, CLI) only to the portal's
+  system account (:func:`portal_records_for`, :func:`self_information_for`): never to any staff member.
 * **Staff** (:func:`nationwide_view`, :func:`counter_view`): staff of any agency see *that* a person is
-  protected, which flags, and opaque liaison references; only staff of a holding agency, or staff allowed
-  to ``view_protected`` who state a purpose (the read is recorded first), see which agencies hold them.
+  protected, which flags, and opaque liaison references; staff of a holding agency see their own holding,
+  and nobody sees which other agencies hold flags (whatever purpose they state).
 * **The agency itself** (:func:`agency_flag_state`, :func:`work_queue`).
-* **Auditors** (:func:`subject_timeline`): everything about the person, recorded as a read.
+* **Auditors** (:func:`subject_timeline`): everything their own agency did about the person, recorded as a
+  read; never another agency's events (its intake notes, or its flags: who protects the person).
 
 Every function taking a ``Node`` first applies events not yet projected, so reads follow writes. Whatever
 decides what an audience may see (who is protected, the portal's access and cutoff, what a shown record says)
@@ -41,7 +43,16 @@ from ledger.domain.types import Action
 from projections.node import NodeParts
 from projections.timeline import timeline_events
 from projections.view_reads import aliases, fresh
-from projections.views_portal import Holding, PortalRecord, PortalView, SelfInfoView, portal_records, self_information
+from projections.views_portal import (
+    Holding,
+    PortalRecord,
+    PortalView,
+    SelfInfoView,
+    portal_records,
+    portal_records_for,
+    self_information,
+    self_information_for,
+)
 from projections.views_queues import (
     HELD_LISTING,
     HELD_LISTING_PURPOSE,
@@ -105,10 +116,12 @@ __all__ = [
     "open_incidents",
     "pending_approvals",
     "portal_records",
+    "portal_records_for",
     "probe_notices",
     "resolve_liaison",
     "reviews_due",
     "self_information",
+    "self_information_for",
     "subject_timeline",
     "work_queue",
 ]
@@ -126,27 +139,38 @@ class TimelineEntry:
     detail: dict[str, Any]
 
 
-def timeline_rows(conn: Connection, subjects: Sequence[str]) -> list[TimelineEntry]:
-    rows = conn.execute(
-        select(timeline_events)
-        .where(timeline_events.c.subject.in_(list(subjects)))
-        .order_by(timeline_events.c.position, timeline_events.c.subject)
-    ).all()
+def timeline_rows(conn: Connection, subjects: Sequence[str], agency: str | None = None) -> list[TimelineEntry]:
+    """The timeline rows of ``subjects``; with ``agency``, only the events that agency signed, and any
+    ``holders`` field (a probe notice's) cut down to that agency (see :func:`subject_timeline`)."""
+    query = select(timeline_events).where(timeline_events.c.subject.in_(list(subjects)))
+    if agency is not None:
+        query = query.where(timeline_events.c.agency == agency)
+    rows = conn.execute(query.order_by(timeline_events.c.position, timeline_events.c.subject)).all()
     seen: set[int] = set()
     out = []
     for r in rows:
         if r.position in seen:  # one event about two pseudonyms of the same person (a number change)
             continue
         seen.add(r.position)
-        out.append(TimelineEntry(r.position, r.at, r.event, r.agency, r.actor, r.subject, json.loads(r.detail)))
+        detail = json.loads(r.detail)
+        if agency is not None and isinstance(detail.get("holders"), list):
+            detail["holders"] = [h for h in detail["holders"] if h == agency]
+        out.append(TimelineEntry(r.position, r.at, r.event, r.agency, r.actor, r.subject, detail))
     return out
 
 
 def subject_timeline(node: NodeParts, actor: Actor, subject: str, purpose: str) -> list[TimelineEntry]:
-    """Every event about the person, in log order. Auditors only; the read itself is recorded first."""
+    """Every event ``actor``'s own agency signed about the person, in log order. Auditors only; the read
+    itself is recorded first.
+
+    Only the reader's agency's events (issue 18): on a node hosting several agencies, another agency's
+    intake notes, approvals and reads are its own business, and another agency's shared events (its
+    ``Protection`` stream, the probe notices it sent) would say who protects the person. A probe notice
+    of the reader's own agency lists only the reader's agency among its holders.
+    """
     node.app.permit(actor, Action.AUDIT)
     s = node.app.subject(subject)
     node.app.record_access(actor, s, "subject timeline", purpose)
     fresh(node)
     with node.engine.connect() as conn:
-        return timeline_rows(conn, aliases(conn, s))
+        return timeline_rows(conn, aliases(conn, s), actor.agency)

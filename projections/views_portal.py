@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ledger.app import QuerierAnswer
+from ledger.app import Actor, QuerierAnswer
 from ledger.app.values import is_answered
+from ledger.domain.types import Action
 from projections.node import NodeParts
 from projections.view_reads import portal_reader
 
@@ -53,6 +54,20 @@ def portal_records(node: NodeParts, viewer: str, subject: str) -> PortalView:
             for rid, at, querier, provider, procedure, item, kind, status in rows
         ),
     )
+
+
+def portal_records_for(node: NodeParts, caller: Actor, viewer: str, subject: str) -> PortalView:
+    """:func:`portal_records` as the API and the CLI serve it: only to the portal's system account
+    (``read_portal``), acting for whoever logged in as ``viewer``. Any staff member, at any agency and
+    with any role, is refused (``system_only``): the person's own records are the person's (issue 18)."""
+    node.app.permit(caller, Action.READ_PORTAL)
+    return portal_records(node, viewer, subject)
+
+
+def self_information_for(node: NodeParts, caller: Actor, viewer: str, subject: str) -> SelfInfoView:
+    """:func:`self_information` for the portal's system account only, as :func:`portal_records_for`."""
+    node.app.permit(caller, Action.READ_PORTAL)
+    return self_information(node, viewer, subject)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from ledger.app import Actor, QuerierAnswer
 from ledger.domain.types import Action
-from ledger.errors import InputError, NotFoundError
+from ledger.errors import Code, NotFoundError, PermissionDenied
 from projections.node import NodeParts
 from projections.portal import portal_records as records
 from projections.view_reads import fresh, record_check, staff_at
@@ -31,33 +31,35 @@ class NationwideView:
     protected: bool
     flags: tuple[str, ...]
     liaison: tuple[str, ...]  # contact the protecting side through these; never an agency code
-    holders: tuple[str, ...] | None  # None: not for this viewer
-    basis: str  # "other_agency" | "holding_agency" | "authorised"
+    holders: tuple[str, ...] | None  # the viewer's own agency when it holds a flag; None otherwise
+    basis: str  # "other_agency" | "holding_agency"
 
 
 def nationwide_view(node: NodeParts, actor: Actor, subject: str, *, purpose: str | None = None) -> NationwideView:
-    """Is this person protected anywhere, as staff member ``actor`` may see it.
+    """Is this person protected anywhere, as staff member ``actor`` may see it: the flags, opaque liaison
+    references, and — only to staff of an agency that holds a flag — that agency's own holding.
 
-    With ``purpose``, a staff member allowed to ``view_protected`` sees the holding agencies; the read is
-    recorded (an AccessRecord event) before anything is returned.
+    No staff member of any agency learns which *other* agencies protect a person, whatever their roles or
+    stated ``purpose`` (issue 18: reviewers and auditors anywhere read the holders by giving any purpose).
+    Another holder may be where the victim lives now, and this may be the counter of the municipality she
+    fled. Asking for them (``purpose`` given) is refused with ``holders_withheld`` and records nothing;
+    contact goes through the liaison reference, resolved by the holder itself (the hub, issue 19, will
+    carry the contact).
     """
     staff_at(node, actor)
+    if purpose is not None:
+        raise PermissionDenied(
+            "which agencies protect a person is not shown to other agencies, whatever the purpose: "
+            "contact the protecting side through the liaison reference",
+            code=Code.HOLDERS_WITHHELD,
+        )
     s = node.app.subject(subject)
     held = node.state.person(s).holdings  # from the verified log: a deleted view row unprotects nobody
     secret = node.keys.pseudonym_secret()
     flags = tuple(sorted({f for _, _, f in held}))
     liaison = tuple(sorted({liaison_ref(secret, a, p) for a, p, _ in held}))
-    holders = tuple(sorted({a for a, _, _ in held}))
-    if actor.agency in holders and purpose is None:
-        # its own holding only: another holder may be where the victim lives now, and this may be the
-        # counter of the municipality she fled (other holders: a purposeful, recorded read, below)
+    if any(a == actor.agency for a, _, _ in held):
         return NationwideView(s, bool(held), flags, liaison, (actor.agency,), "holding_agency")
-    if purpose is not None:
-        if not purpose.strip():
-            raise InputError("say why the protecting agencies are read (purpose)")
-        # recorded before it is shown; raises PermissionDenied for staff not allowed to view_protected
-        node.app.record_access(actor, s, "nationwide holders", purpose)
-        return NationwideView(s, bool(held), flags, liaison, holders, "authorised")
     return NationwideView(s, bool(held), flags, liaison, None, "other_agency")
 
 

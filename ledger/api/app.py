@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from ledger.api import commands, console, console_codes, console_keys, console_signin, incidents, queries
+from ledger.api import commands, console, console_codes, console_keys, console_signin, incidents, queries, system
 from ledger.api.errors import install_error_handlers
 from ledger.api.gate import ConcurrencyGate
 from ledger.api.settings import HttpSettings
@@ -47,6 +47,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     app.include_router(console_keys.router)
     app.include_router(console_codes.router)
     app.include_router(incidents.router)
+    app.include_router(system.router)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

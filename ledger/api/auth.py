@@ -6,6 +6,12 @@ made on first use, never in the ledger). Tokens are checked on every call agains
 deactivated staff member's tokens stop working at once, and a role revoked since issue stops counting
 (the token's roles only ever narrow what the recorded permission table allows). Rotating the secret
 revokes every token of the node.
+
+A token names the *kind* of account it was issued to (``"kind"``: ``"staff"``, the default of tokens made
+before issue 18, or ``"system"``): a staff token is checked against the agency's staff, a system token
+against its system accounts (the portal, the linkage gateway; :mod:`ledger.domain.accounts`), so one can
+never pass for the other. System tokens come only from the account's own secret (:func:`issue_system_token`,
+``POST /api/v1/system/token``), recorded like every grant.
 """
 
 from __future__ import annotations
@@ -25,10 +31,14 @@ from ledger.runtime.bootstrap import Node
 
 __all__ = [
     "DEFAULT_TTL",
+    "KIND_STAFF",
+    "KIND_SYSTEM",
     "MAX_TTL",
+    "SYSTEM_TTL",
     "AuthError",
     "Principal",
     "issue_own_token",
+    "issue_system_token",
     "issue_token",
     "token_secret",
     "verify_token",
@@ -37,6 +47,9 @@ __all__ = [
 PREFIX = "fl1"
 DEFAULT_TTL = timedelta(hours=1)
 MAX_TTL = timedelta(hours=12)  # one working day at most: a lost token must not outlive the shift
+SYSTEM_TTL = timedelta(hours=1)  # a program signs in again with its secret; a stolen token soon lapses
+KIND_STAFF = "staff"
+KIND_SYSTEM = "system"
 
 
 @dataclass(frozen=True)
@@ -47,11 +60,20 @@ class Principal:
     roles: tuple[str, ...]
     expires_at: datetime
     token_id: str
+    kind: str = KIND_STAFF  # "staff" | "system"
     factors: tuple[str, ...] = ()  # how the person proved it was them beyond the first factor, e.g. ("key",)
 
+    @property
+    def is_system(self) -> bool:
+        return self.kind == KIND_SYSTEM
+
     def require(self, node: Node, action: Action) -> None:
-        """The recorded permission table (live roles) and the token's own roles must both allow ``action``."""
-        agency, _ = node.app.authorise(self.actor, action)
+        """The recorded permission table (live roles) and the token's own roles must both allow ``action``;
+        a system token acts only as its system account's kind, a staff token only as staff."""
+        if self.is_system:
+            agency, _ = node.app.authorise_system(self.actor, action)
+        else:
+            agency, _ = node.app.authorise(self.actor, action)
         if not agency.allows(set(self.roles), action):
             raise PermissionDenied(
                 f"this token (roles: {', '.join(self.roles)}) does not cover {action.value}", code=Code.TOKEN_SCOPE
@@ -75,6 +97,24 @@ def _mac(secret: bytes, body: str) -> str:
     return _b64(hmac.new(secret, f"{PREFIX}.{body}".encode(), hashlib.sha256).digest())
 
 
+def _seal(node: Node, principal: Principal, issued_at: datetime, account_version: int | None = None) -> str:
+    payload = {
+        "agency": principal.actor.agency,
+        "staff": principal.actor.staff,
+        "roles": list(principal.roles),
+        "iat": int(issued_at.timestamp()),
+        "exp": int(principal.expires_at.timestamp()),
+        "jti": principal.token_id,
+    }
+    if principal.is_system:  # (staff tokens keep the payload they always had)
+        payload["kind"] = KIND_SYSTEM
+        payload["sv"] = account_version  # the account as it stood: a new secret or deactivation ends the token
+    if principal.factors:
+        payload["amr"] = list(principal.factors)
+    body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+    return f"{PREFIX}.{body}.{_mac(token_secret(node), body)}"
+
+
 def issue_token(
     node: Node,
     issuer: Actor,
@@ -93,12 +133,12 @@ def issue_token(
     wanted = {parse_enum(Role, r, "role").value for r in roles} if roles else held
     if not wanted <= held:
         raise InputError(f"the staff member does not hold role(s) {', '.join(sorted(wanted - held))}", field="role")
-    principal = Principal(
-        Actor(issuer.agency, staff), tuple(sorted(wanted)), node.app.clock() + ttl, secrets.token_hex(8)
-    )
+    now = node.app.clock()
+    principal = Principal(Actor(issuer.agency, staff), tuple(sorted(wanted)), now + ttl, secrets.token_hex(8))
+    token = _seal(node, principal, now)
     # recorded before the token is handed out: an auditor sees every grant of access, never the token
     node.app.record_token_grant(issuer, staff, principal.roles, principal.expires_at, principal.token_id)
-    return _token(node, principal), principal
+    return token, principal
 
 
 def issue_own_token(
@@ -111,11 +151,12 @@ def issue_own_token(
     member = node.app.staff(actor.agency, actor.staff)
     if not member.active:
         raise AuthError("staff member deactivated: no session")
+    now = node.app.clock()
     principal = Principal(
-        actor, tuple(sorted(member.roles)), node.app.clock() + ttl, secrets.token_hex(8), tuple(sorted(factors))
+        actor, tuple(sorted(member.roles)), now + ttl, secrets.token_hex(8), factors=tuple(sorted(factors))
     )
     node.app.record_sign_in(actor, principal.roles, principal.expires_at, principal.token_id, via)
-    return _token(node, principal), principal
+    return _seal(node, principal, now), principal
 
 
 def _check_ttl(ttl: timedelta) -> None:
@@ -123,18 +164,19 @@ def _check_ttl(ttl: timedelta) -> None:
         raise InputError(f"token lifetime must be between 30 seconds and {MAX_TTL}", field="ttl")
 
 
-def _token(node: Node, principal: Principal) -> str:
-    payload = {
-        "agency": principal.actor.agency,
-        "staff": principal.actor.staff,
-        "roles": list(principal.roles),
-        "iat": int(node.app.clock().timestamp()),
-        "exp": int(principal.expires_at.timestamp()),
-        "jti": principal.token_id,
-        **({"amr": list(principal.factors)} if principal.factors else {}),
-    }
-    body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
-    return f"{PREFIX}.{body}.{_mac(token_secret(node), body)}"
+def issue_system_token(
+    node: Node, agency: str, account: str, secret: str, *, ttl: timedelta = SYSTEM_TTL
+) -> tuple[str, Principal]:
+    """A system account signs in with its own secret (never an administrator on its behalf) and gets a
+    token of kind ``system`` holding its kind's roles; the grant is recorded first (issuer: the account)."""
+    if not timedelta(seconds=30) <= ttl <= SYSTEM_TTL:
+        raise InputError(f"a system token's lifetime must be between 30 seconds and {SYSTEM_TTL}", field="ttl")
+    acc = node.app.authenticate_system(agency, account, secret)
+    now = node.app.clock()
+    principal = Principal(Actor(agency, account), tuple(acc.roles), now + ttl, secrets.token_hex(8), KIND_SYSTEM)
+    token = _seal(node, principal, now, acc.version)
+    node.app.record_system_token_grant(principal.actor, principal.roles, principal.expires_at, principal.token_id)
+    return token, principal
 
 
 def verify_token(node: Node, token: str) -> Principal:
@@ -156,16 +198,29 @@ def verify_token(node: Node, token: str) -> Principal:
         exp = datetime.fromtimestamp(int(claims["exp"]), tz=node.app.clock().tzinfo)
         jti = str(claims["jti"])
         factors = tuple(str(f) for f in claims.get("amr", ()))
+        kind = str(claims.get("kind", KIND_STAFF))
     except (ValueError, KeyError, TypeError) as exc:
         raise AuthError("token payload is not valid") from exc
     if node.app.clock() >= exp:
         raise AuthError("token expired: ask an administrator for a new one (`flagledger staff token`)")
     if actor.agency not in node.app.hosted:
         raise AuthError("token names an agency not hosted on this node")
+    if kind == KIND_SYSTEM:
+        try:
+            account = node.app.system_account(actor.agency, actor.staff)
+        except NotFoundError:
+            raise AuthError("token names no enrolled system account") from None
+        if not account.active:
+            raise AuthError("system account deactivated: token no longer accepted")
+        if claims.get("sv") != account.version:
+            raise AuthError("the system account's secret was replaced since: sign in again")
+        return Principal(actor, roles, exp, jti, KIND_SYSTEM)
+    if kind != KIND_STAFF:
+        raise AuthError("token payload is not valid")
     try:
         member = node.app.staff(actor.agency, actor.staff)
     except NotFoundError:
         raise AuthError("token names no enrolled staff member") from None
     if not member.active:
         raise AuthError("staff member deactivated: token no longer accepted")
-    return Principal(actor, roles, exp, jti, factors)
+    return Principal(actor, roles, exp, jti, factors=factors)

@@ -106,7 +106,7 @@ def _refused(request: Request, node: Node, who: Principal | None, exc: FlagLedge
 def _session(node: Node, token: str | None) -> Principal:
     if not token:
         raise AuthError("no console session")
-    who = verify_token(node, token)
+    who = _staff(verify_token(node, token))
     # a token that did not come through the second step (one minted by an administrator, copied into the
     # cookie by hand) opens no console page for someone who has registered a second factor
     need = required_factor(node, who.actor)
@@ -123,6 +123,13 @@ def required_factor(node: Node, actor: Actor) -> str | None:
     if node.app.has_one_time_codes(actor.agency, actor.staff):
         return "totp"
     return None
+
+
+def _staff(who: Principal) -> Principal:
+    """The console is for staff: a system account (portal, gateway) has no session here (issue 18)."""
+    if who.is_system:
+        raise AuthError("the console is for staff members: a system account cannot sign in here")
+    return who
 
 
 def _check_csrf(node: Node, who: Principal, value: str) -> None:

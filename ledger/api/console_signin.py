@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ledger.api import oidc
 from ledger.api.auth import Principal, issue_own_token, token_secret, verify_token
-from ledger.api.console import Session, _csrf, _page, _refused, _session, required_factor
+from ledger.api.console import Session, _csrf, _page, _refused, _session, _staff, required_factor
 from ledger.api.deps import COOKIE, LockedNode
 from ledger.api.settings import HttpSettings
 from ledger.app import Actor
@@ -91,7 +91,7 @@ def login(
         error = "サインイン画面の有効期限が切れたか、この画面からの送信ではありません。画面を読み込み直してください。"
         return login_page(request, node, status=403, error=error)
     try:
-        who = verify_token(node, token)
+        who = _staff(verify_token(node, token))
     except AuthError as exc:
         return login_page(request, node, status=401, error=str(exc))
     need = required_factor(node, who.actor)

@@ -40,6 +40,10 @@ FORBIDDEN_MESSAGES = {
     "four_eyes": "the same person may not request and approve or decide (four eyes)",
     "role_conflict": "separation of duties: an administrator may not request, approve or execute, and a role may "
     "not gain these through the permission table (docs/staff.md)",
+    "system_only": "only the portal's system account may do this, for the person or their proxy",
+    "staff_only": "a system account acts only as its kind, never as a staff member",
+    "system_role": "system accounts' roles and permissions belong to them alone",
+    "holders_withheld": "which agencies protect a person is never shown to another agency",
     "forbidden": "not allowed",
 }
 

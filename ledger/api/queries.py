@@ -36,7 +36,11 @@ router = APIRouter(prefix="/api/v1", tags=["queries"], responses=ERROR_RESPONSES
 @router.get("/whoami", response_model=WhoAmI, summary="the caller, as the token says")
 def whoami(node: CurrentNode, who: Caller) -> WhoAmI:
     return WhoAmI(
-        agency=who.actor.agency, staff=who.actor.staff, roles=list(who.roles), expires_at=who.expires_at.isoformat()
+        agency=who.actor.agency,
+        staff=who.actor.staff,
+        roles=list(who.roles),
+        expires_at=who.expires_at.isoformat(),
+        kind="system" if who.is_system else "staff",
     )
 
 
@@ -52,11 +56,10 @@ def agency_flags(body: OptionalSubjectQuery, node: CurrentNode, who: Caller) -> 
 @router.post(
     "/queries/nationwide",
     response_model=views.NationwideView,
-    summary="is this person protected anywhere (holders only with a recorded purpose)",
+    summary="is this person protected anywhere (never which other agency protects them)",
 )
 def nationwide(body: NationwideQuery, node: CurrentNode, who: Caller) -> views.NationwideView:
-    if body.purpose is not None:
-        who.require(node, Action.VIEW_PROTECTED)
+    # a purpose no longer opens the other holders: 403 holders_withheld for everyone (issue 18)
     return views.nationwide_view(node, who.actor, body.subject, purpose=body.purpose)
 
 
@@ -85,21 +88,21 @@ def request_path(body: SubjectQuery, node: CurrentNode, who: Caller) -> RequestP
 @router.post(
     "/queries/portal-records",
     response_model=views.PortalView,
-    summary="Mynaportal provision-record display of a subject for a viewer (system callers)",
+    summary="Mynaportal provision-record display of a subject for a viewer (the portal's system account only)",
 )
 def portal_records(body: PortalQuery, node: CurrentNode, who: Caller) -> views.PortalView:
-    who.require(node, Action.COUNTER_LOOKUP)
-    return views.portal_records(node, body.viewer, body.subject)
+    who.require(node, Action.READ_PORTAL)  # a staff token: 403 system_only, whatever its roles
+    return views.portal_records_for(node, who.actor, body.viewer, body.subject)
 
 
 @router.post(
     "/queries/self-information",
     response_model=views.SelfInfoView,
-    summary="Mynaportal self-information display of a subject for a viewer (system callers)",
+    summary="Mynaportal self-information display of a subject for a viewer (the portal's system account only)",
 )
 def self_information(body: PortalQuery, node: CurrentNode, who: Caller) -> views.SelfInfoView:
-    who.require(node, Action.COUNTER_LOOKUP)
-    return views.self_information(node, body.viewer, body.subject)
+    who.require(node, Action.READ_PORTAL)
+    return views.self_information_for(node, who.actor, body.viewer, body.subject)
 
 
 @router.get(

@@ -177,6 +177,25 @@ class WhoAmI(BaseModel):
     staff: str
     roles: list[str]
     expires_at: str
+    kind: Literal["staff", "system"] = "staff"
+
+
+class SystemTokenRequest(Body):
+    agency: AgencyCode
+    account: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    secret: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        description="the account's own secret, from `flagledger system enroll` / `system new-secret`"
+    )
+    ttl_seconds: Annotated[int, Field(ge=30, le=3600)] = 3600
+
+
+class SystemTokenOut(BaseModel):
+    token: str
+    agency: str
+    account: str
+    kind: Literal["system"] = "system"
+    roles: list[str]
+    expires_at: str
 
 
 class SubjectQuery(Body):
@@ -190,7 +209,8 @@ class OptionalSubjectQuery(Body):
 class NationwideQuery(Body):
     subject: Subject
     purpose: Purpose | None = Field(
-        None, description="with a purpose, staff allowed to view_protected see the holding agencies (recorded)"
+        None,
+        description="refused (403 holders_withheld): no staff member sees which other agencies protect a person",
     )
 
 

@@ -10,11 +10,14 @@ from uuid import UUID
 
 from ledger.app.store import LedgerStore
 from ledger.app.values import Actor
+from ledger.domain.accounts import SystemAccount
 from ledger.domain.agencies import Agency, Staff
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.duties import duty_refusal
 from ledger.domain.identity import AccessRecord, ReportRecord, TokenGrant
 from ledger.domain.types import (
+    SYSTEM_ONLY_ACTIONS,
+    SYSTEM_ONLY_ROLES,
     Action,
 )
 from ledger.errors import (
@@ -42,7 +45,18 @@ class LedgerAccess(LedgerStore):
             raise NotFoundError("unknown staff member")
         return self.load(Staff, self.ids.staff(agency, who), "staff member")
 
+    def system_account(self, agency: str, account: str) -> SystemAccount:
+        if not self.ids.hosts(agency):  # local, as staff are
+            raise NotFoundError("unknown system account")
+        return self.load(SystemAccount, self.ids.system_account(agency, account), "system account")
+
     def authorise(self, actor: Actor, action: Action) -> tuple[Agency, Staff]:
+        """A staff member of a hosted agency whose roles allow ``action``. A system account's actions go
+        through :meth:`authorise_system`: it acts only as its kind, and never as staff."""
+        if action in SYSTEM_ONLY_ACTIONS:  # whatever the staff member's roles or the agency's table say
+            raise PermissionDenied(
+                f"only a system account may {action.value}: staff members never do", code=Code.SYSTEM_ONLY
+            )
         member = self._active_member(actor)
         agency = self.agency(actor.agency)
         if not agency.allows(set(member.roles), action):
@@ -77,7 +91,7 @@ class LedgerAccess(LedgerStore):
                 if action is None:
                     self._active_member(actor)
                 else:
-                    self.authorise(actor, action)
+                    self.authorise_any(actor, action)
                 refused = None
             except PermissionDenied as exc:
                 refused = exc
@@ -85,12 +99,56 @@ class LedgerAccess(LedgerStore):
         if refused is not None:
             raise PermissionDenied(str(refused), code=refused.code)
 
+    def authorise_system(self, actor: Actor, action: Action) -> tuple[Agency, SystemAccount]:
+        """An active system account of a hosted agency whose kind's roles allow ``action`` (e.g. the portal's
+        ``read_portal``). A staff member asking is refused with ``system_only``, whatever their roles."""
+        if actor.agency not in self.hosted:
+            raise PermissionDenied("the acting agency is not hosted on this node", code=Code.FOREIGN_AGENCY)
+        try:
+            account = self.system_account(actor.agency, actor.staff)
+        except NotFoundError:
+            raise PermissionDenied(
+                f"only a system account may {action.value}: staff members never do", code=Code.SYSTEM_ONLY
+            ) from None
+        if not account.active:
+            raise PermissionDenied("the system account is deactivated", code=Code.INACTIVE_STAFF)
+        agency = self.agency(actor.agency)
+        if not agency.allows(set(account.roles), action):
+            # a staff member's act (no system kind has it) is "staff_only"; another kind's, "role_not_permitted"
+            systems = agency.allows({r.value for r in SYSTEM_ONLY_ROLES}, action)
+            raise PermissionDenied(
+                f"system account {actor} ({account.kind}) may not {action.value}",
+                code=Code.ROLE_NOT_PERMITTED if systems else Code.STAFF_ONLY,
+            )
+        return agency, account
+
+    def authorise_any(self, actor: Actor, action: Action) -> Agency:
+        """``authorise`` for a staff member, ``authorise_system`` for a system account: for the few acts
+        both kinds may do (a provision request: the counter, or the linkage gateway relaying one)."""
+        if action not in SYSTEM_ONLY_ACTIONS:
+            try:  # staff first: a staff member's check costs what it always did
+                return self.authorise(actor, action)[0]
+            except PermissionDenied as exc:
+                if exc.code != Code.STAFF_ONLY:  # (raised only when the actor is a system account)
+                    raise
+        return self.authorise_system(actor, action)[0]
+
+    def _is_system(self, actor: Actor) -> bool:
+        return (
+            actor.agency in self.hosted
+            and self.find(SystemAccount, self.ids.system_account(actor.agency, actor.staff)) is not None
+        )
+
     def _active_member(self, actor: Actor) -> Staff:
         if actor.agency not in self.hosted:
             raise PermissionDenied("the acting agency is not hosted on this node", code="foreign_agency")
         try:
             member = self.staff(actor.agency, actor.staff)
         except NotFoundError:
+            if self._is_system(actor):  # a program is never a staff member: no staff view or act
+                raise PermissionDenied(
+                    "a system account acts only as its kind, never as staff", code=Code.STAFF_ONLY
+                ) from None
             raise PermissionDenied("the acting staff member is not enrolled", code="unknown_staff") from None
         if not member.active:
             raise PermissionDenied("the acting staff member is deactivated", code="inactive_staff")

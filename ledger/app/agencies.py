@@ -9,9 +9,11 @@ from uuid import UUID
 
 from cryptography.hazmat.primitives import serialization
 
+from ledger.app.accounts import staff_role
 from ledger.app.checkpoints import Checkpoint, sign_checkpoint
 from ledger.app.roles import GrantView, RoleGrantCommands
 from ledger.app.values import SYSTEM, Actor
+from ledger.domain.accounts import SystemAccount
 from ledger.domain.agencies import Agency, Staff
 from ledger.domain.duties import PRIVILEGED_ROLES
 from ledger.domain.keys import KeyRegistry
@@ -120,11 +122,13 @@ class AgencyCommands(RoleGrantCommands):
         Returns the pending grants."""
         self.authorise(actor, Action.ADMINISTER)
         staff_id(who)
-        parsed = sorted({parse_enum(Role, r, "role").value for r in roles})
+        parsed = sorted({staff_role(r).value for r in roles})  # never a system kind's role (issue 18)
         self.check_role_set(who, parsed)
         sid = self.ids.staff(actor.agency, who)
         if self.find(Staff, sid) is not None:
             raise StateConflict("that staff id is already enrolled at this agency")
+        if self.find(SystemAccount, self.ids.system_account(actor.agency, who)) is not None:
+            raise StateConflict("a system account of this agency has that id: choose another for the staff member")
         now, later = self.split_privileged(parsed)
         member = Staff(id=sid, agency=actor.agency, staff_id=who, name=name, roles=now, by=actor.staff)
         grants = self.proposals(actor, who, later, "at enrolment", at_enrolment=True)
@@ -135,7 +139,7 @@ class AgencyCommands(RoleGrantCommands):
         """Grant a one-step role at once (None); a privileged one is proposed and its pending grant's id
         returned (a second administrator approves it: :meth:`approve_grant`)."""
         self.authorise(actor, Action.ADMINISTER)
-        wanted = parse_enum(Role, role, "role")
+        wanted = staff_role(role)  # never a system kind's role (issue 18)
         if wanted in PRIVILEGED_ROLES:
             return self.propose_role(actor, who, wanted.value)
         member = self.staff(actor.agency, who)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ledger.app.accounts import SystemAccountCommands
 from ledger.app.agencies import AgencyCommands
 from ledger.app.flags import FlagCommands
 from ledger.app.identity import IdentityCommands
@@ -13,7 +14,13 @@ __all__ = ["FlagLedger"]
 
 
 class FlagLedger(
-    AgencyCommands, FlagCommands, ProvisionCommands, IdentityCommands, SecurityKeyCommands, OneTimeCodeCommands
+    AgencyCommands,
+    FlagCommands,
+    ProvisionCommands,
+    IdentityCommands,
+    SecurityKeyCommands,
+    OneTimeCodeCommands,
+    SystemAccountCommands,
 ):
     """The ledger of one node: commands take and return ids and plain values.
 

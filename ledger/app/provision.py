@@ -42,8 +42,9 @@ class ProvisionCommands(LedgerAccess):
         info_kind: str,
         applicant: str = Applicant.UNKNOWN.value,
     ) -> QuerierAnswer:
-        """Agency ``actor.agency`` queries ``provider`` (hosted here) about ``subject``."""
-        self.authorise(actor, Action.REQUEST_PROVISION)
+        """Agency ``actor.agency`` queries ``provider`` (hosted here) about ``subject``: its counter staff, or
+        its linkage gateway's system account relaying the query."""
+        self.authorise_any(actor, Action.REQUEST_PROVISION)
         return self._provision(
             actor.agency,
             provider,

@@ -14,11 +14,12 @@ from typing import Any
 from uuid import UUID
 
 from ledger.app.access import LedgerAccess
+from ledger.app.accounts import staff_role
 from ledger.app.values import Actor
 from ledger.domain.agencies import Staff
 from ledger.domain.duties import PRIVILEGED_ROLES, conflict_message, role_conflict
 from ledger.domain.role_grants import GrantStatus, RoleGrant
-from ledger.domain.types import Action, AgencyKind, Role, parse_enum
+from ledger.domain.types import Action, AgencyKind, Role
 from ledger.errors import Code, NotFoundError, RuleViolation, StateConflict
 
 __all__ = ["BREAK_GLASS_KINDS", "GrantView", "RoleGrantCommands"]
@@ -103,7 +104,7 @@ class RoleGrantCommands(LedgerAccess):
     def propose_role(self, actor: Actor, who: str, role: str, note: str = "") -> UUID:
         """Record that ``actor`` proposes giving ``who`` the privileged ``role``; returns the grant's id."""
         self.authorise(actor, Action.ADMINISTER)
-        wanted = parse_enum(Role, role, "role")
+        wanted = staff_role(role)  # never a system kind's role (issue 18)
         member = self.staff(actor.agency, who)
         self._check_grantable(member, wanted)
         if any(g.staff == who and g.role == wanted.value for g in self.role_grants(actor)):

@@ -1,6 +1,7 @@
 """The auditor's period report: one self-contained HTML file and one CSV file per section.
 
-Sections, for events *recorded* in the period (inclusive bounds, signed event times):
+Sections, for events *recorded* in the period (inclusive bounds, signed event times) and signed by the
+auditor's own agency (never another agency's: its flags would say who protects whom, issue 18):
 
 * ``flags.csv`` — every flag set, released or renewed, per agency, with the operator who applied it;
   ``flag_summary.csv`` — counts per agency and flag.
@@ -118,6 +119,10 @@ def audit_report(
                     checkpoint = cp
             in_period = start <= t <= end
             topic = h.topic.split(":", 1)[1] if ":" in h.topic else h.topic
+            if h.origin != actor.agency:
+                # only what the auditor's own agency signed (issue 18): another agency's flags would say who
+                # protects whom, and its approvals, reads, tokens and staff are its own business
+                continue
             if topic in STAFF_TOPICS:  # read before the period too: later events name no staff member
                 ev_ = node.app.signed_mapper.decode(env)
                 staff.add(topic, ev_, h.origin, str(h.stream), canonical_time(h.time), position, in_period)

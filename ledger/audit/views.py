@@ -106,8 +106,8 @@ class SubjectFlagsThen:
     subject: str
     aliases: tuple[str, ...]
     protected: bool
-    nationwide: dict[str, tuple[str, ...]]  # flag → holding agencies (auditor view)
-    per_agency: tuple[AgencyFlagThen, ...]  # every holding, active or released by then
+    nationwide: dict[str, tuple[str, ...]]  # flag → the auditor's own agency if it held it (else empty)
+    per_agency: tuple[AgencyFlagThen, ...]  # the auditor's agency's holdings, active or released by then
 
 
 def _known(engine: Engine, subjects: Sequence[str]) -> bool:
@@ -138,7 +138,9 @@ def _subject_then(node: NodeParts, engine: Engine, subject: str) -> tuple[Replay
 
 
 def flags_then(node: NodeParts, actor: Actor, engine: Engine, subject: str, purpose: str) -> SubjectFlagsThen:
-    """Which flags applied to ``subject`` at the replay's instant, per agency and nationwide."""
+    """Which flags applied to ``subject`` at the replay's instant nationwide, and the auditor's own agency's
+    holdings then. Other agencies' holdings are not named (issue 18: no staff member of another agency
+    learns who protects a person, an auditor's purpose included)."""
     node.app.permit(actor, Action.AUDIT)
     info, s, names = _subject_then(node, engine, subject)
     node.app.record_access(actor, s, f"as-of replay {info.as_of or info.until_position}: flags", purpose)
@@ -146,7 +148,7 @@ def flags_then(node: NodeParts, actor: Actor, engine: Engine, subject: str, purp
     with engine.connect() as conn:
         rows = conn.execute(
             select(agency_flags)
-            .where(agency_flags.c.subject.in_(names))
+            .where(agency_flags.c.subject.in_(names) & (agency_flags.c.agency == actor.agency))
             .order_by(agency_flags.c.agency, agency_flags.c.subject, agency_flags.c.flag)
         ).all()
     held = tuple(
@@ -161,7 +163,7 @@ def flags_then(node: NodeParts, actor: Actor, engine: Engine, subject: str, purp
         s,
         tuple(names),
         bool(nationwide),
-        {f: tuple(h) for f, h in sorted(nationwide.items())},
+        {f: tuple(a for a in h if a == actor.agency) for f, h in sorted(nationwide.items())},
         held,
     )
 
@@ -174,7 +176,7 @@ class HoldAnswer:
     requester: str
     held: bool
     flags: tuple[str, ...]  # the nationwide flags the rule saw
-    holders_notified: tuple[str, ...]  # agencies a ProbeNotice would have gone to (held or not)
+    holders_notified: tuple[str, ...]  # the auditor's agency, if a ProbeNotice would have gone to it
     rule: str = "held whenever any agency holds NO_AUTO_RESPONSE on the person nationwide"
 
 
@@ -194,7 +196,7 @@ def would_hold_then(
         actor, s, f"as-of replay {info.as_of or info.until_position}: would a request from {requester} be held", purpose
     )
     state = NationwideState(engine).flags_for(s)
-    holders = tuple(sorted({a for hs in state.values() for a in hs}))
+    holders = tuple(sorted({a for hs in state.values() for a in hs} & {actor.agency}))  # never another's
     return HoldAnswer(info.as_of, info.until_position, s, requester, must_hold(state), tuple(sorted(state)), holders)
 
 

@@ -37,6 +37,7 @@ from ledger.cli import (
     proxy,
     serve,
     staff,
+    system,
     topics,
     view,
 )
@@ -66,7 +67,7 @@ EXIT = {
 
 # the top-level help lists the commands under these headings, in this order
 SECTIONS: dict[str, list[click.Command]] = {
-    "Set-up": [init.init, agency.agency, staff.staff, permission.permission, policy.policy, key.key],
+    "Set-up": [init.init, agency.agency, staff.staff, system.system, permission.permission, policy.policy, key.key],
     "Daily work": [case.case, flag.flag, body.body, provision.provision, identity.identity, proxy.proxy, view.view],
     "Audit and incidents": [audit.audit, incident.incident, projections.projections],
     "Running a node": [

@@ -56,6 +56,7 @@ CLI_BOUNDS: dict[str, Bound] = {
     "admin": bounds.STAFF_ID,
     "second_admin": bounds.STAFF_ID,
     "staff": bounds.STAFF_ID,
+    "account": bounds.STAFF_ID,  # a system account (ledger/cli/system.py)
     "agency": bounds.AGENCY_CODE,
     "provider": bounds.AGENCY_CODE,
     "municipality": bounds.AGENCY_CODE,

@@ -26,30 +26,40 @@ def _node() -> Node:
     return node(pools=None)  # (as before the move to Click: the configured pools, not a one-shot's)
 
 
-@command(view, "portal", help="Mynaportal provision records as a viewer sees them")
+_PORTAL_AS = "the portal's system account, e.g. 131016/portal (its secret in FLAGLEDGER_SYSTEM_SECRET)"
+
+
+@command(view, "portal", help="Mynaportal provision records as a viewer sees them (the portal's account only)")
+@as_actor(help_=_PORTAL_AS)
 @option("--viewer", required=True, help="number or pseudonym whose credentials log in")
 @option("--subject", required=True, help="whose records are displayed")
-def portal(viewer: str, subject: str) -> int:
-    from projections.views import portal_records
+def portal(actor: Actor, viewer: str, subject: str) -> int:
+    from ledger.cli.system import signed_in_system
+    from projections.views import portal_records_for
 
-    out(_json(portal_records(_node(), viewer, subject)))
+    opened = _node()
+    # never a staff member's read (exit 4, system_only), whatever their roles: the records are the person's
+    out(_json(portal_records_for(opened, signed_in_system(opened, actor), viewer, subject)))
     return 0
 
 
-@command(view, "self-info", help="Mynaportal self-information as a viewer sees it")
+@command(view, "self-info", help="Mynaportal self-information as a viewer sees it (the portal's account only)")
+@as_actor(help_=_PORTAL_AS)
 @option("--viewer", required=True, help="number or pseudonym whose credentials log in")
 @option("--subject", required=True, help="whose records are displayed")
-def self_info(viewer: str, subject: str) -> int:
-    from projections.views import self_information
+def self_info(actor: Actor, viewer: str, subject: str) -> int:
+    from ledger.cli.system import signed_in_system
+    from projections.views import self_information_for
 
-    out(_json(self_information(_node(), viewer, subject)))
+    opened = _node()
+    out(_json(self_information_for(opened, signed_in_system(opened, actor), viewer, subject)))
     return 0
 
 
 @command(view, "nationwide", help="is a person protected anywhere (role-filtered)")
 @as_actor()
 @option("--subject", required=True)
-@option("--purpose", default=None, help="with view_protected: show the holding agencies (recorded)")
+@option("--purpose", default=None, help="refused (exit 4): other agencies' holdings are never shown")
 def nationwide(actor: Actor, subject: str, purpose: str | None) -> int:
     from projections.views import nationwide_view
 

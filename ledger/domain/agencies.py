@@ -9,8 +9,18 @@ from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate, stable_id
 from ledger.domain.duties import conflict_message, permission_conflict, role_conflict
-from ledger.domain.types import DEFAULT_PERMISSIONS, Action, Role
-from ledger.errors import Code, InputError, RuleViolation, StateConflict
+from ledger.domain.types import DEFAULT_PERMISSIONS, SYSTEM_ONLY_ACTIONS, SYSTEM_ONLY_ROLES, Action, Role
+from ledger.errors import Code, InputError, PermissionDenied, RuleViolation, StateConflict
+
+
+def _check_changeable(role: Role, action: Action) -> None:
+    """A system kind's roles keep their fixed actions, and no staff role is given a system-only action:
+    otherwise one recorded grant would let every counter clerk read the portal (issue 18)."""
+    if role in SYSTEM_ONLY_ROLES or action in SYSTEM_ONLY_ACTIONS:
+        raise PermissionDenied(
+            "system accounts' permissions are fixed by their kind, and staff roles never get theirs",
+            code=Code.SYSTEM_ROLE,
+        )
 
 
 class Agency(LedgerAggregate):
@@ -45,6 +55,7 @@ class Agency(LedgerAggregate):
         self.approvals_required = approvals_required
 
     def grant(self, role: Role, action: Action, by: str) -> None:
+        _check_changeable(role, action)
         if action.value in self.permissions.get(role.value, ()):
             raise StateConflict(f"role {role} already may {action}")
         why = permission_conflict(role.value, action.value)
@@ -57,6 +68,7 @@ class Agency(LedgerAggregate):
         self.permissions[role] = sorted({*self.permissions.get(role, []), action})
 
     def revoke(self, role: Role, action: Action, by: str) -> None:
+        _check_changeable(role, action)
         if action.value not in self.permissions.get(role.value, ()):
             raise StateConflict(f"role {role} does not have {action}")
         self._revoked(role=role.value, action=action.value, by=by)

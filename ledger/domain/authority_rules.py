@@ -114,6 +114,15 @@ def _rules() -> list[Rule]:
         ),
         Rule(_D + "role_grants:RoleGrant.Rejected", False, own, _admin("staff reject-grant") + ", not the proposer"),
         Rule(_D + "role_grants:RoleGrant.Withdrawn", False, own, "the proposer (`flagledger staff withdraw-grant`)"),
+        Rule(
+            _D + "accounts:SystemAccount.Enrolled",
+            False,
+            own,
+            _admin("system enroll"),
+            agency_fields=("agency",),
+        ),
+        Rule(_D + "accounts:SystemAccount.SecretReplaced", False, own, _admin("system new-secret")),
+        Rule(_D + "accounts:SystemAccount.Deactivated", False, own, _admin("system deactivate")),
         # -- keys: only the registry's agency, and only about its own keys (attack 2) ----------------------
         Rule(_D + "keys:KeyRegistry.Opened", True, own, _SETUP, agency_fields=("agency",), stream_of=_keys_stream),
         Rule(

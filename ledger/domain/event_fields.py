@@ -24,7 +24,7 @@ from ledger.domain.bounds import Bound, check_text
 from ledger.domain.cases import CHECKLIST_ITEMS
 from ledger.domain.identity import LINK_KINDS
 from ledger.domain.incidents import IncidentKind
-from ledger.domain.types import Action, AgencyKind, Applicant, Flag, Reason, RequestKind, Role
+from ledger.domain.types import Action, AgencyKind, Applicant, Flag, Reason, RequestKind, Role, SystemKind
 from ledger.errors import Code, InputError
 
 __all__ = ["BY_EVENT", "BY_NAME", "Rule", "check_event", "event_key"]
@@ -161,6 +161,11 @@ def hex_digits(n: int) -> Rule:
 
 
 HASH = hex_digits(64)
+ARGON2 = shaped(
+    r"\$argon2id\$v=19\$m=[0-9]{1,8},t=[0-9]{1,3},p=[0-9]{1,3}\$[A-Za-z0-9+/]{8,64}\$[A-Za-z0-9+/]{16,128}",
+    Bound(256),
+    "an argon2id hash",
+)
 CODE = shaped(r"[a-z_]{1,40}", Bound(40), "a reason code")
 _UUID_TEXT = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
@@ -260,6 +265,9 @@ BY_NAME: dict[str, Rule] = {
 # "Class.Event" → field → rule, where the field's name alone does not say what it holds
 BY_EVENT: dict[str, dict[str, Rule]] = {
     "Agency.Registered": {"kind": enum(AgencyKind)},
+    # a system account's secret: only its argon2id hash ($argon2id$v=19$m=…,t=…,p=…$salt$hash, ~100 characters)
+    "SystemAccount.Enrolled": {"account": STAFF, "kind": enum(SystemKind), "secret_hash": ARGON2},
+    "SystemAccount.SecretReplaced": {"secret_hash": ARGON2},
     "FlagRequest.Requested": {"kind": enum(RequestKind), "reason": enum(Reason), "review_date": optional(day)},
     "LinkRequest.Requested": {"kind": enum(LINK_KINDS)},
     "Protection.FlagsSet": {"reason": enum(Reason)},

@@ -42,6 +42,9 @@ class Role(StrEnum):
     REVIEWER = "reviewer"  # decides held provision requests
     AUDITOR = "auditor"
     ADMINISTRATOR = "administrator"
+    # system callers' roles: held only by a system account of their kind (SYSTEM_ROLES), never by staff
+    PORTAL = "portal"  # Mynaportal: the person's (or their proxy's) provision records and self-information
+    LINKAGE = "linkage"  # the linkage gateway: relays provision requests
 
 
 class Action(StrEnum):
@@ -59,6 +62,7 @@ class Action(StrEnum):
     ADMINISTER = "administer"  # staff, roles, permissions, keys, policy
     REQUEST_LINK = "request_link"  # ask to link or unlink two individual numbers (issue 18)
     APPROVE_LINK = "approve_link"  # approve or reject another staff member's link request
+    READ_PORTAL = "read_portal"  # Mynaportal views, for the person or their proxy (the portal's system account)
 
 
 class RequestKind(StrEnum):
@@ -98,7 +102,27 @@ DEFAULT_PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.REVIEWER: frozenset({Action.REVIEW_HELD, Action.VIEW_PROTECTED}),
     Role.AUDITOR: frozenset({Action.AUDIT, Action.VIEW_PROTECTED}),
     Role.ADMINISTRATOR: frozenset({Action.ADMINISTER}),
+    Role.PORTAL: frozenset({Action.READ_PORTAL}),
+    Role.LINKAGE: frozenset({Action.REQUEST_PROVISION}),
 }
+
+
+class SystemKind(StrEnum):
+    """The kinds of system account: callers that are programs, not people (issue 18)."""
+
+    PORTAL = "portal"  # マイナポータル
+    LINKAGE_GATEWAY = "linkage_gateway"  # 中間サーバー / the information-provision network's gateway
+
+
+# a system account holds exactly its kind's roles; no staff member ever holds one of them
+SYSTEM_ROLES: dict[SystemKind, frozenset[Role]] = {
+    SystemKind.PORTAL: frozenset({Role.PORTAL}),
+    SystemKind.LINKAGE_GATEWAY: frozenset({Role.LINKAGE}),
+}
+SYSTEM_ONLY_ROLES: frozenset[Role] = frozenset(r for roles in SYSTEM_ROLES.values() for r in roles)
+STAFF_ROLES: tuple[Role, ...] = tuple(r for r in Role if r not in SYSTEM_ONLY_ROLES)
+# actions no staff role may be given: reading the person's own portal is the person's, not the counter's
+SYSTEM_ONLY_ACTIONS: frozenset[Action] = frozenset({Action.READ_PORTAL})
 
 _CODE = re.compile(r"^[0-9]{6}$|^[A-Z0-9][A-Z0-9_-]{1,31}$")
 _STAFF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

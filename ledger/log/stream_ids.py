@@ -64,3 +64,7 @@ class StreamIds:
     def staff(self, agency: str, staff_id: str) -> UUID:
         """A staff member of ``agency`` (a person too: their id says nothing of who works where)."""
         return self._id(agency, "staff", staff_id)
+
+    def system_account(self, agency: str, account: str) -> UUID:
+        """A system account of ``agency`` (the portal, the linkage gateway): another name space than staff."""
+        return self._id(agency, "system", account)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ledger.app import Actor
+from ledger.errors import PermissionDenied
 from ledger.runtime.bootstrap import Node, init_node
 from projections import views
 from tests.adversarial.threat import AGENCIES, NAR, ND, A, B, C, named, prepare_node
@@ -74,8 +75,8 @@ def test_counter_staff_at_a_do_not_see_who_asked_a_about_the_protected_victim(no
 def test_a_holding_municipality_s_counter_does_not_see_the_other_holders(node: Node) -> None:
     """Found: A protects X and Y before X flees; X flees to B, which protects them too. A's counter screen
     (nationwide protection, "holding agency" basis) listed every holder — A and B — to the clerk Y talks to.
-    Fix (projections/views.py): a holding agency's staff see their own holding; the other holders only
-    through a purposeful read by staff allowed view_protected, which is recorded first."""
+    Fix (projections/views.py): a holding agency's staff see their own holding; the other holders never
+    (issue 18: not even through a purposeful read by a reviewer or auditor; refused with holders_withheld)."""
     x, y = individual_number(), individual_number()
     protect(node, A, x, [y])
     protect(node, B, x, [y])
@@ -83,8 +84,9 @@ def test_a_holding_municipality_s_counter_does_not_see_the_other_holders(node: N
         screen = views.counter_view(node, Actor(A, "counter"), subject).protection
         assert screen.protected and screen.holders == (A,) and screen.basis == "holding_agency"
         assert named(screen, {B}) == []
-    audited = views.nationwide_view(node, Actor(A, "rev"), x, purpose="Point 5: contact the other holder")
-    assert audited.holders == (A, B) and audited.basis == "authorised"
+    with pytest.raises(PermissionDenied) as refused:
+        views.nationwide_view(node, Actor(A, "rev"), x, purpose="Point 5: contact the other holder")
+    assert refused.value.code == "holders_withheld"
 
 
 def test_after_release_a_s_counter_still_does_not_name_the_provider_of_earlier_answers(node: Node) -> None:

@@ -1,6 +1,8 @@
 """The permission matrix, exhaustively: every role × every command × own/other agency.
 
-A probe staff member per role (and one with no role) is enrolled at municipality B and at support centre SC.
+A probe staff member per staff role (and one with no role) is enrolled at municipality B and at support centre
+SC, and a probe system account per system kind's role (``portal``, ``linkage``: issue 18, they are never a
+staff member's) — threats: an insider or administrator widening a clerk's reach, a system caller acting as staff.
 Each command runs on fresh objects: "own" objects belong to the probe's agency, "other" objects to A (for
 commands that act on an agency's object), or the probe claims A's name (for commands that create). A command
 is allowed exactly where ``DEFAULT_PERMISSIONS`` gives the role the command's action and the object is the
@@ -22,7 +24,7 @@ from typing import Any
 import pytest
 
 from ledger.app import Actor
-from ledger.domain.types import DEFAULT_PERMISSIONS, Action, Role
+from ledger.domain.types import DEFAULT_PERMISSIONS, SYSTEM_ROLES, Action, Role
 from ledger.errors import FlagLedgerError, NotFoundError, PermissionDenied
 from ledger.log.signing import Signer
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
@@ -51,9 +53,13 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         ),
     )
     enrol_standard_staff(n)
+    kinds = {role: kind for kind, roles in SYSTEM_ROLES.items() for role in roles}
     for code in (B, SC):
         for role in ROLES:
-            enrol_approved(n, Actor(code, "admin"), probe(role), [role.value] if role else [])
+            if role in kinds:  # a system kind's role: held by a system account of that kind, never by staff
+                n.app.enroll_system_account(Actor(code, "admin"), probe(role), kinds[role].value)
+            else:
+                enrol_approved(n, Actor(code, "admin"), probe(role), [role.value] if role else [])
     yield n
     n.close()
 
@@ -243,6 +249,20 @@ COMMANDS = [
         lambda n, a, c: views.counter_view(n, a, individual_number()),
     ),
     Command(
+        "portal_records (view)",
+        Action.READ_PORTAL,
+        False,
+        nothing,
+        lambda n, a, c: views.portal_records_for(n, a, individual_number(), individual_number()),
+    ),
+    Command(
+        "self_information (view)",
+        Action.READ_PORTAL,
+        False,
+        nothing,
+        lambda n, a, c: views.self_information_for(n, a, individual_number(), individual_number()),
+    ),
+    Command(
         "subject_timeline (view)",
         Action.AUDIT,
         False,
@@ -374,3 +394,42 @@ def test_every_role_may_run_a_command_exactly_where_the_permission_table_says(
 
 def test_the_matrix_covers_every_action() -> None:
     assert {c.action for c in COMMANDS} == set(Action)
+
+
+@pytest.mark.parametrize("role", sorted({r for roles in SYSTEM_ROLES.values() for r in roles}))
+def test_no_staff_member_ever_holds_a_system_kind_s_role_or_action(node: Node, role: Role) -> None:
+    """Threat: an administrator (or an insider with an administrator's account) giving counter staff the
+    portal's reach. Enrolling or granting a system role to staff, and granting ``read_portal`` (or changing a
+    system role's actions), are refused with ``system_role`` and record nothing."""
+    admin = Actor(B, "admin")
+    before = node.app.max_position()
+    attempts: list[Callable[[], Any]] = [
+        lambda: node.app.enroll_staff(admin, fresh_name(), "clerk", ["counter", role.value]),
+        lambda: node.app.grant_role(admin, "counter", role.value),
+        lambda: node.app.grant_permission(admin, "counter", Action.READ_PORTAL.value),
+        lambda: node.app.grant_permission(admin, role.value, Action.COUNTER_LOOKUP.value),
+        lambda: node.app.revoke_permission(admin, role.value, next(iter(DEFAULT_PERMISSIONS[role])).value),
+    ]
+    for attempt in attempts:
+        with pytest.raises(PermissionDenied) as refused:
+            attempt()
+        assert refused.value.code == "system_role"
+    assert node.app.max_position() == before
+
+
+def test_a_system_account_is_never_a_staff_member(node: Node) -> None:
+    """Threat: a system caller (its secret stolen from the portal) reading staff views, or a name shared by a
+    clerk and the portal. Staff views refuse a system account (``staff_only``); names never collide."""
+    portal = Actor(B, probe(Role.PORTAL))
+    for read in (
+        lambda: views.nationwide_view(node, portal, individual_number()),
+        lambda: views.work_queue(node, portal),
+        lambda: views.agency_flag_state(node, portal, None),
+    ):
+        with pytest.raises(PermissionDenied) as refused:
+            read()
+        assert refused.value.code == "staff_only"
+    with pytest.raises(FlagLedgerError):
+        node.app.enroll_staff(Actor(B, "admin"), probe(Role.PORTAL), "clerk", ["counter"])
+    with pytest.raises(FlagLedgerError):
+        node.app.enroll_system_account(Actor(B, "admin"), "counter", "portal")

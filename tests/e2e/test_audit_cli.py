@@ -74,7 +74,8 @@ def test_replay_answers_flags_and_holds_as_of_an_instant(sqlite_node: Node, caps
     assert "replay:" in err  # progress on stderr
     replayed, answer = lines
     assert replayed["target"].startswith("sqlite:///" + str(node.config.data_dir / "audit"))
-    assert answer["would_hold"]["held"] is True and answer["would_hold"]["holders_notified"] == [B]
+    # A's auditor learns that a request would have been held, never who would have been told (issue 18)
+    assert answer["would_hold"]["held"] is True and answer["would_hold"]["holders_notified"] == []
 
     code, lines, _ = run(
         capsys,
@@ -93,7 +94,7 @@ def test_replay_answers_flags_and_holds_as_of_an_instant(sqlite_node: Node, caps
     )
     assert code == 0
     flags = lines[1]["flags"]
-    assert flags["protected"] is False and flags["per_agency"][0]["active"] is False
+    assert flags["protected"] is False and flags["per_agency"] == [], "B's holdings are B's"
     code, lines, _ = run(
         capsys,
         node,
@@ -109,7 +110,7 @@ def test_replay_answers_flags_and_holds_as_of_an_instant(sqlite_node: Node, caps
         "苦情調査",
         "--quiet",
     )
-    assert lines[1]["flags"]["nationwide"] == {"NO_AUTO_RESPONSE": [B]}
+    assert lines[1]["flags"]["nationwide"] == {"NO_AUTO_RESPONSE": []}
     assert len(list((node.config.data_dir / "audit").glob("replay-*.sqlite"))) == 3
 
 
@@ -179,31 +180,36 @@ def test_the_timeline_follows_the_person_across_a_number_change(sqlite_node: Nod
     protect(node, B, old, ["NON_DISCLOSURE", "NO_AUTO_RESPONSE"], note="DV避難")
     link(node.app, B, old, new)
     node.app.request_provision(Actor(C, "counter"), A, new, legal_item=74, procedure="児童手当", info_kind="地方税")
-    p_old, p_new = node.app.subject(old), node.app.subject(new)
+    p_new = node.app.subject(new)
 
-    for who in (old, new):
-        code, entries, err = run(capsys, node, "audit", "timeline", "--as", f"{A}/aud", who, "--purpose", "監査")
-        assert code == 0, err
-        events = [e["event"] for e in entries]
-        for expected in (
-            "FlagRequest.Requested",
-            "FlagRequest.Approved",
-            "FlagRequest.Executed",
-            "Protection.FlagsSet",
-            "PseudonymLink.Linked",
-            "ProvisionRequest.Received",
-            "ProvisionRequest.Held",
-            "ProbeNotice.Sent",
-            "AccessRecord.ProtectedDetailsRead",
-        ):
-            assert expected in events, (expected, events)
-        assert {e["subject"] for e in entries} >= {p_old, p_new}
-        approval = next(e for e in entries if e["event"] == "FlagRequest.Approved")
-        assert approval["actor"] == "apr" and approval["agency"] == B and approval["detail"]["note"] == "DV避難"
-        held = next(e for e in entries if e["event"] == "ProvisionRequest.Received")
-        assert held["detail"]["querier"] == C and held["at"].endswith("Z")
-        positions = [e["position"] for e in entries]
-        assert positions == sorted(positions) and len(positions) == len(set(positions))
+    # each auditor sees the events its own agency signed (issue 18): B its flags and the number change, A the
+    # query it answered and held
+    signed_by = {
+        B: ("FlagRequest.Requested", "FlagRequest.Approved", "FlagRequest.Executed", "Protection.FlagsSet"),
+        A: ("ProvisionRequest.Received", "ProvisionRequest.Held", "ProbeNotice.Sent"),
+    }
+    for agency, expected_events in signed_by.items():
+        for who in (old, new):
+            code, entries, err = run(
+                capsys, node, "audit", "timeline", "--as", f"{agency}/aud", who, "--purpose", "監査"
+            )
+            assert code == 0, err
+            events = [e["event"] for e in entries]
+            for expected in (*expected_events, "AccessRecord.ProtectedDetailsRead"):
+                assert expected in events, (expected, events)
+            assert {e["agency"] for e in entries} == {agency}, "never another agency's events"
+            positions = [e["position"] for e in entries]
+            assert positions == sorted(positions) and len(positions) == len(set(positions))
+            if agency == B:
+                assert "PseudonymLink.Linked" in events
+                approval = next(e for e in entries if e["event"] == "FlagRequest.Approved")
+                assert approval["actor"] == "apr" and approval["detail"]["note"] == "DV避難"
+            else:
+                held = next(e for e in entries if e["event"] == "ProvisionRequest.Received")
+                assert held["subject"] == p_new, "found through either number"
+                assert held["detail"]["querier"] == C and held["at"].endswith("Z")
+                probe = next(e for e in entries if e["event"] == "ProbeNotice.Sent")
+                assert probe["detail"]["holders"] == [], "B, the holder, is not named to A"
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -215,9 +221,9 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
     sqlite_node: Node, capsys, person, tmp_path
 ) -> None:
     node, x, y = sqlite_node, person(), person()
-    enrol_approved(node, Actor(B, "admin"), "evil", ["approver"], name=HOSTILE_NAME)
+    enrol_approved(node, Actor(A, "admin"), "evil", ["approver"], name=HOSTILE_NAME)
     start = datetime.now(UTC)
-    rid = protect(node, B, x, ["NO_AUTO_RESPONSE", "NON_DISCLOSURE"], approver="evil", note=FORMULA_NOTE)
+    rid = protect(node, A, x, ["NO_AUTO_RESPONSE", "NON_DISCLOSURE"], approver="evil", note=FORMULA_NOTE)
     held = node.app.request_provision(
         Actor(C, "counter"), A, x, legal_item=9, procedure="生活保護<b>", info_kind="住民票"
     )
@@ -229,8 +235,9 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
         Actor(C, "counter"), A, x, legal_item=9, procedure="生活保護", info_kind="住民票"
     )
     node.app.record_access(Actor(A, "aud"), x, "nationwide holders", HOSTILE_PURPOSE)
-    _, grant = issue_token(node, Actor(B, "admin"), "evil", ttl=timedelta(hours=1), roles=("approver",))
-    protect(node, B, x, ["NON_DISCLOSURE"], kind="release")
+    _, grant = issue_token(node, Actor(A, "admin"), "evil", ttl=timedelta(hours=1), roles=("approver",))
+    protect(node, A, x, ["NON_DISCLOSURE"], kind="release")
+    protect(node, B, x, ["NON_DISCLOSURE"])  # B's own: not in A's report (issue 18)
     protect(node, C, y, ["NON_DISCLOSURE"])
     changed = person()
     link(node.app, B, changed, person())  # a number change: four eyes, listed with the approvals (issue 18)
@@ -275,13 +282,12 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
 
     flags = _read(out / "flags.csv")
     assert [(r["agency"], r["action"], r["flags"]) for r in flags] == [
-        (B, "set", "NON_DISCLOSURE,NO_AUTO_RESPONSE"),
-        (B, "release", "NON_DISCLOSURE"),
-        (C, "set", "NON_DISCLOSURE"),
-    ]
+        (A, "set", "NON_DISCLOSURE,NO_AUTO_RESPONSE"),
+        (A, "release", "NON_DISCLOSURE"),
+    ], "only A's own flags: B's and C's would tell A's auditor who protects x and y"
     assert all(r["applied_by"] == "op" for r in flags)
     summary = {(r["agency"], r["flag"]): (r["set"], r["released"]) for r in _read(out / "flag_summary.csv")}
-    assert summary[(B, "NON_DISCLOSURE")] == ("1", "1") and summary[(C, "NON_DISCLOSURE")] == ("1", "0")
+    assert summary == {(A, "NON_DISCLOSURE"): ("1", "1"), (A, "NO_AUTO_RESPONSE"): ("1", "0")}
     approvals = _read(out / "approvals.csv")
     first = next(r for r in approvals if r["request_id"] == str(rid) and r["step"] == "approved")
     assert first["staff"] == "evil" and first["staff_name"] == HOSTILE_NAME  # kept verbatim in CSV …
@@ -300,7 +306,7 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
     assert reads[0]["purpose"] == HOSTILE_PURPOSE and reads[1]["purpose"].startswith("period ")
     (token,) = _read(out / "tokens.csv")
     assert (token["agency"], token["issued_by"], token["staff"], token["staff_name"], token["roles"]) == (
-        B,
+        A,
         "admin",
         "evil",
         HOSTILE_NAME,
@@ -347,7 +353,7 @@ def test_the_reports_root_is_the_log_as_it_stood_at_the_periods_end(
         "audit",
         "report",
         "--as",
-        f"{A}/aud",
+        f"{B}/aud",
         "--from",
         "2020-01-01T00:00:00Z",
         "--to",

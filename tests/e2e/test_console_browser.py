@@ -153,7 +153,8 @@ def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
     aud.fill("#purpose", "苦情調査")
     aud.click("button:has-text('表示')")
     events = aud.locator("table").inner_text()
-    assert "Protection.FlagsSet" in events and "ProvisionRequest" in events
+    assert "Protection.FlagsSet" in events, "B's own flags"
+    assert "ProvisionRequest" not in events, "C's held request is C's: a timeline shows its reader's agency only"
     assert "AccessRecord.ProtectedDetailsRead" in events, "the auditor's own read is on the timeline"
     shot(aud, "07-auditor-timeline")
 

@@ -14,8 +14,8 @@ from ledger.cli import demo
 from projections.verified import VerifiedState
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}
+def run_cli(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")} | (extra_env or {})
     return subprocess.run(
         [sys.executable, "-c", "import sys; from ledger.cli.main import main; sys.exit(main())", *args],
         capture_output=True,
@@ -73,8 +73,18 @@ def test_the_view_commands_read_the_demo_node(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout)
     assert seen["protected"] is False and seen["holders"] is None, "released at the end of the demo"
-    proc = run_cli("view", "portal", "--data-dir", str(data), "--viewer", demo.Y_NUMBER, "--subject", demo.Y_NUMBER)
+    # the portal reads through its own system account, signed in with its own secret (issue 18)
+    proc = run_cli("system", "enroll", "portal", "--kind", "portal", "--as", "131016/admin", "--data-dir", str(data))
+    assert proc.returncode == 0, proc.stderr
+    secret = json.loads(proc.stdout)["secret"]
+    portal = ("view", "portal", "--data-dir", str(data), "--viewer", demo.Y_NUMBER, "--subject", demo.Y_NUMBER)
+    proc = run_cli(*portal, "--as", "131016/portal", extra_env={"FLAGLEDGER_SYSTEM_SECRET": secret})
+    assert proc.returncode == 0, proc.stderr
     assert [r["querier"] for r in json.loads(proc.stdout)["records"]] == ["131032"], "only the post-release record"
+    # a counter clerk, or the portal's name without its secret, is refused (exit 4) and shown nothing
+    for who, env in (("131032/counter", {}), ("131016/portal", {"FLAGLEDGER_SYSTEM_SECRET": "fls1_guess"})):
+        proc = run_cli(*portal, "--as", who, extra_env=env)
+        assert proc.returncode == 4 and proc.stdout == "", (who, proc.stderr)
     proc = run_cli("view", "positions", "--data-dir", str(data))
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert {r["projection"] for r in rows} >= {"flag_state", "portal", "work_queues", "timeline"}

@@ -163,11 +163,9 @@ def test_seed_across_three_nodes(network, person, monkeypatch: pytest.MonkeyPatc
         assert m["flagledger_parked_messages"] == 0
         # the node signs a checkpoint when it starts (then every --checkpoint-every seconds)
         assert 0 <= m["flagledger_checkpoint_age_seconds"] < 600, "the node's first checkpoint is recent"
+        # (B's work queue, not B's timeline: a timeline shows only its reader's agency's events, issue 18)
         eventually(
-            lambda: any(
-                e.event == "ProbeNotice.Sent" and e.agency == A
-                for e in views.subject_timeline(b, Actor(B, "aud"), x, "e2e: probes")
-            ),
+            lambda: any(p.querier == A for p in views.work_queue(b, Actor(B, "rev")).probes),
             "A's probe about X reaches B",
         )
 

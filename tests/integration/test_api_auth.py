@@ -134,6 +134,9 @@ def test_the_cli_issues_a_token_the_api_accepts(make_node: NodeFactory, capsys: 
     assert "role_not_permitted" in capsys.readouterr().err
 
 
+SIGN_IN = {"/api/v1/system/token"}  # a system account's sign-in (tests/integration/test_system_reads.py)
+
+
 def test_every_operation_of_the_document_needs_a_token(sqlite_node: Node) -> None:
     doc = json.loads((Path(__file__).resolve().parents[2] / "deploy" / "openapi.json").read_text())
     http = client(sqlite_node)
@@ -141,6 +144,9 @@ def test_every_operation_of_the_document_needs_a_token(sqlite_node: Node) -> Non
     for path, ops in doc["paths"].items():
         url = path.replace("{request_id}", "00000000-0000-0000-0000-000000000000")
         for method in ops:
+            if path in SIGN_IN:  # where a token is obtained with the account's own secret: no token yet
+                assert http.request(method.upper(), url, json={}).status_code == 422
+                continue
             r = http.request(method.upper(), url, json={})
             assert r.status_code == 401 and r.json()["code"] == "unauthenticated", (method, path, r.text)
             assert r.headers["www-authenticate"] == "Bearer"

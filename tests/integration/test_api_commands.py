@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from ledger.app import Actor
 from ledger.runtime.bootstrap import Node
 from tests.conftest import SC, A, B
-from tests.support.api import auth, client
+from tests.support.api import auth, client, system_auth
 from tests.support.staff import grant_approved
 
 ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
@@ -33,7 +33,10 @@ class Api:
     def h(self, who: str) -> dict[str, str]:
         agency, staff = who.split("/")
         if (agency, staff) not in self._auth:
-            self._auth[agency, staff] = auth(self.node, agency, staff)
+            # "AGENCY/portal": the agency's portal system account, signed in with its own secret
+            self._auth[agency, staff] = (
+                system_auth(self.node, agency) if staff == "portal" else auth(self.node, agency, staff)
+            )
         return self._auth[agency, staff]
 
     def post(self, who: str, path: str, body: dict[str, Any] | None = None, status: int = 200) -> Any:

@@ -39,12 +39,17 @@ def test_refusals_are_the_same_whether_or_not_the_person_is_protected(
     for subject in (x, y):
         answers = [
             api.post(f"{A}/req", "/queries/counter", {"subject": subject}, 403),
-            api.post(f"{A}/counter", "/queries/nationwide", {"subject": subject, "purpose": "curious"}, 403),
             api.post(f"{A}/counter", "/queries/timeline", {"subject": subject, "purpose": "curious"}, 403),
             api.post(f"{A}/req", "/queries/request-path", {"subject": subject}, 403),
         ]
-        assert [a["code"] for a in answers] == ["role_not_permitted"] * 4
-        assert answers == [{"code": "role_not_permitted", "message": "your roles do not allow this action"}] * 4
+        assert [a["code"] for a in answers] == ["role_not_permitted"] * 3
+        assert answers == [{"code": "role_not_permitted", "message": "your roles do not allow this action"}] * 3
+        for who in (f"{A}/counter", f"{A}/aud", f"{B}/rev"):
+            holders = api.post(who, "/queries/nationwide", {"subject": subject, "purpose": "curious"}, 403)
+            assert holders["code"] == "holders_withheld"
+        for who in (f"{A}/counter", f"{B}/counter", f"{B}/aud"):
+            portal = api.post(who, "/queries/portal-records", {"viewer": subject, "subject": subject}, 403)
+            assert portal["code"] == "system_only"
     assert access_reads(sqlite_node) == [], "refused reads record nothing"
 
 
@@ -53,18 +58,18 @@ def test_reads_of_protected_details_are_recorded_before_they_are_shown(
 ) -> None:
     api, x = Api(sqlite_node), person()
     api.protect(B, x, [ND])
-    holders = api.post(f"{A}/aud", "/queries/nationwide", {"subject": x, "purpose": "苦情調査"})
-    assert holders["holders"] == [B] and holders["basis"] == "authorised"
-    assert access_reads(sqlite_node) == [(A, "aud", "nationwide holders")]
-    timeline = api.post(f"{C}/aud", "/queries/timeline", {"subject": x, "purpose": "監査"})
+    seen = api.post(f"{A}/aud", "/queries/nationwide", {"subject": x})
+    assert seen["holders"] is None and seen["basis"] == "other_agency"
+    assert access_reads(sqlite_node) == [], "the banner is not a read"
+    timeline = api.post(f"{B}/aud", "/queries/timeline", {"subject": x, "purpose": "監査"})
     events = [e["event"] for e in timeline]
     assert events[0] == "FlagRequest.Requested" and "Protection.FlagsSet" in events
     assert events[-1] == "AccessRecord.ProtectedDetailsRead", "the read itself is on the timeline"
-    ref = holders["liaison"][0]
+    ref = seen["liaison"][0]
     assert api.post(f"{A}/rev", "/queries/liaison", {"reference": ref, "purpose": "連絡"}, 404)["code"] == "not_found"
     target = api.post(f"{B}/rev", "/queries/liaison", {"reference": ref, "purpose": "本人への連絡"})
     assert target == {"subject": sqlite_node.app.subject(x), "flags": [ND]}
-    assert [r[:2] for r in access_reads(sqlite_node)] == [(A, "aud"), (C, "aud"), (B, "rev")]
+    assert [r[:2] for r in access_reads(sqlite_node)] == [(B, "aud"), (B, "rev")]
     assert (
         api.post(f"{B}/rev", "/queries/liaison", {"reference": "B-131024", "purpose": "x"}, 422)["code"]
         == "invalid_input"
@@ -74,22 +79,21 @@ def test_reads_of_protected_details_are_recorded_before_they_are_shown(
 def test_portal_views_for_subject_proxy_and_stranger(sqlite_node: Node, person: Callable[[], str]) -> None:
     api, x, stranger = Api(sqlite_node), person(), person()
     before = api.post(f"{A}/counter", "/provision-requests", {"provider": C, "subject": x, **ASK}, 201)
-    own = api.post(f"{A}/counter", "/queries/portal-records", {"viewer": x, "subject": x})
+    own = api.post(f"{A}/portal", "/queries/portal-records", {"viewer": x, "subject": x})
     assert own["access"] == "self" and [r["request_id"] for r in own["records"]] == [before["request_id"]]
-    assert api.post(f"{A}/counter", "/queries/portal-records", {"viewer": stranger, "subject": x}) == {
+    assert api.post(f"{A}/portal", "/queries/portal-records", {"viewer": stranger, "subject": x}) == {
         "access": "none",
         "records": [],
     }
-    info = api.post(f"{A}/counter", "/queries/self-information", {"viewer": x, "subject": x})
+    info = api.post(f"{A}/portal", "/queries/self-information", {"viewer": x, "subject": x})
     assert info["access"] == "self" and not info["withheld"] and [h["agency"] for h in info["holdings"]] == [C]
     api.protect(B, x, [ND, NAR])
-    assert api.post(f"{A}/counter", "/queries/portal-records", {"viewer": x, "subject": x})["records"] == []
-    info = api.post(f"{A}/counter", "/queries/self-information", {"viewer": x, "subject": x})
+    assert api.post(f"{A}/portal", "/queries/portal-records", {"viewer": x, "subject": x})["records"] == []
+    info = api.post(f"{A}/portal", "/queries/self-information", {"viewer": x, "subject": x})
     assert info["withheld"] and info["holdings"] == []
-    assert (
-        api.post(f"{A}/apr", "/queries/portal-records", {"viewer": x, "subject": x}, 403)["code"]
-        == "role_not_permitted"
-    )
+    for who in (f"{A}/apr", f"{A}/counter", f"{C}/counter"):
+        for path in ("/queries/portal-records", "/queries/self-information"):
+            assert api.post(who, path, {"viewer": x, "subject": x}, 403)["code"] == "system_only"
 
 
 def test_the_work_queue_lists_approvals_reviews_and_held_requests_for_deciders(

@@ -181,11 +181,16 @@ def test_a_flag_applies_between_set_and_release_and_holds_requests_only_then(
     t3 = datetime.now(UTC)
     reads_before = sum(1 for _, _, e in node.app.envelopes() if e.header.topic.endswith("ProtectedDetailsRead"))
 
-    answers = {}
+    answers, at_a = {}, {}
+    holder = Actor(B, "aud")  # the holding agency's auditor sees its holdings; A's sees none of them
     for name, at in (("before", before), ("t1", t1), ("t2", t2), ("t3", t3)):
         _, engine, _ = audit_replay(node, AUDITOR, as_of=at, target=str(tmp_path / f"{name}.sqlite"))
         try:
             answers[name] = (
+                flags_then(node, holder, engine, x, "監査"),
+                would_hold_then(node, holder, engine, x, C, "監査"),
+            )
+            at_a[name] = (
                 flags_then(node, AUDITOR, engine, x, "監査"),
                 would_hold_then(node, AUDITOR, engine, x, C, "監査"),
             )
@@ -207,9 +212,17 @@ def test_a_flag_applies_between_set_and_release_and_holds_requests_only_then(
     flags, hold = answers["t3"]
     assert not flags.protected and all(not f.active and f.released_at for f in flags.per_agency)
     assert not hold.held and hold.holders_notified == ()
+    # another agency's auditor (threat: a peer agency's insider on a shared node, issue 18) learns whether
+    # the person was protected and a request held, never by whom
+    flags, hold = at_a["t1"]
+    assert flags.protected and flags.nationwide == {"NON_DISCLOSURE": (), "NO_AUTO_RESPONSE": ()}
+    assert flags.per_agency == () and hold.held and hold.holders_notified == ()
+    for f, h in at_a.values():
+        named = {a for hs in f.nationwide.values() for a in hs} | {p.agency for p in f.per_agency}
+        assert B not in named | set(h.holders_notified)
     # every answer about the person was recorded as a read of protected details first
     reads = sum(1 for _, _, e in node.app.envelopes() if e.header.topic.endswith("ProtectedDetailsRead"))
-    assert reads == reads_before + 8
+    assert reads == reads_before + 16
 
 
 def test_the_live_views_are_never_touched(node: Node, backend, tmp_path, people, person) -> None:

@@ -13,6 +13,7 @@ import csv
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -239,22 +240,30 @@ def test_the_audit_report_lists_every_role_and_account_change(node: Node, tmp_pa
     node.app.revoke_role(ADMIN, "req", "requester")
     node.app.deactivate_staff(ADMIN, "req")
     node.app.grant_permission(ADMIN, "counter", "audit")
-    result = audit_report(node, Actor(A, "aud"), start, datetime.now(UTC) + timedelta(minutes=1), tmp_path / "r")
-    with (tmp_path / "r" / "staff.csv").open(encoding="utf-8") as fh:
-        rows = [
-            (r["agency"], r["staff"], r["change"], r["role"], r["by"], r["proposed_by"], r["approved_by"])
-            for r in csv.DictReader(fh)
-        ]
+    node.app.enroll_staff(Actor(B, "admin"), "aud", "aud", ["auditor"])
+
+    def staff_rows(auditor: Actor, out: str) -> tuple[Any, list[tuple[str, ...]]]:
+        result = audit_report(node, auditor, start, datetime.now(UTC) + timedelta(minutes=1), tmp_path / out)
+        with (tmp_path / out / "staff.csv").open(encoding="utf-8") as fh:
+            rows = [
+                (r["agency"], r["staff"], r["change"], r["role"], r["by"], r["proposed_by"], r["approved_by"])
+                for r in csv.DictReader(fh)
+            ]
+        return result, rows
+
+    result, rows = staff_rows(Actor(A, "aud"), "a")
+    b_result, b_rows = staff_rows(Actor(B, "aud"), "b")  # each auditor sees their own agency's staff (reads)
+    assert {r[0] for r in rows} == {A} and {r[0] for r in b_rows} == {B}
     assert (A, "apr", "enrolled", "", "admin", "", "") in rows
     assert (A, "apr", "grant proposed at enrolment", "approver", "admin", "admin", "") in rows
     assert (A, "apr", "grant approved", "approver", "admin2", "admin", "admin2") in rows
     assert (A, "apr", "role granted", "approver", "admin2", "admin", "admin2") in rows
-    assert (B, "admin2", "grant approved (BREAK-GLASS)", "administrator", f"{P}/admin", "admin", f"{P}/admin") in rows
-    assert (B, "admin2", "role granted", "administrator", f"{P}/admin", "admin", f"{P}/admin") in rows
+    assert (B, "admin2", "grant approved (BREAK-GLASS)", "administrator", f"{P}/admin", "admin", f"{P}/admin") in b_rows
+    assert (B, "admin2", "role granted", "administrator", f"{P}/admin", "admin", f"{P}/admin") in b_rows
     assert (A, "req", "role revoked", "requester", "admin", "", "") in rows
     assert (A, "req", "deactivated", "", "admin", "", "") in rows
     assert (A, "", "permission granted", "counter", "admin", "", "") in rows
-    assert result.rows["staff"] == len(rows)
+    assert result.rows["staff"] == len(rows) and b_result.rows["staff"] == len(b_rows)
 
 
 def test_over_http_a_stale_conflicting_role_is_403_role_conflict(node: Node) -> None:

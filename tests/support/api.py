@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 
 from ledger.api import create_app
-from ledger.api.auth import issue_token
+from ledger.api.auth import issue_system_token, issue_token
 from ledger.app import Actor
 from ledger.runtime.bootstrap import Node
 
@@ -25,6 +25,13 @@ def token(
 
 def auth(node: Node, agency: str, staff: str, **kw: object) -> dict[str, str]:
     return {"Authorization": "Bearer " + token(node, agency, staff, **kw)}  # type: ignore[arg-type]
+
+
+def system_auth(node: Node, agency: str, account: str = "portal", kind: str = "portal") -> dict[str, str]:
+    """Enrol a system account (the portal by default) and sign it in with its own secret, as a deployment's
+    portal would (``POST /api/v1/system/token``)."""
+    secret = node.app.enroll_system_account(Actor(agency, "admin"), account, kind)
+    return {"Authorization": "Bearer " + issue_system_token(node, agency, account, secret)[0]}
 
 
 def access_reads(node: Node) -> list[tuple[str, str, str]]:

@@ -316,7 +316,8 @@ async def _one(
             },
         )
     elif kind == "recorded":
-        method, url, who, body = "POST", "/api/v1/queries/nationwide", "aud", {"subject": person, "purpose": "監査"}
+        # an auditor's timeline: one recorded read each (the nationwide holders no longer open with a purpose)
+        method, url, who, body = "POST", "/api/v1/queries/timeline", "aud", {"subject": person, "purpose": "監査"}
     elif kind == "case":
         method, url, who, body = "POST", "/api/v1/cases", "req", {"victim": person}
     elif kind == "whoami":

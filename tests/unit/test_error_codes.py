@@ -41,6 +41,7 @@ PUBLISHED = {
     "grant_closed",  # issue 18
     "head_corrupt",
     "head_missing",
+    "holders_withheld",
     "inactive_staff",
     "integrity",
     "invalid_input",
@@ -60,7 +61,10 @@ PUBLISHED = {
     "rule_violation",
     "schema",
     "stale_proposal",
+    "staff_only",
     "storage",
+    "system_only",
+    "system_role",
     "token_scope",
     "truncated",
     "unauthenticated",

@@ -114,6 +114,13 @@ class Code:
     FOREIGN_AGENCY: Final = "foreign_agency"
     STALE_PROPOSAL: Final = "stale_proposal"
     TOKEN_SCOPE: Final = "token_scope"
+    # staff credentials and the signatures staff make on their own acts (docs/staff-signing.md)
+    STAFF_SIGNATURE: Final = "staff_signature"
+    STAFF_SIGNATURE_REQUIRED: Final = "staff_signature_required"
+    BAD_ENROLMENT_CODE: Final = "bad_enrolment_code"
+    NO_CREDENTIAL: Final = "no_credential"
+    WRONG_PASSWORD: Final = "wrong_password"
+    LOCKED_OUT: Final = "locked_out"
     CSRF: Final = "csrf"
 
 

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives import serialization
 
-from ledger.app.access import LedgerAccess
 from ledger.app.checkpoints import Checkpoint, sign_checkpoint
+from ledger.app.credentials import CredentialCommands
 from ledger.app.values import SYSTEM, Actor
 from ledger.domain.agencies import Agency, Staff
 from ledger.domain.keys import KeyRegistry
@@ -29,7 +29,7 @@ from ledger.errors import (
 from ledger.log.signing import Signer, key_id_for, public_key_from_hex
 
 
-class AgencyCommands(LedgerAccess):
+class AgencyCommands(CredentialCommands):
     """Agencies, staff, permissions, approval policy, signing keys and checkpoints."""
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -61,6 +61,9 @@ class AgencyCommands(LedgerAccess):
             by=SYSTEM,
         )
         self.save_as(code, agency, admin)
+        # the first administrator's one-time enrolment code: whoever completes it is the roster's root
+        # (docs/staff-signing.md); printed by `flagledger init`, never stored
+        self.first_codes[code] = self.issue_root_code(code, administrator)
         return code
 
     def register_remote_agency(
@@ -120,6 +123,7 @@ class AgencyCommands(LedgerAccess):
         member = self.staff(actor.agency, who)
         member.deactivate(by=actor.staff)
         self.save_as(actor.agency, member)
+        self.revoke_staff_keys(actor, who, "deactivated")
 
     def grant_permission(self, actor: Actor, role: str, action: str) -> None:
         agency, _ = self.authorise(actor, Action.ADMINISTER)

@@ -148,8 +148,13 @@ class CredentialCommands(LedgerAccess):
 
     def roster(self, agency: str) -> RosterState | None:
         """The agency's certified staff keys (as this node's log holds them), or None before staff signing."""
-        found = self.find(StaffRoster, StaffRoster.create_id(agency))
-        return found.state if found is not None else None
+        # folded from the stream's events in order (not the aggregate's replay: a creation event forged into
+        # the stream later would start a new aggregate); an invalid event certifies nothing
+        state: RosterState | None = None
+        for e in self.events.get(StaffRoster.create_id(agency)):
+            state = state or RosterState(agency)
+            state.apply(type(e).__name__, vars(e))
+        return state
 
     # -- enrolment ---------------------------------------------------------------------------------------
     def issue_enrolment_code(self, actor: Actor, who: str, ttl: timedelta = CODE_TTL) -> str:
@@ -233,13 +238,11 @@ class CredentialCommands(LedgerAccess):
         else:
             if roster is None:
                 raise IntegrityError("the agency has no staff roster to certify this key in", code=Code.STAFF_SIGNATURE)
-            roster.certify(cert)
-            if (
-                cred.key_id is not None
-                and cred.key_id in roster.state.keys
-                and not roster.state.keys[cred.key_id].revoked
-            ):
-                roster.revoke(who, cred.key_id, "replaced by a new enrolment", by=who)
+            state = self.roster(agency) or RosterState(agency)
+            roster.certify(cert, state)
+            old = state.keys.get(cred.key_id or "")
+            if old is not None and not old.revoked:
+                roster.revoke(who, old.key_id, "replaced by a new enrolment", by=who, state=state)
         password_hash, wrapped = _wrap(private, password)
         cred.activate(key_id=signer.key_id, public_hex=signer.public_hex, password_hash=password_hash, wrapped=wrapped)
         self.save_as(agency, cred, roster)
@@ -321,11 +324,13 @@ class CredentialCommands(LedgerAccess):
     def revoke_staff_keys(self, actor: Actor, who: str, reason: str) -> None:
         """End every certified key of ``who`` (on deactivation): nothing they sign afterwards is accepted."""
         roster = self.find(StaffRoster, StaffRoster.create_id(actor.agency))
-        if roster is None:
+        state = self.roster(actor.agency)
+        if roster is None or state is None:
             return
-        for cert in list(roster.state.keys.values()):
+        for cert in list(state.keys.values()):
             if cert.staff == who and not cert.revoked:
-                roster.revoke(who, cert.key_id, reason, by=actor.staff)
+                roster.revoke(who, cert.key_id, reason, by=actor.staff, state=state)
+                cert.revoked = True
         self.save_as(actor.agency, roster)
         self.lock(actor.agency, who)
 

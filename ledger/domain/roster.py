@@ -43,8 +43,10 @@ class StaffRoster(LedgerAggregate):
         self.state = RosterState(agency)
         self.state.apply("Opened", {"root": root})
 
-    def certify(self, cert: dict[str, Any]) -> None:
-        problem = copy.deepcopy(self.state).apply("KeyCertified", {"cert": cert})
+    def certify(self, cert: dict[str, Any], state: RosterState) -> None:
+        """``state``: the roster as every reader folds it (:meth:`ledger.app.credentials.CredentialCommands.roster`),
+        not this object's: a creation event forged later into the stream would reset an aggregate."""
+        problem = copy.deepcopy(state).apply("KeyCertified", {"cert": cert})
         if problem is not None:
             raise IntegrityError(f"the staff key is refused: {problem}", code=Code.STAFF_SIGNATURE)
         self._certified(cert=cert)
@@ -53,8 +55,8 @@ class StaffRoster(LedgerAggregate):
     def _certified(self, cert: dict[str, Any]) -> None:
         self.state.apply("KeyCertified", {"cert": cert})
 
-    def revoke(self, staff: str, key_id: str, reason: str, by: str) -> None:
-        cert = self.state.keys.get(key_id)
+    def revoke(self, staff: str, key_id: str, reason: str, by: str, state: RosterState) -> None:
+        cert = state.keys.get(key_id)
         if cert is None or cert.staff != staff:
             raise StateConflict(f"{staff} holds no key {key_id} here")
         if cert.revoked:

@@ -163,7 +163,7 @@ class CredentialCommands(LedgerAccess):
         Signed by the issuing administrator's own staff key, so the roster certifies the key it activates.
         Before the agency has a roster (a log from before staff signing) an administrator may issue one
         unsigned code for an administrator: whoever completes it becomes the roster's root."""
-        _, admin = self.authorise(actor, Action.ADMINISTER)
+        self.authorise(actor, Action.ADMINISTER)
         member = self.staff(actor.agency, who)
         if not member.active:
             raise StateConflict(f"{who} is deactivated")

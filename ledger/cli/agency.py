@@ -20,7 +20,8 @@ agency = group("agency", "hosted agencies, and the peers whose keys this node tr
 def add(agency: str, name: str, kind: str, admin: str, approvals: int, signing_key_file: Path | None) -> int:
     spec = AgencySpec(agency, name, kind, admin, approvals)
     hosting = adopt(add_agency(data_dir(), spec, signing_key_file=signing_key_file, pools=ONE_SHOT))
-    out({"agency": agency, "key_id": hosting.app.signers[agency].key_id})
+    code = hosting.app.first_codes.get(agency)  # shown once, as by `init`
+    out({"agency": agency, "key_id": hosting.app.signers[agency].key_id, "enrolment_code": code})
     return 0
 
 

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ledger.app import Actor
 from ledger.app.capacity import ONE_SHOT, PoolSizes
 from ledger.cli.parsing import ACTOR, SafeCommand, SafeGroup, option
 from ledger.runtime.bootstrap import Node, open_node
@@ -84,6 +85,23 @@ def adopt(opened: Node) -> Node:
 def as_actor(required: bool = True, help_: str = "who acts, e.g. 131016/tanaka") -> Callable[[F], F]:
     # (no explicit default=None: to Click a default given is a value present, and --as would not be required)
     return option("--as", "actor", type=ACTOR, required=required, metavar="AGENCY/STAFF", help=help_)
+
+
+def password_for(actor: Actor, *, new: bool = False) -> str:
+    """The person's password: FLAGLEDGER_PASSWORD (scripts), else asked for on the terminal, hidden (twice when
+    it is a new one)."""
+    import os
+
+    given = os.environ.get("FLAGLEDGER_PASSWORD")
+    if given:
+        return given
+    return str(click.prompt(f"password for {actor}", hide_input=True, confirmation_prompt=new, err=True))
+
+
+def unlocked(actor: Actor) -> Actor:
+    """Unlock ``actor``'s staff key for this command (their own signature on what they do); returns ``actor``."""
+    node().app.unlock(actor.agency, actor.staff, password_for(actor))
+    return actor
 
 
 def command(

@@ -68,6 +68,8 @@ def init(
             "agency": agency,
             "administrator": f"{agency}/{admin}",
             "key_id": node.app.signers[agency].key_id,
+            # shown once: the administrator runs `flagledger staff activate --as AGENCY/ADMIN --code CODE`
+            "enrolment_code": node.app.first_codes.get(agency),
         }
     )
     return 0

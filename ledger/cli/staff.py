@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ledger.app import Actor
-from ledger.cli.base import as_actor, command, group, node, out
+from ledger.cli.base import as_actor, command, group, node, out, password_for, unlocked
 from ledger.cli.parsing import TTL, argument, choices, option
 from ledger.domain.types import Role
 
@@ -18,8 +18,29 @@ staff = group("staff", "staff and roles")
 @option("--name", default="")
 @option("--role", type=choices(Role), multiple=True, required=True)
 def enroll(actor: Actor, staff: str, name: str, role: tuple[str, ...]) -> int:
-    node().app.enroll_staff(actor, staff, name or staff, list(role))
-    out({"enrolled": f"{actor.agency}/{staff}", "roles": sorted(set(role))})
+    app = node().app
+    app.enroll_staff(unlocked(actor), staff, name or staff, list(role))
+    code = app.issue_enrolment_code(actor, staff)
+    # shown once: give it to the person, who runs `flagledger staff activate` and chooses their password
+    out({"enrolled": f"{actor.agency}/{staff}", "roles": sorted(set(role)), "enrolment_code": code})
+    return 0
+
+
+@command(staff, "code", help="issue a new one-time enrolment code for a staff member (a lost password)")
+@as_actor()
+@argument("staff")
+def code(actor: Actor, staff: str) -> int:
+    issued = node().app.issue_enrolment_code(unlocked(actor), staff)
+    out({"staff": f"{actor.agency}/{staff}", "enrolment_code": issued})
+    return 0
+
+
+@command(staff, "activate", help="complete your enrolment: choose your password; your staff key is made")
+@as_actor(help_="you, e.g. 131016/tanaka")
+@option("--code", "code_", required=True, help="the one-time enrolment code an administrator gave you")
+def activate(actor: Actor, code_: str) -> int:
+    signer = node().app.activate_credential(actor.agency, actor.staff, code_, password_for(actor, new=True))
+    out({"activated": str(actor), "staff_key": signer.key_id})
     return 0
 
 

@@ -283,7 +283,6 @@ BY_NAME: dict[str, Rule] = {
     # staff credentials and signatures (ledger.domain.staff_acts, roster, credentials)
     "staff_signature": optional(STAFF_SIGNED),
     "evidence": optional(EVIDENCE),
-    "root": STAFF_CERT,
     "cert": STAFF_CERT,
     "issued": record(
         {
@@ -305,6 +304,7 @@ BY_NAME: dict[str, Rule] = {
 
 # "Class.Event" → field → rule, where the field's name alone does not say what it holds
 BY_EVENT: dict[str, dict[str, Rule]] = {
+    "StaffRoster.Opened": {"root": STAFF_CERT},
     "Agency.Registered": {"kind": enum(AgencyKind)},
     "FlagRequest.Requested": {"kind": enum(RequestKind), "reason": enum(Reason), "review_date": optional(day)},
     "Protection.FlagsSet": {"reason": enum(Reason)},

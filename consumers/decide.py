@@ -25,9 +25,9 @@ from ledger.app.checkpoints import CHECKPOINT_TOPIC, is_checkpoint_topic
 from ledger.app.holds import check_incoming, hold_agency, hold_reason
 from ledger.domain.authority import Owner, append_violation, foreign_writer_reason, payload_violation
 from ledger.domain.event_fields import check_event
-from ledger.domain.staff_acts import RosterState, check_evidence
 from ledger.errors import Code, FlagLedgerError, IntegrityError, StateConflict, StorageError
 from ledger.log.envelope import GENESIS, Envelope
+from ledger.log.staff_roster import RosterState, check_evidence
 
 __all__ = ["APPLY", "LedgerView", "Outcome", "StoreView", "admit", "decide", "parse"]
 

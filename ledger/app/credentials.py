@@ -28,17 +28,10 @@ from ledger.app.access import LedgerAccess
 from ledger.app.values import SYSTEM, Actor
 from ledger.domain.credentials import StaffCredential
 from ledger.domain.roster import StaffRoster
-from ledger.domain.staff_acts import (
-    ROOT_ISSUER,
-    RosterState,
-    code_digest,
-    enrol_statement,
-    possession_statement,
-    staff_key_id,
-    verify_signature,
-)
+from ledger.domain.staff_acts import ROOT_ISSUER, code_digest, enrol_statement, possession_statement, staff_key_id
 from ledger.domain.types import Action, Role
 from ledger.errors import AuthError, Code, InputError, IntegrityError, PermissionDenied, StateConflict
+from ledger.log.staff_roster import RosterState, verify_signature
 
 __all__ = ["KdfCost", "StaffProof", "StaffSigner", "set_kdf_cost"]
 
@@ -234,15 +227,17 @@ class CredentialCommands(LedgerAccess):
                 raise IntegrityError(
                     "the agency's roster already has its root: a second is refused", code=Code.STAFF_SIGNATURE
                 )
-            roster = StaffRoster.open(agency, cert)
+            RosterState(agency).check("Opened", {"root": cert})
+            roster = StaffRoster(agency=agency, root=cert)
         else:
             if roster is None:
                 raise IntegrityError("the agency has no staff roster to certify this key in", code=Code.STAFF_SIGNATURE)
             state = self.roster(agency) or RosterState(agency)
-            roster.certify(cert, state)
+            state.check("KeyCertified", {"cert": cert})
+            roster.certify(cert=cert)
             old = state.keys.get(cred.key_id or "")
             if old is not None and not old.revoked:
-                roster.revoke(who, old.key_id, "replaced by a new enrolment", by=who, state=state)
+                roster.revoke(staff=who, key_id=old.key_id, reason="replaced by a new enrolment", by=who)
         password_hash, wrapped = _wrap(private, password)
         cred.activate(key_id=signer.key_id, public_hex=signer.public_hex, password_hash=password_hash, wrapped=wrapped)
         self.save_as(agency, cred, roster)
@@ -329,7 +324,7 @@ class CredentialCommands(LedgerAccess):
             return
         for cert in list(state.keys.values()):
             if cert.staff == who and not cert.revoked:
-                roster.revoke(who, cert.key_id, reason, by=actor.staff, state=state)
+                roster.revoke(staff=who, key_id=cert.key_id, reason=reason, by=actor.staff)
                 cert.revoked = True
         self.save_as(actor.agency, roster)
         self.lock(actor.agency, who)

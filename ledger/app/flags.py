@@ -18,8 +18,6 @@ from ledger.domain.staff_acts import (
     REJECTED,
     REQUESTED,
     act_statement,
-    check_acts,
-    check_evidence,
     details_digest,
     note_digest,
     request_digest,
@@ -41,6 +39,7 @@ from ledger.errors import (
     NotFoundError,
     PermissionDenied,
 )
+from ledger.log.staff_roster import check_acts, check_evidence
 
 _EVENT_OF_KIND = {RequestKind.SET.value: "FlagsSet", RequestKind.RENEW.value: "FlagsRenewed"}
 

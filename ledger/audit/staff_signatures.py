@@ -13,16 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.app import FlagLedger
-from ledger.domain.staff_acts import (
-    RosterState,
-    check_acts,
-    check_evidence,
-    details_digest,
-    note_digest,
-    request_digest,
-)
+from ledger.domain.staff_acts import details_digest, note_digest, request_digest
 from ledger.errors import Code, FlagLedgerError
 from ledger.log.findings import Finding
+from ledger.log.staff_roster import RosterState, check_acts, check_evidence
 
 __all__ = ["StaffCheck", "check_staff_signatures"]
 
@@ -126,5 +120,5 @@ def _request_act(
     if known is None:
         return "an act on a request whose Requested event is missing"
     note = p.get("note", p.get("reason", "")) if kind in ("Approved", "Rejected") else ""
-    act = {"act": _ACT[kind], "staff": staff, "note": note_digest(str(note)), **signed}
+    act = {"act": _ACT[kind], "staff": str(staff), "note": note_digest(str(note)), **signed}
     return check_acts(roster, stream, known[1], [act])

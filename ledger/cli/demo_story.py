@@ -6,6 +6,9 @@ the end; each scene records what Y can see and what was expected to hold.
 
 from __future__ import annotations
 
+import secrets
+
+from ledger.app import Actor
 from ledger.cli.demo_tables import (
     CAST,
     NAR,
@@ -40,17 +43,27 @@ class Demo(DemoViews):
         self.audit()
         return self.steps
 
+    def enrol(self, admin: Actor, who: str, roles: list[str]) -> None:
+        """Enrol ``who`` as a person is: the administrator's signed one-time code, activated with a password."""
+        self.app.enroll_staff(admin, who, who, roles)
+        code = self.app.issue_enrolment_code(admin, who)
+        self.app.activate_credential(admin.agency, who, code, secrets.token_urlsafe(16))
+
     def setup(self) -> None:
         s = self.step("Set-up: one node hosting A, B, C; X and Y are spouses in A; Y is X's registered proxy", False)
         for code in (A, B, C):
             admin = self.who(code, "admin")
+            # the first administrator activates the code set-up printed; each person then activates their own
+            # code with a password of their own (generated here), which unlocks their staff key in this process
+            self.app.activate_credential(code, "admin", self.app.first_codes.pop(code), secrets.token_urlsafe(16))
             for who, roles in CAST.items():
-                self.app.enroll_staff(admin, who, who, roles)
-        self.app.enroll_staff(self.who(B, "admin"), "chief", "chief", ["requester", "approver"])
+                self.enrol(admin, who, roles)
+        self.enrol(self.who(B, "admin"), "chief", ["requester", "approver"])
         self.app.set_approval_policy(self.who(B, "admin"), 2)
         self.app.register_proxy(self.who(A, "req"), self.x, self.y)
         s.say(
-            "staff at each agency: req, apr, apr2, op, counter, rev, aud (roles by name)",
+            "staff at each agency: req, apr, apr2, op, counter, rev, aud (roles by name), each enrolled with a "
+            "one-time code and signing their own acts with a key their password opens",
             "B also has a section chief who may both request and approve",
             "B requires two approvals (approval chain, Point 2)",
             "A registers Y as X's Mynaportal proxy (they are still a couple)",

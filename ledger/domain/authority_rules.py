@@ -129,7 +129,13 @@ def _rules() -> list[Rule]:
             agency_fields=("agency",),
         ),
         Rule(_D + "credentials:StaffCredential.CodeIssued", False, own, _admin("staff enroll")),
-        Rule(_D + "credentials:StaffCredential.Activated", False, own, "the staff member (`staff activate`)"),
+        Rule(
+            _D + "credentials:StaffCredential.Activated",
+            False,
+            own,
+            "the staff member (`staff activate`)",
+            key_fields=("key_id",),
+        ),
         Rule(_D + "credentials:StaffCredential.PasswordChanged", False, own, "the staff member (`staff password`)"),
         Rule(_D + "credentials:StaffCredential.UnlockFailed", False, own, _NODE + " (a wrong password)"),
         Rule(_D + "credentials:StaffCredential.FailuresCleared", False, own, _NODE + " (a right password)"),
@@ -150,7 +156,7 @@ def _rules() -> list[Rule]:
             note="checked by every reader: proof of possession, the one-time code, a certified administrator's "
             "signature",
         ),
-        Rule(_D + "roster:StaffRoster.KeyRevoked", True, own, _admin("staff deactivate")),
+        Rule(_D + "roster:StaffRoster.KeyRevoked", True, own, _admin("staff deactivate"), key_fields=("key_id",)),
         # -- intake, flag requests (local) ---------------------------------------------------------------
         Rule(_D + "cases:ProtectionCase.Opened", False, own, "requester (`open_case`)", agency_fields=("agency",)),
         Rule(_D + "cases:ProtectionCase.PerpetratorAdded", False, own, "requester (`open_case`)"),

@@ -187,7 +187,7 @@ def test_a_key_certified_with_the_node_key_or_a_second_root_certifies_nothing(pa
     raw = forge(app, B, opened, roster.id, head[0] + 1, {"agency": B, "root": root})
     second = ingest(c.app, raw, PendingStore(c.app, c.engine))
     assert second.kind == "parked" and second.code == "staff_signature" and "second roster root" in second.reason
-    roster._certified(cert=cert)  # the event method itself: the check is what the shell user skips
+    roster.certify(cert=cert)  # the event itself: the roster check is what the shell user skips
     app.save_as(B, roster)
     assert mine.key_id not in app.roster(B).keys  # type: ignore[union-attr]
     rid = app.request_flags(Actor(B, "req"), individual_number(), FLAGS)

@@ -4,7 +4,8 @@ roster of certified keys and the check of a flag's evidence, which verify signat
 
 The node's signing key proves only which node wrote an event; a staff signature proves which person acted,
 and the key that made it was certified by the person's own proof of possession plus an administrator's
-signature (the root: the agency's first administrator). A shell user holding every secret of the node holds no staff key. See docs/staff-signing.md.
+signature (the root: the agency's first administrator).
+A shell user holding every secret of the node holds no staff key. See docs/staff-signing.md.
 """
 
 from __future__ import annotations

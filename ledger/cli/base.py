@@ -3,6 +3,7 @@ and opening the node (closed by Click when the command's context ends, also afte
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -92,15 +93,30 @@ def password_for(actor: Actor, *, new: bool = False) -> str:
     it is a new one)."""
     import os
 
+    from ledger.errors import AuthError, Code
+
     given = os.environ.get("FLAGLEDGER_PASSWORD")
     if given:
         return given
-    return str(click.prompt(f"password for {actor}", hide_input=True, confirmation_prompt=new, err=True))
+    try:
+        return str(click.prompt(f"password for {actor}", hide_input=True, confirmation_prompt=new, err=True))
+    except (OSError, EOFError, click.Abort, io.UnsupportedOperation):
+        raise AuthError(
+            f"{actor}'s password is needed: run this in a terminal or set FLAGLEDGER_PASSWORD",
+            code=Code.STAFF_SIGNATURE_REQUIRED,
+        ) from None
 
 
 def unlocked(actor: Actor) -> Actor:
-    """Unlock ``actor``'s staff key for this command (their own signature on what they do); returns ``actor``."""
-    node().app.unlock(actor.agency, actor.staff, password_for(actor))
+    """Unlock ``actor``'s staff key for this command (their own signature on what they do); returns ``actor``.
+    A key this process already unlocked (the test suite, the demo) is not asked for again."""
+    from ledger.errors import PermissionDenied
+
+    app = node().app
+    try:
+        app.signer_for(actor)
+    except PermissionDenied:
+        app.unlock(actor.agency, actor.staff, password_for(actor))
     return actor
 
 

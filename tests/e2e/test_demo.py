@@ -12,10 +12,16 @@ import pytest
 
 from ledger.cli import demo
 from projections.verified import VerifiedState
+from tests.conftest import password_of
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a process of its own; acting ``--as`` a member of the test cast, with that person's password
+    (FLAGLEDGER_PASSWORD, as a script gives it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}
+    if "--as" in args:
+        agency, _, who = args[args.index("--as") + 1].partition("/")
+        env["FLAGLEDGER_PASSWORD"] = password_of(agency, who)
     return subprocess.run(
         [sys.executable, "-c", "import sys; from ledger.cli.main import main; sys.exit(main())", *args],
         capture_output=True,

@@ -26,6 +26,7 @@ from ledger.errors import ConfigurationError
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node, open_node, rotate_key
 from ledger.runtime.config import NodeConfig
 from ledger.runtime.keystore import FileKeyStore, Keys, KeySettings, open_keystore
+from tests.conftest import activate_admin, enrol
 from tests.support.memory_keystore import MemoryKeyStore, as_key_store
 from tests.support.people import individual_number
 
@@ -36,9 +37,10 @@ BEFORE_THE_KEY_STORE = "7b68d94d945888e50aa9fdf8cf9d37f73d8eb6d6"  # the commit 
 
 def _staff(node: Node, code: str) -> None:
     admin = Actor(code, "admin")
-    node.app.enroll_staff(admin, "req", "req", ["requester"])
-    node.app.enroll_staff(admin, "apr", "apr", ["approver"])
-    node.app.enroll_staff(admin, "op", "op", ["operator"])
+    activate_admin(node, code)
+    enrol(node, admin, "req", ["requester"])
+    enrol(node, admin, "apr", ["approver"])
+    enrol(node, admin, "op", ["operator"])
 
 
 def test_a_second_backend_serves_a_whole_node(tmp_path: Path) -> None:

@@ -12,6 +12,9 @@ from ledger.app import Actor
 from ledger.app.credentials import KdfCost, set_kdf_cost
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.support.people import individual_number
+from tests.support.staff import activate_admin, enrol, password_of
+
+__all__ = ["activate_admin", "enrol", "enrol_standard_staff", "password_of"]
 from tests.support.postgres import temp_database
 
 A, B, C = "131016", "131024", "131032"  # three Tokyo wards as municipalities A, B, C
@@ -38,31 +41,6 @@ STAFF_ROLES = {
 # argon2id at its lowest cost in tests only (each test node activates about 30 credentials); a node uses
 # ledger.app.credentials.KdfCost's defaults
 set_kdf_cost(KdfCost(time_cost=1, memory_kib=8, parallelism=1))
-
-
-def password_of(agency: str, who: str) -> str:
-    """The test cast's passwords (generated per person, the same in every test)."""
-    return f"pw-{agency}-{who}-correct-horse"
-
-
-def activate_admin(node: Node, agency: str, who: str = "admin") -> None:
-    """Activate the first administrator with the code set-up issued (or a bootstrap code on an old log), so
-    that it signs the cast's enrolment codes; its key stays unlocked in this process."""
-    app = node.app
-    roster = app.roster(agency)
-    if roster is not None and roster.current_key(who) is not None:
-        app.unlock(agency, who, password_of(agency, who))
-        return
-    code = app.first_codes.pop(agency, None) or app.issue_enrolment_code(Actor(agency, who), who)
-    app.activate_credential(agency, who, code, password_of(agency, who))
-
-
-def enrol(node: Node, actor: Actor, who: str, roles: list[str], name: str | None = None) -> None:
-    """Enrol ``who`` the way a person is: the administrator issues a code, the person activates it with their
-    own password; the key stays unlocked in this process (as `flagledger staff activate` leaves it)."""
-    node.app.enroll_staff(actor, who, name or who, roles)
-    code = node.app.issue_enrolment_code(actor, who)
-    node.app.activate_credential(actor.agency, who, code, password_of(actor.agency, who))
 
 
 def enrol_standard_staff(node: Node, codes: tuple[str, ...] | None = None) -> None:

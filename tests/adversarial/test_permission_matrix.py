@@ -26,6 +26,7 @@ from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from projections import views
 from tests.conftest import SC, A, B, enrol_standard_staff
 from tests.support.people import individual_number
+from tests.support.staff import enrol
 
 ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
 ROLES: list[Role | None] = [*Role, None]
@@ -49,7 +50,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     enrol_standard_staff(n)
     for code in (B, SC):
         for role in ROLES:
-            n.app.enroll_staff(Actor(code, "admin"), probe(role), probe(role), [role.value] if role else [])
+            enrol(n, Actor(code, "admin"), probe(role), [role.value] if role else [])
     yield n
     n.close()
 

@@ -33,6 +33,7 @@ from ledger.api.auth import issue_token
 from ledger.app import Actor
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.support.people import individual_number
+from tests.support.staff import activate_admin, enrol
 
 AGENCY = "131016"
 ROLES = {
@@ -68,8 +69,9 @@ def make_cast(data_dir: Path, database_url: str | None = None, people: int = 60,
     node: Node = init_node(data_dir, [AgencySpec(AGENCY, "A市", "municipality")], database_url=database_url)
     try:
         admin = Actor(AGENCY, "admin")
+        activate_admin(node, AGENCY)
         for who, role in ROLES.items():
-            node.app.enroll_staff(admin, who, who, [role])
+            enrol(node, admin, who, [role])
         tokens = {who: issue_token(node, admin, who, ttl=timedelta(hours=8))[0] for who in ROLES}
     finally:
         node.close()

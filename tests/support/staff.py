@@ -1,5 +1,6 @@
-"""Staff evidence for tests that build Protection events by hand: signed by the cast's keys, unlocked in this
-test process (tests/conftest.py), exactly as ``FlagLedger.execute_request`` signs them."""
+"""The test cast as people: enrolled with a one-time code, activated with their own (generated) password, keys
+unlocked in this test process; and staff evidence for tests that build Protection events by hand, signed by
+those keys exactly as ``FlagLedger.execute_request`` signs them."""
 
 from __future__ import annotations
 
@@ -16,8 +17,34 @@ from ledger.domain.staff_acts import (
     note_digest,
     request_digest,
 )
+from ledger.runtime.bootstrap import Node
 
-__all__ = ["signed_evidence"]
+__all__ = ["activate_admin", "enrol", "password_of", "signed_evidence"]
+
+
+def password_of(agency: str, who: str) -> str:
+    """The test cast's passwords (generated per person, the same in every test)."""
+    return f"pw-{agency}-{who}-correct-horse"
+
+
+def activate_admin(node: Node, agency: str, who: str = "admin") -> None:
+    """Activate the first administrator with the code set-up issued (or a bootstrap code on an old log), so
+    that it signs the cast's enrolment codes; its key stays unlocked in this process."""
+    app = node.app
+    roster = app.roster(agency)
+    if roster is not None and roster.current_key(who) is not None:
+        app.unlock(agency, who, password_of(agency, who))
+        return
+    code = app.first_codes.pop(agency, None) or app.issue_enrolment_code(Actor(agency, who), who)
+    app.activate_credential(agency, who, code, password_of(agency, who))
+
+
+def enrol(node: Node, actor: Actor, who: str, roles: list[str], name: str | None = None) -> None:
+    """Enrol ``who`` the way a person is: the administrator issues a code, the person activates it with their
+    own password; the key stays unlocked in this process (as `flagledger staff activate` leaves it)."""
+    node.app.enroll_staff(actor, who, name or who, roles)
+    code = node.app.issue_enrolment_code(actor, who)
+    node.app.activate_credential(actor.agency, who, code, password_of(actor.agency, who))
 
 
 def signed_evidence(

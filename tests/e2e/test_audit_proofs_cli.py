@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from ledger.cli.main import main
 from tests.conftest import B
 from tests.support import store
+from tests.support.staff import run_in_process
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_in_process(argv, capsys)
 
 
 @pytest.fixture

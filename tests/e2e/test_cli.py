@@ -13,12 +13,11 @@ import pytest
 
 from ledger.cli.main import cli, main
 from tests.support.people import individual_number
+from tests.support.staff import run_in_process
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_in_process(argv, capsys)
 
 
 def test_a_flag_is_requested_approved_and_set_from_the_console(tmp_path: Path, capsys) -> None:

@@ -4,6 +4,10 @@ those keys exactly as ``FlagLedger.execute_request`` signs them."""
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +23,16 @@ from ledger.domain.staff_acts import (
 )
 from ledger.runtime.bootstrap import Node
 
-__all__ = ["activate_admin", "enrol", "password_of", "signed_evidence"]
+__all__ = [
+    "activate_admin",
+    "activation",
+    "cli_env",
+    "enrol",
+    "password_env",
+    "password_of",
+    "run_in_process",
+    "signed_evidence",
+]
 
 
 def password_of(agency: str, who: str) -> str:
@@ -69,3 +82,75 @@ def signed_evidence(
         signed = app.signer_for(Actor(agency, who)).sign(act_statement(agency, act, str(request_id), digest, who, note))
         acts.append({"act": act, "staff": who, "note": note, **signed})
     return {"approvals_required": len(approvers), "details": details, "acts": acts}
+
+
+# -- the command line: each person of the cast activates the code a command printed for them --------------
+def cli_actor(argv: Sequence[str]) -> str | None:
+    """The ``--as`` of a command line, if any."""
+    args = list(argv)
+    return args[args.index("--as") + 1] if "--as" in args and args.index("--as") + 1 < len(args) else None
+
+
+def cli_env(
+    argv: Sequence[str], env: dict[str, str], passwords: Callable[[str, str], str] | None = None
+) -> dict[str, str]:
+    """``env`` with FLAGLEDGER_PASSWORD set to the password of the person acting ``--as`` (as a script gives it)."""
+    actor = cli_actor(argv)
+    if actor is not None:
+        agency, _, who = actor.partition("/")
+        env = {**env, "FLAGLEDGER_PASSWORD": (passwords or password_of)(agency, who)}
+    return env
+
+
+def activation(argv: Sequence[str], out: str) -> list[str] | None:
+    """The ``staff activate`` the person runs after ``init``, ``agency add`` or ``staff enroll`` printed their
+    one-time code (None when ``out`` holds no code): the test cast's people activate as soon as they are told."""
+    for line in out.splitlines():
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            continue
+        code = answer.get("enrolment_code") if isinstance(answer, dict) else None
+        if not code:
+            continue
+        who = answer.get("enrolled") or answer.get("administrator")
+        if who is None and "agency" in answer:  # `agency add`: its --admin (default admin)
+            args = list(argv)
+            who = f"{answer['agency']}/{args[args.index('--admin') + 1] if '--admin' in args else 'admin'}"
+        if who is None:
+            continue
+        args = list(argv)
+        where = ["--data-dir", args[args.index("--data-dir") + 1]] if "--data-dir" in args else []
+        return [*where, "staff", "activate", "--as", str(who), "--code", str(code)]
+    return None
+
+
+@contextmanager
+def password_env(argv: Sequence[str]) -> Iterator[None]:
+    """FLAGLEDGER_PASSWORD of the ``--as`` person for a command run in this process."""
+    before = os.environ.get("FLAGLEDGER_PASSWORD")
+    os.environ.update(cli_env(argv, {}))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("FLAGLEDGER_PASSWORD", None)
+        else:
+            os.environ["FLAGLEDGER_PASSWORD"] = before
+
+
+def run_in_process(argv: Sequence[str], capsys: Any) -> tuple[int, str, str]:
+    """``flagledger ARGV`` in this process as the cast would run it: the ``--as`` person's password given, and a
+    person told their enrolment code activating it at once (that command's output is not returned)."""
+    from ledger.cli.main import main
+
+    with password_env(argv):
+        code = main(list(argv))
+    captured = capsys.readouterr()
+    follow = activation(argv, captured.out) if code == 0 else None
+    if follow is not None:
+        with password_env(follow):
+            done = main(follow)
+        after = capsys.readouterr()
+        assert done == 0, after.err
+    return code, captured.out, captured.err

@@ -37,9 +37,10 @@ def code(actor: Actor, staff: str) -> int:
 
 @command(staff, "activate", help="complete your enrolment: choose your password; your staff key is made")
 @as_actor(help_="you, e.g. 131016/tanaka")
-@option("--code", "code_", required=True, help="the one-time enrolment code an administrator gave you")
-def activate(actor: Actor, code_: str) -> int:
-    signer = node().app.activate_credential(actor.agency, actor.staff, code_, password_for(actor, new=True))
+@option("--code", "enrolment_code", required=True, help="the one-time enrolment code an administrator gave you")
+def activate(actor: Actor, enrolment_code: str) -> int:
+    app = node().app
+    signer = app.activate_credential(actor.agency, actor.staff, enrolment_code, password_for(actor, new=True))
     out({"activated": str(actor), "staff_key": signer.key_id})
     return 0
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.persistence import StoredEvent
 
-from consumers.ingest import Outcome, PendingStore, ingest
+from consumers.ingest import Outcome, PendingStore, ingest, ingest_many
 from consumers.outbox import publishable
 from ledger.app import Actor
 from ledger.app.credentials import StaffProof, StaffSigner
@@ -32,6 +32,7 @@ from ledger.domain.staff_acts import (
     possession_statement,
 )
 from ledger.errors import AuthError, IntegrityError, PermissionDenied
+from ledger.log.envelope import Envelope
 from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import B, C, NodeFactory, password_of
 from tests.support.forge import forge
@@ -60,8 +61,6 @@ def deliver(src: Node, dst: Node, after: int = 0) -> dict[str, Outcome]:
     for _, _, raw in publishable(src.app, after):
         outcome = ingest(dst.app, raw, pending)
         if outcome.kind != "applied":
-            from ledger.log.envelope import Envelope
-
             refused[Envelope.from_bytes(raw).header.topic.rsplit(":", 1)[1]] = outcome
     return refused
 
@@ -228,8 +227,17 @@ def test_a_peer_cannot_borrow_another_agencys_staff_signatures(pair: tuple[Node,
         evidence=b.app.flag_request(rid).evidence(),
     )  # fmt: skip
     c.app.save_as(C, protection)
-    refused = deliver(c, b, start)
-    assert refused["Protection.FlagsSet"].code == "staff_signature"
+    unsigned_subject = c.app.subject(individual_number())  # and one with no staff signatures at all
+    unsigned = Protection(id=c.app.ids.protection(C, unsigned_subject), agency=C, subject=unsigned_subject)
+    unsigned.set_flags(FLAGS, uuid4(), "op", "dv", "2099-01-01")
+    c.app.save_as(C, unsigned)
+    outcomes = [
+        (Envelope.from_bytes(raw).header.topic, ingest(b.app, raw, PendingStore(b.app, b.engine)))
+        for _, _, raw in publishable(c.app, start)
+    ]
+    refused = [(t, o) for t, o in outcomes if t.endswith("FlagsSet")]
+    assert [o.code for _, o in refused] == ["staff_signature", "staff_signature"]
+    assert "not certified" in refused[0][1].reason and "carries no staff signatures" in refused[1][1].reason
     assert b.app.flag_state is None or C not in str(b.app.flag_state.flags_for(subject))
 
 
@@ -273,3 +281,22 @@ def test_a_deactivated_persons_key_is_revoked(pair: tuple[Node, Node]) -> None:
     assert roster is not None and roster.current_key("apr") is None
     with pytest.raises(PermissionDenied):
         b.app.approve_request(Actor(B, "apr"), rid)
+
+
+def test_batched_ingest_applies_a_roster_and_the_flags_it_signs_and_parks_a_forgery(pair: tuple[Node, Node]) -> None:
+    """Threat: a shell user's forged flag change arriving in one Kafka batch with genuine roster events and flag
+    changes (``ingest_many``): the roster certified earlier in the batch counts, the forgery is parked."""
+    b, c = pair
+    app = b.app
+    rid = app.request_flags(Actor(B, "req"), individual_number(), FLAGS)
+    app.approve_request(Actor(B, "apr"), rid)
+    app.execute_request(Actor(B, "op"), rid)
+    forged = app.request_flags(Actor(B, "req"), individual_number(), FLAGS)
+    forge_execution(b, forged, [])  # no approval, no operator's signature
+    raws = [raw for _, _, raw in publishable(app, 0)]
+    outcomes = ingest_many(c.app, raws, PendingStore(c.app, c.engine))
+    topics = [Envelope.from_bytes(raw).header.topic.rsplit(":", 1)[1] for raw in raws]
+    kinds = [(t, o.kind, o.code) for t, o in zip(topics, outcomes, strict=True)]
+    flags_set = [v for v in kinds if v[0] == "Protection.FlagsSet"]
+    assert flags_set == [("Protection.FlagsSet", "applied", ""), ("Protection.FlagsSet", "parked", "staff_signature")]
+    assert all(kind == "applied" for t, kind, _ in kinds if t.startswith("StaffRoster."))

@@ -84,6 +84,10 @@ class StaffSigner:
     def sign(self, message: bytes) -> dict[str, str]:
         return {"key_id": self.key_id, "signature": self._private.sign(message).hex()}
 
+    def wrap(self, password: str) -> tuple[str, dict[str, Any]]:
+        """(argon2id hash of ``password``, this key wrapped under it): what a credential stores."""
+        return _wrap(self._private, password)
+
 
 @dataclass(frozen=True)
 class StaffProof:
@@ -238,7 +242,7 @@ class CredentialCommands(LedgerAccess):
             old = state.keys.get(cred.key_id or "")
             if old is not None and not old.revoked:
                 roster.revoke(staff=who, key_id=old.key_id, reason="replaced by a new enrolment", by=who)
-        password_hash, wrapped = _wrap(private, password)
+        password_hash, wrapped = signer.wrap(password)
         cred.activate(key_id=signer.key_id, public_hex=signer.public_hex, password_hash=password_hash, wrapped=wrapped)
         self.save_as(agency, cred, roster)
         _UNLOCKED.setdefault((agency, who), {})[signer.key_id] = signer
@@ -270,7 +274,8 @@ class CredentialCommands(LedgerAccess):
                 f"{who}'s staff key is not certified (or revoked) at {agency}: enrol again", code=Code.NO_CREDENTIAL
             )
         cred.succeed()
-        self.save_as(agency, cred)
+        if cred.pending_events:  # (a clean unlock records nothing: the acts it signs are the record)
+            self.save_as(agency, cred)
         _UNLOCKED.setdefault((agency, who), {})[signer.key_id] = signer
         return signer
 
@@ -282,7 +287,7 @@ class CredentialCommands(LedgerAccess):
         _check_password(new)
         signer = self.unlock(agency, who, old)
         cred = self.load(StaffCredential, self.credential_id(agency, who), "credential")
-        password_hash, wrapped = _wrap(signer._private, new)
+        password_hash, wrapped = signer.wrap(new)
         cred.change_password(password_hash=password_hash, wrapped=wrapped)
         self.save_as(agency, cred)
 

@@ -67,6 +67,23 @@ def revoke_role(actor: Actor, staff: str, role: str) -> int:
     return 0
 
 
+@command(staff, "password", help="change your password (your staff key stays; it is wrapped anew)")
+@as_actor(help_="you, e.g. 131016/tanaka")
+def password(actor: Actor) -> int:
+    import os
+
+    import click
+
+    app = node().app
+    old = password_for(actor)
+    new = os.environ.get("FLAGLEDGER_NEW_PASSWORD") or str(
+        click.prompt(f"new password for {actor}", hide_input=True, confirmation_prompt=True, err=True)
+    )
+    app.change_password(actor.agency, actor.staff, old, new)
+    out({"password_changed": str(actor)})
+    return 0
+
+
 @command(staff, "deactivate", help="deactivate a staff member")
 @as_actor()
 @argument("staff")

@@ -174,3 +174,30 @@ def test_an_administrator_vouches_for_another_agencys_key(tmp_path: Path, capsys
     code, _, err = trust("131032", "131032:00", "zz", key["valid_from"])
     assert code == 6 and "public key" in err
     assert run(capsys, "--data-dir", a, "audit", "verify", "--quiet")[0] == 0  # the refused trust left nothing behind
+
+
+def test_as_alone_is_no_credential_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threat: a shell user running `flag request/approve/execute --as` someone else (issue 18): without that
+    person's password nothing is signed (exit 4), a wrong one is recorded; the person's own password works."""
+    d = str(tmp_path / "b")
+    run(capsys, "--data-dir", d, "init", "--agency", "131024", "--name", "B市", "--kind", "municipality")
+    code, out, _ = run(
+        capsys, "--data-dir", d, "staff", "enroll", "--as", "131024/admin", "sato", "--role", "requester"
+    )
+    assert code == 0 and len(json.loads(out)["enrolment_code"]) >= 32  # shown once, activated by the runner
+    argv = ["--data-dir", d, "flag", "request", "--as", "131024/sato", "--subject", individual_number()]
+    argv += ["--flag", "NON_DISCLOSURE"]
+    from ledger.app.credentials import _UNLOCKED
+
+    _UNLOCKED.pop(("131024", "sato"), None)  # a fresh process: nothing unlocked
+    monkeypatch.delenv("FLAGLEDGER_PASSWORD", raising=False)
+    assert main(argv) == 4
+    assert "[staff_signature_required]" in capsys.readouterr().err
+    monkeypatch.setenv("FLAGLEDGER_PASSWORD", "not sato's password")
+    assert main(argv) == 4
+    assert "[wrong_password]" in capsys.readouterr().err
+    monkeypatch.delenv("FLAGLEDGER_PASSWORD")
+    code, out, _ = run(capsys, *argv)  # with sato's own password (tests/support/staff.py)
+    assert code == 0 and json.loads(out)["request_id"]

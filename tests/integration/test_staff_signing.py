@@ -31,7 +31,7 @@ from ledger.domain.staff_acts import (
     note_digest,
     possession_statement,
 )
-from ledger.errors import AuthError, IntegrityError, PermissionDenied
+from ledger.errors import AuthError, InputError, IntegrityError, PermissionDenied
 from ledger.log.envelope import Envelope
 from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import B, C, NodeFactory, password_of
@@ -300,3 +300,21 @@ def test_batched_ingest_applies_a_roster_and_the_flags_it_signs_and_parks_a_forg
     flags_set = [v for v in kinds if v[0] == "Protection.FlagsSet"]
     assert flags_set == [("Protection.FlagsSet", "applied", ""), ("Protection.FlagsSet", "parked", "staff_signature")]
     assert all(kind == "applied" for t, kind, _ in kinds if t.startswith("StaffRoster."))
+
+
+def test_a_password_change_rewraps_the_same_key_and_the_old_password_no_longer_opens_it(
+    pair: tuple[Node, Node],
+) -> None:
+    """Threat: whoever learnt a staff member's old password (shoulder-surfing, a note): after the change it
+    opens nothing; the person keeps their certified key."""
+    b, _ = pair
+    app = b.app
+    before = app.roster(B).current_key("apr")  # type: ignore[union-attr]
+    new = "a-new-and-longer-password-for-apr"
+    app.change_password(B, "apr", password_of(B, "apr"), new)
+    with pytest.raises(AuthError) as wrong:
+        app.unlock(B, "apr", password_of(B, "apr"))
+    assert wrong.value.code == "wrong_password"
+    assert app.unlock(B, "apr", new).key_id == before.key_id  # type: ignore[union-attr]
+    with pytest.raises(InputError):
+        app.change_password(B, "apr", new, "short")

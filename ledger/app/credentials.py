@@ -10,6 +10,7 @@ password with argon2id, so whoever holds the data directory holds no staff key.
 
 from __future__ import annotations
 
+import copy
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -100,6 +101,9 @@ class StaffProof:
 
 # (agency, staff) → key id → the unlocked signer: this process's, never written anywhere
 _UNLOCKED: dict[tuple[str, str], dict[str, StaffSigner]] = {}
+# roster stream → (its head when folded, the fold); a head names one history (version and hash): a store
+# rewritten under the same version has another hash
+_ROSTERS: dict[UUID, tuple[tuple[int, str], RosterState]] = {}
 
 
 def _derive(password: str, salt: bytes, cost: KdfCost) -> bytes:
@@ -146,12 +150,20 @@ class CredentialCommands(LedgerAccess):
     def roster(self, agency: str) -> RosterState | None:
         """The agency's certified staff keys (as this node's log holds them), or None before staff signing."""
         # folded from the stream's events in order (not the aggregate's replay: a creation event forged into
-        # the stream later would start a new aggregate); an invalid event certifies nothing
-        state: RosterState | None = None
-        for e in self.events.get(StaffRoster.create_id(agency)):
-            state = state or RosterState(agency)
-            state.apply(type(e).__name__, vars(e))
-        return state
+        # the stream later would start a new aggregate); an invalid event certifies nothing. Kept per stream
+        # head: each flag change a peer sends is checked against it (every certificate's two signatures would
+        # otherwise be verified again for each one); handed out as a copy, callers may change theirs
+        stream = StaffRoster.create_id(agency)
+        head = self.signed_store.stored_head(stream)
+        if head is None:
+            return None
+        cached = _ROSTERS.get(stream)
+        if cached is None or cached[0] != head:
+            state = RosterState(agency)
+            for e in self.events.get(stream):
+                state.apply(type(e).__name__, vars(e))
+            cached = _ROSTERS[stream] = (head, state)
+        return copy.deepcopy(cached[1])
 
     # -- enrolment ---------------------------------------------------------------------------------------
     def issue_enrolment_code(self, actor: Actor, who: str, ttl: timedelta = CODE_TTL) -> str:

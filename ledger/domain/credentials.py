@@ -8,6 +8,7 @@ the rules: a code is used once and before it expires, five failed unlocks lock t
 
 from __future__ import annotations
 
+import hmac
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -44,7 +45,7 @@ class StaffCredential(LedgerAggregate):
 
     def check_code(self, digest: str, now: datetime) -> dict[str, Any]:
         code = self.code
-        if code is None or code["code_digest"] != digest:
+        if code is None or not hmac.compare_digest(str(code["code_digest"]), digest):
             raise AuthError("the enrolment code is not valid for this staff member", code=Code.BAD_ENROLMENT_CODE)
         if datetime.fromisoformat(code["expires_at"]) <= now:
             raise AuthError(

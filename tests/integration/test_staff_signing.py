@@ -195,6 +195,15 @@ def test_a_key_certified_with_the_node_key_or_a_second_root_certifies_nothing(pa
     with pytest.raises(PermissionDenied) as refused:
         app.approve_request(Actor(B, "apr"), rid, proof=proof)
     assert refused.value.code == "staff_signature"
+    # through the app: a root code written with the node key for apr, then activated: refused
+    cred = app.load(StaffCredential, app.credential_id(B, "apr"), "credential")
+    rooted = secrets.token_urlsafe(24)
+    issued = {"code_digest": code_digest(rooted), "expires_at": "2099-01-01T00:00:00+00:00", "issuer": "system"}
+    cred.issue_code({**issued, "certifies": True, "issuer_key_id": None, "issuer_signature": None})
+    app.save_as(B, cred)
+    with pytest.raises(IntegrityError) as second_root:
+        app.activate_credential(B, "apr", rooted, "a-password-the-shell-user-chose")
+    assert second_root.value.code == "staff_signature" and "second is refused" in str(second_root.value)
     refused_at_peer = deliver(b, c, start)
     assert refused_at_peer["StaffRoster.KeyCertified"].code == "staff_signature"
     assert "issuing administrator" in refused_at_peer["StaffRoster.KeyCertified"].reason

@@ -35,6 +35,7 @@ from ledger.errors import AuthError, InputError, IntegrityError, PermissionDenie
 from ledger.log.envelope import Envelope
 from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import B, C, NodeFactory, password_of
+from tests.support.api import auth, client
 from tests.support.forge import forge
 from tests.support.people import individual_number
 from tests.support.trust import trust
@@ -327,3 +328,23 @@ def test_a_password_change_rewraps_the_same_key_and_the_old_password_no_longer_o
     assert app.unlock(B, "apr", new).key_id == before.key_id  # type: ignore[union-attr]
     with pytest.raises(InputError):
         app.change_password(B, "apr", new, "short")
+
+
+def test_a_served_node_signs_only_for_a_person_who_unlocked_their_key_there(pair: tuple[Node, Node]) -> None:
+    """Threat: whoever holds a staff member's API token (or the server's secrets) approving as them: the
+    server signs only with a key that person unlocked with their password; a wrong one is 401 and recorded."""
+    b, _ = pair
+    app, api = b.app, client(b)
+    rid = app.request_flags(Actor(B, "req"), individual_number(), FLAGS)
+    app.lock(B, "apr")  # a server process where apr has not unlocked
+    headers = auth(b, B, "apr")
+    refused = api.post(f"/api/v1/flag-requests/{rid}/approve", json={}, headers=headers)
+    assert refused.status_code == 403 and refused.json()["code"] == "staff_signature_required"
+    wrong = api.post("/api/v1/staff-key/unlock", json={"password": "not apr's"}, headers=headers)
+    assert wrong.status_code == 401 and wrong.json()["code"] == "wrong_password"
+    unlocked = api.post("/api/v1/staff-key/unlock", json={"password": password_of(B, "apr")}, headers=headers)
+    assert unlocked.status_code == 200 and unlocked.json()["staff"] == f"{B}/apr"
+    assert api.post(f"/api/v1/flag-requests/{rid}/approve", json={}, headers=headers).json()["status"] == "approved"
+    assert api.post("/api/v1/staff-key/lock", headers=headers).status_code == 204
+    with pytest.raises(PermissionDenied):
+        app.signer_for(Actor(B, "apr"))

@@ -232,6 +232,13 @@ COMMANDS = [
         "revoke_role", Action.ADMINISTER, True, throwaway_staff, lambda n, a, c: n.app.revoke_role(a, c, "counter")
     ),
     Command("deactivate_staff", Action.ADMINISTER, True, throwaway_staff, lambda n, a, c: n.app.deactivate_staff(a, c)),
+    Command(  # issue 18: a one-time enrolment code, signed by the issuing administrator's own key
+        "issue_enrolment_code",
+        Action.ADMINISTER,
+        True,
+        throwaway_staff,
+        lambda n, a, c: n.app.issue_enrolment_code(a, c),
+    ),
     Command(
         "grant_permission",
         Action.ADMINISTER,

@@ -24,6 +24,7 @@ def test_a_flag_is_requested_approved_and_set_from_the_console(tmp_path: Path, c
     d = str(tmp_path / "b")
     code, out, _ = run(capsys, "--data-dir", d, "init", "--agency", "131024", "--name", "B市", "--kind", "municipality")
     assert code == 0 and json.loads(out)["key_id"].startswith("131024:")
+    assert len(json.loads(out)["enrolment_code"]) >= 32  # the first administrator's, shown once (and activated)
     for who, role in (("sato", "requester"), ("suzuki", "approver"), ("takahashi", "operator"), ("ito", "counter")):
         assert run(capsys, "--data-dir", d, "staff", "enroll", "--as", "131024/admin", who, "--role", role)[0] == 0
     x = individual_number()

@@ -102,15 +102,18 @@ def test_a_code_certifies_once_and_only_an_administrator_certifies() -> None:
     assert "not a certified administrator key" in str(roster.apply("KeyCertified", {"cert": cert(other, admin)}))
 
 
-def evidence(roster: RosterState, people: dict[str, Person], rid: str, flags: list[str]) -> dict[str, Any]:
+ACTS = ((REQUESTED, "req"), (APPROVED, "apr"), (EXECUTED, "op"))
+
+
+def evidence(people: dict[str, Person], rid: str, flags: list[str], acts=ACTS) -> dict[str, Any]:
     details = details_digest("dv", "", None, None)
     digest = request_digest(B, rid, "set", "p" + "0" * 32, flags, "2099-01-01", 1, details)
-    acts = []
-    for act, who in ((REQUESTED, "req"), (APPROVED, "apr"), (EXECUTED, "op")):
+    out = []
+    for act, who in acts:
         note = note_digest("")
         signature = people[who].sign(act_statement(B, act, rid, digest, who, note))
-        acts.append({"act": act, "staff": who, "note": note, "key_id": people[who].key_id, "signature": signature})
-    return {"approvals_required": 1, "details": details, "acts": acts}
+        out.append({"act": act, "staff": who, "note": note, "key_id": people[who].key_id, "signature": signature})
+    return {"approvals_required": 1, "details": details, "acts": out}
 
 
 def test_evidence_binds_people_to_these_flags_on_this_subject_and_this_request() -> None:
@@ -126,7 +129,7 @@ def test_evidence_binds_people_to_these_flags_on_this_subject_and_this_request()
         "request_id": rid,
         "by": "op",
         "review_date": "2099-01-01",
-        "evidence": evidence(roster, people, rid, flags),
+        "evidence": evidence(people, rid, flags),
     }
     assert check_evidence(roster, "FlagsSet", payload) is None
     assert "does not verify" in str(check_evidence(roster, "FlagsSet", {**payload, "flags": ["NO_AUTO_RESPONSE"]}))
@@ -134,9 +137,12 @@ def test_evidence_binds_people_to_these_flags_on_this_subject_and_this_request()
     other = "6f1c2a8e-0000-4000-8000-000000000002"  # the same signatures replayed on another request
     assert "does not verify" in str(check_evidence(roster, "FlagsSet", {**payload, "request_id": other}))
     assert "did not sign the execution" in str(check_evidence(roster, "FlagsSet", {**payload, "by": "req"}))
-    self_approved = evidence(roster, {**people, "apr": people["req"]}, rid, flags)
-    self_approved["acts"][1]["staff"] = "req"
-    assert check_evidence(roster, "FlagsSet", {**payload, "evidence": self_approved}) is not None
+    self_approved = evidence(people, rid, flags, ((REQUESTED, "req"), (APPROVED, "req"), (EXECUTED, "op")))
+    assert "approved their own request" in str(
+        check_evidence(roster, "FlagsSet", {**payload, "evidence": self_approved})
+    )
+    unapproved = evidence(people, rid, flags, ((REQUESTED, "req"), (EXECUTED, "op")))
+    assert "approver" in str(check_evidence(roster, "FlagsSet", {**payload, "evidence": unapproved}))
     assert "carries no staff signatures" in str(check_evidence(roster, "FlagsSet", {**payload, "evidence": None}))
     roster.apply("KeyRevoked", {"staff": "apr", "key_id": people["apr"].key_id})
     assert "revoked" in str(check_evidence(roster, "FlagsSet", payload))

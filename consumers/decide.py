@@ -13,6 +13,7 @@ The decision only reads, with one exception: a checkpoint that forks its agency'
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Literal, Protocol
 from uuid import UUID
@@ -27,6 +28,7 @@ from ledger.domain.event_fields import check_event
 from ledger.domain.identity import PseudonymLink
 from ledger.errors import Code, FlagLedgerError, IntegrityError, StateConflict, StorageError
 from ledger.log.envelope import GENESIS, Envelope
+from ledger.log.staff_roster import RosterState, check_evidence
 
 __all__ = ["APPLY", "LINK_TOPICS", "LedgerView", "Outcome", "StoreView", "admit", "decide", "parse"]
 
@@ -169,7 +171,39 @@ def decide(
         return oversize
     if h.topic in LINK_TOPICS:
         return _link_conflict(app, env, stream, event) or APPLY
-    return APPLY
+    return _staff_signed(app, env, event) or APPLY
+
+
+ROSTER_TOPIC_PREFIX = "ledger.domain.roster:StaffRoster."
+EVIDENCE_TOPICS = {"ledger.domain.flags:Protection." + e: e for e in ("FlagsSet", "FlagsRenewed", "FlagsReleased")}
+
+
+def _staff_signed(app: FlagLedger, env: Envelope, event: object) -> Outcome | None:
+    """Park a flag change whose staff evidence does not prove its requester, approvers and operator, each a
+    person certified in the agency's roster (:func:`ledger.domain.staff_acts.check_evidence`), and a roster
+    event that certifies nothing (a key without its administrator's signature, a second root). An agency
+    with no roster here yet is before staff signing: its flag changes carry no evidence and are applied.
+    Roster events are decided one at a time (``ingest_many``), so the roster read here is up to date."""
+    h = env.header
+    kind = EVIDENCE_TOPICS.get(h.topic)
+    if kind is None and not h.topic.startswith(ROSTER_TOPIC_PREFIX):
+        return None
+    roster = app.roster(h.origin)
+    payload = vars(event)
+    if kind is None:
+        state = copy.deepcopy(roster) if roster is not None else RosterState(h.origin)
+        problem = state.apply(h.topic.rsplit(".", 1)[1], payload)
+        if problem is None:
+            return None
+        why = f"v{h.version} of agency {h.origin}'s staff roster is refused: {problem}"
+    else:
+        if payload.get("evidence") is None and roster is None:
+            return None  # before staff signing (listed as such by `audit verify`)
+        problem = check_evidence(roster, kind, payload)
+        if problem is None:
+            return None
+        why = f"v{h.version} of stream {h.stream} ({h.topic}) from agency {h.origin}: {problem}"
+    return Outcome("parked", why, Code.STAFF_SIGNATURE)
 
 
 LINKED, RELINKED = get_topic(PseudonymLink) + ".Linked", get_topic(PseudonymLink) + ".Relinked"

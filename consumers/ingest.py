@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from uuid import UUID
 
-from consumers.decide import APPLY, LINK_TOPICS, Outcome, StoreView, admit, decide, parse
+from consumers.decide import APPLY, LINK_TOPICS, ROSTER_TOPIC_PREFIX, Outcome, StoreView, admit, decide, parse
 from consumers.pending import PendingStore
 from ledger.app import FlagLedger
 from ledger.app.checkpoints import is_checkpoint_topic
@@ -194,6 +194,7 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
             if (
                 h.origin in app.hosted
                 or h.topic.startswith(KEY_TOPIC_PREFIX)
+                or h.topic.startswith(ROSTER_TOPIC_PREFIX)
                 or is_checkpoint_topic(h.topic)
                 or h.topic in LINK_TOPICS
                 or (h.stream, h.version + 1) in waiting

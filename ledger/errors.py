@@ -124,6 +124,13 @@ class Code:
     STAFF_ONLY: Final = "staff_only"  # a system account asked for a staff member's view or act
     SYSTEM_ROLE: Final = "system_role"  # a staff member was to get a system kind's role or action
     HOLDERS_WITHHELD: Final = "holders_withheld"  # who protects a person is not shown to other agencies
+    # staff credentials and the signatures staff make on their own acts (docs/staff-signing.md)
+    STAFF_SIGNATURE: Final = "staff_signature"
+    STAFF_SIGNATURE_REQUIRED: Final = "staff_signature_required"
+    BAD_ENROLMENT_CODE: Final = "bad_enrolment_code"
+    NO_CREDENTIAL: Final = "no_credential"
+    WRONG_PASSWORD: Final = "wrong_password"
+    LOCKED_OUT: Final = "locked_out"
     CSRF: Final = "csrf"
 
 

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 
 from ledger.app import Actor
+from ledger.app.credentials import KdfCost, set_kdf_cost
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.support.people import individual_number
+from tests.support.staff import activate_admin, enrol, password_of
+
+__all__ = ["activate_admin", "enrol", "enrol_standard_staff", "password_of"]
 from tests.support.postgres import temp_database
-from tests.support.staff import enrol_approved
 
 A, B, C = "131016", "131024", "131032"  # three Tokyo wards as municipalities A, B, C
 SC = "SC-TOKYO"  # a spousal-violence support centre
@@ -35,13 +38,20 @@ STAFF_ROLES = {
 }
 
 
+# argon2id at its lowest cost in tests only (each test node activates about 30 credentials); a node uses
+# ledger.app.credentials.KdfCost's defaults
+set_kdf_cost(KdfCost(time_cost=1, memory_kib=8, parallelism=1))
+
+
 def enrol_standard_staff(node: Node, codes: tuple[str, ...] | None = None) -> None:
-    """Enrol the same cast at each hosted agency: req, apr, apr2, op, counter, rev, aud (approver and operator
-    grants are approved by a second administrator, admin2: tests/support/staff.py)."""
+    """Enrol the same cast at each hosted agency: req, apr, apr2, op, counter, rev, aud — each activated with
+    a generated password and unlocked in this test process, so commands run as them sign as them (approver and
+    operator grants are approved by a second administrator, admin2: tests/support/staff.py)."""
     for code in codes or tuple(sorted(node.app.hosted)):
         admin = Actor(code, "admin")
+        activate_admin(node, code)
         for who, roles in STAFF_ROLES.items():
-            enrol_approved(node, admin, who, roles)
+            enrol(node, admin, who, roles)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

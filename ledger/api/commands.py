@@ -25,6 +25,8 @@ from ledger.api.schemas import (
     QuerierAnswerOut,
     RejectIn,
     RequestStatusOut,
+    UnlockedOut,
+    UnlockIn,
 )
 from ledger.domain.types import Action
 from ledger.errors import NotFoundError
@@ -174,3 +176,21 @@ def approve_decision(request_id: UUID, body: ApproveDecisionIn, node: CurrentNod
     who.require(node, Action.APPROVE_HELD)
     status = node.app.approve_decision(who.actor, request_id, body.proposal_version)
     return RequestStatusOut(request_id=request_id, status=status)
+
+
+# -- the caller's staff key: acts are signed by the person (docs/staff-signing.md) ------------------------
+@router.post(
+    "/staff-key/unlock",
+    response_model=UnlockedOut,
+    summary="unlock your staff key in this server with your password, so that your acts carry your signature",
+)
+def unlock_staff_key(body: UnlockIn, node: CurrentNode, who: Caller) -> UnlockedOut:
+    """Until the console signs with WebAuthn (the ``proof`` seam of the flag commands), a served node signs a
+    person's acts with their key unlocked here; a wrong password is recorded and rate-limited (401)."""
+    signer = node.app.unlock(who.actor.agency, who.actor.staff, body.password)
+    return UnlockedOut(staff=str(who.actor), staff_key=signer.key_id)
+
+
+@router.post("/staff-key/lock", status_code=204, summary="forget your unlocked staff key in this server")
+def lock_staff_key(node: CurrentNode, who: Caller) -> None:
+    node.app.lock(who.actor.agency, who.actor.staff)

@@ -127,6 +127,15 @@ class ExecutedOut(BaseModel):
     flags: list[str]
 
 
+class UnlockIn(Body):
+    password: str = Field(min_length=1, max_length=1024, description="your own password (staff activate)")
+
+
+class UnlockedOut(BaseModel):
+    staff: str
+    staff_key: str
+
+
 class BodyRequestIn(Body):
     municipality: AgencyCode
     subject: Subject

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ledger.app.accounts import staff_role
 from ledger.app.checkpoints import Checkpoint, sign_checkpoint
+from ledger.app.credentials import CredentialCommands
 from ledger.app.roles import GrantView, RoleGrantCommands
 from ledger.app.values import SYSTEM, Actor
 from ledger.domain.accounts import SystemAccount
@@ -34,7 +35,7 @@ from ledger.errors import (
 from ledger.log.signing import Signer, key_id_for, public_key_from_hex
 
 
-class AgencyCommands(RoleGrantCommands):
+class AgencyCommands(RoleGrantCommands, CredentialCommands):
     """Agencies, staff, permissions, approval policy, signing keys and checkpoints."""
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -81,6 +82,10 @@ class AgencyCommands(RoleGrantCommands):
             for who in administrators
         ]
         self.save_as(code, agency, *admins)
+        # the first administrator's one-time enrolment code: whoever completes it is the roster's root
+        # (docs/staff-signing.md); printed by `flagledger init`, never stored. A second administrator gets
+        # theirs from the first, once activated (`flagledger staff code`), signed like every later code.
+        self.first_codes[code] = self.issue_root_code(code, administrator)
         return code
 
     def register_remote_agency(
@@ -158,6 +163,7 @@ class AgencyCommands(RoleGrantCommands):
         member = self.staff(actor.agency, who)
         member.deactivate(by=actor.staff)
         self.save_as(actor.agency, member)
+        self.revoke_staff_keys(actor, who, "deactivated")
 
     def grant_permission(self, actor: Actor, role: str, action: str) -> None:
         agency, _ = self.authorise(actor, Action.ADMINISTER)

@@ -5,12 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, timedelta
-from uuid import UUID
+from typing import Any
+from uuid import UUID, uuid4
 
-from ledger.app.access import LedgerAccess
+from ledger.app.credentials import CredentialCommands, StaffProof
 from ledger.app.values import Actor
 from ledger.domain.cases import CHECKLIST_ITEMS, ProtectionCase
 from ledger.domain.flags import BodyRequest, FlagRequest, Protection
+from ledger.domain.staff_acts import (
+    APPROVED,
+    EXECUTED,
+    REJECTED,
+    REQUESTED,
+    act_statement,
+    details_digest,
+    note_digest,
+    request_digest,
+)
 from ledger.domain.types import (
     Action,
     AgencyKind,
@@ -22,13 +33,18 @@ from ledger.domain.types import (
     parse_enum,
 )
 from ledger.errors import (
+    Code,
     InputError,
+    IntegrityError,
     NotFoundError,
     PermissionDenied,
 )
+from ledger.log.staff_roster import check_acts, check_evidence
+
+_EVENT_OF_KIND = {RequestKind.SET.value: "FlagsSet", RequestKind.RENEW.value: "FlagsRenewed"}
 
 
-class FlagCommands(LedgerAccess):
+class FlagCommands(CredentialCommands):
     """Protection cases, flag requests and their approval and execution, protection-body requests."""
 
     # -- intake (Point 1) --------------------------------------------------------------------------
@@ -85,7 +101,11 @@ class FlagCommands(LedgerAccess):
         case_id: UUID | None = None,
         explanation: str = "",
         body_request_id: UUID | None = None,
+        proof: StaffProof | None = None,
+        request_id: UUID | None = None,
     ) -> UUID:
+        """Record a flag request, signed by the requester (their unlocked key, or ``proof`` made elsewhere
+        over the statement for ``request_id``)."""
         agency, _ = self.authorise(actor, Action.REQUEST_FLAG)
         k = parse_enum(RequestKind, kind, "request kind")
         parse_enum(Reason, reason, "reason")
@@ -119,18 +139,31 @@ class FlagCommands(LedgerAccess):
             raise InputError("the review date must be in the future")
         if review is not None:
             calendar_day(review, "review_date")
+        rid = request_id or uuid4()
+        review_text = review.isoformat() if review else None
+        details = details_digest(
+            reason, explanation, str(case_id) if case_id else None, str(body_request_id) if body_request_id else None
+        )
+        digest = request_digest(
+            actor.agency, str(rid), k.value, subj, fl, review_text, agency.approvals_required, details
+        )
+        signed = self.sign_act(
+            actor, act_statement(actor.agency, REQUESTED, str(rid), digest, actor.staff, note_digest("")), proof
+        )
         request = FlagRequest(
+            id=rid,
             agency=actor.agency,
             kind=k.value,
             subject=subj,
             flags=fl,
             reason=reason,
-            review_date=review.isoformat() if review else None,
+            review_date=review_text,
             requested_by=actor.staff,
             approvals_required=agency.approvals_required,
             case_id=case_id,
             explanation=explanation,
             body_request_id=body_request_id,
+            staff_signature=signed,
         )
         self.save_as(actor.agency, request)
         return request.id
@@ -138,35 +171,77 @@ class FlagCommands(LedgerAccess):
     def flag_request(self, request_id: UUID) -> FlagRequest:
         return self.load(FlagRequest, request_id, "flag request")
 
-    def approve_request(self, actor: Actor, request_id: UUID, note: str = "") -> str:
+    def _act_signature(
+        self, actor: Actor, request: FlagRequest, act: str, note: str, proof: StaffProof | None
+    ) -> dict[str, str]:
+        statement = act_statement(actor.agency, act, str(request.id), request.digest(), actor.staff, note_digest(note))
+        return self.sign_act(actor, statement, proof)
+
+    def approve_request(
+        self, actor: Actor, request_id: UUID, note: str = "", *, proof: StaffProof | None = None
+    ) -> str:
         self.authorise(actor, Action.APPROVE_FLAG)
         request = self._own(self.flag_request(request_id), actor, "flag request")
-        request.approve(actor.staff, note)
+        request.check_pending()
+        request.check_not_requester(actor.staff, "approve")
+        self._check_signed(request, final=False)
+        request.approve(actor.staff, note, self._act_signature(actor, request, APPROVED, note, proof))
         self.save_as(actor.agency, request)
         return request.status
 
-    def reject_request(self, actor: Actor, request_id: UUID, reason: str) -> None:
+    def reject_request(self, actor: Actor, request_id: UUID, reason: str, *, proof: StaffProof | None = None) -> None:
         self.authorise(actor, Action.APPROVE_FLAG)
         request = self._own(self.flag_request(request_id), actor, "flag request")
-        request.reject(actor.staff, reason)
+        request.check_pending()
+        request.check_not_requester(actor.staff, "reject")
+        request.reject(actor.staff, reason, self._act_signature(actor, request, REJECTED, reason, proof))
         self.save_as(actor.agency, request)
 
-    def execute_request(self, actor: Actor, request_id: UUID) -> None:
-        """The designated operator applies an approved request to the agency's flags."""
+    def execute_request(self, actor: Actor, request_id: UUID, *, proof: StaffProof | None = None) -> None:
+        """The designated operator applies an approved request to the agency's flags, once every act on it
+        is signed by a certified person (:func:`ledger.domain.staff_acts.check_evidence`)."""
         self.authorise(actor, Action.EXECUTE_FLAG)
         request = self._own(self.flag_request(request_id), actor, "flag request")
-        request.execute(actor.staff)
+        request.check_executable()
+        request.execute(actor.staff, self._act_signature(actor, request, EXECUTED, "", proof))
+        evidence = request.evidence()
+        self._check_signed(request, final=True)
         pid = self.ids.protection(actor.agency, request.subject)
         protection = self.find(Protection, pid) or Protection(id=pid, agency=actor.agency, subject=request.subject)
         if request.kind == RequestKind.SET.value:
             assert request.review_date is not None
-            protection.set_flags(request.flags, request.id, actor.staff, request.reason, request.review_date)
+            protection.set_flags(request.flags, request.id, actor.staff, request.reason, request.review_date, evidence)
         elif request.kind == RequestKind.RENEW.value:
             assert request.review_date is not None
-            protection.renew(request.flags, request.id, actor.staff, request.review_date)
+            protection.renew(request.flags, request.id, actor.staff, request.review_date, evidence)
         else:
-            protection.release(request.flags, request.id, actor.staff, "see request explanation")
+            protection.release(request.flags, request.id, actor.staff, "see request explanation", evidence)
         self.save_as(actor.agency, request, protection)
+
+    def _check_signed(self, request: FlagRequest, *, final: bool) -> None:
+        """Refuse a request whose recorded acts are not each signed by a certified person — an approval
+        written with the node's key alone, a signature replayed from another request (IntegrityError,
+        ``staff_signature``). ``final``: the executed request, checked exactly as a peer will check it."""
+        roster = self.roster(request.agency)
+        if final:
+            payload: dict[str, Any] = {
+                "agency": request.agency,
+                "subject": request.subject,
+                "flags": request.flags,
+                "request_id": request.id,
+                "by": request.decided_by,
+                "review_date": request.review_date,
+                "evidence": request.evidence(),
+            }
+            problem = check_evidence(roster, _EVENT_OF_KIND.get(request.kind, "FlagsReleased"), payload)
+        elif roster is None:
+            problem = f"agency {request.agency} has no staff roster"
+        elif [a["staff"] for a in request.acts if a["act"] == REQUESTED] != [request.requested_by]:
+            problem = "the request is not signed by its requester"
+        else:
+            problem = check_acts(roster, str(request.id), request.digest(), request.acts)
+        if problem is not None:
+            raise IntegrityError(f"flag request {request.id}: {problem}", code=Code.STAFF_SIGNATURE)
 
     def protection(self, agency: str, subject: str) -> Protection | None:
         """The flags hosted agency ``agency`` holds on ``subject``. Another agency's protection is not found by

@@ -80,6 +80,8 @@ class LedgerWiring(Application[UUID]):
         self.ids = ids  # keyed ids of the hosted agencies' streams about people (ledger.log.stream_ids)
         self.hosted = frozenset(self.signers)
         self._vouched: set[str] = set()
+        # agency → its first administrator's enrolment code, issued at set-up in this process (shown once)
+        self.first_codes: dict[str, str] = {}
         # read paths' permission decisions, valid only at one log position (see permit)
         self._permits: tuple[int, dict[tuple[str, str, Action | None], PermissionDenied | None]] = (-1, {})
         env = dict(env)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ledger.app import FlagLedger
+from ledger.audit.staff_signatures import check_staff_signatures
 from ledger.audit.workers import MIN_EVENTS, ChainCheck, check_rows, default_workers, verify_in_workers
 from ledger.errors import FlagLedgerError, InputError
 from ledger.log.check import LogCheck
@@ -55,6 +56,11 @@ def verify_log(
             verify_in_workers(app, heads, report, workers, page, progress, log)
         else:
             report = _verify_events(app, heads, progress, page, log)
+    staff = check_staff_signatures(app, page)
+    report.staff_findings, report.before_staff_signing = staff.findings, staff.before_staff_signing
+    report.staff_signed = staff.signed
+    if report.first_bad is None and staff.findings:
+        report.first_bad = staff.findings[0]
     report.checkpoints = checkpoints
     report.tree_size, report.own_batches_checked, report.v1_events = log.tree.size, log.v2_own, log.v1_events
     problem = app.key_problem

@@ -28,7 +28,8 @@ def add(
 ) -> int:
     spec = AgencySpec(agency, name, kind, admin, approvals, second_admin)
     hosting = adopt(add_agency(data_dir(), spec, signing_key_file=signing_key_file, pools=ONE_SHOT))
-    out({"agency": agency, "key_id": hosting.app.signers[agency].key_id})
+    code = hosting.app.first_codes.get(agency)  # shown once, as by `init`
+    out({"agency": agency, "key_id": hosting.app.signers[agency].key_id, "enrolment_code": code})
     return 0
 
 

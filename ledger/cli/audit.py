@@ -38,6 +38,8 @@ def verify(quiet: bool, checkpoint: tuple[str, ...], workers: int | None) -> int
     # opened for the audit: a log in envelope v1 is read, a key event that fails is named below
     app = adopt(open_node(data_dir(), pools=ONE_SHOT, audit=True)).app
     report = verify_log(app, progress=None if quiet else progress_printer("verify"), trusted=trusted, workers=workers)
+    for found in report.staff_findings:
+        print(f"staff signature: {found} [{found.code}]", file=sys.stderr)
     if report.first_bad is not None:
         print(f"FAILED: first bad event at {report.first_bad} [{report.first_bad.code}]", file=sys.stderr)
         if report.first_bad.index is not None:
@@ -57,6 +59,13 @@ def verify(quiet: bool, checkpoint: tuple[str, ...], workers: int | None) -> int
             "checkpoints": report.checkpoints,
             "log_size": report.tree_size,
             **({"v1_events": report.v1_events} if report.v1_events else {}),
+            "staff_signed_events": report.staff_signed,
+            # an old log's flag events from before its agency's staff roster: listed, never passed silently
+            **(
+                {"before_staff_signing": [str(f) for f in report.before_staff_signing]}
+                if report.before_staff_signing
+                else {}
+            ),
         }
     )
     return 0

@@ -3,6 +3,7 @@ and opening the node (closed by Click when the command's context ends, also afte
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ledger.app import Actor
 from ledger.app.capacity import ONE_SHOT, PoolSizes
 from ledger.cli.parsing import ACTOR, SafeCommand, SafeGroup, option
 from ledger.runtime.bootstrap import Node, open_node
@@ -84,6 +86,38 @@ def adopt(opened: Node) -> Node:
 def as_actor(required: bool = True, help_: str = "who acts, e.g. 131016/tanaka") -> Callable[[F], F]:
     # (no explicit default=None: to Click a default given is a value present, and --as would not be required)
     return option("--as", "actor", type=ACTOR, required=required, metavar="AGENCY/STAFF", help=help_)
+
+
+def password_for(actor: Actor, *, new: bool = False) -> str:
+    """The person's password: FLAGLEDGER_PASSWORD (scripts), else asked for on the terminal, hidden (twice when
+    it is a new one)."""
+    import os
+
+    from ledger.errors import AuthError, Code
+
+    given = os.environ.get("FLAGLEDGER_PASSWORD")
+    if given:
+        return given
+    try:
+        return str(click.prompt(f"password for {actor}", hide_input=True, confirmation_prompt=new, err=True))
+    except (OSError, EOFError, click.Abort, io.UnsupportedOperation):
+        raise AuthError(
+            f"{actor}'s password is needed: run this in a terminal or set FLAGLEDGER_PASSWORD",
+            code=Code.STAFF_SIGNATURE_REQUIRED,
+        ) from None
+
+
+def unlocked(actor: Actor) -> Actor:
+    """Unlock ``actor``'s staff key for this command (their own signature on what they do); returns ``actor``.
+    A key this process already unlocked (the test suite, the demo) is not asked for again."""
+    from ledger.errors import PermissionDenied
+
+    app = node().app
+    try:
+        app.signer_for(actor)
+    except PermissionDenied:
+        app.unlock(actor.agency, actor.staff, password_for(actor))
+    return actor
 
 
 def command(

@@ -6,6 +6,7 @@ the end; each scene records what Y can see and what was expected to hold.
 
 from __future__ import annotations
 
+from ledger.app import Actor
 from ledger.cli.demo_tables import (
     CAST,
     NAR,
@@ -19,6 +20,12 @@ from ledger.cli.demo_tables import (
     Table,
 )
 from ledger.errors import SelfApprovalError
+
+
+def demo_password(agency: str, who: str) -> str:
+    """The demo cast's passwords, so that its data directory can be explored afterwards (a demo only: a
+    person chooses their own, `flagledger staff activate`)."""
+    return f"demo-password-{agency}-{who}"
 
 
 class Demo(DemoViews):
@@ -40,13 +47,22 @@ class Demo(DemoViews):
         self.audit()
         return self.steps
 
+    def enrol(self, admin: Actor, who: str, roles: list[str]) -> None:
+        """Enrol ``who`` as a person is: the administrator's signed one-time code, activated with a password."""
+        self.app.enroll_staff(admin, who, who, roles)
+        code = self.app.issue_enrolment_code(admin, who)
+        self.app.activate_credential(admin.agency, who, code, demo_password(admin.agency, who))
+
     def setup(self) -> None:
         s = self.step("Set-up: one node hosting A, B, C; X and Y are spouses in A; Y is X's registered proxy", False)
         for code in (A, B, C):
             admin = self.who(code, "admin")
+            # the first administrator activates the code set-up printed; each person then activates their own
+            # code with a password of their own (generated here), which unlocks their staff key in this process
+            self.app.activate_credential(code, "admin", self.app.first_codes.pop(code), demo_password(code, "admin"))
             for who, roles in CAST.items():
-                self.app.enroll_staff(admin, who, who, roles)
-        self.app.enroll_staff(self.who(B, "admin"), "chief", "chief", ["requester", "approver"])
+                self.enrol(admin, who, roles)
+        self.enrol(self.who(B, "admin"), "chief", ["requester", "approver"])
         for code in (A, B, C):  # approver and operator grants take a second administrator (docs/staff.md)
             second = self.who(code, "admin2")
             for grant in self.app.role_grants(second):
@@ -54,7 +70,9 @@ class Demo(DemoViews):
         self.app.set_approval_policy(self.who(B, "admin"), 2)
         self.app.register_proxy(self.who(A, "req"), self.x, self.y)
         s.say(
-            "staff at each agency: req, apr, apr2, op, counter, rev, aud (roles by name)",
+            "staff at each agency: req, apr, apr2, op, counter, rev, aud (roles by name), each enrolled with a "
+            "one-time code and signing their own acts with a key their password opens "
+            "(demo passwords: demo-password-AGENCY-STAFF)",
             "B also has a section chief who may both request and approve",
             "each approver and operator was proposed by admin and approved by admin2 (two administrators)",
             "B requires two approvals (approval chain, Point 2)",

@@ -6,7 +6,7 @@ from datetime import date
 from uuid import UUID
 
 from ledger.app import Actor
-from ledger.cli.base import as_actor, command, group, node, out
+from ledger.cli.base import as_actor, command, group, node, out, unlocked
 from ledger.cli.parsing import DAY, UUID_ID, argument, choices, option
 from ledger.domain.types import Action, Flag, Reason, RequestKind
 
@@ -35,7 +35,7 @@ def request(
     body_request: UUID | None,
 ) -> int:
     rid = node().app.request_flags(
-        actor,
+        unlocked(actor),
         subject,
         list(flag),
         kind=kind,
@@ -54,7 +54,7 @@ def request(
 @argument("request_id", type=UUID_ID)
 @option("--note", default="")
 def approve(actor: Actor, request_id: UUID, note: str) -> int:
-    status = node().app.approve_request(actor, request_id, note)
+    status = node().app.approve_request(unlocked(actor), request_id, note)
     out({"request_id": str(request_id), "status": status})
     return 0
 
@@ -64,7 +64,7 @@ def approve(actor: Actor, request_id: UUID, note: str) -> int:
 @argument("request_id", type=UUID_ID)
 @option("--reason", required=True)
 def reject(actor: Actor, request_id: UUID, reason: str) -> int:
-    node().app.reject_request(actor, request_id, reason)
+    node().app.reject_request(unlocked(actor), request_id, reason)
     out({"request_id": str(request_id), "status": "rejected"})
     return 0
 
@@ -74,7 +74,7 @@ def reject(actor: Actor, request_id: UUID, reason: str) -> int:
 @argument("request_id", type=UUID_ID)
 def execute(actor: Actor, request_id: UUID) -> int:
     app = node().app
-    app.execute_request(actor, request_id)
+    app.execute_request(unlocked(actor), request_id)
     r = app.flag_request(request_id)
     out({"request_id": str(request_id), "status": r.status, "kind": r.kind, "flags": r.flags})
     return 0

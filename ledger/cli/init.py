@@ -76,6 +76,8 @@ def init(
             "administrator": f"{agency}/{admin}",
             **({"second_administrator": f"{agency}/{second_admin}"} if second_admin else {}),
             "key_id": node.app.signers[agency].key_id,
+            # shown once: the administrator runs `flagledger staff activate --as AGENCY/ADMIN --code CODE`
+            "enrolment_code": node.app.first_codes.get(agency),
         }
     )
     return 0

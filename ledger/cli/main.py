@@ -44,6 +44,7 @@ from ledger.cli import (
 from ledger.cli.base import data_dir_option
 from ledger.cli.parsing import SafeGroup, hint
 from ledger.errors import (
+    AuthError,
     ConfigurationError,
     FlagLedgerError,
     InputError,
@@ -58,6 +59,7 @@ from ledger.files import private_umask
 EXIT = {
     NotFoundError: 3,
     PermissionDenied: 4,
+    AuthError: 4,  # not authenticated: a wrong password, a locked or missing credential
     RuleViolation: 5,
     IntegrityError: 6,
     StorageError: 7,

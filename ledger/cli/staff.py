@@ -8,7 +8,7 @@ from datetime import timedelta
 from uuid import UUID
 
 from ledger.app import Actor
-from ledger.cli.base import as_actor, command, group, node, out
+from ledger.cli.base import as_actor, command, group, node, out, password_for, unlocked
 from ledger.cli.parsing import TTL, UUID_ID, argument, choices, option
 from ledger.domain.types import Role
 
@@ -22,13 +22,16 @@ staff = group("staff", "staff, roles and role grants (approver, operator, admini
 @option("--role", type=choices(Role), multiple=True, required=True)
 def enroll(actor: Actor, staff: str, name: str, role: tuple[str, ...]) -> int:
     app = node().app
-    pending = app.enrol(actor, staff, name or staff, list(role))
+    pending = app.enrol(unlocked(actor), staff, name or staff, list(role))
+    code = app.issue_enrolment_code(actor, staff)
     granted = sorted(app.staff(actor.agency, staff).roles)
+    # the code is shown once: give it to the person, who runs `flagledger staff activate` and chooses a password
     out(
         {
             "enrolled": f"{actor.agency}/{staff}",
             "roles": granted,
             "pending_grants": [{"grant": str(g.id), "role": g.role} for g in pending],
+            "enrolment_code": code,
         }
     )
     for g in pending:
@@ -36,6 +39,27 @@ def enroll(actor: Actor, staff: str, name: str, role: tuple[str, ...]) -> int:
             f"{g.role} waits for a second administrator of {actor.agency}: flagledger staff approve-grant {g.id}",
             file=sys.stderr,
         )
+    return 0
+
+
+@command(staff, "code", help="issue a new one-time enrolment code for a staff member (a lost password)")
+@as_actor()
+@argument("staff")
+def code(actor: Actor, staff: str) -> int:
+    app = node().app
+    # an old log's agency has no roster yet: its administrator's first code needs no signature (it makes the root)
+    issued = app.issue_enrolment_code(actor if app.roster(actor.agency) is None else unlocked(actor), staff)
+    out({"staff": f"{actor.agency}/{staff}", "enrolment_code": issued})
+    return 0
+
+
+@command(staff, "activate", help="complete your enrolment: choose your password; your staff key is made")
+@as_actor(help_="you, e.g. 131016/tanaka")
+@option("--code", "enrolment_code", required=True, help="the one-time enrolment code an administrator gave you")
+def activate(actor: Actor, enrolment_code: str) -> int:
+    app = node().app
+    signer = app.activate_credential(actor.agency, actor.staff, enrolment_code, password_for(actor, new=True))
+    out({"activated": str(actor), "staff_key": signer.key_id})
     return 0
 
 
@@ -107,6 +131,23 @@ def withdraw_grant(actor: Actor, grant: UUID, reason: str) -> int:
 def revoke_role(actor: Actor, staff: str, role: str) -> int:
     node().app.revoke_role(actor, staff, role)
     out({"staff": f"{actor.agency}/{staff}", "revoked": role})
+    return 0
+
+
+@command(staff, "password", help="change your password (your staff key stays; it is wrapped anew)")
+@as_actor(help_="you, e.g. 131016/tanaka")
+def password(actor: Actor) -> int:
+    import os
+
+    import click
+
+    app = node().app
+    old = password_for(actor)
+    new = os.environ.get("FLAGLEDGER_NEW_PASSWORD") or str(
+        click.prompt(f"new password for {actor}", hide_input=True, confirmation_prompt=True, err=True)
+    )
+    app.change_password(actor.agency, actor.staff, old, new)
+    out({"password_changed": str(actor)})
     return 0
 
 

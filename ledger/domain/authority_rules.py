@@ -55,6 +55,12 @@ def _keys_stream(origin: str) -> UUID:
     return KeyRegistry.create_id(agency=origin)
 
 
+def _roster_stream(origin: str) -> UUID:
+    from ledger.domain.roster import StaffRoster
+
+    return StaffRoster.create_id(agency=origin)
+
+
 def _checkpoints_stream(origin: str) -> UUID:
     from ledger.domain.checkpoints import CheckpointLog
 
@@ -142,6 +148,43 @@ def _rules() -> list[Rule]:
             other_agency_fields=("remote_agency", "key_id"),
             note="folded into the key registry only on the node of the agency that vouched",
         ),
+        # -- staff credentials (local) and the roster of staff keys (shared): docs/staff-signing.md ---------
+        Rule(
+            _D + "credentials:StaffCredential.Opened",
+            False,
+            own,
+            _admin("staff enroll") + "; the first administrator at set-up",
+            agency_fields=("agency",),
+        ),
+        Rule(_D + "credentials:StaffCredential.CodeIssued", False, own, _admin("staff enroll")),
+        Rule(
+            _D + "credentials:StaffCredential.Activated",
+            False,
+            own,
+            "the staff member (`staff activate`)",
+            key_fields=("key_id",),
+        ),
+        Rule(_D + "credentials:StaffCredential.PasswordChanged", False, own, "the staff member (`staff password`)"),
+        Rule(_D + "credentials:StaffCredential.UnlockFailed", False, own, _NODE + " (a wrong password)"),
+        Rule(_D + "credentials:StaffCredential.FailuresCleared", False, own, _NODE + " (a right password)"),
+        Rule(
+            _D + "roster:StaffRoster.Opened",
+            True,
+            own,
+            "the first administrator's own key (`staff activate` of the code `init` printed)",
+            agency_fields=("agency",),
+            stream_of=_roster_stream,
+            note="the one root: a second is refused; its certificate is checked by every reader",
+        ),
+        Rule(
+            _D + "roster:StaffRoster.KeyCertified",
+            True,
+            own,
+            "the staff member (`staff activate`), under an administrator's signed enrolment code",
+            note="checked by every reader: proof of possession, the one-time code, a certified administrator's "
+            "signature",
+        ),
+        Rule(_D + "roster:StaffRoster.KeyRevoked", True, own, _admin("staff deactivate"), key_fields=("key_id",)),
         # -- intake, flag requests (local) ---------------------------------------------------------------
         Rule(_D + "cases:ProtectionCase.Opened", False, own, "requester (`open_case`)", agency_fields=("agency",)),
         Rule(_D + "cases:ProtectionCase.PerpetratorAdded", False, own, "requester (`open_case`)"),

@@ -176,6 +176,50 @@ def boolean(field: str, value: Any) -> None:
 
 
 SIZE = integer(0, 2**63 - 1)
+
+
+def record(rules: Mapping[str, Rule], optional_keys: frozenset[str] = frozenset()) -> Rule:
+    """A dict with exactly these keys (those in ``optional_keys`` may be absent), each within its rule."""
+    required = frozenset(rules) - optional_keys
+
+    def rule(field: str, value: Any) -> None:
+        if not isinstance(value, dict) or not required <= value.keys() <= rules.keys():
+            raise _schema(field, "a record of " + ", ".join(sorted(rules)))
+        for k, v in value.items():
+            rules[k](field, v)
+
+    return rule
+
+
+SIGNATURE = hex_digits(128)
+STAFF_SIGNED = record({"key_id": KEY_ID, "signature": SIGNATURE})
+_ACT = record(
+    {
+        "act": enum(("requested", "approved", "rejected", "executed")),
+        "staff": STAFF,
+        "note": HASH,
+        "key_id": KEY_ID,
+        "signature": SIGNATURE,
+    }
+)
+EVIDENCE = record({"approvals_required": integer(1, 5), "details": HASH, "acts": list_of(_ACT, 16)})
+STAFF_CERT = record(
+    {
+        "staff": STAFF,
+        "key_id": KEY_ID,
+        "public_hex": hex_digits(64),
+        "certifies": boolean,
+        "code": shaped(r"[A-Za-z0-9_-]{16,64}", Bound(64), "an enrolment code"),
+        "code_digest": HASH,
+        "expires_at": moment,
+        "issuer": STAFF,
+        "issuer_key_id": optional(KEY_ID),
+        "issuer_signature": optional(SIGNATURE),
+        "possession": SIGNATURE,
+    }
+)
+# the fields a peer's event may lack: added after events of that type were first shared (old logs, old peers)
+ABSENT_OK = frozenset({"evidence"})
 PEOPLE = 20  # persons named on one case (the API's limit too)
 
 BY_NAME: dict[str, Rule] = {
@@ -260,10 +304,31 @@ BY_NAME: dict[str, Rule] = {
     "prev_root": HASH,
     "signature": hex_digits(128),
     "consistency": list_of(HASH, 128),
+    # staff credentials and signatures (ledger.domain.staff_acts, roster, credentials)
+    "staff_signature": optional(STAFF_SIGNED),
+    "evidence": optional(EVIDENCE),
+    "cert": STAFF_CERT,
+    "issued": record(
+        {
+            "code_digest": HASH,
+            "expires_at": moment,
+            "issuer": STAFF,
+            "certifies": boolean,
+            "issuer_key_id": optional(KEY_ID),
+            "issuer_signature": optional(SIGNATURE),
+        }
+    ),
+    "password_hash": text(Bound(300)),
+    "wrapped": record(
+        {"salt": hex_digits(32), "nonce": hex_digits(24), "ciphertext": hex_digits(96), "kdf": text(Bound(60))}
+    ),
+    "failures": integer(0, 100),
+    "locked_until": optional(moment),
 }
 
 # "Class.Event" → field → rule, where the field's name alone does not say what it holds
 BY_EVENT: dict[str, dict[str, Rule]] = {
+    "StaffRoster.Opened": {"root": STAFF_CERT},
     "Agency.Registered": {"kind": enum(AgencyKind)},
     # a system account's secret: only its argon2id hash ($argon2id$v=19$m=…,t=…,p=…$salt$hash, ~100 characters)
     "SystemAccount.Enrolled": {"account": STAFF, "kind": enum(SystemKind), "secret_hash": ARGON2},
@@ -363,10 +428,10 @@ def check_event(event: object, *, peer: bool = False) -> None:
         return
     if peer:
         fields = state.keys() - BASE_FIELDS
-        missing = sorted(rules.keys() - fields)
+        missing = sorted(rules.keys() - fields - ABSENT_OK)
         if missing:
             raise InputError(f"{event_key(cls)} lacks its field {missing[0]}", field=missing[0], code=Code.SCHEMA)
-        if fields != rules.keys():  # the sender's own key names are not echoed either
+        if not fields <= rules.keys():  # the sender's own key names are not echoed either
             raise InputError(f"{event_key(cls)} has a field this release does not know", code=Code.SCHEMA)
     for field, rule in rules.items():
         rule(field, state.get(field))

@@ -8,16 +8,30 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate
+from ledger.domain.staff_acts import (
+    APPROVED,
+    EXECUTED,
+    REJECTED,
+    REQUESTED,
+    details_digest,
+    note_digest,
+    request_digest,
+)
 from ledger.domain.types import RequestStatus
 from ledger.errors import NotFoundError, SelfApprovalError, StateConflict
 
 
 class FlagRequest(LedgerAggregate):
-    """Request → approvals (four eyes, chain length per agency policy) → executed by an operator."""
+    """Request → approvals (four eyes, chain length per agency policy) → executed by an operator.
 
+    Each act carries the acting person's own signature (``staff_signature``: key id and Ed25519 signature over
+    :func:`ledger.domain.staff_acts.act_statement`); events written before staff signing have none."""
+
+    # ``id``: chosen before the event, so the requester's signature can name it (ledger.app.flags)
     @event("Requested")
     def __init__(
         self,
+        id: UUID,
         agency: str,
         kind: str,
         subject: str,
@@ -29,6 +43,7 @@ class FlagRequest(LedgerAggregate):
         case_id: UUID | None,
         explanation: str,
         body_request_id: UUID | None,
+        staff_signature: dict[str, str] | None = None,
     ) -> None:
         self.agency = agency
         self.kind = kind
@@ -44,6 +59,33 @@ class FlagRequest(LedgerAggregate):
         self.approvals: list[str] = []
         self.status = RequestStatus.PENDING.value
         self.decided_by: str | None = None
+        self.acts: list[dict[str, str]] = []
+        self._act(REQUESTED, requested_by, "", staff_signature)
+
+    def _act(self, act: str, staff: str, note: str, signed: dict[str, str] | None) -> None:
+        if signed is not None:
+            self.acts.append({"act": act, "staff": staff, "note": note_digest(note), **signed})
+
+    def digest(self) -> str:
+        """What each act signs about this request (:func:`ledger.domain.staff_acts.request_digest`)."""
+        return request_digest(
+            self.agency,
+            str(self.id),
+            self.kind,
+            self.subject,
+            self.flags,
+            self.review_date,
+            self.approvals_required,
+            self.details(),
+        )
+
+    def details(self) -> str:
+        case, body = self.case_id, self.body_request_id
+        return details_digest(self.reason, self.explanation, str(case) if case else None, str(body) if body else None)
+
+    def evidence(self) -> dict[str, object]:
+        """The signatures a peer checks on the resulting Protection event (ledger.domain.staff_acts)."""
+        return {"approvals_required": self.approvals_required, "details": self.details(), "acts": list(self.acts)}
 
     def check_pending(self) -> None:
         if self.status != RequestStatus.PENDING.value:
@@ -53,30 +95,32 @@ class FlagRequest(LedgerAggregate):
         if staff == self.requested_by:
             raise SelfApprovalError(f"the requester cannot {what} their own request (four eyes)")
 
-    def approve(self, by: str, note: str = "") -> None:
+    def approve(self, by: str, note: str = "", staff_signature: dict[str, str] | None = None) -> None:
         self.check_pending()
         self.check_not_requester(by, "approve")
         if by in self.approvals:  # not a four-eyes refusal (403): the state already holds this approval (409)
             raise StateConflict(f"{by} has already approved this request; another approver is needed")
-        self._approved(by=by, note=note)
+        self._approved(by=by, note=note, staff_signature=staff_signature)
 
     @event("Approved")
-    def _approved(self, by: str, note: str) -> None:
+    def _approved(self, by: str, note: str, staff_signature: dict[str, str] | None = None) -> None:
+        self._act(APPROVED, by, note, staff_signature)
         self.approvals.append(by)
         if len(self.approvals) >= self.approvals_required:
             self.status = RequestStatus.APPROVED.value
 
-    def reject(self, by: str, reason: str) -> None:
+    def reject(self, by: str, reason: str, staff_signature: dict[str, str] | None = None) -> None:
         self.check_pending()
         self.check_not_requester(by, "reject")
-        self._rejected(by=by, reason=reason)
+        self._rejected(by=by, reason=reason, staff_signature=staff_signature)
 
     @event("Rejected")
-    def _rejected(self, by: str, reason: str) -> None:
+    def _rejected(self, by: str, reason: str, staff_signature: dict[str, str] | None = None) -> None:
+        self._act(REJECTED, by, reason, staff_signature)
         self.status = RequestStatus.REJECTED.value
         self.decided_by = by
 
-    def execute(self, by: str) -> None:
+    def check_executable(self) -> None:
         if self.status == RequestStatus.EXECUTED.value:
             raise StateConflict(f"this request was already executed by {self.decided_by}: nothing more to do")
         if self.status == RequestStatus.PENDING.value:
@@ -86,10 +130,14 @@ class FlagRequest(LedgerAggregate):
             )
         if self.status != RequestStatus.APPROVED.value:
             raise StateConflict(f"request is {self.status}: it cannot be executed")
-        self._executed(by=by)
+
+    def execute(self, by: str, staff_signature: dict[str, str] | None = None) -> None:
+        self.check_executable()
+        self._executed(by=by, staff_signature=staff_signature)
 
     @event("Executed")
-    def _executed(self, by: str) -> None:
+    def _executed(self, by: str, staff_signature: dict[str, str] | None = None) -> None:
+        self._act(EXECUTED, by, "", staff_signature)
         self.status = RequestStatus.EXECUTED.value
         self.decided_by = by
 
@@ -110,7 +158,15 @@ class Protection(LedgerAggregate):
     def active(self, flag: str) -> bool:
         return flag in self.flags
 
-    def set_flags(self, flags: list[str], request_id: UUID, by: str, reason: str, review_date: str) -> None:
+    def set_flags(
+        self,
+        flags: list[str],
+        request_id: UUID,
+        by: str,
+        reason: str,
+        review_date: str,
+        evidence: dict[str, Any] | None = None,
+    ) -> None:
         already = [f for f in flags if f in self.flags]
         if already:
             raise StateConflict(f"{', '.join(already)} already set by {self.agency}: renew instead")
@@ -122,8 +178,11 @@ class Protection(LedgerAggregate):
             by=by,
             reason=reason,
             review_date=review_date,
+            evidence=evidence,
         )
 
+    # ``evidence``: the request's staff signatures (ledger.domain.staff_acts.check_evidence); absent on events
+    # written before staff signing
     @event("FlagsSet")
     def _set(
         self,
@@ -134,6 +193,7 @@ class Protection(LedgerAggregate):
         by: str,
         reason: str,
         review_date: str,
+        evidence: dict[str, Any] | None = None,
     ) -> None:
         for f in flags:
             self.flags[f] = {"request_id": request_id, "reason": reason, "review_date": review_date}
@@ -143,7 +203,9 @@ class Protection(LedgerAggregate):
         if missing:
             raise NotFoundError(f"agency {self.agency} does not hold {', '.join(missing)} on this subject")
 
-    def release(self, flags: list[str], request_id: UUID, by: str, explanation: str) -> None:
+    def release(
+        self, flags: list[str], request_id: UUID, by: str, explanation: str, evidence: dict[str, Any] | None = None
+    ) -> None:
         self.check_held(flags)
         self._released(
             agency=self.agency,
@@ -152,16 +214,26 @@ class Protection(LedgerAggregate):
             request_id=request_id,
             by=by,
             explanation=explanation,
+            evidence=evidence,
         )
 
     @event("FlagsReleased")
     def _released(
-        self, agency: str, subject: str, flags: list[str], request_id: UUID, by: str, explanation: str
+        self,
+        agency: str,
+        subject: str,
+        flags: list[str],
+        request_id: UUID,
+        by: str,
+        explanation: str,
+        evidence: dict[str, Any] | None = None,
     ) -> None:
         for f in flags:
             del self.flags[f]
 
-    def renew(self, flags: list[str], request_id: UUID, by: str, review_date: str) -> None:
+    def renew(
+        self, flags: list[str], request_id: UUID, by: str, review_date: str, evidence: dict[str, Any] | None = None
+    ) -> None:
         self.check_held(flags)
         stale = [f for f in flags if self.flags[f]["review_date"] >= review_date]
         if stale:
@@ -173,11 +245,19 @@ class Protection(LedgerAggregate):
             request_id=request_id,
             by=by,
             review_date=review_date,
+            evidence=evidence,
         )
 
     @event("FlagsRenewed")
     def _renewed(
-        self, agency: str, subject: str, flags: list[str], request_id: UUID, by: str, review_date: str
+        self,
+        agency: str,
+        subject: str,
+        flags: list[str],
+        request_id: UUID,
+        by: str,
+        review_date: str,
+        evidence: dict[str, Any] | None = None,
     ) -> None:
         for f in flags:
             self.flags[f]["review_date"] = review_date

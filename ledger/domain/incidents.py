@@ -43,6 +43,7 @@ INCIDENT_CODES: dict[str, IncidentKind] = {
     Code.FORGED_OWN: IncidentKind.FORK,
     Code.FOREIGN_WRITER: IncidentKind.FOREIGN_WRITER,
     Code.REVOKED_KEY_LATE: IncidentKind.REVOKED_KEY_LATE,
+    Code.STAFF_SIGNATURE: IncidentKind.FORGED_SIGNATURE,  # an act no certified staff member signed
 }
 
 

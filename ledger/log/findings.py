@@ -3,7 +3,7 @@ and the findings both its passes (one process or workers) name: a bad row, a bro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ledger.domain.authority import foreign_writer_reason
@@ -42,6 +42,10 @@ class VerifyReport:
     tree_size: int = 0  # leaves of the log's tree rebuilt (every event read, in order)
     own_batches_checked: int = 0  # events of this node's batches whose signed log head matched
     v1_events: int = 0  # this node's events in envelope v1 (no log head: only checkpoints cover them)
+    # staff signatures (ledger.audit.staff_signatures): every failure, and the events from before staff signing
+    staff_findings: list[Finding] = field(default_factory=list)
+    before_staff_signing: list[Finding] = field(default_factory=list)
+    staff_signed: int = 0
 
     @property
     def ok(self) -> bool:

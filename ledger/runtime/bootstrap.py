@@ -178,11 +178,16 @@ def init_node(
     config.apply_environment()
     Keys(keystore if keystore is not None else open_keystore(config)).create_missing(pseudonym_key_file)
     config.save()
+    codes: dict[str, str] = {}
     for spec in agencies:
-        add_agency(
+        added = add_agency(
             data_dir, spec, clock=clock, signing_key_file=signing_key_file, pools=pools, keystore=keystore
-        ).close()
-    return open_node(data_dir, clock=clock, pools=pools, keystore=keystore)
+        )
+        codes.update(added.app.first_codes)  # each first administrator's one-time code, for `init` to print
+        added.close()
+    node = open_node(data_dir, clock=clock, pools=pools, keystore=keystore)
+    node.app.first_codes.update(codes)
+    return node
 
 
 def add_agency(

@@ -31,7 +31,7 @@ from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from projections import views
 from tests.conftest import SC, A, B, enrol_standard_staff
 from tests.support.people import individual_number
-from tests.support.staff import enrol_approved
+from tests.support.staff import enrol
 
 ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
 ROLES: list[Role | None] = [*Role, None]
@@ -59,7 +59,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
             if role in kinds:  # a system kind's role: held by a system account of that kind, never by staff
                 n.app.enroll_system_account(Actor(code, "admin"), probe(role), kinds[role].value)
             else:
-                enrol_approved(n, Actor(code, "admin"), probe(role), [role.value] if role else [])
+                enrol(n, Actor(code, "admin"), probe(role), [role.value] if role else [])
     yield n
     n.close()
 
@@ -299,6 +299,13 @@ COMMANDS = [
         "revoke_role", Action.ADMINISTER, True, throwaway_staff, lambda n, a, c: n.app.revoke_role(a, c, "counter")
     ),
     Command("deactivate_staff", Action.ADMINISTER, True, throwaway_staff, lambda n, a, c: n.app.deactivate_staff(a, c)),
+    Command(  # issue 18: a one-time enrolment code, signed by the issuing administrator's own key
+        "issue_enrolment_code",
+        Action.ADMINISTER,
+        True,
+        throwaway_staff,
+        lambda n, a, c: n.app.issue_enrolment_code(a, c),
+    ),
     Command(
         "grant_permission",
         Action.ADMINISTER,

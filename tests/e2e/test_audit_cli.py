@@ -22,7 +22,7 @@ from ledger.merkle import root_hash
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
 from tests.support.links import link
-from tests.support.staff import enrol_approved
+from tests.support.staff import enrol
 
 HOSTILE_NAME = '<script>alert("name")</script>'
 HOSTILE_PURPOSE = "<img src=x onerror=alert(1)> 調査"
@@ -221,7 +221,7 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
     sqlite_node: Node, capsys, person, tmp_path
 ) -> None:
     node, x, y = sqlite_node, person(), person()
-    enrol_approved(node, Actor(A, "admin"), "evil", ["approver"], name=HOSTILE_NAME)
+    enrol(node, Actor(A, "admin"), "evil", ["approver"], name=HOSTILE_NAME)
     start = datetime.now(UTC)
     rid = protect(node, A, x, ["NO_AUTO_RESPONSE", "NON_DISCLOSURE"], approver="evil", note=FORMULA_NOTE)
     held = node.app.request_provision(

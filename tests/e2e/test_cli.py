@@ -13,12 +13,11 @@ import pytest
 
 from ledger.cli.main import cli, main
 from tests.support.people import individual_number
+from tests.support.staff import run_in_process
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_in_process(argv, capsys)
 
 
 def test_a_flag_is_requested_approved_and_set_from_the_console(tmp_path: Path, capsys) -> None:
@@ -38,6 +37,7 @@ def test_a_flag_is_requested_approved_and_set_from_the_console(tmp_path: Path, c
         "admin2",
     )
     assert code == 0 and json.loads(out)["key_id"].startswith("131024:")
+    assert len(json.loads(out)["enrolment_code"]) >= 32  # the first administrator's, shown once (and activated)
     for who, role in (("sato", "requester"), ("suzuki", "approver"), ("takahashi", "operator"), ("ito", "counter")):
         code, out, _ = run(capsys, "--data-dir", d, "staff", "enroll", "--as", "131024/admin", who, "--role", role)
         assert code == 0
@@ -208,3 +208,30 @@ def test_an_administrator_vouches_for_another_agencys_key(tmp_path: Path, capsys
     code, _, err = trust("131032", "131032:00", "zz", key["valid_from"])
     assert code == 6 and "public key" in err
     assert run(capsys, "--data-dir", a, "audit", "verify", "--quiet")[0] == 0  # the refused trust left nothing behind
+
+
+def test_as_alone_is_no_credential_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threat: a shell user running `flag request/approve/execute --as` someone else (issue 18): without that
+    person's password nothing is signed (exit 4), a wrong one is recorded; the person's own password works."""
+    d = str(tmp_path / "b")
+    run(capsys, "--data-dir", d, "init", "--agency", "131024", "--name", "B市", "--kind", "municipality")
+    code, out, _ = run(
+        capsys, "--data-dir", d, "staff", "enroll", "--as", "131024/admin", "sato", "--role", "requester"
+    )
+    assert code == 0 and len(json.loads(out)["enrolment_code"]) >= 32  # shown once, activated by the runner
+    argv = ["--data-dir", d, "flag", "request", "--as", "131024/sato", "--subject", individual_number()]
+    argv += ["--flag", "NON_DISCLOSURE"]
+    from ledger.app.credentials import _UNLOCKED
+
+    _UNLOCKED.pop(("131024", "sato"), None)  # a fresh process: nothing unlocked
+    monkeypatch.delenv("FLAGLEDGER_PASSWORD", raising=False)
+    assert main(argv) == 4
+    assert "[staff_signature_required]" in capsys.readouterr().err
+    monkeypatch.setenv("FLAGLEDGER_PASSWORD", "not sato's password")
+    assert main(argv) == 4
+    assert "[wrong_password]" in capsys.readouterr().err
+    monkeypatch.delenv("FLAGLEDGER_PASSWORD")
+    code, out, _ = run(capsys, *argv)  # with sato's own password (tests/support/staff.py)
+    assert code == 0 and json.loads(out)["request_id"]

@@ -13,13 +13,19 @@ import sys
 from pathlib import Path
 
 from tests.support.people import individual_number
+from tests.support.staff import activation, cli_env
 
 FLAGLEDGER = str(Path(sys.executable).with_name("flagledger"))
 
 
 def flagledger(data_dir: Path, *argv: str | bytes) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "LC_ALL": "C.UTF-8"}
-    return subprocess.run([FLAGLEDGER, "--data-dir", str(data_dir), *argv], capture_output=True, env=env, check=False)
+    text = [a for a in argv if isinstance(a, str)]
+    env = cli_env(text, {**os.environ, "LC_ALL": "C.UTF-8"})
+    done = subprocess.run([FLAGLEDGER, "--data-dir", str(data_dir), *argv], capture_output=True, env=env, check=False)
+    follow = activation(text, done.stdout.decode()) if done.returncode == 0 else None
+    if follow is not None:  # the person told their enrolment code activates it (tests/support/staff.py)
+        assert flagledger(data_dir, *follow).returncode == 0
+    return done
 
 
 def test_notes_that_are_not_utf8_are_exit_2_naming_the_option(tmp_path: Path) -> None:

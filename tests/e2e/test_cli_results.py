@@ -15,21 +15,20 @@ from typing import Any
 
 import pytest
 
-from ledger.cli.main import main
 from ledger.runtime.bootstrap import open_node
 from tests.support.people import individual_number
+from tests.support.staff import run_in_process
 
 A = "131016"
 
 
 def run(capsys: pytest.CaptureFixture[str], d: str, *argv: str) -> tuple[Any, str]:
     """The command's one JSON result (exit 0 asserted) and its stderr."""
-    code = main(["--data-dir", d, *argv])
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    lines = captured.out.splitlines()
-    assert len(lines) == 1, f"one result line, not {captured.out!r}"
-    return json.loads(lines[0]), captured.err
+    code, out, err = run_in_process(["--data-dir", d, *argv], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 1, f"one result line, not {out!r}"
+    return json.loads(lines[0]), err
 
 
 def test_every_change_prints_what_it_did(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

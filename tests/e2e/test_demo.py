@@ -12,17 +12,24 @@ import pytest
 
 from ledger.cli import demo
 from projections.verified import VerifiedState
+from tests.support.staff import activation, cli_env
 
 
 def run_cli(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")} | (extra_env or {})
-    return subprocess.run(
+    """The CLI in a process of its own; acting ``--as`` a member of the test cast, with that person's password
+    (FLAGLEDGER_PASSWORD, as a script gives it)."""
+    env = cli_env(args, {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}) | (extra_env or {})
+    done = subprocess.run(
         [sys.executable, "-c", "import sys; from ledger.cli.main import main; sys.exit(main())", *args],
         capture_output=True,
         text=True,
         timeout=120,
         env=env,
     )
+    follow = activation(args, done.stdout) if done.returncode == 0 else None
+    if follow is not None:  # the person told their enrolment code activates it (tests/support/staff.py)
+        assert run_cli(*follow).returncode == 0
+    return done
 
 
 def test_the_demo_shows_the_leaks_before_protection_and_none_after(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from ledger.app import Actor
 from ledger.runtime.bootstrap import Node, open_node
 from projections import views
 from tests.integration.test_projections_rebuild import snapshot
-from tests.support.staff import enrol_approved
+from tests.support.staff import activate_admin, enrol
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -111,8 +111,9 @@ def test_seed_across_three_nodes(network, person, monkeypatch: pytest.MonkeyPatc
     x = person()
     with staff_node(net, root, A) as a, staff_node(net, root, B) as b, staff_node(net, root, SC) as sc:
         for node, code in ((a, A), (b, B), (sc, SC)):
+            activate_admin(node, code)
             for who, roles in STAFF[code].items():
-                enrol_approved(node, Actor(code, "admin"), who, roles)
+                enrol(node, Actor(code, "admin"), who, roles)
         subject = a.app.subject(x)
         assert subject == b.app.subject(x) == sc.app.subject(x), "one shared pseudonym secret"
 

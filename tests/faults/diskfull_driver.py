@@ -24,6 +24,7 @@ from ledger.errors import FlagLedgerError
 from ledger.runtime.bootstrap import open_node
 from tests.conftest import B
 from tests.support.people import individual_number
+from tests.support.staff import password_of
 
 # bytes left free by the ballast at each attempt
 FREE_BYTES = tuple(int(k) << 10 for k in os.environ.get("FLAGLEDGER_DISKFULL_FREE_KIB", "0,24").split(","))
@@ -65,6 +66,8 @@ def main(src: Path, mount: Path, out: Path) -> None:
     report: list[dict[str, Any]] = []
     for leave in FREE_BYTES:
         node = open_node(node_dir)
+        for who in ("req", "apr", "op"):  # this driver is a process of its own: the cast unlocks their keys
+            node.app.unlock(B, who, password_of(B, who))
         before = node.app.max_position()
         subject = individual_number(rng)
         ballast = fill(mount, leave)
@@ -80,11 +83,12 @@ def main(src: Path, mount: Path, out: Path) -> None:
         row["events_while_full"] = node.app.max_position() - before
         cli_subject = individual_number(rng)
         args = ["--data-dir", str(node_dir), "flag", "request", "--as", f"{B}/req", "--subject", cli_subject]
-        cli = subprocess.run([flagledger, *args, "--flag", "NO_AUTO_RESPONSE"], capture_output=True, text=True)
+        env = {**os.environ, "FLAGLEDGER_PASSWORD": password_of(B, "req")}
+        cli = subprocess.run([flagledger, *args, "--flag", "NO_AUTO_RESPONSE"], capture_output=True, text=True, env=env)
         row["cli_full"] = {"rc": cli.returncode, "stderr": cli.stderr[-2000:]}
         ballast.unlink()  # space returns
         row["after"] = attempt(command)
-        cli = subprocess.run([flagledger, *args, "--flag", "NO_AUTO_RESPONSE"], capture_output=True, text=True)
+        cli = subprocess.run([flagledger, *args, "--flag", "NO_AUTO_RESPONSE"], capture_output=True, text=True, env=env)
         row["cli_after"] = {"rc": cli.returncode, "stderr": cli.stderr[-2000:]}
         row["audit_ok_after"] = verify_log(node.app).ok
         node.close()

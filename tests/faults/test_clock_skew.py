@@ -57,9 +57,11 @@ def deliver(receiver: Node, origin: Node, reverse: bool) -> dict[str, int]:
     counts: dict[str, int] = {}
     pending = PendingStore(receiver.app, receiver.engine)
     raws = [raw for _, _, raw in publishable(origin.app)]
-    if reverse:  # newest first — but key announcements first of all (an unannounced key is parked, not held)
+    if reverse:  # newest first — but key announcements and the staff roster first of all (a flag change under an
+        # unannounced key, or signed by staff the roster does not yet certify, is parked, not held)
+        announcements = ("ledger.domain.keys:", "ledger.domain.roster:")
         raws = sorted(
-            reversed(raws), key=lambda raw: not Envelope.from_bytes(raw).header.topic.startswith("ledger.domain.keys:")
+            reversed(raws), key=lambda raw: not Envelope.from_bytes(raw).header.topic.startswith(announcements)
         )
     for raw in raws:
         kind = ingest(receiver.app, raw, pending).kind

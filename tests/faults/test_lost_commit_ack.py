@@ -27,6 +27,7 @@ from tests.faults.harness import make_pair
 from tests.support.postgres import temp_database
 
 KEYS = "ledger.domain.keys:"
+ROSTER = "ledger.domain.roster:"
 
 
 @pytest.mark.parametrize("batched", [False, True], ids=["ingest", "ingest_many"])
@@ -41,8 +42,9 @@ def test_an_event_committed_without_acknowledgement_is_a_duplicate_when_redelive
         raws = [raw for _, _, raw in publishable(b.app)]
         b.close()
         headers = [Envelope.from_bytes(r).header for r in raws]
-        # the second event of a stream A already holds the first of: its head is in A's memo
-        last = next(i for i, h in enumerate(headers) if h.version == 2 and not h.topic.startswith(KEYS))
+        # the second event of a stream A already holds the first of: its head is in A's memo (key and roster
+        # events go through ingest() one at a time even in a batch: not the batched write tried here)
+        last = next(i for i, h in enumerate(headers) if h.version == 2 and not h.topic.startswith((KEYS, ROSTER)))
         a = open_node(pair.a_dir)
         try:
             pending = PendingStore(a.app, a.engine)

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from consumers.ingest import Outcome, PendingStore, ingest
 from consumers.outbox import publishable
-from ledger.app import Actor
+from ledger.app import Actor, FlagLedger
 from ledger.cli.main import main as cli
 from ledger.domain import bounds
 from ledger.domain.flags import Protection
@@ -35,6 +35,7 @@ from projections.portal import portal_records
 from projections.queues import probe_queue
 from tests.conftest import A, B
 from tests.support.api import auth, client
+from tests.support.staff import signed_evidence
 from tests.support.trust import trust
 
 SECRET = "1234-5678-9012"  # stands for what must never come back in an answer
@@ -352,11 +353,13 @@ def test_in_process_an_oversize_field_raises_and_nothing_is_stored(sqlite_node: 
 
 
 # -- ingest: a peer's oversize event is parked; one at the bound fits every view, on PostgreSQL too ------------
-Hostile = Callable[[str, str, str], list[Any]]  # (subject, proxy, value) → aggregates B saves unchecked
+Hostile = Callable[
+    [str, str, str, FlagLedger], list[Any]
+]  # (subject, proxy, value, B's app) → aggregates B saves unchecked
 
 
 def _received(field: str) -> Hostile:
-    def build(s: str, p: str, value: str) -> list[Any]:
+    def build(s: str, p: str, value: str, app: FlagLedger) -> list[Any]:
         fields = {"procedure": "児童手当", "info_kind": "地方税関係情報", "querier": A, field: value}
         r = ProvisionRequest(agency=B, subject=s, legal_item=74, applicant="unknown", **fields)
         r.provide_automatically()
@@ -365,11 +368,11 @@ def _received(field: str) -> Hostile:
     return build
 
 
-def _probe(s: str, p: str, value: str) -> list[Any]:
+def _probe(s: str, p: str, value: str, app: FlagLedger) -> list[Any]:
     return [ProbeNotice(agency=B, holders=[B], request_id=uuid4(), querier=A, procedure=value, legal_item=74)]
 
 
-def _proposed(s: str, p: str, value: str) -> list[Any]:
+def _proposed(s: str, p: str, value: str, app: FlagLedger) -> list[Any]:
     r = ProvisionRequest(
         agency=B, querier=A, subject=s, legal_item=74, procedure="p", info_kind="i", applicant="unknown"
     )
@@ -378,14 +381,17 @@ def _proposed(s: str, p: str, value: str) -> list[Any]:
     return [r]
 
 
-def _released(s: str, p: str, value: str) -> list[Any]:
+def _released(s: str, p: str, value: str, app: FlagLedger) -> list[Any]:
     prot = Protection(id=uuid4(), agency=B, subject=s)
-    prot.set_flags(["NO_AUTO_RESPONSE"], uuid4(), "op", "dv", "2031-01-01")
-    prot.release(["NO_AUTO_RESPONSE"], uuid4(), "op", value)
+    flags, set_id, release_id = ["NO_AUTO_RESPONSE"], uuid4(), uuid4()
+    # genuinely signed by B's staff: only the explanation's length is on trial
+    evidence = signed_evidence(app, B, "set", s, flags, set_id, "2031-01-01")
+    prot.set_flags(flags, set_id, "op", "dv", "2031-01-01", evidence)
+    prot.release(flags, release_id, "op", value, signed_evidence(app, B, "release", s, flags, release_id, None))
     return [prot]
 
 
-def _cancelled(s: str, p: str, value: str) -> list[Any]:
+def _cancelled(s: str, p: str, value: str, app: FlagLedger) -> list[Any]:
     reg = ProxyRegistration(id=uuid4(), agency=B, subject=s, proxy=p, by="req")
     reg.cancel(by="req", reason=value)
     return [reg]
@@ -437,7 +443,7 @@ def test_a_peers_event_one_over_a_bound_is_parked_and_one_at_it_fits_every_view(
     s, p = b.app.subject(person()), b.app.subject(person())
     start = b.app.max_position()
     value = "Q" * (bound.max + 1) if case == "querier" else over(bound)
-    for agg in build(s, p, value):  # a hostile node: signed and published, never through FlagLedger.save
+    for agg in build(s, p, value, b.app):  # a hostile node: signed and published, never through FlagLedger.save
         b.app.signed_store.put(agg.collect_events(), origin=B)
     outcomes = dict(_ship(a, b, start))
     refused = outcomes[topic]
@@ -451,7 +457,7 @@ def test_a_peers_event_one_over_a_bound_is_parked_and_one_at_it_fits_every_view(
 
     start = b.app.max_position()
     value = "Q" * bound.max if case == "querier" else at_bound(bound)
-    for agg in build(s, p, value):
+    for agg in build(s, p, value, b.app):
         b.app.signed_store.put(agg.collect_events(), origin=B)
     assert {o.kind for _, o in _ship(a, b, start)} == {"applied"}
     a.projector.catch_up()  # PostgreSQL: no StringDataRightTruncation

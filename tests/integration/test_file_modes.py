@@ -21,6 +21,7 @@ import pytest
 
 from ledger.app import Actor
 from ledger.audit.report import audit_report
+from ledger.cli.demo_story import demo_password
 from ledger.runtime.bootstrap import AgencySpec, init_node, open_node
 from tests.conftest import enrol_standard_staff
 from tests.support.people import individual_number
@@ -48,6 +49,9 @@ def modes(root: Path) -> dict[str, str]:
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}
+    if "--as" in args:  # the demo cast's password (ledger.cli.demo_story.demo_password)
+        agency, _, who = args[args.index("--as") + 1].partition("/")
+        env["FLAGLEDGER_PASSWORD"] = demo_password(agency, who)
     return subprocess.run(
         [sys.executable, "-c", "import sys; from ledger.cli.main import main; sys.exit(main())", *args],
         capture_output=True,

@@ -19,7 +19,7 @@ from ledger.errors import (
 )
 from ledger.runtime.bootstrap import Node
 from tests.conftest import SC, A, B, C
-from tests.support.staff import grant_approved
+from tests.support.staff import enrol, grant_approved
 
 
 def _refused(node: Node, error: type[FlagLedgerError], action: Callable[[], object]) -> FlagLedgerError:
@@ -123,7 +123,7 @@ def test_unknown_ids_and_bad_inputs_are_refused(node: Node, person) -> None:
 
 def test_only_protection_bodies_send_body_requests_and_only_to_the_addressee(node: Node, person) -> None:
     app = node.app
-    node.app.enroll_staff(Actor(A, "admin"), "bodyreq", "b", ["requester"])
+    enrol(node, Actor(A, "admin"), "bodyreq", ["requester"], name="b")
     _refused(node, PermissionDenied, lambda: app.send_body_request(Actor(A, "req"), B, person(), ["NON_DISCLOSURE"]))
     bid = app.send_body_request(Actor(SC, "req"), B, person(), ["NON_DISCLOSURE"])
     err = _refused(  # sent to another municipality: as if there were no such request

@@ -152,5 +152,12 @@ def test_a_data_directory_of_an_earlier_commit_upgrades_keeping_everything(
     finally:
         a.close()
         b.close()
+    listed = []
     for name in ("a", "b"):
-        assert audit_verify(root / name)["ok"] is True
+        report = audit_verify(root / name)
+        assert report["ok"] is True
+        listed += report.get("before_staff_signing", [])
+    # the old flag requests and flag changes carry no staff signatures: accepted, and each listed as such
+    # (docs/staff-signing.md), never passed silently
+    assert listed and all("before staff signing" in entry for entry in listed)
+    assert any("Protection.FlagsSet" in entry for entry in listed)

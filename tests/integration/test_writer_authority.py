@@ -128,6 +128,7 @@ def owner_history(owner: Node, x: str) -> None:
     y = individual_number()
     app.register_proxy(Actor(B, "req"), x, y)  # ProxyRegistration.Registered
     app.cancel_proxy(Actor(B, "req"), x, y, "intake advice")  # ProxyRegistration.Cancelled
+    app.deactivate_staff(admin, "aud")  # StaffRoster.KeyRevoked (the roster's Opened, KeyCertified: enrolment)
     app.sign_checkpoint(B)  # CheckpointLog.Opened, CheckpointSigned
 
 

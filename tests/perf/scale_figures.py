@@ -25,7 +25,7 @@ from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from projections.portal import portal_records
 from projections.views import portal_records as portal_view
 from tests.support.people import individual_number
-from tests.support.staff import enrol_approved
+from tests.support.staff import activate_admin, enrol
 
 __all__ = ["build_signed_log", "peak_rss", "portal_store", "portal_view_cold", "portal_view_p99"]
 
@@ -104,8 +104,9 @@ def portal_store(tmp: Path, records: int) -> tuple[Node, str, float]:
     # the subject was protected for a while (the view applies the NON_DISCLOSURE cutoff): records before and
     # during it stay hidden, the ones after it are shown
     app, admin = node.app, Actor(B, "admin")
+    activate_admin(node, B)
     for who, role in (("req", "requester"), ("apr", "approver"), ("op", "operator"), ("counter", "counter")):
-        enrol_approved(node, admin, who, [role])
+        enrol(node, admin, who, [role])
     for i in range(mine):
         if i in (mine // 4, mine // 2):
             kind = "set" if i == mine // 4 else "release"

@@ -33,7 +33,7 @@ from ledger.api.auth import issue_token
 from ledger.app import Actor
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.support.people import individual_number
-from tests.support.staff import enrol_approved
+from tests.support.staff import activate_admin, enrol, password_of
 
 AGENCY = "131016"
 ROLES = {
@@ -69,8 +69,9 @@ def make_cast(data_dir: Path, database_url: str | None = None, people: int = 60,
     node: Node = init_node(data_dir, [AgencySpec(AGENCY, "A市", "municipality")], database_url=database_url)
     try:
         admin = Actor(AGENCY, "admin")
+        activate_admin(node, AGENCY)
         for who, role in ROLES.items():
-            enrol_approved(node, admin, who, [role])
+            enrol(node, admin, who, [role])
         tokens = {who: issue_token(node, admin, who, ttl=timedelta(hours=8))[0] for who in ROLES}
     finally:
         node.close()
@@ -88,6 +89,7 @@ def cli_env(cast: Cast, **extra: str) -> dict[str, str]:
     """This process's environment without its FLAGLEDGER_ settings, pointed at the cast's node."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}
     env["FLAGLEDGER_DATA_DIR"] = str(cast.data_dir)
+    env["FLAGLEDGER_PASSWORD"] = password_of(AGENCY, "req")  # the one who runs `flagledger flag request`
     if cast.database_url:
         env["FLAGLEDGER_DATABASE_URL"] = cast.database_url
     return {**env, **extra}
@@ -143,6 +145,15 @@ def serving(cast: Cast, *, source: Path | None = None, wait: float = 60.0, **env
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(f"nothing serves {server.base}: {proc.communicate()[0][-2000:]}") from None
                 time.sleep(0.2)
+        if source is None:  # the cast unlocks their staff keys in the server (docs/staff-signing.md)
+            for who, issued in cast.tokens.items():
+                done = httpx.post(
+                    f"{server.base}/api/v1/staff-key/unlock",
+                    json={"password": password_of(AGENCY, who)},
+                    headers={"Authorization": f"Bearer {issued}"},
+                    timeout=60,
+                )
+                assert done.status_code == 200, done.text
         yield server
     finally:
         if server.stopped_in is None:

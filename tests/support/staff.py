@@ -1,22 +1,91 @@
-"""Staff for tests: enrolling with privileged roles through the two-administrator path.
+"""The test cast as people, and staff changes through the two-administrator path.
 
-Granting approver, operator or administrator takes a second administrator (docs/staff.md). Test nodes are
-made with one administrator per agency (``admin``), so the first privileged grant gives the agency its second,
-``admin2``, exactly as ``flagledger init --second-admin admin2`` records it at set-up (``Staff.Enrolled`` by
-the node); ``admin2`` then approves what ``admin`` proposed. Each grant is still a proposal and an approval in
-the log, as in production.
+People: enrolled with a one-time code, activated with their own (generated) password, keys unlocked in this
+test process; and staff evidence for tests that build Protection events by hand, signed by those keys exactly
+as ``FlagLedger.execute_request`` signs them (docs/staff-signing.md).
+
+Privileged roles: granting approver, operator or administrator takes a second administrator (docs/staff.md).
+Test nodes are made with one administrator per agency (``admin``), so the first privileged grant gives the
+agency its second, ``admin2``, exactly as ``flagledger init --second-admin admin2`` records it at set-up
+(``Staff.Enrolled`` by the node); ``admin2`` then approves what ``admin`` proposed. Each grant is still a
+proposal and an approval in the log, as in production.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
 
-from ledger.app import SYSTEM, Actor
+from ledger.app import SYSTEM, Actor, FlagLedger
 from ledger.domain.agencies import Staff
+from ledger.domain.staff_acts import (
+    APPROVED,
+    EXECUTED,
+    REQUESTED,
+    act_statement,
+    details_digest,
+    note_digest,
+    request_digest,
+)
 from ledger.domain.types import Role
 from ledger.runtime.bootstrap import Node
 
+__all__ = [
+    "activate_admin",
+    "activation",
+    "cli_env",
+    "enrol",
+    "enrol_approved",
+    "grant_approved",
+    "password_env",
+    "password_of",
+    "run_in_process",
+    "second_administrator",
+    "signed_evidence",
+]
+
+
+def password_of(agency: str, who: str) -> str:
+    """The test cast's passwords (generated per person, the same in every test)."""
+    return f"pw-{agency}-{who}-correct-horse"
+
+
+def activate_admin(node: Node, agency: str, who: str = "admin") -> None:
+    """Activate the first administrator with the code set-up issued (or a bootstrap code on an old log), so
+    that it signs the cast's enrolment codes; its key stays unlocked in this process."""
+    app = node.app
+    roster = app.roster(agency)
+    if roster is not None and roster.current_key(who) is not None:
+        app.unlock(agency, who, password_of(agency, who))
+        return
+    code = app.first_codes.pop(agency, None) or app.issue_enrolment_code(Actor(agency, who), who)
+    app.activate_credential(agency, who, code, password_of(agency, who))
+
+
 SECOND_ADMIN = "admin2"
+
+
+def enrol(node: Node, actor: Actor, who: str, roles: Sequence[str], name: str | None = None) -> None:
+    """Enrol ``who`` the way a person is: the administrator enrols (a second administrator approving each
+    privileged role at once) and issues a code, the person activates it with their own password; the key stays
+    unlocked in this process (as `flagledger staff activate` leaves it)."""
+    pending = node.app.enrol(actor, who, name or who, roles)
+    if pending:
+        second = second_administrator(node, actor.agency, actor.staff)
+        for g in pending:
+            node.app.approve_grant(second, g.id)
+    code = node.app.issue_enrolment_code(actor, who)
+    node.app.activate_credential(actor.agency, who, code, password_of(actor.agency, who))
+
+
+def enrol_approved(node: Node, admin: Actor, who: str, roles: Sequence[str], name: str | None = None) -> str:
+    """:func:`enrol`, returning the staff id."""
+    enrol(node, admin, who, roles, name)
+    return who
 
 
 def second_administrator(node: Node, code: str, first: str = "admin") -> Actor:
@@ -30,18 +99,104 @@ def second_administrator(node: Node, code: str, first: str = "admin") -> Actor:
     return Actor(code, who)
 
 
-def enrol_approved(node: Node, admin: Actor, who: str, roles: Sequence[str], name: str | None = None) -> str:
-    """Enrol ``who`` with ``roles``; a second administrator approves each privileged one at once."""
-    pending = node.app.enrol(admin, who, name or who, roles)
-    if pending:
-        second = second_administrator(node, admin.agency, admin.staff)
-        for g in pending:
-            node.app.approve_grant(second, g.id)
-    return who
-
-
 def grant_approved(node: Node, admin: Actor, who: str, role: str) -> None:
     """Grant ``role`` to ``who``; if it takes two administrators, the second approves it at once."""
     pending = node.app.grant_role(admin, who, role)
     if pending is not None:
         node.app.approve_grant(second_administrator(node, admin.agency, admin.staff), pending)
+
+
+def signed_evidence(
+    app: FlagLedger,
+    agency: str,
+    kind: str,
+    subject: str,
+    flags: list[str],
+    request_id: UUID,
+    review_date: str | None,
+    *,
+    requester: str = "req",
+    approvers: tuple[str, ...] = ("apr",),
+    operator: str = "op",
+) -> dict[str, Any]:
+    """The ``evidence`` of a flag change of ``kind`` (set, renew, release) with genuine signatures."""
+    details = details_digest("dv", "", None, None)
+    digest = request_digest(agency, str(request_id), kind, subject, flags, review_date, len(approvers), details)
+    acts = []
+    for act, who in [(REQUESTED, requester), *((APPROVED, a) for a in approvers), (EXECUTED, operator)]:
+        note = note_digest("")
+        signed = app.signer_for(Actor(agency, who)).sign(act_statement(agency, act, str(request_id), digest, who, note))
+        acts.append({"act": act, "staff": who, "note": note, **signed})
+    return {"approvals_required": len(approvers), "details": details, "acts": acts}
+
+
+# -- the command line: each person of the cast activates the code a command printed for them --------------
+def cli_actor(argv: Sequence[str]) -> str | None:
+    """The ``--as`` of a command line, if any."""
+    args = list(argv)
+    return args[args.index("--as") + 1] if "--as" in args and args.index("--as") + 1 < len(args) else None
+
+
+def cli_env(
+    argv: Sequence[str], env: dict[str, str], passwords: Callable[[str, str], str] | None = None
+) -> dict[str, str]:
+    """``env`` with FLAGLEDGER_PASSWORD set to the password of the person acting ``--as`` (as a script gives it)."""
+    actor = cli_actor(argv)
+    if actor is not None:
+        agency, _, who = actor.partition("/")
+        env = {**env, "FLAGLEDGER_PASSWORD": (passwords or password_of)(agency, who)}
+    return env
+
+
+def activation(argv: Sequence[str], out: str) -> list[str] | None:
+    """The ``staff activate`` the person runs after ``init``, ``agency add`` or ``staff enroll`` printed their
+    one-time code (None when ``out`` holds no code): the test cast's people activate as soon as they are told."""
+    for line in out.splitlines():
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            continue
+        code = answer.get("enrolment_code") if isinstance(answer, dict) else None
+        if not code:
+            continue
+        who = answer.get("enrolled") or answer.get("administrator")
+        if who is None and "agency" in answer:  # `agency add`: its --admin (default admin)
+            args = list(argv)
+            who = f"{answer['agency']}/{args[args.index('--admin') + 1] if '--admin' in args else 'admin'}"
+        if who is None:
+            continue
+        args = list(argv)
+        where = ["--data-dir", args[args.index("--data-dir") + 1]] if "--data-dir" in args else []
+        return [*where, "staff", "activate", "--as", str(who), "--code", str(code)]
+    return None
+
+
+@contextmanager
+def password_env(argv: Sequence[str]) -> Iterator[None]:
+    """FLAGLEDGER_PASSWORD of the ``--as`` person for a command run in this process."""
+    before = os.environ.get("FLAGLEDGER_PASSWORD")
+    os.environ.update(cli_env(argv, {}))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("FLAGLEDGER_PASSWORD", None)
+        else:
+            os.environ["FLAGLEDGER_PASSWORD"] = before
+
+
+def run_in_process(argv: Sequence[str], capsys: Any) -> tuple[int, str, str]:
+    """``flagledger ARGV`` in this process as the cast would run it: the ``--as`` person's password given, and a
+    person told their enrolment code activating it at once (that command's output is not returned)."""
+    from ledger.cli.main import main
+
+    with password_env(argv):
+        code = main(list(argv))
+    captured = capsys.readouterr()
+    follow = activation(argv, captured.out) if code == 0 else None
+    if follow is not None:
+        with password_env(follow):
+            done = main(follow)
+        after = capsys.readouterr()
+        assert done == 0, after.err
+    return code, captured.out, captured.err

@@ -74,6 +74,13 @@ PUBLISHED = {
     "unknown_staff",
     "untrusted_key",
     "wrong_agency",
+    # issue 18: staff credentials and signatures
+    "staff_signature",
+    "staff_signature_required",
+    "bad_enrolment_code",
+    "no_credential",
+    "wrong_password",
+    "locked_out",
 }
 
 

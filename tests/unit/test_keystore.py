@@ -26,9 +26,9 @@ from ledger.errors import ConfigurationError
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node, open_node, rotate_key
 from ledger.runtime.config import NodeConfig
 from ledger.runtime.keystore import FileKeyStore, Keys, KeySettings, open_keystore
+from tests.conftest import activate_admin, enrol
 from tests.support.memory_keystore import MemoryKeyStore, as_key_store
 from tests.support.people import individual_number
-from tests.support.staff import enrol_approved
 
 A, B = "131016", "131024"
 REPO = Path(__file__).resolve().parents[2]
@@ -37,8 +37,10 @@ BEFORE_THE_KEY_STORE = "7b68d94d945888e50aa9fdf8cf9d37f73d8eb6d6"  # the commit 
 
 def _staff(node: Node, code: str) -> None:
     admin = Actor(code, "admin")
-    for who, role in (("req", "requester"), ("apr", "approver"), ("op", "operator")):
-        enrol_approved(node, admin, who, [role])
+    activate_admin(node, code)
+    enrol(node, admin, "req", ["requester"])
+    enrol(node, admin, "apr", ["approver"])
+    enrol(node, admin, "op", ["operator"])
 
 
 def test_a_second_backend_serves_a_whole_node(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ VICTIM = pseudonym("victim")
 
 def request(approvals: int = 2, requested_by: str = "req") -> FlagRequest:
     return FlagRequest(
+        id=uuid4(),
         agency=A,
         kind="set",
         subject=VICTIM,

@@ -1,0 +1,122 @@
+"""Staff sign their own acts: the statements a staff key signs (pure functions over payload values). The
+roster of certified keys and the check of a flag's evidence, which verify signatures, are in
+:mod:`ledger.log.staff_roster`, used alike by the local app, a peer's ingest and ``audit verify``.
+
+The node's signing key proves only which node wrote an event; a staff signature proves which person acted,
+and the key that made it was certified by the person's own proof of possession plus an administrator's
+signature (the root: the agency's first administrator).
+A shell user holding every secret of the node holds no staff key. See docs/staff-signing.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "ACTS",
+    "ROOT_ISSUER",
+    "act_statement",
+    "code_digest",
+    "details_digest",
+    "enrol_statement",
+    "note_digest",
+    "possession_statement",
+    "request_digest",
+    "staff_key_id",
+]
+
+REQUESTED, APPROVED, REJECTED, EXECUTED = ACTS = ("requested", "approved", "rejected", "executed")
+ROOT_ISSUER = "system"  # the root's code is issued by the node at set-up, not by a person
+
+
+def _canonical(tag: str, value: Mapping[str, Any]) -> bytes:
+    return (tag + "\n" + json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)).encode()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def staff_key_id(agency: str, public_raw: bytes) -> str:
+    """A staff key's id: its agency and fingerprint, in a namespace apart from the node keys'."""
+    return f"{agency}:{_sha(b'flagledger staff key v1' + public_raw)[:16]}"
+
+
+def code_digest(code: str) -> str:
+    return _sha(code.encode())
+
+
+def details_digest(reason: str, explanation: str, case_id: str | None, body_request_id: str | None) -> str:
+    """The digest of a request's local details (never shared); peers see only this digest."""
+    return _sha(
+        _canonical(
+            "flagledger request details v1",
+            {"reason": reason, "explanation": explanation, "case": case_id, "body_request": body_request_id},
+        )
+    )
+
+
+def request_digest(
+    agency: str,
+    request_id: str,
+    kind: str,
+    subject: str,
+    flags: Sequence[str],
+    review_date: str | None,
+    approvals_required: int,
+    details: str,
+) -> str:
+    """What each act signs about the request: everything a peer sees on the resulting Protection event, plus
+    the chain length and the digest of the local details."""
+    return _sha(
+        _canonical(
+            "flagledger flag request v1",
+            {
+                "agency": agency,
+                "request": request_id,
+                "kind": kind,
+                "subject": subject,
+                "flags": sorted(flags),
+                "review_date": review_date,
+                "approvals_required": approvals_required,
+                "details": details,
+            },
+        )
+    )
+
+
+def note_digest(note: str) -> str:
+    return _sha(note.encode())
+
+
+def act_statement(agency: str, act: str, request_id: str, request: str, staff: str, note: str) -> bytes:
+    """The bytes a staff member signs for one act on one request (``request``: its :func:`request_digest`;
+    ``note``: the :func:`note_digest` of the act's note or reason, which stays local). The request id and
+    digest bind the signature to this request: replayed onto another it fails."""
+    return _canonical(
+        "flagledger staff act v1",
+        {
+            "agency": agency,
+            "act": act,
+            "request": request_id,
+            "digest": request,
+            "staff": staff,
+            "note": note,
+        },
+    )
+
+
+def enrol_statement(agency: str, staff: str, digest: str, expires_at: str, certifies: bool) -> bytes:
+    """What the issuing administrator signs when handing out an enrolment code."""
+    return _canonical(
+        "flagledger enrolment v1",
+        {"agency": agency, "staff": staff, "code": digest, "expires_at": expires_at, "certifies": certifies},
+    )
+
+
+def possession_statement(agency: str, staff: str, key_id: str, digest: str) -> bytes:
+    """What the new staff key signs to prove it is held by whoever completed the enrolment."""
+    return _canonical("flagledger key possession v1", {"agency": agency, "staff": staff, "key": key_id, "code": digest})

@@ -1,0 +1,200 @@
+"""The roster of certified staff keys and the check of a flag change's evidence: who requested, approved and
+executed it, each with their own signature (docs/staff-signing.md).
+
+Pure functions over payload values, so the local app (before it executes a request), a peer's ingest
+(``consumers.decide``) and ``audit verify`` apply the one rule. The statements signed are
+:mod:`ledger.domain.staff_acts`'s.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ledger.domain.staff_acts import (
+    APPROVED,
+    EXECUTED,
+    REJECTED,
+    REQUESTED,
+    ROOT_ISSUER,
+    act_statement,
+    code_digest,
+    enrol_statement,
+    possession_statement,
+    request_digest,
+    staff_key_id,
+)
+from ledger.errors import Code, IntegrityError
+
+__all__ = ["KeyCert", "RosterState", "check_acts", "check_evidence", "verify_signature"]
+
+
+def verify_signature(public_hex: str, signature_hex: str, message: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex)).verify(bytes.fromhex(signature_hex), message)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+# -- the roster ------------------------------------------------------------------------------------------
+@dataclass
+class KeyCert:
+    staff: str
+    key_id: str
+    public_hex: str
+    certifies: bool  # may certify others (an administrator when the code was issued)
+    revoked: bool = False
+
+
+@dataclass
+class RosterState:
+    """An agency's certified staff keys, folded from its roster events in log order."""
+
+    agency: str
+    keys: dict[str, KeyCert] = field(default_factory=dict)
+    codes: set[str] = field(default_factory=set)  # code digests already used (each code certifies one key)
+    opened: bool = False
+
+    def apply(self, kind: str, payload: Mapping[str, Any]) -> str | None:
+        """Fold one roster event (``Opened``, ``KeyCertified``, ``KeyRevoked``); a reason if it is not valid
+        (then it changes nothing)."""
+        try:
+            if kind == "Opened":
+                if self.opened:
+                    return "a second roster root is refused"
+                return self._certify(payload["root"], root=True)
+            if not self.opened:
+                return "a roster event before the roster's root"
+            if kind == "KeyCertified":
+                return self._certify(payload["cert"], root=False)
+            if kind == "KeyRevoked":
+                cert = self.keys.get(str(payload["key_id"]))
+                if cert is None or cert.staff != payload["staff"]:
+                    return "revokes a key this roster does not hold for that staff member"
+                cert.revoked = True
+                return None
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return "a malformed roster event"
+        return f"unknown roster event {kind}"
+
+    def _certify(self, cert: Mapping[str, Any], *, root: bool) -> str | None:
+        agency, staff = self.agency, str(cert["staff"])
+        key_id, public_hex, digest = str(cert["key_id"]), str(cert["public_hex"]), str(cert["code_digest"])
+        certifies = cert["certifies"] is True
+        if key_id != staff_key_id(agency, bytes.fromhex(public_hex)):
+            return "the key id does not match the agency and public key"
+        if key_id in self.keys:
+            return f"key {key_id} is already certified"
+        if code_digest(str(cert["code"])) != digest:
+            return "the enrolment code does not match its digest"
+        if digest in self.codes:
+            return "that enrolment code was already used"
+        if not verify_signature(
+            public_hex, str(cert["possession"]), possession_statement(agency, staff, key_id, digest)
+        ):
+            return "no proof of possession of the new key"
+        if root:
+            if cert["issuer"] != ROOT_ISSUER or not certifies:
+                return "the root must be the administrator enrolled at set-up"
+        else:
+            issuer = self.keys.get(str(cert["issuer_key_id"]))
+            if issuer is None or issuer.revoked or not issuer.certifies or issuer.staff != cert["issuer"]:
+                return "the issuer's key is not a certified administrator key of this agency"
+            statement = enrol_statement(agency, staff, digest, str(cert["expires_at"]), certifies)
+            if not verify_signature(issuer.public_hex, str(cert["issuer_signature"]), statement):
+                return "the issuing administrator's signature does not verify"
+        self.keys[key_id] = KeyCert(staff, key_id, public_hex, certifies)
+        self.codes.add(digest)
+        self.opened = True
+        return None
+
+    def check(self, kind: str, payload: Mapping[str, Any]) -> None:
+        """Raise IntegrityError (``staff_signature``) unless the event would be folded in: for the app, before
+        it writes one."""
+        problem = copy.deepcopy(self).apply(kind, payload)
+        if problem is not None:
+            raise IntegrityError(f"the staff roster refuses this: {problem}", code=Code.STAFF_SIGNATURE)
+
+    def current_key(self, staff: str) -> KeyCert | None:
+        """The newest key certified for ``staff`` and not revoked."""
+        found = [c for c in self.keys.values() if c.staff == staff and not c.revoked]
+        return found[-1] if found else None
+
+
+# -- evidence ---
+def check_acts(roster: RosterState, request_id: str, digest: str, acts: Sequence[Mapping[str, Any]]) -> str | None:
+    """Why one of ``acts`` (on request ``request_id`` whose :func:`request_digest` is ``digest``) is not signed
+    by a key certified for its staff member and not revoked (None: each is)."""
+    agency = roster.agency
+    try:
+        for a in acts:
+            cert = roster.keys.get(str(a["key_id"]))
+            if cert is None or cert.staff != a["staff"]:
+                return f"{a['act']} by {a['staff']}: key {a['key_id']} is not certified for them at {agency}"
+            if cert.revoked:
+                return f"{a['act']} by {a['staff']}: key {a['key_id']} was revoked"
+            statement = act_statement(agency, str(a["act"]), request_id, digest, str(a["staff"]), str(a["note"]))
+            if not verify_signature(cert.public_hex, str(a["signature"]), statement):
+                return f"{a['act']} by {a['staff']}: the signature does not verify for this request"
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return "malformed staff signatures"
+    return None
+
+
+def check_evidence(
+    roster: RosterState | None,
+    event: str,
+    payload: Mapping[str, Any],
+) -> str | None:
+    """Why the evidence on a ``FlagsSet`` / ``FlagsRenewed`` / ``FlagsReleased`` payload does not prove four
+    eyes and an operator, each a certified person of the agency (None: it does).
+
+    Checks: the request digest is recomputed from the event's own fields, so the acts are about these flags on
+    this subject; the requester signed ``requested``; at least ``approvals_required`` (≥ 1) distinct approvers,
+    none the requester, signed ``approved``; the operator named in ``by`` signed ``executed``; each key is
+    certified for that person in the agency's roster and not revoked.
+    """
+    ev = payload.get("evidence")
+    agency = str(payload.get("agency"))
+    if ev is None:
+        return "carries no staff signatures"
+    if roster is None or not roster.opened:
+        return f"agency {agency} has no staff roster to check its signatures against"
+    try:
+        kind = {"FlagsSet": "set", "FlagsRenewed": "renew", "FlagsReleased": "release"}[event]
+        review = payload.get("review_date") if kind != "release" else None
+        request_id = str(payload["request_id"])
+        required = ev["approvals_required"]
+        if type(required) is not int or required < 1:
+            return "a request needs at least one approval"
+        digest = request_digest(
+            agency, request_id, kind, str(payload["subject"]), list(payload["flags"]), review, required, ev["details"]
+        )
+        acts: list[Mapping[str, Any]] = list(ev["acts"])
+        problem = check_acts(roster, request_id, digest, acts)
+        if problem is not None:
+            return problem
+        by_act: dict[str, list[str]] = {}
+        for a in acts:
+            by_act.setdefault(str(a["act"]), []).append(str(a["staff"]))
+        requester = by_act.get(REQUESTED, [])
+        approvers = by_act.get(APPROVED, [])
+        if len(requester) != 1:
+            return "the request is not signed by exactly one requester"
+        if requester[0] in approvers:
+            return "the requester approved their own request"
+        if len(set(approvers)) != len(approvers) or len(approvers) < required:
+            return f"{len(set(approvers))} distinct approver(s) signed; {required} required"
+        if by_act.get(EXECUTED) != [payload["by"]]:
+            return f"the operator {payload['by']} did not sign the execution"
+        if REJECTED in by_act:
+            return "a rejected request was executed"
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return "malformed staff evidence"
+    return None

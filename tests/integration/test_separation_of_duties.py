@@ -24,7 +24,7 @@ from ledger.errors import Code, NotFoundError, PermissionDenied, RuleViolation, 
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.support.api import auth, client
 from tests.support.people import individual_number
-from tests.support.staff import enrol_approved
+from tests.support.staff import activate_admin, enrol, enrol_approved, password_of
 
 A, B, P = "131016", "131024", "130001"  # two municipalities and their prefecture (Tokyo), one node
 OSAKA = "270008"  # another prefecture, also hosted here
@@ -43,7 +43,9 @@ def node(tmp_path: Path, backend: str | None) -> Iterator[Node]:
         ),
         database_url=backend,
     )
-    n.app.enroll_staff(ADMIN, "req", "req", ["requester"])
+    for code in (A, B, P, OSAKA):  # each first administrator activates the code set-up printed (staff signing)
+        activate_admin(n, code)
+    enrol(n, ADMIN, "req", ["requester"])
     yield n
     n.close()
 
@@ -87,6 +89,8 @@ def test_a_stand_in_approver_needs_a_second_administrator(node: Node) -> None:
     sock; only admin2 can, and then the role counts."""
     (grant,) = node.app.enrol(ADMIN, "sock", "sock", ["approver"])
     assert grant.status == "pending" and grant.role == "approver" and roles(node, A, "sock") == []
+    sock_code = node.app.issue_enrolment_code(ADMIN, "sock")  # sock is a real person with a key of their own
+    node.app.activate_credential(A, "sock", sock_code, password_of(A, "sock"))
     rid = node.app.request_flags(Actor(A, "req"), individual_number(), ["NON_DISCLOSURE"])
     with pytest.raises(PermissionDenied):
         node.app.approve_request(Actor(A, "sock"), rid)

@@ -240,7 +240,7 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
     protect(node, B, x, ["NON_DISCLOSURE"])  # B's own: not in A's report (issue 18)
     protect(node, C, y, ["NON_DISCLOSURE"])
     changed = person()
-    link(node.app, B, changed, person())  # a number change: four eyes, listed with the approvals (issue 18)
+    link(node.app, A, changed, person())  # a number change: four eyes, listed with the approvals (issue 18)
     end = datetime.now(UTC) + timedelta(minutes=1)
 
     out = tmp_path / "report"

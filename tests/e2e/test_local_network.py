@@ -36,7 +36,7 @@ A, B, SC = "131016", "131024", "SC-TOKYO"
 ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
 STAFF = {
     A: {"counter": ["counter"], "rev": ["reviewer"]},
-    B: {"req": ["requester"], "apr": ["approver"], "op": ["operator"], "aud": ["auditor"]},
+    B: {"req": ["requester"], "apr": ["approver"], "op": ["operator"], "aud": ["auditor"], "rev": ["reviewer"]},
     SC: {"req": ["requester"]},
 }
 

@@ -8,7 +8,17 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from ledger.api import commands, console, console_codes, console_keys, console_signin, incidents, queries, system
+from ledger.api import (
+    commands,
+    console,
+    console_codes,
+    console_keys,
+    console_requests,
+    console_signin,
+    incidents,
+    queries,
+    system,
+)
 from ledger.api.errors import install_error_handlers
 from ledger.api.gate import ConcurrencyGate
 from ledger.api.settings import HttpSettings
@@ -46,6 +56,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     app.include_router(console_signin.router)
     app.include_router(console_keys.router)
     app.include_router(console_codes.router)
+    app.include_router(console_requests.router)
     app.include_router(incidents.router)
     app.include_router(system.router)
 

@@ -39,7 +39,7 @@ __all__ = [
     "Principal",
     "issue_own_token",
     "issue_system_token",
-    "issue_token",
+    "sign_in",
     "token_secret",
     "verify_token",
 ]
@@ -115,34 +115,49 @@ def _seal(node: Node, principal: Principal, issued_at: datetime, account_version
     return f"{PREFIX}.{body}.{_mac(token_secret(node), body)}"
 
 
-def issue_token(
+def sign_in(
     node: Node,
-    issuer: Actor,
+    agency: str,
     staff: str,
+    password: str,
     *,
+    code: str | None = None,
     ttl: timedelta = DEFAULT_TTL,
     roles: tuple[str, ...] | None = None,
 ) -> tuple[str, Principal]:
-    """An administrator of ``issuer.agency`` issues a token for one of its active staff members."""
-    node.app.authorise(issuer, Action.ADMINISTER)
+    """A staff member signs in with their own password (and one-time code, if they registered codes) and gets
+    a token for themselves; nobody gets one for someone else (issue 18). The password also unlocks their
+    staff key in this process, so the acts the token is used for carry their own signature. Wrong passwords
+    and codes are recorded and lock the credential (ledger/app/credentials.py, one_time_codes.py). Someone
+    with a security key signs in through the console, where the key can answer."""
     _check_ttl(ttl)
-    member = node.app.staff(issuer.agency, staff)
-    if not member.active:
-        raise InputError("the staff member is deactivated: no token", field="staff")
-    held = set(member.roles)
-    wanted = {parse_enum(Role, r, "role").value for r in roles} if roles else held
-    if not wanted <= held:
-        raise InputError(f"the staff member does not hold role(s) {', '.join(sorted(wanted - held))}", field="role")
-    now = node.app.clock()
-    principal = Principal(Actor(issuer.agency, staff), tuple(sorted(wanted)), now + ttl, secrets.token_hex(8))
-    token = _seal(node, principal, now)
-    # recorded before the token is handed out: an auditor sees every grant of access, never the token
-    node.app.record_token_grant(issuer, staff, principal.roles, principal.expires_at, principal.token_id)
-    return token, principal
+    actor = Actor(agency, staff)
+    try:
+        node.app.staff(agency, staff)
+    except NotFoundError:
+        raise AuthError("unknown staff member or wrong password") from None
+    node.app.unlock(agency, staff, password)
+    factors: tuple[str, ...] = ()
+    if node.app.security_keys(agency, staff):
+        raise AuthError("this staff member signs in with a security key: use the console (/console/login)")
+    if node.app.has_one_time_codes(agency, staff):
+        if not code:
+            raise AuthError("this staff member signs in with a one-time code too: give it (`code`)")
+        node.app.use_one_time_code(actor, code)
+        factors = ("totp",)
+    return issue_own_token(
+        node, actor, via="password_totp" if factors else "password", factors=factors, ttl=ttl, roles=roles
+    )
 
 
 def issue_own_token(
-    node: Node, actor: Actor, *, via: str, factors: tuple[str, ...] = (), ttl: timedelta = DEFAULT_TTL
+    node: Node,
+    actor: Actor,
+    *,
+    via: str,
+    factors: tuple[str, ...] = (),
+    ttl: timedelta = DEFAULT_TTL,
+    roles: tuple[str, ...] | None = None,
 ) -> tuple[str, Principal]:
     """A session for a staff member who has just proven who they are themselves (``via``: how, e.g. ``oidc``;
     ``factors``: what else they proved, e.g. ``("key",)`` for a security key), with the roles they hold now;
@@ -151,10 +166,12 @@ def issue_own_token(
     member = node.app.staff(actor.agency, actor.staff)
     if not member.active:
         raise AuthError("staff member deactivated: no session")
+    held = set(member.roles)
+    wanted = {parse_enum(Role, r, "role").value for r in roles} if roles else held
+    if not wanted <= held:  # a token may be narrowed to some of the person's roles, never widened
+        raise InputError(f"you do not hold role(s) {', '.join(sorted(wanted - held))}", field="role")
     now = node.app.clock()
-    principal = Principal(
-        actor, tuple(sorted(member.roles)), now + ttl, secrets.token_hex(8), factors=tuple(sorted(factors))
-    )
+    principal = Principal(actor, tuple(sorted(wanted)), now + ttl, secrets.token_hex(8), factors=tuple(sorted(factors)))
     node.app.record_sign_in(actor, principal.roles, principal.expires_at, principal.token_id, via)
     return _seal(node, principal, now), principal
 
@@ -187,7 +204,9 @@ def verify_token(node: Node, token: str) -> Principal:
     """
     parts = token.strip().split(".")
     if len(parts) != 3 or parts[0] != PREFIX:
-        raise AuthError("malformed token: expected fl1.<payload>.<mac> from `flagledger staff token`")
+        raise AuthError(
+            "malformed token: expected fl1.<payload>.<mac> from your own sign-in (`flagledger staff token`)"
+        )
     body, mac = parts[1], parts[2]
     if not hmac.compare_digest(_mac(token_secret(node), body), mac):
         raise AuthError("token signature does not verify (forged, altered, or from another node)")
@@ -202,7 +221,7 @@ def verify_token(node: Node, token: str) -> Principal:
     except (ValueError, KeyError, TypeError) as exc:
         raise AuthError("token payload is not valid") from exc
     if node.app.clock() >= exp:
-        raise AuthError("token expired: ask an administrator for a new one (`flagledger staff token`)")
+        raise AuthError("token expired: sign in again (`flagledger staff token`, or POST /api/v1/sign-in)")
     if actor.agency not in node.app.hosted:
         raise AuthError("token names an agency not hosted on this node")
     if kind == KIND_SYSTEM:

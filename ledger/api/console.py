@@ -49,6 +49,7 @@ STATUS_LABELS = {
     "not_provided": "不提供",
 }
 NOTICES = {
+    "requested": "申請しました。承認者の承認を待っています。",
     "approved": "承認しました。",
     "rejected": "却下しました。",
     "executed": "実行しました。",

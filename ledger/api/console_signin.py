@@ -1,5 +1,6 @@
-"""Signing in to the console and out of it: a token pasted into the form, or the agency's own identity provider
-(:mod:`ledger.api.oidc`); either way the session cookie holds a token checked on every page.
+"""Signing in to the console and out of it: with the person's own password, or through the agency's own identity
+provider (:mod:`ledger.api.oidc`), then the second factor they registered; the session cookie holds a token
+for them alone (nobody mints one for someone else), checked on every page.
 
 The sign-in form has no session yet, so its CSRF field is derived from a random pre-sign-in cookie (another site
 cannot sign a browser in under a session of its choosing); sign-out needs the session's field (another site
@@ -19,7 +20,7 @@ from fastapi import APIRouter, Cookie, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ledger.api import oidc
-from ledger.api.auth import Principal, issue_own_token, token_secret, verify_token
+from ledger.api.auth import Principal, issue_own_token, token_secret
 from ledger.api.console import Session, _csrf, _page, _refused, _session, _staff, required_factor
 from ledger.api.deps import COOKIE, LockedNode
 from ledger.api.settings import HttpSettings
@@ -60,6 +61,7 @@ def login_page(request: Request, node: Node, status: int = 200, error: str | Non
         expired=expired,
         login_csrf=_login_csrf(node, nonce),
         providers=[(code, node.app.agency(code).name) for code in sorted(oidc.providers(node))],
+        agencies=sorted(node.app.hosted),
     )
     settings: HttpSettings = request.app.state.http
     response.set_cookie(
@@ -83,21 +85,35 @@ def login_form(request: Request, node: LockedNode) -> Response:
 def login(
     request: Request,
     node: LockedNode,
-    token: Annotated[str, Form(max_length=4096)],
+    agency: Annotated[str, Form(max_length=32)],
+    staff: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=1024)],
     csrf: Annotated[str, Form(max_length=128)] = "",
     nonce: LoginNonce = None,
 ) -> Response:
+    """The person's own password (which also unlocks their staff key in this server, so what they do here
+    carries their signature), then their second factor if they registered one. Wrong passwords are recorded
+    and lock the credential after five (ledger/app/credentials.py)."""
     if not nonce or not hmac.compare_digest(_login_csrf(node, nonce), csrf):
         error = "サインイン画面の有効期限が切れたか、この画面からの送信ではありません。画面を読み込み直してください。"
         return login_page(request, node, status=403, error=error)
+    actor = Actor(agency.strip(), staff.strip())
     try:
-        who = _staff(verify_token(node, token))
-    except AuthError as exc:
-        return login_page(request, node, status=401, error=str(exc))
-    need = required_factor(node, who.actor)
-    if need is not None:
-        return _second_step(request, node, who.actor, "token", need)
-    return signed_in(request, node, token.strip(), who)
+        if actor.agency not in node.app.hosted:
+            raise AuthError("unknown staff member or wrong password")
+        try:
+            node.app.staff(actor.agency, actor.staff)
+        except FlagLedgerError:
+            raise AuthError("unknown staff member or wrong password") from None
+        node.app.unlock(actor.agency, actor.staff, password)
+        need = required_factor(node, actor)
+        if need is not None:
+            return _second_step(request, node, actor, "password", need)
+        token, who = issue_own_token(node, actor, via="password")
+    except FlagLedgerError as exc:
+        log.warning("console sign-in refused for %s: %s", actor, exc)
+        return login_page(request, node, status=401 if isinstance(exc, AuthError) else 403, error=str(exc))
+    return signed_in(request, node, token, _staff(who))
 
 
 def _second_step(request: Request, node: Node, actor: Actor, via: str, factor: str) -> Response:
@@ -174,6 +190,8 @@ def logout(
             who,
             PermissionDenied("the form is stale or not from this console; reload the page", code=Code.CSRF),
         )
+    if who is not None:  # the staff key unlocked at sign-in is forgotten with the session
+        node.app.lock(who.actor.agency, who.actor.staff)
     response = RedirectResponse("/console/login?done=signed_out", status_code=303)
     response.delete_cookie(COOKIE, path="/console")
     return response

@@ -207,6 +207,30 @@ class SystemTokenOut(BaseModel):
     expires_at: str
 
 
+class SignInRequest(Body):
+    agency: AgencyCode
+    staff: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)] = Field(
+        description="your own password (set with `flagledger staff activate`)"
+    )
+    code: Annotated[str | None, StringConstraints(pattern=r"^[0-9]{6,8}$")] = Field(
+        None, description="your one-time code, if you registered codes"
+    )
+    ttl_seconds: Annotated[int, Field(ge=30, le=12 * 3600)] = 3600
+    roles: list[Annotated[str, StringConstraints(max_length=32)]] | None = Field(
+        None, max_length=16, description="narrow the token to these of your roles"
+    )
+
+
+class SignInOut(BaseModel):
+    token: str
+    agency: str
+    staff: str
+    kind: Literal["staff"] = "staff"
+    roles: list[str]
+    expires_at: str
+
+
 class SubjectQuery(Body):
     subject: Subject
 

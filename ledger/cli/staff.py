@@ -160,15 +160,18 @@ def deactivate(actor: Actor, staff: str) -> int:
     return 0
 
 
-@command(staff, "token", help="issue a short-lived API/console token for a staff member")
-@as_actor()
-@argument("staff")
+@command(staff, "token", help="sign in and print a short-lived API/console token for yourself")
+@as_actor(help_="you, e.g. 131016/tanaka")
 @option("--ttl", type=TTL, default=timedelta(hours=1), help="lifetime: 900, 15m, 8h (30 s to 12 h)")
-@option("--role", multiple=True, help="narrow the token to these roles")
-def token(actor: Actor, staff: str, ttl: timedelta, role: tuple[str, ...]) -> int:
-    from ledger.api.auth import issue_token
+@option("--role", multiple=True, help="narrow the token to these of your roles")
+@option("--code", "one_time_code", default=None, help="your one-time code, if you registered codes")
+def token(actor: Actor, ttl: timedelta, role: tuple[str, ...], one_time_code: str | None) -> int:
+    # only ever your own: an administrator cannot make one for someone else (issue 18)
+    from ledger.api.auth import sign_in
 
-    issued, who = issue_token(node(), actor, staff, ttl=ttl, roles=role)
+    issued, who = sign_in(
+        node(), actor.agency, actor.staff, password_for(actor), code=one_time_code, ttl=ttl, roles=role or None
+    )
     out(
         {
             "token": issued,

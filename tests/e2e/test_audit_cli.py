@@ -15,14 +15,14 @@ from uuid import UUID
 
 import pytest
 
-from ledger.api.auth import issue_token
+from ledger.api.auth import sign_in
 from ledger.app import Actor
 from ledger.cli.main import main
 from ledger.merkle import root_hash
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
 from tests.support.links import link
-from tests.support.staff import enrol
+from tests.support.staff import enrol, password_of
 
 HOSTILE_NAME = '<script>alert("name")</script>'
 HOSTILE_PURPOSE = "<img src=x onerror=alert(1)> 調査"
@@ -235,7 +235,7 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
         Actor(C, "counter"), A, x, legal_item=9, procedure="生活保護", info_kind="住民票"
     )
     node.app.record_access(Actor(A, "aud"), x, "nationwide holders", HOSTILE_PURPOSE)
-    _, grant = issue_token(node, Actor(A, "admin"), "evil", ttl=timedelta(hours=1), roles=("approver",))
+    _, grant = sign_in(node, A, "evil", password_of(A, "evil"), ttl=timedelta(hours=1), roles=("approver",))
     protect(node, A, x, ["NON_DISCLOSURE"], kind="release")
     protect(node, B, x, ["NON_DISCLOSURE"])  # B's own: not in A's report (issue 18)
     protect(node, C, y, ["NON_DISCLOSURE"])
@@ -307,7 +307,7 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
     (token,) = _read(out / "tokens.csv")
     assert (token["agency"], token["issued_by"], token["staff"], token["staff_name"], token["roles"]) == (
         A,
-        "admin",
+        "evil",  # their own sign-in
         "evil",
         HOSTILE_NAME,
         "approver",

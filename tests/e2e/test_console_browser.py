@@ -23,7 +23,7 @@ from ledger.api import create_app
 from ledger.app import Actor
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
-from tests.support.api import token
+from tests.support.staff import password_of
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
@@ -69,7 +69,9 @@ def sign_in(browser: Any, base: str, node: Node, agency: str, staff: str) -> Any
     page = browser.new_context(viewport=VIEWPORT, locale="ja-JP").new_page()
     page.goto(f"{base}/console/")
     assert page.url.endswith("/console/login?expired=1"), "no session: the console sends you to sign in"
-    page.fill("#token", token(node, agency, staff))
+    page.fill("#agency", agency)
+    page.fill("#staff", staff)
+    page.fill("#password", password_of(agency, staff))
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/console/")
     assert page.locator("header .who").inner_text().startswith(f"{agency} / {staff}")
@@ -87,10 +89,12 @@ def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
     node, x = sqlite_node, person()
     rid = str(node.app.request_flags(Actor(B, "req"), x, ["NON_DISCLOSURE", "NO_AUTO_RESPONSE"]))
 
-    # sign in with a token; a forged one is refused on the page
+    # sign in with a password; a wrong one is refused on the page
     page = browser.new_context(viewport=VIEWPORT).new_page()
     page.goto(f"{server}/console/login")
-    page.fill("#token", "fl1.forged.token")
+    page.fill("#agency", B)
+    page.fill("#staff", "apr")
+    page.fill("#password", "a guess")
     page.click("button[type=submit]")
     assert "サインインできません" in page.locator(".error").inner_text()
     shot(page, "01-sign-in-refused")

@@ -1,5 +1,6 @@
-"""Bearer tokens: issued by an administrator (API helper and `flagledger staff token`), refused with 401 when
-missing, malformed, forged, altered, expired, from another node or for a deactivated staff member."""
+"""Bearer tokens: from the person's own sign-in (`POST /api/v1/sign-in`, `flagledger staff token`, the API
+helper), refused with 401 when missing, malformed, forged, altered, expired, from another node or for a
+deactivated staff member."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from ledger.api.auth import issue_token
+from ledger.api.auth import verify_token
 from ledger.app import Actor
 from ledger.cli.main import main
-from ledger.errors import InputError, PermissionDenied
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, NodeFactory
 from tests.support.api import auth, client, token
+from tests.support.staff import password_of
 
 
 def _who(node: Node, headers: dict[str, str]) -> tuple[int, dict[str, object]]:
@@ -91,50 +92,78 @@ def test_a_role_revoked_after_issue_stops_counting_and_tokens_can_be_narrowed(
     assert r.status_code == 403 and r.json()["code"] == "role_not_permitted"
 
 
-def test_only_administrators_issue_tokens_for_their_own_active_staff(sqlite_node: Node) -> None:
+def test_only_the_person_signs_in_for_themselves(sqlite_node: Node) -> None:
+    """Threat: an administrator (and a shell user). Nobody mints a token for someone else any more: a token
+    comes from the person's own password; a wrong password, a stranger, a deactivated member or a token wider
+    than the person's roles is refused, and only the person's own sign-in is recorded (never the token)."""
     node = sqlite_node
+    http = client(node)
+    form = {"agency": B, "staff": "req", "password": password_of(B, "req")}
     before = node.app.max_position()
-    with pytest.raises(PermissionDenied):
-        issue_token(node, Actor(B, "apr"), "req")
-    with pytest.raises(PermissionDenied):
-        issue_token(node, Actor("999999", "admin"), "req")
-    with pytest.raises(InputError):
-        issue_token(node, Actor(B, "admin"), "req", ttl=timedelta(hours=13))
-    with pytest.raises(InputError):
-        issue_token(node, Actor(B, "admin"), "req", roles=("approver",))
-    assert node.app.max_position() == before, "a refused issue records nothing"
+    for wrong, status in (
+        ({**form, "password": "not-req's-password"}, 401),
+        ({**form, "staff": "nobody"}, 401),
+        ({**form, "agency": "999999"}, 401),
+        ({**form, "ttl_seconds": 13 * 3600}, 422),
+        ({**form, "roles": ["approver"]}, 422),
+    ):
+        r = http.post("/api/v1/sign-in", json=wrong)
+        assert r.status_code == status, (wrong, r.text)
+    assert http.post("/api/v1/sign-in", json={**form, "password": ""}).status_code == 422
+    failures = [
+        env.header.topic
+        for _, _, env in node.app.envelopes(start=before + 1)
+        if not env.header.topic.endswith("TokenGrant.Issued")
+    ]
+    assert any(t.endswith("UnlockFailed") for t in failures), "the wrong password is recorded"
+    assert not [e for _, _, e in node.app.envelopes(start=before + 1) if e.header.topic.endswith("TokenGrant.Issued")]
     node.app.deactivate_staff(Actor(B, "admin"), "op")
-    with pytest.raises(InputError):
-        issue_token(node, Actor(B, "admin"), "op")
+    r = http.post("/api/v1/sign-in", json={**form, "staff": "op", "password": password_of(B, "op")})
+    assert (r.status_code, r.json()["code"]) == (403, "inactive_staff"), "a deactivated member's password opens nothing"
     after_refusal = node.app.max_position()
-    _, who = issue_token(node, Actor(B, "admin"), "req")
+    r = http.post("/api/v1/sign-in", json=form)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    who = verify_token(node, body["token"])
+    assert (who.actor, who.roles) == (Actor(B, "req"), ("requester",))
     (grant,) = [
         ev
         for _, _, env in node.app.envelopes(start=after_refusal + 1)
         if (ev := node.app.signed_mapper.decode(env)).__class__.__qualname__ == "TokenGrant.Issued"
     ]
-    assert (grant.agency, grant.issuer, grant.staff, grant.roles, grant.token_id) == (
+    assert (grant.agency, grant.issuer, grant.staff, grant.roles, grant.token_id, grant.via) == (
         B,
-        "admin",
+        "req",
         "req",
         list(who.roles),
         who.token_id,
-    ), "the grant is in the signed log, the token is not"
-    assert not any(hasattr(grant, f) for f in ("token", "mac", "secret"))
+        "password",
+    ), "the person's own sign-in is in the signed log, the token is not"
+    assert not any(hasattr(grant, f) for f in ("token", "mac", "secret", "password"))
 
 
-def test_the_cli_issues_a_token_the_api_accepts(make_node: NodeFactory, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_signs_you_in_and_the_api_accepts_the_token(
+    make_node: NodeFactory, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threat: an administrator. `staff token` is your own sign-in: the administrator's password gets the
+    administrator's token, never the counter clerk's (the old `staff token --as ADMIN STAFF` is refused)."""
     node = make_node()
     data_dir = str(node.config.data_dir)
-    assert main(["--data-dir", data_dir, "staff", "token", "--as", f"{A}/admin", "counter", "--ttl", "15m"]) == 0
+    monkeypatch.setenv("FLAGLEDGER_PASSWORD", password_of(A, "counter"))
+    assert main(["--data-dir", data_dir, "staff", "token", "--as", f"{A}/counter", "--ttl", "15m"]) == 0
     issued = json.loads(capsys.readouterr().out)
     assert issued["agency"] == A and issued["staff"] == "counter" and issued["roles"] == ["counter"]
     assert _who(node, {"Authorization": f"Bearer {issued['token']}"})[0] == 200
-    assert main(["--data-dir", data_dir, "staff", "token", "--as", f"{A}/counter", "counter"]) == 4
-    assert "role_not_permitted" in capsys.readouterr().err
+    monkeypatch.setenv("FLAGLEDGER_PASSWORD", password_of(A, "admin"))
+    with pytest.raises(SystemExit) as refused:  # no STAFF argument any more: a token for someone else
+        main(["--data-dir", data_dir, "staff", "token", "--as", f"{A}/admin", "counter"])
+    assert refused.value.code == 2
+    capsys.readouterr()
+    assert main(["--data-dir", data_dir, "staff", "token", "--as", f"{A}/counter"]) == 4, "the admin's password"
+    assert "password" in capsys.readouterr().err
 
 
-SIGN_IN = {"/api/v1/system/token"}  # a system account's sign-in (tests/integration/test_system_reads.py)
+SIGN_IN = {"/api/v1/system/token", "/api/v1/sign-in"}  # where a token is obtained: none needed yet
 
 
 def test_every_operation_of_the_document_needs_a_token(sqlite_node: Node) -> None:

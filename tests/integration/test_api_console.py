@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
 from tests.integration.test_api_commands import NAR, ND, Api
-from tests.support.api import access_reads, client, token
+from tests.support.api import access_reads, client
+from tests.support.staff import password_of
 
 
 def login_field(http: TestClient) -> str:
@@ -26,7 +27,7 @@ def login_field(http: TestClient) -> str:
 
 def signed_in(node: Node, agency: str, staff: str) -> tuple[TestClient, str]:
     http = client(node)
-    data = {"token": token(node, agency, staff), "csrf": login_field(http)}
+    data = {"agency": agency, "staff": staff, "password": password_of(agency, staff), "csrf": login_field(http)}
     r = http.post("/console/login", data=data, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/console/"
     cookie = r.headers["set-cookie"]
@@ -42,7 +43,8 @@ def test_sign_in_needs_a_valid_token_and_pages_need_a_session(sqlite_node: Node)
     http = client(sqlite_node)
     r = http.get("/console/", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/console/login")
-    r = http.post("/console/login", data={"token": "fl1.forged.token", "csrf": login_field(http)})
+    wrong = {"agency": B, "staff": "apr", "password": "not-apr's-password", "csrf": login_field(http)}
+    r = http.post("/console/login", data=wrong)
     assert (
         r.status_code == 401
         and "サインインできません" in r.text
@@ -59,11 +61,11 @@ def test_another_site_can_neither_sign_a_browser_in_nor_sign_it_out(sqlite_node:
     without the session's field it cannot end the clerk's session."""
     node = sqlite_node
     http = client(node)
-    valid = token(node, B, "apr")
-    r = http.post("/console/login", data={"token": valid}, follow_redirects=False)  # no form opened, no field
+    valid = {"agency": B, "staff": "apr", "password": password_of(B, "apr")}
+    r = http.post("/console/login", data=valid, follow_redirects=False)  # no form opened, no field
     assert r.status_code == 403 and "flagledger_session" not in r.headers.get("set-cookie", "")
     login_field(http)  # the cookie is there now, but the attacker cannot know the field derived from it
-    r = http.post("/console/login", data={"token": valid, "csrf": "0" * 64}, follow_redirects=False)
+    r = http.post("/console/login", data={**valid, "csrf": "0" * 64}, follow_redirects=False)
     assert r.status_code == 403 and "flagledger_session" not in r.headers.get("set-cookie", "")
     http, csrf = signed_in(node, B, "apr")
     r = http.post("/console/logout", data={"csrf": "0" * 64}, follow_redirects=False)

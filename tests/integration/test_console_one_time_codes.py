@@ -16,7 +16,8 @@ from ledger.cli.main import main
 from ledger.runtime.bootstrap import Node
 from tests.conftest import B
 from tests.integration.test_api_console import login_field, signed_in
-from tests.support.api import client, token
+from tests.support.api import client
+from tests.support.staff import password_of
 
 
 def _recorded(node: Node, event: str) -> int:
@@ -39,7 +40,7 @@ def _register(node: Node, staff: str = "counter") -> pyotp.TOTP:
 
 def _first_factor(node: Node, staff: str = "counter") -> TestClient:
     http = client(node)
-    data = {"token": token(node, B, staff), "csrf": login_field(http)}
+    data = {"agency": B, "staff": staff, "password": password_of(B, staff), "csrf": login_field(http)}
     r = http.post("/console/login", data=data, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/console/login/code"
     return http

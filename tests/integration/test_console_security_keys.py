@@ -15,6 +15,7 @@ from tests.conftest import B
 from tests.integration.test_api_console import login_field, signed_in
 from tests.support.api import client, token
 from tests.support.soft_authenticator import SoftAuthenticator
+from tests.support.staff import password_of
 
 ORIGIN = "https://testserver"
 
@@ -30,9 +31,8 @@ def _register(http: TestClient, csrf: str, key: SoftAuthenticator) -> Any:
 
 def _first_factor(node: Node, staff: str = "apr") -> TestClient:
     http = client(node)
-    r = http.post(
-        "/console/login", data={"token": token(node, B, staff), "csrf": login_field(http)}, follow_redirects=False
-    )
+    data = {"agency": B, "staff": staff, "password": password_of(B, staff), "csrf": login_field(http)}
+    r = http.post("/console/login", data=data, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/console/login/key", "on to the key"
     assert "flagledger_session" not in r.headers["set-cookie"], "no session before the key answers"
     return http
@@ -76,7 +76,7 @@ def test_after_registering_a_key_the_console_opens_only_with_it(sqlite_node: Nod
         for _, _, env in node.app.envelopes()
         if env.header.topic.endswith("TokenGrant.Issued")
     ]
-    assert "token_key" in vias, "the session is recorded with how it was obtained"
+    assert "password_key" in vias, "the session is recorded with how it was obtained"
 
 
 def test_another_key_a_replayed_answer_or_a_counter_going_back_is_refused(sqlite_node: Node) -> None:

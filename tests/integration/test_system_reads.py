@@ -14,9 +14,9 @@ from datetime import timedelta
 
 import pytest
 
-from ledger.api.auth import issue_system_token, issue_token
+from ledger.api.auth import issue_system_token, sign_in
 from ledger.app import Actor
-from ledger.errors import AuthError, NotFoundError, PermissionDenied
+from ledger.errors import AuthError, PermissionDenied
 from ledger.runtime.bootstrap import Node
 from projections import views
 from tests.conftest import STAFF_ROLES, A, B, C
@@ -92,10 +92,10 @@ def test_the_portal_signs_in_with_its_own_secret_and_acts_only_as_the_portal(
         r = http.post(path, json=payload, headers=h)
         assert (r.status_code, r.json()["code"]) == (403, "staff_only"), path
     assert http.get("/api/v1/queue", headers=h).json()["code"] == "staff_only"
-    form = {"token": body["token"], "csrf": login_field(http)}
-    assert http.post("/console/login", data=form).status_code == 401, "no console session"
-    with pytest.raises(NotFoundError):  # an administrator cannot mint a (staff) token for the program
-        issue_token(node, admin, "portal")
+    form = {"agency": A, "staff": "portal", "password": secret, "csrf": login_field(http)}
+    assert http.post("/console/login", data=form).status_code == 401, "no console session for a program"
+    with pytest.raises(AuthError):  # a staff sign-in names no program (and nobody mints tokens for another)
+        sign_in(node, A, "portal", "fls1_" + "0" * 43)
     with pytest.raises(AuthError):  # nor sign it in without its secret
         issue_system_token(node, A, "portal", "fls1_" + "0" * 43)
     old = secret

@@ -1,4 +1,5 @@
-"""HTTP API helpers for tests: a TestClient on a real node and tokens issued the way the CLI issues them."""
+"""HTTP API helpers for tests: a TestClient on a real node and tokens from each person's own sign-in (their test
+password, tests/support/staff.py), the way `flagledger staff token` and `POST /api/v1/sign-in` give them."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 
 from ledger.api import create_app
-from ledger.api.auth import issue_system_token, issue_token
+from ledger.api.auth import issue_system_token, sign_in
 from ledger.app import Actor
 from ledger.runtime.bootstrap import Node
+from tests.support.staff import password_of
 
 
 def client(node: Node) -> TestClient:
@@ -20,7 +22,7 @@ def client(node: Node) -> TestClient:
 def token(
     node: Node, agency: str, staff: str, *, roles: tuple[str, ...] | None = None, ttl: timedelta = timedelta(hours=1)
 ) -> str:
-    return issue_token(node, Actor(agency, "admin"), staff, roles=roles, ttl=ttl)[0]
+    return sign_in(node, agency, staff, password_of(agency, staff), roles=roles, ttl=ttl)[0]
 
 
 def auth(node: Node, agency: str, staff: str, **kw: object) -> dict[str, str]:

@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from ledger.api.auth import issue_token
+from ledger.api.auth import sign_in
 from ledger.app import Actor
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.support.people import individual_number
@@ -72,7 +72,7 @@ def make_cast(data_dir: Path, database_url: str | None = None, people: int = 60,
         activate_admin(node, AGENCY)
         for who, role in ROLES.items():
             enrol(node, admin, who, [role])
-        tokens = {who: issue_token(node, admin, who, ttl=timedelta(hours=8))[0] for who in ROLES}
+        tokens = {who: sign_in(node, AGENCY, who, password_of(AGENCY, who), ttl=timedelta(hours=8))[0] for who in ROLES}
     finally:
         node.close()
     rng = random.Random(seed)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.api.auth import issue_token, verify_token
+from ledger.api.auth import sign_in, token_secret, verify_token
 from ledger.app import Actor
 from ledger.audit.verify import verify_log
 from ledger.cli.main import main
@@ -26,7 +26,7 @@ from ledger.errors import ConfigurationError
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node, open_node, rotate_key
 from ledger.runtime.config import NodeConfig
 from ledger.runtime.keystore import FileKeyStore, Keys, KeySettings, open_keystore
-from tests.conftest import activate_admin, enrol
+from tests.conftest import activate_admin, enrol, password_of
 from tests.support.memory_keystore import MemoryKeyStore, as_key_store
 from tests.support.people import individual_number
 
@@ -60,7 +60,7 @@ def test_a_second_backend_serves_a_whole_node(tmp_path: Path) -> None:
         first = node.app.signers[A].key_id
         assert rotate_key(node, Actor(A, "admin")) != first
         node.app.enroll_staff(Actor(A, "admin"), "aud", "aud", ["auditor"])  # signed with the new key
-        token, principal = issue_token(node, Actor(A, "admin"), "req", ttl=timedelta(minutes=5))
+        token, principal = sign_in(node, A, "req", password_of(A, "req"), ttl=timedelta(minutes=5))
         assert verify_token(node, token).token_id == principal.token_id
         assert node.app.protection(A, node.app.subject(person)) is not None
         assert verify_log(node.app).ok
@@ -84,7 +84,7 @@ def test_the_file_store_keeps_todays_files(tmp_path: Path) -> None:
     """Defends against an insider reading keys through loose modes, and an upgrade that rewrites key files."""
     node = init_node(tmp_path / "node", [AgencySpec(A, "A市", "municipality")], encryption=True)
     try:
-        issue_token(node, Actor(A, "admin"), "admin", ttl=timedelta(minutes=5))
+        token_secret(node)  # made on first use, like the first sign-in makes it
         pem = node.config.agency(A).current_key["file"]
     finally:
         node.close()

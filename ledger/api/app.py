@@ -30,7 +30,8 @@ __all__ = ["create_app", "openapi_document"]
 DESCRIPTION = """\
 Commands and queries of a flagledger node for staff and system callers.
 
-Every call carries `Authorization: Bearer <token>`; tokens come from `flagledger staff token` and are bound to
+Every call carries `Authorization: Bearer <token>`; tokens come from each person's own sign-in
+(`POST /api/v1/sign-in`, `flagledger staff token`) and are bound to
 an agency, a staff member and roles. The agency's recorded permission table decides, as on the command line.
 Errors are `{"code": ..., "message": ...}`: 401 unauthenticated, 403 refused (the code never tells whether a
 person is protected), 404 unknown, 409 conflict, 422 invalid input (`fields` names them).

@@ -1,6 +1,7 @@
 """The staff console: server-rendered pages with Japanese labels (English in the code).
 
-Sign-in exchanges a token from ``flagledger staff token`` for a session cookie (HttpOnly, SameSite=Strict,
+Sign-in (ledger/api/console_signin.py: the person's password, or the agency's identity provider, then their
+second factor) gives a session cookie (HttpOnly, SameSite=Strict,
 Path=/console) that holds the same token, so the token's expiry, roles and the staff member's standing are
 checked on every page. Every form carries a CSRF field derived from the session; the sign-in form, which has
 no session yet, carries one derived from a random pre-sign-in cookie (so another site cannot sign a browser in

@@ -21,7 +21,9 @@ from ledger.runtime.bootstrap import Node
 __all__ = ["COOKIE", "Caller", "CurrentNode", "LockedNode", "caller", "current_node"]
 
 COOKIE = "flagledger_session"
-bearer = HTTPBearer(auto_error=False, description="token from `flagledger staff token --as AGENCY/ADMIN STAFF`")
+bearer = HTTPBearer(
+    auto_error=False, description="your own token: `flagledger staff token --as AGENCY/YOU` or POST /api/v1/sign-in"
+)
 
 
 async def current_node(request: Request) -> Node:
@@ -39,7 +41,10 @@ def caller(
     node: CurrentNode, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise AuthError("send `Authorization: Bearer <token>` (issued by `flagledger staff token`)")
+        raise AuthError(
+            "send `Authorization: Bearer <token>` "
+            "(from your own sign-in: `flagledger staff token` or POST /api/v1/sign-in)"
+        )
     return verify_token(node, credentials.credentials)
 
 

@@ -35,7 +35,7 @@ def _enrolled_with_token(data: str) -> str:
         run_cli("staff", "enroll", "--data-dir", data, "--as", "131016/admin", "tanaka", "--role", "counter").returncode
         == 0
     )
-    issued = run_cli("staff", "token", "--data-dir", data, "--as", "131016/admin", "tanaka", "--ttl", "10m")
+    issued = run_cli("staff", "token", "--data-dir", data, "--as", "131016/tanaka", "--ttl", "10m")  # their own
     assert issued.returncode == 0, issued.stderr
     return str(json.loads(issued.stdout)["token"])
 

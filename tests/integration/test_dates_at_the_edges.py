@@ -130,7 +130,7 @@ def _cli_refusal(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[i
             ],
             "--valid-from",
         ),
-        (["staff", "token", "--as", f"{B}/admin", "apr", "--ttl", "1e300h"], "--ttl"),
+        (["staff", "token", "--as", f"{B}/apr", "--ttl", "1e300h"], "--ttl"),
     ],
 )
 def test_the_command_line_exits_2_naming_the_option(

@@ -295,7 +295,7 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
     assert first["requested_by"] == "req" and first["flags"] == "NON_DISCLOSURE,NO_AUTO_RESPONSE"
     assert {r["step"] for r in approvals} == {"approved", "executed"}
     (number_change,) = [r for r in approvals if r["request_kind"] == "link"]
-    assert (number_change["agency"], number_change["staff"], number_change["requested_by"]) == (B, "apr", "req")
+    assert (number_change["agency"], number_change["staff"], number_change["requested_by"]) == (A, "apr", "req")
     assert number_change["subject"].startswith(node.app.subject(changed) + " → ")
     held_rows = {r["request_id"]: r for r in _read(out / "held.csv")}
     assert held_rows[held.request_id]["outcome_at_period_end"] == "refused"

@@ -29,19 +29,19 @@ a rebuild from the log. Memory: see ``docs/security-views.md`` (about 0.5 kB per
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from eventsourcing.utils import get_topic
 
 from ledger.domain.flags import Protection
 from ledger.domain.identity import ProxyRegistration, PseudonymLink
 from ledger.domain.types import Flag
-from ledger.errors import ChainError, FlagLedgerError, IntegrityError, StorageError, UntrustedKeyError
+from ledger.errors import ChainError, FlagLedgerError, IntegrityError, UntrustedKeyError
 from ledger.log.envelope import GENESIS, Envelope
+from projections.log_position import last_position as _last_position
 from projections.portal import OPEN_END, canonical_time
 from projections.verified_links import NumberLinks
 
@@ -403,33 +403,3 @@ class VerifiedState:
                 "proxied_subjects": len(self._proxies),
                 "streams": len(self._heads),
             }
-
-
-def _last_position(app: Any) -> Callable[[], int]:
-    """The log's last position, as ``app.max_position``; on a SQLite file, from a per-thread read-only
-    connection: the library's transaction and pool cost ~15 µs of the request path's budget (figure
-    "request-path decision"), a prepared ``MAX(rowid)`` on a connection kept open about 2 µs."""
-    from eventsourcing.sqlite import SQLiteApplicationRecorder
-
-    recorder = getattr(app, "recorder", None)
-    if not isinstance(recorder, SQLiteApplicationRecorder):
-        return cast(Callable[[], int], app.max_position)
-    pool = recorder.datastore.pool
-    if pool.is_sqlite_memory_mode:
-        return cast(Callable[[], int], app.max_position)
-    path, sql = pool.db_name, recorder.select_max_notification_id_statement
-    local = threading.local()
-
-    def last() -> int:
-        db: sqlite3.Connection | None = getattr(local, "db", None)
-        try:
-            if db is None:
-                db = local.db = sqlite3.connect(path, timeout=30, check_same_thread=False)
-                db.execute("PRAGMA query_only = 1")
-            row = db.execute(sql).fetchone()
-        except sqlite3.Error as exc:
-            local.db = None
-            raise StorageError(f"cannot read the log's last position: {exc}") from exc
-        return int(row[0] or 0)
-
-    return last

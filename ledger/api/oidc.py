@@ -37,7 +37,7 @@ from joserfc.jwk import KeySet
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ledger.app import Actor
-from ledger.domain.event_fields import STAFF
+from ledger.domain.field_rules import STAFF
 from ledger.errors import AuthError, FlagLedgerError, NotFoundError
 from ledger.runtime.bootstrap import Node
 from ledger.runtime.keystore import read_secret_file

@@ -57,6 +57,7 @@ CLI_BOUNDS: dict[str, Bound] = {
     "second_admin": bounds.STAFF_ID,
     "staff": bounds.STAFF_ID,
     "account": bounds.STAFF_ID,  # a system account (ledger/cli/system.py)
+    "one_time_code": Bound(8),  # a TOTP code (staff token --code)
     "agency": bounds.AGENCY_CODE,
     "provider": bounds.AGENCY_CODE,
     "municipality": bounds.AGENCY_CODE,

@@ -194,6 +194,8 @@ def test_roles_an_old_log_combined_stop_counting(node: Node) -> None:
     node.app.save_as(  # exactly what enrolment recorded before the rule
         A, Staff(id=sid, agency=A, staff_id="legacy", name="legacy", roles=["administrator", "approver"], by="admin")
     )
+    legacy_code = node.app.issue_enrolment_code(ADMIN, "legacy")  # a real person, with a key of their own
+    node.app.activate_credential(A, "legacy", legacy_code, password_of(A, "legacy"))
     rid = node.app.request_flags(Actor(A, "req"), individual_number(), ["NON_DISCLOSURE"])
     with pytest.raises(PermissionDenied) as stale:
         node.app.approve_request(Actor(A, "legacy"), rid)
@@ -276,6 +278,8 @@ def test_over_http_a_stale_conflicting_role_is_403_role_conflict(node: Node) -> 
     node.app.save_as(
         A, Staff(id=sid, agency=A, staff_id="legacy", name="legacy", roles=["administrator", "approver"], by="admin")
     )
+    legacy_code = node.app.issue_enrolment_code(ADMIN, "legacy")
+    node.app.activate_credential(A, "legacy", legacy_code, password_of(A, "legacy"))
     rid = node.app.request_flags(Actor(A, "req"), individual_number(), ["NON_DISCLOSURE"])
     before = node.app.max_position()
     answer = client(node).post(f"/api/v1/flag-requests/{rid}/approve", json={}, headers=auth(node, A, "legacy"))

@@ -336,8 +336,8 @@ def test_a_served_node_signs_only_for_a_person_who_unlocked_their_key_there(pair
     b, _ = pair
     app, api = b.app, client(b)
     rid = app.request_flags(Actor(B, "req"), individual_number(), FLAGS)
-    app.lock(B, "apr")  # a server process where apr has not unlocked
-    headers = auth(b, B, "apr")
+    headers = auth(b, B, "apr")  # apr's token (signing in unlocks the key in that process) …
+    app.lock(B, "apr")  # … in a server process where apr's key is not (or no longer) unlocked
     refused = api.post(f"/api/v1/flag-requests/{rid}/approve", json={}, headers=headers)
     assert refused.status_code == 403 and refused.json()["code"] == "staff_signature_required"
     wrong = api.post("/api/v1/staff-key/unlock", json={"password": "not apr's"}, headers=headers)

@@ -17,10 +17,12 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.test_serve import _enrolled_with_token, _free_port, _start, _wait_until_serving
+from tests.support.staff import password_of
 
 
 def _cookies_set(data: str, token: str, env: dict[str, str], forwarded_proto: str | None) -> list[str]:
-    """Sign in once on a fresh `flagledger serve` with ``env``; the Set-Cookie headers it answered with."""
+    """Sign in once (tanaka, with their own password; ``token`` shows they are activated) on a fresh
+    `flagledger serve` with ``env``; the Set-Cookie headers it answered with."""
     port = _free_port()
     proc = _start("serve", "--data-dir", data, "--port", str(port), **env)
     try:
@@ -35,7 +37,12 @@ def _cookies_set(data: str, token: str, env: dict[str, str], forwarded_proto: st
         assert nonce is not None
         r = httpx.post(
             f"{base}/console/login",
-            data={"token": token, "csrf": field.group(1)},
+            data={
+                "agency": "131016",
+                "staff": "tanaka",
+                "password": password_of("131016", "tanaka"),
+                "csrf": field.group(1),
+            },
             headers={**headers, "Cookie": f"flagledger_login={nonce.group(1)}"},
         )
         assert r.status_code == 303, r.text

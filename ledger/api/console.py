@@ -25,6 +25,7 @@ from fastapi.templating import Jinja2Templates
 from ledger.api.auth import Principal, token_secret, verify_token
 from ledger.api.deps import COOKIE, LockedNode
 from ledger.api.errors import error_body, status_for
+from ledger.api.settings import HttpSettings
 from ledger.app import Actor
 from ledger.domain import bounds
 from ledger.domain.types import Action
@@ -65,6 +66,23 @@ Session = Annotated[str | None, Cookie(alias=COOKIE)]
 
 def _csrf(node: Node, who: Principal) -> str:
     return hmac.new(token_secret(node), f"csrf\x00{who.token_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def private_cookie(
+    request: Request, response: Response, name: str, value: str, *, max_age: int, path: str, samesite: str = "strict"
+) -> None:
+    """Set a console cookie: HttpOnly, and Secure always unless configured for plain-HTTP local development
+    (ledger/api/settings.py; the scheme reflects X-Forwarded-Proto only when the proxy is trusted)."""
+    settings: HttpSettings = request.app.state.http
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=path,
+        httponly=True,
+        samesite=samesite,  # type: ignore[arg-type]
+        secure=settings.cookie_secure(request.url.scheme),
+    )
 
 
 def _allowed(node: Node, who: Principal | None) -> set[str]:

@@ -16,10 +16,9 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from ledger.api import webauthn_keys as wa
 from ledger.api.auth import issue_own_token
-from ledger.api.console import Session, _check_csrf, _page, _refused, _session
+from ledger.api.console import Session, _check_csrf, _page, _refused, _session, private_cookie
 from ledger.api.console_signin import PENDING_COOKIE, read_pending, signed_in
 from ledger.api.deps import COOKIE, LockedNode
-from ledger.api.settings import HttpSettings
 from ledger.errors import AuthError, FlagLedgerError
 
 __all__ = ["router"]
@@ -43,16 +42,7 @@ def script() -> FileResponse:
 
 def _ceremony(request: Request, ceremony: wa.Ceremony, path: str) -> JSONResponse:
     response = JSONResponse(ceremony.options)
-    settings: HttpSettings = request.app.state.http
-    response.set_cookie(
-        CEREMONY_COOKIE,
-        ceremony.binding,
-        max_age=wa.CEREMONY_TTL,
-        path=path,
-        httponly=True,
-        samesite="strict",
-        secure=settings.cookie_secure(request.url.scheme),
-    )
+    private_cookie(request, response, CEREMONY_COOKIE, ceremony.binding, max_age=wa.CEREMONY_TTL, path=path)
     return response
 
 

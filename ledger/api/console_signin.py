@@ -21,9 +21,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ledger.api import oidc
 from ledger.api.auth import Principal, issue_own_token, token_secret
-from ledger.api.console import Session, _csrf, _page, _refused, _session, _staff, required_factor
+from ledger.api.console import Session, _csrf, _page, _refused, _session, _staff, private_cookie, required_factor
 from ledger.api.deps import COOKIE, LockedNode
-from ledger.api.settings import HttpSettings
 from ledger.app import Actor
 from ledger.errors import AuthError, Code, FlagLedgerError, PermissionDenied
 from ledger.runtime.bootstrap import Node
@@ -63,16 +62,7 @@ def login_page(request: Request, node: Node, status: int = 200, error: str | Non
         providers=[(code, node.app.agency(code).name) for code in sorted(oidc.providers(node))],
         agencies=sorted(node.app.hosted),
     )
-    settings: HttpSettings = request.app.state.http
-    response.set_cookie(
-        LOGIN_COOKIE,
-        nonce,
-        max_age=LOGIN_FORM_TTL,
-        path="/console",
-        httponly=True,
-        samesite="strict",
-        secure=settings.cookie_secure(request.url.scheme),
-    )
+    private_cookie(request, response, LOGIN_COOKIE, nonce, max_age=LOGIN_FORM_TTL, path="/console")
     return response
 
 
@@ -119,15 +109,8 @@ def login(
 def _second_step(request: Request, node: Node, actor: Actor, via: str, factor: str) -> Response:
     """The first factor is done and the person has a second one: on to it (ledger/api/console_keys.py)."""
     response = RedirectResponse("/console/login/key" if factor == "key" else "/console/login/code", status_code=303)
-    settings: HttpSettings = request.app.state.http
-    response.set_cookie(
-        PENDING_COOKIE,
-        pending_value(node, actor, via),
-        max_age=PENDING_TTL,
-        path="/console/login",
-        httponly=True,
-        samesite="strict",
-        secure=settings.cookie_secure(request.url.scheme),
+    private_cookie(
+        request, response, PENDING_COOKIE, pending_value(node, actor, via), max_age=PENDING_TTL, path="/console/login"
     )
     return response
 
@@ -159,16 +142,7 @@ def signed_in(request: Request, node: Node, token: str, who: Principal) -> Respo
     max_age = max(0, int((who.expires_at - node.app.clock()).total_seconds()))
     # Secure always, unless configured for plain-HTTP local development (ledger/api/settings.py); the scheme
     # reflects X-Forwarded-Proto only when the proxy is trusted by configuration
-    settings: HttpSettings = request.app.state.http
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=max_age,
-        path="/console",
-        httponly=True,
-        samesite="strict",
-        secure=settings.cookie_secure(request.url.scheme),
-    )
+    private_cookie(request, response, COOKIE, token, max_age=max_age, path="/console")
     return response
 
 
@@ -210,17 +184,8 @@ def oidc_start(request: Request, node: LockedNode, agency: str) -> Response:
         log.warning("identity-provider sign-in for %s not started: %s", agency, exc)
         return login_page(request, node, status=404 if exc.code == Code.NOT_FOUND else 502, error=str(exc))
     response = RedirectResponse(where, status_code=303)
-    settings: HttpSettings = request.app.state.http
-    # Lax, not Strict: the provider sends the browser back with a top-level cross-site navigation, on which a
-    # Strict cookie is withheld; the value is HMAC'd and bound to the state the provider echoes
-    response.set_cookie(
-        OIDC_COOKIE,
-        binding,
-        max_age=oidc.STATE_TTL,
-        path="/console/oidc",
-        httponly=True,
-        samesite="lax",
-        secure=settings.cookie_secure(request.url.scheme),
+    private_cookie(
+        request, response, OIDC_COOKIE, binding, max_age=oidc.STATE_TTL, path="/console/oidc", samesite="lax"
     )
     return response
 

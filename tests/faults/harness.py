@@ -11,6 +11,7 @@ import os
 import random
 import secrets
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,8 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eventsourcing.persistence import PersistenceError as EventsourcingPersistenceError
+
 from consumers.outbox import publishable
 from ledger.app import Actor
+from ledger.errors import FlagLedgerError
 from ledger.log.envelope import Envelope
 from ledger.runtime.bootstrap import AgencySpec, Node, open_node
 from tests.conftest import A, B
@@ -108,10 +112,17 @@ def start(data_dir: Path, *args: str, env: dict[str, str], log: Path, faultpoint
 
 
 def wait_until(predicate: Callable[[], bool], seconds: float, step: float = 0.1) -> bool:
+    """Poll ``predicate`` until it holds or ``seconds`` pass. The predicates open a running node's files from
+    outside (the test's own probe): a node starting up at that moment can make one open fail (seen once:
+    SQLite's "file is not a database" while both processes set up the journal). Such a failure is polled
+    again; a node whose files stay unreadable still fails the wait, and the last call's error is raised."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if predicate():
-            return True
+        try:
+            if predicate():
+                return True
+        except (FlagLedgerError, sqlite3.Error, EventsourcingPersistenceError):
+            pass
         time.sleep(step)
     return predicate()
 

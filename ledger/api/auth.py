@@ -39,6 +39,8 @@ __all__ = [
     "Principal",
     "issue_own_token",
     "issue_system_token",
+    "password_factor",
+    "required_factor",
     "sign_in",
     "token_secret",
     "verify_token",
@@ -115,6 +117,28 @@ def _seal(node: Node, principal: Principal, issued_at: datetime, account_version
     return f"{PREFIX}.{body}.{_mac(token_secret(node), body)}"
 
 
+def password_factor(node: Node, agency: str, staff: str, password: str) -> Actor:
+    """The first factor: ``staff``'s own password, which also unlocks their staff key in this process. An
+    unknown agency or staff member is refused like a wrong password; wrong ones are recorded and lock the
+    credential after five (ledger/app/credentials.py)."""
+    try:
+        node.app.staff(agency, staff)  # (NotFound too for an agency this node does not host)
+    except NotFoundError:
+        raise AuthError("unknown staff member or wrong password") from None
+    node.app.unlock(agency, staff, password)
+    return Actor(agency, staff)
+
+
+def required_factor(node: Node, actor: Actor) -> str | None:
+    """The second factor ``actor`` has registered: "key" (a security key), else "totp" (one-time codes, if the
+    agency allows them), else None."""
+    if node.app.security_keys(actor.agency, actor.staff):
+        return "key"
+    if node.app.has_one_time_codes(actor.agency, actor.staff):
+        return "totp"
+    return None
+
+
 def sign_in(
     node: Node,
     agency: str,
@@ -131,16 +155,12 @@ def sign_in(
     and codes are recorded and lock the credential (ledger/app/credentials.py, one_time_codes.py). Someone
     with a security key signs in through the console, where the key can answer."""
     _check_ttl(ttl)
-    actor = Actor(agency, staff)
-    try:
-        node.app.staff(agency, staff)
-    except NotFoundError:
-        raise AuthError("unknown staff member or wrong password") from None
-    node.app.unlock(agency, staff, password)
+    actor = password_factor(node, agency, staff, password)
     factors: tuple[str, ...] = ()
-    if node.app.security_keys(agency, staff):
+    need = required_factor(node, actor)
+    if need == "key":
         raise AuthError("this staff member signs in with a security key: use the console (/console/login)")
-    if node.app.has_one_time_codes(agency, staff):
+    if need == "totp":
         if not code:
             raise AuthError("this staff member signs in with a one-time code too: give it (`code`)")
         node.app.use_one_time_code(actor, code)

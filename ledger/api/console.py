@@ -22,11 +22,10 @@ from fastapi import APIRouter, Cookie, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from ledger.api.auth import Principal, token_secret, verify_token
+from ledger.api.auth import Principal, required_factor, token_secret, verify_token
 from ledger.api.deps import COOKIE, LockedNode
 from ledger.api.errors import error_body, status_for
 from ledger.api.settings import HttpSettings
-from ledger.app import Actor
 from ledger.domain import bounds
 from ledger.domain.types import Action
 from ledger.errors import AuthError, Code, FlagLedgerError, InputError, PermissionDenied
@@ -133,16 +132,6 @@ def _session(node: Node, token: str | None) -> Principal:
     if need is not None and not {"key", need} & set(who.factors):
         raise AuthError("this staff member signs in with a second factor")
     return who
-
-
-def required_factor(node: Node, actor: Actor) -> str | None:
-    """The second factor ``actor`` has registered: "key" (a security key), else "totp" (one-time codes, if the
-    agency allows them), else None."""
-    if node.app.security_keys(actor.agency, actor.staff):
-        return "key"
-    if node.app.has_one_time_codes(actor.agency, actor.staff):
-        return "totp"
-    return None
 
 
 def _staff(who: Principal) -> Principal:

@@ -20,8 +20,8 @@ from fastapi import APIRouter, Cookie, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ledger.api import oidc
-from ledger.api.auth import Principal, issue_own_token, token_secret
-from ledger.api.console import Session, _csrf, _page, _refused, _session, _staff, private_cookie, required_factor
+from ledger.api.auth import Principal, issue_own_token, password_factor, required_factor, token_secret
+from ledger.api.console import Session, _csrf, _page, _refused, _session, _staff, private_cookie
 from ledger.api.deps import COOKIE, LockedNode
 from ledger.app import Actor
 from ledger.errors import AuthError, Code, FlagLedgerError, PermissionDenied
@@ -89,13 +89,7 @@ def login(
         return login_page(request, node, status=403, error=error)
     actor = Actor(agency.strip(), staff.strip())
     try:
-        if actor.agency not in node.app.hosted:
-            raise AuthError("unknown staff member or wrong password")
-        try:
-            node.app.staff(actor.agency, actor.staff)
-        except FlagLedgerError:
-            raise AuthError("unknown staff member or wrong password") from None
-        node.app.unlock(actor.agency, actor.staff, password)
+        password_factor(node, actor.agency, actor.staff, password)
         need = required_factor(node, actor)
         if need is not None:
             return _second_step(request, node, actor, "password", need)

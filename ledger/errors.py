@@ -132,6 +132,10 @@ class Code:
     WRONG_PASSWORD: Final = "wrong_password"
     LOCKED_OUT: Final = "locked_out"
     CSRF: Final = "csrf"
+    # sealed linkage messages (issue 19, docs/linkage.md)
+    SEALED_MESSAGE: Final = "sealed_message"  # does not open: another recipient's, its header changed, bad padding
+    MISADDRESSED: Final = "misaddressed"  # its routing header names another recipient than the one opening it
+    WRONG_ROUTE: Final = "wrong_route"  # an agency or the portal may send only to the hub
 
 
 class FlagLedgerError(Exception):

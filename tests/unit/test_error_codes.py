@@ -81,6 +81,10 @@ PUBLISHED = {
     "no_credential",
     "wrong_password",
     "locked_out",
+    # issue 19: sealed linkage messages
+    "sealed_message",
+    "misaddressed",
+    "wrong_route",
 }
 
 

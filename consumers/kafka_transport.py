@@ -1,0 +1,124 @@
+"""The linkage :class:`~ledger.linkage.transport.Transport` on Kafka: one topic per inbox (``PREFIX.hub``,
+``PREFIX.inbox.PARTY``), the sealed bytes as the record value, no key, no headers.
+
+A party's consumer is *assigned* the partitions of its own inbox topic and nothing else (no subscription
+pattern, no group rebalancing that could hand it another topic); its group (``PREFIX.PARTY``) keeps the
+committed offsets. In production the broker enforces the same with ACLs: each agency's principal may read its
+own inbox topic and its group, and write the hub's topic (docs/linkage.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from consumers.broker import new_producer
+from consumers.settings import KafkaSettings
+from ledger.errors import BrokerUnavailable, ConfigurationError
+from ledger.linkage.names import check_party
+from ledger.linkage.transport import Delivery, Topics, check_route
+
+__all__ = ["KafkaTransport", "ensure_inboxes"]
+
+
+def ensure_inboxes(settings: KafkaSettings, topics: Topics, parties: list[str], partitions: int = 1) -> list[str]:
+    """Create the inbox topics of ``parties`` if missing (an operator's job in production); returns those made."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    try:
+        admin = KafkaAdminClient(**settings.client_options())
+    except KafkaError as exc:
+        raise ConfigurationError(f"cannot reach the Kafka brokers {settings.bootstrap_servers}: {exc}") from exc
+    made = []
+    try:
+        existing = set(admin.list_topics())
+        for name in (topics.inbox(p) for p in parties):
+            if name in existing:
+                continue
+            try:
+                admin.create_topics([NewTopic(name, partitions, settings.replication_factor)])
+                made.append(name)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+    return made
+
+
+class KafkaTransport:
+    """``party``'s end of the linkage on the brokers of ``settings`` (their security settings included)."""
+
+    def __init__(self, settings: KafkaSettings, party: str, topics: Topics | None = None) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+        from kafka.errors import KafkaError
+
+        self.party = check_party(party)
+        self.topics = topics or Topics()
+        self.inbox = self.topics.inbox(party)
+        self._pending: list[Any] = []
+        try:
+            self._producer = new_producer(settings)
+            self._consumer = KafkaConsumer(
+                group_id=f"{self.topics.prefix}.{party}",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                fetch_max_wait_ms=settings.fetch_max_wait_ms,
+                **settings.client_options(),
+            )
+            partitions = self._consumer.partitions_for_topic(self.inbox)
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"cannot open {party}'s linkage transport: {exc}") from exc
+        if not partitions:
+            self.close()
+            raise ConfigurationError(f"the inbox topic {self.inbox} does not exist: create it first (ensure_inboxes)")
+        self._consumer.assign([TopicPartition(self.inbox, p) for p in sorted(partitions)])
+
+    def send(self, recipient: str, message: bytes) -> None:
+        from kafka.errors import KafkaError
+
+        check_route(self.party, recipient)
+        try:
+            self._pending.append(self._producer.send(self.topics.inbox(recipient), value=bytes(message)))
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"cannot send to {recipient}'s inbox: {exc}") from exc
+
+    def flush(self) -> None:
+        from kafka.errors import KafkaError
+
+        pending, self._pending = self._pending, []
+        try:
+            self._producer.flush()
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"the broker did not take the messages sent: {exc}") from exc
+        failed = [f.exception for f in pending if f.failed()]
+        if failed:
+            raise BrokerUnavailable(f"{len(failed)} of {len(pending)} messages were not stored: {failed[0]!r}")
+
+    def poll(self, timeout_ms: int = 1000, max_records: int = 500) -> list[Delivery]:
+        from kafka.errors import KafkaError
+
+        try:
+            batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"cannot read {self.party}'s inbox: {exc}") from exc
+        return [
+            Delivery(r.topic, r.partition, r.offset, bytes(r.value))
+            for tp in sorted(batches, key=lambda tp: tp.partition)
+            for r in batches[tp]
+        ]
+
+    def commit(self) -> None:
+        from kafka.errors import KafkaError
+
+        try:
+            self._consumer.commit()
+        except KafkaError as exc:  # the next transport opened for the party is handed these again
+            raise BrokerUnavailable(f"cannot commit {self.party}'s inbox position: {exc}") from exc
+
+    def assignment(self) -> set[str]:
+        """The topics this party's consumer reads (its inbox, nothing else)."""
+        return {tp.topic for tp in self._consumer.assignment()}
+
+    def close(self) -> None:
+        self._producer.close()
+        self._consumer.close(autocommit=False)

@@ -1,4 +1,4 @@
-"""The names of the linkage's parties: the hub, the portal and agencies (by their 6-digit code), and what a
+"""The names of the linkage's parties: the hub, the portal and agencies (by their code), and what a
 routing header may carry. One check for every party name, so a header can never smuggle a separator."""
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ __all__ = ["HUB", "PORTAL", "check_event_id", "check_kind", "check_party"]
 HUB = "hub"
 PORTAL = "portal"
 
-_PARTY = re.compile(r"^(hub|portal|[0-9]{6})$")
+# an agency's code as the ledger spells it (ledger/domain/field_rules.py: 6 digits or upper case, e.g. SC-TOKYO);
+# the hub and the portal are lower case, so no agency can be named like them
+_PARTY = re.compile(r"^(hub|portal|[0-9]{6}|[A-Z0-9][A-Z0-9_-]{1,31})$")
 _EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
 _KIND = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
 
 
 def check_party(name: str, what: str = "party") -> str:
     if not isinstance(name, str) or not _PARTY.match(name):
-        raise InputError(f"{what} must be 'hub', 'portal' or a 6-digit agency code", code=Code.MALFORMED, field=what)
+        raise InputError(f"{what} must be 'hub', 'portal' or an agency code", code=Code.MALFORMED, field=what)
     return name
 
 

@@ -61,6 +61,7 @@ class Transport(Protocol):
     """A party's end of the linkage: send to a recipient's inbox, read its own."""
 
     party: str
+    inbox: str  # the one topic this party reads
 
     def send(self, recipient: str, message: bytes) -> None:
         """Queue ``message`` for ``recipient``'s inbox (:func:`check_route` first); :meth:`flush` waits for it."""

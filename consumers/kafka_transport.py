@@ -1,5 +1,7 @@
 """The linkage :class:`~ledger.linkage.transport.Transport` on Kafka: one topic per inbox (``PREFIX.hub``,
-``PREFIX.inbox.PARTY``), the sealed bytes as the record value, no key, no headers.
+``PREFIX.inbox.PARTY``), the sealed bytes as the record value, the sender's name as the record key (so one
+sender's messages keep their order on a topic of several partitions; the routing header names the sender
+anyway), no record headers.
 
 A party's consumer is *assigned* the partitions of its own inbox topic and nothing else (no subscription
 pattern, no group rebalancing that could hand it another topic); its group (``PREFIX.PARTY``) keeps the
@@ -78,7 +80,9 @@ class KafkaTransport:
 
         check_route(self.party, recipient)
         try:
-            self._pending.append(self._producer.send(self.topics.inbox(recipient), value=bytes(message)))
+            self._pending.append(
+                self._producer.send(self.topics.inbox(recipient), key=self.party.encode(), value=bytes(message))
+            )
         except KafkaError as exc:
             raise BrokerUnavailable(f"cannot send to {recipient}'s inbox: {exc}") from exc
 

@@ -1,10 +1,10 @@
 """Agency-specific codes (機関別符号), the hub's person ids, and the hub's map between them.
 
 * **An agency's code** for a person is HMAC-SHA256 of the individual number under the agency's own secret
-  (``secrets/AGENCY-code.key``, never shared): the agency computes it at its counter from the number it was
-  shown, offline (a local flag still protects while the hub is unreachable). Another agency — or an insider with
-  another agency's whole data directory — has a different secret, so it cannot compute this code, nor test
-  a guessed number against it.
+  (256 random bits made by the agency and never shared; not yet kept in the node's key store: docs/linkage.md).
+  The agency computes it at its counter from the number it was shown, offline (a local flag still protects
+  while the hub is unreachable). Another agency — or an insider with another agency's whole data directory —
+  has a different secret, so it cannot compute this code, nor test a guessed number against it.
 * **The portal's code** is the same construction under the portal's own secret, with its own label: it
   equals no agency's code.
 * **The hub's person id** is HMAC-SHA256 of the number under the hub's secret. The number reaches the hub only

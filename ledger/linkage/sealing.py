@@ -43,11 +43,13 @@ __all__ = [
     "Header",
     "Opened",
     "SenderKeys",
+    "new_sealing_key",
     "public_from_hex",
     "public_hex",
     "read_header",
     "ring_keys",
     "seal",
+    "sealing_key_from_hex",
     "unseal",
 ]
 
@@ -107,6 +109,21 @@ def _take(data: bytes, at: int, what: str) -> tuple[str, int]:
 
 def _signed_message(header: Header, kind: str, key_id: str, payload: bytes) -> bytes:
     return _SIGNED + MAGIC + header.encode() + _field(kind) + _field(key_id) + hashlib.sha256(payload).digest()
+
+
+def new_sealing_key() -> tuple[str, X25519PrivateKey]:
+    """A party's new X25519 sealing key: its private half as 64 hex digits (a key store's text secret) and
+    the key."""
+    key = X25519PrivateKey.generate()
+    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    return raw.hex(), key
+
+
+def sealing_key_from_hex(value: str) -> X25519PrivateKey:
+    try:
+        return X25519PrivateKey.from_private_bytes(bytes.fromhex(value))
+    except ValueError:
+        raise InputError("malformed X25519 private key (64 hex digits expected)", code=Code.MALFORMED) from None
 
 
 def public_hex(key: X25519PublicKey) -> str:

@@ -17,7 +17,18 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from ledger.errors import Code, InputError, IntegrityError, SignatureError, UntrustedKeyError
 from ledger.linkage.buckets import ANSWER_SIZE, BUCKETS
 from ledger.linkage.names import HUB
-from ledger.linkage.sealing import MAGIC, SUITE, public_from_hex, public_hex, read_header, ring_keys, seal, unseal
+from ledger.linkage.sealing import (
+    MAGIC,
+    SUITE,
+    new_sealing_key,
+    public_from_hex,
+    public_hex,
+    read_header,
+    ring_keys,
+    seal,
+    sealing_key_from_hex,
+    unseal,
+)
 from ledger.log.signing import KeyRecord, KeyRing, Signer
 
 A, B = "131016", "131024"
@@ -258,3 +269,14 @@ def test_malformed_and_oversized_input_gets_clear_codes(parties: dict[str, Party
     assert public_from_hex(public_hex(hub.public)) == hub.public
     with pytest.raises(InputError):
         public_from_hex("zz")
+    with pytest.raises(InputError):
+        sealing_key_from_hex("00" * 31)
+
+
+def test_a_sealing_key_kept_as_hex_opens_what_was_sealed_to_it(parties: dict[str, Party]) -> None:
+    """A key store keeps the X25519 key as a text secret; read back, it opens the party's messages."""
+    a = parties[A]
+    kept, key = new_sealing_key()
+    message = seal(a.signer, key.public_key(), HUB, new_id(), "query", b"{}")
+    keys = ring_keys(registry(*parties.values()), START)
+    assert unseal(sealing_key_from_hex(kept), HUB, message, keys).payload == b"{}"

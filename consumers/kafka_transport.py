@@ -11,13 +11,13 @@ own inbox topic and its group, and write the hub's topic (docs/linkage.md).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from consumers.broker import new_producer
 from consumers.settings import KafkaSettings
 from ledger.errors import BrokerUnavailable, ConfigurationError
 from ledger.linkage.names import check_party
-from ledger.linkage.transport import Delivery, Topics, check_route
+from ledger.linkage.transport import Delivery, Topics, Transport, check_route
 
 __all__ = ["KafkaTransport", "ensure_inboxes"]
 
@@ -126,3 +126,7 @@ class KafkaTransport:
     def close(self) -> None:
         self._producer.close()
         self._consumer.close(autocommit=False)
+
+
+if TYPE_CHECKING:  # mypy --strict holds the Kafka transport to the interface
+    _KAFKA: type[Transport] = KafkaTransport

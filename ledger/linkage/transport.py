@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ledger.errors import Code, PermissionDenied
 from ledger.linkage.names import HUB, check_party
@@ -128,3 +128,7 @@ class MemoryTransport:
 
     def close(self) -> None:
         return None
+
+
+if TYPE_CHECKING:  # mypy --strict holds the in-memory transport to the interface
+    _MEMORY: type[Transport] = MemoryTransport

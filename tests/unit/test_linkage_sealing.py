@@ -13,8 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from ledger.errors import Code, InputError, IntegrityError, SignatureError, UntrustedKeyError
+from ledger.errors import Code, FlagLedgerError, InputError, IntegrityError, SignatureError, UntrustedKeyError
 from ledger.linkage.buckets import ANSWER_SIZE, BUCKETS
 from ledger.linkage.names import HUB
 from ledger.linkage.sealing import (
@@ -280,3 +282,27 @@ def test_a_sealing_key_kept_as_hex_opens_what_was_sealed_to_it(parties: dict[str
     message = seal(a.signer, key.public_key(), HUB, new_id(), "query", b"{}")
     keys = ring_keys(registry(*parties.values()), START)
     assert unseal(sealing_key_from_hex(kept), HUB, message, keys).payload == b"{}"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_changed_byte_is_refused_with_a_ledger_error(parties: dict[str, Party], data: st.DataObject) -> None:
+    """Threat: the broker operator and the network flipping, cutting or extending bytes anywhere — framing,
+    header, encapsulated key, ciphertext, tag. Every change is refused with a ledger error (a clear code, never
+    a crash of the reader), and nothing changed ever opens."""
+    a, hub = parties[A], parties[HUB]
+    keys = ring_keys(registry(*parties.values()), START)
+    message = seal(a.signer, hub.public, HUB, "0" * 32, "query", b'{"q": 1}')
+    at = data.draw(st.integers(0, len(message) - 1))
+    how = data.draw(st.sampled_from(["flip", "cut", "extend", "zero_key"]))
+    if how == "flip":
+        changed = message[:at] + bytes([message[at] ^ data.draw(st.integers(1, 255))]) + message[at + 1 :]
+    elif how == "cut":
+        changed = message[:at]
+    elif how == "extend":
+        changed = message + data.draw(st.binary(min_size=1, max_size=64))
+    else:  # an all-zero (low-order) encapsulated key where the real one was
+        head = 6 + int.from_bytes(message[4:6], "big")
+        changed = message[:head] + bytes(32) + message[head + 32 :]
+    with pytest.raises(FlagLedgerError):
+        unseal(hub.sealing, HUB, changed, keys)

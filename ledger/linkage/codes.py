@@ -27,15 +27,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ledger.errors import Code, InputError, NotFoundError, StateConflict
+from ledger.errors import Code, InputError, NotFoundError, PermissionDenied, StateConflict
 from ledger.linkage.names import HUB, PORTAL, check_party
 from ledger.log.pseudonym import valid_individual_number
 
 __all__ = [
+    "SECRET_BYTES",
     "CodeMap",
     "MemoryCodeMap",
     "Registration",
     "agency_code",
+    "check_code",
     "codes_of",
     "holders_of",
     "hub_person",
@@ -108,6 +110,15 @@ class Registration:
         check_party(reg.holder, "holder")
         check_code(reg.code)
         _number(reg.number)
+        return reg
+
+    @classmethod
+    def sent_by(cls, sender: str, payload: bytes) -> Registration:
+        """The registration in a message whose signature verified as ``sender``'s: a holder registers only its
+        own codes (a peer filing codes in another agency's name is refused, ``wrong_agency``)."""
+        reg = cls.decode(payload)
+        if reg.holder != sender:
+            raise PermissionDenied(f"{sender} sent a registration in {reg.holder}'s name", code=Code.WRONG_AGENCY)
         return reg
 
 

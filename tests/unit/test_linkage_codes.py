@@ -8,11 +8,12 @@ copy of the hub's map (it must hold no number).
 from __future__ import annotations
 
 import secrets
+import uuid
 from dataclasses import asdict
 
 import pytest
 
-from ledger.errors import Code, InputError, NotFoundError, StateConflict
+from ledger.errors import Code, InputError, IntegrityError, NotFoundError, PermissionDenied, StateConflict
 from ledger.linkage.codes import (
     MemoryCodeMap,
     Registration,
@@ -26,7 +27,9 @@ from ledger.linkage.codes import (
     register,
     translate,
 )
-from ledger.linkage.names import PORTAL
+from ledger.linkage.names import HUB, PORTAL
+from ledger.linkage.sealing import seal, unseal
+from tests.support.linkage import Party, sender_keys
 from tests.support.people import individual_number
 
 A, B, C, SC = "131016", "131024", "131032", "SC-TOKYO"
@@ -153,3 +156,35 @@ def test_a_number_change_links_at_the_hub_and_carries_every_holder(keys: dict[st
         with pytest.raises(StateConflict) as refused:
             link_numbers(store, A, *bad)
         assert refused.value.code == Code.LINK_CONFLICT
+
+
+def test_the_number_crosses_to_the_hub_only_sealed_to_it(keys: dict[str, bytes]) -> None:
+    """Threat: the broker operator and a peer agency reading the hub's topic: the registration, the one message
+    that carries a number, is sealed to the hub; only the hub's key opens it, and what the hub keeps after
+    registering holds no number."""
+    a, b, hub = Party(A), Party(B), Party(HUB)
+    x = individual_number()
+    code = agency_code(keys[A], A, x)
+    wire = seal(
+        a.signer, hub.sealing.public_key(), HUB, uuid.uuid4().hex, "registration", Registration(A, code, x).encode()
+    )
+    assert x.encode() not in wire and code.encode() not in wire
+    keys_of = sender_keys(a, b, hub)
+    with pytest.raises(IntegrityError):
+        unseal(b.sealing, HUB, wire, keys_of)  # a peer that reads the hub's topic
+    opened = unseal(hub.sealing, HUB, wire, keys_of)
+    store = MemoryCodeMap()
+    registration = Registration.sent_by(opened.sender, opened.payload)
+    person = register(store, keys["hub"], registration)
+    assert store.person(A, code) == person and x not in repr(asdict(store))
+
+
+def test_a_peer_cannot_register_codes_in_another_agency_name(keys: dict[str, bytes]) -> None:
+    """Threat: a peer agency filing a code in A's name at the hub, so that queries routed to A by that code
+    would reach records of the peer's choosing."""
+    x = individual_number()
+    payload = Registration(A, agency_code(keys[B], A, x), x).encode()
+    with pytest.raises(PermissionDenied) as refused:
+        Registration.sent_by(B, payload)
+    assert refused.value.code == Code.WRONG_AGENCY
+    assert Registration.sent_by(A, payload).holder == A

@@ -134,20 +134,21 @@ def check_assertion(
     cose_b64: str,
     rp_id_hash_hex: str,
     statement: bytes,
-    authenticator_data_b64: str,
-    client_data_b64: str,
-    signature_hex: str,
+    authenticator_data: str,
+    client_data: str,
+    signature: str,
 ) -> str | None:
     """Why this assertion is not the certified key's signature on ``statement`` (None: it is).
 
     The client data is a ``webauthn.get`` whose challenge is ``base64url(SHA-256(statement))``; the
     authenticator data names the certified relying party (``rpIdHash``) and has the user-present flag; the
-    signature over ``authenticatorData || SHA-256(clientDataJSON)`` verifies with the certified COSE key."""
+    signature over ``authenticatorData || SHA-256(clientDataJSON)`` verifies with the certified COSE key.
+    ``authenticator_data`` and ``client_data`` are base64url, as the browser gave them; ``signature`` hex."""
     try:
-        auth_data, client_data = unb64url(authenticator_data_b64), unb64url(client_data_b64)
-        signature = bytes.fromhex(signature_hex)
+        auth_data, client_raw = unb64url(authenticator_data), unb64url(client_data)
+        sig = bytes.fromhex(signature)
         alg, key = _public_key(unb64url(cose_b64))
-        client = json.loads(client_data.decode())
+        client = json.loads(client_raw.decode())
     except (ValueError, TypeError, UnicodeDecodeError, binascii.Error):
         return "a malformed WebAuthn assertion"
     if not isinstance(client, dict) or client.get("type") != "webauthn.get":
@@ -162,6 +163,6 @@ def check_assertion(
         return "the assertion was made for another relying party (rpIdHash)"
     if not auth_data[32] & FLAG_UP:
         return "the key was not touched (user-present flag off)"
-    if not _verify(alg, key, signature, auth_data + hashlib.sha256(client_data).digest()):
+    if not _verify(alg, key, sig, auth_data + hashlib.sha256(client_raw).digest()):
         return "the security key's signature does not verify"
     return None

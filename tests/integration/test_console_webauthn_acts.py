@@ -37,6 +37,7 @@ from tests.integration.test_staff_signing import (  # noqa: F401 (pair: the fixt
 )
 from tests.support.people import individual_number
 from tests.support.soft_authenticator import SoftAuthenticator
+from tests.support.staff import password_of
 
 RP = "testserver"
 RP_HASH = hashlib.sha256(RP.encode()).hexdigest()
@@ -202,3 +203,33 @@ def test_a_security_key_the_node_certified_by_itself_certifies_nothing(pair: tup
     assert "signature on the security key does not verify" in parked["StaffRoster.SecurityKeyCertified"].reason
     report = verify_log(app, workers=1)
     assert any("does not verify" in f.reason for f in report.staff_findings)
+
+
+def test_a_removed_key_or_a_replaced_staff_key_ends_the_certification_and_signing_in_renews_it(
+    sqlite_node: Node,
+) -> None:
+    """Threat: an administrator and a shell user. A lost key removed, or a staff key replaced by a new
+    enrolment (a forgotten, perhaps guessed, password), ends what it certified from that point of the log on;
+    the person's next sign-in with password + their key certifies the key again under the new staff key."""
+    node, app = sqlite_node, sqlite_node.app
+    key = SoftAuthenticator()
+    with_key(node, "apr", key)
+    (before,) = app.certified_security_keys(B, "apr")
+    code = app.issue_enrolment_code(Actor(B, "admin"), "apr")
+    app.activate_credential(B, "apr", code, password_of(B, "apr"))
+    assert app.certified_security_keys(B, "apr") == [], "the replaced staff key's certifications end with it"
+    rid = app.request_flags(Actor(B, "req"), individual_number(), FLAGS)
+    statement = app.act_statement(Actor(B, "apr"), rid, APPROVED)
+    with pytest.raises(PermissionDenied):
+        app.approve_request(Actor(B, "apr"), rid, proof=WebAuthnProof(before.key_id, **key.sign_statement(statement)))
+    http = _first_factor(node, "apr")
+    assert _key_step(http, key).status_code == 200
+    (after,) = app.certified_security_keys(B, "apr")
+    assert after.key_id != before.key_id and after.certified_by == app.roster(B).current_key("apr").key_id  # type: ignore[union-attr]
+    app.approve_request(Actor(B, "apr"), rid, proof=_proof(node, "apr", key, statement))
+    app.remove_security_key(Actor(B, "apr"), "apr", key.credential)
+    assert app.certified_security_keys(B, "apr") == [], "removing the key revokes its certification"
+    second = app.request_flags(Actor(B, "req"), individual_number(), FLAGS)
+    statement = app.act_statement(Actor(B, "apr"), second, APPROVED)
+    with pytest.raises(PermissionDenied):
+        app.approve_request(Actor(B, "apr"), second, proof=WebAuthnProof(after.key_id, **key.sign_statement(statement)))

@@ -82,7 +82,7 @@ def act_options(
             raise InputError("unknown decision: approve, reject or execute", field="decision")
         act, action = _ACTS[decision]
         who.require(node, action)
-        statement = node.app.act_statement(who.actor, request_id, act, reason if act == REJECTED else "")
+        statement = node.app.act_statement_for(who.actor, request_id, act, reason if act == REJECTED else "")
         options = wa.begin_act(node, request, who.actor, statement)
     except FlagLedgerError as exc:
         return _refusal(exc)

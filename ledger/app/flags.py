@@ -214,7 +214,7 @@ class FlagCommands(CredentialCommands):
         digest = terms(request_id)[5]
         return act_statement(actor.agency, REQUESTED, str(request_id), digest, actor.staff, note_digest(""))
 
-    def act_statement(self, actor: Actor, request_id: UUID, act: str, note: str = "") -> bytes:
+    def act_statement_for(self, actor: Actor, request_id: UUID, act: str, note: str = "") -> bytes:
         """What ``actor`` signs to approve, reject (``note``: the reason) or execute request ``request_id``."""
         if act not in (APPROVED, REJECTED, EXECUTED):
             raise InputError("an act on a request is approved, rejected or executed", field="act")

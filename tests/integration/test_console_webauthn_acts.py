@@ -134,7 +134,7 @@ def test_a_forged_or_replayed_assertion_is_refused_parked_and_named(pair: tuple[
     apr_key = SoftAuthenticator("EdDSA")
     app.register_security_key(Actor(B, "apr"), apr_key.credential, apr_key.cose_key, 0, RP_HASH)
     first = app.request_flags(Actor(B, "req"), individual_number(), FLAGS)
-    statement = app.act_statement(Actor(B, "apr"), first, APPROVED)
+    statement = app.act_statement_for(Actor(B, "apr"), first, APPROVED)
     app.approve_request(Actor(B, "apr"), first, proof=_proof(b, "apr", apr_key, statement))
     app.execute_request(Actor(B, "op"), first)
     assert deliver(b, c) == {}, "the genuine assertion is accepted by the peer"
@@ -142,7 +142,7 @@ def test_a_forged_or_replayed_assertion_is_refused_parked_and_named(pair: tuple[
 
     second = app.request_flags(Actor(B, "req"), individual_number(), FLAGS)
     mine = SoftAuthenticator()
-    forged = _proof(b, "apr", mine, app.act_statement(Actor(B, "apr"), second, APPROVED))
+    forged = _proof(b, "apr", mine, app.act_statement_for(Actor(B, "apr"), second, APPROVED))
     with pytest.raises(PermissionDenied) as refused:
         app.approve_request(Actor(B, "apr"), second, proof=forged)
     assert refused.value.code == "staff_signature"
@@ -156,7 +156,7 @@ def test_a_forged_or_replayed_assertion_is_refused_parked_and_named(pair: tuple[
     assert at_execution.value.code == "staff_signature" and "another statement" in str(at_execution.value)
     op = app.signer_for(Actor(B, "op"))
     executed = {"act": EXECUTED, "staff": "op", "note": note_digest("")}
-    executed |= op.sign(app.act_statement(Actor(B, "op"), second, EXECUTED))
+    executed |= op.sign(app.act_statement_for(Actor(B, "op"), second, EXECUTED))
     forge_execution(b, second, [executed])
     parked = deliver(b, c, start)
     assert parked["Protection.FlagsSet"].code == "staff_signature"
@@ -195,7 +195,7 @@ def test_a_security_key_the_node_certified_by_itself_certifies_nothing(pair: tup
     app.save_as(B, roster)
     assert app.certified_security_keys(B, "apr") == [], "the node's own fold ignores it"
     rid = app.request_flags(Actor(B, "req"), individual_number(), FLAGS)
-    proof = WebAuthnProof(key_id, **mine.sign_statement(app.act_statement(Actor(B, "apr"), rid, APPROVED)))
+    proof = WebAuthnProof(key_id, **mine.sign_statement(app.act_statement_for(Actor(B, "apr"), rid, APPROVED)))
     with pytest.raises(PermissionDenied):
         app.approve_request(Actor(B, "apr"), rid, proof=proof)
     parked = deliver(b, c, start)
@@ -219,7 +219,7 @@ def test_a_removed_key_or_a_replaced_staff_key_ends_the_certification_and_signin
     app.activate_credential(B, "apr", code, password_of(B, "apr"))
     assert app.certified_security_keys(B, "apr") == [], "the replaced staff key's certifications end with it"
     rid = app.request_flags(Actor(B, "req"), individual_number(), FLAGS)
-    statement = app.act_statement(Actor(B, "apr"), rid, APPROVED)
+    statement = app.act_statement_for(Actor(B, "apr"), rid, APPROVED)
     with pytest.raises(PermissionDenied):
         app.approve_request(Actor(B, "apr"), rid, proof=WebAuthnProof(before.key_id, **key.sign_statement(statement)))
     http = _first_factor(node, "apr")
@@ -230,6 +230,6 @@ def test_a_removed_key_or_a_replaced_staff_key_ends_the_certification_and_signin
     app.remove_security_key(Actor(B, "apr"), "apr", key.credential)
     assert app.certified_security_keys(B, "apr") == [], "removing the key revokes its certification"
     second = app.request_flags(Actor(B, "req"), individual_number(), FLAGS)
-    statement = app.act_statement(Actor(B, "apr"), second, APPROVED)
+    statement = app.act_statement_for(Actor(B, "apr"), second, APPROVED)
     with pytest.raises(PermissionDenied):
         app.approve_request(Actor(B, "apr"), second, proof=WebAuthnProof(after.key_id, **key.sign_statement(statement)))

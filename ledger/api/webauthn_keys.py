@@ -12,10 +12,10 @@ The relying party is the console's own host name and origin, as the browser reac
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +40,7 @@ from webauthn.helpers.structs import (
 from ledger.app import Actor
 from ledger.app.credentials import WebAuthnProof
 from ledger.domain.webauthn_proof import challenge_for, unb64url
-from ledger.errors import AuthError, Code, InputError, PermissionDenied
+from ledger.errors import AuthError, Code, InputError, IntegrityError, PermissionDenied
 from ledger.runtime.bootstrap import Node
 
 __all__ = [
@@ -56,6 +56,8 @@ __all__ = [
 ]
 
 CEREMONY_TTL = 300  # seconds to touch the key
+
+log = logging.getLogger("flagledger.api.console")
 
 
 @dataclass(frozen=True)
@@ -178,9 +180,14 @@ def finish_sign_in(node: Node, request: Request, actor: Actor, binding: str | No
         raise AuthError("the security key's answer does not verify") from exc
     node.app.record_security_key_use(actor, used, verified.new_sign_count)
     # a key registered before keys were certified, or whose staff key a new enrolment replaced; with no staff
-    # key unlocked (an identity-provider sign-in) it is certified at the next password sign-in
-    with contextlib.suppress(PermissionDenied):
+    # key unlocked (an identity-provider sign-in) it is certified at the next password sign-in. The sign-in
+    # itself stands either way: without a certified key the person's console acts are refused, not forged
+    try:
         node.app.certify_security_key(actor, used, rp_id_hash(rp_id))
+    except PermissionDenied:
+        pass
+    except IntegrityError as exc:
+        log.warning("security key of %s not certified at sign-in: %s", actor, exc)
 
 
 # -- each flag act signed by the person's security key ------------------------------------------------------

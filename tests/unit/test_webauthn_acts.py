@@ -14,6 +14,8 @@ from typing import Any
 
 import cbor2
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ledger.domain.staff_acts import (
     APPROVED,
@@ -25,7 +27,7 @@ from ledger.domain.staff_acts import (
     request_digest,
     security_key_statement,
 )
-from ledger.domain.webauthn_proof import b64url, check_assertion, cose_algorithm
+from ledger.domain.webauthn_proof import b64url, check_assertion, cose_algorithm, unb64url
 from ledger.log.staff_roster import RosterState, check_acts, check_evidence
 from tests.support.soft_authenticator import SoftAuthenticator
 from tests.unit.test_staff_roster import B, Person, cert, evidence, rooted
@@ -200,3 +202,26 @@ def test_check_assertion_refuses_malformed_input_without_raising() -> None:
     for field, value in (("authenticator_data", "!!"), ("client_data", b64url(b"{")), ("signature", "zz")):
         assert "malformed" in str(check_assertion(key.cose_key, RP, statement, **{**good, field: value}))
     assert "malformed" in str(check_assertion(key.cose_key, RP, statement, **{**good, "authenticator_data": "AA"}))
+
+
+def test_an_rs256_key_as_windows_hello_makes_one_verifies_and_a_short_rsa_key_is_not_accepted() -> None:
+    """Platform authenticators on municipal PCs (Windows Hello) sign with RS256; a peer's RSA key under 2048
+    bits (threat: a peer agency or a shell user choosing a factorable key) is refused at certification."""
+
+    def cose(key: rsa.RSAPrivateKey) -> str:
+        n = key.public_key().public_numbers()
+        return b64url(cbor2.dumps({1: 3, 3: -257, -1: n.n.to_bytes(key.key_size // 8, "big"), -2: b"\x01\x00\x01"}))
+
+    strong, weak = rsa.generate_private_key(65537, 2048), rsa.generate_private_key(65537, 1024)
+    assert cose_algorithm(cose(strong)) == "RS256"
+    with pytest.raises(ValueError, match="2048"):
+        cose_algorithm(cose(weak))
+    statement = b"an act"
+    soft = SoftAuthenticator()
+    good = soft.sign_statement(statement)
+    auth_data, client_data = good["authenticator_data"], good["client_data"]
+    signed = unb64url(auth_data) + hashlib.sha256(unb64url(client_data)).digest()
+    signature = strong.sign(signed, padding.PKCS1v15(), hashes.SHA256()).hex()
+    assert check_assertion(cose(strong), RP, statement, auth_data, client_data, signature) is None
+    forged = weak.sign(signed, padding.PKCS1v15(), hashes.SHA256()).hex()
+    assert "does not verify" in str(check_assertion(cose(strong), RP, statement, auth_data, client_data, forged))

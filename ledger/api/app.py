@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 from ledger.api import (
     commands,
     console,
+    console_acts,
     console_codes,
     console_keys,
     console_requests,
@@ -58,6 +59,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     app.include_router(console_keys.router)
     app.include_router(console_codes.router)
     app.include_router(console_requests.router)
+    app.include_router(console_acts.router)
     app.include_router(incidents.router)
     app.include_router(system.router)
 

@@ -26,6 +26,7 @@ from ledger.api.auth import Principal, required_factor, token_secret, verify_tok
 from ledger.api.deps import COOKIE, LockedNode
 from ledger.api.errors import error_body, status_for
 from ledger.api.settings import HttpSettings
+from ledger.api.webauthn_keys import act_proof, signs_with_key
 from ledger.domain import bounds
 from ledger.domain.types import Action
 from ledger.errors import AuthError, Code, FlagLedgerError, InputError, PermissionDenied
@@ -35,6 +36,7 @@ from projections import views
 __all__ = ["router"]
 
 router = APIRouter(prefix="/console", include_in_schema=False)
+ASSERTION_MAX = 8192  # a WebAuthn assertion as webauthn.js sends it (JSON of base64url fields)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 FLAG_LABELS = {"NON_DISCLOSURE": "不開示", "NO_AUTO_RESPONSE": "自動応答不可"}
@@ -195,7 +197,7 @@ def approvals(request: Request, node: LockedNode, session: Session = None) -> Re
         queue = views.work_queue(node, who.actor, held=False)
     except FlagLedgerError as exc:
         return _refused(request, node, None, exc)
-    return _page(request, node, who, "approvals.html", queue=queue)
+    return _page(request, node, who, "approvals.html", queue=queue, sign_with_key=signs_with_key(node, who.actor))
 
 
 @router.post("/approvals/{request_id}/{decision}")
@@ -206,25 +208,29 @@ def decide_flag_request(
     decision: str,
     csrf: Annotated[str, Form(max_length=128)],
     reason: Annotated[str, Form(max_length=bounds.NOTE.max)] = "",
+    assertion: Annotated[str, Form(max_length=ASSERTION_MAX)] = "",
     session: Session = None,
 ) -> Response:
+    """Each act signed by the person's security key (``assertion``, made over the act's statement; see
+    ledger/api/console_acts.py), or — for a person with no certified key — by their unlocked staff key."""
     who = None
     try:
         who = _session(node, session)
         _check_csrf(node, who, csrf)
         if decision == "approve":
             who.require(node, Action.APPROVE_FLAG)
-            node.app.approve_request(who.actor, request_id)
+            node.app.approve_request(who.actor, request_id, proof=act_proof(node, request, who.actor, assertion))
             done = "approved"
         elif decision == "reject":
             who.require(node, Action.APPROVE_FLAG)
             if not reason.strip():
                 raise InputError("却下の理由を入力してください (a reason is required to reject)")
-            node.app.reject_request(who.actor, request_id, reason)
+            proof = act_proof(node, request, who.actor, assertion)
+            node.app.reject_request(who.actor, request_id, reason, proof=proof)
             done = "rejected"
         elif decision == "execute":
             who.require(node, Action.EXECUTE_FLAG)
-            node.app.execute_request(who.actor, request_id)
+            node.app.execute_request(who.actor, request_id, proof=act_proof(node, request, who.actor, assertion))
             done = "executed"
         else:
             raise InputError("unknown decision: approve, reject or execute", field="decision")

@@ -1,19 +1,22 @@
 """The console's flag-request page: a requester asks for flags to be set on (or released from) a person, as
-the first of the four-eyes steps. The request carries the requester's own signature (their staff key,
-unlocked when they signed in here); approvers and the operator act on it under 承認待ち."""
+the first of the four-eyes steps. The request carries the requester's own signature (their security key's assertion, or
+— with no certified key — their staff key, unlocked when they signed in here); approvers and the operator act
+on it under 承認待ち."""
 
 from __future__ import annotations
 
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ledger.api.console import Session, _check_csrf, _page, _refused, _session
+from ledger.api.console import ASSERTION_MAX, Session, _check_csrf, _page, _refused, _session
 from ledger.api.deps import LockedNode
+from ledger.api.webauthn_keys import act_proof, signs_with_key
 from ledger.domain import bounds
 from ledger.domain.types import Action, Flag, Reason, RequestKind
-from ledger.errors import FlagLedgerError
+from ledger.errors import FlagLedgerError, InputError
 
 __all__ = ["router"]
 
@@ -42,6 +45,7 @@ def request_form(request: Request, node: LockedNode, session: Session = None) ->
         kinds=[k.value for k in RequestKind],
         flags=[f.value for f in Flag],
         reasons=[(r.value, REASON_LABELS.get(r.value, r.value)) for r in Reason],
+        sign_with_key=signs_with_key(node, who.actor),
     )
 
 
@@ -55,14 +59,30 @@ def request_flags(
     kind: Annotated[str, Form(max_length=16)] = RequestKind.SET.value,
     reason: Annotated[str, Form(max_length=32)] = Reason.DV.value,
     explanation: Annotated[str, Form(max_length=bounds.NOTE.max)] = "",
+    request_id: Annotated[UUID | None, Form()] = None,
+    assertion: Annotated[str, Form(max_length=ASSERTION_MAX)] = "",
     session: Session = None,
 ) -> Response:
+    """Signed by the requester's security key (``assertion`` over the request named ``request_id``, both
+    from ledger/api/console_acts.py), or — with no certified key — by their unlocked staff key."""
     who = None
     try:
         who = _session(node, session)
         _check_csrf(node, who, csrf)
         who.require(node, Action.REQUEST_FLAG)
-        node.app.request_flags(who.actor, subject, flags, kind=kind, reason=reason, explanation=explanation)
+        proof = act_proof(node, request, who.actor, assertion)
+        if proof is not None and request_id is None:
+            raise InputError("a request signed by a security key names the id it signed", field="request_id")
+        node.app.request_flags(
+            who.actor,
+            subject,
+            flags,
+            kind=kind,
+            reason=reason,
+            explanation=explanation,
+            proof=proof,
+            request_id=request_id if proof is not None else None,
+        )
     except FlagLedgerError as exc:
         return _refused(request, node, who, exc)
     return RedirectResponse("/console/approvals?done=requested", status_code=303)

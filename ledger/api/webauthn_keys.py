@@ -1,7 +1,9 @@
 """WebAuthn for the console: a staff member registers a security key (a USB key, an IC card reader's
 authenticator, a platform authenticator — municipal My Number networks often bar phones), and from then on a
 console session needs that key as well as the first factor (a token pasted in, or the agency's identity
-provider).
+provider). The key is certified in the agency's roster at registration, and each flag act the person makes in
+the console is signed by it: an assertion whose challenge is the SHA-256 of the act's statement
+(:func:`begin_act`, :func:`act_proof`; docs/staff-signing.md, "Security keys").
 
 Stateless between the two halves of each ceremony: the challenge travels in an HMAC'd, short-lived cookie
 bound to the purpose and the person, so a challenge issued for one person or purpose verifies nothing else.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -35,12 +38,26 @@ from webauthn.helpers.structs import (
 )
 
 from ledger.app import Actor
-from ledger.errors import AuthError, InputError
+from ledger.app.credentials import WebAuthnProof
+from ledger.domain.webauthn_proof import challenge_for, unb64url
+from ledger.errors import AuthError, Code, InputError, IntegrityError, PermissionDenied
 from ledger.runtime.bootstrap import Node
 
-__all__ = ["CEREMONY_TTL", "Ceremony", "begin_registration", "begin_sign_in", "finish_registration", "finish_sign_in"]
+__all__ = [
+    "CEREMONY_TTL",
+    "Ceremony",
+    "act_proof",
+    "begin_act",
+    "begin_registration",
+    "begin_sign_in",
+    "finish_registration",
+    "finish_sign_in",
+    "signs_with_key",
+]
 
 CEREMONY_TTL = 300  # seconds to touch the key
+
+log = logging.getLogger("flagledger.api.console")
 
 
 @dataclass(frozen=True)
@@ -80,6 +97,11 @@ def relying_party(request: Request) -> tuple[str, str]:
     return url.hostname, f"{url.scheme}://{url.netloc}"
 
 
+def rp_id_hash(rp_id: str) -> str:
+    """What an assertion's authenticator data names the relying party by (and the roster records)."""
+    return hashlib.sha256(rp_id.encode()).hexdigest()
+
+
 def _descriptors(node: Node, actor: Actor) -> list[PublicKeyCredentialDescriptor]:
     return [
         PublicKeyCredentialDescriptor(id=base64url_to_bytes(c))
@@ -116,7 +138,11 @@ def finish_registration(node: Node, request: Request, actor: Actor, binding: str
         raise AuthError("the security key's answer does not verify") from exc
     credential_id = bytes_to_base64url(verified.credential_id)
     node.app.register_security_key(
-        actor, credential_id, bytes_to_base64url(verified.credential_public_key), verified.sign_count
+        actor,
+        credential_id,
+        bytes_to_base64url(verified.credential_public_key),
+        verified.sign_count,
+        rp_id_hash(rp_id),
     )
     return credential_id
 
@@ -153,3 +179,67 @@ def finish_sign_in(node: Node, request: Request, actor: Actor, binding: str | No
     except (InvalidAuthenticationResponse, ValueError, KeyError, TypeError) as exc:
         raise AuthError("the security key's answer does not verify") from exc
     node.app.record_security_key_use(actor, used, verified.new_sign_count)
+    # a key registered before keys were certified, or whose staff key a new enrolment replaced; with no staff
+    # key unlocked (an identity-provider sign-in) it is certified at the next password sign-in. The sign-in
+    # itself stands either way: without a certified key the person's console acts are refused, not forged
+    try:
+        node.app.certify_security_key(actor, used, rp_id_hash(rp_id))
+    except PermissionDenied:
+        pass
+    except IntegrityError as exc:
+        log.warning("security key of %s not certified at sign-in: %s", actor, exc)
+
+
+# -- each flag act signed by the person's security key ------------------------------------------------------
+def signs_with_key(node: Node, actor: Actor) -> bool:
+    """Whether ``actor``'s console acts are signed by their security key (they have a certified one): then
+    the console never signs for them with the staff key unlocked in this server."""
+    return bool(node.app.certified_security_keys(actor.agency, actor.staff))
+
+
+def begin_act(node: Node, request: Request, actor: Actor, statement: bytes) -> dict[str, Any]:
+    """navigator.credentials.get options whose challenge is the SHA-256 of the act's statement, for the keys
+    certified for ``actor`` under this relying party."""
+    rp_id, _ = relying_party(request)
+    certified = node.app.certified_security_keys(actor.agency, actor.staff, rp_id_hash(rp_id))
+    if not certified:
+        raise PermissionDenied(
+            "no security key is certified for you at this address: register one", code=Code.STAFF_SIGNATURE_REQUIRED
+        )
+    options = generate_authentication_options(
+        rp_id=rp_id,
+        challenge=challenge_for(statement),
+        allow_credentials=[PublicKeyCredentialDescriptor(id=base64url_to_bytes(c.credential)) for c in certified],
+        user_verification=UserVerificationRequirement.PREFERRED,
+        timeout=CEREMONY_TTL * 1000,
+    )
+    parsed: dict[str, Any] = json.loads(options_to_json(options))
+    return parsed
+
+
+def act_proof(node: Node, request: Request, actor: Actor, assertion: str) -> WebAuthnProof | None:
+    """The proof to sign an act with: the browser's assertion (JSON, as webauthn.js sends it), mapped to the
+    roster's certification of the key that made it; None (the staff key unlocked here signs) only for a person
+    with no certified security key. The signature itself is checked by the app against the roster."""
+    if not assertion:
+        if signs_with_key(node, actor):
+            raise PermissionDenied(
+                "sign this act with your security key (the console asks for it)", code=Code.STAFF_SIGNATURE_REQUIRED
+            )
+        return None
+    rp_id, origin = relying_party(request)
+    try:
+        credential = json.loads(assertion)
+        response = credential["response"]
+        used, client_data = str(credential["rawId"]), str(response["clientDataJSON"])
+        seen = json.loads(unb64url(client_data))
+        signature = unb64url(str(response["signature"])).hex()
+        authenticator_data = str(response["authenticatorData"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError("the security key's answer is malformed", field="assertion") from exc
+    if not isinstance(seen, dict) or seen.get("origin") != origin:
+        raise PermissionDenied("the security key answered another site", code=Code.STAFF_SIGNATURE)
+    for cert in node.app.certified_security_keys(actor.agency, actor.staff, rp_id_hash(rp_id)):
+        if cert.credential == used:
+            return WebAuthnProof(cert.key_id, authenticator_data, client_data, signature)
+    raise PermissionDenied("that security key is not certified for you", code=Code.STAFF_SIGNATURE)

@@ -32,9 +32,9 @@ from ledger.domain.roster import StaffRoster
 from ledger.domain.staff_acts import ROOT_ISSUER, code_digest, enrol_statement, possession_statement, staff_key_id
 from ledger.domain.types import Action, Role
 from ledger.errors import AuthError, Code, InputError, IntegrityError, PermissionDenied, StateConflict
-from ledger.log.staff_roster import RosterState, verify_signature
+from ledger.log.staff_roster import RosterState, verify_act
 
-__all__ = ["KdfCost", "StaffProof", "StaffSigner", "set_kdf_cost"]
+__all__ = ["KdfCost", "StaffProof", "StaffSigner", "WebAuthnProof", "set_kdf_cost"]
 
 CODE_TTL = timedelta(days=7)
 MIN_PASSWORD = 12
@@ -92,11 +92,35 @@ class StaffSigner:
 
 @dataclass(frozen=True)
 class StaffProof:
-    """A signature made elsewhere (the console's WebAuthn-held key, later): the key id and the Ed25519
-    signature over the act's statement (:func:`ledger.domain.staff_acts.act_statement`)."""
+    """A signature made elsewhere with the person's staff key: the key id and the Ed25519 signature over the
+    act's statement (:func:`ledger.domain.staff_acts.act_statement`)."""
 
     key_id: str
     signature: str
+
+    def signed(self) -> dict[str, str]:
+        return {"key_id": self.key_id, "signature": self.signature}
+
+
+@dataclass(frozen=True)
+class WebAuthnProof:
+    """The person's security key's assertion over the act's statement (the console asks the browser for it
+    with challenge = SHA-256 of the statement): the roster's id of the certified credential, the
+    authenticator and client data (base64url, as the browser gave them) and the signature (hex). Checked
+    by :func:`ledger.domain.webauthn_proof.check_assertion`, here and by every reader after."""
+
+    key_id: str
+    authenticator_data: str
+    client_data: str
+    signature: str
+
+    def signed(self) -> dict[str, str]:
+        return {
+            "key_id": self.key_id,
+            "signature": self.signature,
+            "authenticator_data": self.authenticator_data,
+            "client_data": self.client_data,
+        }
 
 
 # (agency, staff) → key id → the unlocked signer: this process's, never written anywhere
@@ -317,21 +341,19 @@ class CredentialCommands(LedgerAccess):
             )
         return signer
 
-    def sign_act(self, actor: Actor, statement: bytes, proof: StaffProof | None = None) -> dict[str, str]:
+    def sign_act(
+        self, actor: Actor, statement: bytes, proof: StaffProof | WebAuthnProof | None = None
+    ) -> dict[str, str]:
         """The actor's signature over ``statement``: made with their unlocked key, or ``proof`` made elsewhere
-        and checked here against the roster."""
+        (their staff key, or their security key's assertion) and checked here against the roster."""
         if proof is None:
             return self.signer_for(actor).sign(statement)
         roster = self.roster(actor.agency)
         cert = roster.keys.get(proof.key_id) if roster is not None else None
-        if (
-            cert is None
-            or cert.revoked
-            or cert.staff != actor.staff
-            or not verify_signature(cert.public_hex, proof.signature, statement)
-        ):
+        signed = proof.signed()
+        if cert is None or cert.revoked or cert.staff != actor.staff or verify_act(cert, statement, signed):
             raise PermissionDenied(f"the signature given for {actor} does not verify", code=Code.STAFF_SIGNATURE)
-        return {"key_id": proof.key_id, "signature": proof.signature}
+        return signed
 
     def revoke_staff_keys(self, actor: Actor, who: str, reason: str) -> None:
         """End every certified key of ``who`` (on deactivation): nothing they sign afterwards is accepted."""

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from ledger.app.credentials import CredentialCommands, StaffProof
+from ledger.app.credentials import CredentialCommands, StaffProof, WebAuthnProof
 from ledger.app.values import Actor
 from ledger.domain.cases import CHECKLIST_ITEMS, ProtectionCase
 from ledger.domain.flags import BodyRequest, FlagRequest, Protection
@@ -41,6 +41,7 @@ from ledger.errors import (
 )
 from ledger.log.staff_roster import check_acts, check_evidence
 
+Proof = StaffProof | WebAuthnProof
 _EVENT_OF_KIND = {RequestKind.SET.value: "FlagsSet", RequestKind.RENEW.value: "FlagsRenewed"}
 
 
@@ -101,11 +102,51 @@ class FlagCommands(CredentialCommands):
         case_id: UUID | None = None,
         explanation: str = "",
         body_request_id: UUID | None = None,
-        proof: StaffProof | None = None,
+        proof: Proof | None = None,
         request_id: UUID | None = None,
     ) -> UUID:
         """Record a flag request, signed by the requester (their unlocked key, or ``proof`` made elsewhere
-        over the statement for ``request_id``)."""
+        over the statement for ``request_id``: :meth:`request_statement`)."""
+        rid = request_id or uuid4()
+        terms = self._request_terms(
+            actor, subject, flags, kind, reason, review_date, case_id, explanation, body_request_id
+        )
+        k, subj, fl, review_text, approvals_required, digest = terms(rid)
+        signed = self.sign_act(
+            actor, act_statement(actor.agency, REQUESTED, str(rid), digest, actor.staff, note_digest("")), proof
+        )
+        request = FlagRequest(
+            id=rid,
+            agency=actor.agency,
+            kind=k.value,
+            subject=subj,
+            flags=fl,
+            reason=reason,
+            review_date=review_text,
+            requested_by=actor.staff,
+            approvals_required=approvals_required,
+            case_id=case_id,
+            explanation=explanation,
+            body_request_id=body_request_id,
+            staff_signature=signed,
+        )
+        self.save_as(actor.agency, request)
+        return request.id
+
+    def _request_terms(
+        self,
+        actor: Actor,
+        subject: str,
+        flags: Sequence[str],
+        kind: str,
+        reason: str,
+        review_date: date | None,
+        case_id: UUID | None,
+        explanation: str,
+        body_request_id: UUID | None,
+    ) -> Callable[[UUID], tuple[RequestKind, str, list[str], str | None, int, str]]:
+        """Check a request's terms; a function of its id to (kind, subject, flags, review date, approvals
+        required, :func:`request_digest`)."""
         agency, _ = self.authorise(actor, Action.REQUEST_FLAG)
         k = parse_enum(RequestKind, kind, "request kind")
         parse_enum(Reason, reason, "reason")
@@ -139,47 +180,57 @@ class FlagCommands(CredentialCommands):
             raise InputError("the review date must be in the future")
         if review is not None:
             calendar_day(review, "review_date")
-        rid = request_id or uuid4()
         review_text = review.isoformat() if review else None
         details = details_digest(
             reason, explanation, str(case_id) if case_id else None, str(body_request_id) if body_request_id else None
         )
-        digest = request_digest(
-            actor.agency, str(rid), k.value, subj, fl, review_text, agency.approvals_required, details
+        required = agency.approvals_required
+
+        def terms(rid: UUID) -> tuple[RequestKind, str, list[str], str | None, int, str]:
+            digest = request_digest(actor.agency, str(rid), k.value, subj, fl, review_text, required, details)
+            return k, subj, fl, review_text, required, digest
+
+        return terms
+
+    def request_statement(
+        self,
+        actor: Actor,
+        request_id: UUID,
+        subject: str,
+        flags: Sequence[str],
+        *,
+        kind: str = RequestKind.SET.value,
+        reason: str = Reason.DV.value,
+        review_date: date | None = None,
+        case_id: UUID | None = None,
+        explanation: str = "",
+        body_request_id: UUID | None = None,
+    ) -> bytes:
+        """What ``actor`` signs to make this request as ``request_id`` (for a signature made elsewhere: the
+        console's security key); the terms are checked as :meth:`request_flags` checks them."""
+        terms = self._request_terms(
+            actor, subject, flags, kind, reason, review_date, case_id, explanation, body_request_id
         )
-        signed = self.sign_act(
-            actor, act_statement(actor.agency, REQUESTED, str(rid), digest, actor.staff, note_digest("")), proof
-        )
-        request = FlagRequest(
-            id=rid,
-            agency=actor.agency,
-            kind=k.value,
-            subject=subj,
-            flags=fl,
-            reason=reason,
-            review_date=review_text,
-            requested_by=actor.staff,
-            approvals_required=agency.approvals_required,
-            case_id=case_id,
-            explanation=explanation,
-            body_request_id=body_request_id,
-            staff_signature=signed,
-        )
-        self.save_as(actor.agency, request)
-        return request.id
+        digest = terms(request_id)[5]
+        return act_statement(actor.agency, REQUESTED, str(request_id), digest, actor.staff, note_digest(""))
+
+    def act_statement_for(self, actor: Actor, request_id: UUID, act: str, note: str = "") -> bytes:
+        """What ``actor`` signs to approve, reject (``note``: the reason) or execute request ``request_id``."""
+        if act not in (APPROVED, REJECTED, EXECUTED):
+            raise InputError("an act on a request is approved, rejected or executed", field="act")
+        request = self._own(self.flag_request(request_id), actor, "flag request")
+        return act_statement(actor.agency, act, str(request.id), request.digest(), actor.staff, note_digest(note))
 
     def flag_request(self, request_id: UUID) -> FlagRequest:
         return self.load(FlagRequest, request_id, "flag request")
 
     def _act_signature(
-        self, actor: Actor, request: FlagRequest, act: str, note: str, proof: StaffProof | None
+        self, actor: Actor, request: FlagRequest, act: str, note: str, proof: Proof | None
     ) -> dict[str, str]:
         statement = act_statement(actor.agency, act, str(request.id), request.digest(), actor.staff, note_digest(note))
         return self.sign_act(actor, statement, proof)
 
-    def approve_request(
-        self, actor: Actor, request_id: UUID, note: str = "", *, proof: StaffProof | None = None
-    ) -> str:
+    def approve_request(self, actor: Actor, request_id: UUID, note: str = "", *, proof: Proof | None = None) -> str:
         self.authorise(actor, Action.APPROVE_FLAG)
         request = self._own(self.flag_request(request_id), actor, "flag request")
         request.check_pending()
@@ -189,7 +240,7 @@ class FlagCommands(CredentialCommands):
         self.save_as(actor.agency, request)
         return request.status
 
-    def reject_request(self, actor: Actor, request_id: UUID, reason: str, *, proof: StaffProof | None = None) -> None:
+    def reject_request(self, actor: Actor, request_id: UUID, reason: str, *, proof: Proof | None = None) -> None:
         self.authorise(actor, Action.APPROVE_FLAG)
         request = self._own(self.flag_request(request_id), actor, "flag request")
         request.check_pending()
@@ -197,7 +248,7 @@ class FlagCommands(CredentialCommands):
         request.reject(actor.staff, reason, self._act_signature(actor, request, REJECTED, reason, proof))
         self.save_as(actor.agency, request)
 
-    def execute_request(self, actor: Actor, request_id: UUID, *, proof: StaffProof | None = None) -> None:
+    def execute_request(self, actor: Actor, request_id: UUID, *, proof: Proof | None = None) -> None:
         """The designated operator applies an approved request to the agency's flags, once every act on it
         is signed by a certified person (:func:`ledger.domain.staff_acts.check_evidence`)."""
         self.authorise(actor, Action.EXECUTE_FLAG)

@@ -25,7 +25,7 @@ _ROSTER = "ledger.domain.roster:StaffRoster."
 _REQUEST = "ledger.domain.flags:FlagRequest."
 _PROTECTION = "ledger.domain.flags:Protection."
 TOPICS = [
-    *(_ROSTER + e for e in ("Opened", "KeyCertified", "KeyRevoked")),
+    *(_ROSTER + e for e in ("Opened", "KeyCertified", "SecurityKeyCertified", "KeyRevoked")),
     *(_REQUEST + e for e in ("Requested", "Approved", "Rejected", "Executed")),
     *(_PROTECTION + e for e in ("FlagsSet", "FlagsRenewed", "FlagsReleased")),
 ]

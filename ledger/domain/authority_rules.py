@@ -184,7 +184,21 @@ def _rules() -> list[Rule]:
             note="checked by every reader: proof of possession, the one-time code, a certified administrator's "
             "signature",
         ),
-        Rule(_D + "roster:StaffRoster.KeyRevoked", True, own, _admin("staff deactivate"), key_fields=("key_id",)),
+        Rule(
+            _D + "roster:StaffRoster.SecurityKeyCertified",
+            True,
+            own,
+            "the staff member registering a security key (console), signed by their own staff key",
+            note="checked by every reader: the person's staff key (certified, not revoked) signed the credential, "
+            "its COSE key and the relying party",
+        ),
+        Rule(
+            _D + "roster:StaffRoster.KeyRevoked",
+            True,
+            own,
+            _admin("staff deactivate") + "; the staff member removing a security key",
+            key_fields=("key_id",),
+        ),
         # -- intake, flag requests (local) ---------------------------------------------------------------
         Rule(_D + "cases:ProtectionCase.Opened", False, own, "requester (`open_case`)", agency_fields=("agency",)),
         Rule(_D + "cases:ProtectionCase.PerpetratorAdded", False, own, "requester (`open_case`)"),

@@ -56,15 +56,24 @@ BASE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "or
 
 
 SIGNATURE = hex_digits(128)
-STAFF_SIGNED = record({"key_id": KEY_ID, "signature": SIGNATURE})
+# an act signed by a security key carries its WebAuthn assertion (ledger.domain.webauthn_proof): the signature
+# (DER ECDSA, Ed25519 or RSA-2048..4096, hex) and the authenticator and client data (base64url)
+ASSERTION = {
+    "authenticator_data": shaped(r"[A-Za-z0-9_-]{50,1364}", Bound(1364), "WebAuthn authenticator data"),
+    "client_data": shaped(r"[A-Za-z0-9_-]{16,2048}", Bound(2048), "WebAuthn client data"),
+}
+ACT_SIGNATURE = shaped(r"[0-9a-f]{64,1024}", Bound(1024), "a signature (hex)")
+STAFF_SIGNED = record({"key_id": KEY_ID, "signature": ACT_SIGNATURE, **ASSERTION}, frozenset(ASSERTION))
 _ACT = record(
     {
         "act": enum(("requested", "approved", "rejected", "executed")),
         "staff": STAFF,
         "note": HASH,
         "key_id": KEY_ID,
-        "signature": SIGNATURE,
-    }
+        "signature": ACT_SIGNATURE,
+        **ASSERTION,
+    },
+    frozenset(ASSERTION),
 )
 EVIDENCE = record({"approvals_required": integer(1, 5), "details": HASH, "acts": list_of(_ACT, 16)})
 STAFF_CERT = record(
@@ -80,6 +89,19 @@ STAFF_CERT = record(
         "issuer_key_id": optional(KEY_ID),
         "issuer_signature": optional(SIGNATURE),
         "possession": SIGNATURE,
+    }
+)
+CREDENTIAL = shaped(r"[A-Za-z0-9_-]{16,1364}", Bound(1364), "a WebAuthn credential id")
+COSE_KEY = shaped(r"[A-Za-z0-9_-]{16,2048}", Bound(2048), "a COSE public key")
+SECURITY_KEY_CERT = record(
+    {
+        "staff": STAFF,
+        "key_id": KEY_ID,
+        "credential": CREDENTIAL,
+        "cose_key": COSE_KEY,
+        "rp_id_hash": HASH,
+        "certified_by": KEY_ID,
+        "signature": SIGNATURE,
     }
 )
 # the fields a peer's event may lack: added after events of that type were first shared (old logs, old peers)
@@ -106,8 +128,8 @@ BY_NAME: dict[str, Rule] = {
     "issuer": STAFF,
     "via": shaped(r"[a-z_]{1,24}", Bound(24), "how a session was granted"),
     # WebAuthn (ledger.domain.security_keys): base64url credential id (≤ 1023 bytes) and COSE public key
-    "credential": shaped(r"[A-Za-z0-9_-]{16,1364}", Bound(1364), "a WebAuthn credential id"),
-    "cose_key": shaped(r"[A-Za-z0-9_-]{16,2048}", Bound(2048), "a COSE public key"),
+    "credential": CREDENTIAL,
+    "cose_key": COSE_KEY,
     "counter": integer(0, 2**32 - 1),
     # TOTP (ledger.domain.one_time_codes): a base32 secret and a 30-second time step
     "secret": shaped(r"[A-Z2-7]{16,64}", Bound(64), "a base32 TOTP secret"),
@@ -172,6 +194,7 @@ BY_NAME: dict[str, Rule] = {
     "staff_signature": optional(STAFF_SIGNED),
     "evidence": optional(EVIDENCE),
     "cert": STAFF_CERT,
+    "security_key": SECURITY_KEY_CERT,
     "issued": record(
         {
             "code_digest": HASH,

@@ -3,7 +3,8 @@
 One stream per agency (``StaffRoster.create_id``). Its first event certifies the root: the key that completed
 the enrolment of the agency's first administrator (code printed by ``flagledger init``). Each later key is
 certified by the person's proof of possession, the enrolment code (revealed once used: it is one-time) and
-the issuing administrator's signature over (agency, staff, code digest, expiry); a revocation ends a key.
+the issuing administrator's signature over (agency, staff, code digest, expiry); a person's security key
+(WebAuthn credential) is certified by their own staff key; a revocation ends a key.
 
 This aggregate only records: every reader folds the stream with :class:`ledger.log.staff_roster.RosterState`
 (the app before it writes here, a peer's ingest, ``audit verify``), which ignores an invalid event — one
@@ -35,6 +36,10 @@ class StaffRoster(LedgerAggregate):
     @event("KeyCertified")
     def certify(self, cert: dict[str, Any]) -> None:
         pass
+
+    @event("SecurityKeyCertified")
+    def certify_security_key(self, security_key: dict[str, Any]) -> None:
+        """A WebAuthn credential of a person, certified by their own staff key (docs/staff-signing.md)."""
 
     @event("KeyRevoked")
     def revoke(self, staff: str, key_id: str, reason: str, by: str) -> None:

@@ -1,8 +1,9 @@
 """The WebAuthn authenticators (security keys, IC cards, platform authenticators) a staff member registered.
 
-Local to the agency's node: a peer has no business knowing which key a clerk holds. Each sign-in that used a
-key is an event too, with the authenticator's signature counter, so a cloned key (a counter that goes back) is
-refused and the attempt is on record.
+This record is local to the agency's node (its sign-ins, counters). Each sign-in that used a key is an event
+too, with the authenticator's signature counter, so a cloned key (a counter that goes back) is refused and the
+attempt is on record. What peers see of a key is its certification in the shared roster (credential id, public
+key, relying party: ``StaffRoster.SecurityKeyCertified``), so that they can check the acts it signs.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ __all__ = [
     "note_digest",
     "possession_statement",
     "request_digest",
+    "security_key_statement",
     "staff_key_id",
 ]
 
@@ -120,3 +121,14 @@ def enrol_statement(agency: str, staff: str, digest: str, expires_at: str, certi
 def possession_statement(agency: str, staff: str, key_id: str, digest: str) -> bytes:
     """What the new staff key signs to prove it is held by whoever completed the enrolment."""
     return _canonical("flagledger key possession v1", {"agency": agency, "staff": staff, "key": key_id, "code": digest})
+
+
+def security_key_statement(
+    agency: str, staff: str, key_id: str, credential: str, cose_key: str, rp_id_hash: str
+) -> bytes:
+    """What the person's staff key signs to certify a WebAuthn credential of theirs (base64url ``credential``
+    id and ``cose_key``, the hex SHA-256 of the relying party's id) as ``key_id`` in the roster."""
+    return _canonical(
+        "flagledger security key v1",
+        {"agency": agency, "staff": staff, "key": key_id, "credential": credential, "cose": cose_key, "rp": rp_id_hash},
+    )

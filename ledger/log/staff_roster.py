@@ -27,11 +27,24 @@ from ledger.domain.staff_acts import (
     enrol_statement,
     possession_statement,
     request_digest,
+    security_key_statement,
     staff_key_id,
 )
+from ledger.domain.webauthn_proof import check_assertion, cose_algorithm
 from ledger.errors import Code, IntegrityError
 
-__all__ = ["KeyCert", "RosterState", "check_acts", "check_evidence", "verify_signature"]
+__all__ = [
+    "STAFF_KEY",
+    "WEBAUTHN",
+    "KeyCert",
+    "RosterState",
+    "check_acts",
+    "check_evidence",
+    "verify_act",
+    "verify_signature",
+]
+
+STAFF_KEY, WEBAUTHN = "ed25519", "webauthn"  # a staff key (password-wrapped) or a certified security key
 
 
 def verify_signature(public_hex: str, signature_hex: str, message: bytes) -> bool:
@@ -50,6 +63,13 @@ class KeyCert:
     public_hex: str
     certifies: bool  # may certify others (an administrator when the code was issued)
     revoked: bool = False
+    kind: str = STAFF_KEY
+    # a security key (WEBAUTHN): its credential id and COSE key (base64url), the relying party's id hash (hex),
+    # and the staff key that certified it (revoking that key ends this certification too)
+    credential: str = ""
+    cose_key: str = ""
+    rp_id_hash: str = ""
+    certified_by: str = ""
 
 
 @dataclass
@@ -62,8 +82,8 @@ class RosterState:
     opened: bool = False
 
     def apply(self, kind: str, payload: Mapping[str, Any]) -> str | None:
-        """Fold one roster event (``Opened``, ``KeyCertified``, ``KeyRevoked``); a reason if it is not valid
-        (then it changes nothing)."""
+        """Fold one roster event (``Opened``, ``KeyCertified``, ``SecurityKeyCertified``, ``KeyRevoked``); a
+        reason if it is not valid (then it changes nothing)."""
         try:
             if kind == "Opened":
                 if self.opened:
@@ -73,11 +93,16 @@ class RosterState:
                 return "a roster event before the roster's root"
             if kind == "KeyCertified":
                 return self._certify(payload["cert"], root=False)
+            if kind == "SecurityKeyCertified":
+                return self._certify_security_key(payload["security_key"])
             if kind == "KeyRevoked":
                 cert = self.keys.get(str(payload["key_id"]))
                 if cert is None or cert.staff != payload["staff"]:
                     return "revokes a key this roster does not hold for that staff member"
                 cert.revoked = True
+                for other in self.keys.values():  # what a revoked staff key certified, it no longer vouches for
+                    if other.certified_by == cert.key_id:
+                        other.revoked = True
                 return None
         except (KeyError, TypeError, ValueError, AttributeError):
             return "a malformed roster event"
@@ -114,6 +139,31 @@ class RosterState:
         self.opened = True
         return None
 
+    def _certify_security_key(self, cert: Mapping[str, Any]) -> str | None:
+        """A WebAuthn credential certified by its holder's own staff key (the node alone holds none): a
+        security key the node wrote in by itself certifies nothing."""
+        agency, staff, key_id = self.agency, str(cert["staff"]), str(cert["key_id"])
+        credential, cose_key, rp_hash = str(cert["credential"]), str(cert["cose_key"]), str(cert["rp_id_hash"])
+        if not key_id.startswith(f"{agency}:") or key_id in self.keys:
+            return f"key {key_id} is already certified (or not of this agency)"
+        if len(rp_hash) != 64 or bytes.fromhex(rp_hash).hex() != rp_hash:
+            return "the relying party's id hash is not a SHA-256"
+        try:
+            cose_algorithm(cose_key)
+        except (ValueError, KeyError, TypeError) as exc:
+            return f"the security key's public key is not accepted: {exc}"
+        by = self.keys.get(str(cert["certified_by"]))
+        if by is None or by.kind != STAFF_KEY or by.revoked or by.staff != staff:
+            return "not certified by a staff key of that person (certified, not revoked)"
+        statement = security_key_statement(agency, staff, key_id, credential, cose_key, rp_hash)
+        if not verify_signature(by.public_hex, str(cert["signature"]), statement):
+            return "the person's signature on the security key does not verify"
+        self.keys[key_id] = KeyCert(
+            staff, key_id, "", False, kind=WEBAUTHN, credential=credential, cose_key=cose_key, rp_id_hash=rp_hash,
+            certified_by=by.key_id,
+        )  # fmt: skip
+        return None
+
     def check(self, kind: str, payload: Mapping[str, Any]) -> None:
         """Raise IntegrityError (``staff_signature``) unless the event would be folded in: for the app, before
         it writes one."""
@@ -122,9 +172,34 @@ class RosterState:
             raise IntegrityError(f"the staff roster refuses this: {problem}", code=Code.STAFF_SIGNATURE)
 
     def current_key(self, staff: str) -> KeyCert | None:
-        """The newest key certified for ``staff`` and not revoked."""
-        found = [c for c in self.keys.values() if c.staff == staff and not c.revoked]
+        """The newest staff key certified for ``staff`` and not revoked."""
+        found = [c for c in self.keys.values() if c.staff == staff and not c.revoked and c.kind == STAFF_KEY]
         return found[-1] if found else None
+
+    def security_keys(self, staff: str) -> list[KeyCert]:
+        """The security keys (WebAuthn) certified for ``staff`` and not revoked, oldest first."""
+        return [c for c in self.keys.values() if c.staff == staff and not c.revoked and c.kind == WEBAUTHN]
+
+
+def verify_act(cert: KeyCert, statement: bytes, signed: Mapping[str, Any]) -> str | None:
+    """Why ``signed`` (an act's key id, signature and, for a security key, its assertion) is not ``cert``'s
+    signature on ``statement`` (None: it is)."""
+    if cert.kind == WEBAUTHN:
+        if "authenticator_data" not in signed or "client_data" not in signed:
+            return "a security key signs with a WebAuthn assertion, and this one carries none"
+        return check_assertion(
+            cert.cose_key,
+            cert.rp_id_hash,
+            statement,
+            str(signed["authenticator_data"]),
+            str(signed["client_data"]),
+            str(signed["signature"]),
+        )
+    if "authenticator_data" in signed or "client_data" in signed:
+        return "a staff key's signature carries no WebAuthn assertion"
+    if not verify_signature(cert.public_hex, str(signed["signature"]), statement):
+        return "the signature does not verify for this request"
+    return None
 
 
 # -- evidence ---
@@ -140,8 +215,9 @@ def check_acts(roster: RosterState, request_id: str, digest: str, acts: Sequence
             if cert.revoked:
                 return f"{a['act']} by {a['staff']}: key {a['key_id']} was revoked"
             statement = act_statement(agency, str(a["act"]), request_id, digest, str(a["staff"]), str(a["note"]))
-            if not verify_signature(cert.public_hex, str(a["signature"]), statement):
-                return f"{a['act']} by {a['staff']}: the signature does not verify for this request"
+            problem = verify_act(cert, statement, a)
+            if problem is not None:
+                return f"{a['act']} by {a['staff']}: {problem}"
     except (KeyError, TypeError, ValueError, AttributeError):
         return "malformed staff signatures"
     return None

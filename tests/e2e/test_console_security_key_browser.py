@@ -1,12 +1,14 @@
 """Security keys in real headless Chromium, with the browser's own virtual WebAuthn authenticator (DevTools
 protocol ``WebAuthn.addVirtualAuthenticator``): a requester, an approver and an operator each sign in with
-their own password, register their own key and sign in again with password + key; the flag request is made,
-approved and executed in the console by the three of them, each act signed by that person's own staff key,
-each through a session only their own key opened.
+their own password, register their own key (certified in the roster by their staff key) and sign in again with
+password + key; the flag request is made, approved and executed in the console by the three of them, each act
+signed by that person's own security key — a ``navigator.credentials.get`` whose challenge is the SHA-256 of
+the act's statement — each through a session only their own key opened.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -14,6 +16,7 @@ from uuid import UUID
 import pytest
 
 from ledger.app import Actor
+from ledger.domain.webauthn_proof import unb64url
 from ledger.log.staff_roster import check_evidence
 from ledger.runtime.bootstrap import Node
 from projections import views
@@ -76,8 +79,9 @@ def test_request_approve_execute_by_three_people_through_their_own_password_and_
 ) -> None:
     """Threat: an administrator and a shell user. Each console session that requests, approves or executes was
     opened by that person's own password and security key (the DevTools authenticator stands in for it), and
-    each act carries that person's own signature, checked as a peer would check it; a window with the
-    approver's password but another key gets no further than the key step."""
+    each act carries that person's own security key's assertion over that act (not a signature the server
+    made with a key it holds), checked as a peer would check it; a window with the approver's password but
+    another key gets no further than the key step."""
     node, x = sqlite_node, person()
     base = server.replace("127.0.0.1", "localhost")  # a WebAuthn relying party is a host name, not an address
 
@@ -87,7 +91,8 @@ def test_request_approve_execute_by_three_people_through_their_own_password_and_
     requester.fill("#subject", x)
     requester.check("#flag-NON_DISCLOSURE")
     requester.check("#flag-NO_AUTO_RESPONSE")
-    requester.click("button:has-text('申請する')")
+    requester.click("button:has-text('申請する')")  # webauthn.js asks the key to sign the request, then sends it
+    requester.wait_for_url(lambda url: "done=requested" in url)
     assert "申請しました" in requester.locator(".notice").inner_text()
     (rid,) = [r.request_id for r in views.work_queue(node, Actor(B, "apr")).approvals]
 
@@ -95,6 +100,7 @@ def test_request_approve_execute_by_three_people_through_their_own_password_and_
     _enrol_key_and_sign_in(approver, base, node, "apr")
     approver.goto(f"{base}/console/approvals")
     approver.locator(f"tr[data-request='{rid}'] button:has-text('承認')").click()
+    approver.wait_for_url(lambda url: "done=approved" in url)
     assert "承認しました" in approver.locator(".notice").inner_text()
     assert node.app.flag_request(UUID(str(rid))).status == "approved"
 
@@ -110,6 +116,7 @@ def test_request_approve_execute_by_three_people_through_their_own_password_and_
     _enrol_key_and_sign_in(operator, base, node, "op")
     operator.goto(f"{base}/console/approvals")
     operator.locator(f"tr[data-request='{rid}'] button:has-text('実行')").click()
+    operator.wait_for_url(lambda url: "done=executed" in url)
     assert "実行しました" in operator.locator(".notice").inner_text()
     request = node.app.flag_request(UUID(str(rid)))
     assert (request.status, request.requested_by, request.approvals, request.decided_by) == (
@@ -130,5 +137,10 @@ def test_request_approve_execute_by_three_people_through_their_own_password_and_
         ("executed", "op"),
     ]
     assert check_evidence(node.app.roster(B), "FlagsSet", vars(flags_set)) is None, "verifies as a peer checks it"
+    for act in evidence["acts"]:  # each signed by the person's certified security key, with its assertion
+        (certified,) = node.app.certified_security_keys(B, act["staff"])
+        assert act["key_id"] == certified.key_id and {"authenticator_data", "client_data"} <= act.keys()
+        client_data = json.loads(unb64url(act["client_data"]))
+        assert client_data["type"] == "webauthn.get" and client_data["origin"] == base
     uses = [env for _, _, env in node.app.envelopes() if env.header.topic.endswith("SecurityKeys.Used")]
     assert len(uses) == 3, "one recorded key sign-in each for the requester, the approver and the operator"

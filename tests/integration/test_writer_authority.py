@@ -16,6 +16,7 @@ held on every node and a new query about X is still held. Written straight into 
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections import defaultdict
 from collections.abc import Iterator
@@ -47,6 +48,7 @@ from tests.support.forge import ANY_AGENCY_TOPICS, SHARED_TOPICS, Forgery, forge
 from tests.support.links import link, unlink
 from tests.support.people import individual_number
 from tests.support.postgres import temp_database
+from tests.support.soft_authenticator import SoftAuthenticator
 from tests.support.store import delete, forge_head
 
 NAR, ND = "NO_AUTO_RESPONSE", "NON_DISCLOSURE"
@@ -128,6 +130,10 @@ def owner_history(owner: Node, x: str) -> None:
     y = individual_number()
     app.register_proxy(Actor(B, "req"), x, y)  # ProxyRegistration.Registered
     app.cancel_proxy(Actor(B, "req"), x, y, "intake advice")  # ProxyRegistration.Cancelled
+    key = SoftAuthenticator()  # StaffRoster.SecurityKeyCertified (req's own staff key signs it)
+    app.register_security_key(
+        Actor(B, "req"), key.credential, key.cose_key, 0, hashlib.sha256(b"testserver").hexdigest()
+    )
     app.deactivate_staff(admin, "aud")  # StaffRoster.KeyRevoked (the roster's Opened, KeyCertified: enrolment)
     app.sign_checkpoint(B)  # CheckpointLog.Opened, CheckpointSigned
 

@@ -1,4 +1,5 @@
-// The console's WebAuthn ceremonies: register a security key, or use it for the second step of signing in.
+// The console's WebAuthn ceremonies: register a security key, use it for the second step of signing in, and
+// sign each flag act with it (a form marked data-sign-act: the challenge is the SHA-256 of what the act signs).
 // Loaded from /console/static/webauthn.js (no inline script: the Content-Security-Policy forbids it).
 "use strict";
 (function () {
@@ -53,6 +54,28 @@
     window.location = done.next;
   }
 
+  // one act: the options come from the form's own address + "/options" (the same fields, so the same
+  // statement), the assertion goes back in the form's hidden "assertion" field, then the form is sent as usual
+  async function signAct(form) {
+    const r = await fetch(form.action + "/options", {
+      method: "POST", credentials: "same-origin", body: new URLSearchParams(new FormData(form)),
+    });
+    const data = await r.json();
+    if (!r.ok) throw new Error(data.error || "error");
+    const o = data.publicKey;
+    o.challenge = unb64(o.challenge);
+    (o.allowCredentials || []).forEach((c) => { c.id = unb64(c.id); });
+    const a = await navigator.credentials.get({ publicKey: o });
+    form.elements.assertion.value = JSON.stringify({
+      id: a.id, rawId: b64(a.rawId), type: a.type,
+      response: { clientDataJSON: b64(a.response.clientDataJSON),
+                  authenticatorData: b64(a.response.authenticatorData),
+                  signature: b64(a.response.signature) },
+    });
+    Object.entries(data.fields || {}).forEach(([name, value]) => { form.elements[name].value = value; });
+    form.submit();
+  }
+
   // the buttons come disabled and are enabled here, so a click before this script ran is not silently lost
   const init = () => {
     document.querySelectorAll("button[data-webauthn]").forEach((button) => {
@@ -63,6 +86,14 @@
       });
       button.disabled = !window.PublicKeyCredential;
       if (button.disabled) say("このブラウザーはセキュリティキーに対応していません。");
+    });
+    document.querySelectorAll("form[data-sign-act]").forEach((form) => {
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        if (!window.PublicKeyCredential) { say("このブラウザーはセキュリティキーに対応していません。"); return; }
+        say("セキュリティキーに触れて、この操作に署名してください…");
+        signAct(form).catch((e) => say("セキュリティキーで署名できませんでした: " + e.message));
+      });
     });
   };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init); else init();

@@ -73,6 +73,27 @@ def test_a_flag_change_ahead_of_its_roster_event_waits_for_it_and_then_applies(p
     assert pending.waiting() == [] and parked(c) == []
 
 
+def test_a_roster_event_released_from_behind_a_gap_releases_the_flag_change_too(pair: tuple[Node, Node]) -> None:
+    """Threat: none is let through — as above, when the certifying roster event itself waited behind a gap in
+    the roster stream: filling the gap applies it, and the flag change it certifies follows at once."""
+    b, c = pair
+    deliver(b, c)
+    start = b.app.max_position()
+    enrol(b, Actor(B, "admin"), "req3", ["requester"])
+    enrol(b, Actor(B, "admin"), "req4", ["requester"])
+    rid = b.app.request_flags(Actor(B, "req4"), individual_number(), FLAGS)
+    b.app.approve_request(Actor(B, "apr"), rid)
+    b.app.execute_request(Actor(B, "op"), rid)
+    raws = [raw for _, _, raw in publishable(b.app, start)]
+    first, second = [r for r in raws if _topic(r).startswith("StaffRoster.")]
+    pending = _pending_at(c)
+    kinds = {_topic(r): ingest(c.app, r, pending).kind for r in raws if r not in (first, second)}
+    assert kinds["Protection.FlagsSet"] == "held_roster"
+    assert ingest(c.app, second, pending).kind == "held_gap", "req4's certificate waits for req3's"
+    assert ingest(c.app, first, pending) == Outcome("applied", applied=3)
+    assert pending.waiting() == [] and parked(c) == []
+
+
 def test_batched_ingest_holds_too_and_a_later_roster_batch_releases(pair: tuple[Node, Node]) -> None:
     """Threat: as above, through the Kafka consumer's batched path (``ingest_many``)."""
     b, c = pair

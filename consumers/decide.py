@@ -28,11 +28,11 @@ from ledger.domain.event_fields import check_event
 from ledger.domain.identity import PseudonymLink
 from ledger.errors import Code, FlagLedgerError, IntegrityError, StateConflict, StorageError
 from ledger.log.envelope import GENESIS, Envelope
-from ledger.log.staff_roster import RosterState, check_evidence
+from ledger.log.staff_roster import RosterState, check_evidence, uncertified_keys
 
 __all__ = ["APPLY", "LINK_TOPICS", "LedgerView", "Outcome", "StoreView", "admit", "decide", "parse"]
 
-Kind = Literal["applied", "duplicate", "own", "held_gap", "parked"]
+Kind = Literal["applied", "duplicate", "own", "held_gap", "held_roster", "parked"]
 Head = tuple[int, str]
 
 
@@ -128,9 +128,13 @@ def decide(
     *,
     can_hold: bool,
     accept_revoked_key: bool = False,
+    roster_wait: bool | None = None,
 ) -> Outcome:
     """The outcome of an admitted event against ``view``: :data:`APPLY`, ``held_gap`` (the caller keeps it in
-    the pending table; only when ``can_hold``, else parked ``gap``), ``duplicate``, or parked with a code.
+    the pending table; only when ``can_hold``, else parked ``gap``), ``held_roster`` (a flag change signed by
+    staff keys its agency's roster does not hold yet: kept in the pending table until a roster event certifies
+    them, only when ``roster_wait`` — ``can_hold`` unless given — else parked), ``duplicate``, or parked with a
+    code.
 
     ``accept_revoked_key``: an operator confirmed with the originating agency that this event, signed by a
     key revoked since, is genuine (``consumers replay ID --accept-revoked-key``); see :func:`_revoked_late`.
@@ -171,19 +175,25 @@ def decide(
         return oversize
     if h.topic in LINK_TOPICS:
         return _link_conflict(app, env, stream, event) or APPLY
-    return _staff_signed(app, env, event) or APPLY
+    return _staff_signed(app, env, event, can_hold if roster_wait is None else roster_wait) or APPLY
 
 
 ROSTER_TOPIC_PREFIX = "ledger.domain.roster:StaffRoster."
 EVIDENCE_TOPICS = {"ledger.domain.flags:Protection." + e: e for e in ("FlagsSet", "FlagsRenewed", "FlagsReleased")}
 
 
-def _staff_signed(app: FlagLedger, env: Envelope, event: object) -> Outcome | None:
+def _staff_signed(app: FlagLedger, env: Envelope, event: object, roster_wait: bool) -> Outcome | None:
     """Park a flag change whose staff evidence does not prove its requester, approvers and operator, each a
     person certified in the agency's roster (:func:`ledger.domain.staff_acts.check_evidence`), and a roster
     event that certifies nothing (a key without its administrator's signature, a second root). An agency
     with no roster here yet is before staff signing: its flag changes carry no evidence and are applied.
-    Roster events are decided one at a time (``ingest_many``), so the roster read here is up to date."""
+    Roster events are decided one at a time (``ingest_many``), so the roster read here is up to date.
+
+    A flag change whose only fault is a key the roster does not hold at all may be ahead of the roster event
+    that certifies it (that event parked for a while, or replayed later): with ``roster_wait`` it is held
+    (``held_roster``), decided again as the roster grows, and parked if its keys never come
+    (:data:`consumers.pending.ROSTER_HOLD`). A fault of any other kind — a bad signature, a revoked key, a
+    missing approver — is parked at once."""
     h = env.header
     kind = EVIDENCE_TOPICS.get(h.topic)
     if kind is None and not h.topic.startswith(ROSTER_TOPIC_PREFIX):
@@ -203,6 +213,13 @@ def _staff_signed(app: FlagLedger, env: Envelope, event: object) -> Outcome | No
         if problem is None:
             return None
         why = f"v{h.version} of stream {h.stream} ({h.topic}) from agency {h.origin}: {problem}"
+        awaited = uncertified_keys(roster, payload) if roster_wait else []
+        if awaited and check_evidence(roster, kind, payload, awaited) is None:
+            return Outcome(
+                "held_roster",
+                f"{why}; held until agency {h.origin}'s roster certifies key(s) {', '.join(awaited)}",
+                Code.STAFF_SIGNATURE,
+            )
     return Outcome("parked", why, Code.STAFF_SIGNATURE)
 
 

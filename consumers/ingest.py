@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from consumers.decide import APPLY, LINK_TOPICS, ROSTER_TOPIC_PREFIX, Outcome, StoreView, admit, decide, parse
-from consumers.pending import PendingStore
+from consumers.pending import ROSTER_HOLD, PendingStore
 from ledger.app import FlagLedger
 from ledger.app.checkpoints import is_checkpoint_topic
 from ledger.app.holds import hold_reason
@@ -23,18 +23,25 @@ from ledger.errors import Code, FlagLedgerError, StateConflict, StorageError
 from ledger.log.envelope import Envelope
 from ledger.log.store import KEY_TOPIC_PREFIX, owner_of
 
-__all__ = ["Outcome", "PendingStore", "ingest", "ingest_many"]
+__all__ = ["Outcome", "PendingStore", "ingest", "ingest_many", "release_roster_waits"]
 
 log = logging.getLogger("flagledger.consumers")
 
 
 def ingest(
-    app: FlagLedger, raw: bytes, pending: PendingStore | None = None, *, accept_revoked_key: bool = False
+    app: FlagLedger,
+    raw: bytes,
+    pending: PendingStore | None = None,
+    *,
+    accept_revoked_key: bool = False,
+    roster_wait: bool | None = None,
 ) -> Outcome:
     """Apply one published envelope to the local ledger, exactly once and in stream order.
 
     ``accept_revoked_key``: an operator confirmed with the originating agency that this event, signed by a
-    key revoked since, is genuine (``consumers replay ID --accept-revoked-key``).
+    key revoked since, is genuine (``consumers replay ID --accept-revoked-key``). ``roster_wait``: a flag
+    change signed by keys its agency's roster does not hold yet comes back ``held_roster`` (default: when
+    ``pending`` is given, which then keeps it); else it is parked.
     """
     env = parse(raw)
     if isinstance(env, Outcome):
@@ -45,16 +52,27 @@ def ingest(
         return admitted
     stream, event = admitted
     h = env.header
-    outcome = decide(app, env, stream, event, view, can_hold=pending is not None, accept_revoked_key=accept_revoked_key)
+    outcome = decide(
+        app,
+        env,
+        stream,
+        event,
+        view,
+        can_hold=pending is not None,
+        accept_revoked_key=accept_revoked_key,
+        roster_wait=roster_wait,
+    )
     if outcome is APPLY:
         app.signed_store.door.receive([(env, raw, stream)])
         applied = 1
         if pending is not None:
             _settle(app, pending, h.stream, h.version)
             applied += _release_waiting(app, pending, h.stream, h.version + 1)
+            if h.topic.startswith(ROSTER_TOPIC_PREFIX):  # a key certified: the flag changes it signed go on
+                applied += release_roster_waits(app, pending, h.origin)
         return Outcome("applied", applied=applied)
-    if outcome.kind == "held_gap":
-        assert pending is not None  # (decide holds only when it can)
+    if outcome.kind == "held_gap" or (outcome.kind == "held_roster" and pending is not None):
+        assert pending is not None  # (decide holds behind a gap only when it can)
         pending.hold(env, raw)
     elif outcome.kind == "duplicate" and pending is not None:
         # the redelivery after a failure that struck while releasing the events behind a gap: finish that
@@ -66,18 +84,26 @@ def ingest(
 
 
 def _release_waiting(app: FlagLedger, pending: PendingStore, stream: str, version: int) -> int:
-    """Apply the events that were waiting behind a filled gap, in order.
+    """Apply the events that were waiting behind a filled gap (or for their roster), in order.
 
     Of several events waiting for one place, the one its stream's owner wrote applies and the others are
     parked (a peer's forgery as ``foreign_writer``, a second history as ``fork``). Each is dropped from the
     pending table only after it is in the ledger or parked: a crash in between leaves it pending, and the next
-    arrival finds it a duplicate and drops it then (it was lost before this order).
+    arrival finds it a duplicate and drops it then (it was lost before this order). A flag change still
+    waiting for its roster stays, and so does everything behind it, until :data:`ROSTER_HOLD` is over.
     """
     applied = 0
     while raws := pending.candidates(stream, version):
         placed = False  # this version is in the ledger now
+        waiting: list[bytes] = []  # flag changes whose staff keys the roster does not hold yet
         for raw in raws:
-            outcome = ingest(app, raw)
+            outcome = ingest(app, raw, roster_wait=not placed)
+            if outcome.kind == "held_roster":
+                over = _roster_wait_over(app, pending, raw, outcome)
+                if over is None:
+                    waiting.append(raw)
+                    continue
+                outcome = over
             if outcome.kind == "applied":
                 applied += outcome.applied
                 placed = True
@@ -88,10 +114,46 @@ def _release_waiting(app: FlagLedger, pending: PendingStore, stream: str, versio
                 pending.parked(outcome, raw)
             else:
                 return applied  # still a gap: the operator sees it in the pending table
+        if waiting and not placed:
+            return applied  # its place is kept for it (what follows it waits too)
+        for raw in waiting:  # another event took the place meanwhile: decided again, a fork now
+            outcome = ingest(app, raw)
+            if outcome.kind == "parked":
+                pending.parked(outcome, raw)
         pending.drop(stream, version)
         if not placed:
             return applied
         version += 1
+    return applied
+
+
+def _roster_wait_over(app: FlagLedger, pending: PendingStore, raw: bytes, held: Outcome) -> Outcome | None:
+    """None while a flag change may still wait for its roster; its refusal once :data:`ROSTER_HOLD` is over
+    (parked ``staff_signature``: a key no roster event certified is a forgery's, and raises the incident)."""
+    since = pending.held_since(Envelope.from_bytes(raw))
+    if since is not None and app.clock() - since < ROSTER_HOLD:
+        return None
+    waited = f"held since {since.isoformat()}" if since is not None else "held"
+    return Outcome(
+        "parked",
+        f"{held.reason}; {waited}, no roster event certified them within {ROSTER_HOLD}: refused as signed by "
+        "no certified staff member (if the roster event turns up later, `flagledger consumers replay ID`)",
+        Code.STAFF_SIGNATURE,
+    )
+
+
+def release_roster_waits(app: FlagLedger, pending: PendingStore, origin: str | None = None) -> int:
+    """Decide again every held event whose place is next in its stream (so not behind a gap: it waits for its
+    roster) — of ``origin`` only, or of anyone: applied if its keys are certified now, parked if its wait is
+    over, else left waiting. Returns the events applied."""
+    applied = 0
+    for stream, version in pending.waiting():
+        head = app.signed_store.head(UUID(stream))
+        if (head[0] if head is not None else 0) + 1 != version:
+            continue  # behind a gap (or already released): released when the gap fills
+        raws = pending.candidates(stream, version)
+        if origin is None or any(Envelope.from_bytes(r).header.origin == origin for r in raws):
+            applied += _release_waiting(app, pending, stream, version)
     return applied
 
 
@@ -169,6 +231,10 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
     staged: list[tuple[int, Envelope, bytes, UUID]] = []
     view = _BatchView(app)
     waiting = set(pending.waiting()) if pending is not None else set()
+    if pending is not None and waiting and pending.sweep_due():
+        # flag changes waiting for a roster event that never came: parked once their wait is over
+        release_roster_waits(app, pending)
+        waiting = set(pending.waiting())
 
     def flush() -> None:
         if not staged:
@@ -221,8 +287,8 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
         if outcome is APPLY:
             staged.append((len(out), env, raw, stream))
             view.stage(env, stream)
-        elif outcome.kind == "held_gap":
-            assert pending is not None
+        elif outcome.kind in ("held_gap", "held_roster"):
+            assert pending is not None  # (decide holds only when it can)
             pending.hold(env, raw)
             waiting.add((h.stream, h.version))
         out.append(outcome)

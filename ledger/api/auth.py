@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ledger.app import Actor
+from ledger.app.credentials import StaffSigner
 from ledger.domain.types import Action, Role, parse_enum
 from ledger.errors import AuthError, Code, InputError, NotFoundError, PermissionDenied
 from ledger.runtime.bootstrap import Node
@@ -117,16 +118,17 @@ def _seal(node: Node, principal: Principal, issued_at: datetime, account_version
     return f"{PREFIX}.{body}.{_mac(token_secret(node), body)}"
 
 
-def password_factor(node: Node, agency: str, staff: str, password: str) -> Actor:
-    """The first factor: ``staff``'s own password, which also unlocks their staff key in this process. An
-    unknown agency or staff member is refused like a wrong password; wrong ones are recorded and lock the
-    credential after five (ledger/app/credentials.py)."""
+def password_factor(node: Node, agency: str, staff: str, password: str) -> tuple[Actor, StaffSigner]:
+    """The first factor: ``staff``'s own password, which also opens their staff key — opened, not held: the
+    caller holds it (``node.app.hold_key``) only once every factor the person registered is done, so a sign-in
+    abandoned after the password leaves no key to sign with in this process. An unknown agency or staff
+    member is refused like a wrong password; wrong ones are recorded and lock the credential after five
+    (ledger/app/credentials.py)."""
     try:
         node.app.staff(agency, staff)  # (NotFound too for an agency this node does not host)
     except NotFoundError:
         raise AuthError("unknown staff member or wrong password") from None
-    node.app.unlock(agency, staff, password)
-    return Actor(agency, staff)
+    return Actor(agency, staff), node.app.open_key(agency, staff, password)
 
 
 def required_factor(node: Node, actor: Actor) -> str | None:
@@ -151,11 +153,12 @@ def sign_in(
 ) -> tuple[str, Principal]:
     """A staff member signs in with their own password (and one-time code, if they registered codes) and gets
     a token for themselves; nobody gets one for someone else (issue 18). The password also unlocks their
-    staff key in this process, so the acts the token is used for carry their own signature. Wrong passwords
-    and codes are recorded and lock the credential (ledger/app/credentials.py, one_time_codes.py). Someone
-    with a security key signs in through the console, where the key can answer."""
+    staff key in this process once the one-time code (if any) is right too, so the acts the token is used for
+    carry their own signature. Wrong passwords and codes are recorded and lock the credential
+    (ledger/app/credentials.py, one_time_codes.py). Someone with a security key signs in through the console,
+    where the key can answer."""
     _check_ttl(ttl)
-    actor = password_factor(node, agency, staff, password)
+    actor, key = password_factor(node, agency, staff, password)
     factors: tuple[str, ...] = ()
     need = required_factor(node, actor)
     if need == "key":
@@ -165,9 +168,11 @@ def sign_in(
             raise AuthError("this staff member signs in with a one-time code too: give it (`code`)")
         node.app.use_one_time_code(actor, code)
         factors = ("totp",)
-    return issue_own_token(
+    signed_in = issue_own_token(
         node, actor, via="password_totp" if factors else "password", factors=factors, ttl=ttl, roles=roles
     )
+    node.app.hold_key(key)  # every factor done: from here this process signs the person's acts
+    return signed_in
 
 
 def issue_own_token(
@@ -211,7 +216,7 @@ def issue_system_token(
     acc = node.app.authenticate_system(agency, account, secret)
     now = node.app.clock()
     principal = Principal(Actor(agency, account), tuple(acc.roles), now + ttl, secrets.token_hex(8), KIND_SYSTEM)
-    token = _seal(node, principal, now, acc.version)
+    token = _seal(node, principal, now, acc.credential_version)
     node.app.record_system_token_grant(principal.actor, principal.roles, principal.expires_at, principal.token_id)
     return token, principal
 
@@ -251,7 +256,7 @@ def verify_token(node: Node, token: str) -> Principal:
             raise AuthError("token names no enrolled system account") from None
         if not account.active:
             raise AuthError("system account deactivated: token no longer accepted")
-        if claims.get("sv") != account.version:
+        if claims.get("sv") != account.credential_version:
             raise AuthError("the system account's secret was replaced since: sign in again")
         return Principal(actor, roles, exp, jti, KIND_SYSTEM)
     if kind != KIND_STAFF:

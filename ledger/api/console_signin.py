@@ -19,7 +19,7 @@ from typing import Annotated
 from fastapi import APIRouter, Cookie, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ledger.api import oidc
+from ledger.api import half_signed_in, oidc
 from ledger.api.auth import Principal, issue_own_token, password_factor, required_factor, token_secret
 from ledger.api.console import Session, _csrf, _page, _refused, _session, _staff, private_cookie
 from ledger.api.deps import COOKIE, LockedNode
@@ -81,31 +81,34 @@ def login(
     csrf: Annotated[str, Form(max_length=128)] = "",
     nonce: LoginNonce = None,
 ) -> Response:
-    """The person's own password (which also unlocks their staff key in this server, so what they do here
-    carries their signature), then their second factor if they registered one. Wrong passwords are recorded
-    and lock the credential after five (ledger/app/credentials.py)."""
+    """The person's own password (which also opens their staff key, held in this server once every factor is
+    done, so what they do here carries their signature), then their second factor if they registered one: until
+    it is done the key stays sealed (ledger/api/half_signed_in.py). Wrong passwords are recorded and lock the
+    credential after five (ledger/app/credentials.py)."""
     if not nonce or not hmac.compare_digest(_login_csrf(node, nonce), csrf):
         error = "サインイン画面の有効期限が切れたか、この画面からの送信ではありません。画面を読み込み直してください。"
         return login_page(request, node, status=403, error=error)
     actor = Actor(agency.strip(), staff.strip())
     try:
-        password_factor(node, actor.agency, actor.staff, password)
+        _, key = password_factor(node, actor.agency, actor.staff, password)
         need = required_factor(node, actor)
         if need is not None:
-            return _second_step(request, node, actor, "password", need)
+            return _second_step(request, node, actor, "password", need, half_signed_in.seal(key, PENDING_TTL + 30))
         token, who = issue_own_token(node, actor, via="password")
+        node.app.hold_key(key)
     except FlagLedgerError as exc:
         log.warning("console sign-in refused for %s: %s", actor, exc)
         return login_page(request, node, status=401 if isinstance(exc, AuthError) else 403, error=str(exc))
     return signed_in(request, node, token, _staff(who))
 
 
-def _second_step(request: Request, node: Node, actor: Actor, via: str, factor: str) -> Response:
-    """The first factor is done and the person has a second one: on to it (ledger/api/console_keys.py)."""
+def _second_step(request: Request, node: Node, actor: Actor, via: str, factor: str, sealed: str = "") -> Response:
+    """The first factor is done and the person has a second one: on to it (ledger/api/console_keys.py).
+    ``sealed``: what opens the staff key the password opened (ledger/api/half_signed_in.py), carried in the
+    pending cookie until the second factor is done."""
     response = RedirectResponse("/console/login/key" if factor == "key" else "/console/login/code", status_code=303)
-    private_cookie(
-        request, response, PENDING_COOKIE, pending_value(node, actor, via), max_age=PENDING_TTL, path="/console/login"
-    )
+    value = pending_value(node, actor, via, sealed)
+    private_cookie(request, response, PENDING_COOKIE, value, max_age=PENDING_TTL, path="/console/login")
     return response
 
 
@@ -113,23 +116,43 @@ def _pending_mac(node: Node, body: str) -> str:
     return hmac.new(token_secret(node), f"pending\x00{body}".encode(), hashlib.sha256).hexdigest()
 
 
-def pending_value(node: Node, actor: Actor, via: str) -> str:
-    body = ".".join([actor.agency, actor.staff, via, str(int(time.time()))])
+def pending_value(node: Node, actor: Actor, via: str, sealed: str = "") -> str:
+    body = ".".join([actor.agency, actor.staff, via, str(int(time.time())), sealed])
     return f"{body}.{_pending_mac(node, body)}"
+
+
+def _pending(node: Node, value: str | None) -> tuple[Actor, str, str]:
+    parts = (value or "").split(".")
+    if len(parts) != 6 or not hmac.compare_digest(_pending_mac(node, ".".join(parts[:5])), parts[5]):
+        raise AuthError("sign in first")
+    if int(parts[3]) + PENDING_TTL < time.time():
+        raise AuthError("the sign-in took too long; start again")
+    return Actor(parts[0], parts[1]), parts[2], parts[4]
 
 
 def read_pending(node: Node, value: str | None) -> tuple[Actor, str]:
     """Who passed the first factor in this browser, and how; AuthError if nobody did (or too long ago)."""
-    parts = (value or "").split(".")
-    if len(parts) != 5 or not hmac.compare_digest(_pending_mac(node, ".".join(parts[:4])), parts[4]):
-        raise AuthError("sign in first")
-    if int(parts[3]) + PENDING_TTL < time.time():
-        raise AuthError("the sign-in took too long; start again")
-    return Actor(parts[0], parts[1]), parts[2]
+    actor, via, _ = _pending(node, value)
+    return actor, via
+
+
+def _hold_sealed_key(request: Request, node: Node, actor: Actor) -> None:
+    """The second factor is done: hold the staff key the password step sealed for ``actor`` in this browser
+    (none after an identity provider's sign-in, which opens no key: ``POST /api/v1/staff-key/unlock``)."""
+    try:
+        who, _, sealed = _pending(node, request.cookies.get(PENDING_COOKIE))
+    except AuthError:
+        return
+    key = half_signed_in.take(sealed, actor) if sealed and who == actor else None
+    if key is not None:
+        node.app.hold_key(key)
 
 
 def signed_in(request: Request, node: Node, token: str, who: Principal) -> Response:
-    """Hand the browser its session cookie and go to the home page."""
+    """Hand the browser its session cookie and go to the home page; after a second factor, the staff key its
+    password step sealed is held from now on."""
+    if who.factors:
+        _hold_sealed_key(request, node, who.actor)
     response = RedirectResponse("/console/", status_code=303)
     response.delete_cookie(LOGIN_COOKIE, path="/console")
     response.delete_cookie(OIDC_COOKIE, path="/console/oidc")

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import (
     AuthError,
+    Code,
     ConfigurationError,
     FlagLedgerError,
     InputError,
@@ -44,6 +45,8 @@ FORBIDDEN_MESSAGES = {
     "staff_only": "a system account acts only as its kind, never as a staff member",
     "system_role": "system accounts' roles and permissions belong to them alone",
     "holders_withheld": "which agencies protect a person is never shown to another agency",
+    "staff_signature": "an act of this request is not signed by a certified staff member of the agency",
+    "staff_signature_required": "acts are signed by the person: unlock your staff key first",
     "forbidden": "not allowed",
 }
 
@@ -55,7 +58,16 @@ _CONSOLE_422 = (
 )
 
 
+# codes whose HTTP answer is not their class's: a flag act whose staff signature does not verify is an
+# IntegrityError to the ledger (ingest and ``audit verify`` treat it as one), but over HTTP it is the caller's
+# request that is refused — nothing is wrong with the store, so it must not read as an outage (503)
+_STATUS_BY_CODE = {Code.STAFF_SIGNATURE: 403}
+
+
 def status_for(exc: FlagLedgerError) -> int:
+    by_code = _STATUS_BY_CODE.get(exc.code)
+    if by_code is not None:
+        return by_code
     if isinstance(exc, AuthError):
         return 401
     if isinstance(exc, InputError):

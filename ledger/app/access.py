@@ -3,7 +3,7 @@ local records of who read what."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
@@ -13,6 +13,7 @@ from ledger.app.values import Actor
 from ledger.domain.accounts import SystemAccount
 from ledger.domain.agencies import Agency, Staff
 from ledger.domain.base import LedgerAggregate
+from ledger.domain.credentials import StaffCredential
 from ledger.domain.duties import duty_refusal
 from ledger.domain.identity import AccessRecord, ReportRecord, TokenGrant
 from ledger.domain.types import (
@@ -21,6 +22,7 @@ from ledger.domain.types import (
     Action,
 )
 from ledger.errors import (
+    AuthError,
     Code,
     InputError,
     NotFoundError,
@@ -203,6 +205,11 @@ class LedgerAccess(LedgerStore):
         """Record a session a staff member obtained by signing in themselves (``via`` says how, e.g. ``oidc``),
         before its token is handed out; only an active member of a hosted agency signs in."""
         self.permit(actor)
+        return self._record_grant(actor, roles, expires_at, token_id, via)
+
+    def _record_grant(self, actor: Actor, roles: Sequence[str], expires_at: datetime, token_id: str, via: str) -> UUID:
+        """The one record of a sign-in, staff's and system accounts' alike: the caller is its own issuer (nobody
+        is issued a token by someone else), ``via`` says how it proved who it is."""
         grant = TokenGrant(
             agency=actor.agency,
             issuer=actor.staff,
@@ -214,6 +221,22 @@ class LedgerAccess(LedgerStore):
         )
         self.save_as(actor.agency, grant)
         return grant.id
+
+    def limited_attempt(
+        self, agency: str, holder: StaffCredential | SystemAccount, right: Callable[[], bool], refused: AuthError
+    ) -> None:
+        """The one limiter of sign-ins (a staff member's password, a system account's secret): refused while
+        the credential is locked; a failed attempt (``right()`` false) is recorded and raises ``refused``, five
+        in a row lock it (:mod:`ledger.domain.lockout`); a right one clears the failures."""
+        now = self.clock()
+        holder.check_not_locked(now)
+        if not right():
+            holder.fail(now)
+            self.save_as(agency, holder)
+            raise refused
+        holder.succeed()
+        if holder.pending_events:  # (a clean attempt records nothing here: the sign-in's grant is its record)
+            self.save_as(agency, holder)
 
     def record_report(self, actor: Actor, period_from: datetime, period_to: datetime, out_dir: str) -> UUID:
         """Record that an auditor generates a period report (it names people), before it is written."""

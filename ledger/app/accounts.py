@@ -15,7 +15,6 @@ from ledger.app.access import LedgerAccess
 from ledger.app.values import Actor
 from ledger.domain.accounts import SystemAccount
 from ledger.domain.agencies import Staff
-from ledger.domain.identity import TokenGrant
 from ledger.domain.types import (
     SYSTEM_ONLY_ROLES,
     SYSTEM_ROLES,
@@ -27,9 +26,10 @@ from ledger.domain.types import (
 )
 from ledger.errors import AuthError, Code, NotFoundError, PermissionDenied, StateConflict
 
-__all__ = ["SECRET_PREFIX", "SystemAccountCommands", "staff_role"]
+__all__ = ["SECRET_PREFIX", "VIA_SECRET", "SystemAccountCommands", "staff_role"]
 
 SECRET_PREFIX = "fls1_"
+VIA_SECRET = "account_secret"  # how a system account's sign-in is recorded (TokenGrant ``via``)
 # argon2id with the library's defaults (RFC 9106's second recommendation): a stolen log gives no secret back
 _HASHER = PasswordHasher()
 
@@ -91,18 +91,16 @@ class SystemAccountCommands(LedgerAccess):
         self.save_as(actor.agency, acc)
 
     def authenticate_system(self, agency: str, account: str, secret: str) -> SystemAccount:
-        """The active system account whose secret this is; ``AuthError`` otherwise (one answer for every
-        failure: unknown account, wrong secret, deactivated)."""
+        """The active system account whose secret this is; ``AuthError`` otherwise (one answer for an unknown
+        account, a wrong secret and a deactivated one). Wrong secrets are recorded and lock the account like a
+        staff member's wrong passwords (:meth:`limited_attempt`, ``locked_out`` while locked)."""
         refused = AuthError("system account credentials are not accepted")
         try:
             acc = self.system_account(agency, account)
         except NotFoundError:
             _HASHER.hash(secret)  # about the same time as a wrong secret: no probing for account names
             raise refused from None
-        try:
-            _HASHER.verify(acc.secret_hash, secret)
-        except (VerificationError, InvalidHashError):
-            raise refused from None
+        self.limited_attempt(agency, acc, lambda: _secret_matches(acc.secret_hash, secret), refused)
         if not acc.active:
             raise refused
         return acc
@@ -110,15 +108,14 @@ class SystemAccountCommands(LedgerAccess):
     def record_system_token_grant(
         self, account: Actor, roles: Sequence[str], expires_at: datetime, token_id: str
     ) -> UUID:
-        """Record that a system account signed in with its secret (issuer: the account itself), before the
-        token is handed out; listed with every other grant in the audit report's ``tokens.csv``."""
-        grant = TokenGrant(
-            agency=account.agency,
-            issuer=account.staff,
-            staff=account.staff,
-            roles=list(roles),
-            expires_at=expires_at.isoformat(),
-            token_id=token_id,
-        )
-        self.save_as(account.agency, grant)
-        return grant.id
+        """Record that a system account signed in with its secret (issuer: the account itself, ``via``:
+        ``account_secret``), before the token is handed out; listed with every other grant in the audit
+        report's ``tokens.csv``."""
+        return self._record_grant(account, roles, expires_at, token_id, VIA_SECRET)
+
+
+def _secret_matches(secret_hash: str, secret: str) -> bool:
+    try:
+        return _HASHER.verify(secret_hash, secret)
+    except (VerificationError, InvalidHashError):
+        return False

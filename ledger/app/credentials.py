@@ -89,6 +89,31 @@ class StaffSigner:
         """(argon2id hash of ``password``, this key wrapped under it): what a credential stores."""
         return _wrap(self._private, password)
 
+    def seal(self) -> tuple[bytes, bytes]:
+        """(a fresh random key, this key sealed under it): to keep between the steps of a sign-in, the sealed
+        half on one side (the server) and the key on the other (the browser), so neither alone opens it."""
+        key, nonce = AESGCM.generate_key(bit_length=256), secrets.token_bytes(12)
+        return key, nonce + AESGCM(key).encrypt(nonce, _raw(self._private), _sealed_for(self.agency, self.staff))
+
+    @classmethod
+    def unseal(cls, agency: str, staff: str, key: bytes, sealed: bytes) -> StaffSigner:
+        """The signer :meth:`seal` sealed for ``agency``/``staff``; AuthError if ``key`` does not open it."""
+        try:
+            raw = AESGCM(key).decrypt(sealed[:12], sealed[12:], _sealed_for(agency, staff))
+        except (InvalidTag, ValueError) as exc:
+            raise AuthError("the sign-in's sealed staff key does not open: sign in again") from exc
+        return cls(agency, staff, Ed25519PrivateKey.from_private_bytes(raw))
+
+
+def _sealed_for(agency: str, staff: str) -> bytes:
+    return f"flagledger sealed staff key v1\x00{agency}\x00{staff}".encode()
+
+
+def _raw(private: Ed25519PrivateKey) -> bytes:
+    return private.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+
 
 @dataclass(frozen=True)
 class StaffProof:
@@ -141,10 +166,7 @@ def _hasher(cost: KdfCost) -> PasswordHasher:
 def _wrap(private: Ed25519PrivateKey, password: str) -> tuple[str, dict[str, Any]]:
     cost = _cost
     salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
-    raw = private.private_bytes(
-        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-    )
-    sealed = AESGCM(_derive(password, salt, cost)).encrypt(nonce, raw, b"flagledger staff key v1")
+    sealed = AESGCM(_derive(password, salt, cost)).encrypt(nonce, _raw(private), b"flagledger staff key v1")
     wrapped = {"salt": salt.hex(), "nonce": nonce.hex(), "ciphertext": sealed.hex(), "kdf": cost.label()}
     return _hasher(cost).hash(password), wrapped
 
@@ -158,6 +180,13 @@ def _unwrap(wrapped: dict[str, Any], password: str) -> Ed25519PrivateKey:
     except InvalidTag as exc:
         raise AuthError("the stored staff key does not open with this password", code=Code.WRONG_PASSWORD) from exc
     return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def _password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher(_cost).verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
 
 
 def _check_password(password: str) -> None:
@@ -288,32 +317,38 @@ class CredentialCommands(LedgerAccess):
     def unlock(self, agency: str, who: str, password: str) -> StaffSigner:
         """Open ``who``'s staff key with their password and hold it for this process. A wrong password is
         recorded (``UnlockFailed``); five in a row lock the credential for 15 minutes."""
+        return self.hold_key(self.open_key(agency, who, password))
+
+    def open_key(self, agency: str, who: str, password: str) -> StaffSigner:
+        """``who``'s staff key, opened with their password (wrong ones recorded and rate-limited, as
+        :meth:`unlock`) but *not* held: nothing in this process signs with it until :meth:`hold_key`. A
+        sign-in with a second factor still to come opens it here and holds it only once that is done."""
         self._active_member(Actor(agency, who))
         cred = self.find(StaffCredential, self.credential_id(agency, who))
         if cred is None:
             raise AuthError(
                 f"{who} has no activated credential: activate the enrolment code first", code=Code.NO_CREDENTIAL
             )
-        now = self.clock()
-        cred.check_unlockable(now)
+        cred.check_unlockable(self.clock())
         assert cred.password_hash is not None and cred.wrapped is not None
-        try:
-            _hasher(_cost).verify(cred.password_hash, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            cred.fail(now)
-            self.save_as(agency, cred)
-            raise AuthError("wrong password (the attempt is recorded)", code=Code.WRONG_PASSWORD) from None
+        wrong = AuthError("wrong password (the attempt is recorded)", code=Code.WRONG_PASSWORD)
+        self.limited_attempt(agency, cred, lambda: _password_matches(cred.password_hash or "", password), wrong)
         signer = StaffSigner(agency, who, _unwrap(cred.wrapped, password))
         cert = (self.roster(agency) or RosterState(agency)).keys.get(signer.key_id)
         if cert is None or cert.revoked or cert.staff != who:
             raise AuthError(
                 f"{who}'s staff key is not certified (or revoked) at {agency}: enrol again", code=Code.NO_CREDENTIAL
             )
-        cred.succeed()
-        if cred.pending_events:  # (a clean unlock records nothing: the acts it signs are the record)
-            self.save_as(agency, cred)
-        _UNLOCKED.setdefault((agency, who), {})[signer.key_id] = signer
         return signer
+
+    def hold_key(self, signer: StaffSigner) -> StaffSigner:
+        """Hold an opened staff key for this process: its holder's acts are signed with it until :meth:`lock`."""
+        _UNLOCKED.setdefault((signer.agency, signer.staff), {})[signer.key_id] = signer
+        return signer
+
+    def holds_key(self, agency: str, who: str) -> bool:
+        """Whether this process holds any unlocked staff key of ``who``."""
+        return bool(_UNLOCKED.get((agency, who)))
 
     def lock(self, agency: str, who: str) -> None:
         """Forget ``who``'s unlocked key in this process (sign out)."""

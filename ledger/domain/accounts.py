@@ -15,12 +15,18 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate
+from ledger.domain.lockout import FailureLimited
 from ledger.errors import StateConflict
 
 __all__ = ["SystemAccount"]
 
 
-class SystemAccount(LedgerAggregate):
+class SystemAccount(FailureLimited, LedgerAggregate):
+    """Failed sign-ins (a wrong secret) are recorded and lock the account as a staff member's wrong passwords
+    lock their credential (:mod:`ledger.domain.lockout`): five in a row, 15 minutes."""
+
+    LOCKED_WHAT = "failed sign-ins with this account's secret"
+
     # ``id``: the agency's keyed id for the account (FlagLedger.ids.system_account; see ledger.log.stream_ids)
     @event("Enrolled")
     def __init__(
@@ -32,6 +38,12 @@ class SystemAccount(LedgerAggregate):
         self.roles: list[str] = sorted(set(roles))
         self.secret_hash = secret_hash
         self.active = True
+        self.failures = 0
+        self.locked_until: str | None = None
+        # what a system token names (``"sv"``): changed by a new secret and by deactivation only, never by a
+        # failed or cleared sign-in (else one wrong guess would end the account's live tokens). It counts as the
+        # aggregate's version did before sign-ins were recorded here, so tokens issued then stay valid
+        self.credential_version = 1
 
     def replace_secret(self, secret_hash: str, by: str) -> None:
         if not self.active:
@@ -41,6 +53,16 @@ class SystemAccount(LedgerAggregate):
     @event("SecretReplaced")
     def _secret_replaced(self, secret_hash: str, by: str) -> None:
         self.secret_hash = secret_hash
+        self.failures, self.locked_until = 0, None  # an administrator's new secret ends a lock
+        self.credential_version += 1
+
+    @event("SignInFailed")
+    def _failed(self, failures: int, locked_until: str | None) -> None:
+        self.failures, self.locked_until = failures, locked_until
+
+    @event("FailuresCleared")
+    def _reset(self) -> None:
+        self.failures, self.locked_until = 0, None
 
     def deactivate(self, by: str) -> None:
         if not self.active:
@@ -50,3 +72,4 @@ class SystemAccount(LedgerAggregate):
     @event("Deactivated")
     def _deactivated(self, by: str) -> None:
         self.active = False
+        self.credential_version += 1

@@ -129,6 +129,8 @@ def _rules() -> list[Rule]:
         ),
         Rule(_D + "accounts:SystemAccount.SecretReplaced", False, own, _admin("system new-secret")),
         Rule(_D + "accounts:SystemAccount.Deactivated", False, own, _admin("system deactivate")),
+        Rule(_D + "accounts:SystemAccount.SignInFailed", False, own, _NODE + " (a wrong secret at sign-in)"),
+        Rule(_D + "accounts:SystemAccount.FailuresCleared", False, own, _NODE + " (a right secret at sign-in)"),
         # -- keys: only the registry's agency, and only about its own keys (attack 2) ----------------------
         Rule(_D + "keys:KeyRegistry.Opened", True, own, _SETUP, agency_fields=("agency",), stream_of=_keys_stream),
         Rule(

@@ -3,26 +3,29 @@ administrator issued (only its SHA-256 and expiry), then the password hash (argo
 public half and its private half wrapped under a key derived from the password, and failed unlocks.
 
 The hashing and wrapping are done by :mod:`ledger.app.credentials`; this aggregate records their results and
-the rules: a code is used once and before it expires, five failed unlocks lock the credential for 15 minutes.
+the rules: a code is used once and before it expires, five failed unlocks lock the credential for 15 minutes
+(:mod:`ledger.domain.lockout`, the rule system accounts' secrets share).
 """
 
 from __future__ import annotations
 
 import hmac
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate
+from ledger.domain.lockout import FailureLimited
 from ledger.errors import AuthError, Code, StateConflict
 
-MAX_FAILURES = 5
-LOCKOUT = timedelta(minutes=15)
+__all__ = ["StaffCredential"]
 
 
-class StaffCredential(LedgerAggregate):
+class StaffCredential(FailureLimited, LedgerAggregate):
+    LOCKED_WHAT = "wrong passwords"
+
     # ``id``: derived from the staff member's keyed stream id (ledger.log.stream_ids), so it names nobody
     @event("Opened")
     def __init__(self, id: UUID, agency: str, staff_id: str) -> None:
@@ -70,21 +73,11 @@ class StaffCredential(LedgerAggregate):
                 f"{self.staff_id} has no activated credential: activate the enrolment code first",
                 code=Code.NO_CREDENTIAL,
             )
-        if self.locked_until is not None and datetime.fromisoformat(self.locked_until) > now:
-            raise AuthError(f"too many wrong passwords: locked until {self.locked_until}", code=Code.LOCKED_OUT)
-
-    def fail(self, now: datetime) -> None:
-        failures = 1 if self.locked_until is not None else self.failures + 1
-        until = (now + LOCKOUT).isoformat() if failures >= MAX_FAILURES else None
-        self._failed(failures=0 if until else failures, locked_until=until)
+        self.check_not_locked(now)
 
     @event("UnlockFailed")
     def _failed(self, failures: int, locked_until: str | None) -> None:
         self.failures, self.locked_until = failures, locked_until
-
-    def succeed(self) -> None:
-        if self.failures or self.locked_until:
-            self._reset()
 
     @event("FailuresCleared")
     def _reset(self) -> None:

@@ -9,7 +9,7 @@ Pure functions over payload values, so the local app (before it executes a reque
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,7 @@ __all__ = [
     "RosterState",
     "check_acts",
     "check_evidence",
+    "uncertified_keys",
     "verify_act",
     "verify_signature",
 ]
@@ -203,12 +204,21 @@ def verify_act(cert: KeyCert, statement: bytes, signed: Mapping[str, Any]) -> st
 
 
 # -- evidence ---
-def check_acts(roster: RosterState, request_id: str, digest: str, acts: Sequence[Mapping[str, Any]]) -> str | None:
+def check_acts(
+    roster: RosterState,
+    request_id: str,
+    digest: str,
+    acts: Sequence[Mapping[str, Any]],
+    awaiting: Collection[str] = (),
+) -> str | None:
     """Why one of ``acts`` (on request ``request_id`` whose :func:`request_digest` is ``digest``) is not signed
-    by a key certified for its staff member and not revoked (None: each is)."""
+    by a key certified for its staff member and not revoked (None: each is). An act under a key in
+    ``awaiting`` (not in the roster yet) is left unchecked: the caller decides again when the roster grows."""
     agency = roster.agency
     try:
         for a in acts:
+            if str(a["key_id"]) in awaiting:
+                continue
             cert = roster.keys.get(str(a["key_id"]))
             if cert is None or cert.staff != a["staff"]:
                 return f"{a['act']} by {a['staff']}: key {a['key_id']} is not certified for them at {agency}"
@@ -223,10 +233,24 @@ def check_acts(roster: RosterState, request_id: str, digest: str, acts: Sequence
     return None
 
 
+def uncertified_keys(roster: RosterState | None, payload: Mapping[str, Any]) -> list[str]:
+    """The key ids the evidence on a flag change's ``payload`` names that ``roster`` does not hold at all (all
+    of them before the agency's roster is here): what a roster event still to arrive could certify. A key the
+    roster holds — revoked, another person's, or not matching the signature — is never one of them."""
+    ev = payload.get("evidence")
+    try:
+        named = [str(a["key_id"]) for a in ev["acts"]] if isinstance(ev, Mapping) else []
+    except (KeyError, TypeError):
+        return []
+    known = roster.keys if roster is not None and roster.opened else {}
+    return sorted({k for k in named if k not in known})
+
+
 def check_evidence(
     roster: RosterState | None,
     event: str,
     payload: Mapping[str, Any],
+    awaiting: Collection[str] = (),
 ) -> str | None:
     """Why the evidence on a ``FlagsSet`` / ``FlagsRenewed`` / ``FlagsReleased`` payload does not prove four
     eyes and an operator, each a certified person of the agency (None: it does).
@@ -235,11 +259,17 @@ def check_evidence(
     this subject; the requester signed ``requested``; at least ``approvals_required`` (≥ 1) distinct approvers,
     none the requester, signed ``approved``; the operator named in ``by`` signed ``executed``; each key is
     certified for that person in the agency's roster and not revoked.
+
+    ``awaiting``: key ids not in the roster yet (:func:`uncertified_keys`) whose acts are taken as signed, so
+    that everything else is checked now: a flag change that fails only for want of them may be waiting for
+    its roster event; one that fails anything else is refused whatever arrives.
     """
     ev = payload.get("evidence")
     agency = str(payload.get("agency"))
     if ev is None:
         return "carries no staff signatures"
+    if awaiting and (roster is None or not roster.opened):
+        roster = RosterState(agency, opened=True)  # (nothing certified here yet: every key is awaited)
     if roster is None or not roster.opened:
         return f"agency {agency} has no staff roster to check its signatures against"
     try:
@@ -253,7 +283,7 @@ def check_evidence(
             agency, request_id, kind, str(payload["subject"]), list(payload["flags"]), review, required, ev["details"]
         )
         acts: list[Mapping[str, Any]] = list(ev["acts"])
-        problem = check_acts(roster, request_id, digest, acts)
+        problem = check_acts(roster, request_id, digest, acts, awaiting)
         if problem is not None:
             return problem
         by_act: dict[str, list[str]] = {}

@@ -55,4 +55,7 @@ pending_events = Table(
     # from a peer's forgery of it, so neither may push the other out; each is decided when released
     Column("leaf", String(64), primary_key=True),
     Column("envelope", LargeBinary, nullable=False),
+    # when it was first held (the node's clock, ISO): a flag change waiting for its agency's roster waits this
+    # long at most (consumers.pending.ROSTER_HOLD); rows held before 0004 have none
+    Column("held_at", String(40), nullable=True),
 )

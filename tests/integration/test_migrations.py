@@ -129,9 +129,9 @@ def test_a_database_of_an_older_shape_is_converted_keeping_what_waits(empty_url:
             assert found.has_table("relay_marks") and found.has_table("projection_schema")
             assert found.get_pk_constraint("ingest_pending")["constrained_columns"] == ["stream", "version", "leaf"]
             rows = sorted(tuple(r) for r in conn.execute(select(pending_events)))
-        assert rows == [
-            ("s-1", 2, Envelope.from_bytes(raw).hash_hex, raw),
-            ("s-2", 3, hashlib.sha256(b"\x00unreadable").hexdigest(), b"\x00unreadable"),
+        assert rows == [  # (held before held_at existed: none, 0004)
+            ("s-1", 2, Envelope.from_bytes(raw).hash_hex, raw, None),
+            ("s-2", 3, hashlib.sha256(b"\x00unreadable").hexdigest(), b"\x00unreadable", None),
         ]
         with engine.begin() as conn:  # another event for the same place now waits beside it
             conn.execute(insert(pending_events).values(stream="s-1", version=2, leaf="f" * 64, envelope=b"x"))

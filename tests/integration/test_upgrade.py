@@ -140,10 +140,11 @@ def test_a_data_directory_of_an_earlier_commit_upgrades_keeping_everything(
             k: v for k, v in kept.items() if k != "ingest_pending"
         }
         # every held event kept, each under its envelope's leaf hash (the older code had no leaf column)
-        assert sorted((s, v, e) for s, v, _, e in migrated["ingest_pending"]) == sorted(
+        # (stream, version, leaf, envelope, held_at: none for what waited before 0004)
+        assert sorted((s, v, e) for s, v, _, e, _ in migrated["ingest_pending"]) == sorted(
             (r[0], r[1], r[-1]) for r in kept["ingest_pending"]
         )
-        assert all(leaf == Envelope.from_bytes(env).hash_hex for _, _, leaf, env in migrated["ingest_pending"])
+        assert all(leaf == Envelope.from_bytes(env).hash_hex for _, _, leaf, env, _ in migrated["ingest_pending"])
 
         late = (root / "late.bin").read_bytes()
         outcome = ingest(a.app, late, PendingStore(a.app, a.engine))

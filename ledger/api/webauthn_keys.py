@@ -39,8 +39,8 @@ from webauthn.helpers.structs import (
 
 from ledger.app import Actor
 from ledger.app.credentials import WebAuthnProof
-from ledger.domain.webauthn_proof import challenge_for, unb64url
 from ledger.errors import AuthError, Code, InputError, IntegrityError, PermissionDenied
+from ledger.log.webauthn_proof import challenge_for, unb64url
 from ledger.runtime.bootstrap import Node
 
 __all__ = [

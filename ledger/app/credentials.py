@@ -132,7 +132,7 @@ class WebAuthnProof:
     """The person's security key's assertion over the act's statement (the console asks the browser for it
     with challenge = SHA-256 of the statement): the roster's id of the certified credential, the
     authenticator and client data (base64url, as the browser gave them) and the signature (hex). Checked
-    by :func:`ledger.domain.webauthn_proof.check_assertion`, here and by every reader after."""
+    by :func:`ledger.log.webauthn_proof.check_assertion`, here and by every reader after."""
 
     key_id: str
     authenticator_data: str

@@ -56,7 +56,7 @@ BASE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "or
 
 
 SIGNATURE = hex_digits(128)
-# an act signed by a security key carries its WebAuthn assertion (ledger.domain.webauthn_proof): the signature
+# an act signed by a security key carries its WebAuthn assertion (ledger.log.webauthn_proof): the signature
 # (DER ECDSA, Ed25519 or RSA-2048..4096, hex) and the authenticator and client data (base64url)
 ASSERTION = {
     "authenticator_data": shaped(r"[A-Za-z0-9_-]{50,1364}", Bound(1364), "WebAuthn authenticator data"),

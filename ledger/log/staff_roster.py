@@ -30,8 +30,8 @@ from ledger.domain.staff_acts import (
     security_key_statement,
     staff_key_id,
 )
-from ledger.domain.webauthn_proof import check_assertion, cose_algorithm
 from ledger.errors import Code, IntegrityError
+from ledger.log.webauthn_proof import check_assertion, cose_algorithm
 
 __all__ = [
     "STAFF_KEY",

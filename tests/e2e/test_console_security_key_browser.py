@@ -16,8 +16,8 @@ from uuid import UUID
 import pytest
 
 from ledger.app import Actor
-from ledger.domain.webauthn_proof import unb64url
 from ledger.log.staff_roster import check_evidence
+from ledger.log.webauthn_proof import unb64url
 from ledger.runtime.bootstrap import Node
 from projections import views
 from tests.conftest import B

@@ -1,4 +1,4 @@
-"""A security key's assertion as a staff member's signature on one act (ledger/domain/webauthn_proof.py, the
+"""A security key's assertion as a staff member's signature on one act (ledger/log/webauthn_proof.py, the
 roster's ``SecurityKeyCertified`` in ledger/log/staff_roster.py), with a software authenticator that builds
 authenticatorData and clientDataJSON as a browser does (tests/support/soft_authenticator.py).
 
@@ -27,8 +27,8 @@ from ledger.domain.staff_acts import (
     request_digest,
     security_key_statement,
 )
-from ledger.domain.webauthn_proof import b64url, check_assertion, cose_algorithm, unb64url
 from ledger.log.staff_roster import RosterState, check_acts, check_evidence
+from ledger.log.webauthn_proof import b64url, check_assertion, cose_algorithm, unb64url
 from tests.support.soft_authenticator import SoftAuthenticator
 from tests.unit.test_staff_roster import B, Person, cert, evidence, rooted
 

@@ -140,8 +140,10 @@ class Sequencer:
         """Let go of the lease (a standby may take it); nothing is sequenced here after this."""
         self.epoch = None
         if self._conn is not None:
-            # the session ends: PostgreSQL drops its advisory locks (if it is already gone, so is its lock)
+            # the session ends — not back to the pool, where it would keep the lock for whoever takes it next —
+            # and PostgreSQL drops its advisory locks (if the session is already gone, so is its lock)
             with suppress(SQLAlchemyError):
+                self._conn.invalidate()
                 self._conn.close()
             self._conn = None
         if self._fd is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, text
 
-from ledger.errors import Code
+from ledger.errors import Code, InputError, NotFoundError
 from ledger.hub.log import HubStore, ProvisionRecord, open_hub_store
 from ledger.hub.sequencer import NotLeader, Sequencer
 from ledger.linkage.codes import Registration, agency_code, register
@@ -155,3 +155,29 @@ def test_a_redelivered_record_keeps_its_number_and_spends_none(hub_url: str, sto
     again = open_as(stores, hub_url, "hub-2")
     again.sequencer.take_lease()
     assert again.log.provision(A, record) == 1 and bare(again.sequencer) == 4
+
+
+def test_bad_input_is_refused_with_a_ledger_error_and_spends_no_number(hub_url: str, stores: list[HubStore]) -> None:
+    """Threat: a peer agency sending junk or filing under a code it never registered (another agency's, say):
+    a clear error, nothing filed, no number spent — the next good item takes the next number."""
+    hub = open_as(stores, hub_url, "hub-1")
+    hub.sequencer.take_lease()
+    x = individual_number()
+    code = agency_code(SECRET, A, x)
+    register(hub.codes, b"h" * 32, Registration(A, code, x))
+    good = ProvisionRecord("r-1", code, B, "児童手当", 74, "地方税関係情報", "provided", "2026-12-07T01:00:00+09:00")
+    fields = list(vars(good).values())
+    bad = [
+        (InputError, lambda: hub.log.provision(A, ProvisionRecord("r-2", *fields[1:3], "x" * 201, *fields[4:]))),
+        (InputError, lambda: hub.log.provision(A, ProvisionRecord("", *fields[1:]))),
+        (InputError, lambda: hub.log.provision(A, ProvisionRecord("r-3", *fields[1:4], 0, *fields[5:]))),
+        (InputError, lambda: hub.log.provision(A, ProvisionRecord("r-4", "a" + "z" * 32, *fields[2:]))),
+        (NotFoundError, lambda: hub.log.provision(B, ProvisionRecord("r-5", *fields[1:]))),  # B never registered it
+        (InputError, lambda: hub.log.flag(A, code, "SOMETHING", "set", "c-1")),
+        (InputError, lambda: hub.log.flag(A, code, "NON_DISCLOSURE", "unset", "c-2")),  # type: ignore[arg-type]
+    ]
+    for error, attempt in bad:
+        with pytest.raises(error):
+            attempt()
+    assert hub.sequencer.last() == 0
+    assert hub.log.provision(A, good) == 1

@@ -49,7 +49,8 @@ class NotLeader(StateConflict):
 
 class Sequencer:
     """The sequence of one hub log in ``engine``'s database, for the process named ``who`` (host, pid: for the
-    operator, recorded with the epoch)."""
+    operator, recorded with the epoch). Used from one thread: on PostgreSQL every append shares the lease's
+    one session."""
 
     def __init__(self, engine: Engine, who: str, *, log: str = "hub", lease_file: Path | None = None) -> None:
         self.engine = engine
@@ -60,6 +61,7 @@ class Sequencer:
         self._conn: Connection | None = None  # PostgreSQL: the session that holds the advisory lock
         self._fd: int | None = None  # SQLite: the open lease file holding the flock
         self.epoch: int | None = None
+        self.lease_file: Path | None = None  # SQLite's lease; PostgreSQL's is the lock
         if not self.pg:
             database = engine.url.database
             if lease_file is None and database in (None, "", ":memory:"):
@@ -106,6 +108,7 @@ class Sequencer:
                 raise NotLeader("another hub process holds the leader lease: this one is a standby")
             self._conn = conn
             return
+        assert self.lease_file is not None
         fd = os.open(self.lease_file, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

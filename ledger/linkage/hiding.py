@@ -28,7 +28,17 @@ from typing import Final, Literal
 
 from ledger.errors import InputError
 
-__all__ = ["HIDDEN_NOTE", "INFINITY", "NON_DISCLOSURE", "FlagChange", "Interval", "end_of_latest", "fold", "hidden"]
+__all__ = [
+    "HIDDEN_NOTE",
+    "INFINITY",
+    "NON_DISCLOSURE",
+    "Action",
+    "FlagChange",
+    "Interval",
+    "end_of_latest",
+    "fold",
+    "hidden",
+]
 
 NON_DISCLOSURE: Final = "NON_DISCLOSURE"
 # what the portal may say about records it leaves out: no holder, no agency, no count, no time

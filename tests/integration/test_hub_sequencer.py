@@ -127,6 +127,7 @@ def test_a_deposed_leader_that_did_not_notice_is_refused(hub_url: str, stores: l
         with new.engine.connect() as conn:
             assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
     else:
+        assert old.sequencer.lease_file is not None
         old.sequencer.lease_file.unlink()
     assert new.sequencer.take_lease(wait=10) == 2
     assert bare(new.sequencer) == 3

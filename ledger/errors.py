@@ -136,6 +136,7 @@ class Code:
     SEALED_MESSAGE: Final = "sealed_message"  # does not open: another recipient's, its header changed, bad padding
     MISADDRESSED: Final = "misaddressed"  # its routing header names another recipient than the one opening it
     WRONG_ROUTE: Final = "wrong_route"  # an agency or the portal may send only to the hub
+    NOT_LEADER: Final = "not_leader"  # a hub process without the leader lease (a standby) does not sequence
 
 
 class FlagLedgerError(Exception):

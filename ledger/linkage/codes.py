@@ -124,7 +124,9 @@ class Registration:
 
 class CodeMap(Protocol):
     """The hub's store: (holder, code) ↔ person id, and number-change links between person ids. Holds no
-    number. :class:`MemoryCodeMap` is the in-memory one; a database one implements the same six methods."""
+    number. :class:`MemoryCodeMap` is the in-memory one, ``ledger.hub.codemap.SqlCodeMap`` the database one
+    (one contract test runs both). ``bind`` and ``add_link`` refuse (``conflict``, ``link_conflict``) what would
+    rebind a code, give a holder a second code for a person, or put a number on one side of two links."""
 
     def person(self, holder: str, code: str) -> str | None: ...
 
@@ -157,6 +159,9 @@ class MemoryCodeMap:
         return dict(self.by_person.get(person, {}))
 
     def bind(self, holder: str, code: str, person: str) -> None:
+        # refused, never overwritten, as the database's constraints refuse it (ledger/hub/codemap.py)
+        if (holder, code) in self.by_code or holder in self.by_person.get(person, {}):
+            raise StateConflict(f"{holder}'s code, or its code for this person, is already bound at the hub")
         self.by_code[(holder, code)] = person
         self.by_person.setdefault(person, {})[holder] = code
 
@@ -167,6 +172,8 @@ class MemoryCodeMap:
         return self.new_of.get(person)
 
     def add_link(self, old: str, new: str) -> None:
+        if new in self.old_of or old in self.new_of:
+            raise StateConflict("one of the numbers is already part of another number change", code=Code.LINK_CONFLICT)
         self.old_of[new] = old
         self.new_of[old] = new
 

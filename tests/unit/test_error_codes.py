@@ -85,6 +85,8 @@ PUBLISHED = {
     "sealed_message",
     "misaddressed",
     "wrong_route",
+    # issue 19: the hub's leader lease (a standby refuses to sequence)
+    "not_leader",
 }
 
 

@@ -1,0 +1,90 @@
+"""The hub's durable code map: :class:`~ledger.linkage.codes.CodeMap` on SQLite or PostgreSQL.
+
+The same six methods, and so the same rules, as ``MemoryCodeMap`` (``register``, ``link_numbers``,
+``translate`` and the rest of ``ledger.linkage.codes`` run unchanged on either; one contract test runs them on
+both). The tables' constraints hold the rules a second time, against a bug or a second writer: one code names
+one person per holder, one holder has one code per person, a number is each side of one link at most — a row
+that would break one is refused (``conflict`` / ``link_conflict``), never overwritten.
+
+Nothing here holds an individual number: the person is the hub's HMAC id (``ledger/hub/tables.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger.errors import Code, StateConflict
+from ledger.hub.tables import hub_codes, hub_links
+from ledger.linkage.codes import check_code
+from ledger.linkage.names import check_party
+from projections.base import storage_error
+
+__all__ = ["SqlCodeMap"]
+
+T = TypeVar("T")
+
+
+class SqlCodeMap:
+    """(holder, code) ↔ person id and the number-change links, in the hub's database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _read(self, what: str, run: Callable[[Connection], T]) -> T:
+        try:
+            with self.engine.connect() as conn:
+                return run(conn)
+        except SQLAlchemyError as exc:
+            raise storage_error(f"cannot read the hub's code map ({what})", exc) from exc
+
+    def _write(self, what: str, run: Callable[[Connection], object], conflict: StateConflict) -> None:
+        try:
+            with self.engine.begin() as conn:
+                run(conn)
+        except DbIntegrityError:
+            raise conflict from None
+        except SQLAlchemyError as exc:
+            raise storage_error(f"cannot write the hub's code map ({what})", exc, "nothing was kept") from exc
+
+    def person(self, holder: str, code: str) -> str | None:
+        c = hub_codes.c
+        stmt = select(c.person).where((c.holder == holder) & (c.code == code))
+        return self._read("person", lambda conn: conn.execute(stmt).scalar())
+
+    def codes(self, person: str) -> dict[str, str]:
+        c = hub_codes.c
+        stmt = select(c.holder, c.code).where(c.person == person)
+        return self._read("codes", lambda conn: {str(h): str(k) for h, k in conn.execute(stmt)})
+
+    def bind(self, holder: str, code: str, person: str) -> None:
+        row = {
+            "holder": check_party(holder, "holder"),
+            "code": check_code(code),
+            "person": check_code(person, "person"),
+        }
+        self._write(
+            "bind",
+            lambda conn: conn.execute(insert(hub_codes).values(**row)),
+            StateConflict(f"{holder}'s code, or its code for this person, is already bound at the hub"),
+        )
+
+    def previous(self, person: str) -> str | None:
+        stmt = select(hub_links.c.old).where(hub_links.c.new == person)
+        return self._read("previous", lambda conn: conn.execute(stmt).scalar())
+
+    def next(self, person: str) -> str | None:
+        stmt = select(hub_links.c.new).where(hub_links.c.old == person)
+        return self._read("next", lambda conn: conn.execute(stmt).scalar())
+
+    def add_link(self, old: str, new: str) -> None:
+        row = {"old": check_code(old, "old"), "new": check_code(new, "new")}
+        self._write(
+            "link",
+            lambda conn: conn.execute(insert(hub_links).values(**row)),
+            StateConflict("one of the numbers is already part of another number change", code=Code.LINK_CONFLICT),
+        )

@@ -1,0 +1,209 @@
+"""The hub's sequence: one durable, monotonic counter per hub log, advanced by one writer at a time.
+
+Every provision record and flag change the hub takes gets the next number (``ledger.linkage.hiding`` decides
+the portal's hiding by it, never by a clock). Two hub processes numbering at once would hand out one number
+twice or interleave them, so only the holder of the **leader lease** sequences:
+
+* **PostgreSQL**: a session-level advisory lock (``pg_try_advisory_lock``) on the lease's own connection, and
+  every append runs on that connection, checking in its transaction that the session still holds the lock. A
+  leader whose session dies (crash, network cut, ``pg_terminate_backend``) loses the lock with it, and a standby
+  gets it.
+* **SQLite**: an exclusive ``flock`` on ``<database>.lease`` next to the database file (one host: the only way
+  SQLite is shared), released by the kernel when the process dies however it dies.
+* **Fencing, both**: taking the lease raises the epoch in ``hub_sequence``; an append advances the counter only
+  where the epoch is still its own (one ``UPDATE … WHERE epoch = mine``). A deposed leader that never noticed
+  — its lock lost, its process paused — matches no row and is refused (``not_leader``), so the sequence never
+  forks.
+
+A standby that cannot get the lease refuses to sequence (``not_leader``) and may wait for it
+(:meth:`Sequencer.take_lease` with ``wait``): the takeover of the issue's active/standby hub.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, insert, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger.errors import Code, ConfigurationError, StateConflict
+from ledger.hub.tables import hub_sequence
+from projections.base import storage_error
+
+__all__ = ["LEASE_LOCK", "NotLeader", "Sequencer"]
+
+LEASE_LOCK = 0x666C6862  # the first half of the lease's advisory lock key on PostgreSQL ("flhb")
+
+
+class NotLeader(StateConflict):
+    """This hub process does not hold the leader lease (a standby, or a leader deposed): nothing sequenced."""
+
+    code = Code.NOT_LEADER
+
+
+class Sequencer:
+    """The sequence of one hub log in ``engine``'s database, for the process named ``who`` (host, pid: for the
+    operator, recorded with the epoch). Used from one thread: on PostgreSQL every append shares the lease's
+    one session."""
+
+    def __init__(self, engine: Engine, who: str, *, log: str = "hub", lease_file: Path | None = None) -> None:
+        self.engine = engine
+        self.who = who
+        self.log = log
+        self.pg = engine.dialect.name == "postgresql"
+        self._key = zlib.crc32(log.encode()) & 0x7FFFFFFF
+        self._conn: Connection | None = None  # PostgreSQL: the session that holds the advisory lock
+        self._fd: int | None = None  # SQLite: the open lease file holding the flock
+        self.epoch: int | None = None
+        self.lease_file: Path | None = None  # SQLite's lease; PostgreSQL's is the lock
+        if not self.pg:
+            database = engine.url.database
+            if lease_file is None and database in (None, "", ":memory:"):
+                raise ConfigurationError("a hub on an in-memory SQLite database needs an explicit lease file")
+            self.lease_file = lease_file or Path(f"{database}.lease")
+
+    # -- the lease ----------------------------------------------------------------------------------------
+    @property
+    def leader(self) -> bool:
+        return self.epoch is not None
+
+    def take_lease(self, wait: float = 0.0, every: float = 0.1) -> int:
+        """Become the leader (returns the new epoch), waiting up to ``wait`` seconds for the one that holds it
+        to let go or die; ``not_leader`` if it still holds it then."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return self._try_lease()
+            except NotLeader:
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(every)
+
+    def _try_lease(self) -> int:
+        if self.epoch is not None:
+            return self.epoch
+        try:
+            self._lock()
+            with self._session() as conn, conn.begin():
+                self.epoch = self._raise_epoch(conn)
+        except SQLAlchemyError as exc:
+            self.release()
+            raise storage_error("cannot take the hub's leader lease", exc) from exc
+        return self.epoch
+
+    def _lock(self) -> None:
+        if self.pg:
+            conn = self.engine.connect()
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:a, :b)"), {"a": LEASE_LOCK, "b": self._key})
+            held = bool(got.scalar())
+            conn.commit()
+            if not held:
+                conn.close()
+                raise NotLeader("another hub process holds the leader lease: this one is a standby")
+            self._conn = conn
+            return
+        assert self.lease_file is not None
+        fd = os.open(self.lease_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise NotLeader(
+                f"another hub process holds the leader lease ({self.lease_file}): this one is a standby"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{self.who}\n".encode())
+        self._fd = fd
+
+    def _raise_epoch(self, conn: Connection) -> int:
+        s = hub_sequence.c
+        row = conn.execute(select(s.epoch).where(s.log == self.log).with_for_update()).first()
+        if row is None:
+            conn.execute(insert(hub_sequence).values(log=self.log, last=0, epoch=1, leader=self.who))
+            return 1
+        epoch = int(row.epoch) + 1
+        conn.execute(update(hub_sequence).where(s.log == self.log).values(epoch=epoch, leader=self.who))
+        return epoch
+
+    @contextmanager
+    def _session(self) -> Iterator[Connection]:
+        if self._conn is not None:
+            yield self._conn  # the lease's own session, kept open: closing it would drop the lock
+            return
+        with self.engine.connect() as conn:
+            yield conn
+
+    def release(self) -> None:
+        """Let go of the lease (a standby may take it); nothing is sequenced here after this."""
+        self.epoch = None
+        if self._conn is not None:
+            # the session ends — not back to the pool, where it would keep the lock for whoever takes it next —
+            # and PostgreSQL drops its advisory locks (if the session is already gone, so is its lock)
+            with suppress(SQLAlchemyError):
+                self._conn.invalidate()
+                self._conn.close()
+            self._conn = None
+        if self._fd is not None:
+            os.close(self._fd)  # the flock goes with the last descriptor
+            self._fd = None
+
+    close = release
+
+    # -- sequencing ---------------------------------------------------------------------------------------
+    def append(self, existing: Callable[[Connection], int | None], write: Callable[[Connection, int], object]) -> int:
+        """Write one sequenced item: ``write(conn, seq)`` with the next number, in the transaction that advances
+        the counter — unless ``existing(conn)`` finds it already written (a redelivered message), whose number
+        is returned and nothing is advanced. ``not_leader`` unless this process holds the lease."""
+        if self.epoch is None:
+            raise NotLeader("this hub process does not hold the leader lease: it does not sequence")
+        try:
+            with self._session() as conn, conn.begin() as tx:
+                self._fence(conn)
+                if (found := existing(conn)) is not None:
+                    tx.rollback()
+                    return found
+                seq = int(conn.execute(select(hub_sequence.c.last).where(hub_sequence.c.log == self.log)).scalar_one())
+                write(conn, seq)
+                return seq
+        except NotLeader:
+            self.release()
+            raise
+        except SQLAlchemyError as exc:
+            if self._conn is not None and self._conn.invalidated:
+                self.release()  # the session is gone, and the lock with it: a standby may be sequencing
+                raise NotLeader("the hub lost its leader lease with its database session") from exc
+            raise storage_error("cannot sequence at the hub", exc, "nothing was kept") from exc
+
+    def _fence(self, conn: Connection) -> None:
+        if self.pg:
+            held = conn.execute(
+                text(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND pid = pg_backend_pid() AND classid = CAST(:a AS oid) AND objid = CAST(:b AS oid) "
+                    "AND objsubid = 2)"
+                ),
+                {"a": LEASE_LOCK, "b": self._key},
+            ).scalar()
+            if not held:
+                raise NotLeader("the hub's database session no longer holds the leader lease")
+        s = hub_sequence.c
+        advanced = conn.execute(
+            update(hub_sequence).where((s.log == self.log) & (s.epoch == self.epoch)).values(last=s.last + 1)
+        )
+        if advanced.rowcount != 1:
+            raise NotLeader("another hub process took the leader lease since: this one was deposed")
+
+    def last(self) -> int:
+        """The last number handed out (0: none yet); readable by a standby too."""
+        try:
+            with self.engine.connect() as conn:
+                found = conn.execute(select(hub_sequence.c.last).where(hub_sequence.c.log == self.log)).scalar()
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot read the hub's sequence", exc) from exc
+        return int(found or 0)

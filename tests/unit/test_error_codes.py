@@ -81,6 +81,10 @@ PUBLISHED = {
     "no_credential",
     "wrong_password",
     "locked_out",
+    # issue 18: command-line sessions
+    "not_signed_in",
+    "session_ended",
+    "session_mismatch",
 }
 
 

@@ -104,7 +104,7 @@ def whoami() -> int:
 
     signed_in(None)
     auth = current()
-    assert auth is not None
+    assert auth is not None and auth.principal is not None  # (without --as, a token or a session)
     who = auth.principal
     out(
         {

@@ -16,6 +16,9 @@ How a command learns who acts (:func:`signed_in`), first match wins:
    the scripts' path, a sign-in for this one command, recorded like every sign-in;
 3. the session file for this data directory; ``--as``, if given, must name the same person.
 
+(A person whose staff key this very process already opened with their password — the demo and the test
+suite run many commands in one process — counts as signed in; a new ``flagledger`` process holds none.)
+
 Otherwise the command is refused (``not_signed_in``, exit 4): ``--as`` alone authenticates nobody.
 """
 
@@ -72,8 +75,10 @@ class SignedIn:
     """How this command's person proved who they are."""
 
     actor: Actor
-    how: str  # "session" (the session file), "token" (FLAGLEDGER_TOKEN), "password" (this command only)
-    principal: Principal
+    # "session" (the session file), "token" (FLAGLEDGER_TOKEN), "password" (this command only), "process" (a key
+    # this process opened with the person's password before: the demo and the test suite run commands in one)
+    how: str
+    principal: Principal | None
     sealed: dict[str, str] | None = None  # the node's sealed staff key (a password session)
     secret: bytes | None = None  # the session file's secret that opens it
 
@@ -227,6 +232,16 @@ def _once(opened: Node, given: Actor, password: str) -> SignedIn:
     return SignedIn(who.actor, "password", who)
 
 
+def _opened_here(opened: Node, given: Actor) -> bool:
+    """Whether this process already opened ``given``'s current staff key with their password (a new
+    ``flagledger`` process holds none)."""
+    try:
+        opened.app.signer_for(given)
+    except PermissionDenied:
+        return False
+    return True
+
+
 def _authenticate(opened: Node, where: Path, given: Actor | None) -> SignedIn:
     token = os.environ.get(TOKEN_ENV, "").strip()
     if token:
@@ -234,6 +249,8 @@ def _authenticate(opened: Node, where: Path, given: Actor | None) -> SignedIn:
     password = os.environ.get(PASSWORD_ENV)
     if given is not None and password:
         return _once(opened, given, password)
+    if given is not None and _opened_here(opened, given):
+        return SignedIn(given, "process", None)
     entry = read_session(where)
     if entry is not None:
         return _by_token(opened, entry["token"], entry, given)
@@ -279,6 +296,7 @@ def unseal(opened: Node, actor: Actor) -> bool:
     auth = current()
     if auth is None or auth.actor != actor or auth.sealed is None or auth.secret is None:
         return False
-    signer = StaffSigner.unseal(actor.agency, actor.staff, auth.sealed, auth.secret, auth.principal.token_id)
+    session = auth.principal.token_id if auth.principal is not None else ""
+    signer = StaffSigner.unseal(actor.agency, actor.staff, auth.sealed, auth.secret, session)
     opened.app.hold(signer)
     return True

@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 
 from ledger.cli import demo
+from ledger.cli.demo_story import demo_password
 from projections.verified import VerifiedState
 from tests.support.staff import activation, cli_env
 
 
 def run_cli(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The CLI in a process of its own; acting ``--as`` a member of the test cast, with that person's password
-    (FLAGLEDGER_PASSWORD, as a script gives it)."""
-    env = cli_env(args, {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}) | (extra_env or {})
+    """The CLI in a process of its own; acting ``--as`` a member of the demo's cast, with that person's password
+    (FLAGLEDGER_PASSWORD, as a script gives it: the command signs them in for itself)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_") or k == "FLAGLEDGER_CONFIG_DIR"}
+    env = cli_env(args, env, demo_password) | (extra_env or {})
     done = subprocess.run(
         [sys.executable, "-c", "import sys; from ledger.cli.main import main; sys.exit(main())", *args],
         capture_output=True,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from datetime import timedelta
 
-from ledger.api.auth import verify_token
+from ledger.api.auth import MAX_TTL, verify_token
 from ledger.app import Actor
 from ledger.cli.base import as_actor, command, data_dir, node, out, password_for, signed_in
 from ledger.cli.parsing import TTL, option
@@ -58,8 +58,11 @@ def login(actor: Actor | None, one_time_code: str | None, ttl: timedelta, with_t
     else:
         if actor is None:
             raise InputError("say who signs in: flagledger login --as AGENCY/STAFF (or --with-token)", field="actor")
+        if not timedelta(seconds=30) <= ttl <= MAX_TTL:  # (before the password is asked for)
+            raise InputError(f"a session lasts between 30 seconds and {MAX_TTL}", field="ttl")
         token, who, key = open_session(opened, actor, password_for(actor), code=one_time_code, ttl=ttl)
         secret = key.hex()
+    expires_at = who.expires_at.replace(microsecond=0).isoformat()  # (as the token holds it: whole seconds)
     entry: dict[str, str | list[str] | None] = {
         "data_dir": str(where.resolve()),
         "agency": who.actor.agency,
@@ -68,12 +71,12 @@ def login(actor: Actor | None, one_time_code: str | None, ttl: timedelta, with_t
         "session": who.token_id,
         "token": token,
         "key_secret": secret,
-        "expires_at": who.expires_at.isoformat(),
+        "expires_at": expires_at,
     }
     path = write_session(where, entry)
     out(
         {
-            **_answer(who.actor, who.roles, who.expires_at.isoformat(), "session", secret is not None),
+            **_answer(who.actor, who.roles, expires_at, "session", secret is not None),
             "session_file": str(path),
         }
     )

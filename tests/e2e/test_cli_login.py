@@ -163,7 +163,10 @@ def test_as_alone_is_refused_for_commands_that_sign_nothing(
         ["staff", "approve-grant", "--as", ADMIN2, grant["grant"]],
         ["permission", "grant", "--as", ADMIN, "counter", "audit"],
         ["policy", "approvals", "--as", ADMIN, "2"],
-        ["identity", "link", "--as", f"{A}/req", "--old", individual_number(), "--new", individual_number(), "--reason", "notice seen"],
+        [
+            *("identity", "link", "--as", f"{A}/req", "--old", individual_number()),
+            *("--new", individual_number(), "--reason", "notice seen"),
+        ],
         ["staff", "deactivate", "--as", ADMIN, "admin2"],
     ):
         code, out, err = cli(capsys, d, *argv)

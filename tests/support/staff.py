@@ -36,6 +36,7 @@ from ledger.runtime.bootstrap import Node
 
 __all__ = [
     "activate_admin",
+    "activate_second_administrator",
     "activation",
     "cli_env",
     "enrol",
@@ -97,6 +98,17 @@ def second_administrator(node: Node, code: str, first: str = "admin") -> Actor:
             code, Staff(id=sid, agency=code, staff_id=who, name=who, roles=[Role.ADMINISTRATOR.value], by=SYSTEM)
         )
     return Actor(code, who)
+
+
+def activate_second_administrator(node: Node, code: str, first: str = "admin") -> Actor:
+    """:func:`second_administrator`, who also activates a code ``first`` issues, so that they can sign in (a
+    command acts only as someone signed in, ledger/cli/session.py)."""
+    second = second_administrator(node, code, first)
+    roster = node.app.roster(code)
+    if roster is None or roster.current_key(second.staff) is None:
+        issued = node.app.issue_enrolment_code(Actor(code, first), second.staff)
+        node.app.activate_credential(code, second.staff, issued, password_of(code, second.staff))
+    return second
 
 
 def grant_approved(node: Node, admin: Actor, who: str, role: str) -> None:

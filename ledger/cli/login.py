@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 from ledger.api.auth import MAX_TTL, verify_token
 from ledger.app import Actor
@@ -22,6 +23,7 @@ from ledger.cli.session import (
     write_session,
 )
 from ledger.errors import AuthError, Code, InputError
+from ledger.runtime.bootstrap import Node
 
 __all__ = ["login", "logout", "whoami"]
 
@@ -35,6 +37,16 @@ def _answer(actor: Actor, roles: tuple[str, ...], expires_at: str, how: str, can
         "how": how,
         "signs_with_session": can_sign,
     }
+
+
+def _end_previous(opened: Node, where: Path) -> None:
+    """A new sign-in on this node replaces the session file: the session it held ends on the node too."""
+    try:
+        previous = read_session(where)
+    except AuthError:
+        return
+    if previous and isinstance(previous.get("session"), str):
+        end_session(opened, previous["session"])
 
 
 @command(None, "login", help="sign in on this node: later commands act as you until the session expires (8 h)")
@@ -73,6 +85,7 @@ def login(actor: Actor | None, one_time_code: str | None, ttl: timedelta, with_t
         "key_secret": secret,
         "expires_at": expires_at,
     }
+    _end_previous(opened, where)
     path = write_session(where, entry)
     out(
         {
@@ -87,9 +100,17 @@ def login(actor: Actor | None, one_time_code: str | None, ttl: timedelta, with_t
 
 @command(None, "logout", help="end your session on this node (its key copy on the node and your session file)")
 def logout() -> int:
+    import os
+
     where = data_dir()
-    entry = read_session(where)
-    if entry is None:
+    if os.environ.get(TOKEN_ENV):
+        print(f"{TOKEN_ENV} is set: commands use it until you unset it", file=sys.stderr)
+    try:
+        entry = read_session(where)
+    except AuthError:  # an unreadable file: nothing of it can be ended on the node, but it goes
+        entry = {}
+    if not entry:
+        remove_session(where)
         out({"signed_out": None})
         print(f"no session for {where} here", file=sys.stderr)
         return 0

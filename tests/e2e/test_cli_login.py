@@ -297,3 +297,17 @@ def test_a_token_in_flagledger_token_or_given_to_login_signs_in(
     assert (json.loads(out)["staff"], json.loads(out)["how"]) == ("admin", "session")
     code, _, err = cli(capsys, d, "login", "--with-token", stdin="fl1.forged.token\n")
     assert code == 4
+
+
+def test_signing_in_again_ends_the_session_the_file_held(
+    d: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replaced session file leaves no live sealed key behind on the node for whoever copied the old file."""
+    login(capsys, monkeypatch, d, ADMIN)
+    login(capsys, monkeypatch, d, ADMIN2)
+    ended, live = sorted(rows(d), key=lambda r: r["ended_at"] is None)
+    assert (ended["staff"], ended["sealed"]) == ("admin", None) and ended["ended_at"]
+    assert (live["staff"], live["ended_at"]) == ("admin2", None) and live["sealed"]
+    code, out, _ = cli(capsys, d, "whoami")
+    assert code == 0
+    assert json.loads(out)["staff"] == "admin2"

@@ -92,6 +92,13 @@ def as_actor(required: bool = True, help_: str = "", *, authenticate: bool = Tru
     command to check itself (a system account's secret, the enrolment code, a first administrator's bootstrap)."""
 
     def decorate(fn: F) -> F:
+        if not authenticate:
+            # (no explicit default=None: to Click a default given is a value present, and --as would not be required)
+            claim = option(
+                "--as", "actor", type=ACTOR, required=required, metavar="AGENCY/STAFF", help=help_ or "who acts"
+            )
+            return claim(fn)
+
         @functools.wraps(fn)
         def resolved(*args: Any, **kwargs: Any) -> Any:
             given = kwargs.get("actor")
@@ -99,17 +106,8 @@ def as_actor(required: bool = True, help_: str = "", *, authenticate: bool = Tru
                 kwargs["actor"] = signed_in(given)
             return fn(*args, **kwargs)
 
-        wrapped = resolved if authenticate else fn
-        if authenticate:
-            text = help_ or "who acts (default: the person signed in, `flagledger login`); e.g. 131016/tanaka"
-            return cast(
-                F, option("--as", "actor", type=ACTOR, required=False, metavar="AGENCY/STAFF", help=text)(wrapped)
-            )
-        # (no explicit default=None: to Click a default given is a value present, and --as would not be required)
-        text = help_ or "who acts, e.g. 131016/tanaka"
-        return cast(
-            F, option("--as", "actor", type=ACTOR, required=required, metavar="AGENCY/STAFF", help=text)(wrapped)
-        )
+        text = help_ or "who acts (default: the person signed in, `flagledger login`); e.g. 131016/tanaka"
+        return cast(F, option("--as", "actor", type=ACTOR, metavar="AGENCY/STAFF", help=text)(resolved))
 
     return decorate
 
@@ -122,9 +120,10 @@ def signed_in(given: Actor | None) -> Actor:
 
 
 def has_credentials(where: Path) -> bool:
-    from ledger.cli.session import has_credentials as given
+    """Whether a token or a session file is at hand (ledger/cli/session.py)."""
+    from ledger.cli.session import has_credentials as at_hand
 
-    return given(where)
+    return at_hand(where)
 
 
 def password_for(actor: Actor, *, new: bool = False) -> str:

@@ -58,26 +58,15 @@ def cli(capsys: pytest.CaptureFixture[str], d: str, *argv: str, stdin: str | Non
 
 
 @pytest.fixture
-def d(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A node whose two administrators have activated their codes (tests/support/staff.py); no password in the
-    environment afterwards."""
+def d(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, backend: str | None
+) -> Iterator[str]:
+    """A node (SQLite, or PostgreSQL for the ``cli_sessions`` table there) whose two administrators have
+    activated their codes (tests/support/staff.py); no password in the environment afterwards."""
     data = str(tmp_path / "a")
-    code, _, err = run_in_process(
-        [
-            "--data-dir",
-            data,
-            "init",
-            "--agency",
-            A,
-            "--name",
-            "A市",
-            "--kind",
-            "municipality",
-            "--second-admin",
-            "admin2",
-        ],
-        capsys,
-    )
+    on = ["--database-url", backend] if backend else []
+    argv = ["--data-dir", data, "init", "--agency", A, "--name", "A市", "--kind", "municipality"]
+    code, _, err = run_in_process([*argv, "--second-admin", "admin2", *on], capsys)
     assert code == 0, err
     monkeypatch.delenv("FLAGLEDGER_PASSWORD", raising=False)
     yield data

@@ -131,6 +131,10 @@ class Code:
     NO_CREDENTIAL: Final = "no_credential"
     WRONG_PASSWORD: Final = "wrong_password"
     LOCKED_OUT: Final = "locked_out"
+    # command-line sessions (ledger/cli/session.py, docs/staff-signing.md)
+    NOT_SIGNED_IN: Final = "not_signed_in"
+    SESSION_ENDED: Final = "session_ended"
+    SESSION_MISMATCH: Final = "session_mismatch"
     CSRF: Final = "csrf"
     # sealed linkage messages (issue 19, docs/linkage.md)
     SEALED_MESSAGE: Final = "sealed_message"  # does not open: another recipient's, its header changed, bad padding

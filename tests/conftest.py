@@ -43,6 +43,14 @@ STAFF_ROLES = {
 set_kdf_cost(KdfCost(time_cost=1, memory_kib=8, parallelism=1))
 
 
+@pytest.fixture(autouse=True)
+def _own_session_files(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's command-line sessions (``flagledger login``) in its own directory, never the account's
+    ~/.config; no token from the environment the suite was started in."""
+    monkeypatch.setenv("FLAGLEDGER_CONFIG_DIR", str(tmp_path_factory.mktemp("flagledger-config")))
+    monkeypatch.delenv("FLAGLEDGER_TOKEN", raising=False)
+
+
 def enrol_standard_staff(node: Node, codes: tuple[str, ...] | None = None) -> None:
     """Enrol the same cast at each hosted agency: req, apr, apr2, op, counter, rev, aud — each activated with
     a generated password and unlocked in this test process, so commands run as them sign as them (approver and

@@ -150,26 +150,36 @@ def sign_in(
     code: str | None = None,
     ttl: timedelta = DEFAULT_TTL,
     roles: tuple[str, ...] | None = None,
+    channel: str = "",
 ) -> tuple[str, Principal]:
     """A staff member signs in with their own password (and one-time code, if they registered codes) and gets
     a token for themselves; nobody gets one for someone else (issue 18). The password also unlocks their
     staff key in this process once the one-time code (if any) is right too, so the acts the token is used for
     carry their own signature. Wrong passwords and codes are recorded and lock the credential
     (ledger/app/credentials.py, one_time_codes.py). Someone with a security key signs in through the console,
-    where the key can answer."""
+    where the key can answer. ``channel`` prefixes how the
+    sign-in is recorded (``cli_``: ``flagledger login``; ``cli_once_``: one command's ``--as`` and password)."""
     _check_ttl(ttl)
     actor, key = password_factor(node, agency, staff, password)
     factors: tuple[str, ...] = ()
     need = required_factor(node, actor)
     if need == "key":
-        raise AuthError("this staff member signs in with a security key: use the console (/console/login)")
+        raise AuthError(
+            "this staff member signs in with a security key: use the console (/console/login); on the command "
+            "line, `flagledger login --with-token` with a token from there"
+        )
     if need == "totp":
         if not code:
             raise AuthError("this staff member signs in with a one-time code too: give it (`code`)")
         node.app.use_one_time_code(actor, code)
         factors = ("totp",)
     signed_in = issue_own_token(
-        node, actor, via="password_totp" if factors else "password", factors=factors, ttl=ttl, roles=roles
+        node,
+        actor,
+        via=f"{channel}password_totp" if factors else f"{channel}password",
+        factors=factors,
+        ttl=ttl,
+        roles=roles,
     )
     node.app.hold_key(key)  # every factor done: from here this process signs the person's acts
     return signed_in

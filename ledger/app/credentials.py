@@ -21,9 +21,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ledger.app.access import LedgerAccess
 from ledger.app.values import SYSTEM, Actor
@@ -114,6 +115,28 @@ def _raw(private: Ed25519PrivateKey) -> bytes:
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
 
+    def seal_for_session(self, secret: bytes, session: str) -> dict[str, str]:
+        """This key wrapped under a session's random secret (256 bits: no key stretching needed), bound to the
+        session's id so that a sealed copy moved to another session opens nothing (ledger/cli/session.py)."""
+        nonce = secrets.token_bytes(12)
+        raw = self._private.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        sealed = AESGCM(_session_key(secret)).encrypt(nonce, raw, _session_aad(self.agency, self.staff, session))
+        return {"nonce": nonce.hex(), "ciphertext": sealed.hex()}
+
+    @classmethod
+    def unseal_session(cls, agency: str, staff: str, sealed: dict[str, str], secret: bytes, session: str) -> StaffSigner:
+        try:
+            raw = AESGCM(_session_key(secret)).decrypt(
+                bytes.fromhex(sealed["nonce"]),
+                bytes.fromhex(sealed["ciphertext"]),
+                _session_aad(agency, staff, session),
+            )
+        except (InvalidTag, KeyError, ValueError) as exc:
+            raise AuthError("this session's staff key does not open: sign in again", code=Code.NO_CREDENTIAL) from exc
+        return cls(agency, staff, Ed25519PrivateKey.from_private_bytes(raw))
+
 
 @dataclass(frozen=True)
 class StaffProof:
@@ -187,6 +210,12 @@ def _password_matches(password_hash: str, password: str) -> bool:
         return _hasher(_cost).verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+def _session_key(secret: bytes) -> bytes:
+    return HKDF(hashes.SHA256(), 32, salt=None, info=b"flagledger session staff key v1").derive(secret)
+
+
+def _session_aad(agency: str, staff: str, session: str) -> bytes:
+    return f"flagledger session v1|{agency}|{staff}|{session}".encode()
 
 
 def _check_password(password: str) -> None:
@@ -349,6 +378,19 @@ class CredentialCommands(LedgerAccess):
     def holds_key(self, agency: str, who: str) -> bool:
         """Whether this process holds any unlocked staff key of ``who``."""
         return bool(_UNLOCKED.get((agency, who)))
+
+    def hold_session_key(self, signer: StaffSigner) -> StaffSigner:
+        """Hold a key opened elsewhere in this process (a session's sealed copy), once it is the person's
+        current certified key and they are still active: as :meth:`unlock` does after the password."""
+        self._active_member(Actor(signer.agency, signer.staff))
+        roster = self.roster(signer.agency)
+        cert = roster.current_key(signer.staff) if roster is not None else None
+        if cert is None or cert.key_id != signer.key_id:
+            raise AuthError(
+                f"{signer.staff}'s staff key changed or was revoked since this session began: sign in again",
+                code=Code.NO_CREDENTIAL,
+            )
+        return self.hold_key(signer)
 
     def lock(self, agency: str, who: str) -> None:
         """Forget ``who``'s unlocked key in this process (sign out)."""

@@ -3,12 +3,13 @@ and opening the node (closed by Click when the command's context ends, also afte
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -83,9 +84,46 @@ def adopt(opened: Node) -> Node:
     return opened
 
 
-def as_actor(required: bool = True, help_: str = "who acts, e.g. 131016/tanaka") -> Callable[[F], F]:
-    # (no explicit default=None: to Click a default given is a value present, and --as would not be required)
-    return option("--as", "actor", type=ACTOR, required=required, metavar="AGENCY/STAFF", help=help_)
+def as_actor(required: bool = True, help_: str = "", *, authenticate: bool = True) -> Callable[[F], F]:
+    """``--as AGENCY/STAFF``, resolved to the person signed in (ledger/cli/session.py): the session, a
+    ``FLAGLEDGER_TOKEN``, or ``--as`` with ``FLAGLEDGER_PASSWORD`` for this one command; ``--as`` alone proves
+    nothing, and one naming someone else than the session is refused. ``required=False``: no person is needed
+    (None when there is neither ``--as`` nor a session). ``authenticate=False``: the claim as typed, for the
+    command to check itself (a system account's secret, the enrolment code, a first administrator's bootstrap)."""
+
+    def decorate(fn: F) -> F:
+        if not authenticate:
+            # (no explicit default=None: to Click a default given is a value present, and --as would not be required)
+            claim = option(
+                "--as", "actor", type=ACTOR, required=required, metavar="AGENCY/STAFF", help=help_ or "who acts"
+            )
+            return claim(fn)
+
+        @functools.wraps(fn)
+        def resolved(*args: Any, **kwargs: Any) -> Any:
+            given = kwargs.get("actor")
+            if required or given is not None or has_credentials(data_dir()):
+                kwargs["actor"] = signed_in(given)
+            return fn(*args, **kwargs)
+
+        text = help_ or "who acts (default: the person signed in, `flagledger login`); e.g. 131016/tanaka"
+        return cast(F, option("--as", "actor", type=ACTOR, metavar="AGENCY/STAFF", help=text)(resolved))
+
+    return decorate
+
+
+def signed_in(given: Actor | None) -> Actor:
+    """The person this command acts as (ledger/cli/session.py): ``given`` (``--as``) only if they signed in."""
+    from ledger.cli.session import signed_in as authenticated
+
+    return authenticated(node(), data_dir(), given)
+
+
+def has_credentials(where: Path) -> bool:
+    """Whether a token or a session file is at hand (ledger/cli/session.py)."""
+    from ledger.cli.session import has_credentials as at_hand
+
+    return at_hand(where)
 
 
 def password_for(actor: Actor, *, new: bool = False) -> str:
@@ -108,15 +146,18 @@ def password_for(actor: Actor, *, new: bool = False) -> str:
 
 
 def unlocked(actor: Actor) -> Actor:
-    """Unlock ``actor``'s staff key for this command (their own signature on what they do); returns ``actor``.
-    A key this process already unlocked (the test suite, the demo) is not asked for again."""
+    """Open ``actor``'s staff key for this command (their own signature on what they do); returns ``actor``:
+    already open (a sign-in of this command, or of this process: the test suite, the demo), else the sealed
+    copy of their session, else their password."""
+    from ledger.cli.session import unseal
     from ledger.errors import PermissionDenied
 
-    app = node().app
+    opened = node()
     try:
-        app.signer_for(actor)
+        opened.app.signer_for(actor)
     except PermissionDenied:
-        app.unlock(actor.agency, actor.staff, password_for(actor))
+        if not unseal(opened, actor):
+            opened.app.unlock(actor.agency, actor.staff, password_for(actor))
     return actor
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from ledger.app import Actor
 from ledger.cli.base import as_actor, command, group, node, out
 from ledger.cli.parsing import PARKED_ID, argument, option
-from ledger.errors import InputError
 
 consumers = group("consumers", "parked (poison) messages")
 
@@ -27,16 +26,20 @@ def parked() -> int:
     help="apply an event signed by a key revoked since (code revoked_key_late), once its agency confirmed it: "
     "one administrator proposes (--as, --note), a second one approves (--as); each step is a ledger event",
 )
-@as_actor(required=False, help_="the administrator taking this step (with --accept-revoked-key)")
+@as_actor(
+    required=False,
+    authenticate=False,  # (authenticated below, only when a person is needed)
+    help_="the administrator taking this step (with --accept-revoked-key; default: the person signed in)",
+)
 @option("--note", default="", help="how the originating agency confirmed it sent the event (proposer)")
 def replay(id: int, accept_revoked_key: bool, actor: Actor | None, note: str) -> int:
     from consumers.parked import replay_parked
     from consumers.revoked_acceptance import accept_revoked
 
     if accept_revoked_key:
-        if actor is None:
-            raise InputError("--accept-revoked-key needs --as AGENCY/STAFF (an administrator; a second one approves)")
-        step = accept_revoked(node(), id, actor, note)
+        from ledger.cli.base import signed_in
+
+        step = accept_revoked(node(), id, signed_in(actor), note)
         if step.outcome is None:
             out(
                 {

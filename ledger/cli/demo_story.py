@@ -19,6 +19,7 @@ from ledger.cli.demo_tables import (
     Step,
     Table,
 )
+from ledger.cli.session import SESSION_TTL, open_session
 from ledger.errors import SelfApprovalError
 
 
@@ -48,10 +49,18 @@ class Demo(DemoViews):
         return self.steps
 
     def enrol(self, admin: Actor, who: str, roles: list[str]) -> None:
-        """Enrol ``who`` as a person is: the administrator's signed one-time code, activated with a password."""
+        """Enrol ``who`` as a person is: the administrator's signed one-time code, activated with a password;
+        then they sign in."""
         self.app.enroll_staff(admin, who, who, roles)
         code = self.app.issue_enrolment_code(admin, who)
         self.app.activate_credential(admin.agency, who, code, demo_password(admin.agency, who))
+        self.sign_in(admin.agency, who)
+
+    def sign_in(self, agency: str, who: str) -> None:
+        """``who`` signs in as on the command line (``flagledger login``: their password, recorded, their
+        staff key opened for the session; ledger/cli/session.py); the demo keeps no session file."""
+        self.app.lock(agency, who)  # (activation left it open: from here on it is the sign-in that opens it)
+        open_session(self.node, Actor(agency, who), demo_password(agency, who), code=None, ttl=SESSION_TTL)
 
     def setup(self) -> None:
         s = self.step("Set-up: one node hosting A, B, C; X and Y are spouses in A; Y is X's registered proxy", False)
@@ -60,6 +69,12 @@ class Demo(DemoViews):
             # the first administrator activates the code set-up printed; each person then activates their own
             # code with a password of their own (generated here), which unlocks their staff key in this process
             self.app.activate_credential(code, "admin", self.app.first_codes.pop(code), demo_password(code, "admin"))
+            self.sign_in(code, "admin")
+            # the second administrator, enrolled at set-up, activates a code the first one issues and signs in
+            self.app.activate_credential(
+                code, "admin2", self.app.issue_enrolment_code(admin, "admin2"), demo_password(code, "admin2")
+            )
+            self.sign_in(code, "admin2")
             for who, roles in CAST.items():
                 self.enrol(admin, who, roles)
         self.enrol(self.who(B, "admin"), "chief", ["requester", "approver"])
@@ -71,8 +86,8 @@ class Demo(DemoViews):
         self.app.register_proxy(self.who(A, "req"), self.x, self.y)
         s.say(
             "staff at each agency: req, apr, apr2, op, counter, rev, aud (roles by name), each enrolled with a "
-            "one-time code and signing their own acts with a key their password opens "
-            "(demo passwords: demo-password-AGENCY-STAFF)",
+            "one-time code, signing in with their password (flagledger login, recorded) and signing their own "
+            "acts with a key their password opens (demo passwords: demo-password-AGENCY-STAFF)",
             "B also has a section chief who may both request and approve",
             "each approver and operator was proposed by admin and approved by admin2 (two administrators)",
             "B requires two approvals (approval chain, Point 2)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -79,5 +80,10 @@ def init(
             # shown once: the administrator runs `flagledger staff activate --as AGENCY/ADMIN --code CODE`
             "enrolment_code": node.app.first_codes.get(agency),
         }
+    )
+    print(
+        f"next: flagledger staff activate --as {agency}/{admin} --code CODE (choose a password), "
+        f"then flagledger login --as {agency}/{admin}",
+        file=sys.stderr,
     )
     return 0

@@ -29,6 +29,7 @@ from ledger.cli import (
     incident,
     init,
     key,
+    login,
     node,
     permission,
     policy,
@@ -69,6 +70,7 @@ EXIT = {
 
 # the top-level help lists the commands under these headings, in this order
 SECTIONS: dict[str, list[click.Command]] = {
+    "Signing in": [login.login, login.logout, login.whoami],
     "Set-up": [init.init, agency.agency, staff.staff, system.system, permission.permission, policy.policy, key.key],
     "Daily work": [case.case, flag.flag, body.body, provision.provision, identity.identity, proxy.proxy, view.view],
     "Audit and incidents": [audit.audit, incident.incident, projections.projections],

@@ -43,18 +43,23 @@ def enroll(actor: Actor, staff: str, name: str, role: tuple[str, ...]) -> int:
 
 
 @command(staff, "code", help="issue a new one-time enrolment code for a staff member (a lost password)")
-@as_actor()
+@as_actor(required=False, authenticate=False)
 @argument("staff")
-def code(actor: Actor, staff: str) -> int:
+def code(actor: Actor | None, staff: str) -> int:
+    from ledger.cli.base import signed_in
+
     app = node().app
-    # an old log's agency has no roster yet: its administrator's first code needs no signature (it makes the root)
-    issued = app.issue_enrolment_code(actor if app.roster(actor.agency) is None else unlocked(actor), staff)
+    # an old log's agency has no roster yet, so nobody there can sign in: its administrator's first code needs
+    # neither a session nor a signature (whoever activates it becomes the root; docs/staff-signing.md)
+    if actor is None or app.roster(actor.agency) is not None:
+        actor = unlocked(signed_in(actor))
+    issued = app.issue_enrolment_code(actor, staff)
     out({"staff": f"{actor.agency}/{staff}", "enrolment_code": issued})
     return 0
 
 
 @command(staff, "activate", help="complete your enrolment: choose your password; your staff key is made")
-@as_actor(help_="you, e.g. 131016/tanaka")
+@as_actor(help_="you, e.g. 131016/tanaka", authenticate=False)  # (the enrolment code authenticates)
 @option("--code", "enrolment_code", required=True, help="the one-time enrolment code an administrator gave you")
 def activate(actor: Actor, enrolment_code: str) -> int:
     app = node().app
@@ -135,7 +140,7 @@ def revoke_role(actor: Actor, staff: str, role: str) -> int:
 
 
 @command(staff, "password", help="change your password (your staff key stays; it is wrapped anew)")
-@as_actor(help_="you, e.g. 131016/tanaka")
+@as_actor(help_="you, e.g. 131016/tanaka", authenticate=False)  # (the old password authenticates)
 def password(actor: Actor) -> int:
     import os
 
@@ -161,7 +166,7 @@ def deactivate(actor: Actor, staff: str) -> int:
 
 
 @command(staff, "token", help="sign in and print a short-lived API/console token for yourself")
-@as_actor(help_="you, e.g. 131016/tanaka")
+@as_actor(help_="you, e.g. 131016/tanaka", authenticate=False)  # (a sign-in: password and second factor)
 @option("--ttl", type=TTL, default=timedelta(hours=1), help="lifetime: 900, 15m, 8h (30 s to 12 h)")
 @option("--role", multiple=True, help="narrow the token to these of your roles")
 @option("--code", "one_time_code", default=None, help="your one-time code, if you registered codes")

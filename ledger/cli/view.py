@@ -30,7 +30,7 @@ _PORTAL_AS = "the portal's system account, e.g. 131016/portal (its secret in FLA
 
 
 @command(view, "portal", help="Mynaportal provision records as a viewer sees them (the portal's account only)")
-@as_actor(help_=_PORTAL_AS)
+@as_actor(help_=_PORTAL_AS, authenticate=False)  # (its own secret signs it in)
 @option("--viewer", required=True, help="number or pseudonym whose credentials log in")
 @option("--subject", required=True, help="whose records are displayed")
 def portal(actor: Actor, viewer: str, subject: str) -> int:
@@ -44,7 +44,7 @@ def portal(actor: Actor, viewer: str, subject: str) -> int:
 
 
 @command(view, "self-info", help="Mynaportal self-information as a viewer sees it (the portal's account only)")
-@as_actor(help_=_PORTAL_AS)
+@as_actor(help_=_PORTAL_AS, authenticate=False)  # (its own secret signs it in)
 @option("--viewer", required=True, help="number or pseudonym whose credentials log in")
 @option("--subject", required=True, help="whose records are displayed")
 def self_info(actor: Actor, viewer: str, subject: str) -> int:

@@ -1,4 +1,5 @@
-"""The operational tables: state a node cannot rebuild from its log (relay progress, parked and held messages).
+"""The operational tables: state a node cannot rebuild from its log (relay progress, parked and held messages,
+command-line sessions).
 
 They live on their own :data:`metadata`, apart from the projections' (``projections.base.metadata``), because
 they are never dropped and rebuilt: their schema changes only through the migrations in
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, String, Table, Text
 
-__all__ = ["metadata", "parked_messages", "pending_events", "relay_marks", "relay_position"]
+__all__ = ["cli_sessions", "metadata", "parked_messages", "pending_events", "relay_marks", "relay_position"]
 
 metadata = MetaData()
 
@@ -58,4 +59,20 @@ pending_events = Table(
     # when it was first held (the node's clock, ISO): a flag change waiting for its agency's roster waits this
     # long at most (consumers.pending.ROSTER_HOLD); rows held before 0004 have none
     Column("held_at", String(40), nullable=True),
+)
+
+# Command-line sessions (``flagledger login``, ledger/cli/session.py): one row per session, keyed by its token
+# id. ``sealed`` is the person's staff key wrapped under a random secret that only their 0600 session file
+# holds, so this row alone (with every secret of the node) opens nothing. Never published, never in the log:
+# ``logout`` deletes the sealed key and marks the row ended (a copied token is then refused by the command
+# line), and rows past their expiry are deleted at the next sign-in.
+cli_sessions = Table(
+    "cli_sessions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("agency", String(32), nullable=False),
+    Column("staff", String(64), nullable=False),
+    Column("expires_at", String(40), nullable=False),
+    Column("sealed", Text, nullable=True),  # None: signed in with a token (no key to seal)
+    Column("ended_at", String(40), nullable=True),
 )

@@ -228,7 +228,7 @@ def test_as_alone_is_no_credential_on_the_command_line(
     _UNLOCKED.pop(("131024", "sato"), None)  # a fresh process: nothing unlocked
     monkeypatch.delenv("FLAGLEDGER_PASSWORD", raising=False)
     assert main(argv) == 4
-    assert "[staff_signature_required]" in capsys.readouterr().err
+    assert "[not_signed_in]" in capsys.readouterr().err  # no session, no password: nobody signed in
     monkeypatch.setenv("FLAGLEDGER_PASSWORD", "not sato's password")
     assert main(argv) == 4
     assert "[wrong_password]" in capsys.readouterr().err

@@ -69,7 +69,7 @@ def test_provision_status_needs_an_actor_and_shows_only_the_querier_and_the_prov
         Actor(A, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
     ).request_id
     code, _, err = cli(node, capsys, "provision", "status", rid)
-    assert code == 2 and "--as" in err
+    assert code == 4 and "[not_signed_in]" in err and "--as" in err  # nobody signed in, nobody named
     for asker in (f"{A}/counter", f"{B}/rev"):  # the querier, and the provider holding it
         code, out, _ = cli(node, capsys, "provision", "status", "--as", asker, rid)
         assert code == 0 and json.loads(out)["status"] == "in_progress", asker

@@ -6,19 +6,25 @@ import dataclasses
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ledger.cli import demo
+from ledger.cli.demo_story import demo_password
 from projections.verified import VerifiedState
 from tests.support.staff import activation, cli_env
 
 
-def run_cli(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The CLI in a process of its own; acting ``--as`` a member of the test cast, with that person's password
-    (FLAGLEDGER_PASSWORD, as a script gives it)."""
-    env = cli_env(args, {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}) | (extra_env or {})
+def run_cli(
+    *args: str, extra_env: dict[str, str] | None = None, passwords: Callable[[str, str], str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The CLI in a process of its own; acting ``--as`` a member of the test cast (``passwords``: another cast's,
+    e.g. the demo's), with that person's password (FLAGLEDGER_PASSWORD, as a script gives it: the command signs
+    them in for itself)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_") or k == "FLAGLEDGER_CONFIG_DIR"}
+    env = cli_env(args, env, passwords) | (extra_env or {})
     done = subprocess.run(
         [sys.executable, "-c", "import sys; from ledger.cli.main import main; sys.exit(main())", *args],
         capture_output=True,
@@ -28,7 +34,7 @@ def run_cli(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.C
     )
     follow = activation(args, done.stdout) if done.returncode == 0 else None
     if follow is not None:  # the person told their enrolment code activates it (tests/support/staff.py)
-        assert run_cli(*follow).returncode == 0
+        assert run_cli(*follow, passwords=passwords).returncode == 0
     return done
 
 
@@ -74,29 +80,32 @@ def test_the_demo_fails_when_a_view_stops_hiding(tmp_path: Path, monkeypatch: py
 def test_the_view_commands_read_the_demo_node(tmp_path: Path) -> None:
     import json
 
+    def demo_cli(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, extra_env=extra_env, passwords=demo_password)
+
     data = tmp_path / "d"
     assert demo.run_demo(data, emit=lambda step: None).ok
-    proc = run_cli("view", "nationwide", "--data-dir", str(data), "--as", "131032/counter", "--subject", demo.X_NUMBER)
+    proc = demo_cli("view", "nationwide", "--data-dir", str(data), "--as", "131032/counter", "--subject", demo.X_NUMBER)
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout)
     assert seen["protected"] is False and seen["holders"] is None, "released at the end of the demo"
     # the portal reads through its own system account, signed in with its own secret (issue 18)
-    proc = run_cli("system", "enroll", "portal", "--kind", "portal", "--as", "131016/admin", "--data-dir", str(data))
+    proc = demo_cli("system", "enroll", "portal", "--kind", "portal", "--as", "131016/admin", "--data-dir", str(data))
     assert proc.returncode == 0, proc.stderr
     secret = json.loads(proc.stdout)["secret"]
     portal = ("view", "portal", "--data-dir", str(data), "--viewer", demo.Y_NUMBER, "--subject", demo.Y_NUMBER)
-    proc = run_cli(*portal, "--as", "131016/portal", extra_env={"FLAGLEDGER_SYSTEM_SECRET": secret})
+    proc = demo_cli(*portal, "--as", "131016/portal", extra_env={"FLAGLEDGER_SYSTEM_SECRET": secret})
     assert proc.returncode == 0, proc.stderr
     assert [r["querier"] for r in json.loads(proc.stdout)["records"]] == ["131032"], "only the post-release record"
     # a counter clerk, or the portal's name without its secret, is refused (exit 4) and shown nothing
     for who, env in (("131032/counter", {}), ("131016/portal", {"FLAGLEDGER_SYSTEM_SECRET": "fls1_guess"})):
-        proc = run_cli(*portal, "--as", who, extra_env=env)
+        proc = demo_cli(*portal, "--as", who, extra_env=env)
         assert proc.returncode == 4 and proc.stdout == "", (who, proc.stderr)
-    proc = run_cli("view", "positions", "--data-dir", str(data))
+    proc = demo_cli("view", "positions", "--data-dir", str(data))
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert {r["projection"] for r in rows} >= {"flag_state", "portal", "work_queues", "timeline"}
     assert all(r["behind"] == 0 for r in rows)
-    proc = run_cli(
+    proc = demo_cli(
         "view",
         "timeline",
         "--data-dir",

@@ -32,6 +32,7 @@ def test_the_readme_tour_runs_as_pasted(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["TMPDIR"] = str(tmp_path)  # the tour's `mktemp -d` lands here
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")  # its `flagledger login` session file, not the account's
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
     )
@@ -44,3 +45,5 @@ def test_the_readme_tour_runs_as_pasted(tmp_path: Path) -> None:
     assert sorted(counter["protection"]["flags"]) == ["NON_DISCLOSURE", "NO_AUTO_RESPONSE"]
     assert any(a.get("ok") is True and a.get("events", 0) > 0 for a in answers)  # audit verify
     assert list(tmp_path.glob("*/b/config.json")), "the tour's data directory was not made under TMPDIR"
+    assert [a["staff"] for a in answers if "signs_with_session" in a] == ["admin", "admin2", "admin2"]  # logins, whoami
+    assert list((tmp_path / "config" / "flagledger" / "sessions").iterdir()) == [], "signed out at the end"

@@ -99,10 +99,10 @@ def test_the_cli_writes_reports_exports_and_replays_privately(tmp_path: Path) ->
     and `audit replay` leave behind."""
     data = tmp_path / "demo"
     assert cli("demo", "--data-dir", str(data)).returncode == 0
-    assert (
-        cli("staff", "enroll", "--data-dir", str(data), "--as", f"{B}/admin", "aud2", "--role", "auditor").returncode
-        == 0
-    )
+    enrolled = cli("staff", "enroll", "--data-dir", str(data), "--as", f"{B}/admin", "aud2", "--role", "auditor")
+    assert enrolled.returncode == 0, enrolled.stderr
+    code = json.loads(enrolled.stdout)["enrolment_code"]  # aud2 activates it, so that they can sign in
+    assert cli("staff", "activate", "--data-dir", str(data), "--as", f"{B}/aud2", "--code", code).returncode == 0
     now = datetime.now(UTC)
     done = cli(
         "audit",

@@ -34,7 +34,7 @@ from ledger.runtime.bootstrap import AgencySpec, Node, open_node, rotate_key
 from ledger.runtime.tables import parked_messages
 from tests.conftest import A, B
 from tests.support.ship import ship
-from tests.support.staff import second_administrator
+from tests.support.staff import activate_second_administrator, second_administrator
 from tests.support.trust import trust
 
 FLAGS = ["NO_AUTO_RESPONSE", "NON_DISCLOSURE"]
@@ -197,7 +197,7 @@ def test_an_approval_lets_in_only_the_bytes_that_were_proposed(scene) -> None:
 
 def test_the_command_line_takes_two_administrators(scene, capsys: pytest.CaptureFixture[str]) -> None:
     a, _, _, forged = scene
-    second_administrator(a, A)  # as `init --second-admin admin2` makes it (tests/support/staff.py)
+    activate_second_administrator(a, A)  # as `init --second-admin admin2` makes it, then activated to sign in
     parked_id = str(_park(a, forged[0]))
     d = str(a.config.data_dir)
 
@@ -210,7 +210,8 @@ def test_the_command_line_takes_two_administrators(scene, capsys: pytest.Capture
         return code, captured.out + captured.err
 
     before = a.app.max_position()
-    assert cli()[0] == 2, "no actor, no acceptance"
+    code, text = cli()
+    assert code == 4 and "[not_signed_in]" in text, "nobody signed in, no acceptance"
     assert cli("--as", f"{A}/admin")[0] == 2, "the proposer says how B confirmed it"
     assert a.app.max_position() == before
     code, text = cli("--as", f"{A}/admin", "--note", "B's administrator confirmed by phone")

@@ -36,6 +36,7 @@ from ledger.runtime.bootstrap import Node
 
 __all__ = [
     "activate_admin",
+    "activate_second_administrator",
     "activation",
     "cli_env",
     "enrol",
@@ -99,6 +100,17 @@ def second_administrator(node: Node, code: str, first: str = "admin") -> Actor:
     return Actor(code, who)
 
 
+def activate_second_administrator(node: Node, code: str, first: str = "admin") -> Actor:
+    """:func:`second_administrator`, who also activates a code ``first`` issues, so that they can sign in (a
+    command acts only as someone signed in, ledger/cli/session.py)."""
+    second = second_administrator(node, code, first)
+    roster = node.app.roster(code)
+    if roster is None or roster.current_key(second.staff) is None:
+        issued = node.app.issue_enrolment_code(Actor(code, first), second.staff)
+        node.app.activate_credential(code, second.staff, issued, password_of(code, second.staff))
+    return second
+
+
 def grant_approved(node: Node, admin: Actor, who: str, role: str) -> None:
     """Grant ``role`` to ``who``; if it takes two administrators, the second approves it at once."""
     pending = node.app.grant_role(admin, who, role)
@@ -148,26 +160,44 @@ def cli_env(
     return env
 
 
+# second administrators named at set-up (``init``/``agency add --second-admin``) whose first administrator is
+# about to activate: that administrator then issues their code (signed by the new key), as a person would
+_SECOND: dict[str, str] = {}
+
+
+def _where(argv: Sequence[str]) -> list[str]:
+    args = list(argv)
+    return ["--data-dir", args[args.index("--data-dir") + 1]] if "--data-dir" in args else []
+
+
 def activation(argv: Sequence[str], out: str) -> list[str] | None:
-    """The ``staff activate`` the person runs after ``init``, ``agency add`` or ``staff enroll`` printed their
-    one-time code (None when ``out`` holds no code): the test cast's people activate as soon as they are told."""
+    """The command the cast runs next after ``argv`` printed ``out`` (None: nothing): a person told their
+    one-time code (by ``init``, ``agency add``, ``staff enroll`` or ``staff code``) activates it at once; a
+    first administrator just activated issues the code of the second one named at set-up, so that both can
+    sign in (docs/staff.md)."""
+    args = list(argv)
     for line in out.splitlines():
         try:
             answer = json.loads(line)
         except ValueError:
             continue
-        code = answer.get("enrolment_code") if isinstance(answer, dict) else None
+        if not isinstance(answer, dict):
+            continue
+        if "activated" in answer and answer["activated"] in _SECOND:
+            agency, _, admin = str(answer["activated"]).partition("/")
+            second = _SECOND.pop(answer["activated"])
+            return [*_where(args), "staff", "code", "--as", f"{agency}/{admin}", second]
+        code = answer.get("enrolment_code")
         if not code:
             continue
-        who = answer.get("enrolled") or answer.get("administrator")
+        who = answer.get("enrolled") or answer.get("administrator") or answer.get("staff")
         if who is None and "agency" in answer:  # `agency add`: its --admin (default admin)
-            args = list(argv)
             who = f"{answer['agency']}/{args[args.index('--admin') + 1] if '--admin' in args else 'admin'}"
         if who is None:
             continue
-        args = list(argv)
-        where = ["--data-dir", args[args.index("--data-dir") + 1]] if "--data-dir" in args else []
-        return [*where, "staff", "activate", "--as", str(who), "--code", str(code)]
+        if "--second-admin" in args and ("init" in args or "add" in args):
+            _SECOND[str(who)] = args[args.index("--second-admin") + 1]
+        return [*_where(args), "staff", "activate", "--as", str(who), "--code", str(code)]
     return None
 
 
@@ -194,9 +224,10 @@ def run_in_process(argv: Sequence[str], capsys: Any) -> tuple[int, str, str]:
         code = main(list(argv))
     captured = capsys.readouterr()
     follow = activation(argv, captured.out) if code == 0 else None
-    if follow is not None:
+    while follow is not None:
         with password_env(follow):
             done = main(follow)
         after = capsys.readouterr()
         assert done == 0, after.err
+        follow = activation(follow, after.out)
     return code, captured.out, captured.err

@@ -87,6 +87,10 @@ PUBLISHED = {
     "wrong_route",
     # issue 19: the hub's leader lease (a standby refuses to sequence)
     "not_leader",
+    # issue 18: command-line sessions
+    "not_signed_in",
+    "session_ended",
+    "session_mismatch",
 }
 
 

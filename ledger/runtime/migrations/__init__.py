@@ -12,7 +12,7 @@ read again under it, so exactly one process migrates and the others find the dat
 
 A new revision (the file, from the repository's root)::
 
-    alembic -c <(printf '[alembic]\\nscript_location = ledger/runtime/migrations\\n') revision --rev-id 0004 -m …
+    alembic -c <(printf '[alembic]\\nscript_location = ledger/runtime/migrations\\n') revision --rev-id 0005 -m …
 
 then set :data:`HEAD` to it (a test checks the two agree).
 """
@@ -29,7 +29,7 @@ from projections.base import storage_error
 
 __all__ = ["HEAD", "current", "upgrade"]
 
-HEAD = "0004"
+HEAD = "0005"
 MIGRATION_LOCK = 0x666C6D67  # the advisory lock key of migrations on PostgreSQL ("flmg")
 VERSION_TABLE = "alembic_version"
 

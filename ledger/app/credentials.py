@@ -105,28 +105,19 @@ class StaffSigner:
             raise AuthError("the sign-in's sealed staff key does not open: sign in again") from exc
         return cls(agency, staff, Ed25519PrivateKey.from_private_bytes(raw))
 
-
-def _sealed_for(agency: str, staff: str) -> bytes:
-    return f"flagledger sealed staff key v1\x00{agency}\x00{staff}".encode()
-
-
-def _raw(private: Ed25519PrivateKey) -> bytes:
-    return private.private_bytes(
-        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-    )
-
     def seal_for_session(self, secret: bytes, session: str) -> dict[str, str]:
         """This key wrapped under a session's random secret (256 bits: no key stretching needed), bound to the
         session's id so that a sealed copy moved to another session opens nothing (ledger/cli/session.py)."""
         nonce = secrets.token_bytes(12)
-        raw = self._private.private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        sealed = AESGCM(_session_key(secret)).encrypt(
+            nonce, _raw(self._private), _session_aad(self.agency, self.staff, session)
         )
-        sealed = AESGCM(_session_key(secret)).encrypt(nonce, raw, _session_aad(self.agency, self.staff, session))
         return {"nonce": nonce.hex(), "ciphertext": sealed.hex()}
 
     @classmethod
-    def unseal_session(cls, agency: str, staff: str, sealed: dict[str, str], secret: bytes, session: str) -> StaffSigner:
+    def unseal_session(
+        cls, agency: str, staff: str, sealed: dict[str, str], secret: bytes, session: str
+    ) -> StaffSigner:
         try:
             raw = AESGCM(_session_key(secret)).decrypt(
                 bytes.fromhex(sealed["nonce"]),
@@ -136,6 +127,16 @@ def _raw(private: Ed25519PrivateKey) -> bytes:
         except (InvalidTag, KeyError, ValueError) as exc:
             raise AuthError("this session's staff key does not open: sign in again", code=Code.NO_CREDENTIAL) from exc
         return cls(agency, staff, Ed25519PrivateKey.from_private_bytes(raw))
+
+
+def _sealed_for(agency: str, staff: str) -> bytes:
+    return f"flagledger sealed staff key v1\x00{agency}\x00{staff}".encode()
+
+
+def _raw(private: Ed25519PrivateKey) -> bytes:
+    return private.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,8 @@ def _password_matches(password_hash: str, password: str) -> bool:
         return _hasher(_cost).verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
 def _session_key(secret: bytes) -> bytes:
     return HKDF(hashes.SHA256(), 32, salt=None, info=b"flagledger session staff key v1").derive(secret)
 

@@ -7,6 +7,10 @@ Used by the Compose file (the image's entrypoint) and by deploy/local/network.py
     AGENCY_CODE, AGENCY_NAME, AGENCY_KIND   the agency this node hosts (read here, at first start only)
     AGENCY_SIGNING_KEY_FILE   its Ed25519 private key (PEM, a mounted secret); adopted by `flagledger init`
     AGENCY_PEERS              comma-separated codes of the agencies whose first key this node trusts
+    AGENCY_ADMIN_PASSWORD_FILE  the first administrator's password (a mounted secret): at first start the
+                              entrypoint activates the administrator with the enrolment code `init` printed, and
+                              trusts the peers as that administrator (a command acts only as a person who proves
+                              who they are, issue 18). Without it, an administrator activates and trusts by hand.
     REGISTRY_DIR              where nodes publish their public key (public data only) and read their peers'
     PEER_WAIT_SECONDS         how long to wait for a peer's public key (default 300)
 
@@ -30,8 +34,11 @@ def flagledger() -> str:
     return found
 
 
-def run(*args: str) -> str:
-    done = subprocess.run([flagledger(), *args], capture_output=True, text=True)
+def run(*args: str, password: str | None = None) -> str:
+    env = dict(os.environ)
+    if password is not None:  # to the child only, never on its command line
+        env["FLAGLEDGER_PASSWORD"] = password
+    done = subprocess.run([flagledger(), *args], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         sys.stderr.write(done.stderr)
         raise SystemExit(f"entrypoint: `flagledger {' '.join(args[:2])}` failed with exit code {done.returncode}")
@@ -48,13 +55,26 @@ def main() -> None:
     registry = Path(os.environ["REGISTRY_DIR"])
     peers = [p for p in os.environ.get("AGENCY_PEERS", "").split(",") if p]
     wait = float(os.environ.get("PEER_WAIT_SECONDS", "300"))
+    password_file = os.environ.get("AGENCY_ADMIN_PASSWORD_FILE")
+    password = Path(password_file).read_text().strip() if password_file else None
 
     if not (data_dir / "config.json").exists():
         args = ["init", "--agency", code, "--name", name, "--kind", kind]
         if os.environ.get("AGENCY_SIGNING_KEY_FILE"):
             args += ["--signing-key-file", os.environ["AGENCY_SIGNING_KEY_FILE"]]
-        run(*args)
+        enrolment_code = json.loads(run(*args))["enrolment_code"]
         say(f"initialised agency {code} in {data_dir}")
+        if password is not None:
+            run("staff", "activate", "--as", f"{code}/admin", "--code", enrolment_code, password=password)
+            say(f"{code}/admin activated with the mounted password")
+        else:
+            # kept out of the logs (whoever activates it becomes the roster's root): a 0600 file in the data
+            # directory, read once by the administrator in the pod, who then activates and trusts the peers
+            held = data_dir / "first-admin-enrolment-code"
+            fd = os.open(held, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(enrolment_code + "\n")
+            say(f"{code}/admin's enrolment code is in {held}: `flagledger staff activate --code …`, then delete it")
 
     keys = [json.loads(line) for line in run("key", "list").splitlines() if line.strip()]
     own = next(k for k in keys if k["agency"] == code)  # the first key: what peers anchor their trust on
@@ -68,6 +88,12 @@ def main() -> None:
     for peer in peers:
         if peer in trusted:
             continue
+        if password is None:
+            raise SystemExit(
+                f"entrypoint: {peer} is not trusted yet and no AGENCY_ADMIN_PASSWORD_FILE is mounted: an "
+                f"administrator runs `flagledger login` and `flagledger agency trust --agency {peer} …` (the key "
+                "fingerprint checked out of band), then restarts this node"
+            )
         path = registry / f"{peer}.json"
         deadline = time.monotonic() + wait
         while not path.exists():
@@ -92,6 +118,7 @@ def main() -> None:
             p["public_hex"],
             "--valid-from",
             str(p["valid_from"]),
+            password=password,
         )
         say(f"{code} trusts {peer} key {p['key_id']}")
 

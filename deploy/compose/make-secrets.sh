@@ -13,6 +13,7 @@ for node in node-a node-b node-sc; do
   [ -f "secrets/$node/signing_key" ] || openssl genpkey -algorithm ed25519 -out "secrets/$node/signing_key"
   [ -f "secrets/$node/cipher_key" ] || openssl rand -base64 32 > "secrets/$node/cipher_key"
   [ -f "secrets/$node/db_password" ] || openssl rand -base64 24 | tr -d '/+=' > "secrets/$node/db_password"
+  [ -f "secrets/$node/admin_password" ] || openssl rand -base64 24 | tr -d '/+=' > "secrets/$node/admin_password"
 done
 # the containers run as uid 10001 (flagledger) and 999 (postgres): Compose mounts these files read-only
 chmod 0444 secrets/*/* secrets/pseudonym_key secrets/postgres_password

@@ -91,6 +91,7 @@ def node_environment(
         "AGENCY_NAME": agency.name,
         "AGENCY_KIND": agency.kind,
         "AGENCY_SIGNING_KEY_FILE": f"{secrets_dir}/signing_key",
+        "AGENCY_ADMIN_PASSWORD_FILE": f"{secrets_dir}/admin_password",
         "AGENCY_PEERS": ",".join(a.code for a in AGENCIES if a != agency),
         "REGISTRY_DIR": registry_dir,
         "PEER_WAIT_SECONDS": "120",
@@ -132,6 +133,7 @@ def make_secrets(root: Path) -> None:
         d = root / "secrets" / a.service
         _write_secret(d / "cipher_key", base64.b64encode(secrets.token_bytes(32)).decode())
         _write_secret(d / "db_password", secrets.token_urlsafe(24))  # trust auth here; Compose checks it
+        _write_secret(d / "admin_password", secrets.token_urlsafe(24))
         Signer.generate(a.code).save(d / "signing_key")
 
 

@@ -26,7 +26,7 @@ from ledger.app import Actor
 from ledger.runtime.bootstrap import Node, open_node
 from projections import views
 from tests.integration.test_projections_rebuild import snapshot
-from tests.support.staff import activate_admin, enrol
+from tests.support.staff import enrol
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -111,7 +111,11 @@ def test_seed_across_three_nodes(network, person, monkeypatch: pytest.MonkeyPatc
     x = person()
     with staff_node(net, root, A) as a, staff_node(net, root, B) as b, staff_node(net, root, SC) as sc:
         for node, code in ((a, A), (b, B), (sc, SC)):
-            activate_admin(node, code)
+            # the entrypoint activated the administrator with the mounted password: unlock with the same secret
+            admin_password = (
+                Path(net.load(root)["nodes"][code]["env"]["AGENCY_ADMIN_PASSWORD_FILE"]).read_text().strip()
+            )
+            node.app.unlock(code, "admin", admin_password)
             for who, roles in STAFF[code].items():
                 enrol(node, Actor(code, "admin"), who, roles)
         subject = a.app.subject(x)

@@ -97,14 +97,16 @@ def test_the_view_commands_read_the_demo_node(tmp_path: Path) -> None:
     proc = demo_cli(*portal, "--as", "131016/portal", extra_env={"FLAGLEDGER_SYSTEM_SECRET": secret})
     assert proc.returncode == 0, proc.stderr
     assert [r["querier"] for r in json.loads(proc.stdout)["records"]] == ["131032"], "only the post-release record"
+    # every view at the log's head (before the refused attempts below, whose recorded failures a later command
+    # projects)
+    proc = demo_cli("view", "positions", "--data-dir", str(data))
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert {r["projection"] for r in rows} >= {"flag_state", "portal", "work_queues", "timeline"}
+    assert all(r["behind"] == 0 for r in rows), rows
     # a counter clerk, or the portal's name without its secret, is refused (exit 4) and shown nothing
     for who, env in (("131032/counter", {}), ("131016/portal", {"FLAGLEDGER_SYSTEM_SECRET": "fls1_guess"})):
         proc = demo_cli(*portal, "--as", who, extra_env=env)
         assert proc.returncode == 4 and proc.stdout == "", (who, proc.stderr)
-    proc = demo_cli("view", "positions", "--data-dir", str(data))
-    rows = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert {r["projection"] for r in rows} >= {"flag_state", "portal", "work_queues", "timeline"}
-    assert all(r["behind"] == 0 for r in rows)
     proc = demo_cli(
         "view",
         "timeline",

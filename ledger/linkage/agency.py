@@ -18,7 +18,7 @@ from datetime import datetime
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ledger import clock
-from ledger.errors import FlagLedgerError
+from ledger.errors import FlagLedgerError, PermissionDenied
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.codes import Registration, agency_code
 from ledger.linkage.directory import Directory
@@ -33,11 +33,11 @@ from ledger.linkage.messages import (
     decode,
 )
 from ledger.linkage.names import HUB
-from ledger.linkage.sealing import seal, unseal
+from ledger.linkage.sealing import SenderKeys, seal, unseal
 from ledger.linkage.transport import Transport
 from ledger.log.signing import Signer
 
-__all__ = ["AgencyEnd", "AgencyKeys", "Inbound"]
+__all__ = ["AgencyEnd", "AgencyKeys", "Inbound", "open_from_hub"]
 
 _INBOUND: dict[str, type[Message]] = {m.kind: m for m in (RoutedQuery, Consultation, AnswerMessage)}
 
@@ -61,6 +61,15 @@ class Inbound:
 
     event_id: str
     message: Message
+
+
+def open_from_hub(keys: AgencyKeys, message: bytes, sender_keys: SenderKeys) -> Inbound:
+    """A message to this agency opened, checked to be the hub's and of a kind the hub sends an agency;
+    a ledger error otherwise."""
+    opened = unseal(keys.sealing, keys.name, message, sender_keys)
+    if opened.sender != HUB or opened.kind not in _INBOUND:
+        raise PermissionDenied(f"an agency reads only the hub's messages, not {opened.kind!r} from {opened.sender}")
+    return Inbound(opened.event_id, decode(_INBOUND[opened.kind], opened.payload))
 
 
 class AgencyEnd:
@@ -128,13 +137,11 @@ class AgencyEnd:
         keys = self.directory.sender_keys(self.now())
         for delivery in self.transport.poll(timeout_ms, max_records):
             try:
-                opened = unseal(self.keys.sealing, self.name, delivery.value, keys)
-                if opened.sender != HUB or opened.kind not in _INBOUND:
-                    raise FlagLedgerError(f"an agency reads only the hub's messages, not {opened.kind!r}")
-                if opened.event_id in self.seen:
-                    continue
-                got.append(Inbound(opened.event_id, decode(_INBOUND[opened.kind], opened.payload)))
-                self.seen.add(opened.event_id)
+                inbound = open_from_hub(self.keys, delivery.value, keys)
+                if inbound.event_id in self.seen:
+                    continue  # the hub sent it again (its outbox, after an outage): applied once
+                got.append(inbound)
+                self.seen.add(inbound.event_id)
             except FlagLedgerError as exc:
                 self.refused.append(exc.code)
         self.transport.commit()

@@ -15,6 +15,8 @@ refuses a deposed leader. Design and limits: docs/linkage.md.
 
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,7 +26,15 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlalchemy import Connection, insert, select
 
 from ledger import clock
-from ledger.errors import Code, FlagLedgerError, InputError, NotFoundError, PermissionDenied, StorageError
+from ledger.errors import (
+    BrokerUnavailable,
+    Code,
+    FlagLedgerError,
+    InputError,
+    NotFoundError,
+    PermissionDenied,
+    StorageError,
+)
 from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid, park
 from ledger.hub.log import HubStore, ProvisionRecord
 from ledger.hub.routing import holdings
@@ -49,6 +59,8 @@ from ledger.linkage.transport import Delivery, Transport
 from ledger.log.signing import Signer
 
 __all__ = ["HubKeys", "HubService", "Step"]
+
+log = logging.getLogger("flagledger.hub")
 
 
 @dataclass(frozen=True)
@@ -117,6 +129,17 @@ class HubService:
             return done
         self.transport.commit()
         return done
+
+    def run(self, stop: threading.Event, standby_wait: float = 1.0, retry: float = 1.0) -> None:
+        """Step until ``stop`` is set. A standby waits ``standby_wait`` seconds between tries for the lease; a
+        database or broker failure is logged and retried after ``retry`` seconds, nothing committed past it."""
+        while not stop.is_set():
+            try:
+                if self.step().standby:
+                    stop.wait(standby_wait)
+            except (StorageError, BrokerUnavailable) as exc:
+                log.warning("the hub's loop will retry in %.1f s: %s", retry, exc)
+                stop.wait(retry)
 
     def _send_owed(self) -> int:
         rows = owed(self.store.engine)

@@ -8,6 +8,8 @@ message), an administrator starting a second hub (the standby), and a poison mes
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from ledger.errors import BrokerUnavailable, Code
 from ledger.hub.inbox import owed, parked
 from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.tables import hub_applied, hub_codes, hub_flag_changes, hub_records, hub_requests
+from ledger.linkage.agency import Inbound
 from ledger.linkage.buckets import ANSWER_SIZE, BUCKETS
 from ledger.linkage.codes import Registration
 from ledger.linkage.messages import AnswerMessage, Consultation, QueryMessage, RoutedQuery
@@ -26,7 +29,7 @@ from ledger.linkage.names import HUB
 from ledger.linkage.sealing import read_header, seal
 from ledger.linkage.transport import MemoryBroker, MemoryTransport, Topics
 from ledger.log.signing import Signer
-from tests.support.hub_world import A, B, C, Cast, D, World, normalised, values
+from tests.support.hub_world import START, A, B, C, Cast, D, World, normalised, values
 from tests.support.people import individual_number
 
 PROCEDURE, ITEM, INFO = "児童手当", 74, "地方税関係情報"
@@ -264,3 +267,55 @@ def test_what_the_hub_owes_survives_a_broker_outage(hub_url: str, stores: list[H
     [routed] = w.inbox(A)
     assert isinstance(routed.message, RoutedQuery) and routed.message.code == ""  # A never registered X
     assert w.inbox(A) == []
+
+
+def wait_for(w: World, name: str, seconds: float = 10) -> list[Inbound]:
+    deadline, got = time.monotonic() + seconds, []
+    while not got and time.monotonic() < deadline:
+        got = w.inbox(name, timeout_ms=50)
+    return got
+
+
+def test_two_running_hubs_one_leads_and_the_other_takes_over(hub_url: str, stores: list[HubStore]) -> None:
+    """An administrator running active/standby: both loops run; one handles; when it stops, the other does."""
+    broker, cast = MemoryBroker(), Cast.of(A, B, C, D)
+    first = World.open(cast, open_store(stores, hub_url, "hub-1"), lambda p: MemoryTransport(broker, p))
+    second = World.open(cast, open_store(stores, hub_url, "hub-2"), lambda p: MemoryTransport(broker, p))
+    assert first.hub.lead()
+    stops = [threading.Event(), threading.Event()]
+    loops = [
+        threading.Thread(target=w.hub.run, args=(stop,), kwargs={"standby_wait": 0.05})
+        for w, stop in zip((first, second), stops, strict=True)
+    ]
+    for loop in loops:
+        loop.start()
+    try:
+        x = individual_number()
+        first.agencies[A].file_person(x)
+        mine = first.agencies[C].query(x, A, PROCEDURE, ITEM, INFO)
+        [routed] = wait_for(first, A)
+        assert isinstance(routed.message, RoutedQuery) and not second.hub.store.sequencer.leader
+        stops[0].set()
+        loops[0].join(10)
+        first.hub.store.sequencer.release()  # the leader stops and lets go
+        first.agencies[A].answer(routed.message.request_id, "answered", "data")
+        [answer] = wait_for(first, C)
+        assert answer.message == AnswerMessage(mine, "answered", "data")
+        assert second.hub.store.sequencer.leader  # the standby took over and relayed it
+    finally:
+        for stop in stops:
+            stop.set()
+        for loop in loops:
+            loop.join(10)
+
+
+def test_a_revoked_key_is_parked(hub_url: str, stores: list[HubStore]) -> None:
+    """A peer's stolen key after its revocation: what it signs is parked, never applied."""
+    w, _ = world(stores, hub_url)
+    b = w.cast.agencies[B]
+    w.hub.directory.ring.revoke(b.signer.key_id, START, "stolen")
+    w.agencies[B].flag(individual_number(), "NO_AUTO_RESPONSE", "set")
+    [step] = w.settle()[:1]
+    assert (step.parked, step.applied) == (2, 0)
+    assert {p.code for p in parked(w.hub.store.engine)} == {Code.REVOKED_KEY}
+    assert count(w.hub.store, hub_codes) == 0 and count(w.hub.store, hub_flag_changes) == 0

@@ -41,12 +41,13 @@ from ledger.hub.routing import holdings
 from ledger.hub.sequencer import NotLeader
 from ledger.hub.tables import hub_requests
 from ledger.linkage.buckets import ANSWER_SIZE
-from ledger.linkage.codes import Registration, register, translate
+from ledger.linkage.codes import Registration, link_numbers, register, translate
 from ledger.linkage.directory import Directory
 from ledger.linkage.messages import (
     AnswerMessage,
     Consultation,
     FlagChangeMessage,
+    LinkMessage,
     Message,
     QueryMessage,
     RecordMessage,
@@ -176,6 +177,10 @@ class HubService:
         elif kind == FlagChangeMessage.kind:
             m = decode(FlagChangeMessage, opened.payload)
             self.store.log.flag(opened.sender, m.code, m.flag, m.action, m.change_id, self._mark(opened))  # type: ignore[arg-type]
+        elif kind == LinkMessage.kind:
+            link = decode(LinkMessage, opened.payload)
+            link_numbers(self.store.codes, opened.sender, link.old_code, link.new_code)  # idempotent, as register
+            self._commit(opened, [])
         elif kind == RecordMessage.kind:
             record = ProvisionRecord(**asdict(decode(RecordMessage, opened.payload)))
             self.store.log.provision(opened.sender, record, self._mark(opened))

@@ -26,6 +26,7 @@ from ledger.linkage.messages import (
     AnswerMessage,
     Consultation,
     FlagChangeMessage,
+    LinkMessage,
     Message,
     QueryMessage,
     RecordMessage,
@@ -110,6 +111,11 @@ class AgencyEnd:
         m = FlagChangeMessage(uuid.uuid4().hex, self.file_person(number), flag, action)
         self._send(m.kind, m.encode())
         return m.change_id
+
+    def link(self, old_number: str, new_number: str) -> None:
+        """Tell the hub the person's number changed (both filed first): one person from now on."""
+        m = LinkMessage(self.file_person(old_number), self.file_person(new_number))
+        self._send(m.kind, m.encode())
 
     def record(
         self, number: str, querier: str, procedure: str, legal_item: int, info_kind: str, outcome: str, made_at: str

@@ -8,6 +8,7 @@ each holder gets its own — no agency ever reads another's code, nor the hub's 
 kind                   from → to           holds
 =====================  ==================  ==========================================================
 ``registration``       agency → hub        its code and the number (``ledger.linkage.codes.Registration``)
+``number_link``        agency → hub        a number change: its codes for the old and the new number
 ``flag_change``        holder → hub        a flag set or released on the person it knows by its code
 ``provision_record``   provider → hub      a provision record, filed in the hub's sequence
 ``query``              querier → hub       its own request id, its code, the provider, procedure, item
@@ -40,6 +41,7 @@ __all__ = [
     "AnswerMessage",
     "Consultation",
     "FlagChangeMessage",
+    "LinkMessage",
     "Message",
     "QueryMessage",
     "RecordMessage",
@@ -91,6 +93,20 @@ class FlagChangeMessage(Message):
         check_code(self.code)
         if self.flag not in FLAGS or self.action not in ("set", "release"):
             raise InputError("a flag change sets or releases NON_DISCLOSURE or NO_AUTO_RESPONSE", field="flag")
+
+
+@dataclass(frozen=True)
+class LinkMessage(Message):
+    """A number change the sender made (its four eyes are its own): its codes for the old and the new number,
+    each registered first; the hub links the two person ids (``ledger.linkage.codes.link_numbers``)."""
+
+    kind: ClassVar[str] = "number_link"
+    old_code: str
+    new_code: str
+
+    def check(self) -> None:
+        check_code(self.old_code, "old_code")
+        check_code(self.new_code, "new_code")
 
 
 @dataclass(frozen=True)
@@ -189,9 +205,9 @@ class AnswerMessage(Message):
         bounds.check_text("data", self.data, DATA)
 
 
-KINDS: dict[str, type[Message]] = {
-    m.kind: m for m in (FlagChangeMessage, RecordMessage, QueryMessage, RoutedQuery, Consultation, AnswerMessage)
-}
+_TO_HUB: tuple[type[Message], ...] = (FlagChangeMessage, LinkMessage, RecordMessage, QueryMessage, AnswerMessage)
+_FROM_HUB: tuple[type[Message], ...] = (RoutedQuery, Consultation)
+KINDS: dict[str, type[Message]] = {m.kind: m for m in (*_TO_HUB, *_FROM_HUB)}
 
 
 def decode(cls: type[M], payload: bytes) -> M:

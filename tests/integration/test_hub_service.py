@@ -319,3 +319,27 @@ def test_a_revoked_key_is_parked(hub_url: str, stores: list[HubStore]) -> None:
     assert (step.parked, step.applied) == (2, 0)
     assert {p.code for p in parked(w.hub.store.engine)} == {Code.REVOKED_KEY}
     assert count(w.hub.store, hub_codes) == 0 and count(w.hub.store, hub_flag_changes) == 0
+
+
+def test_a_number_change_carries_the_protection_and_the_translation(hub_url: str, stores: list[HubStore]) -> None:
+    """The perpetrator after a number change (re-relocation): B protects X under the old number, C knows X only
+    under the new one, A only under the old: the query still reaches A under A's code and is still held."""
+    w, _ = world(stores, hub_url)
+    old, new, other = individual_number(), individual_number(), individual_number()
+    w.agencies[B].flag(old, "NON_DISCLOSURE", "set")
+    w.agencies[A].file_person(old)
+    w.agencies[B].link(old, new)
+    mine = w.agencies[C].query(new, A, PROCEDURE, ITEM, INFO)
+    w.settle()
+    [routed] = [i.message for i in w.inbox(A)]
+    assert isinstance(routed, RoutedQuery)
+    assert routed.answer == "staff" and routed.code == w.agencies[A].code(old)
+    [consult] = [i.message for i in w.inbox(B)]
+    assert isinstance(consult, Consultation) and consult.code == w.agencies[B].code(old)
+    w.agencies[B].link(old, new)  # reported again: nothing changes
+    w.agencies[B].link(old, other)  # the old number followed twice: refused
+    w.settle()
+    assert [p.code for p in parked(w.hub.store.engine)] == [Code.LINK_CONFLICT]
+    w.agencies[A].answer(routed.request_id, "not_provided")
+    w.settle()
+    assert [i.message for i in w.inbox(C)] == [AnswerMessage(mine, "not_provided", "")]

@@ -168,10 +168,16 @@ class HubService:
         except FlagLedgerError as exc:
             park(self.store.engine, delivery, sender, event_id, exc.code, str(exc))
             done.parked += 1
+        except (ValueError, RecursionError) as exc:  # a decoder's own refusal of hostile bytes: parked all the same
+            park(self.store.engine, delivery, sender, event_id, Code.MALFORMED, f"{type(exc).__name__}: {exc}")
+            done.parked += 1
 
     # -- applying one message ------------------------------------------------------------------------------
     def _apply(self, opened: Opened) -> None:
         kind = opened.kind
+        if opened.sender == PORTAL and kind != "registration":
+            # the portal maps card sign-ins to its codes; it sets no flag, files no record, asks no agency
+            raise PermissionDenied(f"the portal sends the hub registrations only, not {kind!r}", code=Code.WRONG_AGENCY)
         if kind == "registration":
             self._registration(opened)
         elif kind == FlagChangeMessage.kind:
@@ -222,8 +228,6 @@ class HubService:
         querier, provider = opened.sender, q.provider
         if provider in (HUB, PORTAL, querier):
             raise InputError("a query goes to another agency", code=Code.WRONG_ROUTE, field="provider")
-        if querier == PORTAL:
-            raise PermissionDenied("the portal does not query agencies", code=Code.WRONG_AGENCY)
         person = self.store.codes.person(querier, q.code)
         if person is None:
             raise NotFoundError(f"{querier} has registered no person under this code at the hub")

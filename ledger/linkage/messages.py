@@ -214,7 +214,7 @@ def decode(cls: type[M], payload: bytes) -> M:
     """The payload as ``cls``: JSON with exactly its fields, each of its type, checked; InputError otherwise."""
     try:
         data: Any = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         raise InputError(f"a {cls.kind} payload is not JSON", code=Code.MALFORMED) from None
     names = {f.name: f.type for f in fields(cls)}  # type: ignore[arg-type]
     if not isinstance(data, dict) or set(data) != set(names):

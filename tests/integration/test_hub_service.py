@@ -25,7 +25,7 @@ from ledger.linkage.agency import Inbound
 from ledger.linkage.buckets import ANSWER_SIZE, BUCKETS
 from ledger.linkage.codes import Registration
 from ledger.linkage.messages import AnswerMessage, Consultation, QueryMessage, RoutedQuery
-from ledger.linkage.names import HUB
+from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.sealing import read_header, seal
 from ledger.linkage.transport import MemoryBroker, MemoryTransport, Topics
 from ledger.log.signing import Signer
@@ -223,21 +223,17 @@ def test_poison_messages_are_parked_with_their_reason_and_do_not_block(hub_url: 
         seal(b.signer, a_key, A, uuid.uuid4().hex, "query", b"{}"),  # sealed to A, put on the hub's topic
         genuine,  # opens, but holds no query
         seal(b.signer, hub_key, HUB, uuid.uuid4().hex, "gossip", b"{}"),
+        seal(b.signer, hub_key, HUB, uuid.uuid4().hex, "query", b"[" * 100_000),  # deeper than the parser goes
     ):
         broker.append(inbox, poison)
     w.agencies[A].file_person(x)  # behind the poison: still handled
     [step] = w.settle()[:1]
-    assert (step.parked, step.applied) == (5, 1)
+    assert (step.parked, step.applied) == (6, 1)
     found = parked(w.hub.store.engine)
-    assert [p.code for p in found] == [
-        Code.MALFORMED,
-        Code.MALFORMED,
-        Code.MISADDRESSED,
-        Code.MALFORMED,
-        Code.MALFORMED,
-    ]
+    malformed, misaddressed = Code.MALFORMED, Code.MISADDRESSED
+    assert [p.code for p in found] == [malformed, malformed, misaddressed, malformed, malformed, malformed]
     assert found[2].message == broker.topics[inbox][2] and all(p.reason for p in found)
-    assert broker.committed[inbox] == 6  # committed past everything: nothing blocks, nothing is lost
+    assert broker.committed[inbox] == 7  # committed past everything: nothing blocks, nothing is lost
 
 
 class FailingFlush(MemoryTransport):
@@ -343,3 +339,18 @@ def test_a_number_change_carries_the_protection_and_the_translation(hub_url: str
     w.agencies[A].answer(routed.request_id, "not_provided")
     w.settle()
     assert [i.message for i in w.inbox(C)] == [AnswerMessage(mine, "not_provided", "")]
+
+
+def test_the_portal_registers_and_does_nothing_else(hub_url: str, stores: list[HubStore]) -> None:
+    """Writer authority on the hop to the hub: the portal (or whoever holds its key) maps its codes, and cannot
+    set or release a flag, file a record or ask an agency."""
+    w, _ = world(stores, hub_url, Cast.of(A, B, C, D, PORTAL))
+    x, portal = individual_number(), w.agencies[PORTAL]
+    w.agencies[A].file_person(x)
+    portal.flag(x, "NON_DISCLOSURE", "release")
+    portal.record(x, C, PROCEDURE, ITEM, INFO, "provided", "2026-01-01T00:00:00Z")
+    portal.query(x, A, PROCEDURE, ITEM, INFO)
+    w.settle()
+    assert w.hub.store.codes.person(PORTAL, portal.code(x)) == w.hub.store.codes.person(A, w.agencies[A].code(x))
+    assert [p.code for p in parked(w.hub.store.engine)] == [Code.WRONG_AGENCY] * 3
+    assert count(w.hub.store, hub_flag_changes) == count(w.hub.store, hub_records) == 0 and w.inbox(A) == []

@@ -18,7 +18,7 @@ from datetime import datetime
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ledger import clock
-from ledger.errors import FlagLedgerError, PermissionDenied
+from ledger.errors import Code, FlagLedgerError, PermissionDenied
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.codes import Registration, agency_code
 from ledger.linkage.directory import Directory
@@ -69,7 +69,9 @@ def open_from_hub(keys: AgencyKeys, message: bytes, sender_keys: SenderKeys) -> 
     a ledger error otherwise."""
     opened = unseal(keys.sealing, keys.name, message, sender_keys)
     if opened.sender != HUB or opened.kind not in _INBOUND:
-        raise PermissionDenied(f"an agency reads only the hub's messages, not {opened.kind!r} from {opened.sender}")
+        raise PermissionDenied(
+            f"an agency reads only the hub's messages, not {opened.kind!r} from {opened.sender}", code=Code.WRONG_ROUTE
+        )
     return Inbound(opened.event_id, decode(_INBOUND[opened.kind], opened.payload))
 
 

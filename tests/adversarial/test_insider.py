@@ -24,6 +24,7 @@ from ledger.errors import FlagLedgerError
 from ledger.hub.log import open_hub_store
 from ledger.linkage.agency import Inbound, open_from_hub
 from ledger.linkage.messages import RoutedQuery
+from ledger.linkage.names import HUB
 from ledger.linkage.transport import MemoryBroker, MemoryTransport, Topics
 from tests.support.hub_world import A, B, C, Cast, D, World, normalised
 from tests.support.people import individual_number
@@ -85,6 +86,8 @@ def test_a_non_holder_learns_nothing_of_who_holds_x(tmp_path: Path, flags: tuple
             assert normalised(at_b, *ids_b) == normalised(at_d, *ids_d)
             inbox = Topics().inbox(name)
             assert [len(m) for m in hb.broker.topics[inbox]] == [len(m) for m in hd.broker.topics[inbox]]
+        hub = Topics().inbox(HUB)  # what peers send the hub: as many messages, of the same sizes
+        assert [len(m) for m in hb.broker.topics[hub]] == [len(m) for m in hd.broker.topics[hub]]
         # the provider was told "staff" in both, naming no holder; each holder was consulted: the histories
         # differ where they should, so the comparison above could have failed
         routed = [i.message for i in insider_view(hb, A) if isinstance(i.message, RoutedQuery)]

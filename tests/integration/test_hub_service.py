@@ -354,3 +354,23 @@ def test_the_portal_registers_and_does_nothing_else(hub_url: str, stores: list[H
     assert w.hub.store.codes.person(PORTAL, portal.code(x)) == w.hub.store.codes.person(A, w.agencies[A].code(x))
     assert [p.code for p in parked(w.hub.store.engine)] == [Code.WRONG_AGENCY] * 3
     assert count(w.hub.store, hub_flag_changes) == count(w.hub.store, hub_records) == 0 and w.inbox(A) == []
+
+
+def test_an_agency_reads_only_the_hubs_messages_and_each_once(hub_url: str, stores: list[HubStore]) -> None:
+    """Broker operator or a peer writing into A's inbox directly: a peer's message sealed to A is refused (only
+    the hub routes), a re-injected hub message is read once."""
+    w, broker = world(stores, hub_url)
+    x = individual_number()
+    w.agencies[A].file_person(x)
+    w.agencies[C].query(x, A, PROCEDURE, ITEM, INFO)
+    w.settle()
+    a_inbox = Topics().inbox(A)
+    [genuine] = broker.topics[a_inbox]
+    b, a_key = w.cast.agencies[B], w.cast.directory().sealing_key(A)
+    fake = RoutedQuery(uuid.uuid4().hex, C, w.agencies[A].code(x), PROCEDURE, ITEM, INFO, "auto")
+    broker.append(a_inbox, seal(b.signer, a_key, A, uuid.uuid4().hex, fake.kind, fake.encode(), ANSWER_SIZE))
+    broker.append(a_inbox, genuine)
+    [only] = w.inbox(A)
+    assert isinstance(only.message, RoutedQuery) and only.message.request_id != fake.request_id
+    assert w.agencies[A].refused == [Code.WRONG_ROUTE]  # only the hub routes
+    assert w.inbox(A) == []

@@ -20,7 +20,7 @@ from ledger.hub.tables import REASON, hub_applied, hub_outbox, hub_parked
 from ledger.linkage.transport import Delivery
 from projections.base import storage_error
 
-__all__ = ["Parked", "applied_seq", "mark_applied", "owe", "owed", "paid", "park", "parked"]
+__all__ = ["Parked", "applied_seq", "mark_applied", "owe", "owed", "paid", "park", "parked", "was_applied"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,14 @@ def applied_seq(conn: Connection, sender: str, event_id: str) -> int | None:
     a = hub_applied.c
     found = conn.execute(select(a.seq).where((a.sender == sender) & (a.event_id == event_id))).scalar()
     return None if found is None else int(found)
+
+
+def was_applied(engine: Engine, sender: str, event_id: str) -> bool:
+    try:
+        with engine.connect() as conn:
+            return applied_seq(conn, sender, event_id) is not None
+    except SQLAlchemyError as exc:
+        raise storage_error("cannot read the hub's applied messages", exc) from exc
 
 
 def mark_applied(conn: Connection, sender: str, event_id: str, seq: int) -> None:

@@ -24,6 +24,7 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from ledger import clock
 from ledger.errors import (
@@ -35,7 +36,7 @@ from ledger.errors import (
     PermissionDenied,
     StorageError,
 )
-from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid, park
+from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid, park, was_applied
 from ledger.hub.log import HubStore, ProvisionRecord
 from ledger.hub.routing import holdings
 from ledger.hub.sequencer import NotLeader
@@ -58,6 +59,7 @@ from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.sealing import Opened, read_header, seal, unseal
 from ledger.linkage.transport import Delivery, Transport
 from ledger.log.signing import Signer
+from projections.base import storage_error
 
 __all__ = ["HubKeys", "HubService", "Step"]
 
@@ -157,10 +159,9 @@ class HubService:
             header = read_header(delivery.value)
             sender, event_id = header.sender, header.event_id
             opened = unseal(self.keys.sealing, HUB, delivery.value, self.directory.sender_keys(self.now()))
-            with self.store.engine.connect() as conn:
-                if applied_seq(conn, opened.sender, opened.event_id) is not None:
-                    done.replays += 1
-                    return
+            if was_applied(self.store.engine, opened.sender, opened.event_id):
+                done.replays += 1
+                return
             self._apply(opened)
             done.applied += 1
         except (NotLeader, StorageError):
@@ -259,10 +260,13 @@ class HubService:
 
     def _answer(self, opened: Opened, a: AnswerMessage) -> None:
         r = hub_requests.c
-        with self.store.engine.connect() as conn:
-            found = conn.execute(
-                select(r.provider, r.querier, r.querier_request).where(r.request_id == a.request_id)
-            ).first()
+        try:
+            with self.store.engine.connect() as conn:
+                found = conn.execute(
+                    select(r.provider, r.querier, r.querier_request).where(r.request_id == a.request_id)
+                ).first()
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot read the hub's routed requests", exc) from exc
         if found is None or found.provider != opened.sender:
             # another agency's request is answered like an unknown one: a peer learns nothing by trying
             raise NotFoundError(f"{opened.sender} was asked no request {a.request_id} through the hub")

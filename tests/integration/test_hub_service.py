@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from ledger.errors import BrokerUnavailable, Code
 from ledger.hub.inbox import owed, parked
@@ -374,3 +374,37 @@ def test_an_agency_reads_only_the_hubs_messages_and_each_once(hub_url: str, stor
     assert isinstance(only.message, RoutedQuery) and only.message.request_id != fake.request_id
     assert w.agencies[A].refused == [Code.WRONG_ROUTE]  # only the hub routes
     assert w.inbox(A) == []
+
+
+def test_a_leader_deposed_mid_run_routes_nothing_and_commits_nothing(hub_url: str, stores: list[HubStore]) -> None:
+    """An administrator's cut (PostgreSQL session terminated) or an operator deleting a lease file he took for
+    stale: the old leader does not notice, takes the next query, and is refused by the fencing — nothing routed,
+    nothing committed; the new leader routes it once."""
+    broker, cast = MemoryBroker(), Cast.of(A, B, C, D)
+    old = World.open(cast, open_store(stores, hub_url, "hub-1"), lambda p: MemoryTransport(broker, p))
+    new = World.open(cast, open_store(stores, hub_url, "hub-2"), lambda p: MemoryTransport(broker, p))
+    x = individual_number()
+    old.agencies[A].file_person(x)
+    old.agencies[C].file_person(x)
+    assert sum(s.applied for s in old.settle()) == 2
+    seq = old.hub.store.sequencer
+    if old.hub.store.engine.dialect.name == "postgresql":
+        assert seq._conn is not None
+        pid = seq._conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        seq._conn.commit()
+        with new.hub.store.engine.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+    else:
+        assert seq.lease_file is not None
+        seq.lease_file.unlink()
+    assert new.hub.store.sequencer.take_lease(wait=10)
+    mine = old.agencies[C].query(x, A, PROCEDURE, ITEM, INFO)
+    refused = old.hub.step(timeout_ms=50)
+    assert refused.standby and refused.applied == 0
+    assert old.inbox(A) == [] and count(new.hub.store, hub_requests) == 0 and owed(new.hub.store.engine) == []
+    assert sum(s.applied for s in new.settle()) == 1  # handed over again: the query, once
+    [routed] = new.inbox(A)
+    assert isinstance(routed.message, RoutedQuery) and routed.message.answer == "auto"
+    new.agencies[A].answer(routed.message.request_id, "answered", "d")
+    new.settle()
+    assert [i.message for i in new.inbox(C)] == [AnswerMessage(mine, "answered", "d")]

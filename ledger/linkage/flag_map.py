@@ -260,4 +260,3 @@ class SparseMerkleMap:
                 found.append(self._node(h, other, oa, ob))
             lo, hi = a, b
         return MapProof(key, self._values.get(k), bits.to_bytes(32, "big"), tuple(reversed(found)))
-

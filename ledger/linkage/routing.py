@@ -132,6 +132,10 @@ def check_own_flags(
             f"map head {head.seq} drops {sorted(missing)} held by {holder}",
             code=Code.FLAG_DROPPED,
             evidence=Evidence(
-                Code.FLAG_DROPPED, (head,), f"{holder} holds {sorted(expected)}", proofs=(person_proof, holding_proof)
+                Code.FLAG_DROPPED,
+                (head,),
+                f"{holder} holds {sorted(expected)}",
+                proofs=(person_proof, holding_proof),
+                flags=frozenset(expected),
             ),
         )

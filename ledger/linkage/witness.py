@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger.errors import Code, FlagLedgerError
-from ledger.linkage.flag_map import MapProof, verify
+from ledger.linkage.flag_map import FlagEntry, MapProof, verify
 from ledger.linkage.map_heads import AUTO, MapHead, RoutingDecision
 from ledger.merkle import verify_consistency
 
@@ -46,6 +46,7 @@ class Evidence:
     decision: RoutingDecision | None = None
     proofs: tuple[MapProof, ...] = ()
     consistency: tuple[bytes, ...] = ()
+    flags: frozenset[str] = frozenset()  # flag_dropped: what the holder holds (its word; its change is in the log)
 
 
 def _forked(a: MapHead, b: MapHead) -> bool:
@@ -80,8 +81,11 @@ def check_evidence(evidence: Evidence, hub_key: Ed25519PublicKey) -> bool:
                 and verify(proof, head.map_root)
                 and _flagged(proof)
             )
-        if evidence.code == Code.FLAG_DROPPED and len(heads) == 1 and evidence.proofs:
-            return all(verify(p, heads[0].map_root) for p in evidence.proofs)
+        if evidence.code == Code.FLAG_DROPPED and len(heads) == 1 and evidence.proofs and evidence.flags:
+            shown = [FlagEntry(frozenset()) if p.value is None else FlagEntry.decode(p.value) for p in evidence.proofs]
+            return all(verify(p, heads[0].map_root) for p in evidence.proofs) and any(
+                not evidence.flags <= entry.flags for entry in shown
+            )
     except (FlagLedgerError, ValueError, TypeError):
         return False
     return False

@@ -13,12 +13,13 @@ from dataclasses import replace
 from uuid import uuid4
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger.errors import Code, HubMisbehaviour, IntegrityError, SignatureError
-from ledger.linkage.flag_map import FlagEntry, holding_key, map_key
+from ledger.linkage.flag_map import FlagEntry, MapProof, holding_key, map_key
 from ledger.linkage.flag_state import HubFlagMap
 from ledger.linkage.hiding import FlagChange
-from ledger.linkage.map_heads import AUTO, STAFF, MapHead, decide, sign_head
+from ledger.linkage.map_heads import AUTO, STAFF, Action, MapHead, RoutingDecision, decide, sign_head
 from ledger.linkage.routing import Freshness, check_own_flags, verify_routing
 from ledger.linkage.witness import Witness, check_evidence
 from ledger.log.signing import Signer
@@ -39,7 +40,7 @@ class Hub:
         self.seq = 0
 
     @property
-    def key(self):
+    def key(self) -> Ed25519PublicKey:
         return self.signer.public_key
 
     def change(self, person: str, holder: str, flag: str, action: str = "set") -> None:
@@ -63,7 +64,7 @@ def hub() -> Hub:
     return h
 
 
-def route(hub: Hub, person: str, head: MapHead, action: str | None = None):
+def route(hub: Hub, person: str, head: MapHead, action: Action | None = None) -> tuple[RoutingDecision, MapProof]:
     decision, proof = hub.flags.route(hub.signer, request=uuid4().hex, provider=P, person=person, head=head)
     if action is not None:  # the hub signs whatever decision it likes
         decision = decide(
@@ -72,7 +73,9 @@ def route(hub: Hub, person: str, head: MapHead, action: str | None = None):
     return decision, proof
 
 
-def provider_checks(hub: Hub, person: str, decision, head, proof, seen: Freshness | None = None) -> FlagEntry:
+def provider_checks(
+    hub: Hub, person: str, decision: RoutingDecision, head: MapHead, proof: MapProof, seen: Freshness | None = None
+) -> FlagEntry:
     return verify_routing(
         decision, head, proof, hub.key, provider=P, person_key=map_key(person), freshness=seen or Freshness()
     )
@@ -108,6 +111,7 @@ def test_the_provider_learns_which_flags_never_who_holds_them(hub: Hub) -> None:
 
 def test_a_hub_that_drops_a_holders_flag_is_caught_by_the_holder(hub: Hub) -> None:
     honest = hub.head()
+    honest_proofs = hub.flags.holder_proofs(X, B)
     hub.flags.map.delete(map_key(X))  # the person's leaf (what providers see) loses B's flags
     hub.flags.map.delete(holding_key(map_key(X), B))  # and B's own holding
     head = sign_head(
@@ -123,6 +127,8 @@ def test_a_hub_that_drops_a_holders_flag_is_caught_by_the_holder(hub: Hub) -> No
     assert caught.value.code == Code.FLAG_DROPPED
     assert check_evidence(caught.value.evidence, hub.key)
     assert not check_evidence(caught.value.evidence, Signer.generate("hub").public_key)
+    # the same proofs do not prove a drop of a flag the leaves do show
+    assert not check_evidence(replace(caught.value.evidence, heads=(honest,), proofs=honest_proofs), hub.key)
     assert honest.map_root != head.map_root
 
 

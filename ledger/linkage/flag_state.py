@@ -2,7 +2,8 @@
 
 Two kinds of leaf (:mod:`ledger.linkage.flag_map`):
 
-* **the person's leaf**, at :func:`map_key` of a hub person id: the union of every holder's flags on the person
+* **the person's leaf**, at the person's map key (``key_of``: the VRF key of :mod:`ledger.linkage.person_keys`,
+  :func:`map_key` of the hub person id by default): the union of every holder's flags on the person
   under any of their numbers (``chain``: the person ids of one person, ``ledger.linkage.codes.persons_of``).
   It is what a provider is shown, so it says which flags apply and nothing about who holds them;
 * **a holding's leaf**, at :func:`holding_key` (person key, holder): one holder's flags on that person id. Only
@@ -30,10 +31,15 @@ __all__ = ["HubFlagMap"]
 
 
 class HubFlagMap:
-    def __init__(self, chain: Callable[[str], list[str]] | None = None) -> None:
+    def __init__(
+        self, chain: Callable[[str], list[str]] | None = None, key_of: Callable[[str], bytes] = map_key
+    ) -> None:
+        """``chain``: a person id → the person ids of all their numbers; ``key_of``: a person id → its map key
+        (the VRF key made at registration, ledger.linkage.person_keys, which the hub keeps beside the id)."""
         self.map = SparseMerkleMap()
         self.holdings: dict[tuple[str, str], set[str]] = {}  # (person id, holder) → flags
         self._chain = chain or (lambda person: [person])
+        self._key_of = key_of
 
     def flags_of(self, person: str) -> frozenset[str]:
         """What applies to the person under any of their numbers: the person's leaf."""
@@ -57,14 +63,14 @@ class HubFlagMap:
             held.discard(change.flag)
         if not held:
             del self.holdings[(change.person, change.holder)]
-        self._write(holding_key(map_key(change.person), change.holder), frozenset(held))
+        self._write(holding_key(self._key_of(change.person), change.holder), frozenset(held))
         self.relink(change.person)
 
     def relink(self, person: str) -> None:
         """Rewrite the person's leaf under each of their numbers (after a flag change, or a number change)."""
         flags = self.flags_of(person)
         for p in self._chain(person):
-            self._write(map_key(p), flags)
+            self._write(self._key_of(p), flags)
 
     def root(self) -> bytes:
         return self.map.root()
@@ -79,12 +85,12 @@ class HubFlagMap:
         must be the head of the map as it is now)."""
         if head.map_root != self.root():
             raise InputError("a decision cites the head of the map as it is now", code=Code.STALE_MAP)
-        key = map_key(person)
+        key = self._key_of(person)
         action: Action = STAFF if self.flags_of(person) else AUTO
         decision = decide(signer, request=request, provider=provider, person_key=key, action=action, head=head)
         return decision, self.map.prove(key)
 
     def holder_proofs(self, person: str, holder: str) -> tuple[MapProof, MapProof]:
         """What the hub sends a holder with each head: the person's leaf and the holder's own holding leaf."""
-        key = map_key(person)
+        key = self._key_of(person)
         return self.map.prove(key), self.map.prove(holding_key(key, holder))

@@ -78,8 +78,9 @@ def verify_routing(
 ) -> FlagEntry:
     """Check a routing decision before acting on it; returns the flags the person's leaf shows.
 
-    ``person_key`` is the map key this provider was given for its own code of the person when it registered
-    them (never the one the decision names). Raises ``bad_signature``, ``misaddressed``, ``bad_proof``,
+    ``person_key`` is the map key this provider derived for the person when it registered them, from the hub's
+    VRF proof for their number (:func:`ledger.linkage.person_keys.verify_person_key`), never the key the
+    decision names. Raises ``bad_signature``, ``misaddressed``, ``bad_proof``,
     ``stale_map``, ``hub_fork`` or ``flag_ignored``; a refused decision is answered by staff."""
     head.verify(hub_key)
     decision.verify(hub_key)

@@ -153,6 +153,7 @@ def root_from_proof(proof: MapProof) -> bytes | None:
     except (AttributeError, TypeError):
         return None
     k = int.from_bytes(key, "big")
+    sha256 = hashlib.sha256  # node_hash inlined: this loop is the provider's cost per decision
     # an absent key starts as an empty leaf; while its siblings are empty too, its subtree stays EMPTY[h]
     empty = proof.value is None
     cur = EMPTY[0] if empty else leaf_hash(key, proof.value or b"")
@@ -167,7 +168,7 @@ def root_from_proof(proof: MapProof) -> bytes | None:
         else:
             sib = EMPTY[h]
         empty = False
-        cur = node_hash(sib, cur) if k >> h & 1 else node_hash(cur, sib)
+        cur = sha256(b"\x01" + sib + cur if k >> h & 1 else b"\x01" + cur + sib).digest()
     return cur
 
 
@@ -230,8 +231,9 @@ class SparseMerkleMap:
         if hi - lo == 1:
             k = self._keys[lo]
             cur = leaf_hash(k.to_bytes(_HASH, "big"), self._values[k])
+            sha256 = hashlib.sha256
             for h in range(height):
-                cur = node_hash(EMPTY[h], cur) if k >> h & 1 else node_hash(cur, EMPTY[h])
+                cur = sha256(b"\x01" + EMPTY[h] + cur if k >> h & 1 else b"\x01" + cur + EMPTY[h]).digest()
         else:
             mid = bisect.bisect_left(self._keys, (2 * prefix + 1) << (height - 1), lo, hi)
             cur = node_hash(
@@ -250,8 +252,14 @@ class SparseMerkleMap:
         found: list[bytes] = []
         lo, hi = 0, len(self._keys)
         for h in range(DEPTH - 1, -1, -1):  # from the root's children down
-            if lo == hi:
-                break  # the rest of the path lies in an empty subtree: every sibling below is empty
+            if hi - lo <= 1:
+                # at most one key below: every sibling further down is empty, but where that key (if it is
+                # not this one) parts from this key's path: there its whole subtree is the sibling
+                if hi - lo == 1 and (j := self._keys[lo]) != k:
+                    d = (j ^ k).bit_length() - 1
+                    bits |= 1 << d
+                    found.append(self._node(d, j >> d, lo, hi))
+                break
             side, other = k >> h, (k >> h) ^ 1
             a, b = self._span(h, side, lo, hi)
             oa, ob = self._span(h, other, lo, hi)

@@ -105,12 +105,27 @@ class Witness:
         self.evidence.append(found)
         return found
 
-    def cross_check(self, head: MapHead) -> Evidence | None:
-        """Compare a head someone else was shown (signature checked: an unsigned one is no evidence)."""
+    def cross_check(self, head: MapHead, consistency: Sequence[bytes] | None = None) -> Evidence | None:
+        """Compare a head someone else was shown (signature checked: an unsigned one is no evidence).
+
+        By sequence: another body for a sequence seen here is a fork. A hub keeping two views on disjoint
+        sequence numbers passes that; so, with ``consistency`` (the hub's proof between the newest head seen
+        here and ``head``, asked for by the witness), the two logs must also be one: a proof that fails, or
+        a log that shrinks under a higher sequence, is a fork."""
         head.verify(self.hub_key)
         known = self.by_seq.get(head.seq)
         if known is not None and _forked(known, head):
             return self._found(Code.HUB_FORK, (known, head), f"two heads for hub sequence {head.seq}")
+        last = self.latest
+        if consistency is None or last is None or known is not None:
+            return None
+        old, new = (last, head) if last.seq < head.seq else (head, last)
+        if new.log_size < old.log_size or not verify_consistency(
+            old.log_size, new.log_size, list(consistency), old.log_root, new.log_root
+        ):
+            return self._found(
+                Code.HUB_FORK, (old, new), f"the logs at sequences {old.seq} and {new.seq} are not one", consistency
+            )
         return None
 
     def observe(self, head: MapHead, consistency: Sequence[bytes] = ()) -> Evidence | None:

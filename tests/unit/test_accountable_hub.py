@@ -344,3 +344,27 @@ def test_an_unsigned_head_is_refused_not_taken_as_evidence(hub: Hub) -> None:
     with pytest.raises(SignatureError):
         witness.cross_check(framed)
     assert witness.evidence == []
+
+
+def test_a_split_view_on_disjoint_sequence_numbers_is_found_through_the_log(hub: Hub) -> None:
+    """The hub keeps two histories: the holder's (with B's flag on X) and the providers' (without it), and
+    gives them different sequence numbers so no two heads share one. The witness asks for a log consistency
+    proof between its newest head and the one gossip brought: no proof the hub can give passes."""
+    witness = Witness(hub.key)
+    for_holder = hub.head()
+    assert witness.observe(for_holder) is None
+    other = Hub()
+    other.signer = hub.signer  # the same hub, keeping a second history
+    other.change(Y, C, NA)
+    other.change(Y, C, NA, "release")
+    other.change(Y, C, ND)
+    other.change(Y, C, ND, "release")
+    other.change(Y, C, NA)
+    for_provider = other.head()
+    assert for_provider.seq == for_holder.seq + 1
+    evidence = witness.cross_check(for_provider, consistency_proof(other.log, for_holder.log_size))
+    assert evidence is not None and evidence.code == Code.HUB_FORK and check_evidence(evidence, hub.key)
+    # the honest continuation passes the same check
+    size = len(hub.log)
+    hub.change(Y, C, ND)
+    assert witness.cross_check(hub.head(), consistency_proof(hub.log, size)) is None

@@ -12,6 +12,7 @@ another exception. Signatures are not checked here: that is ``MapHead.verify`` a
     head      = head body (ledger.linkage.map_heads) | Ed25519 signature (64)
     decision  = decision body | Ed25519 signature (64)
     proof     = key (32) | u8 has value | u16 len | value | bitmap (32) | siblings (32 × bits set)
+    routing   = u16 len | decision | u16 len | head | u16 len | proof        (what a provider is sent, sealed)
     evidence  = "FLV1" | field(code) | field(note) | u8 n | (u16 len | head)×n | u8 has decision
                 | [u16 len | decision] | u8 n | (u16 len | proof)×n | u16 n | hash (32)×n | u8 n | field(flag)×n
 """
@@ -32,10 +33,12 @@ __all__ = [
     "decode_evidence",
     "decode_head",
     "decode_proof",
+    "decode_routing",
     "encode_decision",
     "encode_evidence",
     "encode_head",
     "encode_proof",
+    "encode_routing",
     "evidence_digest",
 ]
 
@@ -133,18 +136,32 @@ def decode_proof(data: bytes) -> MapProof:
     return MapProof(key, value if has else None, present, siblings)
 
 
-def encode_evidence(evidence: Evidence) -> bytes:
-    def sized(raw: bytes) -> bytes:
-        return struct.pack(">H", len(raw)) + raw
+def _sized(raw: bytes) -> bytes:
+    return struct.pack(">H", len(raw)) + raw
 
+
+def encode_routing(decision: RoutingDecision, head: MapHead, proof: MapProof) -> bytes:
+    """The payload of the hub's message to a provider: the decision, the head it cites, the person's proof.
+    Sealed at ``ANSWER_SIZE`` (ledger.linkage.buckets), a flagged and an unflagged person's look the same."""
+    return _sized(encode_decision(decision)) + _sized(encode_head(head)) + _sized(encode_proof(proof))
+
+
+def decode_routing(data: bytes) -> tuple[RoutingDecision, MapHead, MapProof]:
+    r = _Reader(data, "routing message")
+    decision, head, proof = decode_decision(r.sized()), decode_head(r.sized()), decode_proof(r.sized())
+    r.done()
+    return decision, head, proof
+
+
+def encode_evidence(evidence: Evidence) -> bytes:
     def field(text: str) -> bytes:
-        return sized(text.encode())
+        return _sized(text.encode())
 
     out = [_EVIDENCE, field(evidence.code), field(evidence.note), bytes([len(evidence.heads)])]
-    out += [sized(encode_head(h)) for h in evidence.heads]
-    out.append(b"\x00" if evidence.decision is None else b"\x01" + sized(encode_decision(evidence.decision)))
+    out += [_sized(encode_head(h)) for h in evidence.heads]
+    out.append(b"\x00" if evidence.decision is None else b"\x01" + _sized(encode_decision(evidence.decision)))
     out.append(bytes([len(evidence.proofs)]))
-    out += [sized(encode_proof(p)) for p in evidence.proofs]
+    out += [_sized(encode_proof(p)) for p in evidence.proofs]
     out.append(struct.pack(">H", len(evidence.consistency)) + b"".join(evidence.consistency))
     out.append(bytes([len(evidence.flags)]))
     out += [field(f) for f in sorted(evidence.flags)]

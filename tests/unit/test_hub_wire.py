@@ -23,10 +23,12 @@ from ledger.linkage.hub_wire import (
     decode_evidence,
     decode_head,
     decode_proof,
+    decode_routing,
     encode_decision,
     encode_evidence,
     encode_head,
     encode_proof,
+    encode_routing,
     evidence_digest,
 )
 from ledger.linkage.map_heads import AUTO, decide
@@ -106,3 +108,31 @@ def test_an_evidence_of_another_code_does_not_check() -> None:
     evidence = decode_evidence(EVIDENCE)
     forged = Evidence(Code.HUB_FORK, evidence.heads, "relabelled", evidence.decision, evidence.proofs)
     assert not check_evidence(decode_evidence(encode_evidence(forged)), HUB.public_key)
+
+
+def test_a_decision_travels_sealed_and_a_flagged_persons_looks_like_anyone_elses() -> None:
+    """Threat: the broker operator. The hub's message to the provider (decision, head, proof) is sealed at the
+    answer size, so the flagged person's and an unflagged person's are one size and show nothing; the provider
+    opens it and runs its checks on what it decoded."""
+    from ledger.linkage.buckets import ANSWER_SIZE
+    from ledger.linkage.sealing import new_sealing_key, seal, unseal
+
+    _, provider_key = new_sealing_key()
+    flags = HubFlagMap()
+    flags.apply(FlagChange(1, X, "131016", "NO_AUTO_RESPONSE", "set"))
+    for i in range(200):
+        flags.apply(FlagChange(2 + i, f"h{i:064d}", "131024", "NON_DISCLOSURE", "set"))
+    head = flags.head(HUB, seq=201, log_size=201, log_root=bytes(32), time="t")
+    sealed = {}
+    for person in (X, "h" + "8" * 64):
+        decision, proof = flags.route(HUB, request=uuid4().hex, provider="132012", person=person, head=head)
+        payload = encode_routing(decision, head, proof)
+        sealed[person] = seal(HUB, provider_key.public_key(), "132012", uuid4().hex, "routing", payload, ANSWER_SIZE)
+        assert payload not in sealed[person] and map_key(person) not in sealed[person]
+    assert len(sealed[X]) == len(sealed["h" + "8" * 64])
+    opened = unseal(provider_key, "132012", sealed[X], lambda sender, key_id: HUB.public_key)
+    decision, got_head, proof = decode_routing(opened.payload)
+    seen = verify_routing(
+        decision, got_head, proof, HUB.public_key, provider="132012", person_key=map_key(X), freshness=Freshness()
+    )
+    assert seen.flags == {"NO_AUTO_RESPONSE"}

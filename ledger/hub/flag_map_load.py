@@ -33,7 +33,11 @@ def load_flag_map(
     """Fold the flag changes filed after sequence ``after`` into ``into`` (a new map if None); returns the map
     and the last sequence folded. A number change linked since ``into`` was built needs ``relink`` of either
     person id (a full rebuild needs nothing: the chains are read as they are now)."""
-    flags = into or HubFlagMap(chain=lambda person: persons_of(codes, person), key_of=key_of)
+    flags = into or HubFlagMap(
+        chain=lambda person: persons_of(codes, person),
+        key_of=key_of,
+        code_of=lambda person, holder: codes.codes(person).get(holder, ""),
+    )
     f = hub_flag_changes.c
     stmt = select(f.seq, f.person, f.holder, f.flag, f.action).where(f.seq > after).order_by(f.seq)
     last = after

@@ -82,10 +82,15 @@ def map_key(person: str) -> bytes:
     return hashlib.sha256(b"flagledger/flag-map/person/1\x00" + person.encode()).digest()
 
 
-def holding_key(person_key: bytes, holder: str) -> bytes:
-    """The map key of one holder's holding on a person: its flags alone, which only that holder is shown."""
+def holding_key(person_key: bytes, holder: str, code: str) -> bytes:
+    """The map key of one holder's holding on a person: its flags alone, which only that holder is shown.
+
+    ``code`` is the holder's own code for the person, which only the holder and the hub know: a provider that
+    knows the person key could otherwise compute a holding's key and value for a guessed holder, and test it
+    against the sibling hashes of the proofs it is shown."""
     _check_key(person_key)
-    return hashlib.sha256(b"flagledger/flag-map/holding/1\x00" + person_key + holder.encode()).digest()
+    tail = f"{holder}\x00{code}".encode()
+    return hashlib.sha256(b"flagledger/flag-map/holding/1\x00" + person_key + tail).digest()
 
 
 @dataclass(frozen=True)

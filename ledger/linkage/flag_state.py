@@ -6,7 +6,8 @@ Two kinds of leaf (:mod:`ledger.linkage.flag_map`):
   :func:`map_key` of the hub person id by default): the union of every holder's flags on the person
   under any of their numbers (``chain``: the person ids of one person, ``ledger.linkage.codes.persons_of``).
   It is what a provider is shown, so it says which flags apply and nothing about who holds them;
-* **a holding's leaf**, at :func:`holding_key` (person key, holder): one holder's flags on that person id. Only
+* **a holding's leaf**, at :func:`holding_key` (person key, holder, the holder's code): one holder's flags on
+  that person id. Only
   that holder is shown it; it lets the holder see its own flag was not dropped even while another holder's
   flag keeps the person's leaf flagged.
 
@@ -32,14 +33,20 @@ __all__ = ["HubFlagMap"]
 
 class HubFlagMap:
     def __init__(
-        self, chain: Callable[[str], list[str]] | None = None, key_of: Callable[[str], bytes] = map_key
+        self,
+        chain: Callable[[str], list[str]] | None = None,
+        key_of: Callable[[str], bytes] = map_key,
+        code_of: Callable[[str, str], str] | None = None,
     ) -> None:
         """``chain``: a person id → the person ids of all their numbers; ``key_of``: a person id → its map key
-        (the VRF key made at registration, ledger.linkage.person_keys, which the hub keeps beside the id)."""
+        (the VRF key made at registration, ledger.linkage.person_keys, which the hub keeps beside the id);
+        ``code_of``: (person id, holder) → the holder's code for it, from the code map (without it a holding's
+        key is computable by whoever knows the person key: for tests only)."""
         self.map = SparseMerkleMap()
         self.holdings: dict[tuple[str, str], set[str]] = {}  # (person id, holder) → flags
         self._chain = chain or (lambda person: [person])
         self._key_of = key_of
+        self._code_of = code_of or (lambda person, holder: "")
 
     def flags_of(self, person: str) -> frozenset[str]:
         """What applies to the person under any of their numbers: the person's leaf."""
@@ -63,7 +70,8 @@ class HubFlagMap:
             held.discard(change.flag)
         if not held:
             del self.holdings[(change.person, change.holder)]
-        self._write(holding_key(self._key_of(change.person), change.holder), frozenset(held))
+        code = self._code_of(change.person, change.holder)
+        self._write(holding_key(self._key_of(change.person), change.holder, code), frozenset(held))
         self.relink(change.person)
 
     def relink(self, person: str) -> None:
@@ -93,4 +101,4 @@ class HubFlagMap:
     def holder_proofs(self, person: str, holder: str) -> tuple[MapProof, MapProof]:
         """What the hub sends a holder with each head: the person's leaf and the holder's own holding leaf."""
         key = self._key_of(person)
-        return self.map.prove(key), self.map.prove(holding_key(key, holder))
+        return self.map.prove(key), self.map.prove(holding_key(key, holder, self._code_of(person, holder)))

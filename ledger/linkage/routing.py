@@ -113,13 +113,15 @@ def check_own_flags(
     hub_key: Ed25519PublicKey,
     *,
     holder: str,
+    code: str,
     person_key: bytes,
     expected: frozenset[str],
 ) -> None:
-    """A holder's check of one head: its holding on the person shows ``expected`` and so does the person's
-    leaf (what providers are shown). Raises ``bad_signature``, ``bad_proof`` or ``flag_dropped``."""
+    """A holder's check of one head: its holding on the person (at the key of its own ``code`` for them) shows
+    ``expected`` and so does the person's leaf (what providers are shown). Raises ``bad_signature``,
+    ``bad_proof`` or ``flag_dropped``."""
     head.verify(hub_key)
-    if person_proof.key != person_key or holding_proof.key != holding_key(person_key, holder):
+    if person_proof.key != person_key or holding_proof.key != holding_key(person_key, holder, code):
         raise IntegrityError("a map proof for another key", code=Code.BAD_PROOF)
     if not (verify(person_proof, head.map_root) and verify(holding_proof, head.map_root)):
         raise IntegrityError("a map proof does not verify against the head's map root", code=Code.BAD_PROOF)

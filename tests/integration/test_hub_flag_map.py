@@ -50,7 +50,7 @@ def test_a_rebuilt_map_has_the_root_the_hub_signed_and_passes_the_checks(hub: Hu
     x, y, x_new = individual_number(), individual_number(), individual_number()
     for party, number in itertools.product((B, C, P), (x, y, x_new)):
         register(hub.codes, HUB_SECRET, Registration(party, code(party, number), number))
-    live = HubFlagMap()
+    live = HubFlagMap(code_of=lambda person, holder: hub.codes.codes(person).get(holder, ""))
     ids = itertools.count()
 
     def flag(holder: str, number: str, flag: str, action: str) -> None:
@@ -65,7 +65,7 @@ def test_a_rebuilt_map_has_the_root_the_hub_signed_and_passes_the_checks(hub: Hu
     assert last == 4 and flags.root() == live.root()
     head = flags.head(HUB, seq=last, log_size=last, log_root=bytes(32), time="t")
     person_x = hub_person(HUB_SECRET, x)
-    check_own_flags(head, *flags.holder_proofs(person_x, B), HUB.public_key, holder=B,
+    check_own_flags(head, *flags.holder_proofs(person_x, B), HUB.public_key, holder=B, code=code(B, x),
                     person_key=map_key(person_x), expected={"NON_DISCLOSURE", "NO_AUTO_RESPONSE"})  # fmt: skip
     decision, proof = flags.route(HUB, request=uuid4().hex, provider=P, person=hub_person(HUB_SECRET, y), head=head)
     assert decision.action == "auto"

@@ -30,12 +30,25 @@ X, Y = "h" + "1" * 64, "h" + "2" * 64  # hub person ids: X is protected by B, Y 
 ND, NA = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
 
 
+def code_of(person: str, holder: str) -> str:
+    """A holder's own code for a person (in real life an HMAC under the holder's secret, ledger.linkage.codes)."""
+    return f"a{holder}{person[1:9]}"
+
+
+def holder_checks(hub: Hub, head: MapHead, expected: set[str], person: str = X, holder: str = B) -> None:
+    proofs = hub.flags.holder_proofs(person, holder)
+    check_own_flags(
+        head, *proofs, hub.key, holder=holder, code=code_of(person, holder), person_key=map_key(person),
+        expected=frozenset(expected),
+    )  # fmt: skip
+
+
 class Hub:
     """An honest hub's state and keys; each test bends it the way a malicious hub would."""
 
     def __init__(self) -> None:
         self.signer = Signer.generate("hub")
-        self.flags = HubFlagMap()
+        self.flags = HubFlagMap(code_of=code_of)
         self.log: list[bytes] = []  # the hub's sequenced items, as RFC 6962 leaves
         self.seq = 0
 
@@ -92,7 +105,7 @@ def test_an_honest_hub_passes_every_check(hub: Hub) -> None:
     decision, proof = route(hub, Y, head)  # flagged once, released: absent from the map, answered automatically
     assert decision.action == AUTO and proof.value is None
     assert provider_checks(hub, Y, decision, head, proof).flags == frozenset()
-    check_own_flags(head, *hub.flags.holder_proofs(X, B), hub.key, holder=B, person_key=map_key(X), expected={ND, NA})
+    holder_checks(hub, head, {ND, NA})
 
 
 def test_the_provider_learns_which_flags_never_who_holds_them(hub: Hub) -> None:
@@ -113,7 +126,7 @@ def test_a_hub_that_drops_a_holders_flag_is_caught_by_the_holder(hub: Hub) -> No
     honest = hub.head()
     honest_proofs = hub.flags.holder_proofs(X, B)
     hub.flags.map.delete(map_key(X))  # the person's leaf (what providers see) loses B's flags
-    hub.flags.map.delete(holding_key(map_key(X), B))  # and B's own holding
+    hub.flags.map.delete(holding_key(map_key(X), B, code_of(X, B)))  # and B's own holding
     head = sign_head(
         hub.signer,
         seq=hub.seq + 1,
@@ -123,7 +136,7 @@ def test_a_hub_that_drops_a_holders_flag_is_caught_by_the_holder(hub: Hub) -> No
         time="t",
     )
     with pytest.raises(HubMisbehaviour) as caught:
-        check_own_flags(head, *hub.flags.holder_proofs(X, B), hub.key, holder=B, person_key=map_key(X), expected={NA})
+        holder_checks(hub, head, {NA})
     assert caught.value.code == Code.FLAG_DROPPED
     assert check_evidence(caught.value.evidence, hub.key)
     assert not check_evidence(caught.value.evidence, Signer.generate("hub").public_key)
@@ -137,7 +150,7 @@ def test_dropping_the_flag_only_where_providers_look_is_caught_too(hub: Hub) -> 
     hub.flags.map.delete(map_key(X))
     head = hub.head()
     with pytest.raises(HubMisbehaviour) as caught:
-        check_own_flags(head, *hub.flags.holder_proofs(X, B), hub.key, holder=B, person_key=map_key(X), expected={ND})
+        holder_checks(hub, head, {ND})
     assert caught.value.code == Code.FLAG_DROPPED
 
 
@@ -148,9 +161,10 @@ def test_a_holder_shown_a_proof_for_another_key_refuses_it(hub: Hub) -> None:
         check_own_flags(
             head,
             person,
-            hub.flags.map.prove(holding_key(map_key(Y), C)),
+            hub.flags.map.prove(holding_key(map_key(Y), C, code_of(Y, C))),
             hub.key,
             holder=B,
+            code=code_of(X, B),
             person_key=map_key(X),
             expected={ND},
         )
@@ -225,7 +239,7 @@ def test_a_decision_citing_a_stale_map_is_refused(hub: Hub) -> None:
     seen.see(fresh, hub.key)  # every head the hub announces reaches every agency
     decision, proof = route(hub, Y, fresh)
     assert provider_checks(hub, Y, decision, fresh, proof, seen).flags == {NA}
-    old = HubFlagMap()
+    old = HubFlagMap(code_of=code_of)
     old.apply(FlagChange(1, X, B, NA, "set"))
     old.apply(FlagChange(2, X, B, ND, "set"))
     assert old.root() == stale.map_root

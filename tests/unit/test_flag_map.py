@@ -155,6 +155,7 @@ def test_flag_entries_and_keys() -> None:
     with pytest.raises(InputError):
         FlagEntry.decode(b"FLM1\x04")
     person = map_key("h" + "0" * 64)
-    assert holding_key(person, "131016") != holding_key(person, "131024") != person
+    assert holding_key(person, "131016", "a1") != holding_key(person, "131024", "a1") != person
+    assert holding_key(person, "131016", "a1") != holding_key(person, "131016", "a2")
     with pytest.raises(InputError):
         SparseMerkleMap().set(b"short", b"v")

@@ -96,13 +96,14 @@ def verify_routing(
         flags = _entry(proof)
     except InputError:
         raise IntegrityError("the map proof's leaf is not a flag entry", code=Code.BAD_PROOF) from None
-    freshness.see(head, hub_key)
+    # before freshness: "auto" past a flag of the head it cites is the hub's lie however old the head is
     if decision.action == AUTO and flags.flags:
         raise HubMisbehaviour(
             f"the hub routed an automatic answer about a person its map flags {sorted(flags.flags)}",
             code=Code.FLAG_IGNORED,
             evidence=Evidence(Code.FLAG_IGNORED, (head,), "auto past a flag", decision=decision, proofs=(proof,)),
         )
+    freshness.see(head, hub_key)
     return flags
 
 

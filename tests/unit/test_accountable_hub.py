@@ -187,6 +187,17 @@ def test_an_automatic_answer_routed_past_a_flag_is_refused_with_evidence(hub: Hu
     assert not check_evidence(replace(evidence, decision=decision_y, proofs=(proof_y,)), hub.key)
 
 
+def test_auto_past_a_flag_under_an_old_head_is_still_the_hubs_lie(hub: Hub) -> None:
+    old = hub.head()
+    decision, proof = route(hub, X, old, action=AUTO)
+    hub.change(Y, C, ND)
+    seen = Freshness()
+    seen.see(hub.head(), hub.key)
+    with pytest.raises(HubMisbehaviour) as caught:
+        provider_checks(hub, X, decision, old, proof, seen)
+    assert caught.value.code == Code.FLAG_IGNORED
+
+
 def test_the_hub_cannot_hide_the_flag_behind_another_proof(hub: Hub) -> None:
     head = hub.head()
     decision, _ = route(hub, X, head, action=AUTO)

@@ -87,6 +87,12 @@ PUBLISHED = {
     "wrong_route",
     # issue 19: the hub's leader lease (a standby refuses to sequence)
     "not_leader",
+    # issue 20: an accountable hub
+    "stale_map",
+    "flag_ignored",
+    "flag_dropped",
+    "hub_fork",
+    "hub_rollback",
 }
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "Code",
     "ConfigurationError",
     "FlagLedgerError",
+    "HubMisbehaviour",
     "InputError",
     "IntegrityError",
     "KeyEventError",
@@ -141,6 +142,12 @@ class Code:
     MISADDRESSED: Final = "misaddressed"  # its routing header names another recipient than the one opening it
     WRONG_ROUTE: Final = "wrong_route"  # an agency or the portal may send only to the hub
     NOT_LEADER: Final = "not_leader"  # a hub process without the leader lease (a standby) does not sequence
+    # an accountable hub (issue 20, docs/accountable-hub.md): what providers, holders and witnesses catch
+    STALE_MAP: Final = "stale_map"  # a routing decision cites a map head older than the newest one seen
+    FLAG_IGNORED: Final = "flag_ignored"  # the hub said "answer automatically" about a person its map flags
+    FLAG_DROPPED: Final = "flag_dropped"  # a holder's flag is missing from a map head the hub signed
+    HUB_FORK: Final = "hub_fork"  # two signed hub heads that cannot both be true (one sequence, or a log that forks)
+    HUB_ROLLBACK: Final = "hub_rollback"  # the hub announced an older head after a newer one
 
 
 class FlagLedgerError(Exception):
@@ -197,6 +204,17 @@ class IntegrityError(FlagLedgerError):
 
 class SignatureError(IntegrityError):
     code = Code.BAD_SIGNATURE
+
+
+class HubMisbehaviour(IntegrityError):
+    """The hub signed something that shows it lied: ``evidence`` holds what it signed (heads, a decision, a
+    proof), for an incident and for anyone to check again (docs/accountable-hub.md)."""
+
+    code = Code.HUB_FORK
+
+    def __init__(self, message: str, *, code: str | None = None, evidence: object = None) -> None:
+        super().__init__(message, code=code)
+        self.evidence = evidence
 
 
 class UntrustedKeyError(IntegrityError):

@@ -28,6 +28,7 @@ class IncidentKind(StrEnum):
     FORK = "fork"
     FOREIGN_WRITER = "foreign_writer"
     REVOKED_KEY_LATE = "revoked_key_late"
+    HUB_MISBEHAVIOUR = "hub_misbehaviour"  # the hub signed a map that drops a flag, or routed past one
 
 
 # parking code (consumers/ingest.py, ledger/log/signing.py, ledger/app/holds.py) → incident kind. Codes not
@@ -44,6 +45,12 @@ INCIDENT_CODES: dict[str, IncidentKind] = {
     Code.FOREIGN_WRITER: IncidentKind.FOREIGN_WRITER,
     Code.REVOKED_KEY_LATE: IncidentKind.REVOKED_KEY_LATE,
     Code.STAFF_SIGNATURE: IncidentKind.FORGED_SIGNATURE,  # an act no certified staff member signed
+    # issue 20: the hub's signed heads (docs/accountable-hub.md); a stale map alone is no incident (a replay
+    # by the broker operator looks the same): it is refused and answered by staff
+    Code.HUB_FORK: IncidentKind.FORK,
+    Code.HUB_ROLLBACK: IncidentKind.FORK,
+    Code.FLAG_IGNORED: IncidentKind.HUB_MISBEHAVIOUR,
+    Code.FLAG_DROPPED: IncidentKind.HUB_MISBEHAVIOUR,
 }
 
 

@@ -12,6 +12,7 @@ it never decides anything.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,10 @@ from ledger.linkage.hiding import Action
 from ledger.linkage.names import check_party
 from projections.base import create_engine
 
-__all__ = ["HubLog", "HubStore", "ProvisionRecord", "open_hub_store"]
+__all__ = ["Also", "HubLog", "HubStore", "ProvisionRecord", "open_hub_store"]
+
+# more to write in the transaction that files an item, with its number (the hub's loop: the applied event id)
+Also = Callable[[Connection, int], object] | None
 
 _ACTIONS = ("set", "release")
 _FLAGS = ("NON_DISCLOSURE", "NO_AUTO_RESPONSE")
@@ -79,7 +83,7 @@ class HubLog:
             raise NotFoundError(f"{sender} has registered no person under this code at the hub")
         return person
 
-    def provision(self, provider: str, record: ProvisionRecord) -> int:
+    def provision(self, provider: str, record: ProvisionRecord, also: Also = None) -> int:
         """File ``provider``'s record; returns its sequence number (the first one, if it came before)."""
         record.checked()
         row: dict[str, Any] = {
@@ -96,10 +100,10 @@ class HubLog:
         r = hub_records.c
         return self.sequencer.append(
             lambda conn: _seq(conn, select(r.seq).where(r.record_id == record.record_id)),
-            lambda conn, seq: conn.execute(insert(hub_records).values(seq=seq, **row)),
+            lambda conn, seq: _write(conn, seq, insert(hub_records).values(seq=seq, **row), also),
         )
 
-    def flag(self, holder: str, code: str, flag: str, action: Action, change_id: str) -> int:
+    def flag(self, holder: str, code: str, flag: str, action: Action, change_id: str, also: Also = None) -> int:
         """File ``holder``'s set or release of ``flag`` on the person it knows by ``code``."""
         if flag not in _FLAGS:
             raise InputError(f"not a flag the hub keeps: {flag[:24]!r}", field="flag")
@@ -115,8 +119,14 @@ class HubLog:
         f = hub_flag_changes.c
         return self.sequencer.append(
             lambda conn: _seq(conn, select(f.seq).where(f.change_id == change_id)),
-            lambda conn, seq: conn.execute(insert(hub_flag_changes).values(seq=seq, **row)),
+            lambda conn, seq: _write(conn, seq, insert(hub_flag_changes).values(seq=seq, **row), also),
         )
+
+
+def _write(conn: Connection, seq: int, stmt: Any, also: Also) -> None:
+    conn.execute(stmt)
+    if also is not None:
+        also(conn, seq)
 
 
 def _seq(conn: Connection, stmt: Any) -> int | None:

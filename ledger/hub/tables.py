@@ -10,16 +10,40 @@ secret, ``ledger.linkage.codes.hub_person``), an agency knows them by its code `
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
 from ledger.domain import bounds
 
-__all__ = ["hub_codes", "hub_flag_changes", "hub_links", "hub_records", "hub_sequence", "metadata"]
+__all__ = [
+    "hub_applied",
+    "hub_codes",
+    "hub_flag_changes",
+    "hub_links",
+    "hub_outbox",
+    "hub_parked",
+    "hub_records",
+    "hub_requests",
+    "hub_sequence",
+    "metadata",
+]
 
 metadata = MetaData()
 
 PARTY = bounds.AGENCY_CODE.max  # a party's name: "hub", "portal", an agency code
 CODE = 33  # "a"/"m"/"h" + 32 hex digits
+EVENT_ID = 32  # a sealed message's id, a request id on the wire: 32 hex digits
+REASON = 200  # why a message was parked, in words (no payload: nothing of an unopened message is trusted)
 ID = 64  # a record's or a change's id as its sender spelled it (checked by ledger.hub.log)
 
 # (holder, code) → person: one code names one person per holder, one holder has one code per person
@@ -80,4 +104,54 @@ hub_records = Table(
     Column("outcome", String(bounds.ENUM.max), nullable=False),
     Column("made_at", String(bounds.TIME.max), nullable=False),
     Index("ix_hub_records_person", "person", "seq"),
+)
+
+# the messages the hub's loop applied, by (verified sender, event id): a message the broker operator re-injects,
+# or the transport hands over again, is dropped (docs/linkage.md, the replay limit of the primitives)
+hub_applied = Table(
+    "hub_applied",
+    metadata,
+    Column("sender", String(PARTY), primary_key=True),
+    Column("event_id", String(EVENT_ID), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
+
+# what the loop could not apply — it does not open, is not signed by its sender's key, names another party, its
+# payload is malformed, or its sender may not do it — with the reason; committed, so it never blocks the inbox
+hub_parked = Table(
+    "hub_parked",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("topic", String(255), nullable=False),
+    Column("position", BigInteger, nullable=False),  # partition * 2**40 + offset: where the broker held it
+    Column("claimed_sender", String(PARTY)),  # the header's, unverified unless the reason says otherwise
+    Column("event_id", String(EVENT_ID)),
+    Column("code", String(bounds.ENUM.max), nullable=False),
+    Column("reason", String(REASON), nullable=False),
+    Column("message", LargeBinary, nullable=False),  # the sealed bytes as they came (nothing opened is kept)
+)
+
+# queries the hub routed: the provider's request id (fresh, so provider and holders cannot join it to the
+# querier's) → the querier and its own id, to relay the provider's answers; staff: marked "staff answer"
+hub_requests = Table(
+    "hub_requests",
+    metadata,
+    Column("request_id", String(EVENT_ID), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("querier", String(PARTY), nullable=False),
+    Column("querier_request", String(EVENT_ID), nullable=False),
+    Column("provider", String(PARTY), nullable=False),
+    Column("person", String(CODE), nullable=False),
+    Column("staff", Boolean, nullable=False),
+    UniqueConstraint("querier", "querier_request", name="uq_hub_requests_querier"),
+)
+
+# sealed messages the hub owes a party, written in the transaction that decided them and deleted once the
+# broker stored them: a hub that dies between its database commit and the send sends them at its next step
+hub_outbox = Table(
+    "hub_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("recipient", String(PARTY), nullable=False),
+    Column("message", LargeBinary, nullable=False),
 )

@@ -91,6 +91,12 @@ PUBLISHED = {
     "not_signed_in",
     "session_ended",
     "session_mismatch",
+    # issue 20: an accountable hub
+    "stale_map",
+    "flag_ignored",
+    "flag_dropped",
+    "hub_fork",
+    "hub_rollback",
 }
 
 

@@ -17,6 +17,10 @@ def test_attacks_raise_and_faults_do_not() -> None:
     assert {incident_kind(c) for c in ("fork", "checkpoint_fork", "forged_own")} == {IncidentKind.FORK}
     assert incident_kind("foreign_writer") is IncidentKind.FOREIGN_WRITER
     assert incident_kind("revoked_key_late") is IncidentKind.REVOKED_KEY_LATE
+    # issue 20: the hub's signed lies; a stale map alone is no proof (a replay looks the same)
+    assert {incident_kind(c) for c in ("hub_fork", "hub_rollback")} == {IncidentKind.FORK}
+    assert {incident_kind(c) for c in ("flag_ignored", "flag_dropped")} == {IncidentKind.HUB_MISBEHAVIOUR}
+    assert incident_kind("stale_map") is None
     for fault in (
         "malformed",
         "schema",

@@ -9,7 +9,7 @@ tables at once, recorded at head (a test compares that with what the revisions m
 
 A new revision (from the repository's root)::
 
-    alembic -c <(printf '[alembic]\\nscript_location = ledger/hub/migrations\\n') revision --rev-id h0002 -m …
+    alembic -c <(printf '[alembic]\\nscript_location = ledger/hub/migrations\\n') revision --rev-id h0003 -m …
 
 then set :data:`HEAD` to it (a test checks the two agree).
 """
@@ -26,7 +26,7 @@ from projections.base import storage_error
 
 __all__ = ["HEAD", "VERSION_TABLE", "current", "upgrade"]
 
-HEAD = "h0001"
+HEAD = "h0002"
 MIGRATION_LOCK = 0x666C686D  # the advisory lock key of the hub's migrations on PostgreSQL ("flhm")
 VERSION_TABLE = "hub_alembic_version"
 

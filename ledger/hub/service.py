@@ -1,0 +1,274 @@
+"""The hub's message loop: one :meth:`HubService.step` polls the hub's inbox and handles what it finds.
+
+For each message, in order: open it with the hub's sealing key and check its signature under the sender's
+registered key (``Directory``); drop it if its (sender, event id) was applied before; apply it — a
+registration binds the sender's code at the hub, a flag change and a provision record are filed in the hub's
+sequence, a query is routed, a provider's answer is relayed to the querier — in one transaction with its
+applied id and the sealed messages it owes (the outbox); park it with its reason if it cannot be applied. The
+outbox is sent, then the inbox committed: after the database commit, never before.
+
+Only the leader handles: a process without the lease (a standby) does not even poll, so the inbox stays
+uncommitted for whoever leads; a leader deposed mid-batch stops at once, commits nothing, and the new leader
+drops what was already applied. Every write that decides anything runs through the sequencer, whose fencing
+refuses a deposed leader. Design and limits: docs/linkage.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger import clock
+from ledger.errors import (
+    BrokerUnavailable,
+    Code,
+    FlagLedgerError,
+    InputError,
+    NotFoundError,
+    PermissionDenied,
+    StorageError,
+)
+from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid, park, was_applied
+from ledger.hub.log import HubStore, ProvisionRecord
+from ledger.hub.routing import holdings
+from ledger.hub.sequencer import NotLeader
+from ledger.hub.tables import hub_requests
+from ledger.linkage.buckets import ANSWER_SIZE
+from ledger.linkage.codes import Registration, link_numbers, register, translate
+from ledger.linkage.directory import Directory
+from ledger.linkage.messages import (
+    AnswerMessage,
+    Consultation,
+    FlagChangeMessage,
+    LinkMessage,
+    Message,
+    QueryMessage,
+    RecordMessage,
+    RoutedQuery,
+    decode,
+)
+from ledger.linkage.names import HUB, PORTAL
+from ledger.linkage.sealing import Opened, read_header, seal, unseal
+from ledger.linkage.transport import Delivery, Transport
+from ledger.log.signing import Signer
+from projections.base import storage_error
+
+__all__ = ["HubKeys", "HubService", "Step"]
+
+log = logging.getLogger("flagledger.hub")
+
+
+@dataclass(frozen=True)
+class HubKeys:
+    """The hub's own: its signing key, its sealing key, and the secret of its person ids."""
+
+    signer: Signer
+    sealing: X25519PrivateKey
+    secret: bytes = field(repr=False)
+
+
+@dataclass
+class Step:
+    """What one step did."""
+
+    standby: bool = False  # did not lead: handled nothing, committed nothing
+    applied: int = 0
+    replays: int = 0
+    parked: int = 0
+    sent: int = 0
+
+
+Owed = list[tuple[str, bytes]]
+
+
+class HubService:
+    def __init__(
+        self,
+        store: HubStore,
+        transport: Transport,
+        keys: HubKeys,
+        directory: Directory,
+        now: Callable[[], datetime] = clock.now,
+    ) -> None:
+        if transport.party != HUB or keys.signer.agency != HUB:
+            raise InputError("the hub's loop runs on the hub's transport with the hub's keys", code=Code.CONFIGURATION)
+        self.store = store
+        self.transport = transport
+        self.keys = keys
+        self.directory = directory
+        self.now = now
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    def lead(self) -> bool:
+        """Whether this process leads (taking the lease if it is free)."""
+        if self.store.sequencer.leader:
+            return True
+        try:
+            self.store.sequencer.take_lease()
+        except NotLeader:
+            return False
+        return True
+
+    def step(self, timeout_ms: int = 200, max_records: int = 100) -> Step:
+        done = Step()
+        if not self.lead():
+            done.standby = True
+            return done
+        try:
+            done.sent += self._send_owed()
+            for delivery in self.transport.poll(timeout_ms, max_records):
+                self._handle(delivery, done)
+            done.sent += self._send_owed()
+        except NotLeader:
+            done.standby = True  # nothing committed: whoever leads now is handed these again
+            return done
+        self.transport.commit()
+        return done
+
+    def run(self, stop: threading.Event, standby_wait: float = 1.0, retry: float = 1.0) -> None:
+        """Step until ``stop`` is set. A standby waits ``standby_wait`` seconds between tries for the lease; a
+        database or broker failure is logged and retried after ``retry`` seconds, nothing committed past it."""
+        while not stop.is_set():
+            try:
+                if self.step().standby:
+                    stop.wait(standby_wait)
+            except (StorageError, BrokerUnavailable) as exc:
+                log.warning("the hub's loop will retry in %.1f s: %s", retry, exc)
+                stop.wait(retry)
+
+    def _send_owed(self) -> int:
+        rows = owed(self.store.engine)
+        for _, recipient, message in rows:
+            self.transport.send(recipient, message)
+        if rows:
+            self.transport.flush()
+            paid(self.store.engine, [i for i, _, _ in rows])
+        return len(rows)
+
+    def _handle(self, delivery: Delivery, done: Step) -> None:
+        sender = event_id = None
+        try:
+            header = read_header(delivery.value)
+            sender, event_id = header.sender, header.event_id
+            opened = unseal(self.keys.sealing, HUB, delivery.value, self.directory.sender_keys(self.now()))
+            if was_applied(self.store.engine, opened.sender, opened.event_id):
+                done.replays += 1
+                return
+            self._apply(opened)
+            done.applied += 1
+        except (NotLeader, StorageError):
+            raise  # not the message's fault: stop, commit nothing, handle it again later
+        except FlagLedgerError as exc:
+            park(self.store.engine, delivery, sender, event_id, exc.code, str(exc))
+            done.parked += 1
+        except (ValueError, RecursionError) as exc:  # a decoder's own refusal of hostile bytes: parked all the same
+            park(self.store.engine, delivery, sender, event_id, Code.MALFORMED, f"{type(exc).__name__}: {exc}")
+            done.parked += 1
+
+    # -- applying one message ------------------------------------------------------------------------------
+    def _apply(self, opened: Opened) -> None:
+        kind = opened.kind
+        if opened.sender == PORTAL and kind != "registration":
+            # the portal maps card sign-ins to its codes; it sets no flag, files no record, asks no agency
+            raise PermissionDenied(f"the portal sends the hub registrations only, not {kind!r}", code=Code.WRONG_AGENCY)
+        if kind == "registration":
+            self._registration(opened)
+        elif kind == FlagChangeMessage.kind:
+            m = decode(FlagChangeMessage, opened.payload)
+            self.store.log.flag(opened.sender, m.code, m.flag, m.action, m.change_id, self._mark(opened))  # type: ignore[arg-type]
+        elif kind == LinkMessage.kind:
+            link = decode(LinkMessage, opened.payload)
+            link_numbers(self.store.codes, opened.sender, link.old_code, link.new_code)  # idempotent, as register
+            self._commit(opened, [])
+        elif kind == RecordMessage.kind:
+            record = ProvisionRecord(**asdict(decode(RecordMessage, opened.payload)))
+            self.store.log.provision(opened.sender, record, self._mark(opened))
+        elif kind == QueryMessage.kind:
+            self._query(opened, decode(QueryMessage, opened.payload))
+        elif kind == AnswerMessage.kind:
+            self._answer(opened, decode(AnswerMessage, opened.payload))
+        else:
+            raise InputError(f"the hub takes no message of kind {kind!r}", code=Code.MALFORMED)
+
+    def _mark(self, opened: Opened) -> Callable[[Connection, int], None]:
+        return lambda conn, seq: mark_applied(conn, opened.sender, opened.event_id, seq)
+
+    def _commit(self, opened: Opened, owes: Owed, write: Callable[[Connection, int], object] | None = None) -> int:
+        """One sequenced transaction: ``write``, the messages owed and the applied id (fenced by the lease)."""
+
+        def apply(conn: Connection, seq: int) -> None:
+            if write is not None:
+                write(conn, seq)
+            for recipient, message in owes:
+                owe(conn, recipient, message)
+            mark_applied(conn, opened.sender, opened.event_id, seq)
+
+        return self.store.sequencer.append(lambda conn: applied_seq(conn, opened.sender, opened.event_id), apply)
+
+    def _registration(self, opened: Opened) -> None:
+        # register() is idempotent: a hub that dies before marking it applied binds the same again
+        register(self.store.codes, self.keys.secret, Registration.sent_by(opened.sender, opened.payload))
+        self._commit(opened, [])
+
+    def _seal(self, recipient: str, message: Message) -> tuple[str, bytes]:
+        key = self.directory.sealing_key(recipient)
+        # every message to an inbox is at least an answer's size: a consultation, a routed query and an
+        # answer look alike on the broker
+        sealed = seal(self.keys.signer, key, recipient, uuid.uuid4().hex, message.kind, message.encode(), ANSWER_SIZE)
+        return recipient, sealed
+
+    def _query(self, opened: Opened, q: QueryMessage) -> None:
+        querier, provider = opened.sender, q.provider
+        if provider in (HUB, PORTAL, querier):
+            raise InputError("a query goes to another agency", code=Code.WRONG_ROUTE, field="provider")
+        person = self.store.codes.person(querier, q.code)
+        if person is None:
+            raise NotFoundError(f"{querier} has registered no person under this code at the hub")
+        provider_codes = translate(self.store.codes, querier, q.code, provider)
+        held = holdings(self.store.engine, self.store.codes, person)
+        request_id = uuid.uuid4().hex
+        routed = RoutedQuery(
+            request_id,
+            querier,
+            provider_codes[-1] if provider_codes else "",  # under the person's newest number the provider knows
+            q.procedure,
+            q.legal_item,
+            q.info_kind,
+            "staff" if held else "auto",
+        )
+        owes = [self._seal(provider, routed)]
+        for holder, code in sorted(held.items()):  # the liaison: the provider's request, never the querier
+            consult = Consultation(request_id, provider, code, q.procedure, q.legal_item, q.info_kind)
+            owes.append(self._seal(holder, consult))
+        row = {
+            "request_id": request_id,
+            "querier": querier,
+            "querier_request": q.request_id,
+            "provider": provider,
+            "person": person,
+            "staff": bool(held),
+        }
+        self._commit(opened, owes, lambda conn, seq: conn.execute(insert(hub_requests).values(seq=seq, **row)))
+
+    def _answer(self, opened: Opened, a: AnswerMessage) -> None:
+        r = hub_requests.c
+        try:
+            with self.store.engine.connect() as conn:
+                found = conn.execute(
+                    select(r.provider, r.querier, r.querier_request).where(r.request_id == a.request_id)
+                ).first()
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot read the hub's routed requests", exc) from exc
+        if found is None or found.provider != opened.sender:
+            # another agency's request is answered like an unknown one: a peer learns nothing by trying
+            raise NotFoundError(f"{opened.sender} was asked no request {a.request_id} through the hub")
+        relay = AnswerMessage(found.querier_request, a.status, a.data)
+        self._commit(opened, [self._seal(found.querier, relay)])

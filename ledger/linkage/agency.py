@@ -1,0 +1,156 @@
+"""An agency's end of the linkage: it files people under its own code, sends its flag changes, provision records,
+queries and answers to the hub, and reads its own inbox.
+
+Nothing here needs a database: the agency's code is computed from the number at its counter under its own
+secret, and every message is sealed to the hub. What comes back is opened, checked to be the hub's, and
+returned as one of the hub's kinds — a routed query (as provider), an answer (as querier), a consultation (as
+holder). A message seen before (by event id) is skipped; one that does not open or is not the hub's is counted
+in :attr:`AgencyEnd.refused` and skipped. The seen ids are kept in memory here (a node keeps them durably).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from ledger import clock
+from ledger.errors import Code, FlagLedgerError, PermissionDenied
+from ledger.linkage.buckets import ANSWER_SIZE
+from ledger.linkage.codes import Registration, agency_code
+from ledger.linkage.directory import Directory
+from ledger.linkage.messages import (
+    AnswerMessage,
+    Consultation,
+    FlagChangeMessage,
+    LinkMessage,
+    Message,
+    QueryMessage,
+    RecordMessage,
+    RoutedQuery,
+    decode,
+)
+from ledger.linkage.names import HUB
+from ledger.linkage.sealing import SenderKeys, seal, unseal
+from ledger.linkage.transport import Transport
+from ledger.log.signing import Signer
+
+__all__ = ["AgencyEnd", "AgencyKeys", "Inbound", "open_from_hub"]
+
+_INBOUND: dict[str, type[Message]] = {m.kind: m for m in (RoutedQuery, Consultation, AnswerMessage)}
+
+
+@dataclass(frozen=True)
+class AgencyKeys:
+    """An agency's own: its signing key, its sealing key and its code secret (never shared)."""
+
+    signer: Signer
+    sealing: X25519PrivateKey
+    secret: bytes = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.signer.agency
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message from the hub, opened: its event id and its content."""
+
+    event_id: str
+    message: Message
+
+
+def open_from_hub(keys: AgencyKeys, message: bytes, sender_keys: SenderKeys) -> Inbound:
+    """A message to this agency opened, checked to be the hub's and of a kind the hub sends an agency;
+    a ledger error otherwise."""
+    opened = unseal(keys.sealing, keys.name, message, sender_keys)
+    if opened.sender != HUB or opened.kind not in _INBOUND:
+        raise PermissionDenied(
+            f"an agency reads only the hub's messages, not {opened.kind!r} from {opened.sender}", code=Code.WRONG_ROUTE
+        )
+    return Inbound(opened.event_id, decode(_INBOUND[opened.kind], opened.payload))
+
+
+class AgencyEnd:
+    def __init__(
+        self,
+        keys: AgencyKeys,
+        transport: Transport,
+        directory: Directory,
+        now: Callable[[], datetime] = clock.now,
+    ) -> None:
+        self.keys = keys
+        self.name = keys.name
+        self.transport = transport
+        self.directory = directory
+        self.now = now
+        self.filed: set[str] = set()
+        self.seen: set[str] = set()
+        self.refused: list[str] = []  # the codes of messages that did not open or were not the hub's
+
+    def code(self, number: str) -> str:
+        return agency_code(self.keys.secret, self.name, number)
+
+    def _send(self, kind: str, payload: bytes, at_least: int = 0) -> None:
+        hub = self.directory.sealing_key(HUB)
+        self.transport.send(HUB, seal(self.keys.signer, hub, HUB, uuid.uuid4().hex, kind, payload, at_least))
+        self.transport.flush()
+
+    def file_person(self, number: str) -> str:
+        """Register the person at the hub under this agency's code (once); returns the code."""
+        code = self.code(number)
+        if code not in self.filed:
+            self._send("registration", Registration(self.name, code, number).encode())
+            self.filed.add(code)
+        return code
+
+    def flag(self, number: str, flag: str, action: str) -> str:
+        """Tell the hub this agency sets or releases ``flag`` on the person; returns the change id."""
+        m = FlagChangeMessage(uuid.uuid4().hex, self.file_person(number), flag, action)
+        self._send(m.kind, m.encode())
+        return m.change_id
+
+    def link(self, old_number: str, new_number: str) -> None:
+        """Tell the hub the person's number changed (both filed first): one person from now on."""
+        m = LinkMessage(self.file_person(old_number), self.file_person(new_number))
+        self._send(m.kind, m.encode())
+
+    def record(
+        self, number: str, querier: str, procedure: str, legal_item: int, info_kind: str, outcome: str, made_at: str
+    ) -> str:
+        """Send the hub a provision record of this agency (as provider); returns its id."""
+        code = self.file_person(number)
+        m = RecordMessage(uuid.uuid4().hex, code, querier, procedure, legal_item, info_kind, outcome, made_at)
+        self._send(m.kind, m.encode())
+        return m.record_id
+
+    def query(self, number: str, provider: str, procedure: str, legal_item: int, info_kind: str) -> str:
+        """Ask ``provider`` through the hub about the person; returns this agency's request id."""
+        m = QueryMessage(uuid.uuid4().hex, self.file_person(number), provider, procedure, legal_item, info_kind)
+        self._send(m.kind, m.encode())
+        return m.request_id
+
+    def answer(self, request_id: str, status: str, data: str = "") -> None:
+        """Answer a routed query (the hub's request id); every answer is sealed at the answer size."""
+        m = AnswerMessage(request_id, status, data)
+        self._send(m.kind, m.encode(), ANSWER_SIZE)
+
+    def read_inbox(self, timeout_ms: int = 200, max_records: int = 100) -> list[Inbound]:
+        """The hub's new messages to this agency, opened; the inbox is committed past them."""
+        got: list[Inbound] = []
+        keys = self.directory.sender_keys(self.now())
+        for delivery in self.transport.poll(timeout_ms, max_records):
+            try:
+                inbound = open_from_hub(self.keys, delivery.value, keys)
+                if inbound.event_id in self.seen:
+                    continue  # the hub sent it again (its outbox, after an outage): applied once
+                got.append(inbound)
+                self.seen.add(inbound.event_id)
+            except FlagLedgerError as exc:
+                self.refused.append(exc.code)
+        self.transport.commit()
+        return got

@@ -1,0 +1,103 @@
+"""A person's map key, bound to their number by a verifiable random function the hub evaluates (issue #20).
+
+A provider checks the leaf at *its* key for the person, and a holder the leaf at *its* key: both checks mean
+something only if the hub cannot give the holder one key and the provider another for the same person. Each
+agency knows the person by its own code and never learns another agency's, so nothing the agencies hold can
+compare the keys; but every agency that registers a person knows their number (it sends it, sealed, in the
+registration). So the map key is a VRF of the number under the hub's key:
+
+* the hub evaluates ``pi = VRF_prove(hub key, number)`` when a registration arrives and returns ``pi`` (sealed)
+  with its answer; the agency checks ``pi`` against the number it sent and the hub's published VRF public key
+  and derives the map key from the VRF output itself (:func:`verify_person_key`), then keeps it beside its code;
+* the VRF's output is unique for a number, so two agencies registering one number get one key; a hub that
+  answers one of them with another key (another number's proof, a bent one) is refused at registration;
+* the output is pseudorandom without the hub's private key: the map key lets no one test a guessed number,
+  and it is no more a shared identifier than the number both agencies already know.
+
+The VRF is RSA-FDH-VRF-SHA256 after RFC 9381 §4 (suite byte 0x01, MGF1-SHA-256 full-domain hash, output
+``SHA-256(0x01 ‖ 0x02 ‖ pi)``), on a 2048-bit or larger key with exponent 65537. Its uniqueness is RFC 9381's
+*trusted* uniqueness: it holds if the hub's RSA key was generated honestly (an RSA modulus built so that 65537
+divides φ(n) would let the hub make two proofs for one number). Generating the key in a witnessed ceremony, or
+moving to ECVRF-EDWARDS25519 (full uniqueness; no Python library for it here), is left: docs/accountable-hub.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+
+from ledger.errors import Code, InputError, IntegrityError
+from ledger.log.pseudonym import valid_individual_number
+
+__all__ = ["PersonKeyProver", "key_from_output", "verify_person_key"]
+
+_SUITE = b"\x01"  # RSA-FDH-VRF-SHA256
+_ALPHA = b"flagledger/person-key/1\x00"
+_MIN_BITS = 2048
+_E = 65537
+
+
+def _alpha(number: str) -> bytes:
+    number = number.strip().replace("-", "").replace(" ", "")
+    if not valid_individual_number(number):
+        raise InputError("not a valid 12-digit individual number", field="number")
+    return _ALPHA + number.encode()
+
+
+def _mgf1(seed: bytes, length: int) -> bytes:
+    out = b"".join(hashlib.sha256(seed + i.to_bytes(4, "big")).digest() for i in range((length + 31) // 32))
+    return out[:length]
+
+
+def _encoded(n: int, k: int, alpha: bytes) -> int:
+    salt = k.to_bytes(4, "big") + n.to_bytes(k, "big")
+    return int.from_bytes(_mgf1(_SUITE + b"\x01" + salt + alpha, k - 1), "big")
+
+
+def key_from_output(beta: bytes) -> bytes:
+    """The map key of the VRF output ``beta`` (domain-separated from every other hash of the map)."""
+    return hashlib.sha256(b"flagledger/flag-map/person-vrf/1\x00" + beta).digest()
+
+
+def _output(pi: bytes) -> bytes:
+    return hashlib.sha256(_SUITE + b"\x02" + pi).digest()
+
+
+class PersonKeyProver:
+    """The hub's side: its RSA VRF key (in the hub's key store; an HSM's RSA signing without padding fits)."""
+
+    def __init__(self, private_key: RSAPrivateKey) -> None:
+        if private_key.key_size < _MIN_BITS or private_key.public_key().public_numbers().e != _E:
+            raise InputError(f"the person-key VRF needs RSA of {_MIN_BITS}+ bits, e = {_E}", code=Code.CONFIGURATION)
+        self._numbers = private_key.private_numbers()
+        self.public_key = private_key.public_key()
+        self._n = self.public_key.public_numbers().n
+        self._k = (self._n.bit_length() + 7) // 8
+
+    def prove(self, number: str) -> bytes:
+        """``pi`` for the person with ``number``: what the hub returns with its answer to a registration."""
+        m = _encoded(self._n, self._k, _alpha(number))
+        p, q, nums = self._numbers.p, self._numbers.q, self._numbers
+        s1, s2 = pow(m, nums.dmp1, p), pow(m, nums.dmq1, q)  # RSASP1 by the Chinese remainder theorem
+        s = s2 + (nums.iqmp * (s1 - s2) % p) * q
+        return s.to_bytes(self._k, "big")
+
+    def key(self, number: str) -> bytes:
+        """The person's map key (the hub computes it with the proof, at registration, and keeps it)."""
+        return key_from_output(_output(self.prove(number)))
+
+
+def verify_person_key(public_key: RSAPublicKey, number: str, pi: bytes) -> bytes:
+    """The agency's check of the hub's answer to its registration: the map key for ``number``, or
+    ``bad_proof`` if ``pi`` is not the hub's VRF proof for it (``configuration`` for a key that does not fit)."""
+    nums = public_key.public_numbers()
+    if public_key.key_size < _MIN_BITS or nums.e != _E:
+        raise InputError(f"the person-key VRF needs RSA of {_MIN_BITS}+ bits, e = {_E}", code=Code.CONFIGURATION)
+    n, k = nums.n, (nums.n.bit_length() + 7) // 8
+    alpha = _alpha(number)
+    if not isinstance(pi, bytes) or len(pi) != k or (s := int.from_bytes(pi, "big")) >= n:
+        raise IntegrityError("the hub's person-key proof is malformed", code=Code.BAD_PROOF)
+    if pow(s, _E, n) != _encoded(n, k, alpha):
+        raise IntegrityError("the hub's person-key proof is not for this number", code=Code.BAD_PROOF)
+    return key_from_output(_output(pi))

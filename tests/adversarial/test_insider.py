@@ -1,0 +1,99 @@
+"""The insider at a non-holding agency (issue 19's insider test, its start): an agency with its own keys and its
+whole inbox cannot learn who protects X.
+
+Threat: an insider with one agency's whole data and secrets (here: the provider A and the querier C, each with
+every key it holds), and the perpetrator behind C's counter. Two histories differ only in who holds X's
+protection (B or D, with the same flags); everything else — keys, numbers, messages sent — is the same. For each
+non-holder, everything its inbox topic carries, opened with every key it holds, is compared as structured
+contents after normalising the random ids: equal. The holder's own inbox differs (it is consulted), which shows
+the comparison can tell histories apart.
+
+Not claimed yet (docs/linkage.md, limits): the broker operator still sees which agency's inbox gets a
+consultation, and a peer's message counts on the hub's topic; the issue's 10,000-history run.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ledger.errors import FlagLedgerError
+from ledger.hub.log import open_hub_store
+from ledger.linkage.agency import Inbound, open_from_hub
+from ledger.linkage.messages import RoutedQuery
+from ledger.linkage.names import HUB
+from ledger.linkage.transport import MemoryBroker, MemoryTransport, Topics
+from tests.support.hub_world import A, B, C, Cast, D, World, normalised
+from tests.support.people import individual_number
+
+FLAG_SETS = [("NON_DISCLOSURE",), ("NO_AUTO_RESPONSE",), ("NON_DISCLOSURE", "NO_AUTO_RESPONSE")]
+
+
+@dataclass
+class History:
+    world: World
+    broker: MemoryBroker
+    querier_request: str  # C's own request id: random, normalised away
+
+
+def history(tmp: Path, cast: Cast, x: str, holder: str, flags: tuple[str, ...]) -> History:
+    """B and D both know X; ``holder`` protects X; C asks A about X; A's staff say "in progress"; A records."""
+    broker = MemoryBroker()
+    store = open_hub_store(f"sqlite:///{tmp / f'hub-{holder}.sqlite'}", "hub")
+    w = World.open(cast, store, lambda p: MemoryTransport(broker, p))
+    for name in (B, D, A):
+        w.agencies[name].file_person(x)
+    for flag in flags:
+        w.agencies[holder].flag(x, flag, "set")
+    mine = w.agencies[C].query(x, A, "児童手当", 74, "地方税関係情報")
+    w.settle()
+    for inbound in w.inbox(A):
+        assert isinstance(inbound.message, RoutedQuery)
+        w.agencies[A].answer(inbound.message.request_id, "in_progress")
+        w.agencies[A].record(x, C, "児童手当", 74, "地方税関係情報", "held", "2026-01-01T09:00:00+09:00")
+    w.settle()
+    return History(w, broker, mine)
+
+
+def insider_view(h: History, name: str) -> list[Inbound]:
+    """Everything any topic carried that opens with the keys ``name`` holds (only its own inbox's does)."""
+    keys, end = h.world.cast.agencies[name], h.world.agencies[name]
+    opened = []
+    for topic, messages in h.broker.topics.items():
+        for m in messages:
+            try:
+                opened.append(open_from_hub(keys, m, end.directory.sender_keys(end.now())))
+            except FlagLedgerError:
+                assert topic != Topics().inbox(name)
+                continue
+            assert topic == Topics().inbox(name)
+    return opened
+
+
+@pytest.mark.parametrize("flags", FLAG_SETS, ids=["+".join(f) for f in FLAG_SETS])
+def test_a_non_holder_learns_nothing_of_who_holds_x(tmp_path: Path, flags: tuple[str, ...]) -> None:
+    cast = Cast.of(A, B, C, D)
+    x = individual_number(random.Random(len(flags)))
+    hb, hd = history(tmp_path, cast, x, B, flags), history(tmp_path, cast, x, D, flags)
+    try:
+        for name in (A, C):  # the provider and the querier: neither holds X's protection
+            at_b, at_d = insider_view(hb, name), insider_view(hd, name)
+            assert at_b, f"{name}'s inbox is empty: nothing compared"
+            ids_b, ids_d = ([hb.querier_request], [hd.querier_request]) if name == C else ([], [])
+            assert normalised(at_b, *ids_b) == normalised(at_d, *ids_d)
+            inbox = Topics().inbox(name)
+            assert [len(m) for m in hb.broker.topics[inbox]] == [len(m) for m in hd.broker.topics[inbox]]
+        hub = Topics().inbox(HUB)  # what peers send the hub: as many messages, of the same sizes
+        assert [len(m) for m in hb.broker.topics[hub]] == [len(m) for m in hd.broker.topics[hub]]
+        # the provider was told "staff" in both, naming no holder; each holder was consulted: the histories
+        # differ where they should, so the comparison above could have failed
+        routed = [i.message for i in insider_view(hb, A) if isinstance(i.message, RoutedQuery)]
+        assert [r.answer for r in routed] == ["staff"]
+        assert len(insider_view(hb, B)) == 1 and insider_view(hb, D) == []
+        assert len(insider_view(hd, D)) == 1 and insider_view(hd, B) == []
+    finally:
+        for h in (hb, hd):
+            h.world.hub.store.close()

@@ -1,0 +1,100 @@
+"""A hub and agencies on one transport, each with its own keys: the in-process slice of the linkage (issue 19).
+
+Keys are generated here for tests only (an Ed25519 signing key, an X25519 sealing key and a code secret per
+party); ``Directory`` publishes what each party may know of the others. Nothing but the transport's broker is
+shared between the parties, and the hub's database is the hub's alone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from ledger.hub.log import HubStore
+from ledger.hub.service import HubKeys, HubService, Step
+from ledger.linkage.agency import AgencyEnd, AgencyKeys, Inbound
+from ledger.linkage.directory import Directory
+from ledger.linkage.messages import Message
+from ledger.linkage.names import HUB
+from ledger.linkage.transport import Transport
+from ledger.log.signing import KeyRecord, Signer
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+A, B, C, D = "131016", "131024", "131032", "131041"  # X's old municipality, where X fled, a querier, another
+
+
+def agency_keys(name: str) -> AgencyKeys:
+    return AgencyKeys(Signer.generate(name), X25519PrivateKey.generate(), os.urandom(32))
+
+
+def hub_keys() -> HubKeys:
+    return HubKeys(Signer.generate(HUB), X25519PrivateKey.generate(), os.urandom(32))
+
+
+@dataclass(frozen=True)
+class Cast:
+    """Everyone's keys, made once: two worlds built from one cast differ only in what happens in them."""
+
+    hub: HubKeys
+    agencies: dict[str, AgencyKeys]
+
+    @classmethod
+    def of(cls, *names: str) -> Cast:
+        return cls(hub_keys(), {n: agency_keys(n) for n in names})
+
+    def directory(self) -> Directory:
+        d = Directory()
+        parties = [(self.hub.signer, self.hub.sealing), *((k.signer, k.sealing) for k in self.agencies.values())]
+        for signer, sealing in parties:
+            record = KeyRecord(signer.agency, signer.key_id, signer.public_raw.hex(), START)
+            d.add(record, sealing.public_key())
+        return d
+
+
+@dataclass
+class World:
+    cast: Cast
+    hub: HubService
+    agencies: dict[str, AgencyEnd] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, cast: Cast, store: HubStore, open_transport: Callable[[str], Transport]) -> World:
+        directory = cast.directory()
+        now = lambda: START  # noqa: E731 - every key is valid from START on
+        hub = HubService(store, open_transport(HUB), cast.hub, directory, now)
+        ends = {n: AgencyEnd(k, open_transport(n), directory, now) for n, k in cast.agencies.items()}
+        return cls(cast, hub, ends)
+
+    def settle(self, rounds: int = 20, timeout_ms: int = 50) -> list[Step]:
+        """Step the hub until a step finds nothing to do."""
+        steps = []
+        for _ in range(rounds):
+            step = self.hub.step(timeout_ms=timeout_ms)
+            steps.append(step)
+            if not (step.applied or step.parked or step.replays or step.sent):
+                break
+        return steps
+
+    def inbox(self, name: str, timeout_ms: int = 50) -> list[Inbound]:
+        return self.agencies[name].read_inbox(timeout_ms=timeout_ms)
+
+
+def normalised(messages: list[Inbound], *ids: str) -> list[tuple[str, dict[str, object]]]:
+    """Kinds and fields with every random id (event ids, request ids) replaced by its order of appearance."""
+    names: dict[str, str] = {i: f"<given {n}>" for n, i in enumerate(ids)}
+    out = []
+    for inbound in messages:
+        fields = asdict(inbound.message)
+        for key in ("request_id",):
+            if key in fields:
+                fields[key] = names.setdefault(str(fields[key]), f"<id {len(names)}>")
+        out.append((type(inbound.message).kind, fields))
+    return out
+
+
+def values(message: Message) -> set[str]:
+    return {str(v) for v in asdict(message).values()}

@@ -139,6 +139,8 @@ class AnswerPolicy(LedgerAggregate):
     def mark_manual(self, kind: ManualKind, value: str, by: str) -> None:
         if not value.strip():
             raise InputError("name the item answered by hand", field="value")
+        if kind is ManualKind.LEGAL_ITEM and not (value.isdigit() and 1 <= int(value) <= 200):
+            raise InputError("a legal item is the item number of table 2 (別表第二), 1-200", field="value")
         if value in self.manual[kind.value]:
             raise StateConflict(f"{kind.value} {value} is already answered by hand")
         self._manual_marked(kind=kind.value, value=value, by=by)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ledger.domain import bounds
+from ledger.domain.answers import CopyState, HoldReason, ManualKind
 from ledger.domain.bounds import Bound, check_text
 from ledger.domain.field_rules import (
     _UUID_TEXT,
@@ -44,7 +45,6 @@ from ledger.domain.field_rules import (
     text,
     uuid,
 )
-from ledger.domain.answers import CopyState, HoldReason, ManualKind
 from ledger.domain.identity import LINK_KINDS
 from ledger.domain.incidents import IncidentKind
 from ledger.domain.types import Action, AgencyKind, Applicant, Flag, Reason, RequestKind, Role, SystemKind

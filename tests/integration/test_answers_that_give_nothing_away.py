@@ -213,3 +213,9 @@ def test_the_overdue_queue_on_the_command_line(
     assert x not in json.dumps(listed) and A not in json.dumps(listed)
     released = json.loads(cli(node, capsys, "provision", "release", "--as", f"{C}/apr"))
     assert released == {"released": [], "escalated": [held_id]}
+    # over HTTP, the same queue for the provider's deciders; the querying agency's counter is refused
+    http = client(node)
+    r = http.get("/api/v1/queue/overdue", headers=auth(node, C, "apr"))
+    assert r.status_code == 200, r.text
+    assert [(o["request_id"], o["escalated_to"]) for o in r.json()] == [(held_id, ["approver", "administrator"])]
+    assert http.get("/api/v1/queue/overdue", headers=auth(node, A, "counter")).status_code == 403

@@ -25,11 +25,13 @@ from ledger.domain.answers import (
     local_day,
     next_batch,
 )
+from ledger.domain.base import LedgerAggregate
 from ledger.domain.provision import ProvisionRequest, must_hold
 from ledger.domain.types import Action, parse_enum
-from ledger.errors import PermissionDenied
+from ledger.errors import PermissionDenied, StateConflict
 
 HELD_OPENED = "ledger.domain.answers:HeldFile.Opened"
+HELD_CLOSED = "ledger.domain.answers:HeldFile.Closed"
 
 
 def policy_of(app: LedgerAccess, agency: str) -> AnswerPolicy | None:
@@ -80,18 +82,26 @@ def open_file(app: LedgerAccess, request: ProvisionRequest, reason: HoldReason, 
     )
 
 
-def _held_files(app: LedgerAccess) -> list[HeldFile]:
-    out: list[HeldFile] = []
+def _topic_streams(app: LedgerAccess, topic: str) -> list[UUID]:
+    out: list[UUID] = []
     start = 1
     while True:
-        rows = app.recorder.select_notifications(start=start, limit=1000, topics=[HELD_OPENED])
-        for n in rows:
-            held = app.find(HeldFile, UUID(str(n.originator_id)))
-            if held is not None and held.agency in app.hosted:
-                out.append(held)
+        rows = app.recorder.select_notifications(start=start, limit=1000, topics=[topic])
+        out.extend(UUID(str(n.originator_id)) for n in rows)
         if len(rows) < 1000:
             return out
         start = rows[-1].id + 1
+
+
+def _held_files(app: LedgerAccess) -> list[HeldFile]:
+    """The held files of the hosted agencies whose answer is not released yet (closed ones are not loaded)."""
+    closed = set(_topic_streams(app, HELD_CLOSED))
+    out: list[HeldFile] = []
+    for stream in _topic_streams(app, HELD_OPENED):
+        held = None if stream in closed else app.find(HeldFile, stream)
+        if held is not None and held.agency in app.hosted and held.released is None:
+            out.append(held)
+    return out
 
 
 def run_batches(app: LedgerAccess, now: datetime) -> dict[str, Any]:
@@ -110,16 +120,26 @@ def run_batches(app: LedgerAccess, now: datetime) -> dict[str, Any]:
             if request.modified_on <= slot:  # decided before this batch: never released the moment it is decided
                 request.release(batch=slot.isoformat())
                 held.close(batch=slot.isoformat())
-                app.save_as(held.agency, request, held)
-                released.append(str(request.id))
+                if _saved(app, held.agency, request, held):
+                    released.append(str(request.id))
             continue
         due_level = held.escalation_due(today)
         if due_level > held.level:
             for level in range(held.level + 1, due_level + 1):
                 held.escalate(level, today)
-            app.save_as(held.agency, held)
-            escalated.append(str(request.id))
+            if _saved(app, held.agency, held):
+                escalated.append(str(request.id))
     return {"released": released, "escalated": escalated}
+
+
+def _saved(app: LedgerAccess, agency: str, *aggregates: LedgerAggregate) -> bool:
+    """Save one request's step; another process (the node loop, a shell user's ``provision release``) that
+    did the same step first wins, and this one is simply not needed."""
+    try:
+        app.save_as(agency, *aggregates)
+    except StateConflict:
+        return False
+    return True
 
 
 class AnswerCommands(LedgerAccess):

@@ -14,21 +14,26 @@ import json
 import re
 from collections.abc import Callable
 from datetime import datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
 
+from consumers.outbox import publishable
 from ledger import clock
 from ledger.app import Actor
 from ledger.app.answers import held_file, run_batches
 from ledger.app.values import is_local_only
 from ledger.domain.answers import JST, add_business_days, next_batch
+from ledger.log.envelope import Envelope
 from ledger.runtime.bootstrap import Node
 from projections import views
-from tests.conftest import A, B, C
+from tests.conftest import A, B, C, NodeFactory
 from tests.support.api import auth, client
+from tests.support.ship import ship
 from tests.support.staff import run_in_process
+from tests.support.trust import agency_pair
 
 NAR = "NO_AUTO_RESPONSE"
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -71,12 +76,12 @@ def ask_cli(node: Node, capsys: pytest.CaptureFixture[str], subject: str, kind: 
                "--item", item, "--procedure", str(ASK["procedure"]), "--info-kind", str(ASK["info_kind"]))  # fmt: skip
 
 
-def decide_all(node: Node, ids: list[str], decision: str = "refuse") -> None:
+def decide_all(node: Node, ids: list[str], decision: str = "refuse", provider: str = C) -> None:
     for rid in ids:
-        node.app.propose_decision(Actor(C, "rev"), UUID(rid), decision, "unknown")
+        node.app.propose_decision(Actor(provider, "rev"), UUID(rid), decision, "unknown")
         version = node.app.provision_request(UUID(rid)).proposal_version
         assert version is not None
-        node.app.approve_decision(Actor(C, "apr"), UUID(rid), version)
+        node.app.approve_decision(Actor(provider, "apr"), UUID(rid), version)
 
 
 def test_the_four_kinds_are_byte_identical_on_the_command_line_and_released_together(
@@ -219,3 +224,27 @@ def test_the_overdue_queue_on_the_command_line(
     assert r.status_code == 200, r.text
     assert [(o["request_id"], o["escalated_to"]) for o in r.json()] == [(held_id, ["approver", "administrator"])]
     assert http.get("/api/v1/queue/overdue", headers=auth(node, A, "counter")).status_code == 403
+
+
+def test_the_querying_node_learns_the_decision_only_from_the_release_and_never_the_reason(
+    make_node: NodeFactory, tmp_path: Path, person: Callable[[], str]
+) -> None:
+    """B's node queries A's (the linkage network delivers it): B's node sees the held answer until A's batch
+    step releases the decision, and never receives why A held it (threat: the querying agency, even with its
+    own node's whole data directory)."""
+    a, b = agency_pair(make_node, tmp_path)
+    x = person()
+    a.app.note_copy(Actor(A, "rev"), x, str(ASK["info_kind"]), "no_data")
+    asked = a.app.receive_query(B, A, x, legal_item=74, procedure="児童手当", info_kind=str(ASK["info_kind"]))
+    rid = UUID(asked.request_id)
+    decide_all(a, [asked.request_id], provider=A)
+    shipped_to = ship(a, b)
+    assert b.app.querier_answer(rid) == asked, "decided at A, not released: B's node still sees the held answer"
+    run_batches(a.app, clock.now() + timedelta(days=1))
+    ship(a, b, shipped_to)
+    assert b.app.querier_answer(rid).status == "not_provided"
+    assert b.app.provision_request(rid).released_batch == a.app.provision_request(rid).released_batch
+    shipped = {Envelope.from_bytes(raw).header.topic for _, _, raw in publishable(a.app)}
+    assert not {t for t in shipped if t.startswith("ledger.domain.answers:")}, "policy, notes, held files stay at A"
+    assert "ledger.domain.provision:ProvisionRequest.Released" in shipped
+    assert held_file(b.app, rid) is None and held_file(a.app, rid) is not None

@@ -189,6 +189,16 @@ def test_a_held_request_is_due_by_policy_and_escalates_when_overdue_but_is_never
     assert run_batches(node.app, noon(due + timedelta(days=1)))["escalated"] == [rid]
     (late,) = node.app.overdue(Actor(C, "apr"), noon(due + timedelta(days=1)))
     assert late["escalated_to"] == ["approver"] and late["reason"] == "no_data" and late["overdue"] is True
+    # the held queue of the deciders carries the same marker, from the provider's own file
+    (queued,) = views.work_queue(node, Actor(C, "apr"), due + timedelta(days=1)).held
+    assert (queued.reason, queued.due, queued.overdue, queued.escalated_to) == (
+        "no_data",
+        held.due,
+        True,
+        ("approver",),
+    )
+    (on_time,) = views.work_queue(node, Actor(C, "rev"), due).held
+    assert on_time.overdue is False
     later = noon(add_business_days(due, 3))
     assert run_batches(node.app, later)["escalated"] == [rid]
     (late,) = node.app.overdue(Actor(C, "admin"), later)

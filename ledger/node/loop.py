@@ -3,7 +3,8 @@
 Each round: a signed tree head when one is due, the outbox relay, one poll of the inbox consumer, the
 projections caught up (by a second process unless ``projections="inline"``), the scheduled views audit, once a
 minute the answer batch step (staff-made answers released at the providers' batch times, overdue held requests
-escalated: docs/answers.md), and ``node-status.json`` rewritten. A database or broker that is away costs a pause and a retry, never an event.
+escalated: docs/answers.md), and ``node-status.json`` rewritten. A database or broker that is away costs a pause
+and a retry, never an event.
 Metrics, health and readiness (ledger.node.observe) are served when a metrics port is configured.
 """
 

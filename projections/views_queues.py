@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from uuid import UUID
 
 from sqlalchemy import Connection, func, select
 
 from ledger.app import Actor
+from ledger.app.answers import held_file
 from ledger.app.incidents import READ_ACTIONS
 from ledger.domain.types import Action, calendar_day
 from ledger.errors import PermissionDenied
@@ -107,6 +109,11 @@ class HeldRequest:
     proposal: str | None
     proposed_by: str | None
     proposal_version: int | None = None  # name it when approving: a proposal replaced since is refused
+    # the provider's own file on it (docs/answers.md): why it needs staff, when it is due, who was told it is late
+    reason: str | None = None  # flag | policy | no_data | check (None: held before issue 21)
+    due: str | None = None
+    overdue: bool = False
+    escalated_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -223,6 +230,20 @@ def held_requests(conn: Connection, agency: str) -> list[HeldRequest]:
         )
         for r in rows
     ]
+
+
+def _with_files(node: NodeParts, held: list[HeldRequest], today: date) -> list[HeldRequest]:
+    """Each held request with the provider's file on it, read from the log (the reason is never in a view)."""
+    out = []
+    for h in held:
+        f = held_file(node.app, UUID(h.request_id))
+        if f is None:
+            out.append(h)
+            continue
+        late = f.escalation_due(today) > 0
+        steps = ("approver", "administrator")[: f.level]
+        out.append(replace(h, reason=f.reason, due=f.due, overdue=late, escalated_to=steps))
+    return out
 
 
 def reviews_due(conn: Connection, agency: str, today: date, within_days: int = 30) -> list[ReviewDue]:
@@ -349,7 +370,7 @@ def work_queue(node: NodeParts, actor: Actor, today: date | None = None, *, held
     responders = _may(node, actor, *READ_ACTIONS)
     with node.engine.connect() as conn:
         a = actor.agency
-        waiting = tuple(held_requests(conn, a)) if deciders else ()
+        waiting = tuple(_with_files(node, held_requests(conn, a), day)) if deciders else ()
         probes = tuple(probe_notices(conn, a)) if deciders and held else ()
         alerts = tuple(open_incidents(conn, a)) if responders else ()
         queue = WorkQueue(

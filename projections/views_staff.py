@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from uuid import UUID
 
 from sqlalchemy import select
 
@@ -126,7 +127,10 @@ def counter_view(node: NodeParts, actor: Actor, subject: str) -> CounterView:
         facts = check.facts(str(r.request_id), int(r.position))
         if facts is None or facts.subject not in names or facts.querier != actor.agency:
             continue  # a row the log does not bear out (edited or moved): not shown
-        answer = QuerierAnswer.of(facts.request_id, r.status)
+        # a staff-made decision shows only from the provider's batch time on (read from the log, not the view)
+        decided = r.status in ("provided_manually", "refused")
+        released = not decided or node.app.answer_released(UUID(facts.request_id))
+        answer = QuerierAnswer.of(facts.request_id, r.status, released=released)
         status, message = answer.status, answer.message
         # sticky, as on the portal: after release, answers from before it still do not name the provider
         sticky = person.cutoff is not None and facts.created_at < person.cutoff

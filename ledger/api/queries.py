@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from ledger import clock
 from ledger.api.deps import Caller, CurrentNode
 from ledger.api.schemas import (
     ERROR_RESPONSES,
@@ -19,6 +20,7 @@ from ledger.api.schemas import (
     LiaisonQuery,
     NationwideQuery,
     OptionalSubjectQuery,
+    OverdueOut,
     PortalQuery,
     PurposeQuery,
     RequestPathOut,
@@ -112,6 +114,15 @@ def self_information(body: PortalQuery, node: CurrentNode, who: Caller) -> views
 )
 def queue(node: CurrentNode, who: Caller, today: Annotated[Day | None, Query()] = None) -> views.WorkQueue:
     return views.work_queue(node, who.actor, today)
+
+
+@router.get(
+    "/queue/overdue",
+    response_model=list[OverdueOut],
+    summary="held requests past their due date, and whom they were escalated to (deciders, administrators)",
+)
+def overdue(node: CurrentNode, who: Caller) -> list[OverdueOut]:
+    return [OverdueOut.model_validate(r) for r in node.app.overdue(who.actor, clock.now())]
 
 
 @router.post(

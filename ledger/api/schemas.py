@@ -165,6 +165,17 @@ class QuerierAnswerOut(BaseModel):
     message: str
 
 
+class OverdueOut(BaseModel):
+    """A held request past its due date (docs/answers.md): no person and no querying agency named."""
+
+    request_id: UUID
+    reason: Literal["flag", "policy", "no_data", "check"]
+    received: str
+    due: str
+    overdue: bool
+    escalated_to: list[Literal["approver", "administrator"]]
+
+
 class ProposeIn(Body):
     decision: Literal["provide", "refuse"]
     applicant_check: ApplicantName

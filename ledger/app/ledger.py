@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ledger.app.accounts import SystemAccountCommands
 from ledger.app.agencies import AgencyCommands
+from ledger.app.answers import AnswerCommands
 from ledger.app.flags import FlagCommands
 from ledger.app.identity import IdentityCommands
 from ledger.app.one_time_codes import OneTimeCodeCommands
@@ -17,6 +18,7 @@ class FlagLedger(
     AgencyCommands,
     FlagCommands,
     ProvisionCommands,
+    AnswerCommands,
     IdentityCommands,
     SecurityKeyCommands,
     OneTimeCodeCommands,

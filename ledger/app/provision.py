@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from ledger import clock
 from ledger.app.access import LedgerAccess
+from ledger.app.answers import hold_reason, open_file
 from ledger.app.values import Actor, QuerierAnswer
 from ledger.domain.base import LedgerAggregate
-from ledger.domain.provision import ProbeNotice, ProvisionRequest, must_hold
+from ledger.domain.provision import ProbeNotice, ProvisionRequest
 from ledger.domain.types import (
     Action,
     Applicant,
@@ -112,8 +114,13 @@ class ProvisionCommands(LedgerAccess):
         )
         state = self._national_flags(subj)
         to_save: list[LedgerAggregate] = [request]
-        if must_hold(state):
-            request.hold(flags=sorted(state))
+        reason = hold_reason(
+            self, provider, subj, state, legal_item=legal_item, procedure=procedure, info_kind=info_kind
+        )
+        if reason is not None:
+            # every kind alike to the querier (same Held event, same answer); the reason stays in the local file
+            request.hold(flags=sorted(state), batched=True)
+            to_save.append(open_file(self, request, reason, clock.now()))
         else:
             request.provide_automatically()
         if state:  # the agencies protecting the person hear of every request about them, held or not
@@ -144,7 +151,11 @@ class ProvisionCommands(LedgerAccess):
 
     def querier_answer(self, request_id: UUID) -> QuerierAnswer:
         r = self.provision_request(request_id)
-        return QuerierAnswer.of(str(r.id), r.status)
+        return QuerierAnswer.of(str(r.id), r.status, released=r.answer_released)
+
+    def answer_released(self, request_id: UUID) -> bool:
+        """Whether the querier may see the decision on ``request_id`` yet (batch release, issue 21)."""
+        return self.provision_request(request_id).answer_released
 
     def propose_decision(
         self, actor: Actor, request_id: UUID, decision: str, applicant_check: str, note: str = ""

@@ -79,9 +79,13 @@ class QuerierAnswer:
     NOT_PROVIDED = "提供機関の判断により、情報は提供されませんでした。"
 
     @classmethod
-    def of(cls, request_id: str, status: str | None) -> QuerierAnswer:
+    def of(cls, request_id: str, status: str | None, *, released: bool = True) -> QuerierAnswer:
         """The one mapping from a provision request's status to what the querier learns (the request path,
-        the counter and the portal all read it here): held and in review look like any manual answer."""
+        the counter and the portal all read it here): held and in review look like any manual answer, and
+        so does a staff-made decision until the provider's batch time releases it (``released``): whatever
+        the reason a request needed staff, the querier sees the same answer, and its end at the same times."""
+        if not released:
+            return cls(request_id, "in_progress", cls.IN_PROGRESS)
         if is_answered(status):
             return cls(request_id, "answered", cls.ANSWERED)
         if status == ProvisionStatus.REFUSED.value:

@@ -7,6 +7,7 @@ the end; each scene records what Y can see and what was expected to hold.
 from __future__ import annotations
 
 from ledger.app import Actor
+from ledger.app.answers import run_batches
 from ledger.cli.demo_tables import (
     CAST,
     NAR,
@@ -217,6 +218,11 @@ class Demo(DemoViews):
             assert version is not None
             self.app.approve_decision(self.who(B, "apr"), UUID(rid), version)
             s.say("B/rev confirms with A: the applicant is the known perpetrator → propose refuse; B/apr approves")
+            waiting = self.app.querier_answer(UUID(rid)).status
+            s.expect(waiting == "in_progress", "A still sees the held answer: decisions leave only at B's batch time")
+            at = self.app.next_release(B, self.app.provision_request(UUID(rid)).modified_on)
+            run_batches(self.app, at)  # the node loop's batch step, run here as at that time
+            s.say(f"B's next batch time ({at.strftime('%H:%M')} JST) releases the decision to A")
         cv = self.counter_table(s, A, self.x)
         s.expect(any(a.status == "not_provided" for a in cv.answers), "the held request ends refused")
         self.done(s)

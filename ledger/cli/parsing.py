@@ -45,6 +45,8 @@ CLI_BOUNDS: dict[str, Bound] = {
     # free text
     "procedure": bounds.PROCEDURE,
     "info_kind": bounds.INFO_KIND,
+    "value": bounds.PROCEDURE,  # `policy manual --value`: an item number, a procedure or an information kind
+    "batch_times": Bound(60),  # `policy answers --batch-times`: up to eight HH:MM, comma-separated
     "notes": bounds.NOTE,
     "note": bounds.NOTE,
     "explanation": bounds.NOTE,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from ledger import clock
 from ledger.app import Actor
 from ledger.cli.base import as_actor, command, group, node, out
 from ledger.cli.parsing import PROPOSAL_VERSION, UUID_ID, WHOLE, OneOf, argument, choices, option
+from ledger.domain.answers import CopyState
 from ledger.domain.types import Applicant
 
 provision = group("provision", "information provision requests")
@@ -71,4 +73,34 @@ def approve(actor: Actor, request_id: UUID, proposal: int) -> int:
 def status(actor: Actor, request_id: UUID) -> int:
     ans = node().app.provision_answer(actor, request_id)
     out({"request_id": ans.request_id, "status": ans.status, "message": ans.message})
+    return 0
+
+
+@command(provision, "copy", help="note the provider's copy of an information kind about a person (該当なし, check)")
+@as_actor()
+@option("--subject", required=True)
+@option("--info-kind", required=True)
+@option(
+    "--state",
+    required=True,
+    type=choices(CopyState),
+    help="no_data (該当なし) or check: requests go to staff; registered: answered automatically again",
+)
+def copy(actor: Actor, subject: str, info_kind: str, state: str) -> int:
+    node().app.note_copy(actor, subject, info_kind, state)
+    out({"agency": actor.agency, "info_kind": info_kind, "state": state})
+    return 0
+
+
+@command(provision, "release", help="the batch step: release decided answers due by the last batch time")
+@as_actor()
+def release(actor: Actor) -> int:
+    out(node().app.release_answers(actor, clock.now()))
+    return 0
+
+
+@command(provision, "overdue", help="held requests past their due date, and whom they were escalated to")
+@as_actor()
+def overdue(actor: Actor) -> int:
+    out({"agency": actor.agency, "overdue": node().app.overdue(actor, clock.now())})
     return 0

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ledger.domain import bounds
+from ledger.domain.answers import CopyState, HoldReason, ManualKind
 from ledger.domain.bounds import Bound, check_text
 from ledger.domain.field_rules import (
     _UUID_TEXT,
@@ -105,7 +106,7 @@ SECURITY_KEY_CERT = record(
     }
 )
 # the fields a peer's event may lack: added after events of that type were first shared (old logs, old peers)
-ABSENT_OK = frozenset({"evidence"})
+ABSENT_OK = frozenset({"evidence", "batched"})
 PEOPLE = 20  # persons named on one case (the API's limit too)
 
 BY_NAME: dict[str, Rule] = {
@@ -231,6 +232,18 @@ BY_EVENT: dict[str, dict[str, Rule]] = {
     "RoleGrant.Proposed": {"at_enrolment": boolean},
     "ProvisionRequest.ManuallyProvided": {"proposal_version": optional(integer(1, 2**31 - 1))},
     "ProvisionRequest.Refused": {"proposal_version": optional(integer(1, 2**31 - 1))},
+    # answers that need staff (issue 21, ledger.domain.answers)
+    "ProvisionRequest.Held": {"batched": boolean},
+    "ProvisionRequest.Released": {"batch": moment},
+    "AnswerPolicy.BatchTimesChanged": {"times": list_of(shaped(r"[0-2][0-9]:[0-5][0-9]", Bound(5), "a time HH:MM"), 8)},
+    "AnswerPolicy.DueDaysChanged": {"days": integer(1, 30)},
+    "AnswerPolicy.ManualItemMarked": {"kind": enum(ManualKind), "value": text(bounds.NOTE)},
+    "AnswerPolicy.ManualItemUnmarked": {"kind": enum(ManualKind), "value": text(bounds.NOTE)},
+    "CopyNote.Opened": {"state": enum(CopyState)},
+    "CopyNote.Changed": {"state": enum(CopyState)},
+    "HeldFile.Opened": {"reason": enum(HoldReason), "received": day, "due": day},
+    "HeldFile.Escalated": {"level": integer(1, 2), "to": enum(("approver", "administrator")), "on": day},
+    "HeldFile.Closed": {"batch": moment},
     # local-only records of what a parked message claimed: its header fields are the sender's, kept scrubbed
     # and bounded (ledger.app.incidents.scrub), so they are words here, not the shapes a valid header would have
     "Incident.Raised": {

@@ -52,14 +52,42 @@ class ProvisionRequest(LedgerAggregate):
         self.status: str | None = None
         self.proposal: dict[str, str] | None = None
         self.proposal_version: int | None = None  # the version of the DecisionProposed event standing now
+        self.batched = False  # a staff-made answer released only at the provider's batch time (issue 21)
+        self.released_batch: str | None = None  # the batch instant the answer was released at
 
     @event("AutoProvided")
     def provide_automatically(self) -> None:
         self.status = ProvisionStatus.PROVIDED.value
 
+    # ``flags``: the person's nationwide flags when the request arrived (every node knows them), whatever the
+    # reason it needs staff; the reason itself stays at the provider (ledger.domain.answers.HeldFile).
+    # ``batched``: its answer is released at a batch time; absent (False) on events recorded before issue 21
     @event("Held")
-    def hold(self, flags: list[str]) -> None:
+    def hold(self, flags: list[str], batched: bool = False) -> None:
         self.status = ProvisionStatus.HELD.value
+        self.batched = batched
+
+    @property
+    def decided(self) -> bool:
+        return self.status in (ProvisionStatus.PROVIDED_MANUALLY.value, ProvisionStatus.REFUSED.value)
+
+    @property
+    def answer_released(self) -> bool:
+        """Whether the querier may see the decision: at once for automatic answers and for requests held
+        before batch release existed, otherwise from the provider's batch time on."""
+        return not self.batched or self.released_batch is not None
+
+    def release(self, batch: str) -> None:
+        """Release the staff-made answer to the querier at the batch instant ``batch`` (ISO time)."""
+        if not self.decided:
+            raise StateConflict(f"request is {self.status}: nothing is decided to release")
+        if self.answer_released:
+            raise StateConflict("this answer was already released")
+        self._released(batch=batch)
+
+    @event("Released")
+    def _released(self, batch: str) -> None:
+        self.released_batch = batch
 
     def check_held(self) -> None:
         if self.status != ProvisionStatus.HELD.value:

@@ -61,6 +61,10 @@ class StreamIds:
         """``agency``'s registration of ``proxy`` as the Mynaportal proxy of ``subject``."""
         return self._id(agency, "proxy", subject, proxy)
 
+    def copy_note(self, agency: str, subject: str, info_kind: str) -> UUID:
+        """``agency``'s note on its copy of ``info_kind`` about ``subject`` (none held, or under check)."""
+        return self._id(agency, "copy", subject, info_kind)
+
     def staff(self, agency: str, staff_id: str) -> UUID:
         """A staff member of ``agency`` (a person too: their id says nothing of who works where)."""
         return self._id(agency, "staff", staff_id)

@@ -1,8 +1,10 @@
 """The node loop: relay + consume + projections in one process until SIGTERM (``flagledger node``).
 
 Each round: a signed tree head when one is due, the outbox relay, one poll of the inbox consumer, the
-projections caught up (by a second process unless ``projections="inline"``), the scheduled views audit, and
-``node-status.json`` rewritten. A database or broker that is away costs a pause and a retry, never an event.
+projections caught up (by a second process unless ``projections="inline"``), the scheduled views audit, once a
+minute the answer batch step (staff-made answers released at the providers' batch times, overdue held requests
+escalated: docs/answers.md), and ``node-status.json`` rewritten. A database or broker that is away costs a pause
+and a retry, never an event.
 Metrics, health and readiness (ledger.node.observe) are served when a metrics port is configured.
 """
 
@@ -20,9 +22,13 @@ from consumers.inbox import Consumer
 from consumers.node_status import ParkedWatch, StatusFile
 from consumers.outbox import Relay
 from consumers.settings import KafkaSettings
+from ledger import clock
+from ledger.app.answers import run_batches
 from ledger.app.checkpoints import Checkpointer, CheckpointSettings
 from ledger.errors import FlagLedgerError, StateConflict, StorageError
 from ledger.runtime.bootstrap import Node
+
+BATCH_STEP_SECONDS = 60.0  # how often the loop looks for answers to release and requests past due
 
 
 class Closeable(Protocol):
@@ -97,6 +103,7 @@ def run(node: Node, options: NodeOptions, start_api: Callable[[], Closeable] | N
     checkpointer, next_try = Checkpointer(node.app), 0.0
     measured = 0.0
     failures = 0
+    next_batch_step = 0.0
     status: dict[str, Any] = {}
     try:
         while not until():
@@ -123,6 +130,13 @@ def run(node: Node, options: NodeOptions, start_api: Callable[[], Closeable] | N
                 continue
             if views_audit.tick():
                 metrics.views_audit(views_audit.last)
+            if time.monotonic() >= next_batch_step:
+                # staff-made answers are released at the providers' batch times; held requests past due escalate
+                next_batch_step = time.monotonic() + BATCH_STEP_SECONDS
+                try:
+                    run_batches(node.app, clock.now())
+                except FlagLedgerError as exc:
+                    log.error("ALARM: the answer batch step failed: [%s] %s", exc.code, exc)
             lag = node.app.max_position() - relay.position()
             status = {
                 "relay_position": relay.position(),

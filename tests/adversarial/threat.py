@@ -51,6 +51,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from ledger.app import Actor, FlagLedger, QuerierAnswer
 from ledger.runtime.bootstrap import AgencySpec, Node
 from projections import views
+from tests.support.answers import release_decided
 from tests.support.links import link
 from tests.support.people import individual_number
 
@@ -433,6 +434,8 @@ class LeakMachine(RuleBasedStateMachine):
         self.at(r.provider).propose_decision(self.who(r.provider, "rev"), UUID(r.rid), decision, "known_perpetrator")
         seen = self.at(r.provider).provision_request(UUID(r.rid)).proposal_version  # what the approver is shown
         self.at(r.provider).approve_decision(self.who(r.provider, "apr"), UUID(r.rid), seen)
+        assert self.at(r.provider).querier_answer(UUID(r.rid)).status == "in_progress", "not before the batch time"
+        release_decided(self.at(r.provider))  # the provider's next batch time comes
         r.status = "answered" if provide else "not_provided"
 
     # -- the checks ----------------------------------------------------------------------------------------

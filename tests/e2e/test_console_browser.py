@@ -23,6 +23,7 @@ from ledger.api import create_app
 from ledger.app import Actor
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
+from tests.support.answers import release_decided
 from tests.support.staff import password_of
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -147,6 +148,8 @@ def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
     decider.locator(f"tr[data-request='{q}'] button:has-text('判断を承認')").click()
     assert "判断を確定しました" in decider.locator(".notice").inner_text()
     assert decider.locator(f"tr[data-request='{q}']").count() == 0
+    assert node.app.querier_answer(UUID(q)).status == "in_progress", "until C's batch time"
+    release_decided(node.app)
     assert node.app.querier_answer(UUID(q)).status == "not_provided"
     shot(decider, "06-held-request-decided")
 

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from ledger.app import Actor
 from ledger.runtime.bootstrap import Node
 from tests.conftest import SC, A, B
+from tests.support.answers import release_decided
 from tests.support.api import auth, client, system_auth
 from tests.support.staff import grant_approved
 
@@ -114,6 +115,7 @@ def test_the_whole_workflow_over_http(node: Node, person: Callable[[], str]) -> 
         )["status"]
         == "refused"
     )
+    release_decided(node.app)  # staff-made answers reach the querier at the provider's batch time
     assert api.get(f"{A}/counter", f"/provision-requests/{asked['request_id']}")["status"] == "not_provided"
     assert api.get("131032/rev", "/queue")["held"] == []
 
@@ -309,4 +311,6 @@ def test_held_decisions_refusals(api: Api, person: Callable[[], str]) -> None:
         ]
         == "provided_manually"
     )
+    assert api.get(f"{A}/counter", f"/provision-requests/{rid}")["status"] == "in_progress", "until the batch time"
+    release_decided(api.node.app)
     assert api.get(f"{A}/counter", f"/provision-requests/{rid}")["status"] == "answered"

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
 from tests.integration.test_api_commands import NAR, ND, Api
+from tests.support.answers import release_decided
 from tests.support.api import access_reads, client
 from tests.support.staff import password_of
 
@@ -122,6 +123,8 @@ def test_approve_execute_and_decide_a_held_request_through_forms(sqlite_node: No
     assert version is not None, "the approve form names the proposal shown"
     r = apr.post(f"/console/held/{q}/approve", data={"csrf": apr_csrf, "proposal_version": version.group(1)})
     assert r.status_code == 200 and "判断を確定しました" in r.text and q not in r.text
+    assert api.get(f"{A}/counter", f"/provision-requests/{q}")["status"] == "in_progress", "until the batch time"
+    release_decided(sqlite_node.app)
     assert api.get(f"{A}/counter", f"/provision-requests/{q}")["status"] == "not_provided"
     counter, _ = signed_in(sqlite_node, C, "counter")
     assert counter.get("/console/held").status_code == 403

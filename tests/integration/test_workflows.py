@@ -9,6 +9,7 @@ from ledger.app import Actor, QuerierAnswer
 from ledger.domain.provision import ProbeNotice
 from ledger.runtime.bootstrap import Node
 from tests.conftest import SC, A, B, C
+from tests.support.answers import release_decided
 from tests.support.links import link
 
 
@@ -127,6 +128,8 @@ def test_a_held_request_is_provided_or_refused_only_with_approval(node: Node, pe
     )
     app.propose_decision(Actor(B, "rev"), ids[1], "refuse", "known_perpetrator")
     assert app.approve_decision(Actor(B, "apr"), ids[1], app.provision_request(ids[1]).proposal_version) == "refused"
+    assert {app.querier_answer(i).status for i in ids} == {"in_progress"}, "released only at the batch time"
+    assert sorted(release_decided(app)["released"]) == sorted(str(i) for i in ids)
     assert app.querier_answer(ids[0]).status == "answered"
     assert app.querier_answer(ids[1]) == QuerierAnswer(str(ids[1]), "not_provided", QuerierAnswer.NOT_PROVIDED)
 

@@ -44,6 +44,7 @@ from ledger.log.envelope import Envelope
 from ledger.log.signing import KeyRecord, Signer
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.conftest import SC, A, B, C, NodeFactory, enrol_standard_staff
+from tests.support.answers import release_decided
 from tests.support.forge import ANY_AGENCY_TOPICS, SHARED_TOPICS, Forgery, forge, forgeries, templates
 from tests.support.links import link, unlink
 from tests.support.people import individual_number
@@ -121,6 +122,7 @@ def owner_history(owner: Node, x: str) -> None:
         rid = UUID(app.receive_query(C, B, x, legal_item=74, procedure="児童手当", info_kind="地方税").request_id)
         app.propose_decision(Actor(B, "rev"), rid, decision, "unknown")
         app.approve_decision(Actor(B, "apr"), rid, app.provision_request(rid).proposal_version)
+    release_decided(app)  # Released, at the batch time
     stranger = individual_number()
     app.receive_query(C, B, stranger, legal_item=74, procedure="児童手当", info_kind="地方税")  # AutoProvided
     changed = individual_number()
@@ -352,7 +354,7 @@ def test_a_forgery_waiting_for_the_same_place_does_not_push_the_owners_event_out
     peer, owner = world.peer.app, world.owner.app
     stream = templates(peer, [B])[(B, "ledger.domain.provision:ProvisionRequest.ManuallyProvided")].stream
     mine = [raw for _, _, raw in publishable(owner) if Envelope.from_bytes(raw).header.stream == str(stream)]
-    assert len(mine) == 4
+    assert len(mine) == 5  # v5: the answer Released at the batch time (skipped here like the rest)
     topic = "ledger.domain.provision:ProvisionRequest.Refused"
     f = Forgery("their_stream", B, topic, stream, 4, forge(peer, A, topic, stream, 4, {"approved_by": "apr"}))
     pending = PendingStore(t.app, t.engine)

@@ -31,14 +31,14 @@ def ensure_topics(settings: KafkaSettings, partitions: int | None = None, replic
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-    from ledger.errors import ConfigurationError
-
     partitions = partitions or settings.partitions
     replication = replication or settings.replication_factor
     try:
         admin = KafkaAdminClient(**settings.client_options())
     except KafkaError as exc:
-        raise ConfigurationError(
+        # BrokerUnavailable, not a configuration error: a running node's relay checks the topics during a broker
+        # outage too, and its loop retries this (a ConfigurationError stopped the node after 30 s of outage)
+        raise BrokerUnavailable(
             f"cannot reach the Kafka brokers {settings.bootstrap_servers}: {exc}; check "
             "FLAGLEDGER_KAFKA_BOOTSTRAP_SERVERS and the security settings, and that the brokers are up"
         ) from exc

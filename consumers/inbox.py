@@ -42,6 +42,10 @@ class Consumer:
         self.incidents: dict[str, int] = {}  # incidents raised by this consumer, per kind (for the metric)
         self._dlq: Any = None
         self._reassigned: set[Any] = set()
+        self._topic_id: Any = None  # the identity of the log our positions point into (None: not seen yet)
+        self._from_start = False  # the log was replaced: (re)assigned partitions start over until the next commit
+        self.rewinds = 0  # times this consumer started over because the broker lost the log (for node-status)
+        self._next_identity_check = 0.0
         ensure_topics(settings)  # subscribing to a topic that does not exist yet waits for a metadata refresh
         self._consumer = KafkaConsumer(
             group_id=settings.group_id,
@@ -64,6 +68,9 @@ class Consumer:
         and the error is raised for the caller to retry: a record is never skipped in memory.
         """
         records = self._consumer.poll(timeout_ms=timeout_ms)
+        if self._log_replaced():
+            self.rewind("the events topic was recreated (its topic id changed): the broker lost its data")
+            return 0  # what this poll fetched may come from a position in the old log: it is fetched again
         if self._reassigned:
             self._resume_from_committed()
             return 0  # what this poll fetched may come from a stale position: it is fetched again
@@ -93,10 +100,48 @@ class Consumer:
             self._commit()
         return handled
 
+    def rewind(self, why: str) -> None:
+        """Read every assigned partition again from the start: the broker lost the log our positions (and the
+        group's committed offsets) point into, and a recreated log is republished from its first offset.
+
+        Waiting for the broker to say so is not enough: Tansu answers a fetch past the end of a log with
+        nothing, not OFFSET_OUT_OF_RANGE, so ``auto_offset_reset`` never fires, and once the new log grows
+        past the old position the consumer reads on from there, skipping everything republished below it —
+        a flag a peer never applies. Ingest skips what the ledger already holds, so starting over is safe.
+        """
+        self.rewinds += 1
+        self._from_start = True
+        assigned = sorted(self._consumer.assignment())
+        for tp in assigned:
+            self._consumer.seek_to_beginning(tp)
+        log.warning("consume: %s; reading %s again from the start", why, assigned)
+
+    def _log_replaced(self) -> bool:
+        """Whether the topic's id changed since we last looked (a recreated topic), asking the broker every
+        ``loss_check_seconds``: the client's metadata is otherwise refreshed only after an error, and a topic
+        deleted and recreated under a living group causes none. kafka-python keeps topic ids (Kafka 2.8+, Tansu)
+        only in its private cluster metadata; without them this answers False and the group's rejoin remains."""
+        from kafka.errors import KafkaError
+
+        if time.monotonic() >= self._next_identity_check:
+            self._next_identity_check = time.monotonic() + self.settings.loss_check_seconds
+            try:
+                self._consumer.topics()  # a metadata refresh
+            except KafkaError as exc:  # the broker is away: the poll itself deals with that; look again next time
+                log.debug("consume: topic metadata refresh failed: %r", exc)
+        cluster = getattr(self._consumer, "_cluster", None)
+        topic_id = getattr(cluster, "topic_id", None)
+        current = topic_id(self.settings.topic) if callable(topic_id) else None
+        if current is None:
+            return False
+        previous, self._topic_id = self._topic_id, current
+        return previous is not None and previous != current
+
     def _resume_from_committed(self) -> None:
         assigned, self._reassigned = set(self._reassigned), set()
         for tp in assigned:
-            committed = self._consumer.committed(tp)
+            # after a lost log the group's offsets may point into the old one (a broker that kept them): start over
+            committed = None if self._from_start else self._consumer.committed(tp)
             if committed is None:
                 self._consumer.seek_to_beginning(tp)
             else:
@@ -108,6 +153,7 @@ class Consumer:
 
         try:
             self._consumer.commit()  # the positions of this poll: last processed + 1 per partition
+            self._from_start = False  # the group's offsets are in the new log from now on
         except KafkaError as exc:  # a rebalance or a restarted broker: the group will redeliver, ingest dedupes
             self.counts["commit_failed"] = self.counts.get("commit_failed", 0) + 1
             log.warning("offset commit failed (%r): these records will be delivered again and skipped", exc)

@@ -22,6 +22,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_DATA_DIR = "./flagledger-data"
 _DATA_DIR = "flagledger.data_dir"  # key in ``ctx.meta``, shared by a command and the groups above it
+_NODES = "flagledger.nodes"  # the nodes a command opened (``ctx.meta``), by pool sizes and audit mode
 
 
 def out(value: Any) -> None:
@@ -72,10 +73,15 @@ def data_dir() -> Path:
 
 def node(pools: PoolSizes | None = ONE_SHOT, audit: bool = False) -> Node:
     """This command's node, holding one database connection per pool (a one-shot command); a process serving
-    many requests passes ``pools=None`` for its configured capacity (``ledger.app.capacity``)."""
-    opened = open_node(data_dir(), pools=pools, audit=audit)
-    adopt(opened)
-    return opened
+    many requests passes ``pools=None`` for its configured capacity (``ledger.app.capacity``).
+
+    Opened once per command however often it is asked for: ``flag request`` asked twice (the command and
+    :func:`unlocked`) and so held two nodes' connections, six on PostgreSQL instead of three, to the end — the
+    fifty-command burst then filled the server's connection table and commands timed out waiting for one."""
+    opened: dict[tuple[PoolSizes | None, bool], Node] = click.get_current_context().meta.setdefault(_NODES, {})
+    if (pools, audit) not in opened:
+        opened[(pools, audit)] = adopt(open_node(data_dir(), pools=pools, audit=audit))
+    return opened[(pools, audit)]
 
 
 def adopt(opened: Node) -> Node:

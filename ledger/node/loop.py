@@ -145,6 +145,7 @@ def run(node: Node, options: NodeOptions, start_api: Callable[[], Closeable] | N
                 "parked": parked_count(),
                 "incidents": _incident_status(node, consumer),
                 "republished_after_loss": relay.republished_after_loss,
+                "reread_after_loss": consumer.rewinds,  # the events topic was recreated: read again from the start
                 "projections": options.projections,
                 **({"projections_restarts": follower.restarts} if follower is not None else {}),
                 "audit_views": views_audit.status(),

@@ -32,7 +32,7 @@ from tests.support.trust import trust
 
 FLAGLEDGER = str(Path(sys.executable).with_name("flagledger"))
 
-__all__ = ["FLAGLEDGER", "Pair", "Victim", "kafka_env", "make_pair"]
+__all__ = ["FLAGLEDGER", "Pair", "Victim", "kafka_env", "make_pair", "wait_progressing"]
 
 
 def kafka_env(address: str, tag: str, **extra: str) -> dict[str, str]:
@@ -125,6 +125,34 @@ def wait_until(predicate: Callable[[], bool], seconds: float, step: float = 0.1)
             pass
         time.sleep(step)
     return predicate()
+
+
+def wait_progressing(
+    check: Callable[[], tuple[bool, int]],
+    stall: float,
+    processes: dict[str, Victim] | None = None,
+    step: float = 0.5,
+) -> str | None:
+    """Wait until ``check()`` answers done, for as long as the count it answers with (one that grows while the
+    nodes work, e.g. events received) keeps growing: None once done, else why not — ``stall`` seconds without
+    progress, or one of ``processes`` exited. A slow machine only makes this wait longer; a stuck node fails it in
+    ``stall`` seconds. Probe errors are polled again as in :func:`wait_until`."""
+    last, since = -1, time.monotonic()
+    while True:
+        for name, victim in (processes or {}).items():
+            if victim.proc.poll() is not None:
+                return f"{name} exited with {victim.proc.returncode}"
+        try:
+            finished, now = check()
+            if finished:
+                return None
+        except (FlagLedgerError, sqlite3.Error, EventsourcingPersistenceError):
+            now = last
+        if now > last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since > stall:
+            return f"no progress for {stall:.0f} s (progress count stayed at {last})"
+        time.sleep(step)
 
 
 @dataclass

@@ -22,10 +22,11 @@ from ledger.runtime.bootstrap import open_node
 from ledger.runtime.tables import relay_position
 from tests.conftest import A
 from tests.faults.checks import assert_node_sound, completeness
-from tests.faults.harness import Pair, kafka_env, make_pair, start, wait_until
+from tests.faults.harness import Pair, Victim, kafka_env, make_pair, start, wait_progressing, wait_until
 from tests.support.tansu import broker, free_port
 
 pytestmark = pytest.mark.kafka
+STALL = 60.0  # seconds without a single event received either way: the nodes are stuck, not slow
 
 
 def published_all(data_dir: Path, topic: str) -> bool:
@@ -59,11 +60,35 @@ def converged(pair: Pair) -> bool:
     return pair.b_events_at_a() >= pair.expected_from_b() and a_events_at_b(pair) >= expected_from_a(pair)
 
 
+def replication(pair: Pair) -> tuple[bool, int]:
+    """Whether both sides are complete, and how many events each holds from the other (grows while replicating)."""
+    at_a, at_b = pair.b_events_at_a(), a_events_at_b(pair)
+    return at_a >= pair.expected_from_b() and at_b >= expected_from_a(pair), len(at_a) + len(at_b)
+
+
+def diagnosis(pair: Pair, why: str, nodes: dict[str, Victim]) -> str:
+    """What a failed wait leaves to read: what each side misses, each node's last status and output."""
+    lines = [why]
+    try:
+        lines.append(f"B's events missing at A: {len(pair.expected_from_b() - pair.b_events_at_a())}")
+        lines.append(f"A's events missing at B: {len(expected_from_a(pair) - a_events_at_b(pair))}")
+    except Exception as exc:  # a diagnosis must not hide the failure it explains
+        lines.append(f"(could not count: {exc!r})")
+    for d in (pair.a_dir, pair.b_dir):
+        status = d / "node-status.json"
+        lines.append(f"{d.name} status: {status.read_text()[:600] if status.exists() else '-'}")
+    for name, victim in nodes.items():
+        lines.append(f"--- {name} (exit {victim.proc.poll()}):\n{victim.output()[-2500:]}")
+    return "\n".join(lines)
+
+
 # In the long suite since 2026-12-07: in both fresh-clone CI runs of session 9 this test did not converge within
-# 120 s inside the full default suite (A's probe first met "file is not a database"; then, with the probe
-# retried, the nodes never converged), while it passes alone in ~17 s, on the same clone. Suspect: after the
-# memory broker loses everything, a consumer resuming "from the committed offsets (or the start)" while the
-# relay republishes; see the closing note of session 9. Run: bash deploy/dev.sh long tests/faults/test_broker_restart.py
+# 120 s inside the full default suite (A's probe first met "file is not a database"), while it passed alone. Session
+# 10 could not reproduce that: about 20 runs passed, alone (16-18 s), at load average 5-10 from other work (24-94 s)
+# and with the broker kept down 0-14 s. It found and fixed a real skip on the way (a consumer left past the end of a
+# recreated topic read on from its old offset: tests/integration/test_broker_data_loss.py) and now waits on
+# progress, so a failure says what is missing where. It returns to the default suite once a full-suite run passes.
+# Run: bash deploy/dev.sh long tests/faults/test_broker_restart.py
 @pytest.mark.long
 def test_memory_broker_restart_loses_everything_and_the_nodes_recover_alone(make_node, tmp_path: Path) -> None:
     pair = make_pair(make_node, tmp_path, seed=4)
@@ -86,11 +111,15 @@ def test_memory_broker_restart_loses_everything_and_the_nodes_recover_alone(make
     with broker(port):
         pair.probe_at_a(2)
         node_a = start(pair.a_dir, "node", env=env, log=tmp_path / "node-a2.log")
-        ok = wait_until(lambda: converged(pair), 120, 0.5)
-        assert ok, f"A:\n{node_a.output()[-3000:]}\nB:\n{node_b.output()[-3000:]}"
+        # a wait on progress, not a fixed time: under CPU contention this phase took 15-60 s (load 5-10); a node
+        # that stops receiving fails in STALL seconds, with what is missing where
+        nodes = {"node A": node_a, "node B": node_b}
+        why = wait_progressing(lambda: replication(pair), STALL, nodes)
+        assert why is None, diagnosis(pair, why, nodes)
         assert node_a.stop() == 0 and node_b.stop() == 0
     status = json.loads((pair.b_dir / "node-status.json").read_text())
     assert status["republished_after_loss"] >= 1, status
+    assert status["reread_after_loss"] >= 1, status  # B saw the topic recreated and read it again from the start
     assert_node_sound(pair.a_dir, held_before)
     assert_node_sound(pair.b_dir)
     for receiver, origin in ((pair.a_dir, pair.b_dir), (pair.b_dir, pair.a_dir)):

@@ -136,6 +136,9 @@ class Code:
     SEALED_MESSAGE: Final = "sealed_message"  # does not open: another recipient's, its header changed, bad padding
     MISADDRESSED: Final = "misaddressed"  # its routing header names another recipient than the one opening it
     WRONG_ROUTE: Final = "wrong_route"  # an agency or the portal may send only to the hub
+    # a protected person's year (issue 21, docs/year.md)
+    HANDOVER_PENDING: Final = "handover_pending"  # the new municipality does not hold yet: a named risk is needed
+    LAST_HOLDER: Final = "last_holder"  # the release would leave no holder anywhere: a second approval is needed
 
 
 class FlagLedgerError(Exception):

@@ -40,6 +40,7 @@ from ledger.cli import (
     system,
     topics,
     view,
+    year,
 )
 from ledger.cli.base import data_dir_option
 from ledger.cli.parsing import SafeGroup, hint
@@ -70,7 +71,16 @@ EXIT = {
 # the top-level help lists the commands under these headings, in this order
 SECTIONS: dict[str, list[click.Command]] = {
     "Set-up": [init.init, agency.agency, staff.staff, system.system, permission.permission, policy.policy, key.key],
-    "Daily work": [case.case, flag.flag, body.body, provision.provision, identity.identity, proxy.proxy, view.view],
+    "Daily work": [
+        case.case,
+        flag.flag,
+        body.body,
+        provision.provision,
+        identity.identity,
+        proxy.proxy,
+        view.view,
+        year.year,
+    ],
     "Audit and incidents": [audit.audit, incident.incident, projections.projections],
     "Running a node": [
         node.node_,

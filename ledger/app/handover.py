@@ -116,7 +116,7 @@ class HandoverCommands(FlagCommands):
     def latest_move(self, subject: str) -> ResidenceChange | None:
         """The person's most recent recorded move (by date, then by log order)."""
         latest: ResidenceChange | None = None
-        for move in self._aggregates(ResidenceChange, "__init__"):
+        for move in self._aggregates(ResidenceChange, "Recorded"):
             if move.subject == subject and (latest is None or move.moved_on >= latest.moved_on):
                 latest = move
         return latest
@@ -125,7 +125,7 @@ class HandoverCommands(FlagCommands):
         """Handover requests to ``agency``: people whose latest move is to it, protected somewhere, with the
         flags it does not hold yet (the old municipality is not named: who protects is not shown to others)."""
         out: dict[str, dict[str, Any]] = {}
-        for move in self._aggregates(ResidenceChange, "__init__"):
+        for move in self._aggregates(ResidenceChange, "Recorded"):
             if move.to_agency != agency:
                 continue
             latest = self.latest_move(move.subject)
@@ -150,17 +150,17 @@ class HandoverCommands(FlagCommands):
         while True:
             rows = self.recorder.select_notifications(start=start, limit=1000, topics=[topic])
             for n in rows:
-                for _, _, env in self.envelopes(n.id, n.id):
-                    ev: Any = self.signed_mapper.decode(env)
-                    if str(ev.subject) in held:
-                        out.append(
-                            {
-                                "subject": str(ev.subject),
-                                "flags": list(ev.flags),
-                                "request_id": str(ev.request_id),
-                                "releasing_agency_is_you": env.header.origin == agency,
-                            }
-                        )
+                # (the mapper verifies the signed envelope; the authority rules hold ``agency`` to its signer)
+                ev: Any = self.mapper.to_domain_event(n)
+                if str(ev.subject) in held:
+                    out.append(
+                        {
+                            "subject": str(ev.subject),
+                            "flags": list(ev.flags),
+                            "request_id": str(ev.request_id),
+                            "releasing_agency_is_you": ev.agency == agency,
+                        }
+                    )
             if len(rows) < 1000:
                 return out
             start = rows[-1].id + 1
@@ -241,7 +241,7 @@ class HandoverCommands(FlagCommands):
         holders = self.holders_anywhere(request.subject)
         if all(move.to_agency in holders.get(f, ()) for f in request.flags):
             return []  # the new municipality holds: the handover is done
-        for decision in self._aggregates(ReleaseDecision, "__init__"):
+        for decision in self._aggregates(ReleaseDecision, "Proposed"):
             if decision.agency == actor.agency and decision.covers(
                 request.subject, request.flags, RiskKind.HANDOVER_GAP.value
             ):

@@ -18,6 +18,7 @@ from eventsourcing.utils import get_topic
 
 from ledger.app.flags import FlagCommands
 from ledger.app.values import Actor
+from ledger.domain.agencies import Agency
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.flags import FlagRequest, Protection
 from ledger.domain.moves import MoveSource, ReleaseDecision, ResidenceChange, RiskKind
@@ -95,7 +96,9 @@ class HandoverCommands(FlagCommands):
         if from_agency == to_agency:
             raise InputError("a move needs two different municipalities", field="to_agency")
         for code in (to_agency, from_agency):
-            if code and self.agency(code).kind != AgencyKind.MUNICIPALITY.value:
+            known = self.find(Agency, Agency.create_id(code=code)) if code else None
+            # (an agency not seen here yet is taken at its word: its registration may still be on its way)
+            if known is not None and known.kind != AgencyKind.MUNICIPALITY.value:
                 raise InputError("a residence change is between municipalities", field="to_agency")
         calendar_day(moved_on, "moved_on")
         subj = self.subject(subject)

@@ -5,18 +5,27 @@ approval and shows in every holder's queue. Told through the application, on SQL
 
 from __future__ import annotations
 
+import random
+import secrets
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from uuid import UUID
 
 import pytest
+
+from consumers.ingest import PendingStore, ingest
+from consumers.outbox import publishable
 
 from ledger.app import Actor
 from ledger.domain.flags import Protection
 from ledger.domain.moves import ReleaseDecision, ResidenceChange
 from ledger.errors import Code, InputError, PermissionDenied, SelfApprovalError, StateConflict
-from ledger.runtime.bootstrap import Node
-from tests.conftest import A, B, C
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import AgencySpec, Node
+from tests.conftest import A, B, C, NodeFactory
+from tests.support.people import individual_number
+from tests.support.trust import trust
 
 FLAGS = ["NON_DISCLOSURE", "NO_AUTO_RESPONSE"]
 MOVED = date(2026, 12, 1)
@@ -186,3 +195,41 @@ def test_the_registry_reports_a_move_only_of_a_protected_person(
         app.record_move(Actor(B, "req"), x, to_agency="SC-TOKYO", from_agency=B, moved_on=MOVED)
     with pytest.raises(PermissionDenied):
         app.record_move(Actor(C, "counter"), x, to_agency=C, moved_on=MOVED)
+
+
+def test_a_move_and_a_last_holder_warning_reach_the_new_municipality_on_its_own_node(
+    make_node: NodeFactory, tmp_path: Path
+) -> None:
+    """Threat: a peer agency (trusted only for its own streams) and the perpetrator asking the new municipality.
+    B's node records the move and the release warning; C's node ingests both (writer authority: B writes only
+    its own streams), lists the handover for C, and C's own chain takes over on C's node."""
+    key = tmp_path / "pseudonym.key"
+    key.write_text(secrets.token_hex(32))
+    b = make_node((AgencySpec(B, "B市", "municipality"),), name="b", pseudonym_key_file=key)
+    c = make_node((AgencySpec(C, "C市", "municipality"),), name="c", pseudonym_key_file=key)
+    trust(c, b)
+    trust(b, c)
+    x = individual_number(random.Random(11))
+    protect(b, x, FLAGS, B)
+    b.app.record_move(Actor(B, "req"), x, to_agency=C, from_agency=B, moved_on=MOVED)
+    assert deliver(b, c) == []
+    (handover,) = c.app.year_queue(Actor(C, "req"))["handovers"]
+    assert handover["flags_to_take_over"] == FLAGS
+    protect(c, x, ["NON_DISCLOSURE"], C)
+    assert deliver(c, b) == []
+    rid = release(b, x, ["NO_AUTO_RESPONSE"], B)  # the last NO_AUTO_RESPONSE holder anywhere
+    assert b.app.flag_request(rid).approvals_required == 2
+    assert deliver(b, c, after=1) == []
+    (warning,) = c.app.year_queue(Actor(C, "req"))["last_holder_warnings"]
+    assert warning["flags"] == ["NO_AUTO_RESPONSE"] and warning["releasing_agency_is_you"] is False
+
+
+def deliver(src: Node, dst: Node, after: int = 0) -> list[tuple[str, str]]:
+    """Ingest what ``src`` publishes into ``dst``; (topic, code) of everything not applied (duplicates apart)."""
+    pending = PendingStore(dst.app, dst.engine)
+    out = []
+    for _, _, raw in publishable(src.app, after):
+        outcome = ingest(dst.app, raw, pending)
+        if outcome.kind not in ("applied", "duplicate"):
+            out.append((Envelope.from_bytes(raw).header.topic, outcome.code))
+    return out

@@ -16,7 +16,6 @@ import pytest
 
 from consumers.ingest import PendingStore, ingest
 from consumers.outbox import publishable
-
 from ledger.app import Actor
 from ledger.domain.flags import Protection
 from ledger.domain.moves import ReleaseDecision, ResidenceChange

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -20,7 +21,7 @@ from ledger.domain.terms import SupportTerm
 from ledger.errors import InputError, PermissionDenied, SelfApprovalError, StateConflict
 from ledger.log.staff_roster import check_evidence
 from ledger.runtime.bootstrap import Node
-from tests.conftest import A, B
+from tests.conftest import A, B, NodeFactory
 
 FLAGS = ["NON_DISCLOSURE", "NO_AUTO_RESPONSE"]
 APPLIED = date(2026, 1, 10)
@@ -120,8 +121,8 @@ def test_a_lapse_is_only_an_approved_event_and_lifts_no_flag(sqlite_node: Node, 
     with pytest.raises(SelfApprovalError):
         term.approve_lapse("req", "")
     app.approve_lapse(Actor(B, "apr"), x, "確認済み")
-    term = app.term(B, x)
-    assert term is not None and not term.open and term.lapsed_by == "apr"
+    lapsed = app.term(B, x)
+    assert lapsed is not None and not lapsed.open and lapsed.lapsed_by == "apr"
     assert app.holders_anywhere(app.subject(x)) == {f: [B] for f in FLAGS}  # releasing is a release request
     at(sqlite_node, date(2027, 3, 1))
     assert app.year_step() == []  # a lapsed term escalates nothing
@@ -204,7 +205,7 @@ def test_the_provisional_path_never_releases_or_renews(sqlite_node: Node, person
     assert check_evidence(roster, "FlagsSet", {**payload, "by": "apr"}) is not None  # executed by another
 
 
-def test_a_provisional_flag_reaches_a_peer_and_holds_there(make_node, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_provisional_flag_reaches_a_peer_and_holds_there(make_node: NodeFactory, tmp_path: Path) -> None:
     """Threat: a peer agency — C's node accepts B's provisional flag (one signed person) and holds queries."""
     import secrets
 

@@ -68,6 +68,8 @@ class HandoverCommands(FlagCommands):
         (None otherwise): a move of anyone else is no handover and would only spread a pseudonym."""
         self.authorise(actor, Action.REQUEST_FLAG)
         src = parse_enum(MoveSource, source, "source")
+        if not from_agency and actor.agency != to_agency:
+            from_agency = actor.agency  # (転出 entered at the old municipality: it is the one moved from)
         return self._record_move(actor.agency, actor.staff, subject, to_agency, from_agency, moved_on, src)
 
     def receive_residence_change(

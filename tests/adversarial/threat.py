@@ -49,6 +49,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from ledger.app import Actor, FlagLedger, QuerierAnswer
+from ledger.errors import Code, StateConflict
 from ledger.runtime.bootstrap import AgencySpec, Node
 from projections import views
 from tests.support.links import link
@@ -86,10 +87,12 @@ ID_FIELDS = frozenset(
 def prepare_node(node: Node) -> None:
     """Staff cast at every municipality, and the longer approval chains."""
     from tests.conftest import enrol_standard_staff
+    from tests.support.staff import enrol
 
     enrol_standard_staff(node)
     for code in set(TWO_APPROVALS) & node.app.hosted:
         node.app.set_approval_policy(Actor(code, "admin"), 2)
+        enrol(node, Actor(code, "admin"), "apr3", ["approver"])  # a last holder's release: three approvals
 
 
 def strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
@@ -349,6 +352,10 @@ class LeakMachine(RuleBasedStateMachine):
             if at in TWO_APPROVALS:
                 assert status == "pending", "a two-step chain is not complete after one approval"
                 status = self.at(at).approve_request(self.who(at, "apr2"), rid)
+            if status == "pending":  # a release leaving no holder anywhere: one approval more (docs/year.md)
+                assert self.at(at).flag_request(rid).kind == "release"
+                extra = "apr3" if at in TWO_APPROVALS else "apr2"
+                status = self.at(at).approve_request(self.who(at, extra), rid)
             assert status == "approved"
         p.approved = True
 
@@ -360,8 +367,21 @@ class LeakMachine(RuleBasedStateMachine):
         ready = sorted(a for a, p in self.pending.items() if p.approved)
         at = ready[pick % len(ready)]
         p = self.pending[at]
+        app = self.at(at)
+        short = [r for r in p.rids if p.kind == "release" and self._one_approval_short(at, app.flag_request(r))]
+        if short:
+            # another holder let go since this release was approved: it would now leave nobody holding with one
+            # approval too few; the operator is refused (code last_holder) and nothing of the release is applied
+            try:
+                app.execute_request(self.who(at, "op"), short[0])
+            except StateConflict as exc:
+                assert exc.code == Code.LAST_HOLDER, exc
+            else:
+                raise AssertionError("a last holder's release with the chain's approvals only was executed")
+            del self.pending[at]
+            return
         for rid in p.rids:
-            self.at(at).execute_request(self.who(at, "op"), rid)
+            app.execute_request(self.who(at, "op"), rid)
         del self.pending[at]
         if p.kind == "set":
             if not self.in_force:
@@ -376,6 +396,14 @@ class LeakMachine(RuleBasedStateMachine):
             self.ever_protected = True
         elif p.kind == "release":
             del self.holdings[at]
+
+    def _one_approval_short(self, at: str, request: Any) -> bool:
+        """Whether ``request`` (a release) would leave a flag with no holder anywhere yet carries only the chain's
+        approvals (docs/year.md): its execution is refused."""
+        app = self.at(at)
+        holders = app.holders_anywhere(request.subject)
+        last = any(set(holders.get(f, ())) <= {at} for f in request.flags)
+        return last and request.approvals_required <= app.agency(at).approvals_required
 
     # -- provision requests in both directions ------------------------------------------------------------
     def _query(self, querier: str, provider: str, about: str, number: str, info_kind: str) -> None:

@@ -20,8 +20,8 @@ from ledger.app.flags import FlagCommands
 from ledger.app.values import Actor
 from ledger.domain.agencies import Agency
 from ledger.domain.base import LedgerAggregate
-from ledger.domain.flags import FlagRequest, Protection
-from ledger.domain.moves import MoveSource, ReleaseDecision, ResidenceChange, RiskKind
+from ledger.domain.flags import FlagRequest
+from ledger.domain.moves import LastHolderWarning, MoveSource, ReleaseDecision, ResidenceChange, RiskKind
 from ledger.domain.staff_acts import APPROVED, REQUESTED, act_statement, details_digest, note_digest
 from ledger.domain.types import Action, AgencyKind, Flag, RequestKind, agency_code, calendar_day, parse_enum
 from ledger.errors import Code, ConfigurationError, InputError, NotFoundError, StateConflict
@@ -151,24 +151,17 @@ class HandoverCommands(FlagCommands):
         """Releases requested anywhere that would leave a flag with no holder, on people ``agency`` holds."""
         held = {s for s, _ in self._holdings_of(agency)}
         out: list[dict[str, Any]] = []
-        start, topic = 1, get_topic(Protection.LastHolderWarned)  # type: ignore[attr-defined]
-        while True:
-            rows = self.recorder.select_notifications(start=start, limit=1000, topics=[topic])
-            for n in rows:
-                # (the mapper verifies the signed envelope; the authority rules hold ``agency`` to its signer)
-                ev: Any = self.mapper.to_domain_event(n)
-                if str(ev.subject) in held:
-                    out.append(
-                        {
-                            "subject": str(ev.subject),
-                            "flags": list(ev.flags),
-                            "request_id": str(ev.request_id),
-                            "releasing_agency_is_you": ev.agency == agency,
-                        }
-                    )
-            if len(rows) < 1000:
-                return out
-            start = rows[-1].id + 1
+        for warning in self._aggregates(LastHolderWarning, "Raised"):
+            if warning.subject in held:
+                out.append(
+                    {
+                        "subject": warning.subject,
+                        "flags": list(warning.flags),
+                        "request_id": str(warning.request_id),
+                        "releasing_agency_is_you": warning.agency == agency,
+                    }
+                )
+        return out
 
     def _holdings_of(self, agency: str) -> list[tuple[str, str]]:
         state: Any = self.flag_state
@@ -224,11 +217,10 @@ class HandoverCommands(FlagCommands):
             actor.agency, request.subject, request.flags
         ):
             return []
-        protection = self.find(Protection, self.ids.protection(actor.agency, request.subject))
-        if protection is None:
-            return []
-        protection.warn_last_holder(request.flags, request.id, actor.staff)
-        return [protection]
+        warning = LastHolderWarning(
+            agency=actor.agency, subject=request.subject, flags=request.flags, request_id=request.id, by=actor.staff
+        )
+        return [warning]
 
     def _before_execute(self, actor: Actor, request: FlagRequest) -> list[LedgerAggregate]:
         if request.kind != RequestKind.RELEASE.value:

@@ -236,6 +236,13 @@ def _rules() -> list[Rule]:
         Rule(
             _D + "moves:ReleaseDecision.Proposed", False, own, "requester (`request_flag`)", agency_fields=("agency",)
         ),
+        Rule(
+            _D + "moves:LastHolderWarning.Raised",
+            True,
+            own,
+            "requester (`request_flag`), with a release that would leave no holder anywhere",
+            agency_fields=("agency",),
+        ),
         Rule(_D + "moves:ReleaseDecision.Approved", False, own, "approver (`approve_flag`), not the proposer"),
         Rule(_D + "moves:ReleaseDecision.Used", False, own, "operator (`execute_flag`), with the release"),
         Rule(_D + "terms:SupportTerm.Applied", False, own, "requester (`request_flag`)", agency_fields=("agency",)),
@@ -249,13 +256,6 @@ def _rules() -> list[Rule]:
         Rule(_D + "flags:Protection.FlagsSet", True, own, "operator (`execute_flag`)", agency_fields=("agency",)),
         Rule(_D + "flags:Protection.FlagsRenewed", True, own, "operator (`execute_flag`)", agency_fields=("agency",)),
         Rule(_D + "flags:Protection.FlagsReleased", True, own, "operator (`execute_flag`)", agency_fields=("agency",)),
-        Rule(
-            _D + "flags:Protection.LastHolderWarned",
-            True,
-            own,
-            "requester (`request_flag`), with a release that would leave no holder anywhere",
-            agency_fields=("agency",),
-        ),
         Rule(
             _D + "flags:BodyRequest.Sent",
             True,

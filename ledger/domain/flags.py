@@ -303,17 +303,6 @@ class Protection(LedgerAggregate):
         for f in flags:
             self.flags[f]["review_date"] = review_date
 
-    def warn_last_holder(self, flags: list[str], request_id: UUID, by: str) -> None:
-        """A release requested here would leave ``flags`` with no holder anywhere: every holder's queue shows it."""
-        self.check_held(flags)
-        self._last_holder_warned(
-            agency=self.agency, subject=self.subject, flags=sorted(flags), request_id=request_id, by=by
-        )
-
-    @event("LastHolderWarned")
-    def _last_holder_warned(self, agency: str, subject: str, flags: list[str], request_id: UUID, by: str) -> None:
-        pass
-
 
 class BodyRequest(LedgerAggregate):
     """A protection body (support centre, child guidance centre) asks a municipality to set flags."""

@@ -17,7 +17,7 @@ from eventsourcing.domain import event
 from ledger.domain.base import LedgerAggregate
 from ledger.errors import SelfApprovalError, StateConflict
 
-__all__ = ["MoveSource", "ReleaseDecision", "ResidenceChange", "RiskKind"]
+__all__ = ["LastHolderWarning", "MoveSource", "ReleaseDecision", "ResidenceChange", "RiskKind"]
 
 
 class MoveSource(StrEnum):
@@ -110,3 +110,19 @@ class ReleaseDecision(LedgerAggregate):
     @event("Used")
     def _used(self, request_id: UUID) -> None:
         self.used_by = str(request_id)
+
+
+class LastHolderWarning(LedgerAggregate):
+    """A release requested by ``agency`` would leave ``flags`` on ``subject`` with no holder anywhere: shared, so
+    that every holder's queue shows it before it happens. Its own stream (not the Protection's): a warning never
+    stands between a holding's events."""
+
+    SHARED = True
+
+    @event("Raised")
+    def __init__(self, agency: str, subject: str, flags: list[str], request_id: UUID, by: str) -> None:
+        self.agency = agency
+        self.subject = subject
+        self.flags = sorted(flags)
+        self.request_id = request_id
+        self.by = by

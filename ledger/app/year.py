@@ -9,13 +9,13 @@ its own approvals, ends a holding.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 from ledger.app.credentials import StaffProof, WebAuthnProof
 from ledger.app.handover import HandoverCommands
-from ledger.app.values import SYSTEM, Actor
+from ledger.app.values import Actor
 from ledger.domain.flags import FlagRequest, Protection
 from ledger.domain.staff_acts import (
     APPROVED,
@@ -244,9 +244,7 @@ class YearCommands(HandoverCommands):
 
 
 def _aware(moment: datetime) -> datetime:
-    from datetime import UTC
-
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-__all__ = ["SYSTEM", "YearCommands"]
+__all__ = ["YearCommands"]

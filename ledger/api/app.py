@@ -19,6 +19,7 @@ from ledger.api import (
     incidents,
     queries,
     system,
+    year,
 )
 from ledger.api.errors import install_error_handlers
 from ledger.api.gate import ConcurrencyGate
@@ -53,6 +54,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     app.state.http = HttpSettings.from_config(node.config if node is not None else None)
     install_error_handlers(app)
     app.include_router(commands.router)
+    app.include_router(year.router)
     app.include_router(queries.router)
     app.include_router(console.router)
     app.include_router(console_signin.router)

@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 
 from ledger.app.credentials import CredentialCommands, StaffProof, WebAuthnProof
 from ledger.app.values import Actor
+from ledger.domain.base import LedgerAggregate
 from ledger.domain.cases import CHECKLIST_ITEMS, ProtectionCase
 from ledger.domain.flags import BodyRequest, FlagRequest, Protection
 from ledger.domain.staff_acts import (
@@ -130,8 +131,21 @@ class FlagCommands(CredentialCommands):
             body_request_id=body_request_id,
             staff_signature=signed,
         )
-        self.save_as(actor.agency, request)
+        self.save_as(actor.agency, request, *self._on_request(actor, request))
         return request.id
+
+    # -- hooks the year's rules fill in (ledger.app.year): nothing more by default ----------------------------
+    def _extra_approvals(self, agency: str, subject: str, kind: str, flags: list[str]) -> int:
+        """Approvals a request needs beyond the agency's chain (a release that leaves no holder anywhere)."""
+        return 0
+
+    def _on_request(self, actor: Actor, request: FlagRequest) -> list[LedgerAggregate]:
+        """Aggregates saved with a new request (a warning to every holder)."""
+        return []
+
+    def _before_execute(self, actor: Actor, request: FlagRequest) -> list[LedgerAggregate]:
+        """Refuse an execution the year's rules forbid; aggregates saved with it (a named risk used up)."""
+        return []
 
     def _request_terms(
         self,
@@ -184,7 +198,7 @@ class FlagCommands(CredentialCommands):
         details = details_digest(
             reason, explanation, str(case_id) if case_id else None, str(body_request_id) if body_request_id else None
         )
-        required = agency.approvals_required
+        required = agency.approvals_required + self._extra_approvals(actor.agency, subj, k.value, fl)
 
         def terms(rid: UUID) -> tuple[RequestKind, str, list[str], str | None, int, str]:
             digest = request_digest(actor.agency, str(rid), k.value, subj, fl, review_text, required, details)
@@ -254,6 +268,7 @@ class FlagCommands(CredentialCommands):
         self.authorise(actor, Action.EXECUTE_FLAG)
         request = self._own(self.flag_request(request_id), actor, "flag request")
         request.check_executable()
+        extra = self._before_execute(actor, request)
         request.execute(actor.staff, self._act_signature(actor, request, EXECUTED, "", proof))
         evidence = request.evidence()
         self._check_signed(request, final=True)
@@ -267,7 +282,7 @@ class FlagCommands(CredentialCommands):
             protection.renew(request.flags, request.id, actor.staff, request.review_date, evidence)
         else:
             protection.release(request.flags, request.id, actor.staff, "see request explanation", evidence)
-        self.save_as(actor.agency, request, protection)
+        self.save_as(actor.agency, request, protection, *extra)
 
     def _check_signed(self, request: FlagRequest, *, final: bool) -> None:
         """Refuse a request whose recorded acts are not each signed by a certified person — an approval

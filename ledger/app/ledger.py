@@ -5,18 +5,18 @@ from __future__ import annotations
 from ledger.app.accounts import SystemAccountCommands
 from ledger.app.agencies import AgencyCommands
 from ledger.app.answers import AnswerCommands
-from ledger.app.flags import FlagCommands
 from ledger.app.identity import IdentityCommands
 from ledger.app.one_time_codes import OneTimeCodeCommands
 from ledger.app.provision import ProvisionCommands
 from ledger.app.security_keys import SecurityKeyCommands
+from ledger.app.year import YearCommands
 
 __all__ = ["FlagLedger"]
 
 
 class FlagLedger(
     AgencyCommands,
-    FlagCommands,
+    YearCommands,
     ProvisionCommands,
     AnswerCommands,
     IdentityCommands,

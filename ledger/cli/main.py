@@ -41,6 +41,7 @@ from ledger.cli import (
     system,
     topics,
     view,
+    year,
 )
 from ledger.cli.base import data_dir_option
 from ledger.cli.parsing import SafeGroup, hint
@@ -72,7 +73,16 @@ EXIT = {
 SECTIONS: dict[str, list[click.Command]] = {
     "Signing in": [login.login, login.logout, login.whoami],
     "Set-up": [init.init, agency.agency, staff.staff, system.system, permission.permission, policy.policy, key.key],
-    "Daily work": [case.case, flag.flag, body.body, provision.provision, identity.identity, proxy.proxy, view.view],
+    "Daily work": [
+        case.case,
+        flag.flag,
+        body.body,
+        provision.provision,
+        identity.identity,
+        proxy.proxy,
+        view.view,
+        year.year,
+    ],
     "Audit and incidents": [audit.audit, incident.incident, projections.projections],
     "Running a node": [
         node.node_,

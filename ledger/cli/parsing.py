@@ -85,6 +85,10 @@ CLI_BOUNDS: dict[str, Bound] = {
     "grant": _UUID,
     "id": _PARKED_ID,
     "proposal": _PROPOSAL,
+    "to_agency": bounds.AGENCY_CODE,  # a residence change (flagledger year move)
+    "from_agency": bounds.AGENCY_CODE,
+    "decision_id": _UUID,
+    "risk": bounds.NOTE,
     # times
     "valid_from": bounds.TIME,
     "as_of": bounds.TIME,
@@ -92,6 +96,9 @@ CLI_BOUNDS: dict[str, Bound] = {
     "end": bounds.TIME,
     "review_date": bounds.DATE,
     "today": bounds.DATE,
+    "moved_on": bounds.DATE,
+    "applied_on": bounds.DATE,
+    "requested_on": bounds.DATE,
     "ttl": _TTL,
     "since": bounds.TIME,
     "until": bounds.TIME,

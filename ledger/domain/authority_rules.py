@@ -209,7 +209,48 @@ def _rules() -> list[Rule]:
         Rule(_D + "flags:FlagRequest.Requested", False, own, "requester (`request_flag`)", agency_fields=("agency",)),
         Rule(_D + "flags:FlagRequest.Approved", False, own, "approver (`approve_flag`), not the requester"),
         Rule(_D + "flags:FlagRequest.Rejected", False, own, "approver (`approve_flag`), not the requester"),
-        Rule(_D + "flags:FlagRequest.Executed", False, own, "operator (`execute_flag`)"),
+        Rule(
+            _D + "flags:FlagRequest.Executed",
+            False,
+            own,
+            "operator (`execute_flag`); a provisional flag: its requester (`set_provisional`)",
+        ),
+        Rule(_D + "flags:FlagRequest.CoApproved", False, own, "approver (`approve_flag`), not the requester"),
+        Rule(
+            _D + "flags:FlagRequest.Escalated",
+            False,
+            own,
+            _NODE + ": a provisional flag not co-approved in a business day",
+        ),
+        # -- a protected person's year (docs/year.md) ---------------------------------------------------------
+        Rule(
+            _D + "moves:ResidenceChange.Recorded",
+            True,
+            own,
+            "requester (`request_flag`) of the municipality moved from or to; the node, for the residence registry",
+            agency_fields=("agency",),
+            other_agency_fields=("from_agency", "to_agency"),
+            party="recording municipality (payload `agency`); the new one (payload `to_agency`) never appends: it "
+            "takes over with its own FlagRequest and Protection",
+        ),
+        Rule(
+            _D + "moves:ReleaseDecision.Proposed", False, own, "requester (`request_flag`)", agency_fields=("agency",)
+        ),
+        Rule(
+            _D + "moves:LastHolderWarning.Raised",
+            True,
+            own,
+            "requester (`request_flag`), with a release that would leave no holder anywhere",
+            agency_fields=("agency",),
+        ),
+        Rule(_D + "moves:ReleaseDecision.Approved", False, own, "approver (`approve_flag`), not the proposer"),
+        Rule(_D + "moves:ReleaseDecision.Used", False, own, "operator (`execute_flag`), with the release"),
+        Rule(_D + "terms:SupportTerm.Applied", False, own, "requester (`request_flag`)", agency_fields=("agency",)),
+        Rule(_D + "terms:SupportTerm.ExtensionRequested", False, own, "requester (`request_flag`)"),
+        Rule(_D + "terms:SupportTerm.Reminded", False, own, _NODE + " (`flagledger year step`)"),
+        Rule(_D + "terms:SupportTerm.Escalated", False, own, _NODE + " (`flagledger year step`)"),
+        Rule(_D + "terms:SupportTerm.LapseProposed", False, own, "requester (`request_flag`)"),
+        Rule(_D + "terms:SupportTerm.Lapsed", False, own, "approver (`approve_flag`), not the proposer"),
         # -- the flags an agency holds: what protects everywhere (attack 1) --------------------------------
         Rule(_D + "flags:Protection.Opened", True, own, "operator (`execute_flag`)", agency_fields=("agency",)),
         Rule(_D + "flags:Protection.FlagsSet", True, own, "operator (`execute_flag`)", agency_fields=("agency",)),

@@ -47,12 +47,15 @@ from ledger.domain.field_rules import (
 )
 from ledger.domain.identity import LINK_KINDS
 from ledger.domain.incidents import IncidentKind
+from ledger.domain.moves import MoveSource, RiskKind
+from ledger.domain.terms import ADMINISTRATOR, APPROVER, REMINDER_DAYS
 from ledger.domain.types import Action, AgencyKind, Applicant, Flag, Reason, RequestKind, Role, SystemKind
 from ledger.errors import Code, InputError
 
 __all__ = ["BY_EVENT", "BY_NAME", "Rule", "check_event", "event_key"]
 
 
+ESCALATION = (APPROVER, ADMINISTRATOR)
 BASE_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
 
 
@@ -76,7 +79,11 @@ _ACT = record(
     },
     frozenset(ASSERTION),
 )
-EVIDENCE = record({"approvals_required": integer(1, 5), "details": HASH, "acts": list_of(_ACT, 16)})
+# ``provisional``: an emergency flag set by one designated person (0 approvals; docs/year.md)
+EVIDENCE = record(
+    {"approvals_required": integer(0, 5), "details": HASH, "acts": list_of(_ACT, 16), "provisional": boolean},
+    frozenset({"provisional"}),
+)
 STAFF_CERT = record(
     {
         "staff": STAFF,
@@ -221,7 +228,26 @@ BY_EVENT: dict[str, dict[str, Rule]] = {
     # a system account's secret: only its argon2id hash ($argon2id$v=19$m=…,t=…,p=…$salt$hash, ~100 characters)
     "SystemAccount.Enrolled": {"account": STAFF, "kind": enum(SystemKind), "secret_hash": ARGON2},
     "SystemAccount.SecretReplaced": {"secret_hash": ARGON2},
-    "FlagRequest.Requested": {"kind": enum(RequestKind), "reason": enum(Reason), "review_date": optional(day)},
+    "FlagRequest.Requested": {
+        "kind": enum(RequestKind),
+        "reason": enum(Reason),
+        "review_date": optional(day),
+        "approvals_required": integer(0, 5),  # 0: a provisional flag (docs/year.md)
+        "provisional": boolean,
+    },
+    "FlagRequest.Escalated": {"to": enum(ESCALATION), "on": day},
+    "ResidenceChange.Recorded": {
+        "from_agency": optional(AGENCY),
+        "to_agency": AGENCY,
+        "moved_on": day,
+        "source": enum(MoveSource),
+        "recorded_by": STAFF,
+    },
+    "ReleaseDecision.Proposed": {"kind": enum(RiskKind), "risk": text(bounds.NOTE)},
+    "SupportTerm.Applied": {"applied_on": day, "ends_on": day, "recorded_by": STAFF},
+    "SupportTerm.ExtensionRequested": {"requested_on": day, "ends_on": day},
+    "SupportTerm.Reminded": {"days": enum(tuple(str(d) for d in REMINDER_DAYS)), "on": day, "ends_on": day},
+    "SupportTerm.Escalated": {"to": enum(ESCALATION), "on": day, "ends_on": day},
     "LinkRequest.Requested": {"kind": enum(LINK_KINDS)},
     "Protection.FlagsSet": {"reason": enum(Reason)},
     "BodyRequest.Sent": {"reason": enum(Reason)},

@@ -44,9 +44,14 @@ class FlagRequest(LedgerAggregate):
         explanation: str,
         body_request_id: UUID | None,
         staff_signature: dict[str, str] | None = None,
+        provisional: bool = False,
     ) -> None:
         self.agency = agency
         self.kind = kind
+        # an emergency flag set by one designated person (approvals_required 0), co-approved afterwards
+        self.provisional = provisional
+        self.co_approved_by: str | None = None
+        self.escalated_to: list[str] = []
         self.subject = subject
         self.flags = sorted(flags)
         self.reason = reason
@@ -85,7 +90,14 @@ class FlagRequest(LedgerAggregate):
 
     def evidence(self) -> dict[str, object]:
         """The signatures a peer checks on the resulting Protection event (ledger.domain.staff_acts)."""
-        return {"approvals_required": self.approvals_required, "details": self.details(), "acts": list(self.acts)}
+        out: dict[str, object] = {
+            "approvals_required": self.approvals_required,
+            "details": self.details(),
+            "acts": list(self.acts),
+        }
+        if self.provisional:
+            out["provisional"] = True
+        return out
 
     def check_pending(self) -> None:
         if self.status != RequestStatus.PENDING.value:
@@ -140,6 +152,35 @@ class FlagRequest(LedgerAggregate):
         self._act(EXECUTED, by, "", staff_signature)
         self.status = RequestStatus.EXECUTED.value
         self.decided_by = by
+
+    def execute_provisional(self, by: str, staff_signature: dict[str, str] | None = None) -> None:
+        """The designated person who requested an emergency flag sets it at once, alone."""
+        if not self.provisional or by != self.requested_by:
+            raise StateConflict("only a provisional request is executed by its own requester")
+        self.check_pending()
+        self._executed(by=by, staff_signature=staff_signature)
+
+    def co_approve(self, by: str, note: str = "", staff_signature: dict[str, str] | None = None) -> None:
+        """A second person confirms an emergency flag already in force (four eyes, after the fact)."""
+        if not self.provisional or self.status != RequestStatus.EXECUTED.value:
+            raise StateConflict("only a provisional flag already set is co-approved")
+        if self.co_approved_by is not None:
+            raise StateConflict(f"this provisional flag was already co-approved by {self.co_approved_by}")
+        self.check_not_requester(by, "co-approve")
+        self._co_approved(by=by, note=note, staff_signature=staff_signature)
+
+    @event("CoApproved")
+    def _co_approved(self, by: str, note: str, staff_signature: dict[str, str] | None = None) -> None:
+        self._act(APPROVED, by, note, staff_signature)
+        self.co_approved_by = by
+
+    def escalate(self, to: str, on: str) -> None:
+        """Not co-approved within a business day: the clock tells ``to`` (recorded; the flag stays)."""
+        self._escalated(to=to, on=on)
+
+    @event("Escalated")
+    def _escalated(self, to: str, on: str) -> None:
+        self.escalated_to.append(to)
 
 
 class Protection(LedgerAggregate):

@@ -52,6 +52,7 @@ class Action(StrEnum):
     REQUEST_FLAG = "request_flag"  # set, release, renew requests
     APPROVE_FLAG = "approve_flag"
     EXECUTE_FLAG = "execute_flag"
+    SET_PROVISIONAL = "set_provisional"  # an emergency flag set alone, co-approved within a business day
     SEND_BODY_REQUEST = "send_body_request"  # protection body asks a municipality
     REQUEST_PROVISION = "request_provision"
     REVIEW_HELD = "review_held"
@@ -97,7 +98,7 @@ class Applicant(StrEnum):
 DEFAULT_PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.REQUESTER: frozenset({Action.OPEN_CASE, Action.REQUEST_FLAG, Action.SEND_BODY_REQUEST, Action.REQUEST_LINK}),
     Role.APPROVER: frozenset({Action.APPROVE_FLAG, Action.APPROVE_HELD, Action.APPROVE_LINK}),
-    Role.OPERATOR: frozenset({Action.EXECUTE_FLAG}),
+    Role.OPERATOR: frozenset({Action.EXECUTE_FLAG, Action.SET_PROVISIONAL}),
     Role.COUNTER: frozenset({Action.COUNTER_LOOKUP, Action.REQUEST_PROVISION}),
     Role.REVIEWER: frozenset({Action.REVIEW_HELD, Action.VIEW_PROTECTED}),
     Role.AUDITOR: frozenset({Action.AUDIT, Action.VIEW_PROTECTED}),

@@ -256,7 +256,8 @@ def check_evidence(
     eyes and an operator, each a certified person of the agency (None: it does).
 
     Checks: the request digest is recomputed from the event's own fields, so the acts are about these flags on
-    this subject; the requester signed ``requested``; at least ``approvals_required`` (≥ 1) distinct approvers,
+    this subject; the requester signed ``requested``; at least ``approvals_required`` (≥ 1; 0 only for a
+    ``provisional`` set, whose requester is its operator) distinct approvers,
     none the requester, signed ``approved``; the operator named in ``by`` signed ``executed``; each key is
     certified for that person in the agency's roster and not revoked.
 
@@ -277,7 +278,10 @@ def check_evidence(
         review = payload.get("review_date") if kind != "release" else None
         request_id = str(payload["request_id"])
         required = ev["approvals_required"]
-        if type(required) is not int or required < 1:
+        # an emergency flag (docs/year.md): set by one designated person, co-approved afterwards; only a set,
+        # never a release or renewal, and its executor must be its requester
+        provisional = ev.get("provisional") is True and kind == "set" and required == 0
+        if type(required) is not int or (required < 1 and not provisional):
             return "a request needs at least one approval"
         digest = request_digest(
             agency, request_id, kind, str(payload["subject"]), list(payload["flags"]), review, required, ev["details"]
@@ -297,6 +301,8 @@ def check_evidence(
             return "the requester approved their own request"
         if len(set(approvers)) != len(approvers) or len(approvers) < required:
             return f"{len(set(approvers))} distinct approver(s) signed; {required} required"
+        if provisional and requester != [payload["by"]]:
+            return "a provisional flag is set by the person who requested it"
         if by_act.get(EXECUTED) != [payload["by"]]:
             return f"the operator {payload['by']} did not sign the execution"
         if REJECTED in by_act:

@@ -53,6 +53,10 @@ class StreamIds:
         """The flags ``agency`` holds on the pseudonym ``subject``."""
         return self._id(agency, "protection", subject)
 
+    def term(self, agency: str, subject: str) -> UUID:
+        """``agency``'s support-measure term (DV等支援措置) for the pseudonym ``subject``."""
+        return self._id(agency, "term", subject)
+
     def link(self, agency: str, old: str) -> UUID:
         """``agency``'s record that the pseudonym ``old`` now also names another."""
         return self._id(agency, "link", old)

@@ -45,6 +45,7 @@ class NodeOptions:
     metrics_host: str | None = None
     log_format: str | None = None
     projections: str = "process"  # or "inline"
+    year_step_every: float = 3600.0  # the year's reminders and escalations (ledger.app.year), from the app's clock
 
 
 def stopper(seconds: float | None) -> Callable[[], bool]:
@@ -101,6 +102,7 @@ def run(node: Node, options: NodeOptions, start_api: Callable[[], Closeable] | N
         node.config, every_events=options.checkpoint_events, every_seconds=options.checkpoint_every
     )
     checkpointer, next_try = Checkpointer(node.app), 0.0
+    next_year_step, year_recorded = 0.0, 0
     measured = 0.0
     failures = 0
     next_batch_step = 0.0
@@ -114,6 +116,13 @@ def run(node: Node, options: NodeOptions, start_api: Callable[[], Closeable] | N
                 except FlagLedgerError as exc:  # e.g. a rewritten log: keep serving, shout, retry a bit later
                     log.error("ALARM: checkpoint not signed: [%s] %s", exc.code, exc)
                     next_try = time.monotonic() + max(1.0, float(heads.every_seconds or 60))
+            if time.monotonic() >= next_year_step:
+                next_year_step = time.monotonic() + options.year_step_every
+                try:
+                    # reminders and escalations are events: recorded before the relay, shared like any other
+                    year_recorded += len(node.app.year_step())
+                except FlagLedgerError as exc:  # nothing lifted either way: shout and try at the next turn
+                    log.error("ALARM: the year's step failed: [%s] %s", exc.code, exc)
             try:
                 relay.run_once()
                 consumer.poll_once(settings.poll_timeout_ms)
@@ -149,6 +158,7 @@ def run(node: Node, options: NodeOptions, start_api: Callable[[], Closeable] | N
                 "projections": options.projections,
                 **({"projections_restarts": follower.restarts} if follower is not None else {}),
                 "audit_views": views_audit.status(),
+                "year_step_recorded": year_recorded,
             }
             status_out.write(status)
             if time.monotonic() - measured >= 1.0:  # a snapshot a second is plenty for a 15 s scrape

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -29,7 +29,7 @@ from ledger.errors import FlagLedgerError, NotFoundError, PermissionDenied
 from ledger.log.signing import Signer
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from projections import views
-from tests.conftest import SC, A, B, enrol_standard_staff
+from tests.conftest import SC, A, B, C, enrol_standard_staff
 from tests.support.people import individual_number
 from tests.support.staff import enrol
 
@@ -140,6 +140,14 @@ def nothing(node: Node, owner: str) -> Any:
     return None
 
 
+def provisional_flag(node: Node, owner: str) -> Any:
+    return node.app.set_provisional(Actor(owner, "op"), individual_number(), [ND], explanation="緊急")
+
+
+def named_risk(node: Node, owner: str) -> Any:
+    return node.app.propose_release_risk(Actor(owner, "req"), individual_number(), [ND], "C does not hold yet")
+
+
 @dataclass(frozen=True)
 class Command:
     name: str
@@ -204,6 +212,38 @@ COMMANDS = [
     ),
     Command(
         "execute_request", Action.EXECUTE_FLAG, True, approved_request, lambda n, a, c: n.app.execute_request(a, c)
+    ),
+    # a protected person's year (docs/year.md)
+    Command(
+        "set_provisional",
+        Action.SET_PROVISIONAL,
+        False,
+        nothing,
+        lambda n, a, c: n.app.set_provisional(a, individual_number(), [ND], explanation="緊急"),
+    ),
+    Command(
+        "co_approve_provisional",
+        Action.APPROVE_FLAG,
+        True,
+        provisional_flag,
+        lambda n, a, c: n.app.co_approve_provisional(a, c),
+    ),
+    Command(
+        "record_move",
+        Action.REQUEST_FLAG,
+        False,
+        nothing,
+        lambda n, a, c: n.app.record_move(a, individual_number(), to_agency=C, moved_on=date(2026, 12, 1)),
+    ),
+    Command(
+        "propose_release_risk",
+        Action.REQUEST_FLAG,
+        False,
+        nothing,
+        lambda n, a, c: n.app.propose_release_risk(a, individual_number(), [ND], "C does not hold yet"),
+    ),
+    Command(
+        "approve_release_risk", Action.APPROVE_FLAG, True, named_risk, lambda n, a, c: n.app.approve_release_risk(a, c)
     ),
     Command(
         "send_body_request",

@@ -49,6 +49,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from ledger.app import Actor, FlagLedger, QuerierAnswer
+from ledger.errors import Code, StateConflict
 from ledger.runtime.bootstrap import AgencySpec, Node
 from projections import views
 from tests.support.answers import release_decided
@@ -87,10 +88,12 @@ ID_FIELDS = frozenset(
 def prepare_node(node: Node) -> None:
     """Staff cast at every municipality, and the longer approval chains."""
     from tests.conftest import enrol_standard_staff
+    from tests.support.staff import enrol
 
     enrol_standard_staff(node)
     for code in set(TWO_APPROVALS) & node.app.hosted:
         node.app.set_approval_policy(Actor(code, "admin"), 2)
+        enrol(node, Actor(code, "admin"), "apr3", ["approver"])  # a last holder's release: three approvals
 
 
 def strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
@@ -137,6 +140,7 @@ class Pending:
     kind: str  # set | release | renew
     rids: list[Any]
     approved: bool = False
+    risk_named: bool = False  # an approved decision names the risk of releasing before the new residence holds
 
 
 @dataclass
@@ -251,8 +255,11 @@ class LeakMachine(RuleBasedStateMachine):
     # -- moves and identities ---------------------------------------------------------------------------
     @rule(to=st.sampled_from(MUNICIPALITIES[1:]))
     def flee(self, to: str) -> None:
-        """X moves (first away from A, later on); she never goes back to A, where Y lives."""
+        """X moves (first away from A, later on); she never goes back to A, where Y lives. While she is protected
+        the new municipality records the move (転入, docs/year.md): a handover request in its queue."""
         self._step()
+        if self.in_force and to != self.residence:
+            self.at(to).record_move(self.who(to, "req"), self.x, to_agency=to, moved_on=self.app.clock().date())
         self.residence = to
         self.lived.add(to)
 
@@ -350,6 +357,10 @@ class LeakMachine(RuleBasedStateMachine):
             if at in TWO_APPROVALS:
                 assert status == "pending", "a two-step chain is not complete after one approval"
                 status = self.at(at).approve_request(self.who(at, "apr2"), rid)
+            if status == "pending":  # a release leaving no holder anywhere: one approval more (docs/year.md)
+                assert self.at(at).flag_request(rid).kind == "release"
+                extra = "apr3" if at in TWO_APPROVALS else "apr2"
+                status = self.at(at).approve_request(self.who(at, extra), rid)
             assert status == "approved"
         p.approved = True
 
@@ -361,8 +372,32 @@ class LeakMachine(RuleBasedStateMachine):
         ready = sorted(a for a, p in self.pending.items() if p.approved)
         at = ready[pick % len(ready)]
         p = self.pending[at]
+        app = self.at(at)
+        short = [r for r in p.rids if p.kind == "release" and self._one_approval_short(at, app.flag_request(r))]
+        if short:
+            # another holder let go since this release was approved: it would now leave nobody holding with one
+            # approval too few; the operator is refused (code last_holder) and nothing of the release is applied
+            try:
+                app.execute_request(self.who(at, "op"), short[0])
+            except StateConflict as exc:
+                assert exc.code == Code.LAST_HOLDER, exc
+            else:
+                raise AssertionError("a last holder's release with the chain's approvals only was executed")
+            del self.pending[at]
+            return
+        if p.kind == "release" and not p.risk_named and self._handover_gap(at, app.flag_request(p.rids[0])):
+            # X moved on and her new municipality does not hold yet: the old holder may not let go without an
+            # approved decision naming the risk (code handover_pending); nothing of the release is applied
+            try:
+                app.execute_request(self.who(at, "op"), p.rids[0])
+            except StateConflict as exc:
+                assert exc.code == Code.HANDOVER_PENDING, exc
+            else:
+                raise AssertionError("a release before the new municipality holds was executed without a named risk")
+            del self.pending[at]
+            return
         for rid in p.rids:
-            self.at(at).execute_request(self.who(at, "op"), rid)
+            app.execute_request(self.who(at, "op"), rid)
         del self.pending[at]
         if p.kind == "set":
             if not self.in_force:
@@ -377,6 +412,40 @@ class LeakMachine(RuleBasedStateMachine):
             self.ever_protected = True
         elif p.kind == "release":
             del self.holdings[at]
+
+    @precondition(lambda self: any(p.approved and p.kind == "release" for p in self.pending.values()))
+    @rule(pick=st.integers(0, 4))
+    def name_the_release_risk(self, pick: int) -> None:
+        """The old holder's requester names the risk of letting go before the new municipality holds; an approver
+        approves it (docs/year.md)."""
+        self._step()
+        ready = sorted(a for a, p in self.pending.items() if p.approved and p.kind == "release")
+        at = ready[pick % len(ready)]
+        p = self.pending[at]
+        if p.risk_named:
+            return
+        app = self.at(at)
+        x_request = app.flag_request(p.rids[0])
+        did = app.propose_release_risk(self.who(at, "req"), x_request.subject, x_request.flags, "X moved on")
+        app.approve_release_risk(self.who(at, "apr"), did)
+        p.risk_named = True
+
+    def _handover_gap(self, at: str, request: Any) -> bool:
+        """X's latest recorded move is to a municipality other than ``at`` that does not hold these flags yet."""
+        app = self.at(at)
+        move = app.latest_move(request.subject)
+        if move is None or move.to_agency == at:
+            return False
+        holders = app.holders_anywhere(request.subject)
+        return not all(move.to_agency in holders.get(f, ()) for f in request.flags)
+
+    def _one_approval_short(self, at: str, request: Any) -> bool:
+        """Whether ``request`` (a release) would leave a flag with no holder anywhere yet carries only the chain's
+        approvals (docs/year.md): its execution is refused."""
+        app = self.at(at)
+        holders = app.holders_anywhere(request.subject)
+        last = any(set(holders.get(f, ())) <= {at} for f in request.flags)
+        return last and request.approvals_required <= app.agency(at).approvals_required
 
     # -- provision requests in both directions ------------------------------------------------------------
     def _query(self, querier: str, provider: str, about: str, number: str, info_kind: str) -> None:

@@ -21,6 +21,7 @@ from ledger.cli.main import main
 from ledger.merkle import root_hash
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
+from tests.support.approvals import approve_fully
 from tests.support.links import link
 from tests.support.staff import enrol, password_of
 
@@ -41,7 +42,7 @@ def protect(
 ) -> UUID:
     extra = {"kind": "release", "explanation": "本人に説明済み"} if kind == "release" else {}
     rid = node.app.request_flags(Actor(agency, "req"), x, flags, **extra)
-    node.app.approve_request(Actor(agency, approver), rid, note)
+    approve_fully(node.app, agency, rid, approver, note)
     node.app.execute_request(Actor(agency, "op"), rid)
     return rid
 

@@ -177,6 +177,7 @@ def test_seed_across_three_nodes(network, person, monkeypatch: pytest.MonkeyPatc
         # release at B (no other holder) lifts the protection at A
         rel = b.app.request_flags(Actor(B, "req"), x, [NAR, ND], kind="release", explanation="explained")
         b.app.approve_request(Actor(B, "apr"), rel)
+        b.app.approve_request(Actor(B, "apr2"), rel)  # the last holder: a second approval (docs/year.md)
         b.app.execute_request(Actor(B, "op"), rel)
         eventually(lambda: not protected(), "the release reaches A")
         after = a.app.request_provision(

@@ -129,7 +129,8 @@ def test_the_whole_workflow_over_http(node: Node, person: Callable[[], str]) -> 
         {"subject": x, "flags": [ND, NAR], "kind": "release", "explanation": "説明済み"},
         201,
     )["request_id"]
-    api.post(f"{B}/apr", f"/flag-requests/{rel}/approve")
+    assert api.post(f"{B}/apr", f"/flag-requests/{rel}/approve")["status"] == "pending"  # the last holder
+    api.post(f"{B}/apr2", f"/flag-requests/{rel}/approve")
     api.post(f"{B}/op", f"/flag-requests/{rel}/execute")
     state = api.post(f"{B}/apr", "/queries/agency-flags", {"subject": x})
     assert [(f["active"], [h["action"] for h in f["history"]]) for f in state] == [

@@ -28,6 +28,7 @@ from ledger.runtime.bootstrap import Node
 from projections.base import Projector, create_engine, tracking
 from projections.registry import all_projections
 from tests.conftest import A, B, C
+from tests.support.approvals import approve_fully
 from tests.support.links import link
 from tests.support.postgres import temp_database
 from tests.support.trust import agency_pair
@@ -49,7 +50,7 @@ def snapshot(engine: Engine, with_tracking: bool = True) -> Snapshot:
 def set_flags(node: Node, agency: str, x: str, flags: list[str], kind: str = "set") -> None:
     extra = {"kind": "release", "explanation": "本人に説明済み"} if kind == "release" else {}
     rid = node.app.request_flags(Actor(agency, "req"), x, flags, **extra)
-    node.app.approve_request(Actor(agency, "apr"), rid)
+    approve_fully(node.app, agency, rid)
     node.app.execute_request(Actor(agency, "op"), rid)
 
 

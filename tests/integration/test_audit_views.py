@@ -22,6 +22,7 @@ from ledger.audit.views_check import check_views, view_tables
 from ledger.cli.main import main
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
+from tests.support.approvals import approve_fully
 from tests.support.links import link
 
 ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
@@ -40,7 +41,7 @@ def busy_node(node: Node, person: Callable[[], str]) -> str:
     for agency, kind in ((B, "set"), (C, "set"), (C, "release")):
         extra: dict[str, Any] = {"kind": "release", "explanation": "説明済み"} if kind == "release" else {}
         rid = app.request_flags(Actor(agency, "req"), x, [ND, NAR], **extra)
-        app.approve_request(Actor(agency, "apr"), rid)
+        approve_fully(app, agency, rid)
         app.execute_request(Actor(agency, "op"), rid)
     for querier, subject in ((A, x), (C, y), (A, y)):
         app.request_provision(

@@ -16,6 +16,7 @@ from ledger.app import Actor
 from ledger.log.envelope import Envelope
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A
+from tests.support.approvals import approve_fully
 from tests.support.links import link
 from tests.support.people import individual_number
 from tests.support.trust import agency_pair
@@ -24,7 +25,7 @@ NAR = "NO_AUTO_RESPONSE"
 
 
 def decided(node: Node, rid: object) -> None:
-    node.app.approve_request(Actor(A, "apr"), rid)
+    approve_fully(node.app, A, rid)
     node.app.execute_request(Actor(A, "op"), rid)
 
 

@@ -19,6 +19,7 @@ from ledger.audit.verify import verify_log
 from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import A, B
 from tests.integration.test_projections_rebuild import snapshot
+from tests.support.approvals import approve_fully
 from tests.support.trust import trust
 
 
@@ -55,7 +56,7 @@ def test_batched_ingest_equals_one_by_one(make_node, tmp_path: Path, person) -> 
     release = b.app.request_flags(
         Actor(B, "req"), people[0], ["NO_AUTO_RESPONSE"], kind="release", explanation="説明済み"
     )
-    b.app.approve_request(Actor(B, "apr"), release)
+    approve_fully(b.app, B, release)
     b.app.execute_request(Actor(B, "op"), release)
     published = [raw for _, _, raw in publishable(b.app)]
     assert len(published) > 12

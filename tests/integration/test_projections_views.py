@@ -17,6 +17,7 @@ from ledger.errors import NotFoundError, PermissionDenied
 from ledger.runtime.bootstrap import Node
 from projections import views
 from tests.conftest import SC, A, B, C
+from tests.support.approvals import approve_fully
 from tests.support.links import link
 
 ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
@@ -33,7 +34,7 @@ def protect(node: Node, agency: str, subject: str, flags: list[str], review: dat
 def release(node: Node, agency: str, subject: str, flags: list[str]) -> None:
     app = node.app
     rid = app.request_flags(Actor(agency, "req"), subject, flags, kind="release", explanation="explained")
-    app.approve_request(Actor(agency, "apr"), rid)
+    approve_fully(app, agency, rid)
     app.execute_request(Actor(agency, "op"), rid)
 
 

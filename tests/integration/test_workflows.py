@@ -46,7 +46,8 @@ def test_intake_then_set_renew_and_release_with_approvals(node: Node, person) ->
     release = app.request_flags(
         Actor(B, "req"), x, ["NON_DISCLOSURE", "NO_AUTO_RESPONSE"], kind="release", explanation="説明済み"
     )
-    app.approve_request(Actor(B, "apr"), release)
+    assert app.approve_request(Actor(B, "apr"), release) == "pending"  # the last holder: a second approval
+    app.approve_request(Actor(B, "apr2"), release)
     app.execute_request(Actor(B, "op"), release)
     assert app.protection(B, x).flags == {}  # type: ignore[union-attr]
     assert app.flag_state is not None and app.flag_state.flags_for(app.subject(x)) == {}

@@ -38,6 +38,8 @@ PUBLISHED = {
     "fork",
     "four_eyes",
     "gap",
+    "handover_pending",  # issue 21: a release before the new municipality holds
+    "last_holder",  # issue 21: a release that would leave no holder anywhere
     "grant_closed",  # issue 18
     "head_corrupt",
     "head_missing",

@@ -1,0 +1,259 @@
+"""Moves and handover (issue 21, docs/year.md): a protected person's residence change asks the new municipality
+to take over protection through its own chain; until it holds, the old holder releases only with an approved
+decision naming the risk; a release that would leave a flag with no holder anywhere needs one more approval and
+is shown in every holder's queue.
+
+Who holds anywhere is asked of one function, :meth:`HandoverCommands.holders_anywhere`: today every node ingests
+every shared event, so the verified nationwide state answers it; the linkage hub will answer it later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.utils import get_topic
+
+from ledger.app.flags import FlagCommands
+from ledger.app.values import Actor
+from ledger.domain.agencies import Agency
+from ledger.domain.base import LedgerAggregate
+from ledger.domain.flags import FlagRequest
+from ledger.domain.moves import LastHolderWarning, MoveSource, ReleaseDecision, ResidenceChange, RiskKind
+from ledger.domain.staff_acts import APPROVED, REQUESTED, act_statement, details_digest, note_digest
+from ledger.domain.types import Action, AgencyKind, Flag, RequestKind, agency_code, calendar_day, parse_enum
+from ledger.errors import Code, ConfigurationError, InputError, NotFoundError, StateConflict
+
+A = TypeVar("A", bound=LedgerAggregate)
+
+
+class HandoverCommands(FlagCommands):
+    """Residence changes, the handover queue, named-risk decisions and the release guard."""
+
+    # -- who holds anywhere: the one question the hub will answer later ------------------------------------
+    def holders_anywhere(self, subject: str) -> dict[str, list[str]]:
+        """Flag → every agency holding it on the person the pseudonym ``subject`` names, nationwide."""
+        if self.flag_state is None:
+            raise ConfigurationError("no nationwide flag state is wired: build the app with ledger.runtime.bootstrap")
+        return self.flag_state.flags_for(subject)
+
+    def _aggregates(self, cls: type[A], event: str) -> Iterator[A]:
+        """Every ``cls`` aggregate created in the log (own and ingested), each verified as it is loaded."""
+        start, topic = 1, get_topic(getattr(cls, event))
+        while True:
+            rows = self.recorder.select_notifications(start=start, limit=1000, topics=[topic])
+            for n in rows:
+                agg = self.find(cls, UUID(str(n.originator_id)))
+                if agg is not None:
+                    yield agg
+            if len(rows) < 1000:
+                return
+            start = rows[-1].id + 1
+
+    # -- residence changes (転出/転入) ------------------------------------------------------------------
+    def record_move(
+        self,
+        actor: Actor,
+        subject: str,
+        *,
+        to_agency: str,
+        from_agency: str = "",
+        moved_on: date,
+        source: str = MoveSource.COUNTER.value,
+    ) -> UUID | None:
+        """Record that ``subject`` moved from ``from_agency`` (empty: not known here) to ``to_agency``, entered at
+        either municipality (``actor.agency`` is one of the two). Recorded only for a person protected somewhere
+        (None otherwise): a move of anyone else is no handover and would only spread a pseudonym."""
+        self.authorise(actor, Action.REQUEST_FLAG)
+        src = parse_enum(MoveSource, source, "source")
+        if not from_agency and actor.agency != to_agency:
+            from_agency = actor.agency  # (転出 entered at the old municipality: it is the one moved from)
+        return self._record_move(actor.agency, actor.staff, subject, to_agency, from_agency, moved_on, src)
+
+    def receive_residence_change(
+        self, agency: str, subject: str, *, to_agency: str, from_agency: str = "", moved_on: date
+    ) -> UUID | None:
+        """A residence change the residence registry (住民基本台帳) reported to hosted agency ``agency``."""
+        if not self.ids.hosts(agency):
+            raise NotFoundError("only an agency hosted here receives the registry's residence changes")
+        return self._record_move(agency, "registry", subject, to_agency, from_agency, moved_on, MoveSource.REGISTRY)
+
+    def _record_move(
+        self,
+        agency: str,
+        by: str,
+        subject: str,
+        to_agency: str,
+        from_agency: str,
+        moved_on: date,
+        source: MoveSource,
+    ) -> UUID | None:
+        agency_code(to_agency, "to_agency")
+        if from_agency:
+            agency_code(from_agency, "from_agency")
+        if agency not in (to_agency, from_agency):
+            raise InputError("a move is recorded by the municipality moved from or the one moved to", field="agency")
+        if from_agency == to_agency:
+            raise InputError("a move needs two different municipalities", field="to_agency")
+        for code in (to_agency, from_agency):
+            known = self.find(Agency, Agency.create_id(code=code)) if code else None
+            # (an agency not seen here yet is taken at its word: its registration may still be on its way)
+            if known is not None and known.kind != AgencyKind.MUNICIPALITY.value:
+                raise InputError("a residence change is between municipalities", field="to_agency")
+        calendar_day(moved_on, "moved_on")
+        subj = self.subject(subject)
+        if not self.holders_anywhere(subj):
+            return None
+        move = ResidenceChange(
+            agency=agency,
+            subject=subj,
+            from_agency=from_agency or None,
+            to_agency=to_agency,
+            moved_on=moved_on.isoformat(),
+            source=source.value,
+            recorded_by=by,
+        )
+        self.save_as(agency, move)
+        return move.id
+
+    def latest_move(self, subject: str) -> ResidenceChange | None:
+        """The person's most recent recorded move (by date, then by log order)."""
+        latest: ResidenceChange | None = None
+        for move in self._aggregates(ResidenceChange, "Recorded"):
+            if move.subject == subject and (latest is None or move.moved_on >= latest.moved_on):
+                latest = move
+        return latest
+
+    def handovers_for(self, agency: str) -> list[dict[str, Any]]:
+        """Handover requests to ``agency``: people whose latest move is to it, protected somewhere, with the
+        flags it does not hold yet (the old municipality is not named: who protects is not shown to others)."""
+        out: dict[str, dict[str, Any]] = {}
+        for move in self._aggregates(ResidenceChange, "Recorded"):
+            if move.to_agency != agency:
+                continue
+            latest = self.latest_move(move.subject)
+            holders = self.holders_anywhere(move.subject)
+            missing = sorted(f for f, who in holders.items() if agency not in who)
+            if latest is None or latest.id != move.id or not missing:
+                continue
+            out[move.subject] = {
+                "move_id": str(move.id),
+                "subject": move.subject,
+                "moved_on": move.moved_on,
+                "source": move.source,
+                "flags_to_take_over": missing,
+            }
+        return sorted(out.values(), key=lambda h: (h["moved_on"], h["move_id"]))
+
+    def last_holder_warnings(self, agency: str) -> list[dict[str, Any]]:
+        """Releases requested anywhere that would leave a flag with no holder, on people ``agency`` holds."""
+        held = {s for s, _ in self._holdings_of(agency)}
+        out: list[dict[str, Any]] = []
+        for warning in self._aggregates(LastHolderWarning, "Raised"):
+            if warning.subject in held:
+                out.append(
+                    {
+                        "subject": warning.subject,
+                        "flags": list(warning.flags),
+                        "request_id": str(warning.request_id),
+                        "releasing_agency_is_you": warning.agency == agency,
+                    }
+                )
+        return out
+
+    def _holdings_of(self, agency: str) -> list[tuple[str, str]]:
+        state: Any = self.flag_state
+        return list(state.holdings_of(agency)) if hasattr(state, "holdings_of") else []
+
+    # -- a decision naming the risk --------------------------------------------------------------------------
+    def propose_release_risk(
+        self, actor: Actor, subject: str, flags: Sequence[str], risk: str, *, kind: str = RiskKind.HANDOVER_GAP.value
+    ) -> UUID:
+        """Name the risk of releasing ``flags`` while the new municipality does not hold them (Point 6)."""
+        self.authorise(actor, Action.REQUEST_FLAG)
+        parse_enum(RiskKind, kind, "risk kind")
+        fl = sorted({parse_enum(Flag, f, "flag").value for f in flags})
+        if not fl:
+            raise InputError("name at least one flag")
+        if not risk.strip():
+            raise InputError("name the risk in words: who may learn what if protection stops here", field="risk")
+        subj = self.subject(subject)
+        did = uuid4()
+        signed = self.sign_act(actor, _risk_statement(actor, did, kind, risk, subj, fl, REQUESTED))
+        decision = ReleaseDecision(
+            id=did,
+            agency=actor.agency,
+            subject=subj,
+            flags=fl,
+            kind=kind,
+            risk=risk,
+            proposed_by=actor.staff,
+            staff_signature=signed,
+        )
+        self.save_as(actor.agency, decision)
+        return decision.id
+
+    def approve_release_risk(self, actor: Actor, decision_id: UUID) -> None:
+        self.authorise(actor, Action.APPROVE_FLAG)
+        decision = self._own(self.load(ReleaseDecision, decision_id, "release decision"), actor, "release decision")
+        statement = _risk_statement(
+            actor, decision.id, decision.kind, decision.risk, decision.subject, decision.flags, APPROVED
+        )
+        decision.approve(actor.staff, self.sign_act(actor, statement))
+        self.save_as(actor.agency, decision)
+
+    # -- the hooks on flag requests (ledger.app.flags) --------------------------------------------------------
+    def _leaves_no_holder(self, agency: str, subject: str, flags: Sequence[str]) -> bool:
+        holders = self.holders_anywhere(subject)
+        return any(set(holders.get(f, ())) <= {agency} for f in flags)
+
+    def _extra_approvals(self, agency: str, subject: str, kind: str, flags: list[str]) -> int:
+        return 1 if kind == RequestKind.RELEASE.value and self._leaves_no_holder(agency, subject, flags) else 0
+
+    def _on_request(self, actor: Actor, request: FlagRequest) -> list[LedgerAggregate]:
+        if request.kind != RequestKind.RELEASE.value or not self._leaves_no_holder(
+            actor.agency, request.subject, request.flags
+        ):
+            return []
+        warning = LastHolderWarning(
+            agency=actor.agency, subject=request.subject, flags=request.flags, request_id=request.id, by=actor.staff
+        )
+        return [warning]
+
+    def _before_execute(self, actor: Actor, request: FlagRequest) -> list[LedgerAggregate]:
+        if request.kind != RequestKind.RELEASE.value:
+            return []
+        chain = self.agency(actor.agency).approvals_required
+        if self._leaves_no_holder(actor.agency, request.subject, request.flags) and request.approvals_required <= chain:
+            raise StateConflict(
+                "this release would leave the person with no holder anywhere: it needs a second approval and a "
+                "warning to every holder; request the release again",
+                code=Code.LAST_HOLDER,
+            )
+        move = self.latest_move(request.subject)
+        if move is None or move.to_agency == actor.agency:
+            return []
+        holders = self.holders_anywhere(request.subject)
+        if all(move.to_agency in holders.get(f, ()) for f in request.flags):
+            return []  # the new municipality holds: the handover is done
+        for decision in self._aggregates(ReleaseDecision, "Proposed"):
+            if decision.agency == actor.agency and decision.covers(
+                request.subject, request.flags, RiskKind.HANDOVER_GAP.value
+            ):
+                decision.use(request.id)
+                return [decision]
+        raise StateConflict(
+            "the person has moved and the new municipality does not hold these flags yet: release only with an "
+            "approved decision naming the risk (`flagledger year risk propose|approve`)",
+            code=Code.HANDOVER_PENDING,
+        )
+
+
+def _risk_statement(
+    actor: Actor, decision: UUID, kind: str, risk: str, subject: str, flags: Sequence[str], act: str
+) -> bytes:
+    """What the proposer and the approver of a named risk sign (the words stay local; their digest is signed)."""
+    digest = details_digest(kind, risk, subject, ",".join(sorted(flags)))
+    return act_statement(actor.agency, act, "risk:" + str(decision), digest, actor.staff, note_digest(""))

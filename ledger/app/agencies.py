@@ -10,9 +10,9 @@ from uuid import UUID
 from cryptography.hazmat.primitives import serialization
 
 from ledger.app.accounts import staff_role
+from ledger.app.break_glass import CoApprovalCommands
 from ledger.app.checkpoints import Checkpoint, sign_checkpoint
-from ledger.app.credentials import CredentialCommands
-from ledger.app.roles import GrantView, RoleGrantCommands
+from ledger.app.roles import GrantView
 from ledger.app.values import SYSTEM, Actor
 from ledger.domain.accounts import SystemAccount
 from ledger.domain.agencies import Agency, Staff
@@ -35,7 +35,7 @@ from ledger.errors import (
 from ledger.log.signing import Signer, key_id_for, public_key_from_hex
 
 
-class AgencyCommands(RoleGrantCommands, CredentialCommands):
+class AgencyCommands(CoApprovalCommands):
     """Agencies, staff, permissions, approval policy, signing keys and checkpoints."""
 
     # -- set-up ---------------------------------------------------------------------------------

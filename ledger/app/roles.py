@@ -114,19 +114,15 @@ class RoleGrantCommands(LedgerAccess):
         return grant.id
 
     def approve_grant(self, actor: Actor, grant_id: UUID, note: str = "", *, break_glass: bool = False) -> GrantView:
-        """A second administrator of the agency approves (or, ``break_glass``, a prefecture's co-approves)."""
+        """A second administrator of the agency approves (or, ``break_glass``, a prefecture's hosted here
+        co-approves; from the prefecture's own node: :meth:`CoApprovalCommands.approve_grant_from`)."""
         self.authorise(actor, Action.ADMINISTER)
         grant = self.load(RoleGrant, grant_id, "role grant")
         if break_glass:
             self._check_break_glass(actor, grant)
         elif grant.agency != actor.agency:
             raise self._unknown("role grant", grant_id)  # another agency's grant: as if there were none
-        grant.check_open()
-        member = self.staff(grant.agency, grant.staff_id)
-        proposer = self.find(Staff, self.ids.staff(grant.agency, grant.proposed_by))
-        if proposer is None or not proposer.active or Role.ADMINISTRATOR.value not in proposer.roles:
-            raise StateConflict("the proposer is no longer an active administrator: propose the grant again")
-        self._check_grantable(member, Role(grant.role))  # (before anything changes: a refusal changes nothing)
+        member = self._grantable_member(grant)
         if break_glass:
             grant.approve_break_glass(actor.staff, actor.agency, note)
             by = f"{actor.agency}/{actor.staff}"  # not a staff id of this agency: never mistaken for one
@@ -169,6 +165,26 @@ class RoleGrantCommands(LedgerAccess):
         self.authorise(actor, Action.ADMINISTER)
         return self._own(self.load(RoleGrant, grant_id, "role grant"), actor, "role grant")
 
+    def _grantable_member(self, grant: RoleGrant) -> Staff:
+        """The member an open ``grant`` gives its role to, checked before anything changes (a refusal changes
+        nothing): the proposer still an active administrator, the role still grantable."""
+        grant.check_open()
+        member = self.staff(grant.agency, grant.staff_id)
+        proposer = self.find(Staff, self.ids.staff(grant.agency, grant.proposed_by))
+        if proposer is None or not proposer.active or Role.ADMINISTRATOR.value not in proposer.roles:
+            raise StateConflict("the proposer is no longer an active administrator: propose the grant again")
+        self._check_grantable(member, Role(grant.role))
+        return member
+
+    def _check_single_administrator(self, agency: str) -> None:
+        admins = self.active_administrators(agency)
+        if len(admins) != 1:
+            raise RuleViolation(
+                f"{agency} has {len(admins)} active administrators: break-glass is only for an agency with "
+                "a single one (a second administrator of that agency approves)",
+                code=Code.BREAK_GLASS_REFUSED,
+            )
+
     def _check_grantable(self, member: Staff, role: Role) -> None:
         if not member.active:
             raise StateConflict(f"{member.staff_id} is deactivated")
@@ -195,13 +211,7 @@ class RoleGrantCommands(LedgerAccess):
                 "digits, 000 after them)",
                 code=Code.BREAK_GLASS_REFUSED,
             )
-        admins = self.active_administrators(grant.agency)
-        if len(admins) != 1:
-            raise RuleViolation(
-                f"{grant.agency} has {len(admins)} active administrators: break-glass is only for an agency with "
-                "a single one (a second administrator of that agency approves)",
-                code=Code.BREAK_GLASS_REFUSED,
-            )
+        self._check_single_administrator(grant.agency)
 
     def _streams(self, topic: str, agency: str) -> Iterator[UUID]:
         """Ids of the streams opened by ``topic`` events signed by ``agency`` (local, so only hosted ones)."""

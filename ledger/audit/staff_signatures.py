@@ -1,5 +1,7 @@
 """``audit verify``'s check of staff signatures: every flag request act and every flag change in the log is
-signed by a person certified in its agency's roster at that point of the log (docs/staff-signing.md).
+signed by a person certified in its agency's roster at that point of the log (docs/staff-signing.md), and every
+break-glass co-approval signed on a prefecture's own node by an administrator certified in the prefecture's
+roster then, for that grant (``ledger.log.co_approval``).
 
 One pass over the roster, flag-request and Protection flag events in log order: the rosters are folded as they
 were when each event was logged; an event before its agency's roster existed is listed as "before staff
@@ -13,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.app import FlagLedger
-from ledger.domain.staff_acts import details_digest, note_digest, request_digest
+from ledger.app.roles import is_own_prefecture
+from ledger.domain.staff_acts import details_digest, grant_digest, note_digest, request_digest
 from ledger.errors import Code, FlagLedgerError
+from ledger.log.co_approval import check_co_approval
 from ledger.log.findings import Finding
 from ledger.log.rows import log_rows
 from ledger.log.staff_roster import RosterState, check_acts, check_evidence
@@ -24,10 +28,13 @@ __all__ = ["StaffCheck", "check_staff_signatures"]
 _ROSTER = "ledger.domain.roster:StaffRoster."
 _REQUEST = "ledger.domain.flags:FlagRequest."
 _PROTECTION = "ledger.domain.flags:Protection."
+_GRANT = "ledger.domain.role_grants:RoleGrant."
 TOPICS = [
     *(_ROSTER + e for e in ("Opened", "KeyCertified", "SecurityKeyCertified", "KeyRevoked")),
     *(_REQUEST + e for e in ("Requested", "Approved", "Rejected", "Executed")),
     *(_PROTECTION + e for e in ("FlagsSet", "FlagsRenewed", "FlagsReleased")),
+    _GRANT + "Proposed",
+    _GRANT + "BreakGlassApproved",
 ]
 _ACT = {"Requested": "requested", "Approved": "approved", "Rejected": "rejected", "Executed": "executed"}
 
@@ -43,6 +50,7 @@ def check_staff_signatures(app: FlagLedger, page: int = 1000) -> StaffCheck:
     out = StaffCheck()
     rosters: dict[str, RosterState] = {}
     digests: dict[str, tuple[str, str]] = {}  # request id → (agency, request digest)
+    grants: dict[str, str] = {}  # role grant id → its grant digest
     for position, state in _rows(app, page):
         try:
             env = app.signed_mapper.open(state)
@@ -61,7 +69,14 @@ def check_staff_signatures(app: FlagLedger, page: int = 1000) -> StaffCheck:
             if problem is not None:
                 out.findings.append(finding(f"this roster event certifies nothing: {problem}"))
             continue
-        if h.topic.startswith(_REQUEST):
+        if h.topic.startswith(_GRANT):
+            if kind == "Proposed":
+                grants[h.stream] = _grant_digest(payload, h.stream)
+                continue
+            if payload.get("co_approval") is None:
+                continue  # co-approved by a prefecture hosted on this node: no signature to check
+            problem = _co_approval(payload, h.origin, h.stream, rosters, grants)
+        elif h.topic.startswith(_REQUEST):
             problem = _request_act(payload, kind, h.stream, h.origin, roster, digests)
         else:
             if payload.get("evidence") is None and roster is None:
@@ -142,3 +157,30 @@ def _request_act(
     note = p.get("note", p.get("reason", "")) if kind in ("Approved", "Rejected") else ""
     act = {"act": _ACT[kind], "staff": str(staff), "note": note_digest(str(note)), **signed}
     return check_acts(roster, stream, known[1], [act])
+
+
+def _grant_digest(p: Mapping[str, Any], stream: str) -> str:
+    try:
+        return grant_digest(str(p["agency"]), stream, str(p["staff_id"]), str(p["role"]), str(p["proposed_by"]))
+    except KeyError:
+        return ""
+
+
+def _co_approval(
+    p: Mapping[str, Any], origin: str, stream: str, rosters: Mapping[str, RosterState], grants: Mapping[str, str]
+) -> str | None:
+    """Why a ``BreakGlassApproved`` event's embedded co-approval does not prove its prefecture's administrator
+    co-approved this grant (None: it does)."""
+    co = p["co_approval"]
+    if not isinstance(co, Mapping):
+        return "a malformed co-approval"
+    prefecture = str(co.get("prefecture"))
+    if p.get("by_agency") != prefecture or p.get("by") != co.get("staff"):
+        return "the co-approval names someone other than the approval's"
+    if prefecture == origin or not is_own_prefecture(prefecture, origin):
+        return f"{prefecture} is not the prefecture of {origin}"
+    digest = grants.get(stream)
+    if not digest:
+        return "a co-approval of a grant whose Proposed event is missing"
+    problem = check_co_approval(rosters.get(prefecture), co, origin, stream, digest, str(p.get("note", "")))
+    return None if problem is None else f"break-glass co-approval: {problem}"

@@ -3,14 +3,20 @@ API/console tokens."""
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 from uuid import UUID
+
+import click
 
 from ledger.app import Actor
 from ledger.cli.base import as_actor, command, group, node, out, password_for, unlocked
 from ledger.cli.parsing import TTL, UUID_ID, argument, choices, option
 from ledger.domain.types import Role
+from ledger.errors import InputError
 
 staff = group("staff", "staff, roles and role grants (approver, operator, administrator take two administrators)")
 
@@ -101,14 +107,84 @@ def grants(actor: Actor, all_: bool) -> int:
 @option(
     "--break-glass",
     is_flag=True,
-    help="co-approve, as a prefecture's administrator, a grant of an agency with a single administrator",
+    help="co-approve, as a prefecture's administrator hosted here, a grant of an agency with a single administrator",
 )
-def approve_grant(actor: Actor, grant: UUID, note: str, break_glass: bool) -> int:
+@option(
+    "--break-glass-from",
+    "co_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="record the co-approval your prefecture's administrator signed on their node (`staff co-approve`)",
+)
+def approve_grant(actor: Actor, grant: UUID, note: str, break_glass: bool, co_file: Path | None) -> int:
+    if co_file is not None:
+        if break_glass or note:
+            raise InputError("--break-glass-from carries the prefecture's note: give neither --note nor --break-glass")
+        g = node().app.approve_grant_from(actor, grant, _json_file(co_file, "co-approval"))
+        out(g.as_dict())
+        print(
+            f"break-glass: recorded at {g.agency} as co-approved by {g.decided_by_agency}/{g.decided_by}",
+            file=sys.stderr,
+        )
+        return 0
     g = node().app.approve_grant(actor, grant, note, break_glass=break_glass)
     out(g.as_dict())
     if break_glass:
         print(f"break-glass: recorded at {g.agency} as co-approved by {actor}", file=sys.stderr)
     return 0
+
+
+@command(staff, "export-grant", help="print a pending grant for your prefecture to co-approve (break-glass)")
+@as_actor()
+@argument("grant", type=UUID_ID)
+def export_grant(actor: Actor, grant: UUID) -> int:
+    out(node().app.export_grant(actor, grant))
+    print(
+        "hand this to your prefecture's administrator by a channel you trust; they run "
+        "`flagledger staff co-approve --grant-file FILE --note …` on their node",
+        file=sys.stderr,
+    )
+    return 0
+
+
+@command(staff, "co-approve", help="as a prefecture's administrator, sign a break-glass co-approval of a grant")
+@as_actor()
+@option(
+    "--grant-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="the municipality's `staff export-grant` output",
+)
+@option("--grant", "grant_id", type=UUID_ID, default=None, help="the grant's id (without --grant-file)")
+@option("--agency", default=None, help="the municipality's code (without --grant-file)")
+@option("--digest", default=None, help="the grant's digest (without --grant-file)")
+@option("--note", required=True, help="why: who asked, how it was confirmed")
+def co_approve(
+    actor: Actor, grant_file: Path | None, grant_id: UUID | None, agency: str | None, digest: str | None, note: str
+) -> int:
+    if grant_file is not None:
+        exported = _json_file(grant_file, "exported grant")
+    elif grant_id is not None and agency and digest:
+        exported = {"agency": agency, "grant": str(grant_id), "digest": digest}
+    else:
+        raise InputError("give --grant-file, or --grant, --agency and --digest", field="grant")
+    out(node().app.co_approve(unlocked(actor), exported, note))
+    print(
+        "give this co-approval to the municipality's administrator: "
+        "flagledger staff approve-grant GRANT --break-glass-from FILE",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _json_file(path: Path, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path} is not a readable {what} (JSON): {exc}", field=what) from None
+    if not isinstance(value, dict):
+        raise InputError(f"{path} is not a {what} (a JSON object)", field=what)
+    return value
 
 
 @command(staff, "reject-grant", help="reject another administrator's role grant")

@@ -114,8 +114,10 @@ def _rules() -> list[Rule]:
             _D + "role_grants:RoleGrant.BreakGlassApproved",
             False,
             own,
-            "a hosted prefecture's administrator (`staff approve-grant --break-glass`), only while the agency has a "
-            "single administrator; saved under the agency's own key",
+            "the agency's prefecture's administrator, only while the agency has a single administrator: hosted "
+            "here (`staff approve-grant --break-glass`), or on its own node with a co-approval signed by their "
+            "staff key (`staff co-approve`, recorded by `staff approve-grant --break-glass-from`); saved under "
+            "the agency's own key",
             other_agency_fields=("by_agency",),
         ),
         Rule(_D + "role_grants:RoleGrant.Rejected", False, own, _admin("staff reject-grant") + ", not the proposer"),

@@ -112,8 +112,22 @@ SECURITY_KEY_CERT = record(
         "signature": SIGNATURE,
     }
 )
+# a prefecture's break-glass co-approval signed on its own node (ledger.log.co_approval.RECORDED)
+CO_APPROVAL = record(
+    {
+        "prefecture": AGENCY,
+        "staff": STAFF,
+        "key_id": KEY_ID,
+        "agency": AGENCY,
+        "grant": shaped(_UUID_TEXT, Bound(36), "a grant id"),
+        "digest": HASH,
+        "note_digest": HASH,
+        "at": moment,
+        "signature": SIGNATURE,
+    }
+)
 # the fields a peer's event may lack: added after events of that type were first shared (old logs, old peers)
-ABSENT_OK = frozenset({"evidence", "batched"})
+ABSENT_OK = frozenset({"evidence", "batched", "co_approval"})
 PEOPLE = 20  # persons named on one case (the API's limit too)
 
 BY_NAME: dict[str, Rule] = {
@@ -201,6 +215,7 @@ BY_NAME: dict[str, Rule] = {
     # staff credentials and signatures (ledger.domain.staff_acts, roster, credentials)
     "staff_signature": optional(STAFF_SIGNED),
     "evidence": optional(EVIDENCE),
+    "co_approval": optional(CO_APPROVAL),
     "cert": STAFF_CERT,
     "security_key": SECURITY_KEY_CERT,
     "issued": record(

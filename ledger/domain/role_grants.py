@@ -4,11 +4,15 @@ One administrator proposes giving a staff member of their agency a privileged ro
 when a second, different administrator of the same agency approves (the proposal's ``Approved`` and the
 member's ``Staff.RoleGranted`` are saved together). Another administrator may reject it, the proposer may
 withdraw it. An agency with a single administrator cannot reach a second one: there the **break-glass** path
-lets an administrator of a prefecture hosted on the same node co-approve, stating why; that step is its own
-event (``BreakGlassApproved``), so it is never silent (docs/staff.md). Local only: staff never leave the node.
+lets an administrator of its prefecture co-approve, stating why — hosted on the same node, or on the
+prefecture's own node with a co-approval signed by their staff key and embedded in the event (``co_approval``,
+re-checked by ``audit verify``). That step is its own event (``BreakGlassApproved``), so it is never silent
+(docs/staff.md). Local only: staff never leave the node.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from eventsourcing.domain import event
 
@@ -62,17 +66,22 @@ class RoleGrant(LedgerAggregate):
         self.decided_by = by
         self.decided_by_agency = self.agency
 
-    def approve_break_glass(self, by: str, by_agency: str, note: str) -> None:
-        """A co-approving agency's administrator approves (the caller checked the agency may)."""
+    def approve_break_glass(
+        self, by: str, by_agency: str, note: str, co_approval: dict[str, Any] | None = None
+    ) -> None:
+        """A co-approving agency's administrator approves (the caller checked the agency may); ``co_approval``:
+        their signed co-approval from their own node (``ledger.log.co_approval``), None when hosted here."""
         self.check_open()
         if by_agency == self.agency:
             raise StateConflict("break-glass is another agency's co-approval; at this agency use approve")
         if not note.strip():
             raise StateConflict("break-glass needs a note saying why (who asked, how it was confirmed)")
-        self._break_glass_approved(by=by, by_agency=by_agency, note=note)
+        self._break_glass_approved(by=by, by_agency=by_agency, note=note, co_approval=co_approval)
 
     @event("BreakGlassApproved")
-    def _break_glass_approved(self, by: str, by_agency: str, note: str) -> None:
+    def _break_glass_approved(
+        self, by: str, by_agency: str, note: str, co_approval: dict[str, Any] | None = None
+    ) -> None:
         self.status = GrantStatus.APPROVED
         self.decided_by = by
         self.decided_by_agency = by_agency

@@ -17,11 +17,14 @@ from typing import Any
 
 __all__ = [
     "ACTS",
+    "CO_APPROVAL",
     "ROOT_ISSUER",
     "act_statement",
+    "co_approval_statement",
     "code_digest",
     "details_digest",
     "enrol_statement",
+    "grant_digest",
     "note_digest",
     "possession_statement",
     "request_digest",
@@ -131,4 +134,40 @@ def security_key_statement(
     return _canonical(
         "flagledger security key v1",
         {"agency": agency, "staff": staff, "key": key_id, "credential": credential, "cose": cose_key, "rp": rp_id_hash},
+    )
+
+
+CO_APPROVAL = "break-glass co-approval"
+
+
+def grant_digest(agency: str, grant: str, staff: str, role: str, proposed_by: str) -> str:
+    """What a prefecture's administrator co-approves about a pending role grant of a single-administrator
+    agency (``flagledger staff export-grant``): recomputed by that agency's node from its own record."""
+    return _sha(
+        _canonical(
+            "flagledger role grant v1",
+            {"agency": agency, "grant": grant, "staff": staff, "role": role, "proposed_by": proposed_by},
+        )
+    )
+
+
+def co_approval_statement(
+    prefecture: str, staff: str, key_id: str, agency: str, grant: str, digest: str, note: str, at: str
+) -> bytes:
+    """What a prefecture's administrator signs, on the prefecture's own node, to co-approve ``agency``'s grant
+    (break-glass; ``digest``: its :func:`grant_digest`; ``note``: the :func:`note_digest` of why). The grant
+    id and digest bind it to this grant: copied onto another it does not verify."""
+    return _canonical(
+        "flagledger break-glass v1",
+        {
+            "act": CO_APPROVAL,
+            "prefecture": prefecture,
+            "staff": staff,
+            "key": key_id,
+            "agency": agency,
+            "grant": grant,
+            "digest": digest,
+            "note": note,
+            "at": at,
+        },
     )

@@ -103,3 +103,44 @@ def test_break_glass_from_the_console(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 0 and json.loads(out)["decided_by"] == "130001/admin (break-glass)" and "break-glass" in err
     code, out, _ = run(capsys, d, "staff", "grants", "--as", "131024/tanaka", "--all")
     assert code == 0 and json.loads(out)["status"] == "approved", "tanaka is an administrator now"
+
+
+def test_break_glass_with_a_signed_co_approval_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Threat: an administrator alone. The file-based break-glass a prefecture on its own node uses (here P is
+    hosted too, so one data directory serves both sides): B's administrator exports the grant, P's administrator
+    signs a co-approval with their staff key, B's administrator records it. B's administrator cannot sign one
+    (not a prefecture), and the co-approval carries its own note (no --note beside it)."""
+    d = str(tmp_path / "b")
+    assert run(capsys, d, "init", "--agency", "131024", "--name", "B市", "--kind", "municipality")[0] == 0
+    assert run(capsys, d, "agency", "add", "--agency", "130001", "--name", "東京都", "--kind", "prefecture")[0] == 0
+    code, out, _ = run(capsys, d, "staff", "enroll", "--as", "131024/admin", "tanaka", "--role", "administrator")
+    (grant,) = json.loads(out)["pending_grants"]
+    code, out, err = run(capsys, d, "staff", "export-grant", "--as", "131024/admin", grant["grant"])
+    exported = json.loads(out)
+    assert code == 0 and exported["staff"] == "tanaka" and len(exported["digest"]) == 64 and "co-approve" in err
+    grant_file = tmp_path / "grant.json"
+    grant_file.write_text(out)
+
+    code, _, err = run(capsys, d, "staff", "co-approve", "--as", "131024/admin", "--grant-file", str(grant_file),
+                       "--note", "myself")  # fmt: skip
+    assert code == 5 and "[break_glass_refused]" in err
+    code, _, err = run(capsys, d, "staff", "co-approve", "--as", "130001/admin", "--note", "called")
+    assert code == 2 and "--grant-file" in err
+    code, out, _ = run(
+        capsys, d, "staff", "co-approve", "--as", "130001/admin", "--grant", grant["grant"], "--agency", "131024",
+        "--digest", exported["digest"], "--note", "B's administrator called; confirmed by letter",
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["staff"] == "admin"
+    code, out, err = run(capsys, d, "staff", "co-approve", "--as", "130001/admin", "--grant-file", str(grant_file),
+                         "--note", "B's administrator called; confirmed by letter")  # fmt: skip
+    co_file = tmp_path / "co.json"
+    co_file.write_text(out)
+    assert code == 0 and json.loads(out)["prefecture"] == "130001" and "--break-glass-from" in err
+
+    argv = ["staff", "approve-grant", "--as", "131024/admin", grant["grant"], "--break-glass-from", str(co_file)]
+    code, _, err = run(capsys, d, *argv, "--note", "mine")
+    assert code == 2 and "--note" in err
+    code, out, err = run(capsys, d, *argv)
+    assert code == 0 and json.loads(out)["decided_by"] == "130001/admin (break-glass)" and "break-glass" in err
+    code, out, _ = run(capsys, d, "staff", "grants", "--as", "131024/tanaka", "--all")
+    assert code == 0 and json.loads(out)["status"] == "approved", "tanaka is an administrator now"

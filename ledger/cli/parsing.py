@@ -89,6 +89,8 @@ CLI_BOUNDS: dict[str, Bound] = {
     "from_agency": bounds.AGENCY_CODE,
     "decision_id": _UUID,
     "risk": bounds.NOTE,
+    "grant_id": _UUID,  # `staff co-approve --grant` (break-glass from the prefecture's node)
+    "digest": Bound(64),  # a grant's SHA-256, hex
     # times
     "valid_from": bounds.TIME,
     "as_of": bounds.TIME,
@@ -108,6 +110,8 @@ CLI_BOUNDS: dict[str, Bound] = {
     "database_url": bounds.PATH,
     "checkpoint": bounds.PATH,
     "export": bounds.PATH,
+    "grant_file": bounds.PATH,  # `staff co-approve --grant-file`: the municipality's `staff export-grant`
+    "co_file": bounds.PATH,  # `staff approve-grant --break-glass-from`: the prefecture's signed co-approval
     "file": bounds.PATH,
     "out": bounds.PATH,
     "output": bounds.PATH,

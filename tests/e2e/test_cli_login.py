@@ -239,7 +239,7 @@ def test_the_node_side_key_opens_nothing_without_the_persons_session_file(
     every_file = [p.read_bytes() for p in Path(d).rglob("*") if p.is_file()]
     for candidate in [*every_file, *(f[:32] for f in every_file), bytes(32)]:
         with pytest.raises(AuthError):
-            StaffSigner.unseal(A, "admin", sealed, candidate, str(row["id"]))
+            StaffSigner.unseal_session(A, "admin", sealed, candidate, str(row["id"]))
     # a session file of their own making: a token minted with the node's secret, a secret of their choosing
     opened = open_node(Path(d))
     try:

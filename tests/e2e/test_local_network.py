@@ -36,7 +36,14 @@ A, B, SC = "131016", "131024", "SC-TOKYO"
 ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
 STAFF = {
     A: {"counter": ["counter"], "rev": ["reviewer"]},
-    B: {"req": ["requester"], "apr": ["approver"], "op": ["operator"], "aud": ["auditor"], "rev": ["reviewer"]},
+    B: {
+        "req": ["requester"],
+        "apr": ["approver"],
+        "apr2": ["approver"],
+        "op": ["operator"],
+        "aud": ["auditor"],
+        "rev": ["reviewer"],
+    },
     SC: {"req": ["requester"]},
 }
 

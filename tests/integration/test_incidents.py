@@ -165,7 +165,8 @@ def test_a_revoked_key_used_late_is_an_incident(revoked_scene) -> None:  # noqa:
     """Threat: a thief of B's old key backdates a release of X's flags after B revoked the key. A parks it
     (revoked_key_late) and is alerted; the incident names X's protection stream."""
     a, _, x, forged = revoked_scene
-    outcome, raised = deliver(a, forged[0], "flagledger.events/0@77")
+    release = next(raw for raw in forged if b"Protection.Flags" in raw)  # (not the last-holder warning beside it)
+    outcome, raised = deliver(a, release, "flagledger.events/0@77")
     assert outcome.code == "revoked_key_late"
     assert [(i.agency, i.kind, i.subjects) for i in raised] == [(A, "revoked_key_late", [a.app.subject(x)])]
 

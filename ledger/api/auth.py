@@ -24,11 +24,15 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
 from ledger.app import Actor
 from ledger.app.credentials import StaffSigner
 from ledger.domain.types import Action, Role, parse_enum
-from ledger.errors import AuthError, Code, InputError, NotFoundError, PermissionDenied
+from ledger.errors import AuthError, Code, InputError, NotFoundError, PermissionDenied, StorageError
 from ledger.runtime.bootstrap import Node
+from ledger.runtime.tables import cli_sessions
 
 __all__ = [
     "DEFAULT_TTL",
@@ -277,4 +281,18 @@ def verify_token(node: Node, token: str) -> Principal:
         raise AuthError("token names no enrolled staff member") from None
     if not member.active:
         raise AuthError("staff member deactivated: token no longer accepted")
+    if _session_ended(node, jti):
+        raise AuthError("this session was signed out (`flagledger logout`): sign in again", code=Code.SESSION_ENDED)
     return Principal(actor, roles, exp, jti, factors=factors)
+
+
+def _session_ended(node: Node, jti: str) -> bool:
+    """Whether ``jti`` is a command-line session its person signed out of (ledger/cli/session.py marks the
+    node's row ended): the token a logout ended is refused by the API too, not only by the CLI. A token with
+    no such row (the console's, the API's own sign-in) is not a CLI session."""
+    try:
+        with node.engine.connect() as conn:
+            ended = conn.execute(select(cli_sessions.c.ended_at).where(cli_sessions.c.id == jti)).scalar()
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot check the session: {exc.__class__.__name__}") from exc
+    return ended is not None

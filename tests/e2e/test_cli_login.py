@@ -321,3 +321,29 @@ def test_a_person_with_one_time_codes_signs_in_with_one(
     code, out, err = cli(capsys, d, "login", "--as", f"{B}/counter", "--code", totp.at(time.time() + 30))
     assert code == 0 and json.loads(out)["staff"] == "counter", err
     assert ("counter", "cli_password_totp") in sign_ins(d)
+
+
+def test_the_http_api_refuses_the_token_of_a_session_signed_out_of(
+    d: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threat: a shell user (or anyone) holding a copy of a session file's token after its person signed out:
+    the API refuses it as the CLI does, not only at its expiry."""
+    from uuid import uuid4
+
+    from fastapi.testclient import TestClient
+
+    from ledger.api.app import create_app
+
+    answer = login(capsys, monkeypatch, d, ADMIN)
+    token = json.loads(Path(str(answer["session_file"])).read_text())["token"]
+    where = f"/api/v1/flag-requests/{uuid4()}"
+    opened = open_node(Path(d))
+    try:
+        with TestClient(create_app(opened)) as http:
+            before = http.get(where, headers={"Authorization": f"Bearer {token}"})
+            assert before.status_code == 404, before.text  # signed in: only the request is unknown
+            assert cli(capsys, d, "logout")[0] == 0
+            after = http.get(where, headers={"Authorization": f"Bearer {token}"})
+            assert after.status_code == 401 and after.json()["code"] == "session_ended", after.text
+    finally:
+        opened.close()

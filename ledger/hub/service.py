@@ -19,10 +19,9 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -44,6 +43,7 @@ from ledger.hub.tables import hub_requests
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.codes import Registration, link_numbers, register, translate
 from ledger.linkage.directory import Directory
+from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import (
     AnswerMessage,
     Consultation,
@@ -58,21 +58,11 @@ from ledger.linkage.messages import (
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.sealing import Opened, read_header, seal, unseal
 from ledger.linkage.transport import Delivery, Transport
-from ledger.log.signing import Signer
 from projections.base import storage_error
 
-__all__ = ["HubKeys", "HubService", "Step"]
+__all__ = ["HubService", "Step"]
 
 log = logging.getLogger("flagledger.hub")
-
-
-@dataclass(frozen=True)
-class HubKeys:
-    """The hub's own: its signing key, its sealing key, and the secret of its person ids."""
-
-    signer: Signer
-    sealing: X25519PrivateKey
-    secret: bytes = field(repr=False)
 
 
 @dataclass
@@ -94,7 +84,7 @@ class HubService:
         self,
         store: HubStore,
         transport: Transport,
-        keys: HubKeys,
+        keys: PartyKeys,
         directory: Directory,
         now: Callable[[], datetime] = clock.now,
     ) -> None:

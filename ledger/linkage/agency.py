@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ledger import clock
 from ledger.errors import Code, FlagLedgerError, PermissionDenied
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.codes import Registration, agency_code
 from ledger.linkage.directory import Directory
+from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import (
     AnswerMessage,
     Consultation,
@@ -36,24 +35,10 @@ from ledger.linkage.messages import (
 from ledger.linkage.names import HUB
 from ledger.linkage.sealing import SenderKeys, seal, unseal
 from ledger.linkage.transport import Transport
-from ledger.log.signing import Signer
 
-__all__ = ["AgencyEnd", "AgencyKeys", "Inbound", "open_from_hub"]
+__all__ = ["AgencyEnd", "Inbound", "open_from_hub"]
 
 _INBOUND: dict[str, type[Message]] = {m.kind: m for m in (RoutedQuery, Consultation, AnswerMessage)}
-
-
-@dataclass(frozen=True)
-class AgencyKeys:
-    """An agency's own: its signing key, its sealing key and its code secret (never shared)."""
-
-    signer: Signer
-    sealing: X25519PrivateKey
-    secret: bytes = field(repr=False)
-
-    @property
-    def name(self) -> str:
-        return self.signer.agency
 
 
 @dataclass(frozen=True)
@@ -64,7 +49,7 @@ class Inbound:
     message: Message
 
 
-def open_from_hub(keys: AgencyKeys, message: bytes, sender_keys: SenderKeys) -> Inbound:
+def open_from_hub(keys: PartyKeys, message: bytes, sender_keys: SenderKeys) -> Inbound:
     """A message to this agency opened, checked to be the hub's and of a kind the hub sends an agency;
     a ledger error otherwise."""
     opened = unseal(keys.sealing, keys.name, message, sender_keys)
@@ -78,7 +63,7 @@ def open_from_hub(keys: AgencyKeys, message: bytes, sender_keys: SenderKeys) -> 
 class AgencyEnd:
     def __init__(
         self,
-        keys: AgencyKeys,
+        keys: PartyKeys,
         transport: Transport,
         directory: Directory,
         now: Callable[[], datetime] = clock.now,

@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ledger.hub.log import HubStore
-from ledger.hub.service import HubKeys, HubService, Step
-from ledger.linkage.agency import AgencyEnd, AgencyKeys, Inbound
+from ledger.hub.service import HubService, Step
+from ledger.linkage.agency import AgencyEnd, Inbound
 from ledger.linkage.directory import Directory
+from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import Message
 from ledger.linkage.names import HUB
 from ledger.linkage.transport import Transport
@@ -27,20 +28,20 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 A, B, C, D = "131016", "131024", "131032", "131041"  # X's old municipality, where X fled, a querier, another
 
 
-def agency_keys(name: str) -> AgencyKeys:
-    return AgencyKeys(Signer.generate(name), X25519PrivateKey.generate(), os.urandom(32))
+def agency_keys(name: str) -> PartyKeys:
+    return PartyKeys(Signer.generate(name), X25519PrivateKey.generate(), os.urandom(32))
 
 
-def hub_keys() -> HubKeys:
-    return HubKeys(Signer.generate(HUB), X25519PrivateKey.generate(), os.urandom(32))
+def hub_keys() -> PartyKeys:
+    return PartyKeys(Signer.generate(HUB), X25519PrivateKey.generate(), os.urandom(32))
 
 
 @dataclass(frozen=True)
 class Cast:
     """Everyone's keys, made once: two worlds built from one cast differ only in what happens in them."""
 
-    hub: HubKeys
-    agencies: dict[str, AgencyKeys]
+    hub: PartyKeys
+    agencies: dict[str, PartyKeys]
 
     @classmethod
     def of(cls, *names: str) -> Cast:

@@ -9,6 +9,7 @@ from ledger import clock
 from ledger.app.access import LedgerAccess
 from ledger.app.answers import hold_reason, open_file
 from ledger.app.values import Actor, QuerierAnswer
+from ledger.domain.answers import HoldReason
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.provision import ProbeNotice, ProvisionRequest
 from ledger.domain.types import (
@@ -67,11 +68,14 @@ class ProvisionCommands(LedgerAccess):
         procedure: str,
         info_kind: str,
         applicant: str = Applicant.UNKNOWN.value,
+        staff_answer: bool = False,
     ) -> QuerierAnswer:
         """A query from an agency served by another node, as the information-provision network delivers it
         to ``provider``'s intermediate server. The network authenticates the querier, so no staff of ours
         is involved; the answer is what the network relays back (the querier's node learns the rest from
-        the provider's published events, exactly as for :meth:`request_provision`)."""
+        the provider's published events, exactly as for :meth:`request_provision`). ``staff_answer``: the
+        hub's mark that a holder elsewhere protects the person (hub mode, docs/linkage.md) — held for staff
+        whatever this node holds itself, like a flag held here, and naming no holder."""
         agency_code(querier, "querier")
         return self._provision(
             querier,
@@ -81,6 +85,7 @@ class ProvisionCommands(LedgerAccess):
             procedure=procedure,
             info_kind=info_kind,
             applicant=applicant,
+            staff_answer=staff_answer,
         )
 
     def _provision(
@@ -93,6 +98,7 @@ class ProvisionCommands(LedgerAccess):
         procedure: str,
         info_kind: str,
         applicant: str,
+        staff_answer: bool = False,
     ) -> QuerierAnswer:
         agency_code(provider, "provider")
         if provider not in self.hosted:  # (never echoed: it may be an individual number typed in the wrong field)
@@ -117,6 +123,8 @@ class ProvisionCommands(LedgerAccess):
         reason = hold_reason(
             self, provider, subj, state, legal_item=legal_item, procedure=procedure, info_kind=info_kind
         )
+        if staff_answer and reason is None:
+            reason = HoldReason.FLAG  # a holder elsewhere: never answered automatically
         if reason is not None:
             # every kind alike to the querier (same Held event, same answer); the reason stays in the local file
             request.hold(flags=sorted(state), batched=True)

@@ -12,7 +12,21 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, String, Table, Text
 
-__all__ = ["cli_sessions", "metadata", "parked_messages", "pending_events", "relay_marks", "relay_position"]
+__all__ = [
+    "cli_sessions",
+    "linkage_applied",
+    "linkage_consultations",
+    "linkage_parked",
+    "linkage_position",
+    "linkage_queries",
+    "linkage_registrations",
+    "linkage_routed",
+    "metadata",
+    "parked_messages",
+    "pending_events",
+    "relay_marks",
+    "relay_position",
+]
 
 metadata = MetaData()
 
@@ -75,4 +89,89 @@ cli_sessions = Table(
     Column("expires_at", String(40), nullable=False),
     Column("sealed", Text, nullable=True),  # None: signed in with a token (no key to seal)
     Column("ended_at", String(40), nullable=True),
+)
+
+# -- an agency node in hub mode (consumers/linkage_bridge.py, docs/linkage.md) ------------------------------
+# A person is named by this agency's own code only (as its subject, "p" + the code's digits); no number, no
+# other agency's code, no hub person id is ever in these rows.
+
+# The registration of each person this agency met (its code and the number), sealed to the hub when the number
+# was typed: the node cannot open it again, and sends it before the first act about the person.
+linkage_registrations = Table(
+    "linkage_registrations",
+    metadata,
+    Column("subject", String(40), primary_key=True),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("sent", Integer, nullable=False, default=0),
+)
+
+# The event ids of the hub's messages applied here: a message handed over again, or re-injected, is dropped.
+linkage_applied = Table(
+    "linkage_applied",
+    metadata,
+    Column("event_id", String(32), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("applied_at", String(40), nullable=False),
+)
+
+# How far the bridge has sent the node's own log to the hub (the acts it shares).
+linkage_position = Table(
+    "linkage_position",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+
+# Queries this agency asked another through the hub: queued until sent, then the provider's answer.
+linkage_queries = Table(
+    "linkage_queries",
+    metadata,
+    Column("request_id", String(32), primary_key=True),
+    Column("querier", String(32), nullable=False),
+    Column("staff", String(64), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("subject", String(40), nullable=False),
+    Column("procedure", Text, nullable=False),
+    Column("legal_item", Integer, nullable=False),
+    Column("info_kind", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # queued, sent, answered, in_progress, not_provided
+    Column("data", Text, nullable=False, default=""),
+    Column("asked_at", String(40), nullable=False),
+)
+
+# Queries the hub routed here (as provider): the hub's request id → the local provision request, and the last
+# answer sent for it (a staff-made answer follows the first "in_progress").
+linkage_routed = Table(
+    "linkage_routed",
+    metadata,
+    Column("hub_request_id", String(32), primary_key=True),
+    Column("local_request_id", String(36), nullable=False, unique=True),
+    Column("answered", String(16), nullable=False),
+)
+
+# Consultations the hub relayed to this agency as a holder: a provider was asked about a person it protects.
+linkage_consultations = Table(
+    "linkage_consultations",
+    metadata,
+    Column("request_id", String(32), primary_key=True),  # the provider's (hub-given) request id
+    Column("holder", String(32), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("subject", String(40), nullable=False),
+    Column("procedure", Text, nullable=False),
+    Column("legal_item", Integer, nullable=False),
+    Column("info_kind", Text, nullable=False),
+    Column("received_at", String(40), nullable=False),
+)
+
+# What the bridge could not apply or send: a message from the broker that does not open, is not the hub's or
+# cannot be applied (with its bytes), or an own act it cannot share (no registration). Never retried blindly.
+linkage_parked = Table(
+    "linkage_parked",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(40), nullable=False),
+    Column("direction", String(8), nullable=False),  # "in" (from the hub) or "out" (an own act)
+    Column("code", String(40), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("message", LargeBinary, nullable=True),
 )

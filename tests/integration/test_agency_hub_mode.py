@@ -1,0 +1,158 @@
+"""Agency nodes in linkage hub mode (issue 19): three nodes — A the provider, B the holder, C the querier — each
+with its own data directory, secrets and databases, talking only to an in-process hub on the in-memory
+transport through ``consumers/linkage_bridge.py``.
+
+Threats, per test: the perpetrator (asking at C about X, who fled to B), a peer agency and an insider at the
+provider (what A's data directory and secrets hold and can compute), the broker operator (re-injecting a
+message, junk in an inbox), and the hub being unreachable (local flags still decide).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from sqlalchemy import func, select
+
+from ledger.app import Actor
+from ledger.hub.log import HubStore, open_hub_store
+from ledger.linkage.codes import agency_code
+from ledger.linkage.sealing import seal
+from ledger.linkage.transport import Topics
+from ledger.runtime.linkage import code_secret_name, subject_of
+from ledger.runtime.tables import linkage_applied, linkage_consultations, linkage_parked, linkage_routed
+from tests.conftest import NodeFactory
+from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, data_dir_bytes, hub_nodes, set_flag
+from tests.support.hub_world import A, B, C
+from tests.support.people import individual_number
+
+
+@pytest.fixture
+def world(make_node: NodeFactory, tmp_path: Path) -> Iterator[HubNodes]:
+    store: HubStore = open_hub_store(f"sqlite:///{tmp_path / 'hub.sqlite'}", "hub-1")
+    w = hub_nodes(make_node, store, (A, B, C))
+    yield w
+    store.close()
+
+
+def _secret(w: HubNodes, code: str) -> bytes:
+    return bytes.fromhex(w.nodes[code].keys.store.get(code_secret_name(code)))
+
+
+def _count(w: HubNodes, code: str, table: object) -> int:
+    with w.nodes[code].engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
+
+
+def test_each_node_names_a_person_by_its_own_code(world: HubNodes) -> None:
+    """Insider at a peer agency: a subject at A is A's own code, under A's own secret — not a national
+    pseudonym B's node would also compute for the same number."""
+    x = individual_number()
+    at_a, at_b = world.nodes[A].app.subject(x), world.nodes[B].app.subject(x)
+    assert at_a == subject_of(agency_code(_secret(world, A), A, x))
+    assert at_b == subject_of(agency_code(_secret(world, B), B, x))
+    assert at_a != at_b
+
+
+def test_seed_c_asks_a_about_x_held_for_staff_though_a_never_learns_b(world: HubNodes) -> None:
+    """Perpetrator asking at C; insider at the provider A (its whole data directory and secrets): B protects X
+    with four eyes; C's query about X reaches A through the hub marked for staff, so A holds it (never an
+    automatic answer) and C hears "in progress"; Z, unprotected, is answered automatically (the control). A's
+    node holds no B code for X, nor anything naming B, and no secret of A computes B's code."""
+    x, z = individual_number(), individual_number()
+    set_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
+    world.bridges[A].file_person(x)  # A, X's old municipality, holds X's tax data
+    world.bridges[A].file_person(z)
+    world.settle()
+    asked = world.bridges[C].ask(Actor(C, "counter"), A, x, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+    control = world.bridges[C].ask(Actor(C, "counter"), A, z, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+    assert world.bridges[C].query(asked)["status"] == "queued"  # nothing sent before the push: visible
+    world.settle()
+
+    assert world.bridges[C].query(asked)["status"] == "in_progress"
+    assert world.bridges[C].query(control)["status"] == "answered"
+    with world.nodes[A].engine.connect() as conn:
+        routed = conn.execute(select(linkage_routed)).all()
+    statuses = sorted(world.nodes[A].app.provision_request(UUID(r.local_request_id)).status or "" for r in routed)
+    assert statuses == ["held", "provided"]
+    held = next(r for r in routed if world.nodes[A].app.provision_request(UUID(r.local_request_id)).status == "held")
+    request = world.nodes[A].app.provision_request(UUID(held.local_request_id))
+    assert request.subject == world.nodes[A].app.subject(x) and request.querier == C
+
+    # B, the holder, is consulted under its own code, about A's request, without the querier
+    consulted = world.bridges[B].consultations()
+    assert [(c["provider"], c["subject"]) for c in consulted] == [(A, world.nodes[B].app.subject(x))]
+    assert C not in json.dumps(consulted)
+    assert _count(world, A, linkage_consultations) == 0 and _count(world, C, linkage_consultations) == 0
+
+    # A never learns that B holds: nothing in A's log or tables names B, and no B code for X is anywhere
+    b_code = agency_code(_secret(world, B), B, x)
+    blob = data_dir_bytes(world.nodes[A].config.data_dir)
+    for form in (b_code, subject_of(b_code), b_code[1:]):
+        assert form.encode() not in blob
+    events = [
+        str(world.nodes[A].app.signed_mapper.decode(env).__dict__) for _, _, env in world.nodes[A].app.envelopes()
+    ]
+    assert not any(B in e for e in events)
+    assert any(world.nodes[A].app.subject(x) in e for e in events)  # the search can find a subject
+    # ... and cannot compute one: every secret of A's node, used as B's code secret, gives another code
+    store = world.nodes[A].keys.store
+    for name in store.names():
+        if name.endswith(".pem"):
+            continue
+        value = store.get(name)
+        try:
+            candidate = bytes.fromhex(value)
+        except ValueError:
+            continue
+        if len(candidate) >= 32:
+            assert agency_code(candidate, B, x) != b_code
+    # the check can fail: B's own secret does compute it
+    assert agency_code(_secret(world, B), B, x) == b_code
+
+
+def test_a_flag_held_locally_decides_while_the_hub_does_not_know(world: HubNodes) -> None:
+    """The hub unreachable from the provider (its flag change never sent): A protects W itself, the hub routes
+    C's query about W as "auto", and A holds it anyway — a local flag decides without the hub."""
+    w = individual_number()
+    world.bridges[A].file_person(w)
+    world.settle()
+    set_flag(world.nodes[A], A, w, "NO_AUTO_RESPONSE")  # A's push does not run: the hub never hears of it
+    asked = world.bridges[C].ask(Actor(C, "counter"), A, w, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+    world.bridges[C].push()
+    world.hub.step(timeout_ms=20)
+    pulled = world.bridges[A].pull(timeout_ms=20)
+    assert pulled.applied == ["routed_query"]
+    with world.nodes[A].engine.connect() as conn:
+        (local,) = conn.execute(select(linkage_routed.c.local_request_id)).scalars()
+    assert world.nodes[A].app.provision_request(UUID(local)).status == "held"
+    world.settle()
+    assert world.bridges[C].query(asked)["status"] == "in_progress"
+
+
+def test_a_replayed_or_junk_message_is_dropped_or_parked_durably(world: HubNodes) -> None:
+    """Broker operator re-injecting the hub's message into A's inbox (after A's bridge restarted, no memory):
+    dropped by the applied id in A's database, no second request; junk and a peer's message sealed to A:
+    parked, the inbox committed past them."""
+    x = individual_number()
+    world.bridges[A].file_person(x)
+    world.settle()
+    world.bridges[C].ask(Actor(C, "counter"), A, x, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+    world.settle()
+    inbox = Topics().inbox(A)
+    routed = world.broker.topics[inbox][0]
+    assert _count(world, A, linkage_routed) == 1 and _count(world, A, linkage_applied) == 1
+
+    world.broker.append(inbox, routed)
+    world.broker.append(inbox, b"junk")
+    peer = world.nodes[B]
+    forged = seal(peer.app.signers[B], world.bridges[A].keys.sealing.public_key(), A, "0" * 32, "answer", b"{}")
+    world.broker.append(inbox, forged)
+    pulled = world.bridge(A).pull(timeout_ms=20)
+    assert pulled.replays == 1 and pulled.applied == []
+    assert len(pulled.parked) == 2
+    assert _count(world, A, linkage_routed) == 1 and _count(world, A, linkage_parked) == 2
+    assert world.bridge(A).pull(timeout_ms=20).parked == []  # committed past: not handed over again

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from uuid import UUID
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import MetaData, func, select
 
 from ledger.app import Actor
 from ledger.hub.log import HubStore, open_hub_store
@@ -25,17 +26,28 @@ from ledger.linkage.transport import Topics
 from ledger.runtime.linkage import code_secret_name, subject_of
 from ledger.runtime.tables import linkage_applied, linkage_consultations, linkage_parked, linkage_routed
 from tests.conftest import NodeFactory
+from tests.support.approvals import approve_fully
 from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, data_dir_bytes, hub_nodes, set_flag
 from tests.support.hub_world import A, B, C
 from tests.support.people import individual_number
+from tests.support.postgres import temp_database
 
 
 @pytest.fixture
-def world(make_node: NodeFactory, tmp_path: Path) -> Iterator[HubNodes]:
-    store: HubStore = open_hub_store(f"sqlite:///{tmp_path / 'hub.sqlite'}", "hub-1")
-    w = hub_nodes(make_node, store, (A, B, C))
-    yield w
-    store.close()
+def world(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[HubNodes]:
+    """Each node and the hub on its own database: SQLite files, or throw-away PostgreSQL databases."""
+    with ExitStack() as stack:
+        if backend is None:
+            urls: dict[str, str | None] = {}
+            hub_url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+        else:
+            urls = {c: stack.enter_context(temp_database()) for c in (A, B, C)}
+            hub_url = stack.enter_context(temp_database())
+        store: HubStore = open_hub_store(hub_url, "hub-1")
+        w = hub_nodes(make_node, store, (A, B, C), urls)
+        yield w
+        w.close()
+        store.close()
 
 
 def _secret(w: HubNodes, code: str) -> bytes:
@@ -45,6 +57,16 @@ def _secret(w: HubNodes, code: str) -> bytes:
 def _count(w: HubNodes, code: str, table: object) -> int:
     with w.nodes[code].engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
+
+
+def _all_rows(w: HubNodes, code: str) -> str:
+    """Every row of every table of the node's views and operational database (on PostgreSQL it is not in the
+    data directory), as text."""
+    engine = w.nodes[code].engine
+    meta = MetaData()
+    meta.reflect(engine)
+    with engine.connect() as conn:
+        return "\n".join(str(tuple(r)) for t in meta.sorted_tables for r in conn.execute(select(t)))
 
 
 def test_each_node_names_a_person_by_its_own_code(world: HubNodes) -> None:
@@ -91,8 +113,10 @@ def test_seed_c_asks_a_about_x_held_for_staff_though_a_never_learns_b(world: Hub
     # A never learns that B holds: nothing in A's log or tables names B, and no B code for X is anywhere
     b_code = agency_code(_secret(world, B), B, x)
     blob = data_dir_bytes(world.nodes[A].config.data_dir)
+    rows = _all_rows(world, A)
+    assert world.nodes[A].app.subject(x) in rows  # the search can find a subject
     for form in (b_code, subject_of(b_code), b_code[1:]):
-        assert form.encode() not in blob
+        assert form.encode() not in blob and form not in rows
     events = [
         str(world.nodes[A].app.signed_mapper.decode(env).__dict__) for _, _, env in world.nodes[A].app.envelopes()
     ]
@@ -156,3 +180,46 @@ def test_a_replayed_or_junk_message_is_dropped_or_parked_durably(world: HubNodes
     assert len(pulled.parked) == 2
     assert _count(world, A, linkage_routed) == 1 and _count(world, A, linkage_parked) == 2
     assert world.bridge(A).pull(timeout_ms=20).parked == []  # committed past: not handed over again
+
+
+def test_the_staff_made_answer_follows_and_the_hub_files_records_and_flag_changes(world: HubNodes) -> None:
+    """Perpetrator asking at C, then waiting: A's reviewer and approver decide the held request (four eyes);
+    C hears nothing but "in progress" until A's batch releases the decision, then the decision. The hub filed
+    B's set and release (after B's own chain) and A's provision record of the request, once each."""
+    from datetime import timedelta
+
+    from ledger.app.answers import run_batches
+    from ledger.hub.tables import hub_flag_changes, hub_records
+
+    x = individual_number()
+    set_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
+    world.bridges[A].file_person(x)
+    world.settle()
+    asked = world.bridges[C].ask(Actor(C, "counter"), A, x, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+    world.settle()
+    app = world.nodes[A].app
+    with world.nodes[A].engine.connect() as conn:
+        (local,) = conn.execute(select(linkage_routed.c.local_request_id)).scalars()
+    app.propose_decision(Actor(A, "rev"), UUID(local), "refuse", "unknown")
+    version = app.provision_request(UUID(local)).proposal_version
+    assert version is not None
+    app.approve_decision(Actor(A, "apr"), UUID(local), version)
+    world.settle()
+    assert world.bridges[C].query(asked)["status"] == "in_progress"  # decided, not yet released
+    run_batches(app, app.clock() + timedelta(days=2))
+    world.settle()
+    assert world.bridges[C].query(asked)["status"] == "not_provided"
+
+    rid = world.nodes[B].app.request_flags(
+        Actor(B, "req"), x, ["NON_DISCLOSURE"], kind="release", explanation="told in person"
+    )
+    approve_fully(world.nodes[B].app, B, rid)
+    world.nodes[B].app.execute_request(Actor(B, "op"), rid)
+    world.settle()
+    world.bridges[B].push()  # nothing new: nothing sent twice
+    world.settle()
+    with world.hub.store.engine.connect() as conn:
+        changes = [(r.holder, r.flag, r.action) for r in conn.execute(select(hub_flag_changes).order_by("seq"))]
+        records = [(r.provider, r.querier, r.outcome) for r in conn.execute(select(hub_records))]
+    assert changes == [(B, "NON_DISCLOSURE", "set"), (B, "NON_DISCLOSURE", "release")]
+    assert records == [(A, C, "held")]

@@ -84,11 +84,18 @@ class HubNodes:
             node.close()
 
 
-def hub_nodes(make_node: Callable[..., Node], store: HubStore, codes: tuple[str, ...]) -> HubNodes:
-    """One node per agency code (standard staff), switched to hub mode, and the hub that knows them."""
+def hub_nodes(
+    make_node: Callable[..., Node], store: HubStore, codes: tuple[str, ...], urls: dict[str, str | None] | None = None
+) -> HubNodes:
+    """One node per agency code (standard staff; ``urls``: each one's own database, default SQLite), switched
+    to hub mode, and the hub that knows them."""
     keys = hub_keys()
     broker = MemoryBroker()
-    nodes = {c: to_hub_mode(make_node((AgencySpec(c, f"{c}市", "municipality"),), name=c), keys) for c in codes}
+    urls = urls or {}
+    nodes = {
+        c: to_hub_mode(make_node((AgencySpec(c, f"{c}市", "municipality"),), name=c, database_url=urls.get(c)), keys)
+        for c in codes
+    }
     directory = Directory()
     directory.add(
         KeyRecord(

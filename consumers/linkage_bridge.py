@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
 from consumers.linkage_inbound import NOBODY, Pulled, park, pull
 from ledger.app import Actor, FlagLedger
@@ -128,6 +128,15 @@ class LinkageBridge:
         if row is None:
             raise InputError("unknown query", code=Code.NOT_FOUND)
         return {"request_id": row.request_id, "provider": row.provider, "status": row.status, "data": row.data}
+
+    def queued(self) -> int:
+        """Queries not yet sent to the hub (it was unreachable, or the person's number was never typed)."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(linkage_queries).where(linkage_queries.c.status == "queued")
+                ).scalar_one()
+            )
 
     def consultations(self) -> list[dict[str, Any]]:
         """Consultations the hub relayed to this agency as a holder (no querier in them)."""

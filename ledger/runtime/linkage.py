@@ -195,6 +195,7 @@ def pseudonymizer(config: NodeConfig, keys: Keys) -> Pseudonymizer:
     if not hub_mode(config):
         return Pseudonymizer(keys.pseudonym_secret())
     agency = hosted_agency(config)
+    _hub(config)  # refused before anything is opened: a hub-mode node that cannot reach the hub is misconfigured
     return AgencyCodes(code_secret(keys, agency), agency)
 
 

@@ -223,3 +223,69 @@ def test_the_staff_made_answer_follows_and_the_hub_files_records_and_flag_change
         records = [(r.provider, r.querier, r.outcome) for r in conn.execute(select(hub_records))]
     assert changes == [(B, "NON_DISCLOSURE", "set"), (B, "NON_DISCLOSURE", "release")]
     assert records == [(A, C, "held")]
+
+
+def test_a_misconfigured_mode_is_refused_never_a_silent_fallback(make_node: NodeFactory) -> None:
+    """Administrator's mistake: an unknown mode, hub mode without the hub's keys, or hub mode on a node hosting
+    two agencies (one subject space, two codes) is refused at opening — never today's shared pseudonym in its
+    place; the default stays the shared mode, and the bridge refuses a shared-mode node."""
+    from consumers.linkage_bridge import LinkageBridge
+    from ledger.errors import ConfigurationError, InputError
+    from ledger.linkage.transport import MemoryBroker, MemoryTransport
+    from ledger.log.pseudonym import Pseudonymizer
+    from ledger.runtime.bootstrap import AgencySpec, open_node
+    from ledger.runtime.config import NodeConfig
+    from tests.support.hub_nodes import hub_entry
+    from tests.support.hub_world import hub_keys
+
+    one = make_node((AgencySpec(A, "A市", "municipality"),), staff=False)
+    x = individual_number()
+    assert one.app.subject(x) == Pseudonymizer(one.keys.pseudonym_secret())(x)  # the default: shared
+    with pytest.raises(InputError):
+        LinkageBridge(one, MemoryTransport(MemoryBroker(), A))
+    two = make_node((AgencySpec(A, "A市", "municipality"), AgencySpec(B, "B市", "municipality")), staff=False)
+    entry = hub_entry(hub_keys(), "2026-01-01T00:00:00+00:00")
+    for node, linkage in (
+        (one, {"mode": "hubb"}),
+        (one, {"mode": "hub"}),
+        (one, {"mode": "hub", "hub": {**entry, "sealing_hex": "00"}}),
+        (two, {"mode": "hub", "hub": entry}),
+    ):
+        config = NodeConfig.load(node.config.data_dir)
+        config.linkage = linkage
+        config.save()
+        with pytest.raises(ConfigurationError):
+            open_node(node.config.data_dir)
+    config = NodeConfig.load(one.config.data_dir)
+    config.linkage = {"mode": "hub", "hub": entry}
+    config.save()
+    opened = open_node(one.config.data_dir)  # the control: a good setting opens, in hub mode
+    try:
+        assert opened.app.subject(x) != one.app.subject(x)
+    finally:
+        opened.close()
+
+
+def test_the_node_loop_in_hub_mode_talks_to_the_hub_only(world: HubNodes) -> None:
+    """Peer agency reading the shared topic: B's node loop in hub mode runs the bridge and no relay — its flag
+    change reaches the hub sealed, the status file says so, and nothing is published for other agencies."""
+    from ledger.hub.tables import hub_flag_changes
+    from ledger.linkage.transport import MemoryTransport
+    from ledger.node.agency_loop import run_agency
+
+    x = individual_number()
+    set_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
+    turns = iter(range(3))
+    status = run_agency(
+        world.nodes[B],
+        lambda: next(turns, None) is None,
+        poll_timeout_ms=10,
+        transport=MemoryTransport(world.broker, B),
+    )
+    assert status["linkage"]["mode"] == "hub" and status["linkage"]["sent"] == 1
+    assert status["linkage"]["registrations"] == 1 and status["linkage"]["queued"] == 0
+    assert json.loads((world.nodes[B].config.data_dir / "node-status.json").read_text()) == status
+    world.hub.step(timeout_ms=20)
+    with world.hub.store.engine.connect() as conn:
+        assert [r.holder for r in conn.execute(select(hub_flag_changes))] == [B]
+    assert set(world.broker.topics) == {Topics().inbox("hub")}  # the hub's inbox, and no shared events topic

@@ -18,7 +18,7 @@ from ledger.hub.service import HubService
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.sealing import public_hex
-from ledger.linkage.transport import MemoryBroker, MemoryTransport
+from ledger.linkage.transport import MemoryBroker, MemoryTransport, Transport
 from ledger.log.signing import KeyRecord
 from ledger.runtime.bootstrap import AgencySpec, Node, open_node
 from ledger.runtime.config import NodeConfig
@@ -58,6 +58,7 @@ class HubNodes:
     hub: HubService
     nodes: dict[str, Node] = field(default_factory=dict)
     bridges: dict[str, LinkageBridge] = field(default_factory=dict)
+    open_transport: Callable[[str], Transport] | None = None  # default: the in-memory broker
 
     def settle(self, rounds: int = 20) -> None:
         """Push every node, step the hub, pull every node — until nothing moves."""
@@ -76,7 +77,8 @@ class HubNodes:
 
     def bridge(self, code: str) -> LinkageBridge:
         """A new bridge of ``code``'s node (no memory of the last one: what it knows is in its database)."""
-        self.bridges[code] = LinkageBridge(self.nodes[code], MemoryTransport(self.broker, code))
+        opened = self.open_transport(code) if self.open_transport else MemoryTransport(self.broker, code)
+        self.bridges[code] = LinkageBridge(self.nodes[code], opened)
         return self.bridges[code]
 
     def close(self) -> None:
@@ -85,7 +87,11 @@ class HubNodes:
 
 
 def hub_nodes(
-    make_node: Callable[..., Node], store: HubStore, codes: tuple[str, ...], urls: dict[str, str | None] | None = None
+    make_node: Callable[..., Node],
+    store: HubStore,
+    codes: tuple[str, ...],
+    urls: dict[str, str | None] | None = None,
+    open_transport: Callable[[str], Transport] | None = None,
 ) -> HubNodes:
     """One node per agency code (standard staff; ``urls``: each one's own database, default SQLite), switched
     to hub mode, and the hub that knows them."""
@@ -110,8 +116,9 @@ def hub_nodes(
         record, sealing = published(node)
         directory.add(record, sealing)
     any_node = next(iter(nodes.values()))
-    hub = HubService(store, MemoryTransport(broker, "hub"), keys, directory, any_node.app.clock)
-    world = HubNodes(keys, broker, hub, nodes)
+    hub_transport = open_transport("hub") if open_transport else MemoryTransport(broker, "hub")
+    hub = HubService(store, hub_transport, keys, directory, any_node.app.clock)
+    world = HubNodes(keys, broker, hub, nodes, open_transport=open_transport)
     for code in codes:
         world.bridge(code)
     return world

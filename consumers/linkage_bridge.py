@@ -31,11 +31,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, insert, select, update
 
+from consumers import linkage_staff as staff
 from consumers.linkage_inbound import NOBODY, Pulled, park, pull
+from consumers.linkage_staff import FILED, SENT
 from ledger.app import Actor, FlagLedger
-from ledger.domain.types import Action
 from ledger.errors import Code, InputError
 from ledger.linkage.agency import AgencyEnd
 from ledger.linkage.buckets import ANSWER_SIZE
@@ -50,7 +51,6 @@ from ledger.runtime.tables import linkage_position, linkage_queries, linkage_reg
 __all__ = ["LinkageBridge", "Pushed"]
 
 LOG = "log"
-KEPT, SENT, FILED = 0, 1, 2  # linkage_registrations.sent: kept until an act needs it, sent, filed (send now)
 # topics are part of the stored data and never move (docs/design.md, event catalogue)
 _SET, _RELEASED = "ledger.domain.flags:Protection.FlagsSet", "ledger.domain.flags:Protection.FlagsReleased"
 _AUTO, _HELD = "ledger.domain.provision:ProvisionRequest.AutoProvided", "ledger.domain.provision:ProvisionRequest.Held"
@@ -79,71 +79,32 @@ class LinkageBridge:
         self.transport = transport
         self.end = AgencyEnd(self.keys, transport, self.directory, node.app.clock)
 
-    # -- staff ---------------------------------------------------------------------------------------
+    # -- staff (consumers.linkage_staff: the same without a transport, for the command line) -----------
     def file_person(self, number: str) -> str:
-        """File the person at the hub under this agency's code (sent at the next push, with no act about
-        them needed: e.g. a resident whose data this agency provides); their subject here."""
-        subject = self.app.subject(number)
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(linkage_registrations)
-                .where(linkage_registrations.c.subject == subject, linkage_registrations.c.sent == KEPT)
-                .values(sent=FILED)
-            )
-        return subject
+        return staff.file_person(self.app, self.engine, number)
 
     def ask(
         self, actor: Actor, provider: str, number_or_subject: str, *, legal_item: int, procedure: str, info_kind: str
     ) -> str:
-        """A query of ``actor``'s staff to ``provider`` (another agency), through the hub: queued now, sent at
-        the next push; returns the request id (:meth:`query` shows its state)."""
-        self.app.authorise_any(actor, Action.REQUEST_PROVISION)
-        if actor.agency != self.agency or provider == self.agency:
-            raise InputError("ask another agency, as this node's agency", field="provider")
-        subject = self.app.subject(number_or_subject)
-        request_id = uuid.uuid4().hex
-        QueryMessage(request_id, code_of(subject), provider, procedure, legal_item, info_kind).check()
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert(linkage_queries).values(
-                    request_id=request_id,
-                    querier=self.agency,
-                    staff=actor.staff,
-                    provider=provider,
-                    subject=subject,
-                    procedure=procedure,
-                    legal_item=legal_item,
-                    info_kind=info_kind,
-                    status="queued",
-                    data="",
-                    asked_at=self.app.clock().isoformat(),
-                )
-            )
-        return request_id
+        return staff.ask(
+            self.app,
+            self.engine,
+            actor,
+            provider,
+            number_or_subject,
+            legal_item=legal_item,
+            procedure=procedure,
+            info_kind=info_kind,
+        )
 
     def query(self, request_id: str) -> dict[str, Any]:
-        """A query this agency asked: its provider, status (queued, sent, or the answer's) and data."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(linkage_queries).where(linkage_queries.c.request_id == request_id)).first()
-        if row is None:
-            raise InputError("unknown query", code=Code.NOT_FOUND)
-        return {"request_id": row.request_id, "provider": row.provider, "status": row.status, "data": row.data}
+        return staff.query(self.engine, self.agency, request_id)
 
     def queued(self) -> int:
-        """Queries not yet sent to the hub (it was unreachable, or the person's number was never typed)."""
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.count()).select_from(linkage_queries).where(linkage_queries.c.status == "queued")
-                ).scalar_one()
-            )
+        return staff.queued(self.engine)
 
     def consultations(self) -> list[dict[str, Any]]:
-        """Consultations the hub relayed to this agency as a holder (no querier in them)."""
-        from ledger.runtime.tables import linkage_consultations as t
-
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(select(t).order_by(t.c.received_at, t.c.request_id))]
+        return staff.consultations(self.engine, self.agency)
 
     # -- the loop ------------------------------------------------------------------------------------
     def step(self, timeout_ms: int = 50) -> tuple[Pushed, Pulled]:

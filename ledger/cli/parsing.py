@@ -77,6 +77,7 @@ CLI_BOUNDS: dict[str, Bound] = {
     "body_request": _UUID,
     "public_key": _HEX_KEY,
     "event_id": _EVENT_ID,
+    "hub_request": Bound(32),  # `provision asked`: a query's id through the hub (uuid4 hex)
     "enrolment_code": Bound(64),  # `staff activate --code` (secrets.token_urlsafe(24): 32 characters)
     "token": _LIAISON,
     "role": bounds.ENUM,

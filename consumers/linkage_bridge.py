@@ -8,6 +8,8 @@ agency's own code.
   before the first act about them;
 * this agency's **flag changes** — ``Protection.FlagsSet`` / ``FlagsReleased``, i.e. after its own four-eyes
   chain executed them — one ``flag_change`` per flag, its id derived from the event so a resend is filed once;
+* its **number changes** (``PseudonymLink.Linked``, after its own four eyes): its codes for the old and the new
+  number, so the hub joins the person's numbers;
 * its **provision records** (a request's first outcome, auto-provided or held), the id the request's;
 * the **answers** to queries the hub routed here, once the querier may see them (held: ``in_progress`` at once,
   the staff-made answer when the provider's batch releases it);
@@ -42,7 +44,7 @@ from ledger.linkage.agency import AgencyEnd
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
-from ledger.linkage.messages import AnswerMessage, FlagChangeMessage, Message, QueryMessage, RecordMessage
+from ledger.linkage.messages import AnswerMessage, FlagChangeMessage, LinkMessage, Message, QueryMessage, RecordMessage
 from ledger.linkage.names import HUB
 from ledger.linkage.transport import Transport
 from ledger.runtime.linkage import Node, code_of, hosted_agency, hub_mode, linkage_directory, party_keys
@@ -54,7 +56,8 @@ LOG = "log"
 # topics are part of the stored data and never move (docs/design.md, event catalogue)
 _SET, _RELEASED = "ledger.domain.flags:Protection.FlagsSet", "ledger.domain.flags:Protection.FlagsReleased"
 _AUTO, _HELD = "ledger.domain.provision:ProvisionRequest.AutoProvided", "ledger.domain.provision:ProvisionRequest.Held"
-_TOPICS = [_SET, _RELEASED, _AUTO, _HELD]
+_LINKED = "ledger.domain.identity:PseudonymLink.Linked"
+_TOPICS = [_SET, _RELEASED, _AUTO, _HELD, _LINKED]
 _IDS = uuid.UUID("5f0c8a52-35f5-4a8e-9d0b-6c1f3e0a7b19")  # the namespace of flag change ids
 
 
@@ -131,16 +134,15 @@ class LinkageBridge:
             registered.add(subject)
         start = self._position()
         end = self.app.max_position()
-        for subject, message in self._acts(start, end):
-            if subject not in registered:
-                if not self._register(subject, out):
-                    with self.engine.begin() as conn:
-                        park(
-                            conn, self.app.clock(), "out", Code.NOT_FOUND, f"no registration for a {message.kind}", None
-                        )
-                    out.parked += 1
-                    continue
-                registered.add(subject)
+        for subjects, message in self._acts(start, end):
+            missing = [s for s in subjects if s not in registered and not self._register(s, out)]
+            if missing:
+                with self.engine.begin() as conn:
+                    reason = f"no registration for a {message.kind}: the person's number was never typed here"
+                    park(conn, self.app.clock(), "out", Code.NOT_FOUND, reason, None)
+                out.parked += 1
+                continue
+            registered.update(subjects)
             self.end.send(message)
             out.acts.append(message.kind)
         self._set_position(end)
@@ -178,7 +180,7 @@ class LinkageBridge:
             out.registrations += 1
         return True
 
-    def _acts(self, start: int, end: int) -> Iterator[tuple[str, Message]]:
+    def _acts(self, start: int, end: int) -> Iterator[tuple[tuple[str, ...], Message]]:
         """This agency's shareable acts in its committed log after ``start`` up to ``end``."""
         recorder, mapper = self.app.recorder, self.app.signed_mapper
         position = start + 1
@@ -191,14 +193,18 @@ class LinkageBridge:
                 return
             position = rows[-1].id + 1
 
-    def _act(self, topic: str, event: Any, stream: UUID) -> Iterator[tuple[str, Message]]:
+    def _act(self, topic: str, event: Any, stream: UUID) -> Iterator[tuple[tuple[str, ...], Message]]:
         if topic in (_SET, _RELEASED):
             if event.agency != self.agency:
                 return
             action = "set" if topic == _SET else "release"
             for flag in event.flags:
                 change = uuid.uuid5(_IDS, f"{stream}:{event.originator_version}:{flag}").hex
-                yield event.subject, FlagChangeMessage(change, code_of(event.subject), flag, action)
+                yield (event.subject,), FlagChangeMessage(change, code_of(event.subject), flag, action)
+            return
+        if topic == _LINKED:  # a number change made with this agency's four eyes: one person at the hub
+            if event.agency == self.agency:
+                yield (event.old, event.new), LinkMessage(code_of(event.old), code_of(event.new))
             return
         request = self.app.provision_request(stream)
         if request.agency != self.agency:
@@ -206,7 +212,7 @@ class LinkageBridge:
         outcome = "provided" if topic == _AUTO else "held"
         made_at = event.timestamp.isoformat() if isinstance(event.timestamp, datetime) else str(event.timestamp)
         yield (
-            request.subject,
+            (request.subject,),
             RecordMessage(
                 request.id.hex,
                 code_of(request.subject),

@@ -327,3 +327,27 @@ def test_the_command_line_asks_another_agency_through_the_hub(
     assert not names(json.dumps(shown), C)
     assert cli(B, "provision", "consultations", "--as", f"{B}/counter")[0] != 0
     assert cli(A, "provision", "asked", str(asked["request_id"]), "--as", f"{A}/counter")[0] != 0
+
+
+def test_a_number_change_at_the_holder_protects_under_the_new_number(world: HubNodes) -> None:
+    """Perpetrator after the victim's number changed: B protects X under the old number and records the change
+    with four eyes; C asks under the new number, A knows only the old one — A is asked under its own old-number
+    code and holds the request for staff; the hub joined the two numbers from B's link."""
+    from ledger.hub.tables import hub_links
+
+    old, new = individual_number(), individual_number()
+    set_flag(world.nodes[B], B, old, "NON_DISCLOSURE")
+    b = world.nodes[B].app
+    link = b.request_link(Actor(B, "req"), old, new, "個人番号の変更")
+    b.approve_link(Actor(B, "apr"), link)
+    world.bridges[A].file_person(old)
+    world.settle()
+    with world.hub.store.engine.connect() as conn:
+        assert len(conn.execute(select(hub_links)).all()) == 1
+    asked = world.bridges[C].ask(Actor(C, "counter"), A, new, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+    world.settle()
+    assert world.bridges[C].query(asked)["status"] == "in_progress"
+    with world.nodes[A].engine.connect() as conn:
+        (local,) = conn.execute(select(linkage_routed.c.local_request_id)).scalars()
+    request = world.nodes[A].app.provision_request(UUID(local))
+    assert request.status == "held" and request.subject == world.nodes[A].app.subject(old)

@@ -36,7 +36,8 @@ from uuid import UUID
 from sqlalchemy import Engine, insert, select, update
 
 from consumers import linkage_staff as staff
-from consumers.linkage_inbound import NOBODY, Pulled, park, pull
+from consumers.linkage_inbound import Pulled, park, pull
+from consumers.linkage_receipt import NOBODY, NOBODY_SENT
 from consumers.linkage_staff import FILED, SENT
 from ledger.app import Actor, FlagLedger
 from ledger.errors import Code, InputError
@@ -228,12 +229,14 @@ class LinkageBridge:
     def _answers(self, out: Pushed) -> None:
         """Answer each routed query whose answer the querier may now see and was not sent yet."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(linkage_routed).where(linkage_routed.c.answered.in_(("", "in_progress")))).all()
+            rows = conn.execute(
+                select(linkage_routed).where(linkage_routed.c.answered.in_(("", "in_progress", NOBODY)))
+            ).all()
         for row in rows:
-            if row.local_request_id == row.hub_request_id:  # nobody filed here: nothing to decide, ever
-                status = "in_progress" if row.answered == NOBODY else row.answered
+            if row.answered == NOBODY:  # nothing here to decide, ever: "in progress", as any manual answer
+                status, done = "in_progress", NOBODY_SENT
             else:
-                status = self.app.querier_answer(UUID(row.local_request_id)).status
+                status = done = self.app.querier_answer(UUID(row.local_request_id)).status
             if status == row.answered:
                 continue
             self.end.send(AnswerMessage(row.hub_request_id, status), ANSWER_SIZE)
@@ -241,7 +244,7 @@ class LinkageBridge:
                 conn.execute(
                     update(linkage_routed)
                     .where(linkage_routed.c.hub_request_id == row.hub_request_id)
-                    .values(answered=status)
+                    .values(answered=done)
                 )
             out.acts.append(AnswerMessage.kind)
 

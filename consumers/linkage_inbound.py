@@ -24,6 +24,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from consumers.linkage_receipt import note, receive, recover
 from ledger.app import FlagLedger
 from ledger.errors import Code, FlagLedgerError, NotFoundError
 from ledger.linkage.agency import Inbound, open_from_hub
@@ -37,15 +38,11 @@ from ledger.runtime.tables import (
     linkage_consultations,
     linkage_parked,
     linkage_queries,
-    linkage_routed,
 )
 
 __all__ = ["Pulled", "park", "pull"]
 
 log = logging.getLogger("flagledger.linkage")
-
-# the hub's request id of a query about a person this agency never filed: answered once, nothing held
-NOBODY = ""
 
 
 @dataclass
@@ -67,25 +64,7 @@ def park(conn: Connection, now: datetime, direction: str, code: str, reason: str
 def _apply(app: FlagLedger, agency: str, conn: Connection, inbound: Inbound, now: datetime) -> None:
     m = inbound.message
     if isinstance(m, RoutedQuery):
-        if not m.code:  # this agency never filed the person: it holds nothing on them
-            conn.execute(
-                insert(linkage_routed).values(
-                    hub_request_id=m.request_id, local_request_id=m.request_id, answered=NOBODY
-                )
-            )
-            return
-        answer = app.receive_query(
-            m.querier,
-            agency,
-            subject_of(m.code),
-            legal_item=m.legal_item,
-            procedure=m.procedure,
-            info_kind=m.info_kind,
-            staff_answer=m.answer == "staff",
-        )
-        conn.execute(
-            insert(linkage_routed).values(hub_request_id=m.request_id, local_request_id=answer.request_id, answered="")
-        )
+        note(app, conn, m)  # received after this commit (consumers.linkage_receipt): once, crash or not
     elif isinstance(m, Consultation):
         conn.execute(
             insert(linkage_consultations).values(
@@ -124,6 +103,7 @@ def pull(
 ) -> Pulled:
     """Apply the hub's next messages; commit the inbox after the database commit of each."""
     out = Pulled()
+    recover(app, engine, keys.name)
     at = now()
     sender_keys = directory.sender_keys(at)
     for delivery in transport.poll(timeout_ms, max_records):
@@ -150,6 +130,8 @@ def pull(
                     )
                 )
             out.applied.append(type(inbound.message).kind)
+            if isinstance(inbound.message, RoutedQuery):
+                receive(app, engine, keys.name, inbound.message.request_id)
         except FlagLedgerError as exc:
             if exc.code in (Code.STORAGE, Code.BROKER_UNAVAILABLE):
                 raise  # nothing committed past it: handed over again

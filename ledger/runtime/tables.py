@@ -141,12 +141,21 @@ linkage_queries = Table(
 
 # Queries the hub routed here (as provider): the hub's request id → the local provision request, and the last
 # answer sent for it (a staff-made answer follows the first "in_progress").
+# While "receiving", the query as routed and the log's position before it, so that a crash between the
+# provision request's commit and this row's update adopts that request rather than receiving it twice.
 linkage_routed = Table(
     "linkage_routed",
     metadata,
     Column("hub_request_id", String(32), primary_key=True),
     Column("local_request_id", String(36), nullable=False, unique=True),
     Column("answered", String(16), nullable=False),
+    Column("querier", String(32), nullable=False),
+    Column("subject", String(40), nullable=False),
+    Column("procedure", Text, nullable=False),
+    Column("legal_item", Integer, nullable=False),
+    Column("info_kind", Text, nullable=False),
+    Column("staff_answer", Integer, nullable=False),
+    Column("from_position", BigInteger, nullable=False),
 )
 
 # Consultations the hub relayed to this agency as a holder: a provider was asked about a person it protects.

@@ -351,3 +351,51 @@ def test_a_number_change_at_the_holder_protects_under_the_new_number(world: HubN
         (local,) = conn.execute(select(linkage_routed.c.local_request_id)).scalars()
     request = world.nodes[A].app.provision_request(UUID(local))
     assert request.status == "held" and request.subject == world.nodes[A].app.subject(old)
+
+
+def _received(w: HubNodes, code: str) -> int:
+    topic = "ledger.domain.provision:ProvisionRequest.Received"
+    return len(w.nodes[code].app.recorder.select_notifications(start=1, limit=1000, topics=[topic]))
+
+
+@pytest.mark.parametrize("crash", ["after_the_request", "before_the_request"])
+def test_a_routed_query_is_received_once_across_a_crash(
+    world: HubNodes, monkeypatch: pytest.MonkeyPatch, crash: str
+) -> None:
+    """A crash of the provider's bridge between the provision request's commit (event store) and its own rows
+    (views database), or just before the request: the message comes again, and the request exists exactly
+    once — adopted from the log, or received now — and the querier hears once."""
+    import consumers.linkage_inbound as inbound
+    from consumers.linkage_receipt import receive
+
+    x = individual_number()
+    world.bridges[A].file_person(x)
+    world.settle()
+    asked = world.bridges[C].ask(Actor(C, "counter"), A, x, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+    world.bridges[C].push()
+    world.hub.step(timeout_ms=20)
+
+    def crashing(app: object, engine: object, agency: str, hub_request_id: str) -> None:
+        with world.nodes[A].engine.connect() as conn:
+            row = conn.execute(select(linkage_routed).where(linkage_routed.c.hub_request_id == hub_request_id)).one()
+        if crash == "after_the_request":
+            world.nodes[A].app.receive_query(
+                row.querier, A, row.subject, legal_item=row.legal_item, procedure=row.procedure,
+                info_kind=row.info_kind, staff_answer=bool(row.staff_answer),
+            )  # fmt: skip
+        raise RuntimeError("the bridge's process died here")
+
+    monkeypatch.setattr(inbound, "receive", crashing)
+    with pytest.raises(RuntimeError):
+        world.bridges[A].pull(timeout_ms=20)
+    assert _received(world, A) == (1 if crash == "after_the_request" else 0)
+    monkeypatch.setattr(inbound, "receive", receive)
+
+    pulled = world.bridge(A).pull(timeout_ms=20)  # a new process: the inbox was not committed
+    assert pulled.replays == 1 and pulled.applied == []
+    assert _received(world, A) == 1
+    with world.nodes[A].engine.connect() as conn:
+        (row,) = conn.execute(select(linkage_routed)).all()
+    assert row.answered == "" and row.local_request_id != row.hub_request_id
+    world.settle()
+    assert world.bridges[C].query(asked)["status"] == "answered" and _received(world, A) == 1

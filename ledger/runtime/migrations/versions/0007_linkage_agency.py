@@ -55,6 +55,13 @@ def upgrade() -> None:
         sa.Column("hub_request_id", sa.String(32), primary_key=True),
         sa.Column("local_request_id", sa.String(36), nullable=False, unique=True),
         sa.Column("answered", sa.String(16), nullable=False),
+        sa.Column("querier", sa.String(32), nullable=False),
+        sa.Column("subject", sa.String(40), nullable=False),
+        sa.Column("procedure", sa.Text, nullable=False),
+        sa.Column("legal_item", sa.Integer, nullable=False),
+        sa.Column("info_kind", sa.Text, nullable=False),
+        sa.Column("staff_answer", sa.Integer, nullable=False),
+        sa.Column("from_position", sa.BigInteger, nullable=False),
     )
     op.create_table(
         "linkage_consultations",

@@ -58,6 +58,7 @@ __all__ = [
     "linkage_directory",
     "party_keys",
     "published",
+    "refuse_in_hub_mode",
     "subject_of",
 ]
 
@@ -119,6 +120,14 @@ def _mode(config: NodeConfig) -> str:
 
 def hub_mode(config: NodeConfig) -> bool:
     return _mode(config) == "hub"
+
+
+def refuse_in_hub_mode(config: NodeConfig, what: str) -> None:
+    """The shared topic is not this node's in hub mode: publishing there would hand every agency its acts."""
+    if hub_mode(config):
+        raise ConfigurationError(
+            f"{what} is for shared mode; this node is in linkage hub mode and talks to the hub only"
+        )
 
 
 def hosted_agency(config: NodeConfig) -> str:

@@ -399,3 +399,18 @@ def test_a_routed_query_is_received_once_across_a_crash(
     assert row.answered == "" and row.local_request_id != row.hub_request_id
     world.settle()
     assert world.bridges[C].query(asked)["status"] == "answered" and _received(world, A) == 1
+
+
+def test_a_hub_mode_node_refuses_the_shared_topic(world: HubNodes) -> None:
+    """Peer agency reading the shared events topic: a hub-mode node's relay and ingest (`flagledger relay`,
+    `consume`, or any caller) are refused before connecting — B's acts never reach a topic every agency reads."""
+    from consumers.inbox import Consumer
+    from consumers.outbox import Relay
+    from consumers.settings import KafkaSettings
+    from ledger.errors import ConfigurationError
+
+    settings = KafkaSettings.from_config(world.nodes[B].config)
+    with pytest.raises(ConfigurationError, match="hub mode"):
+        Relay(world.nodes[B], settings)
+    with pytest.raises(ConfigurationError, match="hub mode"):
+        Consumer(world.nodes[B], settings)

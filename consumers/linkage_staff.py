@@ -10,13 +10,14 @@ from typing import Any
 from sqlalchemy import Engine, func, insert, select, update
 
 from ledger.app import Actor, FlagLedger
+from ledger.app.values import QuerierAnswer
 from ledger.domain.types import Action
 from ledger.errors import InputError, NotFoundError
 from ledger.linkage.messages import QueryMessage
 from ledger.runtime.linkage import code_of
 from ledger.runtime.tables import linkage_consultations, linkage_queries, linkage_registrations
 
-__all__ = ["FILED", "KEPT", "SENT", "ask", "consultations", "file_person", "query", "queued"]
+__all__ = ["FILED", "KEPT", "SENT", "ask", "consultations", "file_person", "querier_answer", "query", "queued"]
 
 KEPT, SENT, FILED = 0, 1, 2  # linkage_registrations.sent: kept until an act needs it, sent, filed (send now)
 
@@ -84,6 +85,25 @@ def query(engine: Engine, agency: str, request_id: str) -> dict[str, Any]:
     if row is None:
         raise NotFoundError("unknown query")
     return {"request_id": row.request_id, "provider": row.provider, "status": row.status, "data": row.data}
+
+
+def querier_answer(engine: Engine, agency: str, request_id: str) -> QuerierAnswer | None:
+    """What ``agency``'s staff see of a query through the hub, in the one querier mapping's words: queued and
+    sent look like any manual answer in progress (nothing is answered while the hub is unreachable); None if
+    ``agency`` asked no such query through the hub."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(linkage_queries.c.status).where(
+                linkage_queries.c.request_id == request_id, linkage_queries.c.querier == agency
+            )
+        ).first()
+    if row is None:
+        return None
+    if row.status == "answered":
+        return QuerierAnswer(request_id, "answered", QuerierAnswer.ANSWERED)
+    if row.status == "not_provided":
+        return QuerierAnswer(request_id, "not_provided", QuerierAnswer.NOT_PROVIDED)
+    return QuerierAnswer(request_id, "in_progress", QuerierAnswer.IN_PROGRESS)
 
 
 def queued(engine: Engine) -> int:

@@ -414,3 +414,31 @@ def test_a_hub_mode_node_refuses_the_shared_topic(world: HubNodes) -> None:
         Relay(world.nodes[B], settings)
     with pytest.raises(ConfigurationError, match="hub mode"):
         Consumer(world.nodes[B], settings)
+
+
+def test_the_http_api_asks_another_agency_through_the_hub(world: HubNodes) -> None:
+    """Perpetrator at C's counter on the API: a query to A (not hosted at C) goes through the hub; C's staff
+    see "in progress" — byte for byte what a held request says — until A's answer, and never why; another
+    agency's id is not found."""
+    from tests.support.api import auth, client
+
+    x, z = individual_number(), individual_number()
+    set_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
+    world.bridges[A].file_person(x)
+    world.bridges[A].file_person(z)
+    world.settle()
+    http, h = client(world.nodes[C]), auth(world.nodes[C], C, "counter")
+    ask = {"provider": A, "legal_item": ITEM, "procedure": PROCEDURE, "info_kind": INFO}
+    held = http.post("/api/v1/provision-requests", json={**ask, "subject": x}, headers=h)
+    free = http.post("/api/v1/provision-requests", json={**ask, "subject": z}, headers=h)
+    assert held.status_code == free.status_code == 201, held.text
+    assert held.json()["status"] == free.json()["status"] == "in_progress"  # queued: nothing answered yet
+    world.settle()
+    got = {k: http.get(f"/api/v1/provision-requests/{r.json()['request_id']}", headers=h) for k, r in
+           (("held", held), ("free", free))}  # fmt: skip
+    assert got["held"].json()["status"] == "in_progress" and got["free"].json()["status"] == "answered"
+    assert got["held"].json()["message"] == held.json()["message"]
+    other = client(world.nodes[A]).get(
+        f"/api/v1/provision-requests/{held.json()['request_id']}", headers=auth(world.nodes[A], A, "counter")
+    )
+    assert other.status_code == 404

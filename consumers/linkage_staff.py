@@ -32,6 +32,11 @@ def file_person(app: FlagLedger, engine: Engine, number: str) -> str:
             .where(linkage_registrations.c.subject == subject, linkage_registrations.c.sent == KEPT)
             .values(sent=FILED)
         )
+        kept = conn.execute(
+            select(linkage_registrations.c.subject).where(linkage_registrations.c.subject == subject)
+        ).first()
+    if kept is None:  # a subject typed, not a number: nothing to register with
+        raise NotFoundError("file a person by their individual number: no registration is kept for this subject")
     return subject
 
 

@@ -442,3 +442,19 @@ def test_the_http_api_asks_another_agency_through_the_hub(world: HubNodes) -> No
         f"/api/v1/provision-requests/{held.json()['request_id']}", headers=auth(world.nodes[A], A, "counter")
     )
     assert other.status_code == 404
+
+
+def test_filing_needs_the_number_and_an_act_without_one_is_parked(world: HubNodes) -> None:
+    """Shell user or a broken caller: a person filed by a subject string (no number typed here) is refused —
+    nothing can be registered at the hub; a flag set on such a subject cannot be shared and is parked, visibly,
+    rather than sent under a code the hub does not know."""
+    from ledger.errors import NotFoundError
+
+    x = individual_number()
+    stranger = subject_of(agency_code(bytes(32), B, x))  # a subject never typed as a number at B
+    with pytest.raises(NotFoundError):
+        world.bridges[B].file_person(stranger)
+    set_flag(world.nodes[B], B, stranger, "NON_DISCLOSURE")
+    pushed = world.bridges[B].push()
+    assert pushed.parked == 1 and pushed.acts == [] and _count(world, B, linkage_parked) == 1
+    assert not world.broker.topics.get(Topics().inbox("hub"))  # nothing sent to the hub at all

@@ -104,6 +104,8 @@ class Code:
     REVOKED_KEY_LATE: Final = "revoked_key_late"
     # identity links (issue 18): a link that would join a number already linked (a chain or a cycle)
     LINK_CONFLICT: Final = "link_conflict"
+    # issue 21: only the person's residence municipality links their numbers
+    NOT_RESIDENCE: Final = "not_residence"
     # checkpoints and proofs
     BAD_CHECKPOINT: Final = "bad_checkpoint"
     CHECKPOINT_MISMATCH: Final = "checkpoint_mismatch"

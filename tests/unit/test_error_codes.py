@@ -50,6 +50,7 @@ PUBLISHED = {
     "key_expired",
     "key_not_yet_valid",
     "link_conflict",  # issue 18: a number change that would chain or cycle (refused here, parked from a peer)
+    "not_residence",  # issue 21: a number change linked by another agency than the person's residence municipality
     "malformed",
     "newer_envelope",
     "newer_schema",

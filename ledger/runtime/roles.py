@@ -27,7 +27,7 @@ from typing import Any
 
 from ledger import clock
 from ledger.errors import Code, ConfigurationError, InputError
-from ledger.files import write_private
+from ledger.files import private_file, write_private
 from ledger.hub.log import HubStore, open_hub_store
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
@@ -177,7 +177,8 @@ def init_role(data_dir: Path, role: str, database_url: str | None = None, topic_
     if topic_prefix:
         config.linkage["topic_prefix"] = topic_prefix
     config.save()
-    config.secure_files()
+    if not database_url:
+        private_file(data_dir / f"{role}.sqlite")  # 0600 first: SQLite gives its -wal and -shm files this mode
     keys = Keys(open_keystore(config))
     name, signer = keys.new_signer(role)
     sealing_hex, _ = new_sealing_key()

@@ -18,6 +18,7 @@ from sqlalchemy import MetaData, select
 from ledger.errors import Code, FlagLedgerError, NotFoundError
 from ledger.hub.inbox import parked
 from ledger.hub.log import HubStore, open_hub_store
+from ledger.hub.portal_feed import PortalFeed
 from ledger.linkage.codes import portal_code
 from ledger.linkage.hiding import HIDDEN_NOTE
 from ledger.linkage.names import PORTAL
@@ -141,3 +142,32 @@ def test_pages_are_fed_once_and_only_the_hubs_are_kept(pw: PortalWorld, broker: 
     assert pw.portal.refused == [Code.WRONG_ROUTE]
     assert len(pw.page(x).records) == 1  # B's forged "superseded" page changed nothing
     assert parked(pw.world.hub.store.engine) == []
+
+
+def test_a_page_owed_before_the_portal_key_is_known_is_fed_later(
+    hub: HubStore, broker: MemoryBroker, tmp_path: Path
+) -> None:
+    """Administrator importing the portal's key after the hub started (an ordering mistake) and a second hub
+    process standing by: no page is lost — the round that could not seal writes nothing and the next one feeds
+    it — and the standby feeds nothing."""
+    pw = PortalWorld.open(Cast.of(A, B), hub, tmp_path / "portal.sqlite", lambda p: MemoryTransport(broker, p))
+    try:
+        x = individual_number()
+        pw.world.agencies[B].record(x, C, PROCEDURE, ITEM, INFO, "provided", MADE)
+        with pytest.raises(NotFoundError):
+            pw.page(x)
+        published = pw.world.hub.directory.sealing.pop(PORTAL)
+        pw.portal.step(timeout_ms=20)
+        pw.world.settle(timeout_ms=20)
+        with pytest.raises(NotFoundError):
+            pw.feed.step()  # the portal's sealing key is not known: nothing sealed, nothing marked
+        pw.world.hub.directory.sealing[PORTAL] = published
+        standby = open_hub_store(str(hub.engine.url), "hub-2")
+        try:
+            assert PortalFeed(standby, pw.world.cast.hub, pw.world.hub.directory).step() == 0
+        finally:
+            standby.close()
+        pw.settle()
+        assert [(r.provider, r.querier) for r in pw.page(x).records] == [(B, C)]
+    finally:
+        pw.store.close()

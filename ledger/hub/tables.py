@@ -32,6 +32,9 @@ __all__ = [
     "hub_links",
     "hub_outbox",
     "hub_parked",
+    "hub_portal_links",
+    "hub_portal_mark",
+    "hub_portal_sent",
     "hub_records",
     "hub_requests",
     "hub_sequence",
@@ -154,4 +157,27 @@ hub_outbox = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("recipient", String(PARTY), nullable=False),
     Column("message", LargeBinary, nullable=False),
+)
+
+# what the hub fed the portal (ledger.hub.portal_feed): the sequence read up to, the digest of the last page sent
+# under each portal code, and the number-change links already fed — so a page goes out once per change, and a
+# hub that dies mid-feed sends it at its next round
+hub_portal_mark = Table(
+    "hub_portal_mark",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+)
+
+hub_portal_sent = Table(
+    "hub_portal_sent",
+    metadata,
+    Column("code", String(CODE), primary_key=True),
+    Column("digest", String(64), nullable=False),
+)
+
+hub_portal_links = Table(
+    "hub_portal_links",
+    metadata,
+    Column("old", String(CODE), primary_key=True),
 )

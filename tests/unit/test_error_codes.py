@@ -90,6 +90,8 @@ PUBLISHED = {
     "wrong_route",
     # issue 19: the hub's leader lease (a standby refuses to sequence)
     "not_leader",
+    "card_revoked",
+    "proxy_refused",
     # issue 18: command-line sessions
     "not_signed_in",
     "session_ended",

@@ -23,7 +23,7 @@ from projections.migration_chain import MigrationChain
 
 __all__ = ["HEAD", "VERSION_TABLE", "current", "lock", "migrate", "upgrade"]
 
-HEAD = "h0002"
+HEAD = "h0003"
 VERSION_TABLE = "hub_alembic_version"
 
 

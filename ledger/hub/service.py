@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -35,13 +36,16 @@ from ledger.errors import (
     PermissionDenied,
     StorageError,
 )
+from ledger.hub.consultations import WINDOW, HubConsultations
 from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid, park, was_applied
 from ledger.hub.log import HubStore, ProvisionRecord
 from ledger.hub.routing import holdings
 from ledger.hub.sequencer import NotLeader
 from ledger.hub.tables import hub_requests
+from ledger.hub.unrouted import answer_unrouted
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.codes import Registration, link_numbers, register, translate
+from ledger.linkage.consultation import AdviceMessage, StaffAnswer
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import (
@@ -58,6 +62,7 @@ from ledger.linkage.messages import (
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.sealing import Opened, read_header, seal, unseal
 from ledger.linkage.transport import Delivery, Transport
+from ledger.log.staff_roster import RosterState
 from projections.base import storage_error
 
 __all__ = ["HubService", "Step"]
@@ -87,6 +92,8 @@ class HubService:
         keys: PartyKeys,
         directory: Directory,
         now: Callable[[], datetime] = clock.now,
+        rosters: Mapping[str, RosterState] | None = None,
+        window: timedelta = WINDOW,
     ) -> None:
         if transport.party != HUB or keys.signer.agency != HUB:
             raise InputError("the hub's loop runs on the hub's transport with the hub's keys", code=Code.CONFIGURATION)
@@ -95,6 +102,8 @@ class HubService:
         self.keys = keys
         self.directory = directory
         self.now = now
+        # the consultation beyond delivery; rosters: each provider's staff keys, to check its four-eyes decisions
+        self.consults = HubConsultations(store, self._seal, lambda: self.now(), rosters or {}, window)
 
     # -- the loop ------------------------------------------------------------------------------------------
     def lead(self) -> bool:
@@ -116,6 +125,7 @@ class HubService:
             done.sent += self._send_owed()
             for delivery in self.transport.poll(timeout_ms, max_records):
                 self._handle(delivery, done)
+            self.consults.sweep()  # holders silent past the deadline: raised to the provider's staff
             done.sent += self._send_owed()
         except NotLeader:
             done.standby = True  # nothing committed: whoever leads now is handed these again
@@ -182,9 +192,19 @@ class HubService:
             record = ProvisionRecord(**asdict(decode(RecordMessage, opened.payload)))
             self.store.log.provision(opened.sender, record, self._mark(opened))
         elif kind == QueryMessage.kind:
-            self._query(opened, decode(QueryMessage, opened.payload))
+            query = decode(QueryMessage, opened.payload)
+            try:
+                self._query(opened, query)
+            except (InputError, NotFoundError):
+                with suppress(NotFoundError):  # no sealing key for the querier: parked only
+                    answer_unrouted(self.store, self._seal, opened, query)  # not left waiting
+                raise
         elif kind == AnswerMessage.kind:
             self._answer(opened, decode(AnswerMessage, opened.payload))
+        elif kind == AdviceMessage.kind:
+            self.consults.advice(opened, decode(AdviceMessage, opened.payload))
+        elif kind == StaffAnswer.kind:
+            self.consults.staff_answer(opened, decode(StaffAnswer, opened.payload))
         else:
             raise InputError(f"the hub takes no message of kind {kind!r}", code=Code.MALFORMED)
 
@@ -246,19 +266,26 @@ class HubService:
             "person": person,
             "staff": bool(held),
         }
-        self._commit(opened, owes, lambda conn, seq: conn.execute(insert(hub_requests).values(seq=seq, **row)))
+
+        def write(conn: Connection, seq: int) -> None:
+            conn.execute(insert(hub_requests).values(seq=seq, **row))
+            self.consults.consult(conn, request_id, sorted(held))
+
+        self._commit(opened, owes, write)
 
     def _answer(self, opened: Opened, a: AnswerMessage) -> None:
         r = hub_requests.c
         try:
             with self.store.engine.connect() as conn:
                 found = conn.execute(
-                    select(r.provider, r.querier, r.querier_request).where(r.request_id == a.request_id)
+                    select(r.provider, r.querier, r.querier_request, r.staff).where(r.request_id == a.request_id)
                 ).first()
         except SQLAlchemyError as exc:
             raise storage_error("cannot read the hub's routed requests", exc) from exc
         if found is None or found.provider != opened.sender:
             # another agency's request is answered like an unknown one: a peer learns nothing by trying
             raise NotFoundError(f"{opened.sender} was asked no request {a.request_id} through the hub")
+        if self.consults.needs_decision(found.staff, a.status):
+            self.consults.refuse_plain(opened, a)  # raises: no automatic answer to a request marked staff
         relay = AnswerMessage(found.querier_request, a.status, a.data)
         self._commit(opened, [self._seal(found.querier, relay)])

@@ -28,6 +28,9 @@ from ledger.domain import bounds
 __all__ = [
     "hub_applied",
     "hub_codes",
+    "hub_consultations",
+    "hub_decisions",
+    "hub_escalations",
     "hub_flag_changes",
     "hub_links",
     "hub_outbox",
@@ -47,6 +50,7 @@ PARTY = bounds.AGENCY_CODE.max  # a party's name: "hub", "portal", an agency cod
 CODE = 33  # "a"/"m"/"h" + 32 hex digits
 EVENT_ID = 32  # a sealed message's id, a request id on the wire: 32 hex digits
 REASON = 200  # why a message was parked, in words (no payload: nothing of an unopened message is trusted)
+STAFF_KEY = 100  # a staff key's id: "<agency>:<16 hex digits>" (ledger.domain.staff_acts.staff_key_id)
 ID = 64  # a record's or a change's id as its sender spelled it (checked by ledger.hub.log)
 
 # (holder, code) → person: one code names one person per holder, one holder has one code per person
@@ -180,4 +184,39 @@ hub_portal_links = Table(
     "hub_portal_links",
     metadata,
     Column("old", String(CODE), primary_key=True),
+)
+
+# the consultation beyond delivery (ledger/hub/consultations.py): each holder consulted on a staff request, its
+# deadline (seconds since the epoch, the hub's clock) and its advice once given
+hub_consultations = Table(
+    "hub_consultations",
+    metadata,
+    Column("request_id", String(EVENT_ID), primary_key=True),
+    Column("holder", String(PARTY), primary_key=True),
+    Column("deadline", BigInteger, nullable=False),
+    Column("advice", String(bounds.ENUM.max)),
+    Index("ix_hub_consultations_deadline", "deadline"),
+)
+
+# what the hub raised to a provider's staff about a request (no advice by the deadline, an answer refused):
+# one row per request and reason, so a replayed message or a second sweep raises nothing twice
+hub_escalations = Table(
+    "hub_escalations",
+    metadata,
+    Column("request_id", String(EVENT_ID), primary_key=True),
+    Column("reason", String(bounds.ENUM.max), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
+
+# the four-eyes decisions the hub checked before relaying a staff request's answer: the staff keys, not names
+hub_decisions = Table(
+    "hub_decisions",
+    metadata,
+    Column("request_id", String(EVENT_ID), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("status", String(bounds.ENUM.max), nullable=False),
+    Column("advice", String(bounds.ENUM.max), nullable=False),
+    Column("basis", String(bounds.ENUM.max), nullable=False),
+    Column("first_key", String(STAFF_KEY), nullable=False),
+    Column("second_key", String(STAFF_KEY), nullable=False),
 )

@@ -19,6 +19,7 @@ from ledger import clock
 from ledger.errors import Code, FlagLedgerError, PermissionDenied
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.codes import Registration, agency_code
+from ledger.linkage.consultation import AdviceMessage, AdviceRelay, Escalation, StaffAnswer
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import (
@@ -38,7 +39,9 @@ from ledger.linkage.transport import Transport
 
 __all__ = ["AgencyEnd", "Inbound", "open_from_hub"]
 
-_INBOUND: dict[str, type[Message]] = {m.kind: m for m in (RoutedQuery, Consultation, AnswerMessage)}
+_INBOUND: dict[str, type[Message]] = {
+    m.kind: m for m in (RoutedQuery, Consultation, AnswerMessage, AdviceRelay, Escalation)
+}
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,15 @@ class AgencyEnd:
         """Answer a routed query (the hub's request id); every answer is sealed at the answer size."""
         m = AnswerMessage(request_id, status, data)
         self._send(m.kind, m.encode(), ANSWER_SIZE)
+
+    def advise(self, request_id: str, advice: str) -> None:
+        """As holder: this agency's advice on a consultation (the provider's request id), sealed to the hub."""
+        m = AdviceMessage(request_id, advice)
+        self._send(m.kind, m.encode())
+
+    def answer_decided(self, answer: StaffAnswer) -> None:
+        """As provider: an answer its staff decided with four eyes (``StaffDesk.decide``), at the answer size."""
+        self._send(answer.kind, answer.encode(), ANSWER_SIZE)
 
     def read_inbox(self, timeout_ms: int = 200, max_records: int = 100) -> list[Inbound]:
         """The hub's new messages to this agency, opened; the inbox is committed past them."""

@@ -102,6 +102,8 @@ PUBLISHED = {
     "flag_dropped",
     "hub_fork",
     "hub_rollback",
+    # issue 19: the consultation beyond delivery (docs/linkage.md)
+    "staff_decision_required",
 }
 
 

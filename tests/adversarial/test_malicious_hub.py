@@ -25,6 +25,7 @@ from ledger.linkage.transport import MemoryBroker, MemoryTransport
 from ledger.linkage.witness import check_evidence
 from tests.support.hub_world import A, B, C, Cast, World
 from tests.support.map_hub import (
+    BentKeyHeads,
     Clock,
     DroppingHeads,
     IgnoringHeads,
@@ -209,3 +210,41 @@ def test_a_restarted_hub_rebuilds_its_map_and_continues_its_heads(store: HubStor
         assert checks(w, B).checked >= 2  # under the first hub's head and the second's
     finally:
         again.close()
+
+
+def test_a_hub_that_answers_a_registration_with_another_key_is_refused(store: HubStore) -> None:
+    """Hub insider giving the provider another person's map key (so it would check an unflagged leaf): the VRF
+    proof does not verify against the number the provider sent; no key is kept, and a query about the person
+    is answered by staff."""
+    w, _ = world(store, BentKeyHeads)
+    y = individual_number()
+    w.agencies[A].file_person(y)
+    w.settle()
+    read_all(w)
+    assert checks(w, A).keys == {} and checks(w, A).refusals == [Code.BAD_PROOF]
+    w.agencies[C].query(y, A, PROCEDURE, ITEM, INFO)
+    w.settle()
+    assert routed(read_all(w)[A]).answer == "staff"
+    assert checks(w, A).refusals == [Code.BAD_PROOF, Code.BAD_PROOF]
+
+
+def test_the_hub_signs_a_head_on_schedule_so_providers_keep_answering(store: HubStore) -> None:
+    """Peer agency as provider (liveness of the age bound): with nothing filed, the hub still signs a head every
+    ``every`` by its clock, each extending the last; a provider whose clock moves with the hub's answers
+    automatically under the newest."""
+    clock = Clock()
+    w, _ = world(store, DroppingHeads, hub_clock=clock, agency_clock=clock)
+    y = individual_number()
+    w.agencies[A].file_person(y)
+    w.settle()
+    read_all(w)
+    assert w.hub.heads is not None and w.hub.heads.last is not None
+    first = w.hub.heads.last.seq
+    clock.advance(minutes=5)
+    w.hub.step(timeout_ms=10)
+    read_all(w)
+    assert w.hub.heads.last.seq > first
+    w.agencies[C].query(y, A, PROCEDURE, ITEM, INFO)
+    w.settle()
+    assert routed(read_all(w)[A]).answer == "auto"
+    assert checks(w, A).refusals == [] and checks(w, A).incidents == []

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import Connection
 
 from ledger.hub.heads import MapHeads, Seal
 from ledger.hub.log import HubStore
@@ -26,6 +27,7 @@ from ledger.linkage.person_keys import PersonKeyProver
 from ledger.linkage.transport import Transport
 from ledger.merkle import CompactRange, leaf_hash
 from tests.support.hub_world import START, Cast, World
+from tests.support.people import individual_number
 
 
 @cache
@@ -149,3 +151,12 @@ class SplitHeads(MapHeads):
         lie = decide(self.signer, request=request, provider=provider, person_key=decision.person_key,
                      action=decision.action, head=other)  # fmt: skip
         return lie, other, proof
+
+
+class BentKeyHeads(MapHeads):
+    """Answers registrations with the VRF proof of another number: the agency would check another key."""
+
+    def registered(self, person: str, number: str) -> tuple[bytes, bytes, Callable[[Connection, int], None]]:
+        _, key, keep = super().registered(person, number)
+        other, _, _ = super().registered(person, individual_number())
+        return other, key, keep

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -43,7 +44,7 @@ from ledger.linkage.person_keys import verify_person_key
 from ledger.linkage.routing import Freshness, check_own_flags, verify_routing
 from ledger.linkage.witness import Evidence, Witness
 
-__all__ = ["HubIncident", "MapChecks"]
+__all__ = ["HubIncident", "Kept", "MapChecks", "MapKeep"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,34 @@ class HubIncident:
     evidence: Evidence | None
     digest: str
     request_id: str = ""
+
+
+@dataclass
+class Kept:
+    """What a :class:`MapKeep` gives back at start: every head kept, in sequence order, and the rest."""
+
+    keys: dict[str, bytes] = field(default_factory=dict)
+    heads: list[MapHead] = field(default_factory=list)
+    held: dict[str, tuple[set[str], int]] = field(default_factory=dict)  # code → flags, filed at
+    unfiled: list[FlagChangeMessage] = field(default_factory=list)
+    incidents: list[HubIncident] = field(default_factory=list)
+
+
+class MapKeep(Protocol):
+    """Where an agency keeps its checks' state across restarts (``ledger.runtime.map_keep.SqlMapKeep``): no
+    number is ever handed to it — a registration not yet answered is registered again after a restart."""
+
+    def load(self) -> Kept: ...
+
+    def key(self, code: str, key: bytes) -> None: ...
+
+    def head(self, head: MapHead) -> None: ...
+
+    def held(self, code: str, flags: frozenset[str], filed_at: int) -> None: ...
+
+    def unfiled(self, change: FlagChangeMessage, filed: bool) -> None: ...
+
+    def incident(self, incident: HubIncident) -> None: ...
 
 
 @dataclass
@@ -75,10 +104,26 @@ class MapChecks:
     incidents: list[HubIncident] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
     checked: int = 0  # holder checks passed (one per code and head)
+    keep: MapKeep | None = None
     _numbers: dict[str, str] = field(default_factory=dict, repr=False)  # code → number until the hub answers
 
     def __post_init__(self) -> None:
         self.witness = Witness(self.hub_key)
+        if self.keep is not None:
+            self._restore(self.keep.load())
+
+    def _restore(self, kept: Kept) -> None:
+        """The state kept before a restart; the heads were checked when first seen and are taken as they are."""
+        self.keys.update(kept.keys)
+        for code, (flags, filed_at) in kept.held.items():
+            self.held[code], self.filed_at[code] = set(flags), filed_at
+        self.unfiled.update({c.change_id: c for c in kept.unfiled})
+        self.incidents.extend(kept.incidents)
+        for head in kept.heads:
+            self.witness.by_seq.setdefault(head.seq, head)
+            self.freshness.seen.setdefault(head.seq, head)
+        if kept.heads:
+            self.witness.latest = self.freshness.newest = max(kept.heads, key=lambda h: h.seq)
 
     # -- what the agency sends ---------------------------------------------------------------------------
     def registering(self, code: str, number: str) -> None:
@@ -87,6 +132,8 @@ class MapChecks:
 
     def flag_sent(self, change: FlagChangeMessage) -> None:
         self.unfiled[change.change_id] = change
+        if self.keep is not None:
+            self.keep.unfiled(change, filed=False)
 
     # -- what the hub sends ------------------------------------------------------------------------------
     def take(self, message: Message) -> Message | None:
@@ -114,7 +161,10 @@ class MapChecks:
     def _raise(self, exc: FlagLedgerError, request_id: str = "") -> None:
         evidence = exc.evidence if isinstance(exc, HubMisbehaviour) else None
         if isinstance(evidence, Evidence):
-            self.incidents.append(HubIncident(exc.code, str(exc), evidence, evidence_digest(evidence), request_id))
+            incident = HubIncident(exc.code, str(exc), evidence, evidence_digest(evidence), request_id)
+            self.incidents.append(incident)
+            if self.keep is not None:
+                self.keep.incident(incident)
         else:
             self.refusals.append(exc.code)
 
@@ -125,6 +175,8 @@ class MapChecks:
                 return  # the answer to a registration sent again
             raise IntegrityError("the hub answered a registration this agency did not send", code=Code.BAD_PROOF)
         self.keys[m.code] = verify_person_key(self.vrf_key, number, bytes.fromhex(m.proof))
+        if self.keep is not None:
+            self.keep.key(m.code, self.keys[m.code])
 
     def _filed(self, m: FlagFiled) -> None:
         sent = self.unfiled.pop(m.change_id, None)
@@ -135,12 +187,17 @@ class MapChecks:
         flags = self.held.setdefault(m.code, set())
         (flags.add if m.action == "set" else flags.discard)(m.flag)
         self.filed_at[m.code] = max(self.filed_at.get(m.code, 0), m.seq)
+        if self.keep is not None:
+            self.keep.held(m.code, frozenset(flags), self.filed_at[m.code])
+            self.keep.unfiled(sent, filed=True)
 
     def _see(self, head: MapHead, consistency: tuple[bytes, ...] = ()) -> None:
         found = self.witness.observe(head, consistency)
         if found is not None:
             raise HubMisbehaviour(found.note, code=found.code, evidence=found)
         self.freshness.see(head, self.hub_key)
+        if self.keep is not None:
+            self.keep.head(head)
 
     def _head(self, m: MapHeadMessage) -> None:
         head = decode_head(bytes.fromhex(m.head)).verify(self.hub_key)

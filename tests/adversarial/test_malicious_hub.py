@@ -13,16 +13,21 @@ hub lied, a refusal — and in every case the provider answers by staff, never a
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, create_engine
 
 from ledger.errors import Code
 from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.service import HubService
+from ledger.linkage.checks import MapChecks
 from ledger.linkage.messages import Consultation, RoutedQuery
 from ledger.linkage.transport import MemoryBroker, MemoryTransport
 from ledger.linkage.witness import check_evidence
+from ledger.runtime.map_keep import SqlMapKeep
+from ledger.runtime.migrations import upgrade
 from tests.support.hub_world import A, B, C, Cast, World
 from tests.support.map_hub import (
     BentKeyHeads,
@@ -248,3 +253,46 @@ def test_the_hub_signs_a_head_on_schedule_so_providers_keep_answering(store: Hub
     w.settle()
     assert routed(read_all(w)[A]).answer == "auto"
     assert checks(w, A).refusals == [] and checks(w, A).incidents == []
+
+
+@pytest.fixture
+def keep_engine(backend: str | None, tmp_path: Path) -> Iterator[Engine]:
+    """An agency node's database (its operational tables migrated), for the checks kept across restarts."""
+    with ExitStack() as stack:
+        url = backend or f"sqlite:///{tmp_path / 'agency.sqlite'}"
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        stack.callback(engine.dispose)
+        upgrade(engine)
+        yield engine
+
+
+def restarted(w: World, name: str, engine: Engine) -> MapChecks:
+    """The agency's checks as a restarted node makes them: empty, then what its database kept."""
+    old = checks(w, name)
+    new = MapChecks(name, old.hub_key, old.vrf_key, old.max_age, old.now, keep=SqlMapKeep(engine, name))
+    w.agencies[name].checks = new
+    return new
+
+
+def test_an_agency_keeps_its_checks_across_a_restart(store: HubStore, keep_engine: Engine) -> None:
+    """Hub insider waiting for an agency to restart: the restarted holder still knows its map keys and its
+    filed flags and goes on checking them, its witness still holds the newest head, and the evidence it
+    raised before the restart is still there, checkable by a third party."""
+    w, _ = world(store, IgnoringHeads)
+    for name in (A, B):
+        restarted(w, name, keep_engine)  # from the start: every state change kept
+    x = individual_number()
+    protect_and_ask(w, x)
+    before_a, before_b = checks(w, A), checks(w, B)
+    assert before_a.incidents and before_b.checked >= 1
+    after_a, after_b = restarted(w, A, keep_engine), restarted(w, B, keep_engine)
+    assert after_b.keys == before_b.keys and after_b.held == before_b.held and after_b.filed_at == before_b.filed_at
+    assert after_a.keys == before_a.keys and after_a.witness.latest == before_a.witness.latest
+    [incident] = after_a.incidents
+    assert incident.code == Code.FLAG_IGNORED and incident.evidence is not None
+    assert check_evidence(incident.evidence, w.cast.hub.signer.public_key)
+    w.agencies[B].flag(x, ND, "set")
+    w.settle()
+    read_all(w)
+    assert after_b.checked == 1 and after_b.refusals == [] and after_b.incidents == []
+    assert after_b.held[w.agencies[B].code(x)] == {NA, ND}

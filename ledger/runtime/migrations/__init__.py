@@ -29,7 +29,7 @@ from projections.base import storage_error
 
 __all__ = ["HEAD", "current", "upgrade"]
 
-HEAD = "0005"
+HEAD = "0009"
 MIGRATION_LOCK = 0x666C6D67  # the advisory lock key of migrations on PostgreSQL ("flmg")
 VERSION_TABLE = "alembic_version"
 

@@ -37,7 +37,7 @@ from ledger.linkage.flag_state import HubFlagMap
 from ledger.linkage.hiding import FlagChange
 from ledger.linkage.hub_wire import decode_head, encode_head
 from ledger.linkage.map_heads import MapHead, RoutingDecision
-from ledger.linkage.map_messages import Holding, MapHeadMessage, encode_holdings
+from ledger.linkage.map_messages import MAX_HOLDINGS, Holding, MapHeadMessage, encode_holdings
 from ledger.linkage.messages import Message
 from ledger.linkage.person_keys import PersonKeyProver, verify_person_key
 from ledger.log.signing import Signer
@@ -143,13 +143,15 @@ class MapHeads:
         return pi, key, keep
 
     # -- heads -------------------------------------------------------------------------------------------
-    def holdings_of(self, store: HubStore, holder: str) -> list[Holding]:
-        out: list[Holding] = []
-        for person, who in sorted(self.flags.holdings):
-            code = store.codes.codes(person).get(who) if who == holder else None
-            if code is not None:
-                out.append((code, *self.flags.holder_proofs(person, holder)))
-        return out
+    def holdings_of(self, store: HubStore, holder: str, seq: int) -> list[Holding]:
+        """The holder's own proofs under head ``seq``: all of them, or a window of ``MAX_HOLDINGS`` that moves
+        with each head, so every holding is shown within a few heads and no announcement outgrows a bucket."""
+        coded = [(store.codes.codes(p).get(holder), p) for p, who in self.flags.holdings if who == holder]
+        mine = sorted((code, person) for code, person in coded if code is not None)  # in the holder's own order
+        if len(mine) > MAX_HOLDINGS:
+            start = seq * MAX_HOLDINGS % len(mine)
+            mine = (mine[start:] + mine[:start])[:MAX_HOLDINGS]
+        return [(code, *self.flags.holder_proofs(person, holder)) for code, person in mine]
 
     def consistency(self, since: MapHead | None) -> list[bytes]:
         size = 0 if since is None else since.log_size
@@ -157,7 +159,8 @@ class MapHeads:
 
     def announcement(self, store: HubStore, head: MapHead, since: MapHead | None, recipient: str) -> MapHeadMessage:
         proof = b"".join(self.consistency(since))
-        return MapHeadMessage(encode_head(head).hex(), proof.hex(), encode_holdings(self.holdings_of(store, recipient)))
+        holdings = encode_holdings(self.holdings_of(store, recipient, head.seq))
+        return MapHeadMessage(encode_head(head).hex(), proof.hex(), holdings)
 
     def sign(self, store: HubStore, *, seq: int, time: str) -> MapHead:
         return self.flags.head(self.signer, seq=seq, log_size=len(self.leaves), log_root=self.tree.root(), time=time)

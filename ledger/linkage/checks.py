@@ -32,6 +32,7 @@ from ledger.errors import Code, FlagLedgerError, HubMisbehaviour, IntegrityError
 from ledger.linkage.hub_wire import decode_head, decode_routing, evidence_digest
 from ledger.linkage.map_heads import AUTO, STAFF, MapHead
 from ledger.linkage.map_messages import (
+    MAX_HOLDINGS,
     FlagFiled,
     MapHeadMessage,
     ProvenQuery,
@@ -208,8 +209,9 @@ class MapChecks:
             if not flags or code in pending or self.filed_at.get(code, 0) >= head.seq or code not in self.keys:
                 continue  # nothing to expect yet: the change is not filed, or filed after this head
             if code not in proofs:
-                # no signed leaf to show, so no evidence: refused, and the flag counts as not shown
-                self.refusals.append(Code.FLAG_DROPPED)
+                if len(proofs) < MAX_HOLDINGS:  # not a full window: the hub shows no leaf for the flag at all
+                    # nothing signed to show, so no evidence: refused, and the flag counts as not shown
+                    self.refusals.append(Code.FLAG_DROPPED)
                 continue
             try:
                 check_own_flags(

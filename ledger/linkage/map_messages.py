@@ -31,6 +31,7 @@ from ledger.linkage.names import check_event_id
 
 __all__ = [
     "MAP_KINDS",
+    "MAX_HOLDINGS",
     "FlagFiled",
     "Holding",
     "MapHeadMessage",
@@ -43,6 +44,9 @@ __all__ = [
 
 _HEX = re.compile(r"^(?:[0-9a-f]{2})*$")
 Holding = tuple[str, MapProof, MapProof]  # the holder's code, the person's proof, the holding's proof
+# holdings per map head to one holder: two proofs of ~0.7 KB each, hex, stay well inside the largest bucket
+# (262 144); a holder with more is shown a window that moves with each head (ledger.hub.heads)
+MAX_HOLDINGS = 48
 
 
 def _hex(value: str, what: str, limit: int = 200_000) -> str:

@@ -23,6 +23,7 @@ from ledger.errors import Code
 from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.service import HubService
 from ledger.linkage.checks import MapChecks
+from ledger.linkage.map_messages import MAX_HOLDINGS
 from ledger.linkage.messages import Consultation, RoutedQuery
 from ledger.linkage.transport import MemoryBroker, MemoryTransport
 from ledger.linkage.witness import check_evidence
@@ -296,3 +297,21 @@ def test_an_agency_keeps_its_checks_across_a_restart(store: HubStore, keep_engin
     read_all(w)
     assert after_b.checked == 1 and after_b.refusals == [] and after_b.incidents == []
     assert after_b.held[w.agencies[B].code(x)] == {NA, ND}
+
+
+def test_a_holder_with_many_flags_is_shown_a_moving_window_of_them(store: HubStore) -> None:
+    """Peer agency as holder, and the broker operator (a message's size): a holder with more flagged people
+    than one announcement carries is shown ``MAX_HOLDINGS`` of them per head, a window that moves with each
+    head, so the announcement stays inside a bucket and each flag is checked within a few heads."""
+    w, _ = world(store, DroppingHeads)
+    people = [individual_number() for _ in range(MAX_HOLDINGS + 2)]
+    for x in people:
+        w.agencies[B].flag(x, NA, "set")
+    w.settle(rounds=40)
+    read_all(w)
+    w.agencies[B].flag(people[0], ND, "set")  # one more head
+    w.settle()
+    read_all(w)
+    b = checks(w, B)
+    assert b.refusals == [] and b.incidents == []
+    assert b.checked >= MAX_HOLDINGS + 2 - 1  # two windows: every code but at most one, the second time round

@@ -169,6 +169,20 @@ class MapChecks:
         else:
             self.refusals.append(exc.code)
 
+    def gossip(self, head: MapHead, consistency: tuple[bytes, ...] | None = None) -> HubIncident | None:
+        """Compare a head another witness was shown (a peer agency, a prefecture node) with the heads seen here:
+        a split view — one story per audience — is found as two signed heads for one sequence, or, with the
+        hub's consistency proof between the two, two logs that are not one. Returns the incident raised."""
+        try:
+            found = self.witness.cross_check(head.verify(self.hub_key), consistency)
+        except FlagLedgerError as exc:
+            self._raise(exc)
+            return None
+        if found is None:
+            return None
+        self._raise(HubMisbehaviour(found.note, code=found.code, evidence=found))
+        return self.incidents[-1]
+
     def _registered(self, m: Registered) -> None:
         number = self._numbers.pop(m.code, None)
         if number is None:

@@ -38,6 +38,7 @@ from tests.support.map_hub import (
     RewritingHeads,
     SplitHeads,
     StaleHeads,
+    TwoFacedHeads,
     checks,
     open_map_world,
 )
@@ -315,3 +316,24 @@ def test_a_holder_with_many_flags_is_shown_a_moving_window_of_them(store: HubSto
     b = checks(w, B)
     assert b.refusals == [] and b.incidents == []
     assert b.checked >= MAX_HOLDINGS + 2 - 1  # two windows: every code but at most one, the second time round
+
+
+def test_a_hub_that_shows_two_agencies_two_heads_is_caught_by_witnesses_comparing_them(store: HubStore) -> None:
+    """Hub insider, split view by announcement: each agency's own heads form one consistent history, but B is
+    shown another head than A under each number. Neither finds anything alone; A's witness, shown B's newest
+    head (gossip, or an independent witness such as a prefecture node), raises hub_fork with both signed heads."""
+    TwoFacedHeads.victim = B
+    try:
+        w, _ = world(store, TwoFacedHeads)
+        w.agencies[B].flag(individual_number(), NA, "set")
+        w.settle()
+        read_all(w)
+    finally:
+        TwoFacedHeads.victim = ""
+    assert checks(w, A).incidents == [] and checks(w, B).incidents == []
+    shown_b = checks(w, B).witness.latest
+    assert shown_b is not None
+    incident = checks(w, A).gossip(shown_b)
+    assert incident is not None and incident.code == Code.HUB_FORK and incident.evidence is not None
+    assert check_evidence(incident.evidence, w.cast.hub.signer.public_key)
+    assert checks(w, C).gossip(checks(w, A).witness.latest) is None  # agreeing witnesses find nothing

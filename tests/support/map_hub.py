@@ -22,6 +22,7 @@ from ledger.linkage.checks import MapChecks
 from ledger.linkage.flag_map import MapProof, SparseMerkleMap
 from ledger.linkage.hiding import FlagChange
 from ledger.linkage.map_heads import AUTO, STAFF, MapHead, RoutingDecision, decide, sign_head
+from ledger.linkage.map_messages import MapHeadMessage
 from ledger.linkage.names import HUB
 from ledger.linkage.person_keys import PersonKeyProver
 from ledger.linkage.transport import Transport
@@ -160,3 +161,15 @@ class BentKeyHeads(MapHeads):
         _, key, keep = super().registered(person, number)
         other, _, _ = super().registered(person, individual_number())
         return other, key, keep
+
+
+class TwoFacedHeads(MapHeads):
+    """Announces to ``victim`` another head than to everyone else under each number: its own map view."""
+
+    victim = ""
+
+    def announcement(self, store: HubStore, head: MapHead, since: MapHead | None, recipient: str) -> MapHeadMessage:
+        if recipient == self.victim:
+            head = sign_head(self.signer, seq=head.seq, log_size=head.log_size, log_root=head.log_root,
+                             map_root=head.map_root, time=head.time + "+for-" + recipient)  # fmt: skip
+        return super().announcement(store, head, since, recipient)

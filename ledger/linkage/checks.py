@@ -28,6 +28,7 @@ from typing import Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from ledger import clock
 from ledger.errors import Code, FlagLedgerError, HubMisbehaviour, IntegrityError
 from ledger.linkage.hub_wire import decode_head, decode_routing, evidence_digest
 from ledger.linkage.map_heads import AUTO, STAFF, MapHead
@@ -95,7 +96,7 @@ class MapChecks:
     hub_key: Ed25519PublicKey  # the hub's Ed25519 key: heads and decisions
     vrf_key: RSAPublicKey  # the hub's VRF key: map keys
     max_age: timedelta = timedelta(seconds=60)
-    now: Callable[[], datetime] = field(default=datetime.now)
+    now: Callable[[], datetime] = clock.now  # aware, as the hub's head times are
     keys: dict[str, bytes] = field(default_factory=dict)  # code → map key
     held: dict[str, set[str]] = field(default_factory=dict)  # code → flags the hub acknowledged filing
     filed_at: dict[str, int] = field(default_factory=dict)  # code → sequence of its last acknowledged change

@@ -32,9 +32,11 @@ __all__ = [
     "hub_decisions",
     "hub_escalations",
     "hub_flag_changes",
+    "hub_heads",
     "hub_links",
     "hub_outbox",
     "hub_parked",
+    "hub_person_keys",
     "hub_portal_links",
     "hub_portal_mark",
     "hub_portal_sent",
@@ -219,4 +221,22 @@ hub_decisions = Table(
     Column("basis", String(bounds.ENUM.max), nullable=False),
     Column("first_key", String(STAFF_KEY), nullable=False),
     Column("second_key", String(STAFF_KEY), nullable=False),
+)
+
+# issue 20: each person id's map key (the VRF output for their number, ledger.linkage.person_keys), made at the
+# first registration of the number and kept, since the hub keeps no number to make it again
+hub_person_keys = Table(
+    "hub_person_keys",
+    metadata,
+    Column("person", String(CODE), primary_key=True),
+    Column("map_key", LargeBinary, nullable=False),
+)
+
+# the map heads the hub signed (ledger.hub.heads), each in its own number of the hub's sequence: a restarted
+# hub announces its next head against the last one kept here, never a second head for one number
+hub_heads = Table(
+    "hub_heads",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("head", LargeBinary, nullable=False),  # ledger.linkage.hub_wire.encode_head: body and signature
 )

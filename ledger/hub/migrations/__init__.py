@@ -23,7 +23,7 @@ from projections.migration_chain import MigrationChain
 
 __all__ = ["HEAD", "VERSION_TABLE", "current", "lock", "migrate", "upgrade"]
 
-HEAD = "h0004"
+HEAD = "h0005"
 VERSION_TABLE = "hub_alembic_version"
 
 

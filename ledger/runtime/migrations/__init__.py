@@ -25,7 +25,7 @@ from projections.migration_chain import MigrationChain
 
 __all__ = ["HEAD", "current", "lock", "migrate", "upgrade"]
 
-HEAD = "0005"
+HEAD = "0006"
 
 
 def _tables() -> Sequence[Table]:

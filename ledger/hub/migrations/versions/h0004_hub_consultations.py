@@ -2,7 +2,7 @@
 four-eyes decisions checked.
 
 Revision ID: h0004
-Revises: h0002
+Revises: h0003
 Create Date: 2026-12-07
 """
 

@@ -24,7 +24,7 @@ from ledger.api import (
 from ledger.api.errors import install_error_handlers
 from ledger.api.gate import ConcurrencyGate
 from ledger.api.settings import HttpSettings
-from ledger.app.capacity import Capacity
+from ledger.capacity import Capacity
 from ledger.runtime.bootstrap import Node
 
 __all__ = ["create_app", "openapi_document"]

@@ -29,7 +29,7 @@ from urllib.parse import quote, urlparse
 from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ledger.app.capacity import ONE_SHOT, PoolSizes
+from ledger.capacity import ONE_SHOT, PoolSizes
 from ledger.errors import ConfigurationError
 from ledger.files import private_dir, private_file, write_private
 from ledger.runtime.keystore import read_secret_file
@@ -88,7 +88,7 @@ class NodeConfig:
     observability: dict[str, Any] = field(default_factory=dict)  # metrics port, log format (ledger.node.observe)
     http: dict[str, Any] = field(default_factory=dict)  # session cookie, trusted proxy (ledger.api.settings)
     oidc: dict[str, Any] = field(default_factory=dict)  # agencies' identity providers (ledger.api.oidc)
-    capacity: dict[str, Any] = field(default_factory=dict)  # connection pools, API concurrency (ledger.app.capacity)
+    capacity: dict[str, Any] = field(default_factory=dict)  # connection pools, API concurrency (ledger.capacity)
     checkpoints: dict[str, Any] = field(default_factory=dict)  # tree heads: every_events, every_seconds
     keys: dict[str, Any] = field(default_factory=dict)  # the key store's backend (ledger.runtime.keystore)
     role: str = "agency"  # agency, hub or portal (ledger.runtime.roles)

@@ -14,7 +14,7 @@ import pytest
 
 from consumers.settings import KafkaSettings
 from ledger.api.settings import HttpSettings
-from ledger.app.capacity import Capacity
+from ledger.capacity import Capacity
 from ledger.app.checkpoints import CheckpointSettings
 from ledger.errors import ConfigurationError
 from ledger.node.observe import ObserveSettings

@@ -77,7 +77,7 @@ class CompanionCommands(YearCommands):
         case = self._own(self.case(case_id), actor, "case")
         return [{"subject": s, **c} for s, c in sorted(case.companions.items())]
 
-    def request_flags(  # type: ignore[override]
+    def request_flags(
         self,
         actor: Actor,
         subject: str,

@@ -15,6 +15,7 @@ from eventsourcing.domain import event
 from ledger.domain.base import LedgerAggregate
 from ledger.errors import StateConflict
 
+
 class CompanionRelation(StrEnum):
     CHILD = "child"  # the victim's child (子)
     OTHER = "other"  # another household member who fled with the victim

@@ -18,6 +18,7 @@ from typing import Any
 from ledger.domain import bounds
 from ledger.domain.answers import CopyState, HoldReason, ManualKind
 from ledger.domain.bounds import Bound, check_text
+from ledger.domain.cases import CompanionRelation
 from ledger.domain.field_rules import (
     _UUID_TEXT,
     ACTOR,
@@ -45,7 +46,6 @@ from ledger.domain.field_rules import (
     text,
     uuid,
 )
-from ledger.domain.cases import CompanionRelation
 from ledger.domain.guardians import GuardianRelation
 from ledger.domain.identity import LINK_KINDS
 from ledger.domain.incidents import IncidentKind

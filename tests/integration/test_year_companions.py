@@ -4,18 +4,26 @@ SQLite: X flees from A to B with her child K; Y, the perpetrator, is K's parent 
 
 from __future__ import annotations
 
+import random
+import secrets
 from collections.abc import Callable
+from pathlib import Path
 from uuid import UUID
 
 import pytest
 
+from consumers.ingest import PendingStore, ingest
+from consumers.outbox import publishable
 from ledger.app import Actor
 from ledger.domain.cases import ProtectionCase
 from ledger.domain.flags import FlagRequest
 from ledger.errors import Code, InputError, PermissionDenied, StateConflict
-from ledger.runtime.bootstrap import Node
+from ledger.log.envelope import Envelope
+from ledger.runtime.bootstrap import AgencySpec, Node
 from projections import views
-from tests.conftest import A, B, C
+from tests.conftest import A, B, C, NodeFactory
+from tests.support.people import individual_number
+from tests.support.trust import trust
 
 ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
 
@@ -122,7 +130,7 @@ def test_a_barred_guardian_is_refused_proxy_access_while_the_flag_applies(
     approved (four eyes) and K is protected, Y's proxy view is refused and Y cannot register again; another
     proxy is unaffected. Lifting the bar also takes two people."""
     app = sqlite_node.app
-    x, k, y, case = family
+    _, k, y, case = family
     app.register_proxy(Actor(A, "req"), k, y)
     assert views.portal_records(sqlite_node, y, k).access == "proxy"
     rid = app.propose_companion(Actor(B, "req"), case, k, flags=[NAR])
@@ -152,9 +160,7 @@ def test_a_barred_guardian_is_refused_proxy_access_while_the_flag_applies(
     assert views.portal_records(sqlite_node, y, k).access == "proxy"
 
 
-def test_a_bar_applies_only_while_a_flag_protects_the_person(
-    sqlite_node: Node, person: Callable[[], str]
-) -> None:
+def test_a_bar_applies_only_while_a_flag_protects_the_person(sqlite_node: Node, person: Callable[[], str]) -> None:
     """Threat: the perpetrator. A bar recorded before any flag takes effect with the first flag."""
     app = sqlite_node.app
     k, y = person(), person()
@@ -194,3 +200,37 @@ def test_naming_a_perpetrator_prompts_non_disclosure_and_the_approved_flag_hides
     assert queriers(sqlite_node, y) == [], "Y's portal no longer shows C"
     assert app.year_queue(Actor(B, "req"))["perpetrators"] == []
     assert isinstance(app.case(case), ProtectionCase)
+
+
+def test_a_bar_made_at_b_refuses_the_guardian_on_a_portal_served_by_another_node(
+    make_node: NodeFactory, tmp_path: Path
+) -> None:
+    """Threat: the perpetrator (as guardian, through a portal served elsewhere) and a peer agency (trusted only
+    for its own streams). B's node protects K and bars Y; A's node ingests both, and the proxy view it serves
+    refuses Y, as does a new proxy registration at A."""
+    key = tmp_path / "pseudonym.key"
+    key.write_text(secrets.token_hex(32))
+    a = make_node((AgencySpec(A, "A市", "municipality"),), name="a", pseudonym_key_file=key)
+    b = make_node((AgencySpec(B, "B市", "municipality"),), name="b", pseudonym_key_file=key)
+    trust(a, b)
+    rng = random.Random(21)
+    k, y = individual_number(rng), individual_number(rng)
+    a.app.register_proxy(Actor(A, "req"), k, y)
+    assert views.portal_records(a, y, k).access == "proxy"
+    protect(b, k, [NAR])
+    bar = b.app.propose_guardian_bar(Actor(B, "req"), k, y, "parent")
+    b.app.approve_guardian_bar(Actor(B, "apr"), bar)
+    assert deliver(b, a) == []
+    assert views.portal_records(a, y, k) == views.PortalView("none", ())
+    assert a.app.barred(k, y)
+
+
+def deliver(src: Node, dst: Node) -> list[tuple[str, str]]:
+    """Ingest what ``src`` publishes into ``dst``; (topic, code) of everything not applied."""
+    pending = PendingStore(dst.app, dst.engine)
+    out = []
+    for _, _, raw in publishable(src.app, 0):
+        outcome = ingest(dst.app, raw, pending)
+        if outcome.kind not in ("applied", "duplicate"):
+            out.append((Envelope.from_bytes(raw).header.topic, outcome.code))
+    return out

@@ -114,7 +114,9 @@ class CompanionCommands(YearCommands):
         if case.victim != self.subject(subject):
             return rid
         for child in case.attached_companions:
-            missing = [f for f in flags if kind != RequestKind.SET.value or f not in self._held_here(actor, child)]
+            held = self._held_here(actor, child)
+            # a set asks for what the child lacks; a renewal renews what the child holds here
+            missing = [f for f in flags if (f in held) == (kind == RequestKind.RENEW.value)]
             if missing:
                 super().request_flags(
                     actor,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import secrets
 from collections.abc import Callable
+from datetime import date, timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -26,6 +27,7 @@ from tests.support.people import individual_number
 from tests.support.trust import trust
 
 ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
+LATER = date.today() + timedelta(days=500)
 
 
 def protect(node: Node, who: str, flags: list[str], agency: str = B, case: UUID | None = None) -> UUID:
@@ -105,6 +107,10 @@ def test_a_later_flag_on_the_victim_opens_the_same_request_on_each_companion(
         app.approve_request(Actor(B, "apr"), r)
         app.execute_request(Actor(B, "op"), r)
     assert query(sqlite_node, A, B, k) == "in_progress"
+    renew = app.request_flags(Actor(B, "req"), x, [ND, NAR], kind="renew", case_id=case, review_date=LATER)
+    (renewal,) = requests_on(sqlite_node, k, "pending")
+    assert renewal.kind == "renew" and renewal.flags == [ND, NAR] and renewal.review_date == LATER.isoformat()
+    assert app.flag_request(renew).status == "pending"
 
 
 def test_the_year_queue_prompts_for_a_companion_missing_a_flag_the_victim_holds(

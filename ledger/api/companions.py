@@ -4,7 +4,7 @@ goes through :class:`ledger.app.FlagLedger` after the token's own roles are chec
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter
@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from ledger.api.deps import Caller, CurrentNode
 from ledger.api.schemas import ERROR_RESPONSES, Body, FlagName, Note, Subject
 from ledger.domain.types import Action
+from ledger.errors import PermissionDenied
 
 __all__ = ["router"]
 
@@ -44,6 +45,10 @@ class BarIn(Body):
     subject: Subject = Field(description="the protected person (a child, the victim)")
     guardian: Subject = Field(description="the guardian or proxy who may not act for them")
     relation: Literal["parent", "legal_guardian", "proxy"] = "parent"
+
+
+class BarsOut(BaseModel):
+    bars: list[dict[str, Any]]
 
 
 class LiftIn(Body):
@@ -103,3 +108,12 @@ def approve_lift(bar_id: UUID, node: CurrentNode, who: Caller) -> BarOut:
     who.require(node, Action.APPROVE_FLAG)
     node.app.lift_guardian_bar(who.actor, bar_id)
     return BarOut(bar_id=bar_id, status="lifted")
+
+
+@router.get("/guardian-bars", response_model=BarsOut, summary="this agency's guardian bars, proposed or in force")
+def list_bars(node: CurrentNode, who: Caller) -> BarsOut:
+    try:
+        who.require(node, Action.REQUEST_FLAG)
+    except PermissionDenied:
+        who.require(node, Action.APPROVE_FLAG)
+    return BarsOut(bars=node.app.guardian_bars(who.actor))

@@ -84,8 +84,11 @@ class GuardianCommands(CredentialCommands, IdentityCommands):
         self.save_as(actor.agency, bar)
 
     def guardian_bars(self, actor: Actor) -> list[dict[str, Any]]:
-        """This agency's bars, proposed or in force (for its staff's queue)."""
-        self.permit(actor, Action.REQUEST_FLAG)
+        """This agency's bars, proposed or in force (for its requesters and approvers)."""
+        try:
+            self.permit(actor, Action.REQUEST_FLAG)
+        except PermissionDenied:
+            self.permit(actor, Action.APPROVE_FLAG)
         out: list[dict[str, Any]] = []
         start, topic = 1, get_topic(GuardianBar.Proposed)  # type: ignore[attr-defined]
         while True:

@@ -67,6 +67,8 @@ def test_companions_bars_and_perpetrators_from_the_console(
     assert views.portal_records(sqlite_node, y, k).access == "none"
     code, out, _ = run("proxy", "bars", "--as", f"{B}/req")
     assert [b["in_force"] for b in out["bars"]] == [True]
+    assert run("proxy", "bars", "--as", f"{B}/apr")[1]["bars"] == out["bars"]  # the approvers see them too
+    assert run("proxy", "bars", "--as", f"{B}/counter")[0] == 4
     assert run("proxy", "lift-approve", "--as", f"{B}/apr", bar)[0] == 5  # nothing proposed
 
     code, out, _ = run("year", "queue", "--as", f"{B}/req")
@@ -109,6 +111,9 @@ def test_companions_bars_and_perpetrators_over_http(sqlite_node: Node, person: C
     post(f"{B}/admin", f"/guardian-bars/{bar['bar_id']}/approve", {}, 403)
     assert post(f"{B}/apr", f"/guardian-bars/{bar['bar_id']}/approve", {}, 200)["status"] == "in_force"
     assert views.portal_records(sqlite_node, y, k).access == "none"
+    listed = http.get("/api/v1/guardian-bars", headers=auth(sqlite_node, B, "apr"))
+    assert [b["bar_id"] for b in listed.json()["bars"]] == [bar["bar_id"]]
+    assert http.get("/api/v1/guardian-bars", headers=auth(sqlite_node, B, "counter")).status_code == 403
     post(f"{B}/req", f"/guardian-bars/{bar['bar_id']}/lift", {"note": "家庭裁判所の決定"}, 200)
     post(f"{B}/apr", f"/guardian-bars/{bar['bar_id']}/lift/approve", {}, 200)
     assert views.portal_records(sqlite_node, y, k).access == "proxy"

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from ledger.app.credentials import StaffProof, WebAuthnProof
 from ledger.app.values import Actor
@@ -25,6 +25,7 @@ from ledger.app.year import YearCommands
 from ledger.domain.base import LedgerAggregate
 from ledger.domain.cases import CompanionRelation, ProtectionCase
 from ledger.domain.flags import FlagRequest
+from ledger.domain.staff_acts import REQUESTED, act_statement, note_digest
 from ledger.domain.types import Action, Flag, Reason, RequestKind, RequestStatus, parse_enum
 from ledger.errors import InputError
 
@@ -63,10 +64,28 @@ class CompanionCommands(YearCommands):
                 field="flags",
             )
         note = explanation.strip() or f"同伴者 ({relation}) of the case's victim"
-        rid = self.request_flags(actor, subj, wanted, reason=case.reason, case_id=case.id, explanation=note)
-        case = self.case(case_id)  # (request_flags saved; the case is read again before its own event)
+        rid = uuid4()
+        terms = self._request_terms(actor, subj, wanted, RequestKind.SET.value, case.reason, None, case.id, note, None)
+        kind, _, fl, review, required, digest = terms(rid)
+        statement = act_statement(actor.agency, REQUESTED, str(rid), digest, actor.staff, note_digest(""))
+        request = FlagRequest(
+            id=rid,
+            agency=actor.agency,
+            kind=kind.value,
+            subject=subj,
+            flags=fl,
+            reason=case.reason,
+            review_date=review,
+            requested_by=actor.staff,
+            approvals_required=required,
+            case_id=case.id,
+            explanation=note,
+            body_request_id=None,
+            staff_signature=self.sign_act(actor, statement),
+        )
         case.propose_companion(subj, relation, rid, actor.staff)
-        self.save_as(actor.agency, case)
+        # one batch: the companion is never listed without its request, nor the request saved without the listing
+        self.save_as(actor.agency, request, case, *self._on_request(actor, request))
         return rid
 
     def _victim_flags_here(self, agency: str, case: ProtectionCase) -> list[str]:

@@ -94,6 +94,7 @@ def test_a_later_flag_on_the_victim_opens_the_same_request_on_each_companion(
     case = app.open_case(Actor(B, "req"), x)
     with pytest.raises(InputError):
         app.propose_companion(Actor(B, "req"), case, k)  # the victim holds nothing yet: name the flags
+    assert app.case(case).companions == {} and requests_on(sqlite_node, k, "pending") == []  # nothing saved
     child = app.propose_companion(Actor(B, "req"), case, k, flags=[ND])
     app.approve_request(Actor(B, "apr"), child)
     app.execute_request(Actor(B, "op"), child)

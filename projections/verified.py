@@ -45,6 +45,7 @@ from ledger.errors import ChainError, FlagLedgerError, IntegrityError, Untrusted
 from ledger.log.envelope import GENESIS, Envelope
 from projections.log_position import last_position as _last_position
 from projections.portal import OPEN_END, canonical_time
+from projections.verified_bars import GuardianBars
 from projections.verified_links import NumberLinks
 
 if TYPE_CHECKING:
@@ -141,8 +142,7 @@ class VerifiedState:
         self._carriers: dict[Held, set[str]] = {}  # the reverse of _carried
         self._proxies: dict[str, tuple[str, ...]] = {}  # subject → active proxies
         self._registrations: dict[str, Pair] = {}  # registration stream → (subject, proxy)
-        self._bar_pairs: dict[str, Pair] = {}  # guardian-bar stream → (subject, guardian)
-        self._barred: dict[str, dict[str, int]] = {}  # subject → guardian → bars in force
+        self._bars = GuardianBars()  # guardians or proxies barred from acting for a person
         self._heads: dict[str, bytes] = {}  # stream → version (4 bytes) + leaf hash of its last event
         self._pairs: dict[Pair, Pair] = {}  # one tuple per (flag, agency) pair
         self._names: dict[str, str] = {}  # one string per agency code and flag name
@@ -236,24 +236,7 @@ class VerifiedState:
                 else:
                     self._proxies.pop(subject, None)
         elif topic.startswith(BAR):
-            self._bar(h.stream, topic[len(BAR) :], event)
-
-    def _bar(self, stream: str, kind: str, event: Any) -> None:
-        """A bar is in force from its approval to its lifting (the owner's word: writer authority holds both
-        on its stream). Counted, so two agencies' bars on one pair stand until both are lifted."""
-        if kind == "Proposed":
-            self._bar_pairs[stream] = (str(event.subject), str(event.guardian))
-            return
-        pair = self._bar_pairs.get(stream)
-        if pair is None:
-            return
-        subject, guardian = pair
-        bars = self._barred.setdefault(subject, {})
-        bars[guardian] = bars.get(guardian, 0) + (1 if kind == "Approved" else -1)
-        if bars[guardian] <= 0:
-            del bars[guardian]
-        if not bars:
-            del self._barred[subject]
+            self._bars.apply(h.stream, topic[len(BAR) :], event)
 
     def _name(self, value: str) -> str:
         return self._names.setdefault(value, value)
@@ -412,15 +395,12 @@ class VerifiedState:
             if viewer in person.aliases:
                 return "self", person
             viewers = set(self._aliases(viewer))
-            if person.protected and self._is_barred(person.aliases, viewers):
+            if person.protected and self._bars.any_barred(person.aliases, viewers):
                 return "none", person  # a barred guardian acts for nobody while the person is protected
             for p in person.aliases:
                 if viewers.intersection(self._proxies.get(p, ())):
                     return "proxy", person
             return "none", person
-
-    def _is_barred(self, subjects: Iterable[str], guardians: set[str]) -> bool:
-        return any(guardians.intersection(self._barred.get(p, ())) for p in subjects)
 
     def barred(self, subject: str, guardian: str) -> bool:
         """Whether ``guardian`` (any of their numbers) may not act for ``subject`` now: a bar in force on any of
@@ -428,7 +408,7 @@ class VerifiedState:
         with self._lock:
             self.fresh()
             person = self._person_now(subject)
-            return person.protected and self._is_barred(person.aliases, set(self._aliases(guardian)))
+            return person.protected and self._bars.any_barred(person.aliases, set(self._aliases(guardian)))
 
     def holdings_of(self, agency: str) -> list[tuple[str, str]]:
         """(pseudonym, flag) of every flag ``agency`` holds now (the liaison resolution reads this)."""
@@ -446,6 +426,6 @@ class VerifiedState:
                 "linked_pseudonyms": len(self._links.person),
                 "carried_pseudonyms": len(self._carried),
                 "proxied_subjects": len(self._proxies),
-                "barred_subjects": len(self._barred),
+                "barred_subjects": len(self._bars),
                 "streams": len(self._heads),
             }

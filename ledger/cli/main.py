@@ -36,6 +36,7 @@ from ledger.cli import (
     projections,
     provision,
     proxy,
+    retention,
     serve,
     staff,
     system,
@@ -83,7 +84,7 @@ SECTIONS: dict[str, list[click.Command]] = {
         view.view,
         year.year,
     ],
-    "Audit and incidents": [audit.audit, incident.incident, projections.projections],
+    "Audit and incidents": [audit.audit, incident.incident, projections.projections, retention.retention],
     "Running a node": [
         node.node_,
         node.relay,

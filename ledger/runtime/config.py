@@ -91,6 +91,7 @@ class NodeConfig:
     capacity: dict[str, Any] = field(default_factory=dict)  # connection pools, API concurrency (ledger.app.capacity)
     checkpoints: dict[str, Any] = field(default_factory=dict)  # tree heads: every_events, every_seconds
     keys: dict[str, Any] = field(default_factory=dict)  # the key store's backend (ledger.runtime.keystore)
+    retention: dict[str, Any] = field(default_factory=dict)  # years per record kind (ledger.audit.retention)
     database_password: str | None = field(default=None, repr=False)  # from a secret file; never saved
 
     @property
@@ -119,6 +120,7 @@ class NodeConfig:
                 capacity=dict(raw.get("capacity", {})),
                 checkpoints=dict(raw.get("checkpoints", {})),
                 keys=dict(raw.get("keys", {})),
+                retention=dict(raw.get("retention", {})),
             )
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"{path} is not valid: {exc}") from exc
@@ -147,6 +149,7 @@ class NodeConfig:
             **({"capacity": self.capacity} if self.capacity else {}),
             **({"checkpoints": self.checkpoints} if self.checkpoints else {}),
             **({"keys": self.keys} if self.keys else {}),
+            **({"retention": self.retention} if self.retention else {}),
         }
         write_private(self.path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 

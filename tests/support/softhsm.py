@@ -45,6 +45,12 @@ def _module() -> str | None:
 @pytest.fixture(scope="session")
 def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftToken]:
     module, util = _module(), shutil.which("softhsm2-util")
+    given = {name: os.environ.get(f"FLAGLEDGER_PKCS11_{name}", "") for name in ("MODULE", "TOKEN", "PIN")}
+    if all(given.values()) and os.environ.get("SOFTHSM2_CONF"):
+        # the whole run has its keys in a token the caller made: the library reads one SOFTHSM2_CONF per process
+        conf = Path(os.environ["SOFTHSM2_CONF"])
+        yield SoftToken(given["MODULE"], given["TOKEN"], given["PIN"], conf.parent / "tokens")
+        return
     if module is None or util is None:
         pytest.skip("softhsm2 is not installed (deploy/hsm-deps.sh installs it as root): PKCS#11 tests not run")
     base = tmp_path_factory.mktemp("softhsm")
@@ -80,4 +86,6 @@ def keys_backend(request: pytest.FixtureRequest) -> str:
     backend: str = request.param
     if backend == "pkcs11":
         request.getfixturevalue("pkcs11_env")
+    else:  # even where the run's environment names a token (the suite run with keys in SoftHSM2)
+        request.getfixturevalue("monkeypatch").setenv("FLAGLEDGER_KEYS_BACKEND", "file")
     return backend

@@ -148,6 +148,9 @@ class Pkcs11KeyStore:
         self.token = token
         self.directory = directory
         self.mounted = dict(mounted or {})
+        # opened secrets by (name, the sealed file's identity): the API token secret is asked for on every
+        # request, and a hardware token's decryption is slow; a replaced file is a new identity
+        self._opened: dict[tuple[str, int, int, int], str] = {}
 
     # -- the key-encryption key ------------------------------------------------------------------------
     def _kek(self, session: Any, *, make: bool) -> Any:
@@ -227,11 +230,17 @@ class Pkcs11KeyStore:
                 return self.mounted[name].read_text().strip()
             except (OSError, UnicodeDecodeError) as exc:
                 raise ConfigurationError(str(exc)) from exc
+        path = self._own(name)
         try:
-            data = self._own(name).read_bytes()
+            st = path.stat()
+            key = (name, st.st_ino, st.st_mtime_ns, st.st_size)
+            if key in self._opened:
+                return self._opened[key]
+            data = path.read_bytes()
         except OSError as exc:
             raise ConfigurationError(str(exc)) from exc
-        return self._open(name, data).strip()
+        value = self._opened[key] = self._open(name, data).strip()
+        return value
 
     def _write(self, name: str, value: str, *, replace: bool) -> None:
         path = self._own(name)

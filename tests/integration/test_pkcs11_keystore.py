@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,21 @@ def test_an_adopted_key_is_imported_into_the_token_and_cannot_be_read_back(
     assert signer.key_id == Signer(A, key).key_id
     with pytest.raises(pkcs11.exceptions.PKCS11Error):
         _ = handle._private[pkcs11.Attribute.VALUE]
+
+
+def test_signing_from_many_threads_and_a_replaced_secret(tmp_path: Path, pkcs11_env: SoftToken) -> None:
+    """Defends the administrator's import (a replaced pseudonym secret is read anew, never an old copy kept in
+    memory) and the API's concurrent requests: the token's one session signs for many threads at once, every
+    signature verifying."""
+    store = open_keystore(NodeConfig(data_dir=tmp_path))
+    name, key = store.new_signing_key(A)
+    messages = [f"event {i}".encode() for i in range(64)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        signatures = list(pool.map(key.sign, messages))
+    for message, signature in zip(messages, signatures, strict=True):
+        key.public_key().verify(signature, message)
+    assert store.signing_key(name).public_key() == key.public_key()
+    store.replace("pseudonym.key", "11" * 32)
+    assert store.get("pseudonym.key") == "11" * 32
+    store.replace("pseudonym.key", "22" * 32)
+    assert store.get("pseudonym.key") == "22" * 32

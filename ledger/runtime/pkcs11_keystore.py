@@ -65,6 +65,7 @@ class _TokenSession:
         self.label = label
         self.lock = threading.Lock()
         self._pin = hashlib.sha256(pin.encode()).digest()  # a later opener in the process must know the PIN too
+        self.kek: Any = None  # the key-encryption key's handle once found: a search reads the token's store
 
     def knows(self, pin: str) -> bool:
         return hmac.compare_digest(self._pin, hashlib.sha256(pin.encode()).digest())
@@ -154,6 +155,11 @@ class Pkcs11KeyStore:
 
     # -- the key-encryption key ------------------------------------------------------------------------
     def _kek(self, session: Any, *, make: bool) -> Any:
+        if self.token.kek is None:
+            self.token.kek = self._find_kek(session, make=make)
+        return self.token.kek
+
+    def _find_kek(self, session: Any, *, make: bool) -> Any:
         pkcs11 = _pkcs11()
         try:
             return session.get_key(pkcs11.ObjectClass.SECRET_KEY, pkcs11.KeyType.AES, label=KEK_LABEL)

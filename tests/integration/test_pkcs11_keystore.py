@@ -170,3 +170,26 @@ def test_signing_from_many_threads_and_a_replaced_secret(tmp_path: Path, pkcs11_
     assert store.get("pseudonym.key") == "11" * 32
     store.replace("pseudonym.key", "22" * 32)
     assert store.get("pseudonym.key") == "22" * 32
+
+
+def test_the_hubs_code_mapping_secret_and_keys_are_in_the_token(tmp_path: Path, pkcs11_env: SoftToken) -> None:
+    """Defends the hub's code map against a shell user on the hub's host: its person-id secret and sealing key are
+    sealed by the token, its signing key signs inside it; a copy of the hub's directory holds none of them."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from ledger.runtime.roles import init_role, open_role
+
+    hub = init_role(tmp_path / "hub", "hub")
+    secret, sealing = hub.keys.secret, hub.keys.sealing
+    assert isinstance(sealing, X25519PrivateKey)
+    sealing_raw = sealing.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    assert isinstance(hub.keys.signer._private, TokenSigningKey)
+    names = sorted(p.name for p in (tmp_path / "hub" / "secrets").iterdir())
+    assert names == ["linkage-sealing.key.sealed", "linkage-secret.key.sealed"], names
+    everything = _all_bytes(tmp_path / "hub")
+    for value in (secret, sealing_raw):
+        assert value not in everything and value.hex().encode() not in everything
+    again = open_role(tmp_path / "hub")
+    assert again.keys.secret == secret and again.own == hub.own

@@ -12,23 +12,17 @@
 
 Threat: an insider or shell user who copies the data directory (or a backup) gets no key material; using the
 keys needs the token and its PIN, which the node reads from ``FLAGLEDGER_PKCS11_PIN`` or the file named by
-``FLAGLEDGER_PKCS11_PIN_FILE`` (keys.pkcs11_pin_file), never from config.json.
-
-One session per token per process, logged in once and shared under a lock: PKCS#11 sessions are not safe to
-use from two threads at once, and closing any logged-in session logs out every session of the process.
+``FLAGLEDGER_PKCS11_PIN_FILE`` (keys.pkcs11_pin_file), never from config.json. The session with the token is
+ledger.runtime.pkcs11_token's.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-import os
 import secrets as pysecrets
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -36,82 +30,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from ledger.errors import ConfigurationError
 from ledger.files import create_private, private_dir
 from ledger.log.signing import SigningKey, key_id_for
+from ledger.runtime.pkcs11_token import TokenSession, open_token_session, read_pin
+from ledger.runtime.pkcs11_token import pkcs11_module as _pkcs11
 
-__all__ = ["KEK_LABEL", "SEALED_SUFFIX", "Pkcs11KeyStore", "TokenSigningKey", "open_token_session"]
+__all__ = ["KEK_LABEL", "SEALED_SUFFIX", "Pkcs11KeyStore", "TokenSigningKey", "open_token_session", "read_pin"]
 
 KEK_LABEL = "flagledger-kek"
 SEALED_SUFFIX = ".sealed"
 _FORMAT = "flagledger-p11-gcm-v1:"
 _NONCE = 12
 _ED25519_OID = "1.3.101.112"
-
-T = TypeVar("T")
-
-
-def _pkcs11() -> Any:
-    """python-pkcs11, imported when a pkcs11 store is opened (the file backend needs no native library)."""
-    try:
-        import pkcs11
-    except ImportError as exc:  # pragma: no cover - a dependency of the package
-        raise ConfigurationError(f"keys.backend is pkcs11 but python-pkcs11 cannot be imported: {exc}") from exc
-    return pkcs11
-
-
-class _TokenSession:
-    """The process's one logged-in session with a token, used under a lock."""
-
-    def __init__(self, session: Any, label: str, pin: str) -> None:
-        self.session = session
-        self.label = label
-        self.lock = threading.Lock()
-        self._pin = hashlib.sha256(pin.encode()).digest()  # a later opener in the process must know the PIN too
-        self.kek: Any = None  # the key-encryption key's handle once found: a search reads the token's store
-
-    def knows(self, pin: str) -> bool:
-        return hmac.compare_digest(self._pin, hashlib.sha256(pin.encode()).digest())
-
-    def run(self, what: str, work: Callable[[Any], T]) -> T:
-        pkcs11 = _pkcs11()
-        with self.lock:
-            try:
-                return work(self.session)
-            except pkcs11.exceptions.PKCS11Error as exc:
-                raise ConfigurationError(
-                    f"the PKCS#11 token {self.label!r} refused to {what}: {type(exc).__name__} {exc}".rstrip()
-                ) from exc
-
-
-_LIBS: dict[str, Any] = {}
-_SESSIONS: dict[tuple[str, str], _TokenSession] = {}
-_OPEN_LOCK = threading.Lock()
-
-
-def open_token_session(module: str, token: str, pin: str) -> _TokenSession:
-    """The process's session with ``token`` of the PKCS#11 ``module`` (a shared library path), logged in."""
-    pkcs11 = _pkcs11()
-    with _OPEN_LOCK:
-        found = _SESSIONS.get((module, token))
-        if found is not None:
-            if not found.knows(pin):
-                raise ConfigurationError(f"the PIN of PKCS#11 token {token!r} was refused")
-            return found
-        try:
-            lib = _LIBS.get(module)
-            if lib is None:
-                lib = _LIBS[module] = pkcs11.lib(module)
-            session = lib.get_token(token_label=token).open(user_pin=pin, rw=True)
-        except pkcs11.exceptions.NoSuchToken:
-            raise ConfigurationError(
-                f"no PKCS#11 token labelled {token!r} in {module} (keys.pkcs11_token): initialise it first"
-            ) from None
-        except pkcs11.exceptions.PinIncorrect:
-            raise ConfigurationError(f"the PIN of PKCS#11 token {token!r} was refused") from None
-        except (OSError, RuntimeError, pkcs11.exceptions.PKCS11Error) as exc:
-            raise ConfigurationError(
-                f"cannot open PKCS#11 token {token!r} with {module} (keys.pkcs11_module): {type(exc).__name__} {exc}"
-            ) from exc
-        opened = _SESSIONS[(module, token)] = _TokenSession(session, token, pin)
-        return opened
 
 
 def _public_raw(point: bytes) -> bytes:
@@ -127,7 +55,7 @@ class TokenSigningKey:
     """An Ed25519 key inside the token: it signs there, and tells its public key; its private half is never
     read (the token would refuse: it is sensitive and not extractable)."""
 
-    def __init__(self, token: _TokenSession, private: Any, public: Ed25519PublicKey) -> None:
+    def __init__(self, token: TokenSession, private: Any, public: Ed25519PublicKey) -> None:
         self._token = token
         self._private = private
         self._public = public
@@ -145,7 +73,7 @@ class Pkcs11KeyStore:
     """:class:`ledger.runtime.keystore.KeyStore` over a PKCS#11 token; ``directory`` holds the sealed text
     secrets, ``mounted`` names read (plain) from the deployment's own store, as with the file backend."""
 
-    def __init__(self, token: _TokenSession, directory: Path, mounted: Mapping[str, Path] | None = None) -> None:
+    def __init__(self, token: TokenSession, directory: Path, mounted: Mapping[str, Path] | None = None) -> None:
         self.token = token
         self.directory = directory
         self.mounted = dict(mounted or {})
@@ -400,22 +328,3 @@ class Pkcs11KeyStore:
         if self._find_private(name) is None:
             self.token.run("import a signing key", imported)
         return name
-
-
-def read_pin(pin_file: str) -> str:
-    """The token's user PIN: ``FLAGLEDGER_PKCS11_PIN``, else the file ``pin_file`` names; never config.json."""
-    pin = os.environ.get("FLAGLEDGER_PKCS11_PIN", "")
-    if pin:
-        return pin
-    if not pin_file:
-        raise ConfigurationError(
-            "keys.backend is pkcs11 but no PIN is given: set FLAGLEDGER_PKCS11_PIN or FLAGLEDGER_PKCS11_PIN_FILE "
-            "(keys.pkcs11_pin_file names a file; the PIN itself is never kept in config.json)"
-        )
-    try:
-        pin = Path(pin_file).read_text().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"cannot read the PKCS#11 PIN file {pin_file}: {exc}") from exc
-    if not pin:
-        raise ConfigurationError(f"the PKCS#11 PIN file {pin_file} is empty")
-    return pin

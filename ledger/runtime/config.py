@@ -95,6 +95,7 @@ class NodeConfig:
     linkage: dict[str, Any] = field(
         default_factory=dict
     )  # a hub's or portal's own keys and topics (ledger.runtime.roles)
+    retention: dict[str, Any] = field(default_factory=dict)  # years per record kind (ledger.audit.retention)
     database_password: str | None = field(default=None, repr=False)  # from a secret file; never saved
 
     @property
@@ -125,6 +126,7 @@ class NodeConfig:
                 keys=dict(raw.get("keys", {})),
                 role=str(raw.get("role", "agency")),
                 linkage=dict(raw.get("linkage", {})),
+                retention=dict(raw.get("retention", {})),
             )
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"{path} is not valid: {exc}") from exc
@@ -155,6 +157,7 @@ class NodeConfig:
             **({"keys": self.keys} if self.keys else {}),
             **({"role": self.role} if self.role != "agency" else {}),
             **({"linkage": self.linkage} if self.linkage else {}),
+            **({"retention": self.retention} if self.retention else {}),
         }
         write_private(self.path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 

@@ -189,14 +189,15 @@ def test_a_replayed_or_junk_message_is_dropped_or_parked_durably(world: HubNodes
     assert world.bridge(A).pull(timeout_ms=20).parked == []  # committed past: not handed over again
 
 
-def test_the_staff_made_answer_follows_and_the_hub_files_records_and_flag_changes(world: HubNodes) -> None:
+def test_the_staff_made_answer_waits_for_the_consultation_and_the_hub_files_records_and_flags(world: HubNodes) -> None:
     """Perpetrator asking at C, then waiting: A's reviewer and approver decide the held request (four eyes);
-    C hears nothing but "in progress" until A's batch releases the decision, then the decision. The hub filed
-    B's set and release (after B's own chain) and A's provision record of the request, once each."""
+    C hears nothing but "in progress" — before A's batch, and after it too, since the hub refuses a plain
+    answer to a request it marked for staff. The hub filed B's set and release (after B's own chain) and A's
+    provision record of the request, once each."""
     from datetime import timedelta
 
     from ledger.app.answers import run_batches
-    from ledger.hub.tables import hub_flag_changes, hub_records
+    from ledger.hub.tables import hub_flag_changes, hub_parked, hub_records
 
     x = individual_number()
     set_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
@@ -215,7 +216,12 @@ def test_the_staff_made_answer_follows_and_the_hub_files_records_and_flag_change
     assert world.bridges[C].query(asked)["status"] == "in_progress"  # decided, not yet released
     run_batches(app, app.clock() + timedelta(days=2))
     world.settle()
-    assert world.bridges[C].query(asked)["status"] == "not_provided"
+    # the hub takes a final answer to a "staff" request only as a staff_answer signed by two of A's staff
+    # (the consultation, docs/linkage.md); the node's plain decision is parked there and C never hears it
+    # — wiring the node's four-eyes decision into a staff_answer is left
+    assert world.bridges[C].query(asked)["status"] == "in_progress"
+    with world.hub.store.engine.connect() as conn:
+        assert [r.code for r in conn.execute(select(hub_parked))] == ["staff_decision_required"]
 
     rid = world.nodes[B].app.request_flags(
         Actor(B, "req"), x, ["NON_DISCLOSURE"], kind="release", explanation="told in person"

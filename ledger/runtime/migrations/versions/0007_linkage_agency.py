@@ -3,7 +3,7 @@ bridge's position in the own log, queries asked and routed through the hub, cons
 (ledger/runtime/tables.py, consumers/linkage_bridge.py).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -4,12 +4,13 @@ relay of the node's envelopes, no ingest of other agencies' — only the bridge 
 
 ``flagledger node`` runs this instead of the shared-mode loop when config.json says ``linkage.mode: hub``
 (``ledger.node.loop.run``). The transport is Kafka (``KafkaTransport``: the agency's own inbox topic, the hub's
-topic, prefix ``linkage.topics_prefix``), or the one given (the in-memory transport in tests and the demo).
+topic, prefix ``linkage.topic_prefix``), or the one given (the in-memory transport in tests and the demo).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,7 +36,10 @@ log = logging.getLogger("flagledger.node")
 def _transport(node: Node) -> Transport:
     from consumers.kafka_transport import KafkaTransport
 
-    prefix = str(node.config.linkage.get("topics_prefix", Topics.prefix))
+    # the same setting as the hub's and the portal's (ledger.runtime.roles)
+    prefix = os.environ.get("FLAGLEDGER_LINKAGE_TOPIC_PREFIX") or str(
+        node.config.linkage.get("topic_prefix", Topics.prefix)
+    )
     return KafkaTransport(KafkaSettings.from_config(node.config), hosted_agency(node.config), Topics(prefix))
 
 

@@ -4,7 +4,8 @@
 config.json::
 
     "linkage": {"mode": "hub",
-                "hub": {"key_id": "...", "public_hex": "...", "sealing_hex": "...", "valid_from": "..."}}
+                "hub": {"party": "hub", "key_id": "...", "public_hex": "...", "valid_from": "...",
+                        "sealing_public_hex": "..."}}
 
 In hub mode:
 
@@ -39,7 +40,7 @@ from ledger.linkage.codes import Registration, agency_code
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import HUB
-from ledger.linkage.sealing import public_from_hex, seal, sealing_key_from_hex
+from ledger.linkage.sealing import public_from_hex, public_hex, seal, sealing_key_from_hex
 from ledger.log.pseudonym import Pseudonymizer
 from ledger.log.signing import KeyRecord
 from ledger.runtime.config import NodeConfig
@@ -58,6 +59,7 @@ __all__ = [
     "linkage_directory",
     "party_keys",
     "published",
+    "published_entry",
     "refuse_in_hub_mode",
     "subject_of",
 ]
@@ -95,18 +97,21 @@ class HubEntry:
 
     key_id: str
     public_hex: str
-    sealing_hex: str
+    sealing_public_hex: str
     valid_from: str
 
     @classmethod
     def of(cls, raw: Any) -> HubEntry:
+        """The hub's directory entry as `linkage directory export` prints it (``party`` optional, "hub")."""
         try:
-            entry = cls(**{k: str(raw[k]) for k in ("key_id", "public_hex", "sealing_hex", "valid_from")})
+            if raw.get("party", HUB) != HUB:
+                raise ValueError("not the hub's entry")
+            entry = cls(**{k: str(raw[k]) for k in ("key_id", "public_hex", "sealing_public_hex", "valid_from")})
             datetime.fromisoformat(entry.valid_from)
-            public_from_hex(entry.sealing_hex)
-        except (KeyError, TypeError, ValueError, FlagLedgerError) as exc:
+            public_from_hex(entry.sealing_public_hex)
+        except (AttributeError, KeyError, TypeError, ValueError, FlagLedgerError) as exc:
             raise ConfigurationError(
-                "linkage.hub must hold the hub's key_id, public_hex, sealing_hex and valid_from"
+                "linkage.hub must hold the hub's key_id, public_hex, sealing_public_hex and valid_from"
             ) from exc
         return entry
 
@@ -223,7 +228,7 @@ def linkage_directory(config: NodeConfig) -> Directory:
     hub = _hub(config)
     directory = Directory()
     record = KeyRecord(HUB, hub.key_id, hub.public_hex, datetime.fromisoformat(hub.valid_from))
-    directory.add(record, public_from_hex(hub.sealing_hex))
+    directory.add(record, public_from_hex(hub.sealing_public_hex))
     return directory
 
 
@@ -235,9 +240,21 @@ def published(node: Node) -> tuple[KeyRecord, X25519PublicKey]:
     return record, sealing_key(node.keys).public_key()
 
 
+def published_entry(node: Node) -> dict[str, str]:
+    """This agency's directory entry, in the shape the hub's `flagledger linkage directory import` takes."""
+    record, sealing = published(node)
+    return {
+        "party": record.agency,
+        "key_id": record.key_id,
+        "public_hex": record.public_hex,
+        "valid_from": record.valid_from.isoformat(),
+        "sealing_public_hex": public_hex(sealing),
+    }
+
+
 def attach(node: Node) -> None:
     """In hub mode: keep each person's registration, sealed to the hub, when their number is first typed."""
     pseudo = node.app.pseudonymize
     if isinstance(pseudo, AgencyCodes):
         keys = party_keys(node)
-        pseudo.met = RegistrationKeeper(node.engine, keys, public_from_hex(_hub(node.config).sealing_hex))
+        pseudo.met = RegistrationKeeper(node.engine, keys, public_from_hex(_hub(node.config).sealing_public_hex))

@@ -248,6 +248,8 @@ def test_a_misconfigured_mode_is_refused_never_a_silent_fallback(make_node: Node
     from ledger.log.pseudonym import Pseudonymizer
     from ledger.runtime.bootstrap import AgencySpec, open_node
     from ledger.runtime.config import NodeConfig
+    from ledger.runtime.linkage import published_entry
+    from ledger.runtime.roles import DirectoryEntry
     from tests.support.hub_nodes import hub_entry
     from tests.support.hub_world import hub_keys
 
@@ -261,7 +263,8 @@ def test_a_misconfigured_mode_is_refused_never_a_silent_fallback(make_node: Node
     for node, linkage in (
         (one, {"mode": "hubb"}),
         (one, {"mode": "hub"}),
-        (one, {"mode": "hub", "hub": {**entry, "sealing_hex": "00"}}),
+        (one, {"mode": "hub", "hub": {**entry, "sealing_public_hex": "00"}}),
+        (one, {"mode": "hub", "hub": {**entry, "party": B}}),  # a peer's entry where the hub's belongs
         (two, {"mode": "hub", "hub": entry}),
     ):
         config = NodeConfig.load(node.config.data_dir)
@@ -275,6 +278,8 @@ def test_a_misconfigured_mode_is_refused_never_a_silent_fallback(make_node: Node
     opened = open_node(one.config.data_dir)  # the control: a good setting opens, in hub mode
     try:
         assert opened.app.subject(x) != one.app.subject(x)
+        # what the agency publishes is what the hub's `linkage directory import` takes
+        assert DirectoryEntry.parse(published_entry(opened)).party == A
     finally:
         opened.close()
 

@@ -73,7 +73,7 @@ def test_seed_through_the_hub_on_kafka(bootstrap: str, make_node: NodeFactory, t
         # B's own node loop: in hub mode it runs the bridge on Kafka, no relay to a shared topic
         b = w.nodes[B]
         b.config.kafka = {"bootstrap_servers": bootstrap, "fetch_max_wait_ms": 10, "delivery_timeout_ms": 20000}
-        b.config.linkage["topics_prefix"] = topics.prefix
+        b.config.linkage["topic_prefix"] = topics.prefix
         w.bridges.pop(B).transport.close()
         status = run(b, NodeOptions(seconds=3, projections="inline"))
         assert status["linkage"]["sent"] == 1 and status["linkage"]["registrations"] == 1

@@ -33,9 +33,10 @@ def hub_entry(keys: PartyKeys, valid_from: str) -> dict[str, str]:
     """The hub's published keys, as an agency's config.json ``linkage.hub`` names them."""
     signer = keys.signer
     return {
+        "party": "hub",
         "key_id": signer.key_id,
         "public_hex": signer.public_raw.hex(),
-        "sealing_hex": public_hex(keys.sealing.public_key()),
+        "sealing_public_hex": public_hex(keys.sealing.public_key()),
         "valid_from": valid_from,
     }
 

@@ -35,6 +35,7 @@ from ledger.errors import (
     PermissionDenied,
     StorageError,
 )
+from ledger.hub.digests import DigestSchedule, send_digests
 from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid, park, was_applied
 from ledger.hub.log import HubStore, ProvisionRecord
 from ledger.hub.routing import holdings
@@ -87,6 +88,7 @@ class HubService:
         keys: PartyKeys,
         directory: Directory,
         now: Callable[[], datetime] = clock.now,
+        digests: DigestSchedule | None = None,
     ) -> None:
         if transport.party != HUB or keys.signer.agency != HUB:
             raise InputError("the hub's loop runs on the hub's transport with the hub's keys", code=Code.CONFIGURATION)
@@ -95,6 +97,7 @@ class HubService:
         self.keys = keys
         self.directory = directory
         self.now = now
+        self.digests = digests  # None: each message sent as decided; else one digest per inbox per tick
 
     # -- the loop ------------------------------------------------------------------------------------------
     def lead(self) -> bool:
@@ -128,13 +131,24 @@ class HubService:
         database or broker failure is logged and retried after ``retry`` seconds, nothing committed past it."""
         while not stop.is_set():
             try:
+                if self.digests is not None and self.digests.due():
+                    self.tick()
                 if self.step().standby:
                     stop.wait(standby_wait)
             except (StorageError, BrokerUnavailable) as exc:
                 log.warning("the hub's loop will retry in %.1f s: %s", retry, exc)
                 stop.wait(retry)
 
+    def tick(self) -> int:
+        """On a digest schedule, send every inbox its digest (the leader only); returns the digests sent."""
+        if self.digests is None or not self.lead():
+            return 0
+        self.digests.ticked()
+        return send_digests(self.store.engine, self.transport, self.keys, self.directory, self.digests.size)
+
     def _send_owed(self) -> int:
+        if self.digests is not None:
+            return 0  # held for the next tick's digests: nothing reaches an inbox off the schedule
         rows = owed(self.store.engine)
         for _, recipient, message in rows:
             self.transport.send(recipient, message)

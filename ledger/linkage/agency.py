@@ -19,6 +19,7 @@ from ledger import clock
 from ledger.errors import Code, FlagLedgerError, PermissionDenied
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.codes import Registration, agency_code
+from ledger.linkage.digests import expand
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import (
@@ -130,12 +131,18 @@ class AgencyEnd:
         keys = self.directory.sender_keys(self.now())
         for delivery in self.transport.poll(timeout_ms, max_records):
             try:
-                inbound = open_from_hub(self.keys, delivery.value, keys)
-                if inbound.event_id in self.seen:
-                    continue  # the hub sent it again (its outbox, after an outage): applied once
-                got.append(inbound)
-                self.seen.add(inbound.event_id)
+                carried = expand(self.keys, delivery.value, keys)  # a digest's messages, or the message alone
             except FlagLedgerError as exc:
                 self.refused.append(exc.code)
+                continue
+            for value in carried:
+                try:
+                    inbound = open_from_hub(self.keys, value, keys)
+                    if inbound.event_id in self.seen:
+                        continue  # the hub sent it again (its outbox, after an outage): applied once
+                    got.append(inbound)
+                    self.seen.add(inbound.event_id)
+                except FlagLedgerError as exc:
+                    self.refused.append(exc.code)
         self.transport.commit()
         return got

@@ -19,7 +19,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Connection, insert, select
@@ -37,8 +37,9 @@ from ledger.errors import (
 )
 from ledger.hub.digests import DigestSchedule, send_digests
 from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid, park, was_applied
-from ledger.hub.log import HubStore, ProvisionRecord
+from ledger.hub.log import HubStore
 from ledger.hub.routing import holdings
+from ledger.hub.sealed_records import file_sealed
 from ledger.hub.sequencer import NotLeader
 from ledger.hub.tables import hub_requests
 from ledger.linkage.buckets import ANSWER_SIZE
@@ -57,6 +58,7 @@ from ledger.linkage.messages import (
     decode,
 )
 from ledger.linkage.names import HUB, PORTAL
+from ledger.linkage.record_contents import SealedRecordMessage
 from ledger.linkage.sealing import Opened, read_header, seal, unseal
 from ledger.linkage.transport import Delivery, Transport
 from projections.base import storage_error
@@ -89,6 +91,7 @@ class HubService:
         directory: Directory,
         now: Callable[[], datetime] = clock.now,
         digests: DigestSchedule | None = None,
+        person_ids: Callable[[str], str] | None = None,
     ) -> None:
         if transport.party != HUB or keys.signer.agency != HUB:
             raise InputError("the hub's loop runs on the hub's transport with the hub's keys", code=Code.CONFIGURATION)
@@ -98,6 +101,8 @@ class HubService:
         self.directory = directory
         self.now = now
         self.digests = digests  # None: each message sent as decided; else one digest per inbox per tick
+        # number → person id from the key store (ledger.hub.person_ids); None: from keys.secret
+        self.person_ids = person_ids
 
     # -- the loop ------------------------------------------------------------------------------------------
     def lead(self) -> bool:
@@ -163,6 +168,8 @@ class HubService:
             header = read_header(delivery.value)
             sender, event_id = header.sender, header.event_id
             opened = unseal(self.keys.sealing, HUB, delivery.value, self.directory.sender_keys(self.now()))
+            # parked from here on, it keeps no bytes the hub's key opens: a registration's number among them
+            delivery = replace(delivery, value=b"")
             if was_applied(self.store.engine, opened.sender, opened.event_id):
                 done.replays += 1
                 return
@@ -192,9 +199,13 @@ class HubService:
             link = decode(LinkMessage, opened.payload)
             link_numbers(self.store.codes, opened.sender, link.old_code, link.new_code)  # idempotent, as register
             self._commit(opened, [])
+        elif kind == SealedRecordMessage.kind:
+            file_sealed(self.store, opened.sender, decode(SealedRecordMessage, opened.payload), self._mark(opened))
         elif kind == RecordMessage.kind:
-            record = ProvisionRecord(**asdict(decode(RecordMessage, opened.payload)))
-            self.store.log.provision(opened.sender, record, self._mark(opened))
+            # its procedure text would sit readable in the hub's database (docs/accountable-hub.md, the insider)
+            raise PermissionDenied(
+                "a provision record's contents reach the hub sealed to the portal", code=Code.SEALED_MESSAGE
+            )
         elif kind == QueryMessage.kind:
             self._query(opened, decode(QueryMessage, opened.payload))
         elif kind == AnswerMessage.kind:
@@ -219,7 +230,8 @@ class HubService:
 
     def _registration(self, opened: Opened) -> None:
         # register() is idempotent: a hub that dies before marking it applied binds the same again
-        register(self.store.codes, self.keys.secret, Registration.sent_by(opened.sender, opened.payload))
+        ids = self.person_ids or self.keys.secret
+        register(self.store.codes, ids, Registration.sent_by(opened.sender, opened.payload))
         self._commit(opened, [])
 
     def _seal(self, recipient: str, message: Message) -> tuple[str, bytes]:

@@ -29,11 +29,11 @@ from ledger.linkage.messages import (
     LinkMessage,
     Message,
     QueryMessage,
-    RecordMessage,
     RoutedQuery,
     decode,
 )
-from ledger.linkage.names import HUB
+from ledger.linkage.names import HUB, PORTAL
+from ledger.linkage.record_contents import RecordContents, SealedRecordMessage, seal_contents
 from ledger.linkage.sealing import SenderKeys, seal, unseal
 from ledger.linkage.transport import Transport
 
@@ -108,9 +108,12 @@ class AgencyEnd:
     def record(
         self, number: str, querier: str, procedure: str, legal_item: int, info_kind: str, outcome: str, made_at: str
     ) -> str:
-        """Send the hub a provision record of this agency (as provider); returns its id."""
-        code = self.file_person(number)
-        m = RecordMessage(uuid.uuid4().hex, code, querier, procedure, legal_item, info_kind, outcome, made_at)
+        """Send the hub a provision record of this agency (as provider), its contents sealed to the portal;
+        returns its id."""
+        code, record_id = self.file_person(number), uuid.uuid4().hex
+        contents = RecordContents(querier, procedure, legal_item, info_kind, outcome, made_at)
+        sealed = seal_contents(self.keys.signer, self.directory.sealing_key(PORTAL), record_id, contents)
+        m = SealedRecordMessage(record_id, code, sealed)  # the hub files it and cannot read it
         self._send(m.kind, m.encode())
         return m.record_id
 

@@ -25,7 +25,7 @@ from ledger.hub.digests import DigestSchedule
 from ledger.hub.log import open_hub_store
 from ledger.linkage.agency import Inbound, open_from_hub
 from ledger.linkage.messages import AnswerMessage, Consultation, RoutedQuery
-from ledger.linkage.names import HUB
+from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.sealing import read_header
 from ledger.linkage.transport import MemoryBroker, MemoryTransport, Topics
 from tests.support.hub_world import A, B, C, Cast, D, World, normalised
@@ -178,9 +178,9 @@ def test_the_broker_operator_sees_the_same_traffic_whoever_holds(tmp_path: Path)
             traced[holder] = traced_history(tmp_path, cast, x, y, holder, digests=True)
             worlds.append(traced[holder].world)
         assert traced[B].trace == traced[D].trace
-        for tick in traced[B].trace:  # every tick: one digest to each of the five inboxes, all one size
+        for tick in traced[B].trace:  # every tick: one digest to each agency's and the portal's inbox, one size
             inboxes = [(topic, size) for topic, who, size in tick if topic != Topics().inbox(HUB)]
-            assert sorted(t for t, _ in inboxes) == sorted(Topics().inbox(n) for n in (A, B, C, D, E))
+            assert sorted(t for t, _ in inboxes) == sorted(Topics().inbox(n) for n in (A, B, C, D, E, PORTAL))
             assert len({size for _, size in inboxes}) == 1
         # the digests carried the real traffic: in B's history B was consulted about X and D was not
         for holder, other in ((B, D), (D, B)):

@@ -20,7 +20,7 @@ from ledger.linkage.agency import AgencyEnd, Inbound
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import Message
-from ledger.linkage.names import HUB
+from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.transport import Transport
 from ledger.log.signing import KeyRecord, Signer
 
@@ -42,14 +42,17 @@ class Cast:
 
     hub: PartyKeys
     agencies: dict[str, PartyKeys]
+    portal: PartyKeys  # providers seal a record's contents to it (the hub cannot read them)
 
     @classmethod
     def of(cls, *names: str) -> Cast:
-        return cls(hub_keys(), {n: agency_keys(n) for n in names})
+        agencies = {n: agency_keys(n) for n in names}
+        return cls(hub_keys(), agencies, agencies.get(PORTAL) or agency_keys(PORTAL))
 
     def directory(self) -> Directory:
         d = Directory()
-        parties = [(self.hub.signer, self.hub.sealing), *((k.signer, k.sealing) for k in self.agencies.values())]
+        others = [k for n, k in self.agencies.items() if n != PORTAL]
+        parties = [(k.signer, k.sealing) for k in (self.hub, self.portal, *others)]
         for signer, sealing in parties:
             record = KeyRecord(signer.agency, signer.key_id, signer.public_raw.hex(), START)
             d.add(record, sealing.public_key())

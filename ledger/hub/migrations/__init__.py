@@ -26,7 +26,7 @@ from projections.base import storage_error
 
 __all__ = ["HEAD", "VERSION_TABLE", "current", "upgrade"]
 
-HEAD = "h0002"
+HEAD = "h0006"
 MIGRATION_LOCK = 0x666C686D  # the advisory lock key of the hub's migrations on PostgreSQL ("flhm")
 VERSION_TABLE = "hub_alembic_version"
 

@@ -8,8 +8,12 @@ non-holder, everything its inbox topic carries, opened with every key it holds, 
 contents after normalising the random ids: equal. The holder's own inbox differs (it is consulted), which shows
 the comparison can tell histories apart.
 
-Not claimed yet (docs/linkage.md, limits): the broker operator still sees which agency's inbox gets a
-consultation, and a peer's message counts on the hub's topic; the issue's 10,000-history run.
+The broker operator (issue 20, last test): on the hub's digest schedule, the trace of every topic — per tick,
+which topic, the header's sender and recipient, sizes, counts — is equal for two histories that differ only in
+who holds X, with a holder and non-holders in each; sent as decided, it differs.
+
+Not claimed yet (docs/accountable-hub.md, limits): the senders of messages on the hub's topic (an agency that
+files a flag sends a message then); the issue's 10,000-history run.
 """
 
 from __future__ import annotations

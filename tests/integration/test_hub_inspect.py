@@ -17,8 +17,9 @@ from sqlalchemy import text
 from ledger.errors import ConfigurationError, InputError, StorageError
 from ledger.hub.inspect import accesses, inspect_table
 from ledger.hub.log import HubStore, open_hub_store
-from ledger.hub.person_ids import HUB_PERSON_KEY, KeyStorePersonIds, ensure_person_key
+from ledger.hub.person_ids import HUB_PERSON_KEY, KeyStorePersonIds, SecretSource, ensure_person_key
 from ledger.linkage.codes import Registration, agency_code, hub_person, register
+from ledger.runtime.keystore import FileKeyStore
 from tests.support.memory_keystore import MemoryKeyStore
 from tests.support.people import individual_number
 
@@ -70,3 +71,13 @@ def test_the_person_id_secret_comes_from_the_key_store() -> None:
     keys.replace(HUB_PERSON_KEY, "ab" * 32)
     ensure_person_key(keys)
     assert keys.get(HUB_PERSON_KEY) == "ab" * 32
+
+
+def test_the_node_s_file_key_store_serves_the_hub(tmp_path: Path) -> None:
+    """Hub insider, shell user: the secret lives in the key store (a 0600 file with the backend the node ships,
+    a device with another), not in the loop's keys; the node's key store is a source the hub takes as it is."""
+    store: SecretSource = FileKeyStore(tmp_path / "secrets")
+    ensure_person_key(store)
+    x = individual_number()
+    assert KeyStorePersonIds(store)(x) == hub_person(bytes.fromhex(store.get(HUB_PERSON_KEY)), x)
+    assert (tmp_path / "secrets" / HUB_PERSON_KEY).stat().st_mode & 0o077 == 0

@@ -12,26 +12,25 @@ their event ids, as it drops any resent message. Format and reasons: ``ledger.li
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.errors import ConfigurationError
+from ledger.errors import Code, ConfigurationError, PermissionDenied
 from ledger.hub.inbox import paid
 from ledger.hub.tables import hub_outbox
 from ledger.linkage.buckets import BUCKETS
-from ledger.linkage.digests import DIGEST_KIND, DIGEST_SIZE, pack, room
+from ledger.linkage.digests import DIGEST_SIZE, seal_digest, unpack
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import HUB
-from ledger.linkage.sealing import seal
-from ledger.linkage.transport import Transport
+from ledger.linkage.sealing import Opened, read_header
+from ledger.linkage.transport import Delivery, Transport
 from projections.base import storage_error
 
-__all__ = ["DigestSchedule", "send_digests"]
+__all__ = ["DigestSchedule", "carried", "send_digests"]
 
 
 @dataclass
@@ -73,16 +72,25 @@ def _owed_by_recipient(engine: Engine) -> dict[str, list[tuple[int, bytes]]]:
 def send_digests(engine: Engine, transport: Transport, keys: PartyKeys, directory: Directory, size: int) -> int:
     """One tick: a digest to every party but the hub, each ``size`` bytes; returns how many were sent."""
     owed = _owed_by_recipient(engine)
-    limit = room(size, keys.signer.key_id)
     sent_ids: list[int] = []
     parties = sorted(p for p in directory.sealing if p != HUB)
     for party in parties:
         mine = owed.get(party, [])
-        payload, taken = pack([m for _, m in mine], limit)
-        digest = seal(keys.signer, directory.sealing_key(party), party, uuid.uuid4().hex, DIGEST_KIND, payload, size)
+        digest, taken = seal_digest(keys.signer, directory.sealing_key(party), party, [m for _, m in mine], size)
         transport.send(party, digest)
         sent_ids += [i for i, _ in mine[:taken]]
     transport.flush()
     if sent_ids:
         paid(engine, sent_ids)
     return len(parties)
+
+
+def carried(delivery: Delivery, opened: Opened) -> list[Delivery]:
+    """The messages an agency's digest carries, each as a delivery at the digest's place, to be handled as if it
+    had come alone (its own seal, signature, applied id). An agency batches only its own: a message naming
+    another sender refuses the whole digest (``wrong_agency``)."""
+    inner = unpack(opened.payload)
+    for message in inner:
+        if read_header(message).sender != opened.sender:
+            raise PermissionDenied(f"a digest from {opened.sender} carries another's message", code=Code.WRONG_AGENCY)
+    return [replace(delivery, value=message) for message in inner]

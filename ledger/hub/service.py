@@ -35,7 +35,7 @@ from ledger.errors import (
     PermissionDenied,
     StorageError,
 )
-from ledger.hub.digests import DigestSchedule, send_digests
+from ledger.hub.digests import DigestSchedule, carried, send_digests
 from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid, park, was_applied
 from ledger.hub.log import HubStore
 from ledger.hub.routing import holdings
@@ -44,6 +44,7 @@ from ledger.hub.sequencer import NotLeader
 from ledger.hub.tables import hub_requests
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.codes import Registration, link_numbers, register, translate
+from ledger.linkage.digests import DIGEST_KIND
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import (
@@ -162,7 +163,7 @@ class HubService:
             paid(self.store.engine, [i for i, _, _ in rows])
         return len(rows)
 
-    def _handle(self, delivery: Delivery, done: Step) -> None:
+    def _handle(self, delivery: Delivery, done: Step, inner: bool = False) -> None:
         sender = event_id = None
         try:
             header = read_header(delivery.value)
@@ -170,6 +171,10 @@ class HubService:
             opened = unseal(self.keys.sealing, HUB, delivery.value, self.directory.sender_keys(self.now()))
             # parked from here on, it keeps no bytes the hub's key opens: a registration's number among them
             delivery = replace(delivery, value=b"")
+            if opened.kind == DIGEST_KIND and not inner:  # an agency's digest: each message handled as if alone
+                for one in carried(delivery, opened):
+                    self._handle(one, done, inner=True)
+                return
             if was_applied(self.store.engine, opened.sender, opened.event_id):
                 done.replays += 1
                 return

@@ -19,7 +19,7 @@ from ledger import clock
 from ledger.errors import Code, FlagLedgerError, PermissionDenied
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.codes import Registration, agency_code
-from ledger.linkage.digests import expand
+from ledger.linkage.digests import DIGEST_SIZE, expand, room, seal_digest
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import (
@@ -77,14 +77,39 @@ class AgencyEnd:
         self.filed: set[str] = set()
         self.seen: set[str] = set()
         self.refused: list[str] = []  # the codes of messages that did not open or were not the hub's
+        # on a digest schedule (:meth:`schedule`): sealed messages waiting for the next tick, and the digest's size
+        self.outgoing: list[bytes] | None = None
+        self.digest_size = DIGEST_SIZE
 
     def code(self, number: str) -> str:
         return agency_code(self.keys.secret, self.name, number)
 
     def _send(self, kind: str, payload: bytes, at_least: int = 0) -> None:
         hub = self.directory.sealing_key(HUB)
-        self.transport.send(HUB, seal(self.keys.signer, hub, HUB, uuid.uuid4().hex, kind, payload, at_least))
+        sealed = seal(self.keys.signer, hub, HUB, uuid.uuid4().hex, kind, payload, at_least)
+        if self.outgoing is not None:
+            self.outgoing.append(sealed)  # sent inside the next tick's digest
+            return
+        self.transport.send(HUB, sealed)
         self.transport.flush()
+
+    def schedule(self, size: int = DIGEST_SIZE) -> None:
+        """From now on send the hub one digest of ``size`` bytes per :meth:`tick` and nothing else, so the hub's
+        topic shows every agency alike, whatever it does (docs/accountable-hub.md)."""
+        room(size, self.keys.signer.key_id)  # a bucket, or ConfigurationError
+        self.outgoing, self.digest_size = [] if self.outgoing is None else self.outgoing, size
+
+    def tick(self) -> int:
+        """On a digest schedule: one digest to the hub with what waits (oldest first, what fits), or with
+        nothing; returns how many messages it carried."""
+        if self.outgoing is None:
+            return 0
+        hub = self.directory.sealing_key(HUB)
+        digest, taken = seal_digest(self.keys.signer, hub, HUB, self.outgoing, self.digest_size)
+        self.transport.send(HUB, digest)
+        self.transport.flush()
+        del self.outgoing[:taken]
+        return taken
 
     def file_person(self, number: str) -> str:
         """Register the person at the hub under this agency's code (once); returns the code."""

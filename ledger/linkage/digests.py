@@ -19,14 +19,18 @@ when that message is opened (``misaddressed``).
 from __future__ import annotations
 
 import struct
+import uuid
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from ledger.errors import Code, ConfigurationError, IntegrityError, PermissionDenied
 from ledger.linkage.buckets import BUCKETS
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import HUB
-from ledger.linkage.sealing import SenderKeys, unseal
+from ledger.linkage.sealing import SenderKeys, seal, unseal
+from ledger.log.signing import Signer
 
-__all__ = ["DIGEST_KIND", "DIGEST_SIZE", "expand", "pack", "room", "unpack"]
+__all__ = ["DIGEST_KIND", "DIGEST_SIZE", "expand", "pack", "room", "seal_digest", "unpack"]
 
 DIGEST_KIND = "digest"
 # three answer-sized messages (4 096 + their envelope) fit one 16 384 digest; a deployment picks another
@@ -53,6 +57,14 @@ def pack(messages: list[bytes], limit: int) -> tuple[bytes, int]:
         body += item
         taken += 1
     return struct.pack(">H", taken) + body, taken
+
+
+def seal_digest(
+    signer: Signer, recipient_key: X25519PublicKey, recipient: str, messages: list[bytes], size: int
+) -> tuple[bytes, int]:
+    """One digest of ``size`` bytes to ``recipient`` holding the first of ``messages`` that fit, and how many."""
+    payload, taken = pack(messages, room(size, signer.key_id))
+    return seal(signer, recipient_key, recipient, uuid.uuid4().hex, DIGEST_KIND, payload, size), taken
 
 
 def unpack(payload: bytes) -> list[bytes]:

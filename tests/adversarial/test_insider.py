@@ -8,12 +8,11 @@ non-holder, everything its inbox topic carries, opened with every key it holds, 
 contents after normalising the random ids: equal. The holder's own inbox differs (it is consulted), which shows
 the comparison can tell histories apart.
 
-The broker operator (issue 20, last test): on the hub's digest schedule, the trace of every topic — per tick,
+The broker operator (issue 20, last test): on digest schedules both ways, the trace of every topic — per tick,
 which topic, the header's sender and recipient, sizes, counts — is equal for two histories that differ only in
 who holds X, with a holder and non-holders in each; sent as decided, it differs.
 
-Not claimed yet (docs/accountable-hub.md, limits): the senders of messages on the hub's topic (an agency that
-files a flag sends a message then); the issue's 10,000-history run.
+Not claimed yet: the issue's 10,000-history run.
 """
 
 from __future__ import annotations
@@ -124,23 +123,24 @@ def traced_history(tmp: Path, cast: Cast, x: str, y: str, holder: str, digests: 
     broker = MemoryBroker()
     store = open_hub_store(f"sqlite:///{tmp / f'traced-{holder}-{digests}.sqlite'}", "hub")
     w = World.open(cast, store, lambda p: MemoryTransport(broker, p))
-    if digests:
-        w.hub.digests = DigestSchedule(every=1.0)  # ticks driven below, never by the clock
+    if digests:  # both ways: the hub to every inbox, every agency to the hub; ticks driven below, never a clock
+        w.hub.digests = DigestSchedule(every=1.0)
+        for end in w.agencies.values():
+            end.schedule()
     seen: dict[str, int] = {}
     trace: Trace = []
     got: dict[str, list[Inbound]] = {name: [] for name in w.agencies}
 
     def tick() -> list[Inbound]:
+        for name in sorted(w.agencies):
+            w.agencies[name].tick()
         w.settle()
         w.hub.tick()
         new = []
         for topic in sorted(broker.topics):
             for m in broker.topics[topic][seen.get(topic, 0) :]:
                 header = read_header(m)
-                # on the hub's topic the sender is the agency that sent: a registration, a flag change, a query
-                # and a record are one 1 024 bucket, so only the count and the sizes are compared there
-                who = "" if topic == Topics().inbox(HUB) else f"{header.sender}->{header.recipient}"
-                new.append((topic, who, len(m)))
+                new.append((topic, f"{header.sender}->{header.recipient}", len(m)))
             seen[topic] = len(broker.topics[topic])
         trace.append(new)
         for name in sorted(w.agencies):
@@ -169,10 +169,11 @@ def traced_history(tmp: Path, cast: Cast, x: str, y: str, holder: str, digests: 
 
 
 def test_the_broker_operator_sees_the_same_traffic_whoever_holds(tmp_path: Path) -> None:
-    """Threat: the broker operator, reading every topic's traffic — which topic, sizes, counts, per tick — to
-    learn who protects X (a consultation landing in B's inbox right after a query about X). On a digest
-    schedule the traces of two histories that differ only in who holds X (B or D; E holds Y in both, so
-    holders and non-holders share each history) are equal; sent as decided, the same two differ."""
+    """Threat: the broker operator, reading every topic's traffic — which topic, the headers' sender and
+    recipient, sizes, counts, per tick — to learn who protects X (a consultation landing in B's inbox right
+    after a query about X; B sending the hub a message when it sets the flag). On a digest schedule both ways
+    the traces of two histories that differ only in who holds X (B or D; E holds Y in both, so holders and
+    non-holders share each history) are equal, the hub's topic included; sent as decided, the two differ."""
     cast = Cast.of(A, B, C, D, E)
     x, y = individual_number(random.Random(20)), individual_number(random.Random(21))
     worlds = []
@@ -182,10 +183,13 @@ def test_the_broker_operator_sees_the_same_traffic_whoever_holds(tmp_path: Path)
             traced[holder] = traced_history(tmp_path, cast, x, y, holder, digests=True)
             worlds.append(traced[holder].world)
         assert traced[B].trace == traced[D].trace
-        for tick in traced[B].trace:  # every tick: one digest to each agency's and the portal's inbox, one size
+        for tick in traced[B].trace:  # every tick: one digest to each inbox, one from each agency; one size
             inboxes = [(topic, size) for topic, who, size in tick if topic != Topics().inbox(HUB)]
             assert sorted(t for t, _ in inboxes) == sorted(Topics().inbox(n) for n in (A, B, C, D, E, PORTAL))
             assert len({size for _, size in inboxes}) == 1
+            to_hub = [(who, size) for topic, who, size in tick if topic == Topics().inbox(HUB)]
+            assert sorted(who for who, _ in to_hub) == [f"{n}->{HUB}" for n in sorted((A, B, C, D, E))]
+            assert len({size for _, size in to_hub}) == 1
         # the digests carried the real traffic: in B's history B was consulted about X and D was not
         for holder, other in ((B, D), (D, B)):
             got = traced[holder].got

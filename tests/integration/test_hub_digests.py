@@ -20,10 +20,11 @@ from sqlalchemy import insert, select
 
 from ledger.errors import Code, ConfigurationError, IntegrityError
 from ledger.hub.digests import DigestSchedule
+from ledger.hub.inbox import parked
 from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.service import HubService
 from ledger.hub.tables import hub_outbox
-from ledger.linkage.digests import DIGEST_KIND, DIGEST_SIZE, pack, room, unpack
+from ledger.linkage.digests import DIGEST_KIND, DIGEST_SIZE, pack, room, seal_digest, unpack
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import RoutedQuery
 from ledger.linkage.names import HUB, PORTAL
@@ -180,3 +181,47 @@ def test_digest_framing_and_schedule_bounds() -> None:
     assert not schedule.due()
     t[0] = 2.0
     assert schedule.due()
+
+
+def test_the_hub_takes_an_agencys_digest_as_its_messages_and_nothing_more(hub_url: str, stores: list[HubStore]) -> None:
+    """Peer agency and broker operator, on the agencies' schedule: every agency sends one digest per tick
+    whatever it does; the hub handles what it carries as if each had come alone — a replayed digest is dropped
+    message by message, a digest carrying another agency's message is parked whole (``wrong_agency``), a
+    digest inside a digest parked (``malformed``); what does not fit an agency's digest waits for its next."""
+    w, broker = scheduled(stores, hub_url)
+    for end in w.agencies.values():
+        end.schedule()
+    hub_topic = Topics().inbox(HUB)
+    people = [individual_number() for _ in range(8)]
+    for x in people:
+        w.agencies[A].file_person(x)
+        w.agencies[C].query(x, A, PROCEDURE, ITEM, INFO)  # files x at C too: sixteen registrations and queries
+    assert broker.topics.get(hub_topic) is None  # queued, not sent off the schedule
+    carried = [w.agencies[n].tick() for n in (A, B, C, D)]
+    assert carried[0] == 8 and carried[1] == carried[3] == 0 and 0 < carried[2] < 16  # C's do not fit one
+    assert {len(m) for m in broker.topics[hub_topic]} == {len(broker.topics[hub_topic][0])}
+    while any(w.agencies[n].outgoing for n in (A, C)):
+        w.agencies[C].tick()
+    applied = sum(s.applied for s in w.settle())
+    assert applied == 24
+
+    # the broker operator replays A's first digest: every message in it was applied, so all are dropped
+    broker.append(hub_topic, broker.topics[hub_topic][0])
+    assert sum(s.replays for s in w.settle()) == 8
+
+    # B batches a message A signed (taken off the wire): the whole digest is parked
+    a_query = seal(
+        w.cast.agencies[A].signer, w.cast.directory().sealing_key(HUB), HUB, uuid.uuid4().hex, "query", b"{}"
+    )
+    b_end = w.agencies[B]
+    hub_key = b_end.directory.sealing_key(HUB)
+    forged, _ = seal_digest(w.cast.agencies[B].signer, hub_key, HUB, [a_query], DIGEST_SIZE)
+    nested_inner, _ = seal_digest(w.cast.agencies[B].signer, hub_key, HUB, [], DIGEST_SIZE // 4)
+    nested, _ = seal_digest(w.cast.agencies[B].signer, hub_key, HUB, [nested_inner], DIGEST_SIZE)
+    for message in (forged, nested):
+        broker.append(hub_topic, message)
+    w.settle()
+    assert [(p.code, p.claimed_sender) for p in parked(w.hub.store.engine)] == [
+        (Code.WRONG_AGENCY, B),
+        (Code.MALFORMED, B),
+    ]

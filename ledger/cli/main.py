@@ -29,10 +29,12 @@ from ledger.cli import (
     incident,
     init,
     key,
+    linkage,
     login,
     node,
     permission,
     policy,
+    portal,
     projections,
     provision,
     proxy,
@@ -72,7 +74,16 @@ EXIT = {
 # the top-level help lists the commands under these headings, in this order
 SECTIONS: dict[str, list[click.Command]] = {
     "Signing in": [login.login, login.logout, login.whoami],
-    "Set-up": [init.init, agency.agency, staff.staff, system.system, permission.permission, policy.policy, key.key],
+    "Set-up": [
+        init.init,
+        agency.agency,
+        staff.staff,
+        system.system,
+        permission.permission,
+        policy.policy,
+        key.key,
+        linkage.linkage,
+    ],
     "Daily work": [
         case.case,
         flag.flag,
@@ -82,6 +93,7 @@ SECTIONS: dict[str, list[click.Command]] = {
         proxy.proxy,
         view.view,
         year.year,
+        portal.portal,
     ],
     "Audit and incidents": [audit.audit, incident.incident, projections.projections],
     "Running a node": [

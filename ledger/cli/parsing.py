@@ -71,6 +71,8 @@ CLI_BOUNDS: dict[str, Bound] = {
     "old": bounds.SUBJECT,
     "new": bounds.SUBJECT,
     "viewer": bounds.SUBJECT,
+    "card": bounds.SUBJECT,  # `portal page --card`: an individual number
+    "topic_prefix": Bound(100),  # `init --role hub|portal --topic-prefix`
     "key_id": bounds.KEY_ID,
     "request_id": _UUID,
     "case": _UUID,

@@ -344,6 +344,8 @@ def _rules() -> list[Rule]:
             own,
             "approver (`approve_link`) of a link request, not its requester (older logs: requester, `request_flag`)",
             agency_fields=("agency",),
+            note="only the person's residence municipality (its latest recorded move; a municipality when none is "
+            "recorded): another agency's link is parked (`not_residence`)",
         ),
         Rule(
             _D + "identity:PseudonymLink.Unlinked",

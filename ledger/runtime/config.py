@@ -91,6 +91,10 @@ class NodeConfig:
     capacity: dict[str, Any] = field(default_factory=dict)  # connection pools, API concurrency (ledger.app.capacity)
     checkpoints: dict[str, Any] = field(default_factory=dict)  # tree heads: every_events, every_seconds
     keys: dict[str, Any] = field(default_factory=dict)  # the key store's backend (ledger.runtime.keystore)
+    role: str = "agency"  # agency, hub or portal (ledger.runtime.roles)
+    linkage: dict[str, Any] = field(
+        default_factory=dict
+    )  # a hub's or portal's own keys and topics (ledger.runtime.roles)
     database_password: str | None = field(default=None, repr=False)  # from a secret file; never saved
 
     @property
@@ -119,6 +123,8 @@ class NodeConfig:
                 capacity=dict(raw.get("capacity", {})),
                 checkpoints=dict(raw.get("checkpoints", {})),
                 keys=dict(raw.get("keys", {})),
+                role=str(raw.get("role", "agency")),
+                linkage=dict(raw.get("linkage", {})),
             )
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"{path} is not valid: {exc}") from exc
@@ -147,6 +153,8 @@ class NodeConfig:
             **({"capacity": self.capacity} if self.capacity else {}),
             **({"checkpoints": self.checkpoints} if self.checkpoints else {}),
             **({"keys": self.keys} if self.keys else {}),
+            **({"role": self.role} if self.role != "agency" else {}),
+            **({"linkage": self.linkage} if self.linkage else {}),
         }
         write_private(self.path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 

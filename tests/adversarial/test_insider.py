@@ -28,7 +28,7 @@ from ledger.hub.digests import DigestSchedule
 from ledger.hub.log import open_hub_store
 from ledger.linkage.agency import Inbound, open_from_hub
 from ledger.linkage.messages import AnswerMessage, Consultation, RoutedQuery
-from ledger.linkage.names import HUB, PORTAL
+from ledger.linkage.names import HUB
 from ledger.linkage.sealing import read_header
 from ledger.linkage.transport import MemoryBroker, MemoryTransport, Topics
 from tests.support.hub_world import A, B, C, Cast, D, World, normalised
@@ -185,7 +185,7 @@ def test_the_broker_operator_sees_the_same_traffic_whoever_holds(tmp_path: Path)
         assert traced[B].trace == traced[D].trace
         for tick in traced[B].trace:  # every tick: one digest to each inbox, one from each agency; one size
             inboxes = [(topic, size) for topic, who, size in tick if topic != Topics().inbox(HUB)]
-            assert sorted(t for t, _ in inboxes) == sorted(Topics().inbox(n) for n in (A, B, C, D, E, PORTAL))
+            assert sorted(t for t, _ in inboxes) == sorted(Topics().inbox(n) for n in (A, B, C, D, E))
             assert len({size for _, size in inboxes}) == 1
             to_hub = [(who, size) for topic, who, size in tick if topic == Topics().inbox(HUB)]
             assert sorted(who for who, _ in to_hub) == [f"{n}->{HUB}" for n in sorted((A, B, C, D, E))]

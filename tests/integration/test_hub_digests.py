@@ -27,7 +27,7 @@ from ledger.hub.tables import hub_outbox
 from ledger.linkage.digests import DIGEST_KIND, DIGEST_SIZE, pack, room, seal_digest, unpack
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import RoutedQuery
-from ledger.linkage.names import HUB, PORTAL
+from ledger.linkage.names import HUB
 from ledger.linkage.sealing import seal
 from ledger.linkage.transport import MemoryBroker, MemoryTransport, Topics
 from tests.support.hub_world import START, A, B, C, Cast, D, World
@@ -76,11 +76,11 @@ def test_what_does_not_fit_waits_for_the_next_tick_and_every_inbox_gets_one_dige
     assert broker.topics.get(Topics().inbox(A)) is None  # decided, owed, not sent off the schedule
     got = []
     for _ in range(3):
-        assert w.hub.tick() == 5  # A, B, C, D and the portal
+        assert w.hub.tick() == 4
         got.append(len(w.inbox(A, timeout_ms=0)))
     assert got == [PER_DIGEST, 5 - PER_DIGEST, 0]
     sizes = inbox_sizes(broker)
-    assert set(sizes) == {Topics().inbox(n) for n in (A, B, C, D, PORTAL)}
+    assert set(sizes) == {Topics().inbox(n) for n in (A, B, C, D)}
     assert all(s == [sizes[Topics().inbox(A)][0]] * 3 for s in sizes.values())
     with stores[0].engine.connect() as conn:
         assert conn.execute(select(hub_outbox.c.id)).all() == []
@@ -150,7 +150,7 @@ def test_a_standby_sends_no_digests_and_the_running_loop_ticks_on_its_schedule(
     loop = threading.Thread(target=w.hub.run, args=(stop,), daemon=True)
     loop.start()
     try:
-        for name in (A, B, C, D, PORTAL):  # waits on the broker for the first digest, no sleep
+        for name in (A, B, C, D):  # waits on the broker for the first digest, no sleep
             assert broker.read(Topics().inbox(name), 0, 1, timeout_s=10)
     finally:
         stop.set()

@@ -2,7 +2,7 @@
 
 Threat: the broker operator, reading the raw records of every inbox topic with a plain client. B protects X;
 C asks A about X; the hub ticks three times. Every inbox topic — the holder's, the provider's, the querier's,
-D's and the portal's — holds exactly one record per tick, all of one size, though only A, B and C were sent
+and D's — holds exactly one record per tick, all of one size, though only A, B and C were sent
 anything; the consultation still reaches B inside its digest.
 """
 
@@ -21,7 +21,7 @@ from ledger.hub.digests import DigestSchedule
 from ledger.hub.log import open_hub_store
 from ledger.linkage.agency import Inbound
 from ledger.linkage.messages import AnswerMessage, Consultation, RoutedQuery
-from ledger.linkage.names import HUB, PORTAL
+from ledger.linkage.names import HUB
 from ledger.linkage.transport import Topics
 from tests.integration.test_linkage_kafka import raw_records
 from tests.support.hub_world import A, B, C, Cast, D, World
@@ -61,7 +61,7 @@ def settle(w: World, seconds: float = 20) -> None:
 def test_every_inbox_topic_holds_one_record_per_tick_of_one_size(bootstrap: str, tmp_path: Path) -> None:
     cfg = KafkaSettings(bootstrap_servers=bootstrap, fetch_max_wait_ms=10, delivery_timeout_ms=20000)
     topics = Topics(f"d{uuid.uuid4().hex[:8]}")
-    parties = [A, B, C, D, PORTAL]
+    parties = [A, B, C, D]
     ensure_inboxes(cfg, topics, [HUB, *parties])
     transports: list[KafkaTransport] = []
 

@@ -20,14 +20,7 @@ from sqlalchemy import func, select, text
 from ledger.errors import BrokerUnavailable, Code
 from ledger.hub.inbox import owed, parked
 from ledger.hub.log import HubStore, open_hub_store
-from ledger.hub.tables import (
-    hub_applied,
-    hub_codes,
-    hub_flag_changes,
-    hub_records,
-    hub_requests,
-    hub_sealed_records,
-)
+from ledger.hub.tables import hub_applied, hub_codes, hub_flag_changes, hub_records, hub_requests
 from ledger.linkage.agency import Inbound
 from ledger.linkage.buckets import ANSWER_SIZE, BUCKETS
 from ledger.linkage.codes import Registration
@@ -116,15 +109,14 @@ def test_seed_c_asks_a_about_x_protected_at_b(hub_url: str, stores: list[HubStor
     w.settle()
     assert [i.message for i in w.inbox(C)] == [AnswerMessage(auto_q, "answered", "課税所得 0")]
 
-    # A files its record of the held request: in the hub's sequence, under the hub's person id, its contents
-    # sealed to the portal (the hub keeps them unread: ledger/hub/sealed_records.py)
+    # A files its record of the held request: in the hub's sequence, under the hub's person id
     w.agencies[A].record(x, C, PROCEDURE, ITEM, INFO, "held", "2026-01-01T09:00:00+09:00")
     w.settle()
     with w.hub.store.engine.connect() as conn:
-        sr = hub_sealed_records.c
-        [(seq, person, provider, contents)] = conn.execute(select(sr.seq, sr.person, sr.provider, sr.contents))
+        [(seq, person, provider)] = conn.execute(
+            select(hub_records.c.seq, hub_records.c.person, hub_records.c.provider)
+        )
     assert provider == A and person == w.hub.store.codes.person(B, w.agencies[B].code(x))
-    assert PROCEDURE.encode() not in contents and count(w.hub.store, hub_records) == 0
     assert seq == w.hub.store.sequencer.last() - 0 or seq < w.hub.store.sequencer.last() + 1
 
     # the broker operator: sealed bucket-sized messages only; every hub → agency message is one size
@@ -344,9 +336,9 @@ def test_a_number_change_carries_the_protection_and_the_translation(hub_url: str
     w.agencies[B].link(old, other)  # the old number followed twice: refused
     w.settle()
     assert [p.code for p in parked(w.hub.store.engine)] == [Code.LINK_CONFLICT]
-    w.agencies[A].answer(routed.request_id, "not_provided")
+    w.agencies[A].answer(routed.request_id, "in_progress")  # a final answer needs four eyes (consultation)
     w.settle()
-    assert [i.message for i in w.inbox(C)] == [AnswerMessage(mine, "not_provided", "")]
+    assert [i.message for i in w.inbox(C)] == [AnswerMessage(mine, "in_progress", "")]
 
 
 def test_the_portal_registers_and_does_nothing_else(hub_url: str, stores: list[HubStore]) -> None:

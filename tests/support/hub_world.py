@@ -8,7 +8,7 @@ shared between the parties, and the hub's database is the hub's alone.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -23,6 +23,7 @@ from ledger.linkage.messages import Message
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.transport import Transport
 from ledger.log.signing import KeyRecord, Signer
+from ledger.log.staff_roster import RosterState
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 A, B, C, D = "131016", "131024", "131032", "131041"  # X's old municipality, where X fled, a querier, another
@@ -42,17 +43,19 @@ class Cast:
 
     hub: PartyKeys
     agencies: dict[str, PartyKeys]
-    portal: PartyKeys  # providers seal a record's contents to it (the hub cannot read them)
 
     @classmethod
     def of(cls, *names: str) -> Cast:
-        agencies = {n: agency_keys(n) for n in names}
-        return cls(hub_keys(), agencies, agencies.get(PORTAL) or agency_keys(PORTAL))
+        return cls(hub_keys(), {n: agency_keys(n) for n in names})
+
+    @property
+    def portal(self) -> PartyKeys:
+        """The portal's keys, for a cast made with ``PORTAL`` among its names (records sealed to the portal)."""
+        return self.agencies[PORTAL]
 
     def directory(self) -> Directory:
         d = Directory()
-        others = [k for n, k in self.agencies.items() if n != PORTAL]
-        parties = [(k.signer, k.sealing) for k in (self.hub, self.portal, *others)]
+        parties = [(self.hub.signer, self.hub.sealing), *((k.signer, k.sealing) for k in self.agencies.values())]
         for signer, sealing in parties:
             record = KeyRecord(signer.agency, signer.key_id, signer.public_raw.hex(), START)
             d.add(record, sealing.public_key())
@@ -66,10 +69,17 @@ class World:
     agencies: dict[str, AgencyEnd] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, cast: Cast, store: HubStore, open_transport: Callable[[str], Transport]) -> World:
+    def open(
+        cls,
+        cast: Cast,
+        store: HubStore,
+        open_transport: Callable[[str], Transport],
+        now: Callable[[], datetime] | None = None,
+        rosters: Mapping[str, RosterState] | None = None,
+    ) -> World:
         directory = cast.directory()
-        now = lambda: START  # noqa: E731 - every key is valid from START on
-        hub = HubService(store, open_transport(HUB), cast.hub, directory, now)
+        now = now or (lambda: START)  # every key is valid from START on
+        hub = HubService(store, open_transport(HUB), cast.hub, directory, now, rosters)
         ends = {n: AgencyEnd(k, open_transport(n), directory, now) for n, k in cast.agencies.items()}
         return cls(cast, hub, ends)
 

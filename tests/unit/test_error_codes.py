@@ -50,6 +50,7 @@ PUBLISHED = {
     "key_expired",
     "key_not_yet_valid",
     "link_conflict",  # issue 18: a number change that would chain or cycle (refused here, parked from a peer)
+    "not_residence",  # issue 21: a number change linked by another agency than the person's residence municipality
     "malformed",
     "newer_envelope",
     "newer_schema",
@@ -89,6 +90,8 @@ PUBLISHED = {
     "wrong_route",
     # issue 19: the hub's leader lease (a standby refuses to sequence)
     "not_leader",
+    "card_revoked",
+    "proxy_refused",
     # issue 18: command-line sessions
     "not_signed_in",
     "session_ended",
@@ -99,6 +102,8 @@ PUBLISHED = {
     "flag_dropped",
     "hub_fork",
     "hub_rollback",
+    # issue 19: the consultation beyond delivery (docs/linkage.md)
+    "staff_decision_required",
 }
 
 

@@ -2,7 +2,7 @@
 every read of the hub's database by a person.
 
 Revision ID: h0006
-Revises: h0002
+Revises: h0005
 Create Date: 2026-12-07
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "h0006"
-down_revision = "h0002"
+down_revision = "h0005"
 branch_labels = None
 depends_on = None
 

@@ -23,7 +23,7 @@ import uuid
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
-from ledger.errors import Code, ConfigurationError, IntegrityError, PermissionDenied
+from ledger.errors import Code, ConfigurationError, InputError, IntegrityError, PermissionDenied
 from ledger.linkage.buckets import BUCKETS
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import HUB
@@ -62,7 +62,14 @@ def pack(messages: list[bytes], limit: int) -> tuple[bytes, int]:
 def seal_digest(
     signer: Signer, recipient_key: X25519PublicKey, recipient: str, messages: list[bytes], size: int
 ) -> tuple[bytes, int]:
-    """One digest of ``size`` bytes to ``recipient`` holding the first of ``messages`` that fit, and how many."""
+    """One digest of ``size`` bytes to ``recipient`` holding the first of ``messages`` that fit, and how many.
+    A first message larger than the digest goes alone in the smallest bucket that holds it — that digest's
+    size shows, but a digest size chosen too small never blocks the queue behind it (``oversize`` if no bucket
+    holds it)."""
+    if messages and 2 + 4 + len(messages[0]) > room(size, signer.key_id):
+        size = next((b for b in BUCKETS if 2 + 4 + len(messages[0]) <= room(b, signer.key_id)), 0)
+        if not size:
+            raise InputError("a message is larger than the largest digest", code=Code.OVERSIZE)
     payload, taken = pack(messages, room(size, signer.key_id))
     return seal(signer, recipient_key, recipient, uuid.uuid4().hex, DIGEST_KIND, payload, size), taken
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select
 
-from ledger.errors import Code, ConfigurationError, IntegrityError
+from ledger.errors import Code, ConfigurationError, InputError, IntegrityError
 from ledger.hub.digests import DigestSchedule
 from ledger.hub.inbox import parked
 from ledger.hub.log import HubStore, open_hub_store
@@ -173,6 +173,16 @@ def test_digest_framing_and_schedule_bounds() -> None:
             DigestSchedule(**kwargs)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
         room(5000, "hub-x")
+    # a message larger than the digest goes alone in the bucket that holds it, never blocking the queue
+    signer, key = Cast.of(A).hub.signer, Cast.of(A).agencies[A].sealing
+    big, small = b"x" * 20_000, b"y" * 10
+    digest, taken = seal_digest(signer, key.public_key(), A, [big, small], DIGEST_SIZE)
+    assert taken == 2 and len(digest) > 65536 > DIGEST_SIZE  # the bigger digest carries what follows too
+    digest, taken = seal_digest(signer, key.public_key(), A, [small, big], DIGEST_SIZE)
+    assert taken == 1 and len(digest) < DIGEST_SIZE + 200
+    with pytest.raises(InputError) as refused:
+        seal_digest(signer, key.public_key(), A, [b"z" * 300_000], DIGEST_SIZE)
+    assert refused.value.code == Code.OVERSIZE
     t = [0.0]
     schedule = DigestSchedule(every=2.0, clock=lambda: t[0])
     assert schedule.due()

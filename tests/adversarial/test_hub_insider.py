@@ -17,7 +17,8 @@ sealing key. The bound, checked:
 * **recorded**: every table read is in the access records.
 
 Not in the bound (docs/accountable-hub.md): the running hub process sees what it routes while it routes it;
-the broker's hub topic holds registrations sealed to the hub's key for its retention.
+the broker's hub topic holds registrations sealed to the hub's key for its retention; records a provider sends in
+the clear (``provision_record``, still what the portal feed's pages are made of) — the providers here seal theirs.
 """
 
 from __future__ import annotations

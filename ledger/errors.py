@@ -157,6 +157,7 @@ class Code:
     # a protected person's year (issue 21, docs/year.md)
     HANDOVER_PENDING: Final = "handover_pending"  # the new municipality does not hold yet: a named risk is needed
     LAST_HOLDER: Final = "last_holder"  # the release would leave no holder anywhere: a second approval is needed
+    GUARDIAN_BARRED: Final = "guardian_barred"  # a guardian or proxy barred from acting for a protected person
 
 
 class FlagLedgerError(Exception):

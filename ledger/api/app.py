@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, Response
 
 from ledger.api import (
     commands,
+    companions,
     console,
     console_acts,
     console_codes,
@@ -24,7 +25,7 @@ from ledger.api import (
 from ledger.api.errors import install_error_handlers
 from ledger.api.gate import ConcurrencyGate
 from ledger.api.settings import HttpSettings
-from ledger.app.capacity import Capacity
+from ledger.capacity import Capacity
 from ledger.runtime.bootstrap import Node
 
 __all__ = ["create_app", "openapi_document"]
@@ -55,6 +56,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     install_error_handlers(app)
     app.include_router(commands.router)
     app.include_router(year.router)
+    app.include_router(companions.router)
     app.include_router(queries.router)
     app.include_router(console.router)
     app.include_router(console_signin.router)

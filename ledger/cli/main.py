@@ -38,6 +38,7 @@ from ledger.cli import (
     projections,
     provision,
     proxy,
+    retention,
     serve,
     staff,
     system,
@@ -95,7 +96,7 @@ SECTIONS: dict[str, list[click.Command]] = {
         year.year,
         portal.portal,
     ],
-    "Audit and incidents": [audit.audit, incident.incident, projections.projections],
+    "Audit and incidents": [audit.audit, incident.incident, projections.projections, retention.retention],
     "Running a node": [
         node.node_,
         node.relay,

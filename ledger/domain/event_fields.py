@@ -18,6 +18,7 @@ from typing import Any
 from ledger.domain import bounds
 from ledger.domain.answers import CopyState, HoldReason, ManualKind
 from ledger.domain.bounds import Bound, check_text
+from ledger.domain.cases import CompanionRelation
 from ledger.domain.field_rules import (
     _UUID_TEXT,
     ACTOR,
@@ -45,6 +46,7 @@ from ledger.domain.field_rules import (
     text,
     uuid,
 )
+from ledger.domain.guardians import GuardianRelation
 from ledger.domain.identity import LINK_KINDS
 from ledger.domain.incidents import IncidentKind
 from ledger.domain.moves import MoveSource, RiskKind
@@ -168,6 +170,7 @@ BY_NAME: dict[str, Rule] = {
     "old": PSEUDONYM,
     "new": PSEUDONYM,
     "proxy": PSEUDONYM,
+    "guardian": PSEUDONYM,
     "perpetrators": list_of(PSEUDONYM, PEOPLE),
     "proxies_to_cancel": list_of(PSEUDONYM, PEOPLE),
     # words
@@ -267,6 +270,8 @@ BY_EVENT: dict[str, dict[str, Rule]] = {
     "Protection.FlagsSet": {"reason": enum(Reason)},
     "BodyRequest.Sent": {"reason": enum(Reason)},
     "ProtectionCase.Opened": {"reason": enum(Reason)},
+    "ProtectionCase.CompanionProposed": {"relation": enum(CompanionRelation)},
+    "GuardianBar.Proposed": {"relation": enum(GuardianRelation)},
     "AgencyHold.Placed": {"code": CODE},
     "AgencyHold.Lifted": {"by": ACTOR},
     "Staff.RoleGranted": {"by": STAFF_OR_ACTOR},

@@ -70,7 +70,7 @@ from ledger.linkage.record_contents import SealedRecordMessage
 from ledger.linkage.sealing import Opened, read_header, seal, unseal
 from ledger.linkage.transport import Delivery, Transport
 from ledger.log.staff_roster import RosterState
-from projections.base import storage_error
+from ledger.storage import storage_error
 
 __all__ = ["HubService", "Step"]
 

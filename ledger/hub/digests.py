@@ -28,7 +28,7 @@ from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import HUB
 from ledger.linkage.sealing import Opened, read_header
 from ledger.linkage.transport import Delivery, Transport
-from projections.base import storage_error
+from ledger.storage import storage_error
 
 __all__ = ["DigestSchedule", "carried", "send_digests"]
 

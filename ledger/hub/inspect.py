@@ -24,7 +24,7 @@ from ledger import clock
 from ledger.domain import bounds
 from ledger.errors import InputError
 from ledger.hub.tables import READER, REASON, hub_access, metadata
-from projections.base import storage_error
+from ledger.storage import storage_error
 
 __all__ = ["Access", "accesses", "inspect_table", "record_access"]
 

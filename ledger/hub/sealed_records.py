@@ -26,7 +26,7 @@ from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import PORTAL, check_party
 from ledger.linkage.record_contents import SealedRecordMessage, open_contents
 from ledger.linkage.sealing import SenderKeys
-from projections.base import storage_error
+from ledger.storage import storage_error
 
 __all__ = ["SealedEntry", "SealedPage", "file_sealed", "open_page", "sealed_page"]
 

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 
 from ledger.api import (
+    bodies,
     commands,
     console,
     console_acts,
@@ -55,6 +56,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     install_error_handlers(app)
     app.include_router(commands.router)
     app.include_router(year.router)
+    app.include_router(bodies.router)
     app.include_router(queries.router)
     app.include_router(console.router)
     app.include_router(console_signin.router)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ledger.app.accounts import SystemAccountCommands
 from ledger.app.agencies import AgencyCommands
 from ledger.app.answers import AnswerCommands
+from ledger.app.bodies import BodyCommands
 from ledger.app.identity import IdentityCommands
 from ledger.app.one_time_codes import OneTimeCodeCommands
 from ledger.app.provision import ProvisionCommands
@@ -17,6 +18,7 @@ __all__ = ["FlagLedger"]
 class FlagLedger(
     AgencyCommands,
     YearCommands,
+    BodyCommands,
     ProvisionCommands,
     AnswerCommands,
     IdentityCommands,

@@ -10,6 +10,7 @@ from ledger.app.access import LedgerAccess
 from ledger.app.answers import hold_reason, open_file
 from ledger.app.values import Actor, QuerierAnswer
 from ledger.domain.base import LedgerAggregate
+from ledger.domain.law import check_query
 from ledger.domain.provision import ProbeNotice, ProvisionRequest
 from ledger.domain.types import (
     Action,
@@ -19,7 +20,6 @@ from ledger.domain.types import (
 )
 from ledger.errors import (
     ConfigurationError,
-    InputError,
     NotFoundError,
 )
 
@@ -97,10 +97,7 @@ class ProvisionCommands(LedgerAccess):
         agency_code(provider, "provider")
         if provider not in self.hosted:  # (never echoed: it may be an individual number typed in the wrong field)
             raise NotFoundError("the providing agency is not served by this node")
-        if not isinstance(legal_item, int) or not 1 <= legal_item <= 200:
-            raise InputError("legal_item must be the item number of table 2 (別表第二), 1-200")
-        if not procedure.strip() or not info_kind.strip():
-            raise InputError("procedure and info_kind are required")
+        check_query(legal_item, procedure, info_kind)  # the law catalogue: nothing beyond the lawful purpose
         parse_enum(Applicant, applicant, "applicant")
         subj = self.subject(subject)
         request = ProvisionRequest(

@@ -1,0 +1,120 @@
+"""Protection bodies (docs/bodies.md): the police as a body, the outcome a body reads of its own requests, and
+nothing of another body's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from uuid import UUID
+
+import pytest
+
+from ledger.app import Actor
+from ledger.domain.bodies import BodyOutcome
+from ledger.errors import NotFoundError, PermissionDenied
+from ledger.runtime.bootstrap import AgencySpec, Node
+from tests.conftest import DEFAULT_AGENCIES, SC, A, B, C, NodeFactory
+
+POL = "POL-TOKYO"  # 警視庁
+SC2 = "SC-OSAKA"  # another support centre: a peer body
+ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
+
+
+@pytest.fixture
+def bodies_node(make_node: NodeFactory, backend: str | None) -> Node:
+    agencies = (
+        *DEFAULT_AGENCIES,
+        AgencySpec(POL, "警視庁", "police"),
+        AgencySpec(SC2, "大阪府配偶者暴力相談支援センター", "support_centre"),
+    )
+    return make_node(agencies, database_url=backend)
+
+
+def _statuses(node: Node, body: str) -> dict[UUID, str]:
+    return {UUID(r["body_request_id"]): r["status"] for r in node.app.body_requests(Actor(body, "req"))}
+
+
+def test_the_police_asks_and_sees_each_step_of_the_outcome(bodies_node: Node, person: Callable[[], str]) -> None:
+    """Perpetrator: the police that confirmed the danger learns when the flags protect (or that they do not
+    yet), instead of assuming the municipality acted."""
+    app, x = bodies_node.app, person()
+    bid = app.send_body_request(Actor(POL, "req"), B, x, [NAR, ND], "stalking")
+    assert _statuses(bodies_node, POL) == {bid: "sent"}
+    rid = app.request_flags(Actor(B, "req"), x, [NAR, ND], body_request_id=bid)
+    assert _statuses(bodies_node, POL)[bid] == "requested"
+    app.approve_request(Actor(B, "apr"), rid)
+    assert _statuses(bodies_node, POL)[bid] == "approved"
+    app.execute_request(Actor(B, "op"), rid)
+    shown = app.body_request_outcome(Actor(POL, "req"), bid)
+    assert shown["status"] == "executed" and shown["municipality"] == B and shown["reason"] == "stalking"
+    assert [s["status"] for s in shown["outcomes"]] == ["requested", "approved", "executed"]
+    assert all(s["flag_request_id"] == str(rid) and s["flags"] == sorted([NAR, ND]) for s in shown["outcomes"])
+    assert shown["outcomes"][0]["on"] <= shown["outcomes"][-1]["on"]
+    assert "subject" not in shown  # the outcome names no person
+    inbox = app.body_inbox(Actor(B, "req"))
+    assert [(r["body_request_id"], r["body"], r["status"]) for r in inbox] == [(str(bid), POL, "executed")]
+
+
+def test_a_rejection_reaches_the_body(bodies_node: Node, person: Callable[[], str]) -> None:
+    """Perpetrator: a body told nothing after a rejection would leave the victim believing she is protected."""
+    app, x = bodies_node.app, person()
+    bid = app.send_body_request(Actor(SC, "req"), B, x, [NAR])
+    rid = app.request_flags(Actor(B, "req"), x, [NAR], body_request_id=bid)
+    app.reject_request(Actor(B, "apr"), rid, "本人の意向を確認できない")
+    shown = app.body_request_outcome(Actor(SC, "req"), bid)
+    assert shown["status"] == "rejected" and [s["status"] for s in shown["outcomes"]] == ["requested", "rejected"]
+    assert "本人" not in str(shown)  # the rejection's words stay at the municipality
+
+
+def test_a_body_never_sees_another_bodys_requests(bodies_node: Node, person: Callable[[], str]) -> None:
+    """Peer agency: one body reads nothing of another body's requests, and a municipality's inbox holds only
+    the requests sent to it."""
+    app = bodies_node.app
+    mine = app.send_body_request(Actor(SC, "req"), B, person(), [NAR])
+    theirs = app.send_body_request(Actor(POL, "req"), C, person(), [ND])
+    assert set(_statuses(bodies_node, SC)) == {mine}
+    assert set(_statuses(bodies_node, POL)) == {theirs}
+    assert _statuses(bodies_node, SC2) == {}
+    with pytest.raises(NotFoundError):
+        app.body_request_outcome(Actor(SC, "req"), theirs)
+    with pytest.raises(NotFoundError):
+        app.body_request_outcome(Actor(SC2, "req"), mine)
+    assert [r["body_request_id"] for r in app.body_inbox(Actor(B, "req"))] == [str(mine)]
+    assert [r["body_request_id"] for r in app.body_inbox(Actor(A, "req"))] == []
+    with pytest.raises(PermissionDenied):  # a municipality is no body: it has an inbox, not an outbox
+        app.body_requests(Actor(B, "req"))
+
+
+def test_an_outcome_from_a_municipality_not_asked_does_not_count(bodies_node: Node, person: Callable[[], str]) -> None:
+    """Peer agency: C writes an "executed" outcome for a request sent to B; the body still reads "sent"."""
+    app = bodies_node.app
+    bid = app.send_body_request(Actor(SC, "req"), B, person(), [NAR])
+    forged = BodyOutcome(
+        agency=C,
+        body=SC,
+        body_request_id=bid,
+        flag_request_id=bid,
+        kind="set",
+        flags=[NAR],
+        status="executed",
+        on="2026-01-01T00:00:00+00:00",
+    )
+    app.save_as(C, forged)
+    shown = app.body_request_outcome(Actor(SC, "req"), bid)
+    assert shown["status"] == "sent" and shown["outcomes"] == []
+
+
+def test_the_police_holds_no_flag_and_makes_no_query(bodies_node: Node, person: Callable[[], str]) -> None:
+    """Insider / administrator: whatever the permission table says (requesters may request_flag by default),
+    the police sets no flag and queries nobody through the linkage (it is no 情報照会者); it only asks."""
+    app, x = bodies_node.app, person()
+    app.grant_permission(Actor(POL, "admin"), "requester", "request_provision")
+    before = app.max_position()
+    with pytest.raises(PermissionDenied) as refused:
+        app.request_flags(Actor(POL, "req"), x, [ND])
+    assert refused.value.code == "kind_not_permitted"
+    with pytest.raises(PermissionDenied) as refused:
+        app.request_provision(Actor(POL, "req"), A, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報")
+    assert refused.value.code == "kind_not_permitted"
+    assert app.max_position() == before
+    with pytest.raises(PermissionDenied):  # a municipality sends no protection-body request
+        app.send_body_request(Actor(B, "req"), A, x, [ND])

@@ -122,7 +122,8 @@ def owner_history(owner: Node, x: str) -> None:
     # FlagsReleased, and LastHolderWarning.Raised (nobody else holds ND on W)
     protect(owner, B, w, [ND], kind="release", explanation="本人に説明済み")
     app.record_move(Actor(B, "req"), x, to_agency=C, moved_on=date.today())  # ResidenceChange.Recorded
-    app.send_body_request(Actor(SC, "req"), B, x, [ND])  # BodyRequest.Sent
+    body = app.send_body_request(Actor(SC, "req"), B, x, [ND])  # BodyRequest.Sent
+    app.request_flags(Actor(B, "req"), x, [ND], body_request_id=body)  # BodyOutcome.Recorded ("requested")
     for decision in ("provide", "refuse"):  # Received, Held, ProbeNotice.Sent, DecisionProposed, then the outcome
         rid = UUID(
             app.receive_query(C, B, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報").request_id

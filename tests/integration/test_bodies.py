@@ -3,16 +3,19 @@ nothing of another body's."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from uuid import UUID
 
 import pytest
 
 from ledger.app import Actor
+from ledger.cli.main import main as cli
 from ledger.domain.bodies import BodyOutcome
 from ledger.errors import NotFoundError, PermissionDenied
 from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import DEFAULT_AGENCIES, SC, A, B, C, NodeFactory
+from tests.support.api import auth, client
 
 POL = "POL-TOKYO"  # 警視庁
 SC2 = "SC-OSAKA"  # another support centre: a peer body
@@ -118,3 +121,40 @@ def test_the_police_holds_no_flag_and_makes_no_query(bodies_node: Node, person: 
     assert app.max_position() == before
     with pytest.raises(PermissionDenied):  # a municipality sends no protection-body request
         app.send_body_request(Actor(B, "req"), A, x, [ND])
+
+
+def test_the_outcome_over_http_and_the_command_line(
+    make_node: NodeFactory, person: Callable[[], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Peer agency over the API and the CLI: the police reads its own request's outcome; another body gets
+    404 / exit 3 for it, exactly as for an unknown id; the municipality's inbox lists it."""
+    node = make_node((*DEFAULT_AGENCIES, AgencySpec(POL, "警視庁", "police")))
+    http, x = client(node), person()
+    police, centre = auth(node, POL, "req"), auth(node, SC, "req")
+    sent = http.post(
+        "/api/v1/body-requests",
+        json={"municipality": B, "subject": x, "flags": [NAR], "reason": "stalking"},
+        headers=police,
+    )
+    assert sent.status_code == 201, sent.text
+    bid = sent.json()["body_request_id"]
+    rid = node.app.request_flags(Actor(B, "req"), x, [NAR], body_request_id=UUID(bid))
+    node.app.approve_request(Actor(B, "apr"), rid)
+    node.app.execute_request(Actor(B, "op"), rid)
+    mine = http.get("/api/v1/body-requests", headers=police).json()
+    assert [(r["body_request_id"], r["status"]) for r in mine] == [(bid, "executed")]
+    assert http.get(f"/api/v1/body-requests/{bid}", headers=police).json()["outcomes"][-1]["status"] == "executed"
+    assert http.get(f"/api/v1/body-requests/{bid}", headers=centre).status_code == 404
+    assert http.get("/api/v1/body-requests", headers=centre).json() == []
+    inbox = http.get("/api/v1/body-inbox", headers=auth(node, B, "req")).json()
+    assert [(r["body_request_id"], r["body"]) for r in inbox] == [(bid, POL)]
+    d = str(node.config.data_dir)
+    capsys.readouterr()
+    assert cli(["--data-dir", d, "body", "show", "--as", f"{POL}/req", bid]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "executed"
+    assert cli(["--data-dir", d, "body", "list", "--as", f"{POL}/req"]) == 0
+    assert [json.loads(line)["body_request_id"] for line in capsys.readouterr().out.splitlines()] == [bid]
+    assert cli(["--data-dir", d, "body", "show", "--as", f"{SC}/req", bid]) == 3
+    assert bid not in capsys.readouterr().out
+    assert cli(["--data-dir", d, "body", "inbox", "--as", f"{B}/req"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "executed"

@@ -13,6 +13,7 @@ from ledger.api import (
     commands,
     console,
     console_acts,
+    console_bodies,
     console_codes,
     console_keys,
     console_requests,
@@ -64,6 +65,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     app.include_router(console_codes.router)
     app.include_router(console_requests.router)
     app.include_router(console_acts.router)
+    app.include_router(console_bodies.router)
     app.include_router(incidents.router)
     app.include_router(system.router)
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from uuid import UUID
 
 import pytest
+from fastapi.testclient import TestClient
 
 from ledger.app import Actor
 from ledger.cli.main import main as cli
@@ -15,7 +16,9 @@ from ledger.domain.bodies import BodyOutcome
 from ledger.errors import NotFoundError, PermissionDenied
 from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import DEFAULT_AGENCIES, SC, A, B, C, NodeFactory
+from tests.integration.test_api_console import login_field
 from tests.support.api import auth, client
+from tests.support.staff import password_of
 
 POL = "POL-TOKYO"  # 警視庁
 SC2 = "SC-OSAKA"  # another support centre: a peer body
@@ -158,3 +161,29 @@ def test_the_outcome_over_http_and_the_command_line(
     assert bid not in capsys.readouterr().out
     assert cli(["--data-dir", d, "body", "inbox", "--as", f"{B}/req"]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "executed"
+
+
+def _console(node: Node, agency: str, staff: str) -> TestClient:
+    http = client(node)
+    data = {"agency": agency, "staff": staff, "password": password_of(agency, staff), "csrf": login_field(http)}
+    assert http.post("/console/login", data=data, follow_redirects=False).status_code == 303
+    return http
+
+
+def test_the_console_page_shows_a_body_its_own_requests_and_a_municipality_its_inbox(
+    bodies_node: Node, person: Callable[[], str]
+) -> None:
+    """Peer agency in the console: the police's page shows its request's outcome by the municipality's name;
+    another body's page shows none of it; the municipality's page names the police."""
+    app, x = bodies_node.app, person()
+    bid = app.send_body_request(Actor(POL, "req"), B, x, [NAR])
+    rid = app.request_flags(Actor(B, "req"), x, [NAR], body_request_id=bid)
+    app.reject_request(Actor(B, "apr"), rid, "<script>本人の意向</script>")
+    police = _console(bodies_node, POL, "req").get("/console/body-requests")
+    assert police.status_code == 200 and "B市" in police.text and "却下" in police.text
+    assert "自動応答不可" in police.text and "<script>" not in police.text and "本人の意向" not in police.text
+    other = _console(bodies_node, SC2, "req").get("/console/body-requests")
+    assert other.status_code == 200 and "依頼はありません" in other.text and "B市" not in other.text
+    inbox = _console(bodies_node, B, "req").get("/console/body-requests")
+    assert inbox.status_code == 200 and "警視庁" in inbox.text and "却下" in inbox.text
+    assert _console(bodies_node, B, "counter").get("/console/body-requests").status_code == 403

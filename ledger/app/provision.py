@@ -9,7 +9,9 @@ from ledger import clock
 from ledger.app.access import LedgerAccess
 from ledger.app.answers import hold_reason, open_file
 from ledger.app.values import Actor, QuerierAnswer
+from ledger.domain.agencies import Agency
 from ledger.domain.base import LedgerAggregate
+from ledger.domain.bodies import kind_refusal
 from ledger.domain.law import check_query
 from ledger.domain.provision import ProbeNotice, ProvisionRequest
 from ledger.domain.types import (
@@ -19,8 +21,10 @@ from ledger.domain.types import (
     parse_enum,
 )
 from ledger.errors import (
+    Code,
     ConfigurationError,
     NotFoundError,
+    PermissionDenied,
 )
 
 
@@ -73,6 +77,10 @@ class ProvisionCommands(LedgerAccess):
         is involved; the answer is what the network relays back (the querier's node learns the rest from
         the provider's published events, exactly as for :meth:`request_provision`)."""
         agency_code(querier, "querier")
+        known = self.find(Agency, Agency.create_id(querier))
+        refusal = kind_refusal(known.kind, Action.REQUEST_PROVISION) if known is not None else None
+        if refusal is not None:  # a querier this node knows to be the police is no 情報照会者 (docs/bodies.md)
+            raise PermissionDenied(refusal, code=Code.KIND_NOT_PERMITTED)
         return self._provision(
             querier,
             provider,

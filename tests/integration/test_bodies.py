@@ -121,6 +121,9 @@ def test_the_police_holds_no_flag_and_makes_no_query(bodies_node: Node, person: 
     with pytest.raises(PermissionDenied) as refused:
         app.request_provision(Actor(POL, "req"), A, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報")
     assert refused.value.code == "kind_not_permitted"
+    with pytest.raises(PermissionDenied) as refused:  # relayed from another node: the querier is known here
+        app.receive_query(POL, A, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報")
+    assert refused.value.code == "kind_not_permitted"
     assert app.max_position() == before
     with pytest.raises(PermissionDenied):  # a municipality sends no protection-body request
         app.send_body_request(Actor(B, "req"), A, x, [ND])

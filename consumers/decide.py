@@ -23,6 +23,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 from ledger.app import FlagLedger, is_local_only
 from ledger.app.checkpoints import CHECKPOINT_TOPIC, is_checkpoint_topic
 from ledger.app.holds import check_incoming, hold_agency, hold_reason
+from ledger.app.residence import link_refusal
 from ledger.domain.authority import Owner, append_violation, foreign_writer_reason, payload_violation
 from ledger.domain.event_fields import check_event
 from ledger.domain.identity import PseudonymLink
@@ -230,7 +231,8 @@ LINK_TOPICS = frozenset({LINKED, RELINKED})  # ingest_many sends these through i
 def _link_conflict(app: FlagLedger, env: Envelope, stream: UUID, event: object) -> Outcome | None:
     """Park a peer's number change that would chain or cycle: a number already in an active link (any
     agency's) is never linked again — the rule the linking agency's own node applies (issue 18). A genuine
-    race (the peer unlinked first, its unlink not here yet) is applied by `consumers replay ID` once it is."""
+    race (the peer unlinked first, its unlink not here yet) is applied by `consumers replay ID` once it is.
+    And one linked by another agency than the person's residence municipality (ledger/app/residence.py)."""
     h = env.header
     state = app.flag_state
     if state is None:  # every node opened through the bootstrap has it; without it nothing can be checked
@@ -253,6 +255,10 @@ def _link_conflict(app: FlagLedger, env: Envelope, stream: UUID, event: object) 
                 "`flagledger consumers replay ID` applies it",
                 Code.LINK_CONFLICT,
             )
+    why = link_refusal(app, h.origin, [n for n in numbers if n], on=h.time[:10])
+    if why is not None:
+        where = f"v{h.version} of stream {h.stream} ({h.topic}) signed by agency {h.origin}"
+        return Outcome("parked", f"{where}: {why}", Code.NOT_RESIDENCE)
     return None
 
 

@@ -104,6 +104,8 @@ class Code:
     REVOKED_KEY_LATE: Final = "revoked_key_late"
     # identity links (issue 18): a link that would join a number already linked (a chain or a cycle)
     LINK_CONFLICT: Final = "link_conflict"
+    # issue 21: only the person's residence municipality links their numbers
+    NOT_RESIDENCE: Final = "not_residence"
     # checkpoints and proofs
     BAD_CHECKPOINT: Final = "bad_checkpoint"
     CHECKPOINT_MISMATCH: Final = "checkpoint_mismatch"
@@ -142,6 +144,10 @@ class Code:
     MISADDRESSED: Final = "misaddressed"  # its routing header names another recipient than the one opening it
     WRONG_ROUTE: Final = "wrong_route"  # an agency or the portal may send only to the hub
     NOT_LEADER: Final = "not_leader"  # a hub process without the leader lease (a standby) does not sequence
+    CARD_REVOKED: Final = "card_revoked"  # the portal refuses a card whose number was replaced
+    PROXY_REFUSED: Final = "proxy_refused"  # the portal refuses a proxy's or guardian's view while a flag applies
+    # an answer to a request the hub marked "staff" without a four-eyes decision on the holders' advice
+    STAFF_DECISION_REQUIRED: Final = "staff_decision_required"
     # an accountable hub (issue 20, docs/accountable-hub.md): what providers, holders and witnesses catch
     STALE_MAP: Final = "stale_map"  # a routing decision cites a map head older than the newest one seen
     FLAG_IGNORED: Final = "flag_ignored"  # the hub said "answer automatically" about a person its map flags
@@ -151,6 +157,7 @@ class Code:
     # a protected person's year (issue 21, docs/year.md)
     HANDOVER_PENDING: Final = "handover_pending"  # the new municipality does not hold yet: a named risk is needed
     LAST_HOLDER: Final = "last_holder"  # the release would leave no holder anywhere: a second approval is needed
+    GUARDIAN_BARRED: Final = "guardian_barred"  # a guardian or proxy barred from acting for a protected person
     # the law catalogue (issue 21, docs/bodies.md): a query beyond its legal basis
     UNKNOWN_LEGAL_BASIS: Final = "unknown_legal_basis"  # the item is not in the catalogue
     PROCEDURE_NOT_IN_BASIS: Final = "procedure_not_in_basis"  # the item is for another procedure

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 from ledger.api import (
     bodies,
     commands,
+    companions,
     console,
     console_acts,
     console_bodies,
@@ -26,7 +27,7 @@ from ledger.api import (
 from ledger.api.errors import install_error_handlers
 from ledger.api.gate import ConcurrencyGate
 from ledger.api.settings import HttpSettings
-from ledger.app.capacity import Capacity
+from ledger.capacity import Capacity
 from ledger.runtime.bootstrap import Node
 
 __all__ = ["create_app", "openapi_document"]
@@ -57,6 +58,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     install_error_handlers(app)
     app.include_router(commands.router)
     app.include_router(year.router)
+    app.include_router(companions.router)
     app.include_router(bodies.router)
     app.include_router(queries.router)
     app.include_router(console.router)

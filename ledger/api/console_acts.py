@@ -18,11 +18,12 @@ from fastapi.responses import JSONResponse, Response
 
 from ledger.api import webauthn_keys as wa
 from ledger.api.console import Session, _check_csrf, _session
+from ledger.api.console_forms import FlagRequestForm
 from ledger.api.deps import LockedNode
 from ledger.api.errors import error_body, status_for
 from ledger.domain import bounds
 from ledger.domain.staff_acts import APPROVED, EXECUTED, REJECTED
-from ledger.domain.types import Action, Reason, RequestKind
+from ledger.domain.types import Action
 from ledger.errors import FlagLedgerError, InputError
 
 __all__ = ["router"]
@@ -42,12 +43,8 @@ def _refusal(exc: FlagLedgerError) -> JSONResponse:
 def request_options(
     request: Request,
     node: LockedNode,
-    subject: Annotated[str, Form(max_length=bounds.SUBJECT.max)],
+    form: FlagRequestForm,
     csrf: Annotated[str, Form(max_length=128)],
-    flags: Annotated[list[str], Form(max_length=4)],
-    kind: Annotated[str, Form(max_length=16)] = RequestKind.SET.value,
-    reason: Annotated[str, Form(max_length=32)] = Reason.DV.value,
-    explanation: Annotated[str, Form(max_length=bounds.NOTE.max)] = "",
     session: Session = None,
 ) -> Response:
     """The request id is chosen here, so that the requester's key signs the request it will name."""
@@ -57,7 +54,7 @@ def request_options(
         who.require(node, Action.REQUEST_FLAG)
         rid = uuid4()
         statement = node.app.request_statement(
-            who.actor, rid, subject, flags, kind=kind, reason=reason, explanation=explanation
+            who.actor, rid, form.subject, form.flags, kind=form.kind, reason=form.reason, explanation=form.explanation
         )
         options = wa.begin_act(node, request, who.actor, statement)
     except FlagLedgerError as exc:

@@ -12,9 +12,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ledger.api.console import ASSERTION_MAX, Session, _check_csrf, _page, _refused, _session
+from ledger.api.console_forms import FlagRequestForm
 from ledger.api.deps import LockedNode
 from ledger.api.webauthn_keys import act_proof, signs_with_key
-from ledger.domain import bounds
 from ledger.domain.types import Action, Flag, Reason, RequestKind
 from ledger.errors import FlagLedgerError, InputError
 
@@ -53,12 +53,8 @@ def request_form(request: Request, node: LockedNode, session: Session = None) ->
 def request_flags(
     request: Request,
     node: LockedNode,
-    subject: Annotated[str, Form(max_length=bounds.SUBJECT.max)],
+    form: FlagRequestForm,
     csrf: Annotated[str, Form(max_length=128)],
-    flags: Annotated[list[str], Form(max_length=4)],
-    kind: Annotated[str, Form(max_length=16)] = RequestKind.SET.value,
-    reason: Annotated[str, Form(max_length=32)] = Reason.DV.value,
-    explanation: Annotated[str, Form(max_length=bounds.NOTE.max)] = "",
     request_id: Annotated[UUID | None, Form()] = None,
     assertion: Annotated[str, Form(max_length=ASSERTION_MAX)] = "",
     session: Session = None,
@@ -75,11 +71,11 @@ def request_flags(
             raise InputError("a request signed by a security key names the id it signed", field="request_id")
         node.app.request_flags(
             who.actor,
-            subject,
-            flags,
-            kind=kind,
-            reason=reason,
-            explanation=explanation,
+            form.subject,
+            form.flags,
+            kind=form.kind,
+            reason=form.reason,
+            explanation=form.explanation,
             proof=proof,
             request_id=request_id if proof is not None else None,
         )

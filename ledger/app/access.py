@@ -3,10 +3,12 @@ local records of who read what."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
+
+from eventsourcing.utils import get_topic
 
 from ledger.app.store import LedgerStore
 from ledger.app.values import Actor
@@ -35,6 +37,19 @@ A = TypeVar("A", bound=LedgerAggregate)
 
 class LedgerAccess(LedgerStore):
     """Who may do what (the agency's permission table, the staff member's roles), and the records of reads."""
+
+    def _aggregates(self, cls: type[A], event: str) -> Iterator[A]:
+        """Every ``cls`` aggregate created in the log (own and ingested), each verified as it is loaded."""
+        start, topic = 1, get_topic(getattr(cls, event))
+        while True:
+            rows = self.recorder.select_notifications(start=start, limit=1000, topics=[topic])
+            for n in rows:
+                agg = self.find(cls, UUID(str(n.originator_id)))
+                if agg is not None:
+                    yield agg
+            if len(rows) < 1000:
+                return
+            start = rows[-1].id + 1
 
     # -- identities, permissions ----------------------------------------------------------------
     def subject(self, number_or_pseudonym: str) -> str:

@@ -93,44 +93,54 @@ class StaffSigner:
     def seal(self) -> tuple[bytes, bytes]:
         """(a fresh random key, this key sealed under it): to keep between the steps of a sign-in, the sealed
         half on one side (the server) and the key on the other (the browser), so neither alone opens it."""
-        key, nonce = AESGCM.generate_key(bit_length=256), secrets.token_bytes(12)
-        return key, nonce + AESGCM(key).encrypt(nonce, _raw(self._private), _sealed_for(self.agency, self.staff))
+        key = AESGCM.generate_key(bit_length=256)
+        nonce, ciphertext = _seal_raw(key, self._private, _sealed_for(self.agency, self.staff))
+        return key, nonce + ciphertext
 
     @classmethod
     def unseal(cls, agency: str, staff: str, key: bytes, sealed: bytes) -> StaffSigner:
         """The signer :meth:`seal` sealed for ``agency``/``staff``; AuthError if ``key`` does not open it."""
         try:
-            raw = AESGCM(key).decrypt(sealed[:12], sealed[12:], _sealed_for(agency, staff))
+            return cls(agency, staff, _open_raw(key, sealed[:12], sealed[12:], _sealed_for(agency, staff)))
         except (InvalidTag, ValueError) as exc:
             raise AuthError("the sign-in's sealed staff key does not open: sign in again") from exc
-        return cls(agency, staff, Ed25519PrivateKey.from_private_bytes(raw))
 
     def seal_for_session(self, secret: bytes, session: str) -> dict[str, str]:
         """This key wrapped under a session's random secret (256 bits: no key stretching needed), bound to the
         session's id so that a sealed copy moved to another session opens nothing (ledger/cli/session.py)."""
-        nonce = secrets.token_bytes(12)
-        sealed = AESGCM(_session_key(secret)).encrypt(
-            nonce, _raw(self._private), _session_aad(self.agency, self.staff, session)
-        )
-        return {"nonce": nonce.hex(), "ciphertext": sealed.hex()}
+        aad = _session_aad(self.agency, self.staff, session)
+        nonce, ciphertext = _seal_raw(_session_key(secret), self._private, aad)
+        return {"nonce": nonce.hex(), "ciphertext": ciphertext.hex()}
 
     @classmethod
     def unseal_session(
         cls, agency: str, staff: str, sealed: dict[str, str], secret: bytes, session: str
     ) -> StaffSigner:
         try:
-            raw = AESGCM(_session_key(secret)).decrypt(
+            private = _open_raw(
+                _session_key(secret),
                 bytes.fromhex(sealed["nonce"]),
                 bytes.fromhex(sealed["ciphertext"]),
                 _session_aad(agency, staff, session),
             )
         except (InvalidTag, KeyError, ValueError) as exc:
             raise AuthError("this session's staff key does not open: sign in again", code=Code.NO_CREDENTIAL) from exc
-        return cls(agency, staff, Ed25519PrivateKey.from_private_bytes(raw))
+        return cls(agency, staff, private)
 
 
 def _sealed_for(agency: str, staff: str) -> bytes:
     return f"flagledger sealed staff key v1\x00{agency}\x00{staff}".encode()
+
+
+def _seal_raw(key: bytes, private: Ed25519PrivateKey, aad: bytes) -> tuple[bytes, bytes]:
+    """(nonce, ciphertext): the raw private key under AES-256-GCM, bound to ``aad`` (who, and which sealing)."""
+    nonce = secrets.token_bytes(12)
+    return nonce, AESGCM(key).encrypt(nonce, _raw(private), aad)
+
+
+def _open_raw(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> Ed25519PrivateKey:
+    """What :func:`_seal_raw` sealed; InvalidTag or ValueError when the key, the nonce or the binding differ."""
+    return Ed25519PrivateKey.from_private_bytes(AESGCM(key).decrypt(nonce, ciphertext, aad))
 
 
 def _raw(private: Ed25519PrivateKey) -> bytes:
@@ -189,8 +199,8 @@ def _hasher(cost: KdfCost) -> PasswordHasher:
 
 def _wrap(private: Ed25519PrivateKey, password: str) -> tuple[str, dict[str, Any]]:
     cost = _cost
-    salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
-    sealed = AESGCM(_derive(password, salt, cost)).encrypt(nonce, _raw(private), b"flagledger staff key v1")
+    salt = secrets.token_bytes(16)
+    nonce, sealed = _seal_raw(_derive(password, salt, cost), private, b"flagledger staff key v1")
     wrapped = {"salt": salt.hex(), "nonce": nonce.hex(), "ciphertext": sealed.hex(), "kdf": cost.label()}
     return _hasher(cost).hash(password), wrapped
 
@@ -198,12 +208,11 @@ def _wrap(private: Ed25519PrivateKey, password: str) -> tuple[str, dict[str, Any
 def _unwrap(wrapped: dict[str, Any], password: str) -> Ed25519PrivateKey:
     key = _derive(password, bytes.fromhex(wrapped["salt"]), KdfCost.parse(wrapped["kdf"]))
     try:
-        raw = AESGCM(key).decrypt(
-            bytes.fromhex(wrapped["nonce"]), bytes.fromhex(wrapped["ciphertext"]), b"flagledger staff key v1"
+        return _open_raw(
+            key, bytes.fromhex(wrapped["nonce"]), bytes.fromhex(wrapped["ciphertext"]), b"flagledger staff key v1"
         )
     except InvalidTag as exc:
         raise AuthError("the stored staff key does not open with this password", code=Code.WRONG_PASSWORD) from exc
-    return Ed25519PrivateKey.from_private_bytes(raw)
 
 
 def _password_matches(password_hash: str, password: str) -> bool:

@@ -9,12 +9,10 @@ every shared event, so the verified nationwide state answers it; the linkage hub
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import date
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
-
-from eventsourcing.utils import get_topic
 
 from ledger.app.flags import FlagCommands
 from ledger.app.values import Actor
@@ -38,19 +36,6 @@ class HandoverCommands(FlagCommands):
         if self.flag_state is None:
             raise ConfigurationError("no nationwide flag state is wired: build the app with ledger.runtime.bootstrap")
         return self.flag_state.flags_for(subject)
-
-    def _aggregates(self, cls: type[A], event: str) -> Iterator[A]:
-        """Every ``cls`` aggregate created in the log (own and ingested), each verified as it is loaded."""
-        start, topic = 1, get_topic(getattr(cls, event))
-        while True:
-            rows = self.recorder.select_notifications(start=start, limit=1000, topics=[topic])
-            for n in rows:
-                agg = self.find(cls, UUID(str(n.originator_id)))
-                if agg is not None:
-                    yield agg
-            if len(rows) < 1000:
-                return
-            start = rows[-1].id + 1
 
     # -- residence changes (転出/転入) ------------------------------------------------------------------
     def record_move(

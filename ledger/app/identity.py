@@ -7,6 +7,7 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from ledger.app.access import LedgerAccess
+from ledger.app.residence import link_refusal
 from ledger.app.values import Actor, FlagStateReader
 from ledger.domain.identity import LinkRequest, ProxyRegistration, PseudonymLink
 from ledger.domain.types import (
@@ -35,6 +36,7 @@ class IdentityCommands(LedgerAccess):
         if o == n:
             raise InputError("old and new numbers are the same", field="new")
         self._check_linkable(actor.agency, o, n)
+        self._check_residence(actor.agency, o, n)
         req = LinkRequest(
             agency=actor.agency, kind="link", old=o, new=n, requested_by=actor.staff, reason=_reason(reason)
         )
@@ -70,6 +72,7 @@ class IdentityCommands(LedgerAccess):
         link = self.find(PseudonymLink, lid)
         if req.kind == "link":
             self._check_linkable(actor.agency, req.old, req.new)  # again: the log may have changed since
+            self._check_residence(actor.agency, req.old, req.new)  # (a move may have been recorded since)
             if link is None:
                 link = PseudonymLink(id=lid, agency=actor.agency, old=req.old, new=req.new, by=actor.staff)
             else:
@@ -152,6 +155,11 @@ class IdentityCommands(LedgerAccess):
         link = self.find(PseudonymLink, self.ids.link(agency, old))
         if link is not None and link.active:  # (the state says so too; this holds without it being fresh)
             raise StateConflict("that old number is already linked to a new one", code=Code.LINK_CONFLICT)
+
+    def _check_residence(self, agency: str, old: str, new: str) -> None:
+        why = link_refusal(self, agency, (old, new))
+        if why is not None:
+            raise PermissionDenied(why + " (docs/operations.md, Number changes)", code=Code.NOT_RESIDENCE)
 
     def register_proxy(self, actor: Actor, subject: str, proxy: str) -> UUID:
         self.authorise(actor, Action.OPEN_CASE)

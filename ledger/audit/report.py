@@ -11,7 +11,8 @@ auditor's own agency (never another agency's: its flags would say who protects w
   end (and later, if it was decided after the period).
 * ``reads.csv`` — every recorded read of protected details (``AccessRecord``), who, what, why; and every
   report generated (``ReportRecord``: the report lists people, so making one is recorded before it is written).
-* ``tokens.csv`` — every API token issued (``TokenGrant``): by whom, to whom, which roles, until when.
+* ``tokens.csv`` — every API token issued (``TokenGrant``): by whom, to whom, which roles, until when, and how the
+  person proved who they are (``via``: password, password_totp, password_key, oidc, …).
 * ``staff.csv`` — every enrolment, role grant and revocation, deactivation, and role-grant proposal with its
   approval (naming both administrators; a break-glass co-approval is marked so), rejection or withdrawal
   (:mod:`ledger.audit.report_staff`); and every change of a hosted agency's permission table and approval
@@ -174,6 +175,7 @@ def audit_report(
                         " ".join(ev.roles),
                         ev.expires_at,
                         ev.token_id,
+                        getattr(ev, "via", "administrator"),  # how the person proved who they are
                         position,
                     ]
                 )

@@ -217,6 +217,7 @@ def report_sections(out_dir: Path) -> dict[str, Section]:
                 "roles",
                 "expires_at",
                 "token_id",
+                "via",
                 "position",
             ],
         ),

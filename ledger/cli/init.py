@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ledger.app.capacity import ONE_SHOT
+from ledger.capacity import ONE_SHOT
 from ledger.cli.base import adopt, command, data_dir, data_dir_text, out
-from ledger.cli.parsing import PATH, WHOLE, choices, option
+from ledger.cli.parsing import PATH, WHOLE, OneOf, choices, option
 from ledger.domain.types import AgencyKind
+from ledger.errors import InputError
 from ledger.runtime.bootstrap import AgencySpec, init_node
+from ledger.runtime.roles import ROLES, init_role
 
 
-def agency_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """What defines a hosted agency (``init`` and ``agency add``)."""
+def agency_options(fn: Callable[..., Any], required: bool = True) -> Callable[..., Any]:
+    """What defines a hosted agency (``init`` and ``agency add``; ``init --role hub|portal`` needs none)."""
     for decorate in reversed(
         (
-            option("--agency", required=True, help="agency code (6-digit local government code)"),
-            option("--name", required=True),
-            option("--kind", required=True, type=choices(AgencyKind)),
+            option("--agency", required=required, help="agency code (6-digit local government code)"),
+            option("--name", required=required),
+            option("--kind", required=required, type=choices(AgencyKind)),
             option("--admin", default="admin", help="first administrator's staff id"),
             option(
                 "--second-admin",
@@ -41,15 +44,22 @@ def agency_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-@command(None, "init", help="create a data directory, keys and the first hosted agency")
-@agency_options
+@command(None, "init", help="create a data directory, keys and the first hosted agency (or a hub's, a portal's)")
+@functools.partial(agency_options, required=False)
 @option("--database-url", default=None, help="postgresql://user@host:port/db (default: embedded SQLite)")
 @option("--no-encryption", is_flag=True, help="store events without at-rest encryption")
 @option("--pseudonym-key-file", type=PATH, default=None, help="the deployment's shared pseudonym secret")
+@option(
+    "--role",
+    type=OneOf(ROLES),
+    default="agency",
+    help="agency (default), or the linkage's hub or portal: its own keys and database, no agency (docs/linkage.md)",
+)
+@option("--topic-prefix", default=None, help="hub or portal: the linkage topics' prefix (default flagledger.linkage)")
 def init(
-    agency: str,
-    name: str,
-    kind: str,
+    agency: str | None,
+    name: str | None,
+    kind: str | None,
     admin: str,
     second_admin: str | None,
     approvals: int,
@@ -57,8 +67,21 @@ def init(
     database_url: str | None,
     no_encryption: bool,
     pseudonym_key_file: Path | None,
+    role: str,
+    topic_prefix: str | None,
 ) -> int:
     where = data_dir()
+    if role != "agency":
+        made = init_role(where, role, database_url, topic_prefix)
+        out({"data_dir": data_dir_text(), "role": role, "key_id": made.keys.signer.key_id})
+        print(
+            f"next: flagledger linkage directory export > {role}.json, hand it to the other parties, and "
+            f"import theirs with flagledger linkage directory import FILE",
+            file=sys.stderr,
+        )
+        return 0
+    if agency is None or name is None or kind is None:
+        raise InputError("an agency's init needs --agency, --name and --kind", field="agency")
     node = adopt(
         init_node(
             where,

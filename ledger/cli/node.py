@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 
-from ledger.cli.base import command, node, out
+from ledger.cli.base import command, data_dir, data_dir_text, node, out
 from ledger.cli.parsing import NUMBER, WHOLE, OneOf, option
+from ledger.errors import ConfigurationError
+from ledger.runtime.roles import open_role, role_of
 
 
 @command(None, "relay", help="publish this node's shared events to Kafka (outbox relay)")
@@ -83,6 +85,12 @@ def consume(seconds: float | None) -> int:
     help="catch projections up in a second process (default; ingest and projections use two cores) "
     "or inline after each poll (one core)",
 )
+@option(
+    "--role",
+    type=OneOf(["agency", "hub", "portal"]),
+    default=None,
+    help="the role this directory was made for (`init --role`); default: read from its config.json",
+)
 def node_(
     seconds: float | None,
     checkpoint_every: float | None,
@@ -94,8 +102,18 @@ def node_(
     serve_host: str,
     log_format: str | None,
     projections: str,
+    role: str | None,
 ) -> int:
     from ledger.node.loop import Closeable, NodeOptions, run
+
+    if (found := role_of(data_dir())) != (role or found):
+        raise ConfigurationError(f"{data_dir_text()} is a {found} node, not a {role} node")
+    if found != "agency":
+        from ledger.node.roles import run_role
+
+        status = run_role(open_role(data_dir()), seconds, log_format or "text")
+        out({"stopped": found, **status})
+        return 0
 
     opened = node(pools=None)  # the configured capacity: it may serve the API beside its loop
     options = NodeOptions(

@@ -68,12 +68,17 @@ CLI_BOUNDS: dict[str, Bound] = {
     "victim": bounds.SUBJECT,
     "perpetrator": bounds.SUBJECT,
     "proxy": bounds.SUBJECT,
+    "companion": bounds.SUBJECT,
+    "guardian": bounds.SUBJECT,
     "old": bounds.SUBJECT,
     "new": bounds.SUBJECT,
     "viewer": bounds.SUBJECT,
+    "card": bounds.SUBJECT,  # `portal page --card`: an individual number
+    "topic_prefix": Bound(100),  # `init --role hub|portal --topic-prefix`
     "key_id": bounds.KEY_ID,
     "request_id": _UUID,
     "case": _UUID,
+    "bar_id": _UUID,
     "body_request": _UUID,
     "body_request_id": _UUID,
     "public_key": _HEX_KEY,

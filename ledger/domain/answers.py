@@ -8,7 +8,7 @@ was held is recorded here only, in local events that never leave the provider's 
 
 Defaults (each a policy the agency's administrator may change, a recorded event): batch times 10:00, 14:00 and
 16:30 Japan time — the three daily release windows of the issue's example, not a legal figure; a due date five
-business days (Monday to Friday; public holidays are not known to the ledger) after the request arrived — a
+business days (days public offices are open: ledger/domain/calendar.py) after the request arrived — a
 configurable working figure, not one set by the My Number Act; escalation to the approvers on the first day past
 due and to the agency's administrators two business days after that.
 """
@@ -24,6 +24,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate, stable_id
+from ledger.domain.calendar import is_business_day
 from ledger.errors import InputError, StateConflict
 
 JST = timezone(timedelta(hours=9), "JST")  # no daylight saving in Japan: a fixed offset is the local time
@@ -93,10 +94,11 @@ def next_batch(after: datetime, times: list[str]) -> datetime:
 
 
 def add_business_days(start: date, days: int) -> date:
+    """``days`` days public offices are open after ``start`` (ledger/domain/calendar.py)."""
     d = start
     while days > 0:
         d += timedelta(days=1)
-        if d.weekday() < 5:
+        if is_business_day(d):
             days -= 1
     return d
 

@@ -19,6 +19,7 @@ from ledger.domain import bounds
 from ledger.domain.answers import CopyState, HoldReason, ManualKind
 from ledger.domain.bodies import OutcomeStatus
 from ledger.domain.bounds import Bound, check_text
+from ledger.domain.cases import CompanionRelation
 from ledger.domain.field_rules import (
     _UUID_TEXT,
     ACTOR,
@@ -46,6 +47,7 @@ from ledger.domain.field_rules import (
     text,
     uuid,
 )
+from ledger.domain.guardians import GuardianRelation
 from ledger.domain.identity import LINK_KINDS
 from ledger.domain.incidents import IncidentKind
 from ledger.domain.moves import MoveSource, RiskKind
@@ -169,6 +171,7 @@ BY_NAME: dict[str, Rule] = {
     "old": PSEUDONYM,
     "new": PSEUDONYM,
     "proxy": PSEUDONYM,
+    "guardian": PSEUDONYM,
     "perpetrators": list_of(PSEUDONYM, PEOPLE),
     "proxies_to_cancel": list_of(PSEUDONYM, PEOPLE),
     # words
@@ -276,6 +279,8 @@ BY_EVENT: dict[str, dict[str, Rule]] = {
         "on": moment,
     },
     "ProtectionCase.Opened": {"reason": enum(Reason)},
+    "ProtectionCase.CompanionProposed": {"relation": enum(CompanionRelation)},
+    "GuardianBar.Proposed": {"relation": enum(GuardianRelation)},
     "AgencyHold.Placed": {"code": CODE},
     "AgencyHold.Lifted": {"by": ACTOR},
     "Staff.RoleGranted": {"by": STAFF_OR_ACTOR},

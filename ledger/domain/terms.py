@@ -14,6 +14,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate
+from ledger.domain.calendar import is_business_day
 from ledger.errors import SelfApprovalError, StateConflict
 
 __all__ = [
@@ -38,9 +39,10 @@ def one_year_after(day: date) -> date:
 
 
 def next_business_day(moment: datetime) -> datetime:
-    """The same time on the next weekday (Saturday and Sunday skipped; public holidays are not modelled)."""
+    """The same time on the next day public offices are open (weekends, national holidays and the year-end
+    closure skipped: ledger/domain/calendar.py)."""
     out = moment + timedelta(days=1)
-    while out.weekday() >= 5:
+    while not is_business_day(out.date()):
         out += timedelta(days=1)
     return out
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,15 +37,21 @@ from ledger.errors import (
     PermissionDenied,
     StorageError,
 )
+from ledger.hub.consultations import WINDOW, HubConsultations
+from ledger.hub.heads import MapHeads
 from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid, park, was_applied
 from ledger.hub.log import HubStore, ProvisionRecord
 from ledger.hub.routing import holdings
 from ledger.hub.sequencer import NotLeader
 from ledger.hub.tables import hub_requests
+from ledger.hub.unrouted import answer_unrouted
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.codes import Registration, link_numbers, register, translate
+from ledger.linkage.consultation import AdviceMessage, StaffAnswer
 from ledger.linkage.directory import Directory
+from ledger.linkage.hub_wire import encode_routing
 from ledger.linkage.keys import PartyKeys
+from ledger.linkage.map_messages import FlagFiled, ProvenQuery, Registered
 from ledger.linkage.messages import (
     AnswerMessage,
     Consultation,
@@ -59,7 +66,8 @@ from ledger.linkage.messages import (
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.sealing import Opened, read_header, seal, unseal
 from ledger.linkage.transport import Delivery, Transport
-from projections.base import storage_error
+from ledger.log.staff_roster import RosterState
+from ledger.storage import storage_error
 
 __all__ = ["HubService", "Step"]
 
@@ -88,7 +96,12 @@ class HubService:
         keys: PartyKeys,
         directory: Directory,
         now: Callable[[], datetime] = clock.now,
+        rosters: Mapping[str, RosterState] | None = None,
+        window: timedelta = WINDOW,
+        heads: MapHeads | None = None,
     ) -> None:
+        """``heads``: the flag map, its heads and routing proofs (issue #20, ledger.hub.heads); None: routing
+        decisions the providers take on trust (docs/accountable-hub.md)."""
         if transport.party != HUB or keys.signer.agency != HUB:
             raise InputError("the hub's loop runs on the hub's transport with the hub's keys", code=Code.CONFIGURATION)
         self.store = store
@@ -96,6 +109,9 @@ class HubService:
         self.keys = keys
         self.directory = directory
         self.now = now
+        # the consultation beyond delivery; rosters: each provider's staff keys, to check its four-eyes decisions
+        self.consults = HubConsultations(store, self._seal, lambda: self.now(), rosters or {}, window)
+        self.heads = heads
 
     # -- the loop ------------------------------------------------------------------------------------------
     def lead(self) -> bool:
@@ -106,6 +122,8 @@ class HubService:
             self.store.sequencer.take_lease()
         except NotLeader:
             return False
+        if self.heads is not None:
+            self.heads.started = False  # another leader may have filed since: rebuild before handling
         return True
 
     def step(self, timeout_ms: int = 200, max_records: int = 100) -> Step:
@@ -114,9 +132,13 @@ class HubService:
             done.standby = True
             return done
         try:
+            if self.heads is not None and not self.heads.started:
+                self.heads.start(self.store)
             done.sent += self._send_owed()
             for delivery in self.transport.poll(timeout_ms, max_records):
                 self._handle(delivery, done)
+            self.consults.sweep()  # holders silent past the deadline: raised to the provider's staff
+            self._settle_map()
             done.sent += self._send_owed()
         except NotLeader:
             done.standby = True  # nothing committed: whoever leads now is handed these again
@@ -174,18 +196,32 @@ class HubService:
             self._registration(opened)
         elif kind == FlagChangeMessage.kind:
             m = decode(FlagChangeMessage, opened.payload)
-            self.store.log.flag(opened.sender, m.code, m.flag, m.action, m.change_id, self._mark(opened))  # type: ignore[arg-type]
+            also = self._mark(opened) if self.heads is None else self._filed(opened, m)
+            self.store.log.flag(opened.sender, m.code, m.flag, m.action, m.change_id, also)  # type: ignore[arg-type]
         elif kind == LinkMessage.kind:
             link = decode(LinkMessage, opened.payload)
             link_numbers(self.store.codes, opened.sender, link.old_code, link.new_code)  # idempotent, as register
             self._commit(opened, [])
+            if self.heads is not None:
+                self.heads.relink.add(self.store.codes.person(opened.sender, link.old_code) or "")
+                self.heads.relink.discard("")
         elif kind == RecordMessage.kind:
             record = ProvisionRecord(**asdict(decode(RecordMessage, opened.payload)))
             self.store.log.provision(opened.sender, record, self._mark(opened))
         elif kind == QueryMessage.kind:
-            self._query(opened, decode(QueryMessage, opened.payload))
+            query = decode(QueryMessage, opened.payload)
+            try:
+                self._query(opened, query)
+            except (InputError, NotFoundError):
+                with suppress(NotFoundError):  # no sealing key for the querier: parked only
+                    answer_unrouted(self.store, self._seal, opened, query)  # not left waiting
+                raise
         elif kind == AnswerMessage.kind:
             self._answer(opened, decode(AnswerMessage, opened.payload))
+        elif kind == AdviceMessage.kind:
+            self.consults.advice(opened, decode(AdviceMessage, opened.payload))
+        elif kind == StaffAnswer.kind:
+            self.consults.staff_answer(opened, decode(StaffAnswer, opened.payload))
         else:
             raise InputError(f"the hub takes no message of kind {kind!r}", code=Code.MALFORMED)
 
@@ -206,8 +242,15 @@ class HubService:
 
     def _registration(self, opened: Opened) -> None:
         # register() is idempotent: a hub that dies before marking it applied binds the same again
-        register(self.store.codes, self.keys.secret, Registration.sent_by(opened.sender, opened.payload))
-        self._commit(opened, [])
+        registration = Registration.sent_by(opened.sender, opened.payload)
+        person = register(self.store.codes, self.keys.secret, registration)
+        if self.heads is None or opened.sender == PORTAL:
+            self._commit(opened, [])
+            return
+        # the map key is the VRF of the number, answered with its proof: the agency derives the key itself
+        pi, key, keep = self.heads.registered(person, registration.number)
+        self._commit(opened, [self._seal(opened.sender, Registered(registration.code, pi.hex()))], keep)
+        self.heads.keys.setdefault(person, key)
 
     def _seal(self, recipient: str, message: Message) -> tuple[str, bytes]:
         key = self.directory.sealing_key(recipient)
@@ -227,7 +270,7 @@ class HubService:
         provider_codes = translate(self.store.codes, querier, q.code, provider)
         held = holdings(self.store.engine, self.store.codes, person)
         request_id = uuid.uuid4().hex
-        routed = RoutedQuery(
+        routed: RoutedQuery = RoutedQuery(
             request_id,
             querier,
             provider_codes[-1] if provider_codes else "",  # under the person's newest number the provider knows
@@ -236,6 +279,8 @@ class HubService:
             q.info_kind,
             "staff" if held else "auto",
         )
+        if self.heads is not None and provider_codes:
+            routed = self._proven(routed, provider, provider_codes[-1])
         owes = [self._seal(provider, routed)]
         for holder, code in sorted(held.items()):  # the liaison: the provider's request, never the querier
             consult = Consultation(request_id, provider, code, q.procedure, q.legal_item, q.info_kind)
@@ -248,19 +293,54 @@ class HubService:
             "person": person,
             "staff": bool(held),
         }
-        self._commit(opened, owes, lambda conn, seq: conn.execute(insert(hub_requests).values(seq=seq, **row)))
+
+        def write(conn: Connection, seq: int) -> None:
+            conn.execute(insert(hub_requests).values(seq=seq, **row))
+            self.consults.consult(conn, request_id, sorted(held))
+
+        self._commit(opened, owes, write)
 
     def _answer(self, opened: Opened, a: AnswerMessage) -> None:
         r = hub_requests.c
         try:
             with self.store.engine.connect() as conn:
                 found = conn.execute(
-                    select(r.provider, r.querier, r.querier_request).where(r.request_id == a.request_id)
+                    select(r.provider, r.querier, r.querier_request, r.staff).where(r.request_id == a.request_id)
                 ).first()
         except SQLAlchemyError as exc:
             raise storage_error("cannot read the hub's routed requests", exc) from exc
         if found is None or found.provider != opened.sender:
             # another agency's request is answered like an unknown one: a peer learns nothing by trying
             raise NotFoundError(f"{opened.sender} was asked no request {a.request_id} through the hub")
+        if self.consults.needs_decision(found.staff, a.status):
+            self.consults.refuse_plain(opened, a)  # raises: no automatic answer to a request marked staff
         relay = AnswerMessage(found.querier_request, a.status, a.data)
         self._commit(opened, [self._seal(found.querier, relay)])
+
+    # -- the flag map (issue #20, ledger.hub.heads) ----------------------------------------------------------
+    def _agencies(self) -> list[str]:
+        return sorted(p for p in self.directory.sealing if p not in (HUB, PORTAL))
+
+    def _settle_map(self) -> None:
+        if self.heads is not None:
+            self.heads.settle(self.store, self._seal, self._agencies(), self.now())
+
+    def _filed(self, opened: Opened, m: FlagChangeMessage) -> Callable[[Connection, int], None]:
+        """Mark the change applied and owe its holder the number it was filed at, in one transaction."""
+
+        def also(conn: Connection, seq: int) -> None:
+            mark_applied(conn, opened.sender, opened.event_id, seq)
+            owe(conn, *self._seal(opened.sender, FlagFiled(m.change_id, m.code, m.flag, m.action, seq)))
+
+        return also
+
+    def _proven(self, routed: RoutedQuery, provider: str, code: str) -> ProvenQuery:
+        """The routed query with the hub's signed decision, under a head of the map as it is now."""
+        assert self.heads is not None
+        self._settle_map()  # the changes filed earlier in this batch are in the head the decision cites
+        person = self.store.codes.person(provider, code)
+        if person is None:
+            raise NotFoundError(f"{provider} has registered no person under this code at the hub")
+        decision, head, proof = self.heads.route(request=routed.request_id, provider=provider, person=person)
+        fields = asdict(routed) | {"answer": decision.action, "routing": encode_routing(decision, head, proof).hex()}
+        return ProvenQuery(**fields)

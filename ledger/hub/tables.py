@@ -28,10 +28,18 @@ from ledger.domain import bounds
 __all__ = [
     "hub_applied",
     "hub_codes",
+    "hub_consultations",
+    "hub_decisions",
+    "hub_escalations",
     "hub_flag_changes",
+    "hub_heads",
     "hub_links",
     "hub_outbox",
     "hub_parked",
+    "hub_person_keys",
+    "hub_portal_links",
+    "hub_portal_mark",
+    "hub_portal_sent",
     "hub_records",
     "hub_requests",
     "hub_sequence",
@@ -44,6 +52,7 @@ PARTY = bounds.AGENCY_CODE.max  # a party's name: "hub", "portal", an agency cod
 CODE = 33  # "a"/"m"/"h" + 32 hex digits
 EVENT_ID = 32  # a sealed message's id, a request id on the wire: 32 hex digits
 REASON = 200  # why a message was parked, in words (no payload: nothing of an unopened message is trusted)
+STAFF_KEY = 100  # a staff key's id: "<agency>:<16 hex digits>" (ledger.domain.staff_acts.staff_key_id)
 ID = 64  # a record's or a change's id as its sender spelled it (checked by ledger.hub.log)
 
 # (holder, code) → person: one code names one person per holder, one holder has one code per person
@@ -154,4 +163,80 @@ hub_outbox = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("recipient", String(PARTY), nullable=False),
     Column("message", LargeBinary, nullable=False),
+)
+
+# what the hub fed the portal (ledger.hub.portal_feed): the sequence read up to, the digest of the last page sent
+# under each portal code, and the number-change links already fed — so a page goes out once per change, and a
+# hub that dies mid-feed sends it at its next round
+hub_portal_mark = Table(
+    "hub_portal_mark",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+)
+
+hub_portal_sent = Table(
+    "hub_portal_sent",
+    metadata,
+    Column("code", String(CODE), primary_key=True),
+    Column("digest", String(64), nullable=False),
+)
+
+hub_portal_links = Table(
+    "hub_portal_links",
+    metadata,
+    Column("old", String(CODE), primary_key=True),
+)
+
+# the consultation beyond delivery (ledger/hub/consultations.py): each holder consulted on a staff request, its
+# deadline (seconds since the epoch, the hub's clock) and its advice once given
+hub_consultations = Table(
+    "hub_consultations",
+    metadata,
+    Column("request_id", String(EVENT_ID), primary_key=True),
+    Column("holder", String(PARTY), primary_key=True),
+    Column("deadline", BigInteger, nullable=False),
+    Column("advice", String(bounds.ENUM.max)),
+    Index("ix_hub_consultations_deadline", "deadline"),
+)
+
+# what the hub raised to a provider's staff about a request (no advice by the deadline, an answer refused):
+# one row per request and reason, so a replayed message or a second sweep raises nothing twice
+hub_escalations = Table(
+    "hub_escalations",
+    metadata,
+    Column("request_id", String(EVENT_ID), primary_key=True),
+    Column("reason", String(bounds.ENUM.max), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
+
+# the four-eyes decisions the hub checked before relaying a staff request's answer: the staff keys, not names
+hub_decisions = Table(
+    "hub_decisions",
+    metadata,
+    Column("request_id", String(EVENT_ID), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("status", String(bounds.ENUM.max), nullable=False),
+    Column("advice", String(bounds.ENUM.max), nullable=False),
+    Column("basis", String(bounds.ENUM.max), nullable=False),
+    Column("first_key", String(STAFF_KEY), nullable=False),
+    Column("second_key", String(STAFF_KEY), nullable=False),
+)
+
+# issue 20: each person id's map key (the VRF output for their number, ledger.linkage.person_keys), made at the
+# first registration of the number and kept, since the hub keeps no number to make it again
+hub_person_keys = Table(
+    "hub_person_keys",
+    metadata,
+    Column("person", String(CODE), primary_key=True),
+    Column("map_key", LargeBinary, nullable=False),
+)
+
+# the map heads the hub signed (ledger.hub.heads), each in its own number of the hub's sequence: a restarted
+# hub announces its next head against the last one kept here, never a second head for one number
+hub_heads = Table(
+    "hub_heads",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("head", LargeBinary, nullable=False),  # ledger.linkage.hub_wire.encode_head: body and signature
 )

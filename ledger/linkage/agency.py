@@ -18,9 +18,12 @@ from datetime import datetime
 from ledger import clock
 from ledger.errors import Code, FlagLedgerError, PermissionDenied
 from ledger.linkage.buckets import ANSWER_SIZE
+from ledger.linkage.checks import MapChecks
 from ledger.linkage.codes import Registration, agency_code
+from ledger.linkage.consultation import AdviceMessage, AdviceRelay, Escalation, StaffAnswer
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
+from ledger.linkage.map_messages import MAP_KINDS
 from ledger.linkage.messages import (
     AnswerMessage,
     Consultation,
@@ -38,7 +41,9 @@ from ledger.linkage.transport import Transport
 
 __all__ = ["AgencyEnd", "Inbound", "open_from_hub"]
 
-_INBOUND: dict[str, type[Message]] = {m.kind: m for m in (RoutedQuery, Consultation, AnswerMessage)}
+_INBOUND: dict[str, type[Message]] = {
+    m.kind: m for m in (RoutedQuery, Consultation, AnswerMessage, AdviceRelay, Escalation)
+} | MAP_KINDS
 
 
 @dataclass(frozen=True)
@@ -67,12 +72,16 @@ class AgencyEnd:
         transport: Transport,
         directory: Directory,
         now: Callable[[], datetime] = clock.now,
+        checks: MapChecks | None = None,
     ) -> None:
+        """``checks``: the agency's checks of the hub's flag map (issue #20, ledger.linkage.checks); with them,
+        no routed query is answered automatically on the hub's word alone."""
         self.keys = keys
         self.name = keys.name
         self.transport = transport
         self.directory = directory
         self.now = now
+        self.checks = checks
         self.filed: set[str] = set()
         self.seen: set[str] = set()
         self.refused: list[str] = []  # the codes of messages that did not open or were not the hub's
@@ -89,6 +98,8 @@ class AgencyEnd:
         """Register the person at the hub under this agency's code (once); returns the code."""
         code = self.code(number)
         if code not in self.filed:
+            if self.checks is not None:
+                self.checks.registering(code, number)
             self._send("registration", Registration(self.name, code, number).encode())
             self.filed.add(code)
         return code
@@ -96,6 +107,8 @@ class AgencyEnd:
     def flag(self, number: str, flag: str, action: str) -> str:
         """Tell the hub this agency sets or releases ``flag`` on the person; returns the change id."""
         m = FlagChangeMessage(uuid.uuid4().hex, self.file_person(number), flag, action)
+        if self.checks is not None:
+            self.checks.flag_sent(m)
         self._send(m.kind, m.encode())
         return m.change_id
 
@@ -124,6 +137,15 @@ class AgencyEnd:
         m = AnswerMessage(request_id, status, data)
         self._send(m.kind, m.encode(), ANSWER_SIZE)
 
+    def advise(self, request_id: str, advice: str) -> None:
+        """As holder: this agency's advice on a consultation (the provider's request id), sealed to the hub."""
+        m = AdviceMessage(request_id, advice)
+        self._send(m.kind, m.encode())
+
+    def answer_decided(self, answer: StaffAnswer) -> None:
+        """As provider: an answer its staff decided with four eyes (``StaffDesk.decide``), at the answer size."""
+        self._send(answer.kind, answer.encode(), ANSWER_SIZE)
+
     def read_inbox(self, timeout_ms: int = 200, max_records: int = 100) -> list[Inbound]:
         """The hub's new messages to this agency, opened; the inbox is committed past them."""
         got: list[Inbound] = []
@@ -133,8 +155,13 @@ class AgencyEnd:
                 inbound = open_from_hub(self.keys, delivery.value, keys)
                 if inbound.event_id in self.seen:
                     continue  # the hub sent it again (its outbox, after an outage): applied once
-                got.append(inbound)
                 self.seen.add(inbound.event_id)
+                if self.checks is not None:
+                    checked = self.checks.take(inbound.message)
+                    if checked is None:
+                        continue  # the flag map's own message, checked
+                    inbound = Inbound(inbound.event_id, checked)
+                got.append(inbound)
             except FlagLedgerError as exc:
                 self.refused.append(exc.code)
         self.transport.commit()

@@ -17,8 +17,11 @@ kind                   from → to           holds
 ``consultation``       hub → holder        the provider's request id, the provider, the holder's code;
                                            not the querier (the liaison path)
 ``answer``             provider → hub,     a request id and a status (``answered``, ``in_progress``,
-                       hub → querier       ``not_provided``) with the provider's data
+                       hub → querier       ``not_provided``; from the hub alone ``not_routed``) with the
+                                           provider's data
 =====================  ==================  ==========================================================
+
+The consultation's kinds (advice, its relay, escalations, a staff answer) are in ``ledger.linkage.consultation``.
 
 Decoding is strict: exactly the fields of the kind, each of its type, within the ledger's bounds; anything else
 is an ``InputError`` the hub parks with its reason.
@@ -49,7 +52,8 @@ __all__ = [
     "decode",
 ]
 
-ANSWER_STATUSES = ("answered", "in_progress", "not_provided")
+# not_routed: the hub's own answer to a query it could not route (parked), sealed at an answer's size
+ANSWER_STATUSES = ("answered", "in_progress", "not_provided", "not_routed")
 FLAGS = ("NON_DISCLOSURE", "NO_AUTO_RESPONSE")
 DATA = bounds.Bound(3000)  # an answer's data: what fits the answer bucket (4 096) with its envelope
 
@@ -201,7 +205,7 @@ class AnswerMessage(Message):
     def check(self) -> None:
         check_event_id(self.request_id)
         if self.status not in ANSWER_STATUSES:
-            raise InputError("an answer's status is answered, in_progress or not_provided", field="status")
+            raise InputError(f"an answer's status is one of {', '.join(ANSWER_STATUSES)}", field="status")
         bounds.check_text("data", self.data, DATA)
 
 

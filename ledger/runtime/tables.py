@@ -12,7 +12,19 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, String, Table, Text
 
-__all__ = ["cli_sessions", "metadata", "parked_messages", "pending_events", "relay_marks", "relay_position"]
+__all__ = [
+    "agency_hub_incidents",
+    "agency_map_flags",
+    "agency_map_heads",
+    "agency_map_keys",
+    "agency_map_unfiled",
+    "cli_sessions",
+    "metadata",
+    "parked_messages",
+    "pending_events",
+    "relay_marks",
+    "relay_position",
+]
 
 metadata = MetaData()
 
@@ -75,4 +87,49 @@ cli_sessions = Table(
     Column("expires_at", String(40), nullable=False),
     Column("sealed", Text, nullable=True),  # None: signed in with a token (no key to seal)
     Column("ended_at", String(40), nullable=True),
+)
+
+# issue 20: what an agency's checks of the hub's flag map keep across restarts (ledger.runtime.map_keep): the
+# map key beside each of its codes, the hub's heads it saw (its witness; pruned to a window), the flags the hub
+# acknowledged filing per code, its flag changes not yet acknowledged, and the evidence against the hub
+agency_map_keys = Table(
+    "agency_map_keys",
+    metadata,
+    Column("agency", String(32), primary_key=True),
+    Column("code", String(33), primary_key=True),
+    Column("map_key", LargeBinary, nullable=False),
+)
+agency_map_heads = Table(
+    "agency_map_heads",
+    metadata,
+    Column("agency", String(32), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("head", LargeBinary, nullable=False),
+)
+agency_map_flags = Table(
+    "agency_map_flags",
+    metadata,
+    Column("agency", String(32), primary_key=True),
+    Column("code", String(33), primary_key=True),
+    Column("flags", String(200), nullable=False),  # sorted, comma-separated
+    Column("filed_at", BigInteger, nullable=False),
+)
+agency_map_unfiled = Table(
+    "agency_map_unfiled",
+    metadata,
+    Column("agency", String(32), primary_key=True),
+    Column("change_id", String(32), primary_key=True),
+    Column("code", String(33), nullable=False),
+    Column("flag", String(24), nullable=False),
+    Column("action", String(24), nullable=False),
+)
+agency_hub_incidents = Table(
+    "agency_hub_incidents",
+    metadata,
+    Column("agency", String(32), primary_key=True),
+    Column("digest", String(64), primary_key=True),
+    Column("code", String(24), nullable=False),
+    Column("note", String(200), nullable=False),
+    Column("request_id", String(32), nullable=False),
+    Column("evidence", LargeBinary, nullable=False),  # ledger.linkage.hub_wire.encode_evidence
 )

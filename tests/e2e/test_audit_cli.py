@@ -317,6 +317,7 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
         "approver",
     )
     assert token["token_id"] == grant.token_id and token["expires_at"] == grant.expires_at.isoformat()
+    assert token["via"] == "password"  # an auditor sees how the person proved who they are, not only that they did
 
     meta = {r["key"]: r["value"] for r in _read(out / "summary.csv")}
     leaves = [env.leaf_hash for _, _, env in node.app.envelopes()]

@@ -336,9 +336,9 @@ def test_a_number_change_carries_the_protection_and_the_translation(hub_url: str
     w.agencies[B].link(old, other)  # the old number followed twice: refused
     w.settle()
     assert [p.code for p in parked(w.hub.store.engine)] == [Code.LINK_CONFLICT]
-    w.agencies[A].answer(routed.request_id, "not_provided")
+    w.agencies[A].answer(routed.request_id, "in_progress")  # a final answer needs four eyes (consultation)
     w.settle()
-    assert [i.message for i in w.inbox(C)] == [AnswerMessage(mine, "not_provided", "")]
+    assert [i.message for i in w.inbox(C)] == [AnswerMessage(mine, "in_progress", "")]
 
 
 def test_the_portal_registers_and_does_nothing_else(hub_url: str, stores: list[HubStore]) -> None:

@@ -42,7 +42,7 @@ from consumers.outbox import publishable
 from ledger.app import Actor
 from ledger.log.envelope import Envelope
 from ledger.runtime.bootstrap import Node, open_node
-from ledger.runtime.migrations import HEAD, _lock, _migrate, current, upgrade
+from ledger.runtime.migrations import HEAD, current, lock, migrate, upgrade
 from ledger.runtime.tables import parked_messages, pending_events
 from projections.base import create_engine
 from projections.flag_state import agency_flags
@@ -244,8 +244,8 @@ def test_a_new_database_gets_what_the_revisions_make_of_an_empty_one(backend: st
         try:
             assert upgrade(new) is None
             with migrated.connect() as conn, conn.begin():
-                _lock(conn)
-                _migrate(conn)
+                lock(conn)
+                migrate(conn)
             for engine in (new, migrated):
                 with engine.connect() as conn:
                     assert current(conn) == HEAD

@@ -140,6 +140,10 @@ def owner_history(owner: Node, x: str) -> None:
     y = individual_number()
     app.register_proxy(Actor(B, "req"), x, y)  # ProxyRegistration.Registered
     app.cancel_proxy(Actor(B, "req"), x, y, "intake advice")  # ProxyRegistration.Cancelled
+    bar = app.propose_guardian_bar(Actor(B, "req"), x, y, "parent")  # GuardianBar.Proposed
+    app.approve_guardian_bar(Actor(B, "apr"), bar)  # GuardianBar.Approved
+    app.propose_bar_lift(Actor(B, "req"), bar, "family court decision")  # GuardianBar.LiftProposed
+    app.lift_guardian_bar(Actor(B, "apr"), bar)  # GuardianBar.Lifted
     key = SoftAuthenticator()  # StaffRoster.SecurityKeyCertified (req's own staff key signs it)
     app.register_security_key(
         Actor(B, "req"), key.credential, key.cose_key, 0, hashlib.sha256(b"testserver").hexdigest()

@@ -8,7 +8,7 @@ shared between the parties, and the hub's database is the hub's alone.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -23,6 +23,7 @@ from ledger.linkage.messages import Message
 from ledger.linkage.names import HUB
 from ledger.linkage.transport import Transport
 from ledger.log.signing import KeyRecord, Signer
+from ledger.log.staff_roster import RosterState
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 A, B, C, D = "131016", "131024", "131032", "131041"  # X's old municipality, where X fled, a querier, another
@@ -63,10 +64,17 @@ class World:
     agencies: dict[str, AgencyEnd] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, cast: Cast, store: HubStore, open_transport: Callable[[str], Transport]) -> World:
+    def open(
+        cls,
+        cast: Cast,
+        store: HubStore,
+        open_transport: Callable[[str], Transport],
+        now: Callable[[], datetime] | None = None,
+        rosters: Mapping[str, RosterState] | None = None,
+    ) -> World:
         directory = cast.directory()
-        now = lambda: START  # noqa: E731 - every key is valid from START on
-        hub = HubService(store, open_transport(HUB), cast.hub, directory, now)
+        now = now or (lambda: START)  # every key is valid from START on
+        hub = HubService(store, open_transport(HUB), cast.hub, directory, now, rosters)
         ends = {n: AgencyEnd(k, open_transport(n), directory, now) for n, k in cast.agencies.items()}
         return cls(cast, hub, ends)
 

@@ -44,6 +44,7 @@ PUBLISHED = {
     "gap",
     "handover_pending",  # issue 21: a release before the new municipality holds
     "last_holder",  # issue 21: a release that would leave no holder anywhere
+    "guardian_barred",  # issue 21: a guardian barred from acting for a protected person
     "grant_closed",  # issue 18
     "head_corrupt",
     "head_missing",
@@ -54,6 +55,7 @@ PUBLISHED = {
     "key_expired",
     "key_not_yet_valid",
     "link_conflict",  # issue 18: a number change that would chain or cycle (refused here, parked from a peer)
+    "not_residence",  # issue 21: a number change linked by another agency than the person's residence municipality
     "malformed",
     "newer_envelope",
     "newer_schema",
@@ -93,6 +95,8 @@ PUBLISHED = {
     "wrong_route",
     # issue 19: the hub's leader lease (a standby refuses to sequence)
     "not_leader",
+    "card_revoked",
+    "proxy_refused",
     # issue 18: command-line sessions
     "not_signed_in",
     "session_ended",
@@ -103,6 +107,8 @@ PUBLISHED = {
     "flag_dropped",
     "hub_fork",
     "hub_rollback",
+    # issue 19: the consultation beyond delivery (docs/linkage.md)
+    "staff_decision_required",
 }
 
 

@@ -88,3 +88,12 @@ def test_an_answer_is_released_once_and_only_after_it_is_decided() -> None:
     assert r.answer_released and r.released_batch == "2026-12-07T14:00:00+09:00"
     with pytest.raises(StateConflict):
         r.release(batch="2026-12-07T16:30:00+09:00")
+
+
+def test_due_dates_skip_national_holidays_and_the_year_end_closure() -> None:
+    """A held request received before the year-end closure or Golden Week is due five days the office is open
+    later, not five weekdays: counted over closed days it would escalate, and be pressed for an answer, while
+    nobody who could weigh the person's protection is at work (threat: the perpetrator, waiting out a holiday)."""
+    assert add_business_days(date(2026, 12, 28), 5) == date(2027, 1, 8)  # 29 Dec–3 Jan closed, then 4–8 Jan
+    assert add_business_days(date(2027, 4, 28), 3) == date(2027, 5, 7)  # 29 Apr, 3–5 May are holidays
+    assert add_business_days(date(2027, 3, 19), 1) == date(2027, 3, 23)  # 21 Mar falls on a Sunday: 22nd substitutes

@@ -104,3 +104,12 @@ def test_a_named_risk_is_approved_by_another_person_and_used_once() -> None:
     assert not d.covers("p" * 16, ["NO_AUTO_RESPONSE"], "handover_gap")
     with pytest.raises(StateConflict):
         d.use(uuid4())
+
+
+def test_one_business_day_for_a_co_approval_skips_holidays() -> None:
+    """A provisional flag made on the eve of a holiday is escalated after the next open day, not on the holiday
+    when no administrator can answer (threat: the administrator, left a gap nobody watches)."""
+    eve_of_golden_week = datetime(2027, 4, 30, 9, tzinfo=UTC)  # a Friday; 3–5 May are national holidays
+    assert next_business_day(eve_of_golden_week) == datetime(2027, 5, 6, 9, tzinfo=UTC)
+    new_years_eve = datetime(2026, 12, 28, 9, tzinfo=UTC)
+    assert next_business_day(new_years_eve) == datetime(2027, 1, 4, 9, tzinfo=UTC)

@@ -1,0 +1,45 @@
+"""``flagledger portal page``: a person's page at the portal role, by card (docs/linkage.md, the portal role)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+from ledger.cli.base import command, data_dir, group, out
+from ledger.cli.parsing import NUMBER, OneOf, option
+from ledger.errors import NotFoundError
+from ledger.portal.rules import VIEWERS
+from ledger.portal.service import read_page
+from ledger.runtime.roles import open_role
+
+portal = group("portal", "the portal role: a person's provision records by card, as the hub feeds them")
+
+
+@command(portal, "page", help="sign a card in and show its person's page, or why it is refused")
+@option("--card", required=True, help="the card's individual number (the portal keeps only its own code for it)")
+@option("--viewer", type=OneOf(VIEWERS), default="self", help="who reads: self (default), proxy or guardian")
+@option(
+    "--wait",
+    type=NUMBER,
+    default=0.0,
+    metavar="SECONDS",
+    help="wait this long for the hub's page after a first sign-in (the portal node sends the registration)",
+)
+def page(card: str, viewer: str, wait: float) -> int:
+    node = open_role(data_dir())
+    store = node.portal_store()
+    try:
+        directory = node.directory()
+        deadline = time.monotonic() + max(wait, 0.0)
+        while True:
+            try:
+                shown = read_page(store, node.keys, directory, card, viewer)
+                break
+            except NotFoundError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+    finally:
+        store.close()
+    out({"records": [asdict(r) for r in shown.records], "note": shown.note})
+    return 0

@@ -1,0 +1,35 @@
+"""The hub's answer to a query it could not route: the querier is told ``not_routed``, sealed at an answer's
+size like every other answer, instead of waiting for an answer that never comes.
+
+A query is parked when the querier never registered the person under that code, names no agency the hub can
+seal to, or names itself, the hub or the portal; its querier is the message's verified signer, so only the
+agency that asked hears it. The answer is written with the query's applied id in one sequenced transaction: a
+replay of the parked query is dropped, and answered once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection
+
+from ledger.hub.inbox import applied_seq, mark_applied, owe
+from ledger.hub.log import HubStore
+from ledger.linkage.messages import AnswerMessage, Message, QueryMessage
+from ledger.linkage.sealing import Opened
+
+__all__ = ["NOT_ROUTED", "answer_unrouted"]
+
+NOT_ROUTED = "not_routed"
+
+
+def answer_unrouted(
+    store: HubStore, seal: Callable[[str, Message], tuple[str, bytes]], opened: Opened, q: QueryMessage
+) -> None:
+    """Owe the querier of ``q`` a ``not_routed`` answer under its own request id (the caller then parks ``q``)."""
+
+    def write(conn: Connection, seq: int) -> None:
+        owe(conn, *seal(opened.sender, AnswerMessage(q.request_id, NOT_ROUTED)))
+        mark_applied(conn, opened.sender, opened.event_id, seq)
+
+    store.sequencer.append(lambda conn: applied_seq(conn, opened.sender, opened.event_id), write)

@@ -1,0 +1,277 @@
+"""An agency's checks of the hub's flag map, run on everything the hub sends it (issue #20).
+
+:class:`MapChecks` sits in :class:`ledger.linkage.agency.AgencyEnd` and keeps, per agency:
+
+* **map keys beside codes**: at registration the hub answers with its VRF proof for the number; the agency
+  checks it against the number it sent (kept in memory only until then) and keeps the key it derives itself;
+* **its flags as filed**: each flag change is acknowledged with the hub sequence it was filed at; from the next
+  head on, the holder expects the hub's map to show it;
+* **what it saw of the hub's heads**: a :class:`~ledger.linkage.witness.Witness` (each announced head with the
+  log's consistency proof: forks, rollbacks) and a :class:`~ledger.linkage.routing.Freshness` (no decision under
+  a head older than the newest seen), both in memory.
+
+Under every head it sees, a holder runs ``check_own_flags`` for each code it holds a flag under; a provider runs
+``verify_routing`` on each routed query before answering automatically, and answers by staff — never
+automatically — when the proof is missing or bad, the head is older than ``max_age`` by the agency's clock (a hub
+that stopped signing heads, or an old decision replayed), or the hub lied. What the hub signed that shows it
+lied becomes a :class:`HubIncident` (with the evidence's bytes' digest) for the node to record; a refusal that
+proves nothing against the hub is kept in :attr:`MapChecks.refusals` by its code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+from ledger import clock
+from ledger.errors import Code, FlagLedgerError, HubMisbehaviour, IntegrityError
+from ledger.linkage.hub_wire import decode_head, decode_routing, evidence_digest
+from ledger.linkage.map_heads import AUTO, STAFF, MapHead
+from ledger.linkage.map_messages import (
+    MAX_HOLDINGS,
+    FlagFiled,
+    MapHeadMessage,
+    ProvenQuery,
+    Registered,
+    decode_holdings,
+    hashes_from_hex,
+)
+from ledger.linkage.messages import FlagChangeMessage, Message, RoutedQuery
+from ledger.linkage.person_keys import verify_person_key
+from ledger.linkage.routing import Freshness, check_own_flags, verify_routing
+from ledger.linkage.witness import Evidence, Witness
+
+__all__ = ["HubIncident", "Kept", "MapChecks", "MapKeep"]
+
+
+@dataclass(frozen=True)
+class HubIncident:
+    """The hub caught lying: ``code`` (``hub_fork``, ``hub_rollback``, ``flag_ignored``, ``flag_dropped``; its
+    incident kind is ``ledger.domain.incidents.incident_kind(code)``), the evidence and its digest (what an
+    incident records as its message), and the routed request it concerned, if any."""
+
+    code: str
+    note: str
+    evidence: Evidence | None
+    digest: str
+    request_id: str = ""
+
+
+@dataclass
+class Kept:
+    """What a :class:`MapKeep` gives back at start: every head kept, in sequence order, and the rest."""
+
+    keys: dict[str, bytes] = field(default_factory=dict)
+    heads: list[MapHead] = field(default_factory=list)
+    held: dict[str, tuple[set[str], int]] = field(default_factory=dict)  # code → flags, filed at
+    unfiled: list[FlagChangeMessage] = field(default_factory=list)
+    incidents: list[HubIncident] = field(default_factory=list)
+
+
+class MapKeep(Protocol):
+    """Where an agency keeps its checks' state across restarts (``ledger.runtime.map_keep.SqlMapKeep``): no
+    number is ever handed to it — a registration not yet answered is registered again after a restart."""
+
+    def load(self) -> Kept: ...
+
+    def key(self, code: str, key: bytes) -> None: ...
+
+    def head(self, head: MapHead) -> None: ...
+
+    def held(self, code: str, flags: frozenset[str], filed_at: int) -> None: ...
+
+    def unfiled(self, change: FlagChangeMessage, filed: bool) -> None: ...
+
+    def incident(self, incident: HubIncident) -> None: ...
+
+
+@dataclass
+class MapChecks:
+    name: str
+    hub_key: Ed25519PublicKey  # the hub's Ed25519 key: heads and decisions
+    vrf_key: RSAPublicKey  # the hub's VRF key: map keys
+    max_age: timedelta = timedelta(seconds=60)
+    now: Callable[[], datetime] = clock.now  # aware, as the hub's head times are
+    keys: dict[str, bytes] = field(default_factory=dict)  # code → map key
+    held: dict[str, set[str]] = field(default_factory=dict)  # code → flags the hub acknowledged filing
+    filed_at: dict[str, int] = field(default_factory=dict)  # code → sequence of its last acknowledged change
+    unfiled: dict[str, FlagChangeMessage] = field(default_factory=dict)  # change id → sent, not yet acknowledged
+    freshness: Freshness = field(default_factory=Freshness)
+    witness: Witness = field(init=False)
+    incidents: list[HubIncident] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+    checked: int = 0  # holder checks passed (one per code and head)
+    keep: MapKeep | None = None
+    _numbers: dict[str, str] = field(default_factory=dict, repr=False)  # code → number until the hub answers
+
+    def __post_init__(self) -> None:
+        self.witness = Witness(self.hub_key)
+        if self.keep is not None:
+            self._restore(self.keep.load())
+
+    def _restore(self, kept: Kept) -> None:
+        """The state kept before a restart; the heads were checked when first seen and are taken as they are."""
+        self.keys.update(kept.keys)
+        for code, (flags, filed_at) in kept.held.items():
+            self.held[code], self.filed_at[code] = set(flags), filed_at
+        self.unfiled.update({c.change_id: c for c in kept.unfiled})
+        self.incidents.extend(kept.incidents)
+        for head in kept.heads:
+            self.witness.by_seq.setdefault(head.seq, head)
+            self.freshness.seen.setdefault(head.seq, head)
+        if kept.heads:
+            self.witness.latest = self.freshness.newest = max(kept.heads, key=lambda h: h.seq)
+
+    # -- what the agency sends ---------------------------------------------------------------------------
+    def registering(self, code: str, number: str) -> None:
+        if code not in self.keys:
+            self._numbers[code] = number
+
+    def flag_sent(self, change: FlagChangeMessage) -> None:
+        self.unfiled[change.change_id] = change
+        if self.keep is not None:
+            self.keep.unfiled(change, filed=False)
+
+    # -- what the hub sends ------------------------------------------------------------------------------
+    def take(self, message: Message) -> Message | None:
+        """Check one message from the hub: None if it was the map's own (consumed here), else the message to
+        act on — a proven query as a plain routed query, answered ``staff`` unless every check passed."""
+        try:
+            if isinstance(message, Registered):
+                self._registered(message)
+            elif isinstance(message, FlagFiled):
+                self._filed(message)
+            elif isinstance(message, MapHeadMessage):
+                self._head(message)
+            elif isinstance(message, ProvenQuery):
+                return message.plain(self._route(message))
+            elif isinstance(message, RoutedQuery):
+                return self._unproven(message)
+            else:
+                return message
+        except FlagLedgerError as exc:
+            self._raise(exc)
+            if isinstance(message, RoutedQuery):
+                return RoutedQuery(*_fields(message), STAFF)
+        return None
+
+    def _raise(self, exc: FlagLedgerError, request_id: str = "") -> None:
+        evidence = exc.evidence if isinstance(exc, HubMisbehaviour) else None
+        if isinstance(evidence, Evidence):
+            incident = HubIncident(exc.code, str(exc), evidence, evidence_digest(evidence), request_id)
+            self.incidents.append(incident)
+            if self.keep is not None:
+                self.keep.incident(incident)
+        else:
+            self.refusals.append(exc.code)
+
+    def gossip(self, head: MapHead, consistency: tuple[bytes, ...] | None = None) -> HubIncident | None:
+        """Compare a head another witness was shown (a peer agency, a prefecture node) with the heads seen here:
+        a split view — one story per audience — is found as two signed heads for one sequence, or, with the
+        hub's consistency proof between the two, two logs that are not one. Returns the incident raised."""
+        try:
+            found = self.witness.cross_check(head.verify(self.hub_key), consistency)
+        except FlagLedgerError as exc:
+            self._raise(exc)
+            return None
+        if found is None:
+            return None
+        self._raise(HubMisbehaviour(found.note, code=found.code, evidence=found))
+        return self.incidents[-1]
+
+    def _registered(self, m: Registered) -> None:
+        number = self._numbers.pop(m.code, None)
+        if number is None:
+            if m.code in self.keys:
+                return  # the answer to a registration sent again
+            raise IntegrityError("the hub answered a registration this agency did not send", code=Code.BAD_PROOF)
+        self.keys[m.code] = verify_person_key(self.vrf_key, number, bytes.fromhex(m.proof))
+        if self.keep is not None:
+            self.keep.key(m.code, self.keys[m.code])
+
+    def _filed(self, m: FlagFiled) -> None:
+        sent = self.unfiled.pop(m.change_id, None)
+        if sent is None or (sent.code, sent.flag, sent.action) != (m.code, m.flag, m.action):
+            if sent is not None:
+                self.unfiled[m.change_id] = sent
+            raise IntegrityError("the hub acknowledged a flag change this agency did not send", code=Code.BAD_PROOF)
+        flags = self.held.setdefault(m.code, set())
+        (flags.add if m.action == "set" else flags.discard)(m.flag)
+        self.filed_at[m.code] = max(self.filed_at.get(m.code, 0), m.seq)
+        if self.keep is not None:
+            self.keep.held(m.code, frozenset(flags), self.filed_at[m.code])
+            self.keep.unfiled(sent, filed=True)
+
+    def _see(self, head: MapHead, consistency: tuple[bytes, ...] = ()) -> None:
+        found = self.witness.observe(head, consistency)
+        if found is not None:
+            raise HubMisbehaviour(found.note, code=found.code, evidence=found)
+        self.freshness.see(head, self.hub_key)
+        if self.keep is not None:
+            self.keep.head(head)
+
+    def _head(self, m: MapHeadMessage) -> None:
+        head = decode_head(bytes.fromhex(m.head)).verify(self.hub_key)
+        self._see(head, hashes_from_hex(m.consistency))
+        proofs = {code: (person, holding) for code, person, holding in decode_holdings(m.holdings)}
+        pending = {c.code for c in self.unfiled.values()}
+        for code, flags in sorted(self.held.items()):
+            if not flags or code in pending or self.filed_at.get(code, 0) >= head.seq or code not in self.keys:
+                continue  # nothing to expect yet: the change is not filed, or filed after this head
+            if code not in proofs:
+                if len(proofs) < MAX_HOLDINGS:  # not a full window: the hub shows no leaf for the flag at all
+                    # nothing signed to show, so no evidence: refused, and the flag counts as not shown
+                    self.refusals.append(Code.FLAG_DROPPED)
+                continue
+            try:
+                check_own_flags(
+                    head, *proofs[code], self.hub_key, holder=self.name, code=code, person_key=self.keys[code],
+                    expected=frozenset(flags),
+                )  # fmt: skip
+            except FlagLedgerError as exc:
+                self._raise(exc)
+            else:
+                self.checked += 1
+
+    def _route(self, m: ProvenQuery) -> str:
+        """``auto`` only if the hub's decision checks and says so, under a head no older than ``max_age``."""
+        key = self.keys.get(m.code)
+        if key is None:
+            raise IntegrityError("a routed query about a person with no map key here", code=Code.BAD_PROOF)
+        decision, head, proof = decode_routing(bytes.fromhex(m.routing))
+        if decision.request != m.request_id or decision.action != m.answer:
+            raise IntegrityError("the routing decision is for another request", code=Code.BAD_PROOF)
+        found = self.witness.cross_check(head)
+        if found is not None:
+            raise HubMisbehaviour(found.note, code=found.code, evidence=found)
+        try:
+            verify_routing(
+                decision, head, proof, self.hub_key, provider=self.name, person_key=key, freshness=self.freshness
+            )
+        except HubMisbehaviour as exc:
+            self._raise(exc, m.request_id)
+            return STAFF
+        if decision.action == AUTO and self._too_old(head):
+            raise IntegrityError(f"map head {head.seq} is older than {self.max_age}", code=Code.STALE_MAP)
+        return decision.action
+
+    def _too_old(self, head: MapHead) -> bool:
+        try:
+            return self.now() - datetime.fromisoformat(head.time) > self.max_age
+        except (ValueError, TypeError):
+            return True  # a time that does not read (or compare) is no proof of freshness
+
+    def _unproven(self, m: RoutedQuery) -> RoutedQuery:
+        if m.answer == AUTO and m.code:
+            self.refusals.append(Code.BAD_PROOF)  # no proof: nothing automatic on the hub's word alone
+            return RoutedQuery(*_fields(m), STAFF)
+        return m
+
+
+def _fields(m: RoutedQuery) -> tuple[str, str, str, str, int, str]:
+    return m.request_id, m.querier, m.code, m.procedure, m.legal_item, m.info_kind

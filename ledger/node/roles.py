@@ -1,0 +1,145 @@
+"""``flagledger node`` for a hub or a portal data directory: the role's loop on Kafka until SIGTERM.
+
+* **hub**: ``HubService`` steps (lead or stand by, open, apply, park, route, send the outbox, commit), then a
+  ``PortalFeed`` round owes the portal the pages that changed; a standby waits and tries for the lease again.
+* **portal**: ``PortalService`` steps (send the sealed registrations of new cards, keep the hub's pages).
+
+The role's own inbox topic is made if missing (as the relay makes the shared topic). The directory file is read
+again when it changes, so a party imported while the loop runs is known from its next step. Every
+``health_every`` seconds a line says what the loop did since the last; SIGTERM or SIGINT stops it between two
+steps (nothing half-done: each step commits its inbox after its database commit, or not at all).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from consumers.kafka_transport import KafkaTransport, ensure_inboxes
+from consumers.settings import KafkaSettings
+from ledger.errors import BrokerUnavailable, FlagLedgerError, StorageError
+from ledger.hub.portal_feed import PortalFeed
+from ledger.hub.service import HubService
+from ledger.linkage.names import HUB
+from ledger.node.observe import configure_logging
+from ledger.portal.service import PortalService
+from ledger.runtime.roles import RoleNode
+
+__all__ = ["run_role"]
+
+log = logging.getLogger("flagledger.node")
+
+
+def _stop_on_signals(seconds: float | None) -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if seconds:
+        timer = threading.Timer(seconds, stop.set)
+        timer.daemon = True
+        timer.start()
+    return stop
+
+
+def run_role(
+    node: RoleNode, seconds: float | None = None, log_format: str = "text", health_every: float = 30.0
+) -> dict[str, Any]:
+    """Run the hub's or the portal's loop until stopped; returns what it did."""
+    configure_logging(log_format)
+    settings = KafkaSettings.load(node.config.kafka)
+    settings.check()
+    topics = node.topics()
+    made = ensure_inboxes(settings, topics, [node.keys.name])
+    if made:
+        log.info("made the %s's inbox topic %s", node.role, ", ".join(made))
+    stop = _stop_on_signals(seconds)
+    transport = KafkaTransport(settings, node.keys.name, topics)
+    counts: Counter[str] = Counter()
+    try:
+        if node.role == HUB:
+            _hub_loop(node, transport, stop, counts, health_every)
+        else:
+            _portal_loop(node, transport, stop, counts, health_every)
+    finally:
+        transport.close()
+    log.info("the %s stopped: %s", node.role, dict(counts))
+    return {"role": node.role, **counts}
+
+
+class _Health:
+    def __init__(self, role: str, every: float, counts: Counter[str]) -> None:
+        self.role, self.every, self.counts = role, every, counts
+        self.last, self.then = Counter(counts), time.monotonic()
+
+    def tick(self, **state: object) -> None:
+        if time.monotonic() - self.then < self.every:
+            return
+        since = {k: v - self.last.get(k, 0) for k, v in self.counts.items()}
+        log.info("%s alive: since the last report %s; %s", self.role, since, state)
+        self.last, self.then = Counter(self.counts), time.monotonic()
+
+
+def _hub_loop(
+    node: RoleNode, transport: KafkaTransport, stop: threading.Event, counts: Counter[str], every: float
+) -> None:
+    store = node.hub_store()
+    stamp = node.directory_stamp()
+    hub = HubService(store, transport, node.keys, node.directory())
+    feed = PortalFeed(store, node.keys, hub.directory)
+    health = _Health(node.role, every, counts)
+    log.info("the hub's loop starts (%d parties known)", len(hub.directory.sealing))
+    try:
+        while not stop.is_set():
+            if node.directory_stamp() != stamp:
+                stamp = node.directory_stamp()
+                hub.directory = feed.directory = node.directory()
+                log.info("the hub's directory was read again (%d parties known)", len(hub.directory.sealing))
+            try:
+                step = hub.step()
+                if step.standby:
+                    counts["standby"] += 1
+                    stop.wait(1.0)
+                    continue
+                counts.update(applied=step.applied, parked=step.parked, replays=step.replays, sent=step.sent)
+                counts["pages_owed"] += feed.step()
+            except (StorageError, BrokerUnavailable) as exc:
+                log.warning("the hub's loop will retry in 1 s: %s", exc)
+                stop.wait(1.0)
+            except FlagLedgerError as exc:  # e.g. the portal's key not yet imported: the feed waits for it
+                log.warning("the hub cannot feed the portal yet: %s", exc)
+                stop.wait(1.0)
+            health.tick(leader=store.sequencer.leader, sequence=store.sequencer.last())
+    finally:
+        store.close()
+
+
+def _portal_loop(
+    node: RoleNode, transport: KafkaTransport, stop: threading.Event, counts: Counter[str], every: float
+) -> None:
+    store = node.portal_store()
+    stamp = node.directory_stamp()
+    portal = PortalService(store, transport, node.keys, node.directory())
+    health = _Health(node.role, every, counts)
+    log.info("the portal's loop starts")
+    try:
+        while not stop.is_set():
+            if node.directory_stamp() != stamp:
+                stamp = node.directory_stamp()
+                portal.directory = node.directory()
+                log.info("the portal's directory was read again")
+            try:
+                step = portal.step()
+                counts.update(sent=step.sent, kept=step.kept, replays=step.replays, refused=step.refused)
+            except (StorageError, BrokerUnavailable) as exc:
+                log.warning("the portal's loop will retry in 1 s: %s", exc)
+                stop.wait(1.0)
+            except FlagLedgerError as exc:  # the hub's key not yet imported: a registration cannot be sent
+                log.warning("the portal's loop will retry in 1 s: %s", exc)
+                stop.wait(1.0)
+            health.tick()
+    finally:
+        store.close()

@@ -1,0 +1,124 @@
+"""The portal's loop and its card sign-in.
+
+**Sign-in** (:func:`sign_in`) maps a card's number to the portal's own code (``ledger.linkage.codes.portal_code``
+under the portal's secret); the first time, it owes the hub a registration — sealed to the hub, the one message
+that carries the number, kept sealed in the portal's outbox until the loop sends it — so the hub binds the code to
+the person and starts feeding the page. Neither the number nor anything that opens to it stays at the portal.
+
+**The loop** (:meth:`PortalService.step`): send what is owed, poll the portal's inbox, open each message (the
+hub's only, kind ``portal_page``), drop one already applied by event id, keep the newest page per code; then
+commit the inbox — after the database commit. A message that does not open, or is not the hub's, is counted in
+:attr:`PortalService.refused` and committed past (it can never open later).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from ledger import clock
+from ledger.errors import BrokerUnavailable, Code, FlagLedgerError, PermissionDenied, StorageError
+from ledger.linkage.codes import Registration, portal_code
+from ledger.linkage.directory import Directory
+from ledger.linkage.keys import PartyKeys
+from ledger.linkage.names import HUB, PORTAL
+from ledger.linkage.portal_messages import PortalPageMessage
+from ledger.linkage.sealing import seal, unseal
+from ledger.linkage.transport import Transport
+from ledger.portal.rules import PortalView, view
+from ledger.portal.store import PortalStore
+
+__all__ = ["PortalService", "PortalStep", "read_page", "sign_in"]
+
+log = logging.getLogger("flagledger.portal")
+
+
+def sign_in(store: PortalStore, keys: PartyKeys, directory: Directory, number: str) -> str:
+    """The portal's code for the card's ``number``; the first time, its registration is owed to the hub."""
+    if keys.name != PORTAL:
+        raise PermissionDenied("only the portal signs cards in", code=Code.WRONG_AGENCY)
+    code = portal_code(keys.secret, number)
+    if not store.has_card(code):
+        payload = Registration(PORTAL, code, number).encode()
+        sealed = seal(keys.signer, directory.sealing_key(HUB), HUB, uuid.uuid4().hex, "registration", payload)
+        store.add_card(code, sealed)
+    return code
+
+
+def read_page(store: PortalStore, keys: PartyKeys, directory: Directory, number: str, viewer: str) -> PortalView:
+    """Sign the card in and return what ``viewer`` may see of its page (``ledger.portal.rules.view``)."""
+    return view(store.page(sign_in(store, keys, directory, number)), viewer)
+
+
+@dataclass
+class PortalStep:
+    sent: int = 0
+    kept: int = 0
+    replays: int = 0
+    refused: int = 0
+
+
+class PortalService:
+    def __init__(
+        self,
+        store: PortalStore,
+        transport: Transport,
+        keys: PartyKeys,
+        directory: Directory,
+        now: Callable[[], datetime] = clock.now,
+    ) -> None:
+        if transport.party != PORTAL or keys.name != PORTAL:
+            raise PermissionDenied("the portal's loop runs with the portal's keys and inbox", code=Code.CONFIGURATION)
+        self.store = store
+        self.transport = transport
+        self.keys = keys
+        self.directory = directory
+        self.now = now
+        self.refused: list[str] = []
+
+    def _send_owed(self) -> int:
+        rows = self.store.owed()
+        for _, message in rows:
+            self.transport.send(HUB, message)
+        if rows:
+            self.transport.flush()
+            self.store.paid([i for i, _ in rows])
+        return len(rows)
+
+    def step(self, timeout_ms: int = 200, max_records: int = 100) -> PortalStep:
+        done = PortalStep(sent=self._send_owed())
+        sender_keys = self.directory.sender_keys(self.now())
+        for delivery in self.transport.poll(timeout_ms, max_records):
+            try:
+                opened = unseal(self.keys.sealing, PORTAL, delivery.value, sender_keys)
+                if opened.sender != HUB or opened.kind != PortalPageMessage.kind:
+                    raise PermissionDenied(
+                        f"the portal reads only the hub's pages, not {opened.kind!r} from {opened.sender}",
+                        code=Code.WRONG_ROUTE,
+                    )
+                if self.store.was_seen(opened.event_id):
+                    done.replays += 1
+                    continue
+                page = PortalPageMessage.decode(opened.payload)
+                if self.store.keep(opened.event_id, page):
+                    done.kept += 1
+            except StorageError:
+                raise  # not the message's fault: commit nothing, read it again
+            except FlagLedgerError as exc:
+                self.refused.append(exc.code)
+                done.refused += 1
+        self.transport.commit()
+        return done
+
+    def run(self, stop: threading.Event, retry: float = 1.0) -> None:
+        """Step until ``stop`` is set; a database or broker failure is logged and retried."""
+        while not stop.is_set():
+            try:
+                self.step()
+            except (StorageError, BrokerUnavailable) as exc:
+                log.warning("the portal's loop will retry in %.1f s: %s", retry, exc)
+                stop.wait(retry)

@@ -1,0 +1,101 @@
+"""The portal's database: cards signed in, the pages the hub fed, the hub's messages applied, the outbox."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError as SqlIntegrityError
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger.linkage.portal_messages import PortalPageMessage
+from ledger.portal.tables import metadata, portal_cards, portal_outbox, portal_pages, portal_seen
+from ledger.storage import create_engine, storage_error
+
+__all__ = ["PortalStore", "open_portal_store"]
+
+
+class PortalStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def has_card(self, code: str) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(select(portal_cards.c.code).where(portal_cards.c.code == code)).first() is not None
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot read the portal's cards", exc) from exc
+
+    def add_card(self, code: str, registration: bytes) -> bool:
+        """Keep the card's code and owe the hub its sealed registration, once; False if it was there."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(portal_cards).values(code=code))
+                conn.execute(insert(portal_outbox).values(message=registration))
+        except SqlIntegrityError:
+            return False  # signed in before (or by a concurrent sign-in): registered once
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot keep the card", exc, "nothing was kept") from exc
+        return True
+
+    def page(self, code: str) -> PortalPageMessage | None:
+        try:
+            with self.engine.connect() as conn:
+                raw = conn.execute(select(portal_pages.c.page).where(portal_pages.c.code == code)).scalar()
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot read the portal's pages", exc) from exc
+        return None if raw is None else PortalPageMessage.decode(bytes(raw))
+
+    def was_seen(self, event_id: str) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(select(portal_seen).where(portal_seen.c.event_id == event_id)).first() is not None
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot read the portal's applied messages", exc) from exc
+
+    def keep(self, event_id: str, page: PortalPageMessage) -> bool:
+        """Apply a page the hub sent (and its event id) in one transaction; an older version than the one kept
+        is dropped (returns False). The hub sends each page once per change, in order; this guards a replay."""
+        p = portal_pages.c
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(portal_seen).values(event_id=event_id))
+                held = conn.execute(select(p.version).where(p.code == page.code)).scalar()
+                if held is not None and int(held) > page.version:
+                    return False
+                values = {"version": page.version, "page": page.encode()}
+                if held is None:
+                    conn.execute(insert(portal_pages).values(code=page.code, **values))
+                else:
+                    conn.execute(update(portal_pages).where(p.code == page.code).values(**values))
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot keep the hub's page", exc, "nothing was kept") from exc
+        return True
+
+    def owed(self) -> list[tuple[int, bytes]]:
+        o = portal_outbox.c
+        try:
+            with self.engine.connect() as conn:
+                return [(int(i), bytes(m)) for i, m in conn.execute(select(o.id, o.message).order_by(o.id))]
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot read the portal's outbox", exc) from exc
+
+    def paid(self, ids: list[int]) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(delete(portal_outbox).where(portal_outbox.c.id.in_(ids)))
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot clear the portal's outbox", exc) from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_portal_store(url: str) -> PortalStore:
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgresql", "postgres"):
+        url = "postgresql+psycopg://" + rest
+    engine = create_engine(url)
+    try:
+        metadata.create_all(engine)
+    except SQLAlchemyError as exc:
+        raise storage_error("cannot create the portal's tables", exc) from exc
+    return PortalStore(engine)

@@ -1,0 +1,41 @@
+"""The portal's own tables, in the portal's own database (nothing of the hub's or an agency's).
+
+No column holds an individual number: a card is known by the portal's code for its number (``m…``, an HMAC under
+the portal's secret), and a registration waiting to be sent is sealed to the hub (only the hub opens it).
+
+The tables are created when the store is opened (``create_all``): they have no migration chain yet, so a change
+to them needs one first (as the hub's, ledger/hub/migrations) — docs/linkage.md, what is left.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, String, Table
+
+__all__ = ["metadata", "portal_cards", "portal_outbox", "portal_pages", "portal_seen"]
+
+metadata = MetaData()
+
+CODE = 33
+
+# the cards signed in at least once: their registration was written to the outbox (and sent from there)
+portal_cards = Table("portal_cards", metadata, Column("code", String(CODE), primary_key=True))
+
+# the newest page the hub fed for each code (the sealed message's payload, decoded again when read)
+portal_pages = Table(
+    "portal_pages",
+    metadata,
+    Column("code", String(CODE), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("page", LargeBinary, nullable=False),
+)
+
+# the hub's messages applied, by event id: a message handed over again, or re-injected, is applied once
+portal_seen = Table("portal_seen", metadata, Column("event_id", String(32), primary_key=True))
+
+# sealed registrations owed to the hub, sent by the portal's loop and deleted once the broker stored them
+portal_outbox = Table(
+    "portal_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message", LargeBinary, nullable=False),
+)

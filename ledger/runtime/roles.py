@@ -1,0 +1,230 @@
+"""A node's role — ``agency`` (the default), ``hub`` or ``portal`` — and what a hub or portal data directory holds.
+
+A hub or portal directory has the same layout as an agency's (``config.json`` 0600, ``secrets/``, the key store
+of ``ledger.runtime.keystore``) with ``"role"`` in config.json, and:
+
+* **its own keys**, in its key store: an Ed25519 signing key (its name, key id and public half in config.json's
+  ``linkage.signing``), an X25519 sealing key (``linkage-sealing.key``, 64 hex digits) and its code secret —
+  the portal's codes, the hub's person ids (``linkage-secret.key``), never shared, never published;
+* **its own database**: ``hub.sqlite`` or ``portal.sqlite`` (or ``database_url``: PostgreSQL);
+* **the directory** of the parties it knows (``directory.json``): each party's signing key and sealing key as
+  published by ``flagledger linkage directory export`` and taken in by ``… import``. The role's own entry is
+  always in it. Exchanging the files is the out-of-band step ``agency trust`` is for agencies today;
+  publishing them through the key registry's events is left (docs/linkage.md).
+
+The topics' prefix is config.json's ``linkage.topic_prefix`` or ``FLAGLEDGER_LINKAGE_TOPIC_PREFIX``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as pysecrets
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ledger import clock
+from ledger.errors import Code, ConfigurationError, InputError
+from ledger.files import private_file, write_private
+from ledger.hub.log import HubStore, open_hub_store
+from ledger.linkage.directory import Directory
+from ledger.linkage.keys import PartyKeys
+from ledger.linkage.names import HUB, PORTAL, check_party
+from ledger.linkage.sealing import new_sealing_key, public_from_hex, public_hex, sealing_key_from_hex
+from ledger.linkage.transport import Topics
+from ledger.log.signing import KeyRecord, key_id_for
+from ledger.portal.store import PortalStore, open_portal_store
+from ledger.runtime.config import NodeConfig
+from ledger.runtime.keystore import Keys, open_keystore
+
+__all__ = [
+    "LINKAGE_ROLES",
+    "ROLES",
+    "DirectoryEntry",
+    "RoleNode",
+    "import_entries",
+    "init_role",
+    "open_role",
+    "role_of",
+]
+
+ROLES = ("agency", "hub", "portal")
+LINKAGE_ROLES = (HUB, PORTAL)
+SEALING = "linkage-sealing.key"
+SECRET = "linkage-secret.key"
+DIRECTORY_FILE = "directory.json"
+
+
+def role_of(data_dir: Path) -> str:
+    """The role of the node at ``data_dir`` (``agency`` for every directory made before roles existed)."""
+    return NodeConfig.load(data_dir).role
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    """One party's published keys: what another party needs to check its signatures and seal to it."""
+
+    party: str
+    key_id: str
+    public_hex: str  # Ed25519, raw
+    valid_from: str  # ISO 8601 with offset
+    sealing_public_hex: str  # X25519, raw
+
+    def checked(self) -> DirectoryEntry:
+        check_party(self.party)
+        try:
+            raw = bytes.fromhex(self.public_hex)
+        except ValueError:
+            raise InputError("public_hex must be hex", code=Code.MALFORMED, field="public_hex") from None
+        if len(raw) != 32 or key_id_for(self.party, raw) != self.key_id:
+            raise InputError(f"the key id does not match {self.party}'s public key", code=Code.MALFORMED)
+        public_from_hex(self.sealing_public_hex)
+        self.since()
+        return self
+
+    def since(self) -> datetime:
+        try:
+            at = datetime.fromisoformat(self.valid_from)
+        except ValueError:
+            raise InputError("valid_from must be an ISO 8601 time", code=Code.MALFORMED, field="valid_from") from None
+        if at.tzinfo is None:
+            raise InputError("valid_from needs a UTC offset", code=Code.MALFORMED, field="valid_from")
+        return at
+
+    @classmethod
+    def parse(cls, raw: Any) -> DirectoryEntry:
+        names = {"party", "key_id", "public_hex", "valid_from", "sealing_public_hex"}
+        if not isinstance(raw, dict) or set(raw) != names or not all(isinstance(v, str) for v in raw.values()):
+            raise InputError(f"a directory entry holds exactly {sorted(names)}, as text", code=Code.MALFORMED)
+        return cls(**raw).checked()
+
+    def as_json(self) -> dict[str, str]:
+        return dict(vars(self))
+
+
+@dataclass
+class RoleNode:
+    """A hub's or portal's data directory opened: its configuration, keys, directory and database."""
+
+    config: NodeConfig
+    keys: PartyKeys
+    own: DirectoryEntry
+
+    @property
+    def role(self) -> str:
+        return self.config.role
+
+    @property
+    def directory_path(self) -> Path:
+        return self.config.data_dir / DIRECTORY_FILE
+
+    def entries(self) -> list[DirectoryEntry]:
+        """The role's own entry and every one imported."""
+        path = self.directory_path
+        found = [self.own]
+        if path.exists():
+            try:
+                raw = json.loads(path.read_text())
+            except ValueError as exc:
+                raise ConfigurationError(f"{path} is not valid JSON: {exc}") from exc
+            found += [DirectoryEntry.parse(e) for e in raw if e.get("party") != self.own.party]
+        return found
+
+    def directory(self) -> Directory:
+        d = Directory()
+        for e in self.entries():
+            d.add(KeyRecord(e.party, e.key_id, e.public_hex, e.since()), public_from_hex(e.sealing_public_hex))
+        return d
+
+    def directory_stamp(self) -> float:
+        """When the directory file last changed (0: never imported): a running loop reloads it on a change."""
+        try:
+            return os.stat(self.directory_path).st_mtime
+        except FileNotFoundError:
+            return 0.0
+
+    def topics(self) -> Topics:
+        prefix = os.environ.get("FLAGLEDGER_LINKAGE_TOPIC_PREFIX") or self.config.linkage.get("topic_prefix")
+        return Topics(prefix) if prefix else Topics()
+
+    def database_url(self) -> str:
+        if self.config.database_url:
+            return self.config.views_url()
+        return f"sqlite:///{self.config.data_dir / (self.role + '.sqlite')}"
+
+    def hub_store(self, who: str | None = None) -> HubStore:
+        self._require(HUB)
+        return open_hub_store(self.database_url(), who or f"hub@{os.uname().nodename}:{os.getpid()}")
+
+    def portal_store(self) -> PortalStore:
+        self._require(PORTAL)
+        return open_portal_store(self.database_url())
+
+    def _require(self, role: str) -> None:
+        if self.role != role:
+            raise ConfigurationError(f"{self.config.data_dir} is a {self.role} node, not the {role}")
+
+
+def init_role(data_dir: Path, role: str, database_url: str | None = None, topic_prefix: str | None = None) -> RoleNode:
+    """A new hub or portal data directory: config.json, its signing and sealing keys and its code secret."""
+    if role not in LINKAGE_ROLES:
+        raise InputError(f"init makes a {' or '.join(LINKAGE_ROLES)} directory here, not {role!r}", field="role")
+    if (data_dir / "config.json").exists():
+        raise ConfigurationError(f"{data_dir} is already a flagledger data directory")
+    config = NodeConfig(data_dir, database_url=database_url, role=role)
+    if topic_prefix:
+        config.linkage["topic_prefix"] = topic_prefix
+    config.save()
+    if not database_url:
+        private_file(data_dir / f"{role}.sqlite")  # 0600 first: SQLite gives its -wal and -shm files this mode
+    keys = Keys(open_keystore(config))
+    name, signer = keys.new_signer(role)
+    sealing_hex, _ = new_sealing_key()
+    keys.store.create(SEALING, sealing_hex)
+    keys.store.create(SECRET, pysecrets.token_hex(32))
+    config.linkage["signing"] = {
+        "key_id": signer.key_id,
+        "public_hex": signer.public_raw.hex(),
+        "valid_from": clock.now().isoformat(),
+        "file": name,
+    }
+    config.save()
+    return open_role(data_dir)
+
+
+def open_role(data_dir: Path) -> RoleNode:
+    config = NodeConfig.load(data_dir)
+    if config.role not in LINKAGE_ROLES:
+        raise ConfigurationError(f"{data_dir} is an agency node: it has no hub or portal role")
+    signing = config.linkage.get("signing")
+    if not isinstance(signing, dict):
+        raise ConfigurationError(f"{config.path} names no signing key of the {config.role}")
+    keys = Keys(open_keystore(config))
+    signer = keys.signer(config.role, str(signing["file"]))
+    try:
+        sealing = sealing_key_from_hex(keys.store.get(SEALING))
+        secret = bytes.fromhex(keys.store.get(SECRET))
+    except (InputError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read the {config.role}'s sealing key or secret: {exc}") from exc
+    own = DirectoryEntry(
+        config.role,
+        signer.key_id,
+        signer.public_raw.hex(),
+        str(signing["valid_from"]),
+        public_hex(sealing.public_key()),
+    )
+    return RoleNode(config, PartyKeys(signer, sealing, secret), own)
+
+
+def import_entries(node: RoleNode, raw: Any) -> list[str]:
+    """Take in published entries (one, or a list); an entry of a party already known replaces it. Returns the
+    parties taken in; nothing is kept unless every entry is valid."""
+    given = [DirectoryEntry.parse(e) for e in (raw if isinstance(raw, list) else [raw])]
+    if any(e.party == node.own.party for e in given):
+        raise InputError(f"the {node.own.party}'s own keys are not imported", field="party")
+    kept = {e.party: e for e in node.entries()[1:]}
+    kept.update({e.party: e for e in given})
+    write_private(node.directory_path, json.dumps([e.as_json() for e in kept.values()], indent=2) + "\n")
+    return [e.party for e in given]

@@ -1,0 +1,29 @@
+"""Staff keys for the linkage's four-eyes decisions: a provider's roster of certified staff keys, made directly
+(the ledger's roster events certify them in a node; here the test is the roster's administrator)."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.app.credentials import StaffSigner
+from ledger.linkage.consultation import Approval
+from ledger.log.staff_roster import KeyCert, RosterState
+
+__all__ = ["approval", "roster_of", "staff_signer"]
+
+
+def staff_signer(agency: str, staff: str) -> StaffSigner:
+    return StaffSigner(agency, staff, Ed25519PrivateKey.generate())
+
+
+def roster_of(agency: str, *signers: StaffSigner) -> RosterState:
+    """``agency``'s roster certifying each signer's key (several may be one person's)."""
+    roster = RosterState(agency, opened=True)
+    for s in signers:
+        roster.keys[s.key_id] = KeyCert(s.staff, s.key_id, s.public_hex, certifies=False)
+    return roster
+
+
+def approval(signer: StaffSigner, statement: bytes) -> Approval:
+    signed = signer.sign(statement)
+    return Approval(signed["key_id"], signed["signature"])

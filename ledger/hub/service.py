@@ -27,6 +27,7 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger import clock
+from ledger.domain.law import check_query
 from ledger.errors import (
     BrokerUnavailable,
     Code,
@@ -290,6 +291,7 @@ class HubService:
         querier, provider = opened.sender, q.provider
         if provider in (HUB, PORTAL, querier):
             raise InputError("a query goes to another agency", code=Code.WRONG_ROUTE, field="provider")
+        check_query(q.legal_item, q.procedure, q.info_kind)  # the network checks the legal basis (parked if not)
         person = self.store.codes.person(querier, q.code)
         if person is None:
             raise NotFoundError(f"{querier} has registered no person under this code at the hub")

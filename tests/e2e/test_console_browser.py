@@ -1,6 +1,8 @@
 """The staff console in real headless Chromium (Debian's /usr/bin/chromium driven by Playwright for Python),
 against `uvicorn` serving a real SQLite node: sign in, approve a flag, the banner at another agency's
-counter, deciding a held request. Screenshots go to tests/artifacts/console/ (gitignored).
+counter, deciding a held request. Screenshots go to tests/artifacts/console/ (gitignored). Every page shot is
+also checked by axe-core for WCAG 2.1 A/AA violations (none allowed): an administrator or staff member who cannot
+read or reach a control on a page makes wrong clicks on protection acts.
 
 Chromium comes from `deploy/browser-deps.sh` (called by `bash deploy/dev.sh test`); `playwright install` is
 never used.
@@ -24,6 +26,7 @@ from ledger.app import Actor
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
 from tests.support.answers import release_decided
+from tests.support.axe import assert_accessible, axe_violations
 from tests.support.staff import password_of
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -80,10 +83,12 @@ def sign_in(browser: Any, base: str, node: Node, agency: str, staff: str) -> Any
 
 
 def shot(page: Any, name: str) -> None:
+    """A screenshot, and the checks every console page must pass: fits a 1366px screen, 0 axe violations."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= VIEWPORT["width"], f"{name}: page is {width}px wide, more than a 1366px screen"
+    assert_accessible(page, name)
 
 
 def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node, person: Callable[[], str]) -> None:
@@ -110,6 +115,12 @@ def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
     row.locator("button:has-text('承認')").click()
     assert "承認しました" in apr.locator(".notice").inner_text()
     assert node.app.flag_request(UUID(rid)).status == "approved"
+    for path, name in [("reviews", "03a-reviews"), ("security-keys", "03b-keys"), ("one-time-codes", "03c-codes")]:
+        apr.goto(f"{server}/console/{path}")
+        shot(apr, name)
+    req = sign_in(browser, server, node, B, "req")
+    req.goto(f"{server}/console/requests/new")
+    shot(req, "03d-flag-request-form")
     op = sign_in(browser, server, node, B, "op")
     op.goto(f"{server}/console/approvals")
     op.locator(f"tr[data-request='{rid}'] button:has-text('実行')").click()
@@ -170,3 +181,15 @@ def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
     assert "サインアウトしました" in decider.locator(".notice").inner_text()
     decider.goto(f"{server}/console/held")
     assert "/console/login" in decider.url
+
+
+def test_axe_finds_a_violation(browser: Any) -> None:
+    """The accessibility check itself can fail (administrator/staff: a check that always passes would let an
+    unlabelled control on a protection act through): an input with no label and low-contrast text are caught."""
+    page = browser.new_context(viewport=VIEWPORT).new_page()
+    page.set_content(
+        '<html lang="ja"><title>t</title><main><input type="text" name="x">'
+        '<p style="color:#bbb;background:#fff">薄い文字</p></main></html>'
+    )
+    found = {v["id"] for v in axe_violations(page)}
+    assert {"label", "color-contrast"} <= found, found

@@ -14,6 +14,7 @@ from ledger.api import (
     console_acts,
     console_codes,
     console_keys,
+    console_references,
     console_requests,
     console_signin,
     incidents,
@@ -61,6 +62,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     app.include_router(console_keys.router)
     app.include_router(console_codes.router)
     app.include_router(console_requests.router)
+    app.include_router(console_references.router)
     app.include_router(console_acts.router)
     app.include_router(incidents.router)
     app.include_router(system.router)

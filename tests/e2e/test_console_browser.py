@@ -78,7 +78,8 @@ def sign_in(browser: Any, base: str, node: Node, agency: str, staff: str) -> Any
     page.fill("#password", password_of(agency, staff))
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/console/")
-    assert page.locator("header .who").inner_text().startswith(f"{agency} / {staff}")
+    name = node.app.agency(agency).name
+    assert page.locator("header .who").inner_text().startswith(f"{name} / {staff}"), "agency names, not codes"
     return page
 
 
@@ -121,6 +122,15 @@ def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
     req = sign_in(browser, server, node, B, "req")
     req.goto(f"{server}/console/requests/new")
     shot(req, "03d-flag-request-form")
+    req.goto(f"{server}/console/references")
+    req.fill("#subject", x)
+    req.fill("#reference", "B-0042")
+    req.click("button:has-text('登録する')")
+    assert "宛名番号を登録しました" in req.locator(".notice").inner_text()
+    shot(req, "03e-reference-numbers")
+    apr.goto(f"{server}/console/approvals")
+    assert "B-0042" in apr.locator(f"tr[data-request='{rid}']").inner_text(), "the person by B's own number"
+    assert node.app.subject(x) not in apr.content() and x not in apr.content()
     op = sign_in(browser, server, node, B, "op")
     op.goto(f"{server}/console/approvals")
     op.locator(f"tr[data-request='{rid}'] button:has-text('実行')").click()
@@ -135,7 +145,7 @@ def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
     banner = clerk.locator("#protection-banner")
     assert banner.is_visible() and "保護対象者です" in banner.inner_text()
     assert "不開示" in banner.inner_text() and "自動応答不可" in banner.inner_text() and "L-" in banner.inner_text()
-    assert B not in clerk.content(), "staff of another agency never learn which agency protects the person"
+    assert B not in clerk.content() and "B市" not in clerk.content(), "no other agency learns who protects"
     color = banner.evaluate("e => getComputedStyle(e).backgroundColor")
     assert color == "rgb(176, 0, 32)", "a clear (red) banner"
     shot(clerk, "04-counter-banner-other-agency")
@@ -147,7 +157,7 @@ def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
     rev = sign_in(browser, server, node, C, "rev")
     rev.click("text=保留中の照会")
     held = rev.locator(f"tr[data-request='{q}']")
-    assert A in held.inner_text() and "児童手当" in held.inner_text()
+    assert "A市" in held.inner_text() and "児童手当" in held.inner_text()
     held.locator("select[name=applicant_check]").select_option("known_perpetrator")
     held.locator("input[value=refuse]").check()
     held.locator("button:has-text('判断案を登録')").click()

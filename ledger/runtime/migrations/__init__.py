@@ -25,7 +25,7 @@ from projections.migration_chain import MigrationChain
 
 __all__ = ["HEAD", "current", "lock", "migrate", "upgrade"]
 
-HEAD = "0006"
+HEAD = "0015"
 
 
 def _tables() -> Sequence[Table]:

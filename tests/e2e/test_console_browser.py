@@ -186,6 +186,39 @@ def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
     assert "AccessRecord.ProtectedDetailsRead" in events, "the auditor's own read is on the timeline"
     shot(aud, "07-auditor-timeline")
 
+    # the year's pages, each checked by axe: a handover at C after x moved there from B, a number change asked
+    # at C and approved by another person, a proxy registered, B's probe notice of A's earlier query
+    node.app.record_move(Actor(C, "req"), x, to_agency=C, from_agency=B, moved_on=node.app.clock().date())
+    creq = sign_in(browser, server, node, C, "req")
+    creq.click("header nav >> text=年間業務")
+    assert "不開示" in creq.locator("#handovers").inner_text() and "宛名番号未登録" in creq.content()
+    assert "B市" not in creq.content(), "the new municipality is not told who protects the person"
+    shot(creq, "08-year-handover")
+    old, new = person(), person()
+    creq.click("header nav >> text=番号変更")
+    creq.fill("#old", old)
+    creq.fill("#new", new)
+    creq.fill("#reason", "個人番号変更通知")
+    creq.click("button:has-text('紐付けを申請する')")
+    assert "申請しました" in creq.locator(".notice").inner_text()
+    shot(creq, "09-number-change-requested")
+    capr = sign_in(browser, server, node, C, "apr")
+    capr.goto(f"{server}/console/number-changes")
+    shot(capr, "10-number-change-to-approve")
+    capr.locator("#link-requests button:has-text('承認')").click()
+    assert "承認しました" in capr.locator(".notice").inner_text()
+    assert node.state.linked(node.app.subject(old)) is not None
+    creq.click("header nav >> text=代理人")
+    creq.fill("#reg-subject", x)
+    creq.fill("#reg-proxy", person())
+    creq.click("button:has-text('代理人を登録する')")
+    assert "代理人を登録しました" in creq.locator(".notice").inner_text()
+    shot(creq, "11-proxy-registered")
+    brev = sign_in(browser, server, node, B, "rev")
+    brev.click("header nav >> text=照会の通知")
+    assert "A市" in brev.locator("#probes").inner_text()
+    shot(brev, "12-probe-notices")
+
     # signing out ends the session
     decider.click("button:has-text('サインアウト')")
     assert "サインアウトしました" in decider.locator(".notice").inner_text()

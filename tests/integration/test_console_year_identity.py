@@ -7,7 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 
+import pytest
+
+from ledger import clock
 from ledger.app import Actor
+from ledger.app.answers import run_batches
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
 from tests.integration.test_api_console import signed_in
@@ -92,3 +96,25 @@ def test_probe_notices_name_the_querier_by_name_for_deciders_only(sqlite_node: N
     assert node.app.subject(x) not in page and x not in page and f"<td>{A}</td>" not in page
     counter, _ = signed_in(node, B, "counter")
     assert counter.get("/console/probes").status_code == 403
+
+
+def test_the_year_page_shows_deciders_a_held_request_past_its_due_date(
+    sqlite_node: Node, person: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threat: administrator/staff letting a held request lapse unnoticed while the perpetrator waits — past its
+    due date it is on the deciders' year page (no person, no querier named there); requesters see no such list."""
+    node, x = sqlite_node, person()
+    protect(node, B, x, ["NO_AUTO_RESPONSE"])
+    held = ask(node, A, B, x)
+    apr, _ = signed_in(node, B, "apr")
+    assert "回答期限を過ぎた照会はありません" in apr.get("/console/year").text
+    monkeypatch.setenv(clock.ENV, str(30 * 86400))  # a month on: the request is long past its due date
+    apr, _ = signed_in(node, B, "apr")
+    page = apr.get("/console/year").text
+    assert 'id="overdue"' in page and "次の処理で督促" in page, "overdue before the node's loop escalated it"
+    assert run_batches(node.app, clock.now())["escalated"] == [held.request_id]
+    page = apr.get("/console/year").text
+    assert 'id="overdue"' in page and "承認者" in page and "次の処理で督促" not in page
+    assert held.request_id not in page and "A市" not in page and node.app.subject(x) not in page
+    req, _ = signed_in(node, B, "req")
+    assert "回答期限を過ぎた" not in req.get("/console/year").text

@@ -40,10 +40,11 @@ def test_the_year_page_lists_a_handover_to_take_over_by_the_agency_number(
 
 def test_a_number_change_needs_a_second_person_through_the_pages(sqlite_node: Node, person: Callable[[], str]) -> None:
     """Threat: insider joining a stranger's number onto a protected person's — the requester cannot approve their
-    own request, a forged form does nothing, and counter staff cannot ask."""
+    own request, a forged form does nothing, and counter staff cannot ask; a number typed into the reason is not
+    shown back (shoulder-surfing insider)."""
     node, old, new = sqlite_node, person(), person()
     req, csrf = signed_in(node, C, "req")
-    form = {"old": old, "new": new, "reason": "個人番号変更通知", "csrf": csrf}
+    form = {"old": old, "new": new, "reason": f"個人番号変更通知（旧 {old}）", "csrf": csrf}
     assert req.post("/console/number-changes", data={**form, "csrf": FORGED}).status_code == 403
     r = req.post("/console/number-changes", data=form, follow_redirects=False)
     assert r.status_code == 303

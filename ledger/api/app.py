@@ -16,9 +16,13 @@ from ledger.api import (
     console_acts,
     console_bodies,
     console_codes,
+    console_identity,
     console_keys,
+    console_probes,
+    console_references,
     console_requests,
     console_signin,
+    console_year,
     incidents,
     queries,
     system,
@@ -66,6 +70,10 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     app.include_router(console_keys.router)
     app.include_router(console_codes.router)
     app.include_router(console_requests.router)
+    app.include_router(console_references.router)
+    app.include_router(console_year.router)
+    app.include_router(console_identity.router)
+    app.include_router(console_probes.router)
     app.include_router(console_acts.router)
     app.include_router(console_bodies.router)
     app.include_router(incidents.router)

@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from ledger.api.auth import Principal, required_factor, token_secret, verify_token
+from ledger.api.console_names import namers
 from ledger.api.deps import COOKIE, LockedNode
 from ledger.api.errors import error_body, status_for
 from ledger.api.settings import HttpSettings
@@ -59,6 +60,9 @@ NOTICES = {
     "proposed": "判断案を登録しました。承認者の承認を待っています。",
     "decided": "判断を確定しました。",
     "signed_out": "サインアウトしました。",
+    "numbered": "宛名番号を登録しました。",
+    "proxy_registered": "代理人を登録しました。",
+    "proxy_cancelled": "代理人の登録を取り消しました。",
     "key_registered": "セキュリティキーを登録しました。登録したキーで、もう一度サインインしてください。",
     "totp_registered": "ワンタイムコードを登録しました。コードを使って、もう一度サインインしてください。",
 }
@@ -112,6 +116,7 @@ def _page(
         "kind_labels": KIND_LABELS,
         "status_labels": STATUS_LABELS,
         "notice": NOTICES.get(request.query_params.get("done", "")),
+        **namers(node, who.actor.agency if who else None),
         **context,
     }
     return templates.TemplateResponse(request, name, ctx, status_code=status)
@@ -156,7 +161,7 @@ def home(request: Request, node: LockedNode, session: Session = None) -> Respons
         queue = views.work_queue(node, who.actor, held=False)
     except FlagLedgerError as exc:
         return _refused(request, node, None, exc)
-    return _page(request, node, who, "home.html", queue=queue, agency_name=node.app.agency(who.actor.agency).name)
+    return _page(request, node, who, "home.html", queue=queue)
 
 
 # -- counter ---------------------------------------------------------------------------------------------------

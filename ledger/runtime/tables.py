@@ -29,6 +29,7 @@ __all__ = [
     "metadata",
     "parked_messages",
     "pending_events",
+    "reference_numbers",
     "relay_marks",
     "relay_position",
 ]
@@ -233,4 +234,17 @@ linkage_parked = Table(
     Column("code", String(40), nullable=False),
     Column("reason", Text, nullable=False),
     Column("message", LargeBinary, nullable=True),
+)
+
+# issue 21: the agency's own reference number (宛名番号) for a person, recorded at intake, so console pages name
+# persons as the agency's staff know them — never by pseudonym or individual number. Local to the agency's node:
+# never in the log, never sent to the hub or another agency (ledger.runtime.reference_numbers).
+reference_numbers = Table(
+    "reference_numbers",
+    metadata,
+    Column("agency", String(32), primary_key=True),
+    Column("subject", String(40), primary_key=True),  # the person's pseudonym p<32 hex>
+    Column("reference", String(20), nullable=False),
+    Column("recorded_by", String(64), nullable=False),
+    Column("recorded_at", String(40), nullable=False),
 )

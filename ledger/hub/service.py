@@ -40,6 +40,7 @@ from ledger.hub.consultations import WINDOW, HubConsultations
 from ledger.hub.heads import MapHeads
 from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid, park, was_applied
 from ledger.hub.log import HubStore, ProvisionRecord
+from ledger.hub.rosters import keep_roster
 from ledger.hub.routing import holdings
 from ledger.hub.sequencer import NotLeader
 from ledger.hub.tables import hub_requests
@@ -64,6 +65,7 @@ from ledger.linkage.messages import (
 )
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.sealing import Opened, read_header, seal, unseal
+from ledger.linkage.staff_rosters import StaffRosterMessage
 from ledger.linkage.transport import Delivery, Transport
 from ledger.log.staff_roster import RosterState
 from ledger.storage import storage_error
@@ -109,7 +111,9 @@ class HubService:
         self.directory = directory
         self.now = now
         # the consultation beyond delivery; rosters: each provider's staff keys, to check its four-eyes decisions
-        self.consults = HubConsultations(store, self._seal, lambda: self.now(), rosters or {}, window)
+        self.consults = HubConsultations(
+            store, self._seal, lambda: self.now(), {} if rosters is None else rosters, window
+        )
         self.heads = heads
 
     # -- the loop ------------------------------------------------------------------------------------------
@@ -221,6 +225,8 @@ class HubService:
             self.consults.advice(opened, decode(AdviceMessage, opened.payload))
         elif kind == StaffAnswer.kind:
             self.consults.staff_answer(opened, decode(StaffAnswer, opened.payload))
+        elif kind == StaffRosterMessage.kind:  # the agency's staff keys, for the check above (ledger.hub.rosters)
+            keep_roster(self.store, opened, decode(StaffRosterMessage, opened.payload))
         else:
             raise InputError(f"the hub takes no message of kind {kind!r}", code=Code.MALFORMED)
 

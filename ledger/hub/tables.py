@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "hub_portal_sent",
     "hub_records",
     "hub_requests",
+    "hub_rosters",
     "hub_sequence",
     "metadata",
 ]
@@ -239,4 +241,16 @@ hub_heads = Table(
     metadata,
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("head", LargeBinary, nullable=False),  # ledger.linkage.hub_wire.encode_head: body and signature
+)
+
+# the staff roster events each agency sent the hub (ledger.linkage.staff_rosters), in the agency's stream order
+# and kept append-only: folded into the roster that checks the four eyes of its staff decisions
+hub_rosters = Table(
+    "hub_rosters",
+    metadata,
+    Column("agency", String(PARTY), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(bounds.ENUM.max), nullable=False),
+    Column("fields", Text, nullable=False),  # JSON, the fields the roster rule reads: public keys, signatures
+    Column("seq", BigInteger, nullable=False),
 )

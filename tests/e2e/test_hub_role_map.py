@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -86,8 +87,19 @@ class Inboxes:
         return [m for m in self.got[name] if type(m) is kind]
 
 
-def checks_of(end: AgencyEnd) -> MapChecks:
-    assert end.checks is not None
+@dataclass
+class SeenChecks(MapChecks):
+    """The real checks, noting the kind of each message the hub sent before checking it."""
+
+    kinds: list[str] = field(default_factory=list)
+
+    def take(self, message: Message) -> Message | None:
+        self.kinds.append(message.kind)
+        return super().take(message)
+
+
+def checks_of(end: AgencyEnd) -> SeenChecks:
+    assert isinstance(end.checks, SeenChecks)
     return end.checks
 
 
@@ -142,7 +154,7 @@ def test_the_running_hub_proves_its_routing_and_checks_four_eyes(address: str, t
             cast.agencies[n],
             KafkaTransport(settings, n, topics),
             directory,
-            checks=MapChecks(n, hub_key, published.vrf_public_key(), max_age=timedelta(seconds=60)),
+            checks=SeenChecks(n, hub_key, published.vrf_public_key(), max_age=timedelta(seconds=60)),
         )
         for n in (A, B, C)
     }
@@ -176,6 +188,9 @@ def test_the_running_hub_proves_its_routing_and_checks_four_eyes(address: str, t
         assert routed[ends[A].code(y)].answer == "auto"  # only after the decision, head and proof checked
         for name in (A, B, C):
             assert checks_of(ends[name]).incidents == [] and checks_of(ends[name]).refusals == []
+            assert "map_head" in checks_of(ends[name]).kinds  # the hub's heads announced to every agency
+        kinds = checks_of(ends[A]).kinds
+        assert kinds.count("proven_query") == 2 and "routed_query" not in kinds  # each with its proof
 
         ends[A].answer(routed[ends[A].code(y)].request_id, "answered", "課税所得 0")
         request_id = routed[ends[A].code(x)].request_id

@@ -9,10 +9,12 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 
 from ledger.api import (
+    bodies,
     commands,
     companions,
     console,
     console_acts,
+    console_bodies,
     console_codes,
     console_keys,
     console_requests,
@@ -57,6 +59,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     app.include_router(commands.router)
     app.include_router(year.router)
     app.include_router(companions.router)
+    app.include_router(bodies.router)
     app.include_router(queries.router)
     app.include_router(console.router)
     app.include_router(console_signin.router)
@@ -64,6 +67,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     app.include_router(console_codes.router)
     app.include_router(console_requests.router)
     app.include_router(console_acts.router)
+    app.include_router(console_bodies.router)
     app.include_router(incidents.router)
     app.include_router(system.router)
 

@@ -80,6 +80,7 @@ CLI_BOUNDS: dict[str, Bound] = {
     "case": _UUID,
     "bar_id": _UUID,
     "body_request": _UUID,
+    "body_request_id": _UUID,
     "public_key": _HEX_KEY,
     "event_id": _EVENT_ID,
     "enrolment_code": Bound(64),  # `staff activate --code` (secrets.token_urlsafe(24): 32 characters)

@@ -291,6 +291,17 @@ def _rules() -> list[Rule]:
             party="sending protection body (payload `agency`); the municipality (payload `municipality`) never "
             "appends: it answers with its own FlagRequest and Protection",
         ),
+        Rule(
+            _D + "bodies:BodyOutcome.Recorded",
+            True,
+            own,
+            "the asked municipality's requester, approver or operator, with the act on its flag request that "
+            "names the body request (requested, approved, rejected, executed)",
+            agency_fields=("agency",),
+            other_agency_fields=("body",),
+            party="municipality that was asked (payload `agency`); the body (payload `body`) reads it, never "
+            "appends; it names no person",
+        ),
         # -- information provision -----------------------------------------------------------------------
         Rule(
             _D + "provision:ProvisionRequest.Received",

@@ -17,6 +17,7 @@ from typing import Any
 
 from ledger.domain import bounds
 from ledger.domain.answers import CopyState, HoldReason, ManualKind
+from ledger.domain.bodies import OutcomeStatus
 from ledger.domain.bounds import Bound, check_text
 from ledger.domain.cases import CompanionRelation
 from ledger.domain.field_rules import (
@@ -269,6 +270,14 @@ BY_EVENT: dict[str, dict[str, Rule]] = {
     "LinkRequest.Requested": {"kind": enum(LINK_KINDS)},
     "Protection.FlagsSet": {"reason": enum(Reason)},
     "BodyRequest.Sent": {"reason": enum(Reason)},
+    "BodyOutcome.Recorded": {
+        "body": AGENCY,
+        "body_request_id": uuid,
+        "flag_request_id": uuid,
+        "kind": enum(RequestKind),
+        "status": enum(OutcomeStatus),
+        "on": moment,
+    },
     "ProtectionCase.Opened": {"reason": enum(Reason)},
     "ProtectionCase.CompanionProposed": {"relation": enum(CompanionRelation)},
     "GuardianBar.Proposed": {"relation": enum(GuardianRelation)},

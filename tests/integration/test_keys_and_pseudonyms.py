@@ -87,7 +87,9 @@ def test_no_raw_individual_number_reaches_any_database_file(make_node, person, e
     rid = app.request_flags(Actor(B, "req"), victim, ["NO_AUTO_RESPONSE", "NON_DISCLOSURE"])
     app.approve_request(Actor(B, "apr"), rid)
     app.execute_request(Actor(B, "op"), rid)
-    app.request_provision(Actor(A, "counter"), B, victim, legal_item=74, procedure="児童手当", info_kind="地方税")
+    app.request_provision(
+        Actor(A, "counter"), B, victim, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    )
     link(app, B, victim, new_number)
     app.register_proxy(Actor(A, "req"), perpetrator, proxy)
     node.projector.catch_up()

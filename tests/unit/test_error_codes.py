@@ -15,6 +15,10 @@ from ledger.errors import Code
 
 # the values as they were before they were gathered here (issue 17): none may change
 PUBLISHED = {
+    "kind_not_permitted",
+    "unknown_legal_basis",
+    "procedure_not_in_basis",
+    "info_kind_not_permitted",
     "agency_held",
     "bad_checkpoint",
     "bad_key_event",

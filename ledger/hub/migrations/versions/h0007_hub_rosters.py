@@ -2,7 +2,7 @@
 order: the hub folds them into the roster that checks the four eyes of the agency's staff decisions.
 
 Revision ID: h0007
-Revises: h0005
+Revises: h0006
 Create Date: 2026-12-07
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "h0007"
-down_revision = "h0005"
+down_revision = "h0006"
 branch_labels = None
 depends_on = None
 

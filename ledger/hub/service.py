@@ -42,6 +42,7 @@ from ledger.hub.digests import DigestSchedule, carried, send_digests
 from ledger.hub.heads import MapHeads
 from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid, park, was_applied
 from ledger.hub.log import HubStore, ProvisionRecord
+from ledger.hub.rosters import keep_roster
 from ledger.hub.routing import holdings
 from ledger.hub.sealed_records import file_sealed
 from ledger.hub.sequencer import NotLeader
@@ -69,6 +70,7 @@ from ledger.linkage.messages import (
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.record_contents import SealedRecordMessage
 from ledger.linkage.sealing import Opened, read_header, seal, unseal
+from ledger.linkage.staff_rosters import StaffRosterMessage
 from ledger.linkage.transport import Delivery, Transport
 from ledger.log.staff_roster import RosterState
 from ledger.storage import storage_error
@@ -116,7 +118,9 @@ class HubService:
         self.directory = directory
         self.now = now
         # the consultation beyond delivery; rosters: each provider's staff keys, to check its four-eyes decisions
-        self.consults = HubConsultations(store, self._seal, lambda: self.now(), rosters or {}, window)
+        self.consults = HubConsultations(
+            store, self._seal, lambda: self.now(), {} if rosters is None else rosters, window
+        )
         self.heads = heads
         self.digests = digests  # None: each message sent as decided; else one digest per inbox per tick
         # number → person id from the key store (ledger.hub.person_ids); None: from keys.secret
@@ -250,6 +254,8 @@ class HubService:
             self.consults.advice(opened, decode(AdviceMessage, opened.payload))
         elif kind == StaffAnswer.kind:
             self.consults.staff_answer(opened, decode(StaffAnswer, opened.payload))
+        elif kind == StaffRosterMessage.kind:  # the agency's staff keys, for the check above (ledger.hub.rosters)
+            keep_roster(self.store, opened, decode(StaffRosterMessage, opened.payload))
         else:
             raise InputError(f"the hub takes no message of kind {kind!r}", code=Code.MALFORMED)
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -43,6 +44,7 @@ __all__ = [
     "hub_portal_sent",
     "hub_records",
     "hub_requests",
+    "hub_rosters",
     "hub_sealed_records",
     "hub_sequence",
     "metadata",
@@ -269,4 +271,16 @@ hub_access = Table(
     Column("who", String(READER), nullable=False),
     Column("reason", String(REASON), nullable=False),
     Column("what", String(READER), nullable=False),
+)
+
+# the staff roster events each agency sent the hub (ledger.linkage.staff_rosters), in the agency's stream order
+# and kept append-only: folded into the roster that checks the four eyes of its staff decisions
+hub_rosters = Table(
+    "hub_rosters",
+    metadata,
+    Column("agency", String(PARTY), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(bounds.ENUM.max), nullable=False),
+    Column("fields", Text, nullable=False),  # JSON, the fields the roster rule reads: public keys, signatures
+    Column("seq", BigInteger, nullable=False),
 )

@@ -39,6 +39,7 @@ from ledger.linkage.messages import (
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.record_contents import RecordContents, SealedRecordMessage, seal_contents
 from ledger.linkage.sealing import SenderKeys, seal, unseal
+from ledger.linkage.staff_rosters import MAX_EVENTS, RosterEvent, StaffRosterMessage
 from ledger.linkage.transport import Transport
 
 __all__ = ["AgencyEnd", "Inbound", "open_from_hub"]
@@ -188,6 +189,13 @@ class AgencyEnd:
     def answer_decided(self, answer: StaffAnswer) -> None:
         """As provider: an answer its staff decided with four eyes (``StaffDesk.decide``), at the answer size."""
         self._send(answer.kind, answer.encode(), ANSWER_SIZE)
+
+    def send_roster(self, events: list[RosterEvent], position: int = 0) -> None:
+        """Send the hub this agency's staff roster events from ``position`` on, in batches (the hub checks its
+        staff's four-eyes decisions against them: ledger.linkage.staff_rosters)."""
+        for at in range(0, len(events), MAX_EVENTS):
+            m = StaffRosterMessage.of(position + at, events[at : at + MAX_EVENTS])
+            self._send(m.kind, m.encode())
 
     def read_inbox(self, timeout_ms: int = 200, max_records: int = 100) -> list[Inbound]:
         """The hub's new messages to this agency, opened; the inbox is committed past them."""

@@ -187,9 +187,16 @@ def test_the_hubs_code_mapping_secret_and_keys_are_in_the_token(tmp_path: Path, 
     )
     assert isinstance(hub.keys.signer._private, TokenSigningKey)
     names = sorted(p.name for p in (tmp_path / "hub" / "secrets").iterdir())
-    assert names == ["linkage-sealing.key.sealed", "linkage-secret.key.sealed"], names
+    assert names == ["linkage-sealing.key.sealed", "linkage-secret.key.sealed", "linkage-vrf.key.sealed"], names
+    assert hub.vrf is not None  # the flag map's VRF key: sealed by the token too, only its public half published
+    vrf_der = hub.vrf.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    vrf_p = hub.vrf.private_numbers().p.to_bytes(128, "big")
     everything = _all_bytes(tmp_path / "hub")
-    for value in (secret, sealing_raw):
+    for value in (secret, sealing_raw, vrf_der, vrf_p):
         assert value not in everything and value.hex().encode() not in everything
+    assert base64.b64encode(vrf_der) not in everything
     again = open_role(tmp_path / "hub")
-    assert again.keys.secret == secret and again.own == hub.own
+    assert again.keys.secret == secret and again.own == hub.own and again.own.vrf_public_hex
+    assert again.vrf is not None and again.vrf.private_numbers() == hub.vrf.private_numbers()

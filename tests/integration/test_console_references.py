@@ -37,7 +37,7 @@ def test_a_reference_given_at_intake_names_the_person_on_every_page(
     q = Api(node).post(
         f"{A}/counter",
         "/provision-requests",
-        {"provider": C, "subject": x, "legal_item": 1, "procedure": "p", "info_kind": "k"},
+        {"provider": C, "subject": x, "legal_item": 74, "procedure": "児童手当", "info_kind": "地方税関係情報"},
         201,
     )["request_id"]
     rev, _ = signed_in(node, C, "rev")

@@ -16,6 +16,7 @@ from ledger.api import (
     console_keys,
     console_requests,
     console_signin,
+    disclosure,
     incidents,
     queries,
     system,
@@ -55,6 +56,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     install_error_handlers(app)
     app.include_router(commands.router)
     app.include_router(year.router)
+    app.include_router(disclosure.router)
     app.include_router(queries.router)
     app.include_router(console.router)
     app.include_router(console_signin.router)

@@ -24,6 +24,7 @@ from ledger.cli import (
     case,
     consumers,
     demo,
+    disclosure,
     flag,
     identity,
     incident,
@@ -94,6 +95,7 @@ SECTIONS: dict[str, list[click.Command]] = {
         view.view,
         year.year,
         portal.portal,
+        disclosure.disclosure,
     ],
     "Audit and incidents": [audit.audit, incident.incident, projections.projections],
     "Running a node": [

@@ -40,6 +40,7 @@ PUBLISHED = {
     "gap",
     "handover_pending",  # issue 21: a release before the new municipality holds
     "last_holder",  # issue 21: a release that would leave no holder anywhere
+    "not_entitled",  # issue 21: a disclosure or printout asked by neither the person nor their proxy
     "grant_closed",  # issue 18
     "head_corrupt",
     "head_missing",

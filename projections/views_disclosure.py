@@ -157,7 +157,7 @@ def render(doc: DisclosureDocument, fmt: str) -> str:
     for r in doc.records:
         lines.append(
             f"{r.made_at}  照会: {r.querier}  提供: {r.provider}  {r.procedure} (別表第二 {r.legal_item}) "
-            f"{r.info_kind}  {r.outcome}"
+            f"{r.info_kind}  {r.outcome}  [{r.request_id}]"
         )
     if not doc.records:
         lines.append("記録はありません。")

@@ -8,13 +8,17 @@ A nor a counter printout may name C, before or after release.
 
 from __future__ import annotations
 
+import csv
 import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ledger.app import Actor
 from ledger.app.disclosures import disclosure_records
+from ledger.audit.report import audit_report
 from ledger.domain.disclosures import DisclosureRecord
 from ledger.errors import PermissionDenied
 from ledger.runtime.bootstrap import Node
@@ -78,6 +82,21 @@ def test_the_perpetrators_disclosure_request_and_a_printout_do_not_name_the_vict
     again = disclosure_document(node, Actor(A, "counter"), q)
     assert [r.request_id for r in again.records] == [after], "released: only what was made after it is shown"
     assert recorded(node, A)[-1].withheld == 2
+
+
+def test_the_auditors_report_lists_each_hand_out_with_its_counts_only(node: Node, person: Any, tmp_path: Path) -> None:
+    """Threat: an insider handing records out unseen (every hand-out is in the auditor's report), and the
+    perpetrator (the report's row counts what was withheld, never names it)."""
+    q = person()
+    protect(node, C, q)
+    hidden = query(node, C, A, q)
+    counter_printout(node, Actor(A, "counter"), q, reference="窓口-3")
+    end = datetime.now(UTC) + timedelta(minutes=1)
+    audit_report(node, Actor(A, "aud"), end - timedelta(hours=1), end, tmp_path / "report")
+    with (tmp_path / "report" / "reads.csv").open(encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if "printout" in r["what"]]
+    assert [(r["staff"], r["what"]) for r in rows] == [("counter", "printout: 0 shown, 1 withheld")]
+    assert "窓口-3" in rows[0]["purpose"] and C not in str(rows) and hidden not in str(rows)
 
 
 def test_one_filter_the_printout_is_the_portals_page_and_an_unflagged_person_sees_everything(

@@ -9,7 +9,10 @@ from ledger import clock
 from ledger.app.access import LedgerAccess
 from ledger.app.answers import hold_reason, open_file
 from ledger.app.values import Actor, QuerierAnswer
+from ledger.domain.agencies import Agency
 from ledger.domain.base import LedgerAggregate
+from ledger.domain.bodies import kind_refusal
+from ledger.domain.law import check_query
 from ledger.domain.provision import ProbeNotice, ProvisionRequest
 from ledger.domain.types import (
     Action,
@@ -18,9 +21,10 @@ from ledger.domain.types import (
     parse_enum,
 )
 from ledger.errors import (
+    Code,
     ConfigurationError,
-    InputError,
     NotFoundError,
+    PermissionDenied,
 )
 
 
@@ -73,6 +77,10 @@ class ProvisionCommands(LedgerAccess):
         is involved; the answer is what the network relays back (the querier's node learns the rest from
         the provider's published events, exactly as for :meth:`request_provision`)."""
         agency_code(querier, "querier")
+        known = self.find(Agency, Agency.create_id(querier))
+        refusal = kind_refusal(known.kind, Action.REQUEST_PROVISION) if known is not None else None
+        if refusal is not None:  # a querier this node knows to be the police is no 情報照会者 (docs/bodies.md)
+            raise PermissionDenied(refusal, code=Code.KIND_NOT_PERMITTED)
         return self._provision(
             querier,
             provider,
@@ -97,10 +105,7 @@ class ProvisionCommands(LedgerAccess):
         agency_code(provider, "provider")
         if provider not in self.hosted:  # (never echoed: it may be an individual number typed in the wrong field)
             raise NotFoundError("the providing agency is not served by this node")
-        if not isinstance(legal_item, int) or not 1 <= legal_item <= 200:
-            raise InputError("legal_item must be the item number of table 2 (別表第二), 1-200")
-        if not procedure.strip() or not info_kind.strip():
-            raise InputError("procedure and info_kind are required")
+        check_query(legal_item, procedure, info_kind)  # the law catalogue: nothing beyond the lawful purpose
         parse_enum(Applicant, applicant, "applicant")
         subj = self.subject(subject)
         request = ProvisionRequest(

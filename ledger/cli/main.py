@@ -39,6 +39,7 @@ from ledger.cli import (
     projections,
     provision,
     proxy,
+    retention,
     serve,
     staff,
     system,
@@ -97,7 +98,7 @@ SECTIONS: dict[str, list[click.Command]] = {
         portal.portal,
         disclosure.disclosure,
     ],
-    "Audit and incidents": [audit.audit, incident.incident, projections.projections],
+    "Audit and incidents": [audit.audit, incident.incident, projections.projections, retention.retention],
     "Running a node": [
         node.node_,
         node.relay,

@@ -69,6 +69,8 @@ CLI_BOUNDS: dict[str, Bound] = {
     "victim": bounds.SUBJECT,
     "perpetrator": bounds.SUBJECT,
     "proxy": bounds.SUBJECT,
+    "companion": bounds.SUBJECT,
+    "guardian": bounds.SUBJECT,
     "old": bounds.SUBJECT,
     "new": bounds.SUBJECT,
     "viewer": bounds.SUBJECT,
@@ -79,7 +81,9 @@ CLI_BOUNDS: dict[str, Bound] = {
     "key_id": bounds.KEY_ID,
     "request_id": _UUID,
     "case": _UUID,
+    "bar_id": _UUID,
     "body_request": _UUID,
+    "body_request_id": _UUID,
     "public_key": _HEX_KEY,
     "event_id": _EVENT_ID,
     "enrolment_code": Bound(64),  # `staff activate --code` (secrets.token_urlsafe(24): 32 characters)

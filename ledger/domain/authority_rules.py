@@ -208,6 +208,18 @@ def _rules() -> list[Rule]:
         Rule(_D + "cases:ProtectionCase.PerpetratorAdded", False, own, "requester (`open_case`)"),
         Rule(_D + "cases:ProtectionCase.ChecklistUpdated", False, own, "requester (`open_case`)"),
         Rule(_D + "cases:ProtectionCase.Closed", False, own, "requester (`open_case`)"),
+        Rule(
+            _D + "cases:ProtectionCase.CompanionProposed",
+            False,
+            own,
+            "requester (`open_case`), with a flag request on the companion",
+        ),
+        Rule(
+            _D + "cases:ProtectionCase.CompanionAttached",
+            False,
+            own,
+            "operator (`execute_flag`), with the companion's approved flag request",
+        ),
         Rule(_D + "flags:FlagRequest.Requested", False, own, "requester (`request_flag`)", agency_fields=("agency",)),
         Rule(_D + "flags:FlagRequest.Approved", False, own, "approver (`approve_flag`), not the requester"),
         Rule(_D + "flags:FlagRequest.Rejected", False, own, "approver (`approve_flag`), not the requester"),
@@ -247,6 +259,17 @@ def _rules() -> list[Rule]:
         ),
         Rule(_D + "moves:ReleaseDecision.Approved", False, own, "approver (`approve_flag`), not the proposer"),
         Rule(_D + "moves:ReleaseDecision.Used", False, own, "operator (`execute_flag`), with the release"),
+        Rule(
+            _D + "guardians:GuardianBar.Proposed",
+            True,
+            own,
+            "requester (`request_flag`)",
+            agency_fields=("agency",),
+            party="barring agency (payload `agency`, the stream's owner); it only ever takes access away",
+        ),
+        Rule(_D + "guardians:GuardianBar.Approved", True, own, "approver (`approve_flag`), not the proposer"),
+        Rule(_D + "guardians:GuardianBar.LiftProposed", True, own, "requester (`request_flag`)"),
+        Rule(_D + "guardians:GuardianBar.Lifted", True, own, "approver (`approve_flag`), not the lift's proposer"),
         Rule(_D + "terms:SupportTerm.Applied", False, own, "requester (`request_flag`)", agency_fields=("agency",)),
         Rule(_D + "terms:SupportTerm.ExtensionRequested", False, own, "requester (`request_flag`)"),
         Rule(_D + "terms:SupportTerm.Reminded", False, own, _NODE + " (`flagledger year step`)"),
@@ -267,6 +290,17 @@ def _rules() -> list[Rule]:
             other_agency_fields=("municipality",),
             party="sending protection body (payload `agency`); the municipality (payload `municipality`) never "
             "appends: it answers with its own FlagRequest and Protection",
+        ),
+        Rule(
+            _D + "bodies:BodyOutcome.Recorded",
+            True,
+            own,
+            "the asked municipality's requester, approver or operator, with the act on its flag request that "
+            "names the body request (requested, approved, rejected, executed)",
+            agency_fields=("agency",),
+            other_agency_fields=("body",),
+            party="municipality that was asked (payload `agency`); the body (payload `body`) reads it, never "
+            "appends; it names no person",
         ),
         # -- information provision -----------------------------------------------------------------------
         Rule(

@@ -17,7 +17,9 @@ from typing import Any
 
 from ledger.domain import bounds
 from ledger.domain.answers import CopyState, HoldReason, ManualKind
+from ledger.domain.bodies import OutcomeStatus
 from ledger.domain.bounds import Bound, check_text
+from ledger.domain.cases import CompanionRelation
 from ledger.domain.disclosures import REFERENCE, Channel
 from ledger.domain.field_rules import (
     _UUID_TEXT,
@@ -46,6 +48,7 @@ from ledger.domain.field_rules import (
     text,
     uuid,
 )
+from ledger.domain.guardians import GuardianRelation
 from ledger.domain.identity import LINK_KINDS
 from ledger.domain.incidents import IncidentKind
 from ledger.domain.moves import MoveSource, RiskKind
@@ -169,6 +172,7 @@ BY_NAME: dict[str, Rule] = {
     "old": PSEUDONYM,
     "new": PSEUDONYM,
     "proxy": PSEUDONYM,
+    "guardian": PSEUDONYM,
     "perpetrators": list_of(PSEUDONYM, PEOPLE),
     "proxies_to_cancel": list_of(PSEUDONYM, PEOPLE),
     # words
@@ -267,7 +271,17 @@ BY_EVENT: dict[str, dict[str, Rule]] = {
     "LinkRequest.Requested": {"kind": enum(LINK_KINDS)},
     "Protection.FlagsSet": {"reason": enum(Reason)},
     "BodyRequest.Sent": {"reason": enum(Reason)},
+    "BodyOutcome.Recorded": {
+        "body": AGENCY,
+        "body_request_id": uuid,
+        "flag_request_id": uuid,
+        "kind": enum(RequestKind),
+        "status": enum(OutcomeStatus),
+        "on": moment,
+    },
     "ProtectionCase.Opened": {"reason": enum(Reason)},
+    "ProtectionCase.CompanionProposed": {"relation": enum(CompanionRelation)},
+    "GuardianBar.Proposed": {"relation": enum(GuardianRelation)},
     "AgencyHold.Placed": {"code": CODE},
     "AgencyHold.Lifted": {"by": ACTOR},
     "Staff.RoleGranted": {"by": STAFF_OR_ACTOR},

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ledger import clock as wall_clock
 from ledger.app import Actor, FlagLedger
-from ledger.app.capacity import Capacity, PoolSizes
+from ledger.capacity import Capacity, PoolSizes
 from ledger.domain.types import agency_code
 from ledger.errors import ConfigurationError
 from ledger.log.pseudonym import Pseudonymizer

@@ -90,7 +90,7 @@ def held_request(node: Node, owner: str, proposed: bool = False) -> Any:
 
     held = UUID(
         node.app.request_provision(
-            Actor(querier, "counter"), owner, x, legal_item=74, procedure="p", info_kind="k"
+            Actor(querier, "counter"), owner, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
         ).request_id
     )
     if proposed:
@@ -258,7 +258,9 @@ COMMANDS = [
         Action.REQUEST_PROVISION,
         False,
         nothing,
-        lambda n, a, c: n.app.request_provision(a, A, individual_number(), legal_item=74, procedure="p", info_kind="k"),
+        lambda n, a, c: n.app.request_provision(
+            a, A, individual_number(), legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+        ),
     ),
     Command(
         "propose_decision",

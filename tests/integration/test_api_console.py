@@ -108,7 +108,7 @@ def test_approve_execute_and_decide_a_held_request_through_forms(sqlite_node: No
     q = api.post(
         f"{A}/counter",
         "/provision-requests",
-        {"provider": C, "subject": x, "legal_item": 1, "procedure": "p", "info_kind": "k"},
+        {"provider": C, "subject": x, "legal_item": 74, "procedure": "児童手当", "info_kind": "地方税関係情報"},
         201,
     )["request_id"]
     rev, rev_csrf = signed_in(sqlite_node, C, "rev")

@@ -122,3 +122,21 @@ def test_one_filter_the_printout_is_the_portals_page_and_an_unflagged_person_see
     with pytest.raises(PermissionDenied):  # an auditor hands out nothing
         counter_printout(node, Actor(A, "aud"), p)
     assert len(recorded(node, A)) == before, "a refused hand-out records nothing and shows nothing"
+
+
+def test_a_barred_guardian_is_refused_the_childs_disclosure_and_printout(node: Node, person: Any) -> None:
+    """Threat: the perpetrator as the child's guardian (親権者) asking at a counter for the child's records: the
+    portal's access rule, guardian bars included, decides these channels too; refused, nothing recorded."""
+    k, y = person(), person()
+    node.app.register_proxy(Actor(A, "req"), k, y)
+    protect(node, B, k)
+    assert counter_printout(node, Actor(A, "counter"), k, asked_by=y).access == "proxy", "no bar yet"
+    bar = node.app.propose_guardian_bar(Actor(B, "req"), k, y, "parent")
+    node.app.approve_guardian_bar(Actor(B, "apr"), bar)
+    before = len(recorded(node, A))
+    for hand_out in (disclosure_document, counter_printout):
+        with pytest.raises(PermissionDenied) as refused:
+            hand_out(node, Actor(A, "counter"), k, asked_by=y)
+        assert refused.value.code == "not_entitled"
+    assert len(recorded(node, A)) == before
+    assert counter_printout(node, Actor(A, "counter"), k).access == "self", "the child's own request still works"

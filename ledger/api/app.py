@@ -23,6 +23,7 @@ from ledger.api import (
     console_requests,
     console_signin,
     console_year,
+    disclosure,
     incidents,
     queries,
     system,
@@ -64,6 +65,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     app.include_router(year.router)
     app.include_router(companions.router)
     app.include_router(bodies.router)
+    app.include_router(disclosure.router)
     app.include_router(queries.router)
     app.include_router(console.router)
     app.include_router(console_signin.router)

@@ -24,6 +24,7 @@ from ledger.cli import (
     case,
     consumers,
     demo,
+    disclosure,
     flag,
     identity,
     incident,
@@ -95,6 +96,7 @@ SECTIONS: dict[str, list[click.Command]] = {
         view.view,
         year.year,
         portal.portal,
+        disclosure.disclosure,
     ],
     "Audit and incidents": [audit.audit, incident.incident, projections.projections, retention.retention],
     "Running a node": [

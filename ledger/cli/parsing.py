@@ -25,6 +25,7 @@ import click
 from ledger.app import Actor
 from ledger.domain import bounds
 from ledger.domain.bounds import Bound
+from ledger.domain.disclosures import REFERENCE
 from ledger.domain.types import parse_day
 from ledger.errors import InputError
 
@@ -73,6 +74,8 @@ CLI_BOUNDS: dict[str, Bound] = {
     "old": bounds.SUBJECT,
     "new": bounds.SUBJECT,
     "viewer": bounds.SUBJECT,
+    "asked_by": bounds.SUBJECT,  # `disclosure request|printout --asked-by`: the person's proxy
+    "reference": REFERENCE,  # `disclosure … --reference`: the agency's own number for the request (受付番号)
     "card": bounds.SUBJECT,  # `portal page --card`: an individual number
     "topic_prefix": Bound(100),  # `init --role hub|portal --topic-prefix`
     "key_id": bounds.KEY_ID,

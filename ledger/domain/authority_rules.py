@@ -456,6 +456,13 @@ def _rules() -> list[Rule]:
         Rule(_D + "one_time_codes:OneTimeCodes.Failed", False, own, "whoever typed a wrong code (console)"),
         Rule(_D + "one_time_codes:OneTimeCodes.Removed", False, own, "the staff member, or " + _ADMIN),
         Rule(_D + "identity:ReportRecord.Generated", False, own, "auditor (`audit`)", agency_fields=("agency",)),
+        Rule(
+            _D + "disclosures:DisclosureRecord.Made",
+            False,
+            own,
+            "counter staff handing out a disclosure document or printout (`counter_lookup`)",
+            agency_fields=("agency",),
+        ),
         # -- checkpoints ---------------------------------------------------------------------------------
         Rule(
             _D + "checkpoints:CheckpointLog.Opened",

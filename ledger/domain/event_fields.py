@@ -20,6 +20,7 @@ from ledger.domain.answers import CopyState, HoldReason, ManualKind
 from ledger.domain.bodies import OutcomeStatus
 from ledger.domain.bounds import Bound, check_text
 from ledger.domain.cases import CompanionRelation
+from ledger.domain.disclosures import REFERENCE, Channel
 from ledger.domain.field_rules import (
     _UUID_TEXT,
     ACTOR,
@@ -287,6 +288,15 @@ BY_EVENT: dict[str, dict[str, Rule]] = {
     "RoleGrant.Proposed": {"at_enrolment": boolean},
     "ProvisionRequest.ManuallyProvided": {"proposal_version": optional(integer(1, 2**31 - 1))},
     "ProvisionRequest.Refused": {"proposal_version": optional(integer(1, 2**31 - 1))},
+    # a person's records handed out outside the portal (issue 21, ledger.domain.disclosures)
+    "DisclosureRecord.Made": {
+        "asked_by": PSEUDONYM,
+        "access": enum(("self", "proxy")),
+        "channel": enum(Channel),
+        "shown": integer(0, 2**31 - 1),
+        "withheld": integer(0, 2**31 - 1),
+        "reference": text(REFERENCE),
+    },
     # answers that need staff (issue 21, ledger.domain.answers)
     "ProvisionRequest.Held": {"batched": boolean},
     "ProvisionRequest.Released": {"batch": moment},

@@ -29,6 +29,7 @@ from ledger.errors import FlagLedgerError, NotFoundError, PermissionDenied
 from ledger.log.signing import Signer
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from projections import views
+from projections.views_disclosure import counter_printout, disclosure_document
 from tests.conftest import SC, A, B, C, enrol_standard_staff
 from tests.support.people import individual_number
 from tests.support.staff import enrol
@@ -289,6 +290,20 @@ COMMANDS = [
         False,
         nothing,
         lambda n, a, c: views.counter_view(n, a, individual_number()),
+    ),
+    Command(
+        "disclosure_document (view, recorded)",
+        Action.COUNTER_LOOKUP,
+        False,
+        nothing,
+        lambda n, a, c: disclosure_document(n, a, individual_number()),
+    ),
+    Command(
+        "counter_printout (view, recorded)",
+        Action.COUNTER_LOOKUP,
+        False,
+        nothing,
+        lambda n, a, c: counter_printout(n, a, individual_number()),
     ),
     Command(
         "portal_records (view)",

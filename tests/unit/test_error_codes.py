@@ -45,6 +45,7 @@ PUBLISHED = {
     "handover_pending",  # issue 21: a release before the new municipality holds
     "last_holder",  # issue 21: a release that would leave no holder anywhere
     "guardian_barred",  # issue 21: a guardian barred from acting for a protected person
+    "not_entitled",  # issue 21: a disclosure or printout asked by neither the person nor their proxy
     "grant_closed",  # issue 18
     "head_corrupt",
     "head_missing",

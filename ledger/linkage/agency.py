@@ -209,12 +209,13 @@ class AgencyEnd:
     def publish_head(
         self, head: TreeHead, prev_size: int = 0, consistency: tuple[bytes, ...] = (), witnesses: tuple[str, ...] = ()
     ) -> None:
-        """Show this agency's own signed tree head (a checkpoint) to the hub and to each witness: a log shown
-        one way to the hub and another to a witness is caught (ledger.witness)."""
+        """Show this agency's own signed tree head (a checkpoint) to the hub, with its consistency proof (the
+        hub forwards both to the witnesses), and the head alone to each witness, small enough for a digest: a
+        log shown one way to the hub and another to a witness is caught (ledger.witness)."""
         m = TreeHeadMessage(encode_tree_head(head).hex(), prev_size, b"".join(consistency).hex())
         self.send(m)
         for witness in witnesses:
-            self.relay(witness, m)
+            self.relay(witness, TreeHeadMessage(m.head, 0, ""))
 
     def read_inbox(self, timeout_ms: int = 200, max_records: int = 100) -> list[Inbound]:
         """The hub's new messages to this agency, opened; the inbox is committed past them."""

@@ -35,7 +35,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from ledger.errors import Code, InputError, IntegrityError, SignatureError
-from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.messages import Message
 from ledger.linkage.names import check_party
 from ledger.linkage.sealing import SenderKeys, seal
@@ -43,6 +42,7 @@ from ledger.log.signing import Signer
 from ledger.merkle import HASH_SIZE
 
 __all__ = [
+    "MAX_GOSSIP",
     "WITNESS_KINDS",
     "Cosignature",
     "GossipMessage",
@@ -59,7 +59,9 @@ __all__ = [
 
 _HEX = re.compile(r"^(?:[0-9a-f]{2})*$")
 _SIG = 64
-MAX_GOSSIP = 64  # agency heads per gossip message: one per agency a witness holds, bounded
+# agency heads per gossip message (a witness sends as many as it needs): small enough that a relayed gossip fits
+# a hub's digest of the default size (ledger.linkage.digests.DIGEST_SIZE) beside other messages
+MAX_GOSSIP = 8
 _COSIGN = b"flagledger/cosignature/1\x00"
 
 
@@ -195,9 +197,10 @@ class RelayMessage(Message):
 
 
 def relayed(signer: Signer, to_key: X25519PublicKey, to: str, message: Message) -> RelayMessage:
-    """``message`` sealed end to end to ``to`` (at least an answer's size, like everything to an inbox), for the
-    hub to forward: the hub sees who writes to whom, never what."""
-    inner = seal(signer, to_key, to, uuid.uuid4().hex, message.kind, message.encode(), ANSWER_SIZE)
+    """``message`` sealed end to end to ``to``, for the hub to forward: the hub sees who writes to whom, never
+    what. Not padded to an answer's size: the relay's hex doubles it, and an agency's relayed head must fit
+    inside its digest (ledger.linkage.digests)."""
+    inner = seal(signer, to_key, to, uuid.uuid4().hex, message.kind, message.encode())
     return RelayMessage(to, inner.hex())
 
 
@@ -212,7 +215,7 @@ class GossipMessage(Message):
         self.heads()
 
     def heads(self) -> list[TreeHead]:
-        raw, found = bytes.fromhex(_hex(self.tree_heads, "tree_heads", 2 * MAX_GOSSIP * 600)), []
+        raw, found = bytes.fromhex(_hex(self.tree_heads, "tree_heads", 2 * MAX_GOSSIP * 700)), []
         at = 0
         while at < len(raw):
             if at + 2 > len(raw):

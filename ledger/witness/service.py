@@ -37,6 +37,7 @@ from ledger.linkage.names import HUB
 from ledger.linkage.sealing import Opened, SenderKeys, seal, unseal
 from ledger.linkage.transport import Transport
 from ledger.linkage.tree_heads import (
+    MAX_GOSSIP,
     Cosignature,
     GossipMessage,
     TreeHeadMessage,
@@ -96,11 +97,13 @@ class WitnessService:
         return done
 
     def gossip(self) -> int:
-        """Owe every peer this witness's view (its newest hub head, each agency's newest head); returns how many."""
+        """Owe every peer this witness's view (its newest hub head, each agency's newest head, in messages of
+        ``MAX_GOSSIP`` heads); returns the messages owed."""
         hub, heads = self.book.view()
-        message = GossipMessage.of(hub, heads)
-        self.store.owe([self._relay(peer, message) for peer in self.peers])
-        return len(self.peers)
+        chunks = [heads[at : at + MAX_GOSSIP] for at in range(0, len(heads), MAX_GOSSIP)] or [[]]
+        owed = [self._relay(peer, GossipMessage.of(hub, chunk)) for peer in self.peers for chunk in chunks]
+        self.store.owe(owed)
+        return len(owed)
 
     def _handle(self, value: bytes, keys: SenderKeys, done: WitnessStep) -> None:
         try:

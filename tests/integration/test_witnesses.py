@@ -140,3 +140,22 @@ def test_no_one_frames_an_agency_and_no_relay_passes_off_anothers_message(backen
         assert Code.WRONG_AGENCY in codes and Code.WRONG_ROUTE in codes
         assert not world.stores[W1].findings() and not world.stores[W2].findings()
         assert not incidents(world, A)
+
+
+def test_an_agency_on_a_digest_schedule_publishes_its_heads_inside_its_digests(
+    backend: str | None, tmp_path: Path
+) -> None:
+    """Threat: broker operator — an agency on a digest schedule shows the broker one digest per tick whatever it
+    does; its head and the relayed copy travel inside one, with a consistency proof of a large log, and reach
+    both witnesses (cosigned by the one it was relayed to)."""
+    entries = [f"event {i}".encode() for i in range(1500)]
+    with witness_world(backend, tmp_path) as world:
+        a = world.agencies[A]
+        a.schedule()
+        a.publish_head(agency_log(a.keys.signer, entries, 700), witnesses=(W1,))
+        a.publish_head(agency_log(a.keys.signer, entries, 1500), 700, proof(entries, 700, 1500), witnesses=(W1,))
+        assert a.tick() == 4 and not a.outgoing
+        world.settle()
+        for name in (W1, W2):
+            assert world.witnesses[name].book.latest[A].size == 1500 and not world.stores[name].findings()
+        assert len(world.received(A, Cosignature.kind)) == 2

@@ -6,19 +6,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ledger.app.checkpoints import statement as checkpoint_statement
 from ledger.errors import Code, FlagLedgerError, InputError, IntegrityError
+from ledger.linkage.digests import DIGEST_SIZE, room
 from ledger.linkage.map_heads import MapHead, sign_head
 from ledger.linkage.messages import decode
-from ledger.linkage.sealing import ring_keys
+from ledger.linkage.sealing import ring_keys, seal
 from ledger.linkage.tree_heads import (
+    MAX_GOSSIP,
     GossipMessage,
     TreeHead,
     TreeHeadMessage,
     WitnessIncident,
     decode_tree_head,
     encode_tree_head,
+    relayed,
 )
 from ledger.log.signing import KeyRecord, KeyRing, Signer
 from ledger.merkle import EMPTY_ROOT
@@ -142,3 +146,16 @@ def test_a_hub_rolling_back_its_heads_is_caught() -> None:
     assert book.hub_announced(hub_head(2)) is None
     rolled = book.hub_announced(hub_head(1))
     assert rolled is not None and rolled.code == Code.HUB_ROLLBACK and check_finding(rolled, HUB.public_key, KEYS)
+
+
+def test_a_relayed_head_and_a_full_gossip_fit_a_digest() -> None:
+    """Threat: broker operator — on digest schedules (no traffic tells) a message that never fits a digest would
+    wait forever: an agency's relayed head, sealed to the hub as a relay, fits the agency's digest; a gossip of
+    ``MAX_GOSSIP`` heads as the hub forwards it (the inner message) fits the hub's digest to the peer."""
+    hub_key = X25519PrivateKey.generate().public_key()
+    big = TreeHead(A, 2**40, b"\x07" * 32, "2026-01-01T00:00:00.000000+09:00", SIGNERS[A].key_id, b"\x01" * 64)
+    head_relay = relayed(SIGNERS[A], hub_key, B, TreeHeadMessage(encode_tree_head(big).hex(), 0, ""))
+    outer = seal(SIGNERS[A], hub_key, "hub", "0" * 32, head_relay.kind, head_relay.encode())
+    assert len(outer) + 4 + 2 <= room(DIGEST_SIZE, SIGNERS[A].key_id)
+    gossip = relayed(SIGNERS[A], hub_key, B, GossipMessage.of(b"\x00" * 200, [big] * MAX_GOSSIP))
+    assert len(bytes.fromhex(gossip.sealed)) + 4 + 2 <= room(DIGEST_SIZE, "hub:" + "0" * 16)

@@ -7,7 +7,8 @@ goes through the hub — to the hub itself, or as a ``relay`` the hub forwards u
   agency showed the hub, forwarded with the agency's signature inside);
 * relayed from an agency: ``tree_head`` (what the agency shows this witness) — answered with a ``cosignature``;
 * relayed from a peer witness: ``gossip`` (its view) — cross-checked and answered with a ``cosignature`` of the
-  hub head it holds, when it is consistent; ``cosignature`` (kept in :attr:`WitnessService.cosigned`).
+  hub head it holds, when it is consistent; ``cosignature`` (kept in :attr:`WitnessService.cosigned`);
+  ``witness_incident`` (kept among its findings once the evidence checks with the accused's keys).
 
 A fork or rollback becomes a :class:`~ledger.witness.book.Finding`, kept, and a signed ``witness_incident``
 owed to the accused (the hub directly, an agency relayed) and to every peer; the hub's, also to every agency
@@ -26,7 +27,7 @@ from datetime import datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger import clock
-from ledger.errors import Code, FlagLedgerError, PermissionDenied, StorageError
+from ledger.errors import Code, FlagLedgerError, IntegrityError, PermissionDenied, StorageError
 from ledger.linkage.digests import expand
 from ledger.linkage.directory import Directory
 from ledger.linkage.hub_wire import decode_head
@@ -41,10 +42,11 @@ from ledger.linkage.tree_heads import (
     Cosignature,
     GossipMessage,
     TreeHeadMessage,
+    WitnessIncident,
     cosigned,
     relayed,
 )
-from ledger.witness.book import Finding, WitnessBook
+from ledger.witness.book import Finding, WitnessBook, check_finding
 from ledger.witness.store import WitnessStore
 
 __all__ = ["WitnessService", "WitnessStep"]
@@ -144,6 +146,12 @@ class WitnessService:
             subject = bytes.fromhex(c.subject)
             keys(sender, c.key_id).verify(bytes.fromhex(c.signature), cosigned(subject))
             self.cosigned.append((sender, subject))
+            return None
+        if sender in self.peers and kind == WitnessIncident.kind:  # a peer's finding: kept once its evidence checks
+            told = Finding.of(decode(WitnessIncident, opened.payload))
+            if not check_finding(told, self.book.hub_key, keys):
+                raise IntegrityError(f"{sender} reports a {told.code} its evidence does not show", code=Code.MALFORMED)
+            self.store.finding(told, [])  # not told on: its finder told everyone
             return None
         raise PermissionDenied(f"a witness takes no {kind!r} from {sender}", code=Code.WRONG_ROUTE)
 

@@ -20,7 +20,8 @@ from ledger.linkage.tree_heads import (
 )
 from ledger.witness.book import Finding, check_finding
 from tests.support.hub_world import A, B
-from tests.support.witness_world import W1, W2, SplitHeads, WitnessWorld, agency_log, proof, witness_world
+from tests.support.people import individual_number
+from tests.support.witness_world import W1, W2, RollingHeads, SplitHeads, WitnessWorld, agency_log, proof, witness_world
 
 ENTRIES = [f"event {i}".encode() for i in range(12)]
 REWRITTEN = [*ENTRIES[:3], b"event 3, rewritten", *ENTRIES[4:]]
@@ -37,7 +38,8 @@ def checked(world: WitnessWorld, finding: Finding) -> bool:
 def test_an_agency_showing_the_hub_and_a_witness_two_logs_is_caught(backend: str | None, tmp_path: Path) -> None:
     """Threat: peer agency / insider rewriting its own log — shows the hub one head and a witness another for the
     same size. The witness holds both (the hub forwards what it was shown, the agency's signature inside), raises
-    ``checkpoint_fork`` to the agency and the other witness, and the evidence checks with A's key alone. An honest
+    ``checkpoint_fork`` to the agency and the other witness (which keeps it once the evidence checks), and the
+    evidence checks with A's key alone. An honest
     head before it is cosigned by both witnesses."""
     with witness_world(backend, tmp_path) as world:
         a = world.agencies[A]
@@ -58,7 +60,7 @@ def test_an_agency_showing_the_hub_and_a_witness_two_logs_is_caught(backend: str
         assert (found.code, found.accused) == (Code.CHECKPOINT_FORK, A) and checked(world, found)
         (told,) = incidents(world, A)
         assert told.digest() == found.digest() and checked(world, told)
-        assert [f.code for f in world.stores[W2].findings()] == []  # W2 was shown one log: nothing of its own
+        assert world.stores[W2].findings() == [found]  # told by W1, kept once the evidence checked
         assert not incidents(world, B)
 
 
@@ -159,3 +161,38 @@ def test_an_agency_on_a_digest_schedule_publishes_its_heads_inside_its_digests(
         for name in (W1, W2):
             assert world.witnesses[name].book.latest[A].size == 1500 and not world.stores[name].findings()
         assert len(world.received(A, Cosignature.kind)) == 2
+
+
+def test_a_hub_rolling_a_witness_back_to_an_older_log_is_caught(backend: str | None, tmp_path: Path) -> None:
+    """Threat: hub insider — after announcing a log with two flag changes, the hub shows W2 a new head over the
+    empty log (signed, under a fresh sequence number: a rollback to before the flags). W2 raises
+    ``hub_rollback`` to the hub (parked under its code), to W1 and to the agencies whose heads it holds."""
+    with witness_world(backend, tmp_path, heads=RollingHeads) as world:
+        a, b = world.agencies[A], world.agencies[B]
+        a.publish_head(agency_log(a.keys.signer, ENTRIES, 2), witnesses=(W2,))
+        a.flag(individual_number(), "NON_DISCLOSURE", "set")
+        world.settle()
+        assert not world.stores[W2].findings()
+        world.hub.heads.victim = W2  # type: ignore[union-attr]
+        b.flag(individual_number(), "NO_AUTO_RESPONSE", "set")
+        world.settle()
+        (found,) = world.stores[W2].findings()
+        assert (found.code, found.accused) == (Code.HUB_ROLLBACK, "hub") and checked(world, found)
+        assert Code.HUB_ROLLBACK in [p.code for p in parked(world.hub.store.engine)]
+        assert [f.code for f in incidents(world, A)] == [Code.HUB_ROLLBACK] and not incidents(world, B)
+        assert world.stores[W1].findings() == [found]  # told by W2
+
+
+def test_a_witness_keeps_no_incident_its_evidence_does_not_show(backend: str | None, tmp_path: Path) -> None:
+    """Threat: a witness (or whoever runs it) framing an agency — W2 tells W1 of a ``checkpoint_fork`` whose two
+    heads agree: W1 refuses it and keeps nothing; A gets nothing from W1."""
+    with witness_world(backend, tmp_path) as world:
+        a = world.agencies[A]
+        a.publish_head(agency_log(a.keys.signer, ENTRIES, 3), witnesses=(W1, W2))
+        world.settle()
+        same = encode_tree_head(agency_log(a.keys.signer, ENTRIES, 3))
+        bogus = Finding(Code.CHECKPOINT_FORK, A, same, same, "two heads of 131016 for log size 3")
+        w2 = world.witnesses[W2]
+        w2.store.owe([w2._relay(W1, bogus.incident())])
+        world.settle()
+        assert not world.stores[W1].findings() and not incidents(world, A)

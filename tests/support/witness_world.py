@@ -19,7 +19,7 @@ from ledger.linkage.person_keys import PersonKeyProver
 from ledger.linkage.transport import MemoryBroker, MemoryTransport
 from ledger.linkage.tree_heads import TreeHead
 from ledger.log.signing import Signer
-from ledger.merkle import consistency_proof, leaf_hash, root_hash
+from ledger.merkle import EMPTY_ROOT, consistency_proof, leaf_hash, root_hash
 from ledger.witness.service import WitnessService
 from ledger.witness.store import WitnessStore, open_witness_store
 from tests.support.hub_world import START, A, B, Cast
@@ -39,6 +39,19 @@ class SplitHeads(MapHeads):
         if recipient == self.victim:
             head = sign_head(self.signer, seq=head.seq, log_size=head.log_size, log_root=head.log_root,
                              map_root=bytes(32), time=head.time)  # fmt: skip
+        return super().announcement(store, head, since, recipient)
+
+
+class RollingHeads(MapHeads):
+    """A hub insider rolling one witness back: once ``victim`` is set, each head announced to it claims the empty
+    log of the start (signed, with a fresh sequence number), while everyone else is shown the true one."""
+
+    victim = ""
+
+    def announcement(self, store: HubStore, head: MapHead, since: MapHead | None, recipient: str):  # type: ignore[no-untyped-def]
+        if recipient == self.victim:
+            head = sign_head(self.signer, seq=head.seq, log_size=0, log_root=EMPTY_ROOT, map_root=head.map_root,
+                             time=head.time)  # fmt: skip
         return super().announcement(store, head, since, recipient)
 
 

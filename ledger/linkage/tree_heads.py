@@ -249,6 +249,16 @@ class Cosignature(Message):
     def of(cls, signer: Signer, subject: bytes) -> Cosignature:
         return cls(subject.hex(), signer.key_id, signer.sign(cosigned(subject)).hex())
 
+    def verify(self, keys: SenderKeys, witness: str) -> bytes:
+        """The head cosigned, if ``witness``'s registered key signed it; SignatureError otherwise (the
+        envelope's signature says who sent it, this one is evidence anyone can check again)."""
+        subject = bytes.fromhex(self.subject)
+        try:
+            keys(witness, self.key_id).verify(bytes.fromhex(self.signature), cosigned(subject))
+        except InvalidSignature:
+            raise SignatureError(f"the cosignature of {witness} does not verify", code=Code.BAD_SIGNATURE) from None
+        return subject
+
 
 @dataclass(frozen=True)
 class WitnessIncident(Message):

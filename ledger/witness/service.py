@@ -43,7 +43,6 @@ from ledger.linkage.tree_heads import (
     GossipMessage,
     TreeHeadMessage,
     WitnessIncident,
-    cosigned,
     relayed,
 )
 from ledger.witness.book import Finding, WitnessBook, check_finding
@@ -142,10 +141,7 @@ class WitnessService:
         if sender in self.peers and kind == GossipMessage.kind:
             return self._gossiped(sender, decode(GossipMessage, opened.payload), keys)
         if sender in self.peers and kind == Cosignature.kind:
-            c = decode(Cosignature, opened.payload)
-            subject = bytes.fromhex(c.subject)
-            keys(sender, c.key_id).verify(bytes.fromhex(c.signature), cosigned(subject))
-            self.cosigned.append((sender, subject))
+            self.cosigned.append((sender, decode(Cosignature, opened.payload).verify(keys, sender)))
             return None
         if sender in self.peers and kind == WitnessIncident.kind:  # a peer's finding: kept once its evidence checks
             told = Finding.of(decode(WitnessIncident, opened.payload))

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ledger.errors import Code
+from ledger.errors import Code, FlagLedgerError
 from ledger.hub.inbox import parked
+from ledger.linkage.sealing import SenderKeys
 from ledger.linkage.tree_heads import (
     Cosignature,
     RelayMessage,
@@ -31,6 +32,14 @@ def incidents(world: WitnessWorld, name: str) -> list[Finding]:
     return [Finding.of(i.message) for i in world.received(name, WitnessIncident.kind)]  # type: ignore[arg-type]
 
 
+def _cosigns(message: object, keys: SenderKeys, witness: str) -> bytes:
+    assert isinstance(message, Cosignature)
+    try:
+        return message.verify(keys, witness)
+    except FlagLedgerError:
+        return b""
+
+
 def checked(world: WitnessWorld, finding: Finding) -> bool:
     return check_finding(finding, world.cast.hub.signer.public_key, world.hub.directory.sender_keys(world.hub.now()))
 
@@ -47,6 +56,9 @@ def test_an_agency_showing_the_hub_and_a_witness_two_logs_is_caught(backend: str
         world.settle()
         cosigned = world.received(A, Cosignature.kind)
         assert len(cosigned) == 2 and not world.stores[W1].findings() and not world.stores[W2].findings()
+        keys = a.directory.sender_keys(world.hub.now())
+        published = encode_tree_head(agency_log(a.keys.signer, ENTRIES, 3))
+        assert sorted(w for w in (W1, W2) for c in cosigned if _cosigns(c.message, keys, w) == published) == [W1, W2]
 
         honest = TreeHeadMessage(encode_tree_head(agency_log(a.keys.signer, ENTRIES, 5)).hex(), 3,
                                  b"".join(proof(ENTRIES, 3, 5)).hex())  # fmt: skip

@@ -53,7 +53,7 @@ class HubDemo:
         self.c_asks_a()
         self.a_never_learns_b()
         self.portal_pages()
-        s = self.step("Who stores what: each party's own database, and the broker between them", True)
+        s = self.step("Who stores what: each party's own database, and the broker between them", False)
         who_stores_what(self.w, s)
         self.done(s)
         return self.steps
@@ -176,7 +176,7 @@ class HubDemo:
         return q
 
     def a_never_learns_b(self) -> None:
-        s = self.step("A never learns B: its files, every row of its databases and every event of its log", True)
+        s = self.step("A never learns B: its files, every row of its databases and every event of its log", False)
         node_a, node_b = self.w.nodes[A], self.w.nodes[B]
         b_code = x_code(node_b, B)
         blob = b"".join(p.read_bytes() for p in sorted(self.w.party_dir(A).rglob("*")) if p.is_file())

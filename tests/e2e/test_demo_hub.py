@@ -10,6 +10,7 @@ from ledger.cli.demo_tables import X_NUMBER, Y_NUMBER, A, B, C
 from ledger.runtime.bootstrap import open_node
 from ledger.runtime.linkage import subject_of
 from tests.e2e.test_demo import run_cli
+from tests.integration.test_file_modes import modes
 
 
 def _files(path: Path) -> bytes:
@@ -18,9 +19,10 @@ def _files(path: Path) -> bytes:
 
 def test_the_hub_demo_holds_for_staff_hides_on_the_portal_and_stores_no_number(tmp_path: Path) -> None:
     """Perpetrator asking at C about X, who fled to B; insider at A, at C or at the portal with its whole data
-    directory: C's query is held for A's staff (Z, unprotected, is answered automatically: the control), the
-    portal hides X's record and refuses a proxy, no party's files hold an individual number, and only B's own
-    directory holds B's code for X."""
+    directory; a shell user reading the files: C's query is held for A's staff (Z, unprotected, is answered
+    automatically: the control), the portal hides X's record and refuses a proxy, no party's files hold an
+    individual number or are readable by another user, and of the agencies and the portal only B's own directory
+    holds B's code for X."""
     demo = tmp_path / "demo"
     proc = run_cli("demo", "--topology", "hub", "--data-dir", str(demo))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -38,6 +40,7 @@ def test_the_hub_demo_holds_for_staff_hides_on_the_portal_and_stores_no_number(t
     for party, database in ((A, "views.sqlite"), (B, "views.sqlite"), (C, "views.sqlite"), ("hub", "hub.sqlite"),
                             ("portal", "portal.sqlite")):  # fmt: skip
         assert (demo / DIRS[party] / database).is_file(), party
+    assert modes(demo) == {}, "every directory 0700, every file 0600: no party's files readable by other users"
     numbers = [n.encode() for n in (X_NUMBER, Y_NUMBER, Z_NUMBER)]
     for party in DIRS.values():
         blob = _files(demo / party)

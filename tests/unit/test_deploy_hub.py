@@ -19,6 +19,7 @@ import yaml
 from ledger.errors import PermissionDenied
 from ledger.linkage.names import HUB
 from ledger.linkage.transport import Topics, check_route
+from tests.e2e.test_local_network import load_network
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -238,5 +239,10 @@ def test_compose_runs_a_hub_pair_and_a_portal_beside_the_agencies() -> None:
     from tests.unit.test_deploy_config import entrypoint_keys
 
     assert set(ENTRY_KEYS) <= entrypoint_keys()
+    net = load_network()
+    local = net.role_environment(
+        "hub", data_dir="d", database_url="u", secrets_dir="/s", registry_dir="/r", bootstrap="h"
+    )
+    assert set(local) == set(init["environment"]) - {"LINKAGE_PARTIES"}, "deploy/local starts the roles as Compose"
     init_sql = (COMPOSE / "postgres-init.sh").read_text()
     assert "hub:hub" in init_sql and "portal:portal" in init_sql

@@ -198,6 +198,7 @@ def test_each_linkage_workload_authenticates_as_its_own_party_and_mounts_its_sec
         users.add(e["FLAGLEDGER_KAFKA_SASL_USERNAME"])
         if "AGENCY_CODE" in e:
             assert e["LINKAGE_MODE"] == "hub" and "FLAGLEDGER_PSEUDONYM_KEY_FILE" not in e
+            assert not {"startupProbe", "livenessProbe"} & set(container), "no /healthz in hub mode: restarted forever"
         secret_of = {
             v["name"]: v.get("secret", {}).get("secretName") for v in load["spec"]["template"]["spec"]["volumes"]
         }

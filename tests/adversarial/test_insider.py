@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,6 +221,8 @@ def test_the_broker_operator_sees_the_same_traffic_whoever_holds(tmp_path: Path)
 AGENCIES = (A, B, C, D, E)
 HISTORIES = int(os.environ.get("FLAGLEDGER_INSIDER_HISTORIES", "12"))  # CI: a few; the long run: 10,000
 LONG_HISTORIES = int(os.environ.get("FLAGLEDGER_INSIDER_LONG_HISTORIES", "10000"))
+LONG_FIRST_SEED = int(os.environ.get("FLAGLEDGER_INSIDER_FIRST_SEED", "1000000"))  # split a run: seeds apart
+REPORT = os.environ.get("FLAGLEDGER_INSIDER_REPORT")  # a line per 100 histories, and the tally at the end
 
 
 @dataclass(frozen=True)
@@ -340,13 +343,20 @@ def generated_history(tmp: Path, template: Path, cast: Cast, plan: Plan, holder:
         db.unlink()
 
 
+def report(tally: dict[str, int], started: float, done: bool = False) -> None:
+    if REPORT:
+        line = " ".join(f"{k}={v}" for k, v in tally.items())
+        Path(REPORT).write_text(f"{'done' if done else 'running'} {line} seconds={time.monotonic() - started:.0f}\n")
+
+
 def check_generated(tmp: Path, count: int, first_seed: int = 0) -> dict[str, int]:
     """Run ``count`` generated plans, each with either candidate holding X, and check every claim; returns how
     often each kind of history came up (so a run that never consulted anyone cannot pass as a real one)."""
     cast = Cast.of(*AGENCIES)
     template = tmp / "template.sqlite"
     open_hub_store(f"sqlite:///{template}", "hub").close()
-    tally = {"histories": 0, "consulted": 0, "released": 0, "fixed holders": 0, "messages": 0}
+    tally = {"histories": 0, "consulted": 0, "released": 0, "fixed_holders": 0, "messages": 0}
+    started = time.monotonic()
     for seed in range(first_seed, first_seed + count):
         plan = Plan.draw(seed)
         one = plan.candidates[0]
@@ -378,8 +388,11 @@ def check_generated(tmp: Path, count: int, first_seed: int = 0) -> dict[str, int
         tally["histories"] += 1
         tally["consulted"] += consulted
         tally["released"] += plan.release
-        tally["fixed holders"] += bool(plan.fixed)
+        tally["fixed_holders"] += bool(plan.fixed)
         tally["messages"] += len(h1.wire)
+        if tally["histories"] % 100 == 0:
+            report(tally, started)
+    report(tally, started, done=True)
     return tally
 
 
@@ -398,10 +411,13 @@ def test_generated_histories_tell_no_insider_and_no_broker_operator_who_holds_x(
 @pytest.mark.long
 def test_ten_thousand_generated_histories(tmp_path: Path) -> None:
     """The issue's 10,000-history run of the test above (threats: insider at a non-holder, broker operator).
-    ``FLAGLEDGER_INSIDER_LONG_HISTORIES`` sets the count; seeds follow the CI run's, so no history repeats:
+    ``FLAGLEDGER_INSIDER_LONG_HISTORIES`` sets the count, ``FLAGLEDGER_INSIDER_FIRST_SEED`` the first seed (apart
+    from the CI run's; two processes with seeds 10,000 apart split a run), ``FLAGLEDGER_INSIDER_REPORT`` a file
+    for the progress and the tally:
 
-        .venv/bin/python -m pytest -m long tests/adversarial/test_insider.py::test_ten_thousand_generated_histories
+        FLAGLEDGER_INSIDER_REPORT=/tmp/insider.txt .venv/bin/python -m pytest -q -m long \\
+            tests/adversarial/test_insider.py::test_ten_thousand_generated_histories
     """
-    tally = check_generated(tmp_path, LONG_HISTORIES, first_seed=1_000_000)
+    tally = check_generated(tmp_path, LONG_HISTORIES, first_seed=LONG_FIRST_SEED)
     assert tally["histories"] == LONG_HISTORIES
-    assert tally["consulted"] > LONG_HISTORIES // 10 and tally["released"] > 0 and tally["fixed holders"] > 0
+    assert tally["consulted"] > LONG_HISTORIES // 10 and tally["released"] > 0 and tally["fixed_holders"] > 0

@@ -9,8 +9,8 @@ and Z, the person signs in at the portal with X's and Z's cards, C asks A about 
 (answered automatically), A's records reach the hub and the portal's pages.
 
 Each insider reflects every table of every database it holds, reads every row, decodes the node's event log,
-tries every stored byte string as a message sealed to it (under every name) with its own sealing key, and tries
-every secret it holds as another party's code secret. What it finds must be what the table says it holds —
+tries every stored byte string as a message sealed to it (under every name) with its own sealing key; an agency's
+insider also tries every secret it holds as another agency's code secret and as the hub's person-id secret. What it finds must be what the table says it holds —
 and the search is shown able to find (each party's own codes, the texts it does hold), so each "not found" could
 have failed.
 """

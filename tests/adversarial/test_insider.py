@@ -12,12 +12,18 @@ The broker operator (issue 20, last test): on digest schedules both ways, the tr
 which topic, the header's sender and recipient, sizes, counts — is equal for two histories that differ only in
 who holds X, with a holder and non-holders in each; sent as decided, it differs.
 
-Not claimed yet: the issue's 10,000-history run.
+Generated histories (issue 19's insider test, grown): seeded plans of persons, who knows whom, other persons'
+holders, X's flags and a release, queries between non-holders; each run twice, differing only in who holds X,
+on digest schedules: every non-holder's opened inbox and the broker's per-tick trace are equal, the holder alone
+is consulted. A few in CI; the ``long`` run takes 10,000 (command in its docstring, time in docs/linkage.md).
 """
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,3 +214,210 @@ def test_the_broker_operator_sees_the_same_traffic_whoever_holds(tmp_path: Path)
     finally:
         for w in worlds:
             w.hub.store.close()
+
+
+# -- generated histories: the insider at every non-holder and the broker operator, over many histories ----------
+
+AGENCIES = (A, B, C, D, E)
+HISTORIES = int(os.environ.get("FLAGLEDGER_INSIDER_HISTORIES", "12"))  # CI: a few; the long run: 10,000
+LONG_HISTORIES = int(os.environ.get("FLAGLEDGER_INSIDER_LONG_HISTORIES", "10000"))
+LONG_FIRST_SEED = int(os.environ.get("FLAGLEDGER_INSIDER_FIRST_SEED", "1000000"))  # split a run: seeds apart
+REPORT = os.environ.get("FLAGLEDGER_INSIDER_REPORT")  # a line per 100 histories, and the tally at the end
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One generated history, but for who holds X: ``candidates`` both know X, and the two histories run from
+    the plan differ only in which of them sets ``flags`` on X. Everything else is drawn from the seed: who else
+    knows whom, other persons' fixed holders, whether X's holder releases first, the queries."""
+
+    seed: int
+    numbers: tuple[str, ...]  # numbers[0] is X
+    candidates: tuple[str, str]
+    flags: tuple[str, ...]
+    knows: tuple[tuple[str, int], ...]  # (agency, person index) filed before anything else
+    fixed: tuple[tuple[str, int, str], ...]  # (holder, person index, flag) on the other persons, in both histories
+    release: bool  # X's holder releases its flags before the queries
+    queries: tuple[tuple[str, str, int], ...]  # (querier, provider, person index), never a candidate
+
+    @classmethod
+    def draw(cls, seed: int) -> Plan:
+        rng = random.Random(seed)
+        numbers = tuple(individual_number(rng) for _ in range(rng.randint(1, 3)))
+        agencies = list(AGENCIES)
+        rng.shuffle(agencies)
+        candidates, others = (agencies[0], agencies[1]), agencies[2:]
+        knows = {(c, 0) for c in candidates}
+        knows |= {(a, p) for a in AGENCIES for p in range(len(numbers)) if rng.random() < 0.5}
+        fixed = []
+        for p in range(1, len(numbers)):
+            if rng.random() < 0.6:
+                holder = rng.choice(AGENCIES)
+                knows.add((holder, p))
+                fixed.append((holder, p, rng.choice(("NON_DISCLOSURE", "NO_AUTO_RESPONSE"))))
+        queries = []
+        for _ in range(rng.randint(1, 3)):
+            querier, provider = rng.sample(others, 2)
+            queries.append((querier, provider, rng.randrange(len(numbers)) if rng.random() < 0.5 else 0))
+        return cls(
+            seed,
+            numbers,
+            candidates,
+            rng.choice(FLAG_SETS),
+            tuple(sorted(knows)),
+            tuple(fixed),
+            rng.random() < 0.2,
+            tuple(queries),
+        )
+
+
+@dataclass
+class Generated:
+    trace: Trace
+    got: dict[str, list[Inbound]]
+    asked: dict[str, list[str]]  # each querier's own request ids, in order: random, normalised away
+    wire: list[bytes]  # every record on every topic
+
+
+def generated_history(tmp: Path, template: Path, cast: Cast, plan: Plan, holder: str) -> Generated:
+    """``plan`` run with ``holder`` protecting X, on digest schedules both ways, the hub ticking after each phase
+    (filings; flags; queries; the providers' answers and records; two more ticks for what waited)."""
+    db = tmp / f"gen-{plan.seed}-{holder}.sqlite"
+    shutil.copyfile(template, db)  # a migrated hub database: opening it runs no migration
+    broker = MemoryBroker()
+    store = open_hub_store(f"sqlite:///{db}", "hub")
+    try:
+        w = World.open(cast, store, lambda p: MemoryTransport(broker, p))
+        w.hub.digests = DigestSchedule(every=1.0)
+        for end in w.agencies.values():
+            end.schedule()
+        seen: dict[str, int] = {}
+        out = Generated([], {name: [] for name in AGENCIES}, {name: [] for name in AGENCIES}, [])
+        answered: set[str] = set()
+
+        def tick() -> None:
+            for name in AGENCIES:
+                w.agencies[name].tick()
+            w.settle(timeout_ms=0)  # in memory, nothing arrives later: never wait for it
+            w.hub.tick()
+            now = []
+            for topic in sorted(broker.topics):
+                for m in broker.topics[topic][seen.get(topic, 0) :]:
+                    header = read_header(m)
+                    now.append((topic, f"{header.sender}->{header.recipient}", len(m)))
+                    out.wire.append(m)
+                seen[topic] = len(broker.topics[topic])
+            out.trace.append(now)
+            for name in AGENCIES:
+                out.got[name] += w.inbox(name, timeout_ms=0)
+
+        x = plan.numbers[0]
+        for agency, p in plan.knows:
+            w.agencies[agency].file_person(plan.numbers[p])
+        tick()
+        for flag in plan.flags:
+            w.agencies[holder].flag(x, flag, "set")
+        for agency, p, flag in plan.fixed:
+            w.agencies[agency].flag(plan.numbers[p], flag, "set")
+        tick()
+        if plan.release:
+            for flag in plan.flags:
+                w.agencies[holder].flag(x, flag, "release")
+            tick()
+        for querier, provider, p in plan.queries:
+            out.asked[querier].append(
+                w.agencies[querier].query(plan.numbers[p], provider, "児童手当", 74, "地方税関係情報")
+            )
+        tick()
+        for _ in range(3):
+            for provider in AGENCIES:
+                for inbound in out.got[provider]:
+                    m = inbound.message
+                    if isinstance(m, RoutedQuery) and m.request_id not in answered:
+                        answered.add(m.request_id)
+                        w.agencies[provider].answer(m.request_id, "in_progress" if m.answer == "staff" else "answered")
+            tick()
+        return out
+    finally:
+        store.close()
+        db.unlink()
+
+
+def report(tally: dict[str, int], started: float, done: bool = False) -> None:
+    if REPORT:
+        line = " ".join(f"{k}={v}" for k, v in tally.items())
+        Path(REPORT).write_text(f"{'done' if done else 'running'} {line} seconds={time.monotonic() - started:.0f}\n")
+
+
+def check_generated(tmp: Path, count: int, first_seed: int = 0) -> dict[str, int]:
+    """Run ``count`` generated plans, each with either candidate holding X, and check every claim; returns how
+    often each kind of history came up (so a run that never consulted anyone cannot pass as a real one)."""
+    cast = Cast.of(*AGENCIES)
+    template = tmp / "template.sqlite"
+    open_hub_store(f"sqlite:///{template}", "hub").close()
+    tally = {"histories": 0, "consulted": 0, "released": 0, "fixed_holders": 0, "messages": 0}
+    started = time.monotonic()
+    for seed in range(first_seed, first_seed + count):
+        plan = Plan.draw(seed)
+        one = plan.candidates[0]
+        h1, h2 = (generated_history(tmp, template, cast, plan, h) for h in plan.candidates)
+        where = f"seed {seed}: {plan}"
+        # the broker operator: the same trace, topic by topic, tick by tick, sizes and headers
+        assert h1.trace == h2.trace, where
+        assert all(len({size for _, _, size in tick}) <= 2 for tick in h1.trace), where  # digests: one size a way
+        for m in h1.wire:
+            assert all(n.encode() not in m for n in plan.numbers), where
+        # every insider at a non-holder: what its keys opened, over the whole history, is the same
+        for name in AGENCIES:
+            if name in plan.candidates:
+                continue
+            assert normalised(h1.got[name], *h1.asked[name]) == normalised(h2.got[name], *h2.asked[name]), (
+                f"{where}: {name}"
+            )
+        # the comparison can fail: a query about X while flagged consults the holder, and only the holder — each
+        # candidate is consulted more often in the history where it holds (about Y it may be consulted in both)
+        consulted = not plan.release and any(p == 0 for _, _, p in plan.queries)
+
+        def consultations(h: Generated, name: str) -> int:
+            return sum(isinstance(i.message, Consultation) for i in h.got[name])
+
+        for name in plan.candidates:
+            holding, not_holding = (h1, h2) if name == one else (h2, h1)
+            more = consultations(holding, name) - consultations(not_holding, name)
+            assert more == (len([q for q in plan.queries if q[2] == 0]) if consulted else 0), where
+        tally["histories"] += 1
+        tally["consulted"] += consulted
+        tally["released"] += plan.release
+        tally["fixed_holders"] += bool(plan.fixed)
+        tally["messages"] += len(h1.wire)
+        if tally["histories"] % 100 == 0:
+            report(tally, started)
+    report(tally, started, done=True)
+    return tally
+
+
+def test_generated_histories_tell_no_insider_and_no_broker_operator_who_holds_x(tmp_path: Path) -> None:
+    """Threat: an insider at any non-holding agency (its every key, its whole inbox over the history) and the
+    broker operator (every topic's trace), over generated histories: random persons, who knows whom, other
+    persons' holders, X's flags and a release, queries between non-holders (seeded, reproducible by seed). For
+    each, two runs differing only in which of two agencies holds X: every non-holder opens the same contents,
+    and the broker sees the same per-tick trace; the holder alone is consulted (the comparison can fail).
+    ``FLAGLEDGER_INSIDER_HISTORIES`` sets the count (default 12, for CI)."""
+    tally = check_generated(tmp_path, HISTORIES)
+    assert tally["histories"] == HISTORIES
+    assert tally["consulted"] > 0 and tally["messages"] > 0
+
+
+@pytest.mark.long
+def test_ten_thousand_generated_histories(tmp_path: Path) -> None:
+    """The issue's 10,000-history run of the test above (threats: insider at a non-holder, broker operator).
+    ``FLAGLEDGER_INSIDER_LONG_HISTORIES`` sets the count, ``FLAGLEDGER_INSIDER_FIRST_SEED`` the first seed (apart
+    from the CI run's; two processes with seeds 10,000 apart split a run), ``FLAGLEDGER_INSIDER_REPORT`` a file
+    for the progress and the tally:
+
+        FLAGLEDGER_INSIDER_REPORT=/tmp/insider.txt .venv/bin/python -m pytest -q -m long \\
+            tests/adversarial/test_insider.py::test_ten_thousand_generated_histories
+    """
+    tally = check_generated(tmp_path, LONG_HISTORIES, first_seed=LONG_FIRST_SEED)
+    assert tally["histories"] == LONG_HISTORIES
+    assert tally["consulted"] > LONG_HISTORIES // 10 and tally["released"] > 0 and tally["fixed_holders"] > 0

@@ -24,10 +24,12 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from consumers import linkage_decisions
 from consumers.linkage_receipt import note, receive, recover
 from ledger.app import FlagLedger
 from ledger.errors import Code, FlagLedgerError, NotFoundError
 from ledger.linkage.agency import Inbound, open_from_hub
+from ledger.linkage.consultation import AdviceRelay, Escalation
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import AnswerMessage, Consultation, RoutedQuery
@@ -86,7 +88,9 @@ def _apply(app: FlagLedger, agency: str, conn: Connection, inbound: Inbound, now
         )
         if done.rowcount != 1:
             raise NotFoundError("an answer to no query of this agency")
-    else:  # open_from_hub returns only the three kinds above
+    elif isinstance(m, (AdviceRelay, Escalation)):  # about a request routed here: the staff's case
+        linkage_decisions.note(conn, m, now.isoformat())
+    else:  # the flag map's kinds are the checks' (MapChecks) or parked
         raise NotFoundError(f"no handler for {type(m).kind}")
 
 

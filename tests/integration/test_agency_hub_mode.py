@@ -190,14 +190,19 @@ def test_a_replayed_or_junk_message_is_dropped_or_parked_durably(world: HubNodes
 
 
 def test_the_staff_made_answer_waits_for_the_consultation_and_the_hub_files_records_and_flags(world: HubNodes) -> None:
-    """Perpetrator asking at C, then waiting: A's reviewer and approver decide the held request (four eyes);
-    C hears nothing but "in progress" — before A's batch, and after it too, since the hub refuses a plain
-    answer to a request it marked for staff. The hub filed B's set and release (after B's own chain) and A's
+    """Perpetrator asking at C, then waiting; an administrator holding one person's staff key. Nothing is
+    decided before B's staff advise (``staff_decision_required``); B's counter may not advise; a decision signed
+    twice by one reviewer's key is refused by the hub (four eyes are two people); A's reviewer and approver
+    decide with their own staff keys and C hears "in progress" until A's batch releases the decision, then the
+    decided answer — never an automatic one. The hub filed B's set and release (after B's own chain) and A's
     provision record of the request, once each."""
     from datetime import timedelta
 
+    from consumers import linkage_decisions as decisions
     from ledger.app.answers import run_batches
-    from ledger.hub.tables import hub_flag_changes, hub_parked, hub_records
+    from ledger.errors import FlagLedgerError
+    from ledger.hub.tables import hub_decisions, hub_flag_changes, hub_parked, hub_records
+    from ledger.linkage.consultation import StaffAnswer, decision_statement
 
     x = individual_number()
     set_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
@@ -205,23 +210,55 @@ def test_the_staff_made_answer_waits_for_the_consultation_and_the_hub_files_reco
     world.settle()
     asked = world.bridges[C].ask(Actor(C, "counter"), A, x, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
     world.settle()
-    app = world.nodes[A].app
-    with world.nodes[A].engine.connect() as conn:
-        (local,) = conn.execute(select(linkage_routed.c.local_request_id)).scalars()
-    app.propose_decision(Actor(A, "rev"), UUID(local), "refuse", "unknown")
-    version = app.provision_request(UUID(local)).proposal_version
-    assert version is not None
-    app.approve_decision(Actor(A, "apr"), UUID(local), version)
+    a, b = world.nodes[A], world.nodes[B]
+    with a.engine.connect() as conn:
+        (routed,) = conn.execute(select(linkage_routed)).all()
+    local = UUID(routed.local_request_id)
+    with pytest.raises(FlagLedgerError) as early:  # the holders are still being asked: nothing to sign
+        decisions.propose(a.app, a.engine, Actor(A, "rev"), local, "provide", "unknown")
+    assert early.value.code == "staff_decision_required"
+    assert a.app.provision_request(local).proposal is None
+
+    (consultation,) = world.bridges[B].consultations()
+    with pytest.raises(FlagLedgerError) as counter:
+        decisions.advise(b.app, b.engine, Actor(B, "counter"), consultation["request_id"], "do_not_disclose")
+    assert counter.value.code == "role_not_permitted"
+    decisions.advise(b.app, b.engine, Actor(B, "rev"), consultation["request_id"], "do_not_disclose")
     world.settle()
-    assert world.bridges[C].query(asked)["status"] == "in_progress"  # decided, not yet released
-    run_batches(app, app.clock() + timedelta(days=2))
+    (case,) = decisions.cases(a.engine)
+    assert (case["advice"], case["basis"], case["request_id"]) == ("do_not_disclose", "advised", str(local))
+    assert not names(json.dumps(case), B)  # combined advice: the provider learns no holder
+
+    # one person's key on both halves (an administrator, or a reviewer alone): the hub refuses it
+    lone = a.app.signer_for(Actor(A, "rev"))
+    statement = decision_statement(A, routed.hub_request_id, "answered", "", "do_not_disclose", "advised")
+    half = lone.sign(statement)
+    forged = StaffAnswer(
+        routed.hub_request_id, "answered", "", "do_not_disclose", "advised", *half.values(), *half.values()
+    )
+    world.bridges[A].end.answer_decided(forged)
     world.settle()
-    # the hub takes a final answer to a "staff" request only as a staff_answer signed by two of A's staff
-    # (the consultation, docs/linkage.md); the node's plain decision is parked there and C never hears it
-    # — wiring the node's four-eyes decision into a staff_answer is left
     assert world.bridges[C].query(asked)["status"] == "in_progress"
     with world.hub.store.engine.connect() as conn:
-        assert [r.code for r in conn.execute(select(hub_parked))] == ["staff_decision_required"]
+        assert [r.code for r in conn.execute(select(hub_parked))] == ["four_eyes"]
+
+    decisions.propose(a.app, a.engine, Actor(A, "rev"), local, "refuse", "unknown")
+    version = a.app.provision_request(local).proposal_version
+    assert version is not None
+    decisions.approve(a.app, a.engine, Actor(A, "apr"), local, version)
+    world.settle()
+    assert world.bridges[C].query(asked)["status"] == "in_progress"  # decided, not yet released
+    run_batches(a.app, a.app.clock() + timedelta(days=2))
+    world.settle()
+    # the decision reached C only as a staff_answer the hub checked against A's roster: two of A's people
+    assert world.bridges[C].query(asked)["status"] == "not_provided"
+    with world.hub.store.engine.connect() as conn:
+        (decided,) = conn.execute(select(hub_decisions)).all()
+        assert [r.code for r in conn.execute(select(hub_parked))] == ["four_eyes"]  # nothing refused since
+    assert (decided.status, decided.advice, decided.basis) == ("not_provided", "do_not_disclose", "advised")
+    rev, apr = (a.app.roster(A).current_key(w) for w in ("rev", "apr"))  # type: ignore[union-attr]
+    assert rev is not None and apr is not None
+    assert (decided.first_key, decided.second_key) == (rev.key_id, apr.key_id)
 
     rid = world.nodes[B].app.request_flags(
         Actor(B, "req"), x, ["NON_DISCLOSURE"], kind="release", explanation="told in person"
@@ -300,7 +337,7 @@ def test_the_node_loop_in_hub_mode_talks_to_the_hub_only(world: HubNodes) -> Non
         poll_timeout_ms=10,
         transport=MemoryTransport(world.broker, B),
     )
-    assert status["linkage"]["mode"] == "hub" and status["linkage"]["sent"] == 1
+    assert status["linkage"]["mode"] == "hub" and status["linkage"]["sent"] == 2  # its staff roster, the change
     assert status["linkage"]["registrations"] == 1 and status["linkage"]["queued"] == 0
     assert json.loads((world.nodes[B].config.data_dir / "node-status.json").read_text()) == status
     world.hub.step(timeout_ms=20)
@@ -467,5 +504,5 @@ def test_filing_needs_the_number_and_an_act_without_one_is_parked(world: HubNode
         world.bridges[B].file_person(stranger)
     set_flag(world.nodes[B], B, stranger, "NON_DISCLOSURE")
     pushed = world.bridges[B].push()
-    assert pushed.parked == 1 and pushed.acts == [] and _count(world, B, linkage_parked) == 1
-    assert not world.broker.topics.get(Topics().inbox("hub"))  # nothing sent to the hub at all
+    assert pushed.parked == 1 and pushed.acts == ["staff_roster"] and _count(world, B, linkage_parked) == 1
+    assert len(world.broker.topics[Topics().inbox("hub")]) == 1  # B's staff roster: nothing of the flag

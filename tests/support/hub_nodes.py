@@ -14,6 +14,7 @@ from pathlib import Path
 from consumers.linkage_bridge import LinkageBridge
 from ledger.app import Actor
 from ledger.hub.log import HubStore
+from ledger.hub.rosters import HubRosters
 from ledger.hub.service import HubService
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
@@ -118,7 +119,8 @@ def hub_nodes(
         directory.add(record, sealing)
     any_node = next(iter(nodes.values()))
     hub_transport = open_transport("hub") if open_transport else MemoryTransport(broker, "hub")
-    hub = HubService(store, hub_transport, keys, directory, any_node.app.clock)
+    # the providers' rosters as their nodes send them: the hub checks their staff answers against them
+    hub = HubService(store, hub_transport, keys, directory, any_node.app.clock, rosters=HubRosters(store.engine))
     world = HubNodes(keys, broker, hub, nodes, open_transport=open_transport)
     for code in codes:
         world.bridge(code)

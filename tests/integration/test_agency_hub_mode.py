@@ -352,7 +352,11 @@ def test_the_command_line_asks_another_agency_through_the_hub(
     """Perpetrator at C's counter; peer agency's counter staff: `provision request` to an agency not hosted goes
     through the hub (queued, then the provider's answer, "in progress" for X protected at B); the holder's
     consultation is shown to its staff who decide held requests, not to its counter; a query of another agency
-    is not found."""
+    is not found. The holder's reviewer advises on the command line (its counter may not), and the provider's
+    reviewer and approver decide there: C hears the decided answer once A's batch releases it."""
+    from datetime import timedelta
+
+    from ledger.app.answers import run_batches
     from tests.support.staff import run_in_process
 
     def cli(code: str, *argv: str) -> tuple[int, dict[str, object]]:
@@ -375,6 +379,28 @@ def test_the_command_line_asks_another_agency_through_the_hub(
     assert not names(json.dumps(shown), C)
     assert cli(B, "provision", "consultations", "--as", f"{B}/counter")[0] != 0
     assert cli(A, "provision", "asked", str(asked["request_id"]), "--as", f"{A}/counter")[0] != 0
+
+    # B's reviewer advises (its counter may not; a second, different advice is refused); A's staff decide on it
+    consulted = str(shown["consultations"][0]["request_id"])  # type: ignore[index]
+    assert cli(B, "provision", "advise", consulted, "--advice", "may_disclose", "--as", f"{B}/counter")[0] != 0
+    rc, advised = cli(B, "provision", "advise", consulted, "--advice", "may_disclose", "--as", f"{B}/rev")
+    assert rc == 0 and advised["advice"] == "may_disclose"
+    assert cli(B, "provision", "advise", consulted, "--advice", "do_not_disclose", "--as", f"{B}/rev")[0] != 0
+    world.settle()
+    rc, queue = cli(A, "provision", "consultations", "--as", f"{A}/rev")
+    (case,) = queue["cases"]  # type: ignore[misc]
+    assert (case["advice"], case["basis"]) == ("may_disclose", "advised") and not names(json.dumps(case), B)
+    held = UUID(case["request_id"])
+    rc, _ = cli(A, "provision", "propose", str(held), "--decision", "provide", "--applicant-check", "unknown",
+                "--as", f"{A}/rev")  # fmt: skip
+    assert rc == 0
+    version = world.nodes[A].app.provision_request(held).proposal_version
+    rc, _ = cli(A, "provision", "approve", str(held), "--proposal", str(version), "--as", f"{A}/apr")
+    assert rc == 0
+    run_batches(world.nodes[A].app, world.nodes[A].app.clock() + timedelta(days=2))
+    world.settle()
+    rc, state = cli(C, "provision", "asked", str(asked["request_id"]), "--as", f"{C}/counter")
+    assert rc == 0 and state["status"] == "answered"  # the staff answer, signed by A's rev and apr
 
 
 def test_a_number_change_at_the_holder_protects_under_the_new_number(world: HubNodes) -> None:

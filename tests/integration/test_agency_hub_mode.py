@@ -532,3 +532,52 @@ def test_filing_needs_the_number_and_an_act_without_one_is_parked(world: HubNode
     pushed = world.bridges[B].push()
     assert pushed.parked == 1 and pushed.acts == ["staff_roster"] and _count(world, B, linkage_parked) == 1
     assert len(world.broker.topics[Topics().inbox("hub")]) == 1  # B's staff roster: nothing of the flag
+
+
+def test_the_agency_exchanges_directory_entries_on_the_command_line(
+    world: HubNodes, make_node: NodeFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Administrator's mistake, or a tampered file handed over: an agency node prints its own entry (public
+    keys only, what the hub imports) and takes the hub's into ``linkage.hub``; an entry whose key id is not its
+    key's, or another party's, is refused and config.json is left as it was; the mode is not switched by it."""
+    from ledger.runtime.bootstrap import AgencySpec, open_node
+    from ledger.runtime.config import NodeConfig
+    from ledger.runtime.linkage import published_entry
+    from tests.support.hub_nodes import hub_entry
+    from tests.support.staff import run_in_process
+
+    def cli(data_dir: Path, *argv: str) -> tuple[int, str]:
+        rc, out, err = run_in_process(["--data-dir", str(data_dir), *argv], capsys)
+        return rc, out if rc == 0 else err
+
+    a = world.nodes[A]
+    rc, printed = cli(a.config.data_dir, "linkage", "directory", "export")
+    assert rc == 0 and json.loads(printed) == published_entry(a)
+    assert a.keys.store.get("linkage-sealing.key") not in printed  # the public half only
+
+    fresh = make_node((AgencySpec(A, "A市", "municipality"),), name="fresh", staff=False)
+    data_dir = fresh.config.data_dir
+    fresh.close()
+    entry = hub_entry(world.hub_keys, "2026-01-01T00:00:00+00:00")
+    tampered = tuple(data_dir.parent / f"{n}.json" for n in ("hub", "bad", "peer"))
+    tampered[0].write_text(json.dumps(entry))
+    other_id = entry["key_id"][:-1] + ("1" if entry["key_id"].endswith("0") else "0")
+    tampered[1].write_text(json.dumps({**entry, "key_id": other_id}))
+    tampered[2].write_text(json.dumps(published_entry(world.nodes[B])))
+    before = (data_dir / "config.json").read_text()
+    for bad in tampered[1:]:
+        rc, why = cli(data_dir, "linkage", "directory", "import", str(bad))
+        assert rc != 0 and ("key" in why or "hub's entry alone" in why)
+        assert (data_dir / "config.json").read_text() == before
+    rc, printed = cli(data_dir, "linkage", "directory", "import", str(tampered[0]))
+    assert rc == 0 and json.loads(printed) == {"imported": ["hub"], "mode": "shared"}
+    config = NodeConfig.load(data_dir)
+    assert config.linkage["hub"] == entry and config.linkage.get("mode", "shared") == "shared"
+    config.linkage["mode"] = "hub"  # the switch stays the administrator's step
+    config.save()
+    opened = open_node(data_dir)  # hub mode opens with the hub's keys as imported
+    try:
+        rc, printed = cli(data_dir, "linkage", "directory", "export")
+        assert rc == 0 and json.loads(printed) == published_entry(opened)
+    finally:
+        opened.close()

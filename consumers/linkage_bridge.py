@@ -41,13 +41,15 @@ from sqlalchemy import Engine, insert, select, update
 from consumers import linkage_decisions as decisions
 from consumers import linkage_staff as staff
 from consumers.linkage_inbound import Pulled, park, pull
-from consumers.linkage_receipt import NOBODY, NOBODY_SENT
+from consumers.linkage_map import MapGate, map_checks
+from consumers.linkage_receipt import HUB_STAFF, NOBODY, NOBODY_SENT
 from consumers.linkage_staff import FILED, SENT
 from ledger.app import Actor, FlagLedger
 from ledger.domain.roster import StaffRoster
 from ledger.errors import Code, FlagLedgerError, InputError
 from ledger.linkage.agency import AgencyEnd
 from ledger.linkage.buckets import ANSWER_SIZE
+from ledger.linkage.checks import MapChecks
 from ledger.linkage.consultation import DECIDED
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
@@ -85,7 +87,11 @@ class Pushed:
 class LinkageBridge:
     """One agency node's end of the linkage, over its database and a :class:`Transport` to the hub."""
 
-    def __init__(self, node: Node, transport: Transport, directory: Directory | None = None) -> None:
+    def __init__(
+        self, node: Node, transport: Transport, directory: Directory | None = None, checks: MapChecks | None = None
+    ) -> None:
+        """``checks``: the flag map's checks; by default those the hub's entry calls for
+        (``consumers.linkage_map.map_checks``: none when it publishes no VRF key)."""
         if not hub_mode(node.config):
             raise InputError("the linkage bridge runs on a node in linkage hub mode only", code=Code.CONFIGURATION)
         self.app: FlagLedger = node.app
@@ -94,7 +100,9 @@ class LinkageBridge:
         self.keys: PartyKeys = party_keys(node)
         self.directory = directory if directory is not None else linkage_directory(node.config)
         self.transport = transport
-        self.end = AgencyEnd(self.keys, transport, self.directory, node.app.clock)
+        self.checks = checks if checks is not None else map_checks(node, self.agency)
+        self.end = AgencyEnd(self.keys, transport, self.directory, node.app.clock, self.checks)
+        self.gate = MapGate(node, self.engine, self.checks)
 
     # -- staff (consumers.linkage_staff: the same without a transport, for the command line) -----------
     def file_person(self, number: str) -> str:
@@ -131,7 +139,14 @@ class LinkageBridge:
 
     def pull(self, timeout_ms: int = 50) -> Pulled:
         return pull(
-            self.app, self.engine, self.transport, self.keys, self.directory, self.app.clock, timeout_ms=timeout_ms
+            self.app,
+            self.engine,
+            self.transport,
+            self.keys,
+            self.directory,
+            self.app.clock,
+            timeout_ms=timeout_ms,
+            gate=self.gate,
         )
 
     def push(self) -> Pushed:
@@ -158,6 +173,8 @@ class LinkageBridge:
                 out.parked += 1
                 continue
             registered.update(subjects)
+            if self.checks is not None and isinstance(message, FlagChangeMessage):
+                self.checks.flag_sent(message)  # from the next head on, the hub's map must show it
             self.end.send(message)
             out.acts.append(message.kind)
         self._set_position(end)
@@ -275,7 +292,7 @@ class LinkageBridge:
                 status = done = self.app.querier_answer(UUID(row.local_request_id)).status
             if status == row.answered:
                 continue
-            if row.staff_answer and status in DECIDED:  # the hub takes it only signed by two of the staff
+            if row.staff_answer == HUB_STAFF and status in DECIDED:  # the hub takes it only signed by two of the staff
                 try:
                     signed = decisions.staff_answer(
                         self.engine, self.agency, row.hub_request_id, row.local_request_id, status

@@ -25,6 +25,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, delete, insert, select
 
+from consumers.linkage_receipt import HUB_STAFF
 from ledger.app import Actor, FlagLedger
 from ledger.domain.types import Action
 from ledger.errors import Code, NotFoundError, StateConflict
@@ -87,7 +88,7 @@ def _routed(engine: Engine, request_id: UUID) -> Any:
     with engine.connect() as conn:
         return conn.execute(
             select(linkage_routed).where(
-                linkage_routed.c.local_request_id == str(request_id), linkage_routed.c.staff_answer == 1
+                linkage_routed.c.local_request_id == str(request_id), linkage_routed.c.staff_answer == HUB_STAFF
             )
         ).first()
 
@@ -197,7 +198,9 @@ def cases(engine: Engine) -> list[dict[str, Any]]:
     relayed, escalations) and the basis the staff may decide on (None: still waiting for the holders)."""
     with engine.connect() as conn:
         routed = conn.execute(
-            select(linkage_routed).where(linkage_routed.c.staff_answer == 1).order_by(linkage_routed.c.hub_request_id)
+            select(linkage_routed)
+            .where(linkage_routed.c.staff_answer == HUB_STAFF)
+            .order_by(linkage_routed.c.hub_request_id)
         ).all()
         out = []
         for r in routed:

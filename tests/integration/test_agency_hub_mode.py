@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -37,6 +38,18 @@ from tests.support.postgres import temp_database
 @pytest.fixture
 def world(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[HubNodes]:
     """Each node and the hub on its own database: SQLite files, or throw-away PostgreSQL databases."""
+    yield from _world(make_node, backend, tmp_path)
+
+
+@pytest.fixture
+def ignoring_world(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[HubNodes]:
+    """The same, the hub running its flag map but routing every query "auto" past the flags it shows."""
+    from tests.support.map_hub import IgnoringHeads
+
+    yield from _world(make_node, backend, tmp_path, IgnoringHeads)
+
+
+def _world(make_node: NodeFactory, backend: str | None, tmp_path: Path, heads: Any = None) -> Iterator[HubNodes]:
     with ExitStack() as stack:
         if backend is None:
             urls: dict[str, str | None] = {}
@@ -45,7 +58,7 @@ def world(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterat
             urls = {c: stack.enter_context(temp_database()) for c in (A, B, C)}
             hub_url = stack.enter_context(temp_database())
         store: HubStore = open_hub_store(hub_url, "hub-1")
-        w = hub_nodes(make_node, store, (A, B, C), urls)
+        w = hub_nodes(make_node, store, (A, B, C), urls, heads=heads)
         yield w
         w.close()
         store.close()
@@ -581,3 +594,37 @@ def test_the_agency_exchanges_directory_entries_on_the_command_line(
         assert rc == 0 and json.loads(printed) == published_entry(opened)
     finally:
         opened.close()
+
+
+def test_the_flag_map_is_checked_before_any_automatic_answer(ignoring_world: HubNodes) -> None:
+    """Perpetrator at C, helped by a hub that routes "answer automatically" past the flag its own map shows: A's
+    node checks the hub's signed decision and proof before answering — Z, unflagged, is answered automatically
+    (the checks pass: the control), X is held for staff and never answered automatically, and the hub's signed
+    lie is recorded at A as a security incident (``flag_ignored``) with its evidence."""
+    from consumers.linkage_receipt import HELD_HERE
+    from ledger.app.incidents import incidents_of
+
+    world = ignoring_world
+    x, z = individual_number(), individual_number()
+    set_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
+    world.bridges[A].file_person(x)
+    world.bridges[A].file_person(z)
+    world.settle()
+    checks = world.bridges[A].checks
+    assert checks is not None and len(checks.keys) == 2  # a map key for each person A filed, from the hub
+    asked = world.bridges[C].ask(Actor(C, "counter"), A, x, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+    control = world.bridges[C].ask(Actor(C, "counter"), A, z, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+    world.settle()
+
+    assert world.bridges[C].query(control)["status"] == "answered"
+    assert world.bridges[C].query(asked)["status"] == "in_progress"
+    a = world.nodes[A]
+    with a.engine.connect() as conn:
+        routed = {r.subject: r for r in conn.execute(select(linkage_routed))}
+    held = routed[a.app.subject(x)]
+    assert a.app.provision_request(UUID(held.local_request_id)).status == "held"
+    assert held.staff_answer == HELD_HERE  # held by A's own check: the hub said "auto"
+    (incident,) = incidents_of(a.app, A)
+    assert (incident.kind, incident.code) == ("hub_misbehaviour", "flag_ignored")
+    assert [i.code for i in checks.incidents] == ["flag_ignored"]
+    assert incident.message == checks.incidents[0].digest  # the evidence's digest, kept with its bytes

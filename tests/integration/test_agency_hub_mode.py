@@ -506,7 +506,9 @@ def test_a_hub_mode_node_refuses_the_shared_topic(world: HubNodes) -> None:
 def test_the_http_api_asks_another_agency_through_the_hub(world: HubNodes) -> None:
     """Perpetrator at C's counter on the API: a query to A (not hosted at C) goes through the hub; C's staff
     see "in progress" — byte for byte what a held request says — until A's answer, and never why; another
-    agency's id is not found."""
+    agency's id is not found. A's reviewer and approver decide on the API too: C hears the decided answer."""
+    from datetime import timedelta
+
     from tests.support.api import auth, client
 
     x, z = individual_number(), individual_number()
@@ -529,6 +531,28 @@ def test_the_http_api_asks_another_agency_through_the_hub(world: HubNodes) -> No
         f"/api/v1/provision-requests/{held.json()['request_id']}", headers=auth(world.nodes[A], A, "counter")
     )
     assert other.status_code == 404
+
+    # A's staff decide on the API once B advised: the same signed staff answer reaches C
+    from consumers import linkage_decisions as decisions
+    from ledger.app.answers import run_batches
+
+    (consultation,) = world.bridges[B].consultations()
+    b = world.nodes[B]
+    decisions.advise(b.app, b.engine, Actor(B, "rev"), consultation["request_id"], "may_disclose")
+    world.settle()
+    (case,) = decisions.cases(world.nodes[A].engine)
+    at_a = client(world.nodes[A])
+    path = f"/api/v1/provision-requests/{case['request_id']}"
+    body = {"decision": "provide", "applicant_check": "unknown", "note": ""}
+    proposed = at_a.post(f"{path}/propose", json=body, headers=auth(world.nodes[A], A, "rev"))
+    assert proposed.status_code == 200, proposed.text
+    version = world.nodes[A].app.provision_request(UUID(case["request_id"])).proposal_version
+    approved = at_a.post(f"{path}/approve", json={"proposal_version": version}, headers=auth(world.nodes[A], A, "apr"))
+    assert approved.status_code == 200, approved.text
+    run_batches(world.nodes[A].app, world.nodes[A].app.clock() + timedelta(days=2))
+    world.settle()
+    after = http.get(f"/api/v1/provision-requests/{held.json()['request_id']}", headers=h)
+    assert after.json()["status"] == "answered"
 
 
 def test_filing_needs_the_number_and_an_act_without_one_is_parked(world: HubNodes) -> None:

@@ -49,6 +49,17 @@ def ignoring_world(make_node: NodeFactory, backend: str | None, tmp_path: Path) 
     yield from _world(make_node, backend, tmp_path, IgnoringHeads)
 
 
+@pytest.fixture
+def dropping_world(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[HubNodes]:
+    """The hub running its flag map but dropping B's flags from what providers are shown."""
+    from tests.support.map_hub import DroppingHeads
+
+    class DropsB(DroppingHeads):
+        victim = B
+
+    yield from _world(make_node, backend, tmp_path, DropsB)
+
+
 def _world(make_node: NodeFactory, backend: str | None, tmp_path: Path, heads: Any = None) -> Iterator[HubNodes]:
     with ExitStack() as stack:
         if backend is None:
@@ -652,3 +663,29 @@ def test_the_flag_map_is_checked_before_any_automatic_answer(ignoring_world: Hub
     assert (incident.kind, incident.code) == ("hub_misbehaviour", "flag_ignored")
     assert [i.code for i in checks.incidents] == ["flag_ignored"]
     assert incident.message == checks.incidents[0].digest  # the evidence's digest, kept with its bytes
+    holder = world.bridges[B].checks  # B, the holder, saw its own flag in the map under the hub's heads
+    assert holder is not None and holder.checked > 0 and holder.incidents == [] and not holder.unfiled
+
+
+def test_a_holder_node_finds_its_flag_dropped_from_the_map(dropping_world: HubNodes) -> None:
+    """Perpetrator helped by a hub that drops the holder's flag from what providers are shown: B's node checks
+    its own flag under each head the hub announces and records the hub's signed omission as a security incident
+    (``flag_dropped``) with its evidence — the hub's lie is caught where the flag is held."""
+    from ledger.app.incidents import incidents_of
+
+    world = dropping_world
+    x = individual_number()
+    world.bridges[B].file_person(x)
+    world.settle()
+    set_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
+    world.settle()
+    world.bridges[A].file_person(x)  # any later change makes the hub sign and announce a new head
+    world.settle()
+    checks = world.bridges[B].checks
+    assert checks is not None and [i.code for i in checks.incidents] == ["flag_dropped"]
+    (incident,) = incidents_of(world.nodes[B].app, B)
+    assert (incident.kind, incident.code, incident.message) == (
+        "hub_misbehaviour",
+        "flag_dropped",
+        checks.incidents[0].digest,
+    )

@@ -363,6 +363,7 @@ def test_the_node_loop_in_hub_mode_talks_to_the_hub_only(world: HubNodes) -> Non
     )
     assert status["linkage"]["mode"] == "hub" and status["linkage"]["sent"] == 2  # its staff roster, the change
     assert status["linkage"]["registrations"] == 1 and status["linkage"]["queued"] == 0
+    assert status["linkage"]["map_checks"] is False and status["linkage"]["hub_incidents"] == 0  # no VRF key
     assert json.loads((world.nodes[B].config.data_dir / "node-status.json").read_text()) == status
     world.hub.step(timeout_ms=20)
     with world.hub.store.engine.connect() as conn:

@@ -5,6 +5,8 @@
   The flag map is on (``heads``: map heads signed and announced, routing decisions proved; VRF key and head
   interval from ``ledger.runtime.hub_map``), and staff decisions are checked against the rosters the agencies
   sent (``ledger.hub.rosters``).
+* **witness**: ``WitnessService`` steps and gossips (``ledger.node.witness_loop``); the hub forwards agencies'
+  tree heads to the witnesses config.json's ``linkage.witnesses`` names.
 * **portal**: ``PortalService`` steps (send the sealed registrations of new cards, keep the hub's pages).
 
 The role's own inbox topic is made if missing (as the relay makes the shared topic). The directory file is read
@@ -33,9 +35,10 @@ from ledger.hub.service import HubService
 from ledger.linkage.names import HUB
 from ledger.linkage.person_keys import PersonKeyProver
 from ledger.node.observe import configure_logging
+from ledger.node.witness_loop import witness_loop
 from ledger.portal.service import PortalService
 from ledger.runtime.hub_map import MapSettings
-from ledger.runtime.roles import RoleNode
+from ledger.runtime.roles import WITNESS, RoleNode
 
 __all__ = ["run_role"]
 
@@ -70,6 +73,8 @@ def run_role(
     try:
         if node.role == HUB:
             _hub_loop(node, transport, stop, counts, health_every)
+        elif node.role == WITNESS:
+            witness_loop(node, transport, stop, counts)
         else:
             _portal_loop(node, transport, stop, counts, health_every)
     finally:
@@ -97,7 +102,13 @@ def _hub_loop(
     store = node.hub_store()
     stamp = node.directory_stamp()
     hub = HubService(
-        store, transport, node.keys, node.directory(), rosters=HubRosters(store.engine), heads=_heads(node)
+        store,
+        transport,
+        node.keys,
+        node.directory(),
+        rosters=HubRosters(store.engine),
+        heads=_heads(node),
+        witnesses=tuple(node.config.linkage.get("witnesses", ())),  # their codes: each agency's heads forwarded
     )
     feed = PortalFeed(store, node.keys, hub.directory)
     health = _Health(node.role, every, counts)

@@ -13,7 +13,10 @@ agency's own code.
 * its **provision records** (a request's first outcome, auto-provided or held), the id the request's;
 * the **answers** to queries the hub routed here, once the querier may see them (held: ``in_progress`` at once,
   the staff-made answer when the provider's batch releases it);
-* **queries** this agency's staff asked another agency (:meth:`LinkageBridge.ask`), queued until sent.
+* **queries** this agency's staff asked another agency (:meth:`LinkageBridge.ask`), queued until sent;
+* the decision on a query the hub marked ``staff`` as a **staff answer** signed by the two staff members who
+  made it, the **advice** its staff gave as holder, and its **staff roster** events when the roster changed (the
+  hub checks staff answers against them): ``consumers.linkage_decisions``.
 
 The position in the log and what was sent are recorded after the broker stored the messages; a crash between
 sends again (the hub files flag changes and records once by id and drops a replayed registration).
@@ -35,25 +38,37 @@ from uuid import UUID
 
 from sqlalchemy import Engine, insert, select, update
 
+from consumers import linkage_decisions as decisions
 from consumers import linkage_staff as staff
 from consumers.linkage_inbound import Pulled, park, pull
-from consumers.linkage_receipt import NOBODY, NOBODY_SENT
+from consumers.linkage_map import MapGate, map_checks
+from consumers.linkage_receipt import HUB_STAFF, NOBODY, NOBODY_SENT
 from consumers.linkage_staff import FILED, SENT
 from ledger.app import Actor, FlagLedger
-from ledger.errors import Code, InputError
+from ledger.domain.roster import StaffRoster
+from ledger.errors import Code, FlagLedgerError, InputError
 from ledger.linkage.agency import AgencyEnd
 from ledger.linkage.buckets import ANSWER_SIZE
+from ledger.linkage.checks import MapChecks
+from ledger.linkage.consultation import DECIDED
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import AnswerMessage, FlagChangeMessage, LinkMessage, Message, QueryMessage, RecordMessage
 from ledger.linkage.names import HUB
+from ledger.linkage.staff_rosters import roster_events
 from ledger.linkage.transport import Transport
 from ledger.runtime.linkage import Node, code_of, hosted_agency, hub_mode, linkage_directory, party_keys
-from ledger.runtime.tables import linkage_position, linkage_queries, linkage_registrations, linkage_routed
+from ledger.runtime.tables import (
+    linkage_advice,
+    linkage_position,
+    linkage_queries,
+    linkage_registrations,
+    linkage_routed,
+)
 
 __all__ = ["LinkageBridge", "Pushed"]
 
-LOG = "log"
+LOG, ROSTER = "log", "roster"  # linkage_position: the own log read up to; roster events sent
 # topics are part of the stored data and never move (docs/design.md, event catalogue)
 _SET, _RELEASED = "ledger.domain.flags:Protection.FlagsSet", "ledger.domain.flags:Protection.FlagsReleased"
 _AUTO, _HELD = "ledger.domain.provision:ProvisionRequest.AutoProvided", "ledger.domain.provision:ProvisionRequest.Held"
@@ -72,7 +87,11 @@ class Pushed:
 class LinkageBridge:
     """One agency node's end of the linkage, over its database and a :class:`Transport` to the hub."""
 
-    def __init__(self, node: Node, transport: Transport, directory: Directory | None = None) -> None:
+    def __init__(
+        self, node: Node, transport: Transport, directory: Directory | None = None, checks: MapChecks | None = None
+    ) -> None:
+        """``checks``: the flag map's checks; by default those the hub's entry calls for
+        (``consumers.linkage_map.map_checks``: none when it publishes no VRF key)."""
         if not hub_mode(node.config):
             raise InputError("the linkage bridge runs on a node in linkage hub mode only", code=Code.CONFIGURATION)
         self.app: FlagLedger = node.app
@@ -81,7 +100,9 @@ class LinkageBridge:
         self.keys: PartyKeys = party_keys(node)
         self.directory = directory if directory is not None else linkage_directory(node.config)
         self.transport = transport
-        self.end = AgencyEnd(self.keys, transport, self.directory, node.app.clock)
+        self.checks = checks if checks is not None else map_checks(node, self.agency)
+        self.end = AgencyEnd(self.keys, transport, self.directory, node.app.clock, self.checks)
+        self.gate = MapGate(node, self.engine, self.checks)
 
     # -- staff (consumers.linkage_staff: the same without a transport, for the command line) -----------
     def file_person(self, number: str) -> str:
@@ -118,11 +139,19 @@ class LinkageBridge:
 
     def pull(self, timeout_ms: int = 50) -> Pulled:
         return pull(
-            self.app, self.engine, self.transport, self.keys, self.directory, self.app.clock, timeout_ms=timeout_ms
+            self.app,
+            self.engine,
+            self.transport,
+            self.keys,
+            self.directory,
+            self.app.clock,
+            timeout_ms=timeout_ms,
+            gate=self.gate,
         )
 
     def push(self) -> Pushed:
         out = Pushed()
+        self._roster(out)
         registered: set[str] = set()
         with self.engine.connect() as conn:
             filed = list(
@@ -144,26 +173,50 @@ class LinkageBridge:
                 out.parked += 1
                 continue
             registered.update(subjects)
+            if self.checks is not None and isinstance(message, FlagChangeMessage):
+                self.checks.flag_sent(message)  # from the next head on, the hub's map must show it
             self.end.send(message)
             out.acts.append(message.kind)
         self._set_position(end)
         self._answers(out)
         self._queries(out)
+        self._advice(out)
         return out
 
     # -- out, in detail ------------------------------------------------------------------------------
-    def _position(self) -> int:
+    def _position(self, name: str = LOG) -> int:
         with self.engine.connect() as conn:
-            found = conn.execute(select(linkage_position.c.position).where(linkage_position.c.name == LOG)).scalar()
+            found = conn.execute(select(linkage_position.c.position).where(linkage_position.c.name == name)).scalar()
         return int(found or 0)
 
-    def _set_position(self, position: int) -> None:
+    def _set_position(self, position: int, name: str = LOG) -> None:
         with self.engine.begin() as conn:
             done = conn.execute(
-                update(linkage_position).where(linkage_position.c.name == LOG).values(position=position)
+                update(linkage_position).where(linkage_position.c.name == name).values(position=position)
             )
             if done.rowcount == 0:
-                conn.execute(insert(linkage_position).values(name=LOG, position=position))
+                conn.execute(insert(linkage_position).values(name=name, position=position))
+
+    def _roster(self, out: Pushed) -> None:
+        """The roster stream's events the hub has not been sent (after a certification or a revocation)."""
+        stream = StaffRoster.create_id(self.agency)
+        if self.app.signed_store.stored_head(stream) is None:
+            return  # no staff signing at this agency yet: nothing the hub could check a decision against
+        events = roster_events((type(e).__name__, vars(e)) for e in self.app.events.get(stream))
+        sent = self._position(ROSTER)
+        if len(events) > sent:
+            self.end.send_roster(events[sent:], sent)
+            self._set_position(len(events), ROSTER)
+            out.acts.append("staff_roster")
+
+    def _advice(self, out: Pushed) -> None:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(linkage_advice).where(linkage_advice.c.sent == 0)).all()
+        for row in rows:
+            self.end.advise(row.request_id, row.advice)
+            with self.engine.begin() as conn:
+                conn.execute(update(linkage_advice).where(linkage_advice.c.request_id == row.request_id).values(sent=1))
+            out.acts.append("advice")
 
     def _register(self, subject: str, out: Pushed) -> bool:
         """Send the person's registration unless sent; False if none was kept (their number never typed)."""
@@ -239,14 +292,28 @@ class LinkageBridge:
                 status = done = self.app.querier_answer(UUID(row.local_request_id)).status
             if status == row.answered:
                 continue
+            if row.staff_answer == HUB_STAFF and status in DECIDED:  # the hub takes it only signed by two of the staff
+                try:
+                    signed = decisions.staff_answer(
+                        self.engine, self.agency, row.hub_request_id, row.local_request_id, status
+                    )
+                except FlagLedgerError as exc:  # decided unsigned: sent plain, the hub refuses and escalates
+                    with self.engine.begin() as conn:
+                        park(conn, self.app.clock(), "out", exc.code, str(exc), None)
+                else:
+                    self.end.answer_decided(signed)
+                    self._answered(row.hub_request_id, done)
+                    out.acts.append(signed.kind)
+                    continue
             self.end.send(AnswerMessage(row.hub_request_id, status), ANSWER_SIZE)
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(linkage_routed)
-                    .where(linkage_routed.c.hub_request_id == row.hub_request_id)
-                    .values(answered=done)
-                )
+            self._answered(row.hub_request_id, done)
             out.acts.append(AnswerMessage.kind)
+
+    def _answered(self, hub_request_id: str, done: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(linkage_routed).where(linkage_routed.c.hub_request_id == hub_request_id).values(answered=done)
+            )
 
     def _queries(self, out: Pushed) -> None:
         with self.engine.connect() as conn:

@@ -24,13 +24,15 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from consumers import linkage_decisions
 from consumers.linkage_receipt import note, receive, recover
 from ledger.app import FlagLedger
 from ledger.errors import Code, FlagLedgerError, NotFoundError
 from ledger.linkage.agency import Inbound, open_from_hub
+from ledger.linkage.consultation import AdviceRelay, Escalation
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
-from ledger.linkage.messages import AnswerMessage, Consultation, RoutedQuery
+from ledger.linkage.messages import AnswerMessage, Consultation, Message, RoutedQuery
 from ledger.linkage.transport import Transport
 from ledger.runtime.linkage import subject_of
 from ledger.runtime.tables import (
@@ -61,10 +63,10 @@ def park(conn: Connection, now: datetime, direction: str, code: str, reason: str
     )
 
 
-def _apply(app: FlagLedger, agency: str, conn: Connection, inbound: Inbound, now: datetime) -> None:
+def _apply(app: FlagLedger, agency: str, conn: Connection, inbound: Inbound, now: datetime, hub_staff: bool) -> None:
     m = inbound.message
     if isinstance(m, RoutedQuery):
-        note(app, conn, m)  # received after this commit (consumers.linkage_receipt): once, crash or not
+        note(app, conn, m, hub_staff)  # received after this commit (consumers.linkage_receipt): once, crash or not
     elif isinstance(m, Consultation):
         conn.execute(
             insert(linkage_consultations).values(
@@ -86,7 +88,9 @@ def _apply(app: FlagLedger, agency: str, conn: Connection, inbound: Inbound, now
         )
         if done.rowcount != 1:
             raise NotFoundError("an answer to no query of this agency")
-    else:  # open_from_hub returns only the three kinds above
+    elif isinstance(m, (AdviceRelay, Escalation)):  # about a request routed here: the staff's case
+        linkage_decisions.note(conn, m, now.isoformat())
+    else:  # the flag map's kinds are the checks' (MapChecks) or parked
         raise NotFoundError(f"no handler for {type(m).kind}")
 
 
@@ -100,8 +104,10 @@ def pull(
     *,
     timeout_ms: int = 200,
     max_records: int = 100,
+    gate: Callable[[Message], Message | None] | None = None,
 ) -> Pulled:
-    """Apply the hub's next messages; commit the inbox after the database commit of each."""
+    """Apply the hub's next messages; commit the inbox after the database commit of each. ``gate``: the flag
+    map's checks (``consumers.linkage_map.MapGate``): the message to apply, or None for the map's own."""
     out = Pulled()
     recover(app, engine, keys.name)
     at = now()
@@ -121,9 +127,23 @@ def pull(
             if seen is not None:
                 out.replays += 1
                 continue
+        hub_staff = isinstance(inbound.message, RoutedQuery) and inbound.message.answer == "staff"
         try:
+            if gate is not None:
+                checked = gate(inbound.message)
+                if checked is None:  # the flag map's own message, checked (or set aside without the map)
+                    with engine.begin() as conn:
+                        kind = type(inbound.message).kind
+                        conn.execute(
+                            insert(linkage_applied).values(
+                                event_id=inbound.event_id, kind=kind, applied_at=at.isoformat()
+                            )
+                        )
+                    out.applied.append(kind)
+                    continue
+                inbound = Inbound(inbound.event_id, checked)
             with engine.begin() as conn:
-                _apply(app, keys.name, conn, inbound, at)
+                _apply(app, keys.name, conn, inbound, at, hub_staff)
                 conn.execute(
                     insert(linkage_applied).values(
                         event_id=inbound.event_id, kind=type(inbound.message).kind, applied_at=at.isoformat()

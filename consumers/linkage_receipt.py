@@ -22,7 +22,7 @@ from ledger.linkage.messages import RoutedQuery
 from ledger.runtime.linkage import subject_of
 from ledger.runtime.tables import linkage_parked, linkage_routed
 
-__all__ = ["NOBODY", "NOBODY_SENT", "RECEIVING", "note", "receive", "recover"]
+__all__ = ["HELD_HERE", "HUB_STAFF", "NOBODY", "NOBODY_SENT", "RECEIVING", "note", "receive", "recover"]
 
 RECEIVING = "receiving"
 NOBODY = "nobody"  # a person this agency never filed: answered "in progress" once, nothing to decide
@@ -33,8 +33,15 @@ _RECEIVED = "ledger.domain.provision:ProvisionRequest.Received"
 log = logging.getLogger("flagledger.linkage")
 
 
-def note(app: FlagLedger, conn: Connection, m: RoutedQuery) -> None:
-    """Note the routed query in the transaction that marks its message applied."""
+HUB_STAFF, HELD_HERE = 1, 2  # linkage_routed.staff_answer: the hub's mark (a signed answer owed), or the checks'
+
+
+def note(app: FlagLedger, conn: Connection, m: RoutedQuery, hub_staff: bool | None = None) -> None:
+    """Note the routed query in the transaction that marks its message applied. ``hub_staff``: whether the hub
+    marked it ``staff`` (its answer is then a signed staff answer), when ``m`` is the checks' (which hold it for
+    staff when the hub's decision does not check, without the hub awaiting a staff answer)."""
+    hub = m.answer == "staff" if hub_staff is None else hub_staff
+    staff = HUB_STAFF if hub else HELD_HERE if m.answer == "staff" else 0
     conn.execute(
         insert(linkage_routed).values(
             hub_request_id=m.request_id,
@@ -45,7 +52,7 @@ def note(app: FlagLedger, conn: Connection, m: RoutedQuery) -> None:
             procedure=m.procedure,
             legal_item=m.legal_item,
             info_kind=m.info_kind,
-            staff_answer=int(m.answer == "staff"),
+            staff_answer=staff,
             from_position=app.max_position(),
         )
     )

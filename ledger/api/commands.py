@@ -8,6 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter
 
+from consumers import linkage_decisions as decisions
 from consumers.linkage_staff import ask
 from consumers.linkage_staff import querier_answer as hub_querier_answer
 from ledger.api.deps import Caller, CurrentNode
@@ -184,7 +185,8 @@ def provision_status(request_id: UUID, node: CurrentNode, who: Caller) -> Querie
 )
 def propose(request_id: UUID, body: ProposeIn, node: CurrentNode, who: Caller) -> RequestStatusOut:
     who.require(node, Action.REVIEW_HELD)
-    node.app.propose_decision(who.actor, request_id, body.decision, body.applicant_check, body.note)
+    # hub mode: a request the hub marked for staff is signed with the caller's staff key (linkage_decisions)
+    decisions.propose(node.app, node.engine, who.actor, request_id, body.decision, body.applicant_check, body.note)
     return RequestStatusOut(request_id=request_id, status="held")
 
 
@@ -195,7 +197,7 @@ def propose(request_id: UUID, body: ProposeIn, node: CurrentNode, who: Caller) -
 )
 def approve_decision(request_id: UUID, body: ApproveDecisionIn, node: CurrentNode, who: Caller) -> RequestStatusOut:
     who.require(node, Action.APPROVE_HELD)
-    status = node.app.approve_decision(who.actor, request_id, body.proposal_version)
+    status = decisions.approve(node.app, node.engine, who.actor, request_id, body.proposal_version)
     return RequestStatusOut(request_id=request_id, status=status)
 
 

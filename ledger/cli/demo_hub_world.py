@@ -15,11 +15,14 @@ from pathlib import Path
 
 from consumers.linkage_bridge import LinkageBridge
 from ledger.cli.demo_tables import NAMES, X_NUMBER, A, B, C
+from ledger.hub.heads import MapHeads
 from ledger.hub.log import HubStore
 from ledger.hub.portal_feed import PortalFeed
+from ledger.hub.rosters import HubRosters
 from ledger.hub.service import HubService
 from ledger.linkage.codes import agency_code
 from ledger.linkage.names import HUB, PORTAL
+from ledger.linkage.person_keys import PersonKeyProver
 from ledger.linkage.transport import MemoryBroker, MemoryTransport
 from ledger.log.pseudonym import check_digit
 from ledger.portal.service import PortalService
@@ -78,7 +81,17 @@ class HubWorld:
         import_entries(portal_role, hub_role.own.as_json())
         broker = MemoryBroker()
         hub_store = hub_role.hub_store("hub-demo")
-        hub = HubService(hub_store, MemoryTransport(broker, HUB), hub_role.keys, hub_role.directory())
+        # as `flagledger node --role hub` runs it: the flag map its published VRF key announces (the agencies'
+        # bridges check it) and the providers' rosters (their staff answers checked against them)
+        assert hub_role.vrf is not None
+        hub = HubService(
+            hub_store,
+            MemoryTransport(broker, HUB),
+            hub_role.keys,
+            hub_role.directory(),
+            rosters=HubRosters(hub_store.engine),
+            heads=MapHeads(hub_role.keys.signer, PersonKeyProver(hub_role.vrf)),
+        )
         portal_store = portal_role.portal_store()
         portal = PortalService(portal_store, MemoryTransport(broker, PORTAL), portal_role.keys, portal_role.directory())
         world = cls(

@@ -2,7 +2,8 @@
 
 Each party exports its entry (its signing key and its sealing key, public halves only) and hands the file to the
 others out of band; each imports the entries it needs: the hub every agency's and the portal's, the portal the
-hub's. Agencies' own export is the agency node's (another piece of #19). docs/linkage.md, the roles.
+hub's. On an agency node (hub mode) ``export`` prints the agency's own entry and ``import`` takes the hub's into
+config.json's ``linkage.hub`` (``ledger.runtime.agency_entry``). docs/linkage.md, the roles.
 """
 
 from __future__ import annotations
@@ -13,26 +14,34 @@ from pathlib import Path
 from ledger.cli.base import command, data_dir, group, out
 from ledger.cli.parsing import PATH, argument
 from ledger.errors import InputError
-from ledger.runtime.roles import import_entries, open_role
+from ledger.runtime.agency_entry import own_entry, take_hub_entry
+from ledger.runtime.config import NodeConfig
+from ledger.runtime.roles import LINKAGE_ROLES, import_entries, open_role
 
 linkage = group("linkage", "a hub's or portal's keys in the linkage: export its own, import the other parties'")
 directory = group("directory", "the parties' published signing and sealing keys")
 linkage.add_command(directory)
 
 
-@command(directory, "export", help="print this hub's or portal's own entry (public keys only) as JSON")
+@command(directory, "export", help="print this party's own entry (public keys only) as JSON")
 def export() -> int:
-    out(open_role(data_dir()).own.as_json())
+    config = NodeConfig.load(data_dir())
+    out(open_role(data_dir()).own.as_json() if config.role in LINKAGE_ROLES else own_entry(config).as_json())
     return 0
 
 
-@command(directory, "import", help="take in another party's entry (or a list of entries) from FILE")
+@command(directory, "import", help="take in another party's entry (or a list) from FILE; an agency node: the hub's")
 @argument("file", type=PATH)
 def import_(file: Path) -> int:
     try:
         raw = json.loads(file.read_text())
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read a directory entry from the file: {type(exc).__name__}", field="file") from exc
+    config = NodeConfig.load(data_dir())
+    if config.role not in LINKAGE_ROLES:  # an agency node: the hub's keys, as linkage.hub
+        hub = take_hub_entry(config, raw)
+        out({"imported": [hub.party], "mode": str(config.linkage.get("mode", "shared"))})
+        return 0
     out({"imported": import_entries(open_role(data_dir()), raw)})
     return 0
 

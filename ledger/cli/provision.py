@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from consumers import linkage_decisions as decisions
 from consumers.linkage_staff import ask, consultations, query
 from ledger import clock
 from ledger.app import Actor
-from ledger.cli.base import as_actor, command, group, node, out
+from ledger.cli.base import as_actor, command, group, node, out, unlocked
 from ledger.cli.parsing import PROPOSAL_VERSION, UUID_ID, WHOLE, OneOf, argument, choices, option
 from ledger.domain.answers import CopyState
 from ledger.domain.types import Action, Applicant
@@ -54,7 +55,18 @@ def asked(actor: Actor, hub_request: str) -> int:
 def consultations_(actor: Actor) -> int:
     n = node()
     n.app.authorise(actor, Action.REVIEW_HELD)  # as probe notices: staff who decide held requests
-    out({"consultations": consultations(n.engine, actor.agency)})
+    # as holder: the hub's questions; as provider: held routed requests with the advice relayed and escalations
+    out({"consultations": consultations(n.engine, actor.agency), "cases": decisions.cases(n.engine)})
+    return 0
+
+
+@command(provision, "advise", help="as holder, advise on a consultation from the hub (hub mode): sent to the hub")
+@as_actor()
+@argument("hub_request")
+@option("--advice", required=True, type=OneOf(["do_not_disclose", "may_disclose"]))
+def advise(actor: Actor, hub_request: str, advice: str) -> int:
+    n = node()
+    out(decisions.advise(n.app, n.engine, actor, hub_request, advice))
     return 0
 
 
@@ -65,7 +77,10 @@ def consultations_(actor: Actor) -> int:
 @option("--applicant-check", required=True, type=choices(Applicant))
 @option("--note", default="")
 def propose(actor: Actor, request_id: UUID, decision: str, applicant_check: str, note: str) -> int:
-    node().app.propose_decision(actor, request_id, decision, applicant_check, note)
+    n = node()  # a request the hub marked for staff: signed with the reviewer's staff key (consumers.linkage_decisions)
+    decisions.propose(
+        n.app, n.engine, unlocked(actor) if hub_mode(n.config) else actor, request_id, decision, applicant_check, note
+    )
     out(
         {
             "request_id": str(request_id),
@@ -88,7 +103,8 @@ def propose(actor: Actor, request_id: UUID, decision: str, applicant_check: str,
     help="the proposal you approve: its proposal_version in `view queue`; one proposed again since is refused",
 )
 def approve(actor: Actor, request_id: UUID, proposal: int) -> int:
-    status = node().app.approve_decision(actor, request_id, proposal)
+    n = node()
+    status = decisions.approve(n.app, n.engine, unlocked(actor) if hub_mode(n.config) else actor, request_id, proposal)
     out({"request_id": str(request_id), "status": status})
     return 0
 

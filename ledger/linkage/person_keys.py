@@ -35,6 +35,7 @@ __all__ = [
     "PersonKeyProver",
     "check_vrf_key",
     "key_from_output",
+    "unchecked_person_key",
     "verify_person_key",
     "vrf_public_from_hex",
     "vrf_public_hex",
@@ -94,6 +95,16 @@ class PersonKeyProver:
     def key(self, number: str) -> bytes:
         """The person's map key (the hub computes it with the proof, at registration, and keeps it)."""
         return key_from_output(_output(self.prove(number)))
+
+
+def unchecked_person_key(public_key: RSAPublicKey, pi: bytes) -> bytes:
+    """The map key a proof gives, *not* checked against a number: for an agency node, which keeps no number
+    to check it with (docs/linkage.md, hub mode: a key bent at registration is not caught there). The proof
+    must still be one of the hub's size."""
+    k = (public_key.public_numbers().n.bit_length() + 7) // 8
+    if not isinstance(pi, bytes) or len(pi) != k or int.from_bytes(pi, "big") >= public_key.public_numbers().n:
+        raise IntegrityError("the hub's person-key proof is malformed", code=Code.BAD_PROOF)
+    return key_from_output(_output(pi))
 
 
 def verify_person_key(public_key: RSAPublicKey, number: str, pi: bytes) -> bytes:

@@ -87,7 +87,8 @@ def run_agency(
             totals["applied"] += len(pulled.applied)
             totals["replays"] += pulled.replays
             totals["parked"] += pushed.parked + len(pulled.parked)
-            status = {"linkage": {"mode": "hub", **totals, "queued": bridge.queued()}}
+            checked = {"map_checks": bridge.checks is not None, "hub_incidents": bridge.gate.raised}
+            status = {"linkage": {"mode": "hub", **totals, "queued": bridge.queued(), **checked}}
             status_out.write(status)
     finally:
         bridge.transport.close()

@@ -26,7 +26,7 @@ import secrets as pysecrets
 import threading
 import uuid
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -99,6 +99,7 @@ class HubEntry:
     public_hex: str
     sealing_public_hex: str
     valid_from: str
+    vrf_public_hex: str = ""  # the flag map's VRF key (ledger.runtime.hub_map); "" from a hub without it
 
     @classmethod
     def of(cls, raw: Any) -> HubEntry:
@@ -107,6 +108,7 @@ class HubEntry:
             if raw.get("party", HUB) != HUB:
                 raise ValueError("not the hub's entry")
             entry = cls(**{k: str(raw[k]) for k in ("key_id", "public_hex", "sealing_public_hex", "valid_from")})
+            entry = replace(entry, vrf_public_hex=str(raw.get("vrf_public_hex", "")))
             datetime.fromisoformat(entry.valid_from)
             public_from_hex(entry.sealing_public_hex)
         except (AttributeError, KeyError, TypeError, ValueError, FlagLedgerError) as exc:

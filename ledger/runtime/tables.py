@@ -19,8 +19,11 @@ __all__ = [
     "agency_map_keys",
     "agency_map_unfiled",
     "cli_sessions",
+    "linkage_advice",
     "linkage_applied",
+    "linkage_case_notes",
     "linkage_consultations",
+    "linkage_decisions",
     "linkage_parked",
     "linkage_position",
     "linkage_queries",
@@ -247,4 +250,43 @@ reference_numbers = Table(
     Column("reference", String(20), nullable=False),
     Column("recorded_by", String(64), nullable=False),
     Column("recorded_at", String(40), nullable=False),
+)
+
+# issue 19/20, the consultation joined to a hub-mode node (consumers/linkage_decisions.py, migration 0009): what the
+# hub said about a held routed query (an ``advice_relay`` or an ``escalation``: the holders combined, unnamed) ...
+linkage_case_notes = Table(
+    "linkage_case_notes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("hub_request_id", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),  # advice_relay | escalation
+    Column("advice", String(24), nullable=False),
+    Column("reason", String(24), nullable=False),  # an escalation's; "" for advice
+    Column("at", String(40), nullable=False),
+)
+
+# ... each of the two staff signatures of its four-eyes decision (proposed, approved) over the consultation's
+# decision statement (only its digest here: the statement is recomputed to send) ...
+linkage_decisions = Table(
+    "linkage_decisions",
+    metadata,
+    Column("local_request_id", String(36), primary_key=True),
+    Column("act", String(12), primary_key=True),  # proposed | approved
+    Column("staff", String(64), nullable=False),
+    Column("key_id", String(100), nullable=False),
+    Column("signature", String(128), nullable=False),
+    Column("statement", String(64), nullable=False),  # sha256 of what was signed
+    Column("at", String(40), nullable=False),
+)
+
+# ... and the advice this agency's staff gave as a holder on a consultation, sent at the bridge's next push.
+linkage_advice = Table(
+    "linkage_advice",
+    metadata,
+    Column("request_id", String(32), primary_key=True),  # the consultation's (the provider's hub-given id)
+    Column("holder", String(32), nullable=False),
+    Column("advice", String(24), nullable=False),
+    Column("staff", String(64), nullable=False),
+    Column("advised_at", String(40), nullable=False),
+    Column("sent", Integer, nullable=False),
 )

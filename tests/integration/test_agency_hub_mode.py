@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -37,6 +38,29 @@ from tests.support.postgres import temp_database
 @pytest.fixture
 def world(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[HubNodes]:
     """Each node and the hub on its own database: SQLite files, or throw-away PostgreSQL databases."""
+    yield from _world(make_node, backend, tmp_path)
+
+
+@pytest.fixture
+def ignoring_world(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[HubNodes]:
+    """The same, the hub running its flag map but routing every query "auto" past the flags it shows."""
+    from tests.support.map_hub import IgnoringHeads
+
+    yield from _world(make_node, backend, tmp_path, IgnoringHeads)
+
+
+@pytest.fixture
+def dropping_world(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[HubNodes]:
+    """The hub running its flag map but dropping B's flags from what providers are shown."""
+    from tests.support.map_hub import DroppingHeads
+
+    class DropsB(DroppingHeads):
+        victim = B
+
+    yield from _world(make_node, backend, tmp_path, DropsB)
+
+
+def _world(make_node: NodeFactory, backend: str | None, tmp_path: Path, heads: Any = None) -> Iterator[HubNodes]:
     with ExitStack() as stack:
         if backend is None:
             urls: dict[str, str | None] = {}
@@ -45,7 +69,7 @@ def world(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterat
             urls = {c: stack.enter_context(temp_database()) for c in (A, B, C)}
             hub_url = stack.enter_context(temp_database())
         store: HubStore = open_hub_store(hub_url, "hub-1")
-        w = hub_nodes(make_node, store, (A, B, C), urls)
+        w = hub_nodes(make_node, store, (A, B, C), urls, heads=heads)
         yield w
         w.close()
         store.close()
@@ -190,14 +214,19 @@ def test_a_replayed_or_junk_message_is_dropped_or_parked_durably(world: HubNodes
 
 
 def test_the_staff_made_answer_waits_for_the_consultation_and_the_hub_files_records_and_flags(world: HubNodes) -> None:
-    """Perpetrator asking at C, then waiting: A's reviewer and approver decide the held request (four eyes);
-    C hears nothing but "in progress" — before A's batch, and after it too, since the hub refuses a plain
-    answer to a request it marked for staff. The hub filed B's set and release (after B's own chain) and A's
+    """Perpetrator asking at C, then waiting; an administrator holding one person's staff key. Nothing is
+    decided before B's staff advise (``staff_decision_required``); B's counter may not advise; a decision signed
+    twice by one reviewer's key is refused by the hub (four eyes are two people); A's reviewer and approver
+    decide with their own staff keys and C hears "in progress" until A's batch releases the decision, then the
+    decided answer — never an automatic one. The hub filed B's set and release (after B's own chain) and A's
     provision record of the request, once each."""
     from datetime import timedelta
 
+    from consumers import linkage_decisions as decisions
     from ledger.app.answers import run_batches
-    from ledger.hub.tables import hub_flag_changes, hub_parked, hub_records
+    from ledger.errors import FlagLedgerError
+    from ledger.hub.tables import hub_decisions, hub_flag_changes, hub_parked, hub_records
+    from ledger.linkage.consultation import StaffAnswer, decision_statement
 
     x = individual_number()
     set_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
@@ -205,23 +234,55 @@ def test_the_staff_made_answer_waits_for_the_consultation_and_the_hub_files_reco
     world.settle()
     asked = world.bridges[C].ask(Actor(C, "counter"), A, x, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
     world.settle()
-    app = world.nodes[A].app
-    with world.nodes[A].engine.connect() as conn:
-        (local,) = conn.execute(select(linkage_routed.c.local_request_id)).scalars()
-    app.propose_decision(Actor(A, "rev"), UUID(local), "refuse", "unknown")
-    version = app.provision_request(UUID(local)).proposal_version
-    assert version is not None
-    app.approve_decision(Actor(A, "apr"), UUID(local), version)
+    a, b = world.nodes[A], world.nodes[B]
+    with a.engine.connect() as conn:
+        (routed,) = conn.execute(select(linkage_routed)).all()
+    local = UUID(routed.local_request_id)
+    with pytest.raises(FlagLedgerError) as early:  # the holders are still being asked: nothing to sign
+        decisions.propose(a.app, a.engine, Actor(A, "rev"), local, "provide", "unknown")
+    assert early.value.code == "staff_decision_required"
+    assert a.app.provision_request(local).proposal is None
+
+    (consultation,) = world.bridges[B].consultations()
+    with pytest.raises(FlagLedgerError) as counter:
+        decisions.advise(b.app, b.engine, Actor(B, "counter"), consultation["request_id"], "do_not_disclose")
+    assert counter.value.code == "role_not_permitted"
+    decisions.advise(b.app, b.engine, Actor(B, "rev"), consultation["request_id"], "do_not_disclose")
     world.settle()
-    assert world.bridges[C].query(asked)["status"] == "in_progress"  # decided, not yet released
-    run_batches(app, app.clock() + timedelta(days=2))
+    (case,) = decisions.cases(a.engine)
+    assert (case["advice"], case["basis"], case["request_id"]) == ("do_not_disclose", "advised", str(local))
+    assert not names(json.dumps(case), B)  # combined advice: the provider learns no holder
+
+    # one person's key on both halves (an administrator, or a reviewer alone): the hub refuses it
+    lone = a.app.signer_for(Actor(A, "rev"))
+    statement = decision_statement(A, routed.hub_request_id, "answered", "", "do_not_disclose", "advised")
+    half = lone.sign(statement)
+    forged = StaffAnswer(
+        routed.hub_request_id, "answered", "", "do_not_disclose", "advised", *half.values(), *half.values()
+    )
+    world.bridges[A].end.answer_decided(forged)
     world.settle()
-    # the hub takes a final answer to a "staff" request only as a staff_answer signed by two of A's staff
-    # (the consultation, docs/linkage.md); the node's plain decision is parked there and C never hears it
-    # — wiring the node's four-eyes decision into a staff_answer is left
     assert world.bridges[C].query(asked)["status"] == "in_progress"
     with world.hub.store.engine.connect() as conn:
-        assert [r.code for r in conn.execute(select(hub_parked))] == ["staff_decision_required"]
+        assert [r.code for r in conn.execute(select(hub_parked))] == ["four_eyes"]
+
+    decisions.propose(a.app, a.engine, Actor(A, "rev"), local, "refuse", "unknown")
+    version = a.app.provision_request(local).proposal_version
+    assert version is not None
+    decisions.approve(a.app, a.engine, Actor(A, "apr"), local, version)
+    world.settle()
+    assert world.bridges[C].query(asked)["status"] == "in_progress"  # decided, not yet released
+    run_batches(a.app, a.app.clock() + timedelta(days=2))
+    world.settle()
+    # the decision reached C only as a staff_answer the hub checked against A's roster: two of A's people
+    assert world.bridges[C].query(asked)["status"] == "not_provided"
+    with world.hub.store.engine.connect() as conn:
+        (decided,) = conn.execute(select(hub_decisions)).all()
+        assert [r.code for r in conn.execute(select(hub_parked))] == ["four_eyes"]  # nothing refused since
+    assert (decided.status, decided.advice, decided.basis) == ("not_provided", "do_not_disclose", "advised")
+    rev, apr = (a.app.roster(A).current_key(w) for w in ("rev", "apr"))  # type: ignore[union-attr]
+    assert rev is not None and apr is not None
+    assert (decided.first_key, decided.second_key) == (rev.key_id, apr.key_id)
 
     rid = world.nodes[B].app.request_flags(
         Actor(B, "req"), x, ["NON_DISCLOSURE"], kind="release", explanation="told in person"
@@ -300,8 +361,9 @@ def test_the_node_loop_in_hub_mode_talks_to_the_hub_only(world: HubNodes) -> Non
         poll_timeout_ms=10,
         transport=MemoryTransport(world.broker, B),
     )
-    assert status["linkage"]["mode"] == "hub" and status["linkage"]["sent"] == 1
+    assert status["linkage"]["mode"] == "hub" and status["linkage"]["sent"] == 2  # its staff roster, the change
     assert status["linkage"]["registrations"] == 1 and status["linkage"]["queued"] == 0
+    assert status["linkage"]["map_checks"] is False and status["linkage"]["hub_incidents"] == 0  # no VRF key
     assert json.loads((world.nodes[B].config.data_dir / "node-status.json").read_text()) == status
     world.hub.step(timeout_ms=20)
     with world.hub.store.engine.connect() as conn:
@@ -315,7 +377,11 @@ def test_the_command_line_asks_another_agency_through_the_hub(
     """Perpetrator at C's counter; peer agency's counter staff: `provision request` to an agency not hosted goes
     through the hub (queued, then the provider's answer, "in progress" for X protected at B); the holder's
     consultation is shown to its staff who decide held requests, not to its counter; a query of another agency
-    is not found."""
+    is not found. The holder's reviewer advises on the command line (its counter may not), and the provider's
+    reviewer and approver decide there: C hears the decided answer once A's batch releases it."""
+    from datetime import timedelta
+
+    from ledger.app.answers import run_batches
     from tests.support.staff import run_in_process
 
     def cli(code: str, *argv: str) -> tuple[int, dict[str, object]]:
@@ -338,6 +404,28 @@ def test_the_command_line_asks_another_agency_through_the_hub(
     assert not names(json.dumps(shown), C)
     assert cli(B, "provision", "consultations", "--as", f"{B}/counter")[0] != 0
     assert cli(A, "provision", "asked", str(asked["request_id"]), "--as", f"{A}/counter")[0] != 0
+
+    # B's reviewer advises (its counter may not; a second, different advice is refused); A's staff decide on it
+    consulted = str(shown["consultations"][0]["request_id"])  # type: ignore[index]
+    assert cli(B, "provision", "advise", consulted, "--advice", "may_disclose", "--as", f"{B}/counter")[0] != 0
+    rc, advised = cli(B, "provision", "advise", consulted, "--advice", "may_disclose", "--as", f"{B}/rev")
+    assert rc == 0 and advised["advice"] == "may_disclose"
+    assert cli(B, "provision", "advise", consulted, "--advice", "do_not_disclose", "--as", f"{B}/rev")[0] != 0
+    world.settle()
+    rc, queue = cli(A, "provision", "consultations", "--as", f"{A}/rev")
+    (case,) = queue["cases"]  # type: ignore[misc]
+    assert (case["advice"], case["basis"]) == ("may_disclose", "advised") and not names(json.dumps(case), B)
+    held = UUID(case["request_id"])
+    rc, _ = cli(A, "provision", "propose", str(held), "--decision", "provide", "--applicant-check", "unknown",
+                "--as", f"{A}/rev")  # fmt: skip
+    assert rc == 0
+    version = world.nodes[A].app.provision_request(held).proposal_version
+    rc, _ = cli(A, "provision", "approve", str(held), "--proposal", str(version), "--as", f"{A}/apr")
+    assert rc == 0
+    run_batches(world.nodes[A].app, world.nodes[A].app.clock() + timedelta(days=2))
+    world.settle()
+    rc, state = cli(C, "provision", "asked", str(asked["request_id"]), "--as", f"{C}/counter")
+    assert rc == 0 and state["status"] == "answered"  # the staff answer, signed by A's rev and apr
 
 
 def test_a_number_change_at_the_holder_protects_under_the_new_number(world: HubNodes) -> None:
@@ -430,7 +518,9 @@ def test_a_hub_mode_node_refuses_the_shared_topic(world: HubNodes) -> None:
 def test_the_http_api_asks_another_agency_through_the_hub(world: HubNodes) -> None:
     """Perpetrator at C's counter on the API: a query to A (not hosted at C) goes through the hub; C's staff
     see "in progress" — byte for byte what a held request says — until A's answer, and never why; another
-    agency's id is not found."""
+    agency's id is not found. A's reviewer and approver decide on the API too: C hears the decided answer."""
+    from datetime import timedelta
+
     from tests.support.api import auth, client
 
     x, z = individual_number(), individual_number()
@@ -454,6 +544,28 @@ def test_the_http_api_asks_another_agency_through_the_hub(world: HubNodes) -> No
     )
     assert other.status_code == 404
 
+    # A's staff decide on the API once B advised: the same signed staff answer reaches C
+    from consumers import linkage_decisions as decisions
+    from ledger.app.answers import run_batches
+
+    (consultation,) = world.bridges[B].consultations()
+    b = world.nodes[B]
+    decisions.advise(b.app, b.engine, Actor(B, "rev"), consultation["request_id"], "may_disclose")
+    world.settle()
+    (case,) = decisions.cases(world.nodes[A].engine)
+    at_a = client(world.nodes[A])
+    path = f"/api/v1/provision-requests/{case['request_id']}"
+    body = {"decision": "provide", "applicant_check": "unknown", "note": ""}
+    proposed = at_a.post(f"{path}/propose", json=body, headers=auth(world.nodes[A], A, "rev"))
+    assert proposed.status_code == 200, proposed.text
+    version = world.nodes[A].app.provision_request(UUID(case["request_id"])).proposal_version
+    approved = at_a.post(f"{path}/approve", json={"proposal_version": version}, headers=auth(world.nodes[A], A, "apr"))
+    assert approved.status_code == 200, approved.text
+    run_batches(world.nodes[A].app, world.nodes[A].app.clock() + timedelta(days=2))
+    world.settle()
+    after = http.get(f"/api/v1/provision-requests/{held.json()['request_id']}", headers=h)
+    assert after.json()["status"] == "answered"
+
 
 def test_filing_needs_the_number_and_an_act_without_one_is_parked(world: HubNodes) -> None:
     """Shell user or a broken caller: a person filed by a subject string (no number typed here) is refused —
@@ -467,5 +579,114 @@ def test_filing_needs_the_number_and_an_act_without_one_is_parked(world: HubNode
         world.bridges[B].file_person(stranger)
     set_flag(world.nodes[B], B, stranger, "NON_DISCLOSURE")
     pushed = world.bridges[B].push()
-    assert pushed.parked == 1 and pushed.acts == [] and _count(world, B, linkage_parked) == 1
-    assert not world.broker.topics.get(Topics().inbox("hub"))  # nothing sent to the hub at all
+    assert pushed.parked == 1 and pushed.acts == ["staff_roster"] and _count(world, B, linkage_parked) == 1
+    assert len(world.broker.topics[Topics().inbox("hub")]) == 1  # B's staff roster: nothing of the flag
+
+
+def test_the_agency_exchanges_directory_entries_on_the_command_line(
+    world: HubNodes, make_node: NodeFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Administrator's mistake, or a tampered file handed over: an agency node prints its own entry (public
+    keys only, what the hub imports) and takes the hub's into ``linkage.hub``; an entry whose key id is not its
+    key's, or another party's, is refused and config.json is left as it was; the mode is not switched by it."""
+    from ledger.runtime.bootstrap import AgencySpec, open_node
+    from ledger.runtime.config import NodeConfig
+    from ledger.runtime.linkage import published_entry
+    from tests.support.hub_nodes import hub_entry
+    from tests.support.staff import run_in_process
+
+    def cli(data_dir: Path, *argv: str) -> tuple[int, str]:
+        rc, out, err = run_in_process(["--data-dir", str(data_dir), *argv], capsys)
+        return rc, out if rc == 0 else err
+
+    a = world.nodes[A]
+    rc, printed = cli(a.config.data_dir, "linkage", "directory", "export")
+    assert rc == 0 and json.loads(printed) == published_entry(a)
+    assert a.keys.store.get("linkage-sealing.key") not in printed  # the public half only
+
+    fresh = make_node((AgencySpec(A, "A市", "municipality"),), name="fresh", staff=False)
+    data_dir = fresh.config.data_dir
+    fresh.close()
+    entry = hub_entry(world.hub_keys, "2026-01-01T00:00:00+00:00")
+    tampered = tuple(data_dir.parent / f"{n}.json" for n in ("hub", "bad", "peer"))
+    tampered[0].write_text(json.dumps(entry))
+    other_id = entry["key_id"][:-1] + ("1" if entry["key_id"].endswith("0") else "0")
+    tampered[1].write_text(json.dumps({**entry, "key_id": other_id}))
+    tampered[2].write_text(json.dumps(published_entry(world.nodes[B])))
+    before = (data_dir / "config.json").read_text()
+    for bad in tampered[1:]:
+        rc, why = cli(data_dir, "linkage", "directory", "import", str(bad))
+        assert rc != 0 and ("key" in why or "hub's entry alone" in why)
+        assert (data_dir / "config.json").read_text() == before
+    rc, printed = cli(data_dir, "linkage", "directory", "import", str(tampered[0]))
+    assert rc == 0 and json.loads(printed) == {"imported": ["hub"], "mode": "shared"}
+    config = NodeConfig.load(data_dir)
+    assert config.linkage["hub"] == entry and config.linkage.get("mode", "shared") == "shared"
+    config.linkage["mode"] = "hub"  # the switch stays the administrator's step
+    config.save()
+    opened = open_node(data_dir)  # hub mode opens with the hub's keys as imported
+    try:
+        rc, printed = cli(data_dir, "linkage", "directory", "export")
+        assert rc == 0 and json.loads(printed) == published_entry(opened)
+    finally:
+        opened.close()
+
+
+def test_the_flag_map_is_checked_before_any_automatic_answer(ignoring_world: HubNodes) -> None:
+    """Perpetrator at C, helped by a hub that routes "answer automatically" past the flag its own map shows: A's
+    node checks the hub's signed decision and proof before answering — Z, unflagged, is answered automatically
+    (the checks pass: the control), X is held for staff and never answered automatically, and the hub's signed
+    lie is recorded at A as a security incident (``flag_ignored``) with its evidence."""
+    from consumers.linkage_receipt import HELD_HERE
+    from ledger.app.incidents import incidents_of
+
+    world = ignoring_world
+    x, z = individual_number(), individual_number()
+    set_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
+    world.bridges[A].file_person(x)
+    world.bridges[A].file_person(z)
+    world.settle()
+    checks = world.bridges[A].checks
+    assert checks is not None and len(checks.keys) == 2  # a map key for each person A filed, from the hub
+    asked = world.bridges[C].ask(Actor(C, "counter"), A, x, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+    control = world.bridges[C].ask(Actor(C, "counter"), A, z, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+    world.settle()
+
+    assert world.bridges[C].query(control)["status"] == "answered"
+    assert world.bridges[C].query(asked)["status"] == "in_progress"
+    a = world.nodes[A]
+    with a.engine.connect() as conn:
+        routed = {r.subject: r for r in conn.execute(select(linkage_routed))}
+    held = routed[a.app.subject(x)]
+    assert a.app.provision_request(UUID(held.local_request_id)).status == "held"
+    assert held.staff_answer == HELD_HERE  # held by A's own check: the hub said "auto"
+    (incident,) = incidents_of(a.app, A)
+    assert (incident.kind, incident.code) == ("hub_misbehaviour", "flag_ignored")
+    assert [i.code for i in checks.incidents] == ["flag_ignored"]
+    assert incident.message == checks.incidents[0].digest  # the evidence's digest, kept with its bytes
+    holder = world.bridges[B].checks  # B, the holder, saw its own flag in the map under the hub's heads
+    assert holder is not None and holder.checked > 0 and holder.incidents == [] and not holder.unfiled
+
+
+def test_a_holder_node_finds_its_flag_dropped_from_the_map(dropping_world: HubNodes) -> None:
+    """Perpetrator helped by a hub that drops the holder's flag from what providers are shown: B's node checks
+    its own flag under each head the hub announces and records the hub's signed omission as a security incident
+    (``flag_dropped``) with its evidence — the hub's lie is caught where the flag is held."""
+    from ledger.app.incidents import incidents_of
+
+    world = dropping_world
+    x = individual_number()
+    world.bridges[B].file_person(x)
+    world.settle()
+    set_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
+    world.settle()
+    world.bridges[A].file_person(x)  # any later change makes the hub sign and announce a new head
+    world.settle()
+    checks = world.bridges[B].checks
+    assert checks is not None and [i.code for i in checks.incidents] == ["flag_dropped"]
+    (incident,) = incidents_of(world.nodes[B].app, B)
+    assert (incident.kind, incident.code, incident.message) == (
+        "hub_misbehaviour",
+        "flag_dropped",
+        checks.incidents[0].digest,
+    )

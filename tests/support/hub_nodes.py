@@ -11,12 +11,17 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
 from consumers.linkage_bridge import LinkageBridge
 from ledger.app import Actor
+from ledger.hub.heads import MapHeads
 from ledger.hub.log import HubStore
+from ledger.hub.rosters import HubRosters
 from ledger.hub.service import HubService
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
+from ledger.linkage.person_keys import PersonKeyProver, vrf_public_hex
 from ledger.linkage.sealing import public_hex
 from ledger.linkage.transport import MemoryBroker, MemoryTransport, Transport
 from ledger.log.signing import KeyRecord
@@ -25,29 +30,32 @@ from ledger.runtime.config import NodeConfig
 from ledger.runtime.linkage import published
 from tests.support.approvals import approve_fully
 from tests.support.hub_world import hub_keys
+from tests.support.map_hub import vrf_key
 
 PROCEDURE, ITEM, INFO = "児童手当", 74, "地方税関係情報"
 
 
-def hub_entry(keys: PartyKeys, valid_from: str) -> dict[str, str]:
-    """The hub's published keys, as an agency's config.json ``linkage.hub`` names them."""
+def hub_entry(keys: PartyKeys, valid_from: str, vrf: RSAPrivateKey | None = None) -> dict[str, str]:
+    """The hub's published keys, as an agency's config.json ``linkage.hub`` names them (with ``vrf``: a hub
+    running its flag map)."""
     signer = keys.signer
-    return {
+    entry = {
         "party": "hub",
         "key_id": signer.key_id,
         "public_hex": signer.public_raw.hex(),
         "sealing_public_hex": public_hex(keys.sealing.public_key()),
         "valid_from": valid_from,
     }
+    return entry if vrf is None else {**entry, "vrf_public_hex": vrf_public_hex(vrf.public_key())}
 
 
-def to_hub_mode(node: Node, hub: PartyKeys) -> Node:
+def to_hub_mode(node: Node, hub: PartyKeys, vrf: RSAPrivateKey | None = None) -> Node:
     """Close ``node`` and open it again in linkage hub mode (its agency's own codes from now on)."""
     data_dir = node.config.data_dir
     valid_from = (node.app.clock() - timedelta(days=1)).isoformat()
     node.close()
     config = NodeConfig.load(data_dir)
-    config.linkage = {"mode": "hub", "hub": hub_entry(hub, valid_from)}
+    config.linkage = {"mode": "hub", "hub": hub_entry(hub, valid_from, vrf)}
     config.save()
     return open_node(data_dir)
 
@@ -93,14 +101,19 @@ def hub_nodes(
     codes: tuple[str, ...],
     urls: dict[str, str | None] | None = None,
     open_transport: Callable[[str], Transport] | None = None,
+    heads: type[MapHeads] | None = None,
 ) -> HubNodes:
     """One node per agency code (standard staff; ``urls``: each one's own database, default SQLite), switched
-    to hub mode, and the hub that knows them."""
+    to hub mode, and the hub that knows them; with ``heads``, the hub runs that flag map and publishes its VRF
+    key, and the nodes check the map."""
     keys = hub_keys()
+    vrf = vrf_key() if heads is not None else None
     broker = MemoryBroker()
     urls = urls or {}
     nodes = {
-        c: to_hub_mode(make_node((AgencySpec(c, f"{c}市", "municipality"),), name=c, database_url=urls.get(c)), keys)
+        c: to_hub_mode(
+            make_node((AgencySpec(c, f"{c}市", "municipality"),), name=c, database_url=urls.get(c)), keys, vrf
+        )
         for c in codes
     }
     directory = Directory()
@@ -118,7 +131,11 @@ def hub_nodes(
         directory.add(record, sealing)
     any_node = next(iter(nodes.values()))
     hub_transport = open_transport("hub") if open_transport else MemoryTransport(broker, "hub")
-    hub = HubService(store, hub_transport, keys, directory, any_node.app.clock)
+    # the providers' rosters as their nodes send them: the hub checks their staff answers against them
+    wiring = None if heads is None or vrf is None else heads(keys.signer, PersonKeyProver(vrf))
+    hub = HubService(
+        store, hub_transport, keys, directory, any_node.app.clock, rosters=HubRosters(store.engine), heads=wiring
+    )
     world = HubNodes(keys, broker, hub, nodes, open_transport=open_transport)
     for code in codes:
         world.bridge(code)

@@ -1,0 +1,101 @@
+"""The hub's flag map checked by an agency node in hub mode (issue #20, docs/accountable-hub.md, docs/linkage.md).
+
+When the hub's entry in ``linkage.hub`` publishes its VRF key (``vrf_public_hex``: a hub running its flag map),
+the bridge runs :class:`ledger.linkage.checks.MapChecks` on everything the hub sends, kept across restarts
+(``ledger.runtime.map_keep.SqlMapKeep``) and with the freshness bound of ``linkage.map.max_age_seconds``
+(``MapSettings``): a routed query is answered automatically only when the hub's signed decision checks under a
+fresh head — otherwise it is held for staff, as a flag held here holds it. What the checks catch the hub lying
+about (a fork, a rollback, a dropped or ignored flag) is kept as evidence and raised as a security
+:class:`~ledger.domain.incidents.Incident` for the agency (``ledger.app.incidents.raise_incidents``).
+
+**The node keeps no number**, so the VRF proof that answers a registration cannot be checked against one: the
+map key is taken from the proof as given (:func:`ledger.linkage.person_keys.unchecked_person_key`). A hub that
+bends a person's key at registration is therefore not caught at this node (it is at an agency that checks with
+the number in hand, ``AgencyEnd``).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import Engine, insert
+
+from ledger.app.incidents import ParkedMessage, raise_incidents
+from ledger.linkage.checks import HubIncident, MapChecks
+from ledger.linkage.hub_wire import encode_evidence
+from ledger.linkage.map_messages import MAP_KINDS, ProvenQuery, Registered
+from ledger.linkage.messages import Message
+from ledger.linkage.person_keys import unchecked_person_key, vrf_public_from_hex
+from ledger.runtime.hub_map import MapSettings
+from ledger.runtime.linkage import HubEntry
+from ledger.runtime.map_keep import SqlMapKeep
+from ledger.runtime.tables import linkage_parked
+
+__all__ = ["MapGate", "map_checks"]
+
+log = logging.getLogger("flagledger.linkage")
+
+
+def map_checks(node: Any, agency: str) -> MapChecks | None:
+    """The agency's checks of the hub's flag map, or None if the hub's entry publishes no VRF key."""
+    hub = HubEntry.of(node.config.linkage.get("hub"))
+    if not hub.vrf_public_hex:
+        return None
+    settings = MapSettings.from_linkage(node.config.linkage)
+    return MapChecks(
+        agency,
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(hub.public_hex)),
+        vrf_public_from_hex(hub.vrf_public_hex),
+        max_age=timedelta(seconds=settings.max_age_seconds),
+        now=node.app.clock,
+        keep=SqlMapKeep(node.engine, agency),
+    )
+
+
+class MapGate:
+    """Each message from the hub through the checks (or, without them, the flag map's own kinds set aside)."""
+
+    def __init__(self, node: Any, engine: Engine, checks: MapChecks | None) -> None:
+        self.node, self.engine, self.checks = node, engine, checks
+        self.raised = 0  # incidents recorded by this gate
+
+    def __call__(self, message: Message) -> Message | None:
+        """The message to apply, or None when it was the map's own (consumed)."""
+        checks = self.checks
+        if checks is None:  # a hub without the map, or its key not taken in: its routing taken on trust
+            if isinstance(message, ProvenQuery):
+                return message.plain(message.answer)
+            return None if type(message).kind in MAP_KINDS else message
+        if isinstance(message, Registered) and message.code not in checks.keys:
+            key = unchecked_person_key(checks.vrf_key, bytes.fromhex(message.proof))
+            checks.keys[message.code] = key
+            if checks.keep is not None:
+                checks.keep.key(message.code, key)
+            return None
+        before = len(checks.incidents)
+        checked = checks.take(message)
+        for incident in checks.incidents[before:]:
+            self._record(incident)
+        return checked
+
+    def _record(self, incident: HubIncident) -> None:
+        """Park the evidence beside the bridge's other parked messages and raise the incident from it."""
+        raw = encode_evidence(incident.evidence) if incident.evidence is not None else incident.digest.encode()
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                insert(linkage_parked).values(
+                    at=self.node.app.clock().isoformat(),
+                    direction="in",
+                    code=incident.code,
+                    reason=incident.note[:2000],
+                    message=raw,
+                )
+            )
+            parked_id = int(done.inserted_primary_key[0])  # type: ignore[index]
+        log.error("the hub's flag map check failed (%s): %s", incident.code, incident.note)
+        self.raised += len(
+            raise_incidents(self.node, ParkedMessage(parked_id, incident.code, incident.note, "linkage:hub", raw))
+        )

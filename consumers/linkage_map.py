@@ -21,8 +21,9 @@ from datetime import timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, update
 
+from consumers.linkage_staff import SENT
 from ledger.app.incidents import ParkedMessage, raise_incidents
 from ledger.linkage.checks import HubIncident, MapChecks
 from ledger.linkage.hub_wire import encode_evidence
@@ -30,9 +31,9 @@ from ledger.linkage.map_messages import MAP_KINDS, ProvenQuery, Registered
 from ledger.linkage.messages import Message
 from ledger.linkage.person_keys import unchecked_person_key, vrf_public_from_hex
 from ledger.runtime.hub_map import MapSettings
-from ledger.runtime.linkage import HubEntry
+from ledger.runtime.linkage import HubEntry, subject_of
 from ledger.runtime.map_keep import SqlMapKeep
-from ledger.runtime.tables import linkage_parked
+from ledger.runtime.tables import linkage_parked, linkage_registrations
 
 __all__ = ["MapGate", "map_checks"]
 
@@ -65,6 +66,8 @@ class MapGate:
     def __call__(self, message: Message) -> Message | None:
         """The message to apply, or None when it was the map's own (consumed)."""
         checks = self.checks
+        if isinstance(message, Registered):
+            self._registered(message.code)
         if checks is None:  # a hub without the map, or its key not taken in: its routing taken on trust
             if isinstance(message, ProvenQuery):
                 return message.plain(message.answer)
@@ -80,6 +83,17 @@ class MapGate:
         for incident in checks.incidents[before:]:
             self._record(incident)
         return checked
+
+    def _registered(self, code: str) -> None:
+        """The hub filed the person's registration: the number sealed to it is not kept a moment longer (a later
+        theft of the hub's key would open every number a copy of this table still held); the row stays, so the
+        registration is never sent again."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(linkage_registrations)
+                .where(linkage_registrations.c.subject == subject_of(code))
+                .values(sealed=b"", sent=SENT)
+            )
 
     def _record(self, incident: HubIncident) -> None:
         """Park the evidence beside the bridge's other parked messages and raise the incident from it."""

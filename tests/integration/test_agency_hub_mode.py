@@ -60,6 +60,14 @@ def dropping_world(make_node: NodeFactory, backend: str | None, tmp_path: Path) 
     yield from _world(make_node, backend, tmp_path, DropsB)
 
 
+@pytest.fixture
+def mapped_world(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[HubNodes]:
+    """The same, the hub running its flag map honestly (it acknowledges each registration it files)."""
+    from ledger.hub.heads import MapHeads
+
+    yield from _world(make_node, backend, tmp_path, MapHeads)
+
+
 def _world(make_node: NodeFactory, backend: str | None, tmp_path: Path, heads: Any = None) -> Iterator[HubNodes]:
     with ExitStack() as stack:
         if backend is None:
@@ -690,3 +698,23 @@ def test_a_holder_node_finds_its_flag_dropped_from_the_map(dropping_world: HubNo
         "flag_dropped",
         checks.incidents[0].digest,
     )
+
+
+def test_a_registration_the_hub_filed_is_not_kept_sealed_at_the_agency(mapped_world: HubNodes) -> None:
+    """Insider at A who later also steals the hub's sealing key: once the hub has acknowledged filing X's
+    registration, A's node keeps the row (never sent again) but not the number sealed to the hub — a copy of A's
+    database taken after that opens no number with any key."""
+    from ledger.runtime.tables import linkage_registrations
+
+    world = mapped_world
+    x = individual_number()
+    world.bridges[A].file_person(x)
+    a = world.nodes[A]
+    with a.engine.connect() as conn:
+        (before,) = conn.execute(select(linkage_registrations.c.sealed)).all()
+    assert len(before.sealed) > 0  # kept until the hub has it
+    world.settle()
+    with a.engine.connect() as conn:
+        (row,) = conn.execute(select(linkage_registrations)).all()
+    assert row.subject == a.app.subject(x) and bytes(row.sealed) == b""
+    assert world.bridges[A].checks is not None and len(world.bridges[A].checks.keys) == 1  # the hub did file it

@@ -157,6 +157,8 @@ class Code:
     # a protected person's year (issue 21, docs/year.md)
     HANDOVER_PENDING: Final = "handover_pending"  # the new municipality does not hold yet: a named risk is needed
     LAST_HOLDER: Final = "last_holder"  # the release would leave no holder anywhere: a second approval is needed
+    # per-subject data keys and erasure (issue 22, docs/erasure.md)
+    ERASED: Final = "erased"  # the event's data key was destroyed: its envelope verifies, its content is gone
 
 
 class FlagLedgerError(Exception):

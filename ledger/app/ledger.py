@@ -5,6 +5,7 @@ from __future__ import annotations
 from ledger.app.accounts import SystemAccountCommands
 from ledger.app.agencies import AgencyCommands
 from ledger.app.answers import AnswerCommands
+from ledger.app.erasure import ErasureCommands
 from ledger.app.identity import IdentityCommands
 from ledger.app.one_time_codes import OneTimeCodeCommands
 from ledger.app.provision import ProvisionCommands
@@ -23,6 +24,7 @@ class FlagLedger(
     SecurityKeyCommands,
     OneTimeCodeCommands,
     SystemAccountCommands,
+    ErasureCommands,
 ):
     """The ledger of one node: commands take and return ids and plain values.
 

@@ -46,6 +46,8 @@ class VerifyReport:
     staff_findings: list[Finding] = field(default_factory=list)
     before_staff_signing: list[Finding] = field(default_factory=list)
     staff_signed: int = 0
+    # events whose data key was destroyed (issue 22): (position, topic, key ref); verified all the same
+    erased: list[tuple[int, str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

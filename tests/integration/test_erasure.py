@@ -1,0 +1,129 @@
+"""Erasure of one person among many (issue 22, docs/erasure.md), on SQLite and PostgreSQL.
+
+Threats: an insider who copies the data directory after the person's retention ended (with every key that
+remains on the node) must find none of their content; an administrator alone cannot erase (four eyes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from ledger.app import Actor
+from ledger.audit.verify import verify_log
+from ledger.domain.cases import ProtectionCase
+from ledger.errors import SelfApprovalError
+from ledger.log.subject_payload import ENC_DK1, ErasedPayload
+from ledger.runtime.bootstrap import Node
+from ledger.runtime.erasure_scrub import scrub_after_erasure
+from tests.conftest import A
+
+TARGET_NOTE = "TARGET-intake-note-she-fled-to-the-coast-7731"
+TARGET_PURPOSE = "TARGET-read-purpose-yearly-check-4419"
+
+
+def _open_cases(node: Node, person: Callable[[], str]) -> tuple[str, list[tuple[str, str]]]:
+    app = node.app
+    others = []
+    for i in range(4):
+        number = person()
+        note = f"OTHER-intake-note-{i}-keep-me"
+        app.open_case(Actor(A, "req"), number, notes=note)
+        others.append((app.subject(number), note))
+    target = app.subject(person())
+    case = app.open_case(Actor(A, "req"), target, notes=TARGET_NOTE)
+    app._record_reads(Actor(A, "rev"), [target], "protected details", TARGET_PURPOSE)
+    loaded = app.load(ProtectionCase, case, "case")
+    loaded.close(by="req", note="TARGET-closing-note")
+    app.save_as(A, loaded)
+    node.projector.catch_up()
+    return target, others
+
+
+def _files_holding(root: Path, needles: list[bytes]) -> list[str]:
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            found += [f"{path.name}: {n.decode()}" for n in needles if n in data]
+    return found
+
+
+def _readable_payloads(node: Node) -> list[bytes]:
+    """Every stored event as this node can still read it, with every key it still holds."""
+    mapper = node.app.signed_mapper
+    out = []
+    for _, _, env in node.app.envelopes():
+        out.append(env.to_bytes())
+        try:
+            out.append(mapper.plaintext(env))
+        except ErasedPayload:
+            pass
+    return out
+
+
+def _postgres_rows(url: str) -> list[str]:
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            rows = []
+            for table in inspect(conn).get_table_names():
+                rows += [str(r[0]) for r in conn.execute(text(f'SELECT t::text FROM "{table}" t'))]
+            return rows
+    finally:
+        engine.dispose()
+
+
+def test_erasing_one_person_leaves_none_of_their_content_and_the_log_still_verifies(
+    make_node: Callable[..., Node], backend: str | None, person: Callable[[], str]
+) -> None:
+    """Insider with the data directory after retention ended: no file of the node, and no event readable with
+    any key left, holds the erased person's notes; everyone else's stay; `audit verify` passes and names the
+    erasure. Administrator: the requester cannot approve their own erasure."""
+    url = backend
+    node = make_node(database_url=url)
+    app = node.app
+    target, others = _open_cases(node, person)
+    needles = [TARGET_NOTE.encode(), TARGET_PURPOSE.encode(), b"TARGET-closing-note"]
+    if url is None:  # the scan sees plaintext where the views keep it: it would see a leftover
+        assert _files_holding(node.config.data_dir, [TARGET_NOTE.encode()])
+    # the person's events are stored under their data key: the signed digest is of the ciphertext
+    encs = {env.header.topic.rpartition(":")[2]: env.header.enc for _, _, env in app.envelopes()}
+    assert encs["ProtectionCase.Opened"] == ENC_DK1
+    assert encs["AccessRecord.ProtectedDetailsRead"] == ENC_DK1
+
+    request = app.request_erasure(Actor(A, "admin"), target, "retention of the case ended")
+    with pytest.raises(SelfApprovalError):
+        app.approve_erasure(Actor(A, "admin"), request)
+    out = app.approve_erasure(Actor(A, "admin2"), request, note="checked the retention schedule")
+    assert out["destroyed"] == 1 and len(out["key_refs"]) == 1  # type: ignore[arg-type]
+    scrub_after_erasure(node)
+
+    assert _files_holding(node.config.data_dir, needles) == []
+    assert not [p for p in _readable_payloads(node) if any(n in p for n in needles)]
+    if url is not None:
+        assert not [r for r in _postgres_rows(url) if any(n.decode() in r for n in needles)]
+    # everyone else untouched, in the log and in the views
+    for subject, note in others:
+        assert any(note.encode() in p for p in _readable_payloads(node))
+    with node.engine.connect() as conn:
+        details = " ".join(str(r[0]) for r in conn.execute(text("SELECT detail FROM timeline_events")))
+    assert all(note in details for _, note in others)
+    assert TARGET_NOTE not in details
+
+    report = verify_log(app, workers=1)
+    assert report.ok, report.first_bad
+    erased_topics = sorted(t.rpartition(":")[2] for _, t, _ in report.erased)
+    assert erased_topics == [
+        "AccessRecord.ProtectedDetailsRead",
+        "ErasureRequest.Requested",
+        "ProtectionCase.Closed",
+        "ProtectionCase.Opened",
+    ]
+    erasure = app.signed_mapper.data_keys.erasure(bytes.fromhex(report.erased[0][2]))  # type: ignore[union-attr]
+    assert erasure is not None and erasure.request == str(request) and erasure.approved_by == "admin2"
+    # a rebuild after erasure does not fail on the erased events and equals the live views
+    assert node.projector.rebuild() >= 0

@@ -87,7 +87,8 @@ class PageResult:
     finding: Finding | None = None  # the first event of the page that failed
     chain_first: bool = False  # the failing event is the last link: check its chain before the finding
     error: str | None = None  # the page could not be read (storage): the audit stops with this
-    erased: tuple[tuple[int, str, str], ...] = ()  # (position, topic, data key ref) of events whose key is destroyed
+    # (position, stream, version, topic, data key ref) of the events whose data key is destroyed
+    erased: tuple[tuple[int, str, int, str, str], ...] = ()
 
 
 def _data_keys_spec(app: FlagLedger) -> tuple[str, str] | None:
@@ -160,7 +161,7 @@ def check_rows(mapper: SignedMapper, rows: Sequence[LogRow]) -> PageResult:
     links: list[Link] = []
     add = links.append
     first_sig = last_sig = b""
-    erased: list[tuple[int, str, str]] = []
+    erased: list[tuple[int, str, int, str, str]] = []
     for n in rows:
         position, row_stream, _, version, topic, state = n
         if state is None:
@@ -207,7 +208,7 @@ def check_rows(mapper: SignedMapper, rows: Sequence[LogRow]) -> PageResult:
             try:
                 bad = payload_violation(topic, h.origin, decodes(env), h.stream, version)
             except ErasedPayload as gone:  # signature, digest and chain hold; the content is gone for good
-                erased.append((position, topic, gone.ref.hex()))
+                erased.append((position, h.stream, version, topic, gone.ref.hex()))
                 bad = None
         except FlagLedgerError as exc:
             return PageResult(

@@ -6,6 +6,7 @@ remains on the node) must find none of their content; an administrator alone can
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,10 +59,8 @@ def _readable_payloads(node: Node) -> list[bytes]:
     out = []
     for _, _, env in node.app.envelopes():
         out.append(env.to_bytes())
-        try:
+        with contextlib.suppress(ErasedPayload):
             out.append(mapper.plaintext(env))
-        except ErasedPayload:
-            pass
     return out
 
 
@@ -107,7 +106,7 @@ def test_erasing_one_person_leaves_none_of_their_content_and_the_log_still_verif
     if url is not None:
         assert not [r for r in _postgres_rows(url) if any(n.decode() in r for n in needles)]
     # everyone else untouched, in the log and in the views
-    for subject, note in others:
+    for _, note in others:
         assert any(note.encode() in p for p in _readable_payloads(node))
     with node.engine.connect() as conn:
         details = " ".join(str(r[0]) for r in conn.execute(text("SELECT detail FROM timeline_events")))
@@ -116,14 +115,14 @@ def test_erasing_one_person_leaves_none_of_their_content_and_the_log_still_verif
 
     report = verify_log(app, workers=1)
     assert report.ok, report.first_bad
-    erased_topics = sorted(t.rpartition(":")[2] for _, t, _ in report.erased)
+    erased_topics = sorted(t.rpartition(":")[2] for _, _, _, t, _ in report.erased)
     assert erased_topics == [
         "AccessRecord.ProtectedDetailsRead",
         "ErasureRequest.Requested",
         "ProtectionCase.Closed",
         "ProtectionCase.Opened",
     ]
-    erasure = app.signed_mapper.data_keys.erasure(bytes.fromhex(report.erased[0][2]))  # type: ignore[union-attr]
-    assert erasure is not None and erasure.request == str(request) and erasure.approved_by == "admin2"
+    erasure = report.erasures[report.erased[0][4]]
+    assert erasure["request"] == str(request) and erasure["approved_by"] == "admin2"
     # a rebuild after erasure does not fail on the erased events and equals the live views
     assert node.projector.rebuild() >= 0

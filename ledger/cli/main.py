@@ -24,6 +24,7 @@ from ledger.cli import (
     case,
     consumers,
     demo,
+    erase,
     flag,
     identity,
     incident,
@@ -95,7 +96,7 @@ SECTIONS: dict[str, list[click.Command]] = {
         year.year,
         portal.portal,
     ],
-    "Audit and incidents": [audit.audit, incident.incident, projections.projections],
+    "Audit and incidents": [audit.audit, incident.incident, projections.projections, erase.erase],
     "Running a node": [
         node.node_,
         node.relay,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -55,21 +56,36 @@ class KeyWrapper(Protocol):
 
 class AesKek:
     """AES-GCM key wrapping under a 256-bit secret, the key's ref bound as associated data (a wrapped key moved to
-    another ref does not unwrap)."""
+    another ref does not unwrap). ``kek`` may be a callable: the secret is then read (or made) on first use, so a
+    node that never keeps a person's data key never makes a key-encryption key either."""
 
-    def __init__(self, kek: bytes) -> None:
-        if len(kek) != 32:
-            raise ConfigurationError("the data key-encryption key must be 32 bytes")
-        self.secret = kek  # (handed to `audit verify`'s worker processes, which read the same keys)
-        self._aead = AESGCM(kek)
+    def __init__(self, kek: bytes | Callable[[], bytes]) -> None:
+        self._source = kek
+        self._aead: AESGCM | None = None
+        self._secret = b""
+
+    @property
+    def secret(self) -> bytes:
+        """(handed to `audit verify`'s worker processes, which read the same keys)"""
+        if not self._secret:
+            secret = self._source() if callable(self._source) else self._source
+            if len(secret) != 32:
+                raise ConfigurationError("the data key-encryption key must be 32 bytes")
+            self._secret = secret
+        return self._secret
+
+    def _cipher(self) -> AESGCM:
+        if self._aead is None:
+            self._aead = AESGCM(self.secret)
+        return self._aead
 
     def wrap(self, key: bytes, ref: bytes) -> bytes:
         nonce = os.urandom(12)
-        return nonce + self._aead.encrypt(nonce, key, ref)
+        return nonce + self._cipher().encrypt(nonce, key, ref)
 
     def unwrap(self, wrapped: bytes, ref: bytes) -> bytes:
         try:
-            return self._aead.decrypt(wrapped[:12], wrapped[12:], ref)
+            return self._cipher().decrypt(wrapped[:12], wrapped[12:], ref)
         except InvalidTag as exc:
             raise IntegrityError(
                 "a data key does not unwrap under this node's key-encryption key", code=Code.UNDECRYPTABLE
@@ -93,19 +109,32 @@ class DataKeys:
         self.path = path
         self.wrapper = kek
         self._lock = threading.Lock()
-        new = not path.exists()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        if new:
-            os.chmod(path, 0o600)
-        self._db.execute("PRAGMA secure_delete = ON")
-        self._db.execute("PRAGMA journal_mode = DELETE")
-        for stmt in _SCHEMA:
-            self._db.execute(stmt)
+        self._conn: sqlite3.Connection | None = None  # opened (and the file made) when first needed
         self._cache: dict[bytes, bytes] = {}
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            new = not self.path.exists()
+            db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            if new:
+                os.chmod(self.path, 0o600)
+            db.execute("PRAGMA secure_delete = ON")
+            db.execute("PRAGMA journal_mode = DELETE")
+            for stmt in _SCHEMA:
+                db.execute(stmt)
+            self._conn = db
+        return self._conn
+
+    def _held(self) -> bool:
+        """Whether this node keeps any data keys (reading never makes the file)."""
+        return self._conn is not None or self.path.exists()
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
             self._cache.clear()
 
     # -- writing ------------------------------------------------------------------------------------
@@ -134,6 +163,8 @@ class DataKeys:
             self._db.execute("INSERT OR IGNORE INTO stream_keys (stream, ref) VALUES (?, ?)", (stream, ref))
 
     def for_stream(self, stream: str) -> tuple[bytes, bytes] | None:
+        if not self._held():
+            return None
         with self._lock:
             row = self._db.execute("SELECT ref FROM stream_keys WHERE stream = ?", (stream,)).fetchone()
         if row is None:
@@ -152,6 +183,8 @@ class DataKeys:
         cached = self._cache.get(ref)
         if cached is not None:
             return cached
+        if not self._held():
+            return None
         with self._lock:
             row = self._db.execute("SELECT wrapped FROM subject_keys WHERE ref = ?", (ref,)).fetchone()
         if row is None:
@@ -161,11 +194,15 @@ class DataKeys:
         return key
 
     def refs_of(self, subject: str) -> list[str]:
+        if not self._held():
+            return []
         with self._lock:
             rows = self._db.execute("SELECT ref FROM subject_keys WHERE subject = ?", (subject,)).fetchall()
         return sorted(bytes(r[0]).hex() for r in rows)
 
     def erasure(self, ref: bytes) -> Erasure | None:
+        if not self._held():
+            return None
         with self._lock:
             row = self._db.execute(
                 "SELECT erased_at, request, approved_by FROM erased_keys WHERE ref = ?", (ref,)
@@ -173,6 +210,8 @@ class DataKeys:
         return None if row is None else Erasure(ref.hex(), row[0], row[1], row[2])
 
     def erasures(self) -> list[Erasure]:
+        if not self._held():
+            return []
         with self._lock:
             rows = self._db.execute("SELECT ref, erased_at, request, approved_by FROM erased_keys").fetchall()
         return sorted((Erasure(bytes(r[0]).hex(), r[1], r[2], r[3]) for r in rows), key=lambda e: (e.erased_at, e.ref))

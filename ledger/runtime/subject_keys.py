@@ -11,4 +11,4 @@ __all__ = ["open_data_keys"]
 
 
 def open_data_keys(data_dir: Path, keys: Keys) -> DataKeys:
-    return DataKeys(data_dir / DATA_KEYS_FILE, AesKek(keys.data_kek()))
+    return DataKeys(data_dir / DATA_KEYS_FILE, AesKek(keys.data_kek))

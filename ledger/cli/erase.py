@@ -48,3 +48,20 @@ def reject(actor: Actor, request_id: UUID, reason: str) -> int:
     node().app.reject_erasure(actor, request_id, reason)
     out({"request_id": str(request_id), "status": "rejected"})
     return 0
+
+
+@command(
+    erase,
+    "reapply",
+    help="destroy again the data keys the log records as erased (after restoring a backup of the data directory)",
+)
+def reapply() -> int:
+    from ledger.runtime.erasure_scrub import scrub_after_erasure
+    from ledger.runtime.subject_keys import reapply_erasures
+
+    opened = node()
+    destroyed = reapply_erasures(opened.app)
+    if destroyed:
+        scrub_after_erasure(opened)
+    out({"destroyed": destroyed})
+    return 0

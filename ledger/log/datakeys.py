@@ -30,6 +30,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.errors import Code, ConfigurationError, IntegrityError
+from ledger.files import private_file
 
 __all__ = ["DATA_KEYS_FILE", "AesKek", "DataKeys", "Erasure", "KeyWrapper"]
 
@@ -115,10 +116,8 @@ class DataKeys:
     @property
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            new = not self.path.exists()
+            private_file(self.path)  # 0600 before SQLite writes a byte (its journal takes the file's mode)
             db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-            if new:
-                os.chmod(self.path, 0o600)
             db.execute("PRAGMA secure_delete = ON")
             db.execute("PRAGMA journal_mode = DELETE")
             for stmt in _SCHEMA:
@@ -217,6 +216,10 @@ class DataKeys:
         return sorted((Erasure(bytes(r[0]).hex(), r[1], r[2], r[3]) for r in rows), key=lambda e: (e.erased_at, e.ref))
 
     # -- erasure ------------------------------------------------------------------------------------
+    def held(self, refs: list[str]) -> list[str]:
+        """Which of ``refs`` this node still holds (a restored backup may bring back keys erased since)."""
+        return [r for r in refs if self.key(bytes.fromhex(r)) is not None]
+
     def destroy(self, refs: list[str], erased_at: str, request: str, approved_by: str) -> int:
         """Destroy these keys (idempotent: a ref already gone is recorded as erased all the same) and forget
         which person and streams they belonged to; the page is overwritten (``secure_delete``) on commit."""

@@ -8,8 +8,12 @@ record in the log) is caught by ``audit verify``; an insider editing the views a
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 from ledger.app import Actor
 from ledger.audit.verify import verify_log
@@ -17,9 +21,10 @@ from ledger.audit.views_check import check_views
 from ledger.domain.cases import ProtectionCase
 from ledger.errors import Code
 from ledger.log.datakeys import DATA_KEYS_FILE
-from ledger.log.subject_payload import ENC_DK1
+from ledger.log.subject_payload import ENC_DK1, ErasedPayload
 from ledger.runtime.bootstrap import Node, open_node
 from ledger.runtime.erasure_scrub import scrub_after_erasure
+from ledger.runtime.subject_keys import reapply_erasures
 from tests.conftest import A
 
 
@@ -88,3 +93,31 @@ def test_a_case_opened_before_per_subject_keys_keeps_reading_and_writing_as_befo
     newer = node.app.open_case(Actor(A, "req"), person(), notes="new note")
     assert [env.header.enc for _, _, env in node.app.envelopes() if env.header.stream == str(newer)] == [ENC_DK1]
     assert verify_log(node.app, workers=1).ok
+
+
+def test_a_restored_backup_does_not_bring_an_erased_person_back(
+    sqlite_node: Node, person: Callable[[], str], tmp_path: Path
+) -> None:
+    """Insider or operator restoring an old copy of the data keys: the log's erasure record wins — the keys it
+    names are destroyed again (``erase reapply``, and at node start) and the audit reports the erasure."""
+    node = sqlite_node
+    subject = node.app.subject(person())
+    node.app.open_case(Actor(A, "req"), subject, notes="restored?")
+    keys_file = node.config.data_dir / DATA_KEYS_FILE
+    backup = tmp_path / "datakeys.backup"
+    shutil.copy(keys_file, backup)
+    _erase(node, subject)
+    data = node.config.data_dir
+    node.close()
+    shutil.copy(backup, keys_file)
+    reopened = open_node(data)
+    try:
+        case = next(env for _, _, env in reopened.app.envelopes() if env.header.topic.endswith("Case.Opened"))
+        assert b"restored?" in reopened.app.signed_mapper.plaintext(case)  # the backup brought the key back
+        assert reapply_erasures(reopened.app) == 1
+        with pytest.raises(ErasedPayload):
+            reopened.app.signed_mapper.plaintext(case)
+        report = verify_log(reopened.app, workers=1)
+        assert report.ok and len(report.erased) == 2
+    finally:
+        reopened.close()

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from ledger.app.access import LedgerAccess
 from ledger.app.values import Actor
-from ledger.domain.erasure import ErasureRequest
+from ledger.domain.erasure import ErasureNotice, ErasureRequest
 from ledger.domain.types import Action, RequestStatus
 from ledger.errors import ConfigurationError, InputError
 from ledger.log.datakeys import DataKeys
@@ -51,7 +51,11 @@ class ErasureCommands(LedgerAccess):
         else:
             refs = dk.refs_of(req.subject)
             req.approve(by=actor.staff, note=note, key_refs=refs)
-            self.save_as(actor.agency, req)
+            # other nodes hear of it in the same sealed batch (they drop their views of this agency's events)
+            notice = ErasureNotice(
+                agency=actor.agency, subject=req.subject, request_id=str(req.id), approved_by=actor.staff
+            )
+            self.save_as(actor.agency, req, notice)
             by = actor.staff
         destroyed = dk.destroy(refs, self.clock().isoformat(), str(req.id), by)
         return {"request_id": str(req.id), "key_refs": refs, "destroyed": destroyed}

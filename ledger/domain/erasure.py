@@ -5,6 +5,10 @@ key, so it goes with them); another administrator approves (``Approved``) and, i
 erasure is recorded (``Erased``: which data keys, by which approval, when). Only then are the keys destroyed
 (:mod:`ledger.app.erasure`). ``Erased`` names no person: data key refs are random, so the record of the erasure
 stays in the log without keeping what was erased. Local only, like the events it erases.
+
+:class:`ErasureNotice` is the one shared part: saved with the approval, it tells other nodes that this agency
+erased the person (their pseudonym, the request, the approver), so each drops what its views hold of this agency's
+events about them (``projections.timeline``); the local events erased never left this node.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from ledger.domain.base import LedgerAggregate
 from ledger.domain.types import RequestStatus
 from ledger.errors import SelfApprovalError, StateConflict
 
-__all__ = ["ErasureRequest"]
+__all__ = ["ErasureNotice", "ErasureRequest"]
 
 
 class ErasureRequest(LedgerAggregate):
@@ -57,3 +61,16 @@ class ErasureRequest(LedgerAggregate):
     def _rejected(self, by: str, reason: str) -> None:
         self.status = RequestStatus.REJECTED.value
         self.decided_by = by
+
+
+class ErasureNotice(LedgerAggregate):
+    """The signed news of an erasure, for other nodes (shared; a random stream id, one per erasure)."""
+
+    SHARED = True
+
+    @event("Published")
+    def __init__(self, agency: str, subject: str, request_id: str, approved_by: str) -> None:
+        self.agency = agency
+        self.subject = subject
+        self.request_id = request_id
+        self.approved_by = approved_by

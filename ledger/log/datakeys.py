@@ -112,6 +112,7 @@ class DataKeys:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None  # opened (and the file made) when first needed
         self._cache: dict[bytes, bytes] = {}
+        self._version = -1  # the file's data_version the cache was filled at (another process may erase)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -179,18 +180,25 @@ class DataKeys:
     # -- reading ------------------------------------------------------------------------------------
     def key(self, ref: bytes) -> bytes | None:
         """The data key ``ref`` names (None: destroyed, or never held on this node)."""
-        cached = self._cache.get(ref)
-        if cached is not None:
-            return cached
         if not self._held():
             return None
         with self._lock:
-            row = self._db.execute("SELECT wrapped FROM subject_keys WHERE ref = ?", (ref,)).fetchone()
-        if row is None:
-            return None
-        key = self.wrapper.unwrap(bytes(row[0]), ref)
-        self._cache[ref] = key
-        return key
+            db = self._db
+            # another process of this node (the `erase approve` command, while an API process runs) may have
+            # destroyed keys this one holds in memory: its commit changes the file's data_version
+            version = db.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._version:
+                self._cache.clear()
+                self._version = version
+            cached = self._cache.get(ref)
+            if cached is not None:
+                return cached
+            row = db.execute("SELECT wrapped FROM subject_keys WHERE ref = ?", (ref,)).fetchone()
+            if row is None:
+                return None
+            key = self.wrapper.unwrap(bytes(row[0]), ref)
+            self._cache[ref] = key
+            return key
 
     def refs_of(self, subject: str) -> list[str]:
         if not self._held():

@@ -42,7 +42,7 @@ from ledger.log.envelope import GENESIS, Envelope, RootMemo, batch_message
 from ledger.log.header import Header
 from ledger.log.signing import KeyRing, Signer
 from ledger.log.subject_payload import ENC_DK1, open_payload, ref_of, seal_payload
-from ledger.log.subjects import STREAM, subject_rule
+from ledger.log.subjects import STREAM, binds_stream, subject_rule
 from ledger.merkle import EMPTY_ROOT
 
 __all__ = ["Head", "PreparedBatch", "SignedMapper"]
@@ -196,7 +196,7 @@ class SignedMapper(Mapper[UUID]):
             payload = encode(state)
             enc = None
             if self.data_keys is not None and (rule := subject_rule(topic)) is not None:
-                payload, enc = self._encrypt(rule, state, originator_id, version, payload)
+                payload, enc = self._encrypt(rule, topic, state, originator_id, version, payload)
             if version == 1:
                 prev = GENESIS
             else:
@@ -242,7 +242,7 @@ class SignedMapper(Mapper[UUID]):
         return PreparedBatch(rows, headers, payloads, leaves, signer, self.protect)
 
     def _encrypt(
-        self, rule: str, state: dict[str, Any], originator_id: UUID, version: int, payload: bytes
+        self, rule: str, topic: str, state: dict[str, Any], originator_id: UUID, version: int, payload: bytes
     ) -> tuple[bytes, str | None]:
         """The payload under its person's data key (:mod:`ledger.log.subjects`), or as it is when the stream began
         before per-subject keys (its later events stay readable as its first one is)."""
@@ -259,7 +259,7 @@ class SignedMapper(Mapper[UUID]):
             if not isinstance(subject, str) or not subject:
                 return payload, None
             ref, key = dk.for_subject(subject)
-            if version == 1:
+            if version == 1 and binds_stream(topic):
                 dk.bind_stream(stream, ref)
         return seal_payload(ref, key, payload, stream, version), ENC_DK1
 

@@ -12,9 +12,7 @@ travel sealed with them; that is left (docs/erasure.md).
 
 from __future__ import annotations
 
-from typing import Any
-
-__all__ = ["STREAM", "subject_of", "subject_rule"]
+__all__ = ["STREAM", "binds_stream", "subject_rule"]
 
 STREAM = ""  # the stream's key, bound by its first event
 
@@ -29,15 +27,14 @@ _RULES: dict[str, str | None] = {
     _D + "erasure:ErasureRequest.Requested": "subject",
 }
 
+# first events of streams that continue under the same key (the others are single events, or continue in plain)
+_BINDS = frozenset({_D + "cases:ProtectionCase.Opened"})
+
+
+def binds_stream(topic: str) -> bool:
+    return topic in _BINDS
+
 
 def subject_rule(topic: str) -> str | None:
     """The payload field naming the event's person, ``STREAM`` for the stream's key, None: not per subject."""
     return _RULES.get(topic)
-
-
-def subject_of(topic: str, state: dict[str, Any]) -> str | None:
-    field = _RULES.get(topic)
-    if not field:
-        return None
-    value = state.get(field)
-    return value if isinstance(value, str) and value else None

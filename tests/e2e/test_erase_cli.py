@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from tests.conftest import A
 from tests.support.staff import activate_second_administrator, password_env
 
 NOTE = "E2E-intake-note-moved-in-with-her-sister-5521"
+PURPOSE = "E2E-read-purpose-her-new-address-8830"
 
 
 def run(capsys: pytest.CaptureFixture[str], node: Node, *argv: str) -> tuple[int, list[dict], str]:
@@ -36,7 +38,7 @@ def _files_holding(root: Path, needle: bytes) -> list[str]:
 
 
 def test_erase_takes_two_administrators_and_the_audit_names_it(
-    sqlite_node: Node, capsys: pytest.CaptureFixture[str], person: Callable[[], str]
+    sqlite_node: Node, capsys: pytest.CaptureFixture[str], person: Callable[[], str], tmp_path: Path
 ) -> None:
     """Administrator alone: refused. Insider with the files afterwards: the note is nowhere; the audit passes."""
     node = sqlite_node
@@ -44,6 +46,7 @@ def test_erase_takes_two_administrators_and_the_audit_names_it(
     number, other = person(), person()
     node.app.open_case(Actor(A, "req"), number, notes=NOTE)
     node.app.open_case(Actor(A, "req"), other, notes="E2E-other-note")
+    node.app._record_reads(Actor(A, "rev"), [node.app.subject(number)], "protected details", PURPOSE)
     node.projector.catch_up()
 
     code, lines, err = run(
@@ -65,9 +68,22 @@ def test_erase_takes_two_administrators_and_the_audit_names_it(
     code, lines, err = run(capsys, node, "audit", "verify", "--quiet")
     assert code == 0, err
     erased = lines[0]["erased_events"]
-    assert {e["topic"].rpartition(":")[2] for e in erased} == {"ProtectionCase.Opened", "ErasureRequest.Requested"}
+    assert {e["topic"].rpartition(":")[2] for e in erased} == {
+        "ProtectionCase.Opened",
+        "AccessRecord.ProtectedDetailsRead",
+        "ErasureRequest.Requested",
+    }
     assert all(e["request"] == rid and e["approved_by"] == "admin2" for e in erased)
     code, lines, err = run(capsys, node, "audit", "replay", "--as", f"{A}/aud", "--until-position", "100000", "--quiet")
     assert code == 0, err
     summary = lines[0]["replay"]
-    assert summary["events_erased"] == 2 and summary["erasures"][0]["request"] == rid
+    assert summary["events_erased"] == 3 and summary["erasures"][0]["request"] == rid
+    # the auditor's report lists that a read happened, not whom it was about or why
+    out = tmp_path / "report"
+    code, lines, err = run(
+        capsys, node, "audit", "report", "--as", f"{A}/aud", "--from", "2020-01-01T00:00:00Z", "--to",
+        (datetime.now(UTC) + timedelta(minutes=1)).isoformat(), "--out", str(out), "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    reads = (out / "reads.csv").read_text(encoding="utf-8")
+    assert "(erased)" in reads and PURPOSE not in reads

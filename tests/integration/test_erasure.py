@@ -76,6 +76,24 @@ def _postgres_rows(url: str) -> list[str]:
         engine.dispose()
 
 
+def _postgres_files_holding(url: str, needles: list[bytes]) -> list[str]:
+    """The database's own files on the server (this machine's cluster, readable by the test's account), after a
+    checkpoint: the node's tables there, not the cluster's shared WAL (docs/erasure.md, what is left)."""
+    import psycopg
+
+    from tests.support.postgres import ADMIN_DSN
+
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+        home = Path(str(conn.execute("SHOW data_directory").fetchone()[0]))  # type: ignore[index]
+        name = url.rsplit("/", 1)[1]
+        oid = conn.execute("SELECT oid FROM pg_database WHERE datname = %s", (name,)).fetchone()[0]  # type: ignore[index]
+    base = home / "base" / str(oid)
+    if not base.is_dir():
+        pytest.skip(f"the cluster's files are not readable here ({base})")
+    return _files_holding(base, needles)
+
+
 def test_erasing_one_person_leaves_none_of_their_content_and_the_log_still_verifies(
     make_node: Callable[..., Node], backend: str | None, person: Callable[[], str]
 ) -> None:
@@ -94,6 +112,8 @@ def test_erasing_one_person_leaves_none_of_their_content_and_the_log_still_verif
     assert encs["ProtectionCase.Opened"] == ENC_DK1
     assert encs["AccessRecord.ProtectedDetailsRead"] == ENC_DK1
 
+    if url is not None:
+        assert _postgres_files_holding(url, needles), "scan is blind"
     request = app.request_erasure(Actor(A, "admin"), target, "retention of the case ended")
     with pytest.raises(SelfApprovalError):
         app.approve_erasure(Actor(A, "admin"), request)
@@ -105,6 +125,7 @@ def test_erasing_one_person_leaves_none_of_their_content_and_the_log_still_verif
     assert not [p for p in _readable_payloads(node) if any(n in p for n in needles)]
     if url is not None:
         assert not [r for r in _postgres_rows(url) if any(n.decode() in r for n in needles)]
+        assert _postgres_files_holding(url, needles) == []
     # everyone else untouched, in the log and in the views
     for _, note in others:
         assert any(note.encode() in p for p in _readable_payloads(node))

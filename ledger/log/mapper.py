@@ -41,8 +41,9 @@ from ledger.log.datakeys import DataKeys
 from ledger.log.envelope import GENESIS, Envelope, RootMemo, batch_message
 from ledger.log.header import Header
 from ledger.log.signing import KeyRing, Signer
-from ledger.log.subject_payload import ENC_DK1, open_payload, ref_of, seal_payload
-from ledger.log.subjects import STREAM, binds_stream, subject_rule
+from ledger.log.subject_payload import ENC_DK1
+from ledger.log.subject_seal import open_subject_payload, seal_subject_payload
+from ledger.log.subjects import subject_rule
 from ledger.merkle import EMPTY_ROOT
 
 __all__ = ["Head", "PreparedBatch", "SignedMapper"]
@@ -196,7 +197,7 @@ class SignedMapper(Mapper[UUID]):
             payload = encode(state)
             enc = None
             if self.data_keys is not None and (rule := subject_rule(topic)) is not None:
-                payload, enc = self._encrypt(rule, topic, state, originator_id, version, payload)
+                payload, enc = seal_subject_payload(self.data_keys, rule, topic, state, originator_id, version, payload)
             if version == 1:
                 prev = GENESIS
             else:
@@ -241,36 +242,9 @@ class SignedMapper(Mapper[UUID]):
         self._check_signable(origin, key_id, latest)
         return PreparedBatch(rows, headers, payloads, leaves, signer, self.protect)
 
-    def _encrypt(
-        self, rule: str, topic: str, state: dict[str, Any], originator_id: UUID, version: int, payload: bytes
-    ) -> tuple[bytes, str | None]:
-        """The payload under its person's data key (:mod:`ledger.log.subjects`), or as it is when the stream began
-        before per-subject keys (its later events stay readable as its first one is)."""
-        dk = self.data_keys
-        assert dk is not None
-        stream = str(originator_id)
-        if rule == STREAM:
-            got = dk.for_stream(stream)
-            if got is None:
-                return payload, None
-            ref, key = got
-        else:
-            subject = state.get(rule)
-            if not isinstance(subject, str) or not subject:
-                return payload, None
-            ref, key = dk.for_subject(subject)
-            if version == 1 and binds_stream(topic):
-                dk.bind_stream(stream, ref)
-        return seal_payload(ref, key, payload, stream, version), ENC_DK1
-
     def plaintext(self, env: Envelope) -> bytes:
         """The payload bytes to decode: as stored, or opened under its data key (``ErasedPayload`` when destroyed)."""
-        h = env.header
-        if h.enc != ENC_DK1:
-            return env.payload
-        dk = self.data_keys
-        key = dk.key(ref_of(env.payload)) if dk is not None else None
-        return open_payload(env.payload, key, h.stream, h.version)
+        return open_subject_payload(self.data_keys, env)
 
     def _check_signable(self, origin: str, key_id: str, at: datetime) -> None:
         """Refuse to sign what no verifier would accept: an event stamped outside the key's validity.

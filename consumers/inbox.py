@@ -21,6 +21,7 @@ from consumers.settings import KafkaSettings
 from ledger.errors import StateConflict, StorageError
 from ledger.faultpoint import faultpoint
 from ledger.runtime.bootstrap import Node
+from ledger.runtime.linkage import refuse_in_hub_mode
 
 __all__ = ["Consumer"]
 
@@ -33,6 +34,7 @@ class Consumer:
         loop); readers catch up themselves, so nothing reads a view that misses an applied event."""
         from kafka import KafkaConsumer
 
+        refuse_in_hub_mode(node.config, "ingest from the shared events topic")
         self.node = node
         self.settings = settings
         self.project = project

@@ -16,6 +16,7 @@ from consumers.settings import KafkaSettings
 from ledger.app import FlagLedger, is_local_only
 from ledger.faultpoint import faultpoint
 from ledger.runtime.bootstrap import Node
+from ledger.runtime.linkage import refuse_in_hub_mode
 from ledger.runtime.tables import relay_marks, relay_position
 from projections.base import upsert
 
@@ -50,6 +51,7 @@ class Relay:
     """
 
     def __init__(self, node: Node, settings: KafkaSettings) -> None:
+        refuse_in_hub_mode(node.config, "the relay to the shared events topic")
         self.node = node
         self.settings = settings
         self._producer: Any = None

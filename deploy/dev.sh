@@ -49,6 +49,12 @@ ensure_browser() {
   fi
 }
 
+ensure_hsm() {
+  if [ -f deploy/hsm-deps.sh ]; then
+    bash deploy/hsm-deps.sh
+  fi
+}
+
 case "${1:-}" in
   demo)
     setup base
@@ -59,6 +65,7 @@ case "${1:-}" in
     setup test
     ensure_postgres
     ensure_browser
+    ensure_hsm
     .venv/bin/ruff check ledger projections consumers tests deploy
     .venv/bin/ruff format --check ledger projections consumers tests deploy
     .venv/bin/mypy

@@ -157,6 +157,14 @@ class Code:
     # a protected person's year (issue 21, docs/year.md)
     HANDOVER_PENDING: Final = "handover_pending"  # the new municipality does not hold yet: a named risk is needed
     LAST_HOLDER: Final = "last_holder"  # the release would leave no holder anywhere: a second approval is needed
+    GUARDIAN_BARRED: Final = "guardian_barred"  # a guardian or proxy barred from acting for a protected person
+    # the law catalogue (issue 21, docs/bodies.md): a query beyond its legal basis
+    UNKNOWN_LEGAL_BASIS: Final = "unknown_legal_basis"  # the item is not in the catalogue
+    PROCEDURE_NOT_IN_BASIS: Final = "procedure_not_in_basis"  # the item is for another procedure
+    INFO_KIND_NOT_PERMITTED: Final = "info_kind_not_permitted"  # the item does not permit this information kind
+    KIND_NOT_PERMITTED: Final = "kind_not_permitted"  # the agency's kind never does this (the police sets no flag)
+    # other channels (issue 21, docs/channels.md)
+    NOT_ENTITLED: Final = "not_entitled"  # a disclosure or printout asked by neither the person nor their proxy
     # per-subject data keys and erasure (issue 22, docs/erasure.md)
     ERASED: Final = "erased"  # the event's data key was destroyed: its envelope verifies, its content is gone
 

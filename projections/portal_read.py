@@ -23,8 +23,9 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, select
 
 from projections.base import tracking
-from projections.portal import OPEN_END, portal_records
+from projections.portal import portal_records
 from projections.record_check import RecordFacts
+from projections.record_filter import filtered
 from projections.verified import Person, VerifiedState
 
 __all__ = ["Facts", "PortalReader", "RecordRow", "candidates_statement"]
@@ -122,13 +123,11 @@ class PortalReader:
         return access, self.visible(person)
 
     def visible(self, person: Person) -> list[RecordRow]:
-        """The person's records the portal shows: made at or after the end of their last ``NON_DISCLOSURE``."""
-        cutoff = person.nd_cutoff
-        if cutoff == OPEN_END:  # protected now: every record is hidden, nothing to read
-            return []
+        """The person's records the portal shows: the one filter every channel applies
+        (:func:`projections.record_filter.filtered`: made at or after the end of their last ``NON_DISCLOSURE``)."""
         return [
             (f.request_id, f.created_at, f.querier, f.provider, f.procedure, f.legal_item, f.info_kind, status)
-            for f, status in self.records(person, cutoff)
+            for f, status in filtered(self.records, person).shown
         ]
 
     def records(self, person: Person, cutoff: str) -> list[tuple[RecordFacts, str]]:

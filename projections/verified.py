@@ -10,7 +10,8 @@ may name a provider are decided here, from an in-memory state derived from *veri
 * which pseudonyms name one person (number changes), as ``projections.flag_state`` joins them, which of them
   are retired (the old number of an active link: its card is nobody's on the portal), and which holdings keep
   protecting a number after an unlink because they were set through the link (``carried``);
-* which proxy registrations are active.
+* which proxy registrations are active, and which guardians or proxies are barred from acting for a person
+  (``GuardianBar``, issue 21: refused while any flag protects the person).
 
 A provision record row is checked against its own signed ``Received`` event by
 :class:`projections.record_check.RecordCheck`.
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from eventsourcing.utils import get_topic
 
 from ledger.domain.flags import Protection
+from ledger.domain.guardians import GuardianBar
 from ledger.domain.identity import ProxyRegistration, PseudonymLink
 from ledger.domain.types import Flag
 from ledger.errors import ChainError, FlagLedgerError, IntegrityError, UntrustedKeyError
@@ -44,6 +46,7 @@ from ledger.log.envelope import GENESIS, Envelope
 from ledger.log.subject_payload import ENC_DK1
 from projections.log_position import last_position as _last_position
 from projections.portal import OPEN_END, canonical_time
+from projections.verified_bars import GuardianBars
 from projections.verified_links import NumberLinks
 
 if TYPE_CHECKING:
@@ -63,12 +66,18 @@ def _event_topics(cls: type) -> list[str]:
 
 
 def state_topics() -> list[str]:
-    return _event_topics(Protection) + _event_topics(PseudonymLink) + _event_topics(ProxyRegistration)
+    return (
+        _event_topics(Protection)
+        + _event_topics(PseudonymLink)
+        + _event_topics(ProxyRegistration)
+        + _event_topics(GuardianBar)
+    )
 
 
 PROTECTION = get_topic(Protection) + "."
 LINK = get_topic(PseudonymLink) + "."
 PROXY = get_topic(ProxyRegistration) + "."
+BAR = get_topic(GuardianBar) + "."
 USED = frozenset(
     {
         PROTECTION + "FlagsSet",
@@ -78,6 +87,9 @@ USED = frozenset(
         LINK + "Unlinked",
         PROXY + "Registered",
         PROXY + "Cancelled",
+        BAR + "Proposed",
+        BAR + "Approved",
+        BAR + "Lifted",
     }
 )  # the topics apply() folds in
 Held = tuple[str, Pair]  # (pseudonym, (flag, agency)): one holding on one number
@@ -131,6 +143,7 @@ class VerifiedState:
         self._carriers: dict[Held, set[str]] = {}  # the reverse of _carried
         self._proxies: dict[str, tuple[str, ...]] = {}  # subject → active proxies
         self._registrations: dict[str, Pair] = {}  # registration stream → (subject, proxy)
+        self._bars = GuardianBars()  # guardians or proxies barred from acting for a person
         self._heads: dict[str, bytes] = {}  # stream → version (4 bytes) + leaf hash of its last event
         self._pairs: dict[Pair, Pair] = {}  # one tuple per (flag, agency) pair
         self._names: dict[str, str] = {}  # one string per agency code and flag name
@@ -225,6 +238,8 @@ class VerifiedState:
                     self._proxies[subject] = left
                 else:
                     self._proxies.pop(subject, None)
+        elif topic.startswith(BAR):
+            self._bars.apply(h.stream, topic[len(BAR) :], event)
 
     def _name(self, value: str) -> str:
         return self._names.setdefault(value, value)
@@ -383,10 +398,20 @@ class VerifiedState:
             if viewer in person.aliases:
                 return "self", person
             viewers = set(self._aliases(viewer))
+            if person.protected and self._bars.any_barred(person.aliases, viewers):
+                return "none", person  # a barred guardian acts for nobody while the person is protected
             for p in person.aliases:
                 if viewers.intersection(self._proxies.get(p, ())):
                     return "proxy", person
             return "none", person
+
+    def barred(self, subject: str, guardian: str) -> bool:
+        """Whether ``guardian`` (any of their numbers) may not act for ``subject`` now: a bar in force on any of
+        the subject's numbers while any flag protects them."""
+        with self._lock:
+            self.fresh()
+            person = self._person_now(subject)
+            return person.protected and self._bars.any_barred(person.aliases, set(self._aliases(guardian)))
 
     def holdings_of(self, agency: str) -> list[tuple[str, str]]:
         """(pseudonym, flag) of every flag ``agency`` holds now (the liaison resolution reads this)."""
@@ -404,5 +429,6 @@ class VerifiedState:
                 "linked_pseudonyms": len(self._links.person),
                 "carried_pseudonyms": len(self._carried),
                 "proxied_subjects": len(self._proxies),
+                "barred_subjects": len(self._bars),
                 "streams": len(self._heads),
             }

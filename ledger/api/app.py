@@ -9,13 +9,21 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 
 from ledger.api import (
+    bodies,
     commands,
+    companions,
     console,
     console_acts,
+    console_bodies,
     console_codes,
+    console_identity,
     console_keys,
+    console_probes,
+    console_references,
     console_requests,
     console_signin,
+    console_year,
+    disclosure,
     incidents,
     queries,
     system,
@@ -24,7 +32,7 @@ from ledger.api import (
 from ledger.api.errors import install_error_handlers
 from ledger.api.gate import ConcurrencyGate
 from ledger.api.settings import HttpSettings
-from ledger.app.capacity import Capacity
+from ledger.capacity import Capacity
 from ledger.runtime.bootstrap import Node
 
 __all__ = ["create_app", "openapi_document"]
@@ -55,13 +63,21 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     install_error_handlers(app)
     app.include_router(commands.router)
     app.include_router(year.router)
+    app.include_router(companions.router)
+    app.include_router(bodies.router)
+    app.include_router(disclosure.router)
     app.include_router(queries.router)
     app.include_router(console.router)
     app.include_router(console_signin.router)
     app.include_router(console_keys.router)
     app.include_router(console_codes.router)
     app.include_router(console_requests.router)
+    app.include_router(console_references.router)
+    app.include_router(console_year.router)
+    app.include_router(console_identity.router)
+    app.include_router(console_probes.router)
     app.include_router(console_acts.router)
+    app.include_router(console_bodies.router)
     app.include_router(incidents.router)
     app.include_router(system.router)
 

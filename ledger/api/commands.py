@@ -8,6 +8,8 @@ from uuid import UUID
 
 from fastapi import APIRouter
 
+from consumers.linkage_staff import ask
+from consumers.linkage_staff import querier_answer as hub_querier_answer
 from ledger.api.deps import Caller, CurrentNode
 from ledger.api.schemas import (
     ERROR_RESPONSES,
@@ -30,6 +32,7 @@ from ledger.api.schemas import (
 )
 from ledger.domain.types import Action
 from ledger.errors import NotFoundError
+from ledger.runtime.linkage import hub_mode
 
 __all__ = ["router"]
 
@@ -134,6 +137,20 @@ def send_body_request(body: BodyRequestIn, node: CurrentNode, who: Caller) -> Bo
 )
 def request_provision(body: ProvisionIn, node: CurrentNode, who: Caller) -> QuerierAnswerOut:
     who.require(node, Action.REQUEST_PROVISION)
+    if hub_mode(node.config) and body.provider not in node.app.hosted:  # issue 19: through the hub
+        rid = ask(
+            node.app,
+            node.engine,
+            who.actor,
+            body.provider,
+            body.subject,
+            legal_item=body.legal_item,
+            procedure=body.procedure,
+            info_kind=body.info_kind,
+        )
+        hub_ans = hub_querier_answer(node.engine, who.actor.agency, rid)
+        assert hub_ans is not None
+        return QuerierAnswerOut(request_id=UUID(rid), status=hub_ans.status, message=hub_ans.message)  # type: ignore[arg-type]
     ans = node.app.request_provision(
         who.actor,
         body.provider,
@@ -152,6 +169,10 @@ def request_provision(body: ProvisionIn, node: CurrentNode, who: Caller) -> Quer
     summary="the answer as the querying agency sees it",
 )
 def provision_status(request_id: UUID, node: CurrentNode, who: Caller) -> QuerierAnswerOut:
+    through_hub = hub_querier_answer(node.engine, who.actor.agency, request_id.hex) if hub_mode(node.config) else None
+    if through_hub is not None:
+        who.require(node, Action.REQUEST_PROVISION)
+        return QuerierAnswerOut(request_id=request_id, status=through_hub.status, message=through_hub.message)  # type: ignore[arg-type]
     ans = node.app.provision_answer(who.actor, request_id)
     return QuerierAnswerOut(request_id=request_id, status=ans.status, message=ans.message)  # type: ignore[arg-type]
 

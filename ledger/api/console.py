@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
@@ -23,6 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from ledger.api.auth import Principal, required_factor, token_secret, verify_token
+from ledger.api.console_names import namers
 from ledger.api.deps import COOKIE, LockedNode
 from ledger.api.errors import error_body, status_for
 from ledger.api.settings import HttpSettings
@@ -59,6 +61,9 @@ NOTICES = {
     "proposed": "判断案を登録しました。承認者の承認を待っています。",
     "decided": "判断を確定しました。",
     "signed_out": "サインアウトしました。",
+    "numbered": "宛名番号を登録しました。",
+    "proxy_registered": "代理人を登録しました。",
+    "proxy_cancelled": "代理人の登録を取り消しました。",
     "key_registered": "セキュリティキーを登録しました。登録したキーで、もう一度サインインしてください。",
     "totp_registered": "ワンタイムコードを登録しました。コードを使って、もう一度サインインしてください。",
 }
@@ -112,6 +117,7 @@ def _page(
         "kind_labels": KIND_LABELS,
         "status_labels": STATUS_LABELS,
         "notice": NOTICES.get(request.query_params.get("done", "")),
+        **namers(node, who.actor.agency if who else None),
         **context,
     }
     return templates.TemplateResponse(request, name, ctx, status_code=status)
@@ -148,6 +154,29 @@ def _check_csrf(node: Node, who: Principal, value: str) -> None:
         raise PermissionDenied("the form is stale or not from this console; reload the page", code=Code.CSRF)
 
 
+def console_act(
+    request: Request,
+    node: Node,
+    session: str | None,
+    csrf: str,
+    action: Action,
+    act: Callable[[Principal], str],
+    back: str,
+) -> Response:
+    """One form post of the console: the signed-in person, the form's CSRF token and ``action``'s role are
+    checked before ``act`` runs; ``act`` returns what was done (the next page's notice) and the browser goes back
+    to ``back``. A refusal renders the refusal page, and what was refused changed nothing."""
+    who = None
+    try:
+        who = _session(node, session)
+        _check_csrf(node, who, csrf)
+        who.require(node, action)
+        done = act(who)
+    except FlagLedgerError as exc:
+        return _refused(request, node, who, exc)
+    return RedirectResponse(f"{back}?done={done}", status_code=303)
+
+
 # -- home (sign-in and sign-out: ledger/api/console_signin.py) -------------------------------------------------
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, node: LockedNode, session: Session = None) -> Response:
@@ -156,7 +185,7 @@ def home(request: Request, node: LockedNode, session: Session = None) -> Respons
         queue = views.work_queue(node, who.actor, held=False)
     except FlagLedgerError as exc:
         return _refused(request, node, None, exc)
-    return _page(request, node, who, "home.html", queue=queue, agency_name=node.app.agency(who.actor.agency).name)
+    return _page(request, node, who, "home.html", queue=queue)
 
 
 # -- counter ---------------------------------------------------------------------------------------------------

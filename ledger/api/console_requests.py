@@ -13,10 +13,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ledger.api.console import ASSERTION_MAX, Session, _check_csrf, _page, _refused, _session
 from ledger.api.console_forms import FlagRequestForm
+from ledger.api.console_references import record_reference
 from ledger.api.deps import LockedNode
 from ledger.api.webauthn_keys import act_proof, signs_with_key
 from ledger.domain.types import Action, Flag, Reason, RequestKind
 from ledger.errors import FlagLedgerError, InputError
+from ledger.runtime.reference_numbers import clean_reference
 
 __all__ = ["router"]
 
@@ -56,16 +58,20 @@ def request_flags(
     form: FlagRequestForm,
     csrf: Annotated[str, Form(max_length=128)],
     request_id: Annotated[UUID | None, Form()] = None,
+    reference: Annotated[str, Form(max_length=60)] = "",
     assertion: Annotated[str, Form(max_length=ASSERTION_MAX)] = "",
     session: Session = None,
 ) -> Response:
     """Signed by the requester's security key (``assertion`` over the request named ``request_id``, both
-    from ledger/api/console_acts.py), or — with no certified key — by their unlocked staff key."""
+    from ledger/api/console_acts.py), or — with no certified key — by their unlocked staff key. A 宛名番号 given
+    with it is checked before the request is made and kept (locally) once it is."""
     who = None
     try:
         who = _session(node, session)
         _check_csrf(node, who, csrf)
         who.require(node, Action.REQUEST_FLAG)
+        if reference.strip():
+            clean_reference(reference)  # a mistyped number refuses the form before anything is requested
         proof = act_proof(node, request, who.actor, assertion)
         if proof is not None and request_id is None:
             raise InputError("a request signed by a security key names the id it signed", field="request_id")
@@ -79,6 +85,8 @@ def request_flags(
             proof=proof,
             request_id=request_id if proof is not None else None,
         )
+        if reference.strip():
+            record_reference(node, who.actor, form.subject, reference)
     except FlagLedgerError as exc:
         return _refused(request, node, who, exc)
     return RedirectResponse("/console/approvals?done=requested", status_code=303)

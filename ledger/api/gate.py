@@ -14,7 +14,7 @@ import asyncio
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ledger.app.capacity import MAX_API_CONCURRENCY, Capacity
+from ledger.capacity import MAX_API_CONCURRENCY, Capacity
 
 __all__ = ["DEFAULT_CONCURRENCY", "MAX_CONCURRENCY", "ConcurrencyGate"]
 

@@ -86,6 +86,8 @@ class YearQueueOut(BaseModel):
     last_holder_warnings: list[dict[str, Any]]
     terms: list[dict[str, Any]]
     provisional: list[dict[str, Any]]
+    perpetrators: list[dict[str, Any]] = Field(default_factory=list, description="NON_DISCLOSURE to request")
+    companions: list[dict[str, Any]] = Field(default_factory=list, description="flags a companion lacks")
 
 
 @router.post("/moves", response_model=MoveOut, status_code=201, summary="a protected person's residence change")

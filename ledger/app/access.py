@@ -15,6 +15,7 @@ from ledger.app.values import Actor
 from ledger.domain.accounts import SystemAccount
 from ledger.domain.agencies import Agency, Staff
 from ledger.domain.base import LedgerAggregate
+from ledger.domain.bodies import kind_refusal
 from ledger.domain.credentials import StaffCredential
 from ledger.domain.duties import duty_refusal
 from ledger.domain.identity import AccessRecord, ReportRecord, TokenGrant
@@ -76,6 +77,7 @@ class LedgerAccess(LedgerStore):
             )
         member = self._active_member(actor)
         agency = self.agency(actor.agency)
+        self._check_kind(agency, action)
         if not agency.allows(set(member.roles), action):
             raise PermissionDenied(
                 f"{actor} (roles: {', '.join(member.roles) or 'none'}) may not {action.value} at {actor.agency}",
@@ -130,6 +132,7 @@ class LedgerAccess(LedgerStore):
         if not account.active:
             raise PermissionDenied("the system account is deactivated", code=Code.INACTIVE_STAFF)
         agency = self.agency(actor.agency)
+        self._check_kind(agency, action)
         if not agency.allows(set(account.roles), action):
             # a staff member's act (no system kind has it) is "staff_only"; another kind's, "role_not_permitted"
             systems = agency.allows({r.value for r in SYSTEM_ONLY_ROLES}, action)
@@ -138,6 +141,12 @@ class LedgerAccess(LedgerStore):
                 code=Code.ROLE_NOT_PERMITTED if systems else Code.STAFF_ONLY,
             )
         return agency, account
+
+    @staticmethod
+    def _check_kind(agency: Agency, action: Action) -> None:
+        refusal = kind_refusal(agency.kind, action)  # whatever the agency's permission table says
+        if refusal is not None:
+            raise PermissionDenied(refusal, code=Code.KIND_NOT_PERMITTED)
 
     def authorise_any(self, actor: Actor, action: Action) -> Agency:
         """``authorise`` for a staff member, ``authorise_system`` for a system account: for the few acts

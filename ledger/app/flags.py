@@ -131,7 +131,7 @@ class FlagCommands(CredentialCommands):
             body_request_id=body_request_id,
             staff_signature=signed,
         )
-        self.save_as(actor.agency, request, *self._on_request(actor, request))
+        self.save_as(actor.agency, request, *self._on_request(actor, request), *self._after_act(actor, request))
         return request.id
 
     # -- hooks the year's rules fill in (ledger.app.year): nothing more by default ----------------------------
@@ -145,6 +145,10 @@ class FlagCommands(CredentialCommands):
 
     def _before_execute(self, actor: Actor, request: FlagRequest) -> list[LedgerAggregate]:
         """Refuse an execution the year's rules forbid; aggregates saved with it (a named risk used up)."""
+        return []
+
+    def _after_act(self, actor: Actor, request: FlagRequest) -> list[LedgerAggregate]:
+        """Aggregates saved with an act on a request (the outcome a protection body reads: ledger.app.bodies)."""
         return []
 
     def _request_terms(
@@ -251,7 +255,7 @@ class FlagCommands(CredentialCommands):
         request.check_not_requester(actor.staff, "approve")
         self._check_signed(request, final=False)
         request.approve(actor.staff, note, self._act_signature(actor, request, APPROVED, note, proof))
-        self.save_as(actor.agency, request)
+        self.save_as(actor.agency, request, *self._after_act(actor, request))
         return request.status
 
     def reject_request(self, actor: Actor, request_id: UUID, reason: str, *, proof: Proof | None = None) -> None:
@@ -260,7 +264,7 @@ class FlagCommands(CredentialCommands):
         request.check_pending()
         request.check_not_requester(actor.staff, "reject")
         request.reject(actor.staff, reason, self._act_signature(actor, request, REJECTED, reason, proof))
-        self.save_as(actor.agency, request)
+        self.save_as(actor.agency, request, *self._after_act(actor, request))
 
     def execute_request(self, actor: Actor, request_id: UUID, *, proof: Proof | None = None) -> None:
         """The designated operator applies an approved request to the agency's flags, once every act on it
@@ -282,7 +286,7 @@ class FlagCommands(CredentialCommands):
             protection.renew(request.flags, request.id, actor.staff, request.review_date, evidence)
         else:
             protection.release(request.flags, request.id, actor.staff, "see request explanation", evidence)
-        self.save_as(actor.agency, request, protection, *extra)
+        self.save_as(actor.agency, request, protection, *extra, *self._after_act(actor, request))
 
     def _check_signed(self, request: FlagRequest, *, final: bool) -> None:
         """Refuse a request whose recorded acts are not each signed by a certified person — an approval
@@ -327,7 +331,9 @@ class FlagCommands(CredentialCommands):
     ) -> UUID:
         agency, _ = self.authorise(actor, Action.SEND_BODY_REQUEST)
         if not AgencyKind(agency.kind).is_protection_body:
-            raise PermissionDenied("only support centres and child guidance centres send protection requests")
+            raise PermissionDenied(
+                "only protection bodies (support centres, child guidance centres, the police) send protection requests"
+            )
         agency_code(municipality, "municipality")
         parse_enum(Reason, reason, "reason")
         fl = sorted({parse_enum(Flag, f, "flag").value for f in flags})

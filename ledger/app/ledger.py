@@ -5,22 +5,24 @@ from __future__ import annotations
 from ledger.app.accounts import SystemAccountCommands
 from ledger.app.agencies import AgencyCommands
 from ledger.app.answers import AnswerCommands
+from ledger.app.bodies import BodyCommands
+from ledger.app.companions import CompanionCommands
 from ledger.app.erasure import ErasureCommands
-from ledger.app.identity import IdentityCommands
+from ledger.app.guardians import GuardianCommands
 from ledger.app.one_time_codes import OneTimeCodeCommands
 from ledger.app.provision import ProvisionCommands
 from ledger.app.security_keys import SecurityKeyCommands
-from ledger.app.year import YearCommands
 
 __all__ = ["FlagLedger"]
 
 
 class FlagLedger(
     AgencyCommands,
-    YearCommands,
+    CompanionCommands,
+    BodyCommands,
     ProvisionCommands,
     AnswerCommands,
-    IdentityCommands,
+    GuardianCommands,
     SecurityKeyCommands,
     OneTimeCodeCommands,
     SystemAccountCommands,
@@ -30,7 +32,9 @@ class FlagLedger(
 
     Wiring and the key ring: :mod:`ledger.app.wiring`; saving and loading: :mod:`ledger.app.store`; access:
     :mod:`ledger.app.access`; commands by area: :mod:`ledger.app.agencies`, :mod:`ledger.app.flags`,
-    :mod:`ledger.app.provision`, :mod:`ledger.app.identity`, :mod:`ledger.app.security_keys`.
+    :mod:`ledger.app.provision`, :mod:`ledger.app.identity`, :mod:`ledger.app.year`,
+    :mod:`ledger.app.companions`, :mod:`ledger.app.guardians`, :mod:`ledger.app.bodies`,
+    :mod:`ledger.app.security_keys`.
     """
 
     name = "flagledger"

@@ -9,7 +9,11 @@ from ledger import clock
 from ledger.app.access import LedgerAccess
 from ledger.app.answers import hold_reason, open_file
 from ledger.app.values import Actor, QuerierAnswer
+from ledger.domain.agencies import Agency
+from ledger.domain.answers import HoldReason
 from ledger.domain.base import LedgerAggregate
+from ledger.domain.bodies import kind_refusal
+from ledger.domain.law import check_query
 from ledger.domain.provision import ProbeNotice, ProvisionRequest
 from ledger.domain.types import (
     Action,
@@ -18,9 +22,10 @@ from ledger.domain.types import (
     parse_enum,
 )
 from ledger.errors import (
+    Code,
     ConfigurationError,
-    InputError,
     NotFoundError,
+    PermissionDenied,
 )
 
 
@@ -67,12 +72,19 @@ class ProvisionCommands(LedgerAccess):
         procedure: str,
         info_kind: str,
         applicant: str = Applicant.UNKNOWN.value,
+        staff_answer: bool = False,
     ) -> QuerierAnswer:
         """A query from an agency served by another node, as the information-provision network delivers it
         to ``provider``'s intermediate server. The network authenticates the querier, so no staff of ours
         is involved; the answer is what the network relays back (the querier's node learns the rest from
-        the provider's published events, exactly as for :meth:`request_provision`)."""
+        the provider's published events, exactly as for :meth:`request_provision`). ``staff_answer``: the
+        hub's mark that a holder elsewhere protects the person (hub mode, docs/linkage.md) — held for staff
+        whatever this node holds itself, like a flag held here, and naming no holder."""
         agency_code(querier, "querier")
+        known = self.find(Agency, Agency.create_id(querier))
+        refusal = kind_refusal(known.kind, Action.REQUEST_PROVISION) if known is not None else None
+        if refusal is not None:  # a querier this node knows to be the police is no 情報照会者 (docs/bodies.md)
+            raise PermissionDenied(refusal, code=Code.KIND_NOT_PERMITTED)
         return self._provision(
             querier,
             provider,
@@ -81,6 +93,7 @@ class ProvisionCommands(LedgerAccess):
             procedure=procedure,
             info_kind=info_kind,
             applicant=applicant,
+            staff_answer=staff_answer,
         )
 
     def _provision(
@@ -93,14 +106,12 @@ class ProvisionCommands(LedgerAccess):
         procedure: str,
         info_kind: str,
         applicant: str,
+        staff_answer: bool = False,
     ) -> QuerierAnswer:
         agency_code(provider, "provider")
         if provider not in self.hosted:  # (never echoed: it may be an individual number typed in the wrong field)
             raise NotFoundError("the providing agency is not served by this node")
-        if not isinstance(legal_item, int) or not 1 <= legal_item <= 200:
-            raise InputError("legal_item must be the item number of table 2 (別表第二), 1-200")
-        if not procedure.strip() or not info_kind.strip():
-            raise InputError("procedure and info_kind are required")
+        check_query(legal_item, procedure, info_kind)  # the law catalogue: nothing beyond the lawful purpose
         parse_enum(Applicant, applicant, "applicant")
         subj = self.subject(subject)
         request = ProvisionRequest(
@@ -117,6 +128,8 @@ class ProvisionCommands(LedgerAccess):
         reason = hold_reason(
             self, provider, subj, state, legal_item=legal_item, procedure=procedure, info_kind=info_kind
         )
+        if staff_answer and reason is None:
+            reason = HoldReason.FLAG  # a holder elsewhere: never answered automatically
         if reason is not None:
             # every kind alike to the querier (same Held event, same answer); the reason stays in the local file
             request.hold(flags=sorted(state), batched=True)

@@ -9,8 +9,10 @@ auditor's own agency (never another agency's: its flags would say who protects w
   (and the name the agency enrolled them under) and the request it decided.
 * ``held.csv`` — every provision request held in the period, who asked, and its outcome by the period's
   end (and later, if it was decided after the period).
-* ``reads.csv`` — every recorded read of protected details (``AccessRecord``), who, what, why; and every
-  report generated (``ReportRecord``: the report lists people, so making one is recorded before it is written).
+* ``reads.csv`` — every recorded read of protected details (``AccessRecord``), who, what, why; every
+  report generated (``ReportRecord``: the report lists people, so making one is recorded before it is written);
+  and every disclosure document or counter printout handed out (``DisclosureRecord``: how many records shown and
+  withheld, never which).
 * ``tokens.csv`` — every API token issued (``TokenGrant``): by whom, to whom, which roles, until when, and how the
   person proved who they are (``via``: password, password_totp, password_key, oidc, …).
 * ``staff.csv`` — every enrolment, role grant and revocation, deactivation, and role-grant proposal with its
@@ -197,6 +199,12 @@ def audit_report(
                         position,
                     ]
                 )
+            elif topic == "DisclosureRecord.Made":  # a person's records handed out (docs/channels.md)
+                what = f"{ev.channel}: {ev.shown} shown, {ev.withheld} withheld"
+                why = f"asked by {ev.access}" + (f", reference {ev.reference}" if ev.reference else "")
+                sections["reads"].add(
+                    [at, ev.agency, ev.staff, names(ev.agency, ev.staff), ev.subject, what, why, position]
+                )
             else:
                 sections["reads"].add(
                     [at, ev.agency, ev.staff, names(ev.agency, ev.staff), ev.subject, ev.what, ev.purpose, position]
@@ -280,6 +288,7 @@ _WANTED = frozenset(
         "AccessRecord.ProtectedDetailsRead",
         "TokenGrant.Issued",
         "ReportRecord.Generated",
+        "DisclosureRecord.Made",
     }
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ledger.app import Actor
-from ledger.app.capacity import ONE_SHOT
+from ledger.capacity import ONE_SHOT
 from ledger.cli.base import adopt, as_actor, command, data_dir, group, node, out
 from ledger.cli.init import agency_options
 from ledger.cli.parsing import choices, option

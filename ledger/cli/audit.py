@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from ledger.app.capacity import ONE_SHOT
+from ledger.capacity import ONE_SHOT
 from ledger.cli import audit_proofs, audit_replay
 from ledger.cli.base import adopt, command, data_dir, group, node, out, progress_printer
 from ledger.cli.parsing import WHOLE, option

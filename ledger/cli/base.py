@@ -14,7 +14,7 @@ from typing import Any, TypeVar, cast
 import click
 
 from ledger.app import Actor
-from ledger.app.capacity import ONE_SHOT, PoolSizes
+from ledger.capacity import ONE_SHOT, PoolSizes
 from ledger.cli.parsing import ACTOR, SafeCommand, SafeGroup, option
 from ledger.runtime.bootstrap import Node, open_node
 
@@ -73,7 +73,7 @@ def data_dir() -> Path:
 
 def node(pools: PoolSizes | None = ONE_SHOT, audit: bool = False) -> Node:
     """This command's node, holding one database connection per pool (a one-shot command); a process serving
-    many requests passes ``pools=None`` for its configured capacity (``ledger.app.capacity``).
+    many requests passes ``pools=None`` for its configured capacity (``ledger.capacity``).
 
     Opened once per command however often it is asked for: ``flag request`` asked twice (the command and
     :func:`unlocked`) and so held two nodes' connections, six on PostgreSQL instead of three, to the end — the

@@ -121,7 +121,7 @@ class Demo(DemoViews):
             B,
             self.x,
             legal_item=74,
-            procedure="児童手当(Yの申請)",
+            procedure="児童手当",
             info_kind="地方税関係情報",
         )
         s.say("Y applies at A; A's counter queries B for X's local-tax information; answered at once")
@@ -188,7 +188,7 @@ class Demo(DemoViews):
             B,
             self.x,
             legal_item=74,
-            procedure="児童手当(Yの申請)",
+            procedure="児童手当",
             info_kind="地方税関係情報",
             applicant="unknown",
         )
@@ -257,7 +257,7 @@ class Demo(DemoViews):
             C,
             self.x,
             legal_item=74,
-            procedure="児童手当(Yの申請)",
+            procedure="児童手当",
             info_kind="地方税関係情報",
         )
         s.expect(ans.status == "in_progress", "A's query to C about X is held (nationwide NO_AUTO_RESPONSE)")

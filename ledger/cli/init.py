@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ledger.app.capacity import ONE_SHOT
+from ledger.capacity import ONE_SHOT
 from ledger.cli.base import adopt, command, data_dir, data_dir_text, out
 from ledger.cli.parsing import PATH, WHOLE, OneOf, choices, option
 from ledger.domain.types import AgencyKind

@@ -25,6 +25,7 @@ import click
 from ledger.app import Actor
 from ledger.domain import bounds
 from ledger.domain.bounds import Bound
+from ledger.domain.disclosures import REFERENCE
 from ledger.domain.types import parse_day
 from ledger.errors import InputError
 
@@ -68,17 +69,24 @@ CLI_BOUNDS: dict[str, Bound] = {
     "victim": bounds.SUBJECT,
     "perpetrator": bounds.SUBJECT,
     "proxy": bounds.SUBJECT,
+    "companion": bounds.SUBJECT,
+    "guardian": bounds.SUBJECT,
     "old": bounds.SUBJECT,
     "new": bounds.SUBJECT,
     "viewer": bounds.SUBJECT,
+    "asked_by": bounds.SUBJECT,  # `disclosure request|printout --asked-by`: the person's proxy
+    "reference": REFERENCE,  # `disclosure … --reference`: the agency's own number for the request (受付番号)
     "card": bounds.SUBJECT,  # `portal page --card`: an individual number
     "topic_prefix": Bound(100),  # `init --role hub|portal --topic-prefix`
     "key_id": bounds.KEY_ID,
     "request_id": _UUID,
     "case": _UUID,
+    "bar_id": _UUID,
     "body_request": _UUID,
+    "body_request_id": _UUID,
     "public_key": _HEX_KEY,
     "event_id": _EVENT_ID,
+    "hub_request": Bound(32),  # `provision asked`: a query's id through the hub (uuid4 hex)
     "enrolment_code": Bound(64),  # `staff activate --code` (secrets.token_urlsafe(24): 32 characters)
     "token": _LIAISON,
     "role": bounds.ENUM,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from consumers.linkage_staff import ask, consultations, query
 from ledger import clock
 from ledger.app import Actor
 from ledger.cli.base import as_actor, command, group, node, out
 from ledger.cli.parsing import PROPOSAL_VERSION, UUID_ID, WHOLE, OneOf, argument, choices, option
 from ledger.domain.answers import CopyState
-from ledger.domain.types import Applicant
+from ledger.domain.types import Action, Applicant
+from ledger.runtime.linkage import hub_mode
 
 provision = group("provision", "information provision requests")
 
@@ -25,10 +27,34 @@ provision = group("provision", "information provision requests")
 def request(
     actor: Actor, provider: str, subject: str, item: int, procedure: str, info_kind: str, applicant: str
 ) -> int:
-    ans = node().app.request_provision(
+    n = node()
+    if hub_mode(n.config) and provider not in n.app.hosted:  # issue 19: another agency, through the hub
+        rid = ask(n.app, n.engine, actor, provider, subject, legal_item=item, procedure=procedure, info_kind=info_kind)
+        out({"request_id": rid, "through": "hub", **query(n.engine, actor.agency, rid)})
+        return 0
+    ans = n.app.request_provision(
         actor, provider, subject, legal_item=item, procedure=procedure, info_kind=info_kind, applicant=applicant
     )
     out({"request_id": ans.request_id, "status": ans.status, "message": ans.message})
+    return 0
+
+
+@command(provision, "asked", help="a query asked through the hub (hub mode): queued, sent, or its answer")
+@as_actor()
+@argument("hub_request")
+def asked(actor: Actor, hub_request: str) -> int:
+    n = node()
+    n.app.authorise_any(actor, Action.REQUEST_PROVISION)
+    out(query(n.engine, actor.agency, hub_request))
+    return 0
+
+
+@command(provision, "consultations", help="the hub's consultations to this agency as a holder (hub mode)")
+@as_actor()
+def consultations_(actor: Actor) -> int:
+    n = node()
+    n.app.authorise(actor, Action.REVIEW_HELD)  # as probe notices: staff who decide held requests
+    out({"consultations": consultations(n.engine, actor.agency)})
     return 0
 
 

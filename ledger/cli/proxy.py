@@ -1,11 +1,15 @@
 """``flagledger proxy register|cancel``: Mynaportal proxies (a perpetrator registered as proxy sees what the
-victim sees until cancelled)."""
+victim sees until cancelled); ``proxy bar|bar-approve|lift|lift-approve``: a guardian or proxy barred from
+acting for a protected person, four eyes each way (docs/year.md)."""
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from ledger.app import Actor
-from ledger.cli.base import as_actor, command, group, node, out
-from ledger.cli.parsing import option
+from ledger.cli.base import as_actor, command, group, node, out, unlocked
+from ledger.cli.parsing import UUID_ID, argument, choices, option
+from ledger.domain.guardians import GuardianRelation
 
 proxy = group("proxy", "Mynaportal proxies")
 
@@ -31,4 +35,50 @@ def cancel(actor: Actor, subject: str, proxy: str, reason: str) -> int:
     app = node().app
     app.cancel_proxy(actor, subject, proxy, reason)
     out({"cancelled": True, "subject": app.subject(subject), "proxy": app.subject(proxy)})
+    return 0
+
+
+@command(proxy, "bar", help="propose barring a guardian or proxy from acting for a protected person")
+@as_actor()
+@option("--subject", required=True, help="the protected person")
+@option("--guardian", required=True, help="the guardian or proxy (often the perpetrator)")
+@option("--relation", default="parent", type=choices(GuardianRelation))
+def bar(actor: Actor, subject: str, guardian: str, relation: str) -> int:
+    bid = node().app.propose_guardian_bar(unlocked(actor), subject, guardian, relation)
+    out({"bar_id": str(bid), "status": "proposed"})
+    return 0
+
+
+@command(proxy, "bar-approve", help="approve a guardian bar (another person than its proposer)")
+@as_actor()
+@argument("bar_id", type=UUID_ID)
+def bar_approve(actor: Actor, bar_id: UUID) -> int:
+    node().app.approve_guardian_bar(unlocked(actor), bar_id)
+    out({"bar_id": str(bar_id), "status": "in_force"})
+    return 0
+
+
+@command(proxy, "lift", help="propose lifting a guardian bar")
+@as_actor()
+@argument("bar_id", type=UUID_ID)
+@option("--note", required=True, help="why the guardian may act for the person again")
+def lift(actor: Actor, bar_id: UUID, note: str) -> int:
+    node().app.propose_bar_lift(unlocked(actor), bar_id, note)
+    out({"bar_id": str(bar_id), "status": "lift_proposed"})
+    return 0
+
+
+@command(proxy, "lift-approve", help="approve lifting a guardian bar (another person than its proposer)")
+@as_actor()
+@argument("bar_id", type=UUID_ID)
+def lift_approve(actor: Actor, bar_id: UUID) -> int:
+    node().app.lift_guardian_bar(unlocked(actor), bar_id)
+    out({"bar_id": str(bar_id), "status": "lifted"})
+    return 0
+
+
+@command(proxy, "bars", help="this agency's guardian bars, proposed or in force")
+@as_actor()
+def bars(actor: Actor) -> int:
+    out({"bars": node().app.guardian_bars(actor)})
     return 0

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from ledger.app.capacity import Capacity
+from ledger.capacity import Capacity
 from ledger.cli.base import command, data_dir, node, out
 from ledger.cli.parsing import WHOLE, option
 from ledger.errors import ConfigurationError, FlagLedgerError

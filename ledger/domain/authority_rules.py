@@ -208,6 +208,18 @@ def _rules() -> list[Rule]:
         Rule(_D + "cases:ProtectionCase.PerpetratorAdded", False, own, "requester (`open_case`)"),
         Rule(_D + "cases:ProtectionCase.ChecklistUpdated", False, own, "requester (`open_case`)"),
         Rule(_D + "cases:ProtectionCase.Closed", False, own, "requester (`open_case`)"),
+        Rule(
+            _D + "cases:ProtectionCase.CompanionProposed",
+            False,
+            own,
+            "requester (`open_case`), with a flag request on the companion",
+        ),
+        Rule(
+            _D + "cases:ProtectionCase.CompanionAttached",
+            False,
+            own,
+            "operator (`execute_flag`), with the companion's approved flag request",
+        ),
         # -- erasure (issue 22): four eyes, then the person's data keys are destroyed ---------------------
         Rule(
             _D + "erasure:ErasureRequest.Requested",
@@ -273,6 +285,17 @@ def _rules() -> list[Rule]:
         ),
         Rule(_D + "moves:ReleaseDecision.Approved", False, own, "approver (`approve_flag`), not the proposer"),
         Rule(_D + "moves:ReleaseDecision.Used", False, own, "operator (`execute_flag`), with the release"),
+        Rule(
+            _D + "guardians:GuardianBar.Proposed",
+            True,
+            own,
+            "requester (`request_flag`)",
+            agency_fields=("agency",),
+            party="barring agency (payload `agency`, the stream's owner); it only ever takes access away",
+        ),
+        Rule(_D + "guardians:GuardianBar.Approved", True, own, "approver (`approve_flag`), not the proposer"),
+        Rule(_D + "guardians:GuardianBar.LiftProposed", True, own, "requester (`request_flag`)"),
+        Rule(_D + "guardians:GuardianBar.Lifted", True, own, "approver (`approve_flag`), not the lift's proposer"),
         Rule(_D + "terms:SupportTerm.Applied", False, own, "requester (`request_flag`)", agency_fields=("agency",)),
         Rule(_D + "terms:SupportTerm.ExtensionRequested", False, own, "requester (`request_flag`)"),
         Rule(_D + "terms:SupportTerm.Reminded", False, own, _NODE + " (`flagledger year step`)"),
@@ -293,6 +316,17 @@ def _rules() -> list[Rule]:
             other_agency_fields=("municipality",),
             party="sending protection body (payload `agency`); the municipality (payload `municipality`) never "
             "appends: it answers with its own FlagRequest and Protection",
+        ),
+        Rule(
+            _D + "bodies:BodyOutcome.Recorded",
+            True,
+            own,
+            "the asked municipality's requester, approver or operator, with the act on its flag request that "
+            "names the body request (requested, approved, rejected, executed)",
+            agency_fields=("agency",),
+            other_agency_fields=("body",),
+            party="municipality that was asked (payload `agency`); the body (payload `body`) reads it, never "
+            "appends; it names no person",
         ),
         # -- information provision -----------------------------------------------------------------------
         Rule(
@@ -448,6 +482,13 @@ def _rules() -> list[Rule]:
         Rule(_D + "one_time_codes:OneTimeCodes.Failed", False, own, "whoever typed a wrong code (console)"),
         Rule(_D + "one_time_codes:OneTimeCodes.Removed", False, own, "the staff member, or " + _ADMIN),
         Rule(_D + "identity:ReportRecord.Generated", False, own, "auditor (`audit`)", agency_fields=("agency",)),
+        Rule(
+            _D + "disclosures:DisclosureRecord.Made",
+            False,
+            own,
+            "counter staff handing out a disclosure document or printout (`counter_lookup`)",
+            agency_fields=("agency",),
+        ),
         # -- checkpoints ---------------------------------------------------------------------------------
         Rule(
             _D + "checkpoints:CheckpointLog.Opened",

@@ -17,7 +17,10 @@ from typing import Any
 
 from ledger.domain import bounds
 from ledger.domain.answers import CopyState, HoldReason, ManualKind
+from ledger.domain.bodies import OutcomeStatus
 from ledger.domain.bounds import Bound, check_text
+from ledger.domain.cases import CompanionRelation
+from ledger.domain.disclosures import REFERENCE, Channel
 from ledger.domain.field_rules import (
     _UUID_TEXT,
     ACTOR,
@@ -45,6 +48,7 @@ from ledger.domain.field_rules import (
     text,
     uuid,
 )
+from ledger.domain.guardians import GuardianRelation
 from ledger.domain.identity import LINK_KINDS
 from ledger.domain.incidents import IncidentKind
 from ledger.domain.moves import MoveSource, RiskKind
@@ -168,6 +172,7 @@ BY_NAME: dict[str, Rule] = {
     "old": PSEUDONYM,
     "new": PSEUDONYM,
     "proxy": PSEUDONYM,
+    "guardian": PSEUDONYM,
     "perpetrators": list_of(PSEUDONYM, PEOPLE),
     "proxies_to_cancel": list_of(PSEUDONYM, PEOPLE),
     # words
@@ -266,13 +271,32 @@ BY_EVENT: dict[str, dict[str, Rule]] = {
     "LinkRequest.Requested": {"kind": enum(LINK_KINDS)},
     "Protection.FlagsSet": {"reason": enum(Reason)},
     "BodyRequest.Sent": {"reason": enum(Reason)},
+    "BodyOutcome.Recorded": {
+        "body": AGENCY,
+        "body_request_id": uuid,
+        "flag_request_id": uuid,
+        "kind": enum(RequestKind),
+        "status": enum(OutcomeStatus),
+        "on": moment,
+    },
     "ProtectionCase.Opened": {"reason": enum(Reason)},
+    "ProtectionCase.CompanionProposed": {"relation": enum(CompanionRelation)},
+    "GuardianBar.Proposed": {"relation": enum(GuardianRelation)},
     "AgencyHold.Placed": {"code": CODE},
     "AgencyHold.Lifted": {"by": ACTOR},
     "Staff.RoleGranted": {"by": STAFF_OR_ACTOR},
     "RoleGrant.Proposed": {"at_enrolment": boolean},
     "ProvisionRequest.ManuallyProvided": {"proposal_version": optional(integer(1, 2**31 - 1))},
     "ProvisionRequest.Refused": {"proposal_version": optional(integer(1, 2**31 - 1))},
+    # a person's records handed out outside the portal (issue 21, ledger.domain.disclosures)
+    "DisclosureRecord.Made": {
+        "asked_by": PSEUDONYM,
+        "access": enum(("self", "proxy")),
+        "channel": enum(Channel),
+        "shown": integer(0, 2**31 - 1),
+        "withheld": integer(0, 2**31 - 1),
+        "reference": text(REFERENCE),
+    },
     # answers that need staff (issue 21, ledger.domain.answers)
     "ProvisionRequest.Held": {"batched": boolean},
     "ProvisionRequest.Released": {"batch": moment},

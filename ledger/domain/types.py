@@ -16,10 +16,12 @@ class AgencyKind(StrEnum):
     NATIONAL = "national"
     SUPPORT_CENTRE = "support_centre"  # 配偶者暴力相談支援センター
     CHILD_GUIDANCE_CENTRE = "child_guidance_centre"  # 児童相談所
+    POLICE = "police"  # 警察: confirms the need for protection and asks the municipality, like the centres
 
     @property
     def is_protection_body(self) -> bool:
-        return self in (AgencyKind.SUPPORT_CENTRE, AgencyKind.CHILD_GUIDANCE_CENTRE)
+        """Sends protection requests to a municipality and reads their outcome (docs/bodies.md); holds no flag."""
+        return self in (AgencyKind.SUPPORT_CENTRE, AgencyKind.CHILD_GUIDANCE_CENTRE, AgencyKind.POLICE)
 
 
 class Flag(StrEnum):

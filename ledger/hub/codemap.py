@@ -22,7 +22,7 @@ from ledger.errors import Code, StateConflict
 from ledger.hub.tables import hub_codes, hub_links
 from ledger.linkage.codes import check_code
 from ledger.linkage.names import check_party
-from projections.base import storage_error
+from ledger.storage import storage_error
 
 __all__ = ["SqlCodeMap"]
 

@@ -46,7 +46,7 @@ from ledger.linkage.consultation import (
 from ledger.linkage.messages import AnswerMessage, Message
 from ledger.linkage.sealing import Opened
 from ledger.log.staff_roster import RosterState
-from projections.base import storage_error
+from ledger.storage import storage_error
 
 __all__ = ["WINDOW", "HubConsultations"]
 

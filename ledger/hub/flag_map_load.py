@@ -17,7 +17,7 @@ from ledger.linkage.codes import CodeMap, persons_of
 from ledger.linkage.flag_map import map_key
 from ledger.linkage.flag_state import HubFlagMap
 from ledger.linkage.hiding import FlagChange
-from projections.base import storage_error
+from ledger.storage import storage_error
 
 __all__ = ["load_flag_map"]
 

@@ -42,7 +42,7 @@ from ledger.linkage.messages import Message
 from ledger.linkage.person_keys import PersonKeyProver, verify_person_key
 from ledger.log.signing import Signer
 from ledger.merkle import CompactRange, consistency_proof, leaf_hash
-from projections.base import storage_error
+from ledger.storage import storage_error
 
 __all__ = ["MapHeads", "Seal", "log_leaf"]
 

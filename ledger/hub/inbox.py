@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.hub.tables import REASON, hub_applied, hub_outbox, hub_parked
 from ledger.linkage.transport import Delivery
-from projections.base import storage_error
+from ledger.storage import storage_error
 
 __all__ = ["Parked", "applied_seq", "mark_applied", "owe", "owed", "paid", "park", "parked", "was_applied"]
 

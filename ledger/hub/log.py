@@ -27,7 +27,7 @@ from ledger.hub.tables import ID, hub_flag_changes, hub_records
 from ledger.linkage.codes import CodeMap, check_code
 from ledger.linkage.hiding import Action
 from ledger.linkage.names import check_party
-from projections.base import create_engine
+from ledger.storage import create_engine
 
 __all__ = ["Also", "HubLog", "HubStore", "ProvisionRecord", "open_hub_store"]
 

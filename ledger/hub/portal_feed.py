@@ -45,7 +45,7 @@ from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import PORTAL
 from ledger.linkage.portal_messages import MAX_RECORDS, PageRecord, PortalPageMessage
 from ledger.linkage.sealing import seal
-from projections.base import storage_error
+from ledger.storage import storage_error
 
 __all__ = ["PortalFeed", "page_for"]
 

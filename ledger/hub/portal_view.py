@@ -22,7 +22,7 @@ from ledger.hub.tables import hub_flag_changes, hub_records
 from ledger.linkage.codes import CodeMap, check_code, persons_of
 from ledger.linkage.hiding import HIDDEN_NOTE, NON_DISCLOSURE, FlagChange, Interval, fold, hidden
 from ledger.linkage.names import PORTAL
-from projections.base import storage_error
+from ledger.storage import storage_error
 
 __all__ = ["PortalPage", "PortalRecord", "intervals_of", "portal_page"]
 

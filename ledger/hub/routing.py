@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.hub.tables import hub_flag_changes
 from ledger.linkage.codes import CodeMap, persons_of
 from ledger.linkage.hiding import FlagChange, fold
-from projections.base import storage_error
+from ledger.storage import storage_error
 
 __all__ = ["STAFF_FLAGS", "holdings"]
 

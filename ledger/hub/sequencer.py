@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import Code, ConfigurationError, StateConflict
 from ledger.hub.tables import hub_sequence
-from projections.base import storage_error
+from ledger.storage import storage_error
 
 __all__ = ["LEASE_LOCK", "NotLeader", "Sequencer"]
 

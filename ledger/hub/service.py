@@ -20,13 +20,14 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger import clock
+from ledger.domain.law import check_query
 from ledger.errors import (
     BrokerUnavailable,
     Code,
@@ -37,16 +38,20 @@ from ledger.errors import (
     StorageError,
 )
 from ledger.hub.consultations import WINDOW, HubConsultations
+from ledger.hub.digests import DigestSchedule, carried, send_digests
 from ledger.hub.heads import MapHeads
 from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid, park, was_applied
 from ledger.hub.log import HubStore, ProvisionRecord
+from ledger.hub.rosters import keep_roster
 from ledger.hub.routing import holdings
+from ledger.hub.sealed_records import file_sealed
 from ledger.hub.sequencer import NotLeader
 from ledger.hub.tables import hub_requests
 from ledger.hub.unrouted import answer_unrouted
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.codes import Registration, link_numbers, register, translate
 from ledger.linkage.consultation import AdviceMessage, StaffAnswer
+from ledger.linkage.digests import DIGEST_KIND
 from ledger.linkage.directory import Directory
 from ledger.linkage.hub_wire import encode_routing
 from ledger.linkage.keys import PartyKeys
@@ -63,10 +68,12 @@ from ledger.linkage.messages import (
     decode,
 )
 from ledger.linkage.names import HUB, PORTAL
+from ledger.linkage.record_contents import SealedRecordMessage
 from ledger.linkage.sealing import Opened, read_header, seal, unseal
+from ledger.linkage.staff_rosters import StaffRosterMessage
 from ledger.linkage.transport import Delivery, Transport
 from ledger.log.staff_roster import RosterState
-from projections.base import storage_error
+from ledger.storage import storage_error
 
 __all__ = ["HubService", "Step"]
 
@@ -98,6 +105,8 @@ class HubService:
         rosters: Mapping[str, RosterState] | None = None,
         window: timedelta = WINDOW,
         heads: MapHeads | None = None,
+        digests: DigestSchedule | None = None,
+        person_ids: Callable[[str], str] | None = None,
     ) -> None:
         """``heads``: the flag map, its heads and routing proofs (issue #20, ledger.hub.heads); None: routing
         decisions the providers take on trust (docs/accountable-hub.md)."""
@@ -109,8 +118,13 @@ class HubService:
         self.directory = directory
         self.now = now
         # the consultation beyond delivery; rosters: each provider's staff keys, to check its four-eyes decisions
-        self.consults = HubConsultations(store, self._seal, lambda: self.now(), rosters or {}, window)
+        self.consults = HubConsultations(
+            store, self._seal, lambda: self.now(), {} if rosters is None else rosters, window
+        )
         self.heads = heads
+        self.digests = digests  # None: each message sent as decided; else one digest per inbox per tick
+        # number → person id from the key store (ledger.hub.person_ids); None: from keys.secret
+        self.person_ids = person_ids
 
     # -- the loop ------------------------------------------------------------------------------------------
     def lead(self) -> bool:
@@ -150,13 +164,24 @@ class HubService:
         database or broker failure is logged and retried after ``retry`` seconds, nothing committed past it."""
         while not stop.is_set():
             try:
+                if self.digests is not None and self.digests.due():
+                    self.tick()
                 if self.step().standby:
                     stop.wait(standby_wait)
             except (StorageError, BrokerUnavailable) as exc:
                 log.warning("the hub's loop will retry in %.1f s: %s", retry, exc)
                 stop.wait(retry)
 
+    def tick(self) -> int:
+        """On a digest schedule, send every inbox its digest (the leader only); returns the digests sent."""
+        if self.digests is None or not self.lead():
+            return 0
+        self.digests.ticked()
+        return send_digests(self.store.engine, self.transport, self.keys, self.directory, self.digests.size)
+
     def _send_owed(self) -> int:
+        if self.digests is not None:
+            return 0  # held for the next tick's digests: nothing reaches an inbox off the schedule
         rows = owed(self.store.engine)
         for _, recipient, message in rows:
             self.transport.send(recipient, message)
@@ -165,12 +190,18 @@ class HubService:
             paid(self.store.engine, [i for i, _, _ in rows])
         return len(rows)
 
-    def _handle(self, delivery: Delivery, done: Step) -> None:
+    def _handle(self, delivery: Delivery, done: Step, inner: bool = False) -> None:
         sender = event_id = None
         try:
             header = read_header(delivery.value)
             sender, event_id = header.sender, header.event_id
             opened = unseal(self.keys.sealing, HUB, delivery.value, self.directory.sender_keys(self.now()))
+            # parked from here on, it keeps no bytes the hub's key opens: a registration's number among them
+            delivery = replace(delivery, value=b"")
+            if opened.kind == DIGEST_KIND and not inner:  # an agency's digest: each message handled as if alone
+                for one in carried(delivery, opened):
+                    self._handle(one, done, inner=True)
+                return
             if was_applied(self.store.engine, opened.sender, opened.event_id):
                 done.replays += 1
                 return
@@ -204,7 +235,9 @@ class HubService:
             if self.heads is not None:
                 self.heads.relink.add(self.store.codes.person(opened.sender, link.old_code) or "")
                 self.heads.relink.discard("")
-        elif kind == RecordMessage.kind:
+        elif kind == SealedRecordMessage.kind:
+            file_sealed(self.store, opened.sender, decode(SealedRecordMessage, opened.payload), self._mark(opened))
+        elif kind == RecordMessage.kind:  # readable in the hub's database: the portal feed's pages are made of it
             record = ProvisionRecord(**asdict(decode(RecordMessage, opened.payload)))
             self.store.log.provision(opened.sender, record, self._mark(opened))
         elif kind == QueryMessage.kind:
@@ -221,6 +254,8 @@ class HubService:
             self.consults.advice(opened, decode(AdviceMessage, opened.payload))
         elif kind == StaffAnswer.kind:
             self.consults.staff_answer(opened, decode(StaffAnswer, opened.payload))
+        elif kind == StaffRosterMessage.kind:  # the agency's staff keys, for the check above (ledger.hub.rosters)
+            keep_roster(self.store, opened, decode(StaffRosterMessage, opened.payload))
         else:
             raise InputError(f"the hub takes no message of kind {kind!r}", code=Code.MALFORMED)
 
@@ -242,7 +277,7 @@ class HubService:
     def _registration(self, opened: Opened) -> None:
         # register() is idempotent: a hub that dies before marking it applied binds the same again
         registration = Registration.sent_by(opened.sender, opened.payload)
-        person = register(self.store.codes, self.keys.secret, registration)
+        person = register(self.store.codes, self.person_ids or self.keys.secret, registration)
         if self.heads is None or opened.sender == PORTAL:
             self._commit(opened, [])
             return
@@ -262,6 +297,7 @@ class HubService:
         querier, provider = opened.sender, q.provider
         if provider in (HUB, PORTAL, querier):
             raise InputError("a query goes to another agency", code=Code.WRONG_ROUTE, field="provider")
+        check_query(q.legal_item, q.procedure, q.info_kind)  # the network checks the legal basis (parked if not)
         person = self.store.codes.person(querier, q.code)
         if person is None:
             raise NotFoundError(f"{querier} has registered no person under this code at the hub")

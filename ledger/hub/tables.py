@@ -20,12 +20,14 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
 from ledger.domain import bounds
 
 __all__ = [
+    "hub_access",
     "hub_applied",
     "hub_codes",
     "hub_consultations",
@@ -42,6 +44,8 @@ __all__ = [
     "hub_portal_sent",
     "hub_records",
     "hub_requests",
+    "hub_rosters",
+    "hub_sealed_records",
     "hub_sequence",
     "metadata",
 ]
@@ -53,6 +57,7 @@ CODE = 33  # "a"/"m"/"h" + 32 hex digits
 EVENT_ID = 32  # a sealed message's id, a request id on the wire: 32 hex digits
 REASON = 200  # why a message was parked, in words (no payload: nothing of an unopened message is trusted)
 STAFF_KEY = 100  # a staff key's id: "<agency>:<16 hex digits>" (ledger.domain.staff_acts.staff_key_id)
+READER = 100  # a person's name as the hub's operators are known, and the table they read
 ID = 64  # a record's or a change's id as its sender spelled it (checked by ledger.hub.log)
 
 # (holder, code) → person: one code names one person per holder, one holder has one code per person
@@ -137,7 +142,9 @@ hub_parked = Table(
     Column("event_id", String(EVENT_ID)),
     Column("code", String(bounds.ENUM.max), nullable=False),
     Column("reason", String(REASON), nullable=False),
-    Column("message", LargeBinary, nullable=False),  # the sealed bytes as they came (nothing opened is kept)
+    # the sealed bytes as they came if they did not open; empty if they did (they would open with the hub's key,
+    # and a registration holds a number: docs/accountable-hub.md, the hub insider)
+    Column("message", LargeBinary, nullable=False),
 )
 
 # queries the hub routed: the provider's request id (fresh, so provider and holders cannot join it to the
@@ -239,4 +246,41 @@ hub_heads = Table(
     metadata,
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("head", LargeBinary, nullable=False),  # ledger.linkage.hub_wire.encode_head: body and signature
+)
+
+# provision records whose contents the provider sealed to the portal (ledger.linkage.record_contents): the hub
+# keeps what it needs to file and hide them — id, person, provider, sequence — and a blob it cannot open
+hub_sealed_records = Table(
+    "hub_sealed_records",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("record_id", String(EVENT_ID), nullable=False, unique=True),
+    Column("person", String(CODE), nullable=False),
+    Column("provider", String(PARTY), nullable=False),
+    Column("contents", LargeBinary, nullable=False),
+    Index("ix_hub_sealed_records_person", "person", "seq"),
+)
+
+# every read of the hub's database by a person (ledger.hub.inspect), written before the read: who, when, why,
+# what they asked for; rows are never updated or deleted by the hub's code
+hub_access = Table(
+    "hub_access",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(bounds.TIME.max), nullable=False),
+    Column("who", String(READER), nullable=False),
+    Column("reason", String(REASON), nullable=False),
+    Column("what", String(READER), nullable=False),
+)
+
+# the staff roster events each agency sent the hub (ledger.linkage.staff_rosters), in the agency's stream order
+# and kept append-only: folded into the roster that checks the four eyes of its staff decisions
+hub_rosters = Table(
+    "hub_rosters",
+    metadata,
+    Column("agency", String(PARTY), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(bounds.ENUM.max), nullable=False),
+    Column("fields", Text, nullable=False),  # JSON, the fields the roster rule reads: public keys, signatures
+    Column("seq", BigInteger, nullable=False),
 )

@@ -21,6 +21,7 @@ from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.checks import MapChecks
 from ledger.linkage.codes import Registration, agency_code
 from ledger.linkage.consultation import AdviceMessage, AdviceRelay, Escalation, StaffAnswer
+from ledger.linkage.digests import DIGEST_SIZE, expand, room, seal_digest
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.map_messages import MAP_KINDS
@@ -35,8 +36,10 @@ from ledger.linkage.messages import (
     RoutedQuery,
     decode,
 )
-from ledger.linkage.names import HUB
+from ledger.linkage.names import HUB, PORTAL
+from ledger.linkage.record_contents import RecordContents, SealedRecordMessage, seal_contents
 from ledger.linkage.sealing import SenderKeys, seal, unseal
+from ledger.linkage.staff_rosters import MAX_EVENTS, RosterEvent, StaffRosterMessage
 from ledger.linkage.transport import Transport
 
 __all__ = ["AgencyEnd", "Inbound", "open_from_hub"]
@@ -85,14 +88,43 @@ class AgencyEnd:
         self.filed: set[str] = set()
         self.seen: set[str] = set()
         self.refused: list[str] = []  # the codes of messages that did not open or were not the hub's
+        # on a digest schedule (:meth:`schedule`): sealed messages waiting for the next tick, and the digest's size
+        self.outgoing: list[bytes] | None = None
+        self.digest_size = DIGEST_SIZE
 
     def code(self, number: str) -> str:
         return agency_code(self.keys.secret, self.name, number)
 
     def _send(self, kind: str, payload: bytes, at_least: int = 0) -> None:
         hub = self.directory.sealing_key(HUB)
-        self.transport.send(HUB, seal(self.keys.signer, hub, HUB, uuid.uuid4().hex, kind, payload, at_least))
+        sealed = seal(self.keys.signer, hub, HUB, uuid.uuid4().hex, kind, payload, at_least)
+        if self.outgoing is not None:
+            self.outgoing.append(sealed)  # sent inside the next tick's digest
+            return
+        self.transport.send(HUB, sealed)
         self.transport.flush()
+
+    def send(self, message: Message, at_least: int = 0) -> None:
+        """Send the hub one message already made (a node's bridge names people by its codes, not numbers)."""
+        self._send(message.kind, message.encode(), at_least)
+
+    def schedule(self, size: int = DIGEST_SIZE) -> None:
+        """From now on send the hub one digest of ``size`` bytes per :meth:`tick` and nothing else, so the hub's
+        topic shows every agency alike, whatever it does (docs/accountable-hub.md)."""
+        room(size, self.keys.signer.key_id)  # a bucket, or ConfigurationError
+        self.outgoing, self.digest_size = [] if self.outgoing is None else self.outgoing, size
+
+    def tick(self) -> int:
+        """On a digest schedule: one digest to the hub with what waits (oldest first, what fits), or with
+        nothing; returns how many messages it carried."""
+        if self.outgoing is None:
+            return 0
+        hub = self.directory.sealing_key(HUB)
+        digest, taken = seal_digest(self.keys.signer, hub, HUB, self.outgoing, self.digest_size)
+        self.transport.send(HUB, digest)
+        self.transport.flush()
+        del self.outgoing[:taken]
+        return taken
 
     def file_person(self, number: str) -> str:
         """Register the person at the hub under this agency's code (once); returns the code."""
@@ -126,6 +158,18 @@ class AgencyEnd:
         self._send(m.kind, m.encode())
         return m.record_id
 
+    def record_sealed(
+        self, number: str, querier: str, procedure: str, legal_item: int, info_kind: str, outcome: str, made_at: str
+    ) -> str:
+        """The same record with its contents sealed to the portal: the hub files it and cannot read it
+        (docs/accountable-hub.md, the bounded hub insider); returns its id."""
+        code, record_id = self.file_person(number), uuid.uuid4().hex
+        contents = RecordContents(querier, procedure, legal_item, info_kind, outcome, made_at)
+        sealed = seal_contents(self.keys.signer, self.directory.sealing_key(PORTAL), record_id, contents)
+        m = SealedRecordMessage(record_id, code, sealed)
+        self._send(m.kind, m.encode())
+        return m.record_id
+
     def query(self, number: str, provider: str, procedure: str, legal_item: int, info_kind: str) -> str:
         """Ask ``provider`` through the hub about the person; returns this agency's request id."""
         m = QueryMessage(uuid.uuid4().hex, self.file_person(number), provider, procedure, legal_item, info_kind)
@@ -146,23 +190,36 @@ class AgencyEnd:
         """As provider: an answer its staff decided with four eyes (``StaffDesk.decide``), at the answer size."""
         self._send(answer.kind, answer.encode(), ANSWER_SIZE)
 
+    def send_roster(self, events: list[RosterEvent], position: int = 0) -> None:
+        """Send the hub this agency's staff roster events from ``position`` on, in batches (the hub checks its
+        staff's four-eyes decisions against them: ledger.linkage.staff_rosters)."""
+        for at in range(0, len(events), MAX_EVENTS):
+            m = StaffRosterMessage.of(position + at, events[at : at + MAX_EVENTS])
+            self._send(m.kind, m.encode())
+
     def read_inbox(self, timeout_ms: int = 200, max_records: int = 100) -> list[Inbound]:
         """The hub's new messages to this agency, opened; the inbox is committed past them."""
         got: list[Inbound] = []
         keys = self.directory.sender_keys(self.now())
         for delivery in self.transport.poll(timeout_ms, max_records):
             try:
-                inbound = open_from_hub(self.keys, delivery.value, keys)
-                if inbound.event_id in self.seen:
-                    continue  # the hub sent it again (its outbox, after an outage): applied once
-                self.seen.add(inbound.event_id)
-                if self.checks is not None:
-                    checked = self.checks.take(inbound.message)
-                    if checked is None:
-                        continue  # the flag map's own message, checked
-                    inbound = Inbound(inbound.event_id, checked)
-                got.append(inbound)
+                carried = expand(self.keys, delivery.value, keys)  # a digest's messages, or the message alone
             except FlagLedgerError as exc:
                 self.refused.append(exc.code)
+                continue
+            for value in carried:
+                try:
+                    inbound = open_from_hub(self.keys, value, keys)
+                    if inbound.event_id in self.seen:
+                        continue  # the hub sent it again (its outbox, after an outage): applied once
+                    self.seen.add(inbound.event_id)
+                    if self.checks is not None:
+                        checked = self.checks.take(inbound.message)
+                        if checked is None:
+                            continue  # the flag map's own message, checked
+                        inbound = Inbound(inbound.event_id, checked)
+                    got.append(inbound)
+                except FlagLedgerError as exc:
+                    self.refused.append(exc.code)
         self.transport.commit()
         return got

@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -178,11 +178,14 @@ class MemoryCodeMap:
         self.new_of[old] = new
 
 
-def register(store: CodeMap, hub_secret: bytes, registration: Registration) -> str:
+def register(store: CodeMap, hub_secret: bytes | Callable[[str], str], registration: Registration) -> str:
     """Bind the holder's code to the hub's person id for the registration's number; returns the person id.
-    Registering again is a no-op; a code that already names another person, or a second code of one holder
-    for one person (its secret was replaced), is refused: one code, one person, per holder."""
-    person = hub_person(hub_secret, registration.number)
+    ``hub_secret``: the secret, or what computes the person id of a number without handing the secret out (a
+    key store's: ``ledger.hub.person_ids``). Registering again is a no-op; a code that already names another
+    person, or a second code of one holder for one person (its secret was replaced), is refused: one code, one
+    person, per holder."""
+    number = registration.number
+    person = hub_person(hub_secret, number) if isinstance(hub_secret, bytes) else hub_secret(number)
     bound = store.person(registration.holder, registration.code)
     if bound is not None and bound != person:
         raise StateConflict(f"{registration.holder}'s code already names another person at the hub")

@@ -25,12 +25,20 @@ from __future__ import annotations
 
 import hashlib
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from ledger.errors import Code, InputError, IntegrityError
 from ledger.log.pseudonym import valid_individual_number
 
-__all__ = ["PersonKeyProver", "key_from_output", "verify_person_key"]
+__all__ = [
+    "PersonKeyProver",
+    "check_vrf_key",
+    "key_from_output",
+    "verify_person_key",
+    "vrf_public_from_hex",
+    "vrf_public_hex",
+]
 
 _SUITE = b"\x01"  # RSA-FDH-VRF-SHA256
 _ALPHA = b"flagledger/person-key/1\x00"
@@ -101,3 +109,27 @@ def verify_person_key(public_key: RSAPublicKey, number: str, pi: bytes) -> bytes
     if pow(s, _E, n) != _encoded(n, k, alpha):
         raise IntegrityError("the hub's person-key proof is not for this number", code=Code.BAD_PROOF)
     return key_from_output(_output(pi))
+
+
+def check_vrf_key(public_key: RSAPublicKey) -> RSAPublicKey:
+    """``public_key`` if it fits the VRF (RSA of 2048+ bits, e = 65537); ``configuration`` otherwise."""
+    if public_key.key_size < _MIN_BITS or public_key.public_numbers().e != _E:
+        raise InputError(f"the person-key VRF needs RSA of {_MIN_BITS}+ bits, e = {_E}", code=Code.CONFIGURATION)
+    return public_key
+
+
+def vrf_public_hex(public_key: RSAPublicKey) -> str:
+    """The hub's VRF public key as published in its directory entry: DER SubjectPublicKeyInfo, hex."""
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return der.hex()
+
+
+def vrf_public_from_hex(text: str) -> RSAPublicKey:
+    """A published VRF public key read back and checked; ``malformed`` if it is not one."""
+    try:
+        key = serialization.load_der_public_key(bytes.fromhex(text))
+    except (ValueError, TypeError):
+        raise InputError("the hub's VRF key is not a DER public key in hex", code=Code.MALFORMED) from None
+    if not isinstance(key, RSAPublicKey):
+        raise InputError("the hub's VRF key is not an RSA key", code=Code.MALFORMED)
+    return check_vrf_key(key)

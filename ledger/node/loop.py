@@ -27,6 +27,7 @@ from ledger.app.answers import run_batches
 from ledger.app.checkpoints import Checkpointer, CheckpointSettings
 from ledger.errors import FlagLedgerError, StateConflict, StorageError
 from ledger.runtime.bootstrap import Node
+from ledger.runtime.linkage import hub_mode
 
 BATCH_STEP_SECONDS = 60.0  # how often the loop looks for answers to release and requests past due
 
@@ -74,6 +75,10 @@ def run(node: Node, options: NodeOptions, start_api: Callable[[], Closeable] | N
     )
     configure_logging(observe.log_format)
     log = logging.getLogger("flagledger.node")
+    if hub_mode(node.config):  # issue 19: an agency in hub mode talks to the hub only, never on the shared topic
+        from ledger.node.agency_loop import run_agency
+
+        return run_agency(node, stopper(options.seconds), year_step_every=options.year_step_every)
     settings = KafkaSettings.from_config(node.config)
     follower = None
     if options.projections == "process":

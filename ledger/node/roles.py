@@ -2,6 +2,9 @@
 
 * **hub**: ``HubService`` steps (lead or stand by, open, apply, park, route, send the outbox, commit), then a
   ``PortalFeed`` round owes the portal the pages that changed; a standby waits and tries for the lease again.
+  The flag map is on (``heads``: map heads signed and announced, routing decisions proved; VRF key and head
+  interval from ``ledger.runtime.hub_map``), and staff decisions are checked against the rosters the agencies
+  sent (``ledger.hub.rosters``).
 * **portal**: ``PortalService`` steps (send the sealed registrations of new cards, keep the hub's pages).
 
 The role's own inbox topic is made if missing (as the relay makes the shared topic). The directory file is read
@@ -17,16 +20,21 @@ import signal
 import threading
 import time
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 from consumers.kafka_transport import KafkaTransport, ensure_inboxes
 from consumers.settings import KafkaSettings
 from ledger.errors import BrokerUnavailable, FlagLedgerError, StorageError
+from ledger.hub.heads import MapHeads
 from ledger.hub.portal_feed import PortalFeed
+from ledger.hub.rosters import HubRosters
 from ledger.hub.service import HubService
 from ledger.linkage.names import HUB
+from ledger.linkage.person_keys import PersonKeyProver
 from ledger.node.observe import configure_logging
 from ledger.portal.service import PortalService
+from ledger.runtime.hub_map import MapSettings
 from ledger.runtime.roles import RoleNode
 
 __all__ = ["run_role"]
@@ -88,7 +96,9 @@ def _hub_loop(
 ) -> None:
     store = node.hub_store()
     stamp = node.directory_stamp()
-    hub = HubService(store, transport, node.keys, node.directory())
+    hub = HubService(
+        store, transport, node.keys, node.directory(), rosters=HubRosters(store.engine), heads=_heads(node)
+    )
     feed = PortalFeed(store, node.keys, hub.directory)
     health = _Health(node.role, every, counts)
     log.info("the hub's loop starts (%d parties known)", len(hub.directory.sealing))
@@ -115,6 +125,13 @@ def _hub_loop(
             health.tick(leader=store.sequencer.leader, sequence=store.sequencer.last())
     finally:
         store.close()
+
+
+def _heads(node: RoleNode) -> MapHeads:
+    """The flag map, its heads and routing proofs (issue #20), with the VRF key of the hub's key store."""
+    assert node.vrf is not None  # open_role gives a hub its VRF key
+    every = MapSettings.from_linkage(node.config.linkage).head_every_seconds
+    return MapHeads(node.keys.signer, PersonKeyProver(node.vrf), every=timedelta(seconds=every))
 
 
 def _portal_loop(

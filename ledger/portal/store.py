@@ -8,7 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.linkage.portal_messages import PortalPageMessage
 from ledger.portal.tables import metadata, portal_cards, portal_outbox, portal_pages, portal_seen
-from projections.base import create_engine, storage_error
+from ledger.storage import create_engine, storage_error
 
 __all__ = ["PortalStore", "open_portal_store"]
 

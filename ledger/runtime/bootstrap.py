@@ -14,14 +14,15 @@ from typing import TYPE_CHECKING
 
 from ledger import clock as wall_clock
 from ledger.app import Actor, FlagLedger
-from ledger.app.capacity import Capacity, PoolSizes
+from ledger.capacity import Capacity, PoolSizes
 from ledger.domain.types import agency_code
 from ledger.errors import ConfigurationError
-from ledger.log.pseudonym import Pseudonymizer
 from ledger.log.signing import KeyRecord, Signer
 from ledger.log.stream_ids import StreamIds
 from ledger.runtime.config import AgencyEntry, NodeConfig
 from ledger.runtime.keystore import Keys, KeyStore, open_keystore
+from ledger.runtime.linkage import attach as attach_linkage
+from ledger.runtime.linkage import pseudonymizer
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -109,7 +110,7 @@ def open_node(
         config.ledger_env(pools, keys.cipher_key() if config.encryption else None),
         signers=signers,
         anchors=anchors,
-        pseudonymizer=Pseudonymizer(keys.pseudonym_secret()),
+        pseudonymizer=pseudonymizer(config, keys),  # the shared pseudonym, or the agency's own codes (hub mode)
         ids=StreamIds(keys.id_keys(entry.code for entry in config.agencies)),
         audit=audit,
         **kwargs,
@@ -131,7 +132,9 @@ def open_node(
     app.proxy_index = ProxyIndex(projector, engine)
     if stale:
         _rebuild(projector, stale)
-    return Node(config, app, engine, projector, state, keys)
+    node = Node(config, app, engine, projector, state, keys)
+    attach_linkage(node)
+    return node
 
 
 def _rebuild(projector: Projector, names: Sequence[str]) -> None:

@@ -29,7 +29,7 @@ from urllib.parse import quote, urlparse
 from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ledger.app.capacity import ONE_SHOT, PoolSizes
+from ledger.capacity import ONE_SHOT, PoolSizes
 from ledger.errors import ConfigurationError
 from ledger.files import private_dir, private_file, write_private
 from ledger.runtime.keystore import read_secret_file
@@ -88,13 +88,14 @@ class NodeConfig:
     observability: dict[str, Any] = field(default_factory=dict)  # metrics port, log format (ledger.node.observe)
     http: dict[str, Any] = field(default_factory=dict)  # session cookie, trusted proxy (ledger.api.settings)
     oidc: dict[str, Any] = field(default_factory=dict)  # agencies' identity providers (ledger.api.oidc)
-    capacity: dict[str, Any] = field(default_factory=dict)  # connection pools, API concurrency (ledger.app.capacity)
+    capacity: dict[str, Any] = field(default_factory=dict)  # connection pools, API concurrency (ledger.capacity)
     checkpoints: dict[str, Any] = field(default_factory=dict)  # tree heads: every_events, every_seconds
     keys: dict[str, Any] = field(default_factory=dict)  # the key store's backend (ledger.runtime.keystore)
     role: str = "agency"  # agency, hub or portal (ledger.runtime.roles)
     linkage: dict[str, Any] = field(
         default_factory=dict
     )  # a hub's or portal's own keys and topics (ledger.runtime.roles)
+    retention: dict[str, Any] = field(default_factory=dict)  # years per record kind (ledger.audit.retention)
     database_password: str | None = field(default=None, repr=False)  # from a secret file; never saved
 
     @property
@@ -125,6 +126,7 @@ class NodeConfig:
                 keys=dict(raw.get("keys", {})),
                 role=str(raw.get("role", "agency")),
                 linkage=dict(raw.get("linkage", {})),
+                retention=dict(raw.get("retention", {})),
             )
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"{path} is not valid: {exc}") from exc
@@ -155,6 +157,7 @@ class NodeConfig:
             **({"keys": self.keys} if self.keys else {}),
             **({"role": self.role} if self.role != "agency" else {}),
             **({"linkage": self.linkage} if self.linkage else {}),
+            **({"retention": self.retention} if self.retention else {}),
         }
         write_private(self.path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 

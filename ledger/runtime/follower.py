@@ -153,7 +153,7 @@ class Follower:
 
 def follow(data_dir: Path, idle: float) -> int:
     """The child: open the node, then catch up whenever woken (or every ``idle`` seconds) until stdin ends."""
-    from ledger.app.capacity import ONE_SHOT
+    from ledger.capacity import ONE_SHOT
     from ledger.runtime.bootstrap import open_node
 
     try:

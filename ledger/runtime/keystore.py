@@ -10,9 +10,10 @@ Secrets by name (the file backend's names are today's file names under ``DATA_DI
 * ``AGENCY-<fingerprint>.pem`` — an agency's Ed25519 signing key; config.json names it per key
 
 The backend is chosen in one place, :func:`open_keystore`, from config.json's ``keys`` section (``backend``,
-overridden by ``FLAGLEDGER_KEYS_BACKEND``); ``file`` (:class:`FileKeyStore`) is the default and the only one
-shipped. A hardware backend implements :class:`KeyStore` — its signing keys as handles that sign inside the
-device (:class:`ledger.log.signing.SigningKey`) — and is added to :data:`BACKENDS`; no caller changes.
+overridden by ``FLAGLEDGER_KEYS_BACKEND``); ``file`` (:class:`FileKeyStore`) is the default, ``pkcs11``
+(ledger.runtime.pkcs11_keystore: keys in an HSM, text secrets sealed by it) the other. A backend implements
+:class:`KeyStore` — its signing keys as handles that sign inside the device
+(:class:`ledger.log.signing.SigningKey`) — and is added to :data:`BACKENDS`; no caller changes.
 
 Secrets the deployment mounts from its own store (``FLAGLEDGER_PSEUDONYM_KEY_FILE``, ``FLAGLEDGER_CIPHER_KEY_FILE``,
 a signing key adopted at ``init``/``keys rotate``) are read where they are and never copied into the data
@@ -208,10 +209,14 @@ class KeySettings(Section):
     model_config = section_config(env_ignore_empty=True)
     section: ClassVar[str] = "keys"
 
-    backend: Literal["file"] = Field("file", validation_alias="FLAGLEDGER_KEYS_BACKEND")
+    backend: Literal["file", "pkcs11"] = Field("file", validation_alias="FLAGLEDGER_KEYS_BACKEND")
     # secrets mounted from the deployment's store, read where they are
     pseudonym_key_file: str = Field("", validation_alias="FLAGLEDGER_PSEUDONYM_KEY_FILE")
     cipher_key_file: str = Field("", validation_alias="FLAGLEDGER_CIPHER_KEY_FILE")
+    # backend "pkcs11" (ledger.runtime.pkcs11_keystore): the module, the token, and where its PIN is read
+    pkcs11_module: str = Field("", validation_alias="FLAGLEDGER_PKCS11_MODULE")
+    pkcs11_token: str = Field("", validation_alias="FLAGLEDGER_PKCS11_TOKEN")
+    pkcs11_pin_file: str = Field("", validation_alias="FLAGLEDGER_PKCS11_PIN_FILE")
 
 
 class _Config(Protocol):
@@ -225,13 +230,29 @@ class _Config(Protocol):
     def keys(self) -> Mapping[str, Any]: ...
 
 
-def _file_store(config: _Config, settings: KeySettings) -> KeyStore:
+def _mounted(settings: KeySettings) -> dict[str, Path]:
     mounted = {PSEUDONYM: settings.pseudonym_key_file, CIPHER: settings.cipher_key_file}
-    return FileKeyStore(config.secrets_dir, {name: Path(path) for name, path in mounted.items() if path})
+    return {name: Path(path) for name, path in mounted.items() if path}
+
+
+def _file_store(config: _Config, settings: KeySettings) -> KeyStore:
+    return FileKeyStore(config.secrets_dir, _mounted(settings))
+
+
+def _pkcs11_store(config: _Config, settings: KeySettings) -> KeyStore:
+    from ledger.runtime.pkcs11_keystore import Pkcs11KeyStore, open_token_session, read_pin
+
+    if not settings.pkcs11_module or not settings.pkcs11_token:
+        raise ConfigurationError(
+            "keys.backend is pkcs11 but keys.pkcs11_module (FLAGLEDGER_PKCS11_MODULE) or keys.pkcs11_token "
+            "(FLAGLEDGER_PKCS11_TOKEN) is not set"
+        )
+    token = open_token_session(settings.pkcs11_module, settings.pkcs11_token, read_pin(settings.pkcs11_pin_file))
+    return Pkcs11KeyStore(token, config.secrets_dir, _mounted(settings))
 
 
 # the one place a backend is chosen: config.json ``"keys": {"backend": ...}``
-BACKENDS: dict[str, Callable[[_Config, KeySettings], KeyStore]] = {"file": _file_store}
+BACKENDS: dict[str, Callable[[_Config, KeySettings], KeyStore]] = {"file": _file_store, "pkcs11": _pkcs11_store}
 
 
 def open_keystore(config: _Config) -> KeyStore:

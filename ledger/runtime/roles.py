@@ -5,7 +5,9 @@ of ``ledger.runtime.keystore``) with ``"role"`` in config.json, and:
 
 * **its own keys**, in its key store: an Ed25519 signing key (its name, key id and public half in config.json's
   ``linkage.signing``), an X25519 sealing key (``linkage-sealing.key``, 64 hex digits) and its code secret —
-  the portal's codes, the hub's person ids (``linkage-secret.key``), never shared, never published;
+  the portal's codes, the hub's person ids (``linkage-secret.key``), never shared, never published; the hub
+  also its VRF key for the flag map's person keys (``linkage-vrf.key``, ledger.runtime.hub_map), whose public
+  half its directory entry publishes;
 * **its own database**: ``hub.sqlite`` or ``portal.sqlite`` (or ``database_url``: PostgreSQL);
 * **the directory** of the parties it knows (``directory.json``): each party's signing key and sealing key as
   published by ``flagledger linkage directory export`` and taken in by ``… import``. The role's own entry is
@@ -25,6 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+
 from ledger import clock
 from ledger.errors import Code, ConfigurationError, InputError
 from ledger.files import private_file, write_private
@@ -32,11 +36,13 @@ from ledger.hub.log import HubStore, open_hub_store
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import HUB, PORTAL, check_party
+from ledger.linkage.person_keys import vrf_public_from_hex, vrf_public_hex
 from ledger.linkage.sealing import new_sealing_key, public_from_hex, public_hex, sealing_key_from_hex
 from ledger.linkage.transport import Topics
 from ledger.log.signing import KeyRecord, key_id_for
 from ledger.portal.store import PortalStore, open_portal_store
 from ledger.runtime.config import NodeConfig
+from ledger.runtime.hub_map import vrf_key
 from ledger.runtime.keystore import Keys, open_keystore
 
 __all__ = [
@@ -71,9 +77,14 @@ class DirectoryEntry:
     public_hex: str  # Ed25519, raw
     valid_from: str  # ISO 8601 with offset
     sealing_public_hex: str  # X25519, raw
+    vrf_public_hex: str = ""  # the hub's alone: its VRF public key (DER, hex; ledger.runtime.hub_map)
 
     def checked(self) -> DirectoryEntry:
         check_party(self.party)
+        if self.vrf_public_hex:
+            if self.party != HUB:
+                raise InputError("only the hub publishes a VRF key", code=Code.MALFORMED, field="vrf_public_hex")
+            vrf_public_from_hex(self.vrf_public_hex)
         try:
             raw = bytes.fromhex(self.public_hex)
         except ValueError:
@@ -96,12 +107,20 @@ class DirectoryEntry:
     @classmethod
     def parse(cls, raw: Any) -> DirectoryEntry:
         names = {"party", "key_id", "public_hex", "valid_from", "sealing_public_hex"}
+        if isinstance(raw, dict) and "vrf_public_hex" in raw:
+            names.add("vrf_public_hex")  # the hub's entry: checked to be the hub's
         if not isinstance(raw, dict) or set(raw) != names or not all(isinstance(v, str) for v in raw.values()):
             raise InputError(f"a directory entry holds exactly {sorted(names)}, as text", code=Code.MALFORMED)
         return cls(**raw).checked()
 
     def as_json(self) -> dict[str, str]:
-        return dict(vars(self))
+        return {k: v for k, v in vars(self).items() if v or k != "vrf_public_hex"}
+
+    def vrf_public_key(self) -> RSAPublicKey:
+        """The hub's VRF public key, for an agency's ``MapChecks``; ``configuration`` if this entry has none."""
+        if not self.vrf_public_hex:
+            raise ConfigurationError(f"{self.party}'s directory entry publishes no VRF key")
+        return vrf_public_from_hex(self.vrf_public_hex)
 
 
 @dataclass
@@ -111,6 +130,7 @@ class RoleNode:
     config: NodeConfig
     keys: PartyKeys
     own: DirectoryEntry
+    vrf: RSAPrivateKey | None = None  # the hub's VRF key (ledger.runtime.hub_map); None for the portal
 
     @property
     def role(self) -> str:
@@ -184,6 +204,8 @@ def init_role(data_dir: Path, role: str, database_url: str | None = None, topic_
     sealing_hex, _ = new_sealing_key()
     keys.store.create(SEALING, sealing_hex)
     keys.store.create(SECRET, pysecrets.token_hex(32))
+    if role == HUB:
+        vrf_key(keys.store)  # the flag map's person keys (ledger.runtime.hub_map)
     config.linkage["signing"] = {
         "key_id": signer.key_id,
         "public_hex": signer.public_raw.hex(),
@@ -208,14 +230,17 @@ def open_role(data_dir: Path) -> RoleNode:
         secret = bytes.fromhex(keys.store.get(SECRET))
     except (InputError, ValueError) as exc:
         raise ConfigurationError(f"cannot read the {config.role}'s sealing key or secret: {exc}") from exc
+    # a hub directory made before the flag map gets its VRF key now (export the entry again to publish it)
+    vrf = vrf_key(keys.store) if config.role == HUB else None
     own = DirectoryEntry(
         config.role,
         signer.key_id,
         signer.public_raw.hex(),
         str(signing["valid_from"]),
         public_hex(sealing.public_key()),
+        "" if vrf is None else vrf_public_hex(vrf.public_key()),
     )
-    return RoleNode(config, PartyKeys(signer, sealing, secret), own)
+    return RoleNode(config, PartyKeys(signer, sealing, secret), own, vrf)
 
 
 def import_entries(node: RoleNode, raw: Any) -> list[str]:

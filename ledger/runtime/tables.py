@@ -19,9 +19,17 @@ __all__ = [
     "agency_map_keys",
     "agency_map_unfiled",
     "cli_sessions",
+    "linkage_applied",
+    "linkage_consultations",
+    "linkage_parked",
+    "linkage_position",
+    "linkage_queries",
+    "linkage_registrations",
+    "linkage_routed",
     "metadata",
     "parked_messages",
     "pending_events",
+    "reference_numbers",
     "relay_marks",
     "relay_position",
 ]
@@ -132,4 +140,111 @@ agency_hub_incidents = Table(
     Column("note", String(200), nullable=False),
     Column("request_id", String(32), nullable=False),
     Column("evidence", LargeBinary, nullable=False),  # ledger.linkage.hub_wire.encode_evidence
+)
+
+# -- an agency node in hub mode (consumers/linkage_bridge.py, docs/linkage.md) ------------------------------
+# A person is named by this agency's own code only (as its subject, "p" + the code's digits); no number, no
+# other agency's code, no hub person id is ever in these rows.
+
+# The registration of each person this agency met (its code and the number), sealed to the hub when the number
+# was typed: the node cannot open it again, and sends it before the first act about the person.
+linkage_registrations = Table(
+    "linkage_registrations",
+    metadata,
+    Column("subject", String(40), primary_key=True),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("sent", Integer, nullable=False, default=0),
+)
+
+# The event ids of the hub's messages applied here: a message handed over again, or re-injected, is dropped.
+linkage_applied = Table(
+    "linkage_applied",
+    metadata,
+    Column("event_id", String(32), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("applied_at", String(40), nullable=False),
+)
+
+# How far the bridge has sent the node's own log to the hub (the acts it shares).
+linkage_position = Table(
+    "linkage_position",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+
+# Queries this agency asked another through the hub: queued until sent, then the provider's answer.
+linkage_queries = Table(
+    "linkage_queries",
+    metadata,
+    Column("request_id", String(32), primary_key=True),
+    Column("querier", String(32), nullable=False),
+    Column("staff", String(64), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("subject", String(40), nullable=False),
+    Column("procedure", Text, nullable=False),
+    Column("legal_item", Integer, nullable=False),
+    Column("info_kind", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # queued, sent, answered, in_progress, not_provided
+    Column("data", Text, nullable=False, default=""),
+    Column("asked_at", String(40), nullable=False),
+)
+
+# Queries the hub routed here (as provider): the hub's request id → the local provision request, and the last
+# answer sent for it (a staff-made answer follows the first "in_progress").
+# While "receiving", the query as routed and the log's position before it, so that a crash between the
+# provision request's commit and this row's update adopts that request rather than receiving it twice.
+linkage_routed = Table(
+    "linkage_routed",
+    metadata,
+    Column("hub_request_id", String(32), primary_key=True),
+    Column("local_request_id", String(36), nullable=False, unique=True),
+    Column("answered", String(16), nullable=False),
+    Column("querier", String(32), nullable=False),
+    Column("subject", String(40), nullable=False),
+    Column("procedure", Text, nullable=False),
+    Column("legal_item", Integer, nullable=False),
+    Column("info_kind", Text, nullable=False),
+    Column("staff_answer", Integer, nullable=False),
+    Column("from_position", BigInteger, nullable=False),
+)
+
+# Consultations the hub relayed to this agency as a holder: a provider was asked about a person it protects.
+linkage_consultations = Table(
+    "linkage_consultations",
+    metadata,
+    Column("request_id", String(32), primary_key=True),  # the provider's (hub-given) request id
+    Column("holder", String(32), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("subject", String(40), nullable=False),
+    Column("procedure", Text, nullable=False),
+    Column("legal_item", Integer, nullable=False),
+    Column("info_kind", Text, nullable=False),
+    Column("received_at", String(40), nullable=False),
+)
+
+# What the bridge could not apply or send: a message from the broker that does not open, is not the hub's or
+# cannot be applied (with its bytes), or an own act it cannot share (no registration). Never retried blindly.
+linkage_parked = Table(
+    "linkage_parked",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(40), nullable=False),
+    Column("direction", String(8), nullable=False),  # "in" (from the hub) or "out" (an own act)
+    Column("code", String(40), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("message", LargeBinary, nullable=True),
+)
+
+# issue 21: the agency's own reference number (宛名番号) for a person, recorded at intake, so console pages name
+# persons as the agency's staff know them — never by pseudonym or individual number. Local to the agency's node:
+# never in the log, never sent to the hub or another agency (ledger.runtime.reference_numbers).
+reference_numbers = Table(
+    "reference_numbers",
+    metadata,
+    Column("agency", String(32), primary_key=True),
+    Column("subject", String(40), primary_key=True),  # the person's pseudonym p<32 hex>
+    Column("reference", String(20), nullable=False),
+    Column("recorded_by", String(64), nullable=False),
+    Column("recorded_at", String(40), nullable=False),
 )

@@ -33,7 +33,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     n.app.approve_request(Actor(B, "apr"), rid)
     n.app.approve_request(Actor(B, "apr2"), rid)
     n.app.execute_request(Actor(B, "op"), rid)
-    n.app.request_provision(Actor(A, "counter"), B, x, legal_item=74, procedure="p", info_kind="k")
+    n.app.request_provision(Actor(A, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報")
     yield n
     n.close()
 

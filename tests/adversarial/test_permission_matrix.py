@@ -29,6 +29,7 @@ from ledger.errors import FlagLedgerError, NotFoundError, PermissionDenied
 from ledger.log.signing import Signer
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from projections import views
+from projections.views_disclosure import counter_printout, disclosure_document
 from tests.conftest import SC, A, B, C, enrol_standard_staff
 from tests.support.people import individual_number
 from tests.support.staff import enrol
@@ -89,7 +90,7 @@ def held_request(node: Node, owner: str, proposed: bool = False) -> Any:
 
     held = UUID(
         node.app.request_provision(
-            Actor(querier, "counter"), owner, x, legal_item=74, procedure="p", info_kind="k"
+            Actor(querier, "counter"), owner, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
         ).request_id
     )
     if proposed:
@@ -257,7 +258,9 @@ COMMANDS = [
         Action.REQUEST_PROVISION,
         False,
         nothing,
-        lambda n, a, c: n.app.request_provision(a, A, individual_number(), legal_item=74, procedure="p", info_kind="k"),
+        lambda n, a, c: n.app.request_provision(
+            a, A, individual_number(), legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+        ),
     ),
     Command(
         "propose_decision",
@@ -287,6 +290,20 @@ COMMANDS = [
         False,
         nothing,
         lambda n, a, c: views.counter_view(n, a, individual_number()),
+    ),
+    Command(
+        "disclosure_document (view, recorded)",
+        Action.COUNTER_LOOKUP,
+        False,
+        nothing,
+        lambda n, a, c: disclosure_document(n, a, individual_number()),
+    ),
+    Command(
+        "counter_printout (view, recorded)",
+        Action.COUNTER_LOOKUP,
+        False,
+        nothing,
+        lambda n, a, c: counter_printout(n, a, individual_number()),
     ),
     Command(
         "portal_records (view)",

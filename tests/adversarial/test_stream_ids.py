@@ -99,7 +99,9 @@ def test_trying_every_agency_code_over_a_copy_of_the_ledger_names_no_protecting_
     _protect(node, SC, x, ["NON_DISCLOSURE"])
     _protect(node, C, y, ["NO_AUTO_RESPONSE"])
     node.app.register_proxy(Actor(A, "req"), x, z)
-    node.app.request_provision(Actor(A, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税")
+    node.app.request_provision(
+        Actor(A, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    )
     link(node.app, B, x, x_new)
     # what counter staff at A are shown: the pseudonyms the attacker starts from
     shown = [counter_view(node, Actor(A, "counter"), s).subject for s in (x, y, z, x_new)]

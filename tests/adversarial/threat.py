@@ -49,9 +49,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from ledger.app import Actor, FlagLedger, QuerierAnswer
-from ledger.errors import Code, StateConflict
+from ledger.errors import Code, PermissionDenied, StateConflict
 from ledger.runtime.bootstrap import AgencySpec, Node
 from projections import views
+from projections.views_disclosure import counter_printout, disclosure_document
 from tests.support.answers import release_decided
 from tests.support.links import link
 from tests.support.people import individual_number
@@ -535,6 +536,7 @@ class LeakMachine(RuleBasedStateMachine):
         for k, numbers in enumerate(self.y_numbers):
             for n in {numbers[0], numbers[-1]}:  # every number names the same person: first and current
                 found += self.portal_leaks(f"Y{k}'s own records", views.portal_records(self.n, n, n))
+        found += self.channel_leaks()
         # X's records and self-information through X's card (old and current number) and the proxy
         card_views = [(n, n) for n in {self.x_numbers[0], self.x}]
         card_views += [(self.y_numbers[k][0], self.x) for k in self.proxies]
@@ -570,6 +572,28 @@ class LeakMachine(RuleBasedStateMachine):
             if self.in_scope(rec.request_id)
             for hit in named(rec, self.secret)
         ]
+
+    def channel_leaks(self) -> list[str]:
+        """Issue 21, other channels: Y's own disclosure request at A and a printout at A's counter (Y's, and X's
+        asked by Y as proxy) — the portal's one filter, so the same records may be shown as on the portal."""
+        found: list[str] = []
+        clerk = self.who(A, "counter")
+        asks = [(numbers[-1], numbers[-1], f"Y{k}") for k, numbers in enumerate(self.y_numbers)]
+        asks += [(self.y_numbers[k][0], self.x, f"X (Y{k} as proxy)") for k in self.proxies]
+        for asker, subject, about in asks:
+            for hand_out in (disclosure_document, counter_printout):
+                try:
+                    doc = hand_out(self.n, clerk, subject, asker)
+                except PermissionDenied as exc:  # a cancelled proxy or retired card: refused, nothing shown
+                    assert exc.code in (Code.NOT_ENTITLED,), exc
+                    continue
+                found += [
+                    f"{hand_out.__name__} of {about}, record {rec.request_id}: {hit}"
+                    for rec in doc.records
+                    if self.in_scope(rec.request_id)
+                    for hit in named(rec, self.secret)
+                ]
+        return found
 
     def self_info_leaks(self, view: views.SelfInfoView) -> list[str]:
         accounted = {

@@ -1,6 +1,8 @@
 """The staff console in real headless Chromium (Debian's /usr/bin/chromium driven by Playwright for Python),
 against `uvicorn` serving a real SQLite node: sign in, approve a flag, the banner at another agency's
-counter, deciding a held request. Screenshots go to tests/artifacts/console/ (gitignored).
+counter, deciding a held request. Screenshots go to tests/artifacts/console/ (gitignored). Every page shot is
+also checked by axe-core for WCAG 2.1 A/AA violations (none allowed): an administrator or staff member who cannot
+read or reach a control on a page makes wrong clicks on protection acts.
 
 Chromium comes from `deploy/browser-deps.sh` (called by `bash deploy/dev.sh test`); `playwright install` is
 never used.
@@ -24,6 +26,7 @@ from ledger.app import Actor
 from ledger.runtime.bootstrap import Node
 from tests.conftest import A, B, C
 from tests.support.answers import release_decided
+from tests.support.axe import assert_accessible, axe_violations
 from tests.support.staff import password_of
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -75,15 +78,18 @@ def sign_in(browser: Any, base: str, node: Node, agency: str, staff: str) -> Any
     page.fill("#password", password_of(agency, staff))
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/console/")
-    assert page.locator("header .who").inner_text().startswith(f"{agency} / {staff}")
+    name = node.app.agency(agency).name
+    assert page.locator("header .who").inner_text().startswith(f"{name} / {staff}"), "agency names, not codes"
     return page
 
 
 def shot(page: Any, name: str) -> None:
+    """A screenshot, and the checks every console page must pass: fits a 1366px screen, 0 axe violations."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= VIEWPORT["width"], f"{name}: page is {width}px wide, more than a 1366px screen"
+    assert_accessible(page, name)
 
 
 def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node, person: Callable[[], str]) -> None:
@@ -110,6 +116,21 @@ def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
     row.locator("button:has-text('承認')").click()
     assert "承認しました" in apr.locator(".notice").inner_text()
     assert node.app.flag_request(UUID(rid)).status == "approved"
+    for path, name in [("reviews", "03a-reviews"), ("security-keys", "03b-keys"), ("one-time-codes", "03c-codes")]:
+        apr.goto(f"{server}/console/{path}")
+        shot(apr, name)
+    req = sign_in(browser, server, node, B, "req")
+    req.goto(f"{server}/console/requests/new")
+    shot(req, "03d-flag-request-form")
+    req.goto(f"{server}/console/references")
+    req.fill("#subject", x)
+    req.fill("#reference", "B-0042")
+    req.click("button:has-text('登録する')")
+    assert "宛名番号を登録しました" in req.locator(".notice").inner_text()
+    shot(req, "03e-reference-numbers")
+    apr.goto(f"{server}/console/approvals")
+    assert "B-0042" in apr.locator(f"tr[data-request='{rid}']").inner_text(), "the person by B's own number"
+    assert node.app.subject(x) not in apr.content() and x not in apr.content()
     op = sign_in(browser, server, node, B, "op")
     op.goto(f"{server}/console/approvals")
     op.locator(f"tr[data-request='{rid}'] button:has-text('実行')").click()
@@ -124,7 +145,7 @@ def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
     banner = clerk.locator("#protection-banner")
     assert banner.is_visible() and "保護対象者です" in banner.inner_text()
     assert "不開示" in banner.inner_text() and "自動応答不可" in banner.inner_text() and "L-" in banner.inner_text()
-    assert B not in clerk.content(), "staff of another agency never learn which agency protects the person"
+    assert B not in clerk.content() and "B市" not in clerk.content(), "no other agency learns who protects"
     color = banner.evaluate("e => getComputedStyle(e).backgroundColor")
     assert color == "rgb(176, 0, 32)", "a clear (red) banner"
     shot(clerk, "04-counter-banner-other-agency")
@@ -136,7 +157,7 @@ def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
     rev = sign_in(browser, server, node, C, "rev")
     rev.click("text=保留中の照会")
     held = rev.locator(f"tr[data-request='{q}']")
-    assert A in held.inner_text() and "児童手当" in held.inner_text()
+    assert "A市" in held.inner_text() and "児童手当" in held.inner_text()
     held.locator("select[name=applicant_check]").select_option("known_perpetrator")
     held.locator("input[value=refuse]").check()
     held.locator("button:has-text('判断案を登録')").click()
@@ -165,8 +186,53 @@ def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
     assert "AccessRecord.ProtectedDetailsRead" in events, "the auditor's own read is on the timeline"
     shot(aud, "07-auditor-timeline")
 
+    # the year's pages, each checked by axe: a handover at C after x moved there from B, a number change asked
+    # at C and approved by another person, a proxy registered, B's probe notice of A's earlier query
+    node.app.record_move(Actor(C, "req"), x, to_agency=C, from_agency=B, moved_on=node.app.clock().date())
+    creq = sign_in(browser, server, node, C, "req")
+    creq.click("header nav >> text=年間業務")
+    assert "不開示" in creq.locator("#handovers").inner_text() and "宛名番号未登録" in creq.content()
+    assert "B市" not in creq.content(), "the new municipality is not told who protects the person"
+    shot(creq, "08-year-handover")
+    old, new = person(), person()
+    creq.click("header nav >> text=番号変更")
+    creq.fill("#old", old)
+    creq.fill("#new", new)
+    creq.fill("#reason", "個人番号変更通知")
+    creq.click("button:has-text('紐付けを申請する')")
+    assert "申請しました" in creq.locator(".notice").inner_text()
+    shot(creq, "09-number-change-requested")
+    capr = sign_in(browser, server, node, C, "apr")
+    capr.goto(f"{server}/console/number-changes")
+    shot(capr, "10-number-change-to-approve")
+    capr.locator("#link-requests button:has-text('承認')").click()
+    assert "承認しました" in capr.locator(".notice").inner_text()
+    assert node.state.linked(node.app.subject(old)) is not None
+    creq.click("header nav >> text=代理人")
+    creq.fill("#reg-subject", x)
+    creq.fill("#reg-proxy", person())
+    creq.click("button:has-text('代理人を登録する')")
+    assert "代理人を登録しました" in creq.locator(".notice").inner_text()
+    shot(creq, "11-proxy-registered")
+    brev = sign_in(browser, server, node, B, "rev")
+    brev.click("header nav >> text=照会の通知")
+    assert "A市" in brev.locator("#probes").inner_text()
+    shot(brev, "12-probe-notices")
+
     # signing out ends the session
     decider.click("button:has-text('サインアウト')")
     assert "サインアウトしました" in decider.locator(".notice").inner_text()
     decider.goto(f"{server}/console/held")
     assert "/console/login" in decider.url
+
+
+def test_axe_finds_a_violation(browser: Any) -> None:
+    """The accessibility check itself can fail (administrator/staff: a check that always passes would let an
+    unlabelled control on a protection act through): an input with no label and low-contrast text are caught."""
+    page = browser.new_context(viewport=VIEWPORT).new_page()
+    page.set_content(
+        '<html lang="ja"><title>t</title><main><input type="text" name="x">'
+        '<p style="color:#bbb;background:#fff">薄い文字</p></main></html>'
+    )
+    found = {v["id"] for v in axe_violations(page)}
+    assert {"label", "color-contrast"} <= found, found

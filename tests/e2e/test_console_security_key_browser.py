@@ -68,7 +68,7 @@ def _enrol_key_and_sign_in(page: Any, base: str, node: Node, staff: str) -> None
     page.wait_for_url(f"{base}/console/login/key")
     page.click("button[data-webauthn=sign_in]")
     page.wait_for_url(f"{base}/console/")
-    assert page.locator("header .who").inner_text().startswith(f"{B} / {staff}")
+    assert page.locator("header .who").inner_text().startswith(f"B市 / {staff}")
 
 
 def test_request_approve_execute_by_three_people_through_their_own_password_and_key(

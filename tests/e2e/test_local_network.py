@@ -149,7 +149,7 @@ def test_seed_across_three_nodes(network, person, monkeypatch: pytest.MonkeyPatc
         protected = lambda: bool(a.app.flag_state and a.app.flag_state.flags_for(subject))  # noqa: E731
         eventually(protected, "B's flags reach A")
         held = a.app.request_provision(
-            Actor(A, "counter"), A, x, legal_item=74, procedure="児童手当(Yの申請)", info_kind="地方税関係情報"
+            Actor(A, "counter"), A, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
         )
         assert held.status == "in_progress"
         assert views.portal_records(a, x, x).records == ()

@@ -206,7 +206,7 @@ class Pair:
         try:
             for x in self.rng.sample(self.people, min(count, len(self.people))):
                 answer = node.app.request_provision(
-                    Actor(A, "counter"), A, x, legal_item=74, procedure="児童手当", info_kind="地方税"
+                    Actor(A, "counter"), A, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
                 )
                 request = node.app.provision_request(_uuid(answer.request_id))
                 if request.status == "held":

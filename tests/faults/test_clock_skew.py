@@ -92,7 +92,7 @@ def test_nodes_hours_apart_exchange_events_in_stream_order(
         backwards = deliver(a, b, reverse=True)
         again = deliver(a, b, reverse=False)
         answer = a.app.request_provision(
-            Actor(A, "counter"), A, people[-1], legal_item=74, procedure="児童手当", info_kind="地方税"
+            Actor(A, "counter"), A, people[-1], legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
         )
     assert "parked" not in backwards and backwards.get("held_gap", 0) > 0, backwards
     assert set(again) == {"duplicate"}, again

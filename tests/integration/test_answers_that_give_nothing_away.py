@@ -38,7 +38,8 @@ from tests.support.trust import agency_pair
 NAR = "NO_AUTO_RESPONSE"
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 ASK = {"legal_item": 74, "procedure": "児童手当", "info_kind": "地方税関係情報"}
-MANUAL_ITEM = 120  # C answers table 2 item 120 by hand, by policy
+MANUAL_ITEM = 57  # C answers table 2 item 57 by hand, by policy
+MANUAL_PROCEDURE = "児童扶養手当"  # item 57's procedure in the law catalogue (docs/bodies.md)
 
 
 def normalised(raw: str | bytes) -> str:
@@ -72,8 +73,9 @@ def four_kinds(node: Node, capsys: pytest.CaptureFixture[str], person: Callable[
 
 def ask_cli(node: Node, capsys: pytest.CaptureFixture[str], subject: str, kind: str) -> str:
     item = str(MANUAL_ITEM if kind == "policy" else ASK["legal_item"])
+    procedure = MANUAL_PROCEDURE if kind == "policy" else str(ASK["procedure"])
     return cli(node, capsys, "provision", "request", "--as", f"{A}/counter", "--provider", C, "--subject", subject,
-               "--item", item, "--procedure", str(ASK["procedure"]), "--info-kind", str(ASK["info_kind"]))  # fmt: skip
+               "--item", item, "--procedure", procedure, "--info-kind", str(ASK["info_kind"]))  # fmt: skip
 
 
 def decide_all(node: Node, ids: list[str], decision: str = "refuse", provider: str = C) -> None:
@@ -140,7 +142,7 @@ def test_the_four_kinds_are_byte_identical_over_http(
     for k in kinds:
         body: dict[str, Any] = {"provider": C, "subject": people[k], **ASK}
         if k == "policy":
-            body["legal_item"] = MANUAL_ITEM
+            body["legal_item"], body["procedure"] = MANUAL_ITEM, MANUAL_PROCEDURE
         r = http.post("/api/v1/provision-requests", json=body, headers=h)
         assert r.status_code == 201, r.text
         raw[k] = r.content

@@ -156,7 +156,7 @@ def test_an_unprotected_query_is_answered_automatically(api: Api, person: Callab
     asked = api.post(
         f"{A}/counter",
         "/provision-requests",
-        {"provider": B, "subject": person(), "legal_item": 1, "procedure": "p", "info_kind": "k"},
+        {"provider": B, "subject": person(), "legal_item": 74, "procedure": "児童手当", "info_kind": "地方税関係情報"},
         201,
     )
     assert asked["status"] == "answered"
@@ -240,7 +240,13 @@ def test_unknown_ids_are_404_and_bad_input_is_422_with_fields(api: Api, person: 
         api.post(
             f"{A}/counter",
             "/provision-requests",
-            {"provider": "999999", "subject": person(), "legal_item": 1, "procedure": "p", "info_kind": "k"},
+            {
+                "provider": "999999",
+                "subject": person(),
+                "legal_item": 74,
+                "procedure": "児童手当",
+                "info_kind": "地方税関係情報",
+            },
             404,
         )["code"]
         == "not_found"
@@ -277,7 +283,7 @@ def test_held_decisions_refusals(api: Api, person: Callable[[], str]) -> None:
     rid = api.post(
         f"{A}/counter",
         "/provision-requests",
-        {"provider": A, "subject": x, "legal_item": 3, "procedure": "p", "info_kind": "k"},
+        {"provider": A, "subject": x, "legal_item": 74, "procedure": "児童手当", "info_kind": "地方税関係情報"},
         201,
     )["request_id"]
     assert (

@@ -34,7 +34,8 @@ def signed_in(node: Node, agency: str, staff: str) -> tuple[TestClient, str]:
     cookie = r.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/console" in cookie
     home = http.get("/console/")
-    assert home.status_code == 200 and f"{agency} / {staff}" in home.text and f"市（{agency}）の業務一覧" in home.text
+    name = node.app.agency(agency).name  # agency names, never codes, on the pages (issue 21)
+    assert home.status_code == 200 and f"{name} / {staff}" in home.text and f"{name}の業務一覧" in home.text
     csrf = re.search(r'<meta name="csrf" content="([0-9a-f]{64})">', home.text)
     assert csrf is not None
     return http, csrf.group(1)
@@ -82,7 +83,7 @@ def test_counter_banner_at_another_agency_and_no_banner_for_others(node: Node, p
     http, csrf = signed_in(node, A, "counter")
     page = http.post("/console/counter", data={"subject": x, "csrf": csrf})
     assert page.status_code == 200 and "保護対象者です" in page.text and "不開示" in page.text
-    assert B not in page.text, "staff of another agency never see which agency protects the person"
+    assert B not in page.text and "B市" not in page.text, "staff of another agency never see which agency protects"
     page = http.post("/console/counter", data={"subject": y, "csrf": csrf})
     assert "保護フラグの登録はありません" in page.text and "保護対象者です" not in page.text
     stale = http.post("/console/counter", data={"subject": x, "csrf": "0" * 64})
@@ -108,7 +109,7 @@ def test_approve_execute_and_decide_a_held_request_through_forms(sqlite_node: No
     q = api.post(
         f"{A}/counter",
         "/provision-requests",
-        {"provider": C, "subject": x, "legal_item": 1, "procedure": "p", "info_kind": "k"},
+        {"provider": C, "subject": x, "legal_item": 74, "procedure": "児童手当", "info_kind": "地方税関係情報"},
         201,
     )["request_id"]
     rev, rev_csrf = signed_in(sqlite_node, C, "rev")

@@ -51,7 +51,9 @@ def _seed(node: Node) -> tuple[list[str], list[str]]:
     app.approve_request(Actor(B, "apr"), rid)
     app.execute_request(Actor(B, "op"), rid)
     pending = app.request_flags(Actor(B, "req"), y, ["NON_DISCLOSURE"])
-    held = app.request_provision(Actor(C, "counter"), B, x, legal_item=1, procedure="p", info_kind="k")
+    held = app.request_provision(
+        Actor(C, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    )
     return [x, y, app.subject(x)], [str(rid), str(pending), held.request_id]
 
 

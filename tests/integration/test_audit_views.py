@@ -71,7 +71,9 @@ def scratch_left(node: Node) -> list[str]:
 def test_a_clean_node_passes_and_the_scratch_is_removed(node: Node, person: Callable[[], str], capsys) -> None:
     """Insider with the data directory (the baseline: nothing changed means exit 0, nothing left behind)."""
     busy_node(node, person)
-    node.app.request_provision(Actor(C, "counter"), B, person(), legal_item=1, procedure="p", info_kind="k")
+    node.app.request_provision(
+        Actor(C, "counter"), B, person(), legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    )
     # the live views are behind the log here: the check catches them up first, as any reader does
     code, report, err = run(capsys, node)
     assert code == 0, err

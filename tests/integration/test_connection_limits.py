@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from ledger.app.capacity import ONE_SHOT, retry_while_server_full
+from ledger.capacity import ONE_SHOT, retry_while_server_full
 from projections.base import create_engine
 from tests.support.postgres import ADMIN_DSN, temp_database
 

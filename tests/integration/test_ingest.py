@@ -52,7 +52,7 @@ def _protect(b: Node, x: str) -> None:
 
 def _ask_a(a: Node, x: str) -> str:
     return a.app.request_provision(
-        Actor(A, "counter"), A, x, legal_item=74, procedure="児童手当", info_kind="地方税"
+        Actor(A, "counter"), A, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
     ).status
 
 

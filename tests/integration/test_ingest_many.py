@@ -52,7 +52,9 @@ def test_batched_ingest_equals_one_by_one(make_node, tmp_path: Path, person) -> 
         b.app.approve_request(Actor(B, "apr"), rid)
         b.app.execute_request(Actor(B, "op"), rid)
     for x in people:
-        b.app.request_provision(Actor(B, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税")
+        b.app.request_provision(
+            Actor(B, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+        )
     release = b.app.request_flags(
         Actor(B, "req"), people[0], ["NO_AUTO_RESPONSE"], kind="release", explanation="説明済み"
     )

@@ -74,7 +74,7 @@ def test_a_flag_set_at_b_reaches_a_over_the_broker_and_poison_is_parked(bootstra
         ok = wait_for(lambda: consumer.poll_once(1000) >= 0 and protected() and bool(parked(a)), 30)
         assert ok, (consumer.counts, parked(a))
         answer = a.app.request_provision(
-            Actor(A, "counter"), A, x, legal_item=74, procedure="児童手当", info_kind="地方税"
+            Actor(A, "counter"), A, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
         )
         assert answer.status == "in_progress"
         [poison] = parked(a)

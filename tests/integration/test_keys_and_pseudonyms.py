@@ -15,7 +15,11 @@ from tests.conftest import A, B
 from tests.support.links import link
 
 
-def test_rotation_signs_new_events_with_the_new_key_and_old_events_still_verify(make_node, person) -> None:
+def test_rotation_signs_new_events_with_the_new_key_and_old_events_still_verify(
+    make_node, person, keys_backend
+) -> None:
+    """Defends against an insider's old (or stolen) key outliving its revocation, with keys in files and with keys
+    in a PKCS#11 token alike."""
     node = make_node((AgencySpec(B, "B市", "municipality"),))
     old = node.app.signers[B].key_id
     rid = node.app.request_flags(Actor(B, "req"), person(), ["NON_DISCLOSURE"])
@@ -36,6 +40,11 @@ def test_rotation_signs_new_events_with_the_new_key_and_old_events_still_verify(
         assert reopened.app.flag_request(rid).status == "approved"
         revoked = {r.key_id: r for r in reopened.app.keyring.records()}[old]
         assert revoked.revoked_from is not None
+        secrets = sorted(p.name for p in reopened.config.secrets_dir.iterdir())
+        if keys_backend == "pkcs11":
+            assert secrets and all(name.endswith(".sealed") for name in secrets), secrets
+        else:
+            assert any(name.endswith(".pem") for name in secrets), secrets
     finally:
         reopened.close()
 
@@ -78,7 +87,9 @@ def test_no_raw_individual_number_reaches_any_database_file(make_node, person, e
     rid = app.request_flags(Actor(B, "req"), victim, ["NO_AUTO_RESPONSE", "NON_DISCLOSURE"])
     app.approve_request(Actor(B, "apr"), rid)
     app.execute_request(Actor(B, "op"), rid)
-    app.request_provision(Actor(A, "counter"), B, victim, legal_item=74, procedure="児童手当", info_kind="地方税")
+    app.request_provision(
+        Actor(A, "counter"), B, victim, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    )
     link(app, B, victim, new_number)
     app.register_proxy(Actor(A, "req"), perpetrator, proxy)
     node.projector.catch_up()

@@ -28,9 +28,11 @@ def protect(node: Node, at: str, subject: str, flags: list[str]) -> None:
     node.app.execute_request(Actor(at, "op"), rid)
 
 
-def ask(node: Node, querier: str, provider: str, subject: str, procedure: str = "児童手当") -> QuerierAnswer:
+def ask(
+    node: Node, querier: str, provider: str, subject: str, procedure: str = "児童手当", item: int = 74
+) -> QuerierAnswer:
     return node.app.request_provision(
-        Actor(querier, "counter"), provider, subject, legal_item=74, procedure=procedure, info_kind="地方税関係情報"
+        Actor(querier, "counter"), provider, subject, legal_item=item, procedure=procedure, info_kind="地方税関係情報"
     )
 
 
@@ -40,7 +42,7 @@ def test_every_holder_hears_of_held_and_answered_requests_and_nobody_else_does(n
     protect(node, C, x, [ND])
     protect(node, B, y, [ND])
     held = ask(node, A, B, x, "児童手当")
-    answered_y = ask(node, B, A, y, "就学援助")  # ND only on Y: answered automatically, still a probe
+    answered_y = ask(node, B, A, y, "児童扶養手当", 57)  # ND only on Y: answered automatically, still a probe
     unprotected = ask(node, A, C, person())
     assert (held.status, answered_y.status, unprotected.status) == ("in_progress", "answered", "answered")
     b_probes = {p.request_id: p for p in views.work_queue(node, Actor(B, "rev")).probes}
@@ -86,7 +88,7 @@ def test_a_request_held_on_another_node_reaches_the_protecting_agency_s_queue(tw
     x = person()
     protect(b, B, x, [NAR, ND])
     ship(b, a)
-    held = ask(a, A, A, x, "児童扶養手当")  # held at A's node: it learnt of B's flags through ingest
+    held = ask(a, A, A, x, "児童扶養手当", 57)  # held at A's node: it learnt of B's flags through ingest
     assert held.status == "in_progress"
     assert views.work_queue(b, Actor(B, "rev")).probes == (), "nothing has travelled yet"
     ship(a, b)
@@ -94,7 +96,7 @@ def test_a_request_held_on_another_node_reaches_the_protecting_agency_s_queue(tw
     assert (probe.request_id, probe.querier, probe.provider, probe.procedure) == (held.request_id, A, A, "児童扶養手当")
     assert probe.subject == b.app.subject(x)
     # a query from B's node, delivered by the network to A's node, is a probe too
-    remote = a.app.receive_query(B, A, x, legal_item=74, procedure="就学援助", info_kind="地方税関係情報")
+    remote = a.app.receive_query(B, A, x, legal_item=57, procedure="児童扶養手当", info_kind="地方税関係情報")
     assert remote.status == "in_progress"
     ship(a, b)
     assert {p.request_id for p in views.work_queue(b, Actor(B, "apr")).probes} == {held.request_id, remote.request_id}

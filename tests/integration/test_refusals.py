@@ -117,7 +117,9 @@ def test_unknown_ids_and_bad_inputs_are_refused(node: Node, person) -> None:
     _refused(
         node,
         InputError,
-        lambda: app.request_provision(Actor(A, "counter"), B, person(), legal_item=0, procedure="p", info_kind="i"),
+        lambda: app.request_provision(
+            Actor(A, "counter"), B, person(), legal_item=0, procedure="児童手当", info_kind="地方税関係情報"
+        ),
     )
 
 
@@ -140,7 +142,9 @@ def test_a_held_request_cannot_be_decided_by_one_person(node: Node, person) -> N
     rid = app.request_flags(Actor(B, "req"), x, ["NO_AUTO_RESPONSE"])
     app.approve_request(Actor(B, "apr"), rid)
     app.execute_request(Actor(B, "op"), rid)
-    answer = app.request_provision(Actor(A, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税")
+    answer = app.request_provision(
+        Actor(A, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    )
     from uuid import UUID
 
     held = UUID(answer.request_id)
@@ -165,7 +169,9 @@ def test_other_agencies_requests_and_cases_answer_exactly_like_unknown_ones(node
     app.execute_request(Actor(B, "op"), protect)
     protected = app.flag_request(protect).subject
     held = UUID(
-        app.request_provision(Actor(A, "counter"), B, protected, legal_item=1, procedure="p", info_kind="k").request_id
+        app.request_provision(
+            Actor(A, "counter"), B, protected, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+        ).request_id
     )
     app.propose_decision(Actor(B, "rev"), held, "refuse", "unknown")
     version = app.provision_request(held).proposal_version

@@ -84,7 +84,9 @@ def scene(make_node, tmp_path: Path, backend: str | None, person, monkeypatch: p
 
 
 def _ask(a: Node, x: str) -> str:
-    answer = a.app.request_provision(Actor(A, "counter"), A, x, legal_item=74, procedure="児童手当", info_kind="地方税")
+    answer = a.app.request_provision(
+        Actor(A, "counter"), A, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    )
     return answer.status
 
 

@@ -95,11 +95,15 @@ def test_a_support_centre_asks_b_and_b_decides_through_its_own_chain(node: Node,
 def test_provision_is_automatic_without_flags_and_held_with_one_anywhere(node: Node, person) -> None:
     app = node.app
     x, other = person(), person()
-    free = app.request_provision(Actor(A, "counter"), C, other, legal_item=74, procedure="児童手当", info_kind="地方税")
+    free = app.request_provision(
+        Actor(A, "counter"), C, other, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    )
     assert free.status == "answered"
     _protect(node, x, ["NO_AUTO_RESPONSE"], agency=B)
     # C holds no flag itself: the nationwide state decides
-    held = app.request_provision(Actor(A, "counter"), C, x, legal_item=74, procedure="児童手当", info_kind="地方税")
+    held = app.request_provision(
+        Actor(A, "counter"), C, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    )
     assert held == QuerierAnswer(held.request_id, "in_progress", QuerierAnswer.IN_PROGRESS)
     assert "NO_AUTO" not in held.message and B not in held.message
     request = app.provision_request(UUID(held.request_id))
@@ -119,7 +123,11 @@ def test_a_held_request_is_provided_or_refused_only_with_approval(node: Node, pe
     x = person()
     _protect(node, x, ["NO_AUTO_RESPONSE"])
     ids = [
-        UUID(app.request_provision(Actor(A, "counter"), B, x, legal_item=74, procedure="p", info_kind="i").request_id)
+        UUID(
+            app.request_provision(
+                Actor(A, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+            ).request_id
+        )
         for _ in range(2)
     ]
     app.propose_decision(Actor(B, "rev"), ids[0], "provide", "protected_person", "本人の申請を確認")
@@ -140,7 +148,9 @@ def test_a_number_change_carries_protection_to_the_new_pseudonym(node: Node, per
     old, new = person(), person()
     _protect(node, old, ["NO_AUTO_RESPONSE"])
     link(app, B, old, new)
-    answer = app.request_provision(Actor(A, "counter"), C, new, legal_item=74, procedure="p", info_kind="i")
+    answer = app.request_provision(
+        Actor(A, "counter"), C, new, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    )
     assert answer.status == "in_progress"
 
 

@@ -122,14 +122,17 @@ def owner_history(owner: Node, x: str) -> None:
     # FlagsReleased, and LastHolderWarning.Raised (nobody else holds ND on W)
     protect(owner, B, w, [ND], kind="release", explanation="本人に説明済み")
     app.record_move(Actor(B, "req"), x, to_agency=C, moved_on=date.today())  # ResidenceChange.Recorded
-    app.send_body_request(Actor(SC, "req"), B, x, [ND])  # BodyRequest.Sent
+    body = app.send_body_request(Actor(SC, "req"), B, x, [ND])  # BodyRequest.Sent
+    app.request_flags(Actor(B, "req"), x, [ND], body_request_id=body)  # BodyOutcome.Recorded ("requested")
     for decision in ("provide", "refuse"):  # Received, Held, ProbeNotice.Sent, DecisionProposed, then the outcome
-        rid = UUID(app.receive_query(C, B, x, legal_item=74, procedure="児童手当", info_kind="地方税").request_id)
+        rid = UUID(
+            app.receive_query(C, B, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報").request_id
+        )
         app.propose_decision(Actor(B, "rev"), rid, decision, "unknown")
         app.approve_decision(Actor(B, "apr"), rid, app.provision_request(rid).proposal_version)
     release_decided(app)  # Released, at the batch time
     stranger = individual_number()
-    app.receive_query(C, B, stranger, legal_item=74, procedure="児童手当", info_kind="地方税")  # AutoProvided
+    app.receive_query(C, B, stranger, legal_item=74, procedure="児童手当", info_kind="地方税関係情報")  # AutoProvided
     changed = individual_number()
     link(app, B, changed, individual_number())  # PseudonymLink.Linked
     unlink(app, B, changed)  # PseudonymLink.Unlinked
@@ -137,6 +140,10 @@ def owner_history(owner: Node, x: str) -> None:
     y = individual_number()
     app.register_proxy(Actor(B, "req"), x, y)  # ProxyRegistration.Registered
     app.cancel_proxy(Actor(B, "req"), x, y, "intake advice")  # ProxyRegistration.Cancelled
+    bar = app.propose_guardian_bar(Actor(B, "req"), x, y, "parent")  # GuardianBar.Proposed
+    app.approve_guardian_bar(Actor(B, "apr"), bar)  # GuardianBar.Approved
+    app.propose_bar_lift(Actor(B, "req"), bar, "family court decision")  # GuardianBar.LiftProposed
+    app.lift_guardian_bar(Actor(B, "apr"), bar)  # GuardianBar.Lifted
     key = SoftAuthenticator()  # StaffRoster.SecurityKeyCertified (req's own staff key signs it)
     app.register_security_key(
         Actor(B, "req"), key.credential, key.cose_key, 0, hashlib.sha256(b"testserver").hexdigest()
@@ -215,10 +222,12 @@ def assert_x_still_protected(node: Node, world: World, provider: str) -> None:
     assert state == {NAR: [B], ND: [B]}, state
     if provider == C:
         answer = node.app.request_provision(
-            Actor(C, "counter"), C, world.x, legal_item=74, procedure="児童手当", info_kind="地方税"
+            Actor(C, "counter"), C, world.x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
         )
     else:
-        answer = node.app.receive_query(C, provider, world.x, legal_item=74, procedure="児童手当", info_kind="地方税")
+        answer = node.app.receive_query(
+            C, provider, world.x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+        )
     assert answer.status == "in_progress", answer
 
 

@@ -51,7 +51,7 @@ def holders(node: Node, who: str) -> dict[str, list[str]]:
 def query_c(node: Node, who: str) -> str:
     """A's counter asks C about X: what the perpetrator, applying at A, could learn of C's answer."""
     answer = node.app.request_provision(
-        Actor(A, "counter"), C, who, legal_item=74, procedure="児童手当", info_kind="地方税"
+        Actor(A, "counter"), C, who, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
     )
     return answer.status
 

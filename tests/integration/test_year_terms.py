@@ -78,7 +78,9 @@ def test_reminders_then_escalations_and_overdue_never_lifts_a_flag(sqlite_node: 
     assert term_topics(sqlite_node) == ["Applied", "Reminded", "Reminded", "Escalated", "Escalated"]
     # overdue never lifts a flag: still held everywhere, a query about X still waits for staff
     assert app.holders_anywhere(app.subject(x)) == {f: [B] for f in FLAGS}
-    answer = app.request_provision(Actor(A, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税")
+    answer = app.request_provision(
+        Actor(A, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    )
     assert answer.status == "in_progress"
     # the approver's queue shows the approver-level escalation; only the administrator's the second
     (for_approver,) = app.year_queue(Actor(B, "apr"))["terms"]
@@ -143,7 +145,9 @@ def test_a_designated_person_sets_a_provisional_flag_alone_in_force_at_once(
         app.set_provisional(Actor(B, "op"), x, FLAGS, explanation="")
     rid = app.set_provisional(Actor(B, "op"), x, FLAGS, explanation="夜間の緊急相談")
     assert app.holders_anywhere(app.subject(x)) == {f: [B] for f in FLAGS}
-    answer = app.request_provision(Actor(A, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税")
+    answer = app.request_provision(
+        Actor(A, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    )
     assert answer.status == "in_progress"
     request = app.flag_request(rid)
     assert request.provisional and request.approvals_required == 0 and request.status == "executed"

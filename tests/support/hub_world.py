@@ -20,7 +20,7 @@ from ledger.linkage.agency import AgencyEnd, Inbound
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import Message
-from ledger.linkage.names import HUB
+from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.transport import Transport
 from ledger.log.signing import KeyRecord, Signer
 from ledger.log.staff_roster import RosterState
@@ -47,6 +47,11 @@ class Cast:
     @classmethod
     def of(cls, *names: str) -> Cast:
         return cls(hub_keys(), {n: agency_keys(n) for n in names})
+
+    @property
+    def portal(self) -> PartyKeys:
+        """The portal's keys, for a cast made with ``PORTAL`` among its names (records sealed to the portal)."""
+        return self.agencies[PORTAL]
 
     def directory(self) -> Directory:
         d = Directory()

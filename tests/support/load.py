@@ -431,7 +431,7 @@ class Census:
 
 
 def census(cast: Cast) -> Census:
-    from ledger.app.capacity import ONE_SHOT
+    from ledger.capacity import ONE_SHOT
     from ledger.runtime.bootstrap import open_node
 
     node = open_node(cast.data_dir, pools=ONE_SHOT)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ledger.api.gate import ConcurrencyGate
-from ledger.app.capacity import ONE_SHOT, Capacity, PoolSizes, server_full
+from ledger.capacity import ONE_SHOT, Capacity, PoolSizes, server_full
 from ledger.errors import ConfigurationError
 from ledger.runtime.config import NodeConfig
 from projections.base import create_engine

@@ -15,6 +15,10 @@ from ledger.errors import Code
 
 # the values as they were before they were gathered here (issue 17): none may change
 PUBLISHED = {
+    "kind_not_permitted",
+    "unknown_legal_basis",
+    "procedure_not_in_basis",
+    "info_kind_not_permitted",
     "erased",
     "agency_held",
     "bad_checkpoint",
@@ -41,6 +45,8 @@ PUBLISHED = {
     "gap",
     "handover_pending",  # issue 21: a release before the new municipality holds
     "last_holder",  # issue 21: a release that would leave no holder anywhere
+    "guardian_barred",  # issue 21: a guardian barred from acting for a protected person
+    "not_entitled",  # issue 21: a disclosure or printout asked by neither the person nor their proxy
     "grant_closed",  # issue 18
     "head_corrupt",
     "head_missing",

@@ -35,6 +35,13 @@ REPO = Path(__file__).resolve().parents[2]
 BEFORE_THE_KEY_STORE = "7b68d94d945888e50aa9fdf8cf9d37f73d8eb6d6"  # the commit before ledger/runtime/keystore.py
 
 
+@pytest.fixture(autouse=True)
+def _configured_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the file backend and the configured choice, also in a run whose environment keeps
+    every other test's keys in a PKCS#11 token."""
+    monkeypatch.delenv("FLAGLEDGER_KEYS_BACKEND", raising=False)
+
+
 def _staff(node: Node, code: str) -> None:
     admin = Actor(code, "admin")
     activate_admin(node, code)

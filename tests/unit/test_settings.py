@@ -14,8 +14,8 @@ import pytest
 
 from consumers.settings import KafkaSettings
 from ledger.api.settings import HttpSettings
-from ledger.app.capacity import Capacity
 from ledger.app.checkpoints import CheckpointSettings
+from ledger.capacity import Capacity
 from ledger.errors import ConfigurationError
 from ledger.node.observe import ObserveSettings
 from ledger.runtime.config import NodeConfig

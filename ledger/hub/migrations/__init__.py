@@ -2,7 +2,7 @@
 
 The hub's tables live only in the hub's database, next to the node's operational tables when the hub runs as a
 node; so their chain is separate from ``ledger.runtime.migrations`` and records its revision in its own version
-table, ``hub_alembic_version``. Otherwise it works as the node's does (``projections.migration_chain``): :func:`upgrade`
+table, ``hub_alembic_version``. Otherwise it works as the node's does (``ledger.migration_chain``): :func:`upgrade`
 runs when the hub's store is opened and migrates once, whoever opens the database first.
 
 A new revision (from the repository's root)::
@@ -19,11 +19,11 @@ from pathlib import Path
 
 from sqlalchemy import Table
 
-from projections.migration_chain import MigrationChain
+from ledger.migration_chain import MigrationChain
 
 __all__ = ["HEAD", "VERSION_TABLE", "current", "lock", "migrate", "upgrade"]
 
-HEAD = "h0005"
+HEAD = "h0007"
 VERSION_TABLE = "hub_alembic_version"
 
 

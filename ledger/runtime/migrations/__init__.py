@@ -2,7 +2,7 @@
 
 :func:`upgrade` runs whenever a node is opened: it brings the operational tables (``ledger.runtime.tables``) and the
 projections' bookkeeping (``projection_tracking``, ``projection_schema``) to :data:`HEAD`, once, whoever opens the
-database first (``projections.migration_chain``). A database made before migrations existed has no
+database first (``ledger.migration_chain``). A database made before migrations existed has no
 ``alembic_version``: the baseline adopts the tables it already holds (see ``versions/0001_baseline.py``) and 0002
 converts what older code made differently. Projection tables are not migrated: a changed projection is dropped and
 rebuilt from the log (``projections.base.Projector.sync_schema``).
@@ -21,11 +21,11 @@ from pathlib import Path
 
 from sqlalchemy import Table
 
-from projections.migration_chain import MigrationChain
+from ledger.migration_chain import MigrationChain
 
 __all__ = ["HEAD", "current", "lock", "migrate", "upgrade"]
 
-HEAD = "0006"
+HEAD = "0008"
 
 
 def _tables() -> Sequence[Table]:

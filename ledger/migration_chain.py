@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, Table, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from projections.base import storage_error
+from ledger.storage import storage_error
 
 __all__ = ["MigrationChain"]
 

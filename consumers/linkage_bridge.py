@@ -1,0 +1,267 @@
+"""An agency node in hub mode talking to the hub (issue 19, docs/linkage.md): the node's shareable acts out,
+the hub's messages in. Nothing goes to another agency directly, and nothing names a person but by this
+agency's own code.
+
+**Out** (:meth:`LinkageBridge.push`, after the node's database commit — it reads the committed log):
+
+* each person's **registration** (sealed to the hub when the number was typed, ``ledger.runtime.linkage``), sent
+  before the first act about them;
+* this agency's **flag changes** — ``Protection.FlagsSet`` / ``FlagsReleased``, i.e. after its own four-eyes
+  chain executed them — one ``flag_change`` per flag, its id derived from the event so a resend is filed once;
+* its **number changes** (``PseudonymLink.Linked``, after its own four eyes): its codes for the old and the new
+  number, so the hub joins the person's numbers;
+* its **provision records** (a request's first outcome, auto-provided or held), the id the request's;
+* the **answers** to queries the hub routed here, once the querier may see them (held: ``in_progress`` at once,
+  the staff-made answer when the provider's batch releases it);
+* **queries** this agency's staff asked another agency (:meth:`LinkageBridge.ask`), queued until sent.
+
+The position in the log and what was sent are recorded after the broker stored the messages; a crash between
+sends again (the hub files flag changes and records once by id and drops a replayed registration).
+
+**In** (:meth:`LinkageBridge.pull`, ``consumers.linkage_inbound``): routed queries, consultations, answers.
+
+When the hub is unreachable, ``push`` raises and keeps everything queued (``queries`` shows them); local
+answers are still decided by the flags held here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Engine, insert, select, update
+
+from consumers import linkage_staff as staff
+from consumers.linkage_inbound import Pulled, park, pull
+from consumers.linkage_receipt import NOBODY, NOBODY_SENT
+from consumers.linkage_staff import FILED, SENT
+from ledger.app import Actor, FlagLedger
+from ledger.errors import Code, InputError
+from ledger.linkage.agency import AgencyEnd
+from ledger.linkage.buckets import ANSWER_SIZE
+from ledger.linkage.directory import Directory
+from ledger.linkage.keys import PartyKeys
+from ledger.linkage.messages import AnswerMessage, FlagChangeMessage, LinkMessage, Message, QueryMessage, RecordMessage
+from ledger.linkage.names import HUB
+from ledger.linkage.transport import Transport
+from ledger.runtime.linkage import Node, code_of, hosted_agency, hub_mode, linkage_directory, party_keys
+from ledger.runtime.tables import linkage_position, linkage_queries, linkage_registrations, linkage_routed
+
+__all__ = ["LinkageBridge", "Pushed"]
+
+LOG = "log"
+# topics are part of the stored data and never move (docs/design.md, event catalogue)
+_SET, _RELEASED = "ledger.domain.flags:Protection.FlagsSet", "ledger.domain.flags:Protection.FlagsReleased"
+_AUTO, _HELD = "ledger.domain.provision:ProvisionRequest.AutoProvided", "ledger.domain.provision:ProvisionRequest.Held"
+_LINKED = "ledger.domain.identity:PseudonymLink.Linked"
+_TOPICS = [_SET, _RELEASED, _AUTO, _HELD, _LINKED]
+_IDS = uuid.UUID("5f0c8a52-35f5-4a8e-9d0b-6c1f3e0a7b19")  # the namespace of flag change ids
+
+
+@dataclass
+class Pushed:
+    registrations: int = 0
+    acts: list[str] = field(default_factory=list)  # kinds sent, in order
+    parked: int = 0
+
+
+class LinkageBridge:
+    """One agency node's end of the linkage, over its database and a :class:`Transport` to the hub."""
+
+    def __init__(self, node: Node, transport: Transport, directory: Directory | None = None) -> None:
+        if not hub_mode(node.config):
+            raise InputError("the linkage bridge runs on a node in linkage hub mode only", code=Code.CONFIGURATION)
+        self.app: FlagLedger = node.app
+        self.engine: Engine = node.engine
+        self.agency = hosted_agency(node.config)
+        self.keys: PartyKeys = party_keys(node)
+        self.directory = directory if directory is not None else linkage_directory(node.config)
+        self.transport = transport
+        self.end = AgencyEnd(self.keys, transport, self.directory, node.app.clock)
+
+    # -- staff (consumers.linkage_staff: the same without a transport, for the command line) -----------
+    def file_person(self, number: str) -> str:
+        return staff.file_person(self.app, self.engine, number)
+
+    def ask(
+        self, actor: Actor, provider: str, number_or_subject: str, *, legal_item: int, procedure: str, info_kind: str
+    ) -> str:
+        return staff.ask(
+            self.app,
+            self.engine,
+            actor,
+            provider,
+            number_or_subject,
+            legal_item=legal_item,
+            procedure=procedure,
+            info_kind=info_kind,
+        )
+
+    def query(self, request_id: str) -> dict[str, Any]:
+        return staff.query(self.engine, self.agency, request_id)
+
+    def queued(self) -> int:
+        return staff.queued(self.engine)
+
+    def consultations(self) -> list[dict[str, Any]]:
+        return staff.consultations(self.engine, self.agency)
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def step(self, timeout_ms: int = 50) -> tuple[Pushed, Pulled]:
+        pushed = self.push()
+        pulled = self.pull(timeout_ms)
+        return pushed, pulled
+
+    def pull(self, timeout_ms: int = 50) -> Pulled:
+        return pull(
+            self.app, self.engine, self.transport, self.keys, self.directory, self.app.clock, timeout_ms=timeout_ms
+        )
+
+    def push(self) -> Pushed:
+        out = Pushed()
+        registered: set[str] = set()
+        with self.engine.connect() as conn:
+            filed = list(
+                conn.execute(
+                    select(linkage_registrations.c.subject).where(linkage_registrations.c.sent == FILED)
+                ).scalars()
+            )
+        for subject in filed:
+            self._register(subject, out)
+            registered.add(subject)
+        start = self._position()
+        end = self.app.max_position()
+        for subjects, message in self._acts(start, end):
+            missing = [s for s in subjects if s not in registered and not self._register(s, out)]
+            if missing:
+                with self.engine.begin() as conn:
+                    reason = f"no registration for a {message.kind}: the person's number was never typed here"
+                    park(conn, self.app.clock(), "out", Code.NOT_FOUND, reason, None)
+                out.parked += 1
+                continue
+            registered.update(subjects)
+            self.end.send(message)
+            out.acts.append(message.kind)
+        self._set_position(end)
+        self._answers(out)
+        self._queries(out)
+        return out
+
+    # -- out, in detail ------------------------------------------------------------------------------
+    def _position(self) -> int:
+        with self.engine.connect() as conn:
+            found = conn.execute(select(linkage_position.c.position).where(linkage_position.c.name == LOG)).scalar()
+        return int(found or 0)
+
+    def _set_position(self, position: int) -> None:
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(linkage_position).where(linkage_position.c.name == LOG).values(position=position)
+            )
+            if done.rowcount == 0:
+                conn.execute(insert(linkage_position).values(name=LOG, position=position))
+
+    def _register(self, subject: str, out: Pushed) -> bool:
+        """Send the person's registration unless sent; False if none was kept (their number never typed)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(linkage_registrations).where(linkage_registrations.c.subject == subject)).first()
+        if row is None:
+            return False
+        if row.sent != SENT:
+            self.transport.send(HUB, bytes(row.sealed))
+            self.transport.flush()
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(linkage_registrations).where(linkage_registrations.c.subject == subject).values(sent=SENT)
+                )
+            out.registrations += 1
+        return True
+
+    def _acts(self, start: int, end: int) -> Iterator[tuple[tuple[str, ...], Message]]:
+        """This agency's shareable acts in its committed log after ``start`` up to ``end``."""
+        recorder, mapper = self.app.recorder, self.app.signed_mapper
+        position = start + 1
+        while position <= end:
+            rows = recorder.select_notifications(start=position, limit=500, stop=end, topics=_TOPICS)
+            for n in rows:
+                event = mapper.decode(mapper.open(n.state))
+                yield from self._act(n.topic, event, UUID(str(n.originator_id)))
+            if len(rows) < 500:
+                return
+            position = rows[-1].id + 1
+
+    def _act(self, topic: str, event: Any, stream: UUID) -> Iterator[tuple[tuple[str, ...], Message]]:
+        if topic in (_SET, _RELEASED):
+            if event.agency != self.agency:
+                return
+            action = "set" if topic == _SET else "release"
+            for flag in event.flags:
+                change = uuid.uuid5(_IDS, f"{stream}:{event.originator_version}:{flag}").hex
+                yield (event.subject,), FlagChangeMessage(change, code_of(event.subject), flag, action)
+            return
+        if topic == _LINKED:  # a number change made with this agency's four eyes: one person at the hub
+            if event.agency == self.agency:
+                yield (event.old, event.new), LinkMessage(code_of(event.old), code_of(event.new))
+            return
+        request = self.app.provision_request(stream)
+        if request.agency != self.agency:
+            return
+        outcome = "provided" if topic == _AUTO else "held"
+        made_at = event.timestamp.isoformat() if isinstance(event.timestamp, datetime) else str(event.timestamp)
+        yield (
+            (request.subject,),
+            RecordMessage(
+                request.id.hex,
+                code_of(request.subject),
+                request.querier,
+                request.procedure,
+                request.legal_item,
+                request.info_kind,
+                outcome,
+                made_at,
+            ),
+        )
+
+    def _answers(self, out: Pushed) -> None:
+        """Answer each routed query whose answer the querier may now see and was not sent yet."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(linkage_routed).where(linkage_routed.c.answered.in_(("", "in_progress", NOBODY)))
+            ).all()
+        for row in rows:
+            if row.answered == NOBODY:  # nothing here to decide, ever: "in progress", as any manual answer
+                status, done = "in_progress", NOBODY_SENT
+            else:
+                status = done = self.app.querier_answer(UUID(row.local_request_id)).status
+            if status == row.answered:
+                continue
+            self.end.send(AnswerMessage(row.hub_request_id, status), ANSWER_SIZE)
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(linkage_routed)
+                    .where(linkage_routed.c.hub_request_id == row.hub_request_id)
+                    .values(answered=done)
+                )
+            out.acts.append(AnswerMessage.kind)
+
+    def _queries(self, out: Pushed) -> None:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(linkage_queries).where(linkage_queries.c.status == "queued")).all()
+        for row in rows:
+            if not self._register(row.subject, out):
+                continue  # stays queued, visible; its number must be typed once
+            message = QueryMessage(
+                row.request_id, code_of(row.subject), row.provider, row.procedure, row.legal_item, row.info_kind
+            )
+            self.end.send(message)
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(linkage_queries)
+                    .where(linkage_queries.c.request_id == row.request_id, linkage_queries.c.status == "queued")
+                    .values(status="sent")
+                )
+            out.acts.append(message.kind)

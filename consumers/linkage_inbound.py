@@ -1,0 +1,145 @@
+"""What the hub sends an agency node in hub mode, applied to the node (issue 19, docs/linkage.md).
+
+Each message from the agency's inbox is opened (``ledger.linkage.agency.open_from_hub``: the hub's, of a hub
+kind), dropped if its event id was applied before (``linkage_applied``, durable), and applied:
+
+* a **routed query** (this agency is the provider): a provision request received from the querier under this
+  agency's own code, held for staff when the hub marks it ``staff`` (a holder elsewhere protects the person —
+  the hub names neither who nor why) and whenever a flag held here says so (local flags decide without the
+  hub); the hub's request id is kept (``linkage_routed``) and the answer is sent by the bridge's next push;
+* a **consultation** (this agency holds a flag): kept for its staff (``linkage_consultations``), naming the
+  provider and never the querier;
+* an **answer** to one of this agency's queries: its status and data on the query (``linkage_queries``).
+
+A message that does not open, is not the hub's, or cannot be applied is parked (``linkage_parked``) with its
+bytes and passed; the inbox is committed only after the database commit of everything polled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from consumers.linkage_receipt import note, receive, recover
+from ledger.app import FlagLedger
+from ledger.errors import Code, FlagLedgerError, NotFoundError
+from ledger.linkage.agency import Inbound, open_from_hub
+from ledger.linkage.directory import Directory
+from ledger.linkage.keys import PartyKeys
+from ledger.linkage.messages import AnswerMessage, Consultation, RoutedQuery
+from ledger.linkage.transport import Transport
+from ledger.runtime.linkage import subject_of
+from ledger.runtime.tables import (
+    linkage_applied,
+    linkage_consultations,
+    linkage_parked,
+    linkage_queries,
+)
+
+__all__ = ["Pulled", "park", "pull"]
+
+log = logging.getLogger("flagledger.linkage")
+
+
+@dataclass
+class Pulled:
+    applied: list[str] = field(default_factory=list)  # kinds applied, in order
+    replays: int = 0
+    parked: list[str] = field(default_factory=list)  # error codes
+
+
+def park(conn: Connection, now: datetime, direction: str, code: str, reason: str, message: bytes | None) -> None:
+    log.warning("linkage message parked (%s, %s): %s", direction, code, reason)
+    conn.execute(
+        insert(linkage_parked).values(
+            at=now.isoformat(), direction=direction, code=code, reason=reason[:2000], message=message
+        )
+    )
+
+
+def _apply(app: FlagLedger, agency: str, conn: Connection, inbound: Inbound, now: datetime) -> None:
+    m = inbound.message
+    if isinstance(m, RoutedQuery):
+        note(app, conn, m)  # received after this commit (consumers.linkage_receipt): once, crash or not
+    elif isinstance(m, Consultation):
+        conn.execute(
+            insert(linkage_consultations).values(
+                request_id=m.request_id,
+                holder=agency,
+                provider=m.provider,
+                subject=subject_of(m.code),
+                procedure=m.procedure,
+                legal_item=m.legal_item,
+                info_kind=m.info_kind,
+                received_at=now.isoformat(),
+            )
+        )
+    elif isinstance(m, AnswerMessage):
+        done = conn.execute(
+            update(linkage_queries)
+            .where(linkage_queries.c.request_id == m.request_id, linkage_queries.c.querier == agency)
+            .values(status=m.status, data=m.data)
+        )
+        if done.rowcount != 1:
+            raise NotFoundError("an answer to no query of this agency")
+    else:  # open_from_hub returns only the three kinds above
+        raise NotFoundError(f"no handler for {type(m).kind}")
+
+
+def pull(
+    app: FlagLedger,
+    engine: Engine,
+    transport: Transport,
+    keys: PartyKeys,
+    directory: Directory,
+    now: Callable[[], datetime],
+    *,
+    timeout_ms: int = 200,
+    max_records: int = 100,
+) -> Pulled:
+    """Apply the hub's next messages; commit the inbox after the database commit of each."""
+    out = Pulled()
+    recover(app, engine, keys.name)
+    at = now()
+    sender_keys = directory.sender_keys(at)
+    for delivery in transport.poll(timeout_ms, max_records):
+        try:
+            inbound = open_from_hub(keys, delivery.value, sender_keys)
+        except FlagLedgerError as exc:
+            with engine.begin() as conn:
+                park(conn, at, "in", exc.code, str(exc), delivery.value)
+            out.parked.append(exc.code)
+            continue
+        with engine.begin() as conn:
+            seen = conn.execute(
+                select(linkage_applied.c.event_id).where(linkage_applied.c.event_id == inbound.event_id)
+            ).first()
+            if seen is not None:
+                out.replays += 1
+                continue
+        try:
+            with engine.begin() as conn:
+                _apply(app, keys.name, conn, inbound, at)
+                conn.execute(
+                    insert(linkage_applied).values(
+                        event_id=inbound.event_id, kind=type(inbound.message).kind, applied_at=at.isoformat()
+                    )
+                )
+            out.applied.append(type(inbound.message).kind)
+            if isinstance(inbound.message, RoutedQuery):
+                receive(app, engine, keys.name, inbound.message.request_id)
+        except FlagLedgerError as exc:
+            if exc.code in (Code.STORAGE, Code.BROKER_UNAVAILABLE):
+                raise  # nothing committed past it: handed over again
+            with engine.begin() as conn:
+                park(conn, at, "in", exc.code, str(exc), delivery.value)
+                conn.execute(
+                    insert(linkage_applied).values(event_id=inbound.event_id, kind="parked", applied_at=at.isoformat())
+                )
+            out.parked.append(exc.code)
+    transport.commit()
+    return out

@@ -1,0 +1,122 @@
+"""Protection bodies' side of a request (issue 21, docs/bodies.md): the outcome each act of the asked
+municipality records, what a body's staff read of their own requests, and the municipality's inbox.
+
+A body sees only its own requests: another body's request is answered exactly like an unknown one, and an
+outcome counts only when the municipality the request was sent to recorded it (a peer cannot write the
+outcome of a request it was not asked).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+from uuid import UUID
+
+from ledger.app.handover import HandoverCommands
+from ledger.app.values import Actor
+from ledger.domain.base import LedgerAggregate
+from ledger.domain.bodies import BodyOutcome, OutcomeStatus
+from ledger.domain.flags import BodyRequest, FlagRequest
+from ledger.domain.law import catalogue
+from ledger.domain.types import Action, AgencyKind, RequestStatus
+from ledger.errors import PermissionDenied
+
+# a request's status after an act → the outcome a body hears of (a partial approval: nothing yet)
+_OUTCOME = {
+    RequestStatus.APPROVED.value: OutcomeStatus.APPROVED,
+    RequestStatus.REJECTED.value: OutcomeStatus.REJECTED,
+    RequestStatus.EXECUTED.value: OutcomeStatus.EXECUTED,
+}
+
+
+class BodyCommands(HandoverCommands):
+    """Outcomes of protection-body requests and the views of them; the law catalogue as a read."""
+
+    def _after_act(self, actor: Actor, request: FlagRequest) -> list[LedgerAggregate]:
+        extra = super()._after_act(actor, request)
+        if request.body_request_id is None:
+            return extra
+        if not request.approvals and request.status == RequestStatus.PENDING.value:
+            status: OutcomeStatus | None = OutcomeStatus.REQUESTED
+        else:
+            status = _OUTCOME.get(request.status)
+        if status is None:
+            return extra
+        body = self.load(BodyRequest, request.body_request_id, "protection-body request")
+        outcome = BodyOutcome(
+            agency=actor.agency,
+            body=body.agency,
+            body_request_id=body.id,
+            flag_request_id=request.id,
+            kind=request.kind,
+            flags=request.flags,
+            status=status.value,
+            on=self.clock().isoformat(),
+        )
+        return [*extra, outcome]
+
+    def _outcomes(self) -> dict[UUID, list[BodyOutcome]]:
+        found: dict[UUID, list[BodyOutcome]] = defaultdict(list)
+        for o in self._aggregates(BodyOutcome, "Recorded"):
+            found[o.body_request_id].append(o)
+        return found
+
+    def _summary(self, body: BodyRequest, outcomes: list[BodyOutcome]) -> dict[str, Any]:
+        # only the addressed municipality's word counts; within it, by time, then by the step's order
+        steps = sorted(
+            (o for o in outcomes if o.agency == body.municipality),
+            key=lambda o: (o.on, list(OutcomeStatus).index(OutcomeStatus(o.status))),
+        )
+        return {
+            "body_request_id": str(body.id),
+            "body": body.agency,
+            "municipality": body.municipality,
+            "flags": list(body.flags),
+            "reason": body.reason,
+            "sent_by": body.sent_by,
+            "sent_at": body.created_on.isoformat(),
+            "status": steps[-1].status if steps else "sent",
+            "outcomes": [
+                {
+                    "status": o.status,
+                    "on": o.on,
+                    "flag_request_id": str(o.flag_request_id),
+                    "kind": o.kind,
+                    "flags": list(o.flags),
+                }
+                for o in steps
+            ],
+        }
+
+    def _body_agency(self, actor: Actor) -> None:
+        agency, _ = self.authorise(actor, Action.SEND_BODY_REQUEST)
+        if not AgencyKind(agency.kind).is_protection_body:
+            raise PermissionDenied("only a protection body reads the outcome of protection requests")
+
+    def body_requests(self, actor: Actor) -> list[dict[str, Any]]:
+        """The requests ``actor``'s body sent, each with its outcome (``sent`` until the municipality acts)."""
+        self._body_agency(actor)
+        outcomes = self._outcomes()
+        mine = [b for b in self._aggregates(BodyRequest, "Sent") if b.agency == actor.agency]
+        mine.sort(key=lambda b: b.created_on)
+        return [self._summary(b, outcomes.get(b.id, [])) for b in mine]
+
+    def body_request_outcome(self, actor: Actor, body_request_id: UUID) -> dict[str, Any]:
+        """One of ``actor``'s body's requests; another body's is answered like an unknown id."""
+        self._body_agency(actor)
+        body = self.find(BodyRequest, body_request_id)
+        if body is None or body.agency != actor.agency:
+            raise self._unknown("protection-body request", body_request_id)
+        return self._summary(body, self._outcomes().get(body.id, []))
+
+    def body_inbox(self, actor: Actor) -> list[dict[str, Any]]:
+        """The protection-body requests sent to ``actor``'s municipality, with what it has done about them."""
+        self.authorise(actor, Action.REQUEST_FLAG)
+        outcomes = self._outcomes()
+        sent = [b for b in self._aggregates(BodyRequest, "Sent") if b.municipality == actor.agency]
+        sent.sort(key=lambda b: b.created_on)
+        return [self._summary(b, outcomes.get(b.id, [])) for b in sent]
+
+    def law_catalogue(self) -> dict[str, Any]:
+        """The legal bases queries are checked against (public: the law, not a secret)."""
+        return catalogue().as_dict()

@@ -1,0 +1,106 @@
+"""Provision records whose contents the hub cannot read: filed in the hub's sequence, hidden by it, opened by
+the portal alone.
+
+A provider sends ``sealed_record`` (``ledger.linkage.record_contents``): its record id, its code for the person,
+and the contents sealed to the portal. The hub files (seq, record id, person, provider, the sealed bytes) in
+``hub_sealed_records`` — once per record id, as :class:`~ledger.hub.log.HubLog` files the clear ones — and
+serves the portal a page of the person's sealed records that ``NON_DISCLOSURE`` does not hide, by the hub's
+sequence across the person's numbers (:func:`~ledger.hub.portal_view.intervals_of`). The portal opens each
+(:func:`open_page`): a record whose contents are not the provider's, or not for that record id, is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger.errors import NotFoundError
+from ledger.hub.log import Also, HubStore
+from ledger.hub.portal_view import PortalPage, PortalRecord, intervals_of
+from ledger.hub.tables import hub_sealed_records
+from ledger.linkage.codes import CodeMap, check_code, persons_of
+from ledger.linkage.hiding import HIDDEN_NOTE, hidden
+from ledger.linkage.keys import PartyKeys
+from ledger.linkage.names import PORTAL, check_party
+from ledger.linkage.record_contents import SealedRecordMessage, open_contents
+from ledger.linkage.sealing import SenderKeys
+from ledger.storage import storage_error
+
+__all__ = ["SealedEntry", "SealedPage", "file_sealed", "open_page", "sealed_page"]
+
+
+@dataclass(frozen=True)
+class SealedEntry:
+    record_id: str
+    provider: str
+    contents: bytes  # sealed by the provider to the portal
+
+
+@dataclass(frozen=True)
+class SealedPage:
+    records: tuple[SealedEntry, ...]
+    note: str | None  # HIDDEN_NOTE when something was left out
+
+
+def file_sealed(store: HubStore, provider: str, record: SealedRecordMessage, also: Also = None) -> int:
+    """File ``provider``'s sealed record under the person its code names; returns its sequence number (the
+    first one, if the record came before)."""
+    record.check()
+    person = store.codes.person(check_party(provider, "provider"), record.code)
+    if person is None:
+        raise NotFoundError(f"{provider} has registered no person under this code at the hub")
+    row = {
+        "record_id": record.record_id,
+        "person": person,
+        "provider": provider,
+        "contents": record.sealed(),
+    }
+    r = hub_sealed_records.c
+
+    def first(conn: Connection) -> int | None:
+        found = conn.execute(select(r.seq).where(r.record_id == record.record_id)).scalar()
+        return None if found is None else int(found)
+
+    def write(conn: Connection, seq: int) -> None:
+        conn.execute(insert(hub_sealed_records).values(seq=seq, **row))
+        if also is not None:
+            also(conn, seq)
+
+    return store.sequencer.append(first, write)
+
+
+def sealed_page(engine: Engine, codes: CodeMap, portal_code: str) -> SealedPage:
+    """The sealed records of the person the portal knows by ``portal_code``, hidden ones left out."""
+    person = codes.person(PORTAL, check_code(portal_code, "portal code"))
+    if person is None:
+        raise NotFoundError("the portal has registered no person under this code at the hub")
+    persons = persons_of(codes, person)
+    intervals = intervals_of(engine, persons)
+    r = hub_sealed_records.c
+    stmt = select(r.seq, r.record_id, r.provider, r.contents).where(r.person.in_(persons)).order_by(r.seq)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+    except SQLAlchemyError as exc:
+        raise storage_error("cannot read the hub's sealed provision records", exc) from exc
+    shown = tuple(
+        SealedEntry(str(rid), str(provider), bytes(contents))
+        for seq, rid, provider, contents in rows
+        if not hidden(int(seq), intervals)
+    )
+    return SealedPage(shown, HIDDEN_NOTE if len(shown) < len(rows) else None)
+
+
+def open_page(portal: PartyKeys, page: SealedPage, sender_keys: SenderKeys) -> PortalPage:
+    """The portal's side: every entry opened and checked to be its provider's, for its record id."""
+    records = []
+    for entry in page.records:
+        c = open_contents(portal, entry.contents, sender_keys, entry.record_id, entry.provider)
+        records.append(
+            PortalRecord(
+                entry.record_id, c.made_at, c.querier, entry.provider, c.procedure, c.legal_item, c.info_kind, c.outcome
+            )
+        )
+    return PortalPage(tuple(records), page.note)

@@ -1,0 +1,94 @@
+"""The node loop of an agency in linkage hub mode (issue 19, docs/linkage.md): no shared topic at all — no
+relay of the node's envelopes, no ingest of other agencies' — only the bridge to the hub
+(``consumers.linkage_bridge``), the projections, the year's step and the answer batches.
+
+``flagledger node`` runs this instead of the shared-mode loop when config.json says ``linkage.mode: hub``
+(``ledger.node.loop.run``). The transport is Kafka (``KafkaTransport``: the agency's own inbox topic, the hub's
+topic, prefix ``linkage.topic_prefix``), or the one given (the in-memory transport in tests and the demo).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from consumers.broker import BrokerUnavailable, retry_delay
+from consumers.linkage_bridge import LinkageBridge
+from consumers.node_status import StatusFile
+from consumers.settings import KafkaSettings
+from ledger import clock
+from ledger.app.answers import run_batches
+from ledger.errors import FlagLedgerError, StateConflict, StorageError
+from ledger.linkage.transport import Topics, Transport
+from ledger.runtime.bootstrap import Node
+from ledger.runtime.linkage import hosted_agency
+
+__all__ = ["run_agency"]
+
+BATCH_STEP_SECONDS = 60.0
+
+log = logging.getLogger("flagledger.node")
+
+
+def _transport(node: Node) -> Transport:
+    from consumers.kafka_transport import KafkaTransport
+
+    # the same setting as the hub's and the portal's (ledger.runtime.roles)
+    prefix = os.environ.get("FLAGLEDGER_LINKAGE_TOPIC_PREFIX") or str(
+        node.config.linkage.get("topic_prefix", Topics.prefix)
+    )
+    return KafkaTransport(KafkaSettings.from_config(node.config), hosted_agency(node.config), Topics(prefix))
+
+
+def run_agency(
+    node: Node,
+    until: Callable[[], bool],
+    *,
+    year_step_every: float = 3600.0,
+    poll_timeout_ms: int = 100,
+    transport: Transport | None = None,
+) -> dict[str, Any]:
+    """Run the hub-mode loop until ``until()``; returns the last status written to ``node-status.json``."""
+    bridge = LinkageBridge(node, transport if transport is not None else _transport(node))
+    status_out = StatusFile(node.config.data_dir / "node-status.json")
+    totals = {"sent": 0, "registrations": 0, "applied": 0, "replays": 0, "parked": 0}
+    status: dict[str, Any] = {}
+    failures, next_year_step, next_batch_step = 0, 0.0, 0.0
+    try:
+        while not until():
+            if time.monotonic() >= next_year_step:
+                next_year_step = time.monotonic() + year_step_every
+                try:
+                    node.app.year_step()
+                except FlagLedgerError as exc:
+                    log.error("ALARM: the year's step failed: [%s] %s", exc.code, exc)
+            if time.monotonic() >= next_batch_step:
+                # before the push: a staff-made answer released now is sent in this round
+                next_batch_step = time.monotonic() + BATCH_STEP_SECONDS
+                try:
+                    run_batches(node.app, clock.now())
+                except FlagLedgerError as exc:
+                    log.error("ALARM: the answer batch step failed: [%s] %s", exc.code, exc)
+            try:
+                pushed, pulled = bridge.step(poll_timeout_ms)
+                node.projector.catch_up()
+                failures = 0
+            except (StorageError, StateConflict, BrokerUnavailable) as exc:
+                failures += 1  # the hub or the database is away: everything stays queued; local flags still decide
+                delay = retry_delay(failures)
+                log.error("node (hub mode): %s [%s]; retrying in %.1f s", exc, exc.code, delay)
+                time.sleep(delay)
+                continue
+            totals["sent"] += len(pushed.acts)
+            totals["registrations"] += pushed.registrations
+            totals["applied"] += len(pulled.applied)
+            totals["replays"] += pulled.replays
+            totals["parked"] += pushed.parked + len(pulled.parked)
+            status = {"linkage": {"mode": "hub", **totals, "queued": bridge.queued()}}
+            status_out.write(status)
+    finally:
+        bridge.transport.close()
+    return status

@@ -1,0 +1,471 @@
+"""Agency nodes in linkage hub mode (issue 19): three nodes — A the provider, B the holder, C the querier — each
+with its own data directory, secrets and databases, talking only to an in-process hub on the in-memory
+transport through ``consumers/linkage_bridge.py``.
+
+Threats, per test: the perpetrator (asking at C about X, who fled to B), a peer agency and an insider at the
+provider (what A's data directory and secrets hold and can compute), the broker operator (re-injecting a
+message, junk in an inbox), and the hub being unreachable (local flags still decide).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from sqlalchemy import MetaData, func, select
+
+from ledger.app import Actor
+from ledger.hub.log import HubStore, open_hub_store
+from ledger.linkage.codes import agency_code
+from ledger.linkage.sealing import seal
+from ledger.linkage.transport import Topics
+from ledger.runtime.linkage import code_secret_name, subject_of
+from ledger.runtime.tables import linkage_applied, linkage_consultations, linkage_parked, linkage_routed
+from tests.conftest import NodeFactory
+from tests.support.approvals import approve_fully
+from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, data_dir_bytes, hub_nodes, set_flag
+from tests.support.hub_world import A, B, C
+from tests.support.people import individual_number
+from tests.support.postgres import temp_database
+
+
+@pytest.fixture
+def world(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[HubNodes]:
+    """Each node and the hub on its own database: SQLite files, or throw-away PostgreSQL databases."""
+    with ExitStack() as stack:
+        if backend is None:
+            urls: dict[str, str | None] = {}
+            hub_url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+        else:
+            urls = {c: stack.enter_context(temp_database()) for c in (A, B, C)}
+            hub_url = stack.enter_context(temp_database())
+        store: HubStore = open_hub_store(hub_url, "hub-1")
+        w = hub_nodes(make_node, store, (A, B, C), urls)
+        yield w
+        w.close()
+        store.close()
+
+
+def names(text: str, agency: str) -> bool:
+    """Whether ``text`` names ``agency``: its code standing alone, not six digits inside a hex id or a time."""
+    return re.search(rf"(?<![0-9a-fA-F.]){agency}(?![0-9a-fA-F])", text) is not None
+
+
+def _secret(w: HubNodes, code: str) -> bytes:
+    return bytes.fromhex(w.nodes[code].keys.store.get(code_secret_name(code)))
+
+
+def _count(w: HubNodes, code: str, table: object) -> int:
+    with w.nodes[code].engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
+
+
+def _all_rows(w: HubNodes, code: str) -> str:
+    """Every row of every table of the node's views and operational database (on PostgreSQL it is not in the
+    data directory), as text."""
+    engine = w.nodes[code].engine
+    meta = MetaData()
+    meta.reflect(engine)
+    with engine.connect() as conn:
+        return "\n".join(str(tuple(r)) for t in meta.sorted_tables for r in conn.execute(select(t)))
+
+
+def test_each_node_names_a_person_by_its_own_code(world: HubNodes) -> None:
+    """Insider at a peer agency: a subject at A is A's own code, under A's own secret — not a national
+    pseudonym B's node would also compute for the same number."""
+    x = individual_number()
+    at_a, at_b = world.nodes[A].app.subject(x), world.nodes[B].app.subject(x)
+    assert at_a == subject_of(agency_code(_secret(world, A), A, x))
+    assert at_b == subject_of(agency_code(_secret(world, B), B, x))
+    assert at_a != at_b
+
+
+def test_seed_c_asks_a_about_x_held_for_staff_though_a_never_learns_b(world: HubNodes) -> None:
+    """Perpetrator asking at C; insider at the provider A (its whole data directory and secrets): B protects X
+    with four eyes; C's query about X reaches A through the hub marked for staff, so A holds it (never an
+    automatic answer) and C hears "in progress"; Z, unprotected, is answered automatically (the control). A's
+    node holds no B code for X, nor anything naming B, and no secret of A computes B's code."""
+    x, z = individual_number(), individual_number()
+    set_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
+    world.bridges[A].file_person(x)  # A, X's old municipality, holds X's tax data
+    world.bridges[A].file_person(z)
+    world.settle()
+    asked = world.bridges[C].ask(Actor(C, "counter"), A, x, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+    control = world.bridges[C].ask(Actor(C, "counter"), A, z, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+    assert world.bridges[C].query(asked)["status"] == "queued"  # nothing sent before the push: visible
+    world.settle()
+
+    assert world.bridges[C].query(asked)["status"] == "in_progress"
+    assert world.bridges[C].query(control)["status"] == "answered"
+    with world.nodes[A].engine.connect() as conn:
+        routed = conn.execute(select(linkage_routed)).all()
+    statuses = sorted(world.nodes[A].app.provision_request(UUID(r.local_request_id)).status or "" for r in routed)
+    assert statuses == ["held", "provided"]
+    held = next(r for r in routed if world.nodes[A].app.provision_request(UUID(r.local_request_id)).status == "held")
+    request = world.nodes[A].app.provision_request(UUID(held.local_request_id))
+    assert request.subject == world.nodes[A].app.subject(x) and request.querier == C
+
+    # B, the holder, is consulted under its own code, about A's request, without the querier
+    consulted = world.bridges[B].consultations()
+    assert [(c["provider"], c["subject"]) for c in consulted] == [(A, world.nodes[B].app.subject(x))]
+    assert not names(json.dumps(consulted), C)
+    assert _count(world, A, linkage_consultations) == 0 and _count(world, C, linkage_consultations) == 0
+
+    # A never learns that B holds: nothing in A's log or tables names B, and no B code for X is anywhere
+    b_code = agency_code(_secret(world, B), B, x)
+    blob = data_dir_bytes(world.nodes[A].config.data_dir)
+    rows = _all_rows(world, A)
+    assert world.nodes[A].app.subject(x) in rows  # the search can find a subject
+    for form in (b_code, subject_of(b_code), b_code[1:]):
+        assert form.encode() not in blob and form not in rows
+    events = [
+        str(world.nodes[A].app.signed_mapper.decode(env).__dict__) for _, _, env in world.nodes[A].app.envelopes()
+    ]
+    assert not any(names(e, B) for e in events)
+    assert any(names(e, A) for e in events)  # the search can find an agency
+    assert any(world.nodes[A].app.subject(x) in e for e in events)  # the search can find a subject
+    # ... and cannot compute one: every secret of A's node, used as B's code secret, gives another code
+    store = world.nodes[A].keys.store
+    for name in store.names():
+        if name.endswith(".pem"):
+            continue
+        value = store.get(name)
+        try:
+            candidate = bytes.fromhex(value)
+        except ValueError:
+            continue
+        if len(candidate) >= 32:
+            assert agency_code(candidate, B, x) != b_code
+    # the check can fail: B's own secret does compute it
+    assert agency_code(_secret(world, B), B, x) == b_code
+
+
+def test_a_flag_held_locally_decides_while_the_hub_does_not_know(world: HubNodes) -> None:
+    """The hub unreachable from the provider (its flag change never sent): A protects W itself, the hub routes
+    C's query about W as "auto", and A holds it anyway — a local flag decides without the hub."""
+    w = individual_number()
+    world.bridges[A].file_person(w)
+    world.settle()
+    set_flag(world.nodes[A], A, w, "NO_AUTO_RESPONSE")  # A's push does not run: the hub never hears of it
+    asked = world.bridges[C].ask(Actor(C, "counter"), A, w, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+    world.bridges[C].push()
+    world.hub.step(timeout_ms=20)
+    pulled = world.bridges[A].pull(timeout_ms=20)
+    assert pulled.applied == ["routed_query"]
+    with world.nodes[A].engine.connect() as conn:
+        (local,) = conn.execute(select(linkage_routed.c.local_request_id)).scalars()
+    assert world.nodes[A].app.provision_request(UUID(local)).status == "held"
+    world.settle()
+    assert world.bridges[C].query(asked)["status"] == "in_progress"
+
+
+def test_a_replayed_or_junk_message_is_dropped_or_parked_durably(world: HubNodes) -> None:
+    """Broker operator re-injecting the hub's message into A's inbox (after A's bridge restarted, no memory):
+    dropped by the applied id in A's database, no second request; junk and a peer's message sealed to A:
+    parked, the inbox committed past them."""
+    x = individual_number()
+    world.bridges[A].file_person(x)
+    world.settle()
+    world.bridges[C].ask(Actor(C, "counter"), A, x, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+    world.settle()
+    inbox = Topics().inbox(A)
+    routed = world.broker.topics[inbox][0]
+    assert _count(world, A, linkage_routed) == 1 and _count(world, A, linkage_applied) == 1
+
+    world.broker.append(inbox, routed)
+    world.broker.append(inbox, b"junk")
+    peer = world.nodes[B]
+    forged = seal(peer.app.signers[B], world.bridges[A].keys.sealing.public_key(), A, "0" * 32, "answer", b"{}")
+    world.broker.append(inbox, forged)
+    pulled = world.bridge(A).pull(timeout_ms=20)
+    assert pulled.replays == 1 and pulled.applied == []
+    assert len(pulled.parked) == 2
+    assert _count(world, A, linkage_routed) == 1 and _count(world, A, linkage_parked) == 2
+    assert world.bridge(A).pull(timeout_ms=20).parked == []  # committed past: not handed over again
+
+
+def test_the_staff_made_answer_waits_for_the_consultation_and_the_hub_files_records_and_flags(world: HubNodes) -> None:
+    """Perpetrator asking at C, then waiting: A's reviewer and approver decide the held request (four eyes);
+    C hears nothing but "in progress" — before A's batch, and after it too, since the hub refuses a plain
+    answer to a request it marked for staff. The hub filed B's set and release (after B's own chain) and A's
+    provision record of the request, once each."""
+    from datetime import timedelta
+
+    from ledger.app.answers import run_batches
+    from ledger.hub.tables import hub_flag_changes, hub_parked, hub_records
+
+    x = individual_number()
+    set_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
+    world.bridges[A].file_person(x)
+    world.settle()
+    asked = world.bridges[C].ask(Actor(C, "counter"), A, x, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+    world.settle()
+    app = world.nodes[A].app
+    with world.nodes[A].engine.connect() as conn:
+        (local,) = conn.execute(select(linkage_routed.c.local_request_id)).scalars()
+    app.propose_decision(Actor(A, "rev"), UUID(local), "refuse", "unknown")
+    version = app.provision_request(UUID(local)).proposal_version
+    assert version is not None
+    app.approve_decision(Actor(A, "apr"), UUID(local), version)
+    world.settle()
+    assert world.bridges[C].query(asked)["status"] == "in_progress"  # decided, not yet released
+    run_batches(app, app.clock() + timedelta(days=2))
+    world.settle()
+    # the hub takes a final answer to a "staff" request only as a staff_answer signed by two of A's staff
+    # (the consultation, docs/linkage.md); the node's plain decision is parked there and C never hears it
+    # — wiring the node's four-eyes decision into a staff_answer is left
+    assert world.bridges[C].query(asked)["status"] == "in_progress"
+    with world.hub.store.engine.connect() as conn:
+        assert [r.code for r in conn.execute(select(hub_parked))] == ["staff_decision_required"]
+
+    rid = world.nodes[B].app.request_flags(
+        Actor(B, "req"), x, ["NON_DISCLOSURE"], kind="release", explanation="told in person"
+    )
+    approve_fully(world.nodes[B].app, B, rid)
+    world.nodes[B].app.execute_request(Actor(B, "op"), rid)
+    world.settle()
+    world.bridges[B].push()  # nothing new: nothing sent twice
+    world.settle()
+    with world.hub.store.engine.connect() as conn:
+        changes = [(r.holder, r.flag, r.action) for r in conn.execute(select(hub_flag_changes).order_by("seq"))]
+        records = [(r.provider, r.querier, r.outcome) for r in conn.execute(select(hub_records))]
+    assert changes == [(B, "NON_DISCLOSURE", "set"), (B, "NON_DISCLOSURE", "release")]
+    assert records == [(A, C, "held")]
+
+
+def test_a_misconfigured_mode_is_refused_never_a_silent_fallback(make_node: NodeFactory) -> None:
+    """Administrator's mistake: an unknown mode, hub mode without the hub's keys, or hub mode on a node hosting
+    two agencies (one subject space, two codes) is refused at opening — never today's shared pseudonym in its
+    place; the default stays the shared mode, and the bridge refuses a shared-mode node."""
+    from consumers.linkage_bridge import LinkageBridge
+    from ledger.errors import ConfigurationError, InputError
+    from ledger.linkage.transport import MemoryBroker, MemoryTransport
+    from ledger.log.pseudonym import Pseudonymizer
+    from ledger.runtime.bootstrap import AgencySpec, open_node
+    from ledger.runtime.config import NodeConfig
+    from ledger.runtime.linkage import published_entry
+    from ledger.runtime.roles import DirectoryEntry
+    from tests.support.hub_nodes import hub_entry
+    from tests.support.hub_world import hub_keys
+
+    one = make_node((AgencySpec(A, "A市", "municipality"),), staff=False)
+    x = individual_number()
+    assert one.app.subject(x) == Pseudonymizer(one.keys.pseudonym_secret())(x)  # the default: shared
+    with pytest.raises(InputError):
+        LinkageBridge(one, MemoryTransport(MemoryBroker(), A))
+    two = make_node((AgencySpec(A, "A市", "municipality"), AgencySpec(B, "B市", "municipality")), staff=False)
+    entry = hub_entry(hub_keys(), "2026-01-01T00:00:00+00:00")
+    for node, linkage in (
+        (one, {"mode": "hubb"}),
+        (one, {"mode": "hub"}),
+        (one, {"mode": "hub", "hub": {**entry, "sealing_public_hex": "00"}}),
+        (one, {"mode": "hub", "hub": {**entry, "party": B}}),  # a peer's entry where the hub's belongs
+        (two, {"mode": "hub", "hub": entry}),
+    ):
+        config = NodeConfig.load(node.config.data_dir)
+        config.linkage = linkage
+        config.save()
+        with pytest.raises(ConfigurationError):
+            open_node(node.config.data_dir)
+    config = NodeConfig.load(one.config.data_dir)
+    config.linkage = {"mode": "hub", "hub": entry}
+    config.save()
+    opened = open_node(one.config.data_dir)  # the control: a good setting opens, in hub mode
+    try:
+        assert opened.app.subject(x) != one.app.subject(x)
+        # what the agency publishes is what the hub's `linkage directory import` takes
+        assert DirectoryEntry.parse(published_entry(opened)).party == A
+    finally:
+        opened.close()
+
+
+def test_the_node_loop_in_hub_mode_talks_to_the_hub_only(world: HubNodes) -> None:
+    """Peer agency reading the shared topic: B's node loop in hub mode runs the bridge and no relay — its flag
+    change reaches the hub sealed, the status file says so, and nothing is published for other agencies."""
+    from ledger.hub.tables import hub_flag_changes
+    from ledger.linkage.transport import MemoryTransport
+    from ledger.node.agency_loop import run_agency
+
+    x = individual_number()
+    set_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
+    turns = iter(range(3))
+    status = run_agency(
+        world.nodes[B],
+        lambda: next(turns, None) is None,
+        poll_timeout_ms=10,
+        transport=MemoryTransport(world.broker, B),
+    )
+    assert status["linkage"]["mode"] == "hub" and status["linkage"]["sent"] == 1
+    assert status["linkage"]["registrations"] == 1 and status["linkage"]["queued"] == 0
+    assert json.loads((world.nodes[B].config.data_dir / "node-status.json").read_text()) == status
+    world.hub.step(timeout_ms=20)
+    with world.hub.store.engine.connect() as conn:
+        assert [r.holder for r in conn.execute(select(hub_flag_changes))] == [B]
+    assert set(world.broker.topics) == {Topics().inbox("hub")}  # the hub's inbox, and no shared events topic
+
+
+def test_the_command_line_asks_another_agency_through_the_hub(
+    world: HubNodes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Perpetrator at C's counter; peer agency's counter staff: `provision request` to an agency not hosted goes
+    through the hub (queued, then the provider's answer, "in progress" for X protected at B); the holder's
+    consultation is shown to its staff who decide held requests, not to its counter; a query of another agency
+    is not found."""
+    from tests.support.staff import run_in_process
+
+    def cli(code: str, *argv: str) -> tuple[int, dict[str, object]]:
+        rc, out, err = run_in_process(["--data-dir", str(world.nodes[code].config.data_dir), *argv], capsys)
+        return rc, (json.loads(out) if rc == 0 else {"error": err})
+
+    x = individual_number()
+    set_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
+    world.bridges[A].file_person(x)
+    world.settle()
+    rc, asked = cli(C, "provision", "request", "--as", f"{C}/counter", "--provider", A, "--subject", x,
+                    "--item", str(ITEM), "--procedure", PROCEDURE, "--info-kind", INFO)  # fmt: skip
+    assert rc == 0 and asked["through"] == "hub" and asked["status"] == "queued"
+    assert x not in json.dumps(asked, ensure_ascii=False)
+    world.settle()
+    rc, state = cli(C, "provision", "asked", str(asked["request_id"]), "--as", f"{C}/counter")
+    assert rc == 0 and state["status"] == "in_progress" and state["provider"] == A
+    rc, shown = cli(B, "provision", "consultations", "--as", f"{B}/rev")
+    assert rc == 0 and [c["provider"] for c in shown["consultations"]] == [A]  # type: ignore[attr-defined]
+    assert not names(json.dumps(shown), C)
+    assert cli(B, "provision", "consultations", "--as", f"{B}/counter")[0] != 0
+    assert cli(A, "provision", "asked", str(asked["request_id"]), "--as", f"{A}/counter")[0] != 0
+
+
+def test_a_number_change_at_the_holder_protects_under_the_new_number(world: HubNodes) -> None:
+    """Perpetrator after the victim's number changed: B protects X under the old number and records the change
+    with four eyes; C asks under the new number, A knows only the old one — A is asked under its own old-number
+    code and holds the request for staff; the hub joined the two numbers from B's link."""
+    from ledger.hub.tables import hub_links
+
+    old, new = individual_number(), individual_number()
+    set_flag(world.nodes[B], B, old, "NON_DISCLOSURE")
+    b = world.nodes[B].app
+    link = b.request_link(Actor(B, "req"), old, new, "個人番号の変更")
+    b.approve_link(Actor(B, "apr"), link)
+    world.bridges[A].file_person(old)
+    world.settle()
+    with world.hub.store.engine.connect() as conn:
+        assert len(conn.execute(select(hub_links)).all()) == 1
+    asked = world.bridges[C].ask(Actor(C, "counter"), A, new, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+    world.settle()
+    assert world.bridges[C].query(asked)["status"] == "in_progress"
+    with world.nodes[A].engine.connect() as conn:
+        (local,) = conn.execute(select(linkage_routed.c.local_request_id)).scalars()
+    request = world.nodes[A].app.provision_request(UUID(local))
+    assert request.status == "held" and request.subject == world.nodes[A].app.subject(old)
+
+
+def _received(w: HubNodes, code: str) -> int:
+    topic = "ledger.domain.provision:ProvisionRequest.Received"
+    return len(w.nodes[code].app.recorder.select_notifications(start=1, limit=1000, topics=[topic]))
+
+
+@pytest.mark.parametrize("crash", ["after_the_request", "before_the_request"])
+def test_a_routed_query_is_received_once_across_a_crash(
+    world: HubNodes, monkeypatch: pytest.MonkeyPatch, crash: str
+) -> None:
+    """A crash of the provider's bridge between the provision request's commit (event store) and its own rows
+    (views database), or just before the request: the message comes again, and the request exists exactly
+    once — adopted from the log, or received now — and the querier hears once."""
+    import consumers.linkage_inbound as inbound
+    from consumers.linkage_receipt import receive
+
+    x = individual_number()
+    world.bridges[A].file_person(x)
+    world.settle()
+    asked = world.bridges[C].ask(Actor(C, "counter"), A, x, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+    world.bridges[C].push()
+    world.hub.step(timeout_ms=20)
+
+    def crashing(app: object, engine: object, agency: str, hub_request_id: str) -> None:
+        with world.nodes[A].engine.connect() as conn:
+            row = conn.execute(select(linkage_routed).where(linkage_routed.c.hub_request_id == hub_request_id)).one()
+        if crash == "after_the_request":
+            world.nodes[A].app.receive_query(
+                row.querier, A, row.subject, legal_item=row.legal_item, procedure=row.procedure,
+                info_kind=row.info_kind, staff_answer=bool(row.staff_answer),
+            )  # fmt: skip
+        raise RuntimeError("the bridge's process died here")
+
+    monkeypatch.setattr(inbound, "receive", crashing)
+    with pytest.raises(RuntimeError):
+        world.bridges[A].pull(timeout_ms=20)
+    assert _received(world, A) == (1 if crash == "after_the_request" else 0)
+    monkeypatch.setattr(inbound, "receive", receive)
+
+    pulled = world.bridge(A).pull(timeout_ms=20)  # a new process: the inbox was not committed
+    assert pulled.replays == 1 and pulled.applied == []
+    assert _received(world, A) == 1
+    with world.nodes[A].engine.connect() as conn:
+        (row,) = conn.execute(select(linkage_routed)).all()
+    assert row.answered == "" and row.local_request_id != row.hub_request_id
+    world.settle()
+    assert world.bridges[C].query(asked)["status"] == "answered" and _received(world, A) == 1
+
+
+def test_a_hub_mode_node_refuses_the_shared_topic(world: HubNodes) -> None:
+    """Peer agency reading the shared events topic: a hub-mode node's relay and ingest (`flagledger relay`,
+    `consume`, or any caller) are refused before connecting — B's acts never reach a topic every agency reads."""
+    from consumers.inbox import Consumer
+    from consumers.outbox import Relay
+    from consumers.settings import KafkaSettings
+    from ledger.errors import ConfigurationError
+
+    settings = KafkaSettings.from_config(world.nodes[B].config)
+    with pytest.raises(ConfigurationError, match="hub mode"):
+        Relay(world.nodes[B], settings)
+    with pytest.raises(ConfigurationError, match="hub mode"):
+        Consumer(world.nodes[B], settings)
+
+
+def test_the_http_api_asks_another_agency_through_the_hub(world: HubNodes) -> None:
+    """Perpetrator at C's counter on the API: a query to A (not hosted at C) goes through the hub; C's staff
+    see "in progress" — byte for byte what a held request says — until A's answer, and never why; another
+    agency's id is not found."""
+    from tests.support.api import auth, client
+
+    x, z = individual_number(), individual_number()
+    set_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
+    world.bridges[A].file_person(x)
+    world.bridges[A].file_person(z)
+    world.settle()
+    http, h = client(world.nodes[C]), auth(world.nodes[C], C, "counter")
+    ask = {"provider": A, "legal_item": ITEM, "procedure": PROCEDURE, "info_kind": INFO}
+    held = http.post("/api/v1/provision-requests", json={**ask, "subject": x}, headers=h)
+    free = http.post("/api/v1/provision-requests", json={**ask, "subject": z}, headers=h)
+    assert held.status_code == free.status_code == 201, held.text
+    assert held.json()["status"] == free.json()["status"] == "in_progress"  # queued: nothing answered yet
+    world.settle()
+    got = {k: http.get(f"/api/v1/provision-requests/{r.json()['request_id']}", headers=h) for k, r in
+           (("held", held), ("free", free))}  # fmt: skip
+    assert got["held"].json()["status"] == "in_progress" and got["free"].json()["status"] == "answered"
+    assert got["held"].json()["message"] == held.json()["message"]
+    other = client(world.nodes[A]).get(
+        f"/api/v1/provision-requests/{held.json()['request_id']}", headers=auth(world.nodes[A], A, "counter")
+    )
+    assert other.status_code == 404
+
+
+def test_filing_needs_the_number_and_an_act_without_one_is_parked(world: HubNodes) -> None:
+    """Shell user or a broken caller: a person filed by a subject string (no number typed here) is refused —
+    nothing can be registered at the hub; a flag set on such a subject cannot be shared and is parked, visibly,
+    rather than sent under a code the hub does not know."""
+    from ledger.errors import NotFoundError
+
+    x = individual_number()
+    stranger = subject_of(agency_code(bytes(32), B, x))  # a subject never typed as a number at B
+    with pytest.raises(NotFoundError):
+        world.bridges[B].file_person(stranger)
+    set_flag(world.nodes[B], B, stranger, "NON_DISCLOSURE")
+    pushed = world.bridges[B].push()
+    assert pushed.parked == 1 and pushed.acts == [] and _count(world, B, linkage_parked) == 1
+    assert not world.broker.topics.get(Topics().inbox("hub"))  # nothing sent to the hub at all

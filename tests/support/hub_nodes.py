@@ -1,0 +1,137 @@
+"""Agency nodes in linkage hub mode around one in-process hub (issue 19): each node its own data directory,
+keys and databases, switched to hub mode, with a :class:`LinkageBridge` on a shared in-memory broker; the hub a
+:class:`HubService` on its own database. Nothing is shared between the parties but the broker object and the
+published keys (the hub's directory holds each agency's signing and sealing public keys, each agency the hub's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from consumers.linkage_bridge import LinkageBridge
+from ledger.app import Actor
+from ledger.hub.log import HubStore
+from ledger.hub.service import HubService
+from ledger.linkage.directory import Directory
+from ledger.linkage.keys import PartyKeys
+from ledger.linkage.sealing import public_hex
+from ledger.linkage.transport import MemoryBroker, MemoryTransport, Transport
+from ledger.log.signing import KeyRecord
+from ledger.runtime.bootstrap import AgencySpec, Node, open_node
+from ledger.runtime.config import NodeConfig
+from ledger.runtime.linkage import published
+from tests.support.approvals import approve_fully
+from tests.support.hub_world import hub_keys
+
+PROCEDURE, ITEM, INFO = "児童手当", 74, "地方税関係情報"
+
+
+def hub_entry(keys: PartyKeys, valid_from: str) -> dict[str, str]:
+    """The hub's published keys, as an agency's config.json ``linkage.hub`` names them."""
+    signer = keys.signer
+    return {
+        "party": "hub",
+        "key_id": signer.key_id,
+        "public_hex": signer.public_raw.hex(),
+        "sealing_public_hex": public_hex(keys.sealing.public_key()),
+        "valid_from": valid_from,
+    }
+
+
+def to_hub_mode(node: Node, hub: PartyKeys) -> Node:
+    """Close ``node`` and open it again in linkage hub mode (its agency's own codes from now on)."""
+    data_dir = node.config.data_dir
+    valid_from = (node.app.clock() - timedelta(days=1)).isoformat()
+    node.close()
+    config = NodeConfig.load(data_dir)
+    config.linkage = {"mode": "hub", "hub": hub_entry(hub, valid_from)}
+    config.save()
+    return open_node(data_dir)
+
+
+@dataclass
+class HubNodes:
+    hub_keys: PartyKeys
+    broker: MemoryBroker
+    hub: HubService
+    nodes: dict[str, Node] = field(default_factory=dict)
+    bridges: dict[str, LinkageBridge] = field(default_factory=dict)
+    open_transport: Callable[[str], Transport] | None = None  # default: the in-memory broker
+
+    def settle(self, rounds: int = 20) -> None:
+        """Push every node, step the hub, pull every node — until nothing moves."""
+        for _ in range(rounds):
+            moved = False
+            for bridge in self.bridges.values():
+                pushed = bridge.push()
+                moved |= bool(pushed.acts or pushed.registrations)
+            step = self.hub.step(timeout_ms=20)
+            moved |= bool(step.applied or step.parked or step.replays or step.sent)
+            for bridge in self.bridges.values():
+                pulled = bridge.pull(timeout_ms=20)
+                moved |= bool(pulled.applied or pulled.parked)
+            if not moved:
+                return
+
+    def bridge(self, code: str) -> LinkageBridge:
+        """A new bridge of ``code``'s node (no memory of the last one: what it knows is in its database)."""
+        opened = self.open_transport(code) if self.open_transport else MemoryTransport(self.broker, code)
+        self.bridges[code] = LinkageBridge(self.nodes[code], opened)
+        return self.bridges[code]
+
+    def close(self) -> None:
+        for node in self.nodes.values():
+            node.close()
+
+
+def hub_nodes(
+    make_node: Callable[..., Node],
+    store: HubStore,
+    codes: tuple[str, ...],
+    urls: dict[str, str | None] | None = None,
+    open_transport: Callable[[str], Transport] | None = None,
+) -> HubNodes:
+    """One node per agency code (standard staff; ``urls``: each one's own database, default SQLite), switched
+    to hub mode, and the hub that knows them."""
+    keys = hub_keys()
+    broker = MemoryBroker()
+    urls = urls or {}
+    nodes = {
+        c: to_hub_mode(make_node((AgencySpec(c, f"{c}市", "municipality"),), name=c, database_url=urls.get(c)), keys)
+        for c in codes
+    }
+    directory = Directory()
+    directory.add(
+        KeyRecord(
+            keys.name,
+            keys.signer.key_id,
+            keys.signer.public_raw.hex(),
+            next(iter(nodes.values())).app.clock() - timedelta(days=1),
+        ),
+        keys.sealing.public_key(),
+    )
+    for node in nodes.values():
+        record, sealing = published(node)
+        directory.add(record, sealing)
+    any_node = next(iter(nodes.values()))
+    hub_transport = open_transport("hub") if open_transport else MemoryTransport(broker, "hub")
+    hub = HubService(store, hub_transport, keys, directory, any_node.app.clock)
+    world = HubNodes(keys, broker, hub, nodes, open_transport=open_transport)
+    for code in codes:
+        world.bridge(code)
+    return world
+
+
+def set_flag(node: Node, agency: str, number: str, flag: str) -> None:
+    """Four eyes at ``agency``: requested, approved, executed (the agency's own chain)."""
+    rid = node.app.request_flags(Actor(agency, "req"), number, [flag])
+    approve_fully(node.app, agency, rid)
+    node.app.execute_request(Actor(agency, "op"), rid)
+
+
+def data_dir_bytes(path: Path) -> bytes:
+    """Every file under a node's data directory, secrets and databases, as one blob to search."""
+    return b"".join(p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file())

@@ -22,6 +22,8 @@ _RULES: dict[str, str | None] = {
     _D + "cases:ProtectionCase.PerpetratorAdded": STREAM,
     _D + "cases:ProtectionCase.ChecklistUpdated": STREAM,
     _D + "cases:ProtectionCase.Closed": STREAM,
+    _D + "cases:ProtectionCase.CompanionProposed": STREAM,  # a companion (同伴者) proposed, then attached
+    _D + "cases:ProtectionCase.CompanionAttached": STREAM,
     _D + "identity:AccessRecord.ProtectedDetailsRead": "subject",
     # the request names the person and why: erased with them; its approval (the erasure record) is not personal
     _D + "erasure:ErasureRequest.Requested": "subject",

@@ -166,6 +166,8 @@ class Code:
     KIND_NOT_PERMITTED: Final = "kind_not_permitted"  # the agency's kind never does this (the police sets no flag)
     # other channels (issue 21, docs/channels.md)
     NOT_ENTITLED: Final = "not_entitled"  # a disclosure or printout asked by neither the person nor their proxy
+    # per-subject data keys and erasure (issue 22, docs/erasure.md)
+    ERASED: Final = "erased"  # the event's data key was destroyed: its envelope verifies, its content is gone
 
 
 class FlagLedgerError(Exception):

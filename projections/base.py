@@ -29,6 +29,7 @@ from ledger.faultpoint import ENV as FAULTPOINT_ENV
 from ledger.faultpoint import faultpoint
 from ledger.log.envelope import Envelope
 from ledger.log.rows import LogRow, log_rows
+from ledger.log.subject_payload import ErasedPayload
 from ledger.storage import create_engine, storage_error, upsert
 from projections.page import PageWriter
 from projections.schema import fingerprint, projection_schema, state_metadata, tracking
@@ -252,7 +253,10 @@ class Projector:
             env = open_(state)
             check_fields(env, row_stream, version, topic)
             verify(env)
-            ev = decode(env)
+            try:
+                ev = decode(env)
+            except ErasedPayload:
+                continue  # its person was erased (issue 22): projected as erased, i.e. not at all
             for name, apply, batched in wanted:
                 if behind_all or position > positions[name]:
                     apply(w if batched else w.conn, ev, env, position)

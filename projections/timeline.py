@@ -59,6 +59,8 @@ _TOPICS = {
     "ledger.domain.identity:LinkRequest": ("Requested", "Approved", "Rejected"),
     "ledger.domain.identity:ProxyRegistration": ("Registered", "Cancelled"),
     "ledger.domain.identity:AccessRecord": ("ProtectedDetailsRead",),
+    # an agency erased a person (issue 22): its rows about them go, on every node (docs/erasure.md)
+    "ledger.domain.erasure:ErasureNotice": ("Published",),
 }
 _ACTOR_FIELDS = ("by", "requested_by", "opened_by", "sent_by", "approved_by", "staff")
 _SUBJECT_FIELDS = ("subject", "victim", "old", "new", "proxy")
@@ -113,6 +115,9 @@ class TimelineProjection(BatchedProjection):
         stream = h.stream
         short = _SHORT.get(h.topic) or _SHORT.setdefault(h.topic, h.topic.split(":", 1)[1])
         fields = _fields(event)
+        if short == "ErasureNotice.Published":
+            self._drop(w, str(event.subject), h.origin)
+            return
         if short == "ProbeNotice.Sent":
             subjects = self._stream_subjects(w, str(event.request_id))
         else:
@@ -150,6 +155,12 @@ class TimelineProjection(BatchedProjection):
                     "detail": detail,
                 },
             )
+
+    @staticmethod
+    def _drop(w: PageWriter, subject: str, agency: str) -> None:
+        """What the erasing agency's events said about the person (earlier in the log, so on a rebuild too)."""
+        t = timeline_events.c
+        w.conn.execute(timeline_events.delete().where(t.subject == subject, t.agency == agency))
 
     @staticmethod
     def _remember(w: PageWriter, stream: str, subjects: list[str]) -> list[str]:

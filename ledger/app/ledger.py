@@ -7,6 +7,7 @@ from ledger.app.agencies import AgencyCommands
 from ledger.app.answers import AnswerCommands
 from ledger.app.bodies import BodyCommands
 from ledger.app.companions import CompanionCommands
+from ledger.app.erasure import ErasureCommands
 from ledger.app.guardians import GuardianCommands
 from ledger.app.one_time_codes import OneTimeCodeCommands
 from ledger.app.provision import ProvisionCommands
@@ -25,6 +26,7 @@ class FlagLedger(
     SecurityKeyCommands,
     OneTimeCodeCommands,
     SystemAccountCommands,
+    ErasureCommands,
 ):
     """The ledger of one node: commands take and return ids and plain values.
 

@@ -49,7 +49,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.app import FlagLedger
 from ledger.errors import Code, FlagLedgerError, InputError, IntegrityError, StateConflict, StorageError
+from ledger.log.datakeys import Erasure
 from ledger.log.envelope import Envelope
+from ledger.log.mapper import SignedMapper
+from ledger.log.subject_payload import ENC_DK1, ref_of
 from projections.base import BatchedProjection, Projector, tracking, upsert
 from projections.page import PageWriter
 from projections.portal import canonical_time
@@ -99,6 +102,9 @@ class ReplaySummary:
     events_left_out: int
     out_of_order: int
     reused: bool = False
+    # events whose data key was destroyed (issue 22): verified, projected as erased; and each erasure
+    events_erased: int = 0
+    erasures: tuple[Erasure, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -258,7 +264,18 @@ def replay(
             f"the replay target failed: {exc}; the target is left unfinished (never answered from): "
             "fix it and replay into a new target"
         ) from exc
-    return ReplaySummary(label, end, *counts)
+    read, applied, left_out, out_of_order, erased = counts
+    dk = app.signed_mapper.data_keys
+    return ReplaySummary(
+        label,
+        end,
+        read,
+        applied,
+        left_out,
+        out_of_order,
+        events_erased=erased,
+        erasures=tuple(dk.erasures()) if dk is not None and erased else (),
+    )
 
 
 def _summary_of(engine: Engine, info: ReplayInfo) -> ReplaySummary:
@@ -283,16 +300,17 @@ def _run(
     end: int,
     page: int,
     progress: Progress | None,
-) -> tuple[int, int, int, int]:
-    read = applied = left_out = out_of_order = 0
+) -> tuple[int, int, int, int, int]:
+    read = applied = left_out = out_of_order = erased = 0
     chunk: list[list[Row]] = []
     size = 0
     reported = 0  # the last position progress was told of: each is told once
 
     def flush() -> None:
-        nonlocal read, applied, left_out, out_of_order, size, reported
+        nonlocal read, applied, left_out, out_of_order, erased, size, reported
         with engine.begin() as conn:
-            a, lo, ooo = _apply(conn, app, projector, as_of, chunk)
+            a, lo, ooo, gone = _apply(conn, app, projector, as_of, chunk)
+            erased += gone
             last = chunk[-1][-1][0].id
             read += size
             applied, left_out, out_of_order = applied + a, left_out + lo, out_of_order + ooo
@@ -322,7 +340,7 @@ def _run(
         flush()
     elif progress is not None and reported != end:  # (a page that ended at the log's end told it already)
         progress(end, end)
-    return read, applied, left_out, out_of_order
+    return read, applied, left_out, out_of_order, erased
 
 
 def _apply(
@@ -331,8 +349,8 @@ def _apply(
     projector: Projector,
     as_of: datetime | None,
     chunk: Sequence[Sequence[Row]],
-) -> tuple[int, int, int]:
-    """Apply the kept events of one chunk of batches; returns (applied, left out, out of order)."""
+) -> tuple[int, int, int, int]:
+    """Apply the kept events of one chunk of batches; returns (applied, left out, out of order, erased)."""
     mapper = app.signed_mapper
     keep = [as_of is None or _batch_time(b) <= as_of for b in chunk]
     later = {env.header.stream for b, k in zip(chunk, keep, strict=True) if k for _, env in b if env.header.version > 1}
@@ -343,7 +361,7 @@ def _apply(
             for s in conn.execute(select(cut_streams.c.stream).where(cut_streams.c.stream.in_(sorted(later)))).scalars()
         )
     new_cuts: set[str] = set()
-    applied = left_out = out_of_order = 0
+    applied = left_out = out_of_order = erased = 0
     w = PageWriter(conn)
     for batch, kept in zip(chunk, keep, strict=True):
         streams = [env.header.stream for _, env in batch]
@@ -355,6 +373,9 @@ def _apply(
             cut.update(streams)
             continue
         for n, env in batch:
+            if env.header.enc == ENC_DK1 and _erased(mapper, env):
+                erased += 1  # its person was erased: verified (by the batch read), projected as erased: not at all
+                continue
             wanted = [p for p in projector.projections if n.topic in p.topics]
             if wanted:
                 ev: Any = mapper.decode(env)
@@ -367,4 +388,9 @@ def _apply(
     w.flush()
     if new_cuts:
         upsert(conn, cut_streams, [{"stream": s} for s in sorted(new_cuts)], ["stream"])
-    return applied, left_out, out_of_order
+    return applied, left_out, out_of_order, erased
+
+
+def _erased(mapper: SignedMapper, env: Envelope) -> bool:
+    dk = mapper.data_keys
+    return dk is None or dk.key(ref_of(env.payload)) is None

@@ -51,6 +51,7 @@ from ledger.domain.identity import LinkRequest
 from ledger.domain.types import Action
 from ledger.errors import InputError, StateConflict
 from ledger.files import private_dir
+from ledger.log.subject_payload import ErasedPayload
 from ledger.log.tree import PrefixRoot
 from projections.node import NodeParts
 from projections.portal import canonical_time
@@ -132,8 +133,12 @@ def audit_report(
                 continue
             if not in_period or topic not in _WANTED:
                 continue
-            ev: Any = node.app.signed_mapper.decode(env)
             at = canonical_time(h.time)
+            try:
+                ev: Any = node.app.signed_mapper.decode(env)
+            except ErasedPayload:  # a read about a person since erased (issue 22): that it happened, not what
+                sections["reads"].add([at, h.origin, "", "", ERASED, ERASED, ERASED, position])
+                continue
             if topic.startswith("Protection.Flags"):
                 action = {"FlagsSet": "set", "FlagsReleased": "release", "FlagsRenewed": "renew"}[topic[11:]]
                 for f in ev.flags:
@@ -268,6 +273,7 @@ def audit_report(
     )
 
 
+ERASED = "(erased)"
 _WANTED = frozenset(
     {
         "Protection.FlagsSet",

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ledger.app import FlagLedger
+from ledger.audit.erasures import explain_erasures
 from ledger.audit.staff_signatures import check_staff_signatures
 from ledger.audit.workers import MIN_EVENTS, ChainCheck, check_rows, default_workers, verify_in_workers
 from ledger.errors import FlagLedgerError, InputError
@@ -56,6 +57,7 @@ def verify_log(
             verify_in_workers(app, heads, report, workers, page, progress, log)
         else:
             report = _verify_events(app, heads, progress, page, log)
+    explain_erasures(app, report)
     staff = check_staff_signatures(app, page)
     report.staff_findings, report.before_staff_signing = staff.findings, staff.before_staff_signing
     report.staff_signed = staff.signed

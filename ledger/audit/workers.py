@@ -75,6 +75,8 @@ class CheckerSpec:
 
     env: dict[str, str]
     keys: tuple[KeyRecord, ...]
+    # the node's per-subject data keys (file, key-encryption key hex): events erased there read as erased here
+    data_keys: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,20 @@ class PageResult:
     finding: Finding | None = None  # the first event of the page that failed
     chain_first: bool = False  # the failing event is the last link: check its chain before the finding
     error: str | None = None  # the page could not be read (storage): the audit stops with this
+    # (position, stream, version, topic, data key ref) of the events whose data key is destroyed
+    erased: tuple[tuple[int, str, int, str, str], ...] = ()
+
+
+def _data_keys_spec(app: FlagLedger) -> tuple[str, str] | None:
+    from ledger.log.datakeys import AesKek
+
+    dk = app.signed_mapper.data_keys
+    if dk is None or not dk.path.exists():  # no person's key kept here (and the audit makes no secret)
+        return None
+    kek = dk.wrapper
+    if not isinstance(kek, AesKek):
+        raise StorageError("the data keys are wrapped inside a device: audit with --workers 1")
+    return (str(dk.path), kek.secret.hex())
 
 
 # -- in the worker process --------------------------------------------------------------------------------
@@ -119,6 +135,11 @@ class _PageChecker:
         self.recorder = factory.application_recorder()
         self.mapper = SignedMapper(transcoder, cipher=factory.cipher(), keyring=KeyRing.from_records(spec.keys))
         self.mapper.read_v1 = True  # as the auditing process's mapper
+        if spec.data_keys is not None:
+            from ledger.log.datakeys import AesKek, DataKeys
+
+            path, kek = spec.data_keys
+            self.mapper.data_keys = DataKeys(Path(path), AesKek(bytes.fromhex(kek)))
 
     def check(self, start: int, stop: int, limit: int) -> PageResult:
         from ledger.log.rows import log_rows
@@ -134,11 +155,13 @@ def check_rows(mapper: SignedMapper, rows: Sequence[LogRow]) -> PageResult:
     failure; the chain check follows in :class:`ChainCheck`."""
     from ledger.domain.authority import foreign_writer_reason, payload_violation
     from ledger.log.findings import row_finding
+    from ledger.log.subject_payload import ErasedPayload
 
     open_, check_fields, verify, decodes = mapper.open, mapper.check_fields, mapper.verify, mapper.check_decodes
     links: list[Link] = []
     add = links.append
     first_sig = last_sig = b""
+    erased: list[tuple[int, str, int, str, str]] = []
     for n in rows:
         position, row_stream, _, version, topic, state = n
         if state is None:
@@ -182,16 +205,29 @@ def check_rows(mapper: SignedMapper, rows: Sequence[LogRow]) -> PageResult:
         )
         try:
             verify(env)
-            bad = payload_violation(topic, h.origin, decodes(env), h.stream, version)
+            try:
+                bad = payload_violation(topic, h.origin, decodes(env), h.stream, version)
+            except ErasedPayload as gone:  # signature, digest and chain hold; the content is gone for good
+                erased.append((position, h.stream, version, topic, gone.ref.hex()))
+                bad = None
         except FlagLedgerError as exc:
-            return PageResult(links, first_sig, last_sig, row_finding(n, str(exc), exc.code), chain_first=True)
+            return PageResult(
+                links, first_sig, last_sig, row_finding(n, str(exc), exc.code), chain_first=True, erased=tuple(erased)
+            )
         if bad is not None:  # e.g. a stream opened in another agency's name
             reason = foreign_writer_reason(h.stream, version, topic, h.origin, bad)
-            return PageResult(links, first_sig, last_sig, row_finding(n, reason, Code.FOREIGN_WRITER), chain_first=True)
+            return PageResult(
+                links,
+                first_sig,
+                last_sig,
+                row_finding(n, reason, Code.FOREIGN_WRITER),
+                chain_first=True,
+                erased=tuple(erased),
+            )
         if not first_sig:
             first_sig = sig
         last_sig = sig
-    return PageResult(links, first_sig, last_sig)
+    return PageResult(links, first_sig, last_sig, erased=tuple(erased))
 
 
 # -- in the auditing process ------------------------------------------------------------------------------
@@ -220,6 +256,7 @@ class ChainCheck:
         log = self.log
         see, add = log.see, log.add
         report = self.report
+        report.erased.extend(result.erased)
         events, batches = self.events, self.batches
         checked = len(result.links) - (1 if result.chain_first else 0)
         for i, link in enumerate(result.links):
@@ -308,7 +345,7 @@ def verify_in_workers(
 ) -> None:
     """Fill ``report`` (events, batches, streams, first_bad) for the log up to its current end."""
     end = app.max_position()
-    spec = CheckerSpec(dict(app.env), tuple(app.keyring.records()))
+    spec = CheckerSpec(dict(app.env), tuple(app.keyring.records()), _data_keys_spec(app))
     chain = ChainCheck(heads, report, log)
     pages = iter(range(1, end + 1, page))
     in_flight: deque[Future[PageResult]] = deque()

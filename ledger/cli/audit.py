@@ -60,6 +60,17 @@ def verify(quiet: bool, checkpoint: tuple[str, ...], workers: int | None) -> int
             "log_size": report.tree_size,
             **({"v1_events": report.v1_events} if report.v1_events else {}),
             "staff_signed_events": report.staff_signed,
+            # events whose person was erased (issue 22): verified, content gone; when and by which approval
+            **(
+                {
+                    "erased_events": [
+                        {"position": p, "topic": t, "key": ref, **report.erasures[ref]}
+                        for p, _, _, t, ref in report.erased
+                    ]
+                }
+                if report.erased
+                else {}
+            ),
             # an old log's flag events from before its agency's staff roster: listed, never passed silently
             **(
                 {"before_staff_signing": [str(f) for f in report.before_staff_signing]}

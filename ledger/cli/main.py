@@ -25,6 +25,7 @@ from ledger.cli import (
     consumers,
     demo,
     disclosure,
+    erase,
     flag,
     identity,
     incident,
@@ -98,7 +99,13 @@ SECTIONS: dict[str, list[click.Command]] = {
         portal.portal,
         disclosure.disclosure,
     ],
-    "Audit and incidents": [audit.audit, incident.incident, projections.projections, retention.retention],
+    "Audit and incidents": [
+        audit.audit,
+        incident.incident,
+        projections.projections,
+        retention.retention,
+        erase.erase,
+    ],
     "Running a node": [
         node.node_,
         node.relay,

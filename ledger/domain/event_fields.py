@@ -331,6 +331,9 @@ BY_EVENT: dict[str, dict[str, Rule]] = {
         "origin_held": boolean,
     },
     "Incident.Acknowledged": {"at": moment},
+    # erasure (issue 22): the data keys destroyed, by their random refs (ledger.log.datakeys)
+    "ErasureRequest.Erased": {"key_refs": list_of(hex_digits(32), 64)},
+    "ErasureNotice.Published": {"request_id": shaped(_UUID_TEXT, Bound(36), "an id")},
     "IncidentReport.Drafted": {
         "incidents": list_of(shaped(_UUID_TEXT, Bound(36), "an id"), 100_000),
         "subjects": list_of(PSEUDONYM, 100_000),

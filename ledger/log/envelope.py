@@ -27,9 +27,9 @@ Layout (before the at-rest cipher; big-endian integers)::
   per content, since they are signed). A type with the high bit set is *critical*: a reader that does not
   know it refuses the envelope (``newer_envelope``); others are skipped (still signed). None is defined yet;
   the space is kept for batch-wide additions such as per-recipient key wrapping.
-* Because the signature covers the payload *digest*, a payload may later be encrypted under a per-subject key
-  (``enc``) — or the ciphertext destroyed at the end of retention — and every signature and chain link still
-  verifies.
+* Because the signature covers the payload *digest*, a payload may be encrypted under a per-subject key — ``enc``
+  ``"dk1"`` (:mod:`ledger.log.subject_payload`, issue 22): the digest is then of the ciphertext — and the key
+  destroyed at the end of retention, and every signature and chain link still verifies.
 
 Format v1 (``FLE1``: no ``commit`` header field, ``"v":1``, no log head and no extensions in the seal, the
 message ``flagledger/batch/v1``) is still *parsed*, so that ``audit verify`` can check a log written before v2;

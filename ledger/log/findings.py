@@ -46,6 +46,10 @@ class VerifyReport:
     staff_findings: list[Finding] = field(default_factory=list)
     before_staff_signing: list[Finding] = field(default_factory=list)
     staff_signed: int = 0
+    # events whose data key was destroyed (issue 22): (position, stream, version, topic, key ref); verified all
+    # the same; and what the log records of each erasure (ledger.audit.erasures)
+    erased: list[tuple[int, str, int, str, str]] = field(default_factory=list)
+    erasures: dict[str, dict[str, object]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

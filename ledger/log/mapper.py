@@ -37,8 +37,13 @@ from ledger.errors import (
 )
 from ledger.log.batch_writer import HeaderTemplate, check_log_head, envelope_bytes, merkle_paths
 from ledger.log.cipher import reuse_key_schedule
+from ledger.log.datakeys import DataKeys
 from ledger.log.envelope import GENESIS, Envelope, RootMemo, batch_message
+from ledger.log.header import Header
 from ledger.log.signing import KeyRing, Signer
+from ledger.log.subject_payload import ENC_DK1
+from ledger.log.subject_seal import open_subject_payload, seal_subject_payload
+from ledger.log.subjects import subject_rule
 from ledger.merkle import EMPTY_ROOT
 
 __all__ = ["Head", "PreparedBatch", "SignedMapper"]
@@ -106,6 +111,10 @@ class SignedMapper(Mapper[UUID]):
         self._roots = RootMemo()
         # envelope v1 (no log head) is read only by `audit verify`, which sets this; everything else refuses it
         self.read_v1 = False
+        # per-subject data keys (issue 22): a person's events are encrypted under theirs before signing; None
+        # (tests, tools reading a copy of the log): such events are written under the at-rest cipher only
+        # and read as erased
+        self.data_keys: DataKeys | None = None
         # the library's JSON transcoder's own scanner (its object hook decodes the transcoded values)
         self._scan: Callable[[str, int], tuple[Any, int]] | None = (
             cast(Any, self.transcoder.decoder).scan_once if type(self.transcoder) is JSONTranscoder else None
@@ -186,6 +195,9 @@ class SignedMapper(Mapper[UUID]):
                     code=Code.FOREIGN_WRITER,
                 )
             payload = encode(state)
+            enc = None
+            if self.data_keys is not None and (rule := subject_rule(topic)) is not None:
+                payload, enc = seal_subject_payload(self.data_keys, rule, topic, state, originator_id, version, payload)
             if version == 1:
                 prev = GENESIS
             else:
@@ -200,9 +212,23 @@ class SignedMapper(Mapper[UUID]):
                 earliest = ts
             if latest is None or ts > latest:
                 latest = ts
-            header = template.build(
-                ids[32 * i : 32 * (i + 1)], originator_id, version, prev, topic, ts, _sha256(payload).hexdigest()
-            )
+            if enc is None:
+                header = template.build(
+                    ids[32 * i : 32 * (i + 1)], originator_id, version, prev, topic, ts, _sha256(payload).hexdigest()
+                )
+            else:  # (rare: the general path, with its enc)
+                header = Header(
+                    event_id=ids[32 * i : 32 * (i + 1)],
+                    origin=origin,
+                    key_id=key_id,
+                    stream=str(originator_id),
+                    version=version,
+                    prev=prev,
+                    topic=topic,
+                    time=ts.isoformat(),
+                    digest=_sha256(payload).hexdigest(),
+                    enc=enc,
+                ).to_bytes()
             leaf = _sha256(b"\x00" + header).digest()
             headers.append(header)
             payloads.append(payload)
@@ -215,6 +241,10 @@ class SignedMapper(Mapper[UUID]):
         self._check_signable(origin, key_id, earliest)
         self._check_signable(origin, key_id, latest)
         return PreparedBatch(rows, headers, payloads, leaves, signer, self.protect)
+
+    def plaintext(self, env: Envelope) -> bytes:
+        """The payload bytes to decode: as stored, or opened under its data key (``ErasedPayload`` when destroyed)."""
+        return open_subject_payload(self.data_keys, env)
 
     def _check_signable(self, origin: str, key_id: str, at: datetime) -> None:
         """Refuse to sign what no verifier would accept: an event stamped outside the key's validity.
@@ -339,20 +369,21 @@ class SignedMapper(Mapper[UUID]):
             raise IntegrityError(f"{topic} cannot be upcast from v{from_version}: {exc}", code=Code.MALFORMED) from exc
 
     def _payload(self, env: Envelope) -> Any:
+        raw = self.plaintext(env) if env.header.enc == ENC_DK1 else env.payload
         scan = self._scan
         if scan is not None:
             # JSONDecoder.decode without its two Python frames and whitespace matching: a payload that
             # scans whole from its first character is decoded, hooks and all, exactly as decode() would
             # (~0.6 µs of ~3 per event read); anything else goes to the transcoder, which decides as before
             try:
-                text = env.payload.decode()
+                text = raw.decode()
                 value, end = scan(text, 0)
                 if end == len(text):
                     return value
             except Exception:  # decode() below raises (or not) exactly as it always did
                 pass
         try:
-            return self.transcoder.decode(env.payload)
+            return self.transcoder.decode(raw)
         except Exception as exc:
             raise IntegrityError(
                 f"payload of {env.header.topic} cannot be decoded: {exc}", code=Code.MALFORMED

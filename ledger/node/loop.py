@@ -98,6 +98,10 @@ def run(node: Node, options: NodeOptions, start_api: Callable[[], Closeable] | N
     from ledger.runtime.views_audit import ScheduledViewsAudit
 
     views_audit = ScheduledViewsAudit(node.config.data_dir, options.audit_views_every)
+    from ledger.runtime.subject_keys import reapply_erasures
+
+    if gone := reapply_erasures(node.app):  # a restored backup brought back data keys the log says were erased
+        log.warning("destroyed %d data keys again that the log records as erased (a restored backup?)", gone)
     try:
         node.state.fresh()  # the decisions' state built from the verified log now, not at the first request
     except FlagLedgerError as exc:  # replication goes on; every decision fails until the log is repaired

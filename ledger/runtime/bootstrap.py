@@ -60,6 +60,8 @@ class Node:
     def close(self) -> None:
         self.engine.dispose()
         self.app.close()
+        if self.app.signed_mapper.data_keys is not None:
+            self.app.signed_mapper.data_keys.close()
 
 
 def _signers_and_anchors(config: NodeConfig, keys: Keys) -> tuple[dict[str, Signer], list[KeyRecord]]:
@@ -113,6 +115,9 @@ def open_node(
         audit=audit,
         **kwargs,
     )
+    from ledger.runtime.subject_keys import open_data_keys
+
+    app.signed_mapper.data_keys = open_data_keys(config.data_dir, keys)
     engine = create_engine(config.views_url(), pools)
     projector = Projector(app, engine, projections if projections is not None else default_projections())
     # the operational tables migrated to head, then any projection whose definition changed recreated

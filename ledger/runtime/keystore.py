@@ -53,6 +53,7 @@ PSEUDONYM = "pseudonym.key"
 CIPHER = "cipher.key"
 API_TOKEN = "api-token.key"
 INCIDENT_ID = "incident-id.key"
+DATA_KEK = "data-kek.key"
 
 
 class KeyStore(Protocol):
@@ -352,3 +353,7 @@ class Keys:
 
     def incident_secret(self) -> bytes:
         return self._made_once(INCIDENT_ID, "incident id secret")
+
+    def data_kek(self) -> bytes:
+        """The key-encryption key of the per-subject data keys (ledger.log.datakeys; docs/erasure.md)."""
+        return self._made_once(DATA_KEK, "data key-encryption key")

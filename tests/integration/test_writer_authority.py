@@ -149,6 +149,10 @@ def owner_history(owner: Node, x: str) -> None:
         Actor(B, "req"), key.credential, key.cose_key, 0, hashlib.sha256(b"testserver").hexdigest()
     )
     app.deactivate_staff(admin, "aud")  # StaffRoster.KeyRevoked (the roster's Opened, KeyCertified: enrolment)
+    gone = individual_number()
+    app.open_case(Actor(B, "req"), gone, notes="retention ended")
+    erasure = app.request_erasure(admin, gone, "retention ended")
+    app.approve_erasure(Actor(B, "admin2"), erasure)  # ErasureNotice.Published (issue 22)
     app.sign_checkpoint(B)  # CheckpointLog.Opened, CheckpointSigned
 
 

@@ -19,6 +19,7 @@ PUBLISHED = {
     "unknown_legal_basis",
     "procedure_not_in_basis",
     "info_kind_not_permitted",
+    "erased",
     "agency_held",
     "bad_checkpoint",
     "bad_key_event",

@@ -32,7 +32,6 @@ from ledger.linkage.messages import (
     LinkMessage,
     Message,
     QueryMessage,
-    RecordMessage,
     RoutedQuery,
     decode,
 )
@@ -152,23 +151,32 @@ class AgencyEnd:
     def record(
         self, number: str, querier: str, procedure: str, legal_item: int, info_kind: str, outcome: str, made_at: str
     ) -> str:
-        """Send the hub a provision record of this agency (as provider); returns its id."""
-        code = self.file_person(number)
-        m = RecordMessage(uuid.uuid4().hex, code, querier, procedure, legal_item, info_kind, outcome, made_at)
+        """Send the hub a provision record of this agency (as provider), its contents sealed to the portal: the
+        hub files it and cannot read it (docs/accountable-hub.md, the bounded hub insider); returns its id."""
+        m = self.sealed_record(
+            self.file_person(number), uuid.uuid4().hex, querier, procedure, legal_item, info_kind, outcome, made_at
+        )
         self._send(m.kind, m.encode())
         return m.record_id
 
-    def record_sealed(
-        self, number: str, querier: str, procedure: str, legal_item: int, info_kind: str, outcome: str, made_at: str
-    ) -> str:
-        """The same record with its contents sealed to the portal: the hub files it and cannot read it
-        (docs/accountable-hub.md, the bounded hub insider); returns its id."""
-        code, record_id = self.file_person(number), uuid.uuid4().hex
+    record_sealed = record  # the name it had while the hub also took records in the clear
+
+    def sealed_record(
+        self,
+        code: str,
+        record_id: str,
+        querier: str,
+        procedure: str,
+        legal_item: int,
+        info_kind: str,
+        outcome: str,
+        made_at: str,
+    ) -> SealedRecordMessage:
+        """The ``sealed_record`` for a person this agency knows by ``code`` (a node's bridge names people by its
+        codes), its contents sealed to the portal under this agency's signature."""
         contents = RecordContents(querier, procedure, legal_item, info_kind, outcome, made_at)
         sealed = seal_contents(self.keys.signer, self.directory.sealing_key(PORTAL), record_id, contents)
-        m = SealedRecordMessage(record_id, code, sealed)
-        self._send(m.kind, m.encode())
-        return m.record_id
+        return SealedRecordMessage(record_id, code, sealed)
 
     def query(self, number: str, provider: str, procedure: str, legal_item: int, info_kind: str) -> str:
         """Ask ``provider`` through the hub about the person; returns this agency's request id."""

@@ -37,8 +37,9 @@ from ledger.linkage.sealing import SenderKeys
 
 __all__ = ["PAGE_BUDGET", "SealedPageEntry", "SealedPortalPage", "open_sealed_page"]
 
-# a page's payload stays under the largest bucket with room for the envelope: the newest records that fit
-PAGE_BUDGET = BUCKETS[-1] - 4096
+# a page's payload: the newest records that fit the second-largest bucket, with room for the signature and kind,
+# so that the sealed page still rides inside the largest digest (a hub on a digest schedule: about 40 records)
+PAGE_BUDGET = BUCKETS[-2] - 1024
 _CONTENTS = bounds.Bound(8192, 1)  # as a sealed_record carries them (ledger.linkage.record_contents)
 _WANT = {"code", "version", "records", "hidden", "protected", "superseded"}
 

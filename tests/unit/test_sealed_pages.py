@@ -50,3 +50,21 @@ def test_a_page_of_another_shape_is_refused(change: dict[str, object]) -> None:
         page = SealedPortalPage.decode(json.dumps({**good, **change}).encode())
         page.records[0].sealed()
     assert refused.value.code in (Code.MALFORMED, Code.INVALID_INPUT)
+
+
+def test_the_fullest_page_rides_inside_the_largest_digest() -> None:
+    """Broker operator / a person with many records: the page the hub feeds on a digest schedule is never too
+    large for a digest (it would block every digest to the portal behind it)."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from ledger.linkage.buckets import ANSWER_SIZE, BUCKETS
+    from ledger.linkage.digests import seal_digest
+    from ledger.linkage.sealing import seal
+    from ledger.log.signing import Signer
+
+    page = SealedPortalPage.newest(CODE, 9, [entry(4200) for _ in range(200)], False, False, False)
+    hub, portal = Signer.generate("hub"), X25519PrivateKey.generate().public_key()
+    sealed = seal(hub, portal, "portal", uuid.uuid4().hex, page.kind, page.encode(), ANSWER_SIZE)
+    digest, taken = seal_digest(hub, portal, "portal", [sealed], BUCKETS[2])
+    assert len(digest) <= BUCKETS[-1] + 1024  # the largest digest on the wire
+    assert taken == 1 and len(page.records) >= 10

@@ -4,7 +4,8 @@
 #   bash deploy/dev.sh test   — lint, type-check and every default test (SQLite, PostgreSQL, Kafka broker)
 #   bash deploy/dev.sh long   — the long suites (marked `long`)
 #   bash deploy/dev.sh bench  — the benchmark table (tests/perf)
-#   bash deploy/dev.sh network up|env CODE|status|down — three agency nodes on Tansu + local PostgreSQL (deploy/local)
+#   bash deploy/dev.sh network up [--hub]|env CODE|status|down — three agency nodes on Tansu + local PostgreSQL
+#     (deploy/local; --hub: in hub mode, with the hub (active/standby) and the portal)
 # Each installs from deploy/requirements*.lock; after changing a dependency in pyproject.toml run bash deploy/lock.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."

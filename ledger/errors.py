@@ -155,6 +155,7 @@ class Code:
     FLAG_DROPPED: Final = "flag_dropped"  # a holder's flag is missing from a map head the hub signed
     HUB_FORK: Final = "hub_fork"  # two signed hub heads that cannot both be true (one sequence, or a log that forks)
     HUB_ROLLBACK: Final = "hub_rollback"  # the hub announced an older head after a newer one
+    CHECKPOINT_ROLLBACK: Final = "checkpoint_rollback"  # an agency showed a witness a smaller log than before
     # a protected person's year (issue 21, docs/year.md)
     HANDOVER_PENDING: Final = "handover_pending"  # the new municipality does not hold yet: a named risk is needed
     LAST_HOLDER: Final = "last_holder"  # the release would leave no holder anywhere: a second approval is needed

@@ -13,6 +13,11 @@ Used by the Compose file (the image's entrypoint) and by deploy/local/network.py
                               who they are, issue 18). Without it, an administrator activates and trusts by hand.
     REGISTRY_DIR              where nodes publish their public key (public data only) and read their peers'
     PEER_WAIT_SECONDS         how long to wait for a peer's public key (default 300)
+    NODE_ROLE, LINKAGE_MODE, LINKAGE_PARTIES   the linkage's hub and portal, an agency in hub mode
+                              (linkage_entry.py, beside this file)
+
+`entrypoint.py setup-only` does the first start's work and exits without starting the node (the hub's
+one-shot init, shared by its active and standby replicas).
 
 The registry directory stands in for the out-of-band key exchange between agencies' administrators: in a
 real deployment each administrator checks the peer's key fingerprint before `flagledger agency trust`.
@@ -50,6 +55,16 @@ def say(message: str) -> None:
 
 
 def main() -> None:
+    setup_only = sys.argv[1:2] == ["setup-only"]
+    node_args = [] if setup_only else sys.argv[1:]
+    role = os.environ.get("NODE_ROLE", "agency")
+    if role != "agency":
+        from linkage_entry import set_up_role
+
+        set_up_role(role, run, say)
+        start(role, setup_only, node_args)
+        return
+    hub_mode = os.environ.get("LINKAGE_MODE", "shared") == "hub"
     code, name, kind = os.environ["AGENCY_CODE"], os.environ["AGENCY_NAME"], os.environ["AGENCY_KIND"]
     data_dir = Path(os.environ["FLAGLEDGER_DATA_DIR"])
     registry = Path(os.environ["REGISTRY_DIR"])
@@ -83,6 +98,13 @@ def main() -> None:
     tmp = registry / f".{code}.json.tmp"
     tmp.write_text(json.dumps({"agency": code, "name": name, "kind": kind, **own}))
     tmp.replace(entry)  # readers never see half a file
+
+    if hub_mode:  # the agency talks to the hub only: no peers to trust, no shared topics
+        from linkage_entry import set_up_agency_in_hub_mode
+
+        set_up_agency_in_hub_mode(code, say)
+        start(code, setup_only, node_args)
+        return
 
     trusted = {k["agency"] for k in keys}
     for peer in peers:
@@ -123,8 +145,15 @@ def main() -> None:
         say(f"{code} trusts {peer} key {p['key_id']}")
 
     run("topics", "ensure")
-    say(f"starting node {code}")
-    os.execv(flagledger(), [flagledger(), "node", *sys.argv[1:]])
+    start(code, setup_only, node_args)
+
+
+def start(who: str, setup_only: bool, node_args: list[str]) -> None:
+    if setup_only:
+        say(f"{who} is set up; not starting the node (setup-only)")
+        return
+    say(f"starting node {who}")
+    os.execv(flagledger(), [flagledger(), "node", *node_args])
 
 
 if __name__ == "__main__":

@@ -15,6 +15,10 @@ for node in node-a node-b node-sc; do
   [ -f "secrets/$node/db_password" ] || openssl rand -base64 24 | tr -d '/+=' > "secrets/$node/db_password"
   [ -f "secrets/$node/admin_password" ] || openssl rand -base64 24 | tr -d '/+=' > "secrets/$node/admin_password"
 done
+for role in hub portal; do  # the linkage's roles: their database passwords (their keys they make themselves)
+  mkdir -p "secrets/$role"
+  [ -f "secrets/$role/db_password" ] || openssl rand -base64 24 | tr -d '/+=' > "secrets/$role/db_password"
+done
 # the containers run as uid 10001 (flagledger) and 999 (postgres): Compose mounts these files read-only
 chmod 0444 secrets/*/* secrets/pseudonym_key secrets/postgres_password
 echo "secrets written to $(pwd)/secrets (keep them out of git and back them up in your secret store)"

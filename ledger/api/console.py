@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
@@ -151,6 +152,29 @@ def _staff(who: Principal) -> Principal:
 def _check_csrf(node: Node, who: Principal, value: str) -> None:
     if not hmac.compare_digest(_csrf(node, who), value):
         raise PermissionDenied("the form is stale or not from this console; reload the page", code=Code.CSRF)
+
+
+def console_act(
+    request: Request,
+    node: Node,
+    session: str | None,
+    csrf: str,
+    action: Action,
+    act: Callable[[Principal], str],
+    back: str,
+) -> Response:
+    """One form post of the console: the signed-in person, the form's CSRF token and ``action``'s role are
+    checked before ``act`` runs; ``act`` returns what was done (the next page's notice) and the browser goes back
+    to ``back``. A refusal renders the refusal page, and what was refused changed nothing."""
+    who = None
+    try:
+        who = _session(node, session)
+        _check_csrf(node, who, csrf)
+        who.require(node, action)
+        done = act(who)
+    except FlagLedgerError as exc:
+        return _refused(request, node, who, exc)
+    return RedirectResponse(f"{back}?done={done}", status_code=303)
 
 
 # -- home (sign-in and sign-out: ledger/api/console_signin.py) -------------------------------------------------

@@ -9,9 +9,10 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
-from ledger.api.console import Session, _check_csrf, _page, _refused, _session
+from ledger.api.auth import Principal
+from ledger.api.console import Session, _page, _refused, _session, console_act
 from ledger.api.deps import LockedNode
 from ledger.domain import bounds
 from ledger.domain.types import Action
@@ -43,15 +44,11 @@ def number_changes(request: Request, node: LockedNode, session: Session = None) 
 def request_link(
     request: Request, node: LockedNode, old: Number, new: Number, reason: Note, csrf: Csrf, session: Session = None
 ) -> Response:
-    who = None
-    try:
-        who = _session(node, session)
-        _check_csrf(node, who, csrf)
-        who.require(node, Action.REQUEST_LINK)
+    def ask(who: Principal) -> str:
         node.app.request_link(who.actor, old, new, reason)
-    except FlagLedgerError as exc:
-        return _refused(request, node, who, exc)
-    return RedirectResponse("/console/number-changes?done=requested", status_code=303)
+        return "requested"
+
+    return console_act(request, node, session, csrf, Action.REQUEST_LINK, ask, "/console/number-changes")
 
 
 @router.post("/number-changes/{request_id}/{decision}")
@@ -64,22 +61,16 @@ def decide_link(
     reason: Note = "",
     session: Session = None,
 ) -> Response:
-    who = None
-    try:
-        who = _session(node, session)
-        _check_csrf(node, who, csrf)
-        who.require(node, Action.APPROVE_LINK)
+    def decide(who: Principal) -> str:
         if decision == "approve":
             node.app.approve_link(who.actor, request_id, reason)
-            done = "approved"
-        elif decision == "reject":
+            return "approved"
+        if decision == "reject":
             node.app.reject_link(who.actor, request_id, reason)
-            done = "rejected"
-        else:
-            raise InputError("unknown decision: approve or reject", field="decision")
-    except FlagLedgerError as exc:
-        return _refused(request, node, who, exc)
-    return RedirectResponse(f"/console/number-changes?done={done}", status_code=303)
+            return "rejected"
+        raise InputError("unknown decision: approve or reject", field="decision")
+
+    return console_act(request, node, session, csrf, Action.APPROVE_LINK, decide, "/console/number-changes")
 
 
 # -- proxies --------------------------------------------------------------------------------------------------------
@@ -105,19 +96,13 @@ def proxy_act(
     reason: Note = "",
     session: Session = None,
 ) -> Response:
-    who = None
-    try:
-        who = _session(node, session)
-        _check_csrf(node, who, csrf)
-        who.require(node, Action.OPEN_CASE)
+    def change(who: Principal) -> str:
         if act == "register":
             node.app.register_proxy(who.actor, subject, proxy)
-            done = "proxy_registered"
-        elif act == "cancel":
+            return "proxy_registered"
+        if act == "cancel":
             node.app.cancel_proxy(who.actor, subject, proxy, reason)
-            done = "proxy_cancelled"
-        else:
-            raise InputError("unknown act: register or cancel", field="act")
-    except FlagLedgerError as exc:
-        return _refused(request, node, who, exc)
-    return RedirectResponse(f"/console/proxies?done={done}", status_code=303)
+            return "proxy_cancelled"
+        raise InputError("unknown act: register or cancel", field="act")
+
+    return console_act(request, node, session, csrf, Action.OPEN_CASE, change, "/console/proxies")

@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
-from ledger.api.console import Session, _check_csrf, _page, _refused, _session
+from ledger.api.auth import Principal
+from ledger.api.console import Session, _page, _refused, _session, console_act
 from ledger.api.deps import LockedNode
 from ledger.app import Actor
 from ledger.domain import bounds
@@ -48,12 +49,8 @@ def record(
     csrf: Annotated[str, Form(max_length=128)],
     session: Session = None,
 ) -> Response:
-    who = None
-    try:
-        who = _session(node, session)
-        _check_csrf(node, who, csrf)
-        who.require(node, Action.REQUEST_FLAG)
+    def number(who: Principal) -> str:
         record_reference(node, who.actor, subject, reference)
-    except FlagLedgerError as exc:
-        return _refused(request, node, who, exc)
-    return RedirectResponse("/console/references?done=numbered", status_code=303)
+        return "numbered"
+
+    return console_act(request, node, session, csrf, Action.REQUEST_FLAG, number, "/console/references")

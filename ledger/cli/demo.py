@@ -22,11 +22,24 @@ import click
 
 from ledger.cli.demo_story import Demo
 from ledger.cli.demo_tables import NAMES, X_NUMBER, Y_NUMBER, A, B, C, DemoResult, Step, Table
-from ledger.cli.parsing import SafeCommand, option
+from ledger.cli.parsing import OneOf, SafeCommand, option
 from ledger.errors import InputError
 from ledger.runtime.bootstrap import AgencySpec, init_node
 
-__all__ = ["NAMES", "X_NUMBER", "Y_NUMBER", "Demo", "DemoResult", "Step", "print_step", "run_demo"]
+TOPOLOGIES = ("one-node", "hub")
+
+__all__ = [
+    "NAMES",
+    "TOPOLOGIES",
+    "X_NUMBER",
+    "Y_NUMBER",
+    "Demo",
+    "DemoResult",
+    "Step",
+    "print_step",
+    "run_demo",
+    "run_hub_demo",
+]
 
 
 def print_step(step: Step, stream: TextIO = sys.stdout) -> None:
@@ -62,6 +75,24 @@ def run_demo(data_dir: Path, emit: Callable[[Step], None] = print_step) -> DemoR
         return _play(data_dir, emit, started)
 
 
+def run_hub_demo(data_dir: Path, emit: Callable[[Step], None] = print_step) -> DemoResult:
+    """The seed with A, B and C as hub-mode agency nodes, a hub and a portal, each in its own directory under
+    ``data_dir`` (``ledger.cli.demo_hub_world``), in this process on one in-memory broker."""
+    from ledger.cli.demo_hub_story import HubDemo
+    from ledger.cli.demo_hub_world import HubWorld
+
+    started = time.perf_counter()
+    if data_dir.exists() and any(data_dir.iterdir()):
+        raise InputError(f"{data_dir} is not empty: the demo needs a fresh data directory")
+    with _demo_environment():
+        world = HubWorld.open(data_dir)
+        try:
+            steps = HubDemo(world, emit).run()
+        finally:
+            world.close()
+    return DemoResult(steps, data_dir, time.perf_counter() - started)
+
+
 def _play(data_dir: Path, emit: Callable[[Step], None], started: float) -> DemoResult:
     node = init_node(
         data_dir,
@@ -88,13 +119,22 @@ def _play(data_dir: Path, emit: Callable[[Step], None], started: float) -> DemoR
     default=None,
     help="an empty directory to keep the demo's node in (default: a new temporary directory)",
 )
-def demo(demo_dir: str | None) -> int:
+@option(
+    "--topology",
+    type=OneOf(TOPOLOGIES),
+    default="one-node",
+    show_default=True,
+    help="one-node: A, B, C on one node (shared mode); hub: A, B, C, a hub and a portal, each its own directory",
+)
+def demo(demo_dir: str | None, topology: str) -> int:
     data_dir = Path(demo_dir) if demo_dir else Path(tempfile.mkdtemp(prefix="flagledger-demo-"))
     print(f"flagledger demo — the seed, end to end, in {data_dir}")
     print(
         f"X (victim) = {X_NUMBER}, Y (perpetrator) = {Y_NUMBER} (fictitious numbers; the ledger stores only pseudonyms)"
     )
-    result = run_demo(data_dir)
+    result = run_hub_demo(data_dir) if topology == "hub" else run_demo(data_dir)
+    if topology == "hub":
+        return _hub_verdict(result)
     late = [s for s in result.steps if s.protected and s.leaks]
     failed = [s for s in result.steps if s.failed]
     print(f"\n{len(result.steps)} steps in {result.seconds:.1f} s; data directory kept at {data_dir}")
@@ -109,4 +149,17 @@ def demo(demo_dir: str | None) -> int:
         "outcome (see ⚠/✗ above).",
         file=sys.stderr,
     )
+    return 1
+
+
+def _hub_verdict(result: DemoResult) -> int:
+    failed = [s for s in result.steps if s.failed]
+    print(f"\n{len(result.steps)} steps in {result.seconds:.1f} s; the parties' directories kept in {result.data_dir}")
+    if result.ok:
+        print(
+            "OK: C's query about X was held for A's staff, not answered automatically; A never learned B; "
+            "the portal hid X's record; no party's files hold an individual number."
+        )
+        return 0
+    print(f"FAILED: {len(failed)} step(s) missed an expected outcome (see ✗ above).", file=sys.stderr)
     return 1

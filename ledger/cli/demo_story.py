@@ -16,10 +16,10 @@ from ledger.cli.demo_tables import (
     A,
     B,
     C,
-    DemoViews,
     Step,
     Table,
 )
+from ledger.cli.demo_year import YearScenes
 from ledger.cli.session import SESSION_TTL, open_session
 from ledger.errors import SelfApprovalError
 
@@ -30,7 +30,7 @@ def demo_password(agency: str, who: str) -> str:
     return f"demo-password-{agency}-{who}"
 
 
-class Demo(DemoViews):
+class Demo(YearScenes):
     """Plays the seed on ``node`` and collects one :class:`Step` per scene."""
 
     # the scenes
@@ -42,9 +42,11 @@ class Demo(DemoViews):
         self.intake_and_flags()
         self.case1_protected()
         self.case2_protected()
+        self.companion()
         self.card_misuse()
         self.proxy_misuse()
         self.move_to_c()
+        self.handover()
         self.release()
         self.audit()
         return self.steps
@@ -138,7 +140,7 @@ class Demo(DemoViews):
 
     def intake_and_flags(self) -> None:
         s = self.step("Intake, approvals and flag setting at B", False)
-        case = self.app.open_case(
+        case = self.case = self.app.open_case(
             self.who(B, "req"),
             self.x,
             perpetrators=[self.y],
@@ -300,18 +302,7 @@ class Demo(DemoViews):
 
     def release(self) -> None:
         s = self.step("Release at the end: approvals, then old records stay hidden", True)
-        for subject, flags in ((self.x, [NAR, ND]), (self.y, [ND])):
-            rid = self.app.request_flags(
-                self.who(B, "req"),
-                subject,
-                flags,
-                kind="release",
-                explanation="explained which restrictions are lifted (Point 6)",
-            )
-            s.say(f"B/req requests release of {'+'.join(flags)} on {self.person(subject)}")
-            self.approve_and_execute(s, B, rid)
-        rows = self.flags_table(s, B)
-        s.expect(not any(r.active for r in rows), "B holds no active flag any more")
+        rows = self.release_all(s)
         nv = self.views.nationwide_view(self.node, self.who(A, "counter"), self.x)
         s.expect(not nv.protected, "X is released nationwide (no agency holds a flag)")
         released_at = max(h.at for r in rows for h in r.history)

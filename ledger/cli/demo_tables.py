@@ -41,6 +41,7 @@ def _number(first11: str) -> str:
 
 X_NUMBER = _number("12345678901")  # the victim (fictitious, valid check digit)
 Y_NUMBER = _number("98765432109")  # the perpetrator
+K_NUMBER = _number("11235813213")  # X's child, who fled with her (a companion, 同伴者)
 
 
 # -- output -------------------------------------------------------------------------------------------------
@@ -135,7 +136,8 @@ class DemoViews:
         self.steps: list[Step] = []
         self.x = self.app.subject(X_NUMBER)
         self.y = self.app.subject(Y_NUMBER)
-        self.labels = {self.x: "X", self.y: "Y"}
+        self.k = self.app.subject(K_NUMBER)
+        self.labels = {self.x: "X", self.y: "Y", self.k: "K"}
         self.secret: set[str] = set()  # the victim's whereabouts, once she is protected
 
     # helpers

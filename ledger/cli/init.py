@@ -53,7 +53,8 @@ def agency_options(fn: Callable[..., Any], required: bool = True) -> Callable[..
     "--role",
     type=OneOf(ROLES),
     default="agency",
-    help="agency (default), or the linkage's hub or portal: its own keys and database, no agency (docs/linkage.md)",
+    help="agency (default), or the linkage's hub, portal or witness (named by --agency): its own keys and "
+    "database, no agency (docs/linkage.md, docs/accountable-hub.md)",
 )
 @option("--topic-prefix", default=None, help="hub or portal: the linkage topics' prefix (default flagledger.linkage)")
 def init(
@@ -72,10 +73,10 @@ def init(
 ) -> int:
     where = data_dir()
     if role != "agency":
-        made = init_role(where, role, database_url, topic_prefix)
+        made = init_role(where, role, database_url, topic_prefix, agency or "")
         out({"data_dir": data_dir_text(), "role": role, "key_id": made.keys.signer.key_id})
         print(
-            f"next: flagledger linkage directory export > {role}.json, hand it to the other parties, and "
+            f"next: flagledger linkage directory export > {made.keys.name}.json, hand it to the other parties, and "
             f"import theirs with flagledger linkage directory import FILE",
             file=sys.stderr,
         )

@@ -87,7 +87,7 @@ def consume(seconds: float | None) -> int:
 )
 @option(
     "--role",
-    type=OneOf(["agency", "hub", "portal"]),
+    type=OneOf(["agency", "hub", "portal", "witness"]),
     default=None,
     help="the role this directory was made for (`init --role`); default: read from its config.json",
 )

@@ -49,6 +49,7 @@ INCIDENT_CODES: dict[str, IncidentKind] = {
     # by the broker operator looks the same): it is refused and answered by staff
     Code.HUB_FORK: IncidentKind.FORK,
     Code.HUB_ROLLBACK: IncidentKind.FORK,
+    Code.CHECKPOINT_ROLLBACK: IncidentKind.FORK,  # an agency's own log shown shrunk to a witness
     Code.FLAG_IGNORED: IncidentKind.HUB_MISBEHAVIOUR,
     Code.FLAG_DROPPED: IncidentKind.HUB_MISBEHAVIOUR,
 }

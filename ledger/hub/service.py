@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
@@ -48,6 +48,7 @@ from ledger.hub.sealed_records import file_sealed
 from ledger.hub.sequencer import NotLeader
 from ledger.hub.tables import hub_requests
 from ledger.hub.unrouted import answer_unrouted
+from ledger.hub.witness_relay import WITNESSING, witnessing
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.codes import Registration, link_numbers, register, translate
 from ledger.linkage.consultation import AdviceMessage, StaffAnswer
@@ -107,6 +108,7 @@ class HubService:
         heads: MapHeads | None = None,
         digests: DigestSchedule | None = None,
         person_ids: Callable[[str], str] | None = None,
+        witnesses: Sequence[str] = (),
     ) -> None:
         """``heads``: the flag map, its heads and routing proofs (issue #20, ledger.hub.heads); None: routing
         decisions the providers take on trust (docs/accountable-hub.md)."""
@@ -125,6 +127,7 @@ class HubService:
         self.digests = digests  # None: each message sent as decided; else one digest per inbox per tick
         # number → person id from the key store (ledger.hub.person_ids); None: from keys.secret
         self.person_ids = person_ids
+        self.witnesses = tuple(witnesses)  # forwarded every agency's own tree head (ledger.hub.witness_relay)
 
     # -- the loop ------------------------------------------------------------------------------------------
     def lead(self) -> bool:
@@ -256,6 +259,8 @@ class HubService:
             self.consults.advice(opened, decode(AdviceMessage, opened.payload))
         elif kind == StaffAnswer.kind:
             self.consults.staff_answer(opened, decode(StaffAnswer, opened.payload))
+        elif kind in WITNESSING:  # relays, agencies' tree heads to the witnesses (issue #20)
+            self._commit(opened, witnessing(opened, self.directory, self.witnesses, self._seal))
         elif kind == StaffRosterMessage.kind:  # the agency's staff keys, for the check above (ledger.hub.rosters)
             keep_roster(self.store, opened, decode(StaffRosterMessage, opened.payload))
         else:

@@ -40,12 +40,15 @@ from ledger.linkage.record_contents import RecordContents, SealedRecordMessage, 
 from ledger.linkage.sealing import SenderKeys, seal, unseal
 from ledger.linkage.staff_rosters import MAX_EVENTS, RosterEvent, StaffRosterMessage
 from ledger.linkage.transport import Transport
+from ledger.linkage.tree_heads import Cosignature, TreeHead, TreeHeadMessage, WitnessIncident, encode_tree_head, relayed
 
 __all__ = ["AgencyEnd", "Inbound", "open_from_hub"]
 
 _INBOUND: dict[str, type[Message]] = {
     m.kind: m for m in (RoutedQuery, Consultation, AnswerMessage, AdviceRelay, Escalation)
 } | MAP_KINDS
+# relayed from a witness (issue #20): its cosignature of this agency's head, or a fork or rollback it found
+_FROM_WITNESS: dict[str, type[Message]] = {m.kind: m for m in (Cosignature, WitnessIncident)}
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ def open_from_hub(keys: PartyKeys, message: bytes, sender_keys: SenderKeys) -> I
     """A message to this agency opened, checked to be the hub's and of a kind the hub sends an agency;
     a ledger error otherwise."""
     opened = unseal(keys.sealing, keys.name, message, sender_keys)
+    if opened.sender not in (HUB, keys.name) and opened.kind in _FROM_WITNESS:  # relayed by the hub, signed
+        return Inbound(opened.event_id, decode(_FROM_WITNESS[opened.kind], opened.payload))
     if opened.sender != HUB or opened.kind not in _INBOUND:
         raise PermissionDenied(
             f"an agency reads only the hub's messages, not {opened.kind!r} from {opened.sender}", code=Code.WRONG_ROUTE
@@ -204,6 +209,21 @@ class AgencyEnd:
         for at in range(0, len(events), MAX_EVENTS):
             m = StaffRosterMessage.of(position + at, events[at : at + MAX_EVENTS])
             self._send(m.kind, m.encode())
+
+    def relay(self, to: str, message: Message) -> None:
+        """Send ``message`` sealed to ``to`` (a witness), through the hub, which forwards it unopened."""
+        self.send(relayed(self.keys.signer, self.directory.sealing_key(to), to, message))
+
+    def publish_head(
+        self, head: TreeHead, prev_size: int = 0, consistency: tuple[bytes, ...] = (), witnesses: tuple[str, ...] = ()
+    ) -> None:
+        """Show this agency's own signed tree head (a checkpoint) to the hub, with its consistency proof (the
+        hub forwards both to the witnesses), and the head alone to each witness, small enough for a digest: a
+        log shown one way to the hub and another to a witness is caught (ledger.witness)."""
+        m = TreeHeadMessage(encode_tree_head(head).hex(), prev_size, b"".join(consistency).hex())
+        self.send(m)
+        for witness in witnesses:
+            self.relay(witness, TreeHeadMessage(m.head, 0, ""))
 
     def read_inbox(self, timeout_ms: int = 200, max_records: int = 100) -> list[Inbound]:
         """The hub's new messages to this agency, opened; the inbox is committed past them."""

@@ -5,6 +5,8 @@
   The flag map is on (``heads``: map heads signed and announced, routing decisions proved; VRF key and head
   interval from ``ledger.runtime.hub_map``), and staff decisions are checked against the rosters the agencies
   sent (``ledger.hub.rosters``).
+* **witness**: ``WitnessService`` steps and gossips (``ledger.node.witness_loop``); the hub forwards agencies'
+  tree heads to the witnesses config.json's ``linkage.witnesses`` names.
 * **portal**: ``PortalService`` steps (send the sealed registrations of new cards, keep the hub's pages).
 
 Both run on a digest schedule (``linkage.digests``, ``ledger.runtime.digest_settings``; on unless switched
@@ -36,10 +38,11 @@ from ledger.hub.service import HubService
 from ledger.linkage.names import HUB
 from ledger.linkage.person_keys import PersonKeyProver
 from ledger.node.observe import configure_logging
+from ledger.node.witness_loop import witness_loop
 from ledger.portal.service import PortalService
 from ledger.runtime.digest_settings import DigestSettings
 from ledger.runtime.hub_map import MapSettings
-from ledger.runtime.roles import RoleNode
+from ledger.runtime.roles import WITNESS, RoleNode
 
 __all__ = ["run_role"]
 
@@ -74,6 +77,8 @@ def run_role(
     try:
         if node.role == HUB:
             _hub_loop(node, transport, stop, counts, health_every)
+        elif node.role == WITNESS:
+            witness_loop(node, transport, stop, counts)
         else:
             _portal_loop(node, transport, stop, counts, health_every)
     finally:
@@ -108,6 +113,7 @@ def _hub_loop(
         rosters=HubRosters(store.engine),
         heads=_heads(node),
         digests=DigestSettings.from_linkage(node.config.linkage).schedule(),
+        witnesses=tuple(node.config.linkage.get("witnesses", ())),  # their codes: each agency's heads forwarded
     )
     feed = PortalFeed(store, node.keys, hub.directory)
     health = _Health(node.role, every, counts)

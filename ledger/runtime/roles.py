@@ -44,10 +44,12 @@ from ledger.portal.store import PortalStore, open_portal_store
 from ledger.runtime.config import NodeConfig
 from ledger.runtime.hub_map import vrf_key
 from ledger.runtime.keystore import Keys, open_keystore
+from ledger.witness.store import WitnessStore, open_witness_store
 
 __all__ = [
     "LINKAGE_ROLES",
     "ROLES",
+    "WITNESS",
     "DirectoryEntry",
     "RoleNode",
     "import_entries",
@@ -56,8 +58,9 @@ __all__ = [
     "role_of",
 ]
 
-ROLES = ("agency", "hub", "portal")
-LINKAGE_ROLES = (HUB, PORTAL)
+WITNESS = "witness"  # issue #20: named by its own party code (``init --role witness --agency W-KANTO``)
+ROLES = ("agency", "hub", "portal", WITNESS)
+LINKAGE_ROLES = (HUB, PORTAL, WITNESS)
 SEALING = "linkage-sealing.key"
 SECRET = "linkage-secret.key"
 DIRECTORY_FILE = "directory.json"
@@ -182,25 +185,35 @@ class RoleNode:
         self._require(PORTAL)
         return open_portal_store(self.database_url())
 
+    def witness_store(self) -> WitnessStore:
+        self._require(WITNESS)
+        return open_witness_store(self.database_url())
+
     def _require(self, role: str) -> None:
         if self.role != role:
             raise ConfigurationError(f"{self.config.data_dir} is a {self.role} node, not the {role}")
 
 
-def init_role(data_dir: Path, role: str, database_url: str | None = None, topic_prefix: str | None = None) -> RoleNode:
-    """A new hub or portal data directory: config.json, its signing and sealing keys and its code secret."""
+def init_role(
+    data_dir: Path, role: str, database_url: str | None = None, topic_prefix: str | None = None, party: str = ""
+) -> RoleNode:
+    """A new hub, portal or witness data directory: config.json, its signing and sealing keys and its code
+    secret. A witness is named by ``party`` (a code like an agency's); the hub and the portal by their role."""
     if role not in LINKAGE_ROLES:
         raise InputError(f"init makes a {' or '.join(LINKAGE_ROLES)} directory here, not {role!r}", field="role")
+    party = _party(role, party)
     if (data_dir / "config.json").exists():
         raise ConfigurationError(f"{data_dir} is already a flagledger data directory")
     config = NodeConfig(data_dir, database_url=database_url, role=role)
     if topic_prefix:
         config.linkage["topic_prefix"] = topic_prefix
+    if role == WITNESS:
+        config.linkage["party"] = party
     config.save()
     if not database_url:
         private_file(data_dir / f"{role}.sqlite")  # 0600 first: SQLite gives its -wal and -shm files this mode
     keys = Keys(open_keystore(config))
-    name, signer = keys.new_signer(role)
+    name, signer = keys.new_signer(party)
     sealing_hex, _ = new_sealing_key()
     keys.store.create(SEALING, sealing_hex)
     keys.store.create(SECRET, pysecrets.token_hex(32))
@@ -224,7 +237,7 @@ def open_role(data_dir: Path) -> RoleNode:
     if not isinstance(signing, dict):
         raise ConfigurationError(f"{config.path} names no signing key of the {config.role}")
     keys = Keys(open_keystore(config))
-    signer = keys.signer(config.role, str(signing["file"]))
+    signer = keys.signer(_party(config.role, str(config.linkage.get("party", ""))), str(signing["file"]))
     try:
         sealing = sealing_key_from_hex(keys.store.get(SEALING))
         secret = bytes.fromhex(keys.store.get(SECRET))
@@ -233,7 +246,7 @@ def open_role(data_dir: Path) -> RoleNode:
     # a hub directory made before the flag map gets its VRF key now (export the entry again to publish it)
     vrf = vrf_key(keys.store) if config.role == HUB else None
     own = DirectoryEntry(
-        config.role,
+        signer.agency,
         signer.key_id,
         signer.public_raw.hex(),
         str(signing["valid_from"]),
@@ -241,6 +254,14 @@ def open_role(data_dir: Path) -> RoleNode:
         "" if vrf is None else vrf_public_hex(vrf.public_key()),
     )
     return RoleNode(config, PartyKeys(signer, sealing, secret), own, vrf)
+
+
+def _party(role: str, party: str) -> str:
+    if role != WITNESS:
+        return role
+    if not party or party in (HUB, PORTAL):
+        raise InputError("a witness is named by its own code (--agency), not hub or portal", field="agency")
+    return check_party(party, "agency")
 
 
 def import_entries(node: RoleNode, raw: Any) -> list[str]:

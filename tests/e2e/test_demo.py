@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -39,6 +40,8 @@ def run_cli(
 
 
 def test_the_demo_shows_the_leaks_before_protection_and_none_after(tmp_path: Path) -> None:
+    """Perpetrator reading the portal, the counter's answers and as proxy, and asking about the child: before the
+    flags Y learns B; after, no view names B or C — through the companion K and X's handover to C as well."""
     proc = run_cli("demo", "--data-dir", str(tmp_path / "demo"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = proc.stdout
@@ -46,6 +49,10 @@ def test_the_demo_shows_the_leaks_before_protection_and_none_after(tmp_path: Pat
     assert "B市 (131024) ⚠LEAK" in before, "without flags, Y learns B"
     assert "⚠LEAK" not in after
     assert "protection holds at C with no flag set there" in after and "🔒" in after
+    assert "Companion: X's child K, attached to X's case, is held like X" in after
+    assert "Handover: X's move to C is recorded; C takes over through its own chain" in after
+    handed = r"\| X +\| \d{4}-\d\d-\d\d \| NON_DISCLOSURE, NO_AUTO_RESPONSE \| \(not shown\) 🔒"
+    assert re.search(handed, after), "C is asked to take over both flags, not told who held them"
     assert "OK:" in text
     assert (tmp_path / "demo" / "config.json").exists()
 

@@ -68,7 +68,8 @@ def app_keys() -> set[str]:
 
 @functools.cache
 def entrypoint_keys() -> set[str]:
-    return set(re.findall(r"os\.environ(?:\.get\()?\[?[\"']([A-Z_]+)[\"']", ENTRYPOINT.read_text()))
+    text = ENTRYPOINT.read_text() + ENTRYPOINT.with_name("linkage_entry.py").read_text()  # its linkage half
+    return set(re.findall(r"os\.environ(?:\.get\()?\[?[\"']([A-Z_]+)[\"']", text))
 
 
 @functools.cache

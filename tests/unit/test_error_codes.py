@@ -108,6 +108,7 @@ PUBLISHED = {
     "flag_ignored",
     "flag_dropped",
     "hub_fork",
+    "checkpoint_rollback",
     "hub_rollback",
     # issue 19: the consultation beyond delivery (docs/linkage.md)
     "staff_decision_required",

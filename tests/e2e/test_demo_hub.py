@@ -1,0 +1,65 @@
+"""`flagledger demo --topology hub` (issue 19): agencies A, B, C as hub-mode nodes, a hub and a portal, each in its
+own data directory, in one process on one in-memory broker — run as a user runs it, then searched file by file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ledger.cli.demo_hub_world import DIRS, Z_NUMBER, x_code
+from ledger.cli.demo_tables import X_NUMBER, Y_NUMBER, A, B, C
+from ledger.runtime.bootstrap import open_node
+from ledger.runtime.linkage import subject_of
+from tests.e2e.test_demo import run_cli
+from tests.integration.test_file_modes import modes
+
+
+def _files(path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file())
+
+
+def test_the_hub_demo_holds_for_staff_hides_on_the_portal_and_stores_no_number(tmp_path: Path) -> None:
+    """Perpetrator asking at C about X, who fled to B; insider at A, at C or at the portal with its whole data
+    directory; a shell user reading the files: C's query is held for A's staff (Z, unprotected, is answered
+    automatically: the control), the portal hides X's record and refuses a proxy, no party's files hold an
+    individual number or are readable by another user, and of the agencies and the portal only B's own directory
+    holds B's code for X."""
+    demo = tmp_path / "demo"
+    proc = run_cli("demo", "--topology", "hub", "--data-dir", str(demo))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "| X     | A市 (131016) | in_progress 🔒 | no " in out, "held, not automatic; the holder not named"
+    assert "| Z     | A市 (131016) | answered " in out, "the control is answered automatically"
+    assert "| X       | C市 (131032) |" in out, "A's queue holds C's query about X"
+    assert "| X    | self   | 0 🔒 " in out and "hidden under non-disclosure" in out, "the portal hides X's record"
+    assert "| Z    | self   | 1 " in out, "the portal shows Z's record (the control)"
+    assert "refused: proxy_refused" in out
+    assert "who stores what about X" in out and "flagledger.linkage.inbox.portal" in out
+    assert "OK:" in out and "✗" not in out
+
+    # each party its own directory and database, nothing shared on disk
+    for party, database in ((A, "views.sqlite"), (B, "views.sqlite"), (C, "views.sqlite"), ("hub", "hub.sqlite"),
+                            ("portal", "portal.sqlite")):  # fmt: skip
+        assert (demo / DIRS[party] / database).is_file(), party
+    assert modes(demo) == {}, "every directory 0700, every file 0600: no party's files readable by other users"
+    numbers = [n.encode() for n in (X_NUMBER, Y_NUMBER, Z_NUMBER)]
+    for party in DIRS.values():
+        blob = _files(demo / party)
+        assert blob and not any(n in blob for n in numbers), f"an individual number in {party}/"
+
+    # B's code for X is B's alone: the search finds it in B's directory, and nowhere else
+    node_b = open_node(demo / DIRS[B])
+    try:
+        b_code = x_code(node_b, B)
+    finally:
+        node_b.close()
+    spellings = [s.encode() for s in (b_code, subject_of(b_code))]
+    assert any(s in _files(demo / DIRS[B]) for s in spellings)
+    for party in (A, C, "portal"):
+        assert not any(s in _files(demo / DIRS[party]) for s in spellings), party
+
+
+def test_the_demo_refuses_an_unknown_topology(tmp_path: Path) -> None:
+    """Shell user mistyping the option: exit 2, naming the choices, nothing made."""
+    proc = run_cli("demo", "--topology", "mesh", "--data-dir", str(tmp_path / "d"))
+    assert proc.returncode == 2 and "one-node, hub" in proc.stderr
+    assert not (tmp_path / "d").exists()

@@ -53,7 +53,7 @@ from ledger.linkage.checks import MapChecks
 from ledger.linkage.consultation import DECIDED
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
-from ledger.linkage.messages import AnswerMessage, FlagChangeMessage, LinkMessage, Message, QueryMessage, RecordMessage
+from ledger.linkage.messages import AnswerMessage, FlagChangeMessage, LinkMessage, Message, QueryMessage
 from ledger.linkage.names import HUB
 from ledger.linkage.staff_rosters import roster_events
 from ledger.linkage.transport import Transport
@@ -267,9 +267,9 @@ class LinkageBridge:
         made_at = event.timestamp.isoformat() if isinstance(event.timestamp, datetime) else str(event.timestamp)
         yield (
             (request.subject,),
-            RecordMessage(
-                request.id.hex,
+            self.end.sealed_record(  # its contents sealed to the portal: the hub cannot read them
                 code_of(request.subject),
+                request.id.hex,
                 request.querier,
                 request.procedure,
                 request.legal_item,

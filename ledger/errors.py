@@ -146,6 +146,7 @@ class Code:
     NOT_LEADER: Final = "not_leader"  # a hub process without the leader lease (a standby) does not sequence
     CARD_REVOKED: Final = "card_revoked"  # the portal refuses a card whose number was replaced
     PROXY_REFUSED: Final = "proxy_refused"  # the portal refuses a proxy's or guardian's view while a flag applies
+    CLEAR_RECORD: Final = "clear_record"  # the hub files provision records sealed to the portal only
     # an answer to a request the hub marked "staff" without a four-eyes decision on the holders' advice
     STAFF_DECISION_REQUIRED: Final = "staff_decision_required"
     # an accountable hub (issue 20, docs/accountable-hub.md): what providers, holders and witnesses catch

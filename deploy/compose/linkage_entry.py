@@ -4,7 +4,8 @@ node switched to hub mode. Public directory entries are exchanged as files in ``
 
     NODE_ROLE          agency (default), hub or portal
     LINKAGE_MODE       an agency: shared (default) or hub (``linkage.mode: hub`` written into config.json)
-    LINKAGE_PARTIES    the hub: the parties whose entries it waits for and imports (the portal, the agencies)
+    LINKAGE_PARTIES    the hub: the parties whose entries it waits for and imports (the portal, the agencies);
+                       the portal: the agencies in hub mode (it checks their signatures on records' contents)
     FLAGLEDGER_LINKAGE_TOPIC_PREFIX   read by the application; written into an agency's config.json too
 
 The hub's entry is published first, so the others (which wait for it) and the hub (which waits for theirs)
@@ -58,7 +59,8 @@ def set_up_role(role: str, run: Run, say: Callable[[str], None]) -> None:
         run(*args)
         say(f"initialised the {role} in {data_dir}")
     publish(role, json.loads(run("linkage", "directory", "export")))
-    wanted = ["hub"] if role == "portal" else [p for p in os.environ.get("LINKAGE_PARTIES", "").split(",") if p]
+    parties = [p for p in os.environ.get("LINKAGE_PARTIES", "").split(",") if p]
+    wanted = ["hub", *parties] if role == "portal" else parties
     for party in wanted:
         run("linkage", "directory", "import", str(wait_for(party)))
         say(f"the {role} imported {party}'s linkage entry")
@@ -76,10 +78,12 @@ def set_up_agency_in_hub_mode(code: str, say: Callable[[str], None]) -> None:
 
     data_dir = Path(os.environ["FLAGLEDGER_DATA_DIR"])
     hub = json.loads(wait_for("hub").read_text())
+    portal = json.loads(wait_for("portal").read_text())  # its records' contents are sealed to the portal
     config = NodeConfig.load(data_dir)
     prefix = os.environ.get("FLAGLEDGER_LINKAGE_TOPIC_PREFIX") or str(config.linkage.get("topic_prefix", Topics.prefix))
-    if config.linkage.get("hub") != hub or config.linkage.get("mode") != "hub":
-        config.linkage = {**config.linkage, "mode": "hub", "topic_prefix": prefix, "hub": hub}
+    linkage = {"mode": "hub", "topic_prefix": prefix, "hub": hub, "portal": portal}
+    if any(config.linkage.get(k) != v for k, v in linkage.items()):
+        config.linkage = {**config.linkage, **linkage}
         config.save()
         say(f"{code} is in linkage hub mode, with the hub's key {hub.get('key_id')}")
     node = open_node(data_dir)

@@ -351,7 +351,8 @@ def _start_roles(
     env = {**_role_env(root, state, "hub", tuning), "LINKAGE_PARTIES": parties}
     hub_init = _spawn(root, "hub-init", [sys.executable, str(ENTRYPOINT), "setup-only"], env)
     progress(f"hub-init starting, pid {hub_init.pid}")
-    env = _role_env(root, state, "portal", tuning)
+    # the portal checks the agencies' signatures on their records' sealed contents: it imports their entries
+    env = {**_role_env(root, state, "portal", tuning), "LINKAGE_PARTIES": ",".join(a.code for a in AGENCIES)}
     procs["portal"] = _spawn(root, "portal", [sys.executable, str(ENTRYPOINT)], env)
     state["nodes"]["portal"] = {"service": "portal", "pid": procs["portal"].pid, "env": env}
     progress(f"portal starting, pid {procs['portal'].pid}")

@@ -225,10 +225,13 @@ class HubDemo:
         with w.hub_store.engine.connect() as conn:
             from sqlalchemy import func, select
 
-            from ledger.hub.tables import hub_records
+            from ledger.hub.tables import hub_sealed_records
 
-            records = int(conn.execute(select(func.count()).select_from(hub_records)).scalar_one())
-        s.say(f"the hub holds {records} provision record(s) (A's about X and about Z); the portal got only pages")
+            records = int(conn.execute(select(func.count()).select_from(hub_sealed_records)).scalar_one())
+        s.say(
+            f"the hub holds {records} provision record(s) (A's about X and about Z), their contents sealed to the"
+            " portal: the hub files and hides them, only the portal reads them"
+        )
         s.expect(records == 2, "the hub filed both records")
         s.expect(PORTAL in w.hub.directory.sealing, "the portal is known to the hub")
         self.done(s)

@@ -44,13 +44,14 @@ def x_code(node: Node, agency: str, number: str = X_NUMBER) -> str:
     return agency_code(code_secret(node.keys, agency), agency, number)
 
 
-def _agency_node(data_dir: Path, code: str, hub: RoleNode) -> Node:
+def _agency_node(data_dir: Path, code: str, hub: RoleNode, portal: RoleNode) -> Node:
     """A fresh agency directory switched to hub mode before anyone is filed (subjects are its own codes)."""
     made = init_node(data_dir, [AgencySpec(code, NAMES[code], "municipality", second_administrator="admin2")])
     first = dict(made.app.first_codes)  # the first administrator's one-time code, shown once (as by `init`)
     made.close()
     config = NodeConfig.load(data_dir)
-    config.linkage = {"mode": "hub", "hub": hub.own.as_json()}
+    # the portal's entry too: the agency seals its records' contents to the portal (the hub cannot read them)
+    config.linkage = {"mode": "hub", "hub": hub.own.as_json(), "portal": portal.own.as_json()}
     config.save()
     node = open_node(data_dir)
     node.app.first_codes.update(first)
@@ -75,10 +76,11 @@ class HubWorld:
     def open(cls, root: Path) -> HubWorld:
         hub_role = init_role(root / DIRS[HUB], HUB)
         portal_role = init_role(root / DIRS[PORTAL], PORTAL)
-        nodes = {code: _agency_node(root / DIRS[code], code, hub_role) for code in (A, B, C)}
+        nodes = {code: _agency_node(root / DIRS[code], code, hub_role, portal_role) for code in (A, B, C)}
         # the out-of-band exchange of published keys (`linkage directory export|import`): public halves only
         import_entries(hub_role, [published_entry(n) for n in nodes.values()] + [portal_role.own.as_json()])
-        import_entries(portal_role, hub_role.own.as_json())
+        # the portal checks the agencies' signatures on the records' sealed contents
+        import_entries(portal_role, [hub_role.own.as_json()] + [published_entry(n) for n in nodes.values()])
         broker = MemoryBroker()
         hub_store = hub_role.hub_store("hub-demo")
         # as `flagledger node --role hub` runs it: the flag map its published VRF key announces (the agencies'

@@ -11,50 +11,24 @@ their event ids, as it drops any resent message. Format and reasons: ``ledger.li
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.errors import Code, ConfigurationError, PermissionDenied
+from ledger.errors import Code, PermissionDenied
 from ledger.hub.inbox import paid
 from ledger.hub.tables import hub_outbox
-from ledger.linkage.buckets import BUCKETS
-from ledger.linkage.digests import DIGEST_SIZE, seal_digest, unpack
+from ledger.linkage.digests import seal_digest, unpack
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import HUB
+from ledger.linkage.schedule import DigestSchedule  # where it was first: the hub's loop takes one
 from ledger.linkage.sealing import Opened, read_header
 from ledger.linkage.transport import Delivery, Transport
 from ledger.storage import storage_error
 
 __all__ = ["DigestSchedule", "carried", "send_digests"]
-
-
-@dataclass
-class DigestSchedule:
-    """A tick every ``every`` seconds (``HubService.run`` ticks when it is due; tests call ``tick`` themselves),
-    each digest ``size`` bytes (a bucket)."""
-
-    every: float = 1.0
-    size: int = DIGEST_SIZE
-    clock: Callable[[], float] = time.monotonic
-    _last: float | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if not 0.01 <= self.every <= 3600:
-            raise ConfigurationError(f"a digest tick comes every 0.01 to 3600 seconds, not {self.every}")
-        if self.size not in BUCKETS:
-            raise ConfigurationError(f"a digest's size must be a bucket {BUCKETS}, not {self.size}")
-
-    def due(self) -> bool:
-        now = self.clock()
-        return self._last is None or now - self._last >= self.every
-
-    def ticked(self) -> None:
-        self._last = self.clock()
 
 
 def _owed_by_recipient(engine: Engine) -> dict[str, list[tuple[int, bytes]]]:

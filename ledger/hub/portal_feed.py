@@ -4,7 +4,8 @@ changes.
 A round (:meth:`PortalFeed.step`, after each step of the hub's loop, by the leader only) finds what changed
 since the last round — records and flag changes sequenced since the mark, portal codes never fed, number-change
 links never fed — takes every portal code of every person touched (across their numbers), computes the page
-(``portal_page``: the records shown, hidden ones removed by the hub's sequence) with whether a protection
+(``sealed_page``: the records shown, hidden ones removed by the hub's sequence, each still sealed by its
+provider to the portal — the hub passes on contents it cannot read) with whether a protection
 applies now and whether the code's number was replaced, and owes the portal each page whose content differs
 from the last one sent under that code. Pages, digests, links fed and the new mark are written in one
 transaction; the hub's outbox sends them at its next step (``hub_outbox``), so a hub that dies mid-round feeds
@@ -17,6 +18,7 @@ holder, no agency that hides, no person id, no other code.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import uuid
@@ -27,8 +29,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.hub.inbox import owe
 from ledger.hub.log import HubStore
-from ledger.hub.portal_view import portal_page
 from ledger.hub.routing import holdings
+from ledger.hub.sealed_records import sealed_page
 from ledger.hub.tables import (
     hub_codes,
     hub_flag_changes,
@@ -36,14 +38,14 @@ from ledger.hub.tables import (
     hub_portal_links,
     hub_portal_mark,
     hub_portal_sent,
-    hub_records,
+    hub_sealed_records,
 )
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.codes import persons_of
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import PORTAL
-from ledger.linkage.portal_messages import MAX_RECORDS, PageRecord, PortalPageMessage
+from ledger.linkage.sealed_pages import SealedPageEntry, SealedPortalPage
 from ledger.linkage.sealing import seal
 from ledger.storage import storage_error
 
@@ -52,13 +54,13 @@ __all__ = ["PortalFeed", "page_for"]
 log = logging.getLogger("flagledger.hub.portal")
 
 
-def page_for(store: HubStore, code: str, version: int) -> PortalPageMessage:
-    """The page of the person the portal knows by ``code``, as the hub sends it."""
-    page = portal_page(store.engine, store.codes, code)
+def page_for(store: HubStore, code: str, version: int) -> SealedPortalPage:
+    """The page of the person the portal knows by ``code``, as the hub sends it (the newest records that fit)."""
+    page = sealed_page(store.engine, store.codes, code)
     person = store.codes.person(PORTAL, code)
-    assert person is not None  # portal_page found it
-    records = tuple(PageRecord(**vars(r)) for r in page.records[-MAX_RECORDS:])  # the newest, if there are more
-    return PortalPageMessage(
+    assert person is not None  # sealed_page found it
+    records = [SealedPageEntry(r.record_id, r.provider, base64.b64encode(r.contents).decode()) for r in page.records]
+    return SealedPortalPage.newest(
         code,
         version,
         records,
@@ -68,7 +70,7 @@ def page_for(store: HubStore, code: str, version: int) -> PortalPageMessage:
     )
 
 
-def _digest(page: PortalPageMessage) -> str:
+def _digest(page: SealedPortalPage) -> str:
     return hashlib.sha256(replace(page, version=0).encode()).hexdigest()  # the content, whatever its version
 
 
@@ -121,7 +123,7 @@ class PortalFeed:
 
     def _touched(self, version: int) -> tuple[int, set[str], list[str]]:
         """The mark, the persons touched since it (up to ``version``), and the links not yet fed."""
-        r, f, c, k = hub_records.c, hub_flag_changes.c, hub_codes.c, hub_links.c
+        r, f, c, k = hub_sealed_records.c, hub_flag_changes.c, hub_codes.c, hub_links.c
         try:
             with self.store.engine.connect() as conn:
                 mark = int(conn.execute(select(hub_portal_mark.c.seq)).scalar() or 0)

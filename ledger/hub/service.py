@@ -41,7 +41,7 @@ from ledger.hub.consultations import WINDOW, HubConsultations
 from ledger.hub.digests import DigestSchedule, carried, send_digests
 from ledger.hub.heads import MapHeads
 from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid, park, was_applied
-from ledger.hub.log import HubStore, ProvisionRecord
+from ledger.hub.log import HubStore
 from ledger.hub.rosters import keep_roster
 from ledger.hub.routing import holdings
 from ledger.hub.sealed_records import file_sealed
@@ -240,9 +240,11 @@ class HubService:
                 self.heads.relink.discard("")
         elif kind == SealedRecordMessage.kind:
             file_sealed(self.store, opened.sender, decode(SealedRecordMessage, opened.payload), self._mark(opened))
-        elif kind == RecordMessage.kind:  # readable in the hub's database: the portal feed's pages are made of it
-            record = ProvisionRecord(**asdict(decode(RecordMessage, opened.payload)))
-            self.store.log.provision(opened.sender, record, self._mark(opened))
+        elif kind == RecordMessage.kind:  # its text would sit readable in the hub's database: the insider's bound
+            raise PermissionDenied(
+                "the hub files provision records sealed to the portal only (sealed_record), not in the clear",
+                code=Code.CLEAR_RECORD,
+            )
         elif kind == QueryMessage.kind:
             query = decode(QueryMessage, opened.payload)
             try:

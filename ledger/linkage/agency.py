@@ -32,7 +32,6 @@ from ledger.linkage.messages import (
     LinkMessage,
     Message,
     QueryMessage,
-    RecordMessage,
     RoutedQuery,
     decode,
 )
@@ -58,6 +57,11 @@ class Inbound:
 
     event_id: str
     message: Message
+
+
+# a roster message's payload at most: inside ANSWER_SIZE's bucket with the framing, so three fit a default digest
+# and a roster change looks like any other tick on the broker (a larger one would go alone, in a bigger bucket)
+ROSTER_ROOM = ANSWER_SIZE - 300
 
 
 def open_from_hub(keys: PartyKeys, message: bytes, sender_keys: SenderKeys) -> Inbound:
@@ -157,23 +161,32 @@ class AgencyEnd:
     def record(
         self, number: str, querier: str, procedure: str, legal_item: int, info_kind: str, outcome: str, made_at: str
     ) -> str:
-        """Send the hub a provision record of this agency (as provider); returns its id."""
-        code = self.file_person(number)
-        m = RecordMessage(uuid.uuid4().hex, code, querier, procedure, legal_item, info_kind, outcome, made_at)
+        """Send the hub a provision record of this agency (as provider), its contents sealed to the portal: the
+        hub files it and cannot read it (docs/accountable-hub.md, the bounded hub insider); returns its id."""
+        m = self.sealed_record(
+            self.file_person(number), uuid.uuid4().hex, querier, procedure, legal_item, info_kind, outcome, made_at
+        )
         self._send(m.kind, m.encode())
         return m.record_id
 
-    def record_sealed(
-        self, number: str, querier: str, procedure: str, legal_item: int, info_kind: str, outcome: str, made_at: str
-    ) -> str:
-        """The same record with its contents sealed to the portal: the hub files it and cannot read it
-        (docs/accountable-hub.md, the bounded hub insider); returns its id."""
-        code, record_id = self.file_person(number), uuid.uuid4().hex
+    record_sealed = record  # the name it had while the hub also took records in the clear
+
+    def sealed_record(
+        self,
+        code: str,
+        record_id: str,
+        querier: str,
+        procedure: str,
+        legal_item: int,
+        info_kind: str,
+        outcome: str,
+        made_at: str,
+    ) -> SealedRecordMessage:
+        """The ``sealed_record`` for a person this agency knows by ``code`` (a node's bridge names people by its
+        codes), its contents sealed to the portal under this agency's signature."""
         contents = RecordContents(querier, procedure, legal_item, info_kind, outcome, made_at)
         sealed = seal_contents(self.keys.signer, self.directory.sealing_key(PORTAL), record_id, contents)
-        m = SealedRecordMessage(record_id, code, sealed)
-        self._send(m.kind, m.encode())
-        return m.record_id
+        return SealedRecordMessage(record_id, code, sealed)
 
     def query(self, number: str, provider: str, procedure: str, legal_item: int, info_kind: str) -> str:
         """Ask ``provider`` through the hub about the person; returns this agency's request id."""
@@ -198,9 +211,18 @@ class AgencyEnd:
     def send_roster(self, events: list[RosterEvent], position: int = 0) -> None:
         """Send the hub this agency's staff roster events from ``position`` on, in batches (the hub checks its
         staff's four-eyes decisions against them: ledger.linkage.staff_rosters)."""
-        for at in range(0, len(events), MAX_EVENTS):
-            m = StaffRosterMessage.of(position + at, events[at : at + MAX_EVENTS])
+        at = 0
+        while at < len(events):
+            n = 1  # as many events as keep the message in an answer's bucket, so it travels inside a digest
+            while (
+                at + n < len(events)
+                and n < MAX_EVENTS
+                and len(StaffRosterMessage.of(position + at, events[at : at + n + 1]).encode()) <= ROSTER_ROOM
+            ):
+                n += 1
+            m = StaffRosterMessage.of(position + at, events[at : at + n])
             self._send(m.kind, m.encode())
+            at += n
 
     def relay(self, to: str, message: Message) -> None:
         """Send ``message`` sealed to ``to`` (a witness), through the hub, which forwards it unopened."""

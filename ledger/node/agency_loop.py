@@ -5,6 +5,11 @@ relay of the node's envelopes, no ingest of other agencies' — only the bridge 
 ``flagledger node`` runs this instead of the shared-mode loop when config.json says ``linkage.mode: hub``
 (``ledger.node.loop.run``). The transport is Kafka (``KafkaTransport``: the agency's own inbox topic, the hub's
 topic, prefix ``linkage.topic_prefix``), or the one given (the in-memory transport in tests and the demo).
+
+On a digest schedule (``linkage.digests``, ``ledger.runtime.digest_settings``; on unless switched off) the
+transport is a ``ScheduledTransport``: the hub's digests are opened into their messages, and the node pushes only
+when a tick is due, its registrations, flag changes, records, answers and queries then leaving in that tick's
+digest (one, empty if nothing moved) — the hub's topic shows this agency like every other.
 """
 
 from __future__ import annotations
@@ -16,15 +21,18 @@ from collections.abc import Callable
 from typing import Any
 
 from consumers.broker import BrokerUnavailable, retry_delay
-from consumers.linkage_bridge import LinkageBridge
+from consumers.linkage_bridge import LinkageBridge, Pushed
 from consumers.node_status import StatusFile
 from consumers.settings import KafkaSettings
 from ledger import clock
 from ledger.app.answers import run_batches
-from ledger.errors import FlagLedgerError, StateConflict, StorageError
+from ledger.errors import Code, FlagLedgerError, StateConflict, StorageError
+from ledger.linkage.schedule import DigestSchedule
+from ledger.linkage.scheduled_transport import ScheduledTransport
 from ledger.linkage.transport import Topics, Transport
 from ledger.runtime.bootstrap import Node
-from ledger.runtime.linkage import hosted_agency
+from ledger.runtime.digest_settings import DigestSettings
+from ledger.runtime.linkage import hosted_agency, linkage_directory, party_keys
 
 __all__ = ["run_agency"]
 
@@ -43,6 +51,20 @@ def _transport(node: Node) -> Transport:
     return KafkaTransport(KafkaSettings.from_config(node.config), hosted_agency(node.config), Topics(prefix))
 
 
+def _push(bridge: LinkageBridge, schedule: DigestSchedule | None, scheduled: ScheduledTransport | None) -> Pushed:
+    """Push now (no schedule), or when a tick is due and then send that tick's digest at once: what the bridge
+    marks sent leaves the process before anything else happens."""
+    if schedule is None or scheduled is None:
+        return bridge.push()
+    if not schedule.due():
+        return Pushed()
+    schedule.ticked()
+    try:
+        return bridge.push()
+    finally:
+        scheduled.tick()
+
+
 def run_agency(
     node: Node,
     until: Callable[[], bool],
@@ -52,7 +74,13 @@ def run_agency(
     transport: Transport | None = None,
 ) -> dict[str, Any]:
     """Run the hub-mode loop until ``until()``; returns the last status written to ``node-status.json``."""
-    bridge = LinkageBridge(node, transport if transport is not None else _transport(node))
+    inner = transport if transport is not None else _transport(node)
+    schedule = DigestSettings.from_linkage(node.config.linkage).schedule()
+    scheduled = None
+    if schedule is not None:
+        keys, directory = party_keys(node), linkage_directory(node.config)
+        scheduled = ScheduledTransport(inner, keys, directory, node.app.clock, schedule.size)
+    bridge = LinkageBridge(node, inner if scheduled is None else scheduled)
     status_out = StatusFile(node.config.data_dir / "node-status.json")
     totals = {"sent": 0, "registrations": 0, "applied": 0, "replays": 0, "parked": 0}
     status: dict[str, Any] = {}
@@ -73,13 +101,22 @@ def run_agency(
                 except FlagLedgerError as exc:
                     log.error("ALARM: the answer batch step failed: [%s] %s", exc.code, exc)
             try:
-                pushed, pulled = bridge.step(poll_timeout_ms)
+                pushed = _push(bridge, schedule, scheduled)
+                pulled = bridge.pull(poll_timeout_ms)
                 node.projector.catch_up()
                 failures = 0
             except (StorageError, StateConflict, BrokerUnavailable) as exc:
                 failures += 1  # the hub or the database is away: everything stays queued; local flags still decide
                 delay = retry_delay(failures)
                 log.error("node (hub mode): %s [%s]; retrying in %.1f s", exc, exc.code, delay)
+                time.sleep(delay)
+                continue
+            except FlagLedgerError as exc:
+                if exc.code != Code.UNKNOWN_AGENCY:
+                    raise
+                failures += 1  # e.g. no linkage.portal entry: the records wait, unsent, until it is configured
+                delay = retry_delay(failures)
+                log.error("ALARM: node (hub mode) cannot send: %s [%s]; retrying in %.1f s", exc, exc.code, delay)
                 time.sleep(delay)
                 continue
             totals["sent"] += len(pushed.acts)

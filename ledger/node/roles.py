@@ -9,6 +9,9 @@
   tree heads to the witnesses config.json's ``linkage.witnesses`` names.
 * **portal**: ``PortalService`` steps (send the sealed registrations of new cards, keep the hub's pages).
 
+Both run on a digest schedule (``linkage.digests``, ``ledger.runtime.digest_settings``; on unless switched
+off): the hub sends every inbox one digest per tick and nothing else, the portal sends the hub one per tick.
+
 The role's own inbox topic is made if missing (as the relay makes the shared topic). The directory file is read
 again when it changes, so a party imported while the loop runs is known from its next step. Every
 ``health_every`` seconds a line says what the loop did since the last; SIGTERM or SIGINT stops it between two
@@ -37,6 +40,7 @@ from ledger.linkage.person_keys import PersonKeyProver
 from ledger.node.observe import configure_logging
 from ledger.node.witness_loop import witness_loop
 from ledger.portal.service import PortalService
+from ledger.runtime.digest_settings import DigestSettings
 from ledger.runtime.hub_map import MapSettings
 from ledger.runtime.roles import WITNESS, RoleNode
 
@@ -108,11 +112,16 @@ def _hub_loop(
         node.directory(),
         rosters=HubRosters(store.engine),
         heads=_heads(node),
+        digests=DigestSettings.from_linkage(node.config.linkage).schedule(),
         witnesses=tuple(node.config.linkage.get("witnesses", ())),  # their codes: each agency's heads forwarded
     )
     feed = PortalFeed(store, node.keys, hub.directory)
     health = _Health(node.role, every, counts)
-    log.info("the hub's loop starts (%d parties known)", len(hub.directory.sealing))
+    log.info(
+        "the hub's loop starts (%d parties known, digests %s)",
+        len(hub.directory.sealing),
+        "off" if hub.digests is None else f"every {hub.digests.every} s of {hub.digests.size} bytes",
+    )
     try:
         while not stop.is_set():
             if node.directory_stamp() != stamp:
@@ -127,6 +136,8 @@ def _hub_loop(
                     continue
                 counts.update(applied=step.applied, parked=step.parked, replays=step.replays, sent=step.sent)
                 counts["pages_owed"] += feed.step()
+                if hub.digests is not None and hub.digests.due():
+                    counts["digests"] += hub.tick()  # what the step and the feed owe, in this tick's digests
             except (StorageError, BrokerUnavailable) as exc:
                 log.warning("the hub's loop will retry in 1 s: %s", exc)
                 stop.wait(1.0)
@@ -150,7 +161,8 @@ def _portal_loop(
 ) -> None:
     store = node.portal_store()
     stamp = node.directory_stamp()
-    portal = PortalService(store, transport, node.keys, node.directory())
+    schedule = DigestSettings.from_linkage(node.config.linkage).schedule()
+    portal = PortalService(store, transport, node.keys, node.directory(), digests=schedule)
     health = _Health(node.role, every, counts)
     log.info("the portal's loop starts")
     try:

@@ -6,9 +6,15 @@ that carries the number, kept sealed in the portal's outbox until the loop sends
 the person and starts feeding the page. Neither the number nor anything that opens to it stays at the portal.
 
 **The loop** (:meth:`PortalService.step`): send what is owed, poll the portal's inbox, open each message (the
-hub's only, kind ``portal_page``), drop one already applied by event id, keep the newest page per code; then
+hub's only, kind ``sealed_page``), drop one already applied by event id, open every record's contents (sealed by
+its provider to the portal: ``ledger.linkage.sealed_pages``; one that is not refuses the page), keep the newest
+page per code; then
 commit the inbox — after the database commit. A message that does not open, or is not the hub's, is counted in
 :attr:`PortalService.refused` and committed past (it can never open later).
+
+**On a digest schedule** (``digests``): the hub's digests are opened into the pages they carry, and the portal
+sends the hub one digest per tick with the registrations owed (oldest first, what fits; the rest stay in the
+outbox for the next tick), or with none — a card sign-in does not show on the hub's topic.
 """
 
 from __future__ import annotations
@@ -23,11 +29,13 @@ from datetime import datetime
 from ledger import clock
 from ledger.errors import BrokerUnavailable, Code, FlagLedgerError, PermissionDenied, StorageError
 from ledger.linkage.codes import Registration, portal_code
+from ledger.linkage.digests import expand, seal_digest
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import HUB, PORTAL
-from ledger.linkage.portal_messages import PortalPageMessage
-from ledger.linkage.sealing import seal, unseal
+from ledger.linkage.schedule import DigestSchedule
+from ledger.linkage.sealed_pages import SealedPortalPage, open_sealed_page
+from ledger.linkage.sealing import SenderKeys, seal, unseal
 from ledger.linkage.transport import Transport
 from ledger.portal.rules import PortalView, view
 from ledger.portal.store import PortalStore
@@ -70,6 +78,7 @@ class PortalService:
         keys: PartyKeys,
         directory: Directory,
         now: Callable[[], datetime] = clock.now,
+        digests: DigestSchedule | None = None,
     ) -> None:
         if transport.party != PORTAL or keys.name != PORTAL:
             raise PermissionDenied("the portal's loop runs with the portal's keys and inbox", code=Code.CONFIGURATION)
@@ -78,9 +87,12 @@ class PortalService:
         self.keys = keys
         self.directory = directory
         self.now = now
+        self.digests = digests
         self.refused: list[str] = []
 
     def _send_owed(self) -> int:
+        if self.digests is not None:
+            return self._tick() if self.digests.due() else 0
         rows = self.store.owed()
         for _, message in rows:
             self.transport.send(HUB, message)
@@ -89,30 +101,54 @@ class PortalService:
             self.store.paid([i for i, _ in rows])
         return len(rows)
 
+    def _tick(self) -> int:
+        assert self.digests is not None
+        self.digests.ticked()
+        rows = self.store.owed()
+        hub = self.directory.sealing_key(HUB)
+        digest, taken = seal_digest(self.keys.signer, hub, HUB, [m for _, m in rows], self.digests.size)
+        self.transport.send(HUB, digest)
+        self.transport.flush()
+        if taken:
+            self.store.paid([i for i, _ in rows[:taken]])
+        return taken
+
     def step(self, timeout_ms: int = 200, max_records: int = 100) -> PortalStep:
         done = PortalStep(sent=self._send_owed())
         sender_keys = self.directory.sender_keys(self.now())
         for delivery in self.transport.poll(timeout_ms, max_records):
-            try:
-                opened = unseal(self.keys.sealing, PORTAL, delivery.value, sender_keys)
-                if opened.sender != HUB or opened.kind != PortalPageMessage.kind:
-                    raise PermissionDenied(
-                        f"the portal reads only the hub's pages, not {opened.kind!r} from {opened.sender}",
-                        code=Code.WRONG_ROUTE,
-                    )
-                if self.store.was_seen(opened.event_id):
-                    done.replays += 1
-                    continue
-                page = PortalPageMessage.decode(opened.payload)
-                if self.store.keep(opened.event_id, page):
-                    done.kept += 1
+            try:  # a digest's pages, or the message alone (a hub sending as it decides)
+                carried = expand(self.keys, delivery.value, sender_keys)
             except StorageError:
-                raise  # not the message's fault: commit nothing, read it again
+                raise
             except FlagLedgerError as exc:
                 self.refused.append(exc.code)
                 done.refused += 1
+                continue
+            for value in carried:
+                self._take(value, sender_keys, done)
         self.transport.commit()
         return done
+
+    def _take(self, value: bytes, sender_keys: SenderKeys, done: PortalStep) -> None:
+        try:
+            opened = unseal(self.keys.sealing, PORTAL, value, sender_keys)
+            if opened.sender != HUB or opened.kind != SealedPortalPage.kind:
+                raise PermissionDenied(
+                    f"the portal reads only the hub's pages, not {opened.kind!r} from {opened.sender}",
+                    code=Code.WRONG_ROUTE,
+                )
+            if self.store.was_seen(opened.event_id):
+                done.replays += 1
+                return
+            page = open_sealed_page(self.keys, SealedPortalPage.decode(opened.payload), sender_keys)
+            if self.store.keep(opened.event_id, page):
+                done.kept += 1
+        except StorageError:
+            raise  # not the message's fault: commit nothing, read it again
+        except FlagLedgerError as exc:
+            self.refused.append(exc.code)
+            done.refused += 1
 
     def run(self, stop: threading.Event, retry: float = 1.0) -> None:
         """Step until ``stop`` is set; a database or broker failure is logged and retried."""

@@ -5,7 +5,8 @@ config.json::
 
     "linkage": {"mode": "hub",
                 "hub": {"party": "hub", "key_id": "...", "public_hex": "...", "valid_from": "...",
-                        "sealing_public_hex": "..."}}
+                        "sealing_public_hex": "..."},
+                "portal": {"party": "portal", ...the same fields...}}
 
 In hub mode:
 
@@ -17,7 +18,10 @@ In hub mode:
   mode, and must be backed up with the data directory (a new code secret would file everyone anew);
 * when a number is typed, the person's registration (its code and the number) is sealed to the hub at once and
   kept (``linkage_registrations``): the node cannot open it again and holds no number; the bridge
-  (``consumers/linkage_bridge.py``) sends it before the first act about the person.
+  (``consumers/linkage_bridge.py``) sends it before the first act about the person;
+* its provision records go to the hub with their contents sealed to the **portal** (the hub cannot read them:
+  docs/accountable-hub.md), so the portal's published entry is ``linkage.portal``; without it the records wait,
+  the loop raising an alarm, until it is there.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from ledger.errors import ConfigurationError, FlagLedgerError
 from ledger.linkage.codes import Registration, agency_code
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
-from ledger.linkage.names import HUB
+from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.sealing import public_from_hex, public_hex, seal, sealing_key_from_hex
 from ledger.log.pseudonym import Pseudonymizer
 from ledger.log.signing import KeyRecord
@@ -102,18 +106,19 @@ class HubEntry:
     vrf_public_hex: str = ""  # the flag map's VRF key (ledger.runtime.hub_map); "" from a hub without it
 
     @classmethod
-    def of(cls, raw: Any) -> HubEntry:
-        """The hub's directory entry as `linkage directory export` prints it (``party`` optional, "hub")."""
+    def of(cls, raw: Any, party: str = HUB) -> HubEntry:
+        """The hub's (or ``party``'s) directory entry as `linkage directory export` prints it (``party``
+        optional)."""
         try:
-            if raw.get("party", HUB) != HUB:
-                raise ValueError("not the hub's entry")
+            if raw.get("party", party) != party:
+                raise ValueError(f"not the {party}'s entry")
             entry = cls(**{k: str(raw[k]) for k in ("key_id", "public_hex", "sealing_public_hex", "valid_from")})
             entry = replace(entry, vrf_public_hex=str(raw.get("vrf_public_hex", "")))
             datetime.fromisoformat(entry.valid_from)
             public_from_hex(entry.sealing_public_hex)
         except (AttributeError, KeyError, TypeError, ValueError, FlagLedgerError) as exc:
             raise ConfigurationError(
-                "linkage.hub must hold the hub's key_id, public_hex, sealing_public_hex and valid_from"
+                f"linkage.{party} must hold the {party}'s key_id, public_hex, sealing_public_hex and valid_from"
             ) from exc
         return entry
 
@@ -226,11 +231,14 @@ def party_keys(node: Node) -> PartyKeys:
 
 
 def linkage_directory(config: NodeConfig) -> Directory:
-    """What this agency needs of the others: the hub's keys only."""
-    hub = _hub(config)
+    """What this agency needs of the others: the hub's keys, and the portal's (records' contents are sealed to
+    it) when configured."""
     directory = Directory()
-    record = KeyRecord(HUB, hub.key_id, hub.public_hex, datetime.fromisoformat(hub.valid_from))
-    directory.add(record, public_from_hex(hub.sealing_public_hex))
+    portal = config.linkage.get("portal")
+    entries = [(HUB, _hub(config))] + ([] if portal is None else [(PORTAL, HubEntry.of(portal, PORTAL))])
+    for party, entry in entries:
+        record = KeyRecord(party, entry.key_id, entry.public_hex, datetime.fromisoformat(entry.valid_from))
+        directory.add(record, public_from_hex(entry.sealing_public_hex))
     return directory
 
 

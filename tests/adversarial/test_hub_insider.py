@@ -16,15 +16,20 @@ sealing key. The bound, checked:
   database alone, without it, tests nothing;
 * **recorded**: every table read is in the access records.
 
+The bound holds for every record: ``AgencyEnd.record`` seals its contents to the portal, the hub's loop refuses a
+record sent in the clear (``clear_record``, parked with no bytes — one is sent here, with procedure text), and the
+portal feed passes on the sealed contents (``ledger.linkage.sealed_pages``): the portal's pages, fed in this history,
+are in the hub's outbox as the portal's, not the hub's, to open.
+
 Not in the bound (docs/accountable-hub.md): the running hub process sees what it routes while it routes it;
-the broker's hub topic holds registrations sealed to the hub's key for its retention; records a provider sends in
-the clear (``provision_record``, still what the portal feed's pages are made of) — the providers here seal theirs.
+the broker's hub topic holds registrations sealed to the hub's key for its retention.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,11 +38,15 @@ from ledger.hub.digests import DigestSchedule
 from ledger.hub.inspect import accesses, inspect_table
 from ledger.hub.log import open_hub_store
 from ledger.hub.person_ids import KeyStorePersonIds, ensure_person_key
+from ledger.hub.portal_feed import PortalFeed
 from ledger.hub.tables import metadata
 from ledger.linkage.agency import AgencyEnd
-from ledger.linkage.codes import hub_person
-from ledger.linkage.messages import AnswerMessage, RoutedQuery
+from ledger.linkage.codes import Registration, hub_person, portal_code
+from ledger.linkage.digests import expand
+from ledger.linkage.messages import AnswerMessage, RecordMessage, RoutedQuery
 from ledger.linkage.names import HUB, PORTAL
+from ledger.linkage.portal_messages import PortalPageMessage
+from ledger.linkage.sealed_pages import SealedPortalPage, open_sealed_page
 from ledger.linkage.sealing import unseal
 from ledger.linkage.transport import MemoryBroker, MemoryTransport
 from tests.support.hub_world import START, A, B, C, Cast, D, World
@@ -46,6 +55,7 @@ from tests.support.people import individual_number
 
 PROCEDURE, ITEM, INFO = "児童手当", 74, "地方税関係情報"
 DATA, DATA2 = "課税所得 1,234,000", "給与収入 3,000,000"
+CLEAR = "sent_in_the_clear"
 
 
 def test_with_the_hubs_database_and_keys_an_insider_gets_person_ids_and_routes_only(tmp_path: Path) -> None:
@@ -88,8 +98,11 @@ def history(w: World, broker: MemoryBroker, x: str, y: str) -> None:
     assert sorted(r.answer for r in routed) == ["auto", "staff"]
     for r in routed:
         w.agencies[A].answer(r.request_id, "in_progress" if r.answer == "staff" else "answered", DATA)
-    w.agencies[A].record_sealed(x, C, PROCEDURE, ITEM, INFO, "held", "2026-01-01T09:00:00+09:00")
-    w.agencies[A].record_sealed(y, C, PROCEDURE, ITEM, INFO, "provided", "2026-01-01T09:00:00+09:00")
+    w.agencies[A].record(x, C, PROCEDURE, ITEM, INFO, "held", "2026-01-01T09:00:00+09:00")
+    w.agencies[A].record(y, C, PROCEDURE, ITEM, INFO, "provided", "2026-01-01T09:00:00+09:00")
+    # a provider that still sends a record in the clear: refused and parked, its text kept nowhere
+    clear = RecordMessage(uuid.uuid4().hex, w.agencies[D].code(y), C, PROCEDURE, ITEM, INFO, CLEAR, "2026-01-01")
+    w.agencies[D].send(clear)
     tick()
     assert {i.message.status for i in w.inbox(C, timeout_ms=0) if isinstance(i.message, AnswerMessage)} == {
         "in_progress",
@@ -104,7 +117,11 @@ def history(w: World, broker: MemoryBroker, x: str, y: str) -> None:
     w.hub.tick()
     for r in [i.message for i in w.inbox(A, timeout_ms=0) if isinstance(i.message, RoutedQuery)]:
         w.agencies[A].answer(r.request_id, "in_progress" if r.answer == "staff" else "answered", DATA2)
+    for number in (x, y):  # the portal's card sign-ins; their pages stay in the outbox too
+        card = Registration(PORTAL, portal_code(w.cast.portal.secret, number), number)
+        w.agencies[PORTAL]._send("registration", card.encode())
     w.settle()
+    assert PortalFeed(w.hub.store, w.cast.hub, w.hub.directory).step() == 2
 
 
 def insider(w: World, keystore: MemoryKeyStore, x: str, y: str) -> None:
@@ -112,6 +129,8 @@ def insider(w: World, keystore: MemoryKeyStore, x: str, y: str) -> None:
     rows = {t: inspect_table(engine, "dba-1", "the bound's test", t) for t in sorted(metadata.tables)}
     assert all(rows[t] for t in ("hub_codes", "hub_flag_changes", "hub_requests", "hub_sealed_records", "hub_outbox"))
     assert any(r["code"] == "conflict" for r in rows["hub_parked"])  # the second registration, parked
+    assert any(r["code"] == "clear_record" for r in rows["hub_parked"])  # D's record in the clear, parked
+    assert rows["hub_records"] == []  # no record's contents in the clear, whoever sent it
 
     texts: list[str] = []
     opened = 0
@@ -132,7 +151,11 @@ def insider(w: World, keystore: MemoryKeyStore, x: str, y: str) -> None:
                     texts.append(str(value))
     everything = "\n".join(texts)
     assert opened == 0  # nothing the hub keeps opens with its key
-    for secret in (x, y, PROCEDURE, INFO, "held", "provided", DATA, DATA2):  # numbers, record and answer text
+    pages = portal_pages(w, [bytes(r["message"]) for r in rows["hub_outbox"] if r["recipient"] == PORTAL])
+    # the control: the portal opens what the hub cannot — Y's record; X's hidden by B's non-disclosure
+    assert sorted((len(p.records), p.hidden) for p in pages) == [(0, True), (1, False)]
+    assert [(r.procedure, r.outcome) for p in pages for r in p.records] == [(PROCEDURE, "provided")]
+    for secret in (x, y, PROCEDURE, INFO, "held", "provided", CLEAR, DATA, DATA2):  # numbers, record and answer text
         assert secret not in everything, secret
 
     # what the insider does get: person ids, holders, routes
@@ -154,3 +177,15 @@ def insider(w: World, keystore: MemoryKeyStore, x: str, y: str) -> None:
     log = accesses(engine, "dba-1", "the bound's test")
     assert [a.what for a in log] == [*sorted(metadata.tables), "hub_access"]
     assert {(a.who, a.reason) for a in log} == {("dba-1", "the bound's test")}
+
+
+def portal_pages(w: World, owed: list[bytes]) -> list[PortalPageMessage]:
+    """What the portal makes of the pages the hub owes it: each opened with the portal's key alone."""
+    keys = w.cast.directory().sender_keys(START)
+    out = []
+    for message in owed:
+        for one in expand(w.cast.portal, message, keys):
+            opened = unseal(w.cast.portal.sealing, PORTAL, one, keys)
+            assert opened.kind == SealedPortalPage.kind
+            out.append(open_sealed_page(w.cast.portal, SealedPortalPage.decode(opened.payload), keys))
+    return out

@@ -34,7 +34,7 @@ from ledger.hub.digests import DigestSchedule
 from ledger.hub.log import open_hub_store
 from ledger.linkage.agency import Inbound, open_from_hub
 from ledger.linkage.messages import AnswerMessage, Consultation, RoutedQuery
-from ledger.linkage.names import HUB
+from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.sealing import read_header
 from ledger.linkage.transport import MemoryBroker, MemoryTransport, Topics
 from tests.support.hub_world import A, B, C, Cast, D, World, normalised
@@ -87,7 +87,7 @@ def insider_view(h: History, name: str) -> list[Inbound]:
 
 @pytest.mark.parametrize("flags", FLAG_SETS, ids=["+".join(f) for f in FLAG_SETS])
 def test_a_non_holder_learns_nothing_of_who_holds_x(tmp_path: Path, flags: tuple[str, ...]) -> None:
-    cast = Cast.of(A, B, C, D)
+    cast = Cast.of(A, B, C, D, PORTAL)  # records are sealed to the portal
     x = individual_number(random.Random(len(flags)))
     hb, hd = history(tmp_path, cast, x, B, flags), history(tmp_path, cast, x, D, flags)
     try:
@@ -180,7 +180,7 @@ def test_the_broker_operator_sees_the_same_traffic_whoever_holds(tmp_path: Path)
     after a query about X; B sending the hub a message when it sets the flag). On a digest schedule both ways
     the traces of two histories that differ only in who holds X (B or D; E holds Y in both, so holders and
     non-holders share each history) are equal, the hub's topic included; sent as decided, the two differ."""
-    cast = Cast.of(A, B, C, D, E)
+    cast = Cast.of(A, B, C, D, E, PORTAL)  # the portal's inbox gets its digest too
     x, y = individual_number(random.Random(20)), individual_number(random.Random(21))
     worlds = []
     try:
@@ -191,10 +191,10 @@ def test_the_broker_operator_sees_the_same_traffic_whoever_holds(tmp_path: Path)
         assert traced[B].trace == traced[D].trace
         for tick in traced[B].trace:  # every tick: one digest to each inbox, one from each agency; one size
             inboxes = [(topic, size) for topic, who, size in tick if topic != Topics().inbox(HUB)]
-            assert sorted(t for t, _ in inboxes) == sorted(Topics().inbox(n) for n in (A, B, C, D, E))
+            assert sorted(t for t, _ in inboxes) == sorted(Topics().inbox(n) for n in (A, B, C, D, E, PORTAL))
             assert len({size for _, size in inboxes}) == 1
             to_hub = [(who, size) for topic, who, size in tick if topic == Topics().inbox(HUB)]
-            assert sorted(who for who, _ in to_hub) == [f"{n}->{HUB}" for n in sorted((A, B, C, D, E))]
+            assert sorted(who for who, _ in to_hub) == [f"{n}->{HUB}" for n in sorted((A, B, C, D, E, PORTAL))]
             assert len({size for _, size in to_hub}) == 1
         # the digests carried the real traffic: in B's history B was consulted about X and D was not
         for holder, other in ((B, D), (D, B)):

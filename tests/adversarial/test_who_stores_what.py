@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,7 @@ from ledger.app import Actor
 from ledger.errors import FlagLedgerError
 from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.portal_feed import PortalFeed
-from ledger.hub.tables import hub_parked, hub_records, metadata
+from ledger.hub.tables import hub_parked, hub_records, hub_sealed_records, metadata
 from ledger.linkage.agency import AgencyEnd
 from ledger.linkage.buckets import BUCKETS
 from ledger.linkage.codes import agency_code, hub_person, portal_code
@@ -41,7 +41,6 @@ from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.sealing import read_header, sealing_key_from_hex, unseal
 from ledger.linkage.transport import MemoryTransport, Topics
-from ledger.log.signing import KeyRecord
 from ledger.portal.service import PortalService, sign_in
 from ledger.portal.store import PortalStore, open_portal_store
 from ledger.runtime.bootstrap import Node
@@ -50,7 +49,6 @@ from tests.conftest import NodeFactory
 from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, hub_nodes, set_flag
 from tests.support.hub_world import A, B, C
 from tests.support.people import individual_number
-from tests.support.portal_world import portal_keys
 
 JUNK = b"FLS1 junk on the hub's topic"  # what the broker operator itself wrote, parked by the hub
 NAMES = (HUB, PORTAL, A, B, C)  # every name a blob could be sealed to: the insider tries its key under each
@@ -160,10 +158,9 @@ def scene(make_node: NodeFactory, tmp_path: Path) -> Iterator[Scene]:
     portal_dir.mkdir()
     store: HubStore = open_hub_store(f"sqlite:///{hub_dir / 'hub.sqlite'}", "hub-1")
     w = hub_nodes(make_node, store, (A, B, C))
-    keys = portal_keys()
+    keys = w.portal_keys  # the portal the nodes seal their records' contents to (in the hub's directory)
+    assert keys is not None
     now = w.nodes[A].app.clock
-    record = KeyRecord(PORTAL, keys.signer.key_id, keys.signer.public_raw.hex(), now() - timedelta(days=1))
-    w.hub.directory.add(record, keys.sealing.public_key())
     pstore = open_portal_store(f"sqlite:///{portal_dir / 'portal.sqlite'}")
     portal = PortalService(pstore, MemoryTransport(w.broker, PORTAL), keys, w.hub.directory, now)
     feed = PortalFeed(store, w.hub_keys, w.hub.directory)
@@ -268,19 +265,13 @@ def test_each_party_finds_what_the_table_says_and_nothing_more(scene: Scene) -> 
     assert all(hub.holds(portal_codes[n]) for n in (x, z))
     if s.data:
         assert not hub.holds(s.data), "the hub keeps an answer's data"
-    # the documented gap (docs/accountable-hub.md, "its gap today"): an agency node in hub mode sends its records
-    # in the clear (provision_record), so their text is in hub_records — and in no other table
+    # an agency node in hub mode seals its records' contents to the portal (hub_sealed_records): no record text
+    # in any table of the hub, hub_records (clear records, refused since) stays empty
     with s.w.hub.store.engine.connect() as conn:
-        assert {r.procedure for r in conn.execute(select(hub_records))} == {PROCEDURE}
-        elsewhere = [
-            str(v)
-            for t in metadata.sorted_tables
-            if t is not hub_records
-            for r in conn.execute(select(t))
-            for v in r
-            if not isinstance(v, bytes)
-        ]
-    assert not any(text in "\n".join(elsewhere) for text in record_texts)
+        assert conn.execute(select(hub_records)).all() == []
+        assert conn.execute(select(hub_sealed_records)).all() != []
+        everywhere = [str(v) for t in metadata.sorted_tables for r in conn.execute(select(t)) for v in r]
+    assert not any(text in "\n".join(everywhere) for text in record_texts)
 
     # -- the portal: its own codes and the person's pages; no number, no agency code, no person id, no holder -----
     portal = Found()

@@ -95,7 +95,9 @@ def test_hub_and_portal_processes_serve_a_page(address: str, tmp_path: Path) -> 
     assert last_json(
         run(env, "linkage", "directory", "import", str(tmp_path / "for-hub.json"), "--data-dir", str(hub_dir)).stdout
     ) == {"imported": [A, B, C, D, PORTAL]}
-    run(env, "linkage", "directory", "import", str(tmp_path / "hub.json"), "--data-dir", str(portal_dir))
+    # the portal takes the hub's entry and the agencies' (their signatures on the records' sealed contents)
+    (tmp_path / "for-portal.json").write_text(json.dumps([hub_entry, *agency_entries]))
+    run(env, "linkage", "directory", "import", str(tmp_path / "for-portal.json"), "--data-dir", str(portal_dir))
     wrong = run(env, "node", "--role", "portal", "--data-dir", str(hub_dir), ok=False)
     assert wrong.returncode == 7 and "hub node" in wrong.stderr
 
@@ -123,6 +125,10 @@ def test_hub_and_portal_processes_serve_a_page(address: str, tmp_path: Path) -> 
     directory.add(
         KeyRecord(HUB, hub_entry["key_id"], hub_entry["public_hex"], START),
         public_from_hex(hub_entry["sealing_public_hex"]),
+    )
+    directory.add(  # the agencies seal their records' contents to the portal
+        KeyRecord(PORTAL, portal_entry["key_id"], portal_entry["public_hex"], START),
+        public_from_hex(portal_entry["sealing_public_hex"]),
     )
     ends = {n: AgencyEnd(cast.agencies[n], KafkaTransport(settings, n, topics), directory) for n in (A, B)}
     try:

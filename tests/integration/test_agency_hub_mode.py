@@ -233,8 +233,9 @@ def test_the_staff_made_answer_waits_for_the_consultation_and_the_hub_files_reco
     from consumers import linkage_decisions as decisions
     from ledger.app.answers import run_batches
     from ledger.errors import FlagLedgerError
-    from ledger.hub.tables import hub_decisions, hub_flag_changes, hub_parked, hub_records
+    from ledger.hub.tables import hub_decisions, hub_flag_changes, hub_parked, hub_records, hub_sealed_records
     from ledger.linkage.consultation import StaffAnswer, decision_statement
+    from ledger.linkage.record_contents import open_contents
 
     x = individual_number()
     set_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
@@ -302,9 +303,16 @@ def test_the_staff_made_answer_waits_for_the_consultation_and_the_hub_files_reco
     world.settle()
     with world.hub.store.engine.connect() as conn:
         changes = [(r.holder, r.flag, r.action) for r in conn.execute(select(hub_flag_changes).order_by("seq"))]
-        records = [(r.provider, r.querier, r.outcome) for r in conn.execute(select(hub_records))]
+        sealed = conn.execute(select(hub_sealed_records)).all()
+        clear = conn.execute(select(hub_records)).all()
     assert changes == [(B, "NON_DISCLOSURE", "set"), (B, "NON_DISCLOSURE", "release")]
-    assert records == [(A, C, "held")]
+    # the record's contents are A's, sealed to the portal: the portal opens them, the hub keeps none in the clear
+    assert world.portal_keys is not None and clear == []
+    keys = world.hub.directory.sender_keys(a.app.clock())
+    records = [
+        (r.provider, open_contents(world.portal_keys, r.contents, keys, r.record_id, r.provider)) for r in sealed
+    ]
+    assert [(provider, c.querier, c.outcome) for provider, c in records] == [(A, C, "held")]
 
 
 def test_a_misconfigured_mode_is_refused_never_a_silent_fallback(make_node: NodeFactory) -> None:

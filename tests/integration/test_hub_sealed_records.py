@@ -57,11 +57,11 @@ def test_the_portal_reads_what_the_hub_filed_and_hid_and_the_hub_reads_nothing(w
     portal opens them, and the hub's sequence still hides a record made while NON_DISCLOSURE applies."""
     x = individual_number()
     portal_code = w.agencies[PORTAL].file_person(x)
-    w.agencies[A].record_sealed(x, C, PROCEDURE, ITEM, INFO, "provided", AT)  # hidden: made before the flag
+    w.agencies[A].record(x, C, PROCEDURE, ITEM, INFO, "provided", AT)  # hidden: made before the flag
     w.agencies[B].flag(x, "NON_DISCLOSURE", "set")
-    w.agencies[A].record_sealed(x, C, PROCEDURE, ITEM, INFO, "held", AT)  # hidden: made while it applies
+    w.agencies[A].record(x, C, PROCEDURE, ITEM, INFO, "held", AT)  # hidden: made while it applies
     w.agencies[B].flag(x, "NON_DISCLOSURE", "release")
-    after = w.agencies[A].record_sealed(x, C, PROCEDURE, ITEM, INFO, "provided", AT)
+    after = w.agencies[A].record(x, C, PROCEDURE, ITEM, INFO, "provided", AT)
     w.settle()
     assert count(w, hub_sealed_records) == 3 and count(w, hub_records) == 0
 
@@ -92,8 +92,8 @@ def test_a_hub_that_swaps_contents_is_caught_by_the_portal(w: World) -> None:
     """Malicious hub: one record's contents shown under another record id, or under another provider."""
     x = individual_number()
     portal_code = w.agencies[PORTAL].file_person(x)
-    w.agencies[A].record_sealed(x, C, PROCEDURE, ITEM, INFO, "provided", AT)
-    w.agencies[B].record_sealed(x, C, "生活保護", 12, INFO, "provided", AT)
+    w.agencies[A].record(x, C, PROCEDURE, ITEM, INFO, "provided", AT)
+    w.agencies[B].record(x, C, "生活保護", 12, INFO, "provided", AT)
     w.settle()
     page = sealed_page(w.hub.store.engine, w.hub.store.codes, portal_code)
     first, second = page.records
@@ -110,20 +110,21 @@ def test_a_hub_that_swaps_contents_is_caught_by_the_portal(w: World) -> None:
 
 
 def test_a_parked_message_that_opened_keeps_no_bytes_and_a_redelivered_record_is_filed_once(w: World) -> None:
-    """Hub insider: a message that opened and then failed (here a record under a code its sender never
-    registered, holding procedure text) is parked with its header fields and reason and no bytes the hub's key
-    opens. Broker operator: a sealed record re-delivered is filed once."""
+    """Hub insider: a message that opened and then failed (here a provision record sent in the clear, holding
+    procedure text: refused, ``clear_record``) is parked with its header fields and reason and no bytes the hub's
+    key opens, and nothing of it is filed. Broker operator: a sealed record re-delivered is filed once."""
     x = individual_number()
     w.agencies[A].file_person(x)
-    unknown = RecordMessage(uuid.uuid4().hex, "a" + "1" * 32, C, PROCEDURE, ITEM, INFO, "provided", AT)
+    unknown = RecordMessage(uuid.uuid4().hex, w.agencies[A].code(x), C, PROCEDURE, ITEM, INFO, "provided", AT)
     hub_key = w.cast.directory().sealing_key(HUB)
     w.agencies[A].transport.send(
         HUB, seal(w.cast.agencies[A].signer, hub_key, HUB, uuid.uuid4().hex, unknown.kind, unknown.encode())
     )
-    w.agencies[A].record_sealed(x, C, PROCEDURE, ITEM, INFO, "provided", AT)
+    w.agencies[A].record(x, C, PROCEDURE, ITEM, INFO, "provided", AT)
     w.settle()
     [kept] = parked(w.hub.store.engine)
-    assert (kept.code, kept.message, kept.claimed_sender) == (Code.NOT_FOUND, b"", A)
+    assert (kept.code, kept.message, kept.claimed_sender) == (Code.CLEAR_RECORD, b"", A)
+    assert "sealed_record" in kept.reason and PROCEDURE not in kept.reason
     broker: MemoryBroker = w.broker  # type: ignore[attr-defined]
     broker.append(Topics().inbox(HUB), broker.topics[Topics().inbox(HUB)][-1])
     w.settle()

@@ -20,7 +20,7 @@ from sqlalchemy import func, select, text
 from ledger.errors import BrokerUnavailable, Code
 from ledger.hub.inbox import owed, parked
 from ledger.hub.log import HubStore, open_hub_store
-from ledger.hub.tables import hub_applied, hub_codes, hub_flag_changes, hub_records, hub_requests
+from ledger.hub.tables import hub_applied, hub_codes, hub_flag_changes, hub_records, hub_requests, hub_sealed_records
 from ledger.linkage.agency import Inbound
 from ledger.linkage.buckets import ANSWER_SIZE, BUCKETS
 from ledger.linkage.codes import Registration
@@ -56,7 +56,7 @@ def open_store(stores: list[HubStore], url: str, who: str = "hub-1") -> HubStore
 
 def world(stores: list[HubStore], url: str, cast: Cast | None = None) -> tuple[World, MemoryBroker]:
     broker = MemoryBroker()
-    w = World.open(cast or Cast.of(A, B, C, D), open_store(stores, url), lambda p: MemoryTransport(broker, p))
+    w = World.open(cast or Cast.of(A, B, C, D, PORTAL), open_store(stores, url), lambda p: MemoryTransport(broker, p))
     return w, broker
 
 
@@ -109,12 +109,12 @@ def test_seed_c_asks_a_about_x_protected_at_b(hub_url: str, stores: list[HubStor
     w.settle()
     assert [i.message for i in w.inbox(C)] == [AnswerMessage(auto_q, "answered", "課税所得 0")]
 
-    # A files its record of the held request: in the hub's sequence, under the hub's person id
+    # A files its record of the held request: in the hub's sequence, under the hub's person id, sealed
     w.agencies[A].record(x, C, PROCEDURE, ITEM, INFO, "held", "2026-01-01T09:00:00+09:00")
     w.settle()
     with w.hub.store.engine.connect() as conn:
         [(seq, person, provider)] = conn.execute(
-            select(hub_records.c.seq, hub_records.c.person, hub_records.c.provider)
+            select(hub_sealed_records.c.seq, hub_sealed_records.c.person, hub_sealed_records.c.provider)
         )
     assert provider == A and person == w.hub.store.codes.person(B, w.agencies[B].code(x))
     assert seq == w.hub.store.sequencer.last() - 0 or seq < w.hub.store.sequencer.last() + 1

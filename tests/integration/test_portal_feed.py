@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,12 @@ from sqlalchemy import MetaData, select
 from ledger.errors import Code, FlagLedgerError, NotFoundError
 from ledger.hub.inbox import parked
 from ledger.hub.log import HubStore, open_hub_store
-from ledger.hub.portal_feed import PortalFeed
+from ledger.hub.portal_feed import PortalFeed, page_for
 from ledger.linkage.codes import portal_code
 from ledger.linkage.hiding import HIDDEN_NOTE
 from ledger.linkage.names import PORTAL
 from ledger.linkage.portal_messages import PortalPageMessage
+from ledger.linkage.sealed_pages import SealedPortalPage
 from ledger.linkage.sealing import seal
 from ledger.linkage.transport import MemoryBroker, MemoryTransport, Topics
 from tests.support.hub_world import A, B, C, Cast, D
@@ -171,3 +173,39 @@ def test_a_page_owed_before_the_portal_key_is_known_is_fed_later(
         assert [(r.provider, r.querier) for r in pw.page(x).records] == [(B, C)]
     finally:
         pw.store.close()
+
+
+def test_the_portal_opens_only_what_the_providers_sealed(pw: PortalWorld, broker: MemoryBroker) -> None:
+    """Hub insider (a malicious hub, with its own keys): the page it feeds carries each record as its provider
+    sealed it to the portal. A page that shows B's record under C's name, or one record's contents under another
+    record id, or a page in the clear, is refused whole (``sealed_message``, ``wrong_route``) and the page kept
+    before stays as it was."""
+    x = individual_number()
+    pw.world.agencies[B].record(x, C, PROCEDURE, ITEM, INFO, "provided", MADE)
+    pw.world.agencies[A].record(x, D, "生活保護", 12, INFO, "held", MADE)
+    with pytest.raises(NotFoundError):
+        pw.page(x)
+    pw.settle()
+    assert sorted((r.provider, r.querier, r.procedure) for r in pw.page(x).records) == [
+        (A, D, "生活保護"),
+        (B, C, PROCEDURE),
+    ]
+
+    code = portal_code(pw.keys.secret, x)
+    honest = page_for(pw.world.hub.store, code, 9999)
+    first, second = honest.records
+    hub = pw.world.cast.hub
+    inbox = Topics().inbox(PORTAL)
+    clear = PortalPageMessage(code, 9999, (), False, False, True)
+    bent = [
+        SealedPortalPage.newest(code, 9999, [replace(first, provider=C), second], False, False, False),
+        SealedPortalPage.newest(code, 9999, [replace(first, record_id=second.record_id)], False, False, False),
+        SealedPortalPage.newest(code, 9999, [replace(first, contents=second.contents)], False, False, False),
+    ]
+    for page in (*bent, clear):
+        sealed = seal(hub.signer, pw.keys.sealing.public_key(), PORTAL, uuid.uuid4().hex, page.kind, page.encode())
+        broker.append(inbox, sealed)
+    step = pw.portal.step(timeout_ms=20)
+    assert (step.kept, step.refused) == (0, 4)
+    assert pw.portal.refused == [Code.SEALED_MESSAGE] * 3 + [Code.WRONG_ROUTE]
+    assert len(pw.page(x).records) == 2  # the honest page kept, not the hub's "superseded" in the clear

@@ -21,6 +21,7 @@ from ledger.hub.rosters import HubRosters
 from ledger.hub.service import HubService
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
+from ledger.linkage.names import PORTAL
 from ledger.linkage.person_keys import PersonKeyProver, vrf_public_hex
 from ledger.linkage.sealing import public_hex
 from ledger.linkage.transport import MemoryBroker, MemoryTransport, Transport
@@ -29,18 +30,18 @@ from ledger.runtime.bootstrap import AgencySpec, Node, open_node
 from ledger.runtime.config import NodeConfig
 from ledger.runtime.linkage import published
 from tests.support.approvals import approve_fully
-from tests.support.hub_world import hub_keys
+from tests.support.hub_world import agency_keys, hub_keys
 from tests.support.map_hub import vrf_key
 
 PROCEDURE, ITEM, INFO = "児童手当", 74, "地方税関係情報"
 
 
 def hub_entry(keys: PartyKeys, valid_from: str, vrf: RSAPrivateKey | None = None) -> dict[str, str]:
-    """The hub's published keys, as an agency's config.json ``linkage.hub`` names them (with ``vrf``: a hub
-    running its flag map)."""
+    """The hub's (or the portal's) published keys, as an agency's config.json ``linkage.hub`` names them (with
+    ``vrf``: a hub running its flag map)."""
     signer = keys.signer
     entry = {
-        "party": "hub",
+        "party": keys.name,
         "key_id": signer.key_id,
         "public_hex": signer.public_raw.hex(),
         "sealing_public_hex": public_hex(keys.sealing.public_key()),
@@ -49,13 +50,16 @@ def hub_entry(keys: PartyKeys, valid_from: str, vrf: RSAPrivateKey | None = None
     return entry if vrf is None else {**entry, "vrf_public_hex": vrf_public_hex(vrf.public_key())}
 
 
-def to_hub_mode(node: Node, hub: PartyKeys, vrf: RSAPrivateKey | None = None) -> Node:
-    """Close ``node`` and open it again in linkage hub mode (its agency's own codes from now on)."""
+def to_hub_mode(node: Node, hub: PartyKeys, vrf: RSAPrivateKey | None = None, portal: PartyKeys | None = None) -> Node:
+    """Close ``node`` and open it again in linkage hub mode (its agency's own codes from now on); ``portal``:
+    the portal's keys it seals its records' contents to."""
     data_dir = node.config.data_dir
     valid_from = (node.app.clock() - timedelta(days=1)).isoformat()
     node.close()
     config = NodeConfig.load(data_dir)
     config.linkage = {"mode": "hub", "hub": hub_entry(hub, valid_from, vrf)}
+    if portal is not None:
+        config.linkage["portal"] = hub_entry(portal, valid_from)
     config.save()
     return open_node(data_dir)
 
@@ -68,6 +72,7 @@ class HubNodes:
     nodes: dict[str, Node] = field(default_factory=dict)
     bridges: dict[str, LinkageBridge] = field(default_factory=dict)
     open_transport: Callable[[str], Transport] | None = None  # default: the in-memory broker
+    portal_keys: PartyKeys | None = None  # the portal the nodes seal their records' contents to
 
     def settle(self, rounds: int = 20) -> None:
         """Push every node, step the hub, pull every node — until nothing moves."""
@@ -106,13 +111,13 @@ def hub_nodes(
     """One node per agency code (standard staff; ``urls``: each one's own database, default SQLite), switched
     to hub mode, and the hub that knows them; with ``heads``, the hub runs that flag map and publishes its VRF
     key, and the nodes check the map."""
-    keys = hub_keys()
+    keys, portal = hub_keys(), agency_keys(PORTAL)
     vrf = vrf_key() if heads is not None else None
     broker = MemoryBroker()
     urls = urls or {}
     nodes = {
         c: to_hub_mode(
-            make_node((AgencySpec(c, f"{c}市", "municipality"),), name=c, database_url=urls.get(c)), keys, vrf
+            make_node((AgencySpec(c, f"{c}市", "municipality"),), name=c, database_url=urls.get(c)), keys, vrf, portal
         )
         for c in codes
     }
@@ -129,6 +134,10 @@ def hub_nodes(
     for node in nodes.values():
         record, sealing = published(node)
         directory.add(record, sealing)
+    since = next(iter(nodes.values())).app.clock() - timedelta(days=1)
+    directory.add(
+        KeyRecord(PORTAL, portal.signer.key_id, portal.signer.public_raw.hex(), since), portal.sealing.public_key()
+    )
     any_node = next(iter(nodes.values()))
     hub_transport = open_transport("hub") if open_transport else MemoryTransport(broker, "hub")
     # the providers' rosters as their nodes send them: the hub checks their staff answers against them
@@ -136,7 +145,7 @@ def hub_nodes(
     hub = HubService(
         store, hub_transport, keys, directory, any_node.app.clock, rosters=HubRosters(store.engine), heads=wiring
     )
-    world = HubNodes(keys, broker, hub, nodes, open_transport=open_transport)
+    world = HubNodes(keys, broker, hub, nodes, open_transport=open_transport, portal_keys=portal)
     for code in codes:
         world.bridge(code)
     return world

@@ -20,6 +20,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from ledger.runtime.bootstrap import Node, init_node
 from tests.adversarial.threat import AGENCIES, LeakMachine, prepare_node
+from tests.adversarial.threat_year import STATS, year_line
 
 CI_HISTORIES = int(os.environ.get("FLAGLEDGER_CI_HISTORIES", "8"))
 LONG_HISTORIES = int(os.environ.get("FLAGLEDGER_HISTORIES", "10000"))
@@ -61,6 +62,7 @@ def run_histories(
     1,700 histories), which only slows the check, it adds nothing it checks.
     """
     LeakMachine.histories = LeakMachine.steps = LeakMachine.armed_checks = LeakMachine.protected_histories = 0
+    STATS.clear()
     LeakMachine.progress_extra = extra
     started = LeakMachine.started = time.perf_counter()
     LeakMachine.restarts = 0
@@ -102,7 +104,7 @@ def run_histories(
 
 def test_generated_histories_leak_nothing(shared_node: Node) -> None:
     """CI: a few histories of up to 25 steps; a leak fails with the shrunk history printed."""
-    run_histories(CI_HISTORIES, 25)
+    run_histories(CI_HISTORIES, 25, extra=year_line)
 
 
 @pytest.mark.long
@@ -116,4 +118,4 @@ def test_ten_thousand_generated_histories_leak_nothing(shared_node: Node, tmp_pa
         LeakMachine.node.close()
         fresh_node(tmp_path / f"node{next(fresh)}")
 
-    run_histories(LONG_HISTORIES, 30, Path(out) if out else None, rotate=rotate, segment=ROTATE_EVERY)
+    run_histories(LONG_HISTORIES, 30, Path(out) if out else None, extra=year_line, rotate=rotate, segment=ROTATE_EVERY)

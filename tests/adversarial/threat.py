@@ -27,6 +27,8 @@ What "protection approved" covers (the scope of the invariant)
   municipality can open, about X and each Y; and every querier answer of every request. None may name a
   secret municipality through an in-scope record (a self-information holding is in scope unless an
   out-of-scope answered record accounts for it); the nationwide protection screen may never name one.
+* A protected person's year (moves at either end, emergency flags, the term, time passing, the child K attached
+  to X's case) is mixed in from :mod:`tests.adversarial.threat_year`, with its own checks (see there).
 * Also after every request: a held request's ``QuerierAnswer`` equals any other unanswered one (same
   fields, status and wording); every request about a protected person produces a ``ProbeNotice`` naming
   exactly the municipalities that hold flags on that person.

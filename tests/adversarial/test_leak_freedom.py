@@ -20,6 +20,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from ledger.runtime.bootstrap import Node, init_node
 from tests.adversarial.threat import AGENCIES, LeakMachine, prepare_node
+from tests.adversarial.threat_year import STATS, year_line
 
 CI_HISTORIES = int(os.environ.get("FLAGLEDGER_CI_HISTORIES", "8"))
 LONG_HISTORIES = int(os.environ.get("FLAGLEDGER_HISTORIES", "10000"))
@@ -61,6 +62,7 @@ def run_histories(
     1,700 histories), which only slows the check, it adds nothing it checks.
     """
     LeakMachine.histories = LeakMachine.steps = LeakMachine.armed_checks = LeakMachine.protected_histories = 0
+    STATS.clear()
     LeakMachine.progress_extra = extra
     started = LeakMachine.started = time.perf_counter()
     LeakMachine.restarts = 0
@@ -102,7 +104,7 @@ def run_histories(
 
 def test_generated_histories_leak_nothing(shared_node: Node) -> None:
     """CI: a few histories of up to 25 steps; a leak fails with the shrunk history printed."""
-    run_histories(CI_HISTORIES, 25)
+    run_histories(CI_HISTORIES, 25, extra=year_line)
 
 
 @pytest.mark.long
@@ -116,4 +118,33 @@ def test_ten_thousand_generated_histories_leak_nothing(shared_node: Node, tmp_pa
         LeakMachine.node.close()
         fresh_node(tmp_path / f"node{next(fresh)}")
 
-    run_histories(LONG_HISTORIES, 30, Path(out) if out else None, rotate=rotate, segment=ROTATE_EVERY)
+    run_histories(LONG_HISTORIES, 30, Path(out) if out else None, extra=year_line, rotate=rotate, segment=ROTATE_EVERY)
+
+
+def test_the_year_rules_reach_their_checks(shared_node: Node) -> None:
+    """One scripted history through the year's rules, each step checked by the model's invariants as generated
+    histories are: K's release refused before B holds, B's emergency flag escalated then co-approved, the term
+    lapsed, a query about K held. A model whose year rules checked nothing would pass the generated runs too.
+    Threat: the perpetrator through the child, an insider releasing or letting lapse alone."""
+    STATS.clear()
+    m = LeakMachine()
+    checks = (m.flags_held_exactly_where_the_model_says, m.no_view_y_can_reach_names_where_x_lives)
+    steps = [
+        lambda: m.spouses_in_a_then_x_flees(perpetrators=1, proxy=False, early="protect", to="131024", child=True),
+        lambda: m.release_companion(pick=0, risk=False),  # K moved to B, B does not hold K: refused
+        lambda: m.emergency_flags(at="residence"),  # B, at night
+        lambda: m.term_applied(pick=1, back=400),
+        lambda: m.time_passes(days=8, hours=0),  # past the next business day: escalated, flags still held
+        lambda: m.co_approve_emergency(pick=0),
+        lambda: m.term_extended_or_lapsed(pick=0, lapse=True),
+        lambda: m.attach_companion(pick=0),  # K at B, then A asks where K lives: held
+        lambda: m.release_companion(pick=0, risk=False),  # A lets K go: B holds now
+    ]
+    for step in steps:
+        step()
+        for check in checks:
+            check()
+    assert m.k_held == {"131024"} and m.terms["131024"][1] == "lapsed"
+    for what in ("companion release refused", "companion release done", "escalated", "co-approved", "lapsed"):
+        assert STATS[what] >= 1, f"{what}: {dict(STATS)}"
+    assert STATS["query about K, held True"] >= 1, dict(STATS)

@@ -21,6 +21,7 @@ from ledger.runtime.bootstrap import Node, init_node
 from tests.adversarial.test_leak_freedom import ROTATE_EVERY, run_histories
 from tests.adversarial.threat import AGENCIES, MUNICIPALITIES, prepare_node
 from tests.adversarial.threat_nodes import LAYOUT, NODE_OF, NodesLeakMachine, fresh_network
+from tests.adversarial.threat_year import year_line
 from tests.support.forge import forgeries
 from tests.support.trust import trust_everyone
 
@@ -72,7 +73,7 @@ def network_line() -> str:
         f"deliveries={m.deliveries} held_back={m.held_back} duplicates={m.duplicates} "
         f"malicious: forged={m.forged} parked_on_arrival={m.forged_parked} held_then_parked="
         f"{m.forged_released}/{m.forged_held} applied={m.forged_applied} unexpected={m.forged_unexpected} "
-        f"event_types={len(m.forged_topics)}"
+        f"event_types={len(m.forged_topics)} {year_line()}"
     )
 
 

@@ -27,6 +27,8 @@ What "protection approved" covers (the scope of the invariant)
   municipality can open, about X and each Y; and every querier answer of every request. None may name a
   secret municipality through an in-scope record (a self-information holding is in scope unless an
   out-of-scope answered record accounts for it); the nationwide protection screen may never name one.
+* A protected person's year (moves at either end, emergency flags, the term, time passing, the child K attached
+  to X's case) is mixed in from :mod:`tests.adversarial.threat_year`, with its own checks (see there).
 * Also after every request: a held request's ``QuerierAnswer`` equals any other unanswered one (same
   fields, status and wording); every request about a protected person produces a ``ProbeNotice`` naming
   exactly the municipalities that hold flags on that person.
@@ -53,6 +55,7 @@ from ledger.errors import Code, PermissionDenied, StateConflict
 from ledger.runtime.bootstrap import AgencySpec, Node
 from projections import views
 from projections.views_disclosure import counter_printout, disclosure_document
+from tests.adversarial.threat_year import MOVE_ENDS, YearSteps
 from tests.support.answers import release_decided
 from tests.support.links import link
 from tests.support.people import individual_number
@@ -155,7 +158,7 @@ class Leak(AssertionError):
     """A view the perpetrator can reach names where the victim lives or lived since fleeing."""
 
 
-class LeakMachine(RuleBasedStateMachine):
+class LeakMachine(YearSteps, RuleBasedStateMachine):
     """One generated history per run; the node is shared between histories (fresh people each time)."""
 
     node: ClassVar[Node | None] = None
@@ -186,6 +189,7 @@ class LeakMachine(RuleBasedStateMachine):
         self.pending: dict[str, Pending] = {}
         self.review_day = 365
         self.counted = False
+        self.init_year()
         LeakMachine.histories += 1
 
     # -- helpers ------------------------------------------------------------------------------------
@@ -226,9 +230,6 @@ class LeakMachine(RuleBasedStateMachine):
     def visitable(self) -> list[str]:
         return [m for m in MUNICIPALITIES if m not in self.lived]
 
-    def in_scope(self, rid: str) -> bool:
-        return rid not in self.after_release
-
     def _step(self) -> None:
         LeakMachine.steps += 1
 
@@ -238,29 +239,35 @@ class LeakMachine(RuleBasedStateMachine):
         proxy=st.booleans(),
         early=st.sampled_from(["", "query", "protect"]),
         to=st.sampled_from(MUNICIPALITIES[1:]),
+        child=st.booleans(),
     )
-    def spouses_in_a_then_x_flees(self, perpetrators: int, proxy: bool, early: str, to: str) -> None:
-        """X and Y live in A (Y perhaps X's proxy); perhaps A queries or protects first; X flees."""
+    def spouses_in_a_then_x_flees(self, perpetrators: int, proxy: bool, early: str, to: str, child: bool) -> None:
+        """X and Y live in A (Y perhaps X's proxy); perhaps X has a child K with Y, Y K's registered proxy; perhaps
+        A queries or protects first; X flees (with K)."""
         self.x_numbers = [self.person()]
         self.y_numbers = [[self.person()] for _ in range(perpetrators)]
+        if child:
+            self.k = self.person()
+            self.at(A).register_proxy(self.who(A, "req"), self.k, self.y(0))
         if proxy:
             self.at(A).register_proxy(self.who(A, "req"), self.x, self.y(0))
             self.proxies.append(0)
             self.proxy_active[0] = True
         if early == "protect":
-            self.protect_at_once(A)
+            self.protect_at_once(A, child)
         self.flee(to)
         if early == "query":
             self.case1_residence_queries_a_about_y(0)
 
     # -- moves and identities ---------------------------------------------------------------------------
-    @rule(to=st.sampled_from(MUNICIPALITIES[1:]))
-    def flee(self, to: str) -> None:
-        """X moves (first away from A, later on); she never goes back to A, where Y lives. While she is protected
-        the new municipality records the move (転入, docs/year.md): a handover request in its queue."""
+    @rule(to=st.sampled_from(MUNICIPALITIES[1:]), end=st.sampled_from(MOVE_ENDS))
+    def flee(self, to: str, end: str = "new") -> None:
+        """X moves (first away from A, later on), K with her; they never go back to A, where Y lives. While they
+        are protected the move is recorded at either end or reported by the registry (転出/転入, docs/year.md): a
+        handover request in the new municipality's queue."""
         self._step()
-        if self.in_force and to != self.residence:
-            self.at(to).record_move(self.who(to, "req"), self.x, to_agency=to, moved_on=self.app.clock().date())
+        if to != self.residence:
+            self.record_moves(to, end)
         self.residence = to
         self.lived.add(to)
 
@@ -308,9 +315,10 @@ class LeakMachine(RuleBasedStateMachine):
             rids.append(self.at(at).request_flags(self.who(at, "req"), self.y(k), Y_FLAGS, review_date=review))
         self.pending[at] = Pending("set", rids)
 
-    @rule(at=st.sampled_from(("residence", *MUNICIPALITIES)))
-    def protect_at_once(self, at: str) -> None:
-        """Request, full approval chain and execution in one step (the usual path, made likely)."""
+    @rule(at=st.sampled_from(("residence", *MUNICIPALITIES)), child=st.booleans())
+    def protect_at_once(self, at: str, child: bool = False) -> None:
+        """Request, full approval chain and execution in one step (the usual path, made likely); with ``child``,
+        K is attached to X's case there at once (the intake of a mother fleeing with her child)."""
         at = self.residence if at == "residence" else at
         if at in self.holdings or at in self.pending:
             return
@@ -318,6 +326,8 @@ class LeakMachine(RuleBasedStateMachine):
         if at in self.pending:
             self.decide_flag_request(sorted(a for a, p in self.pending.items() if not p.approved).index(at), True)
             self.execute_flag_request(sorted(a for a, p in self.pending.items() if p.approved).index(at))
+        if child and self.k and at in self.holdings and at not in self.k_cases:
+            self.attach_companion_at(at)
 
     @precondition(lambda self: bool(self.holdings))
     @rule(pick=st.integers(0, 4), release=st.booleans())
@@ -360,6 +370,7 @@ class LeakMachine(RuleBasedStateMachine):
                 status = self.at(at).approve_request(self.who(at, "apr2"), rid)
             if status == "pending":  # a release leaving no holder anywhere: one approval more (docs/year.md)
                 assert self.at(at).flag_request(rid).kind == "release"
+                self.operator_refused_while_pending(at, rid)  # never without that extra approval
                 extra = "apr3" if at in TWO_APPROVALS else "apr2"
                 status = self.at(at).approve_request(self.who(at, extra), rid)
             assert status == "approved"
@@ -454,19 +465,18 @@ class LeakMachine(RuleBasedStateMachine):
         answer = self.app.request_provision(
             self.who(querier, "counter"), provider, number, legal_item=74, procedure="児童手当", info_kind=info_kind
         )
-        protected_x = about == "X" and self.in_force
+        held = self.protected(about)
         r = Request(
             answer.request_id,
             querier,
             provider,
             about,
             info_kind,
-            held=protected_x,
-            status="in_progress" if protected_x else "answered",
+            held=held,
+            status="in_progress" if held else "answered",
         )
         self.requests[r.rid] = r
-        if self.ever_protected and not self.in_force:
-            self.after_release.add(r.rid)
+        self.note_scope(r.rid, about)
         assert dataclasses.astuple(answer) == (r.rid, r.status, QUERIER_MESSAGES[r.status]), (
             f"querier answer {answer} differs from the expected {r.status} answer"
         )
@@ -512,10 +522,11 @@ class LeakMachine(RuleBasedStateMachine):
     def check_probe_notice(self, app: FlagLedger, before: int, r: Request) -> None:
         """Every request about a protected person tells exactly the holding municipalities."""
         notices = probe_notices(app, before)
-        if self.in_force:
+        holders = self.holders_of(r.about)
+        if holders:
             assert r.rid in notices, f"no ProbeNotice for request {r.rid} about protected {r.about}"
-            assert sorted(notices[r.rid]) == sorted(self.holdings), (
-                f"ProbeNotice names {notices[r.rid]}, the holders are {sorted(self.holdings)}"
+            assert sorted(notices[r.rid]) == holders, (
+                f"ProbeNotice about {r.about} names {notices[r.rid]}, the holders are {holders}"
             )
         else:
             assert r.rid not in notices, "a ProbeNotice about a person nobody protects"
@@ -543,8 +554,11 @@ class LeakMachine(RuleBasedStateMachine):
         for viewer, subject in card_views:
             found += self.portal_leaks(f"X's records as {viewer[:4]}…", views.portal_records(self.n, viewer, subject))
             found += self.self_info_leaks(views.self_information(self.n, viewer, subject))
+        for what, viewer, subject in self.companion_views():
+            found += self.portal_leaks(what, views.portal_records(self.n, viewer, subject))
+            found += self.self_info_leaks(views.self_information(self.n, viewer, subject), "K")
         # counters and work queues at every municipality Y can visit
-        subjects = {"X": self.x, **{f"Y{k}": self.y(k) for k in range(len(self.y_numbers))}}
+        subjects = self.counter_subjects()
         # A, where Y lives and queries are made, and every other visitable municipality that holds or is
         # deciding flags (elsewhere no query is made and the protection screen names no holder at all)
         for m in [v for v in self.visitable if v == A or v in self.holdings or v in self.pending]:
@@ -565,6 +579,20 @@ class LeakMachine(RuleBasedStateMachine):
                 f"{sorted(self.secret)}:\n  " + "\n  ".join(found)
             )
 
+    def counter_subjects(self) -> dict[str, str]:
+        """Whom Y asks about at a counter: X, every Y, and K once protected."""
+        subjects = {"X": self.x, **{f"Y{k}": self.y(k) for k in range(len(self.y_numbers))}}
+        if self.companion_views():
+            subjects["K"] = self.k
+        return subjects
+
+    @invariant()
+    def flags_held_exactly_where_the_model_says(self) -> None:
+        """No lapse, escalation, emergency flag or passing of time lifts or adds a flag (one node: at once)."""
+        if self.x_numbers:
+            self.n.projector.catch_up()
+            self.check_holders(self.app, "the node")
+
     def portal_leaks(self, what: str, view: views.PortalView) -> list[str]:
         return [
             f"{what}, record {rec.request_id}: {hit}"
@@ -580,6 +608,8 @@ class LeakMachine(RuleBasedStateMachine):
         clerk = self.who(A, "counter")
         asks = [(numbers[-1], numbers[-1], f"Y{k}") for k, numbers in enumerate(self.y_numbers)]
         asks += [(self.y_numbers[k][0], self.x, f"X (Y{k} as proxy)") for k in self.proxies]
+        if self.companion_views():
+            asks.append((self.y_numbers[0][0], self.k, "K (Y0 as proxy)"))
         for asker, subject, about in asks:
             for hand_out in (disclosure_document, counter_printout):
                 try:
@@ -595,14 +625,14 @@ class LeakMachine(RuleBasedStateMachine):
                 ]
         return found
 
-    def self_info_leaks(self, view: views.SelfInfoView) -> list[str]:
+    def self_info_leaks(self, view: views.SelfInfoView, about: str = "X") -> list[str]:
         accounted = {
             (r.provider, r.info_kind)
             for r in self.requests.values()
-            if not self.in_scope(r.rid) and r.about == "X" and r.status == "answered"
+            if not self.in_scope(r.rid) and r.about == about and r.status == "answered"
         }
         return [
-            f"X's self-information: {hit}"
+            f"{about}'s self-information: {hit}"
             for h in view.holdings
             if (h.agency, h.info_kind) not in accounted
             for hit in named(h, self.secret)
@@ -621,7 +651,8 @@ class LeakMachine(RuleBasedStateMachine):
         return out
 
     def queue_leaks(self, m: str, q: views.WorkQueue) -> list[str]:
-        mine = {self.app.subject(n) for n in (*self.x_numbers, *itertools.chain(*self.y_numbers))}
+        people = (*self.x_numbers, *itertools.chain(*self.y_numbers), *([self.k] if self.k else []))
+        mine = {self.app.subject(n) for n in people}
         out = []
         for entry in (*q.approvals, *q.held, *q.reviews_due, *q.body_requests):
             rid = getattr(entry, "request_id", None)

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Cookie, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from ledger.api import console_held
 from ledger.api.auth import Principal, required_factor, token_secret, verify_token
 from ledger.api.console_names import namers
 from ledger.api.deps import COOKIE, LockedNode
@@ -279,7 +280,16 @@ def held(request: Request, node: LockedNode, session: Session = None) -> Respons
             raise PermissionDenied("only reviewers and approvers see held requests", code=Code.ROLE_NOT_PERMITTED)
     except FlagLedgerError as exc:
         return _refused(request, node, who, exc)
-    return _page(request, node, who, "held.html", queue=queue)
+    return _page(
+        request,
+        node,
+        who,
+        "held.html",
+        queue=queue,
+        cases=console_held.cases(node),
+        basis_labels=console_held.BASIS_LABELS,
+        advice_labels=console_held.ADVICE_LABELS,
+    )
 
 
 def _decides(node: Node, who: Principal) -> bool:
@@ -308,7 +318,8 @@ def propose(
         who = _session(node, session)
         _check_csrf(node, who, csrf)
         who.require(node, Action.REVIEW_HELD)
-        node.app.propose_decision(who.actor, request_id, decision, applicant_check, note)
+        # hub mode: a request routed for staff is signed with the reviewer's staff key (console_held)
+        console_held.propose(node, who, request_id, decision, applicant_check, note)
     except FlagLedgerError as exc:
         return _refused(request, node, who, exc)
     return RedirectResponse("/console/held?done=proposed", status_code=303)
@@ -329,7 +340,7 @@ def approve_decision(
         _check_csrf(node, who, csrf)
         who.require(node, Action.APPROVE_HELD)
         # the proposal the page showed: one proposed again since is refused (stale_proposal), not approved
-        node.app.approve_decision(who.actor, request_id, proposal_version)
+        console_held.approve(node, who, request_id, proposal_version)
     except FlagLedgerError as exc:
         return _refused(request, node, who, exc)
     return RedirectResponse("/console/held?done=decided", status_code=303)

@@ -44,6 +44,7 @@ from consumers.linkage_inbound import Pulled, park, pull
 from consumers.linkage_map import MapGate, map_checks
 from consumers.linkage_receipt import HUB_STAFF, NOBODY, NOBODY_SENT
 from consumers.linkage_staff import FILED, SENT
+from consumers.linkage_witness import WitnessLink
 from ledger.app import Actor, FlagLedger
 from ledger.domain.roster import StaffRoster
 from ledger.errors import Code, FlagLedgerError, InputError
@@ -103,6 +104,7 @@ class LinkageBridge:
         self.checks = checks if checks is not None else map_checks(node, self.agency)
         self.end = AgencyEnd(self.keys, transport, self.directory, node.app.clock, self.checks)
         self.gate = MapGate(node, self.engine, self.checks)
+        self.witness = WitnessLink(node, self.engine, self.end)  # its checkpoints to the witnesses (issue #20)
 
     # -- staff (consumers.linkage_staff: the same without a transport, for the command line) -----------
     def file_person(self, number: str) -> str:
@@ -146,7 +148,7 @@ class LinkageBridge:
             self.directory,
             self.app.clock,
             timeout_ms=timeout_ms,
-            gate=self.gate,
+            gate=self.witness.gate(self.gate),
         )
 
     def push(self) -> Pushed:
@@ -178,6 +180,8 @@ class LinkageBridge:
             self.end.send(message)
             out.acts.append(message.kind)
         self._set_position(end)
+        if self.witness.publish():
+            out.acts.append("tree_head")
         self._answers(out)
         self._queries(out)
         self._advice(out)

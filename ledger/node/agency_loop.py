@@ -124,7 +124,12 @@ def run_agency(
             totals["applied"] += len(pulled.applied)
             totals["replays"] += pulled.replays
             totals["parked"] += pushed.parked + len(pulled.parked)
-            checked = {"map_checks": bridge.checks is not None, "hub_incidents": bridge.gate.raised}
+            checked = {
+                "map_checks": bridge.checks is not None,
+                "hub_incidents": bridge.gate.raised,
+                "witness_incidents": bridge.witness.raised,  # issue #20: consumers.linkage_witness
+                "cosigned": bridge.witness.cosigned(),
+            }
             status = {"linkage": {"mode": "hub", **totals, "queued": bridge.queued(), **checked}}
             status_out.write(status)
     finally:

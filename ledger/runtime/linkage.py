@@ -39,11 +39,11 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 from ledger.app import FlagLedger
-from ledger.errors import ConfigurationError, FlagLedgerError
+from ledger.errors import ConfigurationError, FlagLedgerError, InputError
 from ledger.linkage.codes import Registration, agency_code
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
-from ledger.linkage.names import HUB, PORTAL
+from ledger.linkage.names import HUB, PORTAL, check_party
 from ledger.linkage.sealing import public_from_hex, public_hex, seal, sealing_key_from_hex
 from ledger.log.pseudonym import Pseudonymizer
 from ledger.log.signing import KeyRecord
@@ -66,6 +66,7 @@ __all__ = [
     "published_entry",
     "refuse_in_hub_mode",
     "subject_of",
+    "witness_entries",
 ]
 
 MODES = ("shared", "hub")
@@ -236,10 +237,28 @@ def linkage_directory(config: NodeConfig) -> Directory:
     directory = Directory()
     portal = config.linkage.get("portal")
     entries = [(HUB, _hub(config))] + ([] if portal is None else [(PORTAL, HubEntry.of(portal, PORTAL))])
+    entries += witness_entries(config)
     for party, entry in entries:
         record = KeyRecord(party, entry.key_id, entry.public_hex, datetime.fromisoformat(entry.valid_from))
         directory.add(record, public_from_hex(entry.sealing_public_hex))
     return directory
+
+
+def witness_entries(config: NodeConfig) -> list[tuple[str, HubEntry]]:
+    """``linkage.witnesses``: the witnesses this agency shows its tree heads to (issue #20), each entry shaped
+    as ``linkage.hub``'s with its ``party`` named; [] when none are configured."""
+    raw = config.linkage.get("witnesses") or []
+    if not isinstance(raw, list):
+        raise ConfigurationError("linkage.witnesses must be a list of witnesses' directory entries")
+    found = []
+    for item in raw:
+        party = str(item.get("party", "")) if isinstance(item, dict) else ""
+        try:
+            check_party(party, "party")
+        except InputError as exc:
+            raise ConfigurationError(f"each of linkage.witnesses must name its party: {exc}") from exc
+        found.append((party, HubEntry.of(item, party)))
+    return found
 
 
 def published(node: Node) -> tuple[KeyRecord, X25519PublicKey]:

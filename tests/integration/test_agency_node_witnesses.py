@@ -1,0 +1,129 @@
+"""An agency node in hub mode and a witness (issue #20, consumers.linkage_witness): the node's own signed
+checkpoints reach the witness through the hub (forwarded) and its relay, are cosigned, and a witness's
+``witness_incident`` about the node's log is recorded at the node as a security Incident. The real node, bridge,
+hub loop and witness loop on one memory transport; every database on SQLite or PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ledger.app.checkpoints import sign_checkpoint
+from ledger.app.incidents import incidents_of
+from ledger.errors import Code
+from ledger.hub.log import open_hub_store
+from ledger.linkage.transport import MemoryTransport
+from ledger.linkage.tree_heads import TreeHead, TreeHeadMessage, encode_tree_head
+from ledger.log.signing import KeyRecord
+from ledger.runtime.linkage import published
+from ledger.runtime.tables import linkage_parked
+from ledger.witness.service import WitnessService
+from ledger.witness.store import WitnessStore, open_witness_store
+from tests.conftest import NodeFactory
+from tests.support.hub_nodes import HubNodes, hub_entry, hub_nodes, set_flag
+from tests.support.hub_world import A, agency_keys
+from tests.support.people import individual_number
+from tests.support.postgres import temp_database
+
+W1 = "W-KANTO"
+
+
+class Witnessed:
+    def __init__(self, world: HubNodes, witness: WitnessService, store: WitnessStore) -> None:
+        self.world, self.witness, self.store = world, witness, store
+
+    def settle(self, rounds: int = 12) -> None:
+        """Push the node, step the hub and the witness, pull the node — until nothing moves."""
+        bridge = self.world.bridges[A]
+        for _ in range(rounds):
+            pushed = bridge.push()
+            step = self.world.hub.step(timeout_ms=10)
+            done = self.witness.step(timeout_ms=10)
+            pulled = bridge.pull(timeout_ms=10)
+            moved = pushed.acts or step.applied or step.parked or step.sent or done.applied or done.sent
+            if not (moved or pulled.applied or pulled.parked):
+                return
+
+
+@pytest.fixture
+def witnessed(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[Witnessed]:
+    with ExitStack() as stack:
+        url = (lambda n: f"sqlite:///{tmp_path / (n + '.sqlite')}") if backend is None else (
+            lambda n: stack.enter_context(temp_database())
+        )  # fmt: skip
+        hub_store = open_hub_store(url("hub"), "hub-1")
+        stack.callback(hub_store.close)
+        world = hub_nodes(make_node, hub_store, (A,), {A: None if backend is None else url(A)})
+        stack.callback(world.close)
+        node = world.nodes[A]
+        keys = agency_keys(W1)
+        since = node.app.clock() - timedelta(days=1)
+        record = KeyRecord(W1, keys.signer.key_id, keys.signer.public_raw.hex(), since)
+        world.hub.directory.add(record, keys.sealing.public_key())  # the hub forwards heads to the witness
+        world.hub.witnesses = (W1,)
+        node.config.linkage["witnesses"] = [hub_entry(keys, since.isoformat())]
+        world.bridge(A)  # the node's bridge with the witness configured
+        directory = world.hub.directory  # the witness knows the hub and the agency by their published keys
+        directory.add(*published(node))
+        store = open_witness_store(url(W1))
+        stack.callback(store.close)
+        witness = WitnessService(
+            store, MemoryTransport(world.broker, W1), keys, directory, world.hub_keys.signer.public_key,
+            now=node.app.clock,
+        )  # fmt: skip
+        yield Witnessed(world, witness, store)
+
+
+def test_the_nodes_checkpoints_reach_the_witness_and_are_cosigned(witnessed: Witnessed) -> None:
+    """Threat: insider rewriting its own agency's log — only a log whose heads a witness holds can be caught
+    rewritten. The node signs and publishes its checkpoint on its own; the witness holds it and cosigns it; the
+    next one is published with a consistency proof from the last (the witness finds nothing), and a restarted
+    bridge publishes nothing twice (the size is kept in the node's database)."""
+    node, bridge = witnessed.world.nodes[A], witnessed.world.bridges[A]
+    set_flag(node, A, individual_number(), "NON_DISCLOSURE")
+    witnessed.settle()
+    first = witnessed.witness.book.latest[A].size
+    assert first > 0 and bridge.witness.cosigned() == {W1: first}
+
+    set_flag(node, A, individual_number(), "NO_AUTO_RESPONSE")
+    sign_checkpoint(node.app)
+    witnessed.settle()
+    second = witnessed.witness.book.latest[A].size
+    assert second > first and bridge.witness.cosigned() == {W1: second}
+    assert not witnessed.store.findings() and not incidents_of(node.app, A)
+
+    again = witnessed.world.bridge(A)
+    assert again.witness.publish() == 0
+
+
+def test_a_forged_head_for_the_same_size_is_raised_at_the_node(witnessed: Witnessed) -> None:
+    """Threat: insider rewriting its own agency's log (or a hub insider holding the node's key) — a second head
+    for a size already published, signed with the node's own key over another root, is shown to the witness:
+    it raises ``checkpoint_fork``, and the node records it as an Incident of its agency with the evidence
+    parked. A replay of the same incident raises no second one."""
+    node, bridge = witnessed.world.nodes[A], witnessed.world.bridges[A]
+    set_flag(node, A, individual_number(), "NON_DISCLOSURE")
+    witnessed.settle()
+    held = witnessed.witness.book.latest[A]
+    signer = node.app.signers[A]
+    forged = TreeHead.sign(signer, held.size, bytes(32), node.app.clock().isoformat())
+    bridge.end.relay(W1, TreeHeadMessage(encode_tree_head(forged).hex(), 0, ""))
+    witnessed.settle()
+
+    (found,) = witnessed.store.findings()
+    assert (found.code, found.accused) == (Code.CHECKPOINT_FORK, A)
+    (incident,) = incidents_of(node.app, A)
+    assert incident.code == Code.CHECKPOINT_FORK and bridge.witness.raised == 1
+    with node.engine.connect() as conn:
+        parked = conn.execute(select(linkage_parked.c.message).where(linkage_parked.c.code == Code.CHECKPOINT_FORK))
+        assert list(parked.scalars()) == [found.evidence()]
+
+    bridge.end.relay(W1, TreeHeadMessage(encode_tree_head(forged).hex(), 0, ""))
+    witnessed.settle()
+    assert len(incidents_of(node.app, A)) == 1

@@ -11,14 +11,15 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, event
+from sqlalchemy import Connection, Engine, MetaData, Table, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.capacity import PoolSizes, retry_while, retry_while_server_full
 from ledger.errors import Code, StorageError, is_disk_full
 
-__all__ = ["create_engine", "storage_error", "upsert"]
+__all__ = ["create_engine", "open_tables", "storage_error", "upsert", "with_driver"]
 
 
 def create_engine(url: str, pools: PoolSizes | None = None) -> Engine:
@@ -85,3 +86,22 @@ def storage_error(what: str, exc: Exception, then: str = "") -> StorageError:
             code=Code.DISK_FULL,
         )
     return StorageError(f"{what}: {exc}" + (f"; {then}" if then else ""))
+
+
+def with_driver(url: str) -> str:
+    """``url`` naming the PostgreSQL driver the project ships (psycopg 3), as SQLAlchemy needs it spelt."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgresql", "postgres"):
+        return "postgresql+psycopg://" + rest
+    return url
+
+
+def open_tables(url: str, tables: MetaData, what: str) -> Engine:
+    """An engine on ``url`` with ``tables`` created where missing: a store with no migration chain yet (the
+    portal's, a witness's)."""
+    engine = create_engine(with_driver(url))
+    try:
+        tables.create_all(engine)
+    except SQLAlchemyError as exc:
+        raise storage_error(f"cannot create {what}", exc) from exc
+    return engine

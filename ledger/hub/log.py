@@ -27,7 +27,7 @@ from ledger.hub.tables import ID, hub_flag_changes, hub_records
 from ledger.linkage.codes import CodeMap, check_code
 from ledger.linkage.hiding import Action
 from ledger.linkage.names import check_party
-from ledger.storage import create_engine
+from ledger.storage import create_engine, with_driver
 
 __all__ = ["Also", "HubLog", "HubStore", "ProvisionRecord", "open_hub_store"]
 
@@ -153,9 +153,6 @@ class HubStore:
 
 def open_hub_store(url: str, who: str) -> HubStore:
     """Open (and migrate) the hub's database at ``url`` for the hub process named ``who``."""
-    scheme, sep, rest = url.partition("://")
-    if sep and scheme in ("postgresql", "postgres"):
-        url = "postgresql+psycopg://" + rest  # the driver the project ships (psycopg 3)
-    engine = create_engine(url)
+    engine = create_engine(with_driver(url))
     upgrade(engine)
     return HubStore(engine, SqlCodeMap(engine), Sequencer(engine, who))

@@ -8,7 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.linkage.portal_messages import PortalPageMessage
 from ledger.portal.tables import metadata, portal_cards, portal_outbox, portal_pages, portal_seen
-from ledger.storage import create_engine, storage_error
+from ledger.storage import open_tables, storage_error
 
 __all__ = ["PortalStore", "open_portal_store"]
 
@@ -90,12 +90,4 @@ class PortalStore:
 
 
 def open_portal_store(url: str) -> PortalStore:
-    scheme, sep, rest = url.partition("://")
-    if sep and scheme in ("postgresql", "postgres"):
-        url = "postgresql+psycopg://" + rest
-    engine = create_engine(url)
-    try:
-        metadata.create_all(engine)
-    except SQLAlchemyError as exc:
-        raise storage_error("cannot create the portal's tables", exc) from exc
-    return PortalStore(engine)
+    return PortalStore(open_tables(url, metadata, "the portal's tables"))

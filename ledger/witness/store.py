@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.linkage.hub_wire import decode_head, encode_head
 from ledger.linkage.map_heads import MapHead
 from ledger.linkage.tree_heads import TreeHead, WitnessIncident, decode_tree_head, encode_tree_head
-from ledger.storage import create_engine, storage_error
+from ledger.storage import open_tables, storage_error
 from ledger.witness.book import Finding, Kept
 
 __all__ = ["WitnessStore", "open_witness_store"]
@@ -177,12 +177,4 @@ class WitnessStore:
 
 
 def open_witness_store(url: str) -> WitnessStore:
-    scheme, sep, rest = url.partition("://")
-    if sep and scheme in ("postgresql", "postgres"):
-        url = "postgresql+psycopg://" + rest
-    engine = create_engine(url)
-    try:
-        metadata.create_all(engine)
-    except SQLAlchemyError as exc:
-        raise storage_error("cannot create the witness's tables", exc) from exc
-    return WitnessStore(engine)
+    return WitnessStore(open_tables(url, metadata, "the witness's tables"))

@@ -146,6 +146,11 @@ class Sequencer:
             # the session ends — not back to the pool, where it would keep the lock for whoever takes it next —
             # and PostgreSQL drops its advisory locks (if the session is already gone, so is its lock)
             with suppress(SQLAlchemyError):
+                # unlock first: a closed session's backend exits, and drops its locks, only some time later, so
+                # a standby asking at once would find the lease still held
+                self._conn.execute(text("SELECT pg_advisory_unlock(:a, :b)"), {"a": LEASE_LOCK, "b": self._key})
+                self._conn.commit()
+            with suppress(SQLAlchemyError):
                 self._conn.invalidate()
                 self._conn.close()
             self._conn = None

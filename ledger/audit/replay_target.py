@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from ledger.domain.types import parse_moment
 from ledger.errors import InputError
 from ledger.files import private_dir, private_file
+from ledger.storage import with_driver
 from projections.base import create_engine
 from projections.node import NodeSettings
 
@@ -64,7 +65,7 @@ def resolve_target(config: NodeSettings, target: str | None, label: str) -> str:
     if "://" in target:
         scheme, rest = target.split("://", 1)
         if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
-            url = "postgresql+psycopg://" + rest
+            url = with_driver(target)
             live = config.views_url()
             if live.startswith("postgresql") and same_pg_database(url, live):
                 raise InputError(

@@ -41,6 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.audit.replay_target import safe_url
 from ledger.errors import InputError, StateConflict, StorageError
 from ledger.files import private_dir, private_file
+from ledger.storage import with_driver
 from projections.base import Projector, bulk_writes, create_engine, tracking
 from projections.node import NodeParts
 from projections.registry import all_projections
@@ -169,7 +170,7 @@ def _given_scratch(node: NodeParts, scratch: str, live: str) -> Engine:
     if "://" in scratch:
         scheme, rest = scratch.split("://", 1)
         if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
-            url = "postgresql+psycopg://" + rest
+            url = with_driver(scratch)
             if live.startswith("postgresql") and same_pg_database(url, live):
                 raise InputError(
                     f"{safe_url(url)} is this node's own database: give an empty scratch database "

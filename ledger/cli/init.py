@@ -128,4 +128,6 @@ def _read_entry(file: Path) -> object:
     try:
         return json.loads(file.read_text())
     except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read the hub's entry from the file: {type(exc).__name__}", field="linkage_hub") from exc
+        raise InputError(
+            f"cannot read the hub's entry from the file: {type(exc).__name__}", field="linkage_hub"
+        ) from exc

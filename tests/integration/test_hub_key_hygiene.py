@@ -153,7 +153,7 @@ def test_init_in_hub_mode_makes_no_national_pseudonym_secret(
     base = ["init", "--agency", "132012", "--name", "D市", "--kind", "municipality", "--admin", "admin"]
 
     hub_dir = tmp_path / "d-hub"
-    rc, out, err = run_in_process(["--data-dir", str(hub_dir), *base, "--linkage-hub", str(entry)], capsys)
+    rc, _, err = run_in_process(["--data-dir", str(hub_dir), *base, "--linkage-hub", str(entry)], capsys)
     assert rc == 0, err
     assert not (hub_dir / "secrets" / "pseudonym.key").exists()
     assert (hub_dir / "secrets" / "cipher.key").exists()
@@ -167,14 +167,14 @@ def test_init_in_hub_mode_makes_no_national_pseudonym_secret(
         node.close()
 
     shared_dir = tmp_path / "d-shared"
-    rc, out, err = run_in_process(["--data-dir", str(shared_dir), *base], capsys)
+    rc, _, err = run_in_process(["--data-dir", str(shared_dir), *base], capsys)
     assert rc == 0, err
     assert (shared_dir / "secrets" / "pseudonym.key").exists()  # the control: shared mode still has it
 
     secret = tmp_path / "national.key"
     secret.write_text("ab" * 32)
     refused_dir = tmp_path / "d-refused"
-    rc, out, err = run_in_process(
+    rc, _, err = run_in_process(
         ["--data-dir", str(refused_dir), *base, "--linkage-hub", str(entry), "--pseudonym-key-file", str(secret)],
         capsys,
     )

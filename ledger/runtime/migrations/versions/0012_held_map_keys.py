@@ -28,14 +28,15 @@ _HELD = b"flagledger/person-key/held/1\x00"  # as ledger.linkage.person_keys.hel
 
 def upgrade() -> None:
     keys = sa.table(
-        "agency_map_keys", sa.column("agency", sa.String), sa.column("code", sa.String), sa.column("map_key", sa.LargeBinary)
+        "agency_map_keys",
+        sa.column("agency", sa.String),
+        sa.column("code", sa.String),
+        sa.column("map_key", sa.LargeBinary),
     )
     conn = op.get_bind()
     for agency, code, key in conn.execute(sa.select(keys.c.agency, keys.c.code, keys.c.map_key)).all():
         held = hashlib.sha256(_HELD + str(agency).encode() + b"\x00" + bytes(key)).digest()
-        conn.execute(
-            sa.update(keys).where((keys.c.agency == agency) & (keys.c.code == code)).values(map_key=held)
-        )
+        conn.execute(sa.update(keys).where((keys.c.agency == agency) & (keys.c.code == code)).values(map_key=held))
 
 
 def downgrade() -> None:

@@ -162,10 +162,10 @@ def _hub_loop(
                     stop.wait(1.0)
                     continue
                 counts.update(applied=step.applied, parked=step.parked, replays=step.replays, sent=step.sent)
+                metrics.hub_step(hub)  # routing works: the portal's feed below may wait for its key, logged
                 counts["pages_owed"] += feed.step()
                 if hub.digests is not None and hub.digests.due():
                     counts["digests"] += hub.tick()  # what the step and the feed owe, in this tick's digests
-                metrics.hub_step(hub)
             except (StorageError, BrokerUnavailable) as exc:
                 metrics.down()
                 log.warning("the hub's loop will retry in 1 s: %s", exc)

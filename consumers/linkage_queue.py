@@ -84,7 +84,7 @@ def _open_routed(conn: Connection) -> list[Any]:
 def escalations(conn: Connection) -> list[EscalationEntry]:
     """The hub's escalations of requests still held here: id, reason, time — nothing else."""
     n = linkage_case_notes.c
-    out = []
+    out: list[EscalationEntry] = []
     for row in _open_routed(conn):
         notes = conn.execute(
             select(n.reason, n.at)
@@ -97,7 +97,7 @@ def escalations(conn: Connection) -> list[EscalationEntry]:
 
 def _cases(conn: Connection) -> list[CaseEntry]:
     n = linkage_case_notes.c
-    out = []
+    out: list[CaseEntry] = []
     for row in _open_routed(conn):
         found = basis(conn, row.hub_request_id)
         mine = (n.hub_request_id == row.hub_request_id) & (n.kind == Escalation.kind)

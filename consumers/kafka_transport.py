@@ -119,6 +119,17 @@ class KafkaTransport:
         except KafkaError as exc:  # the next transport opened for the party is handed these again
             raise BrokerUnavailable(f"cannot commit {self.party}'s inbox position: {exc}") from exc
 
+    def lag(self) -> int:
+        """Messages in the inbox not yet read: end offset - position, over its partitions (the inbox depth)."""
+        from kafka.errors import KafkaError
+
+        parts = list(self._consumer.assignment())
+        try:
+            ends = self._consumer.end_offsets(parts)
+            return sum(max(0, int(ends[tp]) - int(self._consumer.position(tp))) for tp in parts)
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"cannot read {self.party}'s inbox depth: {exc}") from exc
+
     def assignment(self) -> set[str]:
         """The topics this party's consumer reads (its inbox, nothing else)."""
         return {tp.topic for tp in self._consumer.assignment()}

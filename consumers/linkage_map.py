@@ -73,10 +73,8 @@ class MapGate:
                 return message.plain(message.answer)
             return None if type(message).kind in MAP_KINDS else message
         if isinstance(message, Registered) and message.code not in checks.keys:
-            key = unchecked_person_key(checks.vrf_key, bytes.fromhex(message.proof))
-            checks.keys[message.code] = key
-            if checks.keep is not None:
-                checks.keep.key(message.code, key)
+            # kept as this agency's held value (ledger.linkage.person_keys.held_key), never the key itself
+            checks.keep_key(message.code, unchecked_person_key(checks.vrf_key, bytes.fromhex(message.proof)))
             return None
         before = len(checks.incidents)
         checked = checks.take(message)

@@ -16,6 +16,7 @@ from ledger.errors import PermissionDenied
 from projections.flag_state import agency_flags, flag_history
 from projections.incidents import incidents as incident_table
 from projections.node import NodeParts
+from projections.queue_linkage import CaseEntry, ConsultationEntry, EscalationEntry
 from projections.queues import body_queue, flag_queue, held_queue, probe_queue, request_subjects
 from projections.view_reads import aliases, fresh, staff_at
 
@@ -180,6 +181,12 @@ class WorkQueue:
     held_waiting: int = 0  # held requests waiting, counted for deciders even when not listed
     incidents: tuple[IncidentEntry, ...] = ()
     incidents_open: int = 0  # open incidents, counted for their readers even when not listed
+    # an agency in linkage hub mode (consumers.linkage_queue): the hub's consultations of this holder, what the
+    # hub said of the routed requests held here, and escalations for administrators — none names a holder
+    consultations: tuple[ConsultationEntry, ...] = ()
+    consultations_waiting: int = 0  # consultations no advice was given on yet, counted for deciders
+    cases: tuple[CaseEntry, ...] = ()
+    escalations: tuple[EscalationEntry, ...] = ()
 
 
 def _split(value: str | None) -> tuple[str, ...]:

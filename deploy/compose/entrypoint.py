@@ -77,6 +77,10 @@ def main() -> None:
         args = ["init", "--agency", code, "--name", name, "--kind", kind]
         if os.environ.get("AGENCY_SIGNING_KEY_FILE"):
             args += ["--signing-key-file", os.environ["AGENCY_SIGNING_KEY_FILE"]]
+        if hub_mode:  # started in hub mode: no national pseudonym secret is ever made (docs/linkage.md)
+            from linkage_entry import wait_for
+
+            args += ["--linkage-hub", str(wait_for("hub"))]
         enrolment_code = json.loads(run(*args))["enrolment_code"]
         say(f"initialised agency {code} in {data_dir}")
         if password is not None:

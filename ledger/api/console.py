@@ -23,6 +23,7 @@ from fastapi import APIRouter, Cookie, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from consumers import linkage_queue
 from ledger.api import console_held
 from ledger.api.auth import Principal, required_factor, token_secret, verify_token
 from ledger.api.console_names import namers
@@ -183,7 +184,7 @@ def console_act(
 def home(request: Request, node: LockedNode, session: Session = None) -> Response:
     try:
         who = _session(node, session)
-        queue = views.work_queue(node, who.actor, held=False)
+        queue = linkage_queue.work_queue(node, who.actor, held=False)  # hub mode: escalations, consultations
     except FlagLedgerError as exc:
         return _refused(request, node, None, exc)
     return _page(request, node, who, "home.html", queue=queue)

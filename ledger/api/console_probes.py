@@ -7,10 +7,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from consumers import linkage_queue
 from ledger.api.console import Session, _decides, _page, _refused, _session
 from ledger.api.deps import LockedNode
 from ledger.errors import Code, FlagLedgerError, PermissionDenied
-from projections import views
 
 __all__ = ["router"]
 
@@ -24,7 +24,7 @@ def probes(request: Request, node: LockedNode, session: Session = None) -> Respo
         who = _session(node, session)
         if not _decides(node, who):
             raise PermissionDenied("only reviewers and approvers see probe notices", code=Code.ROLE_NOT_PERMITTED)
-        queue = views.work_queue(node, who.actor)
+        queue = linkage_queue.work_queue(node, who.actor)  # hub mode: the hub's consultations of this holder
     except FlagLedgerError as exc:
         return _refused(request, node, who, exc)
-    return _page(request, node, who, "probes.html", probes=queue.probes)
+    return _page(request, node, who, "probes.html", probes=queue.probes, consultations=queue.consultations)

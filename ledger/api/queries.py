@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from consumers import linkage_queue
 from ledger import clock
 from ledger.api.deps import Caller, CurrentNode
 from ledger.api.schemas import (
@@ -110,10 +111,11 @@ def self_information(body: PortalQuery, node: CurrentNode, who: Caller) -> views
 @router.get(
     "/queue",
     response_model=views.WorkQueue,
-    summary="approvals, held requests (deciders only), reviews due, protection-body requests",
+    summary="approvals, held requests (deciders only), reviews due, protection-body requests; in linkage hub "
+    "mode the hub's consultations and cases (deciders) and escalations (administrators), naming no holder",
 )
 def queue(node: CurrentNode, who: Caller, today: Annotated[Day | None, Query()] = None) -> views.WorkQueue:
-    return views.work_queue(node, who.actor, today)
+    return linkage_queue.work_queue(node, who.actor, today)
 
 
 @router.get(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +58,13 @@ def agency_options(fn: Callable[..., Any], required: bool = True) -> Callable[..
     "database, no agency (docs/linkage.md, docs/accountable-hub.md)",
 )
 @option("--topic-prefix", default=None, help="hub or portal: the linkage topics' prefix (default flagledger.linkage)")
+@option(
+    "--linkage-hub",
+    type=PATH,
+    default=None,
+    help="an agency: start in linkage hub mode with the hub's exported entry (FILE); no national pseudonym "
+    "secret is made (docs/linkage.md)",
+)
 def init(
     agency: str | None,
     name: str | None,
@@ -70,6 +78,7 @@ def init(
     pseudonym_key_file: Path | None,
     role: str,
     topic_prefix: str | None,
+    linkage_hub: Path | None,
 ) -> int:
     where = data_dir()
     if role != "agency":
@@ -83,6 +92,7 @@ def init(
         return 0
     if agency is None or name is None or kind is None:
         raise InputError("an agency's init needs --agency, --name and --kind", field="agency")
+    hub_entry = None if linkage_hub is None else _read_entry(linkage_hub)
     node = adopt(
         init_node(
             where,
@@ -92,6 +102,7 @@ def init(
             pseudonym_key_file=pseudonym_key_file,
             signing_key_file=signing_key_file,
             pools=ONE_SHOT,
+            linkage_hub=hub_entry,
         )
     )
     out(
@@ -111,3 +122,12 @@ def init(
         file=sys.stderr,
     )
     return 0
+
+
+def _read_entry(file: Path) -> object:
+    try:
+        return json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            f"cannot read the hub's entry from the file: {type(exc).__name__}", field="linkage_hub"
+        ) from exc

@@ -111,7 +111,9 @@ def node_(
     if found != "agency":
         from ledger.node.roles import run_role
 
-        status = run_role(open_role(data_dir()), seconds, log_format or "text")
+        status = run_role(
+            open_role(data_dir()), seconds, log_format or "text", metrics_port=metrics_port, metrics_host=metrics_host
+        )
         out({"stopped": found, **status})
         return 0
 

@@ -128,6 +128,7 @@ CLI_BOUNDS: dict[str, Bound] = {
     "target": bounds.PATH,
     "scratch": bounds.PATH,
     "pseudonym_key_file": bounds.PATH,
+    "linkage_hub": bounds.PATH,
     "signing_key_file": bounds.PATH,
     "host": _HOST,
     "metrics_host": _HOST,

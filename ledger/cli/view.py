@@ -88,11 +88,16 @@ def flags(actor: Actor, subject: str | None) -> int:
     return 0
 
 
-@command(view, "queue", help="approvals, held requests, reviews due, protection-body requests")
+@command(
+    view,
+    "queue",
+    help="approvals, held requests, reviews due, protection-body requests; in hub mode the hub's consultations, "
+    "cases and escalations",
+)
 @as_actor()
 @option("--today", type=DAY, default=None)
 def queue(actor: Actor, today: date | None) -> int:
-    from projections.views import work_queue
+    from consumers.linkage_queue import work_queue
 
     out(_json(work_queue(_node(), actor, today)))
     return 0

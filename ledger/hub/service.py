@@ -128,6 +128,7 @@ class HubService:
         # number → person id from the key store (ledger.hub.person_ids); None: from keys.secret
         self.person_ids = person_ids
         self.witnesses = tuple(witnesses)  # forwarded every agency's own tree head (ledger.hub.witness_relay)
+        self.unrouted = 0  # queries answered not_routed since this process started (its metrics)
 
     # -- the loop ------------------------------------------------------------------------------------------
     def lead(self) -> bool:
@@ -252,6 +253,7 @@ class HubService:
             except (InputError, NotFoundError):
                 with suppress(NotFoundError):  # no sealing key for the querier: parked only
                     answer_unrouted(self.store, self._seal, opened, query)  # not left waiting
+                    self.unrouted += 1
                 raise
         elif kind == AnswerMessage.kind:
             self._answer(opened, decode(AnswerMessage, opened.payload))

@@ -3,7 +3,8 @@
 :class:`MapChecks` sits in :class:`ledger.linkage.agency.AgencyEnd` and keeps, per agency:
 
 * **map keys beside codes**: at registration the hub answers with its VRF proof for the number; the agency
-  checks it against the number it sent (kept in memory only until then) and keeps the key it derives itself;
+  checks it against the number it sent (kept in memory only until then) and keeps what it derives itself —
+  as its own held value (``held_key``: agency-specific, never the key, which is one value at every agency);
 * **its flags as filed**: each flag change is acknowledged with the hub sequence it was filed at; from the next
   head on, the holder expects the hub's map to show it;
 * **what it saw of the hub's heads**: a :class:`~ledger.linkage.witness.Witness` (each announced head with the
@@ -42,7 +43,7 @@ from ledger.linkage.map_messages import (
     hashes_from_hex,
 )
 from ledger.linkage.messages import FlagChangeMessage, Message, RoutedQuery
-from ledger.linkage.person_keys import verify_person_key
+from ledger.linkage.person_keys import held_key, verify_person_key
 from ledger.linkage.routing import Freshness, check_own_flags, verify_routing
 from ledger.linkage.witness import Evidence, Witness
 
@@ -97,7 +98,7 @@ class MapChecks:
     vrf_key: RSAPublicKey  # the hub's VRF key: map keys
     max_age: timedelta = timedelta(seconds=60)
     now: Callable[[], datetime] = clock.now  # aware, as the hub's head times are
-    keys: dict[str, bytes] = field(default_factory=dict)  # code → map key
+    keys: dict[str, bytes] = field(default_factory=dict)  # code → held_key(agency, map key): never the key
     held: dict[str, set[str]] = field(default_factory=dict)  # code → flags the hub acknowledged filing
     filed_at: dict[str, int] = field(default_factory=dict)  # code → sequence of its last acknowledged change
     unfiled: dict[str, FlagChangeMessage] = field(default_factory=dict)  # change id → sent, not yet acknowledged
@@ -190,9 +191,21 @@ class MapChecks:
             if m.code in self.keys:
                 return  # the answer to a registration sent again
             raise IntegrityError("the hub answered a registration this agency did not send", code=Code.BAD_PROOF)
-        self.keys[m.code] = verify_person_key(self.vrf_key, number, bytes.fromhex(m.proof))
+        self.keep_key(m.code, verify_person_key(self.vrf_key, number, bytes.fromhex(m.proof)))
+
+    def keep_key(self, code: str, person_key: bytes) -> None:
+        """Keep the person's map key as this agency's own held value (in memory and in the keep): the key itself
+        stays in no table and no attribute, so an insider's copy of this agency's data holds no national join
+        key."""
+        self.keys[code] = held_key(self.name, person_key)
         if self.keep is not None:
-            self.keep.key(m.code, self.keys[m.code])
+            self.keep.key(code, self.keys[code])
+
+    def _named_key(self, code: str, named: bytes) -> bytes:
+        """The key a hub message names for ``code``, once it hashes to the value held here; ``bad_proof`` if not."""
+        if len(named) != 32 or held_key(self.name, named) != self.keys.get(code):
+            raise IntegrityError("the hub names another map key than the one registered here", code=Code.BAD_PROOF)
+        return named
 
     def _filed(self, m: FlagFiled) -> None:
         sent = self.unfiled.pop(m.change_id, None)
@@ -229,8 +242,9 @@ class MapChecks:
                     self.refusals.append(Code.FLAG_DROPPED)
                 continue
             try:
+                person_key = self._named_key(code, proofs[code][0].key)
                 check_own_flags(
-                    head, *proofs[code], self.hub_key, holder=self.name, code=code, person_key=self.keys[code],
+                    head, *proofs[code], self.hub_key, holder=self.name, code=code, person_key=person_key,
                     expected=frozenset(flags),
                 )  # fmt: skip
             except FlagLedgerError as exc:
@@ -249,9 +263,10 @@ class MapChecks:
         found = self.witness.cross_check(head)
         if found is not None:
             raise HubMisbehaviour(found.note, code=found.code, evidence=found)
+        named = self._named_key(m.code, decision.person_key)  # the key registered here, by its held value
         try:
             verify_routing(
-                decision, head, proof, self.hub_key, provider=self.name, person_key=key, freshness=self.freshness
+                decision, head, proof, self.hub_key, provider=self.name, person_key=named, freshness=self.freshness
             )
         except HubMisbehaviour as exc:
             self._raise(exc, m.request_id)

@@ -34,6 +34,7 @@ from ledger.log.pseudonym import valid_individual_number
 __all__ = [
     "PersonKeyProver",
     "check_vrf_key",
+    "held_key",
     "key_from_output",
     "unchecked_person_key",
     "verify_person_key",
@@ -43,6 +44,7 @@ __all__ = [
 
 _SUITE = b"\x01"  # RSA-FDH-VRF-SHA256
 _ALPHA = b"flagledger/person-key/1\x00"
+_HELD = b"flagledger/person-key/held/1\x00"
 _MIN_BITS = 2048
 _E = 65537
 
@@ -95,6 +97,19 @@ class PersonKeyProver:
     def key(self, number: str) -> bytes:
         """The person's map key (the hub computes it with the proof, at registration, and keeps it)."""
         return key_from_output(_output(self.prove(number)))
+
+
+def held_key(agency: str, person_key: bytes) -> bytes:
+    """What an agency keeps of a person's map key: ``SHA-256(label ‖ agency ‖ 0x00 ‖ key)``, never the key.
+
+    The map key is one value for the person at every agency (it must be: the holder and the provider check one
+    leaf), so kept as it is it would be a national join key — two colluding insiders at two agencies could join
+    their whole data on it. The held value differs per agency, and from it neither the key nor another
+    agency's held value follows. A hub message naming a key (a routing decision, a holding proof) is checked by
+    hashing the key it names the same way (docs/linkage.md, key hygiene)."""
+    if len(person_key) != 32:
+        raise IntegrityError("a map key is 32 bytes", code=Code.BAD_PROOF)
+    return hashlib.sha256(_HELD + agency.encode() + b"\x00" + person_key).digest()
 
 
 def unchecked_person_key(public_key: RSAPublicKey, pi: bytes) -> bytes:

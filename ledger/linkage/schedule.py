@@ -36,3 +36,9 @@ class DigestSchedule:
 
     def ticked(self) -> None:
         self._last = self.clock()
+
+    def overdue(self) -> float:
+        """Seconds the next tick is overdue (0 on time, or before the first): a loop that stalls shows here."""
+        if self._last is None:
+            return 0.0
+        return max(0.0, self.clock() - self._last - self.every)

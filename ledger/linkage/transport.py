@@ -95,6 +95,10 @@ class MemoryBroker:
             self.topics.setdefault(topic, []).append(bytes(message))
             self._changed.notify_all()
 
+    def size(self, topic: str) -> int:
+        with self._changed:
+            return len(self.topics.get(topic, ()))
+
     def read(self, topic: str, start: int, limit: int, timeout_s: float) -> list[bytes]:
         with self._changed:
             self._changed.wait_for(lambda: len(self.topics.get(topic, ())) > start, timeout=timeout_s)
@@ -125,6 +129,10 @@ class MemoryTransport:
 
     def commit(self) -> None:
         self.broker.committed[self.inbox] = self._position
+
+    def lag(self) -> int:
+        """Messages in the inbox not yet read (the metrics' inbox depth)."""
+        return max(0, self.broker.size(self.inbox) - self._position)
 
     def close(self) -> None:
         return None

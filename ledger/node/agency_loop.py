@@ -30,6 +30,7 @@ from ledger.errors import Code, FlagLedgerError, StateConflict, StorageError
 from ledger.linkage.schedule import DigestSchedule
 from ledger.linkage.scheduled_transport import ScheduledTransport
 from ledger.linkage.transport import Topics, Transport
+from ledger.node.role_metrics import RoleMetrics
 from ledger.runtime.bootstrap import Node
 from ledger.runtime.digest_settings import DigestSettings
 from ledger.runtime.linkage import hosted_agency, linkage_directory, party_keys
@@ -65,6 +66,23 @@ def _push(bridge: LinkageBridge, schedule: DigestSchedule | None, scheduled: Sch
         scheduled.tick()
 
 
+def waiting(node: Node) -> dict[str, int]:
+    """What the agency's metrics count in its database: parked messages, consultations awaiting the holder's
+    advice (never naming the querier), queries not yet sent."""
+    from sqlalchemy import func, select
+
+    from ledger.runtime.tables import linkage_advice, linkage_consultations, linkage_parked
+
+    c, a = linkage_consultations.c, linkage_advice.c
+    with node.engine.connect() as conn:
+        parked = conn.execute(select(func.count()).select_from(linkage_parked)).scalar_one()
+        open_ = conn.execute(
+            select(func.count()).select_from(linkage_consultations).where(~select(a.request_id).where(
+                a.request_id == c.request_id).exists())
+        ).scalar_one()  # fmt: skip
+    return {"parked": int(parked), "consultations": int(open_)}
+
+
 def run_agency(
     node: Node,
     until: Callable[[], bool],
@@ -72,9 +90,16 @@ def run_agency(
     year_step_every: float = 3600.0,
     poll_timeout_ms: int = 100,
     transport: Transport | None = None,
+    metrics: RoleMetrics | None = None,
 ) -> dict[str, Any]:
-    """Run the hub-mode loop until ``until()``; returns the last status written to ``node-status.json``."""
-    inner = transport if transport is not None else _transport(node)
+    """Run the hub-mode loop until ``until()``; returns the last status written to ``node-status.json``.
+    ``metrics``: the snapshot the node's ``/metrics`` and ``/readyz`` serve (``ledger.node.role_metrics``)."""
+    try:
+        inner = transport if transport is not None else _transport(node)
+    except BrokerUnavailable:
+        if metrics is not None:
+            metrics.down()
+        raise
     schedule = DigestSettings.from_linkage(node.config.linkage).schedule()
     scheduled = None
     if schedule is not None:
@@ -106,6 +131,8 @@ def run_agency(
                 node.projector.catch_up()
                 failures = 0
             except (StorageError, StateConflict, BrokerUnavailable) as exc:
+                if metrics is not None:
+                    metrics.down()  # alive, not ready: the transport or the database is down
                 failures += 1  # the hub or the database is away: everything stays queued; local flags still decide
                 delay = retry_delay(failures)
                 log.error("node (hub mode): %s [%s]; retrying in %.1f s", exc, exc.code, delay)
@@ -130,8 +157,11 @@ def run_agency(
                 "witness_incidents": bridge.witness.raised,  # issue #20: consumers.linkage_witness
                 "cosigned": bridge.witness.cosigned(),
             }
-            status = {"linkage": {"mode": "hub", **totals, "queued": bridge.queued(), **checked}}
+            queued = bridge.queued()
+            status = {"linkage": {"mode": "hub", **totals, "queued": queued, **checked}}
             status_out.write(status)
+            if metrics is not None:
+                metrics.agency_step(bridge.transport, {**waiting(node), "queued": queued}, bridge.checks, schedule)
     finally:
         bridge.transport.close()
     return status

@@ -77,8 +77,17 @@ def run(node: Node, options: NodeOptions, start_api: Callable[[], Closeable] | N
     log = logging.getLogger("flagledger.node")
     if hub_mode(node.config):  # issue 19: an agency in hub mode talks to the hub only, never on the shared topic
         from ledger.node.agency_loop import run_agency
+        from ledger.node.role_metrics import RoleMetrics
 
-        return run_agency(node, stopper(options.seconds), year_step_every=options.year_step_every)
+        party = RoleMetrics("agency", now=node.app.clock)
+        served = HealthServer(party, observe) if observe.metrics_port else None
+        if served is not None:
+            log.info("serving /metrics, /healthz, /readyz on %s:%d", observe.metrics_host, served.port)
+        try:
+            return run_agency(node, stopper(options.seconds), year_step_every=options.year_step_every, metrics=party)
+        finally:
+            if served is not None:
+                served.close()
     settings = KafkaSettings.from_config(node.config)
     follower = None
     if options.projections == "process":

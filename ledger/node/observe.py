@@ -21,7 +21,7 @@ import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ledger.app.checkpoints import latest_checkpoint
 from ledger.domain.incidents import IncidentKind
@@ -318,10 +318,19 @@ class NodeMetrics:
             return fresh, self.ready and fresh
 
 
+class Served(Protocol):
+    """What the health server serves: :class:`NodeMetrics`, or a linkage party's
+    (``ledger.node.role_metrics.RoleMetrics``)."""
+
+    def render(self) -> bytes: ...
+
+    def health(self, liveness_seconds: int) -> tuple[bool, bool]: ...
+
+
 class HealthServer:
     """``/metrics``, ``/healthz`` and ``/readyz`` on a daemon thread; :meth:`close` stops it."""
 
-    def __init__(self, metrics: NodeMetrics, settings: ObserveSettings) -> None:
+    def __init__(self, metrics: Served, settings: ObserveSettings) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 alive, ready = metrics.health(settings.liveness_seconds)

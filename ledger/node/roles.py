@@ -37,7 +37,8 @@ from ledger.hub.rosters import HubRosters
 from ledger.hub.service import HubService
 from ledger.linkage.names import HUB
 from ledger.linkage.person_keys import PersonKeyProver
-from ledger.node.observe import configure_logging
+from ledger.node.observe import HealthServer, ObserveSettings, configure_logging
+from ledger.node.role_metrics import RoleMetrics
 from ledger.node.witness_loop import witness_loop
 from ledger.portal.service import PortalService
 from ledger.runtime.digest_settings import DigestSettings
@@ -61,10 +62,22 @@ def _stop_on_signals(seconds: float | None) -> threading.Event:
 
 
 def run_role(
-    node: RoleNode, seconds: float | None = None, log_format: str = "text", health_every: float = 30.0
+    node: RoleNode,
+    seconds: float | None = None,
+    log_format: str = "text",
+    health_every: float = 30.0,
+    metrics_port: int | None = None,
+    metrics_host: str | None = None,
 ) -> dict[str, Any]:
-    """Run the hub's or the portal's loop until stopped; returns what it did."""
+    """Run the hub's, the portal's or a witness's loop until stopped; returns what it did. With a metrics port
+    (``--metrics-port``, or config.json ``observability``/``FLAGLEDGER_METRICS_PORT``) it serves ``/metrics``,
+    ``/healthz`` and ``/readyz`` (``ledger.node.role_metrics``)."""
     configure_logging(log_format)
+    observe = ObserveSettings.from_config(node.config, metrics_port=metrics_port, metrics_host=metrics_host)
+    metrics = RoleMetrics(node.role)
+    server = HealthServer(metrics, observe) if observe.metrics_port else None
+    if server is not None:
+        log.info("the %s serves /metrics, /healthz, /readyz on %s:%d", node.role, observe.metrics_host, server.port)
     settings = KafkaSettings.load(node.config.kafka)
     settings.check()
     topics = node.topics()
@@ -72,17 +85,25 @@ def run_role(
     if made:
         log.info("made the %s's inbox topic %s", node.role, ", ".join(made))
     stop = _stop_on_signals(seconds)
-    transport = KafkaTransport(settings, node.keys.name, topics)
     counts: Counter[str] = Counter()
     try:
+        transport = KafkaTransport(settings, node.keys.name, topics)
+    except BrokerUnavailable:
+        metrics.down()
+        if server is not None:
+            server.close()
+        raise
+    try:
         if node.role == HUB:
-            _hub_loop(node, transport, stop, counts, health_every)
+            _hub_loop(node, transport, stop, counts, health_every, metrics)
         elif node.role == WITNESS:
-            witness_loop(node, transport, stop, counts)
+            witness_loop(node, transport, stop, counts, metrics)
         else:
-            _portal_loop(node, transport, stop, counts, health_every)
+            _portal_loop(node, transport, stop, counts, health_every, metrics)
     finally:
         transport.close()
+        if server is not None:
+            server.close()
     log.info("the %s stopped: %s", node.role, dict(counts))
     return {"role": node.role, **counts}
 
@@ -101,7 +122,12 @@ class _Health:
 
 
 def _hub_loop(
-    node: RoleNode, transport: KafkaTransport, stop: threading.Event, counts: Counter[str], every: float
+    node: RoleNode,
+    transport: KafkaTransport,
+    stop: threading.Event,
+    counts: Counter[str],
+    every: float,
+    metrics: RoleMetrics,
 ) -> None:
     store = node.hub_store()
     stamp = node.directory_stamp()
@@ -132,13 +158,16 @@ def _hub_loop(
                 step = hub.step()
                 if step.standby:
                     counts["standby"] += 1
+                    metrics.standby()  # alive, not ready: another process leads (or this one lost the lease)
                     stop.wait(1.0)
                     continue
                 counts.update(applied=step.applied, parked=step.parked, replays=step.replays, sent=step.sent)
+                metrics.hub_step(hub)  # routing works: the portal's feed below may wait for its key, logged
                 counts["pages_owed"] += feed.step()
                 if hub.digests is not None and hub.digests.due():
                     counts["digests"] += hub.tick()  # what the step and the feed owe, in this tick's digests
             except (StorageError, BrokerUnavailable) as exc:
+                metrics.down()
                 log.warning("the hub's loop will retry in 1 s: %s", exc)
                 stop.wait(1.0)
             except FlagLedgerError as exc:  # e.g. the portal's key not yet imported: the feed waits for it
@@ -157,7 +186,12 @@ def _heads(node: RoleNode) -> MapHeads:
 
 
 def _portal_loop(
-    node: RoleNode, transport: KafkaTransport, stop: threading.Event, counts: Counter[str], every: float
+    node: RoleNode,
+    transport: KafkaTransport,
+    stop: threading.Event,
+    counts: Counter[str],
+    every: float,
+    metrics: RoleMetrics,
 ) -> None:
     store = node.portal_store()
     stamp = node.directory_stamp()
@@ -174,7 +208,9 @@ def _portal_loop(
             try:
                 step = portal.step()
                 counts.update(sent=step.sent, kept=step.kept, replays=step.replays, refused=step.refused)
+                metrics.party_step(transport, counts["refused"], schedule)
             except (StorageError, BrokerUnavailable) as exc:
+                metrics.down()
                 log.warning("the portal's loop will retry in 1 s: %s", exc)
                 stop.wait(1.0)
             except FlagLedgerError as exc:  # the hub's key not yet imported: a registration cannot be sent

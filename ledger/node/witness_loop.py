@@ -18,6 +18,7 @@ from ledger.errors import BrokerUnavailable, ConfigurationError, FlagLedgerError
 from ledger.linkage.names import HUB
 from ledger.linkage.transport import Transport
 from ledger.log.signing import public_key_from_hex
+from ledger.node.role_metrics import RoleMetrics
 from ledger.runtime.roles import RoleNode
 from ledger.witness.service import WitnessService
 
@@ -44,7 +45,13 @@ def _service(node: RoleNode, transport: Transport, peers: list[str]) -> WitnessS
                           peers=peers)  # fmt: skip
 
 
-def witness_loop(node: RoleNode, transport: Transport, stop: threading.Event, counts: Counter[str]) -> dict[str, Any]:
+def witness_loop(
+    node: RoleNode,
+    transport: Transport,
+    stop: threading.Event,
+    counts: Counter[str],
+    metrics: RoleMetrics | None = None,
+) -> dict[str, Any]:
     peers, every = _settings(node)
     witness = _service(node, transport, peers)
     stamp, gossiped = node.directory_stamp(), 0.0
@@ -62,7 +69,11 @@ def witness_loop(node: RoleNode, transport: Transport, stop: threading.Event, co
                 counts.update(applied=step.applied, found=step.found, sent=step.sent, refused=len(step.refused))
                 if step.found:
                     log.warning("the witness found %d fork(s) or rollback(s): incidents sent", step.found)
+                if metrics is not None:
+                    metrics.party_step(transport, counts["refused"], None)
             except (StorageError, BrokerUnavailable) as exc:
+                if metrics is not None:
+                    metrics.down()
                 log.warning("the witness's loop will retry in 1 s: %s", exc)
                 stop.wait(1.0)
             except FlagLedgerError as exc:  # a peer's key not yet imported: its gossip waits

@@ -22,7 +22,7 @@ from ledger.log.stream_ids import StreamIds
 from ledger.runtime.config import AgencyEntry, NodeConfig
 from ledger.runtime.keystore import Keys, KeyStore, open_keystore
 from ledger.runtime.linkage import attach as attach_linkage
-from ledger.runtime.linkage import pseudonymizer
+from ledger.runtime.linkage import hub_mode, pseudonymizer
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -103,7 +103,8 @@ def open_node(
     config.secure_files()
     if pools is None:
         pools = Capacity.from_config(config).pools
-    keys = Keys(keystore if keystore is not None else open_keystore(config))
+    # an agency in hub mode never reads the national pseudonym secret (Keys refuses it there)
+    keys = Keys(keystore if keystore is not None else open_keystore(config), national=not hub_mode(config))
     signers, anchors = _signers_and_anchors(config, keys)
     kwargs = {"clock": clock} if clock is not None else {}
     app = FlagLedger(
@@ -170,8 +171,12 @@ def init_node(
     signing_key_file: Path | None = None,
     pools: PoolSizes | None = None,
     keystore: KeyStore | None = None,
+    linkage_hub: object = None,
 ) -> Node:
     """Create a data directory hosting ``agencies``: keys, secrets, config, and their registration events.
+
+    ``linkage_hub`` (the hub's exported directory entry): the node starts in linkage hub mode with it, and the
+    national pseudonym secret is never made (docs/linkage.md, key hygiene).
 
     ``signing_key_file`` (one agency only): adopt that Ed25519 PEM instead of generating a key. ``keystore``: the
     secrets in this store instead of the configured one (then pass it to every ``open_node`` too).
@@ -184,7 +189,15 @@ def init_node(
         raise ConfigurationError(f"{data_dir} is already initialised; use `flagledger agency add` to host more")
     config = NodeConfig(data_dir=data_dir, database_url=database_url, encryption=encryption)
     config.apply_environment()
-    Keys(keystore if keystore is not None else open_keystore(config)).create_missing(pseudonym_key_file)
+    if linkage_hub is not None:
+        from ledger.runtime.agency_entry import take_hub_entry
+
+        if len(agencies) != 1:
+            raise ConfigurationError("a node in linkage hub mode hosts exactly one agency")
+        config.linkage = {"mode": "hub"}
+        take_hub_entry(config, linkage_hub)  # checked whole; saves config.json
+    store = keystore if keystore is not None else open_keystore(config)
+    Keys(store, national=not hub_mode(config)).create_missing(pseudonym_key_file)
     config.save()
     codes: dict[str, str] = {}
     for spec in agencies:

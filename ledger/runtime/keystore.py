@@ -263,8 +263,11 @@ def open_keystore(config: _Config) -> KeyStore:
 class Keys:
     """A node's secrets as its parts use them, from whichever :class:`KeyStore` backs the node."""
 
-    def __init__(self, store: KeyStore) -> None:
+    def __init__(self, store: KeyStore, *, national: bool = True) -> None:
         self.store = store
+        # False for an agency in linkage hub mode: the national pseudonym secret is no secret it may hold or read
+        # (docs/linkage.md, key hygiene), so :meth:`pseudonym_secret` refuses there
+        self.national = national
 
     def _hex(self, name: str, what: str, hint: str = "") -> bytes:
         try:
@@ -280,19 +283,30 @@ class Keys:
     # -- made at init ---------------------------------------------------------------------------------
     def create_missing(self, pseudonym_from: Path | None = None) -> None:
         """The secrets ``init`` makes: the pseudonym secret (imported from ``pseudonym_from`` if given: every
-        agency of a deployment shares one) and the cipher key; a mounted one is left where it is."""
-        if pseudonym_from is not None:
+        agency of a deployment shares one; never for an agency in hub mode, ``national=False``) and the cipher
+        key; a mounted one is left where it is."""
+        if not self.national:
+            if pseudonym_from is not None:
+                raise ConfigurationError(
+                    "an agency in linkage hub mode holds no national pseudonym secret: do not give one"
+                )
+        elif pseudonym_from is not None:
             secret = read_secret_file(pseudonym_from, "pseudonym secret")
             try:
                 bytes.fromhex(secret)
             except ValueError as exc:
                 raise ConfigurationError(f"cannot read pseudonym secret {pseudonym_from}: {exc}") from exc
             self.store.replace(PSEUDONYM, secret)
-        else:
+        elif self.national:
             self.store.create(PSEUDONYM, pysecrets.token_hex(32))
         self.store.create(CIPHER, base64.b64encode(pysecrets.token_bytes(32)).decode())
 
     def pseudonym_secret(self) -> bytes:
+        if not self.national:
+            raise ConfigurationError(
+                "this node is in linkage hub mode: the national pseudonym secret is not read here (an insider at "
+                "one agency must not hold it); remove pseudonym.key from its key store if an older init made it"
+            )
         return self._hex(
             PSEUDONYM,
             "pseudonym secret",

@@ -108,7 +108,7 @@ agency_map_keys = Table(
     metadata,
     Column("agency", String(32), primary_key=True),
     Column("code", String(33), primary_key=True),
-    Column("map_key", LargeBinary, nullable=False),
+    Column("map_key", LargeBinary, nullable=False),  # held_key(agency, map key): never the key (0012)
 )
 agency_map_heads = Table(
     "agency_map_heads",

@@ -181,7 +181,8 @@ def test_the_hub_is_two_replicas_on_one_database_and_one_directory() -> None:
 def test_each_linkage_workload_authenticates_as_its_own_party_and_mounts_its_secrets_as_files() -> None:
     """Peer agency borrowing another's principal, or a secret passed as a value: each workload logs in to the
     broker as its own KafkaUser over SASL_SSL with the password from a mounted Secret; agencies are in hub mode
-    and read no pseudonym key; every key set is one the application or the entrypoint reads."""
+    and read no pseudonym key; every key set is one the application or the entrypoint reads. Operator: every
+    party is probed (a stalled one is restarted or taken out of service), the hub pair by liveness only."""
     from tests.unit.test_deploy_config import app_keys, entrypoint_keys
 
     read = app_keys() | entrypoint_keys() | {"PGSSLMODE", "PGSSLROOTCERT"}
@@ -198,7 +199,14 @@ def test_each_linkage_workload_authenticates_as_its_own_party_and_mounts_its_sec
         users.add(e["FLAGLEDGER_KAFKA_SASL_USERNAME"])
         if "AGENCY_CODE" in e:
             assert e["LINKAGE_MODE"] == "hub" and "FLAGLEDGER_PSEUDONYM_KEY_FILE" not in e
-            assert not {"startupProbe", "livenessProbe"} & set(container), "no /healthz in hub mode: restarted forever"
+        if load["kind"] != "Job":  # the one-shot set-up has nothing to probe
+            # every party serves its probes (ledger/node/role_metrics.py) on the port the manifest opens
+            probes = {k: c["httpGet"]["path"] for k in ("readinessProbe", "livenessProbe") if (c := container.get(k))}
+            assert (e["FLAGLEDGER_METRICS_HOST"], e["FLAGLEDGER_METRICS_PORT"]) == ("0.0.0.0", "9464"), name
+            assert {"name": "metrics", "containerPort": 9464} in container["ports"], name
+            assert probes["livenessProbe"] == "/healthz", name
+            # the hub's /readyz is true at the leader alone: as a readiness probe it would stall every rollout
+            assert probes.get("readinessProbe") == (None if party == "hub" else "/readyz"), name
         secret_of = {
             v["name"]: v.get("secret", {}).get("secretName") for v in load["spec"]["template"]["spec"]["volumes"]
         }
@@ -226,6 +234,10 @@ def test_compose_runs_a_hub_pair_and_a_portal_beside_the_agencies() -> None:
         assert hub["environment"]["FLAGLEDGER_DATABASE_URL"] == init["environment"]["FLAGLEDGER_DATABASE_URL"]
         assert hub["volumes"] == ["hub:/var/lib/flagledger"]
     assert init["environment"]["NODE_ROLE"] == "hub" and portal["environment"]["NODE_ROLE"] == "portal"
+    # operator: each running role is health-checked on its metrics port; the hub pair by liveness (one leads)
+    checked = {n: " ".join(services[n]["healthcheck"]["test"]) for n in ("hub-a", "hub-b", "portal")}
+    assert "/healthz" in checked["hub-a"] and "/healthz" in checked["hub-b"] and "/readyz" in checked["portal"]
+    assert all(services[n]["environment"]["FLAGLEDGER_METRICS_PORT"] == "9464" for n in checked)
     assert "hub:/var/lib/flagledger" in init["volumes"]
     databases = {
         s["environment"]["FLAGLEDGER_DATABASE_URL"].rsplit("/", 1)[1]

@@ -10,6 +10,8 @@ agency's own code.
   chain executed them — one ``flag_change`` per flag, its id derived from the event so a resend is filed once;
 * its **number changes** (``PseudonymLink.Linked``, after its own four eyes): its codes for the old and the new
   number, so the hub joins the person's numbers;
+* the **residence changes** it recorded of people it protects (``consumers.linkage_moves``): the hub asks the new
+  municipality to take over;
 * its **provision records** (a request's first outcome, auto-provided or held), the id the request's;
 * the **answers** to queries the hub routed here, once the querier may see them (held: ``in_progress`` at once,
   the staff-made answer when the provider's batch releases it);
@@ -39,6 +41,7 @@ from uuid import UUID
 from sqlalchemy import Engine, insert, select, update
 
 from consumers import linkage_decisions as decisions
+from consumers import linkage_moves as moves
 from consumers import linkage_staff as staff
 from consumers.linkage_inbound import Pulled, park, pull
 from consumers.linkage_map import MapGate, map_checks
@@ -74,7 +77,7 @@ LOG, ROSTER = "log", "roster"  # linkage_position: the own log read up to; roste
 _SET, _RELEASED = "ledger.domain.flags:Protection.FlagsSet", "ledger.domain.flags:Protection.FlagsReleased"
 _AUTO, _HELD = "ledger.domain.provision:ProvisionRequest.AutoProvided", "ledger.domain.provision:ProvisionRequest.Held"
 _LINKED = "ledger.domain.identity:PseudonymLink.Linked"
-_TOPICS = [_SET, _RELEASED, _AUTO, _HELD, _LINKED]
+_TOPICS = [_SET, _RELEASED, _AUTO, _HELD, _LINKED, moves.MOVED]
 _IDS = uuid.UUID("5f0c8a52-35f5-4a8e-9d0b-6c1f3e0a7b19")  # the namespace of flag change ids
 
 
@@ -263,6 +266,9 @@ class LinkageBridge:
         if topic == _LINKED:  # a number change made with this agency's four eyes: one person at the hub
             if event.agency == self.agency:
                 yield (event.old, event.new), LinkMessage(code_of(event.old), code_of(event.new))
+            return
+        if topic == moves.MOVED:  # a protected person's residence change it recorded: the handover, by the hub
+            yield from moves.move_message(self.agency, event, stream)
             return
         request = self.app.provision_request(stream)
         if request.agency != self.agency:

@@ -42,6 +42,7 @@ from ledger.hub.digests import DigestSchedule, carried, send_digests
 from ledger.hub.heads import MapHeads
 from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid, park, was_applied
 from ledger.hub.log import HubStore
+from ledger.hub.moves import HubMoves, Write
 from ledger.hub.rosters import keep_roster
 from ledger.hub.routing import holdings
 from ledger.hub.sealed_records import file_sealed
@@ -68,6 +69,7 @@ from ledger.linkage.messages import (
     RoutedQuery,
     decode,
 )
+from ledger.linkage.moves import MoveMessage
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.record_contents import SealedRecordMessage
 from ledger.linkage.sealing import Opened, read_header, seal, unseal
@@ -128,6 +130,7 @@ class HubService:
         # number → person id from the key store (ledger.hub.person_ids); None: from keys.secret
         self.person_ids = person_ids
         self.witnesses = tuple(witnesses)  # forwarded every agency's own tree head (ledger.hub.witness_relay)
+        self.moves = HubMoves(store.engine, store.codes, self._seal)  # handovers (ledger.hub.moves)
 
     # -- the loop ------------------------------------------------------------------------------------------
     def lead(self) -> bool:
@@ -230,7 +233,17 @@ class HubService:
         elif kind == FlagChangeMessage.kind:
             m = decode(FlagChangeMessage, opened.payload)
             also = self._mark(opened) if self.heads is None else self._filed(opened, m)
+            person = self.store.codes.person(opened.sender, m.code)
+            if m.action == "set" and person is not None:  # a new municipality taking over: its reporter told
+                also = _and(also, *self.moves.flag_set(opened.sender, person, m.flag))
             self.store.log.flag(opened.sender, m.code, m.flag, m.action, m.change_id, also)  # type: ignore[arg-type]
+        elif kind == MoveMessage.kind:
+            move = decode(MoveMessage, opened.payload)
+            person = self.store.codes.person(opened.sender, move.code)
+            if person is None:
+                raise NotFoundError(f"{opened.sender} has registered no person under this code at the hub")
+            owes, write = self.moves.move(opened.sender, person, move)
+            self._commit(opened, owes, write)
         elif kind == LinkMessage.kind:
             link = decode(LinkMessage, opened.payload)
             link_numbers(self.store.codes, opened.sender, link.old_code, link.new_code)  # idempotent, as register
@@ -285,12 +298,17 @@ class HubService:
         # register() is idempotent: a hub that dies before marking it applied binds the same again
         registration = Registration.sent_by(opened.sender, opened.payload)
         person = register(self.store.codes, self.person_ids or self.keys.secret, registration)
+        # a municipality a protected person moved to, filing them: the handover it is owed (ledger.hub.moves)
+        owes, write = [], None
+        if opened.sender != PORTAL:
+            owes, write = self.moves.registered(opened.sender, registration.code, person)
         if self.heads is None or opened.sender == PORTAL:
-            self._commit(opened, [])
+            self._commit(opened, owes, write)
             return
         # the map key is the VRF of the number, answered with its proof: the agency derives the key itself
         pi, key, keep = self.heads.registered(person, registration.number)
-        self._commit(opened, [self._seal(opened.sender, Registered(registration.code, pi.hex()))], keep)
+        owes = [self._seal(opened.sender, Registered(registration.code, pi.hex())), *owes]
+        self._commit(opened, owes, _and(keep, [], write))
         self.heads.keys.setdefault(person, key)
 
     def _seal(self, recipient: str, message: Message) -> tuple[str, bytes]:
@@ -385,3 +403,22 @@ class HubService:
         decision, head, proof = self.heads.route(request=routed.request_id, provider=provider, person=person)
         fields = asdict(routed) | {"answer": decision.action, "routing": encode_routing(decision, head, proof).hex()}
         return ProvenQuery(**fields)
+
+
+def _and(
+    first: Callable[[Connection, int], object] | None,
+    owes: Owed,
+    then: Write | None,
+) -> Callable[[Connection, int], None]:
+    """``first``, then the messages ``owes`` written to the outbox, then ``then``: one write in the transaction
+    that files the message."""
+
+    def write(conn: Connection, seq: int) -> None:
+        if first is not None:
+            first(conn, seq)
+        for recipient, message in owes:
+            owe(conn, recipient, message)
+        if then is not None:
+            then(conn, seq)
+
+    return write

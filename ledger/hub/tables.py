@@ -36,6 +36,7 @@ __all__ = [
     "hub_flag_changes",
     "hub_heads",
     "hub_links",
+    "hub_moves",
     "hub_outbox",
     "hub_parked",
     "hub_person_keys",
@@ -283,4 +284,24 @@ hub_rosters = Table(
     Column("kind", String(bounds.ENUM.max), nullable=False),
     Column("fields", Text, nullable=False),  # JSON, the fields the roster rule reads: public keys, signatures
     Column("seq", BigInteger, nullable=False),
+)
+
+# residence changes of protected people (転出/転入) as their municipalities report them (ledger.hub.moves): the
+# person by id, the two municipalities, the flags the new one was asked to take over and those it took
+hub_moves = Table(
+    "hub_moves",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("sender", String(PARTY), nullable=False),
+    Column("move_id", String(EVENT_ID), nullable=False),  # the sender's own
+    Column("sender_code", String(CODE), nullable=False),
+    Column("person", String(CODE), nullable=False),
+    Column("from_agency", String(PARTY), nullable=False),  # "" when the sender did not know it
+    Column("to_agency", String(PARTY), nullable=False),
+    Column("moved_on", String(bounds.DATE.max), nullable=False),
+    Column("flags", String(64), nullable=False),  # comma-joined; "" when nothing applied to take over
+    Column("delivered", Boolean, nullable=False),  # the handover reached the new municipality's inbox (owed)
+    Column("taken", String(64), nullable=False),  # the flags the new municipality has set since
+    UniqueConstraint("sender", "move_id", name="uq_hub_moves_sender"),
+    Index("ix_hub_moves_person", "person", "seq"),
 )

@@ -287,3 +287,6 @@ def attach(node: Node) -> None:
     if isinstance(pseudo, AgencyCodes):
         keys = party_keys(node)
         pseudo.met = RegistrationKeeper(node.engine, keys, public_from_hex(_hub(node.config).sealing_public_hex))
+        from ledger.runtime.handovers import HubHandovers
+
+        node.app.hub_moves = HubHandovers(node.engine)  # the hub's word on handovers (ledger.app.handover)

@@ -10,7 +10,7 @@ package, and is migrated here too.)
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text
 
 __all__ = [
     "agency_hub_incidents",
@@ -24,6 +24,7 @@ __all__ = [
     "linkage_case_notes",
     "linkage_consultations",
     "linkage_decisions",
+    "linkage_handovers",
     "linkage_parked",
     "linkage_position",
     "linkage_queries",
@@ -289,4 +290,20 @@ linkage_advice = Table(
     Column("staff", String(64), nullable=False),
     Column("advised_at", String(40), nullable=False),
     Column("sent", Integer, nullable=False),
+)
+
+# Handovers through the hub (consumers/linkage_moves.py): "in", the hub asks this municipality to take over the
+# flags on a person it knows by its own subject (no holder, no old municipality named); "out", the municipality
+# this agency reported the person moved to now holds these flags
+linkage_handovers = Table(
+    "linkage_handovers",
+    metadata,
+    Column("id", String(32), primary_key=True),  # in: the hub's handover id; out: this agency's move id
+    Column("direction", String(3), nullable=False),
+    Column("subject", String(40), nullable=False),
+    Column("to_agency", String(32), nullable=False),
+    Column("moved_on", String(10), nullable=False),  # in: the day; out: "" (the move is in the own log)
+    Column("flags", String(64), nullable=False),
+    Column("at", String(40), nullable=False),
+    Index("ix_linkage_handovers_subject", "subject"),
 )

@@ -9,7 +9,8 @@ agency's own code.
 * this agency's **flag changes** — ``Protection.FlagsSet`` / ``FlagsReleased``, i.e. after its own four-eyes
   chain executed them — one ``flag_change`` per flag, its id derived from the event so a resend is filed once;
 * its **number changes** (``PseudonymLink.Linked``, after its own four eyes): its codes for the old and the new
-  number, so the hub joins the person's numbers;
+  number, so the hub joins the person's numbers; an **unlink** (``Unlinked``: the hub parts them again, taking it
+  only from the agency that made the link) and a **relink** (``Relinked``: a new link);
 * the **residence changes** it recorded of people it protects (``consumers.linkage_moves``): the hub asks the new
   municipality to take over;
 * its **provision records** (a request's first outcome, auto-provided or held), the id the request's;
@@ -57,7 +58,14 @@ from ledger.linkage.checks import MapChecks
 from ledger.linkage.consultation import DECIDED
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
-from ledger.linkage.messages import AnswerMessage, FlagChangeMessage, LinkMessage, Message, QueryMessage
+from ledger.linkage.messages import (
+    AnswerMessage,
+    FlagChangeMessage,
+    LinkMessage,
+    Message,
+    QueryMessage,
+    UnlinkMessage,
+)
 from ledger.linkage.names import HUB
 from ledger.linkage.staff_rosters import roster_events
 from ledger.linkage.transport import Transport
@@ -77,7 +85,8 @@ LOG, ROSTER = "log", "roster"  # linkage_position: the own log read up to; roste
 _SET, _RELEASED = "ledger.domain.flags:Protection.FlagsSet", "ledger.domain.flags:Protection.FlagsReleased"
 _AUTO, _HELD = "ledger.domain.provision:ProvisionRequest.AutoProvided", "ledger.domain.provision:ProvisionRequest.Held"
 _LINKED = "ledger.domain.identity:PseudonymLink.Linked"
-_TOPICS = [_SET, _RELEASED, _AUTO, _HELD, _LINKED, moves.MOVED]
+_UNLINKED, _RELINKED = "ledger.domain.identity:PseudonymLink.Unlinked", "ledger.domain.identity:PseudonymLink.Relinked"
+_TOPICS = [_SET, _RELEASED, _AUTO, _HELD, _LINKED, _UNLINKED, _RELINKED, moves.MOVED]
 _IDS = uuid.UUID("5f0c8a52-35f5-4a8e-9d0b-6c1f3e0a7b19")  # the namespace of flag change ids
 
 
@@ -266,6 +275,15 @@ class LinkageBridge:
         if topic == _LINKED:  # a number change made with this agency's four eyes: one person at the hub
             if event.agency == self.agency:
                 yield (event.old, event.new), LinkMessage(code_of(event.old), code_of(event.new))
+            return
+        if topic in (_UNLINKED, _RELINKED):  # undone (the link as it was), or the old number linked anew
+            link = self.app.repository.get(stream, version=event.originator_version - 1)
+            if link.agency != self.agency:
+                return
+            if topic == _UNLINKED:
+                yield (link.old, link.new), UnlinkMessage(code_of(link.old), code_of(link.new))
+            else:
+                yield (link.old, event.new), LinkMessage(code_of(link.old), code_of(event.new))
             return
         if topic == moves.MOVED:  # a protected person's residence change it recorded: the handover, by the hub
             yield from moves.move_message(self.agency, event, stream)

@@ -37,6 +37,7 @@ from ledger.errors import (
     PermissionDenied,
     StorageError,
 )
+from ledger.hub import links
 from ledger.hub.consultations import WINDOW, HubConsultations
 from ledger.hub.digests import DigestSchedule, carried, send_digests
 from ledger.hub.heads import MapHeads
@@ -67,6 +68,7 @@ from ledger.linkage.messages import (
     QueryMessage,
     RecordMessage,
     RoutedQuery,
+    UnlinkMessage,
     decode,
 )
 from ledger.linkage.moves import MoveMessage
@@ -247,10 +249,12 @@ class HubService:
         elif kind == LinkMessage.kind:
             link = decode(LinkMessage, opened.payload)
             link_numbers(self.store.codes, opened.sender, link.old_code, link.new_code)  # idempotent, as register
-            self._commit(opened, [])
-            if self.heads is not None:
-                self.heads.relink.add(self.store.codes.person(opened.sender, link.old_code) or "")
-                self.heads.relink.discard("")
+            self._commit(opened, [], links.made(self.store.codes, opened.sender, link))
+            self._relinked(opened.sender, link.old_code, link.new_code)
+        elif kind == UnlinkMessage.kind:  # only by the agency that made the link (ledger.hub.links)
+            undo = decode(UnlinkMessage, opened.payload)
+            self._commit(opened, [], links.unlink(self.store.engine, self.store.codes, opened.sender, undo))
+            self._relinked(opened.sender, undo.old_code, undo.new_code)
         elif kind == SealedRecordMessage.kind:
             file_sealed(self.store, opened.sender, decode(SealedRecordMessage, opened.payload), self._mark(opened))
         elif kind == RecordMessage.kind:  # its text would sit readable in the hub's database: the insider's bound
@@ -278,6 +282,12 @@ class HubService:
             keep_roster(self.store, opened, decode(StaffRosterMessage, opened.payload))
         else:
             raise InputError(f"the hub takes no message of kind {kind!r}", code=Code.MALFORMED)
+
+    def _relinked(self, sender: str, *codes: str) -> None:
+        if self.heads is not None:  # the flag map's leaves of both numbers are folded again
+            for code in codes:
+                self.heads.relink.add(self.store.codes.person(sender, code) or "")
+            self.heads.relink.discard("")
 
     def _mark(self, opened: Opened) -> Callable[[Connection, int], None]:
         return lambda conn, seq: mark_applied(conn, opened.sender, opened.event_id, seq)

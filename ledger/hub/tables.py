@@ -35,6 +35,7 @@ __all__ = [
     "hub_escalations",
     "hub_flag_changes",
     "hub_heads",
+    "hub_link_makers",
     "hub_links",
     "hub_moves",
     "hub_outbox",
@@ -304,4 +305,14 @@ hub_moves = Table(
     Column("taken", String(64), nullable=False),  # the flags the new municipality has set since
     UniqueConstraint("sender", "move_id", name="uq_hub_moves_sender"),
     Index("ix_hub_moves_person", "person", "seq"),
+)
+
+# who made each number-change link (ledger.hub.links): only that agency undoes it. Links filed before this table
+# have no row, and are undone by no one through the hub
+hub_link_makers = Table(
+    "hub_link_makers",
+    metadata,
+    Column("old", String(CODE), primary_key=True),
+    Column("new", String(CODE), nullable=False),
+    Column("linker", String(PARTY), nullable=False),
 )

@@ -1,5 +1,6 @@
 """Residence changes of protected people as their municipalities report them through the hub (ledger.hub.moves):
-the handover of protection in hub mode.
+the handover of protection in hub mode; and who made each number-change link, so only it undoes the link
+(ledger.hub.links).
 
 Revision ID: h0008
 Revises: h0007
@@ -34,8 +35,15 @@ def upgrade() -> None:
         sa.UniqueConstraint("sender", "move_id", name="uq_hub_moves_sender"),
     )
     op.create_index("ix_hub_moves_person", "hub_moves", ["person", "seq"])
+    op.create_table(
+        "hub_link_makers",
+        sa.Column("old", sa.String(33), primary_key=True),
+        sa.Column("new", sa.String(33), nullable=False),
+        sa.Column("linker", sa.String(32), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("hub_link_makers")
     op.drop_index("ix_hub_moves_person", table_name="hub_moves")
     op.drop_table("hub_moves")

@@ -6,7 +6,8 @@ C), the hub, the portal — holding that party's data directory (every database,
 in its key store; and the broker operator, holding every topic's records and no key. One history runs through
 three hub-mode agency nodes, a hub and a portal on the in-memory broker: B protects X with four eyes, A files X
 and Z, the person signs in at the portal with X's and Z's cards, C asks A about X (held for staff) and Z
-(answered automatically), A's records reach the hub and the portal's pages.
+(answered automatically), A's records reach the hub and the portal's pages; B links X's number to a new one,
+then reports X's move to A, which takes over (the handover through the hub).
 
 Each insider reflects every table of every database it holds, reads every row, decodes the node's event log,
 tries every stored byte string as a message sealed to it (under every name) with its own sealing key; an agency's
@@ -21,7 +22,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,14 @@ from ledger.app import Actor
 from ledger.errors import FlagLedgerError
 from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.portal_feed import PortalFeed
-from ledger.hub.tables import hub_parked, hub_records, hub_sealed_records, metadata
+from ledger.hub.tables import (
+    hub_link_makers,
+    hub_moves,
+    hub_parked,
+    hub_records,
+    hub_sealed_records,
+    metadata,
+)
 from ledger.linkage.agency import AgencyEnd
 from ledger.linkage.buckets import BUCKETS
 from ledger.linkage.codes import agency_code, hub_person, portal_code
@@ -45,6 +53,7 @@ from ledger.portal.service import PortalService, sign_in
 from ledger.portal.store import PortalStore, open_portal_store
 from ledger.runtime.bootstrap import Node
 from ledger.runtime.linkage import SEALING, code_secret_name, party_keys, subject_of
+from ledger.runtime.tables import linkage_handovers
 from tests.conftest import NodeFactory
 from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, hub_nodes, set_flag
 from tests.support.hub_world import A, B, C
@@ -185,6 +194,14 @@ def scene(make_node: NodeFactory, tmp_path: Path) -> Iterator[Scene]:
     asked_x = w.bridges[C].ask(Actor(C, "counter"), A, x, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
     asked_z = w.bridges[C].ask(Actor(C, "counter"), A, z, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
     settle()
+    # X's number changes at B (B links it, four eyes); then X moves on from B to A, which takes over
+    b = w.nodes[B].app
+    b.approve_link(Actor(B, "apr"), b.request_link(Actor(B, "req"), x, individual_number(), "個人番号の変更"))
+    settle()
+    assert b.record_move(Actor(B, "req"), x, to_agency=A, moved_on=date(2026, 9, 1)) is not None
+    settle()
+    set_flag(w.nodes[A], A, x, "NON_DISCLOSURE")
+    settle()
     # the hub parks two messages: junk it keeps as it came, and B's registration of X under a replaced code
     # secret (it opens, holds X's number, and conflicts): kept without its bytes
     w.broker.append(Topics().inbox(HUB), JUNK)
@@ -251,6 +268,15 @@ def test_each_party_finds_what_the_table_says_and_nothing_more(scene: Scene) -> 
         if agency == B:  # the holder is consulted, never told who asked
             assert not names(found.text, C), "the holder learns the querier"
             assert names(found.text, A)  # ... but the provider, by design (the consultation names it)
+        # handovers: A was asked under its own code, naming no one; B was told A (it named A itself) took over
+        with s.w.nodes[agency].engine.connect() as conn:
+            kept = [(r.direction, r.subject, r.to_agency, r.flags) for r in conn.execute(select(linkage_handovers))]
+        expected = {
+            A: [("in", subject_of(codes[A, x]), A, "NON_DISCLOSURE")],
+            B: [("out", subject_of(codes[B, x]), A, "NON_DISCLOSURE")],
+            C: [],
+        }
+        assert kept == expected[agency], f"{agency}'s handovers"
 
     # -- the hub: codes, person ids, routes; no number; record text only where the gap is ----------------------
     hub = Found()
@@ -265,6 +291,11 @@ def test_each_party_finds_what_the_table_says_and_nothing_more(scene: Scene) -> 
     assert all(hub.holds(portal_codes[n]) for n in (x, z))
     if s.data:
         assert not hub.holds(s.data), "the hub keeps an answer's data"
+    with s.w.hub.store.engine.connect() as conn:  # the move by person id and the reporter's code; the link's maker
+        moves = [(r.sender, r.sender_code, r.person, r.to_agency, r.flags) for r in conn.execute(select(hub_moves))]
+        makers = [(r.old, r.linker) for r in conn.execute(select(hub_link_makers))]
+    assert moves == [(B, codes[B, x], persons[x], A, "NON_DISCLOSURE")]
+    assert makers == [(persons[x], B)]
     # an agency node in hub mode seals its records' contents to the portal (hub_sealed_records): no record text
     # in any table of the hub, hub_records (clear records, refused since) stays empty
     with s.w.hub.store.engine.connect() as conn:
@@ -290,6 +321,7 @@ def test_each_party_finds_what_the_table_says_and_nothing_more(scene: Scene) -> 
     # -- the broker operator: headers and ciphertext of bucket sizes, nothing else -----------------------------
     everything = [codes[k] for k in codes] + list(persons.values()) + list(portal_codes.values())
     clear = [x, z, *record_texts, "NON_DISCLOSURE", "registration", "routed_query", "answer", "portal_page"]
+    clear += ["handover", "handed_over", "number_link", "moved_on"]
     seen = 0
     for topic, messages in s.w.broker.topics.items():
         for m in messages:

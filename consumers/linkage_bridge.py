@@ -277,7 +277,7 @@ class LinkageBridge:
                 yield (event.old, event.new), LinkMessage(code_of(event.old), code_of(event.new))
             return
         if topic in (_UNLINKED, _RELINKED):  # undone (the link as it was), or the old number linked anew
-            link = self.app.repository.get(stream, version=event.originator_version - 1)
+            link: Any = self.app.repository.get(stream, version=event.originator_version - 1)
             if link.agency != self.agency:
                 return
             if topic == _UNLINKED:

@@ -309,7 +309,8 @@ class HubService:
         registration = Registration.sent_by(opened.sender, opened.payload)
         person = register(self.store.codes, self.person_ids or self.keys.secret, registration)
         # a municipality a protected person moved to, filing them: the handover it is owed (ledger.hub.moves)
-        owes, write = [], None
+        owes: Owed = []
+        write: Write | None = None
         if opened.sender != PORTAL:
             owes, write = self.moves.registered(opened.sender, registration.code, person)
         if self.heads is None or opened.sender == PORTAL:

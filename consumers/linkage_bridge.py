@@ -11,6 +11,8 @@ agency's own code.
 * its **number changes** (``PseudonymLink.Linked``, after its own four eyes): its codes for the old and the new
   number, so the hub joins the person's numbers; an **unlink** (``Unlinked``: the hub parts them again, taking it
   only from the agency that made the link) and a **relink** (``Relinked``: a new link);
+* a protection body's **requests**, and a municipality's **outcomes** of requests the hub routed to it
+  (``consumers.linkage_bodies``);
 * the **residence changes** it recorded of people it protects (``consumers.linkage_moves``): the hub asks the new
   municipality to take over;
 * its **provision records** (a request's first outcome, auto-provided or held), the id the request's;
@@ -41,6 +43,7 @@ from uuid import UUID
 
 from sqlalchemy import Engine, insert, select, update
 
+from consumers import linkage_bodies as bodies
 from consumers import linkage_decisions as decisions
 from consumers import linkage_moves as moves
 from consumers import linkage_staff as staff
@@ -86,7 +89,7 @@ _SET, _RELEASED = "ledger.domain.flags:Protection.FlagsSet", "ledger.domain.flag
 _AUTO, _HELD = "ledger.domain.provision:ProvisionRequest.AutoProvided", "ledger.domain.provision:ProvisionRequest.Held"
 _LINKED = "ledger.domain.identity:PseudonymLink.Linked"
 _UNLINKED, _RELINKED = "ledger.domain.identity:PseudonymLink.Unlinked", "ledger.domain.identity:PseudonymLink.Relinked"
-_TOPICS = [_SET, _RELEASED, _AUTO, _HELD, _LINKED, _UNLINKED, _RELINKED, moves.MOVED]
+_TOPICS = [_SET, _RELEASED, _AUTO, _HELD, _LINKED, _UNLINKED, _RELINKED, moves.MOVED, bodies.SENT, bodies.OUTCOME]
 _IDS = uuid.UUID("5f0c8a52-35f5-4a8e-9d0b-6c1f3e0a7b19")  # the namespace of flag change ids
 
 
@@ -284,6 +287,10 @@ class LinkageBridge:
                 yield (link.old, link.new), UnlinkMessage(code_of(link.old), code_of(link.new))
             else:
                 yield (link.old, event.new), LinkMessage(code_of(link.old), code_of(event.new))
+            return
+        if topic in (bodies.SENT, bodies.OUTCOME):  # a body's request, or the answer to one the hub routed here
+            with self.engine.connect() as conn:
+                yield from list(bodies.body_message(conn, self.agency, topic, event, stream))
             return
         if topic == moves.MOVED:  # a protected person's residence change it recorded: the handover, by the hub
             yield from moves.move_message(self.agency, event, stream)

@@ -38,6 +38,7 @@ from ledger.errors import (
     StorageError,
 )
 from ledger.hub import links
+from ledger.hub.body_requests import HubBodyRequests
 from ledger.hub.consultations import WINDOW, HubConsultations
 from ledger.hub.digests import DigestSchedule, carried, send_digests
 from ledger.hub.heads import MapHeads
@@ -51,6 +52,7 @@ from ledger.hub.sequencer import NotLeader
 from ledger.hub.tables import hub_requests
 from ledger.hub.unrouted import answer_unrouted
 from ledger.hub.witness_relay import WITNESSING, witnessing
+from ledger.linkage.body_requests import BodyOutcomeMessage, BodyRequestMessage
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.codes import Registration, link_numbers, register, translate
 from ledger.linkage.consultation import AdviceMessage, StaffAnswer
@@ -133,6 +135,7 @@ class HubService:
         self.person_ids = person_ids
         self.witnesses = tuple(witnesses)  # forwarded every agency's own tree head (ledger.hub.witness_relay)
         self.moves = HubMoves(store.engine, store.codes, self._seal)  # handovers (ledger.hub.moves)
+        self.bodies = HubBodyRequests(store.engine, store.codes, self._seal)  # ledger.hub.body_requests
 
     # -- the loop ------------------------------------------------------------------------------------------
     def lead(self) -> bool:
@@ -239,6 +242,10 @@ class HubService:
             if m.action == "set" and person is not None:  # a new municipality taking over: its reporter told
                 also = _and(also, *self.moves.flag_set(opened.sender, person, m.flag))
             self.store.log.flag(opened.sender, m.code, m.flag, m.action, m.change_id, also)  # type: ignore[arg-type]
+        elif kind == BodyRequestMessage.kind:
+            self._commit(opened, *self.bodies.request(opened.sender, decode(BodyRequestMessage, opened.payload)))
+        elif kind == BodyOutcomeMessage.kind:
+            self._commit(opened, self.bodies.outcome(opened.sender, decode(BodyOutcomeMessage, opened.payload)))
         elif kind == MoveMessage.kind:
             move = decode(MoveMessage, opened.payload)
             person = self.store.codes.person(opened.sender, move.code)
@@ -313,6 +320,8 @@ class HubService:
         write: Write | None = None
         if opened.sender != PORTAL:
             owes, write = self.moves.registered(opened.sender, registration.code, person)
+            waiting, deliver = self.bodies.registered(opened.sender, registration.code, person)
+            owes, write = [*owes, *waiting], _and(write, [], deliver)
         if self.heads is None or opened.sender == PORTAL:
             self._commit(opened, owes, write)
             return

@@ -29,6 +29,7 @@ from ledger.domain import bounds
 __all__ = [
     "hub_access",
     "hub_applied",
+    "hub_body_requests",
     "hub_codes",
     "hub_consultations",
     "hub_decisions",
@@ -315,4 +316,22 @@ hub_link_makers = Table(
     Column("old", String(CODE), primary_key=True),
     Column("new", String(CODE), nullable=False),
     Column("linker", String(PARTY), nullable=False),
+)
+
+# protection-body requests routed to a municipality (ledger.hub.body_requests): the hub's id → the body and its
+# own id, the municipality, the person; whether it reached the municipality (it may register the person later)
+hub_body_requests = Table(
+    "hub_body_requests",
+    metadata,
+    Column("request_id", String(EVENT_ID), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("body", String(PARTY), nullable=False),
+    Column("body_request", String(EVENT_ID), nullable=False),
+    Column("municipality", String(PARTY), nullable=False),
+    Column("person", String(CODE), nullable=False),
+    Column("flags", String(64), nullable=False),
+    Column("reason", String(bounds.ENUM.max), nullable=False),
+    Column("delivered", Boolean, nullable=False),
+    UniqueConstraint("body", "body_request", name="uq_hub_body_requests_body"),
+    Index("ix_hub_body_requests_person", "person"),
 )

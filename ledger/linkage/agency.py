@@ -17,6 +17,7 @@ from datetime import datetime
 
 from ledger import clock
 from ledger.errors import Code, FlagLedgerError, PermissionDenied
+from ledger.linkage.body_requests import BodyOutcomeMessage, RoutedBodyRequest
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.checks import MapChecks
 from ledger.linkage.codes import Registration, agency_code
@@ -46,7 +47,18 @@ from ledger.linkage.tree_heads import Cosignature, TreeHead, TreeHeadMessage, Wi
 __all__ = ["AgencyEnd", "Inbound", "open_from_hub"]
 
 _INBOUND: dict[str, type[Message]] = {
-    m.kind: m for m in (RoutedQuery, Consultation, AnswerMessage, AdviceRelay, Escalation, HandoverMessage, HandedOver)
+    m.kind: m
+    for m in (
+        RoutedQuery,
+        Consultation,
+        AnswerMessage,
+        AdviceRelay,
+        Escalation,
+        HandoverMessage,
+        HandedOver,
+        RoutedBodyRequest,
+        BodyOutcomeMessage,
+    )
 } | MAP_KINDS
 # relayed from a witness (issue #20): its cosignature of this agency's head, or a fork or rollback it found
 _FROM_WITNESS: dict[str, type[Message]] = {m.kind: m for m in (Cosignature, WitnessIncident)}

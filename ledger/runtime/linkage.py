@@ -290,3 +290,6 @@ def attach(node: Node) -> None:
         from ledger.runtime.handovers import HubHandovers
 
         node.app.hub_moves = HubHandovers(node.engine)  # the hub's word on handovers (ledger.app.handover)
+        from ledger.runtime.body_requests import HubBodyRequests
+
+        node.app.hub_bodies = HubBodyRequests(node.engine, hosted_agency(node.config))  # ledger.app.bodies

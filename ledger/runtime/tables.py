@@ -21,6 +21,8 @@ __all__ = [
     "cli_sessions",
     "linkage_advice",
     "linkage_applied",
+    "linkage_body_outcomes",
+    "linkage_body_requests",
     "linkage_case_notes",
     "linkage_consultations",
     "linkage_decisions",
@@ -306,4 +308,31 @@ linkage_handovers = Table(
     Column("flags", String(64), nullable=False),
     Column("at", String(40), nullable=False),
     Index("ix_linkage_handovers_subject", "subject"),
+)
+
+# Protection-body requests through the hub (consumers/linkage_bodies.py): at a municipality, each request the hub
+# routed to it (the hub's id, the body, its own subject); at a body, each step of a municipality's answer to one
+# of its own requests, as the hub relayed it
+linkage_body_requests = Table(
+    "linkage_body_requests",
+    metadata,
+    Column("id", String(32), primary_key=True),  # the hub's request id
+    Column("body", String(32), nullable=False),
+    Column("subject", String(40), nullable=False),
+    Column("flags", String(64), nullable=False),
+    Column("reason", String(24), nullable=False),
+    Column("received_at", String(40), nullable=False),
+)
+
+linkage_body_outcomes = Table(
+    "linkage_body_outcomes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("body_request_id", String(32), nullable=False),  # this body's own request
+    Column("municipality", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("flag_request_id", String(32), nullable=False),
+    Column("flags", String(64), nullable=False),
+    Column("on", String(40), nullable=False),
 )

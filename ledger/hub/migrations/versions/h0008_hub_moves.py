@@ -1,6 +1,6 @@
 """Residence changes of protected people as their municipalities report them through the hub (ledger.hub.moves):
-the handover of protection in hub mode; and who made each number-change link, so only it undoes the link
-(ledger.hub.links).
+the handover of protection in hub mode; who made each number-change link, so only it undoes the link
+(ledger.hub.links); and protection-body requests routed to a municipality (ledger.hub.body_requests).
 
 Revision ID: h0008
 Revises: h0007
@@ -42,8 +42,25 @@ def upgrade() -> None:
         sa.Column("linker", sa.String(32), nullable=False),
     )
 
+    op.create_table(
+        "hub_body_requests",
+        sa.Column("request_id", sa.String(32), primary_key=True),
+        sa.Column("seq", sa.BigInteger, nullable=False),
+        sa.Column("body", sa.String(32), nullable=False),
+        sa.Column("body_request", sa.String(32), nullable=False),
+        sa.Column("municipality", sa.String(32), nullable=False),
+        sa.Column("person", sa.String(33), nullable=False),
+        sa.Column("flags", sa.String(64), nullable=False),
+        sa.Column("reason", sa.String(24), nullable=False),
+        sa.Column("delivered", sa.Boolean, nullable=False),
+        sa.UniqueConstraint("body", "body_request", name="uq_hub_body_requests_body"),
+    )
+    op.create_index("ix_hub_body_requests_person", "hub_body_requests", ["person"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_hub_body_requests_person", table_name="hub_body_requests")
+    op.drop_table("hub_body_requests")
     op.drop_table("hub_link_makers")
     op.drop_index("ix_hub_moves_person", table_name="hub_moves")
     op.drop_table("hub_moves")

@@ -9,7 +9,12 @@ agency's own code.
 * this agency's **flag changes** — ``Protection.FlagsSet`` / ``FlagsReleased``, i.e. after its own four-eyes
   chain executed them — one ``flag_change`` per flag, its id derived from the event so a resend is filed once;
 * its **number changes** (``PseudonymLink.Linked``, after its own four eyes): its codes for the old and the new
-  number, so the hub joins the person's numbers;
+  number, so the hub joins the person's numbers; an **unlink** (``Unlinked``: the hub parts them again, taking it
+  only from the agency that made the link) and a **relink** (``Relinked``: a new link);
+* a protection body's **requests**, and a municipality's **outcomes** of requests the hub routed to it
+  (``consumers.linkage_bodies``);
+* the **residence changes** it recorded of people it protects (``consumers.linkage_moves``): the hub asks the new
+  municipality to take over;
 * its **provision records** (a request's first outcome, auto-provided or held), the id the request's;
 * the **answers** to queries the hub routed here, once the querier may see them (held: ``in_progress`` at once,
   the staff-made answer when the provider's batch releases it);
@@ -38,7 +43,9 @@ from uuid import UUID
 
 from sqlalchemy import Engine, insert, select, update
 
+from consumers import linkage_bodies as bodies
 from consumers import linkage_decisions as decisions
+from consumers import linkage_moves as moves
 from consumers import linkage_staff as staff
 from consumers.linkage_inbound import Pulled, park, pull
 from consumers.linkage_map import MapGate, map_checks
@@ -54,7 +61,14 @@ from ledger.linkage.checks import MapChecks
 from ledger.linkage.consultation import DECIDED
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
-from ledger.linkage.messages import AnswerMessage, FlagChangeMessage, LinkMessage, Message, QueryMessage
+from ledger.linkage.messages import (
+    AnswerMessage,
+    FlagChangeMessage,
+    LinkMessage,
+    Message,
+    QueryMessage,
+    UnlinkMessage,
+)
 from ledger.linkage.names import HUB
 from ledger.linkage.staff_rosters import roster_events
 from ledger.linkage.transport import Transport
@@ -74,7 +88,8 @@ LOG, ROSTER = "log", "roster"  # linkage_position: the own log read up to; roste
 _SET, _RELEASED = "ledger.domain.flags:Protection.FlagsSet", "ledger.domain.flags:Protection.FlagsReleased"
 _AUTO, _HELD = "ledger.domain.provision:ProvisionRequest.AutoProvided", "ledger.domain.provision:ProvisionRequest.Held"
 _LINKED = "ledger.domain.identity:PseudonymLink.Linked"
-_TOPICS = [_SET, _RELEASED, _AUTO, _HELD, _LINKED]
+_UNLINKED, _RELINKED = "ledger.domain.identity:PseudonymLink.Unlinked", "ledger.domain.identity:PseudonymLink.Relinked"
+_TOPICS = [_SET, _RELEASED, _AUTO, _HELD, _LINKED, _UNLINKED, _RELINKED, moves.MOVED, bodies.SENT, bodies.OUTCOME]
 _IDS = uuid.UUID("5f0c8a52-35f5-4a8e-9d0b-6c1f3e0a7b19")  # the namespace of flag change ids
 
 
@@ -263,6 +278,22 @@ class LinkageBridge:
         if topic == _LINKED:  # a number change made with this agency's four eyes: one person at the hub
             if event.agency == self.agency:
                 yield (event.old, event.new), LinkMessage(code_of(event.old), code_of(event.new))
+            return
+        if topic in (_UNLINKED, _RELINKED):  # undone (the link as it was), or the old number linked anew
+            link: Any = self.app.repository.get(stream, version=event.originator_version - 1)
+            if link.agency != self.agency:
+                return
+            if topic == _UNLINKED:
+                yield (link.old, link.new), UnlinkMessage(code_of(link.old), code_of(link.new))
+            else:
+                yield (link.old, event.new), LinkMessage(code_of(link.old), code_of(event.new))
+            return
+        if topic in (bodies.SENT, bodies.OUTCOME):  # a body's request, or the answer to one the hub routed here
+            with self.engine.connect() as conn:
+                yield from list(bodies.body_message(conn, self.agency, topic, event, stream))
+            return
+        if topic == moves.MOVED:  # a protected person's residence change it recorded: the handover, by the hub
+            yield from moves.move_message(self.agency, event, stream)
             return
         request = self.app.provision_request(stream)
         if request.agency != self.agency:

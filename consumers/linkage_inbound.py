@@ -9,7 +9,10 @@ kind), dropped if its event id was applied before (``linkage_applied``, durable)
   hub); the hub's request id is kept (``linkage_routed``) and the answer is sent by the bridge's next push;
 * a **consultation** (this agency holds a flag): kept for its staff (``linkage_consultations``), naming the
   provider and never the querier;
-* an **answer** to one of this agency's queries: its status and data on the query (``linkage_queries``).
+* an **answer** to one of this agency's queries: its status and data on the query (``linkage_queries``);
+* a **handover** (take over flags on a person, no holder named) or **handed over** (the municipality this agency
+  reported a move to now holds): ``consumers.linkage_moves``;
+* a **protection-body request** routed here, or a step of the answer to this body's own: ``consumers.linkage_bodies``.
 
 A message that does not open, is not the hub's, or cannot be applied is parked (``linkage_parked``) with its
 bytes and passed; the inbox is committed only after the database commit of everything polled.
@@ -24,15 +27,17 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from consumers import linkage_decisions
+from consumers import linkage_bodies, linkage_decisions, linkage_moves
 from consumers.linkage_receipt import note, receive, recover
 from ledger.app import FlagLedger
 from ledger.errors import Code, FlagLedgerError, NotFoundError
 from ledger.linkage.agency import Inbound, open_from_hub
+from ledger.linkage.body_requests import BodyOutcomeMessage, RoutedBodyRequest
 from ledger.linkage.consultation import AdviceRelay, Escalation
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import AnswerMessage, Consultation, Message, RoutedQuery
+from ledger.linkage.moves import HandedOver, HandoverMessage
 from ledger.linkage.transport import Transport
 from ledger.runtime.linkage import subject_of
 from ledger.runtime.tables import (
@@ -88,6 +93,10 @@ def _apply(app: FlagLedger, agency: str, conn: Connection, inbound: Inbound, now
         )
         if done.rowcount != 1:
             raise NotFoundError("an answer to no query of this agency")
+    elif isinstance(m, (RoutedBodyRequest, BodyOutcomeMessage)):  # a body's request; the answer to one's own
+        linkage_bodies.apply(app, conn, m, now)
+    elif isinstance(m, (HandoverMessage, HandedOver)):  # asked to take over; or the one asked took over
+        linkage_moves.apply(conn, agency, m, now)
     elif isinstance(m, (AdviceRelay, Escalation)):  # about a request routed here: the staff's case
         linkage_decisions.note(conn, m, now.isoformat())
     else:  # the flag map's kinds are the checks' (MapChecks) or parked

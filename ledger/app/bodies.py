@@ -4,12 +4,16 @@ municipality records, what a body's staff read of their own requests, and the mu
 A body sees only its own requests: another body's request is answered exactly like an unknown one, and an
 outcome counts only when the municipality the request was sent to recorded it (a peer cannot write the
 outcome of a request it was not asked).
+
+In linkage hub mode the requests and outcomes travel through the hub (:class:`HubBodyFacts`, wired by
+``ledger.runtime.body_requests``): a municipality reads the requests the hub routed to it (the hub's id, the
+body, its own subject), and a body the steps the hub relayed from the municipality it asked.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from ledger.app.handover import HandoverCommands
@@ -29,8 +33,30 @@ _OUTCOME = {
 }
 
 
+class HubBodyFacts(Protocol):
+    """What the linkage hub brought a node in hub mode about protection-body requests."""
+
+    def find(self, body_request_id: UUID) -> Any:
+        """A request the hub routed here (fields as a ``BodyRequest``'s), or None."""
+        ...
+
+    def received(self) -> list[Any]:
+        """Every request the hub routed here."""
+        ...
+
+    def outcomes(self) -> list[Any]:
+        """Every step the hub relayed of the answers to this body's own requests (fields as a ``BodyOutcome``'s)."""
+        ...
+
+
 class BodyCommands(HandoverCommands):
     """Outcomes of protection-body requests and the views of them; the law catalogue as a read."""
+
+    hub_bodies: HubBodyFacts | None = None  # hub mode: requests and outcomes as the hub brought them
+
+    def _body_request(self, body_request_id: UUID) -> Any:
+        found = self.hub_bodies.find(body_request_id) if self.hub_bodies is not None else None
+        return found if found is not None else super()._body_request(body_request_id)
 
     def _after_act(self, actor: Actor, request: FlagRequest) -> list[LedgerAggregate]:
         extra = super()._after_act(actor, request)
@@ -42,7 +68,7 @@ class BodyCommands(HandoverCommands):
             status = _OUTCOME.get(request.status)
         if status is None:
             return extra
-        body = self.load(BodyRequest, request.body_request_id, "protection-body request")
+        body = self._body_request(request.body_request_id)
         outcome = BodyOutcome(
             agency=actor.agency,
             body=body.agency,
@@ -55,13 +81,15 @@ class BodyCommands(HandoverCommands):
         )
         return [*extra, outcome]
 
-    def _outcomes(self) -> dict[UUID, list[BodyOutcome]]:
-        found: dict[UUID, list[BodyOutcome]] = defaultdict(list)
+    def _outcomes(self) -> dict[UUID, list[Any]]:
+        found: dict[UUID, list[Any]] = defaultdict(list)
         for o in self._aggregates(BodyOutcome, "Recorded"):
             found[o.body_request_id].append(o)
+        for relayed in self.hub_bodies.outcomes() if self.hub_bodies is not None else []:
+            found[relayed.body_request_id].append(relayed)
         return found
 
-    def _summary(self, body: BodyRequest, outcomes: list[BodyOutcome]) -> dict[str, Any]:
+    def _summary(self, body: Any, outcomes: list[Any]) -> dict[str, Any]:
         # only the addressed municipality's word counts; within it, by time, then by the step's order
         steps = sorted(
             (o for o in outcomes if o.agency == body.municipality),
@@ -113,7 +141,9 @@ class BodyCommands(HandoverCommands):
         """The protection-body requests sent to ``actor``'s municipality, with what it has done about them."""
         self.authorise(actor, Action.REQUEST_FLAG)
         outcomes = self._outcomes()
-        sent = [b for b in self._aggregates(BodyRequest, "Sent") if b.municipality == actor.agency]
+        sent: list[Any] = [b for b in self._aggregates(BodyRequest, "Sent") if b.municipality == actor.agency]
+        if self.hub_bodies is not None:
+            sent += [b for b in self.hub_bodies.received() if b.municipality == actor.agency]
         sent.sort(key=lambda b: b.created_on)
         return [self._summary(b, outcomes.get(b.id, [])) for b in sent]
 

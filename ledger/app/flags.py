@@ -175,7 +175,7 @@ class FlagCommands(CredentialCommands):
         if case_id is not None:
             self._own(self.case(case_id), actor, "case")
         if body_request_id is not None:
-            body = self.load(BodyRequest, body_request_id, "protection-body request")
+            body = self._body_request(body_request_id)
             if body.municipality != actor.agency:  # sent to another municipality: as if unknown
                 raise self._unknown("protection-body request", body_request_id)
         protection = self.find(Protection, self.ids.protection(actor.agency, subj))
@@ -321,6 +321,10 @@ class FlagCommands(CredentialCommands):
         return self.find(Protection, self.ids.protection(agency, self.subject(subject)))
 
     # -- protection bodies ----------------------------------------------------------------------------
+    def _body_request(self, body_request_id: UUID) -> Any:
+        """The protection-body request a flag request answers (ledger.app.bodies adds those the hub routed)."""
+        return self.load(BodyRequest, body_request_id, "protection-body request")
+
     def send_body_request(
         self,
         actor: Actor,

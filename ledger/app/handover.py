@@ -3,15 +3,17 @@ to take over protection through its own chain; until it holds, the old holder re
 decision naming the risk; a release that would leave a flag with no holder anywhere needs one more approval and
 is shown in every holder's queue.
 
-Who holds anywhere is asked of one function, :meth:`HandoverCommands.holders_anywhere`: today every node ingests
-every shared event, so the verified nationwide state answers it; the linkage hub will answer it later.
+Who holds anywhere is asked of one function, :meth:`HandoverCommands.holders_anywhere`: in shared mode every node
+ingests every shared event, so the verified nationwide state answers it. In linkage hub mode a node sees only its
+own flags, and the hub's word on handovers (:class:`HubMoveFacts`, wired by ``ledger.runtime.handovers``): the
+handovers it was asked to take over, and the flags the municipality it reported a move to has taken over.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID, uuid4
 
 from ledger.app.flags import FlagCommands
@@ -27,15 +29,36 @@ from ledger.errors import Code, ConfigurationError, InputError, NotFoundError, S
 A = TypeVar("A", bound=LedgerAggregate)
 
 
+class HubMoveFacts(Protocol):
+    """What the linkage hub told a node in hub mode about handovers (ledger.runtime.handovers)."""
+
+    def taken_over(self, subject: str) -> dict[str, list[str]]:
+        """Flag → the municipality this agency reported ``subject`` moved to, for each flag it took over."""
+        ...
+
+    def asked(self, agency: str) -> list[dict[str, Any]]:
+        """The hub's requests that ``agency`` take over flags: handover id, subject, moved_on, flags."""
+        ...
+
+
 class HandoverCommands(FlagCommands):
     """Residence changes, the handover queue, named-risk decisions and the release guard."""
 
-    # -- who holds anywhere: the one question the hub will answer later ------------------------------------
+    hub_moves: HubMoveFacts | None = None  # hub mode: what the hub said (the nationwide state is the hub's)
+
+    # -- who holds anywhere ---------------------------------------------------------------------------------
     def holders_anywhere(self, subject: str) -> dict[str, list[str]]:
-        """Flag → every agency holding it on the person the pseudonym ``subject`` names, nationwide."""
+        """Flag → every agency holding it on the person the pseudonym ``subject`` names, nationwide (in hub
+        mode: this node's own, and the municipality it handed over to, as the hub said)."""
         if self.flag_state is None:
             raise ConfigurationError("no nationwide flag state is wired: build the app with ledger.runtime.bootstrap")
-        return self.flag_state.flags_for(subject)
+        held = self.flag_state.flags_for(subject)
+        if self.hub_moves is None:
+            return held
+        out = {flag: list(who) for flag, who in held.items()}
+        for flag, who in self.hub_moves.taken_over(subject).items():
+            out.setdefault(flag, []).extend(a for a in who if a not in out[flag])
+        return out
 
     # -- residence changes (転出/転入) ------------------------------------------------------------------
     def record_move(
@@ -130,6 +153,18 @@ class HandoverCommands(FlagCommands):
                 "source": move.source,
                 "flags_to_take_over": missing,
             }
+        if self.hub_moves is not None:  # hub mode: the hub's requests, naming neither holder nor origin
+            for asked in self.hub_moves.asked(agency):
+                holders = self.holders_anywhere(asked["subject"])
+                missing = sorted(f for f in asked["flags"] if agency not in holders.get(f, ()))
+                if missing:
+                    out[asked["subject"]] = {
+                        "move_id": asked["handover_id"],
+                        "subject": asked["subject"],
+                        "moved_on": asked["moved_on"],
+                        "source": "hub",
+                        "flags_to_take_over": missing,
+                    }
         return sorted(out.values(), key=lambda h: (h["moved_on"], h["move_id"]))
 
     def last_holder_warnings(self, agency: str) -> list[dict[str, Any]]:

@@ -158,7 +158,8 @@ def _hub_verdict(result: DemoResult) -> int:
     if result.ok:
         print(
             "OK: C's query about X was held for A's staff, not answered automatically; A never learned B; "
-            "the portal hid X's record; no party's files hold an individual number."
+            "the portal hid X's record; C took over X's protection from B through the hub, named no holder; no "
+            "party's files hold an individual number."
         )
         return 0
     print(f"FAILED: {len(failed)} step(s) missed an expected outcome (see ✗ above).", file=sys.stderr)

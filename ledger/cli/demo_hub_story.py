@@ -1,7 +1,8 @@
 """The scenes of ``flagledger demo --topology hub`` (the parties are in ``demo_hub_world``, the storage table in
 ``demo_hub_storage``): B protects X with four eyes; C asks A about X and about Z (unprotected, the control)
-through the hub; A holds X's query for its staff without learning B; the portal hides X's record; and what each
-party stores. Every step records what was expected to hold; a miss makes the command exit 1.
+through the hub; A holds X's query for its staff without learning B; the portal hides X's record; X moves on
+from B to C and C takes over protection through the hub (re-relocation, A → B → C); and what each party
+stores. Every step records what was expected to hold; a miss makes the command exit 1.
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ from ledger.runtime.bootstrap import Node
 from ledger.runtime.linkage import subject_of
 
 ITEM, PROCEDURE, INFO = 74, "児童手当", "地方税関係情報"
-STAFF = {A: ("apr",), B: ("req", "apr", "op", "rev"), C: ("counter",)}  # who acts in this demo, per agency
+STAFF = {
+    A: ("apr",),
+    B: ("req", "apr", "op", "rev"),
+    C: ("counter", "req", "apr", "op"),
+}  # who acts in this demo, per agency
 
 
 def names(text: str, agency: str) -> bool:
@@ -53,6 +58,7 @@ class HubDemo:
         self.c_asks_a()
         self.a_never_learns_b()
         self.portal_pages()
+        self.handover_to_c()
         s = self.step("Who stores what: each party's own database, and the broker between them", False)
         who_stores_what(self.w, s)
         self.done(s)
@@ -88,8 +94,8 @@ class HubDemo:
         s.show(t)
         s.say(
             "each agency node hosts one municipality and names people by its own agency code (機関別符号)",
-            "staff: B's req, apr, op and rev, A's apr, C's counter — each enrolled with a one-time code and a "
-            "password (demo-password-AGENCY-STAFF), as in the one-node demo",
+            "staff: B's req, apr, op and rev, A's apr, C's counter, req, apr and op — each enrolled with a one-time "
+            "code and a password (demo-password-AGENCY-STAFF), as in the one-node demo",
             "the parties exchanged public keys only (linkage directory export/import); each loop runs in this "
             "process on a MemoryTransport: the broker object is all they share",
         )
@@ -235,3 +241,44 @@ class HubDemo:
         s.expect(records == 2, "the hub filed both records")
         s.expect(PORTAL in w.hub.directory.sealing, "the portal is known to the hub")
         self.done(s)
+
+    def handover_to_c(self) -> None:
+        s = self.step("X moves on from B to C (転出/転入): C takes over protection through the hub", True)
+        from datetime import date
+
+        w = self.w
+        b, c = w.nodes[B].app, w.nodes[C].app
+        b.record_move(Actor(B, "req"), X_NUMBER, to_agency=C, moved_on=date(2026, 9, 1))
+        s.say("B/req records X's move to C; the bridge sends it to the hub under B's code (the hub takes a move "
+              "only from a municipality that protects X or where X lives)")  # fmt: skip
+        w.settle()
+        asked = c.handovers_for(C)
+        t = Table("C's handover queue (the hub's request, under C's own code)",
+                  ["subject (C's code)", "moved on", "flags to take over", "names who protected X"])  # fmt: skip
+        for h in asked:
+            t.add(str(h["subject"])[:12] + "…", str(h["moved_on"]), ", ".join(h["flags_to_take_over"]),
+                  "yes" if names(json.dumps(h), B) else "no", marks=["", "", "", SAFE])  # fmt: skip
+        s.show(t)
+        s.expect(
+            [sorted(h["flags_to_take_over"]) for h in asked] == [sorted([NAR, ND])], "C is asked to take over both"
+        )
+        s.expect(not any(names(json.dumps(h), B) for h in asked), "the handover names neither B nor a holder")
+        s.say("until C holds, B releases only with an approved decision naming the risk (handover_pending)")
+        rid = c.request_flags(Actor(C, "req"), X_NUMBER, [NAR, ND])
+        c.approve_request(Actor(C, "apr"), rid)
+        c.execute_request(Actor(C, "op"), rid)
+        s.say("C/req, C/apr, C/op take over with C's own four eyes; the hub tells B that C holds")
+        w.settle()
+        held = b.holders_anywhere(b.subject(X_NUMBER))
+        s.expect(all(C in held.get(f, []) for f in (NAR, ND)), "B hears from the hub that C holds both flags")
+        s.expect(c.handovers_for(C) == [], "C's handover queue is empty once it holds")
+        self._release_at_b()
+        w.settle()
+        s.say("B/req, B/apr, B/op release B's flags: no decision naming a risk is needed, C holds")
+        self.done(s)
+
+    def _release_at_b(self) -> None:
+        b = self.w.nodes[B].app
+        rid = b.request_flags(Actor(B, "req"), X_NUMBER, [NAR, ND], kind="release", explanation="moved to C")
+        b.approve_request(Actor(B, "apr"), rid)
+        b.execute_request(Actor(B, "op"), rid)

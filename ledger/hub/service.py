@@ -37,11 +37,14 @@ from ledger.errors import (
     PermissionDenied,
     StorageError,
 )
+from ledger.hub import links
+from ledger.hub.body_requests import HubBodyRequests
 from ledger.hub.consultations import WINDOW, HubConsultations
 from ledger.hub.digests import DigestSchedule, carried, send_digests
 from ledger.hub.heads import MapHeads
 from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid, park, was_applied
 from ledger.hub.log import HubStore
+from ledger.hub.moves import HubMoves, Write
 from ledger.hub.rosters import keep_roster
 from ledger.hub.routing import holdings
 from ledger.hub.sealed_records import file_sealed
@@ -49,6 +52,7 @@ from ledger.hub.sequencer import NotLeader
 from ledger.hub.tables import hub_requests
 from ledger.hub.unrouted import answer_unrouted
 from ledger.hub.witness_relay import WITNESSING, witnessing
+from ledger.linkage.body_requests import BodyOutcomeMessage, BodyRequestMessage
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.codes import Registration, link_numbers, register, translate
 from ledger.linkage.consultation import AdviceMessage, StaffAnswer
@@ -66,8 +70,10 @@ from ledger.linkage.messages import (
     QueryMessage,
     RecordMessage,
     RoutedQuery,
+    UnlinkMessage,
     decode,
 )
+from ledger.linkage.moves import MoveMessage
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.record_contents import SealedRecordMessage
 from ledger.linkage.sealing import Opened, read_header, seal, unseal
@@ -129,6 +135,8 @@ class HubService:
         self.person_ids = person_ids
         self.witnesses = tuple(witnesses)  # forwarded every agency's own tree head (ledger.hub.witness_relay)
         self.unrouted = 0  # queries answered not_routed since this process started (its metrics)
+        self.moves = HubMoves(store.engine, store.codes, self._seal)  # handovers (ledger.hub.moves)
+        self.bodies = HubBodyRequests(store.engine, store.codes, self._seal)  # ledger.hub.body_requests
 
     # -- the loop ------------------------------------------------------------------------------------------
     def lead(self) -> bool:
@@ -231,14 +239,30 @@ class HubService:
         elif kind == FlagChangeMessage.kind:
             m = decode(FlagChangeMessage, opened.payload)
             also = self._mark(opened) if self.heads is None else self._filed(opened, m)
+            person = self.store.codes.person(opened.sender, m.code)
+            if m.action == "set" and person is not None:  # a new municipality taking over: its reporter told
+                also = _and(also, *self.moves.flag_set(opened.sender, person, m.flag))
             self.store.log.flag(opened.sender, m.code, m.flag, m.action, m.change_id, also)  # type: ignore[arg-type]
+        elif kind == BodyRequestMessage.kind:
+            self._commit(opened, *self.bodies.request(opened.sender, decode(BodyRequestMessage, opened.payload)))
+        elif kind == BodyOutcomeMessage.kind:
+            self._commit(opened, self.bodies.outcome(opened.sender, decode(BodyOutcomeMessage, opened.payload)))
+        elif kind == MoveMessage.kind:
+            move = decode(MoveMessage, opened.payload)
+            person = self.store.codes.person(opened.sender, move.code)
+            if person is None:
+                raise NotFoundError(f"{opened.sender} has registered no person under this code at the hub")
+            owes, write = self.moves.move(opened.sender, person, move)
+            self._commit(opened, owes, write)
         elif kind == LinkMessage.kind:
             link = decode(LinkMessage, opened.payload)
             link_numbers(self.store.codes, opened.sender, link.old_code, link.new_code)  # idempotent, as register
-            self._commit(opened, [])
-            if self.heads is not None:
-                self.heads.relink.add(self.store.codes.person(opened.sender, link.old_code) or "")
-                self.heads.relink.discard("")
+            self._commit(opened, [], links.made(self.store.codes, opened.sender, link))
+            self._relinked(opened.sender, link.old_code, link.new_code)
+        elif kind == UnlinkMessage.kind:  # only by the agency that made the link (ledger.hub.links)
+            undo = decode(UnlinkMessage, opened.payload)
+            self._commit(opened, [], links.unlink(self.store.engine, self.store.codes, opened.sender, undo))
+            self._relinked(opened.sender, undo.old_code, undo.new_code)
         elif kind == SealedRecordMessage.kind:
             file_sealed(self.store, opened.sender, decode(SealedRecordMessage, opened.payload), self._mark(opened))
         elif kind == RecordMessage.kind:  # its text would sit readable in the hub's database: the insider's bound
@@ -268,6 +292,12 @@ class HubService:
         else:
             raise InputError(f"the hub takes no message of kind {kind!r}", code=Code.MALFORMED)
 
+    def _relinked(self, sender: str, *codes: str) -> None:
+        if self.heads is not None:  # the flag map's leaves of both numbers are folded again
+            for code in codes:
+                self.heads.relink.add(self.store.codes.person(sender, code) or "")
+            self.heads.relink.discard("")
+
     def _mark(self, opened: Opened) -> Callable[[Connection, int], None]:
         return lambda conn, seq: mark_applied(conn, opened.sender, opened.event_id, seq)
 
@@ -287,12 +317,20 @@ class HubService:
         # register() is idempotent: a hub that dies before marking it applied binds the same again
         registration = Registration.sent_by(opened.sender, opened.payload)
         person = register(self.store.codes, self.person_ids or self.keys.secret, registration)
+        # a municipality a protected person moved to, filing them: the handover it is owed (ledger.hub.moves)
+        owes: Owed = []
+        write: Write | None = None
+        if opened.sender != PORTAL:
+            owes, write = self.moves.registered(opened.sender, registration.code, person)
+            waiting, deliver = self.bodies.registered(opened.sender, registration.code, person)
+            owes, write = [*owes, *waiting], _and(write, [], deliver)
         if self.heads is None or opened.sender == PORTAL:
-            self._commit(opened, [])
+            self._commit(opened, owes, write)
             return
         # the map key is the VRF of the number, answered with its proof: the agency derives the key itself
         pi, key, keep = self.heads.registered(person, registration.number)
-        self._commit(opened, [self._seal(opened.sender, Registered(registration.code, pi.hex()))], keep)
+        owes = [self._seal(opened.sender, Registered(registration.code, pi.hex())), *owes]
+        self._commit(opened, owes, _and(keep, [], write))
         self.heads.keys.setdefault(person, key)
 
     def _seal(self, recipient: str, message: Message) -> tuple[str, bytes]:
@@ -387,3 +425,22 @@ class HubService:
         decision, head, proof = self.heads.route(request=routed.request_id, provider=provider, person=person)
         fields = asdict(routed) | {"answer": decision.action, "routing": encode_routing(decision, head, proof).hex()}
         return ProvenQuery(**fields)
+
+
+def _and(
+    first: Callable[[Connection, int], object] | None,
+    owes: Owed,
+    then: Write | None,
+) -> Callable[[Connection, int], None]:
+    """``first``, then the messages ``owes`` written to the outbox, then ``then``: one write in the transaction
+    that files the message."""
+
+    def write(conn: Connection, seq: int) -> None:
+        if first is not None:
+            first(conn, seq)
+        for recipient, message in owes:
+            owe(conn, recipient, message)
+        if then is not None:
+            then(conn, seq)
+
+    return write

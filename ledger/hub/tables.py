@@ -29,13 +29,16 @@ from ledger.domain import bounds
 __all__ = [
     "hub_access",
     "hub_applied",
+    "hub_body_requests",
     "hub_codes",
     "hub_consultations",
     "hub_decisions",
     "hub_escalations",
     "hub_flag_changes",
     "hub_heads",
+    "hub_link_makers",
     "hub_links",
+    "hub_moves",
     "hub_outbox",
     "hub_parked",
     "hub_person_keys",
@@ -283,4 +286,52 @@ hub_rosters = Table(
     Column("kind", String(bounds.ENUM.max), nullable=False),
     Column("fields", Text, nullable=False),  # JSON, the fields the roster rule reads: public keys, signatures
     Column("seq", BigInteger, nullable=False),
+)
+
+# residence changes of protected people (転出/転入) as their municipalities report them (ledger.hub.moves): the
+# person by id, the two municipalities, the flags the new one was asked to take over and those it took
+hub_moves = Table(
+    "hub_moves",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("sender", String(PARTY), nullable=False),
+    Column("move_id", String(EVENT_ID), nullable=False),  # the sender's own
+    Column("sender_code", String(CODE), nullable=False),
+    Column("person", String(CODE), nullable=False),
+    Column("from_agency", String(PARTY), nullable=False),  # "" when the sender did not know it
+    Column("to_agency", String(PARTY), nullable=False),
+    Column("moved_on", String(bounds.DATE.max), nullable=False),
+    Column("flags", String(64), nullable=False),  # comma-joined; "" when nothing applied to take over
+    Column("delivered", Boolean, nullable=False),  # the handover reached the new municipality's inbox (owed)
+    Column("taken", String(64), nullable=False),  # the flags the new municipality has set since
+    UniqueConstraint("sender", "move_id", name="uq_hub_moves_sender"),
+    Index("ix_hub_moves_person", "person", "seq"),
+)
+
+# who made each number-change link (ledger.hub.links): only that agency undoes it. Links filed before this table
+# have no row, and are undone by no one through the hub
+hub_link_makers = Table(
+    "hub_link_makers",
+    metadata,
+    Column("old", String(CODE), primary_key=True),
+    Column("new", String(CODE), nullable=False),
+    Column("linker", String(PARTY), nullable=False),
+)
+
+# protection-body requests routed to a municipality (ledger.hub.body_requests): the hub's id → the body and its
+# own id, the municipality, the person; whether it reached the municipality (it may register the person later)
+hub_body_requests = Table(
+    "hub_body_requests",
+    metadata,
+    Column("request_id", String(EVENT_ID), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("body", String(PARTY), nullable=False),
+    Column("body_request", String(EVENT_ID), nullable=False),
+    Column("municipality", String(PARTY), nullable=False),
+    Column("person", String(CODE), nullable=False),
+    Column("flags", String(64), nullable=False),
+    Column("reason", String(bounds.ENUM.max), nullable=False),
+    Column("delivered", Boolean, nullable=False),
+    UniqueConstraint("body", "body_request", name="uq_hub_body_requests_body"),
+    Index("ix_hub_body_requests_person", "person"),
 )

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from ledger import clock
 from ledger.errors import Code, FlagLedgerError, PermissionDenied
+from ledger.linkage.body_requests import BodyOutcomeMessage, RoutedBodyRequest
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.checks import MapChecks
 from ledger.linkage.codes import Registration, agency_code
@@ -35,6 +36,7 @@ from ledger.linkage.messages import (
     RoutedQuery,
     decode,
 )
+from ledger.linkage.moves import HandedOver, HandoverMessage
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.record_contents import RecordContents, SealedRecordMessage, seal_contents
 from ledger.linkage.sealing import SenderKeys, seal, unseal
@@ -45,7 +47,18 @@ from ledger.linkage.tree_heads import Cosignature, TreeHead, TreeHeadMessage, Wi
 __all__ = ["AgencyEnd", "Inbound", "open_from_hub"]
 
 _INBOUND: dict[str, type[Message]] = {
-    m.kind: m for m in (RoutedQuery, Consultation, AnswerMessage, AdviceRelay, Escalation)
+    m.kind: m
+    for m in (
+        RoutedQuery,
+        Consultation,
+        AnswerMessage,
+        AdviceRelay,
+        Escalation,
+        HandoverMessage,
+        HandedOver,
+        RoutedBodyRequest,
+        BodyOutcomeMessage,
+    )
 } | MAP_KINDS
 # relayed from a witness (issue #20): its cosignature of this agency's head, or a fork or rollback it found
 _FROM_WITNESS: dict[str, type[Message]] = {m.kind: m for m in (Cosignature, WitnessIncident)}

@@ -9,6 +9,7 @@ kind                   from → to           holds
 =====================  ==================  ==========================================================
 ``registration``       agency → hub        its code and the number (``ledger.linkage.codes.Registration``)
 ``number_link``        agency → hub        a number change: its codes for the old and the new number
+``number_unlink``      agency → hub        the same link undone (only by the agency that made it)
 ``flag_change``        holder → hub        a flag set or released on the person it knows by its code
 ``provision_record``   provider → hub      a provision record, filed in the hub's sequence
 ``query``              querier → hub       its own request id, its code, the provider, procedure, item
@@ -49,6 +50,7 @@ __all__ = [
     "QueryMessage",
     "RecordMessage",
     "RoutedQuery",
+    "UnlinkMessage",
     "decode",
 ]
 
@@ -105,6 +107,20 @@ class LinkMessage(Message):
     each registered first; the hub links the two person ids (``ledger.linkage.codes.link_numbers``)."""
 
     kind: ClassVar[str] = "number_link"
+    old_code: str
+    new_code: str
+
+    def check(self) -> None:
+        check_code(self.old_code, "old_code")
+        check_code(self.new_code, "new_code")
+
+
+@dataclass(frozen=True)
+class UnlinkMessage(Message):
+    """A number change undone by the agency that made it (its four eyes are its own): the same two codes; the
+    hub removes the link between the two person ids (``ledger.hub.links``)."""
+
+    kind: ClassVar[str] = "number_unlink"
     old_code: str
     new_code: str
 
@@ -209,7 +225,14 @@ class AnswerMessage(Message):
         bounds.check_text("data", self.data, DATA)
 
 
-_TO_HUB: tuple[type[Message], ...] = (FlagChangeMessage, LinkMessage, RecordMessage, QueryMessage, AnswerMessage)
+_TO_HUB: tuple[type[Message], ...] = (
+    FlagChangeMessage,
+    LinkMessage,
+    UnlinkMessage,
+    RecordMessage,
+    QueryMessage,
+    AnswerMessage,
+)
 _FROM_HUB: tuple[type[Message], ...] = (RoutedQuery, Consultation)
 KINDS: dict[str, type[Message]] = {m.kind: m for m in (*_TO_HUB, *_FROM_HUB)}
 

@@ -287,3 +287,9 @@ def attach(node: Node) -> None:
     if isinstance(pseudo, AgencyCodes):
         keys = party_keys(node)
         pseudo.met = RegistrationKeeper(node.engine, keys, public_from_hex(_hub(node.config).sealing_public_hex))
+        from ledger.runtime.handovers import HubHandovers
+
+        node.app.hub_moves = HubHandovers(node.engine)  # the hub's word on handovers (ledger.app.handover)
+        from ledger.runtime.body_requests import HubBodyRequests
+
+        node.app.hub_bodies = HubBodyRequests(node.engine, hosted_agency(node.config))  # ledger.app.bodies

@@ -10,7 +10,7 @@ package, and is migrated here too.)
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text
 
 __all__ = [
     "agency_hub_incidents",
@@ -21,9 +21,12 @@ __all__ = [
     "cli_sessions",
     "linkage_advice",
     "linkage_applied",
+    "linkage_body_outcomes",
+    "linkage_body_requests",
     "linkage_case_notes",
     "linkage_consultations",
     "linkage_decisions",
+    "linkage_handovers",
     "linkage_parked",
     "linkage_position",
     "linkage_queries",
@@ -289,4 +292,47 @@ linkage_advice = Table(
     Column("staff", String(64), nullable=False),
     Column("advised_at", String(40), nullable=False),
     Column("sent", Integer, nullable=False),
+)
+
+# Handovers through the hub (consumers/linkage_moves.py): "in", the hub asks this municipality to take over the
+# flags on a person it knows by its own subject (no holder, no old municipality named); "out", the municipality
+# this agency reported the person moved to now holds these flags
+linkage_handovers = Table(
+    "linkage_handovers",
+    metadata,
+    Column("id", String(32), primary_key=True),  # in: the hub's handover id; out: this agency's move id
+    Column("direction", String(3), nullable=False),
+    Column("subject", String(40), nullable=False),
+    Column("to_agency", String(32), nullable=False),
+    Column("moved_on", String(10), nullable=False),  # in: the day; out: "" (the move is in the own log)
+    Column("flags", String(64), nullable=False),
+    Column("at", String(40), nullable=False),
+    Index("ix_linkage_handovers_subject", "subject"),
+)
+
+# Protection-body requests through the hub (consumers/linkage_bodies.py): at a municipality, each request the hub
+# routed to it (the hub's id, the body, its own subject); at a body, each step of a municipality's answer to one
+# of its own requests, as the hub relayed it
+linkage_body_requests = Table(
+    "linkage_body_requests",
+    metadata,
+    Column("id", String(32), primary_key=True),  # the hub's request id
+    Column("body", String(32), nullable=False),
+    Column("subject", String(40), nullable=False),
+    Column("flags", String(64), nullable=False),
+    Column("reason", String(24), nullable=False),
+    Column("received_at", String(40), nullable=False),
+)
+
+linkage_body_outcomes = Table(
+    "linkage_body_outcomes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("body_request_id", String(32), nullable=False),  # this body's own request
+    Column("municipality", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("flag_request_id", String(32), nullable=False),
+    Column("flags", String(64), nullable=False),
+    Column("on", String(40), nullable=False),
 )

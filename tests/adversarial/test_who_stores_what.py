@@ -6,7 +6,9 @@ C), the hub, the portal — holding that party's data directory (every database,
 in its key store; and the broker operator, holding every topic's records and no key. One history runs through
 three hub-mode agency nodes, a hub and a portal on the in-memory broker: B protects X with four eyes, A files X
 and Z, the person signs in at the portal with X's and Z's cards, C asks A about X (held for staff) and Z
-(answered automatically), A's records reach the hub and the portal's pages.
+(answered automatically), A's records reach the hub and the portal's pages; B links X's number to a new one,
+then reports X's move to A, which takes over (the handover through the hub); a support centre (a fourth node)
+asks A to keep Z from automatic answers, and A does with the request named.
 
 Each insider reflects every table of every database it holds, reads every row, decodes the node's event log,
 tries every stored byte string as a message sealed to it (under every name) with its own sealing key; an agency's
@@ -21,8 +23,9 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -32,7 +35,15 @@ from ledger.app import Actor
 from ledger.errors import FlagLedgerError
 from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.portal_feed import PortalFeed
-from ledger.hub.tables import hub_parked, hub_records, hub_sealed_records, metadata
+from ledger.hub.tables import (
+    hub_body_requests,
+    hub_link_makers,
+    hub_moves,
+    hub_parked,
+    hub_records,
+    hub_sealed_records,
+    metadata,
+)
 from ledger.linkage.agency import AgencyEnd
 from ledger.linkage.buckets import BUCKETS
 from ledger.linkage.codes import agency_code, hub_person, portal_code
@@ -45,13 +56,16 @@ from ledger.portal.service import PortalService, sign_in
 from ledger.portal.store import PortalStore, open_portal_store
 from ledger.runtime.bootstrap import Node
 from ledger.runtime.linkage import SEALING, code_secret_name, party_keys, subject_of
+from ledger.runtime.tables import linkage_body_outcomes, linkage_body_requests, linkage_handovers
 from tests.conftest import NodeFactory
 from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, hub_nodes, set_flag
 from tests.support.hub_world import A, B, C
 from tests.support.people import individual_number
 
 JUNK = b"FLS1 junk on the hub's topic"  # what the broker operator itself wrote, parked by the hub
-NAMES = (HUB, PORTAL, A, B, C)  # every name a blob could be sealed to: the insider tries its key under each
+SC = "SC-TOKYO"  # a support centre: a protection body that asks A to protect Z
+AGENCIES = (A, B, C, SC)
+NAMES = (HUB, PORTAL, *AGENCIES)  # every name a blob could be sealed to: the insider tries its key under each
 
 
 def names(text: str, agency: str) -> bool:
@@ -157,7 +171,7 @@ def scene(make_node: NodeFactory, tmp_path: Path) -> Iterator[Scene]:
     hub_dir.mkdir()
     portal_dir.mkdir()
     store: HubStore = open_hub_store(f"sqlite:///{hub_dir / 'hub.sqlite'}", "hub-1")
-    w = hub_nodes(make_node, store, (A, B, C))
+    w = hub_nodes(make_node, store, AGENCIES, kinds={SC: "support_centre"})
     keys = w.portal_keys  # the portal the nodes seal their records' contents to (in the hub's directory)
     assert keys is not None
     now = w.nodes[A].app.clock
@@ -185,6 +199,25 @@ def scene(make_node: NodeFactory, tmp_path: Path) -> Iterator[Scene]:
     asked_x = w.bridges[C].ask(Actor(C, "counter"), A, x, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
     asked_z = w.bridges[C].ask(Actor(C, "counter"), A, z, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
     settle()
+    # X's number changes at B (B links it, four eyes); then X moves on from B to A, which takes over
+    b = w.nodes[B].app
+    b.approve_link(Actor(B, "apr"), b.request_link(Actor(B, "req"), x, individual_number(), "個人番号の変更"))
+    settle()
+    assert b.record_move(Actor(B, "req"), x, to_agency=A, moved_on=date(2026, 9, 1)) is not None
+    settle()
+    set_flag(w.nodes[A], A, x, "NON_DISCLOSURE")
+    settle()
+    # the support centre asks A to keep Z from automatic answers; A does, with the request named
+    body = w.nodes[SC].app.send_body_request(Actor(SC, "req"), A, z, ["NO_AUTO_RESPONSE"], "stalking")
+    settle()
+    (routed,) = w.nodes[A].app.body_inbox(Actor(A, "req"))
+    rid = w.nodes[A].app.request_flags(
+        Actor(A, "req"), z, ["NO_AUTO_RESPONSE"], body_request_id=UUID(routed["body_request_id"])
+    )
+    w.nodes[A].app.approve_request(Actor(A, "apr"), rid)
+    w.nodes[A].app.execute_request(Actor(A, "op"), rid)
+    settle()
+    assert w.nodes[SC].app.body_request_outcome(Actor(SC, "req"), body)["status"] == "executed"
     # the hub parks two messages: junk it keeps as it came, and B's registration of X under a replaced code
     # secret (it opens, holds X's number, and conflicts): kept without its bytes
     w.broker.append(Topics().inbox(HUB), JUNK)
@@ -222,13 +255,13 @@ def test_each_party_finds_what_the_table_says_and_nothing_more(scene: Scene) -> 
     every secret it holds; the broker operator with every topic: docs/linkage.md's "Who stores what", row by
     row."""
     s, x, z = scene, scene.x, scene.z
-    codes = {(a, n): s.code(a, n) for a in (A, B, C) for n in (x, z)}
+    codes = {(a, n): s.code(a, n) for a in AGENCIES for n in (x, z)}
     persons = {n: hub_person(s.w.hub_keys.secret, n) for n in (x, z)}
     portal_codes = {n: portal_code(s.portal_keys.secret, n) for n in (x, z)}
     record_texts = (PROCEDURE, INFO)
 
     # -- agency nodes: their own codes only; no number, no person id, no portal code -------------------------
-    for agency in (A, B, C):
+    for agency in AGENCIES:
         found = agency_view(s, agency)
         assert found.blobs, f"{agency}: no stored byte string tried"
         assert found.opened == [], f"{agency} opened {found.opened}"  # registrations are sealed to the hub
@@ -236,21 +269,38 @@ def test_each_party_finds_what_the_table_says_and_nothing_more(scene: Scene) -> 
             assert not found.holds(number), f"{agency} holds a number"
             assert not any(found.holds(f) for f in forms(persons[number])), f"{agency} holds a person id"
             assert not any(found.holds(f) for f in forms(portal_codes[number])), f"{agency} holds a portal code"
-            for other in (A, B, C):
+            for other in AGENCIES:
                 if other != agency:
                     assert not any(found.holds(f) for f in forms(codes[other, number])), f"{agency}: {other}'s code"
         for secret in node_secrets(s.w.nodes[agency]):  # no secret it holds computes another party's code or id
             for number in (x, z):
                 assert hub_person(secret, number) != persons[number]
-                assert {agency_code(secret, o, number) for o in (A, B, C) if o != agency}.isdisjoint(codes.values())
+                assert {agency_code(secret, o, number) for o in AGENCIES if o != agency}.isdisjoint(codes.values())
         # the search can find: its own code for each person it met
-        met = {A: (x, z), B: (x,), C: (x, z)}[agency]
+        met = {A: (x, z), B: (x,), C: (x, z), SC: (z,)}[agency]
         assert all(found.holds(subject_of(codes[agency, n])) for n in met)
         if agency != B:  # a non-holder finds nothing naming the holder
             assert not names(found.text, B), f"{agency} names the holder"
         if agency == B:  # the holder is consulted, never told who asked
             assert not names(found.text, C), "the holder learns the querier"
             assert names(found.text, A)  # ... but the provider, by design (the consultation names it)
+        # handovers: A was asked under its own code, naming no one; B was told A (it named A itself) took over
+        with s.w.nodes[agency].engine.connect() as conn:
+            kept = [(r.direction, r.subject, r.to_agency, r.flags) for r in conn.execute(select(linkage_handovers))]
+        expected = {
+            A: [("in", subject_of(codes[A, x]), A, "NON_DISCLOSURE")],
+            B: [("out", subject_of(codes[B, x]), A, "NON_DISCLOSURE")],
+            C: [],
+            SC: [],
+        }
+        assert kept == expected[agency], f"{agency}'s handovers"
+        # body requests: A keeps the one routed to it under its own code; the centre, the steps of A's answer
+        with s.w.nodes[agency].engine.connect() as conn:
+            asked = [(r.body, r.subject, r.flags) for r in conn.execute(select(linkage_body_requests))]
+            steps = [(r.municipality, r.status) for r in conn.execute(select(linkage_body_outcomes))]
+        assert asked == ([(SC, subject_of(codes[A, z]), "NO_AUTO_RESPONSE")] if agency == A else []), agency
+        answered = [(A, "requested"), (A, "approved"), (A, "executed")]
+        assert steps == (answered if agency == SC else []), agency
 
     # -- the hub: codes, person ids, routes; no number; record text only where the gap is ----------------------
     hub = Found()
@@ -265,6 +315,16 @@ def test_each_party_finds_what_the_table_says_and_nothing_more(scene: Scene) -> 
     assert all(hub.holds(portal_codes[n]) for n in (x, z))
     if s.data:
         assert not hub.holds(s.data), "the hub keeps an answer's data"
+    with s.w.hub.store.engine.connect() as conn:  # the move by person id and the reporter's code; the link's maker
+        moves = [(r.sender, r.sender_code, r.person, r.to_agency, r.flags) for r in conn.execute(select(hub_moves))]
+        makers = [(r.old, r.linker) for r in conn.execute(select(hub_link_makers))]
+    assert moves == [(B, codes[B, x], persons[x], A, "NON_DISCLOSURE")]
+    assert makers == [(persons[x], B)]
+    with s.w.hub.store.engine.connect() as conn:  # the route of the centre's request: ids and parties, no words
+        routes = [
+            (r.body, r.municipality, r.person, r.flags, r.delivered) for r in conn.execute(select(hub_body_requests))
+        ]
+    assert routes == [(SC, A, persons[z], "NO_AUTO_RESPONSE", True)]
     # an agency node in hub mode seals its records' contents to the portal (hub_sealed_records): no record text
     # in any table of the hub, hub_records (clear records, refused since) stays empty
     with s.w.hub.store.engine.connect() as conn:
@@ -281,7 +341,7 @@ def test_each_party_finds_what_the_table_says_and_nothing_more(scene: Scene) -> 
         assert not portal.holds(number), "the portal holds a number"
         assert portal.holds(portal_codes[number])
         assert not any(portal.holds(f) for f in forms(persons[number])), "the portal holds a person id"
-        assert not any(portal.holds(f) for a in (A, B, C) for f in forms(codes[a, number])), "an agency code"
+        assert not any(portal.holds(f) for a in AGENCIES for f in forms(codes[a, number])), "an agency code"
     assert portal.holds(PROCEDURE)  # Z's record, shown: the search can find record text
     assert not names(portal.text, B), "the portal names the holder"
     page_x = s.portal_store.page(portal_codes[x])
@@ -290,6 +350,7 @@ def test_each_party_finds_what_the_table_says_and_nothing_more(scene: Scene) -> 
     # -- the broker operator: headers and ciphertext of bucket sizes, nothing else -----------------------------
     everything = [codes[k] for k in codes] + list(persons.values()) + list(portal_codes.values())
     clear = [x, z, *record_texts, "NON_DISCLOSURE", "registration", "routed_query", "answer", "portal_page"]
+    clear += ["handover", "handed_over", "number_link", "moved_on", "body_request", "body_outcome", "stalking"]
     seen = 0
     for topic, messages in s.w.broker.topics.items():
         for m in messages:

@@ -22,7 +22,8 @@ def test_the_hub_demo_holds_for_staff_hides_on_the_portal_and_stores_no_number(t
     directory; a shell user reading the files: C's query is held for A's staff (Z, unprotected, is answered
     automatically: the control), the portal hides X's record and refuses a proxy, no party's files hold an
     individual number or are readable by another user, and of the agencies and the portal only B's own directory
-    holds B's code for X."""
+    holds B's code for X. Re-relocation: X moves on from B to C, C is asked to take over without B named, and
+    holds X's flags at the end, B none."""
     demo = tmp_path / "demo"
     proc = run_cli("demo", "--topology", "hub", "--data-dir", str(demo))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -33,6 +34,7 @@ def test_the_hub_demo_holds_for_staff_hides_on_the_portal_and_stores_no_number(t
     assert "| X    | self   | 0 🔒 " in out and "hidden under non-disclosure" in out, "the portal hides X's record"
     assert "| Z    | self   | 1 " in out, "the portal shows Z's record (the control)"
     assert "refused: proxy_refused" in out
+    assert "| 2026-09-01 | NON_DISCLOSURE, NO_AUTO_RESPONSE | no 🔒" in out, "C asked to take over, B not named"
     assert "who stores what about X" in out and "flagledger.linkage.inbox.portal" in out
     assert "OK:" in out and "✗" not in out
 
@@ -56,6 +58,21 @@ def test_the_hub_demo_holds_for_staff_hides_on_the_portal_and_stores_no_number(t
     assert any(s in _files(demo / DIRS[B]) for s in spellings)
     for party in (A, C, "portal"):
         assert not any(s in _files(demo / DIRS[party]) for s in spellings), party
+
+    # the handover (X moved on from B to C): C holds X's flags under its own code, B none; B heard C holds
+    flags = {}
+    for party in (B, C):
+        node = open_node(demo / DIRS[party])
+        try:
+            mine = node.app.flag_state
+            assert mine is not None
+            flags[party] = mine.flags_for(subject_of(x_code(node, party)))
+            if party == B:
+                told = node.app.holders_anywhere(subject_of(x_code(node, party)))
+        finally:
+            node.close()
+    assert flags[B] == {} and sorted(flags[C]) == ["NON_DISCLOSURE", "NO_AUTO_RESPONSE"]
+    assert all(who == [C] for who in flags[C].values()) and all(who == [C] for who in told.values())
 
 
 def test_the_demo_refuses_an_unknown_topology(tmp_path: Path) -> None:

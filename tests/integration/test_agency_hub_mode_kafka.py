@@ -103,3 +103,45 @@ def test_seed_through_the_hub_on_kafka(bootstrap: str, make_node: NodeFactory, t
             t.close()
         w.close()
         store.close()
+
+
+def test_a_handover_through_the_hub_on_kafka(bootstrap: str, make_node: NodeFactory, tmp_path: Path) -> None:
+    """Insider at a non-holder, broker operator, on a real broker: A protects X and reports X's move to B; B is
+    asked to take over under its own code and takes over; A hears that B holds; C, registered for X, gets no
+    record in its inbox; no number, flag name or handover kind readable in any record."""
+    from datetime import date
+
+    cfg = KafkaSettings(bootstrap_servers=bootstrap, fetch_max_wait_ms=10, delivery_timeout_ms=20000)
+    topics = Topics(f"g{uuid.uuid4().hex[:8]}")
+    ensure_inboxes(cfg, topics, [HUB, A, B, C])
+    opened: list[KafkaTransport] = []
+
+    def open_transport(party: str) -> KafkaTransport:
+        opened.append(t := KafkaTransport(cfg, party, topics))
+        return t
+
+    store = open_hub_store(f"sqlite:///{tmp_path / 'hub.sqlite'}", "hub-1")
+    w = hub_nodes(make_node, store, (A, B, C), open_transport=open_transport)
+    try:
+        x = individual_number()
+        a, b = w.nodes[A].app, w.nodes[B].app
+        set_flag(w.nodes[A], A, x, "NON_DISCLOSURE")
+        w.bridges[B].file_person(x)
+        w.bridges[C].file_person(x)
+        assert a.record_move(Actor(A, "req"), x, to_agency=B, moved_on=date(2026, 4, 1)) is not None
+        drive(w, lambda: len(b.handovers_for(B)) == 1)
+        assert b.handovers_for(B)[0]["flags_to_take_over"] == ["NON_DISCLOSURE"]
+        set_flag(w.nodes[B], B, x, "NON_DISCLOSURE")
+        drive(w, lambda: B in a.holders_anywhere(a.subject(x)).get("NON_DISCLOSURE", []))
+
+        seen = raw_records(bootstrap, [topics.inbox(p) for p in (HUB, A, B, C)])
+        assert seen[topics.inbox(A)] and seen[topics.inbox(B)] and not seen[topics.inbox(C)]
+        for records in seen.values():
+            for value in records:
+                for plain in (x.encode(), b"NON_DISCLOSURE", b"handover", b"handed_over", b"move"):
+                    assert plain not in value
+    finally:
+        for t in opened:
+            t.close()
+        w.close()
+        store.close()

@@ -107,8 +107,10 @@ def hub_nodes(
     urls: dict[str, str | None] | None = None,
     open_transport: Callable[[str], Transport] | None = None,
     heads: type[MapHeads] | None = None,
+    kinds: dict[str, str] | None = None,
 ) -> HubNodes:
-    """One node per agency code (standard staff; ``urls``: each one's own database, default SQLite), switched
+    """One node per agency code (standard staff; ``urls``: each one's own database, default SQLite; ``kinds``: an
+    agency's kind when not a municipality, e.g. a protection body), switched
     to hub mode, and the hub that knows them; with ``heads``, the hub runs that flag map and publishes its VRF
     key, and the nodes check the map."""
     keys, portal = hub_keys(), agency_keys(PORTAL)
@@ -117,7 +119,12 @@ def hub_nodes(
     urls = urls or {}
     nodes = {
         c: to_hub_mode(
-            make_node((AgencySpec(c, f"{c}市", "municipality"),), name=c, database_url=urls.get(c)), keys, vrf, portal
+            make_node(
+                (AgencySpec(c, f"{c}市", (kinds or {}).get(c, "municipality")),), name=c, database_url=urls.get(c)
+            ),
+            keys,
+            vrf,
+            portal,
         )
         for c in codes
     }

@@ -95,7 +95,14 @@ def test_what_the_hub_tells_a_provider_or_a_holder_has_no_place_for_a_holder_or_
         "legal_item",
         "info_kind",
     }  # no querier: the holder learns which request to advise on, not who asked
-    assert set(KINDS) == {"flag_change", "number_link", "provision_record", "query", "routed_query"} | {
+    assert set(KINDS) == {
+        "flag_change",
+        "number_link",
+        "number_unlink",
+        "provision_record",
+        "query",
+        "routed_query",
+    } | {
         "consultation",
         "answer",
     }

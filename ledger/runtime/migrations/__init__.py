@@ -25,7 +25,7 @@ from ledger.migration_chain import MigrationChain
 
 __all__ = ["HEAD", "current", "lock", "migrate", "upgrade"]
 
-HEAD = "0012"
+HEAD = "0013"
 
 
 def _tables() -> Sequence[Table]:

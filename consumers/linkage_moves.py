@@ -1,0 +1,75 @@
+"""Handovers at an agency node in hub mode (issue 19, docs/linkage.md; the hub's side: ``ledger.hub.moves``).
+
+**Out**: a residence change this agency recorded (``ResidenceChange.Recorded``: entered at its counter or
+received from the residence registry, only for a person it protects) goes to the hub as a ``move`` under its
+own code, its id derived from the event so a resend is filed once.
+
+**In**: the hub's ``handover`` (this municipality is asked to take over flags on a person it knows by its own
+code; no holder, no old municipality) and ``handed_over`` (the municipality this agency reported the move to now
+holds these flags) are kept in ``linkage_handovers``, which the application's handover rules read
+(``ledger.runtime.handovers``): the new municipality's handover queue, and the old holder's release guard.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from ledger.linkage.moves import HandedOver, HandoverMessage, MoveMessage
+from ledger.runtime.handovers import IN, OUT
+from ledger.runtime.linkage import code_of, subject_of
+from ledger.runtime.tables import linkage_handovers
+
+__all__ = ["MOVED", "apply", "move_message"]
+
+# topics are part of the stored data and never move (docs/design.md, event catalogue)
+MOVED = "ledger.domain.moves:ResidenceChange.Recorded"
+_IDS = uuid.UUID("0b6f5f4e-8f1a-4d53-9a55-2c7d0e6f1a33")  # the namespace of move ids
+
+
+def move_message(agency: str, event: Any, stream: uuid.UUID) -> Iterator[tuple[tuple[str, ...], MoveMessage]]:
+    """The ``move`` for a residence change this agency recorded (none for another agency's)."""
+    if event.agency != agency:
+        return
+    move_id = uuid.uuid5(_IDS, f"{stream}:{event.originator_version}").hex
+    yield (
+        (event.subject,),
+        MoveMessage(move_id, code_of(event.subject), event.from_agency or "", event.to_agency, event.moved_on),
+    )
+
+
+def apply(conn: Connection, agency: str, m: HandoverMessage | HandedOver, now: datetime) -> None:
+    """Keep the hub's word on a handover (in the transaction that records its event id as applied)."""
+    if isinstance(m, HandoverMessage):
+        conn.execute(
+            insert(linkage_handovers).values(
+                id=m.handover_id,
+                direction=IN,
+                subject=subject_of(m.code),
+                to_agency=agency,
+                moved_on=m.moved_on,
+                flags=m.flags,
+                at=now.isoformat(),
+            )
+        )
+        return
+    h = linkage_handovers.c
+    found = conn.execute(select(h.id).where(h.id == m.move_id, h.direction == OUT)).first()
+    if found is not None:  # a later flag taken over: the hub names all it holds now
+        conn.execute(update(linkage_handovers).where(h.id == m.move_id).values(flags=m.flags, at=now.isoformat()))
+        return
+    conn.execute(
+        insert(linkage_handovers).values(
+            id=m.move_id,
+            direction=OUT,
+            subject=subject_of(m.code),
+            to_agency=m.to_agency,
+            moved_on="",
+            flags=m.flags,
+            at=now.isoformat(),
+        )
+    )

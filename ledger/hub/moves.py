@@ -1,0 +1,164 @@
+"""Handovers at the hub (issue 19, docs/linkage.md): a protected person's move reported by a municipality, the
+new municipality asked to take over under its own code, the reporter told when it has.
+
+The rule per hop (the hub takes a move only from the agency entitled to report it):
+
+* the sender is one of the two municipalities of the move (転出 entered at the old one, 転入 at the new one);
+* it protects the person now (a flag of its own applies, under any of their numbers), or it is where the hub
+  last saw them move to — a peer that neither holds nor is the residence cannot make the hub hand a victim's
+  protection to itself, nor learn by trying whether anyone protects them (refused alike, ``wrong_agency``);
+* a move *from* somewhere must start where the hub last saw the person move to (``not_residence``).
+
+The new municipality is sent a ``handover`` (its code, the day, the flags that apply and it does not hold; no
+holder, no old municipality) as soon as it has registered the person — at once, or when it files them. When it
+sets one of those flags, the move's sender is sent ``handed_over`` (the flags the new municipality now holds),
+so the old holder may release without a decision naming the risk. Only the latest move of a person counts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger.errors import Code, PermissionDenied
+from ledger.hub.tables import hub_flag_changes, hub_moves
+from ledger.linkage.codes import CodeMap, codes_of, persons_of
+from ledger.linkage.hiding import FlagChange, fold
+from ledger.linkage.messages import FLAGS, Message
+from ledger.linkage.moves import HandedOver, HandoverMessage, MoveMessage, join_flags, split_flags
+from ledger.storage import storage_error
+
+__all__ = ["HubMoves", "Write", "applying"]
+
+Seal = Callable[[str, Message], tuple[str, bytes]]
+Write = Callable[[Connection, int], None]
+
+
+def applying(engine: Engine, persons: list[str]) -> dict[str, set[str]]:
+    """Holder → the flags of its that apply now on the person (``persons``: the ids of all their numbers)."""
+    f = hub_flag_changes.c
+    stmt = select(f.seq, f.person, f.holder, f.flag, f.action).where(f.person.in_(persons)).order_by(f.seq)
+    try:
+        with engine.connect() as conn:
+            changes = [FlagChange(int(s), str(p), str(h), str(fl), a) for s, p, h, fl, a in conn.execute(stmt)]
+    except SQLAlchemyError as exc:
+        raise storage_error("cannot read the hub's flag changes", exc) from exc
+    held: dict[str, set[str]] = {}
+    for flag in FLAGS:
+        for interval in fold(changes, flag):
+            if interval.end is None:
+                held.setdefault(interval.holder, set()).add(flag)
+    return held
+
+
+@dataclass(frozen=True)
+class _Move:
+    seq: int
+    sender: str
+    move_id: str
+    sender_code: str
+    to_agency: str
+    moved_on: str
+    flags: str
+    delivered: bool
+    taken: str
+
+
+class HubMoves:
+    def __init__(self, engine: Engine, codes: CodeMap, seal: Seal) -> None:
+        self.engine, self.codes, self.seal = engine, codes, seal
+
+    def _latest(self, persons: list[str]) -> _Move | None:
+        m = hub_moves.c
+        stmt = (
+            select(m.seq, m.sender, m.move_id, m.sender_code, m.to_agency, m.moved_on, m.flags, m.delivered, m.taken)
+            .where(m.person.in_(persons))
+            .order_by(m.seq.desc())
+            .limit(1)
+        )
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(stmt).first()
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot read the hub's moves", exc) from exc
+        return None if row is None else _Move(*row)
+
+    def _known(self, sender: str, move_id: str) -> bool:
+        m = hub_moves.c
+        try:
+            with self.engine.connect() as conn:
+                found = conn.execute(select(m.seq).where(m.sender == sender, m.move_id == move_id)).first()
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot read the hub's moves", exc) from exc
+        return found is not None
+
+    def move(self, sender: str, person: str, m: MoveMessage) -> tuple[list[tuple[str, bytes]], Write | None]:
+        """File ``sender``'s report that the person (its code in ``m``, the hub's ``person``) moved; what it owes
+        and writes. Refused (nothing filed) unless the sender is entitled to report it."""
+        if sender not in (m.from_agency, m.to_agency):
+            raise PermissionDenied(
+                "a move is reported by the municipality moved from or the one moved to", code=Code.WRONG_AGENCY
+            )
+        if self._known(sender, m.move_id):
+            return [], None  # the same move sent again under a fresh message id: filed once
+        persons = persons_of(self.codes, person)
+        held = applying(self.engine, persons)
+        latest = self._latest(persons)
+        residence = latest.to_agency if latest is not None else None
+        if sender not in held and sender != residence:
+            # one refusal whether or not anyone protects the person: trying tells a peer nothing
+            raise PermissionDenied(
+                "only a municipality that protects the person, or where they live, reports their move",
+                code=Code.WRONG_AGENCY,
+            )
+        if residence is not None and m.from_agency and m.from_agency != residence:
+            raise PermissionDenied("a move starts where the person last moved to", code=Code.NOT_RESIDENCE)
+        wanted = {f for flags in held.values() for f in flags} - held.get(m.to_agency, set())
+        flags = join_flags(wanted)
+        owes: list[tuple[str, bytes]] = []
+        to_codes = codes_of(self.codes, m.to_agency, person)
+        if flags and to_codes:
+            owes.append(self.seal(m.to_agency, HandoverMessage(uuid.uuid4().hex, to_codes[-1], m.moved_on, flags)))
+        row = {
+            "sender": sender,
+            "move_id": m.move_id,
+            "sender_code": m.code,
+            "person": person,
+            "from_agency": m.from_agency,
+            "to_agency": m.to_agency,
+            "moved_on": m.moved_on,
+            "flags": flags,
+            "delivered": bool(owes) or not flags,
+            "taken": "",
+        }
+        return owes, lambda conn, seq: _exec(conn, insert(hub_moves).values(seq=seq, **row))
+
+    def registered(self, holder: str, code: str, person: str) -> tuple[list[tuple[str, bytes]], Write | None]:
+        """A new registration: the handover the registering municipality was owed for the person, if any."""
+        latest = self._latest(persons_of(self.codes, person))
+        if latest is None or latest.to_agency != holder or latest.delivered or not latest.flags:
+            return [], None
+        owes = [self.seal(holder, HandoverMessage(uuid.uuid4().hex, code, latest.moved_on, latest.flags))]
+        stmt = update(hub_moves).where(hub_moves.c.seq == latest.seq).values(delivered=True)
+        return owes, lambda conn, seq: _exec(conn, stmt)
+
+    def flag_set(self, holder: str, person: str, flag: str) -> tuple[list[tuple[str, bytes]], Write | None]:
+        """``holder`` set ``flag``: if it is the new municipality taking it over, the move's sender is told."""
+        latest = self._latest(persons_of(self.codes, person))
+        if latest is None or latest.to_agency != holder or latest.sender == holder or not latest.flags:
+            return [], None
+        asked, taken = split_flags(latest.flags), set(latest.taken.split(",")) - {""}
+        if flag not in asked or flag in taken:
+            return [], None
+        now = join_flags(taken | {flag})
+        owes = [self.seal(latest.sender, HandedOver(latest.move_id, latest.sender_code, holder, now))]
+        stmt = update(hub_moves).where(hub_moves.c.seq == latest.seq).values(taken=now)
+        return owes, lambda conn, seq: _exec(conn, stmt)
+
+
+def _exec(conn: Connection, stmt: object) -> None:
+    conn.execute(stmt)  # type: ignore[call-overload]

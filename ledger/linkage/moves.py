@@ -1,0 +1,109 @@
+"""The handover of protection when a protected person moves (転出/転入, issue 21) as it travels through the hub
+(issue 19): three kinds, each naming the person by its recipient's own code only.
+
+=================  ==========================  ===========================================================
+kind               from → to                   holds
+=================  ==========================  ===========================================================
+``move``           a municipality → hub        its own id for the move, its code, the municipalities moved
+                                               from and to, the day
+``handover``       hub → the new municipality  the hub's id, the new municipality's code, the day and the
+                                               flags to take over — **not** who holds them, nor where from
+``handed_over``    hub → the move's sender     the sender's move id and code, the new municipality (the
+                                               sender named it) and the flags it now holds
+=================  ==========================  ===========================================================
+
+Who may send a ``move`` is the hub's rule (``ledger.hub.moves``): one of the two municipalities, and only one
+that protects the person now or is where the hub last saw them move to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import ClassVar
+
+from ledger.domain import bounds
+from ledger.domain.types import agency_code
+from ledger.errors import InputError
+from ledger.linkage.codes import check_code
+from ledger.linkage.messages import FLAGS, Message
+from ledger.linkage.names import check_event_id
+
+__all__ = ["HandedOver", "HandoverMessage", "MoveMessage", "join_flags", "split_flags"]
+
+
+def split_flags(flags: str) -> tuple[str, ...]:
+    """A comma-joined flag list, checked: each a flag the hub keeps, once, in order; at least one."""
+    out = tuple(flags.split(","))
+    if not flags or any(f not in FLAGS for f in out) or list(out) != sorted(set(out)):
+        raise InputError("flags are NON_DISCLOSURE and/or NO_AUTO_RESPONSE, comma-joined, sorted", field="flags")
+    return out
+
+
+def join_flags(flags: object) -> str:
+    return ",".join(sorted(set(flags)))  # type: ignore[call-overload]
+
+
+def _day(value: str) -> None:
+    bounds.check_text("moved_on", value, bounds.DATE)
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise InputError("moved_on is an ISO day", field="moved_on") from None
+
+
+@dataclass(frozen=True)
+class MoveMessage(Message):
+    """A residence change recorded at the sender (``ResidenceChange.Recorded``), ``from_agency`` empty when
+    not known there."""
+
+    kind: ClassVar[str] = "move"
+    move_id: str
+    code: str  # the sender's code for the person
+    from_agency: str
+    to_agency: str
+    moved_on: str
+
+    def check(self) -> None:
+        check_event_id(self.move_id)
+        check_code(self.code)
+        agency_code(self.to_agency, "to_agency")
+        if self.from_agency:
+            agency_code(self.from_agency, "from_agency")
+        if self.from_agency == self.to_agency:
+            raise InputError("a move needs two different municipalities", field="to_agency")
+        _day(self.moved_on)
+
+
+@dataclass(frozen=True)
+class HandoverMessage(Message):
+    """The hub asks the new municipality to take over: nothing in it names a holder or the old municipality."""
+
+    kind: ClassVar[str] = "handover"
+    handover_id: str  # the hub's, fresh
+    code: str  # the new municipality's own code for the person
+    moved_on: str
+    flags: str  # comma-joined: the flags that apply and it does not hold
+
+    def check(self) -> None:
+        check_event_id(self.handover_id)
+        check_code(self.code)
+        _day(self.moved_on)
+        split_flags(self.flags)
+
+
+@dataclass(frozen=True)
+class HandedOver(Message):
+    """The hub tells the move's sender the new municipality now holds ``flags`` (all it holds of those asked)."""
+
+    kind: ClassVar[str] = "handed_over"
+    move_id: str  # the sender's own
+    code: str  # the sender's code for the person
+    to_agency: str
+    flags: str
+
+    def check(self) -> None:
+        check_event_id(self.move_id)
+        check_code(self.code)
+        agency_code(self.to_agency, "to_agency")
+        split_flags(self.flags)

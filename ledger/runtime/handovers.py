@@ -1,0 +1,51 @@
+"""What the linkage hub told an agency node in hub mode about handovers (issue 19, docs/linkage.md), read by the
+application's handover rules (``ledger.app.handover.HubMoveFacts``).
+
+Kept in ``linkage_handovers`` by the bridge (``consumers.linkage_moves``): ``in`` rows are the hub's requests
+that this municipality take over flags on a person it knows by its own subject (no holder, no old
+municipality named); ``out`` rows are the hub's word that the municipality this agency reported the person
+moved to now holds these flags — so the old holder may release without a decision naming the risk.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger.runtime.tables import linkage_handovers
+from ledger.storage import storage_error
+
+__all__ = ["IN", "OUT", "HubHandovers"]
+
+IN, OUT = "in", "out"
+
+
+class HubHandovers:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _rows(self, *where: Any) -> list[Any]:
+        try:
+            with self.engine.connect() as conn:
+                return list(conn.execute(select(linkage_handovers).where(*where).order_by(linkage_handovers.c.at)))
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot read the handovers the hub sent", exc) from exc
+
+    def taken_over(self, subject: str) -> dict[str, list[str]]:
+        h = linkage_handovers.c
+        out: dict[str, list[str]] = defaultdict(list)
+        for row in self._rows(h.subject == subject, h.direction == OUT):
+            for flag in row.flags.split(","):
+                if row.to_agency not in out[flag]:
+                    out[flag].append(row.to_agency)
+        return dict(out)
+
+    def asked(self, agency: str) -> list[dict[str, Any]]:
+        h = linkage_handovers.c
+        return [
+            {"handover_id": r.id, "subject": r.subject, "moved_on": r.moved_on, "flags": r.flags.split(",")}
+            for r in self._rows(h.direction == IN, h.to_agency == agency)
+        ]

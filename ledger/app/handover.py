@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
+from ledger.app.credentials import StaffProof, WebAuthnProof
 from ledger.app.flags import FlagCommands
 from ledger.app.values import Actor
 from ledger.domain.agencies import Agency
@@ -22,9 +23,10 @@ from ledger.domain.flags import FlagRequest
 from ledger.domain.moves import LastHolderWarning, MoveSource, ReleaseDecision, ResidenceChange, RiskKind
 from ledger.domain.staff_acts import APPROVED, REQUESTED, act_statement, details_digest, note_digest
 from ledger.domain.types import Action, AgencyKind, Flag, RequestKind, agency_code, calendar_day, parse_enum
-from ledger.errors import Code, ConfigurationError, InputError, NotFoundError, StateConflict
+from ledger.errors import Code, ConfigurationError, InputError, NotFoundError, PermissionDenied, StateConflict
 
 A = TypeVar("A", bound=LedgerAggregate)
+Proof = StaffProof | WebAuthnProof
 
 
 class HandoverCommands(FlagCommands):
@@ -154,19 +156,21 @@ class HandoverCommands(FlagCommands):
 
     # -- a decision naming the risk --------------------------------------------------------------------------
     def propose_release_risk(
-        self, actor: Actor, subject: str, flags: Sequence[str], risk: str, *, kind: str = RiskKind.HANDOVER_GAP.value
+        self,
+        actor: Actor,
+        subject: str,
+        flags: Sequence[str],
+        risk: str,
+        *,
+        kind: str = RiskKind.HANDOVER_GAP.value,
+        proof: Proof | None = None,
+        decision_id: UUID | None = None,
     ) -> UUID:
-        """Name the risk of releasing ``flags`` while the new municipality does not hold them (Point 6)."""
-        self.authorise(actor, Action.REQUEST_FLAG)
-        parse_enum(RiskKind, kind, "risk kind")
-        fl = sorted({parse_enum(Flag, f, "flag").value for f in flags})
-        if not fl:
-            raise InputError("name at least one flag")
-        if not risk.strip():
-            raise InputError("name the risk in words: who may learn what if protection stops here", field="risk")
-        subj = self.subject(subject)
-        did = uuid4()
-        signed = self.sign_act(actor, _risk_statement(actor, did, kind, risk, subj, fl, REQUESTED))
+        """Name the risk of releasing ``flags`` while the new municipality does not hold them (Point 6). Signed by
+        the proposer's unlocked key, or ``proof`` over :meth:`risk_statement` for ``decision_id``."""
+        subj, fl = self._risk_terms(actor, subject, flags, risk, kind)
+        did = decision_id if proof is not None and decision_id is not None else uuid4()
+        signed = self.sign_act(actor, _risk_statement(actor, did, kind, risk, subj, fl, REQUESTED), proof)
         decision = ReleaseDecision(
             id=did,
             agency=actor.agency,
@@ -180,13 +184,56 @@ class HandoverCommands(FlagCommands):
         self.save_as(actor.agency, decision)
         return decision.id
 
-    def approve_release_risk(self, actor: Actor, decision_id: UUID) -> None:
+    def _risk_terms(
+        self, actor: Actor, subject: str, flags: Sequence[str], risk: str, kind: str
+    ) -> tuple[str, list[str]]:
+        self.authorise(actor, Action.REQUEST_FLAG)
+        parse_enum(RiskKind, kind, "risk kind")
+        fl = sorted({parse_enum(Flag, f, "flag").value for f in flags})
+        if not fl:
+            raise InputError("name at least one flag")
+        if not risk.strip():
+            raise InputError("name the risk in words: who may learn what if protection stops here", field="risk")
+        return self.subject(subject), fl
+
+    def risk_statement(
+        self,
+        actor: Actor,
+        decision_id: UUID,
+        *,
+        subject: str = "",
+        flags: Sequence[str] = (),
+        risk: str = "",
+        kind: str = RiskKind.HANDOVER_GAP.value,
+    ) -> bytes:
+        """What ``actor`` signs to propose a named risk as ``decision_id`` (``subject`` given) or to approve this
+        agency's decision ``decision_id``."""
+        if subject:
+            subj, fl = self._risk_terms(actor, subject, flags, risk, kind)
+            return _risk_statement(actor, decision_id, kind, risk, subj, fl, REQUESTED)
+        d = self._own(self.load(ReleaseDecision, decision_id, "release decision"), actor, "release decision")
+        return _risk_statement(actor, d.id, d.kind, d.risk, d.subject, d.flags, APPROVED)
+
+    def release_risks(self, actor: Actor) -> list[dict[str, Any]]:
+        """This agency's named-risk decisions not used by a release yet (the console's year page)."""
+        try:
+            self.permit(actor, Action.REQUEST_FLAG)
+        except PermissionDenied:
+            self.permit(actor, Action.APPROVE_FLAG)
+        out: list[dict[str, Any]] = []
+        for d in self._aggregates(ReleaseDecision, "Proposed"):
+            if d.agency == actor.agency and d.used_by is None:
+                out.append({"decision_id": str(d.id), "subject": d.subject, "flags": list(d.flags),
+                            "proposed_by": d.proposed_by, "approved": d.approved_by is not None})  # fmt: skip
+        return out
+
+    def approve_release_risk(self, actor: Actor, decision_id: UUID, *, proof: Proof | None = None) -> None:
         self.authorise(actor, Action.APPROVE_FLAG)
         decision = self._own(self.load(ReleaseDecision, decision_id, "release decision"), actor, "release decision")
         statement = _risk_statement(
             actor, decision.id, decision.kind, decision.risk, decision.subject, decision.flags, APPROVED
         )
-        decision.approve(actor.staff, self.sign_act(actor, statement))
+        decision.approve(actor.staff, self.sign_act(actor, statement, proof))
         self.save_as(actor.agency, decision)
 
     # -- the hooks on flag requests (ledger.app.flags) --------------------------------------------------------

@@ -149,11 +149,14 @@ class YearCommands(HandoverCommands):
     def _statement(self, actor: Actor, rid: UUID, digest: str, act: str, note: str = "") -> bytes:
         return act_statement(actor.agency, act, str(rid), digest, actor.staff, note_digest(note))
 
-    def co_approve_provisional(self, actor: Actor, request_id: UUID, note: str = "") -> None:
+    def co_approve_provisional(
+        self, actor: Actor, request_id: UUID, note: str = "", *, proof: Proof | None = None
+    ) -> None:
+        """Signed by the approver's unlocked key, or ``proof`` over ``act_statement_for(…, APPROVED, note)``."""
         self.authorise(actor, Action.APPROVE_FLAG)
         request = self._own(self.flag_request(request_id), actor, "flag request")
         statement = self._statement(actor, request.id, request.digest(), APPROVED, note)
-        request.co_approve(actor.staff, note, self.sign_act(actor, statement))
+        request.co_approve(actor.staff, note, self.sign_act(actor, statement, proof))
         self.save_as(actor.agency, request)
 
     # -- the clock's step ------------------------------------------------------------------------------------
@@ -216,6 +219,7 @@ class YearCommands(HandoverCommands):
             if (escalated and set(escalated) & levels) or (reminded and levels - {ADMINISTRATOR}):
                 terms.append(
                     {
+                        "term_id": str(term.id),
                         "subject": term.subject,
                         "ends_on": term.ends_on,
                         "reminded": reminded,

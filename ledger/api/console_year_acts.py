@@ -181,10 +181,19 @@ def term_act(
 ) -> Response:
     """延長申出 (``extend``), a proposed lapse (``lapse``) and its approval by another person (``lapse-approve``):
     each on a term the year queue shows. An approved lapse ends the term, never a flag."""
+
+    def lapse(who: Principal, subject: str) -> str:
+        node.app.propose_lapse(who.actor, subject, note)
+        return "lapse_proposed"
+
+    def lapse_approve(who: Principal, subject: str) -> str:
+        node.app.approve_lapse(who.actor, subject, note)
+        return "lapse_approved"
+
     acts: dict[str, Callable[[Principal, str], str]] = {
         "extend": lambda who, s: _extend(node, who, s, requested_on),
-        "lapse": lambda who, s: (node.app.propose_lapse(who.actor, s, note), "lapse_proposed")[1],
-        "lapse-approve": lambda who, s: (node.app.approve_lapse(who.actor, s, note), "lapse_approved")[1],
+        "lapse": lapse,
+        "lapse-approve": lapse_approve,
     }
 
     def run(who: Principal) -> str:

@@ -130,7 +130,7 @@ class CompanionCommands(YearCommands):
         return [
             {"case_id": str(c.id), "victim": c.victim, "perpetrators": list(c.perpetrators), "reason": c.reason,
              "companions": [{"subject": s, **v} for s, v in sorted(c.companions.items())]}
-            for c in self._aggregates(ProtectionCase, "Opened")
+            for c in self._year_aggregates(ProtectionCase, "Opened")
             if c.agency == actor.agency and c.open
         ]  # fmt: skip
 
@@ -204,7 +204,7 @@ class CompanionCommands(YearCommands):
     def _pending(self, agency: str) -> dict[str, set[str]]:
         """Subject → flags of this agency's set requests still waiting (pending or approved)."""
         out: dict[str, set[str]] = {}
-        for r in self._aggregates(FlagRequest, "Requested"):
+        for r in self._year_aggregates(FlagRequest, "Requested"):
             waiting = r.status in (RequestStatus.PENDING.value, RequestStatus.APPROVED.value)
             if r.agency == agency and r.kind == RequestKind.SET.value and waiting:
                 out.setdefault(r.subject, set()).update(r.flags)
@@ -214,7 +214,7 @@ class CompanionCommands(YearCommands):
         """Perpetrators named on this agency's open cases with no NON_DISCLOSURE held or requested here."""
         pending = self._pending(agency)
         out: list[dict[str, Any]] = []
-        for case in self._aggregates(ProtectionCase, "Opened"):
+        for case in self._year_aggregates(ProtectionCase, "Opened"):
             if case.agency != agency or not case.open:
                 continue
             for q in case.perpetrators:
@@ -227,7 +227,7 @@ class CompanionCommands(YearCommands):
         """Attached companions lacking a flag the victim holds here, with no request for it open here."""
         pending = self._pending(agency)
         out: list[dict[str, Any]] = []
-        for case in self._aggregates(ProtectionCase, "Opened"):
+        for case in self._year_aggregates(ProtectionCase, "Opened"):
             if case.agency != agency or not case.open:
                 continue
             victim = {f for f, who in self.holders_anywhere(case.victim).items() if agency in who}

@@ -250,6 +250,9 @@ class CompanionCommands(YearCommands):
 
     def year_queue(self, actor: Actor) -> dict[str, Any]:
         out = super().year_queue(actor)
+        pending = self._pending(actor.agency)
+        for h in out["handovers"]:  # a takeover already asked for through this agency's chain (the console's button)
+            h["requested"] = set(h["flags_to_take_over"]) <= pending.get(h["subject"], set())
         out["perpetrators"] = self.perpetrator_prompts(actor.agency)
         out["companions"] = self.companion_prompts(actor.agency)
         return out

@@ -176,6 +176,8 @@ def test_intake_with_a_companion_to_handover_and_release_in_chromium(
         assert move is not None
         creq.locator(f"form[action='/console/year/handovers/{move.id}'] button").click()
         assert "申請しました" in creq.locator(".notice").inner_text()
+        assert creq.locator(f"form[action='/console/year/handovers/{move.id}']").count() == 0, "asked once"
+    assert creq.locator("#handovers").inner_text().count("申請済み") == 2
     capr = sign_in(browser, server, node, C, "apr")
     cop = sign_in(browser, server, node, C, "op")
     _approve_and_execute(node, capr, cop, server, C, [x, k])

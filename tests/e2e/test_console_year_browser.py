@@ -8,6 +8,7 @@ axe-core; the state after each step is asserted through the app, not only the pa
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -206,3 +207,25 @@ def test_intake_with_a_companion_to_handover_and_release_in_chromium(
     assert "自動応答不可" in page
     breq.goto(f"{server}/console/year")
     shot(breq, "year-06-year-page-after-release")
+
+    # -- the year page's other items, each with its form (checked by axe as the requester and the approver) -----
+    z = person()
+    app.record_application(Actor(B, "req"), z, app.clock().date() - timedelta(days=350))
+    app.year_step(B)
+    provisional = app.set_provisional(Actor(B, "op"), z, BOTH, explanation="夜間の緊急相談")
+    app.propose_release_risk(Actor(B, "req"), z, [ND], "所在が知られうる")
+    breq.goto(f"{server}/console/year")
+    breq.locator("#terms input[name=note]").fill("本人の希望")
+    breq.locator("#terms button:has-text('終了を提案')").click()
+    assert "終了を提案しました" in breq.locator(".notice").inner_text()
+    shot(breq, "year-07-year-items-requester")
+    bapr.goto(f"{server}/console/year")
+    shot(bapr, "year-08-year-items-approver")
+    bapr.locator("#terms button:has-text('終了を承認')").click()
+    assert "終了を承認しました" in bapr.locator(".notice").inner_text()
+    term = app.term(B, z)
+    assert term is not None and not term.open and app.holders_anywhere(app.subject(z)), "a lapse lifts no flag"
+    bapr.locator(f"form[action='/console/year/provisional/{provisional}'] button").click()
+    assert app.flag_request(provisional).co_approved_by == "apr"
+    bapr.locator("#risks button:has-text('判断を承認')").click()
+    assert [d["approved"] for d in app.release_risks(Actor(B, "apr"))] == [True]

@@ -74,6 +74,8 @@ def test_intake_companion_bar_and_risk_are_signed_by_each_persons_security_key(
         app.execute_request(Actor(B, "op"), rid)  # the operator has no key: their unlocked staff key signs
     assert app.case(UUID(case)).attached_companions == [app.subject(k)]
 
+    prompted = req.post(f"/console/cases/{case}/prompted/perpetrators", data={"csrf": req_csrf})
+    assert prompted.status_code == 403 and _requests(node, y) == [], "several requests in one post: not for a key"
     bar = {"csrf": req_csrf, "subject": k, "guardian": y, "relation": "parent"}
     assert signed_form(req, keys["req"], "/console/guardian-bars", bar).status_code == 303
     (listed,) = app.guardian_bars(Actor(B, "req"))
@@ -156,6 +158,20 @@ def test_year_forms_need_the_session_the_role_and_four_eyes(sqlite_node: Node, p
     assert r.status_code == 303
     (taken,) = [r for r in _requests(node, x) if r.agency == C]
     assert (taken.flags, taken.requested_by, taken.status) == ([ND, NAR], "req", "pending")
-    for path in ("/console/cases", "/console/guardian-bars", "/console/year"):
+    # the year queue's prompts on a case, acted on from the case page: Y's NON_DISCLOSURE, K's missing flag
+    k = person()
+    case = app.open_case(Actor(B, "req"), x, perpetrators=[y])
+    kid = app.propose_companion(Actor(B, "req"), case, k, flags=[NAR])
+    app.approve_request(Actor(B, "apr"), kid)
+    app.execute_request(Actor(B, "op"), kid)
+    page = req.get(f"/console/cases/{case}").text
+    assert "不開示を申請する" in page and "不足分を申請する" in page
+    for which in ("perpetrators", "companions"):
+        r = req.post(f"/console/cases/{case}/prompted/{which}", data={"csrf": req_csrf}, follow_redirects=False)
+        assert r.status_code == 303
+    assert [(r.flags, r.status, r.requested_by) for r in _requests(node, y)] == [([ND], "pending", "req")]
+    assert [(r.flags, r.status) for r in _requests(node, k) if r.id != kid] == [([ND], "pending")]
+    assert app.year_queue(Actor(B, "req"))["perpetrators"] == [] == app.year_queue(Actor(B, "req"))["companions"]
+    for path in ("/console/cases", f"/console/cases/{case}", "/console/guardian-bars", "/console/year"):
         shown = req.get(path).text
         assert not PSEUDONYM.search(shown) and x not in shown and y not in shown, path

@@ -20,6 +20,7 @@ from ledger.runtime.bootstrap import Node
 from projections import views
 from tests.conftest import A, B, C
 from tests.e2e.test_console_browser import CHROMIUM, browser, server, shot, sign_in  # noqa: F401 (fixtures)
+from tests.e2e.test_console_security_key_browser import _enrol_key_and_sign_in, _with_key
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: bash deploy/browser-deps.sh")
 
@@ -229,3 +230,54 @@ def test_intake_with_a_companion_to_handover_and_release_in_chromium(
     assert app.flag_request(provisional).co_approved_by == "apr"
     bapr.locator("#risks button:has-text('判断を承認')").click()
     assert [d["approved"] for d in app.release_risks(Actor(B, "apr"))] == [True]
+
+
+def test_year_acts_signed_by_security_keys_in_chromium(
+    server: str,  # noqa: F811
+    browser: Any,  # noqa: F811
+    sqlite_node: Node,
+    person: Callable[[], str],
+) -> None:
+    """Threat: an administrator and a shell user. With a security key certified, the intake's requests, the
+    companion's and a guardian bar's proposal and approval are each signed in the browser by that person's own
+    key (webauthn.js asks the act's ``…/options``; the DevTools authenticator stands in for the key): every one
+    of those events carries an assertion, none a signature the server made."""
+    node, app = sqlite_node, sqlite_node.app
+    x, k, y = person(), person(), person()
+    base = server.replace("127.0.0.1", "localhost")  # a WebAuthn relying party is a host name, not an address
+    req = _with_key(browser)
+    _enrol_key_and_sign_in(req, base, node, "req")
+    req.click("header nav >> text=受付・同伴者")
+    req.fill("#victim", x)
+    req.click("button:has-text('受付を登録する')")
+    req.wait_for_url(lambda url: "done=case_opened" in url)
+    req.check("#victim-flag-NON_DISCLOSURE")
+    req.click("button:has-text('被害者のフラグを申請する')")
+    req.wait_for_url(lambda url: "done=requested" in url)
+    req.fill("#companion", k)
+    req.check("#companion-flag-NON_DISCLOSURE")
+    req.click("button:has-text('同伴者のフラグを申請する')")
+    req.wait_for_url(lambda url: "done=companion_proposed" in url)
+    req.goto(f"{base}/console/guardian-bars")
+    req.fill("#bar-subject", k)
+    req.fill("#bar-guardian", y)
+    req.click("button:has-text('制限を申請する')")
+    req.wait_for_url(lambda url: "done=bar_proposed" in url)
+    apr = _with_key(browser)
+    _enrol_key_and_sign_in(apr, base, node, "apr")
+    apr.goto(f"{base}/console/guardian-bars")
+    apr.locator("#bars button:has-text('制限を承認')").click()
+    apr.wait_for_url(lambda url: "done=bar_approved" in url)
+    assert app.barred(k, y) is False, "no flag protects K yet: a bar takes effect with the first one"
+    (bar,) = app.guardian_bars(Actor(B, "apr"))
+    assert bar["in_force"]
+    acts = [
+        vars(app.signed_mapper.decode(env))["staff_signature"]
+        for _, _, env in app.envelopes()
+        if env.header.topic.endswith(("FlagRequest.Requested", "GuardianBar.Proposed", "GuardianBar.Approved"))
+    ]
+    assert len(acts) == 4 and all("authenticator_data" in a and "client_data" in a for a in acts)
+    assert {r.subject for r in _requests(node, x, B, "pending") + _requests(node, k, B, "pending")} == {
+        app.subject(x),
+        app.subject(k),
+    }

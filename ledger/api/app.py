@@ -15,7 +15,9 @@ from ledger.api import (
     console,
     console_acts,
     console_bodies,
+    console_cases,
     console_codes,
+    console_guardians,
     console_identity,
     console_keys,
     console_probes,
@@ -23,6 +25,7 @@ from ledger.api import (
     console_requests,
     console_signin,
     console_year,
+    console_year_acts,
     disclosure,
     incidents,
     queries,
@@ -74,6 +77,9 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     app.include_router(console_requests.router)
     app.include_router(console_references.router)
     app.include_router(console_year.router)
+    app.include_router(console_year_acts.router)
+    app.include_router(console_cases.router)
+    app.include_router(console_guardians.router)
     app.include_router(console_identity.router)
     app.include_router(console_probes.router)
     app.include_router(console_acts.router)

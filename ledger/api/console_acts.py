@@ -10,6 +10,7 @@ unlocked at their password sign-in signs (docs/staff-signing.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 from uuid import UUID, uuid4
 
@@ -17,6 +18,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, Response
 
 from ledger.api import webauthn_keys as wa
+from ledger.api.auth import Principal
 from ledger.api.console import Session, _check_csrf, _session
 from ledger.api.console_forms import FlagRequestForm
 from ledger.api.deps import LockedNode
@@ -26,7 +28,7 @@ from ledger.domain.staff_acts import APPROVED, EXECUTED, REJECTED
 from ledger.domain.types import Action
 from ledger.errors import FlagLedgerError, InputError
 
-__all__ = ["router"]
+__all__ = ["router", "signed_options"]
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -37,6 +39,29 @@ _ACTS["execute"] = (EXECUTED, Action.EXECUTE_FLAG)
 def _refusal(exc: FlagLedgerError) -> JSONResponse:
     body = error_body(exc)  # as the API words it: a 403 names its code only, never the value sent
     return JSONResponse({"error": str(body.get("message", "")), "code": exc.code}, status_code=status_for(exc))
+
+
+def signed_options(
+    request: Request,
+    node: LockedNode,
+    session: str | None,
+    csrf: str,
+    action: Action,
+    statement: Callable[[Principal], bytes],
+    fields: dict[str, str] | None = None,
+) -> Response:
+    """The WebAuthn options for one act of the year's pages (ledger/api/console_cases.py, console_guardians.py,
+    console_year.py): the session, the form's CSRF token and ``action``'s role checked, then the challenge made
+    over ``statement`` — what the app will check the assertion against. ``fields`` go back into the form (an id
+    chosen here, so that the key signs the record it will name)."""
+    try:
+        who = _session(node, session)
+        _check_csrf(node, who, csrf)
+        who.require(node, action)
+        options = wa.begin_act(node, request, who.actor, statement(who))
+    except FlagLedgerError as exc:
+        return _refusal(exc)
+    return JSONResponse({"publicKey": options, "fields": fields or {}})
 
 
 @router.post("/requests/new/options")

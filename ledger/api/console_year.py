@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from ledger import clock
 from ledger.api.console import Session, _page, _refused, _session
 from ledger.api.deps import LockedNode
+from ledger.api.webauthn_keys import signs_with_key
 from ledger.errors import FlagLedgerError, PermissionDenied
 
 __all__ = ["router"]
@@ -27,10 +28,21 @@ def year(request: Request, node: LockedNode, session: Session = None) -> Respons
     try:
         who = _session(node, session)
         queue = node.app.year_queue(who.actor)
+        risks = node.app.release_risks(who.actor)
         try:
             overdue = node.app.overdue(who.actor, clock.now())
         except PermissionDenied:  # a requester or operator: the held queue's deadlines are the deciders'
             overdue = None
     except FlagLedgerError as exc:
         return _refused(request, node, who, exc)
-    return _page(request, node, who, "year.html", queue=queue, overdue=overdue, level_labels=LEVEL_LABELS)
+    return _page(
+        request,
+        node,
+        who,
+        "year.html",
+        queue=queue,
+        overdue=overdue,
+        risks=risks,
+        level_labels=LEVEL_LABELS,
+        sign_with_key=signs_with_key(node, who.actor),
+    )

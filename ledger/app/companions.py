@@ -49,22 +49,16 @@ class CompanionCommands(YearCommands):
         relation: str = CompanionRelation.CHILD.value,
         flags: Sequence[str] = (),
         explanation: str = "",
+        proof: Proof | None = None,
+        request_id: UUID | None = None,
     ) -> UUID:
         """List ``companion`` on the case with a flag request on them (``flags``, or every flag the victim holds
-        here); returns the request's id. Nothing protects the child until the request is approved and executed."""
+        here); returns the request's id. Nothing protects the child until the request is approved and executed.
+        Signed by the requester's unlocked key, or by ``proof`` made over :meth:`companion_statement` for
+        ``request_id`` (the console's security key)."""
         self.authorise(actor, Action.OPEN_CASE)
-        parse_enum(CompanionRelation, relation, "relation")
-        case = self._own(self.case(case_id), actor, "case")
-        subj = self.subject(companion)
-        case.check_new_companion(subj)
-        wanted = list(flags) or self._victim_flags_here(actor.agency, case)
-        if not wanted:
-            raise InputError(
-                "the victim holds no flag here yet: name the companion's flags (--flag), or protect the victim first",
-                field="flags",
-            )
-        note = explanation.strip() or f"同伴者 ({relation}) of the case's victim"
-        rid = uuid4()
+        case, subj, wanted, note = self._companion_terms(actor, case_id, companion, relation, flags, explanation)
+        rid = request_id if proof is not None and request_id is not None else uuid4()
         terms = self._request_terms(actor, subj, wanted, RequestKind.SET.value, case.reason, None, case.id, note, None)
         kind, _, fl, review, required, digest = terms(rid)
         statement = act_statement(actor.agency, REQUESTED, str(rid), digest, actor.staff, note_digest(""))
@@ -81,12 +75,46 @@ class CompanionCommands(YearCommands):
             case_id=case.id,
             explanation=note,
             body_request_id=None,
-            staff_signature=self.sign_act(actor, statement),
+            staff_signature=self.sign_act(actor, statement, proof),
         )
         case.propose_companion(subj, relation, rid, actor.staff)
         # one batch: the companion is never listed without its request, nor the request saved without the listing
         self.save_as(actor.agency, request, case, *self._on_request(actor, request))
         return rid
+
+    def _companion_terms(
+        self, actor: Actor, case_id: UUID, companion: str, relation: str, flags: Sequence[str], explanation: str
+    ) -> tuple[ProtectionCase, str, list[str], str]:
+        parse_enum(CompanionRelation, relation, "relation")
+        case = self._own(self.case(case_id), actor, "case")
+        subj = self.subject(companion)
+        case.check_new_companion(subj)
+        wanted = list(flags) or self._victim_flags_here(actor.agency, case)
+        if not wanted:
+            raise InputError(
+                "the victim holds no flag here yet: name the companion's flags (--flag), or protect the victim first",
+                field="flags",
+            )
+        return case, subj, wanted, explanation.strip() or f"同伴者 ({relation}) of the case's victim"
+
+    def companion_statement(
+        self,
+        actor: Actor,
+        request_id: UUID,
+        case_id: UUID,
+        companion: str,
+        *,
+        relation: str = CompanionRelation.CHILD.value,
+        flags: Sequence[str] = (),
+        explanation: str = "",
+    ) -> bytes:
+        """What the requester signs to propose ``companion`` with request ``request_id`` (checked as
+        :meth:`propose_companion` checks it)."""
+        self.authorise(actor, Action.OPEN_CASE)
+        case, subj, wanted, note = self._companion_terms(actor, case_id, companion, relation, flags, explanation)
+        return self.request_statement(
+            actor, request_id, subj, wanted, reason=case.reason, case_id=case.id, explanation=note
+        )
 
     def _victim_flags_here(self, agency: str, case: ProtectionCase) -> list[str]:
         return sorted(f for f, who in self.holders_anywhere(case.victim).items() if agency in who)
@@ -95,6 +123,16 @@ class CompanionCommands(YearCommands):
         self.permit(actor, Action.OPEN_CASE)
         case = self._own(self.case(case_id), actor, "case")
         return [{"subject": s, **c} for s, c in sorted(case.companions.items())]
+
+    def open_cases(self, actor: Actor) -> list[dict[str, Any]]:
+        """This agency's open cases (the console's intake page lists them): victim, perpetrators, companions."""
+        self.permit(actor, Action.OPEN_CASE)
+        return [
+            {"case_id": str(c.id), "victim": c.victim, "perpetrators": list(c.perpetrators), "reason": c.reason,
+             "companions": [{"subject": s, **v} for s, v in sorted(c.companions.items())]}
+            for c in self._year_aggregates(ProtectionCase, "Opened")
+            if c.agency == actor.agency and c.open
+        ]  # fmt: skip
 
     def request_flags(
         self,
@@ -166,7 +204,7 @@ class CompanionCommands(YearCommands):
     def _pending(self, agency: str) -> dict[str, set[str]]:
         """Subject → flags of this agency's set requests still waiting (pending or approved)."""
         out: dict[str, set[str]] = {}
-        for r in self._aggregates(FlagRequest, "Requested"):
+        for r in self._year_aggregates(FlagRequest, "Requested"):
             waiting = r.status in (RequestStatus.PENDING.value, RequestStatus.APPROVED.value)
             if r.agency == agency and r.kind == RequestKind.SET.value and waiting:
                 out.setdefault(r.subject, set()).update(r.flags)
@@ -176,7 +214,7 @@ class CompanionCommands(YearCommands):
         """Perpetrators named on this agency's open cases with no NON_DISCLOSURE held or requested here."""
         pending = self._pending(agency)
         out: list[dict[str, Any]] = []
-        for case in self._aggregates(ProtectionCase, "Opened"):
+        for case in self._year_aggregates(ProtectionCase, "Opened"):
             if case.agency != agency or not case.open:
                 continue
             for q in case.perpetrators:
@@ -189,7 +227,7 @@ class CompanionCommands(YearCommands):
         """Attached companions lacking a flag the victim holds here, with no request for it open here."""
         pending = self._pending(agency)
         out: list[dict[str, Any]] = []
-        for case in self._aggregates(ProtectionCase, "Opened"):
+        for case in self._year_aggregates(ProtectionCase, "Opened"):
             if case.agency != agency or not case.open:
                 continue
             victim = {f for f, who in self.holders_anywhere(case.victim).items() if agency in who}
@@ -212,6 +250,9 @@ class CompanionCommands(YearCommands):
 
     def year_queue(self, actor: Actor) -> dict[str, Any]:
         out = super().year_queue(actor)
+        pending = self._pending(actor.agency)
+        for h in out["handovers"]:  # a takeover already asked for through this agency's chain (the console's button)
+            h["requested"] = set(h["flags_to_take_over"]) <= pending.get(h["subject"], set())
         out["perpetrators"] = self.perpetrator_prompts(actor.agency)
         out["companions"] = self.companion_prompts(actor.agency)
         return out

@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.utils import get_topic
 
-from ledger.app.credentials import CredentialCommands
+from ledger.app.credentials import CredentialCommands, StaffProof, WebAuthnProof
 from ledger.app.identity import IdentityCommands
 from ledger.app.values import Actor
 from ledger.domain.guardians import GuardianBar, GuardianRelation
@@ -22,6 +22,8 @@ from ledger.domain.types import Action, parse_enum
 from ledger.errors import Code, InputError, PermissionDenied
 
 __all__ = ["GuardianCommands"]
+
+Proof = StaffProof | WebAuthnProof
 
 
 def _statement(actor: Actor, bar: UUID, act: str, subject: str, guardian: str, relation: str) -> bytes:
@@ -34,14 +36,19 @@ class GuardianCommands(CredentialCommands, IdentityCommands):
     """Guardian and proxy bars, and the proxy registration they refuse."""
 
     def propose_guardian_bar(
-        self, actor: Actor, subject: str, guardian: str, relation: str = GuardianRelation.PARENT.value
+        self,
+        actor: Actor,
+        subject: str,
+        guardian: str,
+        relation: str = GuardianRelation.PARENT.value,
+        *,
+        proof: Proof | None = None,
+        bar_id: UUID | None = None,
     ) -> UUID:
+        """Signed by the proposer's unlocked key, or by ``proof`` over :meth:`bar_statement` for ``bar_id``."""
         self.authorise(actor, Action.REQUEST_FLAG)
-        parse_enum(GuardianRelation, relation, "relation")
-        s, g = self.subject(subject), self.subject(guardian)
-        if s == g:
-            raise InputError("a person is not barred from acting for themselves", field="guardian")
-        bid = uuid4()
+        s, g = self._bar_pair(subject, guardian, relation)
+        bid = bar_id if proof is not None and bar_id is not None else uuid4()
         bar = GuardianBar(
             id=bid,
             agency=actor.agency,
@@ -49,38 +56,64 @@ class GuardianCommands(CredentialCommands, IdentityCommands):
             guardian=g,
             relation=relation,
             proposed_by=actor.staff,
-            staff_signature=self.sign_act(actor, _statement(actor, bid, REQUESTED, s, g, relation)),
+            staff_signature=self.sign_act(actor, _statement(actor, bid, REQUESTED, s, g, relation), proof),
         )
         self.save_as(actor.agency, bar)
         return bid
 
+    def _bar_pair(self, subject: str, guardian: str, relation: str) -> tuple[str, str]:
+        parse_enum(GuardianRelation, relation, "relation")
+        s, g = self.subject(subject), self.subject(guardian)
+        if s == g:
+            raise InputError("a person is not barred from acting for themselves", field="guardian")
+        return s, g
+
+    def bar_statement(
+        self,
+        actor: Actor,
+        bar_id: UUID,
+        act: str,
+        *,
+        subject: str = "",
+        guardian: str = "",
+        relation: str = GuardianRelation.PARENT.value,
+    ) -> bytes:
+        """What ``actor`` signs for ``act`` on bar ``bar_id``: a proposal (``requested``, naming the pair) or an
+        act on this agency's existing bar (``approved``; a lift's ``requested``/``executed``)."""
+        if act == REQUESTED and subject:
+            self.authorise(actor, Action.REQUEST_FLAG)
+            s, g = self._bar_pair(subject, guardian, relation)
+            return _statement(actor, bar_id, REQUESTED, s, g, relation)
+        bar = self._own_bar(actor, bar_id)
+        return _statement(actor, bar.id, act, bar.subject, bar.guardian, bar.relation)
+
     def _own_bar(self, actor: Actor, bar_id: UUID) -> GuardianBar:
         return self._own(self.load(GuardianBar, bar_id, "guardian bar"), actor, "guardian bar")
 
-    def approve_guardian_bar(self, actor: Actor, bar_id: UUID) -> None:
+    def approve_guardian_bar(self, actor: Actor, bar_id: UUID, *, proof: Proof | None = None) -> None:
         self.authorise(actor, Action.APPROVE_FLAG)
         bar = self._own_bar(actor, bar_id)
         bar.check_approvable(actor.staff)
         statement = _statement(actor, bar.id, APPROVED, bar.subject, bar.guardian, bar.relation)
-        bar.approve(actor.staff, self.sign_act(actor, statement))
+        bar.approve(actor.staff, self.sign_act(actor, statement, proof))
         self.save_as(actor.agency, bar)
 
-    def propose_bar_lift(self, actor: Actor, bar_id: UUID, note: str) -> None:
+    def propose_bar_lift(self, actor: Actor, bar_id: UUID, note: str, *, proof: Proof | None = None) -> None:
         self.authorise(actor, Action.REQUEST_FLAG)
         if not note.strip():
             raise InputError("say why the guardian may act for the person again", field="note")
         bar = self._own_bar(actor, bar_id)
         bar.check_liftable(actor.staff, proposing=True)
         statement = _statement(actor, bar.id, REQUESTED, bar.subject, bar.guardian, bar.relation)
-        bar.propose_lift(actor.staff, note, self.sign_act(actor, statement))
+        bar.propose_lift(actor.staff, note, self.sign_act(actor, statement, proof))
         self.save_as(actor.agency, bar)
 
-    def lift_guardian_bar(self, actor: Actor, bar_id: UUID) -> None:
+    def lift_guardian_bar(self, actor: Actor, bar_id: UUID, *, proof: Proof | None = None) -> None:
         self.authorise(actor, Action.APPROVE_FLAG)
         bar = self._own_bar(actor, bar_id)
         bar.check_liftable(actor.staff, proposing=False)
         statement = _statement(actor, bar.id, EXECUTED, bar.subject, bar.guardian, bar.relation)
-        bar.lift(actor.staff, self.sign_act(actor, statement))
+        bar.lift(actor.staff, self.sign_act(actor, statement, proof))
         self.save_as(actor.agency, bar)
 
     def guardian_bars(self, actor: Actor) -> list[dict[str, Any]]:

@@ -11,22 +11,40 @@ handovers it was asked to take over, and the flags the municipality it reported 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import Any, Protocol, TypeVar
 from uuid import UUID, uuid4
 
+from eventsourcing.utils import get_topic
+
+from ledger.app.credentials import StaffProof, WebAuthnProof
 from ledger.app.flags import FlagCommands
 from ledger.app.values import Actor
+from ledger.app.year_index import CreatedIndex
 from ledger.domain.agencies import Agency
 from ledger.domain.base import LedgerAggregate
+from ledger.domain.cases import ProtectionCase
 from ledger.domain.flags import FlagRequest
 from ledger.domain.moves import LastHolderWarning, MoveSource, ReleaseDecision, ResidenceChange, RiskKind
 from ledger.domain.staff_acts import APPROVED, REQUESTED, act_statement, details_digest, note_digest
+from ledger.domain.terms import SupportTerm
 from ledger.domain.types import Action, AgencyKind, Flag, RequestKind, agency_code, calendar_day, parse_enum
-from ledger.errors import Code, ConfigurationError, InputError, NotFoundError, StateConflict
+from ledger.errors import Code, ConfigurationError, InputError, NotFoundError, PermissionDenied, StateConflict
 
 A = TypeVar("A", bound=LedgerAggregate)
+Proof = StaffProof | WebAuthnProof
+
+
+# the creation events the year's reads list (ledger/app/year_index.py)
+YEAR_EVENTS = (
+    ResidenceChange.Recorded,  # type: ignore[attr-defined]
+    LastHolderWarning.Raised,  # type: ignore[attr-defined]
+    ReleaseDecision.Proposed,  # type: ignore[attr-defined]
+    SupportTerm.Applied,  # type: ignore[attr-defined]
+    FlagRequest.Requested,  # type: ignore[attr-defined]
+    ProtectionCase.Opened,  # type: ignore[attr-defined]
+)
 
 
 class HubMoveFacts(Protocol):
@@ -45,6 +63,17 @@ class HandoverCommands(FlagCommands):
     """Residence changes, the handover queue, named-risk decisions and the release guard."""
 
     hub_moves: HubMoveFacts | None = None  # hub mode: what the hub said (the nationwide state is the hub's)
+    _year_index: CreatedIndex | None = None
+
+    def _year_aggregates(self, cls: type[A], event: str) -> Iterator[A]:
+        """As ``_aggregates`` (every ``cls`` created in the log, verified as loaded, in log order), the ids read
+        from the year index instead of a pass over the whole log."""
+        if self._year_index is None:
+            self._year_index = CreatedIndex.of(lambda: self.recorder, YEAR_EVENTS)
+        for aid in self._year_index.ids(get_topic(getattr(cls, event))):
+            agg = self.find(cls, aid)
+            if agg is not None:
+                yield agg
 
     # -- who holds anywhere ---------------------------------------------------------------------------------
     def holders_anywhere(self, subject: str) -> dict[str, list[str]]:
@@ -129,7 +158,7 @@ class HandoverCommands(FlagCommands):
     def latest_move(self, subject: str) -> ResidenceChange | None:
         """The person's most recent recorded move (by date, then by log order)."""
         latest: ResidenceChange | None = None
-        for move in self._aggregates(ResidenceChange, "Recorded"):
+        for move in self._year_aggregates(ResidenceChange, "Recorded"):
             if move.subject == subject and (latest is None or move.moved_on >= latest.moved_on):
                 latest = move
         return latest
@@ -138,10 +167,16 @@ class HandoverCommands(FlagCommands):
         """Handover requests to ``agency``: people whose latest move is to it, protected somewhere, with the
         flags it does not hold yet (the old municipality is not named: who protects is not shown to others)."""
         out: dict[str, dict[str, Any]] = {}
-        for move in self._aggregates(ResidenceChange, "Recorded"):
+        moves = list(self._year_aggregates(ResidenceChange, "Recorded"))
+        latest_of: dict[str, ResidenceChange] = {}
+        for move in moves:  # each person's latest move, as latest_move picks it (by date, then log order)
+            seen = latest_of.get(move.subject)
+            if seen is None or move.moved_on >= seen.moved_on:
+                latest_of[move.subject] = move
+        for move in moves:
             if move.to_agency != agency:
                 continue
-            latest = self.latest_move(move.subject)
+            latest = latest_of.get(move.subject)
             holders = self.holders_anywhere(move.subject)
             missing = sorted(f for f, who in holders.items() if agency not in who)
             if latest is None or latest.id != move.id or not missing:
@@ -171,7 +206,7 @@ class HandoverCommands(FlagCommands):
         """Releases requested anywhere that would leave a flag with no holder, on people ``agency`` holds."""
         held = {s for s, _ in self._holdings_of(agency)}
         out: list[dict[str, Any]] = []
-        for warning in self._aggregates(LastHolderWarning, "Raised"):
+        for warning in self._year_aggregates(LastHolderWarning, "Raised"):
             if warning.subject in held:
                 out.append(
                     {
@@ -189,19 +224,21 @@ class HandoverCommands(FlagCommands):
 
     # -- a decision naming the risk --------------------------------------------------------------------------
     def propose_release_risk(
-        self, actor: Actor, subject: str, flags: Sequence[str], risk: str, *, kind: str = RiskKind.HANDOVER_GAP.value
+        self,
+        actor: Actor,
+        subject: str,
+        flags: Sequence[str],
+        risk: str,
+        *,
+        kind: str = RiskKind.HANDOVER_GAP.value,
+        proof: Proof | None = None,
+        decision_id: UUID | None = None,
     ) -> UUID:
-        """Name the risk of releasing ``flags`` while the new municipality does not hold them (Point 6)."""
-        self.authorise(actor, Action.REQUEST_FLAG)
-        parse_enum(RiskKind, kind, "risk kind")
-        fl = sorted({parse_enum(Flag, f, "flag").value for f in flags})
-        if not fl:
-            raise InputError("name at least one flag")
-        if not risk.strip():
-            raise InputError("name the risk in words: who may learn what if protection stops here", field="risk")
-        subj = self.subject(subject)
-        did = uuid4()
-        signed = self.sign_act(actor, _risk_statement(actor, did, kind, risk, subj, fl, REQUESTED))
+        """Name the risk of releasing ``flags`` while the new municipality does not hold them (Point 6). Signed by
+        the proposer's unlocked key, or ``proof`` over :meth:`risk_statement` for ``decision_id``."""
+        subj, fl = self._risk_terms(actor, subject, flags, risk, kind)
+        did = decision_id if proof is not None and decision_id is not None else uuid4()
+        signed = self.sign_act(actor, _risk_statement(actor, did, kind, risk, subj, fl, REQUESTED), proof)
         decision = ReleaseDecision(
             id=did,
             agency=actor.agency,
@@ -215,13 +252,56 @@ class HandoverCommands(FlagCommands):
         self.save_as(actor.agency, decision)
         return decision.id
 
-    def approve_release_risk(self, actor: Actor, decision_id: UUID) -> None:
+    def _risk_terms(
+        self, actor: Actor, subject: str, flags: Sequence[str], risk: str, kind: str
+    ) -> tuple[str, list[str]]:
+        self.authorise(actor, Action.REQUEST_FLAG)
+        parse_enum(RiskKind, kind, "risk kind")
+        fl = sorted({parse_enum(Flag, f, "flag").value for f in flags})
+        if not fl:
+            raise InputError("name at least one flag")
+        if not risk.strip():
+            raise InputError("name the risk in words: who may learn what if protection stops here", field="risk")
+        return self.subject(subject), fl
+
+    def risk_statement(
+        self,
+        actor: Actor,
+        decision_id: UUID,
+        *,
+        subject: str = "",
+        flags: Sequence[str] = (),
+        risk: str = "",
+        kind: str = RiskKind.HANDOVER_GAP.value,
+    ) -> bytes:
+        """What ``actor`` signs to propose a named risk as ``decision_id`` (``subject`` given) or to approve this
+        agency's decision ``decision_id``."""
+        if subject:
+            subj, fl = self._risk_terms(actor, subject, flags, risk, kind)
+            return _risk_statement(actor, decision_id, kind, risk, subj, fl, REQUESTED)
+        d = self._own(self.load(ReleaseDecision, decision_id, "release decision"), actor, "release decision")
+        return _risk_statement(actor, d.id, d.kind, d.risk, d.subject, d.flags, APPROVED)
+
+    def release_risks(self, actor: Actor) -> list[dict[str, Any]]:
+        """This agency's named-risk decisions not used by a release yet (the console's year page)."""
+        try:
+            self.permit(actor, Action.REQUEST_FLAG)
+        except PermissionDenied:
+            self.permit(actor, Action.APPROVE_FLAG)
+        out: list[dict[str, Any]] = []
+        for d in self._year_aggregates(ReleaseDecision, "Proposed"):
+            if d.agency == actor.agency and d.used_by is None:
+                out.append({"decision_id": str(d.id), "subject": d.subject, "flags": list(d.flags),
+                            "proposed_by": d.proposed_by, "approved": d.approved_by is not None})  # fmt: skip
+        return out
+
+    def approve_release_risk(self, actor: Actor, decision_id: UUID, *, proof: Proof | None = None) -> None:
         self.authorise(actor, Action.APPROVE_FLAG)
         decision = self._own(self.load(ReleaseDecision, decision_id, "release decision"), actor, "release decision")
         statement = _risk_statement(
             actor, decision.id, decision.kind, decision.risk, decision.subject, decision.flags, APPROVED
         )
-        decision.approve(actor.staff, self.sign_act(actor, statement))
+        decision.approve(actor.staff, self.sign_act(actor, statement, proof))
         self.save_as(actor.agency, decision)
 
     # -- the hooks on flag requests (ledger.app.flags) --------------------------------------------------------
@@ -258,7 +338,7 @@ class HandoverCommands(FlagCommands):
         holders = self.holders_anywhere(request.subject)
         if all(move.to_agency in holders.get(f, ()) for f in request.flags):
             return []  # the new municipality holds: the handover is done
-        for decision in self._aggregates(ReleaseDecision, "Proposed"):
+        for decision in self._year_aggregates(ReleaseDecision, "Proposed"):
             if decision.agency == actor.agency and decision.covers(
                 request.subject, request.flags, RiskKind.HANDOVER_GAP.value
             ):

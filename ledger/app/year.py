@@ -149,11 +149,14 @@ class YearCommands(HandoverCommands):
     def _statement(self, actor: Actor, rid: UUID, digest: str, act: str, note: str = "") -> bytes:
         return act_statement(actor.agency, act, str(rid), digest, actor.staff, note_digest(note))
 
-    def co_approve_provisional(self, actor: Actor, request_id: UUID, note: str = "") -> None:
+    def co_approve_provisional(
+        self, actor: Actor, request_id: UUID, note: str = "", *, proof: Proof | None = None
+    ) -> None:
+        """Signed by the approver's unlocked key, or ``proof`` over ``act_statement_for(…, APPROVED, note)``."""
         self.authorise(actor, Action.APPROVE_FLAG)
         request = self._own(self.flag_request(request_id), actor, "flag request")
         statement = self._statement(actor, request.id, request.digest(), APPROVED, note)
-        request.co_approve(actor.staff, note, self.sign_act(actor, statement))
+        request.co_approve(actor.staff, note, self.sign_act(actor, statement, proof))
         self.save_as(actor.agency, request)
 
     # -- the clock's step ------------------------------------------------------------------------------------
@@ -165,7 +168,7 @@ class YearCommands(HandoverCommands):
         today = now.date()
         hosted = {agency} if agency else set(self.hosted)
         done: list[dict[str, str]] = []
-        for term in self._aggregates(SupportTerm, "Applied"):
+        for term in self._year_aggregates(SupportTerm, "Applied"):
             if term.agency not in hosted:
                 continue
             due = term.due(today)
@@ -177,7 +180,7 @@ class YearCommands(HandoverCommands):
                 done.append({"agency": term.agency, "subject": term.subject, "what": what, "value": value})
             if due:
                 self.save_as(term.agency, term)
-        for request in self._aggregates(FlagRequest, "Requested"):
+        for request in self._year_aggregates(FlagRequest, "Requested"):
             if request.agency not in hosted or not request.provisional or request.co_approved_by is not None:
                 continue
             if request.escalated_to or request.status != "executed":
@@ -208,7 +211,7 @@ class YearCommands(HandoverCommands):
         if "administrator" in roles:
             levels.add(ADMINISTRATOR)
         terms: list[dict[str, Any]] = []
-        for term in self._aggregates(SupportTerm, "Applied"):
+        for term in self._year_aggregates(SupportTerm, "Applied"):
             if term.agency != a or not term.open:
                 continue
             escalated = [e.split("/")[1] for e in term.escalated if e.startswith(term.ends_on + "/")]
@@ -216,6 +219,7 @@ class YearCommands(HandoverCommands):
             if (escalated and set(escalated) & levels) or (reminded and levels - {ADMINISTRATOR}):
                 terms.append(
                     {
+                        "term_id": str(term.id),
                         "subject": term.subject,
                         "ends_on": term.ends_on,
                         "reminded": reminded,
@@ -231,7 +235,7 @@ class YearCommands(HandoverCommands):
                 "set_by": r.requested_by,
                 "escalated_to": list(r.escalated_to),
             }
-            for r in self._aggregates(FlagRequest, "Requested")
+            for r in self._year_aggregates(FlagRequest, "Requested")
             if r.agency == a and r.provisional and r.co_approved_by is None and r.status == "executed"
         ]
         return {

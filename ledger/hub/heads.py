@@ -163,7 +163,9 @@ class MapHeads:
         return MapHeadMessage(encode_head(head).hex(), proof.hex(), holdings)
 
     def sign(self, store: HubStore, *, seq: int, time: str) -> MapHead:
-        return self.flags.head(self.signer, seq=seq, log_size=len(self.leaves), log_root=self.tree.root(), time=time)
+        return self.flags.head(
+            self.signer, seq=seq, log_size=len(self.leaves), log_root=self.tree.root(), time=time, after=self.last
+        )
 
     def publish(self, store: HubStore, seal: Seal, recipients: list[str], now: datetime) -> MapHead:
         """Sign a head in the next number of the hub's sequence, keep it, and owe it to every recipient."""

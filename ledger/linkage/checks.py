@@ -122,7 +122,7 @@ class MapChecks:
         self.unfiled.update({c.change_id: c for c in kept.unfiled})
         self.incidents.extend(kept.incidents)
         for head in kept.heads:
-            self.witness.by_seq.setdefault(head.seq, head)
+            self.witness.restore(head)
             self.freshness.seen.setdefault(head.seq, head)
         if kept.heads:
             self.witness.latest = self.freshness.newest = max(kept.heads, key=lambda h: h.seq)

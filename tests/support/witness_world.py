@@ -38,7 +38,7 @@ class SplitHeads(MapHeads):
     def announcement(self, store: HubStore, head: MapHead, since: MapHead | None, recipient: str):  # type: ignore[no-untyped-def]
         if recipient == self.victim:
             head = sign_head(self.signer, seq=head.seq, log_size=head.log_size, log_root=head.log_root,
-                             map_root=bytes(32), time=head.time)  # fmt: skip
+                             map_root=bytes(32), time=head.time, index=head.index, prev=head.prev)  # fmt: skip
         return super().announcement(store, head, since, recipient)
 
 
@@ -51,7 +51,7 @@ class RollingHeads(MapHeads):
     def announcement(self, store: HubStore, head: MapHead, since: MapHead | None, recipient: str):  # type: ignore[no-untyped-def]
         if recipient == self.victim:
             head = sign_head(self.signer, seq=head.seq, log_size=0, log_root=EMPTY_ROOT, map_root=head.map_root,
-                             time=head.time)  # fmt: skip
+                             time=head.time, index=head.index, prev=head.prev)  # fmt: skip
         return super().announcement(store, head, since, recipient)
 
 

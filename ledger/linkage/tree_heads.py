@@ -270,7 +270,11 @@ class WitnessIncident(Message):
 
     def check(self) -> None:
         if self.code not in (
-            Code.HUB_FORK, Code.HUB_ROLLBACK, Code.HEAD_SKIPPED, Code.CHECKPOINT_FORK, Code.CHECKPOINT_ROLLBACK
+            Code.HUB_FORK,
+            Code.HUB_ROLLBACK,
+            Code.HEAD_SKIPPED,
+            Code.CHECKPOINT_FORK,
+            Code.CHECKPOINT_ROLLBACK,
         ):
             raise InputError("a witness raises forks and rollbacks only", code=Code.MALFORMED, field="code")
         check_party(self.accused, "accused")

@@ -124,6 +124,7 @@ class MapChecks:
     sent_at: dict[str, datetime] = field(default_factory=dict)  # change id → when sent (or seen at a restart)
     unseen: dict[str, tuple[int, datetime]] = field(default_factory=dict)  # code → (filed at, deadline)
     shown: dict[int, set[str]] = field(default_factory=dict)  # head sequence → codes whose flags checked under it
+    witnessed_at: datetime | None = None  # when a head was last learned cosigned (or the first head seen)
     _numbers: dict[str, str] = field(default_factory=dict, repr=False)  # code → number until the hub answers
 
     def __post_init__(self) -> None:
@@ -203,11 +204,16 @@ class MapChecks:
                 which = "cosigned head" if self.needed else "head"
                 note = f"the flags filed at hub sequence {filed_at} are shown under no {which} within {self.deadline}"
                 raised.append(self._silence(note))
+        at = self.witnessed_at
+        if self.needed and at is not None and now - at > self.deadline:
+            self.witnessed_at = now  # raised once per deadline of silence
+            note = f"no head announced here was cosigned by {self.needed} witness(es) since {at.isoformat()}"
+            raised.append(self._silence(note, Code.HEAD_UNCOSIGNED))
         return raised
 
-    def _silence(self, note: str) -> HubIncident:
-        digest = hashlib.sha256(f"{Code.CHANGE_UNSEEN}\x00{self.name}\x00{note}".encode()).hexdigest()
-        incident = HubIncident(Code.CHANGE_UNSEEN, note, None, digest)
+    def _silence(self, note: str, code: str = Code.CHANGE_UNSEEN) -> HubIncident:
+        digest = hashlib.sha256(f"{code}\x00{self.name}\x00{note}".encode()).hexdigest()
+        incident = HubIncident(code, note, None, digest)
         self.incidents.append(incident)
         if self.keep is not None:
             self.keep.incident(incident)
@@ -283,7 +289,10 @@ class MapChecks:
         head = decode_head(bytes.fromhex(m.head)).verify(self.hub_key)
         self._see(head, hashes_from_hex(m.consistency))
         before = self.witness.by_index.get(head.index - 1)
+        if self.witnessed_at is None:
+            self.witnessed_at = self.now()
         if before is not None and self._count(before, m.cosigned) >= max(self.needed, 1):
+            self.witnessed_at = self.now()
             self.cosigned.add(before.seq)
             self._seen_under(before.seq)
         proofs = {code: (person, holding) for code, person, holding in decode_holdings(m.holdings)}

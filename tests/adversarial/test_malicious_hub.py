@@ -366,7 +366,7 @@ def test_a_hub_telling_another_story_under_a_head_the_holder_never_sees_is_caugh
     """Threat: the hub insider — X's flag dropped under head n+1 only, an automatic answer routed under it, and
     n+1 kept from the holder B, which sees n and then n+2 (the flag back). Every head names its predecessor and
     its index, so B's next head shows the gap: ``head_skipped``, with the two signed heads as evidence."""
-    w, x = story_world(store)
+    w, _ = story_world(store)
     got = read_all(w)
     assert routed(got[A]).answer == "auto"  # no witnesses required here: the provider had no way to know
     w.hub.heads.settle(w.hub.store, w.hub._seal, list(w.agencies), w.hub.now())  # type: ignore[union-attr]
@@ -426,3 +426,22 @@ def test_a_hub_that_never_acknowledges_a_change_is_raised_by_the_holder(store: H
     assert b.unseen == {} and b.checked >= 2  # both acknowledged and shown under a head
     clock.advance(hours=1)
     assert b.overdue() == []
+
+
+def test_heads_no_witness_cosigns_raise_an_incident_past_the_deadline(store: HubStore) -> None:
+    """Threat: the hub insider keeping its heads from the witnesses (or the witnesses' cosignatures from the
+    agencies): a holder that names a witness sees heads but no cosignature of any; past the deadline it raises
+    ``head_uncosigned``, once per deadline; with no witnesses named nothing is expected."""
+    clock = Clock()
+    w, _ = world(store, DroppingHeads, agency_clock=clock)
+    witness = Signer.generate("W-KANTO")
+    b = checks(w, B)
+    b.witnesses, b.witness_keys = ("W-KANTO",), lambda party, key_id: witness.public_key
+    w.agencies[B].flag(individual_number(), NA, "set")
+    w.settle()
+    read_all(w)
+    assert b.witnessed_at == clock.at and b.cosigned == set()
+    clock.advance(seconds=b.deadline.total_seconds() + 1)
+    codes = [i.code for i in b.overdue()]
+    assert Code.HEAD_UNCOSIGNED in codes and b.overdue() == []
+    assert [i for i in checks(w, C).overdue() if i.code == Code.HEAD_UNCOSIGNED] == []  # C names no witness

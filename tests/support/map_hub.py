@@ -147,7 +147,8 @@ class SplitHeads(MapHeads):
     def route(self, *, request: str, provider: str, person: str) -> tuple[RoutingDecision, MapHead, MapProof]:
         decision, head, proof = super().route(request=request, provider=provider, person=person)
         other = sign_head(self.signer, seq=head.seq, log_size=head.log_size, log_root=head.log_root,
-                          map_root=head.map_root, time=head.time + "+another-view", index=head.index, prev=head.prev)  # fmt: skip
+                          map_root=head.map_root, time=head.time + "+another-view", index=head.index,
+                          prev=head.prev)  # fmt: skip
         self.shown.append(other)
         lie = decide(self.signer, request=request, provider=provider, person_key=decision.person_key,
                      action=decision.action, head=other)  # fmt: skip
@@ -171,7 +172,8 @@ class TwoFacedHeads(MapHeads):
     def announcement(self, store: HubStore, head: MapHead, since: MapHead | None, recipient: str) -> MapHeadMessage:
         if recipient == self.victim:
             head = sign_head(self.signer, seq=head.seq, log_size=head.log_size, log_root=head.log_root,
-                             map_root=head.map_root, time=head.time + "+for-" + recipient, index=head.index, prev=head.prev)  # fmt: skip
+                             map_root=head.map_root, time=head.time + "+for-" + recipient, index=head.index,
+                             prev=head.prev)  # fmt: skip
         return super().announcement(store, head, since, recipient)
 
 

@@ -263,8 +263,8 @@ class HubService:
             self.consults.staff_answer(opened, decode(StaffAnswer, opened.payload))
         elif kind == Cosignature.kind and self.heads is not None and opened.sender in self.witnesses:
             # a witness's cosignature of a map head: kept as evidence, passed on with decisions and announcements
-            m = decode(Cosignature, opened.payload)
-            keep, kept = self.heads.cosign(opened.sender, m, self.directory.sender_keys(self.now()))
+            cosig = decode(Cosignature, opened.payload)
+            keep, kept = self.heads.cosign(opened.sender, cosig, self.directory.sender_keys(self.now()))
             self._commit(opened, [], keep)
             kept()
         elif kind in WITNESSING:  # relays, agencies' tree heads to the witnesses (issue #20)

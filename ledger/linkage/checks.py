@@ -204,10 +204,10 @@ class MapChecks:
                 which = "cosigned head" if self.needed else "head"
                 note = f"the flags filed at hub sequence {filed_at} are shown under no {which} within {self.deadline}"
                 raised.append(self._silence(note))
-        at = self.witnessed_at
-        if self.needed and at is not None and now - at > self.deadline:
+        since = self.witnessed_at
+        if self.needed and since is not None and now - since > self.deadline:
             self.witnessed_at = now  # raised once per deadline of silence
-            note = f"no head announced here was cosigned by {self.needed} witness(es) since {at.isoformat()}"
+            note = f"no head announced here was cosigned by {self.needed} witness(es) since {since.isoformat()}"
             raised.append(self._silence(note, Code.HEAD_UNCOSIGNED))
         return raised
 

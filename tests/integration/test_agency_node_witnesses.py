@@ -180,3 +180,26 @@ def test_an_honest_hub_shows_the_change_under_a_cosigned_head(witnessed_map: Wit
     with witnessed_map.world.hub.store.engine.connect() as conn:
         assert {r.witness for r in conn.execute(select(hub_cosignatures))} == {W1}
     assert not [i for i in incidents_of(node.app, A) if i.code in (Code.CHANGE_UNSEEN, Code.HEAD_UNCOSIGNED)]
+
+
+def test_a_head_no_witness_cosigns_is_raised_at_the_node_past_the_deadline(witnessed: Witnessed) -> None:
+    """Threat: the hub insider dropping the relays to the witnesses (or witnesses gone): the node's published
+    head is cosigned by no one. Within the deadline nothing is raised; past it, the next push raises
+    ``head_uncosigned`` as an Incident of the agency, once for that head. A cosigned head raises nothing."""
+    node, bridge = witnessed.world.nodes[A], witnessed.world.bridges[A]
+    set_flag(node, A, individual_number(), "NON_DISCLOSURE")
+    assert bridge.witness.publish() > 0  # published; the hub and the witness never step
+    real = node.app.clock
+    try:
+        node.app.clock = lambda: real() + timedelta(seconds=bridge.witness.deadline - 5)
+        bridge.push()
+        assert not incidents_of(node.app, A)
+        node.app.clock = lambda: real() + timedelta(seconds=bridge.witness.deadline + 5)
+        bridge.push()
+        bridge.push()
+    finally:
+        node.app.clock = real
+    assert [i.code for i in incidents_of(node.app, A)] == [Code.HEAD_UNCOSIGNED]
+
+    witnessed.settle()  # the hub forwards, W1 cosigns: the next head is cosigned in time, nothing more raised
+    assert bridge.witness.cosigned()[W1] > 0 and len(incidents_of(node.app, A)) == 1

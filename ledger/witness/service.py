@@ -147,7 +147,10 @@ class WitnessService:
         if sender in self.peers and kind == GossipMessage.kind:
             return self._gossiped(sender, decode(GossipMessage, opened.payload), keys)
         if sender in self.peers and kind == Cosignature.kind:
-            self.cosigned.append((sender, decode(Cosignature, opened.payload).verify(keys, sender)))
+            cosig = decode(Cosignature, opened.payload)
+            subject = cosig.verify(keys, sender)
+            self.store.cosignature(sender, subject, cosig.key_id, bytes.fromhex(cosig.signature))  # kept: evidence
+            self.cosigned.append((sender, subject))
             return None
         if sender in self.peers and kind == WitnessIncident.kind:  # a peer's finding: kept once its evidence checks
             told = Finding.of(decode(WitnessIncident, opened.payload))

@@ -118,6 +118,9 @@ def test_an_honest_hubs_heads_are_cosigned_through_gossip(backend: str | None, t
         assert peer == W2 and held is not None and subject == held.body() + held.signature
         w2 = world.reopen(W2)
         assert w2.book.hub.latest == world.witnesses[W1].book.hub.latest
+        ((by, kept, key_id, signature),) = world.stores[W1].cosignatures()  # kept as evidence, checkable again
+        assert by == W2 and kept == subject
+        world.hub.directory.sender_keys(START)(W2, key_id).verify(signature, cosigned(subject))
 
 
 def test_a_rollback_is_caught_and_survives_a_restart(backend: str | None, tmp_path: Path) -> None:

@@ -124,6 +124,7 @@ def witness_world(
         wiring = heads(cast.hub.signer, PersonKeyProver(vrf_key()))
         hub = HubService(store, MemoryTransport(broker, "hub"), cast.hub, directory, lambda: START, heads=wiring,
                          witnesses=(W1, W2))  # fmt: skip
+
         def checks(name: str) -> MapChecks | None:
             if quorum is None:
                 return None

@@ -57,10 +57,13 @@ from ledger.linkage.witness import Evidence, Witness
 
 __all__ = ["HubIncident", "Kept", "MapChecks", "MapKeep"]
 
+_RECENT = 1024  # heads whose cosigned state and shown codes are kept in memory
+
 
 @dataclass(frozen=True)
 class HubIncident:
-    """The hub caught lying: ``code`` (``hub_fork``, ``hub_rollback``, ``flag_ignored``, ``flag_dropped``; its
+    """The hub caught lying: ``code`` (``hub_fork``, ``hub_rollback``, ``flag_ignored``, ``flag_dropped``,
+    ``head_skipped``; ``change_unseen`` and ``head_uncosigned`` with no evidence: the hub's silence; its
     incident kind is ``ledger.domain.incidents.incident_kind(code)``), the evidence and its digest (what an
     incident records as its message), and the routed request it concerned, if any."""
 
@@ -294,6 +297,8 @@ class MapChecks:
         if before is not None and self._count(before, m.cosigned) >= max(self.needed, 1):
             self.witnessed_at = self.now()
             self.cosigned.add(before.seq)
+            if len(self.cosigned) > _RECENT:  # the recent ones only: the state stays bounded
+                self.cosigned.discard(min(self.cosigned))
             self._seen_under(before.seq)
         proofs = {code: (person, holding) for code, person, holding in decode_holdings(m.holdings)}
         pending = {c.code for c in self.unfiled.values()}
@@ -319,6 +324,8 @@ class MapChecks:
                 self.shown.setdefault(head.seq, set()).add(code)
         if self.needed == 0:
             self._seen_under(head.seq)  # no witnesses: shown is enough
+        for stale in sorted(self.shown)[:-_RECENT]:  # heads never learned cosigned: their deadline tells
+            del self.shown[stale]
 
     def _route(self, m: ProvenQuery) -> str:
         """``auto`` only if the hub's decision checks and says so, under a head no older than ``max_age``."""

@@ -155,6 +155,7 @@ class LinkageBridge:
         return pushed, pulled
 
     def pull(self, timeout_ms: int = 50) -> Pulled:
+        self.gate.overdue()  # a hub that sends nothing at all is held to its deadlines too
         return pull(
             self.app,
             self.engine,

@@ -31,7 +31,7 @@ from ledger.linkage.map_messages import MAP_KINDS, ProvenQuery, Registered
 from ledger.linkage.messages import Message
 from ledger.linkage.person_keys import unchecked_person_key, vrf_public_from_hex
 from ledger.runtime.hub_map import MapSettings
-from ledger.runtime.linkage import HubEntry, subject_of
+from ledger.runtime.linkage import HubEntry, linkage_directory, subject_of, witness_entries
 from ledger.runtime.map_keep import SqlMapKeep
 from ledger.runtime.tables import linkage_parked, linkage_registrations
 
@@ -46,6 +46,7 @@ def map_checks(node: Any, agency: str) -> MapChecks | None:
     if not hub.vrf_public_hex:
         return None
     settings = MapSettings.from_linkage(node.config.linkage)
+    directory = linkage_directory(node.config)  # the witnesses' keys from this agency's own configuration
     return MapChecks(
         agency,
         Ed25519PublicKey.from_public_bytes(bytes.fromhex(hub.public_hex)),
@@ -53,6 +54,10 @@ def map_checks(node: Any, agency: str) -> MapChecks | None:
         max_age=timedelta(seconds=settings.max_age_seconds),
         now=node.app.clock,
         keep=SqlMapKeep(node.engine, agency),
+        witnesses=tuple(name for name, _ in witness_entries(node.config)),
+        witness_keys=lambda party, key_id: directory.sender_keys(node.app.clock())(party, key_id),
+        quorum=settings.witness_quorum,
+        deadline=timedelta(seconds=settings.witness_deadline_seconds),
     )
 
 
@@ -81,6 +86,15 @@ class MapGate:
         for incident in checks.incidents[before:]:
             self._record(incident)
         return checked
+
+    def overdue(self) -> int:
+        """Record the incidents of deadlines the hub let pass (``MapChecks.overdue``); returns how many."""
+        if self.checks is None:
+            return 0
+        found = self.checks.overdue()
+        for incident in found:
+            self._record(incident)
+        return len(found)
 
     def _registered(self, code: str) -> None:
         """The hub filed the person's registration: the number sealed to it is not kept a moment longer (a later

@@ -15,6 +15,11 @@ a ``witness_incident`` about this agency or the hub whose evidence checks (``che
 signatures) is parked with its evidence and raised as a security ``Incident`` for the agency, as the flag map's
 ``HubIncident`` is (``consumers.linkage_map``). Evidence that does not check is parked, and raises nothing: a
 witness cannot frame the agency with heads it did not sign.
+
+**Uncosigned**: when a published head has been cosigned by none of the configured witnesses for
+``linkage.map.witness_deadline_seconds`` (default 300; ``linkage_position`` row ``head_at``: when it was
+published), the node raises ``head_uncosigned`` once per head (row ``uncosigned``) — a hub dropping the
+agency's relays, or witnesses gone, leaves the agency's log unwitnessed, and someone must know.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from ledger.linkage.messages import Message
 from ledger.linkage.names import HUB
 from ledger.linkage.tree_heads import Cosignature, TreeHead, WitnessIncident, decode_tree_head
 from ledger.merkle import consistency_proof
+from ledger.runtime.hub_map import MapSettings
 from ledger.runtime.linkage import HubEntry, hosted_agency, linkage_directory, published, witness_entries
 from ledger.runtime.tables import linkage_parked, linkage_position
 from ledger.witness.book import Finding, check_finding
@@ -43,6 +49,8 @@ from ledger.witness.book import Finding, check_finding
 __all__ = ["HEAD", "WitnessLink", "position", "set_position"]
 
 HEAD = "head"  # linkage_position: the size of the last tree head published
+HEAD_AT = "head_at"  # when it was published (POSIX seconds)
+UNCOSIGNED = "uncosigned"  # the size of the last head raised as uncosigned
 log = logging.getLogger("flagledger.linkage")
 
 
@@ -74,6 +82,7 @@ class WitnessLink:
         self.keys.add(*published(node))
         self.checkpointer = Checkpointer(node.app)
         self.settings = CheckpointSettings.from_config(node.config)
+        self.deadline = MapSettings.from_linkage(node.config.linkage).witness_deadline_seconds
         self.raised = 0  # incidents recorded from witnesses by this link
 
     # -- out -----------------------------------------------------------------------------------------
@@ -82,6 +91,7 @@ class WitnessLink:
         0 if nothing was published. Off without ``linkage.witnesses`` (no one would hold the heads)."""
         if not self.witnesses:
             return 0
+        self.uncosigned()
         self.checkpointer.sign_due(self.settings, time.monotonic())
         try:
             cp = latest_checkpoint(self.node.app, self.agency)
@@ -98,7 +108,23 @@ class WitnessLink:
         head = TreeHead(cp.origin, cp.tree_size, cp.root, cp.time, cp.key_id, cp.signature)
         self.end.publish_head(head, last, proof, self.witnesses)
         set_position(self.engine, HEAD, cp.tree_size)
+        set_position(self.engine, HEAD_AT, int(self.node.app.clock().timestamp()))
         return cp.tree_size
+
+    def uncosigned(self) -> bool:
+        """Raise ``head_uncosigned`` if the last head published has waited past the deadline for any configured
+        witness's cosignature (once per head); True if it raised."""
+        size = position(self.engine, HEAD)
+        if not size or max(self.cosigned().values(), default=0) >= size or position(self.engine, UNCOSIGNED) >= size:
+            return False
+        waited = self.node.app.clock().timestamp() - position(self.engine, HEAD_AT)
+        if waited <= self.deadline:
+            return False
+        set_position(self.engine, UNCOSIGNED, size)
+        witnesses = ", ".join(self.witnesses)
+        note = f"{self.agency}'s head of size {size} is cosigned by none of {witnesses} after {waited:.0f} s"
+        self._park(Code.HEAD_UNCOSIGNED, note, f"{self.agency}:{size}".encode(), "linkage:witness")
+        return True
 
     # -- in ------------------------------------------------------------------------------------------
     def gate(self, inner: Callable[[Message], Message | None]) -> Callable[[Message], Message | None]:
@@ -146,19 +172,16 @@ class WitnessLink:
             raise IntegrityError(f"a witness incident's evidence is malformed: {exc}", code=Code.MALFORMED) from None
         if not check_finding(finding, self.hub_key, self.keys.sender_keys(self.node.app.clock())):
             raise IntegrityError("a witness incident whose evidence does not show it", code=Code.MALFORMED)
-        raw = finding.evidence()
+        log.error("a witness found %s of %s: %s", finding.code, finding.accused, finding.note)
+        self._park(finding.code, finding.note, finding.evidence(), "linkage:witness")
+
+    def _park(self, code: str, note: str, raw: bytes, source: str) -> None:
+        """Park ``raw`` under ``code`` and raise the incident from it."""
         with self.engine.begin() as conn:
             done = conn.execute(
                 insert(linkage_parked).values(
-                    at=self.node.app.clock().isoformat(),
-                    direction="in",
-                    code=finding.code,
-                    reason=finding.note[:2000],
-                    message=raw,
+                    at=self.node.app.clock().isoformat(), direction="in", code=code, reason=note[:2000], message=raw
                 )
             )
             parked_id = int(done.inserted_primary_key[0])  # type: ignore[index]
-        log.error("a witness found %s of %s: %s", finding.code, finding.accused, finding.note)
-        self.raised += len(
-            raise_incidents(self.node, ParkedMessage(parked_id, finding.code, finding.note, "linkage:witness", raw))
-        )
+        self.raised += len(raise_incidents(self.node, ParkedMessage(parked_id, code, note, source, raw)))

@@ -155,6 +155,9 @@ class Code:
     FLAG_DROPPED: Final = "flag_dropped"  # a holder's flag is missing from a map head the hub signed
     HUB_FORK: Final = "hub_fork"  # two signed hub heads that cannot both be true (one sequence, or a log that forks)
     HUB_ROLLBACK: Final = "hub_rollback"  # the hub announced an older head after a newer one
+    HEAD_SKIPPED: Final = "head_skipped"  # a party was shown hub head i + k (k > 1) after head i: heads withheld
+    HEAD_UNCOSIGNED: Final = "head_uncosigned"  # a head no witness cosigned within the configured time
+    CHANGE_UNSEEN: Final = "change_unseen"  # a holder's flag change not shown in a (cosigned) head by its deadline
     CHECKPOINT_ROLLBACK: Final = "checkpoint_rollback"  # an agency showed a witness a smaller log than before
     # a protected person's year (issue 21, docs/year.md)
     HANDOVER_PENDING: Final = "handover_pending"  # the new municipality does not hold yet: a named risk is needed

@@ -52,6 +52,9 @@ INCIDENT_CODES: dict[str, IncidentKind] = {
     Code.CHECKPOINT_ROLLBACK: IncidentKind.FORK,  # an agency's own log shown shrunk to a witness
     Code.FLAG_IGNORED: IncidentKind.HUB_MISBEHAVIOUR,
     Code.FLAG_DROPPED: IncidentKind.HUB_MISBEHAVIOUR,
+    Code.HEAD_SKIPPED: IncidentKind.HUB_MISBEHAVIOUR,  # heads withheld from one party: its chain has a gap
+    Code.HEAD_UNCOSIGNED: IncidentKind.HUB_MISBEHAVIOUR,  # a head kept from the witnesses (or them from it)
+    Code.CHANGE_UNSEEN: IncidentKind.HUB_MISBEHAVIOUR,  # a holder's change never shown in a head
 }
 
 

@@ -15,7 +15,12 @@ announced, routing decisions proved. Used by :class:`ledger.hub.service.HubServi
   with the log's consistency proof from the head before and the recipient's own holding proofs. A head is
   signed when the map or the log changed since the last one — before a query is routed, so a decision always
   cites the head of the map as it is — and at least every ``every`` (heartbeat), so a provider can bound the age
-  of the head it acts under (``ledger.linkage.checks``).
+  of the head it acts under (``ledger.linkage.checks``). Each head is the next link of one chain (its index and
+  its predecessor's digest, ``ledger.linkage.map_heads``), continued across restarts from ``hub_heads``.
+* **Cosignatures**: a witness cosigns each head it found consistent and sends it here; the hub keeps it
+  (``hub_cosignatures``: evidence of what was witnessed) once it checks and is of a head the hub signed, and
+  passes a head's cosignatures on — with a routing decision that cites it, and with the next head's
+  announcement — so providers and holders count them (``ledger.linkage.cosigned_heads``).
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.errors import Code, InputError
+from ledger.errors import Code, InputError, IntegrityError
 from ledger.hub.inbox import owe
 from ledger.hub.log import HubStore
-from ledger.hub.tables import hub_flag_changes, hub_heads, hub_person_keys
+from ledger.hub.tables import hub_cosignatures, hub_flag_changes, hub_heads, hub_person_keys
 from ledger.linkage.codes import persons_of
+from ledger.linkage.cosigned_heads import Cosig, encode_cosigs
 from ledger.linkage.flag_map import MapProof, map_key
 from ledger.linkage.flag_state import HubFlagMap
 from ledger.linkage.hiding import FlagChange
@@ -40,6 +46,8 @@ from ledger.linkage.map_heads import MapHead, RoutingDecision
 from ledger.linkage.map_messages import MAX_HOLDINGS, Holding, MapHeadMessage, encode_holdings
 from ledger.linkage.messages import Message
 from ledger.linkage.person_keys import PersonKeyProver, verify_person_key
+from ledger.linkage.sealing import SenderKeys
+from ledger.linkage.tree_heads import Cosignature
 from ledger.log.signing import Signer
 from ledger.merkle import CompactRange, consistency_proof, leaf_hash
 from ledger.storage import storage_error
@@ -69,6 +77,7 @@ class MapHeads:
     keys: dict[str, bytes] = field(default_factory=dict)  # person id → map key
     last: MapHead | None = None  # the newest head signed (and announced)
     relink: set[str] = field(default_factory=set)  # person ids whose number chain changed since the last fold
+    cosigs: dict[int, dict[str, Cosig]] = field(default_factory=dict)  # head seq → witness → cosignature (recent)
 
     # -- state -------------------------------------------------------------------------------------------
     def key_of(self, person: str) -> bytes:
@@ -80,7 +89,10 @@ class MapHeads:
         try:
             with store.engine.connect() as conn:
                 self.keys = {str(p): bytes(k) for p, k in conn.execute(select(hub_person_keys))}
-                row = conn.execute(select(hub_heads.c.head).order_by(hub_heads.c.seq.desc()).limit(1)).first()
+                rows = conn.execute(select(hub_heads.c.head).order_by(hub_heads.c.seq.desc()).limit(2)).all()
+                c = hub_cosignatures.c
+                since = -1 if len(rows) < 2 else decode_head(bytes(rows[-1][0])).seq
+                cosigs = conn.execute(select(c.seq, c.witness, c.key_id, c.signature).where(c.seq >= since)).all()
         except SQLAlchemyError as exc:
             raise storage_error("cannot read the hub's map keys and heads", exc) from exc
         codes = store.codes
@@ -90,7 +102,10 @@ class MapHeads:
             code_of=lambda person, holder: codes.codes(person).get(holder, ""),
         )
         self.leaves, self.tree, self.folded, self.relink = [], CompactRange(), 0, set()
-        self.last = None if row is None else decode_head(bytes(row[0]))
+        self.last = None if not rows else decode_head(bytes(rows[0][0]))
+        self.cosigs = {}
+        for seq, witness, key_id, signature in cosigs:
+            self.cosigs.setdefault(int(seq), {})[str(witness)] = (str(witness), str(key_id), bytes(signature))
         self.refresh(store)
         self.started = True
 
@@ -160,10 +175,43 @@ class MapHeads:
     def announcement(self, store: HubStore, head: MapHead, since: MapHead | None, recipient: str) -> MapHeadMessage:
         proof = b"".join(self.consistency(since))
         holdings = encode_holdings(self.holdings_of(store, recipient, head.seq))
-        return MapHeadMessage(encode_head(head).hex(), proof.hex(), holdings)
+        before = "" if since is None else encode_cosigs(self.cosignatures(since.seq))
+        return MapHeadMessage(encode_head(head).hex(), proof.hex(), holdings, before)
+
+    # -- cosignatures --------------------------------------------------------------------------------------
+    def cosignatures(self, seq: int) -> list[Cosig]:
+        """The witnesses' cosignatures of the head at ``seq`` the hub holds (of its two newest heads)."""
+        return sorted(self.cosigs.get(seq, {}).values())
+
+    def cosign(
+        self, witness: str, message: Cosignature, keys: SenderKeys
+    ) -> tuple[Callable[[Connection, int], None], Callable[[], None]]:
+        """The write that keeps ``witness``'s cosignature (once) and what to do after its commit; refused
+        (``bad_signature``, ``malformed``) if it does not check or is of a head this hub did not sign."""
+        subject = message.verify(keys, witness)
+        head = decode_head(subject)
+        cosig = (witness, message.key_id, bytes.fromhex(message.signature))
+
+        def keep(conn: Connection, _: int) -> None:
+            row = conn.execute(select(hub_heads.c.head).where(hub_heads.c.seq == head.seq)).first()
+            if row is None or bytes(row[0]) != subject:
+                raise IntegrityError(f"{witness} cosigned a head this hub did not sign", code=Code.MALFORMED)
+            c = hub_cosignatures.c
+            if conn.execute(select(c.seq).where((c.seq == head.seq) & (c.witness == witness))).first() is None:
+                conn.execute(insert(hub_cosignatures).values(seq=head.seq, witness=witness, key_id=cosig[1],
+                                                             signature=cosig[2]))  # fmt: skip
+
+        def kept() -> None:
+            self.cosigs.setdefault(head.seq, {}).setdefault(witness, cosig)
+            for old in sorted(self.cosigs)[:-8]:  # the newest few heads' in memory; all of them in the table
+                del self.cosigs[old]
+
+        return keep, kept
 
     def sign(self, store: HubStore, *, seq: int, time: str) -> MapHead:
-        return self.flags.head(self.signer, seq=seq, log_size=len(self.leaves), log_root=self.tree.root(), time=time)
+        return self.flags.head(
+            self.signer, seq=seq, log_size=len(self.leaves), log_root=self.tree.root(), time=time, after=self.last
+        )
 
     def publish(self, store: HubStore, seal: Seal, recipients: list[str], now: datetime) -> MapHead:
         """Sign a head in the next number of the hub's sequence, keep it, and owe it to every recipient."""

@@ -56,6 +56,7 @@ from ledger.linkage.body_requests import BodyOutcomeMessage, BodyRequestMessage
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.codes import Registration, link_numbers, register, translate
 from ledger.linkage.consultation import AdviceMessage, StaffAnswer
+from ledger.linkage.cosigned_heads import encode_cosigs
 from ledger.linkage.digests import DIGEST_KIND
 from ledger.linkage.directory import Directory
 from ledger.linkage.hub_wire import encode_routing
@@ -79,6 +80,7 @@ from ledger.linkage.record_contents import SealedRecordMessage
 from ledger.linkage.sealing import Opened, read_header, seal, unseal
 from ledger.linkage.staff_rosters import StaffRosterMessage
 from ledger.linkage.transport import Delivery, Transport
+from ledger.linkage.tree_heads import Cosignature
 from ledger.log.staff_roster import RosterState
 from ledger.storage import storage_error
 
@@ -285,6 +287,12 @@ class HubService:
             self.consults.advice(opened, decode(AdviceMessage, opened.payload))
         elif kind == StaffAnswer.kind:
             self.consults.staff_answer(opened, decode(StaffAnswer, opened.payload))
+        elif kind == Cosignature.kind and self.heads is not None and opened.sender in self.witnesses:
+            # a witness's cosignature of a map head: kept as evidence, passed on with decisions and announcements
+            cosig = decode(Cosignature, opened.payload)
+            keep, kept = self.heads.cosign(opened.sender, cosig, self.directory.sender_keys(self.now()))
+            self._commit(opened, [], keep)
+            kept()
         elif kind in WITNESSING:  # relays, agencies' tree heads to the witnesses (issue #20)
             self._commit(opened, witnessing(opened, self.directory, self.witnesses, self._seal))
         elif kind == StaffRosterMessage.kind:  # the agency's staff keys, for the check above (ledger.hub.rosters)
@@ -423,8 +431,9 @@ class HubService:
         if person is None:
             raise NotFoundError(f"{provider} has registered no person under this code at the hub")
         decision, head, proof = self.heads.route(request=routed.request_id, provider=provider, person=person)
-        fields = asdict(routed) | {"answer": decision.action, "routing": encode_routing(decision, head, proof).hex()}
-        return ProvenQuery(**fields)
+        routing = encode_routing(decision, head, proof).hex()
+        cosigs = encode_cosigs(self.heads.cosignatures(head.seq))
+        return ProvenQuery(**asdict(routed) | {"answer": decision.action, "routing": routing, "cosigned": cosigs})
 
 
 def _and(

@@ -32,6 +32,7 @@ __all__ = [
     "hub_body_requests",
     "hub_codes",
     "hub_consultations",
+    "hub_cosignatures",
     "hub_decisions",
     "hub_escalations",
     "hub_flag_changes",
@@ -249,6 +250,18 @@ hub_heads = Table(
     metadata,
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("head", LargeBinary, nullable=False),  # ledger.linkage.hub_wire.encode_head: body and signature
+)
+
+# witnesses' cosignatures of the hub's map heads (docs/accountable-hub.md): evidence an auditor can show that a
+# head was seen, and what the hub attaches to a routing decision so the provider answers automatically only
+# under a head witnesses checked
+hub_cosignatures = Table(
+    "hub_cosignatures",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),  # the head's, as in hub_heads
+    Column("witness", String(32), primary_key=True),
+    Column("key_id", String(128), nullable=False),
+    Column("signature", LargeBinary, nullable=False),  # over tree_heads.cosigned(encode_head(head))
 )
 
 # provision records whose contents the provider sealed to the portal (ledger.linkage.record_contents): the hub

@@ -17,10 +17,17 @@ automatically — when the proof is missing or bad, the head is older than ``max
 that stopped signing heads, or an old decision replayed), or the hub lied. What the hub signed that shows it
 lied becomes a :class:`HubIncident` (with the evidence's bytes' digest) for the node to record; a refusal that
 proves nothing against the hub is kept in :attr:`MapChecks.refusals` by its code.
+
+With ``witnesses`` named (the agency's own list, keys from its own directory), a provider answers automatically
+only under a head it was itself announced (so it checked the head's place in the chain) and that at least
+``quorum`` of them cosigned (default 1); otherwise by staff (refusal ``head_uncosigned``). A holder expects each
+flag change it sends to be acknowledged and shown under a head — cosigned, with witnesses — within
+``deadline``; past it, a ``change_unseen`` incident (the hub's silence: nothing signed to show).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from ledger import clock
 from ledger.errors import Code, FlagLedgerError, HubMisbehaviour, IntegrityError
+from ledger.linkage.cosigned_heads import count_cosigned, decode_cosigs
 from ledger.linkage.hub_wire import decode_head, decode_routing, evidence_digest
 from ledger.linkage.map_heads import AUTO, STAFF, MapHead
 from ledger.linkage.map_messages import (
@@ -45,14 +53,18 @@ from ledger.linkage.map_messages import (
 from ledger.linkage.messages import FlagChangeMessage, Message, RoutedQuery
 from ledger.linkage.person_keys import held_key, verify_person_key
 from ledger.linkage.routing import Freshness, check_own_flags, verify_routing
+from ledger.linkage.sealing import SenderKeys
 from ledger.linkage.witness import Evidence, Witness
 
 __all__ = ["HubIncident", "Kept", "MapChecks", "MapKeep"]
 
+_RECENT = 1024  # heads whose cosigned state and shown codes are kept in memory
+
 
 @dataclass(frozen=True)
 class HubIncident:
-    """The hub caught lying: ``code`` (``hub_fork``, ``hub_rollback``, ``flag_ignored``, ``flag_dropped``; its
+    """The hub caught lying: ``code`` (``hub_fork``, ``hub_rollback``, ``flag_ignored``, ``flag_dropped``,
+    ``head_skipped``; ``change_unseen`` and ``head_uncosigned`` with no evidence: the hub's silence; its
     incident kind is ``ledger.domain.incidents.incident_kind(code)``), the evidence and its digest (what an
     incident records as its message), and the routed request it concerned, if any."""
 
@@ -108,6 +120,15 @@ class MapChecks:
     refusals: list[str] = field(default_factory=list)
     checked: int = 0  # holder checks passed (one per code and head)
     keep: MapKeep | None = None
+    witnesses: tuple[str, ...] = ()  # the witnesses this agency names; their keys from its own directory
+    witness_keys: SenderKeys | None = None
+    quorum: int | None = None  # cosignatures a head needs before an automatic answer (None: 1 with witnesses)
+    deadline: timedelta = timedelta(minutes=5)  # a change sent must be shown in a (cosigned) head within it
+    cosigned: set[int] = field(default_factory=set)  # sequences of heads with a quorum of cosignatures
+    sent_at: dict[str, datetime] = field(default_factory=dict)  # change id → when sent (or seen at a restart)
+    unseen: dict[str, tuple[int, datetime]] = field(default_factory=dict)  # code → (filed at, deadline)
+    shown: dict[int, set[str]] = field(default_factory=dict)  # head sequence → codes whose flags checked under it
+    witnessed_at: datetime | None = None  # when a head was last learned cosigned (or the first head seen)
     _numbers: dict[str, str] = field(default_factory=dict, repr=False)  # code → number until the hub answers
 
     def __post_init__(self) -> None:
@@ -121,9 +142,10 @@ class MapChecks:
         for code, (flags, filed_at) in kept.held.items():
             self.held[code], self.filed_at[code] = set(flags), filed_at
         self.unfiled.update({c.change_id: c for c in kept.unfiled})
+        self.sent_at.update({c.change_id: self.now() for c in kept.unfiled})  # the deadline runs again
         self.incidents.extend(kept.incidents)
         for head in kept.heads:
-            self.witness.by_seq.setdefault(head.seq, head)
+            self.witness.restore(head)
             self.freshness.seen.setdefault(head.seq, head)
         if kept.heads:
             self.witness.latest = self.freshness.newest = max(kept.heads, key=lambda h: h.seq)
@@ -133,8 +155,16 @@ class MapChecks:
         if code not in self.keys:
             self._numbers[code] = number
 
+    @property
+    def needed(self) -> int:
+        """Cosignatures a head needs before a provider answers automatically under it."""
+        if self.quorum is not None:
+            return self.quorum
+        return 1 if self.witnesses else 0
+
     def flag_sent(self, change: FlagChangeMessage) -> None:
         self.unfiled[change.change_id] = change
+        self.sent_at.setdefault(change.change_id, self.now())
         if self.keep is not None:
             self.keep.unfiled(change, filed=False)
 
@@ -142,6 +172,7 @@ class MapChecks:
     def take(self, message: Message) -> Message | None:
         """Check one message from the hub: None if it was the map's own (consumed here), else the message to
         act on — a proven query as a plain routed query, answered ``staff`` unless every check passed."""
+        self.overdue()
         try:
             if isinstance(message, Registered):
                 self._registered(message)
@@ -160,6 +191,46 @@ class MapChecks:
             if isinstance(message, RoutedQuery):
                 return RoutedQuery(*_fields(message), STAFF)
         return None
+
+    def overdue(self) -> list[HubIncident]:
+        """Raise ``change_unseen`` for each change sent that the hub has not acknowledged, or not shown under a
+        head (cosigned, with witnesses), within ``deadline``; each once. Returns the incidents raised."""
+        now, raised = self.now(), []
+        for change_id, at in sorted(self.sent_at.items()):
+            if change_id in self.unfiled and now - at > self.deadline:
+                del self.sent_at[change_id]
+                change = self.unfiled[change_id]
+                raised.append(self._silence(f"flag change {change_id} ({change.flag} {change.action}) "
+                                            f"not acknowledged by the hub within {self.deadline}"))  # fmt: skip
+        for code, (filed_at, due) in sorted(self.unseen.items()):
+            if now > due:
+                del self.unseen[code]
+                which = "cosigned head" if self.needed else "head"
+                note = f"the flags filed at hub sequence {filed_at} are shown under no {which} within {self.deadline}"
+                raised.append(self._silence(note))
+        since = self.witnessed_at
+        if self.needed and since is not None and now - since > self.deadline:
+            self.witnessed_at = now  # raised once per deadline of silence
+            note = f"no head announced here was cosigned by {self.needed} witness(es) since {since.isoformat()}"
+            raised.append(self._silence(note, Code.HEAD_UNCOSIGNED))
+        return raised
+
+    def _silence(self, note: str, code: str = Code.CHANGE_UNSEEN) -> HubIncident:
+        digest = hashlib.sha256(f"{code}\x00{self.name}\x00{note}".encode()).hexdigest()
+        incident = HubIncident(code, note, None, digest)
+        self.incidents.append(incident)
+        if self.keep is not None:
+            self.keep.incident(incident)
+        return incident
+
+    def _seen_under(self, seq: int) -> None:
+        """Head ``seq`` is witnessed (or no witnesses are needed): the codes shown under it are seen."""
+        for code in self.shown.get(seq, set()):
+            filed_at, _ = self.unseen.get(code, (seq, None))
+            if filed_at < seq:
+                self.unseen.pop(code, None)
+        for old in [s for s in self.shown if s <= seq]:
+            del self.shown[old]
 
     def _raise(self, exc: FlagLedgerError, request_id: str = "") -> None:
         evidence = exc.evidence if isinstance(exc, HubMisbehaviour) else None
@@ -216,6 +287,8 @@ class MapChecks:
         flags = self.held.setdefault(m.code, set())
         (flags.add if m.action == "set" else flags.discard)(m.flag)
         self.filed_at[m.code] = max(self.filed_at.get(m.code, 0), m.seq)
+        self.sent_at.pop(m.change_id, None)
+        self.unseen[m.code] = (self.filed_at[m.code], self.now() + self.deadline)
         if self.keep is not None:
             self.keep.held(m.code, frozenset(flags), self.filed_at[m.code])
             self.keep.unfiled(sent, filed=True)
@@ -231,9 +304,20 @@ class MapChecks:
     def _head(self, m: MapHeadMessage) -> None:
         head = decode_head(bytes.fromhex(m.head)).verify(self.hub_key)
         self._see(head, hashes_from_hex(m.consistency))
+        before = self.witness.by_index.get(head.index - 1)
+        if self.witnessed_at is None:
+            self.witnessed_at = self.now()
+        if before is not None and self._count(before, m.cosigned) >= max(self.needed, 1):
+            self.witnessed_at = self.now()
+            self.cosigned.add(before.seq)
+            if len(self.cosigned) > _RECENT:  # the recent ones only: the state stays bounded
+                self.cosigned.discard(min(self.cosigned))
+            self._seen_under(before.seq)
         proofs = {code: (person, holding) for code, person, holding in decode_holdings(m.holdings)}
         pending = {c.code for c in self.unfiled.values()}
         for code, flags in sorted(self.held.items()):
+            if (not flags or code not in self.keys) and code not in pending and self.filed_at.get(code, 0) < head.seq:
+                self.shown.setdefault(head.seq, set()).add(code)  # released to nothing: no leaf to show
             if not flags or code in pending or self.filed_at.get(code, 0) >= head.seq or code not in self.keys:
                 continue  # nothing to expect yet: the change is not filed, or filed after this head
             if code not in proofs:
@@ -251,6 +335,11 @@ class MapChecks:
                 self._raise(exc)
             else:
                 self.checked += 1
+                self.shown.setdefault(head.seq, set()).add(code)
+        if self.needed == 0:
+            self._seen_under(head.seq)  # no witnesses: shown is enough
+        for stale in sorted(self.shown)[:-_RECENT]:  # heads never learned cosigned: their deadline tells
+            del self.shown[stale]
 
     def _route(self, m: ProvenQuery) -> str:
         """``auto`` only if the hub's decision checks and says so, under a head no older than ``max_age``."""
@@ -273,7 +362,22 @@ class MapChecks:
             return STAFF
         if decision.action == AUTO and self._too_old(head):
             raise IntegrityError(f"map head {head.seq} is older than {self.max_age}", code=Code.STALE_MAP)
+        if decision.action == AUTO and self.witness.by_seq.get(head.seq) != head:
+            # not announced here: its place in the chain unchecked by this provider
+            raise IntegrityError(f"map head {head.seq} was not announced to {self.name}", code=Code.STALE_MAP)
+        if decision.action == AUTO and self._count(head, m.cosigned) < self.needed:
+            raise IntegrityError(
+                f"map head {head.seq} has fewer than {self.needed} witnesses' cosignatures", code=Code.HEAD_UNCOSIGNED
+            )
         return decision.action
+
+    def _count(self, head: MapHead, cosigs: str) -> int:
+        if self.witness_keys is None or not cosigs:
+            return 0
+        try:
+            return count_cosigned(head, decode_cosigs(cosigs), self.witnesses, self.witness_keys)
+        except FlagLedgerError:
+            return 0
 
     def _too_old(self, head: MapHead) -> bool:
         try:

@@ -83,8 +83,13 @@ class HubFlagMap:
     def root(self) -> bytes:
         return self.map.root()
 
-    def head(self, signer: Signer, *, seq: int, log_size: int, log_root: bytes, time: str) -> MapHead:
-        return sign_head(signer, seq=seq, log_size=log_size, log_root=log_root, map_root=self.root(), time=time)
+    def head(
+        self, signer: Signer, *, seq: int, log_size: int, log_root: bytes, time: str, after: MapHead | None = None
+    ) -> MapHead:
+        """The signed head of the map as it is, the next link after ``after`` (the hub's last head)."""
+        return sign_head(
+            signer, seq=seq, log_size=log_size, log_root=log_root, map_root=self.root(), time=time, after=after
+        )
 
     def route(
         self, signer: Signer, *, request: str, provider: str, person: str, head: MapHead

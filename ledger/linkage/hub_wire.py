@@ -42,7 +42,7 @@ __all__ = [
     "evidence_digest",
 ]
 
-_HEAD = b"flagledger/map-head/1\x00"
+_HEAD = b"flagledger/map-head/2\x00"
 _ROUTING = b"flagledger/routing/1\x00"
 _EVIDENCE = b"FLV1"
 _SIG = 64
@@ -99,9 +99,11 @@ def decode_head(data: bytes) -> MapHead:
         raise IntegrityError("not a map head", code=Code.MALFORMED)
     seq, log_size = r.uint(8), r.uint(8)
     log_root, map_root = r.take(32), r.take(32)
-    time, key_id, signature = r.field(), r.field(), r.take(_SIG)
+    time, key_id = r.field(), r.field()
+    index, prev, signature = r.uint(8), r.take(32), r.take(_SIG)
     r.done()
-    return _canonical(MapHead(seq, log_size, log_root, map_root, time, key_id, signature), data, "map head")
+    head = MapHead(seq, log_size, log_root, map_root, time, key_id, signature, index, prev)
+    return _canonical(head, data, "map head")
 
 
 def encode_decision(decision: RoutingDecision) -> bytes:

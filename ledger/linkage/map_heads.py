@@ -4,8 +4,14 @@
   size and root of the hub's log (RFC 6962, :mod:`ledger.merkle`), the root of its flag map
   (:mod:`ledger.linkage.flag_map`), the sequence number and the hub's time (shown, compared by nobody)::
 
-      "flagledger/map-head/1" 0x00 | u64 seq | u64 log size | log root (32) | map root (32)
-                                   | field(time) | field(key id)
+      "flagledger/map-head/2" 0x00 | u64 seq | u64 log size | log root (32) | map root (32)
+                                   | field(time) | field(key id) | u64 index | prev (32)
+
+  ``index`` counts the hub's heads (0, 1, 2, …: one more than the head before) and ``prev`` is the digest of the
+  head before (32 zero bytes for the first): the heads are one chain, so a party that holds head *i* and is shown
+  head *i + 2* knows it was not shown *i + 1*, and a head *i + 1* naming another predecessor than the *i* it
+  holds proves, with the hub's two signatures alone, that the hub signed two heads numbered *i* — a story told
+  under one number to some parties and another under the next to others is no longer invisible.
 
 * A **routing decision** is the hub's word to one provider about one request: answer automatically or hold it
   for staff, about the person whose map key is given, citing the head (its sequence and body digest) the
@@ -32,9 +38,10 @@ from ledger.errors import Code, InputError, SignatureError
 from ledger.linkage.names import check_event_id, check_party
 from ledger.log.signing import Signer
 
-__all__ = ["AUTO", "STAFF", "Action", "MapHead", "RoutingDecision", "decide", "sign_head"]
+__all__ = ["AUTO", "NO_PREV", "STAFF", "Action", "MapHead", "RoutingDecision", "decide", "sign_head"]
 
-_HEAD = b"flagledger/map-head/1\x00"
+_HEAD = b"flagledger/map-head/2\x00"
+NO_PREV: Final = bytes(32)  # the first head's predecessor
 _ROUTING = b"flagledger/routing/1\x00"
 AUTO: Final = "auto"
 STAFF: Final = "staff"
@@ -76,6 +83,8 @@ class MapHead:
     time: str
     key_id: str
     signature: bytes
+    index: int = 0  # the head's place in the hub's chain of heads
+    prev: bytes = NO_PREV  # the digest of head index - 1
 
     def body(self) -> bytes:
         return (
@@ -85,7 +94,13 @@ class MapHead:
             + _hash32(self.map_root, "map_root")
             + _field(self.time)
             + _field(self.key_id)
+            + struct.pack(">Q", _count(self.index, "index"))
+            + _hash32(self.prev, "prev")
         )
+
+    def follows(self, before: MapHead) -> bool:
+        """True iff this head is the next link after ``before`` in the hub's chain."""
+        return self.index == before.index + 1 and self.prev == before.digest()
 
     def digest(self) -> bytes:
         """What a routing decision cites and a witness compares: SHA-256 of the signed body."""
@@ -97,9 +112,24 @@ class MapHead:
         return self
 
 
-def sign_head(signer: Signer, *, seq: int, log_size: int, log_root: bytes, map_root: bytes, time: str) -> MapHead:
-    unsigned = MapHead(seq, log_size, log_root, map_root, time, signer.key_id, b"")
-    return MapHead(seq, log_size, log_root, map_root, time, signer.key_id, signer.sign(unsigned.body()))
+def sign_head(
+    signer: Signer,
+    *,
+    seq: int,
+    log_size: int,
+    log_root: bytes,
+    map_root: bytes,
+    time: str,
+    after: MapHead | None = None,
+    index: int | None = None,
+    prev: bytes | None = None,
+) -> MapHead:
+    """The hub's signed head; the next link after ``after`` (the first head when None), unless ``index`` and
+    ``prev`` are given outright (a test's malicious hub)."""
+    index = (0 if after is None else after.index + 1) if index is None else index
+    prev = (NO_PREV if after is None else after.digest()) if prev is None else prev
+    unsigned = MapHead(seq, log_size, log_root, map_root, time, signer.key_id, b"", index, prev)
+    return MapHead(seq, log_size, log_root, map_root, time, signer.key_id, signer.sign(unsigned.body()), index, prev)
 
 
 @dataclass(frozen=True)

@@ -90,9 +90,11 @@ class MapHeadMessage(Message):
     head: str  # hex of ledger.linkage.hub_wire.encode_head
     consistency: str  # hex of the 32-byte hashes of the log's consistency proof from the head announced before
     holdings: str  # hex of encode_holdings: the recipient's own proofs, one entry per code it holds a flag under
+    cosigned: str = ""  # the witnesses' cosignatures of the head before this one (ledger.linkage.cosigned_heads)
 
     def check(self) -> None:
         _hex(self.head, "head", 2048)
+        _hex(self.cosigned, "cosigned", 4_096)
         if len(_hex(self.consistency, "consistency", 64 * 64)) % 64:
             raise InputError("a consistency proof is whole 32-byte hashes", code=Code.MALFORMED, field="consistency")
         _hex(self.holdings, "holdings")
@@ -102,10 +104,12 @@ class MapHeadMessage(Message):
 class ProvenQuery(RoutedQuery):
     kind: ClassVar[str] = "proven_query"
     routing: str = ""  # hex of ledger.linkage.hub_wire.encode_routing
+    cosigned: str = ""  # the witnesses' cosignatures of the head it cites (ledger.linkage.cosigned_heads)
 
     def check(self) -> None:
         super().check()
         _hex(self.routing, "routing", 16_384)
+        _hex(self.cosigned, "cosigned", 4_096)
 
     def plain(self, answer: str) -> RoutedQuery:
         """The routed query as the provider's staff see it, answered ``answer`` (its own check's outcome)."""

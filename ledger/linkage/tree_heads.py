@@ -263,13 +263,19 @@ class Cosignature(Message):
 @dataclass(frozen=True)
 class WitnessIncident(Message):
     kind: ClassVar[str] = "witness_incident"
-    code: str  # hub_fork, hub_rollback, checkpoint_fork, checkpoint_rollback
+    code: str  # hub_fork, hub_rollback, head_skipped, checkpoint_fork, checkpoint_rollback
     accused: str  # the party whose two signed heads disagree
     evidence: str  # hex: the two heads, each u32-length-prefixed (map heads or tree heads), then the proof
     note: str
 
     def check(self) -> None:
-        if self.code not in (Code.HUB_FORK, Code.HUB_ROLLBACK, Code.CHECKPOINT_FORK, Code.CHECKPOINT_ROLLBACK):
+        if self.code not in (
+            Code.HUB_FORK,
+            Code.HUB_ROLLBACK,
+            Code.HEAD_SKIPPED,
+            Code.CHECKPOINT_FORK,
+            Code.CHECKPOINT_ROLLBACK,
+        ):
             raise InputError("a witness raises forks and rollbacks only", code=Code.MALFORMED, field="code")
         check_party(self.accused, "accused")
         _hex(self.evidence, "evidence", 16_384)

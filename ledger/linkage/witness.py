@@ -10,6 +10,12 @@ finds:
   whose log is not an extension of the last one's (same size and another root, or a consistency proof that
   fails). Heads shown by others (:meth:`Witness.cross_check`: gossip between witnesses, the head a routing
   decision cites) are compared by sequence too, which is how a split view — one story per audience — is found;
+* **a break in the chain of heads** (heads carry an index and their predecessor's digest,
+  :mod:`ledger.linkage.map_heads`): a head numbered one past the last that names another predecessor is a fork
+  (``hub_fork``: the hub signed two heads with one index — provable from the two heads alone); a head numbered
+  further on is **``head_skipped``**: the hub did not show this party every head, so it could have told other
+  parties another story in between (a flag dropped under the head it skipped, and restored under the next). An
+  honest hub announces every head to every party, in order; the witness's word is part of that evidence;
 * **a rollback** (``hub_rollback``): a head announced with a lower sequence than one announced before (not the
   same head again: a message the broker operator replays is recognised and ignored), or a log smaller than the
   last one's.
@@ -50,7 +56,12 @@ class Evidence:
 
 
 def _forked(a: MapHead, b: MapHead) -> bool:
-    return a.seq == b.seq and a.digest() != b.digest()
+    return (a.seq == b.seq or a.index == b.index) and a.digest() != b.digest()
+
+
+def _broken(a: MapHead, b: MapHead) -> bool:
+    """``b`` is numbered right after ``a`` but names another predecessor: two heads with ``a``'s index."""
+    return b.index == a.index + 1 and b.prev != a.digest()
 
 
 def _flagged(proof: MapProof) -> bool:
@@ -67,11 +78,14 @@ def check_evidence(evidence: Evidence, hub_key: Ed25519PublicKey) -> bool:
         heads = evidence.heads
         if evidence.code == Code.HUB_FORK and len(heads) == 2:
             a, b = heads
-            if _forked(a, b) or (a.log_size == b.log_size and a.log_root != b.log_root):
+            if _forked(a, b) or _broken(a, b) or (a.log_size == b.log_size and a.log_root != b.log_root):
                 return True
             return not verify_consistency(a.log_size, b.log_size, list(evidence.consistency), a.log_root, b.log_root)
         if evidence.code == Code.HUB_ROLLBACK and len(heads) == 2:
-            return heads[1].seq < heads[0].seq or heads[1].log_size < heads[0].log_size
+            a, b = heads
+            return b.seq < a.seq or b.log_size < a.log_size or (b.seq > a.seq and b.index <= a.index)
+        if evidence.code == Code.HEAD_SKIPPED and len(heads) == 2:
+            return heads[1].index > heads[0].index + 1 and heads[1].seq > heads[0].seq  # shown one, then a later one
         if evidence.code == Code.FLAG_IGNORED and len(heads) == 1 and evidence.decision is not None:
             (head,), decision, (proof,) = heads, evidence.decision.verify(hub_key), evidence.proofs
             return (
@@ -97,6 +111,7 @@ class Witness:
 
     hub_key: Ed25519PublicKey
     by_seq: dict[int, MapHead] = field(default_factory=dict)
+    by_index: dict[int, MapHead] = field(default_factory=dict)
     latest: MapHead | None = None
     evidence: list[Evidence] = field(default_factory=list)
 
@@ -116,6 +131,12 @@ class Witness:
         known = self.by_seq.get(head.seq)
         if known is not None and _forked(known, head):
             return self._found(Code.HUB_FORK, (known, head), f"two heads for hub sequence {head.seq}")
+        for other in self._around(head.index):
+            if _forked(other, head):
+                return self._found(Code.HUB_FORK, (other, head), f"two heads numbered {head.index}")
+            if _broken(other, head) or _broken(head, other):
+                a, b = (other, head) if other.index < head.index else (head, other)
+                return self._found(Code.HUB_FORK, (a, b), f"head {b.index} does not follow head {a.index}")
         last = self.latest
         if consistency is None or last is None or known is not None:
             return None
@@ -128,6 +149,18 @@ class Witness:
             )
         return None
 
+    def _around(self, index: int) -> list[MapHead]:
+        """The heads held numbered ``index - 1``, ``index`` and ``index + 1`` (by their index, not sequence)."""
+        return [h for i in (index - 1, index, index + 1) if (h := self.by_index.get(i)) is not None]
+
+    def restore(self, head: MapHead) -> None:
+        """A head held before a restart (checked when first seen), taken as it is."""
+        self._hold(head)
+
+    def _hold(self, head: MapHead) -> None:
+        self.by_seq[head.seq] = head
+        self.by_index.setdefault(head.index, head)
+
     def observe(self, head: MapHead, consistency: Sequence[bytes] = ()) -> Evidence | None:
         """An announcement by the hub of its newest head, with the log's consistency proof from the last one
         announced. Returns the evidence found (also kept in ``evidence``), None if the head extends the last."""
@@ -137,15 +170,23 @@ class Witness:
         if head.seq in self.by_seq:
             return None  # the same head again: a replayed message, or one announced twice
         last = self.latest
-        self.by_seq[head.seq] = head
+        self._hold(head)
         if last is None:
             self.latest = head
             return None
-        if head.seq < last.seq or head.log_size < last.log_size:
+        if head.seq < last.seq or head.log_size < last.log_size or head.index <= last.index:
             return self._found(
                 Code.HUB_ROLLBACK,
                 (last, head),
-                f"hub sequence {head.seq} (log size {head.log_size}) announced after {last.seq} ({last.log_size})",
+                f"hub sequence {head.seq} (log size {head.log_size}, head {head.index}) announced after"
+                f" {last.seq} ({last.log_size}, head {last.index})",
+            )
+        if head.index > last.index + 1:
+            self.latest = head  # go on from here: the gap is raised once, not at every head after it
+            return self._found(
+                Code.HEAD_SKIPPED,
+                (last, head),
+                f"shown head {head.index} (sequence {head.seq}) after head {last.index}: heads in between withheld",
             )
         if not verify_consistency(last.log_size, head.log_size, list(consistency), last.log_root, head.log_root):
             return self._found(

@@ -38,6 +38,10 @@ class MapSettings(Section):
 
     head_every_seconds: float = Field(10.0, gt=0, le=3600)
     max_age_seconds: float = Field(60.0, gt=0, le=86400)
+    # cosignatures of the agency's own linkage.witnesses a head needs before an automatic answer (None: 1 when
+    # witnesses are configured, else 0), and how long a change may go unshown or heads uncosigned
+    witness_quorum: int | None = Field(None, ge=0, le=16)
+    witness_deadline_seconds: float = Field(300.0, gt=0, le=86400)
 
     @classmethod
     def from_linkage(cls, linkage: dict[str, Any], **options: Any) -> MapSettings:

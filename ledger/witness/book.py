@@ -35,7 +35,7 @@ from ledger.merkle import HASH_SIZE, verify_consistency
 
 __all__ = ["Finding", "Kept", "WitnessBook", "WitnessKeep", "check_finding"]
 
-HUB_CODES = (Code.HUB_FORK, Code.HUB_ROLLBACK)
+HUB_CODES = (Code.HUB_FORK, Code.HUB_ROLLBACK, Code.HEAD_SKIPPED)
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,8 @@ class WitnessBook:
         if self.keep is None:
             return
         kept = self.keep.load()
-        self.hub.by_seq = {h.seq: h for h in kept.hub_heads}
+        for h in sorted(kept.hub_heads, key=lambda h: h.seq):
+            self.hub.restore(h)
         self.hub.latest = None if kept.hub_latest is None else self.hub.by_seq.get(kept.hub_latest)
         self.trees = {(h.origin, h.size): h for h in kept.tree_heads}
         self.latest = {o: self.trees[(o, s)] for o, s in kept.tree_latest.items() if (o, s) in self.trees}

@@ -3,8 +3,10 @@
 The witness is a party of the linkage with its own inbox and keys; routes are a star, so everything it sends
 goes through the hub — to the hub itself, or as a ``relay`` the hub forwards unopened. It reads:
 
-* from the hub: ``map_head`` (the hub announces every head to every party it knows) and ``tree_head`` (what an
-  agency showed the hub, forwarded with the agency's signature inside);
+* from the hub: ``map_head`` (the hub announces every head to every party it knows) — answered, when it is the
+  next link of the chain held here and consistent with it, with a ``cosignature`` to the hub, which keeps it and
+  passes it on to providers and holders (heads cosigned before use); and ``tree_head`` (what an agency showed
+  the hub, forwarded with the agency's signature inside);
 * relayed from an agency: ``tree_head`` (what the agency shows this witness) — answered with a ``cosignature``;
 * relayed from a peer witness: ``gossip`` (its view) — cross-checked and answered with a ``cosignature`` of the
   hub head it holds, when it is consistent; ``cosignature`` (kept in :attr:`WitnessService.cosigned`);
@@ -128,7 +130,11 @@ class WitnessService:
         kind, sender = opened.kind, opened.sender
         if sender == HUB and kind == MapHeadMessage.kind:
             m = decode(MapHeadMessage, opened.payload)
-            return self.book.hub_announced(decode_head(bytes.fromhex(m.head)), hashes_from_hex(m.consistency))
+            head = decode_head(bytes.fromhex(m.head))
+            found = self.book.hub_announced(head, hashes_from_hex(m.consistency))
+            if found is None and self.book.hub.latest == head:  # the next link of the one chain it holds
+                self.store.owe([self._to_hub(Cosignature.of(self.keys.signer, bytes.fromhex(m.head)))])
+            return found
         if kind == TreeHeadMessage.kind:
             t = decode(TreeHeadMessage, opened.payload)
             tree = t.tree_head()
@@ -141,7 +147,10 @@ class WitnessService:
         if sender in self.peers and kind == GossipMessage.kind:
             return self._gossiped(sender, decode(GossipMessage, opened.payload), keys)
         if sender in self.peers and kind == Cosignature.kind:
-            self.cosigned.append((sender, decode(Cosignature, opened.payload).verify(keys, sender)))
+            cosig = decode(Cosignature, opened.payload)
+            subject = cosig.verify(keys, sender)
+            self.store.cosignature(sender, subject, cosig.key_id, bytes.fromhex(cosig.signature))  # kept: evidence
+            self.cosigned.append((sender, subject))
             return None
         if sender in self.peers and kind == WitnessIncident.kind:  # a peer's finding: kept once its evidence checks
             told = Finding.of(decode(WitnessIncident, opened.payload))

@@ -5,6 +5,8 @@ them). A small store of its own, like the portal's: its tables are made when it 
 
 from __future__ import annotations
 
+import hashlib
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -63,6 +65,17 @@ witness_seen = Table(
     Column("sender", String(32), primary_key=True),
     Column("event_id", String(32), primary_key=True),
 )
+# peers' cosignatures of heads this witness showed them (gossip): evidence an auditor can show that another
+# witness saw the same head; kept once per peer and head
+witness_cosignatures = Table(
+    "witness_cosignatures",
+    metadata,
+    Column("witness", String(32), primary_key=True),
+    Column("digest", String(64), primary_key=True),  # SHA-256 of the head's bytes
+    Column("subject", LargeBinary, nullable=False),  # the head as it travelled (map head or tree head)
+    Column("key_id", String(128), nullable=False),
+    Column("signature", LargeBinary, nullable=False),  # over tree_heads.cosigned(subject)
+)
 witness_outbox = Table(
     "witness_outbox",
     metadata,
@@ -84,6 +97,28 @@ class WitnessStore:
             raise storage_error(f"cannot keep {what}", exc, "nothing was kept") from exc
 
     # -- WitnessKeep -----------------------------------------------------------------------------------------
+    def cosignature(self, witness: str, subject: bytes, key_id: str, signature: bytes) -> None:
+        """Keep a peer's checked cosignature of ``subject`` (once)."""
+        c, digest = witness_cosignatures.c, hashlib.sha256(subject).hexdigest()
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(select(c.digest).where((c.witness == witness) & (c.digest == digest))).first():
+                    return
+                conn.execute(insert(witness_cosignatures).values(witness=witness, digest=digest, subject=subject,
+                                                                 key_id=key_id, signature=signature))  # fmt: skip
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot keep a cosignature", exc, "nothing was kept") from exc
+
+    def cosignatures(self) -> list[tuple[str, bytes, str, bytes]]:
+        """Every cosignature kept: (witness, subject, key id, signature)."""
+        c = witness_cosignatures.c
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(c.witness, c.subject, c.key_id, c.signature).order_by(c.witness, c.digest))
+                return [(str(w), bytes(s), str(k), bytes(g)) for w, s, k, g in rows]
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot read the cosignatures", exc) from exc
+
     def load(self) -> Kept:
         try:
             with self.engine.connect() as conn:

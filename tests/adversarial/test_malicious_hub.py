@@ -27,6 +27,7 @@ from ledger.linkage.map_messages import MAX_HOLDINGS
 from ledger.linkage.messages import Consultation, RoutedQuery
 from ledger.linkage.transport import MemoryBroker, MemoryTransport
 from ledger.linkage.witness import check_evidence
+from ledger.log.signing import Signer
 from ledger.runtime.map_keep import SqlMapKeep
 from ledger.runtime.migrations import upgrade
 from tests.support.hub_world import A, B, C, Cast, World
@@ -38,6 +39,7 @@ from tests.support.map_hub import (
     RewritingHeads,
     SplitHeads,
     StaleHeads,
+    StoryHeads,
     TwoFacedHeads,
     checks,
     open_map_world,
@@ -337,3 +339,109 @@ def test_a_hub_that_shows_two_agencies_two_heads_is_caught_by_witnesses_comparin
     assert incident is not None and incident.code == Code.HUB_FORK and incident.evidence is not None
     assert check_evidence(incident.evidence, w.cast.hub.signer.public_key)
     assert checks(w, C).gossip(checks(w, A).witness.latest) is None  # agreeing witnesses find nothing
+
+
+# -- different stories under different heads (docs/accountable-hub.md, "One chain of heads") --------------
+
+
+def story_world(store: HubStore, **kw: object) -> tuple[World, str]:
+    """B protects X, A holds X; then the hub drops X's flag under one head, shown to all but B, routes C's query
+    to A "auto" under it, and restores the flag under the next head."""
+    w, _ = world(store, StoryHeads, **kw)
+    x = individual_number()
+    w.agencies[B].flag(x, NA, "set")
+    w.agencies[A].file_person(x)
+    w.settle()
+    read_all(w)
+    heads = w.hub.heads
+    assert isinstance(heads, StoryHeads)
+    heads.victim = w.hub.store.codes.person(A, w.agencies[A].code(x)) or ""
+    heads.hidden = B
+    w.agencies[C].query(x, A, PROCEDURE, ITEM, INFO)
+    w.settle()
+    return w, x
+
+
+def test_a_hub_telling_another_story_under_a_head_the_holder_never_sees_is_caught(store: HubStore) -> None:
+    """Threat: the hub insider — X's flag dropped under head n+1 only, an automatic answer routed under it, and
+    n+1 kept from the holder B, which sees n and then n+2 (the flag back). Every head names its predecessor and
+    its index, so B's next head shows the gap: ``head_skipped``, with the two signed heads as evidence."""
+    w, _ = story_world(store)
+    got = read_all(w)
+    assert routed(got[A]).answer == "auto"  # no witnesses required here: the provider had no way to know
+    w.hub.heads.settle(w.hub.store, w.hub._seal, list(w.agencies), w.hub.now())  # type: ignore[union-attr]
+    w.settle()
+    read_all(w)
+    [incident] = [i for i in checks(w, B).incidents if i.code == Code.HEAD_SKIPPED]
+    assert incident.evidence is not None and check_evidence(incident.evidence, w.cast.hub.signer.public_key)
+    before, after = incident.evidence.heads
+    assert after.index == before.index + 2  # the head it was not shown lies between
+    assert checks(w, A).incidents == [] and checks(w, C).incidents == []
+
+
+def test_a_provider_requiring_a_witness_answers_nothing_automatically_under_an_uncosigned_head(
+    store: HubStore,
+) -> None:
+    """Threat: the hub insider — the same story, but the provider A names a witness and needs one cosignature:
+    the head the hub cites was cosigned by no witness (none saw it), so A answers by staff
+    (``head_uncosigned``), and the automatic answer the lie was for never goes out."""
+    w, _ = world(store, StoryHeads)
+    witness = Signer.generate("W-KANTO")
+    a = checks(w, A)
+    a.witnesses, a.witness_keys = ("W-KANTO",), lambda party, key_id: witness.public_key
+    x = individual_number()
+    w.agencies[B].flag(x, NA, "set")
+    w.agencies[A].file_person(x)
+    w.settle()
+    read_all(w)
+    heads = w.hub.heads
+    assert isinstance(heads, StoryHeads)
+    heads.victim, heads.hidden = w.hub.store.codes.person(A, w.agencies[A].code(x)) or "", B
+    w.agencies[C].query(x, A, PROCEDURE, ITEM, INFO)
+    w.settle()
+    assert routed(read_all(w)[A]).answer == "staff"
+    assert Code.HEAD_UNCOSIGNED in a.refusals
+
+
+def test_a_hub_that_never_acknowledges_a_change_is_raised_by_the_holder(store: HubStore) -> None:
+    """Threat: the hub insider — B files X's flag and the hub says nothing (no acknowledgement, no head). Past
+    the deadline the holder raises ``change_unseen``; an honest hub that shows the flag under a head raises
+    nothing however long after."""
+    clock = Clock()
+    w, _ = world(store, DroppingHeads, agency_clock=clock)
+    b = checks(w, B)
+    x = individual_number()
+    w.agencies[B].flag(x, NA, "set")  # the hub's loop is never stepped: it files nothing, says nothing
+    clock.advance(seconds=b.deadline.total_seconds() - 1)
+    assert b.overdue() == []
+    clock.advance(seconds=2)
+    [incident] = b.overdue()
+    assert incident.code == Code.CHANGE_UNSEEN and incident.evidence is None and b.incidents == [incident]
+    assert b.overdue() == []  # raised once
+    # control: an honest hub acknowledges and shows it; no incident however long after
+    y = individual_number()
+    w.agencies[B].flag(y, NA, "set")
+    w.settle()
+    read_all(w)
+    assert b.unseen == {} and b.checked >= 2  # both acknowledged and shown under a head
+    clock.advance(hours=1)
+    assert b.overdue() == []
+
+
+def test_heads_no_witness_cosigns_raise_an_incident_past_the_deadline(store: HubStore) -> None:
+    """Threat: the hub insider keeping its heads from the witnesses (or the witnesses' cosignatures from the
+    agencies): a holder that names a witness sees heads but no cosignature of any; past the deadline it raises
+    ``head_uncosigned``, once per deadline; with no witnesses named nothing is expected."""
+    clock = Clock()
+    w, _ = world(store, DroppingHeads, agency_clock=clock)
+    witness = Signer.generate("W-KANTO")
+    b = checks(w, B)
+    b.witnesses, b.witness_keys = ("W-KANTO",), lambda party, key_id: witness.public_key
+    w.agencies[B].flag(individual_number(), NA, "set")
+    w.settle()
+    read_all(w)
+    assert b.witnessed_at == clock.at and b.cosigned == set()
+    clock.advance(seconds=b.deadline.total_seconds() + 1)
+    codes = [i.code for i in b.overdue()]
+    assert Code.HEAD_UNCOSIGNED in codes and b.overdue() == []
+    assert [i for i in checks(w, C).overdue() if i.code == Code.HEAD_UNCOSIGNED] == []  # C names no witness

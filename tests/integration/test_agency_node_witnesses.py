@@ -7,7 +7,7 @@ hub loop and witness loop on one memory transport; every database on SQLite or P
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,7 +17,9 @@ from sqlalchemy import select
 from ledger.app.checkpoints import sign_checkpoint
 from ledger.app.incidents import incidents_of
 from ledger.errors import Code
+from ledger.hub.heads import MapHeads
 from ledger.hub.log import open_hub_store
+from ledger.hub.tables import hub_cosignatures
 from ledger.linkage.transport import MemoryTransport
 from ledger.linkage.tree_heads import TreeHead, TreeHeadMessage, encode_tree_head
 from ledger.log.signing import KeyRecord
@@ -53,13 +55,28 @@ class Witnessed:
 
 @pytest.fixture
 def witnessed(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[Witnessed]:
+    with open_witnessed(make_node, backend, tmp_path) as world:
+        yield world
+
+
+@pytest.fixture
+def witnessed_map(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[Witnessed]:
+    """The same, with the hub running its flag map and the node checking it (its witness W1 from config)."""
+    with open_witnessed(make_node, backend, tmp_path, MapHeads) as world:
+        yield world
+
+
+@contextmanager
+def open_witnessed(
+    make_node: NodeFactory, backend: str | None, tmp_path: Path, heads: type[MapHeads] | None = None
+) -> Iterator[Witnessed]:
     with ExitStack() as stack:
         url = (lambda n: f"sqlite:///{tmp_path / (n + '.sqlite')}") if backend is None else (
             lambda n: stack.enter_context(temp_database())
         )  # fmt: skip
         hub_store = open_hub_store(url("hub"), "hub-1")
         stack.callback(hub_store.close)
-        world = hub_nodes(make_node, hub_store, (A,), {A: None if backend is None else url(A)})
+        world = hub_nodes(make_node, hub_store, (A,), {A: None if backend is None else url(A)}, heads=heads)
         stack.callback(world.close)
         node = world.nodes[A]
         keys = agency_keys(W1)
@@ -127,3 +144,62 @@ def test_a_forged_head_for_the_same_size_is_raised_at_the_node(witnessed: Witnes
     bridge.end.relay(W1, TreeHeadMessage(encode_tree_head(forged).hex(), 0, ""))
     witnessed.settle()
     assert len(incidents_of(node.app, A)) == 1
+
+
+def test_a_hub_that_never_shows_a_flag_change_is_raised_at_the_node(witnessed_map: Witnessed) -> None:
+    """Threat: the hub insider — the hub files nothing and says nothing about the node's flag change (its loop
+    never runs). The node names W1, so it needs W1's cosignature; past its deadline (``linkage.map``'s
+    ``witness_deadline_seconds``) its next pull raises ``change_unseen`` as an Incident of its agency — a hub
+    that sends nothing at all is held to the deadline too. Against an honest hub and witness the change is
+    acknowledged, shown under a head W1 cosigned, and nothing is raised however long after."""
+    node, bridge = witnessed_map.world.nodes[A], witnessed_map.world.bridges[A]
+    checks = bridge.checks
+    assert checks is not None and checks.witnesses == (W1,) and checks.needed == 1
+    real = checks.now
+    set_flag(node, A, individual_number(), "NON_DISCLOSURE")
+    bridge.push()  # to the hub, which never steps
+    checks.now = lambda: real() + checks.deadline + timedelta(seconds=1)
+    bridge.pull(timeout_ms=10)
+    codes = [i.code for i in incidents_of(node.app, A)]
+    assert codes.count(Code.CHANGE_UNSEEN) == 1
+    bridge.pull(timeout_ms=10)
+    assert [i.code for i in incidents_of(node.app, A)].count(Code.CHANGE_UNSEEN) == 1  # raised once
+
+
+def test_an_honest_hub_shows_the_change_under_a_cosigned_head(witnessed_map: Witnessed) -> None:
+    """Threat: the hub insider (the control) — the hub acknowledges the node's change, W1 cosigns the head that
+    shows it, the hub passes the cosignature on with the next head and keeps it; no deadline passes unmet."""
+    node, bridge = witnessed_map.world.nodes[A], witnessed_map.world.bridges[A]
+    checks = bridge.checks
+    assert checks is not None
+    set_flag(node, A, individual_number(), "NON_DISCLOSURE")
+    witnessed_map.settle()
+    set_flag(node, A, individual_number(), "NO_AUTO_RESPONSE")  # the next head carries the first's cosignature
+    witnessed_map.settle()
+    assert checks.cosigned and len(checks.unseen) <= 1  # the first change seen under a cosigned head
+    with witnessed_map.world.hub.store.engine.connect() as conn:
+        assert {r.witness for r in conn.execute(select(hub_cosignatures))} == {W1}
+    assert not [i for i in incidents_of(node.app, A) if i.code in (Code.CHANGE_UNSEEN, Code.HEAD_UNCOSIGNED)]
+
+
+def test_a_head_no_witness_cosigns_is_raised_at_the_node_past_the_deadline(witnessed: Witnessed) -> None:
+    """Threat: the hub insider dropping the relays to the witnesses (or witnesses gone): the node's published
+    head is cosigned by no one. Within the deadline nothing is raised; past it, the next push raises
+    ``head_uncosigned`` as an Incident of the agency, once for that head. A cosigned head raises nothing."""
+    node, bridge = witnessed.world.nodes[A], witnessed.world.bridges[A]
+    set_flag(node, A, individual_number(), "NON_DISCLOSURE")
+    assert bridge.witness.publish() > 0  # published; the hub and the witness never step
+    real = node.app.clock
+    try:
+        node.app.clock = lambda: real() + timedelta(seconds=bridge.witness.deadline - 5)
+        bridge.push()
+        assert not incidents_of(node.app, A)
+        node.app.clock = lambda: real() + timedelta(seconds=bridge.witness.deadline + 5)
+        bridge.push()
+        bridge.push()
+    finally:
+        node.app.clock = real
+    assert [i.code for i in incidents_of(node.app, A)] == [Code.HEAD_UNCOSIGNED]
+
+    witnessed.settle()  # the hub forwards, W1 cosigns: the next head is cosigned in time, nothing more raised
+    assert bridge.witness.cosigned()[W1] > 0 and len(incidents_of(node.app, A)) == 1

@@ -8,19 +8,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import select
+
 from ledger.errors import Code, FlagLedgerError
 from ledger.hub.inbox import parked
+from ledger.hub.tables import hub_cosignatures
+from ledger.linkage.hub_wire import encode_head
 from ledger.linkage.sealing import SenderKeys
 from ledger.linkage.tree_heads import (
     Cosignature,
     RelayMessage,
     TreeHeadMessage,
     WitnessIncident,
+    cosigned,
     encode_tree_head,
     relayed,
 )
 from ledger.witness.book import Finding, check_finding
-from tests.support.hub_world import A, B
+from tests.support.hub_world import START, A, B
 from tests.support.people import individual_number
 from tests.support.witness_world import W1, W2, RollingHeads, SplitHeads, WitnessWorld, agency_log, proof, witness_world
 
@@ -113,6 +118,9 @@ def test_an_honest_hubs_heads_are_cosigned_through_gossip(backend: str | None, t
         assert peer == W2 and held is not None and subject == held.body() + held.signature
         w2 = world.reopen(W2)
         assert w2.book.hub.latest == world.witnesses[W1].book.hub.latest
+        ((by, kept, key_id, signature),) = world.stores[W1].cosignatures()  # kept as evidence, checkable again
+        assert by == W2 and kept == subject
+        world.hub.directory.sender_keys(START)(W2, key_id).verify(signature, cosigned(subject))
 
 
 def test_a_rollback_is_caught_and_survives_a_restart(backend: str | None, tmp_path: Path) -> None:
@@ -208,3 +216,46 @@ def test_a_witness_keeps_no_incident_its_evidence_does_not_show(backend: str | N
         w2.store.owe([w2._relay(W1, bogus.incident())])
         world.settle()
         assert not world.stores[W1].findings() and not incidents(world, A)
+
+
+def test_heads_are_cosigned_before_use_and_kept_as_evidence(backend: str | None, tmp_path: Path) -> None:
+    """Threat: the hub insider — a provider needing one witness's cosignature answers automatically only under a
+    head a witness checked: W1 and W2 cosign each head that extends their chain and send it to the hub, which
+    keeps it (``hub_cosignatures``: each checks with the witness's key against the head the hub signed) and
+    attaches it to the decision; A answers Y's query ``auto``. A query routed under a head signed in the same
+    batch (no witness has seen it yet) is answered by staff — the availability cost. The holder B sees its
+    flag under a head whose cosignatures come with the next announcement, so no ``change_unseen`` is due."""
+    with witness_world(backend, tmp_path, quorum=1) as world:
+        a, b = world.agencies[A], world.agencies[B]
+        x, y, z = individual_number(), individual_number(), individual_number()
+        b.flag(x, "NO_AUTO_RESPONSE", "set")
+        a.file_person(x)
+        a.file_person(y)
+        a.file_person(z)
+        world.settle()
+        heads = world.hub.heads
+        assert heads is not None and heads.last is not None
+        with world.hub.store.engine.connect() as conn:
+            rows = conn.execute(select(hub_cosignatures)).all()
+        assert {r.witness for r in rows if r.seq == heads.last.seq} == {W1, W2}
+        keys = world.hub.directory.sender_keys(START)
+        for r in rows:  # evidence an auditor checks with the witness's key alone
+            head = next(h for h in world.witnesses[W1].book.hub.by_seq.values() if h.seq == r.seq)
+            keys(r.witness, r.key_id).verify(r.signature, cosigned(encode_head(head)))
+
+        b.query(y, A, "児童手当", 74, "地方税関係情報")
+        world.settle()
+        (first,) = [i.message for i in world.received(A, "routed_query")]
+        assert first.answer == "auto"  # type: ignore[attr-defined]
+        checks_b = b.checks
+        assert checks_b is not None and b.code(x) in checks_b.unseen  # shown, but not yet known cosigned
+
+        b.flag(individual_number(), "NO_AUTO_RESPONSE", "set")  # the next head is signed in the batch that routes
+        b.query(z, A, "児童手当", 74, "地方税関係情報")  # z: not protected, but under a head no witness saw yet
+        world.settle()
+        answers = [i.message.answer for i in world.received(A, "routed_query")]  # type: ignore[attr-defined]
+        assert answers == ["auto", "staff"]
+        assert a.checks is not None and a.checks.incidents == [] and a.checks.refusals == [Code.HEAD_UNCOSIGNED]
+        # the new head's announcement carried the witnesses' cosignatures of the one before: x's flag was shown
+        # under a cosigned head, so its deadline is met
+        assert b.code(x) not in checks_b.unseen and checks_b.incidents == []

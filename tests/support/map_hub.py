@@ -147,7 +147,8 @@ class SplitHeads(MapHeads):
     def route(self, *, request: str, provider: str, person: str) -> tuple[RoutingDecision, MapHead, MapProof]:
         decision, head, proof = super().route(request=request, provider=provider, person=person)
         other = sign_head(self.signer, seq=head.seq, log_size=head.log_size, log_root=head.log_root,
-                          map_root=head.map_root, time=head.time + "+another-view")  # fmt: skip
+                          map_root=head.map_root, time=head.time + "+another-view", index=head.index,
+                          prev=head.prev)  # fmt: skip
         self.shown.append(other)
         lie = decide(self.signer, request=request, provider=provider, person_key=decision.person_key,
                      action=decision.action, head=other)  # fmt: skip
@@ -171,5 +172,47 @@ class TwoFacedHeads(MapHeads):
     def announcement(self, store: HubStore, head: MapHead, since: MapHead | None, recipient: str) -> MapHeadMessage:
         if recipient == self.victim:
             head = sign_head(self.signer, seq=head.seq, log_size=head.log_size, log_root=head.log_root,
-                             map_root=head.map_root, time=head.time + "+for-" + recipient)  # fmt: skip
+                             map_root=head.map_root, time=head.time + "+for-" + recipient, index=head.index,
+                             prev=head.prev)  # fmt: skip
         return super().announcement(store, head, since, recipient)
+
+
+@dataclass
+class StoryHeads(MapHeads):
+    """Tells one story under one head and another under the next: once ``victim`` (a person id) is set, it
+    signs a head whose map lacks the person's flags, routes an automatic answer about them under it, and
+    announces that head to everyone but ``hidden`` (the holder); under the next head the flags are back."""
+
+    victim: str = ""
+    hidden: str = ""
+    saved: bytes | None = None
+
+    def changed(self) -> bool:
+        return bool(self.victim) or self.saved is not None or super().changed()
+
+    def sign(self, store: HubStore, *, seq: int, time: str) -> MapHead:
+        key = self.key_of(self.victim) if self.victim else b""
+        if self.victim and self.saved is None:
+            self.saved = self.flags.map.prove(key).value
+            self.flags.map.delete(key)
+        elif self.saved is not None and not self.victim:
+            self.flags.map.set(self._restore_key, self.saved)
+            self.saved = None
+        return super().sign(store, seq=seq, time=time)
+
+    def publish(self, store: HubStore, seal: Seal, recipients: list[str], now: datetime) -> MapHead:
+        lying = bool(self.victim) and self.saved is None
+        shown = [r for r in recipients if not (lying and r == self.hidden)]
+        return super().publish(store, seal, shown, now)
+
+    def route(self, *, request: str, provider: str, person: str) -> tuple[RoutingDecision, MapHead, MapProof]:
+        head = self.last
+        assert head is not None
+        if person != self.victim:
+            return super().route(request=request, provider=provider, person=person)
+        key = self.key_of(person)
+        decision = decide(self.signer, request=request, provider=provider, person_key=key, action=AUTO, head=head)
+        self._restore_key, self.victim = key, ""  # the story is told once: the next head restores the flags
+        return decision, head, self.flags.map.prove(key)
+
+    _restore_key: bytes = b""

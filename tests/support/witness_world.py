@@ -14,6 +14,7 @@ from ledger.hub.heads import MapHeads
 from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.service import HubService
 from ledger.linkage.agency import AgencyEnd, Inbound
+from ledger.linkage.checks import MapChecks
 from ledger.linkage.map_heads import MapHead, sign_head
 from ledger.linkage.person_keys import PersonKeyProver
 from ledger.linkage.transport import MemoryBroker, MemoryTransport
@@ -38,7 +39,7 @@ class SplitHeads(MapHeads):
     def announcement(self, store: HubStore, head: MapHead, since: MapHead | None, recipient: str):  # type: ignore[no-untyped-def]
         if recipient == self.victim:
             head = sign_head(self.signer, seq=head.seq, log_size=head.log_size, log_root=head.log_root,
-                             map_root=bytes(32), time=head.time)  # fmt: skip
+                             map_root=bytes(32), time=head.time, index=head.index, prev=head.prev)  # fmt: skip
         return super().announcement(store, head, since, recipient)
 
 
@@ -51,7 +52,7 @@ class RollingHeads(MapHeads):
     def announcement(self, store: HubStore, head: MapHead, since: MapHead | None, recipient: str):  # type: ignore[no-untyped-def]
         if recipient == self.victim:
             head = sign_head(self.signer, seq=head.seq, log_size=0, log_root=EMPTY_ROOT, map_root=head.map_root,
-                             time=head.time)  # fmt: skip
+                             time=head.time, index=head.index, prev=head.prev)  # fmt: skip
         return super().announcement(store, head, since, recipient)
 
 
@@ -104,8 +105,11 @@ class WitnessWorld:
 
 
 @contextmanager
-def witness_world(backend: str | None, tmp_path: Path, heads: type[MapHeads] = MapHeads) -> Iterator[WitnessWorld]:
-    """A, B, the hub (``heads`` its flag map) and W1, W2, on SQLite files or fresh PostgreSQL databases."""
+def witness_world(
+    backend: str | None, tmp_path: Path, heads: type[MapHeads] = MapHeads, quorum: int | None = None
+) -> Iterator[WitnessWorld]:
+    """A, B, the hub (``heads`` its flag map) and W1, W2, on SQLite files or fresh PostgreSQL databases; with
+    ``quorum``, A and B check the hub's map (``MapChecks``) naming W1 and W2, needing that many cosignatures."""
     cast = Cast.of(A, B, W1, W2)
     directory = cast.directory()
     broker = MemoryBroker()
@@ -120,7 +124,17 @@ def witness_world(backend: str | None, tmp_path: Path, heads: type[MapHeads] = M
         wiring = heads(cast.hub.signer, PersonKeyProver(vrf_key()))
         hub = HubService(store, MemoryTransport(broker, "hub"), cast.hub, directory, lambda: START, heads=wiring,
                          witnesses=(W1, W2))  # fmt: skip
-        ends = {n: AgencyEnd(cast.agencies[n], MemoryTransport(broker, n), directory, lambda: START) for n in (A, B)}
+
+        def checks(name: str) -> MapChecks | None:
+            if quorum is None:
+                return None
+            return MapChecks(name, cast.hub.signer.public_key, vrf_key().public_key(), now=lambda: START,
+                             witnesses=(W1, W2), witness_keys=directory.sender_keys(START), quorum=quorum)  # fmt: skip
+
+        ends = {
+            n: AgencyEnd(cast.agencies[n], MemoryTransport(broker, n), directory, lambda: START, checks=checks(n))
+            for n in (A, B)
+        }
         stores, services = {}, {}
         for name in (W1, W2):
             stores[name] = open_witness_store(url(name))

@@ -111,6 +111,9 @@ PUBLISHED = {
     "hub_fork",
     "checkpoint_rollback",
     "hub_rollback",
+    "head_skipped",
+    "head_uncosigned",
+    "change_unseen",
     # issue 19: the consultation beyond delivery (docs/linkage.md)
     "staff_decision_required",
 }

@@ -43,8 +43,8 @@ def head(size: int, entries: list[bytes] = ENTRIES, who: str = A) -> TreeHead:
     return agency_log(SIGNERS[who], entries, size)
 
 
-def hub_head(seq: int, map_root: bytes = bytes(32), log_size: int = 0) -> MapHead:
-    return sign_head(HUB, seq=seq, log_size=log_size, log_root=EMPTY_ROOT, map_root=map_root, time="t")
+def hub_head(seq: int, map_root: bytes = bytes(32), log_size: int = 0, after: MapHead | None = None) -> MapHead:
+    return sign_head(HUB, seq=seq, log_size=log_size, log_root=EMPTY_ROOT, map_root=map_root, time="t", after=after)
 
 
 def test_a_tree_head_is_the_checkpoint_an_agency_signs() -> None:
@@ -143,8 +143,9 @@ def test_gossip_finds_a_split_view_of_the_hub_and_of_an_agency() -> None:
 def test_a_hub_rolling_back_its_heads_is_caught() -> None:
     """Threat: hub insider — an older head announced after a newer one: ``hub_rollback``."""
     book = WitnessBook(HUB.public_key)
-    assert book.hub_announced(hub_head(2)) is None
-    rolled = book.hub_announced(hub_head(1))
+    first = hub_head(1)
+    assert book.hub_announced(hub_head(2, after=first)) is None
+    rolled = book.hub_announced(first)
     assert rolled is not None and rolled.code == Code.HUB_ROLLBACK and check_finding(rolled, HUB.public_key, KEYS)
 
 

@@ -13,13 +13,24 @@ re-checked by ``audit verify``). That step is its own event (``BreakGlassApprove
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate
 from ledger.errors import Code, SelfApprovalError, StateConflict
 
-__all__ = ["GrantStatus", "RoleGrant"]
+__all__ = ["GrantStatus", "RoleGrant", "is_own_prefecture"]
+
+
+def is_own_prefecture(prefecture: str, agency: str) -> bool:
+    """Whether ``prefecture``'s code is that of ``agency``'s prefecture: a municipality's 全国地方公共団体コード
+    starts with its prefecture's two digits, and a prefecture's own code is those two digits, ``000`` and a check
+    digit (Tokyo 130001 for 131016). An agency without such a code (a support centre) may be co-approved by any
+    hosted prefecture."""
+    if not (agency.isdigit() and len(agency) == 6):
+        return True
+    return prefecture.isdigit() and len(prefecture) == 6 and prefecture[:2] == agency[:2] and prefecture[2:5] == "000"
 
 
 class GrantStatus:
@@ -33,12 +44,25 @@ class RoleGrant(LedgerAggregate):
     """``staff_id`` at ``agency`` is to receive ``role``; ``at_enrolment`` says it came with the enrolment."""
 
     @event("Proposed")
-    def __init__(self, agency: str, staff_id: str, role: str, proposed_by: str, note: str, at_enrolment: bool) -> None:
+    def __init__(
+        self,
+        id: UUID,  # chosen before the event, so that the proposer signs this grant
+        agency: str,
+        staff_id: str,
+        role: str,
+        proposed_by: str,
+        note: str,
+        at_enrolment: bool,
+        signature: dict[str, Any] | None = None,
+    ) -> None:
+        """``signature``: the proposer's staff-key signature over the grant (``staff_acts.role_statement``),
+        carried to the roster when the grant takes effect (None on a log from before staff signing)."""
         self.agency = agency
         self.staff_id = staff_id
         self.role = role
         self.proposed_by = proposed_by
         self.at_enrolment = at_enrolment
+        self.signature = signature
         self.status = GrantStatus.PENDING
         self.decided_by: str | None = None
         self.decided_by_agency: str | None = None

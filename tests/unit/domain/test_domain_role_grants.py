@@ -36,7 +36,9 @@ def test_a_grant_takes_a_second_administrator_and_is_decided_once() -> None:
 
 def test_nobody_approves_a_role_for_themselves_and_only_the_proposer_withdraws() -> None:
     """Threat: an administrator (or the grantee) deciding their own grant."""
-    g = RoleGrant(id=uuid4(), agency=A, staff_id="admin2", role="operator", proposed_by="admin", note="", at_enrolment=True)
+    g = RoleGrant(
+        id=uuid4(), agency=A, staff_id="admin2", role="operator", proposed_by="admin", note="", at_enrolment=True
+    )
     with pytest.raises(SelfApprovalError):
         g.approve("admin2", "")
     with pytest.raises(StateConflict):

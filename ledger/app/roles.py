@@ -151,6 +151,7 @@ class RoleGrantCommands(RosterRoleCommands):
         member = self._grantable_member(grant)
         args = (grant.agency, grant.id, grant.staff_id, grant.role, grant.proposed_by, grant.signature)
         if break_glass:
+            grant.check_break_glass(actor.agency, note)
             co = self.hosted_co_approval(actor, grant, note)
             roster = self.certified_role(*args, co_approval=co)
             grant.approve_break_glass(actor.staff, actor.agency, note, co_approval=co)

@@ -95,12 +95,16 @@ class RoleGrant(LedgerAggregate):
     ) -> None:
         """A co-approving agency's administrator approves (the caller checked the agency may); ``co_approval``:
         their signed co-approval from their own node (``ledger.log.co_approval``), None when hosted here."""
+        self.check_break_glass(by_agency, note)
+        self._break_glass_approved(by=by, by_agency=by_agency, note=note, co_approval=co_approval)
+
+    def check_break_glass(self, by_agency: str, note: str) -> None:
+        """Refuse a break-glass approval of this grant by ``by_agency`` with ``note`` (before anything is signed)."""
         self.check_open()
         if by_agency == self.agency:
             raise StateConflict("break-glass is another agency's co-approval; at this agency use approve")
         if not note.strip():
             raise StateConflict("break-glass needs a note saying why (who asked, how it was confirmed)")
-        self._break_glass_approved(by=by, by_agency=by_agency, note=note, co_approval=co_approval)
 
     @event("BreakGlassApproved")
     def _break_glass_approved(

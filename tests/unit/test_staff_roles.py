@@ -146,7 +146,9 @@ def test_an_administrator_never_holds_a_duty_role_nor_acts_with_one() -> None:
     admin, admin2 = people["admin"], people["admin2"]
     own = roster.apply("RoleCertified", grant(admin, "admin", "approver", approver=admin2))
     assert own is not None and "themselves" in own
-    fellow = roster.apply("RoleCertified", grant(admin, "admin2", "approver", approver=admin))
+    admin3 = Person(B, "admin3")
+    assert roster.apply("KeyCertified", {"cert": cert(admin3, admin, certifies=True)}) is None
+    fellow = roster.apply("RoleCertified", grant(admin, "admin2", "approver", approver=admin3))
     assert fellow is not None and "separation of duties" in fellow  # admin2 is an administrator
     assert not roster.holds("admin2", "approver")
     assert "administrator may not" in str(act_role_problem(roster, APPROVED, "admin2"))

@@ -110,9 +110,9 @@ class RoleGrantCommands(RosterRoleCommands):
         """The roster's certification of one-step roles ``actor`` gives ``who`` at once (requester; the other
         one-step roles stay local), signed by ``actor`` alone."""
         # the only one-step role a peer checks is requester: at most one event, on one roster aggregate
-        (role,) = [r for r in roles if r == Role.REQUESTER.value] or [None]
-        if role is None:
+        if Role.REQUESTER.value not in roles:
             return []
+        role = Role.REQUESTER.value
         gid = uuid4()
         proposal = self.sign_role(actor, PROPOSED_ROLE, gid, who, role, actor.staff)
         roster = self.certified_role(actor.agency, gid, who, role, actor.staff, proposal)

@@ -16,8 +16,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ledger.domain.duties import PRIVILEGED_ROLES, role_conflict
-from ledger.domain.role_grants import is_own_prefecture
+from ledger.domain.duties import PRIVILEGED_ROLES, is_own_prefecture, role_conflict
 from ledger.domain.staff_acts import (
     APPROVED,
     APPROVED_ROLE,

@@ -27,7 +27,7 @@ from ledger.log.envelope import Envelope
 from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import B, C, NodeFactory
 from tests.support.people import individual_number
-from tests.support.staff import enrol
+from tests.support.staff import activate_admin, enrol, password_of
 from tests.support.trust import trust
 
 FLAGS = ["NON_DISCLOSURE"]
@@ -179,3 +179,28 @@ def test_genuine_flag_changes_and_role_changes_verify_at_the_peer(pair: tuple[No
     assert not peer_view.holds("apr2", "approver")
     report = verify_log(b.app, workers=1)
     assert report.ok and not report.staff_findings and not report.before_staff_roles
+
+
+def test_a_roster_opened_over_staff_who_already_held_roles_is_listed_never_passed_silently(
+    make_node: NodeFactory,
+) -> None:
+    """Threat: an administrator / shell user hiding behind an old log. Staff held requester before the roster
+    existed (a log from before staff signing): the roster records no roles, its flag changes are applied as
+    before, and ``audit verify`` lists each signed flag event as ``before_staff_roles`` — not as verified."""
+    node = make_node((AgencySpec(B, "B市", "municipality"),), name="old", staff=False)
+    node.app.enrol(ADMIN, "req", "req", ["requester"])  # enrolled before the roster's root
+    activate_admin(node, B)
+    code = node.app.issue_enrolment_code(ADMIN, "req")
+    node.app.activate_credential(B, "req", code, password_of(B, "req"))
+    for who, role in (("apr", "approver"), ("op", "operator")):
+        enrol(node, ADMIN, who, [role])
+    roster = node.app.roster(B)
+    assert roster is not None and not roster.roles_recorded
+    rid = node.app.request_flags(Actor(B, "req"), individual_number(), FLAGS)
+    node.app.approve_request(Actor(B, "apr"), rid)
+    node.app.execute_request(Actor(B, "op"), rid)
+    report = verify_log(node.app, workers=1)
+    assert report.ok and not report.staff_findings
+    listed = {f.topic.rsplit(".", 1)[1] for f in report.before_staff_roles}
+    assert {"Requested", "Approved", "Executed", "FlagsSet"} <= listed
+    assert all(f.code == "before_staff_roles" for f in report.before_staff_roles)

@@ -29,6 +29,7 @@ from ledger.domain.event_fields import check_event
 from ledger.domain.identity import PseudonymLink
 from ledger.errors import Code, FlagLedgerError, IntegrityError, StateConflict, StorageError
 from ledger.log.envelope import GENESIS, Envelope
+from ledger.log.staff_roles import check_roles
 from ledger.log.staff_roster import RosterState, check_evidence, uncertified_keys
 
 __all__ = ["APPLY", "LINK_TOPICS", "LedgerView", "Outcome", "StoreView", "admit", "decide", "parse"]
@@ -194,7 +195,8 @@ def _staff_signed(app: FlagLedger, env: Envelope, event: object, roster_wait: bo
     that certifies it (that event parked for a while, or replayed later): with ``roster_wait`` it is held
     (``held_roster``), decided again as the roster grows, and parked if its keys never come
     (:data:`consumers.pending.ROSTER_HOLD`). A fault of any other kind — a bad signature, a revoked key, a
-    missing approver — is parked at once."""
+    missing approver — is parked at once. One signed by certified people of whom one did not hold the role
+    for their act in the roster there (:func:`ledger.log.staff_roles.check_roles`) is parked ``staff_role``."""
     h = env.header
     kind = EVIDENCE_TOPICS.get(h.topic)
     if kind is None and not h.topic.startswith(ROSTER_TOPIC_PREFIX):
@@ -203,7 +205,7 @@ def _staff_signed(app: FlagLedger, env: Envelope, event: object, roster_wait: bo
     payload = vars(event)
     if kind is None:
         state = copy.deepcopy(roster) if roster is not None else RosterState(h.origin)
-        problem = state.apply(h.topic.rsplit(".", 1)[1], payload)
+        problem = state.apply(h.topic.rsplit(".", 1)[1], payload, app.roster)
         if problem is None:
             return None
         why = f"v{h.version} of agency {h.origin}'s staff roster is refused: {problem}"
@@ -211,9 +213,14 @@ def _staff_signed(app: FlagLedger, env: Envelope, event: object, roster_wait: bo
         if payload.get("evidence") is None and roster is None:
             return None  # before staff signing (listed as such by `audit verify`)
         problem = check_evidence(roster, kind, payload)
-        if problem is None:
-            return None
         why = f"v{h.version} of stream {h.stream} ({h.topic}) from agency {h.origin}: {problem}"
+        if problem is None:
+            # signed by certified people: did each hold the role for their act there? (docs/staff-signing.md)
+            problem = check_roles(roster, payload)
+            if problem is None:
+                return None
+            return Outcome("parked", f"v{h.version} of stream {h.stream} ({h.topic}) from agency {h.origin}: "
+                           f"{problem}", Code.STAFF_ROLE)  # fmt: skip
         awaited = uncertified_keys(roster, payload) if roster_wait else []
         if awaited and check_evidence(roster, kind, payload, awaited) is None:
             return Outcome(

@@ -130,6 +130,7 @@ class Code:
     # staff credentials and the signatures staff make on their own acts (docs/staff-signing.md)
     STAFF_SIGNATURE: Final = "staff_signature"
     STAFF_SIGNATURE_REQUIRED: Final = "staff_signature_required"
+    STAFF_ROLE: Final = "staff_role"  # a flag act by someone the roster does not give that role
     BAD_ENROLMENT_CODE: Final = "bad_enrolment_code"
     NO_CREDENTIAL: Final = "no_credential"
     WRONG_PASSWORD: Final = "wrong_password"

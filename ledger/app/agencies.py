@@ -137,7 +137,7 @@ class AgencyCommands(CoApprovalCommands):
         now, later = self.split_privileged(parsed)
         member = Staff(id=sid, agency=actor.agency, staff_id=who, name=name, roles=now, by=actor.staff)
         grants = self.proposals(actor, who, later, "at enrolment", at_enrolment=True)
-        self.save_as(actor.agency, member, *grants)
+        self.save_as(actor.agency, member, *grants, *self.one_step_roles(actor, who, now))
         return [GrantView.of(g) for g in grants]
 
     def grant_role(self, actor: Actor, who: str, role: str) -> UUID | None:
@@ -149,20 +149,24 @@ class AgencyCommands(CoApprovalCommands):
             return self.propose_role(actor, who, wanted.value)
         member = self.staff(actor.agency, who)
         member.grant_role(wanted, by=actor.staff)
-        self.save_as(actor.agency, member)
+        self.save_as(actor.agency, member, *self.one_step_roles(actor, who, [wanted.value]))
         return None
 
     def revoke_role(self, actor: Actor, who: str, role: str) -> None:
         self.authorise(actor, Action.ADMINISTER)
         member = self.staff(actor.agency, who)
-        member.revoke_role(parse_enum(Role, role, "role"), by=actor.staff)
-        self.save_as(actor.agency, member)
+        wanted = parse_enum(Role, role, "role")
+        member.revoke_role(wanted, by=actor.staff)
+        roster = self.withdrawn_roles(actor, who, [wanted.value], "revoked")
+        self.save_as(actor.agency, member, *([roster] if roster is not None else []))
 
     def deactivate_staff(self, actor: Actor, who: str) -> None:
         self.authorise(actor, Action.ADMINISTER)
         member = self.staff(actor.agency, who)
+        held = list(member.roles)
         member.deactivate(by=actor.staff)
-        self.save_as(actor.agency, member)
+        roster = self.withdrawn_roles(actor, who, held, "deactivated")
+        self.save_as(actor.agency, member, *([roster] if roster is not None else []))
         self.revoke_staff_keys(actor, who, "deactivated")
 
     def grant_permission(self, actor: Actor, role: str, action: str) -> None:

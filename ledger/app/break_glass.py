@@ -102,6 +102,12 @@ class CoApprovalCommands(RoleGrantCommands, CredentialCommands):
             "signature": signer.sign(statement)["signature"],
         }
 
+    def hosted_co_approval(self, actor: Actor, grant: RoleGrant, note: str) -> dict[str, str] | None:
+        if self.roster(grant.agency) is None or self.roster(actor.agency) is None:
+            return None  # a log from before staff signing: the hosted prefecture acts on this node's word
+        exported = {"agency": grant.agency, "grant": str(grant.id), "digest": _digest_of(grant)}
+        return recorded(self.co_approve(actor, exported, note))
+
     def approve_grant_from(self, actor: Actor, grant_id: UUID, co: Mapping[str, Any]) -> GrantView:
         """The agency's administrator records its prefecture's signed co-approval ``co`` of grant
         ``grant_id``: the role takes effect, granted by PREFECTURE/STAFF (break-glass)."""
@@ -120,8 +126,11 @@ class CoApprovalCommands(RoleGrantCommands, CredentialCommands):
         if problem is not None:
             raise _refused(f"the co-approval is refused: {problem}")
         self._check_single_administrator(grant.agency)
-        by = str(co["staff"])
-        grant.approve_break_glass(by, prefecture, note, co_approval=recorded(co))
+        by, embedded = str(co["staff"]), recorded(co)
+        roster = self.certified_role(
+            grant.agency, grant.id, grant.staff_id, grant.role, grant.proposed_by, grant.signature, co_approval=embedded
+        )
+        grant.approve_break_glass(by, prefecture, note, co_approval=embedded)
         member.grant_role(Role(grant.role), by=f"{prefecture}/{by}")
-        self.save_as(grant.agency, grant, member)
+        self.save_as(grant.agency, grant, member, *([roster] if roster is not None else []))
         return GrantView.of(grant)

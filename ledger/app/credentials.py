@@ -255,7 +255,7 @@ class CredentialCommands(LedgerAccess):
         if cached is None or cached[0] != head:
             state = RosterState(agency)
             for e in self.events.get(stream):
-                state.apply(type(e).__name__, vars(e))
+                state.apply(type(e).__name__, vars(e), self.roster)
             cached = _ROSTERS[stream] = (head, state)
         return copy.deepcopy(cached[1])
 
@@ -337,6 +337,8 @@ class CredentialCommands(LedgerAccess):
                 raise IntegrityError(
                     "the agency's roster already has its root: a second is refused", code=Code.STAFF_SIGNATURE
                 )
+            if self.roles_start_recorded(agency):
+                cert["roles"] = [Role.ADMINISTRATOR.value]  # the roster records roles from its root on
             RosterState(agency).check("Opened", {"root": cert})
             roster = StaffRoster(agency=agency, root=cert)
         else:
@@ -353,6 +355,11 @@ class CredentialCommands(LedgerAccess):
         self.save_as(agency, cred, roster)
         _UNLOCKED.setdefault((agency, who), {})[signer.key_id] = signer
         return signer
+
+    def roles_start_recorded(self, agency: str) -> bool:
+        """Whether a roster opened now records roles from its root on: yes, unless someone already holds a
+        role a peer checks (a log from before roles travelled; ``RoleGrantCommands`` looks)."""
+        return True
 
     # -- unlocking ---------------------------------------------------------------------------------------
     def unlock(self, agency: str, who: str, password: str) -> StaffSigner:

@@ -40,6 +40,7 @@ from ledger.errors import (
     NotFoundError,
     PermissionDenied,
 )
+from ledger.log.staff_roles import check_roles
 from ledger.log.staff_roster import check_acts, check_evidence
 
 Proof = StaffProof | WebAuthnProof
@@ -304,6 +305,13 @@ class FlagCommands(CredentialCommands):
                 "evidence": request.evidence(),
             }
             problem = check_evidence(roster, _EVENT_OF_KIND.get(request.kind, "FlagsReleased"), payload)
+            lacking = check_roles(roster, payload) if problem is None else None
+            if lacking is not None:  # what a peer would park: the roster, not only this node, gives each role
+                raise PermissionDenied(
+                    f"flag request {request.id}: {lacking} (the role is certified in the roster by two "
+                    "administrators' signatures: docs/staff-signing.md)",
+                    code=Code.STAFF_ROLE,
+                )
         elif roster is None:
             problem = f"agency {request.agency} has no staff roster"
         elif [a["staff"] for a in request.acts if a["act"] == REQUESTED] != [request.requested_by]:

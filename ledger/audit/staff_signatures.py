@@ -5,7 +5,10 @@ roster then, for that grant (``ledger.log.co_approval``).
 
 One pass over the roster, flag-request and Protection flag events in log order: the rosters are folded as they
 were when each event was logged; an event before its agency's roster existed is listed as "before staff
-signing" (an old log), never silently passed; anything else unsigned or signed wrongly is a finding.
+signing" (an old log), never silently passed; anything else unsigned or signed wrongly is a finding. A signed
+act by someone the roster did not give its role there (requester, approver — also for a rejection —, operator;
+an administrator none) is a ``staff_role`` finding; at an agency whose roster records no roles (opened before
+roles travelled) each signed flag event is listed as "before staff roles".
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ledger.errors import Code, FlagLedgerError
 from ledger.log.co_approval import check_co_approval
 from ledger.log.findings import Finding
 from ledger.log.rows import log_rows
+from ledger.log.staff_roles import act_role_problem, check_roles
 from ledger.log.staff_roster import RosterState, check_acts, check_evidence
 
 __all__ = ["StaffCheck", "check_staff_signatures"]
@@ -31,11 +35,19 @@ _PROTECTION = "ledger.domain.flags:Protection."
 _GRANT = "ledger.domain.role_grants:RoleGrant."
 TOPICS = [
     *(_ROSTER + e for e in ("Opened", "KeyCertified", "SecurityKeyCertified", "KeyRevoked")),
+    *(_ROSTER + e for e in ("RoleCertified", "RolesWithdrawn")),
     *(_REQUEST + e for e in ("Requested", "Approved", "Rejected", "Executed")),
     *(_PROTECTION + e for e in ("FlagsSet", "FlagsRenewed", "FlagsReleased")),
     _GRANT + "Proposed",
     _GRANT + "BreakGlassApproved",
 ]
+_BEFORE_ROLES = "before staff roles: signed by certified people; the roster records no roles to check"
+
+
+class _Lacking(str):
+    """A verified act by someone who did not hold its role (a ``staff_role`` finding, not ``staff_signature``)."""
+
+
 _ACT = {"Requested": "requested", "Approved": "approved", "Rejected": "rejected", "Executed": "executed"}
 
 
@@ -43,6 +55,7 @@ _ACT = {"Requested": "requested", "Approved": "approved", "Rejected": "rejected"
 class StaffCheck:
     findings: list[Finding] = field(default_factory=list)
     before_staff_signing: list[Finding] = field(default_factory=list)  # code "before_staff_signing"
+    before_staff_roles: list[Finding] = field(default_factory=list)  # code "before_staff_roles"
     signed: int = 0  # events whose staff signatures verified
 
 
@@ -65,7 +78,7 @@ def check_staff_signatures(app: FlagLedger, page: int = 1000) -> StaffCheck:
 
         roster = rosters.get(h.origin)
         if h.topic.startswith(_ROSTER):
-            problem = rosters.setdefault(h.origin, RosterState(h.origin)).apply(kind, payload)
+            problem = rosters.setdefault(h.origin, RosterState(h.origin)).apply(kind, payload, rosters.get)
             if problem is not None:
                 out.findings.append(finding(f"this roster event certifies nothing: {problem}"))
             continue
@@ -78,12 +91,25 @@ def check_staff_signatures(app: FlagLedger, page: int = 1000) -> StaffCheck:
             problem = _co_approval(payload, h.origin, h.stream, rosters, grants)
         elif h.topic.startswith(_REQUEST):
             problem = _request_act(payload, kind, h.stream, h.origin, roster, digests)
+            if problem is None and roster is not None:
+                problem = _role_of(roster, kind, payload)
         else:
             if payload.get("evidence") is None and roster is None:
                 problem = "before staff signing"
             else:
                 problem = check_evidence(roster, kind, payload)
-        if problem == "before staff signing":
+                if problem is None:
+                    problem = _BEFORE_ROLES if roster is not None and not roster.roles_recorded else None
+                    lacking = check_roles(roster, payload)
+                    if lacking is not None:
+                        out.findings.append(finding(f"staff role: {lacking}", Code.STAFF_ROLE))
+                        continue
+        if problem == _BEFORE_ROLES:
+            out.before_staff_roles.append(finding(problem, "before_staff_roles"))
+            out.signed += 1
+        elif isinstance(problem, _Lacking):
+            out.findings.append(finding(f"staff role: {problem}", Code.STAFF_ROLE))
+        elif problem == "before staff signing":
             out.before_staff_signing.append(finding(problem, "before_staff_signing"))
         elif problem is not None:
             out.findings.append(finding(problem))
@@ -184,3 +210,14 @@ def _co_approval(
         return "a co-approval of a grant whose Proposed event is missing"
     problem = check_co_approval(rosters.get(prefecture), co, origin, stream, digest, str(p.get("note", "")))
     return None if problem is None else f"break-glass co-approval: {problem}"
+
+
+def _role_of(roster: RosterState, kind: str, p: Mapping[str, Any]) -> str | None:
+    """A verified flag-request act by someone who lacked its role in the roster there (a :class:`_Lacking`),
+    :data:`_BEFORE_ROLES` where the roster records none, else None."""
+    if not roster.roles_recorded:
+        return _BEFORE_ROLES
+    staff = str(p["requested_by"] if kind == "Requested" else p["by"])
+    provisional = kind == "Requested" and p.get("provisional") is True  # an operator requests an emergency flag
+    problem = act_role_problem(roster, _ACT[kind], staff, provisional=provisional)
+    return None if problem is None else _Lacking(problem)

@@ -60,6 +60,7 @@ def verify_log(
     explain_erasures(app, report)
     staff = check_staff_signatures(app, page)
     report.staff_findings, report.before_staff_signing = staff.findings, staff.before_staff_signing
+    report.before_staff_roles = staff.before_staff_roles
     report.staff_signed = staff.signed
     if report.first_bad is None and staff.findings:
         report.first_bad = staff.findings[0]

@@ -77,6 +77,10 @@ def verify(quiet: bool, checkpoint: tuple[str, ...], workers: int | None) -> int
                 if report.before_staff_signing
                 else {}
             ),
+            # signed by certified people whose roles the roster does not record (opened before roles travelled)
+            **(
+                {"before_staff_roles": [str(f) for f in report.before_staff_roles]} if report.before_staff_roles else {}
+            ),
         }
     )
     return 0

@@ -79,7 +79,7 @@ def activate(actor: Actor, enrolment_code: str) -> int:
 @argument("staff")
 @argument("role", type=choices(Role))
 def grant_role(actor: Actor, staff: str, role: str) -> int:
-    pending = node().app.grant_role(actor, staff, role)
+    pending = node().app.grant_role(_signing(actor), staff, role)
     if pending is None:
         out({"staff": f"{actor.agency}/{staff}", "granted": role})
     else:
@@ -127,7 +127,7 @@ def approve_grant(actor: Actor, grant: UUID, note: str, break_glass: bool, co_fi
             file=sys.stderr,
         )
         return 0
-    g = node().app.approve_grant(actor, grant, note, break_glass=break_glass)
+    g = node().app.approve_grant(_signing(actor), grant, note, break_glass=break_glass)
     out(g.as_dict())
     if break_glass:
         print(f"break-glass: recorded at {g.agency} as co-approved by {actor}", file=sys.stderr)
@@ -263,3 +263,10 @@ def token(actor: Actor, ttl: timedelta, role: tuple[str, ...], one_time_code: st
         }
     )
     return 0
+
+
+def _signing(actor: Actor) -> Actor:
+    """``actor`` with their staff key open: an administrator signs the grants they propose and approve (the
+    roster certifies the roles a peer checks with those signatures, docs/staff-signing.md) — unless the agency
+    has no roster yet (a log from before staff signing: nothing to sign with)."""
+    return unlocked(actor) if node().app.roster(actor.agency) is not None else actor

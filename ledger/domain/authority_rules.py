@@ -197,6 +197,22 @@ def _rules() -> list[Rule]:
             "its COSE key and the relying party",
         ),
         Rule(
+            _D + "roster:StaffRoster.RoleCertified",
+            True,
+            own,
+            "two administrators (`staff grant-role` + `staff approve-grant`; requester: one), or one plus the "
+            "prefecture's break-glass co-approval",
+            note="checked by every reader: each administrator's staff-key signature over the grant, their "
+            "administrator role in the roster, and that an administrator holds no requester/approver/operator",
+        ),
+        Rule(
+            _D + "roster:StaffRoster.RolesWithdrawn",
+            True,
+            own,
+            _admin("staff revoke-role") + "; " + _admin("staff deactivate"),
+            note="takes authority away, so it needs no person's signature (like a key's revocation)",
+        ),
+        Rule(
             _D + "roster:StaffRoster.KeyRevoked",
             True,
             own,

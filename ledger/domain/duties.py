@@ -29,6 +29,7 @@ __all__ = [
     "PRIVILEGED_ROLES",
     "conflict_message",
     "duty_refusal",
+    "is_own_prefecture",
     "permission_conflict",
     "role_conflict",
 ]
@@ -88,3 +89,13 @@ def duty_refusal(permissions: Mapping[str, Iterable[str]], roles: Iterable[str],
             f"({', '.join(sorted(held))}): revoke it (`flagledger permission revoke`)"
         )
     return None
+
+
+def is_own_prefecture(prefecture: str, agency: str) -> bool:
+    """Whether ``prefecture``'s code is that of ``agency``'s prefecture: a municipality's 全国地方公共団体コード
+    starts with its prefecture's two digits, and a prefecture's own code is those two digits, ``000`` and a check
+    digit (Tokyo 130001 for 131016). An agency without such a code (a support centre) may be co-approved by any
+    hosted prefecture."""
+    if not (agency.isdigit() and len(agency) == 6):
+        return True
+    return prefecture.isdigit() and len(prefecture) == 6 and prefecture[:2] == agency[:2] and prefecture[2:5] == "000"

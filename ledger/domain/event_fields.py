@@ -101,7 +101,10 @@ STAFF_CERT = record(
         "issuer_key_id": optional(KEY_ID),
         "issuer_signature": optional(SIGNATURE),
         "possession": SIGNATURE,
-    }
+        # the root of a roster that records roles (docs/staff-signing.md, "Roles at peers")
+        "roles": list_of(enum((Role.ADMINISTRATOR.value,)), 1),
+    },
+    frozenset({"roles"}),
 )
 CREDENTIAL = shaped(r"[A-Za-z0-9_-]{16,1364}", Bound(1364), "a WebAuthn credential id")
 COSE_KEY = shaped(r"[A-Za-z0-9_-]{16,2048}", Bound(2048), "a COSE public key")
@@ -128,6 +131,21 @@ CO_APPROVAL = record(
         "note_digest": HASH,
         "at": moment,
         "signature": SIGNATURE,
+    }
+)
+# an administrator's staff-key signature on a role grant (ledger.domain.staff_acts.role_statement), and the
+# roster's certification of a role with them (ledger.log.staff_roster.RosterState._certify_role)
+_ROSTER_ROLES = tuple(r.value for r in (Role.REQUESTER, Role.APPROVER, Role.OPERATOR, Role.ADMINISTRATOR))
+ROLE_SIGNED = record({"staff": STAFF, "key_id": KEY_ID, "signature": SIGNATURE})
+ROLE_CERT = record(
+    {
+        "staff": STAFF,
+        "role": enum(_ROSTER_ROLES),
+        "grant": shaped(_UUID_TEXT, Bound(36), "a grant id"),
+        "proposed_by": STAFF,
+        "proposal": ROLE_SIGNED,
+        "approval": optional(ROLE_SIGNED),
+        "co_approval": optional(CO_APPROVAL),
     }
 )
 # the fields a peer's event may lack: added after events of that type were first shared (old logs, old peers)
@@ -244,6 +262,8 @@ BY_NAME: dict[str, Rule] = {
 # "Class.Event" → field → rule, where the field's name alone does not say what it holds
 BY_EVENT: dict[str, dict[str, Rule]] = {
     "StaffRoster.Opened": {"root": STAFF_CERT},
+    "StaffRoster.RoleCertified": {"certified": ROLE_CERT},
+    "StaffRoster.RolesWithdrawn": {"roles": list_of(enum(_ROSTER_ROLES), 4)},
     "Agency.Registered": {"kind": enum(AgencyKind)},
     # a system account's secret: only its argon2id hash ($argon2id$v=19$m=…,t=…,p=…$salt$hash, ~100 characters)
     "SystemAccount.Enrolled": {"account": STAFF, "kind": enum(SystemKind), "secret_hash": ARGON2},
@@ -285,7 +305,7 @@ BY_EVENT: dict[str, dict[str, Rule]] = {
     "AgencyHold.Placed": {"code": CODE},
     "AgencyHold.Lifted": {"by": ACTOR},
     "Staff.RoleGranted": {"by": STAFF_OR_ACTOR},
-    "RoleGrant.Proposed": {"at_enrolment": boolean},
+    "RoleGrant.Proposed": {"at_enrolment": boolean, "signature": optional(ROLE_SIGNED)},
     "ProvisionRequest.ManuallyProvided": {"proposal_version": optional(integer(1, 2**31 - 1))},
     "ProvisionRequest.Refused": {"proposal_version": optional(integer(1, 2**31 - 1))},
     # a person's records handed out outside the portal (issue 21, ledger.domain.disclosures)

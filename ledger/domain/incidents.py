@@ -45,6 +45,7 @@ INCIDENT_CODES: dict[str, IncidentKind] = {
     Code.FOREIGN_WRITER: IncidentKind.FOREIGN_WRITER,
     Code.REVOKED_KEY_LATE: IncidentKind.REVOKED_KEY_LATE,
     Code.STAFF_SIGNATURE: IncidentKind.FORGED_SIGNATURE,  # an act no certified staff member signed
+    Code.STAFF_ROLE: IncidentKind.FORGED_SIGNATURE,  # signed, by someone the roster never gave that role
     # issue 20: the hub's signed heads (docs/accountable-hub.md); a stale map alone is no incident (a replay
     # by the broker operator looks the same): it is refused and answered by staff
     Code.HUB_FORK: IncidentKind.FORK,

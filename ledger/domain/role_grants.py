@@ -13,13 +13,15 @@ re-checked by ``audit verify``). That step is its own event (``BreakGlassApprove
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate
+from ledger.domain.duties import is_own_prefecture
 from ledger.errors import Code, SelfApprovalError, StateConflict
 
-__all__ = ["GrantStatus", "RoleGrant"]
+__all__ = ["GrantStatus", "RoleGrant", "is_own_prefecture"]
 
 
 class GrantStatus:
@@ -33,12 +35,25 @@ class RoleGrant(LedgerAggregate):
     """``staff_id`` at ``agency`` is to receive ``role``; ``at_enrolment`` says it came with the enrolment."""
 
     @event("Proposed")
-    def __init__(self, agency: str, staff_id: str, role: str, proposed_by: str, note: str, at_enrolment: bool) -> None:
+    def __init__(
+        self,
+        id: UUID,  # chosen before the event, so that the proposer signs this grant
+        agency: str,
+        staff_id: str,
+        role: str,
+        proposed_by: str,
+        note: str,
+        at_enrolment: bool,
+        signature: dict[str, Any] | None = None,
+    ) -> None:
+        """``signature``: the proposer's staff-key signature over the grant (``staff_acts.role_statement``),
+        carried to the roster when the grant takes effect (None on a log from before staff signing)."""
         self.agency = agency
         self.staff_id = staff_id
         self.role = role
         self.proposed_by = proposed_by
         self.at_enrolment = at_enrolment
+        self.signature = signature
         self.status = GrantStatus.PENDING
         self.decided_by: str | None = None
         self.decided_by_agency: str | None = None
@@ -71,12 +86,16 @@ class RoleGrant(LedgerAggregate):
     ) -> None:
         """A co-approving agency's administrator approves (the caller checked the agency may); ``co_approval``:
         their signed co-approval from their own node (``ledger.log.co_approval``), None when hosted here."""
+        self.check_break_glass(by_agency, note)
+        self._break_glass_approved(by=by, by_agency=by_agency, note=note, co_approval=co_approval)
+
+    def check_break_glass(self, by_agency: str, note: str) -> None:
+        """Refuse a break-glass approval of this grant by ``by_agency`` with ``note`` (before anything is signed)."""
         self.check_open()
         if by_agency == self.agency:
             raise StateConflict("break-glass is another agency's co-approval; at this agency use approve")
         if not note.strip():
             raise StateConflict("break-glass needs a note saying why (who asked, how it was confirmed)")
-        self._break_glass_approved(by=by, by_agency=by_agency, note=note, co_approval=co_approval)
 
     @event("BreakGlassApproved")
     def _break_glass_approved(

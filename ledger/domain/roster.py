@@ -4,7 +4,9 @@ One stream per agency (``StaffRoster.create_id``). Its first event certifies the
 the enrolment of the agency's first administrator (code printed by ``flagledger init``). Each later key is
 certified by the person's proof of possession, the enrolment code (revealed once used: it is one-time) and
 the issuing administrator's signature over (agency, staff, code digest, expiry); a person's security key
-(WebAuthn credential) is certified by their own staff key; a revocation ends a key.
+(WebAuthn credential) is certified by their own staff key; a revocation ends a key. The roles a peer checks
+on a flag change (who may request, approve, execute) are certified here too, each with the two
+administrators' signatures over its grant, and withdrawn here (docs/staff-signing.md, "Roles at peers").
 
 This aggregate only records: every reader folds the stream with :class:`ledger.log.staff_roster.RosterState`
 (the app before it writes here, a peer's ingest, ``audit verify``), which ignores an invalid event — one
@@ -40,6 +42,15 @@ class StaffRoster(LedgerAggregate):
     @event("SecurityKeyCertified")
     def certify_security_key(self, security_key: dict[str, Any]) -> None:
         """A WebAuthn credential of a person, certified by their own staff key (docs/staff-signing.md)."""
+
+    @event("RoleCertified")
+    def certify_role(self, certified: dict[str, Any]) -> None:
+        """A role a peer checks (requester, approver, operator, administrator) given to a person, with the
+        administrators' signatures over the grant (or a prefecture's break-glass co-approval)."""
+
+    @event("RolesWithdrawn")
+    def withdraw_roles(self, staff: str, roles: list[str], reason: str, by: str) -> None:
+        """Roles taken away (a revocation, a deactivation): needs no signature, it only takes authority away."""
 
     @event("KeyRevoked")
     def revoke(self, staff: str, key_id: str, reason: str, by: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 __all__ = [
     "ACTS",
     "CO_APPROVAL",
+    "ROLE_ACTS",
     "ROOT_ISSUER",
     "act_statement",
     "co_approval_statement",
@@ -28,11 +29,15 @@ __all__ = [
     "note_digest",
     "possession_statement",
     "request_digest",
+    "role_statement",
     "security_key_statement",
     "staff_key_id",
 ]
 
 REQUESTED, APPROVED, REJECTED, EXECUTED = ACTS = ("requested", "approved", "rejected", "executed")
+# what an administrator signs about a role grant: proposing it (alone enough for a one-step role such as
+# requester) and approving another administrator's proposal (a privileged role: approver, operator, administrator)
+PROPOSED_ROLE, APPROVED_ROLE = ROLE_ACTS = ("proposed", "approved")
 ROOT_ISSUER = "system"  # the root's code is issued by the node at set-up, not by a person
 
 
@@ -171,3 +176,10 @@ def co_approval_statement(
             "at": at,
         },
     )
+
+
+def role_statement(act: str, digest: str) -> bytes:
+    """What an administrator signs with their own staff key to propose (``proposed``) or approve (``approved``)
+    a role grant whose :func:`grant_digest` is ``digest`` (agency, grant id, staff, role, proposer): the
+    evidence ``StaffRoster.RoleCertified`` carries, so that a peer checks who holds which role."""
+    return _canonical("flagledger role grant act v1", {"act": act, "digest": digest})

@@ -82,7 +82,7 @@ class HubRosters(Mapping[str, RosterState]):
                     raise KeyError(agency)
                 found = self._folded.get(agency)
                 if found is None or found[0] != count:
-                    found = self._folded[agency] = (count, fold(agency, self._read(conn, agency)))
+                    found = self._folded[agency] = (count, fold(agency, self._read(conn, agency), self.get))
         except SQLAlchemyError as exc:
             raise storage_error("cannot read the agencies' staff rosters at the hub", exc) from exc
         return found[1]

@@ -3,10 +3,10 @@
 roster certified — not against a list the hub's operator typed in.
 
 Design: the agency sends the **events of its roster stream** (``ledger.domain.roster.StaffRoster``: ``Opened``,
-``KeyCertified``, ``SecurityKeyCertified``, ``KeyRevoked``), in its log order, as the kind ``staff_roster``
-(agency → hub) inside the seal, so the agency's signing key vouches that they are its stream. The hub keeps them
-append-only (``hub_rosters``) and folds them with the one rule every reader of a roster applies
-(:class:`ledger.log.staff_roster.RosterState`): each certificate after the root carries the issuing
+``KeyCertified``, ``SecurityKeyCertified``, ``KeyRevoked``, ``RoleCertified``, ``RolesWithdrawn``), in its log
+order, as the kind ``staff_roster`` (agency → hub) inside the seal, so the agency's signing key vouches that they
+are its stream. The hub keeps them append-only (``hub_rosters``) and folds them with the one rule every reader
+of a roster applies (:class:`ledger.log.staff_roster.RosterState`): each certificate after the root carries the issuing
 administrator's signature and the new key's proof of possession, so the agency's node key alone — a shell
 user at the agency, or a peer who stole it — adds no staff key past the root, and an invalid event certifies
 nothing (kept, as in the ledger, and ignored). The root is the agency's first event: a second root, or a
@@ -19,7 +19,7 @@ time (what the hub already holds must match) or only what is new.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -35,6 +35,9 @@ ROSTER_FIELDS: Mapping[str, tuple[str, ...]] = {
     "KeyCertified": ("cert",),
     "SecurityKeyCertified": ("security_key",),
     "KeyRevoked": ("staff", "key_id"),
+    # the roles a peer checks (docs/staff-signing.md, "Roles at peers"): kept and folded alike at the hub
+    "RoleCertified": ("certified",),
+    "RolesWithdrawn": ("staff", "roles"),
 }
 MAX_EVENTS = 200  # per message: a roster of ~1 KB events stays well inside the largest bucket
 _MAX_TEXT = 240_000
@@ -44,9 +47,12 @@ RosterEvent = tuple[str, dict[str, Any]]
 
 
 def _checked_value(value: Any, depth: int = 0) -> None:
-    if depth > 2:
+    if depth > 3:  # a role certification's signatures sit one level below a certificate's fields
         raise InputError("a roster event nests too deep", code=Code.MALFORMED, field="events")
-    if isinstance(value, dict):
+    if isinstance(value, list):  # a list of roles
+        if len(value) > 8 or not all(isinstance(v, str) and len(v) <= 64 for v in value):
+            raise InputError("a roster event's lists are a few short names", code=Code.MALFORMED, field="events")
+    elif isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str) or len(k) > 64:
                 raise InputError("a roster event's field names are short text", code=Code.MALFORMED, field="events")
@@ -74,11 +80,14 @@ def roster_events(stream: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Roste
     return [_event([kind, {f: fields[f] for f in ROSTER_FIELDS.get(kind, ())}]) for kind, fields in stream]
 
 
-def fold(agency: str, events: Sequence[RosterEvent]) -> RosterState:
-    """The roster those events make, by the ledger's one rule (an invalid event certifies nothing)."""
+def fold(
+    agency: str, events: Sequence[RosterEvent], peers: Callable[[str], RosterState | None] | None = None
+) -> RosterState:
+    """The roster those events make, by the ledger's one rule (an invalid event certifies nothing); ``peers``:
+    the other agencies' rosters, for a role a prefecture co-approved (break-glass)."""
     state = RosterState(agency)
     for kind, payload in events:
-        state.apply(kind, payload)
+        state.apply(kind, payload, peers)
     return state
 
 

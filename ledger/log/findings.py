@@ -45,6 +45,9 @@ class VerifyReport:
     # staff signatures (ledger.audit.staff_signatures): every failure, and the events from before staff signing
     staff_findings: list[Finding] = field(default_factory=list)
     before_staff_signing: list[Finding] = field(default_factory=list)
+    # flag events signed by certified people at an agency whose roster records no roles (opened before roles
+    # travelled): who acted is proven, that they held the role is not — listed, never passed silently
+    before_staff_roles: list[Finding] = field(default_factory=list)
     staff_signed: int = 0
     # events whose data key was destroyed (issue 22): (position, stream, version, topic, key ref); verified all
     # the same; and what the log records of each erasure (ledger.audit.erasures)

@@ -9,31 +9,39 @@ Pure functions over payload values, so the local app (before it executes a reque
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from ledger.domain.duties import PRIVILEGED_ROLES, is_own_prefecture, role_conflict
 from ledger.domain.staff_acts import (
     APPROVED,
+    APPROVED_ROLE,
     EXECUTED,
+    PROPOSED_ROLE,
     REJECTED,
     REQUESTED,
     ROOT_ISSUER,
     act_statement,
+    co_approval_statement,
     code_digest,
     enrol_statement,
+    grant_digest,
     possession_statement,
     request_digest,
+    role_statement,
     security_key_statement,
     staff_key_id,
 )
+from ledger.domain.types import Role
 from ledger.errors import Code, IntegrityError
 from ledger.log.webauthn_proof import check_assertion, cose_algorithm
 
 __all__ = [
+    "ROSTER_ROLES",
     "STAFF_KEY",
     "WEBAUTHN",
     "KeyCert",
@@ -46,6 +54,9 @@ __all__ = [
 ]
 
 STAFF_KEY, WEBAUTHN = "ed25519", "webauthn"  # a staff key (password-wrapped) or a certified security key
+# the roles a peer checks on a flag change, and so the roles the roster records (the others stay local)
+ROSTER_ROLES = frozenset({Role.REQUESTER.value, Role.APPROVER.value, Role.OPERATOR.value, Role.ADMINISTRATOR.value})
+_ADMIN = Role.ADMINISTRATOR.value
 
 
 def verify_signature(public_hex: str, signature_hex: str, message: bytes) -> bool:
@@ -81,10 +92,18 @@ class RosterState:
     keys: dict[str, KeyCert] = field(default_factory=dict)
     codes: set[str] = field(default_factory=set)  # code digests already used (each code certifies one key)
     opened: bool = False
+    # the roles a peer checks (ROSTER_ROLES), per staff member, as certified here; ``roles_recorded``: this
+    # roster records them (its root says so) — a roster opened before roles travelled does not
+    roles: dict[str, set[str]] = field(default_factory=dict)
+    roles_recorded: bool = False
+    grants: set[str] = field(default_factory=set)  # role grants already certified (each certifies once)
 
-    def apply(self, kind: str, payload: Mapping[str, Any]) -> str | None:
-        """Fold one roster event (``Opened``, ``KeyCertified``, ``SecurityKeyCertified``, ``KeyRevoked``); a
-        reason if it is not valid (then it changes nothing)."""
+    def apply(
+        self, kind: str, payload: Mapping[str, Any], peers: Callable[[str], RosterState | None] | None = None
+    ) -> str | None:
+        """Fold one roster event (``Opened``, ``KeyCertified``, ``SecurityKeyCertified``, ``KeyRevoked``,
+        ``RoleCertified``, ``RolesWithdrawn``); a reason if it is not valid (then it changes nothing).
+        ``peers``: other agencies' rosters, for a break-glass co-approval by a prefecture."""
         try:
             if kind == "Opened":
                 if self.opened:
@@ -96,6 +115,10 @@ class RosterState:
                 return self._certify(payload["cert"], root=False)
             if kind == "SecurityKeyCertified":
                 return self._certify_security_key(payload["security_key"])
+            if kind == "RoleCertified":
+                return self._certify_role(payload["certified"], peers)
+            if kind == "RolesWithdrawn":
+                return self._withdraw_roles(str(payload["staff"]), [str(r) for r in payload["roles"]])
             if kind == "KeyRevoked":
                 cert = self.keys.get(str(payload["key_id"]))
                 if cert is None or cert.staff != payload["staff"]:
@@ -135,9 +158,15 @@ class RosterState:
             statement = enrol_statement(agency, staff, digest, str(cert["expires_at"]), certifies)
             if not verify_signature(issuer.public_hex, str(cert["issuer_signature"]), statement):
                 return "the issuing administrator's signature does not verify"
+        if root and "roles" in cert:
+            if cert["roles"] != [_ADMIN]:
+                return "the root holds the administrator role, and only it"
+            self.roles_recorded = True
         self.keys[key_id] = KeyCert(staff, key_id, public_hex, certifies)
         self.codes.add(digest)
         self.opened = True
+        if certifies:  # an administrator's key (the root, or issued to an administrator by one)
+            self.roles.setdefault(staff, set()).add(_ADMIN)
         return None
 
     def _certify_security_key(self, cert: Mapping[str, Any]) -> str | None:
@@ -165,10 +194,97 @@ class RosterState:
         )  # fmt: skip
         return None
 
-    def check(self, kind: str, payload: Mapping[str, Any]) -> None:
+    # -- roles ---------------------------------------------------------------------------------------------
+    def holds(self, staff: str, role: str) -> bool:
+        return role in self.roles.get(staff, ())
+
+    def _certify_role(self, c: Mapping[str, Any], peers: Callable[[str], RosterState | None] | None) -> str | None:
+        """A role certified by the grant's administrators: the proposer's signature (enough for requester), and
+        for a privileged role a second administrator's, or the agency's prefecture's break-glass co-approval.
+        Each administrator signs with a staff key certified here for them, not revoked, while they hold the
+        administrator role here; an administrator never also holds requester, approver or operator."""
+        staff, role, grant, proposer = str(c["staff"]), str(c["role"]), str(c["grant"]), str(c["proposed_by"])
+        if role not in ROSTER_ROLES:
+            return f"{role} is not a role the roster records"
+        if grant in self.grants:
+            return f"grant {grant} already certified a role"
+        if staff == proposer:
+            return "nobody grants a role to themselves"
+        digest = grant_digest(self.agency, grant, staff, role, proposer)
+        problem = self._administrator_signed(proposer, c["proposal"], role_statement(PROPOSED_ROLE, digest))
+        if problem is not None:
+            return f"the proposal: {problem}"
+        if Role(role) in PRIVILEGED_ROLES:
+            approval, co = c.get("approval"), c.get("co_approval")
+            if approval is not None:
+                approver = str(approval["staff"])
+                if approver in (proposer, staff):
+                    return "a privileged role needs a second administrator, neither its proposer nor its holder"
+                problem = self._administrator_signed(approver, approval, role_statement(APPROVED_ROLE, digest))
+                problem = None if problem is None else f"the approval: {problem}"
+            elif co is not None:
+                problem = self._co_approved(co, grant, digest, peers)
+            else:
+                problem = "a privileged role needs a second administrator's signature (or a break-glass co-approval)"
+            if problem is not None:
+                return problem
+        clash = role_conflict(self.roles.get(staff, set()) | {role})
+        if clash:
+            return f"{staff} would hold administrator together with {', '.join(clash)} (separation of duties)"
+        self.roles.setdefault(staff, set()).add(role)
+        self.grants.add(grant)
+        return None
+
+    def _administrator_signed(self, staff: str, signed: Mapping[str, Any], statement: bytes) -> str | None:
+        cert = self.keys.get(str(signed["key_id"]))
+        if cert is None or cert.kind != STAFF_KEY or cert.staff != staff or cert.revoked:
+            return f"key {signed['key_id']} is not a staff key certified for {staff} (and not revoked)"
+        if not self.holds(staff, _ADMIN):
+            return f"{staff} is not an administrator in the roster"
+        if not verify_signature(cert.public_hex, str(signed["signature"]), statement):
+            return f"{staff}'s signature does not verify for this grant"
+        return None
+
+    def _co_approved(
+        self, co: Mapping[str, Any], grant: str, digest: str, peers: Callable[[str], RosterState | None] | None
+    ) -> str | None:
+        """Break-glass: the agency's prefecture's administrator signed this grant on their own node (the
+        statement of ``ledger.log.co_approval``), with a key certified in the prefecture's roster as an
+        administrator's. Its revocation since is not looked at: a role a genuine co-approval certified stays
+        certified (rosters are folded again later; the local node checked it was current when it recorded it)."""
+        prefecture, staff, key_id = str(co["prefecture"]), str(co["staff"]), str(co["key_id"])
+        if prefecture == self.agency or not (
+            prefecture.isdigit() and len(prefecture) == 6 and prefecture[2:5] == "000"
+        ):
+            return f"break-glass: {prefecture} is not a prefecture's code"
+        if not is_own_prefecture(prefecture, self.agency):
+            return f"break-glass: {prefecture} is not the prefecture of {self.agency}"
+        if co["agency"] != self.agency or co["grant"] != grant or co["digest"] != digest:
+            return "break-glass: the co-approval is for another grant"
+        theirs = peers(prefecture) if peers is not None else None
+        cert = theirs.keys.get(key_id) if theirs is not None else None
+        if cert is None or cert.staff != staff or cert.kind != STAFF_KEY or not cert.certifies:
+            return f"break-glass: key {key_id} is not an administrator's key certified in {prefecture}'s roster here"
+        statement = co_approval_statement(
+            prefecture, staff, key_id, self.agency, grant, digest, str(co["note_digest"]), str(co["at"])
+        )
+        if not verify_signature(cert.public_hex, str(co["signature"]), statement):
+            return "break-glass: the co-approval's signature does not verify"
+        return None
+
+    def _withdraw_roles(self, staff: str, roles: list[str]) -> str | None:
+        unknown = [r for r in roles if r not in ROSTER_ROLES]
+        if unknown or not roles:
+            return f"withdraws roles the roster does not record: {', '.join(unknown) or '(none)'}"
+        self.roles.setdefault(staff, set()).difference_update(roles)
+        return None
+
+    def check(
+        self, kind: str, payload: Mapping[str, Any], peers: Callable[[str], RosterState | None] | None = None
+    ) -> None:
         """Raise IntegrityError (``staff_signature``) unless the event would be folded in: for the app, before
         it writes one."""
-        problem = copy.deepcopy(self).apply(kind, payload)
+        problem = copy.deepcopy(self).apply(kind, payload, peers)
         if problem is not None:
             raise IntegrityError(f"the staff roster refuses this: {problem}", code=Code.STAFF_SIGNATURE)
 

@@ -191,3 +191,20 @@ def test_a_revoked_or_non_administrator_key_of_the_prefecture_is_refused(nodes: 
     deliver(p, b)
     refused(b, grant, signed_by(clerk, P, exported), "not an administrator's")
     refused(b, grant, co, "was revoked")
+
+
+def test_a_break_glass_grant_certifies_the_role_at_a_peer_too(nodes: tuple[Node, Node]) -> None:
+    """Threat: a peer agency taking B's word for a role. The role P co-approved reaches P's node (a peer of B
+    here) as B's ``StaffRoster.RoleCertified`` carrying B's administrator's signature and P's co-approval:
+    P's node checks both against the rosters it holds and applies it; ``audit verify`` passes it on both."""
+    b, p = nodes
+    trust(p, b, B)
+    deliver(p, b)
+    grant, exported = propose(b)
+    b.app.approve_grant_from(B_ADMIN, grant, p.app.co_approve(P_ADMIN, exported, NOTE))
+    deliver(b, p)  # every event applied: the role certification included
+    at_peer = p.app.roster(B)
+    assert at_peer is not None and at_peer.roles_recorded and at_peer.holds("tanaka", "administrator")
+    for node in (b, p):
+        report = verify_log(node.app, workers=1)
+        assert report.ok and not report.staff_findings, report.staff_findings

@@ -60,14 +60,17 @@ def test_a_flag_change_ahead_of_its_roster_event_waits_for_it_and_then_applies(p
     b.app.execute_request(Actor(B, "op"), rid)
     raws = [raw for _, _, raw in publishable(b.app, start)]
     late = [r for r in raws if _topic(r).startswith("StaffRoster.")]
-    assert [_topic(r) for r in late] == ["StaffRoster.KeyCertified"]
+    # req3's requester role (certified at enrolment, roles at peers), then their key
+    assert [_topic(r) for r in late] == ["StaffRoster.RoleCertified", "StaffRoster.KeyCertified"]
     pending = _pending_at(c)
     outcomes = {_topic(r): ingest(c.app, r, pending) for r in raws if r not in late}
     flags_set = next(r for r in raws if _topic(r) == "Protection.FlagsSet")
     held = outcomes["Protection.FlagsSet"]
     assert held.kind == "held_roster" and "held until" in held.reason and "roster certifies" in held.reason
     assert _flags_at(c, flags_set) == Envelope.from_bytes(flags_set).header.version - 1, "nothing applied yet"
-    released = ingest(c.app, late[0], pending)
+    assert ingest(c.app, late[0], pending) == Outcome("applied", applied=1), "a role alone certifies no key"
+    assert _flags_at(c, flags_set) == Envelope.from_bytes(flags_set).header.version - 1, "nothing applied yet"
+    released = ingest(c.app, late[1], pending)
     assert released == Outcome("applied", applied=2), "the roster event, then the flag change it certifies"
     assert _flags_at(c, flags_set) == Envelope.from_bytes(flags_set).header.version
     assert pending.waiting() == [] and parked(c) == []
@@ -85,12 +88,14 @@ def test_a_roster_event_released_from_behind_a_gap_releases_the_flag_change_too(
     b.app.approve_request(Actor(B, "apr"), rid)
     b.app.execute_request(Actor(B, "op"), rid)
     raws = [raw for _, _, raw in publishable(b.app, start)]
-    first, second = [r for r in raws if _topic(r).startswith("StaffRoster.")]
+    first, *rest = roster = [r for r in raws if _topic(r).startswith("StaffRoster.")]
+    assert [_topic(r).rsplit(".", 1)[1] for r in roster] == ["RoleCertified", "KeyCertified"] * 2
     pending = _pending_at(c)
-    kinds = {_topic(r): ingest(c.app, r, pending).kind for r in raws if r not in (first, second)}
+    kinds = {_topic(r): ingest(c.app, r, pending).kind for r in raws if r not in roster}
     assert kinds["Protection.FlagsSet"] == "held_roster"
-    assert ingest(c.app, second, pending).kind == "held_gap", "req4's certificate waits for req3's"
-    assert ingest(c.app, first, pending) == Outcome("applied", applied=3)
+    for r in rest:
+        assert ingest(c.app, r, pending).kind == "held_gap", "req4's certificate waits for what came before it"
+    assert ingest(c.app, first, pending) == Outcome("applied", applied=5)
     assert pending.waiting() == [] and parked(c) == []
 
 
@@ -108,7 +113,7 @@ def test_batched_ingest_holds_too_and_a_later_roster_batch_releases(pair: tuple[
     pending = _pending_at(c)
     first = ingest_many(c.app, [r for r in raws if r not in late], pending)
     assert [o.kind for o in first].count("held_roster") == 1 and "parked" not in [o.kind for o in first]
-    assert ingest_many(c.app, late, pending) == [Outcome("applied", applied=2)]
+    assert ingest_many(c.app, late, pending) == [Outcome("applied", applied=1), Outcome("applied", applied=2)]
     assert pending.waiting() == []
 
 

@@ -24,7 +24,7 @@ from ledger.errors import Code, NotFoundError, PermissionDenied, RuleViolation, 
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.support.api import auth, client
 from tests.support.people import individual_number
-from tests.support.staff import activate_admin, enrol, enrol_approved, password_of
+from tests.support.staff import activate_admin, activate_second_administrator, enrol, enrol_approved, password_of
 
 A, B, P = "131016", "131024", "130001"  # two municipalities and their prefecture (Tokyo), one node
 OSAKA = "270008"  # another prefecture, also hosted here
@@ -45,6 +45,8 @@ def node(tmp_path: Path, backend: str | None) -> Iterator[Node]:
     )
     for code in (A, B, P, OSAKA):  # each first administrator activates the code set-up printed (staff signing)
         activate_admin(n, code)
+    # admin2 (named at set-up) activates too: an administrator signs the grants they approve (roles at peers)
+    activate_second_administrator(n, A)
     enrol(n, ADMIN, "req", ["requester"])
     yield n
     n.close()
@@ -149,7 +151,11 @@ def test_break_glass_the_prefecture_co_approves_for_a_single_administrator(node:
     assert topics == [
         "ledger.domain.role_grants:RoleGrant.BreakGlassApproved",
         "ledger.domain.agencies:Staff.RoleGranted",
+        "ledger.domain.roster:StaffRoster.RoleCertified",  # with the co-approval: peers check the role too
     ]
+    assert node.app.roster(B).holds("admin2", "administrator")  # type: ignore[union-attr]
+    code = node.app.issue_enrolment_code(Actor(B, "admin"), "admin2")  # admin2 gets a key to sign with
+    node.app.activate_credential(B, "admin2", code, password_of(B, "admin2"))
     # B now has two administrators: break-glass is over, the second one approves
     (op,) = node.app.enrol(Actor(B, "admin"), "op", "op", ["operator"])
     with pytest.raises(RuleViolation) as two:

@@ -149,6 +149,7 @@ def owner_history(owner: Node, x: str) -> None:
         Actor(B, "req"), key.credential, key.cose_key, 0, hashlib.sha256(b"testserver").hexdigest()
     )
     app.deactivate_staff(admin, "aud")  # StaffRoster.KeyRevoked (the roster's Opened, KeyCertified: enrolment)
+    app.revoke_role(admin, "apr2", "approver")  # StaffRoster.RolesWithdrawn (RoleCertified: enrolment's grants)
     gone = individual_number()
     app.open_case(Actor(B, "req"), gone, notes="retention ended")
     erasure = app.request_erasure(admin, gone, "retention ended")

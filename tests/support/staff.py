@@ -97,6 +97,12 @@ def second_administrator(node: Node, code: str, first: str = "admin") -> Actor:
         node.app.save_as(
             code, Staff(id=sid, agency=code, staff_id=who, name=who, roles=[Role.ADMINISTRATOR.value], by=SYSTEM)
         )
+    # an administrator signs the grants they approve with their own staff key (docs/staff-signing.md, "Roles
+    # at peers"): activated with a code ``first`` signs as an administrator's, so the roster counts them as one
+    roster = node.app.roster(code)
+    if roster is not None and roster.current_key(who) is None and roster.current_key(first) is not None:
+        issued = node.app.issue_enrolment_code(Actor(code, first), who)
+        node.app.activate_credential(code, who, issued, password_of(code, who))
     return Actor(code, who)
 
 

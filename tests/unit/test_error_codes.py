@@ -88,6 +88,7 @@ PUBLISHED = {
     # issue 18: staff credentials and signatures
     "staff_signature",
     "staff_signature_required",
+    "staff_role",
     "bad_enrolment_code",
     "no_credential",
     "wrong_password",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import uuid4
+
 import pytest
 
 from ledger.domain.agencies import Agency, Staff
@@ -15,7 +17,7 @@ G = "ledger.domain.role_grants:RoleGrant."
 
 
 def proposed(by: str = "admin", role: str = "approver") -> RoleGrant:
-    return RoleGrant(agency=A, staff_id="sock", role=role, proposed_by=by, note="", at_enrolment=False)
+    return RoleGrant(id=uuid4(), agency=A, staff_id="sock", role=role, proposed_by=by, note="", at_enrolment=False)
 
 
 def test_a_grant_takes_a_second_administrator_and_is_decided_once() -> None:
@@ -34,7 +36,9 @@ def test_a_grant_takes_a_second_administrator_and_is_decided_once() -> None:
 
 def test_nobody_approves_a_role_for_themselves_and_only_the_proposer_withdraws() -> None:
     """Threat: an administrator (or the grantee) deciding their own grant."""
-    g = RoleGrant(agency=A, staff_id="admin2", role="operator", proposed_by="admin", note="", at_enrolment=True)
+    g = RoleGrant(
+        id=uuid4(), agency=A, staff_id="admin2", role="operator", proposed_by="admin", note="", at_enrolment=True
+    )
     with pytest.raises(SelfApprovalError):
         g.approve("admin2", "")
     with pytest.raises(StateConflict):

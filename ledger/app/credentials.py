@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ledger.app.access import LedgerAccess
 from ledger.app.values import SYSTEM, Actor
+from ledger.domain.agencies import Staff
 from ledger.domain.credentials import StaffCredential
 from ledger.domain.roster import StaffRoster
 from ledger.domain.staff_acts import ROOT_ISSUER, code_digest, enrol_statement, possession_statement, staff_key_id
@@ -339,6 +340,7 @@ class CredentialCommands(LedgerAccess):
                 )
             if self.roles_start_recorded(agency):
                 cert["roles"] = [Role.ADMINISTRATOR.value]  # the roster records roles from its root on
+                cert["set_up_administrators"] = self.set_up_administrators(agency, who)
             RosterState(agency).check("Opened", {"root": cert})
             roster = StaffRoster(agency=agency, root=cert)
         else:
@@ -355,6 +357,16 @@ class CredentialCommands(LedgerAccess):
         self.save_as(agency, cred, roster)
         _UNLOCKED.setdefault((agency, who), {})[signer.key_id] = signer
         return signer
+
+    def set_up_administrators(self, agency: str, root: str) -> list[str]:
+        """The root and the other administrator registered at set-up (``init --second-admin``): when the root
+        activates, nobody can have granted a role yet, so every active administrator of the agency is one."""
+        found = {
+            s.staff_id
+            for s in self._aggregates(Staff, "Enrolled")
+            if s.agency == agency and s.active and Role.ADMINISTRATOR.value in s.roles
+        }
+        return sorted(found | {root})
 
     def roles_start_recorded(self, agency: str) -> bool:
         """Whether a roster opened now records roles from its root on: yes, unless someone already holds a

@@ -101,10 +101,12 @@ STAFF_CERT = record(
         "issuer_key_id": optional(KEY_ID),
         "issuer_signature": optional(SIGNATURE),
         "possession": SIGNATURE,
-        # the root of a roster that records roles (docs/staff-signing.md, "Roles at peers")
+        # the root of a roster that records roles (docs/staff-signing.md, "Roles at peers"), and the
+        # administrators named at set-up (`init --second-admin`), the only ones certified by one signature
         "roles": list_of(enum((Role.ADMINISTRATOR.value,)), 1),
+        "set_up_administrators": list_of(STAFF, 2),
     },
-    frozenset({"roles"}),
+    frozenset({"roles", "set_up_administrators"}),
 )
 CREDENTIAL = shaped(r"[A-Za-z0-9_-]{16,1364}", Bound(1364), "a WebAuthn credential id")
 COSE_KEY = shaped(r"[A-Za-z0-9_-]{16,2048}", Bound(2048), "a COSE public key")

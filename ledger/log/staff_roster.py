@@ -97,6 +97,10 @@ class RosterState:
     roles: dict[str, set[str]] = field(default_factory=dict)
     roles_recorded: bool = False
     grants: set[str] = field(default_factory=set)  # role grants already certified (each certifies once)
+    # the administrators named at set-up (the root and `init --second-admin`): the bootstrap trusts whoever ran
+    # `init`; any later administrator holds the role only through a RoleCertified with two administrators'
+    # signatures (or a break-glass co-approval), never through one administrator's enrolment code
+    set_up: frozenset[str] = frozenset()
 
     def apply(
         self, kind: str, payload: Mapping[str, Any], peers: Callable[[str], RosterState | None] | None = None
@@ -161,7 +165,15 @@ class RosterState:
         if root and "roles" in cert:
             if cert["roles"] != [_ADMIN]:
                 return "the root holds the administrator role, and only it"
-            self.roles_recorded = True
+            set_up = frozenset(str(s) for s in cert.get("set_up_administrators", [staff]))
+            if staff not in set_up or len(set_up) > 2:
+                return "the administrators named at set-up are the root and at most one other"
+            self.roles_recorded, self.set_up = True, set_up
+        elif certifies and self.roles_recorded and staff not in self.set_up and not self.holds(staff, _ADMIN):
+            return (
+                f"an administrator's key for {staff}, who was neither named at set-up nor certified as an "
+                "administrator by two administrators"
+            )
         self.keys[key_id] = KeyCert(staff, key_id, public_hex, certifies)
         self.codes.add(digest)
         self.opened = True

@@ -56,7 +56,7 @@ def nodes(make_node: NodeFactory, tmp_path: Path) -> tuple[Node, Node]:
     for code in (P, OSAKA, C):
         activate_admin(p, code)
         trust(b, p, code)
-    activate_admin(b, B)
+    activate_admin(b, B, second=False)  # B's single administrator: grants there need break-glass
     enrol(p, P_ADMIN, "clerk", ["requester"])  # a certified key of P, not an administrator's
     enrol(b, B_ADMIN, "tanaka", [])
     return b, p

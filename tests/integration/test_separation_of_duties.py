@@ -20,7 +20,15 @@ import pytest
 from ledger.app import Actor
 from ledger.audit.report import audit_report
 from ledger.domain.agencies import Agency, Staff
-from ledger.errors import Code, NotFoundError, PermissionDenied, RuleViolation, SelfApprovalError, StateConflict
+from ledger.errors import (
+    Code,
+    IntegrityError,
+    NotFoundError,
+    PermissionDenied,
+    RuleViolation,
+    SelfApprovalError,
+    StateConflict,
+)
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from tests.support.api import auth, client
 from tests.support.people import individual_number
@@ -44,7 +52,7 @@ def node(tmp_path: Path, backend: str | None) -> Iterator[Node]:
         database_url=backend,
     )
     for code in (A, B, P, OSAKA):  # each first administrator activates the code set-up printed (staff signing)
-        activate_admin(n, code)
+        activate_admin(n, code, second=False)  # A's admin2 is named by its spec; B has a single administrator
     # admin2 (named at set-up) activates too: an administrator signs the grants they approve (roles at peers)
     activate_second_administrator(n, A)
     enrol(n, ADMIN, "req", ["requester"])
@@ -200,8 +208,11 @@ def test_roles_an_old_log_combined_stop_counting(node: Node) -> None:
     node.app.save_as(  # exactly what enrolment recorded before the rule
         A, Staff(id=sid, agency=A, staff_id="legacy", name="legacy", roles=["administrator", "approver"], by="admin")
     )
-    legacy_code = node.app.issue_enrolment_code(ADMIN, "legacy")  # a real person, with a key of their own
-    node.app.activate_credential(A, "legacy", legacy_code, password_of(A, "legacy"))
+    # a key of their own: with the agency's roster recording roles, only a key certified for a person named
+    # at set-up or made an administrator by two administrators is an administrator's (staff_roles unit tests)
+    legacy_code = node.app.issue_enrolment_code(ADMIN, "legacy")
+    with pytest.raises(IntegrityError):
+        node.app.activate_credential(A, "legacy", legacy_code, password_of(A, "legacy"))
     rid = node.app.request_flags(Actor(A, "req"), individual_number(), ["NON_DISCLOSURE"])
     with pytest.raises(PermissionDenied) as stale:
         node.app.approve_request(Actor(A, "legacy"), rid)
@@ -280,15 +291,13 @@ def test_the_audit_report_lists_every_role_and_account_change(node: Node, tmp_pa
 
 def test_over_http_a_stale_conflicting_role_is_403_role_conflict(node: Node) -> None:
     """Threat: an administrator holding an approver role from an older log, approving through the API."""
-    sid = node.app.ids.staff(A, "legacy")
-    node.app.save_as(
-        A, Staff(id=sid, agency=A, staff_id="legacy", name="legacy", roles=["administrator", "approver"], by="admin")
-    )
-    legacy_code = node.app.issue_enrolment_code(ADMIN, "legacy")
-    node.app.activate_credential(A, "legacy", legacy_code, password_of(A, "legacy"))
+    legacy = activate_second_administrator(node, A)  # admin2, named at set-up, with a key of their own
+    staff = node.app.staff(A, legacy.staff)
+    staff._role_granted(role="approver", by="admin")  # exactly what a grant recorded before the rule
+    node.app.save_as(A, staff)
     rid = node.app.request_flags(Actor(A, "req"), individual_number(), ["NON_DISCLOSURE"])
     before = node.app.max_position()
-    answer = client(node).post(f"/api/v1/flag-requests/{rid}/approve", json={}, headers=auth(node, A, "legacy"))
+    answer = client(node).post(f"/api/v1/flag-requests/{rid}/approve", json={}, headers=auth(node, A, legacy.staff))
     assert answer.status_code == 403 and answer.json()["code"] == "role_conflict"
     assert "separation of duties" in answer.json()["message"]
     assert node.app.max_position() == before + 1  # only the token grant (recorded before it is handed out)

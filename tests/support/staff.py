@@ -55,14 +55,17 @@ def password_of(agency: str, who: str) -> str:
     return f"pw-{agency}-{who}-correct-horse"
 
 
-def activate_admin(node: Node, agency: str, who: str = "admin") -> None:
+def activate_admin(node: Node, agency: str, who: str = "admin", *, second: bool = True) -> None:
     """Activate the first administrator with the code set-up issued (or a bootstrap code on an old log), so
-    that it signs the cast's enrolment codes; its key stays unlocked in this process."""
+    that it signs the cast's enrolment codes; its key stays unlocked in this process. ``second``: admin2 is
+    registered first, as `init --second-admin admin2` names it (False: an agency with a single administrator)."""
     app = node.app
     roster = app.roster(agency)
     if roster is not None and roster.current_key(who) is not None:
         app.unlock(agency, who, password_of(agency, who))
         return
+    if roster is None and second and who != SECOND_ADMIN:
+        set_up_second_administrator(node, agency)
     code = app.first_codes.pop(agency, None) or app.issue_enrolment_code(Actor(agency, who), who)
     app.activate_credential(agency, who, code, password_of(agency, who))
 
@@ -92,11 +95,7 @@ def enrol_approved(node: Node, admin: Actor, who: str, roles: Sequence[str], nam
 def second_administrator(node: Node, code: str, first: str = "admin") -> Actor:
     """An administrator of ``code`` other than ``first``: ``admin2``, made as set-up makes it if missing."""
     who = SECOND_ADMIN if first != SECOND_ADMIN else "admin"
-    sid = node.app.ids.staff(code, who)
-    if node.app.find(Staff, sid) is None:
-        node.app.save_as(
-            code, Staff(id=sid, agency=code, staff_id=who, name=who, roles=[Role.ADMINISTRATOR.value], by=SYSTEM)
-        )
+    set_up_second_administrator(node, code, who)
     # an administrator signs the grants they approve with their own staff key (docs/staff-signing.md, "Roles
     # at peers"): activated with a code ``first`` signs as an administrator's, so the roster counts them as one
     roster = node.app.roster(code)
@@ -104,6 +103,17 @@ def second_administrator(node: Node, code: str, first: str = "admin") -> Actor:
         issued = node.app.issue_enrolment_code(Actor(code, first), who)
         node.app.activate_credential(code, who, issued, password_of(code, who))
     return Actor(code, who)
+
+
+def set_up_second_administrator(node: Node, code: str, who: str = SECOND_ADMIN) -> None:
+    """The second administrator as `init --second-admin` registers it, if missing. Only one registered before
+    the first administrator activates is named at set-up in the roster (docs/staff-signing.md); one made later
+    is refused there as a stand-in (tests/unit/test_staff_roles.py)."""
+    sid = node.app.ids.staff(code, who)
+    if node.app.find(Staff, sid) is None:
+        node.app.save_as(
+            code, Staff(id=sid, agency=code, staff_id=who, name=who, roles=[Role.ADMINISTRATOR.value], by=SYSTEM)
+        )
 
 
 def activate_second_administrator(node: Node, code: str, first: str = "admin") -> Actor:

@@ -63,6 +63,7 @@ def cert(person: Person, issuer: Person | None, *, certifies: bool = False, role
     }  # fmt: skip
     if issuer is None and roles:
         out["roles"] = ["administrator"]
+        out["set_up_administrators"] = [person.staff, "admin2"]  # as `init --second-admin admin2` names them
     return out
 
 
@@ -128,6 +129,34 @@ def test_only_administrators_keys_sign_a_grant_and_only_for_that_grant() -> None
     assert not roster.holds("apr", "approver") and not roster.holds("apr", "operator")
 
 
+def test_a_stand_in_administrator_needs_two_administrators_not_one_enrolment_code() -> None:
+    """Threat: an administrator with the node's shell enrolling a stand-in administrator ("sock") with their
+    own signature alone, then certifying duty roles with it as the "second" administrator."""
+    roster, people = agency(B, "apr")
+    admin, admin2 = people["admin"], people["admin2"]
+    sock = Person(B, "sock")
+    alone = roster.apply("KeyCertified", {"cert": cert(sock, admin, certifies=True)})
+    assert alone is not None and "two administrators" in alone
+    assert not roster.holds("sock", "administrator") and sock.key_id not in roster.keys
+    stand_in = roster.apply("RoleCertified", grant(admin, "apr", "approver", approver=sock))
+    assert stand_in is not None and not roster.holds("apr", "approver")
+    # the same person, made an administrator by two administrators first, then enrolled: accepted
+    assert roster.apply("RoleCertified", grant(admin, "sock", "administrator", approver=admin2)) is None
+    assert roster.apply("KeyCertified", {"cert": cert(sock, admin, certifies=True)}) is None
+    assert roster.holds("sock", "administrator")
+
+
+def test_set_up_names_the_root_and_at_most_one_other_administrator() -> None:
+    """Threat: a node's set-up naming a crowd of administrators, each then certified by one signature."""
+    root = cert(Person(B, "admin"), None)
+    root["set_up_administrators"] = ["admin", "admin2", "sock"]
+    problem = RosterState(B).apply("Opened", {"root": root})
+    assert problem is not None and "at most one other" in problem
+    without_root = cert(Person(B, "admin"), None)
+    without_root["set_up_administrators"] = ["admin2"]
+    assert RosterState(B).apply("Opened", {"root": without_root}) is not None
+
+
 def test_a_withdrawn_role_is_not_restored_by_replaying_its_grant() -> None:
     """Threat: a shell user re-sending the RoleCertified of a role an administrator revoked."""
     roster, people = agency(B, "apr")
@@ -147,6 +176,7 @@ def test_an_administrator_never_holds_a_duty_role_nor_acts_with_one() -> None:
     own = roster.apply("RoleCertified", grant(admin, "admin", "approver", approver=admin2))
     assert own is not None and "themselves" in own
     admin3 = Person(B, "admin3")
+    assert roster.apply("RoleCertified", grant(admin, "admin3", "administrator", approver=admin2)) is None
     assert roster.apply("KeyCertified", {"cert": cert(admin3, admin, certifies=True)}) is None
     fellow = roster.apply("RoleCertified", grant(admin, "admin2", "approver", approver=admin3))
     assert fellow is not None and "separation of duties" in fellow  # admin2 is an administrator

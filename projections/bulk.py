@@ -32,7 +32,7 @@ import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, Engine, Index, Table, event, text
 from sqlalchemy import create_engine as sa_create_engine
@@ -43,16 +43,14 @@ from ledger.files import private_file
 from ledger.storage import storage_error, upsert
 from projections.schema import tracking
 
-if TYPE_CHECKING:
-    from projections.base import Projection, Projector
-
 __all__ = ["BULK_PAGE", "SCRATCH_PREFIX", "bulk_rebuild", "can_bulk_rebuild"]
 
 BULK_PAGE = 5000  # events per scratch transaction: commits there cost no sync, larger pages fold more in memory
 SCRATCH_PREFIX = "flagledger_rebuild_"  # PostgreSQL scratch schemas; SQLite: "<views file>.rebuild-<token>"
 SCRATCH_CACHE_KIB = 65536  # 64 MB of SQLite page cache while building (the scratch connection only)
 
-Progress = Callable[[int, int], None]
+Lock = Callable[[Connection], None]  # takes the projectors' lock on a live connection
+Swap = Callable[[Sequence[Table], set[str], Sequence[str], int], None]
 
 
 def can_bulk_rebuild(engine: Engine) -> bool:
@@ -62,22 +60,19 @@ def can_bulk_rebuild(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
 
 
-def bulk_rebuild(projector: Projector, chosen: Sequence[Projection], progress: Progress | None) -> int:
-    """Rebuild ``chosen`` apart and swap them in (see the module); returns the events applied."""
-    from projections.base import Projector as _Projector
-
-    class _Builder(_Projector):
-        """Writes only the scratch, alone: no lock shared with the live projectors."""
-
-        @staticmethod
-        def _lock(conn: Connection) -> None:
-            return None
-
-    tables = [t for p in chosen for t in p.tables]
-    early = {name for p in chosen for name in getattr(p, "build_indexes", ())}
-    end = projector.app.max_position()
-    live = projector.engine
-    with _scratch(live) as (engine, swap):
+def bulk_rebuild(
+    live: Engine,
+    tables: Sequence[Table],
+    early: set[str],
+    names: Sequence[str],
+    end: int,
+    build: Callable[[Engine], int],
+    lock: Lock,
+) -> int:
+    """Rebuild the projections ``names`` (their ``tables``) apart and swap them in (see the module); returns
+    the events applied. ``early``: the indexes made before the build; ``build`` applies the log up to
+    ``end`` to the scratch engine it is given; ``lock`` takes the projectors' lock on a live connection."""
+    with _scratch(live, lock) as (engine, swap):
         try:
             with engine.begin() as conn:
                 tracking.create(conn)
@@ -86,12 +81,10 @@ def bulk_rebuild(projector: Projector, chosen: Sequence[Projection], progress: P
                     for ix in _indexes(t):
                         if ix.name in early:
                             conn.execute(CreateIndex(ix))
-            builder = _Builder(projector.app, engine, chosen, page=BULK_PAGE)
-            with engine.connect() as conn:
-                applied = builder._catch_up(conn, progress, end)
+            applied = build(engine)
         except SQLAlchemyError as exc:
             raise storage_error("cannot build the rebuilt views apart", exc, _NOTHING_CHANGED) from exc
-        swap(tables, early, [p.name for p in chosen], end)
+        swap(tables, early, names, end)
     return applied
 
 
@@ -102,22 +95,19 @@ def _indexes(table: Table) -> list[Index]:
     return sorted(table.indexes, key=lambda ix: str(ix.name))
 
 
-Swap = Callable[[Sequence[Table], set[str], Sequence[str], int], None]
-
-
 @contextmanager
-def _scratch(live: Engine) -> Iterator[tuple[Engine, Swap]]:
+def _scratch(live: Engine, lock: Lock) -> Iterator[tuple[Engine, Swap]]:
     if live.dialect.name == "postgresql":
-        with _pg_scratch(live) as made:
+        with _pg_scratch(live, lock) as made:
             yield made
     else:
-        with _sqlite_scratch(live) as made:
+        with _sqlite_scratch(live, lock) as made:
             yield made
 
 
 # -- SQLite ------------------------------------------------------------------------------------------------------
 @contextmanager
-def _sqlite_scratch(live: Engine) -> Iterator[tuple[Engine, Swap]]:
+def _sqlite_scratch(live: Engine, lock: Lock) -> Iterator[tuple[Engine, Swap]]:
     views = Path(str(live.url.database)).resolve()
     for old in views.parent.glob(f"{views.name}.rebuild-*"):  # left by a rebuild that was killed
         old.unlink(missing_ok=True)
@@ -135,7 +125,7 @@ def _sqlite_scratch(live: Engine) -> Iterator[tuple[Engine, Swap]]:
 
     def swap(tables: Sequence[Table], early: set[str], names: Sequence[str], end: int) -> None:
         engine.dispose()  # every scratch write is in the file (synchronous=OFF still writes it at commit)
-        _sqlite_swap(live, path, tables, names, end)  # (every index is made after the copy)
+        _sqlite_swap(live, lock, path, tables, names, end)  # (every index is made after the copy)
 
     try:
         yield engine, swap
@@ -145,16 +135,14 @@ def _sqlite_scratch(live: Engine) -> Iterator[tuple[Engine, Swap]]:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def _sqlite_swap(live: Engine, path: Path, tables: Sequence[Table], names: Sequence[str], end: int) -> None:
-    from projections.base import Projector
-
+def _sqlite_swap(live: Engine, lock: Lock, path: Path, tables: Sequence[Table], names: Sequence[str], end: int) -> None:
     try:
         with live.connect() as conn:
             conn.exec_driver_sql("ATTACH DATABASE ? AS flagledger_rebuild", (str(path),))
             conn.commit()  # (ATTACH runs outside any transaction; the driver began none)
             try:
                 with conn.begin():
-                    Projector._lock(conn)  # the write lock first: no live page interleaves with the swap
+                    lock(conn)  # the write lock first: no live page interleaves with the swap
                     for t in reversed(tables):
                         conn.exec_driver_sql(f'DROP TABLE IF EXISTS main."{t.name}"')
                     for t in tables:
@@ -175,7 +163,7 @@ def _sqlite_swap(live: Engine, path: Path, tables: Sequence[Table], names: Seque
 
 # -- PostgreSQL --------------------------------------------------------------------------------------------------
 @contextmanager
-def _pg_scratch(live: Engine) -> Iterator[tuple[Engine, Swap]]:
+def _pg_scratch(live: Engine, lock: Lock) -> Iterator[tuple[Engine, Swap]]:
     schema = f"{SCRATCH_PREFIX}{secrets.token_hex(6)}"
     url = live.url.render_as_string(hide_password=False)
     try:
@@ -188,8 +176,6 @@ def _pg_scratch(live: Engine) -> Iterator[tuple[Engine, Swap]]:
     engine = sa_create_engine(url, connect_args={"options": f"-csearch_path={schema} -csynchronous_commit=off"})
 
     def swap(tables: Sequence[Table], early: set[str], names: Sequence[str], end: int) -> None:
-        from projections.base import Projector
-
         try:
             with engine.begin() as conn:  # the indexes, in the scratch, before any live lock is taken
                 for t in tables:
@@ -197,7 +183,7 @@ def _pg_scratch(live: Engine) -> Iterator[tuple[Engine, Swap]]:
                         if ix.name not in early:
                             conn.execute(CreateIndex(ix))
             with live.begin() as conn:
-                Projector._lock(conn)
+                lock(conn)
                 target = str(conn.execute(text("SELECT current_schema()")).scalar_one())
                 for t in reversed(tables):
                     conn.execute(text(f'DROP TABLE IF EXISTS "{target}"."{t.name}"'))

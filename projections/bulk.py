@@ -22,7 +22,9 @@ docs/performance.md):
    into the old tables all along: their position is simply set back to the rebuild's end).
 
 A crash (or an error) anywhere before the swap's commit leaves the live views and positions exactly as they
-were; the scratch is removed on the way out, and a scratch left by a killed rebuild is removed by the next one.
+were; the scratch is removed on the way out, and a scratch left by a killed rebuild is removed by the next one
+(so of two rebuilds started at once the earlier one fails, changing nothing). While it runs the rebuild needs
+room for a second copy of the views it rebuilds.
 """
 
 from __future__ import annotations

@@ -70,6 +70,8 @@ class FlagStateProjection(Projection):
     topics = frozenset(
         {PROTECTION + "FlagsSet", PROTECTION + "FlagsReleased", PROTECTION + "FlagsRenewed", LINKED, RELINKED, UNLINKED}
     )
+    # its handlers read its tables by person, number, link and holder: every index, from the start of a rebuild
+    build_indexes = frozenset(str(ix.name) for t in tables for ix in t.indexes)
 
     def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None:
         topic = env.header.topic

@@ -109,6 +109,7 @@ class TimelineProjection(BatchedProjection):
     name = "timeline"
     tables = (timeline_events, timeline_streams)
     topics = frozenset(f"{cls}.{e}" for cls, events in _TOPICS.items() for e in events)
+    build_indexes = frozenset({"ix_timeline_events_subject"})  # an erasure notice deletes a person's rows (_drop)
 
     def apply(self, w: PageWriter, event: Any, env: Envelope, position: int) -> None:
         h = env.header

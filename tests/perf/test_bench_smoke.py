@@ -40,6 +40,7 @@ def test_the_benchmark_produces_every_figure(tmp_path, monkeypatch) -> None:
         "signed append, SQLite, batches of 100",
         "audit verify of the whole log",
         "projection rebuild (all projections)",
+        "rebuild in place, as before #23 (raw decode)",
         "request-path decision p99 (µs)",
         "ingest from Kafka (consume+verify+append+project)",
         "nationwide propagation B → A p99 (ms)",

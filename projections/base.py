@@ -30,6 +30,7 @@ from ledger.faultpoint import faultpoint
 from ledger.log.envelope import Envelope
 from ledger.log.rows import LogRow, log_rows
 from ledger.log.subject_payload import ErasedPayload
+from ledger.log.view_cipher import ViewCipher
 from ledger.storage import create_engine, storage_error, upsert
 from projections.page import PageWriter
 from projections.schema import fingerprint, projection_schema, state_metadata, tracking
@@ -78,7 +79,7 @@ class BatchedProjection(Projection):
     def apply(self, w: PageWriter, event: Any, env: Envelope, position: int) -> None: ...
 
     def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None:
-        w = PageWriter(conn)
+        w = PageWriter(conn, ViewCipher(None))  # (tests only: a node's projector applies pages, sealed)
         self.apply(w, event, env, position)
         w.flush()
 
@@ -93,6 +94,15 @@ class Projector:
         # the request path catches up before each decision while a consumer loop catches up after each
         # poll: two catch-ups at once in one process would both apply the page after the same position
         self._threads = threading.RLock()  # one catch-up at a time within this process
+        self._cipher: ViewCipher | None = None
+
+    @property
+    def cipher(self) -> ViewCipher:
+        """Seals the views' personal cells under this node's data keys (set on the app after it is made)."""
+        keys = self.app.signed_mapper.data_keys
+        if self._cipher is None or self._cipher.data_keys is not keys:
+            self._cipher = ViewCipher(keys)
+        return self._cipher
 
     def create_tables(self) -> list[str]:
         """Every missing table, as they are now, none recreated (returns no name): for a scratch database of its
@@ -243,7 +253,7 @@ class Projector:
         # behind the whole page, so no event needs its position compared
         behind_all = max(positions.values(), default=0) < rows[0][0]
         applied = 0
-        w = PageWriter(conn)
+        w = PageWriter(conn, self.cipher)
         for position, row_stream, _, version, topic, state in rows:
             wanted = readers.get(topic)
             if wanted is None:

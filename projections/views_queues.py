@@ -13,11 +13,21 @@ from ledger.app.answers import held_file
 from ledger.app.incidents import READ_ACTIONS
 from ledger.domain.types import Action, calendar_day
 from ledger.errors import PermissionDenied
+from ledger.log.view_cipher import ViewCipher
 from projections.flag_state import agency_flags, flag_history
 from projections.incidents import incidents as incident_table
 from projections.node import NodeParts
-from projections.queues import body_queue, flag_queue, held_queue, probe_queue, request_subjects
-from projections.view_reads import aliases, fresh, staff_at
+from projections.queues import (
+    PROBE_PROCEDURE,
+    PROBE_PROVIDER,
+    PROBE_QUERIER,
+    body_queue,
+    flag_queue,
+    held_queue,
+    probe_queue,
+    request_subjects,
+)
+from projections.view_reads import aliases, fresh, staff_at, view_cipher
 
 
 # -- the agency's own state and queues ---------------------------------------------------------------------
@@ -297,7 +307,8 @@ def body_requests(conn: Connection, agency: str) -> list[ProtectionBodyRequest]:
     return out
 
 
-def probe_notices(conn: Connection, agency: str) -> list[ProbeNoticeEntry]:
+def probe_notices(conn: Connection, cipher: ViewCipher, agency: str) -> list[ProbeNoticeEntry]:
+    """The probe notices ``agency`` holds; one whose person was erased (its key destroyed) is left out."""
     subject = func.coalesce(request_subjects.c.subject, "")  # "" while the request itself has not arrived
     rows = conn.execute(
         select(probe_queue, subject.label("subject"))
@@ -305,10 +316,14 @@ def probe_notices(conn: Connection, agency: str) -> list[ProbeNoticeEntry]:
         .where(probe_queue.c.holder == agency)
         .order_by(probe_queue.c.sent_at, probe_queue.c.request_id)
     ).all()
-    return [
-        ProbeNoticeEntry(r.request_id, r.subject, r.querier, r.provider, r.legal_item, r.procedure, r.sent_at)
-        for r in rows
-    ]
+    out = []
+    for r in rows:
+        querier, provider = cipher.open(PROBE_QUERIER, r.querier), cipher.open(PROBE_PROVIDER, r.provider)
+        procedure = cipher.open(PROBE_PROCEDURE, r.procedure)
+        if querier is None or provider is None or procedure is None:
+            continue
+        out.append(ProbeNoticeEntry(r.request_id, r.subject, querier, provider, r.legal_item, procedure, r.sent_at))
+    return out
 
 
 def open_incidents(conn: Connection, agency: str) -> list[IncidentEntry]:
@@ -371,7 +386,7 @@ def work_queue(node: NodeParts, actor: Actor, today: date | None = None, *, held
     with node.engine.connect() as conn:
         a = actor.agency
         waiting = tuple(_with_files(node, held_requests(conn, a), day)) if deciders else ()
-        probes = tuple(probe_notices(conn, a)) if deciders and held else ()
+        probes = tuple(probe_notices(conn, view_cipher(node), a)) if deciders and held else ()
         alerts = tuple(open_incidents(conn, a)) if responders else ()
         queue = WorkQueue(
             a,

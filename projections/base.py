@@ -59,6 +59,9 @@ Readers = dict[str, list[tuple[str, Callable[[Any, Any, Envelope, int], None], b
 PROJECTOR_LOCK = 0x666C6167  # the advisory lock key of projection writers on PostgreSQL ("flag")
 
 
+CIPHER_INFO = "flagledger.view_cipher"  # key of the projector's ViewCipher in a page's ``Connection.info``
+
+
 class Projection(ABC):
     """A read model. ``topics`` lists the event topics it reads (all others are skipped unread)."""
 
@@ -79,7 +82,8 @@ class BatchedProjection(Projection):
     def apply(self, w: PageWriter, event: Any, env: Envelope, position: int) -> None: ...
 
     def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None:
-        w = PageWriter(conn, ViewCipher(None))  # (tests only: a node's projector applies pages, sealed)
+        # the projector's cipher, set on the page's connection: a wrapper calling ``handle`` seals the same
+        w = PageWriter(conn, conn.info.get(CIPHER_INFO))
         self.apply(w, event, env, position)
         w.flush()
 
@@ -254,6 +258,7 @@ class Projector:
         behind_all = max(positions.values(), default=0) < rows[0][0]
         applied = 0
         w = PageWriter(conn, self.cipher)
+        conn.info[CIPHER_INFO] = w.cipher
         for position, row_stream, _, version, topic, state in rows:
             wanted = readers.get(topic)
             if wanted is None:

@@ -24,6 +24,10 @@ from projections.base import BatchedProjection, PageWriter, metadata
 from projections.portal import canonical_time
 
 __all__ = [
+    "HELD_APPLICANT",
+    "HELD_INFO_KIND",
+    "HELD_PROCEDURE",
+    "HELD_QUERIER",
     "PROBE_KEYLESS",
     "PROBE_PROCEDURE",
     "PROBE_PROVIDER",
@@ -37,6 +41,10 @@ __all__ = [
 ]
 
 # the sealed columns' names (their cells' associated data)
+HELD_QUERIER = "queue_held_requests.querier"
+HELD_PROCEDURE = "queue_held_requests.procedure"
+HELD_INFO_KIND = "queue_held_requests.info_kind"
+HELD_APPLICANT = "queue_held_requests.applicant"
 PROBE_PROVIDER = "queue_probe_notices.provider"
 PROBE_QUERIER = "queue_probe_notices.querier"
 PROBE_PROCEDURE = "queue_probe_notices.procedure"
@@ -75,12 +83,13 @@ held_queue = Table(
     metadata,
     Column("request_id", String(36), primary_key=True),
     Column("provider", String(bounds.AGENCY_CODE.max), nullable=False),
-    Column("querier", String(bounds.AGENCY_CODE.max), nullable=False),
+    # querier, procedure, info_kind, applicant: sealed under the person's data key (ledger.log.view_cipher)
+    Column("querier", Text, nullable=False),
     Column("subject", String(bounds.SUBJECT.max), nullable=False),
     Column("legal_item", Integer, nullable=False),
-    Column("procedure", String(bounds.PROCEDURE.max), nullable=False),
-    Column("info_kind", String(bounds.INFO_KIND.max), nullable=False),
-    Column("applicant", String(bounds.ENUM.max), nullable=False),  # as stated by the querying agency
+    Column("procedure", Text, nullable=False),
+    Column("info_kind", Text, nullable=False),
+    Column("applicant", Text, nullable=False),  # as stated by the querying agency
     Column("received_at", String(32), nullable=False),
     Column("status", String(24), nullable=False),
     Column("proposal", String(12)),
@@ -131,7 +140,7 @@ request_subjects = Table(
 
 class QueueProjection(BatchedProjection):
     name = "work_queues"
-    schema_version = 2  # 2: probe notices sealed under the person's data key
+    schema_version = 2  # 2: probe notices and held requests sealed under the person's data key
     tables = (flag_queue, held_queue, body_queue, probe_queue, request_subjects)
     topics = frozenset(
         {FLAG_REQUEST + e for e in ("Requested", "Approved", "Rejected", "Executed")}
@@ -241,17 +250,18 @@ class QueueProjection(BatchedProjection):
             # a probe notice names the request, not the person; on another node it may arrive first
             w.upsert(request_subjects, {"request_id": stream, "subject": event.subject})
             w.memo[("request_subject", stream)] = event.subject
+            subject, seal = event.subject, w.cipher.seal
             w.upsert(
                 held_queue,
                 {
                     "request_id": stream,
                     "provider": event.agency,
-                    "querier": event.querier,
-                    "subject": event.subject,
+                    "querier": seal(subject, HELD_QUERIER, event.querier),
+                    "subject": subject,
                     "legal_item": int(event.legal_item),
-                    "procedure": event.procedure,
-                    "info_kind": event.info_kind,
-                    "applicant": event.applicant,
+                    "procedure": seal(subject, HELD_PROCEDURE, event.procedure),
+                    "info_kind": seal(subject, HELD_INFO_KIND, event.info_kind),
+                    "applicant": seal(subject, HELD_APPLICANT, event.applicant),
                     "received_at": at,
                     "status": "received",
                     "proposal": None,

@@ -18,6 +18,10 @@ from projections.flag_state import agency_flags, flag_history
 from projections.incidents import incidents as incident_table
 from projections.node import NodeParts
 from projections.queues import (
+    HELD_APPLICANT,
+    HELD_INFO_KIND,
+    HELD_PROCEDURE,
+    HELD_QUERIER,
     PROBE_PROCEDURE,
     PROBE_PROVIDER,
     PROBE_QUERIER,
@@ -218,28 +222,35 @@ def pending_approvals(conn: Connection, agency: str) -> list[PendingApproval]:
     ]
 
 
-def held_requests(conn: Connection, agency: str) -> list[HeldRequest]:
+def held_requests(conn: Connection, cipher: ViewCipher, agency: str) -> list[HeldRequest]:
+    """``agency``'s held requests, their sealed cells opened; one whose person was erased is left out."""
     rows = conn.execute(
         select(held_queue)
         .where((held_queue.c.provider == agency) & (held_queue.c.status == "held"))
         .order_by(held_queue.c.received_at, held_queue.c.request_id)
     ).all()
-    return [
-        HeldRequest(
-            r.request_id,
-            r.querier,
-            r.subject,
-            r.legal_item,
-            r.procedure,
-            r.info_kind,
-            r.received_at,
-            r.applicant_check or r.applicant,
-            r.proposal,
-            r.proposed_by,
-            r.proposal_version,
+    out = []
+    for r in rows:
+        querier, procedure = cipher.open(HELD_QUERIER, r.querier), cipher.open(HELD_PROCEDURE, r.procedure)
+        info_kind, applicant = cipher.open(HELD_INFO_KIND, r.info_kind), cipher.open(HELD_APPLICANT, r.applicant)
+        if querier is None or procedure is None or info_kind is None or applicant is None:
+            continue
+        out.append(
+            HeldRequest(
+                r.request_id,
+                querier,
+                r.subject,
+                r.legal_item,
+                procedure,
+                info_kind,
+                r.received_at,
+                r.applicant_check or applicant,
+                r.proposal,
+                r.proposed_by,
+                r.proposal_version,
+            )
         )
-        for r in rows
-    ]
+    return out
 
 
 def _with_files(node: NodeParts, held: list[HeldRequest], today: date) -> list[HeldRequest]:
@@ -385,7 +396,7 @@ def work_queue(node: NodeParts, actor: Actor, today: date | None = None, *, held
     responders = _may(node, actor, *READ_ACTIONS)
     with node.engine.connect() as conn:
         a = actor.agency
-        waiting = tuple(_with_files(node, held_requests(conn, a), day)) if deciders else ()
+        waiting = tuple(_with_files(node, held_requests(conn, view_cipher(node), a), day)) if deciders else ()
         probes = tuple(probe_notices(conn, view_cipher(node), a)) if deciders and held else ()
         alerts = tuple(open_incidents(conn, a)) if responders else ()
         queue = WorkQueue(

@@ -140,20 +140,31 @@ class DataKeys:
     # -- writing ------------------------------------------------------------------------------------
     def for_subject(self, subject: str) -> tuple[bytes, bytes]:
         """(ref, key) of the person's current data key, made the first time one is needed."""
+        find = "SELECT ref, wrapped FROM subject_keys WHERE subject = ? ORDER BY rowid DESC LIMIT 1"
         with self._lock:
-            row = self._db.execute(
-                "SELECT ref, wrapped FROM subject_keys WHERE subject = ? ORDER BY rowid DESC LIMIT 1", (subject,)
-            ).fetchone()
-            if row is not None:
-                ref = bytes(row[0])
-                key = self._cache.get(ref) or self.wrapper.unwrap(bytes(row[1]), ref)
-                self._cache[ref] = key
-                return ref, key
-            ref, key = os.urandom(REF_BYTES), AESGCM.generate_key(256)
-            self._db.execute(
-                "INSERT INTO subject_keys (ref, subject, wrapped) VALUES (?, ?, ?)",
-                (ref, subject, self.wrapper.wrap(key, ref)),
-            )
+            row = self._db.execute(find, (subject,)).fetchone()
+            if row is None:
+                # made under the file's write lock: two processes of the node (the API's projector and the node
+                # loop's) that meet a new person at once make one key, so both seal the views alike
+                cur = self._db.cursor()
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    row = cur.execute(find, (subject,)).fetchone()
+                    if row is None:
+                        ref, key = os.urandom(REF_BYTES), AESGCM.generate_key(256)
+                        cur.execute(
+                            "INSERT INTO subject_keys (ref, subject, wrapped) VALUES (?, ?, ?)",
+                            (ref, subject, self.wrapper.wrap(key, ref)),
+                        )
+                    cur.execute("COMMIT")
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                if row is None:
+                    self._cache[ref] = key
+                    return ref, key
+            ref = bytes(row[0])
+            key = self._cache.get(ref) or self.wrapper.unwrap(bytes(row[1]), ref)
             self._cache[ref] = key
             return ref, key
 

@@ -8,6 +8,8 @@ perpetrator — erasure never shows a provision record that the person's NON_DIS
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -110,6 +112,13 @@ def test_views_are_sealed_and_an_erased_persons_old_cells_open_with_no_key_left(
     assert all(cipher.open(col, c) is not None for col, c in before)  # the opening below can fail
     assert views.portal_records(node, target, target).records == ()  # hidden by NON_DISCLOSURE
 
+    # the perfect guess an insider could make of each of the person's erased payloads: the payload itself
+    mapper = node.app.signed_mapper
+    guesses = [mapper.plaintext(env) for _, _, env in node.app.envelopes() if env.header.enc == ENC_DK1]
+    assert guesses and any(b"TARGET-intake-note" in g for g in guesses)
+    unsalted = [(env.payload, env.header.digest) for _, _, env in node.app.envelopes() if env.header.enc != ENC_DK1]
+    assert all(hashlib.sha256(p).hexdigest() == d for p, d in unsalted)  # a guess would confirm an unsalted one
+
     request = node.app.request_erasure(Actor(B, "admin"), target, "retention of the case ended")
     node.app.approve_erasure(Actor(B, "admin2"), request, note="checked")
     scrub_after_erasure(node)
@@ -130,6 +139,16 @@ def test_views_are_sealed_and_an_erased_persons_old_cells_open_with_no_key_left(
         assert _scan_view_rows(again, target_values) == []
         if backend is None:
             assert _scan_files(config.data_dir, everyone) == []
+        # salted digests: no header digest, leaf or file of the node confirms a guessed erased payload
+        gone = [g for g in guesses if b"TARGET" in g]
+        headers = [env.header_bytes for _, _, env in again.app.envelopes()]
+        leaves = {env.leaf_hash for _, _, env in again.app.envelopes()}
+        assert {_leaf_with(h, json.loads(h)["digest"]) for h in headers} == leaves  # (the leaf is rebuilt right)
+        for guess in gone:
+            digest = hashlib.sha256(guess).hexdigest()
+            assert not any(digest.encode() in h for h in headers)
+            assert _scan_files(config.data_dir, [digest]) == []
+            assert all(_leaf_with(h, digest) not in leaves for h in headers)
         # erasure un-hides nothing: the record NON_DISCLOSURE hid stays hidden (the flags are shared events)
         assert views.portal_records(again, target, target).records == ()
         report = verify_log(again.app, workers=1)
@@ -153,3 +172,10 @@ def _dump(node: Node) -> list[tuple[object, ...]]:
     with node.engine.connect() as conn:
         rows = [tuple(r) for t in (timeline_events, probe_queue) for r in conn.execute(select(t))]
     return sorted(rows, key=repr)
+
+
+def _leaf_with(header: bytes, digest: str) -> bytes:
+    """The Merkle leaf ``header`` would have if its digest were ``digest`` (the guess's)."""
+    head = json.loads(header)
+    head["digest"] = digest
+    return hashlib.sha256(b"\x00" + json.dumps(head, separators=(",", ":"), sort_keys=True).encode()).digest()

@@ -111,6 +111,11 @@ def test_views_are_sealed_and_an_erased_persons_old_cells_open_with_no_key_left(
     cipher = ViewCipher(node.app.signed_mapper.data_keys)
     assert all(cipher.open(col, c) is not None for col, c in before)  # the opening below can fail
     assert views.portal_records(node, target, target).records == ()  # hidden by NON_DISCLOSURE
+    plain = node.app.subject(unprotected := person())  # the control: an unflagged person's record is shown
+    node.app.request_provision(
+        Actor(A, "counter"), B, unprotected, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    )
+    assert [r.procedure for r in views.portal_records(node, plain, plain).records] == ["児童手当"]
 
     # the perfect guess an insider could make of each of the person's erased payloads: the payload itself
     mapper = node.app.signed_mapper
@@ -151,6 +156,7 @@ def test_views_are_sealed_and_an_erased_persons_old_cells_open_with_no_key_left(
             assert all(_leaf_with(h, digest) not in leaves for h in headers)
         # erasure un-hides nothing: the record NON_DISCLOSURE hid stays hidden (the flags are shared events)
         assert views.portal_records(again, target, target).records == ()
+        assert len(views.portal_records(again, plain, plain).records) == 1
         report = verify_log(again.app, workers=1)
         assert report.ok, report.first_bad
         # every erased event is still proved included in a checkpoint signed after the erasure

@@ -147,8 +147,11 @@ class TimelineProjection(BatchedProjection):
         at = canonical_time(h.time)
         # the detail is personal: sealed under the event's own data key (a personal event: every row of it goes
         # with that person's erasure), else under each row's person's key (docs/erasure.md)
-        own = ref_of(env.payload) if h.enc == ENC_DK1 else None
-        sealed = w.cipher.seal_under(own, DETAIL, detail) if own is not None else None
+        sealed = None
+        if h.enc == ENC_DK1:
+            sealed = w.cipher.seal_under(ref_of(env.payload), DETAIL, detail)
+            if sealed is None:  # erased since it was read: projected as erased, not at all
+                return
         for s in subjects:
             w.upsert(
                 timeline_events,

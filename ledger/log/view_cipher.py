@@ -65,14 +65,13 @@ class ViewCipher:
         ref, key = self.data_keys.for_subject(subject)
         return self._seal(ref, key, column, value)
 
-    def seal_under(self, ref: bytes, column: str, value: str) -> str:
-        """``value`` under the data key ``ref`` names (a personal event's own key); under no key it is not kept."""
+    def seal_under(self, ref: bytes, column: str, value: str) -> str | None:
+        """``value`` under the data key ``ref`` names (a personal event's own key); None when that key was
+        destroyed since the event was read (another process erased the person): nothing of it is kept."""
         if self.data_keys is None:
             return value
         key = self.data_keys.key(ref)
-        if key is None:
-            raise IntegrityError(f"the data key {ref.hex()} is erased: nothing of it is projected", code=Code.ERASED)
-        return self._seal(ref, key, column, value)
+        return None if key is None else self._seal(ref, key, column, value)
 
     def _seal(self, ref: bytes, key: bytes, column: str, value: str) -> str:
         box = self._cipher(ref, key).encrypt(value.encode(), [column.encode()])
@@ -85,12 +84,14 @@ class ViewCipher:
             return cell
         text = cell[len(SEALED_PREFIX) :]
         try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
         except (binascii.Error, ValueError) as exc:
             raise IntegrityError(f"a sealed view cell of {column} is malformed", code=Code.MALFORMED) from exc
+        if len(raw) < REF_BYTES + 16:  # a ref and SIV's 16-byte tag at least
+            raise IntegrityError(f"a sealed view cell of {column} is malformed", code=Code.MALFORMED)
         ref, box = raw[:REF_BYTES], raw[REF_BYTES:]
         # the key is looked up every time: another process of this node may have destroyed it since
-        key = self.data_keys.key(ref) if self.data_keys is not None and len(ref) == REF_BYTES else None
+        key = self.data_keys.key(ref) if self.data_keys is not None else None
         if key is None:
             with self._lock:
                 self._keys.pop(ref, None)

@@ -259,6 +259,7 @@ class Projector:
         applied = 0
         w = PageWriter(conn, self.cipher)
         conn.info[CIPHER_INFO] = w.cipher
+        page: list[tuple[int, Any, Envelope, Any]] = []
         for position, row_stream, _, version, topic, state in rows:
             wanted = readers.get(topic)
             if wanted is None:
@@ -269,9 +270,12 @@ class Projector:
             check_fields(env, row_stream, version, topic)
             verify(env)
             try:
-                ev = decode(env)
+                page.append((position, wanted, env, decode(env)))
             except ErasedPayload:
                 continue  # its person was erased (issue 22): projected as erased, i.e. not at all
+        # the keys the page's sealed cells need, new persons' made in one transaction (docs/erasure.md)
+        w.cipher.prepare(ev for _, _, _, ev in page)
+        for position, wanted, env, ev in page:
             for name, apply, batched in wanted:
                 if behind_all or position > positions[name]:
                     apply(w if batched else w.conn, ev, env, position)

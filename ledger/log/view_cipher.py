@@ -21,6 +21,8 @@ from __future__ import annotations
 import base64
 import binascii
 import threading
+from collections.abc import Iterable
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -34,6 +36,7 @@ __all__ = ["SEALED_PREFIX", "ViewCipher"]
 
 SEALED_PREFIX = "vk1."
 _INFO = b"flagledger view columns v1"
+_NAMING = ("subject", "victim", "old", "new", "proxy")  # the fields that name a person (projections.timeline)
 
 
 def _view_key(data_key: bytes) -> AESSIV:
@@ -50,6 +53,7 @@ class ViewCipher:
         self.data_keys = data_keys
         self._lock = threading.Lock()
         self._keys: dict[bytes, AESSIV] = {}  # ref → view key (a destroyed ref is looked up again, below)
+        self._page: dict[str, tuple[bytes, bytes]] = {}  # subject → (ref, data key) of the projector's page
 
     def _cipher(self, ref: bytes, data_key: bytes) -> AESSIV:
         with self._lock:
@@ -58,11 +62,31 @@ class ViewCipher:
                 siv = self._keys[ref] = _view_key(data_key)
             return siv
 
+    def prepare(self, events: Iterable[Any]) -> None:
+        """The keys of the persons ``events`` name, those who have none made in one transaction (the projector,
+        before a page): otherwise each new person costs a synced commit in the middle of the page."""
+        if self.data_keys is None:
+            return
+        names: set[str] = set()
+        for event in events:
+            fields = vars(event)
+            for f in _NAMING:
+                v = fields.get(f)
+                if isinstance(v, str) and v:
+                    names.add(v)
+            many = fields.get("perpetrators")
+            if many:
+                names.update(str(p) for p in many)
+        # this page's keys: sealing a cell then costs no look-up in the key file (a key another process destroys
+        # during the page still seals the page's cells: unreadable, as that person's are meant to be)
+        self._page = self.data_keys.for_subjects(names) if names else {}
+
     def seal(self, subject: str, column: str, value: str) -> str:
         """``value`` under ``subject``'s data key (made the first time one is needed)."""
         if self.data_keys is None:
             return value
-        ref, key = self.data_keys.for_subject(subject)
+        hit = self._page.get(subject)
+        ref, key = hit if hit is not None else self.data_keys.for_subject(subject)
         return self._seal(ref, key, column, value)
 
     def seal_under(self, ref: bytes, column: str, value: str) -> str | None:

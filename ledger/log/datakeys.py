@@ -165,13 +165,28 @@ class DataKeys:
                 self._make(db, wanted)
             out = {}
             for subject in names:
-                ref = self._known[subject]
-                key = self._cache.get(ref)
-                if key is None:
-                    row = db.execute("SELECT wrapped FROM subject_keys WHERE ref = ?", (ref,)).fetchone()
-                    key = self._cache[ref] = self.wrapper.unwrap(bytes(row[0]), ref)
-                out[subject] = (ref, key)
+                got = self._current(db, subject)
+                if got is None:  # destroyed by another process a moment ago: the person's next key
+                    self._known.pop(subject, None)
+                    self._make(db, [subject])
+                    got = self._current(db, subject)
+                if got is None:
+                    raise IntegrityError(f"no data key could be kept for {subject}", code=Code.UNDECRYPTABLE)
+                out[subject] = got
             return out
+
+    def _current(self, db: sqlite3.Connection, subject: str) -> tuple[bytes, bytes] | None:
+        """(under the lock) The known current key of ``subject``; None if unknown or gone from the file."""
+        ref = self._known.get(subject)
+        if ref is None:
+            return None
+        key = self._cache.get(ref)
+        if key is None:
+            row = db.execute("SELECT wrapped FROM subject_keys WHERE ref = ?", (ref,)).fetchone()
+            if row is None:
+                return None
+            key = self._cache[ref] = self.wrapper.unwrap(bytes(row[0]), ref)
+        return ref, key
 
     def _make(self, db: sqlite3.Connection, wanted: list[str]) -> None:
         """(under the lock) Know the current key of each of ``wanted``, making the missing in one transaction."""

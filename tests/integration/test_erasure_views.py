@@ -23,6 +23,7 @@ from ledger.log.view_cipher import SEALED_PREFIX, ViewCipher
 from ledger.runtime.bootstrap import Node, open_node
 from ledger.runtime.erasure_scrub import scrub_after_erasure
 from projections import views
+from projections.base import metadata
 from projections.queues import PROBE_PROCEDURE, PROBE_QUERIER, probe_queue
 from projections.timeline import DETAIL, timeline_events
 from tests.conftest import A, B
@@ -63,7 +64,7 @@ def _scan_files(root: Path, needles: list[str]) -> list[str]:
 def _scan_view_rows(node: Node, needles: list[str]) -> list[str]:
     hits = []
     with node.engine.connect() as conn:
-        for table in (timeline_events, probe_queue):
+        for table in metadata.sorted_tables:  # every view table
             for row in conn.execute(select(table)):
                 cells = " ".join(str(v) for v in row)
                 hits += [f"{table.name}: {n}" for n in needles if n in cells]

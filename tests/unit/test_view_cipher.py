@@ -67,3 +67,21 @@ def test_unsealed_and_malformed_cells(keys: DataKeys) -> None:
     with pytest.raises(IntegrityError):
         cipher.open(COLUMN, cell[:-3] + ("AAA" if cell[-3:] != "AAA" else "BBB"))
     assert ViewCipher(None).seal("p", COLUMN, "x") == "x"  # a ledger with no data keys keeps them plain
+
+
+def test_a_pages_keys_are_the_persons_own_and_a_key_another_process_destroyed_is_not_used(
+    keys: DataKeys, tmp_path: Path
+) -> None:
+    """Insider after an erasure done by another process of the node (the CLI while the node runs): the
+    projector's next page does not seal with the destroyed key, and its keys are the ones single look-ups give."""
+    page = keys.for_subjects(["p-a", "p-b"])
+    assert page["p-a"] == keys.for_subject("p-a") and page["p-a"][0] != page["p-b"][0]
+    other = DataKeys(keys.path, keys.wrapper)  # the other process, on the same file
+    try:
+        destroyed = other.refs_of("p-a")
+        other.destroy(destroyed, "2026-12-07T00:00:00+00:00", "request", "admin2")
+    finally:
+        other.close()
+    again = keys.for_subjects(["p-a", "p-b"])
+    assert again["p-a"][0].hex() not in destroyed and again["p-b"] == page["p-b"]
+    assert keys.for_subject("p-a") == again["p-a"]

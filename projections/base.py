@@ -30,6 +30,7 @@ from ledger.faultpoint import faultpoint
 from ledger.log.envelope import Envelope
 from ledger.log.rows import LogRow, log_rows
 from ledger.log.subject_payload import ErasedPayload
+from ledger.log.view_cipher import ViewCipher
 from ledger.storage import create_engine, storage_error, upsert
 from projections.page import PageWriter
 from projections.schema import fingerprint, projection_schema, state_metadata, tracking
@@ -58,6 +59,9 @@ Readers = dict[str, list[tuple[str, Callable[[Any, Any, Envelope, int], None], b
 PROJECTOR_LOCK = 0x666C6167  # the advisory lock key of projection writers on PostgreSQL ("flag")
 
 
+CIPHER_INFO = "flagledger.view_cipher"  # key of the projector's ViewCipher in a page's ``Connection.info``
+
+
 class Projection(ABC):
     """A read model. ``topics`` lists the event topics it reads (all others are skipped unread)."""
 
@@ -81,7 +85,8 @@ class BatchedProjection(Projection):
     def apply(self, w: PageWriter, event: Any, env: Envelope, position: int) -> None: ...
 
     def handle(self, conn: Connection, event: Any, env: Envelope, position: int) -> None:
-        w = PageWriter(conn)
+        # the projector's cipher, set on the page's connection: a wrapper calling ``handle`` seals the same
+        w = PageWriter(conn, conn.info.get(CIPHER_INFO))
         self.apply(w, event, env, position)
         w.flush()
 
@@ -96,6 +101,15 @@ class Projector:
         # the request path catches up before each decision while a consumer loop catches up after each
         # poll: two catch-ups at once in one process would both apply the page after the same position
         self._threads = threading.RLock()  # one catch-up at a time within this process
+        self._cipher: ViewCipher | None = None
+
+    @property
+    def cipher(self) -> ViewCipher:
+        """Seals the views' personal cells under this node's data keys (set on the app after it is made)."""
+        keys = self.app.signed_mapper.data_keys
+        if self._cipher is None or self._cipher.data_keys is not keys:
+            self._cipher = ViewCipher(keys)
+        return self._cipher
 
     def create_tables(self) -> list[str]:
         """Every missing table, as they are now, none recreated (returns no name): for a scratch database of its
@@ -246,7 +260,9 @@ class Projector:
         # behind the whole page, so no event needs its position compared
         behind_all = max(positions.values(), default=0) < rows[0][0]
         applied = 0
-        w = PageWriter(conn)
+        w = PageWriter(conn, self.cipher)
+        conn.info[CIPHER_INFO] = w.cipher
+        page: list[tuple[int, Any, Envelope, Any]] = []
         for position, row_stream, _, version, topic, state in rows:
             wanted = readers.get(topic)
             if wanted is None:
@@ -257,9 +273,12 @@ class Projector:
             check_fields(env, row_stream, version, topic)
             verify(env)
             try:
-                ev = decode(env)
+                page.append((position, wanted, env, decode(env)))
             except ErasedPayload:
                 continue  # its person was erased (issue 22): projected as erased, i.e. not at all
+        # the keys the page's sealed cells need, new persons' made in one transaction (docs/erasure.md)
+        w.cipher.prepare(ev for _, _, _, ev in page)
+        for position, wanted, env, ev in page:
             for name, apply, batched in wanted:
                 if behind_all or position > positions[name]:
                     apply(w if batched else w.conn, ev, env, position)

@@ -25,6 +25,8 @@ from typing import Any
 from sqlalchemy import Connection, Dialect, Table, and_, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ledger.log.view_cipher import ViewCipher
+
 __all__ = ["PageWriter"]
 
 Key = tuple[Any, ...]
@@ -141,8 +143,10 @@ class _Pending:
 class PageWriter:
     """Pending row writes of one page; see the module docstring for the folding rules."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, cipher: ViewCipher | None = None) -> None:
         self._conn = conn
+        # seals the personal cells a projection writes (docs/erasure.md); plain without data keys
+        self.cipher = cipher if cipher is not None else ViewCipher(None)
         self._dialect = conn.dialect
         self._tables: dict[Table, _Pending] = {}
         # per-page memo a projection may keep of rows it has read or written (cleared with the page)

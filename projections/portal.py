@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text
 
 from ledger.domain import bounds
 from ledger.log.envelope import Envelope
@@ -21,6 +21,10 @@ from projections.base import BatchedProjection, PageWriter, metadata
 
 __all__ = [
     "OPEN_END",
+    "RECORD_APPLICANT",
+    "RECORD_INFO_KIND",
+    "RECORD_PROCEDURE",
+    "RECORD_PROVIDER",
     "PortalProjection",
     "canonical_time",
     "flag_intervals",
@@ -54,13 +58,16 @@ portal_records = Table(
     "portal_records",
     metadata,
     Column("request_id", String(36), primary_key=True),
-    Column("provider", String(bounds.AGENCY_CODE.max), nullable=False),
+    # provider, procedure, info_kind, applicant: sealed under the person's data key (ledger.log.view_cipher; no
+    # reader needs them: the portal shows each record from its signed event); querier: the querying agency's own
+    # listing selects by it
+    Column("provider", Text, nullable=False),
     Column("querier", String(bounds.AGENCY_CODE.max), nullable=False, index=True),
     Column("subject", String(bounds.SUBJECT.max), nullable=False),
     Column("legal_item", Integer, nullable=False),
-    Column("procedure", String(bounds.PROCEDURE.max), nullable=False),
-    Column("info_kind", String(bounds.INFO_KIND.max), nullable=False),
-    Column("applicant", String(bounds.ENUM.max), nullable=False),
+    Column("procedure", Text, nullable=False),
+    Column("info_kind", Text, nullable=False),
+    Column("applicant", Text, nullable=False),
     Column("created_at", String(32), nullable=False),
     Column("position", BigInteger, nullable=False),
     Column("status", String(24), nullable=False),
@@ -100,8 +107,16 @@ _OUTCOME = {
 }
 
 
+# the sealed columns' names (their cells' associated data)
+RECORD_PROVIDER = "portal_records.provider"
+RECORD_PROCEDURE = "portal_records.procedure"
+RECORD_INFO_KIND = "portal_records.info_kind"
+RECORD_APPLICANT = "portal_records.applicant"
+
+
 class PortalProjection(BatchedProjection):
     name = "portal"
+    schema_version = 2  # 2: the records' personal columns sealed under the person's data key
     tables = (portal_records, flag_intervals, portal_proxies)
     topics = frozenset(
         {PROVISION + e for e in ("Received", *_OUTCOME)}
@@ -140,17 +155,18 @@ class PortalProjection(BatchedProjection):
     @staticmethod
     def _provision(w: PageWriter, kind: str, event: Any, stream: str, at: str, position: int) -> None:
         if kind == "Received":
+            subject, seal = event.subject, w.cipher.seal
             w.upsert(
                 portal_records,
                 {
                     "request_id": stream,
-                    "provider": event.agency,
+                    "provider": seal(subject, RECORD_PROVIDER, event.agency),
                     "querier": event.querier,
-                    "subject": event.subject,
+                    "subject": subject,
                     "legal_item": int(event.legal_item),
-                    "procedure": event.procedure,
-                    "info_kind": event.info_kind,
-                    "applicant": event.applicant,
+                    "procedure": seal(subject, RECORD_PROCEDURE, event.procedure),
+                    "info_kind": seal(subject, RECORD_INFO_KIND, event.info_kind),
+                    "applicant": seal(subject, RECORD_APPLICANT, event.applicant),
                     "created_at": at,
                     "position": position,
                     "status": "received",

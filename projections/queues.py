@@ -23,7 +23,34 @@ from ledger.log.envelope import Envelope
 from projections.base import BatchedProjection, PageWriter, metadata
 from projections.portal import canonical_time
 
-__all__ = ["QueueProjection", "body_queue", "flag_queue", "held_queue", "probe_queue", "request_subjects"]
+__all__ = [
+    "HELD_APPLICANT",
+    "HELD_INFO_KIND",
+    "HELD_PROCEDURE",
+    "HELD_QUERIER",
+    "PROBE_KEYLESS",
+    "PROBE_PROCEDURE",
+    "PROBE_PROVIDER",
+    "PROBE_QUERIER",
+    "QueueProjection",
+    "body_queue",
+    "flag_queue",
+    "held_queue",
+    "probe_queue",
+    "request_subjects",
+]
+
+# the sealed columns' names (their cells' associated data)
+HELD_QUERIER = "queue_held_requests.querier"
+HELD_PROCEDURE = "queue_held_requests.procedure"
+HELD_INFO_KIND = "queue_held_requests.info_kind"
+HELD_APPLICANT = "queue_held_requests.applicant"
+PROBE_PROVIDER = "queue_probe_notices.provider"
+PROBE_QUERIER = "queue_probe_notices.querier"
+PROBE_PROCEDURE = "queue_probe_notices.procedure"
+# a notice whose request has not arrived (never seen: a provider's Received precedes its notice in its log) is
+# sealed under a key of its own, named by the request; erasing the person does not reach that key
+PROBE_KEYLESS = "request:"
 
 FLAG_REQUEST = "ledger.domain.flags:FlagRequest."
 BODY_SENT = "ledger.domain.flags:BodyRequest.Sent"
@@ -56,12 +83,13 @@ held_queue = Table(
     metadata,
     Column("request_id", String(36), primary_key=True),
     Column("provider", String(bounds.AGENCY_CODE.max), nullable=False),
-    Column("querier", String(bounds.AGENCY_CODE.max), nullable=False),
+    # querier, procedure, info_kind, applicant: sealed under the person's data key (ledger.log.view_cipher)
+    Column("querier", Text, nullable=False),
     Column("subject", String(bounds.SUBJECT.max), nullable=False),
     Column("legal_item", Integer, nullable=False),
-    Column("procedure", String(bounds.PROCEDURE.max), nullable=False),
-    Column("info_kind", String(bounds.INFO_KIND.max), nullable=False),
-    Column("applicant", String(bounds.ENUM.max), nullable=False),  # as stated by the querying agency
+    Column("procedure", Text, nullable=False),
+    Column("info_kind", Text, nullable=False),
+    Column("applicant", Text, nullable=False),  # as stated by the querying agency
     Column("received_at", String(32), nullable=False),
     Column("status", String(24), nullable=False),
     Column("proposal", String(12)),
@@ -92,10 +120,11 @@ probe_queue = Table(
     Column("request_id", String(36), primary_key=True),
     Column("holder", String(bounds.AGENCY_CODE.max), primary_key=True),
     Column("notice_id", String(36), nullable=False),
-    Column("provider", String(bounds.AGENCY_CODE.max), nullable=False),
-    Column("querier", String(bounds.AGENCY_CODE.max), nullable=False),
+    # sealed under the person's data key (ledger.log.view_cipher): text of any length
+    Column("provider", Text, nullable=False),
+    Column("querier", Text, nullable=False),
     Column("legal_item", Integer, nullable=False),
-    Column("procedure", String(bounds.PROCEDURE.max), nullable=False),
+    Column("procedure", Text, nullable=False),
     Column("sent_at", String(32), nullable=False),
     Index("ix_queue_probe_holder", "holder", "sent_at"),
 )
@@ -111,6 +140,7 @@ request_subjects = Table(
 
 class QueueProjection(BatchedProjection):
     name = "work_queues"
+    schema_version = 2  # 2: probe notices and held requests sealed under the person's data key
     tables = (flag_queue, held_queue, body_queue, probe_queue, request_subjects)
     topics = frozenset(
         {FLAG_REQUEST + e for e in ("Requested", "Approved", "Rejected", "Executed")}
@@ -142,18 +172,33 @@ class QueueProjection(BatchedProjection):
                 },
             )
         elif h.topic == PROBE_SENT:
+            request = str(event.request_id)
+            # who asked, through which provider, for what: where the person may now live — sealed under the
+            # person's data key (docs/erasure.md); the notice names only the request, whose subject the provider's
+            # Received (earlier in its log, hence in ours) gave
+            subject = (
+                w.memo.get(("request_subject", request))
+                or w.conn.execute(
+                    select(request_subjects.c.subject).where(request_subjects.c.request_id == request)
+                ).scalar()
+            )
+            owner = str(subject) if subject else PROBE_KEYLESS + request
+            seal = w.cipher.seal
+            sealed = {
+                "provider": seal(owner, PROBE_PROVIDER, event.agency),
+                "querier": seal(owner, PROBE_QUERIER, event.querier),
+                "procedure": seal(owner, PROBE_PROCEDURE, event.procedure),
+            }
             for holder in sorted(set(event.holders)):
                 w.upsert(
                     probe_queue,
                     {
-                        "request_id": str(event.request_id),
+                        "request_id": request,
                         "holder": holder,
                         "notice_id": h.stream,
-                        "provider": event.agency,
-                        "querier": event.querier,
                         "legal_item": int(event.legal_item),
-                        "procedure": event.procedure,
                         "sent_at": at,
+                        **sealed,
                     },
                 )
         else:
@@ -204,17 +249,19 @@ class QueueProjection(BatchedProjection):
         if kind == "Received":
             # a probe notice names the request, not the person; on another node it may arrive first
             w.upsert(request_subjects, {"request_id": stream, "subject": event.subject})
+            w.memo[("request_subject", stream)] = event.subject
+            subject, seal = event.subject, w.cipher.seal
             w.upsert(
                 held_queue,
                 {
                     "request_id": stream,
                     "provider": event.agency,
-                    "querier": event.querier,
-                    "subject": event.subject,
+                    "querier": seal(subject, HELD_QUERIER, event.querier),
+                    "subject": subject,
                     "legal_item": int(event.legal_item),
-                    "procedure": event.procedure,
-                    "info_kind": event.info_kind,
-                    "applicant": event.applicant,
+                    "procedure": seal(subject, HELD_PROCEDURE, event.procedure),
+                    "info_kind": seal(subject, HELD_INFO_KIND, event.info_kind),
+                    "applicant": seal(subject, HELD_APPLICANT, event.applicant),
                     "received_at": at,
                     "status": "received",
                     "proposal": None,

@@ -15,10 +15,13 @@ from sqlalchemy import BigInteger, Column, String, Table, Text, select
 
 from ledger.domain import bounds
 from ledger.log.envelope import Envelope
+from ledger.log.subject_payload import ENC_DK1, ref_of
 from projections.base import BatchedProjection, PageWriter, metadata
 from projections.portal import canonical_time
 
-__all__ = ["TimelineProjection", "timeline_events", "timeline_streams"]
+__all__ = ["DETAIL", "TimelineProjection", "timeline_events", "timeline_streams"]
+
+DETAIL = "timeline_events.detail"  # the sealed column's name, its cells' associated data
 
 timeline_streams = Table(
     "timeline_streams",
@@ -37,7 +40,7 @@ timeline_events = Table(
     Column("at", String(32), nullable=False),
     Column("agency", String(bounds.AGENCY_CODE.max), nullable=False),  # originating agency
     Column("actor", String(bounds.STAFF_ID.max)),  # staff id, when the event names one
-    Column("detail", Text, nullable=False),  # the event's own fields, JSON
+    Column("detail", Text, nullable=False),  # the event's own fields, JSON, sealed (ledger.log.view_cipher)
 )
 
 # event class → its topics (module:Class.Event)
@@ -107,6 +110,7 @@ def _named_subjects(event: Any, fields: dict[str, Any] | None = None) -> list[st
 
 class TimelineProjection(BatchedProjection):
     name = "timeline"
+    schema_version = 2  # 2: detail sealed under the person's data key
     tables = (timeline_events, timeline_streams)
     topics = frozenset(f"{cls}.{e}" for cls, events in _TOPICS.items() for e in events)
     build_indexes = frozenset({"ix_timeline_events_subject"})  # an erasure notice deletes a person's rows (_drop)
@@ -142,6 +146,13 @@ class TimelineProjection(BatchedProjection):
                 break
         detail = _DETAIL.encode({k: v for k, v in vars(event).items() if k not in _SKIP})
         at = canonical_time(h.time)
+        # the detail is personal: sealed under the event's own data key (a personal event: every row of it goes
+        # with that person's erasure), else under each row's person's key (docs/erasure.md)
+        sealed = None
+        if h.enc == ENC_DK1:
+            sealed = w.cipher.seal_under(ref_of(env.payload), DETAIL, detail)
+            if sealed is None:  # erased since it was read: projected as erased, not at all
+                return
         for s in subjects:
             w.upsert(
                 timeline_events,
@@ -153,7 +164,7 @@ class TimelineProjection(BatchedProjection):
                     "at": at,
                     "agency": h.origin,
                     "actor": actor,
-                    "detail": detail,
+                    "detail": sealed if sealed is not None else w.cipher.seal(s, DETAIL, detail),
                 },
             )
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 from sqlalchemy import Connection, select
 
 from ledger.app import Actor
+from ledger.log.view_cipher import ViewCipher
 from projections.flag_links import resolve_person, subject_alias
 from projections.node import NodeParts
 from projections.portal_read import PortalReader
 from projections.record_check import RecordCheck
 
-__all__ = ["aliases", "fresh", "portal_reader", "record_check", "staff_at"]
+__all__ = ["aliases", "fresh", "portal_reader", "record_check", "staff_at", "view_cipher"]
 
 
 # -- people ---------------------------------------------------------------------------------------------
@@ -29,6 +30,12 @@ def fresh(node: NodeParts) -> None:
 def staff_at(node: NodeParts, actor: Actor) -> None:
     """Any active staff member of an agency hosted here (Point 3: every department sees the protection)."""
     node.app.permit(actor)
+
+
+def view_cipher(node: NodeParts) -> ViewCipher:
+    """Opens the views' sealed personal cells with the node's data keys (the projector's own, which keeps the
+    derived keys it already made)."""
+    return node.projector.cipher
 
 
 def record_check(node: NodeParts) -> RecordCheck:

@@ -40,9 +40,10 @@ from sqlalchemy import Connection, select
 
 from ledger.app import Actor
 from ledger.domain.types import Action
+from ledger.log.view_cipher import ViewCipher
 from projections.node import NodeParts
-from projections.timeline import timeline_events
-from projections.view_reads import aliases, fresh
+from projections.timeline import DETAIL, timeline_events
+from projections.view_reads import aliases, fresh, view_cipher
 from projections.views_portal import (
     Holding,
     PortalRecord,
@@ -139,9 +140,12 @@ class TimelineEntry:
     detail: dict[str, Any]
 
 
-def timeline_rows(conn: Connection, subjects: Sequence[str], agency: str | None = None) -> list[TimelineEntry]:
+def timeline_rows(
+    conn: Connection, cipher: ViewCipher, subjects: Sequence[str], agency: str | None = None
+) -> list[TimelineEntry]:
     """The timeline rows of ``subjects``; with ``agency``, only the events that agency signed, and any
-    ``holders`` field (a probe notice's) cut down to that agency (see :func:`subject_timeline`)."""
+    ``holders`` field (a probe notice's) cut down to that agency (see :func:`subject_timeline`). A row whose
+    data key is destroyed (its person erased, the views not yet rebuilt) is left out."""
     query = select(timeline_events).where(timeline_events.c.subject.in_(list(subjects)))
     if agency is not None:
         query = query.where(timeline_events.c.agency == agency)
@@ -151,8 +155,11 @@ def timeline_rows(conn: Connection, subjects: Sequence[str], agency: str | None 
     for r in rows:
         if r.position in seen:  # one event about two pseudonyms of the same person (a number change)
             continue
+        opened = cipher.open(DETAIL, r.detail)
+        if opened is None:
+            continue
         seen.add(r.position)
-        detail = json.loads(r.detail)
+        detail = json.loads(opened)
         if agency is not None and isinstance(detail.get("holders"), list):
             detail["holders"] = [h for h in detail["holders"] if h == agency]
         out.append(TimelineEntry(r.position, r.at, r.event, r.agency, r.actor, r.subject, detail))
@@ -173,4 +180,4 @@ def subject_timeline(node: NodeParts, actor: Actor, subject: str, purpose: str) 
     node.app.record_access(actor, s, "subject timeline", purpose)
     fresh(node)
     with node.engine.connect() as conn:
-        return timeline_rows(conn, aliases(conn, s), actor.agency)
+        return timeline_rows(conn, view_cipher(node), aliases(conn, s), actor.agency)

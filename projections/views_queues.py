@@ -13,12 +13,26 @@ from ledger.app.answers import held_file
 from ledger.app.incidents import READ_ACTIONS
 from ledger.domain.types import Action, calendar_day
 from ledger.errors import PermissionDenied
+from ledger.log.view_cipher import ViewCipher
 from projections.flag_state import agency_flags, flag_history
 from projections.incidents import incidents as incident_table
 from projections.node import NodeParts
 from projections.queue_linkage import CaseEntry, ConsultationEntry, EscalationEntry
-from projections.queues import body_queue, flag_queue, held_queue, probe_queue, request_subjects
-from projections.view_reads import aliases, fresh, staff_at
+from projections.queues import (
+    HELD_APPLICANT,
+    HELD_INFO_KIND,
+    HELD_PROCEDURE,
+    HELD_QUERIER,
+    PROBE_PROCEDURE,
+    PROBE_PROVIDER,
+    PROBE_QUERIER,
+    body_queue,
+    flag_queue,
+    held_queue,
+    probe_queue,
+    request_subjects,
+)
+from projections.view_reads import aliases, fresh, staff_at, view_cipher
 
 
 # -- the agency's own state and queues ---------------------------------------------------------------------
@@ -215,28 +229,35 @@ def pending_approvals(conn: Connection, agency: str) -> list[PendingApproval]:
     ]
 
 
-def held_requests(conn: Connection, agency: str) -> list[HeldRequest]:
+def held_requests(conn: Connection, cipher: ViewCipher, agency: str) -> list[HeldRequest]:
+    """``agency``'s held requests, their sealed cells opened; one whose person was erased is left out."""
     rows = conn.execute(
         select(held_queue)
         .where((held_queue.c.provider == agency) & (held_queue.c.status == "held"))
         .order_by(held_queue.c.received_at, held_queue.c.request_id)
     ).all()
-    return [
-        HeldRequest(
-            r.request_id,
-            r.querier,
-            r.subject,
-            r.legal_item,
-            r.procedure,
-            r.info_kind,
-            r.received_at,
-            r.applicant_check or r.applicant,
-            r.proposal,
-            r.proposed_by,
-            r.proposal_version,
+    out = []
+    for r in rows:
+        querier, procedure = cipher.open(HELD_QUERIER, r.querier), cipher.open(HELD_PROCEDURE, r.procedure)
+        info_kind, applicant = cipher.open(HELD_INFO_KIND, r.info_kind), cipher.open(HELD_APPLICANT, r.applicant)
+        if querier is None or procedure is None or info_kind is None or applicant is None:
+            continue
+        out.append(
+            HeldRequest(
+                r.request_id,
+                querier,
+                r.subject,
+                r.legal_item,
+                procedure,
+                info_kind,
+                r.received_at,
+                r.applicant_check or applicant,
+                r.proposal,
+                r.proposed_by,
+                r.proposal_version,
+            )
         )
-        for r in rows
-    ]
+    return out
 
 
 def _with_files(node: NodeParts, held: list[HeldRequest], today: date) -> list[HeldRequest]:
@@ -304,7 +325,8 @@ def body_requests(conn: Connection, agency: str) -> list[ProtectionBodyRequest]:
     return out
 
 
-def probe_notices(conn: Connection, agency: str) -> list[ProbeNoticeEntry]:
+def probe_notices(conn: Connection, cipher: ViewCipher, agency: str) -> list[ProbeNoticeEntry]:
+    """The probe notices ``agency`` holds; one whose person was erased (its key destroyed) is left out."""
     subject = func.coalesce(request_subjects.c.subject, "")  # "" while the request itself has not arrived
     rows = conn.execute(
         select(probe_queue, subject.label("subject"))
@@ -312,10 +334,14 @@ def probe_notices(conn: Connection, agency: str) -> list[ProbeNoticeEntry]:
         .where(probe_queue.c.holder == agency)
         .order_by(probe_queue.c.sent_at, probe_queue.c.request_id)
     ).all()
-    return [
-        ProbeNoticeEntry(r.request_id, r.subject, r.querier, r.provider, r.legal_item, r.procedure, r.sent_at)
-        for r in rows
-    ]
+    out = []
+    for r in rows:
+        querier, provider = cipher.open(PROBE_QUERIER, r.querier), cipher.open(PROBE_PROVIDER, r.provider)
+        procedure = cipher.open(PROBE_PROCEDURE, r.procedure)
+        if querier is None or provider is None or procedure is None:
+            continue
+        out.append(ProbeNoticeEntry(r.request_id, r.subject, querier, provider, r.legal_item, procedure, r.sent_at))
+    return out
 
 
 def open_incidents(conn: Connection, agency: str) -> list[IncidentEntry]:
@@ -377,8 +403,8 @@ def work_queue(node: NodeParts, actor: Actor, today: date | None = None, *, held
     responders = _may(node, actor, *READ_ACTIONS)
     with node.engine.connect() as conn:
         a = actor.agency
-        waiting = tuple(_with_files(node, held_requests(conn, a), day)) if deciders else ()
-        probes = tuple(probe_notices(conn, a)) if deciders and held else ()
+        waiting = tuple(_with_files(node, held_requests(conn, view_cipher(node), a), day)) if deciders else ()
+        probes = tuple(probe_notices(conn, view_cipher(node), a)) if deciders and held else ()
         alerts = tuple(open_incidents(conn, a)) if responders else ()
         queue = WorkQueue(
             a,

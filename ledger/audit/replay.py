@@ -362,7 +362,7 @@ def _apply(
         )
     new_cuts: set[str] = set()
     applied = left_out = out_of_order = erased = 0
-    w = PageWriter(conn)
+    w = PageWriter(conn, projector.cipher)
     for batch, kept in zip(chunk, keep, strict=True):
         streams = [env.header.stream for _, env in batch]
         behind = kept and any(s in cut for s in streams)  # continues a stream already cut at T

@@ -55,7 +55,14 @@ from ledger.log.subject_payload import ErasedPayload
 from ledger.log.tree import PrefixRoot
 from projections.node import NodeParts
 from projections.portal import canonical_time
-from projections.queues import flag_queue, held_queue
+from projections.queues import (
+    HELD_APPLICANT,
+    HELD_INFO_KIND,
+    HELD_PROCEDURE,
+    HELD_QUERIER,
+    flag_queue,
+    held_queue,
+)
 
 __all__ = ["ReportResult", "audit_report"]
 
@@ -340,17 +347,22 @@ def _held(
         return
     decided = r.decided_at is not None and r.decided_at <= end_label
     then = r.status if decided else "held (pending)"
+    cipher = node.projector.cipher
+
+    def opened(column: str, cell: str) -> str:  # the view's sealed cell; "" once the person is erased
+        return cipher.open(column, cell) or ""
+
     section.add(
         [
             at,
             r.provider,
             stream,
-            r.querier,
+            opened(HELD_QUERIER, r.querier),
             r.subject,
             r.legal_item,
-            r.procedure,
-            r.info_kind,
-            r.applicant_check or r.applicant,
+            opened(HELD_PROCEDURE, r.procedure),
+            opened(HELD_INFO_KIND, r.info_kind),
+            r.applicant_check or opened(HELD_APPLICANT, r.applicant),
             flag_list(ev.flags),
             r.proposal or "",
             r.proposed_by or "",

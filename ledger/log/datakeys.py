@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -44,6 +44,9 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS erased_keys (ref BLOB PRIMARY KEY, erased_at TEXT NOT NULL, request TEXT NOT NULL, "
     "approved_by TEXT NOT NULL)",
 )
+
+
+_FIND = "SELECT ref, wrapped FROM subject_keys WHERE subject = ? ORDER BY rowid DESC LIMIT 1"
 
 
 class KeyWrapper(Protocol):
@@ -112,6 +115,7 @@ class DataKeys:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None  # opened (and the file made) when first needed
         self._cache: dict[bytes, bytes] = {}
+        self._known: dict[str, bytes] = {}  # subject → the ref of its current key (same lifetime as the cache)
         self._version = -1  # the file's data_version the cache was filled at (another process may erase)
 
     @property
@@ -136,25 +140,113 @@ class DataKeys:
                 self._conn.close()
                 self._conn = None
             self._cache.clear()
+            self._known.clear()
+            self._version = -1
 
     # -- writing ------------------------------------------------------------------------------------
+    def _fresh(self, db: sqlite3.Connection) -> None:
+        """(under the lock) Forget what is cached once another process changed the file (it may have erased)."""
+        version = db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version:
+            self._cache.clear()
+            self._known.clear()
+            self._version = version
+
+    def for_subjects(self, subjects: Iterable[str]) -> dict[str, tuple[bytes, bytes]]:
+        """(ref, key) of each person's current data key, those who have none made in one transaction (the
+        projector, once a page: a new key's commit is a synced write, and even a look-up of the file's version
+        takes its lock — both too slow to pay per cell on a rebuild)."""
+        with self._lock:
+            db = self._db
+            self._fresh(db)
+            names = set(subjects)
+            wanted = sorted(s for s in names if s not in self._known)
+            if wanted:
+                self._make(db, wanted)
+            out = {}
+            for subject in names:
+                got = self._current(db, subject)
+                if got is None:  # destroyed by another process a moment ago: the person's next key
+                    self._known.pop(subject, None)
+                    self._make(db, [subject])
+                    got = self._current(db, subject)
+                if got is None:
+                    raise IntegrityError(f"no data key could be kept for {subject}", code=Code.UNDECRYPTABLE)
+                out[subject] = got
+            return out
+
+    def _current(self, db: sqlite3.Connection, subject: str) -> tuple[bytes, bytes] | None:
+        """(under the lock) The known current key of ``subject``; None if unknown or gone from the file."""
+        ref = self._known.get(subject)
+        if ref is None:
+            return None
+        key = self._cache.get(ref)
+        if key is None:
+            row = db.execute("SELECT wrapped FROM subject_keys WHERE ref = ?", (ref,)).fetchone()
+            if row is None:
+                return None
+            key = self._cache[ref] = self.wrapper.unwrap(bytes(row[0]), ref)
+        return ref, key
+
+    def _make(self, db: sqlite3.Connection, wanted: list[str]) -> None:
+        """(under the lock) Know the current key of each of ``wanted``, making the missing in one transaction."""
+        if wanted:
+            cur = db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                made: dict[str, tuple[bytes, bytes]] = {}
+                for subject in wanted:
+                    row = cur.execute(_FIND, (subject,)).fetchone()
+                    if row is not None:
+                        self._known[subject] = bytes(row[0])
+                        continue
+                    ref, key = os.urandom(REF_BYTES), AESGCM.generate_key(256)
+                    cur.execute(
+                        "INSERT INTO subject_keys (ref, subject, wrapped) VALUES (?, ?, ?)",
+                        (ref, subject, self.wrapper.wrap(key, ref)),
+                    )
+                    made[subject] = (ref, key)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            for subject, (ref, key) in made.items():
+                self._known[subject], self._cache[ref] = ref, key
+
     def for_subject(self, subject: str) -> tuple[bytes, bytes]:
         """(ref, key) of the person's current data key, made the first time one is needed."""
+        find = _FIND
         with self._lock:
-            row = self._db.execute(
-                "SELECT ref, wrapped FROM subject_keys WHERE subject = ? ORDER BY rowid DESC LIMIT 1", (subject,)
-            ).fetchone()
-            if row is not None:
-                ref = bytes(row[0])
-                key = self._cache.get(ref) or self.wrapper.unwrap(bytes(row[1]), ref)
-                self._cache[ref] = key
-                return ref, key
-            ref, key = os.urandom(REF_BYTES), AESGCM.generate_key(256)
-            self._db.execute(
-                "INSERT INTO subject_keys (ref, subject, wrapped) VALUES (?, ?, ?)",
-                (ref, subject, self.wrapper.wrap(key, ref)),
-            )
+            self._fresh(self._db)
+            known = self._known.get(subject)
+            if known is not None and (cached := self._cache.get(known)) is not None:
+                return known, cached
+            row = self._db.execute(find, (subject,)).fetchone()
+            if row is None:
+                # made under the file's write lock: two processes of the node (the API's projector and the node
+                # loop's) that meet a new person at once make one key, so both seal the views alike
+                cur = self._db.cursor()
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    row = cur.execute(find, (subject,)).fetchone()
+                    if row is None:
+                        ref, key = os.urandom(REF_BYTES), AESGCM.generate_key(256)
+                        cur.execute(
+                            "INSERT INTO subject_keys (ref, subject, wrapped) VALUES (?, ?, ?)",
+                            (ref, subject, self.wrapper.wrap(key, ref)),
+                        )
+                    cur.execute("COMMIT")
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                if row is None:
+                    self._cache[ref] = key
+                    self._known[subject] = ref
+                    return ref, key
+            ref = bytes(row[0])
+            key = self._cache.get(ref) or self.wrapper.unwrap(bytes(row[1]), ref)
             self._cache[ref] = key
+            self._known[subject] = ref
             return ref, key
 
     def bind_stream(self, stream: str, ref: bytes) -> None:
@@ -186,10 +278,7 @@ class DataKeys:
             db = self._db
             # another process of this node (the `erase approve` command, while an API process runs) may have
             # destroyed keys this one holds in memory: its commit changes the file's data_version
-            version = db.execute("PRAGMA data_version").fetchone()[0]
-            if version != self._version:
-                self._cache.clear()
-                self._version = version
+            self._fresh(db)
             cached = self._cache.get(ref)
             if cached is not None:
                 return cached
@@ -250,6 +339,7 @@ class DataKeys:
                 raise
             for ref in raw:
                 self._cache.pop(ref, None)
+            self._known = {s: r for s, r in self._known.items() if r not in raw}
             # the freed pages hold nothing (secure_delete); VACUUM also drops them from the file
             self._db.execute("VACUUM")
         return gone

@@ -13,10 +13,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from ledger.app import Actor
 from ledger.cli.main import main
 from ledger.runtime.bootstrap import Node
+from projections.timeline import DETAIL, timeline_events
 from tests.conftest import A
 from tests.support.staff import activate_second_administrator, password_env
 
@@ -58,13 +60,21 @@ def test_erase_takes_two_administrators_and_the_audit_names_it(
     assert code == 5 and "four eyes" in err
     code, _, err = run(capsys, node, "erase", "approve", rid, "--as", f"{A}/req")
     assert code == 4
-    assert _files_holding(node.config.data_dir, NOTE.encode())  # nothing destroyed yet
+    # nothing destroyed yet: the views hold the note sealed under the person's key (never in plain text)
+    with node.engine.connect() as conn:
+        subject = node.app.subject(number)
+        cell = str(conn.execute(select(timeline_events.c.detail).where(timeline_events.c.subject == subject)).scalar())
+    assert NOTE in str(node.projector.cipher.open(DETAIL, cell))
+    assert _files_holding(node.config.data_dir, cell.encode()) and not _files_holding(
+        node.config.data_dir, NOTE.encode()
+    )
     code, lines, err = run(capsys, node, "erase", "approve", rid, "--as", f"{A}/admin2", "--note", "checked")
     assert code == 0, err
     assert lines[0]["status"] == "erased" and lines[0]["destroyed"] == 1
     node.close()  # the fixture's own connections let go, as a stopped node's would
 
     assert _files_holding(node.config.data_dir, NOTE.encode()) == []
+    assert _files_holding(node.config.data_dir, cell.encode()) == []  # the views rebuilt without it
     code, lines, err = run(capsys, node, "audit", "verify", "--quiet")
     assert code == 0, err
     erased = lines[0]["erased_events"]

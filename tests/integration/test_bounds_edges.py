@@ -32,7 +32,7 @@ from ledger.domain.provision import ProbeNotice, ProvisionRequest
 from ledger.errors import InputError, RuleViolation
 from ledger.runtime.bootstrap import AgencySpec, Node
 from projections.portal import portal_records
-from projections.queues import probe_queue
+from projections.queues import PROBE_PROCEDURE, probe_queue
 from tests.conftest import A, B
 from tests.support.api import auth, client
 from tests.support.staff import signed_evidence
@@ -488,7 +488,8 @@ def test_a_peers_event_one_over_a_bound_is_parked_and_one_at_it_fits_every_view(
     with a.engine.connect() as conn:
         if topic == "ProvisionRequest.Received":
             got = conn.execute(select(portal_records.c[case]).where(portal_records.c.subject == s)).scalar()
-            assert got == value
+            assert a.projector.cipher.open(f"portal_records.{case}", got) == value  # (sealed: docs/erasure.md)
         if topic == "ProbeNotice.Sent":
-            assert value in conn.execute(select(probe_queue.c.procedure)).scalars().all()
+            cells = conn.execute(select(probe_queue.c.procedure)).scalars().all()
+            assert value in [a.projector.cipher.open(PROBE_PROCEDURE, c) for c in cells]
     a.projector.rebuild()

@@ -188,7 +188,7 @@ def test_a_projection_whose_definition_changed_alone_is_rebuilt(node: Node) -> N
         conn.execute(delete(agency_flags))
 
     class QueuesV2(QueueProjection):
-        schema_version = 2  # what its rows mean changed
+        schema_version = QueueProjection.schema_version + 1  # what its rows mean changed
 
     projections = [QueuesV2() if p.name == QueueProjection.name else p for p in all_projections()]
     again = open_node(node.config.data_dir, projections=projections)

@@ -107,8 +107,9 @@ class World:
                 app.cancel_proxy(Actor(A, "req"), self.people[op[1]], self.people[op[2]])
             elif kind == "decide":
                 self.node.projector.catch_up()
+                cipher = self.node.projector.cipher
                 with self.node.engine.connect() as conn:
-                    waiting = [(a, h.request_id) for a in AGENCIES for h in held_requests(conn, a)]
+                    waiting = [(a, h.request_id) for a in AGENCIES for h in held_requests(conn, cipher, a)]
                 if waiting:
                     agency, rid = waiting[0]
                     app.propose_decision(Actor(agency, "rev"), UUID(rid), op[1], "unknown")
@@ -217,6 +218,7 @@ SLOW_PROJECTOR = textwrap.dedent("""
         def __init__(self, inner):
             self.inner = inner
             self.name, self.tables, self.topics = inner.name, inner.tables, inner.topics
+            self.schema_version = inner.schema_version  # (else its tables are recreated, and rebuilt, at open)
         def handle(self, conn, event, env, position):
             time.sleep(0.002)
             self.inner.handle(conn, event, env, position)

@@ -24,6 +24,7 @@ from ledger.faultpoint import ENV as FAULTPOINT_ENV
 from ledger.runtime.bootstrap import Node
 from projections.bulk import SCRATCH_PREFIX
 from projections.registry import all_projections
+from projections.view_reads import view_cipher
 from projections.views import held_requests
 from tests.conftest import SC, A, B, C
 from tests.integration.test_projections_rebuild import World, snapshot
@@ -69,7 +70,7 @@ def every_kind(node: Node, person: Callable[[], str]) -> None:
         )
     node.projector.catch_up()
     with node.engine.connect() as conn:
-        held = [h.request_id for h in held_requests(conn, C)]
+        held = [h.request_id for h in held_requests(conn, view_cipher(node), C)]
     for rid_text, decision in zip(held, ("provide", "refuse"), strict=False):
         app.propose_decision(Actor(C, "rev"), UUID(rid_text), decision, "unknown")
         app.approve_decision(Actor(C, "apr"), UUID(rid_text), app.provision_request(UUID(rid_text)).proposal_version)

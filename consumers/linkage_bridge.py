@@ -11,6 +11,8 @@ agency's own code.
 * its **number changes** (``PseudonymLink.Linked``, after its own four eyes): its codes for the old and the new
   number, so the hub joins the person's numbers;
 * its **provision records** (a request's first outcome, auto-provided or held), the id the request's;
+* its approved **erasures** (``ErasureNotice.Published``, issue 22): the hub shreds the records this agency sent
+  it about the person and the portal's page drops them (``ledger.hub.erasure``);
 * the **answers** to queries the hub routed here, once the querier may see them (held: ``in_progress`` at once,
   the staff-made answer when the provider's batch releases it);
 * **queries** this agency's staff asked another agency (:meth:`LinkageBridge.ask`), queued until sent;
@@ -53,6 +55,7 @@ from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.checks import MapChecks
 from ledger.linkage.consultation import DECIDED
 from ledger.linkage.directory import Directory
+from ledger.linkage.erasure_messages import ErasureMessage
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import AnswerMessage, FlagChangeMessage, LinkMessage, Message, QueryMessage
 from ledger.linkage.names import HUB
@@ -74,7 +77,8 @@ LOG, ROSTER = "log", "roster"  # linkage_position: the own log read up to; roste
 _SET, _RELEASED = "ledger.domain.flags:Protection.FlagsSet", "ledger.domain.flags:Protection.FlagsReleased"
 _AUTO, _HELD = "ledger.domain.provision:ProvisionRequest.AutoProvided", "ledger.domain.provision:ProvisionRequest.Held"
 _LINKED = "ledger.domain.identity:PseudonymLink.Linked"
-_TOPICS = [_SET, _RELEASED, _AUTO, _HELD, _LINKED]
+_ERASED = "ledger.domain.erasure:ErasureNotice.Published"  # this agency's approved erasure (issue 22)
+_TOPICS = [_SET, _RELEASED, _AUTO, _HELD, _LINKED, _ERASED]
 _IDS = uuid.UUID("5f0c8a52-35f5-4a8e-9d0b-6c1f3e0a7b19")  # the namespace of flag change ids
 
 
@@ -263,6 +267,10 @@ class LinkageBridge:
         if topic == _LINKED:  # a number change made with this agency's four eyes: one person at the hub
             if event.agency == self.agency:
                 yield (event.old, event.new), LinkMessage(code_of(event.old), code_of(event.new))
+            return
+        if topic == _ERASED:  # the hub shreds the records this agency sent it about the person, the portal's page too
+            if event.agency == self.agency:
+                yield (event.subject,), ErasureMessage(UUID(event.request_id).hex, code_of(event.subject))
             return
         request = self.app.provision_request(stream)
         if request.agency != self.agency:

@@ -33,6 +33,7 @@ from ledger.hub.routing import holdings
 from ledger.hub.sealed_records import sealed_page
 from ledger.hub.tables import (
     hub_codes,
+    hub_erasures,
     hub_flag_changes,
     hub_links,
     hub_portal_links,
@@ -123,13 +124,13 @@ class PortalFeed:
 
     def _touched(self, version: int) -> tuple[int, set[str], list[str]]:
         """The mark, the persons touched since it (up to ``version``), and the links not yet fed."""
-        r, f, c, k = hub_sealed_records.c, hub_flag_changes.c, hub_codes.c, hub_links.c
+        r, f, c, k, e = hub_sealed_records.c, hub_flag_changes.c, hub_codes.c, hub_links.c, hub_erasures.c
         try:
             with self.store.engine.connect() as conn:
                 mark = int(conn.execute(select(hub_portal_mark.c.seq)).scalar() or 0)
                 persons = {
                     str(p)
-                    for col in (r, f)
+                    for col in (r, f, e)  # an erasure changes the person's page too
                     for p in conn.execute(
                         select(col.person).where((col.seq > mark) & (col.seq <= version)).distinct()
                     ).scalars()

@@ -32,6 +32,7 @@ __all__ = [
     "hub_codes",
     "hub_consultations",
     "hub_decisions",
+    "hub_erasures",
     "hub_escalations",
     "hub_flag_changes",
     "hub_heads",
@@ -283,4 +284,19 @@ hub_rosters = Table(
     Column("kind", String(bounds.ENUM.max), nullable=False),
     Column("fields", Text, nullable=False),  # JSON, the fields the roster rule reads: public keys, signatures
     Column("seq", BigInteger, nullable=False),
+)
+
+# agencies' approved erasures the hub applied (issue 22, ledger.hub.erasure): in the hub's sequence, the erasing
+# agency, its request id, the person id, how many of its records were shredded; the record of the erasure, kept
+# as evidence (it names no content), and what tells the portal feed that the person's page changed
+hub_erasures = Table(
+    "hub_erasures",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("agency", String(PARTY), nullable=False),
+    Column("erasure_id", String(EVENT_ID), nullable=False),
+    Column("person", String(CODE), nullable=False),
+    Column("records", Integer, nullable=False),
+    UniqueConstraint("agency", "erasure_id", name="uq_hub_erasures_agency"),
+    Index("ix_hub_erasures_person", "person", "seq"),
 )

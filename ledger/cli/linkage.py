@@ -14,6 +14,7 @@ from pathlib import Path
 from ledger.cli.base import command, data_dir, group, out
 from ledger.cli.parsing import PATH, argument
 from ledger.errors import InputError
+from ledger.hub.erasure import erasures
 from ledger.runtime.agency_entry import own_entry, take_hub_entry
 from ledger.runtime.config import NodeConfig
 from ledger.runtime.roles import LINKAGE_ROLES, import_entries, open_role
@@ -50,4 +51,14 @@ def import_(file: Path) -> int:
 def list_() -> int:
     for entry in open_role(data_dir()).entries():
         out({"party": entry.party, "key_id": entry.key_id, "valid_from": entry.valid_from})
+    return 0
+
+
+@command(linkage, "erasures", help="at the hub: the agencies' erasures it applied (sequence, agency, request, records)")
+def erasures_() -> int:
+    store = open_role(data_dir()).hub_store()
+    try:
+        out({"erasures": erasures(store.engine)})
+    finally:
+        store.close()
     return 0

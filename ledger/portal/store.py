@@ -7,7 +7,8 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.linkage.portal_messages import PortalPageMessage
-from ledger.portal.tables import metadata, portal_cards, portal_outbox, portal_pages, portal_seen
+from ledger.linkage.erasure_messages import PageErasure
+from ledger.portal.tables import metadata, portal_cards, portal_erasures, portal_outbox, portal_pages, portal_seen
 from ledger.storage import open_tables, storage_error
 
 __all__ = ["PortalStore", "open_portal_store"]
@@ -79,6 +80,30 @@ class PortalStore:
         except SQLAlchemyError as exc:
             raise storage_error("cannot keep the hub's page", exc, "nothing was kept") from exc
         return True
+
+    def erased(self, event_id: str, notice: PageErasure) -> None:
+        """Record an erasure the hub told of (and its event id), once."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(portal_seen).values(event_id=event_id))
+                e = portal_erasures.c
+                held = conn.execute(
+                    select(e.code).where((e.code == notice.code) & (e.version == notice.version))
+                ).first()
+                if held is None:
+                    conn.execute(insert(portal_erasures).values(code=notice.code, version=notice.version))
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot record the hub's erasure", exc, "nothing was kept") from exc
+
+    def erasures(self) -> list[dict[str, object]]:
+        """The erasures the hub told of, in its sequence (the portal's audit of them)."""
+        e = portal_erasures.c
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(e.code, e.version).order_by(e.version, e.code)).all()
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot read the portal's erasures", exc) from exc
+        return [{"code": str(c), "version": int(v)} for c, v in rows]
 
     def owed(self) -> list[tuple[int, bytes]]:
         o = portal_outbox.c

@@ -137,6 +137,7 @@ def test_erasing_one_person_leaves_no_value_of_theirs_at_the_hub_or_the_portal(
     assert any(b_x.encode() in v for v in portal_rows) and any(a_y.encode() in v for v in portal_rows)
     [done] = erasures(pw.world.hub.store.engine)
     assert (done["agency"], done["erasure_id"], done["records"]) == (A, erasure_id, 1)
+    assert pw.store.erasures() == [{"code": _portal_code(pw, x), "version": done["seq"]}]  # the portal's record
     portal_file = tmp_path / "portal.sqlite"
     assert a_x.encode() not in files_of(portal_file) and b_x.encode() in files_of(portal_file)
     if backend is None:
@@ -166,6 +167,7 @@ def test_erasing_a_hidden_record_never_unhides_anything(pw: PortalWorld) -> None
     assert after_erasure.records == () and after_erasure.note == HIDDEN_NOTE
     again = pw.store.page(_portal_code(pw, x))
     assert again == version  # nothing new was fed: the page the perpetrator could see is the same
+    assert [e["code"] for e in pw.store.erasures()] == [_portal_code(pw, x)]  # the erasure is recorded there
     with pw.world.hub.store.engine.connect() as conn:
         assert len(conn.execute(select(hub_flag_changes)).all()) == 1  # the hiding interval is kept
     pw.world.agencies[B].flag(x, "NON_DISCLOSURE", "release")

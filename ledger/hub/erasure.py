@@ -49,9 +49,7 @@ def erase(store: HubStore, agency: str, message: ErasureMessage, also: Also = No
     e, s, r = hub_erasures.c, hub_sealed_records.c, hub_records.c
 
     def first(conn: Connection) -> int | None:
-        found = conn.execute(
-            select(e.seq).where((e.agency == agency) & (e.erasure_id == message.erasure_id))
-        ).scalar()
+        found = conn.execute(select(e.seq).where((e.agency == agency) & (e.erasure_id == message.erasure_id))).scalar()
         return None if found is None else int(found)
 
     def write(conn: Connection, seq: int) -> None:

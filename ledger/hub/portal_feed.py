@@ -2,10 +2,10 @@
 changes.
 
 A round (:meth:`PortalFeed.step`, after each step of the hub's loop, by the leader only) finds what changed
-since the last round — records, flag changes and erasures sequenced since the mark, portal codes never fed, number-change
-links never fed — takes every portal code of every person touched (across their numbers), computes the page
-(``sealed_page``: the records shown, hidden ones removed by the hub's sequence, each still sealed by its
-provider to the portal — the hub passes on contents it cannot read) with whether a protection
+since the last round — records, flag changes and erasures sequenced since the mark, portal codes never fed,
+number-change links never fed — takes every portal code of every person touched (across their numbers),
+computes the page (``sealed_page``: the records shown, hidden ones removed by the hub's sequence, each still
+sealed by its provider to the portal — the hub passes on contents it cannot read) with whether a protection
 applies now and whether the code's number was replaced, and owes the portal each page whose content differs
 from the last one sent under that code. Pages, digests, links fed and the new mark are written in one
 transaction, each erasure's ``page_erasure`` notice before them (``ledger.linkage.erasure_messages``: the portal
@@ -45,9 +45,9 @@ from ledger.hub.tables import (
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.codes import persons_of
 from ledger.linkage.directory import Directory
+from ledger.linkage.erasure_messages import PageErasure
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import PORTAL
-from ledger.linkage.erasure_messages import PageErasure
 from ledger.linkage.sealed_pages import SealedPageEntry, SealedPortalPage
 from ledger.linkage.sealing import seal
 from ledger.storage import storage_error

@@ -33,8 +33,8 @@ from ledger.linkage.codes import Registration, portal_code
 from ledger.linkage.digests import expand, seal_digest
 from ledger.linkage.directory import Directory
 from ledger.linkage.erasure_messages import PageErasure
-from ledger.linkage.messages import decode
 from ledger.linkage.keys import PartyKeys
+from ledger.linkage.messages import decode
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.schedule import DigestSchedule
 from ledger.linkage.sealed_pages import SealedPortalPage, open_sealed_page

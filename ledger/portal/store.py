@@ -6,8 +6,8 @@ from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.linkage.portal_messages import PortalPageMessage
 from ledger.linkage.erasure_messages import PageErasure
+from ledger.linkage.portal_messages import PortalPageMessage
 from ledger.portal.tables import metadata, portal_cards, portal_erasures, portal_outbox, portal_pages, portal_seen
 from ledger.storage import open_tables, storage_error
 

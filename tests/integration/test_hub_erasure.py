@@ -21,9 +21,9 @@ from ledger.hub.erasure import erasures
 from ledger.hub.inbox import parked
 from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.tables import hub_flag_changes, hub_sealed_records
+from ledger.linkage.codes import portal_code
 from ledger.linkage.erasure_messages import ErasureMessage
 from ledger.linkage.hiding import HIDDEN_NOTE
-from ledger.linkage.codes import portal_code
 from ledger.linkage.names import HUB
 from ledger.linkage.record_contents import open_contents
 from ledger.linkage.sealing import seal

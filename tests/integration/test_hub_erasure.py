@@ -22,9 +22,9 @@ from ledger.hub.inbox import parked
 from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.tables import hub_flag_changes, hub_sealed_records
 from ledger.linkage.codes import portal_code
-from ledger.linkage.erasure_messages import ErasureMessage
+from ledger.linkage.erasure_messages import ErasureMessage, PageErasure
 from ledger.linkage.hiding import HIDDEN_NOTE
-from ledger.linkage.names import HUB
+from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.record_contents import open_contents
 from ledger.linkage.sealing import seal
 from ledger.linkage.transport import MemoryBroker, MemoryTransport, Topics
@@ -182,8 +182,9 @@ def test_erasing_a_hidden_record_never_unhides_anything(pw: PortalWorld) -> None
 def test_a_peer_cannot_erase_another_agencys_records(pw: PortalWorld) -> None:
     """Peer agency forging an erasure to wipe another's evidence: C names X by A's code (C never registered
     it) — parked, ``not_found``; C signs an erasure claiming to be A — parked (the signature is not A's); C's
-    erasure of X under its own code shreds C's records only; the portal sends none at all. A's record stays,
-    at the hub and on the page. Broker operator: A's erasure re-delivered is applied once."""
+    erasure of X under its own code shreds C's records only; the portal sends none at all; C's page erasure
+    sent to the portal itself is refused (the hub's only). A's record stays, at the hub and on the page.
+    Broker operator: A's erasure re-delivered is applied once."""
     x = individual_number()
     a_x, c_x = procedure("ax"), procedure("cx")
     pw.world.agencies[A].record(x, B, a_x, ITEM, INFO, "provided", MADE)
@@ -202,6 +203,13 @@ def test_a_peer_cannot_erase_another_agencys_records(pw: PortalWorld) -> None:
     c_end.transport.send(HUB, portal_erasure)
     c_end.transport.flush()
     pw.settle()
+    portal_key = pw.world.hub.directory.sealing_key(PORTAL)  # and C tells the portal itself: refused
+    notice = PageErasure(_portal_code(pw, x), 1)
+    broker: MemoryBroker = pw.broker  # type: ignore[attr-defined]
+    forged_notice = seal(c_end.keys.signer, portal_key, PORTAL, uuid.uuid4().hex, notice.kind, notice.encode())
+    broker.append(Topics().inbox(PORTAL), forged_notice)  # its transport refuses: written into the topic itself
+    pw.settle()
+    assert Code.WRONG_ROUTE in pw.portal.refused and pw.store.erasures() == []
     codes = sorted(p.code for p in parked(pw.world.hub.store.engine))
     assert len(codes) == 3 and Code.NOT_FOUND in codes and Code.WRONG_AGENCY in codes
     assert erasures(pw.world.hub.store.engine) == []
@@ -212,7 +220,6 @@ def test_a_peer_cannot_erase_another_agencys_records(pw: PortalWorld) -> None:
     assert sorted(opened_at_the_hub(pw)) == [a_x]
 
     erasure_id = erase(pw, A, x)
-    broker: MemoryBroker = pw.broker  # type: ignore[attr-defined]
     topic = Topics().inbox(HUB)
     broker.append(topic, broker.topics[topic][-1])  # A's erasure again
     pw.settle()

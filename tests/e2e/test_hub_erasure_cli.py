@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.hub.erasure import erase
+from ledger.hub.inspect import accesses
 from ledger.hub.log import open_hub_store
 from ledger.hub.sealed_records import file_sealed
 from ledger.linkage.codes import Registration, agency_code, register
@@ -56,6 +57,11 @@ def test_the_hub_and_the_portal_list_their_erasures(tmp_path: Path) -> None:
         store.close()
     listed = run(env, "linkage", "erasures", "--data-dir", str(hub_dir))["erasures"]
     assert "c2VhbGVk" not in json.dumps(listed) and code not in json.dumps(listed)  # no contents, no code
+    store = open_hub_store(f"sqlite:///{hub_dir / 'hub.sqlite'}", "test")
+    try:  # each listing is a person's read of the hub's database: recorded before it
+        assert [a.what for a in accesses(store.engine, "test", "check")][:2] == ["hub_erasures", "hub_erasures"]
+    finally:
+        store.close()
     assert [(e["agency"], e["erasure_id"], e["records"]) for e in listed] == [(A, request, 1)]
 
     portal = open_portal_store(f"sqlite:///{portal_dir / 'portal.sqlite'}")

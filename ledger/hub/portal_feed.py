@@ -90,14 +90,14 @@ class PortalFeed:
         version = self.store.sequencer.last()
         mark, persons, new_links = self._touched(version)
         codes = self._codes(persons)
-        erased = self._codes(self._erased(mark, version))
+        erased = [(code, seq) for person, seq in self._erased(mark, version) for code in self._codes({person})]
         pages = [page_for(self.store, code, version) for code in codes]
         sent = self._sent(codes)
         changed = [(p, d) for p in pages if (d := _digest(p)) != sent.get(p.code)]
         if not changed and not new_links and mark == version:
             return 0
         portal = self.directory.sealing_key(PORTAL)  # not published yet: nothing written, the next round retries
-        notices: list[PageErasure | SealedPortalPage] = [PageErasure(code, version) for code in erased]
+        notices: list[PageErasure | SealedPortalPage] = [PageErasure(code, seq) for code, seq in erased]
         owes = [
             seal(self.keys.signer, portal, PORTAL, uuid.uuid4().hex, p.kind, p.encode(), ANSWER_SIZE)
             for p in [*notices, *(p for p, _ in changed)]
@@ -130,13 +130,13 @@ class PortalFeed:
             }
         )
 
-    def _erased(self, mark: int, version: int) -> set[str]:
-        """The persons an agency's erasure touched since the mark (ledger.hub.erasure): the portal is told."""
+    def _erased(self, mark: int, version: int) -> list[tuple[str, int]]:
+        """(person, sequence) of each agency's erasure since the mark (ledger.hub.erasure): the portal is told."""
         e = hub_erasures.c
         try:
             with self.store.engine.connect() as conn:
-                rows = conn.execute(select(e.person).where((e.seq > mark) & (e.seq <= version)).distinct())
-                return {str(p) for p in rows.scalars()}
+                rows = conn.execute(select(e.person, e.seq).where((e.seq > mark) & (e.seq <= version)).order_by(e.seq))
+                return [(str(p), int(q)) for p, q in rows]
         except SQLAlchemyError as exc:
             raise storage_error("cannot read the hub's erasures", exc) from exc
 

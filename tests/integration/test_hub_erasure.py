@@ -1,6 +1,6 @@
-"""An agency's approved erasure at the hub and the portal (issue 22), on SQLite and PostgreSQL (the hub; the
-portal runs on SQLite): the hub shreds what that agency sent it about the person, the portal's page drops it,
-nothing hidden is ever shown, and a peer cannot wipe another agency's evidence.
+"""An agency's approved erasure at the hub and the portal (issue 22), both on SQLite and both on PostgreSQL:
+the hub shreds what that agency sent it about the person, the portal's page drops it, nothing hidden is ever
+shown, and a peer cannot wipe another agency's evidence.
 
 Threats, per test: an insider at the hub or the portal after the erasure (with every key those roles hold, and
 the portal's key too: the records were sealed to it), the perpetrator at the portal, a peer agency forging an
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ from ledger.log.signing import Signer
 from tests.support.hub_world import START, A, B, C, Cast, D
 from tests.support.people import individual_number
 from tests.support.portal_world import PortalWorld
+from tests.support.postgres import temp_database
 
 ITEM, INFO = 74, "地方税関係情報"
 MADE = "2026-12-07T12:00:00+09:00"
@@ -45,12 +47,17 @@ def hub(backend: str | None, tmp_path: Path) -> Iterator[HubStore]:
 
 
 @pytest.fixture
-def pw(hub: HubStore, tmp_path: Path) -> Iterator[PortalWorld]:
+def pw(hub: HubStore, backend: str | None, tmp_path: Path) -> Iterator[PortalWorld]:
+    """The hub and the portal, each on the backend (the portal's own database on PostgreSQL)."""
     broker = MemoryBroker()
-    w = PortalWorld.open(Cast.of(A, B, C, D), hub, tmp_path / "portal.sqlite", lambda p: MemoryTransport(broker, p))
-    w.broker = broker  # type: ignore[attr-defined]
-    yield w
-    w.store.close()
+    with ExitStack() as stack:
+        url = None if backend is None else stack.enter_context(temp_database())
+        w = PortalWorld.open(
+            Cast.of(A, B, C, D), hub, tmp_path / "portal.sqlite", lambda p: MemoryTransport(broker, p), url
+        )
+        w.broker = broker  # type: ignore[attr-defined]
+        yield w
+        w.store.close()
 
 
 def procedure(tag: str) -> str:
@@ -138,9 +145,9 @@ def test_erasing_one_person_leaves_no_value_of_theirs_at_the_hub_or_the_portal(
     [done] = erasures(pw.world.hub.store.engine)
     assert (done["agency"], done["erasure_id"], done["records"]) == (A, erasure_id, 1)
     assert pw.store.erasures() == [{"code": _portal_code(pw, x), "version": done["seq"]}]  # the portal's record
-    portal_file = tmp_path / "portal.sqlite"
-    assert a_x.encode() not in files_of(portal_file) and b_x.encode() in files_of(portal_file)
-    if backend is None:
+    if backend is None:  # on PostgreSQL the files are the server's (docs/erasure.md, what is left)
+        portal_file = tmp_path / "portal.sqlite"
+        assert a_x.encode() not in files_of(portal_file) and b_x.encode() in files_of(portal_file)
         hub_file = tmp_path / "hub.sqlite"
         assert a_x_blob[-64:] not in files_of(hub_file)
 

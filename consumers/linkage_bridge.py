@@ -16,6 +16,8 @@ agency's own code.
 * the **residence changes** it recorded of people it protects (``consumers.linkage_moves``): the hub asks the new
   municipality to take over;
 * its **provision records** (a request's first outcome, auto-provided or held), the id the request's;
+* its approved **erasures** (``ErasureNotice.Published``, issue 22): the hub shreds the records this agency sent
+  it about the person and the portal's page drops them (``ledger.hub.erasure``);
 * the **answers** to queries the hub routed here, once the querier may see them (held: ``in_progress`` at once,
   the staff-made answer when the provider's batch releases it);
 * **queries** this agency's staff asked another agency (:meth:`LinkageBridge.ask`), queued until sent;
@@ -60,6 +62,7 @@ from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.checks import MapChecks
 from ledger.linkage.consultation import DECIDED
 from ledger.linkage.directory import Directory
+from ledger.linkage.erasure_messages import ErasureMessage
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import (
     AnswerMessage,
@@ -89,7 +92,11 @@ _SET, _RELEASED = "ledger.domain.flags:Protection.FlagsSet", "ledger.domain.flag
 _AUTO, _HELD = "ledger.domain.provision:ProvisionRequest.AutoProvided", "ledger.domain.provision:ProvisionRequest.Held"
 _LINKED = "ledger.domain.identity:PseudonymLink.Linked"
 _UNLINKED, _RELINKED = "ledger.domain.identity:PseudonymLink.Unlinked", "ledger.domain.identity:PseudonymLink.Relinked"
-_TOPICS = [_SET, _RELEASED, _AUTO, _HELD, _LINKED, _UNLINKED, _RELINKED, moves.MOVED, bodies.SENT, bodies.OUTCOME]
+_ERASED = "ledger.domain.erasure:ErasureNotice.Published"  # this agency's approved erasure (issue 22)
+_TOPICS = [
+    *(_SET, _RELEASED, _AUTO, _HELD, _LINKED, _UNLINKED, _RELINKED),
+    *(moves.MOVED, bodies.SENT, bodies.OUTCOME, _ERASED),
+]
 _IDS = uuid.UUID("5f0c8a52-35f5-4a8e-9d0b-6c1f3e0a7b19")  # the namespace of flag change ids
 
 
@@ -295,6 +302,10 @@ class LinkageBridge:
             return
         if topic == moves.MOVED:  # a protected person's residence change it recorded: the handover, by the hub
             yield from moves.move_message(self.agency, event, stream)
+            return
+        if topic == _ERASED:  # the hub shreds the records this agency sent it about the person, the portal's page too
+            if event.agency == self.agency:
+                yield (event.subject,), ErasureMessage(UUID(event.request_id).hex, code_of(event.subject))
             return
         request = self.app.provision_request(stream)
         if request.agency != self.agency:

@@ -8,12 +8,15 @@ config.json's ``linkage.hub`` (``ledger.runtime.agency_entry``). docs/linkage.md
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 
 from ledger.cli.base import command, data_dir, group, out
 from ledger.cli.parsing import PATH, argument
 from ledger.errors import InputError
+from ledger.hub.erasure import erasures
+from ledger.hub.inspect import record_access
 from ledger.runtime.agency_entry import own_entry, take_hub_entry
 from ledger.runtime.config import NodeConfig
 from ledger.runtime.roles import LINKAGE_ROLES, import_entries, open_role
@@ -50,4 +53,18 @@ def import_(file: Path) -> int:
 def list_() -> int:
     for entry in open_role(data_dir()).entries():
         out({"party": entry.party, "key_id": entry.key_id, "valid_from": entry.valid_from})
+    return 0
+
+
+@command(linkage, "erasures", help="at the hub: the agencies' erasures it applied (sequence, agency, request, records)")
+def erasures_() -> int:
+    store = open_role(data_dir()).hub_store()
+    try:
+        # a person's read of the hub's database, recorded before it as every such read (ledger.hub.inspect)
+        record_access(
+            store.engine, getpass.getuser(), "the hub's erasures (flagledger linkage erasures)", "hub_erasures"
+        )
+        out({"erasures": erasures(store.engine)})
+    finally:
+        store.close()
     return 0

@@ -43,3 +43,14 @@ def page(card: str, viewer: str, wait: float) -> int:
         store.close()
     out({"records": [asdict(r) for r in shown.records], "note": shown.note})
     return 0
+
+
+@command(portal, "erasures", help="the erasures the hub told this portal of: each card's code and the hub's sequence")
+def erasures() -> int:
+    node = open_role(data_dir())
+    store = node.portal_store()
+    try:
+        out({"erasures": store.erasures()})
+    finally:
+        store.close()
+    return 0

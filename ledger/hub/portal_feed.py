@@ -2,13 +2,14 @@
 changes.
 
 A round (:meth:`PortalFeed.step`, after each step of the hub's loop, by the leader only) finds what changed
-since the last round — records and flag changes sequenced since the mark, portal codes never fed, number-change
-links never fed — takes every portal code of every person touched (across their numbers), computes the page
-(``sealed_page``: the records shown, hidden ones removed by the hub's sequence, each still sealed by its
-provider to the portal — the hub passes on contents it cannot read) with whether a protection
+since the last round — records, flag changes and erasures sequenced since the mark, portal codes never fed,
+number-change links never fed — takes every portal code of every person touched (across their numbers),
+computes the page (``sealed_page``: the records shown, hidden ones removed by the hub's sequence, each still
+sealed by its provider to the portal — the hub passes on contents it cannot read) with whether a protection
 applies now and whether the code's number was replaced, and owes the portal each page whose content differs
 from the last one sent under that code. Pages, digests, links fed and the new mark are written in one
-transaction; the hub's outbox sends them at its next step (``hub_outbox``), so a hub that dies mid-round feeds
+transaction, each erasure's ``page_erasure`` notice before them (``ledger.linkage.erasure_messages``: the portal
+records it); the hub's outbox sends them at its next step (``hub_outbox``), so a hub that dies mid-round feeds
 again, and the portal keeps the newest version.
 
 The state is read, not pushed by the loop: nothing in ``HubService`` changes, and a round that was missed (the
@@ -33,6 +34,7 @@ from ledger.hub.routing import holdings
 from ledger.hub.sealed_records import sealed_page
 from ledger.hub.tables import (
     hub_codes,
+    hub_erasures,
     hub_flag_changes,
     hub_links,
     hub_portal_links,
@@ -43,6 +45,7 @@ from ledger.hub.tables import (
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.codes import persons_of
 from ledger.linkage.directory import Directory
+from ledger.linkage.erasure_messages import PageErasure
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import PORTAL
 from ledger.linkage.sealed_pages import SealedPageEntry, SealedPortalPage
@@ -86,23 +89,18 @@ class PortalFeed:
             return 0  # the leader feeds: a standby's pages would only repeat its
         version = self.store.sequencer.last()
         mark, persons, new_links = self._touched(version)
-        codes = sorted(
-            {
-                c
-                for p in persons
-                for q in persons_of(self.store.codes, p)
-                if (c := self.store.codes.codes(q).get(PORTAL))
-            }
-        )
+        codes = self._codes(persons)
+        erased = [(code, seq) for person, seq in self._erased(mark, version) for code in self._codes({person})]
         pages = [page_for(self.store, code, version) for code in codes]
         sent = self._sent(codes)
         changed = [(p, d) for p in pages if (d := _digest(p)) != sent.get(p.code)]
         if not changed and not new_links and mark == version:
             return 0
         portal = self.directory.sealing_key(PORTAL)  # not published yet: nothing written, the next round retries
+        notices: list[PageErasure | SealedPortalPage] = [PageErasure(code, seq) for code, seq in erased]
         owes = [
             seal(self.keys.signer, portal, PORTAL, uuid.uuid4().hex, p.kind, p.encode(), ANSWER_SIZE)
-            for p, _ in changed
+            for p in [*notices, *(p for p, _ in changed)]
         ]
         try:
             with self.store.engine.begin() as conn:
@@ -121,15 +119,36 @@ class PortalFeed:
             log.info("the hub owes the portal %d page(s) (sequence %d)", len(owes), version)
         return len(owes)
 
+    def _codes(self, persons: set[str]) -> list[str]:
+        """The portal's codes of ``persons``, across each one's numbers."""
+        return sorted(
+            {
+                c
+                for p in persons
+                for q in persons_of(self.store.codes, p)
+                if (c := self.store.codes.codes(q).get(PORTAL))
+            }
+        )
+
+    def _erased(self, mark: int, version: int) -> list[tuple[str, int]]:
+        """(person, sequence) of each agency's erasure since the mark (ledger.hub.erasure): the portal is told."""
+        e = hub_erasures.c
+        try:
+            with self.store.engine.connect() as conn:
+                rows = conn.execute(select(e.person, e.seq).where((e.seq > mark) & (e.seq <= version)).order_by(e.seq))
+                return [(str(p), int(q)) for p, q in rows]
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot read the hub's erasures", exc) from exc
+
     def _touched(self, version: int) -> tuple[int, set[str], list[str]]:
         """The mark, the persons touched since it (up to ``version``), and the links not yet fed."""
-        r, f, c, k = hub_sealed_records.c, hub_flag_changes.c, hub_codes.c, hub_links.c
+        r, f, c, k, e = hub_sealed_records.c, hub_flag_changes.c, hub_codes.c, hub_links.c, hub_erasures.c
         try:
             with self.store.engine.connect() as conn:
                 mark = int(conn.execute(select(hub_portal_mark.c.seq)).scalar() or 0)
                 persons = {
                     str(p)
-                    for col in (r, f)
+                    for col in (r, f, e)  # an erasure changes the person's page too
                     for p in conn.execute(
                         select(col.person).where((col.seq > mark) & (col.seq <= version)).distinct()
                     ).scalars()

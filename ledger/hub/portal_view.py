@@ -82,9 +82,11 @@ def portal_page(engine: Engine, codes: CodeMap, portal_code: str) -> PortalPage:
             rows = conn.execute(stmt).all()
     except SQLAlchemyError as exc:
         raise storage_error("cannot read the hub's provision records", exc) from exc
+    visible = [row for row in rows if not hidden(int(row.seq), intervals)]
+    # an erased record (its text shredded, ledger.hub.erasure) is on no page; the note counts it as before
     shown = tuple(
         PortalRecord(str(rid), str(at), str(querier), str(provider), str(proc), int(item), str(kind), str(outcome))
-        for seq, rid, at, querier, provider, proc, item, kind, outcome in rows
-        if not hidden(int(seq), intervals)
+        for _, rid, at, querier, provider, proc, item, kind, outcome in visible
+        if at
     )
-    return PortalPage(shown, HIDDEN_NOTE if len(shown) < len(rows) else None)
+    return PortalPage(shown, HIDDEN_NOTE if len(visible) < len(rows) else None)

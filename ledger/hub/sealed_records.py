@@ -85,12 +85,13 @@ def sealed_page(engine: Engine, codes: CodeMap, portal_code: str) -> SealedPage:
             rows = conn.execute(stmt).all()
     except SQLAlchemyError as exc:
         raise storage_error("cannot read the hub's sealed provision records", exc) from exc
+    visible = [row for row in rows if not hidden(int(row.seq), intervals)]
+    # a record its provider erased (contents shredded, ledger.hub.erasure) is on no page; the note still counts
+    # every hidden record, erased or not, so an erasure never changes what the page says was hidden
     shown = tuple(
-        SealedEntry(str(rid), str(provider), bytes(contents))
-        for seq, rid, provider, contents in rows
-        if not hidden(int(seq), intervals)
+        SealedEntry(str(rid), str(provider), bytes(contents)) for _, rid, provider, contents in visible if contents
     )
-    return SealedPage(shown, HIDDEN_NOTE if len(shown) < len(rows) else None)
+    return SealedPage(shown, HIDDEN_NOTE if len(visible) < len(rows) else None)
 
 
 def open_page(portal: PartyKeys, page: SealedPage, sender_keys: SenderKeys) -> PortalPage:

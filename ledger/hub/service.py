@@ -41,6 +41,7 @@ from ledger.hub import links
 from ledger.hub.body_requests import HubBodyRequests
 from ledger.hub.consultations import WINDOW, HubConsultations
 from ledger.hub.digests import DigestSchedule, carried, send_digests
+from ledger.hub.erasure import erase
 from ledger.hub.heads import MapHeads
 from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid, park, was_applied
 from ledger.hub.log import HubStore
@@ -59,6 +60,7 @@ from ledger.linkage.consultation import AdviceMessage, StaffAnswer
 from ledger.linkage.cosigned_heads import encode_cosigs
 from ledger.linkage.digests import DIGEST_KIND
 from ledger.linkage.directory import Directory
+from ledger.linkage.erasure_messages import ErasureMessage
 from ledger.linkage.hub_wire import encode_routing
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.map_messages import FlagFiled, ProvenQuery, Registered
@@ -265,6 +267,8 @@ class HubService:
             undo = decode(UnlinkMessage, opened.payload)
             self._commit(opened, [], links.unlink(self.store.engine, self.store.codes, opened.sender, undo))
             self._relinked(opened.sender, undo.old_code, undo.new_code)
+        elif kind == ErasureMessage.kind:  # only the sender's own records, about a person it registered
+            erase(self.store, opened.sender, decode(ErasureMessage, opened.payload), self._mark(opened))
         elif kind == SealedRecordMessage.kind:
             file_sealed(self.store, opened.sender, decode(SealedRecordMessage, opened.payload), self._mark(opened))
         elif kind == RecordMessage.kind:  # its text would sit readable in the hub's database: the insider's bound

@@ -34,6 +34,7 @@ __all__ = [
     "hub_consultations",
     "hub_cosignatures",
     "hub_decisions",
+    "hub_erasures",
     "hub_escalations",
     "hub_flag_changes",
     "hub_heads",
@@ -347,4 +348,19 @@ hub_body_requests = Table(
     Column("delivered", Boolean, nullable=False),
     UniqueConstraint("body", "body_request", name="uq_hub_body_requests_body"),
     Index("ix_hub_body_requests_person", "person"),
+)
+
+# agencies' approved erasures the hub applied (issue 22, ledger.hub.erasure): in the hub's sequence, the erasing
+# agency, its request id, the person id, how many of its records were shredded; the record of the erasure, kept
+# as evidence (it names no content), and what tells the portal feed that the person's page changed
+hub_erasures = Table(
+    "hub_erasures",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("agency", String(PARTY), nullable=False),
+    Column("erasure_id", String(EVENT_ID), nullable=False),
+    Column("person", String(CODE), nullable=False),
+    Column("records", Integer, nullable=False),
+    UniqueConstraint("agency", "erasure_id", name="uq_hub_erasures_agency"),
+    Index("ix_hub_erasures_person", "person", "seq"),
 )

@@ -6,7 +6,8 @@ that carries the number, kept sealed in the portal's outbox until the loop sends
 the person and starts feeding the page. Neither the number nor anything that opens to it stays at the portal.
 
 **The loop** (:meth:`PortalService.step`): send what is owed, poll the portal's inbox, open each message (the
-hub's only, kind ``sealed_page``), drop one already applied by event id, open every record's contents (sealed by
+hub's only, kind ``sealed_page``, or ``page_erasure``: recorded, ``ledger.linkage.erasure_messages``), drop one
+already applied by event id, open every record's contents (sealed by
 its provider to the portal: ``ledger.linkage.sealed_pages``; one that is not refuses the page), keep the newest
 page per code; then
 commit the inbox — after the database commit. A message that does not open, or is not the hub's, is counted in
@@ -31,7 +32,9 @@ from ledger.errors import BrokerUnavailable, Code, FlagLedgerError, PermissionDe
 from ledger.linkage.codes import Registration, portal_code
 from ledger.linkage.digests import expand, seal_digest
 from ledger.linkage.directory import Directory
+from ledger.linkage.erasure_messages import PageErasure
 from ledger.linkage.keys import PartyKeys
+from ledger.linkage.messages import decode
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.schedule import DigestSchedule
 from ledger.linkage.sealed_pages import SealedPortalPage, open_sealed_page
@@ -133,13 +136,17 @@ class PortalService:
     def _take(self, value: bytes, sender_keys: SenderKeys, done: PortalStep) -> None:
         try:
             opened = unseal(self.keys.sealing, PORTAL, value, sender_keys)
-            if opened.sender != HUB or opened.kind != SealedPortalPage.kind:
+            if opened.sender != HUB or opened.kind not in (SealedPortalPage.kind, PageErasure.kind):
                 raise PermissionDenied(
                     f"the portal reads only the hub's pages, not {opened.kind!r} from {opened.sender}",
                     code=Code.WRONG_ROUTE,
                 )
             if self.store.was_seen(opened.event_id):
                 done.replays += 1
+                return
+            if opened.kind == PageErasure.kind:  # recorded; the page that follows (if it changed) replaces the old
+                self.store.erased(opened.event_id, decode(PageErasure, opened.payload))
+                done.kept += 1
                 return
             page = open_sealed_page(self.keys, SealedPortalPage.decode(opened.payload), sender_keys)
             if self.store.keep(opened.event_id, page):

@@ -6,8 +6,9 @@ from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 
+from ledger.linkage.erasure_messages import PageErasure
 from ledger.linkage.portal_messages import PortalPageMessage
-from ledger.portal.tables import metadata, portal_cards, portal_outbox, portal_pages, portal_seen
+from ledger.portal.tables import metadata, portal_cards, portal_erasures, portal_outbox, portal_pages, portal_seen
 from ledger.storage import open_tables, storage_error
 
 __all__ = ["PortalStore", "open_portal_store"]
@@ -55,20 +56,54 @@ class PortalStore:
         """Apply a page the hub sent (and its event id) in one transaction; an older version than the one kept
         is dropped (returns False). The hub sends each page once per change, in order; this guards a replay."""
         p = portal_pages.c
+        dropped = False
         try:
             with self.engine.begin() as conn:
+                if conn.dialect.name == "sqlite":
+                    # a page replaced may have lost an erased record (ledger.hub.erasure): its old bytes are
+                    # overwritten, not left in the file's free pages
+                    conn.exec_driver_sql("PRAGMA secure_delete=ON")
                 conn.execute(insert(portal_seen).values(event_id=event_id))
-                held = conn.execute(select(p.version).where(p.code == page.code)).scalar()
-                if held is not None and int(held) > page.version:
+                held = conn.execute(select(p.version, p.page).where(p.code == page.code)).first()
+                if held is not None and int(held.version) > page.version:
                     return False
                 values = {"version": page.version, "page": page.encode()}
                 if held is None:
                     conn.execute(insert(portal_pages).values(code=page.code, **values))
                 else:
                     conn.execute(update(portal_pages).where(p.code == page.code).values(**values))
+                    kept = {r.record_id for r in page.records}
+                    dropped = any(r.record_id not in kept for r in PortalPageMessage.decode(bytes(held.page)).records)
+            if dropped and self.engine.dialect.name == "sqlite":
+                with self.engine.connect() as conn:  # and no WAL frame keeps the old page either
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         except SQLAlchemyError as exc:
             raise storage_error("cannot keep the hub's page", exc, "nothing was kept") from exc
         return True
+
+    def erased(self, event_id: str, notice: PageErasure) -> None:
+        """Record an erasure the hub told of (and its event id), once."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(portal_seen).values(event_id=event_id))
+                e = portal_erasures.c
+                held = conn.execute(
+                    select(e.code).where((e.code == notice.code) & (e.version == notice.version))
+                ).first()
+                if held is None:
+                    conn.execute(insert(portal_erasures).values(code=notice.code, version=notice.version))
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot record the hub's erasure", exc, "nothing was kept") from exc
+
+    def erasures(self) -> list[dict[str, object]]:
+        """The erasures the hub told of, in its sequence (the portal's audit of them)."""
+        e = portal_erasures.c
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(e.code, e.version).order_by(e.version, e.code)).all()
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot read the portal's erasures", exc) from exc
+        return [{"code": str(c), "version": int(v)} for c, v in rows]
 
     def owed(self) -> list[tuple[int, bytes]]:
         o = portal_outbox.c

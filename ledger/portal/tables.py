@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, String, Table
 
-__all__ = ["metadata", "portal_cards", "portal_outbox", "portal_pages", "portal_seen"]
+__all__ = ["metadata", "portal_cards", "portal_erasures", "portal_outbox", "portal_pages", "portal_seen"]
 
 metadata = MetaData()
 
@@ -38,4 +38,13 @@ portal_outbox = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("message", LargeBinary, nullable=False),
+)
+
+# erasures the hub told the portal of (issue 22, ledger.linkage.erasure_messages): the card's code, the hub's
+# sequence of the erasure; the portal's record of them (no agency, no record, no count: the hub sends none)
+portal_erasures = Table(
+    "portal_erasures",
+    metadata,
+    Column("code", String(CODE), primary_key=True),
+    Column("version", BigInteger, primary_key=True),
 )

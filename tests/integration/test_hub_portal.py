@@ -17,10 +17,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from ledger.hub.erasure import erase
 from ledger.hub.log import HubStore, ProvisionRecord, open_hub_store
 from ledger.hub.portal_view import PortalPage, portal_page
+from ledger.hub.tables import hub_records
 from ledger.linkage.codes import Registration, agency_code, link_numbers, portal_code, register
+from ledger.linkage.erasure_messages import ErasureMessage
 from ledger.linkage.hiding import HIDDEN_NOTE, Action
 from ledger.linkage.names import PORTAL
 from tests.support.people import individual_number
@@ -162,3 +166,30 @@ def test_a_late_number_change_link_hides_the_old_number_records(world: World) ->
         page = world.page(number)
         assert shown(page) == [after] and page.note == HIDDEN_NOTE
         names_no_one_hidden(page)
+
+
+def test_an_erasure_of_clear_records_removes_them_and_unhides_nothing(world: World) -> None:
+    """Perpetrator at the portal, insider at the hub (issue 22): records filed in the clear (older senders) are
+    shredded on their provider's erasure — the text gone from the row, the record off the page — while the
+    other provider's record stays; a hidden record erased leaves the page as it was, note included."""
+    y, x = individual_number(), individual_number()
+    world.meet(y, A, C, PORTAL)
+    world.meet(x, A, B, PORTAL)
+    mine, theirs = world.provide(A, y, NOON), world.provide(C, y, NOON)
+    assert [r.record_id for r in world.page(y).records] == [mine, theirs]  # the control
+    world.provide(A, x, NOON)
+    world.flag(B, x, "set")
+    world.flag(B, x, "release")
+    hidden = world.page(x)
+    assert hidden.records == () and hidden.note == HIDDEN_NOTE
+
+    erase(world.hub, A, ErasureMessage("1" * 32, world.code(A, y)))
+    erase(world.hub, A, ErasureMessage("2" * 32, world.code(A, x)))
+
+    page = world.page(y)
+    assert [r.record_id for r in page.records] == [theirs] and page.note is None
+    assert world.page(x) == hidden
+    with world.hub.engine.connect() as conn:
+        rows = {r.record_id: r for r in conn.execute(select(hub_records))}
+    assert rows[mine].procedure == rows[mine].made_at == rows[mine].querier == "" and rows[mine].legal_item == 0
+    assert rows[theirs].procedure == "児童手当"

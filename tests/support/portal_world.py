@@ -44,13 +44,19 @@ class PortalWorld:
 
     @classmethod
     def open(
-        cls, cast: Cast, hub: HubStore, portal_db: Path, open_transport: Callable[[str], Transport]
+        cls,
+        cast: Cast,
+        hub: HubStore,
+        portal_db: Path,
+        open_transport: Callable[[str], Transport],
+        portal_url: str | None = None,
     ) -> PortalWorld:
+        """``portal_url``: the portal's database elsewhere (PostgreSQL); by default SQLite at ``portal_db``."""
         world = World.open(cast, hub, open_transport)
         keys = portal_keys()
         directory = world.hub.directory  # shared by the hub and the agencies' ends: one published set of keys
         directory.add(entry(keys), keys.sealing.public_key())
-        store = open_portal_store(f"sqlite:///{portal_db}")
+        store = open_portal_store(portal_url or f"sqlite:///{portal_db}")
         portal = PortalService(store, open_transport(PORTAL), keys, directory, lambda: START)
         return cls(world, keys, store, portal, PortalFeed(hub, cast.hub, directory))
 

@@ -1,0 +1,89 @@
+"""An agency node in hub mode erases a person (issue 22): its four-eyes erasure reaches the hub through its
+bridge, and the hub shreds the records that agency sent it about the person — on SQLite and PostgreSQL.
+
+Threat: an insider at the hub after the erasure, holding the hub's keys and the portal's (the records' contents
+are sealed to the portal): no contents of the erased person's records from the erasing agency are left; the
+other person's stay (the control).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ledger.app import Actor
+from ledger.hub.erasure import erasures
+from ledger.hub.log import HubStore, open_hub_store
+from ledger.hub.tables import hub_sealed_records
+from ledger.linkage.record_contents import open_contents
+from tests.conftest import NodeFactory
+from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, hub_nodes
+from tests.support.hub_world import A, B, C
+from tests.support.people import individual_number
+from tests.support.postgres import temp_database
+
+
+@pytest.fixture
+def world(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[HubNodes]:
+    with ExitStack() as stack:
+        if backend is None:
+            urls: dict[str, str | None] = {}
+            hub_url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+        else:
+            urls = {c: stack.enter_context(temp_database()) for c in (A, B, C)}
+            hub_url = stack.enter_context(temp_database())
+        store: HubStore = open_hub_store(hub_url, "hub-1")
+        w = hub_nodes(make_node, store, (A, B, C), urls)
+        yield w
+        w.close()
+        store.close()
+
+
+def opened(world: HubNodes) -> list[tuple[str, str, str]]:
+    """(provider, record id, querier) of every record's contents the hub keeps, opened with the portal's key."""
+    assert world.portal_keys is not None
+    keys = world.hub.directory.sender_keys(world.nodes[A].app.clock())
+    with world.hub.store.engine.connect() as conn:
+        rows = conn.execute(select(hub_sealed_records)).all()
+    return sorted(
+        (r.provider, r.record_id, open_contents(world.portal_keys, r.contents, keys, r.record_id, r.provider).querier)
+        for r in rows
+        if r.contents
+    )
+
+
+def test_an_erasure_approved_at_a_hub_mode_node_shreds_its_records_at_the_hub(world: HubNodes) -> None:
+    """Insider at the hub after the erasure: C asks A about X and Z, A answers both and sends the hub its two
+    records; A's administrators erase X (four eyes); the bridge sends the erasure, the hub shreds A's record
+    about X and records the erasure under A's request id; Z's record stays."""
+    x, z = individual_number(), individual_number()
+    for number in (x, z):
+        world.bridges[A].file_person(number)
+    world.settle()
+    asked = {
+        n: world.bridges[C].ask(Actor(C, "counter"), A, n, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+        for n in (x, z)
+    }
+    world.settle()
+    assert [world.bridges[C].query(asked[n])["status"] for n in (x, z)] == ["answered", "answered"]
+    before = opened(world)
+    assert [(p, q) for p, _, q in before] == [(A, C), (A, C)]  # the control: both records opened at the hub
+
+    a = world.nodes[A].app
+    request = a.request_erasure(Actor(A, "admin"), x, "retention of the provision record ended")
+    a.approve_erasure(Actor(A, "admin2"), request)
+    world.settle()
+
+    [done] = erasures(world.hub.store.engine)
+    assert (done["agency"], done["erasure_id"], done["records"]) == (A, request.hex, 1)
+    after = opened(world)
+    assert len(after) == 1 and after[0] in before
+    with world.hub.store.engine.connect() as conn:
+        shredded = conn.execute(select(hub_sealed_records).where(hub_sealed_records.c.contents == b"")).all()
+    assert [r.provider for r in shredded] == [A] and shredded[0].record_id not in {r for _, r, _ in after}
+    world.settle()  # the erasure is sent once: nothing moves again
+    assert len(erasures(world.hub.store.engine)) == 1

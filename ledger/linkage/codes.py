@@ -178,9 +178,7 @@ class MemoryCodeMap:
         self.new_of[old] = new
 
 
-def register(
-    store: CodeMap, hub_secret: bytes | KeyedHash | Callable[[str], str], registration: Registration
-) -> str:
+def register(store: CodeMap, hub_secret: bytes | KeyedHash | Callable[[str], str], registration: Registration) -> str:
     """Bind the holder's code to the hub's person id for the registration's number; returns the person id.
     ``hub_secret``: the secret, its :class:`KeyedHash` (the HMAC computed where it lives), or what computes the
     person id of a number (``ledger.hub.person_ids``). Registering again is a no-op; a code that already names another

@@ -85,7 +85,6 @@ class MemoryKeyStore:
         self.keys[name] = key
         return name
 
-
     def _secret(self, name: str) -> bytes:
         try:
             return bytes.fromhex(self.get(name))

@@ -13,7 +13,11 @@ The backend is chosen in one place, :func:`open_keystore`, from config.json's ``
 overridden by ``FLAGLEDGER_KEYS_BACKEND``); ``file`` (:class:`FileKeyStore`) is the default, ``pkcs11``
 (ledger.runtime.pkcs11_keystore: keys in an HSM, text secrets sealed by it) the other. A backend implements
 :class:`KeyStore` — its signing keys as handles that sign inside the device
-(:class:`ledger.log.signing.SigningKey`) — and is added to :data:`BACKENDS`; no caller changes.
+(:class:`ledger.log.signing.SigningKey`), its HMAC secrets as :class:`ledger.log.keyed_hash.KeyedHash` (the
+HMAC computed where the secret lives: with ``pkcs11`` inside the token), its data key-encryption key as a
+:class:`ledger.log.datakeys.KeyWrapper` (wrapping inside the token) — and is added to :data:`BACKENDS`; no
+caller changes. Secrets used only as HMAC keys (pseudonym, stream id keys, code secrets, the hub's person-id
+secret) are asked for by :meth:`KeyStore.keyed_hash` / :meth:`KeyStore.hmac`, never read with ``get``.
 
 Secrets the deployment mounts from its own store (``FLAGLEDGER_PSEUDONYM_KEY_FILE``, ``FLAGLEDGER_CIPHER_KEY_FILE``,
 a signing key adopted at ``init``/``keys rotate``) are read where they are and never copied into the data

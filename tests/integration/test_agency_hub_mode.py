@@ -25,6 +25,7 @@ from ledger.hub.log import HubStore, open_hub_store
 from ledger.linkage.codes import agency_code
 from ledger.linkage.sealing import seal
 from ledger.linkage.transport import Topics
+from ledger.log.keyed_hash import KeyedHash
 from ledger.runtime.linkage import code_secret_name, subject_of
 from ledger.runtime.tables import linkage_applied, linkage_consultations, linkage_parked, linkage_routed
 from tests.conftest import NodeFactory
@@ -88,8 +89,9 @@ def names(text: str, agency: str) -> bool:
     return re.search(rf"(?<![0-9a-fA-F.]){agency}(?![0-9a-fA-F])", text) is not None
 
 
-def _secret(w: HubNodes, code: str) -> bytes:
-    return bytes.fromhex(w.nodes[code].keys.store.get(code_secret_name(code)))
+def _secret(w: HubNodes, code: str) -> KeyedHash:
+    """The agency's code secret as its HMAC, computed where it lives (inside the token with ``pkcs11``)."""
+    return w.nodes[code].keys.store.keyed_hash(code_secret_name(code))
 
 
 def _count(w: HubNodes, code: str, table: object) -> int:
@@ -332,7 +334,7 @@ def test_a_misconfigured_mode_is_refused_never_a_silent_fallback(make_node: Node
 
     one = make_node((AgencySpec(A, "A市", "municipality"),), staff=False)
     x = individual_number()
-    assert one.app.subject(x) == Pseudonymizer(one.keys.pseudonym_secret())(x)  # the default: shared
+    assert one.app.subject(x) == Pseudonymizer(one.keys.pseudonym_hash())(x)  # the default: shared
     with pytest.raises(InputError):
         LinkageBridge(one, MemoryTransport(MemoryBroker(), A))
     two = make_node((AgencySpec(A, "A市", "municipality"), AgencySpec(B, "B市", "municipality")), staff=False)

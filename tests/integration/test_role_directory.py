@@ -27,7 +27,7 @@ def test_a_role_directory_keeps_its_keys_and_publishes_public_halves(tmp_path: P
     portal = init_role(tmp_path / "portal", PORTAL, topic_prefix="p1")
     assert role_of(tmp_path / "hub") == HUB and open_role(tmp_path / "portal").topics().prefix == "p1"
     published = json.dumps(hub.own.as_json())
-    secrets = [p.read_text().strip() for p in (tmp_path / "hub" / "secrets").iterdir()]
+    secrets = [p.read_text().strip() for p in (tmp_path / "hub" / "secrets").iterdir() if not p.name.startswith(".")]
     assert secrets and not any(s in published for s in secrets if not s.startswith("-----"))
     again = open_role(tmp_path / "portal")  # the same keys when opened again: one portal code per card
     x = individual_number()

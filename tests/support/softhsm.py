@@ -118,3 +118,10 @@ def keys_backend(request: pytest.FixtureRequest) -> str:
     else:  # even where the run's environment names a token (the suite run with keys in SoftHSM2)
         request.getfixturevalue("monkeypatch").setenv("FLAGLEDGER_KEYS_BACKEND", "file")
     return backend
+
+
+@pytest.fixture
+def file_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test reads the file backend's own files: its nodes keep their keys in files even in a run with keys in
+    SoftHSM2 (``FLAGLEDGER_TEST_KEYS=pkcs11``). Put it before the node fixtures (``usefixtures``)."""
+    monkeypatch.setenv("FLAGLEDGER_KEYS_BACKEND", "file")

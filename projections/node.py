@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from ledger.app import FlagLedger
+    from ledger.log.keyed_hash import KeyedHash
     from projections.base import Projector
     from projections.verified import VerifiedState
 
@@ -28,7 +29,7 @@ class NodeSettings(Protocol):
 class NodeKeys(Protocol):
     """The secrets the read side uses (from the node's key store)."""
 
-    def pseudonym_secret(self) -> bytes: ...
+    def pseudonym_hash(self) -> KeyedHash: ...
 
 
 class NodeParts(Protocol):

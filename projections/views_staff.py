@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -13,16 +11,18 @@ from sqlalchemy import select
 from ledger.app import Actor, QuerierAnswer
 from ledger.domain.types import Action
 from ledger.errors import Code, NotFoundError, PermissionDenied
+from ledger.log.keyed_hash import KeyedHash
 from projections.node import NodeParts
 from projections.portal import portal_records as records
 from projections.view_reads import fresh, record_check, staff_at
 
 
 # -- staff: nationwide state and the counter -----------------------------------------------------------------
-def liaison_ref(secret: bytes, agency: str, subject: str) -> str:
+def liaison_ref(secret: bytes | KeyedHash, agency: str, subject: str) -> str:
     """An opaque handle on one holding (agency, pseudonym): any node of the deployment derives the same one,
-    only the holding agency can resolve it, and nobody can test agency codes against it without the secret."""
-    mac = hmac.new(secret, f"liaison\x00{agency}\x00{subject}".encode(), hashlib.sha256).hexdigest()
+    only the holding agency can resolve it, and nobody can test agency codes against it without the secret
+    (the pseudonym secret: its :class:`KeyedHash` computes the HMAC where it lives, an HSM with ``pkcs11``)."""
+    mac = KeyedHash.of(secret, 0)(f"liaison\x00{agency}\x00{subject}".encode()).hex()
     return "L-" + mac[:20]
 
 
@@ -56,7 +56,7 @@ def nationwide_view(node: NodeParts, actor: Actor, subject: str, *, purpose: str
         )
     s = node.app.subject(subject)
     held = node.state.person(s).holdings  # from the verified log: a deleted view row unprotects nobody
-    secret = node.keys.pseudonym_secret()
+    secret = node.keys.pseudonym_hash()
     flags = tuple(sorted({f for _, _, f in held}))
     liaison = tuple(sorted({liaison_ref(secret, a, p) for a, p, _ in held}))
     if any(a == actor.agency for a, _, _ in held):
@@ -77,7 +77,7 @@ def resolve_liaison(node: NodeParts, actor: Actor, token: str, *, purpose: str) 
     (API, console, CLI): a lookup nobody recorded is exactly what a curious insider would want.
     """
     node.app.permit(actor, Action.VIEW_PROTECTED)
-    secret = node.keys.pseudonym_secret()
+    secret = node.keys.pseudonym_hash()
     rows = node.state.holdings_of(actor.agency)
     flags = sorted(str(f) for s, f in rows if liaison_ref(secret, actor.agency, str(s)) == token)
     subject = next((str(s) for s, _ in rows if liaison_ref(secret, actor.agency, str(s)) == token), None)

@@ -16,7 +16,7 @@ from tests.support.staff import activate_admin, enrol, password_of
 
 __all__ = ["activate_admin", "enrol", "enrol_standard_staff", "password_of"]
 from tests.support.postgres import temp_database
-from tests.support.softhsm import keys_backend, pkcs11_env, softhsm  # noqa: F401  (fixtures for every test)
+from tests.support.softhsm import file_keys, keys_backend, pkcs11_env, softhsm, suite_token  # noqa: F401
 
 A, B, C = "131016", "131024", "131032"  # three Tokyo wards as municipalities A, B, C
 SC = "SC-TOKYO"  # a spousal-violence support centre
@@ -37,6 +37,10 @@ STAFF_ROLES = {
     "rev": ["reviewer"],
     "aud": ["auditor"],
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    suite_token()  # FLAGLEDGER_TEST_KEYS=pkcs11: every node's keys in one fresh SoftHSM2 token (docs/keys.md)
 
 
 # argon2id at its lowest cost in tests only (each test node activates about 30 credentials); a node uses

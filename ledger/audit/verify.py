@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 from ledger.app import FlagLedger
 from ledger.audit.erasures import explain_erasures
 from ledger.audit.staff_signatures import check_staff_signatures
-from ledger.audit.workers import MIN_EVENTS, ChainCheck, check_rows, default_workers, verify_in_workers
+from ledger.audit.workers import (
+    MIN_EVENTS,
+    ChainCheck,
+    check_rows,
+    data_keys_in_a_device,
+    default_workers,
+    verify_in_workers,
+)
 from ledger.errors import FlagLedgerError, InputError
 from ledger.log.check import LogCheck
 from ledger.log.findings import Finding, VerifyReport
@@ -44,7 +51,8 @@ def verify_log(
 
     With ``workers`` > 1 (default: one per CPU) and a log of at least ``min_events`` events, worker processes
     check the events and this one the chains (:mod:`ledger.audit.workers`); the report is the same as with one
-    process.
+    process. Not when the data keys unwrap only inside an HSM (the pkcs11 key store): the workers could not
+    open them, so one process checks everything.
     """
     if workers is None:
         workers = default_workers()
@@ -52,7 +60,8 @@ def verify_log(
         raise InputError("--workers must be at least 1")
     log, checkpoints = _log_check(app, trusted, page)
     with StreamHeads(heads_in_memory) as heads:
-        if workers > 1 and app.max_position() >= min_events and _store_is_shared(app):
+        parallel = workers > 1 and app.max_position() >= min_events and _store_is_shared(app)
+        if parallel and not data_keys_in_a_device(app):  # with keys in an HSM: one process (docs/keys.md)
             report = VerifyReport()
             verify_in_workers(app, heads, report, workers, page, progress, log)
         else:

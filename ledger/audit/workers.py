@@ -91,6 +91,15 @@ class PageResult:
     erased: tuple[tuple[int, str, int, str, str], ...] = ()
 
 
+def data_keys_in_a_device(app: FlagLedger) -> bool:
+    """Whether this node's data keys unwrap only inside a device (the pkcs11 key store's key-encryption key):
+    worker processes cannot be handed the key, so the audit checks events in its own process."""
+    from ledger.log.datakeys import AesKek
+
+    dk = app.signed_mapper.data_keys
+    return dk is not None and dk.path.exists() and not isinstance(dk.wrapper, AesKek)
+
+
 def _data_keys_spec(app: FlagLedger) -> tuple[str, str] | None:
     from ledger.log.datakeys import AesKek
 

@@ -19,8 +19,6 @@ Every label differs per role, so the three derivations can never collide even un
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -29,6 +27,7 @@ from typing import Protocol
 
 from ledger.errors import Code, InputError, NotFoundError, PermissionDenied, StateConflict
 from ledger.linkage.names import HUB, PORTAL, check_party
+from ledger.log.keyed_hash import KeyedHash
 from ledger.log.pseudonym import valid_individual_number
 
 __all__ = [
@@ -60,24 +59,25 @@ def _number(number: str) -> str:
     return number
 
 
-def _mac(secret: bytes, label: str, who: str, number: str) -> str:
-    if len(secret) < SECRET_BYTES:
+def _mac(secret: bytes | KeyedHash, label: str, who: str, number: str) -> str:
+    """``secret``: the bytes, or a :class:`KeyedHash` computing the HMAC where the secret lives (an HSM)."""
+    if isinstance(secret, bytes) and len(secret) < SECRET_BYTES:
         raise InputError(f"a code secret must be at least {SECRET_BYTES} bytes", code=Code.CONFIGURATION)
     message = f"flagledger/linkage/{label}/1\x00{who}\x00{_number(number)}".encode()
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
+    return KeyedHash.of(secret, SECRET_BYTES)(message).hex()[:32]
 
 
-def agency_code(secret: bytes, agency: str, number: str) -> str:
+def agency_code(secret: bytes | KeyedHash, agency: str, number: str) -> str:
     """``agency``'s own code for the holder of ``number``, under ``agency``'s own secret."""
     return "a" + _mac(secret, "agency-code", check_party(agency, "agency"), number)
 
 
-def portal_code(secret: bytes, number: str) -> str:
+def portal_code(secret: bytes | KeyedHash, number: str) -> str:
     """The portal's own code for the holder of ``number`` (a card sign-in is mapped to it)."""
     return "m" + _mac(secret, "portal-code", PORTAL, number)
 
 
-def hub_person(secret: bytes, number: str) -> str:
+def hub_person(secret: bytes | KeyedHash, number: str) -> str:
     """The hub's id for the holder of ``number``; only the hub holds ``secret``."""
     return "h" + _mac(secret, "hub-person", HUB, number)
 
@@ -178,14 +178,14 @@ class MemoryCodeMap:
         self.new_of[old] = new
 
 
-def register(store: CodeMap, hub_secret: bytes | Callable[[str], str], registration: Registration) -> str:
+def register(store: CodeMap, hub_secret: bytes | KeyedHash | Callable[[str], str], registration: Registration) -> str:
     """Bind the holder's code to the hub's person id for the registration's number; returns the person id.
-    ``hub_secret``: the secret, or what computes the person id of a number without handing the secret out (a
-    key store's: ``ledger.hub.person_ids``). Registering again is a no-op; a code that already names another
+    ``hub_secret``: the secret, its :class:`KeyedHash` (the HMAC computed where it lives), or what computes the
+    person id of a number (``ledger.hub.person_ids``). Registering again is a no-op; a code that already names another
     person, or a second code of one holder for one person (its secret was replaced), is refused: one code, one
     person, per holder."""
     number = registration.number
-    person = hub_person(hub_secret, number) if isinstance(hub_secret, bytes) else hub_secret(number)
+    person = hub_person(hub_secret, number) if isinstance(hub_secret, bytes | KeyedHash) else hub_secret(number)
     bound = store.person(registration.holder, registration.code)
     if bound is not None and bound != person:
         raise StateConflict(f"{registration.holder}'s code already names another person at the hub")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 
 from ledger.errors import InputError
+from ledger.log.keyed_hash import KeyedHash
 
 __all__ = ["Pseudonymizer", "check_digit", "is_pseudonym", "valid_individual_number"]
 
@@ -34,18 +33,19 @@ def is_pseudonym(value: str) -> bool:
 
 
 class Pseudonymizer:
-    """HMAC-SHA256 of the number under the deployment-wide secret, so every agency derives the same name."""
+    """HMAC-SHA256 of the number under the deployment-wide secret, so every agency derives the same name.
+    ``secret``: the bytes, or a :class:`KeyedHash` that computes the HMAC where the secret lives (an HSM)."""
 
-    def __init__(self, secret: bytes) -> None:
-        if len(secret) < 32:
+    def __init__(self, secret: bytes | KeyedHash) -> None:
+        if isinstance(secret, bytes) and len(secret) < 32:
             raise InputError("the pseudonym secret must be at least 32 bytes")
-        self._secret = secret
+        self._mac = KeyedHash.of(secret)
 
     def __call__(self, number: str) -> str:
         number = number.strip().replace("-", "").replace(" ", "")
         if not valid_individual_number(number):
             raise InputError("not a valid 12-digit individual number (check digit mismatch or wrong length)")
-        return "p" + hmac.new(self._secret, number.encode(), hashlib.sha256).hexdigest()[:32]
+        return "p" + self._mac(number.encode()).hex()[:32]
 
     def subject(self, number_or_pseudonym: str) -> str:
         """Accept either a raw number (pseudonymised here) or an existing pseudonym."""

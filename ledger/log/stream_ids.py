@@ -16,12 +16,11 @@ agency) name no person and stay public: peers must find them (see their ``create
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping
 from uuid import UUID
 
 from ledger.errors import ConfigurationError
+from ledger.log.keyed_hash import KeyedHash
 
 __all__ = ["ID_KEY_BYTES", "StreamIds"]
 
@@ -30,13 +29,14 @@ _DOMAIN = b"flagledger stream id v1"
 
 
 class StreamIds:
-    """The keyed stream ids of the agencies hosted here (agency code → that agency's id key)."""
+    """The keyed stream ids of the agencies hosted here (agency code → that agency's id key, or its
+    :class:`KeyedHash` when the key store computes the HMAC inside a device)."""
 
-    def __init__(self, keys: Mapping[str, bytes]) -> None:
+    def __init__(self, keys: Mapping[str, bytes | KeyedHash]) -> None:
         for code, key in keys.items():
-            if len(key) < ID_KEY_BYTES:
+            if isinstance(key, bytes) and len(key) < ID_KEY_BYTES:
                 raise ConfigurationError(f"the stream id key of agency {code} must be at least {ID_KEY_BYTES} bytes")
-        self._keys = dict(keys)
+        self._keys = {code: KeyedHash.of(key, ID_KEY_BYTES) for code, key in keys.items()}
 
     def _id(self, agency: str, kind: str, *parts: str) -> UUID:
         key = self._keys.get(agency)
@@ -44,7 +44,7 @@ class StreamIds:
             # a peer's id cannot be computed here, by design: its events carry their ids
             raise ConfigurationError("stream ids are computed only for agencies hosted on this node")
         message = b"\x00".join((_DOMAIN, kind.encode(), agency.encode(), *(p.encode() for p in parts)))
-        return UUID(bytes=hmac.new(key, message, hashlib.sha256).digest()[:16], version=4)
+        return UUID(bytes=key(message)[:16], version=4)
 
     def hosts(self, agency: str) -> bool:
         return agency in self._keys

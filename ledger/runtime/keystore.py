@@ -13,7 +13,11 @@ The backend is chosen in one place, :func:`open_keystore`, from config.json's ``
 overridden by ``FLAGLEDGER_KEYS_BACKEND``); ``file`` (:class:`FileKeyStore`) is the default, ``pkcs11``
 (ledger.runtime.pkcs11_keystore: keys in an HSM, text secrets sealed by it) the other. A backend implements
 :class:`KeyStore` — its signing keys as handles that sign inside the device
-(:class:`ledger.log.signing.SigningKey`) — and is added to :data:`BACKENDS`; no caller changes.
+(:class:`ledger.log.signing.SigningKey`), its HMAC secrets as :class:`ledger.log.keyed_hash.KeyedHash` (the
+HMAC computed where the secret lives: with ``pkcs11`` inside the token), its data key-encryption key as a
+:class:`ledger.log.datakeys.KeyWrapper` (wrapping inside the token) — and is added to :data:`BACKENDS`; no
+caller changes. Secrets used only as HMAC keys (pseudonym, stream id keys, code secrets, the hub's person-id
+secret) are asked for by :meth:`KeyStore.keyed_hash` / :meth:`KeyStore.hmac`, never read with ``get``.
 
 Secrets the deployment mounts from its own store (``FLAGLEDGER_PSEUDONYM_KEY_FILE``, ``FLAGLEDGER_CIPHER_KEY_FILE``,
 a signing key adopted at ``init``/``keys rotate``) are read where they are and never copied into the data
@@ -24,6 +28,8 @@ import) is read by :func:`read_secret_file`.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac as pyhmac
 import secrets as pysecrets
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -35,8 +41,9 @@ from pydantic import Field
 
 from ledger.errors import ConfigurationError
 from ledger.files import create_private, private_dir
+from ledger.log.datakeys import AesKek, KeyWrapper
+from ledger.log.keyed_hash import KeyedHash
 from ledger.log.signing import Signer, SigningKey, key_id_for
-from ledger.log.stream_ids import ID_KEY_BYTES
 from ledger.settings import Section, section_config
 
 __all__ = [
@@ -90,6 +97,24 @@ class KeyStore(Protocol):
 
     def adopt_signing_key(self, source: Path) -> str:
         """The name under which the Ed25519 PEM at ``source`` (made in the deployment's secret store) is used."""
+        ...
+
+    # -- secrets used where they live (issue #22: inside the device with ``pkcs11``) ---------------------
+    def new_hmac_key(self, name: str) -> None:
+        """A 256-bit HMAC secret ``name`` unless one is held (``pkcs11``: made inside the token)."""
+        ...
+
+    def keyed_hash(self, name: str) -> KeyedHash:
+        """HMAC-SHA256 under the secret ``name`` (hex), computed where it lives; ConfigurationError now if it
+        cannot be used. The same secret gives the same HMAC with every backend."""
+        ...
+
+    def hmac(self, name: str, data: bytes) -> bytes:
+        """HMAC-SHA256 of ``data`` under the secret ``name``, computed where it lives."""
+        ...
+
+    def key_wrapper(self, name: str) -> KeyWrapper:
+        """The key-encryption key ``name`` (made on its first use) as a wrapper of data keys."""
         ...
 
 
@@ -202,6 +227,29 @@ class FileKeyStore:
         self.signing_key(name)  # refused now if it is no Ed25519 key, not at the first signature
         return name
 
+    def _secret(self, name: str) -> bytes:
+        try:
+            return bytes.fromhex(self.get(name))
+        except ValueError as exc:
+            raise ConfigurationError(f"the secret {self.where(name)} is not hex") from exc
+
+    def new_hmac_key(self, name: str) -> None:
+        self.create(name, pysecrets.token_hex(32))
+
+    def keyed_hash(self, name: str) -> KeyedHash:
+        secret = self._secret(name)  # read once, held by the returned hash (as the callers held the bytes)
+        return KeyedHash(lambda data: pyhmac.new(secret, data, hashlib.sha256).digest(), self.where(name))
+
+    def hmac(self, name: str, data: bytes) -> bytes:
+        return pyhmac.new(self._secret(name), data, hashlib.sha256).digest()
+
+    def key_wrapper(self, name: str) -> KeyWrapper:
+        def made_once() -> bytes:
+            self.create(name, pysecrets.token_hex(32))
+            return self._secret(name)
+
+        return AesKek(made_once)
+
 
 class KeySettings(Section):
     """config.json's ``keys`` section."""
@@ -266,7 +314,7 @@ class Keys:
     def __init__(self, store: KeyStore, *, national: bool = True) -> None:
         self.store = store
         # False for an agency in linkage hub mode: the national pseudonym secret is no secret it may hold or read
-        # (docs/linkage.md, key hygiene), so :meth:`pseudonym_secret` refuses there
+        # (docs/linkage.md, key hygiene), so :meth:`pseudonym_hash` refuses there
         self.national = national
 
     def _hex(self, name: str, what: str, hint: str = "") -> bytes:
@@ -298,21 +346,32 @@ class Keys:
                 raise ConfigurationError(f"cannot read pseudonym secret {pseudonym_from}: {exc}") from exc
             self.store.replace(PSEUDONYM, secret)
         elif self.national:
-            self.store.create(PSEUDONYM, pysecrets.token_hex(32))
+            # with pkcs11 made inside the token: an agency joining another's deployment imports the shared one
+            self.store.new_hmac_key(PSEUDONYM)
         self.store.create(CIPHER, base64.b64encode(pysecrets.token_bytes(32)).decode())
 
-    def pseudonym_secret(self) -> bytes:
+    def pseudonym_hash(self) -> KeyedHash:
+        """HMAC under the pseudonym secret, computed where it lives (ledger.log.pseudonym)."""
         if not self.national:
             raise ConfigurationError(
                 "this node is in linkage hub mode: the national pseudonym secret is not read here (an insider at "
                 "one agency must not hold it); remove pseudonym.key from its key store if an older init made it"
             )
-        return self._hex(
-            PSEUDONYM,
-            "pseudonym secret",
-            ". Every agency of a deployment must share it: copy it from the deployment's secret store or set "
-            "FLAGLEDGER_PSEUDONYM_KEY_FILE",
-        )
+        try:
+            return self.store.keyed_hash(PSEUDONYM)
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"cannot use the pseudonym secret {self.store.where(PSEUDONYM)}: {exc}. Every agency of a deployment "
+                "must share it: copy it from the deployment's secret store or set FLAGLEDGER_PSEUDONYM_KEY_FILE"
+            ) from exc
+
+    def secret_hash(self, name: str, what: str) -> KeyedHash:
+        """HMAC under the secret ``name`` (a code secret, ...), made the first time it is needed."""
+        try:
+            self.store.new_hmac_key(name)
+            return self.store.keyed_hash(name)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"cannot use the {what} {self.store.where(name)}: {exc}") from exc
 
     def cipher_key(self) -> str:
         try:
@@ -332,16 +391,16 @@ class Keys:
 
         Back it up with the data directory: without it the agency no longer finds its own protections by
         person (the events stay verifiable, but a new flag would open a second stream)."""
-        self.store.create(self.id_key_name(code), pysecrets.token_hex(ID_KEY_BYTES))
+        self.store.new_hmac_key(self.id_key_name(code))
 
-    def id_keys(self, codes: Iterable[str]) -> dict[str, bytes]:
-        """Each hosted agency's stream id key."""
-        keys: dict[str, bytes] = {}
+    def id_keys(self, codes: Iterable[str]) -> dict[str, KeyedHash]:
+        """Each hosted agency's stream id key, as the HMAC under it (computed where it lives)."""
+        keys: dict[str, KeyedHash] = {}
         for code in codes:
             name = self.id_key_name(code)
             try:
-                keys[code] = bytes.fromhex(self.store.get(name))
-            except (ConfigurationError, ValueError) as exc:
+                keys[code] = self.store.keyed_hash(name)
+            except ConfigurationError as exc:
                 raise ConfigurationError(
                     f"cannot read the stream id key of agency {code} ({self.store.where(name)}): {exc}. Restore it "
                     "from the data directory's backup: without it the agency's own streams about people cannot "
@@ -368,6 +427,7 @@ class Keys:
     def incident_secret(self) -> bytes:
         return self._made_once(INCIDENT_ID, "incident id secret")
 
-    def data_kek(self) -> bytes:
-        """The key-encryption key of the per-subject data keys (ledger.log.datakeys; docs/erasure.md)."""
-        return self._made_once(DATA_KEK, "data key-encryption key")
+    def data_wrapper(self) -> KeyWrapper:
+        """The key-encryption key of the per-subject data keys (ledger.log.datakeys; docs/erasure.md), made on
+        first use; with ``pkcs11`` it is in the token and wraps and unwraps there."""
+        return self.store.key_wrapper(DATA_KEK)

@@ -45,6 +45,7 @@ from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import HUB, PORTAL, check_party
 from ledger.linkage.sealing import public_from_hex, public_hex, seal, sealing_key_from_hex
+from ledger.log.keyed_hash import KeyedHash
 from ledger.log.pseudonym import Pseudonymizer
 from ledger.log.signing import KeyRecord
 from ledger.runtime.config import NodeConfig
@@ -155,11 +156,10 @@ def _made_once(keys: Keys, name: str) -> str:
     return keys.store.get(name)
 
 
-def code_secret(keys: Keys, agency: str) -> bytes:
-    try:
-        return bytes.fromhex(_made_once(keys, code_secret_name(agency)))
-    except ValueError as exc:
-        raise ConfigurationError(f"cannot read the code secret of agency {agency}: {exc}") from exc
+def code_secret(keys: Keys, agency: str) -> KeyedHash:
+    """The HMAC under ``agency``'s code secret, made the first time it is needed; computed where the secret lives
+    (with ``pkcs11`` inside the token: the secret never enters this process)."""
+    return keys.secret_hash(code_secret_name(agency), f"code secret of agency {agency}")
 
 
 def sealing_key(keys: Keys) -> X25519PrivateKey:
@@ -173,13 +173,13 @@ class AgencyCodes(Pseudonymizer):
     """The hub-mode subject: this agency's own code for the number (spelled ``p…``), under its own secret.
     ``met`` is told (subject, number) the first time a number is typed, to keep its registration."""
 
-    def __init__(self, secret: bytes, agency: str) -> None:
+    def __init__(self, secret: bytes | KeyedHash, agency: str) -> None:
         super().__init__(secret)
         self.agency = agency
         self.met: RegistrationKeeper | None = None
 
     def __call__(self, number: str) -> str:
-        subject = subject_of(agency_code(self._secret, self.agency, number))
+        subject = subject_of(agency_code(self._mac, self.agency, number))
         if self.met is not None:
             self.met.keep(subject, number)
         return subject
@@ -215,7 +215,7 @@ class RegistrationKeeper:
 def pseudonymizer(config: NodeConfig, keys: Keys) -> Pseudonymizer:
     """The node's subjects: the shared pseudonym (shared mode) or this agency's own codes (hub mode)."""
     if not hub_mode(config):
-        return Pseudonymizer(keys.pseudonym_secret())
+        return Pseudonymizer(keys.pseudonym_hash())
     agency = hosted_agency(config)
     _hub(config)  # refused before anything is opened: a hub-mode node that cannot reach the hub is misconfigured
     return AgencyCodes(code_secret(keys, agency), agency)

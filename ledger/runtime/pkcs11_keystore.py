@@ -4,11 +4,13 @@
   extractable, and sign inside it (``CKM_EDDSA``): :class:`TokenSigningKey` is the handle
   (:class:`ledger.log.signing.SigningKey`). Their name (in config.json) is the object's label,
   ``AGENCY-<fingerprint>``.
-* **Text secrets** (the pseudonym secret, the cipher key, stream id keys, the API token secret, the hub's
-  code-mapping secret — any name) are kept in the data directory's secrets directory as ``NAME.sealed``:
-  AES-256-GCM ciphertext made *inside the token* under one key-encryption key (label ``flagledger-kek``) that
-  never leaves it, with the secret's name as associated data (a sealed file renamed to another secret's name
-  does not open). A copy of the data directory holds ciphertext alone.
+* **HMAC keys and the data key-encryption key** (the pseudonym secret, stream id keys, code secrets, the hub's
+  person-id secret; ``data-kek.key``) are token objects used inside it: ledger.runtime.pkcs11_secrets.
+* **Other text secrets** (the cipher key, the API token secret, the sealing keys — any name) are kept in the
+  data directory's secrets directory as ``NAME.sealed``: AES-256-GCM ciphertext made *inside the token* under
+  one key-encryption key (label ``flagledger-kek``) that never leaves it, with the secret's name as associated
+  data (a sealed file renamed to another secret's name does not open). A copy of the data directory holds
+  ciphertext alone.
 
 Threat: an insider or shell user who copies the data directory (or a backup) gets no key material; using the
 keys needs the token and its PIN, which the node reads from ``FLAGLEDGER_PKCS11_PIN`` or the file named by
@@ -30,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from ledger.errors import ConfigurationError
 from ledger.files import create_private, private_dir
 from ledger.log.signing import SigningKey, key_id_for
+from ledger.runtime.pkcs11_secrets import TokenSecretKeys
 from ledger.runtime.pkcs11_token import TokenSession, open_token_session, read_pin
 from ledger.runtime.pkcs11_token import pkcs11_module as _pkcs11
 
@@ -69,11 +72,12 @@ class TokenSigningKey:
         return self._public
 
 
-class Pkcs11KeyStore:
+class Pkcs11KeyStore(TokenSecretKeys):
     """:class:`ledger.runtime.keystore.KeyStore` over a PKCS#11 token; ``directory`` holds the sealed text
     secrets, ``mounted`` names read (plain) from the deployment's own store, as with the file backend."""
 
     def __init__(self, token: TokenSession, directory: Path, mounted: Mapping[str, Path] | None = None) -> None:
+        super().__init__()
         self.token = token
         self.directory = directory
         self.mounted = dict(mounted or {})
@@ -172,6 +176,10 @@ class Pkcs11KeyStore:
                 return self._opened[key]
             data = path.read_bytes()
         except OSError as exc:
+            if self.token_secret(name) is not None:
+                raise ConfigurationError(
+                    f"{name} is a key inside PKCS#11 token {self.token.label!r}: it is used there, never read out"
+                ) from exc
             raise ConfigurationError(str(exc)) from exc
         value = self._opened[key] = self._open(name, data).strip()
         return value
@@ -184,18 +192,21 @@ class Pkcs11KeyStore:
         create_private(path, self._seal(name, value), replace=replace)
 
     def create(self, name: str, value: str) -> None:
-        if name not in self.mounted:
+        if name in self.mounted or self._own(name).exists():
+            return
+        if self.token_secret(name) is None:  # searched only when no sealed file is there: a search is slow
             self._write(name, value, replace=False)
 
     def replace(self, name: str, value: str) -> None:
         self._write(name, value, replace=True)
+        self.forget_token_secret(name)  # the new value is imported into the token on its first use
 
     def exists(self, name: str) -> bool:
         if name in self.mounted:
             return self.mounted[name].exists()
         if self._own(name).exists():
             return True
-        return self._find_private(name) is not None
+        return self._find_private(name) is not None or self.token_secret(name) is not None
 
     def names(self) -> list[str]:
         sealed = (
@@ -204,12 +215,14 @@ class Pkcs11KeyStore:
             else []
         )
         mounted = [name for name, path in self.mounted.items() if path.exists()]
-        return sorted({*sealed, *mounted, *self._signing_labels()})
+        return sorted({*sealed, *mounted, *self._signing_labels(), *self.token_secret_names()})
 
     def where(self, name: str) -> str:
         if name in self.mounted:
             return str(self.mounted[name])
         sealed = self._own(name)
+        if not sealed.exists() and self.token_secret(name) is not None:
+            return f"PKCS#11 token {self.token.label!r}, key {self.label_of(name)!r}"
         if not sealed.exists() and self._find_private(name) is not None:
             return f"PKCS#11 token {self.token.label!r}, key {name!r}"
         return f"{sealed} (sealed by PKCS#11 token {self.token.label!r})"

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets as pysecrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -216,7 +215,7 @@ def init_role(
     name, signer = keys.new_signer(party)
     sealing_hex, _ = new_sealing_key()
     keys.store.create(SEALING, sealing_hex)
-    keys.store.create(SECRET, pysecrets.token_hex(32))
+    keys.store.new_hmac_key(SECRET)  # with pkcs11 made inside the token, and used there (its HMAC)
     if role == HUB:
         vrf_key(keys.store)  # the flag map's person keys (ledger.runtime.hub_map)
     config.linkage["signing"] = {
@@ -240,9 +239,10 @@ def open_role(data_dir: Path) -> RoleNode:
     signer = keys.signer(_party(config.role, str(config.linkage.get("party", ""))), str(signing["file"]))
     try:
         sealing = sealing_key_from_hex(keys.store.get(SEALING))
-        secret = bytes.fromhex(keys.store.get(SECRET))
-    except (InputError, ValueError) as exc:
-        raise ConfigurationError(f"cannot read the {config.role}'s sealing key or secret: {exc}") from exc
+    except InputError as exc:
+        raise ConfigurationError(f"cannot read the {config.role}'s sealing key: {exc}") from exc
+    # the code secret (the hub's person ids, the portal's codes) as its HMAC, computed where it lives
+    secret = keys.secret_hash(SECRET, f"{config.role}'s code secret")
     # a hub directory made before the flag map gets its VRF key now (export the entry again to publish it)
     vrf = vrf_key(keys.store) if config.role == HUB else None
     own = DirectoryEntry(

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ledger.app import FlagLedger
-from ledger.log.datakeys import DATA_KEYS_FILE, AesKek, DataKeys
+from ledger.log.datakeys import DATA_KEYS_FILE, DataKeys
 from ledger.runtime.keystore import Keys
 
 __all__ = ["open_data_keys"]
 
 
 def open_data_keys(data_dir: Path, keys: Keys) -> DataKeys:
-    return DataKeys(data_dir / DATA_KEYS_FILE, AesKek(keys.data_kek))
+    return DataKeys(data_dir / DATA_KEYS_FILE, keys.data_wrapper())
 
 
 def reapply_erasures(app: FlagLedger) -> int:

@@ -123,6 +123,7 @@ def test_trying_every_agency_code_over_a_copy_of_the_ledger_names_no_protecting_
     assert _brute_force(found, shown, codes) == []
 
 
+@pytest.mark.usefixtures("file_keys")  # reads the files (the token's keys: tests/integration/test_pkcs11_inside.py)
 def test_each_agency_has_its_own_id_key_and_ids_differ_per_agency(sqlite_node: Node, person) -> None:
     """Never a key shared between agencies: hosted together, they still derive unrelated ids."""
     node = sqlite_node
@@ -150,7 +151,7 @@ def test_a_peer_never_needs_another_agencys_ids(make_node, tmp_path: Path, perso
     outcomes = [ingest(a.app, raw, pending).kind for _, _, raw in publishable(b.app)]
     assert set(outcomes) <= {"applied", "duplicate"} and "applied" in outcomes
 
-    assert sorted(p.name for p in a.config.secrets_dir.glob("*-id.key")) == [f"{A}-id.key"]
+    assert sorted(n for n in a.keys.store.names() if n.endswith("-id.key")) == [f"{A}-id.key"]
     assert a.app.flag_state is not None and a.app.flag_state.flags_for(a.app.subject(x_new)) == {
         "NO_AUTO_RESPONSE": [B]
     }

@@ -52,6 +52,7 @@ from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.sealing import read_header, sealing_key_from_hex, unseal
 from ledger.linkage.transport import MemoryTransport, Topics
+from ledger.log.keyed_hash import KeyedHash
 from ledger.portal.service import PortalService, sign_in
 from ledger.portal.store import PortalStore, open_portal_store
 from ledger.runtime.bootstrap import Node
@@ -60,6 +61,7 @@ from ledger.runtime.tables import linkage_body_outcomes, linkage_body_requests, 
 from tests.conftest import NodeFactory
 from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, hub_nodes, set_flag
 from tests.support.hub_world import A, B, C
+from tests.support.key_probe import hmac_candidates
 from tests.support.people import individual_number
 
 JUNK = b"FLS1 junk on the hub's topic"  # what the broker operator itself wrote, parked by the hub
@@ -142,22 +144,15 @@ class Scene:
         return agency_code(secret_of(self.w.nodes[agency]), agency, number)
 
 
-def secret_of(node: Node) -> bytes:
+def secret_of(node: Node) -> KeyedHash:
+    """The agency's code secret as its HMAC, computed where it lives (inside the token with ``pkcs11``)."""
     agency = next(iter(node.app.hosted))
-    return bytes.fromhex(node.keys.store.get(code_secret_name(agency)))
+    return node.keys.store.keyed_hash(code_secret_name(agency))
 
 
-def node_secrets(node: Node) -> list[bytes]:
-    """Every secret in the node's key store that could be an HMAC key (PEM keys are signing keys)."""
-    out = []
-    for name in node.keys.store.names():
-        if name.endswith(".pem"):
-            continue
-        try:
-            out.append(bytes.fromhex(node.keys.store.get(name)))
-        except ValueError:
-            continue
-    return [s for s in out if len(s) >= 32]
+def node_secrets(node: Node) -> list[bytes | KeyedHash]:
+    """Every secret in the node's key store that could be an HMAC key (signing keys left out)."""
+    return hmac_candidates(node.keys.store)
 
 
 def forms(code: str) -> tuple[str, ...]:

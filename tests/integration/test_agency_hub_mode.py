@@ -25,12 +25,14 @@ from ledger.hub.log import HubStore, open_hub_store
 from ledger.linkage.codes import agency_code
 from ledger.linkage.sealing import seal
 from ledger.linkage.transport import Topics
+from ledger.log.keyed_hash import KeyedHash
 from ledger.runtime.linkage import code_secret_name, subject_of
 from ledger.runtime.tables import linkage_applied, linkage_consultations, linkage_parked, linkage_routed
 from tests.conftest import NodeFactory
 from tests.support.approvals import approve_fully
 from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, data_dir_bytes, hub_nodes, set_flag
 from tests.support.hub_world import A, B, C
+from tests.support.key_probe import hmac_candidates
 from tests.support.people import individual_number
 from tests.support.postgres import temp_database
 
@@ -88,8 +90,9 @@ def names(text: str, agency: str) -> bool:
     return re.search(rf"(?<![0-9a-fA-F.]){agency}(?![0-9a-fA-F])", text) is not None
 
 
-def _secret(w: HubNodes, code: str) -> bytes:
-    return bytes.fromhex(w.nodes[code].keys.store.get(code_secret_name(code)))
+def _secret(w: HubNodes, code: str) -> KeyedHash:
+    """The agency's code secret as its HMAC, computed where it lives (inside the token with ``pkcs11``)."""
+    return w.nodes[code].keys.store.keyed_hash(code_secret_name(code))
 
 
 def _count(w: HubNodes, code: str, table: object) -> int:
@@ -162,17 +165,10 @@ def test_seed_c_asks_a_about_x_held_for_staff_though_a_never_learns_b(world: Hub
     assert any(names(e, A) for e in events)  # the search can find an agency
     assert any(world.nodes[A].app.subject(x) in e for e in events)  # the search can find a subject
     # ... and cannot compute one: every secret of A's node, used as B's code secret, gives another code
-    store = world.nodes[A].keys.store
-    for name in store.names():
-        if name.endswith(".pem"):
-            continue
-        value = store.get(name)
-        try:
-            candidate = bytes.fromhex(value)
-        except ValueError:
-            continue
-        if len(candidate) >= 32:
-            assert agency_code(candidate, B, x) != b_code
+    candidates = hmac_candidates(world.nodes[A].keys.store)
+    assert candidates
+    for candidate in candidates:
+        assert agency_code(candidate, B, x) != b_code
     # the check can fail: B's own secret does compute it
     assert agency_code(_secret(world, B), B, x) == b_code
 
@@ -332,7 +328,7 @@ def test_a_misconfigured_mode_is_refused_never_a_silent_fallback(make_node: Node
 
     one = make_node((AgencySpec(A, "A市", "municipality"),), staff=False)
     x = individual_number()
-    assert one.app.subject(x) == Pseudonymizer(one.keys.pseudonym_secret())(x)  # the default: shared
+    assert one.app.subject(x) == Pseudonymizer(one.keys.pseudonym_hash())(x)  # the default: shared
     with pytest.raises(InputError):
         LinkageBridge(one, MemoryTransport(MemoryBroker(), A))
     two = make_node((AgencySpec(A, "A市", "municipality"), AgencySpec(B, "B市", "municipality")), staff=False)

@@ -162,7 +162,7 @@ def test_init_in_hub_mode_makes_no_national_pseudonym_secret(
     node = open_node(hub_dir)
     try:
         with pytest.raises(ConfigurationError, match="hub mode"):
-            node.keys.pseudonym_secret()
+            node.keys.pseudonym_hash()
     finally:
         node.close()
 
@@ -184,4 +184,4 @@ def test_init_in_hub_mode_makes_no_national_pseudonym_secret(
     older = mapped.nodes[A]  # made by a shared-mode init, then switched: the file is there, never read
     assert (older.config.data_dir / "secrets" / "pseudonym.key").exists()
     with pytest.raises(ConfigurationError, match="hub mode"):
-        older.keys.pseudonym_secret()
+        older.keys.pseudonym_hash()

@@ -51,12 +51,9 @@ def test_a_copy_of_the_data_directory_holds_no_key_material(
         first = node.app.signers[A].key_id
         keys = Keys(open_keystore(node.config))
         assert isinstance(keys.store, Pkcs11KeyStore)
-        values = {
-            "pseudonym": keys.pseudonym_secret(),
-            "cipher": base64.b64decode(keys.cipher_key()),
-            "id": keys.id_keys([A])[A],
-            "token": keys.api_token_secret(),
-        }
+        # the pseudonym secret and the stream id key are keys inside the token, never read out
+        # (tests/integration/test_pkcs11_inside.py); the sealed ones are opened here to look for them
+        values = {"cipher": base64.b64decode(keys.cipher_key()), "token": keys.api_token_secret()}
     finally:
         node.close()
     capsys.readouterr()
@@ -73,7 +70,7 @@ def test_a_copy_of_the_data_directory_holds_no_key_material(
             reopened.app.signers[A].save(tmp_path / "stolen.pem")
     finally:
         reopened.close()
-    names = sorted(p.name for p in (data / "secrets").iterdir())
+    names = sorted(p.name for p in (data / "secrets").iterdir() if p.name != ".pkcs11-prefix")
     assert names and all(name.endswith(".sealed") for name in names), names
     everything = _all_bytes(data)
     for what, value in values.items():
@@ -173,30 +170,34 @@ def test_signing_from_many_threads_and_a_replaced_secret(tmp_path: Path, pkcs11_
 
 
 def test_the_hubs_code_mapping_secret_and_keys_are_in_the_token(tmp_path: Path, pkcs11_env: SoftToken) -> None:
-    """Defends the hub's code map against a shell user on the hub's host: its person-id secret and sealing key are
-    sealed by the token, its signing key signs inside it; a copy of the hub's directory holds none of them."""
+    """Defends the hub's code map against a shell user on the hub's host: its person-id secret is a key inside the
+    token (its HMAC computed there), its sealing key sealed by the token, its signing key signs inside it; a copy
+    of the hub's directory holds none of them."""
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
     from ledger.runtime.roles import init_role, open_role
 
     hub = init_role(tmp_path / "hub", "hub")
     secret, sealing = hub.keys.secret, hub.keys.sealing
+    assert not isinstance(secret, bytes), "the hub's process holds no person-id secret"
     assert isinstance(sealing, X25519PrivateKey)
     sealing_raw = sealing.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
     assert isinstance(hub.keys.signer._private, TokenSigningKey)
     names = sorted(p.name for p in (tmp_path / "hub" / "secrets").iterdir())
-    assert names == ["linkage-sealing.key.sealed", "linkage-secret.key.sealed", "linkage-vrf.key.sealed"], names
+    assert names == [".pkcs11-prefix", "linkage-sealing.key.sealed", "linkage-vrf.key.sealed"], names
     assert hub.vrf is not None  # the flag map's VRF key: sealed by the token too, only its public half published
     vrf_der = hub.vrf.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     vrf_p = hub.vrf.private_numbers().p.to_bytes(128, "big")
     everything = _all_bytes(tmp_path / "hub")
-    for value in (secret, sealing_raw, vrf_der, vrf_p):
+    for value in (sealing_raw, vrf_der, vrf_p):
         assert value not in everything and value.hex().encode() not in everything
     assert base64.b64encode(vrf_der) not in everything
     again = open_role(tmp_path / "hub")
-    assert again.keys.secret == secret and again.own == hub.own and again.own.vrf_public_hex
+    probe = b"flagledger/linkage/hub-person/1\x00hub\x00" + individual_number().encode()
+    assert not isinstance(again.keys.secret, bytes) and again.keys.secret(probe) == secret(probe)
+    assert again.own == hub.own and again.own.vrf_public_hex
     assert again.vrf is not None and again.vrf.private_numbers() == hub.vrf.private_numbers()

@@ -7,12 +7,17 @@ holds ever reaches a file.
 
 from __future__ import annotations
 
+import hashlib
+import hmac as pyhmac
+import secrets
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger.errors import ConfigurationError
+from ledger.log.datakeys import AesKek, KeyWrapper
+from ledger.log.keyed_hash import KeyedHash
 from ledger.log.signing import SigningKey
 from ledger.runtime.keystore import KeyStore, signing_key_name
 
@@ -79,6 +84,29 @@ class MemoryKeyStore:
         name = "adopted-" + signing_key_name("key", key)
         self.keys[name] = key
         return name
+
+    def _secret(self, name: str) -> bytes:
+        try:
+            return bytes.fromhex(self.get(name))
+        except ValueError:
+            raise ConfigurationError(f"the secret {name} in memory is not hex") from None
+
+    def new_hmac_key(self, name: str) -> None:
+        self.create(name, secrets.token_hex(32))
+
+    def hmac(self, name: str, data: bytes) -> bytes:
+        return pyhmac.new(self._secret(name), data, hashlib.sha256).digest()
+
+    def keyed_hash(self, name: str) -> KeyedHash:
+        self._secret(name)  # refused now, as a device would refuse a missing key
+        return KeyedHash(lambda data: self.hmac(name, data), self.where(name))
+
+    def key_wrapper(self, name: str) -> KeyWrapper:
+        def made_once() -> bytes:
+            self.new_hmac_key(name)
+            return self._secret(name)
+
+        return AesKek(made_once)
 
 
 def as_key_store(store: MemoryKeyStore) -> KeyStore:

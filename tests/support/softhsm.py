@@ -8,9 +8,11 @@ keep their own sealed secrets (in their data directories) and their own signing 
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,33 @@ import pytest
 
 MODULES = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so")
 LABEL, PIN, SO_PIN = "flagledger-test", "4721-test", "so-9043-test"
+
+
+SUITE_SWITCH = "FLAGLEDGER_TEST_KEYS"  # "pkcs11": the whole run with every node's keys in a fresh SoftHSM2 token
+
+
+def suite_token() -> None:
+    """With ``FLAGLEDGER_TEST_KEYS=pkcs11`` (docs/keys.md): make one fresh token for this run, before anything
+    loads the PKCS#11 library, and name it in the environment, so every node a test makes — in this process or
+    in a subprocess it starts — keeps its keys there (each node's objects under its own label prefix). A test
+    that picks a backend (``keys_backend``) still runs both. Called by tests/conftest.py's pytest_configure."""
+    if os.environ.get(SUITE_SWITCH, "") != "pkcs11":
+        return
+    module, util = _module(), shutil.which("softhsm2-util")
+    if module is None or util is None:
+        raise pytest.UsageError(f"{SUITE_SWITCH}=pkcs11 but softhsm2 is not installed: run deploy/hsm-deps.sh")
+    base = Path(tempfile.mkdtemp(prefix="flagledger-softhsm-"))
+    atexit.register(shutil.rmtree, base, ignore_errors=True)
+    (base / "tokens").mkdir()
+    conf = base / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    subprocess.run(
+        [util, "--init-token", "--free", "--label", LABEL, "--pin", PIN, "--so-pin", SO_PIN],
+        check=True,
+        capture_output=True,
+    )
+    os.environ.update(SoftToken(module, LABEL, PIN, base / "tokens").environment())
 
 
 @dataclass(frozen=True)
@@ -89,3 +118,10 @@ def keys_backend(request: pytest.FixtureRequest) -> str:
     else:  # even where the run's environment names a token (the suite run with keys in SoftHSM2)
         request.getfixturevalue("monkeypatch").setenv("FLAGLEDGER_KEYS_BACKEND", "file")
     return backend
+
+
+@pytest.fixture
+def file_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test reads the file backend's own files: its nodes keep their keys in files even in a run with keys in
+    SoftHSM2 (``FLAGLEDGER_TEST_KEYS=pkcs11``). Put it before the node fixtures (``usefixtures``)."""
+    monkeypatch.setenv("FLAGLEDGER_KEYS_BACKEND", "file")

@@ -65,6 +65,7 @@ def test_health_endpoints_follow_the_loop() -> None:
         server.close()
 
 
+@pytest.mark.usefixtures("file_keys")  # the file backend's adoption (a token imports the key: test_pkcs11_keystore)
 def test_init_adopts_a_mounted_signing_key_without_copying_it(tmp_path: Path) -> None:
     key = tmp_path / "mounted" / "signing_key"
     signer = Signer.generate("131016")

@@ -221,4 +221,8 @@ def test_a_data_directory_made_before_the_key_store_opens_and_verifies(
     capsys.readouterr()
     assert main(["--data-dir", str(data), "audit", "verify", "--quiet"]) == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out)["ok"] is True
-    assert {p.name: (p.read_bytes(), p.stat().st_mode) for p in (data / "secrets").iterdir()} == files
+    after = {p.name: (p.read_bytes(), p.stat().st_mode) for p in (data / "secrets").iterdir()}
+    assert {n: after.get(n) for n in files} == files, "every secret the old code made is kept as it was"
+    # the one added: the key-encryption key of per-subject data keys, made when the views first seal a cell
+    assert set(after) - set(files) <= {"data-kek.key"}
+    assert all(after[n][1] & 0o077 == 0 for n in set(after) - set(files))

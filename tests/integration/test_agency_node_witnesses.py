@@ -6,6 +6,8 @@ hub loop and witness loop on one memory transport; every database on SQLite or P
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
@@ -34,6 +36,7 @@ from tests.support.hub_nodes import HubNodes, hub_entry, hub_nodes, set_flag
 from tests.support.hub_world import A, agency_keys
 from tests.support.people import individual_number
 from tests.support.postgres import temp_database
+from tests.support.staff import run_in_process
 
 W1 = "W-KANTO"
 
@@ -207,7 +210,9 @@ def test_a_head_no_witness_cosigns_is_raised_at_the_node_past_the_deadline(witne
     assert bridge.witness.cosigned()[W1] > 0 and len(incidents_of(node.app, A)) == 1
 
 
-def test_the_witnesses_cosignatures_are_kept_across_a_restart_and_listed(witnessed: Witnessed) -> None:
+def test_the_witnesses_cosignatures_are_kept_across_a_restart_and_listed(
+    witnessed: Witnessed, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Threat: insider at the agency rewriting its log, and a hub insider who would deny the node was witnessed —
     each cosignature of the node's checkpoints is kept as bytes an auditor checks again with W1's public key
     alone; a restarted node (a new bridge on the same database) still lists them, and a redelivered cosignature
@@ -232,6 +237,8 @@ def test_the_witnesses_cosignatures_are_kept_across_a_restart_and_listed(witness
     newest = kept[-1]
     again.witness.take(Cosignature(str(newest["head"]), str(newest["key_id"]), str(newest["signature"])))
     assert cosignatures(node.engine) == kept  # a redelivery kept once
+    rc, out, _ = run_in_process(["--data-dir", str(node.config.data_dir), "linkage", "cosignatures"], capsys)
+    assert rc == 0 and json.loads(out) == {"cosignatures": kept}  # what an auditor is shown
 
 
 def test_a_forged_cosignature_is_not_kept(witnessed: Witnessed) -> None:

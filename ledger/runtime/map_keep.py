@@ -2,10 +2,11 @@
 ``ledger.linkage.checks.MapKeep`` on the operational tables (``ledger.runtime.tables``, migrations 0006 and 0014).
 
 Each write is its own small transaction, made when the check changed its state, so a restarted agency knows
-the map keys it derived, what the hub acknowledged filing (and by when it must show it), the heads it saw (a rollback or a fork across the
-restart is still found) and the evidence it raised. Heads are pruned to the newest :data:`HEADS_KEPT`: a fork
-older than that, shown only now, is found by the log's consistency proofs rather than by sequence. No number
-is kept: a registration the hub had not answered before the restart is sent again by the agency.
+the map keys it derived, what the hub acknowledged filing (and by when it must show it: ``agency_map_unseen``),
+the heads it saw (a rollback or a fork across the restart is still found) and the evidence it raised. Heads are
+pruned to the newest :data:`HEADS_KEPT`: a fork older than that, shown only now, is found by the log's
+consistency proofs rather than by sequence. No number is kept: a registration the hub had not answered before
+the restart is sent again by the agency.
 """
 
 from __future__ import annotations
@@ -129,7 +130,6 @@ class SqlMapKeep:
         }
         mine = (i.agency == self.agency) & (i.digest == incident.digest)
         self._write("incident", lambda conn: _upsert(conn, agency_hub_incidents, mine, row))
-
 
     def unseen(self, code: str, due: tuple[int, datetime] | None) -> None:
         n = agency_map_unseen.c

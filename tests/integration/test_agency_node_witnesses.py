@@ -7,7 +7,6 @@ hub loop and witness loop on one memory transport; every database on SQLite or P
 from __future__ import annotations
 
 import json
-
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta

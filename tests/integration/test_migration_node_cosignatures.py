@@ -60,7 +60,8 @@ def test_0014_applies_on_a_node_at_0013(engine: Engine) -> None:
         cosig = {"witness": "W-KANTO", "size": 7, "root": "ab" * 32, "key_id": "W-KANTO:1", "head": os.urandom(120),
                  "signature": os.urandom(64), "received_at": "2026-12-07T09:00:00+09:00"}  # fmt: skip
         conn.execute(insert(linkage_cosignatures).values(**cosig))
-        conn.execute(insert(agency_map_unseen).values(agency="131016", code="c-1", filed_at=3, due="2026-12-07T09:05:00+09:00"))
+        due = "2026-12-07T09:05:00+09:00"
+        conn.execute(insert(agency_map_unseen).values(agency="131016", code="c-1", filed_at=3, due=due))
         assert [dict(r._mapping) for r in conn.execute(select(linkage_cosignatures))] == [cosig]
         assert conn.execute(select(agency_map_unseen.c.filed_at)).scalar_one() == 3
     assert upgrade(engine) == HEAD  # a second open migrates nothing

@@ -10,7 +10,10 @@ one way to the hub and another to a witness — an insider rewriting this agency
 forwards — is then caught by a witness.
 
 **In** (:meth:`WitnessLink.take`, before the flag map's gate): a ``cosignature`` of one of this agency's heads by
-a configured witness is counted (``linkage_position`` row ``cosigned:<witness>``: the largest size it cosigned);
+a configured witness is checked with that witness's key from the agency's directory, then kept as evidence
+(``linkage_cosignatures``: the head's bytes and the signature, so an auditor can check it again with the
+witness's public key alone; ``flagledger linkage cosignatures`` lists them) and counted (``linkage_position`` row
+``cosigned:<witness>``: the largest size it cosigned); one that does not verify is parked, never kept;
 a ``witness_incident`` about this agency or the hub whose evidence checks (``check_finding``: the accused's own
 signatures) is parked with its evidence and raised as a security ``Incident`` for the agency, as the flag map's
 ``HubIncident`` is (``consumers.linkage_map``). Evidence that does not check is parked, and raises nothing: a
@@ -43,10 +46,10 @@ from ledger.linkage.tree_heads import Cosignature, TreeHead, WitnessIncident, de
 from ledger.merkle import consistency_proof
 from ledger.runtime.hub_map import MapSettings
 from ledger.runtime.linkage import HubEntry, hosted_agency, linkage_directory, published, witness_entries
-from ledger.runtime.tables import linkage_parked, linkage_position
+from ledger.runtime.tables import linkage_cosignatures, linkage_parked, linkage_position
 from ledger.witness.book import Finding, check_finding
 
-__all__ = ["HEAD", "WitnessLink", "position", "set_position"]
+__all__ = ["HEAD", "WitnessLink", "cosignatures", "position", "set_position"]
 
 HEAD = "head"  # linkage_position: the size of the last tree head published
 HEAD_AT = "head_at"  # when it was published (POSIX seconds)
@@ -65,6 +68,19 @@ def set_position(engine: Engine, name: str, value: int) -> None:
         done = conn.execute(update(linkage_position).where(linkage_position.c.name == name).values(position=value))
         if done.rowcount == 0:
             conn.execute(insert(linkage_position).values(name=name, position=value))
+
+
+def cosignatures(engine: Engine) -> list[dict[str, object]]:
+    """The witnesses' cosignatures kept at this node, by size then witness: each with the head's bytes and the
+    signature (hex) to check again against the witness's key (``Cosignature.verify``)."""
+    c = linkage_cosignatures.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(linkage_cosignatures).order_by(c.size, c.witness)).all()
+    return [
+        {"witness": r.witness, "size": int(r.size), "root": r.root, "key_id": r.key_id,
+         "head": bytes(r.head).hex(), "signature": bytes(r.signature).hex(), "received_at": r.received_at}
+        for r in rows
+    ]  # fmt: skip
 
 
 class WitnessLink:
@@ -158,10 +174,27 @@ class WitnessLink:
                 continue
             if head.origin != self.agency:
                 break
+            self._keep(witness, head, message)
             if head.size > position(self.engine, f"cosigned:{witness}"):
                 set_position(self.engine, f"cosigned:{witness}", head.size)
             return
         raise IntegrityError("a cosignature of no head of this agency by a configured witness", code=Code.MALFORMED)
+
+    def _keep(self, witness: str, head: TreeHead, message: Cosignature) -> None:
+        """Keep a verified cosignature as evidence; one already kept (a redelivery) is kept once."""
+        row = {
+            "witness": witness,
+            "size": head.size,
+            "root": head.root.hex(),
+            "key_id": message.key_id,
+            "head": bytes.fromhex(message.subject),
+            "signature": bytes.fromhex(message.signature),
+            "received_at": self.node.app.clock().isoformat(),
+        }
+        c = linkage_cosignatures.c
+        with self.engine.begin() as conn:
+            if conn.execute(select(c.size).where((c.witness == witness) & (c.size == head.size))).first() is None:
+                conn.execute(insert(linkage_cosignatures).values(**row))
 
     def _incident(self, message: WitnessIncident) -> None:
         if message.accused not in (self.agency, HUB):

@@ -3,7 +3,8 @@
 Each party exports its entry (its signing key and its sealing key, public halves only) and hands the file to the
 others out of band; each imports the entries it needs: the hub every agency's and the portal's, the portal the
 hub's. On an agency node (hub mode) ``export`` prints the agency's own entry and ``import`` takes the hub's into
-config.json's ``linkage.hub`` (``ledger.runtime.agency_entry``). docs/linkage.md, the roles.
+config.json's ``linkage.hub`` (``ledger.runtime.agency_entry``). docs/linkage.md, the roles. ``cosignatures``: an
+agency node's witnesses' cosignatures of its own checkpoints (docs/accountable-hub.md).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import getpass
 import json
 from pathlib import Path
 
-from ledger.cli.base import command, data_dir, group, out
+from consumers.linkage_witness import cosignatures
+from ledger.cli.base import command, data_dir, group, node, out
 from ledger.cli.parsing import PATH, argument
 from ledger.errors import InputError
 from ledger.hub.erasure import erasures
@@ -67,4 +69,10 @@ def erasures_() -> int:
         out({"erasures": erasures(store.engine)})
     finally:
         store.close()
+    return 0
+
+
+@command(linkage, "cosignatures", help="at an agency node: the witnesses' cosignatures of its checkpoints, as evidence")
+def cosignatures_() -> int:
+    out({"cosignatures": cosignatures(node().engine)})
     return 0

@@ -84,6 +84,7 @@ class Kept:
     held: dict[str, tuple[set[str], int]] = field(default_factory=dict)  # code → flags, filed at
     unfiled: list[FlagChangeMessage] = field(default_factory=list)
     incidents: list[HubIncident] = field(default_factory=list)
+    unseen: dict[str, tuple[int, datetime]] = field(default_factory=dict)  # code → (filed at, deadline)
 
 
 class MapKeep(Protocol):
@@ -101,6 +102,8 @@ class MapKeep(Protocol):
     def unfiled(self, change: FlagChangeMessage, filed: bool) -> None: ...
 
     def incident(self, incident: HubIncident) -> None: ...
+
+    def unseen(self, code: str, due: tuple[int, datetime] | None) -> None: ...
 
 
 @dataclass
@@ -144,6 +147,7 @@ class MapChecks:
         self.unfiled.update({c.change_id: c for c in kept.unfiled})
         self.sent_at.update({c.change_id: self.now() for c in kept.unfiled})  # the deadline runs again
         self.incidents.extend(kept.incidents)
+        self.unseen.update(kept.unseen)  # acknowledged, not yet shown: the deadline set before the restart
         for head in kept.heads:
             self.witness.restore(head)
             self.freshness.seen.setdefault(head.seq, head)
@@ -204,7 +208,7 @@ class MapChecks:
                                             f"not acknowledged by the hub within {self.deadline}"))  # fmt: skip
         for code, (filed_at, due) in sorted(self.unseen.items()):
             if now > due:
-                del self.unseen[code]
+                self._unseen(code, None)
                 which = "cosigned head" if self.needed else "head"
                 note = f"the flags filed at hub sequence {filed_at} are shown under no {which} within {self.deadline}"
                 raised.append(self._silence(note))
@@ -228,9 +232,19 @@ class MapChecks:
         for code in self.shown.get(seq, set()):
             filed_at, _ = self.unseen.get(code, (seq, None))
             if filed_at < seq:
-                self.unseen.pop(code, None)
+                self._unseen(code, None)
         for old in [s for s in self.shown if s <= seq]:
             del self.shown[old]
+
+    def _unseen(self, code: str, due: tuple[int, datetime] | None) -> None:
+        """Set (or, with None, end) ``code``'s deadline to be shown, here and in the keep."""
+        if due is None:
+            if self.unseen.pop(code, None) is None:
+                return
+        else:
+            self.unseen[code] = due
+        if self.keep is not None:
+            self.keep.unseen(code, due)
 
     def _raise(self, exc: FlagLedgerError, request_id: str = "") -> None:
         evidence = exc.evidence if isinstance(exc, HubMisbehaviour) else None
@@ -288,7 +302,7 @@ class MapChecks:
         (flags.add if m.action == "set" else flags.discard)(m.flag)
         self.filed_at[m.code] = max(self.filed_at.get(m.code, 0), m.seq)
         self.sent_at.pop(m.change_id, None)
-        self.unseen[m.code] = (self.filed_at[m.code], self.now() + self.deadline)
+        self._unseen(m.code, (self.filed_at[m.code], self.now() + self.deadline))
         if self.keep is not None:
             self.keep.held(m.code, frozenset(flags), self.filed_at[m.code])
             self.keep.unfiled(sent, filed=True)

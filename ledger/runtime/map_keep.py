@@ -1,16 +1,18 @@
 """An agency's checks of the hub's flag map kept in its node's database (issue #20): :class:`SqlMapKeep`, the
-``ledger.linkage.checks.MapKeep`` on the operational tables (``ledger.runtime.tables``, migration 0006).
+``ledger.linkage.checks.MapKeep`` on the operational tables (``ledger.runtime.tables``, migrations 0006 and 0014).
 
 Each write is its own small transaction, made when the check changed its state, so a restarted agency knows
-the map keys it derived, what the hub acknowledged filing, the heads it saw (a rollback or a fork across the
-restart is still found) and the evidence it raised. Heads are pruned to the newest :data:`HEADS_KEPT`: a fork
-older than that, shown only now, is found by the log's consistency proofs rather than by sequence. No number
-is kept: a registration the hub had not answered before the restart is sent again by the agency.
+the map keys it derived, what the hub acknowledged filing (and by when it must show it: ``agency_map_unseen``),
+the heads it saw (a rollback or a fork across the restart is still found) and the evidence it raised. Heads are
+pruned to the newest :data:`HEADS_KEPT`: a fork older than that, shown only now, is found by the log's
+consistency proofs rather than by sequence. No number is kept: a registration the hub had not answered before
+the restart is sent again by the agency.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,6 +27,7 @@ from ledger.runtime.tables import (
     agency_map_heads,
     agency_map_keys,
     agency_map_unfiled,
+    agency_map_unseen,
 )
 from projections.base import storage_error
 
@@ -71,9 +74,14 @@ class SqlMapKeep:
                         select(i.code, i.note, i.evidence, i.digest, i.request_id).where(i.agency == a)
                     )
                 ]
+                n = agency_map_unseen.c
+                unseen = {
+                    str(c): (int(at), datetime.fromisoformat(str(due)))
+                    for c, at, due in conn.execute(select(n.code, n.filed_at, n.due).where(n.agency == a))
+                }
         except SQLAlchemyError as exc:
             raise storage_error("cannot read the agency's map checks", exc) from exc
-        return Kept(keys, heads, held, unfiled, incidents)
+        return Kept(keys, heads, held, unfiled, incidents, unseen)
 
     def key(self, code: str, key: bytes) -> None:
         k = agency_map_keys.c
@@ -122,6 +130,15 @@ class SqlMapKeep:
         }
         mine = (i.agency == self.agency) & (i.digest == incident.digest)
         self._write("incident", lambda conn: _upsert(conn, agency_hub_incidents, mine, row))
+
+    def unseen(self, code: str, due: tuple[int, datetime] | None) -> None:
+        n = agency_map_unseen.c
+        mine = (n.agency == self.agency) & (n.code == code)
+        if due is None:
+            self._write("change shown", lambda conn: conn.execute(delete(agency_map_unseen).where(mine)))
+            return
+        row = {"agency": self.agency, "code": code, "filed_at": due[0], "due": due[1].isoformat()}
+        self._write("change acknowledged", lambda conn: _upsert(conn, agency_map_unseen, mine, row))
 
 
 def _upsert(conn: Connection, table: object, where: object, row: Mapping[str, object]) -> None:

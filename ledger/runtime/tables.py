@@ -18,6 +18,7 @@ __all__ = [
     "agency_map_heads",
     "agency_map_keys",
     "agency_map_unfiled",
+    "agency_map_unseen",
     "cli_sessions",
     "linkage_advice",
     "linkage_applied",
@@ -25,6 +26,7 @@ __all__ = [
     "linkage_body_requests",
     "linkage_case_notes",
     "linkage_consultations",
+    "linkage_cosignatures",
     "linkage_decisions",
     "linkage_handovers",
     "linkage_parked",
@@ -147,6 +149,16 @@ agency_hub_incidents = Table(
     Column("request_id", String(32), nullable=False),
     Column("evidence", LargeBinary, nullable=False),  # ledger.linkage.hub_wire.encode_evidence
 )
+# A flag change the hub acknowledged filing and has not yet shown under a (cosigned) head: its deadline, so a
+# restart does not forget it (change_unseen; migration 0014).
+agency_map_unseen = Table(
+    "agency_map_unseen",
+    metadata,
+    Column("agency", String(32), primary_key=True),
+    Column("code", String(33), primary_key=True),
+    Column("filed_at", BigInteger, nullable=False),  # the hub sequence of its last acknowledged change
+    Column("due", String(40), nullable=False),  # ISO time: past it, change_unseen
+)
 
 # -- an agency node in hub mode (consumers/linkage_bridge.py, docs/linkage.md) ------------------------------
 # A person is named by this agency's own code only (as its subject, "p" + the code's digits); no number, no
@@ -177,6 +189,21 @@ linkage_position = Table(
     metadata,
     Column("name", String(40), primary_key=True),
     Column("position", BigInteger, nullable=False),
+)
+
+# Witnesses' cosignatures of this agency's own published checkpoints, each verified against the witness's key
+# from the agency's directory before it is kept: evidence an auditor can show (consumers/linkage_witness.py;
+# migration 0014).
+linkage_cosignatures = Table(
+    "linkage_cosignatures",
+    metadata,
+    Column("witness", String(32), primary_key=True),
+    Column("size", BigInteger, primary_key=True),
+    Column("root", String(64), nullable=False),  # hex
+    Column("key_id", String(100), nullable=False),  # the witness's key that signed
+    Column("head", LargeBinary, nullable=False),  # the checkpoint's bytes as cosigned (encode_tree_head)
+    Column("signature", LargeBinary, nullable=False),  # over ledger.linkage.tree_heads.cosigned(head)
+    Column("received_at", String(40), nullable=False),
 )
 
 # Queries this agency asked another through the hub: queued until sent, then the provider's answer.

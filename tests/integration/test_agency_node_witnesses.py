@@ -6,6 +6,7 @@ hub loop and witness loop on one memory transport; every database on SQLite or P
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
@@ -14,17 +15,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from ledger.app.checkpoints import sign_checkpoint
+from consumers.linkage_witness import cosignatures
+from ledger.app.checkpoints import latest_checkpoint, sign_checkpoint
 from ledger.app.incidents import incidents_of
-from ledger.errors import Code
+from ledger.errors import Code, IntegrityError
 from ledger.hub.heads import MapHeads
 from ledger.hub.log import open_hub_store
 from ledger.hub.tables import hub_cosignatures
+from ledger.linkage.keys import PartyKeys
 from ledger.linkage.transport import MemoryTransport
-from ledger.linkage.tree_heads import TreeHead, TreeHeadMessage, encode_tree_head
+from ledger.linkage.tree_heads import Cosignature, TreeHead, TreeHeadMessage, decode_tree_head, encode_tree_head
 from ledger.log.signing import KeyRecord
 from ledger.runtime.linkage import published
-from ledger.runtime.tables import linkage_parked
+from ledger.runtime.tables import linkage_cosignatures, linkage_parked
 from ledger.witness.service import WitnessService
 from ledger.witness.store import WitnessStore, open_witness_store
 from tests.conftest import NodeFactory
@@ -32,13 +35,14 @@ from tests.support.hub_nodes import HubNodes, hub_entry, hub_nodes, set_flag
 from tests.support.hub_world import A, agency_keys
 from tests.support.people import individual_number
 from tests.support.postgres import temp_database
+from tests.support.staff import run_in_process
 
 W1 = "W-KANTO"
 
 
 class Witnessed:
-    def __init__(self, world: HubNodes, witness: WitnessService, store: WitnessStore) -> None:
-        self.world, self.witness, self.store = world, witness, store
+    def __init__(self, world: HubNodes, witness: WitnessService, store: WitnessStore, keys: PartyKeys) -> None:
+        self.world, self.witness, self.store, self.keys = world, witness, store, keys
 
     def settle(self, rounds: int = 12) -> None:
         """Push the node, step the hub and the witness, pull the node — until nothing moves."""
@@ -94,7 +98,7 @@ def open_witnessed(
             store, MemoryTransport(world.broker, W1), keys, directory, world.hub_keys.signer.public_key,
             now=node.app.clock,
         )  # fmt: skip
-        yield Witnessed(world, witness, store)
+        yield Witnessed(world, witness, store, keys)
 
 
 def test_the_nodes_checkpoints_reach_the_witness_and_are_cosigned(witnessed: Witnessed) -> None:
@@ -203,3 +207,82 @@ def test_a_head_no_witness_cosigns_is_raised_at_the_node_past_the_deadline(witne
 
     witnessed.settle()  # the hub forwards, W1 cosigns: the next head is cosigned in time, nothing more raised
     assert bridge.witness.cosigned()[W1] > 0 and len(incidents_of(node.app, A)) == 1
+
+
+def test_the_witnesses_cosignatures_are_kept_across_a_restart_and_listed(
+    witnessed: Witnessed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Threat: insider at the agency rewriting its log, and a hub insider who would deny the node was witnessed —
+    each cosignature of the node's checkpoints is kept as bytes an auditor checks again with W1's public key
+    alone; a restarted node (a new bridge on the same database) still lists them, and a redelivered cosignature
+    is kept once."""
+    node = witnessed.world.nodes[A]
+    set_flag(node, A, individual_number(), "NON_DISCLOSURE")
+    witnessed.settle()
+    set_flag(node, A, individual_number(), "NO_AUTO_RESPONSE")
+    sign_checkpoint(node.app)
+    witnessed.settle()
+    kept = cosignatures(node.engine)
+    sizes = [c["size"] for c in kept]
+    assert len(kept) >= 2 and sizes == sorted(set(sizes)) and {c["witness"] for c in kept} == {W1}
+    public = witnessed.keys.signer.public_key
+    for c in kept:  # each checks again with W1's key alone, and is a head of this agency's own log
+        cosig = Cosignature(str(c["head"]), str(c["key_id"]), str(c["signature"]))
+        head = decode_tree_head(cosig.verify(lambda party, key_id: public, W1))
+        assert (head.origin, head.size, head.root.hex()) == (A, c["size"], c["root"])
+
+    again = witnessed.world.bridge(A)  # restarted
+    assert cosignatures(node.engine) == kept and again.witness.cosigned() == {W1: max(sizes)}
+    newest = kept[-1]
+    again.witness.take(Cosignature(str(newest["head"]), str(newest["key_id"]), str(newest["signature"])))
+    assert cosignatures(node.engine) == kept  # a redelivery kept once
+    rc, out, _ = run_in_process(["--data-dir", str(node.config.data_dir), "linkage", "cosignatures"], capsys)
+    assert rc == 0 and json.loads(out) == {"cosignatures": kept}  # what an auditor is shown
+
+
+def test_a_forged_cosignature_is_not_kept(witnessed: Witnessed) -> None:
+    """Threat: a hub insider passing on a cosignature W1 never made (signed with another key under W1's key id,
+    or with a key of its own): it is refused against W1's key from the node's directory, kept nowhere and
+    counted nowhere; W1's own cosignature of the same head is kept."""
+    node, bridge = witnessed.world.nodes[A], witnessed.world.bridges[A]
+    set_flag(node, A, individual_number(), "NON_DISCLOSURE")
+    assert bridge.witness.publish() > 0  # published; the witness has not cosigned yet
+    cp = latest_checkpoint(node.app, A)
+    head = encode_tree_head(TreeHead(cp.origin, cp.tree_size, cp.root, cp.time, cp.key_id, cp.signature))
+    forger = agency_keys(W1).signer  # a fresh key pair, not W1's published one
+    forged = Cosignature.of(forger, head)
+    for message in (forged, Cosignature(forged.subject, witnessed.keys.signer.key_id, forged.signature)):
+        with pytest.raises(IntegrityError):
+            bridge.witness.take(message)
+    assert cosignatures(node.engine) == [] and bridge.witness.cosigned() == {W1: 0}
+
+    bridge.witness.take(Cosignature.of(witnessed.keys.signer, head))
+    with node.engine.connect() as conn:
+        assert [r.witness for r in conn.execute(select(linkage_cosignatures))] == [W1]
+
+
+def test_a_node_restarted_before_the_deadline_still_raises_change_unseen(witnessed_map: Witnessed) -> None:
+    """Threat: the hub insider waiting for a restart — the hub acknowledges the node's flag change but no head
+    that shows it is ever cosigned (the witness never hears of it). The node restarts between sending the change
+    and the deadline: the deadline was kept in its database, so past it the restarted node raises
+    ``change_unseen`` as an Incident of its agency, once."""
+    node = witnessed_map.world.nodes[A]
+    bridge = witnessed_map.world.bridges[A]
+    set_flag(node, A, individual_number(), "NON_DISCLOSURE")
+    for _ in range(4):  # the hub files and acknowledges; the witness never steps, so nothing is cosigned
+        bridge.push()
+        witnessed_map.world.hub.step(timeout_ms=10)
+        bridge.pull(timeout_ms=10)
+    checks = bridge.checks
+    assert checks is not None and checks.held and not checks.unfiled and len(checks.unseen) == 1
+    due = next(iter(checks.unseen.values()))[1]
+
+    again = witnessed_map.world.bridge(A)  # restarted before the deadline
+    restarted = again.checks
+    assert restarted is not None and restarted.unseen == checks.unseen
+    real = restarted.now
+    restarted.now = lambda: max(real(), due) + timedelta(seconds=1)
+    again.pull(timeout_ms=10)
+    again.pull(timeout_ms=10)
+    assert [i.code for i in incidents_of(node.app, A)].count(Code.CHANGE_UNSEEN) == 1
+    assert not witnessed_map.world.bridge(A).checks.unseen  # raised: no deadline left to raise again

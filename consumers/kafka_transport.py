@@ -58,6 +58,7 @@ class KafkaTransport:
         self.topics = topics or Topics()
         self.inbox = self.topics.inbox(party)
         self._pending: list[Any] = []
+        self._rewound = False  # a rewind is owed (it failed: the broker was unreachable); done before a poll
         try:
             self._producer = new_producer(settings)
             self._consumer = KafkaConsumer(
@@ -101,6 +102,8 @@ class KafkaTransport:
     def poll(self, timeout_ms: int = 1000, max_records: int = 500) -> list[Delivery]:
         from kafka.errors import KafkaError
 
+        if self._rewound:
+            self.rewind()
         try:
             batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         except KafkaError as exc:
@@ -118,6 +121,24 @@ class KafkaTransport:
             self._consumer.commit()
         except KafkaError as exc:  # the next transport opened for the party is handed these again
             raise BrokerUnavailable(f"cannot commit {self.party}'s inbox position: {exc}") from exc
+
+    def rewind(self) -> None:
+        """Seek back to the committed offsets (the start of the inbox if the group has none): kafka-python keeps
+        its position after what it returned, and the next poll would go on after messages never applied. If the
+        broker cannot say, the rewind is owed and done before the next poll, which raises until it is."""
+        from kafka.errors import KafkaError
+
+        self._rewound = True
+        try:
+            for tp in self._consumer.assignment():
+                offset = self._consumer.committed(tp)
+                if offset is None:
+                    self._consumer.seek_to_beginning(tp)
+                else:
+                    self._consumer.seek(tp, offset)
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"cannot rewind {self.party}'s inbox to its committed position: {exc}") from exc
+        self._rewound = False
 
     def lag(self) -> int:
         """Messages in the inbox not yet read: end offset - position, over its partitions (the inbox depth)."""

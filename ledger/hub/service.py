@@ -158,10 +158,19 @@ class HubService:
             self._settle_map()
             done.sent += self._send_owed()
         except NotLeader:
+            self._rewind()
             done.standby = True  # nothing committed: whoever leads now is handed these again
             return done
+        except BaseException:
+            self._rewind()  # e.g. the database went away mid-batch: the next step starts at this batch again
+            raise
         self.transport.commit()
         return done
+
+    def _rewind(self) -> None:
+        # without it the next poll goes on after the failed batch, and its commit passes messages never applied
+        with suppress(BrokerUnavailable):  # the Kafka transport owes itself the rewind before its next poll
+            self.transport.rewind()
 
     def run(self, stop: threading.Event, standby_wait: float = 1.0, retry: float = 1.0) -> None:
         """Step until ``stop`` is set. A standby waits ``standby_wait`` seconds between tries for the lease; a

@@ -102,7 +102,8 @@ class LinkageBridge:
         self.directory = directory if directory is not None else linkage_directory(node.config)
         self.transport = transport
         self.checks = checks if checks is not None else map_checks(node, self.agency)
-        self.end = AgencyEnd(self.keys, transport, self.directory, node.app.clock, self.checks)
+        # a message sent again after a crash (sent, not yet recorded sent) is the same event: the hub drops it
+        self.end = AgencyEnd(self.keys, transport, self.directory, node.app.clock, self.checks, resend_ids=True)
         self.gate = MapGate(node, self.engine, self.checks)
         self.witness = WitnessLink(node, self.engine, self.end)  # its checkpoints to the witnesses (issue #20)
 

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import random
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from ledger.errors import BrokerUnavailable, StorageError
 from ledger.hub.log import HubStore, open_hub_store
 from tests.conftest import NodeFactory
 from tests.faults.hub_checks import HubWork, exactly_once
-from tests.faults.hub_kafka import kafka_world
-from tests.support.hub_nodes import HubNodes
+from tests.faults.hub_kafka import drive, kafka_world
 from tests.support.postgres import temp_database
 from tests.support.tansu import broker
 
@@ -46,29 +43,12 @@ def terminate_backends(url: str) -> int:
     return len(rows)
 
 
-def drive(w: HubNodes, done: Callable[[], bool], seconds: float = 60) -> int:
-    """Turn every party's loop as ``flagledger node`` does — a database failure at the hub is retried — until
-    ``done``; returns how many hub steps failed."""
-    failed = 0
-    deadline = time.monotonic() + seconds
-    while not done() and time.monotonic() < deadline:
-        for bridge in w.bridges.values():
-            bridge.push()
-        try:
-            w.hub.step(timeout_ms=50, max_records=7)  # small batches: a failure lands mid-batch more often
-        except (StorageError, BrokerUnavailable):
-            failed += 1
-        for bridge in w.bridges.values():
-            bridge.pull(timeout_ms=50)
-    assert done(), "the parties did not finish: a message was lost"
-    return failed
-
-
 def test_hub_database_lost_again_and_again(address: str, make_node: NodeFactory, tmp_path: Path) -> None:
     """PostgreSQL loss at the hub (see the module): 0 lost, 0 duplicated, no automatic answer about X."""
     with temp_database("fl_hubloss") as url:
         store: HubStore = open_hub_store(url, "hub-1")
-        w, close = kafka_world(address, make_node, store)
+        world = kafka_world(address, make_node, store)
+        w = world.w
         try:
             work = HubWork(random.Random(20261207))
             work.round(w, people=3)
@@ -82,14 +62,15 @@ def test_hub_database_lost_again_and_again(address: str, make_node: NodeFactory,
             killer = threading.Thread(target=terminator, daemon=True)
             killer.start()
             try:
-                failed = drive(w, lambda: not killer.is_alive())  # the parties work while the database fails
+                # the parties work while the database fails; small batches: a failure lands mid-batch more often
+                failed = drive(w, lambda: not killer.is_alive(), max_records=7)
             finally:
                 stop.set()
                 killer.join()
             work.round(w, people=1)  # and the hub works on after the database came back
-            failed += drive(w, lambda: work.done(w))
+            failed += drive(w, lambda: work.done(w), max_records=7)
             assert sum(kills) > 0 and failed > 0, "the fault did not strike the hub"
             exactly_once(w, store, work)
         finally:
-            close()
+            world.close()
             store.close()

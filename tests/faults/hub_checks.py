@@ -48,11 +48,22 @@ class HubWork:
     asked: dict[str, str] = field(default_factory=dict)  # C's request id → the person's number
 
     def round(self, w: HubNodes, people: int = 1) -> None:
-        """B protects ``people`` new persons; A files them and as many unprotected; C asks A about each."""
-        for _ in range(people):
-            x, y = individual_number(self.rng), individual_number(self.rng)
+        """B protects ``people`` new persons; A files them and as many unprotected; C asks A about each. (B's
+        flag changes are pushed before C's queries: the hub files them first.)"""
+        self.ask(w, self.protect(w, people))
+
+    def protect(self, w: HubNodes, people: int = 1) -> list[str]:
+        """B protects ``people`` new persons (its own four eyes); returns their numbers."""
+        numbers = [individual_number(self.rng) for _ in range(people)]
+        for x in numbers:
             set_flag(w.nodes[B], B, x, "NON_DISCLOSURE")
-            self.protected.append(x)
+        self.protected += numbers
+        return numbers
+
+    def ask(self, w: HubNodes, protected: list[str]) -> None:
+        """A files each of ``protected`` and as many unprotected persons; C asks A about all of them."""
+        for x in protected:
+            y = individual_number(self.rng)
             self.plain.append(y)
             for number in (x, y):
                 w.bridges[A].file_person(number)

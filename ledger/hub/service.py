@@ -37,6 +37,7 @@ from ledger.errors import (
     PermissionDenied,
     StorageError,
 )
+from ledger.faultpoint import faultpoint
 from ledger.hub.consultations import WINDOW, HubConsultations
 from ledger.hub.digests import DigestSchedule, carried, send_digests
 from ledger.hub.heads import MapHeads
@@ -220,6 +221,7 @@ class HubService:
                 return
             self._apply(opened)
             done.applied += 1
+            faultpoint("hub.applied")  # committed, owed messages unsent, the inbox not committed past it
         except (NotLeader, StorageError):
             raise  # not the message's fault: stop, commit nothing, handle it again later
         except FlagLedgerError as exc:

@@ -29,6 +29,7 @@ from datetime import datetime
 
 from ledger import clock
 from ledger.errors import BrokerUnavailable, Code, FlagLedgerError, PermissionDenied, StorageError
+from ledger.faultpoint import faultpoint
 from ledger.linkage.codes import Registration, portal_code
 from ledger.linkage.digests import expand, seal_digest
 from ledger.linkage.directory import Directory
@@ -151,6 +152,7 @@ class PortalService:
             page = open_sealed_page(self.keys, SealedPortalPage.decode(opened.payload), sender_keys)
             if self.store.keep(opened.event_id, page):
                 done.kept += 1
+                faultpoint("portal.kept")  # kept, the inbox not committed past it
         except StorageError:
             raise  # not the message's fault: commit nothing, read it again
         except FlagLedgerError as exc:

@@ -22,20 +22,31 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Protocol
 from uuid import UUID
 
 from sqlalchemy import func, select
 
+from consumers.linkage_bridge import LinkageBridge
 from ledger.app import Actor
 from ledger.hub.log import HubStore
 from ledger.hub.tables import hub_codes, hub_flag_changes, hub_requests
+from ledger.runtime.bootstrap import Node
 from ledger.runtime.linkage import code_of
 from ledger.runtime.tables import linkage_applied, linkage_queries, linkage_routed
-from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, set_flag
+from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, set_flag
 from tests.support.hub_world import A, B, C
 from tests.support.people import individual_number
 
-__all__ = ["HubWork", "exactly_once"]
+__all__ = ["HubWork", "Parties", "exactly_once"]
+
+
+class Parties(Protocol):
+    """The agencies' nodes and bridges (a ``HubNodes`` world, or agencies around a hub running as processes)."""
+
+    nodes: dict[str, Node]
+    bridges: dict[str, LinkageBridge]
+
 
 AUTO = "ledger.domain.provision:ProvisionRequest.AutoProvided"
 
@@ -47,12 +58,12 @@ class HubWork:
     plain: list[str] = field(default_factory=list)
     asked: dict[str, str] = field(default_factory=dict)  # C's request id → the person's number
 
-    def round(self, w: HubNodes, people: int = 1) -> None:
+    def round(self, w: Parties, people: int = 1) -> None:
         """B protects ``people`` new persons; A files them and as many unprotected; C asks A about each. (B's
         flag changes are pushed before C's queries: the hub files them first.)"""
         self.ask(w, self.protect(w, people))
 
-    def protect(self, w: HubNodes, people: int = 1) -> list[str]:
+    def protect(self, w: Parties, people: int = 1) -> list[str]:
         """B protects ``people`` new persons (its own four eyes); returns their numbers."""
         numbers = [individual_number(self.rng) for _ in range(people)]
         for x in numbers:
@@ -60,7 +71,7 @@ class HubWork:
         self.protected += numbers
         return numbers
 
-    def ask(self, w: HubNodes, protected: list[str]) -> None:
+    def ask(self, w: Parties, protected: list[str]) -> None:
         """A files each of ``protected`` and as many unprotected persons; C asks A about all of them."""
         for x in protected:
             y = individual_number(self.rng)
@@ -72,18 +83,18 @@ class HubWork:
                 )
                 self.asked[asked] = number
 
-    def done(self, w: HubNodes) -> bool:
+    def done(self, w: Parties) -> bool:
         """Every query of C answered (the protected ones ``in_progress``)."""
         with w.nodes[C].engine.connect() as conn:
             statuses = list(conn.execute(select(linkage_queries.c.status)).scalars())
         return len(statuses) == len(self.asked) and not {"queued", "sent"} & set(statuses)
 
 
-def _codes(w: HubNodes, agency: str, numbers: list[str]) -> set[str]:
+def _codes(w: Parties, agency: str, numbers: list[str]) -> set[str]:
     return {code_of(w.nodes[agency].app.subject(n)) for n in numbers}
 
 
-def exactly_once(w: HubNodes, store: HubStore, work: HubWork) -> None:
+def exactly_once(w: Parties, store: HubStore, work: HubWork) -> None:
     """0 lost, 0 duplicated at the hub and at A, B, C, and no automatic answer about a protected person."""
     with store.engine.connect() as conn:
         f = hub_flag_changes.c

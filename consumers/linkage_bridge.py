@@ -35,6 +35,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -248,7 +249,7 @@ class LinkageBridge:
             rows = conn.execute(select(linkage_advice).where(linkage_advice.c.sent == 0)).all()
         for row in rows:
             self.end.advise(row.request_id, row.advice)
-            self._mark(lambda r=row.request_id: self._advised(r))
+            self._mark(partial(self._advised, row.request_id))
             out.acts.append("advice")
 
     def _advised(self, request_id: str) -> None:
@@ -343,11 +344,11 @@ class LinkageBridge:
                         park(conn, self.app.clock(), "out", exc.code, str(exc), None)
                 else:
                     self.end.answer_decided(signed)
-                    self._mark(lambda r=row.hub_request_id, d=done: self._answered(r, d))
+                    self._mark(partial(self._answered, row.hub_request_id, done))
                     out.acts.append(signed.kind)
                     continue
             self.end.send(AnswerMessage(row.hub_request_id, status), ANSWER_SIZE)
-            self._mark(lambda r=row.hub_request_id, d=done: self._answered(r, d))
+            self._mark(partial(self._answered, row.hub_request_id, done))
             out.acts.append(AnswerMessage.kind)
 
     def _answered(self, hub_request_id: str, done: str) -> None:
@@ -366,7 +367,7 @@ class LinkageBridge:
                 row.request_id, code_of(row.subject), row.provider, row.procedure, row.legal_item, row.info_kind
             )
             self.end.send(message)
-            self._mark(lambda r=row.request_id: self._query_sent(r))
+            self._mark(partial(self._query_sent, row.request_id))
             out.acts.append(message.kind)
 
     def _query_sent(self, request_id: str) -> None:

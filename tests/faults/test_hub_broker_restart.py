@@ -27,7 +27,7 @@ from tests.faults.hub_checks import HubWork, exactly_once
 from tests.faults.hub_kafka import drive, kafka_world
 from tests.support.tansu import broker, free_port
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.long]  # ~40 s: the default suite's budget for these is ~60 s
 
 
 def test_broker_restarts_empty_and_the_hub_topology_goes_on(make_node: NodeFactory, tmp_path: Path) -> None:

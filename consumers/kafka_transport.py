@@ -11,10 +11,11 @@ own inbox topic and its group, and write the hub's topic (docs/linkage.md).
 A broker that lost its data (a memory broker restarted, a topic deleted and recreated): every
 ``loss_check_seconds`` the transport looks at its inbox topic — gone, it makes it again; recreated (another topic
 id) or with other partitions, it is assigned all of them and reads them from the start (a position left in the old
-log would skip the new log's first messages: Tansu answers a fetch past the end with nothing). Before its first
-send to an inbox, and again after a failed send, the transport makes that inbox if missing (a topic the broker
-made on the fly would have the broker's partition count), and a failed send renews the producer (an idempotent
-producer's id is unknown to a restarted broker). Messages the broker held and lost are not sent again here.
+log would skip the new log's first messages: Tansu answers a fetch past the end with nothing). After a failed
+send, or once its own inbox was found gone, the transport makes each inbox it sends to if missing before its next
+send there (a topic the broker made on the fly would have the broker's partition count: a reader assigned the
+old partitions would miss the others until its next check), and a failed send renews the producer (an
+idempotent producer's id is unknown to a restarted broker). Messages the broker held and lost are not sent again here.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ class KafkaTransport:
         self.inbox = self.topics.inbox(party)
         self.settings = settings
         self._pending: list[Any] = []
-        self._ensured: set[str] = set()  # inbox topics known to exist (made if missing before the first send)
+        self._ensured: set[str] = set()  # inbox topics known to exist since the broker may have lost them
+        self._doubt = False  # a send failed or the own inbox was gone: make sure an inbox exists before sending
         self._inbox_id: Any = None  # the identity of the log our positions point into (None: not seen yet)
         self._next_check = 0.0
         self.losses = 0  # times the inbox was found made again (the broker lost its data): read from the start
@@ -99,7 +101,7 @@ class KafkaTransport:
 
         check_route(self.party, recipient)
         topic = self.topics.inbox(recipient)
-        if topic not in self._ensured:
+        if self._doubt and topic not in self._ensured:
             try:
                 ensure_inboxes(self.settings, self.topics, [recipient])
             except (ConfigurationError, KafkaError) as exc:  # e.g. not allowed to make it: an operator's job then
@@ -130,6 +132,7 @@ class KafkaTransport:
         from kafka.errors import KafkaError
 
         self._ensured.clear()
+        self._doubt = True
         with suppress(KafkaError):
             self._producer.close(timeout=1)
         try:
@@ -150,6 +153,8 @@ class KafkaTransport:
             self._consumer.topics()  # a metadata refresh: kafka-python refreshes it only after an error otherwise
             partitions = self._consumer.partitions_for_topic(self.inbox)
             if not partitions:
+                self._ensured.clear()
+                self._doubt = True
                 ensure_inboxes(self.settings, self.topics, [self.party])
                 self._consumer.topics()
                 partitions = self._consumer.partitions_for_topic(self.inbox)
@@ -172,6 +177,7 @@ class KafkaTransport:
             if replaced:
                 self.losses += 1
                 self._ensured.clear()
+                self._doubt = True
                 log.warning("%s: the inbox %s was made again (the broker lost its data): read from its start",
                             self.party, self.inbox)  # fmt: skip
         if current is not None:

@@ -26,7 +26,9 @@ agency's own code.
   hub checks staff answers against them): ``consumers.linkage_decisions``.
 
 The position in the log and what was sent are recorded after the broker stored the messages; a crash between
-sends again (the hub files flag changes and records once by id and drops a replayed registration).
+sends again, and the same message is the same event (its id derived from what it says): the hub drops it. On a
+digest schedule the messages leave in the tick's digest (``push(tick=...)``), and nothing is recorded sent until
+that digest is stored — a node killed between its push and its tick would otherwise have lost them for good.
 
 **In** (:meth:`LinkageBridge.pull`, ``consumers.linkage_inbound``): routed queries, consultations, answers.
 
@@ -37,9 +39,10 @@ answers are still decided by the flags held here.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -57,6 +60,7 @@ from consumers.linkage_witness import WitnessLink
 from ledger.app import Actor, FlagLedger
 from ledger.domain.roster import StaffRoster
 from ledger.errors import Code, FlagLedgerError, InputError
+from ledger.faultpoint import faultpoint
 from ledger.linkage.agency import AgencyEnd
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.checks import MapChecks
@@ -124,9 +128,12 @@ class LinkageBridge:
         self.directory = directory if directory is not None else linkage_directory(node.config)
         self.transport = transport
         self.checks = checks if checks is not None else map_checks(node, self.agency)
-        self.end = AgencyEnd(self.keys, transport, self.directory, node.app.clock, self.checks)
+        # a message sent again after a crash (sent, not yet recorded sent) is the same event: the hub drops it
+        self.end = AgencyEnd(self.keys, transport, self.directory, node.app.clock, self.checks, resend_ids=True)
         self.gate = MapGate(node, self.engine, self.checks)
         self.witness = WitnessLink(node, self.engine, self.end)  # its checkpoints to the witnesses (issue #20)
+        self._marks: list[Callable[[], None]] | None = None  # recorded sent after the tick's digest is stored
+        self._registered: set[str] = set()  # subjects whose registration left in this push
 
     # -- staff (consumers.linkage_staff: the same without a transport, for the command line) -----------
     def file_person(self, number: str) -> str:
@@ -174,7 +181,31 @@ class LinkageBridge:
             gate=self.witness.gate(self.gate),
         )
 
-    def push(self) -> Pushed:
+    def push(self, tick: Callable[[], object] | None = None) -> Pushed:
+        """Send what is owed. ``tick``: on a digest schedule, the scheduled transport's tick — called once all is
+        handed over, and what was sent is recorded only after it returned (the digest stored by the broker)."""
+        self._marks = [] if tick is not None else None
+        self._registered = set()
+        try:
+            out = self._push()
+            if tick is not None:
+                faultpoint("bridge.before_tick")  # handed over, not yet sent: a kill here must lose nothing
+                tick()
+                for mark in self._marks or ():
+                    mark()
+        finally:
+            self._marks = None
+        return out
+
+    def _mark(self, record: Callable[[], None]) -> None:
+        """Record something sent: now, or after the tick (``push(tick=...)``)."""
+        faultpoint("bridge.sent")  # sent, not yet recorded: a kill here sends it again, the hub drops it
+        if self._marks is None:
+            record()
+        else:
+            self._marks.append(record)
+
+    def _push(self) -> Pushed:
         out = Pushed()
         self._roster(out)
         registered: set[str] = set()
@@ -202,7 +233,7 @@ class LinkageBridge:
                 self.checks.flag_sent(message)  # from the next head on, the hub's map must show it
             self.end.send(message)
             out.acts.append(message.kind)
-        self._set_position(end)
+        self._mark(lambda: self._set_position(end))
         if self.witness.publish():
             out.acts.append("tree_head")
         self._answers(out)
@@ -233,7 +264,7 @@ class LinkageBridge:
         sent = self._position(ROSTER)
         if len(events) > sent:
             self.end.send_roster(events[sent:], sent)
-            self._set_position(len(events), ROSTER)
+            self._mark(lambda: self._set_position(len(events), ROSTER))
             out.acts.append("staff_roster")
 
     def _advice(self, out: Pushed) -> None:
@@ -241,9 +272,12 @@ class LinkageBridge:
             rows = conn.execute(select(linkage_advice).where(linkage_advice.c.sent == 0)).all()
         for row in rows:
             self.end.advise(row.request_id, row.advice)
-            with self.engine.begin() as conn:
-                conn.execute(update(linkage_advice).where(linkage_advice.c.request_id == row.request_id).values(sent=1))
+            self._mark(partial(self._advised, row.request_id))
             out.acts.append("advice")
+
+    def _advised(self, request_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(linkage_advice).where(linkage_advice.c.request_id == request_id).values(sent=1))
 
     def _register(self, subject: str, out: Pushed) -> bool:
         """Send the person's registration unless sent; False if none was kept (their number never typed)."""
@@ -251,15 +285,19 @@ class LinkageBridge:
             row = conn.execute(select(linkage_registrations).where(linkage_registrations.c.subject == subject)).first()
         if row is None:
             return False
-        if row.sent != SENT:
+        if row.sent != SENT and subject not in self._registered:
             self.transport.send(HUB, bytes(row.sealed))
             self.transport.flush()
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(linkage_registrations).where(linkage_registrations.c.subject == subject).values(sent=SENT)
-                )
+            self._registered.add(subject)
+            self._mark(lambda: self._registration_sent(subject))
             out.registrations += 1
         return True
+
+    def _registration_sent(self, subject: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(linkage_registrations).where(linkage_registrations.c.subject == subject).values(sent=SENT)
+            )
 
     def _acts(self, start: int, end: int) -> Iterator[tuple[tuple[str, ...], Message]]:
         """This agency's shareable acts in its committed log after ``start`` up to ``end``."""
@@ -349,11 +387,11 @@ class LinkageBridge:
                         park(conn, self.app.clock(), "out", exc.code, str(exc), None)
                 else:
                     self.end.answer_decided(signed)
-                    self._answered(row.hub_request_id, done)
+                    self._mark(partial(self._answered, row.hub_request_id, done))
                     out.acts.append(signed.kind)
                     continue
             self.end.send(AnswerMessage(row.hub_request_id, status), ANSWER_SIZE)
-            self._answered(row.hub_request_id, done)
+            self._mark(partial(self._answered, row.hub_request_id, done))
             out.acts.append(AnswerMessage.kind)
 
     def _answered(self, hub_request_id: str, done: str) -> None:
@@ -372,10 +410,13 @@ class LinkageBridge:
                 row.request_id, code_of(row.subject), row.provider, row.procedure, row.legal_item, row.info_kind
             )
             self.end.send(message)
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(linkage_queries)
-                    .where(linkage_queries.c.request_id == row.request_id, linkage_queries.c.status == "queued")
-                    .values(status="sent")
-                )
+            self._mark(partial(self._query_sent, row.request_id))
             out.acts.append(message.kind)
+
+    def _query_sent(self, request_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(linkage_queries)
+                .where(linkage_queries.c.request_id == request_id, linkage_queries.c.status == "queued")
+                .values(status="sent")
+            )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -30,7 +31,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from consumers import linkage_bodies, linkage_decisions, linkage_moves
 from consumers.linkage_receipt import note, receive, recover
 from ledger.app import FlagLedger
-from ledger.errors import Code, FlagLedgerError, NotFoundError
+from ledger.errors import BrokerUnavailable, Code, FlagLedgerError, NotFoundError
 from ledger.linkage.agency import Inbound, open_from_hub
 from ledger.linkage.body_requests import BodyOutcomeMessage, RoutedBodyRequest
 from ledger.linkage.consultation import AdviceRelay, Escalation
@@ -38,6 +39,7 @@ from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import AnswerMessage, Consultation, Message, RoutedQuery
 from ledger.linkage.moves import HandedOver, HandoverMessage
+from ledger.linkage.sealing import SenderKeys
 from ledger.linkage.transport import Transport
 from ledger.runtime.linkage import subject_of
 from ledger.runtime.tables import (
@@ -121,6 +123,30 @@ def pull(
     recover(app, engine, keys.name)
     at = now()
     sender_keys = directory.sender_keys(at)
+    try:
+        _pull(app, engine, transport, keys, at, sender_keys, out, timeout_ms, max_records, gate)
+    except BaseException:
+        # the next pull hands this batch over again (applied ones are dropped by event id): without the rewind
+        # it would go on after the failed message and its commit would pass it, never applied
+        with suppress(BrokerUnavailable):
+            transport.rewind()
+        raise
+    transport.commit()
+    return out
+
+
+def _pull(
+    app: FlagLedger,
+    engine: Engine,
+    transport: Transport,
+    keys: PartyKeys,
+    at: datetime,
+    sender_keys: SenderKeys,
+    out: Pulled,
+    timeout_ms: int,
+    max_records: int,
+    gate: Callable[[Message], Message | None] | None,
+) -> None:
     for delivery in transport.poll(timeout_ms, max_records):
         try:
             inbound = open_from_hub(keys, delivery.value, sender_keys)
@@ -170,5 +196,3 @@ def pull(
                     insert(linkage_applied).values(event_id=inbound.event_id, kind="parked", applied_at=at.isoformat())
                 )
             out.parked.append(exc.code)
-    transport.commit()
-    return out

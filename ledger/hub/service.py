@@ -37,6 +37,7 @@ from ledger.errors import (
     PermissionDenied,
     StorageError,
 )
+from ledger.faultpoint import faultpoint
 from ledger.hub import links
 from ledger.hub.body_requests import HubBodyRequests
 from ledger.hub.consultations import WINDOW, HubConsultations
@@ -170,10 +171,19 @@ class HubService:
             self._settle_map()
             done.sent += self._send_owed()
         except NotLeader:
+            self._rewind()
             done.standby = True  # nothing committed: whoever leads now is handed these again
             return done
+        except BaseException:
+            self._rewind()  # e.g. the database went away mid-batch: the next step starts at this batch again
+            raise
         self.transport.commit()
         return done
+
+    def _rewind(self) -> None:
+        # without it the next poll goes on after the failed batch, and its commit passes messages never applied
+        with suppress(BrokerUnavailable):  # the Kafka transport owes itself the rewind before its next poll
+            self.transport.rewind()
 
     def run(self, stop: threading.Event, standby_wait: float = 1.0, retry: float = 1.0) -> None:
         """Step until ``stop`` is set. A standby waits ``standby_wait`` seconds between tries for the lease; a
@@ -223,6 +233,7 @@ class HubService:
                 return
             self._apply(opened)
             done.applied += 1
+            faultpoint("hub.applied")  # committed, owed messages unsent, the inbox not committed past it
         except (NotLeader, StorageError):
             raise  # not the message's fault: stop, commit nothing, handle it again later
         except FlagLedgerError as exc:
@@ -313,8 +324,15 @@ class HubService:
     def _mark(self, opened: Opened) -> Callable[[Connection, int], None]:
         return lambda conn, seq: mark_applied(conn, opened.sender, opened.event_id, seq)
 
-    def _commit(self, opened: Opened, owes: Owed, write: Callable[[Connection, int], object] | None = None) -> int:
-        """One sequenced transaction: ``write``, the messages owed and the applied id (fenced by the lease)."""
+    def _commit(
+        self,
+        opened: Opened,
+        owes: Owed,
+        write: Callable[[Connection, int], object] | None = None,
+        done: Callable[[Connection], int | None] | None = None,
+    ) -> int:
+        """One sequenced transaction: ``write``, the messages owed and the applied id (fenced by the lease) —
+        unless the message was applied before, by its id or as ``done`` finds it (nothing written, nothing owed)."""
 
         def apply(conn: Connection, seq: int) -> None:
             if write is not None:
@@ -323,7 +341,11 @@ class HubService:
                 owe(conn, recipient, message)
             mark_applied(conn, opened.sender, opened.event_id, seq)
 
-        return self.store.sequencer.append(lambda conn: applied_seq(conn, opened.sender, opened.event_id), apply)
+        def existing(conn: Connection) -> int | None:
+            seq = applied_seq(conn, opened.sender, opened.event_id)
+            return seq if seq is not None or done is None else done(conn)
+
+        return self.store.sequencer.append(existing, apply)
 
     def _registration(self, opened: Opened) -> None:
         # register() is idempotent: a hub that dies before marking it applied binds the same again
@@ -391,7 +413,17 @@ class HubService:
             conn.execute(insert(hub_requests).values(seq=seq, **row))
             self.consults.consult(conn, request_id, sorted(held))
 
-        self._commit(opened, owes, write)
+        def routed_before(conn: Connection) -> int | None:
+            # the same query sent again under another event id (a querier that died between its send and
+            # recording it sent): routed once — the provider asked twice would be a second request, and the
+            # insert refused by the unique (querier, request) would stop the loop on this message for good
+            r = hub_requests.c
+            found = conn.execute(
+                select(r.seq).where((r.querier == querier) & (r.querier_request == q.request_id))
+            ).scalar()
+            return None if found is None else int(found)
+
+        self._commit(opened, owes, write, routed_before)
 
     def _answer(self, opened: Opened, a: AnswerMessage) -> None:
         r = hub_requests.c

@@ -43,8 +43,9 @@ from ledger.linkage.sealing import SenderKeys, seal, unseal
 from ledger.linkage.staff_rosters import MAX_EVENTS, RosterEvent, StaffRosterMessage
 from ledger.linkage.transport import Transport
 from ledger.linkage.tree_heads import Cosignature, TreeHead, TreeHeadMessage, WitnessIncident, encode_tree_head, relayed
+from ledger.log.keyed_hash import KeyedHash
 
-__all__ = ["AgencyEnd", "Inbound", "open_from_hub"]
+__all__ = ["AgencyEnd", "Inbound", "open_from_hub", "resend_id"]
 
 _INBOUND: dict[str, type[Message]] = {
     m.kind: m
@@ -90,6 +91,14 @@ def open_from_hub(keys: PartyKeys, message: bytes, sender_keys: SenderKeys) -> I
     return Inbound(opened.event_id, decode(_INBOUND[opened.kind], opened.payload))
 
 
+def resend_id(secret: bytes | KeyedHash, kind: str, payload: bytes) -> str:
+    """An event id that is the same whenever the same message is sent again: keyed by the agency's own secret
+    (HMAC-SHA256, computed where the secret lives), so the broker, which sees the header's id, learns only that
+    a message was sent twice, nothing of what."""
+    keyed = KeyedHash.of(secret, minimum=16, what="agency secret")
+    return keyed(b"linkage-event-id\0" + kind.encode() + b"\0" + payload).hex()[:32]
+
+
 class AgencyEnd:
     def __init__(
         self,
@@ -98,9 +107,14 @@ class AgencyEnd:
         directory: Directory,
         now: Callable[[], datetime] = clock.now,
         checks: MapChecks | None = None,
+        resend_ids: bool = False,
     ) -> None:
         """``checks``: the agency's checks of the hub's flag map (issue #20, ledger.linkage.checks); with them,
-        no routed query is answered automatically on the hub's word alone."""
+        no routed query is answered automatically on the hub's word alone. ``resend_ids``: each message's event
+        id derived from what it says (:func:`resend_id`), so that the same message sent again — a node that
+        died after the broker took it, before its database recorded it sent — is the same event, dropped by the
+        hub as a replay (a node's bridge); else a fresh id each time."""
+        self.resend_ids = resend_ids
         self.keys = keys
         self.name = keys.name
         self.transport = transport
@@ -119,7 +133,8 @@ class AgencyEnd:
 
     def _send(self, kind: str, payload: bytes, at_least: int = 0) -> None:
         hub = self.directory.sealing_key(HUB)
-        sealed = seal(self.keys.signer, hub, HUB, uuid.uuid4().hex, kind, payload, at_least)
+        event_id = resend_id(self.keys.secret, kind, payload) if self.resend_ids else uuid.uuid4().hex
+        sealed = seal(self.keys.signer, hub, HUB, event_id, kind, payload, at_least)
         if self.outgoing is not None:
             self.outgoing.append(sealed)  # sent inside the next tick's digest
             return

@@ -82,5 +82,8 @@ class ScheduledTransport:
     def commit(self) -> None:
         self.inner.commit()
 
+    def rewind(self) -> None:
+        self.inner.rewind()
+
     def close(self) -> None:
         self.inner.close()

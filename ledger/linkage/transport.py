@@ -10,7 +10,9 @@ embedded demo (hub, portal and agencies in one process, nothing else shared) and
 Commit semantics, the same on both: :meth:`Transport.poll` returns the next messages of the inbox in order;
 :meth:`Transport.commit` marks everything polled so far as done. Whatever was polled but not committed is
 delivered again to the next transport opened for the party (at least once; the receiver drops what it already
-applied, by event id). A receiver commits only after its own database commit.
+applied, by event id). A receiver commits only after its own database commit; when it fails before (its database
+went away, it lost the hub's lease) it calls :meth:`Transport.rewind`, so that its next poll hands the same
+messages over again instead of going on after them — a later commit would otherwise pass messages never applied.
 """
 
 from __future__ import annotations
@@ -79,6 +81,10 @@ class Transport(Protocol):
         """Everything polled so far is done: not delivered again to this party."""
         ...
 
+    def rewind(self) -> None:
+        """Everything polled since the last commit is not done: the next poll returns it again."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -114,6 +120,7 @@ class MemoryTransport:
         self.topics = topics or Topics()
         self.inbox = self.topics.inbox(party)
         self._position = broker.committed.get(self.inbox, 0)
+        self._committed = self._position
 
     def send(self, recipient: str, message: bytes) -> None:
         check_route(self.party, recipient)
@@ -128,7 +135,10 @@ class MemoryTransport:
         return [Delivery(self.inbox, 0, start + i, v) for i, v in enumerate(values)]
 
     def commit(self) -> None:
-        self.broker.committed[self.inbox] = self._position
+        self.broker.committed[self.inbox] = self._committed = self._position
+
+    def rewind(self) -> None:
+        self._position = self._committed
 
     def lag(self) -> int:
         """Messages in the inbox not yet read (the metrics' inbox depth)."""

@@ -53,17 +53,25 @@ def _transport(node: Node) -> Transport:
 
 
 def _push(bridge: LinkageBridge, schedule: DigestSchedule | None, scheduled: ScheduledTransport | None) -> Pushed:
-    """Push now (no schedule), or when a tick is due and then send that tick's digest at once: what the bridge
-    marks sent leaves the process before anything else happens."""
+    """Push now (no schedule), or when a tick is due and then send that tick's digest at once; the bridge records
+    what it sent only once the digest is stored (a node killed before the tick sends it all again)."""
     if schedule is None or scheduled is None:
         return bridge.push()
     if not schedule.due():
         return Pushed()
     schedule.ticked()
-    try:
-        return bridge.push()
-    finally:
+    ticked = False
+
+    def tick() -> None:
+        nonlocal ticked
+        ticked = True
         scheduled.tick()
+
+    try:
+        return bridge.push(tick=tick)
+    finally:
+        if not ticked:  # the push failed before its tick: this tick's digest all the same (sent again later)
+            scheduled.tick()
 
 
 def waiting(node: Node) -> dict[str, int]:

@@ -31,6 +31,7 @@ from typing import Any
 from consumers.kafka_transport import KafkaTransport, ensure_inboxes
 from consumers.settings import KafkaSettings
 from ledger.errors import BrokerUnavailable, FlagLedgerError, StorageError
+from ledger.faultpoint import faultpoint
 from ledger.hub.heads import MapHeads
 from ledger.hub.portal_feed import PortalFeed
 from ledger.hub.rosters import HubRosters
@@ -164,6 +165,7 @@ def _hub_loop(
                 counts.update(applied=step.applied, parked=step.parked, replays=step.replays, sent=step.sent)
                 metrics.hub_step(hub)  # routing works: the portal's feed below may wait for its key, logged
                 counts["pages_owed"] += feed.step()
+                faultpoint("hub.fed")  # the portal's pages owed and committed, not yet sent
                 if hub.digests is not None and hub.digests.due():
                     counts["digests"] += hub.tick()  # what the step and the feed owe, in this tick's digests
             except (StorageError, BrokerUnavailable) as exc:

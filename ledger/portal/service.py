@@ -24,11 +24,13 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 
 from ledger import clock
 from ledger.errors import BrokerUnavailable, Code, FlagLedgerError, PermissionDenied, StorageError
+from ledger.faultpoint import faultpoint
 from ledger.linkage.codes import Registration, portal_code
 from ledger.linkage.digests import expand, seal_digest
 from ledger.linkage.directory import Directory
@@ -119,17 +121,23 @@ class PortalService:
     def step(self, timeout_ms: int = 200, max_records: int = 100) -> PortalStep:
         done = PortalStep(sent=self._send_owed())
         sender_keys = self.directory.sender_keys(self.now())
-        for delivery in self.transport.poll(timeout_ms, max_records):
-            try:  # a digest's pages, or the message alone (a hub sending as it decides)
-                carried = expand(self.keys, delivery.value, sender_keys)
-            except StorageError:
-                raise
-            except FlagLedgerError as exc:
-                self.refused.append(exc.code)
-                done.refused += 1
-                continue
-            for value in carried:
-                self._take(value, sender_keys, done)
+        try:
+            for delivery in self.transport.poll(timeout_ms, max_records):
+                try:  # a digest's pages, or the message alone (a hub sending as it decides)
+                    carried = expand(self.keys, delivery.value, sender_keys)
+                except StorageError:
+                    raise
+                except FlagLedgerError as exc:
+                    self.refused.append(exc.code)
+                    done.refused += 1
+                    continue
+                for value in carried:
+                    self._take(value, sender_keys, done)
+        except BaseException:
+            # the next poll hands this batch over again (kept pages are dropped as seen): never committed past
+            with suppress(BrokerUnavailable):
+                self.transport.rewind()
+            raise
         self.transport.commit()
         return done
 
@@ -151,6 +159,7 @@ class PortalService:
             page = open_sealed_page(self.keys, SealedPortalPage.decode(opened.payload), sender_keys)
             if self.store.keep(opened.event_id, page):
                 done.kept += 1
+                faultpoint("portal.kept")  # kept, the inbox not committed past it
         except StorageError:
             raise  # not the message's fault: commit nothing, read it again
         except FlagLedgerError as exc:

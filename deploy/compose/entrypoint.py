@@ -6,6 +6,8 @@ Used by the Compose file (the image's entrypoint) and by deploy/local/network.py
     FLAGLEDGER_*              the application's own configuration (database, secrets, Kafka, metrics, logs)
     AGENCY_CODE, AGENCY_NAME, AGENCY_KIND   the agency this node hosts (read here, at first start only)
     AGENCY_SIGNING_KEY_FILE   its Ed25519 private key (PEM, a mounted secret); adopted by `flagledger init`
+    AGENCY_SECOND_ADMIN       the second administrator's staff id, named at set-up (`init --second-admin`; it
+                              activates a code the first issues); without it, grants need the prefecture
     AGENCY_PEERS              comma-separated codes of the agencies whose first key this node trusts
     AGENCY_ADMIN_PASSWORD_FILE  the first administrator's password (a mounted secret): at first start the
                               entrypoint activates the administrator with the enrolment code `init` printed, and
@@ -77,6 +79,8 @@ def main() -> None:
         args = ["init", "--agency", code, "--name", name, "--kind", kind]
         if os.environ.get("AGENCY_SIGNING_KEY_FILE"):
             args += ["--signing-key-file", os.environ["AGENCY_SIGNING_KEY_FILE"]]
+        if os.environ.get("AGENCY_SECOND_ADMIN"):  # named at set-up: later administrators take two (docs/staff.md)
+            args += ["--second-admin", os.environ["AGENCY_SECOND_ADMIN"]]
         if hub_mode:  # started in hub mode: no national pseudonym secret is ever made (docs/linkage.md)
             from linkage_entry import wait_for
 

@@ -98,6 +98,7 @@ def node_environment(
         "AGENCY_KIND": agency.kind,
         "AGENCY_SIGNING_KEY_FILE": f"{secrets_dir}/signing_key",
         "AGENCY_ADMIN_PASSWORD_FILE": f"{secrets_dir}/admin_password",
+        "AGENCY_SECOND_ADMIN": "admin2",
         "AGENCY_PEERS": ",".join(a.code for a in AGENCIES if a != agency),
         "REGISTRY_DIR": registry_dir,
         "PEER_WAIT_SECONDS": "120",

@@ -152,8 +152,10 @@ class HubDemo:
         w = self.w
         a_inbox = sum(len(ms) for t, ms in w.broker.topics.items() if t.endswith(f".{A}"))
         w.nodes[B].app.record_move(Actor(B, "req"), X_NUMBER, from_agency=A, to_agency=B, moved_on=date(2026, 4, 1))
-        s.say("B/req records X's 転入 from A (her old address is on the form she hands B); the bridge sends it to "
-              "the hub: B holds X's flags, so the hub takes it from B, and B holds already, so no one is asked")  # fmt: skip
+        s.say(
+            "B/req records X's 転入 from A (her old address is on the form she hands B); the bridge sends it to "
+            "the hub: B holds X's flags, so the hub takes it from B, and B holds already, so no one is asked"
+        )
         w.settle()
         with w.hub_store.engine.connect() as conn:
             moves = conn.execute(select(hub_moves.c.sender, hub_moves.c.from_agency, hub_moves.c.to_agency)).all()
@@ -176,8 +178,10 @@ class HubDemo:
         for label, number in (("X", X_NUMBER), ("Y", Y_NUMBER), ("Z", Z_NUMBER)):
             self.asked[label] = d.ask(counter, A, number, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
         queued = {k: d.query(v)["status"] for k, v in self.asked.items()}
-        s.say(f"Y applies at D for a benefit that needs his household's tax data; D's counter asks A about X (his "
-              f"spouse, A's resident on 1 January), about Y himself, and about Z (the control) → {queued['X']}")  # fmt: skip
+        s.say(
+            f"Y applies at D for a benefit that needs his household's tax data; D's counter asks A about X (his "
+            f"spouse, A's resident on 1 January), about Y himself, and about Z (the control) → {queued['X']}"
+        )
         self.w.settle()
         t = Table("D's counter (what Y can be told there): its queries through the hub",
                   ["about", "provider", "status", "names a holder or where X lives"])  # fmt: skip
@@ -306,8 +310,10 @@ class HubDemo:
         w = self.w
         b, c = w.nodes[B].app, w.nodes[C].app
         b.record_move(Actor(B, "req"), X_NUMBER, to_agency=C, moved_on=date(2026, 9, 1))
-        s.say("B/req records X's move to C; the bridge sends it to the hub under B's code (the hub takes a move "
-              "only from a municipality that protects X or where X lives, starting where it last saw her: B)")  # fmt: skip
+        s.say(
+            "B/req records X's move to C; the bridge sends it to the hub under B's code (the hub takes a move "
+            "only from a municipality that protects X or where X lives, starting where it last saw her: B)"
+        )
         w.settle()
         w.bridges[C].file_person(X_NUMBER)
         s.say("X registers at C (転入): C files her under its own code, and the hub, which had kept the handover "

@@ -1,5 +1,6 @@
-"""The parties of ``flagledger demo --topology hub``: municipalities A, B, C and the pension office D as hub-mode agency nodes, a hub and a
-portal, each in its own data directory under the demo's, all in one process on one :class:`MemoryBroker`.
+"""The parties of ``flagledger demo --topology hub``: municipalities A, B, C and the pension office D as hub-mode
+agency nodes, a hub and a portal, each in its own data directory under the demo's, all in one process on one
+:class:`MemoryBroker`.
 
 Each party's directory is made as an operator would make it (``init_node`` then ``linkage.mode: hub``;
 ``init_role hub|portal``), and the parties learn each other only from published entries: the hub imports the

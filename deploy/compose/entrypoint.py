@@ -13,6 +13,9 @@ Used by the Compose file (the image's entrypoint) and by deploy/local/network.py
                               who they are, issue 18). Without it, an administrator activates and trusts by hand.
     REGISTRY_DIR              where nodes publish their public key (public data only) and read their peers'
     PEER_WAIT_SECONDS         how long to wait for a peer's public key (default 300)
+    AGENCY_SECOND_ADMIN       optional: a second administrator's staff id, named at `init --second-admin` (granting
+                              approver or operator takes two administrators); they activate with a code the first
+                              issues (`network.py up --hub --story` sets it; Compose does not)
     NODE_ROLE, LINKAGE_MODE, LINKAGE_PARTIES   the linkage's hub and portal, an agency in hub mode
                               (linkage_entry.py, beside this file)
 
@@ -77,6 +80,8 @@ def main() -> None:
         args = ["init", "--agency", code, "--name", name, "--kind", kind]
         if os.environ.get("AGENCY_SIGNING_KEY_FILE"):
             args += ["--signing-key-file", os.environ["AGENCY_SIGNING_KEY_FILE"]]
+        if os.environ.get("AGENCY_SECOND_ADMIN"):
+            args += ["--second-admin", os.environ["AGENCY_SECOND_ADMIN"]]
         if hub_mode:  # started in hub mode: no national pseudonym secret is ever made (docs/linkage.md)
             from linkage_entry import wait_for
 

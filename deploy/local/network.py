@@ -300,6 +300,8 @@ def up(
                 tuning=tuning,
                 hub=hub,
             )
+            if hub and story:  # the story's four-eyes acts need approvers and operators: two administrators
+                env["AGENCY_SECOND_ADMIN"] = "admin2"
             proc = _spawn(root, a.service, [sys.executable, str(ENTRYPOINT)], env)
             procs[a.code] = proc
             state["nodes"][a.code] = {"service": a.service, "pid": proc.pid, "env": env}

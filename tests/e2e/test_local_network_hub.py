@@ -126,6 +126,16 @@ def _rows(state: dict[str, Any], code: str) -> str:
     return "\n".join(out)
 
 
+def _hub_count(state: dict[str, Any], sql: str, *args: str) -> int:
+    """A count over the hub's own database (as its operator could read it): what the hub has filed so far."""
+    import psycopg
+
+    [db] = [d for d in state["databases"] if d.endswith("_hub")]
+    with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={db}") as conn:
+        row = conn.execute(sql.encode(), args).fetchone()
+    return int(row[0]) if row else 0
+
+
 @pytest.mark.long
 def test_the_re_relocation_and_ds_query_run_through_the_real_hub(story_network, person) -> None:
     """Threat: the perpetrator Y applying at the pension office D (what D's counter hears); an insider at A, X's
@@ -149,7 +159,7 @@ def test_the_re_relocation_and_ds_query_run_through_the_real_hub(story_network, 
     nar, nd = "NO_AUTO_RESPONSE", "NON_DISCLOSURE"
     basis = {"legal_item": 74, "procedure": "児童手当", "info_kind": "地方税関係情報"}  # the demo's stand-in
     cast = {
-        a_: {"apr": ["approver"]},
+        a_: {"rev": ["reviewer"]},
         b_: {"req": ["requester"], "apr": ["approver"], "op": ["operator"]},
         c_: {"req": ["requester"], "apr": ["approver"], "op": ["operator"]},
         d_: {"counter": ["counter"]},
@@ -172,15 +182,24 @@ def test_the_re_relocation_and_ds_query_run_through_the_real_hub(story_network, 
             node.app.approve_request(Actor(code, "apr"), rid)
             node.app.execute_request(Actor(code, "op"), rid)
 
+        # each party's process sends on its own: wait for what the hub must hold before the next act needs it
+        flags_at_hub = "SELECT count(*) FROM hub_flag_changes WHERE holder = %s"
+        code_at_hub = "SELECT count(*) FROM hub_codes WHERE code = %s"
         four_eyes(b, b_)
         staff.file_person(a.app, a.engine, x)
         staff.file_person(a.app, a.engine, y)
+        eventually(lambda: _hub_count(state, flags_at_hub, b_) == 2, "the hub files B's two flags", 120)
         assert b.app.record_move(Actor(b_, "req"), x, from_agency=a_, to_agency=b_, moved_on=date(2026, 4, 1))
+        filed = [x_code(a, a_, n) for n in (x, y)]
+        eventually(lambda: all(_hub_count(state, code_at_hub, k) == 1 for k in filed), "A filed X and Y", 120)
+        moves = "SELECT count(*) FROM hub_moves WHERE sender = %s AND from_agency = %s AND to_agency = %s"
+        eventually(lambda: _hub_count(state, moves, b_, a_, b_) == 1, "the hub files the move A → B from B", 120)
 
         asked = {n: staff.ask(d.app, d.engine, Actor(d_, "counter"), a_, n, **basis) for n in (x, y)}
         status = lambda n: staff.query(d.engine, d_, asked[n])["status"]  # noqa: E731
         eventually(lambda: status(y) == "answered", "D's query about Y answered automatically", 120)
-        held = lambda: [(h.subject, h.querier) for h in views.work_queue(a, Actor(a_, "apr")).held]  # noqa: E731
+        assert _hub_count(state, "SELECT count(*) FROM hub_parked") == 0, "the hub parked nothing"
+        held = lambda: [(h.subject, h.querier) for h in views.work_queue(a, Actor(a_, "rev")).held]  # noqa: E731
         eventually(lambda: held() == [(subject_of(x_code(a, a_, x)), d_)], "A holds D's query about X", 60)
         heard = staff.query(d.engine, d_, asked[x])
         assert heard["status"] == "in_progress", "held, not automatic"
@@ -189,6 +208,7 @@ def test_the_re_relocation_and_ds_query_run_through_the_real_hub(story_network, 
         # X moves on from B to C: the hub takes it from B (it holds, and the move starts where it saw X last)
         assert b.app.record_move(Actor(b_, "req"), x, to_agency=c_, moved_on=date(2026, 9, 1))
         staff.file_person(c.app, c.engine, x)  # 転入 at C
+        eventually(lambda: _hub_count(state, moves, b_, b_, c_) == 1, "the hub files the move B → C from B", 120)
         eventually(lambda: bool(c.app.handovers_for(c_)), "C is asked to take over", 90)
         [handover] = c.app.handovers_for(c_)
         assert sorted(handover["flags_to_take_over"]) == sorted([nar, nd])

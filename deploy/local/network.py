@@ -55,6 +55,12 @@ AGENCIES = (
     Agency("node-b", "131024", "B市", "municipality"),
     Agency("node-sc", "SC-TOKYO", "東京都配偶者暴力相談支援センター", "support_centre"),
 )
+# `up --hub --story`: the parties the seed's re-relocation and Y's application need beyond Compose's three (X's
+# next municipality C, a national agency's pension office D); not in Compose or the manifests
+STORY = (
+    Agency("node-c", "131032", "C市", "municipality"),
+    Agency("node-d", "JPS-D", "D年金事務所", "national"),
+)
 
 
 def node_environment(
@@ -167,13 +173,13 @@ def _write_secret(path: Path, text: str) -> None:
         fh.write(text + "\n")
 
 
-def make_secrets(root: Path) -> None:
+def make_secrets(root: Path, agencies: Sequence[Agency] = AGENCIES) -> None:
     """The files the Compose file takes as secrets (deploy/compose/make-secrets.sh makes the same with openssl)."""
     sys.path.insert(0, str(REPO))
     from ledger.log.signing import Signer
 
     _write_secret(root / "secrets" / "shared" / "pseudonym_key", secrets.token_hex(32))
-    for a in AGENCIES:
+    for a in agencies:
         d = root / "secrets" / a.service
         _write_secret(d / "cipher_key", base64.b64encode(secrets.token_bytes(32)).decode())
         _write_secret(d / "db_password", secrets.token_urlsafe(24))  # trust auth here; Compose checks it
@@ -259,8 +265,11 @@ def up(
     wait: float = 120,
     progress: Callable[[str], None] = print,
     hub: bool = False,
+    story: bool = False,
 ) -> dict[str, Any]:
+    """Start the network; ``story`` (with ``hub``): C and D as well (``STORY``)."""
     root = root.absolute()
+    agencies = (*AGENCIES, *STORY) if hub and story else AGENCIES
     if (root / "network.json").exists():
         raise SystemExit(f"{root} already holds a network; run `down` first")
     root.mkdir(parents=True, exist_ok=True)
@@ -272,11 +281,11 @@ def up(
             state["broker_pid"] = pid
             progress(f"Tansu broker on {bootstrap}")
         state["bootstrap"] = bootstrap
-        make_secrets(root)
+        make_secrets(root, agencies)
         tuning = TANSU_TUNING if "broker_pid" in state else None
         if hub:
-            hub_init = _start_roles(root, state, procs, tuning, progress)
-        for a in AGENCIES:
+            hub_init = _start_roles(root, state, procs, tuning, progress, agencies)
+        for a in agencies:
             db = f"fl_net_{state['tag']}_{a.service.replace('-', '_')}"
             _admin(f'CREATE DATABASE "{db}"')
             state["databases"].append(db)
@@ -346,14 +355,15 @@ def _start_roles(
     procs: dict[str, subprocess.Popen[bytes]],
     tuning: dict[str, str] | None,
     progress: Callable[[str], None],
+    agencies: Sequence[Agency] = AGENCIES,
 ) -> subprocess.Popen[bytes]:
     """hub-init (publishes the hub's entry, then waits for the others') and the portal, before the agencies."""
-    parties = ",".join(["portal", *(a.code for a in AGENCIES)])
+    parties = ",".join(["portal", *(a.code for a in agencies)])
     env = {**_role_env(root, state, "hub", tuning), "LINKAGE_PARTIES": parties}
     hub_init = _spawn(root, "hub-init", [sys.executable, str(ENTRYPOINT), "setup-only"], env)
     progress(f"hub-init starting, pid {hub_init.pid}")
     # the portal checks the agencies' signatures on their records' sealed contents: it imports their entries
-    env = {**_role_env(root, state, "portal", tuning), "LINKAGE_PARTIES": ",".join(a.code for a in AGENCIES)}
+    env = {**_role_env(root, state, "portal", tuning), "LINKAGE_PARTIES": ",".join(a.code for a in agencies)}
     procs["portal"] = _spawn(root, "portal", [sys.executable, str(ENTRYPOINT)], env)
     state["nodes"]["portal"] = {"service": "portal", "pid": procs["portal"].pid, "env": env}
     progress(f"portal starting, pid {procs['portal'].pid}")
@@ -467,9 +477,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--bootstrap", default=None, help="use this running broker instead of starting Tansu")
     p.add_argument("--keep-data", action="store_true", help="down: keep the databases and files")
     p.add_argument("--hub", action="store_true", help="up: agencies in hub mode, the hub (active/standby), the portal")
+    p.add_argument("--story", action="store_true", help="up --hub: C and the pension office D as well (the seed)")
     args = p.parse_args(argv)
     if args.command == "up":
-        up(args.root, args.bootstrap, hub=args.hub)
+        up(args.root, args.bootstrap, hub=args.hub, story=args.story)
         print(f"network up; `{Path(sys.argv[0]).name} env 131024` prints B's variables; `down` stops it")
     elif args.command == "stop":
         stop(args.root)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from ledger.cli.demo_hub_world import DIRS, Z_NUMBER, HubWorld, sqlite_rows, x_code
-from ledger.cli.demo_tables import NAMES, SAFE, X_NUMBER, Y_NUMBER, A, B, C, Step, Table
+from ledger.cli.demo_tables import NAMES, SAFE, X_NUMBER, Y_NUMBER, A, B, C, D, Step, Table
 from ledger.hub.tables import hub_codes
 from ledger.linkage.codes import portal_code
 from ledger.linkage.names import HUB, PORTAL
@@ -23,7 +23,7 @@ __all__ = ["who_stores_what", "x_identifiers"]
 def x_identifiers(world: HubWorld) -> set[str]:
     """Every spelling of X any party could store: the agencies' codes and subjects, the portal's code, and the
     hub's person id (read from the hub's code map, as the hub's operator could)."""
-    codes = {x_code(world.nodes[c], c) for c in (A, B, C)}
+    codes = {x_code(world.nodes[c], c) for c in (A, B, C, D)}
     found = codes | {subject_of(c) for c in codes} | {portal_code(world.portal_role.keys.secret, X_NUMBER)}
     with world.hub_store.engine.connect() as conn:
         found |= set(conn.execute(select(hub_codes.c.person).where(hub_codes.c.code.in_(codes))).scalars())
@@ -35,16 +35,17 @@ def who_stores_what(world: HubWorld, s: Step) -> None:
     numbers = [n.encode() for n in (X_NUMBER, Y_NUMBER, Z_NUMBER)]
     t = Table(
         "who stores what about X (each party's own directory)",
-        ["party", "directory", "files", "database rows", "rows about X", "B named", "a number in its files"],
+        ["party", "directory", "files", "database rows", "rows about X", "B named", "C named", "a number in its files"],
     )
-    holders_named = {}
-    for party in (A, B, C, HUB, PORTAL):
+    holders_named, new_named = {}, {}
+    for party in (A, B, C, D, HUB, PORTAL):
         path = world.party_dir(party)
         files = [p for p in sorted(path.rglob("*")) if p.is_file()]
         rows = sqlite_rows(path)
         about = sum(1 for r in rows if any(i in r for i in ids))
         named_b = sum(1 for r in rows if f"'{B}'" in r)  # B as a whole column value (not digits inside an id)
         holders_named[party] = named_b
+        new_named[party] = sum(1 for r in rows if f"'{C}'" in r)  # C: where X lives now
         blob = b"".join(p.read_bytes() for p in files)
         leaked = [n.decode() for n in numbers if n in blob]
         s.expect(not leaked, f"no individual number is in {DIRS[party]}/'s files")
@@ -55,15 +56,17 @@ def who_stores_what(world: HubWorld, s: Step) -> None:
             str(len(rows)),
             str(about),
             str(named_b),
+            str(new_named[party]),
             ", ".join(leaked) or "none",
-            marks=["", "", "", "", "", "", "" if leaked else SAFE],
+            marks=["", "", "", "", "", "", "", "" if leaked else SAFE],
         )
     t.note = (
         "rows about X: rows holding an agency's, the portal's or the hub's code for X in clear (the agencies' "
-        "event payloads are encrypted); B named: rows with B's code as a value"
+        "event payloads are encrypted); B or C named: rows with B's or C's code as a value"
     )
     s.show(t)
-    s.expect(all(holders_named[p] == 0 for p in (A, C, PORTAL)), "no row of A, C or the portal names B")
+    s.expect(all(holders_named[p] == 0 for p in (A, C, D, PORTAL)), "no row of A, C, D or the portal names B")
+    s.expect(all(new_named[p] == 0 for p in (A, D, PORTAL)), "no row of A, D or the portal names C")
     b = Table("the broker: each inbox (the one object the parties share)", ["inbox", "messages", "sizes (bytes)"])
     for topic, messages in sorted(world.broker.topics.items()):
         sizes = sorted({len(m) for m in messages})

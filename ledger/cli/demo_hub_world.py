@@ -1,5 +1,6 @@
-"""The parties of ``flagledger demo --topology hub``: agencies A, B and C as hub-mode agency nodes, a hub and a
-portal, each in its own data directory under the demo's, all in one process on one :class:`MemoryBroker`.
+"""The parties of ``flagledger demo --topology hub``: municipalities A, B, C and the pension office D as hub-mode
+agency nodes, a hub and a portal, each in its own data directory under the demo's, all in one process on one
+:class:`MemoryBroker`.
 
 Each party's directory is made as an operator would make it (``init_node`` then ``linkage.mode: hub``;
 ``init_role hub|portal``), and the parties learn each other only from published entries: the hub imports the
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from consumers.linkage_bridge import LinkageBridge
-from ledger.cli.demo_tables import NAMES, X_NUMBER, A, B, C
+from ledger.cli.demo_tables import NAMES, X_NUMBER, A, B, C, D
 from ledger.hub.heads import MapHeads
 from ledger.hub.log import HubStore
 from ledger.hub.portal_feed import PortalFeed
@@ -35,7 +36,7 @@ from ledger.runtime.roles import RoleNode, import_entries, init_role
 __all__ = ["DIRS", "Z_NUMBER", "HubWorld", "sqlite_rows", "x_code"]
 
 Z_NUMBER = "24681357902" + str(check_digit("24681357902"))  # an unprotected resident of A: the control
-DIRS = {A: "a", B: "b", C: "c", HUB: "hub", PORTAL: "portal"}  # each party's data directory, under the demo's
+DIRS = {A: "a", B: "b", C: "c", D: "d", HUB: "hub", PORTAL: "portal"}  # each party's data directory, under the demo's
 
 
 def x_code(node: Node, agency: str, number: str = X_NUMBER) -> str:
@@ -46,7 +47,8 @@ def x_code(node: Node, agency: str, number: str = X_NUMBER) -> str:
 
 def _agency_node(data_dir: Path, code: str, hub: RoleNode, portal: RoleNode) -> Node:
     """A fresh agency directory switched to hub mode before anyone is filed (subjects are its own codes)."""
-    made = init_node(data_dir, [AgencySpec(code, NAMES[code], "municipality", second_administrator="admin2")])
+    kind = "national" if code == D else "municipality"  # D: a pension office, no municipality
+    made = init_node(data_dir, [AgencySpec(code, NAMES[code], kind, second_administrator="admin2")])
     first = dict(made.app.first_codes)  # the first administrator's one-time code, shown once (as by `init`)
     made.close()
     config = NodeConfig.load(data_dir)
@@ -76,7 +78,7 @@ class HubWorld:
     def open(cls, root: Path) -> HubWorld:
         hub_role = init_role(root / DIRS[HUB], HUB)
         portal_role = init_role(root / DIRS[PORTAL], PORTAL)
-        nodes = {code: _agency_node(root / DIRS[code], code, hub_role, portal_role) for code in (A, B, C)}
+        nodes = {code: _agency_node(root / DIRS[code], code, hub_role, portal_role) for code in (A, B, C, D)}
         # the out-of-band exchange of published keys (`linkage directory export|import`): public halves only
         import_entries(hub_role, [published_entry(n) for n in nodes.values()] + [portal_role.own.as_json()])
         # the portal checks the agencies' signatures on the records' sealed contents

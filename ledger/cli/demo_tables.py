@@ -20,7 +20,8 @@ from ledger.log.pseudonym import check_digit
 from ledger.runtime.bootstrap import Node
 
 A, B, C = "131016", "131024", "131032"
-NAMES = {A: "A市", B: "B市", C: "C市"}
+D = "JPS-D"  # a pension office (年金事務所) of a national agency: the hub demo's querier where Y applies
+NAMES = {A: "A市", B: "B市", C: "C市", D: "D年金事務所"}
 LETTER = {A: "A", B: "B", C: "C"}
 CAST = {
     "req": ["requester"],

@@ -1,12 +1,13 @@
-"""`flagledger demo --topology hub` (issue 19): agencies A, B, C as hub-mode nodes, a hub and a portal, each in its
-own data directory, in one process on one in-memory broker — run as a user runs it, then searched file by file."""
+"""`flagledger demo --topology hub` (issue 19): municipalities A, B, C and the pension office D as hub-mode nodes, a
+hub and a portal, each in its own data directory, in one process on one in-memory broker — run as a user runs it,
+then searched file by file."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ledger.cli.demo_hub_world import DIRS, Z_NUMBER, x_code
-from ledger.cli.demo_tables import X_NUMBER, Y_NUMBER, A, B, C
+from ledger.cli.demo_tables import X_NUMBER, Y_NUMBER, A, B, C, D
 from ledger.runtime.bootstrap import open_node
 from ledger.runtime.linkage import subject_of
 from tests.e2e.test_demo import run_cli
@@ -18,29 +19,34 @@ def _files(path: Path) -> bytes:
 
 
 def test_the_hub_demo_holds_for_staff_hides_on_the_portal_and_stores_no_number(tmp_path: Path) -> None:
-    """Perpetrator asking at C about X, who fled to B; insider at A, at C or at the portal with its whole data
-    directory; a shell user reading the files: C's query is held for A's staff (Z, unprotected, is answered
-    automatically: the control), the portal hides X's record and refuses a proxy, no party's files hold an
-    individual number or are readable by another user, and of the agencies and the portal only B's own directory
-    holds B's code for X. Re-relocation: X moves on from B to C, C is asked to take over without B named, and
-    holds X's flags at the end, B none."""
+    """Threat: the perpetrator Y applying at the pension office D (its counter's answer) and on the portal; an
+    insider at A (X's old municipality), at D, at C or at the portal with its whole data directory; a shell user
+    reading the files. D's query about X is held for A's staff and names no holder (Y's own and Z's, unprotected,
+    are answered automatically: the controls); Y's portal page shows his own record and nothing of X's; the portal
+    hides X's record and refuses a proxy; no party's files hold an individual number or are readable by another
+    user. Re-relocation A → B → C: the move A → B is recorded at B (転入) and A's inbox gets nothing; the hub's
+    moves are A → B and B → C, both from B; C is asked to take over naming neither B nor A, and holds X's flags
+    at the end, B none; A's and D's directories hold neither B's nor C's code for X."""
     demo = tmp_path / "demo"
     proc = run_cli("demo", "--topology", "hub", "--data-dir", str(demo))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "| X     | A市 (131016) | in_progress 🔒 | no " in out, "held, not automatic; the holder not named"
-    assert "| Z     | A市 (131016) | answered " in out, "the control is answered automatically"
-    assert "| X       | C市 (131032) |" in out, "A's queue holds C's query about X"
+    assert "| Y     | A市 (131016) | answered    " in out, "Y's own query is answered automatically"
+    assert "| Z     | A市 (131016) | answered    " in out, "the control is answered automatically"
+    assert "| X       | D年金事務所 (JPS-D) |" in out, "A's queue holds D's query about X"
+    assert "| B市    | A市  | B市 | no 🔒  |" in out, "the move A → B filed from B; A told nothing"
     assert "| X    | self   | 0 🔒 " in out and "hidden under non-disclosure" in out, "the portal hides X's record"
     assert "| Z    | self   | 1 " in out, "the portal shows Z's record (the control)"
+    assert "| Y    | self   | 1             | D年金事務所 (JPS-D) |" in out, "Y sees D's query about him, no more"
     assert "refused: proxy_refused" in out
     assert "| 2026-09-01 | NON_DISCLOSURE, NO_AUTO_RESPONSE | no 🔒" in out, "C asked to take over, B not named"
     assert "who stores what about X" in out and "flagledger.linkage.inbox.portal" in out
     assert "OK:" in out and "✗" not in out
 
     # each party its own directory and database, nothing shared on disk
-    for party, database in ((A, "views.sqlite"), (B, "views.sqlite"), (C, "views.sqlite"), ("hub", "hub.sqlite"),
-                            ("portal", "portal.sqlite")):  # fmt: skip
+    for party, database in ((A, "views.sqlite"), (B, "views.sqlite"), (C, "views.sqlite"), (D, "views.sqlite"),
+                            ("hub", "hub.sqlite"), ("portal", "portal.sqlite")):  # fmt: skip
         assert (demo / DIRS[party] / database).is_file(), party
     assert modes(demo) == {}, "every directory 0700, every file 0600: no party's files readable by other users"
     numbers = [n.encode() for n in (X_NUMBER, Y_NUMBER, Z_NUMBER)]
@@ -48,16 +54,28 @@ def test_the_hub_demo_holds_for_staff_hides_on_the_portal_and_stores_no_number(t
         blob = _files(demo / party)
         assert blob and not any(n in blob for n in numbers), f"an individual number in {party}/"
 
-    # B's code for X is B's alone: the search finds it in B's directory, and nowhere else
-    node_b = open_node(demo / DIRS[B])
+    # B's code for X is B's alone, C's is C's: the search finds each in its own directory, and in no other
+    # agency's or the portal's — A and D (where Y applied) learn neither where X went nor where she lives now
+    for holder in (B, C):
+        node = open_node(demo / DIRS[holder])
+        try:
+            code = x_code(node, holder)
+        finally:
+            node.close()
+        spellings = [s.encode() for s in (code, subject_of(code))]
+        assert any(s in _files(demo / DIRS[holder]) for s in spellings), holder
+        for party in {A, B, C, D, "portal"} - {holder}:
+            assert not any(s in _files(demo / DIRS[party]) for s in spellings), (holder, party)
+
+    # the hub saw both moves, each from B (the holder), the second starting where the first ended
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{demo / DIRS['hub'] / 'hub.sqlite'}?mode=ro", uri=True)
     try:
-        b_code = x_code(node_b, B)
+        moves = conn.execute("SELECT sender, from_agency, to_agency FROM hub_moves ORDER BY seq").fetchall()
     finally:
-        node_b.close()
-    spellings = [s.encode() for s in (b_code, subject_of(b_code))]
-    assert any(s in _files(demo / DIRS[B]) for s in spellings)
-    for party in (A, C, "portal"):
-        assert not any(s in _files(demo / DIRS[party]) for s in spellings), party
+        conn.close()
+    assert moves == [(B, A, B), (B, B, C)]
 
     # the handover (X moved on from B to C): C holds X's flags under its own code, B none; B heard C holds
     flags = {}

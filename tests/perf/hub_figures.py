@@ -116,6 +116,8 @@ class Propagation:
     p99_ms: float
     received_bytes: int  # the size of the head A is handed (the baseline's record size)
     sent_bytes: int  # the size of B's flag change on the hub's topic
+    to_hub_p99_ms: float  # B's execution until the hub's step that filed the change returned
+    to_a_p99_ms: float  # from there until A's node held the head
 
 
 def propagation_p99(tmp: Path, address: str, samples: int, hub_url: str | None = None) -> Propagation:
@@ -136,8 +138,13 @@ def propagation_p99(tmp: Path, address: str, samples: int, hub_url: str | None =
         pushed = world.bridges[B].push()
         return bool(pushed.acts or pushed.registrations)
 
+    stepped: list[float] = []  # when each hub step that applied something returned (the hub's thread)
+
     def step_hub() -> bool:
-        return bool(world.hub.step(timeout_ms=50).applied)
+        applied = bool(world.hub.step(timeout_ms=50).applied)
+        if applied:
+            stepped.append(time.perf_counter())
+        return applied
 
     def pull_a() -> bool:
         return bool(world.bridges[A].pull(timeout_ms=50).applied)
@@ -145,14 +152,18 @@ def propagation_p99(tmp: Path, address: str, samples: int, hub_url: str | None =
     loops = Loops(push_b, step_hub, pull_a)
     rng = random.Random(11)
     latencies: list[float] = []
+    hops: list[tuple[float, float]] = []
     try:
         for i in range(samples + 1):
             person = individual_number(rng)
             set_flag(b, B, person, "NO_AUTO_RESPONSE")
             t = time.perf_counter()
             _until_a_holds(a, store, loops, t, before_seq=_flag_seq(store))
+            end = time.perf_counter()
             if i:  # the first includes the consumer groups' joins and the hub's first map
-                latencies.append((time.perf_counter() - t) * 1000)
+                latencies.append((end - t) * 1000)
+                filed = max((x for x in stepped if t < x < end), default=t)
+                hops.append(((filed - t) * 1000, (end - filed) * 1000))
     finally:
         loops.close()
         world.close()
@@ -161,7 +172,7 @@ def propagation_p99(tmp: Path, address: str, samples: int, hub_url: str | None =
         store.engine.dispose()
     received = max(getattr(opened[A], "sizes", [0]))
     sent = max(getattr(opened[HUB], "sizes", [0]))
-    return Propagation(p99(latencies), received, sent)
+    return Propagation(p99(latencies), received, sent, p99([h for h, _ in hops]), p99([a for _, a in hops]))
 
 
 def _flag_seq(store: HubStore) -> int:

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace, tmp: Path, row: Row, figure: Figure) -> None:
                 "b_to_hub_filed": [round(g.to_hub_p99_ms, 1) for g in got],
                 "hub_filed_to_a_held": [round(g.to_a_p99_ms, 1) for g in got],
             },
-            record_bytes={"b_to_hub": got[-1].sent_bytes, "hub_to_a": got[-1].received_bytes},
+            largest_record_bytes={"to_hub": got[-1].sent_bytes, "to_a": got[-1].received_bytes},
         )
         sqlite_env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite"}
         figure(

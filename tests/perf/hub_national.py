@@ -82,8 +82,13 @@ class _TimedEnd(_End):
         self.sent_at[read_header(message).event_id] = time.perf_counter()
 
 
-def national(tmp: Path, address: str, inboxes: int, seconds: float, rate: float, people: int = 200) -> dict[str, Any]:
-    """Run the simulation (module doc); returns the figures as a dict for the results JSON."""
+def national(
+    tmp: Path, address: str, inboxes: int, seconds: float, rate: float, people: int | None = None
+) -> dict[str, Any]:
+    """Run the simulation (module doc); returns the figures as a dict for the results JSON. ``people``
+    (default: one per inbox, at least 200) are each registered by a querier and a provider; every inbox is some
+    person's provider, so the queries reach every inbox."""
+    people = people or max(200, inboxes)
     cfg, topics = settings(address), Topics(f"n{uuid.uuid4().hex[:8]}")
     codes = [f"{100000 + i:06d}" for i in range(inboxes)]
     t0 = time.perf_counter()
@@ -101,8 +106,9 @@ def national(tmp: Path, address: str, inboxes: int, seconds: float, rate: float,
     pairs = []
     try:
         # not timed: each person registered by a querier and a provider; the hub's producer told of every inbox
-        for _ in range(people):
-            q, p = rng.sample(codes, 2)
+        for i in range(people):
+            p = codes[i % inboxes]
+            q = codes[(i + 1 + rng.randrange(inboxes - 1)) % inboxes]  # any other agency
             number = individual_number(rng)
             ends[q].file_person(number)
             ends[p].file_person(number)

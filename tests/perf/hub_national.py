@@ -200,9 +200,14 @@ def _inbox_sizes(address: str, names: list[str], quiet_polls: int = 5) -> dict[s
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=address, enable_auto_commit=False, auto_offset_reset="earliest")
-    consumer.assign([TopicPartition(n, 0) for n in names])
+    tps = [TopicPartition(n, 0) for n in names]
+    consumer.assign(tps)
     held: Counter[str] = Counter({n: 0 for n in names})
     try:
+        # every start position fetched before polling: with 1,800 partitions the first polls would come back
+        # empty while the consumer is still resetting them, and look quiet
+        for tp, offset in consumer.beginning_offsets(tps).items():
+            consumer.seek(tp, offset)
         quiet = 0
         while quiet < quiet_polls:
             got = consumer.poll(timeout_ms=300, max_records=5000)

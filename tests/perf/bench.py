@@ -31,6 +31,7 @@ from ledger.audit.verify import verify_log
 from ledger.audit.workers import MIN_EVENTS
 from ledger.domain.identity import AccessRecord
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
+from tests.perf import hub_bench
 from tests.support.postgres import temp_database
 
 RESULTS = Path(__file__).parent / "results"
@@ -159,7 +160,7 @@ def request_path(node: Node, subjects: int) -> tuple[float, float]:
     return p99(lat), p99(raw)
 
 
-GROUPS = ("append", "log", "request", "kafka", "portal", "memory", "postgres")
+GROUPS = ("append", "log", "request", "kafka", "portal", "memory", "postgres", "hub")
 
 
 def machine(load: tuple[float, float, float]) -> dict[str, Any]:
@@ -225,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--long", action="store_true", help="10M portal records and a 10M-event log (hours)")
     ap.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated groups of {', '.join(GROUPS)}")
     ap.add_argument("--no-postgres", action="store_true")
+    hub_bench.add_arguments(ap)  # the hub topology's figures (--only hub)
     args = ap.parse_args(argv)
     if args.long:
         args.records, args.memory_events = 10_000_000, 10_000_000
@@ -401,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
                     "≥0.8×",
                 )
                 pg.close()
+        if "hub" in only:
+            hub_bench.run(args, tmp, row, figure)
     except BaseException as exc:
         # a long run that fails (or is stopped) late keeps the figures it has: saved, marked incomplete
         if table:

@@ -23,7 +23,7 @@ from ledger.api.console_acts import signed_options
 from ledger.api.console_references import record_reference
 from ledger.api.console_requests import REASON_LABELS
 from ledger.api.deps import LockedNode
-from ledger.api.webauthn_keys import act_proof, signs_with_key
+from ledger.api.webauthn_keys import act_proof, act_proof_for, signs_with_key
 from ledger.domain import bounds
 from ledger.domain.types import Action, Flag, Reason
 from ledger.errors import FlagLedgerError, InputError, NotFoundError
@@ -163,9 +163,7 @@ def victim_flags(
 
     def ask(who: Principal) -> str:
         case = _case(node, who, case_id)
-        proof = act_proof(node, request, who.actor, assertion)
-        if proof is not None and request_id is None:
-            raise InputError("a request signed by a security key names the id it signed", field="request_id")
+        proof = act_proof_for(node, request, who.actor, assertion, request_id, "request", "request_id")
         node.app.request_flags(
             who.actor,
             case["victim"],
@@ -222,9 +220,7 @@ def propose_companion(
     def propose(who: Principal) -> str:
         if companion_reference.strip():
             clean_reference(companion_reference)
-        proof = act_proof(node, request, who.actor, assertion)
-        if proof is not None and request_id is None:
-            raise InputError("a request signed by a security key names the id it signed", field="request_id")
+        proof = act_proof_for(node, request, who.actor, assertion, request_id, "request", "request_id")
         node.app.propose_companion(
             who.actor,
             case_id,

@@ -16,7 +16,7 @@ from ledger.api.auth import Principal
 from ledger.api.console import ASSERTION_MAX, Session, _page, _refused, _session, console_act
 from ledger.api.console_acts import signed_options
 from ledger.api.deps import LockedNode
-from ledger.api.webauthn_keys import act_proof, signs_with_key
+from ledger.api.webauthn_keys import act_proof, act_proof_for, signs_with_key
 from ledger.domain import bounds
 from ledger.domain.staff_acts import APPROVED, EXECUTED, REQUESTED
 from ledger.domain.types import Action
@@ -96,9 +96,7 @@ def propose(
     session: Session = None,
 ) -> Response:
     def run(who: Principal) -> str:
-        proof = act_proof(node, request, who.actor, assertion)
-        if proof is not None and bar_id is None:
-            raise InputError("a bar signed by a security key names the id it signed", field="bar_id")
+        proof = act_proof_for(node, request, who.actor, assertion, bar_id, "bar", "bar_id")
         node.app.propose_guardian_bar(who.actor, subject, guardian, relation, proof=proof, bar_id=bar_id)
         return "bar_proposed"
 

@@ -15,9 +15,9 @@ from ledger.api.console import ASSERTION_MAX, Session, _check_csrf, _page, _refu
 from ledger.api.console_forms import FlagRequestForm
 from ledger.api.console_references import record_reference
 from ledger.api.deps import LockedNode
-from ledger.api.webauthn_keys import act_proof, signs_with_key
+from ledger.api.webauthn_keys import act_proof_for, signs_with_key
 from ledger.domain.types import Action, Flag, Reason, RequestKind
-from ledger.errors import FlagLedgerError, InputError
+from ledger.errors import FlagLedgerError
 from ledger.runtime.reference_numbers import clean_reference
 
 __all__ = ["router"]
@@ -72,9 +72,7 @@ def request_flags(
         who.require(node, Action.REQUEST_FLAG)
         if reference.strip():
             clean_reference(reference)  # a mistyped number refuses the form before anything is requested
-        proof = act_proof(node, request, who.actor, assertion)
-        if proof is not None and request_id is None:
-            raise InputError("a request signed by a security key names the id it signed", field="request_id")
+        proof = act_proof_for(node, request, who.actor, assertion, request_id, "request", "request_id")
         node.app.request_flags(
             who.actor,
             form.subject,

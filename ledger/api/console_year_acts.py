@@ -26,7 +26,7 @@ from ledger.api.auth import Principal
 from ledger.api.console import ASSERTION_MAX, Session, console_act
 from ledger.api.console_acts import signed_options
 from ledger.api.deps import LockedNode
-from ledger.api.webauthn_keys import act_proof
+from ledger.api.webauthn_keys import act_proof, act_proof_for
 from ledger.domain import bounds
 from ledger.domain.staff_acts import APPROVED
 from ledger.domain.types import Action
@@ -107,9 +107,7 @@ def take_over(
 
     def ask(who: Principal) -> str:
         subject, flags = _takeover(node, who, move_id)
-        proof = act_proof(node, request, who.actor, assertion)
-        if proof is not None and request_id is None:
-            raise InputError("a request signed by a security key names the id it signed", field="request_id")
+        proof = act_proof_for(node, request, who.actor, assertion, request_id, "request", "request_id")
         rid = request_id if proof is not None else None
         node.app.request_flags(who.actor, subject, flags, explanation=TAKEOVER_NOTE, proof=proof, request_id=rid)
         return "requested"
@@ -243,9 +241,7 @@ def propose_risk(
     session: Session = None,
 ) -> Response:
     def propose(who: Principal) -> str:
-        proof = act_proof(node, request, who.actor, assertion)
-        if proof is not None and decision_id is None:
-            raise InputError("a decision signed by a security key names the id it signed", field="decision_id")
+        proof = act_proof_for(node, request, who.actor, assertion, decision_id, "decision", "decision_id")
         node.app.propose_release_risk(who.actor, subject, flags, risk, proof=proof, decision_id=decision_id)
         return "proposed"
 

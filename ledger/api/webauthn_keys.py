@@ -47,6 +47,7 @@ __all__ = [
     "CEREMONY_TTL",
     "Ceremony",
     "act_proof",
+    "act_proof_for",
     "begin_act",
     "begin_registration",
     "begin_sign_in",
@@ -215,6 +216,17 @@ def begin_act(node: Node, request: Request, actor: Actor, statement: bytes) -> d
     )
     parsed: dict[str, Any] = json.loads(options_to_json(options))
     return parsed
+
+
+def act_proof_for(
+    node: Node, request: Request, actor: Actor, assertion: str, chosen: object, what: str, field: str
+) -> WebAuthnProof | None:
+    """:func:`act_proof` for a new act whose id the signed statement named: a security key's assertion signs
+    the statement for one id, so the form must send that id back (``chosen``, the form's ``field``)."""
+    proof = act_proof(node, request, actor, assertion)
+    if proof is not None and chosen is None:
+        raise InputError(f"a {what} signed by a security key names the id it signed", field=field)
+    return proof
 
 
 def act_proof(node: Node, request: Request, actor: Actor, assertion: str) -> WebAuthnProof | None:

@@ -11,38 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, select
 
-import ledger.runtime.migrations
 from ledger.linkage.person_keys import held_key
 from ledger.runtime.migrations import HEAD, current, upgrade
 from ledger.runtime.tables import agency_map_keys
-from projections.base import create_engine
-from tests.support.postgres import temp_database
+from tests.support.node_migrations import at_revision, empty_node_database
 
 
 @pytest.fixture
 def engine(backend: str | None, tmp_path: Path) -> Iterator[Engine]:
-    if backend is None:
-        url = f"sqlite:///{tmp_path / 'node.sqlite'}"
-        made = create_engine(url)
+    with empty_node_database(backend, tmp_path) as made:
         yield made
-        made.dispose()
-        return
-    with temp_database() as pg:
-        made = create_engine(pg.replace("postgresql://", "postgresql+psycopg://"))
-        yield made
-        made.dispose()
-
-
-def at_revision(engine: Engine, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", os.path.dirname(ledger.runtime.migrations.__file__))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
 
 
 def test_kept_map_keys_become_held_values_per_agency(engine: Engine) -> None:

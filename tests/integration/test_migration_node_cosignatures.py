@@ -13,36 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, insert, inspect, select
 
-import ledger.runtime.migrations
 from ledger.runtime.migrations import HEAD, current, upgrade
 from ledger.runtime.tables import agency_map_unseen, linkage_cosignatures, linkage_handovers
-from projections.base import create_engine
-from tests.support.postgres import temp_database
+from tests.support.node_migrations import at_revision, empty_node_database
 
 
 @pytest.fixture
 def engine(backend: str | None, tmp_path: Path) -> Iterator[Engine]:
-    if backend is None:
-        made = create_engine(f"sqlite:///{tmp_path / 'node.sqlite'}")
+    with empty_node_database(backend, tmp_path) as made:
         yield made
-        made.dispose()
-        return
-    with temp_database() as pg:
-        made = create_engine(pg.replace("postgresql://", "postgresql+psycopg://"))
-        yield made
-        made.dispose()
-
-
-def at_revision(engine: Engine, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", os.path.dirname(ledger.runtime.migrations.__file__))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
 
 
 def test_0014_applies_on_a_node_at_0013(engine: Engine) -> None:

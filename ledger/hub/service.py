@@ -47,6 +47,7 @@ from ledger.hub.heads import MapHeads
 from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid, park, was_applied
 from ledger.hub.log import HubStore
 from ledger.hub.moves import HubMoves, Write
+from ledger.hub.proxy_approvals import approve
 from ledger.hub.rosters import keep_roster
 from ledger.hub.routing import holdings
 from ledger.hub.sealed_records import file_sealed
@@ -79,6 +80,7 @@ from ledger.linkage.messages import (
 )
 from ledger.linkage.moves import MoveMessage
 from ledger.linkage.names import HUB, PORTAL
+from ledger.linkage.proxy_approvals import ProxyApproval
 from ledger.linkage.record_contents import SealedRecordMessage
 from ledger.linkage.sealing import Opened, read_header, seal, unseal
 from ledger.linkage.staff_rosters import StaffRosterMessage
@@ -280,6 +282,8 @@ class HubService:
             self._relinked(opened.sender, undo.old_code, undo.new_code)
         elif kind == ErasureMessage.kind:  # only the sender's own records, about a person it registered
             erase(self.store, opened.sender, decode(ErasureMessage, opened.payload), self._mark(opened))
+        elif kind == ProxyApproval.kind:  # only from a holder protecting the person now (ledger.hub.proxy_approvals)
+            approve(self.store, opened.sender, decode(ProxyApproval, opened.payload), self._mark(opened))
         elif kind == SealedRecordMessage.kind:
             file_sealed(self.store, opened.sender, decode(SealedRecordMessage, opened.payload), self._mark(opened))
         elif kind == RecordMessage.kind:  # its text would sit readable in the hub's database: the insider's bound

@@ -47,6 +47,7 @@ __all__ = [
     "hub_portal_links",
     "hub_portal_mark",
     "hub_portal_sent",
+    "hub_proxy_approvals",
     "hub_records",
     "hub_requests",
     "hub_rosters",
@@ -363,4 +364,18 @@ hub_erasures = Table(
     Column("records", Integer, nullable=False),
     UniqueConstraint("agency", "erasure_id", name="uq_hub_erasures_agency"),
     Index("ix_hub_erasures_person", "person", "seq"),
+)
+
+# holders' approvals of a named proxy for a named person (issue 19, ledger.hub.proxy_approvals): the newest
+# action per (holder, person, proxy) at the hub's sequence; the portal's page lists the proxies every holder
+# that protects the person now approved (by the portal's codes, no holder)
+hub_proxy_approvals = Table(
+    "hub_proxy_approvals",
+    metadata,
+    Column("holder", String(PARTY), primary_key=True),
+    Column("person", String(CODE), primary_key=True),
+    Column("proxy", String(CODE), primary_key=True),
+    Column("approved", Boolean, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Index("ix_hub_proxy_approvals_seq", "seq"),
 )

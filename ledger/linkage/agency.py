@@ -38,6 +38,7 @@ from ledger.linkage.messages import (
 )
 from ledger.linkage.moves import HandedOver, HandoverMessage
 from ledger.linkage.names import HUB, PORTAL
+from ledger.linkage.proxy_approvals import ProxyApproval
 from ledger.linkage.record_contents import RecordContents, SealedRecordMessage, seal_contents
 from ledger.linkage.sealing import SenderKeys, seal, unseal
 from ledger.linkage.staff_rosters import MAX_EVENTS, RosterEvent, StaffRosterMessage
@@ -180,6 +181,13 @@ class AgencyEnd:
             self.checks.flag_sent(m)
         self._send(m.kind, m.encode())
         return m.change_id
+
+    def approve_proxy(self, number: str, proxy_number: str, action: str = "approve") -> str:
+        """Tell the hub this holder approves (or revokes) the proxy for the person; returns the approval id. The
+        four eyes are the holder's, before this is sent (docs/linkage.md: not yet wired to the node's log)."""
+        m = ProxyApproval(uuid.uuid4().hex, self.file_person(number), self.file_person(proxy_number), action)
+        self._send(m.kind, m.encode(), ANSWER_SIZE)  # on the broker it looks like an answer
+        return m.approval_id
 
     def link(self, old_number: str, new_number: str) -> None:
         """Tell the hub the person's number changed (both filed first): one person from now on."""

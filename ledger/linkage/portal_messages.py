@@ -20,12 +20,32 @@ from ledger.errors import Code, InputError
 from ledger.linkage.codes import check_code
 from ledger.linkage.names import check_party
 
-__all__ = ["MAX_RECORDS", "PageRecord", "PortalPageMessage"]
+__all__ = ["MAX_PROXIES", "MAX_RECORDS", "PageRecord", "PortalPageMessage", "check_proxies", "proxies_of"]
+
+# the approved proxies a page lists: a person has a handful at most
+MAX_PROXIES = 16
 
 # the newest records a page carries: what fits the largest bucket with room to spare (a record is ≤ ~600 bytes)
 MAX_RECORDS = 300
 
 _RECORD_FIELDS = ("record_id", "made_at", "querier", "provider", "procedure", "legal_item", "info_kind", "outcome")
+
+
+def check_proxies(proxies: tuple[str, ...]) -> None:
+    if not isinstance(proxies, tuple) or len(proxies) > MAX_PROXIES:
+        raise InputError(f"a page lists at most {MAX_PROXIES} proxies", code=Code.MALFORMED, field="proxies")
+    for code in proxies:
+        if not check_code(code, "proxy code").startswith("m"):
+            raise InputError("a page names a proxy by the portal's code", code=Code.MALFORMED, field="proxies")
+
+
+def proxies_of(raw: object) -> tuple[str, ...]:
+    """The ``proxies`` field decoded: a list of the portal's codes, checked; ``malformed`` otherwise."""
+    if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
+        raise InputError("a page's proxies are a list of codes", code=Code.MALFORMED, field="proxies")
+    proxies = tuple(raw)
+    check_proxies(proxies)
+    return proxies
 
 
 @dataclass(frozen=True)
@@ -62,6 +82,7 @@ class PortalPageMessage:
     hidden: bool  # something was left out (the page shows HIDDEN_NOTE, nothing more)
     protected: bool  # a NON_DISCLOSURE or NO_AUTO_RESPONSE applies now, under any of the person's numbers
     superseded: bool  # the card's number was replaced: the old card is refused
+    proxies: tuple[str, ...] = ()  # the portal's codes of the proxies every holder approved (issue 19)
 
     def check(self) -> None:
         check_code(self.code, "portal code")
@@ -73,6 +94,7 @@ class PortalPageMessage:
             raise InputError(f"a portal page carries at most {MAX_RECORDS} records", code=Code.OVERSIZE)
         for record in self.records:
             record.check()
+        check_proxies(self.proxies)
 
     def encode(self) -> bytes:
         self.check()
@@ -83,6 +105,7 @@ class PortalPageMessage:
             "hidden": self.hidden,
             "protected": self.protected,
             "superseded": self.superseded,
+            "proxies": list(self.proxies),
         }
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -93,7 +116,7 @@ class PortalPageMessage:
             data: Any = json.loads(payload)
         except (ValueError, RecursionError):
             raise InputError("a portal page is not JSON", code=Code.MALFORMED) from None
-        want = {"code", "version", "records", "hidden", "protected", "superseded"}
+        want = {"code", "version", "records", "hidden", "protected", "superseded", "proxies"}
         if not isinstance(data, dict) or set(data) != want:
             raise InputError(f"a portal page must hold exactly {sorted(want)}", code=Code.MALFORMED)
         flags = [data[k] for k in ("hidden", "protected", "superseded")]
@@ -112,6 +135,6 @@ class PortalPageMessage:
             records.append(PageRecord(*row))
         if not isinstance(data["code"], str) or not isinstance(data["version"], int):
             raise InputError("a portal page's code is text and its version a number", code=Code.MALFORMED)
-        page = cls(data["code"], data["version"], tuple(records), *flags)
+        page = cls(data["code"], data["version"], tuple(records), *flags, proxies_of(data["proxies"]))
         page.check()
         return page

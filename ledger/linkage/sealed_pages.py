@@ -31,7 +31,7 @@ from ledger.linkage.buckets import BUCKETS
 from ledger.linkage.codes import check_code
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import check_event_id, check_party
-from ledger.linkage.portal_messages import PageRecord, PortalPageMessage
+from ledger.linkage.portal_messages import PageRecord, PortalPageMessage, check_proxies, proxies_of
 from ledger.linkage.record_contents import open_contents
 from ledger.linkage.sealing import SenderKeys
 
@@ -41,7 +41,7 @@ __all__ = ["PAGE_BUDGET", "SealedPageEntry", "SealedPortalPage", "open_sealed_pa
 # so that the sealed page still rides inside the largest digest (a hub on a digest schedule: about 40 records)
 PAGE_BUDGET = BUCKETS[-2] - 1024
 _CONTENTS = bounds.Bound(8192, 1)  # as a sealed_record carries them (ledger.linkage.record_contents)
-_WANT = {"code", "version", "records", "hidden", "protected", "superseded"}
+_WANT = {"code", "version", "records", "hidden", "protected", "superseded", "proxies"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ class SealedPortalPage:
     hidden: bool
     protected: bool
     superseded: bool
+    proxies: tuple[str, ...] = ()  # the portal's codes of the approved proxies (ledger.hub.proxy_approvals)
 
     def check(self) -> None:
         check_code(self.code, "portal code")
@@ -80,6 +81,7 @@ class SealedPortalPage:
             raise InputError("a portal page's version is the hub's sequence", code=Code.MALFORMED, field="version")
         for record in self.records:
             record.check()
+        check_proxies(self.proxies)
 
     def encode(self) -> bytes:
         self.check()
@@ -90,6 +92,7 @@ class SealedPortalPage:
             "hidden": self.hidden,
             "protected": self.protected,
             "superseded": self.superseded,
+            "proxies": list(self.proxies),
         }
         raw = json.dumps(body, separators=(",", ":")).encode()
         if len(raw) > PAGE_BUDGET:
@@ -98,17 +101,24 @@ class SealedPortalPage:
 
     @classmethod
     def newest(
-        cls, code: str, version: int, records: list[SealedPageEntry], hidden: bool, protected: bool, superseded: bool
+        cls,
+        code: str,
+        version: int,
+        records: list[SealedPageEntry],
+        hidden: bool,
+        protected: bool,
+        superseded: bool,
+        proxies: tuple[str, ...] = (),
     ) -> SealedPortalPage:
         """The page with the newest of ``records`` (in sequence order) that fit :data:`PAGE_BUDGET`."""
         # an entry is its three strings, their quotes, commas and brackets: 10 bytes of JSON around them
-        room, kept = PAGE_BUDGET - 200, 0
+        room, kept = PAGE_BUDGET - 200 - 40 * len(proxies), 0
         for entry in reversed(records):
             room -= len(entry.record_id) + len(entry.provider) + len(entry.contents) + 10
             if room < 0:
                 break
             kept += 1
-        return cls(code, version, tuple(records[len(records) - kept :]), hidden, protected, superseded)
+        return cls(code, version, tuple(records[len(records) - kept :]), hidden, protected, superseded, proxies)
 
     @classmethod
     def decode(cls, payload: bytes) -> SealedPortalPage:
@@ -130,7 +140,7 @@ class SealedPortalPage:
         version = data["version"]
         if not isinstance(data["code"], str) or not isinstance(version, int) or isinstance(version, bool):
             raise InputError("a portal page's code is text and its version a number", code=Code.MALFORMED)
-        page = cls(data["code"], version, tuple(records), *flags)
+        page = cls(data["code"], version, tuple(records), *flags, proxies_of(data["proxies"]))
         page.check()
         return page
 
@@ -146,4 +156,6 @@ def open_sealed_page(portal: PartyKeys, page: SealedPortalPage, sender_keys: Sen
                 entry.record_id, c.made_at, c.querier, entry.provider, c.procedure, c.legal_item, c.info_kind, c.outcome
             )
         )
-    return PortalPageMessage(page.code, page.version, tuple(records), page.hidden, page.protected, page.superseded)
+    return PortalPageMessage(
+        page.code, page.version, tuple(records), page.hidden, page.protected, page.superseded, page.proxies
+    )

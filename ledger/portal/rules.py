@@ -4,8 +4,9 @@
   number's page ``superseded``; whoever holds the old card — a perpetrator who kept it, or who knew the old
   number — reads nothing more, not even the records made before the change.
 * **While a protection applies, a proxy's or a guardian's view is refused** (``proxy_refused``): a perpetrator
-  is often the one registered as the person's proxy or guardian. The issue lets a holder approve a proxy; no
-  approval message exists yet, so every proxy and guardian is refused while a flag applies (docs/linkage.md).
+  is often the one registered as the person's proxy or guardian. The one exception is a proxy whose own card
+  the holder approved (the page's ``proxies``, the portal's codes: ``ledger.hub.proxy_approvals``) — that
+  proxy only, signed in with their own card; a guardian is never approved this way.
 * Otherwise the page: the records the hub did not hide and, if it hid any, the fixed note — no holder, no count.
 """
 
@@ -28,8 +29,9 @@ class PortalView:
     note: str | None
 
 
-def view(page: PortalPageMessage | None, viewer: str) -> PortalView:
-    """What ``viewer`` (the person, their proxy, their guardian) may see of ``page``; a ledger error otherwise."""
+def view(page: PortalPageMessage | None, viewer: str, proxy_code: str | None = None) -> PortalView:
+    """What ``viewer`` (the person, their proxy, their guardian) may see of ``page``; a ledger error otherwise.
+    ``proxy_code``: the portal's code for the proxy's own card, when the viewer is a proxy who signed in."""
     if viewer not in VIEWERS:
         raise InputError(f"a viewer is one of {', '.join(VIEWERS)}", field="viewer")
     if page is None:
@@ -38,7 +40,8 @@ def view(page: PortalPageMessage | None, viewer: str) -> PortalView:
         raise PermissionDenied(
             "this card's number was replaced: sign in with the card of the new number", code=Code.CARD_REVOKED
         )
-    if viewer != "self" and page.protected:
+    approved = viewer == "proxy" and proxy_code is not None and proxy_code in page.proxies
+    if viewer != "self" and page.protected and not approved:
         # no reason beyond this: the proxy learns that a protection applies, never who holds it
         raise PermissionDenied(
             f"a {viewer}'s view of this person is refused while a protection applies", code=Code.PROXY_REFUSED

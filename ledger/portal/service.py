@@ -62,9 +62,19 @@ def sign_in(store: PortalStore, keys: PartyKeys, directory: Directory, number: s
     return code
 
 
-def read_page(store: PortalStore, keys: PartyKeys, directory: Directory, number: str, viewer: str) -> PortalView:
-    """Sign the card in and return what ``viewer`` may see of its page (``ledger.portal.rules.view``)."""
-    return view(store.page(sign_in(store, keys, directory, number)), viewer)
+def read_page(
+    store: PortalStore,
+    keys: PartyKeys,
+    directory: Directory,
+    number: str,
+    viewer: str,
+    proxy_number: str | None = None,
+) -> PortalView:
+    """Sign the card in and return what ``viewer`` may see of its page (``ledger.portal.rules.view``); a proxy
+    who signs in with their own card (``proxy_number``) is known by its code, for a holder's approval."""
+    code = sign_in(store, keys, directory, number)
+    proxy = None if proxy_number is None else sign_in(store, keys, directory, proxy_number)
+    return view(store.page(code), viewer, proxy)
 
 
 @dataclass

@@ -71,5 +71,5 @@ class PortalWorld:
             if not (moved.sent or fed or kept.kept or kept.sent):
                 return
 
-    def page(self, number: str, viewer: str = "self") -> PortalView:
-        return read_page(self.store, self.keys, self.world.hub.directory, number, viewer)
+    def page(self, number: str, viewer: str = "self", proxy_number: str | None = None) -> PortalView:
+        return read_page(self.store, self.keys, self.world.hub.directory, number, viewer, proxy_number)

@@ -8,12 +8,13 @@ strictly: nothing but the page's fields, each of its type).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from ledger.errors import Code, FlagLedgerError, InputError, NotFoundError
 from ledger.linkage.hiding import HIDDEN_NOTE
-from ledger.linkage.portal_messages import MAX_RECORDS, PageRecord, PortalPageMessage
+from ledger.linkage.portal_messages import MAX_PROXIES, MAX_RECORDS, PageRecord, PortalPageMessage
 from ledger.portal.rules import VIEWERS, view
 
 CODE = "m" + "0" * 32
@@ -41,8 +42,8 @@ def test_old_card_refused_after_a_number_change(viewer: str) -> None:
 
 @pytest.mark.parametrize("viewer", ["proxy", "guardian"])
 def test_proxy_and_guardian_refused_while_a_flag_applies(viewer: str) -> None:
-    """Perpetrator as the victim's proxy or guardian: refused while a protection applies (no holder approval
-    exists yet), allowed once none applies; the person themself always reads."""
+    """Perpetrator as the victim's proxy or guardian: refused while a protection applies (unless approved, below),
+    allowed once none applies; the person themself always reads."""
     assert code_of(page(protected=True), viewer) == Code.PROXY_REFUSED
     assert view(page(protected=False), viewer).records == (RECORD,)
     assert view(page(protected=True), "self").records == (RECORD,)
@@ -62,6 +63,19 @@ def test_no_page_yet_and_unknown_viewer() -> None:
         view(page(), "neighbour")
 
 
+def test_only_the_approved_proxy_reads_while_protected() -> None:
+    """Perpetrator as proxy or guardian: with the holder's approval of P listed on the page, P (by P's card's
+    code) reads; another proxy, a proxy with no card, and a guardian even with P's code stay refused."""
+    p, q = "m" + "1" * 32, "m" + "2" * 32
+    approved = PortalPageMessage(CODE, 7, (RECORD,), False, True, False, (p,))
+    assert view(approved, "proxy", p).records == (RECORD,)
+    for viewer, proxy in (("proxy", q), ("proxy", None), ("guardian", p)):
+        with pytest.raises(FlagLedgerError) as caught:
+            view(approved, viewer, proxy)
+        assert caught.value.code == Code.PROXY_REFUSED
+    assert code_of(replace(approved, superseded=True), "proxy") == Code.CARD_REVOKED
+
+
 def test_a_page_round_trips_and_is_decoded_strictly() -> None:
     """A hostile or broken sender of a page: extra, missing, mistyped fields, a non-portal code or too many
     records are refused as malformed; the genuine page round-trips."""
@@ -77,6 +91,11 @@ def test_a_page_round_trips_and_is_decoded_strictly() -> None:
         {**body, "records": [body["records"][0][:7]]},
         {**body, "records": [[*body["records"][0][:5], "74", *body["records"][0][6:]]]},
         {**body, "records": [body["records"][0]] * (MAX_RECORDS + 1)},
+        {**body, "proxies": ["a" + "0" * 32]},  # an agency's code is no portal card
+        {**body, "proxies": "m" + "0" * 32},
+        {**body, "proxies": [1]},
+        {**body, "proxies": ["m" + "0" * 32] * (MAX_PROXIES + 1)},
+        {k: v for k, v in body.items() if k != "proxies"},
     ]
     for b in bad:
         with pytest.raises(InputError):

@@ -135,6 +135,9 @@ class PortalPageMessage:
             records.append(PageRecord(*row))
         if not isinstance(data["code"], str) or not isinstance(data["version"], int):
             raise InputError("a portal page's code is text and its version a number", code=Code.MALFORMED)
-        page = cls(data["code"], data["version"], tuple(records), *flags, proxies_of(data["proxies"]))
+        hidden, protected, superseded = flags
+        page = cls(
+            data["code"], data["version"], tuple(records), hidden, protected, superseded, proxies_of(data["proxies"])
+        )
         page.check()
         return page

@@ -140,7 +140,8 @@ class SealedPortalPage:
         version = data["version"]
         if not isinstance(data["code"], str) or not isinstance(version, int) or isinstance(version, bool):
             raise InputError("a portal page's code is text and its version a number", code=Code.MALFORMED)
-        page = cls(data["code"], version, tuple(records), *flags, proxies_of(data["proxies"]))
+        hidden, protected, superseded = flags
+        page = cls(data["code"], version, tuple(records), hidden, protected, superseded, proxies_of(data["proxies"]))
         page.check()
         return page
 

@@ -117,6 +117,8 @@ class PortalPageMessage:
         except (ValueError, RecursionError):
             raise InputError("a portal page is not JSON", code=Code.MALFORMED) from None
         want = {"code", "version", "records", "hidden", "protected", "superseded", "proxies"}
+        if isinstance(data, dict):  # a page kept before approvals existed lists none: the safe reading
+            data.setdefault("proxies", [])
         if not isinstance(data, dict) or set(data) != want:
             raise InputError(f"a portal page must hold exactly {sorted(want)}", code=Code.MALFORMED)
         flags = [data[k] for k in ("hidden", "protected", "superseded")]

@@ -127,6 +127,8 @@ class SealedPortalPage:
             data: Any = json.loads(payload)
         except (ValueError, RecursionError):
             raise InputError("a portal page is not JSON", code=Code.MALFORMED) from None
+        if isinstance(data, dict):  # a hub not yet upgraded sends no approvals: none, the safe reading
+            data.setdefault("proxies", [])
         if not isinstance(data, dict) or set(data) != _WANT:
             raise InputError(f"a portal page must hold exactly {sorted(_WANT)}", code=Code.MALFORMED)
         flags = [data[k] for k in ("hidden", "protected", "superseded")]

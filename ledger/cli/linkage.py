@@ -46,10 +46,10 @@ def export() -> int:
 @option(
     "--kind",
     type=choices(AgencyKind),
-    default="",
+    default=None,
     help="at the hub: the agency's kind you vouch for (must match the entry's own, if it names one)",
 )
-def import_(file: Path, kind: str) -> int:
+def import_(file: Path, kind: str | None) -> int:
     try:
         raw = json.loads(file.read_text())
     except (OSError, ValueError) as exc:
@@ -62,7 +62,7 @@ def import_(file: Path, kind: str) -> int:
         out({"imported": [hub.party], "mode": str(config.linkage.get("mode", "shared"))})
         return 0
     role = open_role(data_dir())
-    imported = import_entries(role, raw, kind)
+    imported = import_entries(role, raw, kind or "")
     kinds = {e.party: e.kind for e in role.entries()}
     out({"imported": imported, "kinds": {p: kinds.get(p) or None for p in imported}})
     return 0

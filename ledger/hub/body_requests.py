@@ -1,7 +1,10 @@
 """Protection-body requests at the hub (issue 19, docs/bodies.md, docs/linkage.md): a body's request routed to
 the municipality it names, under that municipality's own code, and each step of its answer relayed back.
 
-The rule per hop: the hub files a request in the name of its verified sender only, to another agency; it relays
+The rule per hop: the hub files a request in the name of its verified sender only, and only if the sender is a
+protection body by its directory entry (support centre, child guidance centre, police: the kind the hub's
+administrator accepted at import) — a municipality or a party of no known kind is refused (``wrong_agency``),
+so a peer cannot make a municipality act on a "body's" request; it goes to another agency; it relays
 an outcome only from the municipality the request was routed to — another agency's outcome is answered like
 one for an unknown request (``not_found``), so a peer can neither mark someone else's request "executed" nor
 learn by trying which requests exist. A municipality that has not registered the person yet is sent the
@@ -16,8 +19,8 @@ from collections.abc import Callable
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.errors import Code, InputError, NotFoundError
-from ledger.hub.moves import Write
+from ledger.errors import Code, InputError, NotFoundError, PermissionDenied
+from ledger.hub.moves import KindOf, Write
 from ledger.hub.tables import hub_body_requests
 from ledger.linkage.body_requests import BodyOutcomeMessage, BodyRequestMessage, RoutedBodyRequest
 from ledger.linkage.codes import CodeMap, codes_of, persons_of
@@ -32,8 +35,8 @@ Owed = list[tuple[str, bytes]]
 
 
 class HubBodyRequests:
-    def __init__(self, engine: Engine, codes: CodeMap, seal: Seal) -> None:
-        self.engine, self.codes, self.seal = engine, codes, seal
+    def __init__(self, engine: Engine, codes: CodeMap, seal: Seal, kind_of: KindOf) -> None:
+        self.engine, self.codes, self.seal, self.kind_of = engine, codes, seal, kind_of
 
     def _read(self, stmt: object) -> list[object]:
         try:
@@ -44,6 +47,13 @@ class HubBodyRequests:
 
     def request(self, sender: str, m: BodyRequestMessage) -> tuple[Owed, Write | None]:
         """Route ``sender``'s request to the municipality it names (now, or when it registers the person)."""
+        kind = self.kind_of(sender)
+        if kind is None or not kind.is_protection_body:
+            raise PermissionDenied(
+                f"a protection request comes from a protection body; the hub's directory names {sender} "
+                f"{kind or 'no kind'}",
+                code=Code.WRONG_AGENCY,
+            )
         if m.municipality in (HUB, PORTAL, sender):
             raise InputError("a protection request goes to another agency", code=Code.WRONG_ROUTE, field="municipality")
         person = self.codes.person(sender, m.code)

@@ -11,7 +11,7 @@ Nothing here holds an individual number: the person is the hub's HMAC id (``ledg
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, insert, select
@@ -27,6 +27,7 @@ from ledger.storage import storage_error
 __all__ = ["SqlCodeMap"]
 
 T = TypeVar("T")
+FEW = 500  # up to this many persons are named in the query (well inside every backend's parameter limit)
 
 
 class SqlCodeMap:
@@ -60,6 +61,20 @@ class SqlCodeMap:
         c = hub_codes.c
         stmt = select(c.holder, c.code).where(c.person == person)
         return self._read("codes", lambda conn: {str(h): str(k) for h, k in conn.execute(stmt)})
+
+    def holder_codes(self, holder: str, persons: Collection[str]) -> dict[str, str]:
+        """Person id → ``holder``'s code, for those of ``persons`` it registered: one query, as ``codes(p)
+        .get(holder)`` for each — the persons named in the query while few (the (person, holder) index), else
+        all of the holder's codes read once (its primary key) and kept for those asked."""
+        wanted = set(persons)
+        if not wanted:
+            return {}
+        c = hub_codes.c
+        stmt = select(c.person, c.code).where(c.holder == holder)
+        if len(wanted) <= FEW:
+            stmt = stmt.where(c.person.in_(sorted(wanted)))
+        rows = self._read("holder codes", lambda conn: conn.execute(stmt).all())
+        return {str(p): str(k) for p, k in rows if p in wanted}
 
     def bind(self, holder: str, code: str, person: str) -> None:
         row = {

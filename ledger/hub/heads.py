@@ -161,8 +161,10 @@ class MapHeads:
     def holdings_of(self, store: HubStore, holder: str, seq: int) -> list[Holding]:
         """The holder's own proofs under head ``seq``: all of them, or a window of ``MAX_HOLDINGS`` that moves
         with each head, so every holding is shown within a few heads and no announcement outgrows a bucket."""
-        coded = [(store.codes.codes(p).get(holder), p) for p, who in self.flags.holdings if who == holder]
-        mine = sorted((code, person) for code, person in coded if code is not None)  # in the holder's own order
+        # the holder's codes in one query, not one per holding: a head goes out after every change and every
+        # ``every``, to every agency, and a municipality may hold flags on a great many people
+        held = store.codes.holder_codes(holder, {p for p, who in self.flags.holdings if who == holder})
+        mine = sorted((code, person) for person, code in held.items())  # in the holder's own order
         if len(mine) > MAX_HOLDINGS:
             start = seq * MAX_HOLDINGS % len(mine)
             mine = (mine[start:] + mine[:start])[:MAX_HOLDINGS]

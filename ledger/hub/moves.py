@@ -3,6 +3,9 @@ new municipality asked to take over under its own code, the reporter told when i
 
 The rule per hop (the hub takes a move only from the agency entitled to report it):
 
+* the sender is a municipality by its directory entry (the kind the hub's administrator accepted at import:
+  ``ledger.linkage.directory``) — a support centre, the police or a party of no known kind is refused
+  (``wrong_agency``) before anything about the person is read;
 * the sender is one of the two municipalities of the move (転出 entered at the old one, 転入 at the new one);
 * it protects the person now (a flag of its own applies, under any of their numbers), or it is where the hub
   last saw them move to — a peer that neither holds nor is the residence cannot make the hub hand a victim's
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from ledger.domain.types import AgencyKind
 from ledger.errors import Code, PermissionDenied
 from ledger.hub.tables import hub_flag_changes, hub_moves
 from ledger.linkage.codes import CodeMap, codes_of, persons_of
@@ -32,10 +36,11 @@ from ledger.linkage.messages import FLAGS, Message
 from ledger.linkage.moves import HandedOver, HandoverMessage, MoveMessage, join_flags, split_flags
 from ledger.storage import storage_error
 
-__all__ = ["HubMoves", "Write", "applying"]
+__all__ = ["HubMoves", "KindOf", "Write", "applying"]
 
 Seal = Callable[[str, Message], tuple[str, bytes]]
 Write = Callable[[Connection, int], None]
+KindOf = Callable[[str], AgencyKind | None]  # a party's kind, as the hub's directory holds it
 
 
 def applying(engine: Engine, persons: list[str]) -> dict[str, set[str]]:
@@ -69,8 +74,8 @@ class _Move:
 
 
 class HubMoves:
-    def __init__(self, engine: Engine, codes: CodeMap, seal: Seal) -> None:
-        self.engine, self.codes, self.seal = engine, codes, seal
+    def __init__(self, engine: Engine, codes: CodeMap, seal: Seal, kind_of: KindOf) -> None:
+        self.engine, self.codes, self.seal, self.kind_of = engine, codes, seal, kind_of
 
     def _latest(self, persons: list[str]) -> _Move | None:
         m = hub_moves.c
@@ -99,6 +104,12 @@ class HubMoves:
     def move(self, sender: str, person: str, m: MoveMessage) -> tuple[list[tuple[str, bytes]], Write | None]:
         """File ``sender``'s report that the person (its code in ``m``, the hub's ``person``) moved; what it owes
         and writes. Refused (nothing filed) unless the sender is entitled to report it."""
+        if self.kind_of(sender) is not AgencyKind.MUNICIPALITY:
+            raise PermissionDenied(
+                f"a move is reported by a municipality; the hub's directory names {sender} "
+                f"{self.kind_of(sender) or 'no kind'}",
+                code=Code.WRONG_AGENCY,
+            )
         if sender not in (m.from_agency, m.to_agency):
             raise PermissionDenied(
                 "a move is reported by the municipality moved from or the one moved to", code=Code.WRONG_AGENCY

@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger import clock
 from ledger.domain.law import check_query
+from ledger.domain.types import AgencyKind
 from ledger.errors import (
     BrokerUnavailable,
     Code,
@@ -142,8 +143,13 @@ class HubService:
         self.person_ids = person_ids
         self.witnesses = tuple(witnesses)  # forwarded every agency's own tree head (ledger.hub.witness_relay)
         self.unrouted = 0  # queries answered not_routed since this process started (its metrics)
-        self.moves = HubMoves(store.engine, store.codes, self._seal)  # handovers (ledger.hub.moves)
-        self.bodies = HubBodyRequests(store.engine, store.codes, self._seal)  # ledger.hub.body_requests
+        # the sender's kind from the directory in use (a reloaded one included): a move only from a municipality,
+        # a body request only from a protection body
+        self.moves = HubMoves(store.engine, store.codes, self._seal, self._kind_of)  # handovers (ledger.hub.moves)
+        self.bodies = HubBodyRequests(store.engine, store.codes, self._seal, self._kind_of)  # ledger.hub.body_requests
+
+    def _kind_of(self, party: str) -> AgencyKind | None:
+        return self.directory.kind_of(party)
 
     # -- the loop ------------------------------------------------------------------------------------------
     def lead(self) -> bool:

@@ -2,6 +2,10 @@
 sealing key. The hub looks a sender's key up here to check a signature, and a recipient's sealing key to seal
 to it; an agency needs only the hub's entries.
 
+An agency's entry also names its kind (municipality, support centre, police, …: ``AgencyKind``), as the hub's
+administrator accepted it at ``linkage directory import``: the hub takes a move only from a municipality and a
+protection request only from a protection body. A party with no kind in its entry is neither.
+
 Built from published keys; in a node these would come from the ``KeyRegistry`` events and a published sealing
 key per party (not wired yet: docs/linkage.md, what is left).
 """
@@ -13,6 +17,7 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
+from ledger.domain.types import AgencyKind
 from ledger.errors import Code, NotFoundError
 from ledger.linkage.names import check_party
 from ledger.linkage.sealing import SenderKeys, ring_keys
@@ -27,11 +32,21 @@ class Directory:
 
     ring: KeyRing = field(default_factory=KeyRing)
     sealing: dict[str, X25519PublicKey] = field(default_factory=dict)
+    kinds: dict[str, AgencyKind] = field(default_factory=dict)
 
-    def add(self, signing: KeyRecord, sealing: X25519PublicKey) -> None:
+    def add(self, signing: KeyRecord, sealing: X25519PublicKey, kind: AgencyKind | None = None) -> None:
         party = check_party(signing.agency)
         self.ring.add(signing)
         self.sealing[party] = sealing
+        if kind is None:
+            self.kinds.pop(party, None)
+        else:
+            self.kinds[party] = AgencyKind(kind)
+
+    def kind_of(self, party: str) -> AgencyKind | None:
+        """The agency's kind as its imported entry names it; None for the hub, the portal, a witness, or an
+        agency whose entry was imported without one (then it is trusted with neither moves nor body requests)."""
+        return self.kinds.get(party)
 
     def sender_keys(self, at: datetime) -> SenderKeys:
         return ring_keys(self.ring, at)

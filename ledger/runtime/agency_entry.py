@@ -19,14 +19,20 @@ from ledger.runtime.roles import DirectoryEntry
 __all__ = ["own_entry", "take_hub_entry"]
 
 
-def own_entry(config: NodeConfig) -> DirectoryEntry:
+def own_entry(config: NodeConfig, kind: str = "") -> DirectoryEntry:
     """This agency's published keys: its current signing key and its sealing key (made now if this is the
-    first time: the same key hub mode opens with)."""
+    first time: the same key hub mode opens with), and its kind as its own ledger registered it (``kind``) —
+    a claim the hub's administrator accepts, or not, at import."""
     agency = hosted_agency(config)
     current = config.agency(agency).current_key
     sealing = sealing_key(Keys(open_keystore(config))).public_key()
     return DirectoryEntry(
-        agency, str(current["key_id"]), str(current["public_hex"]), str(current["valid_from"]), public_hex(sealing)
+        agency,
+        str(current["key_id"]),
+        str(current["public_hex"]),
+        str(current["valid_from"]),
+        public_hex(sealing),
+        kind=kind,
     ).checked()
 
 

@@ -278,6 +278,7 @@ def published_entry(node: Node) -> dict[str, str]:
         "public_hex": record.public_hex,
         "valid_from": record.valid_from.isoformat(),
         "sealing_public_hex": public_hex(sealing),
+        "kind": str(node.app.agency(record.agency).kind),  # its claim; the hub's administrator vouches at import
     }
 
 

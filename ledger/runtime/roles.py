@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from ledger import clock
+from ledger.domain.types import AgencyKind
 from ledger.errors import Code, ConfigurationError, InputError
 from ledger.files import private_file, write_private
 from ledger.hub.log import HubStore, open_hub_store
@@ -80,9 +81,17 @@ class DirectoryEntry:
     valid_from: str  # ISO 8601 with offset
     sealing_public_hex: str  # X25519, raw
     vrf_public_hex: str = ""  # the hub's alone: its VRF public key (DER, hex; ledger.runtime.hub_map)
+    # an agency's alone: its AgencyKind, as the hub's administrator accepted it at import (docs/linkage.md)
+    kind: str = ""
 
     def checked(self) -> DirectoryEntry:
         check_party(self.party)
+        if self.kind:
+            if self.party in (HUB, PORTAL):
+                raise InputError("only an agency's entry names a kind", code=Code.MALFORMED, field="kind")
+            if self.kind not in set(AgencyKind):
+                known = ", ".join(AgencyKind)
+                raise InputError(f"kind must be one of {known}, not {self.kind!r}", code=Code.MALFORMED, field="kind")
         if self.vrf_public_hex:
             if self.party != HUB:
                 raise InputError("only the hub publishes a VRF key", code=Code.MALFORMED, field="vrf_public_hex")
@@ -111,12 +120,14 @@ class DirectoryEntry:
         names = {"party", "key_id", "public_hex", "valid_from", "sealing_public_hex"}
         if isinstance(raw, dict) and "vrf_public_hex" in raw:
             names.add("vrf_public_hex")  # the hub's entry: checked to be the hub's
+        if isinstance(raw, dict) and "kind" in raw:
+            names.add("kind")  # an agency's entry: checked to be an agency's, of a known kind
         if not isinstance(raw, dict) or set(raw) != names or not all(isinstance(v, str) for v in raw.values()):
             raise InputError(f"a directory entry holds exactly {sorted(names)}, as text", code=Code.MALFORMED)
         return cls(**raw).checked()
 
     def as_json(self) -> dict[str, str]:
-        return {k: v for k, v in vars(self).items() if v or k != "vrf_public_hex"}
+        return {k: v for k, v in vars(self).items() if v or k not in ("vrf_public_hex", "kind")}
 
     def vrf_public_key(self) -> RSAPublicKey:
         """The hub's VRF public key, for an agency's ``MapChecks``; ``configuration`` if this entry has none."""
@@ -157,7 +168,8 @@ class RoleNode:
     def directory(self) -> Directory:
         d = Directory()
         for e in self.entries():
-            d.add(KeyRecord(e.party, e.key_id, e.public_hex, e.since()), public_from_hex(e.sealing_public_hex))
+            kind = AgencyKind(e.kind) if e.kind else None
+            d.add(KeyRecord(e.party, e.key_id, e.public_hex, e.since()), public_from_hex(e.sealing_public_hex), kind)
         return d
 
     def directory_stamp(self) -> float:
@@ -264,10 +276,24 @@ def _party(role: str, party: str) -> str:
     return check_party(party, "agency")
 
 
-def import_entries(node: RoleNode, raw: Any) -> list[str]:
+def import_entries(node: RoleNode, raw: Any, kind: str = "") -> list[str]:
     """Take in published entries (one, or a list); an entry of a party already known replaces it. Returns the
-    parties taken in; nothing is kept unless every entry is valid."""
+    parties taken in; nothing is kept unless every entry is valid.
+
+    An agency's kind is what the administrator importing accepts: the kind its entry names, or ``kind`` (for
+    one entry that names none, or names the same) — the hub then trusts a move only from a municipality and a
+    protection request only from a protection body. An entry whose kind contradicts ``kind`` is refused."""
     given = [DirectoryEntry.parse(e) for e in (raw if isinstance(raw, list) else [raw])]
+    if kind:
+        if len(given) != 1:
+            raise InputError("--kind vouches for one entry at a time", field="kind")
+        if given[0].kind and given[0].kind != kind:
+            raise InputError(
+                f"{given[0].party}'s entry says it is a {given[0].kind}, not a {kind}: nothing was imported",
+                code=Code.MALFORMED,
+                field="kind",
+            )
+        given = [replace(given[0], kind=kind).checked()]
     if any(e.party == node.own.party for e in given):
         raise InputError(f"the {node.own.party}'s own keys are not imported", field="party")
     kept = {e.party: e for e in node.entries()[1:]}

@@ -87,6 +87,7 @@ def test_hub_and_portal_processes_serve_a_page(address: str, tmp_path: Path) -> 
             "public_hex": k.signer.public_raw.hex(),
             "valid_from": START.isoformat(),
             "sealing_public_hex": public_hex(k.sealing.public_key()),
+            "kind": "municipality",  # the agency's claim; the hub's administrator vouches for it by importing
         }
         for name, k in cast.agencies.items()
     ]
@@ -94,7 +95,7 @@ def test_hub_and_portal_processes_serve_a_page(address: str, tmp_path: Path) -> 
     (tmp_path / "hub.json").write_text(json.dumps(hub_entry))
     assert last_json(
         run(env, "linkage", "directory", "import", str(tmp_path / "for-hub.json"), "--data-dir", str(hub_dir)).stdout
-    ) == {"imported": [A, B, C, D, PORTAL]}
+    ) == {"imported": [A, B, C, D, PORTAL], "kinds": {**dict.fromkeys((A, B, C, D), "municipality"), PORTAL: None}}
     # the portal takes the hub's entry and the agencies' (their signatures on the records' sealed contents)
     (tmp_path / "for-portal.json").write_text(json.dumps([hub_entry, *agency_entries]))
     run(env, "linkage", "directory", "import", str(tmp_path / "for-portal.json"), "--data-dir", str(portal_dir))

@@ -12,11 +12,16 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from ledger.domain.types import AgencyKind
 from ledger.errors import ConfigurationError, InputError
 from ledger.linkage.codes import portal_code
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.person_keys import PersonKeyProver, verify_person_key, vrf_public_hex
+from ledger.linkage.sealing import new_sealing_key, public_hex
+from ledger.log.signing import key_id_for
 from ledger.runtime.roles import import_entries, init_role, open_role, role_of
 from tests.support.people import individual_number
 
@@ -97,3 +102,46 @@ def test_the_hubs_vrf_key_is_kept_and_only_its_public_half_published(tmp_path: P
     again = open_role(tmp_path / "hub")
     assert again.vrf is not None and again.own.vrf_public_hex not in ("", entry["vrf_public_hex"])
     assert open_role(tmp_path / "hub").own == again.own  # made once, then kept
+
+
+def _agency_entry(party: str, kind: str = "") -> dict[str, str]:
+    """An agency's published entry, as ``linkage directory export`` prints it on its node (fresh keys)."""
+    signing = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    entry = {
+        "party": party,
+        "key_id": key_id_for(party, signing),
+        "public_hex": signing.hex(),
+        "valid_from": "2026-04-01T00:00:00+09:00",
+        "sealing_public_hex": public_hex(new_sealing_key()[1].public_key()),
+    }
+    return {**entry, "kind": kind} if kind else entry
+
+
+def test_the_hub_keeps_each_agencys_kind_as_its_administrator_accepts_it(tmp_path: Path) -> None:
+    """Peer agency claiming a kind it is not (the police's word, to send protection requests; a municipality's,
+    to hand over protection): the kind reaches the hub's directory only through the administrator's import — the
+    entry's own claim, or ``--kind`` for an entry that names none; an unknown kind, a kind on the portal's
+    entry, or ``--kind`` contradicting the entry's own claim is refused and nothing is kept; an entry imported
+    with no kind gives the agency none (the hub then takes neither a move nor a body request from it)."""
+    hub = init_role(tmp_path / "hub", HUB)
+    portal = init_role(tmp_path / "portal", PORTAL)
+    claims_police = _agency_entry("POL-TOKYO", "police")
+    for bad, kind in (
+        (_agency_entry("X-1", "mayor"), ""),
+        ({**portal.own.as_json(), "kind": "municipality"}, ""),
+        (claims_police, "municipality"),  # the administrator does not vouch for what the entry claims
+        ([_agency_entry("X-2"), _agency_entry("X-3")], "municipality"),  # --kind vouches for one entry
+    ):
+        with pytest.raises(InputError):
+            import_entries(hub, bad, kind)
+    assert [e.party for e in hub.entries()] == [HUB]
+
+    assert import_entries(hub, claims_police) == ["POL-TOKYO"]
+    assert import_entries(hub, _agency_entry("A-1"), "municipality") == ["A-1"]
+    assert import_entries(hub, _agency_entry("B-1")) == ["B-1"]
+    directory = hub.directory()
+    assert directory.kind_of("POL-TOKYO") is AgencyKind.POLICE
+    assert directory.kind_of("A-1") is AgencyKind.MUNICIPALITY
+    assert directory.kind_of("B-1") is None and directory.kind_of(HUB) is None
+    saved = json.loads(hub.directory_path.read_text())
+    assert {e["party"]: e.get("kind") for e in saved} == {"POL-TOKYO": "police", "A-1": "municipality", "B-1": None}

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from consumers.linkage_bridge import LinkageBridge
 from ledger.app import Actor
+from ledger.domain.types import AgencyKind
 from ledger.hub.heads import MapHeads
 from ledger.hub.log import HubStore
 from ledger.hub.rosters import HubRosters
@@ -140,7 +141,8 @@ def hub_nodes(
     )
     for node in nodes.values():
         record, sealing = published(node)
-        directory.add(record, sealing)
+        # each agency's kind as the hub's administrator accepts it at import (docs/linkage.md)
+        directory.add(record, sealing, AgencyKind(node.app.agency(record.agency).kind))
     since = next(iter(nodes.values())).app.clock() - timedelta(days=1)
     directory.add(
         KeyRecord(PORTAL, portal.signer.key_id, portal.signer.public_raw.hex(), since), portal.sealing.public_key()

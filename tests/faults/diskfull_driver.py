@@ -33,12 +33,12 @@ FREE_BYTES = tuple(int(k) << 10 for k in os.environ.get("FLAGLEDGER_DISKFULL_FRE
 def fill(mount: Path, leave: int) -> Path:
     """Write a ballast file until the filesystem is full, then give back ``leave`` bytes."""
     ballast = mount / "ballast"
-    with ballast.open("wb") as fh:
+    # unbuffered: a buffered writer keeps the part of a chunk the full disk refused and fails again on close
+    with ballast.open("wb", buffering=0) as fh:
         chunk = b"\0" * (64 << 10)
         while True:
             try:
                 fh.write(chunk)
-                fh.flush()
             except OSError as exc:
                 if exc.errno != errno.ENOSPC:
                     raise

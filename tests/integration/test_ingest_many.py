@@ -86,5 +86,5 @@ def test_batched_ingest_equals_one_by_one(make_node, tmp_path: Path, person) -> 
     assert p_many.waiting() == p_one.waiting() == []
     one.projector.catch_up()
     many.projector.catch_up()
-    assert snapshot(many) == snapshot(one)
+    assert snapshot(many, opened=True) == snapshot(one, opened=True)
     assert verify_log(many.app).ok

@@ -27,9 +27,11 @@ from sqlalchemy import Connection, select
 from ledger.app import Actor
 from ledger.errors import FlagLedgerError
 from ledger.log.envelope import Envelope
+from ledger.log.view_cipher import SEALED_PREFIX
 from ledger.runtime.bootstrap import Node
 from projections.base import Projection, Projector
 from projections.registry import all_projections
+from projections.view_reads import view_cipher
 from projections.views import held_requests
 from tests.conftest import SC, A, B, C
 from tests.support.links import link, unlink
@@ -40,13 +42,27 @@ FLAG_SETS = [["NON_DISCLOSURE"], ["NO_AUTO_RESPONSE"], ["NON_DISCLOSURE", "NO_AU
 Snapshot = dict[str, list[tuple[Any, ...]]]
 
 
-def snapshot(node: Node) -> Snapshot:
+def snapshot(node: Node, *, opened: bool = False) -> Snapshot:
+    """Every view row; ``opened``: sealed personal cells as their values (two nodes seal one value under
+    different data keys, so only the opened cells compare across nodes)."""
     out: Snapshot = {}
+    cipher = view_cipher(node) if opened else None
     with node.engine.connect() as conn:
         for p in node.projector.projections:
             for t in p.tables:
                 order = list(t.primary_key.columns) or list(t.columns)
-                out[t.name] = [tuple(r) for r in conn.execute(select(t).order_by(*order))]
+                rows = [tuple(r) for r in conn.execute(select(t).order_by(*order))]
+                if cipher is not None:
+                    names = [f"{t.name}.{c.name}" for c in t.columns]  # the associated data cells are sealed with
+                    rows = [
+                        tuple(
+                            cipher.open(n, v) if isinstance(v, str) and v.startswith(SEALED_PREFIX) else v
+                            for n, v in zip(names, row, strict=True)
+                        )
+                        for row in rows
+                    ]
+                    rows.sort(key=repr)  # sealed cells in a key ordered the rows: the opened ones order them
+                out[t.name] = rows
     return out
 
 

@@ -24,16 +24,26 @@ def view_tables() -> list[str]:
     return sorted(t.name for p in all_projections() for t in p.tables)
 
 
-def dump(engine: Any, tables: list[str]) -> dict[str, list[list[str]]]:
-    """Every row of ``tables``, as text, in a stable order (a view's row order means nothing)."""
+def dump(engine: Any, tables: list[str], cipher: Any = None) -> dict[str, list[list[str]]]:
+    """Every row of ``tables``, as text, in a stable order (a view's row order means nothing). ``cipher`` (the
+    node's ViewCipher): sealed personal cells as their values, so views sealed since compare with older ones."""
     from sqlalchemy import MetaData, select
+
+    def cell(table: str, column: str, v: Any) -> str:
+        if cipher is not None and isinstance(v, str) and v.startswith("vk1."):
+            return repr(cipher.open(f"{table}.{column}", v))
+        return repr(v)
 
     meta = MetaData()
     meta.reflect(engine, only=tables)
     with engine.connect() as conn:
-        return {
-            name: sorted([repr(v) for v in row] for row in conn.execute(select(meta.tables[name]))) for name in tables
-        }
+        out = {}
+        for name in tables:
+            t = meta.tables[name]
+            out[name] = sorted(
+                [cell(name, c.name, v) for c, v in zip(t.columns, row, strict=True)] for row in conn.execute(select(t))
+            )
+        return out
 
 
 def main(root: Path, url: str | None) -> None:

@@ -119,8 +119,8 @@ def _remaining_keys(node: Node) -> list[bytes]:
 
 
 def _open_cells(cells: Iterable[bytes], keys: list[bytes]) -> dict[bytes, str]:
-    """Each cell that opens under any of ``keys`` with any view column's name (``table.column``) as its associated data (not
-    trusting the ref the cell names) → its value. (The sealed columns name themselves ``table.column``.)"""
+    """Each cell that opens under any of ``keys`` with any view column's name (``table.column``, as the sealed
+    columns name themselves) as its associated data — not trusting the ref the cell names → its value."""
     columns = sorted({f"{t.name}.{c.name}".encode() for t in metadata.sorted_tables for c in t.columns})
     sivs = [_view_key(k) for k in keys]
     opened = {}
@@ -148,11 +148,12 @@ def _rows(dsn: str) -> Iterator[object]:
                 yield from row
 
 
-def _open_payloads(node: Node, cells: Iterable[object], keys: list[bytes]) -> tuple[int, list[bytes]]:
+def _open_payloads(node: Node, cells: Iterable[object], keys: list[bytes]) -> tuple[int, list[bytes], int]:
     """Every stored event among ``cells``, decrypted at rest with the node's cipher key; each per-subject payload
-    tried with every one of ``keys`` (not only the one it names): (events found, payloads readable)."""
+    tried with every one of ``keys`` (not only the one it names): (events found, payloads readable, per-subject
+    payloads no key opens)."""
     mapper = node.app.signed_mapper
-    found, readable = 0, []
+    found, readable, shut = 0, [], 0
     for cell in cells:
         if not isinstance(cell, bytes | memoryview):
             continue
@@ -167,10 +168,13 @@ def _open_payloads(node: Node, cells: Iterable[object], keys: list[bytes]) -> tu
             continue
         assert env.payload.startswith(MAGIC_DK1)
         nonce, box = env.payload[20:32], env.payload[32:]
+        opened = []
         for key in keys:
             with contextlib.suppress(InvalidTag):
-                readable.append(AESGCM(key).decrypt(nonce, box, f"{h.stream}/{h.version}".encode()))
-    return found, readable
+                opened.append(AESGCM(key).decrypt(nonce, box, f"{h.stream}/{h.version}".encode()))
+        readable += opened
+        shut += not opened
+    return found, readable, shut
 
 
 def _history(node: Node, person: Callable[[], str]) -> tuple[str, str, list[tuple[str, list[str]]]]:
@@ -260,9 +264,12 @@ def test_no_file_wal_archive_or_base_backup_of_the_server_gives_back_an_erased_p
     # person) and of the live database (append-only: every event any WAL segment inserted), decrypted at rest,
     # every per-subject payload tried with every key left
     with started_copy(backup, cluster.bin) as dsn:
-        in_backup, readable = _open_payloads(node, _rows(dsn.replace("dbname=postgres", f"dbname={_db(node)}")), keys)
-    live, readable_live = _open_payloads(node, _rows(_dsn(node)), keys)
+        in_backup, readable, shut = _open_payloads(
+            node, _rows(dsn.replace("dbname=postgres", f"dbname={_db(node)}")), keys
+        )
+    live, readable_live, shut_live = _open_payloads(node, _rows(_dsn(node)), keys)
     assert 0 < in_backup < live
+    assert shut >= 3 and shut_live > shut  # their case, read and closing (and, live, the erasure request) stay shut
     for payloads in (readable, readable_live):
         text = b"\n".join(payloads).decode(errors="replace")
         assert not [v for v in [*values, number] if v in text or json.dumps(v)[1:-1] in text]
@@ -273,6 +280,7 @@ def _found_in(where: list[str], *parts: str) -> None:
     """The scan found something under each of ``parts`` (so it reads those files)."""
     for part in parts:
         assert any(w.startswith(part) for w in where), f"nothing found under {part}: {sorted(where)[:20]}"
+
 
 def _db(node: Node) -> str:
     return str(node.engine.url.database)

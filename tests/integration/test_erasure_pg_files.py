@@ -59,18 +59,20 @@ def cluster() -> Iterator[Cluster]:
 
 def _forms(value: str) -> dict[bytes, str]:
     """Every encoding in which the node (or PostgreSQL writing its rows) could put ``value`` into a file: UTF-8,
-    JSON with \\uXXXX escapes (either case), base64 and base64url of the UTF-8 bytes at each of the three offsets
-    a value can have inside a larger encoded blob, and hex (bytea's text form, e.g. in a server log)."""
-    raw = value.encode()
+    JSON with \\uXXXX escapes (either case), and of each of those base64 and base64url at each of the three
+    offsets a value can have inside a larger encoded blob, and hex (bytea's text form, e.g. in a server log)."""
     escaped = json.dumps(value)[1:-1]
-    forms = {raw: "utf-8", escaped.encode(): "json", re.sub(r"\\u[0-9a-f]{4}", _upper, escaped).encode(): "JSON"}
-    for shift in range(3):
-        for name, encode in (("b64", base64.b64encode), ("b64url", base64.urlsafe_b64encode)):
-            text = encode(b"\0" * shift + raw)
-            # drop the characters that also depend on the bytes around the value
-            forms[text[4 if shift else 0 : -4]] = f"{name}+{shift}"
-    forms[raw.hex().encode()] = "hex"
-    forms[raw.hex().upper().encode()] = "HEX"
+    texts = [(value.encode(), "utf-8"), (escaped.encode(), "json")]
+    texts.append((re.sub(r"\\u[0-9a-f]{4}", _upper, escaped).encode(), "JSON"))
+    forms: dict[bytes, str] = {}
+    for raw, how in texts:
+        forms.setdefault(raw, how)  # (an ASCII value's JSON is its UTF-8: named by the first)
+        for shift in range(3):
+            for name, encode in (("b64", base64.b64encode), ("b64url", base64.urlsafe_b64encode)):
+                # without the characters that also depend on the bytes around the value
+                forms.setdefault(encode(b"\0" * shift + raw)[4 if shift else 0 : -4], f"{name}+{shift} of {how}")
+        forms.setdefault(raw.hex().encode(), f"hex of {how}")
+        forms.setdefault(raw.hex().upper().encode(), f"HEX of {how}")
     return forms
 
 

@@ -27,7 +27,7 @@ import psycopg
 
 from tests.support.tansu import free_port
 
-__all__ = ["Cluster", "bindir", "private_cluster", "unavailable"]
+__all__ = ["Cluster", "bindir", "private_cluster", "started_copy", "unavailable"]
 
 _OWNER = "postgres"  # the account the server runs as when the suite runs as root
 
@@ -62,6 +62,14 @@ def unavailable() -> str | None:
 
 def _as_owner(argv: Sequence[str]) -> list[str]:
     return ["runuser", "-u", _OWNER, "--", *argv] if os.geteuid() == 0 else list(argv)
+
+
+def _run(argv: Sequence[str], what: str, timeout: float, log: Path | None = None, cwd: Path | None = None) -> None:
+    """Run a server tool; a failure says what failed and why (its output, the server's log)."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd)
+    if done.returncode != 0:
+        tail = log.read_text(errors="replace")[-2000:] if log is not None and log.exists() else ""
+        raise RuntimeError(f"{what} failed ({done.returncode}): {done.stderr.strip()[-2000:]}\n{tail}".strip())
 
 
 def _give_to_owner(path: Path) -> None:
@@ -120,15 +128,14 @@ class Cluster:
     def base_backup(self, into: Path) -> Path:
         """A plain-format base backup with the WAL it needs (``pg_basebackup -X stream``), as an operator takes
         one; made readable by the cluster's account (so it can be started as a cluster of its own)."""
-        subprocess.run(
+        _run(
             [
                 str(self.bin / "pg_basebackup"),
                 *("-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"),
                 *("-D", str(into), "-X", "stream", "-c", "fast", "--no-sync"),
             ],
-            check=True,
-            capture_output=True,
-            timeout=120,
+            "pg_basebackup",
+            120,
         )
         _give_to_owner(into)
         return into
@@ -145,12 +152,17 @@ def _start(bin: Path, data: Path, port: int, log: Path, options: Sequence[str]) 
             *options,
         ]
     )
-    subprocess.run(
-        _as_owner([str(bin / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o", opts, "start"]),
-        check=True,
-        capture_output=True,
-        timeout=90,
-    )
+    try:
+        _run(
+            _as_owner([str(bin / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o", opts, "start"]),
+            f"starting a private PostgreSQL server on {data}",
+            90,
+            log,
+        )
+    except (RuntimeError, subprocess.TimeoutExpired):
+        with contextlib.suppress(OSError, ValueError, IndexError):  # a postmaster still starting: stop it too
+            _stop(bin, data, int((data / "postmaster.pid").read_text().split()[0]))
+        raise
     return int((data / "postmaster.pid").read_text().split()[0])
 
 
@@ -182,7 +194,7 @@ def private_cluster(settings: Sequence[str] = ()) -> Iterator[Cluster]:
         home.chmod(0o755)  # the cluster's account must reach data/ and archive/ (each its own, 0700)
         (home / "archive").mkdir()
         _give_to_owner(home)
-        subprocess.run(
+        _run(
             _as_owner(
                 [
                     str(bin / "initdb"),
@@ -190,9 +202,8 @@ def private_cluster(settings: Sequence[str] = ()) -> Iterator[Cluster]:
                     *("--locale=C", "--no-sync", "--wal-segsize=1"),
                 ]
             ),
-            check=True,
-            capture_output=True,
-            timeout=180,
+            "initdb",
+            180,
             cwd=home,
         )
         port = free_port()

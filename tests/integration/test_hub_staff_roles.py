@@ -69,12 +69,11 @@ def staff_request(w: World) -> tuple[str, str, StaffDesk]:
 def decide(w: World, desk: StaffDesk, request_id: str, first: StaffSigner, second: StaffSigner) -> None:
     statement = desk.statement(request_id, "answered", "課税所得 0")
     one, two = approval(first, statement), approval(second, statement)
-    w.agencies[A].answer_decided(
-        StaffAnswer(
-            request_id, "answered", "課税所得 0", "may_disclose", "advised", one.key_id, one.signature, two.key_id,
-            two.signature,
-        )  # fmt: skip
-    )
+    answer = StaffAnswer(
+        request_id, "answered", "課税所得 0", "may_disclose", "advised", one.key_id, one.signature, two.key_id,
+        two.signature,
+    )  # fmt: skip
+    w.agencies[A].answer_decided(answer)
     w.settle()
 
 

@@ -41,7 +41,9 @@ def test_0017_applies_on_a_node_at_0014(engine: Engine) -> None:
         rows = [dict(r._mapping) for r in conn.execute(select(linkage_registrations))]
         assert rows == [{"subject": "p" + "1" * 32, "sealed": sealed, "sent": 0, "person_check": None}]
         check = os.urandom(32)
-        conn.execute(insert(linkage_registrations).values(subject="p" + "2" * 32, sealed=b"", sent=0, person_check=check))
+        conn.execute(
+            insert(linkage_registrations).values(subject="p" + "2" * 32, sealed=b"", sent=0, person_check=check)
+        )
         kept = conn.execute(
             select(linkage_registrations.c.person_check).where(linkage_registrations.c.subject == "p" + "2" * 32)
         ).scalar_one()

@@ -90,5 +90,7 @@ def roster_stream(
     stream += [("KeyCertified", {"cert": certificate(s, admin, certifies=False)}) for s in staff]
     if roles is not False:
         given = {} if roles is True else roles
-        stream += [("RoleCertified", role_certified(admin, second, s.staff, given.get(s.staff, "approver"))) for s in staff]
+        stream += [
+            ("RoleCertified", role_certified(admin, second, s.staff, given.get(s.staff, "approver"))) for s in staff
+        ]
     return roster_events(stream)

@@ -18,9 +18,7 @@ def staff_signer(agency: str, staff: str) -> StaffSigner:
     return StaffSigner(agency, staff, Ed25519PrivateKey.generate())
 
 
-def roster_of(
-    agency: str, *signers: StaffSigner, roles: Mapping[str, Iterable[str]] | None = None
-) -> RosterState:
+def roster_of(agency: str, *signers: StaffSigner, roles: Mapping[str, Iterable[str]] | None = None) -> RosterState:
     """``agency``'s roster certifying each signer's key (several may be one person's) and recording roles:
     ``roles`` per staff member, by default every signer an approver (the role that decides a staff answer)."""
     roster = RosterState(agency, opened=True, roles_recorded=True)

@@ -18,7 +18,9 @@ In hub mode:
   mode, and must be backed up with the data directory (a new code secret would file everyone anew);
 * when a number is typed, the person's registration (its code and the number) is sealed to the hub at once and
   kept (``linkage_registrations``): the node cannot open it again and holds no number; the bridge
-  (``consumers/linkage_bridge.py``) sends it before the first act about the person;
+  (``consumers/linkage_bridge.py``) sends it before the first act about the person. Beside it, when the hub
+  publishes its VRF key, a keyed check of the proof the hub will answer with (``person_check``), so the
+  bridge checks that proof without the number (``consumers/linkage_map.py``);
 * its provision records go to the hub with their contents sealed to the **portal** (the hub cannot read them:
   docs/accountable-hub.md), so the portal's published entry is ``linkage.portal``; without it the records wait,
   the loop raising an alarm, until it is there.

@@ -279,16 +279,11 @@ class MapChecks:
         return self.incidents[-1]
 
     def _registered(self, m: Registered) -> None:
-        """The hub's answer to a registration: the map key kept only once the hub's VRF proof checks against the
-        number this agency registered — with the number in hand (an agency's end), else against the check kept
-        when the number was typed (``registrations``: an agency node, which keeps no number).
-
-        Threat: a malicious or compromised hub answering with another number's proof, a bent one or one under
-        another key pair, so that this agency checks its flags (or routing decisions) at a leaf the hub chose —
-        a holder shown a flagged leaf while providers are shown an unflagged one. A proof that does not check is
-        ``bad_person_key``, raised as an incident (the hub's signed answer is no evidence a third party can check
-        without the number, so none is kept); the key is not kept, so every routed query about the person is
-        answered by staff and no holder check relies on it."""
+        """The map key kept only once the hub's VRF proof checks against the number registered — in hand (an
+        agency's end) or as the check kept when it was typed (``registrations``: a node, which keeps no number).
+        Threat: a malicious or compromised hub bending the key (another number's proof, a bent one, another key
+        pair's) so this agency checks a leaf the hub chose. Failing: ``bad_person_key`` raised (no evidence a
+        third party could check without the number), no key kept: the person's queries go to staff."""
         number = self._numbers.pop(m.code, None)
         if number is None and m.code in self.keys:
             return  # the answer to a registration sent again

@@ -32,7 +32,7 @@ from ledger.domain.staff_acts import (
     role_statement,
     staff_key_id,
 )
-from ledger.log.staff_roles import act_role_problem, check_roles
+from ledger.log.staff_roles import act_role_problem, check_roles, decision_role_problem
 from ledger.log.staff_roster import RosterState
 
 B, P, OSAKA = "131024", "130001", "270008"
@@ -243,3 +243,19 @@ def test_break_glass_a_prefecture_administrators_co_approval_certifies_at_a_peer
     assert unseen is not None and "roster here" in unseen
     assert roster.apply("RoleCertified", genuine, rosters.get) is None
     assert roster.holds("tanaka", "operator")
+
+
+def test_a_staff_answer_is_an_approvers_decision_and_no_administrators() -> None:
+    """Threat: an administrator or insider enrolling sock accounts (certified keys, no approver's role) to sign
+    both halves of a consultation's decision, or signing a half with their own administrator's key; a roster
+    that records no roles proves no authority for a decision."""
+    roster, people = agency(B, "rev", "apr", "sock", "sock2")
+    admin, admin2 = people["admin"], people["admin2"]
+    assert roster.apply("RoleCertified", grant(admin, "apr", "approver", approver=admin2)) is None
+    assert roster.apply("RoleCertified", grant(admin, "sock", "approver")) is not None  # one administrator alone
+    assert decision_role_problem(roster, ("rev", "apr")) is None
+    assert decision_role_problem(roster, ("apr", "rev")) is None  # one statement: the order proves nothing
+    assert "neither sock nor sock2 holds approver" in str(decision_role_problem(roster, ("sock", "sock2")))
+    assert "administrator may not" in str(decision_role_problem(roster, ("admin2", "apr")))
+    old, _ = agency(B, "rev", "apr", roles=False)
+    assert "records no roles" in str(decision_role_problem(old, ("rev", "apr")))

@@ -380,7 +380,12 @@ class LinkageBridge:
             if row.staff_answer == HUB_STAFF and status in DECIDED:  # the hub takes it only signed by two of the staff
                 try:
                     signed = decisions.staff_answer(
-                        self.engine, self.agency, row.hub_request_id, row.local_request_id, status
+                        self.engine,
+                        self.agency,
+                        row.hub_request_id,
+                        row.local_request_id,
+                        status,
+                        self.app.roster(self.agency),
                     )
                 except FlagLedgerError as exc:  # decided unsigned: sent plain, the hub refuses and escalates
                     with self.engine.begin() as conn:

@@ -20,10 +20,11 @@ kind                   from → to           holds
 =====================  ==================  ==========================================================
 
 A decision is two signatures of two different staff members of the provider, each with a key its staff roster
-certified and did not revoke (``ledger.log.staff_roster``), one of them holding approver there and neither
-administrator (``ledger.log.staff_roles.decision_role_problem``), over :func:`decision_statement`: the provider, the
-request, the status, the data's digest, the advice and its basis. Whoever checks it — the provider before it
-sends, the hub before it relays — applies :func:`check_decision`. A node's key signs no decision, so a shell
+certified and did not revoke (``ledger.log.staff_roster``), one of them holding reviewer there and the other
+approver, neither administrator (``ledger.log.staff_roles.decision_role_problem``), over :func:`decision_statement`:
+the provider, the request, the status, the data's digest, the advice and its basis. Whoever checks it — the
+provider's node before it approves and before it sends (``consumers/linkage_decisions.py``), the hub before it
+relays — applies :func:`check_decision`. A node's key signs no decision, so a shell
 user holding the node's keys cannot make one; an administrator holding two keys is one person.
 
 :class:`StaffDesk` is the provider's side, in memory (a node keeps it durably): cases opened by a ``staff``
@@ -172,7 +173,7 @@ def decision_statement(provider: str, request_id: str, status: str, data: str, a
 def check_decision(roster: RosterState | None, provider: str, answer: StaffAnswer) -> tuple[str, str]:
     """The two staff members who decided ``answer`` for ``provider``; a ledger error unless two different
     staff members of the provider signed it with keys its roster certified and did not revoke, and the roster
-    gives them the authority (``staff_role``: one holds approver, neither administrator;
+    gives them the authority (``staff_role``: one holds reviewer, the other approver, neither administrator;
     :func:`ledger.log.staff_roles.decision_role_problem`, the rule every reader of a roster applies)."""
     if roster is None or roster.agency != provider:
         raise PermissionDenied(f"no staff roster of {provider} to check its decision", code=Code.STAFF_SIGNATURE)

@@ -92,7 +92,7 @@ def test_a_decision_is_checked_against_the_roster_the_provider_sent(store: HubSt
     w.settle()
     assert codes(w) == [Code.STAFF_SIGNATURE] and w.inbox(C) == []
 
-    w.agencies[A].send_roster(roster_stream(ADMIN, APR, APR2))
+    w.agencies[A].send_roster(roster_stream(ADMIN, APR, APR2, roles={"apr": "reviewer"}))
     w.agencies[A].answer_decided(signed(desk, request_id, APR, STRANGER))
     w.settle()
     assert codes(w) == [Code.STAFF_SIGNATURE, Code.STAFF_SIGNATURE] and w.inbox(C) == []

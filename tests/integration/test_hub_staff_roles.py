@@ -270,6 +270,12 @@ def test_the_provider_node_and_the_hub_refuse_a_staff_answer_without_a_reviewer_
     assert "old holds neither" in hub_refused[1][1] and "rev holds neither" in hub_refused[2][1]
     assert w.bridges[C].query(asked)["status"] == "in_progress"
 
+    # the legacy reviewer is certified by revoking the local role and granting it again (two administrators)
+    a.app.revoke_role(admin, "old", "reviewer")
+    grant_approved(a, admin, "old", "reviewer")
+    roster = a.app.roster(A)
+    assert roster is not None and roster.holds("old", "reviewer")
+
     # the control: a reviewer certified again (two administrators) proposes, an approver approves
     grant_approved(a, admin, "rev", "reviewer")
     decisions.propose(a.app, a.engine, Actor(A, "rev"), local, "provide", "unknown")

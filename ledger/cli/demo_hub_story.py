@@ -85,7 +85,9 @@ class HubDemo:
         for who in STAFF[code]:
             app.enroll_staff(admin, who, who, CAST[who])
             app.activate_credential(code, who, app.issue_enrolment_code(admin, who), demo_password(code, who))
-        for grant in app.role_grants(second) if granted else []:  # approvers, operators, reviewers: a second administrator
+        for grant in (
+            app.role_grants(second) if granted else []
+        ):  # approvers, operators, reviewers: a second administrator
             app.approve_grant(second, grant.id)
 
     def setup(self) -> None:

@@ -137,7 +137,9 @@ CO_APPROVAL = record(
 )
 # an administrator's staff-key signature on a role grant (ledger.domain.staff_acts.role_statement), and the
 # roster's certification of a role with them (ledger.log.staff_roster.RosterState._certify_role)
-_ROSTER_ROLES = tuple(r.value for r in (Role.REQUESTER, Role.APPROVER, Role.OPERATOR, Role.REVIEWER, Role.ADMINISTRATOR))
+_ROSTER_ROLES = tuple(
+    r.value for r in (Role.REQUESTER, Role.APPROVER, Role.OPERATOR, Role.REVIEWER, Role.ADMINISTRATOR)
+)
 ROLE_SIGNED = record({"staff": STAFF, "key_id": KEY_ID, "signature": SIGNATURE})
 ROLE_CERT = record(
     {

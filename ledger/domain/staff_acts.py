@@ -36,7 +36,8 @@ __all__ = [
 
 REQUESTED, APPROVED, REJECTED, EXECUTED = ACTS = ("requested", "approved", "rejected", "executed")
 # what an administrator signs about a role grant: proposing it (alone enough for a one-step role such as
-# requester) and approving another administrator's proposal (a privileged role: approver, operator, reviewer, administrator)
+# requester) and approving another administrator's proposal (a privileged role: approver, operator, reviewer,
+# administrator)
 PROPOSED_ROLE, APPROVED_ROLE = ROLE_ACTS = ("proposed", "approved")
 ROOT_ISSUER = "system"  # the root's code is issued by the node at set-up, not by a person
 

@@ -275,5 +275,7 @@ def test_a_staff_answer_is_a_reviewers_proposal_and_an_approvers_approval_and_no
     old, _ = agency(B, "rev", "apr", roles=False)
     assert "records no roles" in str(decision_role_problem(old, ("rev", "apr")))
     no_reviewer, staff = agency(B, "rev", "apr")  # roles recorded, but no reviewer ever certified
-    assert no_reviewer.apply("RoleCertified", grant(staff["admin"], "apr", "approver", approver=staff["admin2"])) is None
+    assert (
+        no_reviewer.apply("RoleCertified", grant(staff["admin"], "apr", "approver", approver=staff["admin2"])) is None
+    )
     assert "before_reviewer_roles" in str(decision_role_problem(no_reviewer, ("rev", "apr")))

@@ -33,7 +33,9 @@ PSEUDONYM = re.compile(r"p[0-9a-f]{32}")
 def _answer(key: SoftAuthenticator, options: dict[str, Any]) -> str:
     """The key's assertion as webauthn.js sends it (JSON; the response's three fields)."""
     a = key.get(options, ORIGIN)
-    return json.dumps({**a, "response": {k: a["response"][k] for k in ("clientDataJSON", "authenticatorData", "signature")}})
+    return json.dumps(
+        {**a, "response": {k: a["response"][k] for k in ("clientDataJSON", "authenticatorData", "signature")}}
+    )
 
 
 def _options(http: TestClient, url: str, csrf: str) -> list[dict[str, Any]]:
@@ -96,7 +98,10 @@ def test_each_prompted_request_carries_its_own_assertion_and_verifies_at_a_peer_
     start = app.max_position()
     assert req.post(perps, data={"csrf": csrf}, follow_redirects=False).status_code == 403, "no assertion at all"
     assert _post(req, perps, csrf, genuine[:1]).status_code == 409, "one request left unsigned"
-    swapped = [{**genuine[0], "request_id": genuine[1]["request_id"]}, {**genuine[1], "request_id": acts[0]["request_id"]}]
+    swapped = [
+        {**genuine[0], "request_id": genuine[1]["request_id"]},
+        {**genuine[1], "request_id": acts[0]["request_id"]},
+    ]
     assert _post(req, perps, csrf, swapped).status_code == 409, "an assertion names the request it signed"
     other = [{"request_id": a["request_id"], "assertion": _answer(keys["apr"], a["publicKey"])} for a in acts]
     assert _post(req, perps, csrf, other).status_code == 403, "another person's key"
@@ -109,7 +114,8 @@ def test_each_prompted_request_carries_its_own_assertion_and_verifies_at_a_peer_
     assert all((r.flags, r.requested_by, r.case_id) == ([ND], "req", case) for r in made)
     comps = f"/console/cases/{case}/prompted/companions"
     (kact,) = _options(req, comps, csrf)
-    assert _post(req, comps, csrf, [{"request_id": kact["request_id"], "assertion": _answer(keys["req"], kact["publicKey"])}]).status_code == 303  # fmt: skip
+    ksigned = {"request_id": kact["request_id"], "assertion": _answer(keys["req"], kact["publicKey"])}
+    assert _post(req, comps, csrf, [ksigned]).status_code == 303
     (kreq,) = [r for r in _requests(b, k) if r.flags == [ND]]
     assert str(kreq.id) == kact["request_id"]
     queue = app.year_queue(Actor(B, "req"))

@@ -241,3 +241,33 @@ def test_the_municipality_shows_each_person_by_its_own_number_and_answers_a_requ
     app.approve_request(Actor(B, "apr"), made.id)
     app.execute_request(Actor(B, "op"), made.id)
     assert _statuses(node, POL)[bid] == "executed"
+
+
+def test_a_requester_with_a_security_key_answers_a_body_request_only_with_its_assertion(
+    make_node: NodeFactory, person: Callable[[], str]
+) -> None:
+    """Administrator / shell user (four eyes are two people): for a requester with a certified security key the
+    server never signs the answer — an unsigned post is refused and records nothing; the signed one carries
+    the key's assertion over the request it names, and the request verifies as a peer checks it."""
+    from ledger.audit.verify import verify_log
+    from tests.integration.test_console_webauthn_acts import signed_form, with_key
+    from tests.support.soft_authenticator import SoftAuthenticator
+
+    node = make_node((*DEFAULT_AGENCIES, AgencySpec(POL, "警視庁", "police")))
+    app, x = node.app, person()
+    key = SoftAuthenticator()
+    req, csrf = with_key(node, "req", key)
+    bid = app.send_body_request(Actor(POL, "req"), B, x, [ND], "dv")
+    assert "data-sign-act" in req.get("/console/body-requests").text
+    url = f"/console/body-requests/{bid}/request"
+    start = app.max_position()
+    assert req.post(url, data={"csrf": csrf}, follow_redirects=False).status_code == 403
+    assert app.max_position() == start and _statuses(node, POL)[bid] == "sent"
+    assert signed_form(req, key, url, {"csrf": csrf}).status_code == 303
+    assert _statuses(node, POL)[bid] == "requested"
+    (outcome,) = app.body_request_outcome(Actor(POL, "req"), bid)["outcomes"]
+    made = app.flag_request(UUID(outcome["flag_request_id"]))
+    assert {"authenticator_data", "client_data"} <= made.acts[0].keys(), "the requester's own key's assertion"
+    app.approve_request(Actor(B, "apr"), made.id)
+    app.execute_request(Actor(B, "op"), made.id)
+    assert _statuses(node, POL)[bid] == "executed" and verify_log(app, workers=1).staff_findings == []

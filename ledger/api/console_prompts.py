@@ -58,6 +58,8 @@ def _statement(node: Node, who: Principal, case_id: UUID, item: dict[str, Any], 
 
 def _prompts(node: Node, who: Principal, case_id: UUID, which: str) -> list[dict[str, Any]]:
     items = node.app.case_prompts(who.actor, case_id, which)
+    if not items:  # asked meanwhile (another tab, a colleague): say so rather than "requested"
+        raise StateConflict("nothing is prompted on this case any more: reload the page")
     if len(items) > MAX_PROMPTED:
         raise InputError(f"more than {MAX_PROMPTED} requests at once: request some on the flag request page")
     return items
@@ -78,8 +80,6 @@ def prompted_options(
             rid = uuid4()
             options = begin_act(node, request, who.actor, _statement(node, who, case_id, item, rid))
             acts.append({"request_id": str(rid), "person": person(item["subject"]), "publicKey": options})
-        if not acts:
-            raise StateConflict("nothing is prompted on this case any more: reload the page")
     except FlagLedgerError as exc:
         return _refusal(exc)
     return JSONResponse({"acts": acts})
@@ -100,7 +100,8 @@ def _signed(
     proofs = []
     for rid, assertion in given:
         proof = act_proof(node, request, who.actor, assertion)
-        assert proof is not None  # an assertion was sent
+        if proof is None:  # an empty answer, from a person with no certified key
+            raise InputError("sign each prompted request with your security key", field="assertions")
         try:
             challenge = json.loads(unb64url(proof.client_data)).get("challenge")
         except (ValueError, AttributeError) as exc:

@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import pytest
 from fastapi.testclient import TestClient
 
 from ledger.app import Actor
 from ledger.audit.verify import verify_log
 from ledger.domain.flags import FlagRequest
 from ledger.log.staff_roster import check_evidence
-from ledger.runtime.bootstrap import Node
-from tests.conftest import B
+from ledger.runtime.bootstrap import AgencySpec, Node
+from tests.conftest import B, C, NodeFactory
 from tests.integration.test_console_security_keys import ORIGIN
 from tests.integration.test_console_webauthn_acts import signed_form, with_key
 from tests.integration.test_staff_signing import deliver, pair  # noqa: F401 (pair: the fixture)
 from tests.support.people import individual_number
 from tests.support.soft_authenticator import SoftAuthenticator
+from tests.support.trust import trust
 
 ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
 PSEUDONYM = re.compile(r"p[0-9a-f]{32}")
@@ -65,8 +69,20 @@ def _protect(node: Node, subject: str, flags: list[str], case: UUID | None = Non
     app.execute_request(Actor(B, "op"), rid)
 
 
+@pytest.fixture
+def pair_on(make_node: NodeFactory, tmp_path: Path, backend: str | None) -> tuple[Node, Node]:
+    """B's node on each storage backend (SQLite, PostgreSQL), and peer C (SQLite) ingesting B's events."""
+    key = tmp_path / "pseudonym.key"
+    key.write_text(secrets.token_hex(32))
+    b = make_node((AgencySpec(B, "B市", "municipality"),), name="b", pseudonym_key_file=key, database_url=backend)
+    c = make_node((AgencySpec(C, "C市", "municipality"),), name="c", pseudonym_key_file=key)
+    trust(b, c)
+    trust(c, b)
+    return b, c
+
+
 def test_each_prompted_request_carries_its_own_assertion_and_verifies_at_a_peer_like_one_made_alone(
-    pair: tuple[Node, Node],  # noqa: F811
+    pair_on: tuple[Node, Node],
 ) -> None:
     """Threat: the perpetrator (Y1, Y2 named on X's case must get NON_DISCLOSURE, so that a query about them does
     not show its querier on their portal), the administrator / shell user (four eyes are two people: the server
@@ -76,7 +92,7 @@ def test_each_prompted_request_carries_its_own_assertion_and_verifies_at_a_peer_
     the requests records nothing; the signed post records one request per prompt, each of which, approved and
     executed, is applied by C and passes ``audit verify`` on both nodes, its evidence shaped like that of a
     request made alone on the flag request page."""
-    b, c = pair
+    b, c = pair_on
     app = b.app
     x, k, y1, y2, alone = (individual_number() for _ in range(5))
     keys = {who: SoftAuthenticator() for who in ("req", "apr")}
@@ -121,6 +137,8 @@ def test_each_prompted_request_carries_its_own_assertion_and_verifies_at_a_peer_
     queue = app.year_queue(Actor(B, "req"))
     assert [p for p in queue["perpetrators"] + queue["companions"] if p["case_id"] == str(case)] == []
     assert _options_refused(req, perps, csrf) == 409, "nothing left to prompt"
+    assert _post(req, perps, csrf, genuine).status_code == 409, "a second press: nothing left, nothing recorded"
+    assert len(_requests(b, y1, y2)) == 2
 
     # one request made alone, on the flag request page, signed by the same key: the reference shape
     form = {"csrf": csrf, "subject": alone, "flags": [ND], "kind": "set", "reason": "dv"}
@@ -172,6 +190,8 @@ def test_without_a_security_key_each_prompted_request_is_signed_by_the_unlocked_
     start = app.max_position()
     assert req.post(url, data={"csrf": "0" * 64}, follow_redirects=False).status_code == 403
     assert req.post(url + "/options", data={"csrf": csrf}).status_code == 403, "no key: no options to sign with"
+    empty = [{"request_id": "00000000-0000-4000-8000-000000000000", "assertion": ""}]
+    assert _post(req, url, csrf, empty).status_code == 422, "an empty answer is bad input, not a server error"
     assert app.max_position() == start
     assert req.post(url, data={"csrf": csrf}, follow_redirects=False).status_code == 303
     (made,) = _requests(b, y)

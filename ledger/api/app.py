@@ -28,6 +28,7 @@ from ledger.api import (
     console_year_acts,
     disclosure,
     incidents,
+    proxy_approvals,
     queries,
     system,
     year,
@@ -67,6 +68,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     app.include_router(commands.router)
     app.include_router(year.router)
     app.include_router(companions.router)
+    app.include_router(proxy_approvals.router)
     app.include_router(bodies.router)
     app.include_router(disclosure.router)
     app.include_router(queries.router)

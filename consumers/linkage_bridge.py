@@ -346,7 +346,7 @@ class LinkageBridge:
             yield from moves.move_message(self.agency, event, stream)
             return
         if topic in proxies.TOPICS:  # this agency's four eyes approved a proxy, or withdrew it: the hub is told
-            approval = self.app.repository.get(stream, version=event.originator_version)
+            approval: Any = self.app.repository.get(stream, version=event.originator_version)
             yield from proxies.proxy_message(self.agency, topic, approval, stream, event.originator_version)
             return
         if topic == _ERASED:  # the hub shreds the records this agency sent it about the person, the portal's page too

@@ -33,8 +33,8 @@ class FlagLedger(
     Wiring and the key ring: :mod:`ledger.app.wiring`; saving and loading: :mod:`ledger.app.store`; access:
     :mod:`ledger.app.access`; commands by area: :mod:`ledger.app.agencies`, :mod:`ledger.app.flags`,
     :mod:`ledger.app.provision`, :mod:`ledger.app.identity`, :mod:`ledger.app.year`,
-    :mod:`ledger.app.companions`, :mod:`ledger.app.guardians`, :mod:`ledger.app.proxy_approvals`, :mod:`ledger.app.bodies`,
-    :mod:`ledger.app.security_keys`.
+    :mod:`ledger.app.companions`, :mod:`ledger.app.guardians`, :mod:`ledger.app.proxy_approvals`,
+    :mod:`ledger.app.bodies`, :mod:`ledger.app.security_keys`.
     """
 
     name = "flagledger"

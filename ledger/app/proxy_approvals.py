@@ -18,6 +18,7 @@ from eventsourcing.utils import get_topic
 
 from ledger.app.guardians import GuardianCommands, Proof
 from ledger.app.values import Actor
+from ledger.domain.flags import Protection
 from ledger.domain.proxy_approvals import HolderProxyApproval
 from ledger.domain.staff_acts import APPROVED, REQUESTED, act_statement, details_digest, note_digest
 from ledger.domain.types import Action, Flag
@@ -49,7 +50,7 @@ class ProxyApprovalCommands(GuardianCommands):
             raise PermissionDenied(f"proxy approval: {problem}", code=Code.STAFF_ROLE)
 
     def _holds(self, actor: Actor, subject: str) -> None:
-        protection = self.protection(actor.agency, subject)
+        protection = self.find(Protection, self.ids.protection(actor.agency, subject))  # this agency's own
         if protection is None or not any(protection.active(f) for f in _HOLDING):
             raise PermissionDenied(
                 f"agency {actor.agency} holds no NON_DISCLOSURE or NO_AUTO_RESPONSE on this person: only a holder "
@@ -123,7 +124,9 @@ class ProxyApprovalCommands(GuardianCommands):
         a = self._own_approval(actor, approval_id)
         a.check_approvable(actor.staff)
         self._pair(actor, a.subject, a.proxy)  # released or barred since the proposal: refused
-        a.approve(actor.staff, self.sign_act(actor, _statement(actor, APPROVAL, a.id, APPROVED, a.subject, a.proxy), proof))
+        a.approve(
+            actor.staff, self.sign_act(actor, _statement(actor, APPROVAL, a.id, APPROVED, a.subject, a.proxy), proof)
+        )
         self.save_as(actor.agency, a)
 
     def propose_proxy_withdrawal(

@@ -33,6 +33,7 @@ from ledger.portal.service import PortalService, read_page
 from ledger.portal.store import PortalStore, open_portal_store
 from tests.conftest import NodeFactory
 from tests.support.api import auth, client
+from tests.support.approvals import approve_fully
 from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, hub_nodes, set_flag
 from tests.support.hub_world import A, B, C
 from tests.support.people import individual_number
@@ -167,11 +168,23 @@ def test_a_peer_agency_holding_nothing_cannot_approve(story: Story) -> None:
     assert held.claimed_sender == C and held.code == Code.WRONG_AGENCY
     assert story.approvals_at_hub() == 0 and story.refused(x, "proxy", q) == Code.PROXY_REFUSED
 
+    b = story.world.nodes[B].app
+    approval = b.propose_proxy_approval(Actor(B, "req"), x, q)  # B still holds: the proposal is taken
+    rid = b.request_flags(Actor(B, "req"), x, ["NON_DISCLOSURE"], kind="release", explanation="told in person")
+    approve_fully(b, B, rid)
+    b.execute_request(Actor(B, "op"), rid)
+    with pytest.raises(PermissionDenied) as late:
+        b.approve_proxy_approval(Actor(B, "apr"), approval)  # B holds nothing on X any more
+    assert late.value.code == Code.WRONG_AGENCY
+    story.settle()
+    assert story.approvals_at_hub() == 0
+
 
 def test_no_one_person_and_no_administrator_approves_alone(story: Story) -> None:
     """Threat: an administrator alone, or any one person of the holder: the requester cannot approve their own
-    proposal (a requester is no approver; one holding both is refused as the proposer: the unit test), an administrator can neither propose nor approve, a counter clerk cannot propose; nothing reaches
-    the hub and P stays refused. A withdrawal needs two people as well."""
+    proposal (a requester is no approver; one holding both is refused as the proposer:
+    tests/unit/test_holder_proxy_approval.py), an administrator can neither propose nor approve, a counter clerk
+    cannot propose; nothing reaches the hub and P stays refused. A withdrawal needs two people as well."""
     x, p, _ = protected(story)
     b = story.world.nodes[B].app
     for who in ("admin", "counter"):

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger.app import Actor
+from ledger.audit.verify import verify_log
 from ledger.cli.main import main
 from ledger.errors import Code, FlagLedgerError, PermissionDenied
 from ledger.hub.inbox import parked
@@ -148,6 +149,8 @@ def test_the_holders_two_people_let_the_proxy_read_and_withdraw_it(story: Story)
     story.settle()
     assert story.refused(x, "proxy", p) == Code.PROXY_REFUSED
     assert b.proxy_approvals(Actor(B, "apr")) == []
+    report = verify_log(b, workers=1)  # B's log with the four signed acts still verifies
+    assert report.ok, report.first_bad
 
 
 def test_a_peer_agency_holding_nothing_cannot_approve(story: Story) -> None:

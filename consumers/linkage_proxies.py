@@ -3,12 +3,15 @@ hub's side: ``ledger.hub.proxy_approvals``).
 
 **Out**: once this agency's four eyes put an approval in force (``HolderProxyApproval.Approved``) or withdrew it
 (``Withdrawn``), the bridge sends the hub a ``proxy_approval`` (``approve`` or ``revoke``) naming the person and
-the proxy by this agency's own codes, its id derived from the event: sent again after a crash, it is the same
-message and the same event id, dropped by the hub as a replay. A proposal alone sends nothing.
+the proxy by this agency's own codes, with the two staff signatures its four eyes recorded (the proposal's and
+the approval's — or the withdrawal's), which the hub checks against the roster the bridge sends it; its id
+derived from the event: sent again after a crash, it is the same message and the same event id, dropped by the
+hub as a replay. A proposal alone sends nothing.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -34,7 +37,20 @@ def proxy_message(
         return
     action = "approve" if topic == APPROVED else "revoke"
     approval_id = uuid.uuid5(_IDS, f"{stream}:{version}").hex
+    acts = ("proposed", "approved") if topic == APPROVED else ("withdrawal_proposed", "withdrawn")
+    requested, approved = (approval.signatures.get(a) or {} for a in acts)
+    signed = {"approval": stream.hex, "requested": _json(requested), "approved": _json(approved)}
     yield (
         (approval.subject, approval.proxy),
-        ProxyApproval(approval_id, code_of(approval.subject), code_of(approval.proxy), action),
+        ProxyApproval(
+            approval_id,
+            code_of(approval.subject),
+            code_of(approval.proxy),
+            action,
+            **(signed if requested and approved else {}),  # unsigned: a node whose staff sign nothing yet
+        ),
     )
+
+
+def _json(signature: dict[str, str]) -> str:
+    return json.dumps(signature, sort_keys=True, separators=(",", ":"))

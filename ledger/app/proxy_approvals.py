@@ -20,7 +20,7 @@ from ledger.app.guardians import GuardianCommands, Proof
 from ledger.app.values import Actor
 from ledger.domain.flags import Protection
 from ledger.domain.proxy_approvals import HolderProxyApproval
-from ledger.domain.staff_acts import APPROVED, REQUESTED, act_statement, details_digest, note_digest
+from ledger.domain.staff_acts import APPROVED, REQUESTED, proxy_approval_statement
 from ledger.domain.types import Action, Flag
 from ledger.errors import Code, InputError, PermissionDenied, StateConflict
 from ledger.log.staff_roles import act_role_problem
@@ -32,10 +32,8 @@ APPROVAL, WITHDRAWAL = "proxy-approval:", "proxy-withdrawal:"  # what each state
 
 
 def _statement(actor: Actor, what: str, approval: UUID, act: str, subject: str, proxy: str) -> bytes:
-    """What each person acting on an approval signs: the pair by digest, the approval (``what``: approving it or
-    withdrawing it) by id."""
-    digest = details_digest(subject, "holder_proxy_approval", proxy, None)
-    return act_statement(actor.agency, act, what + str(approval), digest, actor.staff, note_digest(""))
+    """What each person acting on an approval signs (the hub checks the same: ``proxy_approval_statement``)."""
+    return proxy_approval_statement(actor.agency, str(approval), what == WITHDRAWAL, act, subject, proxy, actor.staff)
 
 
 class ProxyApprovalCommands(GuardianCommands):

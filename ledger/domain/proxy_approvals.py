@@ -45,6 +45,8 @@ class HolderProxyApproval(LedgerAggregate):
         self.approved_by: str | None = None
         self.withdrawal_proposed_by: str | None = None
         self.withdrawn_by: str | None = None
+        # each act's staff signature, by act: what the bridge carries to the hub, which checks them too
+        self.signatures: dict[str, dict[str, str]] = {"proposed": dict(staff_signature or {})}
 
     @property
     def in_force(self) -> bool:
@@ -65,6 +67,7 @@ class HolderProxyApproval(LedgerAggregate):
     @event("Approved")
     def _approved(self, by: str, staff_signature: dict[str, str] | None = None) -> None:
         self.approved_by = by
+        self.signatures["approved"] = dict(staff_signature or {})
 
     def check_withdrawable(self, by: str, *, proposing: bool) -> None:
         if not self.in_force:
@@ -85,6 +88,7 @@ class HolderProxyApproval(LedgerAggregate):
     @event("WithdrawalProposed")
     def _withdrawal_proposed(self, by: str, note: str, staff_signature: dict[str, str] | None = None) -> None:
         self.withdrawal_proposed_by = by
+        self.signatures["withdrawal_proposed"] = dict(staff_signature or {})
 
     def withdraw(self, by: str, staff_signature: dict[str, str] | None = None) -> None:
         self.check_withdrawable(by, proposing=False)
@@ -93,3 +97,4 @@ class HolderProxyApproval(LedgerAggregate):
     @event("Withdrawn")
     def _withdrawn(self, by: str, staff_signature: dict[str, str] | None = None) -> None:
         self.withdrawn_by = by
+        self.signatures["withdrawn"] = dict(staff_signature or {})

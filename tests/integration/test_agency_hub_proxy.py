@@ -11,9 +11,10 @@ agency that holds nothing on X, an administrator (or any one person) alone.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import pytest
@@ -22,12 +23,15 @@ from sqlalchemy import func, select
 from ledger.app import Actor
 from ledger.audit.verify import verify_log
 from ledger.cli.main import main
+from ledger.domain.staff_acts import APPROVED, REQUESTED, proxy_approval_statement
 from ledger.errors import Code, FlagLedgerError, PermissionDenied
 from ledger.hub.inbox import parked
 from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.portal_feed import PortalFeed
 from ledger.hub.tables import hub_proxy_approvals
+from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.names import PORTAL
+from ledger.linkage.proxy_approvals import ProxyApproval, holder_subject
 from ledger.linkage.transport import MemoryTransport
 from ledger.portal.rules import PortalView
 from ledger.portal.service import PortalService, read_page
@@ -92,6 +96,23 @@ def story(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterat
         store.close()
         w.close()
         hub.close()
+
+
+def signed(story: Story, agency: str, x: str, proxy: str, by: tuple[str, str] = ("req", "apr")) -> ProxyApproval:
+    """A ``proxy_approval`` as ``agency``'s node would send it, its two acts signed by ``by``'s own staff keys."""
+    app, end = story.world.nodes[agency].app, story.world.bridges[agency].end
+    code, proxy_code = end.file_person(x), end.file_person(proxy)  # registered at the hub under its codes
+    stream = uuid.uuid4()
+    sigs = [
+        app.signer_for(Actor(agency, who)).sign(
+            proxy_approval_statement(
+                agency, str(stream), False, act, holder_subject(code), holder_subject(proxy_code), who
+            )
+        )
+        for act, who in zip((REQUESTED, APPROVED), by, strict=True)
+    ]
+    as_json = [json.dumps(s, sort_keys=True) for s in sigs]
+    return ProxyApproval(uuid.uuid4().hex, code, proxy_code, "approve", stream.hex, *as_json)
 
 
 def protected(story: Story) -> tuple[str, str, str]:
@@ -165,7 +186,7 @@ def test_a_peer_agency_holding_nothing_cannot_approve(story: Story) -> None:
         c.propose_proxy_approval(Actor(C, "req"), x, q)
     assert caught.value.code == Code.WRONG_AGENCY and c.max_position() == before
 
-    story.world.bridges[C].end.approve_proxy(x, q)  # a modified node: the hub checks on its own
+    story.world.bridges[C].end.send(signed(story, C, x, q), ANSWER_SIZE)  # C's own two people, past its app
     story.settle()
     [held] = parked(story.world.hub.store.engine)
     assert held.claimed_sender == C and held.code == Code.WRONG_AGENCY
@@ -187,7 +208,9 @@ def test_no_one_person_and_no_administrator_approves_alone(story: Story) -> None
     """Threat: an administrator alone, or any one person of the holder: the requester cannot approve their own
     proposal (a requester is no approver; one holding both is refused as the proposer:
     tests/unit/test_holder_proxy_approval.py), an administrator can neither propose nor approve, a counter clerk
-    cannot propose; nothing reaches the hub and P stays refused. A withdrawal needs two people as well."""
+    cannot propose; nothing reaches the hub and P stays refused. A shell user at B sending past B's app with B's
+    linkage key (unsigned, signed twice by one person, or carrying signatures of another pair) is parked at the
+    hub against B's roster. A withdrawal needs two people as well."""
     x, p, _ = protected(story)
     b = story.world.nodes[B].app
     for who in ("admin", "counter"):
@@ -199,6 +222,18 @@ def test_no_one_person_and_no_administrator_approves_alone(story: Story) -> None
     with pytest.raises(PermissionDenied):
         b.approve_proxy_approval(Actor(B, "admin"), approval)
     story.settle()
+    assert story.approvals_at_hub() == 0 and story.refused(x, "proxy", p) == Code.PROXY_REFUSED
+
+    # a shell user at B with B's node and linkage keys, past B's app: unsigned, one person's two signatures, the
+    # approver's signature of another pair — each parked at the hub
+    end = story.world.bridges[B].end
+    end.approve_proxy(x, p)
+    end.send(signed(story, B, x, p, ("req", "req")), ANSWER_SIZE)
+    forged = signed(story, B, x, individual_number())
+    end.send(ProxyApproval(forged.approval_id, forged.code, end.code(p), "approve", *astuple(forged)[4:]), ANSWER_SIZE)
+    story.settle()
+    codes = [h.code for h in parked(story.world.hub.store.engine)]
+    assert codes == [Code.STAFF_SIGNATURE, Code.STAFF_ROLE, Code.STAFF_SIGNATURE], codes  # a requester approves not
     assert story.approvals_at_hub() == 0 and story.refused(x, "proxy", p) == Code.PROXY_REFUSED
 
     b.approve_proxy_approval(Actor(B, "apr"), approval)

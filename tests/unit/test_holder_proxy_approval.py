@@ -9,7 +9,8 @@ from uuid import uuid4
 import pytest
 
 from ledger.domain.proxy_approvals import HolderProxyApproval
-from ledger.errors import SelfApprovalError, StateConflict
+from ledger.errors import Code, InputError, SelfApprovalError, StateConflict
+from ledger.linkage.proxy_approvals import ProxyApproval
 
 
 def proposed() -> HolderProxyApproval:
@@ -44,3 +45,24 @@ def test_a_withdrawal_is_proposed_then_approved_by_another_person() -> None:
     assert not a.in_force
     with pytest.raises(StateConflict):
         a.approve("tanaka")  # withdrawn: a new proposal, a new stream
+
+
+def test_the_hub_message_takes_both_signatures_or_none() -> None:
+    """Threat: a broken or forging sender at the holder — a half-signed or mis-shaped ``proxy_approval`` is
+    refused when decoded (``malformed``), before the hub looks at the roster."""
+    code, proxy = "a" + "1" * 32, "a" + "2" * 32
+    ok = '{"key_id":"131024:abcd","signature":"00"}'
+    base = (uuid4().hex, code, proxy, "approve")
+    ProxyApproval(*base).check()  # unsigned: a node whose staff sign nothing yet
+    ProxyApproval(*base, uuid4().hex, ok, ok).check()
+    for bad in (
+        (uuid4().hex, ok, ""),
+        ("", ok, ok),
+        ("xyz", ok, ok),
+        (uuid4().hex, ok, '{"key_id":"k"}'),
+        (uuid4().hex, ok, '["key_id","signature"]'),
+        (uuid4().hex, ok, '{"key_id":"k","signature":' + '"0' * 2000 + '"}'),
+    ):
+        with pytest.raises(InputError) as caught:
+            ProxyApproval(*base, *bad).check()
+        assert caught.value.code == Code.MALFORMED

@@ -21,6 +21,7 @@ from ledger.api import (
     console_identity,
     console_keys,
     console_probes,
+    console_proxy_approvals,
     console_references,
     console_requests,
     console_signin,
@@ -82,6 +83,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     app.include_router(console_year_acts.router)
     app.include_router(console_cases.router)
     app.include_router(console_guardians.router)
+    app.include_router(console_proxy_approvals.router)
     app.include_router(console_identity.router)
     app.include_router(console_probes.router)
     app.include_router(console_acts.router)

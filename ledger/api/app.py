@@ -22,6 +22,7 @@ from ledger.api import (
     console_keys,
     console_probes,
     console_prompts,
+    console_proxy_approvals,
     console_references,
     console_requests,
     console_signin,
@@ -29,6 +30,7 @@ from ledger.api import (
     console_year_acts,
     disclosure,
     incidents,
+    proxy_approvals,
     queries,
     system,
     year,
@@ -68,6 +70,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     app.include_router(commands.router)
     app.include_router(year.router)
     app.include_router(companions.router)
+    app.include_router(proxy_approvals.router)
     app.include_router(bodies.router)
     app.include_router(disclosure.router)
     app.include_router(queries.router)
@@ -82,6 +85,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     app.include_router(console_cases.router)
     app.include_router(console_prompts.router)
     app.include_router(console_guardians.router)
+    app.include_router(console_proxy_approvals.router)
     app.include_router(console_identity.router)
     app.include_router(console_probes.router)
     app.include_router(console_acts.router)

@@ -30,6 +30,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.errors import Code, ConfigurationError, IntegrityError
+from ledger.faultpoint import faultpoint
 from ledger.files import private_file
 
 __all__ = ["DATA_KEYS_FILE", "AesKek", "DataKeys", "Erasure", "KeyWrapper"]
@@ -199,6 +200,7 @@ class DataKeys:
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
+            faultpoint("datakeys.committed")  # the keys durable, no event under them written yet (tests/faults)
             for subject, (ref, key) in made.items():
                 self._known[subject], self._cache[ref] = ref, key
             return out

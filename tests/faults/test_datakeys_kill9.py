@@ -20,12 +20,11 @@ import sys
 import time
 from pathlib import Path
 
-from ledger.app import Actor
 from ledger.audit.verify import verify_log
 from ledger.domain.identity import AccessRecord
 from ledger.log.subject_payload import ENC_DK1
 from ledger.runtime.bootstrap import Node, init_node, open_node
-from tests.conftest import A, DEFAULT_AGENCIES, enrol_standard_staff
+from tests.conftest import DEFAULT_AGENCIES, A, enrol_standard_staff
 
 PURPOSE = "kill test"
 BATCH = 50
@@ -53,7 +52,11 @@ def _child(data_dir: Path, faultpoint: str | None, first: int = 0) -> subprocess
     if faultpoint:
         env["FLAGLEDGER_FAULTPOINT"] = faultpoint
     return subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(data_dir), str(first)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", _CHILD, str(data_dir), str(first)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

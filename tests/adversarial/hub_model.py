@@ -54,9 +54,9 @@ class Model:
     changes: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)  # (agency, number, flag, action)
     links: list[tuple[str, str, str]] = field(default_factory=list)  # (agency, old number, new number)
     asked: dict[str, tuple[str, str]] = field(default_factory=dict)  # querier's request id → (querier, number)
+    decided: set[str] = field(default_factory=set)  # providers' local request ids decided by two staff
     cards: dict[str, str] = field(default_factory=dict)  # portal code → number signed in with
     advised: dict[tuple[str, str], str] = field(default_factory=dict)  # (holder, hub request) → advice
-    decided: set[str] = field(default_factory=set)  # A's local request ids decided by two staff
     refused: Counter[str] = field(default_factory=Counter)  # refusals the product owed, by code
     day: int = 0
 
@@ -168,10 +168,11 @@ class Model:
             if number is not None:
                 self._chain(agency, number, [f for f in asked["flags_to_take_over"] if f in (ND, NAR)] or [ND])
 
-    def ask(self, number: str, querier: str = C) -> str:
-        self.w.bridges[A].file_person(number)
+    def ask(self, number: str, querier: str = C, provider: str = A) -> str:
+        """``querier``'s counter asks ``provider`` about the person (whose node has filed them: a resident)."""
+        self.w.bridges[provider].file_person(number)
         rid = self.w.bridges[querier].ask(
-            Actor(querier, "counter"), A, number, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO
+            Actor(querier, "counter"), provider, number, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO
         )
         self.asked[rid] = (querier, number)
         return rid
@@ -199,20 +200,21 @@ class Model:
                 self.advised[key] = self.rng.choice(("do_not_disclose", "may_disclose"))
                 decisions.advise(node.app, node.engine, Actor(holder, "rev"), key[1], self.advised[key])
 
-    def decide(self, local: str | None = None) -> None:
-        """A's reviewer and approver decide one held routed request the holders advised on (or that escalated;
-        ``local``: that one), each signing with their own staff key; A's batch releases it."""
-        a = self.w.nodes[A]
+    def decide(self, provider: str = A, local: str | None = None) -> None:
+        """The provider's reviewer and approver decide one held routed request the holders advised on (or that
+        escalated; ``local``: that one), each signing with their own staff key; its batch releases it."""
+        a = self.w.nodes[provider]
         ready = [c for c in decisions.cases(a.engine) if c["basis"] and c["request_id"] not in self.decided]
         ready = [c for c in ready if c["answered"] not in (NOBODY, NOBODY_SENT) and local in (None, c["request_id"])]
         if not ready:
             return
         case = self.rng.choice(ready)
         local = UUID(case["request_id"])
-        decisions.propose(a.app, a.engine, Actor(A, "rev"), local, self.rng.choice(("provide", "refuse")), "unknown")
+        decision = self.rng.choice(("provide", "refuse"))
+        decisions.propose(a.app, a.engine, Actor(provider, "rev"), local, decision, "unknown")
         version = a.app.provision_request(local).proposal_version
         assert version is not None
-        decisions.approve(a.app, a.engine, Actor(A, "apr"), local, version)
+        decisions.approve(a.app, a.engine, Actor(provider, "apr"), local, version)
         self.decided.add(case["request_id"])
         run_batches(a.app, a.app.clock() + timedelta(days=2))
 
@@ -243,9 +245,9 @@ class Model:
         self.w.broker.committed[inbox] = self.rng.randint(0, self.w.broker.committed.get(inbox, 0))
         self.restart_hub() if party == HUB else self.w.bridge(party)
 
-    def routed_at_a(self) -> dict[str, tuple[str, str]]:
-        """A's routed requests: the hub's id → (A's local request id, how it was answered)."""
-        with self.w.nodes[A].engine.connect() as conn:
+    def routed_at(self, provider: str) -> dict[str, tuple[str, str]]:
+        """The provider's routed requests: the hub's id → (its local request id, how it was answered)."""
+        with self.w.nodes[provider].engine.connect() as conn:
             lr = linkage_routed.c
             rows = conn.execute(select(lr.hub_request_id, lr.local_request_id, lr.answered))
             return {str(r.hub_request_id): (str(r.local_request_id), str(r.answered)) for r in rows}
@@ -270,7 +272,8 @@ def step(m: Model, op: str) -> None:
         if held:
             m.release(*rng.choice(held))
     elif op == "ask":
-        m.ask(m.any_number(), rng.choice((C, C, B)))
+        querier, provider = rng.choice(((C, A), (C, A), (B, A), (A, C), (C, B)))
+        m.ask(m.any_number(), querier, provider)
     elif op == "link":
         m.link(rng.choice(AGENCIES), m.any_number())
     elif op == "move":
@@ -286,7 +289,7 @@ def step(m: Model, op: str) -> None:
     elif op == "advise":
         m.advise(rng.choice(AGENCIES))
     elif op == "decide":
-        m.decide()
+        m.decide(rng.choice(AGENCIES))
     elif op == "deadline":
         m.deadline()
     elif op == "push":

@@ -197,12 +197,13 @@ def check(m: Model, sticky: Sticky) -> dict[str, int]:
     links = link_seqs(w)
     assert set(links) == linked
     assert sorted(r.querier_request for r in routed) == sorted(m.asked), "a query lost or routed twice"
-    local = m.routed_at_a()
-    assert sorted(local) == sorted(r.request_id for r in routed), "a routed query lost or applied twice at A"
+    local = {k: (p, *v) for p in AGENCIES for k, v in m.routed_at(p).items()}
+    assert sorted(local) == sorted(r.request_id for r in routed), "a routed query lost or applied twice"
+    assert all(local[r.request_id][0] == r.provider for r in routed)
     assert set(parked) <= {"not_residence", "wrong_agency"}, f"the hub parked {parked}"
     heard: dict[str, tuple[str, str]] = {}
     answers = 0
-    for querier in (B, C):
+    for querier in AGENCIES:
         with w.nodes[querier].engine.connect() as conn:
             q = linkage_queries.c
             heard |= {
@@ -216,14 +217,14 @@ def check(m: Model, sticky: Sticky) -> dict[str, int]:
     for c in consulted:
         advice[c.request_id][c.holder] = c
     now = int(w.hub.now().timestamp())
-    app = w.nodes[A].app
     counts = Counter[str]()
     for r in routed:
         persons = chain_at(r.person, links, r.seq)
         ends = intervals(changes, persons, (ND, NAR), r.seq)
         holders = {h for (h, _, _), end in ends.items() if end == INF}
         assert r.staff == bool(holders), f"routed {'staff' if r.staff else 'auto'} with holders {holders}"
-        local_id, how = local[r.request_id]
+        _, local_id, how = local[r.request_id]
+        app = w.nodes[r.provider].app
         said = heard[r.querier_request]
         if r.staff:
             counts["staff"] += 1
@@ -232,7 +233,7 @@ def check(m: Model, sticky: Sticky) -> dict[str, int]:
             if any(x.deadline < now for x in rows) and not all(x.advice for x in rows):
                 assert (r.request_id, "no_advice") in escalated, "silent holders past the deadline, not escalated"
                 counts["escalated"] += 1
-        if how in (NOBODY, NOBODY_SENT):  # routed before A's registration reached the hub: nobody to ask
+        if how in (NOBODY, NOBODY_SENT):  # routed before the provider's registration reached it: nobody to ask
             assert said == ("in_progress", "")
             continue
         request = app.provision_request(UUID(local_id))
@@ -246,12 +247,12 @@ def check(m: Model, sticky: Sticky) -> dict[str, int]:
             else:
                 counts["decided"] += 1
                 assert said == (d.status, ""), "the querier heard another answer than the staff's decision"
-                assert d.first_key != d.second_key and {d.first_key[:7], d.second_key[:7]} == {f"{A}:"}
+                assert d.first_key != d.second_key and {d.first_key[:7], d.second_key[:7]} == {f"{r.provider}:"}
                 if d.basis == "advised":
                     assert all(x.advice for x in rows), "decided as advised before every holder advised"
                 else:
                     assert (r.request_id, "no_advice") in escalated, "decided as escalated with no escalation"
-        elif not any((A, n) in m.ever_held for n in m.numbers_of(number_of(m, r.querier_request))):
+        elif not any((r.provider, n) in m.ever_held for n in m.numbers_of(number_of(m, r.querier_request))):
             counts["auto"] += 1
             assert request.status == "provided" and said[0] == "answered"
     # the portal: each card's page shows exactly what the hub's sequence leaves visible, across the numbers
@@ -305,8 +306,8 @@ def epilogue(m: Model, sticky: Sticky) -> None:
     settle(m, sticky)
     with w.hub.store.engine.connect() as conn:
         hub_id = conn.execute(select(hub_requests.c.request_id).where(hub_requests.c.querier_request == held))
-        local = m.routed_at_a()[str(hub_id.scalar_one())][0]
-    m.decide(local)
+        local = m.routed_at(A)[str(hub_id.scalar_one())][0]
+    m.decide(A, local)
     settle(m, sticky)
     assert local in m.decided and w.bridges[C].query(held)["status"] in ("answered", "not_provided")
     # X moves on from B to C, C takes over; only then B releases; a query about the old number is still staff's

@@ -254,8 +254,8 @@ class Model:
 
 
 OPS = (
-    ("new", 3), ("protect", 4), ("release", 4), ("ask", 6), ("link", 2), ("move", 2), ("take_over", 2),
-    ("companion", 1), ("file", 2), ("card", 2), ("advise", 2), ("decide", 2), ("deadline", 1),
+    ("new", 3), ("protect", 4), ("release", 4), ("ask", 7), ("link", 2), ("move", 3), ("take_over", 3),
+    ("companion", 1), ("file", 2), ("card", 2), ("advise", 3), ("decide", 4), ("deadline", 1),
     ("push", 6), ("hub", 8), ("pull", 6), ("crash", 2), ("ack", 2),
 )  # fmt: skip
 

@@ -294,7 +294,9 @@ class HubService:
             approval = decode(ProxyApproval, opened.payload)  # with its four eyes checked against the roster
             approve(self.store, opened.sender, approval, self._mark(opened), self.consults.rosters)
         elif kind == ProxyRegistrationMessage.kind:  # from an agency that knows the person (proxy_registrations)
-            register_proxy(self.store, opened.sender, decode(ProxyRegistrationMessage, opened.payload), self._mark(opened))
+            register_proxy(
+                self.store, opened.sender, decode(ProxyRegistrationMessage, opened.payload), self._mark(opened)
+            )
         elif kind == SealedRecordMessage.kind:
             file_sealed(self.store, opened.sender, decode(SealedRecordMessage, opened.payload), self._mark(opened))
         elif kind == RecordMessage.kind:  # its text would sit readable in the hub's database: the insider's bound

@@ -35,8 +35,6 @@ class ProxyRegistrationMessage(Message):
         check_code(self.code)
         check_code(self.proxy_code, "proxy code")
         if self.action not in REGISTRATION_ACTIONS:
-            raise InputError(
-                "a proxy registration's action is register or cancel", code=Code.MALFORMED, field="action"
-            )
+            raise InputError("a proxy registration's action is register or cancel", code=Code.MALFORMED, field="action")
         if self.code == self.proxy_code:
             raise InputError("a person is not their own proxy", code=Code.MALFORMED, field="proxy_code")

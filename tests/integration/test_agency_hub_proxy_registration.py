@@ -20,10 +20,13 @@ from ledger.hub.inbox import parked
 from ledger.hub.tables import hub_proxy_registrations
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.proxy_registrations import ProxyRegistrationMessage
-from tests.integration.test_agency_hub_proxy import Story, story  # noqa: F401 (the fixture)
+from tests.integration import test_agency_hub_proxy as approvals
+from tests.integration.test_agency_hub_proxy import Story
 from tests.support.hub_nodes import set_flag
 from tests.support.hub_world import A, B, C
 from tests.support.people import individual_number
+
+story = approvals.story  # the fixture: A, B, C's nodes in hub mode, the hub, the portal it feeds
 
 
 def registrations_at_hub(story: Story) -> list[tuple[str, bool]]:

@@ -18,6 +18,8 @@ agency's own code.
 * its **provision records** (a request's first outcome, auto-provided or held), the id the request's;
 * its **approvals of a proxy** for a person it protects, and their withdrawals, once its four eyes made them
   (``consumers.linkage_proxies``): the hub lets the proxy read the person's portal page;
+* its **proxy registrations** and cancellations (``consumers.linkage_proxy_registrations``): the portal lets a
+  proxy in only while registered;
 * its approved **erasures** (``ErasureNotice.Published``, issue 22): the hub shreds the records this agency sent
   it about the person and the portal's page drops them (``ledger.hub.erasure``);
 * the **answers** to queries the hub routed here, once the querier may see them (held: ``in_progress`` at once,
@@ -54,6 +56,7 @@ from consumers import linkage_bodies as bodies
 from consumers import linkage_decisions as decisions
 from consumers import linkage_moves as moves
 from consumers import linkage_proxies as proxies
+from consumers import linkage_proxy_registrations as registrations
 from consumers import linkage_staff as staff
 from consumers.linkage_inbound import Pulled, park, pull
 from consumers.linkage_map import MapGate, map_checks
@@ -81,6 +84,7 @@ from ledger.linkage.messages import (
 )
 from ledger.linkage.names import HUB
 from ledger.linkage.proxy_approvals import ProxyApproval
+from ledger.linkage.proxy_registrations import ProxyRegistrationMessage
 from ledger.linkage.staff_rosters import roster_events
 from ledger.linkage.transport import Transport
 from ledger.runtime.linkage import Node, code_of, hosted_agency, hub_mode, linkage_directory, party_keys
@@ -103,7 +107,7 @@ _UNLINKED, _RELINKED = "ledger.domain.identity:PseudonymLink.Unlinked", "ledger.
 _ERASED = "ledger.domain.erasure:ErasureNotice.Published"  # this agency's approved erasure (issue 22)
 _TOPICS = [
     *(_SET, _RELEASED, _AUTO, _HELD, _LINKED, _UNLINKED, _RELINKED),
-    *(moves.MOVED, bodies.SENT, bodies.OUTCOME, _ERASED, *proxies.TOPICS),
+    *(moves.MOVED, bodies.SENT, bodies.OUTCOME, _ERASED, *proxies.TOPICS, *registrations.TOPICS),
 ]
 _IDS = uuid.UUID("5f0c8a52-35f5-4a8e-9d0b-6c1f3e0a7b19")  # the namespace of flag change ids
 
@@ -235,7 +239,8 @@ class LinkageBridge:
             registered.update(subjects)
             if self.checks is not None and isinstance(message, FlagChangeMessage):
                 self.checks.flag_sent(message)  # from the next head on, the hub's map must show it
-            self.end.send(message, ANSWER_SIZE if isinstance(message, ProxyApproval) else 0)  # sized as answers
+            sized = isinstance(message, ProxyApproval | ProxyRegistrationMessage)
+            self.end.send(message, ANSWER_SIZE if sized else 0)  # sized as answers
             out.acts.append(message.kind)
         self._mark(lambda: self._set_position(end))
         if self.witness.publish():
@@ -348,6 +353,10 @@ class LinkageBridge:
         if topic in proxies.TOPICS:  # this agency's four eyes approved a proxy, or withdrew it: the hub is told
             approval: Any = self.app.repository.get(stream, version=event.originator_version)
             yield from proxies.proxy_message(self.agency, topic, approval, stream, event.originator_version)
+            return
+        if topic in registrations.TOPICS:  # a Mynaportal proxy registered or cancelled here: the hub is told
+            reg: Any = self.app.repository.get(stream, version=event.originator_version)
+            yield from registrations.registration_message(self.agency, topic, reg, stream, event.originator_version)
             return
         if topic == _ERASED:  # the hub shreds the records this agency sent it about the person, the portal's page too
             if event.agency == self.agency:

@@ -77,6 +77,7 @@ CLI_BOUNDS: dict[str, Bound] = {
     "asked_by": bounds.SUBJECT,  # `disclosure request|printout --asked-by`: the person's proxy
     "reference": REFERENCE,  # `disclosure … --reference`: the agency's own number for the request (受付番号)
     "card": bounds.SUBJECT,  # `portal page --card`: an individual number
+    "proxy_card": bounds.SUBJECT,  # `portal page --proxy-card`: the proxy's own individual number
     "topic_prefix": Bound(100),  # `init --role hub|portal --topic-prefix`
     "key_id": bounds.KEY_ID,
     "request_id": _UUID,

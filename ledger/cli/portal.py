@@ -19,13 +19,18 @@ portal = group("portal", "the portal role: a person's provision records by card,
 @option("--card", required=True, help="the card's individual number (the portal keeps only its own code for it)")
 @option("--viewer", type=OneOf(VIEWERS), default="self", help="who reads: self (default), proxy or guardian")
 @option(
+    "--proxy-card",
+    default=None,
+    help="a proxy's own card (individual number): a proxy reads only with it, while registered (and approved)",
+)
+@option(
     "--wait",
     type=NUMBER,
     default=0.0,
     metavar="SECONDS",
     help="wait this long for the hub's page after a first sign-in (the portal node sends the registration)",
 )
-def page(card: str, viewer: str, wait: float) -> int:
+def page(card: str, viewer: str, proxy_card: str | None, wait: float) -> int:
     node = open_role(data_dir())
     store = node.portal_store()
     try:
@@ -33,7 +38,7 @@ def page(card: str, viewer: str, wait: float) -> int:
         deadline = time.monotonic() + max(wait, 0.0)
         while True:
             try:
-                shown = read_page(store, node.keys, directory, card, viewer)
+                shown = read_page(store, node.keys, directory, card, viewer, proxy_card)
                 break
             except NotFoundError:
                 if time.monotonic() >= deadline:

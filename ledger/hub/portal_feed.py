@@ -30,7 +30,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.hub.inbox import owe
 from ledger.hub.log import HubStore
-from ledger.hub.proxy_approvals import approved_proxies, proxied_by
+from ledger.hub.proxy_approvals import proxied_by
+from ledger.hub.proxy_registrations import page_proxies, registered_by
 from ledger.hub.routing import holdings
 from ledger.hub.sealed_records import sealed_page
 from ledger.hub.tables import (
@@ -42,6 +43,7 @@ from ledger.hub.tables import (
     hub_portal_mark,
     hub_portal_sent,
     hub_proxy_approvals,
+    hub_proxy_registrations,
     hub_sealed_records,
 )
 from ledger.linkage.buckets import ANSWER_SIZE
@@ -72,7 +74,7 @@ def page_for(store: HubStore, code: str, version: int) -> SealedPortalPage:
         hidden=page.note is not None,
         protected=bool(holdings(store.engine, store.codes, person)),
         superseded=store.codes.next(person) is not None,
-        proxies=approved_proxies(store, person),
+        proxies=page_proxies(store, person),  # registered, and while protected approved by every holder
     )
 
 
@@ -146,13 +148,13 @@ class PortalFeed:
     def _touched(self, version: int) -> tuple[int, set[str], list[str]]:
         """The mark, the persons touched since it (up to ``version``), and the links not yet fed."""
         r, f, c, k, e = hub_sealed_records.c, hub_flag_changes.c, hub_codes.c, hub_links.c, hub_erasures.c
-        a = hub_proxy_approvals.c
+        a, g = hub_proxy_approvals.c, hub_proxy_registrations.c
         try:
             with self.store.engine.connect() as conn:
                 mark = int(conn.execute(select(hub_portal_mark.c.seq)).scalar() or 0)
                 persons = {
                     str(p)
-                    for col in (r, f, e, a)  # an erasure or a proxy approval changes the person's page too
+                    for col in (r, f, e, a, g)  # an erasure, a proxy approval or registration changes the page too
                     for p in conn.execute(
                         select(col.person).where((col.seq > mark) & (col.seq <= version)).distinct()
                     ).scalars()
@@ -166,7 +168,8 @@ class PortalFeed:
         except SQLAlchemyError as exc:
             raise storage_error("cannot read what changed for the portal", exc) from exc
         persons |= {str(p) for link in links for p in link}
-        persons |= proxied_by(self.store, persons)  # a proxy's new card (or number) changes the pages it may read
+        # a proxy's new card (or number) changes the pages it may read
+        persons |= proxied_by(self.store, persons) | registered_by(self.store, persons)
         return mark, persons, [str(link.old) for link in links]
 
     def _sent(self, codes: list[str]) -> dict[str, str]:

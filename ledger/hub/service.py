@@ -49,6 +49,7 @@ from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid, park, w
 from ledger.hub.log import HubStore
 from ledger.hub.moves import HubMoves, Write
 from ledger.hub.proxy_approvals import approve
+from ledger.hub.proxy_registrations import register as register_proxy
 from ledger.hub.rosters import keep_roster
 from ledger.hub.routing import holdings
 from ledger.hub.sealed_records import file_sealed
@@ -82,6 +83,7 @@ from ledger.linkage.messages import (
 from ledger.linkage.moves import MoveMessage
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.proxy_approvals import ProxyApproval
+from ledger.linkage.proxy_registrations import ProxyRegistrationMessage
 from ledger.linkage.record_contents import SealedRecordMessage
 from ledger.linkage.sealing import Opened, read_header, seal, unseal
 from ledger.linkage.staff_rosters import StaffRosterMessage
@@ -291,6 +293,10 @@ class HubService:
         elif kind == ProxyApproval.kind:  # only from a holder protecting the person now (ledger.hub.proxy_approvals)
             approval = decode(ProxyApproval, opened.payload)  # with its four eyes checked against the roster
             approve(self.store, opened.sender, approval, self._mark(opened), self.consults.rosters)
+        elif kind == ProxyRegistrationMessage.kind:  # from an agency that knows the person (proxy_registrations)
+            register_proxy(
+                self.store, opened.sender, decode(ProxyRegistrationMessage, opened.payload), self._mark(opened)
+            )
         elif kind == SealedRecordMessage.kind:
             file_sealed(self.store, opened.sender, decode(SealedRecordMessage, opened.payload), self._mark(opened))
         elif kind == RecordMessage.kind:  # its text would sit readable in the hub's database: the insider's bound

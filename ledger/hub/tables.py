@@ -48,6 +48,7 @@ __all__ = [
     "hub_portal_mark",
     "hub_portal_sent",
     "hub_proxy_approvals",
+    "hub_proxy_registrations",
     "hub_records",
     "hub_requests",
     "hub_rosters",
@@ -378,4 +379,18 @@ hub_proxy_approvals = Table(
     Column("approved", Boolean, nullable=False),
     Column("seq", BigInteger, nullable=False),
     Index("ix_hub_proxy_approvals_seq", "seq"),
+)
+
+# Mynaportal proxy registrations (issue 19, ledger.hub.proxy_registrations): per (person, proxy) by the hub's
+# person ids, whether registered now, the agency that last registered or cancelled it and the hub's sequence; the
+# portal's page lists the registered proxies (by the portal's codes, no agency)
+hub_proxy_registrations = Table(
+    "hub_proxy_registrations",
+    metadata,
+    Column("person", String(CODE), primary_key=True),
+    Column("proxy", String(CODE), primary_key=True),
+    Column("agency", String(PARTY), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Index("ix_hub_proxy_registrations_seq", "seq"),
 )

@@ -39,6 +39,7 @@ from ledger.linkage.messages import (
 from ledger.linkage.moves import HandedOver, HandoverMessage
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.proxy_approvals import ProxyApproval
+from ledger.linkage.proxy_registrations import ProxyRegistrationMessage
 from ledger.linkage.record_contents import RecordContents, SealedRecordMessage, seal_contents
 from ledger.linkage.sealing import SenderKeys, seal, unseal
 from ledger.linkage.staff_rosters import MAX_EVENTS, RosterEvent, StaffRosterMessage
@@ -188,6 +189,14 @@ class AgencyEnd:
         m = ProxyApproval(uuid.uuid4().hex, self.file_person(number), self.file_person(proxy_number), action)
         self._send(m.kind, m.encode(), ANSWER_SIZE)  # on the broker it looks like an answer
         return m.approval_id
+
+    def register_proxy(self, number: str, proxy_number: str, action: str = "register") -> str:
+        """Tell the hub this agency registers (or cancels) the proxy for the person; returns the message's id (a
+        node's bridge sends its log's registrations: ``consumers.linkage_proxy_registrations``)."""
+        code, proxy_code = self.file_person(number), self.file_person(proxy_number)
+        m = ProxyRegistrationMessage(uuid.uuid4().hex, code, proxy_code, action)
+        self._send(m.kind, m.encode(), ANSWER_SIZE)  # on the broker it looks like an answer
+        return m.registration_id
 
     def link(self, old_number: str, new_number: str) -> None:
         """Tell the hub the person's number changed (both filed first): one person from now on."""

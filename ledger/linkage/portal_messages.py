@@ -82,7 +82,7 @@ class PortalPageMessage:
     hidden: bool  # something was left out (the page shows HIDDEN_NOTE, nothing more)
     protected: bool  # a NON_DISCLOSURE or NO_AUTO_RESPONSE applies now, under any of the person's numbers
     superseded: bool  # the card's number was replaced: the old card is refused
-    proxies: tuple[str, ...] = ()  # the portal's codes of the proxies every holder approved (issue 19)
+    proxies: tuple[str, ...] = ()  # registered, and approved by every holder while protected (issue 19)
 
     def check(self) -> None:
         check_code(self.code, "portal code")

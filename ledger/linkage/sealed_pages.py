@@ -71,7 +71,7 @@ class SealedPortalPage:
     hidden: bool
     protected: bool
     superseded: bool
-    proxies: tuple[str, ...] = ()  # the portal's codes of the approved proxies (ledger.hub.proxy_approvals)
+    proxies: tuple[str, ...] = ()  # the portal's codes of the proxies who may read (ledger.hub.proxy_registrations)
 
     def check(self) -> None:
         check_code(self.code, "portal code")

@@ -3,10 +3,13 @@
 * **A replaced number's card is refused** (``card_revoked``): after a number change the hub marks the old
   number's page ``superseded``; whoever holds the old card — a perpetrator who kept it, or who knew the old
   number — reads nothing more, not even the records made before the change.
-* **While a protection applies, a proxy's or a guardian's view is refused** (``proxy_refused``): a perpetrator
-  is often the one registered as the person's proxy or guardian. The one exception is a proxy whose own card
-  the holder approved (the page's ``proxies``, the portal's codes: ``ledger.hub.proxy_approvals``) — that
-  proxy only, signed in with their own card; a guardian is never approved this way.
+* **A proxy reads only with their own card, and only if listed** (``proxy_refused``): the page's ``proxies``
+  (the portal's codes, ``ledger.hub.proxy_registrations``) are the proxies registered now and, while a
+  protection applies, also approved by every holder (``ledger.hub.proxy_approvals``). A perpetrator is often
+  the one registered as the person's proxy: posing as proxy with the victim's card alone, or with their own
+  card unregistered (or cancelled, or not approved while protected), they read nothing.
+* **While a protection applies, a guardian's view is refused** (``proxy_refused``): a guardian is never
+  approved this way.
 * Otherwise the page: the records the hub did not hide and, if it hid any, the fixed note — no holder, no count.
 """
 
@@ -40,9 +43,15 @@ def view(page: PortalPageMessage | None, viewer: str, proxy_code: str | None = N
         raise PermissionDenied(
             "this card's number was replaced: sign in with the card of the new number", code=Code.CARD_REVOKED
         )
-    approved = viewer == "proxy" and proxy_code is not None and proxy_code in page.proxies
-    if viewer != "self" and page.protected and not approved:
-        # no reason beyond this: the proxy learns that a protection applies, never who holds it
+    if viewer == "proxy" and (proxy_code is None or proxy_code not in page.proxies):
+        # no reason beyond this: the proxy learns neither whether a registration exists nor who holds a protection
+        raise PermissionDenied(
+            "a proxy reads a person's page with their own card, as a registered (and, while a protection applies, "
+            "approved) proxy",
+            code=Code.PROXY_REFUSED,
+        )
+    if viewer == "guardian" and page.protected:
+        # no reason beyond this: the guardian learns that a protection applies, never who holds it
         raise PermissionDenied(
             f"a {viewer}'s view of this person is refused while a protection applies", code=Code.PROXY_REFUSED
         )

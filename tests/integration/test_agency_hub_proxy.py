@@ -271,6 +271,7 @@ def test_the_command_line_and_the_api_each_approve(story: Story, capsys: pytest.
     rn = individual_number()
     with pytest.raises(FlagLedgerError):
         story.page(rn)  # R signs in
+    node.app.register_proxy(Actor(B, "req"), x, rn)  # registered too: the page lists registered proxies only
     body = {"subject": x, "proxy": rn}
     assert http.post("/api/v1/proxy-approvals", json=body, headers=auth(node, B, "counter")).status_code == 403
     made = http.post("/api/v1/proxy-approvals", json=body, headers=req)

@@ -62,17 +62,20 @@ def refused(pw: PortalWorld, number: str, viewer: str = "self") -> str:
 
 def test_a_record_reaches_the_page_and_a_flag_hides_it(pw: PortalWorld) -> None:
     """Perpetrator at the portal (as X, or X's proxy): after A's non-disclosure, no record that names who asked
-    about X shows — not even the one made before the flag — the note names no holder, and a proxy is refused
-    while the flag applies; a copy of the portal's database holds no number."""
-    x = individual_number()
+    about X shows — not even the one made before the flag — the note names no holder, and even X's registered
+    proxy is refused while the flag applies (no holder approved); a copy of the portal's database holds no
+    number."""
+    x, p = individual_number(), individual_number()
     pw.world.agencies[B].record(x, C, PROCEDURE, ITEM, INFO, "provided", MADE)
-    with pytest.raises(NotFoundError):
-        pw.page(x)  # the first sign-in: the registration is owed to the hub, the page not fed yet
+    pw.world.agencies[B].register_proxy(x, p)  # B knows X: P is X's proxy
+    for number in (x, p):
+        with pytest.raises(NotFoundError):
+            pw.page(number)  # the first sign-in: the registration is owed to the hub, the page not fed yet
     pw.settle()
     first = pw.page(x)
     assert [(r.provider, r.querier, r.outcome) for r in first.records] == [(B, C, "provided")]
     assert first.note is None
-    assert pw.page(x, "proxy").records == first.records  # no protection: a proxy reads it too
+    assert pw.page(x, "proxy", p).records == first.records  # no protection: the registered proxy reads it too
 
     pw.world.agencies[A].flag(x, "NON_DISCLOSURE", "set")
     pw.world.agencies[B].record(x, D, PROCEDURE, ITEM, INFO, "provided", MADE)  # D: where X moved
@@ -80,12 +83,14 @@ def test_a_record_reaches_the_page_and_a_flag_hides_it(pw: PortalWorld) -> None:
     hidden = pw.page(x)
     assert hidden.records == () and hidden.note == HIDDEN_NOTE
     assert A not in str(hidden) and D not in str(hidden)
-    assert refused(pw, x, "proxy") == Code.PROXY_REFUSED
+    with pytest.raises(FlagLedgerError) as caught:
+        pw.page(x, "proxy", p)
+    assert caught.value.code == Code.PROXY_REFUSED
     assert refused(pw, x, "guardian") == Code.PROXY_REFUSED
 
     pw.world.agencies[A].flag(x, "NON_DISCLOSURE", "release")
     pw.settle()
-    assert pw.page(x, "proxy").records == ()  # released: the proxy may look, and still sees nothing hidden
+    assert pw.page(x, "proxy", p).records == ()  # released: the proxy may look, and still sees nothing hidden
 
     rows = []
     meta = MetaData()

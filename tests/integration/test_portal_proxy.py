@@ -53,10 +53,12 @@ def refused(pw: PortalWorld, number: str, viewer: str, proxy: str | None = None)
 
 
 def protected_with_a_record(pw: PortalWorld) -> tuple[str, str, str]:
-    """X with a record from B, protected by A; P (approved later) and Q (the perpetrator) signed in as proxies."""
+    """X with a record from B, protected by A; P (registered by A, approved later) and Q (the perpetrator)
+    signed in as proxies."""
     x, p, q = individual_number(), individual_number(), individual_number()
     pw.world.agencies[B].record(x, C, PROCEDURE, ITEM, INFO, "provided", MADE)
     pw.world.agencies[A].flag(x, "NON_DISCLOSURE", "set")
+    pw.world.agencies[A].register_proxy(x, p)
     pw.world.agencies[B].record(x, D, PROCEDURE, ITEM, INFO, "provided", MADE)  # after the flag: D, where X moved
     for number in (x, p, q):
         with pytest.raises(FlagLedgerError):
@@ -112,6 +114,7 @@ def test_a_peer_holding_nothing_cannot_approve(pw: PortalWorld, broker: MemoryBr
     assert held.claimed_sender == B and held.code == Code.WRONG_AGENCY
     assert refused(pw, x, "proxy", q) == Code.PROXY_REFUSED
     pw.world.agencies[A].approve_proxy(x, q)
+    pw.world.agencies[A].register_proxy(x, q)
     pw.settle()
     assert pw.page(x, "proxy", q) == pw.page(x)  # the holder's approval, not the peer's, lets Q in
 

@@ -21,13 +21,16 @@ CODE = "m" + "0" * 32
 RECORD = PageRecord("r1", "2026-12-07T12:00:00+09:00", "131032", "131024", "児童手当", 74, "地方税関係情報", "provided")
 
 
+P = "m" + "1" * 32  # a proxy's own card, listed on the page (registered, and approved while protected)
+
+
 def page(*, protected: bool = False, superseded: bool = False, hidden: bool = False) -> PortalPageMessage:
-    return PortalPageMessage(CODE, 7, (RECORD,), hidden, protected, superseded)
+    return PortalPageMessage(CODE, 7, (RECORD,), hidden, protected, superseded, (P,))
 
 
-def code_of(p: PortalPageMessage | None, viewer: str) -> str:
+def code_of(p: PortalPageMessage | None, viewer: str, proxy: str | None = None) -> str:
     with pytest.raises(FlagLedgerError) as caught:
-        view(p, viewer)
+        view(p, viewer, proxy)
     return caught.value.code
 
 
@@ -35,18 +38,28 @@ def code_of(p: PortalPageMessage | None, viewer: str) -> str:
 def test_old_card_refused_after_a_number_change(viewer: str) -> None:
     """Perpetrator with the victim's old card: once the number was replaced, nobody reads through it — not the
     person, not a proxy — even while no protection applies."""
-    assert code_of(page(superseded=True), viewer) == Code.CARD_REVOKED
-    assert code_of(page(superseded=True, protected=True), viewer) == Code.CARD_REVOKED
-    assert view(page(), viewer).records == (RECORD,)  # the control: the current card reads
+    assert code_of(page(superseded=True), viewer, P) == Code.CARD_REVOKED
+    assert code_of(page(superseded=True, protected=True), viewer, P) == Code.CARD_REVOKED
+    assert view(page(), viewer, P).records == (RECORD,)  # the control: the current card reads
 
 
-@pytest.mark.parametrize("viewer", ["proxy", "guardian"])
-def test_proxy_and_guardian_refused_while_a_flag_applies(viewer: str) -> None:
-    """Perpetrator as the victim's proxy or guardian: refused while a protection applies (unless approved, below),
-    allowed once none applies; the person themself always reads."""
-    assert code_of(page(protected=True), viewer) == Code.PROXY_REFUSED
-    assert view(page(protected=False), viewer).records == (RECORD,)
+def test_a_guardian_is_refused_while_a_flag_applies() -> None:
+    """Perpetrator as the victim's guardian: refused while a protection applies, allowed once none applies; the
+    person themself always reads."""
+    assert code_of(page(protected=True), "guardian") == Code.PROXY_REFUSED
+    assert view(page(protected=False), "guardian").records == (RECORD,)
     assert view(page(protected=True), "self").records == (RECORD,)
+
+
+def test_a_proxy_reads_only_with_their_own_listed_card() -> None:
+    """Perpetrator posing as the victim's proxy with no protection applying: with the victim's card alone (no
+    card of their own), or with their own card not on the page's list (unregistered, or cancelled), refused;
+    the listed proxy reads (the hub lists only registered proxies: ``ledger.hub.proxy_registrations``)."""
+    q = "m" + "2" * 32
+    assert code_of(page(), "proxy") == Code.PROXY_REFUSED
+    assert code_of(page(), "proxy", q) == Code.PROXY_REFUSED
+    assert code_of(replace(page(), proxies=()), "proxy", P) == Code.PROXY_REFUSED
+    assert view(page(), "proxy", P).records == (RECORD,)
 
 
 def test_the_note_says_only_that_something_was_hidden() -> None:

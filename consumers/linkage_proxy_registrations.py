@@ -1,0 +1,45 @@
+"""A Mynaportal proxy's registration or cancellation, from an agency node in hub mode to the hub (issue 19,
+docs/linkage.md; the hub's side: ``ledger.hub.proxy_registrations``).
+
+**Out**: once this agency's staff registered a proxy (``ProxyRegistration.Registered``) or cancelled one
+(``Cancelled``) in its committed log, the bridge sends the hub a ``proxy_registration`` (``register`` or
+``cancel``) naming the person and the proxy by this agency's own codes — never the portal's, which the hub
+translates to and this agency never learns. Its id derived from the event: sent again after a crash, it is the
+same message and the same event id, dropped by the hub as a replay.
+
+A registration is sent only when this agency made it; a cancellation whenever it is in this log (a node in hub
+mode holds only its own events: it cancelled here), since any agency that knows the person may cancel — a
+cancellation only ever takes access away (the authority table's ``ProxyRegistration.Cancelled``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from ledger.linkage.proxy_registrations import ProxyRegistrationMessage
+from ledger.runtime.linkage import code_of
+
+__all__ = ["CANCELLED", "REGISTERED", "TOPICS", "registration_message"]
+
+# topics are part of the stored data and never move (docs/design.md, event catalogue)
+REGISTERED = "ledger.domain.identity:ProxyRegistration.Registered"
+CANCELLED = "ledger.domain.identity:ProxyRegistration.Cancelled"
+TOPICS = (REGISTERED, CANCELLED)
+_IDS = uuid.UUID("3b7e1f60-92c4-4d1a-8f5e-6a0d2c9b4e71")  # the namespace of proxy registration ids
+
+
+def registration_message(
+    agency: str, topic: str, registration: Any, stream: uuid.UUID, version: int
+) -> Iterator[tuple[tuple[str, ...], ProxyRegistrationMessage]]:
+    """The ``proxy_registration`` for ``registration`` (the aggregate as of the event); nothing for a peer's
+    registration (it is the peer's to send)."""
+    if topic == REGISTERED and registration.agency != agency:
+        return
+    action = "register" if topic == REGISTERED else "cancel"
+    registration_id = uuid.uuid5(_IDS, f"{stream}:{version}").hex
+    yield (
+        (registration.subject, registration.proxy),
+        ProxyRegistrationMessage(registration_id, code_of(registration.subject), code_of(registration.proxy), action),
+    )

@@ -1,0 +1,110 @@
+"""Mynaportal proxy registrations (代理人) at the hub (issue 19): who may send them, and whom the page lets in.
+
+A node in hub mode keeps its ``ProxyRegistration`` events in its own log; its bridge sends each registration and
+cancellation here (``consumers.linkage_proxy_registrations``), naming the person and the proxy by the agency's
+own codes. The hub keeps it by its person ids, so the page the portal receives lists the proxy by the portal's
+code — translated here, the agency never learns it.
+
+**Who may register** (threat: a peer agency — e.g. the municipality where the person lived with the
+perpetrator — registering the perpetrator as proxy): an agency that *knows the person* — it registered the
+person's number and the proxy's at the hub under its own codes (typed them: it dealt with the person) — and,
+while a ``NON_DISCLOSURE`` or ``NO_AUTO_RESPONSE`` applies to the person (``ledger.hub.routing.holdings``), only a
+holder. The residence municipality is what the operations guide names; the hub does not know residence, so
+"knows the person" is what it can check. A peer that never registered the person (or the proxy) is refused
+(parked, ``not_found``), as is a non-holder while a flag applies (``wrong_agency``).
+
+**Who may cancel**: any agency that knows the person, whoever registered it — as the authority table's
+``ProxyRegistration.Cancelled`` (the victim's new municipality cancels the perpetrator's proxy registered where
+they lived together): a cancellation only ever takes access away.
+
+**What the page lists** (:func:`page_proxies`): the portal's codes (of each proxy's current number) of the proxies
+registered now and, while a protection applies, also approved by every holder (``ledger.hub.proxy_approvals``).
+The portal lets a proxy in only by their own card's code on that list (``ledger.portal.rules``): a perpetrator
+signing in as "proxy" with their own card, unregistered, or with the victim's card, reads nothing.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger.errors import Code, NotFoundError, PermissionDenied
+from ledger.hub.log import Also, HubStore
+from ledger.hub.proxy_approvals import approved_proxies
+from ledger.hub.routing import holdings
+from ledger.hub.tables import hub_proxy_registrations
+from ledger.linkage.codes import persons_of
+from ledger.linkage.names import PORTAL, check_party
+from ledger.linkage.proxy_registrations import ProxyRegistrationMessage
+from ledger.storage import storage_error
+
+__all__ = ["page_proxies", "register", "registered_by"]
+
+
+def register(store: HubStore, agency: str, message: ProxyRegistrationMessage, also: Also = None) -> int:
+    """Record ``agency``'s registration (or cancellation) of the proxy for the person; returns its sequence
+    number. A ledger error (the message parked) from an agency that may not."""
+    message.check()
+    codes = store.codes
+    person = codes.person(check_party(agency, "agency"), message.code)
+    proxy = codes.person(agency, message.proxy_code)
+    if person is None or proxy is None:
+        raise NotFoundError(
+            f"{agency} has registered no person under this code at the hub: it registers no proxy for them"
+        )
+    if message.action == "register":
+        holders = holdings(store.engine, codes, person)
+        if holders and agency not in holders:
+            raise PermissionDenied(
+                f"a protection applies to this person and {agency} holds none: only a holder registers a proxy now",
+                code=Code.WRONG_AGENCY,
+            )
+    r = hub_proxy_registrations.c
+
+    def write(conn: Connection, seq: int) -> None:
+        conn.execute(delete(hub_proxy_registrations).where((r.person == person) & (r.proxy == proxy)))
+        row = {"person": person, "proxy": proxy, "agency": agency, "active": message.action == "register", "seq": seq}
+        conn.execute(insert(hub_proxy_registrations).values(**row))
+        if also is not None:
+            also(conn, seq)
+
+    return store.sequencer.append(lambda conn: None, write)  # an upsert: applied twice, the same row
+
+
+def _registered(store: HubStore, person: str) -> set[str]:
+    """The portal's codes (of each proxy's current number) of the proxies registered now for ``person``."""
+    codes = store.codes
+    r = hub_proxy_registrations.c
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(
+                select(r.proxy).where(r.person.in_(persons_of(codes, person)) & r.active.is_(True))
+            ).scalars()
+            proxies = {str(p) for p in rows}
+    except SQLAlchemyError as exc:
+        raise storage_error("cannot read the hub's proxy registrations", exc) from exc
+    # the proxy's current number only: whoever holds the proxy's replaced card is not the proxy
+    current = {q for p in proxies for q in persons_of(codes, p) if codes.next(q) is None}
+    return {c for q in current if (c := codes.codes(q).get(PORTAL))}
+
+
+def page_proxies(store: HubStore, person: str) -> tuple[str, ...]:
+    """The portal's codes of the proxies who may read ``person``'s page: registered, and while a protection
+    applies also approved by every holder."""
+    registered = _registered(store, person)
+    if registered and holdings(store.engine, store.codes, person):
+        registered &= set(approved_proxies(store, person))
+    return tuple(sorted(registered))
+
+
+def registered_by(store: HubStore, proxies: set[str]) -> set[str]:
+    """The persons with a registration naming one of ``proxies``: their pages change when a proxy signs in."""
+    if not proxies:
+        return set()
+    r = hub_proxy_registrations.c
+    try:
+        with store.engine.connect() as conn:
+            return {str(p) for p in conn.execute(select(r.person).where(r.proxy.in_(proxies))).scalars()}
+    except SQLAlchemyError as exc:
+        raise storage_error("cannot read the hub's proxy registrations", exc) from exc

@@ -333,12 +333,12 @@ class DataKeys:
         with self._lock:
             self._db.execute("UPDATE wire_keys SET delivered = 1 WHERE ref = ?", (ref,))
 
-    def wire_erased(self, request: str, recipient: str) -> list[str]:
-        """The refs of ``recipient``'s wire keys the erasure ``request`` destroyed (its ``wire_erasure``)."""
-        join = "erased_wire_keys w JOIN erased_keys e ON e.ref = w.ref WHERE e.request = ? AND w.recipient = ?"
+    def wire_refs(self, refs: list[str], recipient: str) -> list[str]:
+        """Those of ``refs`` that are, or were until an erasure, ``recipient``'s wire keys (its ``wire_erasure``)."""
+        q = "SELECT ref FROM wire_keys WHERE recipient = ? UNION SELECT ref FROM erased_wire_keys WHERE recipient = ?"
         with self._lock:
-            rows = self._db.execute(f"SELECT w.ref FROM {join}", (request, recipient)).fetchall()
-        return sorted(bytes(r[0]).hex() for r in rows)
+            wired = {bytes(r[0]).hex() for r in self._db.execute(q, (recipient, recipient)).fetchall()}
+        return sorted(r for r in refs if r in wired)
 
     def erasure(self, ref: bytes) -> Erasure | None:
         if not self._held():

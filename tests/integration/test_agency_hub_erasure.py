@@ -19,12 +19,22 @@ from ledger.app import Actor
 from ledger.hub.erasure import erasures
 from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.tables import hub_sealed_records
+from ledger.linkage.names import PORTAL
 from ledger.linkage.record_contents import open_contents
+from ledger.linkage.transport import Topics
 from tests.conftest import NodeFactory
 from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, hub_nodes
 from tests.support.hub_world import A, B, C
 from tests.support.people import individual_number
 from tests.support.postgres import temp_database
+from tests.support.wire_scan import Keys, any_wire, sent_to_portal
+
+
+def request_refs(app: object, request: object) -> list[str]:
+    """The key refs the erasure's ``Erased`` event names in the node's log."""
+    from ledger.audit.erasures import recorded_erasures
+
+    return [r for r, e in recorded_erasures(app).items() if e["request"] == str(request)]  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -43,14 +53,27 @@ def world(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterat
         store.close()
 
 
+def at_the_portal(world: HubNodes) -> tuple[dict[bytes, bytes], list[tuple[str, list[str]]]]:
+    """What the portal's inbox carries for it: the wire keys delivered, and the wire erasures (sender, refs)."""
+    assert world.portal_keys is not None
+    keys = Keys([(PORTAL, world.portal_keys.sealing)], {}, world.hub.directory.sender_keys(world.nodes[A].app.clock()))
+    return sent_to_portal(world.broker.topics.get(Topics().inbox(PORTAL), []), keys)
+
+
 def opened(world: HubNodes) -> list[tuple[str, str, str]]:
-    """(provider, record id, querier) of every record's contents the hub keeps, opened with the portal's key."""
+    """(provider, record id, querier) of every record's contents the hub keeps, opened with the portal's key and
+    the wire keys delivered to it (none after the erasure: the portal destroys its copies)."""
     assert world.portal_keys is not None
     keys = world.hub.directory.sender_keys(world.nodes[A].app.clock())
+    wires = any_wire(at_the_portal(world)[0])
     with world.hub.store.engine.connect() as conn:
         rows = conn.execute(select(hub_sealed_records)).all()
     return sorted(
-        (r.provider, r.record_id, open_contents(world.portal_keys, r.contents, keys, r.record_id, r.provider).querier)
+        (
+            r.provider,
+            r.record_id,
+            open_contents(world.portal_keys, r.contents, keys, r.record_id, r.provider, wires).querier,
+        )
         for r in rows
         if r.contents
     )
@@ -87,3 +110,12 @@ def test_an_erasure_approved_at_a_hub_mode_node_shreds_its_records_at_the_hub(wo
     assert [r.provider for r in shredded] == [A] and shredded[0].record_id not in {r for _, r, _ in after}
     world.settle()  # the erasure is sent once: nothing moves again
     assert len(erasures(world.hub.store.engine)) == 1
+    # the portal is told, relayed by the hub, to destroy exactly the wire key of X's record (A's node destroyed
+    # its own with X's data keys): Z's key is neither named nor gone at A
+    delivered, erased = at_the_portal(world)
+    assert len(delivered) == 2 and [(sender, len(refs)) for sender, refs in erased] == [(A, 1)]
+    [ref] = erased[0][1]
+    dk = a.signed_mapper.data_keys
+    assert dk is not None and ref in request_refs(a, request) and dk.held([ref]) == []
+    z_ref = next(r.hex() for r in delivered if r.hex() != ref)
+    assert dk.held([z_ref]) == [z_ref]

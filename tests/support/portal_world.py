@@ -86,7 +86,7 @@ class PortalWorld:
         end.send(ErasureMessage(erasure_id, code))
         if dk is not None and (refs := dk.refs_of(code)):
             dk.destroy(refs, START.isoformat(), erasure_id, "admin2")
-            end.send(end.wire_erasure(erasure_id, dk.wire_erased(erasure_id, PORTAL)))
+            end.send(end.wire_erasure(erasure_id, dk.wire_refs(refs, PORTAL)))
         self.settle()
         return erasure_id
 

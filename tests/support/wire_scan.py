@@ -28,11 +28,11 @@ from ledger.linkage.messages import decode
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.record_contents import RecordContents
 from ledger.linkage.sealing import MAGIC, SenderKeys, unseal
-from ledger.linkage.wire_keys import WIRE_MAGIC, SubjectKey, open_key, unwire
+from ledger.linkage.wire_keys import WIRE_MAGIC, SubjectKey, WireErasure, open_key, unwire
 from ledger.log.datakeys import DataKeys
 from tests.support.portal_world import PortalWorld
 
-__all__ = ["Keys", "every_key_left", "opened_from"]
+__all__ = ["Keys", "any_wire", "every_key_left", "opened_from", "sent_to_portal"]
 
 
 @dataclass
@@ -149,3 +149,31 @@ def opened_from(records: list[bytes], keys: Keys) -> list[bytes]:
         except FlagLedgerError:
             continue
     return plain
+
+
+def sent_to_portal(records: list[bytes], keys: Keys) -> tuple[dict[bytes, bytes], list[tuple[str, list[str]]]]:
+    """What the portal would take from its inbox: the wire keys delivered (opened with the keys given), and each
+    wire erasure as (sender, refs)."""
+    delivered: dict[bytes, bytes] = {}
+    erasures: list[tuple[str, list[str]]] = []
+    for blob in records:
+        for name, private in keys.sealing:
+            try:
+                opened = unseal(private, name, blob, keys.sender_keys)
+            except FlagLedgerError:
+                continue
+            if opened.kind == SubjectKey.kind:
+                m = decode(SubjectKey, opened.payload)
+                for _, k in keys.sealing:
+                    try:
+                        delivered[m.raw_ref()] = open_key(k, m.raw_ref(), m.key)
+                    except FlagLedgerError:
+                        continue
+            elif opened.kind == WireErasure.kind:
+                erasures.append((opened.sender, decode(WireErasure, opened.payload).refs.split(" ")))
+            break
+    return delivered, erasures
+
+
+def any_wire(keys: dict[bytes, bytes]) -> _AnyWire:
+    return _AnyWire(keys)

@@ -41,6 +41,7 @@ from ledger.linkage.sealing import new_sealing_key, public_from_hex, public_hex,
 from ledger.linkage.transport import Topics
 from ledger.log.signing import KeyRecord, key_id_for
 from ledger.portal.store import PortalStore, open_portal_store
+from ledger.portal.wire_keys import WIRE_KEYS_FILE, PortalWireKeys
 from ledger.runtime.config import NodeConfig
 from ledger.runtime.hub_map import vrf_key
 from ledger.runtime.keystore import Keys, open_keystore
@@ -195,6 +196,12 @@ class RoleNode:
     def portal_store(self) -> PortalStore:
         self._require(PORTAL)
         return open_portal_store(self.database_url())
+
+    def wire_keys(self) -> PortalWireKeys:
+        """The portal's key file of the providers' wire keys (``ledger.portal.wire_keys``), wrapped by its
+        key-encryption key (in the token with ``pkcs11``)."""
+        self._require(PORTAL)
+        return PortalWireKeys(self.config.data_dir / WIRE_KEYS_FILE, Keys(open_keystore(self.config)).data_wrapper())
 
     def witness_store(self) -> WitnessStore:
         self._require(WITNESS)

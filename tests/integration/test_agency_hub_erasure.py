@@ -19,15 +19,14 @@ from ledger.app import Actor
 from ledger.hub.erasure import erasures
 from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.tables import hub_sealed_records
-from ledger.linkage.names import PORTAL
 from ledger.linkage.record_contents import open_contents
-from ledger.linkage.transport import Topics
+from ledger.linkage.wire_keys import WireLookup
 from tests.conftest import NodeFactory
 from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, hub_nodes
 from tests.support.hub_world import A, B, C
 from tests.support.people import individual_number
 from tests.support.postgres import temp_database
-from tests.support.wire_scan import Keys, any_wire, sent_to_portal
+from tests.support.wire_scan import portal_inbox
 
 
 def request_refs(app: object, request: object) -> list[str]:
@@ -53,11 +52,10 @@ def world(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterat
         store.close()
 
 
-def at_the_portal(world: HubNodes) -> tuple[dict[bytes, bytes], list[tuple[str, list[str]]]]:
+def at_the_portal(world: HubNodes) -> tuple[WireLookup, list[tuple[str, list[str]]]]:
     """What the portal's inbox carries for it: the wire keys delivered, and the wire erasures (sender, refs)."""
     assert world.portal_keys is not None
-    keys = Keys([(PORTAL, world.portal_keys.sealing)], {}, world.hub.directory.sender_keys(world.nodes[A].app.clock()))
-    return sent_to_portal(world.broker.topics.get(Topics().inbox(PORTAL), []), keys)
+    return portal_inbox(world.broker, world.portal_keys, world.hub.directory.sender_keys(world.nodes[A].app.clock()))
 
 
 def opened(world: HubNodes) -> list[tuple[str, str, str]]:
@@ -65,7 +63,7 @@ def opened(world: HubNodes) -> list[tuple[str, str, str]]:
     the wire keys delivered to it (none after the erasure: the portal destroys its copies)."""
     assert world.portal_keys is not None
     keys = world.hub.directory.sender_keys(world.nodes[A].app.clock())
-    wires = any_wire(at_the_portal(world)[0])
+    wires = at_the_portal(world)[0]
     with world.hub.store.engine.connect() as conn:
         rows = conn.execute(select(hub_sealed_records)).all()
     return sorted(
@@ -112,7 +110,8 @@ def test_an_erasure_approved_at_a_hub_mode_node_shreds_its_records_at_the_hub(wo
     assert len(erasures(world.hub.store.engine)) == 1
     # the portal is told, relayed by the hub, to destroy exactly the wire key of X's record (A's node destroyed
     # its own with X's data keys): Z's key is neither named nor gone at A
-    delivered, erased = at_the_portal(world)
+    lookup, erased = at_the_portal(world)
+    delivered = lookup.keys  # type: ignore[attr-defined]
     assert len(delivered) == 2 and [(sender, len(refs)) for sender, refs in erased] == [(A, 1)]
     [ref] = erased[0][1]
     dk = a.signed_mapper.data_keys

@@ -24,15 +24,17 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ledger.errors import FlagLedgerError
 from ledger.linkage.digests import DIGEST_KIND, unpack
+from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import decode
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.record_contents import RecordContents
 from ledger.linkage.sealing import MAGIC, SenderKeys, unseal
+from ledger.linkage.transport import MemoryBroker, Topics
 from ledger.linkage.wire_keys import WIRE_MAGIC, SubjectKey, WireErasure, open_key, unwire
 from ledger.log.datakeys import DataKeys
 from tests.support.portal_world import PortalWorld
 
-__all__ = ["Keys", "any_wire", "every_key_left", "opened_from", "sent_to_portal"]
+__all__ = ["Keys", "every_key_left", "opened_from", "portal_inbox", "sent_to_portal"]
 
 
 @dataclass
@@ -151,11 +153,14 @@ def opened_from(records: list[bytes], keys: Keys) -> list[bytes]:
     return plain
 
 
-def sent_to_portal(records: list[bytes], keys: Keys) -> tuple[dict[bytes, bytes], list[tuple[str, list[str]]]]:
+Erased = tuple[str, list[str]]  # a wire erasure: its sender, the refs
+
+
+def sent_to_portal(records: list[bytes], keys: Keys) -> tuple[dict[bytes, bytes], list[Erased]]:
     """What the portal would take from its inbox: the wire keys delivered (opened with the keys given), and each
     wire erasure as (sender, refs)."""
     delivered: dict[bytes, bytes] = {}
-    erasures: list[tuple[str, list[str]]] = []
+    erasures: list[Erased] = []
     for blob in records:
         for name, private in keys.sealing:
             try:
@@ -175,5 +180,10 @@ def sent_to_portal(records: list[bytes], keys: Keys) -> tuple[dict[bytes, bytes]
     return delivered, erasures
 
 
-def any_wire(keys: dict[bytes, bytes]) -> _AnyWire:
-    return _AnyWire(keys)
+def portal_inbox(broker: MemoryBroker, portal: PartyKeys, sender_keys: SenderKeys) -> tuple[_AnyWire, list[Erased]]:
+    """The portal's inbox on the in-memory broker as the portal would take it: the wire keys delivered (as a
+    lookup for ``open_contents``) and the wire erasures."""
+    delivered, erasures = sent_to_portal(
+        broker.topics.get(Topics().inbox(PORTAL), []), Keys([(PORTAL, portal.sealing)], {}, sender_keys)
+    )
+    return _AnyWire(delivered), erasures

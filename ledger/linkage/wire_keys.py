@@ -61,7 +61,6 @@ MAX_REFS = 64  # a person's wire keys at one provider: one per recipient, and on
 _KEY_INFO = b"flagledger/linkage/wire-key/1\x00"
 
 
-
 class WireLookup(Protocol):
     """The recipient's wire keys (``ledger.portal.wire_keys.PortalWireKeys``)."""
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from ledger.files import private_file
-from ledger.log.datakeys import KeyWrapper
 from ledger.linkage.sealing import public_hex
+from ledger.log.datakeys import KeyWrapper
 
 __all__ = ["WIRE_KEYS_FILE", "PortalWireKeys"]
 
@@ -137,7 +137,9 @@ class PortalWireKeys:
 
     def delivery(self, key_id: str) -> X25519PrivateKey | None:
         with self._lock:
-            row = self._db.execute("SELECT wrapped FROM delivery_keys WHERE id = ?", (bytes.fromhex(key_id),)).fetchone()
+            row = self._db.execute(
+                "SELECT wrapped FROM delivery_keys WHERE id = ?", (bytes.fromhex(key_id),)
+            ).fetchone()
         if row is None:
             return None
         return X25519PrivateKey.from_private_bytes(self.wrapper.unwrap(bytes(row[0]), bytes.fromhex(key_id)))

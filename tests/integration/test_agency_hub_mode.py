@@ -308,8 +308,7 @@ def test_the_staff_made_answer_waits_for_the_consultation_and_the_hub_files_reco
     keys = world.hub.directory.sender_keys(a.app.clock())
     wires, _ = portal_inbox(world.broker, world.portal_keys, keys)  # the record's wire key, delivered to the portal
     records = [
-        (r.provider, open_contents(world.portal_keys, r.contents, keys, r.record_id, r.provider, wires))
-        for r in sealed
+        (r.provider, open_contents(world.portal_keys, r.contents, keys, r.record_id, r.provider, wires)) for r in sealed
     ]
     assert [(provider, c.querier, c.outcome) for provider, c in records] == [(A, C, "held")]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -100,14 +101,10 @@ def _nested(value: Any) -> Iterator[bytes]:
 
 
 def _decodings(text: str) -> Iterator[bytes]:
-    try:
+    with contextlib.suppress(ValueError):
         yield bytes.fromhex(text)
-    except ValueError:
-        pass
-    try:
+    with contextlib.suppress(binascii.Error, ValueError):
         yield base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        pass
 
 
 def opened_from(records: list[bytes], keys: Keys) -> list[bytes]:
@@ -133,10 +130,8 @@ def opened_from(records: list[bytes], keys: Keys) -> list[bytes]:
             plain.append(payload)
             if opened.kind == SubjectKey.kind:
                 key_messages.append(decode(SubjectKey, payload))
-            try:
+            with contextlib.suppress(ValueError):
                 queue += list(_nested(json.loads(payload)))
-            except ValueError:
-                pass
             break
     wire = dict(keys.wire)
     for m in key_messages:  # a retained key message opens with a delivery key (or sealing key) still held

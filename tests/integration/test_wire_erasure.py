@@ -148,3 +148,29 @@ def test_after_an_erasure_no_retained_record_opens_to_the_erased_persons_records
     w, a_w = individual_number(), procedure("aw")
     a.record(w, C, a_w, ITEM, INFO, "provided", MADE)
     assert shown(pw, w, {a_w}) == {a_w}
+
+
+def test_a_peer_cannot_destroy_another_providers_wire_keys_at_the_portal(tmp_path: Path) -> None:
+    """Peer agency wiping another's evidence at the portal: C relays a wire erasure naming A's wire key for X
+    (handed its ref here; on the wire C never sees it) — the portal destroys nothing, records nothing, and A's
+    record still shows; A's own erasure then destroys it."""
+    hub = open_hub_store(f"sqlite:///{tmp_path / 'hub.sqlite'}", "hub-1")
+    broker = MemoryBroker()
+    pw = PortalWorld.open(Cast.of(A, B, C, D), hub, tmp_path / "portal.sqlite", lambda p: MemoryTransport(broker, p))
+    try:
+        x, a_x = individual_number(), procedure("ax")
+        pw.world.agencies[A].record(x, C, a_x, ITEM, INFO, "provided", MADE)
+        assert shown(pw, x, {a_x}) == {a_x}
+        assert pw.wires is not None
+        [ref] = pw.wires.all_keys()
+        c = pw.world.agencies[C]
+        c.send(c.wire_erasure(uuid.uuid4().hex, [ref.hex()]))
+        pw.settle()
+        assert list(pw.wires.all_keys()) == [ref] and pw.wires.erasures() == []
+        assert {r.procedure for r in pw.page(x).records} == {a_x}
+        pw.erase(A, x)
+        assert pw.wires.all_keys() == {} and [e["sender"] for e in pw.wires.erasures()] == [A]
+        assert shown(pw, x, set()) == set()
+    finally:
+        pw.close()
+        hub.close()

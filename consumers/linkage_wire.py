@@ -30,11 +30,17 @@ def key_first(end: AgencyEnd, subject: str, mark: Callable[[Callable[[], None]],
 
 def erased(app: FlagLedger, end: AgencyEnd, subject: str, request_id: str) -> Iterator[Act]:
     """The ``wire_erasure`` of the portal's wire keys among the keys the erasure destroyed — as its ``Erased``
-    event in the node's own log names them (the key file destroys them right after the batch is stored)."""
+    event in the node's own log names them (the key file destroys them right after the batch is stored) — and of
+    any the person got since."""
     dk = app.signed_mapper.data_keys
     if dk is None:
         return
     refs = [ref for ref, e in recorded_erasures(app).items() if str(e["request"]) == request_id]
-    wired = dk.wire_refs(refs, PORTAL)
+    # a key made after the erasure, for a record of the person the bridge pushed late (its act came before the
+    # erasure's in the log, the push after it): destroyed too, with the same request, and named to the portal
+    late = dk.wire_refs(dk.refs_of(subject), PORTAL)
+    if late:
+        dk.destroy(late, app.clock().isoformat(), request_id, "bridge")
+    wired = sorted(set(dk.wire_refs(refs, PORTAL)) | set(late))
     if wired:
         yield (subject,), end.wire_erasure(UUID(request_id).hex, wired)

@@ -118,3 +118,31 @@ def test_an_erasure_approved_at_a_hub_mode_node_shreds_its_records_at_the_hub(wo
     assert dk is not None and ref in request_refs(a, request) and dk.held([ref]) == []
     z_ref = next(r.hex() for r in delivered if r.hex() != ref)
     assert dk.held([z_ref]) == [z_ref]
+
+
+def test_a_record_pushed_after_its_persons_erasure_goes_under_a_key_the_portal_is_told_to_destroy(
+    world: HubNodes,
+) -> None:
+    """Insider at the portal, broker operator: A answers C's query about X (its record is in A's log) and its
+    administrators erase X before A's bridge pushed anything; the push then makes X's wire key anew for that
+    record — the bridge destroys it too and names it in the wire erasure, so no key for X's record is left at
+    A or at the portal, and the hub shreds the record."""
+    x = individual_number()
+    world.bridges[A].file_person(x)
+    world.settle()
+    asked = world.bridges[C].ask(Actor(C, "counter"), A, x, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+    world.bridges[C].push()
+    world.hub.step(timeout_ms=50)
+    world.bridges[A].pull(timeout_ms=200)  # A answers in its log; its bridge has not pushed the record yet
+    a = world.nodes[A].app
+    request = a.request_erasure(Actor(A, "admin"), x, "retention of the provision record ended")
+    a.approve_erasure(Actor(A, "admin2"), request)
+    world.settle()
+    assert world.bridges[C].query(asked)["status"] == "answered"
+    lookup, erased = at_the_portal(world)
+    delivered = lookup.keys  # type: ignore[attr-defined]
+    assert len(delivered) == 1 and erased == [(A, [next(iter(delivered)).hex()])]  # the late key, named
+    dk = a.signed_mapper.data_keys
+    assert dk is not None and dk.held([next(iter(delivered)).hex()]) == []
+    [done] = erasures(world.hub.store.engine)
+    assert done["records"] == 1 and opened(world) == []

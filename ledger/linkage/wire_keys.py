@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ledger.errors import Code, InputError, IntegrityError
 from ledger.linkage.messages import Message
 from ledger.linkage.names import check_event_id
-from ledger.linkage.sealing import SUITE
+from ledger.linkage.sealing import SUITE, public_from_hex, public_hex
 
 __all__ = [
     "STATIC",
@@ -47,6 +47,8 @@ __all__ = [
     "WireErasure",
     "WireKey",
     "WireLookup",
+    "delivery_entry",
+    "delivery_of",
     "is_wired",
     "open_key",
     "seal_key",
@@ -120,6 +122,18 @@ def open_key(private: X25519PrivateKey, ref: bytes, sealed_hex: str) -> bytes:
     if len(key) != 32:
         raise IntegrityError("a wire key is 32 bytes", code=Code.SEALED_MESSAGE)
     return key
+
+
+def delivery_entry(key_id: str, public: X25519PublicKey) -> str:
+    """The portal's delivery key as its directory entry publishes it: ``KEY_ID:X25519 public hex``."""
+    return f"{key_id}:{public_hex(public)}"
+
+
+def delivery_of(text: str) -> tuple[str, X25519PublicKey]:
+    """(key id, public half) of a published delivery key; ``malformed`` otherwise."""
+    key_id, _, public = text.partition(":") if isinstance(text, str) else ("", "", "")
+    _ref(key_id, "delivery_hex")
+    return key_id, public_from_hex(public)
 
 
 def _ref(value: str, what: str = "ref") -> bytes:

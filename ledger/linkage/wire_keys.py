@@ -45,7 +45,6 @@ __all__ = [
     "WIRE_MAGIC",
     "SubjectKey",
     "WireErasure",
-    "WireKey",
     "WireLookup",
     "delivery_entry",
     "delivery_of",
@@ -71,15 +70,6 @@ class WireLookup(Protocol):
         ...
 
     def erased(self, ref: bytes) -> bool: ...
-
-
-@dataclass(frozen=True)
-class WireKey:
-    """One wire key at the sender: its ref, the key, and whether the recipient was sent it yet."""
-
-    ref: bytes
-    key: bytes
-    delivered: bool
 
 
 def wire(ref: bytes, key: bytes, record_id: str, payload: bytes) -> bytes:

@@ -17,6 +17,8 @@ agency's own code.
   municipality to take over;
 * its **provision records** (a request's first outcome, auto-provided or held), the id the request's, their
   contents under the person's wire key for the portal, the key sent once before (``subject_key``, relayed);
+* its **approvals of a proxy** for a person it protects, and their withdrawals, once its four eyes made them
+  (``consumers.linkage_proxies``): the hub lets the proxy read the person's portal page;
 * its approved **erasures** (``ErasureNotice.Published``, issue 22): the hub shreds the records this agency sent
   it about the person and the portal's page drops them (``ledger.hub.erasure``); the portal is told, relayed,
   which of the person's wire keys to destroy (``wire_erasure``, ``ledger.linkage.wire_keys``);
@@ -53,6 +55,7 @@ from sqlalchemy import Engine, insert, select, update
 from consumers import linkage_bodies as bodies
 from consumers import linkage_decisions as decisions
 from consumers import linkage_moves as moves
+from consumers import linkage_proxies as proxies
 from consumers import linkage_staff as staff
 from consumers import linkage_wire as wire
 from consumers.linkage_inbound import Pulled, park, pull
@@ -80,6 +83,7 @@ from ledger.linkage.messages import (
     UnlinkMessage,
 )
 from ledger.linkage.names import HUB
+from ledger.linkage.proxy_approvals import ProxyApproval
 from ledger.linkage.staff_rosters import roster_events
 from ledger.linkage.transport import Transport
 from ledger.runtime.linkage import Node, code_of, hosted_agency, hub_mode, linkage_directory, party_keys
@@ -102,7 +106,7 @@ _UNLINKED, _RELINKED = "ledger.domain.identity:PseudonymLink.Unlinked", "ledger.
 _ERASED = "ledger.domain.erasure:ErasureNotice.Published"  # this agency's approved erasure (issue 22)
 _TOPICS = [
     *(_SET, _RELEASED, _AUTO, _HELD, _LINKED, _UNLINKED, _RELINKED),
-    *(moves.MOVED, bodies.SENT, bodies.OUTCOME, _ERASED),
+    *(moves.MOVED, bodies.SENT, bodies.OUTCOME, _ERASED, *proxies.TOPICS),
 ]
 _IDS = uuid.UUID("5f0c8a52-35f5-4a8e-9d0b-6c1f3e0a7b19")  # the namespace of flag change ids
 
@@ -235,7 +239,7 @@ class LinkageBridge:
             registered.update(subjects)
             if self.checks is not None and isinstance(message, FlagChangeMessage):
                 self.checks.flag_sent(message)  # from the next head on, the hub's map must show it
-            self.end.send(message)
+            self.end.send(message, ANSWER_SIZE if isinstance(message, ProxyApproval) else 0)  # sized as answers
             out.acts.append(message.kind)
         self._mark(lambda: self._set_position(end))
         if self.witness.publish():
@@ -345,6 +349,10 @@ class LinkageBridge:
         if topic == moves.MOVED:  # a protected person's residence change it recorded: the handover, by the hub
             yield from moves.move_message(self.agency, event, stream)
             return
+        if topic in proxies.TOPICS:  # this agency's four eyes approved a proxy, or withdrew it: the hub is told
+            approval: Any = self.app.repository.get(stream, version=event.originator_version)
+            yield from proxies.proxy_message(self.agency, topic, approval, stream, event.originator_version)
+            return
         if topic == _ERASED:  # the hub shreds the records this agency sent it about the person, the portal's page too
             if event.agency == self.agency:
                 yield (event.subject,), ErasureMessage(UUID(event.request_id).hex, code_of(event.subject))
@@ -387,7 +395,12 @@ class LinkageBridge:
             if row.staff_answer == HUB_STAFF and status in DECIDED:  # the hub takes it only signed by two of the staff
                 try:
                     signed = decisions.staff_answer(
-                        self.engine, self.agency, row.hub_request_id, row.local_request_id, status
+                        self.engine,
+                        self.agency,
+                        row.hub_request_id,
+                        row.local_request_id,
+                        status,
+                        self.app.roster(self.agency),
                     )
                 except FlagLedgerError as exc:  # decided unsigned: sent plain, the hub refuses and escalates
                     with self.engine.begin() as conn:

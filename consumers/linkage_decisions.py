@@ -9,7 +9,11 @@ and a holder's staff give their advice on a consultation.
   request id, the status the proposal gives, the advice and its basis — with the person's own staff key
   (``FlagLedger.sign_act``: unlocked and certified, never the node's key), kept in ``linkage_decisions``. Before
   the advice came or the deadline passed there is nothing to sign (``staff_decision_required``), so nothing is
-  proposed; an approval on another basis than the proposal's is refused (propose again). The bridge's push
+  proposed; an approval on another basis than the proposal's is refused (propose again). Before the approval
+  is recorded the node runs the hub's own check (``check_decision``, with the roles of
+  ``ledger.log.staff_roles.decision_role_problem``): a reviewer's proposal and an approver's approval, as this
+  agency's shared roster certifies them, neither an administrator — otherwise ``staff_role``, nothing approved,
+  nothing sent; the push checks again against the roster as it stands then. The bridge's push
   sends the answer once the batch releases it, as :func:`staff_answer` makes it.
 * **As holder**: :func:`advise` keeps one advice per consultation (``linkage_advice``), sent at the next push.
 
@@ -37,8 +41,10 @@ from ledger.linkage.consultation import (
     AdviceRelay,
     Escalation,
     StaffAnswer,
+    check_decision,
     decision_statement,
 )
+from ledger.log.staff_roster import RosterState
 from ledger.runtime.tables import (
     linkage_advice,
     linkage_case_notes,
@@ -151,7 +157,7 @@ def approve(app: FlagLedger, engine: Engine, actor: Actor, request_id: UUID, pro
     proposal = app.provision_request(request_id).proposal
     if proposal is None:
         raise StateConflict("no decision has been proposed for this held request")
-    statement, _ = _statement(engine, actor.agency, row.hub_request_id, proposal["decision"])
+    statement, found = _statement(engine, actor.agency, row.hub_request_id, proposal["decision"])
     with engine.connect() as conn:
         first = conn.execute(
             select(linkage_decisions).where(
@@ -164,14 +170,30 @@ def approve(app: FlagLedger, engine: Engine, actor: Actor, request_id: UUID, pro
             code=Code.STALE_PROPOSAL,
         )
     signed = app.sign_act(actor, statement)
+    # the hub's own check, run here first (the same function): both keys, and the roles — a reviewer's proposal,
+    # an approver's approval, neither an administrator — in this agency's roster as it stands now
+    answer = StaffAnswer(
+        row.hub_request_id, STATUS[proposal["decision"]], "", *found, first.key_id, first.signature,
+        str(signed["key_id"]), str(signed["signature"]),
+    )  # fmt: skip
+    check_decision(app.roster(actor.agency), actor.agency, answer)
     status = app.approve_decision(actor, request_id, proposal_version)
     _keep(app, engine, request_id, APPROVED, actor, signed, statement)
     return status
 
 
-def staff_answer(engine: Engine, agency: str, hub_request_id: str, local_request_id: str, status: str) -> StaffAnswer:
+def staff_answer(
+    engine: Engine,
+    agency: str,
+    hub_request_id: str,
+    local_request_id: str,
+    status: str,
+    roster: RosterState | None = None,
+) -> StaffAnswer:
     """The signed answer to send for a decided request; ``staff_signature_required`` if the two signatures of
-    this status on the standing advice are not both kept (decided outside :func:`propose` / :func:`approve`)."""
+    this status on the standing advice are not both kept (decided outside :func:`propose` / :func:`approve`).
+    With ``roster`` (the agency's own, as it stands when the push sends), checked as the hub will check it
+    (``check_decision``): a role withdrawn since the approval refuses it here (``staff_role``), not at the hub."""
     with engine.connect() as conn:
         found = basis(conn, hub_request_id)
         rows = {
@@ -190,6 +212,8 @@ def staff_answer(engine: Engine, agency: str, hub_request_id: str, local_request
         hub_request_id, status, "", *found, first.key_id, first.signature, second.key_id, second.signature
     )
     answer.check()
+    if roster is not None:
+        check_decision(roster, agency, answer)
     return answer
 
 

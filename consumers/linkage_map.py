@@ -8,20 +8,26 @@ fresh head — otherwise it is held for staff, as a flag held here holds it. Wha
 about (a fork, a rollback, a dropped or ignored flag) is kept as evidence and raised as a security
 :class:`~ledger.domain.incidents.Incident` for the agency (``ledger.app.incidents.raise_incidents``).
 
-**The node keeps no number**, so the VRF proof that answers a registration cannot be checked against one: the
-map key is taken from the proof as given (:func:`ledger.linkage.person_keys.unchecked_person_key`). A hub that
-bends a person's key at registration is therefore not caught at this node (it is at an agency that checks with
-the number in hand, ``AgencyEnd``).
+**The node keeps no number**, yet it checks the VRF proof that answers a registration: when the number was typed,
+the registration kept a keyed check of it (``linkage_registrations.person_check``,
+:func:`ledger.linkage.person_keys.person_key_check`, under the agency's code secret), and the proof is held to
+that check before the map key is kept. Threat: a malicious or compromised hub bending a person's map key at
+registration (another number's proof, a bent one, another key pair's), so that this agency, as holder, checks its
+flags at a leaf the hub chose while providers are shown another, or, as provider, takes routing decisions about
+another person's leaf. A proof that does not check — or a registration answered with no check kept (made before
+the hub's VRF key was known) — leaves the person with no map key here: their routed queries are answered by staff;
+a bad or malformed proof is raised as the incident ``bad_person_key``.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, insert, select, update
 
 from consumers.linkage_staff import SENT
 from ledger.app.incidents import ParkedMessage, raise_incidents
@@ -29,13 +35,14 @@ from ledger.linkage.checks import HubIncident, MapChecks
 from ledger.linkage.hub_wire import encode_evidence
 from ledger.linkage.map_messages import MAP_KINDS, ProvenQuery, Registered
 from ledger.linkage.messages import Message
-from ledger.linkage.person_keys import unchecked_person_key, vrf_public_from_hex
+from ledger.linkage.person_keys import vrf_public_from_hex
+from ledger.log.keyed_hash import KeyedHash
 from ledger.runtime.hub_map import MapSettings
-from ledger.runtime.linkage import HubEntry, linkage_directory, subject_of, witness_entries
+from ledger.runtime.linkage import HubEntry, code_secret, linkage_directory, subject_of, witness_entries
 from ledger.runtime.map_keep import SqlMapKeep
 from ledger.runtime.tables import linkage_parked, linkage_registrations
 
-__all__ = ["MapGate", "map_checks"]
+__all__ = ["MapGate", "map_checks", "person_check"]
 
 log = logging.getLogger("flagledger.linkage")
 
@@ -58,7 +65,18 @@ def map_checks(node: Any, agency: str) -> MapChecks | None:
         witness_keys=lambda party, key_id: directory.sender_keys(node.app.clock())(party, key_id),
         quorum=settings.witness_quorum,
         deadline=timedelta(seconds=settings.witness_deadline_seconds),
+        registrations=partial(person_check, node.engine),
+        mac=KeyedHash.of(code_secret(node.keys, agency)),
     )
+
+
+def person_check(engine: Engine, code: str) -> bytes | None:
+    """The keyed check kept when the number of ``code``'s person was typed (None: no registration kept here, or
+    one kept before the hub's VRF key was known)."""
+    r = linkage_registrations.c
+    with engine.connect() as conn:
+        found = conn.execute(select(r.person_check).where(r.subject == subject_of(code))).scalar()
+    return None if found is None else bytes(found)
 
 
 class MapGate:
@@ -77,10 +95,6 @@ class MapGate:
             if isinstance(message, ProvenQuery):
                 return message.plain(message.answer)
             return None if type(message).kind in MAP_KINDS else message
-        if isinstance(message, Registered) and message.code not in checks.keys:
-            # kept as this agency's held value (ledger.linkage.person_keys.held_key), never the key itself
-            checks.keep_key(message.code, unchecked_person_key(checks.vrf_key, bytes.fromhex(message.proof)))
-            return None
         before = len(checks.incidents)
         checked = checks.take(message)
         for incident in checks.incidents[before:]:

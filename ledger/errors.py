@@ -159,6 +159,8 @@ class Code:
     HEAD_SKIPPED: Final = "head_skipped"  # a party was shown hub head i + k (k > 1) after head i: heads withheld
     HEAD_UNCOSIGNED: Final = "head_uncosigned"  # a head no witness cosigned within the configured time
     CHANGE_UNSEEN: Final = "change_unseen"  # a holder's flag change not shown in a (cosigned) head by its deadline
+    # the hub answered a registration with no valid VRF proof of the person's map key for the number registered
+    BAD_PERSON_KEY: Final = "bad_person_key"
     CHECKPOINT_ROLLBACK: Final = "checkpoint_rollback"  # an agency showed a witness a smaller log than before
     # a protected person's year (issue 21, docs/year.md)
     HANDOVER_PENDING: Final = "handover_pending"  # the new municipality does not hold yet: a named risk is needed

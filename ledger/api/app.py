@@ -21,6 +21,8 @@ from ledger.api import (
     console_identity,
     console_keys,
     console_probes,
+    console_prompts,
+    console_proxy_approvals,
     console_references,
     console_requests,
     console_signin,
@@ -28,6 +30,7 @@ from ledger.api import (
     console_year_acts,
     disclosure,
     incidents,
+    proxy_approvals,
     queries,
     system,
     year,
@@ -67,6 +70,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     app.include_router(commands.router)
     app.include_router(year.router)
     app.include_router(companions.router)
+    app.include_router(proxy_approvals.router)
     app.include_router(bodies.router)
     app.include_router(disclosure.router)
     app.include_router(queries.router)
@@ -79,7 +83,9 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
     app.include_router(console_year.router)
     app.include_router(console_year_acts.router)
     app.include_router(console_cases.router)
+    app.include_router(console_prompts.router)
     app.include_router(console_guardians.router)
+    app.include_router(console_proxy_approvals.router)
     app.include_router(console_identity.router)
     app.include_router(console_probes.router)
     app.include_router(console_acts.router)

@@ -1,9 +1,10 @@
 """The console's intake pages (issue #21, docs/year.md §5): a requester opens a case (受付) for the victim, with the
 perpetrator named, asks for the victim's flags on it and proposes a companion (同伴者: a child who fled with
 her) with a flag request of the companion's own; the year queue's companion and perpetrator prompts are acted on
-here too. Every flag request goes through the app's chain (ledger/app/companions.py): approved by another
-person and executed by an operator under 承認待ち, each act signed — by the person's security key (the form's
-assertion, options from ``…/options``) or, with no certified key, by the staff key their sign-in unlocked.
+from its page too (ledger/api/console_prompts.py). Every flag request goes through the app's chain
+(ledger/app/companions.py): approved by another person and executed by an operator under 承認待ち, each act
+signed — by the person's security key (the form's assertion, options from ``…/options``) or, with no certified
+key, by the staff key their sign-in unlocked.
 
 Persons are shown by the agency's 宛名番号 only (ledger/api/console_names.py): numbers typed here are turned into
 pseudonyms at once, and no page carries a pseudonym, not even in a hidden field — forms name a case by its id.
@@ -23,10 +24,10 @@ from ledger.api.console_acts import signed_options
 from ledger.api.console_references import record_reference
 from ledger.api.console_requests import REASON_LABELS
 from ledger.api.deps import LockedNode
-from ledger.api.webauthn_keys import act_proof, act_proof_for, signs_with_key
+from ledger.api.webauthn_keys import act_proof_for, signs_with_key
 from ledger.domain import bounds
 from ledger.domain.types import Action, Flag, Reason
-from ledger.errors import FlagLedgerError, InputError, NotFoundError
+from ledger.errors import FlagLedgerError, NotFoundError
 from ledger.runtime.bootstrap import Node
 from ledger.runtime.reference_numbers import clean_reference
 
@@ -235,32 +236,3 @@ def propose_companion(
         return "companion_proposed"
 
     return console_act(request, node, session, csrf, Action.OPEN_CASE, propose, f"/console/cases/{case_id}")
-
-
-# -- the year queue's prompts on this case (several requests at once: the unlocked staff key signs them) -----------
-@router.post("/cases/{case_id}/prompted/{which}")
-def prompted_requests(
-    request: Request, node: LockedNode, case_id: UUID, which: str, csrf: Csrf, session: Session = None
-) -> Response:
-    """Open the requests the year queue prompts for on this case: NON_DISCLOSURE on each perpetrator
-    (``perpetrators``), or what each attached companion lacks of the victim's flags (``companions``). Several
-    requests are signed at once, which one security-key touch cannot do: a person with a certified key
-    requests them one by one on the flag request page."""
-
-    def ask(who: Principal) -> str:
-        if signs_with_key(node, who.actor):
-            act_proof(node, request, who.actor, "")  # refused: the console never signs for them with a server key
-        if which == "perpetrators":
-            node.app.request_perpetrator_flags(who.actor, case_id)
-        elif which == "companions":
-            case = _case(node, who, case_id)
-            for p in node.app.companion_prompts(who.actor.agency):
-                if p["case_id"] == case["case_id"]:
-                    node.app.request_flags(
-                        who.actor, p["subject"], p["flags_to_request"], reason=case["reason"], case_id=case_id
-                    )
-        else:
-            raise InputError("unknown prompt: perpetrators or companions", field="which")
-        return "requested"
-
-    return console_act(request, node, session, csrf, Action.REQUEST_FLAG, ask, f"/console/cases/{case_id}")

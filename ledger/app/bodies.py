@@ -16,6 +16,7 @@ from collections import defaultdict
 from typing import Any, Protocol
 from uuid import UUID
 
+from ledger.app.credentials import StaffProof, WebAuthnProof
 from ledger.app.handover import HandoverCommands
 from ledger.app.values import Actor
 from ledger.domain.base import LedgerAggregate
@@ -24,6 +25,8 @@ from ledger.domain.flags import BodyRequest, FlagRequest
 from ledger.domain.law import catalogue
 from ledger.domain.types import Action, AgencyKind, RequestStatus
 from ledger.errors import PermissionDenied
+
+Proof = StaffProof | WebAuthnProof
 
 # a request's status after an act → the outcome a body hears of (a partial approval: nothing yet)
 _OUTCOME = {
@@ -137,15 +140,54 @@ class BodyCommands(HandoverCommands):
             raise self._unknown("protection-body request", body_request_id)
         return self._summary(body, self._outcomes().get(body.id, []))
 
-    def body_inbox(self, actor: Actor) -> list[dict[str, Any]]:
-        """The protection-body requests sent to ``actor``'s municipality, with what it has done about them."""
+    def _inbox(self, actor: Actor) -> list[Any]:
         self.authorise(actor, Action.REQUEST_FLAG)
-        outcomes = self._outcomes()
         sent: list[Any] = [b for b in self._aggregates(BodyRequest, "Sent") if b.municipality == actor.agency]
         if self.hub_bodies is not None:
             sent += [b for b in self.hub_bodies.received() if b.municipality == actor.agency]
         sent.sort(key=lambda b: b.created_on)
-        return [self._summary(b, outcomes.get(b.id, [])) for b in sent]
+        return sent
+
+    def body_inbox(self, actor: Actor) -> list[dict[str, Any]]:
+        """The protection-body requests sent to ``actor``'s municipality, with what it has done about them."""
+        outcomes = self._outcomes()
+        return [self._summary(b, outcomes.get(b.id, [])) for b in self._inbox(actor)]
+
+    def body_inbox_people(self, actor: Actor) -> dict[str, str]:
+        """Body request id → its person, for the municipality's console page (which shows them by its own
+        宛名番号); the inbox itself, the API's and the command line's, names nobody."""
+        return {str(b.id): b.subject for b in self._inbox(actor)}
+
+    def _inbox_request(self, actor: Actor, body_request_id: UUID) -> Any:
+        self.authorise(actor, Action.REQUEST_FLAG)
+        body = self._body_request(body_request_id)
+        if body.municipality != actor.agency:  # sent to another municipality: as if unknown
+            raise self._unknown("protection-body request", body_request_id)
+        return body
+
+    def body_request_statement(self, actor: Actor, request_id: UUID, body_request_id: UUID) -> bytes:
+        """What ``actor`` signs to answer body request ``body_request_id`` with flag request ``request_id``."""
+        body = self._inbox_request(actor, body_request_id)
+        return self.request_statement(
+            actor, request_id, body.subject, list(body.flags), reason=body.reason, body_request_id=body.id
+        )
+
+    def answer_body_request(
+        self, actor: Actor, body_request_id: UUID, *, proof: Proof | None = None, request_id: UUID | None = None
+    ) -> UUID:
+        """The municipality answers a body's request sent to it: a flag request for the flags the body asked,
+        on its person, with the body request named — the body then reads ``requested``, and each later act of
+        the chain (approval, rejection, execution) records its step. Signed by the requester as any request."""
+        body = self._inbox_request(actor, body_request_id)
+        return self.request_flags(
+            actor,
+            body.subject,
+            list(body.flags),
+            reason=body.reason,
+            body_request_id=body.id,
+            proof=proof,
+            request_id=request_id if proof is not None else None,
+        )
 
     def law_catalogue(self) -> dict[str, Any]:
         """The legal bases queries are checked against (public: the law, not a secret)."""

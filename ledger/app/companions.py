@@ -34,6 +34,7 @@ __all__ = ["CompanionCommands"]
 Proof = StaffProof | WebAuthnProof
 ND = Flag.NON_DISCLOSURE.value
 _COVERING = (RequestKind.SET.value, RequestKind.RENEW.value)
+PERPETRATORS, COMPANIONS = "perpetrators", "companions"  # the year queue's two prompts on a case
 
 
 class CompanionCommands(YearCommands):
@@ -240,12 +241,30 @@ class CompanionCommands(YearCommands):
 
     def request_perpetrator_flags(self, actor: Actor, case_id: UUID, explanation: str = "") -> list[UUID]:
         """Open a NON_DISCLOSURE request on each perpetrator of the case the year queue prompts for."""
-        self._own(self.case(case_id), actor, "case")
-        note = explanation.strip() or "加害者: 照会記録の不開示 (seed case 1)"
         return [
-            self.request_flags(actor, p["subject"], [ND], case_id=case_id, explanation=note)
-            for p in self.perpetrator_prompts(actor.agency)
-            if p["case_id"] == str(case_id)
+            self.request_flags(
+                actor, p["subject"], p["flags"], reason=p["reason"], case_id=case_id, explanation=p["explanation"]
+            )
+            for p in self.case_prompts(actor, case_id, PERPETRATORS, explanation)
+        ]
+
+    def case_prompts(self, actor: Actor, case_id: UUID, which: str, explanation: str = "") -> list[dict[str, Any]]:
+        """The requests the year queue prompts for on one of this agency's cases, each as it is to be requested
+        (``subject``, ``flags``, ``reason``, ``explanation``): NON_DISCLOSURE on each perpetrator
+        (``perpetrators``) or what each attached companion lacks of the victim's flags (``companions``). One
+        entry is one request, signed on its own (the console asks a security key once for each)."""
+        case = self._own(self.case(case_id), actor, "case")
+        if which == PERPETRATORS:
+            found = self.perpetrator_prompts(actor.agency)
+            reason, note = Reason.DV.value, explanation.strip() or "加害者: 照会記録の不開示 (seed case 1)"
+        elif which == COMPANIONS:
+            found, reason, note = self.companion_prompts(actor.agency), case.reason, explanation.strip()
+        else:
+            raise InputError("unknown prompt: perpetrators or companions", field="which")
+        return [
+            {"subject": p["subject"], "flags": p["flags_to_request"], "reason": reason, "explanation": note}
+            for p in found
+            if p["case_id"] == str(case.id)
         ]
 
     def year_queue(self, actor: Actor) -> dict[str, Any]:

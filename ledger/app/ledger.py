@@ -8,9 +8,9 @@ from ledger.app.answers import AnswerCommands
 from ledger.app.bodies import BodyCommands
 from ledger.app.companions import CompanionCommands
 from ledger.app.erasure import ErasureCommands
-from ledger.app.guardians import GuardianCommands
 from ledger.app.one_time_codes import OneTimeCodeCommands
 from ledger.app.provision import ProvisionCommands
+from ledger.app.proxy_approvals import ProxyApprovalCommands
 from ledger.app.security_keys import SecurityKeyCommands
 
 __all__ = ["FlagLedger"]
@@ -22,7 +22,7 @@ class FlagLedger(
     BodyCommands,
     ProvisionCommands,
     AnswerCommands,
-    GuardianCommands,
+    ProxyApprovalCommands,
     SecurityKeyCommands,
     OneTimeCodeCommands,
     SystemAccountCommands,
@@ -33,8 +33,8 @@ class FlagLedger(
     Wiring and the key ring: :mod:`ledger.app.wiring`; saving and loading: :mod:`ledger.app.store`; access:
     :mod:`ledger.app.access`; commands by area: :mod:`ledger.app.agencies`, :mod:`ledger.app.flags`,
     :mod:`ledger.app.provision`, :mod:`ledger.app.identity`, :mod:`ledger.app.year`,
-    :mod:`ledger.app.companions`, :mod:`ledger.app.guardians`, :mod:`ledger.app.bodies`,
-    :mod:`ledger.app.security_keys`.
+    :mod:`ledger.app.companions`, :mod:`ledger.app.guardians`, :mod:`ledger.app.proxy_approvals`,
+    :mod:`ledger.app.bodies`, :mod:`ledger.app.security_keys`.
     """
 
     name = "flagledger"

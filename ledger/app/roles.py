@@ -1,6 +1,6 @@
 """Role grants that take two administrators, and the break-glass co-approval of an agency with only one.
 
-Granting approver, operator or administrator (``PRIVILEGED_ROLES``) records a :class:`RoleGrant` proposal;
+Granting approver, operator, reviewer or administrator (``PRIVILEGED_ROLES``) records a :class:`RoleGrant` proposal;
 the role takes effect when a second administrator of the same agency approves it, in the same sealed batch as
 the member's ``Staff.RoleGranted``. Enrolling someone with a privileged role enrols them without it plus a
 pending grant. The rules, and why: :mod:`ledger.domain.duties`, docs/staff.md.
@@ -119,11 +119,14 @@ class RoleGrantCommands(RosterRoleCommands):
         return [] if roster is None else [roster]
 
     def roles_start_recorded(self, agency: str) -> bool:
-        """A roster opened on a log whose staff already hold roles a peer checks (enrolled before staff signing)
-        does not record roles: they were never certified (``audit verify`` lists such flag changes)."""
+        """A roster opened on a log whose staff already hold roles a flag act needs (enrolled before staff
+        signing) does not record roles: they were never certified (``audit verify`` lists such flag changes). A
+        reviewer of such a log does not stop it: no flag act needs reviewer, and an uncertified reviewer decides
+        no staff answer (``before_reviewer_roles``, ledger/log/staff_roles.py) until granted again."""
+        local = {Role.ADMINISTRATOR.value, Role.REVIEWER.value}
         for i in self._streams(_ENROLLED, agency):
             member = self.load(Staff, i, "staff member")
-            if member.active and any(r in ROSTER_ROLES and r != Role.ADMINISTRATOR.value for r in member.roles):
+            if member.active and any(r in ROSTER_ROLES and r not in local for r in member.roles):
                 return False
         return True
 

@@ -77,7 +77,7 @@ class HubDemo:
         app = node.app
         admin, second = Actor(code, "admin"), Actor(code, "admin2")
         app.activate_credential(code, "admin", app.first_codes.pop(code), demo_password(code, "admin"))
-        granted = any(r in ("approver", "operator") for who in STAFF[code] for r in CAST[who])
+        granted = any(r in ("approver", "operator", "reviewer") for who in STAFF[code] for r in CAST[who])
         if granted:
             app.activate_credential(
                 code, "admin2", app.issue_enrolment_code(admin, "admin2"), demo_password(code, "admin2")
@@ -85,7 +85,9 @@ class HubDemo:
         for who in STAFF[code]:
             app.enroll_staff(admin, who, who, CAST[who])
             app.activate_credential(code, who, app.issue_enrolment_code(admin, who), demo_password(code, who))
-        for grant in app.role_grants(second) if granted else []:  # approvers, operators: a second administrator
+        for grant in (
+            app.role_grants(second) if granted else []
+        ):  # approvers, operators, reviewers: a second administrator
             app.approve_grant(second, grant.id)
 
     def setup(self) -> None:

@@ -81,7 +81,7 @@ class Demo(YearScenes):
             for who, roles in CAST.items():
                 self.enrol(admin, who, roles)
         self.enrol(self.who(B, "admin"), "chief", ["requester", "approver"])
-        for code in (A, B, C):  # approver and operator grants take a second administrator (docs/staff.md)
+        for code in (A, B, C):  # approver, operator and reviewer grants take a second administrator (docs/staff.md)
             second = self.who(code, "admin2")
             for grant in self.app.role_grants(second):
                 self.app.approve_grant(second, grant.id)
@@ -92,7 +92,7 @@ class Demo(YearScenes):
             "one-time code, signing in with their password (flagledger login, recorded) and signing their own "
             "acts with a key their password opens (demo passwords: demo-password-AGENCY-STAFF)",
             "B also has a section chief who may both request and approve",
-            "each approver and operator was proposed by admin and approved by admin2 (two administrators)",
+            "each approver, operator and reviewer was proposed by admin and approved by admin2 (two administrators)",
             "B requires two approvals (approval chain, Point 2)",
             "A registers Y as X's Mynaportal proxy (they are still a couple)",
             "X flees from A to B.",

@@ -29,8 +29,8 @@ def agency_options(fn: Callable[..., Any], required: bool = True) -> Callable[..
             option(
                 "--second-admin",
                 default=None,
-                help="second administrator's staff id: granting approver, operator or administrator takes two "
-                "(docs/staff.md)",
+                help="second administrator's staff id: granting approver, operator, reviewer or administrator "
+                "takes two (docs/staff.md)",
             ),
             option("--approvals", type=WHOLE, default=1, help="approvals needed per request (default 1)"),
             option(

@@ -82,6 +82,7 @@ CLI_BOUNDS: dict[str, Bound] = {
     "request_id": _UUID,
     "case": _UUID,
     "bar_id": _UUID,
+    "approval_id": _UUID,
     "body_request": _UUID,
     "body_request_id": _UUID,
     "public_key": _HEX_KEY,

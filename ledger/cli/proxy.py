@@ -1,6 +1,8 @@
 """``flagledger proxy register|cancel``: Mynaportal proxies (a perpetrator registered as proxy sees what the
 victim sees until cancelled); ``proxy bar|bar-approve|lift|lift-approve``: a guardian or proxy barred from
-acting for a protected person, four eyes each way (docs/year.md)."""
+acting for a protected person, four eyes each way (docs/year.md); ``proxy approval|approval-approve|withdraw|
+withdraw-approve|approvals``: a holder's four-eyes approval of a proxy who may read the person's portal page while
+the holder protects them, sent to the hub by the node's bridge (hub mode, docs/linkage.md)."""
 
 from __future__ import annotations
 
@@ -81,4 +83,50 @@ def lift_approve(actor: Actor, bar_id: UUID) -> int:
 @as_actor()
 def bars(actor: Actor) -> int:
     out({"bars": node().app.guardian_bars(actor)})
+    return 0
+
+
+@command(proxy, "approval", help="propose that a proxy may read a person this agency protects (a holder's approval)")
+@as_actor()
+@option("--subject", required=True, help="the person this agency holds a flag on")
+@option("--proxy", required=True, help="the proxy, known to the person and checked at the counter")
+@option("--note", default="", help="why (stays in this node's log)")
+def approval(actor: Actor, subject: str, proxy: str, note: str) -> int:
+    aid = node().app.propose_proxy_approval(unlocked(actor), subject, proxy, note)
+    out({"approval_id": str(aid), "status": "proposed"})
+    return 0
+
+
+@command(proxy, "approval-approve", help="approve a proxy approval (another person than its proposer)")
+@as_actor()
+@argument("approval_id", type=UUID_ID)
+def approval_approve(actor: Actor, approval_id: UUID) -> int:
+    node().app.approve_proxy_approval(unlocked(actor), approval_id)
+    out({"approval_id": str(approval_id), "status": "in_force"})
+    return 0
+
+
+@command(proxy, "withdraw", help="propose withdrawing a proxy approval")
+@as_actor()
+@argument("approval_id", type=UUID_ID)
+@option("--note", required=True, help="why the proxy may no longer read the person's page")
+def withdraw(actor: Actor, approval_id: UUID, note: str) -> int:
+    node().app.propose_proxy_withdrawal(unlocked(actor), approval_id, note)
+    out({"approval_id": str(approval_id), "status": "withdrawal_proposed"})
+    return 0
+
+
+@command(proxy, "withdraw-approve", help="approve withdrawing a proxy approval (another person than its proposer)")
+@as_actor()
+@argument("approval_id", type=UUID_ID)
+def withdraw_approve(actor: Actor, approval_id: UUID) -> int:
+    node().app.withdraw_proxy_approval(unlocked(actor), approval_id)
+    out({"approval_id": str(approval_id), "status": "withdrawn"})
+    return 0
+
+
+@command(proxy, "approvals", help="this agency's proxy approvals, proposed or in force")
+@as_actor()
+def approvals(actor: Actor) -> int:
+    out({"approvals": node().app.proxy_approvals(actor)})
     return 0

@@ -18,7 +18,9 @@ from ledger.cli.parsing import TTL, UUID_ID, argument, choices, option
 from ledger.domain.types import Role
 from ledger.errors import InputError
 
-staff = group("staff", "staff, roles and role grants (approver, operator, administrator take two administrators)")
+staff = group(
+    "staff", "staff, roles and role grants (approver, operator, reviewer, administrator take two administrators)"
+)
 
 
 @command(staff, "enroll", help="enrol a staff member (a privileged role becomes a pending grant)")
@@ -74,7 +76,9 @@ def activate(actor: Actor, enrolment_code: str) -> int:
     return 0
 
 
-@command(staff, "grant-role", help="grant a role; approver, operator and administrator are proposed (pending)")
+@command(
+    staff, "grant-role", help="grant a role; approver, operator, reviewer and administrator are proposed (pending)"
+)
 @as_actor()
 @argument("staff")
 @argument("role", type=choices(Role))

@@ -7,13 +7,17 @@ changes, one person could enrol stand-in accounts and act under them, or approve
 * **administrator** and the **duty** roles (requester, approver, operator) are never held together: refused
   when enrolling or granting, and — for a combination an older log already holds — an administrator is refused
   every duty action (code ``role_conflict``) until one of the two roles is revoked;
-* a **privileged** role (approver, operator, administrator) takes effect only when a second administrator of
-  the same agency approves its grant (:class:`ledger.domain.role_grants.RoleGrant`); requester, counter,
-  reviewer and auditor grants stay one step;
+* a **privileged** role (approver, operator, reviewer, administrator) takes effect only when a second
+  administrator of the same agency approves its grant (:class:`ledger.domain.role_grants.RoleGrant`); requester,
+  counter and auditor grants stay one step. Reviewer is privileged because a reviewer reads held requests and
+  probe notices — which name the querying agency, possibly where a victim now lives — and proposes the staff
+  answer a hub relays: one administrator enrolling a sock reviewer would read them alone (threat:
+  administrator or insider; docs/staff-signing.md, "Decisions the hub relays");
 * the permission table follows the same lines (:func:`permission_conflict`): only the administrator role
   administers, the administrator role gets no duty action, and the privileged actions (approve, execute)
   stay with the privileged roles — otherwise a one-step grant of ``counter`` plus a table entry would make an
-  approver without the second administrator.
+  approver (or a reviewer) without the second administrator. An action a one-step role also has by default
+  (``view_protected``: the auditor's as well as the reviewer's) is not privileged.
 """
 
 from __future__ import annotations
@@ -35,11 +39,15 @@ __all__ = [
 ]
 
 DUTY_ROLES = frozenset({Role.REQUESTER, Role.APPROVER, Role.OPERATOR})
-PRIVILEGED_ROLES = frozenset({Role.APPROVER, Role.OPERATOR, Role.ADMINISTRATOR})
+PRIVILEGED_ROLES = frozenset({Role.APPROVER, Role.OPERATOR, Role.REVIEWER, Role.ADMINISTRATOR})
+_ONE_STEP_ROLES = frozenset({Role.REQUESTER, Role.COUNTER, Role.AUDITOR})
 # what the duty roles do by default: an administrator is refused these whatever the table says
 DUTY_ACTIONS: frozenset[Action] = frozenset().union(*(DEFAULT_PERMISSIONS[r] for r in DUTY_ROLES))
-# what only the privileged roles (granted by two administrators) may do
-PRIVILEGED_ACTIONS: frozenset[Action] = frozenset().union(*(DEFAULT_PERMISSIONS[r] for r in PRIVILEGED_ROLES))
+# what only the privileged roles (granted by two administrators) may do: their default actions that no one-step
+# role also has by default
+PRIVILEGED_ACTIONS: frozenset[Action] = frozenset().union(
+    *(DEFAULT_PERMISSIONS[r] for r in PRIVILEGED_ROLES)
+) - frozenset().union(*(DEFAULT_PERMISSIONS[r] for r in _ONE_STEP_ROLES))
 
 
 def role_conflict(roles: Iterable[str]) -> list[str]:
@@ -66,7 +74,7 @@ def permission_conflict(role: str, action: str) -> str | None:
         return f"an administrator may not {action} (separation of duties)"
     if action in {a.value for a in PRIVILEGED_ACTIONS} and role not in {r.value for r in PRIVILEGED_ROLES}:
         return (
-            f"{action} belongs to the roles whose grants take two administrators (approver, operator); "
+            f"{action} belongs to the roles whose grants take two administrators (approver, operator, reviewer); "
             f"the {role} role is granted in one step"
         )
     return None

@@ -137,7 +137,9 @@ CO_APPROVAL = record(
 )
 # an administrator's staff-key signature on a role grant (ledger.domain.staff_acts.role_statement), and the
 # roster's certification of a role with them (ledger.log.staff_roster.RosterState._certify_role)
-_ROSTER_ROLES = tuple(r.value for r in (Role.REQUESTER, Role.APPROVER, Role.OPERATOR, Role.ADMINISTRATOR))
+_ROSTER_ROLES = tuple(
+    r.value for r in (Role.REQUESTER, Role.APPROVER, Role.OPERATOR, Role.REVIEWER, Role.ADMINISTRATOR)
+)
 ROLE_SIGNED = record({"staff": STAFF, "key_id": KEY_ID, "signature": SIGNATURE})
 ROLE_CERT = record(
     {
@@ -265,7 +267,7 @@ BY_NAME: dict[str, Rule] = {
 BY_EVENT: dict[str, dict[str, Rule]] = {
     "StaffRoster.Opened": {"root": STAFF_CERT},
     "StaffRoster.RoleCertified": {"certified": ROLE_CERT},
-    "StaffRoster.RolesWithdrawn": {"roles": list_of(enum(_ROSTER_ROLES), 4)},
+    "StaffRoster.RolesWithdrawn": {"roles": list_of(enum(_ROSTER_ROLES), len(_ROSTER_ROLES))},
     "Agency.Registered": {"kind": enum(AgencyKind)},
     # a system account's secret: only its argon2id hash ($argon2id$v=19$m=…,t=…,p=…$salt$hash, ~100 characters)
     "SystemAccount.Enrolled": {"account": STAFF, "kind": enum(SystemKind), "secret_hash": ARGON2},

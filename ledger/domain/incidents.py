@@ -56,6 +56,7 @@ INCIDENT_CODES: dict[str, IncidentKind] = {
     Code.HEAD_SKIPPED: IncidentKind.HUB_MISBEHAVIOUR,  # heads withheld from one party: its chain has a gap
     Code.HEAD_UNCOSIGNED: IncidentKind.HUB_MISBEHAVIOUR,  # a head kept from the witnesses (or them from it)
     Code.CHANGE_UNSEEN: IncidentKind.HUB_MISBEHAVIOUR,  # a holder's change never shown in a head
+    Code.BAD_PERSON_KEY: IncidentKind.HUB_MISBEHAVIOUR,  # a map key the hub's VRF proof does not bind to the number
 }
 
 

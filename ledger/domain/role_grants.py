@@ -1,4 +1,4 @@
-"""Grants of a privileged role (approver, operator, administrator): two administrators, each step an event.
+"""Grants of a privileged role (approver, operator, reviewer, administrator): two administrators, each step an event.
 
 One administrator proposes giving a staff member of their agency a privileged role; it takes effect only
 when a second, different administrator of the same agency approves (the proposal's ``Approved`` and the

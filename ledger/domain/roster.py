@@ -45,7 +45,7 @@ class StaffRoster(LedgerAggregate):
 
     @event("RoleCertified")
     def certify_role(self, certified: dict[str, Any]) -> None:
-        """A role a peer checks (requester, approver, operator, administrator) given to a person, with the
+        """A role a peer checks (requester, approver, operator, reviewer, administrator) given to a person, with the
         administrators' signatures over the grant (or a prefecture's break-glass co-approval)."""
 
     @event("RolesWithdrawn")

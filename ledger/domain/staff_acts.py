@@ -28,6 +28,7 @@ __all__ = [
     "grant_digest",
     "note_digest",
     "possession_statement",
+    "proxy_approval_statement",
     "request_digest",
     "role_statement",
     "security_key_statement",
@@ -36,7 +37,8 @@ __all__ = [
 
 REQUESTED, APPROVED, REJECTED, EXECUTED = ACTS = ("requested", "approved", "rejected", "executed")
 # what an administrator signs about a role grant: proposing it (alone enough for a one-step role such as
-# requester) and approving another administrator's proposal (a privileged role: approver, operator, administrator)
+# requester) and approving another administrator's proposal (a privileged role: approver, operator, reviewer,
+# administrator)
 PROPOSED_ROLE, APPROVED_ROLE = ROLE_ACTS = ("proposed", "approved")
 ROOT_ISSUER = "system"  # the root's code is issued by the node at set-up, not by a person
 
@@ -183,3 +185,15 @@ def role_statement(act: str, digest: str) -> bytes:
     a role grant whose :func:`grant_digest` is ``digest`` (agency, grant id, staff, role, proposer): the
     evidence ``StaffRoster.RoleCertified`` carries, so that a peer checks who holds which role."""
     return _canonical("flagledger role grant act v1", {"act": act, "digest": digest})
+
+
+def proxy_approval_statement(
+    agency: str, approval: str, withdrawal: bool, act: str, subject: str, proxy: str, staff: str
+) -> bytes:
+    """What a holder's staff member signs for ``act`` (``requested`` or ``approved``) on approval ``approval`` (its
+    stream id) of ``proxy`` for ``subject`` — or on its withdrawal. The same bytes are recomputed by the hub from
+    the ``proxy_approval`` message (ledger.hub.proxy_approvals), so a statement copied onto another pair, another
+    approval or the other action does not verify."""
+    what = "proxy-withdrawal:" if withdrawal else "proxy-approval:"
+    digest = details_digest(subject, "holder_proxy_approval", proxy, None)
+    return act_statement(agency, act, what + approval, digest, staff, note_digest(""))

@@ -289,7 +289,8 @@ class HubService:
         elif kind == ErasureMessage.kind:  # only the sender's own records, about a person it registered
             erase(self.store, opened.sender, decode(ErasureMessage, opened.payload), self._mark(opened))
         elif kind == ProxyApproval.kind:  # only from a holder protecting the person now (ledger.hub.proxy_approvals)
-            approve(self.store, opened.sender, decode(ProxyApproval, opened.payload), self._mark(opened))
+            approval = decode(ProxyApproval, opened.payload)  # with its four eyes checked against the roster
+            approve(self.store, opened.sender, approval, self._mark(opened), self.consults.rosters)
         elif kind == SealedRecordMessage.kind:
             file_sealed(self.store, opened.sender, decode(SealedRecordMessage, opened.payload), self._mark(opened))
         elif kind == RecordMessage.kind:  # its text would sit readable in the hub's database: the insider's bound

@@ -3,8 +3,11 @@
 :class:`MapChecks` sits in :class:`ledger.linkage.agency.AgencyEnd` and keeps, per agency:
 
 * **map keys beside codes**: at registration the hub answers with its VRF proof for the number; the agency
-  checks it against the number it sent (kept in memory only until then) and keeps what it derives itself —
-  as its own held value (``held_key``: agency-specific, never the key, which is one value at every agency);
+  checks it against the number it sent (kept in memory only until then) — or, at an agency node, which keeps
+  no number, against the keyed check it kept when the number was typed (``registrations``,
+  :func:`~ledger.linkage.person_keys.person_key_check`) — and keeps what it derives itself, as its own held
+  value (``held_key``: agency-specific, never the key, which is one value at every agency). A proof that does
+  not check is the incident ``bad_person_key`` and the key is not kept;
 * **its flags as filed**: each flag change is acknowledged with the hub sequence it was filed at; from the next
   head on, the holder expects the hub's map to show it;
 * **what it saw of the hub's heads**: a :class:`~ledger.linkage.witness.Witness` (each announced head with the
@@ -51,7 +54,7 @@ from ledger.linkage.map_messages import (
     hashes_from_hex,
 )
 from ledger.linkage.messages import FlagChangeMessage, Message, RoutedQuery
-from ledger.linkage.person_keys import held_key, verify_person_key
+from ledger.linkage.person_keys import check_person_key, held_key, verify_person_key
 from ledger.linkage.routing import Freshness, check_own_flags, verify_routing
 from ledger.linkage.sealing import SenderKeys
 from ledger.linkage.witness import Evidence, Witness
@@ -64,7 +67,8 @@ _RECENT = 1024  # heads whose cosigned state and shown codes are kept in memory
 @dataclass(frozen=True)
 class HubIncident:
     """The hub caught lying: ``code`` (``hub_fork``, ``hub_rollback``, ``flag_ignored``, ``flag_dropped``,
-    ``head_skipped``; ``change_unseen`` and ``head_uncosigned`` with no evidence: the hub's silence; its
+    ``head_skipped``; ``change_unseen`` and ``head_uncosigned`` with no evidence: the hub's silence;
+    ``bad_person_key`` with none a third party could check without the number; its
     incident kind is ``ledger.domain.incidents.incident_kind(code)``), the evidence and its digest (what an
     incident records as its message), and the routed request it concerned, if any."""
 
@@ -133,6 +137,10 @@ class MapChecks:
     shown: dict[int, set[str]] = field(default_factory=dict)  # head sequence → codes whose flags checked under it
     witnessed_at: datetime | None = None  # when a head was last learned cosigned (or the first head seen)
     _numbers: dict[str, str] = field(default_factory=dict, repr=False)  # code → number until the hub answers
+    # an agency node, which keeps no number: the check kept when the number was typed (person_key_check), and
+    # the keyed hash it was made with (the agency's code secret)
+    registrations: Callable[[str], bytes | None] | None = None
+    mac: Callable[[bytes], bytes] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.witness = Witness(self.hub_key)
@@ -271,12 +279,34 @@ class MapChecks:
         return self.incidents[-1]
 
     def _registered(self, m: Registered) -> None:
+        """The map key kept only once the hub's VRF proof checks against the number registered — in hand (an
+        agency's end) or as the check kept when it was typed (``registrations``: a node, which keeps no number).
+        Threat: a malicious or compromised hub bending the key (another number's proof, a bent one, another key
+        pair's) so this agency checks a leaf the hub chose. Failing: ``bad_person_key`` raised (no evidence a
+        third party could check without the number), no key kept: the person's queries go to staff."""
         number = self._numbers.pop(m.code, None)
-        if number is None:
-            if m.code in self.keys:
-                return  # the answer to a registration sent again
-            raise IntegrityError("the hub answered a registration this agency did not send", code=Code.BAD_PROOF)
-        self.keep_key(m.code, verify_person_key(self.vrf_key, number, bytes.fromhex(m.proof)))
+        if number is None and m.code in self.keys:
+            return  # the answer to a registration sent again
+        try:
+            pi = bytes.fromhex(m.proof)
+            if number is not None:
+                key = verify_person_key(self.vrf_key, number, pi)
+            else:
+                kept = None if self.registrations is None else self.registrations(m.code)
+                if kept is None or self.mac is None:
+                    raise IntegrityError(
+                        "the hub answered a registration this agency did not send, or sent before it kept a "
+                        "check of the hub's VRF proof",
+                        code=Code.BAD_PROOF,
+                    )
+                key = check_person_key(self.vrf_key, self.mac, self.name, kept, pi)
+        except IntegrityError as exc:
+            if exc.code == Code.BAD_PROOF and number is None:
+                raise  # nothing to check it against: refused, the key not kept, no claim against the hub
+            note = f"the hub's answer to the registration of {m.code}: {exc}; its map key is not relied on"
+            self._silence(note, Code.BAD_PERSON_KEY)
+            return
+        self.keep_key(m.code, key)
 
     def keep_key(self, code: str, person_key: bytes) -> None:
         """Keep the person's map key as this agency's own held value (in memory and in the keep): the key itself

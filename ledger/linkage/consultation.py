@@ -20,9 +20,11 @@ kind                   from → to           holds
 =====================  ==================  ==========================================================
 
 A decision is two signatures of two different staff members of the provider, each with a key its staff roster
-certified and did not revoke (``ledger.log.staff_roster``), over :func:`decision_statement`: the provider, the
-request, the status, the data's digest, the advice and its basis. Whoever checks it — the provider before it
-sends, the hub before it relays — applies :func:`check_decision`. A node's key signs no decision, so a shell
+certified and did not revoke (``ledger.log.staff_roster``), one of them holding reviewer there and the other
+approver, neither administrator (``ledger.log.staff_roles.decision_role_problem``), over :func:`decision_statement`:
+the provider, the request, the status, the data's digest, the advice and its basis. Whoever checks it — the
+provider's node before it approves and before it sends (``consumers/linkage_decisions.py``), the hub before it
+relays — applies :func:`check_decision`. A node's key signs no decision, so a shell
 user holding the node's keys cannot make one; an administrator holding two keys is one person.
 
 :class:`StaffDesk` is the provider's side, in memory (a node keeps it durably): cases opened by a ``staff``
@@ -41,6 +43,7 @@ from typing import ClassVar
 from ledger.errors import Code, InputError, NotFoundError, PermissionDenied, SelfApprovalError, StateConflict
 from ledger.linkage.messages import AnswerMessage, Message, RoutedQuery
 from ledger.linkage.names import check_event_id
+from ledger.log.staff_roles import decision_role_problem
 from ledger.log.staff_roster import RosterState, verify_act
 
 __all__ = [
@@ -169,7 +172,9 @@ def decision_statement(provider: str, request_id: str, status: str, data: str, a
 
 def check_decision(roster: RosterState | None, provider: str, answer: StaffAnswer) -> tuple[str, str]:
     """The two staff members who decided ``answer`` for ``provider``; a ledger error unless two different
-    staff members of the provider signed it with keys its roster certified and did not revoke."""
+    staff members of the provider signed it with keys its roster certified and did not revoke, and the roster
+    gives them the authority (``staff_role``: one holds reviewer, the other approver, neither administrator;
+    :func:`ledger.log.staff_roles.decision_role_problem`, the rule every reader of a roster applies)."""
     if roster is None or roster.agency != provider:
         raise PermissionDenied(f"no staff roster of {provider} to check its decision", code=Code.STAFF_SIGNATURE)
     statement = decision_statement(provider, answer.request_id, answer.status, answer.data, answer.advice, answer.basis)
@@ -186,6 +191,9 @@ def check_decision(roster: RosterState | None, provider: str, answer: StaffAnswe
         staff.append(cert.staff)
     if staff[0] == staff[1]:
         raise SelfApprovalError(f"{staff[0]} signed both halves of the decision: four eyes are two people")
+    problem = decision_role_problem(roster, (staff[0], staff[1]))
+    if problem is not None:
+        raise PermissionDenied(f"the decision's signers lack the authority: {problem}", code=Code.STAFF_ROLE)
     return staff[0], staff[1]
 
 

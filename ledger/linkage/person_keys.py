@@ -24,6 +24,8 @@ moving to ECVRF-EDWARDS25519 (full uniqueness; no Python library for it here), i
 from __future__ import annotations
 
 import hashlib
+import hmac
+from collections.abc import Callable
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
@@ -33,10 +35,11 @@ from ledger.log.pseudonym import valid_individual_number
 
 __all__ = [
     "PersonKeyProver",
+    "check_person_key",
     "check_vrf_key",
     "held_key",
     "key_from_output",
-    "unchecked_person_key",
+    "person_key_check",
     "verify_person_key",
     "vrf_public_from_hex",
     "vrf_public_hex",
@@ -45,6 +48,7 @@ __all__ = [
 _SUITE = b"\x01"  # RSA-FDH-VRF-SHA256
 _ALPHA = b"flagledger/person-key/1\x00"
 _HELD = b"flagledger/person-key/held/1\x00"
+_CHECK = b"flagledger/linkage/person-key-check/1\x00"  # unlike every code's label (flagledger/linkage/*-code/1)
 _MIN_BITS = 2048
 _E = 65537
 
@@ -112,23 +116,48 @@ def held_key(agency: str, person_key: bytes) -> bytes:
     return hashlib.sha256(_HELD + agency.encode() + b"\x00" + person_key).digest()
 
 
-def unchecked_person_key(public_key: RSAPublicKey, pi: bytes) -> bytes:
-    """The map key a proof gives, *not* checked against a number: for an agency node, which keeps no number
-    to check it with (docs/linkage.md, hub mode: a key bent at registration is not caught there). The proof
-    must still be one of the hub's size."""
-    k = (public_key.public_numbers().n.bit_length() + 7) // 8
-    if not isinstance(pi, bytes) or len(pi) != k or int.from_bytes(pi, "big") >= public_key.public_numbers().n:
-        raise IntegrityError("the hub's person-key proof is malformed", code=Code.BAD_PROOF)
+def _check_of(mac: Callable[[bytes], bytes], agency: str, encoded: int, k: int) -> bytes:
+    return mac(_CHECK + agency.encode() + b"\x00" + encoded.to_bytes(k, "big"))
+
+
+def _vrf_numbers(public_key: RSAPublicKey) -> tuple[int, int]:
+    nums = public_key.public_numbers()
+    if public_key.key_size < _MIN_BITS or nums.e != _E:
+        raise InputError(f"the person-key VRF needs RSA of {_MIN_BITS}+ bits, e = {_E}", code=Code.CONFIGURATION)
+    return nums.n, (nums.n.bit_length() + 7) // 8
+
+
+def person_key_check(public_key: RSAPublicKey, mac: Callable[[bytes], bytes], agency: str, number: str) -> bytes:
+    """What an agency node keeps, when a number is typed, to check the hub's VRF proof later without the number:
+    ``HMAC(agency's code secret, label ‖ agency ‖ 0x00 ‖ the VRF's full-domain hash of the number)``.
+
+    The node keeps no number (docs/linkage.md, key hygiene), and the hub's answer may come after a restart;
+    RSA-FDH-VRF's proof ``pi`` is valid exactly when ``pi^e mod n`` is the full-domain hash of the number, so
+    keeping a keyed hash of that value lets the node check ``pi`` later (:func:`check_person_key`). Keyed under
+    the agency's own code secret, it tests a guessed number no better than the agency's code for the person,
+    which sits beside it under the same secret; unkeyed, it would let a copy of the database test any guess."""
+    n, k = _vrf_numbers(public_key)
+    return _check_of(mac, agency, _encoded(n, k, _alpha(number)), k)
+
+
+def check_person_key(
+    public_key: RSAPublicKey, mac: Callable[[bytes], bytes], agency: str, kept: bytes, pi: bytes
+) -> bytes:
+    """The map key the hub's proof ``pi`` gives, once it checks against ``kept`` (:func:`person_key_check` of
+    the number this agency registered); ``bad_person_key`` if the proof is malformed or for another number,
+    another key pair, or bent — the map key is then not to be relied on."""
+    n, k = _vrf_numbers(public_key)
+    if not isinstance(pi, bytes) or len(pi) != k or (s := int.from_bytes(pi, "big")) >= n:
+        raise IntegrityError("the hub's person-key proof is malformed", code=Code.BAD_PERSON_KEY)
+    if not hmac.compare_digest(_check_of(mac, agency, pow(s, _E, n), k), kept):
+        raise IntegrityError("the hub's person-key proof is not for the number registered", code=Code.BAD_PERSON_KEY)
     return key_from_output(_output(pi))
 
 
 def verify_person_key(public_key: RSAPublicKey, number: str, pi: bytes) -> bytes:
     """The agency's check of the hub's answer to its registration: the map key for ``number``, or
     ``bad_proof`` if ``pi`` is not the hub's VRF proof for it (``configuration`` for a key that does not fit)."""
-    nums = public_key.public_numbers()
-    if public_key.key_size < _MIN_BITS or nums.e != _E:
-        raise InputError(f"the person-key VRF needs RSA of {_MIN_BITS}+ bits, e = {_E}", code=Code.CONFIGURATION)
-    n, k = nums.n, (nums.n.bit_length() + 7) // 8
+    n, k = _vrf_numbers(public_key)
     alpha = _alpha(number)
     if not isinstance(pi, bytes) or len(pi) != k or (s := int.from_bytes(pi, "big")) >= n:
         raise IntegrityError("the hub's person-key proof is malformed", code=Code.BAD_PROOF)

@@ -21,15 +21,16 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.errors import Code, ConfigurationError, IntegrityError
+from ledger.faultpoint import faultpoint
 from ledger.files import private_file
 
 __all__ = ["DATA_KEYS_FILE", "AesKek", "DataKeys", "Erasure", "KeyWrapper"]
@@ -156,27 +157,56 @@ class DataKeys:
             self._known.clear()
             self._version = version
 
-    def for_subjects(self, subjects: Iterable[str]) -> dict[str, tuple[bytes, bytes]]:
-        """(ref, key) of each person's current data key, those who have none made in one transaction (the
-        projector, once a page: a new key's commit is a synced write, and even a look-up of the file's version
-        takes its lock — both too slow to pay per cell on a rebuild)."""
+    def for_subjects(
+        self, subjects: Iterable[str], bind: Mapping[str, str] | None = None
+    ) -> dict[str, tuple[bytes, bytes]]:
+        """(ref, key) of each person's current data key, those who have none made in one transaction; ``bind``
+        (stream → person) binds each stream to its person's key in that same transaction.
+
+        Once a batch (the mapper before signing, the projector before a page): a new key's commit is a synced
+        write (rollback journal, ``synchronous`` FULL), and even a look-up of the file's version takes its lock —
+        one of each per event cost the append path ~15× (issue 23, docs/performance.md). The commit returns
+        before any event sealed under these keys is written, so no event reaches the log before its key is
+        durable; a batch refused or lost after it leaves keys that seal nothing (a person's are all destroyed
+        on erasure, :meth:`refs_of`)."""
         with self._lock:
             db = self._db
             self._fresh(db)
             names = set(subjects)
-            wanted = sorted(s for s in names if s not in self._known)
-            if wanted:
-                self._make(db, wanted)
-            out = {}
+            binds = dict(bind or {})
+            names.update(binds.values())
             for subject in names:
-                got = self._current(db, subject)
-                if got is None:  # destroyed by another process a moment ago: the person's next key
-                    self._known.pop(subject, None)
-                    self._make(db, [subject])
-                    got = self._current(db, subject)
-                if got is None:
-                    raise IntegrityError(f"no data key could be kept for {subject}", code=Code.UNDECRYPTABLE)
-                out[subject] = got
+                if subject not in self._known and (row := db.execute(_FIND, (subject,)).fetchone()) is not None:
+                    self._known[subject] = bytes(row[0])  # kept before (another process, or before a restart)
+            found = {s: self._current(db, s) for s in names}
+            if not binds and all(v is not None for v in found.values()):
+                return cast(dict[str, tuple[bytes, bytes]], found)  # (the common case: nothing to write)
+            cur = db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                # under the file's write lock: what is cached is checked against the file once more (another
+                # process may have erased someone since), then no other process can change it until COMMIT
+                self._fresh(db)
+                made = self._make_in(cur, sorted(s for s in names if s not in self._known))
+                out = {}
+                for subject in names:
+                    got = made.get(subject) or self._current(db, subject)
+                    if got is None:  # destroyed by another process a moment ago: the person's next key
+                        self._known.pop(subject, None)
+                        got = self._make_in(cur, [subject])[subject]
+                        made[subject] = got
+                    out[subject] = got
+                cur.executemany(
+                    "INSERT OR IGNORE INTO stream_keys (stream, ref) VALUES (?, ?)",
+                    [(stream, out[subject][0]) for stream, subject in binds.items()],
+                )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            faultpoint("datakeys.committed")  # the keys durable, no event under them written yet (tests/faults)
+            for subject, (ref, key) in made.items():
+                self._known[subject], self._cache[ref] = ref, key
             return out
 
     def _current(self, db: sqlite3.Connection, subject: str) -> tuple[bytes, bytes] | None:
@@ -192,71 +222,27 @@ class DataKeys:
             key = self._cache[ref] = self.wrapper.unwrap(bytes(row[0]), ref)
         return ref, key
 
-    def _make(self, db: sqlite3.Connection, wanted: list[str]) -> None:
-        """(under the lock) Know the current key of each of ``wanted``, making the missing in one transaction."""
-        if wanted:
-            cur = db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                made: dict[str, tuple[bytes, bytes]] = {}
-                for subject in wanted:
-                    row = cur.execute(_FIND, (subject,)).fetchone()
-                    if row is not None:
-                        self._known[subject] = bytes(row[0])
-                        continue
-                    ref, key = os.urandom(REF_BYTES), AESGCM.generate_key(256)
-                    cur.execute(
-                        "INSERT INTO subject_keys (ref, subject, wrapped) VALUES (?, ?, ?)",
-                        (ref, subject, self.wrapper.wrap(key, ref)),
-                    )
-                    made[subject] = (ref, key)
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            for subject, (ref, key) in made.items():
-                self._known[subject], self._cache[ref] = ref, key
+    def _make_in(self, cur: sqlite3.Cursor, wanted: list[str]) -> dict[str, tuple[bytes, bytes]]:
+        """(under the lock, inside the caller's write transaction) Know the current key of each of ``wanted``;
+        returns the keys made for those who had none (cached by the caller once committed)."""
+        made: dict[str, tuple[bytes, bytes]] = {}
+        for subject in wanted:
+            row = cur.execute(_FIND, (subject,)).fetchone()
+            if row is not None:
+                self._known[subject] = bytes(row[0])
+                continue
+            ref, key = os.urandom(REF_BYTES), AESGCM.generate_key(256)
+            cur.execute(
+                "INSERT INTO subject_keys (ref, subject, wrapped) VALUES (?, ?, ?)",
+                (ref, subject, self.wrapper.wrap(key, ref)),
+            )
+            made[subject] = (ref, key)
+        return made
 
     def for_subject(self, subject: str) -> tuple[bytes, bytes]:
-        """(ref, key) of the person's current data key, made the first time one is needed."""
-        find = _FIND
-        with self._lock:
-            self._fresh(self._db)
-            known = self._known.get(subject)
-            if known is not None and (cached := self._cache.get(known)) is not None:
-                return known, cached
-            row = self._db.execute(find, (subject,)).fetchone()
-            if row is None:
-                # made under the file's write lock: two processes of the node (the API's projector and the node
-                # loop's) that meet a new person at once make one key, so both seal the views alike
-                cur = self._db.cursor()
-                cur.execute("BEGIN IMMEDIATE")
-                try:
-                    row = cur.execute(find, (subject,)).fetchone()
-                    if row is None:
-                        ref, key = os.urandom(REF_BYTES), AESGCM.generate_key(256)
-                        cur.execute(
-                            "INSERT INTO subject_keys (ref, subject, wrapped) VALUES (?, ?, ?)",
-                            (ref, subject, self.wrapper.wrap(key, ref)),
-                        )
-                    cur.execute("COMMIT")
-                except BaseException:
-                    cur.execute("ROLLBACK")
-                    raise
-                if row is None:
-                    self._cache[ref] = key
-                    self._known[subject] = ref
-                    return ref, key
-            ref = bytes(row[0])
-            key = self._cache.get(ref) or self.wrapper.unwrap(bytes(row[1]), ref)
-            self._cache[ref] = key
-            self._known[subject] = ref
-            return ref, key
-
-    def bind_stream(self, stream: str, ref: bytes) -> None:
-        """Later events of ``stream`` (which name no person themselves) go under the key its first event used."""
-        with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO stream_keys (stream, ref) VALUES (?, ?)", (stream, ref))
+        """(ref, key) of the person's current data key, made the first time one is needed (under the file's write
+        lock: two processes of the node that meet a new person at once make one key, so both seal views alike)."""
+        return self.for_subjects((subject,))[subject]
 
     def for_stream(self, stream: str) -> tuple[bytes, bytes] | None:
         if not self._held():

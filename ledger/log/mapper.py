@@ -42,7 +42,7 @@ from ledger.log.envelope import GENESIS, Envelope, RootMemo, batch_message
 from ledger.log.header import Header
 from ledger.log.signing import KeyRing, Signer
 from ledger.log.subject_payload import ENC_DK1
-from ledger.log.subject_seal import open_subject_payload, seal_subject_payload
+from ledger.log.subject_seal import batch_keys, open_subject_payload, seal_subject_payload
 from ledger.log.subjects import subject_rule
 from ledger.merkle import EMPTY_ROOT
 
@@ -173,6 +173,8 @@ class SignedMapper(Mapper[UUID]):
         earliest = latest = None
         # random event ids (32 hex digits like uuid4().hex) from one read of the OS generator per batch
         ids = os.urandom(16 * len(domain_events)).hex()
+        dk = self.data_keys
+        keys = batch_keys(dk, domain_events) if dk is not None else {}  # (one key-file commit a batch, at most)
         for i, e in enumerate(domain_events):
             state = dict(vars(e))
             originator_id = state.pop("originator_id")
@@ -196,8 +198,8 @@ class SignedMapper(Mapper[UUID]):
                 )
             payload = encode(state)
             enc = None
-            if self.data_keys is not None and (rule := subject_rule(topic)) is not None:
-                payload, enc = seal_subject_payload(self.data_keys, rule, topic, state, originator_id, version, payload)
+            if dk is not None and (rule := subject_rule(topic)) is not None:
+                payload, enc = seal_subject_payload(dk, rule, state, originator_id, version, payload, keys)
             if version == 1:
                 prev = GENESIS
             else:

@@ -54,8 +54,11 @@ __all__ = [
 ]
 
 STAFF_KEY, WEBAUTHN = "ed25519", "webauthn"  # a staff key (password-wrapped) or a certified security key
-# the roles a peer checks on a flag change, and so the roles the roster records (the others stay local)
-ROSTER_ROLES = frozenset({Role.REQUESTER.value, Role.APPROVER.value, Role.OPERATOR.value, Role.ADMINISTRATOR.value})
+# the roles a peer checks — on a flag change (requester, approver, operator), on a staff answer a hub relays
+# (reviewer and approver) — and so the roles the roster records (counter and auditor stay local)
+ROSTER_ROLES = frozenset(
+    {Role.REQUESTER.value, Role.APPROVER.value, Role.OPERATOR.value, Role.REVIEWER.value, Role.ADMINISTRATOR.value}
+)
 _ADMIN = Role.ADMINISTRATOR.value
 
 

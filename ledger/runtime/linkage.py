@@ -18,7 +18,9 @@ In hub mode:
   mode, and must be backed up with the data directory (a new code secret would file everyone anew);
 * when a number is typed, the person's registration (its code and the number) is sealed to the hub at once and
   kept (``linkage_registrations``): the node cannot open it again and holds no number; the bridge
-  (``consumers/linkage_bridge.py``) sends it before the first act about the person;
+  (``consumers/linkage_bridge.py``) sends it before the first act about the person. Beside it, when the hub
+  publishes its VRF key, a keyed check of the proof the hub will answer with (``person_check``), so the
+  bridge checks that proof without the number (``consumers/linkage_map.py``);
 * its provision records go to the hub with their contents sealed to the **portal** (the hub cannot read them:
   docs/accountable-hub.md), so the portal's published entry is ``linkage.portal``; without it the records wait,
   the loop raising an alarm, until it is there.
@@ -34,6 +36,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
@@ -44,6 +47,7 @@ from ledger.linkage.codes import Registration, agency_code
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import HUB, PORTAL, check_party
+from ledger.linkage.person_keys import person_key_check, vrf_public_from_hex
 from ledger.linkage.sealing import public_from_hex, public_hex, seal, sealing_key_from_hex
 from ledger.linkage.wire_keys import delivery_of
 from ledger.log.keyed_hash import KeyedHash
@@ -191,12 +195,18 @@ class AgencyCodes(Pseudonymizer):
 
 
 class RegistrationKeeper:
-    """Seals a person's registration to the hub when their number is first typed, and keeps it."""
+    """Seals a person's registration to the hub when their number is first typed, and keeps it — with, when the
+    hub publishes its VRF key, the keyed check of the proof the hub will answer with (``person_check``:
+    :func:`ledger.linkage.person_keys.person_key_check`, under this agency's code secret), so the node checks that
+    proof without keeping the number (``consumers/linkage_map.py``)."""
 
-    def __init__(self, engine: Engine, keys: PartyKeys, hub_sealing: X25519PublicKey) -> None:
+    def __init__(
+        self, engine: Engine, keys: PartyKeys, hub_sealing: X25519PublicKey, vrf_key: RSAPublicKey | None = None
+    ) -> None:
         self.engine = engine
         self.keys = keys
         self.hub_sealing = hub_sealing
+        self.vrf_key = vrf_key
         self._kept: set[str] = set()
         self._lock = threading.Lock()
 
@@ -211,9 +221,13 @@ class RegistrationKeeper:
             if found is None:
                 payload = Registration(self.keys.name, code_of(subject), number).encode()
                 sealed = seal(self.keys.signer, self.hub_sealing, HUB, uuid.uuid4().hex, "registration", payload)
+                check = None
+                if self.vrf_key is not None:
+                    check = person_key_check(self.vrf_key, KeyedHash.of(self.keys.secret), self.keys.name, number)
+                row = {"subject": subject, "sealed": sealed, "sent": 0, "person_check": check}
                 # another process of this node may keep it first: the same registration, either is sent
                 with suppress(SqlIntegrityError), self.engine.begin() as conn:
-                    conn.execute(insert(linkage_registrations).values(subject=subject, sealed=sealed, sent=0))
+                    conn.execute(insert(linkage_registrations).values(**row))
             self._kept.add(subject)
 
 
@@ -294,7 +308,9 @@ def attach(node: Node) -> None:
     pseudo = node.app.pseudonymize
     if isinstance(pseudo, AgencyCodes):
         keys = party_keys(node)
-        pseudo.met = RegistrationKeeper(node.engine, keys, public_from_hex(_hub(node.config).sealing_public_hex))
+        hub = _hub(node.config)
+        vrf = vrf_public_from_hex(hub.vrf_public_hex) if hub.vrf_public_hex else None
+        pseudo.met = RegistrationKeeper(node.engine, keys, public_from_hex(hub.sealing_public_hex), vrf)
         from ledger.runtime.handovers import HubHandovers
 
         node.app.hub_moves = HubHandovers(node.engine)  # the hub's word on handovers (ledger.app.handover)

@@ -172,6 +172,10 @@ linkage_registrations = Table(
     Column("subject", String(40), primary_key=True),
     Column("sealed", LargeBinary, nullable=False),
     Column("sent", Integer, nullable=False, default=0),
+    # the keyed check of the hub's VRF proof for the number (ledger.linkage.person_keys.person_key_check), kept
+    # when the number is typed so the proof is checked without the number (migration 0017); NULL: kept before
+    # the hub's VRF key was known, the proof is then refused
+    Column("person_check", LargeBinary, nullable=True),
 )
 
 # The event ids of the hub's messages applied here: a message handed over again, or re-injected, is dropped.

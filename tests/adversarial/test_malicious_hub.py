@@ -223,18 +223,18 @@ def test_a_restarted_hub_rebuilds_its_map_and_continues_its_heads(store: HubStor
 
 def test_a_hub_that_answers_a_registration_with_another_key_is_refused(store: HubStore) -> None:
     """Hub insider giving the provider another person's map key (so it would check an unflagged leaf): the VRF
-    proof does not verify against the number the provider sent; no key is kept, and a query about the person
-    is answered by staff."""
+    proof does not verify against the number the provider sent; no key is kept, the hub's answer is raised as
+    ``bad_person_key``, and a query about the person is answered by staff."""
     w, _ = world(store, BentKeyHeads)
     y = individual_number()
     w.agencies[A].file_person(y)
     w.settle()
     read_all(w)
-    assert checks(w, A).keys == {} and checks(w, A).refusals == [Code.BAD_PROOF]
+    assert checks(w, A).keys == {} and [i.code for i in checks(w, A).incidents] == [Code.BAD_PERSON_KEY]
     w.agencies[C].query(y, A, PROCEDURE, ITEM, INFO)
     w.settle()
     assert routed(read_all(w)[A]).answer == "staff"
-    assert checks(w, A).refusals == [Code.BAD_PROOF, Code.BAD_PROOF]
+    assert checks(w, A).refusals == [Code.BAD_PROOF]  # the routed query about a person with no map key
 
 
 def test_the_hub_signs_a_head_on_schedule_so_providers_keep_answering(store: HubStore) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import pyotp
 import pytest
 import uvicorn
 
@@ -224,6 +225,35 @@ def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
     assert "サインアウトしました" in decider.locator(".notice").inner_text()
     decider.goto(f"{server}/console/held")
     assert "/console/login" in decider.url
+
+
+def test_the_code_step_and_a_refusal_page_in_chromium(server: str, browser: Any, sqlite_node: Node) -> None:
+    """Administrator / staff: the pages around the work pass axe too — the one-time-code step of signing in
+    (as asked, and after a wrong code) and the page a refused act or page shows — and the code step lets in
+    only the right code."""
+    node = sqlite_node
+    node.app.set_totp_allowed(Actor(B, "admin"), True)
+    secret = pyotp.random_base32()
+    totp = pyotp.TOTP(secret, interval=30)
+    node.app.register_one_time_codes(Actor(B, "counter"), secret, totp.now())
+    page = browser.new_context(viewport=VIEWPORT, locale="ja-JP").new_page()
+    page.goto(f"{server}/console/login")
+    page.fill("#agency", B)
+    page.fill("#staff", "counter")
+    page.fill("#password", password_of(B, "counter"))
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{server}/console/login/code")
+    shot(page, "13-one-time-code-step")
+    page.fill("#code", "000000")
+    page.click("button:has-text('確認')")
+    assert "確認できません" in page.locator(".error").inner_text()
+    shot(page, "14-one-time-code-refused")
+    page.fill("#code", totp.at(time.time() + 30))
+    page.click("button:has-text('確認')")
+    page.wait_for_url(f"{server}/console/")
+    page.goto(f"{server}/console/held")  # a clerk decides no held request: the refusal page
+    assert "この操作はできません" in page.content() and "role_not_permitted" in page.locator(".error").inner_text()
+    shot(page, "15-refused-page")
 
 
 def test_axe_finds_a_violation(browser: Any) -> None:

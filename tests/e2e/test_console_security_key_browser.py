@@ -22,6 +22,7 @@ from ledger.runtime.bootstrap import Node
 from projections import views
 from tests.conftest import B
 from tests.e2e.test_console_browser import CHROMIUM, VIEWPORT, browser, server  # noqa: F401 (fixtures)
+from tests.support.axe import assert_accessible
 from tests.support.staff import password_of
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: bash deploy/browser-deps.sh")
@@ -66,6 +67,7 @@ def _enrol_key_and_sign_in(page: Any, base: str, node: Node, staff: str) -> None
     assert "セキュリティキーを登録しました" in page.locator(".notice").inner_text()
     _password_sign_in(page, base, node, staff)
     page.wait_for_url(f"{base}/console/login/key")
+    assert_accessible(page, "login-key-step")  # the security-key step of signing in: 0 axe violations too
     page.click("button[data-webauthn=sign_in]")
     page.wait_for_url(f"{base}/console/")
     assert page.locator("header .who").inner_text().startswith(f"B市 / {staff}")

@@ -14,11 +14,13 @@ from uuid import UUID
 
 import pytest
 
+from ledger.api.console_references import record_reference
 from ledger.app import Actor
 from ledger.domain.flags import FlagRequest
+from ledger.log.staff_roster import check_acts
 from ledger.runtime.bootstrap import Node
 from projections import views
-from tests.conftest import A, B, C
+from tests.conftest import SC, A, B, C
 from tests.e2e.test_console_browser import CHROMIUM, browser, server, shot, sign_in  # noqa: F401 (fixtures)
 from tests.e2e.test_console_security_key_browser import _enrol_key_and_sign_in, _with_key
 
@@ -231,6 +233,27 @@ def test_intake_with_a_companion_to_handover_and_release_in_chromium(
     bapr.locator("#risks button:has-text('判断を承認')").click()
     assert [d["approved"] for d in app.release_risks(Actor(B, "apr"))] == [True]
 
+    # -- a support centre's request: B answers it from its page, the centre reads each step (both pages by axe) --
+    w = person()
+    record_reference(node, Actor(B, "req"), w, "B-1004")
+    bid = app.send_body_request(Actor(SC, "req"), B, w, [ND], "dv")
+    breq.goto(f"{server}/console/")
+    breq.click("text=依頼と対応へ")
+    row = breq.locator(f"tr[data-body-request='{bid}']")
+    assert "B-1004" in row.inner_text() and "未対応" in row.inner_text(), "the person by B's own 宛名番号"
+    assert w not in breq.content() and app.subject(w) not in breq.content()
+    shot(breq, "year-09-body-requests-at-b")
+    row.locator("button:has-text('依頼どおり申請する')").click()
+    assert "申請しました" in breq.locator(".notice").inner_text()
+    assert "決裁中" in breq.locator(f"tr[data-body-request='{bid}']").inner_text()
+    _approve_and_execute(node, bapr, bop, server, B, [w])
+    assert _holders(node, w) == {ND: {B}}
+    centre = sign_in(browser, server, node, SC, "req")
+    centre.click("text=依頼と対応へ")
+    steps = centre.locator("table").inner_text()
+    assert "実施済み" in steps and "B市" in steps and "B-1004" not in steps, "the centre's page names no person"
+    shot(centre, "year-10-body-requests-at-centre")
+
 
 def test_year_acts_signed_by_security_keys_in_chromium(
     server: str,  # noqa: F811
@@ -239,18 +262,22 @@ def test_year_acts_signed_by_security_keys_in_chromium(
     person: Callable[[], str],
 ) -> None:
     """Threat: an administrator and a shell user. With a security key certified, the intake's requests, the
-    companion's and a guardian bar's proposal and approval are each signed in the browser by that person's own
+    companion's, the two NON_DISCLOSURE requests the perpetrators' prompt opens with one button (one touch
+    each) and a guardian bar's proposal and approval are each signed in the browser by that person's own
     key (webauthn.js asks the act's ``…/options``; the DevTools authenticator stands in for the key): every one
     of those events carries an assertion, none a signature the server made."""
     node, app = sqlite_node, sqlite_node.app
-    x, k, y = person(), person(), person()
+    x, k, y, y2 = person(), person(), person(), person()
     base = server.replace("127.0.0.1", "localhost")  # a WebAuthn relying party is a host name, not an address
     req = _with_key(browser)
     _enrol_key_and_sign_in(req, base, node, "req")
     req.click("header nav >> text=受付・同伴者")
     req.fill("#victim", x)
+    req.fill("#perpetrator", y)
     req.click("button:has-text('受付を登録する')")
     req.wait_for_url(lambda url: "done=case_opened" in url)
+    case_id = UUID(req.url.split("/console/cases/")[1].split("?")[0])
+    app.add_perpetrator(Actor(B, "req"), case_id, y2)  # two perpetrators: one button, two requests, two touches
     req.check("#victim-flag-NON_DISCLOSURE")
     req.click("button:has-text('被害者のフラグを申請する')")
     req.wait_for_url(lambda url: "done=requested" in url)
@@ -258,6 +285,14 @@ def test_year_acts_signed_by_security_keys_in_chromium(
     req.check("#companion-flag-NON_DISCLOSURE")
     req.click("button:has-text('同伴者のフラグを申請する')")
     req.wait_for_url(lambda url: "done=companion_proposed" in url)
+    req.goto(f"{base}/console/cases/{case_id}")
+    assert req.locator("form[data-sign-acts]").count() == 1, "the perpetrators' prompt, signed per request"
+    shot(req, "year-11-case-prompts-with-a-security-key")
+    req.click("button:has-text('不開示を申請する')")  # webauthn.js: one touch per perpetrator, then one post
+    req.wait_for_url(lambda url: "done=requested" in url)
+    prompted = _requests(node, y, B, "pending") + _requests(node, y2, B, "pending")
+    assert sorted(r.flags[0] for r in prompted) == [ND, ND] and len({r.id for r in prompted}) == 2
+    assert req.locator("form[data-sign-acts]").count() == 0, "nothing left to prompt"
     req.goto(f"{base}/console/guardian-bars")
     req.fill("#bar-subject", k)
     req.fill("#bar-guardian", y)
@@ -276,7 +311,10 @@ def test_year_acts_signed_by_security_keys_in_chromium(
         for _, _, env in app.envelopes()
         if env.header.topic.endswith(("FlagRequest.Requested", "GuardianBar.Proposed", "GuardianBar.Approved"))
     ]
-    assert len(acts) == 4 and all("authenticator_data" in a and "client_data" in a for a in acts)
+    assert len(acts) == 6 and all("authenticator_data" in a and "client_data" in a for a in acts)
+    assert len({a["client_data"] for a in acts}) == 6, "one assertion per act, the two prompted ones included"
+    for r in prompted:  # each prompted request's own act verifies as one made alone (a peer: test_console_prompts)
+        assert check_acts(app.roster(B), str(r.id), r.digest(), r.acts) is None
     assert {r.subject for r in _requests(node, x, B, "pending") + _requests(node, k, B, "pending")} == {
         app.subject(x),
         app.subject(k),

@@ -161,7 +161,7 @@ def test_the_running_hub_proves_its_routing_and_checks_four_eyes(address: str, t
     read = Inboxes(ends)
     try:
         x, y = individual_number(), individual_number()
-        stream = roster_stream(ADMIN, APR, APR2)
+        stream = roster_stream(ADMIN, APR, APR2, roles={"apr": "reviewer"})  # apr proposes, apr2 approves
         ends[A].send_roster(stream)
         ends[B].flag(x, "NON_DISCLOSURE", "set")
         ends[A].file_person(x)

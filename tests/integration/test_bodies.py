@@ -10,6 +10,7 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
+from ledger.api.console_references import record_reference
 from ledger.app import Actor
 from ledger.cli.main import main as cli
 from ledger.domain.bodies import BodyOutcome
@@ -190,3 +191,83 @@ def test_the_console_page_shows_a_body_its_own_requests_and_a_municipality_its_i
     inbox = _console(bodies_node, B, "req").get("/console/body-requests")
     assert inbox.status_code == 200 and "警視庁" in inbox.text and "却下" in inbox.text
     assert _console(bodies_node, B, "counter").get("/console/body-requests").status_code == 403
+
+
+def test_the_municipality_shows_each_person_by_its_own_number_and_answers_a_request_from_the_page(
+    bodies_node: Node, person: Callable[[], str]
+) -> None:
+    """Peer agency and perpetrator. The municipality's page names each person by its own 宛名番号 (a link to
+    register one when it has none), never by pseudonym or number, and the police's page names nobody; the
+    municipality answers a request from the page with a flag request for exactly what the police asked (the
+    body request named, signed by the requester's own key), so the police reads ``requested``; a forged form or
+    another municipality's staff record nothing; once answered, the page offers no second request."""
+    from tests.integration.test_api_console import signed_in
+
+    node, app = bodies_node, bodies_node.app
+    x, z = person(), person()
+    bid = app.send_body_request(Actor(POL, "req"), B, x, [NAR, ND], "stalking")
+    other = app.send_body_request(Actor(POL, "req"), B, z, [ND], "dv")
+    record_reference(node, Actor(B, "req"), x, "B-7001")
+    req, csrf = signed_in(node, B, "req")
+    page = req.get("/console/body-requests").text
+    assert "B-7001" in page and '<a href="/console/references">宛名番号未登録' in page, "X by B's number; Z unnumbered"
+    assert page.count("依頼どおり申請する") == 2
+    for secret in (x, z, app.subject(x), app.subject(z)):
+        assert secret not in page, "no number or pseudonym on the page"
+    police = _console(node, POL, "req").get("/console/body-requests").text
+    assert "B-7001" not in police and "依頼どおり申請する" not in police and app.subject(x) not in police
+
+    url = f"/console/body-requests/{bid}/request"
+    creq, ccsrf = signed_in(node, C, "req")
+    start = app.max_position()
+    assert req.post(url, data={"csrf": "0" * 64}, follow_redirects=False).status_code == 403
+    assert creq.post(url, data={"csrf": ccsrf}, follow_redirects=False).status_code == 404, "sent to B, not C"
+    assert app.max_position() == start and _statuses(node, POL)[bid] == "sent"
+    done = req.post(url, data={"csrf": csrf}, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/console/body-requests?done=requested"
+    assert _statuses(node, POL) == {bid: "requested", other: "sent"}
+    (outcome,) = app.body_request_outcome(Actor(POL, "req"), bid)["outcomes"]
+    made = app.flag_request(UUID(outcome["flag_request_id"]))
+    assert (made.subject, made.flags, made.reason, made.body_request_id, made.requested_by) == (
+        app.subject(x),
+        sorted([NAR, ND]),
+        "stalking",
+        bid,
+        "req",
+    )
+    assert made.acts[0]["staff"] == "req" and made.acts[0]["key_id"], "signed by the requester's own key"
+    row = req.get("/console/body-requests").text
+    assert row.count("依頼どおり申請する") == 1 and "決裁中" in row, "answered once; the other still offered"
+    app.approve_request(Actor(B, "apr"), made.id)
+    app.execute_request(Actor(B, "op"), made.id)
+    assert _statuses(node, POL)[bid] == "executed"
+
+
+def test_a_requester_with_a_security_key_answers_a_body_request_only_with_its_assertion(
+    make_node: NodeFactory, person: Callable[[], str]
+) -> None:
+    """Administrator / shell user (four eyes are two people): for a requester with a certified security key the
+    server never signs the answer — an unsigned post is refused and records nothing; the signed one carries
+    the key's assertion over the request it names, and the request verifies as a peer checks it."""
+    from ledger.audit.verify import verify_log
+    from tests.integration.test_console_webauthn_acts import signed_form, with_key
+    from tests.support.soft_authenticator import SoftAuthenticator
+
+    node = make_node((*DEFAULT_AGENCIES, AgencySpec(POL, "警視庁", "police")))
+    app, x = node.app, person()
+    key = SoftAuthenticator()
+    req, csrf = with_key(node, "req", key)
+    bid = app.send_body_request(Actor(POL, "req"), B, x, [ND], "dv")
+    assert "data-sign-act" in req.get("/console/body-requests").text
+    url = f"/console/body-requests/{bid}/request"
+    start = app.max_position()
+    assert req.post(url, data={"csrf": csrf}, follow_redirects=False).status_code == 403
+    assert app.max_position() == start and _statuses(node, POL)[bid] == "sent"
+    assert signed_form(req, key, url, {"csrf": csrf}).status_code == 303
+    assert _statuses(node, POL)[bid] == "requested"
+    (outcome,) = app.body_request_outcome(Actor(POL, "req"), bid)["outcomes"]
+    made = app.flag_request(UUID(outcome["flag_request_id"]))
+    assert {"authenticator_data", "client_data"} <= made.acts[0].keys(), "the requester's own key's assertion"
+    app.approve_request(Actor(B, "apr"), made.id)
+    app.execute_request(Actor(B, "op"), made.id)
+    assert _statuses(node, POL)[bid] == "executed" and verify_log(app, workers=1).staff_findings == []

@@ -79,7 +79,7 @@ def _postgres_rows(url: str) -> list[str]:
 
 def _postgres_files_holding(url: str, needles: list[bytes]) -> list[str]:
     """The database's own files on the server (this machine's cluster, readable by the test's account), after a
-    checkpoint: the node's tables there, not the cluster's shared WAL (docs/erasure.md, what is left)."""
+    checkpoint: the node's tables there; the WAL, its archive and base backups: test_erasure_pg_files.py."""
     import psycopg
 
     from tests.support.postgres import ADMIN_DSN

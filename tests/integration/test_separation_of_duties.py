@@ -235,14 +235,15 @@ def test_roles_an_old_log_combined_stop_counting(node: Node) -> None:
         ("counter", "administer"),
         ("administrator", "request_flag"),
         ("counter", "approve_flag"),
-        ("reviewer", "execute_flag"),
+        ("requester", "execute_flag"),
         ("auditor", "approve_held"),
+        ("counter", "review_held"),  # reviewer is privileged: one administrator may not make one by the table
     ],
 )
 def test_the_permission_table_cannot_route_around_the_rule(node: Node, role: str, action: str) -> None:
     """Threat: an administrator editing the permission table.
-    Giving a one-step role a privileged action, or the administrator role a duty, would make an approver or
-    an administrator without the second administrator: refused, nothing recorded."""
+    Giving a one-step role a privileged action, or the administrator role a duty, would make an approver, a
+    reviewer or an administrator without the second administrator: refused, nothing recorded."""
     before = node.app.max_position()
     with pytest.raises(RuleViolation) as refused:
         node.app.grant_permission(ADMIN, role, action)

@@ -40,6 +40,7 @@ def test_the_benchmark_produces_every_figure(tmp_path, monkeypatch) -> None:
     figures = {f["figure"]: f for f in result["figures"]}
     assert set(figures) == {
         "signed append, SQLite, batches of 100",
+        "signed append, SQLite, persons already keyed",
         "audit verify of the whole log",
         "projection rebuild (all projections)",
         "rebuild in place, as before #23 (raw decode)",
@@ -81,5 +82,8 @@ def test_a_run_stopped_late_keeps_the_figures_it_has(tmp_path, monkeypatch) -> N
         )
     [saved] = list((tmp_path / "results").glob("*.json"))
     result = json.loads(saved.read_text())
-    assert [f["figure"] for f in result["figures"]] == ["signed append, SQLite, batches of 100"]
+    assert [f["figure"] for f in result["figures"]] == [
+        "signed append, SQLite, batches of 100",
+        "signed append, SQLite, persons already keyed",
+    ]
     assert "holds a log of 123 events" in result["incomplete"]

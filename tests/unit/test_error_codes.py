@@ -115,6 +115,7 @@ PUBLISHED = {
     "head_skipped",
     "head_uncosigned",
     "change_unseen",
+    "bad_person_key",  # issue 19: the registration's VRF proof checked at the agency node
     # issue 19: the consultation beyond delivery (docs/linkage.md)
     "staff_decision_required",
 }

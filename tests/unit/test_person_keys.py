@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ledger.errors import Code, InputError, IntegrityError
 from ledger.linkage.flag_state import HubFlagMap
 from ledger.linkage.hiding import FlagChange
-from ledger.linkage.person_keys import PersonKeyProver, verify_person_key
+from ledger.linkage.person_keys import PersonKeyProver, check_person_key, person_key_check, verify_person_key
+from ledger.log.keyed_hash import KeyedHash
 from ledger.log.pseudonym import check_digit
 
 
@@ -76,3 +77,24 @@ def test_weak_keys_and_bad_numbers_are_refused(hub: PersonKeyProver) -> None:
         PersonKeyProver(rsa.generate_private_key(public_exponent=65537, key_size=1024))
     with pytest.raises(InputError):
         hub.prove("123456789010")  # a wrong check digit
+
+
+def test_a_node_checks_the_proof_against_the_keyed_check_it_kept_without_the_number(hub: PersonKeyProver) -> None:
+    """Threat: a malicious or compromised hub answering an agency node (which keeps no number) with another
+    number's proof, a bent one, or another key pair's; and an insider with a copy of the node's database, who
+    must not be able to test a guessed number against the check without the agency's code secret."""
+    secret, other_secret = KeyedHash.of_secret(b"s" * 32), KeyedHash.of_secret(b"t" * 32)
+    kept = person_key_check(hub.public_key, secret, "131016", X_NUMBER)
+    assert X_NUMBER.encode() not in kept and len(kept) == 32
+    assert check_person_key(hub.public_key, secret, "131016", kept, hub.prove(X_NUMBER)) == hub.key(X_NUMBER)
+    other_pair = PersonKeyProver(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    pi = hub.prove(X_NUMBER)
+    for bad in (hub.prove(Y_NUMBER), bytes([pi[0] ^ 1]) + pi[1:], other_pair.prove(X_NUMBER), pi[:-1], b""):
+        with pytest.raises(IntegrityError) as caught:
+            check_person_key(hub.public_key, secret, "131016", kept, bad)
+        assert caught.value.code == Code.BAD_PERSON_KEY
+    # keyed: another agency's, or another secret's, check of the same number is another value
+    assert person_key_check(hub.public_key, secret, "131024", X_NUMBER) != kept
+    assert person_key_check(hub.public_key, other_secret, "131016", X_NUMBER) != kept
+    with pytest.raises(IntegrityError):
+        check_person_key(hub.public_key, other_secret, "131016", kept, pi)

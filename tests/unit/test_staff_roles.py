@@ -32,7 +32,7 @@ from ledger.domain.staff_acts import (
     role_statement,
     staff_key_id,
 )
-from ledger.log.staff_roles import act_role_problem, check_roles
+from ledger.log.staff_roles import act_role_problem, check_roles, decision_role_problem
 from ledger.log.staff_roster import RosterState
 
 B, P, OSAKA = "131024", "130001", "270008"
@@ -243,3 +243,39 @@ def test_break_glass_a_prefecture_administrators_co_approval_certifies_at_a_peer
     assert unseen is not None and "roster here" in unseen
     assert roster.apply("RoleCertified", genuine, rosters.get) is None
     assert roster.holds("tanaka", "operator")
+
+
+def test_a_staff_answer_is_a_reviewers_proposal_and_an_approvers_approval_and_no_administrators() -> None:
+    """Threat: an administrator or insider enrolling sock accounts (certified keys; a role only one
+    administrator signed) to sign both halves of a consultation's decision, or two approvers deciding with no
+    reviewer, or a half signed with an administrator's own key; a peer agency with the provider's node key
+    sending a grant one administrator signed alone. A roster that records no roles, or that never certified a
+    reviewer (before reviewer travelled), proves no authority for a decision."""
+    roster, people = agency(B, "rev", "apr", "apr2", "sock", "sock2", "both")
+    admin, admin2 = people["admin"], people["admin2"]
+    for who, role in (("apr", "approver"), ("apr2", "approver"), ("rev", "reviewer"), ("both", "reviewer")):
+        assert roster.apply("RoleCertified", grant(admin, who, role, approver=admin2)) is None
+    assert roster.apply("RoleCertified", grant(admin, "both", "approver", approver=admin2)) is None
+    # reviewer is privileged: one administrator alone certifies it for nobody
+    assert "second administrator" in str(roster.apply("RoleCertified", grant(admin, "sock", "reviewer")))
+    assert roster.apply("RoleCertified", grant(admin, "sock2", "approver")) is not None
+    assert decision_role_problem(roster, ("rev", "apr")) is None
+    assert decision_role_problem(roster, ("apr", "rev")) is None  # one statement: the order proves nothing
+    assert decision_role_problem(roster, ("both", "apr")) is None  # both holds reviewer: apr approves
+    two_approvers = str(decision_role_problem(roster, ("apr", "apr2")))
+    assert "one signer holding reviewer and the other approver" in two_approvers
+    assert "apr holds approver, apr2 holds approver" in two_approvers
+    assert "sock holds neither, sock2 holds neither" in str(decision_role_problem(roster, ("sock", "sock2")))
+    assert "rev holds reviewer, sock holds neither" in str(decision_role_problem(roster, ("rev", "sock")))
+    assert "four eyes are two people" in str(decision_role_problem(roster, ("both", "both")))
+    assert "administrator may not" in str(decision_role_problem(roster, ("admin2", "apr")))
+    assert "administrator may not" in str(decision_role_problem(roster, ("rev", "admin")))
+    assert roster.apply("RolesWithdrawn", {"staff": "rev", "roles": ["reviewer"]}) is None
+    assert "rev holds neither" in str(decision_role_problem(roster, ("rev", "apr")))  # withdrawn: not counted
+    old, _ = agency(B, "rev", "apr", roles=False)
+    assert "records no roles" in str(decision_role_problem(old, ("rev", "apr")))
+    no_reviewer, staff = agency(B, "rev", "apr")  # roles recorded, but no reviewer ever certified
+    assert (
+        no_reviewer.apply("RoleCertified", grant(staff["admin"], "apr", "approver", approver=staff["admin2"])) is None
+    )
+    assert "before_reviewer_roles" in str(decision_role_problem(no_reviewer, ("rev", "apr")))

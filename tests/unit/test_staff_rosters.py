@@ -26,10 +26,12 @@ def test_a_roster_round_trips_and_folds_by_the_ledgers_rule() -> None:
     m = StaffRosterMessage.of(0, stream)
     again = decode(StaffRosterMessage, m.encode())
     assert again.decoded() == stream
-    assert {c.staff for c in fold(A, again.decoded()).keys.values()} == {"admin", "apr"}
+    folded = fold(A, again.decoded())
+    assert {c.staff for c in folded.keys.values()} == {"admin", "admin2", "apr"}  # admin2: named at set-up
+    assert folded.roles_recorded and folded.holds("apr", "approver")
     assert fold(B, stream).keys == {}  # A's certificates certify nothing in B's roster
     forged = roster_events([("KeyCertified", {"cert": certificate(staff_signer(A, "x"), None, certifies=True)})])
-    assert len(fold(A, [*stream, *forged]).keys) == 2  # a root-issued certificate after the root: ignored
+    assert len(fold(A, [*stream, *forged]).keys) == 3  # a root-issued certificate after the root: ignored
 
 
 def test_stored_fields_beyond_what_the_rule_reads_do_not_travel() -> None:

@@ -1,5 +1,6 @@
 // The console's WebAuthn ceremonies: register a security key, use it for the second step of signing in, and
-// sign each flag act with it (a form marked data-sign-act: the challenge is the SHA-256 of what the act signs).
+// sign each flag act with it (a form marked data-sign-act: the challenge is the SHA-256 of what the act signs;
+// data-sign-acts: one button, several requests, one touch for each).
 // Loaded from /console/static/webauthn.js (no inline script: the Content-Security-Policy forbids it).
 "use strict";
 (function () {
@@ -54,25 +55,47 @@
     window.location = done.next;
   }
 
-  // one act: the options come from the form's own address + "/options" (the same fields, so the same
-  // statement), the assertion goes back in the form's hidden "assertion" field, then the form is sent as usual
-  async function signAct(form) {
+  // the options come from the form's own address + "/options" (the same fields, so the same statements)
+  async function actOptions(form) {
     const r = await fetch(form.action + "/options", {
       method: "POST", credentials: "same-origin", body: new URLSearchParams(new FormData(form)),
     });
     const data = await r.json();
     if (!r.ok) throw new Error(data.error || "error");
-    const o = data.publicKey;
+    return data;
+  }
+
+  // the key's assertion over one act's challenge, as the console reads it (JSON of base64url fields)
+  async function answer(o) {
     o.challenge = unb64(o.challenge);
     (o.allowCredentials || []).forEach((c) => { c.id = unb64(c.id); });
     const a = await navigator.credentials.get({ publicKey: o });
-    form.elements.assertion.value = JSON.stringify({
+    return JSON.stringify({
       id: a.id, rawId: b64(a.rawId), type: a.type,
       response: { clientDataJSON: b64(a.response.clientDataJSON),
                   authenticatorData: b64(a.response.authenticatorData),
                   signature: b64(a.response.signature) },
     });
+  }
+
+  // one act: the assertion goes back in the form's hidden "assertion" field, then the form is sent as usual
+  async function signAct(form) {
+    const data = await actOptions(form);
+    form.elements.assertion.value = await answer(data.publicKey);
     Object.entries(data.fields || {}).forEach(([name, value]) => { form.elements[name].value = value; });
+    form.submit();
+  }
+
+  // several requests from one button (data-sign-acts): one touch per request, each over that request's own
+  // statement, the person it is for named by 宛名番号; all the assertions go in the hidden "assertions" field
+  async function signActs(form) {
+    const data = await actOptions(form);
+    const signed = [];
+    for (const [i, act] of data.acts.entries()) {
+      say(`${i + 1}件目／${data.acts.length}件（宛名番号 ${act.person}）: セキュリティキーに触れて署名してください…`);
+      signed.push({ request_id: act.request_id, assertion: await answer(act.publicKey) });
+    }
+    form.elements.assertions.value = JSON.stringify(signed);
     form.submit();
   }
 
@@ -87,12 +110,13 @@
       button.disabled = !window.PublicKeyCredential;
       if (button.disabled) say("このブラウザーはセキュリティキーに対応していません。");
     });
-    document.querySelectorAll("form[data-sign-act]").forEach((form) => {
+    document.querySelectorAll("form[data-sign-act], form[data-sign-acts]").forEach((form) => {
       form.addEventListener("submit", (event) => {
         event.preventDefault();
         if (!window.PublicKeyCredential) { say("このブラウザーはセキュリティキーに対応していません。"); return; }
         say("セキュリティキーに触れて、この操作に署名してください…");
-        signAct(form).catch((e) => say("セキュリティキーで署名できませんでした: " + e.message));
+        const run = form.hasAttribute("data-sign-acts") ? signActs : signAct;
+        run(form).catch((e) => say("セキュリティキーで署名できませんでした: " + e.message));
       });
     });
   };

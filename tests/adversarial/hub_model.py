@@ -1,0 +1,314 @@
+"""The generator of ``test_leak_freedom_hub.py``: a history over three agency nodes in hub mode and the hub
+(``tests.support.hub_nodes``, in-memory broker), with the parties' loops turning in a random order between the
+acts, crashes and lost commit acknowledgements. Every act goes through the node's own application and bridge
+(four eyes included), as ``tests/integration/test_agency_hub_*.py`` do; a refusal the product owes (a release
+while a handover is pending, a link refused at a node that is not the residence) is counted, never hidden.
+
+The model keeps the ground truth the checks compare the hub with: every flag change an agency's chain executed,
+which numbers are one person (the links its nodes approved), who was asked what, which portal cards signed in.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from uuid import UUID
+
+from sqlalchemy import select
+
+from consumers import linkage_decisions as decisions
+from consumers.linkage_receipt import NOBODY, NOBODY_SENT
+from ledger.app import Actor
+from ledger.app.answers import run_batches
+from ledger.errors import Code, FlagLedgerError
+from ledger.hub.consultations import WINDOW
+from ledger.hub.rosters import HubRosters
+from ledger.hub.service import HubService
+from ledger.linkage.codes import Registration, portal_code
+from ledger.linkage.names import HUB, PORTAL
+from ledger.linkage.sealing import seal
+from ledger.linkage.transport import MemoryTransport, Topics
+from ledger.runtime.tables import linkage_routed
+from tests.support.approvals import approve_fully
+from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes
+from tests.support.hub_world import A, B, C
+from tests.support.people import individual_number
+
+ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
+AGENCIES = (A, B, C)
+# refusals the product owes a random history; anything else raised is a failure of the test
+OWED = {Code.HANDOVER_PENDING, Code.NOT_RESIDENCE}
+
+
+@dataclass
+class Model:
+    w: HubNodes
+    rng: random.Random
+    person: dict[str, int] = field(default_factory=dict)  # number → the person it names (ground truth)
+    chain: dict[int, list[str]] = field(default_factory=dict)  # person → their numbers, oldest first
+    held: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (agency, number) → flags it holds
+    ever_held: set[tuple[str, str]] = field(default_factory=set)
+    changes: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)  # (agency, number, flag, action)
+    links: list[tuple[str, str, str]] = field(default_factory=list)  # (agency, old number, new number)
+    asked: dict[str, tuple[str, str]] = field(default_factory=dict)  # querier's request id → (querier, number)
+    decided: set[str] = field(default_factory=set)  # providers' local request ids decided by two staff
+    cards: dict[str, str] = field(default_factory=dict)  # portal code → number signed in with
+    advised: dict[tuple[str, str], str] = field(default_factory=dict)  # (holder, hub request) → advice
+    refused: Counter[str] = field(default_factory=Counter)  # refusals the product owed, by code
+    day: int = 0
+
+    # -- people ------------------------------------------------------------------------------------------------
+    def new_person(self) -> str:
+        number = individual_number(self.rng)
+        pid = len(self.chain)
+        self.chain[pid], self.person[number] = [number], pid
+        self.w.bridges[A].file_person(number)
+        return number
+
+    def numbers_of(self, number: str) -> list[str]:
+        return self.chain[self.person[number]]
+
+    def any_number(self) -> str:
+        return self.rng.choice(sorted(self.person)) if self.person else self.new_person()
+
+    # -- acts, each through the agency's own four eyes -----------------------------------------------------------
+    def _chain(self, agency: str, number: str, flags: list[str], kind: str = "set", case: UUID | None = None) -> bool:
+        app = self.w.nodes[agency].app
+        try:
+            rid = app.request_flags(
+                Actor(agency, "req"), number, flags, kind=kind, case_id=case, explanation="model: at the counter"
+            )
+            approve_fully(app, agency, rid)
+            app.execute_request(Actor(agency, "op"), rid)
+        except FlagLedgerError as exc:
+            if exc.code not in OWED:
+                raise
+            self.refused[exc.code] += 1
+            return False
+        self._executed(agency, number, flags, kind)
+        return True
+
+    def _executed(self, agency: str, number: str, flags: list[str], kind: str) -> None:
+        key = (agency, number)
+        for flag in flags:
+            self.changes[agency, number, flag, "set" if kind == "set" else "release"] += 1
+        if kind == "set":
+            self.held.setdefault(key, set()).update(flags)
+            self.ever_held.add(key)
+        else:
+            self.held[key] -= set(flags)
+
+    def protect(self, agency: str, number: str) -> None:
+        flags = [
+            f for f in ([ND, NAR] if self.rng.random() < 0.3 else [ND]) if f not in self.held.get((agency, number), ())
+        ]
+        if flags:
+            self._chain(agency, number, flags)
+
+    def release(self, agency: str, number: str) -> bool:
+        flags = sorted(self.held.get((agency, number), ()))
+        return bool(flags) and self._chain(agency, number, flags, kind="release")
+
+    def companion(self) -> None:
+        """B opens a case for a victim, protects her on it, and lists her child with the same flags."""
+        victim, child = self.new_person(), individual_number(self.rng)
+        b = self.w.nodes[B].app
+        case = b.open_case(Actor(B, "req"), victim, perpetrators=[individual_number(self.rng)])
+        self._chain(B, victim, [ND, NAR], case=case)
+        rid = b.propose_companion(Actor(B, "req"), case, child)
+        b.approve_request(Actor(B, "apr"), rid)
+        b.execute_request(Actor(B, "op"), rid)
+        self.chain[len(self.chain)] = [child]
+        self.person[child] = len(self.chain) - 1
+        self._executed(B, child, [ND, NAR], "set")
+
+    def link(self, agency: str, old: str) -> str | None:
+        """``agency`` records the person's number change (four eyes) to a new number — once per person: a second
+        change needs the first link undone first (``second_change``), which the model does not play."""
+        if len(self.numbers_of(old)) > 1:
+            return None
+        new = individual_number(self.rng)
+        app = self.w.nodes[agency].app
+        try:
+            app.approve_link(Actor(agency, "apr"), app.request_link(Actor(agency, "req"), old, new, "個人番号の変更"))
+        except FlagLedgerError as exc:
+            if exc.code not in OWED:
+                raise
+            self.refused[exc.code] += 1
+            return None
+        pid = self.person[old]
+        self.chain[pid].append(new)
+        self.person[new] = pid
+        self.links.append((agency, old, new))
+        return new
+
+    def move(self) -> None:
+        """A municipality holding a flag on someone records their move to another; the new one may file them."""
+        holdings = sorted(k for k, v in self.held.items() if v)
+        if not holdings:
+            return
+        agency, number = self.rng.choice(holdings)
+        to = self.rng.choice([x for x in AGENCIES if x != agency])
+        self.day += 1
+        moved = date(2026, 1, 1) + timedelta(days=self.day)
+        app = self.w.nodes[agency].app
+        recorded = app.record_move(Actor(agency, "req"), number, to_agency=to, moved_on=moved) is not None
+        if recorded and self.rng.random() < 0.5:
+            self.w.bridges[to].file_person(self.rng.choice(self.numbers_of(number)))
+
+    def take_over(self, agency: str) -> None:
+        """``agency`` sets, with its own four eyes, the flags each handover asks of it."""
+        app = self.w.nodes[agency].app
+        by_subject = {app.subject(n): n for n in sorted(self.person)}
+        for asked in app.handovers_for(agency):
+            number = by_subject.get(asked["subject"])
+            if number is not None:
+                self._chain(agency, number, [f for f in asked["flags_to_take_over"] if f in (ND, NAR)] or [ND])
+
+    def ask(self, number: str, querier: str = C, provider: str = A) -> str:
+        """``querier``'s counter asks ``provider`` about the person (whose node has filed them: a resident)."""
+        self.w.bridges[provider].file_person(number)
+        rid = self.w.bridges[querier].ask(
+            Actor(querier, "counter"), provider, number, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO
+        )
+        self.asked[rid] = (querier, number)
+        return rid
+
+    def sign_in(self, number: str) -> None:
+        """Someone signs in at the portal with the card of ``number``: the portal registers its code for it at
+        the hub, as ``ledger.portal.service.sign_in`` owes it (the portal's loop sends it)."""
+        keys = self.w.portal_keys
+        assert keys is not None
+        code = portal_code(keys.secret, number)
+        if code not in self.cards:
+            payload = Registration(PORTAL, code, number).encode()
+            hub_key = self.w.hub.directory.sealing_key(HUB)
+            sealed = seal(keys.signer, hub_key, HUB, uuid.uuid4().hex, "registration", payload)
+            MemoryTransport(self.w.broker, PORTAL).send(HUB, sealed)
+            self.cards[code] = number
+
+    # -- the consultation --------------------------------------------------------------------------------------
+    def advise(self, holder: str, every: bool = False) -> None:
+        """``holder``'s reviewer advises on some of its consultations (``every``: all)."""
+        node = self.w.nodes[holder]
+        for c in self.w.bridges[holder].consultations():
+            key = (holder, str(c["request_id"]))
+            if key not in self.advised and (every or self.rng.random() < 0.7):
+                self.advised[key] = self.rng.choice(("do_not_disclose", "may_disclose"))
+                decisions.advise(node.app, node.engine, Actor(holder, "rev"), key[1], self.advised[key])
+
+    def decide(self, provider: str = A, local: str | None = None) -> None:
+        """The provider's reviewer and approver decide one held routed request the holders advised on (or that
+        escalated; ``local``: that one), each signing with their own staff key; its batch releases it."""
+        a = self.w.nodes[provider]
+        ready = [c for c in decisions.cases(a.engine) if c["basis"] and c["request_id"] not in self.decided]
+        ready = [c for c in ready if c["answered"] not in (NOBODY, NOBODY_SENT) and local in (None, c["request_id"])]
+        if not ready:
+            return
+        case = self.rng.choice(ready)
+        local = UUID(case["request_id"])
+        decision = self.rng.choice(("provide", "refuse"))
+        decisions.propose(a.app, a.engine, Actor(provider, "rev"), local, decision, "unknown")
+        version = a.app.provision_request(local).proposal_version
+        assert version is not None
+        decisions.approve(a.app, a.engine, Actor(provider, "apr"), local, version)
+        self.decided.add(case["request_id"])
+        run_batches(a.app, a.app.clock() + timedelta(days=2))
+
+    def deadline(self) -> None:
+        """The hub's clock passes the consultation's window: silent holders are escalated, never answered."""
+        later = self.w.hub.now() + WINDOW + timedelta(minutes=1)
+        self.w.hub.now = lambda: later
+
+    # -- processes -----------------------------------------------------------------------------------------------
+    def restart_hub(self) -> None:
+        """The hub's loop replaced: a new process on the same database (its rosters read from there), resuming
+        from the committed offset."""
+        old = self.w.hub
+        self.w.hub = HubService(
+            old.store,
+            MemoryTransport(self.w.broker, HUB),
+            old.keys,
+            old.directory,
+            old.now,
+            rosters=HubRosters(old.store.engine),
+        )
+
+    def lose_acks(self) -> None:
+        """A random inbox's committed position set back (the broker lost the acknowledgement), its reader
+        restarted."""
+        party = self.rng.choice([HUB, *AGENCIES])
+        inbox = Topics().inbox(party)
+        self.w.broker.committed[inbox] = self.rng.randint(0, self.w.broker.committed.get(inbox, 0))
+        self.restart_hub() if party == HUB else self.w.bridge(party)
+
+    def routed_at(self, provider: str) -> dict[str, tuple[str, str]]:
+        """The provider's routed requests: the hub's id → (its local request id, how it was answered)."""
+        with self.w.nodes[provider].engine.connect() as conn:
+            lr = linkage_routed.c
+            rows = conn.execute(select(lr.hub_request_id, lr.local_request_id, lr.answered))
+            return {str(r.hub_request_id): (str(r.local_request_id), str(r.answered)) for r in rows}
+
+
+OPS = (
+    ("new", 3), ("protect", 4), ("release", 4), ("ask", 7), ("link", 2), ("move", 3), ("take_over", 3),
+    ("companion", 1), ("file", 2), ("card", 2), ("advise", 3), ("decide", 4), ("deadline", 1),
+    ("push", 6), ("hub", 8), ("pull", 6), ("crash", 2), ("ack", 2),
+)  # fmt: skip
+
+
+def step(m: Model, op: str) -> None:
+    """One act or one turn of a party's loop."""
+    rng, w = m.rng, m.w
+    if op == "new" or not m.person:
+        m.new_person()
+    elif op == "protect":
+        m.protect(rng.choice((B, B, C, A)), m.any_number())
+    elif op == "release":
+        held = sorted(k for k, v in m.held.items() if v)
+        if held:
+            m.release(*rng.choice(held))
+    elif op == "ask":
+        querier, provider = rng.choice(((C, A), (C, A), (B, A), (A, C), (C, B)))
+        m.ask(m.any_number(), querier, provider)
+    elif op == "link":
+        m.link(rng.choice(AGENCIES), m.any_number())
+    elif op == "move":
+        m.move()
+    elif op == "take_over":
+        m.take_over(rng.choice(AGENCIES))
+    elif op == "companion":
+        m.companion()
+    elif op == "file":
+        w.bridges[rng.choice(AGENCIES)].file_person(m.any_number())
+    elif op == "card":
+        m.sign_in(m.any_number())
+    elif op == "advise":
+        m.advise(rng.choice(AGENCIES))
+    elif op == "decide":
+        m.decide(rng.choice(AGENCIES))
+    elif op == "deadline":
+        m.deadline()
+    elif op == "push":
+        w.bridges[rng.choice(AGENCIES)].push()
+    elif op == "hub":
+        w.hub.step(timeout_ms=0, max_records=rng.randint(1, 5))
+    elif op == "pull":
+        w.bridges[rng.choice(AGENCIES)].pull(timeout_ms=0)
+    elif op == "crash":
+        party = rng.choice((HUB, *AGENCIES))
+        m.restart_hub() if party == HUB else w.bridge(party)
+    else:
+        m.lose_acks()
+
+
+def history(m: Model, steps: int, after_each_hub_step: object = None) -> None:
+    names, weights = zip(*OPS, strict=True)
+    for _ in range(steps):
+        op = m.rng.choices(names, weights)[0]
+        step(m, op)
+        if op in ("hub", "crash", "ack") and callable(after_each_hub_step):
+            after_each_hub_step()

@@ -15,13 +15,15 @@ agency's own code.
   (``consumers.linkage_bodies``);
 * the **residence changes** it recorded of people it protects (``consumers.linkage_moves``): the hub asks the new
   municipality to take over;
-* its **provision records** (a request's first outcome, auto-provided or held), the id the request's;
+* its **provision records** (a request's first outcome, auto-provided or held), the id the request's, their
+  contents under the person's wire key for the portal, the key sent once before (``subject_key``, relayed);
 * its **approvals of a proxy** for a person it protects, and their withdrawals, once its four eyes made them
   (``consumers.linkage_proxies``): the hub lets the proxy read the person's portal page;
 * its **proxy registrations** and cancellations (``consumers.linkage_proxy_registrations``): the portal lets a
   proxy in only while registered;
 * its approved **erasures** (``ErasureNotice.Published``, issue 22): the hub shreds the records this agency sent
-  it about the person and the portal's page drops them (``ledger.hub.erasure``);
+  it about the person and the portal's page drops them (``ledger.hub.erasure``); the portal is told, relayed,
+  which of the person's wire keys to destroy (``wire_erasure``, ``ledger.linkage.wire_keys``);
 * the **answers** to queries the hub routed here, once the querier may see them (held: ``in_progress`` at once,
   the staff-made answer when the provider's batch releases it);
 * **queries** this agency's staff asked another agency (:meth:`LinkageBridge.ask`), queued until sent;
@@ -58,6 +60,7 @@ from consumers import linkage_moves as moves
 from consumers import linkage_proxies as proxies
 from consumers import linkage_proxy_registrations as registrations
 from consumers import linkage_staff as staff
+from consumers import linkage_wire as wire
 from consumers.linkage_inbound import Pulled, park, pull
 from consumers.linkage_map import MapGate, map_checks
 from consumers.linkage_receipt import HUB_STAFF, NOBODY, NOBODY_SENT
@@ -137,7 +140,8 @@ class LinkageBridge:
         self.transport = transport
         self.checks = checks if checks is not None else map_checks(node, self.agency)
         # a message sent again after a crash (sent, not yet recorded sent) is the same event: the hub drops it
-        self.end = AgencyEnd(self.keys, transport, self.directory, node.app.clock, self.checks, resend_ids=True)
+        wires = node.app.signed_mapper.data_keys  # records under wire keys kept beside the data keys, erased with them
+        self.end = AgencyEnd(self.keys, transport, self.directory, node.app.clock, self.checks, True, wires)
         self.gate = MapGate(node, self.engine, self.checks)
         self.witness = WitnessLink(node, self.engine, self.end)  # its checkpoints to the witnesses (issue #20)
         self._marks: list[Callable[[], None]] | None = None  # recorded sent after the tick's digest is stored
@@ -361,10 +365,12 @@ class LinkageBridge:
         if topic == _ERASED:  # the hub shreds the records this agency sent it about the person, the portal's page too
             if event.agency == self.agency:
                 yield (event.subject,), ErasureMessage(UUID(event.request_id).hex, code_of(event.subject))
+                yield from wire.erased(self.app, self.end, event.subject, event.request_id)  # the portal's keys
             return
         request = self.app.provision_request(stream)
         if request.agency != self.agency:
             return
+        yield from wire.key_first(self.end, request.subject, self._mark)
         outcome = "provided" if topic == _AUTO else "held"
         made_at = event.timestamp.isoformat() if isinstance(event.timestamp, datetime) else str(event.timestamp)
         yield (
@@ -378,6 +384,7 @@ class LinkageBridge:
                 request.info_kind,
                 outcome,
                 made_at,
+                self.end.wire_for(request.subject)[0],
             ),
         )
 

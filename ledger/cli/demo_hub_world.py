@@ -97,7 +97,13 @@ class HubWorld:
             heads=MapHeads(hub_role.keys.signer, PersonKeyProver(hub_role.vrf)),
         )
         portal_store = portal_role.portal_store()
-        portal = PortalService(portal_store, MemoryTransport(broker, PORTAL), portal_role.keys, portal_role.directory())
+        portal = PortalService(
+            portal_store,
+            MemoryTransport(broker, PORTAL),
+            portal_role.keys,
+            portal_role.directory(),
+            wires=portal_role.wire_keys(),
+        )
         world = cls(
             root,
             broker,
@@ -143,6 +149,8 @@ class HubWorld:
             node.close()
         self.hub_store.close()
         self.portal_store.close()
+        if self.portal.wires is not None:
+            self.portal.wires.close()
 
 
 def sqlite_rows(data_dir: Path) -> list[str]:

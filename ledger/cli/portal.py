@@ -59,3 +59,26 @@ def erasures() -> int:
     finally:
         store.close()
     return 0
+
+
+@command(
+    portal,
+    "rotate-delivery-key",
+    help="a new delivery key for the providers' wire keys (docs/erasure.md, copies on the wire); export the entry "
+    "again for the agencies and the hub",
+)
+@option(
+    "--retire",
+    is_flag=True,
+    help="and destroy the private halves of all but the two newest (only once the topics' retention window has "
+    "passed since the older ones were replaced)",
+)
+def rotate_delivery_key(retire: bool) -> int:
+    wires = open_role(data_dir()).wire_keys()
+    try:
+        key_id, _ = wires.rotate()
+        retired = wires.retire(keep=2) if retire else 0
+    finally:
+        wires.close()
+    out({"delivery_key": key_id, "retired": retired, "entry": open_role(data_dir()).own.as_json()})
+    return 0

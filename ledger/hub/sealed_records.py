@@ -26,6 +26,7 @@ from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import PORTAL, check_party
 from ledger.linkage.record_contents import SealedRecordMessage, open_contents
 from ledger.linkage.sealing import SenderKeys
+from ledger.linkage.wire_keys import WireLookup
 from ledger.storage import storage_error
 
 __all__ = ["SealedEntry", "SealedPage", "file_sealed", "open_page", "sealed_page"]
@@ -94,11 +95,14 @@ def sealed_page(engine: Engine, codes: CodeMap, portal_code: str) -> SealedPage:
     return SealedPage(shown, HIDDEN_NOTE if len(visible) < len(rows) else None)
 
 
-def open_page(portal: PartyKeys, page: SealedPage, sender_keys: SenderKeys) -> PortalPage:
-    """The portal's side: every entry opened and checked to be its provider's, for its record id."""
+def open_page(
+    portal: PartyKeys, page: SealedPage, sender_keys: SenderKeys, wires: WireLookup | None = None
+) -> PortalPage:
+    """The portal's side: every entry opened and checked to be its provider's, for its record id (under its wire
+    key, from ``wires``, if it was sent under one: ledger.linkage.wire_keys)."""
     records = []
     for entry in page.records:
-        c = open_contents(portal, entry.contents, sender_keys, entry.record_id, entry.provider)
+        c = open_contents(portal, entry.contents, sender_keys, entry.record_id, entry.provider, wires)
         records.append(
             PortalRecord(
                 entry.record_id, c.made_at, c.querier, entry.provider, c.procedure, c.legal_item, c.info_kind, c.outcome

@@ -2,9 +2,10 @@
 tree head to the witnesses.
 
 * ``relay``: a message the sender sealed to another party (an agency's head to a witness, a witness's gossip,
-  cosignature or incident). The hub forwards the bytes unopened — it cannot read them — after checking their
-  routing header names the sender and the recipient the relay names, so no party can pass off another's
-  message; a recipient without a published key is refused (parked).
+  cosignature or incident; a provider's wire key or wire erasure to the portal, ``ledger.linkage.wire_keys``).
+  The hub forwards the bytes unopened — it cannot read them — after checking their routing header names the
+  sender and the recipient the relay names, so no party can pass off another's message; a recipient without a
+  published key is refused (parked) — but the portal, which is always there (its key's import may lag).
 * ``tree_head``: the head an agency shows the hub, forwarded to every witness with the agency's signature
   inside, so a witness compares it with the head the agency showed the witness itself.
 * ``witness_incident`` sent to the hub (a witness accusing it): parked under the incident's code, so the hub's
@@ -34,9 +35,10 @@ def witnessing(opened: Opened, directory: Directory, witnesses: Sequence[str], s
         m = decode(RelayMessage, opened.payload)
         inner = bytes.fromhex(m.sealed)
         header = read_header(inner)
-        if header.sender != opened.sender or header.recipient != m.to or m.to in (HUB, PORTAL, opened.sender):
+        if header.sender != opened.sender or header.recipient != m.to or m.to in (HUB, opened.sender):
             raise PermissionDenied("a relay carries the sender's own message to another party", code=Code.WRONG_ROUTE)
-        directory.sealing_key(m.to)  # a party with a published key, or not_found
+        if m.to != PORTAL:  # the portal is always there: its key import may lag, its wire keys must not be lost
+            directory.sealing_key(m.to)  # a party with a published key, or not_found
         return [(m.to, inner)]
     if opened.kind == TreeHeadMessage.kind:
         t = decode(TreeHeadMessage, opened.payload)

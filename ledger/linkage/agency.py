@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from ledger import clock
 from ledger.errors import Code, FlagLedgerError, PermissionDenied
@@ -44,7 +45,16 @@ from ledger.linkage.record_contents import RecordContents, SealedRecordMessage, 
 from ledger.linkage.sealing import SenderKeys, seal, unseal
 from ledger.linkage.staff_rosters import MAX_EVENTS, RosterEvent, StaffRosterMessage
 from ledger.linkage.transport import Transport
-from ledger.linkage.tree_heads import Cosignature, TreeHead, TreeHeadMessage, WitnessIncident, encode_tree_head, relayed
+from ledger.linkage.tree_heads import (
+    Cosignature,
+    RelayMessage,
+    TreeHead,
+    TreeHeadMessage,
+    WitnessIncident,
+    encode_tree_head,
+    relayed,
+)
+from ledger.linkage.wire_keys import STATIC, SubjectKey, WireErasure, seal_key
 from ledger.log.keyed_hash import KeyedHash
 
 __all__ = ["AgencyEnd", "Inbound", "open_from_hub", "resend_id"]
@@ -80,6 +90,14 @@ class Inbound:
 ROSTER_ROOM = ANSWER_SIZE - 300
 
 
+class WireKeys(Protocol):
+    """The sender's wire keys (``ledger.log.datakeys.DataKeys``: in its ``datakeys.sqlite``, wrapped by its KEK)."""
+
+    def wire_key(self, subject: str, recipient: str) -> tuple[bytes, bytes, bool]: ...
+
+    def wire_delivered(self, ref: bytes) -> None: ...
+
+
 def open_from_hub(keys: PartyKeys, message: bytes, sender_keys: SenderKeys) -> Inbound:
     """A message to this agency opened, checked to be the hub's and of a kind the hub sends an agency;
     a ledger error otherwise."""
@@ -110,13 +128,16 @@ class AgencyEnd:
         now: Callable[[], datetime] = clock.now,
         checks: MapChecks | None = None,
         resend_ids: bool = False,
+        wires: WireKeys | None = None,
     ) -> None:
         """``checks``: the agency's checks of the hub's flag map (issue #20, ledger.linkage.checks); with them,
         no routed query is answered automatically on the hub's word alone. ``resend_ids``: each message's event
         id derived from what it says (:func:`resend_id`), so that the same message sent again — a node that
         died after the broker took it, before its database recorded it sent — is the same event, dropped by the
-        hub as a replay (a node's bridge); else a fresh id each time."""
+        hub as a replay (a node's bridge); else a fresh id each time. ``wires``: the records' contents travel
+        under a per-person wire key for the portal (ledger.linkage.wire_keys), delivered once."""
         self.resend_ids = resend_ids
+        self.wires = wires
         self.keys = keys
         self.name = keys.name
         self.transport = transport
@@ -208,11 +229,38 @@ class AgencyEnd:
     ) -> str:
         """Send the hub a provision record of this agency (as provider), its contents sealed to the portal: the
         hub files it and cannot read it (docs/accountable-hub.md, the bounded hub insider); returns its id."""
+        code = self.file_person(number)
+        wire_key, delivery = self.wire_for(code)
+        if delivery is not None and wire_key is not None:
+            self.send(delivery)  # before the record: the hub relays it to the portal ahead of the page
+            self.delivered(wire_key[0])
         m = self.sealed_record(
-            self.file_person(number), uuid.uuid4().hex, querier, procedure, legal_item, info_kind, outcome, made_at
+            code, uuid.uuid4().hex, querier, procedure, legal_item, info_kind, outcome, made_at, wire_key
         )
         self._send(m.kind, m.encode())
         return m.record_id
+
+    def wire_for(self, subject: str) -> tuple[tuple[bytes, bytes] | None, RelayMessage | None]:
+        """The person's wire key for the portal (ref, key) and, until it was delivered, its ``subject_key`` sealed
+        to the portal for the hub to relay; (None, None) without wire keys."""
+        if self.wires is None:
+            return None, None
+        ref, key, delivered = self.wires.wire_key(subject, PORTAL)
+        if delivered:
+            return (ref, key), None
+        published = self.directory.delivery_key(PORTAL)
+        key_id, to = published if published is not None else (STATIC, self.directory.sealing_key(PORTAL))
+        message = SubjectKey(ref.hex(), key_id, seal_key(to, ref, key))
+        return (ref, key), relayed(self.keys.signer, self.directory.sealing_key(PORTAL), PORTAL, message)
+
+    def delivered(self, ref: bytes) -> None:
+        if self.wires is not None:
+            self.wires.wire_delivered(ref)
+
+    def wire_erasure(self, erasure_id: str, refs: list[str]) -> RelayMessage:
+        """The refs of the portal's wire keys this agency destroyed, sealed to the portal for the hub to relay."""
+        message = WireErasure(erasure_id, " ".join(refs))
+        return relayed(self.keys.signer, self.directory.sealing_key(PORTAL), PORTAL, message)
 
     record_sealed = record  # the name it had while the hub also took records in the clear
 
@@ -226,11 +274,12 @@ class AgencyEnd:
         info_kind: str,
         outcome: str,
         made_at: str,
+        wire_key: tuple[bytes, bytes] | None = None,
     ) -> SealedRecordMessage:
         """The ``sealed_record`` for a person this agency knows by ``code`` (a node's bridge names people by its
-        codes), its contents sealed to the portal under this agency's signature."""
+        codes), its contents sealed to the portal under this agency's signature (under ``wire_key`` first)."""
         contents = RecordContents(querier, procedure, legal_item, info_kind, outcome, made_at)
-        sealed = seal_contents(self.keys.signer, self.directory.sealing_key(PORTAL), record_id, contents)
+        sealed = seal_contents(self.keys.signer, self.directory.sealing_key(PORTAL), record_id, contents, wire_key)
         return SealedRecordMessage(record_id, code, sealed)
 
     def query(self, number: str, provider: str, procedure: str, legal_item: int, info_kind: str) -> str:

@@ -33,6 +33,9 @@ class Directory:
     ring: KeyRing = field(default_factory=KeyRing)
     sealing: dict[str, X25519PublicKey] = field(default_factory=dict)
     kinds: dict[str, AgencyKind] = field(default_factory=dict)
+    # the portal's current delivery key (its id, hex, and public half): providers seal wire keys to it
+    # (ledger.linkage.wire_keys); none published: to the portal's sealing key
+    delivery: dict[str, tuple[str, X25519PublicKey]] = field(default_factory=dict)
 
     def add(self, signing: KeyRecord, sealing: X25519PublicKey, kind: AgencyKind | None = None) -> None:
         party = check_party(signing.agency)
@@ -50,6 +53,9 @@ class Directory:
 
     def sender_keys(self, at: datetime) -> SenderKeys:
         return ring_keys(self.ring, at)
+
+    def delivery_key(self, party: str) -> tuple[str, X25519PublicKey] | None:
+        return self.delivery.get(party)
 
     def sealing_key(self, party: str) -> X25519PublicKey:
         try:

@@ -34,6 +34,7 @@ from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import Message, decode
 from ledger.linkage.names import PORTAL, check_event_id, check_party
 from ledger.linkage.sealing import SenderKeys, seal, unseal
+from ledger.linkage.wire_keys import WireLookup, is_wired, unwire, wire
 from ledger.log.signing import Signer
 
 __all__ = ["CONTENTS_SIZE", "RecordContents", "SealedRecordMessage", "open_contents", "seal_contents"]
@@ -86,20 +87,39 @@ class SealedRecordMessage(Message):
             raise InputError("a sealed record's contents are not base64", code=Code.MALFORMED) from None
 
 
-def seal_contents(signer: Signer, portal_key: X25519PublicKey, record_id: str, contents: RecordContents) -> str:
-    """The contents sealed by the provider (``signer``) to the portal, as the base64 a ``sealed_record`` carries."""
-    sealed = seal(signer, portal_key, PORTAL, record_id, RecordContents.kind, contents.encode(), CONTENTS_SIZE)
+def seal_contents(
+    signer: Signer,
+    portal_key: X25519PublicKey,
+    record_id: str,
+    contents: RecordContents,
+    wire_key: tuple[bytes, bytes] | None = None,
+) -> str:
+    """The contents sealed by the provider (``signer``) to the portal, as the base64 a ``sealed_record`` carries;
+    with ``wire_key`` (ref, key) under the person's wire key first (``ledger.linkage.wire_keys``)."""
+    payload = contents.encode()
+    if wire_key is not None:
+        payload = wire(wire_key[0], wire_key[1], record_id, payload)
+    sealed = seal(signer, portal_key, PORTAL, record_id, RecordContents.kind, payload, CONTENTS_SIZE)
     return base64.b64encode(sealed).decode()
 
 
 def open_contents(
-    portal: PartyKeys, sealed: bytes, sender_keys: SenderKeys, record_id: str, provider: str
+    portal: PartyKeys,
+    sealed: bytes,
+    sender_keys: SenderKeys,
+    record_id: str,
+    provider: str,
+    wires: WireLookup | None = None,
 ) -> RecordContents:
     """The portal's opening of one record's contents: sealed to the portal, signed by ``provider`` (the one the
-    hub filed the record for), for ``record_id``; a ledger error otherwise."""
+    hub filed the record for), for ``record_id``, and under ``provider``'s wire key if it was sent under one
+    (``erased`` once that key was destroyed); a ledger error otherwise."""
     opened = unseal(portal.sealing, PORTAL, sealed, sender_keys)
     if opened.sender != provider or opened.event_id != record_id or opened.kind != RecordContents.kind:
         raise IntegrityError(
             "a record's contents were sealed by another provider or for another record", code=Code.SEALED_MESSAGE
         )
-    return decode(RecordContents, opened.payload)
+    payload = opened.payload
+    if is_wired(payload):
+        payload = unwire(payload, record_id, provider, wires)
+    return decode(RecordContents, payload)

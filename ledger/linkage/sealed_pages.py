@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ledger.domain import bounds
-from ledger.errors import Code, InputError
+from ledger.errors import Code, InputError, IntegrityError
 from ledger.linkage.buckets import BUCKETS
 from ledger.linkage.codes import check_code
 from ledger.linkage.keys import PartyKeys
@@ -34,6 +34,7 @@ from ledger.linkage.names import check_event_id, check_party
 from ledger.linkage.portal_messages import PageRecord, PortalPageMessage, check_proxies, proxies_of
 from ledger.linkage.record_contents import open_contents
 from ledger.linkage.sealing import SenderKeys
+from ledger.linkage.wire_keys import WireLookup
 
 __all__ = ["PAGE_BUDGET", "SealedPageEntry", "SealedPortalPage", "open_sealed_page"]
 
@@ -148,12 +149,20 @@ class SealedPortalPage:
         return page
 
 
-def open_sealed_page(portal: PartyKeys, page: SealedPortalPage, sender_keys: SenderKeys) -> PortalPageMessage:
+def open_sealed_page(
+    portal: PartyKeys, page: SealedPortalPage, sender_keys: SenderKeys, wires: WireLookup | None = None
+) -> PortalPageMessage:
     """The portal's side: every record opened and checked to be its provider's, for its record id; the page in
-    the clear, or a ledger error (``sealed_message``) if any record is not."""
+    the clear, or a ledger error (``sealed_message``) if any record is not. A record under a wire key the portal
+    destroyed (its provider erased the person, ``ledger.linkage.wire_keys``) is left out: it opens no more."""
     records = []
     for entry in page.records:
-        c = open_contents(portal, entry.sealed(), sender_keys, entry.record_id, entry.provider)
+        try:
+            c = open_contents(portal, entry.sealed(), sender_keys, entry.record_id, entry.provider, wires)
+        except IntegrityError as exc:
+            if exc.code == Code.ERASED:
+                continue
+            raise
         records.append(
             PageRecord(
                 entry.record_id, c.made_at, c.querier, entry.provider, c.procedure, c.legal_item, c.info_kind, c.outcome

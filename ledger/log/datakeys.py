@@ -44,6 +44,10 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS stream_keys (stream TEXT PRIMARY KEY, ref BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS erased_keys (ref BLOB PRIMARY KEY, erased_at TEXT NOT NULL, request TEXT NOT NULL, "
     "approved_by TEXT NOT NULL)",
+    # wire keys (ledger.linkage.wire_keys): one per person and recipient, never the data key; erased with it
+    "CREATE TABLE IF NOT EXISTS wire_keys (ref BLOB PRIMARY KEY, subject TEXT NOT NULL, recipient TEXT NOT NULL, "
+    "wrapped BLOB NOT NULL, delivered INTEGER NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS erased_wire_keys (ref BLOB PRIMARY KEY, recipient TEXT NOT NULL)",
 )
 
 
@@ -276,11 +280,51 @@ class DataKeys:
             return key
 
     def refs_of(self, subject: str) -> list[str]:
+        """The refs of the person's data keys and wire keys (an erasure destroys both)."""
         if not self._held():
             return []
         with self._lock:
-            rows = self._db.execute("SELECT ref FROM subject_keys WHERE subject = ?", (subject,)).fetchall()
+            rows = self._db.execute(
+                "SELECT ref FROM subject_keys WHERE subject = ? UNION SELECT ref FROM wire_keys WHERE subject = ?",
+                (subject, subject),
+            ).fetchall()
         return sorted(bytes(r[0]).hex() for r in rows)
+
+    # -- wire keys (ledger.linkage.wire_keys) -------------------------------------------------------
+    def wire_key(self, subject: str, recipient: str) -> tuple[bytes, bytes, bool]:
+        """(ref, key, delivered) of the person's wire key for ``recipient``, made the first time."""
+        with self._lock:
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                find = "SELECT ref, wrapped, delivered FROM wire_keys WHERE subject = ? AND recipient = ?"
+                row = cur.execute(find, (subject, recipient)).fetchone()
+                if row is None:
+                    ref, key = os.urandom(REF_BYTES), AESGCM.generate_key(256)
+                    cur.execute(
+                        "INSERT INTO wire_keys (ref, subject, recipient, wrapped) VALUES (?, ?, ?, ?)",
+                        (ref, subject, recipient, self.wrapper.wrap(key, ref)),
+                    )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        if row is None:
+            return ref, key, False
+        ref = bytes(row[0])
+        return ref, self.wrapper.unwrap(bytes(row[1]), ref), bool(row[2])
+
+    def wire_delivered(self, ref: bytes) -> None:
+        """The recipient was sent the key (``subject_key``): it is not sent again."""
+        with self._lock:
+            self._db.execute("UPDATE wire_keys SET delivered = 1 WHERE ref = ?", (ref,))
+
+    def wire_refs(self, refs: list[str], recipient: str) -> list[str]:
+        """Those of ``refs`` that are, or were until an erasure, ``recipient``'s wire keys (its ``wire_erasure``)."""
+        q = "SELECT ref FROM wire_keys WHERE recipient = ? UNION SELECT ref FROM erased_wire_keys WHERE recipient = ?"
+        with self._lock:
+            wired = {bytes(r[0]).hex() for r in self._db.execute(q, (recipient, recipient)).fetchall()}
+        return sorted(r for r in refs if r in wired)
 
     def erasure(self, ref: bytes) -> Erasure | None:
         if not self._held():
@@ -301,7 +345,9 @@ class DataKeys:
     # -- erasure ------------------------------------------------------------------------------------
     def held(self, refs: list[str]) -> list[str]:
         """Which of ``refs`` this node still holds (a restored backup may bring back keys erased since)."""
-        return [r for r in refs if self.key(bytes.fromhex(r)) is not None]
+        with self._lock:
+            wired = {bytes(r[0]).hex() for r in self._db.execute("SELECT ref FROM wire_keys").fetchall()}
+        return [r for r in refs if r in wired or self.key(bytes.fromhex(r)) is not None]
 
     def destroy(self, refs: list[str], erased_at: str, request: str, approved_by: str) -> int:
         """Destroy these keys (idempotent: a ref already gone is recorded as erased all the same) and forget
@@ -315,6 +361,10 @@ class DataKeys:
                 for ref in raw:
                     gone += cur.execute("DELETE FROM subject_keys WHERE ref = ?", (ref,)).rowcount
                     cur.execute("DELETE FROM stream_keys WHERE ref = ?", (ref,))
+                    wired = cur.execute("SELECT recipient FROM wire_keys WHERE ref = ?", (ref,)).fetchone()
+                    if wired is not None:  # which recipient's copy to destroy too (DataKeys.wire_erased)
+                        cur.execute("INSERT OR IGNORE INTO erased_wire_keys VALUES (?, ?)", (ref, wired[0]))
+                        gone += cur.execute("DELETE FROM wire_keys WHERE ref = ?", (ref,)).rowcount
                     cur.execute(
                         "INSERT OR IGNORE INTO erased_keys (ref, erased_at, request, approved_by) VALUES (?, ?, ?, ?)",
                         (ref, erased_at, request, approved_by),

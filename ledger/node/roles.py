@@ -198,7 +198,8 @@ def _portal_loop(
     store = node.portal_store()
     stamp = node.directory_stamp()
     schedule = DigestSettings.from_linkage(node.config.linkage).schedule()
-    portal = PortalService(store, transport, node.keys, node.directory(), digests=schedule)
+    wires = node.wire_keys()  # the providers' wire keys (issue 22, ledger.linkage.wire_keys)
+    portal = PortalService(store, transport, node.keys, node.directory(), digests=schedule, wires=wires)
     health = _Health(node.role, every, counts)
     log.info("the portal's loop starts")
     try:
@@ -221,3 +222,4 @@ def _portal_loop(
             health.tick()
     finally:
         store.close()
+        wires.close()

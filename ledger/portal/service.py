@@ -6,7 +6,8 @@ that carries the number, kept sealed in the portal's outbox until the loop sends
 the person and starts feeding the page. Neither the number nor anything that opens to it stays at the portal.
 
 **The loop** (:meth:`PortalService.step`): send what is owed, poll the portal's inbox, open each message (the
-hub's only, kind ``sealed_page``, or ``page_erasure``: recorded, ``ledger.linkage.erasure_messages``), drop one
+hub's only, kind ``sealed_page``, or ``page_erasure``: recorded, ``ledger.linkage.erasure_messages``; a
+provider's ``subject_key`` or ``wire_erasure`` relayed by the hub: ``ledger.linkage.wire_keys``), drop one
 already applied by event id, open every record's contents (sealed by
 its provider to the portal: ``ledger.linkage.sealed_pages``; one that is not refuses the page), keep the newest
 page per code; then
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ledger import clock
-from ledger.errors import BrokerUnavailable, Code, FlagLedgerError, PermissionDenied, StorageError
+from ledger.errors import BrokerUnavailable, Code, FlagLedgerError, IntegrityError, PermissionDenied, StorageError
 from ledger.faultpoint import faultpoint
 from ledger.linkage.codes import Registration, portal_code
 from ledger.linkage.digests import expand, seal_digest
@@ -40,10 +41,12 @@ from ledger.linkage.messages import decode
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.schedule import DigestSchedule
 from ledger.linkage.sealed_pages import SealedPortalPage, open_sealed_page
-from ledger.linkage.sealing import SenderKeys, seal, unseal
+from ledger.linkage.sealing import Opened, SenderKeys, seal, unseal
 from ledger.linkage.transport import Transport
+from ledger.linkage.wire_keys import STATIC, SubjectKey, WireErasure, open_key
 from ledger.portal.rules import PortalView, view
 from ledger.portal.store import PortalStore
+from ledger.portal.wire_keys import PortalWireKeys
 
 __all__ = ["PortalService", "PortalStep", "read_page", "sign_in"]
 
@@ -94,7 +97,10 @@ class PortalService:
         directory: Directory,
         now: Callable[[], datetime] = clock.now,
         digests: DigestSchedule | None = None,
+        wires: PortalWireKeys | None = None,
     ) -> None:
+        """``wires``: the portal's key file of the providers' wire keys (``ledger.portal.wire_keys``); without
+        it, a record under a wire key does not open and a provider's key message is refused."""
         if transport.party != PORTAL or keys.name != PORTAL:
             raise PermissionDenied("the portal's loop runs with the portal's keys and inbox", code=Code.CONFIGURATION)
         self.store = store
@@ -103,6 +109,7 @@ class PortalService:
         self.directory = directory
         self.now = now
         self.digests = digests
+        self.wires = wires
         self.refused: list[str] = []
 
     def _send_owed(self) -> int:
@@ -154,6 +161,10 @@ class PortalService:
     def _take(self, value: bytes, sender_keys: SenderKeys, done: PortalStep) -> None:
         try:
             opened = unseal(self.keys.sealing, PORTAL, value, sender_keys)
+            if opened.sender not in (HUB, PORTAL) and opened.kind in (SubjectKey.kind, WireErasure.kind):
+                self._wire(opened)  # a provider's own, sealed end to end, relayed by the hub unopened
+                done.kept += 1
+                return
             if opened.sender != HUB or opened.kind not in (SealedPortalPage.kind, PageErasure.kind):
                 raise PermissionDenied(
                     f"the portal reads only the hub's pages, not {opened.kind!r} from {opened.sender}",
@@ -166,7 +177,7 @@ class PortalService:
                 self.store.erased(opened.event_id, decode(PageErasure, opened.payload))
                 done.kept += 1
                 return
-            page = open_sealed_page(self.keys, SealedPortalPage.decode(opened.payload), sender_keys)
+            page = open_sealed_page(self.keys, SealedPortalPage.decode(opened.payload), sender_keys, self.wires)
             if self.store.keep(opened.event_id, page):
                 done.kept += 1
                 faultpoint("portal.kept")  # kept, the inbox not committed past it
@@ -175,6 +186,21 @@ class PortalService:
         except FlagLedgerError as exc:
             self.refused.append(exc.code)
             done.refused += 1
+
+    def _wire(self, opened: Opened) -> None:
+        """Keep a provider's wire key (opened with the delivery key it names), or destroy those it erased —
+        only keys that provider delivered (``PortalWireKeys.destroy``)."""
+        if self.wires is None:
+            raise PermissionDenied("this portal keeps no wire keys", code=Code.CONFIGURATION)
+        if opened.kind == WireErasure.kind:
+            erasure = decode(WireErasure, opened.payload)
+            self.wires.destroy(opened.sender, erasure.raw_refs(), erasure.erasure_id, self.now().isoformat())
+            return
+        m = decode(SubjectKey, opened.payload)
+        private = self.keys.sealing if m.delivery == STATIC else self.wires.delivery(m.delivery)
+        if private is None:
+            raise IntegrityError("a wire key sealed to a delivery key retired here", code=Code.SEALED_MESSAGE)
+        self.wires.keep(m.raw_ref(), opened.sender, open_key(private, m.raw_ref(), m.key))
 
     def run(self, stop: threading.Event, retry: float = 1.0) -> None:
         """Step until ``stop`` is set; a database or broker failure is logged and retried."""

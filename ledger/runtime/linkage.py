@@ -49,6 +49,7 @@ from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import HUB, PORTAL, check_party
 from ledger.linkage.person_keys import person_key_check, vrf_public_from_hex
 from ledger.linkage.sealing import public_from_hex, public_hex, seal, sealing_key_from_hex
+from ledger.linkage.wire_keys import delivery_of
 from ledger.log.keyed_hash import KeyedHash
 from ledger.log.pseudonym import Pseudonymizer
 from ledger.log.signing import KeyRecord
@@ -110,6 +111,7 @@ class HubEntry:
     sealing_public_hex: str
     valid_from: str
     vrf_public_hex: str = ""  # the flag map's VRF key (ledger.runtime.hub_map); "" from a hub without it
+    delivery_hex: str = ""  # the portal's delivery key (ledger.linkage.wire_keys); "" from a portal without it
 
     @classmethod
     def of(cls, raw: Any, party: str = HUB) -> HubEntry:
@@ -120,6 +122,9 @@ class HubEntry:
                 raise ValueError(f"not the {party}'s entry")
             entry = cls(**{k: str(raw[k]) for k in ("key_id", "public_hex", "sealing_public_hex", "valid_from")})
             entry = replace(entry, vrf_public_hex=str(raw.get("vrf_public_hex", "")))
+            entry = replace(entry, delivery_hex=str(raw.get("delivery_hex", "")))
+            if entry.delivery_hex:
+                delivery_of(entry.delivery_hex)
             datetime.fromisoformat(entry.valid_from)
             public_from_hex(entry.sealing_public_hex)
         except (AttributeError, KeyError, TypeError, ValueError, FlagLedgerError) as exc:
@@ -255,6 +260,8 @@ def linkage_directory(config: NodeConfig) -> Directory:
     for party, entry in entries:
         record = KeyRecord(party, entry.key_id, entry.public_hex, datetime.fromisoformat(entry.valid_from))
         directory.add(record, public_from_hex(entry.sealing_public_hex))
+        if party == PORTAL and entry.delivery_hex:  # wire keys go sealed to it (ledger.linkage.wire_keys)
+            directory.delivery[PORTAL] = delivery_of(entry.delivery_hex)
     return directory
 
 

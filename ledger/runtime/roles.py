@@ -39,8 +39,10 @@ from ledger.linkage.names import HUB, PORTAL, check_party
 from ledger.linkage.person_keys import vrf_public_from_hex, vrf_public_hex
 from ledger.linkage.sealing import new_sealing_key, public_from_hex, public_hex, sealing_key_from_hex
 from ledger.linkage.transport import Topics
+from ledger.linkage.wire_keys import delivery_entry, delivery_of
 from ledger.log.signing import KeyRecord, key_id_for
 from ledger.portal.store import PortalStore, open_portal_store
+from ledger.portal.wire_keys import WIRE_KEYS_FILE, PortalWireKeys
 from ledger.runtime.config import NodeConfig
 from ledger.runtime.hub_map import vrf_key
 from ledger.runtime.keystore import Keys, open_keystore
@@ -83,6 +85,8 @@ class DirectoryEntry:
     vrf_public_hex: str = ""  # the hub's alone: its VRF public key (DER, hex; ledger.runtime.hub_map)
     # an agency's alone: its AgencyKind, as the hub's administrator accepted it at import (docs/linkage.md)
     kind: str = ""
+    # the portal's alone: its current delivery key, "KEY_ID:X25519 public hex" (ledger.linkage.wire_keys)
+    delivery_hex: str = ""
 
     def checked(self) -> DirectoryEntry:
         check_party(self.party)
@@ -92,6 +96,10 @@ class DirectoryEntry:
             if self.kind not in set(AgencyKind):
                 known = ", ".join(AgencyKind)
                 raise InputError(f"kind must be one of {known}, not {self.kind!r}", code=Code.MALFORMED, field="kind")
+        if self.delivery_hex:
+            if self.party != PORTAL:
+                raise InputError("only the portal publishes a delivery key", code=Code.MALFORMED, field="delivery_hex")
+            delivery_of(self.delivery_hex)
         if self.vrf_public_hex:
             if self.party != HUB:
                 raise InputError("only the hub publishes a VRF key", code=Code.MALFORMED, field="vrf_public_hex")
@@ -122,12 +130,14 @@ class DirectoryEntry:
             names.add("vrf_public_hex")  # the hub's entry: checked to be the hub's
         if isinstance(raw, dict) and "kind" in raw:
             names.add("kind")  # an agency's entry: checked to be an agency's, of a known kind
+        if isinstance(raw, dict) and "delivery_hex" in raw:
+            names.add("delivery_hex")  # the portal's entry: its delivery key
         if not isinstance(raw, dict) or set(raw) != names or not all(isinstance(v, str) for v in raw.values()):
             raise InputError(f"a directory entry holds exactly {sorted(names)}, as text", code=Code.MALFORMED)
         return cls(**raw).checked()
 
     def as_json(self) -> dict[str, str]:
-        return {k: v for k, v in vars(self).items() if v or k not in ("vrf_public_hex", "kind")}
+        return {k: v for k, v in vars(self).items() if v or k not in ("vrf_public_hex", "kind", "delivery_hex")}
 
     def vrf_public_key(self) -> RSAPublicKey:
         """The hub's VRF public key, for an agency's ``MapChecks``; ``configuration`` if this entry has none."""
@@ -170,6 +180,8 @@ class RoleNode:
         for e in self.entries():
             kind = AgencyKind(e.kind) if e.kind else None
             d.add(KeyRecord(e.party, e.key_id, e.public_hex, e.since()), public_from_hex(e.sealing_public_hex), kind)
+            if e.delivery_hex:
+                d.delivery[e.party] = delivery_of(e.delivery_hex)
         return d
 
     def directory_stamp(self) -> float:
@@ -195,6 +207,12 @@ class RoleNode:
     def portal_store(self) -> PortalStore:
         self._require(PORTAL)
         return open_portal_store(self.database_url())
+
+    def wire_keys(self) -> PortalWireKeys:
+        """The portal's key file of the providers' wire keys (``ledger.portal.wire_keys``), wrapped by its
+        key-encryption key (in the token with ``pkcs11``)."""
+        self._require(PORTAL)
+        return PortalWireKeys(self.config.data_dir / WIRE_KEYS_FILE, Keys(open_keystore(self.config)).data_wrapper())
 
     def witness_store(self) -> WitnessStore:
         self._require(WITNESS)
@@ -264,8 +282,19 @@ def open_role(data_dir: Path) -> RoleNode:
         str(signing["valid_from"]),
         public_hex(sealing.public_key()),
         "" if vrf is None else vrf_public_hex(vrf.public_key()),
+        delivery_hex=_delivery(config, keys) if config.role == PORTAL else "",
     )
     return RoleNode(config, PartyKeys(signer, sealing, secret), own, vrf)
+
+
+def _delivery(config: NodeConfig, keys: Keys) -> str:
+    """The portal's current delivery key as its entry publishes it (made on the first open)."""
+    wires = PortalWireKeys(config.data_dir / WIRE_KEYS_FILE, keys.data_wrapper())
+    try:
+        current = wires.current() or wires.rotate()
+    finally:
+        wires.close()
+    return delivery_entry(*current)
 
 
 def _party(role: str, party: str) -> str:

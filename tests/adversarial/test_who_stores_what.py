@@ -52,9 +52,11 @@ from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.sealing import read_header, sealing_key_from_hex, unseal
 from ledger.linkage.transport import MemoryTransport, Topics
+from ledger.log.datakeys import AesKek
 from ledger.log.keyed_hash import KeyedHash
 from ledger.portal.service import PortalService, sign_in
 from ledger.portal.store import PortalStore, open_portal_store
+from ledger.portal.wire_keys import WIRE_KEYS_FILE, PortalWireKeys
 from ledger.runtime.bootstrap import Node
 from ledger.runtime.linkage import SEALING, code_secret_name, party_keys, subject_of
 from ledger.runtime.tables import linkage_body_outcomes, linkage_body_requests, linkage_handovers
@@ -171,7 +173,8 @@ def scene(make_node: NodeFactory, tmp_path: Path) -> Iterator[Scene]:
     assert keys is not None
     now = w.nodes[A].app.clock
     pstore = open_portal_store(f"sqlite:///{portal_dir / 'portal.sqlite'}")
-    portal = PortalService(pstore, MemoryTransport(w.broker, PORTAL), keys, w.hub.directory, now)
+    wires = PortalWireKeys(portal_dir / WIRE_KEYS_FILE, AesKek(os.urandom(32)))  # the providers' wire keys
+    portal = PortalService(pstore, MemoryTransport(w.broker, PORTAL), keys, w.hub.directory, now, wires=wires)
     feed = PortalFeed(store, w.hub_keys, w.hub.directory)
 
     def settle() -> None:
@@ -231,6 +234,7 @@ def scene(make_node: NodeFactory, tmp_path: Path) -> Iterator[Scene]:
     finally:
         w.close()
         pstore.close()
+        wires.close()
         store.close()
 
 

@@ -76,7 +76,8 @@ def test_hub_and_portal_processes_serve_a_page(address: str, tmp_path: Path) -> 
     hub_entry = last_json(run(env, "linkage", "directory", "export", "--data-dir", str(hub_dir)).stdout)
     portal_entry = last_json(run(env, "linkage", "directory", "export", "--data-dir", str(portal_dir)).stdout)
     assert set(hub_entry) == {"party", "key_id", "public_hex", "valid_from", "sealing_public_hex", "vrf_public_hex"}
-    assert set(portal_entry) == {"party", "key_id", "public_hex", "valid_from", "sealing_public_hex"}
+    portal_fields = {"party", "key_id", "public_hex", "valid_from", "sealing_public_hex"}
+    assert set(portal_entry) == portal_fields | {"delivery_hex"}  # its wire keys' delivery key (docs/erasure.md)
 
     # the agencies publish their keys too (their node's export is the agency side's); the hub takes all
     cast = Cast.of(A, B, C, D)

@@ -232,6 +232,7 @@ def test_the_staff_made_answer_waits_for_the_consultation_and_the_hub_files_reco
     from ledger.hub.tables import hub_decisions, hub_flag_changes, hub_parked, hub_records, hub_sealed_records
     from ledger.linkage.consultation import StaffAnswer, decision_statement
     from ledger.linkage.record_contents import open_contents
+    from tests.support.wire_scan import portal_inbox
 
     x = individual_number()
     set_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
@@ -305,8 +306,9 @@ def test_the_staff_made_answer_waits_for_the_consultation_and_the_hub_files_reco
     # the record's contents are A's, sealed to the portal: the portal opens them, the hub keeps none in the clear
     assert world.portal_keys is not None and clear == []
     keys = world.hub.directory.sender_keys(a.app.clock())
+    wires, _ = portal_inbox(world.broker, world.portal_keys, keys)  # the record's wire key, delivered to the portal
     records = [
-        (r.provider, open_contents(world.portal_keys, r.contents, keys, r.record_id, r.provider)) for r in sealed
+        (r.provider, open_contents(world.portal_keys, r.contents, keys, r.record_id, r.provider, wires)) for r in sealed
     ]
     assert [(provider, c.querier, c.outcome) for provider, c in records] == [(A, C, "held")]
 

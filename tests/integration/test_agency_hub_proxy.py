@@ -11,6 +11,7 @@ agency that holds nothing on X, an administrator (or any one person) alone.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -33,9 +34,11 @@ from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.names import PORTAL
 from ledger.linkage.proxy_approvals import ProxyApproval, holder_subject
 from ledger.linkage.transport import MemoryTransport
+from ledger.log.datakeys import AesKek
 from ledger.portal.rules import PortalView
 from ledger.portal.service import PortalService, read_page
 from ledger.portal.store import PortalStore, open_portal_store
+from ledger.portal.wire_keys import PortalWireKeys
 from tests.conftest import NodeFactory
 from tests.support.api import auth, client
 from tests.support.approvals import approve_fully
@@ -91,8 +94,12 @@ def story(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterat
         assert w.portal_keys is not None
         store = open_portal_store(portal_url)
         clock = w.nodes[A].app.clock
-        portal = PortalService(store, MemoryTransport(w.broker, PORTAL), w.portal_keys, w.hub.directory, clock)
+        wires = PortalWireKeys(tmp_path / "portal-wirekeys.sqlite", AesKek(os.urandom(32)))  # the wire keys
+        portal = PortalService(
+            store, MemoryTransport(w.broker, PORTAL), w.portal_keys, w.hub.directory, clock, wires=wires
+        )
         yield Story(w, store, portal, PortalFeed(hub, w.hub_keys, w.hub.directory))
+        wires.close()
         store.close()
         w.close()
         hub.close()

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -32,6 +32,14 @@ from ledger.storage import storage_error
 __all__ = ["SqlCodeMap"]
 
 T = TypeVar("T")
+# built once: the loop asks it for nearly every message
+_PERSON = select(hub_codes.c.person).where(
+    (hub_codes.c.holder == bindparam("holder")) & (hub_codes.c.code == bindparam("code"))
+)
+_CODES = select(hub_codes.c.holder, hub_codes.c.code).where(hub_codes.c.person == bindparam("person"))
+_PREVIOUS = select(hub_links.c.old).where(hub_links.c.new == bindparam("person"))
+_NEXT = select(hub_links.c.new).where(hub_links.c.old == bindparam("person"))
+_BIND = insert(hub_codes)
 FEW = 500  # up to this many persons are named in the query (well inside every backend's parameter limit)
 
 
@@ -66,14 +74,14 @@ class SqlCodeMap:
             raise storage_error(f"cannot write the hub's code map ({what})", exc, "nothing was kept") from exc
 
     def person(self, holder: str, code: str) -> str | None:
-        c = hub_codes.c
-        stmt = select(c.person).where((c.holder == holder) & (c.code == code))
-        return self._read("person", lambda conn: conn.execute(stmt).scalar(), ("person", holder, code))
+        args = {"holder": holder, "code": code}
+        return self._read("person", lambda conn: conn.execute(_PERSON, args).scalar(), ("person", holder, code))
 
     def codes(self, person: str) -> dict[str, str]:
-        c = hub_codes.c
-        stmt = select(c.holder, c.code).where(c.person == person)
-        found = self._read("codes", lambda conn: {str(h): str(k) for h, k in conn.execute(stmt)}, ("codes", person))
+        args = {"person": person}
+        found = self._read(
+            "codes", lambda conn: {str(h): str(k) for h, k in conn.execute(_CODES, args)}, ("codes", person)
+        )
         return dict(found)  # a copy: the caller may change it, the poll's stays as read
 
     def holder_codes(self, holder: str, persons: Collection[str]) -> dict[str, str]:
@@ -98,17 +106,17 @@ class SqlCodeMap:
         }
         self._write(
             "bind",
-            lambda conn: conn.execute(insert(hub_codes).values(**row)),
+            lambda conn: conn.execute(_BIND, row),
             StateConflict(f"{holder}'s code, or its code for this person, is already bound at the hub"),
         )
 
     def previous(self, person: str) -> str | None:
-        stmt = select(hub_links.c.old).where(hub_links.c.new == person)
-        return self._read("previous", lambda conn: conn.execute(stmt).scalar(), ("previous", person))
+        args = {"person": person}
+        return self._read("previous", lambda conn: conn.execute(_PREVIOUS, args).scalar(), ("previous", person))
 
     def next(self, person: str) -> str | None:
-        stmt = select(hub_links.c.new).where(hub_links.c.old == person)
-        return self._read("next", lambda conn: conn.execute(stmt).scalar(), ("next", person))
+        args = {"person": person}
+        return self._read("next", lambda conn: conn.execute(_NEXT, args).scalar(), ("next", person))
 
     def add_link(self, old: str, new: str) -> None:
         row = {"old": check_code(old, "old"), "new": check_code(new, "new")}

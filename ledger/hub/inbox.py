@@ -81,10 +81,17 @@ def applied_among(conn: Connection, keys: Collection[tuple[str, str]]) -> dict[t
     return found
 
 
+_MARK = insert(hub_applied)
+_OWE = insert(hub_outbox)
+
+
 def mark_applied(conn: Connection, sender: str, event_id: str, seq: int) -> None:
-    conn.execute(insert(hub_applied).values(sender=sender, event_id=event_id, seq=seq))
+    row = {"sender": sender, "event_id": event_id, "seq": seq}
     if (poll := txn.current(conn=conn)) is not None:
-        poll.mark((sender, event_id), seq)  # forgotten again if its savepoint is rolled back
+        poll.mark((sender, event_id), seq)  # answers applied_seq for the rest of the poll
+        poll.later(_MARK, row)  # all of the poll's in one executemany at its commit
+        return
+    conn.execute(_MARK, row)
 
 
 def park(engine: Engine, delivery: Delivery, sender: str | None, event_id: str | None, code: str, why: str) -> None:
@@ -116,7 +123,11 @@ def parked(engine: Engine) -> list[Parked]:
 
 
 def owe(conn: Connection, recipient: str, message: bytes) -> None:
-    conn.execute(insert(hub_outbox).values(recipient=recipient, message=message))
+    row = {"recipient": recipient, "message": message}
+    if (poll := txn.current(conn=conn)) is not None:
+        poll.later(_OWE, row)  # read back only after the commit, to be sent: inserted with it, in order
+        return
+    conn.execute(_OWE, row)
 
 
 def owed(engine: Engine) -> list[tuple[int, str, bytes]]:

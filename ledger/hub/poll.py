@@ -12,8 +12,9 @@
    (``HubService.step``).
 
 Only the kinds whose every read and write goes through the poll's connection (``ledger.hub.txn``) are applied
-in it (:data:`BATCHED`); any other — a move, a number change, an erasure, a consultation's advice, a roster,
-a query when the hub signs routing decisions under its map's heads — closes the poll's transaction, is applied
+in it (:data:`BATCHED`); any other — a move, a number change, an erasure, a proxy approval, a roster, a
+protection body's request, a witness's cosignature or relay, a query when the hub signs routing decisions
+under its map's heads — closes the poll's transaction, is applied
 alone as before, and a new one is opened for the rest: still the same order.
 """
 
@@ -30,6 +31,7 @@ from ledger.faultpoint import faultpoint
 from ledger.hub.digests import carried
 from ledger.hub.inbox import applied_among, park, was_applied
 from ledger.hub.sequencer import NotLeader
+from ledger.linkage.consultation import AdviceMessage, StaffAnswer
 from ledger.linkage.digests import DIGEST_KIND
 from ledger.linkage.messages import AnswerMessage, FlagChangeMessage, QueryMessage, RecordMessage
 from ledger.linkage.names import HUB
@@ -52,6 +54,8 @@ BATCHED = frozenset(
         RecordMessage.kind,  # refused, parked
         QueryMessage.kind,  # unless the hub runs its flag map: see _alone
         AnswerMessage.kind,
+        AdviceMessage.kind,  # read and written in its sequenced write alone
+        StaffAnswer.kind,
     }
 )
 

@@ -227,6 +227,7 @@ class Sequencer:
                 try:
                     with txn.bind(self.engine, conn) as poll:
                         yield poll
+                        poll.flush()
                     if self._last != first:
                         advanced = conn.execute(
                             update(hub_sequence)

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -39,6 +40,8 @@ class Poll:
     marked: dict[Key, int] = field(default_factory=dict)  # marked applied in this poll (savepoints released)
     codes: dict[tuple[str, ...], object] = field(default_factory=dict)  # the code map's answers in this poll
     _pending: list[Key] = field(default_factory=list)  # marked inside savepoints still open
+    _later: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)  # inserts sent at the commit
+    _savepoints: int = 0
 
     def applied(self, key: Key) -> tuple[bool, int | None]:
         """(known, seq): whether this poll can say if ``key`` was applied without asking, and its number."""
@@ -51,6 +54,23 @@ class Poll:
     def mark(self, key: Key, seq: int) -> None:
         self.marked[key] = seq
         self._pending.append(key)
+
+    def later(self, stmt: Any, row: dict[str, Any]) -> None:
+        """Insert ``row`` with ``stmt`` at the poll's commit, in one ``executemany`` with the rows of the same
+        statement next to it — for rows nothing in the poll reads back by SQL (applied ids: :meth:`applied`;
+        the outbox: sent after the commit). Dropped with the savepoint it was asked in, if that is rolled back."""
+        self._later.append((stmt, row))
+
+    def flush(self) -> None:
+        """Send the inserts held for the commit, in the order asked, one ``executemany`` per run of a statement."""
+        at = 0
+        while at < len(self._later):
+            stmt, end = self._later[at][0], at
+            while end < len(self._later) and self._later[end][0] is stmt:
+                end += 1
+            self.conn.execute(stmt, [row for _, row in self._later[at:end]])
+            at = end
+        self._later.clear()
 
 
 _local = threading.local()
@@ -101,13 +121,21 @@ def savepoint(engine: Engine) -> Iterator[Connection]:
         with engine.begin() as conn:
             yield conn
         return
-    since = len(poll._pending)
+    since, held = len(poll._pending), len(poll._later)
+    poll._savepoints += 1
+    name = f"hub_poll_{poll._savepoints}"
+    conn = poll.conn
+    # by name, not begin_nested(): the same SAVEPOINT without building a statement for it each time
+    conn.exec_driver_sql(f"SAVEPOINT {name}")
     try:
-        with poll.conn.begin_nested():
-            yield poll.conn
+        yield conn
     except BaseException:
+        conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
+        conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
         for key in poll._pending[since:]:
             poll.marked.pop(key, None)
         del poll._pending[since:]
+        del poll._later[held:]
         poll.codes.clear()  # a code-map write may be among what was rolled back
         raise
+    conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")

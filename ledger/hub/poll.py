@@ -20,19 +20,24 @@ alone as before, and a new one is opened for the rest: still the same order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import Code, FlagLedgerError, StorageError
 from ledger.faultpoint import faultpoint
 from ledger.hub.digests import carried
+from ledger.hub.heads import MapHeads
 from ledger.hub.inbox import applied_among, park, was_applied
+from ledger.hub.log import HubStore
 from ledger.hub.sequencer import NotLeader
 from ledger.linkage.consultation import AdviceMessage, StaffAnswer
 from ledger.linkage.digests import DIGEST_KIND
+from ledger.linkage.directory import Directory
+from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import AnswerMessage, FlagChangeMessage, QueryMessage, RecordMessage
 from ledger.linkage.names import HUB
 from ledger.linkage.record_contents import SealedRecordMessage
@@ -40,10 +45,31 @@ from ledger.linkage.sealing import Opened, read_header, unseal
 from ledger.linkage.transport import Delivery
 from ledger.storage import storage_error
 
-if TYPE_CHECKING:
-    from ledger.hub.service import HubService, Step
+__all__ = ["BATCHED", "Hub", "Item", "Step", "apply_poll", "open_poll"]
 
-__all__ = ["BATCHED", "Item", "apply_poll", "open_poll"]
+
+@dataclass
+class Step:
+    """What one step of the hub's loop did."""
+
+    standby: bool = False  # did not lead: handled nothing, committed nothing
+    applied: int = 0
+    replays: int = 0
+    parked: int = 0
+    sent: int = 0
+
+
+class Hub(Protocol):
+    """What a poll needs of the hub's loop (``HubService``)."""
+
+    store: HubStore
+    keys: PartyKeys
+    directory: Directory
+    now: Callable[[], datetime]
+    heads: MapHeads | None
+
+    def _apply(self, opened: Opened) -> None: ...
+
 
 # applied inside the poll's transaction: everything they read and write is on its connection
 BATCHED = frozenset(
@@ -71,14 +97,14 @@ class Item:
     refused: tuple[str, str] | None = None
 
 
-def open_poll(hub: HubService, deliveries: Sequence[Delivery]) -> list[Item]:
+def open_poll(hub: Hub, deliveries: Sequence[Delivery]) -> list[Item]:
     items: list[Item] = []
     for delivery in deliveries:
         _open(hub, delivery, items, inner=False)
     return items
 
 
-def _open(hub: HubService, delivery: Delivery, items: list[Item], inner: bool) -> None:
+def _open(hub: Hub, delivery: Delivery, items: list[Item], inner: bool) -> None:
     sender = event_id = None
     try:
         header = read_header(delivery.value)
@@ -97,7 +123,7 @@ def _open(hub: HubService, delivery: Delivery, items: list[Item], inner: bool) -
         items.append(Item(delivery, sender, event_id, refused=(Code.MALFORMED, f"{type(exc).__name__}: {exc}")))
 
 
-def apply_poll(hub: HubService, items: list[Item], done: Step) -> None:
+def apply_poll(hub: Hub, items: list[Item], done: Step) -> None:
     """Apply ``items`` in order: runs of batched kinds each in one transaction, any other kind alone."""
     at = 0
     while at < len(items):
@@ -115,7 +141,7 @@ def apply_poll(hub: HubService, items: list[Item], done: Step) -> None:
         at = end
 
 
-def _alone(hub: HubService, item: Item) -> bool:
+def _alone(hub: Hub, item: Item) -> bool:
     if item.opened is None:
         return False  # parked in the poll's transaction
     if item.opened.kind == QueryMessage.kind and hub.heads is not None:
@@ -123,7 +149,7 @@ def _alone(hub: HubService, item: Item) -> bool:
     return item.opened.kind not in BATCHED
 
 
-def _in_one_transaction(hub: HubService, items: list[Item], done: Step) -> int:
+def _in_one_transaction(hub: Hub, items: list[Item], done: Step) -> int:
     applied = 0
     with hub.store.sequencer.poll() as poll:
         keys = {(i.opened.sender, i.opened.event_id) for i in items if i.opened is not None}
@@ -139,7 +165,7 @@ def _in_one_transaction(hub: HubService, items: list[Item], done: Step) -> int:
     return applied
 
 
-def _apply(hub: HubService, item: Item, done: Step) -> bool:
+def _apply(hub: Hub, item: Item, done: Step) -> bool:
     """Apply one message, or park it with its reason; whether it was applied (not a replay, not parked)."""
     delivery, opened = item.delivery, item.opened
     try:

@@ -20,7 +20,6 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
@@ -44,7 +43,7 @@ from ledger.hub.heads import MapHeads
 from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid
 from ledger.hub.log import HubStore
 from ledger.hub.moves import HubMoves, Write
-from ledger.hub.poll import apply_poll, open_poll
+from ledger.hub.poll import Step, apply_poll, open_poll
 from ledger.hub.proxy_approvals import approve
 from ledger.hub.queries import QueryRouting
 from ledger.hub.rosters import keep_roster
@@ -83,17 +82,6 @@ from ledger.log.staff_roster import RosterState
 __all__ = ["HubService", "Step"]
 
 log = logging.getLogger("flagledger.hub")
-
-
-@dataclass
-class Step:
-    """What one step did."""
-
-    standby: bool = False  # did not lead: handled nothing, committed nothing
-    applied: int = 0
-    replays: int = 0
-    parked: int = 0
-    sent: int = 0
 
 
 Owed = list[tuple[str, bytes]]

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import Code, InputError, NotFoundError, PermissionDenied
+from ledger.hub import txn
 from ledger.hub.moves import KindOf, Write
 from ledger.hub.tables import hub_body_requests
 from ledger.linkage.body_requests import BodyOutcomeMessage, BodyRequestMessage, RoutedBodyRequest
@@ -40,7 +41,7 @@ class HubBodyRequests:
 
     def _read(self, stmt: object) -> list[object]:
         try:
-            with self.engine.connect() as conn:
+            with txn.reading(self.engine) as conn:
                 return list(conn.execute(stmt))  # type: ignore[call-overload]
         except SQLAlchemyError as exc:
             raise storage_error("cannot read the hub's body requests", exc) from exc

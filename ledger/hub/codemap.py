@@ -6,6 +6,10 @@ both). The tables' constraints hold the rules a second time, against a bug or a 
 one person per holder, one holder has one code per person, a number is each side of one link at most — a row
 that would break one is refused (``conflict`` / ``link_conflict``), never overwritten.
 
+Inside the hub loop's poll transaction (``ledger.hub.txn``) it reads and writes on the poll's connection —
+each write a SAVEPOINT — and remembers its answers for the rest of the poll, forgotten at any write: a poll
+asks for one sender's code once however many of its messages name it.
+
 Nothing here holds an individual number: the person is the hub's HMAC id (``ledger/hub/tables.py``).
 """
 
@@ -14,11 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import Code, StateConflict
+from ledger.hub import txn
 from ledger.hub.tables import hub_codes, hub_links
 from ledger.linkage.codes import check_code
 from ledger.linkage.names import check_party
@@ -27,6 +32,14 @@ from ledger.storage import storage_error
 __all__ = ["SqlCodeMap"]
 
 T = TypeVar("T")
+# built once: the loop asks it for nearly every message
+_PERSON = select(hub_codes.c.person).where(
+    (hub_codes.c.holder == bindparam("holder")) & (hub_codes.c.code == bindparam("code"))
+)
+_CODES = select(hub_codes.c.holder, hub_codes.c.code).where(hub_codes.c.person == bindparam("person"))
+_PREVIOUS = select(hub_links.c.old).where(hub_links.c.new == bindparam("person"))
+_NEXT = select(hub_links.c.new).where(hub_links.c.old == bindparam("person"))
+_BIND = insert(hub_codes)
 FEW = 500  # up to this many persons are named in the query (well inside every backend's parameter limit)
 
 
@@ -36,16 +49,24 @@ class SqlCodeMap:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def _read(self, what: str, run: Callable[[Connection], T]) -> T:
+    def _read(self, what: str, run: Callable[[Connection], T], key: tuple[str, ...] = ()) -> T:
+        poll = txn.current(self.engine)
+        if key and poll is not None and key in poll.codes:
+            return poll.codes[key]  # type: ignore[return-value]
         try:
-            with self.engine.connect() as conn:
-                return run(conn)
+            with txn.reading(self.engine) as conn:
+                found = run(conn)
         except SQLAlchemyError as exc:
             raise storage_error(f"cannot read the hub's code map ({what})", exc) from exc
+        if key and poll is not None:
+            poll.codes[key] = found
+        return found
 
     def _write(self, what: str, run: Callable[[Connection], object], conflict: StateConflict) -> None:
+        if (poll := txn.current(self.engine)) is not None:
+            poll.codes.clear()
         try:
-            with self.engine.begin() as conn:
+            with txn.savepoint(self.engine) as conn:
                 run(conn)
         except DbIntegrityError:
             raise conflict from None
@@ -53,14 +74,15 @@ class SqlCodeMap:
             raise storage_error(f"cannot write the hub's code map ({what})", exc, "nothing was kept") from exc
 
     def person(self, holder: str, code: str) -> str | None:
-        c = hub_codes.c
-        stmt = select(c.person).where((c.holder == holder) & (c.code == code))
-        return self._read("person", lambda conn: conn.execute(stmt).scalar())
+        args = {"holder": holder, "code": code}
+        return self._read("person", lambda conn: conn.execute(_PERSON, args).scalar(), ("person", holder, code))
 
     def codes(self, person: str) -> dict[str, str]:
-        c = hub_codes.c
-        stmt = select(c.holder, c.code).where(c.person == person)
-        return self._read("codes", lambda conn: {str(h): str(k) for h, k in conn.execute(stmt)})
+        args = {"person": person}
+        found = self._read(
+            "codes", lambda conn: {str(h): str(k) for h, k in conn.execute(_CODES, args)}, ("codes", person)
+        )
+        return dict(found)  # a copy: the caller may change it, the poll's stays as read
 
     def holder_codes(self, holder: str, persons: Collection[str]) -> dict[str, str]:
         """Person id → ``holder``'s code, for those of ``persons`` it registered: one query, as ``codes(p)
@@ -84,17 +106,17 @@ class SqlCodeMap:
         }
         self._write(
             "bind",
-            lambda conn: conn.execute(insert(hub_codes).values(**row)),
+            lambda conn: conn.execute(_BIND, row),
             StateConflict(f"{holder}'s code, or its code for this person, is already bound at the hub"),
         )
 
     def previous(self, person: str) -> str | None:
-        stmt = select(hub_links.c.old).where(hub_links.c.new == person)
-        return self._read("previous", lambda conn: conn.execute(stmt).scalar())
+        args = {"person": person}
+        return self._read("previous", lambda conn: conn.execute(_PREVIOUS, args).scalar(), ("previous", person))
 
     def next(self, person: str) -> str | None:
-        stmt = select(hub_links.c.new).where(hub_links.c.old == person)
-        return self._read("next", lambda conn: conn.execute(stmt).scalar())
+        args = {"person": person}
+        return self._read("next", lambda conn: conn.execute(_NEXT, args).scalar(), ("next", person))
 
     def add_link(self, old: str, new: str) -> None:
         row = {"old": check_code(old, "old"), "new": check_code(new, "new")}

@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.domain.types import AgencyKind
 from ledger.errors import Code, PermissionDenied
+from ledger.hub import txn
 from ledger.hub.tables import hub_flag_changes, hub_moves
 from ledger.linkage.codes import CodeMap, codes_of, persons_of
 from ledger.linkage.hiding import FlagChange, fold
@@ -48,7 +49,7 @@ def applying(engine: Engine, persons: list[str]) -> dict[str, set[str]]:
     f = hub_flag_changes.c
     stmt = select(f.seq, f.person, f.holder, f.flag, f.action).where(f.person.in_(persons)).order_by(f.seq)
     try:
-        with engine.connect() as conn:
+        with txn.reading(engine) as conn:
             changes = [FlagChange(int(s), str(p), str(h), str(fl), a) for s, p, h, fl, a in conn.execute(stmt)]
     except SQLAlchemyError as exc:
         raise storage_error("cannot read the hub's flag changes", exc) from exc
@@ -86,7 +87,7 @@ class HubMoves:
             .limit(1)
         )
         try:
-            with self.engine.connect() as conn:
+            with txn.reading(self.engine) as conn:
                 row = conn.execute(stmt).first()
         except SQLAlchemyError as exc:
             raise storage_error("cannot read the hub's moves", exc) from exc
@@ -95,7 +96,7 @@ class HubMoves:
     def _known(self, sender: str, move_id: str) -> bool:
         m = hub_moves.c
         try:
-            with self.engine.connect() as conn:
+            with txn.reading(self.engine) as conn:
                 found = conn.execute(select(m.seq).where(m.sender == sender, m.move_id == move_id)).first()
         except SQLAlchemyError as exc:
             raise storage_error("cannot read the hub's moves", exc) from exc

@@ -14,6 +14,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from ledger.hub import txn
 from ledger.hub.tables import hub_flag_changes
 from ledger.linkage.codes import CodeMap, persons_of
 from ledger.linkage.hiding import FlagChange, fold
@@ -31,7 +32,7 @@ def holdings(engine: Engine, codes: CodeMap, person: str) -> dict[str, str]:
     f = hub_flag_changes.c
     stmt = select(f.seq, f.person, f.holder, f.flag, f.action).where(f.person.in_(persons)).order_by(f.seq)
     try:
-        with engine.connect() as conn:
+        with txn.reading(engine) as conn:
             changes = [FlagChange(int(s), str(p), str(h), str(fl), a) for s, p, h, fl, a in conn.execute(stmt)]
     except SQLAlchemyError as exc:
         raise storage_error("cannot read the hub's flag changes", exc) from exc

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, bindparam, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import NotFoundError
@@ -28,6 +28,10 @@ from ledger.linkage.record_contents import SealedRecordMessage, open_contents
 from ledger.linkage.sealing import SenderKeys
 from ledger.linkage.wire_keys import WireLookup
 from ledger.storage import storage_error
+
+# built once: a provider's records are most of the hub's inbox
+_FIRST = select(hub_sealed_records.c.seq).where(hub_sealed_records.c.record_id == bindparam("record_id"))
+_FILE = insert(hub_sealed_records)
 
 __all__ = ["SealedEntry", "SealedPage", "file_sealed", "open_page", "sealed_page"]
 
@@ -58,14 +62,13 @@ def file_sealed(store: HubStore, provider: str, record: SealedRecordMessage, als
         "provider": provider,
         "contents": record.sealed(),
     }
-    r = hub_sealed_records.c
 
     def first(conn: Connection) -> int | None:
-        found = conn.execute(select(r.seq).where(r.record_id == record.record_id)).scalar()
+        found = conn.execute(_FIRST, {"record_id": record.record_id}).scalar()
         return None if found is None else int(found)
 
     def write(conn: Connection, seq: int) -> None:
-        conn.execute(insert(hub_sealed_records).values(seq=seq, **row))
+        conn.execute(_FILE, {"seq": seq, **row})
         if also is not None:
             also(conn, seq)
 

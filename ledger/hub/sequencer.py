@@ -15,6 +15,12 @@ twice or interleave them, so only the holder of the **leader lease** sequences:
   — its lock lost, its process paused — matches no row and is refused (``not_leader``), so the sequence never
   forks.
 
+**One poll, one transaction** (:meth:`Sequencer.poll`): the hub's loop applies a poll's messages in one
+transaction on the sequencer's session, fenced once at its start (the advisory lock checked, the epoch row
+updated and so locked until the commit), the counter kept in memory and written once at the end; each append
+in it is a SAVEPOINT (``ledger.hub.txn``). The numbers are those one-by-one appends would have handed out, in
+the same order and gap-free: an append rolled back to its savepoint takes none.
+
 A standby that cannot get the lease refuses to sequence (``not_leader``) and may wait for it
 (:meth:`Sequencer.take_lease` with ``wait``): the takeover of the issue's active/standby hub.
 """
@@ -32,7 +38,8 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.errors import Code, ConfigurationError, StateConflict
+from ledger.errors import Code, ConfigurationError, StateConflict, StorageError
+from ledger.hub import txn
 from ledger.hub.tables import hub_sequence
 from ledger.storage import storage_error
 
@@ -62,6 +69,7 @@ class Sequencer:
         self._fd: int | None = None  # SQLite: the open lease file holding the flock
         self.epoch: int | None = None
         self.lease_file: Path | None = None  # SQLite's lease; PostgreSQL's is the lock
+        self._last: int | None = None  # in a poll: the last number handed out, written at its commit
         if not self.pg:
             database = engine.url.database
             if lease_file is None and database in (None, "", ":memory:"):
@@ -167,6 +175,8 @@ class Sequencer:
         is returned and nothing is advanced. ``not_leader`` unless this process holds the lease."""
         if self.epoch is None:
             raise NotLeader("this hub process does not hold the leader lease: it does not sequence")
+        if (poll := txn.current(self.engine)) is not None and self._last is not None:
+            return self._append_in(poll, existing, write)
         try:
             with self._session() as conn, conn.begin() as tx:
                 self._fence(conn)
@@ -185,7 +195,61 @@ class Sequencer:
                 raise NotLeader("the hub lost its leader lease with its database session") from exc
             raise storage_error("cannot sequence at the hub", exc, "nothing was kept") from exc
 
-    def _fence(self, conn: Connection) -> None:
+    def _append_in(
+        self, poll: txn.Poll, existing: Callable[[Connection], int | None], write: Callable[[Connection, int], object]
+    ) -> int:
+        """An append inside the open poll: its own SAVEPOINT, the next number taken only if it is released."""
+        assert self._last is not None
+        try:
+            with txn.savepoint(self.engine) as conn:
+                if (found := existing(conn)) is not None:
+                    return found
+                seq = self._last + 1
+                write(conn, seq)
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot sequence at the hub", exc, "nothing of this poll was kept") from exc
+        self._last = seq
+        return seq
+
+    @contextmanager
+    def poll(self) -> Iterator[txn.Poll]:
+        """One transaction for a poll of the hub's loop: fenced once here, every append, code-map write and park
+        inside it a SAVEPOINT, the counter written and everything committed when the block ends — or nothing,
+        if it raises. ``not_leader`` unless this process holds the lease (checked again at the commit)."""
+        if self.epoch is None:
+            raise NotLeader("this hub process does not hold the leader lease: it does not sequence")
+        s = hub_sequence.c
+        try:
+            with self._session() as conn, conn.begin():
+                self._fence(conn, by=0)  # the lease checked; the epoch row locked until the commit
+                self._last = int(conn.execute(select(s.last).where(s.log == self.log)).scalar_one())
+                first = self._last
+                try:
+                    with txn.bind(self.engine, conn) as poll:
+                        yield poll
+                        poll.flush()
+                    if self._last != first:
+                        advanced = conn.execute(
+                            update(hub_sequence)
+                            .where((s.log == self.log) & (s.epoch == self.epoch))
+                            .values(last=self._last)
+                        )
+                        if advanced.rowcount != 1:
+                            raise NotLeader("another hub process took the leader lease since: this one was deposed")
+                finally:
+                    self._last = None
+        except NotLeader:
+            self.release()
+            raise
+        except (SQLAlchemyError, StorageError) as exc:
+            if self._conn is not None and self._conn.invalidated:
+                self.release()  # the session is gone, and the lock with it: a standby may be sequencing
+                raise NotLeader("the hub lost its leader lease with its database session") from exc
+            if isinstance(exc, StorageError):
+                raise
+            raise storage_error("cannot commit the hub's poll", exc, "nothing of it was kept") from exc
+
+    def _fence(self, conn: Connection, by: int = 1) -> None:
         if self.pg:
             held = conn.execute(
                 text(
@@ -199,7 +263,7 @@ class Sequencer:
                 raise NotLeader("the hub's database session no longer holds the leader lease")
         s = hub_sequence.c
         advanced = conn.execute(
-            update(hub_sequence).where((s.log == self.log) & (s.epoch == self.epoch)).values(last=s.last + 1)
+            update(hub_sequence).where((s.log == self.log) & (s.epoch == self.epoch)).values(last=s.last + by)
         )
         if advanced.rowcount != 1:
             raise NotLeader("another hub process took the leader lease since: this one was deposed")

@@ -20,63 +20,53 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, insert, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection
 
 from ledger import clock
-from ledger.domain.law import check_query
 from ledger.domain.types import AgencyKind
 from ledger.errors import (
     BrokerUnavailable,
     Code,
-    FlagLedgerError,
     InputError,
     NotFoundError,
     PermissionDenied,
     StorageError,
 )
-from ledger.faultpoint import faultpoint
 from ledger.hub import links
 from ledger.hub.body_requests import HubBodyRequests
 from ledger.hub.consultations import WINDOW, HubConsultations
-from ledger.hub.digests import DigestSchedule, carried, send_digests
+from ledger.hub.digests import DigestSchedule, send_digests
 from ledger.hub.erasure import erase
 from ledger.hub.heads import MapHeads
-from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid, park, was_applied
+from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid
 from ledger.hub.log import HubStore
 from ledger.hub.moves import HubMoves, Write
+from ledger.hub.poll import Step, apply_poll, open_poll
 from ledger.hub.proxy_approvals import approve
 from ledger.hub.proxy_registrations import register as register_proxy
+from ledger.hub.queries import QueryRouting
 from ledger.hub.rosters import keep_roster
-from ledger.hub.routing import holdings
 from ledger.hub.sealed_records import file_sealed
 from ledger.hub.sequencer import NotLeader
-from ledger.hub.tables import hub_requests
 from ledger.hub.unrouted import answer_unrouted
 from ledger.hub.witness_relay import WITNESSING, witnessing
 from ledger.linkage.body_requests import BodyOutcomeMessage, BodyRequestMessage
 from ledger.linkage.buckets import ANSWER_SIZE
-from ledger.linkage.codes import Registration, link_numbers, register, translate
+from ledger.linkage.codes import Registration, link_numbers, register
 from ledger.linkage.consultation import AdviceMessage, StaffAnswer
-from ledger.linkage.cosigned_heads import encode_cosigs
-from ledger.linkage.digests import DIGEST_KIND
 from ledger.linkage.directory import Directory
 from ledger.linkage.erasure_messages import ErasureMessage
-from ledger.linkage.hub_wire import encode_routing
 from ledger.linkage.keys import PartyKeys
-from ledger.linkage.map_messages import FlagFiled, ProvenQuery, Registered
+from ledger.linkage.map_messages import FlagFiled, Registered
 from ledger.linkage.messages import (
     AnswerMessage,
-    Consultation,
     FlagChangeMessage,
     LinkMessage,
     Message,
     QueryMessage,
     RecordMessage,
-    RoutedQuery,
     UnlinkMessage,
     decode,
 )
@@ -85,33 +75,21 @@ from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.proxy_approvals import ProxyApproval
 from ledger.linkage.proxy_registrations import ProxyRegistrationMessage
 from ledger.linkage.record_contents import SealedRecordMessage
-from ledger.linkage.sealing import Opened, read_header, seal, unseal
+from ledger.linkage.sealing import Opened, seal
 from ledger.linkage.staff_rosters import StaffRosterMessage
-from ledger.linkage.transport import Delivery, Transport
+from ledger.linkage.transport import Transport
 from ledger.linkage.tree_heads import Cosignature
 from ledger.log.staff_roster import RosterState
-from ledger.storage import storage_error
 
 __all__ = ["HubService", "Step"]
 
 log = logging.getLogger("flagledger.hub")
 
 
-@dataclass
-class Step:
-    """What one step did."""
-
-    standby: bool = False  # did not lead: handled nothing, committed nothing
-    applied: int = 0
-    replays: int = 0
-    parked: int = 0
-    sent: int = 0
-
-
 Owed = list[tuple[str, bytes]]
 
 
-class HubService:
+class HubService(QueryRouting):
     def __init__(
         self,
         store: HubStore,
@@ -175,20 +153,27 @@ class HubService:
             if self.heads is not None and not self.heads.started:
                 self.heads.start(self.store)
             done.sent += self._send_owed()
-            for delivery in self.transport.poll(timeout_ms, max_records):
-                self._handle(delivery, done)
+            deliveries = self.transport.poll(timeout_ms, max_records)
+            apply_poll(self, open_poll(self, deliveries), done)  # one transaction (ledger.hub.poll)
             self.consults.sweep()  # holders silent past the deadline: raised to the provider's staff
             self._settle_map()
             done.sent += self._send_owed()
         except NotLeader:
             self._rewind()
+            self._forget_map()
             done.standby = True  # nothing committed: whoever leads now is handed these again
             return done
         except BaseException:
             self._rewind()  # e.g. the database went away mid-batch: the next step starts at this batch again
+            self._forget_map()
             raise
         self.transport.commit()
         return done
+
+    def _forget_map(self) -> None:
+        # the flag map in memory may hold what the rolled-back poll registered: rebuilt from the database
+        if self.heads is not None:
+            self.heads.started = False
 
     def _rewind(self) -> None:
         # without it the next poll goes on after the failed batch, and its commit passes messages never applied
@@ -225,33 +210,6 @@ class HubService:
             self.transport.flush()
             paid(self.store.engine, [i for i, _, _ in rows])
         return len(rows)
-
-    def _handle(self, delivery: Delivery, done: Step, inner: bool = False) -> None:
-        sender = event_id = None
-        try:
-            header = read_header(delivery.value)
-            sender, event_id = header.sender, header.event_id
-            opened = unseal(self.keys.sealing, HUB, delivery.value, self.directory.sender_keys(self.now()))
-            # parked from here on, it keeps no bytes the hub's key opens: a registration's number among them
-            delivery = replace(delivery, value=b"")
-            if opened.kind == DIGEST_KIND and not inner:  # an agency's digest: each message handled as if alone
-                for one in carried(delivery, opened):
-                    self._handle(one, done, inner=True)
-                return
-            if was_applied(self.store.engine, opened.sender, opened.event_id):
-                done.replays += 1
-                return
-            self._apply(opened)
-            done.applied += 1
-            faultpoint("hub.applied")  # committed, owed messages unsent, the inbox not committed past it
-        except (NotLeader, StorageError):
-            raise  # not the message's fault: stop, commit nothing, handle it again later
-        except FlagLedgerError as exc:
-            park(self.store.engine, delivery, sender, event_id, exc.code, str(exc))
-            done.parked += 1
-        except (ValueError, RecursionError) as exc:  # a decoder's own refusal of hostile bytes: parked all the same
-            park(self.store.engine, delivery, sender, event_id, Code.MALFORMED, f"{type(exc).__name__}: {exc}")
-            done.parked += 1
 
     # -- applying one message ------------------------------------------------------------------------------
     def _apply(self, opened: Opened) -> None:
@@ -391,74 +349,6 @@ class HubService:
         sealed = seal(self.keys.signer, key, recipient, uuid.uuid4().hex, message.kind, message.encode(), ANSWER_SIZE)
         return recipient, sealed
 
-    def _query(self, opened: Opened, q: QueryMessage) -> None:
-        querier, provider = opened.sender, q.provider
-        if provider in (HUB, PORTAL, querier):
-            raise InputError("a query goes to another agency", code=Code.WRONG_ROUTE, field="provider")
-        check_query(q.legal_item, q.procedure, q.info_kind)  # the network checks the legal basis (parked if not)
-        person = self.store.codes.person(querier, q.code)
-        if person is None:
-            raise NotFoundError(f"{querier} has registered no person under this code at the hub")
-        provider_codes = translate(self.store.codes, querier, q.code, provider)
-        held = holdings(self.store.engine, self.store.codes, person)
-        request_id = uuid.uuid4().hex
-        routed: RoutedQuery = RoutedQuery(
-            request_id,
-            querier,
-            provider_codes[-1] if provider_codes else "",  # under the person's newest number the provider knows
-            q.procedure,
-            q.legal_item,
-            q.info_kind,
-            "staff" if held else "auto",
-        )
-        if self.heads is not None and provider_codes:
-            routed = self._proven(routed, provider, provider_codes[-1])
-        owes = [self._seal(provider, routed)]
-        for holder, code in sorted(held.items()):  # the liaison: the provider's request, never the querier
-            consult = Consultation(request_id, provider, code, q.procedure, q.legal_item, q.info_kind)
-            owes.append(self._seal(holder, consult))
-        row = {
-            "request_id": request_id,
-            "querier": querier,
-            "querier_request": q.request_id,
-            "provider": provider,
-            "person": person,
-            "staff": bool(held),
-        }
-
-        def write(conn: Connection, seq: int) -> None:
-            conn.execute(insert(hub_requests).values(seq=seq, **row))
-            self.consults.consult(conn, request_id, sorted(held))
-
-        def routed_before(conn: Connection) -> int | None:
-            # the same query sent again under another event id (a querier that died between its send and
-            # recording it sent): routed once — the provider asked twice would be a second request, and the
-            # insert refused by the unique (querier, request) would stop the loop on this message for good
-            r = hub_requests.c
-            found = conn.execute(
-                select(r.seq).where((r.querier == querier) & (r.querier_request == q.request_id))
-            ).scalar()
-            return None if found is None else int(found)
-
-        self._commit(opened, owes, write, routed_before)
-
-    def _answer(self, opened: Opened, a: AnswerMessage) -> None:
-        r = hub_requests.c
-        try:
-            with self.store.engine.connect() as conn:
-                found = conn.execute(
-                    select(r.provider, r.querier, r.querier_request, r.staff).where(r.request_id == a.request_id)
-                ).first()
-        except SQLAlchemyError as exc:
-            raise storage_error("cannot read the hub's routed requests", exc) from exc
-        if found is None or found.provider != opened.sender:
-            # another agency's request is answered like an unknown one: a peer learns nothing by trying
-            raise NotFoundError(f"{opened.sender} was asked no request {a.request_id} through the hub")
-        if self.consults.needs_decision(found.staff, a.status):
-            self.consults.refuse_plain(opened, a)  # raises: no automatic answer to a request marked staff
-        relay = AnswerMessage(found.querier_request, a.status, a.data)
-        self._commit(opened, [self._seal(found.querier, relay)])
-
     # -- the flag map (issue #20, ledger.hub.heads) ----------------------------------------------------------
     def _agencies(self) -> list[str]:
         return sorted(p for p in self.directory.sealing if p not in (HUB, PORTAL))
@@ -475,18 +365,6 @@ class HubService:
             owe(conn, *self._seal(opened.sender, FlagFiled(m.change_id, m.code, m.flag, m.action, seq)))
 
         return also
-
-    def _proven(self, routed: RoutedQuery, provider: str, code: str) -> ProvenQuery:
-        """The routed query with the hub's signed decision, under a head of the map as it is now."""
-        assert self.heads is not None
-        self._settle_map()  # the changes filed earlier in this batch are in the head the decision cites
-        person = self.store.codes.person(provider, code)
-        if person is None:
-            raise NotFoundError(f"{provider} has registered no person under this code at the hub")
-        decision, head, proof = self.heads.route(request=routed.request_id, provider=provider, person=person)
-        routing = encode_routing(decision, head, proof).hex()
-        cosigs = encode_cosigs(self.heads.cosignatures(head.seq))
-        return ProvenQuery(**asdict(routed) | {"answer": decision.action, "routing": routing, "cosigned": cosigs})
 
 
 def _and(

@@ -1,0 +1,192 @@
+"""Applying one poll of the hub's inbox (issues #19, #23): opened first, then applied in one transaction.
+
+1. **Open** every delivery of the poll with the hub's sealing key and check its signature (an agency's digest:
+   each message it carries, as if it had come alone); one that does not open is kept to be parked in its place.
+2. **Apply** them in order in one transaction (``Sequencer.poll``): the fence checked once, the replay check
+   one ``IN`` query for the poll's (sender, event id)s, the code map read once per code. What used to be a
+   message's own transaction is a SAVEPOINT in it: a message refused half-way is rolled back to where it
+   started and parked, in the same transaction, and the poll goes on — so the database holds exactly what
+   one-by-one application would have committed, with the same numbers in the same order, or (a crash, a lost
+   lease, a database failure) none of it, and the transport, not committed, hands the poll over again.
+3. The outbox written in that transaction is sent after its commit and before the inbox is committed
+   (``HubService.step``).
+
+Only the kinds whose every read and write goes through the poll's connection (``ledger.hub.txn``) are applied
+in it (:data:`BATCHED`); any other — a move, a number change, an erasure, a proxy approval, a roster, a
+protection body's request, a witness's cosignature or relay, a query when the hub signs routing decisions
+under its map's heads — closes the poll's transaction, is applied
+alone as before, and a new one is opened for the rest: still the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger.errors import Code, FlagLedgerError, StorageError
+from ledger.faultpoint import faultpoint
+from ledger.hub.digests import carried
+from ledger.hub.heads import MapHeads
+from ledger.hub.inbox import applied_among, park, was_applied
+from ledger.hub.log import HubStore
+from ledger.hub.sequencer import NotLeader
+from ledger.linkage.consultation import AdviceMessage, StaffAnswer
+from ledger.linkage.digests import DIGEST_KIND
+from ledger.linkage.directory import Directory
+from ledger.linkage.keys import PartyKeys
+from ledger.linkage.messages import AnswerMessage, FlagChangeMessage, QueryMessage, RecordMessage
+from ledger.linkage.names import HUB
+from ledger.linkage.record_contents import SealedRecordMessage
+from ledger.linkage.sealing import Opened, read_header, unseal
+from ledger.linkage.transport import Delivery
+from ledger.storage import storage_error
+
+__all__ = ["BATCHED", "Hub", "Item", "Step", "apply_poll", "open_poll"]
+
+
+@dataclass
+class Step:
+    """What one step of the hub's loop did."""
+
+    standby: bool = False  # did not lead: handled nothing, committed nothing
+    applied: int = 0
+    replays: int = 0
+    parked: int = 0
+    sent: int = 0
+
+
+class Hub(Protocol):
+    """What a poll needs of the hub's loop (``HubService``)."""
+
+    store: HubStore
+    keys: PartyKeys
+    directory: Directory
+    now: Callable[[], datetime]
+    heads: MapHeads | None
+
+    def _apply(self, opened: Opened) -> None: ...
+
+
+# applied inside the poll's transaction: everything they read and write is on its connection
+BATCHED = frozenset(
+    {
+        "registration",
+        FlagChangeMessage.kind,
+        SealedRecordMessage.kind,
+        RecordMessage.kind,  # refused, parked
+        QueryMessage.kind,  # unless the hub runs its flag map: see _alone
+        AnswerMessage.kind,
+        AdviceMessage.kind,  # read and written in its sequenced write alone
+        StaffAnswer.kind,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One message of the poll, opened — or refused while opening, with its code and reason."""
+
+    delivery: Delivery
+    sender: str | None
+    event_id: str | None
+    opened: Opened | None = None
+    refused: tuple[str, str] | None = None
+
+
+def open_poll(hub: Hub, deliveries: Sequence[Delivery]) -> list[Item]:
+    items: list[Item] = []
+    for delivery in deliveries:
+        _open(hub, delivery, items, inner=False)
+    return items
+
+
+def _open(hub: Hub, delivery: Delivery, items: list[Item], inner: bool) -> None:
+    sender = event_id = None
+    try:
+        header = read_header(delivery.value)
+        sender, event_id = header.sender, header.event_id
+        opened = unseal(hub.keys.sealing, HUB, delivery.value, hub.directory.sender_keys(hub.now()))
+        # parked from here on, it keeps no bytes the hub's key opens: a registration's number among them
+        delivery = replace(delivery, value=b"")
+        if opened.kind == DIGEST_KIND and not inner:  # an agency's digest: each message handled as if alone
+            for one in carried(delivery, opened):
+                _open(hub, one, items, inner=True)
+            return
+        items.append(Item(delivery, sender, event_id, opened))
+    except FlagLedgerError as exc:
+        items.append(Item(delivery, sender, event_id, refused=(exc.code, str(exc))))
+    except (ValueError, RecursionError) as exc:  # a decoder's own refusal of hostile bytes: parked all the same
+        items.append(Item(delivery, sender, event_id, refused=(Code.MALFORMED, f"{type(exc).__name__}: {exc}")))
+
+
+def apply_poll(hub: Hub, items: list[Item], done: Step) -> None:
+    """Apply ``items`` in order: runs of batched kinds each in one transaction, any other kind alone."""
+    at = 0
+    while at < len(items):
+        if _alone(hub, items[at]):
+            if _apply(hub, items[at], done):
+                faultpoint("hub.applied")  # committed, owed messages unsent, the inbox not committed past it
+            at += 1
+            continue
+        end = at
+        while end < len(items) and not _alone(hub, items[end]):
+            end += 1
+        applied = _in_one_transaction(hub, items[at:end], done)
+        for _ in range(applied):
+            faultpoint("hub.applied")  # the poll committed, owed messages unsent, the inbox not committed past it
+        at = end
+
+
+def _alone(hub: Hub, item: Item) -> bool:
+    if item.opened is None:
+        return False  # parked in the poll's transaction
+    if item.opened.kind == QueryMessage.kind and hub.heads is not None:
+        return True  # its routing decision cites a head of the map signed on what is committed
+    return item.opened.kind not in BATCHED
+
+
+def _in_one_transaction(hub: Hub, items: list[Item], done: Step) -> int:
+    applied = 0
+    with hub.store.sequencer.poll() as poll:
+        keys = {(i.opened.sender, i.opened.event_id) for i in items if i.opened is not None}
+        try:
+            found = applied_among(poll.conn, keys)
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot read the hub's applied messages", exc) from exc
+        poll.known.update({key: found.get(key) for key in keys})
+        for item in items:
+            if _apply(hub, item, done):
+                applied += 1
+                faultpoint("hub.poll.applied")  # applied in the poll's transaction, nothing of it committed
+    return applied
+
+
+def _apply(hub: Hub, item: Item, done: Step) -> bool:
+    """Apply one message, or park it with its reason; whether it was applied (not a replay, not parked)."""
+    delivery, opened = item.delivery, item.opened
+    try:
+        if opened is None:
+            assert item.refused is not None
+            code, why = item.refused
+            park(hub.store.engine, delivery, item.sender, item.event_id, code, why)
+            done.parked += 1
+            return False
+        if was_applied(hub.store.engine, opened.sender, opened.event_id):
+            done.replays += 1
+            return False
+        hub._apply(opened)
+        done.applied += 1
+        return True
+    except (NotLeader, StorageError):
+        raise  # not the message's fault: stop, commit nothing, handle it again later
+    except FlagLedgerError as exc:
+        park(hub.store.engine, delivery, item.sender, item.event_id, exc.code, str(exc))
+        done.parked += 1
+    except (ValueError, RecursionError) as exc:  # a decoder's own refusal of hostile bytes: parked all the same
+        park(hub.store.engine, delivery, item.sender, item.event_id, Code.MALFORMED, f"{type(exc).__name__}: {exc}")
+        done.parked += 1
+    return False

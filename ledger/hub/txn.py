@@ -1,0 +1,141 @@
+"""The poll's one transaction: every read and write the hub's loop makes while applying a poll shares it.
+
+The loop applies a poll's messages in one database transaction (``Sequencer.poll``), fenced once. What used
+to be its own transaction — a sequenced append, a code-map write, a park — is a SAVEPOINT in it, so a
+message refused half-way is rolled back to where it started and parked, and the poll goes on: the database
+holds what one-by-one application would have committed, all of it or (a crash, a lost lease) none.
+
+The code that applies a message opens its connections through :func:`reading` and :func:`savepoint`: on the
+loop's thread, while a poll is open on that engine, they hand out the poll's connection, so a message sees
+what the messages before it in the poll wrote; on any other thread (the API, the portal's feed) and outside a
+poll they open their own, as before. Thread-local: the poll's connection never serves another thread.
+
+The poll also keeps what makes the per-message reads cheap: the (sender, event id)s found applied or not by
+one ``IN`` query for the whole poll (``known``) plus those marked applied since (``marked``), and the code
+map's answers (``codes``), dropped at every code-map write.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+__all__ = ["Poll", "bind", "current", "reading", "savepoint"]
+
+Key = tuple[str, str]  # (sender, event id)
+
+
+@dataclass
+class Poll:
+    """The open poll transaction of one engine on this thread."""
+
+    engine: Engine
+    conn: Connection
+    known: dict[Key, int | None] = field(default_factory=dict)  # the poll's ids read at its start: seq or None
+    marked: dict[Key, int] = field(default_factory=dict)  # marked applied in this poll (savepoints released)
+    codes: dict[tuple[str, ...], object] = field(default_factory=dict)  # the code map's answers in this poll
+    _pending: list[Key] = field(default_factory=list)  # marked inside savepoints still open
+    _later: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)  # inserts sent at the commit
+    _savepoints: int = 0
+
+    def applied(self, key: Key) -> tuple[bool, int | None]:
+        """(known, seq): whether this poll can say if ``key`` was applied without asking, and its number."""
+        if key in self.marked:
+            return True, self.marked[key]
+        if key in self.known:
+            return True, self.known[key]
+        return False, None
+
+    def mark(self, key: Key, seq: int) -> None:
+        self.marked[key] = seq
+        self._pending.append(key)
+
+    def later(self, stmt: Any, row: dict[str, Any]) -> None:
+        """Insert ``row`` with ``stmt`` at the poll's commit, in one ``executemany`` with the rows of the same
+        statement next to it — for rows nothing in the poll reads back by SQL (applied ids: :meth:`applied`;
+        the outbox: sent after the commit). Dropped with the savepoint it was asked in, if that is rolled back."""
+        self._later.append((stmt, row))
+
+    def flush(self) -> None:
+        """Send the inserts held for the commit, in the order asked, one ``executemany`` per run of a statement."""
+        at = 0
+        while at < len(self._later):
+            stmt, end = self._later[at][0], at
+            while end < len(self._later) and self._later[end][0] is stmt:
+                end += 1
+            self.conn.execute(stmt, [row for _, row in self._later[at:end]])
+            at = end
+        self._later.clear()
+
+
+_local = threading.local()
+
+
+def current(engine: Engine | None = None, conn: Connection | None = None) -> Poll | None:
+    """The poll open on this thread, if it is on ``engine`` (or uses ``conn``)."""
+    poll: Poll | None = getattr(_local, "poll", None)
+    if poll is None:
+        return None
+    if engine is not None and poll.engine is not engine:
+        return None
+    if conn is not None and poll.conn is not conn:
+        return None
+    return poll
+
+
+@contextmanager
+def bind(engine: Engine, conn: Connection) -> Iterator[Poll]:
+    """Make ``conn``, in its open transaction, this thread's poll connection for ``engine``."""
+    if getattr(_local, "poll", None) is not None:
+        raise RuntimeError("a poll transaction is already open on this thread")
+    poll = Poll(engine, conn)
+    _local.poll = poll
+    try:
+        yield poll
+    finally:
+        _local.poll = None
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection to read with: the poll's on this thread while one is open on ``engine``, else a new one."""
+    poll = current(engine)
+    if poll is not None:
+        yield poll.conn
+        return
+    with engine.connect() as conn:
+        yield conn
+
+
+@contextmanager
+def savepoint(engine: Engine) -> Iterator[Connection]:
+    """A unit of writes: a SAVEPOINT in this thread's poll on ``engine`` (rolled back alone if it fails, its
+    applied marks forgotten), else a transaction of its own."""
+    poll = current(engine)
+    if poll is None:
+        with engine.begin() as conn:
+            yield conn
+        return
+    since, held = len(poll._pending), len(poll._later)
+    poll._savepoints += 1
+    name = f"hub_poll_{poll._savepoints}"
+    conn = poll.conn
+    # by name, not begin_nested(): the same SAVEPOINT without building a statement for it each time
+    conn.exec_driver_sql(f"SAVEPOINT {name}")
+    try:
+        yield conn
+    except BaseException:
+        conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
+        conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+        for key in poll._pending[since:]:
+            poll.marked.pop(key, None)
+        del poll._pending[since:]
+        del poll._later[held:]
+        poll.codes.clear()  # a code-map write may be among what was rolled back
+        raise
+    conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")

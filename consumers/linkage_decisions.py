@@ -44,7 +44,6 @@ from ledger.errors import Code, NotFoundError, StateConflict
 from ledger.linkage.consultation import (
     ADVISED,
     DECIDE_AGAIN,
-    DECIDED,
     ESCALATED,
     NO_ADVICE_BY_DEADLINE,
     AdviceMessage,
@@ -96,8 +95,9 @@ def reopen(app: FlagLedger, conn: Connection, agency: str, message: Escalation) 
     row = conn.execute(select(r.local_request_id, r.answered).where(r.hub_request_id == message.request_id)).first()
     if row is None:
         raise NotFoundError(f"a {message.kind} about no query routed here")
-    if row.answered not in DECIDED:  # not decided and sent from here: nothing the hub could have refused
+    if not row.local_request_id:  # not received here yet: nothing decided the hub could have refused
         return False
+    # whatever the push's mark says (a crash may have lost it after the send): the hub refused a decision it got
     request = app.provision_request(UUID(row.local_request_id))
     now = request.reopen()
     if now:

@@ -84,7 +84,8 @@ def _parked(code: str, reason: str) -> str:
     """What the hub may park in a history, by the product's rules (docs/linkage.md): a move not from where the
     person last moved to; advice that comes after the request was decided; a decision taken on the escalation
     when the last holder's advice reached the hub after the escalation, before the decision ("decide again" —
-    the querier then waits, never answered automatically: the checks below). Anything else fails."""
+    only with the hub's ``decide_again`` to the provider and the request reopened there: the checks below).
+    Anything else fails."""
     if code == "conflict" and "was decided before" in reason:
         return "late_advice"
     if code == "staff_decision_required" and "decide again on the advice recorded" in reason:
@@ -216,6 +217,9 @@ def check(m: Model, sticky: Sticky) -> dict[str, int]:
     assert sorted(local) == sorted(r.request_id for r in routed), "a routed query lost or applied twice"
     assert all(local[r.request_id][0] == r.provider for r in routed)
     assert set(parked) <= {"not_residence", "late_advice", "stale_decision"}, f"the hub parked {parked}"
+    # a decision refused as stale is never left unsaid: the hub told the provider to decide again (once each)
+    again = {rid for rid, reason in escalated if reason == "decide_again"}
+    assert bool(parked["stale_decision"]) == bool(again), "a stale decision refused without decide_again"
     heard: dict[str, tuple[str, str]] = {}
     answers = 0
     for querier in AGENCIES:
@@ -255,6 +259,8 @@ def check(m: Model, sticky: Sticky) -> dict[str, int]:
         events = [type(e).__qualname__ for e in app.events.get(request.id)]
         if r.staff:
             assert "ProvisionRequest.AutoProvided" not in events, "a query marked for staff answered automatically"
+            reopened = events.count("ProvisionRequest.Reopened")
+            assert reopened == (r.request_id in again), "decide_again not applied at the provider exactly once"
             d = decided.get(r.request_id)
             if d is None:
                 assert said == ("in_progress", ""), "the querier heard more than in_progress without a decision"

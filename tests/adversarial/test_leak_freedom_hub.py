@@ -19,7 +19,9 @@ The checks, against the model's ground truth and the hub's own sequence (no cloc
   querier hears ``in_progress`` with no data until the hub relays a four-eyes decision, and then that decision;
 * **the consultation**: a decision the hub relayed names two different staff keys of A, on ``advised`` only
   when every holder consulted advised, on ``escalated`` only when the hub escalated; every staff request past
-  its deadline without all advice is escalated (``no_advice``) and an escalation alone answers nothing;
+  its deadline without all advice is escalated (``no_advice``) and an escalation alone answers nothing; a
+  decision the hub refused as taken before late advice comes with one ``decide_again`` and exactly one
+  ``Reopened`` at the provider (long seeds 103 and 104 play it), whose staff may then decide again;
 * **sticky hiding at the portal**: after every turn of the hub, a record once hidden from a card's page is never
   shown on it again; at the end each card's page shows exactly the records whose hub sequence is at or above the
   end of the person's latest ``NON_DISCLOSURE`` interval across all their numbers (an open one never ends);
@@ -261,6 +263,7 @@ def check(m: Model, sticky: Sticky) -> dict[str, int]:
             assert "ProvisionRequest.AutoProvided" not in events, "a query marked for staff answered automatically"
             reopened = events.count("ProvisionRequest.Reopened")
             assert reopened == (r.request_id in again), "decide_again not applied at the provider exactly once"
+            counts["reopened"] += reopened
             d = decided.get(r.request_id)
             if d is None:
                 assert said == ("in_progress", ""), "the querier heard more than in_progress without a decision"

@@ -71,10 +71,11 @@ def _decide(w: HubNodes, local: UUID, decision: str) -> None:
     run_batches(a.app, a.app.clock() + timedelta(days=2))
 
 
-def _late_advice(w: HubNodes) -> tuple[str, UUID, str]:
+def _late_advice(w: HubNodes, settle: bool = True) -> tuple[str, UUID, str]:
     """C asks A about a person B protects; B stays silent past the deadline (A is told ``no_advice``); A's staff
     decide on that escalation (``provide``), but before A's node sends the decision B's ``do_not_disclose``
-    reaches the hub. Then everything settles. C's request id, A's local request id, the hub's request id."""
+    reaches the hub. Then everything settles (without ``settle``: A sends the decision, the hub refuses it, and
+    A has read nothing yet). C's request id, A's local request id, the hub's request id."""
     x = individual_number()
     set_flag(w.nodes[B], B, x, "NON_DISCLOSURE")
     w.bridges[A].file_person(x)
@@ -96,7 +97,11 @@ def _late_advice(w: HubNodes) -> tuple[str, UUID, str]:
     w.bridges[B].push()
     w.hub.step(timeout_ms=20)  # the advice is recorded and relayed; A has not read the relay yet
     _decide(w, local, "provide")  # on the escalation, as A's staff see it
-    w.settle()
+    if settle:
+        w.settle()
+    else:
+        w.bridges[A].push()
+        w.hub.step(timeout_ms=20)
     return asked, local, routed.hub_request_id
 
 
@@ -111,7 +116,8 @@ def test_advice_after_the_escalation_reopens_the_request_and_the_second_decision
     """Perpetrator asking at C about X, who fled to B. A's decision ``provide`` on the escalation is refused at the
     hub (parked ``staff_decision_required``, never relayed: B said ``do_not_disclose``), A is told once to
     decide again, its request is held again in its staff's queue with the advice relayed (the decide_again named
-    among its escalations), and the second decision — ``refuse``, on ``advised`` — is the one C hears."""
+    among its escalations) across a restart of A's bridge, and the second decision — ``refuse``, on ``advised``
+    — is the one C hears."""
     asked, local, hub_request = _late_advice(world)
     a = world.nodes[A]
     assert world.bridges[C].query(asked)["status"] == "in_progress"  # the refused decision reached no one
@@ -131,6 +137,9 @@ def test_advice_after_the_escalation_reopens_the_request_and_the_second_decision
     queue = work_queue(a, Actor(A, "rev"))
     assert [(c.request_id, c.advice, c.basis) for c in queue.cases] == [(str(local), "do_not_disclose", "advised")]
 
+    world.bridge(A)  # A's bridge restarted: what it knows of the reopened request is in its databases
+    world.settle()
+    assert (a.app.provision_request(local).status, decisions.cases(a.engine)[0]["answered"]) == ("held", "in_progress")
     _decide(world, local, "refuse")
     world.settle()
     assert world.bridges[C].query(asked)["status"] == "not_provided"
@@ -229,3 +238,35 @@ def test_a_decide_again_forged_by_a_peer_is_parked_and_reopens_nothing(world: Hu
     assert decisions.cases(a.engine)[0]["reopened"] is False
     world.settle()
     assert world.bridges[C].query(asked)["status"] == "answered"
+
+
+def test_a_crash_after_the_reopen_was_recorded_and_before_the_message_was_applied_reopens_once(
+    world: HubNodes,
+) -> None:
+    """A crash at A's node (an administrator restarting it, the database away) between saving ``Reopened`` and
+    committing the applying transaction: the hub's message comes again, finds the request reopened — nothing
+    recorded twice — and clears what the refused decision left, so the staff decide again and C hears it."""
+    asked, local, _ = _late_advice(world, settle=False)
+    a = world.nodes[A]
+    keys = world.hub.directory.sender_keys(a.app.clock())
+    inbox = Topics().inbox(A)
+    (raw,) = [m for m in world.broker.read(inbox, 0, 10_000, 0) if _is_decide_again(world.bridges[A], m, keys)]
+    message = open_from_hub(world.bridges[A].keys, raw, keys).message
+    assert isinstance(message, Escalation)
+
+    class Crash(Exception):
+        pass
+
+    with pytest.raises(Crash), a.engine.begin() as conn:
+        assert decisions.reopen(a.app, conn, A, message) is True
+        raise Crash  # the applying transaction never commits: the message is not marked applied
+    assert (a.app.provision_request(local).status, _reopens(world, local)) == ("held", 1)
+    assert decisions.cases(a.engine)[0]["answered"] == "answered"  # the node's tables as before the message
+    world.bridge(A)  # a new process: it reads the inbox from the committed position
+    world.settle()
+    assert (_reopens(world, local), decisions.cases(a.engine)[0]["answered"]) == (1, "in_progress")
+    assert world.bridges[C].query(asked)["status"] == "in_progress"
+    _decide(world, local, "refuse")
+    world.settle()
+    assert world.bridges[C].query(asked)["status"] == "not_provided"
+    assert _reopens(world, local) == 1

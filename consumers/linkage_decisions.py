@@ -15,6 +15,14 @@ and a holder's staff give their advice on a consultation.
   agency's shared roster certifies them, neither an administrator — otherwise ``staff_role``, nothing approved,
   nothing sent; the push checks again against the roster as it stands then. The bridge's push
   sends the answer once the batch releases it, as :func:`staff_answer` makes it.
+* **Decide again** (:func:`reopen`): the hub refuses a decision taken on the deadline's escalation when the
+  holders' advice reached it after the escalation (the late advice may say ``do_not_disclose``), and tells this
+  node once (``escalation`` ``decide_again``, after relaying the advice). The node reopens the request
+  (``ProvisionRequest.Reopened``: held again, no proposal), forgets the refused decision's signatures and marks
+  it unanswered, so it is back in the staff's queue with the advice now relayed and the reviewer and approver
+  decide again — that answer the hub relays. Only the hub's message reopens: a peer's is parked before it is
+  opened (``open_from_hub``), and no staff act records ``Reopened``. Once: a replayed message is dropped by its
+  event id, and a decided request is reopened only once (``ProvisionRequest.reopen``).
 * **As holder**: :func:`advise` keeps one advice per consultation (``linkage_advice``), sent at the next push.
 
 A shell user holding the node's keys holds no staff key, so signs no decision; an administrator with one
@@ -27,7 +35,7 @@ import hashlib
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from consumers.linkage_receipt import HUB_STAFF
 from ledger.app import Actor, FlagLedger
@@ -35,6 +43,7 @@ from ledger.domain.types import Action
 from ledger.errors import Code, NotFoundError, StateConflict
 from ledger.linkage.consultation import (
     ADVISED,
+    DECIDE_AGAIN,
     ESCALATED,
     NO_ADVICE_BY_DEADLINE,
     AdviceMessage,
@@ -53,7 +62,7 @@ from ledger.runtime.tables import (
     linkage_routed,
 )
 
-__all__ = ["STATUS", "advise", "approve", "basis", "cases", "note", "propose", "staff_answer"]
+__all__ = ["STATUS", "advise", "approve", "basis", "cases", "note", "propose", "reopen", "staff_answer"]
 
 STATUS = {"provide": "answered", "refuse": "not_provided"}  # what the querier hears (QuerierAnswer.of)
 PROPOSED, APPROVED = "proposed", "approved"
@@ -72,6 +81,33 @@ def note(conn: Connection, message: AdviceRelay | Escalation, at: str) -> None:
             hub_request_id=message.request_id, kind=message.kind, advice=message.advice, reason=reason, at=at
         )
     )
+
+
+def reopen(app: FlagLedger, conn: Connection, agency: str, message: Escalation) -> bool:
+    """On the hub's ``decide_again`` (in the applying transaction, before anything is written in it): reopen the
+    request it names, decided here and refused at the hub, for a new decision; whether it was reopened now.
+
+    The event is saved first, on its own: if the applying transaction then fails, the message comes again,
+    finds the request reopened (nothing recorded twice) and clears what the refused decision left."""
+    if message.reason != DECIDE_AGAIN:
+        return False
+    r = linkage_routed.c
+    row = conn.execute(select(r.local_request_id, r.answered).where(r.hub_request_id == message.request_id)).first()
+    if row is None:
+        raise NotFoundError(f"a {message.kind} about no query routed here")
+    if not row.local_request_id:  # not received here yet: nothing decided the hub could have refused
+        return False
+    # whatever the push's mark says (a crash may have lost it after the send): the hub refused a decision it got
+    request = app.provision_request(UUID(row.local_request_id))
+    now = request.reopen()
+    if now:
+        app.save_as(agency, request)
+    if request.reopened and not request.decided:  # held again: the refused decision's signatures are void
+        conn.execute(delete(linkage_decisions).where(linkage_decisions.c.local_request_id == row.local_request_id))
+        conn.execute(
+            update(linkage_routed).where(r.hub_request_id == message.request_id).values(answered="in_progress")
+        )
+    return now
 
 
 def basis(conn: Connection, hub_request_id: str) -> tuple[str, str] | None:
@@ -241,6 +277,7 @@ def cases(engine: Engine) -> list[dict[str, Any]]:
                     "advice": found[0] if found else None,
                     "basis": found[1] if found else None,
                     "escalations": [n.reason for n in notes if n.kind == Escalation.kind],
+                    "reopened": any(n.reason == DECIDE_AGAIN for n in notes if n.kind == Escalation.kind),
                     "answered": r.answered,
                 }
             )

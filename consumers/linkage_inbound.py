@@ -12,6 +12,8 @@ kind), dropped if its event id was applied before (``linkage_applied``, durable)
 * an **answer** to one of this agency's queries: its status and data on the query (``linkage_queries``);
 * a **handover** (take over flags on a person, no holder named) or **handed over** (the municipality this agency
   reported a move to now holds): ``consumers.linkage_moves``;
+* an **advice relay** or **escalation** about a request routed here: kept for its staff; an escalation
+  ``decide_again`` reopens the request the hub refused (``consumers.linkage_decisions.reopen``);
 * a **protection-body request** routed here, or a step of the answer to this body's own: ``consumers.linkage_bodies``.
 
 A message that does not open, is not the hub's, or cannot be applied is parked (``linkage_parked``) with its
@@ -100,6 +102,8 @@ def _apply(app: FlagLedger, agency: str, conn: Connection, inbound: Inbound, now
     elif isinstance(m, (HandoverMessage, HandedOver)):  # asked to take over; or the one asked took over
         linkage_moves.apply(conn, agency, m, now)
     elif isinstance(m, (AdviceRelay, Escalation)):  # about a request routed here: the staff's case
+        if isinstance(m, Escalation):  # decide_again: the hub refused the decision made here, reopened
+            linkage_decisions.reopen(app, conn, agency, m)
         linkage_decisions.note(conn, m, now.isoformat())
     else:  # the flag map's kinds are the checks' (MapChecks) or parked
         raise NotFoundError(f"no handler for {type(m).kind}")

@@ -147,7 +147,7 @@ class QueueProjection(BatchedProjection):
         | {BODY_SENT, PROBE_SENT}
         | {
             PROVISION + e
-            for e in ("Received", "AutoProvided", "Held", "DecisionProposed", "ManuallyProvided", "Refused")
+            for e in ("Received", "AutoProvided", "Held", "DecisionProposed", "ManuallyProvided", "Refused", "Reopened")
         }
     )
 
@@ -276,6 +276,9 @@ class QueueProjection(BatchedProjection):
             w.delete(held_queue, key)
         elif kind == "Held":
             w.update(held_queue, key, {"status": "held"})
+        elif kind == "Reopened":  # the hub refused the decision (decide again): held, as before any proposal
+            undecided = dict.fromkeys(("proposal", "applicant_check", "proposed_by", "proposal_version"))
+            w.update(held_queue, key, {"status": "held", **undecided, "decided_by": None, "decided_at": None})
         elif kind == "DecisionProposed":
             w.update(
                 held_queue,

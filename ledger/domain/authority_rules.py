@@ -401,6 +401,14 @@ def _rules() -> list[Rule]:
             party=_PROVIDER,
         ),
         Rule(
+            _D + "provision:ProvisionRequest.Reopened",
+            True,
+            own,
+            "the provider's node, on the hub's `decide_again` escalation (a decision the hub refused as taken on "
+            "advice that changed since); no staff act, and no other party's message, reopens a request",
+            party=_PROVIDER,
+        ),
+        Rule(
             _D + "provision:ProvisionRequest.Released",
             True,
             own,

@@ -54,6 +54,7 @@ class ProvisionRequest(LedgerAggregate):
         self.proposal_version: int | None = None  # the version of the DecisionProposed event standing now
         self.batched = False  # a staff-made answer released only at the provider's batch time (issue 21)
         self.released_batch: str | None = None  # the batch instant the answer was released at
+        self.reopened = False  # the hub refused the decision as taken on stale advice: decided again (issue 19)
 
     @event("AutoProvided")
     def provide_automatically(self) -> None:
@@ -131,6 +132,25 @@ class ProvisionRequest(LedgerAggregate):
     @event("Refused")
     def _refused(self, approved_by: str, proposal_version: int | None = None) -> None:
         self.status = ProvisionStatus.REFUSED.value
+
+    def reopen(self) -> bool:
+        """Held again for a new four-eyes decision: the hub refused the one made here because holders' advice
+        reached it after the deadline's escalation and before the decision (``decide_again``,
+        ``consumers.linkage_decisions.reopen``). Once per request, and only a decided one: the hub asks once,
+        and a replay of its message finds the request held or reopened already (False, nothing recorded).
+        Nothing is answered by it — the request waits for the staff again (never automatic)."""
+        if self.reopened or not self.decided:
+            return False
+        self._reopened()
+        return True
+
+    # the batch the first decision was released at stays: the new decision is released when it is made
+    @event("Reopened")
+    def _reopened(self) -> None:
+        self.status = ProvisionStatus.HELD.value
+        self.proposal = None
+        self.proposal_version = None
+        self.reopened = True
 
 
 class ProbeNotice(LedgerAggregate):

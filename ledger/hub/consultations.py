@@ -14,6 +14,11 @@ request's answer before the querier hears it. The kinds and the decision's rule:
   ``staff_answer`` whose two staff signatures the provider's roster certifies (two people), on the advice the
   hub recorded and after it came or the deadline passed. A plain answer is refused — parked
   (``staff_decision_required``) and raised to the provider's staff as an escalation — and never relayed.
+* **Decide again**: a decision taken on the escalation when the last holder's advice reached the hub after it
+  (and was relayed) is refused too — the late advice may say ``do_not_disclose`` — and the provider is told
+  once (an ``escalation`` ``decide_again`` with the advice now relayed), which reopens the request at its node
+  (``consumers.linkage_decisions.reopen``) so its staff decide again. Threat: a perpetrator waiting for an
+  answer gets none made on grounds the holders overruled, and never an automatic one.
 
 Every write runs through the sequencer (fenced by the leader lease), with the applied id of the message.
 """
@@ -33,6 +38,7 @@ from ledger.hub.tables import hub_consultations, hub_decisions, hub_escalations,
 from ledger.linkage.consultation import (
     ADVISED,
     ANSWER_REFUSED,
+    DECIDE_AGAIN,
     DECIDED,
     ESCALATED,
     NO_ADVICE_BY_DEADLINE,
@@ -157,7 +163,27 @@ class HubConsultations:
         )
 
     def staff_answer(self, opened: Opened, m: StaffAnswer) -> None:
-        """Check ``m``'s decision and relay its answer to the querier; a ledger error (parked) otherwise."""
+        """Check ``m``'s decision and relay its answer to the querier; a ledger error (parked) otherwise. A
+        decision taken on other advice than the hub recorded (advice came after the escalation it was taken
+        on) is refused and the provider told once to decide again (``decide_again``), in its own append: the
+        refused one's transaction is rolled back."""
+        stale: list[str] = []  # the write names the request here when it refuses the decision as stale
+        try:
+            self._staff_answer(opened, m, stale)
+        except PermissionDenied:
+            if not stale:
+                raise
+            e = hub_escalations.c
+
+            def raised(conn: Connection) -> int | None:
+                where = (e.request_id == m.request_id) & (e.reason == DECIDE_AGAIN)
+                found = conn.execute(select(e.seq).where(where)).scalar()
+                return None if found is None else int(found)
+
+            self.store.sequencer.append(raised, lambda conn, seq: self._escalate(conn, seq, m.request_id, DECIDE_AGAIN))
+            raise
+
+    def _staff_answer(self, opened: Opened, m: StaffAnswer, stale: list[str]) -> None:
         r, c = hub_requests.c, hub_consultations.c
 
         def write(conn: Connection, seq: int) -> None:
@@ -174,6 +200,8 @@ class HubConsultations:
                 rows = conn.execute(select(c.advice, c.deadline).where(c.request_id == m.request_id)).all()
                 expected = self._basis([(None if a is None else str(a), int(d)) for a, d in rows])
                 if expected != (m.advice, m.basis):
+                    if expected:
+                        stale.append(m.request_id)
                     raise PermissionDenied(
                         f"the decision was taken on {m.advice!r} ({m.basis}), the hub recorded "
                         f"{expected[0]!r} ({expected[1]}): decide again on the advice recorded"

@@ -14,7 +14,9 @@ kind                   from → to           holds
                                            when every holder consulted has advised — so the provider
                                            learns neither who advised nor how many
 ``escalation``         hub → provider      the request id, why (:data:`ESCALATIONS`: no advice by the
-                                           deadline, or an answer the hub refused) and the advice so far
+                                           deadline, an answer the hub refused, or a decision refused
+                                           as taken before late advice: decide again) and the advice
+                                           so far
 ``staff_answer``       provider → hub      the answer with its decision: the advice decided on, the
                                            basis, and two staff signatures (four eyes)
 =====================  ==================  ==========================================================
@@ -65,7 +67,8 @@ __all__ = [
 
 DO_NOT_DISCLOSE, MAY_DISCLOSE, NO_ADVICE = "do_not_disclose", "may_disclose", "none"
 ADVICE = (DO_NOT_DISCLOSE, MAY_DISCLOSE)
-NO_ADVICE_BY_DEADLINE, ANSWER_REFUSED = ESCALATIONS = ("no_advice", "answer_refused")
+# decide_again: a staff decision refused as taken on the escalation when holders' advice came after it (issue 19)
+NO_ADVICE_BY_DEADLINE, ANSWER_REFUSED, DECIDE_AGAIN = ESCALATIONS = ("no_advice", "answer_refused", "decide_again")
 ADVISED, ESCALATED = BASES = ("advised", "escalated")  # every holder advised / the deadline passed without
 DECIDED = ("answered", "not_provided")  # the final statuses; "in_progress" needs no decision
 
@@ -232,7 +235,10 @@ class StaffDesk:
         elif isinstance(message, AdviceRelay):
             self._case(message.request_id).advice = message.advice
         elif isinstance(message, Escalation):
-            self._case(message.request_id).escalations.append(message)
+            case = self._case(message.request_id)
+            case.escalations.append(message)
+            if message.reason == DECIDE_AGAIN:  # the hub refused the decision taken on older advice
+                case.decided = None
         else:
             return False
         return True

@@ -202,10 +202,13 @@ class Model:
 
     def decide(self, provider: str = A, local: str | None = None) -> None:
         """The provider's reviewer and approver decide one held routed request the holders advised on (or that
-        escalated; ``local``: that one), each signing with their own staff key; its batch releases it."""
+        escalated, or that the hub reopened; ``local``: that one), each signing with their own staff key; its
+        batch releases it."""
         a = self.w.nodes[provider]
-        ready = [c for c in decisions.cases(a.engine) if c["basis"] and c["request_id"] not in self.decided]
-        ready = [c for c in ready if c["answered"] not in (NOBODY, NOBODY_SENT) and local in (None, c["request_id"])]
+        ready = [c for c in decisions.cases(a.engine) if c["basis"] and c["answered"] not in (NOBODY, NOBODY_SENT)]
+        ready = [c for c in ready if c["request_id"] and local in (None, c["request_id"])]
+        # held: not decided yet, or reopened (the hub refused a decision taken before late advice: decide again)
+        ready = [c for c in ready if a.app.provision_request(UUID(c["request_id"])).status == "held"]
         if not ready:
             return
         case = self.rng.choice(ready)

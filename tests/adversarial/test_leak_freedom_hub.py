@@ -19,7 +19,9 @@ The checks, against the model's ground truth and the hub's own sequence (no cloc
   querier hears ``in_progress`` with no data until the hub relays a four-eyes decision, and then that decision;
 * **the consultation**: a decision the hub relayed names two different staff keys of A, on ``advised`` only
   when every holder consulted advised, on ``escalated`` only when the hub escalated; every staff request past
-  its deadline without all advice is escalated (``no_advice``) and an escalation alone answers nothing;
+  its deadline without all advice is escalated (``no_advice``) and an escalation alone answers nothing; a
+  decision the hub refused as taken before late advice comes with one ``decide_again`` and exactly one
+  ``Reopened`` at the provider (long seeds 103 and 104 play it), whose staff may then decide again;
 * **sticky hiding at the portal**: after every turn of the hub, a record once hidden from a card's page is never
   shown on it again; at the end each card's page shows exactly the records whose hub sequence is at or above the
   end of the person's latest ``NON_DISCLOSURE`` interval across all their numbers (an open one never ends);
@@ -84,7 +86,8 @@ def _parked(code: str, reason: str) -> str:
     """What the hub may park in a history, by the product's rules (docs/linkage.md): a move not from where the
     person last moved to; advice that comes after the request was decided; a decision taken on the escalation
     when the last holder's advice reached the hub after the escalation, before the decision ("decide again" —
-    the querier then waits, never answered automatically: the checks below). Anything else fails."""
+    only with the hub's ``decide_again`` to the provider and the request reopened there: the checks below).
+    Anything else fails."""
     if code == "conflict" and "was decided before" in reason:
         return "late_advice"
     if code == "staff_decision_required" and "decide again on the advice recorded" in reason:
@@ -216,6 +219,9 @@ def check(m: Model, sticky: Sticky) -> dict[str, int]:
     assert sorted(local) == sorted(r.request_id for r in routed), "a routed query lost or applied twice"
     assert all(local[r.request_id][0] == r.provider for r in routed)
     assert set(parked) <= {"not_residence", "late_advice", "stale_decision"}, f"the hub parked {parked}"
+    # a decision refused as stale is never left unsaid: the hub told the provider to decide again (once each)
+    again = {rid for rid, reason in escalated if reason == "decide_again"}
+    assert bool(parked["stale_decision"]) == bool(again), "a stale decision refused without decide_again"
     heard: dict[str, tuple[str, str]] = {}
     answers = 0
     for querier in AGENCIES:
@@ -255,6 +261,9 @@ def check(m: Model, sticky: Sticky) -> dict[str, int]:
         events = [type(e).__qualname__ for e in app.events.get(request.id)]
         if r.staff:
             assert "ProvisionRequest.AutoProvided" not in events, "a query marked for staff answered automatically"
+            reopened = events.count("ProvisionRequest.Reopened")
+            assert reopened == (r.request_id in again), "decide_again not applied at the provider exactly once"
+            counts["reopened"] += reopened
             d = decided.get(r.request_id)
             if d is None:
                 assert said == ("in_progress", ""), "the querier heard more than in_progress without a decision"

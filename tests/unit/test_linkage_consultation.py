@@ -132,3 +132,22 @@ def test_the_desk_decides_nothing_before_advice_or_the_deadline() -> None:
     assert again.value.code == Code.CONFLICT
     with pytest.raises(FlagLedgerError):
         desk.take(AdviceRelay(uuid.uuid4().hex, "may_disclose"))  # no such case
+
+
+def test_the_desk_decides_again_when_the_hub_refused_a_decision_on_older_advice() -> None:
+    """Perpetrator: a decision taken on the deadline's escalation before the holder's late ``do_not_disclose``
+    reached the hub is refused there; the hub's ``decide_again`` puts the case back in the desk's queue and
+    the new decision is taken on the advice relayed."""
+    desk = StaffDesk(A, {A: roster_of(A, APR, APR2)})
+    query = routed()
+    desk.take(query)
+    desk.take(Escalation(query.request_id, "no_advice", "none"))
+    statement = desk.statement(query.request_id, "answered", "d")
+    first = desk.decide(query.request_id, "answered", "d", approval(APR, statement), approval(APR2, statement))
+    assert first.basis == "escalated" and desk.pending() == []
+    desk.take(AdviceRelay(query.request_id, "do_not_disclose"))
+    desk.take(Escalation(query.request_id, "decide_again", "do_not_disclose"))
+    assert [c.routed.request_id for c in desk.pending()] == [query.request_id]
+    statement = desk.statement(query.request_id, "not_provided", "")
+    again = desk.decide(query.request_id, "not_provided", "", approval(APR, statement), approval(APR2, statement))
+    assert (again.status, again.advice, again.basis) == ("not_provided", "do_not_disclose", "advised")

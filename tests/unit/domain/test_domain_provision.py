@@ -85,6 +85,35 @@ def test_a_refusal_is_final_and_an_automatic_answer_cannot_be_reviewed_into_anot
     assert emitted(r)[-1] == P + "Refused"
 
 
+def test_a_decision_the_hub_refused_as_stale_is_reopened_once_and_decided_again_by_two_people() -> None:
+    """Threat: the perpetrator asking through the hub (the hub refused the decision as taken before late advice:
+    the request must not stay stuck, and must be decided again by four eyes, never automatically); the broker
+    replaying the hub's ``decide_again`` (a second reopen records nothing). A held or automatic request is not
+    reopened."""
+    held = received()
+    held.hold(["NO_AUTO_RESPONSE"])
+    assert held.reopen() is False  # nothing decided: nothing to reopen
+    auto = received()
+    auto.provide_automatically()
+    assert auto.reopen() is False and auto.status == "provided"
+    r = received()
+    r.hold(["NO_AUTO_RESPONSE"], batched=True)
+    r.propose("provide", "unknown", "rev", "")
+    r.approve_decision("apr", r.version)
+    r.release("2026-01-02T17:00:00+09:00")
+    assert r.reopen() is True
+    assert (r.status, r.proposal, r.proposal_version, r.reopened) == ("held", None, None, True)
+    with pytest.raises(StateConflict, match="no decision"):
+        r.approve_decision("apr", r.version)
+    r.propose("refuse", "unknown", "rev", "")
+    with pytest.raises(SelfApprovalError):
+        r.approve_decision("rev", r.version)
+    r.approve_decision("apr", r.version)
+    assert r.status == "refused" and r.answer_released  # released at once: the first batch release stands
+    assert r.reopen() is False  # once: a replay finds it reopened already
+    assert emitted(r)[-4:] == [P + "Released", P + "Reopened", P + "DecisionProposed", P + "Refused"]
+
+
 def test_a_probe_notice_names_the_holders_sorted_and_is_shared() -> None:
     """Threat: the perpetrator probing unnoticed — the agencies that set flags are told who asked."""
     n = ProbeNotice(

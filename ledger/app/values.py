@@ -50,6 +50,15 @@ class ProxyIndex(Protocol):
     def registrations(self, subject: str, proxy: str) -> list[UUID]: ...
 
 
+class YearRowsReader(Protocol):
+    """The year's candidate aggregates by kind (``projections.year_rows``): the app loads each from the verified
+    log and tests it as a scan would."""
+
+    def items(self, kind: str, agency: str | None = None) -> list[UUID]: ...
+
+    def latest_moves_to(self, agency: str) -> list[UUID]: ...
+
+
 class FlagStateReader(Protocol):
     """Nationwide flag state as the request path reads it: flag → agencies holding it."""
 

@@ -97,6 +97,7 @@ def open_node(
     node's secrets from this store instead of the configured one (ledger.runtime.keystore.open_keystore)."""
     from projections.base import Projector, create_engine
     from projections.proxy_index import ProxyIndex
+    from projections.year_rows import YearRows
     from projections.verified import VerifiedState
 
     config = NodeConfig.load(data_dir)
@@ -131,6 +132,7 @@ def open_node(
     state = VerifiedState(app)
     app.flag_state = state
     app.proxy_index = ProxyIndex(projector, engine)
+    app.year_rows = YearRows(projector, engine)  # the year's listings' candidates (not its guards')
     if stale:
         _rebuild(projector, stale)
     node = Node(config, app, engine, projector, state, keys)

@@ -97,8 +97,8 @@ def open_node(
     node's secrets from this store instead of the configured one (ledger.runtime.keystore.open_keystore)."""
     from projections.base import Projector, create_engine
     from projections.proxy_index import ProxyIndex
-    from projections.year_rows import YearRows
     from projections.verified import VerifiedState
+    from projections.year_rows import YearRows
 
     config = NodeConfig.load(data_dir)
     config.secure_files()

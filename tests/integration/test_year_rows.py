@@ -17,7 +17,8 @@ from ledger.app import Actor
 from ledger.errors import FlagLedgerError
 from ledger.runtime.bootstrap import Node
 from projections.year_rows import year_rows
-from tests.conftest import B
+from tests.conftest import B, C
+from tests.support.approvals import approve_fully
 from tests.support.year_history import KINDS, reads, scanning, step
 
 
@@ -85,3 +86,28 @@ def test_a_row_naming_what_is_not_there_adds_nothing(sqlite_node: Node, person: 
             {"kind": "provisional", "item_id": term_id, "agency": B, "subject": "s", "position": 3},
         ])  # fmt: skip
     assert app.year_queue(Actor(B, "req")) == before
+
+
+def test_an_erasure_drops_the_erasing_agencys_own_rows_about_the_person(
+    sqlite_node: Node, person: Callable[[], str]
+) -> None:
+    """Threat: an insider with the views after an erasure (docs/erasure.md) — the erasing agency's local items
+    about the person (term, case, waiting request) leave the rows, live and on a rebuild; and the perpetrator —
+    the shared move stays, so the new municipality is still asked to take over."""
+    app = sqlite_node.app
+    x = person()
+    rid = app.request_flags(Actor(B, "req"), x, ["NON_DISCLOSURE"])
+    approve_fully(app, B, rid)
+    app.execute_request(Actor(B, "op"), rid)
+    app.record_application(Actor(B, "req"), x, app.clock().date())
+    app.open_case(Actor(B, "req"), x, perpetrators=[person()])
+    app.request_flags(Actor(B, "req"), x, ["NO_AUTO_RESPONSE"])
+    app.record_move(Actor(B, "req"), x, to_agency=C, moved_on=app.clock().date())
+    s = app.subject(x)
+    assert {r[0] for r in _rows(sqlite_node) if r[3] == s} == {"term", "case", "waiting_set", "move"}
+    app.approve_erasure(Actor(B, "admin2"), app.request_erasure(Actor(B, "admin"), x, "retention ended"))
+    live = _rows(sqlite_node)
+    assert {r[0] for r in live if r[3] == s} == {"move"}
+    assert [h["subject"] for h in app.year_queue(Actor(C, "req"))["handovers"]] == [s]
+    sqlite_node.projector.rebuild(["year_rows"])
+    assert _rows(sqlite_node) == live

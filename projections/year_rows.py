@@ -1,6 +1,7 @@
 """The year's derived rows (issue 21, docs/year.md "The year's rows"): which aggregates a year read can still
 concern — open terms, emergency flags awaiting co-approval, set requests still waiting, open cases, named risks
-not used yet, last-holder warnings, every recorded move — by kind and agency, in log order.
+not used yet, last-holder warnings, every recorded move, guardian bars not lifted, and the protection bodies'
+requests and their outcomes (docs/bodies.md) — by kind and agency, in log order.
 
 A row is a *candidate*, never an answer: the app loads each aggregate a row names from the verified log and
 applies the same test a full scan applies (:class:`YearRows`, read through ``FlagLedger.year_rows``). So the
@@ -48,8 +49,9 @@ MOVE, WARNING, RISK, TERM, PROVISIONAL, WAITING_SET, CASE = (
     "waiting_set",
     "case",
 )
-KINDS = frozenset({MOVE, WARNING, RISK, TERM, PROVISIONAL, WAITING_SET, CASE})
-# the erasing agency's own local items about the person (an erasure notice drops them)
+BAR, BODY_REQUEST, BODY_OUTCOME = "bar", "body_request", "body_outcome"
+KINDS = frozenset({MOVE, WARNING, RISK, TERM, PROVISIONAL, WAITING_SET, CASE, BAR, BODY_REQUEST, BODY_OUTCOME})
+# the erasing agency's own local items about the person (an erasure notice drops them); the others are shared
 LOCAL_KINDS = (RISK, TERM, PROVISIONAL, WAITING_SET, CASE)
 
 FLAG_REQUEST = "ledger.domain.flags:FlagRequest."
@@ -58,6 +60,9 @@ WARNING_RAISED = "ledger.domain.moves:LastHolderWarning.Raised"
 RISK_EVENT = "ledger.domain.moves:ReleaseDecision."
 TERM_EVENT = "ledger.domain.terms:SupportTerm."
 CASE_EVENT = "ledger.domain.cases:ProtectionCase."
+BAR_EVENT = "ledger.domain.guardians:GuardianBar."
+BODY_SENT = "ledger.domain.flags:BodyRequest.Sent"
+OUTCOME_RECORDED = "ledger.domain.bodies:BodyOutcome.Recorded"
 ERASED = "ledger.domain.erasure:ErasureNotice.Published"
 
 year_rows = Table(
@@ -66,14 +71,20 @@ year_rows = Table(
     Column("kind", String(12), primary_key=True),
     Column("item_id", String(36), primary_key=True),
     Column("agency", String(bounds.AGENCY_CODE.max), nullable=False),  # the aggregate's owner
-    Column("subject", String(bounds.SUBJECT.max), nullable=False),  # a case: its victim
-    Column("to_agency", String(bounds.AGENCY_CODE.max)),  # a move's destination
+    Column("subject", String(bounds.SUBJECT.max), nullable=False),  # a case: its victim; a body outcome: ""
+    Column("to_agency", String(bounds.AGENCY_CODE.max)),  # a move's destination, a body request's municipality
+    Column("ref", String(36)),  # a body outcome's body request
     Column("moved_on", String(bounds.DATE.max)),  # a move's date
     Column("position", Integer, nullable=False),  # the creation event's: the scan's order
     Index("ix_year_rows_kind_agency", "kind", "agency", "position"),
     Index("ix_year_rows_to_agency", "to_agency"),
     Index("ix_year_rows_subject", "subject"),
+    Index("ix_year_rows_ref", "ref"),
 )
+
+
+# the events that take an item out of its listing
+_ENDS = {RISK_EVENT + "Used": RISK, TERM_EVENT + "Lapsed": TERM, CASE_EVENT + "Closed": CASE, BAR_EVENT + "Lifted": BAR}
 
 
 class YearRowsProjection(BatchedProjection):
@@ -85,6 +96,8 @@ class YearRowsProjection(BatchedProjection):
         | {RISK_EVENT + e for e in ("Proposed", "Used")}
         | {TERM_EVENT + e for e in ("Applied", "Lapsed")}
         | {CASE_EVENT + e for e in ("Opened", "Closed")}
+        | {BAR_EVENT + e for e in ("Proposed", "Lifted")}
+        | {BODY_SENT, OUTCOME_RECORDED}
     )
     build_indexes = frozenset({"ix_year_rows_subject"})  # an erasure notice deletes a person's rows (_drop)
 
@@ -93,8 +106,8 @@ class YearRowsProjection(BatchedProjection):
         topic, item = h.topic, h.stream
 
         def add(kind: str, agency: str, subject: str, **more: Any) -> None:
-            w.upsert(year_rows, {"kind": kind, "item_id": item, "agency": agency, "subject": subject,
-                                 "to_agency": None, "moved_on": None, "position": position, **more})  # fmt: skip
+            row = {"kind": kind, "item_id": item, "agency": agency, "subject": subject, "position": position}
+            w.upsert(year_rows, {**row, "to_agency": None, "moved_on": None, "ref": None, **more})
 
         def drop(kind: str) -> None:
             w.delete(year_rows, {"kind": kind, "item_id": item})
@@ -120,10 +133,16 @@ class YearRowsProjection(BatchedProjection):
             add(TERM, event.agency, event.subject)
         elif topic == CASE_EVENT + "Opened":
             add(CASE, event.agency, event.victim)
+        elif topic == BAR_EVENT + "Proposed":
+            add(BAR, event.agency, event.subject)
+        elif topic == BODY_SENT:
+            add(BODY_REQUEST, event.agency, event.subject, to_agency=event.municipality)
+        elif topic == OUTCOME_RECORDED:
+            add(BODY_OUTCOME, event.agency, "", ref=str(event.body_request_id))
         elif topic == ERASED:
             self._drop(w, str(event.subject), h.origin)
-        else:  # a risk used, a term lapsed, a case closed
-            drop({RISK_EVENT + "Used": RISK, TERM_EVENT + "Lapsed": TERM, CASE_EVENT + "Closed": CASE}[topic])
+        else:  # a risk used, a term lapsed, a case closed, a bar lifted
+            drop(_ENDS[topic])
 
     @staticmethod
     def _drop(w: PageWriter, subject: str, agency: str) -> None:
@@ -140,12 +159,15 @@ class YearRows:
         self.projector = projector
         self.engine = engine
 
-    def items(self, kind: str, agency: str | None = None) -> list[UUID]:
-        """The ids of ``kind``'s rows (of ``agency``'s aggregates, or every agency's), in log order."""
+    def items(self, kind: str, agency: str | None = None, *, to_agency: str | None = None) -> list[UUID]:
+        """The ids of ``kind``'s rows (of ``agency``'s aggregates, or every agency's; sent to ``to_agency``), in
+        log order."""
         c = year_rows.c
         q = select(c.item_id).where(c.kind == kind)
         if agency is not None:
             q = q.where(c.agency == agency)
+        if to_agency is not None:
+            q = q.where(c.to_agency == to_agency)
         return _ids(str(r[0]) for r in self._rows(q.order_by(c.position, c.item_id)))
 
     def latest_moves_to(self, agency: str) -> list[UUID]:
@@ -161,6 +183,15 @@ class YearRows:
         for item, subject, to in rows:  # ordered: the last of each subject is its latest
             latest[str(subject)] = (str(item), str(to))
         return _ids(item for item, to in latest.values() if to == agency)
+
+    def about(self, kind: str, refs: Iterable[str]) -> list[UUID]:
+        """The ids of ``kind``'s rows about any of ``refs`` (a body request's outcomes), in log order."""
+        c = year_rows.c
+        wanted = sorted(set(refs))
+        if not wanted:
+            return []
+        q = select(c.item_id).where((c.kind == kind) & c.ref.in_(wanted)).order_by(c.position, c.item_id)
+        return _ids(str(r[0]) for r in self._rows(q))
 
     def _rows(self, q: Any) -> list[Any]:
         self.projector.catch_up()

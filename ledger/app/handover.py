@@ -20,12 +20,14 @@ from eventsourcing.utils import get_topic
 
 from ledger.app.credentials import StaffProof, WebAuthnProof
 from ledger.app.flags import FlagCommands
-from ledger.app.values import Actor, YearRowsReader
+from ledger.app.values import Actor
 from ledger.app.year_index import CreatedIndex
 from ledger.domain.agencies import Agency
 from ledger.domain.base import LedgerAggregate
+from ledger.domain.bodies import BodyOutcome
 from ledger.domain.cases import ProtectionCase
-from ledger.domain.flags import FlagRequest
+from ledger.domain.flags import BodyRequest, FlagRequest
+from ledger.domain.guardians import GuardianBar
 from ledger.domain.moves import LastHolderWarning, MoveSource, ReleaseDecision, ResidenceChange, RiskKind
 from ledger.domain.staff_acts import APPROVED, REQUESTED, act_statement, details_digest, note_digest
 from ledger.domain.terms import SupportTerm
@@ -44,6 +46,9 @@ YEAR_EVENTS = (
     SupportTerm.Applied,  # type: ignore[attr-defined]
     FlagRequest.Requested,  # type: ignore[attr-defined]
     ProtectionCase.Opened,  # type: ignore[attr-defined]
+    GuardianBar.Proposed,  # type: ignore[attr-defined]
+    BodyRequest.Sent,  # type: ignore[attr-defined]
+    BodyOutcome.Recorded,  # type: ignore[attr-defined]
 )
 
 
@@ -64,11 +69,8 @@ class HandoverCommands(FlagCommands):
 
     hub_moves: HubMoveFacts | None = None  # hub mode: what the hub said (the nationwide state is the hub's)
     _year_index: CreatedIndex | None = None
-    # the year's derived rows (projections.year_rows, wired by the bootstrap): the listings read their candidates
-    # from it; the release guards read the year index (the verified log), never the views
-    year_rows: YearRowsReader | None = None
 
-    def _year_aggregates(self, cls: type[A], event: str) -> Iterator[A]:
+    def _year_aggregates(self, cls: type[A], event: str) -> Iterator[A]:  # (LedgerAccess's, from the index)
         """As ``_aggregates`` (every ``cls`` created in the log, verified as loaded, in log order), the ids read
         from the year index instead of a pass over the whole log."""
         if self._year_index is None:
@@ -76,21 +78,6 @@ class HandoverCommands(FlagCommands):
         for aid in self._year_index.ids(get_topic(getattr(cls, event))):
             agg = self.find(cls, aid)
             if agg is not None:
-                yield agg
-
-    def _year_items(self, cls: type[A], event: str, kind: str, agency: str | None = None) -> Iterator[A]:
-        """The ``cls`` aggregates (of ``agency``, or every agency's) a year listing may concern, in log order: the
-        year's rows name the candidates, each loaded and verified from its own stream — the caller tests it as a
-        scan would, so a row can only cost a load, never add an item. Without the rows (an app not built by the
-        bootstrap): every one the year index lists."""
-        if self.year_rows is None:
-            for agg in self._year_aggregates(cls, event):
-                if agency is None or getattr(agg, "agency", None) == agency:
-                    yield agg
-            return
-        for aid in self.year_rows.items(kind, agency):
-            agg = self.find(cls, aid)
-            if isinstance(agg, cls) and (agency is None or getattr(agg, "agency", None) == agency):
                 yield agg
 
     # -- who holds anywhere ---------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ NOT_MADE_HERE = {
 def every_kind(node: Node, person: Callable[[], str]) -> None:
     """Cases, flag requests set / renewed / released / rejected, provision requests answered, held, decided
     both ways, proxies registered and cancelled, number changes requested, rejected, linked and undone, body
-    requests, a read of protected details, the year's terms, emergency flags, moves and named risks and an
+    requests answered and not, a guardian bar, a read of protected details, the year's terms, emergency flags, moves and named risks and an
     erasure — plus World's random mix."""
     app = node.app
     victim, perp, other, new = person(), person(), person(), person()
@@ -82,6 +82,12 @@ def every_kind(node: Node, person: Callable[[], str]) -> None:
     link(app, B, perp, new)
     unlink(app, B, perp)
     app.send_body_request(Actor(SC, "req"), B, victim, [ND])
+    answered = app.send_body_request(Actor(SC, "req"), B, other, [ND])  # answered: an outcome recorded
+    app.answer_body_request(Actor(B, "req"), answered)
+    bar = app.propose_guardian_bar(Actor(B, "req"), victim, perp)  # a guardian bar in force, then lifted
+    app.approve_guardian_bar(Actor(B, "apr"), bar)
+    app.propose_bar_lift(Actor(B, "req"), bar, "親権者の変更")
+    app.lift_guardian_bar(Actor(B, "apr"), bar)
     app.record_access(Actor(B, "aud"), victim, "holders", "監査")
     # the year (issue 21): a term applied and lapsed, an emergency flag co-approved, a move, a named risk used by
     # the release it lets through

@@ -47,8 +47,8 @@ NOT_MADE_HERE = {
 def every_kind(node: Node, person: Callable[[], str]) -> None:
     """Cases, flag requests set / renewed / released / rejected, provision requests answered, held, decided
     both ways, proxies registered and cancelled, number changes requested, rejected, linked and undone, body
-    requests answered and not, a guardian bar, a read of protected details, the year's terms, emergency flags, moves and named risks and an
-    erasure — plus World's random mix."""
+    requests answered and not, a guardian bar, a read of protected details, the year's terms, emergency flags,
+    moves and named risks, and an erasure — plus World's random mix."""
     app = node.app
     victim, perp, other, new = person(), person(), person(), person()
     case = app.open_case(Actor(B, "req"), victim, perpetrators=[perp])

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from ledger.app import Actor
 from ledger.errors import FlagLedgerError
 from ledger.runtime.bootstrap import Node
+from projections.views_queues import work_queue
 from projections.year_rows import year_rows
 from tests.conftest import B, C
 from tests.support.approvals import approve_fully
@@ -111,3 +112,20 @@ def test_an_erasure_drops_the_erasing_agencys_own_rows_about_the_person(
     assert [h["subject"] for h in app.year_queue(Actor(C, "req"))["handovers"]] == [s]
     sqlite_node.projector.rebuild(["year_rows"])
     assert _rows(sqlite_node) == live
+
+
+def test_the_work_queue_carries_the_year_queue(sqlite_node: Node, person: Callable[[], str]) -> None:
+    """Threat: the perpetrator — a handover shown only on a page of its own is missed by staff who read the work
+    queue (`view queue`, `GET /api/v1/queue`): it carries the year queue, the same as `year queue`, for staff with
+    a part in protection decisions, and nothing of it for a counter clerk (who reads no year queue)."""
+    app = sqlite_node.app
+    x = person()
+    rid = app.request_flags(Actor(B, "req"), x, ["NON_DISCLOSURE"])
+    approve_fully(app, B, rid)
+    app.execute_request(Actor(B, "op"), rid)
+    app.record_move(Actor(B, "req"), x, to_agency=C, moved_on=app.clock().date())
+    queue = work_queue(sqlite_node, Actor(C, "req"))
+    assert queue.year == app.year_queue(Actor(C, "req"))
+    assert [h["subject"] for h in queue.year["handovers"]] == [app.subject(x)]
+    assert work_queue(sqlite_node, Actor(C, "counter")).year is None
+    assert work_queue(sqlite_node, Actor(C, "req"), held=False).year is None  # a page that only counts

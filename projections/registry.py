@@ -8,7 +8,15 @@ from projections.incidents import IncidentProjection
 from projections.portal import PortalProjection
 from projections.queues import QueueProjection
 from projections.timeline import TimelineProjection
+from projections.year_rows import YearRowsProjection
 
 
 def all_projections() -> list[Projection]:
-    return [FlagStateProjection(), PortalProjection(), QueueProjection(), TimelineProjection(), IncidentProjection()]
+    return [
+        FlagStateProjection(),
+        PortalProjection(),
+        QueueProjection(),
+        TimelineProjection(),
+        IncidentProjection(),
+        YearRowsProjection(),
+    ]

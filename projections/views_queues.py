@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Connection, func, select
@@ -201,6 +202,9 @@ class WorkQueue:
     consultations_waiting: int = 0  # consultations no advice was given on yet, counted for deciders
     cases: tuple[CaseEntry, ...] = ()
     escalations: tuple[EscalationEntry, ...] = ()
+    # the year's queue (ledger.app.year.YearCommands.year_queue: handovers, last-holder warnings, terms, emergency
+    # flags, prompts) for staff with a part in protection decisions; None for others and on a counting page
+    year: dict[str, Any] | None = None
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -377,6 +381,13 @@ def _may(node: NodeParts, actor: Actor, *actions: Action) -> bool:
     return False
 
 
+def _year(node: NodeParts, actor: Actor) -> dict[str, Any] | None:
+    try:
+        return node.app.year_queue(actor)
+    except PermissionDenied:  # no part in protection decisions (a counter clerk, an auditor)
+        return None
+
+
 HELD_LISTING = "held-request queue"
 HELD_LISTING_PURPOSE = "review of held requests"
 INCIDENT_LISTING = "incident queue"
@@ -416,6 +427,7 @@ def work_queue(node: NodeParts, actor: Actor, today: date | None = None, *, held
             held_waiting=len(waiting),
             incidents=alerts if held else (),
             incidents_open=len(alerts),
+            year=_year(node, actor) if held else None,
         )
     shown = [h.subject for h in queue.held] + [p.subject for p in queue.probes if p.subject]
     if shown:

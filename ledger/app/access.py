@@ -51,6 +51,30 @@ class LedgerAccess(LedgerStore):
                 return
             start = rows[-1].id + 1
 
+    def _year_aggregates(self, cls: type[A], event: str) -> Iterator[A]:
+        """Every ``cls`` created in the log, as :meth:`_aggregates` (ledger.app.handover reads the year index)."""
+        return self._aggregates(cls, event)
+
+    def _year_items(
+        self, cls: type[A], event: str, kind: str, agency: str | None = None, *, to_agency: str | None = None
+    ) -> Iterator[A]:
+        """The ``cls`` aggregates (of ``agency``, or every agency's; sent to ``to_agency``) a listing of the
+        year's rows may concern, in log order: the rows (projections.year_rows) name the candidates, each loaded
+        and verified from its own stream — the caller tests it as a scan would, so a row can only cost a load,
+        never add an item. Without the rows (an app not built by the bootstrap): every one
+        :meth:`_year_aggregates` lists."""
+        if self.year_rows is None:
+            found: Iterator[A] = self._year_aggregates(cls, event)
+        else:
+            loaded = (self.find(cls, aid) for aid in self.year_rows.items(kind, agency, to_agency=to_agency))
+            found = (agg for agg in loaded if isinstance(agg, cls))
+        for agg in found:
+            if agency is not None and getattr(agg, "agency", None) != agency:
+                continue
+            if to_agency is not None and getattr(agg, "municipality", None) != to_agency:
+                continue
+            yield agg
+
     # -- identities, permissions ----------------------------------------------------------------
     def subject(self, number_or_pseudonym: str) -> str:
         return self.pseudonymize.subject(number_or_pseudonym)

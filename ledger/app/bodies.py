@@ -13,6 +13,7 @@ body, its own subject), and a body the steps the hub relayed from the municipali
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -84,10 +85,19 @@ class BodyCommands(HandoverCommands):
         )
         return [*extra, outcome]
 
-    def _outcomes(self) -> dict[UUID, list[Any]]:
+    def _outcomes(self, bodies: Iterable[Any]) -> dict[UUID, list[Any]]:
+        """The outcomes recorded on ``bodies`` (body requests): those the year's rows name for them
+        (projections.year_rows), each loaded and verified; without the rows, every one in the log."""
+        ids = {b.id for b in bodies}
         found: dict[UUID, list[Any]] = defaultdict(list)
-        for o in self._aggregates(BodyOutcome, "Recorded"):
-            found[o.body_request_id].append(o)
+        if self.year_rows is not None:
+            loaded = (self.find(BodyOutcome, oid) for oid in self.year_rows.about("body_outcome", map(str, ids)))
+            recorded: Iterable[Any] = (o for o in loaded if isinstance(o, BodyOutcome))
+        else:
+            recorded = self._year_aggregates(BodyOutcome, "Recorded")
+        for o in recorded:
+            if o.body_request_id in ids:
+                found[o.body_request_id].append(o)
         for relayed in self.hub_bodies.outcomes() if self.hub_bodies is not None else []:
             found[relayed.body_request_id].append(relayed)
         return found
@@ -127,9 +137,9 @@ class BodyCommands(HandoverCommands):
     def body_requests(self, actor: Actor) -> list[dict[str, Any]]:
         """The requests ``actor``'s body sent, each with its outcome (``sent`` until the municipality acts)."""
         self._body_agency(actor)
-        outcomes = self._outcomes()
-        mine = [b for b in self._aggregates(BodyRequest, "Sent") if b.agency == actor.agency]
+        mine = list(self._year_items(BodyRequest, "Sent", "body_request", actor.agency))
         mine.sort(key=lambda b: b.created_on)
+        outcomes = self._outcomes(mine)
         return [self._summary(b, outcomes.get(b.id, [])) for b in mine]
 
     def body_request_outcome(self, actor: Actor, body_request_id: UUID) -> dict[str, Any]:
@@ -138,11 +148,11 @@ class BodyCommands(HandoverCommands):
         body = self.find(BodyRequest, body_request_id)
         if body is None or body.agency != actor.agency:
             raise self._unknown("protection-body request", body_request_id)
-        return self._summary(body, self._outcomes().get(body.id, []))
+        return self._summary(body, self._outcomes([body]).get(body.id, []))
 
     def _inbox(self, actor: Actor) -> list[Any]:
         self.authorise(actor, Action.REQUEST_FLAG)
-        sent: list[Any] = [b for b in self._aggregates(BodyRequest, "Sent") if b.municipality == actor.agency]
+        sent: list[Any] = list(self._year_items(BodyRequest, "Sent", "body_request", to_agency=actor.agency))
         if self.hub_bodies is not None:
             sent += [b for b in self.hub_bodies.received() if b.municipality == actor.agency]
         sent.sort(key=lambda b: b.created_on)
@@ -150,8 +160,9 @@ class BodyCommands(HandoverCommands):
 
     def body_inbox(self, actor: Actor) -> list[dict[str, Any]]:
         """The protection-body requests sent to ``actor``'s municipality, with what it has done about them."""
-        outcomes = self._outcomes()
-        return [self._summary(b, outcomes.get(b.id, [])) for b in self._inbox(actor)]
+        inbox = self._inbox(actor)
+        outcomes = self._outcomes(inbox)
+        return [self._summary(b, outcomes.get(b.id, [])) for b in inbox]
 
     def body_inbox_people(self, actor: Actor) -> dict[str, str]:
         """Body request id → its person, for the municipality's console page (which shows them by its own

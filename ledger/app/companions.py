@@ -131,8 +131,8 @@ class CompanionCommands(YearCommands):
         return [
             {"case_id": str(c.id), "victim": c.victim, "perpetrators": list(c.perpetrators), "reason": c.reason,
              "companions": [{"subject": s, **v} for s, v in sorted(c.companions.items())]}
-            for c in self._year_aggregates(ProtectionCase, "Opened")
-            if c.agency == actor.agency and c.open
+            for c in self._year_items(ProtectionCase, "Opened", "case", actor.agency)
+            if c.open
         ]  # fmt: skip
 
     def request_flags(
@@ -205,9 +205,9 @@ class CompanionCommands(YearCommands):
     def _pending(self, agency: str) -> dict[str, set[str]]:
         """Subject → flags of this agency's set requests still waiting (pending or approved)."""
         out: dict[str, set[str]] = {}
-        for r in self._year_aggregates(FlagRequest, "Requested"):
+        for r in self._year_items(FlagRequest, "Requested", "waiting_set", agency):
             waiting = r.status in (RequestStatus.PENDING.value, RequestStatus.APPROVED.value)
-            if r.agency == agency and r.kind == RequestKind.SET.value and waiting:
+            if r.kind == RequestKind.SET.value and waiting:
                 out.setdefault(r.subject, set()).update(r.flags)
         return out
 
@@ -215,8 +215,8 @@ class CompanionCommands(YearCommands):
         """Perpetrators named on this agency's open cases with no NON_DISCLOSURE held or requested here."""
         pending = self._pending(agency)
         out: list[dict[str, Any]] = []
-        for case in self._year_aggregates(ProtectionCase, "Opened"):
-            if case.agency != agency or not case.open:
+        for case in self._year_items(ProtectionCase, "Opened", "case", agency):
+            if not case.open:
                 continue
             for q in case.perpetrators:
                 held = agency in self.holders_anywhere(q).get(ND, [])
@@ -228,8 +228,8 @@ class CompanionCommands(YearCommands):
         """Attached companions lacking a flag the victim holds here, with no request for it open here."""
         pending = self._pending(agency)
         out: list[dict[str, Any]] = []
-        for case in self._year_aggregates(ProtectionCase, "Opened"):
-            if case.agency != agency or not case.open:
+        for case in self._year_items(ProtectionCase, "Opened", "case", agency):
+            if not case.open:
                 continue
             victim = {f for f, who in self.holders_anywhere(case.victim).items() if agency in who}
             for child in case.attached_companions:

@@ -11,8 +11,6 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.utils import get_topic
-
 from ledger.app.credentials import CredentialCommands, StaffProof, WebAuthnProof
 from ledger.app.identity import IdentityCommands
 from ledger.app.values import Actor
@@ -123,20 +121,16 @@ class GuardianCommands(CredentialCommands, IdentityCommands):
         except PermissionDenied:
             self.permit(actor, Action.APPROVE_FLAG)
         out: list[dict[str, Any]] = []
-        start, topic = 1, get_topic(GuardianBar.Proposed)  # type: ignore[attr-defined]
-        while True:
-            rows = self.recorder.select_notifications(start=start, limit=1000, topics=[topic])
-            for n in rows:
-                bar = self.find(GuardianBar, UUID(str(n.originator_id)))
-                if bar is not None and bar.agency == actor.agency and bar.lifted_by is None:
-                    out.append(
-                        {"bar_id": str(bar.id), "subject": bar.subject, "guardian": bar.guardian,
-                         "relation": bar.relation, "in_force": bar.in_force,
-                         "lift_proposed": bar.lift_proposed_by is not None}
-                    )  # fmt: skip
-            if len(rows) < 1000:
-                return out
-            start = rows[-1].id + 1
+        # (the year's rows name this agency's bars not lifted: a listing, not the bar's check — that is
+        # `barred`, from the verified log)
+        for bar in self._year_items(GuardianBar, "Proposed", "bar", actor.agency):
+            if bar.lifted_by is None:
+                out.append(
+                    {"bar_id": str(bar.id), "subject": bar.subject, "guardian": bar.guardian,
+                     "relation": bar.relation, "in_force": bar.in_force,
+                     "lift_proposed": bar.lift_proposed_by is not None}
+                )  # fmt: skip
+        return out
 
     def barred(self, subject: str, guardian: str) -> bool:
         """Whether ``guardian`` may not act for ``subject`` now: a bar in force (any agency's) while any flag

@@ -24,8 +24,10 @@ from ledger.app.values import Actor
 from ledger.app.year_index import CreatedIndex
 from ledger.domain.agencies import Agency
 from ledger.domain.base import LedgerAggregate
+from ledger.domain.bodies import BodyOutcome
 from ledger.domain.cases import ProtectionCase
-from ledger.domain.flags import FlagRequest
+from ledger.domain.flags import BodyRequest, FlagRequest
+from ledger.domain.guardians import GuardianBar
 from ledger.domain.moves import LastHolderWarning, MoveSource, ReleaseDecision, ResidenceChange, RiskKind
 from ledger.domain.staff_acts import APPROVED, REQUESTED, act_statement, details_digest, note_digest
 from ledger.domain.terms import SupportTerm
@@ -44,6 +46,9 @@ YEAR_EVENTS = (
     SupportTerm.Applied,  # type: ignore[attr-defined]
     FlagRequest.Requested,  # type: ignore[attr-defined]
     ProtectionCase.Opened,  # type: ignore[attr-defined]
+    GuardianBar.Proposed,  # type: ignore[attr-defined]
+    BodyRequest.Sent,  # type: ignore[attr-defined]
+    BodyOutcome.Recorded,  # type: ignore[attr-defined]
 )
 
 
@@ -65,7 +70,7 @@ class HandoverCommands(FlagCommands):
     hub_moves: HubMoveFacts | None = None  # hub mode: what the hub said (the nationwide state is the hub's)
     _year_index: CreatedIndex | None = None
 
-    def _year_aggregates(self, cls: type[A], event: str) -> Iterator[A]:
+    def _year_aggregates(self, cls: type[A], event: str) -> Iterator[A]:  # (LedgerAccess's, from the index)
         """As ``_aggregates`` (every ``cls`` created in the log, verified as loaded, in log order), the ids read
         from the year index instead of a pass over the whole log."""
         if self._year_index is None:
@@ -167,19 +172,10 @@ class HandoverCommands(FlagCommands):
         """Handover requests to ``agency``: people whose latest move is to it, protected somewhere, with the
         flags it does not hold yet (the old municipality is not named: who protects is not shown to others)."""
         out: dict[str, dict[str, Any]] = {}
-        moves = list(self._year_aggregates(ResidenceChange, "Recorded"))
-        latest_of: dict[str, ResidenceChange] = {}
-        for move in moves:  # each person's latest move, as latest_move picks it (by date, then log order)
-            seen = latest_of.get(move.subject)
-            if seen is None or move.moved_on >= seen.moved_on:
-                latest_of[move.subject] = move
-        for move in moves:
-            if move.to_agency != agency:
-                continue
-            latest = latest_of.get(move.subject)
+        for move in self._latest_moves_to(agency):
             holders = self.holders_anywhere(move.subject)
             missing = sorted(f for f, who in holders.items() if agency not in who)
-            if latest is None or latest.id != move.id or not missing:
+            if not missing:
                 continue
             out[move.subject] = {
                 "move_id": str(move.id),
@@ -202,11 +198,24 @@ class HandoverCommands(FlagCommands):
                     }
         return sorted(out.values(), key=lambda h: (h["moved_on"], h["move_id"]))
 
+    def _latest_moves_to(self, agency: str) -> list[ResidenceChange]:
+        """Each person's latest move (by date, then log order, as :meth:`latest_move` picks it) when it is to
+        ``agency``: the year's rows name them; without the rows, from every move the year index lists."""
+        if self.year_rows is not None:
+            loaded = (self.find(ResidenceChange, mid) for mid in self.year_rows.latest_moves_to(agency))
+            return [m for m in loaded if isinstance(m, ResidenceChange) and m.to_agency == agency]
+        latest_of: dict[str, ResidenceChange] = {}
+        for move in self._year_aggregates(ResidenceChange, "Recorded"):
+            seen = latest_of.get(move.subject)
+            if seen is None or move.moved_on >= seen.moved_on:
+                latest_of[move.subject] = move
+        return [m for m in latest_of.values() if m.to_agency == agency]
+
     def last_holder_warnings(self, agency: str) -> list[dict[str, Any]]:
         """Releases requested anywhere that would leave a flag with no holder, on people ``agency`` holds."""
         held = {s for s, _ in self._holdings_of(agency)}
         out: list[dict[str, Any]] = []
-        for warning in self._year_aggregates(LastHolderWarning, "Raised"):
+        for warning in self._year_items(LastHolderWarning, "Raised", "warning"):
             if warning.subject in held:
                 out.append(
                     {
@@ -289,8 +298,8 @@ class HandoverCommands(FlagCommands):
         except PermissionDenied:
             self.permit(actor, Action.APPROVE_FLAG)
         out: list[dict[str, Any]] = []
-        for d in self._year_aggregates(ReleaseDecision, "Proposed"):
-            if d.agency == actor.agency and d.used_by is None:
+        for d in self._year_items(ReleaseDecision, "Proposed", "risk", actor.agency):
+            if d.used_by is None:
                 out.append({"decision_id": str(d.id), "subject": d.subject, "flags": list(d.flags),
                             "proposed_by": d.proposed_by, "approved": d.approved_by is not None})  # fmt: skip
         return out

@@ -27,7 +27,9 @@ def residence(app: LedgerAccess, subjects: Iterable[str], on: str | None = None)
     ``on``, an ISO date, when given); None when no move is recorded."""
     wanted = set(subjects)
     latest: ResidenceChange | None = None
-    for move in app._aggregates(ResidenceChange, "Recorded"):
+    # a decision (the link refusal, at every peer's ingest too): the verified log, the moves listed by the year
+    # index (ledger.app.year_index) — never the views' year rows, which an insider with the views database edits
+    for move in app._year_aggregates(ResidenceChange, "Recorded"):
         if move.subject not in wanted or (on is not None and move.moved_on > on):
             continue
         if latest is None or move.moved_on >= latest.moved_on:

@@ -4,6 +4,7 @@ provision request's status to what the querier learns), key-event problems, and 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 from uuid import UUID
@@ -48,6 +49,17 @@ class ProxyIndex(Protocol):
     """The proxy registrations of a pair of pseudonyms, any agency's (stream ids, from the views)."""
 
     def registrations(self, subject: str, proxy: str) -> list[UUID]: ...
+
+
+class YearRowsReader(Protocol):
+    """The year's candidate aggregates by kind (``projections.year_rows``): the app loads each from the verified
+    log and tests it as a scan would."""
+
+    def items(self, kind: str, agency: str | None = None, *, to_agency: str | None = None) -> list[UUID]: ...
+
+    def latest_moves_to(self, agency: str) -> list[UUID]: ...
+
+    def about(self, kind: str, refs: Iterable[str]) -> list[UUID]: ...
 
 
 class FlagStateReader(Protocol):

@@ -17,7 +17,7 @@ from eventsourcing.persistence import (
 )
 
 from ledger import clock
-from ledger.app.values import FlagStateReader, ProxyIndex
+from ledger.app.values import FlagStateReader, ProxyIndex, YearRowsReader
 from ledger.domain.types import (
     Action,
 )
@@ -77,6 +77,9 @@ class LedgerWiring(Application[UUID]):
         self.clock = clock
         self.flag_state: FlagStateReader | None = None
         self.proxy_index: ProxyIndex | None = None
+        # the year's derived rows (projections.year_rows): the candidates of the year's, the guardian bars' and
+        # the protection bodies' listings; the guards read the verified log, never the views
+        self.year_rows: YearRowsReader | None = None
         self.ids = ids  # keyed ids of the hosted agencies' streams about people (ledger.log.stream_ids)
         self.hosted = frozenset(self.signers)
         self._vouched: set[str] = set()

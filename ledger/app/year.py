@@ -168,7 +168,7 @@ class YearCommands(HandoverCommands):
         today = now.date()
         hosted = {agency} if agency else set(self.hosted)
         done: list[dict[str, str]] = []
-        for term in self._year_aggregates(SupportTerm, "Applied"):
+        for term in self._year_items(SupportTerm, "Applied", "term"):
             if term.agency not in hosted:
                 continue
             due = term.due(today)
@@ -180,7 +180,7 @@ class YearCommands(HandoverCommands):
                 done.append({"agency": term.agency, "subject": term.subject, "what": what, "value": value})
             if due:
                 self.save_as(term.agency, term)
-        for request in self._year_aggregates(FlagRequest, "Requested"):
+        for request in self._year_items(FlagRequest, "Requested", "provisional"):
             if request.agency not in hosted or not request.provisional or request.co_approved_by is not None:
                 continue
             if request.escalated_to or request.status != "executed":
@@ -211,8 +211,8 @@ class YearCommands(HandoverCommands):
         if "administrator" in roles:
             levels.add(ADMINISTRATOR)
         terms: list[dict[str, Any]] = []
-        for term in self._year_aggregates(SupportTerm, "Applied"):
-            if term.agency != a or not term.open:
+        for term in self._year_items(SupportTerm, "Applied", "term", a):
+            if not term.open:
                 continue
             escalated = [e.split("/")[1] for e in term.escalated if e.startswith(term.ends_on + "/")]
             reminded = [r.split("/")[1] for r in term.reminded if r.startswith(term.ends_on + "/")]
@@ -235,8 +235,8 @@ class YearCommands(HandoverCommands):
                 "set_by": r.requested_by,
                 "escalated_to": list(r.escalated_to),
             }
-            for r in self._year_aggregates(FlagRequest, "Requested")
-            if r.agency == a and r.provisional and r.co_approved_by is None and r.status == "executed"
+            for r in self._year_items(FlagRequest, "Requested", "provisional", a)
+            if r.provisional and r.co_approved_by is None and r.status == "executed"
         ]
         return {
             "agency": a,

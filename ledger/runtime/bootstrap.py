@@ -98,6 +98,7 @@ def open_node(
     from projections.base import Projector, create_engine
     from projections.proxy_index import ProxyIndex
     from projections.verified import VerifiedState
+    from projections.year_rows import YearRows
 
     config = NodeConfig.load(data_dir)
     config.secure_files()
@@ -131,6 +132,7 @@ def open_node(
     state = VerifiedState(app)
     app.flag_state = state
     app.proxy_index = ProxyIndex(projector, engine)
+    app.year_rows = YearRows(projector, engine)  # the year's listings' candidates (not its guards')
     if stale:
         _rebuild(projector, stale)
     node = Node(config, app, engine, projector, state, keys)

@@ -47,7 +47,8 @@ NOT_MADE_HERE = {
 def every_kind(node: Node, person: Callable[[], str]) -> None:
     """Cases, flag requests set / renewed / released / rejected, provision requests answered, held, decided
     both ways, proxies registered and cancelled, number changes requested, rejected, linked and undone, body
-    requests, a read of protected details and an erasure — plus World's random mix."""
+    requests answered and not, a guardian bar, a read of protected details, the year's terms, emergency flags,
+    moves and named risks, and an erasure — plus World's random mix."""
     app = node.app
     victim, perp, other, new = person(), person(), person(), person()
     case = app.open_case(Actor(B, "req"), victim, perpetrators=[perp])
@@ -81,9 +82,32 @@ def every_kind(node: Node, person: Callable[[], str]) -> None:
     link(app, B, perp, new)
     unlink(app, B, perp)
     app.send_body_request(Actor(SC, "req"), B, victim, [ND])
+    answered = app.send_body_request(Actor(SC, "req"), B, other, [ND])  # answered: an outcome recorded
+    app.answer_body_request(Actor(B, "req"), answered)
+    bar = app.propose_guardian_bar(Actor(B, "req"), victim, perp)  # a guardian bar in force, then lifted
+    app.approve_guardian_bar(Actor(B, "apr"), bar)
+    app.propose_bar_lift(Actor(B, "req"), bar, "親権者の変更")
+    app.lift_guardian_bar(Actor(B, "apr"), bar)
     app.record_access(Actor(B, "aud"), victim, "holders", "監査")
+    # the year (issue 21): a term applied and lapsed, an emergency flag co-approved, a move, a named risk used by
+    # the release it lets through
+    lapsing, mover = person(), person()
+    app.record_application(Actor(B, "req"), lapsing, date.today() - timedelta(days=10))
+    app.propose_lapse(Actor(B, "req"), lapsing, "本人の希望")
+    app.approve_lapse(Actor(B, "apr"), lapsing)
+    app.co_approve_provisional(
+        Actor(B, "apr"), app.set_provisional(Actor(B, "op"), mover, [ND, NAR], explanation="夜間の緊急相談")
+    )
+    app.record_move(Actor(B, "req"), mover, to_agency=C, moved_on=date.today())
+    app.approve_release_risk(
+        Actor(B, "apr"), app.propose_release_risk(Actor(B, "req"), mover, [ND, NAR], "所在が知られうる")
+    )
+    rid = app.request_flags(Actor(B, "req"), mover, [ND, NAR], kind="release", explanation="終了")
+    approve_fully(app, B, rid)
+    app.execute_request(Actor(B, "op"), rid)
     gone = person()
     app.request_provision(Actor(A, "counter"), B, gone, legal_item=74, procedure="児童手当", info_kind="地方税関係情報")
+    app.record_application(Actor(A, "req"), gone, date.today())  # its row goes with the erasure
     erasure = app.request_erasure(Actor(A, "admin"), gone, "retention ended")
     app.approve_erasure(Actor(A, "admin2"), erasure)
     World(node, seed=11).history(30)

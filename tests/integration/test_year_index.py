@@ -1,98 +1,19 @@
 """The year index (ledger/app/year_index.py) gives the answers a full scan of the log gives: on a generated
 history of protections, moves, takeovers, releases, terms, emergency flags, cases with companions and
-perpetrators and named risks across three municipalities, every agency's year queue, its named risks and open
-cases and each step of the clock are the same read through the index (followed incrementally, step by step) as
-read by scanning the whole log."""
+perpetrators and named risks across three municipalities (tests/support/year_history.py), every agency's year
+queue, its named risks and open cases and each step of the clock are the same read through the index (followed
+incrementally, step by step) as read by scanning the whole log."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from ledger.app import Actor
 from ledger.errors import FlagLedgerError
 from ledger.runtime.bootstrap import Node
-from tests.conftest import A, B, C
-
-ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
-TOWNS = (A, B, C)
-
-
-@contextmanager
-def scanning(app: Any) -> Iterator[None]:
-    """The same app reading the year's aggregates by a pass over the whole log (the reads before the index)."""
-    app._year_aggregates = app._aggregates
-    try:
-        yield
-    finally:
-        del app._year_aggregates
-
-
-def _reads(app: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for town in TOWNS:
-        for staff in ("req", "admin"):  # (approvers and operators see what requesters see)
-            out[f"{town}/{staff}/queue"] = app.year_queue(Actor(town, staff))
-        out[f"{town}/risks"] = app.release_risks(Actor(town, "req"))
-        out[f"{town}/cases"] = app.open_cases(Actor(town, "req"))
-    return out
-
-
-def _step(app: Any, rng: random.Random, people: list[str], person: Callable[[], str]) -> None:
-    """One staff act (or the clock's step), chosen at random; a refusal by the app's rules is part of a history."""
-    town = rng.choice(TOWNS)
-    x = rng.choice(people)
-    act = rng.randrange(9)
-    if act == 0:
-        rid = app.request_flags(Actor(town, "req"), x, rng.choice([[ND], [NAR], [ND, NAR]]))
-        if rng.random() < 0.8:
-            app.approve_request(Actor(town, "apr"), rid)
-            app.execute_request(Actor(town, "op"), rid)
-    elif act == 1:
-        app.record_move(Actor(town, "req"), x, to_agency=rng.choice([t for t in TOWNS if t != town]),
-                        moved_on=app.clock().date() - timedelta(days=rng.randrange(30)))  # fmt: skip
-    elif act == 2:
-        for h in app.year_queue(Actor(town, "req"))["handovers"][:1]:
-            rid = app.request_flags(Actor(town, "req"), h["subject"], h["flags_to_take_over"])
-            app.approve_request(Actor(town, "apr"), rid)
-            app.execute_request(Actor(town, "op"), rid)
-    elif act == 3:
-        held = [(p, fl) for p in people if (fl := sorted(f for f, w in app.holders_anywhere(app.subject(p)).items()
-                                                       if town in w))]  # fmt: skip
-        if not held:
-            return
-        who, flags = rng.choice(held)
-        rid = app.request_flags(Actor(town, "req"), who, flags, kind="release", explanation="終了")
-        if rng.random() < 0.3:
-            return  # left waiting: a last holder's release stays in every holder's queue
-        app.approve_request(Actor(town, "apr"), rid)
-        if rng.random() < 0.5:
-            app.approve_request(Actor(town, "apr2"), rid)
-        app.execute_request(Actor(town, "op"), rid)
-    elif act == 4:
-        app.record_application(Actor(town, "req"), x, app.clock().date() - timedelta(days=rng.randrange(300, 420)))
-    elif act == 5:
-        app.set_provisional(Actor(town, "op"), x, [ND, NAR], explanation="夜間の緊急相談")
-    elif act == 6:
-        case = app.open_case(Actor(town, "req"), x, perpetrators=[rng.choice(people)])
-        rid = app.propose_companion(Actor(town, "req"), case, person(), flags=[NAR])
-        if rng.random() < 0.7:  # attached with NAR only: once the victim holds ND here, the queue prompts for it
-            app.approve_request(Actor(town, "apr"), rid)
-            app.execute_request(Actor(town, "op"), rid)
-            rid = app.request_flags(Actor(town, "req"), x, [ND])
-            app.approve_request(Actor(town, "apr"), rid)
-            app.execute_request(Actor(town, "op"), rid)
-    elif act == 7:
-        decision = app.propose_release_risk(Actor(town, "req"), x, [ND, NAR], "所在が知られうる")
-        if rng.random() < 0.7:
-            app.approve_release_risk(Actor(town, "apr"), decision)
-    else:
-        start = app.clock()
-        app.clock = lambda: start + timedelta(days=rng.randrange(1, 40))
-        app.year_step()
+from tests.support.year_history import REACHED, indexed, reached, reads, scanning, step
 
 
 def test_the_year_index_answers_as_a_scan_of_the_whole_log(sqlite_node: Node, person: Callable[[], str]) -> None:
@@ -105,23 +26,21 @@ def test_the_year_index_answers_as_a_scan_of_the_whole_log(sqlite_node: Node, pe
     rng = random.Random(20261207)
     people = [person() for _ in range(5)]
     seen: set[str] = set()
-    for _ in range(60):
-        # a refusal by the app's rules (already held, four eyes, handover pending…) records nothing
-        with suppress(FlagLedgerError):
-            _step(app, rng, people, person)
-        indexed = _reads(app)
+    with indexed(app):
+        for _ in range(60):
+            # a refusal by the app's rules (already held, four eyes, handover pending…) records nothing
+            with suppress(FlagLedgerError):
+                step(app, rng, people, person)
+            by_index = reads(app)
+            with scanning(app):
+                scanned = reads(app)
+            assert by_index == scanned
+            seen |= reached(by_index)
+        assert seen == REACHED
+        later = app.clock() + timedelta(days=400)
+        app.clock = lambda: later
+        assert app.year_step(), "400 days on, reminders or escalations are due (recorded through the index)"
         with scanning(app):
-            scanned = _reads(app)
-        assert indexed == scanned
-        for key, value in indexed.items():
-            if key.endswith("/queue"):
-                seen.update(k for k in ("handovers", "last_holder_warnings", "terms", "provisional",
-                                        "perpetrators", "companions") if value[k])  # fmt: skip
-    assert seen == {"handovers", "last_holder_warnings", "terms", "provisional", "perpetrators", "companions"}
-    later = app.clock() + timedelta(days=400)
-    app.clock = lambda: later
-    assert app.year_step(), "400 days on, reminders or escalations are due (recorded through the index)"
-    with scanning(app):
-        assert app.year_step() == [], "a scan finds nothing the index's step left undone"
-        scanned = _reads(app)
-    assert _reads(app) == scanned
+            assert app.year_step() == [], "a scan finds nothing the index's step left undone"
+            scanned = reads(app)
+        assert reads(app) == scanned

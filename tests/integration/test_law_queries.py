@@ -45,7 +45,7 @@ def test_a_query_beyond_its_basis_records_nothing(
     assert refused.value.code == code
     assert app.max_position() == before
     lawful = app.request_provision(
-        Actor(A, "counter"), B, x, legal_item=26, procedure="生活保護", info_kind="住民票関係情報"
+        Actor(A, "counter"), B, x, legal_item=26, procedure="生活保護", info_kind="地方税関係情報"
     )
     assert lawful.status == "answered"
 

@@ -24,10 +24,10 @@ def _check_changeable(role: Role, action: Action) -> None:
 
 
 # The law catalogue's querier texts (情報照会者, as 別表第二 names them) → the agency kinds that may ask under a row
-# (docs/bodies.md#who-may-ask). Without it the column is only shown, and a peer agency of another kind could ask
-# under any item by typing its number. The kinds are coarse: "national" is every national agency, not only the
-# minister the row names (and the 日本年金機構 acting for him). A catalogue row whose querier is not here does not
-# load (ConfigurationError), so a new row cannot slip in unchecked.
+# (docs/bodies.md#who-may-ask-the-querier-kinds). Without it the column is only shown, and a peer agency of another
+# kind could ask under any item by typing its number. The kinds are coarse: "national" is every national agency,
+# not only the minister the row names (and the 日本年金機構 acting for him). A catalogue row whose querier is not here
+# does not load (ConfigurationError), so a new row cannot slip in unchecked.
 QUERIER_KINDS: dict[str, frozenset[AgencyKind]] = {
     "市町村長": frozenset({AgencyKind.MUNICIPALITY}),
     # 児童手当法第十七条: civil servants' allowance is paid by their employer; those payers are not modelled here

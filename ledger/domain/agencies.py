@@ -1,4 +1,6 @@
-"""Agencies, their approval policy, the per-role permission table, and staff with roles."""
+"""Agencies, their approval policy, the per-role permission table, and staff with roles; ``QUERIER_KINDS``: which
+agency kinds may ask under a law catalogue row (defined in ``ledger.domain.queriers``, a module without eventsourcing,
+so the hub — which may not import it — checks the same mapping)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate, stable_id
 from ledger.domain.duties import conflict_message, permission_conflict, role_conflict
-from ledger.domain.types import DEFAULT_PERMISSIONS, SYSTEM_ONLY_ACTIONS, SYSTEM_ONLY_ROLES, Action, AgencyKind, Role
+from ledger.domain.queriers import QUERIER_KINDS
+from ledger.domain.types import DEFAULT_PERMISSIONS, SYSTEM_ONLY_ACTIONS, SYSTEM_ONLY_ROLES, Action, Role
 from ledger.errors import Code, InputError, PermissionDenied, RuleViolation, StateConflict
+
+__all__ = ["QUERIER_KINDS", "Agency", "Staff"]
 
 
 def _check_changeable(role: Role, action: Action) -> None:
@@ -21,25 +26,6 @@ def _check_changeable(role: Role, action: Action) -> None:
             "system accounts' permissions are fixed by their kind, and staff roles never get theirs",
             code=Code.SYSTEM_ROLE,
         )
-
-
-# The law catalogue's querier texts (情報照会者, as 別表第二 names them) → the agency kinds that may ask under a row
-# (docs/bodies.md#who-may-ask-the-querier-kinds). Without it the column is only shown, and a peer agency of another
-# kind could ask under any item by typing its number. The kinds are coarse: "national" is every national agency,
-# not only the minister the row names (and the 日本年金機構 acting for him). A catalogue row whose querier is not here
-# does not load (ConfigurationError), so a new row cannot slip in unchecked.
-QUERIER_KINDS: dict[str, frozenset[AgencyKind]] = {
-    "市町村長": frozenset({AgencyKind.MUNICIPALITY}),
-    # 児童手当法第十七条: civil servants' allowance is paid by their employer; those payers are not modelled here
-    "市町村長（児童手当法第十七条第一項の表の下欄に掲げる者を含む。）": frozenset({AgencyKind.MUNICIPALITY}),
-    # 別表第一 九の項: 都道府県知事、市長（特別区の区長を含む。）又は福祉に関する事務所を管理する町村長
-    "都道府県知事等": frozenset({AgencyKind.PREFECTURE, AgencyKind.MUNICIPALITY}),
-    "公営住宅法第二条第十六号に規定する事業主体である都道府県知事又は市町村長": frozenset(
-        {AgencyKind.PREFECTURE, AgencyKind.MUNICIPALITY}
-    ),
-    # the Act's 第十九条 counts as querier whoever a law has do the row's work (the minister's pensions: 日本年金機構)
-    "厚生労働大臣": frozenset({AgencyKind.NATIONAL}),
-}
 
 
 class Agency(LedgerAggregate):

@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Any
 
 from ledger.domain import bounds
-from ledger.domain.agencies import QUERIER_KINDS
+from ledger.domain.queriers import QUERIER_KINDS  # not via agencies: the hub imports this module
 from ledger.errors import Code, ConfigurationError, InputError, RuleViolation
 
 __all__ = ["Basis", "Catalogue", "catalogue", "check_query"]

@@ -9,9 +9,10 @@ from importlib import resources
 
 import pytest
 
-from ledger.domain.agencies import QUERIER_KINDS, AgencyKind
+from ledger.domain.agencies import QUERIER_KINDS
 from ledger.domain.answers import AnswerPolicy, ManualKind
 from ledger.domain.law import _load, catalogue, check_query
+from ledger.domain.types import AgencyKind
 from ledger.errors import ConfigurationError, InputError, RuleViolation
 
 

@@ -43,11 +43,14 @@ class LawRow(BaseModel):
     procedure: str
     procedure_text: str
     querier: str
+    querier_kinds: list[str]  # the agency kinds that may ask under the row (docs/bodies.md)
     provider: str
     info_kinds: list[str]
     source: str
     ordinance_item: int | None
     confirmed_by: str | None
+    url: str | None  # where the row was checked against a source text
+    retrieved: str | None  # when (ISO date)
 
 
 class LawCatalogueOut(BaseModel):

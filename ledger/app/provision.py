@@ -52,6 +52,7 @@ class ProvisionCommands(LedgerAccess):
         """Agency ``actor.agency`` queries ``provider`` (hosted here) about ``subject``: its counter staff, or
         its linkage gateway's system account relaying the query."""
         self.authorise_any(actor, Action.REQUEST_PROVISION)
+        own = self.find(Agency, Agency.create_id(actor.agency))
         return self._provision(
             actor.agency,
             provider,
@@ -60,6 +61,8 @@ class ProvisionCommands(LedgerAccess):
             procedure=procedure,
             info_kind=info_kind,
             applicant=applicant,
+            # an agency not registered here has no kind to check: it could not have been authorised either
+            querier_kind=own.kind if own is not None else None,
         )
 
     def receive_query(
@@ -94,6 +97,8 @@ class ProvisionCommands(LedgerAccess):
             info_kind=info_kind,
             applicant=applicant,
             staff_answer=staff_answer,
+            # a querier whose registration has not arrived here: its kind is checked by the hub (docs/bodies.md)
+            querier_kind=known.kind if known is not None else None,
         )
 
     def _provision(
@@ -107,11 +112,13 @@ class ProvisionCommands(LedgerAccess):
         info_kind: str,
         applicant: str,
         staff_answer: bool = False,
+        querier_kind: str | None = None,
     ) -> QuerierAnswer:
         agency_code(provider, "provider")
         if provider not in self.hosted:  # (never echoed: it may be an individual number typed in the wrong field)
             raise NotFoundError("the providing agency is not served by this node")
-        check_query(legal_item, procedure, info_kind)  # the law catalogue: nothing beyond the lawful purpose
+        # the law catalogue: nothing beyond the lawful purpose, and only under a row the querier's kind may ask
+        check_query(legal_item, procedure, info_kind, querier_kind)
         parse_enum(Applicant, applicant, "applicant")
         subj = self.subject(subject)
         request = ProvisionRequest(

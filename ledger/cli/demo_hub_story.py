@@ -25,9 +25,9 @@ from ledger.portal.service import read_page, sign_in
 from ledger.runtime.bootstrap import Node
 from ledger.runtime.linkage import subject_of
 
-# the law catalogue's pilot subset has no pension row yet (docs/bodies.md): D asks under the seed's item as a
-# stand-in for the pension procedure Y applies for (his household's tax data, spouse included)
-ITEM, PROCEDURE, INFO = 74, "児童手当", "地方税関係情報"
+# the pension procedure Y applies for at D (his household's tax data, spouse included): the former table 2 item
+# 48, 国民年金 — asked by 厚生労働大臣 (a national agency's pension office acts for him), provided by 市町村長
+ITEM, PROCEDURE, INFO = 48, "国民年金", "地方税関係情報"
 STAFF = {
     A: ("apr",),
     B: ("req", "apr", "op", "rev"),

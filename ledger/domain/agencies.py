@@ -1,4 +1,6 @@
-"""Agencies, their approval policy, the per-role permission table, and staff with roles."""
+"""Agencies, their approval policy, the per-role permission table, and staff with roles; ``QUERIER_KINDS``: which
+agency kinds may ask under a law catalogue row (defined in ``ledger.domain.queriers``, a module without eventsourcing,
+so the hub — which may not import it — checks the same mapping)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate, stable_id
 from ledger.domain.duties import conflict_message, permission_conflict, role_conflict
+from ledger.domain.queriers import QUERIER_KINDS
 from ledger.domain.types import DEFAULT_PERMISSIONS, SYSTEM_ONLY_ACTIONS, SYSTEM_ONLY_ROLES, Action, Role
 from ledger.errors import Code, InputError, PermissionDenied, RuleViolation, StateConflict
+
+__all__ = ["QUERIER_KINDS", "Agency", "Staff"]
 
 
 def _check_changeable(role: Role, action: Action) -> None:

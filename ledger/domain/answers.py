@@ -25,7 +25,8 @@ from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate, stable_id
 from ledger.domain.calendar import is_business_day
-from ledger.errors import InputError, StateConflict
+from ledger.domain.law import catalogue
+from ledger.errors import Code, InputError, RuleViolation, StateConflict
 
 JST = timezone(timedelta(hours=9), "JST")  # no daylight saving in Japan: a fixed offset is the local time
 DEFAULT_BATCH_TIMES = ("10:00", "14:00", "16:30")
@@ -108,6 +109,21 @@ def local_day(at: datetime) -> date:
 
 
 # -- the provider's answering policy -----------------------------------------------------------------------
+def _check_in_catalogue(kind: ManualKind, value: str) -> None:
+    """A value no query can carry (not in the law catalogue: a typo, a retired item) would never match: the
+    administrator would believe the item is answered by hand while it is still answered automatically."""
+    cat = catalogue()
+    if kind is ManualKind.LEGAL_ITEM:
+        cat.basis(int(value))  # RuleViolation unknown_legal_basis, naming the known items
+        return
+    names = cat.names(kind.value)
+    if value not in names:
+        raise RuleViolation(
+            f"{kind.value} {value} is not in the law catalogue (known: {', '.join(sorted(names))})",
+            code=Code.PROCEDURE_NOT_IN_BASIS if kind is ManualKind.PROCEDURE else Code.INFO_KIND_NOT_PERMITTED,
+        )
+
+
 class AnswerPolicy(LedgerAggregate):
     """One per agency, local: batch times, the due-date rule and the items always answered by hand."""
 
@@ -143,6 +159,7 @@ class AnswerPolicy(LedgerAggregate):
             raise InputError("name the item answered by hand", field="value")
         if kind is ManualKind.LEGAL_ITEM and not (value.isdigit() and 1 <= int(value) <= 200):
             raise InputError("a legal item is the item number of table 2 (別表第二), 1-200", field="value")
+        _check_in_catalogue(kind, value)
         if value in self.manual[kind.value]:
             raise StateConflict(f"{kind.value} {value} is already answered by hand")
         self._manual_marked(kind=kind.value, value=value, by=by)

@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from ledger.domain.agencies import AgencyKind
 from ledger.domain.law import check_query
 from ledger.errors import Code, InputError, NotFoundError
 from ledger.hub import txn
@@ -55,6 +56,9 @@ class QueryRouting:
     def _settle_map(self) -> None:
         raise NotImplementedError
 
+    def _kind_of(self, party: str) -> AgencyKind | None:
+        raise NotImplementedError
+
     def _commit(
         self,
         opened: Opened,
@@ -68,7 +72,10 @@ class QueryRouting:
         querier, provider = opened.sender, q.provider
         if provider in (HUB, PORTAL, querier):
             raise InputError("a query goes to another agency", code=Code.WRONG_ROUTE, field="provider")
-        check_query(q.legal_item, q.procedure, q.info_kind)  # the network checks the legal basis (parked if not)
+        # the network checks the legal basis and the querier's kind as the directory names it (parked if not); an
+        # agency imported without a kind is checked on the basis only (docs/bodies.md, limits)
+        kind = self._kind_of(querier)
+        check_query(q.legal_item, q.procedure, q.info_kind, kind.value if kind is not None else None)
         person = self.store.codes.person(querier, q.code)
         if person is None:
             raise NotFoundError(f"{querier} has registered no person under this code at the hub")

@@ -66,6 +66,9 @@ AGENCIES = tuple(
     AgencySpec(code, f"{name}市", "municipality") for code, name in zip(MUNICIPALITIES, "ABCDE", strict=True)
 )
 TWO_APPROVALS = (B, D)  # these municipalities run a two-step approval chain
+# each information kind asked under a law catalogue row that permits it to a municipality (item 74 permits only
+# local-tax information; resident-register information comes under 57, 児童扶養手当: docs/bodies.md)
+BASIS = {"地方税関係情報": (74, "児童手当"), "住民票関係情報": (57, "児童扶養手当")}
 ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
 X_FLAGS, Y_FLAGS = [NAR, ND], [ND]
 PROBE_TOPIC = "ledger.domain.provision:ProbeNotice.Sent"
@@ -462,8 +465,9 @@ class LeakMachine(YearSteps, RuleBasedStateMachine):
     # -- provision requests in both directions ------------------------------------------------------------
     def _query(self, querier: str, provider: str, about: str, number: str, info_kind: str) -> None:
         before = self.app.max_position()
+        item, procedure = BASIS[info_kind]
         answer = self.app.request_provision(
-            self.who(querier, "counter"), provider, number, legal_item=74, procedure="児童手当", info_kind=info_kind
+            self.who(querier, "counter"), provider, number, legal_item=item, procedure=procedure, info_kind=info_kind
         )
         held = self.protected(about)
         r = Request(

@@ -55,6 +55,7 @@ from ledger.domain.provision import ProvisionRequest
 from ledger.runtime.bootstrap import Node
 from projections import views
 from tests.adversarial.threat import (
+    BASIS,
     MUNICIPALITIES,
     ND,
     QUERIER_MESSAGES,
@@ -346,13 +347,15 @@ class NodesLeakMachine(LeakMachine):
         app = self.all[p].app
         heard_all = self.synced(p)
         before = app.max_position()
+        item, procedure = BASIS[info_kind]
         if NODE_OF[querier] == p:
+            asker = self.who(querier, "counter")
             answer = app.request_provision(
-                self.who(querier, "counter"), provider, number, legal_item=74, procedure="児童手当", info_kind=info_kind
+                asker, provider, number, legal_item=item, procedure=procedure, info_kind=info_kind
             )
         else:
             answer = app.receive_query(
-                querier, provider, number, legal_item=74, procedure="児童手当", info_kind=info_kind
+                querier, provider, number, legal_item=item, procedure=procedure, info_kind=info_kind
             )
         r = Request(
             answer.request_id,

@@ -229,14 +229,14 @@ def test_the_report_is_self_contained_escapes_everything_and_names_the_root(
     rid = protect(node, A, x, ["NO_AUTO_RESPONSE", "NON_DISCLOSURE"], approver="evil", note=FORMULA_NOTE)
     # (a procedure is one of the law catalogue's names since issue 21: no markup reaches a query any more)
     held = node.app.request_provision(
-        Actor(C, "counter"), A, x, legal_item=26, procedure="生活保護", info_kind="住民票関係情報"
+        Actor(C, "counter"), A, x, legal_item=26, procedure="生活保護", info_kind="地方税関係情報"
     )
     node.app.propose_decision(Actor(A, "rev"), UUID(held.request_id), "refuse", "known_perpetrator")
     node.app.approve_decision(
         Actor(A, "apr"), UUID(held.request_id), node.app.provision_request(UUID(held.request_id)).proposal_version
     )
     pending = node.app.request_provision(
-        Actor(C, "counter"), A, x, legal_item=26, procedure="生活保護", info_kind="住民票関係情報"
+        Actor(C, "counter"), A, x, legal_item=26, procedure="生活保護", info_kind="地方税関係情報"
     )
     node.app.record_access(Actor(A, "aud"), x, "nationwide holders", HOSTILE_PURPOSE)
     _, grant = sign_in(node, A, "evil", password_of(A, "evil"), ttl=timedelta(hours=1), roles=("approver",))

@@ -19,7 +19,8 @@ def _files(path: Path) -> bytes:
 
 
 def test_the_hub_demo_holds_for_staff_hides_on_the_portal_and_stores_no_number(tmp_path: Path) -> None:
-    """Threat: the perpetrator Y applying at the pension office D (its counter's answer) and on the portal; an
+    """Threat: the perpetrator Y applying at the pension office D (its counter's answer) and on the portal; a peer
+    agency asking beyond its lawful purpose (D asks under its own pension row, not a municipality's item); an
     insider at A (X's old municipality), at D, at C or at the portal with its whole data directory; a shell user
     reading the files. D's query about X is held for A's staff and names no holder (Y's own and Z's, unprotected,
     are answered automatically: the controls); Y's portal page shows his own record and nothing of X's; the portal
@@ -35,6 +36,9 @@ def test_the_hub_demo_holds_for_staff_hides_on_the_portal_and_stores_no_number(t
     assert "| Y     | A市 (131016) | answered    " in out, "Y's own query is answered automatically"
     assert "| Z     | A市 (131016) | answered    " in out, "the control is answered automatically"
     assert "| X       | D年金事務所 (JPS-D) |" in out, "A's queue holds D's query about X"
+    # a peer agency asking beyond its lawful purpose: D, a national agency, asks under the law catalogue's pension
+    # row (item 48, 国民年金, asked by 厚生労働大臣), which the hub and D's node check against D's kind
+    assert "| X       | D年金事務所 (JPS-D) | 国民年金 " in out and "児童手当" not in out, "D: the pension row"
     assert "| B市    | A市  | B市 | no 🔒  |" in out, "the move A → B filed from B; A told nothing"
     assert "| X    | self   | 0 🔒 " in out and "hidden under non-disclosure" in out, "the portal hides X's record"
     assert "| Z    | self   | 1 " in out, "the portal shows Z's record (the control)"

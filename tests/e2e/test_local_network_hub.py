@@ -157,7 +157,7 @@ def test_the_re_relocation_and_ds_query_run_through_the_real_hub(story_network, 
     net, root, state = story_network
     a_, b_, c_, d_ = AGENCIES[0], AGENCIES[1], "131032", "JPS-D"
     nar, nd = "NO_AUTO_RESPONSE", "NON_DISCLOSURE"
-    basis = {"legal_item": 74, "procedure": "児童手当", "info_kind": "地方税関係情報"}  # the demo's stand-in
+    basis = {"legal_item": 48, "procedure": "国民年金", "info_kind": "地方税関係情報"}  # D's pension row
     cast = {
         a_: {"rev": ["reviewer"]},
         b_: {"req": ["requester"], "apr": ["approver"], "op": ["operator"]},

@@ -68,7 +68,7 @@ def history(node: Node, people: list[str], rounds: int, person: Callable[[], str
         if i % 4 == 0:
             set_flags(node, B, x, ["NO_AUTO_RESPONSE", "NON_DISCLOSURE"])
             held = node.app.request_provision(
-                Actor(C, "counter"), A, x, legal_item=26, procedure="生活保護", info_kind="住民票関係情報"
+                Actor(C, "counter"), A, x, legal_item=26, procedure="生活保護", info_kind="地方税関係情報"
             )
             if i % 8 == 0:
                 from uuid import UUID

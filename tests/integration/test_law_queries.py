@@ -1,9 +1,14 @@
 """Every query meets the law catalogue (docs/bodies.md): in process, over HTTP, on the command line, from a peer
-node, and at the hub. A query beyond its legal basis is refused and nothing is recorded."""
+node, and at the hub. A query beyond its legal basis — another item, procedure or information kind, or an item
+asked by another kind of agency than the asking one — is refused and nothing is recorded.
+
+Threat throughout: a peer agency asking beyond its lawful purpose (its counter, its gateway, or its own keys
+talking to the network directly)."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,13 +19,25 @@ from ledger.cli.main import main as cli
 from ledger.errors import Code, RuleViolation
 from ledger.hub.inbox import parked
 from ledger.hub.log import open_hub_store
+from ledger.linkage.messages import QueryMessage
 from ledger.linkage.transport import MemoryBroker, MemoryTransport
-from ledger.runtime.bootstrap import Node
-from tests.conftest import A, B
+from ledger.runtime.bootstrap import AgencySpec, Node
+from ledger.runtime.linkage import code_of
+from tests.conftest import SC, A, B, NodeFactory
 from tests.support.api import auth, client
+from tests.support.hub_nodes import hub_nodes
 from tests.support.hub_world import A as HA
 from tests.support.hub_world import C, Cast, World
 from tests.support.people import individual_number
+
+D = "JPS-D"  # a pension office (年金事務所) of a national agency, as in the hub demo
+PENSION = {"legal_item": 48, "procedure": "国民年金", "info_kind": "地方税関係情報"}  # 別表第二 48, 厚生労働大臣
+# a querier of another kind than the row's: a support centre is no 情報照会者 of any row; a municipality may not
+# borrow the pension office's item
+WRONG_KIND = [
+    (SC, 74, "児童手当", "地方税関係情報"),
+    (A, 48, "国民年金", "地方税関係情報"),
+]
 
 BEYOND = [
     (150, "児童手当", "地方税関係情報", Code.UNKNOWN_LEGAL_BASIS),
@@ -45,9 +62,69 @@ def test_a_query_beyond_its_basis_records_nothing(
     assert refused.value.code == code
     assert app.max_position() == before
     lawful = app.request_provision(
-        Actor(A, "counter"), B, x, legal_item=26, procedure="生活保護", info_kind="住民票関係情報"
+        Actor(A, "counter"), B, x, legal_item=26, procedure="生活保護", info_kind="地方税関係情報"
     )
     assert lawful.status == "answered"
+
+
+@pytest.mark.parametrize(("querier", "item", "procedure", "info_kind"), WRONG_KIND)
+def test_a_querier_of_another_kind_is_refused_and_records_nothing(
+    node: Node, person: Callable[[], str], querier: str, item: int, procedure: str, info_kind: str
+) -> None:
+    """Peer agency asking under an item that is another kind of agency's (a support centre asking B for a
+    person's tax data under the child-allowance item; municipality A under the pension item): refused
+    ``querier_not_in_basis`` naming who may ask, from its counter and as a peer node's query alike; no provision
+    record, no probe notice. The same item, procedure and kind from a municipality of the row is answered."""
+    app, x = node.app, person()
+    before = app.max_position()
+    with pytest.raises(RuleViolation) as refused:
+        app.request_provision(
+            Actor(querier, "counter"), B, x, legal_item=item, procedure=procedure, info_kind=info_kind
+        )
+    assert refused.value.code == Code.QUERIER_NOT_IN_BASIS and "agency kinds" in str(refused.value)
+    with pytest.raises(RuleViolation) as refused:
+        app.receive_query(querier, B, x, legal_item=item, procedure=procedure, info_kind=info_kind)
+    assert refused.value.code == Code.QUERIER_NOT_IN_BASIS
+    assert app.max_position() == before
+    lawful = app.request_provision(
+        Actor(C, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+    )
+    assert lawful.status == "answered"
+
+
+def test_the_pension_office_asks_under_the_pension_row_only(make_node: NodeFactory, person: Callable[[], str]) -> None:
+    """Peer agency: the pension office D (a national agency) is answered under item 48 (国民年金, asked by
+    厚生労働大臣), and refused under a municipality's item 74 even with the right procedure and kind."""
+    node = make_node((AgencySpec(B, "B市", "municipality"), AgencySpec(D, "D年金事務所", "national")))
+    x = person()
+    answer = node.app.request_provision(Actor(D, "counter"), B, x, **PENSION)
+    assert answer.status == "answered"
+    before = node.app.max_position()
+    with pytest.raises(RuleViolation) as refused:
+        node.app.request_provision(
+            Actor(D, "counter"), B, x, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+        )
+    assert refused.value.code == Code.QUERIER_NOT_IN_BASIS and "national" in str(refused.value)
+    assert node.app.max_position() == before
+
+
+def test_http_and_cli_refuse_a_querier_of_another_kind(
+    sqlite_node: Node, person: Callable[[], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Peer agency over the API and on the command line: municipality A asking under the pension item is 409 /
+    exit 5 ``querier_not_in_basis``; the catalogue shows each row's querier kinds so the refusal can be read."""
+    http, headers = client(sqlite_node), auth(sqlite_node, A, "counter")
+    ask = {"provider": B, "subject": person(), **PENSION}
+    refused = http.post("/api/v1/provision-requests", json=ask, headers=headers)
+    assert refused.status_code == 409 and refused.json()["code"] == Code.QUERIER_NOT_IN_BASIS
+    rows = {r["item"]: r for r in http.get("/api/v1/law-catalogue", headers=headers).json()["rows"]}
+    assert rows[48]["querier_kinds"] == ["national"] and rows[48]["url"].startswith("https://")
+    d = str(sqlite_node.config.data_dir)
+    argv = ["--data-dir", d, "provision", "request", "--as", f"{SC}/counter", "--provider", B, "--subject",
+            person(), "--item", "74", "--procedure", "児童手当", "--info-kind", "地方税関係情報"]  # fmt: skip
+    capsys.readouterr()
+    assert cli(argv) == 5
+    assert Code.QUERIER_NOT_IN_BASIS in capsys.readouterr().err
 
 
 def test_http_and_cli_refuse_with_the_code_and_show_the_catalogue(
@@ -89,4 +166,36 @@ def test_the_hub_parks_a_query_beyond_its_basis(tmp_path: Path) -> None:
         w.settle()
         assert len(w.inbox(HA)) == 1
     finally:
+        store.close()
+
+
+def test_the_hub_and_the_querier_node_hold_the_pension_office_to_its_row(
+    make_node: NodeFactory, tmp_path: Path
+) -> None:
+    """Peer agency: the pension office D (national in the hub's directory) asks A about Y under the pension row
+    through the hub and is answered; its counter asking under A's municipality item 74 is refused at D's own
+    node before anything is queued; and the same query sent straight on D's linkage end (its own keys, its
+    node bypassed) is parked at the hub ``querier_not_in_basis`` and never reaches A."""
+    store = open_hub_store(f"sqlite:///{tmp_path / 'hub.sqlite'}", "hub-1")
+    w = hub_nodes(make_node, store, (HA, D), kinds={D: "national"})
+    try:
+        y = individual_number()
+        w.bridges[HA].file_person(y)
+        w.settle()
+        asked = w.bridges[D].ask(Actor(D, "counter"), HA, y, **PENSION)
+        w.settle()
+        assert w.bridges[D].query(asked)["status"] == "answered"
+        with pytest.raises(RuleViolation) as refused:
+            w.bridges[D].ask(
+                Actor(D, "counter"), HA, y, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+            )
+        assert refused.value.code == Code.QUERIER_NOT_IN_BASIS
+        before = w.nodes[HA].app.max_position()
+        code = code_of(w.nodes[D].app.subject(y))
+        w.bridges[D].end.send(QueryMessage(uuid.uuid4().hex, code, HA, "児童手当", 74, "地方税関係情報"))
+        w.settle()
+        assert [p.code for p in parked(store.engine)] == [Code.QUERIER_NOT_IN_BASIS]
+        assert w.nodes[HA].app.max_position() == before
+    finally:
+        w.close()
         store.close()

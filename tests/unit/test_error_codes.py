@@ -20,6 +20,7 @@ PUBLISHED = {
     "unknown_legal_basis",
     "procedure_not_in_basis",
     "info_kind_not_permitted",
+    "querier_not_in_basis",  # issue 21: a querier of another kind than the row's
     "erased",
     "agency_held",
     "bad_checkpoint",

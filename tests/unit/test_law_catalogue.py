@@ -1,13 +1,18 @@
-"""The law catalogue (ledger.domain.law): what a query's legal basis permits, loaded from the shipped file."""
+"""The law catalogue (ledger.domain.law): what a query's legal basis permits and who may ask under it, loaded
+from the shipped file."""
 
 from __future__ import annotations
 
 import json
+from datetime import date
 from importlib import resources
 
 import pytest
 
+from ledger.domain.agencies import QUERIER_KINDS
+from ledger.domain.answers import AnswerPolicy, ManualKind
 from ledger.domain.law import _load, catalogue, check_query
+from ledger.domain.types import AgencyKind
 from ledger.errors import ConfigurationError, InputError, RuleViolation
 
 
@@ -23,6 +28,58 @@ def test_the_shipped_catalogue_loads_and_documents_itself() -> None:
     assert catalogue() is cat  # loaded once
 
 
+def test_every_row_names_its_source_date_procedure_and_kinds_and_a_confirmed_row_its_url() -> None:
+    """Peer agency: a row is what lets a query through, so none may stand on nothing — each names its source
+    (in force from/until), its procedure and the law's text of it, the information kinds and who may ask; a row
+    checked against a source text names where (an https URL) and when (the retrieval date, not in the future)."""
+    cat = catalogue()
+    assert len(cat.rows) >= 5
+    for row in cat.rows.values():
+        assert row.source in cat.sources and any(ch.isdigit() for ch in cat.sources[row.source])
+        assert row.procedure and row.procedure_text.endswith("事務であって主務省令で定めるもの")
+        assert row.info_kinds and all(k.endswith("情報") for k in row.info_kinds)
+        assert row.querier and row.querier_kinds and row.provider
+        assert row.confirmed_by, f"item {row.item}: every shipped row is checked against a source text"
+        assert row.url is not None and row.url.startswith("https://")
+        assert row.retrieved is not None and date.fromisoformat(row.retrieved) <= date.fromisoformat(cat.as_of)
+        assert row.ordinance_item is None or row.ordinance_item > 0  # null until found in the ordinance's text
+
+
+def test_the_pension_row_is_asked_by_a_national_agency_only() -> None:
+    """Peer agency: the pension office (a national agency, acting for 厚生労働大臣) asks under item 48 国民年金;
+    a municipality cannot borrow that item, and the pension office cannot borrow a municipality's item 74."""
+    row = check_query(48, "国民年金", "地方税関係情報", AgencyKind.NATIONAL.value)
+    assert row.querier == "厚生労働大臣" and row.querier_kinds == (AgencyKind.NATIONAL.value,)
+    for item, procedure, kind in ((48, "国民年金", AgencyKind.MUNICIPALITY), (74, "児童手当", AgencyKind.NATIONAL)):
+        with pytest.raises(RuleViolation) as refused:
+            check_query(item, procedure, "地方税関係情報", kind.value)
+        assert refused.value.code == "querier_not_in_basis"
+        assert kind.value in str(refused.value) and catalogue().basis(item).querier in str(refused.value)
+
+
+@pytest.mark.parametrize("kind", list(AgencyKind))
+def test_the_querier_kind_is_checked_on_every_row(kind: AgencyKind) -> None:
+    """Peer agency, each kind in turn (a protection body or the police included): on every row it may ask
+    exactly where the row's querier maps to its kind, and is refused with ``querier_not_in_basis`` elsewhere —
+    before the procedure or the information kind is looked at."""
+    for row in catalogue().rows.values():
+        if kind.value in row.querier_kinds:
+            assert check_query(row.item, row.procedure, row.info_kinds[0], kind.value) is row
+        else:
+            with pytest.raises(RuleViolation) as refused:
+                check_query(row.item, "another procedure", "another kind", kind.value)
+            assert refused.value.code == "querier_not_in_basis"
+    assert check_query(74, "児童手当", "地方税関係情報", None).item == 74  # kind unknown to the caller: basis only
+
+
+def test_the_querier_mapping_covers_the_catalogue_and_no_body_asks() -> None:
+    """Peer agency: every querier text of the catalogue maps to agency kinds, and none of them to a protection
+    body (a support centre, a child guidance centre or the police is no 情報照会者 of these rows)."""
+    assert {row.querier for row in catalogue().rows.values()} <= set(QUERIER_KINDS)
+    assert all(not k.is_protection_body for kinds in QUERIER_KINDS.values() for k in kinds)
+    assert QUERIER_KINDS["都道府県知事等"] == {AgencyKind.PREFECTURE, AgencyKind.MUNICIPALITY}
+
+
 @pytest.mark.parametrize(
     ("item", "procedure", "info_kind", "code"),
     [
@@ -30,6 +87,7 @@ def test_the_shipped_catalogue_loads_and_documents_itself() -> None:
         (74, "生活保護", "地方税関係情報", "procedure_not_in_basis"),
         (74, "児童手当", "医療保険給付関係情報", "info_kind_not_permitted"),
         (26, "児童手当", "住民票関係情報", "procedure_not_in_basis"),
+        (74, "児童手当", "住民票関係情報", "info_kind_not_permitted"),  # item 74 permits local-tax information only
     ],
 )
 def test_a_query_beyond_its_basis_is_refused_with_its_reason(
@@ -58,11 +116,49 @@ def test_oversize_text_is_refused_as_oversize_not_as_unknown() -> None:
 
 
 def test_a_broken_catalogue_is_a_configuration_error() -> None:
-    """Administrator: a hand-edited file with a duplicate row or an unknown source does not load half."""
+    """Administrator: a hand-edited file with a duplicate row, an unknown source, a querier no agency kind is
+    mapped to, no information kind, or a confirmation without its URL or date does not load half."""
     base = {"as_of": "2026-12-07", "note": "n", "sources": {"table2": "t"}}
-    row = {"item": 74, "procedure": "児童手当", "procedure_text": "t", "querier": "q", "provider": "p",
+    row = {"item": 74, "procedure": "児童手当", "procedure_text": "t", "querier": "市町村長", "provider": "p",
            "info_kinds": ["地方税関係情報"], "source": "table2"}  # fmt: skip
-    for rows in ([row, row], [{**row, "source": "rumour"}], [{**row, "item": 0}], [{"item": 74}]):
+    seen = {"confirmed_by": "item 74 of the table", "url": "https://example.org/t", "retrieved": "2026-12-07"}
+    broken = (
+        [row, row],
+        [{**row, "source": "rumour"}],
+        [{**row, "item": 0}],
+        [{"item": 74}],
+        [{**row, "querier": "q"}],  # a querier text not mapped: its kind could not be checked
+        [{**row, "info_kinds": []}],
+        [{**row, "procedure": " "}],
+        [{**row, **seen, "url": None}],  # confirmed, but not where
+        [{**row, **seen, "url": "http://example.org/t"}],
+        [{**row, **seen, "retrieved": "yesterday"}],
+        [{**row, "url": "https://example.org/t"}],  # a URL with no confirmation
+    )
+    for rows in broken:
         with pytest.raises(ConfigurationError):
             _load(json.dumps({**base, "rows": rows}))
-    assert _load(json.dumps({**base, "rows": [row]})).basis(74).info_kinds == ("地方税関係情報",)
+    loaded = _load(json.dumps({**base, "rows": [row, {**row, **seen, "item": 31}]}))
+    assert loaded.basis(74).info_kinds == ("地方税関係情報",) and loaded.basis(74).querier_kinds == ("municipality",)
+    assert loaded.basis(31).url == seen["url"] and loaded.basis(74).url is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "code"),
+    [
+        (ManualKind.LEGAL_ITEM, "199", "unknown_legal_basis"),
+        (ManualKind.PROCEDURE, "児童手当 ", "procedure_not_in_basis"),  # a trailing space never matches a query
+        (ManualKind.INFO_KIND, "住民票", "info_kind_not_permitted"),
+    ],
+)
+def test_a_policy_naming_what_no_query_can_carry_is_refused(kind: ManualKind, value: str, code: str) -> None:
+    """Administrator (or a typo): a provider marking an item, procedure or information kind "answered by hand"
+    that is not in the catalogue would never match a query — the person believes it is answered by hand while
+    it is answered automatically. Refused with the catalogue's code; a catalogue value is accepted."""
+    policy = AnswerPolicy(agency="131016", by="admin")
+    with pytest.raises(RuleViolation) as refused:
+        policy.mark_manual(kind, value, by="admin")
+    assert refused.value.code == code and policy.manual[kind.value] == []
+    good = {ManualKind.LEGAL_ITEM: "48", ManualKind.PROCEDURE: "国民年金", ManualKind.INFO_KIND: "住民票関係情報"}[kind]
+    policy.mark_manual(kind, good, by="admin")
+    assert policy.manual[kind.value] == [good]

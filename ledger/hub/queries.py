@@ -17,8 +17,8 @@ from datetime import datetime
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.domain.agencies import AgencyKind
 from ledger.domain.law import check_query
+from ledger.domain.types import AgencyKind
 from ledger.errors import Code, InputError, NotFoundError
 from ledger.hub import txn
 from ledger.hub.consultations import HubConsultations

@@ -209,12 +209,15 @@ def test_console_flows_in_chromium(server: str, browser: Any, sqlite_node: Node,
     capr.locator("#link-requests button:has-text('承認')").click()
     assert "承認しました" in capr.locator(".notice").inner_text()
     assert node.state.linked(node.app.subject(old)) is not None
-    creq.click("header nav >> text=代理人")
+    creq.click('header nav >> a[href="/console/proxies"]')  # not 代理人の閲覧承認, whose text contains it
     creq.fill("#reg-subject", x)
     creq.fill("#reg-proxy", person())
     creq.click("button:has-text('代理人を登録する')")
     assert "代理人を登録しました" in creq.locator(".notice").inner_text()
     shot(creq, "11-proxy-registered")
+    creq.click('header nav >> a[href="/console/proxy-approvals"]')
+    assert creq.locator("h1").first.inner_text(), "the holder's proxy approvals page renders"
+    shot(creq, "11b-proxy-approvals")
     brev = sign_in(browser, server, node, B, "rev")
     brev.click("header nav >> text=照会の通知")
     assert "A市" in brev.locator("#probes").inner_text()

@@ -32,9 +32,16 @@ def residence(app: LedgerAccess, subjects: Iterable[str], on: str | None = None)
     for move in app._year_aggregates(ResidenceChange, "Recorded"):
         if move.subject not in wanted or (on is not None and move.moved_on > on):
             continue
-        if latest is None or move.moved_on >= latest.moved_on:
+        if latest is None or _order(move) > _order(latest):
             latest = move
     return latest.to_agency if latest is not None else None
+
+
+def _order(move: ResidenceChange) -> tuple[str, str, str]:
+    # two moves dated the same day are told apart by when each was recorded (the signed event's own time), then
+    # by id — never by where each sits in this node's log: peers receive events in different orders, and a
+    # tie decided by log order made the linking node and a peer disagree on the residence (a valid link parked)
+    return (move.moved_on, move.created_on.isoformat(), str(move.id))
 
 
 def link_refusal(app: LedgerAccess, agency: str, subjects: Iterable[str], on: str | None = None) -> str | None:

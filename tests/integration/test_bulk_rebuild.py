@@ -41,6 +41,7 @@ NOT_MADE_HERE = {
     "ledger.domain.incidents:Incident.Raised",
     "ledger.domain.identity:PseudonymLink.Relinked",
     "ledger.domain.provision:ProbeNotice.Sent",
+    "ledger.domain.provision:ProvisionRequest.Reopened",  # on the hub's decide_again (test_agency_hub_decide_again)
 }
 
 

@@ -17,3 +17,12 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         yield
     finally:
         Guard.armed = False
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _law_catalogue_loaded() -> None:
+    # the law catalogue is data shipped inside the package (ledger/domain/data), read once and cached: loaded here,
+    # before any guarded test body, it is a constant to the domain — whichever domain test happens to ask first
+    from ledger.domain.law import catalogue
+
+    catalogue()

@@ -373,7 +373,7 @@ class NodesLeakMachine(LeakMachine):
             f"querier answer {answer} is not the plain {r.status} answer"
         )
         notice = probe_notices(app, before).get(r.rid)
-        self.probes[r.rid] = Probe(notice, app.subject(number), "児童手当")
+        self.probes[r.rid] = Probe(notice, app.subject(number), procedure)
         if heard_all:
             expected = self.protected(about)
             assert r.held == expected, (

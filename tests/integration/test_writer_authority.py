@@ -131,6 +131,11 @@ def owner_history(owner: Node, x: str) -> None:
         app.propose_decision(Actor(B, "rev"), rid, decision, "unknown")
         app.approve_decision(Actor(B, "apr"), rid, app.provision_request(rid).proposal_version)
     release_decided(app)  # Released, at the batch time
+    # Reopened: in hub mode the node records it on the hub's decide_again (consumers.linkage_decisions.reopen);
+    # written here the same way, so its forgery on B's stream is tried like every other shared type's
+    reopened = app.provision_request(rid)
+    assert reopened.reopen()
+    app.save_as(B, reopened)
     stranger = individual_number()
     app.receive_query(C, B, stranger, legal_item=74, procedure="児童手当", info_kind="地方税関係情報")  # AutoProvided
     changed = individual_number()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
@@ -28,7 +27,6 @@ from ledger.app import Actor
 from ledger.app.answers import run_batches
 from ledger.errors import PermissionDenied
 from ledger.hub.consultations import WINDOW
-from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.tables import hub_decisions, hub_escalations, hub_parked
 from ledger.linkage.agency import open_from_hub
 from ledger.linkage.buckets import ANSWER_SIZE
@@ -37,28 +35,17 @@ from ledger.linkage.sealing import seal
 from ledger.linkage.transport import MemoryTransport, Topics
 from ledger.runtime.tables import linkage_parked, linkage_routed
 from tests.conftest import NodeFactory
-from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, hub_nodes, set_flag
+from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, hub_world, set_flag
 from tests.support.hub_world import A, B, C
 from tests.support.people import individual_number
-from tests.support.postgres import temp_database
 
 REOPENED = "ProvisionRequest.Reopened"
 
 
 @pytest.fixture
 def world(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[HubNodes]:
-    with ExitStack() as stack:
-        if backend is None:
-            urls: dict[str, str | None] = {}
-            hub_url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
-        else:
-            urls = {c: stack.enter_context(temp_database()) for c in (A, B, C)}
-            hub_url = stack.enter_context(temp_database())
-        store: HubStore = open_hub_store(hub_url, "hub-1")
-        w = hub_nodes(make_node, store, (A, B, C), urls)
+    with hub_world(make_node, backend, tmp_path, (A, B, C)) as w:
         yield w
-        w.close()
-        store.close()
 
 
 def _decide(w: HubNodes, local: UUID, decision: str) -> None:

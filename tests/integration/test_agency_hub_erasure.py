@@ -9,7 +9,6 @@ other person's stay (the control).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -17,15 +16,13 @@ from sqlalchemy import select
 
 from ledger.app import Actor
 from ledger.hub.erasure import erasures
-from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.tables import hub_sealed_records
 from ledger.linkage.record_contents import open_contents
 from ledger.linkage.wire_keys import WireLookup
 from tests.conftest import NodeFactory
-from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, hub_nodes
+from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, hub_world
 from tests.support.hub_world import A, B, C
 from tests.support.people import individual_number
-from tests.support.postgres import temp_database
 from tests.support.wire_scan import portal_inbox
 
 
@@ -38,18 +35,8 @@ def request_refs(app: object, request: object) -> list[str]:
 
 @pytest.fixture
 def world(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[HubNodes]:
-    with ExitStack() as stack:
-        if backend is None:
-            urls: dict[str, str | None] = {}
-            hub_url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
-        else:
-            urls = {c: stack.enter_context(temp_database()) for c in (A, B, C)}
-            hub_url = stack.enter_context(temp_database())
-        store: HubStore = open_hub_store(hub_url, "hub-1")
-        w = hub_nodes(make_node, store, (A, B, C), urls)
+    with hub_world(make_node, backend, tmp_path, (A, B, C)) as w:
         yield w
-        w.close()
-        store.close()
 
 
 def at_the_portal(world: HubNodes) -> tuple[WireLookup, list[tuple[str, list[str]]]]:

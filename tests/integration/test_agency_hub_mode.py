@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -21,7 +20,6 @@ import pytest
 from sqlalchemy import MetaData, func, select
 
 from ledger.app import Actor
-from ledger.hub.log import HubStore, open_hub_store
 from ledger.linkage.codes import agency_code
 from ledger.linkage.sealing import seal
 from ledger.linkage.transport import Topics
@@ -30,11 +28,10 @@ from ledger.runtime.linkage import code_secret_name, subject_of
 from ledger.runtime.tables import linkage_applied, linkage_consultations, linkage_parked, linkage_routed
 from tests.conftest import NodeFactory
 from tests.support.approvals import approve_fully
-from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, data_dir_bytes, hub_nodes, set_flag
+from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, data_dir_bytes, hub_world, set_flag
 from tests.support.hub_world import A, B, C
 from tests.support.key_probe import hmac_candidates
 from tests.support.people import individual_number
-from tests.support.postgres import temp_database
 
 
 @pytest.fixture
@@ -71,18 +68,8 @@ def mapped_world(make_node: NodeFactory, backend: str | None, tmp_path: Path) ->
 
 
 def _world(make_node: NodeFactory, backend: str | None, tmp_path: Path, heads: Any = None) -> Iterator[HubNodes]:
-    with ExitStack() as stack:
-        if backend is None:
-            urls: dict[str, str | None] = {}
-            hub_url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
-        else:
-            urls = {c: stack.enter_context(temp_database()) for c in (A, B, C)}
-            hub_url = stack.enter_context(temp_database())
-        store: HubStore = open_hub_store(hub_url, "hub-1")
-        w = hub_nodes(make_node, store, (A, B, C), urls, heads=heads)
+    with hub_world(make_node, backend, tmp_path, (A, B, C), heads) as w:
         yield w
-        w.close()
-        store.close()
 
 
 def names(text: str, agency: str) -> bool:

@@ -7,7 +7,6 @@ real :class:`MapHeads` — honest, or bent in its answer to registrations; every
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -20,16 +19,14 @@ from ledger.app import Actor
 from ledger.app.incidents import incidents_of
 from ledger.errors import Code
 from ledger.hub.heads import MapHeads
-from ledger.hub.log import HubStore, open_hub_store
 from ledger.linkage.person_keys import held_key
 from ledger.runtime.linkage import code_of
 from ledger.runtime.tables import linkage_parked, linkage_registrations, linkage_routed
 from tests.conftest import NodeFactory
-from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, hub_nodes
+from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, hub_world
 from tests.support.hub_world import A, C
 from tests.support.map_hub import BentKeyHeads
 from tests.support.people import individual_number
-from tests.support.postgres import temp_database
 
 
 class GarbledHeads(MapHeads):
@@ -42,17 +39,7 @@ class GarbledHeads(MapHeads):
 
 
 def _world(make_node: NodeFactory, backend: str | None, tmp_path: Path, heads: Any) -> Iterator[HubNodes]:
-    with ExitStack() as stack:
-        if backend is None:
-            urls: dict[str, str | None] = {}
-            hub_url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
-        else:
-            urls = {c: stack.enter_context(temp_database()) for c in (A, C)}
-            hub_url = stack.enter_context(temp_database())
-        store: HubStore = open_hub_store(hub_url, "hub-1")
-        stack.callback(store.close)
-        w = hub_nodes(make_node, store, (A, C), urls, heads=heads)
-        stack.callback(w.close)
+    with hub_world(make_node, backend, tmp_path, (A, C), heads) as w:
         yield w
 
 

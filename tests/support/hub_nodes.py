@@ -6,7 +6,8 @@ published keys (the hub's directory holds each agency's signing and sealing publ
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from consumers.linkage_bridge import LinkageBridge
 from ledger.app import Actor
 from ledger.domain.types import AgencyKind
 from ledger.hub.heads import MapHeads
-from ledger.hub.log import HubStore
+from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.rosters import HubRosters
 from ledger.hub.service import HubService
 from ledger.linkage.directory import Directory
@@ -33,6 +34,7 @@ from ledger.runtime.linkage import published
 from tests.support.approvals import approve_fully
 from tests.support.hub_world import agency_keys, hub_keys
 from tests.support.map_hub import vrf_key
+from tests.support.postgres import temp_database
 
 PROCEDURE, ITEM, INFO = "児童手当", 74, "地方税関係情報"
 
@@ -99,6 +101,30 @@ class HubNodes:
     def close(self) -> None:
         for node in self.nodes.values():
             node.close()
+
+
+@contextmanager
+def hub_world(
+    make_node: Callable[..., Node],
+    backend: str | None,
+    tmp_path: Path,
+    codes: tuple[str, ...],
+    heads: type[MapHeads] | None = None,
+) -> Iterator[HubNodes]:
+    """:func:`hub_nodes` for ``codes`` with a hub ``hub-1``, on SQLite files in ``tmp_path`` (``backend`` None) or
+    each party on its own fresh PostgreSQL database; closed (and the databases dropped) on exit."""
+    with ExitStack() as stack:
+        if backend is None:
+            urls: dict[str, str | None] = {}
+            hub_url = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+        else:
+            urls = {c: stack.enter_context(temp_database()) for c in codes}
+            hub_url = stack.enter_context(temp_database())
+        store = open_hub_store(hub_url, "hub-1")
+        stack.callback(store.close)
+        w = hub_nodes(make_node, store, codes, urls, heads=heads)
+        stack.callback(w.close)
+        yield w
 
 
 def hub_nodes(

@@ -27,6 +27,8 @@ agency's own code.
 * the **answers** to queries the hub routed here, once the querier may see them (held: ``in_progress`` at once,
   the staff-made answer when the provider's batch releases it);
 * **queries** this agency's staff asked another agency (:meth:`LinkageBridge.ask`), queued until sent;
+* a **wire key the portal asked for again** (``wire_key_request``: its key message was lost), sent again only
+  while held — never an erased person's (``consumers.linkage_delivery``);
 * the decision on a query the hub marked ``staff`` as a **staff answer** signed by the two staff members who
   made it, the **advice** its staff gave as holder, and its **staff roster** events when the roster changed (the
   hub checks staff answers against them): ``consumers.linkage_decisions``.
@@ -36,7 +38,8 @@ sends again, and the same message is the same event (its id derived from what it
 digest schedule the messages leave in the tick's digest (``push(tick=...)``), and nothing is recorded sent until
 that digest is stored — a node killed between its push and its tick would otherwise have lost them for good.
 
-**In** (:meth:`LinkageBridge.pull`, ``consumers.linkage_inbound``): routed queries, consultations, answers.
+**In** (:meth:`LinkageBridge.pull`, ``consumers.linkage_inbound``): routed queries, consultations, answers; the
+portal's signed delivery-key announcements, sealed to from then on (``consumers.linkage_delivery``).
 
 When the hub is unreachable, ``push`` raises and keeps everything queued (``queries`` shows them); local
 answers are still decided by the flags held here.
@@ -61,6 +64,7 @@ from consumers import linkage_proxies as proxies
 from consumers import linkage_proxy_registrations as registrations
 from consumers import linkage_staff as staff
 from consumers import linkage_wire as wire
+from consumers.linkage_delivery import DeliveryLink
 from consumers.linkage_inbound import Pulled, park, pull
 from consumers.linkage_map import MapGate, map_checks
 from consumers.linkage_receipt import HUB_STAFF, NOBODY, NOBODY_SENT
@@ -144,6 +148,8 @@ class LinkageBridge:
         self.end = AgencyEnd(self.keys, transport, self.directory, node.app.clock, self.checks, True, wires)
         self.gate = MapGate(node, self.engine, self.checks)
         self.witness = WitnessLink(node, self.engine, self.end)  # its checkpoints to the witnesses (issue #20)
+        # the portal's delivery keys as it announces them, and the wire keys it asks for again (issue 22)
+        self.delivery = DeliveryLink(self.engine, self.directory, self.end, node.app.clock)
         self._marks: list[Callable[[], None]] | None = None  # recorded sent after the tick's digest is stored
         self._registered: set[str] = set()  # subjects whose registration left in this push
 
@@ -190,7 +196,7 @@ class LinkageBridge:
             self.directory,
             self.app.clock,
             timeout_ms=timeout_ms,
-            gate=self.witness.gate(self.gate),
+            gate=self.delivery.gate(self.witness.gate(self.gate)),
         )
 
     def push(self, tick: Callable[[], object] | None = None) -> Pushed:
@@ -252,6 +258,9 @@ class LinkageBridge:
         self._answers(out)
         self._queries(out)
         self._advice(out)
+        for _, relay in self.delivery.resends(self._mark):  # wire keys the portal asked for again, if held
+            self.end.send(relay)
+            out.acts.append("subject_key")
         return out
 
     # -- out, in detail ------------------------------------------------------------------------------

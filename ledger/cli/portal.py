@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 
+from ledger import clock
 from ledger.cli.base import command, data_dir, group, out
 from ledger.cli.parsing import NUMBER, OneOf, option
 from ledger.errors import NotFoundError
+from ledger.portal.rotation import utc_text
 from ledger.portal.rules import VIEWERS
 from ledger.portal.service import read_page
 from ledger.runtime.roles import open_role
@@ -76,7 +78,7 @@ def erasures() -> int:
 def rotate_delivery_key(retire: bool) -> int:
     wires = open_role(data_dir()).wire_keys()
     try:
-        key_id, _ = wires.rotate()
+        key_id, _ = wires.rotate(utc_text(clock.now()))  # the portal's loop announces it to the agencies
         retired = wires.retire(keep=2) if retire else 0
     finally:
         wires.close()

@@ -37,6 +37,7 @@ from ledger.errors import (
 from ledger.hub import links
 from ledger.hub.body_requests import HubBodyRequests
 from ledger.hub.consultations import WINDOW, HubConsultations
+from ledger.hub.delivery_relay import FROM_PORTAL, from_portal
 from ledger.hub.digests import DigestSchedule, send_digests
 from ledger.hub.erasure import erase
 from ledger.hub.heads import MapHeads
@@ -214,10 +215,14 @@ class HubService(QueryRouting):
     # -- applying one message ------------------------------------------------------------------------------
     def _apply(self, opened: Opened) -> None:
         kind = opened.kind
-        if opened.sender == PORTAL and kind != "registration":
+        if opened.sender == PORTAL and kind not in ("registration", *FROM_PORTAL):
             # the portal maps card sign-ins to its codes; it sets no flag, files no record, asks no agency
             raise PermissionDenied(f"the portal sends the hub registrations only, not {kind!r}", code=Code.WRONG_AGENCY)
-        if kind == "registration":
+        if kind in FROM_PORTAL:  # its delivery keys to every agency, a wire key asked of a provider (issue 22)
+            keys = self.directory.sender_keys(self.now())
+            agencies = [a for a in self._agencies() if a not in self.witnesses]
+            self._commit(opened, from_portal(opened, self.directory, agencies, keys, self._seal))
+        elif kind == "registration":
             self._registration(opened)
         elif kind == FlagChangeMessage.kind:
             m = decode(FlagChangeMessage, opened.payload)

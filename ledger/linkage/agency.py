@@ -23,6 +23,7 @@ from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.checks import MapChecks
 from ledger.linkage.codes import Registration, agency_code
 from ledger.linkage.consultation import AdviceMessage, AdviceRelay, Escalation, StaffAnswer
+from ledger.linkage.delivery_keys import DeliveryKeyNotice, WireKeyRequest
 from ledger.linkage.digests import DIGEST_SIZE, expand, room, seal_digest
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
@@ -71,6 +72,8 @@ _INBOUND: dict[str, type[Message]] = {
         HandedOver,
         RoutedBodyRequest,
         BodyOutcomeMessage,
+        DeliveryKeyNotice,  # the portal's, signed by it: checked by the node (consumers.linkage_delivery)
+        WireKeyRequest,
     )
 } | MAP_KINDS
 # relayed from a witness (issue #20): its cosignature of this agency's head, or a fork or rollback it found
@@ -96,6 +99,8 @@ class WireKeys(Protocol):
     def wire_key(self, subject: str, recipient: str) -> tuple[bytes, bytes, bool]: ...
 
     def wire_delivered(self, ref: bytes) -> None: ...
+
+    def wire_key_of(self, ref: bytes, recipient: str) -> bytes | None: ...
 
 
 def open_from_hub(keys: PartyKeys, message: bytes, sender_keys: SenderKeys) -> Inbound:
@@ -256,6 +261,20 @@ class AgencyEnd:
     def delivered(self, ref: bytes) -> None:
         if self.wires is not None:
             self.wires.wire_delivered(ref)
+
+    def resend(self, ref: bytes) -> RelayMessage | None:
+        """The wire key ``ref`` names sent again to the portal (``subject_key``, sealed to the newest delivery
+        key this end holds), if this agency still holds it for the portal; None otherwise — an erased person's
+        keys are destroyed with their data keys, and stay gone."""
+        if self.wires is None:
+            return None
+        key = self.wires.wire_key_of(ref, PORTAL)
+        if key is None:
+            return None
+        published = self.directory.delivery_key(PORTAL)
+        key_id, to = published if published is not None else (STATIC, self.directory.sealing_key(PORTAL))
+        message = SubjectKey(ref.hex(), key_id, seal_key(to, ref, key))
+        return relayed(self.keys.signer, self.directory.sealing_key(PORTAL), PORTAL, message)
 
     def wire_erasure(self, erasure_id: str, refs: list[str]) -> RelayMessage:
         """The refs of the portal's wire keys this agency destroyed, sealed to the portal for the hub to relay."""

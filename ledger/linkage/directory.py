@@ -36,6 +36,9 @@ class Directory:
     # the portal's current delivery key (its id, hex, and public half): providers seal wire keys to it
     # (ledger.linkage.wire_keys); none published: to the portal's sealing key
     delivery: dict[str, tuple[str, X25519PublicKey]] = field(default_factory=dict)
+    # its serial (the portal's rotation counter; 0: unknown) — an announcement of an older key is refused
+    # (ledger.linkage.delivery_keys)
+    delivery_serial: dict[str, int] = field(default_factory=dict)
 
     def add(self, signing: KeyRecord, sealing: X25519PublicKey, kind: AgencyKind | None = None) -> None:
         party = check_party(signing.agency)

@@ -45,9 +45,11 @@ __all__ = [
     "WIRE_MAGIC",
     "SubjectKey",
     "WireErasure",
+    "WireKeyMissing",
     "WireLookup",
     "delivery_entry",
     "delivery_of",
+    "delivery_serial",
     "is_wired",
     "open_key",
     "seal_key",
@@ -60,6 +62,18 @@ REF = 16
 STATIC = "static"  # SubjectKey.delivery when the key was sealed to the portal's static sealing key
 MAX_REFS = 64  # a person's wire keys at one provider: one per recipient, and one more after each key loss
 _KEY_INFO = b"flagledger/linkage/wire-key/1\x00"
+
+
+class WireKeyMissing(IntegrityError):
+    """A payload under a wire key never delivered here (``sealed_message``): its ref and the sender who owes it,
+    so the portal can ask for it again (``ledger.linkage.delivery_keys.WireKeyRequest``)."""
+
+    code = Code.SEALED_MESSAGE
+
+    def __init__(self, message: str, ref: bytes, sender: str) -> None:
+        super().__init__(message)
+        self.ref = ref
+        self.sender = sender
 
 
 class WireLookup(Protocol):
@@ -92,7 +106,7 @@ def unwire(blob: bytes, record_id: str, sender: str, wires: WireLookup | None) -
     if key is None:
         if wires is not None and wires.erased(ref):
             raise IntegrityError("the wire key of this payload was destroyed here (erased)", code=Code.ERASED)
-        raise IntegrityError("the wire key of this payload was never delivered here", code=Code.SEALED_MESSAGE)
+        raise WireKeyMissing("the wire key of this payload was never delivered here", ref, sender)
     try:
         return AESGCM(key).decrypt(nonce, body, WIRE_MAGIC + ref + record_id.encode())
     except InvalidTag as exc:
@@ -114,16 +128,36 @@ def open_key(private: X25519PrivateKey, ref: bytes, sealed_hex: str) -> bytes:
     return key
 
 
-def delivery_entry(key_id: str, public: X25519PublicKey) -> str:
-    """The portal's delivery key as its directory entry publishes it: ``KEY_ID:X25519 public hex``."""
-    return f"{key_id}:{public_hex(public)}"
+def delivery_entry(key_id: str, public: X25519PublicKey, serial: int = 0) -> str:
+    """The portal's delivery key as its directory entry publishes it: ``KEY_ID:X25519 public hex``, and
+    ``:SERIAL`` (its rotation counter) when known — an agency then refuses any announcement of an older key
+    (``ledger.linkage.delivery_keys``)."""
+    entry = f"{key_id}:{public_hex(public)}"
+    return f"{entry}:{serial}" if serial else entry
+
+
+def _parts(text: str) -> tuple[str, str, int]:
+    parts = text.split(":") if isinstance(text, str) else []
+    if len(parts) not in (2, 3):
+        raise InputError("delivery_hex is KEY_ID:PUBLIC[:SERIAL]", code=Code.MALFORMED, field="delivery_hex")
+    serial = 0
+    if len(parts) == 3:
+        if not parts[2].isdigit() or len(parts[2]) > 15 or parts[2].startswith("0"):
+            raise InputError("a delivery key's serial is a positive number", code=Code.MALFORMED, field="delivery_hex")
+        serial = int(parts[2])
+    return parts[0], parts[1], serial
 
 
 def delivery_of(text: str) -> tuple[str, X25519PublicKey]:
     """(key id, public half) of a published delivery key; ``malformed`` otherwise."""
-    key_id, _, public = text.partition(":") if isinstance(text, str) else ("", "", "")
+    key_id, public, _ = _parts(text)
     _ref(key_id, "delivery_hex")
     return key_id, public_from_hex(public)
+
+
+def delivery_serial(text: str) -> int:
+    """The serial a published delivery key names (0: an entry exported before serials)."""
+    return _parts(text)[2]
 
 
 def _ref(value: str, what: str = "ref") -> bytes:

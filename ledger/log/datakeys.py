@@ -314,6 +314,17 @@ class DataKeys:
         ref = bytes(row[0])
         return ref, self.wrapper.unwrap(bytes(row[1]), ref), bool(row[2])
 
+    def wire_key_of(self, ref: bytes, recipient: str) -> bytes | None:
+        """The wire key ``ref`` names if it is ``recipient``'s and still held (None: destroyed — the person was
+        erased — or never made here), to send again."""
+        if not self._held():
+            return None
+        with self._lock:
+            row = self._db.execute(
+                "SELECT wrapped FROM wire_keys WHERE ref = ? AND recipient = ?", (ref, recipient)
+            ).fetchone()
+        return None if row is None else self.wrapper.unwrap(bytes(row[0]), ref)
+
     def wire_delivered(self, ref: bytes) -> None:
         """The recipient was sent the key (``subject_key``): it is not sent again."""
         with self._lock:

@@ -30,6 +30,7 @@ from typing import Any
 
 from consumers.kafka_transport import KafkaTransport, ensure_inboxes
 from consumers.settings import KafkaSettings
+from ledger import clock
 from ledger.errors import BrokerUnavailable, FlagLedgerError, StorageError
 from ledger.faultpoint import faultpoint
 from ledger.hub.heads import MapHeads
@@ -41,6 +42,7 @@ from ledger.linkage.person_keys import PersonKeyProver
 from ledger.node.observe import HealthServer, ObserveSettings, configure_logging
 from ledger.node.role_metrics import RoleMetrics
 from ledger.node.witness_loop import witness_loop
+from ledger.portal.rotation import DeliveryKeySettings, DeliveryRotation
 from ledger.portal.service import PortalService
 from ledger.runtime.digest_settings import DigestSettings
 from ledger.runtime.hub_map import MapSettings
@@ -199,7 +201,13 @@ def _portal_loop(
     stamp = node.directory_stamp()
     schedule = DigestSettings.from_linkage(node.config.linkage).schedule()
     wires = node.wire_keys()  # the providers' wire keys (issue 22, ledger.linkage.wire_keys)
-    portal = PortalService(store, transport, node.keys, node.directory(), digests=schedule, wires=wires)
+    # its delivery keys rotated, announced and retired on the schedule of linkage.delivery_keys (issue 22)
+    rotation = DeliveryRotation(
+        wires, node.keys.signer, clock.now, DeliveryKeySettings.from_linkage(node.config.linkage)
+    )
+    portal = PortalService(
+        store, transport, node.keys, node.directory(), digests=schedule, wires=wires, rotation=rotation
+    )
     health = _Health(node.role, every, counts)
     log.info("the portal's loop starts")
     try:

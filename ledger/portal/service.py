@@ -33,17 +33,19 @@ from ledger import clock
 from ledger.errors import BrokerUnavailable, Code, FlagLedgerError, IntegrityError, PermissionDenied, StorageError
 from ledger.faultpoint import faultpoint
 from ledger.linkage.codes import Registration, portal_code
+from ledger.linkage.delivery_keys import WireKeyRequest
 from ledger.linkage.digests import expand, seal_digest
 from ledger.linkage.directory import Directory
 from ledger.linkage.erasure_messages import PageErasure
 from ledger.linkage.keys import PartyKeys
-from ledger.linkage.messages import decode
+from ledger.linkage.messages import Message, decode
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.schedule import DigestSchedule
 from ledger.linkage.sealed_pages import SealedPortalPage, open_sealed_page
 from ledger.linkage.sealing import Opened, SenderKeys, seal, unseal
 from ledger.linkage.transport import Transport
-from ledger.linkage.wire_keys import STATIC, SubjectKey, WireErasure, open_key
+from ledger.linkage.wire_keys import STATIC, SubjectKey, WireErasure, WireKeyMissing, open_key
+from ledger.portal.rotation import DeliveryRotation, newest_notice
 from ledger.portal.rules import PortalView, view
 from ledger.portal.store import PortalStore
 from ledger.portal.wire_keys import PortalWireKeys
@@ -86,6 +88,8 @@ class PortalStep:
     kept: int = 0
     replays: int = 0
     refused: int = 0
+    waiting: int = 0  # pages set aside until a provider sends a wire key again
+    announced: int = 0  # delivery keys announced (handed to the outbox for the hub)
 
 
 class PortalService:
@@ -98,9 +102,11 @@ class PortalService:
         now: Callable[[], datetime] = clock.now,
         digests: DigestSchedule | None = None,
         wires: PortalWireKeys | None = None,
+        rotation: DeliveryRotation | None = None,
     ) -> None:
         """``wires``: the portal's key file of the providers' wire keys (``ledger.portal.wire_keys``); without
-        it, a record under a wire key does not open and a provider's key message is refused."""
+        it, a record under a wire key does not open and a provider's key message is refused. ``rotation``: the
+        delivery keys' schedule (``ledger.portal.rotation``): rotated, announced and retired at each step."""
         if transport.party != PORTAL or keys.name != PORTAL:
             raise PermissionDenied("the portal's loop runs with the portal's keys and inbox", code=Code.CONFIGURATION)
         self.store = store
@@ -110,6 +116,7 @@ class PortalService:
         self.now = now
         self.digests = digests
         self.wires = wires
+        self.rotation = rotation
         self.refused: list[str] = []
 
     def _send_owed(self) -> int:
@@ -135,8 +142,40 @@ class PortalService:
             self.store.paid([i for i, _ in rows[:taken]])
         return taken
 
+    def _to_hub(self, message: Message) -> bytes:
+        return seal(
+            self.keys.signer, self.directory.sealing_key(HUB), HUB, uuid.uuid4().hex, message.kind, message.encode()
+        )
+
+    def announce(self) -> int:
+        """Rotate and retire on the schedule; owe the hub the newest key's signed notice if it was not announced
+        (then ask again for the wire keys pages still wait for: sealed to the new key, they open). Returns 1 if
+        a notice was owed."""
+        if self.rotation is None:
+            return 0
+        notice = self.rotation.due()
+        if notice is None:
+            return 0
+        self.store.owe(self._to_hub(notice))
+        assert self.wires is not None
+        self.wires.announced(notice.delivery.split(":")[0])
+        asked: set[tuple[str, str]] = set()
+        for _, ref, provider, _ in self.store.waiting():
+            if (ref, provider) not in asked:
+                asked.add((ref, provider))
+                self.store.owe(self._to_hub(WireKeyRequest(provider, ref, notice.encode().decode())))
+        return 1
+
+    def _request(self, ref: bytes, provider: str) -> bytes:
+        """The hub's sealed ``wire_key_request`` for ``provider``'s key ``ref``, with the newest notice."""
+        assert self.wires is not None
+        notice = newest_notice(self.wires, self.keys.signer)
+        text = "" if notice is None else notice.encode().decode()
+        return self._to_hub(WireKeyRequest(provider, ref.hex(), text))
+
     def step(self, timeout_ms: int = 200, max_records: int = 100) -> PortalStep:
-        done = PortalStep(sent=self._send_owed())
+        announced = self.announce()
+        done = PortalStep(sent=self._send_owed(), announced=announced)
         sender_keys = self.directory.sender_keys(self.now())
         try:
             for delivery in self.transport.poll(timeout_ms, max_records):
@@ -162,7 +201,7 @@ class PortalService:
         try:
             opened = unseal(self.keys.sealing, PORTAL, value, sender_keys)
             if opened.sender not in (HUB, PORTAL) and opened.kind in (SubjectKey.kind, WireErasure.kind):
-                self._wire(opened)  # a provider's own, sealed end to end, relayed by the hub unopened
+                self._wire(opened, sender_keys, done)  # a provider's own, sealed end to end, relayed unopened
                 done.kept += 1
                 return
             if opened.sender != HUB or opened.kind not in (SealedPortalPage.kind, PageErasure.kind):
@@ -177,7 +216,11 @@ class PortalService:
                 self.store.erased(opened.event_id, decode(PageErasure, opened.payload))
                 done.kept += 1
                 return
-            page = open_sealed_page(self.keys, SealedPortalPage.decode(opened.payload), sender_keys, self.wires)
+            try:
+                page = open_sealed_page(self.keys, SealedPortalPage.decode(opened.payload), sender_keys, self.wires)
+            except WireKeyMissing as exc:
+                self._wait(opened.event_id, exc, value, done)
+                raise
             if self.store.keep(opened.event_id, page):
                 done.kept += 1
                 faultpoint("portal.kept")  # kept, the inbox not committed past it
@@ -187,20 +230,47 @@ class PortalService:
             self.refused.append(exc.code)
             done.refused += 1
 
-    def _wire(self, opened: Opened) -> None:
-        """Keep a provider's wire key (opened with the delivery key it names), or destroy those it erased —
-        only keys that provider delivered (``PortalWireKeys.destroy``)."""
+    def _wait(self, event_id: str, missing: WireKeyMissing, value: bytes, done: PortalStep) -> None:
+        """Set the page aside until ``missing``'s provider sends the key again, and ask for it (once per ref
+        while pages wait; again at each new delivery key). A page under a key the portal holds by now (a key
+        that arrived since) is not set aside: the caller refuses it as before."""
+        if self.wires is None or self.wires.erased(missing.ref):
+            return
+        ref = missing.ref.hex()
+        asked = any(p == missing.sender for _, _, p, _ in self.store.waiting(ref))
+        request = None if asked else self._request(missing.ref, missing.sender)
+        self.store.wait(event_id, ref, missing.sender, value, self.now().isoformat(), request)
+        done.waiting += 1
+
+    def _wire(self, opened: Opened, sender_keys: SenderKeys, done: PortalStep) -> None:
+        """Keep a provider's wire key (opened with the delivery key it names) and open the pages that waited for
+        it, or destroy those it erased — only keys that provider delivered (``PortalWireKeys.destroy``)."""
         if self.wires is None:
             raise PermissionDenied("this portal keeps no wire keys", code=Code.CONFIGURATION)
         if opened.kind == WireErasure.kind:
             erasure = decode(WireErasure, opened.payload)
             self.wires.destroy(opened.sender, erasure.raw_refs(), erasure.erasure_id, self.now().isoformat())
+            refs = {r.hex() for r in erasure.raw_refs()}
+            # a page waiting for an erased key never opens it: the hub's page after the erasure replaces it
+            gone = [e for e, r, p, _ in self.store.waiting() if r in refs and p == opened.sender]
+            if gone:
+                self.store.unwait(gone)
             return
         m = decode(SubjectKey, opened.payload)
         private = self.keys.sealing if m.delivery == STATIC else self.wires.delivery(m.delivery)
-        if private is None:
+        if private is None:  # its delivery key retired before it was taken: asked for again, under the newest
+            self.store.owe(self._request(m.raw_ref(), opened.sender))
             raise IntegrityError("a wire key sealed to a delivery key retired here", code=Code.SEALED_MESSAGE)
-        self.wires.keep(m.raw_ref(), opened.sender, open_key(private, m.raw_ref(), m.key))
+        if self.wires.keep(m.raw_ref(), opened.sender, open_key(private, m.raw_ref(), m.key)):
+            self._reopen(m.raw_ref().hex(), opened.sender, sender_keys, done)
+
+    def _reopen(self, ref: str, provider: str, sender_keys: SenderKeys, done: PortalStep) -> None:
+        """The pages that waited for ``provider``'s key ``ref``, opened again (one may wait for another key)."""
+        rows = [(e, m) for e, _, p, m in self.store.waiting(ref) if p == provider]
+        for _, message in rows:
+            self._take(message, sender_keys, done)  # kept; or set aside again, for another key
+        if rows:  # dropped after: a portal stopped in between opens them again (kept ones as replays)
+            self.store.unwait([e for e, _ in rows], ref)
 
     def run(self, stop: threading.Event, retry: float = 1.0) -> None:
         """Step until ``stop`` is set; a database or broker failure is logged and retried."""

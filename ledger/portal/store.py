@@ -8,7 +8,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.linkage.erasure_messages import PageErasure
 from ledger.linkage.portal_messages import PortalPageMessage
-from ledger.portal.tables import metadata, portal_cards, portal_erasures, portal_outbox, portal_pages, portal_seen
+from ledger.portal.tables import (
+    metadata,
+    portal_cards,
+    portal_erasures,
+    portal_outbox,
+    portal_pages,
+    portal_seen,
+    portal_waiting,
+)
 from ledger.storage import open_tables, storage_error
 
 __all__ = ["PortalStore", "open_portal_store"]
@@ -119,6 +127,60 @@ class PortalStore:
                 conn.execute(delete(portal_outbox).where(portal_outbox.c.id.in_(ids)))
         except SQLAlchemyError as exc:
             raise storage_error("cannot clear the portal's outbox", exc) from exc
+
+    def owe(self, message: bytes) -> None:
+        """Owe the hub ``message`` (sealed to it): sent by the loop, deleted once the broker stored it."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(portal_outbox).values(message=message))
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot keep a message for the hub", exc, "nothing was kept") from exc
+
+    # -- pages waiting for a wire key (ledger.linkage.delivery_keys) ---------------------------------------
+    def wait(self, event_id: str, ref: str, provider: str, message: bytes, at: str, request: bytes | None) -> None:
+        """Keep a page that waits for ``provider``'s wire key ``ref`` and, when given, owe the hub the request for
+        it — in one transaction; a page kept already (handed over again) is kept once."""
+        w = portal_waiting.c
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(select(w.event_id).where(w.event_id == event_id)).first() is None:
+                    conn.execute(
+                        insert(portal_waiting).values(
+                            event_id=event_id, ref=ref, provider=provider, message=message, asked_at=at
+                        )
+                    )
+                else:  # opened again and now waiting for another key
+                    conn.execute(
+                        update(portal_waiting).where(w.event_id == event_id).values(ref=ref, provider=provider)
+                    )
+                if request is not None:
+                    conn.execute(insert(portal_outbox).values(message=request))
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot keep a page waiting for a wire key", exc, "nothing was kept") from exc
+
+    def waiting(self, ref: str | None = None) -> list[tuple[str, str, str, bytes]]:
+        """(event id, ref, provider, message) of the pages waiting (for ``ref``), oldest first."""
+        w = portal_waiting.c
+        query = select(w.event_id, w.ref, w.provider, w.message).order_by(w.asked_at, w.event_id)
+        if ref is not None:
+            query = query.where(w.ref == ref)
+        try:
+            with self.engine.connect() as conn:
+                return [(str(e), str(r), str(p), bytes(m)) for e, r, p, m in conn.execute(query)]
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot read the pages waiting for wire keys", exc) from exc
+
+    def unwait(self, event_ids: list[str], ref: str | None = None) -> None:
+        """Drop the pages waiting (only those still waiting for ``ref``, when given)."""
+        w = portal_waiting.c
+        query = delete(portal_waiting).where(w.event_id.in_(event_ids))
+        if ref is not None:
+            query = query.where(w.ref == ref)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(query)
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot drop the pages waiting for wire keys", exc) from exc
 
     def close(self) -> None:
         self.engine.dispose()

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, String, Table
 
-__all__ = ["metadata", "portal_cards", "portal_erasures", "portal_outbox", "portal_pages", "portal_seen"]
+__all__ = [
+    "metadata",
+    "portal_cards",
+    "portal_erasures",
+    "portal_outbox",
+    "portal_pages",
+    "portal_seen",
+    "portal_waiting",
+]
 
 metadata = MetaData()
 
@@ -47,4 +55,18 @@ portal_erasures = Table(
     metadata,
     Column("code", String(CODE), primary_key=True),
     Column("version", BigInteger, primary_key=True),
+)
+
+# pages that did not open because a provider's wire key never arrived (its key message parked at the hub, or
+# sealed to a delivery key retired here): the hub's sealed message as it came, the ref and the provider asked
+# for the key again (ledger.linkage.delivery_keys.WireKeyRequest); opened again when the key arrives, dropped
+# when that provider erases the key. A new table: create_all adds it to a portal database made before.
+portal_waiting = Table(
+    "portal_waiting",
+    metadata,
+    Column("event_id", String(32), primary_key=True),
+    Column("ref", String(32), nullable=False, index=True),
+    Column("provider", String(32), nullable=False),
+    Column("message", LargeBinary, nullable=False),
+    Column("asked_at", String(40), nullable=False),
 )

@@ -13,7 +13,14 @@ a PKCS#11 token).
 * **Delivery keys**: X25519 key pairs, the newest one's public half published (``Directory.delivery``); a
   provider seals each wire key to it. :meth:`PortalWireKeys.rotate` makes a new one; :meth:`retire` destroys
   the private halves of all but the newest few — once the key messages sealed to them were taken and the
-  topic's retention window has passed, every retained key message opens with no key anyone holds.
+  topic's retention window has passed, every retained key message opens with no key anyone holds;
+  :meth:`retire_superseded` those replaced before a time (the portal's schedule: ``ledger.portal.rotation``).
+  Each key's ``made`` is its serial (the agencies refuse an announcement of an older one), ``made_at`` when it
+  was made (``""`` for a key made before this column) and ``announced`` whether its signed announcement was
+  handed to the portal's outbox (``ledger.linkage.delivery_keys``).
+
+Schema changes are made here when the file is opened (the key file has no migration chain: it is the portal's
+own SQLite file): ``made_at`` and ``announced`` are added to ``delivery_keys`` when missing.
 """
 
 from __future__ import annotations
@@ -40,6 +47,10 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS delivery_keys (id BLOB PRIMARY KEY, public TEXT NOT NULL, wrapped BLOB NOT NULL, "
     "made INTEGER NOT NULL)",
 )
+_ADDED = {  # columns added after the first release of the file (ALTER TABLE when missing)
+    "made_at": "ALTER TABLE delivery_keys ADD COLUMN made_at TEXT NOT NULL DEFAULT ''",
+    "announced": "ALTER TABLE delivery_keys ADD COLUMN announced INTEGER NOT NULL DEFAULT 0",
+}
 
 
 class PortalWireKeys:
@@ -53,6 +64,10 @@ class PortalWireKeys:
         self._db.execute("PRAGMA journal_mode = DELETE")
         for stmt in _SCHEMA:
             self._db.execute(stmt)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(delivery_keys)").fetchall()}
+        for column, stmt in _ADDED.items():
+            if column not in have:
+                self._db.execute(stmt)
 
     def close(self) -> None:
         with self._lock:
@@ -115,17 +130,50 @@ class PortalWireKeys:
         return {bytes(r): self.wrapper.unwrap(bytes(w), bytes(r)) for r, w in rows}
 
     # -- delivery keys -----------------------------------------------------------------------------
-    def rotate(self) -> tuple[str, X25519PublicKey]:
-        """A new delivery key; returns its id (hex) and public half, to publish."""
+    def rotate(self, at: str = "") -> tuple[str, X25519PublicKey]:
+        """A new delivery key (made ``at``, ISO 8601); returns its id (hex) and public half, to publish."""
         private = X25519PrivateKey.generate()
         key_id, raw = os.urandom(16), private.private_bytes_raw()
         with self._lock:
             made = self._db.execute("SELECT COALESCE(MAX(made), 0) + 1 FROM delivery_keys").fetchone()[0]
             self._db.execute(
-                "INSERT INTO delivery_keys VALUES (?, ?, ?, ?)",
-                (key_id, public_hex(private.public_key()), self.wrapper.wrap(raw, key_id), made),
+                "INSERT INTO delivery_keys (id, public, wrapped, made, made_at) VALUES (?, ?, ?, ?, ?)",
+                (key_id, public_hex(private.public_key()), self.wrapper.wrap(raw, key_id), made, at),
             )
         return key_id.hex(), private.public_key()
+
+    def newest(self) -> tuple[str, X25519PublicKey, int, str, bool] | None:
+        """The newest delivery key: id, public half, serial, when made, whether announced; None before the first."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, public, made, made_at, announced FROM delivery_keys ORDER BY made DESC LIMIT 1"
+            ).fetchone()
+        if row is None:
+            return None
+        public = X25519PublicKey.from_public_bytes(bytes.fromhex(row[1]))
+        return bytes(row[0]).hex(), public, int(row[2]), str(row[3]), bool(row[4])
+
+    def announced(self, key_id: str) -> None:
+        """The key's signed announcement is in the portal's outbox: not handed over again."""
+        with self._lock:
+            self._db.execute("UPDATE delivery_keys SET announced = 1 WHERE id = ?", (bytes.fromhex(key_id),))
+
+    def retire_superseded(self, before: str) -> int:
+        """Destroy the private half of every delivery key whose successor was made before ``before`` (ISO 8601,
+        UTC): its period ended at least the grace ago. A key made before ``made_at`` was kept (``""``) counts as
+        made at the epoch. Returns how many."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, made, made_at FROM delivery_keys ORDER BY made").fetchall()
+            gone = [
+                bytes(rows[i][0])
+                for i in range(len(rows) - 1)
+                if (rows[i + 1][2] or "0000") < before  # the successor's time, as UTC ISO text
+            ]
+            for key_id in gone:
+                self._db.execute("DELETE FROM delivery_keys WHERE id = ?", (key_id,))
+            if gone:
+                self._db.execute("VACUUM")
+        return len(gone)
 
     def current(self) -> tuple[str, X25519PublicKey] | None:
         """The newest delivery key's id and public half (what the portal publishes); None before the first."""

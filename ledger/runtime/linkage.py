@@ -49,7 +49,7 @@ from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import HUB, PORTAL, check_party
 from ledger.linkage.person_keys import person_key_check, vrf_public_from_hex
 from ledger.linkage.sealing import public_from_hex, public_hex, seal, sealing_key_from_hex
-from ledger.linkage.wire_keys import delivery_of
+from ledger.linkage.wire_keys import delivery_of, delivery_serial
 from ledger.log.keyed_hash import KeyedHash
 from ledger.log.pseudonym import Pseudonymizer
 from ledger.log.signing import KeyRecord
@@ -262,6 +262,7 @@ def linkage_directory(config: NodeConfig) -> Directory:
         directory.add(record, public_from_hex(entry.sealing_public_hex))
         if party == PORTAL and entry.delivery_hex:  # wire keys go sealed to it (ledger.linkage.wire_keys)
             directory.delivery[PORTAL] = delivery_of(entry.delivery_hex)
+            directory.delivery_serial[PORTAL] = delivery_serial(entry.delivery_hex)
     return directory
 
 

@@ -41,6 +41,7 @@ from ledger.linkage.sealing import new_sealing_key, public_from_hex, public_hex,
 from ledger.linkage.transport import Topics
 from ledger.linkage.wire_keys import delivery_entry, delivery_of
 from ledger.log.signing import KeyRecord, key_id_for
+from ledger.portal.rotation import utc_text
 from ledger.portal.store import PortalStore, open_portal_store
 from ledger.portal.wire_keys import WIRE_KEYS_FILE, PortalWireKeys
 from ledger.runtime.config import NodeConfig
@@ -291,10 +292,14 @@ def _delivery(config: NodeConfig, keys: Keys) -> str:
     """The portal's current delivery key as its entry publishes it (made on the first open)."""
     wires = PortalWireKeys(config.data_dir / WIRE_KEYS_FILE, keys.data_wrapper())
     try:
-        current = wires.current() or wires.rotate()
+        if wires.newest() is None:
+            wires.rotate(utc_text(clock.now()))
+        newest = wires.newest()
     finally:
         wires.close()
-    return delivery_entry(*current)
+    assert newest is not None
+    key_id, public, serial, _, _ = newest
+    return delivery_entry(key_id, public, serial)  # with its serial: an agency refuses older announcements
 
 
 def _party(role: str, party: str) -> str:

@@ -28,7 +28,9 @@ __all__ = [
     "linkage_consultations",
     "linkage_cosignatures",
     "linkage_decisions",
+    "linkage_delivery_keys",
     "linkage_handovers",
+    "linkage_key_resends",
     "linkage_parked",
     "linkage_position",
     "linkage_queries",
@@ -193,6 +195,31 @@ linkage_position = Table(
     metadata,
     Column("name", String(40), primary_key=True),
     Column("position", BigInteger, nullable=False),
+)
+
+# The portal's delivery keys this agency took from its signed announcements, relayed by the hub (issue 22,
+# consumers/linkage_delivery.py; migration 0019): the newest is the one its wire keys are sealed to, in place of
+# config.json's linkage.portal entry once its serial is higher. The notice is kept as it came (the portal's
+# signature over it: evidence anyone can check again with the portal's public key).
+linkage_delivery_keys = Table(
+    "linkage_delivery_keys",
+    metadata,
+    Column("serial", BigInteger, primary_key=True),
+    Column("delivery", String(200), nullable=False),  # KEY_ID:X25519 public hex:SERIAL
+    Column("made_at", String(40), nullable=False),
+    Column("notice", LargeBinary, nullable=False),  # the DeliveryKeyNotice as encoded
+    Column("taken_at", String(40), nullable=False),
+)
+
+# Wire keys the portal asked for again (a wire_key_request, relayed by the hub; migration 0019): sent by the
+# bridge's next push while the key is held (outcome "sent"), never when it is gone (outcome "gone": the person
+# was erased, or the ref was never this agency's). A request asked again resets the outcome to "" (owed).
+linkage_key_resends = Table(
+    "linkage_key_resends",
+    metadata,
+    Column("ref", String(32), primary_key=True),
+    Column("asked_at", String(40), nullable=False),
+    Column("outcome", String(8), nullable=False, default=""),
 )
 
 # Witnesses' cosignatures of this agency's own published checkpoints, each verified against the witness's key

@@ -25,7 +25,7 @@ from ledger.migration_chain import MigrationChain
 
 __all__ = ["HEAD", "current", "lock", "migrate", "upgrade"]
 
-HEAD = "0017"
+HEAD = "0019"
 
 
 def _tables() -> Sequence[Table]:

@@ -1,0 +1,322 @@
+"""The portal's delivery keys on a schedule, announced to the agencies, and lost wire keys sent again (issue 22,
+docs/erasure.md "copies on the wire") — agency nodes in hub mode, the hub and the portal, on SQLite and
+PostgreSQL, the in-memory broker.
+
+The portal rotates its delivery key on its period and retires the old one after the grace; each new key reaches
+every agency node through the hub as a notice signed by the portal, and the nodes seal to it with no change to
+their config.json. A key message lost (sealed to a key retired before the portal took it, or never sent) is asked
+for again through the hub and sent again by its provider — never an erased person's.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from sqlalchemy import select
+
+from consumers.linkage_delivery import delivery_keys
+from ledger.app import Actor
+from ledger.errors import Code, FlagLedgerError
+from ledger.hub.inbox import parked
+from ledger.hub.log import HubStore, open_hub_store
+from ledger.hub.portal_feed import PortalFeed
+from ledger.linkage.delivery_keys import DeliveryKeyNotice, WireKeyRequest
+from ledger.linkage.messages import decode
+from ledger.linkage.names import HUB, PORTAL
+from ledger.linkage.sealing import unseal
+from ledger.linkage.transport import MemoryTransport, Topics
+from ledger.linkage.wire_keys import SubjectKey, delivery_entry
+from ledger.log.datakeys import AesKek
+from ledger.log.signing import Signer
+from ledger.portal.rotation import DeliveryKeySettings, DeliveryRotation
+from ledger.portal.service import PortalService, read_page
+from ledger.portal.store import PortalStore, open_portal_store
+from ledger.portal.wire_keys import PortalWireKeys
+from ledger.runtime.config import NodeConfig
+from ledger.runtime.tables import linkage_key_resends, linkage_parked
+from tests.conftest import NodeFactory
+from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, hub_nodes
+from tests.support.hub_world import A, B, C
+from tests.support.people import individual_number
+from tests.support.postgres import temp_database
+
+PERIOD, GRACE = 3600.0, 1800.0
+
+
+@dataclass
+class Story:
+    """A, B, C's nodes in hub mode, the hub, and the portal rotating its delivery keys on a clock of its own."""
+
+    world: HubNodes
+    store: PortalStore
+    wires: PortalWireKeys
+    portal: PortalService
+    feed: PortalFeed
+    offset: list[float] = field(default_factory=lambda: [0.0])
+
+    def later(self, seconds: float) -> None:
+        self.offset[0] += seconds
+
+    def settle(self, rounds: int = 12) -> None:
+        for _ in range(rounds):
+            moved = self.portal.step(timeout_ms=20)
+            self.world.settle()
+            fed = self.feed.step()
+            self.world.settle()  # the hub sends what the portal and the feed owe
+            kept = self.portal.step(timeout_ms=20)
+            if not (moved.sent or fed or kept.kept or kept.sent or moved.announced or kept.waiting):
+                return
+
+    def records(self, number: str) -> set[str]:
+        """The providers of the person's records on their page (the card signed in, its page fed)."""
+        keys = self.world.portal_keys
+        assert keys is not None
+        try:
+            read_page(self.store, keys, self.world.hub.directory, number, "self")
+        except FlagLedgerError:
+            self.settle()  # signed in now: registered and fed
+        return {r.provider for r in read_page(self.store, keys, self.world.hub.directory, number, "self").records}
+
+    def newest(self) -> tuple[str, int]:
+        newest = self.wires.newest()
+        assert newest is not None
+        return newest[0], newest[2]
+
+    def sealed_to(self, agency: str) -> tuple[str, int]:
+        """The delivery key (id, serial) ``agency``'s bridge seals wire keys to now."""
+        directory = self.world.bridges[agency].directory
+        held = directory.delivery_key(PORTAL)
+        return ("" if held is None else held[0]), directory.delivery_serial.get(PORTAL, 0)
+
+    def ask(self, querier: str, provider: str, number: str) -> None:
+        self.world.bridges[provider].file_person(number)
+        self.world.settle()
+        bridge = self.world.bridges[querier]
+        bridge.ask(Actor(querier, "counter"), provider, number, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
+
+    def to_inbox(self, agency: str, message: DeliveryKeyNotice | WireKeyRequest) -> None:
+        """``message`` as the hub would send it to ``agency`` (signed and sealed by the hub, a fresh event id)."""
+        _, sealed = self.world.hub._seal(agency, message)
+        hub = MemoryTransport(self.world.broker, HUB)
+        hub.send(agency, sealed)
+        hub.flush()
+
+    def parked_at(self, agency: str) -> list[str]:
+        with self.world.nodes[agency].engine.connect() as conn:
+            return list(conn.execute(select(linkage_parked.c.code).order_by(linkage_parked.c.id)).scalars())
+
+    def resends(self, agency: str) -> dict[str, str]:
+        with self.world.nodes[agency].engine.connect() as conn:
+            rows = conn.execute(select(linkage_key_resends.c.ref, linkage_key_resends.c.outcome)).all()
+        return {r: o for r, o in rows}
+
+    def keys_in_portal_inbox(self) -> list[str]:
+        """The refs of every ``subject_key`` on the portal's inbox (the broker's retention, from offset 0)."""
+        keys = self.world.portal_keys
+        assert keys is not None
+        sender_keys = self.world.hub.directory.sender_keys(self.world.nodes[A].app.clock())
+        refs = []
+        for value in self.world.broker.topics.get(Topics().inbox(PORTAL), []):
+            opened = unseal(keys.sealing, PORTAL, value, sender_keys)
+            if opened.kind == SubjectKey.kind:
+                refs.append(decode(SubjectKey, opened.payload).ref)
+        return refs
+
+
+@pytest.fixture
+def story(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[Story]:
+    with ExitStack() as stack:
+        if backend is None:
+            urls: dict[str, str | None] = {}
+            hub_url, portal_url = f"sqlite:///{tmp_path / 'hub.sqlite'}", f"sqlite:///{tmp_path / 'portal.sqlite'}"
+        else:
+            urls = {c: stack.enter_context(temp_database()) for c in (A, B, C)}
+            hub_url, portal_url = stack.enter_context(temp_database()), stack.enter_context(temp_database())
+        hub: HubStore = open_hub_store(hub_url, "hub-1")
+        stack.callback(hub.close)
+        w = hub_nodes(make_node, hub, (A, B, C), urls)
+        stack.callback(w.close)
+        assert w.portal_keys is not None
+        store = open_portal_store(portal_url)
+        stack.callback(store.close)
+        wires = PortalWireKeys(tmp_path / "portal-wirekeys.sqlite", AesKek(os.urandom(32)))
+        stack.callback(wires.close)
+        clock = w.nodes[A].app.clock
+        offset = [0.0]
+        settings = DeliveryKeySettings(period_seconds=PERIOD, grace_seconds=GRACE)
+        rotation = DeliveryRotation(
+            wires, w.portal_keys.signer, lambda: clock() + timedelta(seconds=offset[0]), settings
+        )
+        portal = PortalService(
+            store, MemoryTransport(w.broker, PORTAL), w.portal_keys, w.hub.directory, clock, wires=wires,
+            rotation=rotation,
+        )  # fmt: skip
+        yield Story(w, store, wires, portal, PortalFeed(hub, w.hub_keys, w.hub.directory), offset)
+
+
+def test_the_portal_rotates_announces_and_retires_its_delivery_keys_and_the_nodes_seal_to_the_new_one(
+    story: Story,
+) -> None:
+    """Insider at the portal after an erasure, broker operator keeping the topics (the reason keys rotate): the
+    portal makes a delivery key on its first step and a new one once the period ended; each reaches A, B and C
+    through the hub as the portal's signed notice, and their bridges seal to it — config.json's
+    ``linkage.portal`` entry never touched; the old key's private half is destroyed once its successor is older
+    than the grace, and a record sent after that still opens at the portal (no key message was refused)."""
+    before = {a: NodeConfig.load(story.world.nodes[a].config.data_dir).linkage["portal"] for a in (A, B, C)}
+    assert all("delivery_hex" not in e for e in before.values())  # configured before: no delivery key at all
+    story.settle()
+    first = story.newest()
+    assert first[1] == 1 and all(story.sealed_to(a) == first for a in (A, B, C))
+    x = individual_number()
+    story.ask(C, A, x)
+    story.settle()
+    assert story.records(x) == {A}
+
+    story.later(PERIOD + 1)
+    story.settle()
+    second = story.newest()
+    assert second[1] == 2 and all(story.sealed_to(a) == second for a in (A, B, C))
+    assert len(story.wires.deliveries()) == 2  # the old one kept through the grace
+    story.later(GRACE + 1)
+    story.settle()
+    assert story.newest() == second and len(story.wires.deliveries()) == 1  # retired
+    assert story.wires.delivery(first[0]) is None
+
+    y = individual_number()
+    story.ask(C, A, y)
+    story.settle()
+    assert story.records(y) == {A} and story.records(x) == {A}
+    assert Code.SEALED_MESSAGE not in story.portal.refused  # A sealed Y's key to the new key, not the retired one
+    for agency in (A, B, C):
+        assert [k["serial"] for k in delivery_keys(story.world.nodes[agency].engine)] == [2, 1]
+        assert NodeConfig.load(story.world.nodes[agency].config.data_dir).linkage["portal"] == before[agency]
+        assert story.parked_at(agency) == []
+
+
+def test_a_forged_or_replayed_delivery_key_is_refused_and_parked(story: Story) -> None:
+    """A compromised hub that relays, a peer agency, the broker operator: after A took key 2, (1) key 1's genuine
+    notice sent again under a fresh event id (replayed), (2) a notice of a key of the attacker's signed with a key
+    of its own claiming to be the portal's, (3) key 2's notice with the attacker's key in place of the portal's
+    (the signature no longer covers it), (4) another key under serial 2 — each is refused and parked at A, which
+    still seals to key 2; (5) a peer's own ``delivery_key`` to the hub is parked there, reaching no agency. A
+    record A sends after all this still opens at the portal."""
+    story.settle()
+    keys = story.world.portal_keys
+    assert keys is not None
+    old = next(iter(story.wires.deliveries()))
+    old_id, old_serial = story.newest()
+    old_notice = DeliveryKeyNotice.of(
+        keys.signer, old_serial, delivery_entry(old_id, old.public_key(), old_serial), "2026-01-01T00:00:00+00:00"
+    )
+    story.later(PERIOD + 1)
+    story.settle()
+    genuine = story.newest()
+    assert story.sealed_to(A) == genuine and genuine[1] == 2
+
+    attacker = X25519PrivateKey.generate().public_key()
+    mine = delivery_entry("ab" * 16, attacker, 3)
+    made = "2026-12-07T00:00:00+00:00"
+    newest = story.wires.newest()
+    assert newest is not None
+    signed = DeliveryKeyNotice.of(keys.signer, 2, delivery_entry(newest[0], newest[1], 2), newest[3])
+    forged = [
+        old_notice,  # replayed
+        DeliveryKeyNotice.of(Signer.generate(PORTAL), 3, mine, made),  # not the portal's key
+        replace(signed, delivery=delivery_entry("ab" * 16, attacker, 2)),  # tampered
+        DeliveryKeyNotice.of(keys.signer, 2, delivery_entry("cd" * 16, attacker, 2), made),  # serial 2 again
+    ]
+    for notice in forged:
+        story.to_inbox(A, notice)
+    story.world.settle()
+    codes = story.parked_at(A)
+    assert len(codes) == 4 and codes[0] == Code.DELIVERY_REPLAYED and codes[3] == Code.DELIVERY_REPLAYED
+    assert all(c in (Code.BAD_SIGNATURE, Code.UNKNOWN_AGENCY, Code.NOT_FOUND, "unknown_key") for c in codes[1:3])
+    assert story.sealed_to(A) == genuine
+    assert [k["serial"] for k in delivery_keys(story.world.nodes[A].engine)] == [2, 1]
+
+    # a peer sends the hub a notice of its own: parked at the hub (the portal alone sends one)
+    c = story.world.bridges[C].end
+    c.send(DeliveryKeyNotice.of(Signer.generate(PORTAL), 9, mine, made))
+    story.world.settle()
+    assert [p.code for p in parked(story.world.hub.store.engine)][-1] == Code.WRONG_AGENCY
+    assert all(story.sealed_to(a) == genuine for a in (A, B))
+
+    x = individual_number()
+    story.ask(C, A, x)
+    story.settle()
+    assert story.records(x) == {A} and Code.SEALED_MESSAGE not in story.portal.refused
+
+
+def test_a_key_message_sealed_to_a_retired_delivery_key_is_sent_again_and_the_page_opens(story: Story) -> None:
+    """Broker operator or a hub that holds a message back (availability): A's key message for X's record is
+    sealed to key 1 and reaches the portal only after key 1 was retired — refused there (the control: without the
+    re-send X's page never opens); the portal asks A through the hub, A sends the key again sealed to the newest
+    key, and the page that waited opens."""
+    story.settle()
+    assert story.sealed_to(A)[1] == 1
+    x = individual_number()
+    story.records(x)  # the card signs in: no record yet
+    story.ask(C, A, x)
+    story.world.settle()  # A's key message and record are on their way; the portal has not taken them
+    story.later(PERIOD + 1)
+    story.portal.announce()  # key 2
+    story.later(GRACE + 1)
+    story.portal.announce()  # key 1 retired, before the portal took A's key message
+    assert story.wires.delivery(story.newest()[0]) is not None and len(story.wires.deliveries()) == 1
+    story.settle()
+    assert Code.SEALED_MESSAGE in story.portal.refused  # the key message sealed to key 1 did not open
+    assert story.records(x) == {A}
+    assert list(story.resends(A).values()) == ["sent"]
+    assert story.store.waiting() == []
+
+
+def test_a_lost_key_message_is_sent_again_but_never_an_erased_persons(story: Story) -> None:
+    """Insider at the portal or a compromised hub asking for an erased person's wire key back; broker operator
+    losing a key message: A's key messages for X's and Y's records never reach the portal (recorded sent, never
+    sent), so both pages wait and the portal asks A for both keys; A erases X before the requests arrive. Y's key
+    is sent again and Y's page opens; X's key is gone at A — nothing is sent, the portal never holds it, and the
+    page shows no record of A's about X. A request for X's key sent to A again later (by a hub) sends nothing."""
+    story.settle()
+    x, y = individual_number(), individual_number()
+    dk = story.world.nodes[A].app.signed_mapper.data_keys
+    assert dk is not None
+    refs = {}
+    for number in (x, y):
+        assert story.records(number) == set()  # the card signs in: no record yet
+    for number in (x, y):
+        subject = story.world.bridges[A].file_person(number)
+        ref, _, _ = dk.wire_key(subject, PORTAL)
+        dk.wire_delivered(ref)  # as if sent: the key message lost on the way
+        refs[number] = ref.hex()
+        story.ask(C, A, number)
+    story.world.settle()
+    story.feed.step()
+    story.world.settle()
+    story.portal.step(timeout_ms=50)  # both pages set aside, both keys asked for
+    assert {r for _, r, _, _ in story.store.waiting()} == set(refs.values())
+
+    a = story.world.nodes[A].app
+    request = a.request_erasure(Actor(A, "admin"), x, "retention of the provision record ended")
+    a.approve_erasure(Actor(A, "admin2"), request)
+    story.settle()
+
+    assert story.records(y) == {A}  # Y's key sent again: the page opened
+    assert story.records(x) == set()  # X's erased record is not brought back
+    assert story.resends(A) == {refs[x]: "gone", refs[y]: "sent"}
+    held = {r.hex() for r in story.wires.all_keys()}
+    assert refs[y] in held and refs[x] not in held
+    assert story.store.waiting() == []
+
+    story.to_inbox(A, WireKeyRequest(A, refs[x], ""))  # asked again, as a hub may
+    story.settle()
+    assert story.resends(A)[refs[x]] == "gone"
+    assert refs[x] not in {r.hex() for r in story.wires.all_keys()}
+    sent = story.keys_in_portal_inbox()  # the broker's retention: Y's key went once, X's never
+    assert sent.count(refs[y]) == 1 and refs[x] not in sent

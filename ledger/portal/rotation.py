@@ -2,7 +2,8 @@
 
 config.json's ``linkage.delivery_keys`` section, overridden by the environment:
 
-* ``enabled`` (``FLAGLEDGER_DELIVERY_KEYS_ENABLED``, default **true**): the portal's loop rotates and retires;
+* ``enabled`` (``FLAGLEDGER_DELIVERY_KEYS_ENABLED``, default **true**): the portal's loop rotates and retires
+  (off: only by hand, ``portal rotate-delivery-key``; a key made so is still announced);
 * ``period_seconds`` (``FLAGLEDGER_DELIVERY_KEYS_PERIOD_SECONDS``, default 7 days): a new delivery key once the
   newest is this old;
 * ``grace_seconds`` (``FLAGLEDGER_DELIVERY_KEYS_GRACE_SECONDS``, default 8 days): a key's private half is
@@ -71,16 +72,17 @@ class DeliveryRotation:
         """Rotate if the newest key's period ended (or there is none); the notice of the newest key if it was not
         yet announced (the caller owes it to the hub, then calls :meth:`announced`). Retire what the grace
         allows."""
-        if not self.settings.enabled:
-            return None
         at = self.now()
         newest = self.wires.newest()
         period = timedelta(seconds=self.settings.period_seconds)
-        if newest is None or not newest[3] or datetime.fromisoformat(newest[3]) + period <= at:
-            self.wires.rotate(utc_text(at))
-            newest = self.wires.newest()
-        assert newest is not None
-        self.retired += self.wires.retire_superseded(utc_text(at - timedelta(seconds=self.settings.grace_seconds)))
+        if self.settings.enabled:  # off: keys made by hand (portal rotate-delivery-key) are still announced
+            if newest is None or not newest[3] or datetime.fromisoformat(newest[3]) + period <= at:
+                self.wires.rotate(utc_text(at))
+                newest = self.wires.newest()
+            grace = timedelta(seconds=self.settings.grace_seconds)
+            self.retired += self.wires.retire_superseded(utc_text(at - grace))
+        if newest is None:
+            return None
         key_id, public, serial, made_at, announced = newest
         if announced:
             return None

@@ -259,7 +259,8 @@ class PortalService:
         m = decode(SubjectKey, opened.payload)
         private = self.keys.sealing if m.delivery == STATIC else self.wires.delivery(m.delivery)
         if private is None:  # its delivery key retired before it was taken: asked for again, under the newest
-            self.store.owe(self._request(m.raw_ref(), opened.sender))
+            if not self.wires.erased(m.raw_ref()):  # an erased key is never asked for
+                self.store.owe(self._request(m.raw_ref(), opened.sender))
             raise IntegrityError("a wire key sealed to a delivery key retired here", code=Code.SEALED_MESSAGE)
         if self.wires.keep(m.raw_ref(), opened.sender, open_key(private, m.raw_ref(), m.key)):
             self._reopen(m.raw_ref().hex(), opened.sender, sender_keys, done)

@@ -71,6 +71,7 @@ from consumers.linkage_receipt import HUB_STAFF, NOBODY, NOBODY_SENT
 from consumers.linkage_staff import FILED, SENT
 from consumers.linkage_witness import WitnessLink
 from ledger.app import Actor, FlagLedger
+from ledger.audit.erasures import recorded_erasures
 from ledger.domain.roster import StaffRoster
 from ledger.errors import Code, FlagLedgerError, InputError
 from ledger.faultpoint import faultpoint
@@ -149,9 +150,15 @@ class LinkageBridge:
         self.gate = MapGate(node, self.engine, self.checks)
         self.witness = WitnessLink(node, self.engine, self.end)  # its checkpoints to the witnesses (issue #20)
         # the portal's delivery keys as it announces them, and the wire keys it asks for again (issue 22)
-        self.delivery = DeliveryLink(self.engine, self.directory, self.end, node.app.clock)
+        self.delivery = DeliveryLink(self.engine, self.directory, self.end, node.app.clock, self._erased)
         self._marks: list[Callable[[], None]] | None = None  # recorded sent after the tick's digest is stored
         self._registered: set[str] = set()  # subjects whose registration left in this push
+
+    def _erased(self, ref: str) -> bool:
+        """Whether an erasure destroyed the key ``ref`` names: an ``Erased`` event of the log names it, or the
+        key file records it (a key the bridge destroyed after an erasure: ``consumers.linkage_wire.erased``)."""
+        dk = self.app.signed_mapper.data_keys
+        return (dk is not None and dk.erasure(bytes.fromhex(ref)) is not None) or ref in recorded_erasures(self.app)
 
     # -- staff (consumers.linkage_staff: the same without a transport, for the command line) -----------
     def file_person(self, number: str) -> str:

@@ -7,7 +7,7 @@ only carries it — and taken only if its serial is above every serial this node
 with the portal's signature) and the bridge's directory seals every wire key from then on to it: no one
 replaces config.json's entry by hand. A notice not signed by the portal, or of an older serial (replayed by the
 broker operator, a peer or a hub), or of the same serial with another key, is refused and parked, and the node
-keeps sealing to the key it had.
+keeps sealing to the key it had; the notice of the key held is no news (nothing changes, nothing parked).
 
 A ``wire_key_request`` (the portal could not open a record: its key message was parked, or sealed to a delivery
 key retired before it was taken) first takes the newest notice it carries (the same checks; an equal one is no
@@ -58,8 +58,18 @@ def delivery_keys(engine: Engine) -> list[dict[str, Any]]:
 class DeliveryLink:
     """One agency node's side of the portal's delivery keys, over its database and the bridge's directory."""
 
-    def __init__(self, engine: Engine, directory: Directory, end: AgencyEnd, clock: Callable[[], datetime]) -> None:
-        self.engine, self.directory, self.end, self.clock = engine, directory, end, clock
+    def __init__(
+        self,
+        engine: Engine,
+        directory: Directory,
+        end: AgencyEnd,
+        clock: Callable[[], datetime],
+        erased: Callable[[str], bool] = lambda ref: False,
+    ) -> None:
+        """``erased``: whether the node's log or key file records ``ref`` destroyed by an erasure — checked
+        besides the key being gone, so a key file restored from before an erasure (until ``erase reapply``)
+        re-sends nothing either."""
+        self.engine, self.directory, self.end, self.clock, self.erased = engine, directory, end, clock, erased
         self.refresh()
 
     # -- the newest key ----------------------------------------------------------------------------------
@@ -76,13 +86,13 @@ class DeliveryLink:
         self.directory.delivery[PORTAL] = delivery_of(notice.delivery)
         self.directory.delivery_serial[PORTAL] = notice.serial
 
-    def take_notice(self, notice: DeliveryKeyNotice, *, same_is_news: bool = False) -> bool:
-        """Check and keep the portal's notice; True if it is the new key sealed to from now on. ``same_is_news``
-        False: a notice of the serial held is refused unless it names the same key (a key request carries the
-        newest: no news then)."""
+    def take_notice(self, notice: DeliveryKeyNotice) -> bool:
+        """Check and keep the portal's notice; True if it is the new key sealed to from now on, False if it is
+        the key held (no news: a key request carries the newest, and a portal stopped between owing a notice and
+        recording it announced owes it again)."""
         notice.verify(self.directory.sender_keys(self.clock()))  # the portal's key, not the hub's
         held = self.directory.delivery_serial.get(PORTAL, 0)
-        if notice.serial < held or (notice.serial == held and not same_is_news):
+        if notice.serial < held:
             raise IntegrityError(
                 f"the portal's delivery key {notice.serial} is not newer than the one held ({held}): replayed",
                 code=Code.DELIVERY_REPLAYED,
@@ -129,7 +139,7 @@ class DeliveryLink:
         if isinstance(message, WireKeyRequest):
             notice = message.delivery_notice()
             if notice is not None:
-                self.take_notice(notice, same_is_news=True)
+                self.take_notice(notice)
             self._owe(message.ref)
             return True
         return False
@@ -150,7 +160,7 @@ class DeliveryLink:
         with self.engine.connect() as conn:
             owed = list(conn.execute(select(c.ref).where(c.outcome == OWED).order_by(c.asked_at, c.ref)).scalars())
         for ref in owed:
-            relay = self.end.resend(bytes.fromhex(ref))
+            relay = None if self.erased(ref) else self.end.resend(bytes.fromhex(ref))
             if relay is None:
                 self._outcome(ref, GONE)
                 continue

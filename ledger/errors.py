@@ -176,7 +176,7 @@ class Code:
     NOT_ENTITLED: Final = "not_entitled"  # a disclosure or printout asked by neither the person nor their proxy
     # per-subject data keys and erasure (issue 22, docs/erasure.md)
     ERASED: Final = "erased"  # the event's data key was destroyed: its envelope verifies, its content is gone
-    # the portal's delivery key announced with a serial not above the one held (replayed), or two under one serial
+    # the portal's delivery key announced with a serial below the one held (replayed), or two under one serial
     DELIVERY_REPLAYED: Final = "delivery_replayed"
 
 

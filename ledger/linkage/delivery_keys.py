@@ -8,7 +8,8 @@ The portal sends it to the hub, the hub sends it on to every agency; the signatu
 (or anyone on the broker) can withhold it but not forge it, nor change the key. An agency takes one only with a
 serial above every serial it took or was configured with: an older one replayed — by the broker operator, a
 compromised hub, a peer handing one back — is refused (``delivery_replayed``) and parked; one with the same serial
-and another key is refused too (the portal never signs two). See ``consumers.linkage_delivery``.
+and another key is refused too (the portal never signs two); the notice of the key held again is no news.
+See ``consumers.linkage_delivery``.
 
 **The key request** (``wire_key_request``, portal → hub → the provider): the ref of a wire key the portal cannot
 open a record with — its key message parked, or taken after the delivery key it was sealed to was retired —

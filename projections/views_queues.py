@@ -1,4 +1,5 @@
-"""The agency itself: its own flags and its work queues."""
+"""The agency itself: its work queues (its own flags: :mod:`projections.views_flags`, importable from here as
+well)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ledger.app.incidents import READ_ACTIONS
 from ledger.domain.types import Action, calendar_day
 from ledger.errors import PermissionDenied
 from ledger.log.view_cipher import ViewCipher
-from projections.flag_state import agency_flags, flag_history
+from projections.flag_state import agency_flags
 from projections.incidents import incidents as incident_table
 from projections.node import NodeParts
 from projections.queue_linkage import CaseEntry, ConsultationEntry, EscalationEntry
@@ -33,72 +34,15 @@ from projections.queues import (
     probe_queue,
     request_subjects,
 )
-from projections.view_reads import aliases, fresh, staff_at, view_cipher
+from projections.view_reads import fresh, staff_at, view_cipher
+
+# re-exported: projections.views takes the agency's own flags from here
+from projections.views_flags import AgencyFlag as AgencyFlag
+from projections.views_flags import FlagEvent as FlagEvent
+from projections.views_flags import agency_flag_state as agency_flag_state
 
 
-# -- the agency's own state and queues ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class FlagEvent:
-    action: str  # "set" | "renew" | "release"
-    at: str
-    request_id: str
-    review_date: str | None
-
-
-@dataclass(frozen=True)
-class AgencyFlag:
-    agency: str
-    subject: str
-    flag: str
-    active: bool
-    since: str
-    request_id: str
-    reason: str
-    review_date: str | None
-    released_at: str | None
-    history: tuple[FlagEvent, ...]
-
-
-def agency_flag_state(node: NodeParts, actor: Actor, subject: str | None = None) -> list[AgencyFlag]:
-    """The flags ``actor.agency`` holds (or held), with their history; optionally for one person only."""
-    staff_at(node, actor)
-    fresh(node)
-    with node.engine.connect() as conn:
-        stmt = select(agency_flags).where(agency_flags.c.agency == actor.agency)
-        if subject is not None:
-            stmt = stmt.where(agency_flags.c.subject.in_(aliases(conn, node.app.subject(subject))))
-        rows = conn.execute(stmt.order_by(agency_flags.c.subject, agency_flags.c.flag)).all()
-        hist = conn.execute(
-            select(flag_history)
-            .where(
-                (flag_history.c.agency == actor.agency) & flag_history.c.subject.in_(sorted({r.subject for r in rows}))
-            )
-            .order_by(flag_history.c.position, flag_history.c.seq)
-        ).all()
-    out = []
-    for r in rows:
-        events = tuple(
-            FlagEvent(h.action, h.at, h.request_id, h.review_date)
-            for h in hist
-            if h.subject == r.subject and h.flag == r.flag
-        )
-        out.append(
-            AgencyFlag(
-                r.agency,
-                r.subject,
-                r.flag,
-                bool(r.active),
-                r.since,
-                r.request_id,
-                r.reason,
-                r.review_date,
-                r.released_at,
-                events,
-            )
-        )
-    return out
-
-
+# -- the agency's queues ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PendingApproval:
     request_id: str

@@ -11,9 +11,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from ledger.api.deps import Caller, CurrentNode
+from ledger.api.four_eyes import APPROVE, PROPOSE, require_either_side
 from ledger.api.schemas import ERROR_RESPONSES, Body, FlagName, Note, Subject
 from ledger.domain.types import Action
-from ledger.errors import PermissionDenied
 
 __all__ = ["router"]
 
@@ -84,36 +84,33 @@ def perpetrator_requests(case_id: UUID, body: PerpetratorRequestsIn, node: Curre
 
 @router.post("/guardian-bars", response_model=BarOut, status_code=201, summary="propose barring a guardian")
 def propose_bar(body: BarIn, node: CurrentNode, who: Caller) -> BarOut:
-    who.require(node, Action.REQUEST_FLAG)
+    who.require(node, PROPOSE)
     bid = node.app.propose_guardian_bar(who.actor, body.subject, body.guardian, body.relation)
     return BarOut(bar_id=bid, status="proposed")
 
 
 @router.post("/guardian-bars/{bar_id}/approve", response_model=BarOut, summary="approve a bar (another person)")
 def approve_bar(bar_id: UUID, node: CurrentNode, who: Caller) -> BarOut:
-    who.require(node, Action.APPROVE_FLAG)
+    who.require(node, APPROVE)
     node.app.approve_guardian_bar(who.actor, bar_id)
     return BarOut(bar_id=bar_id, status="in_force")
 
 
 @router.post("/guardian-bars/{bar_id}/lift", response_model=BarOut, summary="propose lifting a bar")
 def propose_lift(bar_id: UUID, body: LiftIn, node: CurrentNode, who: Caller) -> BarOut:
-    who.require(node, Action.REQUEST_FLAG)
+    who.require(node, PROPOSE)
     node.app.propose_bar_lift(who.actor, bar_id, body.note)
     return BarOut(bar_id=bar_id, status="lift_proposed")
 
 
 @router.post("/guardian-bars/{bar_id}/lift/approve", response_model=BarOut, summary="approve lifting a bar")
 def approve_lift(bar_id: UUID, node: CurrentNode, who: Caller) -> BarOut:
-    who.require(node, Action.APPROVE_FLAG)
+    who.require(node, APPROVE)
     node.app.lift_guardian_bar(who.actor, bar_id)
     return BarOut(bar_id=bar_id, status="lifted")
 
 
 @router.get("/guardian-bars", response_model=BarsOut, summary="this agency's guardian bars, proposed or in force")
 def list_bars(node: CurrentNode, who: Caller) -> BarsOut:
-    try:
-        who.require(node, Action.REQUEST_FLAG)
-    except PermissionDenied:
-        who.require(node, Action.APPROVE_FLAG)
+    require_either_side(node, who)
     return BarsOut(bars=node.app.guardian_bars(who.actor))

@@ -1,7 +1,7 @@
 """A holder's four-eyes approval of a proxy over HTTP (issue 19, docs/linkage.md): while this agency protects the
 person, the approved proxy may read their portal page in the hub topology. Each act goes through
-:class:`ledger.app.FlagLedger` after the token's own roles are checked, as the guardian bars do
-(ledger/api/companions.py); the node's bridge sends what is in force to the hub."""
+:class:`ledger.app.FlagLedger` after the token's own roles are checked — the roles each step takes are the guardian
+bars' (ledger/api/four_eyes.py, ledger/api/companions.py); the node's bridge sends what is in force to the hub."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from ledger.api.deps import Caller, CurrentNode
+from ledger.api.four_eyes import APPROVE, PROPOSE, require_either_side
 from ledger.api.schemas import ERROR_RESPONSES, Body, Note, Subject
-from ledger.domain.types import Action
-from ledger.errors import PermissionDenied
 
 __all__ = ["router"]
 
@@ -47,7 +46,7 @@ class ProxyApprovalsOut(BaseModel):
     summary="propose a holder's approval of a proxy (a requester)",
 )
 def propose(body: ProxyApprovalIn, node: CurrentNode, who: Caller) -> ProxyApprovalOut:
-    who.require(node, Action.REQUEST_FLAG)
+    who.require(node, PROPOSE)
     aid = node.app.propose_proxy_approval(who.actor, body.subject, body.proxy, body.note)
     return ProxyApprovalOut(approval_id=aid, status="proposed")
 
@@ -58,7 +57,7 @@ def propose(body: ProxyApprovalIn, node: CurrentNode, who: Caller) -> ProxyAppro
     summary="approve a proxy approval (an approver, another person)",
 )
 def approve(approval_id: UUID, node: CurrentNode, who: Caller) -> ProxyApprovalOut:
-    who.require(node, Action.APPROVE_FLAG)
+    who.require(node, APPROVE)
     node.app.approve_proxy_approval(who.actor, approval_id)
     return ProxyApprovalOut(approval_id=approval_id, status="in_force")
 
@@ -69,7 +68,7 @@ def approve(approval_id: UUID, node: CurrentNode, who: Caller) -> ProxyApprovalO
     summary="propose withdrawing a proxy approval",
 )
 def withdraw(approval_id: UUID, body: WithdrawalIn, node: CurrentNode, who: Caller) -> ProxyApprovalOut:
-    who.require(node, Action.REQUEST_FLAG)
+    who.require(node, PROPOSE)
     node.app.propose_proxy_withdrawal(who.actor, approval_id, body.note)
     return ProxyApprovalOut(approval_id=approval_id, status="withdrawal_proposed")
 
@@ -80,7 +79,7 @@ def withdraw(approval_id: UUID, body: WithdrawalIn, node: CurrentNode, who: Call
     summary="approve withdrawing a proxy approval (another person)",
 )
 def approve_withdrawal(approval_id: UUID, node: CurrentNode, who: Caller) -> ProxyApprovalOut:
-    who.require(node, Action.APPROVE_FLAG)
+    who.require(node, APPROVE)
     node.app.withdraw_proxy_approval(who.actor, approval_id)
     return ProxyApprovalOut(approval_id=approval_id, status="withdrawn")
 
@@ -91,8 +90,5 @@ def approve_withdrawal(approval_id: UUID, node: CurrentNode, who: Caller) -> Pro
     summary="this agency's proxy approvals, proposed or in force",
 )
 def list_approvals(node: CurrentNode, who: Caller) -> ProxyApprovalsOut:
-    try:
-        who.require(node, Action.REQUEST_FLAG)
-    except PermissionDenied:
-        who.require(node, Action.APPROVE_FLAG)
+    require_either_side(node, who)
     return ProxyApprovalsOut(approvals=node.app.proxy_approvals(who.actor))

@@ -16,51 +16,34 @@ from __future__ import annotations
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate
-from ledger.domain.types import RequestStatus
-from ledger.errors import SelfApprovalError, StateConflict
+from ledger.domain.four_eyes import FourEyesRequest
 
 __all__ = ["ErasureNotice", "ErasureRequest"]
 
 
-class ErasureRequest(LedgerAggregate):
+class ErasureRequest(LedgerAggregate, FourEyesRequest):
+    WHAT = "erasure request"
+    OWN_DECISION = "the requester cannot approve their own erasure request (four eyes)"
+
     @event("Requested")
     def __init__(self, agency: str, subject: str, requested_by: str, reason: str) -> None:
         self.agency = agency
         self.subject = subject
-        self.requested_by = requested_by
         self.reason = reason
-        self.status = RequestStatus.PENDING.value
-        self.decided_by: str | None = None
+        self.open_request(requested_by)
         self.key_refs: list[str] = []
-
-    def check_decidable(self, by: str) -> None:
-        if self.status != RequestStatus.PENDING.value:
-            raise StateConflict(f"the erasure request is {self.status}, not pending")
-        if by == self.requested_by:
-            raise SelfApprovalError("the requester cannot approve their own erasure request (four eyes)")
 
     def approve(self, by: str, note: str, key_refs: list[str]) -> None:
         self.check_decidable(by)
         self._approved(by=by, note=note)
         self._erased(approved_by=by, key_refs=sorted(key_refs))
 
-    @event("Approved")
-    def _approved(self, by: str, note: str) -> None:
-        self.status = RequestStatus.APPROVED.value
-        self.decided_by = by
+    _approved = event("Approved")(FourEyesRequest.record_approval)
+    _rejected = event("Rejected")(FourEyesRequest.record_rejection)
 
     @event("Erased")
     def _erased(self, approved_by: str, key_refs: list[str]) -> None:
         self.key_refs = list(key_refs)
-
-    def reject(self, by: str, reason: str) -> None:
-        self.check_decidable(by)
-        self._rejected(by=by, reason=reason)
-
-    @event("Rejected")
-    def _rejected(self, by: str, reason: str) -> None:
-        self.status = RequestStatus.REJECTED.value
-        self.decided_by = by
 
 
 class ErasureNotice(LedgerAggregate):

@@ -17,7 +17,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate
-from ledger.errors import SelfApprovalError, StateConflict
+from ledger.domain.four_eyes import ActWords, FourEyesAct
 
 __all__ = ["GuardianBar", "GuardianRelation"]
 
@@ -28,11 +28,12 @@ class GuardianRelation(StrEnum):
     PROXY = "proxy"  # a Mynaportal proxy (代理人) with no legal standing of its own
 
 
-class GuardianBar(LedgerAggregate):
+class GuardianBar(LedgerAggregate, FourEyesAct):
     """``guardian`` barred from acting for ``subject``: proposed by one person, in force once another approves,
     until lifted (also with four eyes)."""
 
     SHARED = True
+    WORDS = ActWords(thing="bar", ended="lifted", ending="lifting", end="lifting", own_end="lifting the bar")
 
     # ``id``: random, chosen before the event so the proposer's signature can name it (a bar lifted may be
     # proposed again, as a new stream)
@@ -51,53 +52,20 @@ class GuardianBar(LedgerAggregate):
         self.subject = subject
         self.guardian = guardian
         self.relation = relation
-        self.proposed_by = proposed_by
-        self.approved_by: str | None = None
-        self.lift_proposed_by: str | None = None
-        self.lifted_by: str | None = None
+        self.open_act(proposed_by)
+
+    _approved = event("Approved")(FourEyesAct.record_approval)
+    _end_proposed = event("LiftProposed")(FourEyesAct.record_end_proposal)
+    _ended = event("Lifted")(FourEyesAct.record_end)
+
+    check_liftable = FourEyesAct.check_endable
+    propose_lift = FourEyesAct.propose_end
+    lift = FourEyesAct.end
 
     @property
-    def in_force(self) -> bool:
-        return self.approved_by is not None and self.lifted_by is None
+    def lift_proposed_by(self) -> str | None:
+        return self.end_proposed_by
 
-    def check_approvable(self, by: str) -> None:
-        if self.lifted_by is not None:
-            raise StateConflict("this bar was lifted: propose a new one")
-        if self.approved_by is not None:
-            raise StateConflict(f"this bar was already approved by {self.approved_by}")
-        if by == self.proposed_by:
-            raise SelfApprovalError("the person who proposed the bar cannot approve it (four eyes)")
-
-    def approve(self, by: str, staff_signature: dict[str, str] | None = None) -> None:
-        self.check_approvable(by)
-        self._approved(by=by, staff_signature=staff_signature)
-
-    @event("Approved")
-    def _approved(self, by: str, staff_signature: dict[str, str] | None = None) -> None:
-        self.approved_by = by
-
-    def check_liftable(self, by: str, *, proposing: bool) -> None:
-        if not self.in_force:
-            raise StateConflict("the bar is not in force")
-        if proposing and self.lift_proposed_by is not None:
-            raise StateConflict(f"lifting was already proposed by {self.lift_proposed_by}: it needs an approver")
-        if not proposing and self.lift_proposed_by is None:
-            raise StateConflict("no lifting was proposed: it is proposed, then approved by another person")
-        if not proposing and by == self.lift_proposed_by:
-            raise SelfApprovalError("the person who proposed lifting the bar cannot approve it (four eyes)")
-
-    def propose_lift(self, by: str, note: str, staff_signature: dict[str, str] | None = None) -> None:
-        self.check_liftable(by, proposing=True)
-        self._lift_proposed(by=by, note=note, staff_signature=staff_signature)
-
-    @event("LiftProposed")
-    def _lift_proposed(self, by: str, note: str, staff_signature: dict[str, str] | None = None) -> None:
-        self.lift_proposed_by = by
-
-    def lift(self, by: str, staff_signature: dict[str, str] | None = None) -> None:
-        self.check_liftable(by, proposing=False)
-        self._lifted(by=by, staff_signature=staff_signature)
-
-    @event("Lifted")
-    def _lifted(self, by: str, staff_signature: dict[str, str] | None = None) -> None:
-        self.lifted_by = by
+    @property
+    def lifted_by(self) -> str | None:
+        return self.ended_by

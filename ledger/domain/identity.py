@@ -7,8 +7,8 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate
-from ledger.domain.types import RequestStatus
-from ledger.errors import Code, InputError, SelfApprovalError, StateConflict
+from ledger.domain.four_eyes import FourEyesRequest
+from ledger.errors import Code, InputError, StateConflict
 
 # "second_change": the person's number changed again (old → new, then new → newer): the first link is undone
 # keeping every protection on both numbers and the old number retired, so that ``new`` may be linked to the newer
@@ -63,10 +63,13 @@ class PseudonymLink(LedgerAggregate):
         self.active = True
 
 
-class LinkRequest(LedgerAggregate):
+class LinkRequest(LedgerAggregate, FourEyesRequest):
     """A request to link (``kind`` "link") or unlink ("unlink") two numbers: four eyes at the linking agency
     (local only; the link's own events are shared). The requester states the reason; a different staff member
     approves or rejects it, and only an approval changes the link."""
+
+    WHAT = "link request"
+    OWN_DECISION = "the requester cannot decide their own link request (four eyes)"
 
     @event("Requested")
     def __init__(self, agency: str, kind: str, old: str, new: str, requested_by: str, reason: str) -> None:
@@ -76,34 +79,15 @@ class LinkRequest(LedgerAggregate):
         self.kind = kind
         self.old = old
         self.new = new
-        self.requested_by = requested_by
         self.reason = reason
-        self.status = RequestStatus.PENDING.value
-        self.decided_by: str | None = None
-
-    def check_decidable(self, by: str) -> None:
-        if self.status != RequestStatus.PENDING.value:
-            raise StateConflict(f"the link request is {self.status}, not pending")
-        if by == self.requested_by:
-            raise SelfApprovalError("the requester cannot decide their own link request (four eyes)")
+        self.open_request(requested_by)
 
     def approve(self, by: str, note: str) -> None:
         self.check_decidable(by)
         self._approved(by=by, note=note)
 
-    @event("Approved")
-    def _approved(self, by: str, note: str) -> None:
-        self.status = RequestStatus.APPROVED.value
-        self.decided_by = by
-
-    def reject(self, by: str, reason: str) -> None:
-        self.check_decidable(by)
-        self._rejected(by=by, reason=reason)
-
-    @event("Rejected")
-    def _rejected(self, by: str, reason: str) -> None:
-        self.status = RequestStatus.REJECTED.value
-        self.decided_by = by
+    _approved = event("Approved")(FourEyesRequest.record_approval)
+    _rejected = event("Rejected")(FourEyesRequest.record_rejection)
 
 
 class ProxyRegistration(LedgerAggregate):

@@ -11,19 +11,30 @@ and what leaves the node is the hub's ``proxy_approval`` message only.
 
 from __future__ import annotations
 
+from typing import ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import event
 
 from ledger.domain.base import LedgerAggregate
-from ledger.errors import SelfApprovalError, StateConflict
+from ledger.domain.four_eyes import ActWords, FourEyesAct
 
 __all__ = ["HolderProxyApproval"]
 
 
-class HolderProxyApproval(LedgerAggregate):
+class HolderProxyApproval(LedgerAggregate, FourEyesAct):
     """``proxy`` approved to read ``subject``'s portal page while this agency protects them: proposed by one person,
     in force once another approves, until withdrawn (also with four eyes)."""
+
+    WORDS = ActWords(
+        thing="proxy approval", ended="withdrawn", ending="withdrawing", end="withdrawal", own_end="the withdrawal"
+    )
+    # the key each act's signature is kept under in ``signatures`` (what the bridge reads)
+    _SIGNED_AS: ClassVar[dict[str, str]] = {
+        "approved": "approved",
+        "end_proposed": "withdrawal_proposed",
+        "ended": "withdrawn",
+    }
 
     # ``id``: random, chosen before the event so the proposer's signature can name it (a withdrawn approval may be
     # proposed again, as a new stream)
@@ -41,60 +52,25 @@ class HolderProxyApproval(LedgerAggregate):
         self.agency = agency
         self.subject = subject
         self.proxy = proxy
-        self.proposed_by = proposed_by
-        self.approved_by: str | None = None
-        self.withdrawal_proposed_by: str | None = None
-        self.withdrawn_by: str | None = None
+        self.open_act(proposed_by)
         # each act's staff signature, by act: what the bridge carries to the hub, which checks them too
         self.signatures: dict[str, dict[str, str]] = {"proposed": dict(staff_signature or {})}
 
+    _approved = event("Approved")(FourEyesAct.record_approval)
+    _end_proposed = event("WithdrawalProposed")(FourEyesAct.record_end_proposal)
+    _ended = event("Withdrawn")(FourEyesAct.record_end)
+
+    def keep_signature(self, step: str, staff_signature: dict[str, str] | None) -> None:
+        self.signatures[self._SIGNED_AS[step]] = dict(staff_signature or {})
+
+    check_withdrawable = FourEyesAct.check_endable
+    propose_withdrawal = FourEyesAct.propose_end
+    withdraw = FourEyesAct.end
+
     @property
-    def in_force(self) -> bool:
-        return self.approved_by is not None and self.withdrawn_by is None
+    def withdrawal_proposed_by(self) -> str | None:
+        return self.end_proposed_by
 
-    def check_approvable(self, by: str) -> None:
-        if self.withdrawn_by is not None:
-            raise StateConflict("this proxy approval was withdrawn: propose a new one")
-        if self.approved_by is not None:
-            raise StateConflict(f"this proxy approval was already approved by {self.approved_by}")
-        if by == self.proposed_by:
-            raise SelfApprovalError("the person who proposed the proxy approval cannot approve it (four eyes)")
-
-    def approve(self, by: str, staff_signature: dict[str, str] | None = None) -> None:
-        self.check_approvable(by)
-        self._approved(by=by, staff_signature=staff_signature)
-
-    @event("Approved")
-    def _approved(self, by: str, staff_signature: dict[str, str] | None = None) -> None:
-        self.approved_by = by
-        self.signatures["approved"] = dict(staff_signature or {})
-
-    def check_withdrawable(self, by: str, *, proposing: bool) -> None:
-        if not self.in_force:
-            raise StateConflict("the proxy approval is not in force")
-        if proposing and self.withdrawal_proposed_by is not None:
-            raise StateConflict(
-                f"withdrawing was already proposed by {self.withdrawal_proposed_by}: it needs an approver"
-            )
-        if not proposing and self.withdrawal_proposed_by is None:
-            raise StateConflict("no withdrawal was proposed: it is proposed, then approved by another person")
-        if not proposing and by == self.withdrawal_proposed_by:
-            raise SelfApprovalError("the person who proposed the withdrawal cannot approve it (four eyes)")
-
-    def propose_withdrawal(self, by: str, note: str, staff_signature: dict[str, str] | None = None) -> None:
-        self.check_withdrawable(by, proposing=True)
-        self._withdrawal_proposed(by=by, note=note, staff_signature=staff_signature)
-
-    @event("WithdrawalProposed")
-    def _withdrawal_proposed(self, by: str, note: str, staff_signature: dict[str, str] | None = None) -> None:
-        self.withdrawal_proposed_by = by
-        self.signatures["withdrawal_proposed"] = dict(staff_signature or {})
-
-    def withdraw(self, by: str, staff_signature: dict[str, str] | None = None) -> None:
-        self.check_withdrawable(by, proposing=False)
-        self._withdrawn(by=by, staff_signature=staff_signature)
-
-    @event("Withdrawn")
-    def _withdrawn(self, by: str, staff_signature: dict[str, str] | None = None) -> None:
-        self.withdrawn_by = by
-        self.signatures["withdrawn"] = dict(staff_signature or {})
+    @property
+    def withdrawn_by(self) -> str | None:
+        return self.ended_by

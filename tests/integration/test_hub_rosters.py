@@ -16,67 +16,26 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from ledger.app.credentials import StaffSigner
 from ledger.errors import Code
 from ledger.hub.inbox import parked
-from ledger.hub.log import HubStore, open_hub_store
+from ledger.hub.log import HubStore
 from ledger.hub.rosters import HubRosters
 from ledger.hub.tables import hub_rosters
-from ledger.linkage.consultation import StaffAnswer, StaffDesk
-from ledger.linkage.messages import AnswerMessage, RoutedQuery
+from ledger.linkage.messages import AnswerMessage
 from ledger.linkage.staff_rosters import roster_events
-from ledger.linkage.transport import MemoryBroker, MemoryTransport
-from tests.support.hub_world import START, A, B, C, Cast, World
-from tests.support.people import individual_number
+from tests.support.hub_world import A, B, C, World
 from tests.support.roster_events import certificate, roster_stream
-from tests.support.staff_keys import approval, staff_signer
+from tests.support.roster_world import hub_store, roster_world, staff_answer, staff_request
+from tests.support.staff_keys import staff_signer
 
-PROCEDURE, ITEM, INFO = "児童手当", 74, "地方税関係情報"
 ADMIN, APR, APR2 = (staff_signer(A, n) for n in ("admin", "apr", "apr2"))
 STRANGER = staff_signer(A, "stranger")  # a key of A's name the roster never certified
 
 
 @pytest.fixture
 def store(backend: str | None, tmp_path: Path) -> Iterator[HubStore]:
-    opened = open_hub_store(backend or f"sqlite:///{tmp_path / 'hub.sqlite'}", "hub-1")
-    try:
+    with hub_store(backend, tmp_path) as opened:
         yield opened
-    finally:
-        opened.close()
-
-
-def world(store: HubStore) -> World:
-    broker = MemoryBroker()
-    return World.open(
-        Cast.of(A, B, C), store, lambda p: MemoryTransport(broker, p), lambda: START, HubRosters(store.engine)
-    )
-
-
-def staff_request(w: World) -> tuple[str, str, StaffDesk]:
-    """X protected by B; C asks A; B advises. (C's request id, A's routed id, A's desk filed with the advice.)"""
-    x = individual_number()
-    w.agencies[B].flag(x, "NON_DISCLOSURE", "set")
-    w.agencies[A].file_person(x)
-    mine = w.agencies[C].query(x, A, PROCEDURE, ITEM, INFO)
-    w.settle()
-    desk = StaffDesk(A, {})
-    [routed] = [i.message for i in w.inbox(A)]
-    assert isinstance(routed, RoutedQuery) and routed.answer == "staff" and desk.take(routed)
-    assert len(w.inbox(B)) == 1  # B consulted
-    w.agencies[B].advise(routed.request_id, "may_disclose")
-    w.settle()
-    for i in w.inbox(A):
-        desk.take(i.message)
-    return mine, routed.request_id, desk
-
-
-def signed(desk: StaffDesk, request_id: str, first: StaffSigner, second: StaffSigner) -> StaffAnswer:
-    statement = desk.statement(request_id, "answered", "課税所得 0")
-    one, two = approval(first, statement), approval(second, statement)
-    return StaffAnswer(
-        request_id, "answered", "課税所得 0", "may_disclose", "advised", one.key_id, one.signature, two.key_id,
-        two.signature,
-    )  # fmt: skip
 
 
 def codes(w: World) -> list[str]:
@@ -86,17 +45,17 @@ def codes(w: World) -> list[str]:
 def test_a_decision_is_checked_against_the_roster_the_provider_sent(store: HubStore) -> None:
     """Administrator or shell user at the provider: before A sends its roster no decision passes; after, one
     signed by two certified staff is relayed, one with a key the roster never certified is refused."""
-    w = world(store)
+    w = roster_world(store)
     mine, request_id, desk = staff_request(w)
-    w.agencies[A].answer_decided(signed(desk, request_id, APR, APR2))  # the hub holds no roster of A yet
+    w.agencies[A].answer_decided(staff_answer(desk, request_id, APR, APR2))  # the hub holds no roster of A yet
     w.settle()
     assert codes(w) == [Code.STAFF_SIGNATURE] and w.inbox(C) == []
 
     w.agencies[A].send_roster(roster_stream(ADMIN, APR, APR2, roles={"apr": "reviewer"}))
-    w.agencies[A].answer_decided(signed(desk, request_id, APR, STRANGER))
+    w.agencies[A].answer_decided(staff_answer(desk, request_id, APR, STRANGER))
     w.settle()
     assert codes(w) == [Code.STAFF_SIGNATURE, Code.STAFF_SIGNATURE] and w.inbox(C) == []
-    w.agencies[A].answer_decided(signed(desk, request_id, APR, APR2))
+    w.agencies[A].answer_decided(staff_answer(desk, request_id, APR, APR2))
     w.settle()
     assert [i.message for i in w.inbox(C)] == [AnswerMessage(mine, "answered", "課税所得 0")]
     assert sorted(c.staff for c in HubRosters(store.engine)[A].keys.values()) == ["admin", "admin2", "apr", "apr2"]
@@ -106,12 +65,12 @@ def test_the_node_key_alone_certifies_no_staff_key(store: HubStore) -> None:
     """Shell user at A: A's node key seals the roster, but a certificate whose issuer signature is not a
     certified administrator's (here the new key signing for itself) is kept and certifies nothing — as in the
     ledger — so a decision with that key is refused."""
-    w = world(store)
+    w = roster_world(store)
     _, request_id, desk = staff_request(w)
     self_made = certificate(STRANGER, STRANGER, certifies=False)
     events = [*roster_stream(ADMIN, APR), *roster_events([("KeyCertified", {"cert": self_made})])]
     w.agencies[A].send_roster(events)
-    w.agencies[A].answer_decided(signed(desk, request_id, APR, STRANGER))
+    w.agencies[A].answer_decided(staff_answer(desk, request_id, APR, STRANGER))
     w.settle()
     assert codes(w) == [Code.STAFF_SIGNATURE]
     assert STRANGER.key_id not in HubRosters(store.engine)[A].keys
@@ -121,7 +80,7 @@ def test_a_roster_is_the_senders_own_and_is_not_rewritten(store: HubStore) -> No
     """Peer agency: B sending a roster certifying A's staff makes B's roster (whose key ids do not fit B) and
     nothing of A's; A rewriting its first event, skipping ahead, or sending a second root is refused whole;
     the same stream sent again, or only its new end, is taken."""
-    w = world(store)
+    w = roster_world(store)
     stream = roster_stream(ADMIN, APR, roles=False)  # the stream's mechanics: a roster without role events
     w.agencies[B].send_roster(stream)
     w.agencies[A].send_roster(stream)
@@ -143,7 +102,7 @@ def test_a_roster_is_the_senders_own_and_is_not_rewritten(store: HubStore) -> No
 
 def test_a_new_leader_reads_the_rosters_its_predecessor_kept(store: HubStore, backend: str | None) -> None:
     """The hub's operator restarting the hub: rosters are in the hub's database, not in the process."""
-    w = world(store)
+    w = roster_world(store)
     w.agencies[A].send_roster(roster_stream(ADMIN, APR, APR2))
     w.settle()
     w.hub.store.sequencer.release()

@@ -31,18 +31,18 @@ from ledger.hub.inbox import parked
 from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.rosters import HubRosters
 from ledger.linkage.consultation import StaffAnswer, StaffDesk, decision_statement
-from ledger.linkage.messages import AnswerMessage, RoutedQuery
+from ledger.linkage.messages import AnswerMessage
 from ledger.linkage.staff_rosters import roster_events
-from ledger.linkage.transport import MemoryBroker, MemoryTransport
 from ledger.runtime.tables import linkage_routed
 from tests.conftest import NodeFactory
 from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, hub_nodes, set_flag
-from tests.support.hub_world import START, A, B, C, Cast, World
+from tests.support.hub_world import A, B, C, World
 from tests.support.people import individual_number
 from tests.support.postgres import temp_database
 from tests.support.roster_events import role_certified, roster_stream
+from tests.support.roster_world import hub_store, roster_world, staff_answer, staff_request
 from tests.support.staff import enrol, grant_approved
-from tests.support.staff_keys import approval, staff_signer
+from tests.support.staff_keys import staff_signer
 
 ADMIN, ADMIN2 = staff_signer(A, "admin"), staff_signer(A, "admin2")
 REV, APR, APR2 = staff_signer(A, "rev"), staff_signer(A, "apr"), staff_signer(A, "apr2")
@@ -51,45 +51,12 @@ SOCK, SOCK2 = staff_signer(A, "sock"), staff_signer(A, "sock2")  # accounts one 
 
 @pytest.fixture
 def store(backend: str | None, tmp_path: Path) -> Iterator[HubStore]:
-    opened = open_hub_store(backend or f"sqlite:///{tmp_path / 'hub.sqlite'}", "hub-1")
-    try:
+    with hub_store(backend, tmp_path) as opened:
         yield opened
-    finally:
-        opened.close()
-
-
-def world(store: HubStore) -> World:
-    broker = MemoryBroker()
-    return World.open(
-        Cast.of(A, B, C), store, lambda p: MemoryTransport(broker, p), lambda: START, HubRosters(store.engine)
-    )
-
-
-def staff_request(w: World) -> tuple[str, str, StaffDesk]:
-    """X protected by B; C asks A; B advises. (C's request id, A's routed id, A's desk filed with the advice.)"""
-    x = individual_number()
-    w.agencies[B].flag(x, "NON_DISCLOSURE", "set")
-    w.agencies[A].file_person(x)
-    mine = w.agencies[C].query(x, A, PROCEDURE, ITEM, INFO)
-    w.settle()
-    desk = StaffDesk(A, {})
-    [routed] = [i.message for i in w.inbox(A)]
-    assert isinstance(routed, RoutedQuery) and routed.answer == "staff" and desk.take(routed)
-    w.agencies[B].advise(routed.request_id, "may_disclose")
-    w.settle()
-    for i in w.inbox(A):
-        desk.take(i.message)
-    return mine, routed.request_id, desk
 
 
 def decide(w: World, desk: StaffDesk, request_id: str, first: StaffSigner, second: StaffSigner) -> None:
-    statement = desk.statement(request_id, "answered", "課税所得 0")
-    one, two = approval(first, statement), approval(second, statement)
-    answer = StaffAnswer(
-        request_id, "answered", "課税所得 0", "may_disclose", "advised", one.key_id, one.signature, two.key_id,
-        two.signature,
-    )  # fmt: skip
-    w.agencies[A].answer_decided(answer)
+    w.agencies[A].answer_decided(staff_answer(desk, request_id, first, second))
     w.settle()
 
 
@@ -104,7 +71,7 @@ def test_a_staff_answer_needs_an_approver_and_no_administrator(store: HubStore) 
     parked at the hub with a reason naming the missing role, and never relayed; the reviewer's proposal approved
     by an approver is relayed (the control). A reviewer's role one administrator signed alone counts no more
     than an approver's."""
-    w = world(store)
+    w = roster_world(store)
     mine, request_id, desk = staff_request(w)
     roles = {"rev": "reviewer", "apr": "approver"}
     stream = roster_stream(ADMIN, REV, APR, SOCK, SOCK2, roles=roles, second=ADMIN2)
@@ -136,7 +103,7 @@ def test_a_role_withdrawn_before_the_answer_reaches_the_hub_does_not_count(store
     """Threat: an insider deciding with the key of an approver whose role an administrator withdrew (a person
     moved off the desk, still enrolled): the hub checks the roster at the point it holds when the answer comes,
     so the answer is parked; a fresh approver's is relayed."""
-    w = world(store)
+    w = roster_world(store)
     mine, request_id, desk = staff_request(w)
     stream = roster_stream(ADMIN, REV, APR, APR2, roles={"rev": "reviewer"}, second=ADMIN2)
     withdrawn = ("RolesWithdrawn", {"staff": "apr2", "roles": ["approver"]})
@@ -152,7 +119,7 @@ def test_a_roster_that_records_no_roles_decides_nothing(store: HubStore) -> None
     """Threat: a shell user at the provider opening a roster whose root records no roles (as before roles
     travelled), so that any two certified keys would decide: the hub proves no authority from it, parks the
     answer (``staff_role``) and relays nothing."""
-    w = world(store)
+    w = roster_world(store)
     _, request_id, desk = staff_request(w)
     w.agencies[A].send_roster(roster_stream(ADMIN, REV, APR, roles=False))
     decide(w, desk, request_id, REV, APR)

@@ -14,10 +14,12 @@ Settings: ``config.json`` ``"capacity": {"pool_size": 4, "pool_overflow": 8, "ap
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import Field
@@ -133,3 +135,17 @@ def retry_while(op: Callable[[], T], transient: Callable[[Exception], bool], wai
 def retry_while_server_full(connect: Callable[[], T], wait: float = CONNECT_WAIT) -> T:
     """``connect()``, tried again with growing pauses while the server answers "too many clients"."""
     return retry_while(connect, server_full, wait)
+
+
+def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The CPUs this process may use: those it is pinned to and, in a container, its CPU quota (cgroup v2
+    ``cpu.max``) — a pod limited to half a CPU on a 32-CPU host gets one, not 32 (worker pools: ``audit
+    verify``'s, the hub's openers)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = cgroup.read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, int(quota) // int(period))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 limit readable: the CPUs are the limit
+    return max(1, cpus)

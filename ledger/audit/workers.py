@@ -19,7 +19,6 @@ logs are checked in this process (``min_events``).
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -30,6 +29,7 @@ from pathlib import Path
 from sys import intern
 from typing import TYPE_CHECKING
 
+from ledger.capacity import usable_cpus
 from ledger.errors import Code, FlagLedgerError, StorageError
 
 if TYPE_CHECKING:
@@ -59,14 +59,7 @@ def default_workers(cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     "May use": the CPUs it is pinned to and, in a container, its CPU quota (cgroup v2 ``cpu.max``) — a pod
     limited to half a CPU on a 32-CPU host gets one process, not four competing for that half.
     """
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        quota, period = cgroup.read_text().split()[:2]
-        if quota != "max":
-            cpus = min(cpus, int(quota) // int(period))
-    except (OSError, ValueError):
-        pass  # no cgroup v2 limit readable: the CPUs are the limit
-    return max(1, min(4, cpus))
+    return min(4, usable_cpus(cgroup))
 
 
 @dataclass(frozen=True)

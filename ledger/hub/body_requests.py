@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import Code, InputError, NotFoundError, PermissionDenied
@@ -31,6 +31,15 @@ from ledger.storage import storage_error
 
 __all__ = ["HubBodyRequests"]
 
+# built once: asked at every registration
+_WAITING = select(
+    hub_body_requests.c.request_id, hub_body_requests.c.body, hub_body_requests.c.flags, hub_body_requests.c.reason
+).where(
+    hub_body_requests.c.municipality == bindparam("holder"),
+    hub_body_requests.c.delivered.is_(False),
+    hub_body_requests.c.person.in_(bindparam("persons", expanding=True)),
+)
+
 Seal = Callable[[str, Message], tuple[str, bytes]]
 Owed = list[tuple[str, bytes]]
 
@@ -39,10 +48,10 @@ class HubBodyRequests:
     def __init__(self, engine: Engine, codes: CodeMap, seal: Seal, kind_of: KindOf) -> None:
         self.engine, self.codes, self.seal, self.kind_of = engine, codes, seal, kind_of
 
-    def _read(self, stmt: object) -> list[object]:
+    def _read(self, stmt: object, args: dict[str, object] | None = None) -> list[object]:
         try:
             with txn.reading(self.engine) as conn:
-                return list(conn.execute(stmt))  # type: ignore[call-overload]
+                return list(conn.execute(stmt, args))  # type: ignore[call-overload]
         except SQLAlchemyError as exc:
             raise storage_error("cannot read the hub's body requests", exc) from exc
 
@@ -83,10 +92,7 @@ class HubBodyRequests:
     def registered(self, holder: str, code: str, person: str) -> tuple[Owed, Write | None]:
         """A new registration: the requests waiting for this municipality to know the person."""
         r = hub_body_requests.c
-        stmt = select(r.request_id, r.body, r.flags, r.reason).where(
-            r.municipality == holder, r.delivered.is_(False), r.person.in_(persons_of(self.codes, person))
-        )
-        rows = self._read(stmt)
+        rows = self._read(_WAITING, {"holder": holder, "persons": persons_of(self.codes, person)})
         if not rows:
             return [], None
         owes = [self.seal(holder, RoutedBodyRequest(w.request_id, w.body, code, w.flags, w.reason)) for w in rows]  # type: ignore[attr-defined]

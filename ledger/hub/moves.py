@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.domain.types import AgencyKind
@@ -38,6 +38,24 @@ from ledger.linkage.moves import HandedOver, HandoverMessage, MoveMessage, join_
 from ledger.storage import storage_error
 
 __all__ = ["HubMoves", "KindOf", "Write", "applying"]
+
+# built once: asked at every registration (the handover a new municipality may be owed)
+_LATEST = (
+    select(
+        hub_moves.c.seq,
+        hub_moves.c.sender,
+        hub_moves.c.move_id,
+        hub_moves.c.sender_code,
+        hub_moves.c.to_agency,
+        hub_moves.c.moved_on,
+        hub_moves.c.flags,
+        hub_moves.c.delivered,
+        hub_moves.c.taken,
+    )
+    .where(hub_moves.c.person.in_(bindparam("persons", expanding=True)))
+    .order_by(hub_moves.c.seq.desc())
+    .limit(1)
+)
 
 Seal = Callable[[str, Message], tuple[str, bytes]]
 Write = Callable[[Connection, int], None]
@@ -79,16 +97,9 @@ class HubMoves:
         self.engine, self.codes, self.seal, self.kind_of = engine, codes, seal, kind_of
 
     def _latest(self, persons: list[str]) -> _Move | None:
-        m = hub_moves.c
-        stmt = (
-            select(m.seq, m.sender, m.move_id, m.sender_code, m.to_agency, m.moved_on, m.flags, m.delivered, m.taken)
-            .where(m.person.in_(persons))
-            .order_by(m.seq.desc())
-            .limit(1)
-        )
         try:
             with txn.reading(self.engine) as conn:
-                row = conn.execute(stmt).first()
+                row = conn.execute(_LATEST, {"persons": persons}).first()
         except SQLAlchemyError as exc:
             raise storage_error("cannot read the hub's moves", exc) from exc
         return None if row is None else _Move(*row)

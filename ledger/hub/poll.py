@@ -2,8 +2,11 @@
 
 1. **Open** every delivery of the poll with the hub's sealing key and check its signature (an agency's digest:
    each message it carries, as if it had come alone); one that does not open is kept to be parked in its place.
+   A large poll is opened in worker processes, slice by slice, and joined again in its order
+   (``ledger.hub.openers``): opening is independent per message; only applying is in order.
 2. **Apply** them in order in one transaction (``Sequencer.poll``): the fence checked once, the replay check
-   one ``IN`` query for the poll's (sender, event id)s, the code map read once per code. What used to be a
+   one ``IN`` query for the poll's (sender, event id)s and one for its sealed records' ids, the code map read
+   once per code. What used to be a
    message's own transaction is a SAVEPOINT in it: a message refused half-way is rolled back to where it
    started and parked, in the same transaction, and the poll goes on — so the database holds exactly what
    one-by-one application would have committed, with the same numbers in the same order, or (a crash, a lost
@@ -20,8 +23,9 @@ alone as before, and a new one is opened for the rest: still the same order.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -29,19 +33,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import Code, FlagLedgerError, StorageError
 from ledger.faultpoint import faultpoint
-from ledger.hub.digests import carried
 from ledger.hub.heads import MapHeads
 from ledger.hub.inbox import applied_among, park, was_applied
 from ledger.hub.log import HubStore
+from ledger.hub.openers import Item, Openers
+from ledger.hub.sealed_records import records_among
 from ledger.hub.sequencer import NotLeader
 from ledger.linkage.consultation import AdviceMessage, StaffAnswer
-from ledger.linkage.digests import DIGEST_KIND
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import AnswerMessage, FlagChangeMessage, QueryMessage, RecordMessage
-from ledger.linkage.names import HUB
 from ledger.linkage.record_contents import SealedRecordMessage
-from ledger.linkage.sealing import Opened, read_header, unseal
+from ledger.linkage.sealing import Opened
 from ledger.linkage.transport import Delivery
 from ledger.storage import storage_error
 
@@ -67,6 +70,7 @@ class Hub(Protocol):
     directory: Directory
     now: Callable[[], datetime]
     heads: MapHeads | None
+    openers: Openers
 
     def _apply(self, opened: Opened) -> None: ...
 
@@ -86,41 +90,10 @@ BATCHED = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Item:
-    """One message of the poll, opened — or refused while opening, with its code and reason."""
-
-    delivery: Delivery
-    sender: str | None
-    event_id: str | None
-    opened: Opened | None = None
-    refused: tuple[str, str] | None = None
-
-
 def open_poll(hub: Hub, deliveries: Sequence[Delivery]) -> list[Item]:
-    items: list[Item] = []
-    for delivery in deliveries:
-        _open(hub, delivery, items, inner=False)
-    return items
-
-
-def _open(hub: Hub, delivery: Delivery, items: list[Item], inner: bool) -> None:
-    sender = event_id = None
-    try:
-        header = read_header(delivery.value)
-        sender, event_id = header.sender, header.event_id
-        opened = unseal(hub.keys.sealing, HUB, delivery.value, hub.directory.sender_keys(hub.now()))
-        # parked from here on, it keeps no bytes the hub's key opens: a registration's number among them
-        delivery = replace(delivery, value=b"")
-        if opened.kind == DIGEST_KIND and not inner:  # an agency's digest: each message handled as if alone
-            for one in carried(delivery, opened):
-                _open(hub, one, items, inner=True)
-            return
-        items.append(Item(delivery, sender, event_id, opened))
-    except FlagLedgerError as exc:
-        items.append(Item(delivery, sender, event_id, refused=(exc.code, str(exc))))
-    except (ValueError, RecursionError) as exc:  # a decoder's own refusal of hostile bytes: parked all the same
-        items.append(Item(delivery, sender, event_id, refused=(Code.MALFORMED, f"{type(exc).__name__}: {exc}")))
+    """Every delivery opened and verified, in order (``ledger.hub.openers``: in worker processes if the poll is
+    large), under the directory's keys valid now."""
+    return hub.openers.open(hub.directory, hub.now(), deliveries)
 
 
 def apply_poll(hub: Hub, items: list[Item], done: Step) -> None:
@@ -158,11 +131,33 @@ def _in_one_transaction(hub: Hub, items: list[Item], done: Step) -> int:
         except SQLAlchemyError as exc:
             raise storage_error("cannot read the hub's applied messages", exc) from exc
         poll.known.update({key: found.get(key) for key in keys})
+        records = _record_ids(items)
+        try:
+            filed = records_among(poll.conn, records)
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot read the hub's sealed provision records", exc) from exc
+        poll.records.update({record_id: filed.get(record_id) for record_id in records})
         for item in items:
             if _apply(hub, item, done):
                 applied += 1
                 faultpoint("hub.poll.applied")  # applied in the poll's transaction, nothing of it committed
     return applied
+
+
+def _record_ids(items: list[Item]) -> set[str]:
+    """The record ids the poll's sealed provision records name, for one query: read from the JSON alone — a
+    payload that is not what it should be is left to the message's own decoding, which parks it."""
+    ids: set[str] = set()
+    for item in items:
+        if item.opened is None or item.opened.kind != SealedRecordMessage.kind:
+            continue
+        try:
+            record_id = json.loads(item.opened.payload).get("record_id")
+        except (ValueError, RecursionError, AttributeError):
+            continue
+        if isinstance(record_id, str):
+            ids.add(record_id)
+    return ids
 
 
 def _apply(hub: Hub, item: Item, done: Step) -> bool:

@@ -11,12 +11,14 @@ sequence across the person's numbers (:func:`~ledger.hub.portal_view.intervals_o
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import NotFoundError
+from ledger.hub import txn
 from ledger.hub.log import Also, HubStore
 from ledger.hub.portal_view import PortalPage, PortalRecord, intervals_of
 from ledger.hub.tables import hub_sealed_records
@@ -33,7 +35,7 @@ from ledger.storage import storage_error
 _FIRST = select(hub_sealed_records.c.seq).where(hub_sealed_records.c.record_id == bindparam("record_id"))
 _FILE = insert(hub_sealed_records)
 
-__all__ = ["SealedEntry", "SealedPage", "file_sealed", "open_page", "sealed_page"]
+__all__ = ["SealedEntry", "SealedPage", "file_sealed", "open_page", "records_among", "sealed_page"]
 
 
 @dataclass(frozen=True)
@@ -64,15 +66,39 @@ def file_sealed(store: HubStore, provider: str, record: SealedRecordMessage, als
     }
 
     def first(conn: Connection) -> int | None:
+        poll = txn.current(conn=conn)
+        if poll is not None and record.record_id in poll.records:
+            return poll.records[record.record_id]  # read for the whole poll at its start (records_among)
         found = conn.execute(_FIRST, {"record_id": record.record_id}).scalar()
         return None if found is None else int(found)
 
     def write(conn: Connection, seq: int) -> None:
-        conn.execute(_FILE, {"seq": seq, **row})
+        if (poll := txn.current(conn=conn)) is not None:
+            # nothing in the poll reads the row back by SQL (the record-id check asks the poll): inserted with the
+            # poll's other rows in one executemany at its commit — so this append needs no SAVEPOINT
+            poll.later(_FILE, {"seq": seq, **row})
+            poll.file(record.record_id, seq)
+        else:
+            conn.execute(_FILE, {"seq": seq, **row})
         if also is not None:
-            also(conn, seq)
+            also(conn, seq)  # the loop's: the applied id, held for the commit as well
 
-    return store.sequencer.append(first, write)
+    # no SAVEPOINT: a failure in it drops what it held; had ``also`` written on the connection itself (the loop's
+    # only holds the applied id), the poll would stop rather than keep half of it (ledger.hub.txn.held)
+    return store.sequencer.append(first, write, held=True)
+
+
+BATCH = 400  # record ids per IN query
+
+
+def records_among(conn: Connection, record_ids: Collection[str]) -> dict[str, int]:
+    """Which of ``record_ids`` are filed, with their numbers: one query per ``BATCH`` (a poll's record-id check)."""
+    r = hub_sealed_records.c
+    wanted, found = sorted(set(record_ids)), {}
+    for at in range(0, len(wanted), BATCH):
+        stmt = select(r.record_id, r.seq).where(r.record_id.in_(wanted[at : at + BATCH]))
+        found.update({str(i): int(q) for i, q in conn.execute(stmt)})
+    return found
 
 
 def sealed_page(engine: Engine, codes: CodeMap, portal_code: str) -> SealedPage:

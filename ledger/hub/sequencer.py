@@ -169,14 +169,22 @@ class Sequencer:
     close = release
 
     # -- sequencing ---------------------------------------------------------------------------------------
-    def append(self, existing: Callable[[Connection], int | None], write: Callable[[Connection, int], object]) -> int:
+    def append(
+        self,
+        existing: Callable[[Connection], int | None],
+        write: Callable[[Connection, int], object],
+        *,
+        held: bool = False,
+    ) -> int:
         """Write one sequenced item: ``write(conn, seq)`` with the next number, in the transaction that advances
         the counter — unless ``existing(conn)`` finds it already written (a redelivered message), whose number
-        is returned and nothing is advanced. ``not_leader`` unless this process holds the lease."""
+        is returned and nothing is advanced. ``not_leader`` unless this process holds the lease. ``held``: in a
+        poll, ``write`` only holds its rows for the commit and ``existing`` only reads, so no SAVEPOINT is
+        taken (``ledger.hub.txn.held``)."""
         if self.epoch is None:
             raise NotLeader("this hub process does not hold the leader lease: it does not sequence")
         if (poll := txn.current(self.engine)) is not None and self._last is not None:
-            return self._append_in(poll, existing, write)
+            return self._append_in(poll, existing, write, held)
         try:
             with self._session() as conn, conn.begin() as tx:
                 self._fence(conn)
@@ -196,12 +204,18 @@ class Sequencer:
             raise storage_error("cannot sequence at the hub", exc, "nothing was kept") from exc
 
     def _append_in(
-        self, poll: txn.Poll, existing: Callable[[Connection], int | None], write: Callable[[Connection, int], object]
+        self,
+        poll: txn.Poll,
+        existing: Callable[[Connection], int | None],
+        write: Callable[[Connection, int], object],
+        held: bool,
     ) -> int:
-        """An append inside the open poll: its own SAVEPOINT, the next number taken only if it is released."""
+        """An append inside the open poll: its own SAVEPOINT (or, ``held``, none), the next number taken only if
+        it is released."""
         assert self._last is not None
+        unit = txn.held if held else txn.savepoint
         try:
-            with txn.savepoint(self.engine) as conn:
+            with unit(self.engine) as conn:
                 if (found := existing(conn)) is not None:
                     return found
                 seq = self._last + 1

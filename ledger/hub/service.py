@@ -44,6 +44,7 @@ from ledger.hub.heads import MapHeads
 from ledger.hub.inbox import applied_seq, mark_applied, owe, owed, paid
 from ledger.hub.log import HubStore
 from ledger.hub.moves import HubMoves, Write
+from ledger.hub.openers import Openers
 from ledger.hub.poll import Step, apply_poll, open_poll
 from ledger.hub.proxy_approvals import approve
 from ledger.hub.proxy_registrations import register as register_proxy
@@ -104,9 +105,11 @@ class HubService(QueryRouting):
         digests: DigestSchedule | None = None,
         person_ids: Callable[[str], str] | None = None,
         witnesses: Sequence[str] = (),
+        open_workers: int | None = None,
     ) -> None:
         """``heads``: the flag map, its heads and routing proofs (issue #20, ledger.hub.heads); None: routing
-        decisions the providers take on trust (docs/accountable-hub.md)."""
+        decisions the providers take on trust (docs/accountable-hub.md). ``open_workers``: processes that open
+        and verify large polls (ledger.hub.openers; None: one per usable CPU, at most 4; 0: none)."""
         if transport.party != HUB or keys.signer.agency != HUB:
             raise InputError("the hub's loop runs on the hub's transport with the hub's keys", code=Code.CONFIGURATION)
         self.store = store
@@ -128,6 +131,7 @@ class HubService(QueryRouting):
         # a body request only from a protection body
         self.moves = HubMoves(store.engine, store.codes, self._seal, self._kind_of)  # handovers (ledger.hub.moves)
         self.bodies = HubBodyRequests(store.engine, store.codes, self._seal, self._kind_of)  # ledger.hub.body_requests
+        self.openers = Openers(keys.sealing, open_workers)  # started at the first large poll, kept (close())
 
     def _kind_of(self, party: str) -> AgencyKind | None:
         return self.directory.kind_of(party)
@@ -170,6 +174,10 @@ class HubService(QueryRouting):
             raise
         self.transport.commit()
         return done
+
+    def close(self) -> None:
+        """Stop the opening workers (the transport and the store are the caller's)."""
+        self.openers.close()
 
     def _forget_map(self) -> None:
         # the flag map in memory may hold what the rolled-back poll registered: rebuilt from the database
@@ -312,7 +320,8 @@ class HubService(QueryRouting):
         done: Callable[[Connection], int | None] | None = None,
     ) -> int:
         """One sequenced transaction: ``write``, the messages owed and the applied id (fenced by the lease) —
-        unless the message was applied before, by its id or as ``done`` finds it (nothing written, nothing owed)."""
+        unless the message was applied before, by its id or as ``done`` finds it (nothing written, nothing owed);
+        ``done`` only reads."""
 
         def apply(conn: Connection, seq: int) -> None:
             if write is not None:
@@ -325,7 +334,8 @@ class HubService(QueryRouting):
             seq = applied_seq(conn, opened.sender, opened.event_id)
             return seq if seq is not None or done is None else done(conn)
 
-        return self.store.sequencer.append(existing, apply)
+        # nothing but the applied id and the outbox (both held for the poll's commit): no SAVEPOINT needed
+        return self.store.sequencer.append(existing, apply, held=write is None)
 
     def _registration(self, opened: Opened) -> None:
         # register() is idempotent: a hub that dies before marking it applied binds the same again
@@ -337,7 +347,8 @@ class HubService(QueryRouting):
         if opened.sender != PORTAL:
             owes, write = self.moves.registered(opened.sender, registration.code, person)
             waiting, deliver = self.bodies.registered(opened.sender, registration.code, person)
-            owes, write = [*owes, *waiting], _and(write, [], deliver)
+            owes = [*owes, *waiting]
+            write = _and(write, [], deliver) if write is not None or deliver is not None else None
         if self.heads is None or opened.sender == PORTAL:
             self._commit(opened, owes, write)
             return

@@ -179,6 +179,7 @@ def _hub_loop(
                 stop.wait(1.0)
             health.tick(leader=store.sequencer.leader, sequence=store.sequencer.last())
     finally:
+        hub.close()  # its opening workers
         store.close()
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, func, select
 
-from ledger.errors import Code, InputError
+from ledger.errors import Code, InputError, StorageError
 from ledger.faultpoint import ENV
 from ledger.hub.inbox import mark_applied, parked, was_applied
 from ledger.hub.log import HubStore, open_hub_store
@@ -35,9 +35,10 @@ from ledger.hub.tables import (
     hub_sealed_records,
 )
 from ledger.linkage.agency import AgencyEnd
-from ledger.linkage.messages import FlagChangeMessage
+from ledger.linkage.messages import FlagChangeMessage, decode
 from ledger.linkage.names import HUB, PORTAL
-from ledger.linkage.sealing import read_header
+from ledger.linkage.record_contents import SealedRecordMessage
+from ledger.linkage.sealing import read_header, unseal
 from ledger.linkage.transport import MemoryBroker, MemoryTransport, Topics
 from tests.support.hub_world import START, A, B, C, Cast, World
 from tests.support.people import individual_number
@@ -239,3 +240,69 @@ def test_an_append_refused_half_way_through_a_poll_takes_no_number_and_leaves_no
         assert store.sequencer.last() == 0  # another connection sees nothing before the commit
     assert (first, third) == (1, 2) and store.sequencer.last() == 2
     assert applied(store) == {(A, "e1"): 1, (A, "e3"): 2}
+
+
+def test_a_sealed_record_sent_again_under_new_event_ids_is_filed_once_in_the_poll_and_after_it(
+    hub_url: str, stores: list[HubStore]
+) -> None:
+    """A provider that died between sending a record and recording it sent, or the broker operator replaying
+    it re-sealed under a fresh event id: the record id is filed once whether the copy comes in the same poll
+    (its row not yet inserted: the record-id check is answered from the poll) or in a later one (answered by
+    the poll's one query) — a record filed twice would show the portal two provisions that happened once."""
+    broker = MemoryBroker()
+    cast = Cast.of(A, B, C, PORTAL)
+    stores.append(store := open_hub_store(hub_url, "hub-1"))
+    w = World.open(cast, store, lambda p: MemoryTransport(broker, p))
+    ends = w.agencies
+    x = individual_number()
+    record_id = ends[A].record(x, C, PROCEDURE, ITEM, INFO, "provided", AT)
+    original = unseal(cast.hub.sealing, HUB, broker.topics[INBOX][-1], cast.directory().sender_keys(START))
+    copy = decode(SealedRecordMessage, original.payload)
+    assert copy.record_id == record_id
+    ends[A].send(copy)  # the same record under a fresh event id, in the same poll
+    ends[A].record(x, C, PROCEDURE, ITEM, INFO, "held", AT)
+
+    step = w.hub.step(timeout_ms=50)
+    assert (step.applied, step.parked) == (4, 0)  # the registration, the record, its copy, the second record
+    r = hub_sealed_records.c
+    with store.engine.connect() as conn:
+        filed = conn.execute(select(r.record_id, r.seq).order_by(r.seq)).all()
+    assert len(filed) == 2 and filed[0] == (record_id, 2)
+    assert store.sequencer.last() == 3  # the copy took no number: no gap before the second record
+
+    ends[A].send(copy)  # and again, in a later poll
+    step = w.hub.step(timeout_ms=50)
+    assert (step.applied, step.parked) == (1, 0)
+    assert count(store, hub_sealed_records) == 2 and store.sequencer.last() == 3
+
+
+def test_a_held_append_refused_drops_what_it_held_and_one_that_wrote_itself_stops_the_poll(
+    hub_url: str, stores: list[HubStore]
+) -> None:
+    """A peer agency's message refused inside an append taken without a SAVEPOINT (``held``: a sealed record's):
+    what it held for the commit is dropped and it takes no number. Were such an append to write on the poll's
+    connection itself and then fail (a bug), no savepoint could undo it: the poll stops and commits nothing —
+    never half a message, which would shift the numbers the portal's hiding is decided by."""
+    stores.append(store := open_hub_store(hub_url, "hub-1"))
+    store.sequencer.take_lease()
+
+    def refused(conn: Connection, seq: int) -> None:
+        mark_applied(conn, A, "e2", seq)  # held for the commit
+        raise InputError("refused after its write began")
+
+    with store.sequencer.poll():
+        store.sequencer.append(lambda conn: None, lambda conn, seq: mark_applied(conn, A, "e1", seq), held=True)
+        with pytest.raises(InputError):
+            store.sequencer.append(lambda conn: None, refused, held=True)
+        assert not was_applied(store.engine, A, "e2")
+        third = store.sequencer.append(lambda conn: None, lambda conn, seq: mark_applied(conn, A, "e3", seq), held=True)
+    assert third == 2 and applied(store) == {(A, "e1"): 1, (A, "e3"): 2}
+
+    def wrote_itself(conn: Connection, seq: int) -> None:
+        conn.execute(hub_applied.insert().values(sender=A, event_id="e4", seq=seq))  # not held: written now
+        raise InputError("refused after it wrote")
+
+    with pytest.raises(StorageError), store.sequencer.poll():
+        store.sequencer.append(lambda conn: None, lambda conn, seq: mark_applied(conn, A, "e5", seq), held=True)
+        store.sequencer.append(lambda conn: None, wrote_itself, held=True)
+    assert applied(store) == {(A, "e1"): 1, (A, "e3"): 2} and store.sequencer.last() == 2

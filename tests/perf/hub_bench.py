@@ -26,6 +26,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         default=hub_national.PEAK_EVENTS_S,
         help=f"queries/s the hub is sent (default 10× the office-hour peak, {hub_national.PEAK_EVENTS_S})",
     )
+    ap.add_argument("--no-national", action="store_true", help="leave out the national simulation")
 
 
 def run(args: argparse.Namespace, tmp: Path, row: Row, figure: Figure) -> None:
@@ -40,6 +41,8 @@ def run(args: argparse.Namespace, tmp: Path, row: Row, figure: Figure) -> None:
             _propagation(args, tmp, address, row)
         if args.hub_events:
             _ingest(args, tmp, address, figure)
+        if args.no_national:
+            return
         result = hub_national.national(tmp, address, inboxes, seconds, args.national_rate)
         lag = result["lag_p99_s"] if result["lag_p99_s"] is not None else float("inf")
         row(

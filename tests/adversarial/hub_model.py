@@ -52,7 +52,13 @@ class Model:
     held: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (agency, number) → flags it holds
     ever_held: set[tuple[str, str]] = field(default_factory=set)
     changes: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)  # (agency, number, flag, action)
-    links: list[tuple[str, str, str]] = field(default_factory=list)  # (agency, old number, new number)
+    links: list[tuple[str, str, str]] = field(default_factory=list)  # (agency, old, new): the links in force
+    made: list[tuple[str, str, str]] = field(default_factory=list)  # every link made, undone or not
+    unlinks: list[tuple[str, str, str, bool]] = field(default_factory=list)  # (agency, old, new, second change)
+    parted: set[str] = field(default_factory=set)  # numbers of a person an unlink touched (the known gap)
+    retired: set[str] = field(default_factory=set)  # first numbers a second change retired for good
+    proxies: dict[tuple[str, str], str] = field(default_factory=dict)  # (number, proxy) → registering agency
+    approvals: dict[tuple[str, str, str], UUID] = field(default_factory=dict)  # (holder, number, proxy) in force
     asked: dict[str, tuple[str, str]] = field(default_factory=dict)  # querier's request id → (querier, number)
     decided: set[str] = field(default_factory=set)  # providers' local request ids decided by two staff
     cards: dict[str, str] = field(default_factory=dict)  # portal code → number signed in with
@@ -69,7 +75,19 @@ class Model:
         return number
 
     def numbers_of(self, number: str) -> list[str]:
+        """The person's numbers, the truth: a second change keeps the retired one (it is still her)."""
         return self.chain[self.person[number]]
+
+    def joined(self, number: str) -> set[str]:
+        """The numbers the links in force join to ``number`` (what the hub joins, once it has them all)."""
+        found, grew = {number}, True
+        while grew:
+            grew = False
+            for _, o, n in self.links:
+                if (o in found) != (n in found):
+                    found |= {o, n}
+                    grew = True
+        return found
 
     def any_number(self) -> str:
         return self.rng.choice(sorted(self.person)) if self.person else self.new_person()
@@ -127,10 +145,18 @@ class Model:
 
     def link(self, agency: str, old: str) -> str | None:
         """``agency`` records the person's number change (four eyes) to a new number — once per person: a second
-        change needs the first link undone first (``second_change``), which the model does not play."""
-        if len(self.numbers_of(old)) > 1:
+        change goes through the first link's maker (``renumber``)."""
+        if len(self.joined(old)) > 1 or old in self.retired:
             return None
         new = individual_number(self.rng)
+        if not self._link(agency, old, new):
+            return None
+        pid = self.person[old]
+        self.chain[pid].append(new)
+        self.person[new] = pid
+        return new
+
+    def _link(self, agency: str, old: str, new: str) -> bool:
         app = self.w.nodes[agency].app
         try:
             app.approve_link(Actor(agency, "apr"), app.request_link(Actor(agency, "req"), old, new, "個人番号の変更"))
@@ -138,12 +164,108 @@ class Model:
             if exc.code not in OWED:
                 raise
             self.refused[exc.code] += 1
-            return None
-        pid = self.person[old]
-        self.chain[pid].append(new)
-        self.person[new] = pid
+            return False
         self.links.append((agency, old, new))
-        return new
+        self.made.append((agency, old, new))
+        return True
+
+    def _unlink(self, agency: str, old: str, new: str, second: bool) -> None:
+        app = self.w.nodes[agency].app
+        why = "二度目の個人番号の変更" if second else "誤った紐付け"
+        app.approve_link(Actor(agency, "apr"), app.request_unlink(Actor(agency, "req"), old, why, second_change=second))
+        self.links.remove((agency, old, new))
+        self.unlinks.append((agency, old, new, second))
+        self.parted |= set(self.numbers_of(old)) | set(self.numbers_of(new))
+
+    def unlink(self) -> None:
+        """The maker of a link undoes it as wrong (four eyes): the new number is somebody else's from now on."""
+        if not self.links:
+            return
+        agency, old, new = self.rng.choice(self.links)
+        self._unlink(agency, old, new, second=False)
+        numbers = self.chain[self.person[old]]
+        moved = numbers[numbers.index(new) :]
+        del numbers[numbers.index(new) :]
+        self.chain[len(self.chain)] = moved
+        for n in moved:
+            self.person[n] = len(self.chain) - 1
+
+    def renumber(self) -> str | None:
+        """The person's number changes a second time: the first link's maker undoes it as a second change
+        (every protection kept, the first number retired) and links the second number to a third."""
+        if not self.links:
+            return None
+        agency, old, new = self.rng.choice(self.links)
+        self._unlink(agency, old, new, second=True)
+        self.retired.add(old)
+        newer = individual_number(self.rng)
+        if not self._link(agency, new, newer):
+            return None
+        self.chain[self.person[new]].append(newer)
+        self.person[newer] = self.person[new]
+        self.parted.add(newer)
+        return newer
+
+    # -- Mynaportal proxies ----------------------------------------------------------------------------------------
+    def register_proxy(self, agency: str, number: str) -> str | None:
+        """``agency``'s counter registers a proxy (a new person, who signs in at the portal with their own card)
+        for the person — the hub takes it only from a holder while a flag applies (parked otherwise)."""
+        proxy = individual_number(self.rng)
+        self.w.nodes[agency].app.register_proxy(Actor(agency, "req"), number, proxy)
+        self.chain[len(self.chain)] = [proxy]  # a person too (who may be asked about, protected, …)
+        self.person[proxy] = len(self.chain) - 1
+        self.proxies[number, proxy] = agency
+        self.sign_in(proxy)
+        return proxy
+
+    def cancel_proxy(self) -> None:
+        """A registered proxy cancelled by the agency that registered it."""
+        if self.proxies:
+            (number, proxy), agency = self.rng.choice(sorted(self.proxies.items()))
+            self.w.nodes[agency].app.cancel_proxy(Actor(agency, "req"), number, proxy, "model: cancelled")
+            del self.proxies[number, proxy]
+
+    def approve_proxy(self, holder: str, number: str, proxy: str) -> bool:
+        """``holder``'s requester proposes and its approver approves the proxy (each signing with their own
+        staff key); refused by the holder's node unless it holds a flag on the person now."""
+        app = self.w.nodes[holder].app
+        try:
+            aid = app.propose_proxy_approval(Actor(holder, "req"), number, proxy, "model: the person asked")
+            app.approve_proxy_approval(Actor(holder, "apr"), aid)
+        except FlagLedgerError as exc:
+            if exc.code not in (Code.WRONG_AGENCY, Code.CONFLICT):
+                raise
+            self.refused[f"proxy_{exc.code}"] += 1
+            return False
+        self.approvals[holder, number, proxy] = aid
+        return True
+
+    def withdraw_proxy(self) -> None:
+        """A holder's two people withdraw an approval in force."""
+        if self.approvals:
+            (holder, number, proxy), aid = self.rng.choice(sorted(self.approvals.items()))
+            app = self.w.nodes[holder].app
+            app.propose_proxy_withdrawal(Actor(holder, "req"), aid, "model: consent withdrawn")
+            app.withdraw_proxy_approval(Actor(holder, "apr"), aid)
+            del self.approvals[holder, number, proxy]
+
+    def proxy_act(self) -> None:
+        """One of: register a proxy, approve one as a holder, withdraw an approval, cancel a registration."""
+        roll = self.rng.random()
+        if roll < 0.35 or not self.proxies:
+            holdings = sorted(k for k, v in self.held.items() if v)
+            if holdings and self.rng.random() < 0.6:  # a holder registers (the usual case while protected)
+                self.register_proxy(*self.rng.choice(holdings))
+            else:
+                self.register_proxy(self.rng.choice(AGENCIES), self.any_number())
+        elif roll < 0.7:
+            number, proxy = self.rng.choice(sorted(self.proxies))
+            holders = sorted(a for a in AGENCIES if self.held.get((a, number)))
+            self.approve_proxy(self.rng.choice(holders or list(AGENCIES)), number, proxy)
+        elif roll < 0.85:
+            self.withdraw_proxy()
+        else:
+            self.cancel_proxy()
 
     def move(self) -> None:
         """A municipality holding a flag on someone records their move to another; the new one may file them."""
@@ -260,6 +382,7 @@ OPS = (
     ("new", 3), ("protect", 4), ("release", 4), ("ask", 7), ("link", 2), ("move", 3), ("take_over", 3),
     ("companion", 1), ("file", 2), ("card", 2), ("advise", 3), ("decide", 4), ("deadline", 1),
     ("push", 6), ("hub", 8), ("pull", 6), ("crash", 2), ("ack", 2),
+    ("unlink", 1), ("renumber", 1), ("proxy", 3),
 )  # fmt: skip
 
 
@@ -279,6 +402,12 @@ def step(m: Model, op: str) -> None:
         m.ask(m.any_number(), querier, provider)
     elif op == "link":
         m.link(rng.choice(AGENCIES), m.any_number())
+    elif op == "unlink":
+        m.unlink()
+    elif op == "renumber":
+        m.renumber()
+    elif op == "proxy":
+        m.proxy_act()
     elif op == "move":
         m.move()
     elif op == "take_over":

@@ -146,7 +146,7 @@ class Model:
     def link(self, agency: str, old: str) -> str | None:
         """``agency`` records the person's number change (four eyes) to a new number — once per person: a second
         change goes through the first link's maker (``renumber``)."""
-        if len(self.joined(old)) > 1 or old in self.retired:
+        if len(self.joined(old)) > 1 or old in self.retired or len(self.numbers_of(old)) > 1:
             return None
         new = individual_number(self.rng)
         if not self._link(agency, old, new):
@@ -173,15 +173,18 @@ class Model:
         app = self.w.nodes[agency].app
         why = "二度目の個人番号の変更" if second else "誤った紐付け"
         app.approve_link(Actor(agency, "apr"), app.request_unlink(Actor(agency, "req"), old, why, second_change=second))
-        self.links.remove((agency, old, new))
         self.unlinks.append((agency, old, new, second))
-        self.parted |= set(self.numbers_of(old)) | set(self.numbers_of(new))
+        if not second:  # a second change's link stays at the hub: the chain keeps every protection on every number
+            self.links.remove((agency, old, new))
+            self.parted |= set(self.numbers_of(old)) | set(self.numbers_of(new))
 
-    def unlink(self) -> None:
-        """The maker of a link undoes it as wrong (four eyes): the new number is somebody else's from now on."""
-        if not self.links:
+    def unlink(self, old: str | None = None) -> None:
+        """The maker of a link undoes it as wrong (four eyes; ``old``: the link from this number): the new number
+        is somebody else's from now on."""
+        undoable = [(a, o, n) for a, o, n in self.links if o not in self.retired and old in (None, o)]
+        if not undoable:
             return
-        agency, old, new = self.rng.choice(self.links)
+        agency, old, new = self.rng.choice(undoable)
         self._unlink(agency, old, new, second=False)
         numbers = self.chain[self.person[old]]
         moved = numbers[numbers.index(new) :]
@@ -193,9 +196,11 @@ class Model:
     def renumber(self) -> str | None:
         """The person's number changes a second time: the first link's maker undoes it as a second change
         (every protection kept, the first number retired) and links the second number to a third."""
-        if not self.links:
+        undoable = [(a, o, n) for a, o, n in self.links if o not in self.retired]
+        latest = [(a, o, n) for a, o, n in undoable if self.numbers_of(n)[-1] == n]
+        if not latest:
             return None
-        agency, old, new = self.rng.choice(self.links)
+        agency, old, new = self.rng.choice(latest)
         self._unlink(agency, old, new, second=True)
         self.retired.add(old)
         newer = individual_number(self.rng)
@@ -203,7 +208,6 @@ class Model:
             return None
         self.chain[self.person[new]].append(newer)
         self.person[newer] = self.person[new]
-        self.parted.add(newer)
         return newer
 
     # -- Mynaportal proxies ----------------------------------------------------------------------------------------
@@ -218,10 +222,12 @@ class Model:
         self.sign_in(proxy)
         return proxy
 
-    def cancel_proxy(self) -> None:
-        """A registered proxy cancelled by the agency that registered it."""
+    def cancel_proxy(self, pair: tuple[str, str] | None = None) -> None:
+        """A registered proxy (``pair``: this one) cancelled by the agency that registered it."""
         if self.proxies:
-            (number, proxy), agency = self.rng.choice(sorted(self.proxies.items()))
+            (number, proxy), agency = (
+                (pair, self.proxies[pair]) if pair else self.rng.choice(sorted(self.proxies.items()))
+            )
             self.w.nodes[agency].app.cancel_proxy(Actor(agency, "req"), number, proxy, "model: cancelled")
             del self.proxies[number, proxy]
 
@@ -240,10 +246,12 @@ class Model:
         self.approvals[holder, number, proxy] = aid
         return True
 
-    def withdraw_proxy(self) -> None:
-        """A holder's two people withdraw an approval in force."""
+    def withdraw_proxy(self, key: tuple[str, str, str] | None = None) -> None:
+        """A holder's two people withdraw an approval in force (``key``: this one)."""
         if self.approvals:
-            (holder, number, proxy), aid = self.rng.choice(sorted(self.approvals.items()))
+            (holder, number, proxy), aid = (
+                (key, self.approvals[key]) if key else self.rng.choice(sorted(self.approvals.items()))
+            )
             app = self.w.nodes[holder].app
             app.propose_proxy_withdrawal(Actor(holder, "req"), aid, "model: consent withdrawn")
             app.withdraw_proxy_approval(Actor(holder, "apr"), aid)

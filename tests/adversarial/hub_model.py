@@ -59,9 +59,11 @@ class Model:
     retired: set[str] = field(default_factory=set)  # first numbers a second change retired for good
     proxies: dict[tuple[str, str], str] = field(default_factory=dict)  # (number, proxy) → registering agency
     approvals: dict[tuple[str, str, str], UUID] = field(default_factory=dict)  # (holder, number, proxy) in force
+    erased: list[tuple[str, str]] = field(default_factory=list)  # (agency, number) its administrators erased
     asked: dict[str, tuple[str, str]] = field(default_factory=dict)  # querier's request id → (querier, number)
     decided: set[str] = field(default_factory=set)  # providers' local request ids decided by two staff
     cards: dict[str, str] = field(default_factory=dict)  # portal code → number signed in with
+    proxy_cards: dict[str, str] = field(default_factory=dict)  # the same, of proxies signed in as proxies
     advised: dict[tuple[str, str], str] = field(default_factory=dict)  # (holder, hub request) → advice
     refused: Counter[str] = field(default_factory=Counter)  # refusals the product owed, by code
     day: int = 0
@@ -193,10 +195,11 @@ class Model:
         for n in moved:
             self.person[n] = len(self.chain) - 1
 
-    def renumber(self) -> str | None:
+    def renumber(self, old: str | None = None) -> str | None:
         """The person's number changes a second time: the first link's maker undoes it as a second change
-        (every protection kept, the first number retired) and links the second number to a third."""
-        undoable = [(a, o, n) for a, o, n in self.links if o not in self.retired]
+        (every protection kept, the first number retired) and links the second number to a third (``old``: the
+        link from this number)."""
+        undoable = [(a, o, n) for a, o, n in self.links if o not in self.retired and old in (None, o)]
         latest = [(a, o, n) for a, o, n in undoable if self.numbers_of(n)[-1] == n]
         if not latest:
             return None
@@ -210,6 +213,14 @@ class Model:
         self.person[newer] = self.person[new]
         return newer
 
+    def erase(self, agency: str, number: str) -> None:
+        """``agency``'s two administrators erase the person (issue 22): the hub shreds the records ``agency`` sent
+        it about them, across their numbers; nothing else changes."""
+        app = self.w.nodes[agency].app
+        request = app.request_erasure(Actor(agency, "admin"), number, "model: the retention period ended")
+        app.approve_erasure(Actor(agency, "admin2"), request)
+        self.erased.append((agency, number))
+
     # -- Mynaportal proxies ----------------------------------------------------------------------------------------
     def register_proxy(self, agency: str, number: str) -> str | None:
         """``agency``'s counter registers a proxy (a new person, who signs in at the portal with their own card)
@@ -219,7 +230,7 @@ class Model:
         self.chain[len(self.chain)] = [proxy]  # a person too (who may be asked about, protected, …)
         self.person[proxy] = len(self.chain) - 1
         self.proxies[number, proxy] = agency
-        self.sign_in(proxy)
+        self.sign_in(proxy, proxy=True)
         return proxy
 
     def cancel_proxy(self, pair: tuple[str, str] | None = None) -> None:
@@ -307,18 +318,19 @@ class Model:
         self.asked[rid] = (querier, number)
         return rid
 
-    def sign_in(self, number: str) -> None:
+    def sign_in(self, number: str, proxy: bool = False) -> None:
         """Someone signs in at the portal with the card of ``number``: the portal registers its code for it at
-        the hub, as ``ledger.portal.service.sign_in`` owes it (the portal's loop sends it)."""
+        the hub, as ``ledger.portal.service.sign_in`` owes it (the portal's loop sends it). ``proxy``: a proxy
+        with their own card, to read another's page (their own page is not checked: it costs every hub turn)."""
         keys = self.w.portal_keys
         assert keys is not None
         code = portal_code(keys.secret, number)
-        if code not in self.cards:
+        if code not in self.cards and code not in self.proxy_cards:
             payload = Registration(PORTAL, code, number).encode()
             hub_key = self.w.hub.directory.sealing_key(HUB)
             sealed = seal(keys.signer, hub_key, HUB, uuid.uuid4().hex, "registration", payload)
             MemoryTransport(self.w.broker, PORTAL).send(HUB, sealed)
-            self.cards[code] = number
+            (self.proxy_cards if proxy else self.cards)[code] = number
 
     # -- the consultation --------------------------------------------------------------------------------------
     def advise(self, holder: str, every: bool = False) -> None:

@@ -5,7 +5,9 @@ acts, crashes and lost commit acknowledgements. Every act goes through the node'
 while a handover is pending, a link refused at a node that is not the residence) is counted, never hidden.
 
 The model keeps the ground truth the checks compare the hub with: every flag change an agency's chain executed,
-which numbers are one person (the links its nodes approved), who was asked what, which portal cards signed in.
+which numbers are one person (the links its nodes approved; a wrong link undone parts them, a second change keeps
+the first number, retired), who was asked what, which portal cards signed in, which proxies are registered and
+which holders approved them, what each agency erased.
 """
 
 from __future__ import annotations

@@ -53,9 +53,10 @@ A few seeds of 45 steps run in CI; ``FLAGLEDGER_HUB_MODEL_SEEDS=N`` runs N more 
 Threats: the perpetrator asking at B or C about X (any order of events, a number change the hub learns late or a
 second one, a move, a child listed on the case, any crash or redelivery must not let an automatic answer through
 while X is protected, nor a hidden record back onto X's portal page after release or an erasure); the
-perpetrator signing in at the portal as X's proxy (unregistered, cancelled, or past a holder who did not approve); a holder's or the provider's staff
-(the consultation answers only with two people's signatures, never by the deadline); the broker and the network
-(redelivery, lost acknowledgements); an administrator restarting processes.
+perpetrator signing in at the portal as X's proxy (unregistered, cancelled, or past a holder who did not
+approve); a holder's or the provider's staff (the consultation answers only with two people's signatures, never by
+the deadline); the broker and the network (redelivery, lost acknowledgements); an administrator restarting
+processes.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ class Model:
     links: list[tuple[str, str, str]] = field(default_factory=list)  # (agency, old, new): the links in force
     made: list[tuple[str, str, str]] = field(default_factory=list)  # every link made, undone or not
     unlinks: list[tuple[str, str, str, bool]] = field(default_factory=list)  # (agency, old, new, second change)
-    parted: set[str] = field(default_factory=set)  # numbers of a person an unlink touched (the known gap)
+    parted: set[str] = field(default_factory=set)  # numbers of a person a wrong link's undo parted
     retired: set[str] = field(default_factory=set)  # first numbers a second change retired for good
     proxies: dict[tuple[str, str], str] = field(default_factory=dict)  # (number, proxy) → registering agency
     approvals: dict[tuple[str, str, str], UUID] = field(default_factory=dict)  # (holder, number, proxy) in force

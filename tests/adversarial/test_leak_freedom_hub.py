@@ -17,7 +17,8 @@ The checks, against the model's ground truth and the hub's own sequence (no cloc
 * **the staff mark**: a query the hub routed at sequence ``s`` is marked for staff exactly when some holder's
   ``NON_DISCLOSURE`` or ``NO_AUTO_RESPONSE`` was open before ``s`` on any number the hub had linked to the
   person's before ``s`` (its holders, and only they, consulted) — so while any holder holds, across a link and
-  after a handover, it is never auto-answered, and only once no holder remains is it answered automatically;
+  after a handover, it is never auto-answered, and only once no holder remains is it answered automatically; a
+  number a wrong link joined brings each holding begun before the link was undone, until released;
 * **never automatic at A**: a staff-marked query is held at A with no ``AutoProvided`` in A's log, ever; the
   querier hears ``in_progress`` with no data until the hub relays a four-eyes decision, and then that decision;
 * **the consultation**: a decision the hub relayed names two different staff keys of A, on ``advised`` only
@@ -27,7 +28,8 @@ The checks, against the model's ground truth and the hub's own sequence (no cloc
   ``Reopened`` at the provider (long seeds 103 and 104 play it), whose staff may then decide again;
 * **sticky hiding at the portal**: after every turn of the hub, a record once hidden from a card's page is never
   shown on it again; at the end each card's page shows exactly the records whose hub sequence is at or above the
-  end of the person's latest ``NON_DISCLOSURE`` interval across all their numbers (an open one never ends);
+  end of the person's latest ``NON_DISCLOSURE`` interval across all their numbers (an open one never ends), and
+  across the numbers a wrong link once joined to theirs (the intervals begun before the undo);
 * **exactly once**: every flag change executed at a node filed once, every link once, every query routed once,
   applied at A once, and every answer (the first, and a relayed decision) applied at the querier once; every
   wrong link undone at the hub once (the staff mark above follows links filed *and undone* in the sequence);
@@ -43,9 +45,8 @@ The checks, against the model's ground truth and the hub's own sequence (no cloc
 ``test_the_model_catches_a_broken_product`` breaks one of these rules of the product at a time (the page lets a
 registered proxy past a holder's flag; the hub ignores a cancellation; the hub ignores an unlink; the bridge
 sends a second change's unlink; an erasure takes the person's flag changes with it) and shows the model fails,
-naming it. Known gaps, not checked here (strict ``xfail`` in ``test_leak_freedom_hub_unlinks.py``): after a
-wrong link is undone the hub neither keeps protecting both numbers with a flag set through the link nor keeps
-hidden what was hidden while they were one person — the sticky check skips cards of numbers an unlink touched.
+naming it. The unlinks' own cases (a flag set through a wrong link, records hidden while linked) are
+``test_leak_freedom_hub_unlinks.py``.
 
 A few seeds of 45 steps run in CI; ``FLAGLEDGER_HUB_MODEL_SEEDS=N`` runs N more under ``long``, each of
 ``FLAGLEDGER_HUB_MODEL_STEPS`` steps (default 200).
@@ -150,8 +151,6 @@ class Sticky:
 
     def __call__(self) -> None:
         for code, (shown, left_out) in card_pages(self.m).items():
-            if self.m.cards[code] in self.m.parted:
-                continue  # the known gap: an unlink parts the hub's chain and its hiding with it (module)
             back = self.hidden[code] & shown
             assert not back, f"a hidden record shown again on the portal: {sorted(back)}"
             self.hidden[code] |= left_out
@@ -213,21 +212,32 @@ def chain_at(person: str, links: dict[tuple[str, str], tuple[int, float]], befor
     return found
 
 
-def intervals(changes: list, persons: set[str], flags: tuple[str, ...], before: float) -> dict[tuple, float]:
-    """(holder, person, flag) → where its latest interval ends (INF: open), from the changes before ``before``."""
+def ever_joined(person: str, links: dict[tuple[str, str], tuple[int, float]], before: float) -> dict[str, float]:
+    """Person id → the latest hub sequence, up to ``before``, at which the hub had it joined to ``person``: the
+    chain just before each undo (a chain only grows between undos) and at ``before`` itself."""
+    found: dict[str, float] = {}
+    for at in sorted({before, *(e for _, e in links.values() if e < before)}):
+        for p in chain_at(person, links, at):
+            found[p] = at
+    return found
+
+
+def spans(changes: list, persons: dict[str, float], flags: tuple[str, ...], before: float) -> list[tuple]:
+    """(holder, person, start, end) of every interval of ``flags`` on ``persons`` from the changes before
+    ``before`` (end INF: open) that counts for the person: begun while its person id was joined to theirs
+    (before ``persons[id]``) — the rule after an unlink (docs/linkage.md, "Unlinks")."""
     opened: dict[tuple, int] = {}
-    ends: dict[tuple, float] = {}
+    found: list[tuple] = []
     for c in sorted(changes, key=lambda c: c.seq):
         if c.seq >= before or c.person not in persons or c.flag not in flags:
             continue
         key = (c.holder, c.person, c.flag)
         if c.action == "set":
             opened.setdefault(key, c.seq)
-            ends[key] = INF
         elif key in opened:
-            del opened[key]
-            ends[key] = c.seq
-    return ends
+            found.append((c.holder, c.person, opened.pop(key), c.seq))
+    found += [(h, p, start, INF) for (h, p, _), start in opened.items()]
+    return [(h, p, start, end) for h, p, start, end in found if start < persons[p]]
 
 
 def check(m: Model, sticky: Sticky) -> dict[str, int]:
@@ -279,9 +289,8 @@ def check(m: Model, sticky: Sticky) -> dict[str, int]:
     now = int(w.hub.now().timestamp())
     counts = Counter[str]()
     for r in routed:
-        persons = chain_at(r.person, links, r.seq)
-        ends = intervals(changes, persons, (ND, NAR), r.seq)
-        holders = {h for (h, _, _), end in ends.items() if end == INF}
+        ever = ever_joined(r.person, links, r.seq)  # and numbers a wrong link joined, until undone
+        holders = {h for h, _, _, end in spans(changes, ever, (ND, NAR), r.seq) if end == INF}
         assert r.staff == bool(holders), f"routed {'staff' if r.staff else 'auto'} with holders {holders}"
         _, local_id, how = local[r.request_id]
         app = w.nodes[r.provider].app
@@ -324,8 +333,8 @@ def check(m: Model, sticky: Sticky) -> dict[str, int]:
     for code, number in m.cards.items():
         persons = {hp[n] for n in m.joined(number)}
         assert set(persons_of(store.codes, hp[number])) == persons
-        ends = intervals(changes, persons, (ND,), INF)
-        end = max(ends.values(), default=None)
+        ever = ever_joined(hp[number], links, INF)  # what a wrong link joined hid stays hidden
+        end = max((e for *_, e in spans(changes, ever, (ND,), INF)), default=None)
         r = hub_sealed_records.c
         with store.engine.connect() as conn:
             records = conn.execute(select(r.seq, r.record_id, r.contents).where(r.person.in_(persons))).all()

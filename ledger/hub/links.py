@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.errors import Code, NotFoundError, PermissionDenied
 from ledger.hub import txn
 from ledger.hub.moves import Write
-from ledger.hub.tables import hub_link_makers, hub_links, hub_undone_links
+from ledger.hub.tables import hub_link_makers, hub_links, hub_portal_links, hub_undone_links
 from ledger.linkage.codes import CodeMap
 from ledger.linkage.hiding import INFINITY, Interval
 from ledger.linkage.messages import LinkMessage, UnlinkMessage
@@ -67,6 +67,8 @@ def unlink(engine: Engine, codes: CodeMap, sender: str, m: UnlinkMessage) -> Wri
         conn.execute(delete(hub_links).where(hub_links.c.old == old, hub_links.c.new == new))
         conn.execute(delete(hub_link_makers).where(k.old == old))
         conn.execute(insert(hub_undone_links).values(undone_seq=seq, old=old, new=new, linked_seq=linked_seq))
+        # fed again if the old number is linked anew (the portal feed takes the undo itself from hub_undone_links)
+        conn.execute(delete(hub_portal_links).where(hub_portal_links.c.old == old))
 
     return write
 

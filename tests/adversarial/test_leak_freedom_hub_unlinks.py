@@ -12,9 +12,11 @@ first number from the second, and a query about the third was answered automatic
 the first. Now the bridge sends no unlink for a second change (``consumers/linkage_bridge.py``): the hub keeps
 the link, and the second number's link to the third makes a chain — every protection on all three numbers.
 
-The other two are still gaps: the hub parts the two person ids of a wrong link (``ledger.hub.links.unlink``
-deletes the link) and keeps no history of it. Strict ``xfail`` until the hub keeps its undone links (a hub
-migration: ``hub_links`` rows with the sequence they were undone at) — docs/linkage.md, "What is left of #19".
+The other two were gaps, fixed at the hub (``h0022``): it deleted an undone link and kept no history of it. Now
+it keeps each undone link with the sequences it was filed and undone at (``hub_undone_links``), and a holding on
+a number once joined to the person's that began before the undo still counts for them
+(``ledger.hub.links.joined``): the staff mark until its holder releases it, the page's hiding for good —
+docs/linkage.md, "What an undone link leaves behind".
 
 Threat: the perpetrator asking at B about X by her newest number, or reading her new number's portal page after
 a number change is undone.
@@ -36,8 +38,6 @@ from tests.adversarial.test_leak_freedom_hub import Sticky, card_pages, settle
 from tests.conftest import NodeFactory
 from tests.support.hub_nodes import hub_nodes
 from tests.support.hub_world import A, B, C
-
-GAP = "the hub keeps no history of an undone link (needs a hub migration: docs/linkage.md, What is left of #19)"
 
 
 @pytest.fixture

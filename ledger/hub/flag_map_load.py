@@ -12,6 +12,7 @@ from collections.abc import Callable
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from ledger.hub.links import joined
 from ledger.hub.tables import hub_flag_changes
 from ledger.linkage.codes import CodeMap, persons_of
 from ledger.linkage.flag_map import map_key
@@ -37,6 +38,7 @@ def load_flag_map(
         chain=lambda person: persons_of(codes, person),
         key_of=key_of,
         code_of=lambda person, holder: codes.codes(person).get(holder, ""),
+        cover=lambda person: joined(engine, person),  # a wrong link's undo keeps what it covered
     )
     f = hub_flag_changes.c
     stmt = select(f.seq, f.person, f.holder, f.flag, f.action).where(f.seq > after).order_by(f.seq)

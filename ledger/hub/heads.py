@@ -34,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import Code, InputError, IntegrityError
 from ledger.hub.inbox import owe
+from ledger.hub.links import joined
 from ledger.hub.log import HubStore
 from ledger.hub.tables import hub_cosignatures, hub_flag_changes, hub_heads, hub_person_keys
 from ledger.linkage.codes import persons_of
@@ -100,6 +101,7 @@ class MapHeads:
             chain=lambda person: persons_of(codes, person),
             key_of=self.key_of,
             code_of=lambda person, holder: codes.codes(person).get(holder, ""),
+            cover=lambda person: joined(store.engine, person),  # a wrong link's undo keeps what it covered
         )
         self.leaves, self.tree, self.folded, self.relink = [], CompactRange(), 0, set()
         self.last = None if not rows else decode_head(bytes(rows[0][0]))

@@ -3,10 +3,11 @@ changes.
 
 A round (:meth:`PortalFeed.step`, after each step of the hub's loop, by the leader only) finds what changed
 since the last round — records, flag changes and erasures sequenced since the mark, portal codes never fed,
-number-change links never fed — takes every portal code of every person touched (across their numbers),
-computes the page (``sealed_page``: the records shown, hidden ones removed by the hub's sequence, each still
-sealed by its provider to the portal — the hub passes on contents it cannot read) with whether a protection
-applies now and whether the code's number was replaced, and owes the portal each page whose content differs
+number-change links never fed, links undone since the mark — takes every portal code of every person touched
+(across their numbers), computes the page (``sealed_page``: the records shown, hidden ones removed by the
+hub's sequence, each still sealed by its provider to the portal — the hub passes on contents it cannot read)
+with whether a protection applies now and whether the code's number was replaced, and owes the portal each
+page whose content differs
 from the last one sent under that code. Pages, digests, links fed and the new mark are written in one
 transaction, each erasure's ``page_erasure`` notice before them (``ledger.linkage.erasure_messages``: the portal
 records it); the hub's outbox sends them at its next step (``hub_outbox``), so a hub that dies mid-round feeds
@@ -45,6 +46,7 @@ from ledger.hub.tables import (
     hub_proxy_approvals,
     hub_proxy_registrations,
     hub_sealed_records,
+    hub_undone_links,
 )
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.codes import persons_of
@@ -165,9 +167,13 @@ class PortalFeed:
                     for p in conn.execute(select(c.person).where((c.holder == PORTAL) & c.code.not_in(fed))).scalars()
                 }
                 links = conn.execute(select(k.old, k.new).where(k.old.not_in(select(hub_portal_links.c.old)))).all()
+                u = hub_undone_links.c  # a link undone since the mark parts two pages (each keeps what it hid)
+                parted = conn.execute(
+                    select(u.old, u.new).where((u.undone_seq > mark) & (u.undone_seq <= version))
+                ).all()
         except SQLAlchemyError as exc:
             raise storage_error("cannot read what changed for the portal", exc) from exc
-        persons |= {str(p) for link in links for p in link}
+        persons |= {str(p) for link in [*links, *parted] for p in link}
         # a proxy's new card (or number) changes the pages it may read
         persons |= proxied_by(self.store, persons) | registered_by(self.store, persons)
         return mark, persons, [str(link.old) for link in links]

@@ -3,7 +3,9 @@
 The portal asks under its own code for the person (a card sign-in is mapped to it); the hub finds every
 person id of theirs across number changes (``persons_of``: a link that arrives late joins the old number's
 records and flags from then on), folds the ``NON_DISCLOSURE`` changes of all of them into intervals and keeps
-each record that :func:`ledger.linkage.hiding.hidden` does not hide — by the hub's sequence, never a clock.
+each record that :func:`ledger.linkage.hiding.hidden` does not hide — by the hub's sequence, never a clock. A
+number once joined to theirs by a link since undone brings the intervals that began before the undo
+(``ledger.hub.links.joined``): what was hidden while the two were one person stays hidden.
 
 What the page says about what it left out is :data:`~ledger.linkage.hiding.HIDDEN_NOTE` and nothing more: no
 holder, no agency, no count, no time. A hidden record's querier may be the municipality the victim moved to;
@@ -18,6 +20,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import NotFoundError
+from ledger.hub.links import counts, joined
 from ledger.hub.tables import hub_flag_changes, hub_records
 from ledger.linkage.codes import CodeMap, check_code, persons_of
 from ledger.linkage.hiding import HIDDEN_NOTE, NON_DISCLOSURE, FlagChange, Interval, fold, hidden
@@ -48,8 +51,11 @@ class PortalPage:
     note: str | None  # HIDDEN_NOTE when something was left out, else None
 
 
-def intervals_of(engine: Engine, persons: list[str]) -> list[Interval]:
-    """The ``NON_DISCLOSURE`` intervals of every person id of one person (their holdings, in sequence)."""
+def intervals_of(engine: Engine, persons: list[str], until: dict[str, float] | None = None) -> list[Interval]:
+    """The ``NON_DISCLOSURE`` intervals of every person id of one person (their holdings, in sequence);
+    ``until`` (``ledger.hub.links.joined``): also those of person ids once joined to them, begun before the undo."""
+    if until is not None:
+        persons = sorted({*persons, *until})
     f = hub_flag_changes.c
     stmt = (
         select(f.seq, f.person, f.holder, f.flag, f.action)
@@ -61,7 +67,8 @@ def intervals_of(engine: Engine, persons: list[str]) -> list[Interval]:
             changes = [FlagChange(int(s), str(p), str(h), str(fl), a) for s, p, h, fl, a in conn.execute(stmt)]
     except SQLAlchemyError as exc:
         raise storage_error("cannot read the hub's flag changes", exc) from exc
-    return fold(changes)
+    found = fold(changes)
+    return found if until is None else [i for i in found if i.person not in until or counts(i, until)]
 
 
 def portal_page(engine: Engine, codes: CodeMap, portal_code: str) -> PortalPage:
@@ -70,7 +77,7 @@ def portal_page(engine: Engine, codes: CodeMap, portal_code: str) -> PortalPage:
     if person is None:
         raise NotFoundError("the portal has registered no person under this code at the hub")
     persons = persons_of(codes, person)
-    intervals = intervals_of(engine, persons)
+    intervals = intervals_of(engine, persons, joined(engine, person))
     r = hub_records.c
     stmt = (
         select(r.seq, r.record_id, r.made_at, r.querier, r.provider, r.procedure, r.legal_item, r.info_kind, r.outcome)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import NotFoundError
 from ledger.hub import txn
+from ledger.hub.links import joined
 from ledger.hub.log import Also, HubStore
 from ledger.hub.portal_view import PortalPage, PortalRecord, intervals_of
 from ledger.hub.tables import hub_sealed_records
@@ -107,7 +108,7 @@ def sealed_page(engine: Engine, codes: CodeMap, portal_code: str) -> SealedPage:
     if person is None:
         raise NotFoundError("the portal has registered no person under this code at the hub")
     persons = persons_of(codes, person)
-    intervals = intervals_of(engine, persons)
+    intervals = intervals_of(engine, persons, joined(engine, person))  # and numbers once joined (an undone link)
     r = hub_sealed_records.c
     stmt = select(r.seq, r.record_id, r.provider, r.contents).where(r.person.in_(persons)).order_by(r.seq)
     try:

@@ -54,6 +54,7 @@ __all__ = [
     "hub_rosters",
     "hub_sealed_records",
     "hub_sequence",
+    "hub_undone_links",
     "metadata",
 ]
 
@@ -332,6 +333,21 @@ hub_link_makers = Table(
     Column("old", String(CODE), primary_key=True),
     Column("new", String(CODE), nullable=False),
     Column("linker", String(PARTY), nullable=False),
+    Column("seq", BigInteger),  # the hub sequence the link was filed at; NULL: filed before h0022 (taken as 0)
+)
+
+# number-change links undone as wrong, kept (issue 19): the hub sequence each was filed at (0: before h0022) and
+# undone at. A flag held on one side while the two were joined keeps counting for the other: never an automatic
+# answer, never a record shown again (ledger.hub.links.joined, docs/linkage.md "Unlinks")
+hub_undone_links = Table(
+    "hub_undone_links",
+    metadata,
+    Column("undone_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("old", String(CODE), nullable=False),
+    Column("new", String(CODE), nullable=False),
+    Column("linked_seq", BigInteger, nullable=False),
+    Index("ix_hub_undone_links_old", "old"),
+    Index("ix_hub_undone_links_new", "new"),
 )
 
 # protection-body requests routed to a municipality (ledger.hub.body_requests): the hub's id → the body and its

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from ledger.errors import Code, InputError
 from ledger.linkage.flag_map import FlagEntry, MapProof, SparseMerkleMap, holding_key, map_key
-from ledger.linkage.hiding import FlagChange
+from ledger.linkage.hiding import INFINITY, FlagChange
 from ledger.linkage.map_heads import AUTO, STAFF, Action, MapHead, RoutingDecision, decide, sign_head
 from ledger.log.signing import Signer
 
@@ -37,21 +37,32 @@ class HubFlagMap:
         chain: Callable[[str], list[str]] | None = None,
         key_of: Callable[[str], bytes] = map_key,
         code_of: Callable[[str, str], str] | None = None,
+        cover: Callable[[str], dict[str, float]] | None = None,
     ) -> None:
         """``chain``: a person id → the person ids of all their numbers; ``key_of``: a person id → its map key
         (the VRF key made at registration, ledger.linkage.person_keys, which the hub keeps beside the id);
         ``code_of``: (person id, holder) → the holder's code for it, from the code map (without it a holding's
-        key is computable by whoever knows the person key: for tests only)."""
+        key is computable by whoever knows the person key: for tests only); ``cover``: a person id → every
+        person id ever joined to it → the hub sequence up to which it was (``ledger.hub.links.joined``: a link
+        undone as wrong), in place of ``chain``: a holding there counts if it began before then."""
         self.map = SparseMerkleMap()
         self.holdings: dict[tuple[str, str], set[str]] = {}  # (person id, holder) → flags
         self._chain = chain or (lambda person: [person])
         self._key_of = key_of
         self._code_of = code_of or (lambda person, holder: "")
+        self._cover = cover or (lambda person: dict.fromkeys(self._chain(person), INFINITY))
+        self.since: dict[tuple[str, str, str], int] = {}  # (person id, holder, flag) → the sequence it was set at
 
     def flags_of(self, person: str) -> frozenset[str]:
         """What applies to the person under any of their numbers: the person's leaf."""
-        ids = set(self._chain(person))
-        return frozenset(f for (p, _), flags in self.holdings.items() if p in ids for f in flags)
+        until = self._cover(person)
+        return frozenset(
+            f
+            for (p, h), flags in self.holdings.items()
+            if p in until
+            for f in flags
+            if self.since.get((p, h, f), 0) < until[p]
+        )
 
     def _write(self, key: bytes, flags: frozenset[str]) -> None:
         if flags:
@@ -65,9 +76,12 @@ class HubFlagMap:
             raise InputError(f"a flag change is a set or a release, not {change.action!r}", code=Code.MALFORMED)
         held = self.holdings.setdefault((change.person, change.holder), set())
         if change.action == "set":
+            if change.flag not in held:
+                self.since[(change.person, change.holder, change.flag)] = change.seq
             held.add(change.flag)
         else:
             held.discard(change.flag)
+            self.since.pop((change.person, change.holder, change.flag), None)
         if not held:
             del self.holdings[(change.person, change.holder)]
         code = self._code_of(change.person, change.holder)
@@ -76,9 +90,8 @@ class HubFlagMap:
 
     def relink(self, person: str) -> None:
         """Rewrite the person's leaf under each of their numbers (after a flag change, or a number change)."""
-        flags = self.flags_of(person)
-        for p in self._chain(person):
-            self._write(self._key_of(p), flags)
+        for p in self._cover(person):  # each its own leaf: a number once joined may cover less of the others
+            self._write(self._key_of(p), self.flags_of(p))
 
     def root(self) -> bytes:
         return self.map.root()

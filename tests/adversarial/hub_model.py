@@ -5,7 +5,9 @@ acts, crashes and lost commit acknowledgements. Every act goes through the node'
 while a handover is pending, a link refused at a node that is not the residence) is counted, never hidden.
 
 The model keeps the ground truth the checks compare the hub with: every flag change an agency's chain executed,
-which numbers are one person (the links its nodes approved), who was asked what, which portal cards signed in.
+which numbers are one person (the links its nodes approved; a wrong link undone parts them, a second change keeps
+the first number, retired), who was asked what, which portal cards signed in, which proxies are registered and
+which holders approved them, what each agency erased.
 """
 
 from __future__ import annotations
@@ -52,10 +54,18 @@ class Model:
     held: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (agency, number) → flags it holds
     ever_held: set[tuple[str, str]] = field(default_factory=set)
     changes: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)  # (agency, number, flag, action)
-    links: list[tuple[str, str, str]] = field(default_factory=list)  # (agency, old number, new number)
+    links: list[tuple[str, str, str]] = field(default_factory=list)  # (agency, old, new): the links in force
+    made: list[tuple[str, str, str]] = field(default_factory=list)  # every link made, undone or not
+    unlinks: list[tuple[str, str, str, bool]] = field(default_factory=list)  # (agency, old, new, second change)
+    parted: set[str] = field(default_factory=set)  # numbers of a person a wrong link's undo parted
+    retired: set[str] = field(default_factory=set)  # first numbers a second change retired for good
+    proxies: dict[tuple[str, str], str] = field(default_factory=dict)  # (number, proxy) → registering agency
+    approvals: dict[tuple[str, str, str], UUID] = field(default_factory=dict)  # (holder, number, proxy) in force
+    erased: list[tuple[str, str]] = field(default_factory=list)  # (agency, number) its administrators erased
     asked: dict[str, tuple[str, str]] = field(default_factory=dict)  # querier's request id → (querier, number)
     decided: set[str] = field(default_factory=set)  # providers' local request ids decided by two staff
     cards: dict[str, str] = field(default_factory=dict)  # portal code → number signed in with
+    proxy_cards: dict[str, str] = field(default_factory=dict)  # the same, of proxies signed in as proxies
     advised: dict[tuple[str, str], str] = field(default_factory=dict)  # (holder, hub request) → advice
     refused: Counter[str] = field(default_factory=Counter)  # refusals the product owed, by code
     day: int = 0
@@ -69,7 +79,19 @@ class Model:
         return number
 
     def numbers_of(self, number: str) -> list[str]:
+        """The person's numbers, the truth: a second change keeps the retired one (it is still her)."""
         return self.chain[self.person[number]]
+
+    def joined(self, number: str) -> set[str]:
+        """The numbers the links in force join to ``number`` (what the hub joins, once it has them all)."""
+        found, grew = {number}, True
+        while grew:
+            grew = False
+            for _, o, n in self.links:
+                if (o in found) != (n in found):
+                    found |= {o, n}
+                    grew = True
+        return found
 
     def any_number(self) -> str:
         return self.rng.choice(sorted(self.person)) if self.person else self.new_person()
@@ -127,10 +149,18 @@ class Model:
 
     def link(self, agency: str, old: str) -> str | None:
         """``agency`` records the person's number change (four eyes) to a new number — once per person: a second
-        change needs the first link undone first (``second_change``), which the model does not play."""
-        if len(self.numbers_of(old)) > 1:
+        change goes through the first link's maker (``renumber``)."""
+        if len(self.joined(old)) > 1 or old in self.retired or len(self.numbers_of(old)) > 1:
             return None
         new = individual_number(self.rng)
+        if not self._link(agency, old, new):
+            return None
+        pid = self.person[old]
+        self.chain[pid].append(new)
+        self.person[new] = pid
+        return new
+
+    def _link(self, agency: str, old: str, new: str) -> bool:
         app = self.w.nodes[agency].app
         try:
             app.approve_link(Actor(agency, "apr"), app.request_link(Actor(agency, "req"), old, new, "個人番号の変更"))
@@ -138,12 +168,125 @@ class Model:
             if exc.code not in OWED:
                 raise
             self.refused[exc.code] += 1
-            return None
-        pid = self.person[old]
-        self.chain[pid].append(new)
-        self.person[new] = pid
+            return False
         self.links.append((agency, old, new))
-        return new
+        self.made.append((agency, old, new))
+        return True
+
+    def _unlink(self, agency: str, old: str, new: str, second: bool) -> None:
+        app = self.w.nodes[agency].app
+        why = "二度目の個人番号の変更" if second else "誤った紐付け"
+        app.approve_link(Actor(agency, "apr"), app.request_unlink(Actor(agency, "req"), old, why, second_change=second))
+        self.unlinks.append((agency, old, new, second))
+        if not second:  # a second change's link stays at the hub: the chain keeps every protection on every number
+            self.links.remove((agency, old, new))
+            self.parted |= set(self.numbers_of(old)) | set(self.numbers_of(new))
+
+    def unlink(self, old: str | None = None) -> None:
+        """The maker of a link undoes it as wrong (four eyes; ``old``: the link from this number): the new number
+        is somebody else's from now on."""
+        undoable = [(a, o, n) for a, o, n in self.links if o not in self.retired and old in (None, o)]
+        if not undoable:
+            return
+        agency, old, new = self.rng.choice(undoable)
+        self._unlink(agency, old, new, second=False)
+        numbers = self.chain[self.person[old]]
+        moved = numbers[numbers.index(new) :]
+        del numbers[numbers.index(new) :]
+        self.chain[len(self.chain)] = moved
+        for n in moved:
+            self.person[n] = len(self.chain) - 1
+
+    def renumber(self, old: str | None = None) -> str | None:
+        """The person's number changes a second time: the first link's maker undoes it as a second change
+        (every protection kept, the first number retired) and links the second number to a third (``old``: the
+        link from this number)."""
+        undoable = [(a, o, n) for a, o, n in self.links if o not in self.retired and old in (None, o)]
+        latest = [(a, o, n) for a, o, n in undoable if self.numbers_of(n)[-1] == n]
+        if not latest:
+            return None
+        agency, old, new = self.rng.choice(latest)
+        self._unlink(agency, old, new, second=True)
+        self.retired.add(old)
+        newer = individual_number(self.rng)
+        if not self._link(agency, new, newer):
+            return None
+        self.chain[self.person[new]].append(newer)
+        self.person[newer] = self.person[new]
+        return newer
+
+    def erase(self, agency: str, number: str) -> None:
+        """``agency``'s two administrators erase the person (issue 22): the hub shreds the records ``agency`` sent
+        it about them, across their numbers; nothing else changes."""
+        app = self.w.nodes[agency].app
+        request = app.request_erasure(Actor(agency, "admin"), number, "model: the retention period ended")
+        app.approve_erasure(Actor(agency, "admin2"), request)
+        self.erased.append((agency, number))
+
+    # -- Mynaportal proxies ----------------------------------------------------------------------------------------
+    def register_proxy(self, agency: str, number: str) -> str | None:
+        """``agency``'s counter registers a proxy (a new person, who signs in at the portal with their own card)
+        for the person — the hub takes it only from a holder while a flag applies (parked otherwise)."""
+        proxy = individual_number(self.rng)
+        self.w.nodes[agency].app.register_proxy(Actor(agency, "req"), number, proxy)
+        self.chain[len(self.chain)] = [proxy]  # a person too (who may be asked about, protected, …)
+        self.person[proxy] = len(self.chain) - 1
+        self.proxies[number, proxy] = agency
+        self.sign_in(proxy, proxy=True)
+        return proxy
+
+    def cancel_proxy(self, pair: tuple[str, str] | None = None) -> None:
+        """A registered proxy (``pair``: this one) cancelled by the agency that registered it."""
+        if self.proxies:
+            (number, proxy), agency = (
+                (pair, self.proxies[pair]) if pair else self.rng.choice(sorted(self.proxies.items()))
+            )
+            self.w.nodes[agency].app.cancel_proxy(Actor(agency, "req"), number, proxy, "model: cancelled")
+            del self.proxies[number, proxy]
+
+    def approve_proxy(self, holder: str, number: str, proxy: str) -> bool:
+        """``holder``'s requester proposes and its approver approves the proxy (each signing with their own
+        staff key); refused by the holder's node unless it holds a flag on the person now."""
+        app = self.w.nodes[holder].app
+        try:
+            aid = app.propose_proxy_approval(Actor(holder, "req"), number, proxy, "model: the person asked")
+            app.approve_proxy_approval(Actor(holder, "apr"), aid)
+        except FlagLedgerError as exc:
+            if exc.code not in (Code.WRONG_AGENCY, Code.CONFLICT):
+                raise
+            self.refused[f"proxy_{exc.code}"] += 1
+            return False
+        self.approvals[holder, number, proxy] = aid
+        return True
+
+    def withdraw_proxy(self, key: tuple[str, str, str] | None = None) -> None:
+        """A holder's two people withdraw an approval in force (``key``: this one)."""
+        if self.approvals:
+            (holder, number, proxy), aid = (
+                (key, self.approvals[key]) if key else self.rng.choice(sorted(self.approvals.items()))
+            )
+            app = self.w.nodes[holder].app
+            app.propose_proxy_withdrawal(Actor(holder, "req"), aid, "model: consent withdrawn")
+            app.withdraw_proxy_approval(Actor(holder, "apr"), aid)
+            del self.approvals[holder, number, proxy]
+
+    def proxy_act(self) -> None:
+        """One of: register a proxy, approve one as a holder, withdraw an approval, cancel a registration."""
+        roll = self.rng.random()
+        if roll < 0.35 or not self.proxies:
+            holdings = sorted(k for k, v in self.held.items() if v)
+            if holdings and self.rng.random() < 0.6:  # a holder registers (the usual case while protected)
+                self.register_proxy(*self.rng.choice(holdings))
+            else:
+                self.register_proxy(self.rng.choice(AGENCIES), self.any_number())
+        elif roll < 0.7:
+            number, proxy = self.rng.choice(sorted(self.proxies))
+            holders = sorted(a for a in AGENCIES if self.held.get((a, number)))
+            self.approve_proxy(self.rng.choice(holders or list(AGENCIES)), number, proxy)
+        elif roll < 0.85:
+            self.withdraw_proxy()
+        else:
+            self.cancel_proxy()
 
     def move(self) -> None:
         """A municipality holding a flag on someone records their move to another; the new one may file them."""
@@ -177,18 +320,19 @@ class Model:
         self.asked[rid] = (querier, number)
         return rid
 
-    def sign_in(self, number: str) -> None:
+    def sign_in(self, number: str, proxy: bool = False) -> None:
         """Someone signs in at the portal with the card of ``number``: the portal registers its code for it at
-        the hub, as ``ledger.portal.service.sign_in`` owes it (the portal's loop sends it)."""
+        the hub, as ``ledger.portal.service.sign_in`` owes it (the portal's loop sends it). ``proxy``: a proxy
+        with their own card, to read another's page (their own page is not checked: it costs every hub turn)."""
         keys = self.w.portal_keys
         assert keys is not None
         code = portal_code(keys.secret, number)
-        if code not in self.cards:
+        if code not in self.cards and code not in self.proxy_cards:
             payload = Registration(PORTAL, code, number).encode()
             hub_key = self.w.hub.directory.sealing_key(HUB)
             sealed = seal(keys.signer, hub_key, HUB, uuid.uuid4().hex, "registration", payload)
             MemoryTransport(self.w.broker, PORTAL).send(HUB, sealed)
-            self.cards[code] = number
+            (self.proxy_cards if proxy else self.cards)[code] = number
 
     # -- the consultation --------------------------------------------------------------------------------------
     def advise(self, holder: str, every: bool = False) -> None:
@@ -260,6 +404,7 @@ OPS = (
     ("new", 3), ("protect", 4), ("release", 4), ("ask", 7), ("link", 2), ("move", 3), ("take_over", 3),
     ("companion", 1), ("file", 2), ("card", 2), ("advise", 3), ("decide", 4), ("deadline", 1),
     ("push", 6), ("hub", 8), ("pull", 6), ("crash", 2), ("ack", 2),
+    ("unlink", 1), ("renumber", 1), ("proxy", 3),
 )  # fmt: skip
 
 
@@ -279,6 +424,12 @@ def step(m: Model, op: str) -> None:
         m.ask(m.any_number(), querier, provider)
     elif op == "link":
         m.link(rng.choice(AGENCIES), m.any_number())
+    elif op == "unlink":
+        m.unlink()
+    elif op == "renumber":
+        m.renumber()
+    elif op == "proxy":
+        m.proxy_act()
     elif op == "move":
         m.move()
     elif op == "take_over":

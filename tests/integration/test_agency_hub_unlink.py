@@ -13,12 +13,12 @@ from sqlalchemy import select
 
 from ledger.app import Actor
 from ledger.errors import Code
-from ledger.hub.tables import hub_link_makers, hub_links, hub_parked
+from ledger.hub.tables import hub_link_makers, hub_links, hub_parked, hub_undone_links
 from ledger.linkage.messages import UnlinkMessage
 from ledger.runtime.linkage import code_of
 from tests.conftest import NodeFactory
 from tests.integration.test_agency_hub_mode import _world
-from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, set_flag
+from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, release_flag, set_flag
 from tests.support.hub_world import A, B, C
 from tests.support.people import individual_number
 
@@ -69,11 +69,19 @@ def test_only_the_linking_agency_undoes_a_link_at_the_hub(world: HubNodes) -> No
     b.approve_link(Actor(B, "apr"), b.request_unlink(Actor(B, "req"), old, "誤った紐付け"))
     world.settle()
     assert _hub(world, hub_links) == [] and _hub(world, hub_link_makers) == []
-    assert _ask(world, new) == "answered"  # the new number is no longer the protected person's
-    assert _ask(world, old) == "in_progress"  # the old one still is
+    [(_, undone_old, undone_new, filed_at)] = _hub(world, hub_undone_links)  # kept, with its sequence
+    assert (undone_old, undone_new) == link and filed_at > 0
+    # parted, but B's flag covered the new number while they were joined and still stands: an automatic answer
+    # would tell whoever asks about the new number that the protection went (docs/linkage.md, "Unlinks")
+    assert _ask(world, new) == "in_progress"
+    assert _ask(world, old) == "in_progress"  # the old one is still the protected person's
 
     b.approve_link(Actor(B, "apr"), b.request_link(Actor(B, "req"), old, newer, "個人番号の変更"))
     world.settle()
     assert len(_hub(world, hub_links)) == 1 and [m[2] for m in _hub(world, hub_link_makers)] == [B]
     assert _ask(world, newer) == "in_progress"
     assert len(_hub(world, hub_parked)) == 1  # B's unlink and relink were all taken
+
+    release_flag(world.nodes[B], B, old, "NON_DISCLOSURE")
+    world.settle()
+    assert _ask(world, new) == "answered"  # the cover an undone link left ends with the holder's release

@@ -193,6 +193,15 @@ def set_flag(node: Node, agency: str, number: str, flag: str) -> None:
     node.app.execute_request(Actor(agency, "op"), rid)
 
 
+def release_flag(node: Node, agency: str, number: str, flag: str) -> None:
+    """Four eyes at ``agency`` release its ``flag`` on ``number``."""
+    rid = node.app.request_flags(
+        Actor(agency, "req"), number, [flag], kind="release", explanation="the protection order ended"
+    )
+    approve_fully(node.app, agency, rid)
+    node.app.execute_request(Actor(agency, "op"), rid)
+
+
 def data_dir_bytes(path: Path) -> bytes:
     """Every file under a node's data directory, secrets and databases, as one blob to search."""
     return b"".join(p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file())

@@ -31,7 +31,7 @@ from typing import Any
 from consumers.kafka_transport import KafkaTransport, ensure_inboxes
 from consumers.settings import KafkaSettings
 from ledger import clock
-from ledger.errors import BrokerUnavailable, FlagLedgerError, StorageError
+from ledger.errors import BrokerUnavailable, Code, FlagLedgerError, InputError, StorageError
 from ledger.faultpoint import faultpoint
 from ledger.hub.heads import MapHeads
 from ledger.hub.portal_feed import PortalFeed
@@ -143,6 +143,9 @@ def _hub_loop(
         heads=_heads(node),
         digests=DigestSettings.from_linkage(node.config.linkage).schedule(),
         witnesses=tuple(node.config.linkage.get("witnesses", ())),  # their codes: each agency's heads forwarded
+        # opening workers are opt-in (`linkage.open_workers`, "auto": one per usable CPU): on the 2-core machine
+        # measured they gave no gain (docs/performance.md), and a worker pool must not slow a SIGTERM's stop
+        open_workers=_open_workers(node.config.linkage.get("open_workers", 0)),
     )
     feed = PortalFeed(store, node.keys, hub.directory)
     health = _Health(node.role, every, counts)
@@ -181,6 +184,18 @@ def _hub_loop(
     finally:
         hub.close()  # its opening workers
         store.close()
+
+
+def _open_workers(value: object) -> int | None:
+    """``linkage.open_workers``: a count of processes, or "auto" (one per usable CPU, at most 4)."""
+    if value == "auto":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise InputError(
+        f'linkage.open_workers must be a count of processes (0: none) or "auto", not {value!r}',
+        code=Code.CONFIGURATION,
+    )
 
 
 def _heads(node: RoleNode) -> MapHeads:

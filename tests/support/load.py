@@ -225,16 +225,25 @@ async def run_load(
     seed: int = 7,
     until_refused: bool = False,
     result: LoadResult | None = None,
+    until: Callable[[LoadResult], bool] | None = None,
+    most_seconds: float = 0.0,
 ) -> LoadResult:
     """``clients`` keep-alive clients, each sending one request after another for ``seconds``.
 
     ``until_refused``: a client stops at its first transport error (the server is shutting down) instead of
-    counting it and going on. ``result``: count into this one (another thread may watch it grow)."""
+    counting it and going on. ``result``: count into this one (another thread may watch it grow). ``until``: go
+    on past ``seconds`` while this is false of the result, up to ``most_seconds`` in all (a slow machine gets the
+    same day's work done, not a shorter day judged as a broken server)."""
     result = result if result is not None else LoadResult()
     work = _Work()
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # plain http: one unused context, not 200 loading CA bundles
-    stop_at = time.monotonic() + seconds
     started = time.monotonic()
+    stop_at, hard_stop = started + seconds, started + max(seconds, most_seconds)
+
+    def going() -> bool:
+        now = time.monotonic()
+        return now < stop_at or (until is not None and now < hard_stop and not until(result))
+
     await asyncio.gather(
         *(
             _client(
@@ -243,7 +252,7 @@ async def run_load(
                 work,
                 result,
                 random.Random(seed * 1000 + i),
-                stop_at,
+                going,
                 write_share,
                 timeout,
                 until_refused,
@@ -265,7 +274,7 @@ async def _client(
     work: _Work,
     result: LoadResult,
     rng: random.Random,
-    stop_at: float,
+    going: Callable[[], bool],
     write_share: float,
     timeout: float,
     until_refused: bool,
@@ -273,7 +282,7 @@ async def _client(
 ) -> None:
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)  # one terminal, one connection
     async with httpx.AsyncClient(base_url=base, timeout=timeout, limits=limits, verify=tls) as http:
-        while time.monotonic() < stop_at:
+        while going():
             answered = await _one(http, cast, work, result, rng, write_share)
             if until_refused and not answered:
                 return

@@ -119,6 +119,7 @@ PUBLISHED = {
     "bad_person_key",  # issue 19: the registration's VRF proof checked at the agency node
     # issue 19: the consultation beyond delivery (docs/linkage.md)
     "staff_decision_required",
+    "delivery_replayed",  # issue 22: a portal delivery-key notice older than (or conflicting with) the one held
 }
 
 

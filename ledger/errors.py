@@ -76,6 +76,8 @@ class Code:
     BAD_KEY_EVENT: Final = "bad_key_event"
     UNAUTHENTICATED: Final = "unauthenticated"
     BROKER_UNAVAILABLE: Final = "broker_unavailable"
+    # an HTTP request the server did not start because SIGTERM came first (503, Retry-After)
+    STOPPING: Final = "stopping"
     STORAGE: Final = "storage"
     # storage
     DISK_FULL: Final = "disk_full"

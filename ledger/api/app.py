@@ -65,6 +65,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
         redoc_url=None,
     )
     app.state.node = node
+    app.state.gates = []  # SIGTERM stops admitting through these (ledger.api.gate.stop_admitting)
     app.state.http = HttpSettings.from_config(node.config if node is not None else None)
     install_error_handlers(app)
     app.include_router(commands.router)
@@ -107,7 +108,7 @@ def create_app(node: Node | None = None, concurrency: int | None = None) -> Fast
 
     if concurrency is None:
         concurrency = Capacity.from_config(node.config).api_concurrency if node is not None else 1
-    app.add_middleware(ConcurrencyGate, limit=concurrency)  # added last: the outermost of ours
+    app.add_middleware(ConcurrencyGate, limit=concurrency, gates=app.state.gates)  # added last: the outermost of ours
     return app
 
 

@@ -48,8 +48,8 @@ def _uvicorn_config(node: Any, capacity: Capacity, **kwargs: Any) -> Any:
     return uvicorn.Config(
         create_app(node, capacity.api_concurrency),
         lifespan="off",
-        # SIGTERM: stop accepting, let requests in progress (and those admitted to wait) finish
-        # for this long, then cancel the rest, which have not touched the ledger yet
+        # SIGTERM: stop accepting, answer requests still waiting for their turn 503 ``stopping`` (the
+        # Server classes below), let those in progress finish for this long, then cancel what is left
         timeout_graceful_shutdown=capacity.shutdown_timeout,
         **HttpSettings.from_config(node.config).uvicorn_options(),
         **kwargs,
@@ -91,6 +91,12 @@ def serve(host: str, port: int, access_log: bool, concurrency: int | None, shutd
             finally:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            from ledger.api.gate import stop_admitting
+
+            stop_admitting(self.config.app)
+            await super().shutdown(sockets)
 
     capacity = Capacity.from_config(
         NodeConfig.load(data_dir()), api_concurrency=concurrency, shutdown_timeout=shutdown_timeout
@@ -140,6 +146,12 @@ class ApiThread:
             @contextlib.contextmanager
             def capture_signals(self) -> Iterator[None]:
                 yield
+
+            async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+                from ledger.api.gate import stop_admitting
+
+                stop_admitting(self.config.app)
+                await super().shutdown(sockets)
 
         self.sock = listen(host, port)
         self.capacity = Capacity.from_config(node.config)

@@ -6,7 +6,7 @@ could not stop it. Here 200 keep-alive clients mix reads (counter look-ups, queu
 while `flagledger flag request` runs again and again in other processes. Every request is answered in time,
 none with a 5xx, every acknowledged write is exactly its events in the log, no approval or execution is applied
 twice, `audit verify` passes, and SIGTERM under full load stops the server within seconds with nothing
-acknowledged lost.
+acknowledged lost (requests still queued then are answered 503 ``stopping``, and none of them wrote anything).
 
 Default: about 15 s of load per database (on a loaded machine longer, until requests were approved and executed
 too, at most 2 min more). The long run (minutes) is
@@ -113,6 +113,8 @@ def _busy_day(cast: Cast, seconds: float) -> None:
         # seconds to close: on a loaded machine a request in progress can take most of the grace
         bound = Capacity().shutdown_timeout + 5
         assert server.stopped_in is not None and server.stopped_in < bound, f"SIGTERM took {server.stopped_in} s"
+        # requests still waiting for their turn are answered 503 ``stopping`` at once (nothing done: the writes
+        # below are bounded without them); none is cut off by the grace running out (a 500)
         assert during.requests > 0 and not during.bodies_5xx and during.timeouts == 0, during.summary()
         after = census(cast).topics
         for topic in COUNTED:
@@ -132,6 +134,7 @@ def _busy_day(cast: Cast, seconds: float) -> None:
 def _every_request_answered(day: LoadResult) -> None:
     assert day.timeouts == 0 and not day.transport_errors, day.summary()
     assert not day.bodies_5xx, day.bodies_5xx[:3]
+    assert day.stopping == 0, "503 stopping while the server was not stopping"
     assert not day.other_refusals, day.other_refusals[:3]
     assert day.requests > CLIENTS, day.summary()
 

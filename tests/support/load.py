@@ -172,7 +172,8 @@ class LoadResult:
     # topic suffix → acknowledged writes expected to have left one such event each
     acknowledged: Counter[str] = field(default_factory=Counter)
     conflicts: Counter[str] = field(default_factory=Counter)  # operation → 409 answers
-    bodies_5xx: list[str] = field(default_factory=list)
+    bodies_5xx: list[str] = field(default_factory=list)  # 5xx other than SIGTERM's 503 ``stopping``
+    stopping: int = 0  # 503 ``stopping``: a request SIGTERM came before, not started
     conflict_messages: set[str] = field(default_factory=set)
     other_refusals: list[str] = field(default_factory=list)  # 4xx other than 409: none expected
 
@@ -200,6 +201,7 @@ class LoadResult:
             "max_ms": round(1000 * max(self.latencies, default=0.0), 1),
             "timeouts": self.timeouts,
             "statuses": dict(sorted(self.statuses.items())),
+            "stopping": self.stopping,
             "transport_errors": dict(self.transport_errors),
             "acknowledged": dict(self.acknowledged),
             "conflicts": dict(self.conflicts),
@@ -363,6 +365,10 @@ async def _one(
         return False
     result.latencies.append(time.monotonic() - began)
     result.statuses[r.status_code] += 1
+    stopping = r.status_code == 503 and r.headers.get("content-type") == "application/json"
+    if stopping and r.json().get("code") == "stopping":
+        result.stopping += 1
+        return False  # the server is going: like a refused connection, this client is done
     if r.status_code >= 500:
         result.bodies_5xx.append(r.text[:300])
         return True

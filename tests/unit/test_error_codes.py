@@ -30,6 +30,7 @@ PUBLISHED = {
     "break_glass_refused",  # issue 18: separation of duties
     "broken_chain",
     "broker_unavailable",
+    "stopping",  # a request SIGTERM came before (503)
     "checkpoint_fork",
     "checkpoint_mismatch",
     "concurrent_change",

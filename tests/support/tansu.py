@@ -25,8 +25,30 @@ def free_port() -> int:
 
 @contextmanager
 def broker(port: int | None = None) -> Iterator[str]:
-    """Yield ``127.0.0.1:PORT`` of a running memory-storage broker; stop it afterwards."""
-    port = port or free_port()
+    """Yield ``127.0.0.1:PORT`` of a running memory-storage broker; stop it afterwards.
+
+    A free port found here can be taken by another test process (pytest-xdist workers) before the broker binds
+    it: the broker then exits, and a connection to the port would reach the other test's broker. So a broker
+    counts as started only if it is still running once the port answers; otherwise another port is tried.
+    """
+    fixed = port is not None
+    for attempt in range(5):
+        proc, address = _start(port or free_port())
+        if proc.poll() is None or fixed or attempt == 4:
+            break
+    if proc.poll() is not None:
+        raise RuntimeError(f"the Tansu broker did not start on {address}")
+    try:
+        yield address
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _start(port: int) -> tuple[subprocess.Popen[bytes], str]:
     url = f"tcp://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [
@@ -44,20 +66,16 @@ def broker(port: int | None = None) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
         env={**os.environ},
     )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the Tansu broker did not start on port {port}") from None
-                time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
+    deadline = time.monotonic() + 20
+    while proc.poll() is None:
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                raise RuntimeError(f"the Tansu broker did not start on port {port}") from None
+            time.sleep(0.1)
+    time.sleep(0.2)  # a broker that lost the port exits right after binding fails
+    return proc, f"127.0.0.1:{port}"

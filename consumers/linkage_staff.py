@@ -11,6 +11,7 @@ from sqlalchemy import Engine, func, insert, select, update
 
 from ledger.app import Actor, FlagLedger
 from ledger.app.values import QuerierAnswer
+from ledger.domain.agencies import Agency
 from ledger.domain.law import check_query
 from ledger.domain.types import Action
 from ledger.errors import InputError, NotFoundError
@@ -57,8 +58,10 @@ def ask(
     app.authorise_any(actor, Action.REQUEST_PROVISION)
     if provider in app.hosted:
         raise InputError("the provider is hosted here: ask it directly", field="provider")
-    # the law catalogue, with this agency's own kind, before anything is queued: the hub would park it anyway
-    check_query(legal_item, procedure, info_kind, app.agency(actor.agency).kind)
+    # the law catalogue, with this agency's own kind and the provider's where its registration reached this node,
+    # before anything is queued: the hub, which knows every provider's kind, would park it anyway
+    known = app.find(Agency, Agency.create_id(provider))
+    check_query(legal_item, procedure, info_kind, app.agency(actor.agency).kind, known.kind if known else None)
     subject = app.subject(number_or_subject)
     request_id = uuid.uuid4().hex
     QueryMessage(request_id, code_of(subject), provider, procedure, legal_item, info_kind).check()

@@ -173,6 +173,7 @@ class Code:
     PROCEDURE_NOT_IN_BASIS: Final = "procedure_not_in_basis"  # the item is for another procedure
     INFO_KIND_NOT_PERMITTED: Final = "info_kind_not_permitted"  # the item does not permit this information kind
     QUERIER_NOT_IN_BASIS: Final = "querier_not_in_basis"  # the item is asked by another kind of agency
+    PROVIDER_NOT_IN_BASIS: Final = "provider_not_in_basis"  # the item is provided by another kind of agency
     KIND_NOT_PERMITTED: Final = "kind_not_permitted"  # the agency's kind never does this (the police sets no flag)
     # other channels (issue 21, docs/channels.md)
     NOT_ENTITLED: Final = "not_entitled"  # a disclosure or printout asked by neither the person nor their proxy

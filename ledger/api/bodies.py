@@ -45,6 +45,7 @@ class LawRow(BaseModel):
     querier: str
     querier_kinds: list[str]  # the agency kinds that may ask under the row (docs/bodies.md)
     provider: str
+    provider_kinds: list[str]  # the agency kinds that may be asked under the row (docs/bodies.md)
     info_kinds: list[str]
     source: str
     ordinance_item: int | None

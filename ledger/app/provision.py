@@ -117,8 +117,10 @@ class ProvisionCommands(LedgerAccess):
         agency_code(provider, "provider")
         if provider not in self.hosted:  # (never echoed: it may be an individual number typed in the wrong field)
             raise NotFoundError("the providing agency is not served by this node")
-        # the law catalogue: nothing beyond the lawful purpose, and only under a row the querier's kind may ask
-        check_query(legal_item, procedure, info_kind, querier_kind)
+        # the law catalogue: nothing beyond the lawful purpose, and only under a row the querier's kind may ask and
+        # the provider's kind may answer (a hosted provider is registered here, so its kind is known)
+        hosted = self.find(Agency, Agency.create_id(provider))
+        check_query(legal_item, procedure, info_kind, querier_kind, hosted.kind if hosted is not None else None)
         parse_enum(Applicant, applicant, "applicant")
         subj = self.subject(subject)
         request = ProvisionRequest(

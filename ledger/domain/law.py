@@ -1,7 +1,8 @@
 """The law catalogue: which legal basis (別表第二 item, now the ordinance that replaced it) allows which procedure
-to ask for which kinds of information, and which kinds of agency may ask under it (the row's 情報照会者). Every
-query is checked against it before anything is recorded, so a peer agency cannot ask beyond its lawful purpose by
-typing another item, procedure or information kind, nor under an item that is another kind of agency's.
+to ask for which kinds of information, which kinds of agency may ask under it (the row's 情報照会者), and which
+kinds may be asked (its 情報提供者). Every query is checked against it before anything is recorded, so a peer agency
+cannot ask beyond its lawful purpose by typing another item, procedure or information kind, nor under an item that
+is another kind of agency's, nor ask (or answer as) a provider the row does not name.
 
 The catalogue is data, ``ledger/domain/data/law_catalogue.json``, loaded once; it is a documented subset
 (docs/bodies.md), not the law.
@@ -28,8 +29,9 @@ FIRST_ITEM, LAST_ITEM = 1, 200
 
 @dataclass(frozen=True)
 class Basis:
-    """One row: item → procedure → the information kinds it permits, and who may ask (``querier_kinds``, the
-    agency kinds ``querier`` maps to: ``ledger.domain.agencies.QUERIER_KINDS``). ``confirmed_by``, ``url`` and
+    """One row: item → procedure → the information kinds it permits, who may ask (``querier_kinds``, the
+    agency kinds ``querier`` maps to: ``ledger.domain.agencies.QUERIER_KINDS``) and who may be asked
+    (``provider_kinds``, ``provider`` through the same mapping). ``confirmed_by``, ``url`` and
     ``retrieved``: where the row was checked against a source text, and when (all three, or none)."""
 
     item: int
@@ -38,6 +40,7 @@ class Basis:
     querier: str
     querier_kinds: tuple[str, ...]
     provider: str
+    provider_kinds: tuple[str, ...]
     info_kinds: tuple[str, ...]
     source: str
     ordinance_item: int | None
@@ -53,6 +56,7 @@ class Basis:
             "querier": self.querier,
             "querier_kinds": list(self.querier_kinds),
             "provider": self.provider,
+            "provider_kinds": list(self.provider_kinds),
             "info_kinds": list(self.info_kinds),
             "source": self.source,
             "ordinance_item": self.ordinance_item,
@@ -79,15 +83,30 @@ class Catalogue:
             )
         return row
 
-    def check(self, item: int, procedure: str, info_kind: str, querier_kind: str | None = None) -> Basis:
+    def check(
+        self,
+        item: int,
+        procedure: str,
+        info_kind: str,
+        querier_kind: str | None = None,
+        provider_kind: str | None = None,
+    ) -> Basis:
         """The row that allows this query; RuleViolation naming what the basis does not permit otherwise.
-        ``querier_kind``: the asking agency's kind where it is known (None: not checked, the caller says why)."""
+        ``querier_kind``, ``provider_kind``: the asking and the asked agency's kinds where they are known (None:
+        not checked, the caller says why)."""
         row = self.basis(item)
         if querier_kind is not None and querier_kind not in row.querier_kinds:
             raise RuleViolation(
                 f"legal_item {item} ({row.procedure}) is asked by {row.querier} "
                 f"(agency kinds: {', '.join(row.querier_kinds)}), not by an agency of kind {querier_kind}",
                 code=Code.QUERIER_NOT_IN_BASIS,
+            )
+        # a peer of another kind must neither be asked for, nor answer, what the law gives the row's provider
+        if provider_kind is not None and provider_kind not in row.provider_kinds:
+            raise RuleViolation(
+                f"legal_item {item} ({row.procedure}) is provided by {row.provider} "
+                f"(agency kinds: {', '.join(row.provider_kinds)}), not by an agency of kind {provider_kind}",
+                code=Code.PROVIDER_NOT_IN_BASIS,
             )
         if procedure != row.procedure:
             raise RuleViolation(
@@ -122,16 +141,19 @@ def _optional(r: dict[str, Any], key: str) -> str | None:
 
 
 def _row(r: dict[str, Any], sources: dict[str, str]) -> Basis:
-    querier = str(r["querier"])
-    if querier not in QUERIER_KINDS:  # a querier no kind is mapped to could not be checked
-        raise ValueError(f"row {r['item']}: querier {querier} is not mapped to agency kinds")
+    querier, provider = str(r["querier"]), str(r["provider"])
+    # a querier or provider no kind is mapped to could not be checked: the law names both sides in the same words
+    for side, text in (("querier", querier), ("provider", provider)):
+        if text not in QUERIER_KINDS:
+            raise ValueError(f"row {r['item']}: {side} {text} is not mapped to agency kinds")
     row = Basis(
         item=int(r["item"]),
         procedure=str(r["procedure"]).strip(),
         procedure_text=str(r["procedure_text"]).strip(),
         querier=querier,
         querier_kinds=tuple(sorted(k.value for k in QUERIER_KINDS[querier])),
-        provider=str(r["provider"]),
+        provider=provider,
+        provider_kinds=tuple(sorted(k.value for k in QUERIER_KINDS[provider])),
         info_kinds=tuple(str(k) for k in r["info_kinds"]),
         source=str(r["source"]),
         ordinance_item=None if r.get("ordinance_item") is None else int(r["ordinance_item"]),
@@ -171,14 +193,21 @@ def catalogue() -> Catalogue:
     return _load(resources.files("ledger.domain").joinpath("data/law_catalogue.json").read_text(encoding="utf-8"))
 
 
-def check_query(legal_item: object, procedure: object, info_kind: object, querier_kind: str | None = None) -> Basis:
+def check_query(
+    legal_item: object,
+    procedure: object,
+    info_kind: object,
+    querier_kind: str | None = None,
+    provider_kind: str | None = None,
+) -> Basis:
     """Check a query's legal basis: malformed input first (InputError: the item's range, oversize text), then
-    the catalogue (RuleViolation: unknown basis, a querier of another kind, another procedure, an information
-    kind not permitted). ``querier_kind``: the asking agency's kind, where the caller knows it."""
+    the catalogue (RuleViolation: unknown basis, a querier or a provider of another kind, another procedure, an
+    information kind not permitted). ``querier_kind``, ``provider_kind``: the asking and the asked agency's
+    kinds, where the caller knows them."""
     if not isinstance(legal_item, int) or isinstance(legal_item, bool) or not FIRST_ITEM <= legal_item <= LAST_ITEM:
         raise InputError(
             f"legal_item must be the item number of table 2 (別表第二), {FIRST_ITEM}-{LAST_ITEM}", field="legal_item"
         )
     proc = bounds.check_text("procedure", procedure, bounds.PROCEDURE)
     kind = bounds.check_text("info_kind", info_kind, bounds.INFO_KIND)
-    return catalogue().check(legal_item, proc, kind, querier_kind)
+    return catalogue().check(legal_item, proc, kind, querier_kind, provider_kind)

@@ -72,10 +72,18 @@ class QueryRouting:
         querier, provider = opened.sender, q.provider
         if provider in (HUB, PORTAL, querier):
             raise InputError("a query goes to another agency", code=Code.WRONG_ROUTE, field="provider")
-        # the network checks the legal basis and the querier's kind as the directory names it (parked if not); an
-        # agency imported without a kind is checked on the basis only (docs/bodies.md, limits)
-        kind = self._kind_of(querier)
-        check_query(q.legal_item, q.procedure, q.info_kind, kind.value if kind is not None else None)
+        # the network checks the legal basis and the querier's and the provider's kinds as the directory names them
+        # (parked if not, before anything is relayed: a peer of another kind is neither asked for nor answers what
+        # the law gives the row's provider); an agency imported without a kind is checked on the basis only
+        # (docs/bodies.md, limits)
+        kind, provider_kind = self._kind_of(querier), self._kind_of(provider)
+        check_query(
+            q.legal_item,
+            q.procedure,
+            q.info_kind,
+            kind.value if kind is not None else None,
+            provider_kind.value if provider_kind is not None else None,
+        )
         person = self.store.codes.person(querier, q.code)
         if person is None:
             raise NotFoundError(f"{querier} has registered no person under this code at the hub")

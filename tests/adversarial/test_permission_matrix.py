@@ -25,7 +25,7 @@ import pytest
 
 from ledger.app import Actor
 from ledger.domain.types import DEFAULT_PERMISSIONS, SYSTEM_ROLES, Action, Role
-from ledger.errors import FlagLedgerError, NotFoundError, PermissionDenied
+from ledger.errors import Code, FlagLedgerError, NotFoundError, PermissionDenied, RuleViolation
 from ledger.log.signing import Signer
 from ledger.runtime.bootstrap import AgencySpec, Node, init_node
 from projections import views
@@ -419,11 +419,14 @@ def expected(role: Role | None, command: Command, agency: str, own: bool) -> boo
 
 # a number change is a municipality's act whatever the roles (issue 21: tests/integration/test_link_residence.py)
 MUNICIPAL_ONLY = {Action.REQUEST_LINK, Action.APPROVE_LINK}
+# a held provision request is only ever at a row's provider (市町村長: provider_not_in_basis), so a support centre
+# has none of its own to decide on: SC on A's is test_a_support_centre_decides_on_no_held_request below
+PROVIDER_ONLY = {Action.REVIEW_HELD, Action.APPROVE_HELD}
 CASES = [
     pytest.param(c, a, id=f"{c.name}-{a}")
     for c in COMMANDS
     for a in (B, SC)
-    if a == B or c.action not in MUNICIPAL_ONLY
+    if a == B or c.action not in MUNICIPAL_ONLY | PROVIDER_ONLY
 ]
 
 
@@ -467,6 +470,22 @@ def test_every_role_may_run_a_command_exactly_where_the_permission_table_says(
 
 def test_the_matrix_covers_every_action() -> None:
     assert {c.action for c in COMMANDS} == set(Action)
+
+
+def test_a_support_centre_decides_on_no_held_request(node: Node) -> None:
+    """Peer agency (a support centre's staff, any role): it can hold no provision request of its own — asking it is
+    refused ``provider_not_in_basis`` — and proposing or approving a decision on A's held request is refused
+    (another agency's request is answered like an unknown one), saving nothing."""
+    with pytest.raises(RuleViolation) as refused:
+        held_request(node, SC)
+    assert refused.value.code == Code.PROVIDER_NOT_IN_BASIS
+    for command in (c for c in COMMANDS if c.action in PROVIDER_ONLY):
+        for role in ROLES:
+            ctx = command.setup(node, A)
+            before = node.app.max_position()
+            with pytest.raises((PermissionDenied, NotFoundError)):
+                command.run(node, Actor(SC, probe(role)), ctx)
+            assert node.app.max_position() == before, f"{command.name} by SC/{probe(role)} saved events"
 
 
 @pytest.mark.parametrize("role", sorted({r for roles in SYSTEM_ROLES.values() for r in roles}))

@@ -1,9 +1,10 @@
 """Every query meets the law catalogue (docs/bodies.md): in process, over HTTP, on the command line, from a peer
-node, and at the hub. A query beyond its legal basis — another item, procedure or information kind, or an item
-asked by another kind of agency than the asking one — is refused and nothing is recorded.
+node, and at the hub. A query beyond its legal basis — another item, procedure or information kind, an item
+asked by another kind of agency than the asking one, or one asked of (answered by) another kind of agency than
+the row's provider — is refused and nothing is recorded.
 
 Threat throughout: a peer agency asking beyond its lawful purpose (its counter, its gateway, or its own keys
-talking to the network directly)."""
+talking to the network directly), or asked for and answering what the law does not give it."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from ledger.app import Actor
 from ledger.cli.main import main as cli
 from ledger.errors import Code, RuleViolation
 from ledger.hub.inbox import parked
 from ledger.hub.log import open_hub_store
+from ledger.hub.tables import hub_requests
 from ledger.linkage.messages import QueryMessage
 from ledger.linkage.transport import MemoryBroker, MemoryTransport
 from ledger.runtime.bootstrap import AgencySpec, Node
@@ -196,6 +199,82 @@ def test_the_hub_and_the_querier_node_hold_the_pension_office_to_its_row(
         w.settle()
         assert [p.code for p in parked(store.engine)] == [Code.QUERIER_NOT_IN_BASIS]
         assert w.nodes[HA].app.max_position() == before
+    finally:
+        w.close()
+        store.close()
+
+
+def test_a_provider_of_another_kind_is_neither_asked_nor_answers(node: Node, person: Callable[[], str]) -> None:
+    """Peer agency asked for, or answering, what the law does not give it: municipality A asks the support
+    centre SC (hosted here, a protection body) under item 74, whose provider is 市町村長 — from A's counter and
+    as a peer node's query to SC alike, refused ``provider_not_in_basis`` naming the item and the kinds the law
+    gives it, and no person; no provision record, no probe notice. The same query to municipality B is answered."""
+    app, x = node.app, person()
+    before = app.max_position()
+    asked = {"legal_item": 74, "procedure": "児童手当", "info_kind": "地方税関係情報"}
+    with pytest.raises(RuleViolation) as refused:
+        app.request_provision(Actor(A, "counter"), SC, x, **asked)
+    message = str(refused.value)
+    assert refused.value.code == Code.PROVIDER_NOT_IN_BASIS
+    assert "legal_item 74" in message and "市町村長" in message and "municipality" in message
+    assert "support_centre" in message and x not in message and app.subject(x) not in message
+    with pytest.raises(RuleViolation) as refused:
+        app.receive_query(A, SC, x, **asked)
+    assert refused.value.code == Code.PROVIDER_NOT_IN_BASIS
+    assert app.max_position() == before
+    assert app.request_provision(Actor(A, "counter"), B, x, **asked).status == "answered"
+
+
+def test_http_and_cli_refuse_a_provider_of_another_kind(
+    sqlite_node: Node, person: Callable[[], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Peer agency over the API and on the command line: A asking the support centre under item 74 is 409 /
+    exit 5 ``provider_not_in_basis``; the catalogue shows each row's provider kinds so the refusal can be read."""
+    http, headers = client(sqlite_node), auth(sqlite_node, A, "counter")
+    ask = {
+        "provider": SC,
+        "subject": person(),
+        "legal_item": 74,
+        "procedure": "児童手当",
+        "info_kind": "地方税関係情報",
+    }
+    refused = http.post("/api/v1/provision-requests", json=ask, headers=headers)
+    assert refused.status_code == 409 and refused.json()["code"] == Code.PROVIDER_NOT_IN_BASIS
+    rows = {r["item"]: r for r in http.get("/api/v1/law-catalogue", headers=headers).json()["rows"]}
+    assert all(r["provider_kinds"] == ["municipality"] for r in rows.values())
+    d = str(sqlite_node.config.data_dir)
+    argv = ["--data-dir", d, "provision", "request", "--as", f"{A}/counter", "--provider", SC, "--subject",
+            person(), "--item", "74", "--procedure", "児童手当", "--info-kind", "地方税関係情報"]  # fmt: skip
+    capsys.readouterr()
+    assert cli(argv) == 5
+    assert Code.PROVIDER_NOT_IN_BASIS in capsys.readouterr().err
+
+
+def test_the_hub_refuses_to_relay_a_query_to_a_provider_of_another_kind(make_node: NodeFactory, tmp_path: Path) -> None:
+    """Peer agency talking to the network directly (its own keys, its node bypassed), asking a support centre
+    (support_centre in the hub's directory) for what item 74 gives a municipality: parked at the hub
+    ``provider_not_in_basis`` before it is routed — no request row, nothing reaches SC's node; the same query to
+    municipality A is routed and answered."""
+    store = open_hub_store(f"sqlite:///{tmp_path / 'hub.sqlite'}", "hub-1")
+    w = hub_nodes(make_node, store, (HA, C, SC), kinds={SC: "support_centre"})
+    try:
+        y = individual_number()
+        for agency in (HA, SC):
+            w.bridges[agency].file_person(y)
+        w.settle()
+        before = w.nodes[SC].app.max_position()
+        code = code_of(w.nodes[C].app.subject(y))
+        w.bridges[C].end.send(QueryMessage(uuid.uuid4().hex, code, SC, "児童手当", 74, "地方税関係情報"))
+        w.settle()
+        assert [p.code for p in parked(store.engine)] == [Code.PROVIDER_NOT_IN_BASIS]
+        with store.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(hub_requests)).scalar() == 0
+        assert w.nodes[SC].app.max_position() == before
+        asked = w.bridges[C].ask(
+            Actor(C, "counter"), HA, y, legal_item=74, procedure="児童手当", info_kind="地方税関係情報"
+        )
+        w.settle()
+        assert w.bridges[C].query(asked)["status"] == "answered"
     finally:
         w.close()
         store.close()

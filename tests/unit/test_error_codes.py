@@ -21,6 +21,7 @@ PUBLISHED = {
     "procedure_not_in_basis",
     "info_kind_not_permitted",
     "querier_not_in_basis",  # issue 21: a querier of another kind than the row's
+    "provider_not_in_basis",  # issue 21: a provider of another kind than the row's
     "erased",
     "agency_held",
     "bad_checkpoint",

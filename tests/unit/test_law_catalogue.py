@@ -1,5 +1,5 @@
-"""The law catalogue (ledger.domain.law): what a query's legal basis permits and who may ask under it, loaded
-from the shipped file."""
+"""The law catalogue (ledger.domain.law): what a query's legal basis permits, who may ask under it and who may be
+asked, loaded from the shipped file."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_every_row_names_its_source_date_procedure_and_kinds_and_a_confirmed_row
         assert row.source in cat.sources and any(ch.isdigit() for ch in cat.sources[row.source])
         assert row.procedure and row.procedure_text.endswith("事務であって主務省令で定めるもの")
         assert row.info_kinds and all(k.endswith("情報") for k in row.info_kinds)
-        assert row.querier and row.querier_kinds and row.provider
+        assert row.querier and row.querier_kinds and row.provider and row.provider_kinds
         assert row.confirmed_by, f"item {row.item}: every shipped row is checked against a source text"
         assert row.url is not None and row.url.startswith("https://")
         assert row.retrieved is not None and date.fromisoformat(row.retrieved) <= date.fromisoformat(cat.as_of)
@@ -72,10 +72,46 @@ def test_the_querier_kind_is_checked_on_every_row(kind: AgencyKind) -> None:
     assert check_query(74, "児童手当", "地方税関係情報", None).item == 74  # kind unknown to the caller: basis only
 
 
+@pytest.mark.parametrize("kind", list(AgencyKind))
+def test_the_provider_kind_is_checked_on_every_row(kind: AgencyKind) -> None:
+    """Peer agency, each kind in turn as the agency asked (a support centre answering a 市町村長 item, a
+    prefecture asked for a municipality's tax data): on every row it passes exactly where the row's provider
+    maps to its kind, and is refused elsewhere with ``provider_not_in_basis``, a message naming the item and the
+    kinds the law gives it (and no person: the check has none to name)."""
+    for row in catalogue().rows.values():
+        querier = row.querier_kinds[0]
+        if kind.value in row.provider_kinds:
+            assert check_query(row.item, row.procedure, row.info_kinds[0], querier, kind.value) is row
+        else:
+            with pytest.raises(RuleViolation) as refused:
+                check_query(row.item, row.procedure, row.info_kinds[0], querier, kind.value)
+            message = str(refused.value)
+            assert refused.value.code == "provider_not_in_basis"
+            assert f"legal_item {row.item}" in message and row.provider in message
+            assert all(k in message for k in row.provider_kinds) and f"of kind {kind.value}" in message
+    assert check_query(74, "児童手当", "地方税関係情報", "municipality", None).item == 74  # unknown: basis only
+
+
+def test_a_support_centre_may_not_answer_a_municipality_item_nor_a_municipality_be_refused() -> None:
+    """Peer agency: a support centre (a protection body, 情報提供者 of no row) answering item 74, whose provider is
+    市町村長, is refused; the same query to a municipality passes. Both kinds checked: a querier of the wrong kind
+    is still refused with its own code first."""
+    with pytest.raises(RuleViolation) as refused:
+        check_query(74, "児童手当", "地方税関係情報", "municipality", AgencyKind.SUPPORT_CENTRE.value)
+    assert refused.value.code == "provider_not_in_basis" and "市町村長" in str(refused.value)
+    assert check_query(74, "児童手当", "地方税関係情報", "municipality", "municipality").provider_kinds == (
+        "municipality",
+    )
+    with pytest.raises(RuleViolation) as refused:
+        check_query(74, "児童手当", "地方税関係情報", "support_centre", "support_centre")
+    assert refused.value.code == "querier_not_in_basis"
+
+
 def test_the_querier_mapping_covers_the_catalogue_and_no_body_asks() -> None:
     """Peer agency: every querier text of the catalogue maps to agency kinds, and none of them to a protection
     body (a support centre, a child guidance centre or the police is no 情報照会者 of these rows)."""
     assert {row.querier for row in catalogue().rows.values()} <= set(QUERIER_KINDS)
+    assert {row.provider for row in catalogue().rows.values()} <= set(QUERIER_KINDS)  # and none is a body
     assert all(not k.is_protection_body for kinds in QUERIER_KINDS.values() for k in kinds)
     assert QUERIER_KINDS["都道府県知事等"] == {AgencyKind.PREFECTURE, AgencyKind.MUNICIPALITY}
 
@@ -117,9 +153,10 @@ def test_oversize_text_is_refused_as_oversize_not_as_unknown() -> None:
 
 def test_a_broken_catalogue_is_a_configuration_error() -> None:
     """Administrator: a hand-edited file with a duplicate row, an unknown source, a querier no agency kind is
-    mapped to, no information kind, or a confirmation without its URL or date does not load half."""
+    mapped to, a provider no agency kind is mapped to, no information kind, or a confirmation without its URL or
+    date does not load half."""
     base = {"as_of": "2026-12-07", "note": "n", "sources": {"table2": "t"}}
-    row = {"item": 74, "procedure": "児童手当", "procedure_text": "t", "querier": "市町村長", "provider": "p",
+    row = {"item": 74, "procedure": "児童手当", "procedure_text": "t", "querier": "市町村長", "provider": "市町村長",
            "info_kinds": ["地方税関係情報"], "source": "table2"}  # fmt: skip
     seen = {"confirmed_by": "item 74 of the table", "url": "https://example.org/t", "retrieved": "2026-12-07"}
     broken = (
@@ -128,6 +165,7 @@ def test_a_broken_catalogue_is_a_configuration_error() -> None:
         [{**row, "item": 0}],
         [{"item": 74}],
         [{**row, "querier": "q"}],  # a querier text not mapped: its kind could not be checked
+        [{**row, "provider": "p"}],  # nor a provider's
         [{**row, "info_kinds": []}],
         [{**row, "procedure": " "}],
         [{**row, **seen, "url": None}],  # confirmed, but not where
@@ -140,6 +178,7 @@ def test_a_broken_catalogue_is_a_configuration_error() -> None:
             _load(json.dumps({**base, "rows": rows}))
     loaded = _load(json.dumps({**base, "rows": [row, {**row, **seen, "item": 31}]}))
     assert loaded.basis(74).info_kinds == ("地方税関係情報",) and loaded.basis(74).querier_kinds == ("municipality",)
+    assert loaded.basis(74).provider_kinds == ("municipality",)
     assert loaded.basis(31).url == seen["url"] and loaded.basis(74).url is None
 
 

@@ -15,6 +15,7 @@ from tests.support.people import individual_number
 from tests.support.staff import activate_admin, enrol, password_of
 
 __all__ = ["activate_admin", "enrol", "enrol_standard_staff", "password_of"]
+from tests.support.node_template import NodeTemplates
 from tests.support.postgres import temp_database
 from tests.support.softhsm import file_keys, keys_backend, pkcs11_env, softhsm, suite_token  # noqa: F401
 
@@ -67,6 +68,10 @@ def enrol_standard_staff(node: Node, codes: tuple[str, ...] | None = None) -> No
             enrol(node, admin, who, roles)
 
 
+# the standard node (DEFAULT_AGENCIES, the cast above) built once per test process, copied into each test
+TEMPLATES = NodeTemplates(DEFAULT_AGENCIES, tuple(STAFF_ROLES), enrol_standard_staff)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """None for the embedded SQLite default, or the URL of a fresh PostgreSQL database."""
@@ -84,6 +89,7 @@ NodeFactory = Callable[..., Node]
 def make_node(tmp_path: Path) -> Iterator[NodeFactory]:
     """Build nodes in fresh data directories; every node made is closed at the end."""
     made: list[Node] = []
+    copied = False  # at most one copy of the standard node per test (tests/support/node_template.py)
 
     def factory(
         agencies: tuple[AgencySpec, ...] = DEFAULT_AGENCIES,
@@ -94,8 +100,16 @@ def make_node(tmp_path: Path) -> Iterator[NodeFactory]:
         encryption: bool = True,
         pseudonym_key_file: Path | None = None,
     ) -> Node:
+        nonlocal copied
+        data_dir = tmp_path / f"{name}-{len(made)}"
+        standard = agencies == DEFAULT_AGENCIES and staff and encryption and pseudonym_key_file is None
+        copy = TEMPLATES.copy(data_dir, database_url) if standard and not copied else None
+        if copy is not None:
+            copied = True
+            made.append(copy)
+            return copy
         node = init_node(
-            tmp_path / f"{name}-{len(made)}",
+            data_dir,
             agencies,
             database_url=database_url,
             encryption=encryption,

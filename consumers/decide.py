@@ -23,18 +23,32 @@ from eventsourcing.utils import get_topic, resolve_topic
 from ledger.app import FlagLedger, is_local_only
 from ledger.app.checkpoints import CHECKPOINT_TOPIC, is_checkpoint_topic
 from ledger.app.holds import check_incoming, hold_agency, hold_reason
-from ledger.app.residence import link_refusal
+from ledger.app.residence import linker_refusal, residence_refusal
 from ledger.domain.authority import Owner, append_violation, foreign_writer_reason, payload_violation
 from ledger.domain.event_fields import check_event
 from ledger.domain.identity import PseudonymLink
+from ledger.domain.moves import ResidenceChange
 from ledger.errors import Code, FlagLedgerError, IntegrityError, StateConflict, StorageError
 from ledger.log.envelope import GENESIS, Envelope
 from ledger.log.staff_roles import check_roles
 from ledger.log.staff_roster import RosterState, check_evidence, uncertified_keys
 
-__all__ = ["APPLY", "LINK_TOPICS", "LedgerView", "Outcome", "StoreView", "admit", "decide", "parse"]
+__all__ = [
+    "APPLY",
+    "HELD",
+    "LINK_TOPICS",
+    "MOVE_TOPIC",
+    "LedgerView",
+    "Outcome",
+    "StoreView",
+    "admit",
+    "decide",
+    "parse",
+]
 
-Kind = Literal["applied", "duplicate", "own", "held_gap", "held_roster", "parked"]
+Kind = Literal["applied", "duplicate", "own", "held_gap", "held_roster", "held_residence", "parked"]
+# what the caller keeps in the pending table (consumers/pending.py)
+HELD: frozenset[str] = frozenset({"held_gap", "held_roster", "held_residence"})
 Head = tuple[int, str]
 
 
@@ -131,12 +145,15 @@ def decide(
     can_hold: bool,
     accept_revoked_key: bool = False,
     roster_wait: bool | None = None,
+    residence_wait: bool | None = None,
 ) -> Outcome:
     """The outcome of an admitted event against ``view``: :data:`APPLY`, ``held_gap`` (the caller keeps it in
     the pending table; only when ``can_hold``, else parked ``gap``), ``held_roster`` (a flag change signed by
     staff keys its agency's roster does not hold yet: kept in the pending table until a roster event certifies
-    them, only when ``roster_wait`` — ``can_hold`` unless given — else parked), ``duplicate``, or parked with a
-    code.
+    them, only when ``roster_wait`` — ``can_hold`` unless given — else parked), ``held_residence`` (a number
+    change by a municipality the moves recorded here say the person does not live in: kept until a move makes
+    it their residence, only when ``residence_wait`` — ``can_hold`` unless given — else parked
+    ``not_residence``), ``duplicate``, or parked with a code.
 
     ``accept_revoked_key``: an operator confirmed with the originating agency that this event, signed by a
     key revoked since, is genuine (``consumers replay ID --accept-revoked-key``); see :func:`_revoked_late`.
@@ -176,7 +193,8 @@ def decide(
     if oversize is not None:
         return oversize
     if h.topic in LINK_TOPICS:
-        return _link_conflict(app, env, stream, event) or APPLY
+        wait = can_hold if residence_wait is None else residence_wait
+        return _link_conflict(app, env, stream, event, wait) or APPLY
     return _staff_signed(app, env, event, can_hold if roster_wait is None else roster_wait) or APPLY
 
 
@@ -233,13 +251,20 @@ def _staff_signed(app: FlagLedger, env: Envelope, event: object, roster_wait: bo
 
 LINKED, RELINKED = get_topic(PseudonymLink) + ".Linked", get_topic(PseudonymLink) + ".Relinked"
 LINK_TOPICS = frozenset({LINKED, RELINKED})  # ingest_many sends these through ingest(): checked against the log
+# a move applied may make a held number change's linker the person's residence (ingest_many sends it through
+# ingest(), which decides the held ones again)
+MOVE_TOPIC = get_topic(ResidenceChange) + ".Recorded"
 
 
-def _link_conflict(app: FlagLedger, env: Envelope, stream: UUID, event: object) -> Outcome | None:
+def _link_conflict(app: FlagLedger, env: Envelope, stream: UUID, event: object, wait: bool) -> Outcome | None:
     """Park a peer's number change that would chain or cycle: a number already in an active link (any
     agency's) is never linked again — the rule the linking agency's own node applies (issue 18). A genuine
     race (the peer unlinked first, its unlink not here yet) is applied by `consumers replay ID` once it is.
-    And one linked by another agency than the person's residence municipality (ledger/app/residence.py)."""
+    And one linked by another agency than the person's residence municipality (ledger/app/residence.py): a
+    prefecture, national agency or body is parked at once; a municipality the moves recorded here rule out is
+    held with ``wait`` (``held_residence``) — the move that made it the residence may not be here yet (peers
+    receive moves in any order), and applying it before one is would let a stranger's link onto a victim's
+    number; parked once :data:`consumers.pending.RESIDENCE_HOLD` is over."""
     h = env.header
     state = app.flag_state
     if state is None:  # every node opened through the bootstrap has it; without it nothing can be checked
@@ -262,11 +287,17 @@ def _link_conflict(app: FlagLedger, env: Envelope, stream: UUID, event: object) 
                 "`flagledger consumers replay ID` applies it",
                 Code.LINK_CONFLICT,
             )
-    why = link_refusal(app, h.origin, [n for n in numbers if n], on=h.time[:10])
+    where = f"v{h.version} of stream {h.stream} ({h.topic}) signed by agency {h.origin}"
+    why = linker_refusal(app, h.origin)
     if why is not None:
-        where = f"v{h.version} of stream {h.stream} ({h.topic}) signed by agency {h.origin}"
         return Outcome("parked", f"{where}: {why}", Code.NOT_RESIDENCE)
-    return None
+    why = residence_refusal(app, h.origin, [n for n in numbers if n], on=h.time[:10])
+    if why is None:
+        return None
+    if wait:
+        held = f"{where}: {why}; held until a recorded move makes agency {h.origin} their residence municipality"
+        return Outcome("held_residence", held, Code.NOT_RESIDENCE)
+    return Outcome("parked", f"{where}: {why}", Code.NOT_RESIDENCE)
 
 
 def _refused(exc: Exception) -> Outcome:

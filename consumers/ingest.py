@@ -10,11 +10,22 @@ about it reaches the ledger.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from uuid import UUID
 
-from consumers.decide import APPLY, LINK_TOPICS, ROSTER_TOPIC_PREFIX, Outcome, StoreView, admit, decide, parse
-from consumers.pending import ROSTER_HOLD, PendingStore
+from consumers.decide import (
+    APPLY,
+    HELD,
+    LINK_TOPICS,
+    MOVE_TOPIC,
+    ROSTER_TOPIC_PREFIX,
+    Outcome,
+    StoreView,
+    admit,
+    decide,
+    parse,
+)
+from consumers.pending import RESIDENCE_HOLD, ROSTER_HOLD, PendingStore
 from ledger.app import FlagLedger
 from ledger.app.checkpoints import is_checkpoint_topic
 from ledger.app.holds import hold_reason
@@ -23,7 +34,15 @@ from ledger.errors import Code, FlagLedgerError, StateConflict, StorageError
 from ledger.log.envelope import Envelope
 from ledger.log.store import KEY_TOPIC_PREFIX, owner_of
 
-__all__ = ["Outcome", "PendingStore", "ingest", "ingest_many", "release_roster_waits"]
+__all__ = [
+    "Outcome",
+    "PendingStore",
+    "ingest",
+    "ingest_many",
+    "release_held",
+    "release_residence_waits",
+    "release_roster_waits",
+]
 
 log = logging.getLogger("flagledger.consumers")
 
@@ -35,13 +54,16 @@ def ingest(
     *,
     accept_revoked_key: bool = False,
     roster_wait: bool | None = None,
+    residence_wait: bool | None = None,
 ) -> Outcome:
     """Apply one published envelope to the local ledger, exactly once and in stream order.
 
     ``accept_revoked_key``: an operator confirmed with the originating agency that this event, signed by a
     key revoked since, is genuine (``consumers replay ID --accept-revoked-key``). ``roster_wait``: a flag
     change signed by keys its agency's roster does not hold yet comes back ``held_roster`` (default: when
-    ``pending`` is given, which then keeps it); else it is parked.
+    ``pending`` is given, which then keeps it); else it is parked. ``residence_wait``: likewise a number change
+    by a municipality the moves recorded here rule out comes back ``held_residence``; else parked
+    ``not_residence``. A move applied with ``pending`` decides the held number changes again.
     """
     env = parse(raw)
     if isinstance(env, Outcome):
@@ -61,6 +83,7 @@ def ingest(
         can_hold=pending is not None,
         accept_revoked_key=accept_revoked_key,
         roster_wait=roster_wait,
+        residence_wait=residence_wait,
     )
     if outcome is APPLY:
         app.signed_store.door.receive([(env, raw, stream)])
@@ -70,9 +93,10 @@ def ingest(
             applied += _release_waiting(app, pending, h.stream, h.version + 1)
             if h.topic.startswith(ROSTER_TOPIC_PREFIX):  # a key certified: the flag changes it signed go on
                 applied += release_roster_waits(app, pending, h.origin)
+            if h.topic == MOVE_TOPIC:  # a residence known: the number changes it allows go on
+                applied += release_residence_waits(app, pending)
         return Outcome("applied", applied=applied)
-    if outcome.kind == "held_gap" or (outcome.kind == "held_roster" and pending is not None):
-        assert pending is not None  # (decide holds behind a gap only when it can)
+    if outcome.kind in HELD and pending is not None:  # (without, only _release_waiting asks for a wait)
         pending.hold(env, raw)
     elif outcome.kind == "duplicate" and pending is not None:
         # the redelivery after a failure that struck while releasing the events behind a gap: finish that
@@ -84,22 +108,23 @@ def ingest(
 
 
 def _release_waiting(app: FlagLedger, pending: PendingStore, stream: str, version: int) -> int:
-    """Apply the events that were waiting behind a filled gap (or for their roster), in order.
+    """Apply the events that were waiting behind a filled gap (or for their roster, or a move), in order.
 
     Of several events waiting for one place, the one its stream's owner wrote applies and the others are
     parked (a peer's forgery as ``foreign_writer``, a second history as ``fork``). Each is dropped from the
     pending table only after it is in the ledger or parked: a crash in between leaves it pending, and the next
     arrival finds it a duplicate and drops it then (it was lost before this order). A flag change still
-    waiting for its roster stays, and so does everything behind it, until :data:`ROSTER_HOLD` is over.
+    waiting for its roster stays, and so does everything behind it, until :data:`ROSTER_HOLD` is over; a
+    number change still waiting for the move that makes its linker the residence, until :data:`RESIDENCE_HOLD`.
     """
     applied = 0
     while raws := pending.candidates(stream, version):
         placed = False  # this version is in the ledger now
-        waiting: list[bytes] = []  # flag changes whose staff keys the roster does not hold yet
+        waiting: list[bytes] = []  # flag changes whose staff keys the roster does not hold yet (or links, a move)
         for raw in raws:
-            outcome = ingest(app, raw, roster_wait=not placed)
-            if outcome.kind == "held_roster":
-                over = _roster_wait_over(app, pending, raw, outcome)
+            outcome = ingest(app, raw, roster_wait=not placed, residence_wait=not placed)
+            if outcome.kind in ("held_roster", "held_residence"):
+                over = _wait_over(app, pending, raw, outcome)
                 if over is None:
                     waiting.append(raw)
                     continue
@@ -127,34 +152,54 @@ def _release_waiting(app: FlagLedger, pending: PendingStore, stream: str, versio
     return applied
 
 
-def _roster_wait_over(app: FlagLedger, pending: PendingStore, raw: bytes, held: Outcome) -> Outcome | None:
-    """None while a flag change may still wait for its roster; its refusal once :data:`ROSTER_HOLD` is over
-    (parked ``staff_signature``: a key no roster event certified is a forgery's, and raises the incident)."""
+def _wait_over(app: FlagLedger, pending: PendingStore, raw: bytes, held: Outcome) -> Outcome | None:
+    """None while a flag change may still wait for its roster (a number change for a move); its refusal once
+    :data:`ROSTER_HOLD` (:data:`RESIDENCE_HOLD`) is over: parked ``staff_signature`` (a key no roster event
+    certified is a forgery's, and raises the incident), or ``not_residence``."""
+    hold = RESIDENCE_HOLD if held.kind == "held_residence" else ROSTER_HOLD
     since = pending.held_since(Envelope.from_bytes(raw))
-    if since is not None and app.clock() - since < ROSTER_HOLD:
+    if since is not None and app.clock() - since < hold:
         return None
     waited = f"held since {since.isoformat()}" if since is not None else "held"
+    if held.kind == "held_residence":
+        return Outcome(
+            "parked",
+            f"{held.reason}; {waited}, no move recorded within {hold} made it so: refused as linked by another "
+            "municipality than the person's residence (if that move turns up later, `flagledger consumers replay ID`)",
+            Code.NOT_RESIDENCE,
+        )
     return Outcome(
         "parked",
-        f"{held.reason}; {waited}, no roster event certified them within {ROSTER_HOLD}: refused as signed by "
+        f"{held.reason}; {waited}, no roster event certified them within {hold}: refused as signed by "
         "no certified staff member (if the roster event turns up later, `flagledger consumers replay ID`)",
         Code.STAFF_SIGNATURE,
     )
 
 
-def release_roster_waits(app: FlagLedger, pending: PendingStore, origin: str | None = None) -> int:
+def release_held(app: FlagLedger, pending: PendingStore, wanted: Callable[[Envelope], bool] | None = None) -> int:
     """Decide again every held event whose place is next in its stream (so not behind a gap: it waits for its
-    roster) — of ``origin`` only, or of anyone: applied if its keys are certified now, parked if its wait is
-    over, else left waiting. Returns the events applied."""
+    roster or a move) — where one waiting for that place is ``wanted``, or all: applied if its keys are
+    certified (its linker is the residence) now, parked if its wait is over, else left waiting. Returns the
+    events applied."""
     applied = 0
     for stream, version in pending.waiting():
         head = app.signed_store.head(UUID(stream))
         if (head[0] if head is not None else 0) + 1 != version:
             continue  # behind a gap (or already released): released when the gap fills
         raws = pending.candidates(stream, version)
-        if origin is None or any(Envelope.from_bytes(r).header.origin == origin for r in raws):
+        if wanted is None or any(wanted(Envelope.from_bytes(r)) for r in raws):
             applied += _release_waiting(app, pending, stream, version)
     return applied
+
+
+def release_roster_waits(app: FlagLedger, pending: PendingStore, origin: str | None = None) -> int:
+    """:func:`release_held` for the events of ``origin`` (a roster event of it applied), or of anyone."""
+    return release_held(app, pending, None if origin is None else lambda env: env.header.origin == origin)
+
+
+def release_residence_waits(app: FlagLedger, pending: PendingStore) -> int:
+    """:func:`release_held` for the number changes (a move applied: their linker may be the residence now)."""
+    return release_held(app, pending, lambda env: env.header.topic in LINK_TOPICS)
 
 
 def _settle(app: FlagLedger, pending: PendingStore, stream: str, version: int) -> None:
@@ -232,8 +277,9 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
     view = _BatchView(app)
     waiting = set(pending.waiting()) if pending is not None else set()
     if pending is not None and waiting and pending.sweep_due():
-        # flag changes waiting for a roster event that never came: parked once their wait is over
-        release_roster_waits(app, pending)
+        # flag changes waiting for a roster event (number changes for a move) that never came: parked once their
+        # wait is over
+        release_held(app, pending)
         waiting = set(pending.waiting())
 
     def flush() -> None:
@@ -254,7 +300,8 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
             h = env.header
             # what needs more than a chain check goes through ingest() itself, after what is staged: our own
             # events read back (forgeries naming us are parked), keys, checkpoints (fork checks and holds), number
-            # changes (checked against the log as written, chains and cycles parked),
+            # changes (checked against the log as written, chains and cycles parked), moves (releasing held number
+            # changes),
             # agencies on hold, events a held successor waits for (or held ones compete with), and events under a
             # revoked key
             if (
@@ -263,6 +310,7 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
                 or h.topic.startswith(ROSTER_TOPIC_PREFIX)
                 or is_checkpoint_topic(h.topic)
                 or h.topic in LINK_TOPICS
+                or h.topic == MOVE_TOPIC
                 or (h.stream, h.version + 1) in waiting
                 or (h.stream, h.version) in waiting
                 or view.on_hold(h.origin) is not None
@@ -287,7 +335,7 @@ def ingest_many(app: FlagLedger, raws: Sequence[bytes], pending: PendingStore | 
         if outcome is APPLY:
             staged.append((len(out), env, raw, stream))
             view.stage(env, stream)
-        elif outcome.kind in ("held_gap", "held_roster"):
+        elif outcome.kind in HELD:
             assert pending is not None  # (decide holds only when it can)
             pending.hold(env, raw)
             waiting.add((h.stream, h.version))

@@ -97,8 +97,11 @@ def replay_parked(node: Node, parked_id: int, *, accept_revoked_key: bool = Fals
 
     pending.on_parked = park_released
     raw = bytes(row["envelope"])
-    # an operator's replay decides now: a flag change whose staff keys are still not certified is parked again
-    outcome = ingest(node.app, raw, pending, accept_revoked_key=accept_revoked_key, roster_wait=False)
+    # an operator's replay decides now: a flag change whose staff keys are still not certified is parked again,
+    # and so is a number change whose linker the recorded moves still rule out
+    outcome = ingest(
+        node.app, raw, pending, accept_revoked_key=accept_revoked_key, roster_wait=False, residence_wait=False
+    )
     if outcome.kind == "parked":  # still refused, perhaps for a new reason (an agency held since, a fork)
         raise_incidents(node, ParkedMessage(parked_id, outcome.code, outcome.reason, str(row["source"]), raw))
     if outcome.kind in ("applied", "duplicate", "held_gap"):

@@ -1,6 +1,7 @@
 """Events kept in ``ingest_pending`` until what they wait for arrives: the missing events ahead of a gap in their
-stream, or (a peer's flag change) the roster event certifying the staff keys that signed it, for at most
-:data:`ROSTER_HOLD`."""
+stream, (a peer's flag change) the roster event certifying the staff keys that signed it, for at most
+:data:`ROSTER_HOLD`, or (a peer's number change) the move making its linker the person's residence, for at most
+:data:`RESIDENCE_HOLD`."""
 
 from __future__ import annotations
 
@@ -16,12 +17,16 @@ from ledger.app import FlagLedger
 from ledger.log.envelope import Envelope
 from ledger.runtime.tables import pending_events
 
-__all__ = ["ROSTER_HOLD", "PendingStore", "pending_events"]
+__all__ = ["RESIDENCE_HOLD", "ROSTER_HOLD", "PendingStore", "pending_events"]
 
 # how long a peer's flag change waits for the roster event certifying its staff keys: an agency's events share
 # one partition in its log order, so a genuine one is late only while its roster event is held up here (a gap,
 # a parked key event an operator is fixing). Longer, and it is parked as a forgery (``staff_signature``)
 ROSTER_HOLD = timedelta(hours=24)
+# how long a peer's number change waits for the move that makes its linker the person's residence: that move is
+# another agency's event (another partition), late here while it is in flight or held up. Longer, and it is
+# parked ``not_residence`` (a stranger's link onto a victim's number must never apply on a guess)
+RESIDENCE_HOLD = timedelta(hours=24)
 
 log = logging.getLogger("flagledger.consumers")
 
@@ -36,10 +41,10 @@ class PendingStore:
         self.app = app
         # where an event released from the gap and then refused goes (the consumer's parked table); else logged
         self.on_parked: Callable[[Outcome, bytes], None] | None = None
-        self._swept = float("-inf")  # (monotonic) when flag changes waiting for a roster were last looked at
+        self._swept = float("-inf")  # (monotonic) when events waiting for a roster or a move were last looked at
 
     def sweep_due(self, every: float = 60.0) -> bool:
-        """Whether it is time to look at the flag changes waiting for a roster again (at most once a minute:
+        """Whether it is time to look at the events waiting for a roster or a move again (at most once a minute:
         each look decides them again); counts this look."""
         now = time.monotonic()
         if now - self._swept < every:

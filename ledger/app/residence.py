@@ -19,7 +19,7 @@ from ledger.domain.agencies import Agency
 from ledger.domain.moves import ResidenceChange
 from ledger.domain.types import AgencyKind
 
-__all__ = ["link_refusal", "residence"]
+__all__ = ["link_refusal", "linker_refusal", "residence", "residence_refusal"]
 
 
 def residence(app: LedgerAccess, subjects: Iterable[str], on: str | None = None) -> str | None:
@@ -46,9 +46,21 @@ def _order(move: ResidenceChange) -> tuple[str, str, str]:
 
 def link_refusal(app: LedgerAccess, agency: str, subjects: Iterable[str], on: str | None = None) -> str | None:
     """Why ``agency`` may not link the numbers ``subjects`` (None: it may)."""
+    return linker_refusal(app, agency) or residence_refusal(app, agency, subjects, on)
+
+
+def linker_refusal(app: LedgerAccess, agency: str) -> str | None:
+    """Why ``agency`` never links numbers, wherever the person lives (None: it is no agency of another kind)."""
     known = app.find(Agency, Agency.create_id(code=agency))
     if known is not None and known.kind != AgencyKind.MUNICIPALITY.value:
         return f"agency {agency} is a {known.kind}: only the person's residence municipality links numbers"
+    return None
+
+
+def residence_refusal(app: LedgerAccess, agency: str, subjects: Iterable[str], on: str | None = None) -> str | None:
+    """Why the recorded residence of ``subjects`` rules ``agency`` out (None: it does not). A peer deciding at
+    ingest may not have received the latest move yet, so only this part of :func:`link_refusal` may change as
+    moves arrive (consumers/decide.py holds such a link for a while rather than parking it at once)."""
     lives_in = residence(app, subjects, on)
     if lives_in is not None and lives_in != agency:
         return (

@@ -3,25 +3,29 @@
 Linking a stranger's number onto a victim's gives the stranger "self" access to the victim's portal records
 (issue 18). Since issue 21 the ledger knows where a protected person lives (their recorded moves), so the
 number change is left to the one municipality that makes it in life; anyone else's link is refused at their own
-node and parked at every peer (``not_residence``).
+node and never applied at a peer: held there (``held_residence``) until a move makes the linker the residence —
+the move may only be late — and parked ``not_residence`` once the hold is over.
 """
 
 from __future__ import annotations
 
-from datetime import date
+import secrets
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from consumers.ingest import PendingStore, ingest
+from consumers.ingest import Outcome, PendingStore, ingest, ingest_many
 from consumers.outbox import publishable
+from consumers.parked import park, parked
+from consumers.pending import RESIDENCE_HOLD
 from ledger.app import Actor
 from ledger.errors import Code, PermissionDenied
-from ledger.runtime.bootstrap import Node
+from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import SC, A, B, C, NodeFactory
 from tests.support.links import link
-from tests.support.trust import agency_pair
+from tests.support.trust import agency_pair, trust_everyone
 
 MOVED = date(2026, 12, 1)
 
@@ -68,22 +72,134 @@ def test_a_protection_body_never_links_numbers(node: Node, person: Any) -> None:
     assert refused.value.code == Code.NOT_RESIDENCE
 
 
-def test_a_peers_link_for_someone_living_elsewhere_is_parked(
+def test_a_peers_link_for_someone_living_elsewhere_is_held_then_parked(
     make_node: NodeFactory, tmp_path: Path, person: Any
 ) -> None:
-    """Threat: a peer agency whose node skipped the check (or did not know of the move yet): node A knows X
-    moved to A, so B's link of X's numbers is parked with ``not_residence``, nothing applied, the reason naming
-    no pseudonym."""
+    """Threat: a peer agency whose node skipped the check (or did not know of the move yet) linking a stranger's
+    number — the perpetrator's — onto a victim who lives elsewhere: node A knows X moved to A, so B's link is held
+    (``held_residence``: the move that would make B the residence may only be late), nothing applied, the reason
+    naming no pseudonym; once ``RESIDENCE_HOLD`` is over with no such move it is parked ``not_residence``, the
+    reason telling the operator to replay it if the move turns up; without a pending store it is parked at once."""
     a, b = agency_pair(make_node, tmp_path)
     x, stranger = person(), person()
     protect(a, x, A)
     a.app.record_move(Actor(A, "req"), x, to_agency=A, from_agency=B, moved_on=MOVED)
     start = b.app.max_position()
     link(b.app, B, x, stranger)  # B's node knows no move: its own check passes
-    (raw,) = [r for _, r in ((p, raw) for p, _, raw in publishable(b.app, start))]
+    (raw,) = sent(b, start)
     size = a.app.max_position()
-    outcome = ingest(a.app, raw, PendingStore(a.app, a.engine))
-    assert outcome.kind == "parked" and outcome.code == Code.NOT_RESIDENCE, outcome
-    assert a.app.subject(x) not in outcome.reason
+    assert ingest(a.app, raw).code == Code.NOT_RESIDENCE, "without a pending store: parked at once"
+    assert ingest(a.app, raw).kind == "parked"
+    pending = pending_at(a)
+    outcome = ingest(a.app, raw, pending)
+    assert outcome.kind == "held_residence" and outcome.code == Code.NOT_RESIDENCE, outcome
+    assert a.app.subject(x) not in outcome.reason and a.app.subject(stranger) not in outcome.reason
+    assert ingest_many(a.app, [raw], pending) == [outcome], "a redelivery is held again, the same way"
+    pending._swept = float("-inf")  # (the sweep runs at most once a minute)
+    assert ingest_many(a.app, [], pending) == [], "a sweep within the hold leaves it waiting"
+    assert len(pending.waiting()) == 1 and parked(a) == []
     assert a.app.max_position() == size
     assert a.state.linked(a.app.subject(stranger)) is None
+    real = a.app.clock
+    a.app.clock = lambda: real() + RESIDENCE_HOLD + timedelta(minutes=1)
+    try:
+        pending._swept = float("-inf")
+        ingest_many(a.app, [], pending)
+    finally:
+        a.app.clock = real
+    assert pending.waiting() == []
+    (row,) = parked(a)
+    assert row["code"] == Code.NOT_RESIDENCE and "no move recorded within" in row["reason"], row
+    assert "flagledger consumers replay" in row["reason"] and a.app.subject(x) not in row["reason"]
+    assert a.app.max_position() == size
+    assert a.state.linked(a.app.subject(stranger)) is None
+
+
+@pytest.mark.parametrize("via", ["ingest", "ingest_many"])
+def test_a_link_held_for_a_move_in_flight_applies_when_the_move_arrives(
+    make_node: NodeFactory, tmp_path: Path, person: Any, via: str
+) -> None:
+    """Threat: a peer agency's genuine number change lost to message order (nodes diverging, the victim's new
+    number unprotected on one node). X moved A→C, then C→B (recorded at C, the old end); B, which has received no
+    move, links X's numbers. Node R (A) has the A→C move but not yet C→B when B's link arrives: held, nothing
+    applied — the perpetrator's stranger link would look just the same — then the C→B move arrives and the link
+    applies, with no operator, and the pending table is empty."""
+    key = tmp_path / "pseudonym.key"
+    key.write_text(secrets.token_hex(32))
+    r, c, d = (
+        make_node((AgencySpec(code, f"{code}市", "municipality"),), name=name, pseudonym_key_file=key)
+        for code, name in ((A, "r"), (C, "c"), (B, "d"))
+    )
+    trust_everyone([r, c, d])
+    x, new_number = person(), person()
+    protect(c, x, C)
+    c.app.record_move(Actor(C, "req"), x, to_agency=C, from_agency=A, moved_on=MOVED - timedelta(days=30))
+    pending = pending_at(r)
+    assert {o.kind for o in deliver(r, sent(c), pending, via)} == {"applied"}
+    earlier = r.app.latest_move(r.app.subject(x))
+    assert earlier is not None and earlier.to_agency == C
+    start = c.app.max_position()
+    c.app.record_move(Actor(C, "req"), x, to_agency=B, moved_on=MOVED)  # (recorded at C: D's node never hears)
+    (move,) = sent(c, start)
+    old, new = link(d.app, B, x, new_number)  # B's node knows no move: any municipality may link
+    size = r.app.max_position()
+    held = deliver(r, sent(d), pending, via)[-1]
+    assert held.kind == "held_residence", held
+    assert r.app.max_position() == size + len(sent(d)) - 1, "B's other events apply; its link does not"
+    assert r.state.linked(new) is None and len(pending.waiting()) == 1
+    (moved,) = deliver(r, [move], pending, via)
+    assert moved == Outcome("applied", applied=2), "the move, then the link it makes B's to make"
+    assert r.state.linked(new) == (old, new)
+    assert pending.waiting() == [] and parked(r) == []
+
+
+def test_a_held_link_stays_held_when_an_unrelated_move_arrives(
+    make_node: NodeFactory, tmp_path: Path, person: Any
+) -> None:
+    """Threat: the perpetrator's stranger link for a victim who lives elsewhere, by a peer agency, slipped in on
+    another person's move: X lives in A (recorded at A); B links a stranger's number onto X's and is held at A;
+    a move of someone else, Z, to B then arrives — B's link is decided again and stays held, never applied."""
+    a, b = agency_pair(make_node, tmp_path)
+    x, stranger, z = person(), person(), person()
+    protect(a, x, A)
+    a.app.record_move(Actor(A, "req"), x, to_agency=A, from_agency=B, moved_on=MOVED)
+    pending = pending_at(a)
+    deliver(a, sent(b), pending, "ingest")
+    start = b.app.max_position()
+    link(b.app, B, x, stranger)
+    (raw,) = sent(b, start)
+    assert ingest(a.app, raw, pending).kind == "held_residence"
+    start = b.app.max_position()
+    protect(b, z, B)
+    b.app.record_move(Actor(B, "req"), z, to_agency=B, from_agency=C, moved_on=MOVED)
+    size = a.app.max_position()
+    outcomes = deliver(a, sent(b, start), pending, "ingest_many")
+    assert [o.kind for o in outcomes] == ["applied"] * len(outcomes) and sum(o.applied for o in outcomes) == len(
+        outcomes
+    ), "Z's events apply, and nothing with them"
+    assert a.app.max_position() == size + len(outcomes)
+    assert a.state.linked(a.app.subject(stranger)) is None and a.state.linked(a.app.subject(x)) is None
+    assert len(pending.waiting()) == 1 and parked(a) == []
+
+
+def sent(node: Node, start: int = 0) -> list[bytes]:
+    """What ``node`` publishes to its peers, from position ``start``."""
+    return [raw for _, _, raw in publishable(node.app, start)]
+
+
+def pending_at(node: Node) -> PendingStore:
+    """``node``'s pending table, parking what it refuses on release into its parked table, as the consumer."""
+    pending = PendingStore(node.app, node.engine)
+
+    def park_released(outcome: Outcome, raw: bytes) -> None:
+        park(node, outcome, raw, "released from ingest_pending")
+
+    pending.on_parked = park_released
+    return pending
+
+
+def deliver(node: Node, raws: list[bytes], pending: PendingStore, via: str) -> list[Outcome]:
+    """``raws`` ingested at ``node`` one by one, or as one poll of the consumer (``ingest_many``)."""
+    if via == "ingest_many":
+        return ingest_many(node.app, raws, pending)
+    return [ingest(node.app, raw, pending) for raw in raws]

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
+from consumers.taken_first import Handler, taken_first
 from ledger.errors import Code, IntegrityError
 from ledger.linkage.agency import AgencyEnd
 from ledger.linkage.delivery_keys import DeliveryKeyNotice, WireKeyRequest
@@ -122,13 +123,10 @@ class DeliveryLink:
         return True
 
     # -- the gate --------------------------------------------------------------------------------------
-    def gate(self, inner: Callable[[Message], Message | None]) -> Callable[[Message], Message | None]:
+    def gate(self, inner: Handler) -> Handler:
         """``inner`` with the portal's delivery messages taken here first."""
 
-        def gated(message: Message) -> Message | None:
-            return None if self.take(message) else inner(message)
-
-        return gated
+        return taken_first(self.take, inner)
 
     def take(self, message: Message) -> bool:
         """True if ``message`` was the portal's delivery message (recorded here); a ledger error parks one that

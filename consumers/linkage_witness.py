@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine, insert, select, update
 
+from consumers.taken_first import Handler, taken_first
 from ledger.app.checkpoints import Checkpointer, CheckpointSettings, latest_checkpoint
 from ledger.app.incidents import ParkedMessage, raise_incidents
 from ledger.errors import Code, FlagLedgerError, IntegrityError, NotFoundError
@@ -143,13 +143,10 @@ class WitnessLink:
         return True
 
     # -- in ------------------------------------------------------------------------------------------
-    def gate(self, inner: Callable[[Message], Message | None]) -> Callable[[Message], Message | None]:
+    def gate(self, inner: Handler) -> Handler:
         """``inner`` (the flag map's gate) with the witnesses' kinds taken here first."""
 
-        def gated(message: Message) -> Message | None:
-            return None if self.take(message) else inner(message)
-
-        return gated
+        return taken_first(self.take, inner)
 
     def take(self, message: Message) -> bool:
         """True if ``message`` was a witness's (recorded here); a ledger error parks one that does not check."""

@@ -11,10 +11,8 @@ agency that holds nothing on X, an administrator (or any one person) alone.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
@@ -27,25 +25,19 @@ from ledger.cli.main import main
 from ledger.domain.staff_acts import APPROVED, REQUESTED, proxy_approval_statement
 from ledger.errors import Code, FlagLedgerError, PermissionDenied
 from ledger.hub.inbox import parked
-from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.portal_feed import PortalFeed
 from ledger.hub.tables import hub_proxy_approvals
 from ledger.linkage.buckets import ANSWER_SIZE
-from ledger.linkage.names import PORTAL
 from ledger.linkage.proxy_approvals import ProxyApproval, holder_subject
-from ledger.linkage.transport import MemoryTransport
-from ledger.log.datakeys import AesKek
 from ledger.portal.rules import PortalView
 from ledger.portal.service import PortalService, read_page
-from ledger.portal.store import PortalStore, open_portal_store
-from ledger.portal.wire_keys import PortalWireKeys
+from ledger.portal.store import PortalStore
 from tests.conftest import NodeFactory
 from tests.support.api import auth, client
 from tests.support.approvals import approve_fully
-from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, hub_nodes, set_flag
+from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, portal_nodes, set_flag
 from tests.support.hub_world import A, B, C
 from tests.support.people import individual_number
-from tests.support.postgres import temp_database
 
 
 @dataclass
@@ -82,27 +74,8 @@ class Story:
 
 @pytest.fixture
 def story(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[Story]:
-    with ExitStack() as stack:
-        if backend is None:
-            urls: dict[str, str | None] = {}
-            hub_url, portal_url = f"sqlite:///{tmp_path / 'hub.sqlite'}", f"sqlite:///{tmp_path / 'portal.sqlite'}"
-        else:
-            urls = {c: stack.enter_context(temp_database()) for c in (A, B, C)}
-            hub_url, portal_url = stack.enter_context(temp_database()), stack.enter_context(temp_database())
-        hub: HubStore = open_hub_store(hub_url, "hub-1")
-        w = hub_nodes(make_node, hub, (A, B, C), urls)
-        assert w.portal_keys is not None
-        store = open_portal_store(portal_url)
-        clock = w.nodes[A].app.clock
-        wires = PortalWireKeys(tmp_path / "portal-wirekeys.sqlite", AesKek(os.urandom(32)))  # the wire keys
-        portal = PortalService(
-            store, MemoryTransport(w.broker, PORTAL), w.portal_keys, w.hub.directory, clock, wires=wires
-        )
-        yield Story(w, store, portal, PortalFeed(hub, w.hub_keys, w.hub.directory))
-        wires.close()
-        store.close()
-        w.close()
-        hub.close()
+    with portal_nodes(make_node, backend, tmp_path, (A, B, C)) as p:
+        yield Story(p.world, p.store, p.service(), p.feed)
 
 
 def signed(story: Story, agency: str, x: str, proxy: str, by: tuple[str, str] = ("req", "apr")) -> ProxyApproval:

@@ -10,9 +10,7 @@ for again through the hub and sent again by its provider — never an erased per
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +23,6 @@ from consumers.linkage_delivery import delivery_keys
 from ledger.app import Actor
 from ledger.errors import Code, FlagLedgerError
 from ledger.hub.inbox import parked
-from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.portal_feed import PortalFeed
 from ledger.linkage.delivery_keys import DeliveryKeyNotice, WireKeyRequest
 from ledger.linkage.messages import decode
@@ -33,19 +30,17 @@ from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.sealing import unseal
 from ledger.linkage.transport import MemoryTransport, Topics
 from ledger.linkage.wire_keys import SubjectKey, delivery_entry
-from ledger.log.datakeys import AesKek
 from ledger.log.signing import Signer
 from ledger.portal.rotation import DeliveryKeySettings, DeliveryRotation
 from ledger.portal.service import PortalService, read_page
-from ledger.portal.store import PortalStore, open_portal_store
+from ledger.portal.store import PortalStore
 from ledger.portal.wire_keys import PortalWireKeys
 from ledger.runtime.config import NodeConfig
 from ledger.runtime.tables import linkage_key_resends, linkage_parked
 from tests.conftest import NodeFactory
-from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, hub_nodes
+from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, portal_nodes
 from tests.support.hub_world import A, B, C
 from tests.support.people import individual_number
-from tests.support.postgres import temp_database
 
 PERIOD, GRACE = 3600.0, 1800.0
 
@@ -132,33 +127,16 @@ class Story:
 
 @pytest.fixture
 def story(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[Story]:
-    with ExitStack() as stack:
-        if backend is None:
-            urls: dict[str, str | None] = {}
-            hub_url, portal_url = f"sqlite:///{tmp_path / 'hub.sqlite'}", f"sqlite:///{tmp_path / 'portal.sqlite'}"
-        else:
-            urls = {c: stack.enter_context(temp_database()) for c in (A, B, C)}
-            hub_url, portal_url = stack.enter_context(temp_database()), stack.enter_context(temp_database())
-        hub: HubStore = open_hub_store(hub_url, "hub-1")
-        stack.callback(hub.close)
-        w = hub_nodes(make_node, hub, (A, B, C), urls)
-        stack.callback(w.close)
+    with portal_nodes(make_node, backend, tmp_path, (A, B, C)) as p:
+        w = p.world
         assert w.portal_keys is not None
-        store = open_portal_store(portal_url)
-        stack.callback(store.close)
-        wires = PortalWireKeys(tmp_path / "portal-wirekeys.sqlite", AesKek(os.urandom(32)))
-        stack.callback(wires.close)
         clock = w.nodes[A].app.clock
         offset = [0.0]
         settings = DeliveryKeySettings(period_seconds=PERIOD, grace_seconds=GRACE)
         rotation = DeliveryRotation(
-            wires, w.portal_keys.signer, lambda: clock() + timedelta(seconds=offset[0]), settings
+            p.wires, w.portal_keys.signer, lambda: clock() + timedelta(seconds=offset[0]), settings
         )
-        portal = PortalService(
-            store, MemoryTransport(w.broker, PORTAL), w.portal_keys, w.hub.directory, clock, wires=wires,
-            rotation=rotation,
-        )  # fmt: skip
-        yield Story(w, store, wires, portal, PortalFeed(hub, w.hub_keys, w.hub.directory), offset)
+        yield Story(w, p.store, p.wires, p.service(rotation), p.feed, offset)
 
 
 def test_the_portal_rotates_announces_and_retires_its_delivery_keys_and_the_nodes_seal_to_the_new_one(

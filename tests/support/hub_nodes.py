@@ -6,6 +6,7 @@ published keys (the hub's directory holds each agency's signing and sealing publ
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from ledger.app import Actor
 from ledger.domain.types import AgencyKind
 from ledger.hub.heads import MapHeads
 from ledger.hub.log import HubStore, open_hub_store
+from ledger.hub.portal_feed import PortalFeed
 from ledger.hub.rosters import HubRosters
 from ledger.hub.service import HubService
 from ledger.linkage.directory import Directory
@@ -27,7 +29,12 @@ from ledger.linkage.names import PORTAL
 from ledger.linkage.person_keys import PersonKeyProver, vrf_public_hex
 from ledger.linkage.sealing import public_hex
 from ledger.linkage.transport import MemoryBroker, MemoryTransport, Transport
+from ledger.log.datakeys import AesKek
 from ledger.log.signing import KeyRecord
+from ledger.portal.rotation import DeliveryRotation
+from ledger.portal.service import PortalService
+from ledger.portal.store import PortalStore, open_portal_store
+from ledger.portal.wire_keys import PortalWireKeys
 from ledger.runtime.bootstrap import AgencySpec, Node, open_node
 from ledger.runtime.config import NodeConfig
 from ledger.runtime.linkage import published
@@ -125,6 +132,46 @@ def hub_world(
         w = hub_nodes(make_node, store, codes, urls, heads=heads)
         stack.callback(w.close)
         yield w
+
+
+@dataclass
+class PortalNodes:
+    """:func:`hub_world`'s nodes and hub, and the portal's own database and wire-key file, fed by the hub."""
+
+    world: HubNodes
+    store: PortalStore
+    wires: PortalWireKeys
+    feed: PortalFeed
+
+    def service(self, rotation: DeliveryRotation | None = None) -> PortalService:
+        """The portal on the shared broker, on the first node's clock; ``rotation``: its delivery keys' schedule
+        (none: it rotates nothing)."""
+        keys = self.world.portal_keys
+        assert keys is not None
+        clock = next(iter(self.world.nodes.values())).app.clock
+        transport = MemoryTransport(self.world.broker, PORTAL)
+        return PortalService(
+            self.store, transport, keys, self.world.hub.directory, clock, wires=self.wires, rotation=rotation
+        )
+
+
+@contextmanager
+def portal_nodes(
+    make_node: Callable[..., Node], backend: str | None, tmp_path: Path, codes: tuple[str, ...]
+) -> Iterator[PortalNodes]:
+    """:func:`hub_world` with the portal's database beside the hub's (SQLite in ``tmp_path``, or a fresh
+    PostgreSQL database of its own) and its wire-key file; all closed (and the databases dropped) on exit."""
+    with ExitStack() as stack:
+        w = stack.enter_context(hub_world(make_node, backend, tmp_path, codes))
+        if backend is None:
+            portal_url = f"sqlite:///{tmp_path / 'portal.sqlite'}"
+        else:
+            portal_url = stack.enter_context(temp_database())
+        store = open_portal_store(portal_url)
+        stack.callback(store.close)
+        wires = PortalWireKeys(tmp_path / "portal-wirekeys.sqlite", AesKek(os.urandom(32)))
+        stack.callback(wires.close)
+        yield PortalNodes(w, store, wires, PortalFeed(w.hub.store, w.hub_keys, w.hub.directory))
 
 
 def hub_nodes(

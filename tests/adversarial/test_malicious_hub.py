@@ -45,6 +45,7 @@ from tests.support.map_hub import (
     open_map_world,
 )
 from tests.support.people import individual_number
+from tests.support.roster_world import hub_store
 
 PROCEDURE, ITEM, INFO = "児童手当", 74, "地方税関係情報"
 ND, NA = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
@@ -52,11 +53,8 @@ ND, NA = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
 
 @pytest.fixture
 def store(backend: str | None, tmp_path: Path) -> Iterator[HubStore]:
-    opened = open_hub_store(backend or f"sqlite:///{tmp_path / 'hub.sqlite'}", "hub-1")
-    try:
+    with hub_store(backend, tmp_path) as opened:
         yield opened
-    finally:
-        opened.close()
 
 
 def world(store: HubStore, heads: type = DroppingHeads, **kw: object) -> tuple[World, MemoryBroker]:

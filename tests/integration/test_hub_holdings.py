@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import insert
 
 from ledger.hub.heads import MapHeads
-from ledger.hub.log import HubStore, open_hub_store
+from ledger.hub.log import HubStore
 from ledger.hub.tables import hub_codes
 from ledger.linkage.codes import persons_of
 from ledger.linkage.flag_state import HubFlagMap
@@ -26,6 +26,7 @@ from ledger.linkage.map_messages import MAX_HOLDINGS, Holding
 from ledger.linkage.person_keys import PersonKeyProver
 from ledger.log.signing import Signer
 from tests.support.map_hub import vrf_key
+from tests.support.roster_world import hub_store
 
 B, C, P, Q = "131016", "131024", "132012", "132021"
 SIZES = {B: 700, C: 60, P: 3}  # B past the few named in the query, C and P within it; Q holds nothing
@@ -33,11 +34,8 @@ SIZES = {B: 700, C: 60, P: 3}  # B past the few named in the query, C and P with
 
 @pytest.fixture
 def hub(backend: str | None, tmp_path: Path) -> Iterator[HubStore]:
-    store = open_hub_store(backend or f"sqlite:///{tmp_path / 'hub.sqlite'}", "hub-1")
-    try:
+    with hub_store(backend, tmp_path) as store:
         yield store
-    finally:
-        store.close()
 
 
 def _generated(store: HubStore) -> MapHeads:

@@ -14,21 +14,26 @@ same order, with the same refusals as :func:`open_all` in this process, so the a
 to the workers costs more than it saves) is opened in this process. As ``audit verify``'s, the workers are
 *spawned*, not forked (a fork would inherit the hub's open database connections), one per CPU this process may
 use (``ledger.capacity.usable_cpus``), at most :data:`MAX_WORKERS`, started at the first large poll (or
-:meth:`Openers.start`) and kept.
+:meth:`Openers.start`) and kept. No poll waits for a spawn: until every worker is ready, a large poll is opened
+in this process. :meth:`Openers.close` (the hub's stop) hands idle workers their exit and terminates any still
+starting after :data:`CLOSE_GRACE`: a SIGTERM stops the hub within seconds, leaving no worker behind. Workers
+ignore SIGINT (a terminal's Ctrl-C reaches the whole process group): the hub stops them itself.
 
 What a worker holds: the hub's private sealing key, handed over a pipe to its own child process (the key is
 in this process already; the worker is the same user on the same host, and exits when its parent does), and
 the directory's public sender keys. A sealing key that cannot be exported (held in a device) opens in this
 process only. When the directory's keys change (a reloaded directory, a revoked key) the workers are
-restarted with the new ones before the next poll is opened: a revoked key is never trusted by a worker
-holding the old list. A worker that dies mid-poll costs only speed: the poll is opened in this process, and
-the workers restarted at the next large poll.
+restarted with the new ones before the next poll is opened (in this process while they start): a revoked
+key is never trusted by a worker holding the old list. A worker that dies mid-poll costs only speed: the
+poll is opened in this process, and the workers restarted at the next large poll.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -48,10 +53,11 @@ from ledger.linkage.sealing import Opened, SenderKeys, read_header, ring_keys, u
 from ledger.linkage.transport import Delivery
 from ledger.log.signing import KeyRecord, KeyRing
 
-__all__ = ["MAX_WORKERS", "MIN_MESSAGES", "Item", "Openers", "open_all"]
+__all__ = ["CLOSE_GRACE", "MAX_WORKERS", "MIN_MESSAGES", "Item", "Openers", "open_all"]
 
 MIN_MESSAGES = 32  # a poll below this is opened in this process: the workers' round trip costs more
 MAX_WORKERS = 4  # each holds ≈ 60 MB (the interpreter and the hub's modules)
+CLOSE_GRACE = 1.0  # seconds close() gives the workers to exit (an idle one: milliseconds) before terminating them
 
 
 @dataclass(frozen=True)
@@ -112,12 +118,17 @@ class Openers:
         self._raw = _exportable(sealing) if self.workers else None
         self._pool: ProcessPoolExecutor | None = None
         self._keys: tuple[KeyRecord, ...] | None = None  # the sender keys the running workers were given
+        self._warming: list[Future[None]] = []  # each worker's first task: all done, the workers are ready
 
     def open(self, directory: Directory, at: datetime, deliveries: Sequence[Delivery]) -> list[Item]:
         """The poll's items, in order, opened under the directory's sender keys valid at ``at``."""
         if self._raw is None or len(deliveries) < self.min_messages:
             return open_all(self.sealing, directory.sender_keys(at), deliveries)
-        pool = self._started(tuple(directory.ring.records()))
+        pool = self._ready(tuple(directory.ring.records()))
+        if pool is None:
+            # the workers are still starting: a poll (at most a few hundred messages, milliseconds here) never
+            # waits for a spawn — seconds on a busy machine, during which a SIGTERM's stop would wait too
+            return open_all(self.sealing, directory.sender_keys(at), deliveries)
         # one slice per worker and one for this process, which would otherwise only wait for them
         size = -(-len(deliveries) // (self.workers + 1))
         futures: list[Future[list[Item]]] = [
@@ -131,17 +142,16 @@ class Openers:
             return open_all(self.sealing, directory.sender_keys(at), deliveries)
 
     def start(self, directory: Directory, wait: bool = True) -> None:
-        """Start the workers now (spawning one takes a second or more: the first large poll need not wait)."""
+        """Start the workers now (spawning one takes a second or more: the first large poll need not wait);
+        ``wait``: until every worker is ready. Until then large polls are opened in this process."""
         if self._raw is not None:
-            pool = self._started(tuple(directory.ring.records()))
-            # the executor spawns a process when a task finds none idle: tasks sent at once, while the first
-            # is still starting, start them all
-            ready = [pool.submit(_ready) for _ in range(self.workers)]
+            self._ready(tuple(directory.ring.records()))
             if wait:
-                for future in ready:
-                    future.result()
+                for future in self._warming:
+                    future.exception()
 
-    def _started(self, keys: tuple[KeyRecord, ...]) -> ProcessPoolExecutor:
+    def _ready(self, keys: tuple[KeyRecord, ...]) -> ProcessPoolExecutor | None:
+        """The pool, if every worker has started under ``keys``; else None, the workers (re)started meanwhile."""
         if self._pool is not None and keys != self._keys:
             self.close()  # the directory's keys changed: no worker keeps trusting the old list
         if self._pool is None:
@@ -150,13 +160,35 @@ class Openers:
                 self.workers, mp_context=get_context("spawn"), initializer=_start_worker, initargs=(self._raw, keys)
             )
             self._keys = keys
+            # the executor spawns a process when a task finds none idle: tasks sent at once, while the first
+            # is still starting, start them all
+            self._warming = [self._pool.submit(_ready) for _ in range(self.workers)]
+        if not all(future.done() for future in self._warming):
+            return None
+        if any(future.exception() is not None for future in self._warming):
+            self.close()  # a worker that could not start: this poll here, the workers tried again at the next
+            return None
         return self._pool
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-            self._keys = None
+        """Stop the workers, within :data:`CLOSE_GRACE` seconds: one still starting (importing the hub's
+        modules, seconds on a busy machine) is terminated rather than waited for — a SIGTERM's stop stays
+        prompt, and no worker holding the hub's key outlives the hub's process."""
+        pool, self._pool, self._keys, self._warming = self._pool, None, None, []
+        if pool is None:
+            return
+        processes = list(pool._processes.values())  # gone from the executor once shut down
+        pool.shutdown(wait=False, cancel_futures=True)  # each idle worker handed its exit
+        deadline = time.monotonic() + CLOSE_GRACE
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+                process.join(1.0)
+            if process.is_alive():
+                process.kill()
+                process.join()
 
 
 # -- in the worker process --------------------------------------------------------------------------------
@@ -165,6 +197,9 @@ _worker: tuple[X25519PrivateKey, KeyRing] | None = None
 
 def _start_worker(raw: bytes, keys: tuple[KeyRecord, ...]) -> None:
     global _worker
+    # a Ctrl-C reaches the terminal's whole process group: the hub stops on it and closes its workers itself,
+    # a worker interrupted mid-slice would only print a traceback and break the pool under the stopping loop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker = (X25519PrivateKey.from_private_bytes(raw), KeyRing.from_records(keys))
     parent = os.getppid()
     threading.Thread(target=_orphaned, args=(parent, os._exit), daemon=True).start()

@@ -25,6 +25,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -143,9 +144,9 @@ def _hub_loop(
         heads=_heads(node),
         digests=DigestSettings.from_linkage(node.config.linkage).schedule(),
         witnesses=tuple(node.config.linkage.get("witnesses", ())),  # their codes: each agency's heads forwarded
-        # opening workers are opt-in (`linkage.open_workers`, "auto": one per usable CPU): on the 2-core machine
-        # measured they gave no gain (docs/performance.md), and a worker pool must not slow a SIGTERM's stop
-        open_workers=_open_workers(node.config.linkage.get("open_workers", 0)),
+        # `linkage.open_workers` (default "auto"): a large poll never waits for them to spawn, and a SIGTERM's
+        # stop closes them within a second (ledger.hub.openers), so they cost a stop nothing
+        open_workers=_open_workers_setting(node.config.linkage),
     )
     feed = PortalFeed(store, node.keys, hub.directory)
     health = _Health(node.role, every, counts)
@@ -184,6 +185,11 @@ def _hub_loop(
     finally:
         hub.close()  # its opening workers
         store.close()
+
+
+def _open_workers_setting(linkage: Mapping[str, object]) -> int | None:
+    """The hub's opening workers from config.json's ``linkage``: ``open_workers``, "auto" when absent."""
+    return _open_workers(linkage.get("open_workers", "auto"))
 
 
 def _open_workers(value: object) -> int | None:

@@ -68,8 +68,11 @@ def test_workers_open_a_poll_as_the_hub_would_and_trust_no_key_revoked_since_the
     try:
         expected = open_all(cast.hub.sealing, directory.sender_keys(START), deliveries)
         assert shape(here.open(directory, START, deliveries)) == shape(expected)
+        assert shape(workers.open(directory, START, deliveries)) == shape(expected)  # here while they start
+        workers.start(directory)
+        pool = workers._pool
         got = workers.open(directory, START, deliveries)
-        assert workers._pool is not None  # opened in the workers, not here
+        assert pool is not None and workers._pool is pool  # opened in the ready workers, not here
         assert got == expected  # payloads included
         refused = [i.refused[0] for i in got if i.refused is not None]
         assert refused == ["malformed", "sealed_message", "misaddressed"]
@@ -77,6 +80,8 @@ def test_workers_open_a_poll_as_the_hub_would_and_trust_no_key_revoked_since_the
 
         key = cast.agencies[B].signer.key_id
         directory.ring.revoke(key, START - timedelta(days=1), "stolen")
+        workers.start(directory)  # the old workers closed, new ones given the revocation
+        assert workers._pool is not None and workers._pool is not pool
         after = workers.open(directory, START, deliveries)
         assert shape(after) == shape(open_all(cast.hub.sealing, directory.sender_keys(START), deliveries))
         opened_from_b = {i.delivery.offset for i in got if i.sender == B and i.opened is not None}

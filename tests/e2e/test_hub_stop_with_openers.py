@@ -28,7 +28,8 @@ from ledger.linkage.names import HUB
 from ledger.linkage.transport import Topics
 from tests.support.tansu import broker
 
-pytestmark = pytest.mark.kafka
+# stop times judged in seconds: run by itself after the rest (deploy/dev.sh test)
+pytestmark = [pytest.mark.kafka, pytest.mark.alone]
 
 FLAGLEDGER = str(Path(sys.executable).with_name("flagledger"))
 MESSAGES = 120  # well above the workers' minimum poll (ledger.hub.openers.MIN_MESSAGES)

@@ -10,6 +10,7 @@ production by the broker's ACLs (docs/linkage.md).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -43,13 +44,20 @@ def raw_records(address: str, topics: list[str]) -> dict[str, list[bytes]]:
     """The broker operator's view: every record of the topics, read with a plain client and no key."""
     from kafka import KafkaConsumer, TopicPartition
 
-    reader = KafkaConsumer(bootstrap_servers=address, enable_auto_commit=False, consumer_timeout_ms=2000)
+    reader = KafkaConsumer(bootstrap_servers=address, enable_auto_commit=False)
     try:
-        reader.assign([TopicPartition(t, 0) for t in topics])
+        partitions = [TopicPartition(t, 0) for t in topics]
+        reader.assign(partitions)
         reader.seek_to_beginning()
+        # up to each partition's end as it is now: an idle timeout instead read too little on a loaded machine
+        ends = reader.end_offsets(partitions)
         seen: dict[str, list[bytes]] = {t: [] for t in topics}
-        for record in reader:
-            seen[record.topic].append(bytes(record.value))
+        deadline = time.monotonic() + 60
+        while any(reader.position(tp) < ends[tp] for tp in partitions):
+            assert time.monotonic() < deadline, "the broker did not hand over its records within 60 s"
+            for records in reader.poll(timeout_ms=500).values():
+                for record in records:
+                    seen[record.topic].append(bytes(record.value))
         return seen
     finally:
         reader.close()

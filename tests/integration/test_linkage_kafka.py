@@ -46,7 +46,7 @@ def raw_records(address: str, topics: list[str]) -> dict[str, list[bytes]]:
 
     reader = KafkaConsumer(bootstrap_servers=address, enable_auto_commit=False)
     try:
-        partitions = [TopicPartition(t, 0) for t in topics]
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(reader.partitions_for_topic(t) or {0})]
         reader.assign(partitions)
         reader.seek_to_beginning()
         # up to each partition's end as it is now: an idle timeout instead read too little on a loaded machine

@@ -122,12 +122,7 @@ def test_http_and_cli_refuse_a_querier_of_another_kind(
     assert refused.status_code == 409 and refused.json()["code"] == Code.QUERIER_NOT_IN_BASIS
     rows = {r["item"]: r for r in http.get("/api/v1/law-catalogue", headers=headers).json()["rows"]}
     assert rows[48]["querier_kinds"] == ["national"] and rows[48]["url"].startswith("https://")
-    d = str(sqlite_node.config.data_dir)
-    argv = ["--data-dir", d, "provision", "request", "--as", f"{SC}/counter", "--provider", B, "--subject",
-            person(), "--item", "74", "--procedure", "児童手当", "--info-kind", "地方税関係情報"]  # fmt: skip
-    capsys.readouterr()
-    assert cli(argv) == 5
-    assert Code.QUERIER_NOT_IN_BASIS in capsys.readouterr().err
+    _cli_refuses(sqlite_node, capsys, f"{SC}/counter", B, person(), Code.QUERIER_NOT_IN_BASIS)
 
 
 def test_http_and_cli_refuse_with_the_code_and_show_the_catalogue(
@@ -242,12 +237,7 @@ def test_http_and_cli_refuse_a_provider_of_another_kind(
     assert refused.status_code == 409 and refused.json()["code"] == Code.PROVIDER_NOT_IN_BASIS
     rows = {r["item"]: r for r in http.get("/api/v1/law-catalogue", headers=headers).json()["rows"]}
     assert all(r["provider_kinds"] == ["municipality"] for r in rows.values())
-    d = str(sqlite_node.config.data_dir)
-    argv = ["--data-dir", d, "provision", "request", "--as", f"{A}/counter", "--provider", SC, "--subject",
-            person(), "--item", "74", "--procedure", "児童手当", "--info-kind", "地方税関係情報"]  # fmt: skip
-    capsys.readouterr()
-    assert cli(argv) == 5
-    assert Code.PROVIDER_NOT_IN_BASIS in capsys.readouterr().err
+    _cli_refuses(sqlite_node, capsys, f"{A}/counter", SC, person(), Code.PROVIDER_NOT_IN_BASIS)
 
 
 def test_the_hub_refuses_to_relay_a_query_to_a_provider_of_another_kind(make_node: NodeFactory, tmp_path: Path) -> None:
@@ -278,3 +268,14 @@ def test_the_hub_refuses_to_relay_a_query_to_a_provider_of_another_kind(make_nod
     finally:
         w.close()
         store.close()
+
+
+def _cli_refuses(node: Node, capsys: pytest.CaptureFixture[str], asker: str, provider: str, subject: str,
+                 code: str) -> None:  # fmt: skip
+    """`provision request` under item 74 as ``asker`` of ``provider``: exit 5 naming ``code``."""
+    d = str(node.config.data_dir)
+    argv = ["--data-dir", d, "provision", "request", "--as", asker, "--provider", provider, "--subject", subject,
+            "--item", "74", "--procedure", "児童手当", "--info-kind", "地方税関係情報"]  # fmt: skip
+    capsys.readouterr()
+    assert cli(argv) == 5
+    assert code in capsys.readouterr().err

@@ -18,13 +18,14 @@ import pytest
 
 from consumers.ingest import Outcome, PendingStore, ingest, ingest_many
 from consumers.outbox import publishable
-from consumers.parked import park, parked
+from consumers.parked import parked
 from consumers.pending import RESIDENCE_HOLD
 from ledger.app import Actor
 from ledger.errors import Code, PermissionDenied
 from ledger.runtime.bootstrap import AgencySpec, Node
 from tests.conftest import SC, A, B, C, NodeFactory
 from tests.support.links import link
+from tests.support.pending import pending_parking
 from tests.support.trust import agency_pair, trust_everyone
 
 MOVED = date(2026, 12, 1)
@@ -90,7 +91,7 @@ def test_a_peers_link_for_someone_living_elsewhere_is_held_then_parked(
     size = a.app.max_position()
     assert ingest(a.app, raw).code == Code.NOT_RESIDENCE, "without a pending store: parked at once"
     assert ingest(a.app, raw).kind == "parked"
-    pending = pending_at(a)
+    pending = pending_parking(a)
     outcome = ingest(a.app, raw, pending)
     assert outcome.kind == "held_residence" and outcome.code == Code.NOT_RESIDENCE, outcome
     assert a.app.subject(x) not in outcome.reason and a.app.subject(stranger) not in outcome.reason
@@ -134,7 +135,7 @@ def test_a_link_held_for_a_move_in_flight_applies_when_the_move_arrives(
     x, new_number = person(), person()
     protect(c, x, C)
     c.app.record_move(Actor(C, "req"), x, to_agency=C, from_agency=A, moved_on=MOVED - timedelta(days=30))
-    pending = pending_at(r)
+    pending = pending_parking(r)
     assert {o.kind for o in deliver(r, sent(c), pending, via)} == {"applied"}
     earlier = r.app.latest_move(r.app.subject(x))
     assert earlier is not None and earlier.to_agency == C
@@ -163,7 +164,7 @@ def test_a_held_link_stays_held_when_an_unrelated_move_arrives(
     x, stranger, z = person(), person(), person()
     protect(a, x, A)
     a.app.record_move(Actor(A, "req"), x, to_agency=A, from_agency=B, moved_on=MOVED)
-    pending = pending_at(a)
+    pending = pending_parking(a)
     deliver(a, sent(b), pending, "ingest")
     start = b.app.max_position()
     link(b.app, B, x, stranger)
@@ -185,17 +186,6 @@ def test_a_held_link_stays_held_when_an_unrelated_move_arrives(
 def sent(node: Node, start: int = 0) -> list[bytes]:
     """What ``node`` publishes to its peers, from position ``start``."""
     return [raw for _, _, raw in publishable(node.app, start)]
-
-
-def pending_at(node: Node) -> PendingStore:
-    """``node``'s pending table, parking what it refuses on release into its parked table, as the consumer."""
-    pending = PendingStore(node.app, node.engine)
-
-    def park_released(outcome: Outcome, raw: bytes) -> None:
-        park(node, outcome, raw, "released from ingest_pending")
-
-    pending.on_parked = park_released
-    return pending
 
 
 def deliver(node: Node, raws: list[bytes], pending: PendingStore, via: str) -> list[Outcome]:

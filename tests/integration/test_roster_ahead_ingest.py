@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import timedelta
 from uuid import UUID
 
-from consumers.ingest import Outcome, PendingStore, ingest, ingest_many
+from consumers.ingest import Outcome, ingest, ingest_many
 from consumers.outbox import publishable
-from consumers.parked import park, parked
+from consumers.parked import parked
 from consumers.pending import ROSTER_HOLD
 from ledger.app import Actor
 from ledger.app.incidents import incidents_of
@@ -20,6 +20,7 @@ from ledger.log.envelope import Envelope
 from ledger.runtime.bootstrap import Node
 from tests.conftest import B, C
 from tests.integration.test_staff_signing import FLAGS, deliver, forge_execution, pair, shell_user_key
+from tests.support.pending import pending_parking
 from tests.support.people import individual_number
 from tests.support.staff import enrol
 
@@ -28,17 +29,6 @@ __all__ = ["pair"]  # (the fixture: B's node and its peer C's)
 
 def _topic(raw: bytes) -> str:
     return Envelope.from_bytes(raw).header.topic.rsplit(":", 1)[1]
-
-
-def _pending_at(node: Node) -> PendingStore:
-    """C's pending table, parking what it refuses into C's parked table (raising incidents), as the consumer."""
-    pending = PendingStore(node.app, node.engine)
-
-    def park_released(outcome: Outcome, raw: bytes) -> None:
-        park(node, outcome, raw, "released from ingest_pending")
-
-    pending.on_parked = park_released
-    return pending
 
 
 def _flags_at(node: Node, raw: bytes) -> int:
@@ -62,7 +52,7 @@ def test_a_flag_change_ahead_of_its_roster_event_waits_for_it_and_then_applies(p
     late = [r for r in raws if _topic(r).startswith("StaffRoster.")]
     # req3's requester role (certified at enrolment, roles at peers), then their key
     assert [_topic(r) for r in late] == ["StaffRoster.RoleCertified", "StaffRoster.KeyCertified"]
-    pending = _pending_at(c)
+    pending = pending_parking(c)
     outcomes = {_topic(r): ingest(c.app, r, pending) for r in raws if r not in late}
     flags_set = next(r for r in raws if _topic(r) == "Protection.FlagsSet")
     held = outcomes["Protection.FlagsSet"]
@@ -90,7 +80,7 @@ def test_a_roster_event_released_from_behind_a_gap_releases_the_flag_change_too(
     raws = [raw for _, _, raw in publishable(b.app, start)]
     first, *rest = roster = [r for r in raws if _topic(r).startswith("StaffRoster.")]
     assert [_topic(r).rsplit(".", 1)[1] for r in roster] == ["RoleCertified", "KeyCertified"] * 2
-    pending = _pending_at(c)
+    pending = pending_parking(c)
     kinds = {_topic(r): ingest(c.app, r, pending).kind for r in raws if r not in roster}
     assert kinds["Protection.FlagsSet"] == "held_roster"
     for r in rest:
@@ -110,7 +100,7 @@ def test_batched_ingest_holds_too_and_a_later_roster_batch_releases(pair: tuple[
     b.app.execute_request(Actor(B, "op"), rid)
     raws = [raw for _, _, raw in publishable(b.app, start)]
     late = [r for r in raws if _topic(r).startswith("StaffRoster.")]
-    pending = _pending_at(c)
+    pending = pending_parking(c)
     first = ingest_many(c.app, [r for r in raws if r not in late], pending)
     assert [o.kind for o in first].count("held_roster") == 1 and "parked" not in [o.kind for o in first]
     assert ingest_many(c.app, late, pending) == [Outcome("applied", applied=1), Outcome("applied", applied=2)]
@@ -132,7 +122,7 @@ def test_a_key_never_certified_is_parked_as_a_forgery_once_the_wait_is_over(pair
         signed = {"act": act, "staff": who, "note": note_digest("")}
         acts.append(signed | mine.sign(act_statement(B, act, str(rid), digest, who, note_digest(""))))
     forge_execution(b, rid, acts)
-    pending = _pending_at(c)
+    pending = pending_parking(c)
     outcomes = {_topic(r): ingest(c.app, r, pending) for _, _, r in publishable(b.app, start)}
     assert outcomes["Protection.FlagsSet"].kind == "held_roster"
     assert ingest_many(c.app, [], pending) == [], "a sweep within the bound leaves it waiting"
@@ -163,6 +153,6 @@ def test_a_bad_signature_under_a_certified_key_is_parked_at_once(pair: tuple[Nod
     genuine = {a["act"]: a for a in b.app.flag_request(first).acts}
     second = b.app.request_flags(Actor(B, "req"), individual_number(), FLAGS)
     forge_execution(b, second, [genuine[APPROVED], genuine[EXECUTED]])
-    outcomes = {_topic(r): ingest(c.app, r, _pending_at(c)) for _, _, r in publishable(b.app, start)}
+    outcomes = {_topic(r): ingest(c.app, r, pending_parking(c)) for _, _, r in publishable(b.app, start)}
     refused = outcomes["Protection.FlagsSet"]
     assert (refused.kind, refused.code) == ("parked", "staff_signature") and "does not verify" in refused.reason

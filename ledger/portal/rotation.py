@@ -9,7 +9,10 @@ config.json's ``linkage.delivery_keys`` section, overridden by the environment:
 * ``grace_seconds`` (``FLAGLEDGER_DELIVERY_KEYS_GRACE_SECONDS``, default 8 days): a key's private half is
   destroyed once its successor is this old — at least the topics' ``retention.ms + segment.ms`` (a key message
   sealed to the old key may sit that long on the broker, and an agency seals to the old key until the
-  announcement reaches it).
+  announcement reaches it);
+* ``resend_after_seconds`` (``FLAGLEDGER_DELIVERY_KEYS_RESEND_AFTER_SECONDS``, default 1 hour): a wire key a page
+  still waits for is asked for again once this long has passed since the portal last asked (the request or the
+  provider's answer lost on the way; the provider down) — besides at each new delivery key.
 
 Each new key is announced (``ledger.linkage.delivery_keys.DeliveryKeyNotice``, signed by the portal) through
 the hub to every agency. The rotation and the announcement live in two files (the key file, the portal's
@@ -49,6 +52,7 @@ class DeliveryKeySettings(Section):
     enabled: bool = True
     period_seconds: float = Field(7 * DAY, ge=1.0)
     grace_seconds: float = Field(8 * DAY, ge=1.0)
+    resend_after_seconds: float = Field(3600.0, ge=1.0)
 
     @classmethod
     def from_linkage(cls, linkage: dict[str, Any], **options: Any) -> DeliveryKeySettings:

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ledger import clock
 from ledger.errors import BrokerUnavailable, Code, FlagLedgerError, IntegrityError, PermissionDenied, StorageError
@@ -45,7 +45,7 @@ from ledger.linkage.sealed_pages import SealedPortalPage, open_sealed_page
 from ledger.linkage.sealing import Opened, SenderKeys, seal, unseal
 from ledger.linkage.transport import Transport
 from ledger.linkage.wire_keys import STATIC, SubjectKey, WireErasure, WireKeyMissing, open_key
-from ledger.portal.rotation import DeliveryRotation, newest_notice
+from ledger.portal.rotation import DeliveryRotation, newest_notice, utc_text
 from ledger.portal.rules import PortalView, view
 from ledger.portal.store import PortalStore
 from ledger.portal.wire_keys import PortalWireKeys
@@ -149,22 +149,39 @@ class PortalService:
 
     def announce(self) -> int:
         """Rotate and retire on the schedule; owe the hub the newest key's signed notice if it was not announced
-        (then ask again for the wire keys pages still wait for: sealed to the new key, they open). Returns 1 if
-        a notice was owed."""
+        (then ask again for the wire keys pages still wait for: sealed to the new key, they open); ask again for
+        those last asked for ``resend_after_seconds`` ago. Returns 1 if a notice was owed."""
         if self.rotation is None:
             return 0
         notice = self.rotation.due()
-        if notice is None:
-            return 0
-        self.store.owe(self._to_hub(notice))
-        assert self.wires is not None
-        self.wires.announced(notice.delivery.split(":")[0])
-        asked: set[tuple[str, str]] = set()
-        for _, ref, provider, _ in self.store.waiting():
-            if (ref, provider) not in asked:
-                asked.add((ref, provider))
-                self.store.owe(self._to_hub(WireKeyRequest(provider, ref, notice.encode().decode())))
-        return 1
+        if notice is not None:
+            self.store.owe(self._to_hub(notice))
+            assert self.wires is not None
+            self.wires.announced(notice.delivery.split(":")[0])
+            at = utc_text(self.now())
+            asked: set[tuple[str, str]] = set()
+            for _, ref, provider, _ in self.store.waiting():
+                if (ref, provider) not in asked:
+                    asked.add((ref, provider))
+                    request = self._to_hub(WireKeyRequest(provider, ref, notice.encode().decode()))
+                    self.store.reask(ref, provider, at, request)
+        self._ask_again()
+        return 0 if notice is None else 1
+
+    def _ask_again(self) -> None:
+        """Ask again for the wire keys pages still wait for, last asked for ``resend_after_seconds`` ago: a
+        request or its answer lost on the way (the provider down) would otherwise wait for the next delivery key.
+        The request is the first one again (the ref, the newest notice); never for a key erased here (a wire
+        erasure drops its pages; a provider that erased the key answers nothing, ``gone``)."""
+        assert self.rotation is not None
+        if self.wires is None:
+            return
+        now = self.now()
+        before = utc_text(now - timedelta(seconds=self.rotation.settings.resend_after_seconds))
+        for ref, provider in self.store.overdue(before):
+            raw = bytes.fromhex(ref)
+            if not self.wires.erased(raw):
+                self.store.reask(ref, provider, utc_text(now), self._request(raw, provider))
 
     def _request(self, ref: bytes, provider: str) -> bytes:
         """The hub's sealed ``wire_key_request`` for ``provider``'s key ``ref``, with the newest notice."""
@@ -232,14 +249,14 @@ class PortalService:
 
     def _wait(self, event_id: str, missing: WireKeyMissing, value: bytes, done: PortalStep) -> None:
         """Set the page aside until ``missing``'s provider sends the key again, and ask for it (once per ref
-        while pages wait; again at each new delivery key). A page under a key the portal holds by now (a key
-        that arrived since) is not set aside: the caller refuses it as before."""
+        while pages wait; again at each new delivery key and every ``resend_after_seconds``). A page under a key
+        the portal holds by now (a key that arrived since) is not set aside: the caller refuses it as before."""
         if self.wires is None or self.wires.erased(missing.ref):
             return
         ref = missing.ref.hex()
         asked = any(p == missing.sender for _, _, p, _ in self.store.waiting(ref))
         request = None if asked else self._request(missing.ref, missing.sender)
-        self.store.wait(event_id, ref, missing.sender, value, self.now().isoformat(), request)
+        self.store.wait(event_id, ref, missing.sender, value, utc_text(self.now()), request)
         done.waiting += 1
 
     def _wire(self, opened: Opened, sender_keys: SenderKeys, done: PortalStep) -> None:

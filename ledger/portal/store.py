@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, and_, delete, func, insert, inspect, or_, select, text, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -155,8 +155,39 @@ class PortalStore:
                     )
                 if request is not None:
                     conn.execute(insert(portal_outbox).values(message=request))
+                    conn.execute(
+                        update(portal_waiting).where(w.ref == ref, w.provider == provider).values(last_asked=at)
+                    )
         except SQLAlchemyError as exc:
             raise storage_error("cannot keep a page waiting for a wire key", exc, "nothing was kept") from exc
+
+    def overdue(self, before: str) -> list[tuple[str, str]]:
+        """(ref, provider) of the keys pages wait for, last asked for at ``before`` or earlier (a row kept before
+        ``last_asked`` existed counts from when its page was set aside)."""
+        w = portal_waiting.c
+        last = func.max(w.last_asked)
+        query = (
+            select(w.ref, w.provider)
+            .group_by(w.ref, w.provider)
+            .having(or_(last <= before, and_(last.is_(None), func.min(w.asked_at) <= before)))
+            .order_by(w.ref, w.provider)
+        )
+        try:
+            with self.engine.connect() as conn:
+                return [(str(r), str(p)) for r, p in conn.execute(query)]
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot read the pages waiting for wire keys", exc) from exc
+
+    def reask(self, ref: str, provider: str, at: str, request: bytes) -> None:
+        """Owe the hub ``request`` for ``provider``'s key ``ref`` and record it asked ``at`` — in one
+        transaction (a portal stopped between never asks twice, nor forgets that it asked)."""
+        w = portal_waiting.c
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(portal_outbox).values(message=request))
+                conn.execute(update(portal_waiting).where(w.ref == ref, w.provider == provider).values(last_asked=at))
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot ask again for a wire key", exc, "nothing was asked") from exc
 
     def waiting(self, ref: str | None = None) -> list[tuple[str, str, str, bytes]]:
         """(event id, ref, provider, message) of the pages waiting (for ``ref``), oldest first."""
@@ -187,4 +218,11 @@ class PortalStore:
 
 
 def open_portal_store(url: str) -> PortalStore:
-    return PortalStore(open_tables(url, metadata, "the portal's tables"))
+    engine = open_tables(url, metadata, "the portal's tables")
+    try:  # a column added since (create_all adds tables, not columns): NULL in the rows kept before
+        if "last_asked" not in {c["name"] for c in inspect(engine).get_columns("portal_waiting")}:
+            with engine.begin() as conn:
+                conn.execute(text("ALTER TABLE portal_waiting ADD COLUMN last_asked VARCHAR(40)"))
+    except SQLAlchemyError as exc:
+        raise storage_error("cannot add last_asked to the portal's waiting pages", exc) from exc
+    return PortalStore(engine)

@@ -61,6 +61,8 @@ portal_erasures = Table(
 # sealed to a delivery key retired here): the hub's sealed message as it came, the ref and the provider asked
 # for the key again (ledger.linkage.delivery_keys.WireKeyRequest); opened again when the key arrives, dropped
 # when that provider erases the key. A new table: create_all adds it to a portal database made before.
+# ``last_asked``: when the key was last asked for (the re-ask timer, linkage.delivery_keys.resend_after_seconds);
+# added on open to a table made before it (open_portal_store), NULL there until the next ask.
 portal_waiting = Table(
     "portal_waiting",
     metadata,
@@ -69,4 +71,5 @@ portal_waiting = Table(
     Column("provider", String(32), nullable=False),
     Column("message", LargeBinary, nullable=False),
     Column("asked_at", String(40), nullable=False),
+    Column("last_asked", String(40), nullable=True),
 )

@@ -298,3 +298,79 @@ def test_a_lost_key_message_is_sent_again_but_never_an_erased_persons(story: Sto
     assert refs[x] not in {r.hex() for r in story.wires.all_keys()}
     sent = story.keys_in_portal_inbox()  # the broker's retention: Y's key went once, X's never
     assert sent.count(refs[y]) == 1 and refs[x] not in sent
+
+
+def test_a_lost_key_request_is_asked_again_after_resend_after_but_never_an_erased_persons(story: Story) -> None:
+    """Broker operator or the network losing a message: the portal's requests for A's wire keys of X's and Y's
+    records are dropped on the way to the hub — that must not leave Y's record unreadable to Y's portal until the
+    next delivery key (or forever, the loop off). Before ``resend_after_seconds`` nothing is asked again; after
+    it the portal asks again (nothing new: the same provider and ref, the newest notice), A sends Y's key again
+    and Y's page opens. X is erased at A meanwhile: X's page, dropped by the wire erasure, is never asked for
+    again; a request for X's key answered ``gone`` (nothing sent) is not asked again either."""
+    resend = 600.0
+    assert story.portal.rotation is not None
+    story.portal.rotation.settings = DeliveryKeySettings(
+        period_seconds=PERIOD, grace_seconds=GRACE, resend_after_seconds=resend
+    )
+    story.portal.now = story.portal.rotation.now  # the portal's own clock, moved by the story
+    story.settle()
+    x, y = individual_number(), individual_number()
+    dk = story.world.nodes[A].app.signed_mapper.data_keys
+    assert dk is not None
+    refs = {}
+    for number in (x, y):
+        assert story.records(number) == set()  # the card signs in: no record yet
+    for number in (x, y):
+        subject = story.world.bridges[A].file_person(number)
+        ref, _, _ = dk.wire_key(subject, PORTAL)
+        dk.wire_delivered(ref)  # as if sent: the key message lost on the way
+        refs[number] = ref.hex()
+        story.ask(C, A, number)
+    story.world.settle()
+    story.feed.step()
+    story.world.settle()
+    hub_inbox = Topics().inbox(HUB)
+    before = story.world.broker.size(hub_inbox)
+    assert story.portal.step(timeout_ms=50).waiting == 2  # both pages set aside, both keys asked for
+    assert story.portal.step(timeout_ms=20).sent == 2
+    lost = requests_on(story, story.world.broker.topics[hub_inbox][before:])
+    assert sorted(lost) == sorted([(A, refs[x]), (A, refs[y])])
+    del story.world.broker.topics[hub_inbox][before:]  # both requests lost in transit
+
+    a = story.world.nodes[A].app
+    request = a.request_erasure(Actor(A, "admin"), x, "retention of the provision record ended")
+    a.approve_erasure(Actor(A, "admin2"), request)
+    story.settle()
+    assert [r for _, r, _, _ in story.store.waiting()] == [refs[y]]  # X's page dropped by the wire erasure
+
+    story.later(resend - 60)
+    story.settle()
+    assert story.resends(A) == {}  # not asked again yet: the lost requests never reached A
+    assert story.records(y) == set()
+
+    story.later(61)
+    story.settle()
+    assert story.resends(A) == {refs[y]: "sent"}  # asked again for Y's key only: never for the erased X's
+    assert requests_on(story, story.world.broker.topics[hub_inbox][before:]) == [(A, refs[y])]  # nothing new
+    assert story.records(y) == {A} and story.store.waiting() == []
+    assert story.keys_in_portal_inbox().count(refs[y]) == 1
+
+    story.to_inbox(A, WireKeyRequest(A, refs[x], ""))  # asked for X's key, as a hub may: answered gone
+    story.settle()
+    assert story.resends(A) == {refs[x]: "gone", refs[y]: "sent"}
+    story.later(resend + 1)
+    assert story.portal.step(timeout_ms=20).sent == 0  # nothing waits: nothing is asked again
+    assert refs[x] not in story.keys_in_portal_inbox()
+    assert requests_on(story, story.world.broker.topics[hub_inbox][before:]) == [(A, refs[y])]
+
+
+def requests_on(story: Story, values: list[bytes]) -> list[tuple[str, str]]:
+    """(provider, ref) of the portal's key requests among ``values`` on the hub's inbox, opened as the hub."""
+    sender_keys = story.world.hub.directory.sender_keys(story.world.nodes[A].app.clock())
+    found = []
+    for value in values:
+        opened = unseal(story.world.hub_keys.sealing, HUB, value, sender_keys)
+        if opened.sender == PORTAL and opened.kind == WireKeyRequest.kind:
+            request = decode(WireKeyRequest, opened.payload)
+            found.append((request.provider, request.ref))
+    return found

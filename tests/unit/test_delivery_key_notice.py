@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from ledger.errors import Code, FlagLedgerError, InputError, SignatureError
+from ledger.errors import Code, ConfigurationError, FlagLedgerError, InputError, SignatureError
 from ledger.linkage.delivery_keys import DeliveryKeyNotice, WireKeyRequest
 from ledger.linkage.names import PORTAL
 from ledger.linkage.sealing import SenderKeys
@@ -26,6 +26,7 @@ from ledger.linkage.wire_keys import delivery_entry, delivery_of, delivery_seria
 from ledger.log.datakeys import AesKek
 from ledger.log.signing import Signer
 from ledger.portal.rotation import DeliveryKeySettings, DeliveryRotation
+from ledger.portal.store import open_portal_store
 from ledger.portal.wire_keys import PortalWireKeys
 
 START = datetime(2026, 12, 7, 12, tzinfo=UTC)
@@ -115,3 +116,57 @@ def test_a_key_file_made_before_the_schedule_is_upgraded_in_place(tmp_path: Path
         assert notice is not None and notice.serial == 2
     finally:
         wires.close()
+
+
+@pytest.mark.parametrize(
+    ("section", "env", "words"),
+    [
+        ({"resend_after_seconds": 0}, None, "resend_after_seconds (FLAGLEDGER_DELIVERY_KEYS_RESEND_AFTER_SECONDS)"),
+        ({"resend_after_seconds": "hourly"}, None, "resend_after_seconds"),
+        ({}, "-5", "resend_after_seconds (FLAGLEDGER_DELIVERY_KEYS_RESEND_AFTER_SECONDS)"),
+        ({"resend_after": 60}, None, "resend_after"),
+    ],
+)
+def test_a_bad_resend_after_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, section: dict[str, object], env: str | None, words: str
+) -> None:
+    """Administrator's typo or a stale environment variable: a re-ask timer of zero (asking the hub at every
+    step) or of no number is refused at start with the setting's name — never a portal that re-asks silently
+    never or always."""
+    monkeypatch.delenv("FLAGLEDGER_DELIVERY_KEYS_RESEND_AFTER_SECONDS", raising=False)
+    assert DeliveryKeySettings.from_linkage({}).resend_after_seconds == 3600.0
+    assert DeliveryKeySettings.from_linkage({"delivery_keys": {"resend_after_seconds": 90}}).resend_after_seconds == 90
+    if env is not None:
+        monkeypatch.setenv("FLAGLEDGER_DELIVERY_KEYS_RESEND_AFTER_SECONDS", env)
+    with pytest.raises(ConfigurationError) as err:
+        DeliveryKeySettings.from_linkage({"delivery_keys": section})
+    assert words in str(err.value)
+
+
+def test_a_portal_database_made_before_last_asked_gains_it_on_open_and_its_pages_are_asked_again(
+    tmp_path: Path,
+) -> None:
+    """Administrator upgrading a portal: a page set aside before the re-ask timer keeps waiting and is asked for
+    again on the timer, counted from when it was set aside; once asked, not again before ``resend_after``."""
+    path = tmp_path / "portal.sqlite"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE portal_waiting (event_id VARCHAR(32) PRIMARY KEY, ref VARCHAR(32) NOT NULL, "
+        "provider VARCHAR(32) NOT NULL, message BLOB NOT NULL, asked_at VARCHAR(40) NOT NULL)"
+    )
+    old.execute("INSERT INTO portal_waiting VALUES ('e1', ?, 'A', x'00', ?)", ("ab" * 16, START.isoformat()))
+    old.commit()
+    old.close()
+    store = open_portal_store(f"sqlite:///{path}")
+    try:
+        assert store.waiting() == [("e1", "ab" * 16, "A", b"\x00")]
+        assert store.overdue((START - timedelta(seconds=1)).isoformat()) == []
+        assert store.overdue(START.isoformat()) == [("ab" * 16, "A")]
+        later = (START + timedelta(seconds=10)).isoformat()
+        store.reask("ab" * 16, "A", later, b"request")
+        assert store.owed()[-1][1] == b"request"
+        assert store.overdue((START + timedelta(seconds=9)).isoformat()) == []  # asked at +10 s: not yet
+        assert store.overdue(later) == [("ab" * 16, "A")]
+    finally:
+        store.close()
+    open_portal_store(f"sqlite:///{path}").close()  # opened again: the column is not added twice

@@ -96,6 +96,25 @@ class Story:
         bridge = self.world.bridges[querier]
         bridge.ask(Actor(querier, "counter"), provider, number, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO)
 
+    def key_messages_lost(self, provider: str, numbers: tuple[str, ...]) -> dict[str, str]:
+        """Records of ``provider`` about ``numbers`` asked for by C and fed to the portal, their key messages
+        recorded sent but lost on the way; each number's wire-key ref (hex)."""
+        dk = self.world.nodes[provider].app.signed_mapper.data_keys
+        assert dk is not None
+        refs = {}
+        for number in numbers:
+            assert self.records(number) == set()  # the card signs in: no record yet
+        for number in numbers:
+            subject = self.world.bridges[provider].file_person(number)
+            ref, _, _ = dk.wire_key(subject, PORTAL)
+            dk.wire_delivered(ref)  # as if sent: the key message lost on the way
+            refs[number] = ref.hex()
+            self.ask(C, provider, number)
+        self.world.settle()
+        self.feed.step()
+        self.world.settle()
+        return refs
+
     def to_inbox(self, agency: str, message: DeliveryKeyNotice | WireKeyRequest) -> None:
         """``message`` as the hub would send it to ``agency`` (signed and sealed by the hub, a fresh event id)."""
         _, sealed = self.world.hub._seal(agency, message)
@@ -263,20 +282,7 @@ def test_a_lost_key_message_is_sent_again_but_never_an_erased_persons(story: Sto
     page shows no record of A's about X. A request for X's key sent to A again later (by a hub) sends nothing."""
     story.settle()
     x, y = individual_number(), individual_number()
-    dk = story.world.nodes[A].app.signed_mapper.data_keys
-    assert dk is not None
-    refs = {}
-    for number in (x, y):
-        assert story.records(number) == set()  # the card signs in: no record yet
-    for number in (x, y):
-        subject = story.world.bridges[A].file_person(number)
-        ref, _, _ = dk.wire_key(subject, PORTAL)
-        dk.wire_delivered(ref)  # as if sent: the key message lost on the way
-        refs[number] = ref.hex()
-        story.ask(C, A, number)
-    story.world.settle()
-    story.feed.step()
-    story.world.settle()
+    refs = story.key_messages_lost(A, (x, y))
     story.portal.step(timeout_ms=50)  # both pages set aside, both keys asked for
     assert {r for _, r, _, _ in story.store.waiting()} == set(refs.values())
 
@@ -315,20 +321,7 @@ def test_a_lost_key_request_is_asked_again_after_resend_after_but_never_an_erase
     story.portal.now = story.portal.rotation.now  # the portal's own clock, moved by the story
     story.settle()
     x, y = individual_number(), individual_number()
-    dk = story.world.nodes[A].app.signed_mapper.data_keys
-    assert dk is not None
-    refs = {}
-    for number in (x, y):
-        assert story.records(number) == set()  # the card signs in: no record yet
-    for number in (x, y):
-        subject = story.world.bridges[A].file_person(number)
-        ref, _, _ = dk.wire_key(subject, PORTAL)
-        dk.wire_delivered(ref)  # as if sent: the key message lost on the way
-        refs[number] = ref.hex()
-        story.ask(C, A, number)
-    story.world.settle()
-    story.feed.step()
-    story.world.settle()
+    refs = story.key_messages_lost(A, (x, y))
     hub_inbox = Topics().inbox(HUB)
     before = story.world.broker.size(hub_inbox)
     assert story.portal.step(timeout_ms=50).waiting == 2  # both pages set aside, both keys asked for

@@ -51,7 +51,7 @@ def drain(transport: Transport, want: int, polls: int = 40) -> list[Delivery]:
 def story(open_transport: Callable[[str], Transport], a: Party, b: Party, hub: Party) -> list[bytes]:
     """Two agencies query the hub; the hub answers each; each reads its own answer only, byte for byte; what
     was polled but not committed comes again; an agency cannot write to another's inbox. Returns every message
-    sent, for the broker operator's view."""
+    sent, for the broker operator's view: A's and B's queries, then A's and B's answers."""
     keys = sender_keys(a, b, hub)
     ta, tb, th = open_transport(a.name), open_transport(b.name), open_transport(HUB)
     sent: list[bytes] = []
@@ -95,7 +95,8 @@ def story(open_transport: Callable[[str], Transport], a: Party, b: Party, hub: P
         with pytest.raises(PermissionDenied) as refused:
             ta.send(b.name, queries[a.name])
         assert refused.value.code == Code.WRONG_ROUTE
-        sent = [*queries.values(), *answers.values()]
+        # A's answer, then B's — not the order the hub happened to drain the queries in
+        sent = [*queries.values(), answers[a.name], answers[b.name]]
     finally:
         for t in (ta, tb, th):
             t.close()

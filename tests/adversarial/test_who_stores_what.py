@@ -292,6 +292,7 @@ def test_each_party_finds_what_the_table_says_and_nothing_more(scene: Scene) -> 
         assert all(found.holds(subject_of(codes[agency, n])) for n in met)
         if agency != B:  # a non-holder finds nothing naming the holder
             assert not names(found.text, B), f"{agency} names the holder"
+        assert "datetime(" not in found.text  # a repr's bare microseconds would read as an agency code
         if agency == B:  # the holder is consulted, never told who asked
             assert not names(found.text, C), "the holder learns the querier"
             assert names(found.text, A)  # ... but the provider, by design (the consultation names it)

@@ -77,7 +77,7 @@ case "${1:-}" in
     # (marked `alone`) with nothing running beside them
     status=0
     .venv/bin/python -m pytest -q -m "not long and not alone" -n "${FLAGLEDGER_TEST_WORKERS:-3}" \
-      --dist worksteal "${@:2}" || status=$?
+      --dist worksteal --durations=10 "${@:2}" || status=$?
     alone=0
     .venv/bin/python -m pytest -q -m "alone and not long" "${@:2}" || alone=$?
     [ "$alone" -eq 5 ] && alone=0 # (none of them among the tests asked for)

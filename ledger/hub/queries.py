@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.domain.law import check_query
 from ledger.domain.types import AgencyKind
-from ledger.errors import Code, InputError, NotFoundError
+from ledger.errors import Code, InputError, NotFoundError, RuleViolation
 from ledger.hub import txn
 from ledger.hub.consultations import HubConsultations
 from ledger.hub.heads import MapHeads
@@ -59,6 +59,17 @@ class QueryRouting:
     def _kind_of(self, party: str) -> AgencyKind | None:
         raise NotImplementedError
 
+    def _known_kind(self, party: str, code: str) -> AgencyKind:
+        kind = self._kind_of(party)
+        if kind is None:
+            self.directory.sealing_key(party)  # a party the hub does not know at all is unknown, not kindless
+            raise RuleViolation(
+                f"the hub's directory names no kind for {party}: its administrator imports the agency's entry "
+                "again with its kind (`flagledger linkage directory import FILE --kind KIND`)",
+                code=code,
+            )
+        return kind
+
     def _commit(
         self,
         opened: Opened,
@@ -74,16 +85,11 @@ class QueryRouting:
             raise InputError("a query goes to another agency", code=Code.WRONG_ROUTE, field="provider")
         # the network checks the legal basis and the querier's and the provider's kinds as the directory names them
         # (parked if not, before anything is relayed: a peer of another kind is neither asked for nor answers what
-        # the law gives the row's provider); an agency imported without a kind is checked on the basis only
-        # (docs/bodies.md, limits)
-        kind, provider_kind = self._kind_of(querier), self._kind_of(provider)
-        check_query(
-            q.legal_item,
-            q.procedure,
-            q.info_kind,
-            kind.value if kind is not None else None,
-            provider_kind.value if provider_kind is not None else None,
-        )
+        # the law gives the row's provider); an agency imported without a kind neither asks nor is asked, as it
+        # neither reports moves nor files body requests — its kind is what the law's rows are checked against
+        kind = self._known_kind(querier, Code.QUERIER_NOT_IN_BASIS)
+        provider_kind = self._known_kind(provider, Code.PROVIDER_NOT_IN_BASIS)
+        check_query(q.legal_item, q.procedure, q.info_kind, kind.value, provider_kind.value)
         person = self.store.codes.person(querier, q.code)
         if person is None:
             raise NotFoundError(f"{querier} has registered no person under this code at the hub")

@@ -127,6 +127,7 @@ def test_the_running_hub_proves_its_routing_and_checks_four_eyes(address: str, t
             "public_hex": k.signer.public_raw.hex(),
             "valid_from": START.isoformat(),
             "sealing_public_hex": public_hex(k.sealing.public_key()),
+            "kind": "municipality",  # the hub routes no query from or to an agency of no kind
         }
         for name, k in cast.agencies.items()
     ]

@@ -66,6 +66,7 @@ def entry(name: str, cast: Cast) -> dict[str, str]:
         "public_hex": k.signer.public_raw.hex(),
         "valid_from": START.isoformat(),
         "sealing_public_hex": public_hex(k.sealing.public_key()),
+        "kind": "municipality",  # the hub routes no query from or to an agency of no kind
     }
 
 

@@ -167,6 +167,34 @@ def test_the_hub_parks_a_query_beyond_its_basis(tmp_path: Path) -> None:
         store.close()
 
 
+def test_the_hub_routes_no_query_from_or_to_an_agency_imported_without_a_kind(tmp_path: Path) -> None:
+    """Peer agency whose entry the hub's administrator imported without a kind (an export made before kinds, or
+    `import` given none): the law's rows name who may ask and who provides by kind, so such an agency can neither
+    ask nor be asked — parked ``querier_not_in_basis`` / ``provider_not_in_basis`` with what to do, nothing
+    reaches the provider; once its entry names its kind the same query is routed."""
+    store = open_hub_store(f"sqlite:///{tmp_path / 'hub.sqlite'}", "hub-1")
+    try:
+        broker = MemoryBroker()
+        w = World.open(Cast.of(HA, C), store, lambda p: MemoryTransport(broker, p))
+        x = individual_number()
+        w.agencies[HA].file_person(x)
+        w.settle()
+        kinds = dict(w.hub.directory.kinds)
+        for kindless, code in ((C, Code.QUERIER_NOT_IN_BASIS), (HA, Code.PROVIDER_NOT_IN_BASIS)):
+            w.hub.directory.kinds = {p: k for p, k in kinds.items() if p != kindless}
+            w.agencies[C].query(x, HA, "児童手当", 74, "地方税関係情報")
+            w.settle()
+            [why] = [p for p in parked(store.engine) if p.code == code]
+            assert kindless in why.reason and "--kind" in why.reason
+            assert w.inbox(HA) == []
+        w.hub.directory.kinds = kinds
+        w.agencies[C].query(x, HA, "児童手当", 74, "地方税関係情報")
+        w.settle()
+        assert len(w.inbox(HA)) == 1
+    finally:
+        store.close()
+
+
 def test_the_hub_and_the_querier_node_hold_the_pension_office_to_its_row(
     make_node: NodeFactory, tmp_path: Path
 ) -> None:

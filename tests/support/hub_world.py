@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from ledger.domain.types import AgencyKind
 from ledger.hub.log import HubStore
 from ledger.hub.service import HubService, Step
 from ledger.linkage.agency import AgencyEnd, Inbound
@@ -58,7 +59,10 @@ class Cast:
         parties = [(self.hub.signer, self.hub.sealing), *((k.signer, k.sealing) for k in self.agencies.values())]
         for signer, sealing in parties:
             record = KeyRecord(signer.agency, signer.key_id, signer.public_raw.hex(), START)
-            d.add(record, sealing.public_key())
+            # an agency as the hub's administrator imports it: with its kind (every agency of a cast is a
+            # municipality; a hub asks no kind of itself or of the portal)
+            kind = None if signer.agency in (HUB, PORTAL) else AgencyKind.MUNICIPALITY
+            d.add(record, sealing.public_key(), kind)
         return d
 
 

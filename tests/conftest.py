@@ -15,6 +15,7 @@ from tests.support.people import individual_number
 from tests.support.staff import activate_admin, enrol, password_of
 
 __all__ = ["activate_admin", "enrol", "enrol_standard_staff", "password_of"]
+from tests.support.hub_store import hub, leader_hub  # noqa: F401
 from tests.support.node_template import NodeTemplates
 from tests.support.postgres import temp_database
 from tests.support.softhsm import file_keys, keys_backend, pkcs11_env, softhsm, suite_token  # noqa: F401

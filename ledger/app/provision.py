@@ -51,8 +51,7 @@ class ProvisionCommands(LedgerAccess):
     ) -> QuerierAnswer:
         """Agency ``actor.agency`` queries ``provider`` (hosted here) about ``subject``: its counter staff, or
         its linkage gateway's system account relaying the query."""
-        self.authorise_any(actor, Action.REQUEST_PROVISION)
-        own = self.find(Agency, Agency.create_id(actor.agency))
+        own = self.authorise_any(actor, Action.REQUEST_PROVISION)  # (a hosted agency: registered, with its kind)
         return self._provision(
             actor.agency,
             provider,
@@ -61,8 +60,7 @@ class ProvisionCommands(LedgerAccess):
             procedure=procedure,
             info_kind=info_kind,
             applicant=applicant,
-            # an agency not registered here has no kind to check: it could not have been authorised either
-            querier_kind=own.kind if own is not None else None,
+            querier_kind=own.kind,
         )
 
     def receive_query(
@@ -101,6 +99,20 @@ class ProvisionCommands(LedgerAccess):
             querier_kind=known.kind if known is not None else None,
         )
 
+    def hosted_kind(self, code: str) -> str | None:
+        """The kind of hosted agency ``code`` (None while it is not registered), read from its verified
+        ``Agency.Registered`` once, then from memory: no query loads the agency again. Safe because the hosted
+        set is fixed when the node opens and an agency's kind only at its registration — no Agency event
+        changes it (tests/unit/test_hosted_kind.py fails if one is added; a kind change would have to drop
+        the entry here). An unregistered agency is not remembered: it may be registered later, by this
+        process or by the CLI beside it."""
+        kind = self._hosted_kinds.get(code)
+        if kind is None and code in self.hosted:
+            agency = self.find(Agency, Agency.create_id(code))
+            if agency is not None:
+                kind = self._hosted_kinds[code] = agency.kind
+        return kind
+
     def _provision(
         self,
         querier: str,
@@ -119,8 +131,7 @@ class ProvisionCommands(LedgerAccess):
             raise NotFoundError("the providing agency is not served by this node")
         # the law catalogue: nothing beyond the lawful purpose, and only under a row the querier's kind may ask and
         # the provider's kind may answer (a hosted provider is registered here, so its kind is known)
-        hosted = self.find(Agency, Agency.create_id(provider))
-        check_query(legal_item, procedure, info_kind, querier_kind, hosted.kind if hosted is not None else None)
+        check_query(legal_item, procedure, info_kind, querier_kind, self.hosted_kind(provider))
         parse_enum(Applicant, applicant, "applicant")
         subj = self.subject(subject)
         request = ProvisionRequest(

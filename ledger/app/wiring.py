@@ -82,6 +82,8 @@ class LedgerWiring(Application[UUID]):
         self.year_rows: YearRowsReader | None = None
         self.ids = ids  # keyed ids of the hosted agencies' streams about people (ledger.log.stream_ids)
         self.hosted = frozenset(self.signers)
+        # a hosted agency's kind, once read from its verified registration (ProvisionCommands.hosted_kind)
+        self._hosted_kinds: dict[str, str] = {}
         self._vouched: set[str] = set()
         # agency → its first administrator's enrolment code, issued at set-up in this process (shown once)
         self.first_codes: dict[str, str] = {}

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, MetaData, select
 from ledger.errors import Code, IntegrityError, NotFoundError
 from ledger.hub.erasure import erasures
 from ledger.hub.inbox import parked
-from ledger.hub.log import HubStore, open_hub_store
+from ledger.hub.log import HubStore
 from ledger.hub.tables import hub_flag_changes, hub_sealed_records
 from ledger.linkage.codes import portal_code
 from ledger.linkage.erasure_messages import ErasureMessage, PageErasure
@@ -37,13 +37,6 @@ from tests.support.postgres import temp_database
 
 ITEM, INFO = 74, "地方税関係情報"
 MADE = "2026-12-07T12:00:00+09:00"
-
-
-@pytest.fixture
-def hub(backend: str | None, tmp_path: Path) -> Iterator[HubStore]:
-    store = open_hub_store(backend or f"sqlite:///{tmp_path / 'hub.sqlite'}", "hub-1")
-    yield store
-    store.close()
 
 
 @pytest.fixture

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
 from ledger.hub import links
 from ledger.hub.flag_map_load import load_flag_map
-from ledger.hub.log import HubStore, open_hub_store
+from ledger.hub.log import HubStore
 from ledger.linkage.codes import Registration, agency_code, hub_person, link_numbers, register
 from ledger.linkage.flag_map import map_key
 from ledger.linkage.flag_state import HubFlagMap
@@ -32,16 +30,7 @@ B, C, P = "131016", "131024", "132012"
 HUB_SECRET = secrets.token_bytes(32)
 KEYS = {party: secrets.token_bytes(32) for party in (B, C, P)}
 HUB = Signer.generate("hub")
-
-
-@pytest.fixture
-def hub(backend: str | None, tmp_path: Path) -> Iterator[HubStore]:
-    store = open_hub_store(backend or f"sqlite:///{tmp_path / 'hub.sqlite'}", "hub-1")
-    store.sequencer.take_lease()
-    try:
-        yield store
-    finally:
-        store.close()
+pytestmark = pytest.mark.usefixtures("leader_hub")  # these tests file flag changes in the hub's log, as its leader
 
 
 def code(party: str, number: str) -> str:

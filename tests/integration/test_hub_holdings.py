@@ -10,10 +10,7 @@ holder would stop seeing (and so stop checking) some of its flags.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy import insert
 
 from ledger.hub.heads import MapHeads
@@ -26,16 +23,9 @@ from ledger.linkage.map_messages import MAX_HOLDINGS, Holding
 from ledger.linkage.person_keys import PersonKeyProver
 from ledger.log.signing import Signer
 from tests.support.map_hub import vrf_key
-from tests.support.roster_world import hub_store
 
 B, C, P, Q = "131016", "131024", "132012", "132021"
 SIZES = {B: 700, C: 60, P: 3}  # B past the few named in the query, C and P within it; Q holds nothing
-
-
-@pytest.fixture
-def hub(backend: str | None, tmp_path: Path) -> Iterator[HubStore]:
-    with hub_store(backend, tmp_path) as store:
-        yield store
 
 
 def _generated(store: HubStore) -> MapHeads:

@@ -14,13 +14,12 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from ledger.hub.erasure import erase
-from ledger.hub.log import HubStore, ProvisionRecord, open_hub_store
+from ledger.hub.log import HubStore, ProvisionRecord
 from ledger.hub.portal_view import PortalPage, portal_page
 from ledger.hub.tables import hub_records
 from ledger.linkage.codes import Registration, agency_code, link_numbers, portal_code, register
@@ -72,13 +71,8 @@ class World:
 
 
 @pytest.fixture
-def world(backend: str | None, tmp_path: Path) -> Iterator[World]:
-    hub = open_hub_store(backend or f"sqlite:///{tmp_path / 'hub.sqlite'}", "hub-1")
-    hub.sequencer.take_lease()
-    try:
-        yield World(hub)
-    finally:
-        hub.close()
+def world(leader_hub: HubStore) -> World:
+    return World(leader_hub)
 
 
 def shown(page: PortalPage) -> list[str]:

@@ -24,7 +24,7 @@ from ledger.hub.log import open_hub_store
 from ledger.hub.tables import hub_requests
 from ledger.linkage.messages import QueryMessage
 from ledger.linkage.transport import MemoryBroker, MemoryTransport
-from ledger.runtime.bootstrap import AgencySpec, Node
+from ledger.runtime.bootstrap import AgencySpec, Node, open_node
 from ledger.runtime.linkage import code_of
 from tests.conftest import SC, A, B, NodeFactory
 from tests.support.api import auth, client
@@ -246,6 +246,34 @@ def test_a_provider_of_another_kind_is_neither_asked_nor_answers(node: Node, per
     assert refused.value.code == Code.PROVIDER_NOT_IN_BASIS
     assert app.max_position() == before
     assert app.request_provision(Actor(A, "counter"), B, x, **asked).status == "answered"
+
+
+def test_a_provider_of_another_kind_is_refused_after_a_restart(node: Node, person: Callable[[], str]) -> None:
+    """Peer agency asking the support centre SC for what item 74 gives a municipality, after the node restarts:
+    the node remembers a hosted agency's kind after its first query, and a reopened node reads it again from
+    the verified log — refused ``provider_not_in_basis`` before and after, from A's counter and as a peer
+    node's query, nothing recorded; the same query to municipality B is answered."""
+    asked = {"legal_item": 74, "procedure": "児童手当", "info_kind": "地方税関係情報"}
+    for _ in range(2):  # the second time from the remembered kind
+        with pytest.raises(RuleViolation) as refused:
+            node.app.receive_query(A, SC, person(), **asked)
+        assert refused.value.code == Code.PROVIDER_NOT_IN_BASIS
+    assert node.app.hosted_kind(SC) == "support_centre" and node.app.hosted_kind(D) is None
+    data_dir = node.config.data_dir
+    node.close()
+    again = open_node(data_dir)
+    try:
+        x, before = person(), again.app.max_position()
+        with pytest.raises(RuleViolation) as refused:
+            again.app.request_provision(Actor(A, "counter"), SC, x, **asked)
+        assert refused.value.code == Code.PROVIDER_NOT_IN_BASIS
+        with pytest.raises(RuleViolation) as refused:
+            again.app.receive_query(A, SC, x, **asked)
+        assert refused.value.code == Code.PROVIDER_NOT_IN_BASIS
+        assert again.app.max_position() == before
+        assert again.app.request_provision(Actor(A, "counter"), B, x, **asked).status == "answered"
+    finally:
+        again.close()
 
 
 def test_http_and_cli_refuse_a_provider_of_another_kind(

@@ -36,13 +36,6 @@ MADE = "2026-12-07T12:00:00+09:00"
 
 
 @pytest.fixture
-def hub(backend: str | None, tmp_path: Path) -> Iterator[HubStore]:
-    store = open_hub_store(backend or f"sqlite:///{tmp_path / 'hub.sqlite'}", "hub-1")
-    yield store
-    store.close()
-
-
-@pytest.fixture
 def broker() -> MemoryBroker:
     return MemoryBroker()
 

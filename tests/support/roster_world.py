@@ -5,32 +5,19 @@ PostgreSQL (``backend``); its rosters a real :class:`HubRosters` on it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-
 from ledger.app.credentials import StaffSigner
-from ledger.hub.log import HubStore, open_hub_store
+from ledger.hub.log import HubStore
 from ledger.hub.rosters import HubRosters
 from ledger.linkage.consultation import StaffAnswer, StaffDesk
 from ledger.linkage.messages import RoutedQuery
 from ledger.linkage.transport import MemoryBroker, MemoryTransport
 from tests.support.hub_nodes import INFO, ITEM, PROCEDURE
+from tests.support.hub_store import hub_store
 from tests.support.hub_world import START, A, B, C, Cast, World
 from tests.support.people import individual_number
 from tests.support.staff_keys import approval
 
 __all__ = ["hub_store", "roster_world", "staff_answer", "staff_request"]
-
-
-@contextmanager
-def hub_store(backend: str | None, tmp_path: Path) -> Iterator[HubStore]:
-    """hub-1's store on ``backend`` (a PostgreSQL URL), or on SQLite under ``tmp_path``; closed after."""
-    opened = open_hub_store(backend or f"sqlite:///{tmp_path / 'hub.sqlite'}", "hub-1")
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def roster_world(store: HubStore) -> World:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ledger.hub.heads import MapHeads
-from ledger.hub.log import HubStore, open_hub_store
+from ledger.hub.log import HubStore
 from ledger.hub.service import HubService
 from ledger.linkage.agency import AgencyEnd, Inbound
 from ledger.linkage.checks import MapChecks
@@ -23,6 +23,7 @@ from ledger.log.signing import Signer
 from ledger.merkle import EMPTY_ROOT, consistency_proof, leaf_hash, root_hash
 from ledger.witness.service import WitnessService
 from ledger.witness.store import WitnessStore, open_witness_store
+from tests.support.hub_store import hub_store
 from tests.support.hub_world import START, A, B, Cast
 from tests.support.map_hub import vrf_key
 from tests.support.postgres import temp_database
@@ -119,8 +120,7 @@ def witness_world(
             if backend is None
             else (lambda name: stack.enter_context(temp_database("fl_witness")))
         )
-        store = open_hub_store(backend or url("hub"), "hub-1")
-        stack.callback(store.close)
+        store = stack.enter_context(hub_store(backend, tmp_path))
         wiring = heads(cast.hub.signer, PersonKeyProver(vrf_key()))
         hub = HubService(store, MemoryTransport(broker, "hub"), cast.hub, directory, lambda: START, heads=wiring,
                          witnesses=(W1, W2))  # fmt: skip

@@ -73,3 +73,22 @@ def test_staff_roles_and_deactivation() -> None:
         G + "Staff.RoleRevoked",
         G + "Staff.Deactivated",
     ]
+
+
+def test_an_agencys_kind_is_fixed_at_registration() -> None:
+    """Threat: a peer agency asking a hosted agency for what the law gives another kind — the node remembers a
+    hosted agency's kind from its registration (ProvisionCommands.hosted_kind), so no later Agency event may
+    change it: every change leaves the kind, and an Agency event added beside these fails here until the
+    remembered kinds follow it."""
+    a = Agency(code=A, name="支援センター", kind="support_centre")
+    a.set_approvals_required(2, "admin")
+    a.grant(Role.COUNTER, Action.VIEW_PROTECTED, "admin")
+    a.revoke(Role.COUNTER, Action.VIEW_PROTECTED, "admin")
+    assert a.kind == "support_centre"
+    events = {name for name, v in vars(Agency).items() if isinstance(v, type) and issubclass(v, Agency.Event)}
+    assert events - {"Event", "Created"} == {
+        "Registered",
+        "ApprovalPolicyChanged",
+        "PermissionGranted",
+        "PermissionRevoked",
+    }

@@ -14,7 +14,8 @@ no news (nothing changes, nothing parked).
 
 A ``wire_key_request`` (the portal could not open a record: its key message was parked, or sealed to a delivery
 key retired before it was taken) first takes the newest notice it carries (the same checks; an equal one is no
-news), then owes the portal the key again (``linkage_key_resends``). The bridge's push sends it (``resend``):
+news; at a node with no serial it is not taken, and the key is sent sealed as the entry says), then owes the
+portal the key again (``linkage_key_resends``). The bridge's push sends it (``resend``):
 sealed to the newest delivery key, relayed end to end — only while this node holds the key. An erased person's
 wire keys were destroyed with their data keys: nothing is sent (outcome ``gone``), nothing can be.
 """
@@ -152,7 +153,14 @@ class DeliveryLink:
         if isinstance(message, WireKeyRequest):
             notice = message.delivery_notice()
             if notice is not None:
-                self.take_notice(notice)
+                try:
+                    self.take_notice(notice)
+                except IntegrityError as exc:
+                    if exc.code != Code.DELIVERY_UNPINNED:
+                        raise
+                    # the key is still sent, sealed as before: a key message merely lost then opens at the
+                    # portal; the portal's own notices are parked, and they say what the operator does
+                    log.warning("%s", exc)
             self._owe(message.ref)
             return True
         return False

@@ -383,12 +383,13 @@ def test_a_node_whose_entry_names_no_serial_takes_no_notice_until_the_entry_is_i
     make_node: NodeFactory, backend: str | None, tmp_path: Path
 ) -> None:
     """The broker operator or a compromised hub replaying an old genuine notice first: A's and C's
-    ``linkage.portal`` entries were exported before serials (A's names no delivery key at all, C's names key 2
-    with no serial), so nothing tells key 1's notice replayed from a new one. Neither node takes any notice — the
-    genuine ones of keys 1 and 2 and key 1's replayed alike are parked ``delivery_unpinned`` — and each seals as
-    its entry says (A to the portal's sealing key, C to key 2), a record still opening at the portal. Once A's
-    entry is imported again from the portal's export (key 2, serial 2), A refuses key 1 replayed
-    (``delivery_replayed``) and takes key 3 when the portal rotates."""
+        ``linkage.portal`` entries were exported before serials (A's names no delivery key at all, C's names key 2
+        with no serial), so nothing tells key 1's notice replayed from a new one. Neither node takes any notice — the
+        genuine ones of keys 1 and 2 and key 1's replayed alike are parked ``delivery_unpinned`` — and each seals as
+        its entry says (A to the portal's sealing key, C to key 2), a record still opening at the portal, and a key
+    message lost is sent again when the portal asks (the notice its request carries is not taken). Once A's
+        entry is imported again from the portal's export (key 2, serial 2), A refuses key 1 replayed
+        (``delivery_replayed``) and takes key 3 when the portal rotates."""
     with story_of(make_node, backend, tmp_path, exported=False) as story:
         keys = story.world.portal_keys
         assert keys is not None
@@ -415,6 +416,13 @@ def test_a_node_whose_entry_names_no_serial_takes_no_notice_until_the_entry_is_i
         story.ask(C, A, x)
         story.settle()
         assert story.records(x) == {A} and Code.SEALED_MESSAGE not in story.portal.refused
+        # a key message of A's lost: the portal's request (carrying key 2's notice) is answered all the same, the
+        # key sealed as A's entry says; the notice in it is not taken
+        y = individual_number()
+        refs = story.key_messages_lost(A, (y,))
+        story.settle()
+        assert story.records(y) == {A} and story.resends(A) == {refs[y]: "sent"}
+        assert story.parked_at(A) == [Code.DELIVERY_UNPINNED] * 3 and story.sealed_to(A) == ("", 0)
 
         # A's operator imports the portal's current export into config.json and restarts: its serial is known
         config = NodeConfig.load(story.world.nodes[A].config.data_dir)

@@ -9,6 +9,10 @@ invented or brought back; a page keeps the bytes it had after an erasure).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +30,8 @@ from ledger.storage import create_engine, with_driver
 from tests.integration.test_migrations import schema
 from tests.support.postgres import temp_database
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture
 def urls(backend: str | None, tmp_path: Path) -> Iterator[list[str]]:
@@ -38,12 +44,15 @@ def urls(backend: str | None, tmp_path: Path) -> Iterator[list[str]]:
 
 
 def test_head_is_the_last_revision_of_the_portal_scripts() -> None:
+    """The administrator upgrading: a revision added without moving HEAD would never run on an open."""
     config = Config()
     config.set_main_option("script_location", str(Path(ledger.portal.migrations.__file__).parent))
     assert ScriptDirectory.from_config(config).get_heads() == [HEAD]
 
 
 def test_a_new_portal_gets_what_the_revisions_make_of_an_empty_database(urls: list[str]) -> None:
+    """The administrator upgrading: a new portal (today's tables at once) and one migrated revision by revision
+    must hold the same tables, or the next revision would meet a table it does not expect."""
     new, migrated = (create_engine(u) for u in urls)
     try:
         assert upgrade(new) is None
@@ -157,6 +166,9 @@ def _rows(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
 
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_a_portal_database_made_before_the_chain_is_adopted_keeping_every_row(urls: list[str], shape: str) -> None:
+    """The administrator upgrading a portal whose database the old code made (each shape it may have): every row
+    of every table is there after, as it was (a page after an erasure keeps its bytes, an erasure stays on
+    record); a table the old code lacked comes empty; the schema is a new portal's; opened again, nothing runs."""
     old = create_engine(urls[0])
     try:
         _make_old(old, SHAPES[shape])
@@ -194,3 +206,47 @@ def test_a_portal_database_made_before_the_chain_is_adopted_keeping_every_row(ur
     finally:
         new.dispose()
         upgraded.dispose()
+
+
+MIGRATE = """
+import sys, time
+from ledger.portal.migrations import upgrade
+from ledger.storage import create_engine
+engine = create_engine(sys.argv[1])
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+print(repr(upgrade(engine)))
+"""
+
+
+def test_portal_processes_opening_an_old_database_at_once_migrate_it_once(urls: list[str]) -> None:
+    """The portal's loop, a staff command and its web front opening an old database together after an upgrade:
+    one adopts it, the others find it at head; its rows are kept once (no table made twice, no column added
+    twice)."""
+    old = create_engine(urls[0])
+    try:
+        _make_old(old, SHAPES["b64a9445 (+ waiting)"])
+        before = _rows(old)
+    finally:
+        old.dispose()
+    start = time.time() + 4
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATE, urls[0], str(start)],
+            cwd=REPO,
+            env=os.environ.copy(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 3, [err[-2000:] for _, err in results]
+    assert sorted(out.strip() for out, _ in results) == sorted(["None"] + [repr(HEAD)] * 2)
+    engine = create_engine(urls[0])
+    try:
+        after = _rows(engine)
+        assert after["portal_waiting"] == [(*r, None) for r in before["portal_waiting"]]
+        assert all(after[name] == rows for name, rows in before.items() if name != "portal_waiting")
+    finally:
+        engine.dispose()

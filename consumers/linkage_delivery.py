@@ -2,16 +2,20 @@
 
 **In** (:meth:`DeliveryLink.take`, a gate before the flag map's): the portal's ``delivery_key`` announcement, as
 the hub passed it on, is checked against the portal's signing key of ``linkage.portal`` — not the hub's: the hub
-only carries it — and taken only if its serial is above every serial this node took or was configured with
-(config.json's entry names its serial when exported after this change). It is kept (``linkage_delivery_keys``,
-with the portal's signature) and the bridge's directory seals every wire key from then on to it: no one
-replaces config.json's entry by hand. A notice not signed by the portal, or of an older serial (replayed by the
-broker operator, a peer or a hub), or of the same serial with another key, is refused and parked, and the node
-keeps sealing to the key it had; the notice of the key held is no news (nothing changes, nothing parked).
+only carries it — and taken only if its serial is above every serial this node took or was configured with. A
+node whose config.json entry names no serial (exported before serials, or before delivery keys) takes none: it
+could not tell an old notice replayed first from the newest, so each is parked (``delivery_unpinned``, saying to
+re-import the entry) and the node seals as its entry says until the entry is re-imported with its serial. A
+notice taken is kept (``linkage_delivery_keys``, with the portal's signature) and the bridge's directory seals
+every wire key from then on to it: no one replaces config.json's entry by hand. A notice not signed by the
+portal, or of an older serial (replayed by the broker operator, a peer or a hub), or of the same serial with
+another key, is refused and parked, and the node keeps sealing to the key it had; the notice of the key held is
+no news (nothing changes, nothing parked).
 
 A ``wire_key_request`` (the portal could not open a record: its key message was parked, or sealed to a delivery
 key retired before it was taken) first takes the newest notice it carries (the same checks; an equal one is no
-news), then owes the portal the key again (``linkage_key_resends``). The bridge's push sends it (``resend``):
+news; at a node with no serial it is not taken, and the key is sent sealed as the entry says), then owes the
+portal the key again (``linkage_key_resends``). The bridge's push sends it (``resend``):
 sealed to the newest delivery key, relayed end to end — only while this node holds the key. An erased person's
 wire keys were destroyed with their data keys: nothing is sent (outcome ``gone``), nothing can be.
 """
@@ -93,6 +97,18 @@ class DeliveryLink:
         recording it announced owes it again)."""
         notice.verify(self.directory.sender_keys(self.clock()))  # the portal's key, not the hub's
         held = self.directory.delivery_serial.get(PORTAL, 0)
+        if held == 0:
+            # no serial to compare with (an entry exported before serials, or before delivery keys): the first
+            # notice taken would be whichever a broker or hub chose to hand over first — an old one, its key
+            # retired or leaked, as well as the newest. None is taken; the node seals as its entry says.
+            raise IntegrityError(
+                f"the portal's delivery key {notice.serial} was not taken: this node's linkage.portal entry names "
+                "no delivery serial, so an old notice replayed could not be told from a new one. Re-import the "
+                "portal's current entry (`flagledger linkage directory export` on the portal; its delivery_hex "
+                "ends in :SERIAL) into config.json's linkage.portal and restart the node; until then it seals as "
+                "the entry says",
+                code=Code.DELIVERY_UNPINNED,
+            )
         if notice.serial < held:
             raise IntegrityError(
                 f"the portal's delivery key {notice.serial} is not newer than the one held ({held}): replayed",
@@ -137,7 +153,14 @@ class DeliveryLink:
         if isinstance(message, WireKeyRequest):
             notice = message.delivery_notice()
             if notice is not None:
-                self.take_notice(notice)
+                try:
+                    self.take_notice(notice)
+                except IntegrityError as exc:
+                    if exc.code != Code.DELIVERY_UNPINNED:
+                        raise
+                    # the key is still sent, sealed as before: a key message merely lost then opens at the
+                    # portal; the portal's own notices are parked, and they say what the operator does
+                    log.warning("%s", exc)
             self._owe(message.ref)
             return True
         return False

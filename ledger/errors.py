@@ -181,6 +181,9 @@ class Code:
     ERASED: Final = "erased"  # the event's data key was destroyed: its envelope verifies, its content is gone
     # the portal's delivery key announced with a serial below the one held (replayed), or two under one serial
     DELIVERY_REPLAYED: Final = "delivery_replayed"
+    # a delivery-key notice reached a node whose linkage.portal entry names no delivery serial: nothing to tell a
+    # replayed old notice from a new one, so none is taken until the entry is re-imported with its serial
+    DELIVERY_UNPINNED: Final = "delivery_unpinned"
 
 
 class FlagLedgerError(Exception):

@@ -97,8 +97,8 @@ def with_driver(url: str) -> str:
 
 
 def open_tables(url: str, tables: MetaData, what: str) -> Engine:
-    """An engine on ``url`` with ``tables`` created where missing: a store with no migration chain yet (the
-    portal's, a witness's)."""
+    """An engine on ``url`` with ``tables`` created where missing: a store with no migration chain yet (a
+    witness's)."""
     engine = create_engine(with_driver(url))
     try:
         tables.create_all(engine)

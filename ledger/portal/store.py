@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, and_, delete, func, insert, inspect, or_, select, text, update
+from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 
+from ledger.errors import StorageError
 from ledger.linkage.erasure_messages import PageErasure
 from ledger.linkage.portal_messages import PortalPageMessage
+from ledger.portal.migrations import upgrade
 from ledger.portal.tables import (
-    metadata,
     portal_cards,
     portal_erasures,
     portal_outbox,
@@ -17,7 +18,7 @@ from ledger.portal.tables import (
     portal_seen,
     portal_waiting,
 )
-from ledger.storage import open_tables, storage_error
+from ledger.storage import create_engine, storage_error, with_driver
 
 __all__ = ["PortalStore", "open_portal_store"]
 
@@ -218,11 +219,11 @@ class PortalStore:
 
 
 def open_portal_store(url: str) -> PortalStore:
-    engine = open_tables(url, metadata, "the portal's tables")
-    try:  # a column added since (create_all adds tables, not columns): NULL in the rows kept before
-        if "last_asked" not in {c["name"] for c in inspect(engine).get_columns("portal_waiting")}:
-            with engine.begin() as conn:
-                conn.execute(text("ALTER TABLE portal_waiting ADD COLUMN last_asked VARCHAR(40)"))
-    except SQLAlchemyError as exc:
-        raise storage_error("cannot add last_asked to the portal's waiting pages", exc) from exc
+    """Open (and migrate, once: ``ledger.portal.migrations``) the portal's database at ``url``."""
+    engine = create_engine(with_driver(url))
+    try:
+        upgrade(engine)
+    except StorageError:
+        engine.dispose()
+        raise
     return PortalStore(engine)

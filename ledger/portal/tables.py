@@ -3,8 +3,9 @@
 No column holds an individual number: a card is known by the portal's code for its number (``m…``, an HMAC under
 the portal's secret), and a registration waiting to be sent is sealed to the hub (only the hub opens it).
 
-The tables are created when the store is opened (``create_all``): they have no migration chain yet, so a change
-to them needs one first (as the hub's, ledger/hub/migrations) — docs/linkage.md, what is left.
+They change through their own migration chain (:mod:`ledger.portal.migrations`, version table
+``portal_alembic_version``), run when the store is opened: a change here needs a revision there too (a test
+compares what the revisions make with these tables).
 """
 
 from __future__ import annotations
@@ -60,9 +61,9 @@ portal_erasures = Table(
 # pages that did not open because a provider's wire key never arrived (its key message parked at the hub, or
 # sealed to a delivery key retired here): the hub's sealed message as it came, the ref and the provider asked
 # for the key again (ledger.linkage.delivery_keys.WireKeyRequest); opened again when the key arrives, dropped
-# when that provider erases the key. A new table: create_all adds it to a portal database made before.
+# when that provider erases the key.
 # ``last_asked``: when the key was last asked for (the re-ask timer, linkage.delivery_keys.resend_after_seconds);
-# added on open to a table made before it (open_portal_store), NULL there until the next ask.
+# NULL in a row kept before it existed (migration p0002) until the next ask.
 portal_waiting = Table(
     "portal_waiting",
     metadata,

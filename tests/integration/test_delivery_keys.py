@@ -11,6 +11,7 @@ for again through the hub and sent again by its provider — never an erased per
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -29,13 +30,14 @@ from ledger.linkage.messages import decode
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.sealing import unseal
 from ledger.linkage.transport import MemoryTransport, Topics
-from ledger.linkage.wire_keys import SubjectKey, delivery_entry
+from ledger.linkage.wire_keys import SubjectKey, delivery_entry, delivery_of, delivery_serial
 from ledger.log.signing import Signer
 from ledger.portal.rotation import DeliveryKeySettings, DeliveryRotation
 from ledger.portal.service import PortalService, read_page
 from ledger.portal.store import PortalStore
 from ledger.portal.wire_keys import PortalWireKeys
 from ledger.runtime.config import NodeConfig
+from ledger.runtime.linkage import linkage_directory
 from ledger.runtime.tables import linkage_key_resends, linkage_parked
 from tests.conftest import NodeFactory
 from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes, portal_nodes
@@ -146,7 +148,14 @@ class Story:
 
 @pytest.fixture
 def story(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[Story]:
-    with portal_nodes(make_node, backend, tmp_path, (A, B, C)) as p:
+    """The agencies joined with the portal's exported entry: its first delivery key, with its serial."""
+    with story_of(make_node, backend, tmp_path, exported=True) as s:
+        yield s
+
+
+@contextmanager
+def story_of(make_node: NodeFactory, backend: str | None, tmp_path: Path, exported: bool) -> Iterator[Story]:
+    with portal_nodes(make_node, backend, tmp_path, (A, B, C), exported) as p:
         w = p.world
         assert w.portal_keys is not None
         clock = w.nodes[A].app.clock
@@ -167,10 +176,11 @@ def test_the_portal_rotates_announces_and_retires_its_delivery_keys_and_the_node
     ``linkage.portal`` entry never touched; the old key's private half is destroyed once its successor is older
     than the grace, and a record sent after that still opens at the portal (no key message was refused)."""
     before = {a: NodeConfig.load(story.world.nodes[a].config.data_dir).linkage["portal"] for a in (A, B, C)}
-    assert all("delivery_hex" not in e for e in before.values())  # configured before: no delivery key at all
-    story.settle()
-    first = story.newest()
-    assert first[1] == 1 and all(story.sealed_to(a) == first for a in (A, B, C))
+    first, made = story.newest(), story.wires.newest()
+    assert made is not None
+    assert all(e["delivery_hex"] == delivery_entry(first[0], made[1], 1) for e in before.values())
+    story.settle()  # key 1 announced: the key each entry names already, no news
+    assert story.newest() == first and first[1] == 1 and all(story.sealed_to(a) == first for a in (A, B, C))
     x = individual_number()
     story.ask(C, A, x)
     story.settle()
@@ -192,7 +202,7 @@ def test_the_portal_rotates_announces_and_retires_its_delivery_keys_and_the_node
     assert story.records(y) == {A} and story.records(x) == {A}
     assert Code.SEALED_MESSAGE not in story.portal.refused  # A sealed Y's key to the new key, not the retired one
     for agency in (A, B, C):
-        assert [k["serial"] for k in delivery_keys(story.world.nodes[agency].engine)] == [2, 1]
+        assert [k["serial"] for k in delivery_keys(story.world.nodes[agency].engine)] == [2]
         assert NodeConfig.load(story.world.nodes[agency].config.data_dir).linkage["portal"] == before[agency]
         assert story.parked_at(agency) == []
 
@@ -236,7 +246,7 @@ def test_a_forged_or_replayed_delivery_key_is_refused_and_parked(story: Story) -
     assert len(codes) == 4 and codes[0] == Code.DELIVERY_REPLAYED and codes[3] == Code.DELIVERY_REPLAYED
     assert all(c in (Code.BAD_SIGNATURE, Code.UNKNOWN_AGENCY, Code.NOT_FOUND, "unknown_key") for c in codes[1:3])
     assert story.sealed_to(A) == genuine
-    assert [k["serial"] for k in delivery_keys(story.world.nodes[A].engine)] == [2, 1]
+    assert [k["serial"] for k in delivery_keys(story.world.nodes[A].engine)] == [2]
 
     # a peer sends the hub a notice of its own: parked at the hub (the portal alone sends one)
     c = story.world.bridges[C].end
@@ -367,3 +377,67 @@ def requests_on(story: Story, values: list[bytes]) -> list[tuple[str, str]]:
             request = decode(WireKeyRequest, opened.payload)
             found.append((request.provider, request.ref))
     return found
+
+
+def test_a_node_whose_entry_names_no_serial_takes_no_notice_until_the_entry_is_imported_again(
+    make_node: NodeFactory, backend: str | None, tmp_path: Path
+) -> None:
+    """The broker operator or a compromised hub replaying an old genuine notice first: A's and C's
+        ``linkage.portal`` entries were exported before serials (A's names no delivery key at all, C's names key 2
+        with no serial), so nothing tells key 1's notice replayed from a new one. Neither node takes any notice — the
+        genuine ones of keys 1 and 2 and key 1's replayed alike are parked ``delivery_unpinned`` — and each seals as
+        its entry says (A to the portal's sealing key, C to key 2), a record still opening at the portal, and a key
+    message lost is sent again when the portal asks (the notice its request carries is not taken). Once A's
+        entry is imported again from the portal's export (key 2, serial 2), A refuses key 1 replayed
+        (``delivery_replayed``) and takes key 3 when the portal rotates."""
+    with story_of(make_node, backend, tmp_path, exported=False) as story:
+        keys = story.world.portal_keys
+        assert keys is not None
+        story.settle()  # key 1 made and announced: parked at every node
+        one = story.wires.newest()
+        assert one is not None and one[2] == 1
+        replayed = DeliveryKeyNotice.of(keys.signer, 1, delivery_entry(one[0], one[1], 1), one[3])
+        story.later(PERIOD + 1)
+        story.settle()  # key 2 announced: parked too
+        two = story.wires.newest()
+        assert two is not None and two[2] == 2
+        c = story.world.bridges[C].directory  # C's entry, exported by hand-rotation-era code: key 2, no serial
+        c.delivery[PORTAL] = delivery_of(delivery_entry(two[0], two[1]))
+        c.delivery_serial[PORTAL] = delivery_serial(delivery_entry(two[0], two[1]))
+
+        for agency in (A, C):
+            story.to_inbox(agency, replayed)  # the attacker hands key 1's genuine notice over again
+        story.world.settle()
+        for agency in (A, C):
+            assert story.parked_at(agency) == [Code.DELIVERY_UNPINNED] * 3
+            assert delivery_keys(story.world.nodes[agency].engine) == []
+        assert story.sealed_to(A) == ("", 0) and story.sealed_to(C) == (two[0], 0)
+        x = individual_number()
+        story.ask(C, A, x)
+        story.settle()
+        assert story.records(x) == {A} and Code.SEALED_MESSAGE not in story.portal.refused
+        # a key message of A's lost: the portal's request (carrying key 2's notice) is answered all the same, the
+        # key sealed as A's entry says; the notice in it is not taken
+        y = individual_number()
+        refs = story.key_messages_lost(A, (y,))
+        story.settle()
+        assert story.records(y) == {A} and story.resends(A) == {refs[y]: "sent"}
+        assert story.parked_at(A) == [Code.DELIVERY_UNPINNED] * 3 and story.sealed_to(A) == ("", 0)
+
+        # A's operator imports the portal's current export into config.json and restarts: its serial is known
+        config = NodeConfig.load(story.world.nodes[A].config.data_dir)
+        config.linkage["portal"]["delivery_hex"] = delivery_entry(two[0], two[1], 2)
+        config.save()
+        imported = linkage_directory(NodeConfig.load(config.data_dir))
+        a = story.world.bridges[A].directory
+        a.delivery[PORTAL], a.delivery_serial[PORTAL] = imported.delivery[PORTAL], imported.delivery_serial[PORTAL]
+        assert story.sealed_to(A) == (two[0], 2)
+        story.to_inbox(A, replayed)
+        story.world.settle()
+        assert story.parked_at(A)[-1] == Code.DELIVERY_REPLAYED and story.sealed_to(A) == (two[0], 2)
+        story.later(PERIOD + 1)
+        story.settle()
+        three = story.newest()
+        assert three[1] == 3 and story.sealed_to(A) == three
+        assert [k["serial"] for k in delivery_keys(story.world.nodes[A].engine)] == [3]
+        assert story.sealed_to(C) == (two[0], 0)  # C, not imported again, still takes none

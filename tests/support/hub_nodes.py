@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from consumers.linkage_bridge import LinkageBridge
 from ledger.app import Actor
+from ledger.clock import now
 from ledger.domain.types import AgencyKind
 from ledger.hub.heads import MapHeads
 from ledger.hub.log import HubStore, open_hub_store
@@ -29,9 +30,10 @@ from ledger.linkage.names import PORTAL
 from ledger.linkage.person_keys import PersonKeyProver, vrf_public_hex
 from ledger.linkage.sealing import public_hex
 from ledger.linkage.transport import MemoryBroker, MemoryTransport, Transport
+from ledger.linkage.wire_keys import delivery_entry
 from ledger.log.datakeys import AesKek
 from ledger.log.signing import KeyRecord
-from ledger.portal.rotation import DeliveryRotation
+from ledger.portal.rotation import DeliveryRotation, utc_text
 from ledger.portal.service import PortalService
 from ledger.portal.store import PortalStore, open_portal_store
 from ledger.portal.wire_keys import PortalWireKeys
@@ -60,9 +62,15 @@ def hub_entry(keys: PartyKeys, valid_from: str, vrf: RSAPrivateKey | None = None
     return entry if vrf is None else {**entry, "vrf_public_hex": vrf_public_hex(vrf.public_key())}
 
 
-def to_hub_mode(node: Node, hub: PartyKeys, vrf: RSAPrivateKey | None = None, portal: PartyKeys | None = None) -> Node:
+def to_hub_mode(
+    node: Node,
+    hub: PartyKeys,
+    vrf: RSAPrivateKey | None = None,
+    portal: PartyKeys | None = None,
+    delivery: str = "",
+) -> Node:
     """Close ``node`` and open it again in linkage hub mode (its agency's own codes from now on); ``portal``:
-    the portal's keys it seals its records' contents to."""
+    the portal's keys it seals its records' contents to; ``delivery``: its entry's delivery key, as exported."""
     data_dir = node.config.data_dir
     valid_from = (node.app.clock() - timedelta(days=1)).isoformat()
     node.close()
@@ -70,6 +78,8 @@ def to_hub_mode(node: Node, hub: PartyKeys, vrf: RSAPrivateKey | None = None, po
     config.linkage = {"mode": "hub", "hub": hub_entry(hub, valid_from, vrf)}
     if portal is not None:
         config.linkage["portal"] = hub_entry(portal, valid_from)
+        if delivery:
+            config.linkage["portal"]["delivery_hex"] = delivery
     config.save()
     return open_node(data_dir)
 
@@ -117,6 +127,7 @@ def hub_world(
     tmp_path: Path,
     codes: tuple[str, ...],
     heads: type[MapHeads] | None = None,
+    delivery: str = "",
 ) -> Iterator[HubNodes]:
     """:func:`hub_nodes` for ``codes`` with a hub ``hub-1``, on SQLite files in ``tmp_path`` (``backend`` None) or
     each party on its own fresh PostgreSQL database; closed (and the databases dropped) on exit."""
@@ -129,7 +140,7 @@ def hub_world(
             hub_url = stack.enter_context(temp_database())
         store = open_hub_store(hub_url, "hub-1")
         stack.callback(store.close)
-        w = hub_nodes(make_node, store, codes, urls, heads=heads)
+        w = hub_nodes(make_node, store, codes, urls, heads=heads, delivery=delivery)
         stack.callback(w.close)
         yield w
 
@@ -157,20 +168,30 @@ class PortalNodes:
 
 @contextmanager
 def portal_nodes(
-    make_node: Callable[..., Node], backend: str | None, tmp_path: Path, codes: tuple[str, ...]
+    make_node: Callable[..., Node],
+    backend: str | None,
+    tmp_path: Path,
+    codes: tuple[str, ...],
+    exported: bool = False,
 ) -> Iterator[PortalNodes]:
     """:func:`hub_world` with the portal's database beside the hub's (SQLite in ``tmp_path``, or a fresh
-    PostgreSQL database of its own) and its wire-key file; all closed (and the databases dropped) on exit."""
+    PostgreSQL database of its own) and its wire-key file; all closed (and the databases dropped) on exit.
+    ``exported``: the portal made its first delivery key before the agencies joined, and their ``linkage.portal``
+    entries name it with its serial, as ``linkage directory export`` does (else they name no delivery key)."""
     with ExitStack() as stack:
-        w = stack.enter_context(hub_world(make_node, backend, tmp_path, codes))
+        wires = PortalWireKeys(tmp_path / "portal-wirekeys.sqlite", AesKek(os.urandom(32)))
+        stack.callback(wires.close)
+        delivery = ""
+        if exported:
+            key_id, public = wires.rotate(utc_text(now()))
+            delivery = delivery_entry(key_id, public, 1)
+        w = stack.enter_context(hub_world(make_node, backend, tmp_path, codes, delivery=delivery))
         if backend is None:
             portal_url = f"sqlite:///{tmp_path / 'portal.sqlite'}"
         else:
             portal_url = stack.enter_context(temp_database())
         store = open_portal_store(portal_url)
         stack.callback(store.close)
-        wires = PortalWireKeys(tmp_path / "portal-wirekeys.sqlite", AesKek(os.urandom(32)))
-        stack.callback(wires.close)
         yield PortalNodes(w, store, wires, PortalFeed(w.hub.store, w.hub_keys, w.hub.directory))
 
 
@@ -182,6 +203,7 @@ def hub_nodes(
     open_transport: Callable[[str], Transport] | None = None,
     heads: type[MapHeads] | None = None,
     kinds: dict[str, str] | None = None,
+    delivery: str = "",
 ) -> HubNodes:
     """One node per agency code (standard staff; ``urls``: each one's own database, default SQLite; ``kinds``: an
     agency's kind when not a municipality, e.g. a protection body), switched
@@ -199,6 +221,7 @@ def hub_nodes(
             keys,
             vrf,
             portal,
+            delivery,
         )
         for c in codes
     }

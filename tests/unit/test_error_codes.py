@@ -122,6 +122,7 @@ PUBLISHED = {
     # issue 19: the consultation beyond delivery (docs/linkage.md)
     "staff_decision_required",
     "delivery_replayed",  # issue 22: a portal delivery-key notice older than (or conflicting with) the one held
+    "delivery_unpinned",  # issue 22: a delivery-key notice at a node whose linkage.portal entry has no serial
 }
 
 

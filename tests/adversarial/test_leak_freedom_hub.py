@@ -68,12 +68,13 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
 from sqlalchemy import delete, func, select
 
-from consumers import linkage_bridge
+from consumers import linkage_bridge, linkage_proxy_registrations
 from consumers.linkage_receipt import NOBODY, NOBODY_SENT
 from ledger.app import Actor
 from ledger.hub import links, portal_feed, proxy_registrations, service
@@ -441,6 +442,7 @@ def epilogue(m: Model, sticky: Sticky) -> None:
     settle(m, sticky)
     assert w.bridges[C].query(after)["status"] == "answered"
     proxies(m, sticky)
+    other_cancels(m, sticky)
     second_changes(m, sticky)
     erasure(m, sticky)
 
@@ -494,8 +496,28 @@ def proxies(m: Model, sticky: Sticky) -> None:
     settle(m, sticky)
     assert listed(m, y, proxy), "a registered proxy refused while no flag applies"
     check_proxies(m)
-    m.cancel_proxy((y, proxy))
+    m.cancel_proxy((y, proxy), by=B)
     settle(m, sticky)
+
+
+def other_cancels(m: Model, sticky: Sticky) -> None:
+    """V's proxy registered at A, where she lived with him (no flag): let in. C, a peer holding nothing on V,
+    cancels it: its node refuses, the proxy still let in. B protects V and cancels A's registration from its own
+    node (not in B's log: its bridge sends it, the hub cancels it): once B releases, the proxy stays refused."""
+    v = m.new_person()
+    m.sign_in(v)
+    proxy = m.register_proxy(A, v)
+    settle(m, sticky)
+    assert proxy is not None and listed(m, v, proxy), "the control: a registered proxy refused while no flag applies"
+    assert not m.cancel_proxy((v, proxy), by=C), "a peer holding nothing cancelled another agency's proxy"
+    settle(m, sticky)
+    assert listed(m, v, proxy), "a peer's refused cancellation took the proxy off"
+    assert m._chain(B, v, [ND])
+    assert m.cancel_proxy((v, proxy), by=B)
+    settle(m, sticky)
+    assert m.release(B, v)
+    settle(m, sticky)
+    assert not listed(m, v, proxy), "another agency's cancellation ignored: the proxy let in again"
 
 
 def second_changes(m: Model, sticky: Sticky) -> None:
@@ -582,6 +604,15 @@ def _cancel_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(service, "register_proxy", register)
 
 
+_registration_message = linkage_proxy_registrations.registration_message
+
+
+def _own_only(agency: str, topic: str, registration: Any, stream: UUID, version: int) -> Any:
+    if topic == linkage_proxy_registrations.PEER_CANCELLED:  # recorded at the node, never sent
+        return iter(())
+    return _registration_message(agency, topic, registration, stream, version)
+
+
 # deliberate breaks of the product, one per invariant the proxies and number changes added: the model must catch
 # each (its assertion's words named), or it proves nothing of that rule
 BREAKS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], Callable[[Model, Sticky], None], str]] = {
@@ -591,6 +622,11 @@ BREAKS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], Callable[[Model, S
         "let in past B's flag|without its approval",
     ),
     "the hub ignores a cancellation": (_cancel_ignored, proxies, "not registered for the person"),
+    "the bridge does not send another agency's cancellation": (
+        lambda mp: mp.setattr(linkage_proxy_registrations, "registration_message", _own_only),
+        other_cancels,
+        "another agency's cancellation ignored",
+    ),
     "the hub ignores an unlink": (
         lambda mp: mp.setattr(links, "unlink", lambda *_: None),
         second_changes,

@@ -243,9 +243,8 @@ class Model:
         if not self.proxies:
             return False
         (number, proxy), agency = (pair, self.proxies[pair]) if pair else self.rng.choice(sorted(self.proxies.items()))
-        if by is None and self.rng.random() < 0.5:
-            holders = [a for a in AGENCIES if a != agency and self.held.get((a, number))]
-            by = self.rng.choice(holders if holders and self.rng.random() < 0.7 else [a for a in AGENCIES])
+        if by is None and self.rng.random() < 0.3:
+            by = self.rng.choice(AGENCIES)  # a peer, or the registering agency itself
         who = by or agency
         try:
             self.w.nodes[who].app.cancel_proxy(Actor(who, "req"), number, proxy, "model: cancelled")
@@ -286,7 +285,14 @@ class Model:
             del self.approvals[holder, number, proxy]
 
     def proxy_act(self) -> None:
-        """One of: register a proxy, approve one as a holder, withdraw an approval, cancel a registration."""
+        """One of: register a proxy, approve one as a holder, withdraw an approval, cancel a registration (by the
+        registering agency, a peer, or another holder of the person)."""
+        others = [
+            (k, h) for k, a in sorted(self.proxies.items()) for h in AGENCIES if h != a and self.held.get((h, k[0]))
+        ]
+        if others and self.rng.random() < 0.4:  # another holder of the person: rare in a history, so sought out
+            self.cancel_proxy(*self.rng.choice(others))
+            return
         roll = self.rng.random()
         if roll < 0.35 or not self.proxies:
             holdings = sorted(k for k, v in self.held.items() if v)

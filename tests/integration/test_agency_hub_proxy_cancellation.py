@@ -28,6 +28,7 @@ from tests.integration.test_agency_hub_proxy import Story
 from tests.integration.test_agency_hub_proxy_registration import a_person_with_a_record, registrations_at_hub
 from tests.support.hub_nodes import release_flag, set_flag
 from tests.support.hub_world import A, B, C
+from tests.support.people import individual_number
 
 story = approvals.story  # the fixture: A, B, C's nodes in hub mode, the hub, the portal it feeds
 
@@ -115,3 +116,26 @@ def test_the_command_line_sends_the_cancellation(story: Story, capsys: pytest.Ca
     with story.world.hub.store.engine.connect() as conn:
         rows = sorted((a, bool(on)) for a, on in conn.execute(select(r.agency, r.active)))
     assert rows == [(A, True), (B, False)]
+
+
+def test_a_cancellation_under_the_persons_new_number_reaches_the_old_registration(story: Story) -> None:
+    """Threat: the perpetrator Q as X's proxy, registered at A under X's old number. X's number changed (B linked
+    it) and B protects her under the new one: B cancels Q naming her new number, and the hub cancels the
+    registration made under the old one — once B releases, Q is refused on her new card and her old, while P
+    (registered with Q, not cancelled) reads again (the control)."""
+    x, p, q = perpetrator_registered_at_a(story)
+    x2 = individual_number()
+    b = story.world.nodes[B]
+    b.app.approve_link(Actor(B, "apr"), b.app.request_link(Actor(B, "req"), x, x2, "個人番号の変更"))
+    set_flag(b, B, x2, "NON_DISCLOSURE")
+    story.refused(x2, "self")  # her new card signs in
+    story.settle()
+    assert b.app.cancel_proxy(Actor(B, "req"), x2, q, "Q is the perpetrator") == "sent"
+    story.settle()
+    assert parked(story.world.hub.store.engine) == []
+    release_flag(b, B, x, "NON_DISCLOSURE")
+    release_flag(b, B, x2, "NON_DISCLOSURE")
+    story.settle()
+    assert story.page(x2, "proxy", p) == story.page(x2)  # the control: P reads her page under the new card
+    assert story.refused(x2, "proxy", q) == Code.PROXY_REFUSED
+    assert story.refused(x, "proxy", q) in (Code.PROXY_REFUSED, Code.CARD_REVOKED)

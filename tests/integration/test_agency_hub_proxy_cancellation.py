@@ -26,6 +26,7 @@ from ledger.hub.tables import hub_proxy_registrations
 from tests.integration import test_agency_hub_proxy as approvals
 from tests.integration.test_agency_hub_proxy import Story
 from tests.integration.test_agency_hub_proxy_registration import a_person_with_a_record, registrations_at_hub
+from tests.integration.test_api_console import signed_in
 from tests.support.hub_nodes import release_flag, set_flag
 from tests.support.hub_world import A, B, C
 from tests.support.people import individual_number
@@ -139,3 +140,22 @@ def test_a_cancellation_under_the_persons_new_number_reaches_the_old_registratio
     assert story.page(x2, "proxy", p) == story.page(x2)  # the control: P reads her page under the new card
     assert story.refused(x2, "proxy", q) == Code.PROXY_REFUSED
     assert story.refused(x, "proxy", q) in (Code.PROXY_REFUSED, Code.CARD_REVOKED)
+
+
+def test_the_console_sends_the_cancellation_for_a_holders_requester(story: Story) -> None:
+    """Threat: the perpetrator Q as X's proxy; a peer agency or a counter clerk taking away the proxy X chose. On
+    B's console a counter clerk is refused (403) and C's requester (C holds nothing on X) too; B's requester
+    cancels A's registration, told it was recorded and goes through the hub; the hub holds it cancelled by B."""
+    x, _, q = perpetrator_registered_at_a(story)
+    data = {"subject": x, "proxy": q, "reason": "Q is the perpetrator"}
+    clerk, clerk_csrf = signed_in(story.world.nodes[B], B, "counter")
+    assert clerk.post("/console/proxies/cancel", data={**data, "csrf": clerk_csrf}).status_code == 403
+    peer, peer_csrf = signed_in(story.world.nodes[C], C, "req")
+    refused = peer.post("/console/proxies/cancel", data={**data, "csrf": peer_csrf})
+    assert refused.status_code == 403 and "wrong_agency" in refused.text
+    req, csrf = signed_in(story.world.nodes[B], B, "req")
+    r = req.post("/console/proxies/cancel", data={**data, "csrf": csrf})
+    assert r.status_code == 200 and "取消しを記録しました" in r.text and x not in r.text
+    story.settle()
+    assert parked(story.world.hub.store.engine) == []
+    assert sorted(registrations_at_hub(story)) == [(A, True), (B, False)]

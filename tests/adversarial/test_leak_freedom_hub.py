@@ -7,10 +7,12 @@ clock passes the consultation's deadline; cards sign in at the portal — all wi
 random order, crashes (a bridge or the hub's loop replaced by a new one that knows only its database) and lost
 commit acknowledgements (an inbox's position set back, everything after it handed over again); and wrong links
 undone and second number changes by the link's maker, proxies registered, approved by a holder's two people,
-withdrawn and cancelled. A fixed epilogue then plays each rule once so every seed proves each (a record made
-before the flag, a late link, a decided and an escalated consultation, a handover, the last holder's release; a
+withdrawn and cancelled (by the registering agency, by another holder of the person from its own node, and a peer
+holding nothing refused by its node). A fixed epilogue then plays each rule once so every seed proves each (a record
+made before the flag, a late link, a decided and an escalated consultation, a handover, the last holder's release; a
 proxy refused past B's flag until B approves, refused again once withdrawn, let in once released, refused once
-cancelled; a protected person's second number change; a wrong link undone; an erasure of a protected person).
+cancelled; a proxy A registered cancelled by B, protecting the person, refused after B's release (C's refused); a
+protected person's second number change; a wrong link undone; an erasure of a protected person).
 
 The checks, against the model's ground truth and the hub's own sequence (no clock compared):
 
@@ -43,7 +45,8 @@ The checks, against the model's ground truth and the hub's own sequence (no cloc
   check above after the erasure; the page's note stays while a record is hidden, erased or not).
 
 ``test_the_model_catches_a_broken_product`` breaks one of these rules of the product at a time (the page lets a
-registered proxy past a holder's flag; the hub ignores a cancellation; the hub ignores an unlink; the bridge
+registered proxy past a holder's flag; the hub ignores a cancellation; the bridge does not send another agency's
+cancellation; the hub ignores an unlink; the bridge
 sends a second change's unlink; an erasure takes the person's flag changes with it) and shows the model fails,
 naming it. The unlinks' own cases (a flag set through a wrong link, records hidden while linked) are
 ``test_leak_freedom_hub_unlinks.py``.

@@ -23,6 +23,7 @@ from ledger.cli.main import main
 from ledger.errors import Code, PermissionDenied
 from ledger.hub.inbox import parked
 from ledger.hub.tables import hub_proxy_registrations
+from projections import views
 from tests.integration import test_agency_hub_proxy as approvals
 from tests.integration.test_agency_hub_proxy import Story
 from tests.integration.test_agency_hub_proxy_registration import a_person_with_a_record, registrations_at_hub
@@ -53,7 +54,8 @@ def test_the_victims_new_municipality_cancels_the_perpetrators_proxy(story: Stor
     """Threat: the perpetrator Q as X's proxy, registered where they lived together. B (holding X) cancels it at
     its own node: recorded there (not A's registration, which B's node never saw), sent once, taken by the hub
     under B's name. Once B's protection ends Q is still refused, while P — registered as Q was, not cancelled —
-    reads X's page again (the control). A new bridge owes nothing; B's log verifies."""
+    reads X's page again (the control). A new bridge owes nothing; B's log verifies, and its auditors' timeline
+    of X shows who cancelled."""
     x, p, q = perpetrator_registered_at_a(story)
     b = story.world.nodes[B]
     assert b.app.cancel_proxy(Actor(B, "req"), x, q, "Q is the perpetrator (intake advice)") == "sent"
@@ -67,6 +69,8 @@ def test_the_victims_new_municipality_cancels_the_perpetrators_proxy(story: Stor
     assert story.page(x, "proxy", p) == story.page(x)  # the protection ended: P, still registered, reads again
     assert story.refused(x, "proxy", q) == Code.PROXY_REFUSED  # but Q is no one's proxy now
     assert verify_log(b.app, workers=1).ok
+    audited = [(e.event, e.actor) for e in views.subject_timeline(b, Actor(B, "aud"), x, "audit")]
+    assert ("PeerProxyCancellation.Cancelled", "req") in audited  # B's auditors see who cancelled it
 
 
 def test_a_peer_that_does_not_hold_the_person_cannot_cancel(story: Story) -> None:

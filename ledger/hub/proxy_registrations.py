@@ -30,9 +30,7 @@ signing in as "proxy" with their own card, unregistered, or with the victim's ca
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import ColumnElement, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -84,7 +82,7 @@ def register(store: HubStore, agency: str, message: ProxyRegistrationMessage, al
     return store.sequencer.append(lambda conn: None, write)  # an upsert: applied twice, the same row
 
 
-def _check_cancel(store: HubStore, agency: str, person: str, pair: Any) -> None:
+def _check_cancel(store: HubStore, agency: str, person: str, pair: ColumnElement[bool]) -> None:
     """``agency`` may cancel the pair's registrations in force: it made them, or it holds the person now."""
     r = hub_proxy_registrations.c
     try:

@@ -8,8 +8,9 @@ translates to and this agency never learns. Its id derived from the event: sent 
 same message and the same event id, dropped by the hub as a replay.
 
 A registration is sent only when this agency made it; a cancellation whenever it is in this log (a node in hub
-mode holds only its own events: it cancelled here), since any agency that knows the person may cancel — a
-cancellation only ever takes access away (the authority table's ``ProxyRegistration.Cancelled``).
+mode holds only its own events: it cancelled here): of its own registration (``ProxyRegistration.Cancelled``), or
+of one another agency made (``PeerProxyCancellation.Cancelled``: the registration is not in this log), which the hub
+takes only while this agency holds a protection on the person (``ledger.hub.proxy_registrations``).
 """
 
 from __future__ import annotations
@@ -21,22 +22,25 @@ from typing import Any
 from ledger.linkage.proxy_registrations import ProxyRegistrationMessage
 from ledger.runtime.linkage import code_of
 
-__all__ = ["CANCELLED", "REGISTERED", "TOPICS", "registration_message"]
+__all__ = ["CANCELLED", "PEER_CANCELLED", "REGISTERED", "TOPICS", "registration_message"]
 
 # topics are part of the stored data and never move (docs/design.md, event catalogue)
 REGISTERED = "ledger.domain.identity:ProxyRegistration.Registered"
 CANCELLED = "ledger.domain.identity:ProxyRegistration.Cancelled"
-TOPICS = (REGISTERED, CANCELLED)
+PEER_CANCELLED = "ledger.domain.identity:PeerProxyCancellation.Cancelled"
+TOPICS = (REGISTERED, CANCELLED, PEER_CANCELLED)
 _IDS = uuid.UUID("3b7e1f60-92c4-4d1a-8f5e-6a0d2c9b4e71")  # the namespace of proxy registration ids
 
 
 def registration_message(
     agency: str, topic: str, registration: Any, stream: uuid.UUID, version: int
 ) -> Iterator[tuple[tuple[str, ...], ProxyRegistrationMessage]]:
-    """The ``proxy_registration`` for ``registration`` (the aggregate as of the event); nothing for a peer's
-    registration (it is the peer's to send)."""
+    """The ``proxy_registration`` for ``registration`` (the aggregate as of the event: a ``ProxyRegistration`` or a
+    ``PeerProxyCancellation``); nothing for a peer's registration (it is the peer's to send)."""
     if topic == REGISTERED and registration.agency != agency:
         return
+    if topic == PEER_CANCELLED and registration.agency != agency:
+        return  # (a node in hub mode hosts one agency: only its own are in its log)
     action = "register" if topic == REGISTERED else "cancel"
     registration_id = uuid.uuid5(_IDS, f"{stream}:{version}").hex
     yield (

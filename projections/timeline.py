@@ -61,6 +61,8 @@ _TOPICS = {
     "ledger.domain.identity:PseudonymLink": ("Linked", "Unlinked", "Relinked"),
     "ledger.domain.identity:LinkRequest": ("Requested", "Approved", "Rejected"),
     "ledger.domain.identity:ProxyRegistration": ("Registered", "Cancelled"),
+    # hub mode: this agency's cancellation of a proxy another agency registered (sent to the hub)
+    "ledger.domain.identity:PeerProxyCancellation": ("Cancelled",),
     "ledger.domain.identity:AccessRecord": ("ProtectedDetailsRead",),
     # an agency erased a person (issue 22): its rows about them go, on every node (docs/erasure.md)
     "ledger.domain.erasure:ErasureNotice": ("Published",),

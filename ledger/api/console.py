@@ -66,6 +66,7 @@ NOTICES = {
     "numbered": "宛名番号を登録しました。",
     "proxy_registered": "代理人を登録しました。",
     "proxy_cancelled": "代理人の登録を取り消しました。",
+    "proxy_cancellation_sent": "代理人の登録の取消しを記録しました。連携の中継点が、登録した機関を問わず取り消します。",
     "case_opened": "受付を登録しました。被害者と同伴者のフラグを申請してください。",
     "companion_proposed": "同伴者のフラグを申請しました。承認・実行されると、同伴者も保護されます。",
     "bar_proposed": "制限を申請しました。承認者の承認を待っています。",

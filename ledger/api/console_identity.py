@@ -101,8 +101,8 @@ def proxy_act(
             node.app.register_proxy(who.actor, subject, proxy)
             return "proxy_registered"
         if act == "cancel":
-            node.app.cancel_proxy(who.actor, subject, proxy, reason)
-            return "proxy_cancelled"
+            how = node.app.cancel_proxy(who.actor, subject, proxy, reason)
+            return "proxy_cancelled" if how == "cancelled" else "proxy_cancellation_sent"
         raise InputError("unknown act: register or cancel", field="act")
 
     return console_act(request, node, session, csrf, Action.OPEN_CASE, change, "/console/proxies")

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.utils import get_topic
 
 from ledger.app.access import LedgerAccess
 from ledger.app.residence import link_refusal
 from ledger.app.values import Actor, FlagStateReader
-from ledger.domain.identity import LinkRequest, ProxyRegistration, PseudonymLink
+from ledger.domain.flags import Protection
+from ledger.domain.identity import LinkRequest, PeerProxyCancellation, ProxyRegistration, PseudonymLink
 from ledger.domain.types import (
     Action,
+    Flag,
     RequestStatus,
 )
 from ledger.errors import (
@@ -23,9 +25,14 @@ from ledger.errors import (
     StateConflict,
 )
 
+_HOLDING = (Flag.NON_DISCLOSURE.value, Flag.NO_AUTO_RESPONSE.value)
+
 
 class IdentityCommands(LedgerAccess):
     """Number changes and proxy registrations."""
+
+    # hub mode (set by ledger.runtime.linkage): another agency's registrations are not in this log; the hub has them
+    proxies_at_hub: bool = False
 
     # -- number changes: four eyes at the linking agency (issue 18; docs/operations.md "Number changes") -----
     def request_link(self, actor: Actor, old: str, new: str, reason: str) -> UUID:
@@ -189,14 +196,37 @@ class IdentityCommands(LedgerAccess):
         ]
         return next((r for r in found if r.active), found[0] if found else None)
 
-    def cancel_proxy(self, actor: Actor, subject: str, proxy: str, reason: str = "") -> None:
+    def cancel_proxy(self, actor: Actor, subject: str, proxy: str, reason: str = "") -> str:
+        """Cancel ``proxy``'s registration for ``subject``: ``"cancelled"`` in this log, or, in hub mode for a
+        registration made by another agency (not in this log), ``"sent"``: recorded here, and the node's bridge
+        sends it to the hub, which cancels it wherever it was registered — only for an agency holding the person
+        (checked here first, and again at the hub: ``ledger.hub.proxy_registrations``)."""
         self.authorise(actor, Action.OPEN_CASE)
         s, p = self.subject(subject), self.subject(proxy)
         reg = self.find_proxy_registration(s, p)
+        if self.proxies_at_hub and (reg is None or not reg.active):
+            return self._cancel_at_hub(actor, s, p, reason)
         if reg is None:
             raise NotFoundError("unknown proxy registration")
         reg.cancel(by=actor.staff, reason=reason)
         self.save_as(actor.agency, reg)
+        return "cancelled"
+
+    def _cancel_at_hub(self, actor: Actor, s: str, p: str, reason: str) -> str:
+        if s == p:
+            raise InputError("a person is not their own proxy", field="proxy")
+        protection = self.find(Protection, self.ids.protection(actor.agency, s))  # this agency's own
+        if protection is None or not any(protection.active(f) for f in _HOLDING):
+            raise PermissionDenied(
+                f"agency {actor.agency} did not register this proxy and holds no NON_DISCLOSURE or NO_AUTO_RESPONSE "
+                "on this person: only a holder cancels another agency's registration",
+                code=Code.WRONG_AGENCY,
+            )
+        cancellation = PeerProxyCancellation(
+            id=uuid4(), agency=actor.agency, subject=s, proxy=p, by=actor.staff, reason=reason
+        )
+        self.save_as(actor.agency, cancellation)
+        return "sent"
 
 
 def _reason(text: str) -> str:

@@ -35,8 +35,9 @@ def register(actor: Actor, subject: str, proxy: str) -> int:
 @option("--reason", default="")
 def cancel(actor: Actor, subject: str, proxy: str, reason: str) -> int:
     app = node().app
-    app.cancel_proxy(actor, subject, proxy, reason)
-    out({"cancelled": True, "subject": app.subject(subject), "proxy": app.subject(proxy)})
+    # "sent": in hub mode, another agency's registration — the hub cancels it once the bridge sent it
+    how = app.cancel_proxy(actor, subject, proxy, reason)
+    out({"cancelled": True, "how": how, "subject": app.subject(subject), "proxy": app.subject(proxy)})
     return 0
 
 

@@ -489,6 +489,15 @@ def _rules() -> list[Rule]:
             note="the one event a non-owner may append: a cancellation only ever takes access away",
         ),
         Rule(
+            _D + "identity:PeerProxyCancellation.Cancelled",
+            False,
+            own,
+            "requester (`open_case`), in hub mode, of a proxy another agency registered",
+            agency_fields=("agency",),
+            note="issue 19: sent to the hub (`proxy_registration`, `cancel`) by the node's bridge; the hub takes it "
+            "only from an agency holding a protection on the person",
+        ),
+        Rule(
             _D + "identity:AccessRecord.ProtectedDetailsRead",
             False,
             own,

@@ -113,6 +113,20 @@ class ProxyRegistration(LedgerAggregate):
         self.active = False
 
 
+class PeerProxyCancellation(LedgerAggregate):
+    """This agency's cancellation of a proxy registered for ``subject`` by another agency, in hub mode (issue 19):
+    the registration is not in this node's log (a node in hub mode holds only its own events), so the cancellation
+    is recorded here and the node's bridge sends it to the hub, which checks that this agency holds the person
+    (``ledger.hub.proxy_registrations``). Local: what leaves the node is the hub's ``proxy_registration`` only."""
+
+    # ``id``: random — a proxy may be registered again elsewhere and cancelled again, each a new stream
+    @event("Cancelled")
+    def __init__(self, id: UUID, agency: str, subject: str, proxy: str, by: str, reason: str) -> None:
+        self.agency = agency
+        self.subject = subject
+        self.proxy = proxy
+
+
 class AccessRecord(LedgerAggregate):
     """Every read of protected details (who, when, what, why) is itself a ledger event."""
 

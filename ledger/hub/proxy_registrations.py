@@ -13,9 +13,14 @@ holder. The residence municipality is what the operations guide names; the hub d
 "knows the person" is what it can check. A peer that never registered the person (or the proxy) is refused
 (parked, ``not_found``), as is a non-holder while a flag applies (``wrong_agency``).
 
-**Who may cancel**: any agency that knows the person, whoever registered it — as the authority table's
-``ProxyRegistration.Cancelled`` (the victim's new municipality cancels the perpetrator's proxy registered where
-they lived together): a cancellation only ever takes access away.
+**Who may cancel** (threat: a peer agency cancelling a proxy the person chose, for no one's protection): the
+agency that registered it, and an agency that *holds the person* — a ``NON_DISCLOSURE`` or ``NO_AUTO_RESPONSE`` of
+its applies to them now — whoever registered it: the victim's new municipality, protecting her, cancels the
+perpetrator's proxy registered where they lived together (the authority table's ``ProxyRegistration.Cancelled``;
+stricter here than "any agency", which a node that typed the number would always be). A peer that neither
+registered it nor holds the person is parked (``wrong_agency``). A cancellation takes the proxy off under every
+number of the person and of the proxy (a registration made under her old number, cancelled under her new one),
+and one of a registration already cancelled, or never made, changes nothing the portal sees.
 
 **What the page lists** (:func:`page_proxies`): the portal's codes (of each proxy's current number) of the proxies
 registered now and, while a protection applies, also approved by every holder (``ledger.hub.proxy_approvals``).
@@ -25,7 +30,7 @@ signing in as "proxy" with their own card, unregistered, or with the victim's ca
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import ColumnElement, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -61,8 +66,13 @@ def register(store: HubStore, agency: str, message: ProxyRegistrationMessage, al
                 code=Code.WRONG_AGENCY,
             )
     r = hub_proxy_registrations.c
+    mine = (r.person.in_(persons_of(codes, person))) & (r.proxy.in_(persons_of(codes, proxy)))
+    if message.action == "cancel":
+        _check_cancel(store, agency, person, mine)
 
     def write(conn: Connection, seq: int) -> None:
+        if message.action == "cancel":  # under every number of both: the registration may name an older one
+            conn.execute(update(hub_proxy_registrations).where(mine).values(active=False, agency=agency, seq=seq))
         conn.execute(delete(hub_proxy_registrations).where((r.person == person) & (r.proxy == proxy)))
         row = {"person": person, "proxy": proxy, "agency": agency, "active": message.action == "register", "seq": seq}
         conn.execute(insert(hub_proxy_registrations).values(**row))
@@ -70,6 +80,21 @@ def register(store: HubStore, agency: str, message: ProxyRegistrationMessage, al
             also(conn, seq)
 
     return store.sequencer.append(lambda conn: None, write)  # an upsert: applied twice, the same row
+
+
+def _check_cancel(store: HubStore, agency: str, person: str, pair: ColumnElement[bool]) -> None:
+    """``agency`` may cancel the pair's registrations in force: it made them, or it holds the person now."""
+    r = hub_proxy_registrations.c
+    try:
+        with store.engine.connect() as conn:
+            by = {str(a) for a in conn.execute(select(r.agency).where(pair & r.active.is_(True))).scalars()}
+    except SQLAlchemyError as exc:
+        raise storage_error("cannot read the hub's proxy registrations", exc) from exc
+    if by - {agency} and agency not in holdings(store.engine, store.codes, person):
+        raise PermissionDenied(
+            f"{agency} did not register this proxy and holds no protection on the person: it may not cancel it",
+            code=Code.WRONG_AGENCY,
+        )
 
 
 def _registered(store: HubStore, person: str) -> set[str]:

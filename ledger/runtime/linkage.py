@@ -315,6 +315,7 @@ def attach(node: Node) -> None:
         from ledger.runtime.handovers import HubHandovers
 
         node.app.hub_moves = HubHandovers(node.engine)  # the hub's word on handovers (ledger.app.handover)
+        node.app.proxies_at_hub = True  # a peer's proxy registration is cancelled through the hub (ledger.app.identity)
         from ledger.runtime.body_requests import HubBodyRequests
 
         node.app.hub_bodies = HubBodyRequests(node.engine, hosted_agency(node.config))  # ledger.app.bodies

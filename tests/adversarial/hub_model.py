@@ -235,14 +235,28 @@ class Model:
         self.sign_in(proxy, proxy=True)
         return proxy
 
-    def cancel_proxy(self, pair: tuple[str, str] | None = None) -> None:
-        """A registered proxy (``pair``: this one) cancelled by the agency that registered it."""
-        if self.proxies:
-            (number, proxy), agency = (
-                (pair, self.proxies[pair]) if pair else self.rng.choice(sorted(self.proxies.items()))
-            )
-            self.w.nodes[agency].app.cancel_proxy(Actor(agency, "req"), number, proxy, "model: cancelled")
-            del self.proxies[number, proxy]
+    def cancel_proxy(self, pair: tuple[str, str] | None = None, by: str | None = None) -> bool:
+        """A registered proxy (``pair``: this one) cancelled by the agency that registered it, or by another
+        (``by``; at random sometimes): a holder of the person, or a peer, whose node refuses it (``wrong_agency``)
+        unless it holds a flag on the person's number now — taken, its bridge sends it and the hub cancels the
+        registration wherever it was made. Whether it was taken."""
+        if not self.proxies:
+            return False
+        (number, proxy), agency = (pair, self.proxies[pair]) if pair else self.rng.choice(sorted(self.proxies.items()))
+        if by is None and self.rng.random() < 0.3:
+            by = self.rng.choice(AGENCIES)  # a peer, or the registering agency itself
+        who = by or agency
+        try:
+            self.w.nodes[who].app.cancel_proxy(Actor(who, "req"), number, proxy, "model: cancelled")
+        except FlagLedgerError as exc:
+            if exc.code != Code.WRONG_AGENCY or who == agency:
+                raise
+            assert not self.held.get((who, number)), "a holder's node refused its cancellation"
+            self.refused["proxy_cancel_wrong_agency"] += 1
+            return False
+        assert who == agency or self.held.get((who, number)), "a peer's node took another agency's cancellation"
+        del self.proxies[number, proxy]
+        return True
 
     def approve_proxy(self, holder: str, number: str, proxy: str) -> bool:
         """``holder``'s requester proposes and its approver approves the proxy (each signing with their own
@@ -271,7 +285,14 @@ class Model:
             del self.approvals[holder, number, proxy]
 
     def proxy_act(self) -> None:
-        """One of: register a proxy, approve one as a holder, withdraw an approval, cancel a registration."""
+        """One of: register a proxy, approve one as a holder, withdraw an approval, cancel a registration (by the
+        registering agency, a peer, or another holder of the person)."""
+        others = [
+            (k, h) for k, a in sorted(self.proxies.items()) for h in AGENCIES if h != a and self.held.get((h, k[0]))
+        ]
+        if others and self.rng.random() < 0.4:  # another holder of the person: rare in a history, so sought out
+            self.cancel_proxy(*self.rng.choice(others))
+            return
         roll = self.rng.random()
         if roll < 0.35 or not self.proxies:
             holdings = sorted(k for k, v in self.held.items() if v)

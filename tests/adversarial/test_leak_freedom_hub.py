@@ -7,10 +7,12 @@ clock passes the consultation's deadline; cards sign in at the portal — all wi
 random order, crashes (a bridge or the hub's loop replaced by a new one that knows only its database) and lost
 commit acknowledgements (an inbox's position set back, everything after it handed over again); and wrong links
 undone and second number changes by the link's maker, proxies registered, approved by a holder's two people,
-withdrawn and cancelled. A fixed epilogue then plays each rule once so every seed proves each (a record made
-before the flag, a late link, a decided and an escalated consultation, a handover, the last holder's release; a
+withdrawn and cancelled (by the registering agency, by another holder of the person from its own node, and a peer
+holding nothing refused by its node). A fixed epilogue then plays each rule once so every seed proves each (a record
+made before the flag, a late link, a decided and an escalated consultation, a handover, the last holder's release; a
 proxy refused past B's flag until B approves, refused again once withdrawn, let in once released, refused once
-cancelled; a protected person's second number change; a wrong link undone; an erasure of a protected person).
+cancelled; a proxy A registered cancelled by B, protecting the person, refused after B's release (C's refused); a
+protected person's second number change; a wrong link undone; an erasure of a protected person).
 
 The checks, against the model's ground truth and the hub's own sequence (no clock compared):
 
@@ -43,7 +45,8 @@ The checks, against the model's ground truth and the hub's own sequence (no cloc
   check above after the erasure; the page's note stays while a record is hidden, erased or not).
 
 ``test_the_model_catches_a_broken_product`` breaks one of these rules of the product at a time (the page lets a
-registered proxy past a holder's flag; the hub ignores a cancellation; the hub ignores an unlink; the bridge
+registered proxy past a holder's flag; the hub ignores a cancellation; the bridge does not send another agency's
+cancellation; the hub ignores an unlink; the bridge
 sends a second change's unlink; an erasure takes the person's flag changes with it) and shows the model fails,
 naming it. The unlinks' own cases (a flag set through a wrong link, records hidden while linked) are
 ``test_leak_freedom_hub_unlinks.py``.
@@ -68,12 +71,13 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
 from sqlalchemy import delete, func, select
 
-from consumers import linkage_bridge
+from consumers import linkage_bridge, linkage_proxy_registrations
 from consumers.linkage_receipt import NOBODY, NOBODY_SENT
 from ledger.app import Actor
 from ledger.hub import links, portal_feed, proxy_registrations, service
@@ -441,6 +445,7 @@ def epilogue(m: Model, sticky: Sticky) -> None:
     settle(m, sticky)
     assert w.bridges[C].query(after)["status"] == "answered"
     proxies(m, sticky)
+    other_cancels(m, sticky)
     second_changes(m, sticky)
     erasure(m, sticky)
 
@@ -494,8 +499,28 @@ def proxies(m: Model, sticky: Sticky) -> None:
     settle(m, sticky)
     assert listed(m, y, proxy), "a registered proxy refused while no flag applies"
     check_proxies(m)
-    m.cancel_proxy((y, proxy))
+    m.cancel_proxy((y, proxy), by=B)
     settle(m, sticky)
+
+
+def other_cancels(m: Model, sticky: Sticky) -> None:
+    """V's proxy registered at A, where she lived with him (no flag): let in. C, a peer holding nothing on V,
+    cancels it: its node refuses, the proxy still let in. B protects V and cancels A's registration from its own
+    node (not in B's log: its bridge sends it, the hub cancels it): once B releases, the proxy stays refused."""
+    v = m.new_person()
+    m.sign_in(v)
+    proxy = m.register_proxy(A, v)
+    settle(m, sticky)
+    assert proxy is not None and listed(m, v, proxy), "the control: a registered proxy refused while no flag applies"
+    assert not m.cancel_proxy((v, proxy), by=C), "a peer holding nothing cancelled another agency's proxy"
+    settle(m, sticky)
+    assert listed(m, v, proxy), "a peer's refused cancellation took the proxy off"
+    assert m._chain(B, v, [ND])
+    assert m.cancel_proxy((v, proxy), by=B)
+    settle(m, sticky)
+    assert m.release(B, v)
+    settle(m, sticky)
+    assert not listed(m, v, proxy), "another agency's cancellation ignored: the proxy let in again"
 
 
 def second_changes(m: Model, sticky: Sticky) -> None:
@@ -582,6 +607,15 @@ def _cancel_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(service, "register_proxy", register)
 
 
+_registration_message = linkage_proxy_registrations.registration_message
+
+
+def _own_only(agency: str, topic: str, registration: Any, stream: UUID, version: int) -> Any:
+    if topic == linkage_proxy_registrations.PEER_CANCELLED:  # recorded at the node, never sent
+        return iter(())
+    return _registration_message(agency, topic, registration, stream, version)
+
+
 # deliberate breaks of the product, one per invariant the proxies and number changes added: the model must catch
 # each (its assertion's words named), or it proves nothing of that rule
 BREAKS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], Callable[[Model, Sticky], None], str]] = {
@@ -591,6 +625,11 @@ BREAKS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], Callable[[Model, S
         "let in past B's flag|without its approval",
     ),
     "the hub ignores a cancellation": (_cancel_ignored, proxies, "not registered for the person"),
+    "the bridge does not send another agency's cancellation": (
+        lambda mp: mp.setattr(linkage_proxy_registrations, "registration_message", _own_only),
+        other_cancels,
+        "another agency's cancellation ignored",
+    ),
     "the hub ignores an unlink": (
         lambda mp: mp.setattr(links, "unlink", lambda *_: None),
         second_changes,

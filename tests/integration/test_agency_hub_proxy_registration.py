@@ -92,7 +92,8 @@ def test_a_peer_that_does_not_know_the_person_is_parked(story: Story) -> None:
     """Threat: a peer agency registering the perpetrator Q as X's proxy. From C with a code it never registered
     at the hub (C never typed X's number), the hub parks it (``not_found``); while B's flag applies, A — which
     knows X but holds nothing — registering Q through its own node is parked (``wrong_agency``). Q stays
-    refused. Any agency that knows X may cancel (it only takes access away): A cancels P whom B registered."""
+    refused. Nor may A, holding nothing, cancel P whom B registered (parked ``wrong_agency``: another agency's
+    cancellation is the holder's, tests/integration/test_agency_hub_proxy_cancellation.py)."""
     x, p, q = a_person_with_a_record(story)
     end = story.world.bridges[B].end  # B files X first, so B's code for X exists at the hub; C's does not
     end.file_person(x)
@@ -116,8 +117,9 @@ def test_a_peer_that_does_not_know_the_person_is_parked(story: Story) -> None:
     story.settle()
     assert registrations_at_hub(story) == [(B, True)]
     assert story.refused(x, "proxy", p) == Code.PROXY_REFUSED  # registered, but B has not approved P
-    story.world.bridges[A].end.register_proxy(x, p, "cancel")  # X's other municipality cancels it
+    story.world.bridges[A].end.register_proxy(x, p, "cancel")  # X's other municipality, holding nothing
     story.settle()
-    assert registrations_at_hub(story) == [(A, False)]
+    assert [h.code for h in parked(story.world.hub.store.engine)][2:] == [Code.WRONG_AGENCY]
+    assert registrations_at_hub(story) == [(B, True)]
     with story.world.hub.store.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(hub_proxy_registrations)).scalar_one() == 1

@@ -8,45 +8,42 @@ The model keeps the ground truth the checks compare the hub with: every flag cha
 which numbers are one person (the links its nodes approved; a wrong link undone parts them, a second change keeps
 the first number, retired), who was asked what, which portal cards signed in, which proxies are registered and
 which holders approved them, what each agency erased.
+
+The portal's acts (cards, proxies) are in ``hub_model_portal.py``, the consultation's in
+``hub_model_consultation.py``, the random history in ``hub_history.py``.
 """
 
 from __future__ import annotations
 
 import random
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from uuid import UUID
 
-from sqlalchemy import select
-
-from consumers import linkage_decisions as decisions
-from consumers.linkage_receipt import NOBODY, NOBODY_SENT
 from ledger.app import Actor
-from ledger.app.answers import run_batches
-from ledger.errors import Code, FlagLedgerError
-from ledger.hub.consultations import WINDOW
+from ledger.errors import FlagLedgerError
 from ledger.hub.rosters import HubRosters
 from ledger.hub.service import HubService
-from ledger.linkage.codes import Registration, portal_code
-from ledger.linkage.names import HUB, PORTAL
-from ledger.linkage.sealing import seal
+from ledger.linkage.names import HUB
 from ledger.linkage.transport import MemoryTransport, Topics
-from ledger.runtime.tables import linkage_routed
+from tests.adversarial.hub_history import OPS as OPS
+from tests.adversarial.hub_history import history as history
+from tests.adversarial.hub_history import step as step
+from tests.adversarial.hub_model_consultation import ConsultationActs
+from tests.adversarial.hub_model_parties import AGENCIES as AGENCIES
+from tests.adversarial.hub_model_parties import NAR as NAR
+from tests.adversarial.hub_model_parties import ND as ND
+from tests.adversarial.hub_model_parties import OWED as OWED
+from tests.adversarial.hub_model_portal import PortalActs
 from tests.support.approvals import approve_fully
-from tests.support.hub_nodes import INFO, ITEM, PROCEDURE, HubNodes
-from tests.support.hub_world import A, B, C
+from tests.support.hub_nodes import HubNodes
+from tests.support.hub_world import A, B
 from tests.support.people import individual_number
-
-ND, NAR = "NON_DISCLOSURE", "NO_AUTO_RESPONSE"
-AGENCIES = (A, B, C)
-# refusals the product owes a random history; anything else raised is a failure of the test
-OWED = {Code.HANDOVER_PENDING, Code.NOT_RESIDENCE}
 
 
 @dataclass
-class Model:
+class Model(PortalActs, ConsultationActs):
     w: HubNodes
     rng: random.Random
     person: dict[str, int] = field(default_factory=dict)  # number → the person it names (ground truth)
@@ -223,92 +220,6 @@ class Model:
         app.approve_erasure(Actor(agency, "admin2"), request)
         self.erased.append((agency, number))
 
-    # -- Mynaportal proxies ----------------------------------------------------------------------------------------
-    def register_proxy(self, agency: str, number: str) -> str | None:
-        """``agency``'s counter registers a proxy (a new person, who signs in at the portal with their own card)
-        for the person — the hub takes it only from a holder while a flag applies (parked otherwise)."""
-        proxy = individual_number(self.rng)
-        self.w.nodes[agency].app.register_proxy(Actor(agency, "req"), number, proxy)
-        self.chain[len(self.chain)] = [proxy]  # a person too (who may be asked about, protected, …)
-        self.person[proxy] = len(self.chain) - 1
-        self.proxies[number, proxy] = agency
-        self.sign_in(proxy, proxy=True)
-        return proxy
-
-    def cancel_proxy(self, pair: tuple[str, str] | None = None, by: str | None = None) -> bool:
-        """A registered proxy (``pair``: this one) cancelled by the agency that registered it, or by another
-        (``by``; at random sometimes): a holder of the person, or a peer, whose node refuses it (``wrong_agency``)
-        unless it holds a flag on the person's number now — taken, its bridge sends it and the hub cancels the
-        registration wherever it was made. Whether it was taken."""
-        if not self.proxies:
-            return False
-        (number, proxy), agency = (pair, self.proxies[pair]) if pair else self.rng.choice(sorted(self.proxies.items()))
-        if by is None and self.rng.random() < 0.3:
-            by = self.rng.choice(AGENCIES)  # a peer, or the registering agency itself
-        who = by or agency
-        try:
-            self.w.nodes[who].app.cancel_proxy(Actor(who, "req"), number, proxy, "model: cancelled")
-        except FlagLedgerError as exc:
-            if exc.code != Code.WRONG_AGENCY or who == agency:
-                raise
-            assert not self.held.get((who, number)), "a holder's node refused its cancellation"
-            self.refused["proxy_cancel_wrong_agency"] += 1
-            return False
-        assert who == agency or self.held.get((who, number)), "a peer's node took another agency's cancellation"
-        del self.proxies[number, proxy]
-        return True
-
-    def approve_proxy(self, holder: str, number: str, proxy: str) -> bool:
-        """``holder``'s requester proposes and its approver approves the proxy (each signing with their own
-        staff key); refused by the holder's node unless it holds a flag on the person now."""
-        app = self.w.nodes[holder].app
-        try:
-            aid = app.propose_proxy_approval(Actor(holder, "req"), number, proxy, "model: the person asked")
-            app.approve_proxy_approval(Actor(holder, "apr"), aid)
-        except FlagLedgerError as exc:
-            if exc.code not in (Code.WRONG_AGENCY, Code.CONFLICT):
-                raise
-            self.refused[f"proxy_{exc.code}"] += 1
-            return False
-        self.approvals[holder, number, proxy] = aid
-        return True
-
-    def withdraw_proxy(self, key: tuple[str, str, str] | None = None) -> None:
-        """A holder's two people withdraw an approval in force (``key``: this one)."""
-        if self.approvals:
-            (holder, number, proxy), aid = (
-                (key, self.approvals[key]) if key else self.rng.choice(sorted(self.approvals.items()))
-            )
-            app = self.w.nodes[holder].app
-            app.propose_proxy_withdrawal(Actor(holder, "req"), aid, "model: consent withdrawn")
-            app.withdraw_proxy_approval(Actor(holder, "apr"), aid)
-            del self.approvals[holder, number, proxy]
-
-    def proxy_act(self) -> None:
-        """One of: register a proxy, approve one as a holder, withdraw an approval, cancel a registration (by the
-        registering agency, a peer, or another holder of the person)."""
-        others = [
-            (k, h) for k, a in sorted(self.proxies.items()) for h in AGENCIES if h != a and self.held.get((h, k[0]))
-        ]
-        if others and self.rng.random() < 0.4:  # another holder of the person: rare in a history, so sought out
-            self.cancel_proxy(*self.rng.choice(others))
-            return
-        roll = self.rng.random()
-        if roll < 0.35 or not self.proxies:
-            holdings = sorted(k for k, v in self.held.items() if v)
-            if holdings and self.rng.random() < 0.6:  # a holder registers (the usual case while protected)
-                self.register_proxy(*self.rng.choice(holdings))
-            else:
-                self.register_proxy(self.rng.choice(AGENCIES), self.any_number())
-        elif roll < 0.7:
-            number, proxy = self.rng.choice(sorted(self.proxies))
-            holders = sorted(a for a in AGENCIES if self.held.get((a, number)))
-            self.approve_proxy(self.rng.choice(holders or list(AGENCIES)), number, proxy)
-        elif roll < 0.85:
-            self.withdraw_proxy()
-        else:
-            self.cancel_proxy()
-
     def move(self) -> None:
         """A municipality holding a flag on someone records their move to another; the new one may file them."""
         holdings = sorted(k for k, v in self.held.items() if v)
@@ -332,65 +243,6 @@ class Model:
             if number is not None:
                 self._chain(agency, number, [f for f in asked["flags_to_take_over"] if f in (ND, NAR)] or [ND])
 
-    def ask(self, number: str, querier: str = C, provider: str = A) -> str:
-        """``querier``'s counter asks ``provider`` about the person (whose node has filed them: a resident)."""
-        self.w.bridges[provider].file_person(number)
-        rid = self.w.bridges[querier].ask(
-            Actor(querier, "counter"), provider, number, legal_item=ITEM, procedure=PROCEDURE, info_kind=INFO
-        )
-        self.asked[rid] = (querier, number)
-        return rid
-
-    def sign_in(self, number: str, proxy: bool = False) -> None:
-        """Someone signs in at the portal with the card of ``number``: the portal registers its code for it at
-        the hub, as ``ledger.portal.service.sign_in`` owes it (the portal's loop sends it). ``proxy``: a proxy
-        with their own card, to read another's page (their own page is not checked: it costs every hub turn)."""
-        keys = self.w.portal_keys
-        assert keys is not None
-        code = portal_code(keys.secret, number)
-        if code not in self.cards and code not in self.proxy_cards:
-            payload = Registration(PORTAL, code, number).encode()
-            hub_key = self.w.hub.directory.sealing_key(HUB)
-            sealed = seal(keys.signer, hub_key, HUB, uuid.uuid4().hex, "registration", payload)
-            MemoryTransport(self.w.broker, PORTAL).send(HUB, sealed)
-            (self.proxy_cards if proxy else self.cards)[code] = number
-
-    # -- the consultation --------------------------------------------------------------------------------------
-    def advise(self, holder: str, every: bool = False) -> None:
-        """``holder``'s reviewer advises on some of its consultations (``every``: all)."""
-        node = self.w.nodes[holder]
-        for c in self.w.bridges[holder].consultations():
-            key = (holder, str(c["request_id"]))
-            if key not in self.advised and (every or self.rng.random() < 0.7):
-                self.advised[key] = self.rng.choice(("do_not_disclose", "may_disclose"))
-                decisions.advise(node.app, node.engine, Actor(holder, "rev"), key[1], self.advised[key])
-
-    def decide(self, provider: str = A, local: str | None = None) -> None:
-        """The provider's reviewer and approver decide one held routed request the holders advised on (or that
-        escalated, or that the hub reopened; ``local``: that one), each signing with their own staff key; its
-        batch releases it."""
-        a = self.w.nodes[provider]
-        ready = [c for c in decisions.cases(a.engine) if c["basis"] and c["answered"] not in (NOBODY, NOBODY_SENT)]
-        ready = [c for c in ready if c["request_id"] and local in (None, c["request_id"])]
-        # held: not decided yet, or reopened (the hub refused a decision taken before late advice: decide again)
-        ready = [c for c in ready if a.app.provision_request(UUID(c["request_id"])).status == "held"]
-        if not ready:
-            return
-        case = self.rng.choice(ready)
-        local = UUID(case["request_id"])
-        decision = self.rng.choice(("provide", "refuse"))
-        decisions.propose(a.app, a.engine, Actor(provider, "rev"), local, decision, "unknown")
-        version = a.app.provision_request(local).proposal_version
-        assert version is not None
-        decisions.approve(a.app, a.engine, Actor(provider, "apr"), local, version)
-        self.decided.add(case["request_id"])
-        run_batches(a.app, a.app.clock() + timedelta(days=2))
-
-    def deadline(self) -> None:
-        """The hub's clock passes the consultation's window: silent holders are escalated, never answered."""
-        later = self.w.hub.now() + WINDOW + timedelta(minutes=1)
-        self.w.hub.now = lambda: later
-
     # -- processes -----------------------------------------------------------------------------------------------
     def restart_hub(self) -> None:
         """The hub's loop replaced: a new process on the same database (its rosters read from there), resuming
@@ -412,78 +264,3 @@ class Model:
         inbox = Topics().inbox(party)
         self.w.broker.committed[inbox] = self.rng.randint(0, self.w.broker.committed.get(inbox, 0))
         self.restart_hub() if party == HUB else self.w.bridge(party)
-
-    def routed_at(self, provider: str) -> dict[str, tuple[str, str]]:
-        """The provider's routed requests: the hub's id → (its local request id, how it was answered)."""
-        with self.w.nodes[provider].engine.connect() as conn:
-            lr = linkage_routed.c
-            rows = conn.execute(select(lr.hub_request_id, lr.local_request_id, lr.answered))
-            return {str(r.hub_request_id): (str(r.local_request_id), str(r.answered)) for r in rows}
-
-
-OPS = (
-    ("new", 3), ("protect", 4), ("release", 4), ("ask", 7), ("link", 2), ("move", 3), ("take_over", 3),
-    ("companion", 1), ("file", 2), ("card", 2), ("advise", 3), ("decide", 4), ("deadline", 1),
-    ("push", 6), ("hub", 8), ("pull", 6), ("crash", 2), ("ack", 2),
-    ("unlink", 1), ("renumber", 1), ("proxy", 3),
-)  # fmt: skip
-
-
-def step(m: Model, op: str) -> None:
-    """One act or one turn of a party's loop."""
-    rng, w = m.rng, m.w
-    if op == "new" or not m.person:
-        m.new_person()
-    elif op == "protect":
-        m.protect(rng.choice((B, B, C, A)), m.any_number())
-    elif op == "release":
-        held = sorted(k for k, v in m.held.items() if v)
-        if held:
-            m.release(*rng.choice(held))
-    elif op == "ask":
-        querier, provider = rng.choice(((C, A), (C, A), (B, A), (A, C), (C, B)))
-        m.ask(m.any_number(), querier, provider)
-    elif op == "link":
-        m.link(rng.choice(AGENCIES), m.any_number())
-    elif op == "unlink":
-        m.unlink()
-    elif op == "renumber":
-        m.renumber()
-    elif op == "proxy":
-        m.proxy_act()
-    elif op == "move":
-        m.move()
-    elif op == "take_over":
-        m.take_over(rng.choice(AGENCIES))
-    elif op == "companion":
-        m.companion()
-    elif op == "file":
-        w.bridges[rng.choice(AGENCIES)].file_person(m.any_number())
-    elif op == "card":
-        m.sign_in(m.any_number())
-    elif op == "advise":
-        m.advise(rng.choice(AGENCIES))
-    elif op == "decide":
-        m.decide(rng.choice(AGENCIES))
-    elif op == "deadline":
-        m.deadline()
-    elif op == "push":
-        w.bridges[rng.choice(AGENCIES)].push()
-    elif op == "hub":
-        w.hub.step(timeout_ms=0, max_records=rng.randint(1, 5))
-    elif op == "pull":
-        w.bridges[rng.choice(AGENCIES)].pull(timeout_ms=0)
-    elif op == "crash":
-        party = rng.choice((HUB, *AGENCIES))
-        m.restart_hub() if party == HUB else w.bridge(party)
-    else:
-        m.lose_acks()
-
-
-def history(m: Model, steps: int, after_each_hub_step: object = None) -> None:
-    names, weights = zip(*OPS, strict=True)
-    for _ in range(steps):
-        op = m.rng.choices(names, weights)[0]
-        step(m, op)
-        if op in ("hub", "crash", "ack") and callable(after_each_hub_step):
-            after_each_hub_step()

@@ -33,8 +33,9 @@ import pytest
 from ledger.hub.log import open_hub_store
 from ledger.linkage.codes import portal_code
 from ledger.linkage.names import PORTAL
+from tests.adversarial.hub_checks import Sticky, card_pages
+from tests.adversarial.hub_epilogue import settle
 from tests.adversarial.hub_model import ND, Model
-from tests.adversarial.test_leak_freedom_hub import Sticky, card_pages, settle
 from tests.conftest import NodeFactory
 from tests.support.hub_nodes import hub_nodes
 from tests.support.hub_world import A, B, C

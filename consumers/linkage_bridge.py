@@ -204,7 +204,9 @@ class LinkageBridge:
         pulled = self.pull(timeout_ms)
         return pushed, pulled
 
-    def pull(self, timeout_ms: int = 50) -> Pulled:
+    def pull(self, timeout_ms: int = 50, wake: Callable[[], bool] | None = None) -> Pulled:
+        """Apply what the hub sent, waiting up to ``timeout_ms`` for it; ``wake``: ends the wait early when True
+        (``consumers.linkage_inbound.pull``)."""
         self.gate.overdue()  # a hub that sends nothing at all is held to its deadlines too
         return pull(
             self.app,
@@ -215,6 +217,7 @@ class LinkageBridge:
             self.app.clock,
             timeout_ms=timeout_ms,
             gate=self.delivery.gate(self.witness.gate(self.gate)),
+            wake=wake,
         )
 
     def push(self, tick: Callable[[], object] | None = None) -> Pushed:

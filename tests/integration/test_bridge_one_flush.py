@@ -86,3 +86,24 @@ def test_a_failed_flush_records_nothing_sent_and_the_hub_files_the_flag_once(wor
     assert (step.applied, step.replays, step.parked) == (0, 2, 0)
     assert _filed(w) == 1
     assert bridge.push().acts == []  # recorded sent now: nothing goes out a third time
+
+
+def test_a_flag_executed_while_the_bridge_waits_on_the_hub_ends_the_wait(world: HubNodes) -> None:
+    """The perpetrator: until A's node holds the hub's head with B's new flag, A may still answer about the person
+    by itself — so a flag executed while B's loop waits on its inbox must not wait out the whole poll before it is
+    sent. The wait is cut into slices; a commit to B's log ends it, and the next push sends the flag."""
+    w, bridge, node = world, world.bridges[B], world.nodes[B]
+    seen, asked = node.app.max_position(), list[int]()
+
+    def wake() -> bool:
+        if not asked:  # the staff execute a flag while the loop waits on the hub
+            set_flag(node, B, individual_number(), "NO_AUTO_RESPONSE")
+        asked.append(node.app.max_position())
+        return node.app.max_position() != seen
+
+    pulled = bridge.pull(timeout_ms=60_000, wake=wake)
+    assert (pulled.applied, len(asked)) == ([], 1)  # ended at the first slice after the commit, nothing applied
+    assert bridge.push().acts == ["flag_change"]
+    step = w.hub.step(timeout_ms=20)
+    assert (step.applied, step.parked) == (2, 0)
+    assert _filed(w) == 1

@@ -204,7 +204,9 @@ class LinkageBridge:
         pulled = self.pull(timeout_ms)
         return pushed, pulled
 
-    def pull(self, timeout_ms: int = 50) -> Pulled:
+    def pull(self, timeout_ms: int = 50, wake: Callable[[], bool] | None = None) -> Pulled:
+        """Apply what the hub sent, waiting up to ``timeout_ms`` for it; ``wake``: ends the wait early when True
+        (``consumers.linkage_inbound.pull``)."""
         self.gate.overdue()  # a hub that sends nothing at all is held to its deadlines too
         return pull(
             self.app,
@@ -215,6 +217,7 @@ class LinkageBridge:
             self.app.clock,
             timeout_ms=timeout_ms,
             gate=self.delivery.gate(self.witness.gate(self.gate)),
+            wake=wake,
         )
 
     def push(self, tick: Callable[[], object] | None = None) -> Pushed:
@@ -245,6 +248,10 @@ class LinkageBridge:
         out = Pushed()
         self._roster(out)
         registered: set[str] = set()
+        # registrations and acts leave in one flush and are recorded sent after it: the hub gets a person's
+        # registration and the flag change that needs it in one poll, not one broker round trip and one hub
+        # step apart (docs/performance.md, propagation); a crash before the records resends them, dropped there
+        held: list[Callable[[], None]] = []
         with self.engine.connect() as conn:
             filed = list(
                 conn.execute(
@@ -252,12 +259,12 @@ class LinkageBridge:
                 ).scalars()
             )
         for subject in filed:
-            self._register(subject, out)
+            self._register(subject, out, held)
             registered.add(subject)
         start = self._position()
         end = self.app.max_position()
         for subjects, message in self._acts(start, end):
-            missing = [s for s in subjects if s not in registered and not self._register(s, out)]
+            missing = [s for s in subjects if s not in registered and not self._register(s, out, held)]
             if missing:
                 with self.engine.begin() as conn:
                     reason = f"no registration for a {message.kind}: the person's number was never typed here"
@@ -268,8 +275,12 @@ class LinkageBridge:
             if self.checks is not None and isinstance(message, FlagChangeMessage):
                 self.checks.flag_sent(message)  # from the next head on, the hub's map must show it
             sized = isinstance(message, ProxyApproval | ProxyRegistrationMessage)
-            self.end.send(message, ANSWER_SIZE if sized else 0)  # sized as answers
+            self.end.send(message, ANSWER_SIZE if sized else 0, flush=False)  # sized as answers
             out.acts.append(message.kind)
+        if held or out.acts:
+            self.transport.flush()
+        for record in held:
+            self._mark(record)
         self._mark(lambda: self._set_position(end))
         if self.witness.publish():
             out.acts.append("tree_head")
@@ -298,10 +309,13 @@ class LinkageBridge:
     def _roster(self, out: Pushed) -> None:
         """The roster stream's events the hub has not been sent (after a certification or a revocation)."""
         stream = StaffRoster.create_id(self.agency)
-        if self.app.signed_store.stored_head(stream) is None:
+        head = self.app.signed_store.stored_head(stream)
+        if head is None:
             return  # no staff signing at this agency yet: nothing the hub could check a decision against
-        events = roster_events((type(e).__name__, vars(e)) for e in self.app.events.get(stream))
         sent = self._position(ROSTER)
+        if head[0] <= sent:
+            return  # its versions count its events: all sent (not read and checked again on every push)
+        events = roster_events((type(e).__name__, vars(e)) for e in self.app.events.get(stream))
         if len(events) > sent:
             self.end.send_roster(events[sent:], sent)
             self._mark(lambda: self._set_position(len(events), ROSTER))
@@ -319,17 +333,21 @@ class LinkageBridge:
         with self.engine.begin() as conn:
             conn.execute(update(linkage_advice).where(linkage_advice.c.request_id == request_id).values(sent=1))
 
-    def _register(self, subject: str, out: Pushed) -> bool:
-        """Send the person's registration unless sent; False if none was kept (their number never typed)."""
+    def _register(self, subject: str, out: Pushed, held: list[Callable[[], None]] | None = None) -> bool:
+        """Send the person's registration unless sent; False if none was kept (their number never typed).
+        ``held``: not flushed; its record of being sent is put there, to be made after the caller's flush."""
         with self.engine.connect() as conn:
             row = conn.execute(select(linkage_registrations).where(linkage_registrations.c.subject == subject)).first()
         if row is None:
             return False
         if row.sent != SENT and subject not in self._registered:
             self.transport.send(HUB, bytes(row.sealed))
-            self.transport.flush()
             self._registered.add(subject)
-            self._mark(lambda: self._registration_sent(subject))
+            if held is not None:
+                held.append(partial(self._registration_sent, subject))
+            else:
+                self.transport.flush()
+                self._mark(partial(self._registration_sent, subject))
             out.registrations += 1
         return True
 

@@ -23,6 +23,7 @@ bytes and passed; the inbox is committed only after the database commit of every
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import AnswerMessage, Consultation, Message, RoutedQuery
 from ledger.linkage.moves import HandedOver, HandoverMessage
 from ledger.linkage.sealing import SenderKeys
-from ledger.linkage.transport import Transport
+from ledger.linkage.transport import Delivery, Transport
 from ledger.runtime.linkage import subject_of
 from ledger.runtime.tables import (
     linkage_applied,
@@ -54,6 +55,9 @@ from ledger.runtime.tables import (
 __all__ = ["Pulled", "park", "pull"]
 
 log = logging.getLogger("flagledger.linkage")
+# a waiting pull asks its ``wake`` this often: what a local commit may wait for the loop's next push, against a
+# cheap local read per slice (docs/performance.md, propagation)
+WAKE_SLICE_MS = 10
 
 
 @dataclass
@@ -120,15 +124,19 @@ def pull(
     timeout_ms: int = 200,
     max_records: int = 100,
     gate: Callable[[Message], Message | None] | None = None,
+    wake: Callable[[], bool] | None = None,
 ) -> Pulled:
     """Apply the hub's next messages; commit the inbox after the database commit of each. ``gate``: the flag
-    map's checks (``consumers.linkage_map.MapGate``): the message to apply, or None for the map's own."""
+    map's checks (``consumers.linkage_map.MapGate``): the message to apply, or None for the map's own.
+    ``wake``: asked every ``WAKE_SLICE_MS`` while the inbox is empty; True ends the wait (e.g. a local commit
+    the loop should send now rather than after the whole timeout)."""
     out = Pulled()
     recover(app, engine, keys.name)
     at = now()
     sender_keys = directory.sender_keys(at)
     try:
-        _pull(app, engine, transport, keys, at, sender_keys, out, timeout_ms, max_records, gate)
+        deliveries = _poll(transport, timeout_ms, max_records, wake)
+        _pull(app, engine, deliveries, keys, at, sender_keys, out, gate)
     except BaseException:
         # the next pull hands this batch over again (applied ones are dropped by event id): without the rewind
         # it would go on after the failed message and its commit would pass it, never applied
@@ -139,19 +147,29 @@ def pull(
     return out
 
 
+def _poll(transport: Transport, timeout_ms: int, max_records: int, wake: Callable[[], bool] | None) -> list[Delivery]:
+    """The inbox's next messages, waiting up to ``timeout_ms`` — in slices, between which ``wake`` may end it."""
+    if wake is None or timeout_ms <= WAKE_SLICE_MS:
+        return transport.poll(timeout_ms, max_records)
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        left = int((deadline - time.monotonic()) * 1000)
+        got = transport.poll(max(0, min(WAKE_SLICE_MS, left)), max_records)
+        if got or left <= WAKE_SLICE_MS or wake():
+            return got
+
+
 def _pull(
     app: FlagLedger,
     engine: Engine,
-    transport: Transport,
+    deliveries: list[Delivery],
     keys: PartyKeys,
     at: datetime,
     sender_keys: SenderKeys,
     out: Pulled,
-    timeout_ms: int,
-    max_records: int,
     gate: Callable[[Message], Message | None] | None,
 ) -> None:
-    for delivery in transport.poll(timeout_ms, max_records):
+    for delivery in deliveries:
         try:
             inbound = open_from_hub(keys, delivery.value, sender_keys)
         except FlagLedgerError as exc:

@@ -170,7 +170,8 @@ class MapHeads:
         if len(mine) > MAX_HOLDINGS:
             start = seq * MAX_HOLDINGS % len(mine)
             mine = (mine[start:] + mine[:start])[:MAX_HOLDINGS]
-        return [(code, *self.flags.holder_proofs(person, holder)) for code, person in mine]
+        # each holding's code as read above: not read again per holding (48 reads per holder per head)
+        return [(code, *self.flags.holder_proofs(person, holder, code)) for code, person in mine]
 
     def consistency(self, since: MapHead | None) -> list[bytes]:
         size = 0 if since is None else since.log_size

@@ -159,7 +159,7 @@ class AgencyEnd:
     def code(self, number: str) -> str:
         return agency_code(self.keys.secret, self.name, number)
 
-    def _send(self, kind: str, payload: bytes, at_least: int = 0) -> None:
+    def _send(self, kind: str, payload: bytes, at_least: int = 0, flush: bool = True) -> None:
         hub = self.directory.sealing_key(HUB)
         event_id = resend_id(self.keys.secret, kind, payload) if self.resend_ids else uuid.uuid4().hex
         sealed = seal(self.keys.signer, hub, HUB, event_id, kind, payload, at_least)
@@ -167,11 +167,13 @@ class AgencyEnd:
             self.outgoing.append(sealed)  # sent inside the next tick's digest
             return
         self.transport.send(HUB, sealed)
-        self.transport.flush()
+        if flush:
+            self.transport.flush()
 
-    def send(self, message: Message, at_least: int = 0) -> None:
-        """Send the hub one message already made (a node's bridge names people by its codes, not numbers)."""
-        self._send(message.kind, message.encode(), at_least)
+    def send(self, message: Message, at_least: int = 0, flush: bool = True) -> None:
+        """Send the hub one message already made (a node's bridge names people by its codes, not numbers).
+        ``flush=False``: handed to the transport only; the caller flushes before it records anything sent."""
+        self._send(message.kind, message.encode(), at_least, flush)
 
     def schedule(self, size: int = DIGEST_SIZE) -> None:
         """From now on send the hub one digest of ``size`` bytes per :meth:`tick` and nothing else, so the hub's

@@ -116,7 +116,9 @@ class HubFlagMap:
         decision = decide(signer, request=request, provider=provider, person_key=key, action=action, head=head)
         return decision, self.map.prove(key)
 
-    def holder_proofs(self, person: str, holder: str) -> tuple[MapProof, MapProof]:
-        """What the hub sends a holder with each head: the person's leaf and the holder's own holding leaf."""
+    def holder_proofs(self, person: str, holder: str, code: str | None = None) -> tuple[MapProof, MapProof]:
+        """What the hub sends a holder with each head: the person's leaf and the holder's own holding leaf.
+        ``code``: the holder's code for the person when the caller read it already (None: from ``code_of``)."""
         key = self._key_of(person)
-        return self.map.prove(key), self.map.prove(holding_key(key, holder, self._code_of(person, holder)))
+        code = self._code_of(person, holder) if code is None else code
+        return self.map.prove(key), self.map.prove(holding_key(key, holder, code))

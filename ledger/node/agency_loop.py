@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from consumers.broker import BrokerUnavailable, retry_delay
@@ -91,6 +92,11 @@ def waiting(node: Node) -> dict[str, int]:
     return {"parked": int(parked), "consultations": int(open_)}
 
 
+def _moved(node: Node, seen: int) -> bool:
+    """Whether the node's log moved past ``seen`` (a commit the bridge has not pushed)."""
+    return node.app.max_position() != seen
+
+
 def run_agency(
     node: Node,
     until: Callable[[], bool],
@@ -134,8 +140,12 @@ def run_agency(
                 except FlagLedgerError as exc:
                     log.error("ALARM: the answer batch step failed: [%s] %s", exc.code, exc)
             try:
+                # read before the push: a flag executed while the loop then waits on the hub goes out within a
+                # slice of the wait, not after the whole poll (docs/performance.md, propagation); on a digest
+                # schedule nothing leaves off the tick, so nothing to wake for
+                wake = None if schedule is not None else partial(_moved, node, node.app.max_position())
                 pushed = _push(bridge, schedule, scheduled)
-                pulled = bridge.pull(poll_timeout_ms)
+                pulled = bridge.pull(poll_timeout_ms, wake=wake)
                 node.projector.catch_up()
                 failures = 0
             except (StorageError, StateConflict, BrokerUnavailable) as exc:

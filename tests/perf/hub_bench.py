@@ -69,6 +69,7 @@ def _propagation(args: argparse.Namespace, tmp: Path, address: str, row: Row) ->
         "ms",
         "≤ 2× and p99 ≤ 50 ms",
         runs={"ours": [round(g.p99_ms, 1) for g in got], "baseline": [round(b, 1) for b in base]},
+        p50_ms=[round(g.p50_ms, 1) for g in got],
         hops_p99_ms={
             "b_to_hub_filed": [round(g.to_hub_p99_ms, 1) for g in got],
             "hub_filed_to_a_held": [round(g.to_a_p99_ms, 1) for g in got],

@@ -20,10 +20,11 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic, resolve_topic
 
+from consumers.link_moves import signed_before
 from ledger.app import FlagLedger, is_local_only
 from ledger.app.checkpoints import CHECKPOINT_TOPIC, is_checkpoint_topic
 from ledger.app.holds import check_incoming, hold_agency, hold_reason
-from ledger.app.residence import linker_refusal, residence_refusal
+from ledger.app.residence import Verdict, linker_refusal, named_move_refusal, residence_refusal
 from ledger.domain.authority import Owner, append_violation, foreign_writer_reason, payload_violation
 from ledger.domain.event_fields import check_event
 from ledger.domain.identity import PseudonymLink
@@ -291,10 +292,17 @@ def _link_conflict(app: FlagLedger, env: Envelope, stream: UUID, event: object, 
     why = linker_refusal(app, h.origin)
     if why is not None:
         return Outcome("parked", f"{where}: {why}", Code.NOT_RESIDENCE)
-    why = residence_refusal(app, h.origin, [n for n in numbers if n], on=h.time[:10])
-    if why is None:
+    subjects = [n for n in numbers if n]
+    named = getattr(event, "residence_move", None)
+    if named is None:  # a link from before it named its move: judged by the moves dated up to its own date
+        why = residence_refusal(app, h.origin, subjects, on=h.time[:10])
+        verdict: Verdict | None = None if why is None else ("hold", why)
+    else:
+        verdict = named_move_refusal(app, h.origin, subjects, str(named), signed_before(app, env))
+    if verdict is None:
         return None
-    if wait:
+    kind, why = verdict
+    if wait and kind == "hold":
         held = f"{where}: {why}; held until a recorded move makes agency {h.origin} their residence municipality"
         return Outcome("held_residence", held, Code.NOT_RESIDENCE)
     return Outcome("parked", f"{where}: {why}", Code.NOT_RESIDENCE)

@@ -36,6 +36,7 @@ __all__ = [
     "named_move_refusal",
     "residence",
     "residence_refusal",
+    "unnamed_move_refusal",
 ]
 
 Verdict = tuple[Literal["hold", "park"], str]
@@ -68,6 +69,24 @@ def named_move(app: LedgerAccess, subjects: Iterable[str]) -> str:
     none."""
     latest = latest_move(app, subjects)
     return str(latest.id) if latest is not None else ""
+
+
+def unnamed_move_refusal(
+    app: LedgerAccess, agency: str, subjects: Iterable[str], on: str, recorded_before: Callable[[ResidenceChange], bool]
+) -> Verdict | None:
+    """A peer's judgement of a link from before links named their move (``residence_move`` None), signed on
+    ``on`` (an ISO date): by the moves dated on or before it, as then — and by every move the linker's own node
+    had signed before it, whatever their dates (``recorded_before``, as for :func:`named_move_refusal`), so a
+    link stripped of its named move and backdated does not get past a move its own node recorded. Held, never
+    parked at once: a move dated before it may only be late."""
+    moves = [m for m in moves_of(app, subjects) if m.moved_on <= on or recorded_before(m)]
+    latest = max(moves, key=_order, default=None)
+    if latest is None or latest.to_agency == agency:
+        return None
+    return "hold", (
+        f"the person's recorded residence is another municipality: only it links their numbers "
+        f"(agency {agency} is not it)"
+    )
 
 
 def named_move_refusal(

@@ -36,7 +36,9 @@ class PseudonymLink(LedgerAggregate):
         self.old = old
         self.new = new
         self.active = True
+        self.residence_move = residence_move
         self.retired = False
+        self.residence_move = residence_move
 
     def unlink(self, by: str, request_id: UUID, reason: str, second_change: bool = False) -> None:
         """Undo a wrong link (the numbers name two people again), or make room for a second number change

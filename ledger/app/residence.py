@@ -103,12 +103,17 @@ def named_move_refusal(
 
     Judged as of the named move: the residence is where that move went, and a later move does not undo a link
     made before it. What the linker cannot hide is a later move it recorded itself; naming none while it had
-    recorded one, or naming an older one, is refused. Naming none is judged by every move known here."""
+    recorded one, or naming an older one, is refused. Naming none is judged as of the latest move to the linker
+    known here (its node may not have received it), or, with none, by every move known here (held)."""
     subjects = list(subjects)
     moves = moves_of(app, subjects)
     if named == "":
         if any(recorded_before(m) for m in moves):
             return "park", "it names no move of the person although its own node had recorded one"
+        if any(m.to_agency == agency for m in moves):
+            # as if it named the move to it: its node had not received that move (recorded elsewhere), and
+            # moves after it (two the same day) do not undo the link — no more than naming it would
+            return None
         why = residence_refusal(app, agency, subjects)
         return None if why is None else ("hold", why)
     try:

@@ -90,15 +90,20 @@ def test_a_link_naming_an_older_move_than_one_its_node_recorded_is_parked() -> N
 
 
 def test_a_link_naming_no_move_is_judged_by_every_move_known_here() -> None:
-    """Threat: a peer agency claiming to know no move of the person: held when the moves known here name
-    another residence (any date), parked when its own node had recorded one; with none known anywhere it
-    stands (the ledger does not know where the person lives)."""
+    """Threat: a peer agency claiming to know no move of the person: held when the moves known here never took
+    the person to it (any date), parked when its own node had recorded one; with none known anywhere it stands
+    (the ledger does not know where the person lives); a genuine link made before the move to its linker reached
+    it stands though two moves the same day followed (the long-run model's story)."""
     m2 = move(X, C, "2026-12-30", by=B)
     assert judge(Moves(), "") is None
     verdict = judge(Moves(m2), "")
     assert verdict is not None and verdict[0] == "hold"
     verdict = judge(Moves(m2), "", before=lambda m: m is m2)
     assert verdict is not None and verdict[0] == "park"
+    to_b = move(X, B, "2026-12-30", by=A)  # recorded at the old end (A): B's node had not received it
+    assert judge(Moves(to_b, move(X, C, "2026-12-30"), move(X, A, "2026-12-30")), "") is None, (
+        "judged as of the move to B it had not received: two later moves the same day do not undo it"
+    )
 
 
 def test_a_link_from_before_named_moves_is_judged_by_its_date_and_by_its_nodes_own_moves() -> None:

@@ -20,10 +20,11 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic, resolve_topic
 
+from consumers.link_moves import signed_before
 from ledger.app import FlagLedger, is_local_only
 from ledger.app.checkpoints import CHECKPOINT_TOPIC, is_checkpoint_topic
 from ledger.app.holds import check_incoming, hold_agency, hold_reason
-from ledger.app.residence import linker_refusal, residence_refusal
+from ledger.app.residence import linker_refusal, named_move_refusal, unnamed_move_refusal
 from ledger.domain.authority import Owner, append_violation, foreign_writer_reason, payload_violation
 from ledger.domain.event_fields import check_event
 from ledger.domain.identity import PseudonymLink
@@ -264,7 +265,9 @@ def _link_conflict(app: FlagLedger, env: Envelope, stream: UUID, event: object, 
     prefecture, national agency or body is parked at once; a municipality the moves recorded here rule out is
     held with ``wait`` (``held_residence``) — the move that made it the residence may not be here yet (peers
     receive moves in any order), and applying it before one is would let a stranger's link onto a victim's
-    number; parked once :data:`consumers.pending.RESIDENCE_HOLD` is over."""
+    number; parked once :data:`consumers.pending.RESIDENCE_HOLD` is over. A link that names the move it was
+    judged by is judged as of that move (ledger/app/residence.py): held while the move is not here, parked at
+    once when that move rules it out or its node had signed a later one itself."""
     h = env.header
     state = app.flag_state
     if state is None:  # every node opened through the bootstrap has it; without it nothing can be checked
@@ -291,11 +294,18 @@ def _link_conflict(app: FlagLedger, env: Envelope, stream: UUID, event: object, 
     why = linker_refusal(app, h.origin)
     if why is not None:
         return Outcome("parked", f"{where}: {why}", Code.NOT_RESIDENCE)
-    why = residence_refusal(app, h.origin, [n for n in numbers if n], on=h.time[:10])
-    if why is None:
+    subjects = [n for n in numbers if n]
+    named, before = getattr(event, "residence_move", None), signed_before(app, env)
+    if named is None:  # a link from before it named its move: judged by the moves dated up to its own date
+        verdict = unnamed_move_refusal(app, h.origin, subjects, h.time[:10], before)
+    else:
+        verdict = named_move_refusal(app, h.origin, subjects, str(named), before)
+    if verdict is None:
         return None
-    if wait:
-        held = f"{where}: {why}; held until a recorded move makes agency {h.origin} their residence municipality"
+    kind, why = verdict
+    if wait and kind == "hold":
+        until = "the move it names is" if named else f"a recorded move makes agency {h.origin} their residence"
+        held = f"{where}: {why}; held until {until} here"
         return Outcome("held_residence", held, Code.NOT_RESIDENCE)
     return Outcome("parked", f"{where}: {why}", Code.NOT_RESIDENCE)
 

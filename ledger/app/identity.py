@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 from eventsourcing.utils import get_topic
 
 from ledger.app.access import LedgerAccess
-from ledger.app.residence import link_refusal
+from ledger.app.residence import link_refusal, named_move
 from ledger.app.values import Actor, FlagStateReader
 from ledger.domain.flags import Protection
 from ledger.domain.identity import LinkRequest, PeerProxyCancellation, ProxyRegistration, PseudonymLink
@@ -80,10 +80,14 @@ class IdentityCommands(LedgerAccess):
         if req.kind == "link":
             self._check_linkable(actor.agency, req.old, req.new)  # again: the log may have changed since
             self._check_residence(actor.agency, req.old, req.new)  # (a move may have been recorded since)
+            # signed with the link: every peer judges it as of the move judged by here (ledger/app/residence.py)
+            move = named_move(self, (req.old, req.new))
             if link is None:
-                link = PseudonymLink(id=lid, agency=actor.agency, old=req.old, new=req.new, by=actor.staff)
+                link = PseudonymLink(
+                    id=lid, agency=actor.agency, old=req.old, new=req.new, by=actor.staff, residence_move=move
+                )
             else:
-                link.relink(req.new, by=actor.staff, request_id=req.id)
+                link.relink(req.new, by=actor.staff, request_id=req.id, residence_move=move)
         else:
             link = self._own_link(actor.agency, req.old)
             if link.new != req.new:

@@ -241,6 +241,8 @@ BY_NAME: dict[str, Rule] = {
     "consistency": list_of(HASH, 128),
     # staff credentials and signatures (ledger.domain.staff_acts, roster, credentials)
     "staff_signature": optional(STAFF_SIGNED),
+    # a number change's judged move (ledger/app/residence.py): a move's id, "" for none, None from before
+    "residence_move": optional(shaped(f"(?:{_UUID_TEXT})?", Bound(36), "a move id or nothing")),
     "evidence": optional(EVIDENCE),
     "co_approval": optional(CO_APPROVAL),
     "cert": STAFF_CERT,

@@ -27,13 +27,18 @@ class PseudonymLink(LedgerAggregate):
     SHARED = True
 
     # ``id``: the linking agency's keyed id for ``old`` (FlagLedger.ids.link; see ledger.log.stream_ids)
+    # ``residence_move``: the id of the latest move of either number the linking node knew (the residence it
+    # judged by; "" for none), signed with the link so every peer judges it as of that move (issue 21,
+    # ledger/app/residence.py); None in a link from before (class_version 1: upcast to None)
     @event("Linked")
-    def __init__(self, id: UUID, agency: str, old: str, new: str, by: str) -> None:
+    def __init__(self, id: UUID, agency: str, old: str, new: str, by: str, residence_move: str | None = None) -> None:
         self.agency = agency
         self.old = old
         self.new = new
         self.active = True
+        self.residence_move = residence_move
         self.retired = False
+        self.residence_move = residence_move
 
     def unlink(self, by: str, request_id: UUID, reason: str, second_change: bool = False) -> None:
         """Undo a wrong link (the numbers name two people again), or make room for a second number change
@@ -48,19 +53,29 @@ class PseudonymLink(LedgerAggregate):
         self.active = False
         self.retired = second_change  # a superseded old number is never linked again
 
-    def relink(self, new: str, by: str, request_id: UUID) -> None:
+    def relink(self, new: str, by: str, request_id: UUID, residence_move: str | None = None) -> None:
         """Link the old number again, after an unlink (the stream id is the old number's: one stream per
         agency and old number)."""
         if self.active or self.retired:
             raise StateConflict("that old number is already linked to a new one", code=Code.LINK_CONFLICT)
         if new == self.old:
             raise InputError("old and new numbers are the same", field="new")
-        self._relinked(new=new, by=by, request_id=request_id)
+        self._relinked(new=new, by=by, request_id=request_id, residence_move=residence_move)
 
     @event("Relinked")
-    def _relinked(self, new: str, by: str, request_id: UUID) -> None:
+    def _relinked(self, new: str, by: str, request_id: UUID, residence_move: str | None = None) -> None:
         self.new = new
         self.active = True
+
+
+def _upcast_v1_v2(state: dict[str, object]) -> None:
+    state["residence_move"] = None  # a link from before issue 21's named move: judged as before (by its date)
+
+
+# v2 names the move the link was judged by; an older node parks a v2 link `newer_schema` (replay after upgrading)
+for _linked in (PseudonymLink.Linked, PseudonymLink.Relinked):  # type: ignore[attr-defined]
+    _linked.class_version = 2
+    _linked.upcast_v1_v2 = staticmethod(_upcast_v1_v2)
 
 
 class LinkRequest(LedgerAggregate, FourEyesRequest):

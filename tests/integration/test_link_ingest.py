@@ -23,6 +23,7 @@ from tests.support.trust import agency_pair
 
 LINKED = "ledger.domain.identity:PseudonymLink.Linked"
 UNLINKED = "ledger.domain.identity:PseudonymLink.Unlinked"
+NONE_NAMED = {"residence_move": ""}  # (a link names the move it was judged by: none known here)
 
 
 def published(src: Node, after: int) -> list[tuple[int, bytes]]:
@@ -63,9 +64,15 @@ def test_a_forged_chain_in_one_batch_is_parked_after_its_first_link(
     path stages events unread by the state): the second is parked, the first applies."""
     a, b = agency_pair(make_node, tmp_path)
     w1, w2, w3 = (b.app.subject(person()) for _ in range(3))
-    first = forge(b.app, B, LINKED, b.app.ids.link(B, w1), 1, {"agency": B, "old": w1, "new": w2, "by": "apr"})
-    second = forge(b.app, B, LINKED, b.app.ids.link(B, w2), 1, {"agency": B, "old": w2, "new": w3, "by": "apr"})
-    itself = forge(b.app, B, LINKED, b.app.ids.link(B, w3), 1, {"agency": B, "old": w3, "new": w3, "by": "apr"})
+    first = forge(
+        b.app, B, LINKED, b.app.ids.link(B, w1), 1, {"agency": B, "old": w1, "new": w2, "by": "apr", **NONE_NAMED}
+    )
+    second = forge(
+        b.app, B, LINKED, b.app.ids.link(B, w2), 1, {"agency": B, "old": w2, "new": w3, "by": "apr", **NONE_NAMED}
+    )
+    itself = forge(
+        b.app, B, LINKED, b.app.ids.link(B, w3), 1, {"agency": B, "old": w3, "new": w3, "by": "apr", **NONE_NAMED}
+    )
     outcomes = ingest_many(a.app, [first, second, itself], PendingStore(a.app, a.engine))
     assert [o.kind for o in outcomes] == ["applied", "parked", "parked"], outcomes
     assert outcomes[1].code == outcomes[2].code == Code.LINK_CONFLICT

@@ -6,7 +6,9 @@ own code, its id derived from the event so a resend is filed once.
 
 **In**: the hub's ``handover`` (this municipality is asked to take over flags on a person it knows by its own
 code; no holder, no old municipality) and ``handed_over`` (the municipality this agency reported the move to now
-holds these flags) are kept in ``linkage_handovers``, which the application's handover rules read
+holds these flags) are kept in ``linkage_handovers``; ``handover_withdrawn`` (the person moved on before, or
+after, this municipality took over) turns its ``in`` rows about the person into withdrawn ones (kept, no longer
+asked), which the application's handover rules read
 (``ledger.runtime.handovers``): the new municipality's handover queue, and the old holder's release guard.
 """
 
@@ -19,8 +21,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from ledger.linkage.moves import HandedOver, HandoverMessage, MoveMessage
-from ledger.runtime.handovers import IN, OUT
+from ledger.linkage.moves import HandedOver, HandoverMessage, HandoverWithdrawn, MoveMessage
+from ledger.runtime.handovers import IN, OUT, WITHDRAWN
 from ledger.runtime.linkage import code_of, subject_of
 from ledger.runtime.tables import linkage_handovers
 
@@ -42,8 +44,13 @@ def move_message(agency: str, event: Any, stream: uuid.UUID) -> Iterator[tuple[t
     )
 
 
-def apply(conn: Connection, agency: str, m: HandoverMessage | HandedOver, now: datetime) -> None:
+def apply(conn: Connection, agency: str, m: HandoverMessage | HandedOver | HandoverWithdrawn, now: datetime) -> None:
     """Keep the hub's word on a handover (in the transaction that records its event id as applied)."""
+    h = linkage_handovers.c
+    if isinstance(m, HandoverWithdrawn):  # rows asked earlier: the hub's messages come in order, a later ask stays
+        asked = (h.direction == IN, h.subject == subject_of(m.code), h.to_agency == agency)
+        conn.execute(update(linkage_handovers).where(*asked).values(direction=WITHDRAWN, at=now.isoformat()))
+        return
     if isinstance(m, HandoverMessage):
         conn.execute(
             insert(linkage_handovers).values(
@@ -57,7 +64,6 @@ def apply(conn: Connection, agency: str, m: HandoverMessage | HandedOver, now: d
             )
         )
         return
-    h = linkage_handovers.c
     found = conn.execute(select(h.id).where(h.id == m.move_id, h.direction == OUT)).first()
     if found is not None:  # a later flag taken over: the hub names all it holds now
         conn.execute(update(linkage_handovers).where(h.id == m.move_id).values(flags=m.flags, at=now.isoformat()))

@@ -6,7 +6,8 @@ is shown in every holder's queue.
 Who holds anywhere is asked of one function, :meth:`HandoverCommands.holders_anywhere`: in shared mode every node
 ingests every shared event, so the verified nationwide state answers it. In linkage hub mode a node sees only its
 own flags, and the hub's word on handovers (:class:`HubMoveFacts`, wired by ``ledger.runtime.handovers``): the
-handovers it was asked to take over, and the flags the municipality it reported a move to has taken over.
+handovers it was asked to take over (until the hub withdraws one: the person moved on), and the flags the
+municipality it reported a move to has taken over.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ class HandoverCommands(FlagCommands):
                 raise InputError("a residence change is between municipalities", field="to_agency")
         calendar_day(moved_on, "moved_on")
         subj = self.subject(subject)
-        if not self.holders_anywhere(subj):
+        if not self.holders_anywhere(subj) and not self._asked_here(agency, subj):
             return None
         move = ResidenceChange(
             agency=agency,
@@ -159,6 +160,11 @@ class HandoverCommands(FlagCommands):
         )
         self.save_as(agency, move)
         return move.id
+
+    def _asked_here(self, agency: str, subject: str) -> bool:
+        """Hub mode: the hub asked ``agency`` to take over the person's protection and has not withdrawn it — she
+        is protected somewhere even if not here yet, so her moving on is recorded (and the hub withdraws it)."""
+        return self.hub_moves is not None and any(a["subject"] == subject for a in self.hub_moves.asked(agency))
 
     def latest_move(self, subject: str) -> ResidenceChange | None:
         """The person's most recent recorded move (by date, then by log order)."""

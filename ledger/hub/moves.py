@@ -15,7 +15,10 @@ The rule per hop (the hub takes a move only from the agency entitled to report i
 The new municipality is sent a ``handover`` (its code, the day, the flags that apply and it does not hold; no
 holder, no old municipality) as soon as it has registered the person — at once, or when it files them. When it
 sets one of those flags, the move's sender is sent ``handed_over`` (the flags the new municipality now holds),
-so the old holder may release without a decision naming the risk. Only the latest move of a person counts.
+so the old holder may release without a decision naming the risk. Only the latest move of a person counts:
+when the person moves on from a municipality that was sent a handover (before it took over, or after), that
+municipality is sent ``handover_withdrawn`` under its own code, so no municipality that is no longer where they
+live keeps a live request about them (the move that withdraws it passed the rule above: a peer cannot).
 """
 
 from __future__ import annotations
@@ -34,7 +37,14 @@ from ledger.hub.tables import hub_flag_changes, hub_moves
 from ledger.linkage.codes import CodeMap, codes_of, persons_of
 from ledger.linkage.hiding import FlagChange, fold
 from ledger.linkage.messages import FLAGS, Message
-from ledger.linkage.moves import HandedOver, HandoverMessage, MoveMessage, join_flags, split_flags
+from ledger.linkage.moves import (
+    HandedOver,
+    HandoverMessage,
+    HandoverWithdrawn,
+    MoveMessage,
+    join_flags,
+    split_flags,
+)
 from ledger.storage import storage_error
 
 __all__ = ["HubMoves", "KindOf", "Write", "applying"]
@@ -146,6 +156,7 @@ class HubMoves:
         to_codes = codes_of(self.codes, m.to_agency, person)
         if flags and to_codes:
             owes.append(self.seal(m.to_agency, HandoverMessage(uuid.uuid4().hex, to_codes[-1], m.moved_on, flags)))
+        owes += self._withdrawn(latest, m.to_agency, person)
         row = {
             "sender": sender,
             "move_id": m.move_id,
@@ -159,6 +170,15 @@ class HubMoves:
             "taken": "",
         }
         return owes, lambda conn, seq: _exec(conn, insert(hub_moves).values(seq=seq, **row))
+
+    def _withdrawn(self, latest: _Move | None, to_agency: str, person: str) -> list[tuple[str, bytes]]:
+        """The withdrawal owed to the municipality the person last moved to, if it was sent a handover and they
+        now move elsewhere (a request never delivered is never sent: only the latest move is delivered)."""
+        if latest is None or not latest.flags or not latest.delivered or latest.to_agency == to_agency:
+            return []
+        # under each of its codes for them: the request went under the one it had then
+        codes = codes_of(self.codes, latest.to_agency, person)
+        return [self.seal(latest.to_agency, HandoverWithdrawn(c)) for c in codes]
 
     def registered(self, holder: str, code: str, person: str) -> tuple[list[tuple[str, bytes]], Write | None]:
         """A new registration: the handover the registering municipality was owed for the person, if any."""

@@ -38,7 +38,7 @@ from ledger.linkage.messages import (
     RoutedQuery,
     decode,
 )
-from ledger.linkage.moves import HandedOver, HandoverMessage
+from ledger.linkage.moves import HandedOver, HandoverMessage, HandoverWithdrawn
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.proxy_approvals import ProxyApproval
 from ledger.linkage.proxy_registrations import ProxyRegistrationMessage
@@ -70,6 +70,7 @@ _INBOUND: dict[str, type[Message]] = {
         Escalation,
         HandoverMessage,
         HandedOver,
+        HandoverWithdrawn,
         RoutedBodyRequest,
         BodyOutcomeMessage,
         DeliveryKeyNotice,  # the portal's, signed by it: checked by the node (consumers.linkage_delivery)

@@ -10,6 +10,8 @@ kind               from → to                   holds
                                                flags to take over — **not** who holds them, nor where from
 ``handed_over``    hub → the move's sender     the sender's move id and code, the new municipality (the
                                                sender named it) and the flags it now holds
+``handover_        hub → the municipality      its own code for the person: the request it was sent is
+withdrawn``        asked before                withdrawn (the person moved on before, or while, it took over)
 =================  ==========================  ===========================================================
 
 Who may send a ``move`` is the hub's rule (``ledger.hub.moves``): one of the two municipalities, and only one
@@ -29,7 +31,7 @@ from ledger.linkage.codes import check_code
 from ledger.linkage.messages import FLAGS, Message
 from ledger.linkage.names import check_event_id
 
-__all__ = ["HandedOver", "HandoverMessage", "MoveMessage", "join_flags", "split_flags"]
+__all__ = ["HandedOver", "HandoverMessage", "HandoverWithdrawn", "MoveMessage", "join_flags", "split_flags"]
 
 
 def split_flags(flags: str) -> tuple[str, ...]:
@@ -107,3 +109,15 @@ class HandedOver(Message):
         check_code(self.code)
         agency_code(self.to_agency, "to_agency")
         split_flags(self.flags)
+
+
+@dataclass(frozen=True)
+class HandoverWithdrawn(Message):
+    """The hub withdraws its requests that this municipality take over protection of the person: a later move
+    took them elsewhere. Only its own code: not where they went, nor who reported it, nor who holds."""
+
+    kind: ClassVar[str] = "handover_withdrawn"
+    code: str  # the municipality's own code for the person
+
+    def check(self) -> None:
+        check_code(self.code)

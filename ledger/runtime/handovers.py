@@ -4,7 +4,8 @@ application's handover rules (``ledger.app.handover.HubMoveFacts``).
 Kept in ``linkage_handovers`` by the bridge (``consumers.linkage_moves``): ``in`` rows are the hub's requests
 that this municipality take over flags on a person it knows by its own subject (no holder, no old
 municipality named); ``out`` rows are the hub's word that the municipality this agency reported the person
-moved to now holds these flags — so the old holder may release without a decision naming the risk.
+moved to now holds these flags — so the old holder may release without a decision naming the risk; ``wd`` rows
+are ``in`` rows the hub withdrew (the person moved on from here): kept, no longer asked.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.runtime.tables import linkage_handovers
 from ledger.storage import storage_error
 
-__all__ = ["IN", "OUT", "HubHandovers"]
+__all__ = ["IN", "OUT", "WITHDRAWN", "HubHandovers"]
 
-IN, OUT = "in", "out"
+IN, OUT, WITHDRAWN = "in", "out", "wd"
 
 
 class HubHandovers:

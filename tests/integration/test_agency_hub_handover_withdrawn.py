@@ -1,0 +1,137 @@
+"""A handover withdrawn through the hub (issue 19 with issue 21): X, protected at A, moves A → B and on again
+before B took over (or after). The hub withdraws B's request — under B's own code, naming neither where X went nor
+who reported it — and asks the municipality X lives in now, so no municipality X has left holds a live request
+about her. Three nodes in hub mode and an in-process hub (tests/support/hub_nodes.py), SQLite and PostgreSQL.
+
+Threats, per test: the perpetrator (a stale request at a municipality X has left, or a protection nobody is
+asked to take over, leaves X unprotected where she lives); a peer agency (only the municipality entitled to
+report X's move can make the hub withdraw a request).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ledger.app import Actor
+from ledger.errors import Code, StateConflict
+from ledger.linkage.moves import MoveMessage
+from ledger.runtime.handovers import IN, WITHDRAWN
+from ledger.runtime.linkage import code_of
+from ledger.runtime.tables import linkage_handovers
+from tests.conftest import NodeFactory
+from tests.integration.test_agency_hub_handover import ND, _events, _moves, _parked, _release
+from tests.integration.test_agency_hub_mode import _all_rows, _world, names
+from tests.support.hub_nodes import HubNodes, set_flag
+from tests.support.hub_world import A, B, C
+from tests.support.people import individual_number
+
+
+@pytest.fixture
+def world(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterator[HubNodes]:
+    yield from _world(make_node, backend, tmp_path)
+
+
+def _directions(w: HubNodes, agency: str) -> list[str]:
+    with w.nodes[agency].engine.connect() as conn:
+        return sorted(str(d) for d in conn.execute(select(linkage_handovers.c.direction)).scalars())
+
+
+def _asked(w: HubNodes, x: str) -> str:
+    """A protects X, B and C have filed X; A reports X's move to B, and B is asked."""
+    set_flag(w.nodes[A], A, x, ND)
+    w.bridges[B].file_person(x)
+    w.bridges[C].file_person(x)
+    w.settle()
+    assert w.nodes[A].app.record_move(Actor(A, "req"), x, to_agency=B, moved_on=date(2026, 4, 1)) is not None
+    w.settle()
+    (asked,) = w.nodes[B].app.handovers_for(B)
+    return str(asked["move_id"])
+
+
+def test_x_moves_on_before_b_takes_over_and_c_is_asked_instead(world: HubNodes) -> None:
+    """The perpetrator, waiting for protection to lapse where X lives: X moves A → B and on to C before B took
+    over. B, asked but holding nothing, records the move on (its request is what tells it she is protected);
+    the hub withdraws B's request and asks C, so B's queue no longer names X and C's does, naming neither A nor
+    B. A keeps protecting X meanwhile (its release is still refused), and B hears when C holds."""
+    x = individual_number()
+    a, b, c = (world.nodes[k].app for k in (A, B, C))
+    _asked(world, x)
+
+    assert b.record_move(Actor(B, "req"), x, to_agency=C, moved_on=date(2026, 5, 1)) is not None
+    world.settle()
+    assert b.handovers_for(B) == []  # withdrawn: B is not where X lives any more
+    assert _directions(world, B) == [WITHDRAWN]  # kept, not erased: B's record of what it was asked
+    (asked_c,) = c.handovers_for(C)
+    assert asked_c["subject"] == c.subject(x) and asked_c["flags_to_take_over"] == [ND]
+    assert asked_c["moved_on"] == "2026-05-01"
+    assert not names(_all_rows(world, C), A) and not names(_all_rows(world, C), B)
+    assert not any(names(e, A) or names(e, B) for e in _events(world, C))
+    with pytest.raises(StateConflict) as refused:  # A still holds X: nobody has taken over yet
+        _release(world, A, x)
+    assert refused.value.code == Code.HANDOVER_PENDING
+
+    set_flag(world.nodes[C], C, x, ND)
+    world.settle()
+    assert c.handovers_for(C) == [] and b.handovers_for(B) == []
+    assert b.holders_anywhere(b.subject(x))[ND] == [C]  # B, the reporter, told that C holds
+    assert A in a.holders_anywhere(a.subject(x))[ND]
+    assert _moves(world) == 2 and _parked(world) == []
+
+
+def test_a_request_taken_over_is_withdrawn_too_so_it_does_not_come_back_after_a_release(world: HubNodes) -> None:
+    """The perpetrator at B's counter after X has left: B took over, X moved on to C, C took over and B let go.
+    Without the withdrawal B's old request would stand again in its queue once B holds nothing (an 'in' row
+    the queue filtered only by what B holds), naming X at a municipality she left."""
+    x = individual_number()
+    b = world.nodes[B].app
+    _asked(world, x)
+    set_flag(world.nodes[B], B, x, ND)
+    world.settle()
+    _release(world, A, x)
+    assert b.record_move(Actor(B, "req"), x, to_agency=C, moved_on=date(2026, 9, 1)) is not None
+    world.settle()
+    set_flag(world.nodes[C], C, x, ND)
+    world.settle()
+    _release(world, B, x)
+    world.settle()
+    assert b.handovers_for(B) == []
+    assert b.year_queue(Actor(B, "req"))["handovers"] == []
+    assert WITHDRAWN in _directions(world, B) and IN not in _directions(world, B)
+
+
+def test_x_moving_back_to_her_holder_withdraws_the_request_and_asks_no_one(world: HubNodes) -> None:
+    """The perpetrator: X moves A → B and back to A, A reporting it (A protects her and she lives there again).
+    B's request is withdrawn; A, holding already, is asked nothing; and no one else hears of it."""
+    x = individual_number()
+    a, b, c = (world.nodes[k].app for k in (A, B, C))
+    _asked(world, x)
+    assert a.record_move(Actor(A, "req"), x, to_agency=A, from_agency=B, moved_on=date(2026, 6, 1)) is not None
+    world.settle()
+    assert b.handovers_for(B) == [] and a.handovers_for(A) == [] and c.handovers_for(C) == []
+    assert _directions(world, C) == [] and _parked(world) == []
+
+
+def test_only_the_municipality_entitled_to_report_the_move_on_withdraws_a_request(world: HubNodes) -> None:
+    """A peer agency, with its own valid keys, trying to strip B of its request (so that nobody where X lives
+    takes over): C, neither holding X nor where she lives, reports that X moved from B to C; A, the holder,
+    reports a move from B to C it is no party to; and A reports X moved from C (not where she lives) to A.
+    Each is parked; B's request stands, and C is asked nothing."""
+    x = individual_number()
+    b, c = world.nodes[B].app, world.nodes[C].app
+    _asked(world, x)
+    c_code = code_of(c.subject(x))
+    world.bridges[C].end.send(MoveMessage(uuid.uuid4().hex, c_code, B, C, "2026-05-01"))
+    a_code = code_of(world.nodes[A].app.subject(x))
+    world.bridges[A].end.send(MoveMessage(uuid.uuid4().hex, a_code, B, C, "2026-05-01"))
+    world.bridges[A].end.send(MoveMessage(uuid.uuid4().hex, a_code, C, A, "2026-05-01"))
+    world.settle()
+    assert _parked(world) == [Code.WRONG_AGENCY, Code.WRONG_AGENCY, Code.NOT_RESIDENCE]
+    assert _moves(world) == 1
+    assert [h["flags_to_take_over"] for h in b.handovers_for(B)] == [[ND]] and _directions(world, B) == [IN]
+    assert c.handovers_for(C) == [] and _directions(world, C) == []

@@ -21,15 +21,27 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from ledger.linkage.moves import HandedOver, HandoverMessage, HandoverWithdrawn, MoveMessage
-from ledger.runtime.handovers import IN, OUT, WITHDRAWN
+from ledger.linkage.messages import Message
+from ledger.linkage.moves import (
+    HandedOver,
+    HandoverMessage,
+    HandoverWithdrawn,
+    LastHolderMessage,
+    LastHolderWarned,
+    MoveMessage,
+    join_flags,
+)
+from ledger.runtime.handovers import IN, OUT, WARNED, WITHDRAWN
 from ledger.runtime.linkage import code_of, subject_of
 from ledger.runtime.tables import linkage_handovers
 
-__all__ = ["MOVED", "apply", "move_message"]
+__all__ = ["FROM_HUB", "MOVED", "RAISED", "TOPICS", "apply", "move_message", "outgoing"]
 
 # topics are part of the stored data and never move (docs/design.md, event catalogue)
 MOVED = "ledger.domain.moves:ResidenceChange.Recorded"
+RAISED = "ledger.domain.moves:LastHolderWarning.Raised"
+TOPICS = (MOVED, RAISED)
+FROM_HUB = (HandoverMessage, HandedOver, HandoverWithdrawn, LastHolderWarned)
 _IDS = uuid.UUID("0b6f5f4e-8f1a-4d53-9a55-2c7d0e6f1a33")  # the namespace of move ids
 
 
@@ -44,9 +56,24 @@ def move_message(agency: str, event: Any, stream: uuid.UUID) -> Iterator[tuple[t
     )
 
 
-def apply(conn: Connection, agency: str, m: HandoverMessage | HandedOver | HandoverWithdrawn, now: datetime) -> None:
-    """Keep the hub's word on a handover (in the transaction that records its event id as applied)."""
+def outgoing(agency: str, topic: str, event: Any, stream: uuid.UUID) -> Iterator[tuple[tuple[str, ...], Message]]:
+    """What the hub is told of this agency's move, or of its last-holder warning (none of another agency's)."""
+    if topic == MOVED:
+        yield from move_message(agency, event, stream)
+    elif event.agency == agency:  # a release asked here would leave these flags with no holder it can see
+        warning_id = uuid.uuid5(_IDS, f"warning:{stream}:{event.originator_version}").hex
+        yield (event.subject,), LastHolderMessage(warning_id, code_of(event.subject), join_flags(event.flags))
+
+
+def apply(conn: Connection, agency: str, m: Message, now: datetime) -> None:
+    """Keep the hub's word on a handover or a last holder (in the transaction that records its event id as
+    applied)."""
     h = linkage_handovers.c
+    if isinstance(m, LastHolderWarned):  # another holder's release would end these flags: kept once per id
+        if conn.execute(select(h.id).where(h.id == m.warning_id)).first() is None:
+            row = {"id": m.warning_id, "direction": WARNED, "subject": subject_of(m.code), "to_agency": agency}
+            conn.execute(insert(linkage_handovers).values(**row, moved_on="", flags=m.flags, at=now.isoformat()))
+        return
     if isinstance(m, HandoverWithdrawn):  # rows asked earlier: the hub's messages come in order, a later ask stays
         asked = (h.direction == IN, h.subject == subject_of(m.code), h.to_agency == agency)
         conn.execute(update(linkage_handovers).where(*asked).values(direction=WITHDRAWN, at=now.isoformat()))
@@ -64,6 +91,8 @@ def apply(conn: Connection, agency: str, m: HandoverMessage | HandedOver | Hando
             )
         )
         return
+    if not isinstance(m, HandedOver):
+        raise TypeError(f"not a handover's message: {m.kind}")
     found = conn.execute(select(h.id).where(h.id == m.move_id, h.direction == OUT)).first()
     if found is not None:  # a later flag taken over: the hub names all it holds now
         conn.execute(update(linkage_handovers).where(h.id == m.move_id).values(flags=m.flags, at=now.isoformat()))

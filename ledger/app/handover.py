@@ -64,6 +64,11 @@ class HubMoveFacts(Protocol):
         """The hub's requests that ``agency`` take over flags: handover id, subject, moved_on, flags."""
         ...
 
+    def warned(self, agency: str) -> list[dict[str, Any]]:
+        """The hub's warnings to ``agency`` that another holder asked to release flags no one else holds:
+        warning id, subject, flags (not who releases)."""
+        ...
+
 
 class HandoverCommands(FlagCommands):
     """Residence changes, the handover queue, named-risk decisions and the release guard."""
@@ -231,6 +236,17 @@ class HandoverCommands(FlagCommands):
                         "releasing_agency_is_you": warning.agency == agency,
                     }
                 )
+        if self.hub_moves is not None:  # hub mode: another holder's, as the hub routed it (naming no holder)
+            for routed in self.hub_moves.warned(agency):
+                if routed["subject"] in held:  # until this agency lets go of the person too
+                    out.append(
+                        {
+                            "subject": routed["subject"],
+                            "flags": routed["flags"],
+                            "request_id": routed["warning_id"],
+                            "releasing_agency_is_you": False,
+                        }
+                    )
         return out
 
     def _holdings_of(self, agency: str) -> list[tuple[str, str]]:

@@ -19,6 +19,11 @@ so the old holder may release without a decision naming the risk. Only the lates
 when the person moves on from a municipality that was sent a handover (before it took over, or after), that
 municipality is sent ``handover_withdrawn`` under its own code, so no municipality that is no longer where they
 live keeps a live request about them (the move that withdraws it passed the rule above: a peer cannot).
+
+A ``last_holder`` (a holder's node saw that a release asked of it would leave flags with no holder; its view is
+its own flags only) is taken only from a holder of those flags; each other holder of the person is sent
+``last_holder_warning`` under its own code with the flags no one else holds — not who releases, not who else
+holds — and nothing at all when someone else holds each of them (no protection ends).
 """
 
 from __future__ import annotations
@@ -31,16 +36,18 @@ from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.domain.types import AgencyKind
-from ledger.errors import Code, PermissionDenied
+from ledger.errors import Code, NotFoundError, PermissionDenied
 from ledger.hub import txn
 from ledger.hub.tables import hub_flag_changes, hub_moves
 from ledger.linkage.codes import CodeMap, codes_of, persons_of
 from ledger.linkage.hiding import FlagChange, fold
-from ledger.linkage.messages import FLAGS, Message
+from ledger.linkage.messages import FLAGS, Message, decode
 from ledger.linkage.moves import (
     HandedOver,
     HandoverMessage,
     HandoverWithdrawn,
+    LastHolderMessage,
+    LastHolderWarned,
     MoveMessage,
     join_flags,
     split_flags,
@@ -70,6 +77,7 @@ _LATEST = (
 Seal = Callable[[str, Message], tuple[str, bytes]]
 Write = Callable[[Connection, int], None]
 KindOf = Callable[[str], AgencyKind | None]  # a party's kind, as the hub's directory holds it
+_WARNINGS = uuid.UUID("3d1f6c2e-9a47-4b8e-8f15-7c2a0d9e4b61")  # the namespace of the hub's warning ids
 
 
 def applying(engine: Engine, persons: list[str]) -> dict[str, set[str]]:
@@ -122,6 +130,18 @@ class HubMoves:
         except SQLAlchemyError as exc:
             raise storage_error("cannot read the hub's moves", exc) from exc
         return found is not None
+
+    def take(self, sender: str, kind: str, payload: bytes) -> tuple[list[tuple[str, bytes]], Write | None]:
+        """A ``move`` or a ``last_holder`` from ``sender``: what it owes and writes."""
+        m: MoveMessage | LastHolderMessage = (
+            decode(MoveMessage, payload) if kind == MoveMessage.kind else decode(LastHolderMessage, payload)
+        )
+        person = self.codes.person(sender, m.code)
+        if person is None:
+            raise NotFoundError(f"{sender} has registered no person under this code at the hub")
+        return (
+            self.move(sender, person, m) if isinstance(m, MoveMessage) else (self.last_holder(sender, person, m), None)
+        )
 
     def move(self, sender: str, person: str, m: MoveMessage) -> tuple[list[tuple[str, bytes]], Write | None]:
         """File ``sender``'s report that the person (its code in ``m``, the hub's ``person``) moved; what it owes
@@ -179,6 +199,25 @@ class HubMoves:
         # under each of its codes for them: the request went under the one it had then
         codes = codes_of(self.codes, latest.to_agency, person)
         return [self.seal(latest.to_agency, HandoverWithdrawn(c)) for c in codes]
+
+    def last_holder(self, sender: str, person: str, m: LastHolderMessage) -> list[tuple[str, bytes]]:
+        """The warnings owed to the person's other holders when ``sender``'s release of ``m.flags`` would leave
+        some with no holder (none when another holder holds each). Refused unless ``sender`` holds them all."""
+        held = applying(self.engine, persons_of(self.codes, person))
+        flags = set(split_flags(m.flags))
+        if not flags <= held.get(sender, set()):
+            # a peer cannot make the hub tell the holders anything, nor learn by trying who holds
+            raise PermissionDenied("a last-holder warning comes from a holder of its flags", code=Code.WRONG_AGENCY)
+        others = {h: fl for h, fl in held.items() if h != sender}
+        lost = join_flags(flags - {f for fl in others.values() for f in fl})
+        owes: list[tuple[str, bytes]] = []
+        for holder in sorted(others) if lost else ():
+            # under each of its codes (its flags may stand under any of the person's numbers); the same id for a
+            # resend of the same warning, so the holder's node keeps it once
+            for code in codes_of(self.codes, holder, person):
+                wid = uuid.uuid5(_WARNINGS, f"{sender}:{m.warning_id}:{holder}:{code}").hex
+                owes.append(self.seal(holder, LastHolderWarned(wid, code, lost)))
+        return owes
 
     def registered(self, holder: str, code: str, person: str) -> tuple[list[tuple[str, bytes]], Write | None]:
         """A new registration: the handover the registering municipality was owed for the person, if any."""

@@ -5,7 +5,8 @@ Kept in ``linkage_handovers`` by the bridge (``consumers.linkage_moves``): ``in`
 that this municipality take over flags on a person it knows by its own subject (no holder, no old
 municipality named); ``out`` rows are the hub's word that the municipality this agency reported the person
 moved to now holds these flags — so the old holder may release without a decision naming the risk; ``wd`` rows
-are ``in`` rows the hub withdrew (the person moved on from here): kept, no longer asked.
+are ``in`` rows the hub withdrew (the person moved on from here): kept, no longer asked; ``lh`` rows are the hub's
+warnings that another holder asked to release flags no one else holds (``last_holder_warning``).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.runtime.tables import linkage_handovers
 from ledger.storage import storage_error
 
-__all__ = ["IN", "OUT", "WITHDRAWN", "HubHandovers"]
+__all__ = ["IN", "OUT", "WARNED", "WITHDRAWN", "HubHandovers"]
 
-IN, OUT, WITHDRAWN = "in", "out", "wd"
+IN, OUT, WITHDRAWN, WARNED = "in", "out", "wd", "lh"
 
 
 class HubHandovers:
@@ -49,4 +50,11 @@ class HubHandovers:
         return [
             {"handover_id": r.id, "subject": r.subject, "moved_on": r.moved_on, "flags": r.flags.split(",")}
             for r in self._rows(h.direction == IN, h.to_agency == agency)
+        ]
+
+    def warned(self, agency: str) -> list[dict[str, Any]]:
+        h = linkage_handovers.c
+        return [
+            {"warning_id": r.id, "subject": r.subject, "flags": r.flags.split(",")}
+            for r in self._rows(h.direction == WARNED, h.to_agency == agency)
         ]

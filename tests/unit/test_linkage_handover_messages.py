@@ -16,7 +16,14 @@ import pytest
 from ledger.errors import InputError
 from ledger.linkage.body_requests import BodyOutcomeMessage, BodyRequestMessage, RoutedBodyRequest
 from ledger.linkage.messages import Message, decode
-from ledger.linkage.moves import HandedOver, HandoverMessage, HandoverWithdrawn, MoveMessage
+from ledger.linkage.moves import (
+    HandedOver,
+    HandoverMessage,
+    HandoverWithdrawn,
+    LastHolderMessage,
+    LastHolderWarned,
+    MoveMessage,
+)
 
 CODE = "a" + "0" * 32
 
@@ -31,6 +38,8 @@ GOOD: list[Message] = [
     HandoverMessage(_id(), CODE, "2026-04-01", "NON_DISCLOSURE,NO_AUTO_RESPONSE"),
     HandedOver(_id(), CODE, "131024", "NON_DISCLOSURE"),
     HandoverWithdrawn(CODE),
+    LastHolderMessage(_id(), CODE, "NO_AUTO_RESPONSE"),
+    LastHolderWarned(_id(), CODE, "NON_DISCLOSURE,NO_AUTO_RESPONSE"),
     BodyRequestMessage(_id(), CODE, "131024", "NO_AUTO_RESPONSE", "stalking"),
     RoutedBodyRequest(_id(), "SC-TOKYO", CODE, "NO_AUTO_RESPONSE", "dv"),
     BodyOutcomeMessage(_id(), "executed", "set", _id(), "NO_AUTO_RESPONSE", "2026-04-01T00:00:00+00:00"),
@@ -42,7 +51,7 @@ def test_each_kind_round_trips(message: Message) -> None:
     assert decode(type(message), message.encode()) == message
 
 
-BAD = [
+BAD: list[tuple[type[Message], dict[str, str]]] = [
     (MoveMessage, {"from_agency": "131024"}),  # from = to
     (MoveMessage, {"moved_on": "2026-13-01"}),
     (MoveMessage, {"to_agency": "x"}),
@@ -51,6 +60,8 @@ BAD = [
     (HandoverMessage, {"flags": "NON_DISCLOSURE,NON_DISCLOSURE"}),
     (HandedOver, {"flags": "PROXY"}),
     (HandoverWithdrawn, {"code": "131024"}),  # an agency, not a code
+    (LastHolderMessage, {"flags": ""}),
+    (LastHolderWarned, {"warning_id": "W1"}),
     (BodyRequestMessage, {"reason": "curiosity"}),
     (BodyOutcomeMessage, {"status": "done"}),
     (BodyOutcomeMessage, {"request_kind": "erase"}),
@@ -80,4 +91,5 @@ def test_an_extra_or_missing_field_is_refused() -> None:
 def test_a_handover_has_no_place_for_a_holder_or_an_origin() -> None:
     assert {f.name for f in fields(HandoverMessage)} == {"handover_id", "code", "moved_on", "flags"}
     assert {f.name for f in fields(HandoverWithdrawn)} == {"code"}  # not where she went, nor who said so
+    assert {f.name for f in fields(LastHolderWarned)} == {"warning_id", "code", "flags"}  # not who releases
     assert {f.name for f in fields(RoutedBodyRequest)} == {"request_id", "body", "code", "flags", "reason"}

@@ -2,14 +2,17 @@
 
 **Out**: a residence change this agency recorded (``ResidenceChange.Recorded``: entered at its counter or
 received from the residence registry, only for a person it protects) goes to the hub as a ``move`` under its
-own code, its id derived from the event so a resend is filed once.
+own code, its id derived from the event so a resend is filed once; a last-holder warning raised here
+(``LastHolderWarning.Raised``) goes as ``last_holder``, for the hub to warn the person's other holders.
 
 **In**: the hub's ``handover`` (this municipality is asked to take over flags on a person it knows by its own
 code; no holder, no old municipality) and ``handed_over`` (the municipality this agency reported the move to now
 holds these flags) are kept in ``linkage_handovers``; ``handover_withdrawn`` (the person moved on before, or
 after, this municipality took over) turns its ``in`` rows about the person into withdrawn ones (kept, no longer
-asked), which the application's handover rules read
-(``ledger.runtime.handovers``): the new municipality's handover queue, and the old holder's release guard.
+asked); ``handed_on`` (she moved on from where this agency reported her move to, and is protected where she lives
+now) is kept as an ``on`` row; ``last_holder_warning`` (another holder asked to release flags no one else holds) as
+an ``lh`` row. The application's handover rules read them (``ledger.runtime.handovers``): the new municipality's
+handover queue, the old holder's release guard, and every holder's year queue.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from ledger.linkage.messages import Message
 from ledger.linkage.moves import (
+    HandedOn,
     HandedOver,
     HandoverMessage,
     HandoverWithdrawn,
@@ -31,7 +35,7 @@ from ledger.linkage.moves import (
     MoveMessage,
     join_flags,
 )
-from ledger.runtime.handovers import IN, OUT, WARNED, WITHDRAWN
+from ledger.runtime.handovers import IN, ONWARD, OUT, WARNED, WITHDRAWN
 from ledger.runtime.linkage import code_of, subject_of
 from ledger.runtime.tables import linkage_handovers
 
@@ -41,7 +45,7 @@ __all__ = ["FROM_HUB", "MOVED", "RAISED", "TOPICS", "apply", "move_message", "ou
 MOVED = "ledger.domain.moves:ResidenceChange.Recorded"
 RAISED = "ledger.domain.moves:LastHolderWarning.Raised"
 TOPICS = (MOVED, RAISED)
-FROM_HUB = (HandoverMessage, HandedOver, HandoverWithdrawn, LastHolderWarned)
+FROM_HUB = (HandoverMessage, HandedOver, HandedOn, HandoverWithdrawn, LastHolderWarned)
 _IDS = uuid.UUID("0b6f5f4e-8f1a-4d53-9a55-2c7d0e6f1a33")  # the namespace of move ids
 
 
@@ -73,6 +77,10 @@ def apply(conn: Connection, agency: str, m: Message, now: datetime) -> None:
         if conn.execute(select(h.id).where(h.id == m.warning_id)).first() is None:
             row = {"id": m.warning_id, "direction": WARNED, "subject": subject_of(m.code), "to_agency": agency}
             conn.execute(insert(linkage_handovers).values(**row, moved_on="", flags=m.flags, at=now.isoformat()))
+        return
+    if isinstance(m, HandedOn):  # a move it reported was superseded; these flags are held where she lives now
+        row = {"id": m.handed_id, "direction": ONWARD, "subject": subject_of(m.code), "to_agency": ""}
+        conn.execute(insert(linkage_handovers).values(**row, moved_on="", flags=m.flags, at=now.isoformat()))
         return
     if isinstance(m, HandoverWithdrawn):  # rows asked earlier: the hub's messages come in order, a later ask stays
         asked = (h.direction == IN, h.subject == subject_of(m.code), h.to_agency == agency)

@@ -15,7 +15,9 @@ The rule per hop (the hub takes a move only from the agency entitled to report i
 The new municipality is sent a ``handover`` (its code, the day, the flags that apply and it does not hold; no
 holder, no old municipality) as soon as it has registered the person — at once, or when it files them. When it
 sets one of those flags, the move's sender is sent ``handed_over`` (the flags the new municipality now holds),
-so the old holder may release without a decision naming the risk. Only the latest move of a person counts:
+so the old holder may release without a decision naming the risk — and the sender of each earlier move the person
+moved on from before it was taken over is sent ``handed_on`` (the flags, no municipality named), so it too may
+release, as in shared mode where the latest move counts. Only the latest move of a person counts:
 when the person moves on from a municipality that was sent a handover (before it took over, or after), that
 municipality is sent ``handover_withdrawn`` under its own code, so no municipality that is no longer where they
 live keeps a live request about them (the move that withdraws it passed the rule above: a peer cannot).
@@ -43,6 +45,7 @@ from ledger.linkage.codes import CodeMap, codes_of, persons_of
 from ledger.linkage.hiding import FlagChange, fold
 from ledger.linkage.messages import FLAGS, Message, decode
 from ledger.linkage.moves import (
+    HandedOn,
     HandedOver,
     HandoverMessage,
     HandoverWithdrawn,
@@ -57,7 +60,7 @@ from ledger.storage import storage_error
 __all__ = ["HubMoves", "KindOf", "Write", "applying"]
 
 # built once: asked at every registration (the handover a new municipality may be owed)
-_LATEST = (
+_HISTORY = (
     select(
         hub_moves.c.seq,
         hub_moves.c.sender,
@@ -71,8 +74,8 @@ _LATEST = (
     )
     .where(hub_moves.c.person.in_(bindparam("persons", expanding=True)))
     .order_by(hub_moves.c.seq.desc())
-    .limit(1)
 )
+_LATEST = _HISTORY.limit(1)
 
 Seal = Callable[[str, Message], tuple[str, bytes]]
 Write = Callable[[Connection, int], None]
@@ -228,18 +231,44 @@ class HubMoves:
         stmt = update(hub_moves).where(hub_moves.c.seq == latest.seq).values(delivered=True)
         return owes, lambda conn, seq: _exec(conn, stmt)
 
+    def _history(self, persons: list[str]) -> list[_Move]:
+        try:
+            with txn.reading(self.engine) as conn:
+                return [_Move(*row) for row in conn.execute(_HISTORY, {"persons": persons})]
+        except SQLAlchemyError as exc:
+            raise storage_error("cannot read the hub's moves", exc) from exc
+
     def flag_set(self, holder: str, person: str, flag: str) -> tuple[list[tuple[str, bytes]], Write | None]:
-        """``holder`` set ``flag``: if it is the new municipality taking it over, the move's sender is told."""
-        latest = self._latest(persons_of(self.codes, person))
+        """``holder`` set ``flag``: if it is the new municipality taking it over, the move's sender is told, and
+        so is the sender of each earlier move the person moved on from before it was taken over."""
+        history = self._history(persons_of(self.codes, person))
+        latest = history[0] if history else None
         if latest is None or latest.to_agency != holder or latest.sender == holder or not latest.flags:
             return [], None
-        asked, taken = split_flags(latest.flags), set(latest.taken.split(",")) - {""}
+        asked, taken = split_flags(latest.flags), _taken(latest)
         if flag not in asked or flag in taken:
             return [], None
         now = join_flags(taken | {flag})
         owes = [self.seal(latest.sender, HandedOver(latest.move_id, latest.sender_code, holder, now))]
-        stmt = update(hub_moves).where(hub_moves.c.seq == latest.seq).values(taken=now)
-        return owes, lambda conn, seq: _exec(conn, stmt)
+        stmts = [update(hub_moves).where(hub_moves.c.seq == latest.seq).values(taken=now)]
+        for earlier in history[1:]:
+            # superseded before this flag was taken over: its sender still waits (no municipality named to it)
+            if not earlier.flags or flag not in split_flags(earlier.flags) or flag in _taken(earlier):
+                break
+            onward = join_flags(_taken(earlier) | {flag})
+            if earlier.sender != holder:
+                owes.append(self.seal(earlier.sender, HandedOn(uuid.uuid4().hex, earlier.sender_code, onward)))
+            stmts.append(update(hub_moves).where(hub_moves.c.seq == earlier.seq).values(taken=onward))
+
+        def write(conn: Connection, seq: int) -> None:
+            for stmt in stmts:
+                _exec(conn, stmt)
+
+        return owes, write
+
+
+def _taken(move: _Move) -> set[str]:
+    return set(move.taken.split(",")) - {""}
 
 
 def _exec(conn: Connection, stmt: object) -> None:

@@ -6,7 +6,9 @@ that this municipality take over flags on a person it knows by its own subject (
 municipality named); ``out`` rows are the hub's word that the municipality this agency reported the person
 moved to now holds these flags — so the old holder may release without a decision naming the risk; ``wd`` rows
 are ``in`` rows the hub withdrew (the person moved on from here): kept, no longer asked; ``lh`` rows are the hub's
-warnings that another holder asked to release flags no one else holds (``last_holder_warning``).
+warnings that another holder asked to release flags no one else holds (``last_holder_warning``); ``on`` rows are
+the hub's word that flags of a move this agency reported are held where the person moved on to (``handed_on``: no
+municipality named, ``to_agency`` empty).
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.runtime.tables import linkage_handovers
 from ledger.storage import storage_error
 
-__all__ = ["IN", "OUT", "WARNED", "WITHDRAWN", "HubHandovers"]
+__all__ = ["IN", "ONWARD", "OUT", "WARNED", "WITHDRAWN", "HubHandovers"]
 
-IN, OUT, WITHDRAWN, WARNED = "in", "out", "wd", "lh"
+IN, OUT, WITHDRAWN, WARNED, ONWARD = "in", "out", "wd", "lh", "on"
 
 
 class HubHandovers:
@@ -58,3 +60,7 @@ class HubHandovers:
             {"warning_id": r.id, "subject": r.subject, "flags": r.flags.split(",")}
             for r in self._rows(h.direction == WARNED, h.to_agency == agency)
         ]
+
+    def taken_onward(self, subject: str) -> set[str]:
+        h = linkage_handovers.c
+        return {f for r in self._rows(h.subject == subject, h.direction == ONWARD) for f in r.flags.split(",")}

@@ -17,6 +17,7 @@ from ledger.errors import InputError
 from ledger.linkage.body_requests import BodyOutcomeMessage, BodyRequestMessage, RoutedBodyRequest
 from ledger.linkage.messages import Message, decode
 from ledger.linkage.moves import (
+    HandedOn,
     HandedOver,
     HandoverMessage,
     HandoverWithdrawn,
@@ -38,6 +39,7 @@ GOOD: list[Message] = [
     HandoverMessage(_id(), CODE, "2026-04-01", "NON_DISCLOSURE,NO_AUTO_RESPONSE"),
     HandedOver(_id(), CODE, "131024", "NON_DISCLOSURE"),
     HandoverWithdrawn(CODE),
+    HandedOn(_id(), CODE, "NON_DISCLOSURE"),
     LastHolderMessage(_id(), CODE, "NO_AUTO_RESPONSE"),
     LastHolderWarned(_id(), CODE, "NON_DISCLOSURE,NO_AUTO_RESPONSE"),
     BodyRequestMessage(_id(), CODE, "131024", "NO_AUTO_RESPONSE", "stalking"),
@@ -61,6 +63,7 @@ BAD: list[tuple[type[Message], dict[str, str]]] = [
     (HandedOver, {"flags": "PROXY"}),
     (HandoverWithdrawn, {"code": "131024"}),  # an agency, not a code
     (LastHolderMessage, {"flags": ""}),
+    (HandedOn, {"flags": "NON_DISCLOSURE,PROXY"}),
     (LastHolderWarned, {"warning_id": "W1"}),
     (BodyRequestMessage, {"reason": "curiosity"}),
     (BodyOutcomeMessage, {"status": "done"}),
@@ -91,5 +94,6 @@ def test_an_extra_or_missing_field_is_refused() -> None:
 def test_a_handover_has_no_place_for_a_holder_or_an_origin() -> None:
     assert {f.name for f in fields(HandoverMessage)} == {"handover_id", "code", "moved_on", "flags"}
     assert {f.name for f in fields(HandoverWithdrawn)} == {"code"}  # not where she went, nor who said so
+    assert {f.name for f in fields(HandedOn)} == {"handed_id", "code", "flags"}  # not where she moved on to
     assert {f.name for f in fields(LastHolderWarned)} == {"warning_id", "code", "flags"}  # not who releases
     assert {f.name for f in fields(RoutedBodyRequest)} == {"request_id", "body", "code", "flags", "reason"}

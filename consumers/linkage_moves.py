@@ -35,7 +35,7 @@ from ledger.linkage.moves import (
     MoveMessage,
     join_flags,
 )
-from ledger.runtime.handovers import IN, ONWARD, OUT, WARNED, WITHDRAWN
+from ledger.runtime.handovers import IN, ONWARD, OUT, WARNED, WITHDRAWN, move_id, onward_id
 from ledger.runtime.linkage import code_of, subject_of
 from ledger.runtime.tables import linkage_handovers
 
@@ -46,17 +46,17 @@ MOVED = "ledger.domain.moves:ResidenceChange.Recorded"
 RAISED = "ledger.domain.moves:LastHolderWarning.Raised"
 TOPICS = (MOVED, RAISED)
 FROM_HUB = (HandoverMessage, HandedOver, HandedOn, HandoverWithdrawn, LastHolderWarned)
-_IDS = uuid.UUID("0b6f5f4e-8f1a-4d53-9a55-2c7d0e6f1a33")  # the namespace of move ids
+_IDS = uuid.UUID("0b6f5f4e-8f1a-4d53-9a55-2c7d0e6f1a33")  # the namespace of move ids (and of warnings)
 
 
 def move_message(agency: str, event: Any, stream: uuid.UUID) -> Iterator[tuple[tuple[str, ...], MoveMessage]]:
     """The ``move`` for a residence change this agency recorded (none for another agency's)."""
     if event.agency != agency:
         return
-    move_id = uuid.uuid5(_IDS, f"{stream}:{event.originator_version}").hex
+    mid = move_id(stream, event.originator_version)
     yield (
         (event.subject,),
-        MoveMessage(move_id, code_of(event.subject), event.from_agency or "", event.to_agency, event.moved_on),
+        MoveMessage(mid, code_of(event.subject), event.from_agency or "", event.to_agency, event.moved_on),
     )
 
 
@@ -79,7 +79,11 @@ def apply(conn: Connection, agency: str, m: Message, now: datetime) -> None:
             conn.execute(insert(linkage_handovers).values(**row, moved_on="", flags=m.flags, at=now.isoformat()))
         return
     if isinstance(m, HandedOn):  # a move it reported was superseded; these flags are held where she lives now
-        row = {"id": m.handed_id, "direction": ONWARD, "subject": subject_of(m.code), "to_agency": ""}
+        rid = onward_id(m.move_id)
+        if conn.execute(select(h.id).where(h.id == rid)).first() is not None:  # a later flag: all held onward
+            conn.execute(update(linkage_handovers).where(h.id == rid).values(flags=m.flags, at=now.isoformat()))
+            return
+        row = {"id": rid, "direction": ONWARD, "subject": subject_of(m.code), "to_agency": ""}
         conn.execute(insert(linkage_handovers).values(**row, moved_on="", flags=m.flags, at=now.isoformat()))
         return
     if isinstance(m, HandoverWithdrawn):  # rows asked earlier: the hub's messages come in order, a later ask stays

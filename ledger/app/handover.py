@@ -64,9 +64,9 @@ class HubMoveFacts(Protocol):
         """The hub's requests that ``agency`` take over flags: handover id, subject, moved_on, flags."""
         ...
 
-    def taken_onward(self, subject: str) -> set[str]:
-        """The flags the hub said are held where ``subject`` moved on to, after a move this agency reported
-        (superseded before the municipality it named took over; that one is not named)."""
+    def taken_onward(self, subject: str, move: UUID) -> set[str]:
+        """The flags the hub said are held where ``subject`` moved on to after ``move`` (a residence change this
+        agency reported, superseded before the municipality it named took over; where to is not named)."""
         ...
 
     def warned(self, agency: str) -> list[dict[str, Any]]:
@@ -372,7 +372,7 @@ class HandoverCommands(FlagCommands):
         if move is None or move.to_agency == actor.agency:
             return []
         holders = self.holders_anywhere(request.subject)
-        onward = self.hub_moves.taken_onward(request.subject) if self.hub_moves is not None else set()
+        onward = self.hub_moves.taken_onward(request.subject, move.id) if self.hub_moves is not None else set()
         if all(move.to_agency in holders.get(f, ()) or f in onward for f in request.flags):
             return []  # the new municipality holds (or, hub mode, the one she moved on to): the handover is done
         for decision in self._year_aggregates(ReleaseDecision, "Proposed"):

@@ -257,7 +257,7 @@ class HubMoves:
                 break
             onward = join_flags(_taken(earlier) | {flag})
             if earlier.sender != holder:
-                owes.append(self.seal(earlier.sender, HandedOn(uuid.uuid4().hex, earlier.sender_code, onward)))
+                owes.append(self.seal(earlier.sender, HandedOn(earlier.move_id, earlier.sender_code, onward)))
             stmts.append(update(hub_moves).where(hub_moves.c.seq == earlier.seq).values(taken=onward))
 
         def write(conn: Connection, seq: int) -> None:

@@ -10,8 +10,8 @@ kind               from → to                   holds
                                                flags to take over — **not** who holds them, nor where from
 ``handed_over``    hub → the move's sender     the sender's move id and code, the new municipality (the
                                                sender named it) and the flags it now holds
-``handed_on``      hub → an earlier move's     the hub's id, the sender's code, the flags now held where the
-                   sender                      person moved on to — **not** which municipality that is
+``handed_on``      hub → an earlier move's     its move id and code, the flags now held where the person
+                   sender                      moved on to — **not** which municipality that is
 ``handover_        hub → the municipality      its own code for the person: the request it was sent is
 withdrawn``        asked before                withdrawn (the person moved on before, or while, it took over)
 ``last_holder``    a holder → hub              its own id for the warning, its code, the flags a release it
@@ -178,11 +178,11 @@ class HandedOn(Message):
     now held where they live (the municipality is not named: the sender never named it)."""
 
     kind: ClassVar[str] = "handed_on"
-    handed_id: str  # the hub's, fresh
+    move_id: str  # the sender's own: its guard counts this only for that move
     code: str  # the sender's code for the person
     flags: str
 
     def check(self) -> None:
-        check_event_id(self.handed_id)
+        check_event_id(self.move_id)
         check_code(self.code)
         split_flags(self.flags)

@@ -13,6 +13,7 @@ municipality named, ``to_agency`` empty).
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from typing import Any
 
@@ -22,9 +23,21 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.runtime.tables import linkage_handovers
 from ledger.storage import storage_error
 
-__all__ = ["IN", "ONWARD", "OUT", "WARNED", "WITHDRAWN", "HubHandovers"]
+__all__ = ["IN", "ONWARD", "OUT", "WARNED", "WITHDRAWN", "HubHandovers", "move_id", "onward_id"]
 
 IN, OUT, WITHDRAWN, WARNED, ONWARD = "in", "out", "wd", "lh", "on"
+_MOVES = uuid.UUID("0b6f5f4e-8f1a-4d53-9a55-2c7d0e6f1a33")  # the namespace of move ids (never changes: stored)
+_ONWARD = uuid.UUID("9e2b7c41-5d3a-4f6e-b8a0-1c4d7e2f9a55")  # an ``on`` row's id, one per move
+
+
+def move_id(stream: uuid.UUID, version: int = 1) -> str:
+    """The id a ``move`` carries for the residence change of ``stream`` (its ``Recorded`` is version 1)."""
+    return uuid.uuid5(_MOVES, f"{stream}:{version}").hex
+
+
+def onward_id(move: str) -> str:
+    """The ``on`` row of a move (the hub names all flags held onward each time: the row is updated)."""
+    return uuid.uuid5(_ONWARD, move).hex
 
 
 class HubHandovers:
@@ -61,6 +74,7 @@ class HubHandovers:
             for r in self._rows(h.direction == WARNED, h.to_agency == agency)
         ]
 
-    def taken_onward(self, subject: str) -> set[str]:
+    def taken_onward(self, subject: str, move: uuid.UUID) -> set[str]:
         h = linkage_handovers.c
-        return {f for r in self._rows(h.subject == subject, h.direction == ONWARD) for f in r.flags.split(",")}
+        rows = self._rows(h.id == onward_id(move_id(move)), h.subject == subject, h.direction == ONWARD)
+        return {f for r in rows for f in r.flags.split(",")}

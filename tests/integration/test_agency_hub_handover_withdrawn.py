@@ -142,3 +142,25 @@ def test_only_the_municipality_entitled_to_report_the_move_on_withdraws_a_reques
     assert _moves(world) == 1
     assert [h["flags_to_take_over"] for h in b.handovers_for(B)] == [[ND]] and _directions(world, B) == [IN]
     assert c.handovers_for(C) == [] and _directions(world, C) == []
+
+
+def test_the_word_that_a_handover_was_done_onward_counts_for_that_move_only(world: HubNodes) -> None:
+    """The perpetrator waiting for a gap: A's move of X to B was superseded (B → C) and C took over, so the hub
+    told A; A kept protecting X, X came back to A and A reported her moving to B again. That earlier word must
+    not let A let go now, while B does not hold."""
+    x = individual_number()
+    a, b = world.nodes[A].app, world.nodes[B].app
+    _asked(world, x)
+    b.record_move(Actor(B, "req"), x, to_agency=C, moved_on=date(2026, 5, 1))
+    world.settle()
+    set_flag(world.nodes[C], C, x, ND)
+    world.settle()
+    world.nodes[C].app.record_move(Actor(C, "req"), x, to_agency=A, moved_on=date(2026, 7, 1))  # back to A
+    world.settle()
+    assert a.record_move(Actor(A, "req"), x, to_agency=B, moved_on=date(2026, 8, 1)) is not None
+    world.settle()
+    assert [h["flags_to_take_over"] for h in b.handovers_for(B)] == [[ND]]
+    with pytest.raises(StateConflict) as refused:
+        _release(world, A, x)
+    assert refused.value.code == Code.HANDOVER_PENDING
+    assert _parked(world) == []

@@ -94,6 +94,6 @@ def test_an_extra_or_missing_field_is_refused() -> None:
 def test_a_handover_has_no_place_for_a_holder_or_an_origin() -> None:
     assert {f.name for f in fields(HandoverMessage)} == {"handover_id", "code", "moved_on", "flags"}
     assert {f.name for f in fields(HandoverWithdrawn)} == {"code"}  # not where she went, nor who said so
-    assert {f.name for f in fields(HandedOn)} == {"handed_id", "code", "flags"}  # not where she moved on to
+    assert {f.name for f in fields(HandedOn)} == {"move_id", "code", "flags"}  # not where she moved on to
     assert {f.name for f in fields(LastHolderWarned)} == {"warning_id", "code", "flags"}  # not who releases
     assert {f.name for f in fields(RoutedBodyRequest)} == {"request_id", "body", "code", "flags", "reason"}

@@ -23,9 +23,9 @@ municipality is sent ``handover_withdrawn`` under its own code, so no municipali
 live keeps a live request about them (the move that withdraws it passed the rule above: a peer cannot).
 
 A ``last_holder`` (a holder's node saw that a release asked of it would leave flags with no holder; its view is
-its own flags only) is taken only from a holder of those flags; each other holder of the person is sent
-``last_holder_warning`` under its own code with the flags no one else holds — not who releases, not who else
-holds — and nothing at all when someone else holds each of them (no protection ends).
+its own flags only) is taken only from a holder of one of those flags, and only the flags it holds count; each
+other holder of the person is sent ``last_holder_warning`` under its own code with the flags no one else holds —
+not who releases, not who else holds — and nothing at all when someone else holds each (no protection ends).
 """
 
 from __future__ import annotations
@@ -205,10 +205,12 @@ class HubMoves:
 
     def last_holder(self, sender: str, person: str, m: LastHolderMessage) -> list[tuple[str, bytes]]:
         """The warnings owed to the person's other holders when ``sender``'s release of ``m.flags`` would leave
-        some with no holder (none when another holder holds each). Refused unless ``sender`` holds them all."""
+        some with no holder (none when another holder holds each). Refused unless ``sender`` holds one of them;
+        only those it holds count."""
         held = applying(self.engine, persons_of(self.codes, person))
-        flags = set(split_flags(m.flags))
-        if not flags <= held.get(sender, set()):
+        # only what the sender holds can end with its release (a release request may name a flag it does not hold)
+        flags = set(split_flags(m.flags)) & held.get(sender, set())
+        if not flags:
             # a peer cannot make the hub tell the holders anything, nor learn by trying who holds
             raise PermissionDenied("a last-holder warning comes from a holder of its flags", code=Code.WRONG_AGENCY)
         others = {h: fl for h, fl in held.items() if h != sender}

@@ -120,7 +120,8 @@ def test_no_one_is_warned_when_another_holder_still_holds_the_flag(world: HubNod
 def test_only_a_holder_of_the_flags_makes_the_hub_warn(world: HubNodes) -> None:
     """A peer agency with its own valid keys: C, holding nothing, sends a last-holder warning about X's
     NO_AUTO_RESPONSE (to alarm X's holders, or to learn by trying whether anyone protects X); B sends one about
-    the NO_AUTO_RESPONSE it does not hold. Both parked alike; nobody is warned."""
+    the NO_AUTO_RESPONSE it does not hold. Both parked alike; nobody is warned. A warning naming a flag its
+    sender does not hold besides one it does counts only the one it holds."""
     x = individual_number()
     _protected(world, x)
     for agency in (C, B):
@@ -130,3 +131,9 @@ def test_only_a_holder_of_the_flags_makes_the_hub_warn(world: HubNodes) -> None:
     assert _parked(world) == [Code.WRONG_AGENCY, Code.WRONG_AGENCY]
     assert all(_warned_rows(world, k) == 0 for k in (A, B, C))
     assert world.nodes[A].app.year_queue(Actor(A, "req"))["last_holder_warnings"] == []
+    # B's warning naming its own NON_DISCLOSURE and the NO_AUTO_RESPONSE it does not hold (a release request
+    # may name both): only what B holds counts, A holds that too, so nothing ends and no one is told
+    b_code = code_of(world.nodes[B].app.subject(x))
+    world.bridges[B].end.send(LastHolderMessage(uuid.uuid4().hex, b_code, f"{ND},{NAR}"))
+    world.settle()
+    assert _parked(world) == [Code.WRONG_AGENCY, Code.WRONG_AGENCY] and _warned_rows(world, A) == 0

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from consumers.linkage_moves import RAISED, outgoing
+from consumers.linkage_queue import work_queue
 from ledger.app import Actor
 from ledger.errors import Code
 from ledger.linkage.buckets import ANSWER_SIZE
@@ -80,6 +81,8 @@ def test_the_other_holder_is_warned_when_a_release_ends_a_protection_no_one_else
     assert warned["subject"] == b.subject(x) and warned["flags"] == [NAR]
     assert warned["releasing_agency_is_you"] is False
     assert not names(json.dumps(warned), A) and not names(_all_rows(world, B), A)
+    year = work_queue(world.nodes[B], Actor(B, "req")).year  # the work queue's year part lists it too
+    assert year is not None and year["last_holder_warnings"] == [warned]
     assert not any(names(e, A) for e in _events(world, B))
     assert c.year_queue(Actor(C, "req"))["last_holder_warnings"] == [] and _warned_rows(world, C) == 0
 

@@ -179,6 +179,7 @@ class HubMoves:
         to_codes = codes_of(self.codes, m.to_agency, person)
         if flags and to_codes:
             owes.append(self.seal(m.to_agency, HandoverMessage(uuid.uuid4().hex, to_codes[-1], m.moved_on, flags)))
+        delivered = bool(owes) or not flags  # (before the withdrawal joins what is owed)
         owes += self._withdrawn(latest, m.to_agency, person)
         row = {
             "sender": sender,
@@ -189,7 +190,7 @@ class HubMoves:
             "to_agency": m.to_agency,
             "moved_on": m.moved_on,
             "flags": flags,
-            "delivered": bool(owes) or not flags,
+            "delivered": delivered,
             "taken": "",
         }
         return owes, lambda conn, seq: _exec(conn, insert(hub_moves).values(seq=seq, **row))

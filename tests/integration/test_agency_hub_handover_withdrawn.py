@@ -164,3 +164,24 @@ def test_the_word_that_a_handover_was_done_onward_counts_for_that_move_only(worl
         _release(world, A, x)
     assert refused.value.code == Code.HANDOVER_PENDING
     assert _parked(world) == []
+
+
+def test_the_next_municipality_not_yet_filing_x_is_asked_when_it_does(world: HubNodes) -> None:
+    """The perpetrator waiting for a gap: X moves on from B to C before C has filed her. B's request is
+    withdrawn at once, and C is asked when X turns up at its counter — the withdrawal sent to B must not pass
+    for C's handover having been delivered."""
+    x = individual_number()
+    b, c = world.nodes[B].app, world.nodes[C].app
+    set_flag(world.nodes[A], A, x, ND)
+    world.bridges[B].file_person(x)
+    world.settle()
+    world.nodes[A].app.record_move(Actor(A, "req"), x, to_agency=B, moved_on=date(2026, 4, 1))
+    world.settle()
+    assert len(b.handovers_for(B)) == 1
+    assert b.record_move(Actor(B, "req"), x, to_agency=C, moved_on=date(2026, 5, 1)) is not None
+    world.settle()
+    assert b.handovers_for(B) == [] and c.handovers_for(C) == []  # C has not filed X: nothing to address yet
+    world.bridges[C].file_person(x)  # X at C's counter (転入)
+    world.settle()
+    assert [h["flags_to_take_over"] for h in c.handovers_for(C)] == [[ND]]
+    assert _parked(world) == []

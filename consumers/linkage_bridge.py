@@ -16,7 +16,7 @@ agency's own code.
 * a protection body's **requests**, and a municipality's **outcomes** of requests the hub routed to it
   (``consumers.linkage_bodies``);
 * the **residence changes** it recorded of people it protects (``consumers.linkage_moves``): the hub asks the new
-  municipality to take over;
+  municipality to take over; and its **last-holder warnings**: the hub warns the person's other holders;
 * its **provision records** (a request's first outcome, auto-provided or held), the id the request's, their
   contents under the person's wire key for the portal, the key sent once before (``subject_key``, relayed);
 * its **approvals of a proxy** for a person it protects, and their withdrawals, once its four eyes made them
@@ -117,7 +117,7 @@ _UNLINKED, _RELINKED = "ledger.domain.identity:PseudonymLink.Unlinked", "ledger.
 _ERASED = "ledger.domain.erasure:ErasureNotice.Published"  # this agency's approved erasure (issue 22)
 _TOPICS = [
     *(_SET, _RELEASED, _AUTO, _HELD, _LINKED, _UNLINKED, _RELINKED),
-    *(moves.MOVED, bodies.SENT, bodies.OUTCOME, _ERASED, *proxies.TOPICS, *registrations.TOPICS),
+    *(*moves.TOPICS, bodies.SENT, bodies.OUTCOME, _ERASED, *proxies.TOPICS, *registrations.TOPICS),
 ]
 _IDS = uuid.UUID("5f0c8a52-35f5-4a8e-9d0b-6c1f3e0a7b19")  # the namespace of flag change ids
 
@@ -398,8 +398,8 @@ class LinkageBridge:
             with self.engine.connect() as conn:
                 yield from list(bodies.body_message(conn, self.agency, topic, event, stream))
             return
-        if topic == moves.MOVED:  # a protected person's residence change it recorded: the handover, by the hub
-            yield from moves.move_message(self.agency, event, stream)
+        if topic in moves.TOPICS:  # a residence change it recorded, a last holder's warning: the hub's to route
+            yield from moves.outgoing(self.agency, topic, event, stream)
             return
         if topic in proxies.TOPICS:  # this agency's four eyes approved a proxy, or withdrew it: the hub is told
             approval: Any = self.app.repository.get(stream, version=event.originator_version)

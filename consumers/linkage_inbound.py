@@ -41,7 +41,6 @@ from ledger.linkage.consultation import AdviceRelay, Escalation
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import AnswerMessage, Consultation, Message, RoutedQuery
-from ledger.linkage.moves import HandedOver, HandoverMessage
 from ledger.linkage.sealing import SenderKeys
 from ledger.linkage.transport import Delivery, Transport
 from ledger.runtime.linkage import subject_of
@@ -103,7 +102,7 @@ def _apply(app: FlagLedger, agency: str, conn: Connection, inbound: Inbound, now
             raise NotFoundError("an answer to no query of this agency")
     elif isinstance(m, (RoutedBodyRequest, BodyOutcomeMessage)):  # a body's request; the answer to one's own
         linkage_bodies.apply(app, conn, m, now)
-    elif isinstance(m, (HandoverMessage, HandedOver)):  # asked to take over; or the one asked took over
+    elif isinstance(m, linkage_moves.FROM_HUB):  # asked; the one asked took over; moved on; a last holder warned
         linkage_moves.apply(conn, agency, m, now)
     elif isinstance(m, (AdviceRelay, Escalation)):  # about a request routed here: the staff's case
         if isinstance(m, Escalation):  # decide_again: the hub refused the decision made here, reopened

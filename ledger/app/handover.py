@@ -6,7 +6,8 @@ is shown in every holder's queue.
 Who holds anywhere is asked of one function, :meth:`HandoverCommands.holders_anywhere`: in shared mode every node
 ingests every shared event, so the verified nationwide state answers it. In linkage hub mode a node sees only its
 own flags, and the hub's word on handovers (:class:`HubMoveFacts`, wired by ``ledger.runtime.handovers``): the
-handovers it was asked to take over, and the flags the municipality it reported a move to has taken over.
+handovers it was asked to take over (until the hub withdraws one: the person moved on), and the flags the
+municipality it reported a move to has taken over.
 """
 
 from __future__ import annotations
@@ -61,6 +62,16 @@ class HubMoveFacts(Protocol):
 
     def asked(self, agency: str) -> list[dict[str, Any]]:
         """The hub's requests that ``agency`` take over flags: handover id, subject, moved_on, flags."""
+        ...
+
+    def taken_onward(self, subject: str, move: UUID) -> set[str]:
+        """The flags the hub said are held where ``subject`` moved on to after ``move`` (a residence change this
+        agency reported, superseded before the municipality it named took over; where to is not named)."""
+        ...
+
+    def warned(self, agency: str) -> list[dict[str, Any]]:
+        """The hub's warnings to ``agency`` that another holder asked to release flags no one else holds:
+        warning id, subject, flags (not who releases)."""
         ...
 
 
@@ -146,7 +157,7 @@ class HandoverCommands(FlagCommands):
                 raise InputError("a residence change is between municipalities", field="to_agency")
         calendar_day(moved_on, "moved_on")
         subj = self.subject(subject)
-        if not self.holders_anywhere(subj):
+        if not self.holders_anywhere(subj) and not self._asked_here(agency, subj):
             return None
         move = ResidenceChange(
             agency=agency,
@@ -159,6 +170,11 @@ class HandoverCommands(FlagCommands):
         )
         self.save_as(agency, move)
         return move.id
+
+    def _asked_here(self, agency: str, subject: str) -> bool:
+        """Hub mode: the hub asked ``agency`` to take over the person's protection and has not withdrawn it — she
+        is protected somewhere even if not here yet, so her moving on is recorded (and the hub withdraws it)."""
+        return self.hub_moves is not None and any(a["subject"] == subject for a in self.hub_moves.asked(agency))
 
     def latest_move(self, subject: str) -> ResidenceChange | None:
         """The person's most recent recorded move (by date, then by log order)."""
@@ -225,6 +241,17 @@ class HandoverCommands(FlagCommands):
                         "releasing_agency_is_you": warning.agency == agency,
                     }
                 )
+        if self.hub_moves is not None:  # hub mode: another holder's, as the hub routed it (naming no holder)
+            for routed in self.hub_moves.warned(agency):
+                if routed["subject"] in held:  # until this agency lets go of the person too
+                    out.append(
+                        {
+                            "subject": routed["subject"],
+                            "flags": routed["flags"],
+                            "request_id": routed["warning_id"],
+                            "releasing_agency_is_you": False,
+                        }
+                    )
         return out
 
     def _holdings_of(self, agency: str) -> list[tuple[str, str]]:
@@ -345,8 +372,9 @@ class HandoverCommands(FlagCommands):
         if move is None or move.to_agency == actor.agency:
             return []
         holders = self.holders_anywhere(request.subject)
-        if all(move.to_agency in holders.get(f, ()) for f in request.flags):
-            return []  # the new municipality holds: the handover is done
+        onward = self.hub_moves.taken_onward(request.subject, move.id) if self.hub_moves is not None else set()
+        if all(move.to_agency in holders.get(f, ()) or f in onward for f in request.flags):
+            return []  # the new municipality holds (or, hub mode, the one she moved on to): the handover is done
         for decision in self._year_aggregates(ReleaseDecision, "Proposed"):
             if decision.agency == actor.agency and decision.covers(
                 request.subject, request.flags, RiskKind.HANDOVER_GAP.value

@@ -72,7 +72,7 @@ from ledger.linkage.messages import (
     UnlinkMessage,
     decode,
 )
-from ledger.linkage.moves import MoveMessage
+from ledger.linkage.moves import LastHolderMessage, MoveMessage
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.proxy_approvals import ProxyApproval
 from ledger.linkage.proxy_registrations import ProxyRegistrationMessage
@@ -243,13 +243,8 @@ class HubService(QueryRouting):
             self._commit(opened, *self.bodies.request(opened.sender, decode(BodyRequestMessage, opened.payload)))
         elif kind == BodyOutcomeMessage.kind:
             self._commit(opened, self.bodies.outcome(opened.sender, decode(BodyOutcomeMessage, opened.payload)))
-        elif kind == MoveMessage.kind:
-            move = decode(MoveMessage, opened.payload)
-            person = self.store.codes.person(opened.sender, move.code)
-            if person is None:
-                raise NotFoundError(f"{opened.sender} has registered no person under this code at the hub")
-            owes, write = self.moves.move(opened.sender, person, move)
-            self._commit(opened, owes, write)
+        elif kind in (MoveMessage.kind, LastHolderMessage.kind):  # a move; a last holder's warning to route
+            self._commit(opened, *self.moves.take(opened.sender, kind, opened.payload))
         elif kind == LinkMessage.kind:
             link = decode(LinkMessage, opened.payload)
             link_numbers(self.store.codes, opened.sender, link.old_code, link.new_code)  # idempotent, as register

@@ -38,7 +38,7 @@ from ledger.linkage.messages import (
     RoutedQuery,
     decode,
 )
-from ledger.linkage.moves import HandedOver, HandoverMessage
+from ledger.linkage.moves import HandedOn, HandedOver, HandoverMessage, HandoverWithdrawn, LastHolderWarned
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.proxy_approvals import ProxyApproval
 from ledger.linkage.proxy_registrations import ProxyRegistrationMessage
@@ -70,6 +70,9 @@ _INBOUND: dict[str, type[Message]] = {
         Escalation,
         HandoverMessage,
         HandedOver,
+        HandedOn,
+        HandoverWithdrawn,
+        LastHolderWarned,
         RoutedBodyRequest,
         BodyOutcomeMessage,
         DeliveryKeyNotice,  # the portal's, signed by it: checked by the node (consumers.linkage_delivery)

@@ -10,6 +10,14 @@ kind               from → to                   holds
                                                flags to take over — **not** who holds them, nor where from
 ``handed_over``    hub → the move's sender     the sender's move id and code, the new municipality (the
                                                sender named it) and the flags it now holds
+``handed_on``      hub → an earlier move's     its move id and code, the flags now held where the person
+                   sender                      moved on to — **not** which municipality that is
+``handover_        hub → the municipality      its own code for the person: the request it was sent is
+withdrawn``        asked before                withdrawn (the person moved on before, or while, it took over)
+``last_holder``    a holder → hub              its own id for the warning, its code, the flags a release it
+                                               was asked for would leave with no holder (as it sees them)
+``last_holder_     hub → each other holder of  the hub's id, its own code, the flags no one else holds:
+warning``          the person                  **not** who releases, nor who else holds
 =================  ==========================  ===========================================================
 
 Who may send a ``move`` is the hub's rule (``ledger.hub.moves``): one of the two municipalities, and only one
@@ -29,7 +37,17 @@ from ledger.linkage.codes import check_code
 from ledger.linkage.messages import FLAGS, Message
 from ledger.linkage.names import check_event_id
 
-__all__ = ["HandedOver", "HandoverMessage", "MoveMessage", "join_flags", "split_flags"]
+__all__ = [
+    "HandedOn",
+    "HandedOver",
+    "HandoverMessage",
+    "HandoverWithdrawn",
+    "LastHolderMessage",
+    "LastHolderWarned",
+    "MoveMessage",
+    "join_flags",
+    "split_flags",
+]
 
 
 def split_flags(flags: str) -> tuple[str, ...]:
@@ -106,4 +124,65 @@ class HandedOver(Message):
         check_event_id(self.move_id)
         check_code(self.code)
         agency_code(self.to_agency, "to_agency")
+        split_flags(self.flags)
+
+
+@dataclass(frozen=True)
+class HandoverWithdrawn(Message):
+    """The hub withdraws its requests that this municipality take over protection of the person: a later move
+    took them elsewhere. Only its own code: not where they went, nor who reported it, nor who holds."""
+
+    kind: ClassVar[str] = "handover_withdrawn"
+    code: str  # the municipality's own code for the person
+
+    def check(self) -> None:
+        check_code(self.code)
+
+
+@dataclass(frozen=True)
+class LastHolderMessage(Message):
+    """A release requested at the sender would leave ``flags`` with no holder as far as its node can see
+    (``LastHolderWarning.Raised``): the hub warns the person's other holders, if no one else holds them."""
+
+    kind: ClassVar[str] = "last_holder"
+    warning_id: str  # the sender's own, derived from its event
+    code: str  # the sender's code for the person
+    flags: str
+
+    def check(self) -> None:
+        check_event_id(self.warning_id)
+        check_code(self.code)
+        split_flags(self.flags)
+
+
+@dataclass(frozen=True)
+class LastHolderWarned(Message):
+    """The hub warns a holder of the person that another holder asked to release ``flags``, which no one else
+    holds: protection on them ends with that release unless someone takes them up. Nothing names the releasing
+    holder nor any other."""
+
+    kind: ClassVar[str] = "last_holder_warning"
+    warning_id: str  # the hub's, one per warning and recipient (a resend is kept once)
+    code: str  # the recipient's own code for the person
+    flags: str
+
+    def check(self) -> None:
+        check_event_id(self.warning_id)
+        check_code(self.code)
+        split_flags(self.flags)
+
+
+@dataclass(frozen=True)
+class HandedOn(Message):
+    """The hub tells the sender of a move the person moved on from before it was taken over that ``flags`` are
+    now held where they live (the municipality is not named: the sender never named it)."""
+
+    kind: ClassVar[str] = "handed_on"
+    move_id: str  # the sender's own: its guard counts this only for that move
+    code: str  # the sender's code for the person
+    flags: str
+
+    def check(self) -> None:
+        check_event_id(self.move_id)
+        check_code(self.code)
         split_flags(self.flags)

@@ -354,11 +354,14 @@ linkage_advice = Table(
 
 # Handovers through the hub (consumers/linkage_moves.py): "in", the hub asks this municipality to take over the
 # flags on a person it knows by its own subject (no holder, no old municipality named); "out", the municipality
-# this agency reported the person moved to now holds these flags
+# this agency reported the person moved to now holds these flags; "wd", an "in" the hub withdrew (she moved on);
+# "on", flags of a move this agency reported held where she moved on to (no municipality named); "lh", another
+# holder's release would end flags no one else holds (ledger.runtime.handovers)
 linkage_handovers = Table(
     "linkage_handovers",
     metadata,
-    Column("id", String(32), primary_key=True),  # in: the hub's handover id; out: this agency's move id
+    # in/wd: the hub's handover id; out: this agency's move id; on: derived from it; lh: the hub's warning id
+    Column("id", String(32), primary_key=True),
     Column("direction", String(3), nullable=False),
     Column("subject", String(40), nullable=False),
     Column("to_agency", String(32), nullable=False),

@@ -98,6 +98,28 @@ def test_the_old_holder_cannot_release_before_the_new_one_holds(sqlite_node: Nod
     assert holders(sqlite_node, x)["NON_DISCLOSURE"] == [C]
 
 
+def test_a_move_on_before_the_new_municipality_took_over_asks_the_next_one_instead(sqlite_node: Node, x: str) -> None:
+    """Threat: the perpetrator waiting for a gap — X moves B → C and on to A before C took over. Shared mode
+    behaves as the hub (tests/integration/test_agency_hub_handover_withdrawn.py): C, no longer where X lives, has
+    no request left; A is asked; B may not let go until A holds, then may."""
+    app = sqlite_node.app
+    app.record_move(Actor(B, "req"), x, to_agency=C, moved_on=MOVED)
+    assert [h["subject"] for h in app.year_queue(Actor(C, "req"))["handovers"]] == [app.subject(x)]
+    later = date(2027, 1, 10)
+    assert app.record_move(Actor(C, "req"), x, to_agency=A, moved_on=later) is not None  # C asked, not holding
+    assert app.year_queue(Actor(C, "req"))["handovers"] == []
+    (asked,) = app.year_queue(Actor(A, "req"))["handovers"]
+    assert asked["flags_to_take_over"] == FLAGS and asked["moved_on"] == later.isoformat()
+    rid = release(sqlite_node, x, FLAGS, B, ("apr", "apr2"))
+    with pytest.raises(StateConflict) as refused:
+        app.execute_request(Actor(B, "op"), rid)
+    assert refused.value.code == Code.HANDOVER_PENDING
+    protect(sqlite_node, x, FLAGS, A)
+    app.execute_request(Actor(B, "op"), release(sqlite_node, x, FLAGS, B))
+    assert holders(sqlite_node, x) == {f: [A] for f in FLAGS}
+    assert app.year_queue(Actor(A, "req"))["handovers"] == [] and app.year_queue(Actor(C, "req"))["handovers"] == []
+
+
 def test_a_named_risk_approved_by_another_person_lets_the_old_holder_release_once(
     sqlite_node: Node, x: str, person: Callable[[], str]
 ) -> None:

@@ -16,7 +16,15 @@ import pytest
 from ledger.errors import InputError
 from ledger.linkage.body_requests import BodyOutcomeMessage, BodyRequestMessage, RoutedBodyRequest
 from ledger.linkage.messages import Message, decode
-from ledger.linkage.moves import HandedOver, HandoverMessage, MoveMessage
+from ledger.linkage.moves import (
+    HandedOn,
+    HandedOver,
+    HandoverMessage,
+    HandoverWithdrawn,
+    LastHolderMessage,
+    LastHolderWarned,
+    MoveMessage,
+)
 
 CODE = "a" + "0" * 32
 
@@ -30,6 +38,10 @@ GOOD: list[Message] = [
     MoveMessage(_id(), CODE, "", "131024", "2026-04-01"),
     HandoverMessage(_id(), CODE, "2026-04-01", "NON_DISCLOSURE,NO_AUTO_RESPONSE"),
     HandedOver(_id(), CODE, "131024", "NON_DISCLOSURE"),
+    HandoverWithdrawn(CODE),
+    HandedOn(_id(), CODE, "NON_DISCLOSURE"),
+    LastHolderMessage(_id(), CODE, "NO_AUTO_RESPONSE"),
+    LastHolderWarned(_id(), CODE, "NON_DISCLOSURE,NO_AUTO_RESPONSE"),
     BodyRequestMessage(_id(), CODE, "131024", "NO_AUTO_RESPONSE", "stalking"),
     RoutedBodyRequest(_id(), "SC-TOKYO", CODE, "NO_AUTO_RESPONSE", "dv"),
     BodyOutcomeMessage(_id(), "executed", "set", _id(), "NO_AUTO_RESPONSE", "2026-04-01T00:00:00+00:00"),
@@ -41,7 +53,7 @@ def test_each_kind_round_trips(message: Message) -> None:
     assert decode(type(message), message.encode()) == message
 
 
-BAD = [
+BAD: list[tuple[type[Message], dict[str, str]]] = [
     (MoveMessage, {"from_agency": "131024"}),  # from = to
     (MoveMessage, {"moved_on": "2026-13-01"}),
     (MoveMessage, {"to_agency": "x"}),
@@ -49,6 +61,10 @@ BAD = [
     (HandoverMessage, {"flags": "NO_AUTO_RESPONSE,NON_DISCLOSURE"}),  # not sorted
     (HandoverMessage, {"flags": "NON_DISCLOSURE,NON_DISCLOSURE"}),
     (HandedOver, {"flags": "PROXY"}),
+    (HandoverWithdrawn, {"code": "131024"}),  # an agency, not a code
+    (LastHolderMessage, {"flags": ""}),
+    (HandedOn, {"flags": "NON_DISCLOSURE,PROXY"}),
+    (LastHolderWarned, {"warning_id": "W1"}),
     (BodyRequestMessage, {"reason": "curiosity"}),
     (BodyOutcomeMessage, {"status": "done"}),
     (BodyOutcomeMessage, {"request_kind": "erase"}),
@@ -77,4 +93,7 @@ def test_an_extra_or_missing_field_is_refused() -> None:
 
 def test_a_handover_has_no_place_for_a_holder_or_an_origin() -> None:
     assert {f.name for f in fields(HandoverMessage)} == {"handover_id", "code", "moved_on", "flags"}
+    assert {f.name for f in fields(HandoverWithdrawn)} == {"code"}  # not where she went, nor who said so
+    assert {f.name for f in fields(HandedOn)} == {"move_id", "code", "flags"}  # not where she moved on to
+    assert {f.name for f in fields(LastHolderWarned)} == {"warning_id", "code", "flags"}  # not who releases
     assert {f.name for f in fields(RoutedBodyRequest)} == {"request_id", "body", "code", "flags", "reason"}

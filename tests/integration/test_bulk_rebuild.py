@@ -78,6 +78,11 @@ def every_kind(node: Node, person: Callable[[], str]) -> None:
         app.approve_decision(Actor(C, "apr"), UUID(rid_text), app.provision_request(UUID(rid_text)).proposal_version)
     app.register_proxy(Actor(A, "req"), perp, other)
     app.cancel_proxy(Actor(A, "req"), perp, other)
+    app.proxies_at_hub = True  # as in hub mode: C, holding `other`, cancels a proxy registered at another agency
+    try:
+        assert app.cancel_proxy(Actor(C, "req"), other, perp) == "sent"
+    finally:
+        app.proxies_at_hub = False
     rejected = app.request_link(Actor(B, "req"), perp, person(), REASON)
     app.reject_link(Actor(B, "apr"), rejected, "wrong notice")
     link(app, B, perp, new)

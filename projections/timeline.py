@@ -71,6 +71,9 @@ _ACTOR_FIELDS = ("by", "requested_by", "opened_by", "sent_by", "approved_by", "s
 _SUBJECT_FIELDS = ("subject", "victim", "old", "new", "proxy")
 _SHORT: dict[str, str] = {}  # topic → "Class.Event"
 _SKIP = frozenset({"timestamp", "originator_id", "originator_version", "originator_topic"})
+# fields an upcast adds as None to events signed before them: left out, so the detail shows the event as it was
+# signed (and a timeline rebuilt after an upgrade equals the one the old code wrote: tests/integration/test_upgrade.py)
+_UPCAST_NONE = frozenset({"residence_move"})  # PseudonymLink v1 → v2 (issue 21)
 # one encoder for every detail (``json.dumps`` with options builds one per call); sort_keys orders the keys
 _DETAIL = json.JSONEncoder(ensure_ascii=False, default=str, sort_keys=True)
 
@@ -146,7 +149,9 @@ class TimelineProjection(BatchedProjection):
             if v:
                 actor = str(v)
                 break
-        detail = _DETAIL.encode({k: v for k, v in vars(event).items() if k not in _SKIP})
+        detail = _DETAIL.encode(
+            {k: v for k, v in vars(event).items() if k not in _SKIP and not (v is None and k in _UPCAST_NONE)}
+        )
         at = canonical_time(h.time)
         # the detail is personal: sealed under the event's own data key (a personal event: every row of it goes
         # with that person's erasure), else under each row's person's key (docs/erasure.md)

@@ -20,7 +20,7 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic, resolve_topic
 
-from consumers.link_moves import signed_before
+from consumers.link_moves import old_format, recorded_since, signed_before
 from ledger.app import FlagLedger, is_local_only
 from ledger.app.checkpoints import CHECKPOINT_TOPIC, is_checkpoint_topic
 from ledger.app.holds import check_incoming, hold_agency, hold_reason
@@ -297,6 +297,12 @@ def _link_conflict(app: FlagLedger, env: Envelope, stream: UUID, event: object, 
     subjects = [n for n in numbers if n]
     named, before = getattr(event, "residence_move", None), signed_before(app, env)
     if named is None:  # a link from before it named its move: judged by the moves dated up to its own date
+        cutover = app.old_links_refused_from
+        if cutover is not None:
+            if h.timestamp >= cutover:
+                return Outcome("parked", f"{where}: {old_format(cutover)}", Code.OLD_LINK_FORMAT)
+            # signed before the cut-over, so it cannot postdate a move recorded since: such a move counts
+            before = recorded_since(cutover, before)
         verdict = unnamed_move_refusal(app, h.origin, subjects, h.time[:10], before)
     else:
         verdict = named_move_refusal(app, h.origin, subjects, str(named), before)

@@ -108,6 +108,8 @@ class Code:
     LINK_CONFLICT: Final = "link_conflict"
     # issue 21: only the person's residence municipality links their numbers
     NOT_RESIDENCE: Final = "not_residence"
+    # issue 21: a peer's number link in the old format (no named move) signed after the configured cut-over
+    OLD_LINK_FORMAT: Final = "old_link_format"
     # checkpoints and proofs
     BAD_CHECKPOINT: Final = "bad_checkpoint"
     CHECKPOINT_MISMATCH: Final = "checkpoint_mismatch"

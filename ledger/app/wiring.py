@@ -76,6 +76,8 @@ class LedgerWiring(Application[UUID]):
         self.pseudonymize = pseudonymizer
         self.clock = clock
         self.flag_state: FlagStateReader | None = None
+        # from when a peer's number link must name its move (ledger.runtime.link_settings); None: no cut-over
+        self.old_links_refused_from: datetime | None = None
         self.proxy_index: ProxyIndex | None = None
         # the year's derived rows (projections.year_rows): the candidates of the year's, the guardian bars' and
         # the protection bodies' listings; the guards read the verified log, never the views

@@ -21,6 +21,7 @@ from ledger.log.signing import KeyRecord, Signer
 from ledger.log.stream_ids import StreamIds
 from ledger.runtime.config import AgencyEntry, NodeConfig
 from ledger.runtime.keystore import Keys, KeyStore, open_keystore
+from ledger.runtime.link_settings import NumberLinkSettings
 from ledger.runtime.linkage import attach as attach_linkage
 from ledger.runtime.linkage import hub_mode, pseudonymizer
 
@@ -101,6 +102,8 @@ def open_node(
     from projections.year_rows import YearRows
 
     config = NodeConfig.load(data_dir)
+    # read before anything opens: a bad cut-over refuses the start, never runs the node without it
+    cutover = NumberLinkSettings.from_linkage(config.linkage).cutover()
     config.secure_files()
     if pools is None:
         pools = Capacity.from_config(config).pools
@@ -120,6 +123,7 @@ def open_node(
     from ledger.runtime.subject_keys import open_data_keys
 
     app.signed_mapper.data_keys = open_data_keys(config.data_dir, keys)
+    app.old_links_refused_from = cutover
     engine = create_engine(config.views_url(), pools)
     projector = Projector(app, engine, projections if projections is not None else default_projections())
     # the operational tables migrated to head, then any projection whose definition changed recreated

@@ -62,6 +62,7 @@ PUBLISHED = {
     "key_not_yet_valid",
     "link_conflict",  # issue 18: a number change that would chain or cycle (refused here, parked from a peer)
     "not_residence",  # issue 21: a number change linked by another agency than the person's residence municipality
+    "old_link_format",  # issue 21: a peer's number change without its named move, signed after the cut-over
     "malformed",
     "newer_envelope",
     "newer_schema",

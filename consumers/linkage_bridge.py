@@ -2,7 +2,9 @@
 the hub's messages in. Nothing goes to another agency directly, and nothing names a person but by this
 agency's own code.
 
-**Out** (:meth:`LinkageBridge.push`, after the node's database commit — it reads the committed log):
+**Out** (:meth:`LinkageBridge.push`, after the node's database commit — it reads the committed log; which of its
+events go as which messages: ``consumers.linkage_acts``; answers, queries, advice and roster from the node's own
+tables: ``consumers.linkage_owed``):
 
 * each person's **registration** (sealed to the hub when the number was typed, ``ledger.runtime.linkage``), sent
   before the first act about them;
@@ -49,86 +51,39 @@ answers are still decided by the flags held here.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import partial
 from typing import Any
-from uuid import UUID
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, select, update
 
-from consumers import linkage_bodies as bodies
-from consumers import linkage_decisions as decisions
-from consumers import linkage_moves as moves
-from consumers import linkage_proxies as proxies
-from consumers import linkage_proxy_registrations as registrations
+from consumers import linkage_owed as owed
 from consumers import linkage_staff as staff
-from consumers import linkage_wire as wire
+from consumers.linkage_acts import acts, sends_unlink
 from consumers.linkage_delivery import DeliveryLink
 from consumers.linkage_inbound import Pulled, park, pull
 from consumers.linkage_map import MapGate, map_checks
-from consumers.linkage_receipt import HUB_STAFF, NOBODY, NOBODY_SENT
 from consumers.linkage_staff import FILED, SENT
 from consumers.linkage_witness import WitnessLink
 from ledger.app import Actor, FlagLedger
 from ledger.audit.erasures import recorded_erasures
-from ledger.domain.roster import StaffRoster
-from ledger.errors import Code, FlagLedgerError, InputError
+from ledger.errors import Code, InputError
 from ledger.faultpoint import faultpoint
 from ledger.linkage.agency import AgencyEnd
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.checks import MapChecks
-from ledger.linkage.consultation import DECIDED
 from ledger.linkage.directory import Directory
-from ledger.linkage.erasure_messages import ErasureMessage
 from ledger.linkage.keys import PartyKeys
-from ledger.linkage.messages import (
-    AnswerMessage,
-    FlagChangeMessage,
-    LinkMessage,
-    Message,
-    QueryMessage,
-    UnlinkMessage,
-)
+from ledger.linkage.messages import FlagChangeMessage
 from ledger.linkage.names import HUB
 from ledger.linkage.proxy_approvals import ProxyApproval
 from ledger.linkage.proxy_registrations import ProxyRegistrationMessage
-from ledger.linkage.staff_rosters import roster_events
 from ledger.linkage.transport import Transport
-from ledger.runtime.linkage import Node, code_of, hosted_agency, hub_mode, linkage_directory, party_keys
-from ledger.runtime.tables import (
-    linkage_advice,
-    linkage_position,
-    linkage_queries,
-    linkage_registrations,
-    linkage_routed,
-)
+from ledger.runtime.linkage import Node, hosted_agency, hub_mode, linkage_directory, party_keys
+from ledger.runtime.tables import linkage_registrations
 
-__all__ = ["LinkageBridge", "Pushed"]
-
-LOG, ROSTER = "log", "roster"  # linkage_position: the own log read up to; roster events sent
-# topics are part of the stored data and never move (docs/design.md, event catalogue)
-_SET, _RELEASED = "ledger.domain.flags:Protection.FlagsSet", "ledger.domain.flags:Protection.FlagsReleased"
-_AUTO, _HELD = "ledger.domain.provision:ProvisionRequest.AutoProvided", "ledger.domain.provision:ProvisionRequest.Held"
-_LINKED = "ledger.domain.identity:PseudonymLink.Linked"
-_UNLINKED, _RELINKED = "ledger.domain.identity:PseudonymLink.Unlinked", "ledger.domain.identity:PseudonymLink.Relinked"
-_ERASED = "ledger.domain.erasure:ErasureNotice.Published"  # this agency's approved erasure (issue 22)
-_TOPICS = [
-    *(_SET, _RELEASED, _AUTO, _HELD, _LINKED, _UNLINKED, _RELINKED),
-    *(*moves.TOPICS, bodies.SENT, bodies.OUTCOME, _ERASED, *proxies.TOPICS, *registrations.TOPICS),
-]
-_IDS = uuid.UUID("5f0c8a52-35f5-4a8e-9d0b-6c1f3e0a7b19")  # the namespace of flag change ids
-
-
-def sends_unlink(event: Any) -> bool:
-    """Whether the hub is told of this ``Unlinked``: a wrong link's, yes (the hub parts the numbers); a second
-    change's, no — it keeps every protection on both numbers and the first retired, which at the hub is the link
-    kept, the second number's link to the third making a chain (the earlier cards superseded). Told, the hub
-    would part the first number from the person and answer a query about her third automatically while a holder
-    protects the first (found by the hub leak-freedom model, tests/adversarial/test_leak_freedom_hub_unlinks.py)."""
-    return not getattr(event, "second_change", False)
+__all__ = ["LinkageBridge", "Pushed", "sends_unlink"]  # sends_unlink: consumers.linkage_acts
 
 
 @dataclass
@@ -246,7 +201,7 @@ class LinkageBridge:
 
     def _push(self) -> Pushed:
         out = Pushed()
-        self._roster(out)
+        owed.roster(self.app, self.engine, self.agency, self.end, self._mark, out.acts)
         registered: set[str] = set()
         # registrations and acts leave in one flush and are recorded sent after it: the hub gets a person's
         # registration and the flag change that needs it in one poll, not one broker round trip and one hub
@@ -261,9 +216,9 @@ class LinkageBridge:
         for subject in filed:
             self._register(subject, out, held)
             registered.add(subject)
-        start = self._position()
+        start = owed.position(self.engine)
         end = self.app.max_position()
-        for subjects, message in self._acts(start, end):
+        for subjects, message in acts(self.app, self.engine, self.agency, self.end, self._mark, start, end):
             missing = [s for s in subjects if s not in registered and not self._register(s, out, held)]
             if missing:
                 with self.engine.begin() as conn:
@@ -284,54 +239,17 @@ class LinkageBridge:
         self._mark(lambda: self._set_position(end))
         if self.witness.publish():
             out.acts.append("tree_head")
-        self._answers(out)
-        self._queries(out)
-        self._advice(out)
+        owed.answers(self.app, self.engine, self.agency, self.end, self._mark, out.acts)
+        owed.queries(self.engine, self.end, self._mark, partial(self._register, out=out), out.acts)
+        owed.advice(self.engine, self.end, self._mark, out.acts)
         for _, relay in self.delivery.resends(self._mark):  # wire keys the portal asked for again, if held
             self.end.send(relay)
             out.acts.append("subject_key")
         return out
 
-    # -- out, in detail ------------------------------------------------------------------------------
-    def _position(self, name: str = LOG) -> int:
-        with self.engine.connect() as conn:
-            found = conn.execute(select(linkage_position.c.position).where(linkage_position.c.name == name)).scalar()
-        return int(found or 0)
-
-    def _set_position(self, position: int, name: str = LOG) -> None:
-        with self.engine.begin() as conn:
-            done = conn.execute(
-                update(linkage_position).where(linkage_position.c.name == name).values(position=position)
-            )
-            if done.rowcount == 0:
-                conn.execute(insert(linkage_position).values(name=name, position=position))
-
-    def _roster(self, out: Pushed) -> None:
-        """The roster stream's events the hub has not been sent (after a certification or a revocation)."""
-        stream = StaffRoster.create_id(self.agency)
-        head = self.app.signed_store.stored_head(stream)
-        if head is None:
-            return  # no staff signing at this agency yet: nothing the hub could check a decision against
-        sent = self._position(ROSTER)
-        if head[0] <= sent:
-            return  # its versions count its events: all sent (not read and checked again on every push)
-        events = roster_events((type(e).__name__, vars(e)) for e in self.app.events.get(stream))
-        if len(events) > sent:
-            self.end.send_roster(events[sent:], sent)
-            self._mark(lambda: self._set_position(len(events), ROSTER))
-            out.acts.append("staff_roster")
-
-    def _advice(self, out: Pushed) -> None:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(linkage_advice).where(linkage_advice.c.sent == 0)).all()
-        for row in rows:
-            self.end.advise(row.request_id, row.advice)
-            self._mark(partial(self._advised, row.request_id))
-            out.acts.append("advice")
-
-    def _advised(self, request_id: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(linkage_advice).where(linkage_advice.c.request_id == request_id).values(sent=1))
+    # -- out, in detail (the log's acts: consumers.linkage_acts; the rest: consumers.linkage_owed) ---------
+    def _set_position(self, position: int, name: str = owed.LOG) -> None:
+        owed.set_position(self.engine, position, name)
 
     def _register(self, subject: str, out: Pushed, held: list[Callable[[], None]] | None = None) -> bool:
         """Send the person's registration unless sent; False if none was kept (their number never typed).
@@ -355,144 +273,4 @@ class LinkageBridge:
         with self.engine.begin() as conn:
             conn.execute(
                 update(linkage_registrations).where(linkage_registrations.c.subject == subject).values(sent=SENT)
-            )
-
-    def _acts(self, start: int, end: int) -> Iterator[tuple[tuple[str, ...], Message]]:
-        """This agency's shareable acts in its committed log after ``start`` up to ``end``."""
-        recorder, mapper = self.app.recorder, self.app.signed_mapper
-        position = start + 1
-        while position <= end:
-            rows = recorder.select_notifications(start=position, limit=500, stop=end, topics=_TOPICS)
-            for n in rows:
-                event = mapper.decode(mapper.open(n.state))
-                yield from self._act(n.topic, event, UUID(str(n.originator_id)))
-            if len(rows) < 500:
-                return
-            position = rows[-1].id + 1
-
-    def _act(self, topic: str, event: Any, stream: UUID) -> Iterator[tuple[tuple[str, ...], Message]]:
-        if topic in (_SET, _RELEASED):
-            if event.agency != self.agency:
-                return
-            action = "set" if topic == _SET else "release"
-            for flag in event.flags:
-                change = uuid.uuid5(_IDS, f"{stream}:{event.originator_version}:{flag}").hex
-                yield (event.subject,), FlagChangeMessage(change, code_of(event.subject), flag, action)
-            return
-        if topic == _LINKED:  # a number change made with this agency's four eyes: one person at the hub
-            if event.agency == self.agency:
-                yield (event.old, event.new), LinkMessage(code_of(event.old), code_of(event.new))
-            return
-        if topic in (_UNLINKED, _RELINKED):  # undone (the link as it was), or the old number linked anew
-            link: Any = self.app.repository.get(stream, version=event.originator_version - 1)
-            if link.agency != self.agency:
-                return
-            if topic == _UNLINKED and not sends_unlink(event):
-                return
-            if topic == _UNLINKED:
-                yield (link.old, link.new), UnlinkMessage(code_of(link.old), code_of(link.new))
-            else:
-                yield (link.old, event.new), LinkMessage(code_of(link.old), code_of(event.new))
-            return
-        if topic in (bodies.SENT, bodies.OUTCOME):  # a body's request, or the answer to one the hub routed here
-            with self.engine.connect() as conn:
-                yield from list(bodies.body_message(conn, self.agency, topic, event, stream))
-            return
-        if topic in moves.TOPICS:  # a residence change it recorded, a last holder's warning: the hub's to route
-            yield from moves.outgoing(self.agency, topic, event, stream)
-            return
-        if topic in proxies.TOPICS:  # this agency's four eyes approved a proxy, or withdrew it: the hub is told
-            approval: Any = self.app.repository.get(stream, version=event.originator_version)
-            yield from proxies.proxy_message(self.agency, topic, approval, stream, event.originator_version)
-            return
-        if topic in registrations.TOPICS:  # a Mynaportal proxy registered or cancelled here: the hub is told
-            reg: Any = self.app.repository.get(stream, version=event.originator_version)
-            yield from registrations.registration_message(self.agency, topic, reg, stream, event.originator_version)
-            return
-        if topic == _ERASED:  # the hub shreds the records this agency sent it about the person, the portal's page too
-            if event.agency == self.agency:
-                yield (event.subject,), ErasureMessage(UUID(event.request_id).hex, code_of(event.subject))
-                yield from wire.erased(self.app, self.end, event.subject, event.request_id)  # the portal's keys
-            return
-        request = self.app.provision_request(stream)
-        if request.agency != self.agency:
-            return
-        yield from wire.key_first(self.end, request.subject, self._mark)
-        outcome = "provided" if topic == _AUTO else "held"
-        made_at = event.timestamp.isoformat() if isinstance(event.timestamp, datetime) else str(event.timestamp)
-        yield (
-            (request.subject,),
-            self.end.sealed_record(  # its contents sealed to the portal: the hub cannot read them
-                code_of(request.subject),
-                request.id.hex,
-                request.querier,
-                request.procedure,
-                request.legal_item,
-                request.info_kind,
-                outcome,
-                made_at,
-                self.end.wire_for(request.subject)[0],
-            ),
-        )
-
-    def _answers(self, out: Pushed) -> None:
-        """Answer each routed query whose answer the querier may now see and was not sent yet."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(linkage_routed).where(linkage_routed.c.answered.in_(("", "in_progress", NOBODY)))
-            ).all()
-        for row in rows:
-            if row.answered == NOBODY:  # nothing here to decide, ever: "in progress", as any manual answer
-                status, done = "in_progress", NOBODY_SENT
-            else:
-                status = done = self.app.querier_answer(UUID(row.local_request_id)).status
-            if status == row.answered:
-                continue
-            if row.staff_answer == HUB_STAFF and status in DECIDED:  # the hub takes it only signed by two of the staff
-                try:
-                    signed = decisions.staff_answer(
-                        self.engine,
-                        self.agency,
-                        row.hub_request_id,
-                        row.local_request_id,
-                        status,
-                        self.app.roster(self.agency),
-                    )
-                except FlagLedgerError as exc:  # decided unsigned: sent plain, the hub refuses and escalates
-                    with self.engine.begin() as conn:
-                        park(conn, self.app.clock(), "out", exc.code, str(exc), None)
-                else:
-                    self.end.answer_decided(signed)
-                    self._mark(partial(self._answered, row.hub_request_id, done))
-                    out.acts.append(signed.kind)
-                    continue
-            self.end.send(AnswerMessage(row.hub_request_id, status), ANSWER_SIZE)
-            self._mark(partial(self._answered, row.hub_request_id, done))
-            out.acts.append(AnswerMessage.kind)
-
-    def _answered(self, hub_request_id: str, done: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(linkage_routed).where(linkage_routed.c.hub_request_id == hub_request_id).values(answered=done)
-            )
-
-    def _queries(self, out: Pushed) -> None:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(linkage_queries).where(linkage_queries.c.status == "queued")).all()
-        for row in rows:
-            if not self._register(row.subject, out):
-                continue  # stays queued, visible; its number must be typed once
-            message = QueryMessage(
-                row.request_id, code_of(row.subject), row.provider, row.procedure, row.legal_item, row.info_kind
-            )
-            self.end.send(message)
-            self._mark(partial(self._query_sent, row.request_id))
-            out.acts.append(message.kind)
-
-    def _query_sent(self, request_id: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(linkage_queries)
-                .where(linkage_queries.c.request_id == request_id, linkage_queries.c.status == "queued")
-                .values(status="sent")
             )

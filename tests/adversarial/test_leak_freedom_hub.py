@@ -37,7 +37,7 @@ The checks, against the model's ground truth and the hub's own sequence (no cloc
   wrong link undone at the hub once (the staff mark above follows links filed *and undone* in the sequence);
 * **number changes**: the hub joins every number of a person that no wrong link parted — a second change keeps
   the first number (retired) and its protection on the third, so a query about her newest number is held while a
-  holder protects her first (a real bug, fixed: ``consumers.linkage_bridge.sends_unlink``);
+  holder protects her first (a real bug, fixed: ``consumers.linkage_acts.sends_unlink``);
 * **proxies**: a card's page lets in (``proxies``, the portal's codes) only a proxy registered for one of the
   person's numbers and not cancelled, and while any holder's flag applies at the hub only one every such holder
   approved and has not withdrawn;
@@ -78,7 +78,7 @@ from uuid import UUID
 import pytest
 from sqlalchemy import delete
 
-from consumers import linkage_bridge, linkage_proxy_registrations
+from consumers import linkage_acts, linkage_proxy_registrations
 from ledger.hub import links, portal_feed, proxy_registrations, service
 from ledger.hub.log import Also, HubStore, open_hub_store
 from ledger.hub.tables import hub_flag_changes
@@ -204,7 +204,7 @@ BREAKS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], Callable[[Model, S
         "not undone",
     ),
     "the bridge sends a second change's unlink": (
-        lambda mp: mp.setattr(linkage_bridge, "sends_unlink", lambda _: True),
+        lambda mp: mp.setattr(linkage_acts, "sends_unlink", lambda _: True),
         second_changes,
         "her third number answered automatically",
     ),

@@ -9,7 +9,7 @@ stay hidden.
 
 The first was a real bug, fixed: the node sent a second change's unlink like a wrong link's, the hub parted the
 first number from the second, and a query about the third was answered automatically while a holder protected
-the first. Now the bridge sends no unlink for a second change (``consumers/linkage_bridge.py``): the hub keeps
+the first. Now the bridge sends no unlink for a second change (``consumers/linkage_acts.py``): the hub keeps
 the link, and the second number's link to the third makes a chain — every protection on all three numbers.
 
 The other two were gaps, fixed at the hub (``h0022``): it deleted an undone link and kept no history of it. Now

@@ -35,7 +35,7 @@ from ledger.linkage.moves import (
     MoveMessage,
     join_flags,
 )
-from ledger.runtime.handovers import IN, ONWARD, OUT, WARNED, WITHDRAWN, move_id, onward_id
+from ledger.runtime.handovers import IN, ONWARD, OUT, WARNED, WITHDRAWN, move_id, onward_id, warning_id
 from ledger.runtime.linkage import code_of, subject_of
 from ledger.runtime.tables import linkage_handovers
 
@@ -46,7 +46,6 @@ MOVED = "ledger.domain.moves:ResidenceChange.Recorded"
 RAISED = "ledger.domain.moves:LastHolderWarning.Raised"
 TOPICS = (MOVED, RAISED)
 FROM_HUB = (HandoverMessage, HandedOver, HandedOn, HandoverWithdrawn, LastHolderWarned)
-_IDS = uuid.UUID("0b6f5f4e-8f1a-4d53-9a55-2c7d0e6f1a33")  # the namespace of move ids (and of warnings)
 
 
 def move_message(agency: str, event: Any, stream: uuid.UUID) -> Iterator[tuple[tuple[str, ...], MoveMessage]]:
@@ -65,8 +64,8 @@ def outgoing(agency: str, topic: str, event: Any, stream: uuid.UUID) -> Iterator
     if topic == MOVED:
         yield from move_message(agency, event, stream)
     elif event.agency == agency:  # a release asked here would leave these flags with no holder it can see
-        warning_id = uuid.uuid5(_IDS, f"warning:{stream}:{event.originator_version}").hex
-        yield (event.subject,), LastHolderMessage(warning_id, code_of(event.subject), join_flags(event.flags))
+        wid = warning_id(stream, event.originator_version)
+        yield (event.subject,), LastHolderMessage(wid, code_of(event.subject), join_flags(event.flags))
 
 
 def apply(conn: Connection, agency: str, m: Message, now: datetime) -> None:
@@ -79,12 +78,7 @@ def apply(conn: Connection, agency: str, m: Message, now: datetime) -> None:
             conn.execute(insert(linkage_handovers).values(**row, moved_on="", flags=m.flags, at=now.isoformat()))
         return
     if isinstance(m, HandedOn):  # a move it reported was superseded; these flags are held where she lives now
-        rid = onward_id(m.move_id)
-        if conn.execute(select(h.id).where(h.id == rid)).first() is not None:  # a later flag: all held onward
-            conn.execute(update(linkage_handovers).where(h.id == rid).values(flags=m.flags, at=now.isoformat()))
-            return
-        row = {"id": rid, "direction": ONWARD, "subject": subject_of(m.code), "to_agency": ""}
-        conn.execute(insert(linkage_handovers).values(**row, moved_on="", flags=m.flags, at=now.isoformat()))
+        _held(conn, onward_id(m.move_id), ONWARD, subject_of(m.code), "", m.flags, now)
         return
     if isinstance(m, HandoverWithdrawn):  # rows asked earlier: the hub's messages come in order, a later ask stays
         asked = (h.direction == IN, h.subject == subject_of(m.code), h.to_agency == agency)
@@ -105,18 +99,17 @@ def apply(conn: Connection, agency: str, m: Message, now: datetime) -> None:
         return
     if not isinstance(m, HandedOver):
         raise TypeError(f"not a handover's message: {m.kind}")
-    found = conn.execute(select(h.id).where(h.id == m.move_id, h.direction == OUT)).first()
-    if found is not None:  # a later flag taken over: the hub names all it holds now
-        conn.execute(update(linkage_handovers).where(h.id == m.move_id).values(flags=m.flags, at=now.isoformat()))
+    _held(conn, m.move_id, OUT, subject_of(m.code), m.to_agency, m.flags, now)
+
+
+def _held(
+    conn: Connection, row_id: str, direction: str, subject: str, to_agency: str, flags: str, now: datetime
+) -> None:
+    """Keep the hub's word that ``flags`` are held (``handed_over``, ``handed_on``): a row per move, whose flags a
+    later word replaces (the hub names all it holds now)."""
+    h = linkage_handovers.c
+    if conn.execute(select(h.id).where(h.id == row_id, h.direction == direction)).first() is not None:
+        conn.execute(update(linkage_handovers).where(h.id == row_id).values(flags=flags, at=now.isoformat()))
         return
-    conn.execute(
-        insert(linkage_handovers).values(
-            id=m.move_id,
-            direction=OUT,
-            subject=subject_of(m.code),
-            to_agency=m.to_agency,
-            moved_on="",
-            flags=m.flags,
-            at=now.isoformat(),
-        )
-    )
+    row = {"id": row_id, "direction": direction, "subject": subject, "to_agency": to_agency, "moved_on": ""}
+    conn.execute(insert(linkage_handovers).values(**row, flags=flags, at=now.isoformat()))

@@ -103,7 +103,7 @@ class ProvisionCommands(LedgerAccess):
         """The kind of hosted agency ``code`` (None while it is not registered), read from its verified
         ``Agency.Registered`` once, then from memory: no query loads the agency again. Safe because the hosted
         set is fixed when the node opens and an agency's kind only at its registration — no Agency event
-        changes it (tests/unit/test_hosted_kind.py fails if one is added; a kind change would have to drop
+        changes it (tests/unit/domain/test_domain_agencies.py fails if one is added; a kind change would have to drop
         the entry here). An unregistered agency is not remembered: it may be registered later, by this
         process or by the CLI beside it."""
         kind = self._hosted_kinds.get(code)

@@ -83,10 +83,7 @@ def unnamed_move_refusal(
     latest = max(moves, key=_order, default=None)
     if latest is None or latest.to_agency == agency:
         return None
-    return "hold", (
-        f"the person's recorded residence is another municipality: only it links their numbers "
-        f"(agency {agency} is not it)"
-    )
+    return "hold", _not_residence(agency)
 
 
 def named_move_refusal(
@@ -162,9 +159,11 @@ def residence_refusal(app: LedgerAccess, agency: str, subjects: Iterable[str], o
     ingest may not have received the latest move yet, so only this part of :func:`link_refusal` may change as
     moves arrive (consumers/decide.py holds such a link for a while rather than parking it at once)."""
     lives_in = residence(app, subjects, on)
-    if lives_in is not None and lives_in != agency:
-        return (
-            f"the person's recorded residence is another municipality: only it links their numbers "
-            f"(agency {agency} is not it)"
-        )
-    return None
+    return _not_residence(agency) if lives_in is not None and lives_in != agency else None
+
+
+def _not_residence(agency: str) -> str:
+    return (
+        f"the person's recorded residence is another municipality: only it links their numbers "
+        f"(agency {agency} is not it)"
+    )

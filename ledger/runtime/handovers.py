@@ -23,16 +23,21 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.runtime.tables import linkage_handovers
 from ledger.storage import storage_error
 
-__all__ = ["IN", "ONWARD", "OUT", "WARNED", "WITHDRAWN", "HubHandovers", "move_id", "onward_id"]
+__all__ = ["IN", "ONWARD", "OUT", "WARNED", "WITHDRAWN", "HubHandovers", "move_id", "onward_id", "warning_id"]
 
 IN, OUT, WITHDRAWN, WARNED, ONWARD = "in", "out", "wd", "lh", "on"
-_MOVES = uuid.UUID("0b6f5f4e-8f1a-4d53-9a55-2c7d0e6f1a33")  # the namespace of move ids (never changes: stored)
+_MOVES = uuid.UUID("0b6f5f4e-8f1a-4d53-9a55-2c7d0e6f1a33")  # of move and warning ids (never changes: stored)
 _ONWARD = uuid.UUID("9e2b7c41-5d3a-4f6e-b8a0-1c4d7e2f9a55")  # an ``on`` row's id, one per move
 
 
 def move_id(stream: uuid.UUID, version: int = 1) -> str:
     """The id a ``move`` carries for the residence change of ``stream`` (its ``Recorded`` is version 1)."""
     return uuid.uuid5(_MOVES, f"{stream}:{version}").hex
+
+
+def warning_id(stream: uuid.UUID, version: int) -> str:
+    """The id a ``last_holder`` carries for the warning raised as event ``version`` of ``stream``."""
+    return uuid.uuid5(_MOVES, f"warning:{stream}:{version}").hex
 
 
 def onward_id(move: str) -> str:

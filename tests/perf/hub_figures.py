@@ -286,6 +286,7 @@ class Sender:
 class _End:
     sender: Sender
     party: str
+    inbox: str = ""  # a sender only: it reads no inbox
 
     def send(self, recipient: str, message: bytes) -> None:
         check_route(self.party, recipient)
@@ -297,6 +298,9 @@ class _End:
 
     def poll(self, timeout_ms: int = 1000, max_records: int = 500) -> list[Delivery]:
         return []
+
+    def rewind(self) -> None:
+        pass
 
     def commit(self) -> None:
         pass

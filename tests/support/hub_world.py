@@ -106,7 +106,7 @@ def normalised(messages: list[Inbound], *ids: str) -> list[tuple[str, dict[str, 
     names: dict[str, str] = {i: f"<given {n}>" for n, i in enumerate(ids)}
     out = []
     for inbound in messages:
-        fields = asdict(inbound.message)
+        fields = asdict(inbound.message)  # type: ignore[call-overload]  # every Message is a dataclass
         for key in ("request_id",):
             if key in fields:
                 fields[key] = names.setdefault(str(fields[key]), f"<id {len(names)}>")
@@ -115,4 +115,4 @@ def normalised(messages: list[Inbound], *ids: str) -> list[tuple[str, dict[str, 
 
 
 def values(message: Message) -> set[str]:
-    return {str(v) for v in asdict(message).values()}
+    return {str(v) for v in asdict(message).values()}  # type: ignore[call-overload]

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
+from typing import cast
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import Connection
@@ -21,7 +22,7 @@ from ledger.linkage.agency import AgencyEnd
 from ledger.linkage.checks import MapChecks
 from ledger.linkage.flag_map import MapProof, SparseMerkleMap
 from ledger.linkage.hiding import FlagChange
-from ledger.linkage.map_heads import AUTO, STAFF, MapHead, RoutingDecision, decide, sign_head
+from ledger.linkage.map_heads import AUTO, STAFF, Action, MapHead, RoutingDecision, decide, sign_head
 from ledger.linkage.map_messages import MapHeadMessage
 from ledger.linkage.names import HUB
 from ledger.linkage.person_keys import PersonKeyProver
@@ -123,7 +124,7 @@ class StaleHeads(MapHeads):
         head, old = self.first
         key = self.key_of(person)
         proof = old.prove(key)
-        action = STAFF if proof.value is not None else AUTO
+        action: Action = STAFF if proof.value is not None else AUTO
         decision = decide(self.signer, request=request, provider=provider, person_key=key, action=action, head=head)
         return decision, head, proof
 
@@ -151,7 +152,7 @@ class SplitHeads(MapHeads):
                           prev=head.prev)  # fmt: skip
         self.shown.append(other)
         lie = decide(self.signer, request=request, provider=provider, person_key=decision.person_key,
-                     action=decision.action, head=other)  # fmt: skip
+                     action=cast(Action, decision.action), head=other)  # fmt: skip
         return lie, other, proof
 
 

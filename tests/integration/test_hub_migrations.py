@@ -8,63 +8,35 @@ opening one database at once (active and standby) migrate it once.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 import ledger.hub.migrations
 import ledger.runtime.migrations
-from ledger.hub.migrations import HEAD, VERSION_TABLE, current, lock, migrate, upgrade
+from ledger.hub.migrations import HEAD, VERSION_TABLE, current, lock, migrate
 from ledger.hub.tables import metadata
 from projections.base import create_engine
-from tests.integration.test_migrations import schema
-from tests.support.postgres import temp_database
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.migration_chains import migrate_at_once, new_and_migrated_schemas, script_heads, two_databases
 
 
 @pytest.fixture
 def urls(backend: str | None, tmp_path: Path) -> Iterator[list[str]]:
     """Two empty databases of the backend's kind."""
-    with ExitStack() as stack:
-        if backend is None:
-            yield [f"sqlite:///{tmp_path / f'{n}.sqlite'}" for n in ("one", "two")]
-        else:
-            yield [
-                stack.enter_context(temp_database()).replace("postgresql://", "postgresql+psycopg://") for _ in range(2)
-            ]
+    with two_databases(backend, tmp_path) as found:
+        yield found
 
 
 def test_head_is_the_last_revision_of_the_hub_scripts() -> None:
-    config = Config()
-    config.set_main_option("script_location", str(Path(ledger.hub.migrations.__file__).parent))
-    assert ScriptDirectory.from_config(config).get_heads() == [HEAD]
+    assert script_heads(ledger.hub.migrations) == [HEAD]
 
 
 def test_a_new_hub_gets_what_the_revisions_make_of_an_empty_database(urls: list[str]) -> None:
-    new, migrated = (create_engine(u) for u in urls)
-    try:
-        assert upgrade(new) is None
-        with migrated.connect() as conn, conn.begin():
-            lock(conn)
-            migrate(conn)
-        for engine in (new, migrated):
-            with engine.connect() as conn:
-                assert current(conn) == HEAD
-        assert schema(new) == schema(migrated)
-        assert set(metadata.tables) <= set(schema(new))
-    finally:
-        new.dispose()
-        migrated.dispose()
+    new, migrated = new_and_migrated_schemas(ledger.hub.migrations, urls)
+    assert new == migrated
+    assert set(metadata.tables) <= set(new)
 
 
 def test_the_hub_chain_and_the_node_chain_share_a_database_without_touching_each_other(urls: list[str]) -> None:
@@ -86,29 +58,5 @@ def test_the_hub_chain_and_the_node_chain_share_a_database_without_touching_each
         engine.dispose()
 
 
-MIGRATE = """
-import sys, time
-from ledger.hub.migrations import upgrade
-from projections.base import create_engine
-engine = create_engine(sys.argv[1])
-time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
-print(repr(upgrade(engine)))
-"""
-
-
 def test_hub_processes_opening_one_database_at_once_migrate_it_once(urls: list[str]) -> None:
-    start = time.time() + 4
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", MIGRATE, urls[0], str(start)],
-            cwd=REPO,
-            env=os.environ.copy(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(3)
-    ]
-    results = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 3, [err[-2000:] for _, err in results]
-    assert sorted(out.strip() for out, _ in results) == sorted(["None"] + [repr(HEAD)] * 2)
+    assert migrate_at_once("ledger.hub.migrations", urls[0], 3) == sorted(["None"] + [repr(HEAD)] * 2)

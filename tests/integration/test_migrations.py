@@ -9,21 +9,13 @@ rebuilt from the log, and the others are left as they are.
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import (
     BigInteger,
     Column,
-    Engine,
     Integer,
     LargeBinary,
     MetaData,
@@ -42,7 +34,7 @@ from consumers.outbox import publishable
 from ledger.app import Actor
 from ledger.log.envelope import Envelope
 from ledger.runtime.bootstrap import Node, open_node
-from ledger.runtime.migrations import HEAD, current, lock, migrate, upgrade
+from ledger.runtime.migrations import HEAD, current, upgrade
 from ledger.runtime.tables import parked_messages, pending_events
 from projections.base import create_engine
 from projections.flag_state import agency_flags
@@ -51,10 +43,9 @@ from projections.registry import all_projections
 from projections.schema import fingerprint
 from tests.conftest import A, B
 from tests.integration.upgrade_source import dump, view_tables
+from tests.support.migration_chains import migrate_at_once, new_and_migrated_schemas, script_heads, two_databases
 from tests.support.people import individual_number
 from tests.support.postgres import temp_database
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -68,9 +59,7 @@ def empty_url(backend: str | None, tmp_path: Path) -> Iterator[str]:
 
 
 def test_head_is_the_last_revision_of_the_scripts() -> None:
-    config = Config()
-    config.set_main_option("script_location", str(Path(ledger.runtime.migrations.__file__).parent))
-    assert ScriptDirectory.from_config(config).get_heads() == [HEAD]
+    assert script_heads(ledger.runtime.migrations) == [HEAD]
 
 
 def test_a_database_of_an_older_shape_is_converted_keeping_what_waits(empty_url: str, sqlite_node: Node) -> None:
@@ -145,33 +134,9 @@ def test_a_database_of_an_older_shape_is_converted_keeping_what_waits(empty_url:
         engine.dispose()
 
 
-MIGRATE = """
-import sys, time
-from ledger.runtime.migrations import upgrade
-from projections.base import create_engine
-engine = create_engine(sys.argv[1])
-time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
-print(repr(upgrade(engine)))
-"""
-
-
 def test_processes_opening_one_database_at_once_migrate_it_once(empty_url: str) -> None:
-    start = time.time() + 4  # every process imported and connected by then
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", MIGRATE, empty_url, str(start)],
-            cwd=REPO,
-            env=os.environ.copy(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
-    results = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 4, [err[-2000:] for _, err in results]
     # exactly one found the database empty and migrated it; the others found it at head
-    assert sorted(out.strip() for out, _ in results) == sorted(["None"] + [repr(HEAD)] * 3)
+    assert migrate_at_once("ledger.runtime.migrations", empty_url, 4) == sorted(["None"] + [repr(HEAD)] * 3)
 
 
 def test_a_projection_whose_definition_changed_alone_is_rebuilt(node: Node) -> None:
@@ -218,39 +183,10 @@ def test_a_fingerprint_follows_the_tables_ddl_and_the_version() -> None:
         )
 
 
-def schema(engine: Engine) -> dict[str, object]:
-    found = inspect(engine)
-    return {
-        name: (
-            [(c["name"], str(c["type"]), c["nullable"], str(c.get("default"))) for c in found.get_columns(name)],
-            found.get_pk_constraint(name)["constrained_columns"],
-            sorted(str(ix) for ix in found.get_indexes(name)),
-        )
-        for name in sorted(found.get_table_names())
-    }
-
-
 def test_a_new_database_gets_what_the_revisions_make_of_an_empty_one(backend: str | None, tmp_path: Path) -> None:
     """A new node's tables are created at head at once (no Alembic run): they must be exactly what running every
     revision makes, or an upgraded node and a new one would differ."""
-    with ExitStack() as stack:
-        if backend is None:
-            urls = [f"sqlite:///{tmp_path / f'{n}.sqlite'}" for n in ("new", "migrated")]
-        else:
-            urls = [
-                stack.enter_context(temp_database()).replace("postgresql://", "postgresql+psycopg://") for _ in range(2)
-            ]
-        new, migrated = (create_engine(u) for u in urls)
-        try:
-            assert upgrade(new) is None
-            with migrated.connect() as conn, conn.begin():
-                lock(conn)
-                migrate(conn)
-            for engine in (new, migrated):
-                with engine.connect() as conn:
-                    assert current(conn) == HEAD
-            assert schema(new) == schema(migrated)
-            assert {"relay_marks", "ingest_pending", "projection_schema"} <= set(schema(new))
-        finally:
-            new.dispose()
-            migrated.dispose()
+    with two_databases(backend, tmp_path) as urls:
+        new, migrated = new_and_migrated_schemas(ledger.runtime.migrations, urls)
+    assert new == migrated
+    assert {"relay_marks", "ingest_pending", "projection_schema"} <= set(new)

@@ -9,64 +9,45 @@ invented or brought back; a page keeps the bytes it had after an erasure).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
 import ledger.portal.migrations
-from ledger.portal.migrations import HEAD, VERSION_TABLE, current, lock, migrate, upgrade
+from ledger.portal.migrations import HEAD, VERSION_TABLE, current, upgrade
 from ledger.portal.store import open_portal_store
 from ledger.portal.tables import metadata
-from ledger.storage import create_engine, with_driver
-from tests.integration.test_migrations import schema
-from tests.support.postgres import temp_database
-
-REPO = Path(__file__).resolve().parents[2]
+from ledger.storage import create_engine
+from tests.support.migration_chains import (
+    migrate_at_once,
+    new_and_migrated_schemas,
+    schema,
+    script_heads,
+    two_databases,
+)
 
 
 @pytest.fixture
 def urls(backend: str | None, tmp_path: Path) -> Iterator[list[str]]:
     """Two empty databases of the backend's kind."""
-    if backend is None:
-        yield [f"sqlite:///{tmp_path / f'{n}.sqlite'}" for n in ("one", "two")]
-    else:
-        with temp_database() as other:
-            yield [with_driver(backend), with_driver(other)]
+    with two_databases(backend, tmp_path) as found:
+        yield found
 
 
 def test_head_is_the_last_revision_of_the_portal_scripts() -> None:
     """The administrator upgrading: a revision added without moving HEAD would never run on an open."""
-    config = Config()
-    config.set_main_option("script_location", str(Path(ledger.portal.migrations.__file__).parent))
-    assert ScriptDirectory.from_config(config).get_heads() == [HEAD]
+    assert script_heads(ledger.portal.migrations) == [HEAD]
 
 
 def test_a_new_portal_gets_what_the_revisions_make_of_an_empty_database(urls: list[str]) -> None:
     """The administrator upgrading: a new portal (today's tables at once) and one migrated revision by revision
     must hold the same tables, or the next revision would meet a table it does not expect."""
-    new, migrated = (create_engine(u) for u in urls)
-    try:
-        assert upgrade(new) is None
-        with migrated.connect() as conn, conn.begin():
-            lock(conn)
-            migrate(conn)
-        for engine in (new, migrated):
-            with engine.connect() as conn:
-                assert current(conn) == HEAD
-        assert schema(new) == schema(migrated)
-        assert set(metadata.tables) | {VERSION_TABLE} == set(schema(new))
-    finally:
-        new.dispose()
-        migrated.dispose()
+    new, migrated = new_and_migrated_schemas(ledger.portal.migrations, urls)
+    assert new == migrated
+    assert set(metadata.tables) | {VERSION_TABLE} == set(new)
 
 
 # The portal's tables as the code before its chain made them, commit by commit (create_all on open; 097da2c0 then
@@ -208,16 +189,6 @@ def test_a_portal_database_made_before_the_chain_is_adopted_keeping_every_row(ur
         upgraded.dispose()
 
 
-MIGRATE = """
-import sys, time
-from ledger.portal.migrations import upgrade
-from ledger.storage import create_engine
-engine = create_engine(sys.argv[1])
-time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
-print(repr(upgrade(engine)))
-"""
-
-
 def test_portal_processes_opening_an_old_database_at_once_migrate_it_once(urls: list[str]) -> None:
     """The portal's loop, a staff command and its web front opening an old database together after an upgrade:
     one adopts it, the others find it at head; its rows are kept once (no table made twice, no column added
@@ -228,21 +199,7 @@ def test_portal_processes_opening_an_old_database_at_once_migrate_it_once(urls: 
         before = _rows(old)
     finally:
         old.dispose()
-    start = time.time() + 4
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", MIGRATE, urls[0], str(start)],
-            cwd=REPO,
-            env=os.environ.copy(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(3)
-    ]
-    results = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 3, [err[-2000:] for _, err in results]
-    assert sorted(out.strip() for out, _ in results) == sorted(["None"] + [repr(HEAD)] * 2)
+    assert migrate_at_once("ledger.portal.migrations", urls[0], 3) == sorted(["None"] + [repr(HEAD)] * 2)
     engine = create_engine(urls[0])
     try:
         after = _rows(engine)

@@ -28,6 +28,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.api.errors import install_error_handlers
+from ledger.api.gate import DEFAULT_CONCURRENCY, ConcurrencyGate
 from ledger.api.schemas import ERROR_RESPONSES
 from ledger.errors import AuthError
 from ledger.portal.cards import MAX_CERTIFICATE
@@ -130,10 +131,12 @@ def sign_out(sign_ins: SignIns, token: Token) -> Response:
     return Response(status_code=204)
 
 
-def create_portal_app(sign_ins: CardSignIns) -> FastAPI:
-    """The portal's ASGI app over ``sign_ins`` (its store, keys, directory and trusted card issuers)."""
+def create_portal_app(sign_ins: CardSignIns, concurrency: int = DEFAULT_CONCURRENCY) -> FastAPI:
+    """The portal's ASGI app over ``sign_ins`` (its store, keys, directory and trusted card issuers), working on
+    at most ``concurrency`` requests at once (``ledger.api.gate``, as the agency's API)."""
     app = FastAPI(title="flagledger portal", version="1", docs_url=None, redoc_url=None)
     app.state.sign_ins = sign_ins
+    app.state.gates = []  # SIGTERM stops admitting through these (ledger.api.gate.stop_admitting)
     install_error_handlers(app)
     app.include_router(router)
 
@@ -144,6 +147,7 @@ def create_portal_app(sign_ins: CardSignIns) -> FastAPI:
             response.headers.setdefault(name, value)
         return response
 
+    app.add_middleware(ConcurrencyGate, limit=concurrency, gates=app.state.gates)  # the outermost of ours
     return app
 
 

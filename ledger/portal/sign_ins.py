@@ -26,6 +26,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine, delete, func, insert, select
@@ -33,7 +34,7 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger import clock
-from ledger.errors import AuthError, Code, InputError, PermissionDenied, StorageError
+from ledger.errors import AuthError, Code, ConfigurationError, InputError, PermissionDenied, StorageError
 from ledger.linkage.codes import portal_code
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
@@ -64,8 +65,22 @@ def _at(ms: int) -> str:
 
 @dataclass(frozen=True)
 class SignInSettings:
+    """config.json's ``linkage.card_sign_in``: how long a challenge (default 120 s) and a session (600 s) last."""
+
     challenge_seconds: float = 120.0
     session_seconds: float = 600.0
+
+    @classmethod
+    def from_linkage(cls, linkage: dict[str, Any]) -> SignInSettings:
+        raw = linkage.get("card_sign_in", {})
+        if not isinstance(raw, dict) or set(raw) - {"challenge_seconds", "session_seconds"}:
+            raise ConfigurationError("linkage.card_sign_in names challenge_seconds and session_seconds only")
+        made = cls(**{k: float(v) for k, v in raw.items()})
+        if not (1 <= made.challenge_seconds <= 600 and 1 <= made.session_seconds <= 3600):
+            raise ConfigurationError(
+                "linkage.card_sign_in: a challenge lasts 1 to 600 seconds, a session 1 to 3600 (short-lived)"
+            )
+        return made
 
 
 @dataclass(frozen=True)

@@ -83,11 +83,11 @@ def trust_issuer(issuer: str, public_hex: str) -> int:
 
 
 @command(portal, "revoke-cards", help="take a card issuer's signed revocation list (a number change, a lost card)")
-@option("--file", "path", required=True, help="the issuer's list, as it signed it")
-def revoke_cards(path: str) -> int:
+@option("--file", required=True, help="the issuer's list, as it signed it")
+def revoke_cards(file: str) -> int:
     sign_ins = card_sign_ins(open_role(data_dir()))
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(file, encoding="utf-8") as fh:
             new = sign_ins.take_revocations(fh.read())
     finally:
         sign_ins.store.close()

@@ -159,8 +159,8 @@ def verify(
     now: datetime,
 ) -> CardHolder:
     """Check a sign-in: the certificate under a trusted issuer (``card_issuer_unknown``, ``card_certificate``),
-    valid now (``card_expired``), not revoked (``revoked(issuer, serial)``: ``card_revoked``), the card's
-    signature over the challenge (``card_signature``); then open the number. The challenge itself was taken
+    valid now (``card_expired``), the card's signature over the challenge (``card_signature``), not revoked
+    (``revoked(issuer, serial)``: ``card_revoked``); then open the number. The challenge itself was taken
     (fresh, once) by the caller."""
     cert = Certificate.decode(certificate)
     issuer = issuers.get(cert.issuer)
@@ -174,13 +174,15 @@ def verify(
         raise AuthError("the card's certificate is not its issuer's", code=Code.CARD_CERTIFICATE) from None
     if not _time(cert.not_before) <= now < _time(cert.not_after):
         raise AuthError("the card's certificate is not valid now", code=Code.CARD_EXPIRED)
-    if revoked(cert.issuer, cert.serial):
-        raise PermissionDenied("this card was revoked by its issuer", code=Code.CARD_REVOKED)
     try:
         card = _public(cert.card_key, "the card's key")
         card.verify(bytes.fromhex(signature_hex), challenge_message(challenge, portal))
     except (InvalidSignature, InputError, ValueError):
         raise AuthError("the card's signature over the challenge does not verify", code=Code.CARD_SIGNATURE) from None
+    # only after the card's own signature: a copy of a certificate (readable from the card without its PIN) must
+    # not tell whoever holds it that the card was revoked — after a number change, that the person fled
+    if revoked(cert.issuer, cert.serial):
+        raise PermissionDenied("this card was revoked by its issuer", code=Code.CARD_REVOKED)
     try:
         number = SUITE.decrypt(bytes.fromhex(cert.sealed_number), sealing, info=_sealed_info(cert)).decode()
     except (InvalidTag, ValueError):

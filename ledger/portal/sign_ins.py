@@ -75,7 +75,10 @@ class SignInSettings:
         raw = linkage.get("card_sign_in", {})
         if not isinstance(raw, dict) or set(raw) - {"challenge_seconds", "session_seconds"}:
             raise ConfigurationError("linkage.card_sign_in names challenge_seconds and session_seconds only")
-        made = cls(**{k: float(v) for k, v in raw.items()})
+        try:
+            made = cls(**{k: float(v) for k, v in raw.items()})
+        except (TypeError, ValueError):
+            raise ConfigurationError("linkage.card_sign_in's times are numbers of seconds") from None
         if not (1 <= made.challenge_seconds <= 600 and 1 <= made.session_seconds <= 3600):
             raise ConfigurationError(
                 "linkage.card_sign_in: a challenge lasts 1 to 600 seconds, a session 1 to 3600 (short-lived)"

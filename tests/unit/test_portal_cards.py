@@ -15,8 +15,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from ledger.errors import AuthError, Code, FlagLedgerError, InputError, PermissionDenied
+from ledger.errors import AuthError, Code, ConfigurationError, FlagLedgerError, InputError, PermissionDenied
 from ledger.portal.cards import Card, CardIssuer, Certificate, Revocations, verify
+from ledger.portal.sign_ins import SignInSettings
 from tests.support.people import individual_number
 
 NOW = datetime(2026, 12, 8, 3, 0, tzinfo=UTC)
@@ -113,8 +114,9 @@ def test_an_expired_or_not_yet_valid_card_is_refused() -> None:
 
 
 def test_a_revoked_card_is_refused_and_only_the_issuers_list_revokes() -> None:
-    """Threat: the perpetrator keeping X's old card after a number change (the issuer revokes it). A revocation
-    list not signed by the trusted issuer is refused, so nobody revokes someone else's card by forging one."""
+    """Threat: the perpetrator keeping X's old card after a number change (the issuer revokes it), or holding only
+    a copy of its certificate — which must not tell them the card was revoked. A revocation list not signed by
+    the trusted issuer is refused, so nobody revokes someone else's card by forging one."""
     jlis, challenge = CardIssuer("J-LIS"), os.urandom(32)
     card = issue(jlis, individual_number())
     serial = card.certificate.serial
@@ -124,6 +126,10 @@ def test_a_revoked_card_is_refused_and_only_the_issuers_list_revokes() -> None:
     with pytest.raises(PermissionDenied) as caught:
         check(card, challenge, card.sign(challenge), trusted=jlis, revoked=lambda i, s: i == "J-LIS" and s in gone)
     assert caught.value.code == Code.CARD_REVOKED
+    copied = Card(Ed25519PrivateKey.generate(), card.certificate)  # the certificate read off X's card, no key
+    assert refused(card, challenge, copied.sign(challenge), trusted=jlis, revoked=lambda i, s: True) == (
+        Code.CARD_SIGNATURE  # not card_revoked: the copy does not tell that X's card (X's number) was replaced
+    )
 
     forged = CardIssuer("J-LIS").revoke([serial], NOW).encode()
     with pytest.raises(InputError) as bad:
@@ -148,3 +154,19 @@ def test_a_certificate_round_trips_and_names_its_fields_strictly() -> None:
         Certificate.decode(json.dumps({**body, "serial": 7}))
     with pytest.raises(AuthError):
         Certificate.decode(json.dumps({**body, "not_after": "2030-01-01T00:00:00"}))  # no offset
+
+
+def test_challenges_and_sessions_stay_short_lived() -> None:
+    """Threat: the perpetrator finding a token left on a shared computer, or a challenge seen on the way:
+    ``linkage.card_sign_in`` may not make either last long (a session at most an hour), nor name anything else."""
+    assert SignInSettings.from_linkage({}) == SignInSettings(120.0, 600.0)
+    assert SignInSettings.from_linkage({"card_sign_in": {"session_seconds": 300}}).session_seconds == 300.0
+    for bad in (
+        {"session_seconds": 86_400},
+        {"challenge_seconds": 0},
+        {"challenge": 60},
+        {"session_seconds": "soon"},
+        [],
+    ):
+        with pytest.raises(ConfigurationError):
+            SignInSettings.from_linkage({"card_sign_in": bad})

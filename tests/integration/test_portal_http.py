@@ -254,6 +254,24 @@ def test_a_session_ends_and_a_number_change_revokes_the_old_card(portal: Portal)
     ended = portal.page(new_auth)
     assert ended.status_code == 401 and code_of(ended) == Code.SESSION_ENDED
 
+    left = portal.sign_in(portal.card(new))  # signed out: the token reads nothing more
+    assert portal.http.post("/portal/v1/sign-out", headers=left).status_code == 204
+    gone = portal.page(left)
+    assert gone.status_code == 401 and code_of(gone) == Code.UNAUTHENTICATED
+
+
+def test_a_flood_of_challenges_is_bounded(portal: Portal, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threat: anyone reaching the portal asking for challenges without end (no card needed to ask): past the
+    bound of live ones a new one is refused 503 ``stopping`` (as a busy server), and expired ones are swept, so
+    sign-ins go on once the flood's challenges expire."""
+    monkeypatch.setattr("ledger.portal.sign_ins.MAX_OPEN_CHALLENGES", 2)  # the bound, made small to reach it
+    portal.challenge()
+    portal.challenge()
+    full = portal.http.post("/portal/v1/challenges")
+    assert full.status_code == 503 and code_of(full) == Code.STOPPING
+    portal.clock.at += timedelta(seconds=121)
+    assert portal.sign_in(portal.card(individual_number()))
+
 
 def test_bad_input_is_a_clear_4xx_and_echoes_nothing(portal: Portal) -> None:
     """Threat: the perpetrator probing with malformed requests: each a 422 ``invalid_input`` naming the field,

@@ -161,12 +161,13 @@ def test_challenges_and_sessions_stay_short_lived() -> None:
     ``linkage.card_sign_in`` may not make either last long (a session at most an hour), nor name anything else."""
     assert SignInSettings.from_linkage({}) == SignInSettings(120.0, 600.0)
     assert SignInSettings.from_linkage({"card_sign_in": {"session_seconds": 300}}).session_seconds == 300.0
-    for bad in (
+    bads: list[object] = [
         {"session_seconds": 86_400},
         {"challenge_seconds": 0},
         {"challenge": 60},
         {"session_seconds": "soon"},
         [],
-    ):
+    ]
+    for bad in bads:
         with pytest.raises(ConfigurationError):
             SignInSettings.from_linkage({"card_sign_in": bad})

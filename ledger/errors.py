@@ -151,6 +151,13 @@ class Code:
     NOT_LEADER: Final = "not_leader"  # a hub process without the leader lease (a standby) does not sequence
     CARD_REVOKED: Final = "card_revoked"  # the portal refuses a card whose number was replaced
     PROXY_REFUSED: Final = "proxy_refused"  # the portal refuses a proxy's or guardian's view while a flag applies
+    # card sign-in at the portal over HTTP (ledger/portal/cards.py, sign_ins.py)
+    CARD_CERTIFICATE: Final = "card_certificate"  # malformed, forged, or made for another portal's key
+    CARD_ISSUER_UNKNOWN: Final = "card_issuer_unknown"  # a certificate from an issuer the portal does not trust
+    CARD_EXPIRED: Final = "card_expired"  # the certificate is not valid now
+    CARD_SIGNATURE: Final = "card_signature"  # the card's signature over the challenge does not verify
+    CHALLENGE_EXPIRED: Final = "challenge_expired"  # the sign-in challenge is past its expiry
+    CHALLENGE_UNKNOWN: Final = "challenge_unknown"  # never issued, or used already (single use)
     CLEAR_RECORD: Final = "clear_record"  # the hub files provision records sealed to the portal only
     # an answer to a request the hub marked "staff" without a four-eyes decision on the holders' advice
     STAFF_DECISION_REQUIRED: Final = "staff_decision_required"

@@ -47,6 +47,8 @@ FORBIDDEN_MESSAGES = {
     "holders_withheld": "which agencies protect a person is never shown to another agency",
     "staff_signature": "an act of this request is not signed by a certified staff member of the agency",
     "staff_signature_required": "acts are signed by the person: unlock your staff key first",
+    "card_revoked": "this card was revoked or its number replaced: sign in with your current card",
+    "proxy_refused": "this view of the person's page is not open to you (a proxy reads with their own card)",
     "forbidden": "not allowed",
 }
 

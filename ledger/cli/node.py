@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from ledger.cli.base import command, data_dir, data_dir_text, node, out
 from ledger.cli.parsing import NUMBER, WHOLE, OneOf, option
@@ -75,7 +76,12 @@ def consume(seconds: float | None) -> int:
 )
 @option("--metrics-port", type=WHOLE, default=None, help="serve /metrics /healthz /readyz")
 @option("--metrics-host", default=None, help="address to bind (env …_METRICS_HOST; default 127.0.0.1)")
-@option("--serve-port", type=WHOLE, default=None, help="also serve the HTTP API and console on this port")
+@option(
+    "--serve-port",
+    type=WHOLE,
+    default=None,
+    help="also serve the HTTP API and console on this port (a portal: its card sign-in and page routes)",
+)
 @option("--serve-host", default="127.0.0.1", help="address for --serve-port (default 127.0.0.1)")
 @option("--log-format", type=OneOf(["text", "json"]), default=None, help="env FLAGLEDGER_LOG_FORMAT")
 @option(
@@ -111,8 +117,16 @@ def node_(
     if found != "agency":
         from ledger.node.roles import run_role
 
+        role_node = open_role(data_dir())
+        if serve_port is not None and found != "portal":
+            raise ConfigurationError(f"--serve-port serves the portal's page: a {found} node serves no HTTP routes")
         status = run_role(
-            open_role(data_dir()), seconds, log_format or "text", metrics_port=metrics_port, metrics_host=metrics_host
+            role_node,
+            seconds,
+            log_format or "text",
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            start_http=None if serve_port is None else lambda: _portal_http(role_node, serve_host, serve_port),
         )
         out({"stopped": found, **status})
         return 0
@@ -141,3 +155,21 @@ def node_(
     status = run(opened, options, start_api if serve_port is not None else None)
     out({"stopped": "node", **status})
     return 0
+
+
+def _portal_http(role_node: Any, host: str, port: int) -> Any:
+    """The portal's card sign-in and page routes (``ledger.api.portal``) in a thread beside its loop."""
+    from ledger.api.portal import create_portal_app
+    from ledger.cli.portal import card_sign_ins
+    from ledger.cli.serve import ApiThread
+
+    sign_ins = card_sign_ins(role_node)
+    api = ApiThread(role_node, host, port, create_portal_app(sign_ins))
+    logging.getLogger("flagledger.node").info("serving the portal's page on http://%s:%d/portal/v1/", host, port)
+
+    class _Both:
+        def close(self) -> None:
+            api.close()
+            sign_ins.store.close()
+
+    return _Both()

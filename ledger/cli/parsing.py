@@ -79,6 +79,8 @@ CLI_BOUNDS: dict[str, Bound] = {
     "card": bounds.SUBJECT,  # `portal page --card`: an individual number
     "proxy_card": bounds.SUBJECT,  # `portal page --proxy-card`: the proxy's own individual number
     "topic_prefix": Bound(100),  # `init --role hub|portal --topic-prefix`
+    "issuer": Bound(64),  # `portal trust-issuer --issuer`: a card issuer's name (its certificates' `issuer`)
+    "public_hex": _HEX_KEY,  # `portal trust-issuer --public-hex`: its Ed25519 public key
     "key_id": bounds.KEY_ID,
     "request_id": _UUID,
     "case": _UUID,

@@ -9,10 +9,13 @@ from ledger import clock
 from ledger.cli.base import command, data_dir, group, out
 from ledger.cli.parsing import NUMBER, OneOf, option
 from ledger.errors import NotFoundError
+from ledger.portal.cards import issuers_from
 from ledger.portal.rotation import utc_text
 from ledger.portal.rules import VIEWERS
 from ledger.portal.service import read_page
-from ledger.runtime.roles import open_role
+from ledger.portal.sign_ins import CardSignIns, SignInSettings
+from ledger.runtime.config import NodeConfig
+from ledger.runtime.roles import RoleNode, open_role
 
 portal = group("portal", "the portal role: a person's provision records by card, as the hub feeds them")
 
@@ -49,6 +52,46 @@ def page(card: str, viewer: str, proxy_card: str | None, wait: float) -> int:
     finally:
         store.close()
     out({"records": [asdict(r) for r in shown.records], "note": shown.note})
+    return 0
+
+
+def card_sign_ins(node: RoleNode) -> CardSignIns:
+    """The portal's card sign-in over its own store: the issuers config.json trusts (read again at each sign-in:
+    ``portal trust-issuer`` on a running portal takes effect at once), its directory as imported."""
+    return CardSignIns(
+        node.portal_store(),
+        node.keys,
+        node.directory,
+        lambda: issuers_from(NodeConfig.load(node.config.data_dir).linkage),
+        SignInSettings.from_linkage(node.config.linkage),
+    )
+
+
+@command(portal, "trust-issuer", help="trust a card issuer (J-LIS) for card sign-in over HTTP: its Ed25519 public key")
+@option("--issuer", required=True, help="the issuer's name, as its certificates name it")
+@option("--public-hex", required=True, help="the issuer's Ed25519 public key, 64 hex digits (from the issuer)")
+def trust_issuer(issuer: str, public_hex: str) -> int:
+    config = NodeConfig.load(data_dir())
+    open_role(data_dir()).portal_store().close()  # a portal directory (refused otherwise), its tables migrated
+    trusted = dict(config.linkage.get("card_issuers", {}))
+    trusted[issuer] = public_hex
+    issuers_from({"card_issuers": trusted})  # all well-formed, or nothing is written
+    config.linkage["card_issuers"] = trusted
+    config.save()
+    out({"trusted": sorted(trusted)})
+    return 0
+
+
+@command(portal, "revoke-cards", help="take a card issuer's signed revocation list (a number change, a lost card)")
+@option("--file", required=True, help="the issuer's list, as it signed it")
+def revoke_cards(file: str) -> int:
+    sign_ins = card_sign_ins(open_role(data_dir()))
+    try:
+        with open(file, encoding="utf-8") as fh:
+            new = sign_ins.take_revocations(fh.read())
+    finally:
+        sign_ins.store.close()
+    out({"revoked": new})
     return 0
 
 

@@ -39,14 +39,15 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_config(node: Any, capacity: Capacity, **kwargs: Any) -> Any:
+def _uvicorn_config(node: Any, capacity: Capacity, app: Any = None, **kwargs: Any) -> Any:
+    """``app``: another ASGI app than the agency's API (the portal role's, ``ledger.api.portal``)."""
     import uvicorn
 
     from ledger.api import create_app
     from ledger.api.settings import HttpSettings
 
     return uvicorn.Config(
-        create_app(node, capacity.api_concurrency),
+        app if app is not None else create_app(node, capacity.api_concurrency),
         lifespan="off",
         # SIGTERM: stop accepting, answer requests still waiting for their turn 503 ``stopping`` (the
         # Server classes below), let those in progress finish for this long, then cancel what is left
@@ -137,7 +138,8 @@ class ApiThread:
     stops the node with a clear error instead of a thread dying quietly.
     """
 
-    def __init__(self, node: Any, host: str, port: int) -> None:
+    def __init__(self, node: Any, host: str, port: int, app: Any = None) -> None:
+        """``app``: the ASGI app to serve instead of the agency's API (the portal role's routes)."""
         import threading
 
         import uvicorn
@@ -155,7 +157,7 @@ class ApiThread:
 
         self.sock = listen(host, port)
         self.capacity = Capacity.from_config(node.config)
-        config = _uvicorn_config(node, self.capacity, log_level="warning")
+        config = _uvicorn_config(node, self.capacity, app, log_level="warning")
         self.server = _InThread(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, name="flagledger-api", daemon=True

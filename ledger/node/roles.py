@@ -25,9 +25,9 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from consumers.kafka_transport import KafkaTransport, ensure_inboxes
 from consumers.settings import KafkaSettings
@@ -54,6 +54,10 @@ __all__ = ["run_role"]
 log = logging.getLogger("flagledger.node")
 
 
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
 def _stop_on_signals(seconds: float | None) -> threading.Event:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -72,10 +76,13 @@ def run_role(
     health_every: float = 30.0,
     metrics_port: int | None = None,
     metrics_host: str | None = None,
+    start_http: Callable[[], Closeable] | None = None,
 ) -> dict[str, Any]:
     """Run the hub's, the portal's or a witness's loop until stopped; returns what it did. With a metrics port
     (``--metrics-port``, or config.json ``observability``/``FLAGLEDGER_METRICS_PORT``) it serves ``/metrics``,
-    ``/healthz`` and ``/readyz`` (``ledger.node.role_metrics``)."""
+    ``/healthz`` and ``/readyz`` (``ledger.node.role_metrics``). ``start_http``: the portal's page routes
+    (``node --serve-port``, ``ledger.api.portal``), started beside the loop and closed when it stops — on their
+    own port: the metrics port is the operators', the page routes face the public (behind TLS)."""
     configure_logging(log_format)
     observe = ObserveSettings.from_config(node.config, metrics_port=metrics_port, metrics_host=metrics_host)
     metrics = RoleMetrics(node.role)
@@ -97,6 +104,7 @@ def run_role(
         if server is not None:
             server.close()
         raise
+    http = start_http() if start_http is not None else None
     try:
         if node.role == HUB:
             _hub_loop(node, transport, stop, counts, health_every, metrics)
@@ -105,6 +113,8 @@ def run_role(
         else:
             _portal_loop(node, transport, stop, counts, health_every, metrics)
     finally:
+        if http is not None:
+            http.close()
         transport.close()
         if server is not None:
             server.close()

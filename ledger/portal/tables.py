@@ -14,11 +14,14 @@ from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, Strin
 
 __all__ = [
     "metadata",
+    "portal_card_revocations",
     "portal_cards",
+    "portal_challenges",
     "portal_erasures",
     "portal_outbox",
     "portal_pages",
     "portal_seen",
+    "portal_sessions",
     "portal_waiting",
 ]
 
@@ -73,4 +76,34 @@ portal_waiting = Table(
     Column("message", LargeBinary, nullable=False),
     Column("asked_at", String(40), nullable=False),
     Column("last_asked", String(40), nullable=True),
+)
+
+# card sign-in over HTTP (ledger.portal.sign_ins, migration p0003). Times are UTC milliseconds since the epoch.
+# A challenge handed out, by the SHA-256 of its bytes: taken (deleted) by the one sign-in that uses it.
+portal_challenges = Table(
+    "portal_challenges",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("expires_ms", BigInteger, nullable=False),
+)
+
+# a signed-in session, by the SHA-256 of its bearer token (the token itself is never kept): the card's code, the
+# certificate's issuer and serial (a revocation ends the session at its next use), when it ends
+portal_sessions = Table(
+    "portal_sessions",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("code", String(CODE), nullable=False),
+    Column("issuer", String(64), nullable=False),
+    Column("serial", String(64), nullable=False),
+    Column("expires_ms", BigInteger, nullable=False, index=True),
+)
+
+# card serials their issuer revoked (a number change revokes the old card; a lost card), from its signed lists
+portal_card_revocations = Table(
+    "portal_card_revocations",
+    metadata,
+    Column("issuer", String(64), primary_key=True),
+    Column("serial", String(64), primary_key=True),
+    Column("listed_at", String(40), nullable=False),
 )

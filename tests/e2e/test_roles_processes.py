@@ -3,7 +3,8 @@ Tansu broker, with agencies driven in-process by ``AgencyEnd`` — set up only t
 (``init --role``, ``linkage directory export|import``), read only through ``portal page``.
 
 Threats: the perpetrator at the portal (a record naming who asked about X hidden once X is protected, with no
-holder named; X's proxy refused while the protection applies), the shell user (each role's keys and database
+holder named — by ``portal page`` and over HTTP with X's card; a certificate forged for X's number refused; X's
+proxy refused while the protection applies), the shell user (each role's keys and database
 in its own directory, 0600, and a node started with the wrong role refused), and an administrator stopping the
 roles (SIGTERM: a clean stop with what each did).
 """
@@ -18,9 +19,11 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from consumers.kafka_transport import KafkaTransport, ensure_inboxes
@@ -32,9 +35,10 @@ from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.sealing import public_from_hex, public_hex
 from ledger.linkage.transport import Topics
 from ledger.log.signing import KeyRecord
+from ledger.portal.cards import CardIssuer
 from tests.support.hub_world import START, A, B, C, Cast, D
 from tests.support.people import individual_number
-from tests.support.tansu import broker
+from tests.support.tansu import broker, free_port
 
 pytestmark = pytest.mark.kafka
 
@@ -102,6 +106,21 @@ def test_hub_and_portal_processes_serve_a_page(address: str, tmp_path: Path) -> 
     run(env, "linkage", "directory", "import", str(tmp_path / "for-portal.json"), "--data-dir", str(portal_dir))
     wrong = run(env, "node", "--role", "portal", "--data-dir", str(hub_dir), ok=False)
     assert wrong.returncode == 7 and "hub node" in wrong.stderr
+    # the card issuer (J-LIS's stand-in) the portal trusts for sign-in over HTTP: its key made here, never kept
+    jlis = CardIssuer("J-LIS")
+    trusted = run(
+        env,
+        "portal",
+        "trust-issuer",
+        "--issuer",
+        "J-LIS",
+        "--public-hex",
+        jlis.public_hex,
+        "--data-dir",
+        str(portal_dir),
+    )
+    assert last_json(trusted.stdout) == {"trusted": ["J-LIS"]}
+    http_port = free_port()
 
     settings = KafkaSettings(bootstrap_servers=address, fetch_max_wait_ms=10, delivery_timeout_ms=20000)
     topics = Topics(prefix)
@@ -116,7 +135,7 @@ def test_hub_and_portal_processes_serve_a_page(address: str, tmp_path: Path) -> 
             text=True,
         ),
         "portal": subprocess.Popen(
-            [FLAGLEDGER, "node", "--data-dir", str(portal_dir)],
+            [FLAGLEDGER, "node", "--data-dir", str(portal_dir), "--serve-port", str(http_port)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=logs["portal"],
@@ -152,6 +171,30 @@ def test_hub_and_portal_processes_serve_a_page(address: str, tmp_path: Path) -> 
         proxy = run(env, "portal", "page", "--card", x, "--viewer", "proxy", "--data-dir", str(portal_dir), ok=False)
         assert proxy.returncode == 4 and "[proxy_refused]" in proxy.stderr and A not in proxy.stderr
         assert x not in proxy.stderr
+
+        # the same page over HTTP, by X's card (issue 19: ledger.api.portal); a number without its card: nothing
+        at = datetime.now(UTC)
+        sealing = public_from_hex(portal_entry["sealing_public_hex"])
+        card = jlis.issue(x, sealing, at - timedelta(days=1), at + timedelta(days=30))
+        with httpx.Client(base_url=f"http://127.0.0.1:{http_port}/portal/v1", timeout=10) as web:
+            challenge = bytes.fromhex(web.post("/challenges").json()["challenge"])
+            body = {
+                "challenge": challenge.hex(),
+                "certificate": card.certificate.encode(),
+                "signature": card.sign(challenge),
+            }
+            token = web.post("/sign-in", json=body).json()["token"]
+            shown = web.get("/page", headers={"Authorization": f"Bearer {token}"})
+            assert shown.status_code == 200 and shown.json() == {"records": [], "note": HIDDEN_NOTE}
+            forged = CardIssuer("J-LIS").issue(x, sealing, at - timedelta(days=1), at + timedelta(days=30))
+            challenge = bytes.fromhex(web.post("/challenges").json()["challenge"])
+            body = {
+                "challenge": challenge.hex(),
+                "certificate": forged.certificate.encode(),
+                "signature": forged.sign(challenge),
+            }
+            refused = web.post("/sign-in", json=body)
+            assert refused.status_code == 401 and refused.json()["code"] == "card_certificate"
     finally:
         for end in ends.values():
             end.transport.close()

@@ -105,6 +105,12 @@ PUBLISHED = {
     "not_leader",
     "card_revoked",
     "proxy_refused",
+    "card_certificate",  # issue 19: a portal sign-in's certificate malformed, forged or for another portal
+    "card_issuer_unknown",  # issue 19: a certificate from an issuer the portal does not trust
+    "card_expired",  # issue 19: a card certificate not valid now
+    "card_signature",  # issue 19: the card's signature over the sign-in challenge does not verify
+    "challenge_expired",  # issue 19: a sign-in challenge past its expiry
+    "challenge_unknown",  # issue 19: a sign-in challenge never issued or used already
     # issue 18: command-line sessions
     "not_signed_in",
     "session_ended",

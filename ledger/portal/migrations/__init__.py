@@ -25,7 +25,7 @@ from ledger.migration_chain import MigrationChain
 
 __all__ = ["HEAD", "VERSION_TABLE", "current", "lock", "migrate", "upgrade"]
 
-HEAD = "p0002"
+HEAD = "p0003"
 VERSION_TABLE = "portal_alembic_version"
 
 

@@ -2,7 +2,8 @@
 (``tests.support.hub_nodes``, in-memory broker), with the parties' loops turning in a random order between the
 acts, crashes and lost commit acknowledgements. Every act goes through the node's own application and bridge
 (four eyes included), as ``tests/integration/test_agency_hub_*.py`` do; a refusal the product owes (a release
-while a handover is pending, a link refused at a node that is not the residence) is counted, never hidden.
+while a handover is pending, a link refused at a node, or at the hub, from a municipality that is not the
+residence) is counted, never hidden.
 
 The model keeps the ground truth the checks compare the hub with: every flag change an agency's chain executed,
 which numbers are one person (the links its nodes approved; a wrong link undone parts them, a second change keeps

@@ -26,7 +26,7 @@ from ledger.runtime.linkage import code_of
 from tests.conftest import NodeFactory
 from tests.integration.test_agency_hub_mode import _world
 from tests.support.hub_nodes import HubNodes, set_flag
-from tests.support.hub_world import A, C
+from tests.support.hub_world import A, B, C
 from tests.support.people import individual_number
 
 ND = "NON_DISCLOSURE"
@@ -111,3 +111,27 @@ def test_a_link_filed_before_the_move_away_stands(world: HubNodes) -> None:
     assert len(_rows(world, hub_links)) == 1 and [m[2] for m in _rows(world, hub_link_makers)] == [A]
     assert _joined(world, A, new) == 2
     assert _parked(world) == []
+
+
+def test_the_new_residence_linking_before_the_move_to_it_reaches_the_hub_links_again(world: HubNodes) -> None:
+    """Peer agency (the rule's one false refusal, and its remedy): X, protected at A, moved A → C (filed); C
+    records her move on to B (転出 at C) and B links her number before C's node has pushed the move: by the hub's
+    order C is still the residence, so B's link is parked ``not_residence``. B undoes and makes the link again
+    (four eyes each): the unlink changes nothing at the hub, the relink, after the move, is filed."""
+    x, new = individual_number(), individual_number()
+    _moved_to_c(world, x)
+    assert world.nodes[C].app.record_move(Actor(C, "req"), x, to_agency=B, moved_on=date(2026, 9, 1))
+    _link(world, B, x, new)
+    world.bridges[B].push()
+    world.hub.step(timeout_ms=20)  # B's link first: the move to B is still at C
+    world.settle()
+    assert [c for c, _ in _parked(world)] == [Code.NOT_RESIDENCE]
+    assert len(_rows(world, hub_moves)) == 2 and _rows(world, hub_links) == []
+
+    b = world.nodes[B].app
+    b.approve_link(Actor(B, "apr"), b.request_unlink(Actor(B, "req"), x, "ハブで保留: 転入前の紐付け"))
+    world.settle()
+    _link(world, B, x, new)
+    world.settle()
+    assert len(_rows(world, hub_links)) == 1 and [m[2] for m in _rows(world, hub_link_makers)] == [B]
+    assert _joined(world, B, new) == 2 and len(_parked(world)) == 1

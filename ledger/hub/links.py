@@ -19,12 +19,12 @@ from ledger.errors import Code, NotFoundError, PermissionDenied
 from ledger.hub import txn
 from ledger.hub.moves import Write
 from ledger.hub.tables import hub_link_makers, hub_links, hub_portal_links, hub_undone_links
-from ledger.linkage.codes import CodeMap
+from ledger.linkage.codes import CodeMap, persons_of
 from ledger.linkage.hiding import INFINITY, Interval
 from ledger.linkage.messages import LinkMessage, UnlinkMessage
 from ledger.storage import storage_error
 
-__all__ = ["counts", "joined", "made", "unlink"]
+__all__ = ["counts", "joined", "made", "persons", "unlink"]
 
 
 def _persons(codes: CodeMap, sender: str, m: LinkMessage | UnlinkMessage) -> tuple[str, str]:
@@ -32,6 +32,12 @@ def _persons(codes: CodeMap, sender: str, m: LinkMessage | UnlinkMessage) -> tup
     if old is None or new is None:
         raise NotFoundError(f"{sender} has registered no person under one of these codes at the hub")
     return old, new
+
+
+def persons(codes: CodeMap, sender: str, m: LinkMessage) -> list[str]:
+    """Every person id of either number of the link, as the hub joins them now (the moves of each count)."""
+    old, new = _persons(codes, sender, m)
+    return list(dict.fromkeys([*persons_of(codes, old), *persons_of(codes, new)]))
 
 
 def made(codes: CodeMap, sender: str, m: LinkMessage) -> Write:

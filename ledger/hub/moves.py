@@ -134,6 +134,20 @@ class HubMoves:
             raise storage_error("cannot read the hub's moves", exc) from exc
         return found is not None
 
+    def may_link(self, sender: str, persons: list[str]) -> None:
+        """Refuse ``sender``'s number link (番号の変更) unless it is the person's residence by the hub's own order:
+        the latest move of either number the hub filed before the link (its sequence, no clock) went to it, or
+        none was filed. A former residence linking while the move away, recorded only at the new municipality
+        (転入), is "in flight" to it is refused here: the hub filed that move first (docs/operations.md, "Number
+        changes"). The refusal names no municipality: not where the person went, nor who reported it."""
+        latest = self._latest(persons)
+        if latest is not None and latest.to_agency != sender:
+            raise PermissionDenied(
+                "only the person's residence municipality links their numbers: by the moves the hub filed, "
+                "they no longer live there",
+                code=Code.NOT_RESIDENCE,
+            )
+
     def take(self, sender: str, kind: str, payload: bytes) -> tuple[list[tuple[str, bytes]], Write | None]:
         """A ``move`` or a ``last_holder`` from ``sender``: what it owes and writes."""
         m: MoveMessage | LastHolderMessage = (

@@ -247,6 +247,8 @@ class HubService(QueryRouting):
             self._commit(opened, *self.moves.take(opened.sender, kind, opened.payload))
         elif kind == LinkMessage.kind:
             link = decode(LinkMessage, opened.payload)
+            # only the residence links, by the moves filed before it in the hub's sequence (parked not_residence)
+            self.moves.may_link(opened.sender, links.persons(self.store.codes, opened.sender, link))
             link_numbers(self.store.codes, opened.sender, link.old_code, link.new_code)  # idempotent, as register
             self._commit(opened, [], links.made(self.store.codes, opened.sender, link))
             self._relinked(opened.sender, link.old_code, link.new_code)

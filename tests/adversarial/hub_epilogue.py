@@ -96,7 +96,21 @@ def epilogue(m: Model, sticky: Sticky) -> None:
     proxies(m, sticky)
     other_cancels(m, sticky)
     second_changes(m, sticky)
+    former_residence(m, sticky)
     erasure(m, sticky)
+
+
+def former_residence(m: Model, sticky: Sticky) -> None:
+    """V, protected by B and C, moves B → C, recorded only at C (転入) and filed at the hub; B's node, which never
+    heard of it, approves a link of V's number: the hub parks it (issue 21), the numbers stay two people."""
+    v = m.new_person()
+    assert m._chain(B, v, [ND]) and m._chain(C, v, [ND])
+    assert m.w.nodes[C].app.record_move(Actor(C, "req"), v, to_agency=C, from_agency=B, moved_on=date(2027, 2, 1))
+    m.in_flight = "move"
+    settle(m, sticky)
+    refused = m.refused["not_residence"]
+    assert m.link(B, v) is None and m.refused["not_residence"] == refused + 1
+    settle(m, sticky)
 
 
 def erasure(m: Model, sticky: Sticky) -> None:

@@ -2,7 +2,8 @@
 (``tests.support.hub_nodes``, in-memory broker), with the parties' loops turning in a random order between the
 acts, crashes and lost commit acknowledgements. Every act goes through the node's own application and bridge
 (four eyes included), as ``tests/integration/test_agency_hub_*.py`` do; a refusal the product owes (a release
-while a handover is pending, a link refused at a node that is not the residence) is counted, never hidden.
+while a handover is pending, a link refused at a node, or at the hub, from a municipality that is not the
+residence) is counted, never hidden.
 
 The model keeps the ground truth the checks compare the hub with: every flag change an agency's chain executed,
 which numbers are one person (the links its nodes approved; a wrong link undone parts them, a second change keeps
@@ -21,10 +22,14 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from uuid import UUID
 
+from sqlalchemy import select
+
 from ledger.app import Actor
-from ledger.errors import FlagLedgerError
+from ledger.errors import Code, FlagLedgerError
 from ledger.hub.rosters import HubRosters
 from ledger.hub.service import HubService
+from ledger.hub.tables import hub_moves
+from ledger.linkage.codes import hub_person, persons_of
 from ledger.linkage.names import HUB
 from ledger.linkage.transport import MemoryTransport, Topics
 from tests.adversarial.hub_history import OPS as OPS
@@ -65,6 +70,8 @@ class Model(PortalActs, ConsultationActs):
     proxy_cards: dict[str, str] = field(default_factory=dict)  # the same, of proxies signed in as proxies
     advised: dict[tuple[str, str], str] = field(default_factory=dict)  # (holder, hub request) → advice
     refused: Counter[str] = field(default_factory=Counter)  # refusals the product owed, by code
+    hub_refused: set[str] = field(default_factory=set)  # old numbers of links a node made and the hub parked
+    in_flight: str = ""  # "move" / "link": one may not yet be at the hub (a link and a move are never both)
     day: int = 0
 
     # -- people ------------------------------------------------------------------------------------------------
@@ -147,7 +154,7 @@ class Model(PortalActs, ConsultationActs):
     def link(self, agency: str, old: str) -> str | None:
         """``agency`` records the person's number change (four eyes) to a new number — once per person: a second
         change goes through the first link's maker (``renumber``)."""
-        if len(self.joined(old)) > 1 or old in self.retired or len(self.numbers_of(old)) > 1:
+        if len(self.joined(old)) > 1 or old in self.retired or old in self.hub_refused or len(self.numbers_of(old)) > 1:
             return None
         new = individual_number(self.rng)
         if not self._link(agency, old, new):
@@ -159,6 +166,12 @@ class Model(PortalActs, ConsultationActs):
 
     def _link(self, agency: str, old: str, new: str) -> bool:
         app = self.w.nodes[agency].app
+        # the hub takes a link only from the residence by the moves it filed before it (its own order, issue 21):
+        # a move in flight is filed first, and the link before any later move (``move``), so the truth is known
+        if self.in_flight:
+            self.w.settle()
+            self.in_flight = ""
+        residence = self._hub_residence(old)
         try:
             app.approve_link(Actor(agency, "apr"), app.request_link(Actor(agency, "req"), old, new, "個人番号の変更"))
         except FlagLedgerError as exc:
@@ -166,9 +179,23 @@ class Model(PortalActs, ConsultationActs):
                 raise
             self.refused[exc.code] += 1
             return False
+        self.in_flight = "link"
+        if residence not in (None, agency):  # its node knew no move away (recorded elsewhere): parked at the hub
+            self.refused[Code.NOT_RESIDENCE] += 1
+            self.hub_refused.add(old)  # linked at its node, never at the hub: not linked again here
+            return False
         self.links.append((agency, old, new))
         self.made.append((agency, old, new))
         return True
+
+    def _hub_residence(self, number: str) -> str | None:
+        """Where the latest move of the person's numbers the hub filed went (None: it filed none)."""
+        store = self.w.hub.store
+        persons = persons_of(store.codes, hub_person(self.w.hub_keys.secret, number))
+        m = hub_moves.c
+        with store.engine.connect() as conn:
+            row = conn.execute(select(m.to_agency).where(m.person.in_(persons)).order_by(m.seq.desc())).first()
+        return None if row is None else str(row.to_agency)
 
     def _unlink(self, agency: str, old: str, new: str, second: bool) -> None:
         app = self.w.nodes[agency].app
@@ -226,6 +253,9 @@ class Model(PortalActs, ConsultationActs):
         if not holdings:
             return
         agency, number = self.rng.choice(holdings)
+        if self.in_flight == "link":  # filed before this move, as the model judged it (``_link``)
+            self.w.settle()
+        self.in_flight = "move"
         to = self.rng.choice([x for x in AGENCIES if x != agency])
         self.day += 1
         moved = date(2026, 1, 1) + timedelta(days=self.day)

@@ -81,6 +81,7 @@ from sqlalchemy import delete
 from consumers import linkage_acts, linkage_proxy_registrations
 from ledger.hub import links, portal_feed, proxy_registrations, service
 from ledger.hub.log import Also, HubStore, open_hub_store
+from ledger.hub.moves import HubMoves
 from ledger.hub.tables import hub_flag_changes
 from ledger.linkage.codes import persons_of
 from ledger.linkage.erasure_messages import ErasureMessage
@@ -92,6 +93,7 @@ from tests.adversarial.hub_checks import check_proxies as check_proxies
 from tests.adversarial.hub_checks import number_of as number_of
 from tests.adversarial.hub_epilogue import epilogue as epilogue
 from tests.adversarial.hub_epilogue import erasure as erasure
+from tests.adversarial.hub_epilogue import former_residence as former_residence
 from tests.adversarial.hub_epilogue import listed as listed
 from tests.adversarial.hub_epilogue import other_cancels as other_cancels
 from tests.adversarial.hub_epilogue import proxies as proxies
@@ -207,6 +209,11 @@ BREAKS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], Callable[[Model, S
         lambda mp: mp.setattr(linkage_acts, "sends_unlink", lambda _: True),
         second_changes,
         "her third number answered automatically",
+    ),
+    "the hub takes a number link from a former residence": (
+        lambda mp: mp.setattr(HubMoves, "may_link", lambda *_: None),
+        former_residence,
+        "a number change lost, filed twice or not undone",
     ),
     "an erasure takes the person's flag changes with it": (_erasure_unhides, erasure, "a hidden record shown again"),
 }

@@ -8,11 +8,12 @@ own code, its id derived from the event so a resend is filed once; a last-holder
 **In**: the hub's ``handover`` (this municipality is asked to take over flags on a person it knows by its own
 code; no holder, no old municipality) and ``handed_over`` (the municipality this agency reported the move to now
 holds these flags) are kept in ``linkage_handovers``; ``handover_withdrawn`` (the person moved on before, or
-after, this municipality took over) turns its ``in`` rows about the person into withdrawn ones (kept, no longer
-asked); ``handed_on`` (she moved on from where this agency reported her move to, and is protected where she lives
-now) is kept as an ``on`` row; ``last_holder_warning`` (another holder asked to release flags no one else holds) as
-an ``lh`` row. The application's handover rules read them (``ledger.runtime.handovers``): the new municipality's
-handover queue, the old holder's release guard, and every holder's year queue.
+after, this municipality took over) moves its ``in`` rows about the person to ``linkage_handovers_withdrawn``
+(kept, no longer asked); ``handed_on`` (she moved on from where this agency reported her move to, and is
+protected where she lives now) is kept in ``linkage_handed_on``; ``last_holder_warning`` (another holder asked to
+release flags no one else holds) in ``linkage_holder_warnings``. The application's handover rules read them
+(``ledger.runtime.handovers``): the new municipality's handover queue, the old holder's release guard, and every
+holder's year queue. An erasure of the person drops them all (``ledger.runtime.erasure_scrub``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Table, delete, insert, select, update
 
 from ledger.linkage.messages import Message
 from ledger.linkage.moves import (
@@ -35,9 +36,14 @@ from ledger.linkage.moves import (
     MoveMessage,
     join_flags,
 )
-from ledger.runtime.handovers import IN, ONWARD, OUT, WARNED, WITHDRAWN, move_id, onward_id, warning_id
+from ledger.runtime.handovers import IN, OUT, move_id, onward_id, warning_id
 from ledger.runtime.linkage import code_of, subject_of
-from ledger.runtime.tables import linkage_handovers
+from ledger.runtime.tables import (
+    linkage_handed_on,
+    linkage_handovers,
+    linkage_handovers_withdrawn,
+    linkage_holder_warnings,
+)
 
 __all__ = ["FROM_HUB", "MOVED", "RAISED", "TOPICS", "apply", "move_message", "outgoing"]
 
@@ -71,18 +77,23 @@ def outgoing(agency: str, topic: str, event: Any, stream: uuid.UUID) -> Iterator
 def apply(conn: Connection, agency: str, m: Message, now: datetime) -> None:
     """Keep the hub's word on a handover or a last holder (in the transaction that records its event id as
     applied)."""
-    h = linkage_handovers.c
+    at = now.isoformat()
     if isinstance(m, LastHolderWarned):  # another holder's release would end these flags: kept once per id
-        if conn.execute(select(h.id).where(h.id == m.warning_id)).first() is None:
-            row = {"id": m.warning_id, "direction": WARNED, "subject": subject_of(m.code), "to_agency": agency}
-            conn.execute(insert(linkage_handovers).values(**row, moved_on="", flags=m.flags, at=now.isoformat()))
+        w = linkage_holder_warnings
+        if conn.execute(select(w.c.id).where(w.c.id == m.warning_id)).first() is None:
+            row = {"id": m.warning_id, "subject": subject_of(m.code), "to_agency": agency, "flags": m.flags}
+            conn.execute(insert(w).values(**row, at=at))
         return
     if isinstance(m, HandedOn):  # a move it reported was superseded; these flags are held where she lives now
-        _held(conn, onward_id(m.move_id), ONWARD, subject_of(m.code), "", m.flags, now)
+        _held(conn, linkage_handed_on, {"id": onward_id(m.move_id), "subject": subject_of(m.code)}, m.flags, at)
         return
     if isinstance(m, HandoverWithdrawn):  # rows asked earlier: the hub's messages come in order, a later ask stays
+        h = linkage_handovers.c
         asked = (h.direction == IN, h.subject == subject_of(m.code), h.to_agency == agency)
-        conn.execute(update(linkage_handovers).where(*asked).values(direction=WITHDRAWN, at=now.isoformat()))
+        kept = (h.id, h.subject, h.to_agency, h.moved_on, h.flags)
+        for asked_row in conn.execute(select(*kept).where(*asked)).mappings().all():
+            conn.execute(insert(linkage_handovers_withdrawn).values(**asked_row, at=at))
+        conn.execute(delete(linkage_handovers).where(*asked))
         return
     if isinstance(m, HandoverMessage):
         conn.execute(
@@ -93,23 +104,20 @@ def apply(conn: Connection, agency: str, m: Message, now: datetime) -> None:
                 to_agency=agency,
                 moved_on=m.moved_on,
                 flags=m.flags,
-                at=now.isoformat(),
+                at=at,
             )
         )
         return
     if not isinstance(m, HandedOver):
         raise TypeError(f"not a handover's message: {m.kind}")
-    _held(conn, m.move_id, OUT, subject_of(m.code), m.to_agency, m.flags, now)
+    row = {"id": m.move_id, "direction": OUT, "subject": subject_of(m.code), "to_agency": m.to_agency, "moved_on": ""}
+    _held(conn, linkage_handovers, row, m.flags, at)
 
 
-def _held(
-    conn: Connection, row_id: str, direction: str, subject: str, to_agency: str, flags: str, now: datetime
-) -> None:
+def _held(conn: Connection, table: Table, row: dict[str, str], flags: str, at: str) -> None:
     """Keep the hub's word that ``flags`` are held (``handed_over``, ``handed_on``): a row per move, whose flags a
     later word replaces (the hub names all it holds now)."""
-    h = linkage_handovers.c
-    if conn.execute(select(h.id).where(h.id == row_id, h.direction == direction)).first() is not None:
-        conn.execute(update(linkage_handovers).where(h.id == row_id).values(flags=flags, at=now.isoformat()))
+    if conn.execute(select(table.c.id).where(table.c.id == row["id"])).first() is not None:
+        conn.execute(update(table).where(table.c.id == row["id"]).values(flags=flags, at=at))
         return
-    row = {"id": row_id, "direction": direction, "subject": subject, "to_agency": to_agency, "moved_on": ""}
-    conn.execute(insert(linkage_handovers).values(**row, flags=flags, at=now.isoformat()))
+    conn.execute(insert(table).values(**row, flags=flags, at=at))

@@ -43,4 +43,5 @@ def erased(app: FlagLedger, end: AgencyEnd, subject: str, request_id: str) -> It
         dk.destroy(late, app.clock().isoformat(), request_id, "bridge")
     wired = sorted(set(dk.wire_refs(refs, PORTAL)) | set(late))
     if wired:
-        yield (subject,), end.wire_erasure(UUID(request_id).hex, wired)
+        for message in end.wire_erasures(UUID(request_id).hex, wired):
+            yield (subject,), message

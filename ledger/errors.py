@@ -175,6 +175,8 @@ class Code:
     CHECKPOINT_ROLLBACK: Final = "checkpoint_rollback"  # an agency showed a witness a smaller log than before
     # a protected person's year (issue 21, docs/year.md)
     HANDOVER_PENDING: Final = "handover_pending"  # the new municipality does not hold yet: a named risk is needed
+    # an erasure of a person the hub asked this municipality to take over (the request would be erased with it)
+    HANDOVER_OPEN: Final = "handover_open"
     LAST_HOLDER: Final = "last_holder"  # the release would leave no holder anywhere: a second approval is needed
     GUARDIAN_BARRED: Final = "guardian_barred"  # a guardian or proxy barred from acting for a protected person
     # the law catalogue (issue 21, docs/bodies.md): a query beyond its legal basis

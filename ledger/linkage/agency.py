@@ -55,7 +55,7 @@ from ledger.linkage.tree_heads import (
     encode_tree_head,
     relayed,
 )
-from ledger.linkage.wire_keys import STATIC, SubjectKey, WireErasure, seal_key
+from ledger.linkage.wire_keys import STATIC, WIRE_BUCKET, SubjectKey, WireErasure, erasures_of, seal_key
 from ledger.log.keyed_hash import KeyedHash
 
 __all__ = ["AgencyEnd", "Inbound", "open_from_hub", "resend_id"]
@@ -261,7 +261,7 @@ class AgencyEnd:
         published = self.directory.delivery_key(PORTAL)
         key_id, to = published if published is not None else (STATIC, self.directory.sealing_key(PORTAL))
         message = SubjectKey(ref.hex(), key_id, seal_key(to, ref, key))
-        return (ref, key), relayed(self.keys.signer, self.directory.sealing_key(PORTAL), PORTAL, message)
+        return (ref, key), self._to_portal(message)
 
     def delivered(self, ref: bytes) -> None:
         if self.wires is not None:
@@ -279,12 +279,21 @@ class AgencyEnd:
         published = self.directory.delivery_key(PORTAL)
         key_id, to = published if published is not None else (STATIC, self.directory.sealing_key(PORTAL))
         message = SubjectKey(ref.hex(), key_id, seal_key(to, ref, key))
-        return relayed(self.keys.signer, self.directory.sealing_key(PORTAL), PORTAL, message)
+        return self._to_portal(message)
 
     def wire_erasure(self, erasure_id: str, refs: list[str]) -> RelayMessage:
-        """The refs of the portal's wire keys this agency destroyed, sealed to the portal for the hub to relay."""
-        message = WireErasure(erasure_id, " ".join(refs))
-        return relayed(self.keys.signer, self.directory.sealing_key(PORTAL), PORTAL, message)
+        """The refs of the portal's wire keys this agency destroyed (``REFS_PER_MESSAGE`` at most: more are
+        ``wire_erasures``), sealed to the portal for the hub to relay."""
+        return self._to_portal(WireErasure(erasure_id, " ".join(refs)))
+
+    def wire_erasures(self, erasure_id: str, refs: list[str]) -> list[RelayMessage]:
+        """As many ``wire_erasure`` messages as ``refs`` need, each of one size (``erasures_of``)."""
+        return [self._to_portal(m) for m in erasures_of(erasure_id, refs)]
+
+    def _to_portal(self, message: Message) -> RelayMessage:
+        """A key or erasure message sealed to the portal in ``WIRE_BUCKET``: every one the same size on the hub's
+        topic and the portal's inbox, so its size does not tell the broker operator which it is (docs/erasure.md)."""
+        return relayed(self.keys.signer, self.directory.sealing_key(PORTAL), PORTAL, message, WIRE_BUCKET)
 
     record_sealed = record  # the name it had while the hub also took records in the clear
 

@@ -43,6 +43,7 @@ __all__ = [
     "Header",
     "Opened",
     "SenderKeys",
+    "bucket_of",
     "new_sealing_key",
     "public_from_hex",
     "public_hex",
@@ -192,6 +193,11 @@ def _split(message: bytes) -> tuple[Header, bytes, bytes]:
 def read_header(message: bytes) -> Header:
     """The routing header, without opening anything: what a relay or the broker operator can read."""
     return _split(message)[0]
+
+
+def bucket_of(message: bytes) -> int:
+    """The bucket a sealed message was padded to, without opening it (what its size tells the broker operator)."""
+    return len(_split(message)[2]) - _ENC - _TAG
 
 
 def unseal(recipient_key: X25519PrivateKey, recipient: str, message: bytes, sender_keys: SenderKeys) -> Opened:

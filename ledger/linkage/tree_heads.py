@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from ledger.errors import Code, InputError, IntegrityError, SignatureError
 from ledger.linkage.messages import Message
 from ledger.linkage.names import check_party
-from ledger.linkage.sealing import SenderKeys, seal
+from ledger.linkage.sealing import SenderKeys, bucket_of, seal
 from ledger.log.signing import Signer
 from ledger.merkle import HASH_SIZE
 
@@ -196,11 +196,14 @@ class RelayMessage(Message):
         _hex(self.sealed, "sealed", 600_000)
 
 
-def relayed(signer: Signer, to_key: X25519PublicKey, to: str, message: Message) -> RelayMessage:
+def relayed(signer: Signer, to_key: X25519PublicKey, to: str, message: Message, exactly: int = 0) -> RelayMessage:
     """``message`` sealed end to end to ``to``, for the hub to forward: the hub sees who writes to whom, never
     what. Not padded to an answer's size: the relay's hex doubles it, and an agency's relayed head must fit
-    inside its digest (ledger.linkage.digests)."""
-    inner = seal(signer, to_key, to, uuid.uuid4().hex, message.kind, message.encode())
+    inside its digest (ledger.linkage.digests). ``exactly``: the bucket the sealed message must be (a message
+    that does not fit is refused, ``oversize``, rather than sent in a bigger bucket whose size would tell)."""
+    inner = seal(signer, to_key, to, uuid.uuid4().hex, message.kind, message.encode(), exactly)
+    if exactly and bucket_of(inner) != exactly:
+        raise InputError(f"a relayed {message.kind} does not fit its {exactly}-byte bucket", code=Code.OVERSIZE)
     return RelayMessage(to, inner.hex())
 
 

@@ -36,12 +36,15 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.errors import Code, InputError, IntegrityError
+from ledger.linkage.buckets import BUCKETS
 from ledger.linkage.messages import Message
 from ledger.linkage.names import check_event_id
 from ledger.linkage.sealing import SUITE, public_from_hex, public_hex
 
 __all__ = [
+    "REFS_PER_MESSAGE",
     "STATIC",
+    "WIRE_BUCKET",
     "WIRE_MAGIC",
     "SubjectKey",
     "WireErasure",
@@ -50,6 +53,7 @@ __all__ = [
     "delivery_entry",
     "delivery_of",
     "delivery_serial",
+    "erasures_of",
     "is_wired",
     "open_key",
     "seal_key",
@@ -61,6 +65,10 @@ WIRE_MAGIC = b"DKW1"
 REF = 16
 STATIC = "static"  # SubjectKey.delivery when the key was sealed to the portal's static sealing key
 MAX_REFS = 64  # a person's wire keys at one provider: one per recipient, and one more after each key loss
+# every key and erasure message is sealed to the portal in this one bucket, whatever it holds (docs/linkage.md,
+# "Buckets"): its size tells the broker operator nothing of its kind, its delivery key or how many keys it names
+WIRE_BUCKET = BUCKETS[0]
+REFS_PER_MESSAGE = 16  # an erasure naming more goes as several, each in WIRE_BUCKET (16 refs: ~600 bytes)
 _KEY_INFO = b"flagledger/linkage/wire-key/1\x00"
 
 
@@ -206,3 +214,11 @@ class WireErasure(Message):
 
     def raw_refs(self) -> list[bytes]:
         return [bytes.fromhex(r) for r in self.refs.split(" ")]
+
+
+def erasures_of(erasure_id: str, refs: list[str]) -> list[WireErasure]:
+    """The ``wire_erasure`` messages naming ``refs``, ``REFS_PER_MESSAGE`` at most each, so each fits
+    ``WIRE_BUCKET`` (the portal destroys key by key: one erasure in several messages is the same erasure)."""
+    return [
+        WireErasure(erasure_id, " ".join(refs[i : i + REFS_PER_MESSAGE])) for i in range(0, len(refs), REFS_PER_MESSAGE)
+    ]

@@ -1,14 +1,15 @@
 """What the linkage hub told an agency node in hub mode about handovers (issue 19, docs/linkage.md), read by the
 application's handover rules (``ledger.app.handover.HubMoveFacts``).
 
-Kept in ``linkage_handovers`` by the bridge (``consumers.linkage_moves``): ``in`` rows are the hub's requests
+Kept by the bridge (``consumers.linkage_moves``). In ``linkage_handovers``: ``in`` rows are the hub's requests
 that this municipality take over flags on a person it knows by its own subject (no holder, no old
 municipality named); ``out`` rows are the hub's word that the municipality this agency reported the person
-moved to now holds these flags — so the old holder may release without a decision naming the risk; ``wd`` rows
-are ``in`` rows the hub withdrew (the person moved on from here): kept, no longer asked; ``lh`` rows are the hub's
-warnings that another holder asked to release flags no one else holds (``last_holder_warning``); ``on`` rows are
-the hub's word that flags of a move this agency reported are held where the person moved on to (``handed_on``: no
-municipality named, ``to_agency`` empty).
+moved to now holds these flags — so the old holder may release without a decision naming the risk. Each other
+kind has its own table: ``linkage_handovers_withdrawn``, the ``in`` rows the hub withdrew (the person moved on
+from here): kept, no longer asked; ``linkage_holder_warnings``, the hub's warnings that another holder asked to
+release flags no one else holds (``last_holder_warning``); ``linkage_handed_on``, the hub's word that flags of a
+move this agency reported are held where the person moved on to (``handed_on``: no municipality named). An
+erasure of the person drops their rows from all four (``drop_erased``, called by ``ledger.runtime.erasure_scrub``).
 """
 
 from __future__ import annotations
@@ -17,17 +18,24 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Table, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ledger.runtime.tables import linkage_handovers
+from ledger.runtime.tables import (
+    linkage_handed_on,
+    linkage_handovers,
+    linkage_handovers_withdrawn,
+    linkage_holder_warnings,
+)
 from ledger.storage import storage_error
 
-__all__ = ["IN", "ONWARD", "OUT", "WARNED", "WITHDRAWN", "HubHandovers", "move_id", "onward_id", "warning_id"]
+__all__ = ["IN", "KEPT", "OUT", "HubHandovers", "move_id", "onward_id", "warning_id"]
 
-IN, OUT, WITHDRAWN, WARNED, ONWARD = "in", "out", "wd", "lh", "on"
+IN, OUT = "in", "out"  # linkage_handovers.direction
+# every table that keeps the hub's word on a handover or a last holder, each row naming the person by ``subject``
+KEPT = (linkage_handovers, linkage_handovers_withdrawn, linkage_handed_on, linkage_holder_warnings)
 _MOVES = uuid.UUID("0b6f5f4e-8f1a-4d53-9a55-2c7d0e6f1a33")  # of move and warning ids (never changes: stored)
-_ONWARD = uuid.UUID("9e2b7c41-5d3a-4f6e-b8a0-1c4d7e2f9a55")  # an ``on`` row's id, one per move
+_ONWARD = uuid.UUID("9e2b7c41-5d3a-4f6e-b8a0-1c4d7e2f9a55")  # a handed-on row's id, one per move
 
 
 def move_id(stream: uuid.UUID, version: int = 1) -> str:
@@ -41,7 +49,7 @@ def warning_id(stream: uuid.UUID, version: int) -> str:
 
 
 def onward_id(move: str) -> str:
-    """The ``on`` row of a move (the hub names all flags held onward each time: the row is updated)."""
+    """The ``linkage_handed_on`` row of a move (the hub names all flags held onward each time: the row is updated)."""
     return uuid.uuid5(_ONWARD, move).hex
 
 
@@ -49,10 +57,10 @@ class HubHandovers:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def _rows(self, *where: Any) -> list[Any]:
+    def _rows(self, *where: Any, table: Table = linkage_handovers) -> list[Any]:
         try:
             with self.engine.connect() as conn:
-                return list(conn.execute(select(linkage_handovers).where(*where).order_by(linkage_handovers.c.at)))
+                return list(conn.execute(select(table).where(*where).order_by(table.c.at)))
         except SQLAlchemyError as exc:
             raise storage_error("cannot read the handovers the hub sent", exc) from exc
 
@@ -73,13 +81,13 @@ class HubHandovers:
         ]
 
     def warned(self, agency: str) -> list[dict[str, Any]]:
-        h = linkage_handovers.c
+        w = linkage_holder_warnings
         return [
             {"warning_id": r.id, "subject": r.subject, "flags": r.flags.split(",")}
-            for r in self._rows(h.direction == WARNED, h.to_agency == agency)
+            for r in self._rows(w.c.to_agency == agency, table=w)
         ]
 
     def taken_onward(self, subject: str, move: uuid.UUID) -> set[str]:
-        h = linkage_handovers.c
-        rows = self._rows(h.id == onward_id(move_id(move)), h.subject == subject, h.direction == ONWARD)
+        o = linkage_handed_on
+        rows = self._rows(o.c.id == onward_id(move_id(move)), o.c.subject == subject, table=o)
         return {f for r in rows for f in r.flags.split(",")}

@@ -29,7 +29,10 @@ __all__ = [
     "linkage_cosignatures",
     "linkage_decisions",
     "linkage_delivery_keys",
+    "linkage_handed_on",
     "linkage_handovers",
+    "linkage_handovers_withdrawn",
+    "linkage_holder_warnings",
     "linkage_key_resends",
     "linkage_parked",
     "linkage_position",
@@ -354,21 +357,56 @@ linkage_advice = Table(
 
 # Handovers through the hub (consumers/linkage_moves.py): "in", the hub asks this municipality to take over the
 # flags on a person it knows by its own subject (no holder, no old municipality named); "out", the municipality
-# this agency reported the person moved to now holds these flags; "wd", an "in" the hub withdrew (she moved on);
-# "on", flags of a move this agency reported held where she moved on to (no municipality named); "lh", another
-# holder's release would end flags no one else holds (ledger.runtime.handovers)
+# this agency reported the person moved to now holds these flags (ledger.runtime.handovers)
 linkage_handovers = Table(
     "linkage_handovers",
     metadata,
-    # in/wd: the hub's handover id; out: this agency's move id; on: derived from it; lh: the hub's warning id
-    Column("id", String(32), primary_key=True),
-    Column("direction", String(3), nullable=False),
+    Column("id", String(32), primary_key=True),  # in: the hub's handover id; out: this agency's move id
+    Column("direction", String(3), nullable=False),  # "in" or "out" (other kinds have their own tables: 0020)
     Column("subject", String(40), nullable=False),
     Column("to_agency", String(32), nullable=False),
     Column("moved_on", String(10), nullable=False),  # in: the day; out: "" (the move is in the own log)
     Column("flags", String(64), nullable=False),
     Column("at", String(40), nullable=False),
     Index("ix_linkage_handovers_subject", "subject"),
+)
+
+# ... an "in" the hub withdrew (she moved on): kept as this municipality's record of what it was asked, no
+# longer asked; ``at`` is when it was withdrawn
+linkage_handovers_withdrawn = Table(
+    "linkage_handovers_withdrawn",
+    metadata,
+    Column("id", String(32), primary_key=True),  # the hub's handover id
+    Column("subject", String(40), nullable=False),
+    Column("to_agency", String(32), nullable=False),  # this agency (the one asked)
+    Column("moved_on", String(10), nullable=False),
+    Column("flags", String(64), nullable=False),
+    Column("at", String(40), nullable=False),
+    Index("ix_linkage_handovers_withdrawn_subject", "subject"),
+)
+
+# ... the flags of a move this agency reported, held where the person moved on to (``handed_on``: no
+# municipality named), one row per move whose flags a later word replaces
+linkage_handed_on = Table(
+    "linkage_handed_on",
+    metadata,
+    Column("id", String(32), primary_key=True),  # ledger.runtime.handovers.onward_id of the move
+    Column("subject", String(40), nullable=False),
+    Column("flags", String(64), nullable=False),
+    Column("at", String(40), nullable=False),
+    Index("ix_linkage_handed_on_subject", "subject"),
+)
+
+# ... the hub's warnings that another holder asked to release flags no one else holds (``last_holder_warning``)
+linkage_holder_warnings = Table(
+    "linkage_holder_warnings",
+    metadata,
+    Column("id", String(32), primary_key=True),  # the hub's warning id (a resend is kept once)
+    Column("subject", String(40), nullable=False),
+    Column("to_agency", String(32), nullable=False),  # this agency (the one warned)
+    Column("flags", String(64), nullable=False),
+    Column("at", String(40), nullable=False),
+    Index("ix_linkage_holder_warnings_subject", "subject"),
 )
 
 # Protection-body requests through the hub (consumers/linkage_bodies.py): at a municipality, each request the hub

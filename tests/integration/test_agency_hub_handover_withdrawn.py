@@ -21,9 +21,9 @@ from sqlalchemy import select
 from ledger.app import Actor
 from ledger.errors import Code, StateConflict
 from ledger.linkage.moves import MoveMessage
-from ledger.runtime.handovers import IN, WITHDRAWN
+from ledger.runtime.handovers import IN
 from ledger.runtime.linkage import code_of
-from ledger.runtime.tables import linkage_handovers
+from ledger.runtime.tables import linkage_handovers, linkage_handovers_withdrawn
 from tests.conftest import NodeFactory
 from tests.integration.test_agency_hub_handover import ND, _events, _moves, _parked, _release
 from tests.integration.test_agency_hub_mode import _all_rows, _world, names
@@ -37,9 +37,15 @@ def world(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterat
     yield from _world(make_node, backend, tmp_path)
 
 
+WITHDRAWN = "withdrawn"  # a row of linkage_handovers_withdrawn
+
+
 def _directions(w: HubNodes, agency: str) -> list[str]:
+    """The kinds of handover rows the agency keeps: ``in``/``out`` and, for a withdrawn one, ``withdrawn``."""
     with w.nodes[agency].engine.connect() as conn:
-        return sorted(str(d) for d in conn.execute(select(linkage_handovers.c.direction)).scalars())
+        kept = [str(d) for d in conn.execute(select(linkage_handovers.c.direction)).scalars()]
+        kept += [WITHDRAWN for _ in conn.execute(select(linkage_handovers_withdrawn.c.id))]
+    return sorted(kept)
 
 
 def _asked(w: HubNodes, x: str) -> str:

@@ -26,9 +26,8 @@ from ledger.errors import Code
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.moves import LastHolderMessage
 from ledger.linkage.transport import Topics
-from ledger.runtime.handovers import WARNED
 from ledger.runtime.linkage import code_of
-from ledger.runtime.tables import linkage_handovers, linkage_parked
+from ledger.runtime.tables import linkage_holder_warnings, linkage_parked
 from tests.conftest import NodeFactory
 from tests.integration.test_agency_hub_handover import ND, _events, _parked
 from tests.integration.test_agency_hub_mode import _all_rows, _count, _world, names
@@ -46,7 +45,7 @@ def world(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterat
 
 def _warned_rows(w: HubNodes, agency: str) -> int:
     with w.nodes[agency].engine.connect() as conn:
-        rows = conn.execute(select(linkage_handovers.c.id).where(linkage_handovers.c.direction == WARNED)).all()
+        rows = conn.execute(select(linkage_holder_warnings.c.id)).all()
     return len(rows)
 
 

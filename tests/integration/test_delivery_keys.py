@@ -10,7 +10,7 @@ for again through the hub and sent again by its provider — never an erased per
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -29,7 +29,7 @@ from ledger.linkage.delivery_keys import DeliveryKeyNotice, WireKeyRequest
 from ledger.linkage.messages import decode
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.sealing import unseal
-from ledger.linkage.transport import MemoryTransport, Topics
+from ledger.linkage.transport import MemoryTransport, Topics, Transport
 from ledger.linkage.wire_keys import SubjectKey, delivery_entry, delivery_of, delivery_serial
 from ledger.log.signing import Signer
 from ledger.portal.rotation import DeliveryKeySettings, DeliveryRotation
@@ -154,8 +154,14 @@ def story(make_node: NodeFactory, backend: str | None, tmp_path: Path) -> Iterat
 
 
 @contextmanager
-def story_of(make_node: NodeFactory, backend: str | None, tmp_path: Path, exported: bool) -> Iterator[Story]:
-    with portal_nodes(make_node, backend, tmp_path, (A, B, C), exported) as p:
+def story_of(
+    make_node: NodeFactory,
+    backend: str | None,
+    tmp_path: Path,
+    exported: bool,
+    open_transport: Callable[[str], Transport] | None = None,
+) -> Iterator[Story]:
+    with portal_nodes(make_node, backend, tmp_path, (A, B, C), exported, open_transport) as p:
         w = p.world
         assert w.portal_keys is not None
         clock = w.nodes[A].app.clock

@@ -128,9 +128,11 @@ def hub_world(
     codes: tuple[str, ...],
     heads: type[MapHeads] | None = None,
     delivery: str = "",
+    open_transport: Callable[[str], Transport] | None = None,
 ) -> Iterator[HubNodes]:
     """:func:`hub_nodes` for ``codes`` with a hub ``hub-1``, on SQLite files in ``tmp_path`` (``backend`` None) or
-    each party on its own fresh PostgreSQL database; closed (and the databases dropped) on exit."""
+    each party on its own fresh PostgreSQL database; closed (and the databases dropped) on exit.
+    ``open_transport``: each party's transport (default: the in-memory broker)."""
     with ExitStack() as stack:
         if backend is None:
             urls: dict[str, str | None] = {}
@@ -140,7 +142,7 @@ def hub_world(
             hub_url = stack.enter_context(temp_database())
         store = open_hub_store(hub_url, "hub-1")
         stack.callback(store.close)
-        w = hub_nodes(make_node, store, codes, urls, heads=heads, delivery=delivery)
+        w = hub_nodes(make_node, store, codes, urls, open_transport, heads=heads, delivery=delivery)
         stack.callback(w.close)
         yield w
 
@@ -160,7 +162,8 @@ class PortalNodes:
         keys = self.world.portal_keys
         assert keys is not None
         clock = next(iter(self.world.nodes.values())).app.clock
-        transport = MemoryTransport(self.world.broker, PORTAL)
+        opened = self.world.open_transport
+        transport = opened(PORTAL) if opened else MemoryTransport(self.world.broker, PORTAL)
         return PortalService(
             self.store, transport, keys, self.world.hub.directory, clock, wires=self.wires, rotation=rotation
         )
@@ -173,11 +176,13 @@ def portal_nodes(
     tmp_path: Path,
     codes: tuple[str, ...],
     exported: bool = False,
+    open_transport: Callable[[str], Transport] | None = None,
 ) -> Iterator[PortalNodes]:
     """:func:`hub_world` with the portal's database beside the hub's (SQLite in ``tmp_path``, or a fresh
     PostgreSQL database of its own) and its wire-key file; all closed (and the databases dropped) on exit.
     ``exported``: the portal made its first delivery key before the agencies joined, and their ``linkage.portal``
-    entries name it with its serial, as ``linkage directory export`` does (else they name no delivery key)."""
+    entries name it with its serial, as ``linkage directory export`` does (else they name no delivery key);
+    ``open_transport``: every party's transport, the portal's too (default: the in-memory broker)."""
     with ExitStack() as stack:
         wires = PortalWireKeys(tmp_path / "portal-wirekeys.sqlite", AesKek(os.urandom(32)))
         stack.callback(wires.close)
@@ -185,7 +190,9 @@ def portal_nodes(
         if exported:
             key_id, public = wires.rotate(utc_text(now()))
             delivery = delivery_entry(key_id, public, 1)
-        w = stack.enter_context(hub_world(make_node, backend, tmp_path, codes, delivery=delivery))
+        w = stack.enter_context(
+            hub_world(make_node, backend, tmp_path, codes, delivery=delivery, open_transport=open_transport)
+        )
         if backend is None:
             portal_url = f"sqlite:///{tmp_path / 'portal.sqlite'}"
         else:

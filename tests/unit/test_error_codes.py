@@ -48,6 +48,7 @@ PUBLISHED = {
     "four_eyes",
     "gap",
     "handover_pending",  # issue 21: a release before the new municipality holds
+    "handover_open",  # issue 22: an erasure while the hub asks this municipality to take the person over
     "last_holder",  # issue 21: a release that would leave no holder anywhere
     "guardian_barred",  # issue 21: a guardian barred from acting for a protected person
     "not_entitled",  # issue 21: a disclosure or printout asked by neither the person nor their proxy

@@ -18,6 +18,7 @@ from consumers import linkage_moves as moves
 from consumers import linkage_proxies as proxies
 from consumers import linkage_proxy_registrations as registrations
 from consumers import linkage_wire as wire
+from consumers.linkage_seen import stamp_at
 from consumers.linkage_wire import Act
 from ledger.app import FlagLedger
 from ledger.linkage.agency import AgencyEnd
@@ -66,7 +67,7 @@ def acts(
         rows = recorder.select_notifications(start=position, limit=500, stop=stop, topics=_TOPICS)
         for n in rows:
             event = mapper.decode(mapper.open(n.state))
-            yield from _act(app, engine, agency, end, mark, n.topic, event, UUID(str(n.originator_id)))
+            yield from _act(app, engine, agency, end, mark, n.topic, event, UUID(str(n.originator_id)), n.id)
         if len(rows) < 500:
             return
         position = rows[-1].id + 1
@@ -81,6 +82,7 @@ def _act(
     topic: str,
     event: Any,
     stream: UUID,
+    position: int,
 ) -> Iterator[Act]:
     if topic in (_SET, _RELEASED):
         if event.agency != agency:
@@ -143,5 +145,6 @@ def _act(
             outcome,
             made_at,
             end.wire_for(request.subject)[0],
+            stamp_at(engine, position),  # the hub's sequence as seen when the record was made, however late it leaves
         ),
     )

@@ -278,6 +278,9 @@ hub_sealed_records = Table(
     Column("person", String(CODE), nullable=False),
     Column("provider", String(PARTY), nullable=False),
     Column("contents", LargeBinary, nullable=False),
+    # where non-disclosure hides it from: the lower of its provider's stamp and seq, its arrival (a record late to
+    # the hub, ledger.linkage.hub_seq); NULL: filed unstamped before h0023, read as seq
+    Column("position", BigInteger),
     Index("ix_hub_sealed_records_person", "person", "seq"),
 )
 

@@ -24,6 +24,7 @@ from ledger.app import FlagLedger
 from ledger.linkage.agency import AgencyEnd
 from ledger.linkage.erasure_messages import ErasureMessage
 from ledger.linkage.messages import FlagChangeMessage, LinkMessage, UnlinkMessage
+from ledger.linkage.record_contents import RecordOutcomeMessage
 from ledger.runtime.linkage import code_of
 
 __all__ = ["acts", "sends_unlink"]
@@ -31,11 +32,17 @@ __all__ = ["acts", "sends_unlink"]
 # topics are part of the stored data and never move (docs/design.md, event catalogue)
 _SET, _RELEASED = "ledger.domain.flags:Protection.FlagsSet", "ledger.domain.flags:Protection.FlagsReleased"
 _AUTO, _HELD = "ledger.domain.provision:ProvisionRequest.AutoProvided", "ledger.domain.provision:ProvisionRequest.Held"
+# a held request's later outcome, sent once the querier may see it: decided (not batched), or released at its batch
+_DECIDED = (
+    "ledger.domain.provision:ProvisionRequest.ManuallyProvided",
+    "ledger.domain.provision:ProvisionRequest.Refused",
+    "ledger.domain.provision:ProvisionRequest.Released",
+)
 _LINKED = "ledger.domain.identity:PseudonymLink.Linked"
 _UNLINKED, _RELINKED = "ledger.domain.identity:PseudonymLink.Unlinked", "ledger.domain.identity:PseudonymLink.Relinked"
 _ERASED = "ledger.domain.erasure:ErasureNotice.Published"  # this agency's approved erasure (issue 22)
 _TOPICS = [
-    *(_SET, _RELEASED, _AUTO, _HELD, _LINKED, _UNLINKED, _RELINKED),
+    *(_SET, _RELEASED, _AUTO, _HELD, *_DECIDED, _LINKED, _UNLINKED, _RELINKED),
     *(*moves.TOPICS, bodies.SENT, bodies.OUTCOME, _ERASED, *proxies.TOPICS, *registrations.TOPICS),
 ]
 _IDS = uuid.UUID("5f0c8a52-35f5-4a8e-9d0b-6c1f3e0a7b19")  # the namespace of flag change ids
@@ -127,6 +134,12 @@ def _act(
             yield (event.subject,), ErasureMessage(UUID(event.request_id).hex, code_of(event.subject))
             yield from wire.erased(app, end, event.subject, event.request_id)  # the portal's keys
         return
+    if topic in _DECIDED:  # the record's outcome changes at the hub, where it stays (ledger.hub.record_outcomes)
+        decided: Any = app.repository.get(stream, version=event.originator_version)
+        if decided.agency == agency and decided.decided and decided.answer_released:
+            yield from wire.key_first(end, decided.subject, mark)
+            yield (decided.subject,), _outcome(end, decided, event)
+        return
     request = app.provision_request(stream)
     if request.agency != agency:
         return
@@ -148,3 +161,20 @@ def _act(
             stamp_at(engine, position),  # the hub's sequence as seen when the record was made, however late it leaves
         ),
     )
+
+
+def _outcome(end: AgencyEnd, request: Any, event: Any) -> RecordOutcomeMessage:
+    """The request's decided outcome, for the record the hub filed under its id (its contents sealed anew)."""
+    made_at = event.timestamp.isoformat() if isinstance(event.timestamp, datetime) else str(event.timestamp)
+    first = end.sealed_record(
+        code_of(request.subject),
+        request.id.hex,
+        request.querier,
+        request.procedure,
+        request.legal_item,
+        request.info_kind,
+        request.status,
+        made_at,
+        end.wire_for(request.subject)[0],
+    )
+    return RecordOutcomeMessage(first.record_id, first.code, first.contents, event.originator_version)

@@ -49,6 +49,7 @@ from ledger.hub.poll import Step, apply_poll, open_poll
 from ledger.hub.proxy_approvals import approve
 from ledger.hub.proxy_registrations import register as register_proxy
 from ledger.hub.queries import QueryRouting
+from ledger.hub.record_outcomes import update_outcome
 from ledger.hub.rosters import keep_roster
 from ledger.hub.sealed_records import file_sealed
 from ledger.hub.sequencer import NotLeader
@@ -77,7 +78,7 @@ from ledger.linkage.moves import LastHolderMessage, MoveMessage
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.proxy_approvals import ProxyApproval
 from ledger.linkage.proxy_registrations import ProxyRegistrationMessage
-from ledger.linkage.record_contents import SealedRecordMessage, StampedRecordMessage
+from ledger.linkage.record_contents import RecordOutcomeMessage, SealedRecordMessage, StampedRecordMessage
 from ledger.linkage.sealing import Opened, seal
 from ledger.linkage.staff_rosters import StaffRosterMessage
 from ledger.linkage.transport import Transport
@@ -268,6 +269,8 @@ class HubService(QueryRouting):
             file_sealed(self.store, opened.sender, decode(SealedRecordMessage, opened.payload), self._mark(opened))
         elif kind == StampedRecordMessage.kind:  # hidden from the lower of its stamp and its arrival (hub_seq)
             file_sealed(self.store, opened.sender, decode(StampedRecordMessage, opened.payload), self._mark(opened))
+        elif kind == RecordOutcomeMessage.kind:  # a later outcome: the record keeps its number and its position
+            update_outcome(self.store, opened.sender, decode(RecordOutcomeMessage, opened.payload), self._mark(opened))
         elif kind == RecordMessage.kind:  # its text would sit readable in the hub's database: the insider's bound
             raise PermissionDenied(
                 "the hub files provision records sealed to the portal only (sealed_record), not in the clear",

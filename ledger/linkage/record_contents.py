@@ -41,6 +41,7 @@ from ledger.log.signing import Signer
 __all__ = [
     "CONTENTS_SIZE",
     "RecordContents",
+    "RecordOutcomeMessage",
     "SealedRecordMessage",
     "StampedRecordMessage",
     "open_contents",
@@ -107,6 +108,27 @@ class StampedRecordMessage(SealedRecordMessage):
     def check(self) -> None:
         super().check()
         check_seq(self.stamp, "stamp")
+
+
+@dataclass(frozen=True)
+class RecordOutcomeMessage(Message):
+    """A later outcome of a record the provider sent before (held, then provided or refused): its contents anew,
+    ``version`` the request's event version that decided it. The hub keeps the record where it was filed and
+    hidden from — an update never moves a record later — and keeps the newest version only."""
+
+    kind: ClassVar[str] = "record_outcome"
+    record_id: str
+    code: str
+    contents: str  # base64 of the contents sealed to the portal, as a sealed_record's
+    version: int
+
+    def check(self) -> None:
+        SealedRecordMessage(self.record_id, self.code, self.contents).check()
+        if not isinstance(self.version, int) or isinstance(self.version, bool) or not 1 <= self.version <= 2**31:
+            raise InputError("an outcome's version is the request's event version (1 or more)", code=Code.MALFORMED)
+
+    def sealed(self) -> bytes:
+        return SealedRecordMessage(self.record_id, self.code, self.contents).sealed()
 
 
 def seal_contents(

@@ -194,3 +194,84 @@ def test_a_malformed_stamp_is_parked_not_filed(ends: World, stamp: object) -> No
         ids = set(conn.execute(select(hub_sealed_records.c.record_id)).scalars())
     assert len(parked) == 1 and parked[0][0] == "malformed" and "stamp" in parked[0][1]
     assert ids == {after.record_id}
+
+
+def _decide(w: HubNodes, advice: str, decision: str) -> None:
+    """B's reviewer advises on the consultation, A's reviewer and approver decide, A's batch releases it."""
+    from datetime import timedelta
+
+    from consumers import linkage_decisions as decisions
+    from ledger.app.answers import run_batches
+    from ledger.runtime.tables import linkage_routed
+
+    a, b = w.nodes[A], w.nodes[B]
+    (consultation,) = w.bridges[B].consultations()
+    decisions.advise(b.app, b.engine, Actor(B, "rev"), consultation["request_id"], advice)
+    w.settle()
+    with a.engine.connect() as conn:
+        (routed,) = conn.execute(select(linkage_routed)).all()
+    local = uuid.UUID(routed.local_request_id)
+    decisions.propose(a.app, a.engine, Actor(A, "rev"), local, decision, "unknown")
+    version = a.app.provision_request(local).proposal_version
+    assert version is not None
+    decisions.approve(a.app, a.engine, Actor(A, "apr"), local, version)
+    w.settle()
+    run_batches(a.app, a.app.clock() + timedelta(days=2))
+    w.settle()
+
+
+def _outcomes(w: HubNodes, number: str) -> list[tuple[str, str]]:
+    """(record id, outcome) of the person's page as the portal opens it."""
+    from ledger.hub.sealed_records import open_page
+    from tests.support.wire_scan import portal_inbox
+
+    assert w.portal_keys is not None
+    keys = w.hub.directory.sender_keys(w.nodes[A].app.clock())
+    wires, _ = portal_inbox(w.broker, w.portal_keys, keys)
+    opened = open_page(w.portal_keys, page(w, number), keys, wires)
+    return [(r.record_id, r.outcome) for r in opened.records]
+
+
+def test_a_later_outcome_updates_the_record_in_its_place(world: HubNodes) -> None:
+    """Perpetrator at the portal (the person's own page, what it says of a request about them): B holds
+    NO_AUTO_RESPONSE (it hides nothing); C's query is held at A, filed "held"; A's staff decide to provide and
+    the batch releases it: the page shows one record, the same, now "provided_manually" — its number and
+    position unchanged, the update filed under a number of its own."""
+    x = individual_number()
+    set_flag(world.nodes[B], B, x, "NO_AUTO_RESPONSE")
+    world.bridges[A].file_person(x)
+    world.settle()
+    ask(world, x)
+    world.settle()
+    (first,) = filed(world).items()
+    assert _outcomes(world, x) == [(first[0], "held")]
+    _decide(world, "may_disclose", "provide")
+    assert filed(world) == dict([first])  # one record, where it was
+    assert _outcomes(world, x) == [(first[0], "provided_manually")]
+    r = hub_sealed_records.c
+    with world.hub.store.engine.connect() as conn:
+        updated, version = conn.execute(select(r.updated, r.outcome_version)).one()
+    assert updated > first[1][0] and version > 1
+
+
+def test_an_outcome_decided_after_the_release_keeps_the_record_hidden(world: HubNodes) -> None:
+    """Perpetrator at the portal: B protects X with NON_DISCLOSURE; C's query is held at A, its record hidden;
+    B releases before A's staff decide; the decision's outcome reaches the hub after the release and updates
+    the record where it was filed — still hidden (filed as a new record it would show)."""
+    x = individual_number()
+    set_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
+    world.bridges[A].file_person(x)
+    world.settle()
+    ask(world, x)
+    world.settle()
+    (first,) = filed(world).items()
+    release_flag(world.nodes[B], B, x, "NON_DISCLOSURE")
+    world.settle()
+    _decide(world, "do_not_disclose", "refuse")
+    r = hub_sealed_records.c
+    with world.hub.store.engine.connect() as conn:
+        updated = conn.execute(select(r.updated)).scalar_one()
+    assert updated is not None and updated > release_seq(world)  # decided, and sent, after the release
+    assert filed(world) == dict([first])
+    shown = page(world, x)
+    assert shown.records == () and shown.note == HIDDEN_NOTE

@@ -275,3 +275,53 @@ def test_an_outcome_decided_after_the_release_keeps_the_record_hidden(world: Hub
     assert filed(world) == dict([first])
     shown = page(world, x)
     assert shown.records == () and shown.note == HIDDEN_NOTE
+
+
+def test_an_outcome_update_is_the_providers_own_newer_and_never_unshreds(ends: World) -> None:
+    """Peer agency and the broker operator: another provider's outcome for A's record is parked ``not_found``
+    (nothing changed); an older version after a newer one (a resend, reordered) changes nothing; an outcome after
+    A erased the person leaves the contents shredded — an update never brings back what an erasure took."""
+    from ledger.linkage.erasure_messages import ErasureMessage
+    from ledger.linkage.record_contents import RecordOutcomeMessage
+
+    w = ends
+    x = individual_number()
+    a, c = w.agencies[A], w.agencies[C]
+    a.file_person(x)
+    c.file_person(x)
+    rid = a.record(x, B, PROCEDURE, ITEM, INFO, "held", AT)
+    w.settle()
+
+    def outcome(end: object, outcome: str, version: int) -> RecordOutcomeMessage:
+        assert isinstance(end, type(a))
+        m = end.sealed_record(end.code(x), rid, B, PROCEDURE, ITEM, INFO, outcome, AT)
+        return RecordOutcomeMessage(rid, m.code, m.contents, version)
+
+    def row() -> tuple[bytes, int | None, int | None]:
+        r = hub_sealed_records.c
+        with w.hub.store.engine.connect() as conn:
+            got = conn.execute(select(r.contents, r.outcome_version, r.updated).where(r.record_id == rid)).one()
+        return bytes(got[0]), got[1], got[2]
+
+    first = row()
+    c.send(outcome(c, "provided_manually", 5))  # C's code for X, C's signature: not C's record
+    w.settle()
+    p = hub_parked.c
+    with w.hub.store.engine.connect() as conn:
+        assert [str(code) for code in conn.execute(select(p.code)).scalars()] == ["not_found"]
+    assert row() == first
+    newer = outcome(a, "refused", 7)
+    a.send(newer)
+    w.settle()
+    assert row()[0] == newer.sealed() and row()[1] == 7
+    updated = row()[2]
+    assert updated is not None
+    a.send(outcome(a, "provided_manually", 6))  # older: kept as it was
+    w.settle()
+    assert row() == (newer.sealed(), 7, updated)
+    a.send(ErasureMessage(uuid.uuid4().hex, a.code(x)))
+    w.settle()
+    assert row()[0] == b""
+    a.send(outcome(a, "provided_manually", 9))
+    w.settle()
+    assert row()[0] == b""  # stays shredded

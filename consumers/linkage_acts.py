@@ -18,11 +18,13 @@ from consumers import linkage_moves as moves
 from consumers import linkage_proxies as proxies
 from consumers import linkage_proxy_registrations as registrations
 from consumers import linkage_wire as wire
+from consumers.linkage_seen import stamp_at
 from consumers.linkage_wire import Act
 from ledger.app import FlagLedger
 from ledger.linkage.agency import AgencyEnd
 from ledger.linkage.erasure_messages import ErasureMessage
 from ledger.linkage.messages import FlagChangeMessage, LinkMessage, UnlinkMessage
+from ledger.linkage.record_contents import RecordOutcomeMessage
 from ledger.runtime.linkage import code_of
 
 __all__ = ["acts", "sends_unlink"]
@@ -30,11 +32,17 @@ __all__ = ["acts", "sends_unlink"]
 # topics are part of the stored data and never move (docs/design.md, event catalogue)
 _SET, _RELEASED = "ledger.domain.flags:Protection.FlagsSet", "ledger.domain.flags:Protection.FlagsReleased"
 _AUTO, _HELD = "ledger.domain.provision:ProvisionRequest.AutoProvided", "ledger.domain.provision:ProvisionRequest.Held"
+# a held request's later outcome, sent once the querier may see it: decided (not batched), or released at its batch
+_DECIDED = (
+    "ledger.domain.provision:ProvisionRequest.ManuallyProvided",
+    "ledger.domain.provision:ProvisionRequest.Refused",
+    "ledger.domain.provision:ProvisionRequest.Released",
+)
 _LINKED = "ledger.domain.identity:PseudonymLink.Linked"
 _UNLINKED, _RELINKED = "ledger.domain.identity:PseudonymLink.Unlinked", "ledger.domain.identity:PseudonymLink.Relinked"
 _ERASED = "ledger.domain.erasure:ErasureNotice.Published"  # this agency's approved erasure (issue 22)
 _TOPICS = [
-    *(_SET, _RELEASED, _AUTO, _HELD, _LINKED, _UNLINKED, _RELINKED),
+    *(_SET, _RELEASED, _AUTO, _HELD, *_DECIDED, _LINKED, _UNLINKED, _RELINKED),
     *(*moves.TOPICS, bodies.SENT, bodies.OUTCOME, _ERASED, *proxies.TOPICS, *registrations.TOPICS),
 ]
 _IDS = uuid.UUID("5f0c8a52-35f5-4a8e-9d0b-6c1f3e0a7b19")  # the namespace of flag change ids
@@ -66,7 +74,7 @@ def acts(
         rows = recorder.select_notifications(start=position, limit=500, stop=stop, topics=_TOPICS)
         for n in rows:
             event = mapper.decode(mapper.open(n.state))
-            yield from _act(app, engine, agency, end, mark, n.topic, event, UUID(str(n.originator_id)))
+            yield from _act(app, engine, agency, end, mark, n.topic, event, UUID(str(n.originator_id)), n.id)
         if len(rows) < 500:
             return
         position = rows[-1].id + 1
@@ -81,6 +89,7 @@ def _act(
     topic: str,
     event: Any,
     stream: UUID,
+    position: int,
 ) -> Iterator[Act]:
     if topic in (_SET, _RELEASED):
         if event.agency != agency:
@@ -125,6 +134,12 @@ def _act(
             yield (event.subject,), ErasureMessage(UUID(event.request_id).hex, code_of(event.subject))
             yield from wire.erased(app, end, event.subject, event.request_id)  # the portal's keys
         return
+    if topic in _DECIDED:  # the record's outcome changes at the hub, where it stays (ledger.hub.record_outcomes)
+        decided: Any = app.repository.get(stream, version=event.originator_version)
+        if decided.agency == agency and decided.decided and decided.answer_released:
+            yield from wire.key_first(end, decided.subject, mark)
+            yield (decided.subject,), _outcome(end, decided, event)
+        return
     request = app.provision_request(stream)
     if request.agency != agency:
         return
@@ -143,5 +158,23 @@ def _act(
             outcome,
             made_at,
             end.wire_for(request.subject)[0],
+            stamp_at(engine, position),  # the hub's sequence as seen when the record was made, however late it leaves
         ),
     )
+
+
+def _outcome(end: AgencyEnd, request: Any, event: Any) -> RecordOutcomeMessage:
+    """The request's decided outcome, for the record the hub filed under its id (its contents sealed anew)."""
+    made_at = event.timestamp.isoformat() if isinstance(event.timestamp, datetime) else str(event.timestamp)
+    first = end.sealed_record(
+        code_of(request.subject),
+        request.id.hex,
+        request.querier,
+        request.procedure,
+        request.legal_item,
+        request.info_kind,
+        request.status,
+        made_at,
+        end.wire_for(request.subject)[0],
+    )
+    return RecordOutcomeMessage(first.record_id, first.code, first.contents, event.originator_version)

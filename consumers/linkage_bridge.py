@@ -20,7 +20,9 @@ tables: ``consumers.linkage_owed``):
 * the **residence changes** it recorded of people it protects (``consumers.linkage_moves``): the hub asks the new
   municipality to take over; and its **last-holder warnings**: the hub warns the person's other holders;
 * its **provision records** (a request's first outcome, auto-provided or held), the id the request's, their
-  contents under the person's wire key for the portal, the key sent once before (``subject_key``, relayed);
+  contents under the person's wire key for the portal, the key sent once before (``subject_key``, relayed),
+  each stamped with the hub's sequence number as seen when it was made (``consumers.linkage_seen``); a held
+  request's decided outcome, once the querier may see it, as an update of the same record (``record_outcome``);
 * its **approvals of a proxy** for a person it protects, and their withdrawals, once its four eyes made them
   (``consumers.linkage_proxies``): the hub lets the proxy read the person's portal page;
 * its **proxy registrations** and cancellations (``consumers.linkage_proxy_registrations``): the portal lets a

@@ -33,6 +33,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from consumers import linkage_bodies, linkage_decisions, linkage_moves
 from consumers.linkage_receipt import note, receive, recover
+from consumers.linkage_seen import saw
 from ledger.app import FlagLedger
 from ledger.errors import BrokerUnavailable, Code, FlagLedgerError, NotFoundError
 from ledger.linkage.agency import Inbound, open_from_hub
@@ -176,6 +177,8 @@ def _pull(
                 park(conn, at, "in", exc.code, str(exc), delivery.value)
             out.parked.append(exc.code)
             continue
+        if inbound.hub_seq is not None:  # the hub's, signed: what the records made from now on are stamped with
+            saw(app, engine, inbound.hub_seq)
         with engine.begin() as conn:
             seen = conn.execute(
                 select(linkage_applied.c.event_id).where(linkage_applied.c.event_id == inbound.event_id)

@@ -43,7 +43,7 @@ from ledger.linkage.consultation import AdviceMessage, StaffAnswer
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import AnswerMessage, FlagChangeMessage, QueryMessage, RecordMessage
-from ledger.linkage.record_contents import SealedRecordMessage
+from ledger.linkage.record_contents import SealedRecordMessage, StampedRecordMessage
 from ledger.linkage.sealing import Opened
 from ledger.linkage.transport import Delivery
 from ledger.storage import storage_error
@@ -81,6 +81,7 @@ BATCHED = frozenset(
         "registration",
         FlagChangeMessage.kind,
         SealedRecordMessage.kind,
+        StampedRecordMessage.kind,
         RecordMessage.kind,  # refused, parked
         QueryMessage.kind,  # unless the hub runs its flag map: see _alone
         AnswerMessage.kind,
@@ -149,7 +150,7 @@ def _record_ids(items: list[Item]) -> set[str]:
     payload that is not what it should be is left to the message's own decoding, which parks it."""
     ids: set[str] = set()
     for item in items:
-        if item.opened is None or item.opened.kind != SealedRecordMessage.kind:
+        if item.opened is None or item.opened.kind not in (SealedRecordMessage.kind, StampedRecordMessage.kind):
             continue
         try:
             record_id = json.loads(item.opened.payload).get("record_id")

@@ -161,6 +161,13 @@ class PortalFeed:
                         select(col.person).where((col.seq > mark) & (col.seq <= version)).distinct()
                     ).scalars()
                 }
+                # a later outcome of a record (ledger.hub.record_outcomes) keeps the record's number: its own
+                persons |= {
+                    str(p)
+                    for p in conn.execute(
+                        select(r.person).where((r.updated > mark) & (r.updated <= version)).distinct()
+                    ).scalars()
+                }
                 fed = select(hub_portal_sent.c.code)
                 persons |= {
                     str(p)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import NotFoundError
@@ -27,7 +27,7 @@ from ledger.linkage.codes import CodeMap, check_code, persons_of
 from ledger.linkage.hiding import HIDDEN_NOTE, hidden
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import PORTAL, check_party
-from ledger.linkage.record_contents import SealedRecordMessage, open_contents
+from ledger.linkage.record_contents import SealedRecordMessage, StampedRecordMessage, open_contents
 from ledger.linkage.sealing import SenderKeys
 from ledger.linkage.wire_keys import WireLookup
 from ledger.storage import storage_error
@@ -36,7 +36,7 @@ from ledger.storage import storage_error
 _FIRST = select(hub_sealed_records.c.seq).where(hub_sealed_records.c.record_id == bindparam("record_id"))
 _FILE = insert(hub_sealed_records)
 
-__all__ = ["SealedEntry", "SealedPage", "file_sealed", "open_page", "records_among", "sealed_page"]
+__all__ = ["SealedEntry", "SealedPage", "file_sealed", "open_page", "position", "records_among", "sealed_page"]
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,10 @@ class SealedPage:
 
 def file_sealed(store: HubStore, provider: str, record: SealedRecordMessage, also: Also = None) -> int:
     """File ``provider``'s sealed record under the person its code names; returns its sequence number (the
-    first one, if the record came before)."""
+    first one, if the record came before). A ``stamped_record`` is hidden from the lower of its stamp and its
+    number (:func:`position`)."""
     record.check()
+    stamp = record.stamp if isinstance(record, StampedRecordMessage) else None
     person = store.codes.person(check_party(provider, "provider"), record.code)
     if person is None:
         raise NotFoundError(f"{provider} has registered no person under this code at the hub")
@@ -77,16 +79,25 @@ def file_sealed(store: HubStore, provider: str, record: SealedRecordMessage, als
         if (poll := txn.current(conn=conn)) is not None:
             # nothing in the poll reads the row back by SQL (the record-id check asks the poll): inserted with the
             # poll's other rows in one executemany at its commit — so this append needs no SAVEPOINT
-            poll.later(_FILE, {"seq": seq, **row})
+            poll.later(_FILE, {"seq": seq, "position": position(stamp, seq), **row})
             poll.file(record.record_id, seq)
         else:
-            conn.execute(_FILE, {"seq": seq, **row})
+            conn.execute(_FILE, {"seq": seq, "position": position(stamp, seq), **row})
         if also is not None:
             also(conn, seq)  # the loop's: the applied id, held for the commit as well
 
     # no SAVEPOINT: a failure in it drops what it held; had ``also`` written on the connection itself (the loop's
     # only holds the applied id), the poll would stop rather than keep half of it (ledger.hub.txn.held)
     return store.sequencer.append(first, write, held=True)
+
+
+def position(stamp: int | None, arrival: int) -> int:
+    """Where non-disclosure hides a record from: the highest hub sequence number its provider had seen when it
+    made it, if lower than its arrival — a record made under protection that reached the hub after the release
+    stays hidden — else its arrival. A stamp above the arrival is a provider's lie (it cannot have seen a number
+    not yet handed out) and is ignored: a provider can hide its own records more, never less. Unstamped (an
+    older provider): its arrival, as before."""
+    return arrival if stamp is None else min(stamp, arrival)
 
 
 BATCH = 400  # record ids per IN query
@@ -110,13 +121,14 @@ def sealed_page(engine: Engine, codes: CodeMap, portal_code: str) -> SealedPage:
     persons = persons_of(codes, person)
     intervals = intervals_of(engine, persons, joined(engine, person))  # and numbers once joined (an undone link)
     r = hub_sealed_records.c
-    stmt = select(r.seq, r.record_id, r.provider, r.contents).where(r.person.in_(persons)).order_by(r.seq)
+    at = func.coalesce(r.position, r.seq)  # NULL: filed before positions were kept, at its arrival
+    stmt = select(at, r.record_id, r.provider, r.contents).where(r.person.in_(persons)).order_by(r.seq)
     try:
         with engine.connect() as conn:
             rows = conn.execute(stmt).all()
     except SQLAlchemyError as exc:
         raise storage_error("cannot read the hub's sealed provision records", exc) from exc
-    visible = [row for row in rows if not hidden(int(row.seq), intervals)]
+    visible = [row for row in rows if not hidden(int(row[0]), intervals)]  # by its position, shown in seq order
     # a record its provider erased (contents shredded, ledger.hub.erasure) is on no page; the note still counts
     # every hidden record, erased or not, so an erasure never changes what the page says was hidden
     shown = tuple(

@@ -282,6 +282,11 @@ class Sequencer:
         if advanced.rowcount != 1:
             raise NotLeader("another hub process took the leader lease since: this one was deposed")
 
+    def current(self) -> int:
+        """The last number handed out as this process sees it: in a poll, the poll's (not yet committed, and
+        whatever carries it is committed with it or not at all); else :meth:`last`."""
+        return self._last if self._last is not None else self.last()
+
     def last(self) -> int:
         """The last number handed out (0: none yet); readable by a standby too."""
         try:

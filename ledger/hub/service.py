@@ -49,6 +49,7 @@ from ledger.hub.poll import Step, apply_poll, open_poll
 from ledger.hub.proxy_approvals import approve
 from ledger.hub.proxy_registrations import register as register_proxy
 from ledger.hub.queries import QueryRouting
+from ledger.hub.record_outcomes import update_outcome
 from ledger.hub.rosters import keep_roster
 from ledger.hub.sealed_records import file_sealed
 from ledger.hub.sequencer import NotLeader
@@ -60,6 +61,7 @@ from ledger.linkage.codes import Registration, link_numbers, register
 from ledger.linkage.consultation import AdviceMessage, StaffAnswer
 from ledger.linkage.directory import Directory
 from ledger.linkage.erasure_messages import ErasureMessage
+from ledger.linkage.hub_seq import with_seq
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.map_messages import FlagFiled, Registered
 from ledger.linkage.messages import (
@@ -76,7 +78,7 @@ from ledger.linkage.moves import LastHolderMessage, MoveMessage
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.proxy_approvals import ProxyApproval
 from ledger.linkage.proxy_registrations import ProxyRegistrationMessage
-from ledger.linkage.record_contents import SealedRecordMessage
+from ledger.linkage.record_contents import RecordOutcomeMessage, SealedRecordMessage, StampedRecordMessage
 from ledger.linkage.sealing import Opened, seal
 from ledger.linkage.staff_rosters import StaffRosterMessage
 from ledger.linkage.transport import Transport
@@ -267,6 +269,10 @@ class HubService(QueryRouting):
             )
         elif kind == SealedRecordMessage.kind:
             file_sealed(self.store, opened.sender, decode(SealedRecordMessage, opened.payload), self._mark(opened))
+        elif kind == StampedRecordMessage.kind:  # hidden from the lower of its stamp and its arrival (hub_seq)
+            file_sealed(self.store, opened.sender, decode(StampedRecordMessage, opened.payload), self._mark(opened))
+        elif kind == RecordOutcomeMessage.kind:  # a later outcome: the record keeps its number and its position
+            update_outcome(self.store, opened.sender, decode(RecordOutcomeMessage, opened.payload), self._mark(opened))
         elif kind == RecordMessage.kind:  # its text would sit readable in the hub's database: the insider's bound
             raise PermissionDenied(
                 "the hub files provision records sealed to the portal only (sealed_record), not in the clear",
@@ -357,9 +363,14 @@ class HubService(QueryRouting):
 
     def _seal(self, recipient: str, message: Message) -> tuple[str, bytes]:
         key = self.directory.sealing_key(recipient)
+        payload = message.encode()
+        if recipient != PORTAL and recipient not in self.witnesses:
+            # an agency stamps the records it makes with the highest it has seen (ledger.linkage.hub_seq): in a
+            # poll, the number handed out so far — the message is sent only if the poll commits
+            payload = with_seq(payload, self.store.sequencer.current())
         # every message to an inbox is at least an answer's size: a consultation, a routed query and an
         # answer look alike on the broker
-        sealed = seal(self.keys.signer, key, recipient, uuid.uuid4().hex, message.kind, message.encode(), ANSWER_SIZE)
+        sealed = seal(self.keys.signer, key, recipient, uuid.uuid4().hex, message.kind, payload, ANSWER_SIZE)
         return recipient, sealed
 
     # -- the flag map (issue #20, ledger.hub.heads) ----------------------------------------------------------

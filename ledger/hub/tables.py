@@ -278,6 +278,13 @@ hub_sealed_records = Table(
     Column("person", String(CODE), nullable=False),
     Column("provider", String(PARTY), nullable=False),
     Column("contents", LargeBinary, nullable=False),
+    # where non-disclosure hides it from: the lower of its provider's stamp and seq, its arrival (a record late to
+    # the hub, ledger.linkage.hub_seq); NULL: filed unstamped before h0023, read as seq
+    Column("position", BigInteger),
+    # a later outcome of the record (record_outcome, h0023): the hub sequence number it was filed at (the portal's
+    # page is fed again) and the request's event version it came from (only a newer one replaces the contents)
+    Column("updated", BigInteger),
+    Column("outcome_version", Integer),
     Index("ix_hub_sealed_records_person", "person", "seq"),
 )
 

@@ -26,6 +26,7 @@ from ledger.linkage.consultation import AdviceMessage, AdviceRelay, Escalation, 
 from ledger.linkage.delivery_keys import DeliveryKeyNotice, WireKeyRequest
 from ledger.linkage.digests import DIGEST_SIZE, expand, room, seal_digest
 from ledger.linkage.directory import Directory
+from ledger.linkage.hub_seq import split_seq
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.map_messages import MAP_KINDS
 from ledger.linkage.messages import (
@@ -42,7 +43,7 @@ from ledger.linkage.moves import HandedOn, HandedOver, HandoverMessage, Handover
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.proxy_approvals import ProxyApproval
 from ledger.linkage.proxy_registrations import ProxyRegistrationMessage
-from ledger.linkage.record_contents import RecordContents, SealedRecordMessage, seal_contents
+from ledger.linkage.record_contents import RecordContents, SealedRecordMessage, StampedRecordMessage, seal_contents
 from ledger.linkage.sealing import SenderKeys, seal, unseal
 from ledger.linkage.staff_rosters import MAX_EVENTS, RosterEvent, StaffRosterMessage
 from ledger.linkage.transport import Transport
@@ -85,10 +86,12 @@ _FROM_WITNESS: dict[str, type[Message]] = {m.kind: m for m in (Cosignature, Witn
 
 @dataclass(frozen=True)
 class Inbound:
-    """One message from the hub, opened: its event id and its content."""
+    """One message from the hub, opened: its event id and its content; ``hub_seq``: the hub's sequence number
+    when it sealed it (``ledger.linkage.hub_seq``), None from an older hub or a witness."""
 
     event_id: str
     message: Message
+    hub_seq: int | None = None
 
 
 # a roster message's payload at most: inside ANSWER_SIZE's bucket with the framing, so three fit a default digest
@@ -116,7 +119,8 @@ def open_from_hub(keys: PartyKeys, message: bytes, sender_keys: SenderKeys) -> I
         raise PermissionDenied(
             f"an agency reads only the hub's messages, not {opened.kind!r} from {opened.sender}", code=Code.WRONG_ROUTE
         )
-    return Inbound(opened.event_id, decode(_INBOUND[opened.kind], opened.payload))
+    payload, hub_seq = split_seq(opened.payload)  # signed with the rest: the hub's, checked above
+    return Inbound(opened.event_id, decode(_INBOUND[opened.kind], payload), hub_seq)
 
 
 def resend_id(secret: bytes | KeyedHash, kind: str, payload: bytes) -> str:
@@ -158,6 +162,9 @@ class AgencyEnd:
         # on a digest schedule (:meth:`schedule`): sealed messages waiting for the next tick, and the digest's size
         self.outgoing: list[bytes] | None = None
         self.digest_size = DIGEST_SIZE
+        # the highest hub sequence number seen (ledger.linkage.hub_seq): each record is stamped with it; None
+        # until the hub sends one (an older hub: records unstamped, filed at their arrival). A node keeps it durably
+        self.hub_seq: int | None = None
 
     def code(self, number: str) -> str:
         return agency_code(self.keys.secret, self.name, number)
@@ -245,7 +252,7 @@ class AgencyEnd:
             self.send(delivery)  # before the record: the hub relays it to the portal ahead of the page
             self.delivered(wire_key[0])
         m = self.sealed_record(
-            code, uuid.uuid4().hex, querier, procedure, legal_item, info_kind, outcome, made_at, wire_key
+            code, uuid.uuid4().hex, querier, procedure, legal_item, info_kind, outcome, made_at, wire_key, self.hub_seq
         )
         self._send(m.kind, m.encode())
         return m.record_id
@@ -308,11 +315,16 @@ class AgencyEnd:
         outcome: str,
         made_at: str,
         wire_key: tuple[bytes, bytes] | None = None,
+        stamp: int | None = None,
     ) -> SealedRecordMessage:
         """The ``sealed_record`` for a person this agency knows by ``code`` (a node's bridge names people by its
-        codes), its contents sealed to the portal under this agency's signature (under ``wire_key`` first)."""
+        codes), its contents sealed to the portal under this agency's signature (under ``wire_key`` first);
+        ``stamp``: the highest hub sequence number this agency had seen when it made the record, as a
+        ``stamped_record`` (None: none seen, filed at its arrival)."""
         contents = RecordContents(querier, procedure, legal_item, info_kind, outcome, made_at)
         sealed = seal_contents(self.keys.signer, self.directory.sealing_key(PORTAL), record_id, contents, wire_key)
+        if stamp is not None:
+            return StampedRecordMessage(record_id, code, sealed, stamp)
         return SealedRecordMessage(record_id, code, sealed)
 
     def query(self, number: str, provider: str, procedure: str, legal_item: int, info_kind: str) -> str:
@@ -382,6 +394,8 @@ class AgencyEnd:
                     if inbound.event_id in self.seen:
                         continue  # the hub sent it again (its outbox, after an outage): applied once
                     self.seen.add(inbound.event_id)
+                    if inbound.hub_seq is not None:
+                        self.hub_seq = max(self.hub_seq or 0, inbound.hub_seq)
                     if self.checks is not None:
                         checked = self.checks.take(inbound.message)
                         if checked is None:

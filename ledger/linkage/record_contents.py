@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from ledger.domain import bounds
 from ledger.errors import Code, InputError, IntegrityError
 from ledger.linkage.codes import check_code
+from ledger.linkage.hub_seq import check_seq
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import Message, decode
 from ledger.linkage.names import PORTAL, check_event_id, check_party
@@ -37,7 +38,15 @@ from ledger.linkage.sealing import SenderKeys, seal, unseal
 from ledger.linkage.wire_keys import WireLookup, is_wired, unwire, wire
 from ledger.log.signing import Signer
 
-__all__ = ["CONTENTS_SIZE", "RecordContents", "SealedRecordMessage", "open_contents", "seal_contents"]
+__all__ = [
+    "CONTENTS_SIZE",
+    "RecordContents",
+    "RecordOutcomeMessage",
+    "SealedRecordMessage",
+    "StampedRecordMessage",
+    "open_contents",
+    "seal_contents",
+]
 
 CONTENTS_SIZE = 1024  # the contents' bucket: a usual procedure and information kind fit; longer ones take 4 096
 _CONTENTS = bounds.Bound(8192, 1)  # base64 of a 4 096 contents message with its envelope, and room
@@ -85,6 +94,41 @@ class SealedRecordMessage(Message):
             return base64.b64decode(self.contents, validate=True)
         except (binascii.Error, ValueError):
             raise InputError("a sealed record's contents are not base64", code=Code.MALFORMED) from None
+
+
+@dataclass(frozen=True)
+class StampedRecordMessage(SealedRecordMessage):
+    """A ``sealed_record`` with the highest hub sequence number its provider had seen when it made the record
+    (``ledger.linkage.hub_seq``): the hub hides it from the lower of that and its arrival. A kind of its own, so
+    the strict decoding of each stays exact and an older provider's records decode as before."""
+
+    kind: ClassVar[str] = "stamped_record"
+    stamp: int
+
+    def check(self) -> None:
+        super().check()
+        check_seq(self.stamp, "stamp")
+
+
+@dataclass(frozen=True)
+class RecordOutcomeMessage(Message):
+    """A later outcome of a record the provider sent before (held, then provided or refused): its contents anew,
+    ``version`` the request's event version that decided it. The hub keeps the record where it was filed and
+    hidden from — an update never moves a record later — and keeps the newest version only."""
+
+    kind: ClassVar[str] = "record_outcome"
+    record_id: str
+    code: str
+    contents: str  # base64 of the contents sealed to the portal, as a sealed_record's
+    version: int
+
+    def check(self) -> None:
+        SealedRecordMessage(self.record_id, self.code, self.contents).check()
+        if not isinstance(self.version, int) or isinstance(self.version, bool) or not 1 <= self.version <= 2**31:
+            raise InputError("an outcome's version is the request's event version (1 or more)", code=Code.MALFORMED)
+
+    def sealed(self) -> bytes:
+        return SealedRecordMessage(self.record_id, self.code, self.contents).sealed()
 
 
 def seal_contents(

@@ -33,6 +33,7 @@ __all__ = [
     "linkage_handovers",
     "linkage_handovers_withdrawn",
     "linkage_holder_warnings",
+    "linkage_hub_seen",
     "linkage_key_resends",
     "linkage_parked",
     "linkage_position",
@@ -198,6 +199,16 @@ linkage_position = Table(
     metadata,
     Column("name", String(40), primary_key=True),
     Column("position", BigInteger, nullable=False),
+)
+
+# The hub's sequence numbers this node saw in the hub's messages (ledger.linkage.hub_seq; migration 0021), each
+# with the end of the node's log when it was seen: every event after ``position`` was made knowing ``seq``, so a
+# provision record is stamped with the highest seen before it (consumers/linkage_seen.py), however late it leaves.
+linkage_hub_seen = Table(
+    "linkage_hub_seen",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
 )
 
 # The portal's delivery keys this agency took from its signed announcements, relayed by the hub (issue 22,

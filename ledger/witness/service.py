@@ -32,6 +32,7 @@ from ledger import clock
 from ledger.errors import Code, FlagLedgerError, IntegrityError, PermissionDenied, StorageError
 from ledger.linkage.digests import expand
 from ledger.linkage.directory import Directory
+from ledger.linkage.hub_seq import split_seq
 from ledger.linkage.hub_wire import decode_head
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.map_messages import MapHeadMessage, hashes_from_hex
@@ -129,7 +130,8 @@ class WitnessService:
     def _apply(self, opened: Opened, keys: SenderKeys) -> Finding | None:
         kind, sender = opened.kind, opened.sender
         if sender == HUB and kind == MapHeadMessage.kind:
-            m = decode(MapHeadMessage, opened.payload)
+            # a hub not told this party is a witness seals it as to an agency: with its sequence (linkage.hub_seq)
+            m = decode(MapHeadMessage, split_seq(opened.payload)[0])
             head = decode_head(bytes.fromhex(m.head))
             found = self.book.hub_announced(head, hashes_from_hex(m.consistency))
             if found is None and self.book.hub.latest == head:  # the next link of the one chain it holds

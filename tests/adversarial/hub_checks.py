@@ -11,7 +11,9 @@ from uuid import UUID
 from sqlalchemy import func, select
 
 from consumers.linkage_receipt import NOBODY, NOBODY_SENT
+from ledger.hub.links import joined
 from ledger.hub.portal_feed import page_for
+from ledger.hub.portal_view import intervals_of
 from ledger.hub.routing import holdings
 from ledger.hub.sealed_records import sealed_page
 from ledger.hub.tables import (
@@ -26,6 +28,7 @@ from ledger.hub.tables import (
 )
 from ledger.linkage.codes import hub_person, persons_of, portal_code
 from ledger.linkage.names import PORTAL
+from ledger.runtime.linkage import code_of
 from ledger.runtime.tables import linkage_applied, linkage_queries
 from tests.adversarial.hub_model import AGENCIES, NAR, ND, Model
 from tests.adversarial.hub_sequence import INF, ever_joined, link_spans, spans
@@ -62,14 +65,54 @@ def card_pages(m: Model) -> dict[str, tuple[set[str], set[str]]]:
     return out
 
 
+_MADE = ("ledger.domain.provision:ProvisionRequest.AutoProvided", "ledger.domain.provision:ProvisionRequest.Held")
+
+
+class Made:
+    """The provision records each provider made while the person's ``NON_DISCLOSURE`` was in force at the hub — an
+    interval open in its sequence at that instant (looked at after every step: a record is made by a step of
+    the provider, the hub's state unchanged by it). Never on a page, however late the record reaches the hub: the
+    model's pushes and pulls turn at random, so a record leaves its provider after the release often enough (a
+    record late to the hub, docs/linkage.md; the hub's arrival alone would show it)."""
+
+    def __init__(self, m: Model) -> None:
+        self.m = m
+        self.seen = dict.fromkeys(AGENCIES, 0)  # each node's log read up to
+        self.protected: set[str] = set()  # record ids
+
+    def __call__(self) -> None:
+        store = self.m.w.hub.store
+        for agency in AGENCIES:
+            node = self.m.w.nodes[agency]
+            rows = node.app.recorder.select_notifications(start=self.seen[agency] + 1, limit=1000, topics=list(_MADE))
+            for n in rows:
+                self.seen[agency] = n.id
+                request = node.app.provision_request(UUID(str(n.originator_id)))
+                person = store.codes.person(agency, code_of(request.subject))
+                if request.agency != agency or person is None:
+                    continue  # not filed at the hub yet: the hub routed it nothing, and hides by nothing
+                found = intervals_of(store.engine, persons_of(store.codes, person), joined(store.engine, person))
+                if any(i.end is None for i in found):
+                    self.protected.add(request.id.hex)
+
+    def check(self) -> int:
+        """Asserts no card's page shows one; returns how many were made."""
+        for shown, _ in card_pages(self.m).values():
+            back = self.protected & shown
+            assert not back, f"a record made under non-disclosure shown on the portal: {sorted(back)}"
+        return len(self.protected)
+
+
 class Sticky:
     """Once hidden from a card's page, a record is never shown on it again (checked after every hub turn)."""
 
     def __init__(self, m: Model) -> None:
         self.m = m
         self.hidden: dict[str, set[str]] = defaultdict(set)
+        self.made = Made(m)  # called after every step (hub_history.history)
 
     def __call__(self) -> None:
+        self.made.check()
         for code, (shown, left_out) in card_pages(self.m).items():
             back = self.hidden[code] & shown
             assert not back, f"a hidden record shown again on the portal: {sorted(back)}"
@@ -165,6 +208,7 @@ def check(m: Model, sticky: Sticky) -> dict[str, int]:
             assert request.status == "provided" and said[0] == "answered"
     # the portal: each card's page shows exactly what the hub's sequence leaves visible, across the numbers
     sticky()
+    counts["made_protected"] = sticky.made.check()
     counts |= check_proxies(m)
     for code, number in m.cards.items():
         persons = {hp[n] for n in m.joined(number)}
@@ -173,13 +217,17 @@ def check(m: Model, sticky: Sticky) -> dict[str, int]:
         end = max((e for *_, e in spans(changes, ever, (ND,), INF)), default=None)
         r = hub_sealed_records.c
         with store.engine.connect() as conn:
-            records = conn.execute(select(r.seq, r.record_id, r.contents).where(r.person.in_(persons))).all()
+            # where a record is hidden from: the lower of its provider's stamp and its arrival (a record late to
+            # the hub, ledger.linkage.hub_seq), never above its arrival
+            at = func.coalesce(r.position, r.seq).label("at")
+            records = conn.execute(select(r.seq, at, r.record_id, r.contents).where(r.person.in_(persons))).all()
+        assert all(x.at <= x.seq for x in records), "a record hidden from past its arrival"
         # an erased record (its contents shredded) is on no page; hidden or not, it counts for the note
-        expected = {x.record_id for x in records if (end is None or x.seq >= end) and x.contents}
+        expected = {x.record_id for x in records if (end is None or x.at >= end) and x.contents}
         shown, left_out = card_pages(m)[code]
         assert shown == expected, "the portal page does not follow the hub's sequence"
         note = sealed_page(store.engine, store.codes, code).note
-        assert (note is not None) == any(end is not None and x.seq < end for x in records), "the note changed"
+        assert (note is not None) == any(end is not None and x.at < end for x in records), "the note changed"
         counts["hidden"] += len(left_out)
     r = hub_sealed_records.c
     with store.engine.connect() as conn:  # what an agency erased is shredded, every record of it at the hub

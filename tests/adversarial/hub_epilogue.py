@@ -18,12 +18,13 @@ from tests.adversarial.hub_model import AGENCIES, ND, Model
 from tests.support.hub_world import A, B, C
 
 
-def settle(m: Model, sticky: Sticky, without: tuple[str, ...] = ()) -> None:
-    """Every party's loop until nothing moves (``without``: these agencies' bridges do not turn)."""
+def settle(m: Model, sticky: Sticky, without: tuple[str, ...] = (), cut: tuple[str, ...] = ()) -> None:
+    """Every party's loop until nothing moves (``without``: these agencies' bridges do not turn; ``cut``: these
+    read the hub's messages and send nothing, what they send waits)."""
     for _ in range(60):
         moved = False
         for code in AGENCIES:
-            if code not in without:
+            if code not in without and code not in cut:
                 pushed = m.w.bridges[code].push()
                 moved |= bool(pushed.acts or pushed.registrations)
         done = m.w.hub.step(timeout_ms=0)
@@ -34,6 +35,7 @@ def settle(m: Model, sticky: Sticky, without: tuple[str, ...] = ()) -> None:
             if code not in without:
                 pulled = m.w.bridges[code].pull(timeout_ms=0)
                 moved |= bool(pulled.applied or pulled.parked)
+        sticky.made()  # the records made in these pulls (the hub's state unchanged since its step)
         if not moved:
             return
 
@@ -98,6 +100,28 @@ def epilogue(m: Model, sticky: Sticky) -> None:
     second_changes(m, sticky)
     former_residence(m, sticky)
     erasure(m, sticky)
+    late_record(m, sticky)
+
+
+def late_record(m: Model, sticky: Sticky) -> None:
+    """A record late to the hub (docs/linkage.md): B protects V; C's query about V is held at A, which makes its
+    record cut off from sending (it still reads the hub); B releases; A reconnects, and its record reaches the hub
+    after the release — made under protection, it stays hidden (``Made``; the hub's arrival alone would show
+    it)."""
+    v = m.new_person()
+    m.sign_in(v)
+    m.w.bridges[A].file_person(v)
+    settle(m, sticky)
+    assert m._chain(B, v, [ND])
+    settle(m, sticky)
+    m.ask(v)
+    settle(m, sticky, cut=(A,))  # routed to A, held there, its record made: not sent
+    assert m.release(B, v)
+    settle(m, sticky, cut=(A,))
+    settle(m, sticky)  # A reconnected
+    [code] = [c for c, n in m.cards.items() if n == v]
+    shown, left_out = card_pages(m)[code]
+    assert not shown and len(left_out) == 1, "the record made under protection, late to the hub, is hidden"
 
 
 def former_residence(m: Model, sticky: Sticky) -> None:

@@ -77,5 +77,8 @@ def history(m: Model, steps: int, after_each_hub_step: object = None) -> None:
     for _ in range(steps):
         op = m.rng.choices(names, weights)[0]
         step(m, op)
+        made = getattr(after_each_hub_step, "made", None)
+        if callable(made):
+            made()  # the records a provider made in this step, and whether the hub held the person protected
         if op in ("hub", "crash", "ack") and callable(after_each_hub_step):
             after_each_hub_step()

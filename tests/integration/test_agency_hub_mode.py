@@ -210,7 +210,7 @@ def test_the_staff_made_answer_waits_for_the_consultation_and_the_hub_files_reco
     twice by one reviewer's key is refused by the hub (four eyes are two people); A's reviewer and approver
     decide with their own staff keys and C hears "in progress" until A's batch releases the decision, then the
     decided answer — never an automatic one. The hub filed B's set and release (after B's own chain) and A's
-    provision record of the request, once each."""
+    provision record of the request, once each (its outcome updated in place: ``record_outcome``)."""
     from datetime import timedelta
 
     from consumers import linkage_decisions as decisions
@@ -297,7 +297,8 @@ def test_the_staff_made_answer_waits_for_the_consultation_and_the_hub_files_reco
     records = [
         (r.provider, open_contents(world.portal_keys, r.contents, keys, r.record_id, r.provider, wires)) for r in sealed
     ]
-    assert [(provider, c.querier, c.outcome) for provider, c in records] == [(A, C, "held")]
+    # one record: filed "held", its outcome updated in place once the batch released the decision
+    assert [(provider, c.querier, c.outcome) for provider, c in records] == [(A, C, "refused")]
 
 
 def test_a_misconfigured_mode_is_refused_never_a_silent_fallback(make_node: NodeFactory) -> None:

@@ -23,7 +23,7 @@ from ledger.migration_chain import MigrationChain
 
 __all__ = ["HEAD", "VERSION_TABLE", "current", "lock", "migrate", "upgrade"]
 
-HEAD = "h0022"
+HEAD = "h0023"
 VERSION_TABLE = "hub_alembic_version"
 
 

@@ -25,7 +25,7 @@ from ledger.migration_chain import MigrationChain
 
 __all__ = ["HEAD", "current", "lock", "migrate", "upgrade"]
 
-HEAD = "0020"
+HEAD = "0021"
 
 
 def _tables() -> Sequence[Table]:

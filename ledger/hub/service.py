@@ -260,9 +260,8 @@ class HubService(QueryRouting):
             approval = decode(ProxyApproval, opened.payload)  # with its four eyes checked against the roster
             approve(self.store, opened.sender, approval, self._mark(opened), self.consults.rosters)
         elif kind == ProxyRegistrationMessage.kind:  # from an agency that knows the person (proxy_registrations)
-            register_proxy(
-                self.store, opened.sender, decode(ProxyRegistrationMessage, opened.payload), self._mark(opened)
-            )
+            message = decode(ProxyRegistrationMessage, opened.payload)  # a cancellation tells the registering agency
+            register_proxy(self.store, opened.sender, message, self._mark(opened), self._seal)
         elif kind == SealedRecordMessage.kind:
             file_sealed(self.store, opened.sender, decode(SealedRecordMessage, opened.payload), self._mark(opened))
         elif kind == RecordMessage.kind:  # its text would sit readable in the hub's database: the insider's bound

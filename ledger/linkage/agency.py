@@ -41,7 +41,7 @@ from ledger.linkage.messages import (
 from ledger.linkage.moves import HandedOn, HandedOver, HandoverMessage, HandoverWithdrawn, LastHolderWarned
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.proxy_approvals import ProxyApproval
-from ledger.linkage.proxy_registrations import ProxyRegistrationMessage
+from ledger.linkage.proxy_registrations import ProxyCancelled, ProxyRegistrationMessage
 from ledger.linkage.record_contents import RecordContents, SealedRecordMessage, seal_contents
 from ledger.linkage.sealing import SenderKeys, seal, unseal
 from ledger.linkage.staff_rosters import MAX_EVENTS, RosterEvent, StaffRosterMessage
@@ -77,6 +77,7 @@ _INBOUND: dict[str, type[Message]] = {
         BodyOutcomeMessage,
         DeliveryKeyNotice,  # the portal's, signed by it: checked by the node (consumers.linkage_delivery)
         WireKeyRequest,
+        ProxyCancelled,  # another agency holding the person cancelled this agency's proxy registration
     )
 } | MAP_KINDS
 # relayed from a witness (issue #20): its cosignature of this agency's head, or a fork or rollback it found

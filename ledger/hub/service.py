@@ -275,8 +275,8 @@ class HubService(QueryRouting):
                 self._query(opened, query)
             except (InputError, NotFoundError):
                 with suppress(NotFoundError):  # no sealing key for the querier: parked only
-                    answer_unrouted(self.store, self._seal, opened, query)  # not left waiting
-                    self.unrouted += 1
+                    # not left waiting; counted once committed (a poll rolled back is applied again)
+                    answer_unrouted(self.store, self._seal, opened, query, self._unrouted)
                 raise
         elif kind == AnswerMessage.kind:
             self._answer(opened, decode(AnswerMessage, opened.payload))
@@ -296,6 +296,9 @@ class HubService(QueryRouting):
             keep_roster(self.store, opened, decode(StaffRosterMessage, opened.payload))
         else:
             raise InputError(f"the hub takes no message of kind {kind!r}", code=Code.MALFORMED)
+
+    def _unrouted(self) -> None:
+        self.unrouted += 1
 
     def _relinked(self, sender: str, *codes: str) -> None:
         if self.heads is not None:  # the flag map's leaves of both numbers are folded again

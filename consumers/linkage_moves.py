@@ -11,8 +11,10 @@ holds these flags) are kept in ``linkage_handovers``; ``handover_withdrawn`` (th
 after, this municipality took over) turns its ``in`` rows about the person into withdrawn ones (kept, no longer
 asked); ``handed_on`` (she moved on from where this agency reported her move to, and is protected where she lives
 now) is kept as an ``on`` row; ``last_holder_warning`` (another holder asked to release flags no one else holds) as
-an ``lh`` row. The application's handover rules read them (``ledger.runtime.handovers``): the new municipality's
-handover queue, the old holder's release guard, and every holder's year queue.
+an ``lh`` row; ``move_refused`` (a move this agency reported was refused, ``not_residence``: no handover is
+under way) as an ``rf`` row, listed in the year queue (``moves_refused``). The application's handover rules read
+them (``ledger.runtime.handovers``): the new municipality's handover queue, the old holder's release guard, and
+every holder's year queue.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ from ledger.linkage.moves import (
     LastHolderMessage,
     LastHolderWarned,
     MoveMessage,
+    MoveRefused,
     join_flags,
 )
-from ledger.runtime.handovers import IN, ONWARD, OUT, WARNED, WITHDRAWN, move_id, onward_id, warning_id
+from ledger.runtime.handovers import IN, ONWARD, OUT, REFUSED, WARNED, WITHDRAWN, move_id, onward_id, warning_id
 from ledger.runtime.linkage import code_of, subject_of
 from ledger.runtime.tables import linkage_handovers
 
@@ -45,7 +48,7 @@ __all__ = ["FROM_HUB", "MOVED", "RAISED", "TOPICS", "apply", "move_message", "ou
 MOVED = "ledger.domain.moves:ResidenceChange.Recorded"
 RAISED = "ledger.domain.moves:LastHolderWarning.Raised"
 TOPICS = (MOVED, RAISED)
-FROM_HUB = (HandoverMessage, HandedOver, HandedOn, HandoverWithdrawn, LastHolderWarned)
+FROM_HUB = (HandoverMessage, HandedOver, HandedOn, HandoverWithdrawn, LastHolderWarned, MoveRefused)
 
 
 def move_message(agency: str, event: Any, stream: uuid.UUID) -> Iterator[tuple[tuple[str, ...], MoveMessage]]:
@@ -76,6 +79,11 @@ def apply(conn: Connection, agency: str, m: Message, now: datetime) -> None:
         if conn.execute(select(h.id).where(h.id == m.warning_id)).first() is None:
             row = {"id": m.warning_id, "direction": WARNED, "subject": subject_of(m.code), "to_agency": agency}
             conn.execute(insert(linkage_handovers).values(**row, moved_on="", flags=m.flags, at=now.isoformat()))
+        return
+    if isinstance(m, MoveRefused):  # a move it reported was refused (not_residence): no one was asked
+        if conn.execute(select(h.id).where(h.id == m.move_id, h.direction == REFUSED)).first() is None:
+            row = {"id": m.move_id, "direction": REFUSED, "subject": subject_of(m.code), "to_agency": agency}
+            conn.execute(insert(linkage_handovers).values(**row, moved_on="", flags=m.reason, at=now.isoformat()))
         return
     if isinstance(m, HandedOn):  # a move it reported was superseded; these flags are held where she lives now
         _held(conn, onward_id(m.move_id), ONWARD, subject_of(m.code), "", m.flags, now)

@@ -244,7 +244,12 @@ class HubService(QueryRouting):
         elif kind == BodyOutcomeMessage.kind:
             self._commit(opened, self.bodies.outcome(opened.sender, decode(BodyOutcomeMessage, opened.payload)))
         elif kind in (MoveMessage.kind, LastHolderMessage.kind):  # a move; a last holder's warning to route
-            self._commit(opened, *self.moves.take(opened.sender, kind, opened.payload))
+            try:
+                self._commit(opened, *self.moves.take(opened.sender, kind, opened.payload))
+            except PermissionDenied as exc:
+                if exc.code == Code.NOT_RESIDENCE:  # told once (marked applied with it), then parked
+                    self._commit(opened, self.moves.refused(opened.sender, opened.payload, exc.code))
+                raise
         elif kind == LinkMessage.kind:
             link = decode(LinkMessage, opened.payload)
             link_numbers(self.store.codes, opened.sender, link.old_code, link.new_code)  # idempotent, as register

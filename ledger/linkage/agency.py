@@ -38,7 +38,14 @@ from ledger.linkage.messages import (
     RoutedQuery,
     decode,
 )
-from ledger.linkage.moves import HandedOn, HandedOver, HandoverMessage, HandoverWithdrawn, LastHolderWarned
+from ledger.linkage.moves import (
+    HandedOn,
+    HandedOver,
+    HandoverMessage,
+    HandoverWithdrawn,
+    LastHolderWarned,
+    MoveRefused,
+)
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.proxy_approvals import ProxyApproval
 from ledger.linkage.proxy_registrations import ProxyCancelled, ProxyRegistrationMessage
@@ -73,6 +80,7 @@ _INBOUND: dict[str, type[Message]] = {
         HandedOn,
         HandoverWithdrawn,
         LastHolderWarned,
+        MoveRefused,  # a move this municipality reported, refused (not_residence): no handover under way
         RoutedBodyRequest,
         BodyOutcomeMessage,
         DeliveryKeyNotice,  # the portal's, signed by it: checked by the node (consumers.linkage_delivery)

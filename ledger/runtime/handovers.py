@@ -8,7 +8,8 @@ moved to now holds these flags — so the old holder may release without a decis
 are ``in`` rows the hub withdrew (the person moved on from here): kept, no longer asked; ``lh`` rows are the hub's
 warnings that another holder asked to release flags no one else holds (``last_holder_warning``); ``on`` rows are
 the hub's word that flags of a move this agency reported are held where the person moved on to (``handed_on``: no
-municipality named, ``to_agency`` empty).
+municipality named, ``to_agency`` empty); ``rf`` rows are moves this agency reported that the hub refused (``id``:
+the move id; ``to_agency``: this agency; ``flags``: the hub's reason, ``not_residence``) — no one was asked.
 """
 
 from __future__ import annotations
@@ -23,9 +24,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.runtime.tables import linkage_handovers
 from ledger.storage import storage_error
 
-__all__ = ["IN", "ONWARD", "OUT", "WARNED", "WITHDRAWN", "HubHandovers", "move_id", "onward_id", "warning_id"]
+__all__ = [
+    "IN",
+    "ONWARD",
+    "OUT",
+    "REFUSED",
+    "WARNED",
+    "WITHDRAWN",
+    "HubHandovers",
+    "move_id",
+    "onward_id",
+    "warning_id",
+]
 
-IN, OUT, WITHDRAWN, WARNED, ONWARD = "in", "out", "wd", "lh", "on"
+IN, OUT, WITHDRAWN, WARNED, ONWARD, REFUSED = "in", "out", "wd", "lh", "on", "rf"
 _MOVES = uuid.UUID("0b6f5f4e-8f1a-4d53-9a55-2c7d0e6f1a33")  # of move and warning ids (never changes: stored)
 _ONWARD = uuid.UUID("9e2b7c41-5d3a-4f6e-b8a0-1c4d7e2f9a55")  # an ``on`` row's id, one per move
 
@@ -77,6 +89,13 @@ class HubHandovers:
         return [
             {"warning_id": r.id, "subject": r.subject, "flags": r.flags.split(",")}
             for r in self._rows(h.direction == WARNED, h.to_agency == agency)
+        ]
+
+    def refused(self, agency: str) -> list[dict[str, Any]]:
+        h = linkage_handovers.c
+        return [
+            {"move_id": r.id, "subject": r.subject, "reason": r.flags, "at": r.at}
+            for r in self._rows(h.direction == REFUSED, h.to_agency == agency)
         ]
 
     def taken_onward(self, subject: str, move: uuid.UUID) -> set[str]:

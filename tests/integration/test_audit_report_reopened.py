@@ -26,7 +26,9 @@ from tests.support.people import individual_number
 def _decide(node: Node, rid: UUID, decision: str) -> None:
     app = node.app
     app.propose_decision(Actor(B, "rev"), rid, decision, "unknown")
-    app.approve_decision(Actor(B, "apr"), rid, app.provision_request(rid).proposal_version)
+    version = app.provision_request(rid).proposal_version
+    assert version is not None
+    app.approve_decision(Actor(B, "apr"), rid, version)
 
 
 def test_a_reopened_request_reports_only_the_decision_that_stands(node: Node, tmp_path: Path) -> None:

@@ -14,7 +14,9 @@ kind), dropped if its event id was applied before (``linkage_applied``, durable)
   reported a move to now holds): ``consumers.linkage_moves``;
 * an **advice relay** or **escalation** about a request routed here: kept for its staff; an escalation
   ``decide_again`` reopens the request the hub refused (``consumers.linkage_decisions.reopen``);
-* a **protection-body request** routed here, or a step of the answer to this body's own: ``consumers.linkage_bodies``.
+* a **protection-body request** routed here, or a step of the answer to this body's own: ``consumers.linkage_bodies``;
+* a **proxy cancelled** elsewhere (another agency holding the person cancelled this agency's registration):
+  recorded on the registration (``consumers.linkage_proxy_registrations.cancelled``).
 
 A message that does not open, is not the hub's, or cannot be applied is parked (``linkage_parked``) with its
 bytes and passed; the inbox is committed only after the database commit of everything polled.
@@ -31,7 +33,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from consumers import linkage_bodies, linkage_decisions, linkage_moves
+from consumers import linkage_bodies, linkage_decisions, linkage_moves, linkage_proxy_registrations
 from consumers.linkage_receipt import note, receive, recover
 from consumers.linkage_seen import saw
 from ledger.app import FlagLedger
@@ -42,6 +44,7 @@ from ledger.linkage.consultation import AdviceRelay, Escalation
 from ledger.linkage.directory import Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import AnswerMessage, Consultation, Message, RoutedQuery
+from ledger.linkage.proxy_registrations import ProxyCancelled
 from ledger.linkage.sealing import SenderKeys
 from ledger.linkage.transport import Delivery, Transport
 from ledger.runtime.linkage import subject_of
@@ -109,6 +112,8 @@ def _apply(app: FlagLedger, agency: str, conn: Connection, inbound: Inbound, now
         if isinstance(m, Escalation):  # decide_again: the hub refused the decision made here, reopened
             linkage_decisions.reopen(app, conn, agency, m)
         linkage_decisions.note(conn, m, now.isoformat())
+    elif isinstance(m, ProxyCancelled):  # another agency holding the person cancelled this agency's registration
+        linkage_proxy_registrations.cancelled(app, agency, m)
     else:  # the flag map's kinds are the checks' (MapChecks) or parked
         raise NotFoundError(f"no handler for {type(m).kind}")
 

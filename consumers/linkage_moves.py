@@ -11,7 +11,9 @@ holds these flags) are kept in ``linkage_handovers``; ``handover_withdrawn`` (th
 after, this municipality took over) moves its ``in`` rows about the person to ``linkage_handovers_withdrawn``
 (kept, no longer asked); ``handed_on`` (she moved on from where this agency reported her move to, and is
 protected where she lives now) is kept in ``linkage_handed_on``; ``last_holder_warning`` (another holder asked to
-release flags no one else holds) in ``linkage_holder_warnings``. The application's handover rules read them
+release flags no one else holds) in ``linkage_holder_warnings``; ``move_refused`` (a move this agency reported was
+refused, ``not_residence``: no handover is under way) in ``linkage_moves_refused``, listed in the year queue
+(``moves_refused``). The application's handover rules read them
 (``ledger.runtime.handovers``): the new municipality's handover queue, the old holder's release guard, and every
 holder's year queue. An erasure of the person drops them all (``ledger.runtime.erasure_scrub``).
 """
@@ -34,6 +36,7 @@ from ledger.linkage.moves import (
     LastHolderMessage,
     LastHolderWarned,
     MoveMessage,
+    MoveRefused,
     join_flags,
 )
 from ledger.runtime.handovers import IN, OUT, move_id, onward_id, warning_id
@@ -43,6 +46,7 @@ from ledger.runtime.tables import (
     linkage_handovers,
     linkage_handovers_withdrawn,
     linkage_holder_warnings,
+    linkage_moves_refused,
 )
 
 __all__ = ["FROM_HUB", "MOVED", "RAISED", "TOPICS", "apply", "move_message", "outgoing"]
@@ -51,7 +55,7 @@ __all__ = ["FROM_HUB", "MOVED", "RAISED", "TOPICS", "apply", "move_message", "ou
 MOVED = "ledger.domain.moves:ResidenceChange.Recorded"
 RAISED = "ledger.domain.moves:LastHolderWarning.Raised"
 TOPICS = (MOVED, RAISED)
-FROM_HUB = (HandoverMessage, HandedOver, HandedOn, HandoverWithdrawn, LastHolderWarned)
+FROM_HUB = (HandoverMessage, HandedOver, HandedOn, HandoverWithdrawn, LastHolderWarned, MoveRefused)
 
 
 def move_message(agency: str, event: Any, stream: uuid.UUID) -> Iterator[tuple[tuple[str, ...], MoveMessage]]:
@@ -83,6 +87,12 @@ def apply(conn: Connection, agency: str, m: Message, now: datetime) -> None:
         if conn.execute(select(w.c.id).where(w.c.id == m.warning_id)).first() is None:
             row = {"id": m.warning_id, "subject": subject_of(m.code), "to_agency": agency, "flags": m.flags}
             conn.execute(insert(w).values(**row, at=at))
+        return
+    if isinstance(m, MoveRefused):  # a move it reported was refused (not_residence): no one was asked
+        r = linkage_moves_refused
+        if conn.execute(select(r.c.id).where(r.c.id == m.move_id)).first() is None:
+            row = {"id": m.move_id, "subject": subject_of(m.code), "to_agency": agency, "reason": m.reason}
+            conn.execute(insert(r).values(**row, at=at))
         return
     if isinstance(m, HandedOn):  # a move it reported was superseded; these flags are held where she lives now
         _held(conn, linkage_handed_on, {"id": onward_id(m.move_id), "subject": subject_of(m.code)}, m.flags, at)

@@ -11,6 +11,14 @@ A registration is sent only when this agency made it; a cancellation whenever it
 mode holds only its own events: it cancelled here): of its own registration (``ProxyRegistration.Cancelled``), or
 of one another agency made (``PeerProxyCancellation.Cancelled``: the registration is not in this log), which the hub
 takes only while this agency holds a protection on the person (``ledger.hub.proxy_registrations``).
+
+**In** (:func:`cancelled`): the hub's ``proxy_cancelled`` — another agency holding the person cancelled this
+agency's registration there. Without it the registering agency's staff would see the perpetrator's registration
+in force at their counter while the hub and the portal hold it cancelled. The node records it on the registration
+(``ProxyRegistration.CancelledThroughHub``, naming no agency: the hub names none), so its views and its staff see
+it cancelled. Only the hub's message does: a peer's is parked before it is opened
+(``ledger.linkage.agency.open_from_hub``, ``wrong_route``), and no staff act records the event. The event is not
+sent back (not in :data:`TOPICS`): the hub holds the cancellation already.
 """
 
 from __future__ import annotations
@@ -19,10 +27,13 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from ledger.linkage.proxy_registrations import ProxyRegistrationMessage
-from ledger.runtime.linkage import code_of
+from ledger.app import FlagLedger
+from ledger.domain.identity import ProxyRegistration
+from ledger.errors import NotFoundError
+from ledger.linkage.proxy_registrations import ProxyCancelled, ProxyRegistrationMessage
+from ledger.runtime.linkage import code_of, subject_of
 
-__all__ = ["CANCELLED", "PEER_CANCELLED", "REGISTERED", "TOPICS", "registration_message"]
+__all__ = ["CANCELLED", "PEER_CANCELLED", "REGISTERED", "TOPICS", "cancelled", "registration_message"]
 
 # topics are part of the stored data and never move (docs/design.md, event catalogue)
 REGISTERED = "ledger.domain.identity:ProxyRegistration.Registered"
@@ -47,3 +58,18 @@ def registration_message(
         (registration.subject, registration.proxy),
         ProxyRegistrationMessage(registration_id, code_of(registration.subject), code_of(registration.proxy), action),
     )
+
+
+def cancelled(app: FlagLedger, agency: str, message: ProxyCancelled) -> bool:
+    """The hub's word that another agency cancelled ``agency``'s registration of the proxy: recorded on it; whether
+    it was recorded now (False: already cancelled here — a replay after a crash, or this agency cancelled it too).
+    Saved to the log on its own, before the applying transaction records the message applied: if that fails, the
+    message comes again and finds the registration cancelled (nothing recorded twice)."""
+    subject, proxy = subject_of(message.code), subject_of(message.proxy_code)
+    registration = app.find(ProxyRegistration, app.ids.proxy(agency, subject, proxy))
+    if registration is None or (registration.subject, registration.proxy) != (subject, proxy):
+        raise NotFoundError(f"a {message.kind} about no proxy registration of {agency}")
+    now = registration.cancelled_through_hub()
+    if now:
+        app.save_as(agency, registration)
+    return now

@@ -121,7 +121,7 @@ class PortalProjection(BatchedProjection):
     topics = frozenset(
         {PROVISION + e for e in ("Received", *_OUTCOME)}
         | {PROTECTION + "FlagsSet", PROTECTION + "FlagsReleased"}
-        | {PROXY + "Registered", PROXY + "Cancelled"}
+        | {PROXY + "Registered", PROXY + "Cancelled", PROXY + "CancelledThroughHub"}
     )
 
     def apply(self, w: PageWriter, event: Any, env: Envelope, position: int) -> None:
@@ -145,7 +145,7 @@ class PortalProjection(BatchedProjection):
                 },
             )
         else:
-            # the Cancelled event carries only its own fields: its stream names the registration
+            # Cancelled (or, in hub mode, CancelledThroughHub) carries only its own fields: its stream names it
             w.conn.execute(
                 portal_proxies.update()
                 .where(portal_proxies.c.registration_id == h.stream)

@@ -60,7 +60,8 @@ _TOPICS = {
     "ledger.domain.provision:ProbeNotice": ("Sent",),
     "ledger.domain.identity:PseudonymLink": ("Linked", "Unlinked", "Relinked"),
     "ledger.domain.identity:LinkRequest": ("Requested", "Approved", "Rejected"),
-    "ledger.domain.identity:ProxyRegistration": ("Registered", "Cancelled"),
+    # CancelledThroughHub: hub mode, another agency holding the person cancelled this one's registration
+    "ledger.domain.identity:ProxyRegistration": ("Registered", "Cancelled", "CancelledThroughHub"),
     # hub mode: this agency's cancellation of a proxy another agency registered (sent to the hub)
     "ledger.domain.identity:PeerProxyCancellation": ("Cancelled",),
     "ledger.domain.identity:AccessRecord": ("ProtectedDetailsRead",),

@@ -87,6 +87,7 @@ USED = frozenset(
         LINK + "Unlinked",
         PROXY + "Registered",
         PROXY + "Cancelled",
+        PROXY + "CancelledThroughHub",  # hub mode: another agency cancelled this one's registration
         BAR + "Proposed",
         BAR + "Approved",
         BAR + "Lifted",
@@ -229,7 +230,7 @@ class VerifiedState:
             current = self._proxies.get(subject, ())
             if proxy not in current:
                 self._proxies[subject] = (*current, proxy)
-        elif topic == PROXY + "Cancelled":
+        elif topic in (PROXY + "Cancelled", PROXY + "CancelledThroughHub"):
             reg = self._registrations.get(h.stream)
             if reg is not None:
                 subject, proxy = reg

@@ -88,6 +88,9 @@ class YearQueueOut(BaseModel):
     provisional: list[dict[str, Any]]
     perpetrators: list[dict[str, Any]] = Field(default_factory=list, description="NON_DISCLOSURE to request")
     companions: list[dict[str, Any]] = Field(default_factory=list, description="flags a companion lacks")
+    moves_refused: list[dict[str, Any]] = Field(
+        default_factory=list, description="hub mode: moves reported here the hub refused (no handover under way)"
+    )
 
 
 @router.post("/moves", response_model=MoveOut, status_code=201, summary="a protected person's residence change")

@@ -74,6 +74,11 @@ class HubMoveFacts(Protocol):
         warning id, subject, flags (not who releases)."""
         ...
 
+    def refused(self, agency: str) -> list[dict[str, Any]]:
+        """Moves ``agency`` reported that the hub refused (``not_residence``: no handover under way): the move's
+        id, subject, reason, when told."""
+        ...
+
 
 class HandoverCommands(FlagCommands):
     """Residence changes, the handover queue, named-risk decisions and the release guard."""
@@ -226,6 +231,11 @@ class HandoverCommands(FlagCommands):
             if seen is None or move.moved_on >= seen.moved_on:
                 latest_of[move.subject] = move
         return [m for m in latest_of.values() if m.to_agency == agency]
+
+    def moves_refused(self, agency: str) -> list[dict[str, Any]]:
+        """Hub mode: moves ``agency`` reported that the hub refused — no municipality was asked to take over, so
+        its staff must check where the person lives and report the move again (none in shared mode)."""
+        return [] if self.hub_moves is None else self.hub_moves.refused(agency)
 
     def last_holder_warnings(self, agency: str) -> list[dict[str, Any]]:
         """Releases requested anywhere that would leave a flag with no holder, on people ``agency`` holds."""

@@ -242,6 +242,7 @@ class YearCommands(HandoverCommands):
             "agency": a,
             "handovers": self.handovers_for(a),
             "last_holder_warnings": self.last_holder_warnings(a),
+            "moves_refused": self.moves_refused(a),  # hub mode: no handover under way for these
             "terms": terms,
             "provisional": provisional,
         }

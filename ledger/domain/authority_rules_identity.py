@@ -61,6 +61,15 @@ def identity_rules() -> list[Rule]:
             note="the one event a non-owner may append: a cancellation only ever takes access away",
         ),
         Rule(
+            _D + "identity:ProxyRegistration.CancelledThroughHub",
+            True,
+            own,
+            "the registering agency's node, on the hub's `proxy_cancelled` (another agency holding the person "
+            "cancelled the registration there); no staff act, and no other party's message, records it",
+            party="registering agency (the stream's owner)",
+            note="issue 19: names no agency and no staff member (the hub tells neither)",
+        ),
+        Rule(
             _D + "identity:PeerProxyCancellation.Cancelled",
             False,
             own,

@@ -14,6 +14,9 @@ from ledger.errors import Code, InputError, StateConflict
 # keeping every protection on both numbers and the old number retired, so that ``new`` may be linked to the newer
 # one (a chain is refused); see docs/operations.md, Number changes
 LINK_KINDS = ("link", "unlink", "second_change")
+# what a registering agency's node records when the hub says another agency cancelled its registration: who did is
+# not said (the hub does not tell; a holder's name would say who protects the person)
+THROUGH_HUB = "cancelled by another agency holding the person"
 
 
 class PseudonymLink(LedgerAggregate):
@@ -125,6 +128,21 @@ class ProxyRegistration(LedgerAggregate):
 
     @event("Cancelled")
     def _cancelled(self, by: str, reason: str) -> None:
+        self.active = False
+
+    def cancelled_through_hub(self) -> bool:
+        """In hub mode, the hub's word that another agency holding the person cancelled this registration (issue
+        19: ``consumers.linkage_proxy_registrations.cancelled``); whether it was recorded now. The hub names no
+        agency and no staff member, so neither does the event. Once: a registration already cancelled records
+        nothing (a replayed message, or this agency cancelled it too)."""
+        if not self.active:
+            return False
+        self._cancelled_through_hub(note=THROUGH_HUB)
+        return True
+
+    # recorded by this agency's node on the hub's ``proxy_cancelled`` only; no staff act makes it
+    @event("CancelledThroughHub")
+    def _cancelled_through_hub(self, note: str) -> None:
         self.active = False
 
 

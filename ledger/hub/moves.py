@@ -12,6 +12,9 @@ The rule per hop (the hub takes a move only from the agency entitled to report i
   protection to itself, nor learn by trying whether anyone protects them (refused alike, ``wrong_agency``);
 * a move *from* somewhere must start where the hub last saw the person move to (``not_residence``).
 
+A move refused as ``not_residence`` is reported back to its sender (``move_refused``: its move id and code, no
+holder, not where the person lives), so its staff do not believe a handover is under way while nobody is asked.
+
 The new municipality is sent a ``handover`` (its code, the day, the flags that apply and it does not hold; no
 holder, no old municipality) as soon as it has registered the person — at once, or when it files them. When it
 sets one of those flags, the move's sender is sent ``handed_over`` (the flags the new municipality now holds),
@@ -52,6 +55,7 @@ from ledger.linkage.moves import (
     LastHolderMessage,
     LastHolderWarned,
     MoveMessage,
+    MoveRefused,
     join_flags,
     split_flags,
 )
@@ -208,6 +212,13 @@ class HubMoves:
             "taken": "",
         }
         return owes, lambda conn, seq: _exec(conn, insert(hub_moves).values(seq=seq, **row))
+
+    def refused(self, sender: str, payload: bytes, reason: str) -> list[tuple[str, bytes]]:
+        """What the sender of a move refused as ``not_residence`` is owed: the refusal under its own move id and
+        code, so its staff do not believe a handover under way. Only for that refusal — the sender passed the rule
+        above (a holder, or where the person lives); a ``wrong_agency`` is told nothing (a peer learns nothing)."""
+        m = decode(MoveMessage, payload)
+        return [self.seal(sender, MoveRefused(m.move_id, m.code, reason))]
 
     def _withdrawn(self, latest: _Move | None, to_agency: str, person: str) -> list[tuple[str, bytes]]:
         """The withdrawal owed to the municipality the person last moved to, if it was sent a handover and they

@@ -22,6 +22,12 @@ registered it nor holds the person is parked (``wrong_agency``). A cancellation 
 number of the person and of the proxy (a registration made under her old number, cancelled under her new one),
 and one of a registration already cancelled, or never made, changes nothing the portal sees.
 
+**The registering agency is told** (threat: the perpetrator at the registering municipality's counter, its staff
+believing the proxy still in force): each other agency whose registration of the pair was in force is sent
+``proxy_cancelled`` under its own codes as it registered them — not who cancelled, nor why — in the transaction
+that files the cancellation (once: a replay is dropped by its id before anything is owed). Its node records the
+registration cancelled (``ProxyRegistration.CancelledThroughHub``).
+
 **What the page lists** (:func:`page_proxies`): the portal's codes (of each proxy's current number) of the proxies
 registered now and, while a protection applies, also approved by every holder (``ledger.hub.proxy_approvals``).
 The portal lets a proxy in only by their own card's code on that list (``ledger.portal.rules``): a perpetrator
@@ -30,26 +36,35 @@ signing in as "proxy" with their own card, unregistered, or with the victim's ca
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import ColumnElement, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.errors import Code, NotFoundError, PermissionDenied
+from ledger.hub.inbox import owe
 from ledger.hub.log import Also, HubStore
 from ledger.hub.proxy_approvals import approved_proxies
 from ledger.hub.routing import holdings
 from ledger.hub.tables import hub_proxy_registrations
 from ledger.linkage.codes import persons_of
+from ledger.linkage.messages import Message
 from ledger.linkage.names import PORTAL, check_party
-from ledger.linkage.proxy_registrations import ProxyRegistrationMessage
+from ledger.linkage.proxy_registrations import ProxyCancelled, ProxyRegistrationMessage
 from ledger.storage import storage_error
 
-__all__ = ["page_proxies", "register", "registered_by"]
+__all__ = ["Seal", "page_proxies", "register", "registered_by"]
+
+Seal = Callable[[str, Message], tuple[str, bytes]]
 
 
-def register(store: HubStore, agency: str, message: ProxyRegistrationMessage, also: Also = None) -> int:
+def register(
+    store: HubStore, agency: str, message: ProxyRegistrationMessage, also: Also = None, seal: Seal | None = None
+) -> int:
     """Record ``agency``'s registration (or cancellation) of the proxy for the person; returns its sequence
-    number. A ledger error (the message parked) from an agency that may not."""
+    number. A ledger error (the message parked) from an agency that may not. ``seal``: a cancellation owes each
+    other agency whose registration it ends a ``proxy_cancelled`` (None: no one is told)."""
     message.check()
     codes = store.codes
     person = codes.person(check_party(agency, "agency"), message.code)
@@ -67,10 +82,14 @@ def register(store: HubStore, agency: str, message: ProxyRegistrationMessage, al
             )
     r = hub_proxy_registrations.c
     mine = (r.person.in_(persons_of(codes, person))) & (r.proxy.in_(persons_of(codes, proxy)))
+    told: list[tuple[str, bytes]] = []
     if message.action == "cancel":
         _check_cancel(store, agency, person, mine)
+        told = [] if seal is None else _told(store, agency, mine, seal)
 
     def write(conn: Connection, seq: int) -> None:
+        for recipient, sealed in told:
+            owe(conn, recipient, sealed)
         if message.action == "cancel":  # under every number of both: the registration may name an older one
             conn.execute(update(hub_proxy_registrations).where(mine).values(active=False, agency=agency, seq=seq))
         conn.execute(delete(hub_proxy_registrations).where((r.person == person) & (r.proxy == proxy)))
@@ -95,6 +114,25 @@ def _check_cancel(store: HubStore, agency: str, person: str, pair: ColumnElement
             f"{agency} did not register this proxy and holds no protection on the person: it may not cancel it",
             code=Code.WRONG_AGENCY,
         )
+
+
+def _told(store: HubStore, agency: str, pair: ColumnElement[bool], seal: Seal) -> list[tuple[str, bytes]]:
+    """A ``proxy_cancelled`` for each other agency whose registration of the pair is in force, under its own codes
+    for the person and the proxy as it registered them (it may have registered them under an older number)."""
+    r = hub_proxy_registrations.c
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(
+                select(r.agency, r.person, r.proxy).where(pair & r.active.is_(True) & (r.agency != agency))
+            ).all()
+    except SQLAlchemyError as exc:
+        raise storage_error("cannot read the hub's proxy registrations", exc) from exc
+    told = []
+    for by, person, proxy in sorted(rows):
+        code, proxy_code = store.codes.codes(person).get(by), store.codes.codes(proxy).get(by)
+        if code and proxy_code:  # (it registered under these codes: always bound)
+            told.append(seal(by, ProxyCancelled(code, proxy_code)))
+    return told
 
 
 def _registered(store: HubStore, person: str) -> set[str]:

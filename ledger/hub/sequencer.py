@@ -233,6 +233,7 @@ class Sequencer:
         if self.epoch is None:
             raise NotLeader("this hub process does not hold the leader lease: it does not sequence")
         s = hub_sequence.c
+        committed: list[Callable[[], None]] = []
         try:
             with self._session() as conn, conn.begin():
                 self._fence(conn, by=0)  # the lease checked; the epoch row locked until the commit
@@ -240,6 +241,7 @@ class Sequencer:
                 first = self._last
                 try:
                     with txn.bind(self.engine, conn) as poll:
+                        committed = poll.committed
                         yield poll
                         poll.flush()
                     if self._last != first:
@@ -262,6 +264,8 @@ class Sequencer:
             if isinstance(exc, StorageError):
                 raise
             raise storage_error("cannot commit the hub's poll", exc, "nothing of it was kept") from exc
+        for then in committed:  # committed: what waited for it (``txn.after_commit``)
+            then()
 
     def _fence(self, conn: Connection, by: int = 1) -> None:
         if self.pg:

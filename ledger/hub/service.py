@@ -246,7 +246,12 @@ class HubService(QueryRouting):
         elif kind == BodyOutcomeMessage.kind:
             self._commit(opened, self.bodies.outcome(opened.sender, decode(BodyOutcomeMessage, opened.payload)))
         elif kind in (MoveMessage.kind, LastHolderMessage.kind):  # a move; a last holder's warning to route
-            self._commit(opened, *self.moves.take(opened.sender, kind, opened.payload))
+            try:
+                self._commit(opened, *self.moves.take(opened.sender, kind, opened.payload))
+            except PermissionDenied as exc:
+                if exc.code == Code.NOT_RESIDENCE:  # told once (marked applied with it), then parked
+                    self._commit(opened, self.moves.refused(opened.sender, opened.payload, exc.code))
+                raise
         elif kind == LinkMessage.kind:
             link = decode(LinkMessage, opened.payload)
             # only the residence links, by the moves filed before it in the hub's sequence (parked not_residence)
@@ -264,9 +269,8 @@ class HubService(QueryRouting):
             approval = decode(ProxyApproval, opened.payload)  # with its four eyes checked against the roster
             approve(self.store, opened.sender, approval, self._mark(opened), self.consults.rosters)
         elif kind == ProxyRegistrationMessage.kind:  # from an agency that knows the person (proxy_registrations)
-            register_proxy(
-                self.store, opened.sender, decode(ProxyRegistrationMessage, opened.payload), self._mark(opened)
-            )
+            message = decode(ProxyRegistrationMessage, opened.payload)  # a cancellation tells the registering agency
+            register_proxy(self.store, opened.sender, message, self._mark(opened), self._seal)
         elif kind == SealedRecordMessage.kind:
             file_sealed(self.store, opened.sender, decode(SealedRecordMessage, opened.payload), self._mark(opened))
         elif kind == StampedRecordMessage.kind:  # hidden from the lower of its stamp and its arrival (hub_seq)
@@ -284,8 +288,8 @@ class HubService(QueryRouting):
                 self._query(opened, query)
             except (InputError, NotFoundError):
                 with suppress(NotFoundError):  # no sealing key for the querier: parked only
-                    answer_unrouted(self.store, self._seal, opened, query)  # not left waiting
-                    self.unrouted += 1
+                    # not left waiting; counted once committed (a poll rolled back is applied again)
+                    answer_unrouted(self.store, self._seal, opened, query, self._unrouted)
                 raise
         elif kind == AnswerMessage.kind:
             self._answer(opened, decode(AnswerMessage, opened.payload))
@@ -305,6 +309,9 @@ class HubService(QueryRouting):
             keep_roster(self.store, opened, decode(StaffRosterMessage, opened.payload))
         else:
             raise InputError(f"the hub takes no message of kind {kind!r}", code=Code.MALFORMED)
+
+    def _unrouted(self) -> None:
+        self.unrouted += 1
 
     def _relinked(self, sender: str, *codes: str) -> None:
         if self.heads is not None:  # the flag map's leaves of both numbers are folded again

@@ -25,7 +25,7 @@ of it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +34,7 @@ from sqlalchemy import Connection, Engine, event
 
 from ledger.errors import StorageError
 
-__all__ = ["Poll", "bind", "current", "held", "reading", "savepoint"]
+__all__ = ["Poll", "after_commit", "bind", "current", "held", "reading", "savepoint"]
 
 Key = tuple[str, str]  # (sender, event id)
 
@@ -54,6 +54,7 @@ class Poll:
     _later: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)  # inserts sent at the commit
     _savepoints: int = 0
     statements: int = 0  # writes run on the poll's connection so far (the check of held units)
+    committed: list[Callable[[], None]] = field(default_factory=list)  # run once the poll has committed
 
     def applied(self, key: Key) -> tuple[bool, int | None]:
         """(known, seq): whether this poll can say if ``key`` was applied without asking, and its number."""
@@ -133,6 +134,17 @@ def bind(engine: Engine, conn: Connection) -> Iterator[Poll]:
     finally:
         _local.poll = None
         event.remove(conn, "before_cursor_execute", poll._count)
+
+
+def after_commit(engine: Engine, then: Callable[[], None]) -> None:
+    """Run ``then`` once what was just written on ``engine`` is committed: at once outside a poll (the write's own
+    transaction has committed), else after the poll's commit — never if the poll is rolled back (its messages are
+    handed over again and applied anew: a count kept in memory would count them twice)."""
+    poll = current(engine)
+    if poll is None:
+        then()
+    else:
+        poll.committed.append(then)
 
 
 @contextmanager

@@ -39,10 +39,17 @@ from ledger.linkage.messages import (
     RoutedQuery,
     decode,
 )
-from ledger.linkage.moves import HandedOn, HandedOver, HandoverMessage, HandoverWithdrawn, LastHolderWarned
+from ledger.linkage.moves import (
+    HandedOn,
+    HandedOver,
+    HandoverMessage,
+    HandoverWithdrawn,
+    LastHolderWarned,
+    MoveRefused,
+)
 from ledger.linkage.names import HUB, PORTAL
 from ledger.linkage.proxy_approvals import ProxyApproval
-from ledger.linkage.proxy_registrations import ProxyRegistrationMessage
+from ledger.linkage.proxy_registrations import ProxyCancelled, ProxyRegistrationMessage
 from ledger.linkage.record_contents import RecordContents, SealedRecordMessage, StampedRecordMessage, seal_contents
 from ledger.linkage.sealing import SenderKeys, seal, unseal
 from ledger.linkage.staff_rosters import MAX_EVENTS, RosterEvent, StaffRosterMessage
@@ -74,10 +81,12 @@ _INBOUND: dict[str, type[Message]] = {
         HandedOn,
         HandoverWithdrawn,
         LastHolderWarned,
+        MoveRefused,  # a move this municipality reported, refused (not_residence): no handover under way
         RoutedBodyRequest,
         BodyOutcomeMessage,
         DeliveryKeyNotice,  # the portal's, signed by it: checked by the node (consumers.linkage_delivery)
         WireKeyRequest,
+        ProxyCancelled,  # another agency holding the person cancelled this agency's proxy registration
     )
 } | MAP_KINDS
 # relayed from a witness (issue #20): its cosignature of this agency's head, or a fork or rollback it found

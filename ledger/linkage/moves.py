@@ -45,6 +45,7 @@ __all__ = [
     "LastHolderMessage",
     "LastHolderWarned",
     "MoveMessage",
+    "MoveRefused",
     "join_flags",
     "split_flags",
 ]
@@ -186,3 +187,21 @@ class HandedOn(Message):
         check_event_id(self.move_id)
         check_code(self.code)
         split_flags(self.flags)
+
+
+@dataclass(frozen=True)
+class MoveRefused(Message):
+    """The hub refused a move this municipality reported, entitled to report it but not starting where the hub last
+    saw the person move to (``not_residence``): no handover is under way. Its own move id and code only — not
+    where the person lives, nor who holds."""
+
+    kind: ClassVar[str] = "move_refused"
+    move_id: str  # the sender's own
+    code: str  # the sender's code for the person
+    reason: str  # the hub's refusal code (``not_residence``)
+
+    def check(self) -> None:
+        check_event_id(self.move_id)
+        check_code(self.code)
+        if self.reason != "not_residence":
+            raise InputError("a move is reported refused as not_residence only", field="reason")

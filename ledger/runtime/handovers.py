@@ -8,8 +8,10 @@ moved to now holds these flags — so the old holder may release without a decis
 kind has its own table: ``linkage_handovers_withdrawn``, the ``in`` rows the hub withdrew (the person moved on
 from here): kept, no longer asked; ``linkage_holder_warnings``, the hub's warnings that another holder asked to
 release flags no one else holds (``last_holder_warning``); ``linkage_handed_on``, the hub's word that flags of a
-move this agency reported are held where the person moved on to (``handed_on``: no municipality named). An
-erasure of the person drops their rows from all four (``drop_erased``, called by ``ledger.runtime.erasure_scrub``).
+move this agency reported are held where the person moved on to (``handed_on``: no municipality named);
+``linkage_moves_refused``, moves this agency reported that the hub refused (``move_refused``, ``not_residence``:
+no one was asked). An erasure of the person drops their rows from all five (``drop_erased``, called by
+``ledger.runtime.erasure_scrub``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ledger.runtime.tables import (
     linkage_handovers,
     linkage_handovers_withdrawn,
     linkage_holder_warnings,
+    linkage_moves_refused,
 )
 from ledger.storage import storage_error
 
@@ -33,7 +36,13 @@ __all__ = ["IN", "KEPT", "OUT", "HubHandovers", "move_id", "onward_id", "warning
 
 IN, OUT = "in", "out"  # linkage_handovers.direction
 # every table that keeps the hub's word on a handover or a last holder, each row naming the person by ``subject``
-KEPT = (linkage_handovers, linkage_handovers_withdrawn, linkage_handed_on, linkage_holder_warnings)
+KEPT = (
+    linkage_handovers,
+    linkage_handovers_withdrawn,
+    linkage_handed_on,
+    linkage_holder_warnings,
+    linkage_moves_refused,
+)
 _MOVES = uuid.UUID("0b6f5f4e-8f1a-4d53-9a55-2c7d0e6f1a33")  # of move and warning ids (never changes: stored)
 _ONWARD = uuid.UUID("9e2b7c41-5d3a-4f6e-b8a0-1c4d7e2f9a55")  # a handed-on row's id, one per move
 
@@ -85,6 +94,13 @@ class HubHandovers:
         return [
             {"warning_id": r.id, "subject": r.subject, "flags": r.flags.split(",")}
             for r in self._rows(w.c.to_agency == agency, table=w)
+        ]
+
+    def refused(self, agency: str) -> list[dict[str, Any]]:
+        r = linkage_moves_refused
+        return [
+            {"move_id": row.id, "subject": row.subject, "reason": row.reason, "at": row.at}
+            for row in self._rows(r.c.to_agency == agency, table=r)
         ]
 
     def taken_onward(self, subject: str, move: uuid.UUID) -> set[str]:

@@ -35,6 +35,7 @@ __all__ = [
     "linkage_holder_warnings",
     "linkage_hub_seen",
     "linkage_key_resends",
+    "linkage_moves_refused",
     "linkage_parked",
     "linkage_position",
     "linkage_queries",
@@ -418,6 +419,19 @@ linkage_holder_warnings = Table(
     Column("flags", String(64), nullable=False),
     Column("at", String(40), nullable=False),
     Index("ix_linkage_holder_warnings_subject", "subject"),
+)
+
+# ... and the hub's refusals of moves this agency reported (``move_refused``: ``not_residence``, no one was asked to
+# take over; migration 0022), listed in the year queue until the move is entered again
+linkage_moves_refused = Table(
+    "linkage_moves_refused",
+    metadata,
+    Column("id", String(32), primary_key=True),  # ledger.runtime.handovers.move_id of the refused move
+    Column("subject", String(40), nullable=False),
+    Column("to_agency", String(32), nullable=False),  # this agency (the move's reporter)
+    Column("reason", String(64), nullable=False),  # the hub's reason code
+    Column("at", String(40), nullable=False),
+    Index("ix_linkage_moves_refused_subject", "subject"),
 )
 
 # Protection-body requests through the hub (consumers/linkage_bodies.py): at a municipality, each request the hub

@@ -25,8 +25,9 @@ from ledger.hub.tables import hub_moves, hub_parked
 from ledger.linkage.buckets import ANSWER_SIZE
 from ledger.linkage.moves import MoveMessage
 from ledger.linkage.transport import Topics
+from ledger.runtime.handovers import move_id
 from ledger.runtime.linkage import code_of
-from ledger.runtime.tables import linkage_applied, linkage_handovers
+from ledger.runtime.tables import linkage_applied, linkage_handovers, linkage_moves_refused
 from tests.conftest import NodeFactory
 from tests.integration.test_agency_hub_mode import _all_rows, _count, _world, names
 from tests.support.approvals import approve_fully
@@ -128,8 +129,9 @@ def test_a_peer_cannot_forge_a_handover(world: HubNodes) -> None:
     """Peer agency forging another's handover, with its own valid keys: C, which neither protects X nor is
     where X lives, reports that X moved from A to C (to be handed X's protection, or to learn by trying that
     anyone protects X), and that X moved from A to B (a move it is no party to); A reports a move starting
-    elsewhere than where X lives. Each is parked at the hub; nothing is filed, nobody is told. The refusal is
-    the same whether or not anyone protects the person (C learns nothing from it)."""
+    elsewhere than where X lives. Each is parked at the hub; nothing is filed, no one else is told (A hears its
+    own ``not_residence``: test_a_refused_move_is_reported_back_to_its_sender). The refusal is the same whether
+    or not anyone protects the person (C learns nothing from it)."""
     x, z = individual_number(), individual_number()
     set_flag(world.nodes[A], A, x, ND)
     world.bridges[C].file_person(x)
@@ -178,3 +180,40 @@ def test_the_broker_sees_only_sealed_answer_sized_messages_of_a_handover(world: 
     secrets += [code_of(world.nodes[k].app.subject(x)).encode() for k in (A, B)]
     for message in new[A] + new[B] + world.broker.topics.get(topics.inbox("hub"), []):
         assert not any(s in message for s in secrets)
+
+
+def test_a_refused_move_is_reported_back_to_its_sender(world: HubNodes) -> None:
+    """Threat: the perpetrator, while A's staff believe a handover under way and nobody is asked. A protects X and
+    reports her move to B; A's counter then records a second move of X from A to C (A's stale view: the hub last
+    saw her move to B) — refused ``not_residence``. A is told once, sealed at an answer's size under its own code
+    (no holder, not where she lives): its year queue lists the refused move (``moves_refused``: the move's id, X,
+    the reason), the API's year queue too; C is asked nothing and hears nothing; a fresh bridge and a replay keep
+    one row. Without the report A's queue shows nothing and the hub's parking is all there is."""
+    x = individual_number()
+    a = world.nodes[A]
+    set_flag(a, A, x, ND)
+    world.bridges[B].file_person(x)
+    world.bridges[C].file_person(x)
+    assert a.app.record_move(Actor(A, "req"), x, to_agency=B, moved_on=date(2026, 4, 1))
+    world.settle()
+    assert a.app.year_queue(Actor(A, "req"))["moves_refused"] == []
+    topics = Topics()
+    before = {p: len(world.broker.topics.get(topics.inbox(p), [])) for p in (A, C)}
+    second = a.app.record_move(Actor(A, "req"), x, to_agency=C, moved_on=date(2026, 5, 1))
+    assert second is not None
+    world.settle()
+    assert _parked(world)[-1] == Code.NOT_RESIDENCE and _moves(world) == 1
+    new = {p: world.broker.topics.get(topics.inbox(p), [])[before[p] :] for p in (A, C)}
+    assert len(new[A]) == 1 and new[C] == [] and len(new[A][0]) > ANSWER_SIZE
+    assert world.nodes[C].app.handovers_for(C) == []
+    refused = a.app.year_queue(Actor(A, "req"))["moves_refused"]
+    assert [(r["move_id"], r["subject"], r["reason"]) for r in refused] == [
+        (move_id(second), a.app.subject(x), Code.NOT_RESIDENCE)
+    ]
+    assert B not in json.dumps(refused) and C not in json.dumps(refused)
+    world.bridge(A).pull(timeout_ms=20)
+    world.settle()
+    assert len(a.app.year_queue(Actor(A, "req"))["moves_refused"]) == 1
+    with a.engine.connect() as conn:
+        rows = conn.execute(select(linkage_moves_refused)).all()
+    assert len(rows) == 1

@@ -6,13 +6,15 @@ The story: X lived at A with Q, who was registered at A as X's proxy. X fled; B,
 lives, protects her and learns that Q is the perpetrator. A node in hub mode holds only its own events, so B's
 node cannot find A's registration: its staff cancel it all the same, the node records the cancellation and its
 bridge sends it, and the hub — which has the registration — takes it from B because B holds a protection on X.
-Threats, per test: the perpetrator as X's proxy (reading her page again once the protection ends); a peer agency
-that neither registered the proxy nor holds X, cancelling the proxy X chose.
+Threats, per test: the perpetrator as X's proxy (reading her page again once the protection ends, or at A's counter
+where A's staff still see the registration in force); a peer agency that neither registered the proxy nor holds X,
+cancelling the proxy X chose, or forging the hub's word that a registration was cancelled.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from sqlalchemy import select
@@ -23,7 +25,15 @@ from ledger.cli.main import main
 from ledger.errors import Code, PermissionDenied
 from ledger.hub.inbox import parked
 from ledger.hub.tables import hub_proxy_registrations
+from ledger.linkage.buckets import ANSWER_SIZE
+from ledger.linkage.proxy_registrations import ProxyCancelled
+from ledger.linkage.sealing import seal
+from ledger.linkage.transport import Topics
+from ledger.runtime.bootstrap import Node
+from ledger.runtime.linkage import code_of
+from ledger.runtime.tables import linkage_parked
 from projections import views
+from projections.portal import portal_proxies
 from tests.integration import test_agency_hub_proxy as approvals
 from tests.integration.test_agency_hub_proxy import Story
 from tests.integration.test_agency_hub_proxy_registration import a_person_with_a_record, registrations_at_hub
@@ -163,3 +173,80 @@ def test_the_console_sends_the_cancellation_for_a_holders_requester(story: Story
     story.settle()
     assert parked(story.world.hub.store.engine) == []
     assert sorted(registrations_at_hub(story)) == [(A, True), (B, False)]
+
+
+def _through_hub(node: Node, x: str, proxy: str) -> int:
+    """How many ``CancelledThroughHub`` events the node's log holds on its registration of ``proxy`` for ``x``."""
+    stream = node.app.ids.proxy(A, node.app.subject(x), node.app.subject(proxy))
+    events = node.app.events.get(stream)
+    return sum(1 for e in events if type(e).__qualname__ == "ProxyRegistration.CancelledThroughHub")
+
+
+def _in_force(node: Node, x: str, proxy: str) -> tuple[bool, bool]:
+    """(the registration's aggregate, the node's proxy view): whether each says the proxy is registered now."""
+    reg = node.app.find_proxy_registration(x, proxy)
+    s, p = node.app.subject(x), node.app.subject(proxy)
+    with node.engine.connect() as conn:
+        row = conn.execute(
+            select(portal_proxies.c.active).where((portal_proxies.c.subject == s) & (portal_proxies.c.proxy == p))
+        ).scalar_one()
+    return reg is not None and reg.active, bool(row)
+
+
+def test_the_registering_municipality_is_told_its_registration_was_cancelled(story: Story) -> None:
+    """Threat: the perpetrator Q at A's counter, where Q was registered as X's proxy — A's staff must not see Q's
+    registration in force once B (holding X) cancelled it at the hub. The hub tells A (sealed, answer-sized, under
+    A's own codes, naming neither B nor why); A's node records ``CancelledThroughHub`` once (a second settle, a
+    fresh bridge: nothing more), its view and its app hold Q cancelled while P stays registered (the control); A's
+    auditors' timeline shows the cancellation with no actor and no B; A's log verifies."""
+    x, p, q = perpetrator_registered_at_a(story)
+    a = story.world.nodes[A]
+    assert _in_force(a, x, q) == (True, True) and _through_hub(a, x, q) == 0
+    inbox = Topics().inbox(A)
+    before = len(story.world.broker.topics.get(inbox, []))
+    assert story.world.nodes[B].app.cancel_proxy(Actor(B, "req"), x, q, "Q is the perpetrator") == "sent"
+    story.settle()
+    assert parked(story.world.hub.store.engine) == []
+    told = story.world.broker.topics[inbox][before:]
+    assert told and all(len(m) == len(told[0]) for m in told)  # sealed at an answer's size like all the hub sends
+    assert _in_force(a, x, q) == (False, False)  # without the hub's word: (True, True), the perpetrator in force
+    assert _in_force(a, x, p) == (True, True)  # P, not cancelled, stays registered
+    assert _through_hub(a, x, q) == 1
+    story.settle()
+    story.world.bridge(A).pull(timeout_ms=20)
+    assert _through_hub(a, x, q) == 1
+    with a.engine.connect() as conn:
+        assert conn.execute(select(linkage_parked)).all() == []
+    seen = [e for e in views.subject_timeline(a, Actor(A, "aud"), x, "audit") if "CancelledThroughHub" in e.event]
+    assert len(seen) == 1 and seen[0].actor is None
+    assert B not in json.dumps(seen[0].detail, default=str) and "perpetrator" not in json.dumps(seen[0].detail)
+    assert verify_log(a.app, workers=1).ok
+    with pytest.raises(PermissionDenied):  # A cannot cancel it again in its own log as if it were in force
+        a.app.cancel_proxy(Actor(A, "req"), x, q)
+
+
+def test_a_peer_forging_the_hubs_cancellation_is_parked(story: Story) -> None:
+    """Threat: a peer agency (C) forging the hub's ``proxy_cancelled`` to make A's staff believe X's chosen proxy P
+    is no longer registered. Sealed to A with C's own key, A's codes known, put in A's inbox past the broker's
+    ACLs: A's node parks it with its bytes, records nothing, and P stays registered at A."""
+    x, p, _ = a_person_with_a_record(story)
+    a = story.world.nodes[A]
+    a.app.register_proxy(Actor(A, "req"), x, p)
+    story.settle()
+    forged = ProxyCancelled(code_of(a.app.subject(x)), code_of(a.app.subject(p)))
+    sealed = seal(
+        story.world.bridges[C].keys.signer,
+        story.world.hub.directory.sealing_key(A),
+        A,
+        uuid.uuid4().hex,
+        forged.kind,
+        forged.encode(),
+        ANSWER_SIZE,
+    )
+    story.world.broker.append(Topics().inbox(A), sealed)
+    pulled = story.world.bridge(A).pull(timeout_ms=20)
+    assert pulled.applied == [] and len(pulled.parked) == 1
+    with a.engine.connect() as conn:
+        (kept,) = conn.execute(select(linkage_parked)).all()
+    assert kept.message == sealed
+    assert _in_force(a, x, p) == (True, True) and _through_hub(a, x, p) == 0

@@ -20,6 +20,7 @@ from uuid import UUID
 from sqlalchemy import inspect, text
 
 from ledger.app import Actor
+from ledger.domain.identity import ProxyRegistration
 from ledger.faultpoint import ENV as FAULTPOINT_ENV
 from ledger.runtime.bootstrap import Node
 from projections.bulk import SCRATCH_PREFIX
@@ -78,6 +79,10 @@ def every_kind(node: Node, person: Callable[[], str]) -> None:
         app.approve_decision(Actor(C, "apr"), UUID(rid_text), app.provision_request(UUID(rid_text)).proposal_version)
     app.register_proxy(Actor(A, "req"), perp, other)
     app.cancel_proxy(Actor(A, "req"), perp, other)
+    # as in hub mode: the hub said another agency cancelled A's registration (consumers.linkage_proxy_registrations)
+    through_hub = app.find(ProxyRegistration, app.register_proxy(Actor(A, "req"), victim, other))
+    assert through_hub is not None and through_hub.cancelled_through_hub()
+    app.save_as(A, through_hub)
     app.proxies_at_hub = True  # as in hub mode: C, holding `other`, cancels a proxy registered at another agency
     try:
         assert app.cancel_proxy(Actor(C, "req"), other, perp) == "sent"

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from ledger.app.credentials import StaffSigner
-from ledger.errors import Code, FlagLedgerError
+from ledger.errors import Code, FlagLedgerError, StorageError
 from ledger.hub.consultations import WINDOW
 from ledger.hub.inbox import parked
 from ledger.hub.log import HubStore, open_hub_store
@@ -288,3 +288,35 @@ def test_a_parked_query_gets_a_not_routed_answer_of_an_answers_size(hub_url: str
     assert all(read_header(m).sender == HUB for m in records)
     assert w.inbox(A) == []  # nothing reached a provider
     assert not any(x in values(i.message) for i in got)
+
+
+def test_a_poll_rolled_back_and_applied_again_counts_its_unrouted_query_once(
+    hub_url: str, stores: list[HubStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Administrator reading the hub's metrics (and the broker operator whose outage rolls a poll back): a query
+    the hub answers ``not_routed`` in a poll that then fails (the database away after it: ``StorageError`` at the
+    poll's ``hub.poll.applied`` seam) is handed over again and answered then — the ``unrouted`` count says one,
+    as the querier's inbox does (counted before the commit it said two: an alarm on it would cry wolf, or hide a
+    real rise among replays)."""
+    w, broker = world(stores, hub_url)
+    x = individual_number()
+    c_keys, hub_key = w.cast.agencies[C], w.cast.directory().sealing_key(HUB)
+    never_filed = uuid.uuid4().hex
+    payload = QueryMessage(never_filed, "a" + uuid.uuid4().hex, A, PROCEDURE, ITEM, INFO).encode()
+    broker.append(Topics().inbox(HUB), seal(c_keys.signer, hub_key, HUB, uuid.uuid4().hex, "query", payload))
+    w.agencies[A].file_person(x)  # applied after it in the same poll: the seam below fails the poll there
+    failed: list[str] = []
+
+    def once(name: str) -> None:
+        if name == "hub.poll.applied" and not failed:
+            failed.append(name)
+            raise StorageError("the database went away mid-poll")
+
+    monkeypatch.setattr("ledger.hub.poll.faultpoint", once)
+    with pytest.raises(StorageError):
+        w.hub.step(timeout_ms=50)
+    assert failed and w.hub.unrouted == 0  # nothing committed, nothing counted
+    w.settle()
+    assert w.hub.unrouted == 1
+    assert [i.message for i in w.inbox(C)] == [AnswerMessage(never_filed, "not_routed", "")]
+    assert [p.code for p in parked(w.hub.store.engine)] == [Code.NOT_FOUND]

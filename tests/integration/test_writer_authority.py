@@ -37,6 +37,7 @@ from ledger.audit.verify import verify_log
 from ledger.cli.main import main
 from ledger.domain.agencies import Agency
 from ledger.domain.flags import Protection
+from ledger.domain.identity import ProxyRegistration
 from ledger.domain.keys import KeyRegistry
 from ledger.domain.types import Action
 from ledger.errors import PermissionDenied
@@ -145,6 +146,11 @@ def owner_history(owner: Node, x: str) -> None:
     y = individual_number()
     app.register_proxy(Actor(B, "req"), x, y)  # ProxyRegistration.Registered
     app.cancel_proxy(Actor(B, "req"), x, y, "intake advice")  # ProxyRegistration.Cancelled
+    # CancelledThroughHub: in hub mode the node records it on the hub's proxy_cancelled
+    # (consumers.linkage_proxy_registrations.cancelled); written here the same way, its forgery tried as the others'
+    through_hub = app.find(ProxyRegistration, app.register_proxy(Actor(B, "req"), y, x))
+    assert through_hub is not None and through_hub.cancelled_through_hub()
+    app.save_as(B, through_hub)
     bar = app.propose_guardian_bar(Actor(B, "req"), x, y, "parent")  # GuardianBar.Proposed
     app.approve_guardian_bar(Actor(B, "apr"), bar)  # GuardianBar.Approved
     app.propose_bar_lift(Actor(B, "req"), bar, "family court decision")  # GuardianBar.LiftProposed

@@ -24,7 +24,9 @@ from ledger.linkage.moves import (
     LastHolderMessage,
     LastHolderWarned,
     MoveMessage,
+    MoveRefused,
 )
+from ledger.linkage.proxy_registrations import ProxyCancelled
 
 CODE = "a" + "0" * 32
 
@@ -40,6 +42,8 @@ GOOD: list[Message] = [
     HandedOver(_id(), CODE, "131024", "NON_DISCLOSURE"),
     HandoverWithdrawn(CODE),
     HandedOn(_id(), CODE, "NON_DISCLOSURE"),
+    MoveRefused(_id(), CODE, "not_residence"),
+    ProxyCancelled(CODE, "a" + "1" * 32),
     LastHolderMessage(_id(), CODE, "NO_AUTO_RESPONSE"),
     LastHolderWarned(_id(), CODE, "NON_DISCLOSURE,NO_AUTO_RESPONSE"),
     BodyRequestMessage(_id(), CODE, "131024", "NO_AUTO_RESPONSE", "stalking"),
@@ -65,6 +69,9 @@ BAD: list[tuple[type[Message], dict[str, str]]] = [
     (LastHolderMessage, {"flags": ""}),
     (HandedOn, {"flags": "NON_DISCLOSURE,PROXY"}),
     (LastHolderWarned, {"warning_id": "W1"}),
+    (MoveRefused, {"reason": "wrong_agency"}),  # only not_residence is reported (a peer learns nothing)
+    (ProxyCancelled, {"proxy_code": CODE}),  # a person is not their own proxy
+    (ProxyCancelled, {"code": "131024"}),  # an agency, not a code
     (BodyRequestMessage, {"reason": "curiosity"}),
     (BodyOutcomeMessage, {"status": "done"}),
     (BodyOutcomeMessage, {"request_kind": "erase"}),
@@ -96,4 +103,6 @@ def test_a_handover_has_no_place_for_a_holder_or_an_origin() -> None:
     assert {f.name for f in fields(HandoverWithdrawn)} == {"code"}  # not where she went, nor who said so
     assert {f.name for f in fields(HandedOn)} == {"move_id", "code", "flags"}  # not where she moved on to
     assert {f.name for f in fields(LastHolderWarned)} == {"warning_id", "code", "flags"}  # not who releases
+    assert {f.name for f in fields(MoveRefused)} == {"move_id", "code", "reason"}  # not where she lives, nor who holds
+    assert {f.name for f in fields(ProxyCancelled)} == {"code", "proxy_code"}  # not who cancelled, nor why
     assert {f.name for f in fields(RoutedBodyRequest)} == {"request_id", "body", "code", "flags", "reason"}

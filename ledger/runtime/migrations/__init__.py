@@ -25,7 +25,7 @@ from ledger.migration_chain import MigrationChain
 
 __all__ = ["HEAD", "current", "lock", "migrate", "upgrade"]
 
-HEAD = "0021"
+HEAD = "0022"
 
 
 def _tables() -> Sequence[Table]:

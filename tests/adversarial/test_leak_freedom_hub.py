@@ -169,10 +169,10 @@ def _erasure_unhides(monkeypatch: pytest.MonkeyPatch) -> None:
 def _cancel_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     real = service.register_proxy
 
-    def register(store: HubStore, agency: str, message: ProxyRegistrationMessage, also: Also = None) -> int:
-        if message.action == "cancel":  # marked applied, nothing changed
+    def register(store: HubStore, agency: str, message: ProxyRegistrationMessage, also: Also = None, *rest: Any) -> int:
+        if message.action == "cancel":  # marked applied, nothing changed (no one told)
             return store.sequencer.append(lambda conn: None, lambda conn, seq: also(conn, seq) if also else None)
-        return real(store, agency, message, also)
+        return real(store, agency, message, also, *rest)
 
     monkeypatch.setattr(service, "register_proxy", register)
 

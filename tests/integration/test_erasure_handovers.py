@@ -21,7 +21,14 @@ from consumers.linkage_moves import apply
 from ledger.app import Actor
 from ledger.errors import Code, RuleViolation
 from ledger.linkage.messages import Message
-from ledger.linkage.moves import HandedOn, HandedOver, HandoverMessage, HandoverWithdrawn, LastHolderWarned
+from ledger.linkage.moves import (
+    HandedOn,
+    HandedOver,
+    HandoverMessage,
+    HandoverWithdrawn,
+    LastHolderWarned,
+    MoveRefused,
+)
 from ledger.runtime.bootstrap import Node
 from ledger.runtime.erasure_scrub import scrub_after_erasure
 from ledger.runtime.handovers import KEPT, HubHandovers, move_id
@@ -37,7 +44,7 @@ def _handovers(node: Node, subject: str) -> tuple[list[str], uuid.UUID]:
     """The hub's word on every kind of handover of ``subject`` but an open request (which holds the erasure back:
     below), kept as the bridge keeps it: the ids of the rows (each a value only that row holds) and the stream of
     the move it reported."""
-    code, move = code_of(subject), uuid.uuid4()
+    code, move, refused = code_of(subject), uuid.uuid4(), move_id(uuid.uuid4())
     withdrawn, warning = uuid.uuid4().hex, uuid.uuid4().hex
     _heard(
         node,
@@ -46,8 +53,9 @@ def _handovers(node: Node, subject: str) -> tuple[list[str], uuid.UUID]:
         HandedOver(move_id=move_id(move), code=code, to_agency="131024", flags=f"{ND},{NAR}"),
         HandedOn(move_id=move_id(move), code=code, flags=ND),
         LastHolderWarned(warning_id=warning, code=code, flags=NAR),
+        MoveRefused(move_id=refused, code=code, reason=Code.NOT_RESIDENCE),  # a later move, reported from elsewhere
     )
-    return [withdrawn, move_id(move), warning], move
+    return [withdrawn, move_id(move), warning, refused], move
 
 
 def _heard(node: Node, *words: Message) -> None:
@@ -81,7 +89,7 @@ def test_erasure_drops_the_persons_handovers_from_every_table_and_file(
     asked = uuid.uuid4().hex  # the other person's open request stays, listed
     _heard(node, HandoverMessage(handover_id=asked, code=code_of(other), moved_on="2026-11-01", flags=ND))
     needles = [i.encode() for i in ids]
-    assert set(_rows_of(node, target).values()) == {1} and sum(_rows_of(node, target).values()) == 4
+    assert set(_rows_of(node, target).values()) == {1} and sum(_rows_of(node, target).values()) == 5
     if backend is None:
         with node.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -101,10 +109,11 @@ def test_erasure_drops_the_persons_handovers_from_every_table_and_file(
         assert not [r for r in _postgres_rows(backend) if any(i in r for i in ids)]
         assert _postgres_files_holding(backend, needles) == []
     # the other person's rows stay, each where the application reads it
-    assert sum(_rows_of(node, other).values()) == 5
+    assert sum(_rows_of(node, other).values()) == 6
     hub = HubHandovers(node.engine)
     assert [h["handover_id"] for h in hub.asked(A)] == [asked]
     assert [w["warning_id"] for w in hub.warned(A)] == [kept_ids[2]]
+    assert [r["move_id"] for r in hub.refused(A)] == [kept_ids[3]]
     assert hub.taken_over(other) == {ND: ["131024"], NAR: ["131024"]} and hub.taken_onward(other, kept_move) == {ND}
     assert hub.taken_over(target) == {}
 

@@ -61,7 +61,7 @@ from ledger.linkage.codes import Registration, link_numbers, register
 from ledger.linkage.consultation import AdviceMessage, StaffAnswer
 from ledger.linkage.directory import Directory
 from ledger.linkage.erasure_messages import ErasureMessage
-from ledger.linkage.hub_seq import with_seq
+from ledger.linkage.hub_seq import HUB_SEQ, with_seq
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.map_messages import FlagFiled, Registered
 from ledger.linkage.messages import (
@@ -364,9 +364,11 @@ class HubService(QueryRouting):
     def _seal(self, recipient: str, message: Message) -> tuple[str, bytes]:
         key = self.directory.sealing_key(recipient)
         payload = message.encode()
-        if recipient != PORTAL and recipient not in self.witnesses:
+        if recipient != PORTAL and recipient not in self.witnesses and self.directory.understands(recipient, HUB_SEQ):
             # an agency stamps the records it makes with the highest it has seen (ledger.linkage.hub_seq): in a
-            # poll, the number handed out so far — the message is sent only if the poll commits
+            # poll, the number handed out so far — the message is sent only if the poll commits. Only to an
+            # agency whose entry says it understands it: an older release parks a message with the unknown field
+            # (its records then come unstamped, filed at their arrival as before)
             payload = with_seq(payload, self.store.sequencer.current())
         # every message to an inbox is at least an answer's size: a consultation, a routed query and an
         # answer look alike on the broker

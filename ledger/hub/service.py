@@ -249,6 +249,8 @@ class HubService(QueryRouting):
             self._commit(opened, *self.moves.take(opened.sender, kind, opened.payload))
         elif kind == LinkMessage.kind:
             link = decode(LinkMessage, opened.payload)
+            # a municipality's act (番号の変更): any other kind is parked wrong_agency before the person is read
+            self.moves.municipality(opened.sender, "a number link")
             # only the residence links, by the moves filed before it in the hub's sequence (parked not_residence)
             self.moves.may_link(opened.sender, links.persons(self.store.codes, opened.sender, link))
             link_numbers(self.store.codes, opened.sender, link.old_code, link.new_code)  # idempotent, as register

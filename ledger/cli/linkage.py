@@ -71,7 +71,9 @@ def import_(file: Path, kind: str | None) -> int:
 @command(directory, "list", help="the parties this hub or portal knows, with their key ids")
 def list_() -> int:
     for entry in open_role(data_dir()).entries():
-        out({"party": entry.party, "key_id": entry.key_id, "valid_from": entry.valid_from, "kind": entry.kind or None})
+        # its kind and the features it understands (none: an older release, sent no hub_seq)
+        fields = {"kind": entry.kind or None, "features": entry.features or None}
+        out({"party": entry.party, "key_id": entry.key_id, "valid_from": entry.valid_from, **fields})
     return 0
 
 

@@ -15,6 +15,9 @@ The rule per hop (the hub takes a move only from the agency entitled to report i
 A move refused as ``not_residence`` is reported back to its sender (``move_refused``: its move id and code, no
 holder, not where the person lives), so its staff do not believe a handover is under way while nobody is asked.
 
+A number link (番号の変更, ``may_link``) is a municipality's act too: one from any other kind (or none) is refused
+``wrong_agency`` before the person is looked at, then only the residence links (``not_residence``).
+
 The new municipality is sent a ``handover`` (its code, the day, the flags that apply and it does not hold; no
 holder, no old municipality) as soon as it has registered the person — at once, or when it files them. When it
 sets one of those flags, the move's sender is sent ``handed_over`` (the flags the new municipality now holds),
@@ -138,6 +141,15 @@ class HubMoves:
             raise storage_error("cannot read the hub's moves", exc) from exc
         return found is not None
 
+    def municipality(self, sender: str, what: str) -> None:
+        """Refuse ``what`` from ``sender`` (``wrong_agency``) unless the hub's directory holds it as a municipality
+        (the kind its administrator accepted at import) — checked before anything about the person is read."""
+        if self.kind_of(sender) is not AgencyKind.MUNICIPALITY:
+            raise PermissionDenied(
+                f"{what} is a municipality's; the hub's directory names {sender} {self.kind_of(sender) or 'no kind'}",
+                code=Code.WRONG_AGENCY,
+            )
+
     def may_link(self, sender: str, persons: list[str]) -> None:
         """Refuse ``sender``'s number link (番号の変更) unless it is the person's residence by the hub's own order:
         the latest move of either number the hub filed before the link (its sequence, no clock) went to it, or
@@ -167,12 +179,7 @@ class HubMoves:
     def move(self, sender: str, person: str, m: MoveMessage) -> tuple[list[tuple[str, bytes]], Write | None]:
         """File ``sender``'s report that the person (its code in ``m``, the hub's ``person``) moved; what it owes
         and writes. Refused (nothing filed) unless the sender is entitled to report it."""
-        if self.kind_of(sender) is not AgencyKind.MUNICIPALITY:
-            raise PermissionDenied(
-                f"a move is reported by a municipality; the hub's directory names {sender} "
-                f"{self.kind_of(sender) or 'no kind'}",
-                code=Code.WRONG_AGENCY,
-            )
+        self.municipality(sender, "a move")
         if sender not in (m.from_agency, m.to_agency):
             raise PermissionDenied(
                 "a move is reported by the municipality moved from or the one moved to", code=Code.WRONG_AGENCY

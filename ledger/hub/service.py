@@ -61,7 +61,7 @@ from ledger.linkage.codes import Registration, link_numbers, register
 from ledger.linkage.consultation import AdviceMessage, StaffAnswer
 from ledger.linkage.directory import Directory
 from ledger.linkage.erasure_messages import ErasureMessage
-from ledger.linkage.hub_seq import with_seq
+from ledger.linkage.hub_seq import HUB_SEQ, with_seq
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.map_messages import FlagFiled, Registered
 from ledger.linkage.messages import (
@@ -254,6 +254,8 @@ class HubService(QueryRouting):
                 raise
         elif kind == LinkMessage.kind:
             link = decode(LinkMessage, opened.payload)
+            # a municipality's act (番号の変更): any other kind is parked wrong_agency before the person is read
+            self.moves.municipality(opened.sender, "a number link")
             # only the residence links, by the moves filed before it in the hub's sequence (parked not_residence)
             self.moves.may_link(opened.sender, links.persons(self.store.codes, opened.sender, link))
             link_numbers(self.store.codes, opened.sender, link.old_code, link.new_code)  # idempotent, as register
@@ -371,9 +373,11 @@ class HubService(QueryRouting):
     def _seal(self, recipient: str, message: Message) -> tuple[str, bytes]:
         key = self.directory.sealing_key(recipient)
         payload = message.encode()
-        if recipient != PORTAL and recipient not in self.witnesses:
+        if recipient != PORTAL and recipient not in self.witnesses and self.directory.understands(recipient, HUB_SEQ):
             # an agency stamps the records it makes with the highest it has seen (ledger.linkage.hub_seq): in a
-            # poll, the number handed out so far — the message is sent only if the poll commits
+            # poll, the number handed out so far — the message is sent only if the poll commits. Only to an
+            # agency whose entry says it understands it: an older release parks a message with the unknown field
+            # (its records then come unstamped, filed at their arrival as before)
             payload = with_seq(payload, self.store.sequencer.current())
         # every message to an inbox is at least an answer's size: a consultation, a routed query and an
         # answer look alike on the broker

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.errors import InputError
+from ledger.linkage.directory import FEATURES
 from ledger.linkage.names import HUB
 from ledger.linkage.sealing import public_hex
 from ledger.runtime.config import NodeConfig
@@ -33,6 +34,9 @@ def own_entry(config: NodeConfig, kind: str = "") -> DirectoryEntry:
         str(current["valid_from"]),
         public_hex(sealing),
         kind=kind,
+        # what this release understands: the hub sends hub_seq only to an entry naming it (docs/linkage.md,
+        # "Upgrade order"); an older hub refuses the field at import — keep the entry it already has
+        features=",".join(sorted(FEATURES)),
     ).checked()
 
 

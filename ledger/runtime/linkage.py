@@ -44,7 +44,7 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from ledger.app import FlagLedger
 from ledger.errors import ConfigurationError, FlagLedgerError, InputError
 from ledger.linkage.codes import Registration, agency_code
-from ledger.linkage.directory import Directory
+from ledger.linkage.directory import FEATURES, Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import HUB, PORTAL, check_party
 from ledger.linkage.person_keys import person_key_check, vrf_public_from_hex
@@ -301,6 +301,9 @@ def published_entry(node: Node) -> dict[str, str]:
         "valid_from": record.valid_from.isoformat(),
         "sealing_public_hex": public_hex(sealing),
         "kind": str(node.app.agency(record.agency).kind),  # its claim; the hub's administrator vouches at import
+        # what this release understands: the hub sends hub_seq only to an entry naming it (docs/linkage.md,
+        # "Upgrade order"); an older hub refuses the field at import — keep the entry it already has
+        "features": ",".join(sorted(FEATURES)),
     }
 
 

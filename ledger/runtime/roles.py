@@ -33,7 +33,7 @@ from ledger.domain.types import AgencyKind
 from ledger.errors import Code, ConfigurationError, InputError
 from ledger.files import private_file, write_private
 from ledger.hub.log import HubStore, open_hub_store
-from ledger.linkage.directory import Directory
+from ledger.linkage.directory import Directory, check_features
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import HUB, PORTAL, check_party
 from ledger.linkage.person_keys import vrf_public_from_hex, vrf_public_hex
@@ -74,6 +74,10 @@ def role_of(data_dir: Path) -> str:
     return NodeConfig.load(data_dir).role
 
 
+# an entry's fields left out of it when empty: an older release's entry has none of them
+_OPTIONAL = ("vrf_public_hex", "kind", "delivery_hex", "features")
+
+
 @dataclass(frozen=True)
 class DirectoryEntry:
     """One party's published keys: what another party needs to check its signatures and seal to it."""
@@ -88,9 +92,16 @@ class DirectoryEntry:
     kind: str = ""
     # the portal's alone: its current delivery key, "KEY_ID:X25519 public hex" (ledger.linkage.wire_keys)
     delivery_hex: str = ""
+    # an agency's alone: the protocol features its release understands, comma-separated (ledger.linkage.directory
+    # FEATURES: ``hub_seq``); "" from an older release — the hub then sends it none of them
+    features: str = ""
 
     def checked(self) -> DirectoryEntry:
         check_party(self.party)
+        if self.features:
+            if self.party in (HUB, PORTAL):
+                raise InputError("only an agency's entry names features", code=Code.MALFORMED, field="features")
+            check_features(self.features)
         if self.kind:
             if self.party in (HUB, PORTAL):
                 raise InputError("only an agency's entry names a kind", code=Code.MALFORMED, field="kind")
@@ -133,12 +144,14 @@ class DirectoryEntry:
             names.add("kind")  # an agency's entry: checked to be an agency's, of a known kind
         if isinstance(raw, dict) and "delivery_hex" in raw:
             names.add("delivery_hex")  # the portal's entry: its delivery key
+        if isinstance(raw, dict) and "features" in raw:
+            names.add("features")  # an agency's entry: what its release understands
         if not isinstance(raw, dict) or set(raw) != names or not all(isinstance(v, str) for v in raw.values()):
             raise InputError(f"a directory entry holds exactly {sorted(names)}, as text", code=Code.MALFORMED)
         return cls(**raw).checked()
 
     def as_json(self) -> dict[str, str]:
-        return {k: v for k, v in vars(self).items() if v or k not in ("vrf_public_hex", "kind", "delivery_hex")}
+        return {k: v for k, v in vars(self).items() if v or k not in _OPTIONAL}
 
     def vrf_public_key(self) -> RSAPublicKey:
         """The hub's VRF public key, for an agency's ``MapChecks``; ``configuration`` if this entry has none."""
@@ -180,7 +193,8 @@ class RoleNode:
         d = Directory()
         for e in self.entries():
             kind = AgencyKind(e.kind) if e.kind else None
-            d.add(KeyRecord(e.party, e.key_id, e.public_hex, e.since()), public_from_hex(e.sealing_public_hex), kind)
+            record = KeyRecord(e.party, e.key_id, e.public_hex, e.since())
+            d.add(record, public_from_hex(e.sealing_public_hex), kind, check_features(e.features))
             if e.delivery_hex:
                 d.delivery[e.party] = delivery_of(e.delivery_hex)
         return d

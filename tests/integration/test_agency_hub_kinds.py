@@ -1,4 +1,5 @@
-"""The hub checks the sender's agency kind (issue 19): a move only from a municipality, a protection-body request
+"""The hub checks the sender's agency kind (issue 19): a move and a number link only from a municipality, a
+protection-body request
 only from a protection body — by the kind the hub's administrator accepted with the agency's directory entry
 (``linkage directory import``), not by the sender's own node, which a peer with its own keys does not need to run.
 
@@ -22,8 +23,9 @@ from ledger.app import Actor
 from ledger.domain.types import AgencyKind
 from ledger.errors import Code
 from ledger.hub.log import open_hub_store
-from ledger.hub.tables import hub_body_requests, hub_moves, hub_parked
+from ledger.hub.tables import hub_body_requests, hub_links, hub_moves, hub_parked
 from ledger.linkage.body_requests import BodyRequestMessage
+from ledger.linkage.messages import LinkMessage
 from ledger.linkage.moves import MoveMessage
 from ledger.runtime.linkage import code_of
 from ledger.runtime.tables import linkage_body_requests
@@ -131,3 +133,34 @@ def test_a_body_request_is_taken_only_from_a_protection_body(world: HubNodes) ->
     ask(A)
     assert _rows(world, hub_body_requests) == 2 and _count(world, B, linkage_body_requests) == 2
     assert len(_parked(world)) == 1
+
+
+def test_a_number_link_is_taken_only_from_a_municipality(world: HubNodes) -> None:
+    """Peer agency of the wrong kind joining a victim's number to another (番号の変更 is the residence
+    municipality's act): the support centre's link of X's number to Y's, both registered by it, is parked
+    ``wrong_agency`` and nothing is linked; its link of two codes it never registered is parked the same —
+    the kind is checked before the person is looked at (else: an unknown code); A's link while the hub's
+    directory holds A as of no kind is parked alike. The same link from A, a municipality again, is filed."""
+    x, y = individual_number(), individual_number()
+    for agency in (A, SC):
+        for number in (x, y):
+            world.bridges[agency].file_person(number)
+    world.settle()
+
+    def link(agency: str, old: str, new: str) -> None:
+        codes = [code_of(world.nodes[agency].app.subject(n)) for n in (old, new)]
+        world.bridges[agency].end.send(LinkMessage(*codes))
+        world.settle()
+
+    link(SC, x, y)
+    link(SC, individual_number(), individual_number())  # never registered at the hub
+    del world.hub.directory.kinds[A]  # as if imported with no kind
+    link(A, x, y)
+    parked = _parked(world)
+    assert [(s, c) for s, c, _ in parked] == [(SC, Code.WRONG_AGENCY), (SC, Code.WRONG_AGENCY), (A, Code.WRONG_AGENCY)]
+    assert "support_centre" in parked[0][2] and "support_centre" in parked[1][2] and "no kind" in parked[2][2]
+    assert _rows(world, hub_links) == 0
+
+    world.hub.directory.kinds[A] = AgencyKind.MUNICIPALITY
+    link(A, x, y)
+    assert _rows(world, hub_links) == 1 and len(_parked(world)) == 3

@@ -608,6 +608,7 @@ def test_the_agency_exchanges_directory_entries_on_the_command_line(
     a = world.nodes[A]
     rc, printed = cli(a.config.data_dir, "linkage", "directory", "export")
     assert rc == 0 and json.loads(printed) == published_entry(a)
+    assert json.loads(printed)["features"] == "hub_seq"  # the hub sends hub_seq only to an entry naming it
     assert a.keys.store.get("linkage-sealing.key") not in printed  # the public half only
 
     fresh = make_node((AgencySpec(A, "A市", "municipality"),), name="fresh", staff=False)

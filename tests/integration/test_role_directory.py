@@ -145,3 +145,34 @@ def test_the_hub_keeps_each_agencys_kind_as_its_administrator_accepts_it(tmp_pat
     assert directory.kind_of("B-1") is None and directory.kind_of(HUB) is None
     saved = json.loads(hub.directory_path.read_text())
     assert {e["party"]: e.get("kind") for e in saved} == {"POL-TOKYO": "police", "A-1": "municipality", "B-1": None}
+
+
+def test_the_hub_keeps_the_features_an_agencys_entry_names_and_refuses_a_malformed_one(tmp_path: Path) -> None:
+    """Administrator or shell user handing over a bent entry (and the perpetrator, through a stalled fleet): the
+    features an agency's release understands reach the hub's directory only as its entry names them, each a
+    known one, once — an unknown name, a repeat, a blank part, a value that is no text, or features on the
+    portal's entry is refused and nothing is kept; an entry without them (an older release) gives the agency
+    none, and one imported again without them takes them away (the hub then sends it no ``hub_seq``)."""
+    hub = init_role(tmp_path / "hub", HUB)
+    portal = init_role(tmp_path / "portal", PORTAL)
+    for bad in (
+        {**_agency_entry("X-1"), "features": "hub_seq,stamps"},
+        {**_agency_entry("X-2"), "features": "hub_seq,hub_seq"},
+        {**_agency_entry("X-3"), "features": "hub_seq,"},
+        {**_agency_entry("X-4"), "features": " hub_seq"},
+        {**_agency_entry("X-5"), "features": ["hub_seq"]},
+        {**portal.own.as_json(), "features": "hub_seq"},
+        [{**_agency_entry("X-6"), "features": "hub_seq"}, {**_agency_entry("X-7"), "features": "HUB_SEQ"}],
+    ):
+        with pytest.raises(InputError):
+            import_entries(hub, bad)
+    assert [e.party for e in hub.entries()] == [HUB]
+
+    new, old = {**_agency_entry("A-1", "municipality"), "features": "hub_seq"}, _agency_entry("B-1", "municipality")
+    assert import_entries(hub, [new, old]) == ["A-1", "B-1"]
+    directory = hub.directory()
+    assert directory.understands("A-1", "hub_seq") and not directory.understands("B-1", "hub_seq")
+    saved = {e["party"]: e for e in json.loads(hub.directory_path.read_text())}
+    assert saved["A-1"]["features"] == "hub_seq" and "features" not in saved["B-1"]
+    assert import_entries(hub, {k: v for k, v in new.items() if k != "features"}) == ["A-1"]  # an older export
+    assert not hub.directory().understands("A-1", "hub_seq")

@@ -24,7 +24,7 @@ from ledger.hub.log import HubStore, open_hub_store
 from ledger.hub.portal_feed import PortalFeed
 from ledger.hub.rosters import HubRosters
 from ledger.hub.service import HubService
-from ledger.linkage.directory import Directory
+from ledger.linkage.directory import FEATURES, Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.names import PORTAL
 from ledger.linkage.person_keys import PersonKeyProver, vrf_public_hex
@@ -129,10 +129,12 @@ def hub_world(
     heads: type[MapHeads] | None = None,
     delivery: str = "",
     open_transport: Callable[[str], Transport] | None = None,
+    older: tuple[str, ...] = (),
 ) -> Iterator[HubNodes]:
     """:func:`hub_nodes` for ``codes`` with a hub ``hub-1``, on SQLite files in ``tmp_path`` (``backend`` None) or
     each party on its own fresh PostgreSQL database; closed (and the databases dropped) on exit.
-    ``open_transport``: each party's transport (default: the in-memory broker)."""
+    ``open_transport``: each party's transport (default: the in-memory broker); ``older``: agencies whose entries
+    the hub imported from an older release (naming no features)."""
     with ExitStack() as stack:
         if backend is None:
             urls: dict[str, str | None] = {}
@@ -142,7 +144,7 @@ def hub_world(
             hub_url = stack.enter_context(temp_database())
         store = open_hub_store(hub_url, "hub-1")
         stack.callback(store.close)
-        w = hub_nodes(make_node, store, codes, urls, open_transport, heads=heads, delivery=delivery)
+        w = hub_nodes(make_node, store, codes, urls, open_transport, heads=heads, delivery=delivery, older=older)
         stack.callback(w.close)
         yield w
 
@@ -211,6 +213,7 @@ def hub_nodes(
     heads: type[MapHeads] | None = None,
     kinds: dict[str, str] | None = None,
     delivery: str = "",
+    older: tuple[str, ...] = (),
 ) -> HubNodes:
     """One node per agency code (standard staff; ``urls``: each one's own database, default SQLite; ``kinds``: an
     agency's kind when not a municipality, e.g. a protection body), switched
@@ -245,7 +248,9 @@ def hub_nodes(
     for node in nodes.values():
         record, sealing = published(node)
         # each agency's kind as the hub's administrator accepts it at import (docs/linkage.md)
-        directory.add(record, sealing, AgencyKind(node.app.agency(record.agency).kind))
+        # and the features its entry names (none for an entry exported by an ``older`` release)
+        features = () if record.agency in older else FEATURES
+        directory.add(record, sealing, AgencyKind(node.app.agency(record.agency).kind), features)
     since = next(iter(nodes.values())).app.clock() - timedelta(days=1)
     directory.add(
         KeyRecord(PORTAL, portal.signer.key_id, portal.signer.public_raw.hex(), since), portal.sealing.public_key()

@@ -18,7 +18,7 @@ from ledger.domain.types import AgencyKind
 from ledger.hub.log import HubStore
 from ledger.hub.service import HubService, Step
 from ledger.linkage.agency import AgencyEnd, Inbound
-from ledger.linkage.directory import Directory
+from ledger.linkage.directory import FEATURES, Directory
 from ledger.linkage.keys import PartyKeys
 from ledger.linkage.messages import Message
 from ledger.linkage.names import HUB, PORTAL
@@ -62,7 +62,8 @@ class Cast:
             # an agency as the hub's administrator imports it: with its kind (every agency of a cast is a
             # municipality; a hub asks no kind of itself or of the portal)
             kind = None if signer.agency in (HUB, PORTAL) else AgencyKind.MUNICIPALITY
-            d.add(record, sealing.public_key(), kind)
+            # and of this release: it understands the hub's sequence in its messages (ledger.linkage.directory)
+            d.add(record, sealing.public_key(), kind, () if kind is None else FEATURES)
         return d
 
 
